@@ -1,0 +1,1 @@
+"""The tamper-evident audit log: one ``record`` used by every domain, one ``verify_chain``."""

@@ -1,0 +1,174 @@
+"""The one settings object of the gateway.
+
+Read from the environment (``SOHOGW_*``, nested with ``__``) and from a TOML file named by ``SOHOGW_CONFIG``; the
+environment wins. Every field is documented in docs/settings.md. An invalid value stops start-up with a message
+that names the setting and what is wrong, and never echoes the value (it may be a secret).
+"""
+
+import os
+import stat
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "SOHOGW_"
+CONFIG_ENV = "SOHOGW_CONFIG"
+
+
+class SettingsError(Exception):
+    """A setting is invalid; the message names it and says what is wrong."""
+
+
+class CaSettings(BaseModel):
+    """The built-in certificate authority."""
+
+    directory: Path | None = None
+    """Where the root and issuing CA live; default ``<data_dir>/ca``."""
+    passphrase: SecretStr | None = None
+    """Encrypts the CA private keys at rest. Prefer ``passphrase_file``; without either the CLI prompts."""
+    passphrase_file: Path | None = None
+    organization: str = "SOHO Gateway"
+    agent_cert_days: Annotated[int, Field(ge=1, le=397)] = 7
+    server_cert_days: Annotated[int, Field(ge=1, le=397)] = 90
+    crl_refresh_minutes: Annotated[int, Field(ge=1, le=10080)] = 60
+    crl_validity_hours: Annotated[int, Field(ge=1, le=720)] = 24
+    expiry_warning_days: Annotated[int, Field(ge=1, le=365)] = 14
+
+    @field_validator("passphrase_file")
+    @classmethod
+    def _passphrase_file_is_private(cls, path: Path | None) -> Path | None:
+        if path is None:
+            return path
+        if not path.is_file():
+            raise ValueError(f"file {path} does not exist")
+        if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ValueError(f"file {path} is readable by others; chmod 600 it")
+        return path
+
+    def read_passphrase(self) -> str | None:
+        """The CA passphrase from the setting or its file, or None when neither is set."""
+        if self.passphrase is not None:
+            return self.passphrase.get_secret_value()
+        if self.passphrase_file is not None:
+            return self.passphrase_file.read_text().strip()
+        return None
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Defaults are the embedded single-node gateway."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    data_dir: Path = Path("./data")
+    """SQLite database, CA files and seat homes live here unless set otherwise."""
+    database_url: str | None = None
+    """SQLAlchemy URL; default ``sqlite:///<data_dir>/sohogw.db``. PostgreSQL: ``postgresql+psycopg://…``."""
+    public_url: str = "http://127.0.0.1:8080"
+    """How agents reach the portal; CRL and OCSP URLs in certificates are built from it."""
+    listen_host: str = "127.0.0.1"
+    listen_port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    node_name: str = Field(default_factory=lambda: os.uname().nodename)
+    """Names this node when several share one PostgreSQL."""
+    log_level: str = "INFO"
+    ca: CaSettings = CaSettings()
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, level: str) -> str:
+        level = level.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return level
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("sqlite:///", "postgresql+psycopg://", "postgresql://")):
+            raise ValueError("must start with sqlite:/// or postgresql+psycopg://")
+        if url is not None and url.startswith("postgresql://"):
+            return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        return url
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _derived_paths(self) -> "Settings":
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{self.data_dir / 'sohogw.db'}"
+        if self.ca.directory is None:
+            self.ca.directory = self.data_dir / "ca"
+        return self
+
+    @property
+    def ca_directory(self) -> Path:
+        assert self.ca.directory is not None  # set by _derived_paths
+        return self.ca.directory
+
+    @property
+    def db_url(self) -> str:
+        assert self.database_url is not None  # set by _derived_paths
+        return self.database_url
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_ENV)
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def _describe(error: ValidationError) -> str:
+    """One line per problem, naming the environment variable and the TOML key; the value itself is never shown."""
+    lines = []
+    for problem in error.errors(include_input=False, include_url=False):
+        path = [str(part) for part in problem["loc"]]
+        toml_key = ".".join(path)
+        env_name = ENV_PREFIX + "__".join(path).upper()
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"setting {toml_key} ({env_name}): {message}")
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning pydantic's report into one that names each bad setting."""
+    config_file = os.environ.get(CONFIG_ENV)
+    if config_file and not Path(config_file).is_file():
+        raise SettingsError(f"{CONFIG_ENV} names {config_file}, which does not exist")
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise SettingsError(_describe(error)) from None
+    except ValueError as error:  # a TOML file that does not parse
+        raise SettingsError(f"{config_file}: {error}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

@@ -1,0 +1,68 @@
+"""Fixtures shared by the whole suite: a database per test, on SQLite and on a real PostgreSQL server.
+
+Each test that asks for ``db_url`` runs twice, once per engine. The schema always comes from the Alembic migrations:
+SQLite gets a migrated file per test; PostgreSQL migrates one template database per run and clones it per test.
+"""
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from gateway.db import make_engine
+from gateway.migrate import upgrade
+from tests.support.postgres import create_database, postgres_bin_dir, running_postgres
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    url = os.environ.get("SOHOGW_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    if postgres_bin_dir() is None:
+        if IN_CI:
+            pytest.fail("PostgreSQL is required in CI but is not installed")
+        pytest.skip("PostgreSQL is not installed here (apt-get install postgresql)")
+    with running_postgres() as admin_url:
+        yield admin_url
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_admin_url: str) -> str:
+    name = f"sohogw_template_{uuid.uuid4().hex[:8]}"
+    upgrade(create_database(postgres_admin_url, name))
+    return name
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A freshly migrated, empty database of each kind."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'sohogw.db'}"
+        upgrade(url)
+        return url
+    admin_url = request.getfixturevalue("postgres_admin_url")
+    template = request.getfixturevalue("postgres_template")
+    return create_database(admin_url, f"sohogw_{uuid.uuid4().hex[:12]}", template=template)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Session]:
+    """A session whose work the test commits or not; closed (and rolled back if open) at the end."""
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+        session.rollback()

@@ -1,0 +1,108 @@
+"""The audit chain finds an altered, removed or reordered row, on SQLite and PostgreSQL."""
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, delete, text, update
+from sqlmodel import Session, col, select
+
+from gateway.audit.models import AuditEvent
+from gateway.audit.service import record, verify_chain
+from gateway.db import session_scope
+
+
+def _fill(engine: Engine, count: int) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    with session_scope(engine) as db:
+        for n in range(count):
+            record(
+                db,
+                actor=f"admin{n % 3}",
+                action="cert.issue",
+                target=f"serial-{n}",
+                outcome="success",
+                source="127.0.0.1",
+                detail={"n": n, "name": "张伟"},
+                clock=lambda n=n: start + timedelta(seconds=n),
+            )
+
+
+def test_untouched_chain_verifies(engine: Engine) -> None:
+    _fill(engine, 25)
+    with session_scope(engine) as db:
+        report = verify_chain(db)
+    assert report.intact, report.problem
+    assert report.rows_checked == 25
+
+
+def test_altered_row_is_located(engine: Engine) -> None:
+    _fill(engine, 10)
+    with session_scope(engine) as db:
+        db.execute(update(AuditEvent).where(col(AuditEvent.seq) == 7).values(outcome="failure"))
+    with session_scope(engine) as db:
+        report = verify_chain(db)
+    assert report.first_bad_seq == 7
+    assert "altered" in report.problem
+
+
+def test_deleted_row_is_located(engine: Engine) -> None:
+    _fill(engine, 10)
+    with session_scope(engine) as db:
+        db.execute(delete(AuditEvent).where(col(AuditEvent.seq) == 4))
+    with session_scope(engine) as db:
+        report = verify_chain(db)
+    assert report.first_bad_seq == 4
+    assert "missing" in report.problem
+
+
+def test_deleted_tail_is_located(engine: Engine) -> None:
+    _fill(engine, 10)
+    with session_scope(engine) as db:
+        db.execute(delete(AuditEvent).where(col(AuditEvent.seq) >= 9))
+    with session_scope(engine) as db:
+        report = verify_chain(db)
+    assert report.first_bad_seq == 9
+
+
+def test_reordered_rows_are_located(engine: Engine) -> None:
+    """Swapping two rows' contents (keeping each row's own hash valid) breaks the links."""
+    _fill(engine, 10)
+    with session_scope(engine) as db:
+        rows = {e.seq: e for e in db.exec(select(AuditEvent).where(col(AuditEvent.seq).in_([5, 6])))}
+        five, six = rows[5].model_dump(), rows[6].model_dump()
+        # Move both out of the way of the unique constraints, then write them back swapped.
+        db.execute(update(AuditEvent).where(col(AuditEvent.seq) == 5).values(seq=1005, prev_hash="x", hash="y"))
+        db.execute(update(AuditEvent).where(col(AuditEvent.seq) == 6).values(seq=1006, prev_hash="z", hash="w"))
+        db.execute(update(AuditEvent).where(col(AuditEvent.seq) == 1005).values(**{**six, "seq": 5}))
+        db.execute(update(AuditEvent).where(col(AuditEvent.seq) == 1006).values(**{**five, "seq": 6}))
+    with session_scope(engine) as db:
+        report = verify_chain(db)
+    assert report.first_bad_seq == 5
+
+
+def test_rolled_back_action_leaves_no_audit_row(engine: Engine) -> None:
+    _fill(engine, 3)
+    with Session(engine) as db:
+        record(db, actor="a", action="cert.revoke", outcome="success")
+        db.rollback()
+    with session_scope(engine) as db:
+        report = verify_chain(db)
+    assert report.intact and report.rows_checked == 3
+
+
+def test_concurrent_appenders_never_fork_the_chain(engine: Engine) -> None:
+    """Several writers at once (as several gateway nodes would be) still make one unbroken chain."""
+
+    def append(worker: int) -> None:
+        for n in range(15):
+            with session_scope(engine) as db:
+                db.execute(text("SELECT 1"))
+                record(db, actor=f"node{worker}", action="login", outcome="success", detail={"n": n})
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for finished in [pool.submit(append, worker) for worker in range(4)]:
+            finished.result()  # re-raises a writer's error here
+    with session_scope(engine) as db:
+        report = verify_chain(db)
+    assert report.intact, report.problem
+    assert report.rows_checked == 60
