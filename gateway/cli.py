@@ -1,0 +1,70 @@
+"""The ``sohogw`` command: serve, migrate, run the CA, verify the audit log."""
+
+import logging
+
+import click
+
+from certs.errors import CertificateError
+from gateway.audit.cli import audit
+from gateway.errors import GatewayError
+from gateway.pki.cli import ca, cert, crl
+from gateway.settings import SettingsError, get_settings
+
+
+class GatewayCli(click.Group):
+    """Domain, certificate and settings errors end a command with their message and exit 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (SettingsError, GatewayError, CertificateError) as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(cls=GatewayCli)
+def cli() -> None:
+    """SOHO Gateway: home agents get only the agent application, over a certificate-bound tunnel."""
+
+
+@cli.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply the migrations (SQLite or PostgreSQL, from the settings)."""
+    from gateway.migrate import current_revision, upgrade
+
+    url = get_settings().db_url
+    upgrade(url, revision)
+    click.echo(f"database at revision {current_revision(url)}")
+
+
+@cli.command()
+@click.option("--host", default=None, help="Listen address (default: the listen_host setting).")
+@click.option("--port", type=int, default=None, help="Listen port (default: the listen_port setting).")
+def serve(host: str | None, port: int | None) -> None:
+    """Run the gateway: portal, API, CRL/OCSP, scheduler and reconcilers in one process."""
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.migrate import upgrade
+    from gateway.pki.ca import open_authority
+
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    upgrade(settings.db_url)
+    app = create_app(settings, authority=open_authority(settings))
+    uvicorn.run(app, host=host or settings.listen_host, port=port or settings.listen_port, log_level="info")
+
+
+cli.add_command(ca)
+cli.add_command(cert)
+cli.add_command(crl)
+cli.add_command(audit)
+
+
+def main() -> None:
+    cli()

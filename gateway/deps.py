@@ -1,0 +1,42 @@
+"""FastAPI dependency aliases shared by every domain's routes.
+
+One DB commit or rollback per request happens here; services only flush.
+"""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlmodel import Session
+
+from certs.authority import Authority
+from gateway.clock import Clock
+from gateway.db import session_scope
+from gateway.pki.ca import CaNotReady
+from gateway.settings import Settings
+
+
+def _db(request: Request) -> Iterator[Session]:
+    with session_scope(request.app.state.engine) as session:
+        yield session
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def _clock(request: Request) -> Clock:
+    return request.app.state.clock  # type: ignore[no-any-return]
+
+
+def _authority(request: Request) -> Authority:
+    authority: Authority | None = request.app.state.authority
+    if authority is None:
+        raise CaNotReady(request.app.state.authority_problem)
+    return authority
+
+
+DbSession = Annotated[Session, Depends(_db)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+ClockDep = Annotated[Clock, Depends(_clock)]
+AuthorityDep = Annotated[Authority, Depends(_authority)]

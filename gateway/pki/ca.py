@@ -1,0 +1,29 @@
+"""Open the built-in CA with the settings' passphrase, once per process."""
+
+from certs.authority import CHAIN, ISSUING_CERT, Authority, load_authority
+from certs.errors import CertificateError
+from gateway.errors import GatewayError
+from gateway.settings import Settings
+
+
+class CaNotReady(GatewayError):
+    status_code = 503
+    reason = "ca_not_ready"
+
+
+def open_authority(settings: Settings, passphrase: str | None = None) -> Authority:
+    """The issuing CA, or a clear error saying what to do (init it, give the passphrase, fix key permissions)."""
+    directory = settings.ca_directory
+    if not (directory / ISSUING_CERT).exists():
+        raise CaNotReady(f"no CA in {directory}; create it with `sohogw ca init`")
+    secret = passphrase if passphrase is not None else settings.ca.read_passphrase()
+    if secret is None:
+        raise CaNotReady("the CA passphrase is not set: set SOHOGW_CA__PASSPHRASE_FILE (or SOHOGW_CA__PASSPHRASE)")
+    try:
+        return load_authority(directory, secret)
+    except CertificateError as error:
+        raise CaNotReady(str(error)) from None
+
+
+def chain_pem(settings: Settings) -> bytes:
+    return (settings.ca_directory / CHAIN).read_bytes()

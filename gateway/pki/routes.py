@@ -1,0 +1,43 @@
+"""CRL and OCSP over HTTP for relying parties (browsers, openssl, a VPN concentrator), and the CA chain."""
+
+import base64
+import binascii
+from datetime import timedelta
+
+from fastapi import APIRouter, Request, Response
+
+from gateway.deps import AuthorityDep, ClockDep, DbSession, SettingsDep
+from gateway.errors import GatewayError
+from gateway.pki.ca import chain_pem
+from gateway.pki.service import answer_ocsp, current_crl, publish_crl
+
+router = APIRouter(prefix="/pki", tags=["pki"])
+
+
+@router.get("/crl", response_class=Response)
+def crl(db: DbSession, authority: AuthorityDep, settings: SettingsDep, clock: ClockDep) -> Response:
+
+    publication = current_crl(db) or publish_crl(
+        db, authority, now=clock(), validity=timedelta(hours=settings.ca.crl_validity_hours)
+    )
+    return Response(publication.der, media_type="application/pkix-crl")
+
+
+@router.get("/ca.pem", response_class=Response)
+def ca_chain(settings: SettingsDep) -> Response:
+    return Response(chain_pem(settings), media_type="application/x-pem-file")
+
+
+@router.post("/ocsp", response_class=Response)
+async def ocsp_post(request: Request, db: DbSession, authority: AuthorityDep, clock: ClockDep) -> Response:
+    return Response(answer_ocsp(db, authority, await request.body(), clock()), media_type="application/ocsp-response")
+
+
+@router.get("/ocsp/{encoded:path}", response_class=Response)
+def ocsp_get(encoded: str, db: DbSession, authority: AuthorityDep, clock: ClockDep) -> Response:
+    """RFC 6960 Appendix A.1: the base64 DER request, URL-encoded, in the path."""
+    try:
+        request_der = base64.b64decode(encoded, validate=False)
+    except binascii.Error:
+        raise GatewayError("the OCSP request in the URL is not base64") from None
+    return Response(answer_ocsp(db, authority, request_der, clock()), media_type="application/ocsp-response")
