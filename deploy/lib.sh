@@ -1,0 +1,28 @@
+# Shared by deploy/embedded.sh and tests/run.sh: install Debian packages that are missing, make the venv.
+# shellcheck shell=bash
+
+install_debian_packages() {
+    local missing=()
+    local name
+    for list in "$@"; do
+        while read -r name; do
+            [[ -z "$name" || "$name" == \#* ]] && continue
+            dpkg-query -W -f='${Status}' "$name" 2>/dev/null | grep -q "install ok installed" || missing+=("$name")
+        done <"$list"
+    done
+    if ((${#missing[@]})); then
+        echo "installing Debian packages: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -q
+        apt-get install -y -q --no-install-recommends "${missing[@]}"
+    fi
+}
+
+make_venv() {
+    local extras="$1"
+    if [[ ! -x .venv/bin/python ]]; then
+        python3 -m venv .venv
+        .venv/bin/pip install -q --upgrade pip
+    fi
+    .venv/bin/pip install -q -e ".${extras}"
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install what the tests need (Debian packages, the venv with test extras, npm packages) and run the whole suite:
+# lint, then pytest on SQLite and a real PostgreSQL server with every real component. `sudo ./tests/run.sh`.
+# Extra arguments go to pytest (e.g. `./tests/run.sh tests/gateway -x`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source deploy/lib.sh
+
+install_debian_packages deploy/packages-runtime.txt deploy/packages-test.txt
+make_venv "[test]"
+command -v npm >/dev/null || install_debian_packages <(printf 'nodejs\nnpm\n')
+if [[ -f deploy/guacamole-lite/package-lock.json ]]; then
+    (cd deploy/guacamole-lite && npm ci --no-audit --no-fund --silent)
+fi
+
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+
+status=0
+.venv/bin/pytest "$@" || status=$?
+if ((status == 5)); then
+    echo "pytest collected no tests: that is a failure, not a pass" >&2
+    exit 1
+fi
+exit "$status"
