@@ -1,0 +1,66 @@
+"""Compile an effective policy into Guacamole connection parameters (names as guacd reads them).
+
+Every data-loss parameter is written out, "true" or "false", rather than left to guacd's
+default, so what a connection allows can be read from its parameters alone.
+"""
+
+from datetime import UTC
+from posixpath import join
+
+from policy.effective import EffectivePolicy
+from policy.errors import PolicyError
+from policy.schema import GuacamoleApp, X11App
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def compile_guacamole(
+    effective: EffectivePolicy, app: X11App | GuacamoleApp | str, *, user: str | None = None
+) -> dict[str, str]:
+    """Parameters for guacd's RDP or VNC plugin.
+
+    `user` names the person's own drive folder (needed only when the drive is allowed; a shared
+    folder would carry files between people) and prefixes the recording's name.
+    """
+    published = effective.app(app if isinstance(app, str) else app.id)
+    if not isinstance(published, GuacamoleApp):
+        raise PolicyError(f"app {published.id!r} runs on the {published.backend} backend, not guacamole")
+    rules = effective.display
+    parameters = {
+        "hostname": published.host,
+        "port": str(published.effective_port),
+        "disable-copy": _flag(not rules.clipboard_out),
+        "disable-paste": _flag(not rules.clipboard_in),
+    }
+    if published.protocol == "rdp":
+        parameters |= _rdp(effective, published, user)
+    else:
+        parameters["enable-sftp"] = "false"
+    if effective.recording:
+        stamp = effective.evaluated_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        parameters |= {
+            "recording-path": effective.storage.recording_path,
+            "recording-name": f"{user or 'seat'}-{published.id}-{stamp}",
+            "create-recording-path": "true",
+        }
+    return parameters
+
+
+def _rdp(effective: EffectivePolicy, app: GuacamoleApp, user: str | None) -> dict[str, str]:
+    rules = effective.display
+    parameters = {
+        "enable-drive": _flag(rules.drive),
+        "disable-download": _flag(not rules.download),
+        "disable-upload": _flag(not rules.upload),
+        "enable-printing": _flag(rules.printing),
+        "enable-audio-input": _flag(rules.audio_input),
+    }
+    if app.remote_app is not None:
+        parameters["remote-app"] = f"||{app.remote_app}"
+    if rules.drive:
+        if not user or "/" in user or user.startswith("."):
+            raise PolicyError("the drive is allowed: compile_guacamole needs the user's name for their own folder")
+        parameters |= {"drive-path": join(effective.storage.drive_path, user), "create-drive-path": "true"}
+    return parameters

@@ -1,0 +1,160 @@
+"""The policy document's schema: an app catalogue, role requirements and one policy per AD group.
+
+Every model forbids unknown keys (a misspelt `clipbaord_out` must not silently mean "default"),
+and every security-relevant default is the closed one.
+"""
+
+import string
+from dataclasses import fields
+from datetime import timedelta
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from policy.rules import DisplayRules
+from policy.values import ClockTime, Duration, NetworkDestination
+
+Role = Literal["agent", "supervisor", "security_admin", "hr"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+RULE_NAMES: tuple[str, ...] = tuple(field.name for field in fields(DisplayRules))
+DEFAULT_IDLE_TIMEOUT = timedelta(minutes=15)
+DEFAULT_MAX_SESSION = timedelta(hours=8)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class X11App(_Strict):
+    """An application run in an X11 kiosk seat on this gateway."""
+
+    id: str
+    title: str
+    backend: Literal["x11"]
+    command: tuple[str, ...] = Field(min_length=1)
+
+
+class GuacamoleApp(_Strict):
+    """An application reached through guacd: an RDP RemoteApp, or a VNC server."""
+
+    id: str
+    title: str
+    backend: Literal["guacamole"]
+    protocol: Literal["rdp", "vnc"]
+    host: str = Field(min_length=1)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    remote_app: str | None = None
+    """The RemoteApp alias published on the RDP host (without the leading "||")."""
+
+    @model_validator(mode="after")
+    def _remote_app_is_rdp_only(self) -> "GuacamoleApp":
+        if self.remote_app is not None and self.protocol != "rdp":
+            raise ValueError("remote_app only exists for protocol rdp")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        """The port guacd connects to: the protocol's well-known port unless one is given."""
+        return self.port or (3389 if self.protocol == "rdp" else 5900)
+
+
+App = Annotated[X11App | GuacamoleApp, Field(discriminator="backend")]
+
+
+class Watermark(_Strict):
+    enabled: bool = False
+    template: str = "{user} {time}"
+
+    @field_validator("template")
+    @classmethod
+    def _only_user_and_time(cls, template: str) -> str:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        if unknown := sorted(names - {"user", "time"}):
+            raise ValueError(f"unknown placeholder {{{unknown[0]}}} in watermark template: use {{user}} and {{time}}")
+        return template
+
+
+class ShiftWindow(_Strict):
+    """Local working hours on some weekdays; an end before the start means the shift crosses midnight."""
+
+    time_zone: str
+    days: tuple[Weekday, ...] = Field(min_length=1)
+    start: ClockTime
+    end: ClockTime
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_time_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r}: use an IANA name such as 'Asia/Shanghai'") from None
+        return name
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "ShiftWindow":
+        if self.start == self.end:
+            raise ValueError("a shift whose start equals its end is ambiguous (empty or 24 hours)")
+        return self
+
+
+class Supervision(_Strict):
+    allow_viewing: bool = True
+    """Supervisors may watch this group's seats (always view-only)."""
+    notify_agent_when_watched: bool = True
+
+
+class RoleRequirements(_Strict):
+    require_client_certificate: bool = True
+    require_totp: bool = False
+
+
+class GroupPolicy(_Strict):
+    """What one AD group grants; a user's groups are merged by `evaluate`."""
+
+    roles: tuple[Role, ...] = ()
+    apps: tuple[str, ...] = ()
+    display: dict[str, bool] = Field(default_factory=dict)
+    display_exceptions: tuple[str, ...] = ()
+    """Rules this group allows even when another of the user's groups forbids them."""
+    watermark: Watermark = Watermark()
+    idle_timeout: Duration | None = None
+    max_session: Duration | None = None
+    shifts: tuple[ShiftWindow, ...] = ()
+    network_scope: tuple[NetworkDestination, ...] = ()
+    recording: bool = False
+    supervision: Supervision = Supervision()
+
+    @field_validator("display")
+    @classmethod
+    def _known_rules(cls, display: dict[str, bool]) -> dict[str, bool]:
+        for name in display:
+            if name not in RULE_NAMES:
+                raise ValueError(f"unknown display rule {name!r}: known rules are {', '.join(RULE_NAMES)}")
+        return display
+
+
+class Storage(_Strict):
+    """Where guacd keeps files on its side; each user gets a folder of their own under `drive_path`."""
+
+    recording_path: str = "/var/lib/sohogw/recordings"
+    drive_path: str = "/var/lib/sohogw/drives"
+
+
+class PolicyDocument(_Strict):
+    version: Literal[1] = 1
+    apps: tuple[App, ...] = ()
+    roles: dict[Role, RoleRequirements] = Field(default_factory=dict)
+    groups: dict[str, GroupPolicy] = Field(default_factory=dict)
+    storage: Storage = Storage()
+
+    def app(self, app_id: str) -> X11App | GuacamoleApp:
+        for app in self.apps:
+            if app.id == app_id:
+                return app
+        raise KeyError(app_id)
+
+    def requirements(self, role: Role) -> RoleRequirements:
+        return self.roles.get(role, RoleRequirements())
