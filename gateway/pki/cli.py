@@ -15,6 +15,7 @@ from gateway.db import make_engine, session_scope
 from gateway.migrate import upgrade
 from gateway.pki import service
 from gateway.pki.ca import open_authority
+from gateway.pki.trust import import_company_ca
 from gateway.settings import Settings, get_settings
 
 
@@ -69,6 +70,19 @@ def ca_init() -> None:
         )
         service.publish_crl(db, authority, now=now, validity=timedelta(hours=settings.ca.crl_validity_hours))
     click.echo(f"CA created in {settings.ca_directory}: {authority.issuing_cert.subject.rfc4514_string()}")
+
+
+@ca.command("trust")
+@click.argument("chain_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="How admins will know this CA, e.g. 'Corp AD CS'.")
+def ca_trust(chain_file: Path, name: str) -> None:
+    """Accept client certificates of a company CA (e.g. AD CS) too: import its chain, root included (PEM or DER).
+
+    Its certificates are then checked against their own CRL distribution points and OCSP responders."""
+    settings = get_settings()
+    with session_scope(_engine(settings)) as db:
+        row = import_company_ca(db, name, chain_file.read_bytes(), actor=_actor(), now=utcnow())
+    click.echo(f"trusting {row.subject} (SHA-256 {row.fingerprint_sha256})")
 
 
 @click.group()

@@ -1,16 +1,18 @@
 """A gateway with a freshly made CA on each database engine."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from sqlalchemy import Engine
 
 from certs.authority import Authority, init_authority
+from gateway.cli import cli
 from gateway.pki.service import Actor, publication_urls
-from gateway.settings import Settings, load_settings
+from gateway.settings import Settings, get_settings, load_settings
 
 PASSPHRASE = "test-ca-passphrase"
 
@@ -36,3 +38,18 @@ def pki(tmp_path: Path, db_url: str, engine: Engine) -> Iterator[Pki]:
     now = datetime.now(UTC)
     authority = init_authority(settings.ca_directory, PASSPHRASE, "Corp Example", now)
     yield Pki(settings, authority, engine, now)
+
+
+@pytest.fixture
+def run(pki: Pki, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Result]]:
+    """Invoke the `sohogw` CLI against this test's database and CA."""
+    monkeypatch.setenv("SOHOGW_DATA_DIR", str(pki.settings.data_dir))
+    monkeypatch.setenv("SOHOGW_DATABASE_URL", pki.settings.db_url)
+    monkeypatch.setenv("SOHOGW_CA__PASSPHRASE", PASSPHRASE)
+    get_settings.cache_clear()
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+    yield invoke
+    get_settings.cache_clear()

@@ -1,11 +1,9 @@
 """Bad input to the CA answers with a clear error and writes nothing: no certificate row, no audit row, no file."""
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -15,29 +13,14 @@ from sqlmodel import func, select
 from certs.errors import AuthorityExpired, PassphraseRequired
 from certs.pkcs12 import export_pkcs12
 from gateway.audit.models import AuditEvent
-from gateway.cli import cli
 from gateway.db import session_scope
 from gateway.pki import service
 from gateway.pki.models import IssuedCertificate
 from gateway.settings import get_settings
-from tests.gateway.pki.conftest import PASSPHRASE, Pki
+from tests.gateway.pki.conftest import Pki
 
 WG_KEY = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="
 MALFORMED_CSR = b"-----BEGIN CERTIFICATE REQUEST-----\nnot base64\n-----END CERTIFICATE REQUEST-----\n"
-
-
-@pytest.fixture
-def run(pki: Pki, monkeypatch: pytest.MonkeyPatch) -> Iterator:  # type: ignore[type-arg]
-    monkeypatch.setenv("SOHOGW_DATA_DIR", str(pki.settings.data_dir))
-    monkeypatch.setenv("SOHOGW_DATABASE_URL", pki.settings.db_url)
-    monkeypatch.setenv("SOHOGW_CA__PASSPHRASE", PASSPHRASE)
-    get_settings.cache_clear()
-
-    def invoke(*args: str) -> Result:
-        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-    yield invoke
-    get_settings.cache_clear()
 
 
 def _counts(pki: Pki) -> tuple[int, int]:

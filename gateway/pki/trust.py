@@ -1,0 +1,87 @@
+"""Which client certificates the portal and the VPN accept: ours, checked against our own register, and those of
+imported company CAs (often AD CS), checked through their own CRL distribution points and OCSP responders."""
+
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from sqlmodel import Session, select
+
+from certs.authority import Authority
+from certs.errors import CertificateRevokedError, RevocationUnknown
+from certs.identity import CertificateIdentity
+from certs.ocsp import CertState
+from certs.revocation import HttpRevocationChecker
+from certs.trust import TrustStore, read_certificates, verify_client_certificate
+from gateway.audit.service import record
+from gateway.errors import Conflict, GatewayError
+from gateway.pki.models import TrustedAuthority
+from gateway.pki.service import Actor, certificate_status
+
+
+class RegisterRevocationChecker:
+    """Our own certificates are judged by our register (no HTTP round trip to ourselves); others over HTTP."""
+
+    def __init__(self, db: Session, authority: Authority, remote: HttpRevocationChecker) -> None:
+        self._db, self._authority, self._remote = db, authority, remote
+
+    def check(self, cert: x509.Certificate, issuer: x509.Certificate, now: datetime) -> None:
+        if issuer != self._authority.issuing_cert:
+            self._remote.check(cert, issuer, now)
+            return
+        status = certificate_status(self._db, cert.serial_number)
+        if status.state is CertState.REVOKED:
+            raise CertificateRevokedError(f"certificate serial {cert.serial_number:X} was revoked")
+        if status.state is CertState.UNKNOWN:
+            raise RevocationUnknown(f"certificate serial {cert.serial_number:X} is not in this gateway's register")
+
+
+def trust_store(db: Session, authority: Authority) -> TrustStore:
+    imported = [row.chain_pem.encode() for row in db.exec(select(TrustedAuthority)).all()]
+    return TrustStore.build(authority.chain, imported)
+
+
+def verify_client(
+    db: Session,
+    authority: Authority,
+    cert: x509.Certificate,
+    now: datetime,
+    remote: HttpRevocationChecker,
+    presented_chain: list[x509.Certificate] | None = None,
+) -> CertificateIdentity:
+    """Chain, validity, clientAuth and revocation; raises a ``certs.errors.CertificateError`` when refused."""
+    checker = RegisterRevocationChecker(db, authority, remote)
+    return verify_client_certificate(cert, trust_store(db, authority), now, checker, presented_chain or [])
+
+
+def import_company_ca(db: Session, name: str, chain_data: bytes, *, actor: Actor, now: datetime) -> TrustedAuthority:
+    """Trust a company CA chain (PEM or DER, root included) beside ours; audited."""
+    certs = read_certificates(chain_data)
+    if not certs:
+        raise GatewayError("no certificate found in the file; give the company CA chain as PEM or DER")
+    TrustStore.build([], [chain_data])  # refuses a chain without its root
+    root = next(c for c in certs if c.issuer == c.subject)
+    fingerprint = root.fingerprint(hashes.SHA256()).hex()
+    if db.exec(select(TrustedAuthority).where(TrustedAuthority.fingerprint_sha256 == fingerprint)).first():
+        raise Conflict(f"the CA {root.subject.rfc4514_string()} is already trusted")
+    pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+    row = TrustedAuthority(
+        name=name,
+        subject=root.subject.rfc4514_string(),
+        fingerprint_sha256=fingerprint,
+        chain_pem=pem.decode(),
+        imported_by=actor.name,
+        imported_at=now,
+    )
+    db.add(row)
+    db.flush()
+    record(
+        db,
+        actor=actor.name,
+        source=actor.source,
+        action="ca.trust",
+        target=row.subject,
+        outcome="success",
+        detail={"name": name, "fingerprint": fingerprint, "certificates": len(certs)},
+    )
+    return row
