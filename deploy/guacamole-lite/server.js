@@ -1,0 +1,119 @@
+'use strict';
+/*
+ * SOHO Gateway's guacamole-lite front. guacamole-lite 1.2.0 carries pixels between the browser and
+ * guacd; it does not decide who may connect. Two of its behaviours make it unsafe to expose as is:
+ *   1. a malformed token crashes the whole process (unhandled rejection in Server.newConnection);
+ *   2. a token its processConnectionSettings callback rejects still opens the connection to guacd
+ *      and sends every connection parameter (Server.newConnection calls connect() regardless, and
+ *      an asynchronous callback cannot even delay it).
+ * So the decision is taken in ws's verifyClient hook, before the websocket upgrade completes and
+ * before guacamole-lite's code runs at all: the token is checked and decrypted (lib/envelope.js),
+ * the broker redeems the one-time launch over loopback (lib/redeem.js), and only a granted launch
+ * is upgraded. A refused one gets an HTTP 403 and guacd never hears of it. Supervisors' read-only
+ * joins are also filtered here (lib/view-only.js). See docs/guacamole.md.
+ *
+ * Settings come from the environment only (see settingsFromEnvironment); it refuses to start
+ * without a key and a broker URL.
+ */
+const crypto = require('crypto');
+const Url = require('url');
+const GuacamoleLite = require('guacamole-lite');
+
+const { openToken, TokenRefused } = require('./lib/envelope.js');
+const { redeemLaunch, reportLaunch } = require('./lib/redeem.js');
+const { makeViewOnly } = require('./lib/view-only.js');
+
+const SIZE_PARAMETERS = ['width', 'height', 'dpi'];
+
+function settingsFromEnvironment(env) {
+    const keyHex = env.GUACLITE_KEY_HEX || '';
+    if (!/^[0-9a-fA-F]{64}$/.test(keyHex)) {
+        throw new Error('GUACLITE_KEY_HEX must be the 64 hex digits of the broker\'s token key (derive_token_key of the broker secret)');
+    }
+    const launchUrl = (env.SOHOGW_LAUNCH_URL || '').replace(/\/+$/, '');
+    if (!/^http:\/\/(127\.0\.0\.1|\[::1\]|localhost)(:\d+)?\//.test(`${launchUrl}/`)) {
+        throw new Error('SOHOGW_LAUNCH_URL must be the broker\'s loopback launch URL, e.g. http://127.0.0.1:8000/internal/launch');
+    }
+    return {
+        key: Buffer.from(keyHex, 'hex'),
+        launchUrl,
+        listenHost: env.GUACLITE_LISTEN_HOST || '127.0.0.1',
+        listenPort: Number(env.GUACLITE_LISTEN_PORT || 8080),
+        guacdHost: env.GUACD_HOST || '127.0.0.1',
+        guacdPort: Number(env.GUACD_PORT || 4822),
+        redeemTimeoutMs: Number(env.GUACLITE_REDEEM_TIMEOUT_MS || 3000),
+        logLevel: env.GUACLITE_LOG_LEVEL || 'ERRORS',
+    };
+}
+
+/** The URL guacamole-lite will parse: the checked token and the size hints, nothing else. */
+function canonicalUrl(token, query) {
+    const kept = new URLSearchParams({ token });
+    for (const name of SIZE_PARAMETERS) {
+        const value = query[name];
+        if (typeof value === 'string' && /^\d{1,5}$/.test(value)) kept.set(name, value);
+    }
+    return `/?${kept.toString()}`;
+}
+
+/** Grant or refuse one websocket upgrade; the broker's redemption is the authority. */
+async function decide(request, settings) {
+    // Parsed with the same legacy parser guacamole-lite uses, then replaced by a canonical URL,
+    // so both always read the same single token.
+    const query = Url.parse(request.url, true).query;
+    const document = openToken(query.token, settings.key);
+    const { connection } = document;
+    const isJoin = 'join' in connection;
+    if (isJoin && connection.settings['read-only'] !== 'true') throw new TokenRefused('a join must be read-only');
+    if (!isJoin && 'read-only' in connection.settings) throw new TokenRefused('read-only is for joins only');
+    const digest = crypto.createHash('sha256').update(query.token, 'ascii').digest('hex');
+    const grant = await redeemLaunch(settings.launchUrl, document.launch, digest, settings.redeemTimeoutMs);
+    if ((grant.mode === 'view') !== isJoin) throw new TokenRefused(`broker granted ${grant.mode} but the token is not`);
+    request.url = canonicalUrl(query.token, query);
+    request.sohogwLaunch = grant;
+}
+
+function start(settings) {
+    const log = (message) => console.error(`[sohogw-guacamole-lite] ${message}`);
+    const wsOptions = {
+        host: settings.listenHost,
+        port: settings.listenPort,
+        maxPayload: 1024 * 1024,
+        verifyClient: (info, done) => {
+            decide(info.req, settings)
+                .then(() => done(true))
+                .catch((error) => {
+                    log(`refused a connection: ${error.message}`);
+                    done(false, 403, 'Launch refused');
+                });
+        },
+    };
+    const clientOptions = {
+        crypt: { cypher: 'AES-256-CBC', key: settings.key },
+        log: { level: settings.logLevel },
+    };
+    const server = new GuacamoleLite(wsOptions, { host: settings.guacdHost, port: settings.guacdPort }, clientOptions);
+    const launches = new WeakMap();
+
+    server.webSocketServer.prependListener('connection', (webSocket, request) => {
+        const grant = request.sohogwLaunch;
+        launches.set(webSocket, grant);
+        if (grant.mode === 'view') {
+            makeViewOnly(webSocket, (count) => log(`dropped ${count} input instruction(s) from viewer ${grant.user}`));
+        }
+    });
+    server.on('open', (clientConnection) => {
+        const grant = launches.get(clientConnection.webSocket);
+        reportLaunch(settings.launchUrl, 'connected', {
+            launch_id: grant.launch_id, connection_id: clientConnection.guacamoleConnectionId,
+        }, settings.redeemTimeoutMs, log);
+    });
+    server.on('close', (clientConnection) => {
+        const grant = launches.get(clientConnection.webSocket);
+        if (grant) reportLaunch(settings.launchUrl, 'closed', { launch_id: grant.launch_id }, settings.redeemTimeoutMs, log);
+    });
+    server.webSocketServer.on('listening', () => log(`listening on ${settings.listenHost}:${settings.listenPort}`));
+    return server;
+}
+
+start(settingsFromEnvironment(process.env));
