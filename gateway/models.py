@@ -2,5 +2,17 @@
 
 from gateway.audit.models import AuditEvent, AuditHead
 from gateway.pki.models import CrlPublication, IssuedCertificate, TrustedAuthority
+from gateway.policies.models import PolicyVersion
+from gateway.sessions.models import HomeSession, LoginAttempt, TotpSecret
 
-__all__ = ["AuditEvent", "AuditHead", "CrlPublication", "IssuedCertificate", "TrustedAuthority"]
+__all__ = [
+    "AuditEvent",
+    "AuditHead",
+    "CrlPublication",
+    "HomeSession",
+    "IssuedCertificate",
+    "LoginAttempt",
+    "PolicyVersion",
+    "TotpSecret",
+    "TrustedAuthority",
+]

@@ -1,0 +1,49 @@
+"""Nudges to reconcilers, delivered only after the transaction that caused them commits.
+
+A reconciler must never act on state that may still roll back (a peer installed for a login that failed to commit),
+so services call ``nudge_after_commit`` and the listeners run once the commit has happened. Rolled-back nudges are
+dropped. The scheduled reconcile loops remain the safety net; a nudge only makes them act at once.
+"""
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event
+from sqlmodel import Session
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[str, Any], None]
+_listeners: dict[str, list[Listener]] = defaultdict(list)
+_PENDING = "sohogw.nudges"
+
+
+def listen(topic: str, listener: Listener) -> None:
+    if listener not in _listeners[topic]:
+        _listeners[topic].append(listener)
+
+
+def unlisten(topic: str, listener: Listener) -> None:
+    if listener in _listeners[topic]:
+        _listeners[topic].remove(listener)
+
+
+def nudge_after_commit(db: Session, topic: str, payload: Any = None) -> None:
+    db.info.setdefault(_PENDING, []).append((topic, payload))
+
+
+@event.listens_for(Session, "after_commit")
+def _deliver(db: Session) -> None:
+    for topic, payload in db.info.pop(_PENDING, []):
+        for listener in list(_listeners[topic]):
+            try:
+                listener(topic, payload)
+            except Exception:  # a failing reconciler must not fail the committed request; its loop retries
+                log.exception("listener for %s failed", topic)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop(db: Session) -> None:
+    db.info.pop(_PENDING, None)

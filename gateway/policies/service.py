@@ -1,0 +1,77 @@
+"""Import, export and read the policy in force.
+
+An invalid document is refused with every problem's line and reason and changes nothing: the running policy stays.
+Parsed documents are cached by version, so evaluating a login costs no YAML parsing.
+"""
+
+import hashlib
+from datetime import datetime
+
+from sqlmodel import Session, col, func, select
+
+from gateway.audit.service import record
+from gateway.errors import GatewayError
+from gateway.policies.models import PolicyVersion
+from policy import PolicyDocument, PolicyError, load_default_policy, load_policy
+from policy.document import DEFAULT_POLICY_FILE
+
+_parsed: dict[int, PolicyDocument] = {}
+
+
+class InvalidPolicy(GatewayError):
+    status_code = 422
+    reason = "invalid_policy"
+
+
+def current_version(db: Session) -> PolicyVersion | None:
+    return db.exec(select(PolicyVersion).order_by(col(PolicyVersion.version).desc()).limit(1)).first()
+
+
+def current_policy(db: Session) -> PolicyDocument:
+    """The newest stored version, or the embedded default policy when none was imported yet."""
+    version = current_version(db)
+    if version is None:
+        return load_default_policy()
+    if version.version not in _parsed:
+        _parsed[version.version] = load_policy(version.document)
+    return _parsed[version.version]
+
+
+def import_policy(
+    db: Session, document: str, *, actor: str, source: str, now: datetime, comment: str = ""
+) -> PolicyVersion:
+    digest = hashlib.sha256(document.encode()).hexdigest()
+    try:
+        parsed = load_policy(document)
+    except PolicyError as error:
+        record(
+            db,
+            actor=actor,
+            source=source,
+            action="policy.import",
+            outcome="refused",
+            detail={"sha256": digest, "problems": str(error)},
+        )
+        raise InvalidPolicy(f"policy refused, the running policy is unchanged:\n{error}") from None
+    number = (db.exec(select(func.max(PolicyVersion.version))).one() or 0) + 1
+    version = PolicyVersion(version=number, document=document, created_by=actor, created_at=now, comment=comment)
+    db.add(version)
+    db.flush()
+    _parsed[number] = parsed
+    record(
+        db,
+        actor=actor,
+        source=source,
+        action="policy.import",
+        target=f"version {number}",
+        outcome="success",
+        detail={"sha256": digest, "comment": comment},
+    )
+    return version
+
+
+def export_policy(db: Session) -> str:
+    version = current_version(db)
+    if version is not None:
+        return version.document
+    return DEFAULT_POLICY_FILE.read_text(encoding="utf-8")

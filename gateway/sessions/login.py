@@ -1,0 +1,241 @@
+"""A login, as data flowing through: certificate → directory → policy → second factor → a home session.
+
+Every refusal is counted for throttling and audited with its own reason; the person sees a message they can act
+on (in their language, by the reason code). Directory calls block; routes run this in a worker thread.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlmodel import Session
+
+from certs.authority import Authority
+from certs.errors import CertificateError
+from certs.identity import CertificateIdentity
+from certs.revocation import HttpRevocationChecker
+from gateway.audit.service import record
+from gateway.directory import Directory, DirectoryUser
+from gateway.directory.errors import DirectoryError, LoginRefused
+from gateway.errors import GatewayError
+from gateway.events import nudge_after_commit
+from gateway.pki.trust import verify_client
+from gateway.policies.service import current_policy
+from gateway.sessions import throttle, totp
+from gateway.sessions.models import EndReason, HomeSession, SessionState
+from gateway.sessions.service import SESSION_STARTED, end_session, live_sessions, open_session, rotate_token
+from policy import EffectivePolicy, evaluate, in_shift
+
+
+class LoginFailed(GatewayError):
+    """A refused login; ``reason`` is the audit reason and the key of the translated message."""
+
+    status_code = 401
+
+    def __init__(self, message: str, reason: str, status_code: int = 401) -> None:
+        super().__init__(message)
+        self.reason, self.status_code = reason, status_code
+
+
+@dataclass(frozen=True)
+class LoginRequest:
+    login: str
+    password: str
+    source_ip: str
+    user_agent: str = ""
+    client_cert: x509.Certificate | None = None
+    presented_chain: tuple[x509.Certificate, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoginServices:
+    """What a login needs from outside the database."""
+
+    directory: Directory
+    authority: Authority | None
+    revocation: HttpRevocationChecker
+    limits: throttle.ThrottleLimits
+    node: str
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    session: HomeSession
+    token: str
+    effective: EffectivePolicy
+
+    @property
+    def needs_second_factor(self) -> bool:
+        return self.session.state is SessionState.PENDING_SECOND_FACTOR
+
+
+def _refuse(db: Session, request: LoginRequest, now: datetime, error: LoginFailed, detail: dict[str, object]) -> None:
+    throttle.record_failure(db, request.login, request.source_ip, now, error.reason)
+    record(
+        db,
+        actor=request.login[:255],
+        source=request.source_ip,
+        action="session.login",
+        outcome=error.reason,
+        detail=detail,
+    )
+    raise error
+
+
+def _certificate(db: Session, services: LoginServices, request: LoginRequest, now: datetime) -> CertificateIdentity:
+    if services.authority is None:
+        raise LoginFailed("the gateway's certificate authority is not ready", "ca_not_ready", 503)
+    assert request.client_cert is not None
+    return verify_client(
+        db, services.authority, request.client_cert, now, services.revocation, list(request.presented_chain)
+    )
+
+
+def certificate_matches(identity: CertificateIdentity, user: DirectoryUser) -> bool:
+    """The certificate names the account: UPN to UPN, else CN to the sAMAccountName or login (case-insensitive)."""
+    if identity.upn and user.upn:
+        return identity.upn.casefold() == user.upn.casefold()
+    names = {n.casefold() for n in (user.sam_account_name, user.login, user.upn) if n}
+    return bool(identity.common_name) and identity.common_name.casefold() in names  # type: ignore[union-attr]
+
+
+def login(db: Session, services: LoginServices, request: LoginRequest, now: datetime) -> LoginResult:
+    """Check everything, in the order that leaks least and costs the directory least; open the session."""
+    attempt = {"login": request.login[:255], "certificate": bool(request.client_cert)}
+    throttle.check(db, request.login, request.source_ip, now, services.limits)
+    identity = None
+    if request.client_cert is not None:
+        try:
+            identity = _certificate(db, services, request, now)
+        except CertificateError as error:
+            _refuse(db, request, now, LoginFailed(str(error), "certificate_refused"), attempt)
+        attempt["certificate_serial"] = f"{identity.serial:X}" if identity else None
+    try:
+        user = services.directory.authenticate(request.login, request.password)
+    except LoginRefused as error:
+        _refuse(db, request, now, LoginFailed(error.user_message, error.audit_reason), attempt)
+    except DirectoryError as error:
+        record(
+            db,
+            actor=request.login[:255],
+            source=request.source_ip,
+            action="session.login",
+            outcome=error.audit_reason,
+            detail={**attempt, "problem": str(error)},
+        )
+        raise LoginFailed(error.user_message, error.audit_reason, error.http_status) from None
+    effective = evaluate(current_policy(db), [g.name for g in user.groups], now)
+    if not effective.roles:
+        _refuse(
+            db,
+            request,
+            now,
+            LoginFailed("your account is not in any SOHO group; ask your supervisor", "no_role"),
+            attempt,
+        )
+    if identity is None and effective.require_client_certificate:
+        _refuse(
+            db,
+            request,
+            now,
+            LoginFailed("a client certificate is required; import yours into the browser", "certificate_missing"),
+            attempt,
+        )
+    if identity is not None and not certificate_matches(identity, user):
+        _refuse(
+            db,
+            request,
+            now,
+            LoginFailed("the certificate belongs to another account", "certificate_mismatch"),
+            {**attempt, "certificate_upn": identity.upn},
+        )
+    shift = in_shift(effective, now)
+    if shift.restricted and not shift.inside:
+        _refuse(
+            db,
+            request,
+            now,
+            LoginFailed("you are outside your shift; sign in when it starts", "outside_shift"),
+            attempt,
+        )
+    throttle.forget(db, request.login)
+    for previous in live_sessions(db, user.login):
+        end_session(db, previous, EndReason.REPLACED, actor=user.login, now=now, source=request.source_ip)
+    session = HomeSession(
+        id="",
+        token_sha256="",
+        csrf_token="",
+        state=SessionState.PENDING_SECOND_FACTOR if effective.require_totp else SessionState.ACTIVE,
+        login=user.login,
+        user_dn=user.dn,
+        upn=user.upn,
+        display_name=user.display_name,
+        roles=",".join(sorted(effective.roles)),
+        groups=json.dumps([g.name for g in user.groups], ensure_ascii=False),
+        cert_serial=f"{identity.serial:X}" if identity else None,
+        cert_issuer=identity.issuer if identity else None,
+        cert_fingerprint=identity.fingerprint_sha256 if identity else None,
+        cert_not_after=identity.not_after if identity else None,
+        wireguard_key=identity.wireguard_public_key if identity else None,
+        cert_pem=request.client_cert.public_bytes(serialization.Encoding.PEM).decode() if request.client_cert else None,
+        source_ip=request.source_ip,
+        user_agent=request.user_agent[:512],
+        node=services.node,
+        created_at=now,
+        last_seen_at=now,
+        last_checked_at=now,
+        idle_timeout_seconds=int(effective.idle_timeout.total_seconds()),
+        expires_at=now + min(effective.max_session, _until_certificate_expires(identity, now)),
+    )
+    token = open_session(db, session)
+    record(
+        db,
+        actor=user.login,
+        source=request.source_ip,
+        action="session.login",
+        target=session.id,
+        outcome="second_factor_pending" if effective.require_totp else "success",
+        detail={**attempt, "roles": session.roles},
+    )
+    return LoginResult(session, token, effective)
+
+
+def _until_certificate_expires(identity: CertificateIdentity | None, now: datetime) -> timedelta:
+    """A session never outlives the certificate it was opened with."""
+    return identity.not_after - now if identity else timedelta.max
+
+
+def complete_second_factor(
+    db: Session, session: HomeSession, code: str, *, limits: throttle.ThrottleLimits, now: datetime
+) -> str:
+    """Verify the TOTP code (confirming a new enrolment) and activate the session under a new cookie."""
+    if session.state is not SessionState.PENDING_SECOND_FACTOR:
+        raise GatewayError("this session does not wait for a second factor")
+    throttle.check(db, session.login, session.source_ip, now, limits)
+    try:
+        totp.verify(db, session.login, code, now)
+    except totp.SecondFactorRefused as error:
+        throttle.record_failure(db, session.login, session.source_ip, now, error.reason)
+        record(
+            db,
+            actor=session.login,
+            source=session.source_ip,
+            action="session.second_factor",
+            target=session.id,
+            outcome="refused",
+        )
+        raise
+    session.state, session.second_factor, session.last_seen_at = SessionState.ACTIVE, True, now
+    token = rotate_token(db, session)
+    nudge_after_commit(db, SESSION_STARTED, session.id)
+    record(
+        db,
+        actor=session.login,
+        source=session.source_ip,
+        action="session.second_factor",
+        target=session.id,
+        outcome="success",
+    )
+    return token

@@ -1,0 +1,103 @@
+"""Re-check every live session against the directory and the CA, and end the ones that lost their right.
+
+Runs on a schedule (default every 30 s). A disabled, locked, expired or removed account, a role taken away, a
+revoked or expired certificate: each ends the session through ``end_session`` with its own reason. When the
+directory cannot be reached the sessions are kept (reported and audited once per run): ending every home seat
+because a domain controller rebooted would cost the service level more than a 30-second window of doubt.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+from sqlmodel import Session
+
+from certs.authority import Authority
+from certs.errors import CertificateError, CertificateRevokedError, RevocationUnknown
+from certs.revocation import HttpRevocationChecker
+from gateway.audit.service import record
+from gateway.clock import as_utc
+from gateway.directory import Directory, DirectoryUser
+from gateway.directory.errors import AccountDisabled, AccountLocked, AccountNotFound, DirectoryUnavailable
+from gateway.pki.trust import verify_client
+from gateway.policies.service import current_policy
+from gateway.sessions.models import EndReason, HomeSession
+from gateway.sessions.service import end_session, live_sessions
+from policy import evaluate
+
+log = logging.getLogger(__name__)
+
+_STATE_REASONS = {AccountDisabled: EndReason.ACCOUNT_DISABLED, AccountLocked: EndReason.ACCOUNT_LOCKED}
+
+
+@dataclass(frozen=True)
+class RevalidationReport:
+    checked: int
+    ended: int
+    directory_unavailable: bool = False
+
+
+def _account_problem(user: DirectoryUser) -> EndReason | None:
+    refusal = user.refusal()
+    if refusal is None:
+        return None
+    return _STATE_REASONS.get(type(refusal), EndReason.ACCOUNT_STATE)
+
+
+def _certificate_problem(
+    db: Session, session: HomeSession, authority: Authority | None, remote: HttpRevocationChecker, now: datetime
+) -> EndReason | None:
+    """Re-verify the login certificate; an unreachable CRL/OCSP server keeps the session (reported, not guessed)."""
+    if session.cert_pem is None:
+        return None
+    if session.cert_not_after is not None and now >= as_utc(session.cert_not_after):
+        return EndReason.CERTIFICATE_EXPIRED
+    if authority is None:
+        return None
+    try:
+        verify_client(db, authority, x509.load_pem_x509_certificate(session.cert_pem.encode()), now, remote)
+    except CertificateRevokedError:
+        return EndReason.CERTIFICATE_REVOKED
+    except RevocationUnknown as error:
+        log.warning("revocation status of %s unknown, session kept: %s", session.login, error)
+    except CertificateError:
+        return EndReason.CERTIFICATE_REVOKED  # no longer trusted at all (e.g. its company CA was removed)
+    return None
+
+
+def revalidate(
+    db: Session, directory: Directory, authority: Authority | None, remote: HttpRevocationChecker, now: datetime
+) -> RevalidationReport:
+    sessions = live_sessions(db)
+    ended = 0
+    for session in sessions:
+        reason = _certificate_problem(db, session, authority, remote, now)
+        if reason is None:
+            try:
+                user = directory.lookup(session.user_dn)
+            except AccountNotFound:
+                reason = EndReason.ACCOUNT_GONE
+            except DirectoryUnavailable as error:
+                log.warning("re-validation skipped: %s", error)
+                record(
+                    db,
+                    actor="system",
+                    action="session.revalidate",
+                    outcome="directory_unavailable",
+                    detail={"problem": str(error), "sessions": len(sessions)},
+                )
+                return RevalidationReport(len(sessions), ended, directory_unavailable=True)
+            else:
+                reason = _account_problem(user)
+                if reason is None:
+                    roles = evaluate(current_policy(db), [g.name for g in user.groups], now).roles
+                    if not session.role_set <= roles:
+                        reason = EndReason.ROLE_REMOVED
+        if reason is not None:
+            end_session(db, session, reason, actor="revalidation", now=now)
+            ended += 1
+        else:
+            session.last_checked_at = now
+            db.add(session)
+    return RevalidationReport(len(sessions), ended)

@@ -1,0 +1,136 @@
+"""Start, find, touch and end home sessions. ``end_session`` is the one way any session ends.
+
+Logout, idle and maximum time, a revoked certificate, a disabled account, an admin's "end now", an HR suspension:
+all call ``end_session``, which marks the session ended with its reason, writes the audit row and, after commit,
+nudges the reconcilers (tunnel, seat, voice leg) to make their part match.
+"""
+
+import hashlib
+import json
+import secrets
+import uuid
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from gateway.audit.service import record
+from gateway.clock import as_utc
+from gateway.events import nudge_after_commit
+from gateway.sessions.models import EndReason, HomeSession, SessionState
+
+SESSION_ENDED = "session.ended"
+SESSION_STARTED = "session.started"
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def open_session(db: Session, session: HomeSession) -> str:
+    """Store a new session with a fresh token and CSRF secret; returns the token for the cookie."""
+    token = new_token()
+    session.id = uuid.uuid4().hex
+    session.token_sha256 = _digest(token)
+    session.csrf_token = secrets.token_urlsafe(24)
+    db.add(session)
+    db.flush()
+    if session.state is SessionState.ACTIVE:
+        nudge_after_commit(db, SESSION_STARTED, session.id)
+    return token
+
+
+def rotate_token(db: Session, session: HomeSession) -> str:
+    """A new cookie value for the same session (after the second factor), the old one stops working."""
+    token = new_token()
+    session.token_sha256 = _digest(token)
+    session.csrf_token = secrets.token_urlsafe(24)
+    db.add(session)
+    db.flush()
+    return token
+
+
+def end_session(
+    db: Session,
+    session: HomeSession,
+    reason: EndReason,
+    *,
+    actor: str,
+    now: datetime,
+    source: str = "",
+    detail: dict[str, object] | None = None,
+) -> HomeSession:
+    """Mark the session ended with its reason and audit it; ending an ended session changes nothing."""
+    if session.state is SessionState.ENDED:
+        return session
+    session.state, session.end_reason, session.ended_at, session.ended_by = SessionState.ENDED, reason, now, actor
+    db.add(session)
+    db.flush()
+    record(
+        db,
+        actor=actor,
+        source=source,
+        action="session.end",
+        target=session.login,
+        outcome=reason.value,
+        detail={"session": session.id, **(detail or {})},
+    )
+    nudge_after_commit(db, SESSION_ENDED, session.id)
+    return session
+
+
+def session_for_token(db: Session, token: str | None, now: datetime) -> HomeSession | None:
+    """The live (or second-factor-pending) session behind a cookie, ending it here if it ran out of time."""
+    if not token:
+        return None
+    session = db.exec(select(HomeSession).where(HomeSession.token_sha256 == _digest(token))).first()
+    if session is None or session.state is SessionState.ENDED:
+        return None
+    if now >= as_utc(session.expires_at):
+        end_session(db, session, EndReason.MAX_LENGTH, actor="system", now=now)
+        return None
+    if now - as_utc(session.last_seen_at) > timedelta(seconds=session.idle_timeout_seconds):
+        end_session(db, session, EndReason.IDLE, actor="system", now=now)
+        return None
+    return session
+
+
+def touch(db: Session, session: HomeSession, now: datetime) -> None:
+    """Note activity; written at most every 15 s per session to keep page loads from being writes."""
+    if now - as_utc(session.last_seen_at) >= timedelta(seconds=15):
+        session.last_seen_at = now
+        db.add(session)
+
+
+def live_sessions(db: Session, login: str | None = None) -> list[HomeSession]:
+    query = select(HomeSession).where(HomeSession.state == SessionState.ACTIVE).order_by(col(HomeSession.created_at))
+    if login is not None:
+        query = query.where(HomeSession.login == login)
+    return list(db.exec(query).all())
+
+
+def get_session(db: Session, session_id: str) -> HomeSession | None:
+    return db.get(HomeSession, session_id)
+
+
+def end_idle_and_expired(db: Session, now: datetime) -> int:
+    """The scheduled sweep: sessions nobody used within their idle timeout, or past their maximum length."""
+    ended = 0
+    for session in live_sessions(db) + list(
+        db.exec(select(HomeSession).where(HomeSession.state == SessionState.PENDING_SECOND_FACTOR)).all()
+    ):
+        if now >= as_utc(session.expires_at):
+            end_session(db, session, EndReason.MAX_LENGTH, actor="system", now=now)
+            ended += 1
+        elif now - as_utc(session.last_seen_at) > timedelta(seconds=session.idle_timeout_seconds):
+            reason = EndReason.IDLE if session.state is SessionState.ACTIVE else EndReason.SECOND_FACTOR_ABANDONED
+            end_session(db, session, reason, actor="system", now=now)
+            ended += 1
+    return ended
+
+
+def group_names(session: HomeSession) -> list[str]:
+    return list(json.loads(session.groups))
