@@ -1,0 +1,97 @@
+"""What every WireGuard backend offers, and the one reconciliation plan they all apply.
+
+A backend drives one kind of WireGuard implementation (the kernel through netlink, or a userspace daemon
+through its UAPI socket). The domain reads the same whichever runs: peers are keyed by their base64 public
+key, and `apply` makes an interface hold exactly the desired peers while leaving matching peers untouched,
+so a live session keeps its handshake and counters across every reconcile.
+"""
+
+import functools
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+class WireGuardError(Exception):
+    """A WireGuard interface could not be read or configured; the message says what to check."""
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def normalise_cidr(cidr: str) -> str:
+    """Canonical text of a network ("10.0.0.5" → "10.0.0.5/32"), so specs and live state compare equal.
+
+    Cached: every reconcile reads the same few thousand addresses back, and parsing them dominated a
+    10,000-peer apply (0.7 of 1.0 s)."""
+    return str(ipaddress.ip_network(cidr, strict=False))
+
+
+@dataclass(frozen=True)
+class PeerSpec:
+    """The desired state of one peer: who may talk, from which inner addresses, and how often to keep alive."""
+
+    public_key: str
+    allowed_ips: frozenset[str]
+    persistent_keepalive: int | None = None
+
+    @classmethod
+    def of(cls, public_key: str, allowed_ips: list[str], persistent_keepalive: int | None = None) -> "PeerSpec":
+        """Build a spec with normalised networks (the form live state is compared in)."""
+        return cls(public_key, frozenset(normalise_cidr(c) for c in allowed_ips), persistent_keepalive)
+
+
+@dataclass(frozen=True)
+class PeerState:
+    """One peer as the interface reports it now."""
+
+    public_key: str
+    allowed_ips: frozenset[str]
+    endpoint: str | None = None
+    latest_handshake: datetime | None = None
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+    persistent_keepalive: int | None = None
+
+    def matches(self, spec: PeerSpec) -> bool:
+        """True when applying `spec` would change nothing (0 s keepalive means "off", like None)."""
+        return self.allowed_ips == spec.allowed_ips and (self.persistent_keepalive or None) == (
+            spec.persistent_keepalive or None
+        )
+
+
+@dataclass(frozen=True)
+class PeerChanges:
+    """The smallest set of operations turning the live peers into the desired ones."""
+
+    to_set: list[PeerSpec] = field(default_factory=list)
+    to_remove: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.to_set or self.to_remove)
+
+
+def plan_changes(current: Mapping[str, PeerState], desired: Mapping[str, PeerSpec]) -> PeerChanges:
+    """Peers to add or fix, and peers nobody authorised; a peer already matching appears in neither."""
+    to_set = [spec for key, spec in desired.items() if key not in current or not current[key].matches(spec)]
+    to_remove = [key for key in current if key not in desired]
+    return PeerChanges(to_set=to_set, to_remove=to_remove)
+
+
+class WireGuardBackend(Protocol):
+    """One WireGuard implementation; every method addresses the interface by name."""
+
+    def ensure_interface(self, name: str, private_key: str, listen_port: int, addresses: list[str]) -> None:
+        """Make the interface exist, up, with this key, port and addresses (CIDR, e.g. "10.77.0.1/16")."""
+
+    def peers(self, name: str) -> dict[str, PeerState]:
+        """The live peers, by base64 public key."""
+
+    def set_peer(self, name: str, peer: PeerSpec) -> None:
+        """Add or update one peer; its allowed IPs are replaced, not appended to."""
+
+    def remove_peer(self, name: str, public_key: str) -> None:
+        """Remove one peer; its tunnel stops carrying packets at once."""
+
+    def apply(self, name: str, desired: Mapping[str, PeerSpec]) -> PeerChanges:
+        """Make the interface hold exactly `desired`; returns what it changed (empty when nothing did)."""

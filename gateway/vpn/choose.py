@@ -1,0 +1,28 @@
+"""Pick the WireGuard backend this machine can run: the kernel when it has WireGuard, else wireguard-go."""
+
+import secrets
+from pathlib import Path
+
+from gateway.vpn.backend import WireGuardBackend, WireGuardError
+from gateway.vpn.interface import create_kernel_link, delete_link
+from gateway.vpn.netlink import NetlinkBackend
+from gateway.vpn.uapi import UapiBackend
+
+
+def kernel_has_wireguard(netns: str | None = None) -> bool:
+    """True when the module is loaded, or when a throw-away WireGuard link can be created (built-in or
+    auto-loaded module)."""
+    if Path("/sys/module/wireguard").exists():
+        return True
+    probe = f"wgprobe{secrets.token_hex(3)}"
+    try:
+        create_kernel_link(probe, netns)
+    except WireGuardError:
+        return False
+    delete_link(probe, netns)
+    return True
+
+
+def choose_backend(netns: str | None = None) -> WireGuardBackend:
+    """The netlink backend when the kernel supports WireGuard (faster, no daemon), else UAPI + wireguard-go."""
+    return NetlinkBackend(netns) if kernel_has_wireguard(netns) else UapiBackend(netns)

@@ -1,0 +1,111 @@
+"""The tunnel scope as one nftables table, `inet sohogw`, replaced atomically and never touching others.
+
+Layout (see docs/vpn.md): sets of seat addresses, and concatenated interval sets
+`seat . destination . protocol . port` per address family, so the allowed check for 10,000 seats is one set
+lookup; a `from_tunnel` chain (jumped to from the forward and input hooks for packets arriving from the
+tunnel) that accepts established/related, drops seat-to-seat and everything not in the sets; and a
+`to_tunnel` chain that lets only replies into the tunnel. `apply` sends "table; delete table; table {...}" in
+one `nft -f -` run: a single kernel transaction, so no packet ever sees half a rule set.
+"""
+
+import subprocess
+from collections.abc import Iterable
+
+from gateway.vpn.interface import netns_prefix
+from gateway.vpn.scope import TunnelScope, disjoint_rules, seat_address
+
+TABLE = "inet sohogw"
+
+
+class FirewallError(RuntimeError):
+    """nft refused the rule set or could not be run; the message carries nft's own words."""
+
+
+def render(scope: TunnelScope) -> str:
+    """The complete nft script for `scope` (validated first: a bad scope raises ScopeError, no rules)."""
+    scope.validate()
+    sets: dict[str, list[str]] = {name: [] for name in ("seats4", "seats6", "allow4", "allow6", "icmp4", "icmp6")}
+    for seat, destinations in scope.seats.items():
+        address = seat_address(seat)
+        family = str(address.version)
+        sets[f"seats{family}"].append(str(address))
+        for proto, network, low, high in disjoint_rules(address, destinations):
+            if proto == "icmp":
+                sets[f"icmp{family}"].append(f"{address} . {network}")
+            else:
+                port = str(low) if low == high else f"{low}-{high}"
+                sets[f"allow{family}"].append(f"{address} . {network} . {proto} . {port}")
+    iface = f'"{scope.interface}"'
+    return "\n".join(
+        [
+            f"table {TABLE}",
+            f"delete table {TABLE}",
+            f"table {TABLE} {{",
+            _set("seats4", "ipv4_addr", sets["seats4"], interval=False),
+            _set("seats6", "ipv6_addr", sets["seats6"], interval=False),
+            _set("allow4", "ipv4_addr . ipv4_addr . inet_proto . inet_service", sets["allow4"]),
+            _set("allow6", "ipv6_addr . ipv6_addr . inet_proto . inet_service", sets["allow6"]),
+            _set("icmp4", "ipv4_addr . ipv4_addr", sets["icmp4"]),
+            _set("icmp6", "ipv6_addr . ipv6_addr", sets["icmp6"]),
+            "  chain forward {",
+            "    type filter hook forward priority filter; policy accept;",
+            f"    iifname {iface} jump from_tunnel",
+            f"    oifname {iface} jump to_tunnel",
+            "  }",
+            "  chain input {",
+            "    type filter hook input priority filter; policy accept;",
+            f"    iifname {iface} jump from_tunnel",
+            "  }",
+            "  chain from_tunnel {",
+            "    ct state established,related accept",
+            "    ct state invalid drop",
+            "    ip daddr @seats4 counter drop",
+            "    ip6 daddr @seats6 counter drop",
+            "    meta l4proto { tcp, udp } ip saddr . ip daddr . meta l4proto . th dport @allow4 accept",
+            "    meta l4proto { tcp, udp } ip6 saddr . ip6 daddr . meta l4proto . th dport @allow6 accept",
+            "    meta l4proto icmp ip saddr . ip daddr @icmp4 accept",
+            "    meta l4proto ipv6-icmp ip6 saddr . ip6 daddr @icmp6 accept",
+            "    counter drop",
+            "  }",
+            "  chain to_tunnel {",
+            "    ct state established,related accept",
+            "    counter drop",
+            "  }",
+            "}",
+            "",
+        ]
+    )
+
+
+def _set(name: str, kind: str, elements: Iterable[str], interval: bool = True) -> str:
+    flags = " flags interval;" if interval else ""
+    unique = sorted(set(elements))
+    body = f" elements = {{ {', '.join(unique)} }};" if unique else ""
+    return f"  set {name} {{ type {kind};{flags}{body} }}"
+
+
+def apply(scope: TunnelScope, netns: str | None = None) -> None:
+    """Replace our table with the rules for `scope` in one transaction; other tables are left as they are."""
+    _nft(["-f", "-"], render(scope), netns)
+
+
+def remove(netns: str | None = None) -> None:
+    """Delete our table if present (the tunnel is then unfiltered: only for shutdown and tests)."""
+    _nft(["-f", "-"], f"table {TABLE}\ndelete table {TABLE}\n", netns)
+
+
+def listing(netns: str | None = None) -> str:
+    """`nft list table inet sohogw`, for people and tests to inspect what is loaded."""
+    return _nft(["list", "table", *TABLE.split()], None, netns)
+
+
+def _nft(args: list[str], script: str | None, netns: str | None) -> str:
+    try:
+        done = subprocess.run(
+            [*netns_prefix(netns), "nft", *args], input=script, capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise FirewallError(f"could not run nft: {exc}") from exc
+    if done.returncode != 0:
+        raise FirewallError(f"nft {' '.join(args)} failed: {done.stderr.strip()[:2000]}")
+    return done.stdout

@@ -1,0 +1,88 @@
+"""The reconciliation plan shared by every backend, and the UAPI wire format (no daemon needed)."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from gateway.vpn.backend import PeerSpec, PeerState, WireGuardError, plan_changes
+from gateway.vpn.uapi_wire import hex_to_key, key_to_hex, parse_get, peer_lines, set_request
+from tests.vpn.keys import key_pair
+
+
+def test_plan_leaves_matching_peers_alone_fixes_changed_and_removes_unknown() -> None:
+    same, changed, new, stranger = (key_pair()[1] for _ in range(4))
+    current = {
+        same: PeerState(same, frozenset({"10.77.0.2/32"}), rx_bytes=5),
+        changed: PeerState(changed, frozenset({"10.77.0.3/32", "10.77.0.9/32"})),
+        stranger: PeerState(stranger, frozenset({"10.77.0.4/32"})),
+    }
+    desired = {
+        same: PeerSpec.of(same, ["10.77.0.2"]),
+        changed: PeerSpec.of(changed, ["10.77.0.3/32"]),
+        new: PeerSpec.of(new, ["10.77.0.5/32", "fd77::5/128"]),
+    }
+    changes = plan_changes(current, desired)
+    assert {p.public_key for p in changes.to_set} == {changed, new}
+    assert changes.to_remove == [stranger]
+
+
+def test_plan_is_empty_when_everything_matches_and_keepalive_zero_means_off() -> None:
+    key = key_pair()[1]
+    current = {key: PeerState(key, frozenset({"10.77.0.2/32"}), persistent_keepalive=None)}
+    assert not plan_changes(current, {key: PeerSpec.of(key, ["10.77.0.2/32"], persistent_keepalive=0)})
+    assert plan_changes(current, {key: PeerSpec.of(key, ["10.77.0.2/32"], persistent_keepalive=25)})
+
+
+def test_keys_travel_as_hex_and_come_back_as_base64() -> None:
+    public = key_pair()[1]
+    hex_key = key_to_hex(public)
+    assert len(hex_key) == 64 and int(hex_key, 16) >= 0
+    assert hex_to_key(hex_key) == public
+
+
+@pytest.mark.parametrize("bad", ["not base64!", "AAAA", ""])
+def test_a_malformed_key_is_refused_before_reaching_the_daemon(bad: str) -> None:
+    with pytest.raises(WireGuardError):
+        key_to_hex(bad)
+
+
+def test_get_answer_is_parsed_into_peers_with_handshake_and_counters() -> None:
+    a, b = key_pair()[1], key_pair()[1]
+    lines = [
+        f"private_key={'11' * 32}",
+        "listen_port=51820",
+        f"public_key={key_to_hex(a)}",
+        "endpoint=192.168.1.2:40000",
+        "last_handshake_time_sec=1700000000",
+        "last_handshake_time_nsec=5",
+        "rx_bytes=10",
+        "tx_bytes=20",
+        "persistent_keepalive_interval=0",
+        "allowed_ip=10.77.0.2/32",
+        "allowed_ip=fd77::2/128",
+        f"public_key={key_to_hex(b)}",
+        "last_handshake_time_sec=0",
+        "allowed_ip=10.77.0.3/32",
+    ]
+    device = parse_get(lines)
+    assert device.listen_port == 51820
+    assert device.private_key == hex_to_key("11" * 32)
+    first, second = device.peers[a], device.peers[b]
+    assert first.allowed_ips == {"10.77.0.2/32", "fd77::2/128"}
+    assert first.latest_handshake == datetime.fromtimestamp(1700000000, UTC)
+    assert (first.rx_bytes, first.tx_bytes, first.endpoint) == (10, 20, "192.168.1.2:40000")
+    assert second.latest_handshake is None and second.allowed_ips == {"10.77.0.3/32"}
+
+
+def test_a_peer_is_written_with_replaced_allowed_ips() -> None:
+    key = key_pair()[1]
+    request = set_request(peer_lines(PeerSpec.of(key, ["10.77.0.2", "fd77::2/128"], 25)))
+    assert request.startswith("set=1\n") and request.endswith("\n\n")
+    body = request.splitlines()[1:-1]
+    assert body == [
+        f"public_key={key_to_hex(key)}",
+        "replace_allowed_ips=true",
+        "allowed_ip=10.77.0.2/32",
+        "allowed_ip=fd77::2/128",
+        "persistent_keepalive_interval=25",
+    ]

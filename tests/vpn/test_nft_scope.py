@@ -1,0 +1,89 @@
+"""The nftables scope: rendering, validation, and atomic replacement of our table only (real nft in a netns)."""
+
+import pytest
+
+from gateway.vpn import nft
+from gateway.vpn.scope import Destination, ScopeError, TunnelScope, disjoint_rules, seat_address
+from tests.vpn.netns import NetnsLab
+
+FOREIGN = "table inet foreign {\n  chain keep { type filter hook forward priority 10; policy accept; }\n}\n"
+
+
+def scope(**seats: list[Destination]) -> TunnelScope:
+    return TunnelScope("wgtest0", {seat.replace("_", "."): d for seat, d in seats.items()})
+
+
+def test_overlapping_destinations_become_disjoint_boxes_allowing_the_same() -> None:
+    rules = disjoint_rules(
+        seat_address("10.77.0.2"),
+        [
+            Destination("10.0.0.0/8", "tcp", 443),
+            Destination("10.1.0.0/16", "tcp", (400, 500)),
+            Destination("10.1.0.0/16", "tcp", 443),
+            Destination("fd00::/64", "tcp", 443),
+        ],
+    )
+    boxes = {(str(net), low, high) for _, net, low, high in rules}
+    assert boxes == {("10.0.0.0/8", 443, 443), ("10.1.0.0/16", 400, 442), ("10.1.0.0/16", 444, 500)}
+
+
+def test_each_seat_address_gets_only_destinations_of_its_family() -> None:
+    both = [Destination("172.30.0.0/24", "tcp", 80), Destination("fd30::/64", "udp", 53)]
+    text = nft.render(TunnelScope("wg0", {"10.77.0.2/32": both, "fd77::2/128": both}))
+    assert "10.77.0.2 . 172.30.0.0/24 . tcp . 80" in text
+    assert "fd77::2 . fd30::/64 . udp . 53" in text
+    assert "10.77.0.2 . fd30" not in text and "fd77::2 . 172.30" not in text
+
+
+@pytest.mark.parametrize(
+    ("seats", "message"),
+    [
+        ({"10.77.0.0/24": []}, "one address"),
+        ({"10.77.0.2": [Destination("10.1.0.0/16", "icmp", 8)]}, "cannot have a port"),
+        ({"10.77.0.2": [Destination("10.1.0.0/16", "tcp", 70000)]}, "out of range"),
+        ({"10.77.0.2": [Destination("10.1.0.0/16", "gre")]}, "not tcp, udp or icmp"),  # type: ignore[arg-type]
+        ({"10.77.0.2": [Destination("example.com", "tcp", 443)]}, "not a network"),
+    ],
+)
+def test_a_bad_scope_is_refused_before_any_rule_is_written(seats: dict[str, list[Destination]], message: str) -> None:
+    with pytest.raises(ScopeError, match=message):
+        nft.render(TunnelScope("wg0", seats))
+
+
+def test_an_interface_name_that_could_inject_rules_is_refused() -> None:
+    with pytest.raises(ScopeError):
+        nft.render(TunnelScope('wg0" accept; #', {}))
+
+
+def test_apply_replaces_our_table_and_leaves_foreign_tables_alone(lab: NetnsLab) -> None:
+    ns = lab.add("nft")
+    lab.run(ns, "nft", "-f", "-", stdin=FOREIGN)
+    nft.apply(scope(**{"10_77_0_2": [Destination("172.30.0.10", "tcp", 443)]}), ns)
+    first = nft.listing(ns)
+    assert "10.77.0.2 . 172.30.0.10 . tcp . 443" in first
+    nft.apply(scope(**{"10_77_0_3": [Destination("172.30.0.11", "udp", 53)]}), ns)
+    second = nft.listing(ns)
+    assert "10.77.0.3 . 172.30.0.11 . udp . 53" in second and "10.77.0.2" not in second
+    assert "table inet foreign" in lab.run(ns, "nft", "list", "tables").stdout
+    nft.remove(ns)
+    tables = lab.run(ns, "nft", "list", "tables").stdout
+    assert "sohogw" not in tables and "table inet foreign" in tables
+
+
+def test_a_rule_set_nft_rejects_leaves_the_loaded_one_in_place(lab: NetnsLab) -> None:
+    ns = lab.add("nft")
+    nft.apply(scope(**{"10_77_0_2": [Destination("172.30.0.10", "tcp", 443)]}), ns)
+    before = nft.listing(ns)
+    broken = nft.render(scope(**{"10_77_0_3": []})).replace("policy accept;", "policy sideways;", 1)
+    with pytest.raises(nft.FirewallError, match="nft -f - failed"):
+        nft._nft(["-f", "-"], broken, ns)
+    assert nft.listing(ns) == before
+
+
+def test_ten_thousand_seats_load_as_one_transaction(lab: NetnsLab) -> None:
+    ns = lab.add("nft")
+    allowed = [Destination("172.30.0.0/24", "tcp", 443), Destination("172.30.0.1", "icmp")]
+    seats = {f"10.77.{n // 250}.{n % 250 + 2}": allowed for n in range(10_000)}
+    nft.apply(TunnelScope("wgtest0", seats), ns)
+    count = lab.run(ns, "nft", "list", "set", "inet", "sohogw", "allow4").stdout.count(". tcp . 443")
+    assert count == 10_000

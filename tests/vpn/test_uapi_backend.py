@@ -1,0 +1,120 @@
+"""The UAPI backend against a real wireguard-go in a throw-away namespace (no tunnel traffic needed)."""
+
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from gateway.vpn.backend import PeerSpec, WireGuardError
+from gateway.vpn.uapi import UapiBackend
+from gateway.vpn.uapi_wire import exchange, socket_path
+from tests.vpn.keys import key_pair
+from tests.vpn.netns import NetnsLab
+
+
+@pytest.fixture
+def gateway(lab: NetnsLab) -> Iterator[tuple[UapiBackend, str, str]]:
+    ns = lab.add("gw")
+    backend = UapiBackend(netns=ns)
+    name = lab.name("wg")
+    try:
+        backend.ensure_interface(name, key_pair()[0], 51820, ["10.77.0.1/16", "fd77::1/64"])
+        yield backend, name, ns
+    finally:
+        backend.stop()
+
+
+def specs(count: int, first: int = 2) -> dict[str, PeerSpec]:
+    peers = [PeerSpec.of(key_pair()[1], [f"10.77.0.{n}/32"]) for n in range(first, first + count)]
+    return {p.public_key: p for p in peers}
+
+
+def test_ensure_interface_starts_wireguard_go_with_key_port_and_addresses(
+    gateway: tuple[UapiBackend, str, str], lab: NetnsLab
+) -> None:
+    _backend, name, ns = gateway
+    shown = lab.run(ns, "wg", "show", name, "listen-port").stdout.strip()
+    assert shown == "51820"
+    addresses = lab.run(ns, "ip", "-br", "addr", "show", name).stdout
+    assert "10.77.0.1/16" in addresses and "fd77::1/64" in addresses
+    flags = lab.run(ns, "ip", "-o", "link", "show", name).stdout
+    assert ",UP" in flags
+
+
+def test_apply_installs_exactly_the_desired_peers(gateway: tuple[UapiBackend, str, str], lab: NetnsLab) -> None:
+    backend, name, ns = gateway
+    desired = specs(3)
+    changes = backend.apply(name, desired)
+    assert len(changes.to_set) == 3 and not changes.to_remove
+    live = backend.peers(name)
+    assert {k: p.allowed_ips for k, p in live.items()} == {k: p.allowed_ips for k, p in desired.items()}
+    assert set(lab.run(ns, "wg", "show", name, "peers").stdout.split()) == set(desired)
+
+
+def test_set_peer_replaces_allowed_ips_instead_of_appending(gateway: tuple[UapiBackend, str, str]) -> None:
+    backend, name, _ = gateway
+    key = key_pair()[1]
+    backend.set_peer(name, PeerSpec.of(key, ["10.77.0.2/32"]))
+    backend.set_peer(name, PeerSpec.of(key, ["10.77.0.7/32", "fd77::7/128"]))
+    assert backend.peers(name)[key].allowed_ips == {"10.77.0.7/32", "fd77::7/128"}
+
+
+def test_apply_touches_only_what_differs(gateway: tuple[UapiBackend, str, str]) -> None:
+    backend, name, _ = gateway
+    desired = specs(4)
+    backend.apply(name, desired)
+    keys = list(desired)
+    changed = PeerSpec.of(keys[0], ["10.77.0.50/32"])
+    newer = {**desired, keys[0]: changed}
+    del newer[keys[1]]
+    changes = backend.apply(name, newer)
+    assert changes.to_set == [changed] and changes.to_remove == [keys[1]]
+    assert not backend.apply(name, newer)
+
+
+def test_an_address_moves_between_peers_in_one_apply(gateway: tuple[UapiBackend, str, str]) -> None:
+    backend, name, _ = gateway
+    old = specs(1, first=9)
+    backend.apply(name, old)
+    new = specs(1, first=9)  # another key, same address: the old peer must go first
+    backend.apply(name, new)
+    live = backend.peers(name)
+    assert set(live) == set(new) and next(iter(live.values())).allowed_ips == {"10.77.0.9/32"}
+
+
+def test_remove_peer_removes_only_that_peer(gateway: tuple[UapiBackend, str, str]) -> None:
+    backend, name, _ = gateway
+    desired = specs(2)
+    backend.apply(name, desired)
+    gone, kept = list(desired)
+    backend.remove_peer(name, gone)
+    assert set(backend.peers(name)) == {kept}
+
+
+def test_daemon_errors_surface_as_wireguard_errors(gateway: tuple[UapiBackend, str, str]) -> None:
+    _, name, _ = gateway
+    with pytest.raises(WireGuardError, match="errno="):
+        exchange(socket_path(name), "set=1\nlisten_port=not-a-port\n\n")
+
+
+def test_a_missing_interface_is_reported_with_what_to_check(lab: NetnsLab) -> None:
+    with pytest.raises(WireGuardError, match="is wireguard-go running"):
+        UapiBackend().peers(lab.name("absent"))
+
+
+def test_killed_daemon_is_restarted_and_reconfigured(gateway: tuple[UapiBackend, str, str], lab: NetnsLab) -> None:
+    backend, name, ns = gateway
+    desired = specs(2)
+    restored: list[str] = []
+    backend.on_restart = lambda interface: (backend.apply(interface, desired), restored.append(interface))
+    backend.apply(name, desired)
+    daemon = backend.daemons[name]
+    old_pid = daemon.pid
+    subprocess.run(["kill", "-9", str(old_pid)], check=True)
+    deadline = time.monotonic() + 10
+    while not restored and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert restored == [name] and daemon.pid != old_pid and daemon.restarts == 1
+    assert set(backend.peers(name)) == set(desired)
+    assert "10.77.0.1/16" in lab.run(ns, "ip", "-br", "addr", "show", name).stdout
