@@ -32,7 +32,7 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--revision", default="head", show_default=True)
+@click.option("--revision", default="heads", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply the migrations (SQLite or PostgreSQL, from the settings)."""
     from gateway.migrate import current_revision, upgrade
