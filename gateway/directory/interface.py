@@ -1,0 +1,60 @@
+"""What the rest of the gateway sees of a directory, whichever kind runs behind it."""
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from gateway.directory import errors
+from gateway.directory.states import STATE_ERRORS, AccountState
+
+
+@dataclass(frozen=True, order=True)
+class Group:
+    """A group the user belongs to, directly or through nesting."""
+
+    dn: str
+    name: str
+
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    """A person as the directory knows them at the moment of the read."""
+
+    dn: str
+    login: str
+    upn: str | None = None
+    sam_account_name: str | None = None
+    display_name: str | None = None
+    mail: str | None = None
+    phone: str | None = None
+    groups: tuple[Group, ...] = ()
+    roles: frozenset[str] = field(default_factory=frozenset)
+    state: AccountState = AccountState.ACTIVE
+
+    def refusal(self) -> errors.LoginRefused | None:
+        """The error a login would get in this state, or None when the account may sign in."""
+        cls = STATE_ERRORS.get(self.state)
+        return cls(f"account {self.login!r} is {self.state.value}") if cls else None
+
+
+class Directory(Protocol):
+    """Identity source of the gateway: Active Directory, OpenLDAP or the built-in file."""
+
+    def authenticate(self, login: str, password: str) -> DirectoryUser:
+        """Check the password and return the person with groups and roles; raise a `LoginRefused` subclass."""
+        ...
+
+    def lookup(self, login_or_dn: str) -> DirectoryUser:
+        """Re-read a person as the service account (state, groups, roles); raise AccountNotFound if gone."""
+        ...
+
+    def add_to_group(self, user_dn: str, group_dn: str) -> None:
+        """Make the user a direct member of the group; adding an existing member is not an error."""
+        ...
+
+    def remove_from_group(self, user_dn: str, group_dn: str) -> None:
+        """End the user's direct membership; removing a non-member is not an error."""
+        ...
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        ...

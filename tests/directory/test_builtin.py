@@ -1,0 +1,59 @@
+"""The built-in directory of the embedded default: a JSON file with argon2 hashes."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.directory import AccountState, BuiltinDirectory, DirectorySettings
+from gateway.directory import errors as e
+
+
+@pytest.fixture
+def directory(tmp_path: Path) -> BuiltinDirectory:
+    settings = DirectorySettings(
+        kind="builtin", builtin_file=tmp_path / "users.json", role_groups={"agent": ["agents"], "hr": ["hr"]}
+    )
+    built_in = BuiltinDirectory(settings)
+    built_in.add_user("zhang.wei", "Correct-Horse-1", groups=["agents"], display_name="张伟", phone="+86 571 1")
+    built_in.add_user("off.duty", "Correct-Horse-1", disabled=True)
+    return built_in
+
+
+def test_right_password_logs_in_with_roles(directory: BuiltinDirectory) -> None:
+    user = directory.authenticate("zhang.wei", "Correct-Horse-1")
+    assert (user.display_name, user.roles) == ("张伟", {"agent"})
+
+
+def test_password_is_stored_as_argon2_hash(directory: BuiltinDirectory, tmp_path: Path) -> None:
+    stored = json.loads((tmp_path / "users.json").read_text())["users"]["zhang.wei"]
+    assert stored["password_hash"].startswith("$argon2id$")
+    assert "Correct-Horse-1" not in (tmp_path / "users.json").read_text()
+
+
+@pytest.mark.parametrize(
+    ("login", "password", "error"),
+    [
+        ("zhang.wei", "wrong", e.WrongPassword),
+        ("nobody", "Correct-Horse-1", e.AccountNotFound),
+        ("off.duty", "Correct-Horse-1", e.AccountDisabled),
+        ("zhang.wei", "", e.EmptyPassword),
+        ("zhang\x00wei", "Correct-Horse-1", e.MalformedLogin),
+    ],
+)
+def test_refusals(directory: BuiltinDirectory, login: str, password: str, error: type[e.LoginRefused]) -> None:
+    with pytest.raises(error):
+        directory.authenticate(login, password)
+
+
+def test_disabled_user_is_reported_by_lookup(directory: BuiltinDirectory) -> None:
+    assert directory.lookup("off.duty").state is AccountState.DISABLED
+
+
+def test_group_changes_persist_in_the_file(directory: BuiltinDirectory, tmp_path: Path) -> None:
+    directory.add_to_group("zhang.wei", "hr")
+    reopened = BuiltinDirectory(DirectorySettings(kind="builtin", builtin_file=tmp_path / "users.json",
+                                                  role_groups={"agent": ["agents"], "hr": ["hr"]}))  # fmt: skip
+    assert reopened.lookup("zhang.wei").roles == {"agent", "hr"}
+    reopened.remove_from_group("zhang.wei", "agents")
+    assert directory.lookup("zhang.wei").roles == {"hr"}
