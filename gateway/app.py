@@ -3,30 +3,58 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from sqlalchemy import Engine, text
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
 
 from certs.authority import Authority
 from certs.errors import CertificateError
+from certs.revocation import HttpRevocationChecker
 from gateway.clock import Clock, utcnow
 from gateway.db import make_engine
+from gateway.directory import Directory, open_directory
 from gateway.errors import GatewayError
 from gateway.pki import jobs as pki_jobs
 from gateway.pki.ca import CaNotReady, open_authority
 from gateway.pki.routes import router as pki_router
+from gateway.sessions import jobs as session_jobs
+from gateway.sessions.deps import LoginRequired
+from gateway.sessions.login import LoginServices
+from gateway.sessions.routes import router as sessions_router
+from gateway.sessions.throttle import ThrottleLimits
 from gateway.settings import Settings, get_settings
+from gateway.web.pages import STATIC_DIR, reason_message, render
+from gateway.web.routes import router as pages_router
 
 log = logging.getLogger(__name__)
 
 
-def _render_error(_request: Request, error: Exception) -> JSONResponse:
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _render_error(request: Request, error: Exception) -> Response:
+    if isinstance(error, LoginRequired) and _wants_html(request):
+        return RedirectResponse("/login", status_code=303)
     if isinstance(error, GatewayError):
-        return JSONResponse({"error": error.reason, "message": error.message}, status_code=error.status_code)
-    # A certificate the library refused (bad CSR, unsupported key, expired CA) is the caller's input problem.
-    return JSONResponse({"error": "certificate", "message": str(error)}, status_code=400)
+        status, reason, message = error.status_code, error.reason, error.message
+    else:  # a certificate the library refused (bad CSR, unsupported key, expired CA) is the caller's input problem
+        status, reason, message = 400, "certificate", str(error)
+    if _wants_html(request):
+        return render(request, "error.html", status, error=reason_message(request, reason, message, detail=message))
+    return JSONResponse({"error": reason, "message": message}, status_code=status)
+
+
+def _open_authority(settings: Settings, authority: Authority | None) -> tuple[Authority | None, str]:
+    try:
+        return authority or open_authority(settings), ""
+    except CaNotReady as error:
+        log.warning("certificate authority unavailable: %s", error.message)
+        return None, error.message
 
 
 def create_app(
@@ -34,42 +62,49 @@ def create_app(
     engine: Engine | None = None,
     clock: Clock = utcnow,
     authority: Authority | None = None,
+    directory: Directory | None = None,
     run_jobs: bool = True,
 ) -> FastAPI:
-    """Build the app. Tests pass their own engine and clock; ``run_jobs=False`` leaves the scheduler off.
+    """Build the app. Tests pass their own engine, clock and directory; ``run_jobs=False`` leaves the scheduler off.
 
     Without an ``authority`` the CA is opened from the settings; if that fails the app still serves everything but
-    the PKI, whose routes answer 503 with the reason (``sohogw serve`` refuses to start instead).
+    the PKI and certificate logins, which answer with the reason (``sohogw serve`` refuses to start instead).
     """
     settings = settings or get_settings()
     engine = engine or make_engine(settings.db_url)
+    authority, authority_problem = _open_authority(settings, authority)
+    portal = settings.portal
+    login_services = LoginServices(
+        directory=directory or open_directory(settings.directory_settings, clock),
+        authority=authority,
+        revocation=HttpRevocationChecker(),
+        limits=ThrottleLimits(
+            portal.throttle_per_account, portal.throttle_per_source, timedelta(minutes=portal.throttle_window_minutes)
+        ),
+        node=settings.node_name,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         scheduler = BackgroundScheduler(timezone="UTC")
-        if run_jobs and app.state.authority is not None:
-            pki_jobs.register(scheduler, engine, app.state.authority, settings, clock)
+        if run_jobs:
+            if authority is not None:
+                pki_jobs.register(scheduler, engine, authority, settings, clock)
+            session_jobs.register(scheduler, engine, login_services, settings, clock)
         scheduler.start()
         try:
             yield
         finally:
             scheduler.shutdown(wait=False)
+            login_services.directory.close()
 
     app = FastAPI(title="SOHO Gateway", lifespan=lifespan)
     app.state.settings, app.state.engine, app.state.clock = settings, engine, clock
-    try:
-        app.state.authority, app.state.authority_problem = authority or open_authority(settings), ""
-    except CaNotReady as error:
-        log.warning("certificate authority unavailable: %s", error.message)
-        app.state.authority, app.state.authority_problem = None, error.message
+    app.state.authority, app.state.authority_problem = authority, authority_problem
+    app.state.login_services = login_services
     app.add_exception_handler(GatewayError, _render_error)
     app.add_exception_handler(CertificateError, _render_error)
-    app.include_router(pki_router)
-
-    @app.get("/healthz")
-    def health() -> dict[str, str]:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return {"status": "ok", "node": settings.node_name, "ca": "ready" if app.state.authority else "not ready"}
-
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for router in (pages_router, sessions_router, pki_router):
+        app.include_router(router)
     return app

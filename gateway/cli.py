@@ -57,7 +57,12 @@ def serve(host: str | None, port: int | None) -> None:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     upgrade(settings.db_url)
     app = create_app(settings, authority=open_authority(settings))
-    uvicorn.run(app, host=host or settings.listen_host, port=port or settings.listen_port, log_level="info")
+    # The portal decides itself which proxies to believe (settings.portal.trusted_proxies): uvicorn must not
+    # rewrite the client address from X-Forwarded-For first.
+    uvicorn.run(
+        app, host=host or settings.listen_host, port=port or settings.listen_port, log_level="info",
+        proxy_headers=False,
+    )
 
 
 cli.add_command(ca)

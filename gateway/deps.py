@@ -36,7 +36,8 @@ def _authority(request: Request) -> Authority:
     return authority
 
 
-DbSession = Annotated[Session, Depends(_db)]
+# scope="function": commit before the response is sent, so a client that follows a redirect finds what was written.
+DbSession = Annotated[Session, Depends(_db, scope="function")]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 ClockDep = Annotated[Clock, Depends(_clock)]
 AuthorityDep = Annotated[Authority, Depends(_authority)]

@@ -11,13 +11,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from gateway.directory.settings import DirectorySettings
 
 ENV_PREFIX = "SOHOGW_"
 CONFIG_ENV = "SOHOGW_CONFIG"
@@ -62,6 +64,30 @@ class CaSettings(BaseModel):
         return None
 
 
+class PortalSettings(BaseModel):
+    """The browser portal: sessions, throttling, and where client certificates come from."""
+
+    revalidate_seconds: Annotated[int, Field(ge=5, le=3600)] = 30
+    """How often every live session is re-checked against the directory and the CA."""
+    throttle_per_account: Annotated[int, Field(ge=1)] = 5
+    throttle_per_source: Annotated[int, Field(ge=1)] = 20
+    throttle_window_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
+    tls_cert_file: Path | None = None
+    """Serve HTTPS and ask browsers for a client certificate (TLS terminated by the gateway itself)."""
+    tls_key_file: Path | None = None
+    trusted_proxies: list[IPvAnyNetwork] = []
+    """Reverse proxies whose forwarded client certificate and address are believed; nobody else's are."""
+    client_cert_header: str = "X-SSL-Client-Cert"
+    """The header a trusted proxy puts the verified client certificate in (URL-encoded PEM, as nginx's
+    ``$ssl_client_escaped_cert``)."""
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "PortalSettings":
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything an operator can set. Defaults are the embedded single-node gateway."""
 
@@ -84,6 +110,9 @@ class Settings(BaseSettings):
     """Names this node when several share one PostgreSQL."""
     log_level: str = "INFO"
     ca: CaSettings = CaSettings()
+    portal: PortalSettings = PortalSettings()
+    directory: DirectorySettings | None = None
+    """Default: the built-in directory in ``<data_dir>/directory.json``."""
 
     @field_validator("log_level")
     @classmethod
@@ -115,7 +144,14 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.data_dir / 'sohogw.db'}"
         if self.ca.directory is None:
             self.ca.directory = self.data_dir / "ca"
+        if self.directory is None:
+            self.directory = DirectorySettings(kind="builtin", builtin_file=self.data_dir / "directory.json")
         return self
+
+    @property
+    def directory_settings(self) -> DirectorySettings:
+        assert self.directory is not None  # set by _derived_paths
+        return self.directory
 
     @property
     def ca_directory(self) -> Path:

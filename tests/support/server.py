@@ -20,7 +20,9 @@ def free_port() -> int:
 def serving(app: FastAPI, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
     """Yield the base URL while uvicorn serves ``app``; shut it down afterwards."""
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", proxy_headers=False)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

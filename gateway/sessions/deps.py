@@ -1,0 +1,87 @@
+"""Who is asking: the current home session from the cookie, role checks and CSRF checks for form posts."""
+
+import hmac
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from starlette.datastructures import FormData
+
+from gateway.deps import ClockDep, DbSession
+from gateway.errors import Forbidden, GatewayError
+from gateway.sessions.models import HomeSession, SessionState
+from gateway.sessions.service import session_for_token, touch
+
+SESSION_COOKIE = "sohogw_session"
+LOGIN_CSRF_COOKIE = "sohogw_login_csrf"
+
+
+class LoginRequired(GatewayError):
+    status_code = 401
+    reason = "login_required"
+
+
+class CsrfRefused(GatewayError):
+    status_code = 403
+    reason = "csrf"
+
+
+def _session(request: Request, db: DbSession, clock: ClockDep, states: tuple[SessionState, ...]) -> HomeSession:
+    session = session_for_token(db, request.cookies.get(SESSION_COOKIE), clock())
+    if session is None or session.state not in states:
+        raise LoginRequired("sign in first")
+    touch(db, session, clock())
+    request.state.home_session = session
+    return session
+
+
+def _current(request: Request, db: DbSession, clock: ClockDep) -> HomeSession:
+    return _session(request, db, clock, (SessionState.ACTIVE,))
+
+
+def _pending_second_factor(request: Request, db: DbSession, clock: ClockDep) -> HomeSession:
+    return _session(request, db, clock, (SessionState.PENDING_SECOND_FACTOR,))
+
+
+CurrentSession = Annotated[HomeSession, Depends(_current)]
+PendingSecondFactor = Annotated[HomeSession, Depends(_pending_second_factor)]
+
+
+def require_role(role: str) -> Callable[..., HomeSession]:
+    def check(session: CurrentSession) -> HomeSession:
+        if role not in session.role_set:
+            raise Forbidden(f"this page needs the {role} role")
+        return session
+
+    return check
+
+
+AgentSession = Annotated[HomeSession, Depends(require_role("agent"))]
+SupervisorSession = Annotated[HomeSession, Depends(require_role("supervisor"))]
+SecurityAdminSession = Annotated[HomeSession, Depends(require_role("security_admin"))]
+HrSession = Annotated[HomeSession, Depends(require_role("hr"))]
+
+
+def _same(expected: str | None, given: Any) -> bool:
+    return bool(expected) and isinstance(given, str) and hmac.compare_digest(expected.encode(), given.encode())
+
+
+async def _session_form(request: Request) -> FormData:
+    """The posted form, if its CSRF field matches the session's secret (checked after the session dependency)."""
+    form = await request.form()
+    session: HomeSession | None = getattr(request.state, "home_session", None)
+    if session is None or not _same(session.csrf_token, form.get("csrf")):
+        raise CsrfRefused("the form expired; reload the page and try again")
+    return form
+
+
+async def _login_form(request: Request) -> FormData:
+    """Before sign-in there is no session: the form's token must match the one set in a cookie with the page."""
+    form = await request.form()
+    if not _same(request.cookies.get(LOGIN_CSRF_COOKIE), form.get("csrf")):
+        raise CsrfRefused("the form expired; reload the page and try again")
+    return form
+
+
+CheckedForm = Annotated[FormData, Depends(_session_form)]
+LoginForm = Annotated[FormData, Depends(_login_form)]

@@ -1,0 +1,132 @@
+"""Sign in, second factor, sign out, and the security admin's view of live sessions."""
+
+import secrets
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from gateway.deps import ClockDep, DbSession, SettingsDep
+from gateway.errors import NotFound
+from gateway.sessions import totp
+from gateway.sessions.client_cert import client_origin
+from gateway.sessions.deps import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    CheckedForm,
+    CurrentSession,
+    LoginForm,
+    PendingSecondFactor,
+    SecurityAdminSession,
+)
+from gateway.sessions.login import LoginFailed, LoginRequest, complete_second_factor, login
+from gateway.sessions.models import EndReason, HomeSession
+from gateway.sessions.service import end_session, get_session, live_sessions
+from gateway.sessions.throttle import TooManyAttempts
+from gateway.web.pages import reason_message, render
+
+router = APIRouter(tags=["sessions"])
+
+
+def _set_session_cookie(response: Response, request: Request, token: str) -> None:
+    secure = request.app.state.settings.public_url.startswith("https://")
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, secure=secure, samesite="lax", path="/")
+
+
+def _login_page(request: Request, status_code: int = 200, **context: object) -> HTMLResponse:
+    origin = client_origin(request, request.app.state.settings.portal)
+    certificate = origin.certificate
+    name = certificate.subject.rfc4514_string() if certificate is not None else None
+    csrf = secrets.token_urlsafe(24)
+    response = render(request, "login.html", status_code, csrf=csrf, certificate_name=name, **context)
+    secure = request.app.state.settings.public_url.startswith("https://")
+    response.set_cookie(LOGIN_CSRF_COOKIE, csrf, httponly=True, secure=secure, samesite="strict", path="/login")
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request) -> HTMLResponse:
+    return _login_page(request)
+
+
+@router.post("/login", response_model=None)
+def login_submit(request: Request, form: LoginForm, db: DbSession, settings: SettingsDep, clock: ClockDep) -> Response:
+    """A refused login renders the form again with the reason; the refusal's audit and throttle rows still commit."""
+    origin = client_origin(request, settings.portal)
+    attempt = LoginRequest(
+        login=str(form.get("username", "")).strip(),
+        password=str(form.get("password", "")),
+        source_ip=origin.address,
+        user_agent=request.headers.get("user-agent", ""),
+        client_cert=origin.certificate,
+    )
+    try:
+        result = login(db, request.app.state.login_services, attempt, clock())
+    except LoginFailed as error:
+        message = reason_message(request, error.reason, error.message, detail=error.message)
+        return _login_page(request, error.status_code, error=message, username=attempt.login)
+    response = RedirectResponse("/login/second-factor" if result.needs_second_factor else "/", status_code=303)
+    _set_session_cookie(response, request, result.token)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+def _second_factor_page(
+    request: Request, session: HomeSession, db: DbSession, clock: ClockDep, status_code: int = 200, error: str = ""
+) -> HTMLResponse:
+    """The code prompt; until the person has proven an enrolment, the QR code to enrol with too."""
+    if totp.is_enrolled(db, session.login):
+        return render(request, "second_factor.html", status_code, qr_svg=None, error=error or None)
+    secret = totp.enrolment(db, session.login, clock())
+    return render(
+        request,
+        "second_factor.html",
+        status_code,
+        qr_svg=totp.provisioning_qr_svg(secret),
+        secret=secret.secret,
+        error=error or None,
+    )
+
+
+@router.get("/login/second-factor", response_class=HTMLResponse)
+def second_factor_page(request: Request, session: PendingSecondFactor, db: DbSession, clock: ClockDep) -> HTMLResponse:
+    return _second_factor_page(request, session, db, clock)
+
+
+@router.post("/login/second-factor", response_model=None)
+def second_factor_submit(
+    request: Request, session: PendingSecondFactor, form: CheckedForm, db: DbSession, clock: ClockDep
+) -> Response:
+    try:
+        token = complete_second_factor(
+            db, session, str(form.get("code", "")), limits=request.app.state.login_services.limits, now=clock()
+        )
+    except (totp.SecondFactorRefused, TooManyAttempts) as error:
+        message = reason_message(request, error.reason, error.message)
+        return _second_factor_page(request, session, db, clock, error.status_code, message)
+    response = RedirectResponse("/", status_code=303)
+    _set_session_cookie(response, request, token)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, session: CurrentSession, form: CheckedForm, db: DbSession, clock: ClockDep) -> Response:
+    end_session(db, session, EndReason.LOGOUT, actor=session.login, now=clock(), source=session.source_ip)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/security-admin/sessions", response_class=HTMLResponse)
+def sessions_page(request: Request, admin: SecurityAdminSession, db: DbSession) -> HTMLResponse:
+    return render(request, "sessions.html", live=live_sessions(db))
+
+
+@router.post("/security-admin/sessions/{session_id}/end")
+def end_now(
+    session_id: str, admin: SecurityAdminSession, form: CheckedForm, db: DbSession, clock: ClockDep
+) -> Response:
+    target = get_session(db, session_id)
+    if target is None:
+        raise NotFound("no such session")
+    end_session(db, target, EndReason.ADMIN, actor=admin.login, now=clock(), source=admin.source_ip)
+    return RedirectResponse("/security-admin/sessions", status_code=303)

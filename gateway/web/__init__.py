@@ -1,0 +1,1 @@
+"""The portal's pages: templates, static files and translations (English and zh-CN)."""

@@ -1,0 +1,91 @@
+"""The role landing pages and the language switch. Each page reads its data through its domain's services."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import text
+
+from gateway.clock import as_utc
+from gateway.deps import ClockDep, DbSession, SettingsDep
+from gateway.pki.service import list_certificates
+from gateway.policies.service import current_policy, current_version
+from gateway.sessions.deps import (
+    SESSION_COOKIE,
+    AgentSession,
+    HrSession,
+    SecurityAdminSession,
+    SupervisorSession,
+)
+from gateway.sessions.models import HomeSession
+from gateway.sessions.service import group_names, live_sessions, session_for_token
+from gateway.web.i18n import LANGUAGES
+from gateway.web.pages import LANGUAGE_COOKIE, render
+from policy import evaluate
+
+router = APIRouter(tags=["pages"])
+ROLE_PAGES = {"agent": "/agent", "supervisor": "/supervisor", "security_admin": "/security-admin", "hr": "/hr"}
+
+
+def landing_page(session: HomeSession | None) -> str:
+    if session is None:
+        return "/login"
+    for role, page in ROLE_PAGES.items():
+        if role in session.role_set:
+            return page
+    return "/login"
+
+
+@router.get("/")
+def home(request: Request, db: DbSession, clock: ClockDep) -> Response:
+    session = session_for_token(db, request.cookies.get(SESSION_COOKIE), clock())
+    active = session if session is not None and session.state == "active" else None
+    return RedirectResponse(landing_page(active), status_code=303)
+
+
+@router.get("/lang/{language}")
+def switch_language(language: str, request: Request) -> Response:
+    response = RedirectResponse(request.headers.get("referer") or "/", status_code=303)
+    if language in LANGUAGES:
+        response.set_cookie(LANGUAGE_COOKIE, language, samesite="lax", max_age=365 * 86400)
+    return response
+
+
+@router.get("/agent", response_class=HTMLResponse)
+def agent_page(request: Request, session: AgentSession, db: DbSession, clock: ClockDep) -> HTMLResponse:
+    return render(
+        request,
+        "agent.html",
+        apps=evaluate(current_policy(db), group_names(session), clock()).apps,
+        since=f"{as_utc(session.created_at):%Y-%m-%d %H:%M} UTC",
+        until=f"{as_utc(session.expires_at):%H:%M} UTC",
+    )
+
+
+@router.get("/supervisor", response_class=HTMLResponse)
+def supervisor_page(request: Request, session: SupervisorSession, db: DbSession) -> HTMLResponse:
+    agents = [s for s in live_sessions(db) if "agent" in s.role_set]
+    return render(request, "supervisor.html", live_agents=len(agents))
+
+
+@router.get("/security-admin", response_class=HTMLResponse)
+def security_admin_page(
+    request: Request, session: SecurityAdminSession, db: DbSession, clock: ClockDep
+) -> HTMLResponse:
+    version = current_version(db)
+    return render(
+        request,
+        "security_admin.html",
+        policy_version=version.version if version else None,
+        certificates=list_certificates(db, now=clock())[-50:],
+    )
+
+
+@router.get("/hr", response_class=HTMLResponse)
+def hr_page(request: Request, session: HrSession) -> HTMLResponse:
+    return render(request, "hr.html")
+
+
+@router.get("/healthz")
+def health(request: Request, db: DbSession, settings: SettingsDep) -> dict[str, str]:
+    db.execute(text("SELECT 1"))
+    authority_ready = request.app.state.authority is not None
+    return {"status": "ok", "node": settings.node_name, "ca": "ready" if authority_ready else "not ready"}

@@ -1,0 +1,102 @@
+"""Signing in to the portal: every refusal has its reason and its audit row; a success rotates a fresh cookie."""
+
+import httpx
+from sqlmodel import col, select
+
+from gateway.audit.models import AuditEvent
+from gateway.db import session_scope
+from tests.gateway.sessions.conftest import Portal, page_error, sign_in
+
+
+def _last_login_outcome(portal: Portal, login: str) -> str:
+    with session_scope(portal.engine) as db:
+        event = db.exec(
+            select(AuditEvent).where(AuditEvent.action == "session.login", AuditEvent.actor == login)
+            .order_by(col(AuditEvent.seq).desc())
+        ).first()
+    assert event is not None
+    return event.outcome
+
+
+def test_wrong_password_is_refused_with_its_reason(portal: Portal) -> None:
+    with portal.client() as client:
+        answer = sign_in(client, "sup1", "not-the-password")
+    assert answer.status_code == 401
+    assert page_error(answer) == "User name or password is wrong."
+    assert _last_login_outcome(portal, "sup1") == "directory.wrong_password"
+
+
+def test_supervisor_signs_in_with_password_and_lands_on_seats(portal: Portal) -> None:
+    with portal.client() as client:
+        answer = sign_in(client, "sup1")
+        assert answer.status_code == 303 and answer.headers["location"] == "/"
+        cookie = answer.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+        home = client.get("/", headers={"accept": "text/html"})
+        assert home.headers["location"] == "/supervisor"
+        seats = client.get("/supervisor", headers={"accept": "text/html"})
+    assert seats.status_code == 200 and 'id="live-count"' in seats.text
+    assert _last_login_outcome(portal, "sup1") == "success"
+
+
+def test_agent_without_certificate_is_refused(portal: Portal) -> None:
+    with portal.client() as client:
+        answer = sign_in(client, "agent1")
+    assert answer.status_code == 401
+    assert "client certificate is required" in page_error(answer)
+    assert _last_login_outcome(portal, "agent1") == "certificate_missing"
+
+
+def test_agent_with_own_certificate_through_trusted_proxy_signs_in(portal: Portal) -> None:
+    with portal.client() as client:
+        answer = sign_in(client, "agent1", headers=portal.proxy_headers("agent1"))
+        assert answer.status_code == 303, page_error(answer)
+        workspace = client.get("/agent", headers={"accept": "text/html"})
+    assert "Customer console" in workspace.text
+    assert "198.51.100.7" in workspace.text  # the address the proxy saw, not the proxy's
+
+
+def test_certificate_header_from_an_untrusted_peer_is_ignored(portal: Portal) -> None:
+    untrusted = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(base_url=portal.base_url, transport=untrusted, follow_redirects=False) as client:
+        answer = sign_in(client, "agent1", headers=portal.proxy_headers("agent1"))
+    assert answer.status_code == 401
+    assert _last_login_outcome(portal, "agent1") == "certificate_missing"
+
+
+def test_another_agents_certificate_is_refused(portal: Portal) -> None:
+    with portal.client() as client:
+        answer = sign_in(client, "agent1", headers=portal.proxy_headers("agent2"))
+    assert answer.status_code == 401
+    assert _last_login_outcome(portal, "agent1") == "certificate_mismatch"
+
+
+def test_account_outside_every_soho_group_is_refused(portal: Portal) -> None:
+    with portal.client() as client:
+        answer = sign_in(client, "outsider")
+    assert answer.status_code == 401
+    assert _last_login_outcome(portal, "outsider") == "no_role"
+
+
+def test_refusals_are_shown_in_chinese_when_the_browser_asks(portal: Portal) -> None:
+    with portal.client() as client:
+        answer = sign_in(client, "sup1", "wrong", headers={"accept-language": "zh-CN,zh;q=0.9"})
+    assert page_error(answer) == "用户名或密码错误。"
+    assert '<html lang="zh-CN">' in answer.text
+
+
+def test_repeated_failures_throttle_the_account_even_with_the_right_password(portal: Portal) -> None:
+    with portal.client() as client:
+        for _ in range(5):
+            assert sign_in(client, "sup1", "wrong").status_code == 401
+        answer = sign_in(client, "sup1")
+    assert answer.status_code == 429
+    assert "Too many" in page_error(answer)
+
+
+def test_login_form_without_its_csrf_token_is_refused(portal: Portal) -> None:
+    with portal.client() as client:
+        client.get("/login")
+        answer = client.post("/login", data={"username": "sup1", "password": "sup-one-pw", "csrf": "forged"})
+    assert answer.status_code == 403
+    assert answer.json()["error"] == "csrf"
