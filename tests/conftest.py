@@ -15,6 +15,8 @@ from sqlmodel import Session
 
 from gateway.db import make_engine
 from gateway.migrate import upgrade
+from tests.directory.samba import SambaDC, running_samba_dc
+from tests.directory.slapd import Slapd, running_slapd
 from tests.support.postgres import create_database, postgres_bin_dir, running_postgres
 
 IN_CI = os.environ.get("CI") == "true"
@@ -66,3 +68,16 @@ def db(engine: Engine) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as session:
         yield session
         session.rollback()
+
+
+@pytest.fixture(scope="session")
+def samba_dc() -> Iterator[SambaDC]:
+    """One throwaway Samba AD DC for the whole run (Samba cannot move off ports 389/636: one per namespace)."""
+    with running_samba_dc() as dc:
+        yield dc
+
+
+@pytest.fixture(scope="session")
+def slapd() -> Iterator[Slapd]:
+    with running_slapd() as server:
+        yield server
