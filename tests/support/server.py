@@ -17,12 +17,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(app: FastAPI, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
-    """Yield the base URL while uvicorn serves ``app``; shut it down afterwards."""
+def serving(
+    app: FastAPI, host: str = "127.0.0.1", port: int | None = None, tls: dict[str, object] | None = None
+) -> Iterator[str]:
+    """Yield the base URL while uvicorn serves ``app``; shut it down afterwards.
+
+    ``tls`` takes the options of ``gateway.web.tls.tls_options`` to serve HTTPS asking for a client certificate.
+    """
     port = port or free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", proxy_headers=False)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="on", proxy_headers=False, **(tls or {})
     )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
@@ -31,7 +37,7 @@ def serving(app: FastAPI, host: str = "127.0.0.1", port: int | None = None) -> I
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
     try:
-        yield f"http://{host}:{port}"
+        yield f"{'https' if tls else 'http'}://{host}:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=15)
