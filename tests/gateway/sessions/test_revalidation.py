@@ -1,0 +1,81 @@
+"""A live session loses its right within one re-validation run: disabled, removed from the group, cert revoked."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import select
+
+from certs.revocation import HttpRevocationChecker
+from gateway.db import session_scope
+from gateway.directory.errors import DirectoryUnavailable
+from gateway.directory.interface import DirectoryUser
+from gateway.pki import service as pki
+from gateway.sessions.models import EndReason, HomeSession, SessionState
+from gateway.sessions.revalidation import revalidate
+from gateway.sessions.service import end_idle_and_expired
+from tests.gateway.sessions.conftest import GROUPS, PASSWORDS, Portal, sign_in
+
+
+def _signed_in(portal: Portal, login: str) -> None:
+    headers = portal.proxy_headers(login) if login in portal.certificates else None
+    with portal.client() as client:
+        assert sign_in(client, login, headers=headers).status_code == 303
+
+
+def _revalidate(portal: Portal, directory: object | None = None, now: datetime | None = None) -> dict[str, str]:
+    with session_scope(portal.engine) as db:
+        revalidate(db, directory or portal.directory, portal.authority, HttpRevocationChecker(timeout_seconds=1),
+                   now or datetime.now(UTC))
+    with session_scope(portal.engine) as db:
+        return {s.login: (s.end_reason or s.state) for s in db.exec(select(HomeSession)).all()}
+
+
+def test_untouched_sessions_survive_revalidation(portal: Portal) -> None:
+    _signed_in(portal, "agent1")
+    _signed_in(portal, "sup1")
+    assert _revalidate(portal) == {"agent1": SessionState.ACTIVE, "sup1": SessionState.ACTIVE}
+
+
+def test_disabled_account_loses_its_session(portal: Portal) -> None:
+    _signed_in(portal, "sup1")
+    portal.directory.add_user("sup1", PASSWORDS["sup1"], groups=GROUPS["sup1"], disabled=True)
+    assert _revalidate(portal)["sup1"] == EndReason.ACCOUNT_DISABLED
+
+
+def test_removal_from_the_group_ends_the_session(portal: Portal) -> None:
+    _signed_in(portal, "agent1")
+    portal.directory.remove_from_group("agent1", "SOHO-Agents")
+    assert _revalidate(portal)["agent1"] == EndReason.ROLE_REMOVED
+
+
+def test_revoked_certificate_ends_the_session(portal: Portal) -> None:
+    _signed_in(portal, "agent1")
+    _signed_in(portal, "agent2")
+    with session_scope(portal.engine) as db:
+        serial = f"{portal.certificates['agent1'].serial_number:X}"
+        pki.revoke(db, portal.authority, serial, "keyCompromise", actor=pki.Actor("admin"), now=datetime.now(UTC),
+                   crl_validity=timedelta(hours=1))
+    outcome = _revalidate(portal)
+    assert outcome["agent1"] == EndReason.CERTIFICATE_REVOKED
+    assert outcome["agent2"] == SessionState.ACTIVE
+
+
+class _DirectoryDown:
+    """The directory as seen when every domain controller is unreachable: the real error type, raised on lookup."""
+
+    def lookup(self, login_or_dn: str) -> DirectoryUser:
+        raise DirectoryUnavailable("no directory server answered")
+
+
+def test_directory_outage_keeps_sessions_and_is_reported(portal: Portal) -> None:
+    _signed_in(portal, "sup1")
+    assert _revalidate(portal, _DirectoryDown())["sup1"] == SessionState.ACTIVE
+
+
+@pytest.mark.parametrize(("minutes", "reason"), [(31, EndReason.IDLE), (11 * 60, EndReason.MAX_LENGTH)])
+def test_idle_and_overlong_sessions_end(portal: Portal, minutes: int, reason: EndReason) -> None:
+    _signed_in(portal, "sup1")  # supervisors: 30 min idle, 10 h maximum in the default policy
+    later = datetime.now(UTC) + timedelta(minutes=minutes)
+    with session_scope(portal.engine) as db:
+        assert end_idle_and_expired(db, later) == 1
+        assert db.exec(select(HomeSession)).one().end_reason == reason
