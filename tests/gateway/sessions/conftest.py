@@ -21,12 +21,26 @@ from gateway.pki import service as pki
 from gateway.settings import Settings, load_settings
 from tests.support.server import serving
 
-PASSWORDS = {"agent1": "agent-one-pw", "agent2": "agent-two-pw", "sup1": "sup-one-pw", "admin1": "admin-one-pw",
-             "hr1": "hr-one-pw", "outsider": "outsider-pw"}
-GROUPS = {"agent1": ["SOHO-Agents"], "agent2": ["SOHO-Agents"], "sup1": ["SOHO-Supervisors"],
-          "admin1": ["SOHO-SecurityAdmins"], "hr1": ["SOHO-HR"], "outsider": []}
-WG_KEYS = {"agent1": "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
-           "agent2": "TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0="}
+PASSWORDS = {
+    "agent1": "agent-one-pw",
+    "agent2": "agent-two-pw",
+    "sup1": "sup-one-pw",
+    "admin1": "admin-one-pw",
+    "hr1": "hr-one-pw",
+    "outsider": "outsider-pw",
+}
+GROUPS = {
+    "agent1": ["SOHO-Agents"],
+    "agent2": ["SOHO-Agents"],
+    "sup1": ["SOHO-Supervisors"],
+    "admin1": ["SOHO-SecurityAdmins"],
+    "hr1": ["SOHO-HR"],
+    "outsider": [],
+}
+WG_KEYS = {
+    "agent1": "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+    "agent2": "TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=",
+}
 
 
 @dataclass
@@ -47,14 +61,18 @@ class Portal:
         return {"X-SSL-Client-Cert": quote(pem), "X-Forwarded-For": "198.51.100.7"}
 
 
-def sign_in(client: httpx.Client, login: str, password: str | None = None,
-            headers: dict[str, str] | None = None) -> httpx.Response:
+def sign_in(
+    client: httpx.Client, login: str, password: str | None = None, headers: dict[str, str] | None = None
+) -> httpx.Response:
     """Fetch the form (for its CSRF token and cookie), then post it, as a browser does."""
     page = client.get("/login", headers=headers)
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert csrf, page.text
-    form = {"username": login, "password": PASSWORDS.get(login, "") if password is None else password,
-            "csrf": csrf.group(1)}
+    form = {
+        "username": login,
+        "password": PASSWORDS.get(login, "") if password is None else password,
+        "csrf": csrf.group(1),
+    }
     return client.post("/login", data=form, headers={**(headers or {}), "accept": "text/html"})
 
 
@@ -72,7 +90,9 @@ def csrf_of(page: httpx.Response) -> str:
 @pytest.fixture
 def portal(tmp_path: Path, db_url: str, engine: Engine) -> Iterator[Portal]:
     settings = load_settings(
-        data_dir=tmp_path, database_url=db_url, ca={"passphrase": "portal-test"},
+        data_dir=tmp_path,
+        database_url=db_url,
+        ca={"passphrase": "portal-test"},
         portal={"trusted_proxies": ["127.0.0.1/32"]},
     )
     now = datetime.now(UTC)
@@ -84,8 +104,15 @@ def portal(tmp_path: Path, db_url: str, engine: Engine) -> Iterator[Portal]:
     with session_scope(engine) as db:
         for login, key in WG_KEYS.items():
             issued = pki.issue_agent_certificate(
-                db, authority, upn=f"{login}@corp.example", account=login, wireguard_key=key,
-                actor=pki.Actor("test"), now=now, lifetime=timedelta(days=7), urls=pki.publication_urls("http://x"),
+                db,
+                authority,
+                upn=f"{login}@corp.example",
+                account=login,
+                wireguard_key=key,
+                actor=pki.Actor("test"),
+                now=now,
+                lifetime=timedelta(days=7),
+                urls=pki.publication_urls("http://x"),
             )
             certificates[login] = issued.cert
     app = create_app(settings, engine=engine, authority=authority, directory=directory, run_jobs=False)

@@ -11,7 +11,8 @@ from tests.gateway.sessions.conftest import Portal, page_error, sign_in
 def _last_login_outcome(portal: Portal, login: str) -> str:
     with session_scope(portal.engine) as db:
         event = db.exec(
-            select(AuditEvent).where(AuditEvent.action == "session.login", AuditEvent.actor == login)
+            select(AuditEvent)
+            .where(AuditEvent.action == "session.login", AuditEvent.actor == login)
             .order_by(col(AuditEvent.seq).desc())
         ).first()
     assert event is not None

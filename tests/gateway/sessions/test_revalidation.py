@@ -24,8 +24,13 @@ def _signed_in(portal: Portal, login: str) -> None:
 
 def _revalidate(portal: Portal, directory: object | None = None, now: datetime | None = None) -> dict[str, str]:
     with session_scope(portal.engine) as db:
-        revalidate(db, directory or portal.directory, portal.authority, HttpRevocationChecker(timeout_seconds=1),
-                   now or datetime.now(UTC))
+        revalidate(
+            db,
+            directory or portal.directory,
+            portal.authority,
+            HttpRevocationChecker(timeout_seconds=1),
+            now or datetime.now(UTC),
+        )
     with session_scope(portal.engine) as db:
         return {s.login: (s.end_reason or s.state) for s in db.exec(select(HomeSession)).all()}
 
@@ -53,8 +58,15 @@ def test_revoked_certificate_ends_the_session(portal: Portal) -> None:
     _signed_in(portal, "agent2")
     with session_scope(portal.engine) as db:
         serial = f"{portal.certificates['agent1'].serial_number:X}"
-        pki.revoke(db, portal.authority, serial, "keyCompromise", actor=pki.Actor("admin"), now=datetime.now(UTC),
-                   crl_validity=timedelta(hours=1))
+        pki.revoke(
+            db,
+            portal.authority,
+            serial,
+            "keyCompromise",
+            actor=pki.Actor("admin"),
+            now=datetime.now(UTC),
+            crl_validity=timedelta(hours=1),
+        )
     outcome = _revalidate(portal)
     assert outcome["agent1"] == EndReason.CERTIFICATE_REVOKED
     assert outcome["agent2"] == SessionState.ACTIVE

@@ -1,0 +1,110 @@
+"""The portal against a real Samba AD DC: nested groups give roles, each account state its own message and reason."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from certs.authority import init_authority
+from gateway.app import create_app
+from gateway.audit.models import AuditEvent
+from gateway.db import session_scope
+from gateway.directory import open_directory
+from gateway.pki import service as pki
+from gateway.settings import load_settings
+from tests.directory import samba
+from tests.gateway.sessions.conftest import page_error, sign_in
+from tests.support.server import serving
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def ad_portal(samba_dc: samba.SambaDC, tmp_path: Path, db_url: str, engine: Engine) -> Iterator[tuple[str, dict]]:
+    settings = load_settings(
+        data_dir=tmp_path,
+        database_url=db_url,
+        ca={"passphrase": "ad-test"},
+        portal={"trusted_proxies": ["127.0.0.1/32"]},
+    )
+    now = datetime.now(UTC)
+    authority = init_authority(settings.ca_directory, "ad-test", "Corp Example", now)
+    headers = {}
+    with session_scope(engine) as db:
+        for login in (samba.AGENT, samba.CHINESE):
+            issued = pki.issue_agent_certificate(
+                db,
+                authority,
+                upn=f"{login}@{samba.REALM.lower()}",
+                wireguard_key="xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+                actor=pki.Actor("test"),
+                now=now,
+                lifetime=timedelta(days=1),
+                urls=pki.publication_urls("http://x"),
+            )
+            pem = issued.cert.public_bytes(serialization.Encoding.PEM).decode()
+            headers[login] = {"X-SSL-Client-Cert": quote(pem)}
+    directory = open_directory(samba_dc.settings())
+    app = create_app(settings, engine=engine, authority=authority, directory=directory, run_jobs=False)
+    with serving(app) as base_url:
+        yield base_url, headers
+
+
+def _outcome(engine: Engine, login: str) -> str:
+    with session_scope(engine) as db:
+        event = db.exec(
+            select(AuditEvent).where(AuditEvent.actor == login).order_by(col(AuditEvent.seq).desc())
+        ).first()
+    return event.outcome if event else ""
+
+
+@pytest.mark.parametrize("login", [samba.AGENT, samba.CHINESE])
+def test_agent_in_a_nested_group_signs_in_with_certificate(ad_portal: tuple[str, dict], login: str) -> None:
+    base_url, headers = ad_portal
+    with httpx.Client(base_url=base_url, follow_redirects=False) as client:
+        answer = sign_in(client, login, samba.PASSWORD, headers=headers[login])
+        assert answer.status_code == 303, page_error(answer)
+        assert client.get("/", headers={"accept": "text/html"}).headers["location"] == "/agent"
+
+
+def test_supervisor_lands_on_seats(ad_portal: tuple[str, dict]) -> None:
+    base_url, _ = ad_portal
+    with httpx.Client(base_url=base_url, follow_redirects=False) as client:
+        assert sign_in(client, samba.SUPERVISOR, samba.PASSWORD).status_code == 303
+        assert client.get("/", headers={"accept": "text/html"}).headers["location"] == "/supervisor"
+
+
+@pytest.mark.parametrize(
+    ("login", "reason", "words"),
+    [
+        (samba.DISABLED, "directory.account_disabled", "disabled"),
+        (samba.LOCKED, "directory.account_locked", "locked"),
+        (samba.PASSWORD_EXPIRED, "directory.password_expired", "expired"),
+        (samba.MUST_CHANGE, "directory.password_must_change", "new password"),
+        (samba.ACCOUNT_EXPIRED, "directory.account_expired", "expired"),
+        (samba.NIGHT_SHIFT, "directory.outside_logon_hours", "time of day"),
+    ],
+)
+def test_each_account_state_has_its_own_message_and_audit_reason(
+    ad_portal: tuple[str, dict], engine: Engine, login: str, reason: str, words: str
+) -> None:
+    base_url, _ = ad_portal
+    with httpx.Client(base_url=base_url, follow_redirects=False) as client:
+        answer = sign_in(client, login, samba.PASSWORD)
+    assert answer.status_code == 401
+    assert words in page_error(answer)
+    assert _outcome(engine, login) == reason
+
+
+def test_injection_in_the_user_name_is_refused_without_a_match(ad_portal: tuple[str, dict], engine: Engine) -> None:
+    base_url, _ = ad_portal
+    with httpx.Client(base_url=base_url, follow_redirects=False) as client:
+        answer = sign_in(client, "*)(sAMAccountName=*", samba.PASSWORD)
+    assert answer.status_code == 401
+    assert _outcome(engine, "*)(sAMAccountName=*").startswith("directory.")
