@@ -1,0 +1,98 @@
+"""Bench: cold start of an X11 kiosk seat to its first frame, and memory per seat.
+
+Run as root: `.venv/bin/python bench/bench_seats.py --seats 10`. Each seat runs the Customer Console.
+Cold start = from `start_seat()` to the first FramebufferUpdate a VNC viewer (view-only password)
+receives. Memory = PSS from /proc/PID/smaps_rollup summed over the seat's processes, measured while all
+seats run at once (shared pages are split among them, as in production). The baseline, in the same
+process: a bare Xvfb (same flags) started and measured the same way.
+"""
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from desktop_broker.x11 import SeatPasswords, SeatProcess, SeatSpec, start_seat, wait_for_first_frame
+from desktop_broker.x11.display import XDisplay, start_display
+from desktop_broker.x11.processes import pss_kib, stop_process
+from desktop_broker.x11.spec import Geometry
+from policy.rules import DisplayRules
+
+CONSOLE_ARGV = ["/usr/bin/python3", "-m", "desktop_broker.apps.customer_console"]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def bench_bare_xvfb(count: int, root: Path) -> tuple[list[float], list[int]]:
+    """Baseline: Xvfb alone, start to accepting connections, and its PSS with `count` running."""
+    durations, displays = [], []
+    try:
+        for index in range(count):
+            runtime = root / f"bare-{index}"
+            runtime.mkdir()
+            started = time.monotonic()
+            display: XDisplay = start_display(Geometry(), runtime)
+            durations.append(time.monotonic() - started)
+            displays.append(display)
+        return durations, [pss_kib(display.process.pid) for display in displays]
+    finally:
+        for display in displays:
+            stop_process(display.process)
+
+
+def bench_seats(count: int, root: Path) -> tuple[list[float], list[float], list[dict[str, int]]]:
+    ready, first_frame, seats = [], [], []
+    try:
+        for _ in range(count):
+            passwords = SeatPasswords.generate()
+            spec = SeatSpec(CONSOLE_ARGV, DisplayRules(), "bench-agent", passwords)
+            started = time.monotonic()
+            seat: SeatProcess = start_seat(spec, homes_root=root / "homes", runtime_root=root / "run")
+            ready.append(time.monotonic() - started)
+            seats.append(seat)
+            wait_for_first_frame(seat.rfb_address, passwords.view_only)
+            first_frame.append(time.monotonic() - started)
+        time.sleep(2.0)  # let every app finish drawing before memory is read
+        return ready, first_frame, [seat.pss_kib() for seat in seats]
+    finally:
+        for seat in seats:
+            seat.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seats", type=int, default=10)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="sohogw-bench-", dir="/var/tmp"))
+    root.chmod(0o755)
+    try:
+        bare_start, bare_pss = bench_bare_xvfb(args.seats, root)
+        ready, first_frame, sizes = bench_seats(args.seats, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    bare_p50 = statistics.median(bare_start)
+    print(f"seats: {args.seats} (Xvfb 1280x800x24, Customer Console, watermark, x11vnc; no websockify)")
+    print(f"bare Xvfb start      p50 {bare_p50 * 1000:7.1f} ms  p95 {percentile(bare_start, 0.95) * 1000:7.1f} ms")
+    ready_p50, ready_p95 = statistics.median(ready), percentile(ready, 0.95)
+    print(f"seat ready (x11vnc)  p50 {ready_p50 * 1000:7.1f} ms  p95 {ready_p95 * 1000:7.1f} ms")
+    frame_p50, frame_p95 = statistics.median(first_frame), percentile(first_frame, 0.95)
+    print(
+        f"seat first frame     p50 {frame_p50 * 1000:7.1f} ms  p95 {frame_p95 * 1000:7.1f} ms"
+        f"  ({frame_p50 / bare_p50:.1f}x bare Xvfb start)"
+    )
+    bare_mib = statistics.mean(bare_pss) / 1024
+    print(f"bare Xvfb PSS        {bare_mib:6.1f} MiB")
+    for part in sizes[0]:
+        print(f"  {part:<12} PSS   {statistics.mean(size[part] for size in sizes) / 1024:6.1f} MiB")
+    seat_mib = statistics.mean(sum(size.values()) for size in sizes) / 1024
+    print(f"seat total PSS       {seat_mib:6.1f} MiB  ({seat_mib / bare_mib:.1f}x bare Xvfb)")
+
+
+if __name__ == "__main__":
+    main()

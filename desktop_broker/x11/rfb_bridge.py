@@ -1,0 +1,43 @@
+"""Bridge one browser websocket to a seat's x11vnc: the gateway calls this after checking the token.
+
+Why no per-seat websockify: the gateway already terminates the browser's TLS and must check the
+one-time launch token before any pixel flows (ARCHITECTURE.md, step 5). Bridging in the gateway makes it
+the gate by construction, serves noVNC's files from one origin, and saves websockify's ~27 MB per seat.
+Framework-neutral: pass the websocket's receive/send coroutines (FastAPI's or the `websockets` library's).
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from desktop_broker.x11.spec import RfbAddress
+
+_CHUNK = 64 * 1024
+
+
+async def bridge_websocket_to_rfb(
+    receive: Callable[[], Awaitable[bytes | None]],
+    send: Callable[[bytes], Awaitable[None]],
+    address: RfbAddress,
+) -> None:
+    """Copy bytes both ways until either side closes (`receive` returns None when the browser left)."""
+    reader, writer = await asyncio.open_connection(address.host, address.port)
+
+    async def browser_to_seat() -> None:
+        while (data := await receive()) is not None:
+            writer.write(data)
+            await writer.drain()
+
+    async def seat_to_browser() -> None:
+        while data := await reader.read(_CHUNK):
+            await send(data)
+
+    tasks = [asyncio.create_task(browser_to_seat()), asyncio.create_task(seat_to_browser())]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        writer.close()

@@ -1,0 +1,155 @@
+"""A real seat (Xvfb, watermark, Customer Console, x11vnc) on this machine: what it shows, who runs it,
+how it fails, and that stopping it leaves nothing behind."""
+
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from desktop_broker.x11 import SeatStartFailed, wait_for_first_frame
+from desktop_broker.x11.watermark import BACKGROUND, STRIP_HEIGHT, TEXT_COLOUR
+from tests.desktop_broker.x11_fixtures import (
+    RunningSeat,
+    pixels_near,
+    running_seat,
+    screen_rgb,
+    wait_for_window,
+    x_run,
+)
+
+pytestmark = pytest.mark.e2e
+
+HEADER_BLUE = (0x1F, 0x4E, 0x79)
+
+
+def _rgb(hex_colour: str) -> tuple[int, int, int]:
+    return (int(hex_colour[1:3], 16), int(hex_colour[3:5], 16), int(hex_colour[5:7], 16))
+
+
+@pytest.fixture(scope="module")
+def seat() -> Iterator[RunningSeat]:
+    with running_seat() as running:
+        wait_for_window(running.seat, "^Customer Console")
+        yield running
+
+
+def test_console_window_is_on_screen(seat: RunningSeat) -> None:
+    rgb = screen_rgb(seat.seat)
+    assert pixels_near(rgb, 1280, range(5, 60), HEADER_BLUE, tolerance=4) > 1280 * 40
+
+
+def test_watermark_strip_with_text_is_drawn_on_the_display(seat: RunningSeat) -> None:
+    """The strip is raised above the app twice a second, so give it that long to cover a fresh window."""
+    strip = range(800 - STRIP_HEIGHT, 800)
+    deadline = time.monotonic() + 3
+    while True:
+        rgb = screen_rgb(seat.seat)
+        text_pixels = pixels_near(rgb, 1280, strip, _rgb(TEXT_COLOUR), tolerance=30)
+        if text_pixels > 2000 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert text_pixels > 2000, "the watermark's text is not on the display"
+    assert pixels_near(rgb, 1280, strip, _rgb(BACKGROUND), tolerance=4) > 1280 * STRIP_HEIGHT // 2
+    assert pixels_near(rgb, 1280, range(100, 700), _rgb(TEXT_COLOUR), tolerance=30) == 0
+
+
+def test_watermark_lets_the_pointer_through_to_the_app(seat: RunningSeat) -> None:
+    x_run(seat.seat, ["xdotool", "mousemove", "640", str(800 - STRIP_HEIGHT // 2)])
+    under_strip = x_run(seat.seat, ["xdotool", "getmouselocation", "--shell"]).stdout
+    x_run(seat.seat, ["xdotool", "mousemove", "640", "400"])
+    over_app = x_run(seat.seat, ["xdotool", "getmouselocation", "--shell"]).stdout
+    window = [line for line in under_strip.splitlines() if line.startswith("WINDOW=")]
+    assert window and window == [line for line in over_app.splitlines() if line.startswith("WINDOW=")]
+
+
+def test_app_runs_as_the_seat_user_not_root(seat: RunningSeat) -> None:
+    uid = os.stat(f"/proc/{seat.seat.app.pid}").st_uid
+    assert uid != 0
+    assert pwd.getpwuid(uid).pw_name.startswith("sohoseat-")
+    assert seat.seat.user.home.stat().st_uid == uid
+    assert oct(seat.seat.user.home.stat().st_mode & 0o777) == "0o700"
+
+
+def test_rfb_listens_on_loopback_only(seat: RunningSeat) -> None:
+    listening = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
+    lines = [line for line in listening.splitlines() if f":{seat.seat.rfb_address.port} " in line]
+    assert lines and all("127.0.0.1:" in line for line in lines), lines
+
+
+def test_view_only_password_gets_a_frame_and_a_wrong_password_is_refused(seat: RunningSeat) -> None:
+    assert wait_for_first_frame(seat.seat.rfb_address, seat.passwords.view_only) < 5
+    with pytest.raises(SeatStartFailed, match="refused the password"):
+        wait_for_first_frame(seat.seat.rfb_address, "wrongpw1")
+
+
+def test_app_on_the_display_cannot_remote_control_x11vnc(seat: RunningSeat) -> None:
+    """Without -noremote any X client could send `-R stop` (or switch the clipboard on) via X11VNC_REMOTE."""
+    x_run(seat.seat, ["x11vnc", "-display", seat.seat.display.name, "-R", "stop"], as_seat_user=True)
+    time.sleep(1.0)
+    assert seat.seat.x11vnc.poll() is None
+    assert seat.seat.alive()
+
+
+def test_idle_seconds_resets_on_input(seat: RunningSeat) -> None:
+    time.sleep(1.1)
+    assert seat.seat.idle_seconds() >= 1.0
+    x_run(seat.seat, ["xdotool", "mousemove", "300", "300"])
+    assert seat.seat.idle_seconds() < 0.5
+
+
+def test_killed_app_is_reported_as_a_crashed_seat() -> None:
+    with running_seat() as running:
+        assert running.seat.alive() and running.seat.failure() is None
+        os.kill(running.seat.app.pid, signal.SIGKILL)
+        running.seat.app.wait(timeout=5)
+        assert not running.seat.alive()
+        assert "application" in (running.seat.failure() or "")
+
+
+def test_stop_leaves_no_process_user_or_file_behind() -> None:
+    with running_seat() as running:
+        seat = running.seat
+        x_run(seat, ["touch", "/tmp/sohoseat-leftover-test"], as_seat_user=True)
+        x_run(seat, ["sh", "-c", "echo x > $HOME/notes.txt"], as_seat_user=True)
+        clip = x_run(
+            seat,
+            ["xclip", "-selection", "clipboard", "-i"],
+            as_seat_user=True,
+            input="held",
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            capture_output=False,
+        )
+        assert clip.returncode == 0
+        user_pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and _uid_of(p) == seat.user.uid]
+        assert len(user_pids) >= 2, "the app and xclip should both run as the seat user"
+        pids = [process.pid for process in seat.parts().values()] + user_pids
+        seat.stop()
+        assert not [pid for pid in pids if os.path.exists(f"/proc/{pid}") and _state(pid) != "Z"]
+        with pytest.raises(KeyError):
+            pwd.getpwnam(seat.user.name)
+        assert not seat.user.home.exists()
+        assert not seat.runtime_dir.exists()
+        assert not os.path.exists("/tmp/sohoseat-leftover-test")
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", seat.rfb_address.port), timeout=1).close()
+
+
+def _uid_of(pid: str) -> int:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except FileNotFoundError:
+        return -1
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
