@@ -6,6 +6,8 @@ import click
 
 from certs.errors import CertificateError
 from gateway.audit.cli import audit
+from gateway.directory.cli import user
+from gateway.directory.errors import DirectoryError
 from gateway.errors import GatewayError
 from gateway.pki.cli import ca, cert, crl
 from gateway.settings import SettingsError, get_settings
@@ -17,7 +19,7 @@ class GatewayCli(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except (SettingsError, GatewayError, CertificateError) as error:
+        except (SettingsError, GatewayError, CertificateError, DirectoryError) as error:
             raise click.ClickException(str(error)) from None
 
 
@@ -35,11 +37,11 @@ def db() -> None:
 @click.option("--revision", default="heads", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply the migrations (SQLite or PostgreSQL, from the settings)."""
-    from gateway.migrate import current_revision, upgrade
+    from gateway.migrate import current_revisions, upgrade
 
     url = get_settings().db_url
     upgrade(url, revision)
-    click.echo(f"database at revision {current_revision(url)}")
+    click.echo(f"database at revision {', '.join(current_revisions(url))}")
 
 
 @cli.command()
@@ -50,18 +52,35 @@ def serve(host: str | None, port: int | None) -> None:
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.db import make_engine, session_scope
     from gateway.migrate import upgrade
     from gateway.pki.ca import open_authority
+    from gateway.pki.trust import write_client_ca_bundle
+    from gateway.web.tls import tls_options
 
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run drowns the log
     upgrade(settings.db_url)
-    app = create_app(settings, authority=open_authority(settings))
+    authority = open_authority(settings)
+    engine = make_engine(settings.db_url)
+    options: dict[str, object] = {}
+    portal = settings.portal
+    if portal.tls_cert_file is not None and portal.tls_key_file is not None:
+        # Browsers are asked for a certificate from any CA we trust: ours and every imported company CA.
+        with session_scope(engine) as db:
+            bundle = write_client_ca_bundle(db, authority, settings.data_dir / "client-cas.pem")
+        options = tls_options(portal.tls_cert_file, portal.tls_key_file, bundle)
+    app = create_app(settings, engine=engine, authority=authority)
     # The portal decides itself which proxies to believe (settings.portal.trusted_proxies): uvicorn must not
     # rewrite the client address from X-Forwarded-For first.
     uvicorn.run(
-        app, host=host or settings.listen_host, port=port or settings.listen_port, log_level="info",
+        app,
+        host=host or settings.listen_host,
+        port=port or settings.listen_port,
+        log_level="info",
         proxy_headers=False,
+        **options,  # type: ignore[arg-type]
     )
 
 
@@ -69,6 +88,7 @@ cli.add_command(ca)
 cli.add_command(cert)
 cli.add_command(crl)
 cli.add_command(audit)
+cli.add_command(user)
 
 
 def main() -> None:

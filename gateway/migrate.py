@@ -19,7 +19,7 @@ def upgrade(url: str, revision: str = "heads") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
-def current_revision(url: str) -> str | None:
+def current_revisions(url: str) -> tuple[str, ...]:
     from alembic.runtime.migration import MigrationContext
 
     from gateway.db import make_engine
@@ -27,6 +27,6 @@ def current_revision(url: str) -> str | None:
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            return tuple(MigrationContext.configure(connection).get_current_heads())
     finally:
         engine.dispose()

@@ -42,7 +42,8 @@ class CaSettings(BaseModel):
     server_cert_days: Annotated[int, Field(ge=1, le=397)] = 90
     crl_refresh_minutes: Annotated[int, Field(ge=1, le=10080)] = 60
     crl_validity_hours: Annotated[int, Field(ge=1, le=720)] = 24
-    expiry_warning_days: Annotated[int, Field(ge=1, le=365)] = 14
+    expiry_warning_days: Annotated[int, Field(ge=1, le=365)] = 2
+    """Shorter than the agent lifetime on purpose: a 7-day certificate is renewed, not warned about all week."""
 
     @field_validator("passphrase_file")
     @classmethod

@@ -58,6 +58,7 @@ class BuiltinDirectory:
         return DirectoryUser(
             dn=login,
             login=login,
+            upn=record.get("upn"),
             display_name=record.get("display_name"),
             mail=record.get("mail"),
             phone=record.get("phone"),
@@ -67,11 +68,21 @@ class BuiltinDirectory:
         )
 
     def add_user(self, login: str, password: str, groups: list[str] | None = None, **details: str | bool) -> None:
-        """Create or replace a user (details: display_name, mail, phone, disabled)."""
+        """Create or replace a user (details: upn, display_name, mail, phone, disabled)."""
         login = check_credentials(login, password)
         with self._lock:
             data = self._load()
             data["users"][login] = {"password_hash": _hasher.hash(password), "groups": groups or [], **details}
+            self._save(data)
+
+    def set_disabled(self, login: str, disabled: bool) -> None:
+        """Disable or enable an account, keeping its password and groups."""
+        with self._lock:
+            data = self._load()
+            record = data["users"].get(login)
+            if record is None:
+                raise errors.AccountNotFound("no such user in the built-in directory")
+            record["disabled"] = disabled
             self._save(data)
 
     def authenticate(self, login: str, password: str) -> DirectoryUser:
