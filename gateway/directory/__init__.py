@@ -1,4 +1,4 @@
-"""Who a person is and which roles they hold: Active Directory, OpenLDAP, or the built-in file.
+"""Who a person is and which groups they are in: Active Directory, OpenLDAP, or the built-in file.
 
 Use `open_directory(settings.directory)` and the `Directory` interface; errors are in `gateway.directory.errors`.
 The calls block (network I/O): from async code run them in a worker thread.

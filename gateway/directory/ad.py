@@ -20,7 +20,6 @@ from gateway.directory.entries import change_membership, first, one_entry, searc
 from gateway.directory.interface import DirectoryUser, Group
 from gateway.directory.logins import check_credentials, equality_filter, is_dn
 from gateway.directory.pool import ServiceConnections
-from gateway.directory.roles import roles_for
 from gateway.directory.servers import ServerList
 from gateway.directory.settings import DirectorySettings
 from gateway.directory.states import AccountState, refusal_from_bind_message, state_from_attributes
@@ -117,7 +116,6 @@ class ActiveDirectory:
             mail=first(entry, "mail"),
             phone=first(entry, "telephoneNumber", "mobile"),
             groups=groups,
-            roles=roles_for(groups, self._settings.role_groups),
             state=state,
         )
 

@@ -18,7 +18,6 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from gateway.directory import errors
 from gateway.directory.interface import DirectoryUser, Group
 from gateway.directory.logins import check_credentials
-from gateway.directory.roles import roles_for
 from gateway.directory.settings import DirectorySettings
 from gateway.directory.states import AccountState
 
@@ -34,7 +33,6 @@ class BuiltinDirectory:
         if settings.builtin_file is None:
             raise errors.DirectoryMisconfigured("the built-in directory needs builtin_file")
         self._path = Path(settings.builtin_file)
-        self._role_groups = settings.role_groups
         self._lock = threading.Lock()
 
     def _load(self) -> dict[str, Any]:
@@ -63,7 +61,6 @@ class BuiltinDirectory:
             mail=record.get("mail"),
             phone=record.get("phone"),
             groups=groups,
-            roles=roles_for(groups, self._role_groups),
             state=AccountState.DISABLED if record.get("disabled") else AccountState.ACTIVE,
         )
 

@@ -1,6 +1,6 @@
 """What the rest of the gateway sees of a directory, whichever kind runs behind it."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.directory import errors
@@ -27,7 +27,6 @@ class DirectoryUser:
     mail: str | None = None
     phone: str | None = None
     groups: tuple[Group, ...] = ()
-    roles: frozenset[str] = field(default_factory=frozenset)
     state: AccountState = AccountState.ACTIVE
 
     def refusal(self) -> errors.LoginRefused | None:
@@ -40,11 +39,11 @@ class Directory(Protocol):
     """Identity source of the gateway: Active Directory, OpenLDAP or the built-in file."""
 
     def authenticate(self, login: str, password: str) -> DirectoryUser:
-        """Check the password and return the person with groups and roles; raise a `LoginRefused` subclass."""
+        """Check the password and return the person with their groups; raise a `LoginRefused` subclass."""
         ...
 
     def lookup(self, login_or_dn: str) -> DirectoryUser:
-        """Re-read a person as the service account (state, groups, roles); raise AccountNotFound if gone."""
+        """Re-read a person as the service account (state, groups); raise AccountNotFound if gone."""
         ...
 
     def add_to_group(self, user_dn: str, group_dn: str) -> None:

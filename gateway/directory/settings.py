@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 
 log = logging.getLogger(__name__)
 
-Role = Literal["agent", "supervisor", "security_admin", "hr"]
 DirectoryKind = Literal["active_directory", "openldap", "builtin"]
 GroupStrategy = Literal["token_groups", "in_chain", "member_of", "recursive"]
 
@@ -33,7 +32,7 @@ class TlsSettings(BaseModel):
 
 
 class DirectorySettings(BaseModel):
-    """Where the directory is, how to bind to it, and how its groups become gateway roles."""
+    """Where the directory is and how to bind to it. Which groups grant which roles is the policy's business."""
 
     kind: DirectoryKind = "builtin"
     servers: list[str] = Field(default_factory=list, description="Tried in order, e.g. ldaps://dc1.corp.example:636")
@@ -51,9 +50,6 @@ class DirectorySettings(BaseModel):
     )
     dead_server_retry_after: float = Field(default=30.0, ge=0, description="Seconds a failed server is tried last")
     pool_size: int = Field(default=4, ge=1, description="Service-account connections kept open")
-    role_groups: dict[Role, list[str]] = Field(
-        default_factory=dict, description="Role → group DNs or names; a member of any of them has the role"
-    )
     group_strategy: GroupStrategy | None = Field(
         default=None, description="Nested groups: AD token_groups (default) or in_chain; OpenLDAP member_of (default)"
     )

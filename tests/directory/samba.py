@@ -78,7 +78,7 @@ class SambaDC:
         )
 
     def settings(self, **overrides: Any) -> DirectorySettings:
-        """Directory settings for this DC with the service account and the test role groups."""
+        """Directory settings for this DC with the service account."""
         values: dict[str, Any] = {
             "kind": "active_directory",
             "servers": [self.ldaps_url],
@@ -87,12 +87,6 @@ class SambaDC:
             "bind_password": PASSWORD,
             "netbios_domain": NETBIOS,
             "tls": {"ca_file": self.ca_file, "certificate_names": [CERT_NAME]},
-            "role_groups": {
-                "agent": ["SOHO-Agents"],
-                "supervisor": ["cn=soho-supervisors,cn=users,dc=SOHO,dc=TEST"],
-                "hr": ["SOHO-HR"],
-                "security_admin": ["SOHO-Security"],
-            },
         }
         values.update(overrides)
         return DirectorySettings.model_validate(values)

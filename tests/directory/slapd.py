@@ -98,7 +98,6 @@ class Slapd:
             "bind_password": PASSWORD,
             "user_dn_template": USER_TEMPLATE,
             "tls": {"ca_file": self.ca_file, "start_tls": True},
-            "role_groups": {"agent": ["soho-agents"], "supervisor": [group_dn("soho-supervisors")]},
         }
         values.update(overrides)
         return DirectorySettings.model_validate(values)

@@ -11,18 +11,16 @@ from gateway.directory import errors as e
 
 @pytest.fixture
 def directory(tmp_path: Path) -> BuiltinDirectory:
-    settings = DirectorySettings(
-        kind="builtin", builtin_file=tmp_path / "users.json", role_groups={"agent": ["agents"], "hr": ["hr"]}
-    )
+    settings = DirectorySettings(kind="builtin", builtin_file=tmp_path / "users.json")
     built_in = BuiltinDirectory(settings)
     built_in.add_user("zhang.wei", "Correct-Horse-1", groups=["agents"], display_name="张伟", phone="+86 571 1")
     built_in.add_user("off.duty", "Correct-Horse-1", disabled=True)
     return built_in
 
 
-def test_right_password_logs_in_with_roles(directory: BuiltinDirectory) -> None:
+def test_right_password_logs_in_with_groups(directory: BuiltinDirectory) -> None:
     user = directory.authenticate("zhang.wei", "Correct-Horse-1")
-    assert (user.display_name, user.roles) == ("张伟", {"agent"})
+    assert (user.display_name, [g.name for g in user.groups]) == ("张伟", ["agents"])
 
 
 def test_password_is_stored_as_argon2_hash(directory: BuiltinDirectory, tmp_path: Path) -> None:
@@ -52,8 +50,7 @@ def test_disabled_user_is_reported_by_lookup(directory: BuiltinDirectory) -> Non
 
 def test_group_changes_persist_in_the_file(directory: BuiltinDirectory, tmp_path: Path) -> None:
     directory.add_to_group("zhang.wei", "hr")
-    reopened = BuiltinDirectory(DirectorySettings(kind="builtin", builtin_file=tmp_path / "users.json",
-                                                  role_groups={"agent": ["agents"], "hr": ["hr"]}))  # fmt: skip
-    assert reopened.lookup("zhang.wei").roles == {"agent", "hr"}
+    reopened = BuiltinDirectory(DirectorySettings(kind="builtin", builtin_file=tmp_path / "users.json"))
+    assert {g.name for g in reopened.lookup("zhang.wei").groups} == {"agents", "hr"}
     reopened.remove_from_group("zhang.wei", "agents")
-    assert directory.lookup("zhang.wei").roles == {"hr"}
+    assert {g.name for g in directory.lookup("zhang.wei").groups} == {"hr"}

@@ -1,13 +1,12 @@
-"""Pure parts: AD sub-codes, account attributes, logon hours, roles, settings that must be refused."""
+"""Pure parts: AD sub-codes, account attributes, logon hours, settings that must be refused."""
 
 from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
 
-from gateway.directory import DirectorySettings, Group
+from gateway.directory import DirectorySettings
 from gateway.directory import errors as e
-from gateway.directory.roles import roles_for
 from gateway.directory.states import AccountState, outside_logon_hours, refusal_from_bind_message, state_from_attributes
 
 SAMBA_MESSAGE = "80090308: LdapErr: DSID-0C0903A9, comment: AcceptSecurityContext error, data {}, v1db1"
@@ -66,12 +65,6 @@ def test_logon_hours_bit_is_the_utc_hour_of_the_week_from_sunday() -> None:
     hours[wednesday_10 // 8] |= 1 << (wednesday_10 % 8)
     assert not outside_logon_hours(bytes(hours), NOW)
     assert outside_logon_hours(bytes(hours), NOW.replace(hour=11))
-
-
-def test_roles_match_group_names_and_dns_case_insensitively() -> None:
-    groups = [Group("CN=Team-A,OU=Ops,DC=corp,DC=example", "Team-A")]
-    assert roles_for(groups, {"agent": ["team-a"], "hr": ["HR"]}) == {"agent"}
-    assert roles_for(groups, {"supervisor": ["cn=team-a, ou=ops, dc=CORP, dc=example"]}) == {"supervisor"}
 
 
 AD = {"kind": "active_directory", "servers": ["ldaps://dc1"], "base_dn": "dc=x", "bind_dn": "s", "bind_password": "p"}
