@@ -1,19 +1,27 @@
 """A live session loses its right within one re-validation run: disabled, removed from the group, cert revoked."""
 
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 import pytest
+from sqlalchemy import Engine
 from sqlmodel import select
 
 from certs.revocation import HttpRevocationChecker
+from gateway.app import create_app
 from gateway.db import session_scope
+from gateway.directory import BuiltinDirectory
 from gateway.directory.errors import DirectoryUnavailable
 from gateway.directory.interface import DirectoryUser
 from gateway.pki import service as pki
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.revalidation import revalidate
 from gateway.sessions.service import end_idle_and_expired
+from gateway.settings import load_settings
 from tests.gateway.sessions.conftest import GROUPS, PASSWORDS, Portal, sign_in
+from tests.support.server import serving
 
 
 def _signed_in(portal: Portal, login: str) -> None:
@@ -91,3 +99,27 @@ def test_idle_and_overlong_sessions_end(portal: Portal, minutes: int, reason: En
     with session_scope(portal.engine) as db:
         assert end_idle_and_expired(db, later) == 1
         assert db.exec(select(HomeSession)).one().end_reason == reason
+
+
+def test_scheduled_revalidation_ends_a_disabled_account_within_its_interval(
+    tmp_path: Path, db_url: str, engine: Engine
+) -> None:
+    """The real scheduler, a 5 s interval: the session is gone within one interval (plus the job's own run)."""
+    settings = load_settings(data_dir=tmp_path, database_url=db_url, portal={"revalidate_seconds": 5})
+    directory = BuiltinDirectory(settings.directory_settings)
+    directory.add_user("sup1", PASSWORDS["sup1"], groups=GROUPS["sup1"])
+    app = create_app(settings, engine=engine, directory=directory)
+    with serving(app) as base_url, httpx.Client(base_url=base_url, follow_redirects=False) as client:
+        assert sign_in(client, "sup1").status_code == 303
+        directory.set_disabled("sup1", True)
+        disabled_at = time.monotonic()
+        while time.monotonic() - disabled_at < 12:
+            with session_scope(engine) as db:
+                session = db.exec(select(HomeSession)).one()
+            if session.state == SessionState.ENDED:
+                break
+            time.sleep(0.2)
+        took = time.monotonic() - disabled_at
+        assert session.end_reason == EndReason.ACCOUNT_DISABLED
+        assert took < 5 + 2
+        assert client.get("/supervisor", headers={"accept": "text/html"}).headers["location"] == "/login"
