@@ -33,10 +33,10 @@ from certs.profiles import PublicationUrls
 from certs.revocation import HttpRevocationChecker
 from certs.server import issue_server_certificate
 from certs.trust import RevocationChecker, TrustStore, read_certificates, verify_client_certificate
-from certs.wgkey import WIREGUARD_KEY_OID, wireguard_key_of
+from certs.wgkey import WIREGUARD_KEY_URI_PREFIX, wireguard_key_of
 
 __all__ = [
-    "WIREGUARD_KEY_OID",
+    "WIREGUARD_KEY_URI_PREFIX",
     "Authority",
     "AuthorityExists",
     "AuthorityExpired",

@@ -23,7 +23,7 @@ from certs.identity import upn_other_name
 from certs.keys import generate_key
 from certs.profiles import CLIENT_AUTH, PublicationUrls, end_entity_extensions
 from certs.signing import sign_end_entity
-from certs.wgkey import wireguard_key_extension, wireguard_key_of
+from certs.wgkey import wireguard_key_name, wireguard_key_of
 
 AGENT_LIFETIME = timedelta(days=7)
 
@@ -36,12 +36,14 @@ class IssuedCertificate:
     key: ec.EllipticCurvePrivateKey
 
 
-def _agent_names(upn: str, email: str | None) -> list[x509.GeneralName]:
+def _agent_names(upn: str, email: str | None, wireguard_public_key: str) -> list[x509.GeneralName]:
+    """The agent's SAN: UPN, e-mail when given, and its one WireGuard key (see certs/wgkey.py)."""
     names: list[x509.GeneralName] = [upn_other_name(upn)]
     if email is not None:
         if not email.isascii() or "@" not in email or any(ch.isspace() for ch in email):
             raise InvalidIdentity(f"{email!r} is not an e-mail address a certificate can carry (ASCII user@domain)")
         names.append(x509.RFC822Name(email))
+    names.append(wireguard_key_name(wireguard_public_key))
     return names
 
 
@@ -65,10 +67,8 @@ def _issue_agent(
             x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )
-    extensions = end_entity_extensions(
-        public_key, authority.issuing_key.public_key(), CLIENT_AUTH, _agent_names(upn, email), urls
-    )
-    extensions.append((wireguard_key_extension(wireguard_public_key), False))
+    names = _agent_names(upn, email, wireguard_public_key)
+    extensions = end_entity_extensions(public_key, authority.issuing_key.public_key(), CLIENT_AUTH, names, urls)
     return sign_end_entity(authority, subject, public_key, extensions, now, lifetime)
 
 
@@ -113,7 +113,8 @@ def renew_certificate(
 ) -> x509.Certificate:
     """A new certificate (new serial, new validity) for the same key, subject, SAN, EKU and WireGuard key.
 
-    Only certificates this authority issued are renewed: a renewal must not launder a foreign certificate.
+    Only certificates this authority issued are renewed: a renewal must not launder a foreign certificate. The
+    WireGuard key is a SAN entry, so copying the SAN keeps it; a damaged or doubled key claim is refused first.
     """
     try:
         cert.verify_directly_issued_by(authority.issuing_cert)
@@ -123,10 +124,8 @@ def renew_certificate(
             f"{authority.issuing_cert.subject.rfc4514_string()}; only our own certificates can be renewed"
         ) from exc
     key = check_public_key(cert.public_key())
+    wireguard_key_of(cert)  # raises InvalidWireGuardKey rather than re-sign a claim we cannot read
     names = list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
     usage = next(iter(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value))
     extensions = end_entity_extensions(key, authority.issuing_key.public_key(), usage, names, urls)
-    wireguard_key = wireguard_key_of(cert)
-    if wireguard_key is not None:
-        extensions.append((wireguard_key_extension(wireguard_key), False))
     return sign_end_entity(authority, cert.subject, key, extensions, now, lifetime)

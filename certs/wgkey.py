@@ -1,29 +1,32 @@
 """The agent's WireGuard public key, bound into its client certificate.
 
 The gateway installs a WireGuard peer only for the key named in the certificate the agent logged in with, so a
-stolen WireGuard key alone does not open a tunnel, and revoking the certificate ends both. The key travels in a
-private, non-critical extension:
+stolen WireGuard key alone does not open a tunnel, and revoking the certificate ends both. The key travels as one
+URI in the subjectAltName:
 
-    extnID    2.25.284944863838092345852714023541851930214
-    extnValue OCTET STRING containing the DER of  WireGuardPublicKey ::= OCTET STRING (SIZE (32))
+    uniformResourceIdentifier  https://sohogw.invalid/wireguard/<the 32 key bytes in base64url, no padding>
 
-The OID is a UUID-derived OID (ITU-T X.667 / RFC 4122 §2.25 arc): the UUID
-d65e6273-9b38-4a83-8e7b-9645ffc9be66 was generated once for this project and its integer value is the arc. No
-registration is needed and no other party will use it. Non-critical, so TLS stacks that do not know it ignore it.
+Why this form (docs/pki.md has the whole argument): a SAN URI needs no OID, so every X.509 parser reads it (the
+earlier 2.25 UUID OID has a 128-bit arc that Go's crypto/x509 and pkilint refuse); pkilint's URI check accepts
+only http(s)-like URLs with a host; and `.invalid` (RFC 6761 §6.4) is the registration-free host that can never
+resolve, so the URI is plainly a name, not a location. Reading accepts only this exact form.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 from cryptography import x509
 
 from certs.errors import InvalidWireGuardKey
 
-WIREGUARD_KEY_OID = x509.ObjectIdentifier("2.25.284944863838092345852714023541851930214")
+WIREGUARD_KEY_URI_PREFIX = "https://sohogw.invalid/wireguard/"
 _KEY_LENGTH = 32
-_DER_OCTET_STRING_32 = bytes([0x04, _KEY_LENGTH])
+# 32 bytes are 43 base64url characters; the last one carries 2 unused bits, which must be zero (RFC 4648 §3.5
+# canonical encoding), so each key has exactly one spelling.
+_URI_KEY = re.compile(r"[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]")
 
 
 def wireguard_key_bytes(public_key: str) -> bytes:
@@ -41,25 +44,40 @@ def wireguard_key_bytes(public_key: str) -> bytes:
     return raw
 
 
-def wireguard_key_extension(public_key: str) -> x509.UnrecognizedExtension:
-    """The extension value to add (non-critical) to an agent certificate."""
-    return x509.UnrecognizedExtension(WIREGUARD_KEY_OID, _DER_OCTET_STRING_32 + wireguard_key_bytes(public_key))
+def wireguard_key_name(public_key: str) -> x509.UniformResourceIdentifier:
+    """The subjectAltName entry that binds `public_key` to an agent certificate."""
+    encoded = base64.urlsafe_b64encode(wireguard_key_bytes(public_key)).decode("ascii").rstrip("=")
+    return x509.UniformResourceIdentifier(WIREGUARD_KEY_URI_PREFIX + encoded)
+
+
+def _claims_a_key(name: x509.GeneralName) -> bool:
+    """A SAN URI that looks meant as our key binding, even if damaged or differently cased."""
+    return isinstance(name, x509.UniformResourceIdentifier) and name.value.casefold().startswith(
+        WIREGUARD_KEY_URI_PREFIX.casefold()
+    )
 
 
 def wireguard_key_of(cert: x509.Certificate) -> str | None:
-    """The WireGuard public key bound in `cert`, in WireGuard's base64 form, or None if it carries none.
+    """The WireGuard public key bound in `cert`, in WireGuard's base64 form, or None if it claims none.
 
-    A present but malformed extension raises, because a certificate that claims a key we cannot read must not be
-    treated like one that claims none.
+    Fails closed: a claim we cannot read exactly, or more than one claim, raises rather than reading as "no key"
+    or picking one, so a certificate never stands for two tunnels. Other URIs (a company CA's own) are ignored.
     """
     try:
-        ext = cert.extensions.get_extension_for_oid(WIREGUARD_KEY_OID)
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return None
-    value = ext.value
-    raw = value.value if isinstance(value, x509.UnrecognizedExtension) else b""
-    if len(raw) != _KEY_LENGTH + 2 or not raw.startswith(_DER_OCTET_STRING_32):
+    claims = [name.value for name in names if _claims_a_key(name)]
+    if not claims:
+        return None
+    if len(claims) > 1:
         raise InvalidWireGuardKey(
-            f"certificate serial {cert.serial_number:x} carries a malformed WireGuard key extension; reissue it"
+            f"certificate serial {cert.serial_number:x} carries {len(claims)} WireGuard key URIs; a certificate "
+            "binds one key, reissue it"
         )
-    return base64.b64encode(raw[2:]).decode("ascii")
+    encoded = claims[0].removeprefix(WIREGUARD_KEY_URI_PREFIX)
+    if not claims[0].startswith(WIREGUARD_KEY_URI_PREFIX) or not _URI_KEY.fullmatch(encoded):
+        raise InvalidWireGuardKey(
+            f"certificate serial {cert.serial_number:x} carries a malformed WireGuard key URI {claims[0]!r}; reissue it"
+        )
+    return base64.b64encode(base64.urlsafe_b64decode(encoded + "=")).decode("ascii")

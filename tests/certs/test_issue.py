@@ -32,7 +32,7 @@ from certs import (
     wireguard_key_of,
 )
 from certs.identity import UPN_OID
-from certs.wgkey import WIREGUARD_KEY_OID
+from certs.wgkey import wireguard_key_name
 from tests.certs.conftest import PASSPHRASE
 
 URLS = PublicationUrls(ocsp_url="http://ca.example.test/ocsp", crl_url="http://ca.example.test/issuing.crl")
@@ -75,7 +75,7 @@ def test_agent_certificate_carries_upn_email_clientauth_and_wireguard_key(
     cdp = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
     assert cdp[0].full_name[0].value == URLS.crl_url
     assert cert.not_valid_after_utc == now + timedelta(days=7)
-    assert not cert.extensions.get_extension_for_oid(WIREGUARD_KEY_OID).critical
+    assert san.get_values_for_type(x509.UniformResourceIdentifier) == [wireguard_key_name(wg_key).value]
     cert.verify_directly_issued_by(authority.issuing_cert)
 
 
