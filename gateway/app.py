@@ -1,7 +1,7 @@
 """The FastAPI application factory: one process serves the API and pages and runs the scheduler."""
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -27,6 +27,9 @@ from gateway.sessions.login import LoginServices
 from gateway.sessions.routes import router as sessions_router
 from gateway.sessions.throttle import ThrottleLimits
 from gateway.settings import Settings, get_settings
+from gateway.voice import jobs as voice_jobs
+from gateway.voice.choose import choose_platform
+from gateway.voice.routes import router as voice_router
 from gateway.web.pages import STATIC_DIR, reason_message, render
 from gateway.web.routes import router as pages_router
 
@@ -87,15 +90,21 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         scheduler = BackgroundScheduler(timezone="UTC")
+        shutdowns: list[Callable[[], None]] = []
         if run_jobs:
             if authority is not None:
                 pki_jobs.register(scheduler, engine, authority, settings, clock)
             session_jobs.register(scheduler, engine, login_services, settings, clock)
+            voice_platform = choose_platform(settings.voice, clock)
+            if voice_platform is not None:
+                shutdowns.append(voice_jobs.register(scheduler, engine, voice_platform, settings.voice, clock))
         scheduler.start()
         try:
             yield
         finally:
             scheduler.shutdown(wait=False)
+            for shutdown in shutdowns:
+                shutdown()
             login_services.directory.close()
 
     app = FastAPI(title="SOHO Gateway", lifespan=lifespan)
@@ -105,6 +114,6 @@ def create_app(
     app.add_exception_handler(GatewayError, _render_error)
     app.add_exception_handler(CertificateError, _render_error)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for router in (pages_router, sessions_router, pki_router):
+    for router in (pages_router, sessions_router, pki_router, voice_router):
         app.include_router(router)
     return app

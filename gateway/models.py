@@ -4,15 +4,20 @@ from gateway.audit.models import AuditEvent, AuditHead
 from gateway.pki.models import CrlPublication, IssuedCertificate, TrustedAuthority
 from gateway.policies.models import PolicyVersion
 from gateway.sessions.models import HomeSession, LoginAttempt, TotpSecret
+from gateway.voice.models import CallbackNumber, CallEvent, CallLeg, SeenWebhookEvent
 
 __all__ = [
     "AuditEvent",
     "AuditHead",
+    "CallEvent",
+    "CallLeg",
+    "CallbackNumber",
     "CrlPublication",
     "HomeSession",
     "IssuedCertificate",
     "LoginAttempt",
     "PolicyVersion",
+    "SeenWebhookEvent",
     "TotpSecret",
     "TrustedAuthority",
 ]

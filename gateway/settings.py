@@ -20,6 +20,8 @@ from pydantic_settings import (
 )
 
 from gateway.directory.settings import DirectorySettings
+from gateway.notify.sms import SmsSettings
+from gateway.voice.settings import VoiceSettings
 
 ENV_PREFIX = "SOHOGW_"
 CONFIG_ENV = "SOHOGW_CONFIG"
@@ -112,6 +114,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     ca: CaSettings = CaSettings()
     portal: PortalSettings = PortalSettings()
+    voice: VoiceSettings = VoiceSettings()
+    sms: SmsSettings = SmsSettings()
     directory: DirectorySettings | None = None
     """Default: the built-in directory in ``<data_dir>/directory.json``."""
 

@@ -1,0 +1,1 @@
+"""Messages to people outside the portal: SMS today (number confirmation, supervision alerts)."""

@@ -1,0 +1,82 @@
+"""Customer calls on an agent's leg: offered, answered, ended; recorded per session and mirrored to a small JSON
+file the agent console reads (``SOHOGW_CALL_STATE``, format of ``desktop_broker/apps/call_state.py``).
+
+The file is written after the commit (a nudge), atomically (write then rename), so the console never reads half a
+file, and says ``active`` only while a call is answered: customer data stays hidden before and after.
+"""
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import BaseModel
+from sqlmodel import Session, col, select
+
+from gateway.events import nudge_after_commit
+from gateway.voice.models import CallEvent
+from gateway.voice.platform import CustomerCallEvent, CustomerCallKind
+from gateway.voice.service import lock_leg
+
+CALL_STATE_CHANGED = "voice.call_state"
+
+
+@dataclass(frozen=True, slots=True)
+class CallStateChange:
+    session_id: str
+    kind: CustomerCallKind
+    caller: str | None
+
+
+class CustomerCallPublic(BaseModel):
+    kind: str
+    caller: str | None
+    at: datetime
+
+
+def record_customer_call(db: Session, event: CustomerCallEvent, now: datetime) -> CallEvent | None:
+    """Store the event against the leg's session; an event for an unknown leg is ignored (returns None)."""
+    leg = lock_leg(db, event.leg_id)
+    if leg is None:
+        return None
+    row = CallEvent(
+        session_id=leg.session_id,
+        login=leg.login,
+        leg_id=leg.id,
+        kind=f"call.{event.kind.value}",
+        caller=event.caller,
+        at=now,
+    )
+    db.add(row)
+    db.flush()
+    nudge_after_commit(db, CALL_STATE_CHANGED, CallStateChange(leg.session_id, event.kind, event.caller))
+    return row
+
+
+def customer_calls(db: Session, session_id: str) -> list[CustomerCallPublic]:
+    query = (
+        select(CallEvent)
+        .where(CallEvent.session_id == session_id, col(CallEvent.kind).startswith("call."))
+        .order_by(col(CallEvent.at), col(CallEvent.id))
+    )
+    return [CustomerCallPublic(kind=e.kind.removeprefix("call."), caller=e.caller, at=e.at) for e in db.exec(query)]
+
+
+def call_state_file(directory: Path, session_id: str) -> Path:
+    """Where a session's call state lives; the seat launcher passes it as ``SOHOGW_CALL_STATE``."""
+    return directory / f"{session_id}.json"
+
+
+def write_call_state(directory: Path, change: CallStateChange) -> Path:
+    active = change.kind is CustomerCallKind.ANSWERED
+    state = {"active": active, "caller": change.caller, "state": change.kind.value}
+    path = call_state_file(directory, change.session_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".call-state-")
+    with os.fdopen(handle, "w") as out:
+        json.dump(state, out)
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, path)
+    return path

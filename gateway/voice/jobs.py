@@ -1,0 +1,94 @@
+"""Voice's scheduled work and listeners: the reconcile loop, calls at session start, hang-ups at session end."""
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.base import BaseScheduler
+from sqlalchemy import Engine
+
+from gateway.clock import Clock
+from gateway.db import session_scope
+from gateway.errors import GatewayError
+from gateway.events import listen, unlisten
+from gateway.sessions.service import SESSION_ENDED, SESSION_STARTED, get_session
+from gateway.voice.calls import CALL_STATE_CHANGED, CallStateChange, write_call_state
+from gateway.voice.platform import VoicePlatform
+from gateway.voice.reconcile import reconcile_legs
+from gateway.voice.service import LEG_CHANGED, release_session, request_callback
+from gateway.voice.settings import VoiceSettings
+from gateway.voice.sink import make_event_sink
+from gateway.voice.webhook import forget_seen_events
+
+log = logging.getLogger(__name__)
+JOB_ID = "voice.reconcile"
+
+
+def register(
+    scheduler: BaseScheduler, engine: Engine, platform: VoicePlatform, settings: VoiceSettings, clock: Clock
+) -> Callable[[], None]:
+    """Start the platform's event stream, schedule reconciling and listen to sessions starting and ending.
+
+    Returns the shutdown step: it stops listening and closes the platform's connections (legs stay up; the next
+    start resyncs with them).
+    """
+
+    def reconcile() -> None:
+        with session_scope(engine) as db:
+            reconcile_legs(db, platform, clock(), settings=settings)
+            forget_seen_events(db, clock(), settings.webhook)
+
+    def wake(_topic: str, _payload: Any) -> None:
+        job = scheduler.get_job(JOB_ID)
+        if job is not None:
+            job.modify(next_run_time=clock())
+
+    def session_started(topic: str, session_id: Any) -> None:
+        if not settings.callback_at_login:
+            return
+        try:
+            with session_scope(engine) as db:
+                session = get_session(db, session_id)
+                if session is not None:
+                    request_callback(db, session, settings, actor="system", now=clock())
+        except GatewayError as refused:  # no number yet, or outside policy: the agent's page says so
+            log.info("no callback at login for session %s: %s", session_id, refused.message)
+
+    def session_ended(topic: str, session_id: Any) -> None:
+        with session_scope(engine) as db:
+            release_session(db, session_id, clock())
+
+    def call_state(_topic: str, change: CallStateChange) -> None:
+        directory: Path | None = settings.call_state_dir
+        if directory is not None:
+            write_call_state(directory, change)
+
+    scheduler.add_job(
+        reconcile,
+        "interval",
+        seconds=settings.reconcile_seconds,
+        id=JOB_ID,
+        next_run_time=clock(),
+        max_instances=1,
+        coalesce=True,
+        replace_existing=True,
+    )
+    listeners = [
+        (SESSION_STARTED, session_started),
+        (SESSION_ENDED, session_ended),
+        (LEG_CHANGED, wake),
+        (CALL_STATE_CHANGED, call_state),
+    ]
+    for topic, listener in listeners:
+        listen(topic, listener)
+    platform.start(make_event_sink(engine, platform, settings, clock))
+
+    def shutdown() -> None:
+        for topic, listener in listeners:
+            unlisten(topic, listener)
+        if scheduler.get_job(JOB_ID) is not None:
+            scheduler.remove_job(JOB_ID)
+        platform.stop()
+
+    return shutdown

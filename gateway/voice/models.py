@@ -1,0 +1,129 @@
+"""Callback numbers, callback legs (desired and observed), call events and the webhook's seen-event set."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel
+from sqlalchemy import Column, DateTime, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class NumberStatus(StrEnum):
+    AWAITING_CODE = "awaiting_code"
+    """Added; the owner has not yet typed the code we texted to it."""
+    PENDING_APPROVAL = "pending_approval"
+    """Confirmed by its owner; an administrator must approve it (``changes_need_approval``)."""
+    CONFIRMED = "confirmed"
+
+
+class CallbackNumber(SQLModel, table=True):
+    """A number an agent asked to be called back on. The code is stored only as a salted SHA-256."""
+
+    __tablename__ = "voice_callback_number"
+    __table_args__ = (UniqueConstraint("login", "e164"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    login: str = Field(max_length=255, index=True)
+    e164: str = Field(max_length=20)
+    region: str = Field(max_length=2)
+    kind: str = Field(max_length=32)
+    status: NumberStatus = Field(max_length=32)
+    code_salt: str | None = Field(default=None, max_length=32)
+    code_sha256: str | None = Field(default=None, max_length=64)
+    code_expires_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    code_attempts: int = 0
+    confirmed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    approved_by: str | None = Field(default=None, max_length=255)
+    vetted_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    vetted_by: str | None = Field(default=None, max_length=255)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class LegState(StrEnum):
+    REQUESTED = "requested"
+    """Wanted; a dial is due or under way with no answer yet."""
+    RINGING = "ringing"
+    CONNECTED = "connected"
+    DROPPED = "dropped"
+    """Was connected and went down while still wanted: a re-dial is due."""
+    ENDED = "ended"
+    """Hung up because it was no longer wanted (logout, session end)."""
+    FAILED = "failed"
+    """Gave up: dial attempts exhausted or the number is no longer allowed."""
+
+
+LIVE_LEG_STATES = (LegState.REQUESTED, LegState.RINGING, LegState.CONNECTED, LegState.DROPPED)
+
+
+class CallLeg(SQLModel, table=True):
+    """The nailed-up leg of one home session: what should be (``wanted``) and what the platform last reported."""
+
+    __tablename__ = "voice_call_leg"
+
+    id: str = Field(primary_key=True, max_length=32)
+    session_id: str = Field(max_length=32, index=True)
+    login: str = Field(max_length=255, index=True)
+    e164: str = Field(max_length=20)
+    state: LegState = Field(max_length=16, index=True)
+    wanted: bool = True
+    agent_ready: bool = False
+    platform_ready: bool = False
+    """The ready state last delivered to the platform; the reconciler sends ``agent_ready`` when they differ."""
+    attempts: int = 0
+    """Dials since the leg was last connected."""
+    channel_id: str | None = Field(default=None, max_length=64, index=True)
+    """The platform's id of the current dial; ``None`` when no dial is under way."""
+    next_dial_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    last_cause: int | None = None
+    problem: str | None = Field(default=None, max_length=255)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    connected_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class CallEvent(SQLModel, table=True):
+    """Something that happened to a session's voice: a dial, a leg state, a customer call offered/answered/ended."""
+
+    __tablename__ = "voice_call_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: str = Field(max_length=32, index=True)
+    login: str = Field(max_length=255, index=True)
+    leg_id: str | None = Field(default=None, max_length=32)
+    kind: str = Field(max_length=32, index=True)
+    caller: str | None = Field(default=None, max_length=32)
+    cause: int | None = None
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
+
+
+class SeenWebhookEvent(SQLModel, table=True):
+    """Event ids the CTI webhook already accepted: a replayed message is refused even inside the time window."""
+
+    __tablename__ = "voice_seen_webhook_event"
+
+    event_id: str = Field(primary_key=True, max_length=128)
+    seen_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
+
+
+class NumberPublic(BaseModel):
+    """A number as pages and the API show it: masked."""
+
+    id: int
+    masked: str
+    kind: str
+    status: NumberStatus
+    vetted: bool
+
+
+class LegPublic(BaseModel):
+    """A leg as supervisors and the agent see it."""
+
+    session_id: str
+    login: str
+    number: str
+    state: LegState
+    attempts: int
+    last_cause: int | None
+    problem: str | None
+    agent_ready: bool

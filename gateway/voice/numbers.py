@@ -1,0 +1,165 @@
+"""The callback-number registry: add (a code is texted), confirm, approve, HR-vet, remove, and pick the one to call.
+
+Codes are short, so they are guarded by expiry and an attempt limit, and kept only as a salted hash so that a
+database reader cannot confirm a number they do not hold. Every change is audited with the number masked.
+"""
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from gateway.audit.service import record
+from gateway.clock import as_utc
+from gateway.errors import Conflict, GatewayError, NotFound
+from gateway.notify.sms import SmsSender
+from gateway.voice.dialable import check_number, mask
+from gateway.voice.models import CallbackNumber, NumberPublic, NumberStatus
+from gateway.voice.settings import VoiceSettings
+
+
+class CodeRefused(GatewayError):
+    status_code = 422
+    reason = "code_refused"
+
+
+class WrongCode(CodeRefused):
+    """The counted failed attempt is flushed; the caller must commit it before the error rolls anything back."""
+
+
+def _code_hash(salt: str, code: str) -> str:
+    return hashlib.sha256(f"{salt}:{code}".encode()).hexdigest()
+
+
+def _audit(db: Session, actor: str, action: str, number: CallbackNumber, outcome: str, now: datetime) -> None:
+    record(
+        db,
+        actor=actor,
+        action=action,
+        target=number.login,
+        outcome=outcome,
+        detail={"number": mask(number.e164), "status": number.status.value},
+        clock=lambda: now,
+    )
+
+
+def _find(db: Session, login: str, number_id: int) -> CallbackNumber:
+    number = db.get(CallbackNumber, number_id)
+    if number is None or number.login != login:
+        raise NotFound("no such callback number on your account")
+    return number
+
+
+def add_number(
+    db: Session, login: str, raw: str, settings: VoiceSettings, sms: SmsSender, *, actor: str, now: datetime
+) -> CallbackNumber:
+    """Register ``raw`` for ``login`` (or re-send the code of one awaiting it) and text a one-time code to it."""
+    dialable = check_number(raw, settings)
+    number = db.exec(
+        select(CallbackNumber).where(CallbackNumber.login == login, CallbackNumber.e164 == dialable.e164)
+    ).first()
+    if number is not None and number.status is not NumberStatus.AWAITING_CODE:
+        raise Conflict(f"{mask(dialable.e164)} is already on your account")
+    if number is None:
+        number = CallbackNumber(
+            login=login,
+            e164=dialable.e164,
+            region=dialable.region,
+            kind=dialable.kind,
+            status=NumberStatus.AWAITING_CODE,
+            created_at=now,
+            updated_at=now,
+        )
+    code = f"{secrets.randbelow(10**settings.code_length):0{settings.code_length}d}"
+    number.code_salt = secrets.token_hex(16)
+    number.code_sha256 = _code_hash(number.code_salt, code)
+    number.code_expires_at = now + timedelta(seconds=settings.code_ttl_seconds)
+    number.code_attempts, number.updated_at = 0, now
+    db.add(number)
+    db.flush()
+    _audit(db, actor, "voice.number.add", number, "code_sent", now)
+    minutes = settings.code_ttl_seconds // 60
+    sms.send(number.e164, f"SOHO Gateway: your callback confirmation code is {code} (valid {minutes} min).")
+    return number
+
+
+def confirm_number(
+    db: Session, login: str, number_id: int, code: str, settings: VoiceSettings, *, actor: str, now: datetime
+) -> CallbackNumber:
+    """Accept the texted code once, within its lifetime and attempt limit; the number then waits for approval or
+    is confirmed, as the settings say."""
+    number = _find(db, login, number_id)
+    if number.status is not NumberStatus.AWAITING_CODE or number.code_sha256 is None or number.code_salt is None:
+        raise CodeRefused("this number is not waiting for a code")
+    if number.code_expires_at is None or now >= as_utc(number.code_expires_at):
+        raise CodeRefused("the code has expired; ask for a new one")
+    if number.code_attempts >= settings.code_max_attempts:
+        raise CodeRefused("too many wrong codes; ask for a new one")
+    if not hmac.compare_digest(_code_hash(number.code_salt, code.strip()), number.code_sha256):
+        number.code_attempts += 1
+        db.add(number)
+        _audit(db, actor, "voice.number.confirm", number, "wrong_code", now)
+        db.flush()
+        raise WrongCode("the code is wrong")
+    number.status = NumberStatus.PENDING_APPROVAL if settings.changes_need_approval else NumberStatus.CONFIRMED
+    number.code_salt = number.code_sha256 = number.code_expires_at = None
+    number.confirmed_at = number.updated_at = now
+    db.add(number)
+    db.flush()
+    _audit(db, actor, "voice.number.confirm", number, number.status.value, now)
+    return number
+
+
+def approve_number(db: Session, number_id: int, *, actor: str, now: datetime) -> CallbackNumber:
+    """An administrator approves a confirmed number that waits for approval."""
+    number = db.get(CallbackNumber, number_id)
+    if number is None or number.status is not NumberStatus.PENDING_APPROVAL:
+        raise NotFound("no callback number waits for approval under this id")
+    number.status, number.approved_by, number.updated_at = NumberStatus.CONFIRMED, actor, now
+    db.add(number)
+    db.flush()
+    _audit(db, actor, "voice.number.approve", number, "approved", now)
+    return number
+
+
+def mark_vetted(db: Session, login: str, e164: str, actor: str, now: datetime) -> CallbackNumber:
+    """HR's mark that this is the number checked at the home visit (used when ``require_hr_vetted`` is on)."""
+    number = db.exec(select(CallbackNumber).where(CallbackNumber.login == login, CallbackNumber.e164 == e164)).first()
+    if number is None:
+        raise NotFound(f"{login} has no callback number {mask(e164)}")
+    number.vetted_at, number.vetted_by, number.updated_at = now, actor, now
+    db.add(number)
+    db.flush()
+    _audit(db, actor, "voice.number.vet", number, "vetted", now)
+    return number
+
+
+def remove_number(db: Session, login: str, number_id: int, *, actor: str, now: datetime) -> None:
+    number = _find(db, login, number_id)
+    _audit(db, actor, "voice.number.remove", number, "removed", now)
+    db.delete(number)
+    db.flush()
+
+
+def list_numbers(db: Session, login: str) -> list[NumberPublic]:
+    numbers = db.exec(select(CallbackNumber).where(CallbackNumber.login == login).order_by(col(CallbackNumber.id)))
+    return [
+        NumberPublic(id=n.id or 0, masked=mask(n.e164), kind=n.kind, status=n.status, vetted=n.vetted_at is not None)
+        for n in numbers
+    ]
+
+
+def usable_number(db: Session, login: str, settings: VoiceSettings) -> CallbackNumber | None:
+    """The number to call: confirmed (and vetted when required), still inside the policy; the latest wins."""
+    query = (
+        select(CallbackNumber)
+        .where(CallbackNumber.login == login, CallbackNumber.status == NumberStatus.CONFIRMED)
+        .order_by(col(CallbackNumber.confirmed_at).desc(), col(CallbackNumber.id).desc())
+    )
+    for number in db.exec(query):
+        if settings.require_hr_vetted and number.vetted_at is None:
+            continue
+        return number
+    return None

@@ -1,0 +1,117 @@
+"""Voice JSON API: the CTI webhook's event intake, and the agent's numbers, ready state, leg and calls.
+
+Agent routes need the caller's active home session with the agent role (the portal's ``AgentSession``). The webhook
+route needs no session: its HMAC signature is the check.
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+
+from gateway.deps import ClockDep, DbSession
+from gateway.errors import NotFound
+from gateway.notify.sms import HttpSms, SmsSettings
+from gateway.sessions.deps import AgentSession
+from gateway.voice import numbers
+from gateway.voice.calls import CustomerCallPublic, customer_calls
+from gateway.voice.models import LegPublic, NumberPublic
+from gateway.voice.service import set_ready
+from gateway.voice.settings import VoiceSettings
+from gateway.voice.sink import apply_event
+from gateway.voice.status import current_leg
+from gateway.voice.webhook import accept_event
+
+router = APIRouter(prefix="/voice", tags=["voice"])
+
+
+def _voice_settings(request: Request) -> VoiceSettings:
+    return request.app.state.settings.voice  # type: ignore[no-any-return]
+
+
+def _sms_settings(request: Request) -> SmsSettings:
+    return request.app.state.settings.sms  # type: ignore[no-any-return]
+
+
+VoiceSettingsDep = Annotated[VoiceSettings, Depends(_voice_settings)]
+SmsSettingsDep = Annotated[SmsSettings, Depends(_sms_settings)]
+
+
+class NumberIn(BaseModel):
+    number: str
+
+
+class CodeIn(BaseModel):
+    code: str
+
+
+class ReadyIn(BaseModel):
+    ready: bool
+
+
+@router.post("/webhook/events")
+async def webhook_event(
+    request: Request, db: DbSession, clock: ClockDep, settings: VoiceSettingsDep
+) -> dict[str, bool]:
+    body = await request.body()
+    event = accept_event(db, request.headers, body, settings.webhook, clock())
+    return {"accepted": True, "applied": apply_event(db, event, settings, clock())}
+
+
+@router.get("/numbers")
+def my_numbers(session: AgentSession, db: DbSession) -> list[NumberPublic]:
+    return numbers.list_numbers(db, session.login)
+
+
+@router.post("/numbers", status_code=201)
+def add_number(
+    body: NumberIn,
+    session: AgentSession,
+    db: DbSession,
+    clock: ClockDep,
+    settings: VoiceSettingsDep,
+    sms: SmsSettingsDep,
+) -> NumberPublic:
+    number = numbers.add_number(
+        db, session.login, body.number, settings, HttpSms(sms), actor=session.login, now=clock()
+    )
+    return next(n for n in numbers.list_numbers(db, session.login) if n.id == number.id)
+
+
+@router.post("/numbers/{number_id}/confirm")
+def confirm_number(
+    number_id: int, body: CodeIn, session: AgentSession, db: DbSession, clock: ClockDep, settings: VoiceSettingsDep
+) -> NumberPublic:
+    try:
+        number = numbers.confirm_number(
+            db, session.login, number_id, body.code, settings, actor=session.login, now=clock()
+        )
+    except numbers.WrongCode:
+        db.commit()  # the failed attempt must outlive the request's rollback, or the attempt limit means nothing
+        raise
+    return next(n for n in numbers.list_numbers(db, session.login) if n.id == number.id)
+
+
+@router.delete("/numbers/{number_id}", status_code=204)
+def remove_number(number_id: int, session: AgentSession, db: DbSession, clock: ClockDep) -> None:
+    numbers.remove_number(db, session.login, number_id, actor=session.login, now=clock())
+
+
+@router.post("/ready")
+def ready(
+    body: ReadyIn, session: AgentSession, db: DbSession, clock: ClockDep, settings: VoiceSettingsDep
+) -> LegPublic:
+    return set_ready(db, session, body.ready, settings, now=clock())
+
+
+@router.get("/leg")
+def my_leg(session: AgentSession, db: DbSession) -> LegPublic:
+    leg = current_leg(db, session.id)
+    if leg is None:
+        raise NotFound("no callback line for this session yet")
+    return leg
+
+
+@router.get("/calls")
+def my_calls(session: AgentSession, db: DbSession) -> list[CustomerCallPublic]:
+    return customer_calls(db, session.id)

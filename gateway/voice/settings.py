@@ -1,0 +1,92 @@
+"""The voice section of the settings (nested by the lead as ``settings.voice``); every field is in docs/voice.md."""
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+
+NumberType = Literal["mobile", "fixed_line", "fixed_line_or_mobile", "toll_free", "voip", "personal_number", "uan"]
+
+
+class AriSettings(BaseModel):
+    """Asterisk's REST interface (ari.conf + http.conf on the PBX)."""
+
+    url: str = "http://127.0.0.1:8088"
+    """Asterisk's HTTP server; ``/ari`` is appended."""
+    username: str = "sohogw"
+    password: SecretStr = SecretStr("")
+    application: str = "sohogw"
+    """The Stasis application the callback legs enter (extensions.conf names it too)."""
+    endpoint: str = "PJSIP/{number}@trunk"
+    """Dial string; ``{number}`` becomes the E.164 number."""
+    caller_id: str = ""
+    """What the agent's phone shows, e.g. the contact center's own number."""
+    ring_seconds: Annotated[int, Field(ge=5, le=120)] = 30
+    reconnect_max_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
+
+
+class CtiWebhookSettings(BaseModel):
+    """A contact-center platform spoken to with signed JSON webhooks (docs/voice.md, "CTI webhook")."""
+
+    url: str = ""
+    """Where the gateway posts agent commands (login, logout, ready, not_ready)."""
+    secret: SecretStr = SecretStr("")
+    """Shared HMAC-SHA256 key for both directions."""
+    window_seconds: Annotated[int, Field(ge=5, le=3600)] = 300
+    """Signed messages older or newer than this (by their timestamp) are refused."""
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+
+
+class VoiceSettings(BaseModel):
+    """Who may be called where, and how hard the gateway tries to keep the nailed-up leg up."""
+
+    platform: Literal["none", "ari", "webhook"] = "none"
+    allowed_countries: list[str] = ["CN"]
+    """ISO 3166 region codes a callback number may belong to."""
+    allowed_types: list[NumberType] = ["mobile", "fixed_line", "fixed_line_or_mobile"]
+    """phonenumbers' number types; premium rate, shared cost, short codes and special services are never allowed."""
+    require_hr_vetted: bool = False
+    """Only call numbers HR has vetted (set by the enrollment capability through ``mark_vetted``)."""
+    changes_need_approval: bool = False
+    """A confirmed new or changed number waits for an administrator's approval before it is called."""
+    code_length: Annotated[int, Field(ge=4, le=10)] = 6
+    code_ttl_seconds: Annotated[int, Field(ge=60, le=3600)] = 600
+    code_max_attempts: Annotated[int, Field(ge=1, le=10)] = 5
+    callback_at_login: bool = True
+    """Call the agent back when the home session starts; otherwise when the agent says "ready"."""
+    max_dial_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    """Unanswered dials in a row before the leg is reported failed."""
+    redial_backoff_seconds: list[Annotated[float, Field(ge=0)]] = [5.0, 15.0, 60.0]
+    """Wait before the n-th re-dial; the last value repeats."""
+    callbacks_per_hour: Annotated[int, Field(ge=1)] = 20
+    """Dials per agent per hour, re-dials included: a runaway loop cannot ring a phone all night."""
+    call_state_dir: Path | None = None
+    """Write ``<dir>/<session id>.json`` for the agent console (``SOHOGW_CALL_STATE``)."""
+    reconcile_seconds: Annotated[int, Field(ge=1, le=300)] = 5
+    ari: AriSettings = AriSettings()
+    webhook: CtiWebhookSettings = CtiWebhookSettings()
+
+    @field_validator("allowed_countries")
+    @classmethod
+    def _upper_regions(cls, regions: list[str]) -> list[str]:
+        return [region.upper() for region in regions]
+
+    @field_validator("redial_backoff_seconds")
+    @classmethod
+    def _some_backoff(cls, delays: list[float]) -> list[float]:
+        if not delays:
+            raise ValueError("give at least one delay")
+        return delays
+
+    @model_validator(mode="after")
+    def _platform_secrets(self) -> "VoiceSettings":
+        # Fail closed: an ARI without a password or a webhook without a secret would accept anyone.
+        if self.platform == "ari" and not self.ari.password.get_secret_value():
+            raise ValueError("voice.ari.password must be set when voice.platform is ari")
+        if self.platform == "webhook" and (len(self.webhook.secret.get_secret_value()) < 16 or not self.webhook.url):
+            raise ValueError("voice.webhook.url and a voice.webhook.secret of 16+ characters are needed for webhook")
+        return self
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before re-dial number ``attempt`` (1-based)."""
+        return self.redial_backoff_seconds[min(attempt, len(self.redial_backoff_seconds)) - 1]

@@ -1,0 +1,34 @@
+"""Where platform events land: one function for both adapters (ARI's websocket thread, the webhook route)."""
+
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from gateway.clock import Clock
+from gateway.db import session_scope
+from gateway.voice.calls import record_customer_call
+from gateway.voice.platform import CustomerCallEvent, EventSink, LegEvent, PlatformEvent, VoicePlatform
+from gateway.voice.reconcile import reconcile_legs
+from gateway.voice.service import apply_leg_event
+from gateway.voice.settings import VoiceSettings
+
+
+def apply_event(db: Session, event: LegEvent | CustomerCallEvent, settings: VoiceSettings, now: datetime) -> bool:
+    """Apply one event in the caller's transaction; False when it named no leg of ours (stale or foreign)."""
+    if isinstance(event, LegEvent):
+        return apply_leg_event(db, event, settings, now) is not None
+    return record_customer_call(db, event, now) is not None
+
+
+def make_event_sink(engine: Engine, platform: VoicePlatform, settings: VoiceSettings, clock: Clock) -> EventSink:
+    """A sink that commits each event on its own; ``Resynced`` runs a resyncing reconcile pass."""
+
+    def sink(event: PlatformEvent) -> None:
+        with session_scope(engine) as db:
+            if isinstance(event, LegEvent | CustomerCallEvent):
+                apply_event(db, event, settings, clock())
+            else:
+                reconcile_legs(db, platform, clock(), settings=settings, resync=True)
+
+    return sink

@@ -1,0 +1,74 @@
+"""The whole wiring: a real scheduler, the session listeners, the ARI adapter and the console's call-state file."""
+
+from pathlib import Path
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from desktop_broker.apps.call_state import read_call_state
+from gateway.clock import utcnow
+from gateway.db import session_scope
+from gateway.sessions.models import EndReason
+from gateway.sessions.service import end_session, get_session
+from gateway.voice.ari import AriPlatform, bridge_of
+from gateway.voice.calls import call_state_file, customer_calls
+from gateway.voice.jobs import register
+from gateway.voice.models import CallLeg, LegState
+from gateway.voice.settings import VoiceSettings
+from tests.gateway.voice.ari_standin import AriStandIn
+from tests.gateway.voice.conftest import AGENT_NUMBER, confirmed_number, start_session, wait_for
+
+CUSTOMER = "+8613800000001"
+
+
+def _leg(engine: Engine, session_id: str) -> CallLeg | None:
+    with session_scope(engine) as db:
+        leg = db.exec(select(CallLeg).where(CallLeg.session_id == session_id)).first()
+        if leg is not None:
+            db.expunge(leg)
+        return leg
+
+
+def test_login_to_logout_with_a_customer_call_on_the_leg(
+    engine: Engine,
+    voice_settings: VoiceSettings,
+    ari_platform: AriPlatform,
+    ari_standin: tuple[AriStandIn, str],
+    tmp_path: Path,
+) -> None:
+    standin, _url = ari_standin
+    voice_settings.call_state_dir = tmp_path / "calls"
+    with session_scope(engine) as db:
+        confirmed_number(db, "agent1", AGENT_NUMBER, voice_settings, utcnow())
+    scheduler = BackgroundScheduler(timezone="UTC")
+    scheduler.start()
+    shutdown = register(scheduler, engine, ari_platform, voice_settings, utcnow)
+    try:
+        with session_scope(engine) as db:
+            session_id = start_session(db, "agent1", utcnow()).id
+        wait_for(lambda: (leg := _leg(engine, session_id)) is not None and leg.state is LegState.CONNECTED)
+        leg = _leg(engine, session_id)
+        assert leg is not None
+
+        customer = standin.customer_call(bridge_of(leg.id), CUSTOMER)
+        state_file = call_state_file(voice_settings.call_state_dir, session_id)
+        wait_for(lambda: read_call_state(state_file).active)
+        assert read_call_state(state_file).caller == CUSTOMER
+        standin.customer_hangs_up(customer)
+        wait_for(lambda: not read_call_state(state_file).active)
+        with session_scope(engine) as db:
+            assert [(c.kind, c.caller) for c in customer_calls(db, session_id)] == [
+                ("answered", CUSTOMER),
+                ("ended", CUSTOMER),
+            ]
+
+        with session_scope(engine) as db:
+            session = get_session(db, session_id)
+            assert session is not None
+            end_session(db, session, EndReason.LOGOUT, actor="agent1", now=utcnow())
+        wait_for(lambda: (leg := _leg(engine, session_id)) is not None and leg.state is LegState.ENDED)
+        assert standin.deleted == [leg.channel_id]
+    finally:
+        shutdown()
+        scheduler.shutdown(wait=True)
