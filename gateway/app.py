@@ -21,6 +21,10 @@ from gateway.errors import GatewayError
 from gateway.pki import jobs as pki_jobs
 from gateway.pki.ca import CaNotReady, open_authority
 from gateway.pki.routes import router as pki_router
+from gateway.seats import jobs as seat_jobs
+from gateway.seats.broker import start_broker
+from gateway.seats.routes import mount_novnc
+from gateway.seats.routes import router as seats_router
 from gateway.sessions import jobs as session_jobs
 from gateway.sessions.deps import LoginRequired
 from gateway.sessions.login import LoginServices
@@ -95,6 +99,9 @@ def create_app(
             if authority is not None:
                 pki_jobs.register(scheduler, engine, authority, settings, clock)
             session_jobs.register(scheduler, engine, login_services, settings, clock)
+            broker = start_broker(app)
+            seat_jobs.register(scheduler, broker)
+            shutdowns.append(broker.stop)
             voice_platform = choose_platform(settings.voice, clock)
             if voice_platform is not None:
                 shutdowns.append(voice_jobs.register(scheduler, engine, voice_platform, settings.voice, clock))
@@ -114,6 +121,7 @@ def create_app(
     app.add_exception_handler(GatewayError, _render_error)
     app.add_exception_handler(CertificateError, _render_error)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for router in (pages_router, sessions_router, pki_router, voice_router):
+    for router in (pages_router, sessions_router, pki_router, seats_router, voice_router):
         app.include_router(router)
+    mount_novnc(app)
     return app

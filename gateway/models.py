@@ -3,6 +3,7 @@
 from gateway.audit.models import AuditEvent, AuditHead
 from gateway.pki.models import CrlPublication, IssuedCertificate, TrustedAuthority
 from gateway.policies.models import PolicyVersion
+from gateway.seats.models import LaunchToken, SeatLease
 from gateway.sessions.models import HomeSession, LoginAttempt, TotpSecret
 from gateway.voice.models import CallbackNumber, CallEvent, CallLeg, SeenWebhookEvent
 
@@ -15,8 +16,10 @@ __all__ = [
     "CrlPublication",
     "HomeSession",
     "IssuedCertificate",
+    "LaunchToken",
     "LoginAttempt",
     "PolicyVersion",
+    "SeatLease",
     "SeenWebhookEvent",
     "TotpSecret",
     "TrustedAuthority",

@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 from gateway.directory.settings import DirectorySettings
 from gateway.notify.sms import SmsSettings
+from gateway.seats.settings import SeatSettings
 from gateway.voice.settings import VoiceSettings
 
 ENV_PREFIX = "SOHOGW_"
@@ -114,6 +115,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     ca: CaSettings = CaSettings()
     portal: PortalSettings = PortalSettings()
+    seats: SeatSettings = SeatSettings()
     voice: VoiceSettings = VoiceSettings()
     sms: SmsSettings = SmsSettings()
     directory: DirectorySettings | None = None

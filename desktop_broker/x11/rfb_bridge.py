@@ -12,15 +12,27 @@ from collections.abc import Awaitable, Callable
 from desktop_broker.x11.spec import RfbAddress
 
 _CHUNK = 64 * 1024
+Handshake = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 async def bridge_websocket_to_rfb(
     receive: Callable[[], Awaitable[bytes | None]],
     send: Callable[[bytes], Awaitable[None]],
     address: RfbAddress,
+    handshake: Handshake | None = None,
 ) -> None:
-    """Copy bytes both ways until either side closes (`receive` returns None when the browser left)."""
+    """Copy bytes both ways until either side closes (`receive` returns None when the browser left).
+
+    `handshake`, if given, runs on the seat's connection before any byte is copied: the gateway uses it
+    to authenticate to x11vnc itself, so the browser never learns the seat's VNC password.
+    """
     reader, writer = await asyncio.open_connection(address.host, address.port)
+    if handshake is not None:
+        try:
+            await handshake(reader, writer)
+        except BaseException:
+            writer.close()
+            raise
 
     async def browser_to_seat() -> None:
         while (data := await receive()) is not None:

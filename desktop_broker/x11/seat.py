@@ -87,6 +87,15 @@ class SeatProcess:
                     sizes["application"] += pss_kib(pid)
         return sizes
 
+    def show_watermark(self, label: str) -> None:
+        """Redraw the watermark with `label`: a pooled seat is started before anyone is known to hold it.
+
+        The old strip is stopped only after the new one runs, so the display is never without one.
+        """
+        previous = self.watermark
+        self.watermark = _spawn_watermark(label, self.x_environment(), self.runtime_dir)
+        stop_process(previous)
+
     def stop(self) -> None:
         """Stop every part (SIGTERM, then SIGKILL), then remove the seat user, its files and the cookies."""
         for process in (self.app, self.watermark, self.x11vnc, self.display.process):
@@ -113,11 +122,7 @@ def start_seat(
         write_cookie(root_auth, display.name, display.cookie)
         user = provide_seat_user(display.number, homes_root)
         x_env = {"DISPLAY": display.name, "XAUTHORITY": str(root_auth)}
-        watermark = _spawn(
-            [SYSTEM_PYTHON, str(Path(watermark_module.__file__)), spec.watermark],
-            {**_base_env(), **x_env},
-            runtime_dir / "watermark.log",
-        )
+        watermark = _spawn_watermark(spec.watermark, x_env, runtime_dir)
         started.append(watermark)
         app = _spawn_app(spec, display, user, runtime_dir)
         started.append(app)
@@ -158,6 +163,14 @@ def _spawn(
             extra_groups=[] if user and user.created else None,
             umask=0o077,
         )
+
+
+def _spawn_watermark(label: str, x_env: dict[str, str], runtime_dir: Path) -> subprocess.Popen[bytes]:
+    return _spawn(
+        [SYSTEM_PYTHON, str(Path(watermark_module.__file__)), label],
+        {**_base_env(), **x_env},
+        runtime_dir / "watermark.log",
+    )
 
 
 def _spawn_app(spec: SeatSpec, display: XDisplay, user: SeatUser, runtime_dir: Path) -> subprocess.Popen[bytes]:

@@ -105,7 +105,9 @@ def test_scheduled_revalidation_ends_a_disabled_account_within_its_interval(
     tmp_path: Path, db_url: str, engine: Engine
 ) -> None:
     """The real scheduler, a 5 s interval: the session is gone within one interval (plus the job's own run)."""
-    settings = load_settings(data_dir=tmp_path, database_url=db_url, portal={"revalidate_seconds": 5})
+    settings = load_settings(
+        data_dir=tmp_path, database_url=db_url, portal={"revalidate_seconds": 5}, seats={"enabled": False}
+    )
     directory = BuiltinDirectory(settings.directory_settings)
     directory.add_user("sup1", PASSWORDS["sup1"], groups=GROUPS["sup1"])
     app = create_app(settings, engine=engine, directory=directory)

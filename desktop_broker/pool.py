@@ -1,0 +1,187 @@
+"""Pre-warmed X11 seats per published app, handed out once and never reused.
+
+A seat is started before anyone asks for it (a cold start costs ~0.3 s, a warm hand-over only the
+watermark's redraw), assigned to one person on launch, and on release stopped and wiped: its Unix
+user, home, temporary files and cookies go with it (`SeatProcess.stop`), and a fresh seat takes its
+place. The pool knows nothing of the gateway; it is told which kinds of seat to keep warm and who
+holds which seat, and reports seats that died.
+"""
+
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from desktop_broker.x11 import SeatPasswords, SeatProcess, SeatSpec
+from policy.rules import DisplayRules
+
+log = logging.getLogger(__name__)
+UNASSIGNED_LABEL = "not assigned"
+
+
+class SeatUnavailable(Exception):
+    """No seat can be given right now; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeatKind:
+    """Seats are interchangeable only with the same app and the same display rules (x11vnc's flags)."""
+
+    app_id: str
+    argv: tuple[str, ...]
+    rules: DisplayRules
+
+
+@dataclass(slots=True)
+class PooledSeat:
+    """One running seat of the pool and who holds it (None while it waits warm)."""
+
+    seat_id: str
+    kind: SeatKind
+    process: SeatProcess
+    passwords: SeatPasswords
+    holder: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadSeat:
+    """A seat whose process died: `holder` lost it (None: it was still warm and is simply replaced)."""
+
+    seat_id: str
+    holder: str | None
+    failure: str
+
+
+SeatStarter = Callable[[SeatSpec], SeatProcess]
+
+
+@dataclass
+class SeatPool:
+    """At most `node_cap` seats run on this node; `warm_per_kind` of each wanted kind wait unassigned."""
+
+    start: SeatStarter
+    node_cap: int
+    warm_per_kind: int
+    _seats: dict[str, PooledSeat] = field(default_factory=dict)
+    _starting: int = 0
+    _wanted: tuple[SeatKind, ...] = ()
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lifecycle: threading.Lock = field(default_factory=threading.Lock)
+    """Starts and stops run one at a time: a stopped seat frees its display number, which Xvfb may give
+    the next seat at once, and that seat's user `sohoseat-N` must not be removed by the old seat's stop."""
+
+    def want_warm(self, kinds: Iterable[SeatKind]) -> None:
+        """The kinds to keep warm (from the policy in force); `fill()` then starts what is missing."""
+        with self._lock:
+            self._wanted = tuple(dict.fromkeys(kinds))
+
+    def assign(self, kind: SeatKind, holder: str, label: str) -> PooledSeat:
+        """A warm seat of `kind` for `holder`, or a cold one; raises `SeatUnavailable` at the node's cap.
+
+        The watermark is redrawn with `label` before the seat is returned, so nobody sees a seat
+        without their name on it.
+        """
+        evicted: PooledSeat | None = None
+        with self._lock:
+            seat = next((s for s in self._seats.values() if s.holder is None and s.kind == kind), None)
+            if seat is not None:
+                seat.holder = holder
+            else:
+                evicted = self._make_room()
+                self._starting += 1
+        if seat is None:
+            if evicted is not None:
+                self._stop(evicted)
+            seat = self._start(kind, holder=holder)
+        try:
+            seat.process.show_watermark(label)
+        except BaseException:
+            self.release(seat.seat_id)
+            raise
+        return seat
+
+    def _make_room(self) -> PooledSeat | None:
+        """Under the lock: free a place for a cold start, evicting a warm seat of another kind if needed."""
+        if len(self._seats) + self._starting < self.node_cap:
+            return None
+        warm = next((s for s in self._seats.values() if s.holder is None), None)
+        if warm is None:
+            raise SeatUnavailable(
+                f"no seat free on this node: all {self.node_cap} seats are in use; try again in a minute "
+                "or ask an administrator to raise the cap per node"
+            )
+        del self._seats[warm.seat_id]
+        return warm
+
+    def _start(self, kind: SeatKind, holder: str | None) -> PooledSeat:
+        """Start a seat for a place already reserved in `_starting`."""
+        passwords = SeatPasswords.generate()
+        try:
+            with self._lifecycle:
+                process = self.start(SeatSpec(kind.argv, kind.rules, UNASSIGNED_LABEL, passwords))
+        finally:
+            with self._lock:
+                self._starting -= 1
+        seat = PooledSeat(f"seat-{secrets.token_hex(6)}", kind, process, passwords, holder)
+        with self._lock:
+            self._seats[seat.seat_id] = seat
+        return seat
+
+    def get(self, seat_id: str) -> PooledSeat | None:
+        with self._lock:
+            return self._seats.get(seat_id)
+
+    def held(self) -> dict[str, str]:
+        """Seat id → holder, for every assigned seat (the reconciler compares it with the leases)."""
+        with self._lock:
+            return {s.seat_id: s.holder for s in self._seats.values() if s.holder is not None}
+
+    def release(self, seat_id: str) -> None:
+        """Stop and wipe the seat; it is never handed to anyone again. Unknown ids are ignored."""
+        with self._lock:
+            seat = self._seats.pop(seat_id, None)
+        if seat is not None:
+            self._stop(seat)
+
+    def _stop(self, seat: PooledSeat) -> None:
+        with self._lifecycle:
+            seat.process.stop()
+
+    def fill(self) -> int:
+        """Start warm seats up to `warm_per_kind` of each wanted kind, within the cap; returns how many."""
+        started = 0
+        for kind in self._wanted:
+            while True:
+                with self._lock:
+                    warm = sum(1 for s in self._seats.values() if s.holder is None and s.kind == kind)
+                    if warm >= self.warm_per_kind or len(self._seats) + self._starting >= self.node_cap:
+                        break
+                    self._starting += 1
+                self._start(kind, holder=None)
+                started += 1
+        return started
+
+    def find_dead(self) -> list[DeadSeat]:
+        """Remove and stop every seat with a dead part; the caller ends the holders' leases."""
+        with self._lock:
+            dead = [(s, failure) for s in self._seats.values() if (failure := s.process.failure()) is not None]
+            for seat, _ in dead:
+                del self._seats[seat.seat_id]
+        for seat, failure in dead:
+            log.warning("seat %s (%s) died: %s", seat.seat_id, seat.holder or "warm", failure)
+            self._stop(seat)
+        return [DeadSeat(seat.seat_id, seat.holder, failure) for seat, failure in dead]
+
+    def count(self) -> tuple[int, int]:
+        """(assigned, warm) seats running now."""
+        with self._lock:
+            assigned = sum(1 for s in self._seats.values() if s.holder is not None)
+            return assigned, len(self._seats) - assigned
+
+    def stop_all(self) -> None:
+        with self._lock:
+            seats = list(self._seats.values())
+            self._seats.clear()
+        for seat in seats:
+            self._stop(seat)

@@ -1,0 +1,77 @@
+"""The gateway answers x11vnc's VNC authentication itself and offers the browser "no authentication".
+
+Why: a password that reaches noVNC reaches the home PC (its memory, a browser extension, a page
+script); the seat's one-time VNC password would then be a second key to the seat, usable from any
+local process on the gateway host. Here the browser only ever holds the one-time launch token, which
+the broker spends before this runs. RFB 3.8 (RFC 6143 §7.1-7.2): after both sides agree on the
+version, the seat is authenticated on the gateway's own connection, then the browser is told that
+security type 1 (None) is the only one and that it succeeded; from ClientInit on, bytes are copied.
+"""
+
+import asyncio
+import struct
+from collections.abc import Awaitable, Callable
+
+from desktop_broker.x11.rfb_bridge import Handshake
+from desktop_broker.x11.rfb_probe import vnc_auth_response
+
+RFB_VERSION = b"RFB 003.008\n"
+_VNC_AUTH = 2
+_NO_AUTH = 1
+_OK = struct.pack(">I", 0)
+
+Receive = Callable[[], Awaitable[bytes | None]]
+Send = Callable[[bytes], Awaitable[None]]
+
+
+class RfbAuthFailed(Exception):
+    """The seat or the browser broke the RFB handshake; the seat connection is closed."""
+
+
+class BufferedReceive:
+    """The browser's messages as a byte stream: the handshake reads exact sizes, the bridge the rest."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._pending = b""
+
+    async def exactly(self, size: int) -> bytes:
+        while len(self._pending) < size:
+            message = await self._receive()
+            if message is None:
+                raise RfbAuthFailed("the browser left during the RFB handshake")
+            self._pending += message
+        data, self._pending = self._pending[:size], self._pending[size:]
+        return data
+
+    async def __call__(self) -> bytes | None:
+        if self._pending:
+            data, self._pending = self._pending, b""
+            return data
+        return await self._receive()
+
+
+def authenticate_for_browser(password: str, browser: BufferedReceive, send: Send) -> Handshake:
+    """A handshake for `bridge_websocket_to_rfb`: VNC auth towards the seat, "None" towards the browser."""
+
+    async def handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not (await reader.readexactly(12)).startswith(b"RFB 003."):
+            raise RfbAuthFailed("the seat does not speak RFB")
+        writer.write(RFB_VERSION)
+        types = await reader.readexactly((await reader.readexactly(1))[0])
+        if _VNC_AUTH not in types:
+            raise RfbAuthFailed(f"the seat offers no VNC authentication (types {list(types)})")
+        writer.write(bytes([_VNC_AUTH]))
+        writer.write(vnc_auth_response(password, await reader.readexactly(16)))
+        await writer.drain()
+        if await reader.readexactly(4) != _OK:
+            raise RfbAuthFailed("the seat refused the broker's password")
+        await send(RFB_VERSION)
+        if await browser.exactly(12) != RFB_VERSION:  # 3.3/3.7 negotiate security differently; noVNC speaks 3.8
+            raise RfbAuthFailed("the browser does not speak RFB 3.8")
+        await send(bytes([1, _NO_AUTH]))
+        if (await browser.exactly(1))[0] != _NO_AUTH:
+            raise RfbAuthFailed("the browser chose a security type that was not offered")
+        await send(_OK)
+
+    return handshake

@@ -1,0 +1,177 @@
+"""This node's seat broker: the X11 seat pool, made to match the seat leases in the database.
+
+The leases are the desired state. A lease that ends nudges `on_seat_ended` after its commit (the seat
+is stopped and wiped at once); a session that ends nudges `on_session_ended` (its leases end); and
+`reconcile()` on a schedule is the safety net: seats no live lease holds are recycled, dead seats end
+their lease (audited) and are replaced, warm seats are topped up for the policy in force.
+"""
+
+import logging
+import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from desktop_broker.pool import SeatKind, SeatPool, SeatUnavailable
+from desktop_broker.x11 import SeatError, SeatSpec, start_seat
+from gateway import events
+from gateway.clock import Clock
+from gateway.db import session_scope
+from gateway.policies.service import current_policy
+from gateway.seats import service
+from gateway.seats.errors import NoSeatFree
+from gateway.seats.models import SeatEndReason, SeatLease
+from gateway.seats.settings import SeatSettings
+from gateway.sessions.models import HomeSession, SessionState
+from gateway.sessions.service import SESSION_ENDED
+from policy import DisplayRules, PolicyDocument, X11App, evaluate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SeatBroker:
+    """One per gateway process; `stop()` stops every seat it runs."""
+
+    engine: Engine
+    settings: SeatSettings
+    node: str
+    clock: Clock
+    pool: SeatPool | None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _background: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="seat-recycle")
+    )
+
+    @property
+    def token_lifetime(self) -> timedelta:
+        return timedelta(seconds=self.settings.launch_token_seconds)
+
+    def kind(self, app: X11App, rules: DisplayRules) -> SeatKind:
+        """The seat kind for an app: `python` in its command means the interpreter the settings name."""
+        argv = tuple(app.command)
+        if argv and argv[0] in ("python", "python3"):
+            argv = (self.settings.app_python, *argv[1:])
+        return SeatKind(app.id, argv, rules)
+
+    def warm_kinds(self, document: PolicyDocument) -> list[SeatKind]:
+        """One kind per X11 app and group publishing it: what a member of that group alone would get."""
+        kinds = []
+        for group in document.groups:
+            effective = evaluate(document, [group], self.clock())
+            kinds += [self.kind(app, effective.display) for app in effective.apps if isinstance(app, X11App)]
+        return kinds
+
+    def runs(self, lease: SeatLease) -> bool:
+        return self.pool is not None and lease.node == self.node and self.pool.get(lease.seat_id) is not None
+
+    def assign(self, app: X11App, rules: DisplayRules, *, holder: str, label: str) -> tuple[str, str]:
+        if self.pool is None:
+            raise NoSeatFree("X11 seats are switched off on this node; ask the administrator")
+        try:
+            seat = self.pool.assign(self.kind(app, rules), holder, label)
+        except SeatUnavailable as error:
+            raise NoSeatFree(str(error)) from None
+        except SeatError as error:
+            log.error("seat for %s could not start: %s", holder, error)
+            raise NoSeatFree("the seat could not start; try again, and tell the administrator if it persists") from None
+        return seat.seat_id, str(seat.process.rfb_address)
+
+    def on_seat_ended(self, _topic: str, payload: Any) -> None:
+        """Stop and wipe the seat in the background: a logout or a new login must not wait for it (~0.1-1 s)."""
+        node, seat_id = payload
+        if self.pool is not None and node == self.node:
+            self._background.submit(self.pool.release, seat_id)
+
+    def on_session_ended(self, _topic: str, session_id: Any) -> None:
+        self._background.submit(self._end_seats_of_session, str(session_id))
+
+    def _end_seats_of_session(self, session_id: str) -> None:
+        with session_scope(self.engine) as db:
+            service.end_seats_of_session(db, session_id, self.clock())
+
+    def reconcile(self) -> None:
+        """Make the pool match the leases; idempotent, safe to run at any time (one run at a time)."""
+        if self.pool is None or not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._reconcile(self.pool)
+        finally:
+            self._lock.release()
+
+    def _reconcile(self, pool: SeatPool) -> None:
+        with session_scope(self.engine) as db:
+            pool.want_warm(self.warm_kinds(current_policy(db)))
+            leases = {lease.id: lease for lease in service.live_leases(db, self.node)}
+            for dead in pool.find_dead():
+                if dead.holder in leases:
+                    service.end_seat(
+                        db, leases[dead.holder], SeatEndReason.CRASHED, self.clock(), detail={"failure": dead.failure}
+                    )
+        for seat_id, holder in pool.held().items():
+            if holder not in leases:
+                pool.release(seat_id)
+        pool.fill()
+
+    def idle_seconds(self, lease: SeatLease) -> float | None:
+        """Seconds since the last keyboard or pointer input on the lease's seat; None if not measurable here."""
+        seat = self.pool.get(lease.seat_id) if self.pool is not None and lease.node == self.node else None
+        if seat is None:
+            return None
+        try:
+            return seat.process.idle_seconds()
+        except (subprocess.SubprocessError, OSError, ValueError) as error:  # a dying display; reconcile reports it
+            log.warning("idle time of seat %s unreadable: %s", lease.seat_id, error)
+            return None
+
+    def enforce_limits(self) -> int:
+        """End this node's seats whose session ended, or that ran idle, too long or unreconnected; audited."""
+        now, grace = self.clock(), timedelta(seconds=self.settings.reconnect_grace_seconds)
+        ended = 0
+        with session_scope(self.engine) as db:
+            for lease in service.live_leases(db, self.node):
+                session = db.get(HomeSession, lease.session_id)
+                if session is None or session.state is not SessionState.ACTIVE:
+                    reason: SeatEndReason | None = SeatEndReason.SESSION_ENDED
+                elif lease.backend == "x11" and not self.runs(lease):
+                    reason = SeatEndReason.LOST
+                else:
+                    reason = service.overdue(lease, now, self.idle_seconds(lease), grace)
+                if reason is not None:
+                    service.end_seat(db, lease, reason, now)
+                    ended += 1
+        return ended
+
+    def stop(self) -> None:
+        events.unlisten(service.SEAT_ENDED, self.on_seat_ended)
+        events.unlisten(SESSION_ENDED, self.on_session_ended)
+        self._background.shutdown(wait=True)
+        with self._lock:  # a warm-up still starting seats finishes first, so none is left behind
+            if self.pool is not None:
+                self.pool.stop_all()
+
+
+def start_broker(app: FastAPI, settings: SeatSettings | None = None) -> SeatBroker:
+    """Start this node's broker for the app (call from the lifespan; call `stop()` on the way out).
+
+    Warm seats are started in the background, so the gateway answers at once.
+    """
+    settings = settings or getattr(app.state.settings, "seats", None) or SeatSettings()
+    pool = None
+    if settings.enabled:
+
+        def start(spec: SeatSpec) -> Any:
+            return start_seat(spec, homes_root=settings.homes_root, runtime_root=settings.runtime_root)
+
+        pool = SeatPool(start=start, node_cap=settings.cap_per_node, warm_per_kind=settings.warm_per_app)
+    broker = SeatBroker(app.state.engine, settings, app.state.settings.node_name, app.state.clock, pool)
+    events.listen(service.SEAT_ENDED, broker.on_seat_ended)
+    events.listen(SESSION_ENDED, broker.on_session_ended)
+    app.state.seat_broker = broker
+    threading.Thread(target=broker.reconcile, name="seat-pool-warm", daemon=True).start()
+    return broker

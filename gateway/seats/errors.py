@@ -1,0 +1,22 @@
+"""Why a launch or a seat connection is refused, in words the person can act on."""
+
+from gateway.errors import GatewayError
+
+
+class AppNotPublished(GatewayError):
+    status_code = 403
+    reason = "seat.app_not_published"
+
+
+class NoSeatFree(GatewayError):
+    """The pool's `SeatUnavailable`, as the gateway reports it (the node is at its cap, or seats are off)."""
+
+    status_code = 503
+    reason = "seat.unavailable"
+
+
+class LaunchRefused(GatewayError):
+    """A launch token that is unknown, altered, used, expired, or presented by someone else."""
+
+    status_code = 403
+    reason = "seat.launch_refused"

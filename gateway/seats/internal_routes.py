@@ -1,0 +1,110 @@
+"""The loopback routes guacamole-lite's server.js calls (docs/guacamole.md, "The loopback contract").
+
+Loopback only, and never through the reverse proxy: a request carrying forwarding headers is refused,
+so a proxy that forgets to block /internal/ still cannot let the outside redeem or report launches.
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlmodel import select
+
+from desktop_broker.guacamole.gate import LaunchGate, LaunchRefused
+from desktop_broker.guacamole.token import derive_token_key
+from gateway.audit.service import record
+from gateway.deps import ClockDep, DbSession
+from gateway.errors import Forbidden
+from gateway.seats.launch_store import DbLaunchStore
+from gateway.seats.models import LaunchToken, SeatLease, SeatLeaseState
+
+_LOOPBACK = {"127.0.0.1", "::1"}
+_FORWARDING_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip", "x-ssl-client-cert")
+
+
+def _loopback_only(request: Request) -> None:
+    host = request.client.host if request.client else ""
+    if host not in _LOOPBACK or any(name in request.headers for name in _FORWARDING_HEADERS):
+        raise Forbidden("internal launch routes answer guacamole-lite on loopback only")
+
+
+router = APIRouter(prefix="/internal/launch", tags=["internal"], dependencies=[Depends(_loopback_only)])
+
+
+class Redemption(BaseModel):
+    launch_id: str
+    token_sha256: str
+
+
+class Connected(BaseModel):
+    launch_id: str
+    connection_id: str
+
+
+class Closed(BaseModel):
+    launch_id: str
+
+
+def gate(request: Request, db: DbSession, clock: ClockDep) -> LaunchGate:
+    secret = request.app.state.seat_broker.settings.guacamole_secret
+    if secret is None:
+        raise Forbidden("Guacamole launches are off: seats.guacamole_secret is not set")
+    return LaunchGate(derive_token_key(secret.get_secret_value().encode()), DbLaunchStore(db, clock), clock)
+
+
+Gate = Annotated[LaunchGate, Depends(gate)]
+
+
+@router.post("/redeem")
+def redeem(body: Redemption, gate: Gate, db: DbSession) -> JSONResponse:
+    """200 with the grant server.js expects, or 403: unknown, used, expired or altered launches (audited)."""
+    try:
+        launch = gate.redeem(body.launch_id, body.token_sha256)
+    except LaunchRefused as error:
+        record(
+            db,
+            actor="guacamole-lite",
+            action="seat.connect",
+            target=body.launch_id[:64],
+            outcome="refused",
+            source="loopback",
+            detail={"reason": error.reason, "backend": "guacamole"},
+        )
+        return JSONResponse({"error": "launch_refused", "message": error.reason}, status_code=403)
+    record(
+        db,
+        actor=launch.user,
+        action="seat.connect",
+        target=launch.seat,
+        outcome="success",
+        source="loopback",
+        detail={"launch": launch.launch_id, "mode": launch.mode.value, "backend": "guacamole"},
+    )
+    return JSONResponse(launch.redemption())
+
+
+def _lease(db: DbSession, launch_id: str) -> SeatLease | None:
+    row = db.exec(select(LaunchToken).where(LaunchToken.id == launch_id)).first()
+    if row is None or row.mode != "interactive":
+        return None
+    return db.exec(select(SeatLease).where(SeatLease.seat_id == row.seat_id)).first()
+
+
+@router.post("/connected")
+def connected(body: Connected, db: DbSession, clock: ClockDep) -> dict[str, str]:
+    """guacd's id of the agent's live connection: what a supervisor's read-only join selects."""
+    lease = _lease(db, body.launch_id)
+    if lease is not None and lease.state is not SeatLeaseState.ENDED:
+        lease.connection_id, lease.state, lease.last_activity_at = body.connection_id, SeatLeaseState.CONNECTED, clock()
+        db.add(lease)
+    return {"status": "ok"}
+
+
+@router.post("/closed")
+def closed(body: Closed, db: DbSession, clock: ClockDep) -> dict[str, str]:
+    lease = _lease(db, body.launch_id)
+    if lease is not None and lease.state is SeatLeaseState.CONNECTED:
+        lease.state, lease.last_activity_at = SeatLeaseState.ASSIGNED, clock()
+        db.add(lease)
+    return {"status": "ok"}

@@ -1,0 +1,76 @@
+"""The seat lease (a child of the home session) and the one-time launch tokens that open it."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, DateTime
+from sqlmodel import Field, SQLModel
+
+
+class SeatLeaseState(StrEnum):
+    ASSIGNED = "assigned"
+    """A seat is reserved for the session; no browser is connected (yet, or again within the grace window)."""
+    CONNECTED = "connected"
+    ENDED = "ended"
+
+
+class SeatEndReason(StrEnum):
+    """Why a seat ended; each is its own audit outcome."""
+
+    SESSION_ENDED = "session_ended"
+    IDLE = "idle_timeout"
+    MAX_LENGTH = "max_session_length"
+    ABANDONED = "not_reconnected"
+    CRASHED = "seat_crashed"
+    LOST = "seat_lost"
+    """The node no longer runs the seat (the gateway restarted): nothing to reconnect to."""
+
+
+class SeatLease(SQLModel, table=True):
+    """One published app on one seat for one home session: desired state the seat reconciler makes true."""
+
+    __tablename__ = "seat_lease"
+
+    id: str = Field(primary_key=True, max_length=32)
+    session_id: str = Field(foreign_key="home_session.id", index=True, max_length=32)
+    login: str = Field(max_length=255, index=True)
+    app_id: str = Field(max_length=128)
+    backend: str = Field(max_length=16)
+    """x11 or guacamole."""
+    node: str = Field(max_length=255, index=True)
+    seat_id: str = Field(max_length=64, index=True)
+    rfb_address: str | None = Field(default=None, max_length=64)
+    """host:port of the seat's x11vnc (X11 only), where the gateway's websocket bridge connects."""
+    connection_id: str | None = Field(default=None, max_length=128)
+    """guacd's id of the live connection (Guacamole only): what a supervisor joins."""
+    state: SeatLeaseState = Field(max_length=16, index=True)
+    idle_timeout_seconds: int
+    max_session_seconds: int
+    started_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    last_activity_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    """Last input seen on the seat, or when the browser connected or left."""
+    ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    end_reason: SeatEndReason | None = Field(default=None, max_length=32)
+
+
+class LaunchToken(SQLModel, table=True):
+    """One permission to open one seat's websocket once, for one person and session, for ≤ 30 s.
+
+    Only the SHA-256 of the token is stored; ``used_at`` is set by the first redemption attempt, whoever makes it.
+    """
+
+    __tablename__ = "launch_token"
+
+    id: str = Field(primary_key=True, max_length=64)
+    token_sha256: str = Field(max_length=64, unique=True, index=True)
+    backend: str = Field(max_length=16)
+    mode: str = Field(default="interactive", max_length=16)
+    """interactive (the agent) or view (a supervisor's read-only join)."""
+    lease_id: str | None = Field(default=None, foreign_key="seat_lease.id", max_length=32)
+    session_id: str | None = Field(default=None, max_length=32)
+    login: str = Field(max_length=255)
+    seat_id: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    used_by: str | None = Field(default=None, max_length=255)

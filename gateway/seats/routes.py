@@ -1,0 +1,118 @@
+"""The seat page, its websocket (the broker's gate in front of the pixels), and noVNC's files from one origin.
+
+`router` also carries the policy pages and the loopback routes guacamole-lite's server.js calls.
+"""
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from desktop_broker.rfb_auth import BufferedReceive, RfbAuthFailed, authenticate_for_browser
+from desktop_broker.x11 import RfbAddress, bridge_websocket_to_rfb
+from gateway.db import session_scope
+from gateway.deps import ClockDep, DbSession
+from gateway.errors import GatewayError
+from gateway.seats import service
+from gateway.seats.broker import SeatBroker
+from gateway.seats.errors import LaunchRefused
+from gateway.seats.internal_routes import router as internal_router
+from gateway.seats.policy_routes import router as policy_router
+from gateway.seats.tokens import spend
+from gateway.sessions.deps import SESSION_COOKIE, AgentSession
+from gateway.sessions.models import SessionState
+from gateway.sessions.service import session_for_token
+from gateway.web.pages import render
+
+log = logging.getLogger(__name__)
+NOVNC_DIR = Path("/usr/share/novnc")
+POLICY_VIOLATION = 1008  # RFC 6455 §7.4.1
+
+router = APIRouter(tags=["seats"])
+router.include_router(policy_router)
+router.include_router(internal_router)
+
+
+def mount_novnc(app: FastAPI) -> None:
+    """Serve Debian's noVNC at /novnc: one origin for every seat (FIELD_NOTES: no per-seat websockify)."""
+    app.mount("/novnc", StaticFiles(directory=NOVNC_DIR), name="novnc")
+
+
+def _broker(request: Request | WebSocket) -> SeatBroker:
+    return request.app.state.seat_broker  # type: ignore[no-any-return]
+
+
+@router.get("/agent/apps/{app_id}/launch", response_class=HTMLResponse)
+def launch_page(app_id: str, request: Request, session: AgentSession, db: DbSession, clock: ClockDep) -> HTMLResponse:
+    """One click from the portal: a seat with the app, and a page that opens it with a one-time token."""
+    now = clock()
+    try:
+        launched = service.launch(db, session, app_id, now, _broker(request))
+    except GatewayError as error:  # refusals are audited; returning (not raising) lets that row commit
+        return render(request, "seat_refused.html", error.status_code, reason=error.reason, detail=error.message)
+    return render(
+        request,
+        "seat_launch.html",
+        app_id=app_id,
+        token=launched.token,
+        watermark=f"{session.login} · {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+    )
+
+
+def _redeem(websocket: WebSocket, token: str) -> tuple[str, RfbAddress, str] | None:
+    """Spend the token for the cookie's session: (lease id, RFB address, VNC password), or None (refused, audited)."""
+    app = websocket.app
+    broker: SeatBroker = app.state.seat_broker
+    now: datetime = app.state.clock()
+    source = websocket.client.host if websocket.client else ""
+    with session_scope(app.state.engine) as db:
+        session = session_for_token(db, websocket.cookies.get(SESSION_COOKIE), now)
+        if session is not None and session.state is not SessionState.ACTIVE:
+            session = None
+        try:
+            lease = spend(db, token, session, now, source)
+        except LaunchRefused:
+            return None
+        seat = broker.pool.get(lease.seat_id) if broker.pool is not None and broker.runs(lease) else None
+        if seat is None:
+            return None
+        service.mark_connected(db, lease, now)
+        return lease.id, seat.process.rfb_address, seat.passwords.full_access
+
+
+def _disconnected(websocket: WebSocket, lease_id: str) -> None:
+    with session_scope(websocket.app.state.engine) as db:
+        service.mark_disconnected(db, lease_id, websocket.app.state.clock())
+
+
+@router.websocket("/seats/ws")
+async def seat_socket(websocket: WebSocket, token: str = "") -> None:
+    """Check the token once, bind it to the person and seat, then bridge to x11vnc, authenticating for the browser."""
+    grant = await run_in_threadpool(_redeem, websocket, token)
+    if grant is None:
+        await websocket.close(code=POLICY_VIOLATION)
+        return
+    lease_id, address, password = grant
+    offered = websocket.scope.get("subprotocols") or []
+    await websocket.accept(subprotocol="binary" if "binary" in offered else None)
+
+    async def receive() -> bytes | None:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return None
+        return message.get("bytes") or (message.get("text") or "").encode()
+
+    browser = BufferedReceive(receive)
+    try:
+        handshake = authenticate_for_browser(password, browser, websocket.send_bytes)
+        await bridge_websocket_to_rfb(browser, websocket.send_bytes, address, handshake)
+    except (RfbAuthFailed, EOFError, OSError, RuntimeError, WebSocketDisconnect) as error:
+        log.info("seat websocket of lease %s ended: %s", lease_id, error or type(error).__name__)
+    finally:
+        await run_in_threadpool(_disconnected, websocket, lease_id)
+        if websocket.client_state.name == "CONNECTED":
+            await websocket.close()

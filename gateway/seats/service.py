@@ -1,0 +1,214 @@
+"""Launch a published app for a home session, and end seats: the lease is the desired state.
+
+`launch` decides (policy), takes a seat and writes the lease and a one-time token in the caller's
+transaction. Every end of a seat goes through `end_seat`, which writes the audit row and, after the
+commit, nudges the broker (topic `SEAT_ENDED`) to stop and wipe the seat process.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlmodel import Session, col, select
+
+from gateway.audit.service import record
+from gateway.clock import as_utc
+from gateway.events import nudge_after_commit
+from gateway.policies.service import current_policy
+from gateway.seats.errors import AppNotPublished, NoSeatFree
+from gateway.seats.models import SeatEndReason, SeatLease, SeatLeaseState
+from gateway.seats.tokens import mint
+from gateway.sessions.models import HomeSession
+from gateway.sessions.service import group_names
+from policy import DisplayRules, EffectivePolicy, GuacamoleApp, PolicyError, X11App, compile_x11, evaluate
+
+SEAT_ENDED = "seat.ended"
+LIVE = (SeatLeaseState.ASSIGNED, SeatLeaseState.CONNECTED)
+
+
+class SeatSource(Protocol):
+    """What `launch` needs of this node's broker (`gateway.seats.broker.SeatBroker`)."""
+
+    node: str
+
+    @property
+    def token_lifetime(self) -> timedelta: ...
+
+    def runs(self, lease: SeatLease) -> bool:
+        """Whether this node still runs the lease's seat (false after a restart or on another node)."""
+        ...
+
+    def assign(self, app: X11App, rules: DisplayRules, *, holder: str, label: str) -> tuple[str, str]:
+        """(seat id, RFB address) of a seat now held by `holder`; `NoSeatFree` when none can be had."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchedSeat:
+    """What the seat page needs: the lease and the one-time token for its websocket."""
+
+    lease: SeatLease
+    token: str
+
+
+def launch(db: Session, session: HomeSession, app_id: str, now: datetime, seats: SeatSource) -> LaunchedSeat:
+    """Open `app_id` for the session: reuse its live seat (a reconnect) or take a fresh one, and mint a token.
+
+    Refusals (app not published, no seat free) are audited; the caller must commit them.
+    """
+    effective = evaluate(current_policy(db), group_names(session), now)
+    try:
+        app = effective.app(app_id)
+    except PolicyError:
+        record(
+            db,
+            actor=session.login,
+            source=session.source_ip,
+            action="seat.launch",
+            target=app_id,
+            outcome="refused",
+            detail={"reason": "not published to this person", "session": session.id, "groups": effective.groups},
+        )
+        raise AppNotPublished(f"the app {app_id!r} is not published to you; ask your security administrator") from None
+    lease = live_lease(db, session.id, app_id)
+    if lease is not None and not seats.runs(lease):
+        end_seat(db, lease, SeatEndReason.LOST, now)
+        lease = None
+    if lease is None:
+        lease = _take_seat(db, session, app, effective, now, seats)
+    return LaunchedSeat(lease, mint(db, lease, session, now, seats.token_lifetime))
+
+
+def _take_seat(
+    db: Session,
+    session: HomeSession,
+    app: X11App | GuacamoleApp,
+    effective: EffectivePolicy,
+    now: datetime,
+    seats: SeatSource,
+) -> SeatLease:
+    if not isinstance(app, X11App):
+        raise AppNotPublished("this app runs on the Guacamole backend, which this node does not launch from the portal")
+    params = compile_x11(effective, app)
+    lease_id = uuid.uuid4().hex
+    try:
+        seat_id, rfb_address = seats.assign(app, effective.display, holder=lease_id, label=session.login)
+    except NoSeatFree as error:
+        record(
+            db,
+            actor=session.login,
+            source=session.source_ip,
+            action="seat.launch",
+            target=app.id,
+            outcome="refused",
+            detail={"reason": str(error), "session": session.id},
+        )
+        raise
+    lease = SeatLease(
+        id=lease_id,
+        session_id=session.id,
+        login=session.login,
+        app_id=app.id,
+        backend="x11",
+        node=seats.node,
+        seat_id=seat_id,
+        rfb_address=rfb_address,
+        state=SeatLeaseState.ASSIGNED,
+        idle_timeout_seconds=params.idle_timeout_seconds,
+        max_session_seconds=params.max_session_seconds,
+        started_at=now,
+        last_activity_at=now,
+    )
+    db.add(lease)
+    db.flush()
+    record(
+        db,
+        actor=session.login,
+        source=session.source_ip,
+        action="seat.launch",
+        target=app.id,
+        outcome="success",
+        detail={"lease": lease.id, "seat": seat_id, "node": seats.node, "session": session.id},
+    )
+    return lease
+
+
+def live_lease(db: Session, session_id: str, app_id: str) -> SeatLease | None:
+    return db.exec(
+        select(SeatLease).where(
+            SeatLease.session_id == session_id, SeatLease.app_id == app_id, col(SeatLease.state).in_(LIVE)
+        )
+    ).first()
+
+
+def live_leases(db: Session, node: str | None = None) -> list[SeatLease]:
+    query = select(SeatLease).where(col(SeatLease.state).in_(LIVE)).order_by(col(SeatLease.started_at))
+    if node is not None:
+        query = query.where(SeatLease.node == node)
+    return list(db.exec(query).all())
+
+
+def end_seat(
+    db: Session, lease: SeatLease, reason: SeatEndReason, now: datetime, *, detail: dict[str, object] | None = None
+) -> None:
+    """Mark the lease ended and audit it; after the commit the broker stops and wipes the seat."""
+    if lease.state is SeatLeaseState.ENDED:
+        return
+    lease.state, lease.end_reason, lease.ended_at = SeatLeaseState.ENDED, reason, now
+    db.add(lease)
+    db.flush()
+    record(
+        db,
+        actor="system",
+        action="seat.end",
+        target=lease.login,
+        outcome=reason.value,
+        detail={
+            "lease": lease.id,
+            "seat": lease.seat_id,
+            "app": lease.app_id,
+            "session": lease.session_id,
+            **(detail or {}),
+        },
+    )
+    nudge_after_commit(db, SEAT_ENDED, (lease.node, lease.seat_id))
+
+
+def end_seats_of_session(db: Session, session_id: str, now: datetime) -> int:
+    leases = db.exec(select(SeatLease).where(SeatLease.session_id == session_id, col(SeatLease.state).in_(LIVE))).all()
+    for lease in leases:
+        end_seat(db, lease, SeatEndReason.SESSION_ENDED, now)
+    return len(leases)
+
+
+def mark_connected(db: Session, lease: SeatLease, now: datetime) -> None:
+    lease.state, lease.last_activity_at = SeatLeaseState.CONNECTED, now
+    db.add(lease)
+    db.flush()
+
+
+def mark_disconnected(db: Session, lease_id: str, now: datetime) -> None:
+    """The browser left: the seat waits the grace window for a reconnect of the same session."""
+    lease = db.get(SeatLease, lease_id)
+    if lease is not None and lease.state is SeatLeaseState.CONNECTED:
+        lease.state, lease.last_activity_at = SeatLeaseState.ASSIGNED, now
+        db.add(lease)
+        db.flush()
+
+
+def overdue(lease: SeatLease, now: datetime, idle_seconds: float | None, grace: timedelta) -> SeatEndReason | None:
+    """Why a live lease must end now, or None.
+
+    Idle time is the display's own (no keyboard or pointer input, `idle_seconds`), but never more than
+    the time since the lease's last recorded activity: a pooled seat's display has been idle since it
+    was warmed, which says nothing about the person who just got it.
+    """
+    if now - as_utc(lease.started_at) >= timedelta(seconds=lease.max_session_seconds):
+        return SeatEndReason.MAX_LENGTH
+    since_activity = (now - as_utc(lease.last_activity_at)).total_seconds()
+    if idle_seconds is not None and min(idle_seconds, since_activity) >= lease.idle_timeout_seconds:
+        return SeatEndReason.IDLE
+    if lease.state is SeatLeaseState.ASSIGNED and since_activity > grace.total_seconds():
+        return SeatEndReason.ABANDONED
+    return None

@@ -1,0 +1,110 @@
+"""The security admin's policy pages through the real portal: explain, import (refused with every line), export,
+history, all audited; and the loopback routes guacamole-lite's server.js calls."""
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from desktop_broker.guacamole.gate import LaunchGate
+from desktop_broker.guacamole.token import derive_token_key, token_digest
+from gateway.audit.models import AuditEvent
+from gateway.db import session_scope
+from gateway.policies.service import current_version, import_policy
+from gateway.seats.launch_store import DbLaunchStore
+from tests.gateway.seats.conftest import SeatPortal, seat_portal
+from tests.gateway.sessions.conftest import csrf_of
+
+POLICY = Path(__file__).with_name("two_apps_policy.yaml").read_text()
+BAD = POLICY.replace("idle_timeout: 15m", "idle_timeout: 15x").replace("apps: [customer-console]", "apps: [nowhere]")
+SECRET = "guacamole-broker-secret-for-tests"
+RDP = {"hostname": "10.20.0.10", "disable-copy": "true", "disable-paste": "true", "enable-drive": "false"}
+RDP |= {"enable-printing": "false"}
+
+
+@pytest.fixture
+def portal(tmp_path: Path, db_url: str, engine: Engine) -> Iterator[SeatPortal]:
+    with session_scope(engine) as db:  # a policy whose security admins need no TOTP, to keep sign-in short
+        import_policy(db, POLICY, actor="test", source="", now=datetime.now(UTC))
+    with seat_portal(tmp_path, db_url, engine, warm=0, guacamole_secret=SECRET) as running:
+        yield running
+
+
+@pytest.fixture
+def admin(portal: SeatPortal) -> Iterator[httpx.Client]:
+    with portal.signed_in("admin1") as client:
+        yield client
+
+
+def _audit(portal: SeatPortal, action: str) -> list[AuditEvent]:
+    with Session(portal.engine) as db:
+        return list(db.exec(select(AuditEvent).where(AuditEvent.action == action).order_by(col(AuditEvent.seq))))
+
+
+def test_an_invalid_import_lists_every_problem_with_its_line_and_keeps_the_running_policy(
+    portal: SeatPortal, admin: httpx.Client
+) -> None:
+    csrf = csrf_of(admin.get("/security-admin/policy"))
+    refused = admin.post("/security-admin/policy/import", data={"csrf": csrf, "document": BAD})
+    assert refused.status_code == 422
+    problems = re.search(r'id="problems">([^<]+)<', refused.text)
+    assert problems and "15x" in problems.group(1) and "nowhere" in problems.group(1)
+    assert len(re.findall(r"line \d+, column \d+", problems.group(1))) == 2
+    with Session(portal.engine) as db:
+        assert current_version(db).version == 1  # type: ignore[union-attr]
+    assert _audit(portal, "policy.import")[-1].outcome == "refused"
+
+
+def test_a_valid_import_becomes_the_newest_version_and_export_returns_it(
+    portal: SeatPortal, admin: httpx.Client
+) -> None:
+    csrf = csrf_of(admin.get("/security-admin/policy"))
+    changed = POLICY.replace("idle_timeout: 15m", "idle_timeout: 10m")
+    posted = admin.post("/security-admin/policy/import", data={"csrf": csrf, "document": changed, "comment": "shorter"})
+    assert posted.status_code == 303
+    page = admin.get("/security-admin/policy")
+    assert re.findall(r'data-version="(\d+)"', page.text) == ["2", "1"] and "shorter" in page.text
+    exported = admin.get("/security-admin/policy/export")
+    assert exported.text == changed and "attachment" in exported.headers["content-disposition"]
+    assert _audit(portal, "policy.export")[-1].actor == "admin1"
+
+
+def test_a_persons_policy_is_shown_with_the_reason_for_each_value(portal: SeatPortal, admin: httpx.Client) -> None:
+    page = admin.get("/security-admin/policy", params={"user": "agent1"})
+    rows = dict(re.findall(r'<tr data-name="([^"]+)"><td>[^<]+</td><td>([^<]+)</td>', page.text))
+    assert rows["clipboard_out"] == "SOHO-Agents: default off"
+    assert "15m" in rows["idle_timeout"]
+    explained = _audit(portal, "policy.explain")[-1]
+    assert (explained.actor, explained.target) == ("admin1", "agent1")
+
+
+def test_an_agent_cannot_open_the_policy_pages(portal: SeatPortal) -> None:
+    with portal.signed_in("agent1") as agent:
+        assert agent.get("/security-admin/policy").status_code == 403
+        assert agent.get("/security-admin/policy/export").status_code == 403
+
+
+def test_guacamole_lite_redeems_a_launch_once_over_loopback_only(portal: SeatPortal) -> None:
+    with session_scope(portal.engine) as db:
+        gate = LaunchGate(derive_token_key(SECRET.encode()), DbLaunchStore(db, portal.clock), portal.clock)
+        issued = gate.issue_seat_launch(user="agent1", seat="billing-1", protocol="rdp", parameters=RDP)
+    body = {"launch_id": issued.launch_id, "token_sha256": token_digest(issued.token)}
+    with portal.client() as client:
+        forwarded = client.post("/internal/launch/redeem", json=body, headers={"X-Forwarded-For": "198.51.100.7"})
+        assert forwarded.status_code == 403
+        granted = client.post("/internal/launch/redeem", json=body)
+        assert granted.status_code == 200, granted.text
+        assert granted.json() == {
+            "launch_id": issued.launch_id,
+            "user": "agent1",
+            "seat": "billing-1",
+            "mode": "interactive",
+        }
+        assert client.post("/internal/launch/redeem", json=body).status_code == 403
+    outcomes = [(e.outcome, e.actor) for e in _audit(portal, "seat.connect")]
+    assert outcomes == [("success", "agent1"), ("refused", "guacamole-lite")]

@@ -1,0 +1,209 @@
+"""One click in the portal, the agent application in Chromium: real seats, real noVNC, the broker as the gate.
+
+Module-scoped on SQLite (the browser path does not depend on the database; the token and lease rules run on
+both databases in test_launch_rules.py).
+"""
+
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page
+from sqlmodel import Session, col, select
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from desktop_broker.pool import PooledSeat
+from desktop_broker.x11 import watermark
+from gateway.audit.models import AuditEvent
+from gateway.db import make_engine, session_scope
+from gateway.migrate import upgrade
+from gateway.policies.service import import_policy
+from gateway.seats.models import SeatEndReason, SeatLease, SeatLeaseState
+from gateway.sessions.deps import SESSION_COOKIE
+from tests.desktop_broker.test_x11_browser import (
+    QUIET_PERIOD,
+    SEND_DELAY,
+    _put_in_seat_clipboard,
+    _seat_clipboard,
+    _wait_until,
+)
+from tests.desktop_broker.x11_fixtures import RunningSeat, pixels_near, screen_rgb, wait_for_window
+from tests.gateway.seats.conftest import SeatPortal, seat_portal
+from tests.gateway.sessions.conftest import csrf_of
+from tests.support.browser import chromium
+
+pytestmark = pytest.mark.e2e
+POLICY = Path(__file__).with_name("two_apps_policy.yaml").read_text()
+LAUNCH = "/agent/apps/customer-console/launch"
+
+
+@pytest.fixture(scope="module")
+def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeatPortal]:
+    tmp = tmp_path_factory.mktemp("seat-portal")
+    url = f"sqlite:///{tmp / 'sohogw.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with session_scope(engine) as db:
+        import_policy(db, POLICY, actor="test", source="", now=datetime.now(UTC))
+    try:
+        with seat_portal(tmp, url, engine, warm=1, cap=4) as running:
+            yield running
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def agent1(portal: SeatPortal) -> Iterator[httpx.Client]:
+    with portal.signed_in("agent1") as client:
+        yield client
+
+
+def _open_seat(portal: SeatPortal, browser: Browser, client: httpx.Client) -> Page:
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    context.add_cookies([{"name": SESSION_COOKIE, "value": client.cookies[SESSION_COOKIE], "url": portal.base_url}])
+    page = context.new_page()
+    page.goto(portal.base_url + LAUNCH)
+    page.wait_for_function("window.seatConnected === true", timeout=10_000)
+    return page
+
+
+@pytest.fixture(scope="module")
+def seat_page(portal: SeatPortal, browser: Browser, agent1: httpx.Client) -> Iterator[Page]:
+    page = _open_seat(portal, browser, agent1)
+    yield page
+    page.context.close()
+
+
+def _lease(portal: SeatPortal, login: str) -> SeatLease:
+    with Session(portal.engine) as db:
+        lease = db.exec(
+            select(SeatLease).where(SeatLease.login == login).order_by(col(SeatLease.started_at).desc())
+        ).first()
+    assert lease is not None
+    return lease
+
+
+def _seat(portal: SeatPortal, login: str) -> PooledSeat:
+    seat = portal.broker.pool.get(_lease(portal, login).seat_id) if portal.broker.pool else None
+    assert seat is not None, f"{login} holds no running seat"
+    return seat
+
+
+def _audit(portal: SeatPortal, action: str) -> list[AuditEvent]:
+    with Session(portal.engine) as db:
+        return list(db.exec(select(AuditEvent).where(AuditEvent.action == action).order_by(col(AuditEvent.seq))))
+
+
+def test_agent_sees_only_the_apps_published_to_them(portal: SeatPortal, agent1: httpx.Client) -> None:
+    page = agent1.get("/agent")
+    assert re.findall(r'data-app="([^"]+)"', page.text) == ["customer-console"]
+    refused = agent1.get("/agent/apps/supervisor-console/launch")
+    assert refused.status_code == 403 and 'data-reason="seat.app_not_published"' in refused.text
+    last = _audit(portal, "seat.launch")[-1]
+    assert (last.actor, last.target, last.outcome) == ("agent1", "supervisor-console", "refused")
+
+
+def test_launch_puts_the_console_on_the_seat_and_its_pixels_on_the_canvas(portal: SeatPortal, seat_page: Page) -> None:
+    seat = _seat(portal, "agent1")
+    wait_for_window(seat.process, "^Customer Console")
+    seat_page.wait_for_function(
+        "document.querySelector('#screen canvas').getContext('2d').getImageData(20, 30, 1, 1).data[2] === 0x79",
+        timeout=10_000,
+    )
+    distinct = seat_page.evaluate(
+        """() => { const c = document.querySelector('#screen canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; const s = new Set();
+        for (let i = 0; i < d.length; i += 400) s.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]); return s.size; }"""
+    )
+    assert distinct > 3
+    assert _lease(portal, "agent1").state is SeatLeaseState.CONNECTED
+
+
+def test_the_browser_never_holds_the_seat_password(portal: SeatPortal, seat_page: Page) -> None:
+    seat = _seat(portal, "agent1")
+    assert seat.passwords.full_access not in seat_page.content()
+    assert seat.passwords.view_only not in seat_page.content()
+
+
+def test_watermark_names_the_agent_on_the_page_and_on_the_display(portal: SeatPortal, seat_page: Page) -> None:
+    assert "agent1 · " in (seat_page.text_content("#watermark") or "")
+    seat = _seat(portal, "agent1")
+    cmdline = Path(f"/proc/{seat.process.watermark.pid}/cmdline").read_bytes().split(b"\0")
+    assert cmdline[-2] == b"agent1"
+    rgb = screen_rgb(seat.process)
+    yellow = tuple(int(watermark.TEXT_COLOUR[i : i + 2], 16) for i in (1, 3, 5))
+    assert pixels_near(rgb, 1280, range(800 - watermark.STRIP_HEIGHT, 800), yellow) > 500  # type: ignore[arg-type]
+
+
+def test_clipboard_crosses_neither_way(portal: SeatPortal, seat_page: Page) -> None:
+    seat = _seat(portal, "agent1")
+    running = RunningSeat(seat.process, seat.passwords, Path("/"))
+    time.sleep(SEND_DELAY)  # x11vnc sends no selection until 15 s after a viewer connects
+    _put_in_seat_clipboard(running, "customer-id-4711")
+    assert not _wait_until(lambda: bool(seat_page.evaluate("window.clipboardReceived")), QUIET_PERIOD)
+    seat_page.evaluate("window.rfb.clipboardPasteFrom('home-note-1')")
+    assert not _wait_until(lambda: _seat_clipboard(running) == "home-note-1", QUIET_PERIOD)
+
+
+def _open_socket(portal: SeatPortal, token: str, cookie: str) -> None:
+    url = portal.base_url.replace("http", "ws") + f"/seats/ws?token={token}"
+    with connect(url, additional_headers={"Cookie": f"{SESSION_COOKIE}={cookie}"}, open_timeout=5) as socket:
+        socket.recv(timeout=5)
+
+
+def test_a_stolen_replayed_or_altered_token_is_refused_and_audited(portal: SeatPortal, agent1: httpx.Client) -> None:
+    token = re.search(r'data-token="([^"]+)"', agent1.get(LAUNCH).text).group(1)  # type: ignore[union-attr]
+    with portal.signed_in("agent2") as agent2, pytest.raises(InvalidStatus):
+        _open_socket(portal, token, agent2.cookies[SESSION_COOKIE])
+    with pytest.raises(InvalidStatus):
+        _open_socket(portal, token, agent1.cookies[SESSION_COOKIE])
+    fresh = re.search(r'data-token="([^"]+)"', agent1.get(LAUNCH).text).group(1)  # type: ignore[union-attr]
+    with pytest.raises(InvalidStatus):
+        _open_socket(portal, fresh[:-2] + ("AA" if not fresh.endswith("AA") else "BB"), agent1.cookies[SESSION_COOKIE])
+    refusals = [(e.actor, e.outcome, e.detail) for e in _audit(portal, "seat.connect") if e.outcome == "refused"]
+    assert [actor for actor, _, _ in refusals[-3:]] == ["agent2", "agent1", "agent1"]
+    assert "another person" in refusals[-3][2] and "already used" in refusals[-2][2] and "unknown" in refusals[-1][2]
+    assert _seat(portal, "agent1").holder == _lease(portal, "agent1").id  # the seat stayed agent1's
+
+
+def test_idle_timeout_from_an_imported_policy_ends_the_seat(portal: SeatPortal) -> None:
+    with session_scope(portal.engine) as db:
+        import_policy(
+            db, POLICY.replace("idle_timeout: 15m", "idle_timeout: 2s"), actor="test", source="", now=portal.clock()
+        )
+    with portal.signed_in("agent2") as agent2:
+        assert agent2.get(LAUNCH).status_code == 200
+        seat = _seat(portal, "agent2")
+        assert _lease(portal, "agent2").idle_timeout_seconds == 2
+        portal.broker.enforce_limits()
+        assert _lease(portal, "agent2").state is SeatLeaseState.ASSIGNED  # just launched: not idle yet
+        while seat.process.idle_seconds() < 2:
+            time.sleep(0.2)
+        portal.clock.advance(3)
+        assert portal.broker.enforce_limits() >= 1
+    lease = _lease(portal, "agent2")
+    assert (lease.state, lease.end_reason) == (SeatLeaseState.ENDED, SeatEndReason.IDLE)
+    assert _audit(portal, "seat.end")[-1].outcome == "idle_timeout"
+    assert _wait_until(lambda: not seat.process.alive() and portal.broker.pool.get(seat.seat_id) is None, 5)  # type: ignore[union-attr]
+    with session_scope(portal.engine) as db:
+        import_policy(db, POLICY, actor="test", source="", now=portal.clock())
+
+
+def test_signing_out_of_the_portal_ends_the_seat(portal: SeatPortal, agent1: httpx.Client, seat_page: Page) -> None:
+    seat = _seat(portal, "agent1")
+    response = agent1.post("/logout", data={"csrf": csrf_of(agent1.get("/agent"))})
+    assert response.status_code == 303
+    assert _wait_until(lambda: not seat.process.alive(), 5)
+    assert _lease(portal, "agent1").end_reason is SeatEndReason.SESSION_ENDED
+    seat_page.wait_for_function("document.getElementById('status').dataset.state === 'ended'", timeout=5_000)
