@@ -31,6 +31,9 @@ from gateway.sessions.login import LoginServices
 from gateway.sessions.routes import router as sessions_router
 from gateway.sessions.throttle import ThrottleLimits
 from gateway.settings import Settings, get_settings
+from gateway.supervision import jobs as supervision_jobs
+from gateway.supervision.metrics import metrics_router, record_request_latency
+from gateway.supervision.routes import router as supervision_router
 from gateway.voice import jobs as voice_jobs
 from gateway.voice.choose import choose_platform
 from gateway.voice.routes import router as voice_router
@@ -99,6 +102,7 @@ def create_app(
             if authority is not None:
                 pki_jobs.register(scheduler, engine, authority, settings, clock)
             session_jobs.register(scheduler, engine, login_services, settings, clock)
+            supervision_jobs.register(scheduler, engine, settings.supervision, clock)
             broker = start_broker(app)
             seat_jobs.register(scheduler, broker)
             shutdowns.append(broker.stop)
@@ -121,7 +125,9 @@ def create_app(
     app.add_exception_handler(GatewayError, _render_error)
     app.add_exception_handler(CertificateError, _render_error)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for router in (pages_router, sessions_router, pki_router, seats_router, voice_router):
+    for router in (pages_router, sessions_router, pki_router, seats_router, supervision_router, voice_router):
         app.include_router(router)
+    app.include_router(metrics_router())
+    app.middleware("http")(record_request_latency)
     mount_novnc(app)
     return app

@@ -5,12 +5,16 @@ from gateway.pki.models import CrlPublication, IssuedCertificate, TrustedAuthori
 from gateway.policies.models import PolicyVersion
 from gateway.seats.models import LaunchToken, SeatLease
 from gateway.sessions.models import HomeSession, LoginAttempt, TotpSecret
+from gateway.supervision.models import Alert, Bulletin, CallIn, ScreenWatch, StandbyAgent, WorkState
 from gateway.voice.models import CallbackNumber, CallEvent, CallLeg, SeenWebhookEvent
 
 __all__ = [
+    "Alert",
     "AuditEvent",
     "AuditHead",
+    "Bulletin",
     "CallEvent",
+    "CallIn",
     "CallLeg",
     "CallbackNumber",
     "CrlPublication",
@@ -19,8 +23,11 @@ __all__ = [
     "LaunchToken",
     "LoginAttempt",
     "PolicyVersion",
+    "ScreenWatch",
     "SeatLease",
     "SeenWebhookEvent",
+    "StandbyAgent",
     "TotpSecret",
     "TrustedAuthority",
+    "WorkState",
 ]

@@ -22,6 +22,7 @@ from pydantic_settings import (
 from gateway.directory.settings import DirectorySettings
 from gateway.notify.sms import SmsSettings
 from gateway.seats.settings import SeatSettings
+from gateway.supervision.settings import SupervisionSettings
 from gateway.voice.settings import VoiceSettings
 
 ENV_PREFIX = "SOHOGW_"
@@ -116,6 +117,7 @@ class Settings(BaseSettings):
     ca: CaSettings = CaSettings()
     portal: PortalSettings = PortalSettings()
     seats: SeatSettings = SeatSettings()
+    supervision: SupervisionSettings = SupervisionSettings()
     voice: VoiceSettings = VoiceSettings()
     sms: SmsSettings = SmsSettings()
     directory: DirectorySettings | None = None

@@ -1,0 +1,123 @@
+"""Raise, resolve and acknowledge alerts: one open alert per rule and subject.
+
+An alert opens when its condition first holds and resolves (``open_key`` cleared) when it no longer does; while it
+is open the same condition raises nothing new. Acknowledging is a supervisor's act, audited, and does not resolve.
+New alerts are stored with an empty ``delivery``: the alert job sends them (``delivery.py``) after the commit.
+"""
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from gateway.audit.service import record
+from gateway.clock import Clock, utcnow
+from gateway.errors import NotFound
+from gateway.pki.models import IssuedCertificate
+from gateway.sessions.models import HomeSession, SessionState
+from gateway.supervision.models import Alert, WorkState
+from gateway.supervision.rules import CERT_EXPIRING, POLLED_RULES, Condition, failed_login_conditions, seat_conditions
+from gateway.supervision.settings import SupervisionSettings
+from gateway.supervision.view import seat_view
+
+
+def open_alerts(db: Session, rules: Iterable[str] | None = None) -> list[Alert]:
+    query = select(Alert).where(col(Alert.open_key).is_not(None))
+    if rules is not None:
+        query = query.where(col(Alert.rule).in_(list(rules)))
+    return list(db.exec(query.order_by(col(Alert.raised_at).desc())).all())
+
+
+def recent_alerts(db: Session, limit: int = 100) -> list[Alert]:
+    return list(db.exec(select(Alert).order_by(col(Alert.id).desc()).limit(limit)).all())
+
+
+def apply_conditions(db: Session, rules: Sequence[str], conditions: list[Condition], now: datetime) -> list[Alert]:
+    """Open an alert for each new condition of ``rules`` and resolve those whose condition is gone."""
+    current = {alert.open_key: alert for alert in open_alerts(db, rules)}
+    wanted = {condition.key: condition for condition in conditions}
+    for key, alert in current.items():
+        if key not in wanted:
+            alert.open_key, alert.resolved_at = None, now
+            db.add(alert)
+    raised = []
+    for key, condition in wanted.items():
+        if key in current:
+            continue
+        alert = Alert(
+            rule=condition.rule,
+            subject=condition.subject,
+            login=condition.login,
+            open_key=key,
+            message=condition.message[:500],
+            raised_at=now,
+        )
+        db.add(alert)
+        raised.append(alert)
+    db.flush()
+    return raised
+
+
+def close_ended_stretches(db: Session) -> int:
+    """Work-state stretches of sessions that have ended end with them (the session ended; nothing else does)."""
+    rows = db.exec(
+        select(WorkState, HomeSession.ended_at)
+        .join(HomeSession, col(HomeSession.id) == col(WorkState.session_id))
+        .where(col(WorkState.ended_at).is_(None), HomeSession.state == SessionState.ENDED)
+    ).all()
+    for stretch, ended_at in rows:
+        stretch.ended_at = ended_at or stretch.started_at
+        db.add(stretch)
+    return len(rows)
+
+
+def check_alerts(db: Session, settings: SupervisionSettings, now: datetime) -> list[Alert]:
+    """Run every polled rule once; returns the alerts raised now."""
+    close_ended_stretches(db)
+    conditions = seat_conditions(seat_view(db, now, settings), now, settings)
+    conditions += failed_login_conditions(db, now, settings)
+    return apply_conditions(db, POLLED_RULES, conditions, now)
+
+
+def acknowledge(db: Session, alert_id: int, *, supervisor: str, source: str, now: datetime) -> Alert:
+    alert = db.get(Alert, alert_id)
+    if alert is None:
+        raise NotFound(f"there is no alert {alert_id}")
+    if alert.acknowledged_at is None:
+        alert.acknowledged_at, alert.acknowledged_by = now, supervisor
+        db.add(alert)
+        db.flush()
+        record(
+            db,
+            actor=supervisor,
+            source=source,
+            action="supervision.alert.acknowledge",
+            outcome="acknowledged",
+            target=alert.subject,
+            detail={"alert": alert.id, "rule": alert.rule},
+        )
+    return alert
+
+
+class CertificateExpiryAlerts:
+    """The PKI expiry hook (``gateway.pki.expiry.on_expiring``): one alert per expiring certificate.
+
+    A single instance is registered; ``clock`` is set by ``jobs.register`` so tests can move time.
+    """
+
+    clock: Clock = staticmethod(utcnow)
+
+    def __call__(self, db: Session, expiring: list[IssuedCertificate]) -> None:
+        conditions = [
+            Condition(
+                CERT_EXPIRING,
+                row.serial,
+                (row.upn or "").split("@")[0] or None,
+                f"certificate {row.serial} of {row.upn or row.subject} expires at {row.not_after:%Y-%m-%d %H:%M} UTC",
+            )
+            for row in expiring
+        ]
+        apply_conditions(db, (CERT_EXPIRING,), conditions, self.clock())
+
+
+certificate_expiry_alerts = CertificateExpiryAlerts()

@@ -1,0 +1,112 @@
+"""Daily and monthly figures per agent and per team, split home / on-site, from sessions and work states.
+
+A session counts as on-site when it came from one of ``supervision.office_networks`` (its ``source_ip`` at login),
+as home otherwise. Times are the overlap of each stretch with the period; a stretch still open counts up to the
+session's end or ``now``. Link drops are the VPN-down alerts raised for the agent; voice drops are the dropped
+callback legs the voice domain recorded.
+"""
+
+import calendar
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from gateway.clock import as_utc
+from gateway.sessions.models import HomeSession, SessionState
+from gateway.supervision.models import Alert, WorkState, WorkStatus
+from gateway.supervision.rules import VPN_DOWN
+from gateway.supervision.settings import SupervisionSettings
+from gateway.supervision.view import is_on_site, teams_of
+from gateway.voice.models import CallEvent
+
+VOICE_DROP_KINDS = ("dropped", "lost")
+
+
+@dataclass
+class Figures:
+    scope: str
+    """``agent`` or ``team``."""
+    name: str
+    location: str
+    """``home`` or ``on_site``."""
+    logged_in_seconds: float = 0.0
+    break_seconds: float = 0.0
+    sessions: int = 0
+    link_drops: int = 0
+    voice_drops: int = 0
+    alerts: int = 0
+
+    def add(self, other: "Figures") -> None:
+        for name in ("logged_in_seconds", "break_seconds", "sessions", "link_drops", "voice_drops", "alerts"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+COLUMNS = [f.name for f in fields(Figures)]
+
+
+def period_bounds(period: str, day: date) -> tuple[datetime, datetime]:
+    """``day``: that UTC day; ``month``: the UTC month ``day`` falls in."""
+    if period == "month":
+        start = datetime(day.year, day.month, 1, tzinfo=UTC)
+        return start, start + timedelta(days=calendar.monthrange(day.year, day.month)[1])
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def _overlap(begin: datetime, end: datetime, start: datetime, stop: datetime) -> float:
+    return max(0.0, (min(end, stop) - max(begin, start)).total_seconds())
+
+
+def _count_by_login(rows: Iterable[str | None]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for login in rows:
+        if login:
+            counts[login] += 1
+    return counts
+
+
+def report(db: Session, start: datetime, stop: datetime, settings: SupervisionSettings, now: datetime) -> list[Figures]:
+    """Agent lines and team lines, each split by location, sorted by scope and name."""
+    sessions = db.exec(
+        select(HomeSession).where(
+            col(HomeSession.created_at) < stop,
+            HomeSession.state != SessionState.PENDING_SECOND_FACTOR,
+            col(HomeSession.roles).contains("agent"),
+        )
+    ).all()
+    sessions = [s for s in sessions if as_utc(s.ended_at or now) > start and "agent" in s.role_set]
+    ends = {s.id: as_utc(s.ended_at or now) for s in sessions}
+    breaks: dict[str, float] = defaultdict(float)
+    for stretch in db.exec(
+        select(WorkState).where(col(WorkState.session_id).in_(list(ends)), WorkState.status == WorkStatus.BREAK)
+    ).all():
+        stretch_end = as_utc(stretch.ended_at) if stretch.ended_at else ends[stretch.session_id]
+        breaks[stretch.session_id] += _overlap(as_utc(stretch.started_at), stretch_end, start, stop)
+    in_period = (col(Alert.raised_at) >= start, col(Alert.raised_at) < stop)
+    alerts = _count_by_login(db.exec(select(Alert.login).where(*in_period)).all())
+    drops = _count_by_login(db.exec(select(Alert.login).where(*in_period, Alert.rule == VPN_DOWN)).all())
+    voice = _count_by_login(
+        db.exec(
+            select(CallEvent.login).where(
+                col(CallEvent.at) >= start, col(CallEvent.at) < stop, col(CallEvent.kind).in_(VOICE_DROP_KINDS)
+            )
+        ).all()
+    )
+    lines: dict[tuple[str, str, str], Figures] = {}
+    counted: set[str] = set()
+    for session in sessions:
+        location = "on_site" if is_on_site(session.source_ip, settings) else "home"
+        figures = Figures("agent", session.login, location)
+        figures.logged_in_seconds = _overlap(as_utc(session.created_at), ends[session.id], start, stop)
+        figures.break_seconds = breaks[session.id]
+        figures.sessions = 1 if as_utc(session.created_at) >= start else 0
+        if session.login not in counted:  # per-login counts are given once, to the agent's first session line
+            counted.add(session.login)
+            figures.link_drops, figures.voice_drops = drops[session.login], voice[session.login]
+            figures.alerts = alerts[session.login]
+        for scope, name in [("agent", session.login)] + [("team", t) for t in teams_of(session, settings.team_groups)]:
+            lines.setdefault((scope, name, location), Figures(scope, name, location)).add(figures)
+    return [lines[key] for key in sorted(lines)]

@@ -1,0 +1,51 @@
+"""Supervision's section of the settings (nested by the lead as ``settings.supervision``)."""
+
+from ipaddress import IPv4Network, IPv6Network
+from typing import Annotated
+
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr
+
+from gateway.notify.sms import SmsSettings
+
+
+class MailSettings(BaseModel):
+    """The SMTP server alerts and call-ins are sent through; without ``host`` no mail is sent."""
+
+    host: str | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] = 25
+    starttls: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str = "sohogw@localhost"
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
+
+
+class SupervisionSettings(BaseModel):
+    """Alert thresholds, where alerts go, the wall's tick, the office networks and the platform's API secret."""
+
+    break_max_minutes: Annotated[float, Field(gt=0)] = 15.0
+    """A break longer than this raises ``break_too_long``."""
+    ready_idle_minutes: Annotated[float, Field(gt=0)] = 5.0
+    """A seat idle this long while its agent is ready raises ``idle_while_ready``."""
+    link_down_seconds: Annotated[float, Field(gt=0)] = 180.0
+    """No WireGuard handshake for this long (it re-handshakes every 2 min under traffic) means the link is down."""
+    failed_logins: Annotated[int, Field(ge=1)] = 5
+    failed_logins_window_minutes: Annotated[float, Field(gt=0)] = 15.0
+    alert_check_seconds: Annotated[float, Field(gt=0, le=5)] = 2.0
+    """How often the alert rules run: alerts are raised within this plus the time to send them."""
+    wall_tick_seconds: Annotated[float, Field(gt=0, le=15)] = 1.0
+    """How often the wall's snapshot is recomputed for all viewers (state changes also nudge it at once)."""
+    office_networks: list[IPvAnyNetwork] = []
+    """Source networks of the offices: a session from one of them counts as on-site, any other as home."""
+    team_groups: list[str] = []
+    """Directory groups that are teams on the wall and in reports; empty: every group an agent is in."""
+    alert_mail_to: list[str] = []
+    alert_sms_to: list[str] = []
+    """E.164 numbers of supervisors who get alerts by SMS."""
+    platform_secret: SecretStr | None = None
+    """HMAC-SHA256 key of the contact-center platform's work-state API; without it the API refuses everything."""
+    platform_max_skew_seconds: Annotated[int, Field(ge=1, le=3600)] = 300
+    metrics_networks: list[IPvAnyNetwork] = [IPv4Network("127.0.0.1/32"), IPv6Network("::1/128")]
+    """Who may scrape ``/metrics``; everyone else gets 403."""
+    mail: MailSettings = MailSettings()
+    sms: SmsSettings = SmsSettings()

@@ -1,0 +1,108 @@
+"""Set and read agents' work states. Every change closes the open stretch and opens a new one, so history is kept.
+
+The agent sets their state on the portal; the contact-center platform may set it over the signed API
+(``platform.py``). When a home session ends, its open stretch is closed by the session-ended listener.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select as sql_select
+from sqlmodel import Session, col, select
+
+from gateway.clock import as_utc
+from gateway.errors import Conflict, GatewayError
+from gateway.events import nudge_after_commit
+from gateway.sessions.models import HomeSession, SessionState
+from gateway.supervision.models import WorkState, WorkStatus
+
+WORK_STATE_CHANGED = "supervision.work_state"
+BREAK_REASONS = ("lunch", "rest", "training", "meeting", "technical", "other")
+
+
+class UnknownWorkState(GatewayError):
+    status_code = 422
+    reason = "unknown_work_state"
+
+
+@dataclass
+class StateTimes:
+    """Where a session stands now and how long it spent in each state before this stretch (seconds)."""
+
+    status: WorkStatus = WorkStatus.OFFLINE
+    reason: str = ""
+    since: datetime | None = None
+    earlier: dict[str, float] = field(default_factory=dict)
+
+
+def parse_status(status: str, reason: str) -> tuple[WorkStatus, str]:
+    """The state and reason as given by a form or the platform; a break needs one of the known reasons."""
+    try:
+        parsed = WorkStatus(status)
+    except ValueError:
+        raise UnknownWorkState(f"unknown work state {status!r}; use one of {', '.join(WorkStatus)}") from None
+    if parsed is not WorkStatus.BREAK:
+        return parsed, ""
+    if reason not in BREAK_REASONS:
+        raise UnknownWorkState(f"a break needs a reason: one of {', '.join(BREAK_REASONS)}")
+    return parsed, reason
+
+
+def current_state(db: Session, session_id: str) -> WorkState | None:
+    query = select(WorkState).where(WorkState.session_id == session_id, col(WorkState.ended_at).is_(None))
+    return db.exec(query.order_by(col(WorkState.id).desc())).first()
+
+
+def set_work_state(
+    db: Session, session: HomeSession, status: WorkStatus, reason: str, *, source: str, now: datetime
+) -> WorkState:
+    """Close the open stretch and open one for ``status``; the same state again changes nothing."""
+    if session.state is not SessionState.ACTIVE:
+        raise Conflict(f"the session of {session.login} has ended; sign in again to set a work state")
+    open_row = current_state(db, session.id)
+    if open_row is not None and open_row.status is status and open_row.reason == reason:
+        return open_row
+    if open_row is not None:
+        open_row.ended_at = now
+        db.add(open_row)
+    row = WorkState(
+        session_id=session.id, login=session.login, status=status, reason=reason, source=source, started_at=now
+    )
+    db.add(row)
+    db.flush()
+    nudge_after_commit(db, WORK_STATE_CHANGED, session.id)
+    return row
+
+
+def close_for_session(db: Session, session_id: str, now: datetime) -> None:
+    """The session ended: its open stretch ends with it (idempotent)."""
+    open_row = current_state(db, session_id)
+    if open_row is not None:
+        open_row.ended_at = now
+        db.add(open_row)
+        db.flush()
+        nudge_after_commit(db, WORK_STATE_CHANGED, session_id)
+
+
+def state_times(db: Session, session_ids: Iterable[str]) -> dict[str, StateTimes]:
+    """Current state and earlier time per state of each session, from one query over their stretches."""
+    ids = list(session_ids)
+    times: dict[str, StateTimes] = defaultdict(StateTimes)
+    if not ids:
+        return times
+    columns = (WorkState.session_id, WorkState.status, WorkState.reason, WorkState.started_at, WorkState.ended_at)
+    rows = db.execute(
+        sql_select(*[col(column) for column in columns])
+        .where(col(WorkState.session_id).in_(ids))
+        .order_by(col(WorkState.id))
+    ).all()
+    for session_id, status, reason, started_at, ended_at in rows:
+        entry = times[session_id]
+        if ended_at is None:
+            entry.status, entry.reason, entry.since = WorkStatus(status), reason, as_utc(started_at)
+        else:
+            spent = (as_utc(ended_at) - as_utc(started_at)).total_seconds()
+            entry.earlier[status] = entry.earlier.get(status, 0.0) + spent
+    return times

@@ -1,0 +1,100 @@
+"""Surge call-in: a supervisor asks the standby agents to come online and watches who does.
+
+Standby agents and how to reach them are kept by supervisors (``StandbyAgent``). A call-in sends each of them an
+e-mail and/or SMS, records how each message went, and its status lists who has logged in since it started.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from gateway.audit.service import record
+from gateway.clock import as_utc
+from gateway.db import session_scope
+from gateway.errors import GatewayError, NotFound
+from gateway.notify.sms import HttpSms
+from gateway.sessions.models import HomeSession
+from gateway.supervision.mail import send_mail
+from gateway.supervision.models import CallIn, StandbyAgent
+from gateway.supervision.settings import SupervisionSettings
+
+
+@dataclass(frozen=True)
+class Answer:
+    login: str
+    delivery: str
+    online_at: datetime | None
+
+
+def set_standby(db: Session, login: str, email: str | None, phone: str | None, now: datetime) -> StandbyAgent:
+    agent = db.get(StandbyAgent, login) or StandbyAgent(login=login, updated_at=now)
+    agent.email, agent.phone, agent.updated_at = email or None, phone or None, now
+    db.add(agent)
+    db.flush()
+    return agent
+
+
+def remove_standby(db: Session, login: str) -> None:
+    agent = db.get(StandbyAgent, login)
+    if agent is not None:
+        db.delete(agent)
+        db.flush()
+
+
+def standby_agents(db: Session) -> list[StandbyAgent]:
+    return list(db.exec(select(StandbyAgent).order_by(col(StandbyAgent.login))).all())
+
+
+def _reach(agent: StandbyAgent, message: str, settings: SupervisionSettings) -> str:
+    outcomes = []
+    if agent.email:
+        try:
+            send_mail(settings.mail, [agent.email], "[SOHO Gateway] please come online", message)
+            outcomes.append("mail:sent")
+        except GatewayError as error:
+            outcomes.append(f"mail:failed ({error.message})")
+    if agent.phone:
+        try:
+            HttpSms(settings.sms).send(agent.phone, message)
+            outcomes.append("sms:sent")
+        except GatewayError as error:
+            outcomes.append(f"sms:failed ({error.message})")
+    return " ".join(outcomes) or "no address"
+
+
+def call_in(engine: Engine, supervisor: str, message: str, settings: SupervisionSettings, now: datetime) -> int:
+    """Notify every standby agent (outside a transaction: the sending may take seconds); returns the call-in id."""
+    with session_scope(engine) as db:
+        agents = standby_agents(db)
+    delivery = {agent.login: _reach(agent, message, settings) for agent in agents}
+    with session_scope(engine) as db:
+        row = CallIn(started_by=supervisor, message=message[:500], started_at=now, delivery=json.dumps(delivery))
+        db.add(row)
+        db.flush()
+        record(db, actor=supervisor, action="supervision.call_in", outcome="sent", detail={"delivery": delivery})
+        assert row.id is not None
+        return row.id
+
+
+def call_in_status(db: Session, call_in_id: int) -> tuple[CallIn, list[Answer]]:
+    """Each agent asked, how their message went, and when they first logged in after the call-in started."""
+    row = db.get(CallIn, call_in_id)
+    if row is None:
+        raise NotFound(f"there is no call-in {call_in_id}")
+    delivery: dict[str, str] = json.loads(row.delivery)
+    answers = []
+    for login, outcome in sorted(delivery.items()):
+        first = db.exec(
+            select(HomeSession.created_at)
+            .where(HomeSession.login == login, col(HomeSession.created_at) >= row.started_at)
+            .order_by(col(HomeSession.created_at))
+        ).first()
+        answers.append(Answer(login, outcome, as_utc(first) if first else None))
+    return row, answers
+
+
+def latest_call_ins(db: Session, limit: int = 10) -> list[CallIn]:
+    return list(db.exec(select(CallIn).order_by(col(CallIn.id).desc()).limit(limit)).all())

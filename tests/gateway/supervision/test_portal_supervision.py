@@ -1,0 +1,165 @@
+"""Supervision through the portal on a real socket: platform API, watching, bulletins, reports, metrics, surge."""
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import Session, select
+
+from gateway.audit.models import AuditEvent
+from gateway.db import session_scope
+from gateway.notify.sms import SmsSettings
+from gateway.sessions.models import HomeSession
+from gateway.supervision.platform import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from gateway.supervision.settings import MailSettings, SupervisionSettings
+from gateway.supervision.sources import register_screen_viewer, unregister_screen_viewer
+from tests.gateway.supervision.conftest import SmsGateway, SmtpServer, SupervisedPortal, post_form, signed_in
+
+SECRET = "platform-shared-secret"
+
+
+@pytest.fixture
+def supervision(smtp_server: SmtpServer, sms_gateway: SmsGateway) -> SupervisionSettings:
+    return SupervisionSettings(
+        wall_tick_seconds=0.5,
+        platform_secret=SECRET,
+        mail=MailSettings(host="127.0.0.1", port=smtp_server.port),
+        sms=SmsSettings(url=sms_gateway.url),
+    )
+
+
+def _signed(body: dict[str, object], secret: str = SECRET, skew: int = 0) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(body).encode()
+    timestamp = int(datetime.now(UTC).timestamp()) + skew
+    return raw, {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: sign(secret, timestamp, raw)}
+
+
+def test_platform_sets_work_state_only_with_a_valid_signature(portal: SupervisedPortal) -> None:
+    with signed_in(portal, "agent1"), portal.client() as platform:
+        body, headers = _signed({"login": "agent1", "state": "on_call"})
+        accepted = platform.post("/supervision/api/work-state", content=body, headers=headers)
+        assert accepted.status_code == 200 and accepted.json()["state"] == "on_call"
+        body, headers = _signed({"login": "agent1", "state": "ready"}, secret="guessed")
+        assert platform.post("/supervision/api/work-state", content=body, headers=headers).status_code == 401
+        body, headers = _signed({"login": "agent1", "state": "ready"}, skew=-3600)
+        assert platform.post("/supervision/api/work-state", content=body, headers=headers).status_code == 401
+        late = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+        body, headers = _signed({"login": "agent1", "state": "ready", "at": late})
+        assert platform.post("/supervision/api/work-state", content=body, headers=headers).status_code == 409
+        body, headers = _signed({"login": "nobody", "state": "ready"})
+        assert platform.post("/supervision/api/work-state", content=body, headers=headers).status_code == 404
+
+
+@pytest.fixture
+def screen_viewer() -> Iterator[list[tuple[str, str]]]:
+    """A screen viewer as the seats domain registers one; records who asked to see whom."""
+    asked: list[tuple[str, str]] = []
+
+    def viewer(db: Session, agent: HomeSession, supervisor: str) -> str:
+        asked.append((agent.login, supervisor))
+        return f"/seats/view/{agent.id}?view_only=1"
+
+    register_screen_viewer(viewer)
+    try:
+        yield asked
+    finally:
+        unregister_screen_viewer(viewer)
+
+
+def _agent_session_id(portal: SupervisedPortal) -> str:
+    with session_scope(portal.engine) as db:
+        return db.exec(select(HomeSession.id).where(HomeSession.login == "agent1")).one()
+
+
+def test_watching_a_screen_is_view_only_audited_and_told_to_the_agent(
+    portal: SupervisedPortal, screen_viewer: list[tuple[str, str]]
+) -> None:
+    with signed_in(portal, "agent1") as agent, signed_in(portal, "sup1") as supervisor:
+        session_id = _agent_session_id(portal)
+        page = post_form(supervisor, "/supervision/wall", f"/supervision/watch/{session_id}")
+        assert page.status_code == 200 and f'src="/seats/view/{session_id}?view_only=1"' in page.text
+        assert screen_viewer == [("agent1", "sup1")]
+        assert "sup1 is watching your screen" in agent.get("/agent/work-state").text
+        watch_id = re.search(r"/supervision/watch/(\d+)/end", page.text).group(1)  # type: ignore[union-attr]
+        ended = supervisor.post(
+            f"/supervision/watch/{watch_id}/end",
+            data={"csrf": re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)},
+        )  # type: ignore[union-attr]
+        assert ended.status_code == 303
+        assert "is watching your screen" not in agent.get("/agent/work-state").text
+    with session_scope(portal.engine) as db:
+        audit = db.exec(select(AuditEvent).where(AuditEvent.action.startswith("supervision.watch"))).all()  # type: ignore[attr-defined]
+    assert [(a.action, a.actor, a.target, a.outcome) for a in audit] == [
+        ("supervision.watch.start", "sup1", "agent1", "started"),
+        ("supervision.watch.end", "sup1", "agent1", "ended"),
+    ]
+
+
+def test_watching_without_a_seat_broker_says_so(portal: SupervisedPortal) -> None:
+    with signed_in(portal, "agent1"), signed_in(portal, "sup1") as supervisor:
+        answer = post_form(supervisor, "/supervision/wall", f"/supervision/watch/{_agent_session_id(portal)}")
+    assert answer.status_code == 503
+    assert "register_screen_viewer" in answer.json()["message"]
+
+
+def test_bulletins_posted_by_a_supervisor_reach_the_agent_and_reports_count_the_session(
+    portal: SupervisedPortal,
+) -> None:
+    with signed_in(portal, "sup1") as supervisor, signed_in(portal, "agent1") as agent:
+        post_form(
+            supervisor,
+            "/supervision/bulletins",
+            "/supervision/bulletins",
+            kind="note",
+            title="Storm script",
+            body="Use script S-7 for outage calls.",
+        )
+        assert "Storm script" in agent.get("/agent/bulletins").text
+        assert "Use script S-7" in agent.get("/agent/work-state").text
+        post_form(agent, "/agent/work-state", "/agent/work-state", state="break", reason="rest")
+        assert 'data-state="break"' in agent.get("/agent/work-state").text
+        csv_text = supervisor.get("/supervision/reports.csv?period=day").text
+        html = supervisor.get("/supervision/reports?period=month").text
+    header, *lines = csv_text.strip().splitlines()
+    assert header.startswith("period,scope,name,location,logged_in_seconds,break_seconds,sessions")
+    agent_line = next(line.split(",") for line in lines if ",agent,agent1," in line)
+    assert (agent_line[3], agent_line[6]) == ("home", "1")
+    assert float(agent_line[4]) > 0 and float(agent_line[5]) >= 0
+    assert 'id="report-chart"' in html and 'data-name="Team-North"' in html
+
+
+def test_metrics_report_live_agents_logins_and_request_latency(portal: SupervisedPortal) -> None:
+    with signed_in(portal, "agent1"), portal.client() as scraper:
+        text = scraper.get("/metrics").text
+    assert "sohogw_live_agent_sessions 1.0" in text
+    assert 'sohogw_logins_total{outcome="success"}' in text or "sohogw_logins_total{" in text
+    assert 'sohogw_request_duration_seconds_count{method="POST",route="/login",status="303"}' in text
+
+
+def test_surge_call_in_reaches_standby_agents_and_shows_who_came_online(
+    portal: SupervisedPortal, smtp_server: SmtpServer, sms_gateway: SmsGateway
+) -> None:
+    with signed_in(portal, "sup1") as supervisor:
+        post_form(
+            supervisor,
+            "/supervision/surge",
+            "/supervision/standby",
+            login="agent1",
+            email="agent1@home.example",
+            phone="+8613900139000",
+        )
+        post_form(supervisor, "/supervision/surge", "/supervision/standby", login="agent2", email="agent2@home.example")
+        called = post_form(supervisor, "/supervision/surge", "/supervision/call-in", message="Storm: please log in")
+        status_url = called.headers["location"]
+        before = supervisor.get(status_url).text
+        with signed_in(portal, "agent2"):
+            after = supervisor.get(status_url).text
+    mails = smtp_server.inbox.wait_for(2, timeout=5)
+    assert sorted(mail["To"] for _, mail in mails) == ["agent1@home.example", "agent2@home.example"]
+    assert [(body["to"], body["text"]) for _, body, _ in sms_gateway.received] == [
+        ("+8613900139000", "Storm: please log in")
+    ]
+    assert 'data-login="agent2" data-online="no"' in before
+    assert 'data-login="agent2" data-online="yes"' in after and 'data-login="agent1" data-online="no"' in after
