@@ -17,6 +17,8 @@ from certs.revocation import HttpRevocationChecker
 from gateway.clock import Clock, utcnow
 from gateway.db import make_engine
 from gateway.directory import Directory, open_directory
+from gateway.enrollment import jobs as enrollment_jobs
+from gateway.enrollment.routes import router as enrollment_router
 from gateway.errors import GatewayError
 from gateway.pki import jobs as pki_jobs
 from gateway.pki.ca import CaNotReady, open_authority
@@ -103,6 +105,7 @@ def create_app(
                 pki_jobs.register(scheduler, engine, authority, settings, clock)
             session_jobs.register(scheduler, engine, login_services, settings, clock)
             supervision_jobs.register(scheduler, engine, settings.supervision, clock)
+            enrollment_jobs.register(scheduler, engine, settings.enrollment, clock)
             broker = start_broker(app)
             seat_jobs.register(scheduler, broker)
             shutdowns.append(broker.stop)
@@ -125,7 +128,15 @@ def create_app(
     app.add_exception_handler(GatewayError, _render_error)
     app.add_exception_handler(CertificateError, _render_error)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for router in (pages_router, sessions_router, pki_router, seats_router, supervision_router, voice_router):
+    for router in (
+        pages_router,
+        sessions_router,
+        pki_router,
+        enrollment_router,
+        seats_router,
+        supervision_router,
+        voice_router,
+    ):
         app.include_router(router)
     app.include_router(metrics_router())
     app.middleware("http")(record_request_latency)

@@ -1,6 +1,7 @@
 """The registry of every table: importing this module puts them all on ``SQLModel.metadata`` for Alembic."""
 
 from gateway.audit.models import AuditEvent, AuditHead
+from gateway.enrollment.models import Application, CertificateRequest, EnvcheckRun, Evidence, ImportRun, StageDecision
 from gateway.pki.models import CrlPublication, IssuedCertificate, TrustedAuthority
 from gateway.policies.models import PolicyVersion
 from gateway.seats.models import LaunchToken, SeatLease
@@ -10,6 +11,7 @@ from gateway.voice.models import CallbackNumber, CallEvent, CallLeg, SeenWebhook
 
 __all__ = [
     "Alert",
+    "Application",
     "AuditEvent",
     "AuditHead",
     "Bulletin",
@@ -17,8 +19,12 @@ __all__ = [
     "CallIn",
     "CallLeg",
     "CallbackNumber",
+    "CertificateRequest",
     "CrlPublication",
+    "EnvcheckRun",
+    "Evidence",
     "HomeSession",
+    "ImportRun",
     "IssuedCertificate",
     "LaunchToken",
     "LoginAttempt",
@@ -26,6 +32,7 @@ __all__ = [
     "ScreenWatch",
     "SeatLease",
     "SeenWebhookEvent",
+    "StageDecision",
     "StandbyAgent",
     "TotpSecret",
     "TrustedAuthority",

@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from gateway.directory.settings import DirectorySettings
+from gateway.enrollment.settings import EnrollmentSettings
 from gateway.notify.sms import SmsSettings
 from gateway.seats.settings import SeatSettings
 from gateway.supervision.settings import SupervisionSettings
@@ -116,6 +117,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     ca: CaSettings = CaSettings()
     portal: PortalSettings = PortalSettings()
+    enrollment: EnrollmentSettings = EnrollmentSettings()
     seats: SeatSettings = SeatSettings()
     supervision: SupervisionSettings = SupervisionSettings()
     voice: VoiceSettings = VoiceSettings()

@@ -31,7 +31,9 @@ def _session(request: Request, db: DbSession, clock: ClockDep, states: tuple[Ses
     if session is None or session.state not in states:
         raise LoginRequired("sign in first")
     touch(db, session, clock())
-    request.state.home_session = session
+    # Pages (error pages too) render the person from a detached copy: an error rolls the request's transaction
+    # back, which expires the ORM row, and reading an expired row after its session closed fails.
+    request.state.home_session = HomeSession.model_validate(session.model_dump())
     return session
 
 

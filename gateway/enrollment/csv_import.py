@@ -1,0 +1,148 @@
+"""Applications in bulk from a CSV file, row by row, with progress and a report of every refused row.
+
+Columns (header line required, order free, UTF-8, a BOM from Excel is fine): ``login`` (required) and
+``callback_number`` (optional; E.164, or national for the configured region). Each row is its own transaction: a
+refused row (its line number and reason go into the report) leaves nothing behind, and the good rows are imported.
+"""
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from gateway.audit.service import record
+from gateway.clock import Clock
+from gateway.db import session_scope
+from gateway.enrollment.errors import InvalidApplication
+from gateway.enrollment.handoff import HandOff
+from gateway.enrollment.models import ImportRun
+from gateway.enrollment.service import start_application
+from gateway.enrollment.settings import EnrollmentSettings
+from gateway.errors import GatewayError, NotFound
+
+log = logging.getLogger(__name__)
+COLUMNS = ("login", "callback_number")
+MAX_ROWS = 5000
+
+
+def parse_rows(text: str) -> list[tuple[int, dict[str, str] | str]]:
+    """Each data row with its line number: the row's fields, or the reason it cannot be read."""
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    try:
+        header = [name.strip().lower() for name in next(reader)]
+    except StopIteration:
+        raise InvalidApplication("the file is empty") from None
+    missing = [c for c in ("login",) if c not in header]
+    unknown = [c for c in header if c not in COLUMNS]
+    if missing or unknown:
+        raise InvalidApplication(f"line 1: the columns are {', '.join(COLUMNS)} (login required); got {header}")
+    rows: list[tuple[int, dict[str, str] | str]] = []
+    for line, fields in _numbered(reader):
+        if not any(f.strip() for f in fields):
+            continue
+        if len(fields) != len(header):
+            rows.append((line, f"expected {len(header)} fields, found {len(fields)}"))
+        else:
+            rows.append((line, dict(zip(header, fields, strict=True))))
+        if len(rows) > MAX_ROWS:
+            raise InvalidApplication(f"more than {MAX_ROWS} rows; split the file")
+    return rows
+
+
+def _numbered(reader: Any) -> Iterator[tuple[int, list[str]]]:
+    """Rows with the line they end on (a quoted field may span lines); a malformed row names its line."""
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise InvalidApplication(f"line {reader.line_num}: {error}") from None
+        yield reader.line_num, fields
+
+
+def begin_import(db: Session, rows: int, *, actor: str, now: datetime) -> ImportRun:
+    run = ImportRun(started_by=actor, started_at=now, total_rows=rows)
+    db.add(run)
+    db.flush()
+    record(
+        db,
+        actor=actor,
+        action="enrollment.import",
+        outcome="started",
+        detail={"import": run.id, "rows": rows},
+        clock=lambda: now,
+    )
+    return run
+
+
+def get_import(db: Session, import_id: int) -> ImportRun:
+    run = db.get(ImportRun, import_id)
+    if run is None:
+        raise NotFound(f"no import {import_id}")
+    return run
+
+
+def _count(db: Session, import_id: int, imported: bool, problem: dict[str, object] | None = None) -> None:
+    run = get_import(db, import_id)
+    run.processed_rows += 1
+    run.imported += int(imported)
+    if problem is not None:
+        run.problems = json.dumps([*json.loads(run.problems), problem], ensure_ascii=False)
+    db.add(run)
+
+
+def run_import(
+    engine: Engine,
+    import_id: int,
+    rows: list[tuple[int, dict[str, str] | str]],
+    handoff: HandOff,
+    *,
+    settings: EnrollmentSettings,
+    actor: str,
+    clock: Clock,
+) -> None:
+    """Import the rows, committing each on its own so progress shows and one bad row spoils nothing else.
+    Runs after the upload's response (a background task), so it opens its own transactions."""
+    for line, row in rows:
+        try:
+            with session_scope(engine) as db:
+                if isinstance(row, str):
+                    raise InvalidApplication(row)
+                start_application(
+                    db,
+                    handoff,
+                    row["login"],
+                    callback_number=row.get("callback_number", ""),
+                    settings=settings,
+                    actor=actor,
+                    now=clock(),
+                )
+                _count(db, import_id, imported=True)
+        except GatewayError as error:
+            with session_scope(engine) as db:
+                _count(db, import_id, imported=False, problem={"line": line, "reason": error.message})
+        except Exception:  # an unforeseen failure is this row's problem; the rest of the file still imports
+            log.exception("enrollment import %s: line %s failed", import_id, line)
+            with session_scope(engine) as db:
+                problem = {"line": line, "reason": "internal error; see the gateway log"}
+                _count(db, import_id, imported=False, problem=problem)
+    with session_scope(engine) as db:
+        run = get_import(db, import_id)
+        run.finished_at = clock()
+        db.add(run)
+        record(
+            db,
+            actor=actor,
+            action="enrollment.import",
+            outcome="finished",
+            detail={"import": import_id, "imported": run.imported, "refused": len(json.loads(run.problems))},
+            clock=clock,
+        )
+    log.info("enrollment import %s finished", import_id)

@@ -1,0 +1,46 @@
+"""Evidence files: HR attaches them to a stage and downloads them. Served only as attachments, never inline."""
+
+from fastapi import APIRouter
+from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import UploadFile
+
+from gateway.deps import ClockDep, DbSession
+from gateway.enrollment import evidence as files
+from gateway.enrollment.deps import EnrollmentSettingsDep
+from gateway.enrollment.errors import EvidenceRefused
+from gateway.enrollment.service import get_application
+from gateway.sessions.deps import CheckedForm, HrSession
+
+router = APIRouter(tags=["enrollment"])
+
+
+@router.post("/hr/enrollment/{application_id}/evidence")
+def attach(
+    application_id: int,
+    hr: HrSession,
+    form: CheckedForm,
+    db: DbSession,
+    clock: ClockDep,
+    settings: EnrollmentSettingsDep,
+) -> Response:
+    upload = form.get("evidence")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        raise EvidenceRefused("choose a file to attach")
+    content = upload.file.read(settings.evidence_max_bytes + 1)
+    application = get_application(db, application_id)
+    stage = str(form.get("stage", ""))
+    files.add_evidence(db, application, stage, upload.filename, content, settings=settings, actor=hr.login, now=clock())
+    return RedirectResponse(f"/hr/enrollment/{application_id}", status_code=303)
+
+
+@router.get("/hr/enrollment/{application_id}/evidence/{evidence_id}")
+def download(application_id: int, evidence_id: int, hr: HrSession, db: DbSession, clock: ClockDep) -> Response:
+    """A download with the sniffed type, ``nosniff`` and a sandboxing CSP, so no file can run in the portal."""
+    evidence = files.open_evidence(db, get_application(db, application_id), evidence_id, actor=hr.login, now=clock())
+    headers = {
+        "Content-Disposition": f'attachment; filename="{evidence.filename}"',
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Cache-Control": "no-store",
+    }
+    return Response(evidence.content, media_type=evidence.content_type, headers=headers)

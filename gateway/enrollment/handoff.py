@@ -1,0 +1,185 @@
+"""What an approval hands on, and what taking a seat away undoes: the directory group, voice, certificates, sessions.
+
+Approval adds the person to the SOHO agents group, marks their callback number vetted for voice and opens a
+certificate request for the security admins. Rejection or withdrawal after approval, and an HR suspension, remove
+the membership, revoke every live certificate of theirs ("affiliationChanged") and end their sessions. The DB rows
+are written first and the directory is changed last, so a directory that refuses rolls the whole step back.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from sqlalchemy import or_
+from sqlmodel import Session, col, func, select
+
+from certs.authority import Authority
+from certs.identity import identity_of
+from gateway.audit.service import record
+from gateway.directory import Directory, DirectoryUser
+from gateway.directory.errors import AccountNotFound, DirectoryError
+from gateway.enrollment.errors import InvalidApplication
+from gateway.enrollment.models import Application, CertificateRequest, CertificateRequestState
+from gateway.errors import NotFound, Unavailable
+from gateway.pki import service as pki
+from gateway.pki.ca import CaNotReady
+from gateway.pki.models import IssuedCertificate
+from gateway.sessions.models import EndReason, HomeSession, SessionState
+from gateway.sessions.service import end_session
+from gateway.voice.numbers import mark_vetted
+
+REVOCATION_REASON = "affiliationChanged"
+
+
+class DirectoryChangeFailed(Unavailable):
+    reason = "enrollment.directory"
+
+
+@dataclass(frozen=True)
+class HandOff:
+    """What approval and its undoing need from outside the database."""
+
+    directory: Directory
+    authority: Authority | None
+    crl_validity: timedelta
+    agent_group: str
+
+
+def find_person(directory: Directory, login: str) -> DirectoryUser:
+    """The directory's entry for ``login``; an unknown account is the applicant's (or the CSV row's) mistake."""
+    try:
+        return directory.lookup(login)
+    except AccountNotFound:
+        raise InvalidApplication(f"{login!r} is not an account in the directory") from None
+    except DirectoryError as error:
+        raise DirectoryChangeFailed(f"the directory could not be read: {error.user_message}") from None
+
+
+def grant_seat(db: Session, application: Application, handoff: HandOff, *, actor: str, now: datetime) -> None:
+    """Voice, certificate request, then the group membership (the one step outside this transaction)."""
+    person = find_person(handoff.directory, application.user_dn or application.login)
+    application.user_dn, application.upn = person.dn, person.upn or application.upn
+    voice = _vet_callback_number(db, application, actor, now)
+    db.add(
+        CertificateRequest(
+            application_id=application.id,
+            login=application.login,
+            upn=application.upn,
+            state=CertificateRequestState.OPEN,
+            created_at=now,
+        )
+    )
+    db.flush()
+    _change_group(handoff, person.dn, add=True)
+    record(
+        db,
+        actor=actor,
+        action="enrollment.handoff.grant",
+        target=application.login,
+        outcome="success",
+        detail={"application": application.id, "group": handoff.agent_group, "voice": voice},
+        clock=lambda: now,
+    )
+
+
+def withdraw_seat(
+    db: Session, application: Application, handoff: HandOff, *, actor: str, now: datetime, why: str
+) -> None:
+    """Revoke certificates, end sessions, cancel certificate requests, then leave the group. Fails closed: a CA
+    that is not ready stops the whole step rather than leaving a certificate valid."""
+    certificates = _live_certificates(db, application, now)
+    if certificates and handoff.authority is None:
+        raise CaNotReady(
+            "the certificate authority is not ready, so the certificates cannot be revoked; nothing changed"
+        )
+    for certificate in certificates:
+        assert handoff.authority is not None
+        pki.revoke(
+            db,
+            handoff.authority,
+            certificate.serial,
+            REVOCATION_REASON,
+            actor=pki.Actor(actor),
+            now=now,
+            crl_validity=handoff.crl_validity,
+        )
+    sessions = db.exec(
+        select(HomeSession).where(HomeSession.login == application.login, HomeSession.state != SessionState.ENDED)
+    ).all()
+    for session in sessions:
+        end_session(db, session, EndReason.HR_SUSPENDED, actor=actor, now=now, detail={"enrollment": why})
+    for request in db.exec(
+        select(CertificateRequest).where(
+            CertificateRequest.login == application.login, CertificateRequest.state == CertificateRequestState.OPEN
+        )
+    ):
+        request.state, request.closed_at, request.closed_by = CertificateRequestState.CANCELLED, now, actor
+        db.add(request)
+    db.flush()
+    if application.user_dn:
+        _change_group(handoff, application.user_dn, add=False)
+    record(
+        db,
+        actor=actor,
+        action="enrollment.handoff.withdraw",
+        target=application.login,
+        outcome=why,
+        detail={
+            "application": application.id,
+            "group": handoff.agent_group,
+            "revoked": [c.serial for c in certificates],
+            "sessions_ended": len(sessions),
+        },
+        clock=lambda: now,
+    )
+
+
+def _live_certificates(db: Session, application: Application, now: datetime) -> list[IssuedCertificate]:
+    """The person's unrevoked, unexpired certificates, matched as a login matches them: UPN to UPN, else the
+    certificate's CN to the login (``sessions.login.certificate_matches``)."""
+    upn = (application.upn or "").casefold()
+    candidates = db.exec(
+        select(IssuedCertificate)
+        .where(col(IssuedCertificate.revoked_at).is_(None))
+        .where(col(IssuedCertificate.not_after) > now)
+        .where(
+            or_(
+                func.lower(IssuedCertificate.upn) == upn,
+                col(IssuedCertificate.subject).contains(application.login),
+            )
+        )
+    ).all()
+    return [c for c in candidates if _belongs_to(c, application, upn)]
+
+
+def _belongs_to(certificate: IssuedCertificate, application: Application, upn: str) -> bool:
+    if upn and certificate.upn:
+        return certificate.upn.casefold() == upn
+    name = identity_of(x509.load_pem_x509_certificate(certificate.pem.encode())).common_name or ""
+    return name.casefold() == application.login.casefold()
+
+
+def _vet_callback_number(db: Session, application: Application, actor: str, now: datetime) -> str:
+    """Mark the number vetted in voice's registry; if the agent has not registered it there yet, it stays on the
+    application (``vetted_number``) for voice to find."""
+    if not application.callback_e164:
+        return "none"
+    try:
+        mark_vetted(db, application.login, application.callback_e164, actor, now)
+    except NotFound:
+        return "not_registered"
+    return "vetted"
+
+
+def _change_group(handoff: HandOff, user_dn: str, *, add: bool) -> None:
+    try:
+        if add:
+            handoff.directory.add_to_group(user_dn, handoff.agent_group)
+        else:
+            handoff.directory.remove_from_group(user_dn, handoff.agent_group)
+    except AccountNotFound:
+        if add:
+            raise InvalidApplication(f"{user_dn!r} is no longer an account in the directory") from None
+    except DirectoryError as error:
+        verb = "add the person to" if add else "remove the person from"
+        raise DirectoryChangeFailed(f"could not {verb} {handoff.agent_group}: {error}; nothing changed") from None

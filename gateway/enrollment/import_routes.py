@@ -1,0 +1,66 @@
+"""HR's CSV import: upload, then a report page that shows progress until the last row is done."""
+
+import json
+
+from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import UploadFile
+
+from gateway.deps import ClockDep, DbSession
+from gateway.enrollment import csv_import
+from gateway.enrollment.deps import EnrollmentSettingsDep, HandOffDep
+from gateway.enrollment.errors import InvalidApplication
+from gateway.sessions.deps import CheckedForm, HrSession
+from gateway.web.pages import render
+
+router = APIRouter(tags=["enrollment"])
+MAX_CSV_BYTES = 2 * 1024 * 1024
+
+
+@router.get("/hr/enrollment-import", response_class=HTMLResponse)
+def import_page(request: Request, hr: HrSession) -> HTMLResponse:
+    return render(request, "enrollment_import.html", columns=csv_import.COLUMNS, run=None, problems=[])
+
+
+@router.post("/hr/enrollment-import")
+def upload(
+    request: Request,
+    hr: HrSession,
+    form: CheckedForm,
+    db: DbSession,
+    clock: ClockDep,
+    settings: EnrollmentSettingsDep,
+    handoff: HandOffDep,
+    tasks: BackgroundTasks,
+) -> Response:
+    """Rows are checked and imported after the response, each in its own transaction (see ``run_import``)."""
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        raise InvalidApplication("choose a CSV file")
+    raw = upload.file.read(MAX_CSV_BYTES + 1)
+    if len(raw) > MAX_CSV_BYTES:
+        raise InvalidApplication(f"the file is larger than {MAX_CSV_BYTES // 1024} KiB; split it")
+    try:
+        rows = csv_import.parse_rows(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidApplication("the file is not UTF-8 text; save it as CSV UTF-8") from None
+    run = csv_import.begin_import(db, len(rows), actor=hr.login, now=clock())
+    tasks.add_task(
+        csv_import.run_import,
+        request.app.state.engine,
+        run.id or 0,
+        rows,
+        handoff,
+        settings=settings,
+        actor=hr.login,
+        clock=request.app.state.clock,
+    )
+    return RedirectResponse(f"/hr/enrollment-import/{run.id}", status_code=303)
+
+
+@router.get("/hr/enrollment-import/{import_id}", response_class=HTMLResponse)
+def report(request: Request, import_id: int, hr: HrSession, db: DbSession) -> HTMLResponse:
+    run = csv_import.get_import(db, import_id)
+    return render(
+        request, "enrollment_import.html", columns=csv_import.COLUMNS, run=run, problems=json.loads(run.problems)
+    )

@@ -1,0 +1,103 @@
+"""Applications: start one, find one, and the callback number it vets. Decisions are in ``decisions.py``.
+
+Every change writes an audit row in the same transaction (``audit_change``).
+"""
+
+from datetime import datetime
+
+import phonenumbers
+from sqlmodel import Session, col, select
+
+from gateway.audit.service import record
+from gateway.enrollment import stages as order
+from gateway.enrollment.errors import InvalidApplication
+from gateway.enrollment.handoff import HandOff, find_person
+from gateway.enrollment.models import Application, ApplicationState
+from gateway.enrollment.settings import EnrollmentSettings
+from gateway.errors import Conflict, NotFound
+
+LIVE_STATES = (ApplicationState.OPEN, ApplicationState.APPROVED)
+
+
+def callback_e164(raw: str, region: str) -> str:
+    """A callback number in E.164, checked by libphonenumber (a number that cannot exist is refused)."""
+    try:
+        number = phonenumbers.parse(raw.strip(), region)
+    except phonenumbers.NumberParseException:
+        raise InvalidApplication(f"{raw!r} is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidApplication(f"{raw!r} is not a valid phone number (for {region} unless it starts with +)")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def audit_change(
+    db: Session, application: Application, action: str, outcome: str, actor: str, now: datetime, **detail: object
+) -> None:
+    record(
+        db,
+        actor=actor,
+        action=action,
+        target=application.login,
+        outcome=outcome,
+        detail={"application": application.id, "stage": application.stage, **detail},
+        clock=lambda: now,
+    )
+
+
+def start_application(
+    db: Session,
+    handoff: HandOff,
+    login: str,
+    *,
+    callback_number: str,
+    settings: EnrollmentSettings,
+    actor: str,
+    now: datetime,
+) -> Application:
+    """Open an application at the first stage for a person the directory knows, unless one is already live."""
+    login = login.strip()
+    if not login:
+        raise InvalidApplication("the login is empty")
+    e164 = callback_e164(callback_number, settings.phone_region) if callback_number.strip() else None
+    live = db.exec(
+        select(Application).where(Application.login == login, col(Application.state).in_(LIVE_STATES))
+    ).first()
+    if live is not None:
+        raise Conflict(f"{login} already has an application ({live.state.value}, at {live.stage})")
+    person = find_person(handoff.directory, login)
+    application = Application(
+        login=login,
+        display_name=person.display_name,
+        upn=person.upn,
+        user_dn=person.dn,
+        callback_e164=e164,
+        state=ApplicationState.OPEN,
+        stage=order.first_stage(settings.stages),
+        started_by=actor,
+        started_at=now,
+        updated_at=now,
+    )
+    db.add(application)
+    db.flush()
+    audit_change(db, application, "enrollment.apply", "opened", actor, now)
+    return application
+
+
+def get_application(db: Session, application_id: int) -> Application:
+    application = db.get(Application, application_id)
+    if application is None:
+        raise NotFound(f"no application {application_id}")
+    return application
+
+
+def latest_application(db: Session, login: str) -> Application | None:
+    """The person's newest application, for their own status page."""
+    query = select(Application).where(Application.login == login).order_by(col(Application.id).desc())
+    return db.exec(query.limit(1)).first()
+
+
+def vetted_number(db: Session, login: str) -> str | None:
+    """The E.164 callback number HR vetted for an approved agent (for voice, when it was not yet registered there)."""
+    query = select(Application).where(Application.login == login, Application.state == ApplicationState.APPROVED)
+    application = db.exec(query.order_by(col(Application.id).desc()).limit(1)).first()
+    return application.callback_e164 if application else None
