@@ -39,6 +39,8 @@ from gateway.supervision.routes import router as supervision_router
 from gateway.voice import jobs as voice_jobs
 from gateway.voice.choose import choose_platform
 from gateway.voice.routes import router as voice_router
+from gateway.vpn.controller import start_vpn
+from gateway.vpn.routes import router as vpn_router
 from gateway.web.pages import STATIC_DIR, reason_message, render
 from gateway.web.routes import router as pages_router
 
@@ -106,6 +108,9 @@ def create_app(
             session_jobs.register(scheduler, engine, login_services, settings, clock)
             supervision_jobs.register(scheduler, engine, settings.supervision, clock)
             enrollment_jobs.register(scheduler, engine, settings.enrollment, clock)
+            vpn = start_vpn(engine, settings.vpn, settings.data_dir, clock)
+            app.state.vpn = vpn
+            shutdowns.append(vpn.stop)
             broker = start_broker(app)
             seat_jobs.register(scheduler, broker)
             shutdowns.append(broker.stop)
@@ -136,6 +141,7 @@ def create_app(
         seats_router,
         supervision_router,
         voice_router,
+        vpn_router,
     ):
         app.include_router(router)
     app.include_router(metrics_router())

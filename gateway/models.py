@@ -8,8 +8,10 @@ from gateway.seats.models import LaunchToken, SeatLease
 from gateway.sessions.models import HomeSession, LoginAttempt, TotpSecret
 from gateway.supervision.models import Alert, Bulletin, CallIn, ScreenWatch, StandbyAgent, WorkState
 from gateway.voice.models import CallbackNumber, CallEvent, CallLeg, SeenWebhookEvent
+from gateway.vpn.models import AddressAssignment, TunnelLease
 
 __all__ = [
+    "AddressAssignment",
     "Alert",
     "Application",
     "AuditEvent",
@@ -36,5 +38,6 @@ __all__ = [
     "StandbyAgent",
     "TotpSecret",
     "TrustedAuthority",
+    "TunnelLease",
     "WorkState",
 ]

@@ -25,6 +25,7 @@ from gateway.notify.sms import SmsSettings
 from gateway.seats.settings import SeatSettings
 from gateway.supervision.settings import SupervisionSettings
 from gateway.voice.settings import VoiceSettings
+from gateway.vpn.settings import VpnSettings
 
 ENV_PREFIX = "SOHOGW_"
 CONFIG_ENV = "SOHOGW_CONFIG"
@@ -121,6 +122,7 @@ class Settings(BaseSettings):
     seats: SeatSettings = SeatSettings()
     supervision: SupervisionSettings = SupervisionSettings()
     voice: VoiceSettings = VoiceSettings()
+    vpn: VpnSettings = VpnSettings()
     sms: SmsSettings = SmsSettings()
     directory: DirectorySettings | None = None
     """Default: the built-in directory in ``<data_dir>/directory.json``."""

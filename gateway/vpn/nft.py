@@ -94,6 +94,11 @@ def remove(netns: str | None = None) -> None:
     _nft(["-f", "-"], f"table {TABLE}\ndelete table {TABLE}\n", netns)
 
 
+def loaded(netns: str | None = None) -> bool:
+    """Whether our table is present (cheap: lists table names only, not the 10,000-element sets)."""
+    return f"table {TABLE}" in _nft(["list", "tables"], None, netns).splitlines()
+
+
 def listing(netns: str | None = None) -> str:
     """`nft list table inet sohogw`, for people and tests to inspect what is loaded."""
     return _nft(["list", "table", *TABLE.split()], None, netns)

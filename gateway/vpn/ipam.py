@@ -1,0 +1,117 @@
+"""Address management: every agent gets one stable /32 and /128, the same in every session.
+
+Host number N gives ``pool4 + N`` and ``pool6 + N``, so the two addresses of an agent always pair up. A new
+agent takes the next number after the highest in use, or, when the pool is full, the number of an agent whose
+address was released longer ago than the hold-back period. Two gateways (or threads) choosing at once may pick
+the same number: the unique constraints refuse the second, which surfaces as `AddressTaken` and the caller
+retries the whole transaction (`retrying`), reading the winner's row the next time.
+"""
+
+import ipaddress
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import Session, col, func, select
+
+from gateway.db import session_scope
+from gateway.errors import Conflict, Unavailable
+from gateway.vpn.models import AddressAssignment
+from gateway.vpn.settings import VpnSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class AddressTaken(Conflict):
+    """Another transaction took the same address first; retry the transaction."""
+
+
+class PoolExhausted(Unavailable):
+    """No free address is left; widen the pools or shorten the hold-back period."""
+
+
+def _host(settings: VpnSettings, ordinal: int) -> tuple[str, str]:
+    return str(settings.pool4.network_address + ordinal), str(settings.pool6.network_address + ordinal)
+
+
+def _usable(settings: VpnSettings, ordinal: int) -> bool:
+    """Not the network or broadcast address, and not one of the gateway's own addresses."""
+    if not 0 < ordinal < settings.pool4.num_addresses - 1 or ordinal >= settings.pool6.num_addresses:
+        return False
+    own = {str(address.ip) for address in settings.gateway_addresses}
+    return not own & set(_host(settings, ordinal))
+
+
+def assign(db: Session, login: str, settings: VpnSettings, now: datetime) -> AddressAssignment:
+    """The agent's addresses: their own again if they ever had some, else a free pair. Flushes, never commits."""
+    mine = db.exec(select(AddressAssignment).where(AddressAssignment.login == login)).first()
+    if mine is not None:
+        if mine.released_at is not None:
+            mine.released_at = None
+            db.add(mine)
+            db.flush()
+        return mine
+    highest = db.exec(select(func.max(AddressAssignment.ordinal))).one() or 0
+    ordinal = highest + 1
+    while ordinal < settings.pool4.num_addresses and not _usable(settings, ordinal):
+        ordinal += 1
+    if _usable(settings, ordinal):
+        ipv4, ipv6 = _host(settings, ordinal)
+        row = AddressAssignment(login=login, ordinal=ordinal, ipv4=ipv4, ipv6=ipv6, assigned_at=now)
+        db.add(row)
+    else:
+        row = _take_over(db, login, settings, now)
+    try:
+        db.flush()
+    except IntegrityError as error:
+        raise AddressTaken(f"address {row.ipv4} was assigned concurrently; try again") from error
+    return row
+
+
+def _take_over(db: Session, login: str, settings: VpnSettings, now: datetime) -> AddressAssignment:
+    """Hand the longest-released address whose hold-back is over to a new agent."""
+    cutoff = now - timedelta(hours=settings.hold_back_hours)
+    row = db.exec(
+        select(AddressAssignment)
+        .where(col(AddressAssignment.released_at).is_not(None))
+        .where(col(AddressAssignment.released_at) <= cutoff)
+        .order_by(col(AddressAssignment.released_at))
+        .limit(1)
+    ).first()
+    if row is None:
+        raise PoolExhausted(f"no free VPN address is left in {settings.pool4} / {settings.pool6}")
+    log.info("address %s passes from %s to %s", row.ipv4, row.login, login)
+    row.login, row.assigned_at, row.released_at = login, now, None
+    db.add(row)
+    return row
+
+
+def release(db: Session, login: str, now: datetime) -> None:
+    """The agent holds no tunnel any more; their address is kept for them through the hold-back period."""
+    row = db.exec(select(AddressAssignment).where(AddressAssignment.login == login)).first()
+    if row is not None and row.released_at is None:
+        row.released_at = now
+        db.add(row)
+
+
+def addresses_of(row: AddressAssignment) -> list[str]:
+    """The agent's interface addresses as CIDRs: the /32 and the /128."""
+    return [f"{ipaddress.ip_address(row.ipv4)}/32", f"{ipaddress.ip_address(row.ipv6)}/128"]
+
+
+def retrying(engine: Engine, work: Callable[[Session], T], attempts: int = 20) -> T:
+    """Run `work` in its own transaction, again when it lost a race for an address or for the SQLite lock."""
+    for attempt in range(attempts):
+        try:
+            with session_scope(engine) as db:
+                return work(db)
+        except (AddressTaken, OperationalError) as error:
+            if isinstance(error, OperationalError) and "locked" not in str(error):
+                raise
+            time.sleep(0.005 * (attempt + 1))
+    raise AddressTaken(f"gave up after {attempts} attempts: the address pool is too contended")

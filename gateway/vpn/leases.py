@@ -1,0 +1,116 @@
+"""Tunnel leases: written when an agent's session becomes active, retired when it ends.
+
+A lease exists only for a session whose certificate binds a WireGuard key; its scope is the network scope of
+the policy in force at that moment. Leases are a record and a wish; whether a peer is installed is decided
+again on every reconcile from the session's own state (`reconcile.desired_peers`).
+"""
+
+import json
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from gateway.audit.service import record
+from gateway.clock import as_utc
+from gateway.events import nudge_after_commit
+from gateway.policies.service import current_policy
+from gateway.sessions.models import HomeSession, SessionState
+from gateway.sessions.service import group_names
+from gateway.vpn import ipam
+from gateway.vpn.models import LeaseState, TunnelLease
+from gateway.vpn.settings import VpnSettings
+from policy import compile_network_scope, evaluate
+
+LEASE_WRITTEN = "vpn.lease_written"
+
+
+def session_may_tunnel(session: HomeSession, now: datetime) -> bool:
+    """Active, within its time, and holding a certificate-bound WireGuard key."""
+    return (
+        session.state is SessionState.ACTIVE
+        and bool(session.wireguard_key)
+        and now < as_utc(session.expires_at)
+        and (session.cert_not_after is None or now < as_utc(session.cert_not_after))
+    )
+
+
+def lease_for_session(db: Session, session: HomeSession, now: datetime, settings: VpnSettings) -> TunnelLease | None:
+    """The session's lease, written on first call; None when the session may not have a tunnel.
+
+    Flushes only. Concurrent first calls for one agent may raise `ipam.AddressTaken`: run under `ipam.retrying`.
+    """
+    existing = db.exec(select(TunnelLease).where(TunnelLease.session_id == session.id)).first()
+    if existing is not None:
+        return existing if existing.state is LeaseState.DESIRED else None
+    if not session_may_tunnel(session, now):
+        return None
+    assert session.wireguard_key is not None  # checked by session_may_tunnel
+    address = ipam.assign(db, session.login, settings, now)
+    scope = compile_network_scope(evaluate(current_policy(db), group_names(session), now))
+    lease = TunnelLease(
+        session_id=session.id,
+        login=session.login,
+        public_key=session.wireguard_key,
+        ipv4=address.ipv4,
+        ipv6=address.ipv6,
+        scope=json.dumps([list(item) for item in scope.allowed]),
+        state=LeaseState.DESIRED,
+        created_at=now,
+    )
+    db.add(lease)
+    try:
+        db.flush()
+    except IntegrityError as error:  # the controller's pass and a config download wrote it at the same moment
+        raise ipam.AddressTaken(f"the tunnel lease of session {session.id} was written concurrently") from error
+    record(
+        db,
+        actor="vpn",
+        action="vpn.lease",
+        target=session.login,
+        outcome="granted",
+        detail={"session": session.id, "ipv4": lease.ipv4, "ipv6": lease.ipv6, "public_key": lease.public_key},
+    )
+    nudge_after_commit(db, LEASE_WRITTEN, session.id)
+    return lease
+
+
+def lease_missing_sessions(db: Session, now: datetime, settings: VpnSettings) -> int:
+    """Write the leases of active keyed sessions that have none (a missed "started" nudge, a restart)."""
+    leased = select(TunnelLease.session_id)
+    sessions = db.exec(
+        select(HomeSession)
+        .where(HomeSession.state == SessionState.ACTIVE)
+        .where(col(HomeSession.wireguard_key).is_not(None))
+        .where(col(HomeSession.id).not_in(leased))
+    ).all()
+    return sum(lease_for_session(db, session, now, settings) is not None for session in sessions)
+
+
+def retire_ended_leases(db: Session, now: datetime) -> int:
+    """Mark removed the leases whose session is no longer active, and release addresses nobody uses now."""
+    rows = db.exec(
+        select(TunnelLease, HomeSession)
+        .join(HomeSession, col(HomeSession.id) == col(TunnelLease.session_id))
+        .where(TunnelLease.state == LeaseState.DESIRED)
+        .where(HomeSession.state != SessionState.ACTIVE)
+    ).all()
+    for lease, session in rows:
+        lease.state, lease.removed_at = LeaseState.REMOVED, now
+        db.add(lease)
+        record(
+            db,
+            actor="vpn",
+            action="vpn.lease",
+            target=lease.login,
+            outcome="removed",
+            detail={"session": lease.session_id, "reason": session.end_reason.value if session.end_reason else None},
+        )
+    db.flush()
+    for login in {lease.login for lease, _ in rows}:
+        still = db.exec(
+            select(TunnelLease.id).where(TunnelLease.login == login).where(TunnelLease.state == LeaseState.DESIRED)
+        ).first()
+        if still is None:
+            ipam.release(db, login, now)
+    return len(rows)
