@@ -1,7 +1,7 @@
 """supervision work states alerts watches bulletins standby
 
 Revision ID: 0007
-Revises: 0002
+Revises: 0006
 Create Date: 2026-11-25
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0002"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
