@@ -4,6 +4,9 @@ The leases are the desired state. A lease that ends nudges `on_seat_ended` after
 is stopped and wiped at once); a session that ends nudges `on_session_ended` (its leases end); and
 `reconcile()` on a schedule is the safety net: seats no live lease holds are recycled, dead seats end
 their lease (audited) and are replaced, warm seats are topped up for the policy in force.
+
+The broker is also supervision's screen viewer (`screen_viewer`, registered by `start_broker`): the
+wall's "watch" gets a one-time view-only link to an agent's seat (`gateway.seats.viewing`).
 """
 
 import logging
@@ -16,6 +19,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from desktop_broker.pool import SeatKind, SeatPool, SeatUnavailable
 from desktop_broker.x11 import SeatError, SeatSpec, start_seat
@@ -23,12 +27,13 @@ from gateway import events
 from gateway.clock import Clock
 from gateway.db import session_scope
 from gateway.policies.service import current_policy
-from gateway.seats import service
+from gateway.seats import service, viewing
 from gateway.seats.errors import NoSeatFree
 from gateway.seats.models import SeatEndReason, SeatLease
 from gateway.seats.settings import SeatSettings
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import SESSION_ENDED
+from gateway.supervision.sources import register_screen_viewer, unregister_screen_viewer
 from policy import DisplayRules, PolicyDocument, X11App, evaluate
 
 log = logging.getLogger(__name__)
@@ -147,7 +152,12 @@ class SeatBroker:
                     ended += 1
         return ended
 
+    def screen_viewer(self, db: Session, agent: HomeSession, supervisor: str) -> str:
+        """Supervision's viewer: a one-time view-only link to the agent's seat on this node."""
+        return viewing.offer_view(db, agent, supervisor, self, self.clock())
+
     def stop(self) -> None:
+        unregister_screen_viewer(self.screen_viewer)
         events.unlisten(service.SEAT_ENDED, self.on_seat_ended)
         events.unlisten(SESSION_ENDED, self.on_session_ended)
         self._background.shutdown(wait=True)
@@ -172,6 +182,7 @@ def start_broker(app: FastAPI, settings: SeatSettings | None = None) -> SeatBrok
     broker = SeatBroker(app.state.engine, settings, app.state.settings.node_name, app.state.clock, pool)
     events.listen(service.SEAT_ENDED, broker.on_seat_ended)
     events.listen(SESSION_ENDED, broker.on_session_ended)
+    register_screen_viewer(broker.screen_viewer)
     app.state.seat_broker = broker
     threading.Thread(target=broker.reconcile, name="seat-pool-warm", daemon=True).start()
     return broker

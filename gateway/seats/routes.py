@@ -1,6 +1,7 @@
 """The seat page, its websocket (the broker's gate in front of the pixels), and noVNC's files from one origin.
 
-`router` also carries the policy pages and the loopback routes guacamole-lite's server.js calls.
+`router` also carries the policy pages, the supervisors' view-only seat page (`view_routes`) and the
+loopback routes guacamole-lite's server.js calls.
 """
 
 import logging
@@ -23,6 +24,7 @@ from gateway.seats.errors import LaunchRefused
 from gateway.seats.internal_routes import router as internal_router
 from gateway.seats.policy_routes import router as policy_router
 from gateway.seats.tokens import spend
+from gateway.seats.view_routes import router as view_router
 from gateway.sessions.deps import SESSION_COOKIE, AgentSession
 from gateway.sessions.models import SessionState
 from gateway.sessions.service import session_for_token
@@ -35,6 +37,7 @@ POLICY_VIOLATION = 1008  # RFC 6455 §7.4.1
 router = APIRouter(tags=["seats"])
 router.include_router(policy_router)
 router.include_router(internal_router)
+router.include_router(view_router)
 
 
 def mount_novnc(app: FastAPI) -> None:

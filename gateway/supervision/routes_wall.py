@@ -7,13 +7,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from gateway.deps import ClockDep, DbSession
+from gateway.errors import Forbidden
 from gateway.sessions.client_cert import client_origin
 from gateway.sessions.deps import CheckedForm, SupervisorSession
 from gateway.supervision.deps import SupervisionSettingsDep
 from gateway.supervision.monitoring import end_watch, start_watch
 from gateway.supervision.state import BREAK_REASONS
 from gateway.supervision.wall import WallHub
-from gateway.web.pages import render
+from gateway.web.pages import reason_message, render
 
 router = APIRouter(tags=["supervision"])
 KEEPALIVE_SECONDS = 15.0
@@ -65,7 +66,11 @@ async def wall_events(request: Request, session: SupervisorSession, settings: Su
 def watch_screen(
     request: Request, session_id: str, session: SupervisorSession, form: CheckedForm, db: DbSession, clock: ClockDep
 ) -> HTMLResponse:
-    watch, url = start_watch(db, session, session_id, now=clock(), source=_source(request))
+    try:
+        watch, url = start_watch(db, session, session_id, now=clock(), source=_source(request))
+    except Forbidden as refused:  # audited as refused_by_policy: returning (not raising) lets that row commit
+        error = reason_message(request, refused.reason, refused.message)
+        return render(request, "error.html", refused.status_code, error=error)
     return render(request, "supervision_watch.html", watch=watch, url=url)
 
 

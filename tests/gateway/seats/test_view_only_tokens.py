@@ -1,0 +1,208 @@
+"""The broker is the gate of a watch: view tokens are one-time, personal, view-only by construction, and policy-bound.
+
+A raw RFB client over the gateway's websocket stands in for a tampered browser: it sends keyboard and pointer
+events that noVNC's ``viewOnly`` would never send, so only x11vnc's view-only password can stop them.
+"""
+
+import re
+import struct
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote
+
+import httpx
+import pytest
+from sqlmodel import Session, col, select
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from desktop_broker.pool import PooledSeat
+from gateway.audit.models import AuditEvent
+from gateway.db import make_engine, session_scope
+from gateway.migrate import upgrade
+from gateway.policies.service import import_policy
+from gateway.seats import viewing
+from gateway.seats.models import SeatLease
+from gateway.sessions.deps import SESSION_COOKIE
+from gateway.sessions.models import HomeSession
+from tests.desktop_broker.x11_fixtures import pointer_location, wait_for_window, x_run
+from tests.gateway.seats.conftest import SeatPortal, seat_portal
+from tests.gateway.sessions.conftest import csrf_of, sign_in
+
+pytestmark = pytest.mark.e2e
+POLICY = Path(__file__).with_name("two_apps_policy.yaml").read_text()
+NO_VIEWING = POLICY.replace("    max_session: 8h\n", "    max_session: 8h\n    supervision: {allow_viewing: false}\n")
+LAUNCH = "/agent/apps/customer-console/launch"
+
+
+@pytest.fixture(scope="module")
+def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeatPortal]:
+    tmp = tmp_path_factory.mktemp("view-token-portal")
+    url = f"sqlite:///{tmp / 'sohogw.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with session_scope(engine) as db:
+        import_policy(db, POLICY, actor="test", source="", now=datetime.now(UTC))
+    try:
+        with seat_portal(tmp, url, engine, warm=1, cap=4) as running:
+            running.directory.add_user("sup2", "sup-two-pw", groups=["SOHO-Supervisors"], display_name="Sup2")
+            yield running
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def agent1(portal: SeatPortal) -> Iterator[httpx.Client]:
+    """agent1 signed in and launched the Customer Console (the seat is theirs; no browser needed)."""
+    with portal.signed_in("agent1") as client:
+        assert client.get(LAUNCH).status_code == 200
+        wait_for_window(_seat(portal).process, "^Customer Console")
+        yield client
+
+
+@pytest.fixture(scope="module")
+def sup1(portal: SeatPortal, agent1: httpx.Client) -> Iterator[httpx.Client]:
+    with portal.signed_in("sup1") as client:
+        yield client
+
+
+def _seat(portal: SeatPortal) -> PooledSeat:
+    with Session(portal.engine) as db:
+        lease = db.exec(select(SeatLease).where(SeatLease.login == "agent1")).one()
+    seat = portal.broker.pool.get(lease.seat_id) if portal.broker.pool else None
+    assert seat is not None
+    return seat
+
+
+def _agent_session_id(portal: SeatPortal) -> str:
+    with Session(portal.engine) as db:
+        return db.exec(select(HomeSession.id).where(HomeSession.login == "agent1", HomeSession.state == "active")).one()
+
+
+def _watch(supervisor: httpx.Client, portal: SeatPortal) -> httpx.Response:
+    csrf = csrf_of(supervisor.get("/supervision/wall"))
+    return supervisor.post(f"/supervision/watch/{_agent_session_id(portal)}", data={"csrf": csrf})
+
+
+def _view_token(supervisor: httpx.Client, portal: SeatPortal) -> str:
+    page = _watch(supervisor, portal)
+    assert page.status_code == 200, page.text
+    return unquote(re.search(r'src="/seats/view\?token=([^"]+)"', page.text).group(1))  # type: ignore[union-attr]
+
+
+@contextmanager
+def _rfb(portal: SeatPortal, path: str, token: str, cookie: str, extra: str = "") -> Iterator[ClientConnection]:
+    """An RFB client through the gateway's websocket, past the handshake (the gateway offers "None")."""
+    url = portal.base_url.replace("http", "ws") + f"{path}?token={token}{extra}"
+    with connect(url, additional_headers={"Cookie": f"{SESSION_COOKIE}={cookie}"}, open_timeout=5) as socket:
+        buffer = bytearray()
+
+        def read(size: int) -> bytes:
+            while len(buffer) < size:
+                buffer.extend(socket.recv(timeout=5))  # type: ignore[arg-type]
+            data = bytes(buffer[:size])
+            del buffer[:size]
+            return data
+
+        assert read(12) == b"RFB 003.008\n"
+        socket.send(b"RFB 003.008\n")
+        assert read(2) == bytes([1, 1])
+        socket.send(bytes([1]))
+        assert read(4) == b"\0\0\0\0"
+        socket.send(bytes([1]))  # ClientInit: shared
+        assert struct.unpack(">HH", read(4)) == (1280, 800)
+        yield socket
+
+
+def _poke(socket: ClientConnection) -> None:
+    """Move the pointer to (640, 400), click, and type "7"."""
+    socket.send(struct.pack(">BBHH", 5, 0, 640, 400) + struct.pack(">BBHH", 5, 1, 640, 400))
+    socket.send(struct.pack(">BBHH", 5, 0, 640, 400))
+    socket.send(struct.pack(">BBxxI", 4, 1, ord("7")) + struct.pack(">BBxxI", 4, 0, ord("7")))
+    time.sleep(0.8)
+
+
+def _refused(portal: SeatPortal, path: str, token: str, cookie: str) -> bool:
+    try:
+        with _rfb(portal, path, token, cookie):
+            pass
+    except InvalidStatus:
+        return True
+    return False
+
+
+def _connect_refusals(portal: SeatPortal) -> list[str]:
+    with Session(portal.engine) as db:
+        rows = db.exec(select(AuditEvent).where(AuditEvent.action == "seat.connect").order_by(col(AuditEvent.seq)))
+        return [str(e.detail) for e in rows if e.outcome == "refused"]
+
+
+def test_a_watcher_input_never_reaches_the_seat_even_from_a_tampered_client(
+    portal: SeatPortal, agent1: httpx.Client, sup1: httpx.Client
+) -> None:
+    seat = _seat(portal)
+    x_run(seat.process, ["xdotool", "mousemove", "100", "600"])
+    before = pointer_location(seat.process)
+    # Parameters a watcher might try; the websocket has none that select a password or a mode.
+    extra = "&mode=interactive&access=full_access&view_only=0"
+    with _rfb(portal, "/seats/view/ws", _view_token(sup1, portal), sup1.cookies[SESSION_COOKIE], extra) as socket:
+        _poke(socket)
+    assert pointer_location(seat.process) == before
+    agent_token = re.search(r'data-token="([^"]+)"', agent1.get(LAUNCH).text).group(1)  # type: ignore[union-attr]
+    with _rfb(portal, "/seats/ws", agent_token, agent1.cookies[SESSION_COOKIE]) as socket:
+        _poke(socket)
+    assert pointer_location(seat.process) != before, "the same events from the agent must arrive (control)"
+
+
+def test_a_view_grant_only_ever_holds_the_view_only_password(portal: SeatPortal, agent1: httpx.Client) -> None:
+    seat = _seat(portal)
+    assert viewing.view_password(seat) == seat.passwords.view_only != seat.passwords.full_access
+    assert "full_access" not in Path(viewing.__file__).read_text()
+    assert "full_access" not in Path(viewing.__file__).with_name("view_routes.py").read_text()
+
+
+def test_a_view_token_works_once_and_only_for_its_supervisor_on_the_view_path(
+    portal: SeatPortal, agent1: httpx.Client, sup1: httpx.Client
+) -> None:
+    cookie = sup1.cookies[SESSION_COOKIE]
+    token = _view_token(sup1, portal)
+    assert not _refused(portal, "/seats/view/ws", token, cookie)
+    assert _refused(portal, "/seats/view/ws", token, cookie)  # replayed
+    stolen = _view_token(sup1, portal)
+    assert _refused(portal, "/seats/view/ws", stolen, agent1.cookies[SESSION_COOKIE])  # the agent holds it
+    assert _refused(portal, "/seats/view/ws", stolen, cookie)  # and the thief's attempt burnt it
+    with portal.client() as other:
+        assert sign_in(other, "sup2", password="sup-two-pw").status_code == 303
+        assert _refused(portal, "/seats/view/ws", _view_token(sup1, portal), other.cookies[SESSION_COOKIE])
+    assert _refused(portal, "/seats/ws", _view_token(sup1, portal), cookie)  # a watch token on the agent's path
+    agent_token = re.search(r'data-token="([^"]+)"', agent1.get(LAUNCH).text).group(1)  # type: ignore[union-attr]
+    assert _refused(portal, "/seats/view/ws", agent_token, agent1.cookies[SESSION_COOKIE])
+    refusals = _connect_refusals(portal)[-6:]
+    assert ["already used" in r for r in refusals] == [True, False, True, False, False, False]
+    assert "another person" in refusals[1] and "another person" in refusals[3]
+    assert "for the view path" in refusals[4] and "for the interactive path" in refusals[5]
+
+
+def test_a_supervisor_is_refused_when_the_agents_policy_forbids_viewing(
+    portal: SeatPortal, agent1: httpx.Client, sup1: httpx.Client
+) -> None:
+    minted_before = _view_token(sup1, portal)
+    with session_scope(portal.engine) as db:
+        import_policy(db, NO_VIEWING, actor="test", source="", now=portal.clock())
+    try:
+        assert _watch(sup1, portal).status_code == 403
+        assert _refused(portal, "/seats/view/ws", minted_before, sup1.cookies[SESSION_COOKIE])
+    finally:
+        with session_scope(portal.engine) as db:
+            import_policy(db, POLICY, actor="test", source="", now=portal.clock())
+    with Session(portal.engine) as db:
+        last = db.exec(
+            select(AuditEvent)
+            .where(AuditEvent.action == "supervision.watch.start")
+            .order_by(col(AuditEvent.seq).desc())
+        ).first()
+    assert last is not None and (last.actor, last.target, last.outcome) == ("sup1", "agent1", "refused_by_policy")
+    assert "policy does not allow" in _connect_refusals(portal)[-1]
