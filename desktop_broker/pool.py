@@ -12,8 +12,10 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from desktop_broker.x11 import SeatPasswords, SeatProcess, SeatSpec
+from desktop_broker.apps.call_state import CALL_STATE_ENV
+from desktop_broker.x11 import SeatError, SeatPasswords, SeatProcess, SeatSpec
 from policy.rules import DisplayRules
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ class PooledSeat:
     process: SeatProcess
     passwords: SeatPasswords
     holder: str | None = None
+    call_state_file: Path | None = None
+    """Where the broker writes this seat's call state; the app was started with it in SOHOGW_CALL_STATE."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,14 @@ class DeadSeat:
     seat_id: str
     holder: str | None
     failure: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnstoppedSeat:
+    """A seat `stop_all` could not stop completely; `seat.process.stop()` may be retried."""
+
+    seat: PooledSeat
+    reason: str
 
 
 SeatStarter = Callable[[SeatSpec], SeatProcess]
@@ -63,6 +75,9 @@ class SeatPool:
     start: SeatStarter
     node_cap: int
     warm_per_kind: int
+    call_state_root: Path | None = None
+    """Give every seat its own call-state file, `<root>/<seat id>/call-state.json`, fixed at start (a warm
+    seat's app is running before anyone holds it) and readable only by the seat's user."""
     _seats: dict[str, PooledSeat] = field(default_factory=dict)
     _starting: int = 0
     _wanted: tuple[SeatKind, ...] = ()
@@ -117,13 +132,18 @@ class SeatPool:
     def _start(self, kind: SeatKind, holder: str | None) -> PooledSeat:
         """Start a seat for a place already reserved in `_starting`."""
         passwords = SeatPasswords.generate()
+        seat_id = f"seat-{secrets.token_hex(6)}"
+        feed_dir = self.call_state_root / seat_id if self.call_state_root is not None else None
+        call_state_file = feed_dir / "call-state.json" if feed_dir is not None else None
+        app_env = {CALL_STATE_ENV: str(call_state_file)} if call_state_file is not None else {}
+        spec = SeatSpec(kind.argv, kind.rules, UNASSIGNED_LABEL, passwords, app_env=app_env, feed_dir=feed_dir)
         try:
             with self._lifecycle:
-                process = self.start(SeatSpec(kind.argv, kind.rules, UNASSIGNED_LABEL, passwords))
+                process = self.start(spec)
         finally:
             with self._lock:
                 self._starting -= 1
-        seat = PooledSeat(f"seat-{secrets.token_hex(6)}", kind, process, passwords, holder)
+        seat = PooledSeat(seat_id, kind, process, passwords, holder, call_state_file)
         with self._lock:
             self._seats[seat.seat_id] = seat
         return seat
@@ -179,9 +199,19 @@ class SeatPool:
             assigned = sum(1 for s in self._seats.values() if s.holder is not None)
             return assigned, len(self._seats) - assigned
 
-    def stop_all(self) -> None:
+    def stop_all(self) -> list[UnstoppedSeat]:
+        """Stop every seat, even after one fails; returns (and logs) those that could not be stopped.
+
+        One seat's failure (e.g. `userdel` losing to another process) must not leave the others running.
+        """
         with self._lock:
             seats = list(self._seats.values())
             self._seats.clear()
+        unstopped = []
         for seat in seats:
-            self._stop(seat)
+            try:
+                self._stop(seat)
+            except (SeatError, OSError) as error:
+                log.error("seat %s (%s) could not be stopped: %s", seat.seat_id, seat.holder or "warm", error)
+                unstopped.append(UnstoppedSeat(seat, str(error)))
+        return unstopped

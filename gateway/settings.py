@@ -159,6 +159,8 @@ class Settings(BaseSettings):
             self.ca.directory = self.data_dir / "ca"
         if self.directory is None:
             self.directory = DirectorySettings(kind="builtin", builtin_file=self.data_dir / "directory.json")
+        if self.voice.call_state_dir is None:
+            self.voice.call_state_dir = self.data_dir / "call-state"
         return self
 
     @property

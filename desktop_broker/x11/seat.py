@@ -39,6 +39,7 @@ class SeatProcess:
     app: subprocess.Popen[bytes]
     x11vnc: subprocess.Popen[bytes]
     rfb_address: RfbAddress
+    feed_dir: Path | None = None
 
     def parts(self) -> dict[str, subprocess.Popen[bytes]]:
         """The seat's processes by the name their log file carries (`<name>.log` in the runtime dir)."""
@@ -102,6 +103,8 @@ class SeatProcess:
             stop_process(process)
         remove_seat_user(self.user)
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
+        if self.feed_dir is not None:
+            shutil.rmtree(self.feed_dir, ignore_errors=True)
 
 
 def start_seat(
@@ -121,6 +124,8 @@ def start_seat(
         root_auth = runtime_dir / "root.xauth"
         write_cookie(root_auth, display.name, display.cookie)
         user = provide_seat_user(display.number, homes_root)
+        if spec.feed_dir is not None:
+            _make_feed_dir(spec.feed_dir, user)
         x_env = {"DISPLAY": display.name, "XAUTHORITY": str(root_auth)}
         watermark = _spawn_watermark(spec.watermark, x_env, runtime_dir)
         started.append(watermark)
@@ -134,8 +139,20 @@ def start_seat(
         if user is not None:
             remove_seat_user(user)
         shutil.rmtree(runtime_dir, ignore_errors=True)
+        if spec.feed_dir is not None:
+            shutil.rmtree(spec.feed_dir, ignore_errors=True)
         raise
-    return SeatProcess(display, user, runtime_dir, watermark, app, x11vnc, RfbAddress("127.0.0.1", port))
+    return SeatProcess(display, user, runtime_dir, watermark, app, x11vnc, RfbAddress("127.0.0.1", port), spec.feed_dir)
+
+
+def _make_feed_dir(feed_dir: Path, user: SeatUser) -> None:
+    """The seat's read-only inbox: the broker (owner) writes, the seat user reads through its group, nobody
+    else may even list it, and the app cannot plant a file there (no write bit for the group)."""
+    feed_dir.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    shutil.rmtree(feed_dir, ignore_errors=True)
+    feed_dir.mkdir(mode=0o750)
+    os.chown(feed_dir, os.geteuid(), user.gid)
+    feed_dir.chmod(0o750)
 
 
 def _base_env() -> dict[str, str]:

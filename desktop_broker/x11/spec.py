@@ -7,6 +7,7 @@ import secrets
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from policy.rules import DisplayRules
 
@@ -80,6 +81,9 @@ class SeatSpec:
     passwords: SeatPasswords
     geometry: Geometry = Geometry()
     app_env: Mapping[str, str] = field(default_factory=dict)
+    feed_dir: Path | None = None
+    """A directory the broker writes and only the seat's user may read (the app's call state): made
+    root-owned, group = the seat user's, mode 0750, before the app starts; removed by `stop()`."""
 
 
 def clipboard_flags(rules: DisplayRules) -> list[str]:

@@ -5,6 +5,10 @@ is stopped and wiped at once); a session that ends nudges `on_session_ended` (it
 `reconcile()` on a schedule is the safety net: seats no live lease holds are recycled, dead seats end
 their lease (audited) and are replaced, warm seats are topped up for the policy in force.
 
+Each X11 seat's app reads its call state from a file fixed when the (warm) seat started; the broker
+keeps that file equal to the holder's customer calls in the database (`feed_call_state`): at once on a
+voice call-state change or a new lease (nudges), and on every reconcile (a call applied on another node).
+
 The broker is also supervision's screen viewer (`screen_viewer`, registered by `start_broker`): the
 wall's "watch" gets a one-time view-only link to an agent's seat (`gateway.seats.viewing`).
 """
@@ -14,13 +18,15 @@ import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from desktop_broker.guacamole.gate import LaunchGate
+from desktop_broker.guacamole.token import derive_token_key
 from desktop_broker.pool import SeatKind, SeatPool, SeatUnavailable
 from desktop_broker.x11 import SeatError, SeatSpec, start_seat
 from gateway import events
@@ -28,12 +34,14 @@ from gateway.clock import Clock
 from gateway.db import session_scope
 from gateway.policies.service import current_policy
 from gateway.seats import service, viewing
-from gateway.seats.errors import NoSeatFree
+from gateway.seats.errors import GuacamoleUnavailable, NoSeatFree
+from gateway.seats.launch_store import DbLaunchStore
 from gateway.seats.models import SeatEndReason, SeatLease
 from gateway.seats.settings import SeatSettings
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import SESSION_ENDED
 from gateway.supervision.sources import register_screen_viewer, unregister_screen_viewer
+from gateway.voice.calls import CALL_STATE_CHANGED, CallStateChange, current_call_state, write_call_state_file
 from policy import DisplayRules, PolicyDocument, X11App, evaluate
 
 log = logging.getLogger(__name__)
@@ -52,6 +60,9 @@ class SeatBroker:
     _background: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="seat-recycle")
     )
+    _fed: dict[str, CallStateChange] = field(default_factory=dict)
+    """The call state last written to each seat's file, so a reconcile pass rewrites only what changed."""
+    _feed_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def token_lifetime(self) -> timedelta:
@@ -86,6 +97,55 @@ class SeatBroker:
             log.error("seat for %s could not start: %s", holder, error)
             raise NoSeatFree("the seat could not start; try again, and tell the administrator if it persists") from None
         return seat.seat_id, str(seat.process.rfb_address)
+
+    def guacamole_gate(self, db: Session, now: datetime) -> LaunchGate:
+        """The gate over the launches in `db` (guacamole-lite's loopback redemption uses it as is)."""
+        secret = self.settings.guacamole_secret
+        if secret is None:
+            raise GuacamoleUnavailable("Guacamole is off on this gateway: seats.guacamole_secret is not set")
+        return LaunchGate(
+            derive_token_key(secret.get_secret_value().encode()),
+            DbLaunchStore(db, self.clock),
+            lambda: now,
+            lifetime=self.token_lifetime,
+        )
+
+    def guacamole_launch_gate(self, db: Session, now: datetime) -> LaunchGate:
+        """The gate for a portal launch, which also needs the websocket URL the page will open."""
+        if self.settings.guacamole_websocket_url is None:
+            raise GuacamoleUnavailable("Guacamole is off on this gateway: seats.guacamole_websocket_url is not set")
+        return self.guacamole_gate(db, now)
+
+    def on_call_state(self, _topic: str, change: Any) -> None:
+        self._background.submit(self.feed_call_state, change.session_id)
+
+    def on_seat_assigned(self, _topic: str, session_id: Any) -> None:
+        self._background.submit(self.feed_call_state, str(session_id))
+
+    def feed_call_state(self, session_id: str | None = None) -> None:
+        """Write the holder's current call state into each held seat's file (of one session, or all).
+
+        Read from the database, not from the nudge: the latest committed state wins whatever order nudges
+        arrive in. A seat stopping meanwhile loses its directory; that write is skipped.
+        """
+        if self.pool is None:
+            return
+        with session_scope(self.engine) as db:
+            leases = [lease for lease in service.live_leases(db, self.node) if session_id in (None, lease.session_id)]
+            states = {lease.seat_id: current_call_state(db, lease.session_id) for lease in leases}
+        with self._feed_lock:
+            for seat_id, state in states.items():
+                seat = self.pool.get(seat_id)
+                if seat is None or seat.call_state_file is None or state is None or self._fed.get(seat_id) == state:
+                    continue
+                try:
+                    write_call_state_file(seat.call_state_file, state)
+                except OSError as error:
+                    log.info("call state of seat %s not written: %s", seat_id, error)
+                    continue
+                self._fed[seat_id] = state
+            if session_id is None:
+                self._fed = {seat_id: state for seat_id, state in self._fed.items() if seat_id in states}
 
     def on_seat_ended(self, _topic: str, payload: Any) -> None:
         """Stop and wipe the seat in the background: a logout or a new login must not wait for it (~0.1-1 s)."""
@@ -122,6 +182,7 @@ class SeatBroker:
             if holder not in leases:
                 pool.release(seat_id)
         pool.fill()
+        self.feed_call_state()
 
     def idle_seconds(self, lease: SeatLease) -> float | None:
         """Seconds since the last keyboard or pointer input on the lease's seat; None if not measurable here."""
@@ -160,6 +221,8 @@ class SeatBroker:
         unregister_screen_viewer(self.screen_viewer)
         events.unlisten(service.SEAT_ENDED, self.on_seat_ended)
         events.unlisten(SESSION_ENDED, self.on_session_ended)
+        events.unlisten(CALL_STATE_CHANGED, self.on_call_state)
+        events.unlisten(service.SEAT_ASSIGNED, self.on_seat_assigned)
         self._background.shutdown(wait=True)
         with self._lock:  # a warm-up still starting seats finishes first, so none is left behind
             if self.pool is not None:
@@ -178,10 +241,17 @@ def start_broker(app: FastAPI, settings: SeatSettings | None = None) -> SeatBrok
         def start(spec: SeatSpec) -> Any:
             return start_seat(spec, homes_root=settings.homes_root, runtime_root=settings.runtime_root)
 
-        pool = SeatPool(start=start, node_cap=settings.cap_per_node, warm_per_kind=settings.warm_per_app)
+        pool = SeatPool(
+            start=start,
+            node_cap=settings.cap_per_node,
+            warm_per_kind=settings.warm_per_app,
+            call_state_root=settings.call_state_root,
+        )
     broker = SeatBroker(app.state.engine, settings, app.state.settings.node_name, app.state.clock, pool)
     events.listen(service.SEAT_ENDED, broker.on_seat_ended)
     events.listen(SESSION_ENDED, broker.on_session_ended)
+    events.listen(CALL_STATE_CHANGED, broker.on_call_state)
+    events.listen(service.SEAT_ASSIGNED, broker.on_seat_assigned)
     register_screen_viewer(broker.screen_viewer)
     app.state.seat_broker = broker
     threading.Thread(target=broker.reconcile, name="seat-pool-warm", daemon=True).start()

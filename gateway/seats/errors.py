@@ -20,3 +20,10 @@ class LaunchRefused(GatewayError):
 
     status_code = 403
     reason = "seat.launch_refused"
+
+
+class GuacamoleUnavailable(GatewayError):
+    """A Guacamole app cannot be launched: the backend is not configured, or policy's parameters are unsafe."""
+
+    status_code = 503
+    reason = "seat.guacamole_unavailable"

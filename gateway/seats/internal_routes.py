@@ -12,11 +12,9 @@ from pydantic import BaseModel
 from sqlmodel import select
 
 from desktop_broker.guacamole.gate import LaunchGate, LaunchRefused
-from desktop_broker.guacamole.token import derive_token_key
 from gateway.audit.service import record
 from gateway.deps import ClockDep, DbSession
 from gateway.errors import Forbidden
-from gateway.seats.launch_store import DbLaunchStore
 from gateway.seats.models import LaunchToken, SeatLease, SeatLeaseState
 
 _LOOPBACK = {"127.0.0.1", "::1"}
@@ -47,10 +45,7 @@ class Closed(BaseModel):
 
 
 def gate(request: Request, db: DbSession, clock: ClockDep) -> LaunchGate:
-    secret = request.app.state.seat_broker.settings.guacamole_secret
-    if secret is None:
-        raise Forbidden("Guacamole launches are off: seats.guacamole_secret is not set")
-    return LaunchGate(derive_token_key(secret.get_secret_value().encode()), DbLaunchStore(db, clock), clock)
+    return request.app.state.seat_broker.guacamole_gate(db, clock())  # type: ignore[no-any-return]
 
 
 Gate = Annotated[LaunchGate, Depends(gate)]

@@ -1,4 +1,5 @@
-"""The seat page, its websocket (the broker's gate in front of the pixels), and noVNC's files from one origin.
+"""The seat page, its websocket (the broker's gate in front of the pixels), and noVNC's and
+guacamole-common-js's files from one origin (the gateway).
 
 `router` also carries the policy pages, the supervisors' view-only seat page (`view_routes`) and the
 loopback routes guacamole-lite's server.js calls.
@@ -9,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
@@ -17,7 +18,7 @@ from desktop_broker.rfb_auth import BufferedReceive, RfbAuthFailed, authenticate
 from desktop_broker.x11 import RfbAddress, bridge_websocket_to_rfb
 from gateway.db import session_scope
 from gateway.deps import ClockDep, DbSession
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, NotFound
 from gateway.seats import service
 from gateway.seats.broker import SeatBroker
 from gateway.seats.errors import LaunchRefused
@@ -33,6 +34,8 @@ from gateway.web.pages import render
 log = logging.getLogger(__name__)
 NOVNC_DIR = Path("/usr/share/novnc")
 POLICY_VIOLATION = 1008  # RFC 6455 §7.4.1
+GUACAMOLE_SCREEN = (1280, 800)
+"""The remote desktop's size, as the X11 seats' (server.js passes only numeric width/height on)."""
 
 router = APIRouter(tags=["seats"])
 router.include_router(policy_router)
@@ -43,6 +46,17 @@ router.include_router(view_router)
 def mount_novnc(app: FastAPI) -> None:
     """Serve Debian's noVNC at /novnc: one origin for every seat (FIELD_NOTES: no per-seat websockify)."""
     app.mount("/novnc", StaticFiles(directory=NOVNC_DIR), name="novnc")
+
+
+@router.get("/guacamole-js/guacamole-common.js", include_in_schema=False)
+def guacamole_common_js(request: Request) -> FileResponse:
+    """guacamole-common-js's ES module (one self-contained file), read from guacamole-lite's node_modules
+    (`seats.guacamole_js_dir`): the same origin as the page, and exactly the version server.js's lock file
+    pins. Nothing is copied and nothing needs mounting."""
+    path = _broker(request).settings.guacamole_js_dir / "guacamole-common.js"
+    if not path.is_file():
+        raise NotFound(f"guacamole-common-js is not installed at {path.parent}: run npm ci in deploy/guacamole-lite")
+    return FileResponse(path, media_type="text/javascript")
 
 
 def _broker(request: Request | WebSocket) -> SeatBroker:
@@ -57,12 +71,24 @@ def launch_page(app_id: str, request: Request, session: AgentSession, db: DbSess
         launched = service.launch(db, session, app_id, now, _broker(request))
     except GatewayError as error:  # refusals are audited; returning (not raising) lets that row commit
         return render(request, "seat_refused.html", error.status_code, reason=error.reason, detail=error.message)
+    watermark = f"{session.login} · {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    if launched.lease.backend == "guacamole":
+        return render(
+            request,
+            "seat_guacamole.html",
+            app_id=app_id,
+            token=launched.token,
+            websocket_url=_broker(request).settings.guacamole_websocket_url,
+            width=GUACAMOLE_SCREEN[0],
+            height=GUACAMOLE_SCREEN[1],
+            watermark=watermark,
+        )
     return render(
         request,
         "seat_launch.html",
         app_id=app_id,
         token=launched.token,
-        watermark=f"{session.login} · {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+        watermark=watermark,
     )
 
 

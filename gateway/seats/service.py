@@ -1,8 +1,10 @@
 """Launch a published app for a home session, and end seats: the lease is the desired state.
 
 `launch` decides (policy), takes a seat and writes the lease and a one-time token in the caller's
-transaction. Every end of a seat goes through `end_seat`, which writes the audit row and, after the
-commit, nudges the broker (topic `SEAT_ENDED`) to stop and wipe the seat process.
+transaction: an X11 seat of this node's pool with a token for the gateway's own websocket, or a
+Guacamole launch (`LaunchGate`) with policy's compiled guacd parameters for guacamole-lite's.
+Every end of a seat goes through `end_seat`, which writes the audit row and, after the commit,
+nudges the broker (topic `SEAT_ENDED`) to stop and wipe the seat process.
 """
 
 import uuid
@@ -12,18 +14,30 @@ from typing import Protocol
 
 from sqlmodel import Session, col, select
 
+from desktop_broker.guacamole.gate import LaunchGate
+from desktop_broker.guacamole.parameters import LaunchParametersRefused
 from gateway.audit.service import record
 from gateway.clock import as_utc
 from gateway.events import nudge_after_commit
 from gateway.policies.service import current_policy
-from gateway.seats.errors import AppNotPublished, NoSeatFree
+from gateway.seats.errors import AppNotPublished, GuacamoleUnavailable, NoSeatFree
 from gateway.seats.models import SeatEndReason, SeatLease, SeatLeaseState
 from gateway.seats.tokens import mint
 from gateway.sessions.models import HomeSession
 from gateway.sessions.service import group_names
-from policy import DisplayRules, EffectivePolicy, GuacamoleApp, PolicyError, X11App, compile_x11, evaluate
+from policy import (
+    DisplayRules,
+    EffectivePolicy,
+    GuacamoleApp,
+    PolicyError,
+    X11App,
+    compile_guacamole,
+    evaluate,
+)
 
 SEAT_ENDED = "seat.ended"
+SEAT_ASSIGNED = "seat.assigned"
+"""Nudged after the commit of a new X11 lease (payload: the session id): the broker feeds its call state."""
 LIVE = (SeatLeaseState.ASSIGNED, SeatLeaseState.CONNECTED)
 
 
@@ -43,10 +57,15 @@ class SeatSource(Protocol):
         """(seat id, RFB address) of a seat now held by `holder`; `NoSeatFree` when none can be had."""
         ...
 
+    def guacamole_launch_gate(self, db: Session, now: datetime) -> LaunchGate:
+        """The gate minting Guacamole launches into `db`; `GuacamoleUnavailable` when not configured."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class LaunchedSeat:
-    """What the seat page needs: the lease and the one-time token for its websocket."""
+    """What the seat page needs: the lease and the one-time token for its websocket (the gateway's
+    `/seats/ws` for X11, guacamole-lite's for Guacamole)."""
 
     lease: SeatLease
     token: str
@@ -55,7 +74,7 @@ class LaunchedSeat:
 def launch(db: Session, session: HomeSession, app_id: str, now: datetime, seats: SeatSource) -> LaunchedSeat:
     """Open `app_id` for the session: reuse its live seat (a reconnect) or take a fresh one, and mint a token.
 
-    Refusals (app not published, no seat free) are audited; the caller must commit them.
+    Refusals (app not published, no seat free, Guacamole not set up) are audited; the caller must commit them.
     """
     effective = evaluate(current_policy(db), group_names(session), now)
     try:
@@ -72,6 +91,8 @@ def launch(db: Session, session: HomeSession, app_id: str, now: datetime, seats:
         )
         raise AppNotPublished(f"the app {app_id!r} is not published to you; ask your security administrator") from None
     lease = live_lease(db, session.id, app_id)
+    if isinstance(app, GuacamoleApp):
+        return _launch_guacamole(db, session, app, effective, lease, now, seats)
     if lease is not None and not seats.runs(lease):
         end_seat(db, lease, SeatEndReason.LOST, now)
         lease = None
@@ -81,42 +102,86 @@ def launch(db: Session, session: HomeSession, app_id: str, now: datetime, seats:
 
 
 def _take_seat(
+    db: Session, session: HomeSession, app: X11App, effective: EffectivePolicy, now: datetime, seats: SeatSource
+) -> SeatLease:
+    lease_id = uuid.uuid4().hex
+    try:
+        seat_id, rfb_address = seats.assign(app, effective.display, holder=lease_id, label=session.login)
+    except NoSeatFree as error:
+        _refused(db, session, app.id, str(error))
+        raise
+    lease = _new_lease(db, session, app, effective, now, seats.node, lease_id, seat_id, rfb_address)
+    nudge_after_commit(db, SEAT_ASSIGNED, session.id)
+    return lease
+
+
+def _launch_guacamole(
+    db: Session,
+    session: HomeSession,
+    app: GuacamoleApp,
+    effective: EffectivePolicy,
+    lease: SeatLease | None,
+    now: datetime,
+    seats: SeatSource,
+) -> LaunchedSeat:
+    """Mint a guacamole-lite launch with policy's parameters; a live lease of the app is reused (reconnect).
+
+    The launch is minted before the lease is written, so a refusal leaves no lease behind. The seat id
+    names the lease (`guac-<lease id>`): guacamole-lite's reports (`/internal/launch/connected`) find it by it.
+    """
+    lease_id = lease.id if lease is not None else uuid.uuid4().hex
+    seat_id = lease.seat_id if lease is not None else f"guac-{lease_id}"
+    try:
+        issued = seats.guacamole_launch_gate(db, now).issue_seat_launch(
+            user=session.login,
+            seat=seat_id,
+            protocol=app.protocol,
+            parameters=compile_guacamole(effective, app, user=session.login),
+        )
+    except (GuacamoleUnavailable, LaunchParametersRefused, PolicyError) as error:
+        message = error.message if isinstance(error, GuacamoleUnavailable) else str(error)
+        _refused(db, session, app.id, message)
+        raise GuacamoleUnavailable(f"{app.title} cannot be opened now: {message}") from None
+    if lease is None:
+        lease = _new_lease(db, session, app, effective, now, seats.node, lease_id, seat_id, None)
+    return LaunchedSeat(lease, issued.token)
+
+
+def _refused(db: Session, session: HomeSession, app_id: str, reason: str) -> None:
+    record(
+        db,
+        actor=session.login,
+        source=session.source_ip,
+        action="seat.launch",
+        target=app_id,
+        outcome="refused",
+        detail={"reason": reason, "session": session.id},
+    )
+
+
+def _new_lease(
     db: Session,
     session: HomeSession,
     app: X11App | GuacamoleApp,
     effective: EffectivePolicy,
     now: datetime,
-    seats: SeatSource,
+    node: str,
+    lease_id: str,
+    seat_id: str,
+    rfb_address: str | None,
 ) -> SeatLease:
-    if not isinstance(app, X11App):
-        raise AppNotPublished("this app runs on the Guacamole backend, which this node does not launch from the portal")
-    params = compile_x11(effective, app)
-    lease_id = uuid.uuid4().hex
-    try:
-        seat_id, rfb_address = seats.assign(app, effective.display, holder=lease_id, label=session.login)
-    except NoSeatFree as error:
-        record(
-            db,
-            actor=session.login,
-            source=session.source_ip,
-            action="seat.launch",
-            target=app.id,
-            outcome="refused",
-            detail={"reason": str(error), "session": session.id},
-        )
-        raise
     lease = SeatLease(
         id=lease_id,
         session_id=session.id,
         login=session.login,
         app_id=app.id,
-        backend="x11",
-        node=seats.node,
+        backend=app.backend,
+        node=node,
         seat_id=seat_id,
         rfb_address=rfb_address,
         state=SeatLeaseState.ASSIGNED,
-        idle_timeout_seconds=params.idle_timeout_seconds,
-        max_session_seconds=params.max_session_seconds,
+        idle_timeout_seconds=int(effective.idle_timeout.total_seconds()),
+        max_session_seconds=int(effective.max_session.total_seconds()),
         started_at=now,
         last_activity_at=now,
     )
@@ -129,7 +194,7 @@ def _take_seat(
         action="seat.launch",
         target=app.id,
         outcome="success",
-        detail={"lease": lease.id, "seat": seat_id, "node": seats.node, "session": session.id},
+        detail={"lease": lease.id, "seat": seat_id, "node": node, "session": session.id, "backend": app.backend},
     )
     return lease
 

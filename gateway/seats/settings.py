@@ -3,7 +3,9 @@
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
+
+_REPO = Path(__file__).resolve().parents[2]
 
 
 class SeatSettings(BaseModel):
@@ -25,3 +27,19 @@ class SeatSettings(BaseModel):
     """The interpreter for apps whose command starts with ``python`` (Debian's, which has python3-tk)."""
     guacamole_secret: SecretStr | None = None
     """Broker secret the guacamole-lite key is derived from; without it Guacamole apps cannot be launched."""
+    guacamole_websocket_url: str | None = None
+    """Where the browser opens guacamole-lite's websocket, e.g. ``wss://portal.example/guac/`` (the TLS proxy in
+    front of server.js); without it Guacamole apps cannot be launched."""
+    guacamole_js_dir: Path = _REPO / "deploy/guacamole-lite/node_modules/guacamole-common-js/dist/esm"
+    """guacamole-common-js's ES module, served by the gateway at ``/guacamole-js`` (the version server.js's
+    lock file pins; one origin for every seat page)."""
+    call_state_root: Path | None = Path("/run/sohogw/seat-calls")
+    """Each seat's call-state file, ``<root>/<seat id>/call-state.json`` (readable only by the seat's user),
+    which the broker keeps equal to the holder's customer calls; None: the app simulates calls itself."""
+
+    @field_validator("guacamole_websocket_url")
+    @classmethod
+    def _websocket_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("ws://", "wss://")):
+            raise ValueError("must be a ws:// or wss:// URL")
+        return url

@@ -69,12 +69,30 @@ def call_state_file(directory: Path, session_id: str) -> Path:
     return directory / f"{session_id}.json"
 
 
+def current_call_state(db: Session, session_id: str) -> CallStateChange | None:
+    """The session's latest customer-call event as a call state (None: no call yet); the seat broker feeds
+    seats from it, so a seat opened mid-call or on another node shows the same state as the database."""
+    latest = db.exec(
+        select(CallEvent)
+        .where(CallEvent.session_id == session_id, col(CallEvent.kind).startswith("call."))
+        .order_by(col(CallEvent.at).desc(), col(CallEvent.id).desc())
+    ).first()
+    if latest is None:
+        return None
+    return CallStateChange(session_id, CustomerCallKind(latest.kind.removeprefix("call.")), latest.caller)
+
+
 def write_call_state(directory: Path, change: CallStateChange) -> Path:
+    return write_call_state_file(call_state_file(directory, change.session_id), change)
+
+
+def write_call_state_file(path: Path, change: CallStateChange) -> Path:
+    """Write the state to `path` atomically (a temporary file in the same directory, then rename), mode 0644:
+    who may read it is decided by the directory (a seat's feed directory admits only that seat's user)."""
     active = change.kind is CustomerCallKind.ANSWERED
     state = {"active": active, "caller": change.caller, "state": change.kind.value}
-    path = call_state_file(directory, change.session_id)
-    directory.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".call-state-")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".call-state-")
     with os.fdopen(handle, "w") as out:
         json.dump(state, out)
     os.chmod(temporary, 0o644)
