@@ -193,8 +193,7 @@ def bench_revocation(samples: int) -> None:
                 with session_scope(world.engine) as db:
                     revoke(db, world.authority, session.cert_serial or "", "keyCompromise", actor=Actor("bench"),
                            now=now, crl_validity=timedelta(hours=1))  # fmt: skip
-                with session_scope(world.engine) as db:
-                    revalidate(db, world.directory, world.authority, HttpRevocationChecker(), now)
+                revalidate(world.engine, world.directory, world.authority, HttpRevocationChecker(), now)
                 began = float(prober.stdout.readline().split()[0])
                 delays.append(began - revoked_at)
         finally:

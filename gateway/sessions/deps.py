@@ -29,6 +29,7 @@ class CsrfRefused(GatewayError):
 def _session(request: Request, db: DbSession, clock: ClockDep, states: tuple[SessionState, ...]) -> HomeSession:
     session = session_for_token(db, request.cookies.get(SESSION_COOKIE), clock())
     if session is None or session.state not in states:
+        db.commit()  # keep an idle/maximum-time ending session_for_token just wrote: the raise rolls back
         raise LoginRequired("sign in first")
     touch(db, session, clock())
     # Pages (error pages too) render the person from a detached copy: an error rolls the request's transaction

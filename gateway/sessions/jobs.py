@@ -20,8 +20,7 @@ def register(
     scheduler: BaseScheduler, engine: Engine, services: LoginServices, settings: Settings, clock: Clock
 ) -> None:
     def revalidate_sessions() -> None:
-        with session_scope(engine) as db:
-            report = revalidate(db, services.directory, services.authority, services.revocation, clock())
+        report = revalidate(engine, services.directory, services.authority, services.revocation, clock())
         if report.ended:
             log.info("re-validation ended %d of %d sessions", report.ended, report.checked)
 

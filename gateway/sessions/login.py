@@ -160,9 +160,6 @@ def login(db: Session, services: LoginServices, request: LoginRequest, now: date
             LoginFailed("you are outside your shift; sign in when it starts", "outside_shift"),
             attempt,
         )
-    throttle.forget(db, request.login)
-    for previous in live_sessions(db, user.login):
-        end_session(db, previous, EndReason.REPLACED, actor=user.login, now=now, source=request.source_ip)
     session = HomeSession(
         id="",
         token_sha256="",
@@ -190,6 +187,8 @@ def login(db: Session, services: LoginServices, request: LoginRequest, now: date
         expires_at=now + min(effective.max_session, _until_certificate_expires(identity, now)),
     )
     token = open_session(db, session)
+    if session.state is SessionState.ACTIVE:
+        _take_over(db, session, now)
     record(
         db,
         actor=user.login,
@@ -205,6 +204,16 @@ def login(db: Session, services: LoginServices, request: LoginRequest, now: date
 def _until_certificate_expires(identity: CertificateIdentity | None, now: datetime) -> timedelta:
     """A session never outlives the certificate it was opened with."""
     return identity.not_after - now if identity else timedelta.max
+
+
+def _take_over(db: Session, session: HomeSession, now: datetime) -> None:
+    """Once a session is fully active (second factor included): earlier sessions of the person end and the
+    account's failure count is cleared. Not before: a password alone must neither throw the agent off nor reset
+    the count that limits second-factor guessing."""
+    throttle.forget(db, session.login)
+    for previous in live_sessions(db, session.login):
+        if previous.id != session.id:
+            end_session(db, previous, EndReason.REPLACED, actor=session.login, now=now, source=session.source_ip)
 
 
 def complete_second_factor(
@@ -229,6 +238,7 @@ def complete_second_factor(
         raise
     session.state, session.second_factor, session.last_seen_at = SessionState.ACTIVE, True, now
     token = rotate_token(db, session)
+    _take_over(db, session, now)
     nudge_after_commit(db, SESSION_STARTED, session.id)
     record(
         db,

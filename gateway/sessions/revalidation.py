@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
-from sqlmodel import Session
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col
 
 from certs.authority import Authority
 from certs.errors import CertificateError, CertificateRevokedError, RevocationUnknown
 from certs.revocation import HttpRevocationChecker
 from gateway.audit.service import record
 from gateway.clock import as_utc
+from gateway.db import session_scope
 from gateway.directory import Directory, DirectoryUser
 from gateway.directory.errors import AccountDisabled, AccountLocked, AccountNotFound, DirectoryUnavailable
 from gateway.pki.trust import verify_client
@@ -66,20 +68,44 @@ def _certificate_problem(
     return None
 
 
-def revalidate(
-    db: Session, directory: Directory, authority: Authority | None, remote: HttpRevocationChecker, now: datetime
-) -> RevalidationReport:
-    sessions = live_sessions(db)
-    ended = 0
-    for session in sessions:
+def _reason_to_end(
+    engine: Engine,
+    session: HomeSession,
+    directory: Directory,
+    authority: Authority | None,
+    remote: HttpRevocationChecker,
+    now: datetime,
+) -> EndReason | None:
+    """Why this session must end, or None. Runs outside any write transaction: it waits on LDAP and HTTP."""
+    with Session(engine) as db:
         reason = _certificate_problem(db, session, authority, remote, now)
-        if reason is None:
-            try:
-                user = directory.lookup(session.user_dn)
-            except AccountNotFound:
-                reason = EndReason.ACCOUNT_GONE
-            except DirectoryUnavailable as error:
-                log.warning("re-validation skipped: %s", error)
+        if reason is not None:
+            return reason
+        document = current_policy(db)
+    try:
+        user = directory.lookup(session.user_dn)
+    except AccountNotFound:
+        return EndReason.ACCOUNT_GONE
+    reason = _account_problem(user)
+    if reason is None and not session.role_set <= evaluate(document, [g.name for g in user.groups], now).roles:
+        return EndReason.ROLE_REMOVED
+    return reason
+
+
+def revalidate(
+    engine: Engine, directory: Directory, authority: Authority | None, remote: HttpRevocationChecker, now: datetime
+) -> RevalidationReport:
+    """Check every live session; each ending is its own short transaction, so no lock is held while the directory
+    or a CRL/OCSP server is asked, and one failure cannot roll back the endings already decided."""
+    with session_scope(engine) as db:
+        sessions = live_sessions(db)
+    ended, confirmed = 0, []
+    for session in sessions:
+        try:
+            reason = _reason_to_end(engine, session, directory, authority, remote, now)
+        except DirectoryUnavailable as error:
+            log.warning("re-validation skipped: %s", error)
+            with session_scope(engine) as db:
                 record(
                     db,
                     actor="system",
@@ -87,17 +113,16 @@ def revalidate(
                     outcome="directory_unavailable",
                     detail={"problem": str(error), "sessions": len(sessions)},
                 )
-                return RevalidationReport(len(sessions), ended, directory_unavailable=True)
-            else:
-                reason = _account_problem(user)
-                if reason is None:
-                    roles = evaluate(current_policy(db), [g.name for g in user.groups], now).roles
-                    if not session.role_set <= roles:
-                        reason = EndReason.ROLE_REMOVED
-        if reason is not None:
-            end_session(db, session, reason, actor="revalidation", now=now)
-            ended += 1
-        else:
-            session.last_checked_at = now
-            db.add(session)
+            return RevalidationReport(len(sessions), ended, directory_unavailable=True)
+        if reason is None:
+            confirmed.append(session.id)
+            continue
+        with session_scope(engine) as db:
+            current = db.get(HomeSession, session.id)
+            if current is not None:
+                end_session(db, current, reason, actor="revalidation", now=now)
+                ended += 1
+    if confirmed:
+        with session_scope(engine) as db:
+            db.execute(update(HomeSession).where(col(HomeSession.id).in_(confirmed)).values(last_checked_at=now))
     return RevalidationReport(len(sessions), ended)

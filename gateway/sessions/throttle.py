@@ -24,11 +24,16 @@ class ThrottleLimits:
     window: timedelta = timedelta(minutes=15)
 
 
+def account_key(login: str) -> str:
+    """One counter per account however it is typed: ``CORP\\alice``, ``alice@corp.example`` and ``Alice`` are one."""
+    return login.rsplit("\\", 1)[-1].split("@", 1)[0].strip().casefold()[:255]
+
+
 def check(db: Session, login: str, source_ip: str, now: datetime, limits: ThrottleLimits) -> None:
     """Refuse before the directory is even asked, so a guessing attack cannot lock the AD account."""
     since = now - limits.window
     recent = select(func.count()).select_from(LoginAttempt).where(col(LoginAttempt.at) > since)
-    if db.exec(recent.where(LoginAttempt.login == login.casefold())).one() >= limits.per_account:
+    if db.exec(recent.where(LoginAttempt.login == account_key(login))).one() >= limits.per_account:
         raise TooManyAttempts(
             f"too many failed sign-ins for this account; wait {int(limits.window.total_seconds() // 60)} minutes"
         )
@@ -37,13 +42,13 @@ def check(db: Session, login: str, source_ip: str, now: datetime, limits: Thrott
 
 
 def record_failure(db: Session, login: str, source_ip: str, now: datetime, reason: str) -> None:
-    db.add(LoginAttempt(login=login.casefold()[:255], source_ip=source_ip, at=now, reason=reason))
+    db.add(LoginAttempt(login=account_key(login), source_ip=source_ip, at=now, reason=reason))
     db.flush()
 
 
 def forget(db: Session, login: str) -> None:
     """A successful login clears the account's failures (not the address's)."""
-    db.exec(delete(LoginAttempt).where(col(LoginAttempt.login) == login.casefold()))  # type: ignore[call-overload]
+    db.exec(delete(LoginAttempt).where(col(LoginAttempt.login) == account_key(login)))  # type: ignore[call-overload]
 
 
 def prune(db: Session, now: datetime, limits: ThrottleLimits) -> None:

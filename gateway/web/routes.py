@@ -1,5 +1,7 @@
 """The role landing pages and the language switch. Each page reads its data through its domain's services."""
 
+from urllib.parse import urlsplit
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
@@ -41,9 +43,17 @@ def home(request: Request, db: DbSession, clock: ClockDep) -> Response:
     return RedirectResponse(landing_page(active), status_code=303)
 
 
+def _same_site_path(referer: str | None) -> str:
+    """Back to the page the switch was clicked on — only a path on this site, never another site (open redirect)."""
+    parts = urlsplit(referer or "")
+    if parts.scheme and parts.netloc:
+        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return "/"
+
+
 @router.get("/lang/{language}")
 def switch_language(language: str, request: Request) -> Response:
-    response = RedirectResponse(request.headers.get("referer") or "/", status_code=303)
+    response = RedirectResponse(_same_site_path(request.headers.get("referer")), status_code=303)
     if language in LANGUAGES:
         response.set_cookie(LANGUAGE_COOKIE, language, samesite="lax", max_age=365 * 86400)
     return response

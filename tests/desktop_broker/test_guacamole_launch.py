@@ -28,6 +28,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from desktop_broker.guacamole.gate import Launch, LaunchGate, LaunchMode, LaunchRefused, MemoryLaunchStore
 from desktop_broker.guacamole.token import GuacamoleConnection, derive_token_key, mint_token, token_digest
+from tests.support.browser import chromium
 
 pytestmark = pytest.mark.e2e
 
@@ -438,8 +439,6 @@ class PortalPage:
 
 
 def test_browser_with_guacamole_common_js_draws_the_first_frame(node_modules, server, standin, endpoint):
-    from playwright.sync_api import sync_playwright
-
     library = (node_modules / "guacamole-common-js/dist/esm/guacamole-common.js").read_bytes()
     page_html = PAGE.replace("PORT", str(server.port)).replace("TOKEN", launch(endpoint, hostname="10.20.0.40"))
     portal = PortalPage(
@@ -447,16 +446,12 @@ def test_browser_with_guacamole_common_js_draws_the_first_frame(node_modules, se
     )
     before = len(standin.connections)
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-            try:
-                page = browser.new_page()
-                page.goto(f"{portal.url}/seat")
-                page.wait_for_function("window.guacamoleState === 3", timeout=10_000)
-                page.wait_for_function("window.firstPixel()[3] === 255", timeout=10_000)
-                pixel = page.evaluate("window.firstPixel()")
-            finally:
-                browser.close()
+        with chromium() as browser:
+            page = browser.new_page()
+            page.goto(f"{portal.url}/seat")
+            page.wait_for_function("window.guacamoleState === 3", timeout=10_000)
+            page.wait_for_function("window.firstPixel()[3] === 255", timeout=10_000)
+            pixel = page.evaluate("window.firstPixel()")
     finally:
         portal.stop()
     assert pixel == [32, 128, 224, 255]

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from policy.rules import DisplayRules
 from tests.desktop_broker.x11_fixtures import (
@@ -20,17 +20,10 @@ from tests.desktop_broker.x11_fixtures import (
     websocket_bridge_server,
     x_run,
 )
+from tests.support.browser import chromium
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 CLIPBOARD_ALLOWED = DisplayRules(clipboard_in=True, clipboard_out=True)
 QUIET_PERIOD = 3.0  # x11vnc polls the selections about once a second
 # x11vnc sends no selection to viewers until 15 s after one connects (sel_waittime, compiled in): a
@@ -41,12 +34,8 @@ Viewer = Callable[[RunningSeat, str], Page]
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -1,29 +1,20 @@
 """A whole portal with enrollment on a real socket: the built-in directory with applicants, HR and a security admin,
 our CA, and a policy in which on-site agents (the applicants) and the SOHO group both give the agent role."""
 
-import json
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from functools import cache
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import Engine
 
-from certs.authority import Authority, init_authority
-from gateway.app import create_app
-from gateway.db import session_scope
-from gateway.directory import BuiltinDirectory, Directory
+from gateway.directory import Directory
 from gateway.enrollment.handoff import HandOff
-from gateway.policies.service import import_policy
-from gateway.settings import Settings, load_settings
-from tests.support.server import serving
+from tests.support import portal as whole
+from tests.support.portal import csrf_of
 
 PASSWORDS = {
     "applicant1": "applicant-one-pw",
@@ -51,31 +42,17 @@ def policy_text(agent_group: str = "SOHO-Agents", onsite: bool = True) -> str:
     )
 
 
-@dataclass
-class Portal:
-    settings: Settings
-    engine: Engine
-    authority: Authority
-    directory: Directory
-    base_url: str
+class Portal(whole.Portal):
+    """The whole portal, with the hand-off an approval runs; HR's pages may take their time."""
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, follow_redirects=False, timeout=30)
+    client_timeout = 30.0
 
     def handoff(self) -> HandOff:
         return HandOff(self.directory, self.authority, timedelta(hours=24), self.settings.enrollment.agent_group)
 
 
-def csrf_of(page: httpx.Response) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert found, page.text
-    return found.group(1)
-
-
 def sign_in(client: httpx.Client, login: str, password: str | None = None) -> httpx.Response:
-    page = client.get("/login")
-    form = {"username": login, "password": password or PASSWORDS[login], "csrf": csrf_of(page)}
-    return client.post("/login", data=form, headers={"accept": "text/html"})
+    return whole.sign_in(client, login, password or PASSWORDS[login])
 
 
 @contextmanager
@@ -99,22 +76,6 @@ def wait_for(check: Callable[[], bool], seconds: float = 15) -> None:
         time.sleep(0.05)
 
 
-@cache
-def _password_hashes() -> dict[str, str]:
-    """Hashed once per run: argon2 is slow on purpose, and every test starts from the same people."""
-    hasher = PasswordHasher()
-    return {login: hasher.hash(password) for login, password in PASSWORDS.items()}
-
-
-def write_builtin_directory(path: Path) -> None:
-    """The built-in directory's file (its documented shape), with the test people."""
-    users = {
-        login: {"password_hash": digest, "groups": GROUPS[login], "display_name": login.title()}
-        for login, digest in _password_hashes().items()
-    }
-    path.write_text(json.dumps({"users": users}), encoding="utf-8")
-
-
 @contextmanager
 def running_portal(
     tmp_path: Path,
@@ -124,19 +85,19 @@ def running_portal(
     policy: str | None = None,
     **enrollment: object,
 ) -> Iterator[Portal]:
-    """Serve the app (built by ``create_app``) on a loopback port."""
-    settings = load_settings(
-        data_dir=tmp_path, database_url=db_url, ca={"passphrase": "enrollment-test"}, enrollment=enrollment
-    )
-    authority = init_authority(settings.ca_directory, "enrollment-test", "Corp Example", datetime.now(UTC))
-    if directory is None:
-        write_builtin_directory(settings.directory_settings.builtin_file)  # type: ignore[arg-type]
-        directory = BuiltinDirectory(settings.directory_settings)
-    with session_scope(engine) as db:
-        import_policy(db, policy or policy_text(), actor="test", source="", now=datetime.now(UTC))
-    app = create_app(settings, engine=engine, authority=authority, directory=directory, run_jobs=False)
-    with serving(app) as base_url:
-        yield Portal(settings, engine, authority, directory, base_url)
+    """The whole portal with the test people (unless another ``directory`` is given) and the enrollment policy."""
+    with whole.serving_portal(
+        tmp_path,
+        db_url,
+        engine,
+        kind=Portal,
+        passwords=PASSWORDS,
+        groups=GROUPS,
+        directory=directory,
+        policy=policy or policy_text(),
+        settings={"enrollment": enrollment},
+    ) as running:
+        yield running
 
 
 @pytest.fixture

@@ -5,33 +5,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from sqlmodel import col, select
 
 from gateway.db import make_engine, session_scope
 from gateway.enrollment.models import Application, ApplicationState, EnvcheckRun
 from gateway.migrate import upgrade
 from tests.gateway.enrollment.conftest import PASSWORDS, Portal, running_portal
+from tests.support.browser import chromium
 
 pytestmark = pytest.mark.e2e
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as running:
+        yield running
 
 
 @pytest.fixture

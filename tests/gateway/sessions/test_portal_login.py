@@ -101,3 +101,12 @@ def test_login_form_without_its_csrf_token_is_refused(portal: Portal) -> None:
         answer = client.post("/login", data={"username": "sup1", "password": "sup-one-pw", "csrf": "forged"})
     assert answer.status_code == 403
     assert answer.json()["error"] == "csrf"
+
+
+def test_language_switch_returns_to_our_page_and_never_to_another_site(portal: Portal) -> None:
+    with portal.client() as client:
+        back = client.get("/lang/zh-CN", headers={"referer": f"{portal.base_url}/login?x=1"})
+        away = client.get("/lang/en", headers={"referer": "https://evil.example/phish"})
+    assert back.headers["location"] == "/login?x=1"
+    assert back.cookies.get("sohogw_lang") == "zh-CN"
+    assert away.headers["location"] == "/phish"

@@ -31,14 +31,13 @@ def _signed_in(portal: Portal, login: str) -> None:
 
 
 def _revalidate(portal: Portal, directory: object | None = None, now: datetime | None = None) -> dict[str, str]:
-    with session_scope(portal.engine) as db:
-        revalidate(
-            db,
-            directory or portal.directory,
-            portal.authority,
-            HttpRevocationChecker(timeout_seconds=1),
-            now or datetime.now(UTC),
-        )
+    revalidate(
+        portal.engine,
+        directory or portal.directory,
+        portal.authority,
+        HttpRevocationChecker(timeout_seconds=1),
+        now or datetime.now(UTC),
+    )
     with session_scope(portal.engine) as db:
         return {s.login: (s.end_reason or s.state) for s in db.exec(select(HomeSession)).all()}
 

@@ -4,7 +4,7 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import Message
@@ -19,25 +19,19 @@ from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from certs.authority import init_authority
-from gateway.app import create_app
-from gateway.db import session_scope
-from gateway.directory import BuiltinDirectory
-from gateway.pki import service as pki
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import open_session
-from gateway.settings import load_settings
 from gateway.supervision.deps import supervision_settings
 from gateway.supervision.settings import SupervisionSettings
 from tests.gateway.sessions.conftest import PASSWORDS, WG_KEYS, Portal, csrf_of, sign_in
-from tests.support.server import free_port, serving
+from tests.support.portal import serving_portal
+from tests.support.server import free_port
 
 TEAMS = {"agent1": ["SOHO-Agents", "Team-North"], "agent2": ["SOHO-Agents", "Team-South"]}
 
 
-@dataclass
-class SupervisedPortal(Portal):
-    supervision: SupervisionSettings = field(default_factory=SupervisionSettings)
+SupervisedPortal = Portal
+"""The portal its tests get: supervision's settings come from the ``supervision`` fixture, not from the portal."""
 
 
 class _Inbox:
@@ -155,37 +149,19 @@ def supervision() -> SupervisionSettings:
 @pytest.fixture
 def portal(tmp_path: Path, db_url: str, engine: Engine, supervision: SupervisionSettings) -> Iterator[SupervisedPortal]:
     """The whole portal with supervision and /metrics mounted, agents in two teams."""
-    settings = load_settings(
-        data_dir=tmp_path,
-        database_url=db_url,
-        ca={"passphrase": "sup-test"},
-        portal={"trusted_proxies": ["127.0.0.1/32"]},
-    )
-    now = datetime.now(UTC)
-    authority = init_authority(settings.ca_directory, "sup-test", "Corp Example", now)
-    directory = BuiltinDirectory(settings.directory_settings)
     groups = {"sup1": ["SOHO-Supervisors"], **TEAMS}
-    for login, member_of in groups.items():
-        directory.add_user(login, PASSWORDS[login], groups=member_of, display_name=login.title())
-    certificates = {}
-    with session_scope(engine) as db:
-        for login, key in WG_KEYS.items():
-            issued = pki.issue_agent_certificate(
-                db,
-                authority,
-                upn=f"{login}@corp.example",
-                account=login,
-                wireguard_key=key,
-                actor=pki.Actor("test"),
-                now=now,
-                lifetime=timedelta(days=7),
-                urls=pki.publication_urls("http://x"),
-            )
-            certificates[login] = issued.cert
-    app = create_app(settings, engine=engine, authority=authority, directory=directory, run_jobs=False)
-    app.dependency_overrides[supervision_settings] = lambda: supervision
-    with serving(app) as base_url:
-        yield SupervisedPortal(settings, engine, authority, directory, base_url, certificates, supervision)
+    with serving_portal(
+        tmp_path,
+        db_url,
+        engine,
+        kind=SupervisedPortal,
+        passwords={login: PASSWORDS[login] for login in groups},
+        groups=groups,
+        certified=WG_KEYS,
+        trusted_proxy=True,
+        overrides={supervision_settings: lambda: supervision},
+    ) as running:
+        yield running
 
 
 @contextmanager

@@ -103,8 +103,7 @@ def test_revoking_the_certificate_removes_the_peer_after_revalidation(
     with session_scope(fresh.engine) as db:
         revoke(db, fresh.authority, session.cert_serial or "", "keyCompromise", actor=Actor("admin"), now=now,
                crl_validity=timedelta(hours=1))  # fmt: skip
-    with session_scope(fresh.engine) as db:
-        report = revalidate(db, fresh.directory, fresh.authority, HttpRevocationChecker(), now)
+    report = revalidate(fresh.engine, fresh.directory, fresh.authority, HttpRevocationChecker(), now)
     ended_at = time.monotonic()
     assert (report.checked, report.ended) == (2, 1)
     assert fresh.wait(lambda: home1.public_key not in fresh.peers(), 2)

@@ -1,0 +1,158 @@
+"""The whole portal on a real loopback socket, built one way for every test folder that needs it.
+
+Our CA, the built-in directory holding the folder's people, agent certificates issued through the PKI service (as
+enrollment issues them), optionally a policy, and the app from ``create_app`` served by ``serving``. Folders choose
+the people, the settings and the policy; the building stays here.
+"""
+
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import quote
+
+import httpx
+from argon2 import PasswordHasher
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import Engine
+
+from certs.authority import Authority, init_authority
+from gateway.app import create_app
+from gateway.db import session_scope
+from gateway.directory import BuiltinDirectory, Directory
+from gateway.pki import service as pki
+from gateway.policies.service import import_policy
+from gateway.settings import Settings, load_settings
+from tests.support.server import serving
+
+CA_PASSPHRASE = "portal-test"
+PROXY = "127.0.0.1/32"
+"""The test client's own address: trusted as the reverse proxy when a portal is built with ``trusted_proxy``."""
+
+
+@dataclass
+class Portal:
+    settings: Settings
+    engine: Engine
+    authority: Authority
+    directory: Directory
+    base_url: str
+    certificates: dict[str, x509.Certificate]
+    client_timeout: ClassVar[float] = 10
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, follow_redirects=False, timeout=self.client_timeout)
+
+    def proxy_headers(self, login: str) -> dict[str, str]:
+        """What a trusted reverse proxy forwards for a browser that presented ``login``'s certificate."""
+        pem = self.certificates[login].public_bytes(serialization.Encoding.PEM).decode()
+        return {"X-SSL-Client-Cert": quote(pem), "X-Forwarded-For": "198.51.100.7"}
+
+
+P = TypeVar("P", bound=Portal)
+
+
+def csrf_of(page: httpx.Response) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+def page_error(response: httpx.Response) -> str:
+    """The message the portal's page shows a person whose request it refused ("" when none)."""
+    found = re.search(r'id="error">([^<]+)<', response.text)
+    return found.group(1) if found else ""
+
+
+def sign_in(client: httpx.Client, login: str, password: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    """Fetch the form (for its CSRF token and cookie), then post it, as a browser does."""
+    page = client.get("/login", headers=headers)
+    form = {"username": login, "password": password, "csrf": csrf_of(page)}
+    return client.post("/login", data=form, headers={**(headers or {}), "accept": "text/html"})
+
+
+@cache
+def _password_hash(password: str) -> str:
+    """Hashed once per run: argon2 is slow on purpose, and every test starts from the same people."""
+    return PasswordHasher().hash(password)
+
+
+def write_builtin_directory(path: Path, passwords: Mapping[str, str], groups: Mapping[str, Sequence[str]]) -> None:
+    """The built-in directory's file (its documented shape) holding ``passwords``' people in their ``groups``."""
+    users = {
+        login: {"password_hash": _password_hash(password), "groups": list(groups[login]), "display_name": login.title()}
+        for login, password in passwords.items()
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"users": users}), encoding="utf-8")
+
+
+def _issue_certificates(
+    engine: Engine, authority: Authority, wireguard_keys: Mapping[str, str], now: datetime
+) -> dict[str, x509.Certificate]:
+    certificates = {}
+    with session_scope(engine) as db:
+        for login, key in wireguard_keys.items():
+            issued = pki.issue_agent_certificate(
+                db,
+                authority,
+                upn=f"{login}@corp.example",
+                account=login,
+                wireguard_key=key,
+                actor=pki.Actor("test"),
+                now=now,
+                lifetime=timedelta(days=7),
+                urls=pki.publication_urls("http://x"),
+            )
+            certificates[login] = issued.cert
+    return certificates
+
+
+@contextmanager
+def serving_portal(
+    tmp_path: Path,
+    db_url: str,
+    engine: Engine,
+    *,
+    kind: type[P],
+    passwords: Mapping[str, str],
+    groups: Mapping[str, Sequence[str]],
+    certified: Mapping[str, str] | None = None,
+    directory: Directory | None = None,
+    policy: str | None = None,
+    trusted_proxy: bool = False,
+    settings: Mapping[str, Any] | None = None,
+    overrides: Mapping[Callable[..., Any], Callable[..., Any]] | None = None,
+    run_jobs: bool = False,
+) -> Iterator[P]:
+    """Serve the whole portal on a loopback port until the block ends.
+
+    ``kind`` is the folder's ``Portal`` (this one or a subclass). ``passwords`` and ``groups`` fill the built-in
+    directory (ignored when another ``directory`` is given); ``certified`` maps the logins that get an agent
+    certificate to their WireGuard key; ``policy`` is imported as the policy text; ``trusted_proxy`` trusts the test
+    client as the reverse proxy; ``settings`` adds sections to ``load_settings``; ``overrides`` are FastAPI
+    dependency overrides.
+    """
+    sections = dict(settings or {})
+    if trusted_proxy:
+        sections["portal"] = {**sections.get("portal", {}), "trusted_proxies": [PROXY]}
+    loaded = load_settings(data_dir=tmp_path, database_url=db_url, ca={"passphrase": CA_PASSPHRASE}, **sections)
+    now = datetime.now(UTC)
+    authority = init_authority(loaded.ca_directory, CA_PASSPHRASE, "Corp Example", now)
+    if directory is None:
+        write_builtin_directory(loaded.directory_settings.builtin_file, passwords, groups)  # type: ignore[arg-type]
+        directory = BuiltinDirectory(loaded.directory_settings)
+    certificates = _issue_certificates(engine, authority, certified or {}, now)
+    if policy is not None:
+        with session_scope(engine) as db:
+            import_policy(db, policy, actor="test", source="", now=now)
+    app = create_app(loaded, engine=engine, authority=authority, directory=directory, run_jobs=run_jobs)
+    app.dependency_overrides.update(overrides or {})
+    with serving(app) as base_url:
+        yield kind(loaded, engine, authority, directory, base_url, certificates)
