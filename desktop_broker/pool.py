@@ -12,6 +12,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from desktop_broker.apps.call_state import CALL_STATE_ENV
@@ -46,6 +47,8 @@ class PooledSeat:
     holder: str | None = None
     call_state_file: Path | None = None
     """Where the broker writes this seat's call state; the app was started with it in SOHOGW_CALL_STATE."""
+    assigned_at: datetime | None = None
+    """When `holder` got the seat: the holder's lease may not be committed yet for a moment after it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,10 @@ class UnstoppedSeat:
 SeatStarter = Callable[[SeatSpec], SeatProcess]
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass
 class SeatPool:
     """At most `node_cap` seats run on this node; `warm_per_kind` of each wanted kind wait unassigned."""
@@ -78,6 +85,8 @@ class SeatPool:
     call_state_root: Path | None = None
     """Give every seat its own call-state file, `<root>/<seat id>/call-state.json`, fixed at start (a warm
     seat's app is running before anyone holds it) and readable only by the seat's user."""
+    now: Callable[[], datetime] = _utcnow
+    """The clock assignments are stamped with (the broker's, so tests can move time)."""
     _seats: dict[str, PooledSeat] = field(default_factory=dict)
     _starting: int = 0
     _wanted: tuple[SeatKind, ...] = ()
@@ -101,7 +110,7 @@ class SeatPool:
         with self._lock:
             seat = next((s for s in self._seats.values() if s.holder is None and s.kind == kind), None)
             if seat is not None:
-                seat.holder = holder
+                seat.holder, seat.assigned_at = holder, self.now()
             else:
                 evicted = self._make_room()
                 self._starting += 1
@@ -143,7 +152,8 @@ class SeatPool:
         finally:
             with self._lock:
                 self._starting -= 1
-        seat = PooledSeat(seat_id, kind, process, passwords, holder, call_state_file)
+        assigned_at = self.now() if holder is not None else None
+        seat = PooledSeat(seat_id, kind, process, passwords, holder, call_state_file, assigned_at)
         with self._lock:
             self._seats[seat.seat_id] = seat
         return seat
@@ -152,10 +162,19 @@ class SeatPool:
         with self._lock:
             return self._seats.get(seat_id)
 
-    def held(self) -> dict[str, str]:
-        """Seat id → holder, for every assigned seat (the reconciler compares it with the leases)."""
+    def held(self, assigned_before: datetime | None = None) -> dict[str, str]:
+        """Seat id → holder, for every assigned seat (the reconciler compares it with the leases).
+
+        With `assigned_before`, only seats assigned before then: a seat handed over a moment ago is held
+        by a lease its launch has not committed yet, which the reconciler must not take for an orphan.
+        """
         with self._lock:
-            return {s.seat_id: s.holder for s in self._seats.values() if s.holder is not None}
+            return {
+                s.seat_id: s.holder
+                for s in self._seats.values()
+                if s.holder is not None
+                and (assigned_before is None or (s.assigned_at is not None and s.assigned_at < assigned_before))
+            }
 
     def release(self, seat_id: str) -> None:
         """Stop and wipe the seat; it is never handed to anyone again. Unknown ids are ignored."""

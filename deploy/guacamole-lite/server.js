@@ -10,7 +10,10 @@
  * before guacamole-lite's code runs at all: the token is checked and decrypted (lib/envelope.js),
  * the broker redeems the one-time launch over loopback (lib/redeem.js), and only a granted launch
  * is upgraded. A refused one gets an HTTP 403 and guacd never hears of it. Supervisors' read-only
- * joins are also filtered here (lib/view-only.js). See docs/guacamole.md.
+ * joins are also filtered here (lib/view-only.js). While a connection lasts, the broker is asked
+ * every GUACLITE_ALIVE_POLL_MS whether its launch is still alive (lib/liveness.js); when the seat
+ * or the portal session has ended, the browser's websocket and guacd's socket are closed. See
+ * docs/guacamole.md.
  *
  * Settings come from the environment only (see settingsFromEnvironment); it refuses to start
  * without a key and a broker URL.
@@ -21,9 +24,12 @@ const GuacamoleLite = require('guacamole-lite');
 
 const { openToken, TokenRefused } = require('./lib/envelope.js');
 const { redeemLaunch, reportLaunch } = require('./lib/redeem.js');
+const { watchLaunch } = require('./lib/liveness.js');
 const { makeViewOnly } = require('./lib/view-only.js');
 
 const SIZE_PARAMETERS = ['width', 'height', 'dpi'];
+const SESSION_CLOSED = '523'; // Guacamole status 0x020B: the session was closed by the server
+const TERMINATE_AFTER_MS = 1000;
 
 function settingsFromEnvironment(env) {
     const keyHex = env.GUACLITE_KEY_HEX || '';
@@ -43,7 +49,17 @@ function settingsFromEnvironment(env) {
         guacdPort: Number(env.GUACD_PORT || 4822),
         redeemTimeoutMs: Number(env.GUACLITE_REDEEM_TIMEOUT_MS || 3000),
         logLevel: env.GUACLITE_LOG_LEVEL || 'ERRORS',
+        alivePollMs: boundedNumber(env.GUACLITE_ALIVE_POLL_MS, 3000, 100, 60000, 'GUACLITE_ALIVE_POLL_MS'),
+        aliveMaxMisses: boundedNumber(env.GUACLITE_ALIVE_MAX_MISSES, 3, 1, 100, 'GUACLITE_ALIVE_MAX_MISSES'),
     };
+}
+
+function boundedNumber(text, fallback, lowest, highest, name) {
+    const value = text === undefined || text === '' ? fallback : Number(text);
+    if (!Number.isInteger(value) || value < lowest || value > highest) {
+        throw new Error(`${name} must be a whole number from ${lowest} to ${highest}`);
+    }
+    return value;
 }
 
 /** The URL guacamole-lite will parse: the checked token and the size hints, nothing else. */
@@ -94,10 +110,41 @@ function start(settings) {
     };
     const server = new GuacamoleLite(wsOptions, { host: settings.guacdHost, port: settings.guacdPort }, clientOptions);
     const launches = new WeakMap();
+    const watches = new WeakMap();
+
+    /** Close guacd's socket and the browser's websocket now, telling guacamole-common-js why. */
+    function endConnection(webSocket, grant, reason) {
+        log(`closing launch ${grant.launch_id} of ${grant.user}: ${reason}`);
+        // guacamole-lite 1.2.0 keeps its ClientConnection objects in activeConnections; before its
+        // connect() ran there is none yet, and its websocket 'close' handler will close guacd.
+        const client = [...server.activeConnections.values()].find((c) => c.webSocket === webSocket);
+        if (client) {
+            client.sendErrorToClient('Your session has ended', SESSION_CLOSED);
+            client.close();
+        } else {
+            webSocket.close(1008, 'Session ended');
+        }
+        // A browser that does not answer the closing handshake is cut off anyway.
+        setTimeout(() => webSocket.terminate(), TERMINATE_AFTER_MS).unref();
+    }
+
+    function stopWatching(webSocket) {
+        const stop = watches.get(webSocket);
+        if (stop) stop();
+    }
 
     server.webSocketServer.prependListener('connection', (webSocket, request) => {
         const grant = request.sohogwLaunch;
         launches.set(webSocket, grant);
+        watches.set(webSocket, watchLaunch({
+            launchUrl: settings.launchUrl,
+            launchId: grant.launch_id,
+            intervalMs: settings.alivePollMs,
+            maxMisses: settings.aliveMaxMisses,
+            log,
+            end: (reason) => endConnection(webSocket, grant, reason),
+        }));
+        webSocket.once('close', () => stopWatching(webSocket));
         if (grant.mode === 'view') {
             makeViewOnly(webSocket, (count) => log(`dropped ${count} input instruction(s) from viewer ${grant.user}`));
         }
@@ -109,6 +156,8 @@ function start(settings) {
         }, settings.redeemTimeoutMs, log);
     });
     server.on('close', (clientConnection) => {
+        // guacamole-lite removes the websocket's 'close' listeners when it closes first.
+        stopWatching(clientConnection.webSocket);
         const grant = launches.get(clientConnection.webSocket);
         if (grant) reportLaunch(settings.launchUrl, 'closed', { launch_id: grant.launch_id }, settings.redeemTimeoutMs, log);
     });

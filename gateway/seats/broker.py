@@ -170,6 +170,9 @@ class SeatBroker:
             self._lock.release()
 
     def _reconcile(self, pool: SeatPool) -> None:
+        # A launch holds its seat a moment before its lease commits: seats assigned within a token's
+        # lifetime are not orphans yet (a launch that rolled back is recycled on a later pass).
+        settled = self.clock() - self.token_lifetime
         with session_scope(self.engine) as db:
             pool.want_warm(self.warm_kinds(current_policy(db)))
             leases = {lease.id: lease for lease in service.live_leases(db, self.node)}
@@ -178,7 +181,7 @@ class SeatBroker:
                     service.end_seat(
                         db, leases[dead.holder], SeatEndReason.CRASHED, self.clock(), detail={"failure": dead.failure}
                     )
-        for seat_id, holder in pool.held().items():
+        for seat_id, holder in pool.held(assigned_before=settled).items():
             if holder not in leases:
                 pool.release(seat_id)
         pool.fill()
@@ -246,6 +249,7 @@ def start_broker(app: FastAPI, settings: SeatSettings | None = None) -> SeatBrok
             node_cap=settings.cap_per_node,
             warm_per_kind=settings.warm_per_app,
             call_state_root=settings.call_state_root,
+            now=app.state.clock,
         )
     broker = SeatBroker(app.state.engine, settings, app.state.settings.node_name, app.state.clock, pool)
     events.listen(service.SEAT_ENDED, broker.on_seat_ended)

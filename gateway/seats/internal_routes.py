@@ -9,13 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlmodel import select
 
 from desktop_broker.guacamole.gate import LaunchGate, LaunchRefused
 from gateway.audit.service import record
 from gateway.deps import ClockDep, DbSession
 from gateway.errors import Forbidden
-from gateway.seats.models import LaunchToken, SeatLease, SeatLeaseState
+from gateway.seats.launch_store import live_lease_of_launch, redeem_launch
+from gateway.seats.models import SeatLeaseState
 
 _LOOPBACK = {"127.0.0.1", "::1"}
 _FORWARDING_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip", "x-ssl-client-cert")
@@ -53,9 +53,10 @@ Gate = Annotated[LaunchGate, Depends(gate)]
 
 @router.post("/redeem")
 def redeem(body: Redemption, gate: Gate, db: DbSession) -> JSONResponse:
-    """200 with the grant server.js expects, or 403: unknown, used, expired or altered launches (audited)."""
+    """200 with the grant server.js expects, or 403: unknown, used, expired or altered launches, or ones whose
+    lease or session has ended (audited)."""
     try:
-        launch = gate.redeem(body.launch_id, body.token_sha256)
+        launch = redeem_launch(db, gate, body.launch_id, body.token_sha256)
     except LaunchRefused as error:
         record(
             db,
@@ -79,18 +80,18 @@ def redeem(body: Redemption, gate: Gate, db: DbSession) -> JSONResponse:
     return JSONResponse(launch.redemption())
 
 
-def _lease(db: DbSession, launch_id: str) -> SeatLease | None:
-    row = db.exec(select(LaunchToken).where(LaunchToken.id == launch_id)).first()
-    if row is None or row.mode != "interactive":
-        return None
-    return db.exec(select(SeatLease).where(SeatLease.seat_id == row.seat_id)).first()
+@router.get("/alive")
+def alive(launch_id: str, db: DbSession) -> dict[str, bool]:
+    """Whether the launch's live connection may go on: server.js polls it and closes the websocket and
+    guacd's socket when the answer is no (the seat ended, the session ended, or the launch is unknown)."""
+    return {"alive": live_lease_of_launch(db, launch_id) is not None}
 
 
 @router.post("/connected")
 def connected(body: Connected, db: DbSession, clock: ClockDep) -> dict[str, str]:
     """guacd's id of the agent's live connection: what a supervisor's read-only join selects."""
-    lease = _lease(db, body.launch_id)
-    if lease is not None and lease.state is not SeatLeaseState.ENDED:
+    lease = live_lease_of_launch(db, body.launch_id)
+    if lease is not None:
         lease.connection_id, lease.state, lease.last_activity_at = body.connection_id, SeatLeaseState.CONNECTED, clock()
         db.add(lease)
     return {"status": "ok"}
@@ -98,7 +99,7 @@ def connected(body: Connected, db: DbSession, clock: ClockDep) -> dict[str, str]
 
 @router.post("/closed")
 def closed(body: Closed, db: DbSession, clock: ClockDep) -> dict[str, str]:
-    lease = _lease(db, body.launch_id)
+    lease = live_lease_of_launch(db, body.launch_id)
     if lease is not None and lease.state is SeatLeaseState.CONNECTED:
         lease.state, lease.last_activity_at = SeatLeaseState.ASSIGNED, clock()
         db.add(lease)

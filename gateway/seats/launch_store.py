@@ -1,6 +1,9 @@
-"""The Guacamole gate's `LaunchStore` backed by the launch_token table, so every node sees every launch.
+"""Guacamole launches in the launch_token table: the gate's `LaunchStore`, and their tie to a lease.
 
 `take` is one atomic ``UPDATE … WHERE used_at IS NULL``: of two nodes redeeming the same launch, one wins.
+A launch is bound to the lease and home session it opens (`bind_launch`, in the launch's transaction);
+it is redeemed, and its live connection kept (server.js polls `/internal/launch/alive`), only while that
+lease is live and that session active: a seat ending closes guacamole-lite's websocket and guacd's socket.
 """
 
 from datetime import datetime
@@ -8,9 +11,10 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlmodel import Session, col
 
-from desktop_broker.guacamole.gate import Launch, LaunchMode
+from desktop_broker.guacamole.gate import Launch, LaunchGate, LaunchMode, LaunchRefused
 from gateway.clock import Clock, as_utc
-from gateway.seats.models import LaunchToken
+from gateway.seats.models import LaunchToken, SeatLease, SeatLeaseState
+from gateway.sessions.models import HomeSession, SessionState
 
 
 class DbLaunchStore:
@@ -51,3 +55,38 @@ class DbLaunchStore:
         assert row is not None
         self._db.refresh(row)
         return Launch(row.id, row.login, row.seat_id, LaunchMode(row.mode), row.token_sha256, as_utc(row.expires_at))
+
+
+def bind_launch(db: Session, launch_id: str, lease: SeatLease) -> None:
+    """Tie a minted launch to the lease it opens and that lease's session (the lease is written after the
+    launch, so that a refused launch leaves no lease; hence a second step, in the same transaction)."""
+    row = db.get(LaunchToken, launch_id)
+    if row is None:
+        raise LookupError(f"launch {launch_id} was not minted in this transaction")
+    row.lease_id, row.session_id = lease.id, lease.session_id
+    db.add(row)
+    db.flush()
+
+
+def live_lease_of_launch(db: Session, launch_id: str) -> SeatLease | None:
+    """The lease an interactive Guacamole launch opens, while it is live and its home session active.
+
+    None for anything else, including launches bound to nothing (fail closed): supervisors' Guacamole
+    joins are not issued by the gateway, so a view launch here is never alive.
+    """
+    row = db.get(LaunchToken, launch_id)
+    if row is None or row.backend != "guacamole" or row.mode != LaunchMode.INTERACTIVE.value or row.lease_id is None:
+        return None
+    lease = db.get(SeatLease, row.lease_id)
+    if lease is None or lease.state is SeatLeaseState.ENDED or lease.session_id != row.session_id:
+        return None
+    session = db.get(HomeSession, lease.session_id)
+    return lease if session is not None and session.state is SessionState.ACTIVE else None
+
+
+def redeem_launch(db: Session, gate: LaunchGate, launch_id: str, token_sha256: str) -> Launch:
+    """Spend the launch (once, unexpired, exact token), then require its lease live and its session active."""
+    launch = gate.redeem(launch_id, token_sha256)
+    if live_lease_of_launch(db, launch_id) is None:
+        raise LaunchRefused("the seat or the portal session of this launch has ended; sign in and open the app again")
+    return launch

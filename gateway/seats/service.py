@@ -21,6 +21,7 @@ from gateway.clock import as_utc
 from gateway.events import nudge_after_commit
 from gateway.policies.service import current_policy
 from gateway.seats.errors import AppNotPublished, GuacamoleUnavailable, NoSeatFree
+from gateway.seats.launch_store import bind_launch
 from gateway.seats.models import SeatEndReason, SeatLease, SeatLeaseState
 from gateway.seats.tokens import mint
 from gateway.sessions.models import HomeSession
@@ -126,8 +127,8 @@ def _launch_guacamole(
 ) -> LaunchedSeat:
     """Mint a guacamole-lite launch with policy's parameters; a live lease of the app is reused (reconnect).
 
-    The launch is minted before the lease is written, so a refusal leaves no lease behind. The seat id
-    names the lease (`guac-<lease id>`): guacamole-lite's reports (`/internal/launch/connected`) find it by it.
+    The launch is minted before the lease is written, so a refusal leaves no lease behind; then it is bound
+    to the lease and session, which its redemption and its live connection depend on (`launch_store`).
     """
     lease_id = lease.id if lease is not None else uuid.uuid4().hex
     seat_id = lease.seat_id if lease is not None else f"guac-{lease_id}"
@@ -144,6 +145,7 @@ def _launch_guacamole(
         raise GuacamoleUnavailable(f"{app.title} cannot be opened now: {message}") from None
     if lease is None:
         lease = _new_lease(db, session, app, effective, now, seats.node, lease_id, seat_id, None)
+    bind_launch(db, issued.launch_id, lease)
     return LaunchedSeat(lease, issued.token)
 
 

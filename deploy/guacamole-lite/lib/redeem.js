@@ -3,19 +3,17 @@
  * Ask the broker, over loopback HTTP, to spend a launch. The broker is the authority: the token
  * has no MAC, so the broker compares the SHA-256 of the exact token string with the one it minted.
  * Anything but a 200 with a well-formed body is a refusal (fail closed), including a timeout.
+ * The same client asks, while a connection lasts, whether its launch is still alive.
  */
 const http = require('http');
 
 const MODES = new Set(['interactive', 'view']);
 
-function post(url, body, timeoutMs) {
+function call(method, url, body, timeoutMs) {
     return new Promise((resolve, reject) => {
-        const payload = Buffer.from(JSON.stringify(body));
-        const request = http.request(url, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json', 'content-length': payload.length },
-            timeout: timeoutMs,
-        }, (response) => {
+        const payload = body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(body));
+        const headers = body === undefined ? {} : { 'content-type': 'application/json', 'content-length': payload.length };
+        const request = http.request(url, { method, headers, timeout: timeoutMs }, (response) => {
             const chunks = [];
             response.on('data', (chunk) => chunks.push(chunk));
             response.on('end', () => resolve({ status: response.statusCode, text: Buffer.concat(chunks).toString() }));
@@ -29,7 +27,7 @@ function post(url, body, timeoutMs) {
 
 /** Resolves with {launch_id, user, seat, mode} when the broker grants the launch; rejects otherwise. */
 async function redeemLaunch(launchUrl, launchId, tokenSha256, timeoutMs) {
-    const { status, text } = await post(`${launchUrl}/redeem`, { launch_id: launchId, token_sha256: tokenSha256 }, timeoutMs);
+    const { status, text } = await call('POST', `${launchUrl}/redeem`, { launch_id: launchId, token_sha256: tokenSha256 }, timeoutMs);
     if (status !== 200) throw new Error(`broker refused launch (${status}): ${text.slice(0, 200)}`);
     const grant = JSON.parse(text);
     if (grant.launch_id !== launchId || !MODES.has(grant.mode) || typeof grant.user !== 'string') {
@@ -40,9 +38,18 @@ async function redeemLaunch(launchUrl, launchId, tokenSha256, timeoutMs) {
 
 /** Tell the broker which guacd connection a launch became, or that it ended; failures are only logged. */
 function reportLaunch(launchUrl, event, body, timeoutMs, log) {
-    post(`${launchUrl}/${event}`, body, timeoutMs)
+    call('POST', `${launchUrl}/${event}`, body, timeoutMs)
         .then(({ status }) => { if (status >= 300) log(`broker answered ${status} to ${event} for ${body.launch_id}`); })
         .catch((error) => log(`could not report ${event} for ${body.launch_id}: ${error.message}`));
 }
 
-module.exports = { redeemLaunch, reportLaunch };
+/** Resolves with the broker's yes or no for a live launch; rejects when there is no well-formed answer. */
+async function askAlive(launchUrl, launchId, timeoutMs) {
+    const url = `${launchUrl}/alive?${new URLSearchParams({ launch_id: launchId })}`;
+    const { status, text } = await call('GET', url, undefined, timeoutMs);
+    const answer = status === 200 ? JSON.parse(text) : null;
+    if (!answer || typeof answer.alive !== 'boolean') throw new Error(`broker answered ${status} to alive`);
+    return answer.alive;
+}
+
+module.exports = { redeemLaunch, reportLaunch, askAlive };

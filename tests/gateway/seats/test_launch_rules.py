@@ -7,13 +7,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from desktop_broker.guacamole.gate import LaunchGate
+from desktop_broker.pool import SeatPool
+from desktop_broker.x11 import SeatSpec
 from gateway import events
 from gateway.audit.models import AuditEvent
 from gateway.seats import service
+from gateway.seats.broker import SeatBroker
 from gateway.seats.errors import AppNotPublished, LaunchRefused, NoSeatFree
 from gateway.seats.models import SeatEndReason, SeatLease, SeatLeaseState
+from gateway.seats.settings import SeatSettings
 from gateway.seats.tokens import spend
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import open_session
@@ -216,3 +222,67 @@ def test_a_seat_nobody_reconnects_to_within_the_grace_window_ends() -> None:
     late = NOW + timedelta(seconds=61)
     assert service.overdue(_lease(SeatLeaseState.ASSIGNED), late, None, GRACE) is SeatEndReason.ABANDONED
     assert service.overdue(_lease(SeatLeaseState.CONNECTED), late, None, GRACE) is None
+
+
+class SeatProcessStandIn:
+    """What the pool asks of a running seat, without processes: the race below is the broker's, not X11's."""
+
+    rfb_address = "127.0.0.1:5901"
+
+    def __init__(self, _spec: SeatSpec) -> None:
+        self.stopped = False
+        self.label = ""
+
+    def show_watermark(self, label: str) -> None:
+        self.label = label
+
+    def failure(self) -> str | None:
+        return None
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+class ReconcileBeforeCommit:
+    """The real broker as `launch`'s seat source, running a reconcile pass right after it hands the seat
+    over: the moment the 3 s schedule can hit, with the launch's lease not yet committed."""
+
+    def __init__(self, broker: SeatBroker) -> None:
+        self.broker = broker
+        self.node = broker.node
+        self.token_lifetime = broker.token_lifetime
+
+    def runs(self, lease: SeatLease) -> bool:
+        return self.broker.runs(lease)
+
+    def assign(self, app: X11App, rules: DisplayRules, *, holder: str, label: str) -> tuple[str, str]:
+        assigned = self.broker.assign(app, rules, holder=holder, label=label)
+        self.broker.reconcile()
+        return assigned
+
+    def guacamole_launch_gate(self, db: Session, now: datetime) -> LaunchGate:
+        return self.broker.guacamole_launch_gate(db, now)
+
+
+def test_a_reconcile_pass_between_assignment_and_commit_leaves_the_new_seat_alone(engine: Engine, db: Session) -> None:
+    clock = [NOW]
+    pool = SeatPool(start=SeatProcessStandIn, node_cap=3, warm_per_kind=0, now=lambda: clock[0])  # type: ignore[arg-type]
+    broker = SeatBroker(engine, SeatSettings(call_state_root=None), "node-a", lambda: clock[0], pool)
+    try:
+        session = _session(db, "agent1")
+        db.commit()
+        launched = service.launch(db, session, APP, NOW, ReconcileBeforeCommit(broker))
+        db.commit()
+        seat = pool.get(launched.lease.seat_id)
+        assert seat is not None and not seat.process.stopped and seat.holder == launched.lease.id
+
+        orphan = pool.assign(seat.kind, "lease-of-a-rolled-back-launch", "agent2")
+        clock[0] += broker.token_lifetime - timedelta(seconds=1)
+        broker.reconcile()
+        assert pool.get(orphan.seat_id) is orphan  # its launch might still commit
+        clock[0] += timedelta(seconds=2)
+        broker.reconcile()
+        assert pool.get(orphan.seat_id) is None and orphan.process.stopped  # it never will: recycled
+        assert pool.get(seat.seat_id) is seat and not seat.process.stopped
+    finally:
+        broker.stop()
