@@ -1,6 +1,7 @@
 """Pick the WireGuard backend this machine can run: the kernel when it has WireGuard, else wireguard-go."""
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from gateway.vpn.backend import WireGuardBackend, WireGuardError
@@ -23,6 +24,9 @@ def kernel_has_wireguard(netns: str | None = None) -> bool:
     return True
 
 
-def choose_backend(netns: str | None = None) -> WireGuardBackend:
-    """The netlink backend when the kernel supports WireGuard (faster, no daemon), else UAPI + wireguard-go."""
-    return NetlinkBackend(netns) if kernel_has_wireguard(netns) else UapiBackend(netns)
+def choose_backend(netns: str | None = None, on_restart: Callable[[str], None] | None = None) -> WireGuardBackend:
+    """The netlink backend when the kernel supports WireGuard (faster, no daemon), else UAPI + wireguard-go, whose
+    supervisor calls ``on_restart`` after restarting a daemon that died (it comes back without peers)."""
+    if kernel_has_wireguard(netns):
+        return NetlinkBackend(netns)
+    return UapiBackend(netns, on_restart=on_restart)

@@ -25,10 +25,9 @@ from gateway.sessions.models import HomeSession
 from gateway.sessions.service import SESSION_ENDED, SESSION_STARTED
 from gateway.vpn import health, ipam, leases
 from gateway.vpn.backend import WireGuardBackend, WireGuardError
-from gateway.vpn.choose import kernel_has_wireguard
+from gateway.vpn.choose import choose_backend, kernel_has_wireguard
 from gateway.vpn.client_config import client_config
 from gateway.vpn.keys import load_or_create_private_key, public_key_of
-from gateway.vpn.netlink import NetlinkBackend
 from gateway.vpn.reconcile import ReconcileResult, reconcile
 from gateway.vpn.settings import VpnSettings
 from gateway.vpn.uapi import UapiBackend
@@ -155,9 +154,7 @@ class VpnController:
         }
 
     def _default_backend(self) -> WireGuardBackend:
-        if kernel_has_wireguard(self.settings.netns):
-            return NetlinkBackend(self.settings.netns)
-        return UapiBackend(self.settings.netns, on_restart=self.nudge)
+        return choose_backend(self.settings.netns, on_restart=self.nudge)
 
     def _reconcile(self) -> ReconcileResult:
         assert self.backend is not None

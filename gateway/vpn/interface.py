@@ -34,14 +34,6 @@ def configure_link(name: str, addresses: list[str], netns: str | None = None) ->
         ipr.link("set", index=index, state="up")
 
 
-def ensure_routes(name: str, networks: list[str], netns: str | None = None) -> None:
-    """Route these networks into the interface (idempotent: an existing route is replaced in place)."""
-    with IPRoute(netns=netns) as ipr:
-        index = _index(ipr, name)
-        for network in networks:
-            ipr.route("replace", dst=str(ipaddress.ip_network(network, strict=False)), oif=index)
-
-
 def link_exists(name: str, netns: str | None = None) -> bool:
     with IPRoute(netns=netns) as ipr:
         return bool(ipr.link_lookup(ifname=name))
