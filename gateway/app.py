@@ -106,8 +106,8 @@ def create_app(
             if authority is not None:
                 pki_jobs.register(scheduler, engine, authority, settings, clock)
             session_jobs.register(scheduler, engine, login_services, settings, clock)
-            supervision_jobs.register(scheduler, engine, settings.supervision, clock)
-            enrollment_jobs.register(scheduler, engine, settings.enrollment, clock)
+            shutdowns.append(supervision_jobs.register(scheduler, engine, settings.supervision, clock))
+            enrollment_jobs.register(scheduler, engine, settings.enrollment, clock, directory=login_services.directory)
             vpn = start_vpn(engine, settings.vpn, settings.data_dir, clock)
             app.state.vpn = vpn
             shutdowns.append(vpn.stop)

@@ -6,7 +6,10 @@ executable or HTML included, is refused. Files are served back only as downloads
 
 import hashlib
 import re
+import unicodedata
 from datetime import datetime
+from pathlib import PurePosixPath
+from urllib.parse import quote
 
 from sqlmodel import Session
 
@@ -22,6 +25,7 @@ _MAGIC = (
     (b"\xff\xd8\xff", "image/jpeg"),
 )
 _UNSAFE_NAME = re.compile(r"[^\w.\- ]+", re.UNICODE)
+_NOT_PLAIN_ASCII = re.compile(r"[^A-Za-z0-9.\-_]+")
 
 
 def sniff(content: bytes) -> str | None:
@@ -41,6 +45,18 @@ def safe_filename(name: str) -> str:
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     cleaned = _UNSAFE_NAME.sub("_", base).strip(" .")
     return cleaned[:120] or "evidence"
+
+
+def download_disposition(filename: str) -> str:
+    """The ``Content-Disposition`` of a download: an ASCII ``filename`` for old clients and the real (often
+    Chinese) name as ``filename*=UTF-8''…`` (RFC 6266 §4.3, RFC 8187). HTTP headers are Latin-1, so the raw name
+    cannot go in a header as it is."""
+    name = safe_filename(filename)
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    path = PurePosixPath(_NOT_PLAIN_ASCII.sub("_", plain))
+    stem = path.stem.strip("_.") or "evidence"
+    fallback = stem + (path.suffix if path.suffix.strip("_.") else "")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def add_evidence(

@@ -38,7 +38,7 @@ def download(application_id: int, evidence_id: int, hr: HrSession, db: DbSession
     """A download with the sniffed type, ``nosniff`` and a sandboxing CSP, so no file can run in the portal."""
     evidence = files.open_evidence(db, get_application(db, application_id), evidence_id, actor=hr.login, now=clock())
     headers = {
-        "Content-Disposition": f'attachment; filename="{evidence.filename}"',
+        "Content-Disposition": files.download_disposition(evidence.filename),
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "default-src 'none'; sandbox",
         "Cache-Control": "no-store",

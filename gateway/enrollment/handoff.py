@@ -2,8 +2,9 @@
 
 Approval adds the person to the SOHO agents group, marks their callback number vetted for voice and opens a
 certificate request for the security admins. Rejection or withdrawal after approval, and an HR suspension, remove
-the membership, revoke every live certificate of theirs ("affiliationChanged") and end their sessions. The DB rows
-are written first and the directory is changed last, so a directory that refuses rolls the whole step back.
+the membership, revoke every live certificate of theirs ("affiliationChanged") and end their sessions. Everything
+here is written in the caller's transaction; the directory group is changed only after that commits, by the
+membership reconciler this step nudges (``membership.py``), so a rolled-back decision leaves the directory untouched.
 """
 
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from gateway.audit.service import record
 from gateway.directory import Directory, DirectoryUser
 from gateway.directory.errors import AccountNotFound, DirectoryError
 from gateway.enrollment.errors import InvalidApplication
+from gateway.enrollment.membership import nudge_membership
 from gateway.enrollment.models import Application, CertificateRequest, CertificateRequestState
 from gateway.errors import NotFound, Unavailable
 from gateway.pki import service as pki
@@ -56,7 +58,7 @@ def find_person(directory: Directory, login: str) -> DirectoryUser:
 
 
 def grant_seat(db: Session, application: Application, handoff: HandOff, *, actor: str, now: datetime) -> None:
-    """Voice, certificate request, then the group membership (the one step outside this transaction)."""
+    """Voice and certificate request; the group membership follows once the caller commits."""
     person = find_person(handoff.directory, application.user_dn or application.login)
     application.user_dn, application.upn = person.dn, person.upn or application.upn
     voice = _vet_callback_number(db, application, actor, now)
@@ -70,7 +72,7 @@ def grant_seat(db: Session, application: Application, handoff: HandOff, *, actor
         )
     )
     db.flush()
-    _change_group(handoff, person.dn, add=True)
+    nudge_membership(db, handoff.directory, handoff.agent_group, application.login)
     record(
         db,
         actor=actor,
@@ -85,8 +87,8 @@ def grant_seat(db: Session, application: Application, handoff: HandOff, *, actor
 def withdraw_seat(
     db: Session, application: Application, handoff: HandOff, *, actor: str, now: datetime, why: str
 ) -> None:
-    """Revoke certificates, end sessions, cancel certificate requests, then leave the group. Fails closed: a CA
-    that is not ready stops the whole step rather than leaving a certificate valid."""
+    """Revoke certificates, end sessions, cancel certificate requests; the person leaves the group once the caller
+    commits. Fails closed: a CA that is not ready stops the whole step rather than leaving a certificate valid."""
     certificates = _live_certificates(db, application, now)
     if certificates and handoff.authority is None:
         raise CaNotReady(
@@ -116,8 +118,7 @@ def withdraw_seat(
         request.state, request.closed_at, request.closed_by = CertificateRequestState.CANCELLED, now, actor
         db.add(request)
     db.flush()
-    if application.user_dn:
-        _change_group(handoff, application.user_dn, add=False)
+    nudge_membership(db, handoff.directory, handoff.agent_group, application.login)
     record(
         db,
         actor=actor,
@@ -169,17 +170,3 @@ def _vet_callback_number(db: Session, application: Application, actor: str, now:
     except NotFound:
         return "not_registered"
     return "vetted"
-
-
-def _change_group(handoff: HandOff, user_dn: str, *, add: bool) -> None:
-    try:
-        if add:
-            handoff.directory.add_to_group(user_dn, handoff.agent_group)
-        else:
-            handoff.directory.remove_from_group(user_dn, handoff.agent_group)
-    except AccountNotFound:
-        if add:
-            raise InvalidApplication(f"{user_dn!r} is no longer an account in the directory") from None
-    except DirectoryError as error:
-        verb = "add the person to" if add else "remove the person from"
-        raise DirectoryChangeFailed(f"could not {verb} {handoff.agent_group}: {error}; nothing changed") from None

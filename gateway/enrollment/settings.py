@@ -37,6 +37,9 @@ class EnrollmentSettings(BaseModel):
     rejected_retention_days: Annotated[int, Field(ge=1, le=3650)] = 180
     """Rejected and withdrawn applications, with their evidence, are deleted this long after they closed."""
     jobs_interval_minutes: Annotated[int, Field(ge=1, le=1440)] = 60
+    membership_check_minutes: Annotated[int, Field(ge=1, le=1440)] = 5
+    """How often the agents group is compared with the applications and repaired (after a failed change or a hand
+    edit); decisions change it at once after their commit."""
 
     @field_validator("stages")
     @classmethod

@@ -14,10 +14,10 @@ from gateway.audit.service import record
 from gateway.clock import Clock, utcnow
 from gateway.errors import NotFound
 from gateway.pki.models import IssuedCertificate
-from gateway.sessions.models import HomeSession, SessionState
-from gateway.supervision.models import Alert, WorkState
+from gateway.supervision.models import Alert
 from gateway.supervision.rules import CERT_EXPIRING, POLLED_RULES, Condition, failed_login_conditions, seat_conditions
 from gateway.supervision.settings import SupervisionSettings
+from gateway.supervision.state import close_ended_stretches
 from gateway.supervision.view import seat_view
 
 
@@ -58,22 +58,9 @@ def apply_conditions(db: Session, rules: Sequence[str], conditions: list[Conditi
     return raised
 
 
-def close_ended_stretches(db: Session) -> int:
-    """Work-state stretches of sessions that have ended end with them (the session ended; nothing else does)."""
-    rows = db.exec(
-        select(WorkState, HomeSession.ended_at)
-        .join(HomeSession, col(HomeSession.id) == col(WorkState.session_id))
-        .where(col(WorkState.ended_at).is_(None), HomeSession.state == SessionState.ENDED)
-    ).all()
-    for stretch, ended_at in rows:
-        stretch.ended_at = ended_at or stretch.started_at
-        db.add(stretch)
-    return len(rows)
-
-
 def check_alerts(db: Session, settings: SupervisionSettings, now: datetime) -> list[Alert]:
     """Run every polled rule once; returns the alerts raised now."""
-    close_ended_stretches(db)
+    close_ended_stretches(db, now)
     conditions = seat_conditions(seat_view(db, now, settings), now, settings)
     conditions += failed_login_conditions(db, now, settings)
     return apply_conditions(db, POLLED_RULES, conditions, now)

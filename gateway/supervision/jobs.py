@@ -1,11 +1,16 @@
-"""Supervision's scheduled job: run the alert rules and send what they raised, every few seconds.
+"""Supervision's scheduled job and listener: run the alert rules and send what they raised, every few seconds, and
+end work-state stretches with their sessions.
 
-An alert is raised within ``alert_check_seconds`` (≤ 5 s) of its condition, plus the time to send it. The job also
-closes work-state stretches of ended sessions (the reconcile safety net) and hooks certificate-expiry warnings
-from the PKI into alerts.
+An alert is raised within ``alert_check_seconds`` (≤ 5 s) of its condition, plus the time to send it. A session's
+open stretch is closed right after the commit that ends the session (``SESSION_ENDED``); each alert pass also closes
+the stretches of every session no longer active (the reconcile safety net). Certificate-expiry warnings from the
+PKI are hooked into alerts.
 """
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy import Engine
@@ -13,10 +18,13 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.clock import Clock
 from gateway.db import session_scope
+from gateway.events import listen, unlisten
 from gateway.pki.expiry import on_expiring
+from gateway.sessions.service import SESSION_ENDED
 from gateway.supervision.alerts import certificate_expiry_alerts, check_alerts
 from gateway.supervision.delivery import deliver_pending
 from gateway.supervision.settings import SupervisionSettings
+from gateway.supervision.state import close_ended_stretches
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +38,26 @@ def run_alert_rules(engine: Engine, settings: SupervisionSettings, clock: Clock)
     deliver_pending(engine, settings)
 
 
-def register(scheduler: BaseScheduler, engine: Engine, settings: SupervisionSettings, clock: Clock) -> None:
+@dataclass(frozen=True)
+class StretchCloser:
+    """The ``SESSION_ENDED`` listener: runs after the session's end committed, in a transaction of its own."""
+
+    engine: Engine
+    clock: Clock
+
+    def __call__(self, _topic: str, session_id: Any) -> None:
+        with session_scope(self.engine) as db:
+            close_ended_stretches(db, self.clock(), [str(session_id)])
+
+
+def register(
+    scheduler: BaseScheduler, engine: Engine, settings: SupervisionSettings, clock: Clock
+) -> Callable[[], None]:
+    """Schedule the alert pass and listen for ended sessions; returns what stops listening (call it at shutdown)."""
     certificate_expiry_alerts.clock = clock
     on_expiring(certificate_expiry_alerts)
+    closer = StretchCloser(engine, clock)
+    listen(SESSION_ENDED, closer)
     scheduler.add_job(
         run_alert_rules,
         "interval",
@@ -43,3 +68,4 @@ def register(scheduler: BaseScheduler, engine: Engine, settings: SupervisionSett
         max_instances=1,
         coalesce=True,
     )
+    return lambda: unlisten(SESSION_ENDED, closer)

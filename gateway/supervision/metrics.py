@@ -2,7 +2,9 @@
 
 Gauges and counters are read from the database at scrape time (sessions, seats, peers, logins by outcome from the
 audit log, alerts), so every node reports the same figures and nothing is lost on restart. Only the request
-latency histogram lives in the process. Scrapes are allowed from ``supervision.metrics_networks`` only.
+latency histogram lives in the process. Scrapes are allowed from ``supervision.metrics_networks`` only, and never
+through the reverse proxy: behind a proxy on the same host every outside request arrives from 127.0.0.1, so a request
+carrying forwarding headers is refused whatever its address.
 """
 
 import ipaddress
@@ -27,6 +29,7 @@ from gateway.supervision.settings import SupervisionSettings
 from gateway.supervision.view import seat_view
 from gateway.vpn.models import LeaseState, TunnelLease
 
+FORWARDING_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
 LATENCY_REGISTRY = CollectorRegistry()
 REQUEST_SECONDS = Histogram(
     "sohogw_request_duration_seconds",
@@ -94,6 +97,8 @@ def metrics_router() -> APIRouter:
 
     @router.get("/metrics")
     def metrics(request: Request, settings: SupervisionSettingsDep) -> Response:
+        if any(name in request.headers for name in FORWARDING_HEADERS):
+            raise Forbidden("metrics are not served through the reverse proxy; scrape the gateway directly")
         client = ipaddress.ip_address(request.client.host) if request.client else None
         if client is None or not any(client in network for network in settings.metrics_networks):
             raise Forbidden("metrics may be scraped only from supervision.metrics_networks")

@@ -46,14 +46,27 @@ def surge_page(
 
 
 @router.post("/supervision/standby")
-def add_standby(session: SupervisorSession, form: CheckedForm, db: DbSession, clock: ClockDep) -> Response:
-    set_standby(db, str(form.get("login", "")).strip(), str(form.get("email", "")), str(form.get("phone", "")), clock())
+def add_standby(
+    request: Request, session: SupervisorSession, form: CheckedForm, db: DbSession, clock: ClockDep
+) -> Response:
+    set_standby(
+        db,
+        str(form.get("login", "")).strip(),
+        str(form.get("email", "")),
+        str(form.get("phone", "")),
+        supervisor=session.login,
+        source=client_origin(request, request.app.state.settings.portal).address,
+        now=clock(),
+    )
     return RedirectResponse("/supervision/surge", status_code=303)
 
 
 @router.post("/supervision/standby/{login}/remove")
-def drop_standby(login: str, session: SupervisorSession, form: CheckedForm, db: DbSession) -> Response:
-    remove_standby(db, login)
+def drop_standby(
+    request: Request, login: str, session: SupervisorSession, form: CheckedForm, db: DbSession, clock: ClockDep
+) -> Response:
+    source = client_origin(request, request.app.state.settings.portal).address
+    remove_standby(db, login, supervisor=session.login, source=source, now=clock())
     return RedirectResponse("/supervision/surge", status_code=303)
 
 

@@ -76,14 +76,23 @@ def set_work_state(
     return row
 
 
-def close_for_session(db: Session, session_id: str, now: datetime) -> None:
-    """The session ended: its open stretch ends with it (idempotent)."""
-    open_row = current_state(db, session_id)
-    if open_row is not None:
-        open_row.ended_at = now
-        db.add(open_row)
-        db.flush()
-        nudge_after_commit(db, WORK_STATE_CHANGED, session_id)
+def close_ended_stretches(db: Session, now: datetime, session_ids: Iterable[str] | None = None) -> int:
+    """Open stretches of sessions that are no longer active end when their session ended (``now`` if it has no end
+    time); all such sessions, or only ``session_ids``. Idempotent; returns how many stretches it closed."""
+    query = (
+        select(WorkState, HomeSession.ended_at)
+        .join(HomeSession, col(HomeSession.id) == col(WorkState.session_id))
+        .where(col(WorkState.ended_at).is_(None), HomeSession.state != SessionState.ACTIVE)
+    )
+    if session_ids is not None:
+        query = query.where(col(WorkState.session_id).in_(list(session_ids)))
+    rows = db.exec(query).all()
+    for stretch, ended_at in rows:
+        stretch.ended_at = max(as_utc(stretch.started_at), as_utc(ended_at) if ended_at else now)
+        db.add(stretch)
+        nudge_after_commit(db, WORK_STATE_CHANGED, stretch.session_id)
+    db.flush()
+    return len(rows)
 
 
 def state_times(db: Session, session_ids: Iterable[str]) -> dict[str, StateTimes]:

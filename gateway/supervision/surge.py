@@ -29,19 +29,43 @@ class Answer:
     online_at: datetime | None
 
 
-def set_standby(db: Session, login: str, email: str | None, phone: str | None, now: datetime) -> StandbyAgent:
+def set_standby(
+    db: Session, login: str, email: str | None, phone: str | None, *, supervisor: str, source: str, now: datetime
+) -> StandbyAgent:
+    """Add or update a standby agent and how to reach them; audited, since it decides who gets called in."""
     agent = db.get(StandbyAgent, login) or StandbyAgent(login=login, updated_at=now)
     agent.email, agent.phone, agent.updated_at = email or None, phone or None, now
     db.add(agent)
     db.flush()
+    record(
+        db,
+        actor=supervisor,
+        source=source,
+        action="supervision.standby.set",
+        target=login,
+        outcome="saved",
+        detail={"email": agent.email, "phone": agent.phone},
+        clock=lambda: now,
+    )
     return agent
 
 
-def remove_standby(db: Session, login: str) -> None:
+def remove_standby(db: Session, login: str, *, supervisor: str, source: str, now: datetime) -> None:
+    """Take an agent off the standby list (audited); removing someone not on it changes nothing."""
     agent = db.get(StandbyAgent, login)
-    if agent is not None:
-        db.delete(agent)
-        db.flush()
+    if agent is None:
+        return
+    db.delete(agent)
+    db.flush()
+    record(
+        db,
+        actor=supervisor,
+        source=source,
+        action="supervision.standby.remove",
+        target=login,
+        outcome="removed",
+        clock=lambda: now,
+    )
 
 
 def standby_agents(db: Session) -> list[StandbyAgent]:

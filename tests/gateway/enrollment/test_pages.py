@@ -2,6 +2,7 @@
 
 import re
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote
 
 import httpx
 from sqlmodel import col, select
@@ -88,6 +89,25 @@ def test_evidence_is_judged_by_its_bytes_and_only_ever_served_as_a_download(port
         assert "sandbox" in response.headers["content-security-policy"]
     assert served[0].content == PNG and served[1].content == HTML
     assert _audited(portal, "enrollment.evidence.read", "hr1") == 2
+
+
+def test_evidence_with_a_chinese_file_name_downloads_under_its_own_name(portal: Portal) -> None:
+    application_id = _apply(portal)
+    page = f"/hr/enrollment/{application_id}"
+    name, content = "身份证 扫描.pdf", b"%PDF-1.4\n" + bytes(64)
+    with signed_in(portal, "hr1") as hr:
+        answer = post_form(
+            hr, page, f"{page}/evidence", {"stage": "application"}, files={"evidence": (name, content, "x/y")}
+        )
+        assert answer.status_code == 303, answer.text
+        (link,) = re.findall(rf'href="({page}/evidence/\d+)"', hr.get(page).text)
+        served = hr.get(link)
+    assert served.status_code == 200 and served.content == content
+    disposition = served.headers["content-disposition"]
+    fallback = re.search(r'filename="([^"]*)"', disposition)
+    encoded = re.search(r"filename\*=UTF-8''(\S+)", disposition)
+    assert fallback and fallback.group(1).isascii() and fallback.group(1).endswith(".pdf")
+    assert encoded and unquote(encoded.group(1)) == name
 
 
 def test_suspension_revokes_certificates_ends_sessions_and_leaves_the_group(portal: Portal) -> None:

@@ -138,6 +138,18 @@ def test_metrics_report_live_agents_logins_and_request_latency(portal: Supervise
     assert 'sohogw_request_duration_seconds_count{method="POST",route="/login",status="303"}' in text
 
 
+@pytest.mark.parametrize(
+    "forwarded", [{"X-Forwarded-For": "203.0.113.9"}, {"Forwarded": "for=203.0.113.9"}, {"X-Real-IP": "203.0.113.9"}]
+)
+def test_metrics_refuse_a_request_that_came_through_a_proxy_on_loopback(
+    portal: SupervisedPortal, forwarded: dict[str, str]
+) -> None:
+    with portal.client() as scraper:
+        assert scraper.get("/metrics").status_code == 200
+        refused = scraper.get("/metrics", headers=forwarded)
+    assert refused.status_code == 403 and "sohogw_" not in refused.text
+
+
 def test_surge_call_in_reaches_standby_agents_and_shows_who_came_online(
     portal: SupervisedPortal, smtp_server: SmtpServer, sms_gateway: SmsGateway
 ) -> None:
@@ -163,3 +175,23 @@ def test_surge_call_in_reaches_standby_agents_and_shows_who_came_online(
     ]
     assert 'data-login="agent2" data-online="no"' in before
     assert 'data-login="agent2" data-online="yes"' in after and 'data-login="agent1" data-online="no"' in after
+
+
+def test_changes_to_the_standby_list_are_audited_with_the_supervisor_as_actor(portal: SupervisedPortal) -> None:
+    with signed_in(portal, "sup1") as supervisor:
+        saved = post_form(
+            supervisor, "/supervision/surge", "/supervision/standby", login="agent1", email="agent1@home.example"
+        )
+        assert "agent1@home.example" in supervisor.get("/supervision/surge").text
+        removed = post_form(supervisor, "/supervision/surge", "/supervision/standby/agent1/remove")
+        assert (saved.status_code, removed.status_code) == (303, 303)
+        assert "agent1@home.example" not in supervisor.get("/supervision/surge").text
+    with session_scope(portal.engine) as db:
+        rows = db.exec(
+            select(AuditEvent).where(AuditEvent.action.startswith("supervision.standby."))  # type: ignore[attr-defined]
+        ).all()
+        audited = [(row.actor, row.action, row.target, row.outcome) for row in sorted(rows, key=lambda r: r.seq)]
+    assert audited == [
+        ("sup1", "supervision.standby.set", "agent1", "saved"),
+        ("sup1", "supervision.standby.remove", "agent1", "removed"),
+    ]

@@ -10,11 +10,10 @@ from gateway.errors import Conflict
 from gateway.seats.models import SeatLease, SeatLeaseState
 from gateway.sessions.models import EndReason
 from gateway.sessions.service import end_session
-from gateway.supervision.alerts import close_ended_stretches
 from gateway.supervision.models import WorkState, WorkStatus
 from gateway.supervision.settings import SupervisionSettings
 from gateway.supervision.sources import SeatInfo, register_seat_source, unregister_seat_source
-from gateway.supervision.state import UnknownWorkState, parse_status, set_work_state
+from gateway.supervision.state import UnknownWorkState, close_ended_stretches, parse_status, set_work_state
 from gateway.supervision.view import seat_view
 from gateway.voice.models import CallLeg, LegState
 from gateway.vpn.models import LeaseState, TunnelLease
@@ -67,7 +66,7 @@ def test_an_ended_session_cannot_take_a_state_and_its_open_stretch_is_closed(db:
     end_session(db, agent, EndReason.LOGOUT, actor="agent1", now=T0 + timedelta(hours=1))
     with pytest.raises(Conflict):
         set_work_state(db, agent, WorkStatus.ON_CALL, "", source="portal", now=T0 + timedelta(hours=2))
-    assert close_ended_stretches(db) == 1
+    assert close_ended_stretches(db, T0 + timedelta(hours=3)) == 1
     stretch = db.exec(select(WorkState)).one()
     assert stretch.ended_at is not None and stretch.ended_at.replace(tzinfo=UTC) == T0 + timedelta(hours=1)
 

@@ -1,0 +1,159 @@
+"""The agents group follows the applications only after the decision commits, and the scheduled pass repairs what
+was changed by hand; against the built-in directory (fast) and the real Samba AD DC (e2e)."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event
+from sqlmodel import Session, col, select
+
+from gateway.audit.models import AuditEvent
+from gateway.db import make_engine, session_scope
+from gateway.directory import Directory, open_directory
+from gateway.enrollment import decisions, service
+from gateway.enrollment.jobs import repair_memberships
+from gateway.enrollment.models import Application, ApplicationState, DecisionOutcome
+from gateway.migrate import upgrade
+from tests.directory.samba import SambaDC, group_dn, user_dn
+from tests.gateway.enrollment.conftest import PHONE, Portal, running_portal
+from tests.gateway.enrollment.test_samba_handoff import person_and_group  # noqa: F401  (fixture)
+
+
+class CommitRefused(Exception):
+    """The database refused the commit (raised from ``before_commit``, as a lost connection would be)."""
+
+
+def _refuse_commit(db: Session) -> None:
+    def refuse(_session: Session) -> None:
+        raise CommitRefused("the database went away")
+
+    event.listen(db, "before_commit", refuse)
+
+
+def _approve(db: Session, portal: Portal, login: str) -> Application:
+    settings = portal.settings.enrollment
+    application = service.start_application(
+        db, portal.handoff(), login, callback_number=PHONE, settings=settings, actor="hr1", now=datetime.now(UTC)
+    )
+    for stage in settings.stages[:-1]:
+        decisions.decide(
+            db,
+            application,
+            stage,
+            DecisionOutcome.PASSED,
+            "ok",
+            handoff=portal.handoff(),
+            settings=settings,
+            actor="hr1",
+            now=datetime.now(UTC),
+        )
+    assert application.state is ApplicationState.APPROVED
+    return application
+
+
+def _suspend(db: Session, portal: Portal, application: Application) -> None:
+    decisions.close(
+        db,
+        application,
+        ApplicationState.SUSPENDED,
+        "left the company",
+        handoff=portal.handoff(),
+        actor="hr1",
+        now=datetime.now(UTC),
+    )
+
+
+def _in_group(directory: Directory, login_or_dn: str, group: str) -> bool:
+    return group.casefold() in {g.dn.casefold() for g in directory.lookup(login_or_dn).groups}
+
+
+def _repair(portal: Portal) -> None:
+    repair_memberships(portal.engine, portal.directory, portal.settings.enrollment, lambda: datetime.now(UTC))
+
+
+def test_an_approval_whose_commit_fails_leaves_the_directory_and_the_database_unchanged(portal: Portal) -> None:
+    with pytest.raises(CommitRefused), session_scope(portal.engine) as db:
+        _refuse_commit(db)
+        _approve(db, portal, "applicant1")
+        assert not _in_group(portal.directory, "applicant1", "SOHO-Agents"), "changed before the commit"
+    assert not _in_group(portal.directory, "applicant1", "SOHO-Agents")
+    with session_scope(portal.engine) as db:
+        assert db.exec(select(Application)).all() == []
+    with session_scope(portal.engine) as db:
+        _approve(db, portal, "applicant1")
+    assert _in_group(portal.directory, "applicant1", "SOHO-Agents")
+
+
+def test_a_suspension_whose_commit_fails_keeps_the_person_in_the_group(portal: Portal) -> None:
+    with session_scope(portal.engine) as db:
+        application_id = _approve(db, portal, "applicant1").id or 0
+    with pytest.raises(CommitRefused), session_scope(portal.engine) as db:
+        _refuse_commit(db)
+        _suspend(db, portal, service.get_application(db, application_id))
+    assert _in_group(portal.directory, "applicant1", "SOHO-Agents")
+    with session_scope(portal.engine) as db:
+        _suspend(db, portal, service.get_application(db, application_id))
+    assert not _in_group(portal.directory, "applicant1", "SOHO-Agents")
+
+
+def test_the_scheduled_pass_undoes_hand_edits_for_managed_people_only(portal: Portal) -> None:
+    with session_scope(portal.engine) as db:
+        kept = _approve(db, portal, "applicant1")
+        suspended = _approve(db, portal, "applicant2")
+        _suspend(db, portal, suspended)
+    portal.directory.remove_from_group("applicant1", "SOHO-Agents")
+    portal.directory.add_to_group("applicant2", "SOHO-Agents")
+    portal.directory.add_to_group("hr1", "SOHO-Agents")
+    _repair(portal)
+    assert _in_group(portal.directory, "applicant1", "SOHO-Agents")
+    assert not _in_group(portal.directory, "applicant2", "SOHO-Agents")
+    assert _in_group(portal.directory, "hr1", "SOHO-Agents"), "enrollment never managed hr1"
+    with session_scope(portal.engine) as db:
+        audited = db.exec(
+            select(AuditEvent.target, AuditEvent.outcome)
+            .where(AuditEvent.action == "enrollment.membership")
+            .order_by(col(AuditEvent.seq))
+        ).all()
+    assert set(audited[-2:]) == {("applicant1", "added"), ("applicant2", "removed")}
+    _repair(portal)
+    with session_scope(portal.engine) as db:
+        assert len(db.exec(select(AuditEvent).where(AuditEvent.action == "enrollment.membership")).all()) == len(
+            audited
+        ), "a second pass with nothing to repair changed something"
+    assert kept.state is ApplicationState.APPROVED
+
+
+@pytest.fixture
+def samba_portal(samba_dc: SambaDC, person_and_group: tuple[str, str], tmp_path: Path) -> Iterator[Portal]:  # noqa: F811
+    _, group = person_and_group
+    db_url = f"sqlite:///{tmp_path / 'membership.db'}"
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    directory = open_directory(samba_dc.settings())
+    try:
+        with running_portal(tmp_path, db_url, engine, directory, agent_group=group_dn(group)) as portal:
+            yield portal
+    finally:
+        directory.close()
+        engine.dispose()
+
+
+@pytest.mark.e2e
+def test_in_samba_a_failed_commit_leaves_ad_unchanged_and_the_repair_restores_a_removed_member(
+    samba_portal: Portal,
+    person_and_group: tuple[str, str],  # noqa: F811
+) -> None:
+    login, group = person_and_group
+    with pytest.raises(CommitRefused), session_scope(samba_portal.engine) as db:
+        _refuse_commit(db)
+        _approve(db, samba_portal, login)
+    assert not _in_group(samba_portal.directory, user_dn(login), group_dn(group))
+    with session_scope(samba_portal.engine) as db:
+        _approve(db, samba_portal, login)
+    assert _in_group(samba_portal.directory, user_dn(login), group_dn(group))
+    samba_portal.directory.remove_from_group(user_dn(login), group_dn(group))
+    assert not _in_group(samba_portal.directory, user_dn(login), group_dn(group))
+    _repair(samba_portal)
+    assert _in_group(samba_portal.directory, user_dn(login), group_dn(group))
