@@ -1,6 +1,6 @@
-"""Dependencies of the enrollment routes: its settings, the hand-off context, and CSRF for script requests."""
+"""Dependencies of the enrollment routes: its settings and the hand-off context (script CSRF is
+``gateway.sessions.deps.ScriptCsrf``)."""
 
-import hmac
 from datetime import timedelta
 from typing import Annotated
 
@@ -8,8 +8,6 @@ from fastapi import Depends, Request
 
 from gateway.enrollment.handoff import HandOff
 from gateway.enrollment.settings import EnrollmentSettings
-from gateway.sessions.deps import CsrfRefused, CurrentSession
-from gateway.sessions.models import HomeSession
 
 
 def _settings(request: Request) -> EnrollmentSettings:
@@ -30,14 +28,3 @@ def _handoff(request: Request, settings: EnrollmentSettingsDep) -> HandOff:
 
 
 HandOffDep = Annotated[HandOff, Depends(_handoff)]
-
-
-def _header_csrf(request: Request, session: CurrentSession) -> HomeSession:
-    """The environment check's scripted requests carry the session's CSRF secret in ``X-CSRF-Token``."""
-    given = request.headers.get("x-csrf-token", "")
-    if not given or not hmac.compare_digest(given.encode(), session.csrf_token.encode()):
-        raise CsrfRefused("the page expired; reload it and try again")
-    return session
-
-
-ScriptCsrf = Annotated[HomeSession, Depends(_header_csrf)]

@@ -16,11 +16,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from gateway.db import session_scope
 from gateway.deps import ClockDep, DbSession
 from gateway.enrollment import envcheck
-from gateway.enrollment.deps import EnrollmentSettingsDep, ScriptCsrf
+from gateway.enrollment.deps import EnrollmentSettingsDep
 from gateway.enrollment.envcheck_judge import PC_CLASSES
 from gateway.enrollment.errors import EnvcheckRefused
 from gateway.enrollment.service import latest_application
-from gateway.sessions.deps import AgentSession
+from gateway.sessions.deps import AgentSession, ScriptCsrf
 from gateway.web.pages import render
 
 router = APIRouter(tags=["enrollment"])

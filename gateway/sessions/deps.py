@@ -86,5 +86,13 @@ async def _login_form(request: Request) -> FormData:
     return form
 
 
+def _header_csrf(request: Request, session: CurrentSession) -> HomeSession:
+    """Script (JSON) requests that change state carry the session's CSRF secret in ``X-CSRF-Token``."""
+    if not _same(session.csrf_token, request.headers.get("x-csrf-token")):
+        raise CsrfRefused("the page expired; reload it and try again")
+    return session
+
+
+ScriptCsrf = Annotated[HomeSession, Depends(_header_csrf)]
 CheckedForm = Annotated[FormData, Depends(_session_form)]
 LoginForm = Annotated[FormData, Depends(_login_form)]

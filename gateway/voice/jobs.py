@@ -35,8 +35,8 @@ def register(
     """
 
     def reconcile() -> None:
+        reconcile_legs(lambda: session_scope(engine), platform, clock(), settings=settings)
         with session_scope(engine) as db:
-            reconcile_legs(db, platform, clock(), settings=settings)
             forget_seen_events(db, clock(), settings.webhook)
 
     def wake(_topic: str, _payload: Any) -> None:

@@ -1,7 +1,9 @@
 """Voice JSON API: the CTI webhook's event intake, and the agent's numbers, ready state, leg and calls.
 
-Agent routes need the caller's active home session with the agent role (the portal's ``AgentSession``). The webhook
-route needs no session: its HMAC signature is the check.
+Agent routes need the caller's active home session with the agent role (the portal's ``AgentSession``); those that
+change state also need the session's CSRF secret in ``X-CSRF-Token`` (``ScriptCsrf``). The webhook route needs no
+session: its HMAC signature is the check. Routes are plain ``def`` (run in the thread pool) because the service
+calls block on the database.
 """
 
 from typing import Annotated
@@ -12,7 +14,7 @@ from pydantic import BaseModel
 from gateway.deps import ClockDep, DbSession
 from gateway.errors import NotFound
 from gateway.notify.sms import HttpSms, SmsSettings
-from gateway.sessions.deps import AgentSession
+from gateway.sessions.deps import AgentSession, ScriptCsrf
 from gateway.voice import numbers
 from gateway.voice.calls import CustomerCallPublic, customer_calls
 from gateway.voice.models import LegPublic, NumberPublic
@@ -33,6 +35,12 @@ def _sms_settings(request: Request) -> SmsSettings:
     return request.app.state.settings.sms  # type: ignore[no-any-return]
 
 
+async def _raw_body(request: Request) -> bytes:
+    """The body exactly as sent: the webhook's signature covers these bytes."""
+    return await request.body()
+
+
+RawBody = Annotated[bytes, Depends(_raw_body)]
 VoiceSettingsDep = Annotated[VoiceSettings, Depends(_voice_settings)]
 SmsSettingsDep = Annotated[SmsSettings, Depends(_sms_settings)]
 
@@ -50,10 +58,9 @@ class ReadyIn(BaseModel):
 
 
 @router.post("/webhook/events")
-async def webhook_event(
-    request: Request, db: DbSession, clock: ClockDep, settings: VoiceSettingsDep
+def webhook_event(
+    request: Request, body: RawBody, db: DbSession, clock: ClockDep, settings: VoiceSettingsDep
 ) -> dict[str, bool]:
-    body = await request.body()
     event = accept_event(db, request.headers, body, settings.webhook, clock())
     return {"accepted": True, "applied": apply_event(db, event, settings, clock())}
 
@@ -67,6 +74,7 @@ def my_numbers(session: AgentSession, db: DbSession) -> list[NumberPublic]:
 def add_number(
     body: NumberIn,
     session: AgentSession,
+    _checked: ScriptCsrf,
     db: DbSession,
     clock: ClockDep,
     settings: VoiceSettingsDep,
@@ -80,7 +88,13 @@ def add_number(
 
 @router.post("/numbers/{number_id}/confirm")
 def confirm_number(
-    number_id: int, body: CodeIn, session: AgentSession, db: DbSession, clock: ClockDep, settings: VoiceSettingsDep
+    number_id: int,
+    body: CodeIn,
+    session: AgentSession,
+    _checked: ScriptCsrf,
+    db: DbSession,
+    clock: ClockDep,
+    settings: VoiceSettingsDep,
 ) -> NumberPublic:
     try:
         number = numbers.confirm_number(
@@ -93,13 +107,18 @@ def confirm_number(
 
 
 @router.delete("/numbers/{number_id}", status_code=204)
-def remove_number(number_id: int, session: AgentSession, db: DbSession, clock: ClockDep) -> None:
+def remove_number(number_id: int, session: AgentSession, _checked: ScriptCsrf, db: DbSession, clock: ClockDep) -> None:
     numbers.remove_number(db, session.login, number_id, actor=session.login, now=clock())
 
 
 @router.post("/ready")
 def ready(
-    body: ReadyIn, session: AgentSession, db: DbSession, clock: ClockDep, settings: VoiceSettingsDep
+    body: ReadyIn,
+    session: AgentSession,
+    _checked: ScriptCsrf,
+    db: DbSession,
+    clock: ClockDep,
+    settings: VoiceSettingsDep,
 ) -> LegPublic:
     return set_ready(db, session, body.ready, settings, now=clock())
 

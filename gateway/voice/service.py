@@ -1,9 +1,9 @@
 """The callback leg's lifecycle: requested at login or "ready", re-dialled when it drops, released at session end.
 
 Services write the desired state (``CallLeg.wanted``, ``agent_ready``) and apply what the platform reports; the
-reconciler (``reconcile.py``) makes the platform match. Platform events may arrive while the transaction that
-started the dial is still open, so applying an event first locks the leg's row (an UPDATE: a row lock on
-PostgreSQL, the write lock on SQLite) and thereby waits for that commit instead of missing the dial id.
+reconciler (``reconcile.py``) makes the platform match. The reconciler commits a dial's id before it asks the
+platform to dial, so an event always finds its leg; applying an event still locks the leg's row first (an UPDATE:
+a row lock on PostgreSQL, the write lock on SQLite), so it waits for a reconcile step writing the same leg.
 """
 
 import uuid

@@ -22,13 +22,17 @@ def apply_event(db: Session, event: LegEvent | CustomerCallEvent, settings: Voic
 
 
 def make_event_sink(engine: Engine, platform: VoicePlatform, settings: VoiceSettings, clock: Clock) -> EventSink:
-    """A sink that commits each event on its own; ``Resynced`` runs a resyncing reconcile pass."""
+    """A sink that commits each event on its own; ``Resynced`` runs a resyncing reconcile pass.
+
+    A dial's id is committed before the platform is asked to dial (``intent.plan``), so an event always finds its
+    leg; applying it locks the leg and so waits for a pass that is recording an outcome for it.
+    """
 
     def sink(event: PlatformEvent) -> None:
-        with session_scope(engine) as db:
-            if isinstance(event, LegEvent | CustomerCallEvent):
+        if isinstance(event, LegEvent | CustomerCallEvent):
+            with session_scope(engine) as db:
                 apply_event(db, event, settings, clock())
-            else:
-                reconcile_legs(db, platform, clock(), settings=settings, resync=True)
+        else:
+            reconcile_legs(lambda: session_scope(engine), platform, clock(), settings=settings, resync=True)
 
     return sink

@@ -33,12 +33,15 @@ class Agent:
 def agent(engine: Engine) -> Iterator[Agent]:
     now = utcnow()
     with session_scope(engine) as db:
-        token = open_session(db, new_session("agent1", now))
+        session = new_session("agent1", now)
+        token = open_session(db, session)
     sms = Receiver()
     settings = VoiceSettings(code_max_attempts=2, callback_at_login=False)
     with serving(sms.app) as sms_url:
         app = voice_app(engine, settings, SmsSettings(url=f"{sms_url}/sms"), utcnow)
-        with serving(app) as url, httpx.Client(base_url=url, cookies={"sohogw_session": token}) as client:
+        headers = {"X-CSRF-Token": session.csrf_token}
+        cookies = {"sohogw_session": token}
+        with serving(app) as url, httpx.Client(base_url=url, cookies=cookies, headers=headers) as client:
             yield Agent(client, sms)
 
 
@@ -79,3 +82,31 @@ def test_ready_asks_for_the_callback_and_the_leg_is_shown_masked(agent: Agent) -
 def test_requests_without_a_home_session_are_refused(agent: Agent) -> None:
     anonymous = httpx.get(agent.client.base_url.join("/voice/numbers"))
     assert anonymous.status_code == 401
+
+
+@pytest.mark.parametrize("csrf", [None, "", "not-the-session-secret"])
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/voice/numbers", {"number": "+8613812345678"}),
+        ("POST", "/voice/numbers/1/confirm", {"code": "123456"}),
+        ("DELETE", "/voice/numbers/1", None),
+        ("POST", "/voice/ready", {"ready": True}),
+    ],
+)
+def test_changes_without_the_sessions_csrf_token_are_refused(
+    agent: Agent, csrf: str | None, method: str, path: str, body: dict[str, object] | None
+) -> None:
+    headers = {"X-CSRF-Token": csrf} if csrf is not None else {}
+    client = httpx.Client(base_url=agent.client.base_url, cookies=agent.client.cookies, headers=headers)
+    with client:
+        refused = client.request(method, path, json=body)
+        assert refused.status_code == 403 and refused.json()["error"] == "csrf"
+        assert client.get("/voice/numbers").json() == [], "nothing changed"
+    assert agent.sms.received == []
+
+
+def test_removing_a_number_with_the_csrf_token_works(agent: Agent) -> None:
+    number_id = agent.client.post("/voice/numbers", json={"number": "+8613812345678"}).json()["id"]
+    assert agent.client.delete(f"/voice/numbers/{number_id}").status_code == 204
+    assert agent.client.get("/voice/numbers").json() == []

@@ -31,8 +31,7 @@ class Shift:
     session_id: str
 
     def reconcile(self) -> None:
-        with session_scope(self.engine) as db:
-            reconcile_legs(db, self.platform, utcnow(), settings=self.settings)
+        reconcile_legs(lambda: session_scope(self.engine), self.platform, utcnow(), settings=self.settings)
 
     def leg(self) -> CallLeg:
         with session_scope(self.engine) as db:

@@ -1,6 +1,8 @@
 """Leg lifecycle rules on both databases, with an in-process platform that records what it was asked to do
 (the real adapters are driven end to end in test_ari_e2e.py and test_webhook_contract.py)."""
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 
 import pytest
@@ -44,6 +46,11 @@ class RecordingPlatform:
     def stop(self) -> None: ...
 
 
+def _within(db: Session) -> Callable[[], AbstractContextManager[Session]]:
+    """Every step of a pass in the test's one session: these tests check lifecycle rules, not transactions."""
+    return lambda: nullcontext(db)
+
+
 def _ended(db: Session, leg: CallLeg, settings: VoiceSettings, now: datetime) -> None:
     assert leg.channel_id is not None
     apply_leg_event(db, LegEvent(leg.channel_id, LegEventKind.ENDED, CAUSE_NO_ANSWER), settings, now)
@@ -69,13 +76,13 @@ def test_callbacks_are_rate_limited_per_agent(db: Session, now: datetime) -> Non
     confirmed_number(db, "agent1", AGENT_NUMBER, settings, now)
     leg = request_callback(db, session, settings, actor="agent1", now=now)
     for _ in range(3):
-        reconcile_legs(db, platform, now, settings=settings)
+        reconcile_legs(_within(db), platform, now, settings=settings)
         if leg.channel_id is not None:
             _ended(db, leg, settings, now)
     assert [kind for kind, _ in platform.calls] == ["originate", "originate"]
     assert leg.problem is not None and "rate limit" in leg.problem
     release_session(db, session.id, now)
-    reconcile_legs(db, platform, now, settings=settings)
+    reconcile_legs(_within(db), platform, now, settings=settings)
     with pytest.raises(CallbackRateLimited):
         request_callback(db, session, settings, actor="agent1", now=now)
     assert request_callback(db, session, settings, actor="agent1", now=now + timedelta(hours=1, seconds=1))
@@ -87,16 +94,16 @@ def test_ready_is_delivered_once_the_leg_is_connected(db: Session, now: datetime
     session = start_session(db, "agent1", now)
     confirmed_number(db, "agent1", AGENT_NUMBER, settings, now)
     assert set_ready(db, session, True, settings, now=now).state is LegState.REQUESTED
-    reconcile_legs(db, platform, now, settings=settings)
+    reconcile_legs(_within(db), platform, now, settings=settings)
     leg = current_leg(db, session.id)
     assert leg is not None and platform.calls[-1][0] == "originate"
     dial_id = platform.calls[-1][1]
     apply_leg_event(db, LegEvent(dial_id, LegEventKind.CONNECTED), settings, now)
-    reconcile_legs(db, platform, now, settings=settings)
-    reconcile_legs(db, platform, now, settings=settings)
+    reconcile_legs(_within(db), platform, now, settings=settings)
+    reconcile_legs(_within(db), platform, now, settings=settings)
     assert platform.calls == [("originate", dial_id), ("ready", dial_id)]
     set_ready(db, session, False, settings, now=now)
-    reconcile_legs(db, platform, now, settings=settings)
+    reconcile_legs(_within(db), platform, now, settings=settings)
     assert platform.calls[-1] == ("not_ready", dial_id)
     assert session_legs(db, [session.id])[session.id].state is LegState.CONNECTED
 
@@ -107,10 +114,10 @@ def test_events_of_an_older_dial_do_not_move_the_leg(db: Session, now: datetime)
     session = start_session(db, "agent1", now)
     confirmed_number(db, "agent1", AGENT_NUMBER, settings, now)
     leg = request_callback(db, session, settings, actor="agent1", now=now)
-    reconcile_legs(db, platform, now, settings=settings)
+    reconcile_legs(_within(db), platform, now, settings=settings)
     first = leg.channel_id
     _ended(db, leg, settings, now)
-    reconcile_legs(db, platform, now, settings=settings)
+    reconcile_legs(_within(db), platform, now, settings=settings)
     assert first is not None and leg.channel_id not in (None, first)
     assert apply_leg_event(db, LegEvent(first, LegEventKind.CONNECTED), settings, now) is None
     assert leg.state is LegState.REQUESTED
@@ -122,8 +129,8 @@ def test_a_number_that_left_the_policy_is_not_redialled(db: Session, now: dateti
     session = start_session(db, "agent1", now)
     confirmed_number(db, "agent1", AGENT_NUMBER, settings, now)
     leg = request_callback(db, session, settings, actor="agent1", now=now)
-    reconcile_legs(db, platform, now, settings=settings)
+    reconcile_legs(_within(db), platform, now, settings=settings)
     _ended(db, leg, settings, now)
-    reconcile_legs(db, platform, now, settings=VoiceSettings(allowed_types=["fixed_line"]))
+    reconcile_legs(_within(db), platform, now, settings=VoiceSettings(allowed_types=["fixed_line"]))
     assert leg.state is LegState.FAILED and leg.problem is not None and "no longer allowed" in leg.problem
     assert len(platform.calls) == 1

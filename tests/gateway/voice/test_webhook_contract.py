@@ -1,6 +1,7 @@
 """The CTI webhook against its published contract (docs/voice.md): both directions signed, replays refused."""
 
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -9,13 +10,13 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from gateway.clock import utcnow
 from gateway.db import session_scope
 from gateway.notify.sms import SmsSettings
 from gateway.voice.calls import customer_calls
-from gateway.voice.models import LegState
+from gateway.voice.models import CallLeg, LegState
 from gateway.voice.reconcile import reconcile_legs
 from gateway.voice.service import request_callback
 from gateway.voice.settings import CtiWebhookSettings, VoiceSettings
@@ -55,8 +56,7 @@ def contract(engine: Engine) -> Iterator[Contract]:
             session = start_session(db, "agent1", utcnow())
             confirmed_number(db, "agent1", AGENT_NUMBER, settings, utcnow())
             leg = request_callback(db, session, settings, actor="agent1", now=utcnow())
-        with session_scope(engine) as db:
-            reconcile_legs(db, platform, utcnow(), settings=settings)
+        reconcile_legs(lambda: session_scope(engine), platform, utcnow(), settings=settings)
         login = cti.verified(settings, utcnow())[0]
         with serving(voice_app(engine, settings, SmsSettings(), utcnow)) as gateway:
             yield Contract(gateway, cti, settings, session.id, login["dial_id"], leg.id)
@@ -116,3 +116,22 @@ def test_customer_call_events_are_recorded_for_the_session(contract: Contract, e
         assert contract.post(event).json()["applied"] is True
     with session_scope(engine) as db:
         assert [c.kind for c in customer_calls(db, contract.session_id)] == ["offered", "answered", "ended"]
+
+
+def test_an_event_waiting_for_the_database_does_not_stall_other_requests(contract: Contract, engine: Engine) -> None:
+    answers: list[httpx.Response] = []
+    message = {"event_id": "e-slow", "type": "leg.connected", "dial_id": contract.dial_id}
+    with engine.connect() as holder:
+        # Another transaction holds the leg (and on SQLite the database's write lock): the event must wait.
+        holder.execute(update(CallLeg).values(id=CallLeg.id))
+        waiting = threading.Thread(target=lambda: answers.append(contract.post(message)))
+        waiting.start()
+        try:
+            waiting.join(timeout=0.5)
+            assert waiting.is_alive(), "the event did not wait for the lock"
+            # Served while the event waits: its blocking SQL must not run on the server's event loop.
+            assert httpx.get(f"{contract.gateway}/openapi.json", timeout=2).status_code == 200
+        finally:
+            holder.rollback()
+            waiting.join(timeout=15)
+    assert answers[0].json() == {"accepted": True, "applied": True}
