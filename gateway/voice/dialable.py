@@ -30,8 +30,14 @@ NEVER_ALLOWED = frozenset({"premium_rate", "shared_cost", "pager", "voicemail"})
 
 
 class NumberRefused(GatewayError):
+    """A number the policy refuses; ``reason`` names the case (pages translate by it)."""
+
     status_code = 422
     reason = "number_refused"
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,20 +54,28 @@ def check_number(raw: str, settings: VoiceSettings, default_region: str | None =
     try:
         parsed = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
-        raise NumberRefused("this is not a phone number; enter it as +86 138 1234 5678") from None
+        raise NumberRefused("this is not a phone number; enter it as +86 138 1234 5678", "not_a_number") from None
     if phonenumbers.is_emergency_number(text, region or "ZZ") or phonenumbers.is_valid_short_number(parsed):
-        raise NumberRefused("short codes and special-service numbers cannot take a callback; give your own line")
+        raise NumberRefused(
+            "short codes and special-service numbers cannot take a callback; give your own line", "special_service"
+        )
     if not phonenumbers.is_valid_number(parsed):
-        raise NumberRefused("this number does not exist in the numbering plan; check the digits")
+        raise NumberRefused("this number does not exist in the numbering plan; check the digits", "invalid")
     number_region = phonenumbers.region_code_for_number(parsed) or ""
     kind = _TYPE_NAMES.get(phonenumbers.number_type(parsed), "unknown")
     if kind in NEVER_ALLOWED:
-        raise NumberRefused(f"{kind.replace('_', '-')} numbers are never called back; give your own line")
+        raise NumberRefused(
+            f"{kind.replace('_', '-')} numbers are never called back; give your own line", "never_called"
+        )
     if number_region not in settings.allowed_countries:
         allowed = ", ".join(settings.allowed_countries) or "none"
-        raise NumberRefused(f"numbers in {number_region or 'this region'} are not allowed (allowed: {allowed})")
+        raise NumberRefused(
+            f"numbers in {number_region or 'this region'} are not allowed (allowed: {allowed})", "foreign"
+        )
     if kind not in settings.allowed_types:
-        raise NumberRefused(f"{kind.replace('_', ' ')} numbers are not allowed here; give a mobile or landline")
+        raise NumberRefused(
+            f"{kind.replace('_', ' ')} numbers are not allowed here; give a mobile or landline", "outside_policy"
+        )
     return DialableNumber(phonenumbers.format_number(parsed, PhoneNumberFormat.E164), number_region, kind)
 
 

@@ -3,7 +3,8 @@
 Agent routes need the caller's active home session with the agent role (the portal's ``AgentSession``); those that
 change state also need the session's CSRF secret in ``X-CSRF-Token`` (``ScriptCsrf``). The webhook route needs no
 session: its HMAC signature is the check. Routes are plain ``def`` (run in the thread pool) because the service
-calls block on the database.
+calls block on the database. ``router``, what the app includes, carries this API under /voice and the agent's
+phone page (``page_routes.py``).
 """
 
 from typing import Annotated
@@ -18,13 +19,14 @@ from gateway.sessions.deps import AgentSession, ScriptCsrf
 from gateway.voice import numbers
 from gateway.voice.calls import CustomerCallPublic, customer_calls
 from gateway.voice.models import LegPublic, NumberPublic
+from gateway.voice.page_routes import page_router
 from gateway.voice.service import set_ready
 from gateway.voice.settings import VoiceSettings
 from gateway.voice.sink import apply_event
 from gateway.voice.status import current_leg
 from gateway.voice.webhook import accept_event
 
-router = APIRouter(prefix="/voice", tags=["voice"])
+api = APIRouter(prefix="/voice", tags=["voice"])
 
 
 def _voice_settings(request: Request) -> VoiceSettings:
@@ -57,7 +59,7 @@ class ReadyIn(BaseModel):
     ready: bool
 
 
-@router.post("/webhook/events")
+@api.post("/webhook/events")
 def webhook_event(
     request: Request, body: RawBody, db: DbSession, clock: ClockDep, settings: VoiceSettingsDep
 ) -> dict[str, bool]:
@@ -65,12 +67,12 @@ def webhook_event(
     return {"accepted": True, "applied": apply_event(db, event, settings, clock())}
 
 
-@router.get("/numbers")
+@api.get("/numbers")
 def my_numbers(session: AgentSession, db: DbSession) -> list[NumberPublic]:
     return numbers.list_numbers(db, session.login)
 
 
-@router.post("/numbers", status_code=201)
+@api.post("/numbers", status_code=201)
 def add_number(
     body: NumberIn,
     session: AgentSession,
@@ -86,7 +88,7 @@ def add_number(
     return next(n for n in numbers.list_numbers(db, session.login) if n.id == number.id)
 
 
-@router.post("/numbers/{number_id}/confirm")
+@api.post("/numbers/{number_id}/confirm")
 def confirm_number(
     number_id: int,
     body: CodeIn,
@@ -106,12 +108,12 @@ def confirm_number(
     return next(n for n in numbers.list_numbers(db, session.login) if n.id == number.id)
 
 
-@router.delete("/numbers/{number_id}", status_code=204)
+@api.delete("/numbers/{number_id}", status_code=204)
 def remove_number(number_id: int, session: AgentSession, _checked: ScriptCsrf, db: DbSession, clock: ClockDep) -> None:
     numbers.remove_number(db, session.login, number_id, actor=session.login, now=clock())
 
 
-@router.post("/ready")
+@api.post("/ready")
 def ready(
     body: ReadyIn,
     session: AgentSession,
@@ -123,7 +125,7 @@ def ready(
     return set_ready(db, session, body.ready, settings, now=clock())
 
 
-@router.get("/leg")
+@api.get("/leg")
 def my_leg(session: AgentSession, db: DbSession) -> LegPublic:
     leg = current_leg(db, session.id)
     if leg is None:
@@ -131,6 +133,12 @@ def my_leg(session: AgentSession, db: DbSession) -> LegPublic:
     return leg
 
 
-@router.get("/calls")
+@api.get("/calls")
 def my_calls(session: AgentSession, db: DbSession) -> list[CustomerCallPublic]:
     return customer_calls(db, session.id)
+
+
+router = APIRouter()
+"""What the app includes: the JSON API under /voice and the agent's phone page (``page_routes.py``)."""
+router.include_router(api)
+router.include_router(page_router)
