@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from desktop_broker.x11 import watermark as watermark_module
+from desktop_broker.x11.code_path import seat_python_path
 from desktop_broker.x11.display import XDisplay, start_display, write_cookie
 from desktop_broker.x11.processes import pss_kib, stop_process
 from desktop_broker.x11.spec import RfbAddress, SeatSpec
@@ -156,11 +157,7 @@ def _make_feed_dir(feed_dir: Path, user: SeatUser) -> None:
 
 
 def _base_env() -> dict[str, str]:
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": _project_root()}
-
-
-def _project_root() -> str:
-    return str(Path(__file__).resolve().parents[2])
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": seat_python_path()}
 
 
 def _spawn(
