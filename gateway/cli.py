@@ -9,7 +9,8 @@ from gateway.audit.cli import audit
 from gateway.directory.cli import user
 from gateway.directory.errors import DirectoryError
 from gateway.errors import GatewayError
-from gateway.pki.cli import ca, cert, crl
+from gateway.pki.cert_cli import cert
+from gateway.pki.cli import ca, crl
 from gateway.settings import SettingsError, get_settings
 
 

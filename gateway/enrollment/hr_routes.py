@@ -1,18 +1,21 @@
 """HR's pages: the list with filters, one application, decide, override, evidence, close, re-check, suspend."""
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
 from starlette.datastructures import FormData, UploadFile
 
+from gateway.clock import Clock
 from gateway.deps import ClockDep, DbSession
 from gateway.enrollment import decisions, service
 from gateway.enrollment import evidence as files
 from gateway.enrollment.deps import EnrollmentSettingsDep, HandOffDep
 from gateway.enrollment.errors import InvalidApplication
-from gateway.enrollment.models import ApplicationState, DecisionOutcome
+from gateway.enrollment.models import Application, ApplicationState, DecisionOutcome
 from gateway.enrollment.queries import ApplicationFilter, application_detail, list_applications
 from gateway.sessions.deps import CheckedForm, HrSession
 from gateway.web.pages import render
@@ -37,6 +40,35 @@ def _choice(kind: type[Choice], value: str, what: str) -> Choice:
 
 def _back(application_id: int) -> Response:
     return RedirectResponse(f"/hr/enrollment/{application_id}", status_code=303)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationAction:
+    """What every HR form posted on one application brings: who acts, the checked form, the DB, the clock.
+
+    The application itself is looked up by the route, after every dependency (sign-in, CSRF) has passed.
+    """
+
+    application_id: int
+    actor: str
+    form: FormData
+    db: Session
+    clock: Clock
+
+    def application(self) -> Application:
+        return service.get_application(self.db, self.application_id)
+
+    def text(self, name: str) -> str:
+        return _text(self.form, name)
+
+
+def _application_action(
+    application_id: int, hr: HrSession, form: CheckedForm, db: DbSession, clock: ClockDep
+) -> ApplicationAction:
+    return ApplicationAction(application_id, hr.login, form, db, clock)
+
+
+HrAction = Annotated[ApplicationAction, Depends(_application_action)]
 
 
 @router.get("/hr/enrollment", response_class=HTMLResponse)
@@ -98,83 +130,67 @@ def application_page(
 
 
 @router.post("/hr/enrollment/{application_id}/decide")
-def decide(
-    application_id: int,
-    hr: HrSession,
-    form: CheckedForm,
-    db: DbSession,
-    clock: ClockDep,
-    settings: EnrollmentSettingsDep,
-    handoff: HandOffDep,
-) -> Response:
+def decide(action: HrAction, settings: EnrollmentSettingsDep, handoff: HandOffDep) -> Response:
     """The decision and its optional evidence file are one step: both are written or neither."""
-    application = service.get_application(db, application_id)
-    stage = _text(form, "stage")
-    upload = form.get("evidence")
+    application = action.application()
+    stage = action.text("stage")
+    upload = action.form.get("evidence")
     if isinstance(upload, UploadFile) and upload.filename:
         content = upload.file.read(settings.evidence_max_bytes + 1)
         files.add_evidence(
-            db, application, stage, upload.filename, content, settings=settings, actor=hr.login, now=clock()
+            action.db,
+            application,
+            stage,
+            upload.filename,
+            content,
+            settings=settings,
+            actor=action.actor,
+            now=action.clock(),
         )
     decisions.decide(
-        db,
+        action.db,
         application,
         stage,
-        _choice(DecisionOutcome, _text(form, "outcome"), "outcome"),
-        _text(form, "notes"),
+        _choice(DecisionOutcome, action.text("outcome"), "outcome"),
+        action.text("notes"),
         handoff=handoff,
         settings=settings,
-        actor=hr.login,
-        now=clock(),
-        callback_number=_text(form, "callback_number"),
+        actor=action.actor,
+        now=action.clock(),
+        callback_number=action.text("callback_number"),
     )
-    return _back(application_id)
+    return _back(action.application_id)
 
 
 @router.post("/hr/enrollment/{application_id}/override")
-def override(
-    application_id: int,
-    hr: HrSession,
-    form: CheckedForm,
-    db: DbSession,
-    clock: ClockDep,
-    settings: EnrollmentSettingsDep,
-    handoff: HandOffDep,
-) -> Response:
-    application = service.get_application(db, application_id)
+def override(action: HrAction, settings: EnrollmentSettingsDep, handoff: HandOffDep) -> Response:
     decisions.override(
-        db,
-        application,
-        _text(form, "target"),
-        _text(form, "reason"),
+        action.db,
+        action.application(),
+        action.text("target"),
+        action.text("reason"),
         handoff=handoff,
         settings=settings,
-        actor=hr.login,
-        now=clock(),
+        actor=action.actor,
+        now=action.clock(),
     )
-    return _back(application_id)
+    return _back(action.application_id)
 
 
 @router.post("/hr/enrollment/{application_id}/close")
-def close(
-    application_id: int, hr: HrSession, form: CheckedForm, db: DbSession, clock: ClockDep, handoff: HandOffDep
-) -> Response:
+def close(action: HrAction, handoff: HandOffDep) -> Response:
     """Reject, withdraw, or suspend an approved seat."""
-    application = service.get_application(db, application_id)
-    state = _choice(ApplicationState, _text(form, "state"), "state")
-    decisions.close(db, application, state, _text(form, "reason"), handoff=handoff, actor=hr.login, now=clock())
-    return _back(application_id)
+    application = action.application()
+    state = _choice(ApplicationState, action.text("state"), "state")
+    decisions.close(
+        action.db, application, state, action.text("reason"), handoff=handoff, actor=action.actor, now=action.clock()
+    )
+    return _back(action.application_id)
 
 
 @router.post("/hr/enrollment/{application_id}/recheck")
-def recheck(
-    application_id: int,
-    hr: HrSession,
-    form: CheckedForm,
-    db: DbSession,
-    clock: ClockDep,
-    settings: EnrollmentSettingsDep,
-) -> Response:
-    application = service.get_application(db, application_id)
-    decisions.confirm_recheck(db, application, _text(form, "notes"), settings=settings, actor=hr.login, now=clock())
-    return _back(application_id)
+def recheck(action: HrAction, settings: EnrollmentSettingsDep) -> Response:
+    decisions.confirm_recheck(
+        action.db, action.application(), action.text("notes"), settings=settings, actor=action.actor, now=action.clock()
+    )
+    return _back(action.application_id)

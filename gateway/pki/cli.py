@@ -1,4 +1,5 @@
-"""``sohogw ca``, ``sohogw cert`` and ``sohogw crl``: the security admin's CA at the command line."""
+"""``sohogw ca`` and ``sohogw crl``: the security admin's CA at the command line, and the helpers its
+commands share with ``sohogw cert`` (`gateway.pki.cert_cli`)."""
 
 import getpass
 from datetime import timedelta
@@ -8,7 +9,6 @@ import click
 from cryptography.hazmat.primitives import serialization
 
 from certs.authority import init_authority
-from certs.pkcs12 import export_pkcs12
 from gateway.audit.service import record
 from gateway.clock import as_utc, utcnow
 from gateway.db import make_engine, session_scope
@@ -19,7 +19,8 @@ from gateway.pki.trust import import_company_ca
 from gateway.settings import Settings, get_settings
 
 
-def _actor() -> service.Actor:
+def cli_actor() -> service.Actor:
+    """The local admin running the command, as the audit log names them."""
     return service.Actor(name=f"cli:{getpass.getuser()}", source="local")
 
 
@@ -30,16 +31,19 @@ def _passphrase(settings: Settings, confirm: bool = False) -> str:
     return str(click.prompt("CA passphrase", hide_input=True, confirmation_prompt=confirm))
 
 
-def _open(settings: Settings):  # type: ignore[no-untyped-def]
+def open_ca(settings: Settings):  # type: ignore[no-untyped-def]
+    """The issuing CA, unlocked with the configured passphrase or one typed at the prompt."""
     return open_authority(settings, _passphrase(settings))
 
 
-def _engine(settings: Settings):  # type: ignore[no-untyped-def]
+def migrated_engine(settings: Settings):  # type: ignore[no-untyped-def]
+    """The database engine, after bringing the schema up to date (a CLI may run before the server ever has)."""
     upgrade(settings.db_url)
     return make_engine(settings.db_url)
 
 
-def _write(path: Path, data: bytes, private: bool = False) -> None:
+def write_file(path: Path, data: bytes, private: bool = False) -> None:
+    """Write an output file (owner-only when it holds a key) and say so."""
     path.write_bytes(data)
     if private:
         path.chmod(0o600)
@@ -59,10 +63,10 @@ def ca_init() -> None:
     authority = init_authority(
         settings.ca_directory, _passphrase(settings, confirm=True), settings.ca.organization, now
     )
-    with session_scope(_engine(settings)) as db:
+    with session_scope(migrated_engine(settings)) as db:
         record(
             db,
-            actor=_actor().name,
+            actor=cli_actor().name,
             source="local",
             action="ca.init",
             outcome="success",
@@ -80,205 +84,9 @@ def ca_trust(chain_file: Path, name: str) -> None:
 
     Its certificates are then checked against their own CRL distribution points and OCSP responders."""
     settings = get_settings()
-    with session_scope(_engine(settings)) as db:
-        row = import_company_ca(db, name, chain_file.read_bytes(), actor=_actor(), now=utcnow())
+    with session_scope(migrated_engine(settings)) as db:
+        row = import_company_ca(db, name, chain_file.read_bytes(), actor=cli_actor(), now=utcnow())
     click.echo(f"trusting {row.subject} (SHA-256 {row.fingerprint_sha256})")
-
-
-@click.group()
-def cert() -> None:
-    """Agent and server certificates."""
-
-
-@cert.command("issue")
-@click.option("--kind", type=click.Choice(["agent", "server"]), default="agent", show_default=True)
-@click.option("--upn", help="Agent: the AD account's userPrincipalName.")
-@click.option("--wireguard-key", help="Agent: the tunnel's public key (base64), bound into the certificate.")
-@click.option("--email", default=None)
-@click.option("--dns", "dns_names", multiple=True, help="Server: a DNS name (repeatable).")
-@click.option("--ip", "ip_addresses", multiple=True, help="Server: an IP address (repeatable).")
-@click.option("--days", type=int, default=None, help="Lifetime (default from the settings).")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Agent: the .p12 file to write. Server: a prefix for .crt and .key.",
-)
-@click.option("--p12-passphrase", default=None, help="Agent: protects the .p12 (prompted when absent).")
-def cert_issue(
-    kind: str,
-    upn: str | None,
-    wireguard_key: str | None,
-    email: str | None,
-    dns_names: tuple[str, ...],
-    ip_addresses: tuple[str, ...],
-    days: int | None,
-    out: Path,
-    p12_passphrase: str | None,
-) -> None:
-    """Generate a key pair and issue a certificate: a PKCS#12 for an agent's browser, or a portal server cert."""
-    settings = get_settings()
-    authority = _open(settings)
-    urls = service.publication_urls(settings.public_url)
-    if kind == "agent":
-        if not upn or not wireguard_key:
-            raise click.UsageError("an agent certificate needs --upn and --wireguard-key")
-        if p12_passphrase is None:
-            p12_passphrase = str(click.prompt("PKCS#12 passphrase", hide_input=True, confirmation_prompt=True))
-        if not p12_passphrase:
-            raise click.UsageError("a PKCS#12 export needs a passphrase")
-        lifetime = timedelta(days=days or settings.ca.agent_cert_days)
-        with session_scope(_engine(settings)) as db:
-            issued = service.issue_agent_certificate(
-                db,
-                authority,
-                upn=upn,
-                wireguard_key=wireguard_key,
-                email=email,
-                actor=_actor(),
-                now=utcnow(),
-                lifetime=lifetime,
-                urls=urls,
-            )
-            assert issued.key is not None
-            bundle = export_pkcs12(issued.cert, issued.key, authority.chain, p12_passphrase)
-        _write(out, bundle, private=True)
-    else:
-        if not dns_names and not ip_addresses:
-            raise click.UsageError("a server certificate needs at least one --dns or --ip")
-        lifetime = timedelta(days=days or settings.ca.server_cert_days)
-        with session_scope(_engine(settings)) as db:
-            issued = service.issue_server(
-                db,
-                authority,
-                dns_names=list(dns_names),
-                ip_addresses=list(ip_addresses),
-                actor=_actor(),
-                now=utcnow(),
-                lifetime=lifetime,
-                urls=urls,
-            )
-        assert issued.key is not None
-        chain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in [issued.cert, *authority.chain[:1]])
-        key = issued.key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        _write(out.with_suffix(".crt"), chain)
-        _write(out.with_suffix(".key"), key, private=True)
-    click.echo(f"serial {issued.row.serial}, valid until {as_utc(issued.row.not_after):%Y-%m-%d %H:%M} UTC")
-
-
-@cert.command("sign-csr")
-@click.argument("csr_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--upn", required=True)
-@click.option("--wireguard-key", required=True)
-@click.option("--email", default=None)
-@click.option("--days", type=int, default=None)
-@click.option("--out", type=click.Path(path_type=Path), required=True)
-def cert_sign_csr(csr_file: Path, upn: str, wireguard_key: str, email: str | None, days: int | None, out: Path) -> None:
-    """Sign an agent's CSR: the key never left the agent's machine; identity and tunnel key come from us."""
-    settings = get_settings()
-    authority = _open(settings)
-    with session_scope(_engine(settings)) as db:
-        issued = service.issue_agent_certificate(
-            db,
-            authority,
-            upn=upn,
-            wireguard_key=wireguard_key,
-            email=email,
-            actor=_actor(),
-            now=utcnow(),
-            lifetime=timedelta(days=days or settings.ca.agent_cert_days),
-            urls=service.publication_urls(settings.public_url),
-            csr_pem=csr_file.read_bytes(),
-        )
-    _write(out, issued.cert.public_bytes(serialization.Encoding.PEM))
-    click.echo(f"serial {issued.row.serial}")
-
-
-@cert.command("revoke")
-@click.argument("serial")
-@click.option(
-    "--reason",
-    default="unspecified",
-    show_default=True,
-    type=click.Choice(sorted(service.REASONS)),
-    help="RFC 5280 reason code.",
-)
-def cert_revoke(serial: str, reason: str) -> None:
-    """Revoke a certificate; the CRL is republished at once and OCSP answers revoked."""
-    settings = get_settings()
-    authority = _open(settings)
-    with session_scope(_engine(settings)) as db:
-        row = service.revoke(
-            db,
-            authority,
-            serial,
-            reason,
-            actor=_actor(),
-            now=utcnow(),
-            crl_validity=timedelta(hours=settings.ca.crl_validity_hours),
-        )
-    click.echo(f"revoked {row.serial} ({reason})")
-
-
-@cert.command("renew")
-@click.argument("serial")
-@click.option("--days", type=int, default=None)
-@click.option("--out", type=click.Path(path_type=Path), required=True)
-def cert_renew(serial: str, days: int | None, out: Path) -> None:
-    """Issue a successor with the same key, identity and tunnel key, and a fresh lifetime."""
-    settings = get_settings()
-    authority = _open(settings)
-    with session_scope(_engine(settings)) as db:
-        old = service.get_certificate(db, serial)
-        default_days = settings.ca.agent_cert_days if old.kind == "agent" else settings.ca.server_cert_days
-        issued = service.renew(
-            db,
-            authority,
-            serial,
-            actor=_actor(),
-            now=utcnow(),
-            lifetime=timedelta(days=days or default_days),
-            urls=service.publication_urls(settings.public_url),
-        )
-    _write(out, issued.cert.public_bytes(serialization.Encoding.PEM))
-    click.echo(f"serial {issued.row.serial} renews {serial}")
-
-
-@cert.command("list")
-@click.option("--expiring-within", type=int, default=None, help="Only those expiring within N days.")
-@click.option("--active", is_flag=True, help="Leave revoked certificates out.")
-def cert_list(expiring_within: int | None, active: bool) -> None:
-    """Every certificate this CA issued, soonest expiry first."""
-    settings = get_settings()
-    with session_scope(_engine(settings)) as db:
-        rows = service.list_certificates(
-            db, now=utcnow(), expiring_within_days=expiring_within, include_revoked=not active
-        )
-    for row in rows:
-        state = f"revoked {row.revocation_reason}" if row.revoked_at else "valid"
-        click.echo(
-            f"{row.serial:<42} {row.kind:<7} {as_utc(row.not_after):%Y-%m-%d %H:%M} {state:<24} "
-            f"{row.upn or row.subject}"
-        )
-
-
-@cert.command("export")
-@click.argument("serial")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="File to write (default: stdout).")
-@click.option("--chain/--no-chain", default=True, help="Append the issuing and root CA.")
-def cert_export(serial: str, out: Path | None, chain: bool) -> None:
-    """The certificate as PEM, with the CA chain for importing elsewhere."""
-    settings = get_settings()
-    with session_scope(_engine(settings)) as db:
-        pem = service.get_certificate(db, serial).pem.encode()
-    if chain:
-        pem += (settings.ca_directory / "chain.pem").read_bytes()
-    if out is None:
-        click.echo(pem.decode(), nl=False)
-    else:
-        _write(out, pem)
 
 
 @click.command("crl")
@@ -289,8 +97,8 @@ def crl(out: Path | None, pem: bool) -> None:
     from cryptography import x509
 
     settings = get_settings()
-    authority = _open(settings)
-    with session_scope(_engine(settings)) as db:
+    authority = open_ca(settings)
+    with session_scope(migrated_engine(settings)) as db:
         publication = service.publish_crl(
             db, authority, now=utcnow(), validity=timedelta(hours=settings.ca.crl_validity_hours)
         )
@@ -302,4 +110,4 @@ def crl(out: Path | None, pem: bool) -> None:
         data = publication.der
         if pem:
             data = x509.load_der_x509_crl(data).public_bytes(serialization.Encoding.PEM)
-        _write(out, data)
+        write_file(out, data)
