@@ -8,9 +8,9 @@ the people, the settings and the policy; the building stays here.
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -20,10 +20,12 @@ import httpx
 from argon2 import PasswordHasher
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from certs.authority import Authority, init_authority
 from gateway.app import create_app
+from gateway.clock import Clock, utcnow
 from gateway.db import session_scope
 from gateway.directory import BuiltinDirectory, Directory
 from gateway.pki import service as pki
@@ -130,6 +132,8 @@ def serving_portal(
     settings: Mapping[str, Any] | None = None,
     overrides: Mapping[Callable[..., Any], Callable[..., Any]] | None = None,
     run_jobs: bool = False,
+    clock: Clock = utcnow,
+    alongside: Callable[[FastAPI], AbstractContextManager[Mapping[str, Any]]] | None = None,
 ) -> Iterator[P]:
     """Serve the whole portal on a loopback port until the block ends.
 
@@ -137,13 +141,15 @@ def serving_portal(
     directory (ignored when another ``directory`` is given); ``certified`` maps the logins that get an agent
     certificate to their WireGuard key; ``policy`` is imported as the policy text; ``trusted_proxy`` trusts the test
     client as the reverse proxy; ``settings`` adds sections to ``load_settings``; ``overrides`` are FastAPI
-    dependency overrides.
+    dependency overrides; ``clock`` is the app's one clock (the CA, certificates and policy are dated by it too);
+    ``alongside`` is entered with the built app before it serves and left after it stops (a folder's own component,
+    such as the seat broker), and what it yields is passed to ``kind`` as its extra fields.
     """
     sections = dict(settings or {})
     if trusted_proxy:
         sections["portal"] = {**sections.get("portal", {}), "trusted_proxies": [PROXY]}
     loaded = load_settings(data_dir=tmp_path, database_url=db_url, ca={"passphrase": CA_PASSPHRASE}, **sections)
-    now = datetime.now(UTC)
+    now = clock()
     authority = init_authority(loaded.ca_directory, CA_PASSPHRASE, "Corp Example", now)
     if directory is None:
         write_builtin_directory(loaded.directory_settings.builtin_file, passwords, groups)  # type: ignore[arg-type]
@@ -152,7 +158,8 @@ def serving_portal(
     if policy is not None:
         with session_scope(engine) as db:
             import_policy(db, policy, actor="test", source="", now=now)
-    app = create_app(loaded, engine=engine, authority=authority, directory=directory, run_jobs=run_jobs)
+    app = create_app(loaded, engine=engine, clock=clock, authority=authority, directory=directory, run_jobs=run_jobs)
     app.dependency_overrides.update(overrides or {})
-    with serving(app) as base_url:
-        yield kind(loaded, engine, authority, directory, base_url, certificates)
+    around = alongside(app) if alongside else nullcontext({})
+    with around as fields, serving(app) as base_url:
+        yield kind(loaded, engine, authority, directory, base_url, certificates, **fields)

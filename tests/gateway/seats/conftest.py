@@ -1,26 +1,41 @@
-"""The portal with the seat broker on a real socket: real X11 seats in a throw-away root, a movable clock."""
+"""The portal with the seat broker on a real socket: real X11 seats in a throw-away root, a movable clock.
 
+Built by the shared portal builder (``tests/support/portal.py``); the seat folder adds the broker, the clock and the
+set-up its browser tests share: a module-wide portal on SQLite, Chromium, agent1 signed in, the audit trail.
+"""
+
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
+from fastapi import FastAPI
+from playwright.sync_api import Browser, BrowserContext
 from sqlalchemy import Engine
+from sqlmodel import Session, col, select
 
-from certs.authority import Authority, init_authority
-from gateway.app import create_app
-from gateway.db import session_scope
-from gateway.directory import BuiltinDirectory
-from gateway.pki import service as pki
+from desktop_broker.pool import PooledSeat
+from gateway.audit.models import AuditEvent
+from gateway.db import make_engine
+from gateway.migrate import upgrade
 from gateway.seats.broker import SeatBroker, start_broker
+from gateway.seats.models import SeatLease
 from gateway.seats.settings import SeatSettings
-from gateway.settings import load_settings
+from gateway.sessions.deps import SESSION_COOKIE
 from tests.gateway.sessions.conftest import GROUPS, PASSWORDS, WG_KEYS, Portal, sign_in
-from tests.support.server import serving
+from tests.support.browser import chromium
+from tests.support.portal import serving_portal
+
+TWO_APPS_POLICY = Path(__file__).with_name("two_apps_policy.yaml").read_text()
+"""Two X11 apps: agents get the Customer Console only; the Supervisor Console is for supervisors."""
+LAUNCH = "/agent/apps/customer-console/launch"
 
 
 class MovableClock:
@@ -65,37 +80,19 @@ def seat_root() -> Iterator[Path]:
 
 @contextmanager
 def seat_portal(
-    tmp_path: Path, db_url: str, engine: Engine, warm: int = 1, cap: int = 4, **seat_options: object
+    tmp_path: Path,
+    db_url: str,
+    engine: Engine,
+    warm: int = 1,
+    cap: int = 4,
+    policy: str | None = None,
+    **seat_options: object,
 ) -> Iterator[SeatPortal]:
-    """Everything from the sessions' portal fixture, plus the seat routes, noVNC and a started broker."""
-    settings = load_settings(
-        data_dir=tmp_path,
-        database_url=db_url,
-        ca={"passphrase": "seat-test"},
-        portal={"trusted_proxies": ["127.0.0.1/32"]},
-    )
+    """Everything from the sessions' portal fixture, plus the seat routes, noVNC and a started broker.
+
+    ``policy`` (if given) is imported before the portal serves; ``seat_options`` are further ``SeatSettings``.
+    """
     clock = MovableClock()
-    now = clock()
-    authority: Authority = init_authority(settings.ca_directory, "seat-test", "Corp Example", now)
-    directory = BuiltinDirectory(settings.directory_settings)
-    for login, password in PASSWORDS.items():
-        directory.add_user(login, password, groups=GROUPS[login], display_name=login.title())
-    certificates = {}
-    with session_scope(engine) as db:
-        for login, key in WG_KEYS.items():
-            issued = pki.issue_agent_certificate(
-                db,
-                authority,
-                upn=f"{login}@corp.example",
-                account=login,
-                wireguard_key=key,
-                actor=pki.Actor("test"),
-                now=now,
-                lifetime=timedelta(days=7),
-                urls=pki.publication_urls("http://x"),
-            )
-            certificates[login] = issued.cert
-    app = create_app(settings, engine=engine, clock=clock, authority=authority, directory=directory, run_jobs=False)
     with seat_root() as root:
         seat_settings = SeatSettings(
             warm_per_app=warm,
@@ -104,9 +101,83 @@ def seat_portal(
             runtime_root=root / "run",
             **seat_options,  # type: ignore[arg-type]
         )
-        broker = start_broker(app, seat_settings)
-        try:
-            with serving(app) as base_url:
-                yield SeatPortal(settings, engine, authority, directory, base_url, certificates, broker, clock)
-        finally:
-            broker.stop()
+
+        @contextmanager
+        def broker_running(app: FastAPI) -> Iterator[Mapping[str, object]]:
+            broker = start_broker(app, seat_settings)
+            try:
+                yield {"broker": broker, "clock": clock}
+            finally:
+                broker.stop()
+
+        with serving_portal(
+            tmp_path,
+            db_url,
+            engine,
+            kind=SeatPortal,
+            passwords=PASSWORDS,
+            groups=GROUPS,
+            certified=WG_KEYS,
+            policy=policy,
+            trusted_proxy=True,
+            clock=clock,
+            alongside=broker_running,
+        ) as running:
+            yield running
+
+
+@contextmanager
+def seat_portal_on_sqlite(tmp_path_factory: pytest.TempPathFactory, name: str, **options: Any) -> Iterator[SeatPortal]:
+    """A seat portal over its own migrated SQLite file, for a module's worth of browser tests.
+
+    The browser paths do not depend on the database; the token and lease rules run on both databases in
+    test_launch_rules.py.
+    """
+    tmp = tmp_path_factory.mktemp(name)
+    url = f"sqlite:///{tmp / 'sohogw.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with seat_portal(tmp, url, engine, **options) as running:
+            yield running
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def agent1(portal: SeatPortal) -> Iterator[httpx.Client]:
+    with portal.signed_in("agent1") as client:
+        yield client
+
+
+def browser_context(portal: SeatPortal, browser: Browser, client: httpx.Client, height: int = 900) -> BrowserContext:
+    """A browser context holding ``client``'s session cookie for the portal."""
+    context = browser.new_context(viewport={"width": 1300, "height": height})
+    context.add_cookies([{"name": SESSION_COOKIE, "value": client.cookies[SESSION_COOKIE], "url": portal.base_url}])
+    return context
+
+
+def launch_token(client: httpx.Client) -> str:
+    """The one-time token on a fresh Customer Console launch page."""
+    return re.search(r'data-token="([^"]+)"', client.get(LAUNCH).text).group(1)  # type: ignore[union-attr]
+
+
+def seat_of(portal: SeatPortal, login: str) -> PooledSeat:
+    """The running seat of ``login``'s one and only lease."""
+    with Session(portal.engine) as db:
+        lease = db.exec(select(SeatLease).where(SeatLease.login == login)).one()
+    seat = portal.broker.pool.get(lease.seat_id) if portal.broker.pool else None
+    assert seat is not None, f"{login} holds no running seat"
+    return seat
+
+
+def audit_trail(portal: SeatPortal, action: str) -> list[AuditEvent]:
+    """Every audit event of ``action``, oldest first."""
+    with Session(portal.engine) as db:
+        return list(db.exec(select(AuditEvent).where(AuditEvent.action == action).order_by(col(AuditEvent.seq))))

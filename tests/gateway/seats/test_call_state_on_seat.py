@@ -16,23 +16,20 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from desktop_broker.apps.call_state import CALL_STATE_ENV, read_call_state
-from desktop_broker.pool import PooledSeat
 from gateway.db import session_scope
-from gateway.seats.models import SeatLease
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.voice.platform import CustomerCallEvent, CustomerCallKind
 from gateway.voice.service import request_callback
 from gateway.voice.settings import VoiceSettings
 from gateway.voice.sink import apply_event
 from tests.desktop_broker.x11_fixtures import wait_for_window
-from tests.gateway.seats.conftest import SeatPortal, seat_portal, seat_root
+from tests.gateway.seats.conftest import LAUNCH, SeatPortal, seat_of, seat_portal, seat_root
 from tests.gateway.voice.conftest import AGENT_NUMBER, confirmed_number, start_session, wait_for
 
 pytestmark = pytest.mark.e2e
 
 LI_WEI = "+8613800000001"
 """A customer of the console's demo data (desktop_broker/apps/customers.json)."""
-LAUNCH = "/agent/apps/customer-console/launch"
 VOICE = VoiceSettings()
 
 
@@ -47,6 +44,7 @@ def portal(tmp_path: Path, db_url: str, engine: Engine) -> Iterator[SeatPortal]:
 
 @pytest.fixture
 def agent1(portal: SeatPortal) -> Iterator[httpx.Client]:
+    """Per test, like its portal (the folder's ``agent1`` lasts a module)."""
     with portal.signed_in("agent1") as client:
         yield client
 
@@ -74,15 +72,6 @@ def _customer_call(portal: SeatPortal, leg_id: str, kind: CustomerCallKind, call
         assert apply_event(db, CustomerCallEvent(leg_id, kind, caller), VOICE, portal.clock())
 
 
-def _seat_of(portal: SeatPortal, login: str) -> PooledSeat:
-    with Session(portal.engine) as db:
-        lease = db.exec(select(SeatLease).where(SeatLease.login == login)).one()
-    assert portal.broker.pool is not None
-    seat = portal.broker.pool.get(lease.seat_id)
-    assert seat is not None
-    return seat
-
-
 def _readable_by(uid: int, gid: int, path: Path) -> bool:
     probe = subprocess.run(["cat", str(path)], user=uid, group=gid, extra_groups=[], capture_output=True, check=False)
     return probe.returncode == 0
@@ -97,7 +86,7 @@ def test_a_seat_started_warm_shows_its_holders_calls_and_hides_customer_data_aft
     _customer_call(portal, leg_id, CustomerCallKind.ANSWERED)  # answered before the app is even opened
 
     assert agent1.get(LAUNCH).status_code == 200
-    seat = _seat_of(portal, "agent1")
+    seat = seat_of(portal, "agent1")
     assert seat.call_state_file is not None
     environ = Path(f"/proc/{seat.process.app.pid}/environ").read_bytes().split(b"\0")
     assert f"{CALL_STATE_ENV}={seat.call_state_file}".encode() in environ  # fixed when the seat started warm
@@ -121,7 +110,7 @@ def test_a_seat_started_warm_shows_its_holders_calls_and_hides_customer_data_aft
 
 def test_another_agents_call_never_reaches_the_seat(portal: SeatPortal, agent1: httpx.Client) -> None:
     assert agent1.get(LAUNCH).status_code == 200
-    seat = _seat_of(portal, "agent1")
+    seat = seat_of(portal, "agent1")
     wait_for_window(seat.process, "^Customer Console - idle$")
     with session_scope(portal.engine) as db:
         other = start_session(db, "agent2", portal.clock()).id
@@ -134,7 +123,7 @@ def test_another_agents_call_never_reaches_the_seat(portal: SeatPortal, agent1: 
 
 def test_the_call_state_directory_goes_with_the_seat(portal: SeatPortal, agent1: httpx.Client) -> None:
     assert agent1.get(LAUNCH).status_code == 200
-    seat = _seat_of(portal, "agent1")
+    seat = seat_of(portal, "agent1")
     assert seat.call_state_file is not None and seat.call_state_file.parent.is_dir()
     assert portal.broker.pool is not None
     portal.broker.pool.release(seat.seat_id)

@@ -8,13 +8,12 @@ import html as html_module
 import re
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 import tests.desktop_broker.guacd_standin as guacd_standin
 
@@ -23,12 +22,7 @@ import tests.desktop_broker.guacd_standin as guacd_standin
 sys.modules.setdefault("guacd_standin", guacd_standin)
 
 from desktop_broker.guacamole.token import derive_token_key  # noqa: E402
-from gateway.audit.models import AuditEvent  # noqa: E402
-from gateway.db import make_engine, session_scope  # noqa: E402
-from gateway.migrate import upgrade  # noqa: E402
-from gateway.policies.service import import_policy  # noqa: E402
 from gateway.seats.models import LaunchToken, SeatLease, SeatLeaseState  # noqa: E402
-from gateway.sessions.deps import SESSION_COOKIE  # noqa: E402
 from tests.desktop_broker.guacd_standin import GuacdStandIn  # noqa: E402
 from tests.desktop_broker.test_guacamole_launch import (  # noqa: E402, F401 - fixtures are used by name
     KEY,
@@ -39,9 +33,8 @@ from tests.desktop_broker.test_guacamole_launch import (  # noqa: E402, F401 - f
     refused,
     standin,
 )
-from tests.gateway.seats.conftest import SeatPortal, seat_portal  # noqa: E402
+from tests.gateway.seats.conftest import SeatPortal, audit_trail, browser_context, seat_portal_on_sqlite  # noqa: E402
 from tests.gateway.voice.conftest import wait_for  # noqa: E402
-from tests.support.browser import chromium  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -86,29 +79,10 @@ def node(node_modules: Path, standin: GuacdStandIn, log_dir: Path, portal: SeatP
 
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeatPortal]:
-    tmp = tmp_path_factory.mktemp("guacamole-portal")
-    url = f"sqlite:///{tmp / 'sohogw.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    with session_scope(engine) as db:
-        import_policy(db, POLICY, actor="test", source="", now=datetime.now(UTC))
-    try:
-        with seat_portal(tmp, url, engine, warm=0, guacamole_secret=SECRET) as running:
-            yield running
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as running:
+    with seat_portal_on_sqlite(
+        tmp_path_factory, "guacamole-portal", warm=0, guacamole_secret=SECRET, policy=POLICY
+    ) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def agent1(portal: SeatPortal) -> Iterator[httpx.Client]:
-    with portal.signed_in("agent1") as client:
-        yield client
 
 
 def _rows(portal: SeatPortal, model: type, **where: str) -> list:  # type: ignore[type-arg]
@@ -124,11 +98,6 @@ def _lease(portal: SeatPortal, login: str) -> SeatLease:
     return lease  # type: ignore[no-any-return]
 
 
-def _audit(portal: SeatPortal, action: str) -> list[AuditEvent]:
-    with Session(portal.engine) as db:
-        return list(db.exec(select(AuditEvent).where(AuditEvent.action == action).order_by(col(AuditEvent.seq))))
-
-
 def test_clicking_a_guacamole_app_opens_it_with_policys_parameters_and_a_token_used_once(
     portal: SeatPortal,
     node: NodeServer,
@@ -137,8 +106,7 @@ def test_clicking_a_guacamole_app_opens_it_with_policys_parameters_and_a_token_u
     agent1: httpx.Client,
 ) -> None:
     before = len(standin.connections)
-    context = browser.new_context(viewport={"width": 1300, "height": 900})
-    context.add_cookies([{"name": SESSION_COOKIE, "value": agent1.cookies[SESSION_COOKIE], "url": portal.base_url}])
+    context = browser_context(portal, browser, agent1)
     try:
         page = context.new_page()
         page.goto(portal.base_url + "/agent")
@@ -182,7 +150,7 @@ def test_clicking_a_guacamole_app_opens_it_with_policys_parameters_and_a_token_u
     replay_from = len(standin.connections)
     assert refused(node, html_module.unescape(token.group(1)))
     assert new_connections(standin, replay_from) == []
-    outcomes = [(event.actor, event.outcome) for event in _audit(portal, "seat.connect")]
+    outcomes = [(event.actor, event.outcome) for event in audit_trail(portal, "seat.connect")]
     assert outcomes[-2:] == [("agent1", "success"), ("guacamole-lite", "refused")]
 
 
@@ -196,5 +164,5 @@ def test_without_a_guacamole_secret_the_launch_is_refused_audited_and_leaves_no_
         settings.guacamole_secret = secret
     assert answer.status_code == 503 and 'data-reason="seat.guacamole_unavailable"' in answer.text
     assert _rows(portal, SeatLease, login="agent2") == []
-    last = _audit(portal, "seat.launch")[-1]
+    last = audit_trail(portal, "seat.launch")[-1]
     assert (last.actor, last.target, last.outcome) == ("agent2", "billing", "refused")

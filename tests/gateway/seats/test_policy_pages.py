@@ -3,25 +3,24 @@ history, all audited; and the loopback routes guacamole-lite's server.js calls."
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from desktop_broker.guacamole.gate import LaunchGate
 from desktop_broker.guacamole.token import derive_token_key, token_digest
-from gateway.audit.models import AuditEvent
 from gateway.db import session_scope
-from gateway.policies.service import current_version, import_policy
+from gateway.policies.service import current_version
 from gateway.seats.launch_store import DbLaunchStore
-from tests.gateway.seats.conftest import SeatPortal, seat_portal
+from tests.gateway.seats.conftest import TWO_APPS_POLICY, SeatPortal, audit_trail, seat_portal
 from tests.gateway.sessions.conftest import csrf_of
 
-POLICY = Path(__file__).with_name("two_apps_policy.yaml").read_text()
-BAD = POLICY.replace("idle_timeout: 15m", "idle_timeout: 15x").replace("apps: [customer-console]", "apps: [nowhere]")
+BAD = TWO_APPS_POLICY.replace("idle_timeout: 15m", "idle_timeout: 15x").replace(
+    "apps: [customer-console]", "apps: [nowhere]"
+)
 SECRET = "guacamole-broker-secret-for-tests"
 RDP = {"hostname": "10.20.0.10", "disable-copy": "true", "disable-paste": "true", "enable-drive": "false"}
 RDP |= {"enable-printing": "false"}
@@ -29,9 +28,8 @@ RDP |= {"enable-printing": "false"}
 
 @pytest.fixture
 def portal(tmp_path: Path, db_url: str, engine: Engine) -> Iterator[SeatPortal]:
-    with session_scope(engine) as db:  # a policy whose security admins need no TOTP, to keep sign-in short
-        import_policy(db, POLICY, actor="test", source="", now=datetime.now(UTC))
-    with seat_portal(tmp_path, db_url, engine, warm=0, guacamole_secret=SECRET) as running:
+    # A policy whose security admins need no TOTP, to keep sign-in short.
+    with seat_portal(tmp_path, db_url, engine, warm=0, guacamole_secret=SECRET, policy=TWO_APPS_POLICY) as running:
         yield running
 
 
@@ -39,11 +37,6 @@ def portal(tmp_path: Path, db_url: str, engine: Engine) -> Iterator[SeatPortal]:
 def admin(portal: SeatPortal) -> Iterator[httpx.Client]:
     with portal.signed_in("admin1") as client:
         yield client
-
-
-def _audit(portal: SeatPortal, action: str) -> list[AuditEvent]:
-    with Session(portal.engine) as db:
-        return list(db.exec(select(AuditEvent).where(AuditEvent.action == action).order_by(col(AuditEvent.seq))))
 
 
 def test_an_invalid_import_lists_every_problem_with_its_line_and_keeps_the_running_policy(
@@ -57,21 +50,21 @@ def test_an_invalid_import_lists_every_problem_with_its_line_and_keeps_the_runni
     assert len(re.findall(r"line \d+, column \d+", problems.group(1))) == 2
     with Session(portal.engine) as db:
         assert current_version(db).version == 1  # type: ignore[union-attr]
-    assert _audit(portal, "policy.import")[-1].outcome == "refused"
+    assert audit_trail(portal, "policy.import")[-1].outcome == "refused"
 
 
 def test_a_valid_import_becomes_the_newest_version_and_export_returns_it(
     portal: SeatPortal, admin: httpx.Client
 ) -> None:
     csrf = csrf_of(admin.get("/security-admin/policy"))
-    changed = POLICY.replace("idle_timeout: 15m", "idle_timeout: 10m")
+    changed = TWO_APPS_POLICY.replace("idle_timeout: 15m", "idle_timeout: 10m")
     posted = admin.post("/security-admin/policy/import", data={"csrf": csrf, "document": changed, "comment": "shorter"})
     assert posted.status_code == 303
     page = admin.get("/security-admin/policy")
     assert re.findall(r'data-version="(\d+)"', page.text) == ["2", "1"] and "shorter" in page.text
     exported = admin.get("/security-admin/policy/export")
     assert exported.text == changed and "attachment" in exported.headers["content-disposition"]
-    assert _audit(portal, "policy.export")[-1].actor == "admin1"
+    assert audit_trail(portal, "policy.export")[-1].actor == "admin1"
 
 
 def test_a_persons_policy_is_shown_with_the_reason_for_each_value(portal: SeatPortal, admin: httpx.Client) -> None:
@@ -79,7 +72,7 @@ def test_a_persons_policy_is_shown_with_the_reason_for_each_value(portal: SeatPo
     rows = dict(re.findall(r'<tr data-name="([^"]+)"><td>[^<]+</td><td>([^<]+)</td>', page.text))
     assert rows["clipboard_out"] == "SOHO-Agents: default off"
     assert "15m" in rows["idle_timeout"]
-    explained = _audit(portal, "policy.explain")[-1]
+    explained = audit_trail(portal, "policy.explain")[-1]
     assert (explained.actor, explained.target) == ("admin1", "agent1")
 
 
@@ -103,5 +96,5 @@ def test_internal_redeem_refuses_forwarded_requests_and_launches_bound_to_no_liv
         forwarded = client.post("/internal/launch/redeem", json=body, headers={"X-Forwarded-For": "198.51.100.7"})
         assert forwarded.status_code == 403
         assert client.post("/internal/launch/redeem", json=body).status_code == 403
-    outcomes = [(e.outcome, e.actor) for e in _audit(portal, "seat.connect")]
+    outcomes = [(e.outcome, e.actor) for e in audit_trail(portal, "seat.connect")]
     assert outcomes == [("refused", "guacamole-lite")]

@@ -1,13 +1,11 @@
 """One click in the portal, the agent application in Chromium: real seats, real noVNC, the broker as the gate.
 
-Module-scoped on SQLite (the browser path does not depend on the database; the token and lease rules run on
-both databases in test_launch_rules.py).
+Module-scoped on SQLite (see ``seat_portal_on_sqlite``).
 """
 
 import re
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -19,9 +17,7 @@ from websockets.sync.client import connect
 
 from desktop_broker.pool import PooledSeat
 from desktop_broker.x11 import watermark
-from gateway.audit.models import AuditEvent
-from gateway.db import make_engine, session_scope
-from gateway.migrate import upgrade
+from gateway.db import session_scope
 from gateway.policies.service import import_policy
 from gateway.seats.models import SeatEndReason, SeatLease, SeatLeaseState
 from gateway.sessions.deps import SESSION_COOKIE
@@ -33,46 +29,28 @@ from tests.desktop_broker.test_x11_browser import (
     _wait_until,
 )
 from tests.desktop_broker.x11_fixtures import RunningSeat, pixels_near, screen_rgb, wait_for_window
-from tests.gateway.seats.conftest import SeatPortal, seat_portal
+from tests.gateway.seats.conftest import (
+    LAUNCH,
+    TWO_APPS_POLICY,
+    SeatPortal,
+    audit_trail,
+    browser_context,
+    launch_token,
+    seat_portal_on_sqlite,
+)
 from tests.gateway.sessions.conftest import csrf_of
-from tests.support.browser import chromium
 
 pytestmark = pytest.mark.e2e
-POLICY = Path(__file__).with_name("two_apps_policy.yaml").read_text()
-LAUNCH = "/agent/apps/customer-console/launch"
 
 
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeatPortal]:
-    tmp = tmp_path_factory.mktemp("seat-portal")
-    url = f"sqlite:///{tmp / 'sohogw.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    with session_scope(engine) as db:
-        import_policy(db, POLICY, actor="test", source="", now=datetime.now(UTC))
-    try:
-        with seat_portal(tmp, url, engine, warm=1, cap=4) as running:
-            yield running
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as running:
+    with seat_portal_on_sqlite(tmp_path_factory, "seat-portal", warm=1, cap=4, policy=TWO_APPS_POLICY) as running:
         yield running
 
 
-@pytest.fixture(scope="module")
-def agent1(portal: SeatPortal) -> Iterator[httpx.Client]:
-    with portal.signed_in("agent1") as client:
-        yield client
-
-
 def _open_seat(portal: SeatPortal, browser: Browser, client: httpx.Client) -> Page:
-    context = browser.new_context(viewport={"width": 1300, "height": 900})
-    context.add_cookies([{"name": SESSION_COOKIE, "value": client.cookies[SESSION_COOKIE], "url": portal.base_url}])
-    page = context.new_page()
+    page = browser_context(portal, browser, client).new_page()
     page.goto(portal.base_url + LAUNCH)
     page.wait_for_function("window.seatConnected === true", timeout=10_000)
     return page
@@ -100,17 +78,12 @@ def _seat(portal: SeatPortal, login: str) -> PooledSeat:
     return seat
 
 
-def _audit(portal: SeatPortal, action: str) -> list[AuditEvent]:
-    with Session(portal.engine) as db:
-        return list(db.exec(select(AuditEvent).where(AuditEvent.action == action).order_by(col(AuditEvent.seq))))
-
-
 def test_agent_sees_only_the_apps_published_to_them(portal: SeatPortal, agent1: httpx.Client) -> None:
     page = agent1.get("/agent")
     assert re.findall(r'data-app="([^"]+)"', page.text) == ["customer-console"]
     refused = agent1.get("/agent/apps/supervisor-console/launch")
     assert refused.status_code == 403 and 'data-reason="seat.app_not_published"' in refused.text
-    last = _audit(portal, "seat.launch")[-1]
+    last = audit_trail(portal, "seat.launch")[-1]
     assert (last.actor, last.target, last.outcome) == ("agent1", "supervisor-console", "refused")
 
 
@@ -163,15 +136,15 @@ def _open_socket(portal: SeatPortal, token: str, cookie: str) -> None:
 
 
 def test_a_stolen_replayed_or_altered_token_is_refused_and_audited(portal: SeatPortal, agent1: httpx.Client) -> None:
-    token = re.search(r'data-token="([^"]+)"', agent1.get(LAUNCH).text).group(1)  # type: ignore[union-attr]
+    token = launch_token(agent1)
     with portal.signed_in("agent2") as agent2, pytest.raises(InvalidStatus):
         _open_socket(portal, token, agent2.cookies[SESSION_COOKIE])
     with pytest.raises(InvalidStatus):
         _open_socket(portal, token, agent1.cookies[SESSION_COOKIE])
-    fresh = re.search(r'data-token="([^"]+)"', agent1.get(LAUNCH).text).group(1)  # type: ignore[union-attr]
+    fresh = launch_token(agent1)
     with pytest.raises(InvalidStatus):
         _open_socket(portal, fresh[:-2] + ("AA" if not fresh.endswith("AA") else "BB"), agent1.cookies[SESSION_COOKIE])
-    refusals = [(e.actor, e.outcome, e.detail) for e in _audit(portal, "seat.connect") if e.outcome == "refused"]
+    refusals = [(e.actor, e.outcome, e.detail) for e in audit_trail(portal, "seat.connect") if e.outcome == "refused"]
     assert [actor for actor, _, _ in refusals[-3:]] == ["agent2", "agent1", "agent1"]
     assert "another person" in refusals[-3][2] and "already used" in refusals[-2][2] and "unknown" in refusals[-1][2]
     assert _seat(portal, "agent1").holder == _lease(portal, "agent1").id  # the seat stayed agent1's
@@ -180,7 +153,11 @@ def test_a_stolen_replayed_or_altered_token_is_refused_and_audited(portal: SeatP
 def test_idle_timeout_from_an_imported_policy_ends_the_seat(portal: SeatPortal) -> None:
     with session_scope(portal.engine) as db:
         import_policy(
-            db, POLICY.replace("idle_timeout: 15m", "idle_timeout: 2s"), actor="test", source="", now=portal.clock()
+            db,
+            TWO_APPS_POLICY.replace("idle_timeout: 15m", "idle_timeout: 2s"),
+            actor="test",
+            source="",
+            now=portal.clock(),
         )
     with portal.signed_in("agent2") as agent2:
         assert agent2.get(LAUNCH).status_code == 200
@@ -194,10 +171,10 @@ def test_idle_timeout_from_an_imported_policy_ends_the_seat(portal: SeatPortal) 
         assert portal.broker.enforce_limits() >= 1
     lease = _lease(portal, "agent2")
     assert (lease.state, lease.end_reason) == (SeatLeaseState.ENDED, SeatEndReason.IDLE)
-    assert _audit(portal, "seat.end")[-1].outcome == "idle_timeout"
+    assert audit_trail(portal, "seat.end")[-1].outcome == "idle_timeout"
     assert _wait_until(lambda: not seat.process.alive() and portal.broker.pool.get(seat.seat_id) is None, 5)  # type: ignore[union-attr]
     with session_scope(portal.engine) as db:
-        import_policy(db, POLICY, actor="test", source="", now=portal.clock())
+        import_policy(db, TWO_APPS_POLICY, actor="test", source="", now=portal.clock())
 
 
 def test_signing_out_of_the_portal_ends_the_seat(portal: SeatPortal, agent1: httpx.Client, seat_page: Page) -> None:

@@ -9,7 +9,6 @@ import struct
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -19,39 +18,36 @@ from sqlmodel import Session, col, select
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from desktop_broker.pool import PooledSeat
 from gateway.audit.models import AuditEvent
-from gateway.db import make_engine, session_scope
-from gateway.migrate import upgrade
+from gateway.db import session_scope
+from gateway.directory import BuiltinDirectory
 from gateway.policies.service import import_policy
 from gateway.seats import viewing
-from gateway.seats.models import SeatLease
 from gateway.sessions.deps import SESSION_COOKIE
 from gateway.sessions.models import HomeSession
 from tests.desktop_broker.x11_fixtures import pointer_location, wait_for_window, x_run
-from tests.gateway.seats.conftest import SeatPortal, seat_portal
+from tests.gateway.seats.conftest import (
+    LAUNCH,
+    TWO_APPS_POLICY,
+    SeatPortal,
+    launch_token,
+    seat_of,
+    seat_portal_on_sqlite,
+)
 from tests.gateway.sessions.conftest import csrf_of, sign_in
 
 pytestmark = pytest.mark.e2e
-POLICY = Path(__file__).with_name("two_apps_policy.yaml").read_text()
-NO_VIEWING = POLICY.replace("    max_session: 8h\n", "    max_session: 8h\n    supervision: {allow_viewing: false}\n")
-LAUNCH = "/agent/apps/customer-console/launch"
+NO_VIEWING = TWO_APPS_POLICY.replace(
+    "    max_session: 8h\n", "    max_session: 8h\n    supervision: {allow_viewing: false}\n"
+)
 
 
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeatPortal]:
-    tmp = tmp_path_factory.mktemp("view-token-portal")
-    url = f"sqlite:///{tmp / 'sohogw.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    with session_scope(engine) as db:
-        import_policy(db, POLICY, actor="test", source="", now=datetime.now(UTC))
-    try:
-        with seat_portal(tmp, url, engine, warm=1, cap=4) as running:
-            running.directory.add_user("sup2", "sup-two-pw", groups=["SOHO-Supervisors"], display_name="Sup2")
-            yield running
-    finally:
-        engine.dispose()
+    with seat_portal_on_sqlite(tmp_path_factory, "view-token-portal", warm=1, cap=4, policy=TWO_APPS_POLICY) as running:
+        assert isinstance(running.directory, BuiltinDirectory)
+        running.directory.add_user("sup2", "sup-two-pw", groups=["SOHO-Supervisors"], display_name="Sup2")
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +55,7 @@ def agent1(portal: SeatPortal) -> Iterator[httpx.Client]:
     """agent1 signed in and launched the Customer Console (the seat is theirs; no browser needed)."""
     with portal.signed_in("agent1") as client:
         assert client.get(LAUNCH).status_code == 200
-        wait_for_window(_seat(portal).process, "^Customer Console")
+        wait_for_window(seat_of(portal, "agent1").process, "^Customer Console")
         yield client
 
 
@@ -67,14 +63,6 @@ def agent1(portal: SeatPortal) -> Iterator[httpx.Client]:
 def sup1(portal: SeatPortal, agent1: httpx.Client) -> Iterator[httpx.Client]:
     with portal.signed_in("sup1") as client:
         yield client
-
-
-def _seat(portal: SeatPortal) -> PooledSeat:
-    with Session(portal.engine) as db:
-        lease = db.exec(select(SeatLease).where(SeatLease.login == "agent1")).one()
-    seat = portal.broker.pool.get(lease.seat_id) if portal.broker.pool else None
-    assert seat is not None
-    return seat
 
 
 def _agent_session_id(portal: SeatPortal) -> str:
@@ -143,7 +131,7 @@ def _connect_refusals(portal: SeatPortal) -> list[str]:
 def test_a_watcher_input_never_reaches_the_seat_even_from_a_tampered_client(
     portal: SeatPortal, agent1: httpx.Client, sup1: httpx.Client
 ) -> None:
-    seat = _seat(portal)
+    seat = seat_of(portal, "agent1")
     x_run(seat.process, ["xdotool", "mousemove", "100", "600"])
     before = pointer_location(seat.process)
     # Parameters a watcher might try; the websocket has none that select a password or a mode.
@@ -151,14 +139,14 @@ def test_a_watcher_input_never_reaches_the_seat_even_from_a_tampered_client(
     with _rfb(portal, "/seats/view/ws", _view_token(sup1, portal), sup1.cookies[SESSION_COOKIE], extra) as socket:
         _poke(socket)
     assert pointer_location(seat.process) == before
-    agent_token = re.search(r'data-token="([^"]+)"', agent1.get(LAUNCH).text).group(1)  # type: ignore[union-attr]
+    agent_token = launch_token(agent1)
     with _rfb(portal, "/seats/ws", agent_token, agent1.cookies[SESSION_COOKIE]) as socket:
         _poke(socket)
     assert pointer_location(seat.process) != before, "the same events from the agent must arrive (control)"
 
 
 def test_a_view_grant_only_ever_holds_the_view_only_password(portal: SeatPortal, agent1: httpx.Client) -> None:
-    seat = _seat(portal)
+    seat = seat_of(portal, "agent1")
     assert viewing.view_password(seat) == seat.passwords.view_only != seat.passwords.full_access
     assert "full_access" not in Path(viewing.__file__).read_text()
     assert "full_access" not in Path(viewing.__file__).with_name("view_routes.py").read_text()
@@ -178,7 +166,7 @@ def test_a_view_token_works_once_and_only_for_its_supervisor_on_the_view_path(
         assert sign_in(other, "sup2", password="sup-two-pw").status_code == 303
         assert _refused(portal, "/seats/view/ws", _view_token(sup1, portal), other.cookies[SESSION_COOKIE])
     assert _refused(portal, "/seats/ws", _view_token(sup1, portal), cookie)  # a watch token on the agent's path
-    agent_token = re.search(r'data-token="([^"]+)"', agent1.get(LAUNCH).text).group(1)  # type: ignore[union-attr]
+    agent_token = launch_token(agent1)
     assert _refused(portal, "/seats/view/ws", agent_token, agent1.cookies[SESSION_COOKIE])
     refusals = _connect_refusals(portal)[-6:]
     assert ["already used" in r for r in refusals] == [True, False, True, False, False, False]
@@ -197,7 +185,7 @@ def test_a_supervisor_is_refused_when_the_agents_policy_forbids_viewing(
         assert _refused(portal, "/seats/view/ws", minted_before, sup1.cookies[SESSION_COOKIE])
     finally:
         with session_scope(portal.engine) as db:
-            import_policy(db, POLICY, actor="test", source="", now=portal.clock())
+            import_policy(db, TWO_APPS_POLICY, actor="test", source="", now=portal.clock())
     with Session(portal.engine) as db:
         last = db.exec(
             select(AuditEvent)

@@ -5,29 +5,25 @@ Real seats, real noVNC in Debian's Chromium, the real app (the broker registers 
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Frame, Page
 from sqlmodel import Session, col, select
 
 from desktop_broker.pool import PooledSeat
 from gateway.audit.models import AuditEvent
-from gateway.db import make_engine, session_scope
-from gateway.migrate import upgrade
-from gateway.policies.service import import_policy
-from gateway.seats.models import SeatLease
-from gateway.sessions.deps import SESSION_COOKIE
 from gateway.supervision.models import ScreenWatch
 from tests.desktop_broker.x11_fixtures import pointer_location, screen_rgb, wait_for_window, x_run
-from tests.gateway.seats.conftest import SeatPortal, seat_portal
-from tests.support.browser import chromium
+from tests.gateway.seats.conftest import (
+    LAUNCH,
+    TWO_APPS_POLICY,
+    SeatPortal,
+    browser_context,
+    seat_of,
+    seat_portal_on_sqlite,
+)
 
 pytestmark = pytest.mark.e2e
-POLICY = Path(__file__).with_name("two_apps_policy.yaml").read_text()
-LAUNCH = "/agent/apps/customer-console/launch"
 # Every 16th pixel of every 8th row above the watermark strip (its clock may tick between two reads).
 SAMPLE = """(canvas) => { const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, 760).data;
   const out = []; for (let y = 0; y < 760; y += 8) for (let x = 0; x < canvas.width; x += 16) {
@@ -37,41 +33,20 @@ SAMPLE = """(canvas) => { const d = canvas.getContext('2d').getImageData(0, 0, c
 
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeatPortal]:
-    tmp = tmp_path_factory.mktemp("view-portal")
-    url = f"sqlite:///{tmp / 'sohogw.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    with session_scope(engine) as db:
-        import_policy(db, POLICY, actor="test", source="", now=datetime.now(UTC))
-    try:
-        with seat_portal(tmp, url, engine, warm=1, cap=4) as running:
-            yield running
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as running:
+    with seat_portal_on_sqlite(tmp_path_factory, "view-portal", warm=1, cap=4, policy=TWO_APPS_POLICY) as running:
         yield running
-
-
-def _context(portal: SeatPortal, browser: Browser, client: httpx.Client) -> BrowserContext:
-    context = browser.new_context(viewport={"width": 1300, "height": 950})
-    context.add_cookies([{"name": SESSION_COOKIE, "value": client.cookies[SESSION_COOKIE], "url": portal.base_url}])
-    return context
 
 
 @pytest.fixture(scope="module")
 def agent_page(portal: SeatPortal, browser: Browser) -> Iterator[Page]:
     """agent1 launched the Customer Console and sees it."""
     with portal.signed_in("agent1") as agent1:
-        context = _context(portal, browser, agent1)
+        context = browser_context(portal, browser, agent1, height=950)
         try:
             page = context.new_page()
             page.goto(portal.base_url + LAUNCH)
             page.wait_for_function("window.seatConnected === true", timeout=10_000)
-            wait_for_window(_seat(portal).process, "^Customer Console")
+            wait_for_window(seat_of(portal, "agent1").process, "^Customer Console")
             yield page
         finally:
             context.close()
@@ -80,19 +55,11 @@ def agent_page(portal: SeatPortal, browser: Browser) -> Iterator[Page]:
 @pytest.fixture(scope="module")
 def supervisor(portal: SeatPortal, browser: Browser) -> Iterator[BrowserContext]:
     with portal.signed_in("sup1") as sup1:
-        context = _context(portal, browser, sup1)
+        context = browser_context(portal, browser, sup1, height=950)
         try:
             yield context
         finally:
             context.close()
-
-
-def _seat(portal: SeatPortal) -> PooledSeat:
-    with Session(portal.engine) as db:
-        lease = db.exec(select(SeatLease).where(SeatLease.login == "agent1")).one()
-    seat = portal.broker.pool.get(lease.seat_id) if portal.broker.pool else None
-    assert seat is not None
-    return seat
 
 
 def _watch_from_the_wall(portal: SeatPortal, supervisor: BrowserContext) -> tuple[Page, Frame]:
@@ -138,7 +105,7 @@ def _watches(portal: SeatPortal) -> list[tuple[str, str, str]]:
 def test_supervisor_sees_the_agents_screen_but_cannot_type_or_click_into_it(
     portal: SeatPortal, agent_page: Page, supervisor: BrowserContext
 ) -> None:
-    seat = _seat(portal)
+    seat = seat_of(portal, "agent1")
     watch, frame = _watch_from_the_wall(portal, supervisor)
     assert "agent1" in (frame.text_content("#agent") or "")
     assert frame.get_attribute("#view-only", "id") and frame.is_visible("#view-only")
