@@ -9,13 +9,12 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from desktop_broker.rfb_auth import BufferedReceive, RfbAuthFailed, authenticate_for_browser
-from desktop_broker.x11 import RfbAddress, bridge_websocket_to_rfb
+from desktop_broker.x11 import RfbAddress
 from gateway.db import session_scope
 from gateway.deps import ClockDep, DbSession
 from gateway.errors import GatewayError, NotFound
@@ -24,6 +23,7 @@ from gateway.seats.broker import SeatBroker
 from gateway.seats.errors import LaunchRefused
 from gateway.seats.internal_routes import router as internal_router
 from gateway.seats.policy_routes import router as policy_router
+from gateway.seats.rfb_socket import STREAM_ENDED, accept_browser, bridge_to_seat
 from gateway.seats.tokens import spend
 from gateway.seats.view_routes import router as view_router
 from gateway.sessions.deps import SESSION_COOKIE, AgentSession
@@ -126,20 +126,10 @@ async def seat_socket(websocket: WebSocket, token: str = "") -> None:
         await websocket.close(code=POLICY_VIOLATION)
         return
     lease_id, address, password = grant
-    offered = websocket.scope.get("subprotocols") or []
-    await websocket.accept(subprotocol="binary" if "binary" in offered else None)
-
-    async def receive() -> bytes | None:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return None
-        return message.get("bytes") or (message.get("text") or "").encode()
-
-    browser = BufferedReceive(receive)
+    browser = await accept_browser(websocket)
     try:
-        handshake = authenticate_for_browser(password, browser, websocket.send_bytes)
-        await bridge_websocket_to_rfb(browser, websocket.send_bytes, address, handshake)
-    except (RfbAuthFailed, EOFError, OSError, RuntimeError, WebSocketDisconnect) as error:
+        await bridge_to_seat(websocket, browser, address, password)
+    except STREAM_ENDED as error:
         log.info("seat websocket of lease %s ended: %s", lease_id, error or type(error).__name__)
     finally:
         await run_in_threadpool(_disconnected, websocket, lease_id)

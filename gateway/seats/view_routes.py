@@ -10,17 +10,17 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from desktop_broker.rfb_auth import BufferedReceive, RfbAuthFailed, authenticate_for_browser
-from desktop_broker.x11 import RfbAddress, bridge_websocket_to_rfb
+from desktop_broker.x11 import RfbAddress
 from gateway.db import session_scope
 from gateway.deps import ClockDep, DbSession
 from gateway.seats import viewing
 from gateway.seats.broker import SeatBroker
 from gateway.seats.errors import LaunchRefused
+from gateway.seats.rfb_socket import STREAM_ENDED, accept_browser, bridge_to_seat
 from gateway.sessions.deps import SESSION_COOKIE, AgentSession, SupervisorSession
 from gateway.sessions.models import SessionState
 from gateway.sessions.service import session_for_token
@@ -99,24 +99,14 @@ async def view_socket(websocket: WebSocket, token: str = "") -> None:
         await websocket.close(code=POLICY_VIOLATION)
         return
     grant, address, password = redeemed
-    offered = websocket.scope.get("subprotocols") or []
-    await websocket.accept(subprotocol="binary" if "binary" in offered else None)
-
-    async def receive() -> bytes | None:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return None
-        return message.get("bytes") or (message.get("text") or "").encode()
-
-    browser = BufferedReceive(receive)
-    handshake = authenticate_for_browser(password, browser, websocket.send_bytes)
-    stream = asyncio.create_task(bridge_websocket_to_rfb(browser, websocket.send_bytes, address, handshake))
+    browser = await accept_browser(websocket)
+    stream = asyncio.create_task(bridge_to_seat(websocket, browser, address, password))
     watchdog = asyncio.create_task(_watchdog(websocket, grant))
     try:
         await asyncio.wait([stream, watchdog], return_when=asyncio.FIRST_COMPLETED)
         if stream.done():
             stream.result()
-    except (RfbAuthFailed, EOFError, OSError, RuntimeError, WebSocketDisconnect) as error:
+    except STREAM_ENDED as error:
         log.info("watch %s of %s ended: %s", grant.watch_id, grant.agent_login, error or type(error).__name__)
     finally:
         for task in (stream, watchdog):
