@@ -16,10 +16,10 @@ from ldap3.core.exceptions import LDAPCommunicationError
 from ldap3.utils.conv import escape_bytes, escape_filter_chars
 
 from gateway.directory import errors
-from gateway.directory.entries import change_membership, first, one_entry, search
+from gateway.directory.entries import first, one_entry, search
 from gateway.directory.interface import DirectoryUser, Group
 from gateway.directory.logins import check_credentials, equality_filter, is_dn
-from gateway.directory.pool import ServiceConnections
+from gateway.directory.pool import PooledDirectory, ServiceConnections
 from gateway.directory.servers import ServerList
 from gateway.directory.settings import DirectorySettings
 from gateway.directory.states import AccountState, refusal_from_bind_message, state_from_attributes
@@ -30,7 +30,7 @@ STATE = ["userAccountControl", "msDS-User-Account-Control-Computed", "accountExp
 INVALID_CREDENTIALS = 49
 
 
-class ActiveDirectory:
+class ActiveDirectory(PooledDirectory):
     """The `Directory` of an Active Directory domain."""
 
     def __init__(self, settings: DirectorySettings, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
@@ -94,15 +94,6 @@ class ActiveDirectory:
             return self._person(entry, login_or_dn, self._groups(conn, entry["dn"]), state)
 
         return self._pool.run(read)
-
-    def add_to_group(self, user_dn: str, group_dn: str) -> None:
-        self._pool.run(lambda conn: change_membership(conn, user_dn, group_dn, add=True))
-
-    def remove_from_group(self, user_dn: str, group_dn: str) -> None:
-        self._pool.run(lambda conn: change_membership(conn, user_dn, group_dn, add=False))
-
-    def close(self) -> None:
-        self._pool.close()
 
     def _person(
         self, entry: dict[str, Any], login: str, groups: tuple[Group, ...], state: AccountState

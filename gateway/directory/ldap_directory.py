@@ -14,10 +14,10 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
 from gateway.directory import errors
-from gateway.directory.entries import change_membership, first, one_entry, search
+from gateway.directory.entries import first, one_entry, search
 from gateway.directory.interface import DirectoryUser, Group
 from gateway.directory.logins import check_credentials, dn_from_template, equality_filter, is_dn
-from gateway.directory.pool import ServiceConnections
+from gateway.directory.pool import PooledDirectory, ServiceConnections
 from gateway.directory.servers import ServerList
 from gateway.directory.settings import DirectorySettings
 from gateway.directory.states import AccountState
@@ -26,7 +26,7 @@ PERSON = ["uid", "cn", "displayName", "mail", "telephoneNumber", "mobile", "memb
 INVALID_CREDENTIALS = 49
 
 
-class OpenLdapDirectory:
+class OpenLdapDirectory(PooledDirectory):
     """The `Directory` of an OpenLDAP tree."""
 
     def __init__(self, settings: DirectorySettings) -> None:
@@ -76,15 +76,6 @@ class OpenLdapDirectory:
             return self._person(conn, entry, login_or_dn, AccountState.ACTIVE)
 
         return self._pool.run(read)
-
-    def add_to_group(self, user_dn: str, group_dn: str) -> None:
-        self._pool.run(lambda conn: change_membership(conn, user_dn, group_dn, add=True))
-
-    def remove_from_group(self, user_dn: str, group_dn: str) -> None:
-        self._pool.run(lambda conn: change_membership(conn, user_dn, group_dn, add=False))
-
-    def close(self) -> None:
-        self._pool.close()
 
     def _person(self, conn: Connection, entry: dict[str, Any], login: str, state: AccountState) -> DirectoryUser:
         groups = self._groups(conn, entry)

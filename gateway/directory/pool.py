@@ -14,6 +14,7 @@ from ldap3 import Connection
 from ldap3.core.exceptions import LDAPCommunicationError
 
 from gateway.directory import errors
+from gateway.directory.entries import change_membership
 from gateway.directory.servers import ServerList
 
 T = TypeVar("T")
@@ -69,3 +70,19 @@ class ServiceConnections:
                 self._idle.get_nowait().unbind()
             except queue.Empty:
                 return
+
+
+class PooledDirectory:
+    """What the ldap3 directories (AD and OpenLDAP) do alike through their service-account pool: group
+    membership changes (HR's hand-off) and closing. Subclasses set ``self._pool``."""
+
+    _pool: ServiceConnections
+
+    def add_to_group(self, user_dn: str, group_dn: str) -> None:
+        self._pool.run(lambda conn: change_membership(conn, user_dn, group_dn, add=True))
+
+    def remove_from_group(self, user_dn: str, group_dn: str) -> None:
+        self._pool.run(lambda conn: change_membership(conn, user_dn, group_dn, add=False))
+
+    def close(self) -> None:
+        self._pool.close()
