@@ -1,12 +1,16 @@
 """Active Directory (and Samba AD DC) through ldap3.
 
-A login is three round trips on the person's own connection: bind (AD answers bad states with a sub-code), read
-the person's entry, read `tokenGroups` — the SIDs of every group the person is in, nesting resolved by the DC
-(cheaper than an IN_CHAIN search, FIELD_NOTES). SIDs are turned into group names through a small cache.
+A login first finds the entry as the service account, for any spelling AD itself accepts: ``DOMAIN\\name``, a bare
+sAMAccountName, the userPrincipalName, or the implicit UPN ``sAMAccountName@<DNS domain>`` (AD matches all of them
+case-insensitively). The person is the entry's ``objectGUID``, never the typed text. Then three round trips on the
+person's own connection: bind to the entry's DN (AD answers bad states with a sub-code), read the entry, read
+`tokenGroups` — the SIDs of every group the person is in, nesting resolved by the DC (cheaper than an IN_CHAIN
+search, FIELD_NOTES). SIDs are turned into group names through a small cache.
 """
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -14,18 +18,20 @@ from typing import Any
 from ldap3 import BASE, Connection
 from ldap3.core.exceptions import LDAPCommunicationError
 from ldap3.utils.conv import escape_bytes, escape_filter_chars
+from ldap3.utils.dn import parse_dn
 
 from gateway.directory import errors
 from gateway.directory.entries import first, one_entry, search
-from gateway.directory.interface import DirectoryUser, Group
-from gateway.directory.logins import check_credentials, equality_filter, is_dn
+from gateway.directory.interface import Account, DirectoryUser, Group
+from gateway.directory.logins import check_login, check_password, equality_filter, is_dn
 from gateway.directory.pool import PooledDirectory, ServiceConnections
 from gateway.directory.servers import ServerList
 from gateway.directory.settings import DirectorySettings
 from gateway.directory.states import AccountState, refusal_from_bind_message, state_from_attributes
 
 IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN: transitive member
-PERSON = ["userPrincipalName", "sAMAccountName", "displayName", "mail", "telephoneNumber", "mobile"]
+ACCOUNT = ["objectGUID", "userPrincipalName", "sAMAccountName"]
+PERSON = [*ACCOUNT, "displayName", "mail", "telephoneNumber", "mobile"]
 STATE = ["userAccountControl", "msDS-User-Account-Control-Computed", "accountExpires", "pwdLastSet", "logonHours"]
 INVALID_CREDENTIALS = 49
 
@@ -47,49 +53,69 @@ class ActiveDirectory(PooledDirectory):
         self._sid_groups: dict[bytes, tuple[float, Group]] = {}
         self._sid_lock = threading.Lock()
 
-    def _bind_name_and_filter(self, login: str) -> tuple[str, str]:
-        """How a typed login binds, and the filter that finds its entry: UPN, DOMAIN\\name or a bare name."""
+    def dns_domain(self) -> str:
+        """The domain's DNS name, the suffix of implicit UPNs: configured, or read off the base DN's DC parts."""
+        if self._settings.dns_domain:
+            return self._settings.dns_domain
+        return ".".join(value for attr, value, _ in parse_dn(self._settings.base_dn) if attr.casefold() == "dc")
+
+    def _filters(self, login: str) -> list[str]:
+        """Filters tried in order for a typed login, as AD resolves names (explicit UPN before implicit UPN)."""
         netbios = self._settings.netbios_domain
-        if "@" in login:
-            return login, equality_filter("userPrincipalName", login, "user")
         if "\\" in login:
             domain, _, name = login.partition("\\")
             if not name or not netbios or domain.casefold() != netbios.casefold():
                 raise errors.MalformedLogin(f"domain {domain!r} is not this directory's")
-            return f"{netbios}\\{name}", equality_filter("sAMAccountName", name, "user")
-        if netbios:
-            return f"{netbios}\\{login}", equality_filter("sAMAccountName", login, "user")
-        if self._settings.upn_suffix:
-            upn = f"{login}@{self._settings.upn_suffix}"
-            return upn, equality_filter("userPrincipalName", upn, "user")
-        raise errors.DirectoryMisconfigured("set netbios_domain or upn_suffix to accept bare user names")
+            return [equality_filter("sAMAccountName", name, "user")]
+        if "@" in login:
+            by_upn = [equality_filter("userPrincipalName", login, "user")]
+            name, _, domain = login.rpartition("@")
+            if name and domain.casefold() == self.dns_domain().casefold():
+                by_upn.append(equality_filter("sAMAccountName", name, "user"))  # the implicit UPN
+            return by_upn
+        return [equality_filter("sAMAccountName", login, "user")]
 
-    def authenticate(self, login: str, password: str) -> DirectoryUser:
-        login = check_credentials(login, password)
-        if is_dn(login):
-            raise errors.MalformedLogin("sign in with your user name, not a distinguished name")
-        bind_name, user_filter = self._bind_name_and_filter(login)
-        conn = self._servers.open(bind_name, password)
+    def _entry(self, conn: Connection, login: str, attributes: list[str]) -> dict[str, Any]:
+        """The one entry a login names; several matches for one filter fail closed (AccountNotFound)."""
+        for user_filter in self._filters(login):
+            found = search(conn, self._settings.base_dn, user_filter, attributes)
+            if len(found) > 1:
+                raise errors.AccountNotFound(f"{len(found)} directory entries match the login")
+            if found:
+                return found[0]
+        raise errors.AccountNotFound("no directory entry matches the login")
+
+    def find_account(self, login: str) -> Account:
+        login = check_login(login)
+        entry = self._pool.run(lambda conn: self._entry(conn, login, ACCOUNT))
+        return Account(person_id=_guid(entry), dn=entry["dn"], name=first(entry, "sAMAccountName") or login)
+
+    def verify(self, account: Account, password: str) -> DirectoryUser:
+        check_password(password)
+        conn = self._servers.open(account.dn, password)
         try:
             if not conn.bind():
                 if conn.result["result"] == INVALID_CREDENTIALS:
                     raise refusal_from_bind_message(conn.result.get("message", ""))
                 raise errors.DirectoryMisconfigured(f"bind refused: {conn.result['description']}")
-            entry = one_entry(conn, self._settings.base_dn, user_filter, PERSON)
-            return self._person(entry, login, self._groups(conn, entry["dn"]), AccountState.ACTIVE)
+            entry = one_entry(conn, account.dn, "(objectClass=user)", PERSON, BASE)
+            return self._person(entry, account.name, self._groups(conn, entry["dn"]), AccountState.ACTIVE)
         except LDAPCommunicationError as exc:
             self._servers.report_failure(conn)
             raise errors.DirectoryUnavailable(f"directory connection lost during login: {exc}") from None
         finally:
             conn.unbind()
 
+    def authenticate(self, login: str, password: str) -> DirectoryUser:
+        check_password(password)
+        return self.verify(self.find_account(login), password)
+
     def lookup(self, login_or_dn: str) -> DirectoryUser:
         def read(conn: Connection) -> DirectoryUser:
             if is_dn(login_or_dn):
                 entry = one_entry(conn, login_or_dn, "(objectClass=user)", PERSON + STATE, BASE)
             else:
-                _, user_filter = self._bind_name_and_filter(login_or_dn.strip())
-                entry = one_entry(conn, self._settings.base_dn, user_filter, PERSON + STATE)
+                entry = self._entry(conn, check_login(login_or_dn), PERSON + STATE)
             state = state_from_attributes(entry["raw_attributes"], self._now())
             return self._person(entry, login_or_dn, self._groups(conn, entry["dn"]), state)
 
@@ -101,6 +127,7 @@ class ActiveDirectory(PooledDirectory):
         return DirectoryUser(
             dn=entry["dn"],
             login=login,
+            person_id=_guid(entry),
             upn=first(entry, "userPrincipalName"),
             sam_account_name=first(entry, "sAMAccountName"),
             display_name=first(entry, "displayName"),
@@ -135,3 +162,11 @@ class ActiveDirectory(PooledDirectory):
                 with self._sid_lock:
                     self._sid_groups[sid] = (now, known[sid])
         return [known[s] for s in sids if s in known]
+
+
+def _guid(entry: dict[str, Any]) -> str:
+    """The entry's objectGUID in its usual text form; AD stores the GUID's first three fields little-endian."""
+    values = entry["raw_attributes"].get("objectGUID") or []
+    if not values:
+        raise errors.DirectoryMisconfigured(f"{entry['dn']!r} has no readable objectGUID")
+    return str(uuid.UUID(bytes_le=bytes(values[0])))

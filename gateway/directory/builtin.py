@@ -2,6 +2,8 @@
 
 File shape: {"users": {"zhang.wei": {"password_hash": "$argon2id$...", "display_name": "...", "mail": "...",
 "phone": "...", "disabled": false, "groups": ["agents"]}}}. A user's DN is their login; groups are plain names.
+The login (the file's key) is the person's stable id: the file has no rename, and a sign-in in another case or
+with the user's ``upn`` finds the same key (two keys that differ only in case are refused as ambiguous).
 Writes go to a temp file then `os.replace`, so a crash never leaves half a file.
 """
 
@@ -9,6 +11,7 @@ import json
 import os
 import tempfile
 import threading
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +19,20 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from gateway.directory import errors
-from gateway.directory.interface import DirectoryUser, Group
-from gateway.directory.logins import check_credentials
+from gateway.directory.interface import Account, DirectoryUser, Group
+from gateway.directory.logins import check_credentials, check_login, check_password
 from gateway.directory.settings import DirectorySettings
 from gateway.directory.states import AccountState
 
 _hasher = PasswordHasher()
 # Verified against when the login does not exist, so both answers take the same time.
 _DUMMY_HASH = _hasher.hash("not a real password")
+PERSON_ID_PREFIX = "builtin:"
+
+
+def person_id(login: str) -> str:
+    """The built-in directory's id of a person: its key, marked so it never equals an AD or OpenLDAP id."""
+    return PERSON_ID_PREFIX + login
 
 
 class BuiltinDirectory:
@@ -56,6 +65,7 @@ class BuiltinDirectory:
         return DirectoryUser(
             dn=login,
             login=login,
+            person_id=person_id(login),
             upn=record.get("upn"),
             display_name=record.get("display_name"),
             mail=record.get("mail"),
@@ -82,9 +92,23 @@ class BuiltinDirectory:
             record["disabled"] = disabled
             self._save(data)
 
-    def authenticate(self, login: str, password: str) -> DirectoryUser:
-        login = check_credentials(login, password)
-        record = self._load()["users"].get(login)
+    def _key(self, users: dict[str, Any], login: str) -> str:
+        """The file's key for any spelling of a login: the key itself, or its UPN, in any case."""
+        if login in users:
+            return login
+        folded = login.casefold()
+        keys = [k for k, r in users.items() if folded in (k.casefold(), str(r.get("upn") or "").casefold())]
+        if len(keys) != 1:
+            raise errors.AccountNotFound(f"{len(keys)} built-in users match the login")
+        return keys[0]
+
+    def find_account(self, login: str) -> Account:
+        key = self._key(self._load()["users"], check_login(login))
+        return Account(person_id=person_id(key), dn=key, name=key)
+
+    def verify(self, account: Account, password: str) -> DirectoryUser:
+        check_password(password)
+        record = self._load()["users"].get(account.dn)
         try:
             _hasher.verify(record["password_hash"] if record else _DUMMY_HASH, password)
             matched = record is not None
@@ -94,17 +118,31 @@ class BuiltinDirectory:
             raise errors.AccountNotFound("no such user in the built-in directory")
         if not matched:
             raise errors.WrongPassword("password does not match")
-        user = self._user(login, record)
+        user = self._user(account.dn, record)
         refusal = user.refusal()
         if refusal:
             raise refusal
         return user
 
+    def authenticate(self, login: str, password: str) -> DirectoryUser:
+        check_password(password)
+        try:
+            account = self.find_account(login)
+        except errors.AccountNotFound:
+            self.spend_a_verification(password)
+            raise
+        return self.verify(account, password)
+
+    @staticmethod
+    def spend_a_verification(password: str) -> None:
+        """Take as long as a password check, so an unknown name is not told apart from a wrong password by time."""
+        with suppress(VerificationError, InvalidHashError):
+            _hasher.verify(_DUMMY_HASH, password)
+
     def lookup(self, login_or_dn: str) -> DirectoryUser:
-        record = self._load()["users"].get(login_or_dn)
-        if record is None:
-            raise errors.AccountNotFound("no such user in the built-in directory")
-        return self._user(login_or_dn, record)
+        users = self._load()["users"]
+        key = self._key(users, login_or_dn.strip())
+        return self._user(key, users[key])
 
     def _change_group(self, user_dn: str, group_dn: str, add: bool) -> None:
         with self._lock:

@@ -16,11 +16,26 @@ class Group:
 
 
 @dataclass(frozen=True)
+class Account:
+    """The directory entry a typed login names, found by the service account before any bind.
+
+    ``person_id`` is the directory's own stable identifier of the entry (AD ``objectGUID``, OpenLDAP ``entryUUID``,
+    the built-in directory's key): every spelling of one account gives the same one, a rename keeps it. ``name`` is
+    the account name as the directory spells it, for display.
+    """
+
+    person_id: str
+    dn: str
+    name: str
+
+
+@dataclass(frozen=True)
 class DirectoryUser:
-    """A person as the directory knows them at the moment of the read."""
+    """A person as the directory knows them at the moment of the read; ``person_id`` as in `Account`."""
 
     dn: str
     login: str
+    person_id: str
     upn: str | None = None
     sam_account_name: str | None = None
     display_name: str | None = None
@@ -38,8 +53,20 @@ class DirectoryUser:
 class Directory(Protocol):
     """Identity source of the gateway: Active Directory, OpenLDAP or the built-in file."""
 
+    def find_account(self, login: str) -> Account:
+        """The one entry any spelling of ``login`` names (case, ``DOMAIN\\name``, UPN, implicit UPN, account name),
+        looked up as the service account without touching the person's password; raise AccountNotFound (also when
+        several entries would match) or MalformedLogin."""
+        ...
+
+    def verify(self, account: Account, password: str) -> DirectoryUser:
+        """Bind as the account's entry with the password; return the person with their groups; raise a
+        `LoginRefused` subclass. This is the only call that sends a guess to the directory."""
+        ...
+
     def authenticate(self, login: str, password: str) -> DirectoryUser:
-        """Check the password and return the person with their groups; raise a `LoginRefused` subclass."""
+        """`find_account` then `verify`, for callers that need no step in between (the login flow reserves a
+        throttle attempt there)."""
         ...
 
     def lookup(self, login_or_dn: str) -> DirectoryUser:

@@ -1,7 +1,9 @@
 """OpenLDAP (any RFC 4511 server with inetOrgPerson users and groupOfNames groups) through ldap3.
 
-A login binds as the person's DN (from `user_dn_template`, or found by the service account) and reads the entry
-on that connection. Nested groups are followed upward a bounded number of levels: the first level from the
+A login first finds the entry as the service account: by `user_attribute` (matched as the schema says, uid
+case-insensitively), by the configured `upn_attribute` for a name with ``@``, or by reading the `user_dn_template`
+DN. The person is the entry's ``entryUUID`` (RFC 4530), never the typed text. Then it binds as that DN and reads
+the entry on that connection. Nested groups are followed upward a bounded number of levels: the first level from the
 memberof overlay's `memberOf` attribute or from a `(member=<dn>)` search, the next ones by `(member=<group>)`.
 Without the ppolicy overlay OpenLDAP has no account states beyond "wrong password" and "no such account".
 """
@@ -15,14 +17,15 @@ from ldap3.utils.dn import parse_dn
 
 from gateway.directory import errors
 from gateway.directory.entries import first, one_entry, search
-from gateway.directory.interface import DirectoryUser, Group
-from gateway.directory.logins import check_credentials, dn_from_template, equality_filter, is_dn
+from gateway.directory.interface import Account, DirectoryUser, Group
+from gateway.directory.logins import check_login, check_password, dn_from_template, equality_filter, is_dn
 from gateway.directory.pool import PooledDirectory, ServiceConnections
 from gateway.directory.servers import ServerList
 from gateway.directory.settings import DirectorySettings
 from gateway.directory.states import AccountState
 
-PERSON = ["uid", "cn", "displayName", "mail", "telephoneNumber", "mobile", "memberOf"]
+ACCOUNT = ["entryUUID", "uid", "cn"]
+PERSON = [*ACCOUNT, "displayName", "mail", "telephoneNumber", "mobile", "memberOf"]
 INVALID_CREDENTIALS = 49
 
 
@@ -40,39 +43,54 @@ class OpenLdapDirectory(PooledDirectory):
             wait_seconds=settings.receive_timeout,
         )
 
-    def _find_dn(self, conn: Connection, login: str) -> str:
-        user_filter = equality_filter(self._settings.user_attribute, login, "person")
-        return str(one_entry(conn, self._settings.base_dn, user_filter, ["cn"])["dn"])
+    def _entry(self, conn: Connection, login: str, attributes: list[str]) -> dict[str, Any]:
+        """The one entry a login names: by UPN attribute, by DN template, or by the login attribute."""
+        settings = self._settings
+        if "@" in login and settings.upn_attribute:
+            by_upn = equality_filter(settings.upn_attribute, login, "person")
+            return one_entry(conn, settings.base_dn, by_upn, attributes)
+        if settings.user_dn_template:
+            user_dn = dn_from_template(settings.user_dn_template, login)
+            return one_entry(conn, user_dn, "(objectClass=person)", attributes, BASE)
+        return one_entry(conn, settings.base_dn, equality_filter(settings.user_attribute, login, "person"), attributes)
 
-    def authenticate(self, login: str, password: str) -> DirectoryUser:
-        login = check_credentials(login, password)
-        if is_dn(login):
-            raise errors.MalformedLogin("sign in with your user name, not a distinguished name")
-        template = self._settings.user_dn_template
-        user_dn = dn_from_template(template, login) if template else self._pool.run(lambda c: self._find_dn(c, login))
-        conn = self._servers.open(user_dn, password)
+    def find_account(self, login: str) -> Account:
+        login = check_login(login)
+        entry = self._pool.run(lambda conn: self._entry(conn, login, ACCOUNT))
+        name = first(entry, self._settings.user_attribute, "uid") or login
+        return Account(person_id=_entry_uuid(entry), dn=entry["dn"], name=name)
+
+    def verify(self, account: Account, password: str) -> DirectoryUser:
+        check_password(password)
+        conn = self._servers.open(account.dn, password)
         try:
             if not conn.bind():
                 if conn.result["result"] != INVALID_CREDENTIALS:
                     raise errors.DirectoryMisconfigured(f"bind refused: {conn.result['description']}")
-                if template:  # OpenLDAP says 49 for a DN that does not exist too: ask the service account
-                    self._pool.run(lambda c: one_entry(c, user_dn, "(objectClass=person)", ["cn"], BASE))
                 raise errors.WrongPassword("directory refused the password")
-            entry = one_entry(conn, user_dn, "(objectClass=person)", PERSON, BASE)
-            return self._person(conn, entry, login, AccountState.ACTIVE)
+            entry = one_entry(conn, account.dn, "(objectClass=person)", self._person_attributes(), BASE)
+            return self._person(conn, entry, account.name, AccountState.ACTIVE)
         except LDAPCommunicationError as exc:
             self._servers.report_failure(conn)
             raise errors.DirectoryUnavailable(f"directory connection lost during login: {exc}") from None
         finally:
             conn.unbind()
 
+    def authenticate(self, login: str, password: str) -> DirectoryUser:
+        check_password(password)
+        return self.verify(self.find_account(login), password)
+
+    def _person_attributes(self) -> list[str]:
+        upn = self._settings.upn_attribute
+        return [*PERSON, upn] if upn else PERSON
+
     def lookup(self, login_or_dn: str) -> DirectoryUser:
         def read(conn: Connection) -> DirectoryUser:
+            attributes = self._person_attributes()
             if is_dn(login_or_dn):
-                entry = one_entry(conn, login_or_dn, "(objectClass=person)", PERSON, BASE)
+                entry = one_entry(conn, login_or_dn, "(objectClass=person)", attributes, BASE)
             else:
-                user_filter = equality_filter(self._settings.user_attribute, login_or_dn.strip(), "person")
-                entry = one_entry(conn, self._settings.base_dn, user_filter, PERSON)
+                entry = self._entry(conn, check_login(login_or_dn), attributes)
             return self._person(conn, entry, login_or_dn, AccountState.ACTIVE)
 
         return self._pool.run(read)
@@ -82,6 +100,8 @@ class OpenLdapDirectory(PooledDirectory):
         return DirectoryUser(
             dn=entry["dn"],
             login=login,
+            person_id=_entry_uuid(entry),
+            upn=first(entry, self._settings.upn_attribute) if self._settings.upn_attribute else None,
             sam_account_name=first(entry, "uid"),
             display_name=first(entry, "displayName", "cn"),
             mail=first(entry, "mail"),
@@ -111,3 +131,11 @@ class OpenLdapDirectory(PooledDirectory):
         members = "".join(f"(member={escape_filter_chars(dn)})" for dn in member_dns)
         found = search(conn, self._settings.base_dn, f"(&(objectClass=groupOfNames)(|{members}))", ["cn"])
         return {e["dn"]: Group(e["dn"], first(e, "cn") or e["dn"]) for e in found}
+
+
+def _entry_uuid(entry: dict[str, Any]) -> str:
+    """The entry's entryUUID (RFC 4530: OpenLDAP keeps it for the entry's life, through renames)."""
+    value = first(entry, "entryUUID")
+    if not value:
+        raise errors.DirectoryMisconfigured(f"{entry['dn']!r} has no readable entryUUID")
+    return value.lower()

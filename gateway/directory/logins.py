@@ -15,17 +15,30 @@ from gateway.directory import errors
 MAX_LOGIN_LENGTH = 256
 
 
-def check_credentials(login: str, password: str) -> str:
-    """Refuse what can never be a valid login before any network traffic; return the trimmed login."""
+def check_login(login: str) -> str:
+    """Refuse a login name that can never be valid before any network traffic; return it trimmed."""
     login = login.strip()
     if not login or len(login) > MAX_LOGIN_LENGTH or any(ord(ch) < 0x20 or ch == "\x7f" for ch in login):
         raise errors.MalformedLogin("login is empty, too long or contains control characters")
+    if is_dn(login):
+        raise errors.MalformedLogin("sign in with your user name, not a distinguished name")
+    return login
+
+
+def check_password(password: str) -> None:
+    """Refuse a password that must never reach a bind."""
     if not password:
+        # An empty password is an unauthenticated bind (RFC 4513 §5.1.2), which servers answer with success.
         raise errors.EmptyPassword("empty password refused before binding")
     if "\x00" in password:
         # C servers may cut the password at the NUL and check only its prefix.
         raise errors.WrongPassword("password contains a NUL byte")
-    return login
+
+
+def check_credentials(login: str, password: str) -> str:
+    """Both checks above (password first: an empty one is refused even for an unknown name); the trimmed login."""
+    check_password(password)
+    return check_login(login)
 
 
 def equality_filter(attribute: str, value: str, object_class: str) -> str:

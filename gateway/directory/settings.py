@@ -39,8 +39,13 @@ class DirectorySettings(BaseModel):
     base_dn: str = ""
     bind_dn: str = Field(default="", description="Service account used by lookup(), group changes and OpenLDAP logins")
     bind_password: SecretStr = SecretStr("")
-    upn_suffix: str | None = Field(default=None, description="AD: a bare name 'zhang' binds as 'zhang@<suffix>'")
-    netbios_domain: str | None = Field(default=None, description="AD: accept 'CORP\\zhang' and bind bare names so")
+    netbios_domain: str | None = Field(default=None, description="AD: accept 'CORP\\zhang'")
+    dns_domain: str | None = Field(
+        default=None, description="AD: suffix of implicit UPNs 'name@<dns_domain>'; default: the base DN's DC parts"
+    )
+    upn_attribute: str | None = Field(
+        default=None, description="OpenLDAP: attribute holding a person's UPN (certificates and UPN sign-in)"
+    )
     user_dn_template: str | None = Field(default=None, description="OpenLDAP: 'uid={user},ou=people,dc=example,dc=org'")
     user_attribute: str = Field(default="uid", description="OpenLDAP: attribute holding the login name")
     tls: TlsSettings = TlsSettings()

@@ -50,11 +50,6 @@ def test_user_with_filter_and_dn_special_characters_logs_in_and_is_found_by_dn(s
     assert directory.lookup(user.dn).upn == samba.SPECIAL_UPN
 
 
-def test_upn_suffix_lets_bare_names_bind_as_upn(samba_dc: SambaDC) -> None:
-    directory = open_directory(samba_dc.settings(netbios_domain=None, upn_suffix="soho.test"))
-    assert directory.authenticate(samba.AGENT, samba.PASSWORD).sam_account_name == samba.AGENT
-
-
 def test_adding_and_removing_a_group_changes_groups_seen_by_lookup(samba_dc: SambaDC) -> None:
     directory = open_directory(samba_dc.settings())
     mover = user_dn(samba.MOVER)
