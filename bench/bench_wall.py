@@ -46,6 +46,7 @@ def seed(engine: Engine, seats: int) -> list[str]:
                 token_sha256="",
                 csrf_token="",
                 state=SessionState.ACTIVE,
+                person_id=f"bench:{login}",
                 login=login,
                 user_dn=f"cn={login}",
                 display_name=login,

@@ -11,6 +11,7 @@ from gateway.directory.errors import DirectoryError
 from gateway.errors import GatewayError
 from gateway.pki.cert_cli import cert
 from gateway.pki.cli import ca, crl
+from gateway.sessions.cli import totp
 from gateway.settings import SettingsError, get_settings
 
 
@@ -90,6 +91,7 @@ cli.add_command(cert)
 cli.add_command(crl)
 cli.add_command(audit)
 cli.add_command(user)
+cli.add_command(totp)
 
 
 def main() -> None:

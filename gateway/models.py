@@ -5,7 +5,7 @@ from gateway.enrollment.models import Application, CertificateRequest, EnvcheckR
 from gateway.pki.models import CrlPublication, IssuedCertificate, TrustedAuthority
 from gateway.policies.models import PolicyVersion
 from gateway.seats.models import LaunchToken, SeatLease
-from gateway.sessions.models import HomeSession, LoginAttempt, TotpSecret
+from gateway.sessions.models import HomeSession, LoginAttempt, LoginThrottle, TotpEnrolmentCode, TotpSecret
 from gateway.supervision.models import Alert, Bulletin, CallIn, ScreenWatch, StandbyAgent, WorkState
 from gateway.voice.models import CallbackNumber, CallEvent, CallLeg, SeenWebhookEvent
 from gateway.vpn.models import AddressAssignment, TunnelLease
@@ -30,12 +30,14 @@ __all__ = [
     "IssuedCertificate",
     "LaunchToken",
     "LoginAttempt",
+    "LoginThrottle",
     "PolicyVersion",
     "ScreenWatch",
     "SeatLease",
     "SeenWebhookEvent",
     "StageDecision",
     "StandbyAgent",
+    "TotpEnrolmentCode",
     "TotpSecret",
     "TrustedAuthority",
     "TunnelLease",

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from gateway.directory.ad import ActiveDirectory
 from gateway.directory.builtin import BuiltinDirectory
-from gateway.directory.interface import Directory, DirectoryUser, Group
+from gateway.directory.interface import Account, Directory, DirectoryUser, Group
 from gateway.directory.ldap_directory import OpenLdapDirectory
 from gateway.directory.settings import DirectorySettings
 from gateway.directory.states import AccountState
@@ -25,6 +25,7 @@ def open_directory(settings: DirectorySettings, now: Callable[[], datetime] = la
 
 
 __all__ = [
+    "Account",
     "AccountState",
     "ActiveDirectory",
     "BuiltinDirectory",

@@ -117,7 +117,8 @@ class ActiveDirectory(PooledDirectory):
             else:
                 entry = self._entry(conn, check_login(login_or_dn), PERSON + STATE)
             state = state_from_attributes(entry["raw_attributes"], self._now())
-            return self._person(entry, login_or_dn, self._groups(conn, entry["dn"]), state)
+            name = first(entry, "sAMAccountName") or login_or_dn
+            return self._person(entry, name, self._groups(conn, entry["dn"]), state)
 
         return self._pool.run(read)
 

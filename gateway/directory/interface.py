@@ -31,7 +31,8 @@ class Account:
 
 @dataclass(frozen=True)
 class DirectoryUser:
-    """A person as the directory knows them at the moment of the read; ``person_id`` as in `Account`."""
+    """A person as the directory knows them at the moment of the read; ``person_id`` and ``login`` (the account
+    name as the directory spells it) as ``person_id`` and ``name`` in `Account`."""
 
     dn: str
     login: str

@@ -91,7 +91,8 @@ class OpenLdapDirectory(PooledDirectory):
                 entry = one_entry(conn, login_or_dn, "(objectClass=person)", attributes, BASE)
             else:
                 entry = self._entry(conn, check_login(login_or_dn), attributes)
-            return self._person(conn, entry, login_or_dn, AccountState.ACTIVE)
+            name = first(entry, self._settings.user_attribute, "uid") or login_or_dn
+            return self._person(conn, entry, name, AccountState.ACTIVE)
 
         return self._pool.run(read)
 

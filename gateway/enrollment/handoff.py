@@ -61,6 +61,7 @@ def grant_seat(db: Session, application: Application, handoff: HandOff, *, actor
     """Voice and certificate request; the group membership follows once the caller commits."""
     person = find_person(handoff.directory, application.user_dn or application.login)
     application.user_dn, application.upn = person.dn, person.upn or application.upn
+    application.person_id = person.person_id
     voice = _vet_callback_number(db, application, actor, now)
     db.add(
         CertificateRequest(
@@ -105,9 +106,11 @@ def withdraw_seat(
             now=now,
             crl_validity=handoff.crl_validity,
         )
-    sessions = db.exec(
-        select(HomeSession).where(HomeSession.login == application.login, HomeSession.state != SessionState.ENDED)
-    ).all()
+    # By the person's directory id: a session opened under any spelling of the account ends (by name only for an
+    # application from before ids were kept, migration 0008).
+    person_id, login = application.person_id, application.login
+    theirs = HomeSession.person_id == person_id if person_id else HomeSession.login == login
+    sessions = db.exec(select(HomeSession).where(theirs, HomeSession.state != SessionState.ENDED)).all()
     for session in sessions:
         end_session(db, session, EndReason.HR_SUSPENDED, actor=actor, now=now, detail={"enrollment": why})
     for request in db.exec(

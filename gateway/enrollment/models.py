@@ -39,6 +39,8 @@ class Application(SQLModel, table=True):
     display_name: str | None = Field(default=None, max_length=255)
     upn: str | None = Field(default=None, max_length=255)
     user_dn: str | None = Field(default=None, max_length=1024)
+    person_id: str | None = Field(default=None, max_length=255, index=True)
+    """The directory's stable id of the person (see sessions.models); a suspension ends their sessions by it."""
     callback_e164: str | None = Field(default=None, max_length=20)
     """The callback number HR vetted (E.164); handed to voice on approval."""
     state: ApplicationState = Field(max_length=16, index=True)

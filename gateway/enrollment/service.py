@@ -59,14 +59,16 @@ def start_application(
     if not login:
         raise InvalidApplication("the login is empty")
     e164 = callback_e164(callback_number, settings.phone_region) if callback_number.strip() else None
+    person = find_person(handoff.directory, login)
+    login = person.login  # the account name as the directory spells it, whatever spelling HR typed
     live = db.exec(
         select(Application).where(Application.login == login, col(Application.state).in_(LIVE_STATES))
     ).first()
     if live is not None:
         raise Conflict(f"{login} already has an application ({live.state.value}, at {live.stage})")
-    person = find_person(handoff.directory, login)
     application = Application(
         login=login,
+        person_id=person.person_id,
         display_name=person.display_name,
         upn=person.upn,
         user_dn=person.dn,

@@ -7,6 +7,7 @@ on (in their language, by the reason code). Directory calls block; routes run th
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -17,13 +18,15 @@ from certs.errors import CertificateError
 from certs.identity import CertificateIdentity
 from certs.revocation import HttpRevocationChecker
 from gateway.audit.service import record
-from gateway.directory import Directory, DirectoryUser
-from gateway.directory.errors import DirectoryError, LoginRefused
+from gateway.directory import Account, Directory, DirectoryUser
+from gateway.directory.errors import AccountNotFound, DirectoryError, LoginRefused
+from gateway.directory.logins import check_password
 from gateway.errors import GatewayError
 from gateway.events import nudge_after_commit
 from gateway.pki.trust import verify_client
 from gateway.policies.service import current_policy
 from gateway.sessions import throttle, totp
+from gateway.sessions.adoption import adopt_legacy_rows
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.service import SESSION_STARTED, end_session, live_sessions, open_session, rotate_token
 from policy import EffectivePolicy, evaluate, in_shift
@@ -71,17 +74,38 @@ class LoginResult:
         return self.session.state is SessionState.PENDING_SECOND_FACTOR
 
 
-def _refuse(db: Session, request: LoginRequest, now: datetime, error: LoginFailed, detail: dict[str, object]) -> None:
+def _refuse(
+    db: Session,
+    request: LoginRequest,
+    now: datetime,
+    error: LoginFailed,
+    detail: dict[str, object],
+    account: Account | None = None,
+) -> NoReturn:
+    """Record the failure (alert rules) and its audit row, then raise. The person id stands beside the name."""
     throttle.record_failure(db, request.login, request.source_ip, now, error.reason)
+    record(
+        db,
+        actor=(account.name if account else request.login)[:255],
+        source=request.source_ip,
+        action="session.login",
+        outcome=error.reason,
+        detail={**detail, "person": account.person_id if account else None},
+    )
+    raise error
+
+
+def _directory_failed(db: Session, request: LoginRequest, error: DirectoryError, detail: dict[str, object]) -> NoReturn:
+    """The directory could not answer: reported and audited, not counted against the person."""
     record(
         db,
         actor=request.login[:255],
         source=request.source_ip,
         action="session.login",
-        outcome=error.reason,
-        detail=detail,
+        outcome=error.audit_reason,
+        detail={**detail, "problem": str(error)},
     )
-    raise error
+    raise LoginFailed(error.user_message, error.audit_reason, error.http_status) from None
 
 
 def _certificate(db: Session, services: LoginServices, request: LoginRequest, now: datetime) -> CertificateIdentity:
@@ -101,31 +125,75 @@ def certificate_matches(identity: CertificateIdentity, user: DirectoryUser) -> b
     return bool(identity.common_name) and identity.common_name.casefold() in names  # type: ignore[union-attr]
 
 
+def _find_account(
+    db: Session, services: LoginServices, request: LoginRequest, now: datetime, attempt: dict[str, object]
+) -> Account | None:
+    """The account any spelling of the typed name belongs to, or None for a name no account has (which is then
+    refused exactly like a wrong password, after the same reservation: no answer tells the two apart)."""
+    try:
+        check_password(request.password)
+        return services.directory.find_account(request.login)
+    except AccountNotFound:
+        return None
+    except LoginRefused as error:
+        _refuse(db, request, now, LoginFailed(error.user_message, error.audit_reason), attempt)
+    except DirectoryError as error:
+        _directory_failed(db, request, error, attempt)
+
+
+def _reserve(
+    db: Session,
+    services: LoginServices,
+    request: LoginRequest,
+    account: Account | None,
+    now: datetime,
+    attempt: dict[str, object],
+) -> list[tuple[str, int]]:
+    """Reserve this guess on the person (or the unknown name) and the source address before any bind; returns
+    the keys reserved on."""
+    limits = services.limits
+    person = throttle.person_key(account.person_id) if account else throttle.unknown_name_key(request.login)
+    keys = [(person, limits.per_account), (throttle.source_key(request.source_ip), limits.per_source)]
+    minutes = int(limits.window.total_seconds() // 60)
+    try:
+        throttle.reserve(db, keys, now, limits, f"too many failed sign-ins; wait {minutes} minutes and try again")
+    except throttle.TooManyAttempts as error:
+        record(
+            db,
+            actor=(account.name if account else request.login)[:255],
+            source=request.source_ip,
+            action="session.login",
+            outcome=error.reason,
+            detail={**attempt, "person": account.person_id if account else None},
+        )
+        raise LoginFailed(error.message, error.reason, error.status_code) from None
+    return keys
+
+
 def login(db: Session, services: LoginServices, request: LoginRequest, now: datetime) -> LoginResult:
-    """Check everything, in the order that leaks least and costs the directory least; open the session."""
-    attempt = {"login": request.login[:255], "certificate": bool(request.client_cert)}
-    throttle.check(db, request.login, request.source_ip, now, services.limits)
+    """Check everything, in the order that leaks least and costs the directory least; open the session.
+
+    The account is found first (as the service account: no guess), then an attempt is reserved on the person and
+    the source address, then the certificate is checked, and only then is the password sent, in the one bind."""
+    attempt: dict[str, object] = {"login": request.login[:255], "certificate": bool(request.client_cert)}
+    account = _find_account(db, services, request, now, attempt)
+    reserved = _reserve(db, services, request, account, now, attempt)
     identity = None
     if request.client_cert is not None:
         try:
             identity = _certificate(db, services, request, now)
         except CertificateError as error:
-            _refuse(db, request, now, LoginFailed(str(error), "certificate_refused"), attempt)
+            _refuse(db, request, now, LoginFailed(str(error), "certificate_refused"), attempt, account)
         attempt["certificate_serial"] = f"{identity.serial:X}" if identity else None
+    if account is None:
+        unknown = AccountNotFound("no account has this name")
+        _refuse(db, request, now, LoginFailed(unknown.user_message, unknown.audit_reason), attempt)
     try:
-        user = services.directory.authenticate(request.login, request.password)
+        user = services.directory.verify(account, request.password)
     except LoginRefused as error:
-        _refuse(db, request, now, LoginFailed(error.user_message, error.audit_reason), attempt)
+        _refuse(db, request, now, LoginFailed(error.user_message, error.audit_reason), attempt, account)
     except DirectoryError as error:
-        record(
-            db,
-            actor=request.login[:255],
-            source=request.source_ip,
-            action="session.login",
-            outcome=error.audit_reason,
-            detail={**attempt, "problem": str(error)},
-        )
-        raise LoginFailed(error.user_message, error.audit_reason, error.http_status) from None
+        _directory_failed(db, request, error, attempt)
     effective = evaluate(current_policy(db), [g.name for g in user.groups], now)
     if not effective.roles:
         _refuse(
@@ -134,6 +202,7 @@ def login(db: Session, services: LoginServices, request: LoginRequest, now: date
             now,
             LoginFailed("your account is not in any SOHO group; ask your supervisor", "no_role"),
             attempt,
+            account,
         )
     if identity is None and effective.require_client_certificate:
         _refuse(
@@ -142,6 +211,7 @@ def login(db: Session, services: LoginServices, request: LoginRequest, now: date
             now,
             LoginFailed("a client certificate is required; import yours into the browser", "certificate_missing"),
             attempt,
+            account,
         )
     if identity is not None and not certificate_matches(identity, user):
         _refuse(
@@ -150,6 +220,7 @@ def login(db: Session, services: LoginServices, request: LoginRequest, now: date
             now,
             LoginFailed("the certificate belongs to another account", "certificate_mismatch"),
             {**attempt, "certificate_upn": identity.upn},
+            account,
         )
     shift = in_shift(effective, now)
     if shift.restricted and not shift.inside:
@@ -159,12 +230,15 @@ def login(db: Session, services: LoginServices, request: LoginRequest, now: date
             now,
             LoginFailed("you are outside your shift; sign in when it starts", "outside_shift"),
             attempt,
+            account,
         )
+    throttle.give_back(db, reserved)
     session = HomeSession(
         id="",
         token_sha256="",
         csrf_token="",
         state=SessionState.PENDING_SECOND_FACTOR if effective.require_totp else SessionState.ACTIVE,
+        person_id=user.person_id,
         login=user.login,
         user_dn=user.dn,
         upn=user.upn,
@@ -187,6 +261,7 @@ def login(db: Session, services: LoginServices, request: LoginRequest, now: date
         expires_at=now + min(effective.max_session, _until_certificate_expires(identity, now)),
     )
     token = open_session(db, session)
+    adopt_legacy_rows(db, session, user, now)
     if session.state is SessionState.ACTIVE:
         _take_over(db, session, now)
     record(
@@ -196,7 +271,7 @@ def login(db: Session, services: LoginServices, request: LoginRequest, now: date
         action="session.login",
         target=session.id,
         outcome="second_factor_pending" if effective.require_totp else "success",
-        detail={**attempt, "roles": session.roles},
+        detail={**attempt, "roles": session.roles, "person": user.person_id},
     )
     return LoginResult(session, token, effective)
 
@@ -208,10 +283,10 @@ def _until_certificate_expires(identity: CertificateIdentity | None, now: dateti
 
 def _take_over(db: Session, session: HomeSession, now: datetime) -> None:
     """Once a session is fully active (second factor included): earlier sessions of the person end and the
-    account's failure count is cleared. Not before: a password alone must neither throw the agent off nor reset
-    the count that limits second-factor guessing."""
-    throttle.forget(db, session.login)
-    for previous in live_sessions(db, session.login):
+    person's reserved attempts are given back. Not before: a password alone must neither throw the agent off nor
+    reset the count that limits second-factor guessing."""
+    throttle.forget(db, session.person_id)
+    for previous in live_sessions(db, person_id=session.person_id):
         if previous.id != session.id:
             end_session(db, previous, EndReason.REPLACED, actor=session.login, now=now, source=session.source_ip)
 
@@ -222,9 +297,22 @@ def complete_second_factor(
     """Verify the TOTP code (confirming a new enrolment) and activate the session under a new cookie."""
     if session.state is not SessionState.PENDING_SECOND_FACTOR:
         raise GatewayError("this session does not wait for a second factor")
-    throttle.check(db, session.login, session.source_ip, now, limits)
+    keys = [(throttle.person_key(session.person_id), limits.per_account)]
     try:
-        totp.verify(db, session.login, code, now)
+        throttle.reserve(db, keys, now, limits, "too many wrong codes; wait a few minutes and sign in again")
+    except throttle.TooManyAttempts as error:
+        record(
+            db,
+            actor=session.login,
+            source=session.source_ip,
+            action="session.second_factor",
+            target=session.id,
+            outcome=error.reason,
+            detail={"person": session.person_id},
+        )
+        raise
+    try:
+        totp.verify(db, session, code, now)
     except totp.SecondFactorRefused as error:
         throttle.record_failure(db, session.login, session.source_ip, now, error.reason)
         record(
@@ -234,6 +322,7 @@ def complete_second_factor(
             action="session.second_factor",
             target=session.id,
             outcome="refused",
+            detail={"person": session.person_id},
         )
         raise
     session.state, session.second_factor, session.last_seen_at = SessionState.ACTIVE, True, now
@@ -247,5 +336,6 @@ def complete_second_factor(
         action="session.second_factor",
         target=session.id,
         outcome="success",
+        detail={"person": session.person_id},
     )
     return token

@@ -1,4 +1,9 @@
-"""Home sessions, login attempts (for throttling) and second-factor enrolments."""
+"""Home sessions, login attempts and throttle counters, second-factor secrets and their enrolment codes.
+
+Everything that belongs to a person is keyed by ``person_id``: the directory's own stable id of the entry (AD
+``objectGUID``, OpenLDAP ``entryUUID``, ``builtin:<key>``), never the name as typed. Rows from before migration 0008
+carry ``legacy:<name as typed>`` until the person's next sign-in adopts them (``sessions/adoption.py``).
+"""
 
 from datetime import datetime
 from enum import StrEnum
@@ -45,7 +50,10 @@ class HomeSession(SQLModel, table=True):
     token_sha256: str = Field(max_length=64, unique=True, index=True)
     csrf_token: str = Field(max_length=64)
     state: SessionState = Field(max_length=32, index=True)
+    person_id: str = Field(max_length=255, index=True)
+    """The directory's stable id of the person: the one-live-session rule, suspensions and TOTP go by it."""
     login: str = Field(max_length=255, index=True)
+    """The account name as the directory spells it (sAMAccountName, uid, built-in key): shown, never trusted."""
     user_dn: str = Field(max_length=1024)
     upn: str | None = Field(default=None, max_length=255)
     display_name: str | None = Field(default=None, max_length=255)
@@ -80,7 +88,7 @@ class HomeSession(SQLModel, table=True):
 
 
 class LoginAttempt(SQLModel, table=True):
-    """Failed logins, by account and by source address, for throttling."""
+    """Failed logins, by account name and by source address: the record the supervision alert rules read."""
 
     __tablename__ = "login_attempt"
 
@@ -91,14 +99,53 @@ class LoginAttempt(SQLModel, table=True):
     reason: str = Field(max_length=64)
 
 
+class LoginThrottle(SQLModel, table=True):
+    """Attempts reserved in the current window for one key (a person, an unknown name, a source address).
+
+    An attempt is reserved by one conditional UPDATE (``attempts < limit``) committed before the directory is
+    asked: the row lock (PostgreSQL) or the write lock (SQLite) makes concurrent reservations take turns, so at
+    most ``limit`` guesses per window reach the directory, whatever the concurrency and however many nodes.
+    """
+
+    __tablename__ = "login_throttle"
+
+    key: str = Field(primary_key=True, max_length=320)
+    window_started_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
+    attempts: int = 0
+
+
 class TotpSecret(SQLModel, table=True):
     """A person's TOTP secret; ``confirmed_at`` is set once they proved their authenticator app has it."""
 
-    __tablename__ = "totp_secret"
+    __tablename__ = "person_totp"
 
-    login: str = Field(primary_key=True, max_length=255)
+    person_id: str = Field(primary_key=True, max_length=255)
+    login: str = Field(max_length=255)
+    """The account name, as the label in the authenticator app."""
     secret: str = Field(max_length=64)
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     confirmed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     last_used_step: int = 0
     """The last TOTP time step accepted: a code is never accepted twice (RFC 6238 §5.2)."""
+    enrolling_session: str | None = Field(default=None, max_length=32)
+    """A privileged person's unconfirmed secret is shown only to the session that redeemed the enrolment code."""
+
+
+class TotpEnrolmentCode(SQLModel, table=True):
+    """A one-time code that lets a privileged person enrol (or re-enrol after a reset) a second factor.
+
+    Issued by another security admin or by ``sohogw`` on the host; only its SHA-256 is stored (the code is random,
+    80 bits, so no slow hash is needed); it expires and is used at most once.
+    """
+
+    __tablename__ = "totp_enrolment_code"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code_sha256: str = Field(max_length=64, unique=True)
+    person_id: str = Field(max_length=255, index=True)
+    login: str = Field(max_length=255)
+    issued_by: str = Field(max_length=255)
+    issued_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    used_by_session: str | None = Field(default=None, max_length=32)

@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.deps import ClockDep, DbSession, SettingsDep
 from gateway.errors import NotFound
-from gateway.sessions import totp
+from gateway.sessions import enrolment_codes, totp
 from gateway.sessions.client_cert import client_origin
 from gateway.sessions.deps import (
     LOGIN_CSRF_COOKIE,
@@ -73,10 +73,16 @@ def login_submit(request: Request, form: LoginForm, db: DbSession, settings: Set
 def _second_factor_page(
     request: Request, session: HomeSession, db: DbSession, clock: ClockDep, status_code: int = 200, error: str = ""
 ) -> HTMLResponse:
-    """The code prompt; until the person has proven an enrolment, the QR code to enrol with too."""
-    if totp.is_enrolled(db, session.login):
+    """The code prompt; until the person has proven an enrolment, the QR code to enrol with too (for a privileged
+    person only after an enrolment code was redeemed by this session)."""
+    if totp.is_enrolled(db, session.person_id):
         return render(request, "second_factor.html", status_code, qr_svg=None, error=error or None)
-    secret = totp.enrolment(db, session.login, clock())
+    try:
+        secret = totp.enrolment(db, session, clock())
+    except totp.EnrolmentCodeRequired:
+        return render(
+            request, "second_factor.html", status_code, qr_svg=None, need_enrolment_code=True, error=error or None
+        )
     return render(
         request,
         "second_factor.html",
@@ -108,6 +114,20 @@ def second_factor_submit(
     return response
 
 
+@router.post("/login/second-factor/enrolment-code", response_model=None)
+def enrolment_code_submit(
+    request: Request, session: PendingSecondFactor, form: CheckedForm, db: DbSession, clock: ClockDep
+) -> Response:
+    """A privileged person's enrolment code: redeemed, it unlocks the QR code for this session only."""
+    limits = request.app.state.login_services.limits
+    try:
+        enrolment_codes.redeem(db, session, str(form.get("enrolment_code", "")), limits=limits, now=clock())
+    except (enrolment_codes.EnrolmentCodeRefused, TooManyAttempts) as error:
+        message = reason_message(request, error.reason, error.message)
+        return _second_factor_page(request, session, db, clock, error.status_code, message)
+    return RedirectResponse("/login/second-factor", status_code=303)
+
+
 @router.post("/logout")
 def logout(request: Request, session: CurrentSession, form: CheckedForm, db: DbSession, clock: ClockDep) -> Response:
     end_session(db, session, EndReason.LOGOUT, actor=session.login, now=clock(), source=session.source_ip)
@@ -119,6 +139,29 @@ def logout(request: Request, session: CurrentSession, form: CheckedForm, db: DbS
 @router.get("/security-admin/sessions", response_class=HTMLResponse)
 def sessions_page(request: Request, admin: SecurityAdminSession, db: DbSession) -> HTMLResponse:
     return render(request, "sessions.html", live=live_sessions(db))
+
+
+@router.get("/security-admin/second-factor", response_class=HTMLResponse)
+def enrolment_codes_page(request: Request, admin: SecurityAdminSession) -> HTMLResponse:
+    return render(request, "enrolment_codes.html")
+
+
+@router.post("/security-admin/second-factor", response_class=HTMLResponse)
+def issue_enrolment_code(
+    request: Request, admin: SecurityAdminSession, form: CheckedForm, db: DbSession, clock: ClockDep
+) -> HTMLResponse:
+    """Issue a person's enrolment code (with "reset", forget their second factor first); shown once."""
+    account = enrolment_codes.find_account(request.app.state.login_services.directory, str(form.get("login", "")))
+    code = enrolment_codes.issue(
+        db,
+        account,
+        issued_by=admin.login,
+        issuer_person_id=admin.person_id,
+        now=clock(),
+        reset=form.get("reset") == "on",
+        source=admin.source_ip,
+    )
+    return render(request, "enrolment_codes.html", code=code, for_login=account.name)
 
 
 @router.post("/security-admin/sessions/{session_id}/end")

@@ -105,10 +105,13 @@ def touch(db: Session, session: HomeSession, now: datetime) -> None:
         db.add(session)
 
 
-def live_sessions(db: Session, login: str | None = None) -> list[HomeSession]:
+def live_sessions(db: Session, login: str | None = None, *, person_id: str | None = None) -> list[HomeSession]:
+    """Active sessions, oldest first: all, those shown under an account name, or those of one person."""
     query = select(HomeSession).where(HomeSession.state == SessionState.ACTIVE).order_by(col(HomeSession.created_at))
     if login is not None:
         query = query.where(HomeSession.login == login)
+    if person_id is not None:
+        query = query.where(HomeSession.person_id == person_id)
     return list(db.exec(query).all())
 
 

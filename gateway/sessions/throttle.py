@@ -1,15 +1,24 @@
-"""Brute-force throttling per account and per source address, from the failed-login rows in the database.
+"""Brute-force throttling per person and per source address, reserved before the directory is asked.
 
-Kept in the database (not in memory) so that every gateway node sees the same count.
+Each guess first reserves an attempt on its keys (the person, or the name typed when no account has it, and the
+source address) in a short transaction of its own that commits before the directory is asked. The reservation is
+one conditional ``UPDATE … SET attempts = attempts + 1 WHERE attempts < limit``; PostgreSQL's row lock (re-checking
+the condition on the row as committed by the one before) and SQLite's single writer make concurrent reservations
+take turns, so at most ``limit`` guesses per window reach the directory, whatever the concurrency and however many
+gateway nodes share the database. Kept in the database, not in memory, for that reason. The window is fixed: it
+starts with the first attempt and a key's count starts again once the window has passed.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, col, delete, func, select
+from sqlalchemy import CursorResult, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, delete
 
 from gateway.errors import GatewayError
-from gateway.sessions.models import LoginAttempt
+from gateway.sessions.models import LoginAttempt, LoginThrottle
 
 
 class TooManyAttempts(GatewayError):
@@ -25,31 +34,86 @@ class ThrottleLimits:
 
 
 def account_key(login: str) -> str:
-    """One counter per account however it is typed: ``CORP\\alice``, ``alice@corp.example`` and ``Alice`` are one."""
+    """A typed name folded as AD folds it: ``CORP\\alice``, ``alice@corp.example`` and ``Alice`` are one name.
+    Used for names no account has (so an unknown name is throttled like a known one) and for the failure record."""
     return login.rsplit("\\", 1)[-1].split("@", 1)[0].strip().casefold()[:255]
 
 
-def check(db: Session, login: str, source_ip: str, now: datetime, limits: ThrottleLimits) -> None:
-    """Refuse before the directory is even asked, so a guessing attack cannot lock the AD account."""
-    since = now - limits.window
-    recent = select(func.count()).select_from(LoginAttempt).where(col(LoginAttempt.at) > since)
-    if db.exec(recent.where(LoginAttempt.login == account_key(login))).one() >= limits.per_account:
-        raise TooManyAttempts(
-            f"too many failed sign-ins for this account; wait {int(limits.window.total_seconds() // 60)} minutes"
+def person_key(person_id: str) -> str:
+    return f"person:{person_id}"
+
+
+def unknown_name_key(login: str) -> str:
+    return f"name:{account_key(login)}"
+
+
+def source_key(source_ip: str) -> str:
+    return f"source:{source_ip}"
+
+
+def _take(db: Session, key: str, limit: int, now: datetime, window: timedelta) -> bool:
+    """Reserve one attempt on ``key``; False when its window is full. Runs inside the caller's transaction."""
+    throttle = col(LoginThrottle.key) == key
+    db.execute(
+        update(LoginThrottle)
+        .where(throttle, col(LoginThrottle.window_started_at) <= now - window)
+        .values(window_started_at=now, attempts=0)
+    )
+    for _ in range(2):
+        taken: CursorResult[tuple[()]] = db.execute(  # type: ignore[assignment]
+            update(LoginThrottle)
+            .where(throttle, col(LoginThrottle.attempts) < limit)
+            .values(attempts=LoginThrottle.attempts + 1)
         )
-    if db.exec(recent.where(LoginAttempt.source_ip == source_ip)).one() >= limits.per_source:
-        raise TooManyAttempts("too many failed sign-ins from this address; wait a few minutes")
+        if taken.rowcount == 1:
+            return True
+        if db.get(LoginThrottle, key, populate_existing=True) is not None:
+            return False
+        try:
+            with db.begin_nested():
+                db.add(LoginThrottle(key=key, window_started_at=now, attempts=1))
+            return limit >= 1
+        except IntegrityError:
+            continue  # another reservation made the row first: count on it
+    return False
+
+
+def reserve(db: Session, keys: Sequence[tuple[str, int]], now: datetime, limits: ThrottleLimits, message: str) -> None:
+    """Reserve one attempt on every ``(key, limit)`` or none, committed in a transaction of its own before the
+    directory is asked (the caller's transaction may run for as long as the directory takes); raise TooManyAttempts
+    when one is full. A refused guess keeps its attempt; one that opens a session gives it back (``give_back``),
+    and a completed sign-in clears the person's count (``forget``)."""
+    with Session(db.get_bind()) as own:
+        if all(_take(own, key, limit, now, limits.window) for key, limit in keys):
+            own.commit()
+            return
+        own.rollback()
+    raise TooManyAttempts(message)
+
+
+def give_back(db: Session, keys: Sequence[tuple[str, int]]) -> None:
+    """Return the attempts of a guess that opened a session: only refusals stay counted (in the caller's
+    transaction; an attempt is given back only once it is known to have been right)."""
+    for key, _ in keys:
+        db.execute(
+            update(LoginThrottle)
+            .where(col(LoginThrottle.key) == key, col(LoginThrottle.attempts) > 0)
+            .values(attempts=LoginThrottle.attempts - 1)
+        )
 
 
 def record_failure(db: Session, login: str, source_ip: str, now: datetime, reason: str) -> None:
+    """Keep the failure for the supervision alert rules (the throttle itself counts reservations)."""
     db.add(LoginAttempt(login=account_key(login), source_ip=source_ip, at=now, reason=reason))
     db.flush()
 
 
-def forget(db: Session, login: str) -> None:
-    """A successful login clears the account's failures (not the address's)."""
-    db.exec(delete(LoginAttempt).where(col(LoginAttempt.login) == account_key(login)))  # type: ignore[call-overload]
+def forget(db: Session, person_id: str) -> None:
+    """A completed sign-in clears the person's reservations (not the address's)."""
+    db.exec(delete(LoginThrottle).where(col(LoginThrottle.key) == person_key(person_id)))  # type: ignore[call-overload]
 
 
 def prune(db: Session, now: datetime, limits: ThrottleLimits) -> None:
-    db.exec(delete(LoginAttempt).where(col(LoginAttempt.at) <= now - limits.window))  # type: ignore[call-overload]
+    since = now - limits.window
+    db.exec(delete(LoginAttempt).where(col(LoginAttempt.at) <= since))  # type: ignore[call-overload]
+    db.exec(delete(LoginThrottle).where(col(LoginThrottle.window_started_at) <= since))  # type: ignore[call-overload]

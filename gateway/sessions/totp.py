@@ -1,4 +1,10 @@
-"""TOTP second factor (RFC 6238): enrolment with a QR code, verification that never accepts a code twice."""
+"""TOTP second factor (RFC 6238): enrolment with a QR code, verification that never accepts a code twice.
+
+One secret per person (the directory's stable id), whichever spelling they signed in with: a second spelling is
+offered the code prompt, never a fresh enrolment. A privileged person's first enrolment (and one after a reset)
+needs an enrolment code besides the password (``sessions/enrolment_codes.py``): the unconfirmed secret is then
+shown only to the session that redeemed the code.
+"""
 
 import io
 from datetime import datetime
@@ -8,10 +14,12 @@ import segno
 from sqlmodel import Session
 
 from gateway.errors import GatewayError
-from gateway.sessions.models import TotpSecret
+from gateway.sessions.models import HomeSession, TotpSecret
 
 ISSUER = "SOHO Gateway"
 STEP_SECONDS = 30
+PRIVILEGED_ROLES = frozenset({"security_admin", "hr"})
+"""Roles whose first second-factor enrolment needs an enrolment code, not the password alone."""
 
 
 class SecondFactorRefused(GatewayError):
@@ -19,15 +27,44 @@ class SecondFactorRefused(GatewayError):
     reason = "second_factor_refused"
 
 
-def enrolment(db: Session, login: str, now: datetime) -> TotpSecret:
-    """The person's secret, created unconfirmed on first call; a confirmed one is never handed out again."""
-    secret = db.get(TotpSecret, login)
+class EnrolmentCodeRequired(GatewayError):
+    status_code = 403
+    reason = "enrolment_code_required"
+
+
+def needs_enrolment_code(session: HomeSession) -> bool:
+    return bool(session.role_set & PRIVILEGED_ROLES)
+
+
+def enrolment(db: Session, session: HomeSession, now: datetime) -> TotpSecret:
+    """The person's unconfirmed secret, created on first call; a confirmed one is never handed out again.
+    A privileged person's secret is made by redeeming an enrolment code and shown only to that session."""
+    secret = db.get(TotpSecret, session.person_id)
+    if secret is not None and secret.confirmed_at is not None:
+        raise GatewayError("a second factor is already enrolled for this account; ask an admin to reset it")
+    if needs_enrolment_code(session):
+        if secret is None or secret.enrolling_session != session.id:
+            raise EnrolmentCodeRequired("enter the enrolment code a security administrator gave you")
+        return secret
     if secret is None:
-        secret = TotpSecret(login=login, secret=pyotp.random_base32(), created_at=now)
+        secret = TotpSecret(
+            person_id=session.person_id, login=session.login, secret=pyotp.random_base32(), created_at=now
+        )
         db.add(secret)
         db.flush()
-    if secret.confirmed_at is not None:
+    return secret
+
+
+def start_enrolment(db: Session, session: HomeSession, now: datetime) -> TotpSecret:
+    """A fresh unconfirmed secret for this session (after an enrolment code was redeemed for it)."""
+    secret = db.get(TotpSecret, session.person_id)
+    if secret is not None and secret.confirmed_at is not None:
         raise GatewayError("a second factor is already enrolled for this account; ask an admin to reset it")
+    if secret is None:
+        secret = TotpSecret(person_id=session.person_id, login=session.login, secret="", created_at=now)
+    secret.secret, secret.created_at, secret.enrolling_session = pyotp.random_base32(), now, session.id
+    db.add(secret)
+    db.flush()
     return secret
 
 
@@ -38,16 +75,19 @@ def provisioning_qr_svg(secret: TotpSecret) -> str:
     return buffer.getvalue().decode()
 
 
-def is_enrolled(db: Session, login: str) -> bool:
-    secret = db.get(TotpSecret, login)
+def is_enrolled(db: Session, person_id: str) -> bool:
+    secret = db.get(TotpSecret, person_id)
     return secret is not None and secret.confirmed_at is not None
 
 
-def verify(db: Session, login: str, code: str, now: datetime) -> None:
-    """Accept the code of the current or the previous step (clock drift), once; confirm a pending enrolment."""
-    secret = db.get(TotpSecret, login)
+def verify(db: Session, session: HomeSession, code: str, now: datetime) -> None:
+    """Accept the code of the current or the previous step (clock drift), once; confirm a pending enrolment —
+    for a privileged person only from the session that redeemed the enrolment code."""
+    secret = db.get(TotpSecret, session.person_id)
     if secret is None:
         raise SecondFactorRefused("no second factor is enrolled for this account")
+    if secret.confirmed_at is None and needs_enrolment_code(session) and secret.enrolling_session != session.id:
+        raise SecondFactorRefused("enter the enrolment code a security administrator gave you first")
     code = code.strip().replace(" ", "")
     totp = pyotp.TOTP(secret.secret)
     step = int(now.timestamp()) // STEP_SECONDS
@@ -55,8 +95,18 @@ def verify(db: Session, login: str, code: str, now: datetime) -> None:
         if candidate > secret.last_used_step and totp.verify(code, for_time=candidate * STEP_SECONDS):
             secret.last_used_step = candidate
             if secret.confirmed_at is None:
-                secret.confirmed_at = now
+                secret.confirmed_at, secret.enrolling_session = now, None
             db.add(secret)
             db.flush()
             return
     raise SecondFactorRefused("the code is wrong or was already used; wait for the next code")
+
+
+def reset(db: Session, person_id: str) -> bool:
+    """Forget the person's secret (lost phone); True if there was one. The next enrolment starts from scratch."""
+    secret = db.get(TotpSecret, person_id)
+    if secret is None:
+        return False
+    db.delete(secret)
+    db.flush()
+    return True

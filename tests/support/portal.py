@@ -30,6 +30,8 @@ from gateway.db import session_scope
 from gateway.directory import BuiltinDirectory, Directory
 from gateway.pki import service as pki
 from gateway.policies.service import import_policy
+from gateway.sessions import enrolment_codes
+from gateway.sessions.cli import HOST
 from gateway.settings import Settings, load_settings
 from tests.support.server import serving
 
@@ -77,6 +79,20 @@ def sign_in(client: httpx.Client, login: str, password: str, headers: dict[str, 
     page = client.get("/login", headers=headers)
     form = {"username": login, "password": password, "csrf": csrf_of(page)}
     return client.post("/login", data=form, headers={**(headers or {}), "accept": "text/html"})
+
+
+def enrolment_code(engine: Engine, directory: Directory, login: str, clock: Clock = utcnow) -> str:
+    """A one-time second-factor enrolment code for a privileged person, issued as ``sohogw totp issue-code`` does."""
+    with session_scope(engine) as db:
+        account = directory.find_account(login)
+        return enrolment_codes.issue(db, account, issued_by=HOST, issuer_person_id=None, now=clock())
+
+
+def redeem_enrolment_code(client: httpx.Client, code: str) -> httpx.Response:
+    """Post the enrolment code from the second-factor page, as the person does before they are shown the QR code."""
+    page = client.get("/login/second-factor", headers={"accept": "text/html"})
+    form = {"enrolment_code": code, "csrf": csrf_of(page)}
+    return client.post("/login/second-factor/enrolment-code", data=form, headers={"accept": "text/html"})
 
 
 @cache

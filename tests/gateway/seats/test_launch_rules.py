@@ -56,6 +56,7 @@ def _session(db: Session, login: str, groups: str = '["SOHO-Agents"]') -> HomeSe
         token_sha256="",
         csrf_token="",
         state=SessionState.ACTIVE,
+        person_id=f"test:{login}",
         login=login,
         user_dn=f"cn={login}",
         roles="agent",

@@ -121,6 +121,7 @@ def add_session(
         token_sha256="",
         csrf_token="",
         state=SessionState.ACTIVE,
+        person_id=f"test:{login}",
         login=login,
         user_dn=f"cn={login}",
         display_name=login.title(),

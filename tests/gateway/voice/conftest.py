@@ -40,6 +40,7 @@ def new_session(login: str, now: datetime) -> HomeSession:
     """An active home session as a successful login leaves it (``open_session`` gives it its id and token)."""
     return HomeSession(
         state=SessionState.ACTIVE,
+        person_id=f"test:{login}",
         login=login,
         user_dn=f"CN={login},DC=example",
         created_at=now,

@@ -34,6 +34,7 @@ def agent_session(
         token_sha256="",
         csrf_token="",
         state=state,
+        person_id=f"test:{login}",
         login=login,
         user_dn=login,
         roles=roles,

@@ -20,6 +20,7 @@ from gateway.pki import service as pki
 from gateway.settings import load_settings
 from gateway.web.tls import tls_options
 from tests.support.browser import chromium
+from tests.support.portal import enrolment_code
 from tests.support.server import serving
 
 pytestmark = pytest.mark.e2e
@@ -41,8 +42,9 @@ def _pem(path: Path, *items: object) -> Path:
 
 
 @pytest.fixture
-def https_portal(tmp_path: Path, db_url: str, engine: Engine) -> Iterator[tuple[str, Path, Path]]:
-    """The portal over HTTPS with its own server certificate; yields the URL and agent1's certificate and key."""
+def https_portal(tmp_path: Path, db_url: str, engine: Engine) -> Iterator[tuple[str, Path, Path, str]]:
+    """The portal over HTTPS with its own server certificate; yields the URL, agent1's certificate and key, and
+    admin1's second-factor enrolment code (issued as on the host)."""
     settings = load_settings(data_dir=tmp_path, database_url=db_url, ca={"passphrase": "browser-test"})
     now = datetime.now(UTC)
     authority = init_authority(settings.ca_directory, "browser-test", "Corp Example", now)
@@ -67,9 +69,10 @@ def https_portal(tmp_path: Path, db_url: str, engine: Engine) -> Iterator[tuple[
         _pem(tmp_path / "server.key", server.key),
         _pem(tmp_path / "client-cas.pem", authority.issuing_cert, authority.root_cert),
     )
+    code = enrolment_code(engine, directory, "admin1")
     app = create_app(settings, engine=engine, authority=authority, directory=directory, run_jobs=False)
     with serving(app, tls=tls) as base_url:
-        yield base_url, _pem(tmp_path / "agent1.crt", agent.cert), _pem(tmp_path / "agent1.key", agent.key)
+        yield base_url, _pem(tmp_path / "agent1.crt", agent.cert), _pem(tmp_path / "agent1.key", agent.key), code
 
 
 def _sign_in(page: Page, base_url: str, login: str) -> None:
@@ -87,8 +90,8 @@ def _browser_page(browser: Browser, base_url: str, certificate: tuple[Path, Path
     return context.new_page()
 
 
-def test_each_role_signs_in_in_the_browser(https_portal: tuple[str, Path, Path]) -> None:
-    base_url, agent_cert, agent_key = https_portal
+def test_each_role_signs_in_in_the_browser(https_portal: tuple[str, Path, Path, str]) -> None:
+    base_url, agent_cert, agent_key, admin_code = https_portal
     with chromium() as browser:
         agent = _browser_page(browser, base_url, (agent_cert, agent_key))
         agent.goto(f"{base_url}/login")
@@ -113,6 +116,9 @@ def test_each_role_signs_in_in_the_browser(https_portal: tuple[str, Path, Path])
         admin = _browser_page(browser, base_url)
         _sign_in(admin, base_url, "admin1")
         expect(admin).to_have_url(f"{base_url}/login/second-factor")
+        expect(admin.locator("#totp-qr")).to_have_count(0)  # the password alone shows no QR code
+        admin.fill("#enrolment-code", admin_code)
+        admin.click("#redeem")
         secret = admin.locator("#totp-secret").inner_text()
         expect(admin.locator("#totp-qr svg")).to_be_visible()
         admin.fill("#code", "000000" if pyotp.TOTP(secret).now() != "000000" else "111111")

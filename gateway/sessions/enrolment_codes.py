@@ -1,0 +1,143 @@
+"""Enrolment codes: what a privileged person needs, besides the password, to enrol (or re-enrol) a second factor.
+
+A stolen password alone must not let anyone bind their own authenticator to a security admin's (or HR's) account.
+So their first enrolment, and the one after a reset, needs a code issued by another security admin (a page) or by
+``sohogw totp issue-code`` on the host. A code is random (80 bits, base32 in groups of four), stored only as its
+SHA-256, names one person, expires, works once, and every issue, use and refusal is audited.
+"""
+
+import base64
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, select
+
+from gateway.audit.service import record
+from gateway.clock import as_utc
+from gateway.directory import Account, Directory
+from gateway.directory.errors import AccountNotFound, DirectoryError
+from gateway.errors import Forbidden, GatewayError, NotFound, Unavailable
+from gateway.sessions import throttle, totp
+from gateway.sessions.models import HomeSession, TotpEnrolmentCode, TotpSecret
+
+CODE_LIFETIME = timedelta(hours=24)
+
+
+class EnrolmentCodeRefused(GatewayError):
+    status_code = 403
+    reason = "enrolment_code_refused"
+
+
+def _normalized(code: str) -> str:
+    return "".join(ch for ch in code.upper() if ch.isalnum())
+
+
+def _digest(code: str) -> str:
+    return hashlib.sha256(_normalized(code).encode()).hexdigest()
+
+
+def new_code() -> str:
+    text = base64.b32encode(secrets.token_bytes(10)).decode()
+    return "-".join(text[i : i + 4] for i in range(0, len(text), 4))
+
+
+def issue(
+    db: Session,
+    account: Account,
+    *,
+    issued_by: str,
+    issuer_person_id: str | None,
+    now: datetime,
+    reset: bool = False,
+    source: str = "",
+) -> str:
+    """A new code for ``account`` (with ``reset``: its enrolled secret is forgotten first); returns the code, which
+    is shown once and never stored. A security admin cannot issue one for themselves (``issuer_person_id``; None is
+    the host's CLI)."""
+    if issuer_person_id is not None and issuer_person_id == account.person_id:
+        record(
+            db,
+            actor=issued_by,
+            source=source,
+            action="totp.enrolment_code",
+            target=account.name,
+            outcome="refused_self",
+            detail={"person": account.person_id},
+        )
+        raise Forbidden("another security administrator must issue your own enrolment code")
+    forgotten = totp.reset(db, account.person_id) if reset else False
+    code = new_code()
+    db.add(
+        TotpEnrolmentCode(
+            code_sha256=_digest(code),
+            person_id=account.person_id,
+            login=account.name,
+            issued_by=issued_by,
+            issued_at=now,
+            expires_at=now + CODE_LIFETIME,
+        )
+    )
+    db.flush()
+    record(
+        db,
+        actor=issued_by,
+        source=source,
+        action="totp.enrolment_code",
+        target=account.name,
+        outcome="issued",
+        detail={"person": account.person_id, "reset": reset, "secret_forgotten": forgotten},
+        clock=lambda: now,
+    )
+    return code
+
+
+def find_account(directory: Directory, login: str) -> Account:
+    """The account a security admin or the host names, in any spelling the directory accepts."""
+    try:
+        return directory.find_account(login)
+    except AccountNotFound:
+        raise NotFound(f"no account is named {login!r} in the directory") from None
+    except DirectoryError as error:
+        raise Unavailable(error.user_message) from None
+
+
+def redeem(
+    db: Session, session: HomeSession, code: str, *, limits: throttle.ThrottleLimits, now: datetime
+) -> TotpSecret:
+    """Use a code for the session's person: a fresh unconfirmed secret that only this session is shown. Each try
+    spends one of the person's attempts, as a second-factor code does."""
+    keys = [(throttle.person_key(session.person_id), limits.per_account)]
+    throttle.reserve(db, keys, now, limits, "too many wrong codes; wait a few minutes and sign in again")
+    row = db.exec(select(TotpEnrolmentCode).where(TotpEnrolmentCode.code_sha256 == _digest(code))).first()
+    problem = None
+    if row is None or row.person_id != session.person_id:
+        problem = "unknown"
+    elif row.used_at is not None:
+        problem = "used"
+    elif now >= as_utc(row.expires_at):
+        problem = "expired"
+    if problem is not None or row is None:
+        record(
+            db,
+            actor=session.login,
+            source=session.source_ip,
+            action="totp.enrolment_code",
+            target=session.id,
+            outcome=f"refused_{problem}",
+            detail={"person": session.person_id},
+        )
+        raise EnrolmentCodeRefused("this enrolment code is wrong, used or expired; ask for a new one")
+    row.used_at, row.used_by_session = now, session.id
+    db.add(row)
+    secret = totp.start_enrolment(db, session, now)
+    record(
+        db,
+        actor=session.login,
+        source=session.source_ip,
+        action="totp.enrolment_code",
+        target=session.id,
+        outcome="redeemed",
+        detail={"person": session.person_id, "issued_by": row.issued_by},
+    )
+    return secret
