@@ -1,0 +1,176 @@
+"""Against a real Samba AD DC, every spelling AD accepts for one account is ONE person at the portal.
+
+Case, ``DOMAIN\\name``, the UPN, the implicit UPN ``name@<dns domain>`` and the sAMAccountName: one live session at a
+time, one TOTP secret (a second spelling is asked for the code, never offered a fresh enrolment), one throttle, and
+an HR suspension ends the session whichever spelling opened it.
+"""
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pyotp
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from gateway.audit.models import AuditEvent
+from gateway.db import session_scope
+from gateway.directory import open_directory
+from gateway.enrollment.handoff import HandOff, withdraw_seat
+from gateway.enrollment.service import start_application
+from gateway.enrollment.settings import EnrollmentSettings
+from gateway.sessions.models import HomeSession, SessionState
+from tests.directory import samba
+from tests.directory.samba import SambaDC, group_dn, user_dn
+from tests.support.portal import (
+    Portal,
+    csrf_of,
+    enrolment_code,
+    page_error,
+    redeem_enrolment_code,
+    serving_portal,
+    sign_in,
+)
+
+pytestmark = pytest.mark.e2e
+HTML = {"accept": "text/html"}
+
+PERSON = "one.person"  # a supervisor; its explicit UPN is elsewhere, so one.person@soho.test is the implicit UPN
+PERSON_UPN = "one.person.upn@corp.example"
+ADMIN = "one.admin"  # a security admin: TOTP required
+SPELLINGS = [
+    PERSON,
+    PERSON.upper(),
+    f"{samba.NETBIOS}\\{PERSON}",
+    f"soho\\{PERSON.title()}",
+    PERSON_UPN,
+    f"{PERSON}@soho.test",
+    f"{PERSON.upper()}@SOHO.TEST",
+]
+POLICY = """\
+version: 1
+roles:
+  supervisor: {require_client_certificate: false}
+  security_admin: {require_client_certificate: false, require_totp: true}
+groups:
+  SOHO-Supervisors: {roles: [supervisor]}
+  SOHO-Security: {roles: [security_admin]}
+"""
+
+
+def fresh_person(dc: SambaDC) -> tuple[str, list[str]]:
+    """A new supervisor account and its spellings; guessing tests need their own (AD locks out after 5 guesses)."""
+    sam = f"probe-{uuid.uuid4().hex[:8]}"
+    _add_user(dc, sam, f"{sam}.upn@corp.example", "SOHO-Supervisors")
+    return sam, [sam, sam.upper(), f"SOHO\\{sam}", f"{sam}.upn@corp.example", f"{sam}@soho.test"]
+
+
+def _add_user(dc: SambaDC, sam: str, upn: str, group: str) -> None:
+    conn = dc.admin()
+    added = conn.add(user_dn(sam), attributes={
+        "objectClass": ["user"], "sAMAccountName": sam, "userPrincipalName": upn, "displayName": sam,
+        "unicodePwd": f'"{samba.PASSWORD}"'.encode("utf-16-le"), "userAccountControl": "512",
+    })  # fmt: skip
+    if added:
+        conn.modify(group_dn(group), {"member": [("MODIFY_ADD", [user_dn(sam)])]})
+    conn.unbind()
+
+
+@pytest.fixture(scope="module")
+def people(samba_dc: SambaDC) -> SambaDC:
+    _add_user(samba_dc, PERSON, PERSON_UPN, "SOHO-Supervisors")
+    _add_user(samba_dc, ADMIN, f"{ADMIN}@soho.test", "SOHO-Security")
+    return samba_dc
+
+
+@pytest.fixture
+def portal(people: SambaDC, tmp_path: Path, db_url: str, engine: Engine) -> Iterator[Portal]:
+    directory = open_directory(people.settings())
+    with serving_portal(
+        tmp_path, db_url, engine, kind=Portal, passwords={}, groups={}, directory=directory, policy=POLICY
+    ) as running:
+        yield running
+    directory.close()
+
+
+def _sessions(engine: Engine, *states: SessionState) -> list[HomeSession]:
+    with session_scope(engine) as db:
+        query = select(HomeSession).where(col(HomeSession.state).in_(states)).order_by(col(HomeSession.created_at))
+        return list(db.exec(query).all())
+
+
+def test_every_spelling_is_one_person_with_one_live_session(portal: Portal) -> None:
+    clients = [portal.client() for _ in SPELLINGS]
+    try:
+        for client, spelling in zip(clients, SPELLINGS, strict=True):
+            answer = sign_in(client, spelling, samba.PASSWORD)
+            assert answer.status_code == 303, (spelling, page_error(answer))
+            live = _sessions(portal.engine, SessionState.ACTIVE)
+            assert [s.login for s in live] == [PERSON], spelling  # the one before was replaced
+        people = {s.person_id for s in _sessions(portal.engine, SessionState.ACTIVE, SessionState.ENDED)}
+        assert len(people) == 1
+        for client in clients[:-1]:
+            assert client.get("/", headers=HTML).headers["location"] == "/login"
+        assert clients[-1].get("/", headers=HTML).headers["location"] == "/supervisor"
+    finally:
+        for client in clients:
+            client.close()
+
+
+def _second_factor_page(client: httpx.Client, spelling: str) -> httpx.Response:
+    assert sign_in(client, spelling, samba.PASSWORD).headers["location"] == "/login/second-factor"
+    return client.get("/login/second-factor", headers=HTML)
+
+
+def test_a_second_spelling_is_asked_for_the_code_never_offered_a_fresh_enrolment(portal: Portal) -> None:
+    with portal.client() as owner:
+        page = _second_factor_page(owner, ADMIN)
+        assert 'id="enrolment-code"' in page.text and "totp-secret" not in page.text  # the password alone: no QR
+        assert redeem_enrolment_code(owner, enrolment_code(portal.engine, portal.directory, ADMIN)).status_code == 303
+        page = owner.get("/login/second-factor", headers=HTML)
+        secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page.text)
+        assert secret, page.text
+        totp = pyotp.TOTP(secret.group(1))
+        done = owner.post("/login/second-factor", data={"code": totp.now(), "csrf": csrf_of(page)}, headers=HTML)
+        assert done.headers["location"] == "/"
+    for spelling in (ADMIN.upper(), f"SOHO\\{ADMIN}", f"{ADMIN}@soho.test"):
+        with portal.client() as intruder:
+            page = _second_factor_page(intruder, spelling)
+            assert 'id="code"' in page.text, spelling
+            assert "totp-secret" not in page.text and 'id="enrolment-code"' not in page.text, spelling
+
+
+def test_wrong_passwords_under_any_spelling_share_one_throttle_and_are_audited(portal: Portal, people: SambaDC) -> None:
+    limit = portal.settings.portal.throttle_per_account
+    _, spellings = fresh_person(people)
+    with portal.client() as client:
+        for attempt in range(limit):
+            wrong = sign_in(client, spellings[attempt % len(spellings)], "Not-The-Passw0rd")
+            assert wrong.status_code == 401, page_error(wrong)
+        refused = sign_in(client, spellings[-1].upper(), samba.PASSWORD)
+        assert refused.status_code == 429 and "Too many" in page_error(refused)
+    with session_scope(portal.engine) as db:
+        rows = db.exec(select(AuditEvent).where(AuditEvent.action == "session.login")).all()
+    outcomes = [(r.outcome, json.loads(r.detail).get("person")) for r in rows]
+    person = outcomes[0][1]
+    assert person and outcomes == [("directory.wrong_password", person)] * limit + [("throttled", person)]
+
+
+def test_a_suspension_ends_the_session_whichever_spelling_opened_it(portal: Portal) -> None:
+    with portal.client() as client:
+        assert sign_in(client, f"soho\\{PERSON.upper()}", samba.PASSWORD).status_code == 303
+        now = datetime.now(UTC)
+        handoff = HandOff(portal.directory, None, timedelta(hours=24), "SOHO-Agents")
+        with session_scope(portal.engine) as db:
+            application = start_application(
+                db, handoff, PERSON_UPN.upper(), callback_number="", settings=EnrollmentSettings(), actor="hr", now=now
+            )
+            withdraw_seat(db, application, handoff, actor="hr", now=now, why="suspended")
+        ended = _sessions(portal.engine, SessionState.ENDED)
+        assert [(s.login, s.end_reason) for s in ended] == [(PERSON, "hr_suspended")]
+        assert client.get("/", headers=HTML).headers["location"] == "/login"
