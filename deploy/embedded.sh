@@ -31,11 +31,13 @@ if [[ ! -f "$SOHOGW_DATA_DIR/first-run.txt" ]]; then
     "$sohogw" user add admin --group SOHO-SecurityAdmins --group SOHO-HR --display-name "Demo Admin" --password "$admin_pw"
     "$sohogw" cert issue --upn agent@soho.local --wireguard-key "$(wg genkey | wg pubkey)" \
         --out "$SOHOGW_DATA_DIR/agent.p12" --p12-passphrase "$p12_pw"
+    admin_code=$("$sohogw" totp issue-code admin | awk '{print $NF}')  # privileged TOTP enrolment needs it (24 h)
     (umask 077 && cat >"$SOHOGW_DATA_DIR/first-run.txt" <<EOT
 SOHO Gateway demo accounts (built-in directory). Portal: $SOHOGW_PUBLIC_URL/
 Trust the CA in your browser: $SOHOGW_DATA_DIR/ca/root-ca.cert.pem
 supervisor / $supervisor_pw      (no certificate needed)
-admin      / $admin_pw      (security admin and HR; enrols a TOTP second factor at first sign-in)
+admin      / $admin_pw      (security admin and HR; enrols a TOTP second factor at first sign-in
+                with the one-time enrolment code $admin_code; later codes: sohogw totp issue-code admin)
 agent      / $agent_pw      (import $SOHOGW_DATA_DIR/agent.p12 into the browser first, passphrase $p12_pw)
 EOT
     )

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.deps import ClockDep, DbSession, SettingsDep
-from gateway.errors import NotFound
+from gateway.errors import Forbidden, NotFound
 from gateway.sessions import enrolment_codes, totp
 from gateway.sessions.client_cert import client_origin
 from gateway.sessions.deps import (
@@ -152,15 +152,18 @@ def issue_enrolment_code(
 ) -> HTMLResponse:
     """Issue a person's enrolment code (with "reset", forget their second factor first); shown once."""
     account = enrolment_codes.find_account(request.app.state.login_services.directory, str(form.get("login", "")))
-    code = enrolment_codes.issue(
-        db,
-        account,
-        issued_by=admin.login,
-        issuer_person_id=admin.person_id,
-        now=clock(),
-        reset=form.get("reset") == "on",
-        source=admin.source_ip,
-    )
+    try:
+        code = enrolment_codes.issue(
+            db,
+            account,
+            issued_by=admin.login,
+            issuer_person_id=admin.person_id,
+            now=clock(),
+            reset=form.get("reset") == "on",
+            source=admin.source_ip,
+        )
+    except Forbidden as refused:  # rendered, not raised: the refusal's audit row commits
+        return render(request, "enrolment_codes.html", refused.status_code, error=refused.message)
     return render(request, "enrolment_codes.html", code=code, for_login=account.name)
 
 
