@@ -24,6 +24,7 @@ from gateway.db import make_engine, session_scope
 from gateway.directory import open_directory
 from gateway.migrate import upgrade
 from gateway.pki import service as pki
+from gateway.policies.service import import_policy
 from gateway.sessions.login import LoginRequest, LoginServices, login
 from gateway.sessions.throttle import ThrottleLimits
 from tests.directory import samba
@@ -60,6 +61,7 @@ def main() -> None:
                 lifetime=timedelta(days=1),
                 urls=pki.publication_urls("http://bench"),
             ).cert
+            import_policy(db, samba.policy_by_dn(), actor="bench", source="", now=now)
         directory = open_directory(dc.settings(pool_size=args.threads))
         services = LoginServices(directory, authority, HttpRevocationChecker(), ThrottleLimits(10**9, 10**9), "bench")
         attempt = LoginRequest(samba.AGENT, samba.PASSWORD, "127.0.0.1", "bench", cert)

@@ -52,6 +52,7 @@ def seed(engine: Engine, seats: int) -> list[str]:
                 display_name=login,
                 roles="agent",
                 groups=json.dumps(["SOHO-Agents", f"Team-{number % 12}"]),
+                policy_groups=json.dumps(["SOHO-Agents", f"Team-{number % 12}"]),
                 source_ip="198.51.100.7",
                 created_at=now,
                 last_seen_at=now,

@@ -7,6 +7,7 @@ from policy.document import DEFAULT_POLICY_FILE, dump_policy, load_default_polic
 from policy.effective import EffectivePolicy, GroupShift
 from policy.errors import PolicyError, Problem
 from policy.evaluate import evaluate
+from policy.groups import group_key
 from policy.guacamole import compile_guacamole
 from policy.network import NetworkScope, compile_network_scope
 from policy.rules import DisplayRules
@@ -34,6 +35,7 @@ __all__ = [
     "compile_x11",
     "dump_policy",
     "evaluate",
+    "group_key",
     "in_shift",
     "load_default_policy",
     "load_policy",

@@ -7,6 +7,7 @@ from typing import TypeVar
 from policy import merge
 from policy.effective import EffectivePolicy, GroupShift
 from policy.errors import PolicyError
+from policy.groups import group_key
 from policy.rules import DisplayRules
 from policy.schema import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSION, RULE_NAMES, PolicyDocument
 
@@ -24,14 +25,15 @@ class _Reasons(dict[str, str]):
 def evaluate(document: PolicyDocument, groups: Iterable[str], now: datetime) -> EffectivePolicy:
     """Merge every policy group the person is in (see docs/policy.md for the rules).
 
-    Group names match case-insensitively, as AD compares them; groups the document does not
-    name contribute nothing. Deterministic: the result depends only on the set of groups, and
+    ``groups`` are the person's group identifiers — DNs, AD SIDs, built-in group names — matched with the
+    document's keys as `policy.groups.group_key` says (a CN alone never matches a directory group); groups the
+    document does not name contribute nothing. Deterministic: the result depends only on the set of groups, and
     ties (the watermark template) go to the group written first in the document.
     """
     if now.tzinfo is None:
         raise PolicyError("evaluate needs a time-zone-aware 'now'; shifts are compared in UTC")
-    member = {name.casefold() for name in groups}
-    applied = [(name, group) for name, group in document.groups.items() if name.casefold() in member]
+    member = {group_key(identifier) for identifier in groups}
+    applied = [(name, group) for name, group in document.groups.items() if group_key(name) in member]
     reasons = _Reasons()
     explained = reasons.keep
     roles = explained("roles", merge.roles(applied))

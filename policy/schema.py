@@ -112,7 +112,8 @@ class RoleRequirements(_Strict):
 
 
 class GroupPolicy(_Strict):
-    """What one AD group grants; a user's groups are merged by `evaluate`."""
+    """What one directory group grants, keyed in the document by the group's DN (or AD SID; a built-in directory
+    group by its name, see `policy.groups`); a user's groups are merged by `evaluate`."""
 
     roles: tuple[Role, ...] = ()
     apps: tuple[str, ...] = ()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from gateway.directory.ad import ActiveDirectory
 from gateway.directory.builtin import BuiltinDirectory
-from gateway.directory.interface import Account, Directory, DirectoryUser, Group
+from gateway.directory.interface import Account, Directory, DirectoryUser, Group, group_identifiers
 from gateway.directory.ldap_directory import OpenLdapDirectory
 from gateway.directory.settings import DirectorySettings
 from gateway.directory.states import AccountState
@@ -34,5 +34,6 @@ __all__ = [
     "DirectoryUser",
     "Group",
     "OpenLdapDirectory",
+    "group_identifiers",
     "open_directory",
 ]

@@ -17,6 +17,7 @@ from typing import Any
 
 from ldap3 import BASE, Connection
 from ldap3.core.exceptions import LDAPCommunicationError
+from ldap3.protocol.formatters.formatters import format_sid
 from ldap3.utils.conv import escape_bytes, escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
@@ -142,8 +143,8 @@ class ActiveDirectory(PooledDirectory):
         """Every group of the user, nested ones included, by the configured strategy."""
         if self._settings.group_strategy == "in_chain":
             in_chain = f"(&(objectClass=group)(member:{IN_CHAIN}:={escape_filter_chars(user_dn)}))"
-            found = search(conn, self._settings.base_dn, in_chain, ["cn"])
-            return tuple(sorted(Group(e["dn"], first(e, "cn") or e["dn"]) for e in found))
+            found = search(conn, self._settings.base_dn, in_chain, ["cn", "objectSid"])
+            return tuple(sorted(Group(e["dn"], first(e, "cn") or e["dn"], _sid(e)) for e in found))
         token = search(conn, user_dn, "(objectClass=*)", ["tokenGroups"], BASE)
         sids = token[0]["raw_attributes"].get("tokenGroups", []) if token else []
         return tuple(sorted(self._groups_by_sid(conn, [bytes(s) for s in sids])))
@@ -159,10 +160,15 @@ class ActiveDirectory(PooledDirectory):
             by_sid = "(|" + "".join(f"(objectSid={escape_bytes(s)})" for s in missing) + ")"
             for entry in search(conn, self._settings.base_dn, by_sid, ["cn", "objectSid"]):
                 sid = bytes(entry["raw_attributes"]["objectSid"][0])
-                known[sid] = Group(entry["dn"], first(entry, "cn") or entry["dn"])
+                known[sid] = Group(entry["dn"], first(entry, "cn") or entry["dn"], format_sid(sid))
                 with self._sid_lock:
                     self._sid_groups[sid] = (now, known[sid])
         return [known[s] for s in sids if s in known]
+
+
+def _sid(entry: dict[str, Any]) -> str | None:
+    values = entry["raw_attributes"].get("objectSid") or []
+    return format_sid(bytes(values[0])) if values else None
 
 
 def _guid(entry: dict[str, Any]) -> str:

@@ -1,5 +1,6 @@
 """What the rest of the gateway sees of a directory, whichever kind runs behind it."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -9,10 +10,17 @@ from gateway.directory.states import STATE_ERRORS, AccountState
 
 @dataclass(frozen=True, order=True)
 class Group:
-    """A group the user belongs to, directly or through nesting."""
+    """A group the user belongs to, directly or through nesting. ``name`` is for display only: the policy knows a
+    group by its DN or (AD) SID, which nobody can copy (``policy.groups``)."""
 
     dn: str
     name: str
+    sid: str | None = None
+
+
+def group_identifiers(groups: Iterable[Group]) -> list[str]:
+    """What the policy matches its group keys with: every group's DN, and its SID where the directory has one."""
+    return [g.dn for g in groups] + [g.sid for g in groups if g.sid]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from sqlmodel import col, select
 
 from gateway.audit.service import record
 from gateway.deps import ClockDep, DbSession
+from gateway.directory import group_identifiers
 from gateway.directory.errors import DirectoryError
 from gateway.policies.models import PolicyVersion
 from gateway.policies.service import InvalidPolicy, current_policy, export_policy, import_policy
@@ -28,7 +29,7 @@ def _groups_of(request: Request, user: str) -> tuple[list[str], str]:
         found = request.app.state.login_services.directory.lookup(user)
     except DirectoryError as error:
         return [], str(error)
-    return [group.name for group in found.groups], ""
+    return group_identifiers(found.groups), ""
 
 
 def _page(
@@ -43,8 +44,8 @@ def _page(
 def policy_page(
     request: Request, session: SecurityAdminSession, db: DbSession, clock: ClockDep, user: str = "", groups: str = ""
 ) -> HTMLResponse:
-    """With `user` (looked up in the directory) or `groups` (comma-separated): the effective policy, explained."""
-    chosen = [g.strip() for g in groups.split(",") if g.strip()]
+    """With `user` (looked up in the directory) or `groups` (DNs, ";"-separated): the effective policy, explained."""
+    chosen = [g.strip() for g in groups.split(";") if g.strip()]  # ";": a group's DN holds commas
     problem = ""
     if user:
         chosen, problem = _groups_of(request, user)

@@ -25,7 +25,7 @@ from gateway.seats.launch_store import bind_launch
 from gateway.seats.models import SeatEndReason, SeatLease, SeatLeaseState
 from gateway.seats.tokens import mint
 from gateway.sessions.models import HomeSession
-from gateway.sessions.service import group_names
+from gateway.sessions.service import policy_groups
 from policy import (
     DisplayRules,
     EffectivePolicy,
@@ -77,7 +77,7 @@ def launch(db: Session, session: HomeSession, app_id: str, now: datetime, seats:
 
     Refusals (app not published, no seat free, Guacamole not set up) are audited; the caller must commit them.
     """
-    effective = evaluate(current_policy(db), group_names(session), now)
+    effective = evaluate(current_policy(db), policy_groups(session), now)
     try:
         app = effective.app(app_id)
     except PolicyError:

@@ -22,7 +22,7 @@ from gateway.seats.models import LaunchToken, SeatLease
 from gateway.seats.service import LIVE, SeatSource
 from gateway.seats.tokens import VIEW, mint, spend, token_sha256
 from gateway.sessions.models import HomeSession, SessionState
-from gateway.sessions.service import get_session, group_names, live_sessions
+from gateway.sessions.service import get_session, live_sessions, policy_groups
 from gateway.supervision.models import ScreenWatch
 from gateway.supervision.monitoring import end_watch
 from policy import evaluate
@@ -89,7 +89,7 @@ def spend_view_token(db: Session, token: str, supervisor: HomeSession | None, no
         if SUPERVISOR not in session.role_set:
             return "only supervisors may watch a seat"
         agent = get_session(db, lease.session_id)
-        if agent is None or not evaluate(current_policy(db), group_names(agent), now).view_only_supervision:
+        if agent is None or not evaluate(current_policy(db), policy_groups(agent), now).view_only_supervision:
             return "policy does not allow watching this agent's screen"
         watch = _open_watch(db, session.login, lease.session_id, row.created_at)
         if watch is None:
@@ -137,7 +137,7 @@ def still_watching(db: Session, grant: ViewGrant, now: datetime) -> bool:
         return False
     if supervisor is None or supervisor.state is not SessionState.ACTIVE:
         return False
-    return evaluate(current_policy(db), group_names(agent), now).view_only_supervision
+    return evaluate(current_policy(db), policy_groups(agent), now).view_only_supervision
 
 
 def end_view(db: Session, grant: ViewGrant, now: datetime, source: str) -> None:

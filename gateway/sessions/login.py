@@ -18,7 +18,7 @@ from certs.errors import CertificateError
 from certs.identity import CertificateIdentity
 from certs.revocation import HttpRevocationChecker
 from gateway.audit.service import record
-from gateway.directory import Account, Directory, DirectoryUser
+from gateway.directory import Account, Directory, DirectoryUser, group_identifiers
 from gateway.directory.errors import AccountNotFound, DirectoryError, LoginRefused
 from gateway.directory.logins import check_password
 from gateway.errors import GatewayError
@@ -194,7 +194,7 @@ def login(db: Session, services: LoginServices, request: LoginRequest, now: date
         _refuse(db, request, now, LoginFailed(error.user_message, error.audit_reason), attempt, account)
     except DirectoryError as error:
         _directory_failed(db, request, error, attempt)
-    effective = evaluate(current_policy(db), [g.name for g in user.groups], now)
+    effective = evaluate(current_policy(db), group_identifiers(user.groups), now)
     if not effective.roles:
         _refuse(
             db,
@@ -245,6 +245,7 @@ def login(db: Session, services: LoginServices, request: LoginRequest, now: date
         display_name=user.display_name,
         roles=",".join(sorted(effective.roles)),
         groups=json.dumps([g.name for g in user.groups], ensure_ascii=False),
+        policy_groups=json.dumps(group_identifiers(user.groups), ensure_ascii=False),
         cert_serial=f"{identity.serial:X}" if identity else None,
         cert_issuer=identity.issuer if identity else None,
         cert_fingerprint=identity.fingerprint_sha256 if identity else None,

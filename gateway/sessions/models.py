@@ -60,7 +60,9 @@ class HomeSession(SQLModel, table=True):
     roles: str = Field(default="", max_length=255)
     """Comma-separated gateway roles granted at login (agent, supervisor, security_admin, hr)."""
     groups: str = Field(default="[]", sa_column=Column(Text, nullable=False))
-    """JSON list of the directory group names at login, for policy evaluation."""
+    """JSON list of the directory group names at login, for display (team names on the wall)."""
+    policy_groups: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    """JSON list of the group identifiers at login (DNs, AD SIDs), what the policy is evaluated with."""
     cert_serial: str | None = Field(default=None, max_length=40)
     cert_issuer: str | None = Field(default=None, max_length=512)
     cert_fingerprint: str | None = Field(default=None, max_length=64)

@@ -20,7 +20,7 @@ from certs.revocation import HttpRevocationChecker
 from gateway.audit.service import record
 from gateway.clock import as_utc
 from gateway.db import session_scope
-from gateway.directory import Directory, DirectoryUser
+from gateway.directory import Directory, DirectoryUser, group_identifiers
 from gateway.directory.errors import AccountDisabled, AccountLocked, AccountNotFound, DirectoryUnavailable
 from gateway.pki.trust import verify_client
 from gateway.policies.service import current_policy
@@ -87,7 +87,7 @@ def _reason_to_end(
     except AccountNotFound:
         return EndReason.ACCOUNT_GONE
     reason = _account_problem(user)
-    if reason is None and not session.role_set <= evaluate(document, [g.name for g in user.groups], now).roles:
+    if reason is None and not session.role_set <= evaluate(document, group_identifiers(user.groups), now).roles:
         return EndReason.ROLE_REMOVED
     return reason
 

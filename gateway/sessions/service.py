@@ -135,5 +135,6 @@ def end_idle_and_expired(db: Session, now: datetime) -> int:
     return ended
 
 
-def group_names(session: HomeSession) -> list[str]:
-    return list(json.loads(session.groups))
+def policy_groups(session: HomeSession) -> list[str]:
+    """The group identifiers (DNs, AD SIDs) the session's policy is evaluated with."""
+    return list(json.loads(session.policy_groups))

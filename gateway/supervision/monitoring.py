@@ -13,7 +13,7 @@ from gateway.audit.service import record
 from gateway.errors import Forbidden, NotFound
 from gateway.policies.service import current_policy
 from gateway.sessions.models import HomeSession, SessionState
-from gateway.sessions.service import get_session, group_names
+from gateway.sessions.service import get_session, policy_groups
 from gateway.supervision.models import ScreenWatch
 from gateway.supervision.sources import screen_url
 from policy import evaluate
@@ -26,7 +26,7 @@ def start_watch(
     agent = get_session(db, session_id)
     if agent is None or agent.state is not SessionState.ACTIVE or "agent" not in agent.role_set:
         raise NotFound("that agent is no longer logged in")
-    policy = evaluate(current_policy(db), group_names(agent), now)
+    policy = evaluate(current_policy(db), policy_groups(agent), now)
     if not policy.view_only_supervision:
         record(
             db,

@@ -16,7 +16,7 @@ from gateway.clock import as_utc
 from gateway.events import nudge_after_commit
 from gateway.policies.service import current_policy
 from gateway.sessions.models import HomeSession, SessionState
-from gateway.sessions.service import group_names
+from gateway.sessions.service import policy_groups
 from gateway.vpn import ipam
 from gateway.vpn.models import LeaseState, TunnelLease
 from gateway.vpn.settings import VpnSettings
@@ -47,7 +47,7 @@ def lease_for_session(db: Session, session: HomeSession, now: datetime, settings
         return None
     assert session.wireguard_key is not None  # checked by session_may_tunnel
     address = ipam.assign(db, session.login, settings, now)
-    scope = compile_network_scope(evaluate(current_policy(db), group_names(session), now))
+    scope = compile_network_scope(evaluate(current_policy(db), policy_groups(session), now))
     lease = TunnelLease(
         session_id=session.id,
         login=session.login,

@@ -18,7 +18,7 @@ from gateway.sessions.deps import (
     SupervisorSession,
 )
 from gateway.sessions.models import HomeSession
-from gateway.sessions.service import group_names, live_sessions, session_for_token
+from gateway.sessions.service import live_sessions, policy_groups, session_for_token
 from gateway.web.i18n import LANGUAGES
 from gateway.web.pages import LANGUAGE_COOKIE, render
 from policy import evaluate
@@ -64,7 +64,7 @@ def agent_page(request: Request, session: AgentSession, db: DbSession, clock: Cl
     return render(
         request,
         "agent.html",
-        apps=evaluate(current_policy(db), group_names(session), clock()).apps,
+        apps=evaluate(current_policy(db), policy_groups(session), clock()).apps,
         since=f"{as_utc(session.created_at):%Y-%m-%d %H:%M} UTC",
         until=f"{as_utc(session.expires_at):%H:%M} UTC",
     )

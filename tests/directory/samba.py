@@ -21,6 +21,7 @@ from ldap3 import MODIFY_REPLACE, Connection, Server, Tls
 from ldap3.utils.dn import escape_rdn
 
 from gateway.directory.settings import DirectorySettings
+from policy import DEFAULT_POLICY_FILE
 from tests.directory.processes import start_process_group, stop_process_group
 
 REALM = "SOHO.TEST"
@@ -58,6 +59,14 @@ def user_dn(cn: str) -> str:
 
 def group_dn(name: str) -> str:
     return f"CN={escape_rdn(name)},CN=Users,{BASE_DN}"
+
+
+def policy_by_dn() -> str:
+    """The embedded default policy with its groups named as a company directory's policy names them: by DN."""
+    text = DEFAULT_POLICY_FILE.read_text(encoding="utf-8")
+    for name in ("SOHO-Agents", "SOHO-Supervisors", "SOHO-SecurityAdmins", "SOHO-HR"):
+        text = text.replace(f"\n  {name}:\n", f'\n  "{group_dn(name)}":\n')
+    return text
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""person identity: sessions, second factors, throttles and applications keyed by the directory's stable id
+"""person identity: sessions, second factors, throttles and applications keyed by the directory's stable id;
+sessions keep the group identifiers (DNs, SIDs) the policy is evaluated with
 
 Rows written before this revision knew a person only by the name as typed. They cannot be resolved here (the
 directory is not reachable from a migration), so they get ``legacy:<name as typed>`` and are adopted at the person's
@@ -25,9 +26,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("home_session", schema=None) as batch_op:
         batch_op.add_column(sa.Column("person_id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True))
-    op.execute("UPDATE home_session SET person_id = 'legacy:' || login")
+        batch_op.add_column(sa.Column("policy_groups", sa.Text(), nullable=True))
+    # Legacy sessions keep their group names: re-validation reads the groups again from the directory.
+    op.execute("UPDATE home_session SET person_id = 'legacy:' || login, policy_groups = groups")
     with op.batch_alter_table("home_session", schema=None) as batch_op:
         batch_op.alter_column("person_id", existing_type=sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False)
+        batch_op.alter_column("policy_groups", existing_type=sa.Text(), nullable=False)
         batch_op.create_index(batch_op.f("ix_home_session_person_id"), ["person_id"], unique=False)
 
     with op.batch_alter_table("enrollment_application", schema=None) as batch_op:
@@ -103,4 +107,5 @@ def downgrade() -> None:
         batch_op.drop_column("person_id")
     with op.batch_alter_table("home_session", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_home_session_person_id"))
+        batch_op.drop_column("policy_groups")
         batch_op.drop_column("person_id")

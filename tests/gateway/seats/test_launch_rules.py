@@ -61,6 +61,7 @@ def _session(db: Session, login: str, groups: str = '["SOHO-Agents"]') -> HomeSe
         user_dn=f"cn={login}",
         roles="agent",
         groups=groups,
+        policy_groups=groups,
         created_at=NOW,
         last_seen_at=NOW,
         last_checked_at=NOW,

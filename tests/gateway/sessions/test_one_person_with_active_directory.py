@@ -52,14 +52,14 @@ SPELLINGS = [
     f"{PERSON}@soho.test",
     f"{PERSON.upper()}@SOHO.TEST",
 ]
-POLICY = """\
+POLICY = f"""\
 version: 1
 roles:
-  supervisor: {require_client_certificate: false}
-  security_admin: {require_client_certificate: false, require_totp: true}
+  supervisor: {{require_client_certificate: false}}
+  security_admin: {{require_client_certificate: false, require_totp: true}}
 groups:
-  SOHO-Supervisors: {roles: [supervisor]}
-  SOHO-Security: {roles: [security_admin]}
+  "{group_dn("SOHO-Supervisors")}": {{roles: [supervisor]}}
+  "{group_dn("SOHO-Security")}": {{roles: [security_admin]}}
 """
 
 
@@ -174,3 +174,31 @@ def test_a_suspension_ends_the_session_whichever_spelling_opened_it(portal: Port
         ended = _sessions(portal.engine, SessionState.ENDED)
         assert [(s.login, s.end_reason) for s in ended] == [(PERSON, "hr_suspended")]
         assert client.get("/", headers=HTML).headers["location"] == "/login"
+
+
+def _spoofed_supervisor(dc: SambaDC) -> str:
+    """A user in a group that copies SOHO-Supervisors' CN in an OU of its own (anyone allowed to create groups
+    somewhere under the base DN can make one)."""
+    sandbox, sam = f"OU=Sandbox,{samba.BASE_DN}", "spoofed.user"
+    spoof_group = f"CN=SOHO-Supervisors,{sandbox}"
+    conn = dc.admin()
+    if conn.add(sandbox, attributes={"objectClass": ["organizationalUnit"]}):
+        group = {"objectClass": ["group"], "sAMAccountName": "sandbox-sup"}
+        assert conn.add(spoof_group, attributes=group), conn.result
+    conn.unbind()
+    _add_user(dc, sam, f"{sam}@soho.test", "SOHO-HR")  # a real group without any role in POLICY
+    conn = dc.admin()
+    conn.modify(spoof_group, {"member": [("MODIFY_ADD", [user_dn(sam)])]})
+    conn.unbind()
+    return sam
+
+
+def test_a_group_copying_a_role_groups_cn_gives_no_role_and_is_audited(portal: Portal, people: SambaDC) -> None:
+    spoofed = _spoofed_supervisor(people)
+    with portal.client() as real, portal.client() as client:
+        assert sign_in(real, PERSON, samba.PASSWORD).headers["location"] == "/"  # the real group's member is let in
+        refused = sign_in(client, spoofed, samba.PASSWORD)
+        assert refused.status_code == 401 and "not in any SOHO group" in page_error(refused)
+    with session_scope(portal.engine) as db:
+        row = db.exec(select(AuditEvent).where(AuditEvent.actor == spoofed)).one()
+    assert row.outcome == "no_role" and json.loads(row.detail)["person"]

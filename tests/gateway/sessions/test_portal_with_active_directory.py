@@ -17,6 +17,7 @@ from gateway.audit.models import AuditEvent
 from gateway.db import session_scope
 from gateway.directory import open_directory
 from gateway.pki import service as pki
+from gateway.policies.service import import_policy
 from gateway.settings import load_settings
 from tests.directory import samba
 from tests.gateway.sessions.conftest import page_error, sign_in
@@ -50,6 +51,7 @@ def ad_portal(samba_dc: samba.SambaDC, tmp_path: Path, db_url: str, engine: Engi
             )
             pem = issued.cert.public_bytes(serialization.Encoding.PEM).decode()
             headers[login] = {"X-SSL-Client-Cert": quote(pem)}
+        import_policy(db, samba.policy_by_dn(), actor="test", source="", now=now)
     directory = open_directory(samba_dc.settings())
     app = create_app(settings, engine=engine, authority=authority, directory=directory, run_jobs=False)
     with serving(app) as base_url:

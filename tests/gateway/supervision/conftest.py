@@ -127,6 +127,7 @@ def add_session(
         display_name=login.title(),
         roles=roles,
         groups=json.dumps(groups if groups is not None else TEAMS.get(login, ["SOHO-Agents"])),
+        policy_groups=json.dumps(groups if groups is not None else TEAMS.get(login, ["SOHO-Agents"])),
         source_ip=source_ip,
         created_at=created_at,
         last_seen_at=created_at,

@@ -39,6 +39,7 @@ def agent_session(
         user_dn=login,
         roles=roles,
         groups=json.dumps(list(groups)),
+        policy_groups=json.dumps(list(groups)),
         wireguard_key=wireguard_key,
         created_at=now,
         last_seen_at=now,
