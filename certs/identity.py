@@ -84,6 +84,8 @@ class CertificateIdentity:
     wireguard_public_key: str | None
     not_before: datetime
     not_after: datetime
+    subject: str = ""
+    """The subject as an RFC 4514 string: AD CS writes a user's full directory DN there."""
 
 
 def identity_of(cert: x509.Certificate) -> CertificateIdentity:
@@ -100,4 +102,5 @@ def identity_of(cert: x509.Certificate) -> CertificateIdentity:
         wireguard_public_key=wireguard_key_of(cert),
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
+        subject=cert.subject.rfc4514_string(),
     )

@@ -126,12 +126,14 @@ class ActiveDirectory(PooledDirectory):
     def _person(
         self, entry: dict[str, Any], login: str, groups: tuple[Group, ...], state: AccountState
     ) -> DirectoryUser:
+        sam = first(entry, "sAMAccountName")
         return DirectoryUser(
             dn=entry["dn"],
             login=login,
             person_id=_guid(entry),
             upn=first(entry, "userPrincipalName"),
-            sam_account_name=first(entry, "sAMAccountName"),
+            implicit_upn=f"{sam}@{self.dns_domain()}" if sam else None,
+            sam_account_name=sam,
             display_name=first(entry, "displayName"),
             mail=first(entry, "mail"),
             phone=first(entry, "telephoneNumber", "mobile"),

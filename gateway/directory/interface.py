@@ -46,6 +46,8 @@ class DirectoryUser:
     login: str
     person_id: str
     upn: str | None = None
+    implicit_upn: str | None = None
+    """AD: ``sAMAccountName@<DNS domain>``, which AD accepts as a UPN even when the entry names another."""
     sam_account_name: str | None = None
     display_name: str | None = None
     mail: str | None = None

@@ -11,6 +11,7 @@ from typing import NoReturn
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from ldap3.core.exceptions import LDAPInvalidDnError
 from sqlmodel import Session
 
 from certs.authority import Authority
@@ -20,7 +21,7 @@ from certs.revocation import HttpRevocationChecker
 from gateway.audit.service import record
 from gateway.directory import Account, Directory, DirectoryUser, group_identifiers
 from gateway.directory.errors import AccountNotFound, DirectoryError, LoginRefused
-from gateway.directory.logins import check_password
+from gateway.directory.logins import check_password, normalized_dn
 from gateway.errors import GatewayError
 from gateway.events import nudge_after_commit
 from gateway.pki.trust import verify_client
@@ -118,11 +119,29 @@ def _certificate(db: Session, services: LoginServices, request: LoginRequest, no
 
 
 def certificate_matches(identity: CertificateIdentity, user: DirectoryUser) -> bool:
-    """The certificate names the account: UPN to UPN, else CN to the sAMAccountName or login (case-insensitive)."""
-    if identity.upn and user.upn:
-        return identity.upn.casefold() == user.upn.casefold()
+    """The certificate names the account that gave the password.
+
+    UPN first: a certificate carrying a UPN belongs only to the account with that UPN (its own, or on AD the implicit
+    ``name@<DNS domain>``), whatever its CN says; only when the directory knows no UPN for the account (a built-in
+    user without one, OpenLDAP without ``upn_attribute``) is it judged by its subject. Then an AD CS subject that is
+    the account's full DN, or a CN equal to the account name or UPN (case-insensitive)."""
+    upns = {upn.casefold() for upn in (user.upn, user.implicit_upn) if upn}
+    if identity.upn and upns:
+        return identity.upn.casefold() in upns
+    if identity.subject and _same_dn(identity.subject, user.dn):
+        return True
     names = {n.casefold() for n in (user.sam_account_name, user.login, user.upn) if n}
     return bool(identity.common_name) and identity.common_name.casefold() in names  # type: ignore[union-attr]
+
+
+def _same_dn(subject: str, dn: str) -> bool:
+    """Whether a certificate subject is the directory DN (RDN by RDN, escapes and case folded)."""
+    if "=" not in dn:
+        return False  # the built-in directory's "DN" is a bare name
+    try:
+        return normalized_dn(subject) == normalized_dn(dn)
+    except LDAPInvalidDnError:
+        return False
 
 
 def _find_account(
