@@ -76,7 +76,7 @@ def end_session(
         action="session.end",
         target=session.login,
         outcome=reason.value,
-        detail={"session": session.id, **(detail or {})},
+        detail={"session": session.id, "person": session.person_id, **(detail or {})},
     )
     nudge_after_commit(db, SESSION_ENDED, session.id)
     return session

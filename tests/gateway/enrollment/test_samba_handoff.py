@@ -85,7 +85,7 @@ def test_approval_lets_the_person_sign_in_as_agent_and_rejection_takes_it_back(
     upgrade(db_url)
     engine = make_engine(db_url)
     directory = open_directory(samba_dc.settings())
-    policy = policy_text(agent_group=group, onsite=False)
+    policy = policy_text(agent_group=f'"{group_dn(group)}"', onsite=False)  # a directory's group: by its DN
     try:
         with running_portal(tmp_path, db_url, engine, directory, policy, agent_group=group_dn(group)) as portal:
             with portal.client() as client:
