@@ -189,6 +189,23 @@ def _reserve(
     return keys
 
 
+def _refuse_unknown_name(
+    db: Session, services: LoginServices, request: LoginRequest, now: datetime, attempt: dict[str, object]
+) -> NoReturn:
+    """Refuse a name no account has as the directory itself refuses it: as long as a wrong password takes where
+    the directory can (the built-in one spends a password hash on it), so neither answer nor time tells an
+    unknown name from a wrong password. An account made in the meantime is still refused: nothing was reserved
+    for it."""
+    refusal: LoginRefused = AccountNotFound("no account has this name")
+    try:
+        services.directory.authenticate(request.login, request.password)
+    except LoginRefused as error:
+        refusal = error
+    except DirectoryError as error:
+        _directory_failed(db, request, error, attempt)
+    _refuse(db, request, now, LoginFailed(refusal.user_message, refusal.audit_reason), attempt)
+
+
 def login(db: Session, services: LoginServices, request: LoginRequest, now: datetime) -> LoginResult:
     """Check everything, in the order that leaks least and costs the directory least; open the session.
 
@@ -205,8 +222,7 @@ def login(db: Session, services: LoginServices, request: LoginRequest, now: date
             _refuse(db, request, now, LoginFailed(str(error), "certificate_refused"), attempt, account)
         attempt["certificate_serial"] = f"{identity.serial:X}" if identity else None
     if account is None:
-        unknown = AccountNotFound("no account has this name")
-        _refuse(db, request, now, LoginFailed(unknown.user_message, unknown.audit_reason), attempt)
+        _refuse_unknown_name(db, services, request, now, attempt)
     try:
         user = services.directory.verify(account, request.password)
     except LoginRefused as error:
