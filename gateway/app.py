@@ -28,6 +28,7 @@ from gateway.seats.broker import start_broker
 from gateway.seats.routes import mount_novnc
 from gateway.seats.routes import router as seats_router
 from gateway.sessions import jobs as session_jobs
+from gateway.sessions.client_cert import audit_unproven_forwarding
 from gateway.sessions.deps import LoginRequired
 from gateway.sessions.login import LoginServices
 from gateway.sessions.routes import router as sessions_router
@@ -146,5 +147,6 @@ def create_app(
         app.include_router(router)
     app.include_router(metrics_router())
     app.middleware("http")(record_request_latency)
+    app.middleware("http")(audit_unproven_forwarding)
     mount_novnc(app)
     return app

@@ -73,7 +73,7 @@ def serve(host: str | None, port: int | None) -> None:
             bundle = write_client_ca_bundle(db, authority, settings.data_dir / "client-cas.pem")
         options = tls_options(portal.tls_cert_file, portal.tls_key_file, bundle)
     app = create_app(settings, engine=engine, authority=authority)
-    # The portal decides itself which proxies to believe (settings.portal.trusted_proxies): uvicorn must not
+    # The portal decides itself whether a proxy proved itself (settings.portal.proxy_secret): uvicorn must not
     # rewrite the client address from X-Forwarded-For first.
     uvicorn.run(
         app,
