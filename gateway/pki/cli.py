@@ -2,6 +2,8 @@
 commands share with ``sohogw cert`` (`gateway.pki.cert_cli`)."""
 
 import getpass
+import os
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,10 +45,22 @@ def migrated_engine(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def write_file(path: Path, data: bytes, private: bool = False) -> None:
-    """Write an output file (owner-only when it holds a key) and say so."""
-    path.write_bytes(data)
-    if private:
-        path.chmod(0o600)
+    """Write an output file (owner-only when it holds a key) and say so.
+
+    The bytes go into a new file made with its final mode (``mkstemp`` makes it 0600) beside the target, which then
+    replaces the target: a key is never readable by others, not even for an instant, and someone who opened a file
+    already at that path (one they created world-readable in advance) keeps reading the old, empty file.
+    """
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            if not private:
+                os.fchmod(out.fileno(), 0o644)
+            out.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     click.echo(f"wrote {path}")
 
 

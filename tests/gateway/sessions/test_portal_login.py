@@ -131,10 +131,21 @@ def test_login_form_without_its_csrf_token_is_refused(portal: Portal) -> None:
     assert answer.json()["error"] == "csrf"
 
 
-def test_language_switch_returns_to_our_page_and_never_to_another_site(portal: Portal) -> None:
+@pytest.mark.parametrize(
+    "referer",
+    [
+        "https://evil.example/phish",
+        "https://evil.example//evil.example/phish",
+        "https://evil.example/\\evil.example/phish",
+        "{base}//evil.example/phish",
+        "{base}/\\evil.example/phish",
+        "//evil.example/phish",
+    ],
+)
+def test_language_switch_returns_to_our_page_and_never_to_another_site(portal: Portal, referer: str) -> None:
     with portal.client() as client:
         back = client.get("/lang/zh-CN", headers={"referer": f"{portal.base_url}/login?x=1"})
-        away = client.get("/lang/en", headers={"referer": "https://evil.example/phish"})
+        away = client.get("/lang/en", headers={"referer": referer.format(base=portal.base_url)})
     assert back.headers["location"] == "/login?x=1"
     assert back.cookies.get("sohogw_lang") == "zh-CN"
-    assert away.headers["location"] == "/phish"
+    assert away.headers["location"] == "/"
