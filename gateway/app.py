@@ -42,6 +42,7 @@ from gateway.voice.choose import choose_platform
 from gateway.voice.routes import router as voice_router
 from gateway.vpn.controller import start_vpn
 from gateway.vpn.routes import router as vpn_router
+from gateway.web.api_docs import router as api_docs_router
 from gateway.web.pages import STATIC_DIR, reason_message, render
 from gateway.web.routes import router as pages_router
 
@@ -127,7 +128,7 @@ def create_app(
                 shutdown()
             login_services.directory.close()
 
-    app = FastAPI(title="SOHO Gateway", lifespan=lifespan)
+    app = FastAPI(title="SOHO Gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings, app.state.engine, app.state.clock = settings, engine, clock
     app.state.authority, app.state.authority_problem = authority, authority_problem
     app.state.login_services = login_services
@@ -135,6 +136,7 @@ def create_app(
     app.add_exception_handler(CertificateError, _render_error)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in (
+        api_docs_router,
         pages_router,
         sessions_router,
         pki_router,
