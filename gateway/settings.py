@@ -86,6 +86,8 @@ class PortalSettings(BaseModel):
     proxy_secret: SecretStr | None = None
     """The reverse proxy proves itself by sending this in ``X-Sohogw-Proxy-Secret``; only then are its forwarded
     client certificate and address believed. An address proves nothing: any local process can connect from it."""
+    max_body_bytes: Annotated[int, Field(ge=4096, le=64 * 1024 * 1024)] = 256 * 1024
+    """Largest request body, refused (413) before any of it is read; file uploads have their own, larger limits."""
     client_cert_header: str = "X-SSL-Client-Cert"
     """The header the proven proxy puts the client certificate in (URL-encoded PEM, as nginx's
     ``$ssl_client_escaped_cert``)."""

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
+from gateway.audit.service import record
 from gateway.deps import ClockDep, DbSession
 from gateway.errors import Forbidden, GatewayError
 from gateway.sessions.models import HomeSession, SessionState
@@ -78,7 +79,31 @@ async def _session_form(request: Request) -> FormData:
     return form
 
 
-async def _login_form(request: Request) -> FormData:
+class LoginFormOnly(GatewayError):
+    status_code = 415
+    reason = "login_form_only"
+
+
+def _refuse_other_login_bodies(request: Request, db: DbSession, clock: ClockDep) -> None:
+    """``/login`` takes the sign-in page's URL-encoded form and nothing else: a multipart body would make Starlette
+    spool its files to disk for an unauthenticated caller, and JSON is no form a person fills in."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/x-www-form-urlencoded":
+        return
+    record(
+        db,
+        actor="unknown",
+        source=request.client.host if request.client else "",
+        action="session.login",
+        outcome="login_form_only",
+        detail={"content_type": kind[:100]},
+        clock=clock,
+    )
+    db.commit()  # the raise rolls the request's transaction back: keep the refusal's row
+    raise LoginFormOnly("sign in with the portal's sign-in page (a URL-encoded form)")
+
+
+async def _login_form(request: Request, _: Annotated[None, Depends(_refuse_other_login_bodies)]) -> FormData:
     """Before sign-in there is no session: the form's token must match the one set in a cookie with the page."""
     form = await request.form()
     if not _same(request.cookies.get(LOGIN_CSRF_COOKIE), form.get("csrf")):

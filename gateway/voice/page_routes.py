@@ -36,6 +36,7 @@ _REFUSALS: tuple[tuple[type[GatewayError], str, str], ...] = (
     (numbers.CodeRefused, r"too many", "voice.refused.too_many_codes"),
     (numbers.CodeRefused, r"not waiting", "voice.refused.not_waiting"),
     (CallbackRateLimited, r"", "voice.refused.rate_limited"),
+    (numbers.TooManyCodes, r"", "voice.refused.too_many_texts"),
     (NoCallbackNumber, r"", "voice.refused.no_number"),
     (SmsNotSent, r"", "voice.refused.sms_not_sent"),
     (Conflict, r"already on your account", "voice.refused.already_added"),
@@ -72,8 +73,8 @@ def _act(request: Request, db: Session, session: HomeSession, action: Callable[[
     try:
         action()
     except GatewayError as error:
-        if isinstance(error, numbers.WrongCode):
-            db.commit()  # the counted attempt must outlive the refusal, or the attempt limit means nothing
+        if isinstance(error, (numbers.WrongCode, numbers.TooManyCodes)):
+            db.commit()  # the counted attempt (or refused text) must outlive the refusal, or the limit means nothing
         else:
             db.rollback()  # e.g. an SMS that was not sent: no number waits for a code nobody received
         message = translate(language_of(request), refusal_key(error), detail=error.message)

@@ -82,9 +82,13 @@ def add_number(
     settings: VoiceSettingsDep,
     sms: SmsSettingsDep,
 ) -> NumberPublic:
-    number = numbers.add_number(
-        db, session.login, body.number, settings, HttpSms(sms), actor=session.login, now=clock()
-    )
+    try:
+        number = numbers.add_number(
+            db, session.login, body.number, settings, HttpSms(sms), actor=session.login, now=clock()
+        )
+    except numbers.TooManyCodes:
+        db.commit()  # the refusal's audit row must outlive the request's rollback
+        raise
     return next(n for n in numbers.list_numbers(db, session.login) if n.id == number.id)
 
 
