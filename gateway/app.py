@@ -112,7 +112,7 @@ def create_app(
     login_services = LoginServices(
         directory=directory or open_directory(settings.directory_settings, clock),
         authority=authority,
-        revocation=HttpRevocationChecker(),
+        revocation=HttpRevocationChecker(max_age=timedelta(seconds=settings.ca.company_crl_refresh_seconds)),
         limits=ThrottleLimits(
             portal.throttle_per_account, portal.throttle_per_source, timedelta(minutes=portal.throttle_window_minutes)
         ),

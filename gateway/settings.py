@@ -49,6 +49,9 @@ class CaSettings(BaseModel):
     server_cert_days: Annotated[int, Field(ge=1, le=397)] = 90
     crl_refresh_minutes: Annotated[int, Field(ge=1, le=10080)] = 60
     crl_validity_hours: Annotated[int, Field(ge=1, le=720)] = 24
+    company_crl_refresh_seconds: Annotated[int, Field(ge=2, le=3600)] = 15
+    """A company CA's CRL is asked for again this often (a conditional GET, so an unchanged CRL costs a 304), and live
+    sessions are re-checked at once when it changed: a company revocation takes effect in seconds, not at nextUpdate."""
     expiry_warning_days: Annotated[int, Field(ge=1, le=365)] = 2
     """Shorter than the agent lifetime on purpose: a 7-day certificate is renewed, not warned about all week."""
 
@@ -77,6 +80,9 @@ class PortalSettings(BaseModel):
 
     revalidate_seconds: Annotated[int, Field(ge=5, le=3600)] = 30
     """How often every live session is re-checked against the directory and the CA."""
+    revocation_unknown_grace_minutes: Annotated[int, Field(ge=0, le=1440)] = 15
+    """A live session whose certificate's revocation status cannot be established (CRL/OCSP server unreachable, no
+    current CRL) is kept this long after its last good check, then ended (``certificate_status_unknown``)."""
     throttle_per_account: Annotated[int, Field(ge=1)] = 5
     throttle_per_source: Annotated[int, Field(ge=1)] = 20
     throttle_window_minutes: Annotated[int, Field(ge=1, le=1440)] = 15

@@ -103,6 +103,40 @@ def ca_trust(chain_file: Path, name: str) -> None:
     click.echo(f"trusting {row.subject} (SHA-256 {row.fingerprint_sha256})")
 
 
+@ca.command("refresh")
+def ca_refresh() -> None:
+    """Ask the company CAs' CRL servers now and end every live session whose certificate they revoke.
+
+    The servers ask again on their own every ``ca.company_crl_refresh_seconds``; this is for "she was fired a minute
+    ago": it fetches each CRL the live sessions' certificates name (the gateway's own certificates are judged by its
+    register), ends the revoked sessions at once, says what each CRL holds, and writes an audit row."""
+    from certs.revocation import HttpRevocationChecker
+    from gateway.sessions.revalidation import revalidate
+
+    settings = get_settings()
+    authority, engine, now = open_ca(settings), migrated_engine(settings), utcnow()
+    checker = HttpRevocationChecker()
+    grace = timedelta(minutes=settings.portal.revocation_unknown_grace_minutes)
+    report = revalidate(engine, None, authority, checker, now, grace)
+    held = checker.held()
+    for crl_held in held:
+        crl = crl_held.crl
+        click.echo(
+            f"{crl_held.url}: {len(crl)} revoked, published {crl.last_update_utc:%Y-%m-%d %H:%M} UTC, "
+            f"next by {crl.next_update_utc:%Y-%m-%d %H:%M} UTC"
+        )
+    with session_scope(engine) as db:
+        record(
+            db,
+            actor=cli_actor().name,
+            source="local",
+            action="ca.refresh",
+            outcome="success",
+            detail={"crls": [h.url for h in held], "sessions_checked": report.checked, "sessions_ended": report.ended},
+        )
+    click.echo(f"{len(held)} company CRLs fetched; {report.checked} live sessions checked, {report.ended} ended")
+
+
 @click.command("crl")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the DER CRL here.")
 @click.option("--pem", is_flag=True, help="Write PEM instead of DER.")
