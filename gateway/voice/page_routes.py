@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from gateway.deps import ClockDep, DbSession, SettingsDep
+from gateway.deps import ClockDep, DbSession, RowId, SettingsDep
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.notify.sms import HttpSms, SmsNotSent
 from gateway.sessions.deps import AgentSession, CheckedForm
@@ -103,7 +103,7 @@ def add_number(
 
 @page_router.post(f"{PAGE}/numbers/{{number_id}}/confirm")
 def confirm_number(
-    number_id: int,
+    number_id: RowId,
     request: Request,
     session: AgentSession,
     form: CheckedForm,
@@ -124,7 +124,7 @@ def confirm_number(
 
 @page_router.post(f"{PAGE}/numbers/{{number_id}}/remove")
 def remove_number(
-    number_id: int, request: Request, session: AgentSession, form: CheckedForm, db: DbSession, clock: ClockDep
+    number_id: RowId, request: Request, session: AgentSession, form: CheckedForm, db: DbSession, clock: ClockDep
 ) -> Response:
     return _act(
         request,

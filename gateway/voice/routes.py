@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
-from gateway.deps import ClockDep, DbSession
+from gateway.deps import ClockDep, DbSession, RowId
 from gateway.errors import NotFound
 from gateway.notify.sms import HttpSms, SmsSettings
 from gateway.sessions.deps import AgentSession, ScriptCsrf
@@ -94,7 +94,7 @@ def add_number(
 
 @api.post("/numbers/{number_id}/confirm")
 def confirm_number(
-    number_id: int,
+    number_id: RowId,
     body: CodeIn,
     session: AgentSession,
     _checked: ScriptCsrf,
@@ -113,7 +113,9 @@ def confirm_number(
 
 
 @api.delete("/numbers/{number_id}", status_code=204)
-def remove_number(number_id: int, session: AgentSession, _checked: ScriptCsrf, db: DbSession, clock: ClockDep) -> None:
+def remove_number(
+    number_id: RowId, session: AgentSession, _checked: ScriptCsrf, db: DbSession, clock: ClockDep
+) -> None:
     numbers.remove_number(db, session.login, number_id, actor=session.login, now=clock())
 
 
