@@ -5,6 +5,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from gateway.audit.service import record
@@ -52,8 +53,9 @@ PendingSecondFactor = Annotated[HomeSession, Depends(_pending_second_factor)]
 
 
 def require_role(role: str) -> Callable[..., HomeSession]:
-    def check(session: CurrentSession) -> HomeSession:
+    def check(session: CurrentSession, request: Request, db: DbSession, clock: ClockDep) -> HomeSession:
         if role not in session.role_set:
+            audit_refusal(db, request, clock, session.login, f"role_{role}_missing")
             raise Forbidden(f"this page needs the {role} role")
         return session
 
@@ -66,15 +68,31 @@ SecurityAdminSession = Annotated[HomeSession, Depends(require_role("security_adm
 HrSession = Annotated[HomeSession, Depends(require_role("hr"))]
 
 
+def audit_refusal(db: DbSession, request: Request, clock: ClockDep, actor: str, outcome: str) -> None:
+    """Write the refusal's audit row and commit it: the error raised next rolls the request's transaction back."""
+    record(
+        db,
+        actor=actor[:255],
+        source=request.client.host if request.client else "",
+        action="request.refused",
+        outcome=outcome,
+        target=f"{request.method} {request.url.path}"[:255],
+        clock=clock,
+    )
+    db.commit()
+
+
 def _same(expected: str | None, given: Any) -> bool:
     return bool(expected) and isinstance(given, str) and hmac.compare_digest(expected.encode(), given.encode())
 
 
-async def _session_form(request: Request) -> FormData:
+async def _session_form(request: Request, db: DbSession, clock: ClockDep) -> FormData:
     """The posted form, if its CSRF field matches the session's secret (checked after the session dependency)."""
     form = await request.form()
     session: HomeSession | None = getattr(request.state, "home_session", None)
     if session is None or not _same(session.csrf_token, form.get("csrf")):
+        actor = session.login if session is not None else "unknown"
+        await run_in_threadpool(audit_refusal, db, request, clock, actor, "csrf")
         raise CsrfRefused("the form expired; reload the page and try again")
     return form
 
@@ -103,17 +121,21 @@ def _refuse_other_login_bodies(request: Request, db: DbSession, clock: ClockDep)
     raise LoginFormOnly("sign in with the portal's sign-in page (a URL-encoded form)")
 
 
-async def _login_form(request: Request, _: Annotated[None, Depends(_refuse_other_login_bodies)]) -> FormData:
+async def _login_form(
+    request: Request, db: DbSession, clock: ClockDep, _: Annotated[None, Depends(_refuse_other_login_bodies)]
+) -> FormData:
     """Before sign-in there is no session: the form's token must match the one set in a cookie with the page."""
     form = await request.form()
     if not _same(request.cookies.get(LOGIN_CSRF_COOKIE), form.get("csrf")):
+        await run_in_threadpool(audit_refusal, db, request, clock, "unknown", "csrf")
         raise CsrfRefused("the form expired; reload the page and try again")
     return form
 
 
-def _header_csrf(request: Request, session: CurrentSession) -> HomeSession:
+def _header_csrf(request: Request, session: CurrentSession, db: DbSession, clock: ClockDep) -> HomeSession:
     """Script (JSON) requests that change state carry the session's CSRF secret in ``X-CSRF-Token``."""
     if not _same(session.csrf_token, request.headers.get("x-csrf-token")):
+        audit_refusal(db, request, clock, session.login, "csrf")
         raise CsrfRefused("the page expired; reload it and try again")
     return session
 

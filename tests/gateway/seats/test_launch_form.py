@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from gateway.seats.models import SeatLease
-from tests.gateway.seats.conftest import TWO_APPS_POLICY, SeatPortal, seat_portal
+from tests.gateway.seats.conftest import TWO_APPS_POLICY, SeatPortal, audit_trail, seat_portal
 
 LAUNCH = "/agent/apps/customer-console/launch"
 
@@ -34,4 +34,6 @@ def test_a_get_or_a_post_without_the_csrf_token_leases_no_seat(portal: SeatPorta
     assert forged.status_code == 403 and forged.json()["error"] == "csrf"
     assert missing.status_code == 403
     assert _leases(portal) == []
+    refusals = [e for e in audit_trail(portal, "request.refused") if e.target == f"POST {LAUNCH}"]
+    assert [(e.actor, e.outcome) for e in refusals] == [("agent1", "csrf"), ("agent1", "csrf")]
     assert f'<form method="post" action="{LAUNCH}">' in page.text

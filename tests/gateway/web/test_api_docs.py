@@ -5,7 +5,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
+from sqlmodel import select
 
+from gateway.audit.models import AuditEvent
+from gateway.db import session_scope
 from tests.support import portal as whole
 from tests.support.portal import Portal
 
@@ -45,6 +48,12 @@ def test_api_description_is_refused_to_a_supervisor(portal: Portal) -> None:
         assert whole.sign_in(client, "sup1", PASSWORDS["sup1"]).status_code == 303
         assert client.get("/openapi.json").status_code == 403
         assert client.get("/docs").status_code == 403
+    with session_scope(portal.engine) as db:
+        refused = db.exec(select(AuditEvent).where(AuditEvent.action == "request.refused")).all()
+    assert [(e.actor, e.outcome, e.target) for e in refused] == [
+        ("sup1", "role_security_admin_missing", "GET /openapi.json"),
+        ("sup1", "role_security_admin_missing", "GET /docs"),
+    ]
 
 
 def test_security_admin_reads_the_api_description(portal: Portal) -> None:
