@@ -69,7 +69,10 @@ def login_to_first_frame(portal: SeatPortal, rounds: int, warm: bool) -> list[tu
         started = time.monotonic()
         with portal.signed_in("agent1") as client:
             signed_in = time.monotonic() - started
-            page = client.get("/agent/apps/customer-console/launch")
+            agent_page = client.get("/agent", headers={"accept": "text/html"})
+            csrf = re.search(r'name="csrf" value="([^"]+)"', agent_page.text)
+            assert csrf, agent_page.text
+            page = client.post("/agent/apps/customer-console/launch", data={"csrf": csrf.group(1)})
             launched = time.monotonic() - started
             token = re.search(r'data-token="([^"]+)"', page.text)
             assert token, page.text

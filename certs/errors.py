@@ -59,6 +59,14 @@ class UntrustedCertificate(CertificateError):
     """A presented certificate does not chain to a trusted CA, is out of validity, or lacks clientAuth."""
 
 
+class CertificateOutOfValidity(UntrustedCertificate):
+    """The certificate has expired or is not valid yet (the gateway's clock, the certificate's notBefore/notAfter)."""
+
+
+class WrongCertificatePurpose(UntrustedCertificate):
+    """The certificate is not for client authentication (no clientAuth extended key usage)."""
+
+
 class CertificateRevokedError(CertificateError):
     """The certificate is listed as revoked by its issuer's CRL or OCSP responder."""
 

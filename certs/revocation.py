@@ -2,8 +2,15 @@
 
 Fail closed: when neither an OCSP answer nor a current, correctly signed CRL can be had, the certificate is
 refused with RevocationUnknown. There is deliberately no soft-fail switch; a gateway that lets people in when the
-company's CRL server is down lets a fired employee in too. CRLs are cached until their nextUpdate, so a short
-outage of the CRL server is bridged by the last good CRL, never by a guess.
+company's CRL server is down lets a fired employee in too.
+
+CRLs are kept, but asked for again once they are older than ``max_age`` (or the server's shorter
+``Cache-Control: max-age``; ``no-cache``/``no-store`` mean every time): a company that revokes at 10:00 is obeyed
+seconds later, not at the CRL's nextUpdate a week on. Asking again is a conditional GET (``If-None-Match`` with the
+ETag, ``If-Modified-Since`` with the Last-Modified the server sent), so an unchanged CRL costs a 304 and no download.
+``refresh`` asks again for every CRL held and says which changed, for a job that re-checks live sessions at once.
+When the CRL server cannot be reached, the last good CRL still counts until its own nextUpdate: a short outage is
+bridged by it, never by a guess.
 
 Only http:// URLs are used (RFC 5280 §4.2.1.13 relying parties commonly fetch over HTTP; AD CS lists an ldap://
 URL first and an http:// one after it). Delta CRLs and indirect CRLs are not supported.
@@ -11,6 +18,10 @@ URL first and an http:// one after it). Delta CRLs and indirect CRLs are not sup
 
 from __future__ import annotations
 
+import hashlib
+import re
+import threading
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import httpx
@@ -56,12 +67,44 @@ def _revoked_by(crl: x509.CertificateRevocationList, cert: x509.Certificate) -> 
     return None if reason is x509.ReasonFlags.remove_from_crl else entry
 
 
-class HttpRevocationChecker:
-    """Asks OCSP, then CRLs, with a timeout per request; keeps each CRL until its nextUpdate."""
+@dataclass(frozen=True)
+class HeldCrl:
+    """A CRL as last fetched, with what HTTP caching needs to ask for it again."""
 
-    def __init__(self, timeout_seconds: float = 5.0, client: httpx.Client | None = None) -> None:
+    url: str
+    crl: x509.CertificateRevocationList
+    issuer: x509.Certificate
+    digest: str
+    etag: str | None
+    last_modified: str | None
+    fresh_until: datetime
+
+
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)", re.IGNORECASE)
+
+
+def _fresh_for(cache_control: str, max_age: timedelta) -> timedelta:
+    """How long the server lets us keep its answer (RFC 9111 §5.2.2), never longer than our own ``max_age``."""
+    directives = cache_control.lower()
+    if "no-cache" in directives or "no-store" in directives:
+        return timedelta(0)
+    found = _MAX_AGE.search(cache_control)
+    return min(timedelta(seconds=int(found.group(1))), max_age) if found else max_age
+
+
+class HttpRevocationChecker:
+    """Asks OCSP, then CRLs, with a timeout per request; keeps each CRL and asks again once it is ``max_age`` old."""
+
+    def __init__(
+        self,
+        timeout_seconds: float = 5.0,
+        client: httpx.Client | None = None,
+        max_age: timedelta = timedelta(seconds=30),
+    ) -> None:
         self._client = client or httpx.Client(timeout=timeout_seconds, trust_env=False, follow_redirects=False)
-        self._crls: dict[str, x509.CertificateRevocationList] = {}
+        self._max_age = max_age
+        self._crls: dict[str, HeldCrl] = {}
+        self._lock = threading.Lock()
 
     def check(self, cert: x509.Certificate, issuer: x509.Certificate, now: datetime) -> None:
         """Return if not revoked; raise CertificateRevokedError or RevocationUnknown."""
@@ -92,14 +135,54 @@ class HttpRevocationChecker:
             f"refused: {'; '.join(problems)}. Check that the issuer's CRL/OCSP server is reachable from the gateway."
         )
 
+    def held(self) -> list[HeldCrl]:
+        """The CRLs kept now, for reports (``sohogw ca refresh``)."""
+        with self._lock:
+            return list(self._crls.values())
+
+    def refresh(self, now: datetime, *, everything: bool = False) -> list[str]:
+        """Ask again for every held CRL that is due (``everything``: all of them); return the URLs whose CRL changed.
+
+        A CRL server that does not answer keeps its last good CRL (until its nextUpdate, as ``check`` does)."""
+        changed = []
+        for held in self.held():
+            if not everything and now < held.fresh_until:
+                continue
+            fetched = self._fetch(held.url, held.issuer, now, [], held)
+            if fetched is not None and fetched.digest != held.digest:
+                changed.append(held.url)
+        return changed
+
     def _current_crl(
         self, url: str, issuer: x509.Certificate, now: datetime, problems: list[str]
     ) -> x509.CertificateRevocationList | None:
-        cached = self._crls.get(url)
-        if cached is not None and cached.next_update_utc is not None and now < cached.next_update_utc:
-            return cached
+        with self._lock:
+            held = self._crls.get(url)
+        if held is not None and held.issuer != issuer:
+            held = None  # another issuer's certificate names the same URL: its CRL must be fetched and checked anew
+        if held is not None and now < held.fresh_until and _current(held.crl, now):
+            return held.crl
+        fetched = self._fetch(url, issuer, now, problems, held)
+        if fetched is not None:
+            return fetched.crl
+        if held is not None and _current(held.crl, now):
+            return held.crl  # the server is unreachable or answers nonsense: the last good CRL bridges it
+        return None
+
+    def _fetch(
+        self, url: str, issuer: x509.Certificate, now: datetime, problems: list[str], held: HeldCrl | None
+    ) -> HeldCrl | None:
+        """A conditional GET; the CRL kept (renewed on 304, replaced on 200) or None with the problem noted."""
+        headers = {}
+        if held is not None and held.etag:
+            headers["If-None-Match"] = held.etag
+        if held is not None and held.last_modified:
+            headers["If-Modified-Since"] = held.last_modified
         try:
-            response = self._client.get(url)
+            response = self._client.get(url, headers=headers)
+            fresh_until = now + _fresh_for(response.headers.get("cache-control", ""), self._max_age)
+            if response.status_code == 304 and held is not None and _current(held.crl, now):
+                return self._keep(replace(held, fresh_until=fresh_until))
             response.raise_for_status()
             crl = _parse_crl(response.content)
         except (httpx.HTTPError, ValueError) as exc:
@@ -108,13 +191,23 @@ class HttpRevocationChecker:
         if crl.issuer != issuer.subject or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
             problems.append(f"CRL {url} is not signed by {issuer.subject.rfc4514_string()}")
             return None
-        if crl.last_update_utc > now + CLOCK_SKEW or crl.next_update_utc is None or crl.next_update_utc <= now:
+        if not _current(crl, now):
             problems.append(
                 f"CRL {url} is not current (thisUpdate {crl.last_update_utc}, nextUpdate {crl.next_update_utc})"
             )
             return None
-        self._crls[url] = crl
-        return crl
+        digest = hashlib.sha256(response.content).hexdigest()
+        etag, last_modified = response.headers.get("etag"), response.headers.get("last-modified")
+        return self._keep(HeldCrl(url, crl, issuer, digest, etag, last_modified, fresh_until))
+
+    def _keep(self, held: HeldCrl) -> HeldCrl:
+        with self._lock:
+            self._crls[held.url] = held
+        return held
+
+
+def _current(crl: x509.CertificateRevocationList, now: datetime) -> bool:
+    return crl.last_update_utc <= now + CLOCK_SKEW and crl.next_update_utc is not None and now < crl.next_update_utc
 
 
 def _parse_crl(data: bytes) -> x509.CertificateRevocationList:

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from certs.errors import UntrustedCertificate
+from certs.errors import CertificateOutOfValidity, UntrustedCertificate, WrongCertificatePurpose
 from certs.identity import CertificateIdentity, identity_of
 
 PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
@@ -78,7 +78,7 @@ def _require_client_auth(cert: x509.Certificate) -> None:
     except x509.ExtensionNotFound:
         usages = x509.ExtendedKeyUsage([])
     if ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
-        raise UntrustedCertificate(
+        raise WrongCertificatePurpose(
             f"certificate serial {cert.serial_number:x} is not for client authentication (no clientAuth EKU); "
             "issue the user a certificate from a client-authentication template"
         )
@@ -102,6 +102,11 @@ def verify_client_certificate(
         raise UntrustedCertificate(
             f"certificate {cert.subject.rfc4514_string()} has a malformed extension ({exc}); it cannot be used"
         ) from exc
+    if now < cert.not_valid_before_utc or now > cert.not_valid_after_utc:
+        raise CertificateOutOfValidity(
+            f"certificate serial {cert.serial_number:x} is valid from {cert.not_valid_before_utc:%Y-%m-%d %H:%M} "
+            f"to {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, not at {now:%Y-%m-%d %H:%M} UTC"
+        )
     _require_client_auth(cert)
     verifier = verification.PolicyBuilder().store(verification.Store(list(trust_store.anchors))).time(now)
     try:

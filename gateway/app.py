@@ -18,6 +18,7 @@ from gateway.clock import Clock, utcnow
 from gateway.db import make_engine
 from gateway.directory import Directory, open_directory
 from gateway.enrollment import jobs as enrollment_jobs
+from gateway.enrollment.import_routes import MAX_CSV_BYTES
 from gateway.enrollment.routes import router as enrollment_router
 from gateway.errors import GatewayError
 from gateway.pki import jobs as pki_jobs
@@ -28,6 +29,7 @@ from gateway.seats.broker import start_broker
 from gateway.seats.routes import mount_novnc
 from gateway.seats.routes import router as seats_router
 from gateway.sessions import jobs as session_jobs
+from gateway.sessions.client_cert import audit_unproven_forwarding
 from gateway.sessions.deps import LoginRequired
 from gateway.sessions.login import LoginServices
 from gateway.sessions.routes import router as sessions_router
@@ -41,6 +43,8 @@ from gateway.voice.choose import choose_platform
 from gateway.voice.routes import router as voice_router
 from gateway.vpn.controller import start_vpn
 from gateway.vpn.routes import router as vpn_router
+from gateway.web.api_docs import router as api_docs_router
+from gateway.web.body_limit import BodyLimitMiddleware, BodyLimits
 from gateway.web.pages import STATIC_DIR, reason_message, render
 from gateway.web.routes import router as pages_router
 
@@ -61,6 +65,23 @@ def _render_error(request: Request, error: Exception) -> Response:
     if _wants_html(request):
         return render(request, "error.html", status, error=reason_message(request, reason, message, detail=message))
     return JSONResponse({"error": reason, "message": message}, status_code=status)
+
+
+MULTIPART_OVERHEAD = 64 * 1024
+"""Room for a form's other fields and part headers around an uploaded file."""
+
+
+def _body_limits(settings: Settings) -> BodyLimits:
+    """The portal's limit for every body, and the few routes that take a file: each at its own domain's limit."""
+    enrollment = settings.enrollment
+    return BodyLimits(
+        default=settings.portal.max_body_bytes,
+        larger=(
+            ("/enrollment/envcheck/upload", enrollment.envcheck_max_upload_bytes),
+            ("/hr/enrollment/", enrollment.evidence_max_bytes + MULTIPART_OVERHEAD),
+            ("/hr/enrollment-import", MAX_CSV_BYTES + MULTIPART_OVERHEAD),
+        ),
+    )
 
 
 def _open_authority(settings: Settings, authority: Authority | None) -> tuple[Authority | None, str]:
@@ -91,7 +112,7 @@ def create_app(
     login_services = LoginServices(
         directory=directory or open_directory(settings.directory_settings, clock),
         authority=authority,
-        revocation=HttpRevocationChecker(),
+        revocation=HttpRevocationChecker(max_age=timedelta(seconds=settings.ca.company_crl_refresh_seconds)),
         limits=ThrottleLimits(
             portal.throttle_per_account, portal.throttle_per_source, timedelta(minutes=portal.throttle_window_minutes)
         ),
@@ -126,7 +147,7 @@ def create_app(
                 shutdown()
             login_services.directory.close()
 
-    app = FastAPI(title="SOHO Gateway", lifespan=lifespan)
+    app = FastAPI(title="SOHO Gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings, app.state.engine, app.state.clock = settings, engine, clock
     app.state.authority, app.state.authority_problem = authority, authority_problem
     app.state.login_services = login_services
@@ -134,6 +155,7 @@ def create_app(
     app.add_exception_handler(CertificateError, _render_error)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in (
+        api_docs_router,
         pages_router,
         sessions_router,
         pki_router,
@@ -146,5 +168,7 @@ def create_app(
         app.include_router(router)
     app.include_router(metrics_router())
     app.middleware("http")(record_request_latency)
+    app.middleware("http")(audit_unproven_forwarding)
+    app.add_middleware(BodyLimitMiddleware, limits=_body_limits(settings))
     mount_novnc(app)
     return app

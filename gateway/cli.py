@@ -58,7 +58,7 @@ def serve(host: str | None, port: int | None) -> None:
     from gateway.migrate import upgrade
     from gateway.pki.ca import open_authority
     from gateway.pki.trust import write_client_ca_bundle
-    from gateway.web.tls import tls_options
+    from gateway.web.tls import ClientCertificateConfig, tls_options
 
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -74,9 +74,9 @@ def serve(host: str | None, port: int | None) -> None:
             bundle = write_client_ca_bundle(db, authority, settings.data_dir / "client-cas.pem")
         options = tls_options(portal.tls_cert_file, portal.tls_key_file, bundle)
     app = create_app(settings, engine=engine, authority=authority)
-    # The portal decides itself which proxies to believe (settings.portal.trusted_proxies): uvicorn must not
+    # The portal decides itself whether a proxy proved itself (settings.portal.proxy_secret): uvicorn must not
     # rewrite the client address from X-Forwarded-For first.
-    uvicorn.run(
+    config = ClientCertificateConfig(
         app,
         host=host or settings.listen_host,
         port=port or settings.listen_port,
@@ -84,6 +84,7 @@ def serve(host: str | None, port: int | None) -> None:
         proxy_headers=False,
         **options,  # type: ignore[arg-type]
     )
+    uvicorn.Server(config).run()
 
 
 cli.add_command(ca)

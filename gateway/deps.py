@@ -6,7 +6,7 @@ One DB commit or rollback per request happens here; services only flush.
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlmodel import Session
 
 from certs.authority import Authority
@@ -41,3 +41,8 @@ DbSession = Annotated[Session, Depends(_db, scope="function")]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 ClockDep = Annotated[Clock, Depends(_clock)]
 AuthorityDep = Annotated[Authority, Depends(_authority)]
+
+MAX_ROW_ID = 2**63 - 1
+"""Largest id a table row can have (SQLite INTEGER, PostgreSQL BIGINT)."""
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+"""A row id in a URL: a larger number is refused (422) before it reaches the database driver, which cannot bind it."""

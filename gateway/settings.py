@@ -7,11 +7,12 @@ that names the setting and what is wrong, and never echoes the value (it may be 
 
 import os
 import stat
+import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, get_args
 
-from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -48,6 +49,9 @@ class CaSettings(BaseModel):
     server_cert_days: Annotated[int, Field(ge=1, le=397)] = 90
     crl_refresh_minutes: Annotated[int, Field(ge=1, le=10080)] = 60
     crl_validity_hours: Annotated[int, Field(ge=1, le=720)] = 24
+    company_crl_refresh_seconds: Annotated[int, Field(ge=2, le=3600)] = 15
+    """A company CA's CRL is asked for again this often (a conditional GET, so an unchanged CRL costs a 304), and live
+    sessions are re-checked at once when it changed: a company revocation takes effect in seconds, not at nextUpdate."""
     expiry_warning_days: Annotated[int, Field(ge=1, le=365)] = 2
     """Shorter than the agent lifetime on purpose: a 7-day certificate is renewed, not warned about all week."""
 
@@ -76,17 +80,40 @@ class PortalSettings(BaseModel):
 
     revalidate_seconds: Annotated[int, Field(ge=5, le=3600)] = 30
     """How often every live session is re-checked against the directory and the CA."""
+    revocation_unknown_grace_minutes: Annotated[int, Field(ge=0, le=1440)] = 15
+    """A live session whose certificate's revocation status cannot be established (CRL/OCSP server unreachable, no
+    current CRL) is kept this long after its last good check, then ended (``certificate_status_unknown``)."""
     throttle_per_account: Annotated[int, Field(ge=1)] = 5
     throttle_per_source: Annotated[int, Field(ge=1)] = 20
     throttle_window_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
     tls_cert_file: Path | None = None
     """Serve HTTPS and ask browsers for a client certificate (TLS terminated by the gateway itself)."""
     tls_key_file: Path | None = None
-    trusted_proxies: list[IPvAnyNetwork] = []
-    """Reverse proxies whose forwarded client certificate and address are believed; nobody else's are."""
+    proxy_secret: SecretStr | None = None
+    """The reverse proxy proves itself by sending this in ``X-Sohogw-Proxy-Secret``; only then are its forwarded
+    client certificate and address believed. An address proves nothing: any local process can connect from it."""
+    max_body_bytes: Annotated[int, Field(ge=4096, le=64 * 1024 * 1024)] = 256 * 1024
+    """Largest request body, refused (413) before any of it is read; file uploads have their own, larger limits."""
     client_cert_header: str = "X-SSL-Client-Cert"
-    """The header a trusted proxy puts the verified client certificate in (URL-encoded PEM, as nginx's
+    """The header the proven proxy puts the client certificate in (URL-encoded PEM, as nginx's
     ``$ssl_client_escaped_cert``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_proxy_trusted_by_address(cls, data: object) -> object:
+        if isinstance(data, dict) and "trusted_proxies" in data:
+            raise ValueError(
+                "trusted_proxies is gone: a proxy is no longer believed for its address; set portal.proxy_secret "
+                "and have the proxy send it in X-Sohogw-Proxy-Secret (docs/settings.md)"
+            )
+        return data
+
+    @field_validator("proxy_secret")
+    @classmethod
+    def _long_proxy_secret(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and len(secret.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (e.g. the output of: openssl rand -hex 32)")
+        return secret
 
     @model_validator(mode="after")
     def _tls_pair(self) -> "PortalSettings":
@@ -206,11 +233,44 @@ def _describe(error: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def _secret_keys(model: type[BaseModel], table: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys of ``table`` (a parsed TOML file) that set a secret field of ``model``, at any depth."""
+    found = []
+    for key, value in table.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            continue
+        kinds = [field.annotation, *get_args(field.annotation)]
+        if SecretStr in kinds and value:
+            found.append(prefix + key)
+        nested = next((k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)), None)
+        if nested is not None and isinstance(value, dict):
+            found.extend(_secret_keys(nested, value, f"{prefix}{key}."))
+    return found
+
+
+def _refuse_secrets_readable_by_others(config_file: Path) -> None:
+    """A config file that holds a secret must not be readable by every local user (seat users included)."""
+    if not config_file.stat().st_mode & stat.S_IROTH:
+        return
+    try:
+        secrets = _secret_keys(Settings, tomllib.loads(config_file.read_text()))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return  # pydantic's TOML source reports the parse error itself
+    if secrets:
+        raise SettingsError(
+            f"{config_file} holds secrets ({', '.join(secrets)}) and is readable by every local user; "
+            f"chmod 640 it (owner root, group of the service) or 600"
+        )
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build the settings, turning pydantic's report into one that names each bad setting."""
     config_file = os.environ.get(CONFIG_ENV)
     if config_file and not Path(config_file).is_file():
         raise SettingsError(f"{CONFIG_ENV} names {config_file}, which does not exist")
+    if config_file:
+        _refuse_secrets_readable_by_others(Path(config_file))
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from gateway.deps import ClockDep, DbSession
+from gateway.deps import ClockDep, DbSession, RowId
 from gateway.enrollment.certificate_requests import close_request, open_requests
 from gateway.enrollment.models import CertificateRequestState
 from gateway.errors import GatewayError
@@ -19,7 +19,9 @@ def requests_page(request: Request, admin: SecurityAdminSession, db: DbSession) 
 
 
 @router.post("/security-admin/certificate-requests/{request_id}")
-def close(request_id: int, admin: SecurityAdminSession, form: CheckedForm, db: DbSession, clock: ClockDep) -> Response:
+def close(
+    request_id: RowId, admin: SecurityAdminSession, form: CheckedForm, db: DbSession, clock: ClockDep
+) -> Response:
     try:
         state = CertificateRequestState(str(form.get("state", "")))
     except ValueError:

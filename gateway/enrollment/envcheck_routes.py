@@ -110,7 +110,10 @@ async def result(
     clock: ClockDep,
     settings: EnrollmentSettingsDep,
 ) -> dict[str, Any]:
-    report = await request.json()
+    try:
+        report = await request.json()
+    except ValueError:  # not JSON at all (or not UTF-8): the same refusal as JSON that is not an object
+        report = None
     if not isinstance(report, dict):
         raise EnvcheckRefused("the result must be a JSON object")
 

@@ -4,7 +4,7 @@ from fastapi import APIRouter
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
-from gateway.deps import ClockDep, DbSession
+from gateway.deps import ClockDep, DbSession, RowId
 from gateway.enrollment import evidence as files
 from gateway.enrollment.deps import EnrollmentSettingsDep
 from gateway.enrollment.errors import EvidenceRefused
@@ -16,7 +16,7 @@ router = APIRouter(tags=["enrollment"])
 
 @router.post("/hr/enrollment/{application_id}/evidence")
 def attach(
-    application_id: int,
+    application_id: RowId,
     hr: HrSession,
     form: CheckedForm,
     db: DbSession,
@@ -34,7 +34,7 @@ def attach(
 
 
 @router.get("/hr/enrollment/{application_id}/evidence/{evidence_id}")
-def download(application_id: int, evidence_id: int, hr: HrSession, db: DbSession, clock: ClockDep) -> Response:
+def download(application_id: RowId, evidence_id: RowId, hr: HrSession, db: DbSession, clock: ClockDep) -> Response:
     """A download with the sniffed type, ``nosniff`` and a sandboxing CSP, so no file can run in the portal."""
     evidence = files.open_evidence(db, get_application(db, application_id), evidence_id, actor=hr.login, now=clock())
     headers = {

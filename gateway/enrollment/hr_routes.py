@@ -10,7 +10,7 @@ from sqlmodel import Session
 from starlette.datastructures import FormData, UploadFile
 
 from gateway.clock import Clock
-from gateway.deps import ClockDep, DbSession
+from gateway.deps import ClockDep, DbSession, RowId
 from gateway.enrollment import decisions, service
 from gateway.enrollment import evidence as files
 from gateway.enrollment.deps import EnrollmentSettingsDep, HandOffDep
@@ -38,7 +38,7 @@ def _choice(kind: type[Choice], value: str, what: str) -> Choice:
         raise InvalidApplication(f"{value!r} is not a known {what}") from None
 
 
-def _back(application_id: int) -> Response:
+def _back(application_id: RowId) -> Response:
     return RedirectResponse(f"/hr/enrollment/{application_id}", status_code=303)
 
 
@@ -49,7 +49,7 @@ class ApplicationAction:
     The application itself is looked up by the route, after every dependency (sign-in, CSRF) has passed.
     """
 
-    application_id: int
+    application_id: RowId
     actor: str
     form: FormData
     db: Session
@@ -63,7 +63,7 @@ class ApplicationAction:
 
 
 def _application_action(
-    application_id: int, hr: HrSession, form: CheckedForm, db: DbSession, clock: ClockDep
+    application_id: RowId, hr: HrSession, form: CheckedForm, db: DbSession, clock: ClockDep
 ) -> ApplicationAction:
     return ApplicationAction(application_id, hr.login, form, db, clock)
 
@@ -119,7 +119,7 @@ def start_for(
 @router.get("/hr/enrollment/{application_id}", response_class=HTMLResponse)
 def application_page(
     request: Request,
-    application_id: int,
+    application_id: RowId,
     hr: HrSession,
     db: DbSession,
     clock: ClockDep,

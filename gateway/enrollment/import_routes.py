@@ -6,7 +6,7 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
-from gateway.deps import ClockDep, DbSession
+from gateway.deps import ClockDep, DbSession, RowId
 from gateway.enrollment import csv_import
 from gateway.enrollment.deps import EnrollmentSettingsDep, HandOffDep
 from gateway.enrollment.errors import InvalidApplication
@@ -59,7 +59,7 @@ def upload(
 
 
 @router.get("/hr/enrollment-import/{import_id}", response_class=HTMLResponse)
-def report(request: Request, import_id: int, hr: HrSession, db: DbSession) -> HTMLResponse:
+def report(request: Request, import_id: RowId, hr: HrSession, db: DbSession) -> HTMLResponse:
     run = csv_import.get_import(db, import_id)
     return render(
         request, "enrollment_import.html", columns=csv_import.COLUMNS, run=run, problems=json.loads(run.problems)

@@ -2,6 +2,8 @@
 commands share with ``sohogw cert`` (`gateway.pki.cert_cli`)."""
 
 import getpass
+import os
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,10 +45,22 @@ def migrated_engine(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def write_file(path: Path, data: bytes, private: bool = False) -> None:
-    """Write an output file (owner-only when it holds a key) and say so."""
-    path.write_bytes(data)
-    if private:
-        path.chmod(0o600)
+    """Write an output file (owner-only when it holds a key) and say so.
+
+    The bytes go into a new file made with its final mode (``mkstemp`` makes it 0600) beside the target, which then
+    replaces the target: a key is never readable by others, not even for an instant, and someone who opened a file
+    already at that path (one they created world-readable in advance) keeps reading the old, empty file.
+    """
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            if not private:
+                os.fchmod(out.fileno(), 0o644)
+            out.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     click.echo(f"wrote {path}")
 
 
@@ -87,6 +101,40 @@ def ca_trust(chain_file: Path, name: str) -> None:
     with session_scope(migrated_engine(settings)) as db:
         row = import_company_ca(db, name, chain_file.read_bytes(), actor=cli_actor(), now=utcnow())
     click.echo(f"trusting {row.subject} (SHA-256 {row.fingerprint_sha256})")
+
+
+@ca.command("refresh")
+def ca_refresh() -> None:
+    """Ask the company CAs' CRL servers now and end every live session whose certificate they revoke.
+
+    The servers ask again on their own every ``ca.company_crl_refresh_seconds``; this is for "she was fired a minute
+    ago": it fetches each CRL the live sessions' certificates name (the gateway's own certificates are judged by its
+    register), ends the revoked sessions at once, says what each CRL holds, and writes an audit row."""
+    from certs.revocation import HttpRevocationChecker
+    from gateway.sessions.revalidation import revalidate
+
+    settings = get_settings()
+    authority, engine, now = open_ca(settings), migrated_engine(settings), utcnow()
+    checker = HttpRevocationChecker()
+    grace = timedelta(minutes=settings.portal.revocation_unknown_grace_minutes)
+    report = revalidate(engine, None, authority, checker, now, grace)
+    held = checker.held()
+    for crl_held in held:
+        crl = crl_held.crl
+        click.echo(
+            f"{crl_held.url}: {len(crl)} revoked, published {crl.last_update_utc:%Y-%m-%d %H:%M} UTC, "
+            f"next by {crl.next_update_utc:%Y-%m-%d %H:%M} UTC"
+        )
+    with session_scope(engine) as db:
+        record(
+            db,
+            actor=cli_actor().name,
+            source="local",
+            action="ca.refresh",
+            outcome="success",
+            detail={"crls": [h.url for h in held], "sessions_checked": report.checked, "sessions_ended": report.ended},
+        )
+    click.echo(f"{len(held)} company CRLs fetched; {report.checked} live sessions checked, {report.ended} ended")
 
 
 @click.command("crl")

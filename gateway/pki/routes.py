@@ -1,7 +1,6 @@
 """CRL and OCSP over HTTP for relying parties (browsers, openssl, a VPN concentrator), and the CA chain."""
 
 import base64
-import binascii
 from datetime import timedelta
 from typing import Annotated
 
@@ -46,6 +45,6 @@ def ocsp_get(encoded: str, db: DbSession, authority: AuthorityDep, clock: ClockD
     """RFC 6960 Appendix A.1: the base64 DER request, URL-encoded, in the path."""
     try:
         request_der = base64.b64decode(encoded, validate=False)
-    except binascii.Error:
+    except ValueError:  # binascii.Error for bad padding; a plain ValueError for characters outside ASCII
         raise GatewayError("the OCSP request in the URL is not base64") from None
     return Response(answer_ocsp(db, authority, request_der, clock()), media_type="application/ocsp-response")

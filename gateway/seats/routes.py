@@ -26,7 +26,7 @@ from gateway.seats.policy_routes import router as policy_router
 from gateway.seats.rfb_socket import STREAM_ENDED, accept_browser, bridge_to_seat
 from gateway.seats.tokens import spend
 from gateway.seats.view_routes import router as view_router
-from gateway.sessions.deps import SESSION_COOKIE, AgentSession
+from gateway.sessions.deps import SESSION_COOKIE, AgentSession, CheckedForm
 from gateway.sessions.models import SessionState
 from gateway.sessions.service import session_for_token
 from gateway.web.pages import render
@@ -63,9 +63,14 @@ def _broker(request: Request | WebSocket) -> SeatBroker:
     return request.app.state.seat_broker  # type: ignore[no-any-return]
 
 
-@router.get("/agent/apps/{app_id}/launch", response_class=HTMLResponse)
-def launch_page(app_id: str, request: Request, session: AgentSession, db: DbSession, clock: ClockDep) -> HTMLResponse:
-    """One click from the portal: a seat with the app, and a page that opens it with a one-time token."""
+@router.post("/agent/apps/{app_id}/launch", response_class=HTMLResponse)
+def launch_page(
+    app_id: str, request: Request, session: AgentSession, form: CheckedForm, db: DbSession, clock: ClockDep
+) -> HTMLResponse:
+    """One click from the portal: a seat with the app, and a page that opens it with a one-time token.
+
+    A POST carrying the session's CSRF token, because it changes state (a seat is leased, a token minted): as a GET,
+    any page the agent visited could make her browser lease seats (an <img> would do)."""
     now = clock()
     try:
         launched = service.launch(db, session, app_id, now, _broker(request))

@@ -5,8 +5,10 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
+from gateway.audit.service import record
 from gateway.deps import ClockDep, DbSession
 from gateway.errors import Forbidden, GatewayError
 from gateway.sessions.models import HomeSession, SessionState
@@ -51,8 +53,9 @@ PendingSecondFactor = Annotated[HomeSession, Depends(_pending_second_factor)]
 
 
 def require_role(role: str) -> Callable[..., HomeSession]:
-    def check(session: CurrentSession) -> HomeSession:
+    def check(session: CurrentSession, request: Request, db: DbSession, clock: ClockDep) -> HomeSession:
         if role not in session.role_set:
+            audit_refusal(db, request, clock, session.login, f"role_{role}_missing")
             raise Forbidden(f"this page needs the {role} role")
         return session
 
@@ -65,30 +68,74 @@ SecurityAdminSession = Annotated[HomeSession, Depends(require_role("security_adm
 HrSession = Annotated[HomeSession, Depends(require_role("hr"))]
 
 
+def audit_refusal(db: DbSession, request: Request, clock: ClockDep, actor: str, outcome: str) -> None:
+    """Write the refusal's audit row and commit it: the error raised next rolls the request's transaction back."""
+    record(
+        db,
+        actor=actor[:255],
+        source=request.client.host if request.client else "",
+        action="request.refused",
+        outcome=outcome,
+        target=f"{request.method} {request.url.path}"[:255],
+        clock=clock,
+    )
+    db.commit()
+
+
 def _same(expected: str | None, given: Any) -> bool:
     return bool(expected) and isinstance(given, str) and hmac.compare_digest(expected.encode(), given.encode())
 
 
-async def _session_form(request: Request) -> FormData:
+async def _session_form(request: Request, db: DbSession, clock: ClockDep) -> FormData:
     """The posted form, if its CSRF field matches the session's secret (checked after the session dependency)."""
     form = await request.form()
     session: HomeSession | None = getattr(request.state, "home_session", None)
     if session is None or not _same(session.csrf_token, form.get("csrf")):
+        actor = session.login if session is not None else "unknown"
+        await run_in_threadpool(audit_refusal, db, request, clock, actor, "csrf")
         raise CsrfRefused("the form expired; reload the page and try again")
     return form
 
 
-async def _login_form(request: Request) -> FormData:
+class LoginFormOnly(GatewayError):
+    status_code = 415
+    reason = "login_form_only"
+
+
+def _refuse_other_login_bodies(request: Request, db: DbSession, clock: ClockDep) -> None:
+    """``/login`` takes the sign-in page's URL-encoded form and nothing else: a multipart body would make Starlette
+    spool its files to disk for an unauthenticated caller, and JSON is no form a person fills in."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/x-www-form-urlencoded":
+        return
+    record(
+        db,
+        actor="unknown",
+        source=request.client.host if request.client else "",
+        action="session.login",
+        outcome="login_form_only",
+        detail={"content_type": kind[:100]},
+        clock=clock,
+    )
+    db.commit()  # the raise rolls the request's transaction back: keep the refusal's row
+    raise LoginFormOnly("sign in with the portal's sign-in page (a URL-encoded form)")
+
+
+async def _login_form(
+    request: Request, db: DbSession, clock: ClockDep, _: Annotated[None, Depends(_refuse_other_login_bodies)]
+) -> FormData:
     """Before sign-in there is no session: the form's token must match the one set in a cookie with the page."""
     form = await request.form()
     if not _same(request.cookies.get(LOGIN_CSRF_COOKIE), form.get("csrf")):
+        await run_in_threadpool(audit_refusal, db, request, clock, "unknown", "csrf")
         raise CsrfRefused("the form expired; reload the page and try again")
     return form
 
 
-def _header_csrf(request: Request, session: CurrentSession) -> HomeSession:
+def _header_csrf(request: Request, session: CurrentSession, db: DbSession, clock: ClockDep) -> HomeSession:
     """Script (JSON) requests that change state carry the session's CSRF secret in ``X-CSRF-Token``."""
     if not _same(session.csrf_token, request.headers.get("x-csrf-token")):
+        audit_refusal(db, request, clock, session.login, "csrf")
         raise CsrfRefused("the page expired; reload it and try again")
     return session
 

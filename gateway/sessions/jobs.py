@@ -1,6 +1,8 @@
-"""The sessions' scheduled jobs: re-validate live sessions, end idle and expired ones, prune throttling rows."""
+"""The sessions' scheduled jobs: re-validate live sessions, ask the company CAs' CRLs again (and re-check every
+certificate at once when one changed), end idle and expired ones, prune throttling rows."""
 
 import logging
+from datetime import timedelta
 
 from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy import Engine
@@ -19,10 +21,23 @@ log = logging.getLogger(__name__)
 def register(
     scheduler: BaseScheduler, engine: Engine, services: LoginServices, settings: Settings, clock: Clock
 ) -> None:
+    grace = timedelta(minutes=settings.portal.revocation_unknown_grace_minutes)
+
     def revalidate_sessions() -> None:
-        report = revalidate(engine, services.directory, services.authority, services.revocation, clock())
+        report = revalidate(engine, services.directory, services.authority, services.revocation, clock(), grace)
         if report.ended:
             log.info("re-validation ended %d of %d sessions", report.ended, report.checked)
+
+    def refresh_company_crls() -> None:
+        now = clock()
+        # Every held CRL, not only those past their max-age: a CRL fetched by a sign-in 14 s before this run would
+        # otherwise wait for the next run, and a revocation could take two intervals. Unchanged costs a 304.
+        changed = services.revocation.refresh(now, everything=True)
+        if changed:
+            report = revalidate(engine, None, services.authority, services.revocation, now, grace)
+            log.info(
+                "company CRL changed (%s): %d of %d sessions ended", ", ".join(changed), report.ended, report.checked
+            )
 
     def sweep() -> None:
         with session_scope(engine) as db:
@@ -34,6 +49,14 @@ def register(
         "interval",
         seconds=settings.portal.revalidate_seconds,
         id="sessions.revalidate",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        refresh_company_crls,
+        "interval",
+        seconds=settings.ca.company_crl_refresh_seconds,
+        id="sessions.company_crls",
         max_instances=1,
         coalesce=True,
     )

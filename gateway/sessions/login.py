@@ -28,6 +28,7 @@ from gateway.pki.trust import verify_client
 from gateway.policies.service import current_policy
 from gateway.sessions import throttle, totp
 from gateway.sessions.adoption import adopt_legacy_rows
+from gateway.sessions.certificate_refusal import certificate_refusal
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.service import SESSION_STARTED, end_session, live_sessions, open_session, rotate_token
 from policy import EffectivePolicy, evaluate, in_shift
@@ -38,9 +39,11 @@ class LoginFailed(GatewayError):
 
     status_code = 401
 
-    def __init__(self, message: str, reason: str, status_code: int = 401) -> None:
+    def __init__(self, message: str, reason: str, status_code: int = 401, values: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.reason, self.status_code = reason, status_code
+        self.values = values or {}
+        """What the translated message fills in (a date, an issuer's name)."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,16 @@ def _certificate(db: Session, services: LoginServices, request: LoginRequest, no
     return verify_client(
         db, services.authority, request.client_cert, now, services.revocation, list(request.presented_chain)
     )
+
+
+def _certificate_detail(cert: x509.Certificate, error: CertificateError) -> dict[str, object]:
+    """For the audit row: which certificate was refused and the library's full reason (URLs, errors included)."""
+    return {
+        "certificate_subject": cert.subject.rfc4514_string()[:255],
+        "certificate_issuer": cert.issuer.rfc4514_string()[:255],
+        "certificate_serial": f"{cert.serial_number:X}",
+        "problem": str(error)[:1000],
+    }
 
 
 def certificate_matches(identity: CertificateIdentity, user: DirectoryUser) -> bool:
@@ -219,7 +232,9 @@ def login(db: Session, services: LoginServices, request: LoginRequest, now: date
         try:
             identity = _certificate(db, services, request, now)
         except CertificateError as error:
-            _refuse(db, request, now, LoginFailed(str(error), "certificate_refused"), attempt, account)
+            refusal = certificate_refusal(error, request.client_cert)
+            failed = LoginFailed(refusal.message, refusal.reason, values=refusal.values)
+            _refuse(db, request, now, failed, {**attempt, **_certificate_detail(request.client_cert, error)}, account)
         attempt["certificate_serial"] = f"{identity.serial:X}" if identity else None
     if account is None:
         _refuse_unknown_name(db, services, request, now, attempt)

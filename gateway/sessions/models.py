@@ -28,6 +28,7 @@ class EndReason(StrEnum):
     ADMIN = "ended_by_admin"
     CERTIFICATE_REVOKED = "certificate_revoked"
     CERTIFICATE_EXPIRED = "certificate_expired"
+    CERTIFICATE_STATUS_UNKNOWN = "certificate_status_unknown"
     ACCOUNT_DISABLED = "account_disabled"
     ACCOUNT_LOCKED = "account_locked"
     ACCOUNT_GONE = "account_not_found"

@@ -4,11 +4,20 @@ Runs on a schedule (default every 30 s). A disabled, locked, expired or removed 
 revoked or expired certificate: each ends the session through ``end_session`` with its own reason. When the
 directory cannot be reached the sessions are kept (reported and audited once per run): ending every home seat
 because a domain controller rebooted would cost the service level more than a 30-second window of doubt.
+
+A certificate whose revocation status cannot be established (its CRL/OCSP server unreachable and no current CRL
+held) is a doubt with a limit, ``portal.revocation_unknown_grace_minutes``: the session is kept but not confirmed
+(``last_checked_at`` stays at its last good check), and once that check is older than the grace the session ends
+as ``certificate_status_unknown``. Fail closed, after a grace an operator chose.
+
+Without a directory (``directory=None``) only the certificates are checked: the pass the company-CRL job runs the
+moment a CRL changed, and ``sohogw ca refresh``.
 """
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import Enum
 
 from cryptography import x509
 from sqlalchemy import Engine, update
@@ -47,10 +56,24 @@ def _account_problem(user: DirectoryUser) -> EndReason | None:
     return _STATE_REASONS.get(type(refusal), EndReason.ACCOUNT_STATE)
 
 
+class Doubt(Enum):
+    """Neither end nor confirm: the session is kept, its last good check stays where it was."""
+
+    REVOCATION_UNKNOWN = "revocation_unknown"
+
+
+Verdict = EndReason | Doubt | None
+
+
 def _certificate_problem(
-    db: Session, session: HomeSession, authority: Authority | None, remote: HttpRevocationChecker, now: datetime
-) -> EndReason | None:
-    """Re-verify the login certificate; an unreachable CRL/OCSP server keeps the session (reported, not guessed)."""
+    db: Session,
+    session: HomeSession,
+    authority: Authority | None,
+    remote: HttpRevocationChecker,
+    now: datetime,
+    unknown_grace: timedelta,
+) -> Verdict:
+    """Re-verify the login certificate; an unknown revocation status is a doubt until the grace runs out."""
     if session.cert_pem is None:
         return None
     if session.cert_not_after is not None and now >= as_utc(session.cert_not_after):
@@ -62,7 +85,10 @@ def _certificate_problem(
     except CertificateRevokedError:
         return EndReason.CERTIFICATE_REVOKED
     except RevocationUnknown as error:
-        log.warning("revocation status of %s unknown, session kept: %s", session.login, error)
+        if now - as_utc(session.last_checked_at) >= unknown_grace:
+            return EndReason.CERTIFICATE_STATUS_UNKNOWN
+        log.warning("revocation status of %s unknown, session kept within the grace: %s", session.login, error)
+        return Doubt.REVOCATION_UNKNOWN
     except CertificateError:
         return EndReason.CERTIFICATE_REVOKED  # no longer trusted at all (e.g. its company CA was removed)
     return None
@@ -71,15 +97,16 @@ def _certificate_problem(
 def _reason_to_end(
     engine: Engine,
     session: HomeSession,
-    directory: Directory,
+    directory: Directory | None,
     authority: Authority | None,
     remote: HttpRevocationChecker,
     now: datetime,
-) -> EndReason | None:
-    """Why this session must end, or None. Runs outside any write transaction: it waits on LDAP and HTTP."""
+    unknown_grace: timedelta,
+) -> Verdict:
+    """Why this session must end, a doubt, or None. Runs outside any write transaction: it waits on LDAP and HTTP."""
     with Session(engine) as db:
-        reason = _certificate_problem(db, session, authority, remote, now)
-        if reason is not None:
+        reason = _certificate_problem(db, session, authority, remote, now, unknown_grace)
+        if reason is not None or directory is None:
             return reason
         document = current_policy(db)
     try:
@@ -93,16 +120,22 @@ def _reason_to_end(
 
 
 def revalidate(
-    engine: Engine, directory: Directory, authority: Authority | None, remote: HttpRevocationChecker, now: datetime
+    engine: Engine,
+    directory: Directory | None,
+    authority: Authority | None,
+    remote: HttpRevocationChecker,
+    now: datetime,
+    unknown_grace: timedelta = timedelta(minutes=15),
 ) -> RevalidationReport:
     """Check every live session; each ending is its own short transaction, so no lock is held while the directory
-    or a CRL/OCSP server is asked, and one failure cannot roll back the endings already decided."""
+    or a CRL/OCSP server is asked, and one failure cannot roll back the endings already decided. Without a
+    ``directory`` only certificates are checked, and no session counts as confirmed."""
     with session_scope(engine) as db:
         sessions = live_sessions(db)
     ended, confirmed = 0, []
     for session in sessions:
         try:
-            reason = _reason_to_end(engine, session, directory, authority, remote, now)
+            reason = _reason_to_end(engine, session, directory, authority, remote, now, unknown_grace)
         except DirectoryUnavailable as error:
             log.warning("re-validation skipped: %s", error)
             with session_scope(engine) as db:
@@ -114,8 +147,9 @@ def revalidate(
                     detail={"problem": str(error), "sessions": len(sessions)},
                 )
             return RevalidationReport(len(sessions), ended, directory_unavailable=True)
-        if reason is None:
+        if reason is None and directory is not None:
             confirmed.append(session.id)
+        if not isinstance(reason, EndReason):
             continue
         with session_scope(engine) as db:
             current = db.get(HomeSession, session.id)

@@ -62,7 +62,7 @@ def login_submit(request: Request, form: LoginForm, db: DbSession, settings: Set
     try:
         result = login(db, request.app.state.login_services, attempt, clock())
     except LoginFailed as error:
-        message = reason_message(request, error.reason, error.message, detail=error.message)
+        message = reason_message(request, error.reason, error.message, detail=error.message, **error.values)
         return _login_page(request, error.status_code, error=message, username=attempt.login)
     response = RedirectResponse("/login/second-factor" if result.needs_second_factor else "/", status_code=303)
     _set_session_cookie(response, request, result.token)

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from gateway.deps import ClockDep, DbSession
+from gateway.deps import ClockDep, DbSession, RowId
 from gateway.sessions.client_cert import client_origin
 from gateway.sessions.deps import CheckedForm, SupervisorSession
 from gateway.supervision.alerts import acknowledge, recent_alerts
@@ -28,7 +28,7 @@ def alerts_page(request: Request, session: SupervisorSession, db: DbSession) -> 
 
 @router.post("/supervision/alerts/{alert_id}/ack")
 def acknowledge_alert(
-    request: Request, alert_id: int, session: SupervisorSession, form: CheckedForm, db: DbSession, clock: ClockDep
+    request: Request, alert_id: RowId, session: SupervisorSession, form: CheckedForm, db: DbSession, clock: ClockDep
 ) -> Response:
     source = client_origin(request, request.app.state.settings.portal).address
     acknowledge(db, alert_id, supervisor=session.login, source=source, now=clock())

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from gateway.deps import ClockDep, DbSession
+from gateway.deps import ClockDep, DbSession, RowId
 from gateway.errors import Forbidden
 from gateway.sessions.client_cert import client_origin
 from gateway.sessions.deps import CheckedForm, SupervisorSession
@@ -76,7 +76,7 @@ def watch_screen(
 
 @router.post("/supervision/watch/{watch_id}/end")
 def stop_watching(
-    request: Request, watch_id: int, session: SupervisorSession, form: CheckedForm, db: DbSession, clock: ClockDep
+    request: Request, watch_id: RowId, session: SupervisorSession, form: CheckedForm, db: DbSession, clock: ClockDep
 ) -> Response:
     end_watch(db, watch_id, session, now=clock(), source=_source(request))
     return RedirectResponse("/supervision/wall", status_code=303)

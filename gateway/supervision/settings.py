@@ -3,7 +3,7 @@
 from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated
 
-from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, field_validator
 
 from gateway.notify.sms import SmsSettings
 
@@ -44,6 +44,15 @@ class SupervisionSettings(BaseModel):
     """E.164 numbers of supervisors who get alerts by SMS."""
     platform_secret: SecretStr | None = None
     """HMAC-SHA256 key of the contact-center platform's work-state API; without it the API refuses everything."""
+
+    @field_validator("platform_secret")
+    @classmethod
+    def _platform_secret_long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        # An empty HMAC key is a key everyone knows: anyone could sign work states for any agent.
+        if secret is not None and len(secret.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters; leave it unset to turn the work-state API off")
+        return secret
+
     platform_max_skew_seconds: Annotated[int, Field(ge=1, le=3600)] = 300
     metrics_networks: list[IPvAnyNetwork] = [IPv4Network("127.0.0.1/32"), IPv6Network("::1/128")]
     """Who may scrape ``/metrics``; everyone else gets 403."""

@@ -9,8 +9,9 @@ import hmac
 import secrets
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
+from gateway.audit.models import AuditEvent
 from gateway.audit.service import record
 from gateway.clock import as_utc
 from gateway.errors import Conflict, GatewayError, NotFound
@@ -27,6 +28,56 @@ class CodeRefused(GatewayError):
 
 class WrongCode(CodeRefused):
     """The counted failed attempt is flushed; the caller must commit it before the error rolls anything back."""
+
+
+class TooManyCodes(GatewayError):
+    """The refusal's audit row is flushed; the caller must commit it before the error rolls anything back."""
+
+    status_code = 429
+    reason = "too_many_codes"
+
+
+CODE_SENT = ("voice.number.add", "code_sent")
+"""The audit row every texted code writes: the log of texts sent, which the re-send limits count."""
+
+
+def _limit_texts(
+    db: Session, login: str, number: CallbackNumber | None, settings: VoiceSettings, now: datetime
+) -> None:
+    """Refuse (audited) a code to a number texted moments ago, or beyond the agent's hourly count of texts."""
+    wait = 0.0
+    if number is not None and number.code_expires_at is not None:
+        sent_at = as_utc(number.code_expires_at) - timedelta(seconds=settings.code_ttl_seconds)
+        wait = settings.code_resend_seconds - (now - sent_at).total_seconds()
+    action, outcome = CODE_SENT
+    sent_last_hour = db.exec(
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(
+            AuditEvent.action == action,
+            AuditEvent.outcome == outcome,
+            AuditEvent.target == login,
+            col(AuditEvent.at) > now - timedelta(hours=1),
+        )
+    ).one()
+    if wait <= 0 and sent_last_hour < settings.codes_per_hour:
+        return
+    message = (
+        f"a code was texted to this number moments ago; wait {int(wait) + 1} s before asking again"
+        if wait > 0
+        else f"{sent_last_hour} codes were texted in the last hour; ask again later or call the service desk"
+    )
+    record(
+        db,
+        actor=login,
+        action=action,
+        target=login,
+        outcome="too_many_codes",
+        detail={"number": mask(number.e164) if number is not None else None, "sent_last_hour": sent_last_hour},
+        clock=lambda: now,
+    )
+    db.flush()
+    raise TooManyCodes(message)
 
 
 def _code_hash(salt: str, code: str) -> str:
@@ -62,6 +113,7 @@ def add_number(
     ).first()
     if number is not None and number.status is not NumberStatus.AWAITING_CODE:
         raise Conflict(f"{mask(dialable.e164)} is already on your account")
+    _limit_texts(db, login, number, settings, now)
     if number is None:
         number = CallbackNumber(
             login=login,
@@ -79,7 +131,7 @@ def add_number(
     number.code_attempts, number.updated_at = 0, now
     db.add(number)
     db.flush()
-    _audit(db, actor, "voice.number.add", number, "code_sent", now)
+    _audit(db, actor, CODE_SENT[0], number, CODE_SENT[1], now)
     minutes = settings.code_ttl_seconds // 60
     sms.send(number.e164, f"SOHO Gateway: your callback confirmation code is {code} (valid {minutes} min).")
     return number

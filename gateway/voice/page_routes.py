@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from gateway.deps import ClockDep, DbSession, SettingsDep
+from gateway.deps import ClockDep, DbSession, RowId, SettingsDep
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.notify.sms import HttpSms, SmsNotSent
 from gateway.sessions.deps import AgentSession, CheckedForm
@@ -36,6 +36,7 @@ _REFUSALS: tuple[tuple[type[GatewayError], str, str], ...] = (
     (numbers.CodeRefused, r"too many", "voice.refused.too_many_codes"),
     (numbers.CodeRefused, r"not waiting", "voice.refused.not_waiting"),
     (CallbackRateLimited, r"", "voice.refused.rate_limited"),
+    (numbers.TooManyCodes, r"", "voice.refused.too_many_texts"),
     (NoCallbackNumber, r"", "voice.refused.no_number"),
     (SmsNotSent, r"", "voice.refused.sms_not_sent"),
     (Conflict, r"already on your account", "voice.refused.already_added"),
@@ -72,8 +73,8 @@ def _act(request: Request, db: Session, session: HomeSession, action: Callable[[
     try:
         action()
     except GatewayError as error:
-        if isinstance(error, numbers.WrongCode):
-            db.commit()  # the counted attempt must outlive the refusal, or the attempt limit means nothing
+        if isinstance(error, (numbers.WrongCode, numbers.TooManyCodes)):
+            db.commit()  # the counted attempt (or refused text) must outlive the refusal, or the limit means nothing
         else:
             db.rollback()  # e.g. an SMS that was not sent: no number waits for a code nobody received
         message = translate(language_of(request), refusal_key(error), detail=error.message)
@@ -102,7 +103,7 @@ def add_number(
 
 @page_router.post(f"{PAGE}/numbers/{{number_id}}/confirm")
 def confirm_number(
-    number_id: int,
+    number_id: RowId,
     request: Request,
     session: AgentSession,
     form: CheckedForm,
@@ -123,7 +124,7 @@ def confirm_number(
 
 @page_router.post(f"{PAGE}/numbers/{{number_id}}/remove")
 def remove_number(
-    number_id: int, request: Request, session: AgentSession, form: CheckedForm, db: DbSession, clock: ClockDep
+    number_id: RowId, request: Request, session: AgentSession, form: CheckedForm, db: DbSession, clock: ClockDep
 ) -> Response:
     return _act(
         request,

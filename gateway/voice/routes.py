@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
-from gateway.deps import ClockDep, DbSession
+from gateway.deps import ClockDep, DbSession, RowId
 from gateway.errors import NotFound
 from gateway.notify.sms import HttpSms, SmsSettings
 from gateway.sessions.deps import AgentSession, ScriptCsrf
@@ -82,15 +82,19 @@ def add_number(
     settings: VoiceSettingsDep,
     sms: SmsSettingsDep,
 ) -> NumberPublic:
-    number = numbers.add_number(
-        db, session.login, body.number, settings, HttpSms(sms), actor=session.login, now=clock()
-    )
+    try:
+        number = numbers.add_number(
+            db, session.login, body.number, settings, HttpSms(sms), actor=session.login, now=clock()
+        )
+    except numbers.TooManyCodes:
+        db.commit()  # the refusal's audit row must outlive the request's rollback
+        raise
     return next(n for n in numbers.list_numbers(db, session.login) if n.id == number.id)
 
 
 @api.post("/numbers/{number_id}/confirm")
 def confirm_number(
-    number_id: int,
+    number_id: RowId,
     body: CodeIn,
     session: AgentSession,
     _checked: ScriptCsrf,
@@ -109,7 +113,9 @@ def confirm_number(
 
 
 @api.delete("/numbers/{number_id}", status_code=204)
-def remove_number(number_id: int, session: AgentSession, _checked: ScriptCsrf, db: DbSession, clock: ClockDep) -> None:
+def remove_number(
+    number_id: RowId, session: AgentSession, _checked: ScriptCsrf, db: DbSession, clock: ClockDep
+) -> None:
     numbers.remove_number(db, session.login, number_id, actor=session.login, now=clock())
 
 

@@ -52,6 +52,10 @@ class VoiceSettings(BaseModel):
     code_length: Annotated[int, Field(ge=4, le=10)] = 6
     code_ttl_seconds: Annotated[int, Field(ge=60, le=3600)] = 600
     code_max_attempts: Annotated[int, Field(ge=1, le=10)] = 5
+    code_resend_seconds: Annotated[int, Field(ge=10, le=3600)] = 60
+    """A new code goes to the same number at most this often."""
+    codes_per_hour: Annotated[int, Field(ge=1, le=100)] = 5
+    """Codes texted per agent per hour over all numbers: every text costs money and rings someone's phone."""
     callback_at_login: bool = True
     """Call the agent back when the home session starts; otherwise when the agent says "ready"."""
     max_dial_attempts: Annotated[int, Field(ge=1, le=20)] = 3

@@ -43,17 +43,22 @@ def home(request: Request, db: DbSession, clock: ClockDep) -> Response:
     return RedirectResponse(landing_page(active), status_code=303)
 
 
-def _same_site_path(referer: str | None) -> str:
-    """Back to the page the switch was clicked on — only a path on this site, never another site (open redirect)."""
+def _same_site_path(referer: str | None, host: str | None) -> str:
+    """Back to the page the switch was clicked on — only a page of this site, never another site (open redirect).
+
+    The path must start with exactly one ``/``: browsers read ``//evil.example`` and ``/\\evil.example`` in a
+    Location header as another host, so a referer of ``https://us//evil.example/`` would otherwise leave the site.
+    """
     parts = urlsplit(referer or "")
-    if parts.scheme and parts.netloc:
-        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return "/"
+    if not parts.netloc or parts.netloc != host or not parts.path.startswith("/") or parts.path[1:2] in ("/", "\\"):
+        return "/"
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 @router.get("/lang/{language}")
 def switch_language(language: str, request: Request) -> Response:
-    response = RedirectResponse(_same_site_path(request.headers.get("referer")), status_code=303)
+    back = _same_site_path(request.headers.get("referer"), request.headers.get("host"))
+    response = RedirectResponse(back, status_code=303)
     if language in LANGUAGES:
         response.set_cookie(LANGUAGE_COOKIE, language, samesite="lax", max_age=365 * 86400)
     return response

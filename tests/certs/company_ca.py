@@ -96,9 +96,11 @@ class CompanyCa:
             ExtendedKeyUsageOID.EMAIL_PROTECTION,
         ),
         lifetime: timedelta = timedelta(days=365),
+        key: rsa.RSAPrivateKey | None = None,
     ) -> x509.Certificate:
-        """A user certificate as AD CS's "User" template issues it (UPN otherName, RSA, template extension)."""
-        key = rsa.generate_private_key(65537, 2048)
+        """A user certificate as AD CS's "User" template issues it (UPN otherName, RSA, template extension); pass
+        ``key`` to hold the private key (to present the certificate in TLS)."""
+        key = key or rsa.generate_private_key(65537, 2048)
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(upn.split("@")[0]))

@@ -36,8 +36,8 @@ from gateway.settings import Settings, load_settings
 from tests.support.server import serving
 
 CA_PASSPHRASE = "portal-test"
-PROXY = "127.0.0.1/32"
-"""The test client's own address: trusted as the reverse proxy when a portal is built with ``trusted_proxy``."""
+PROXY_SECRET = "proxy-secret-of-the-tests-0123456789abcdef"
+"""What the test client sends to prove it is the reverse proxy when a portal is built with ``trusted_proxy``."""
 
 
 @dataclass
@@ -56,7 +56,11 @@ class Portal:
     def proxy_headers(self, login: str) -> dict[str, str]:
         """What a trusted reverse proxy forwards for a browser that presented ``login``'s certificate."""
         pem = self.certificates[login].public_bytes(serialization.Encoding.PEM).decode()
-        return {"X-SSL-Client-Cert": quote(pem), "X-Forwarded-For": "198.51.100.7"}
+        return {
+            "X-SSL-Client-Cert": quote(pem),
+            "X-Forwarded-For": "198.51.100.7",
+            "X-Sohogw-Proxy-Secret": PROXY_SECRET,
+        }
 
 
 P = TypeVar("P", bound=Portal)
@@ -163,7 +167,7 @@ def serving_portal(
     """
     sections = dict(settings or {})
     if trusted_proxy:
-        sections["portal"] = {**sections.get("portal", {}), "trusted_proxies": [PROXY]}
+        sections["portal"] = {**sections.get("portal", {}), "proxy_secret": PROXY_SECRET}
     loaded = load_settings(data_dir=tmp_path, database_url=db_url, ca={"passphrase": CA_PASSPHRASE}, **sections)
     now = clock()
     authority = init_authority(loaded.ca_directory, CA_PASSPHRASE, "Corp Example", now)

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from gateway.web.tls import ClientCertificateConfig
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -22,10 +24,11 @@ def serving(
 ) -> Iterator[str]:
     """Yield the base URL while uvicorn serves ``app``; shut it down afterwards.
 
-    ``tls`` takes the options of ``gateway.web.tls.tls_options`` to serve HTTPS asking for a client certificate.
+    ``tls`` takes the options of ``gateway.web.tls.tls_options`` to serve HTTPS asking for a client certificate, which
+    the gateway's own uvicorn configuration lets through the handshake for the application to judge.
     """
     port = port or free_port()
-    config = uvicorn.Config(
+    config = ClientCertificateConfig(
         app, host=host, port=port, log_level="warning", lifespan="on", proxy_headers=False, **(tls or {})
     )
     server = uvicorn.Server(config)

@@ -125,3 +125,13 @@ def test_ocsp_answers_malformed_request_without_failing(pki: Pki) -> None:
         )
     assert answer.status_code == 200
     assert ocsp.load_der_ocsp_response(answer.content).response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+
+
+def test_ocsp_get_with_non_ascii_in_the_path_is_a_clean_client_error(pki: Pki) -> None:
+    from fastapi.testclient import TestClient
+
+    app = create_app(pki.settings, engine=pki.engine, authority=pki.authority, run_jobs=False)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/pki/ocsp/%C3%A9t%C3%A9", headers={"accept": "application/json"})
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "bad_request", "message": "the OCSP request in the URL is not base64"}

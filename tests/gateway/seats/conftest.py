@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from playwright.sync_api import Browser, BrowserContext
+from playwright.sync_api import Browser, BrowserContext, Page
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
@@ -31,11 +31,10 @@ from gateway.seats.settings import SeatSettings
 from gateway.sessions.deps import SESSION_COOKIE
 from tests.gateway.sessions.conftest import GROUPS, PASSWORDS, WG_KEYS, Portal, sign_in
 from tests.support.browser import chromium
-from tests.support.portal import serving_portal
+from tests.support.portal import csrf_of, serving_portal
 
 TWO_APPS_POLICY = Path(__file__).with_name("two_apps_policy.yaml").read_text()
 """Two X11 apps: agents get the Customer Console only; the Supervisor Console is for supervisors."""
-LAUNCH = "/agent/apps/customer-console/launch"
 
 
 class MovableClock:
@@ -163,9 +162,21 @@ def browser_context(portal: SeatPortal, browser: Browser, client: httpx.Client, 
     return context
 
 
+def launch(client: httpx.Client, app_id: str = "customer-console") -> httpx.Response:
+    """Launch ``app_id`` as the agent page's button does: a POST with the session's CSRF token."""
+    page = client.get("/agent", headers={"accept": "text/html"})
+    return client.post(f"/agent/apps/{app_id}/launch", data={"csrf": csrf_of(page)})
+
+
+def launch_in_browser(page: Page, portal: SeatPortal, app_id: str = "customer-console") -> None:
+    """Click ``app_id``'s button on the agent page, as a person does."""
+    page.goto(portal.base_url + "/agent")
+    page.click(f'li[data-app="{app_id}"] button')
+
+
 def launch_token(client: httpx.Client) -> str:
     """The one-time token on a fresh Customer Console launch page."""
-    return re.search(r'data-token="([^"]+)"', client.get(LAUNCH).text).group(1)  # type: ignore[union-attr]
+    return re.search(r'data-token="([^"]+)"', launch(client).text).group(1)  # type: ignore[union-attr]
 
 
 def seat_of(portal: SeatPortal, login: str) -> PooledSeat:

@@ -23,7 +23,7 @@ from gateway.voice.service import request_callback
 from gateway.voice.settings import VoiceSettings
 from gateway.voice.sink import apply_event
 from tests.desktop_broker.x11_fixtures import wait_for_window
-from tests.gateway.seats.conftest import LAUNCH, SeatPortal, seat_of, seat_portal, seat_root
+from tests.gateway.seats.conftest import SeatPortal, launch, seat_of, seat_portal, seat_root
 from tests.gateway.voice.conftest import AGENT_NUMBER, confirmed_number, start_session, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -85,7 +85,7 @@ def test_a_seat_started_warm_shows_its_holders_calls_and_hides_customer_data_aft
     leg_id = _callback_leg(portal, session_id)
     _customer_call(portal, leg_id, CustomerCallKind.ANSWERED)  # answered before the app is even opened
 
-    assert agent1.get(LAUNCH).status_code == 200
+    assert launch(agent1).status_code == 200
     seat = seat_of(portal, "agent1")
     assert seat.call_state_file is not None
     environ = Path(f"/proc/{seat.process.app.pid}/environ").read_bytes().split(b"\0")
@@ -109,7 +109,7 @@ def test_a_seat_started_warm_shows_its_holders_calls_and_hides_customer_data_aft
 
 
 def test_another_agents_call_never_reaches_the_seat(portal: SeatPortal, agent1: httpx.Client) -> None:
-    assert agent1.get(LAUNCH).status_code == 200
+    assert launch(agent1).status_code == 200
     seat = seat_of(portal, "agent1")
     wait_for_window(seat.process, "^Customer Console - idle$")
     with session_scope(portal.engine) as db:
@@ -122,7 +122,7 @@ def test_another_agents_call_never_reaches_the_seat(portal: SeatPortal, agent1: 
 
 
 def test_the_call_state_directory_goes_with_the_seat(portal: SeatPortal, agent1: httpx.Client) -> None:
-    assert agent1.get(LAUNCH).status_code == 200
+    assert launch(agent1).status_code == 200
     seat = seat_of(portal, "agent1")
     assert seat.call_state_file is not None and seat.call_state_file.parent.is_dir()
     assert portal.broker.pool is not None

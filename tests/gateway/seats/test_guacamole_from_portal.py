@@ -33,7 +33,13 @@ from tests.desktop_broker.test_guacamole_launch import (  # noqa: E402, F401 - f
     refused,
     standin,
 )
-from tests.gateway.seats.conftest import SeatPortal, audit_trail, browser_context, seat_portal_on_sqlite  # noqa: E402
+from tests.gateway.seats.conftest import (  # noqa: E402
+    SeatPortal,
+    audit_trail,
+    browser_context,
+    launch,
+    seat_portal_on_sqlite,
+)
 from tests.gateway.voice.conftest import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -110,7 +116,7 @@ def test_clicking_a_guacamole_app_opens_it_with_policys_parameters_and_a_token_u
     try:
         page = context.new_page()
         page.goto(portal.base_url + "/agent")
-        page.click('li[data-app="billing"] a')
+        page.click('li[data-app="billing"] button')
         page.wait_for_function("window.guacamoleState === 3", timeout=10_000)  # Guacamole.Client CONNECTED
         page.wait_for_function(
             "(() => { const c = window.guacClient.getDisplay().getDefaultLayer().getCanvas();"
@@ -159,7 +165,7 @@ def test_without_a_guacamole_secret_the_launch_is_refused_audited_and_leaves_no_
     secret, settings.guacamole_secret = settings.guacamole_secret, None
     try:
         with portal.signed_in("agent2") as agent2:
-            answer = agent2.get("/agent/apps/billing/launch")
+            answer = launch(agent2, "billing")
     finally:
         settings.guacamole_secret = secret
     assert answer.status_code == 503 and 'data-reason="seat.guacamole_unavailable"' in answer.text

@@ -40,7 +40,7 @@ from tests.desktop_broker.test_guacamole_launch import (  # noqa: E402, F401 - f
     refused,
     standin,
 )
-from tests.gateway.seats.conftest import SeatPortal  # noqa: E402
+from tests.gateway.seats.conftest import SeatPortal, launch  # noqa: E402
 from tests.gateway.seats.test_guacamole_from_portal import node, portal  # noqa: E402, F401
 from tests.gateway.voice.conftest import wait_for  # noqa: E402
 
@@ -52,7 +52,7 @@ MARGIN_SECONDS = 1.5
 
 
 def _launch_token(client: httpx.Client) -> str:
-    page = client.get("/agent/apps/billing/launch")
+    page = launch(client, "billing")
     assert page.status_code == 200, page.text
     token = re.search(r'data-token="([^"]+)"', page.text)
     assert token is not None

@@ -30,11 +30,12 @@ from tests.desktop_broker.test_x11_browser import (
 )
 from tests.desktop_broker.x11_fixtures import RunningSeat, pixels_near, screen_rgb, wait_for_window
 from tests.gateway.seats.conftest import (
-    LAUNCH,
     TWO_APPS_POLICY,
     SeatPortal,
     audit_trail,
     browser_context,
+    launch,
+    launch_in_browser,
     launch_token,
     seat_portal_on_sqlite,
 )
@@ -51,7 +52,7 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeatPortal]:
 
 def _open_seat(portal: SeatPortal, browser: Browser, client: httpx.Client) -> Page:
     page = browser_context(portal, browser, client).new_page()
-    page.goto(portal.base_url + LAUNCH)
+    launch_in_browser(page, portal)
     page.wait_for_function("window.seatConnected === true", timeout=10_000)
     return page
 
@@ -81,7 +82,7 @@ def _seat(portal: SeatPortal, login: str) -> PooledSeat:
 def test_agent_sees_only_the_apps_published_to_them(portal: SeatPortal, agent1: httpx.Client) -> None:
     page = agent1.get("/agent")
     assert re.findall(r'data-app="([^"]+)"', page.text) == ["customer-console"]
-    refused = agent1.get("/agent/apps/supervisor-console/launch")
+    refused = launch(agent1, "supervisor-console")
     assert refused.status_code == 403 and 'data-reason="seat.app_not_published"' in refused.text
     last = audit_trail(portal, "seat.launch")[-1]
     assert (last.actor, last.target, last.outcome) == ("agent1", "supervisor-console", "refused")
@@ -160,7 +161,7 @@ def test_idle_timeout_from_an_imported_policy_ends_the_seat(portal: SeatPortal) 
             now=portal.clock(),
         )
     with portal.signed_in("agent2") as agent2:
-        assert agent2.get(LAUNCH).status_code == 200
+        assert launch(agent2).status_code == 200
         seat = _seat(portal, "agent2")
         assert _lease(portal, "agent2").idle_timeout_seconds == 2
         portal.broker.enforce_limits()

@@ -27,9 +27,9 @@ from gateway.sessions.deps import SESSION_COOKIE
 from gateway.sessions.models import HomeSession
 from tests.desktop_broker.x11_fixtures import pointer_location, wait_for_window, x_run
 from tests.gateway.seats.conftest import (
-    LAUNCH,
     TWO_APPS_POLICY,
     SeatPortal,
+    launch,
     launch_token,
     seat_of,
     seat_portal_on_sqlite,
@@ -54,7 +54,7 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeatPortal]:
 def agent1(portal: SeatPortal) -> Iterator[httpx.Client]:
     """agent1 signed in and launched the Customer Console (the seat is theirs; no browser needed)."""
     with portal.signed_in("agent1") as client:
-        assert client.get(LAUNCH).status_code == 200
+        assert launch(client).status_code == 200
         wait_for_window(seat_of(portal, "agent1").process, "^Customer Console")
         yield client
 

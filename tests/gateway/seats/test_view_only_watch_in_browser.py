@@ -15,10 +15,10 @@ from gateway.audit.models import AuditEvent
 from gateway.supervision.models import ScreenWatch
 from tests.desktop_broker.x11_fixtures import pointer_location, screen_rgb, wait_for_window, x_run
 from tests.gateway.seats.conftest import (
-    LAUNCH,
     TWO_APPS_POLICY,
     SeatPortal,
     browser_context,
+    launch_in_browser,
     seat_of,
     seat_portal_on_sqlite,
 )
@@ -44,7 +44,7 @@ def agent_page(portal: SeatPortal, browser: Browser) -> Iterator[Page]:
         context = browser_context(portal, browser, agent1, height=950)
         try:
             page = context.new_page()
-            page.goto(portal.base_url + LAUNCH)
+            launch_in_browser(page, portal)
             page.wait_for_function("window.seatConnected === true", timeout=10_000)
             wait_for_window(seat_of(portal, "agent1").process, "^Customer Console")
             yield page

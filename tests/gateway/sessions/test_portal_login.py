@@ -1,10 +1,11 @@
 """Signing in to the portal: every refusal has its reason and its audit row; a success rotates a fresh cookie."""
 
-import httpx
+import pytest
 from sqlmodel import col, select
 
 from gateway.audit.models import AuditEvent
 from gateway.db import session_scope
+from gateway.sessions.models import HomeSession
 from tests.gateway.sessions.conftest import Portal, page_error, sign_in
 
 
@@ -57,12 +58,39 @@ def test_agent_with_own_certificate_through_trusted_proxy_signs_in(portal: Porta
     assert "198.51.100.7" in workspace.text  # the address the proxy saw, not the proxy's
 
 
-def test_certificate_header_from_an_untrusted_peer_is_ignored(portal: Portal) -> None:
-    untrusted = httpx.HTTPTransport(local_address="127.0.0.2")
-    with httpx.Client(base_url=portal.base_url, transport=untrusted, follow_redirects=False) as client:
-        answer = sign_in(client, "agent1", headers=portal.proxy_headers("agent1"))
+def _ignored_forwardings(portal: Portal) -> list[AuditEvent]:
+    with session_scope(portal.engine) as db:
+        return list(db.exec(select(AuditEvent).where(AuditEvent.action == "proxy.forwarding_ignored")).all())
+
+
+@pytest.mark.parametrize("proof", [None, "a-guess-at-the-proxy-secret-0123456789"])
+def test_forwarded_certificate_from_a_local_process_that_is_not_the_proxy_is_ignored_and_audited(
+    portal: Portal, proof: str | None
+) -> None:
+    """A process on 127.0.0.1 (the proxy's own address) forwards a victim's public certificate and an address."""
+    forged = {**portal.proxy_headers("agent1")}
+    del forged["X-Sohogw-Proxy-Secret"]
+    if proof is not None:
+        forged["X-Sohogw-Proxy-Secret"] = proof
+    with portal.client() as client:
+        answer = sign_in(client, "agent1", headers=forged)
     assert answer.status_code == 401
     assert _last_login_outcome(portal, "agent1") == "certificate_missing"
+    ignored = _ignored_forwardings(portal)
+    assert {event.target for event in ignored} == {"/login"}
+    assert all(event.source == "127.0.0.1" for event in ignored)
+    assert {event.outcome for event in ignored} == {"proxy_secret_missing" if proof is None else "proxy_secret_wrong"}
+    assert "x-ssl-client-cert" in ignored[-1].detail and "x-forwarded-for" in ignored[-1].detail
+
+
+def test_forwarded_address_without_proof_is_not_the_session_address(portal: Portal) -> None:
+    with portal.client() as client:
+        answer = sign_in(client, "sup1", headers={"X-Forwarded-For": "198.51.100.7"})
+        assert answer.status_code == 303, page_error(answer)
+    with session_scope(portal.engine) as db:
+        started = db.exec(select(HomeSession).where(HomeSession.login == "sup1")).one()
+    assert started.source_ip == "127.0.0.1"
+    assert _ignored_forwardings(portal)
 
 
 def test_another_agents_certificate_is_refused(portal: Portal) -> None:
@@ -103,10 +131,21 @@ def test_login_form_without_its_csrf_token_is_refused(portal: Portal) -> None:
     assert answer.json()["error"] == "csrf"
 
 
-def test_language_switch_returns_to_our_page_and_never_to_another_site(portal: Portal) -> None:
+@pytest.mark.parametrize(
+    "referer",
+    [
+        "https://evil.example/phish",
+        "https://evil.example//evil.example/phish",
+        "https://evil.example/\\evil.example/phish",
+        "{base}//evil.example/phish",
+        "{base}/\\evil.example/phish",
+        "//evil.example/phish",
+    ],
+)
+def test_language_switch_returns_to_our_page_and_never_to_another_site(portal: Portal, referer: str) -> None:
     with portal.client() as client:
         back = client.get("/lang/zh-CN", headers={"referer": f"{portal.base_url}/login?x=1"})
-        away = client.get("/lang/en", headers={"referer": "https://evil.example/phish"})
+        away = client.get("/lang/en", headers={"referer": referer.format(base=portal.base_url)})
     assert back.headers["location"] == "/login?x=1"
     assert back.cookies.get("sohogw_lang") == "zh-CN"
-    assert away.headers["location"] == "/phish"
+    assert away.headers["location"] == "/"

@@ -21,6 +21,7 @@ from gateway.policies.service import import_policy
 from gateway.settings import load_settings
 from tests.directory import samba
 from tests.gateway.sessions.conftest import page_error, sign_in
+from tests.support.portal import PROXY_SECRET
 from tests.support.server import serving
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +33,7 @@ def ad_portal(samba_dc: samba.SambaDC, tmp_path: Path, db_url: str, engine: Engi
         data_dir=tmp_path,
         database_url=db_url,
         ca={"passphrase": "ad-test"},
-        portal={"trusted_proxies": ["127.0.0.1/32"]},
+        portal={"proxy_secret": PROXY_SECRET},
     )
     now = datetime.now(UTC)
     authority = init_authority(settings.ca_directory, "ad-test", "Corp Example", now)
@@ -50,7 +51,7 @@ def ad_portal(samba_dc: samba.SambaDC, tmp_path: Path, db_url: str, engine: Engi
                 urls=pki.publication_urls("http://x"),
             )
             pem = issued.cert.public_bytes(serialization.Encoding.PEM).decode()
-            headers[login] = {"X-SSL-Client-Cert": quote(pem)}
+            headers[login] = {"X-SSL-Client-Cert": quote(pem), "X-Sohogw-Proxy-Secret": PROXY_SECRET}
         import_policy(db, samba.policy_by_dn(), actor="test", source="", now=now)
     directory = open_directory(samba_dc.settings())
     app = create_app(settings, engine=engine, authority=authority, directory=directory, run_jobs=False)

@@ -10,6 +10,7 @@ from gateway.errors import Conflict
 from gateway.voice.models import CallbackNumber, NumberStatus
 from gateway.voice.numbers import (
     CodeRefused,
+    TooManyCodes,
     add_number,
     approve_number,
     confirm_number,
@@ -106,3 +107,31 @@ def test_numbers_are_masked_in_listings_and_audit(db: Session, now: datetime) ->
     rows = db.exec(select(AuditEvent).where(AuditEvent.target == "agent1")).all()
     assert [r.action for r in rows] == ["voice.number.add", "voice.number.confirm"]
     assert all(AGENT_NUMBER not in r.detail and "+86 138****5678" in r.detail for r in rows)
+
+
+def _refused_texts(db: Session) -> list[AuditEvent]:
+    return list(db.exec(select(AuditEvent).where(AuditEvent.outcome == "too_many_codes")).all())
+
+
+def test_a_new_code_for_the_same_number_waits_for_the_resend_interval(db: Session, now: datetime) -> None:
+    settings = VoiceSettings(code_resend_seconds=60)
+    number, texts = _added(db, settings, now)
+    with pytest.raises(TooManyCodes, match=r"wait 31 s"):
+        add_number(db, "agent1", AGENT_NUMBER, settings, texts, actor="agent1", now=now + timedelta(seconds=30))
+    assert len(texts.sent) == 1
+    [refused] = _refused_texts(db)
+    assert refused.actor == "agent1" and "13812345678" not in refused.detail
+    again = add_number(db, "agent1", AGENT_NUMBER, settings, texts, actor="agent1", now=now + timedelta(seconds=61))
+    assert again.id == number.id and len(texts.sent) == 2
+
+
+def test_codes_per_hour_bound_the_texts_over_all_numbers(db: Session, now: datetime) -> None:
+    settings = VoiceSettings(codes_per_hour=2)
+    texts = TextedCodes()
+    for minute, raw in enumerate(["+8613812345678", "+8613912345678"]):
+        add_number(db, "agent1", raw, settings, texts, actor="agent1", now=now + timedelta(minutes=minute))
+    with pytest.raises(TooManyCodes, match=r"2 codes were texted in the last hour"):
+        add_number(db, "agent1", "+8613712345678", settings, texts, actor="agent1", now=now + timedelta(minutes=5))
+    assert len(texts.sent) == 2 and len(_refused_texts(db)) == 1
+    add_number(db, "agent1", "+8613712345678", settings, texts, actor="agent1", now=now + timedelta(minutes=61))
+    assert len(texts.sent) == 3

@@ -1,0 +1,111 @@
+"""A size limit on every request body, enforced before any of it is read.
+
+Without it an unauthenticated POST of any size is read whole before the route can refuse it (a 150 MB body to the
+CTI webhook was held in memory before its 401). This ASGI middleware sits outside the app: a declared
+``Content-Length`` above the limit is answered 413 before the app runs; a body without a length (chunked) is counted
+as the app reads it, and the read that crosses the limit stops the request, whatever the app would have answered
+(FastAPI turns an error while reading a JSON body into its own 400), with the same 413. uvicorn stops reading the
+socket while the app does not ask for more, so an unread body is not held either. Each refusal is audited.
+"""
+
+import json
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.audit.service import record
+from gateway.db import session_scope
+from gateway.web.pages import reason_message, render
+
+
+@dataclass(frozen=True)
+class BodyLimits:
+    """``default`` bytes for every path; ``larger`` names the few paths (by prefix) that take files."""
+
+    default: int
+    larger: tuple[tuple[str, int], ...] = ()
+
+    def for_path(self, path: str) -> int:
+        return max([limit for prefix, limit in self.larger if path.startswith(prefix)], default=self.default)
+
+
+class _TooLarge(Exception):
+    """Raised into the app by the read that crosses the limit; the middleware answers 413."""
+
+
+def _message(limit: int) -> str:
+    size = f"{limit // 1024} KiB" if limit < 1024 * 1024 else f"{limit // (1024 * 1024)} MiB"
+    return f"the request is larger than the {size} this address accepts; send less (or a smaller file)"
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, limits: BodyLimits) -> None:
+        self.app, self.limits = app, limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limits.for_path(scope["path"])
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._refuse(scope, send, limit, declared.decode("latin-1")[:20])
+            return
+        received, started = 0, False
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _TooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if received > limit:
+                return  # the app's own answer to a body we stopped (FastAPI makes it a 400): ours goes out instead
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except Exception:
+            if received <= limit:
+                raise
+        if received > limit and not started:
+            await self._refuse(scope, send, limit, "unstated")
+
+    async def _refuse(self, scope: Scope, send: Send, limit: int, declared: str) -> None:
+        request = Request(scope)
+        await run_in_threadpool(_audit, request, limit, declared)
+        message = _message(limit)
+        if "text/html" in request.headers.get("accept", ""):
+            page = render(request, "error.html", 413, error=reason_message(request, "body_too_large", message))
+            await page(scope, _no_body, send)
+            return
+        body = json.dumps({"error": "body_too_large", "message": message}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": [*headers, (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def _audit(request: Request, limit: int, declared: str) -> None:
+    with session_scope(request.app.state.engine) as db:
+        record(
+            db,
+            actor="unknown",
+            source=request.client.host if request.client else "",
+            action="http.body_too_large",
+            outcome="refused",
+            target=request.url.path[:255],
+            detail={"limit": limit, "declared": declared},
+            clock=request.app.state.clock,
+        )

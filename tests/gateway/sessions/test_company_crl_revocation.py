@@ -1,0 +1,197 @@
+"""A company CA revokes an agent: within seconds her sign-in is refused and her live session is over.
+
+The company CA (tests/certs/company_ca.py, shaped like AD CS) publishes its CRL on a real HTTP server with ETag,
+Last-Modified and Cache-Control; the gateway's own session jobs run on a real APScheduler beside the served app.
+"""
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from fastapi import FastAPI
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from certs.revocation import HttpRevocationChecker
+from gateway.audit.models import AuditEvent
+from gateway.cli import cli
+from gateway.db import session_scope
+from gateway.pki.service import Actor
+from gateway.pki.trust import import_company_ca
+from gateway.sessions import jobs as session_jobs
+from gateway.sessions.models import EndReason, HomeSession, SessionState
+from gateway.sessions.revalidation import revalidate
+from gateway.settings import get_settings
+from tests.certs.company_ca import CompanyCa
+from tests.certs.crl_server import CrlDistributionPoint
+from tests.support import portal as whole
+from tests.support.portal import Portal, page_error
+
+REFRESH_SECONDS = 2
+PASSWORDS = {"zhang.wei": "zhang-wei-pw"}
+GROUPS = {"zhang.wei": ["SOHO-Agents"]}
+
+
+@contextmanager
+def _session_jobs(app: FastAPI) -> Iterator[Mapping[str, Any]]:
+    """The app's own session jobs (re-validation, company CRLs) on a real scheduler, as the lifespan registers them."""
+    scheduler = BackgroundScheduler(timezone="UTC")
+    state = app.state
+    session_jobs.register(scheduler, state.engine, state.login_services, state.settings, state.clock)
+    scheduler.start()
+    try:
+        yield {}
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+@pytest.fixture
+def point() -> Iterator[CrlDistributionPoint]:
+    served = CrlDistributionPoint(cache_control="max-age=60")  # the server would let us keep it a minute
+    yield served
+    served.stop()
+
+
+@pytest.fixture
+def company(point: CrlDistributionPoint, engine: Engine) -> CompanyCa:
+    now = datetime.now(UTC)
+    company = CompanyCa.create(now)
+    point.publish(company.crl([], now, now + timedelta(days=7)))
+    with session_scope(engine) as db:
+        chain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (company.issuing, company.root))
+        import_company_ca(db, "Corp AD CS", chain, actor=Actor("test"), now=now)
+    return company
+
+
+@contextmanager
+def _serving(
+    tmp_path: Path, db_url: str, engine: Engine, company: CompanyCa, point: CrlDistributionPoint, *, jobs: bool
+) -> Iterator[Portal]:
+    with whole.serving_portal(
+        tmp_path,
+        db_url,
+        engine,
+        kind=Portal,
+        passwords=PASSWORDS,
+        groups=GROUPS,
+        trusted_proxy=True,
+        alongside=_session_jobs if jobs else None,
+    ) as running:
+        running.certificates["zhang.wei"] = company.user_certificate(
+            "zhang.wei@corp.example", datetime.now(UTC), crl_url=point.url
+        )
+        yield running
+
+
+@pytest.fixture
+def portal(
+    tmp_path: Path,
+    db_url: str,
+    engine: Engine,
+    company: CompanyCa,
+    point: CrlDistributionPoint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Portal]:
+    """The portal with its session jobs running, asking the company CRL again every REFRESH_SECONDS."""
+    monkeypatch.setenv("SOHOGW_CA__COMPANY_CRL_REFRESH_SECONDS", str(REFRESH_SECONDS))
+    with _serving(tmp_path, db_url, engine, company, point, jobs=True) as running:
+        yield running
+
+
+@pytest.fixture
+def portal_without_jobs(
+    tmp_path: Path, db_url: str, engine: Engine, company: CompanyCa, point: CrlDistributionPoint
+) -> Iterator[Portal]:
+    with _serving(tmp_path, db_url, engine, company, point, jobs=False) as running:
+        yield running
+
+
+def _signed_in(portal: Portal) -> None:
+    with portal.client() as agent:
+        answer = whole.sign_in(agent, "zhang.wei", PASSWORDS["zhang.wei"], headers=portal.proxy_headers("zhang.wei"))
+    assert answer.status_code == 303, page_error(answer)
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def _session_state(portal: Portal) -> tuple[SessionState, EndReason | None]:
+    with session_scope(portal.engine) as db:
+        session = db.exec(select(HomeSession).where(HomeSession.login == "zhang.wei")).one()
+    return session.state, session.end_reason
+
+
+def test_company_revocation_ends_the_live_session_and_refuses_sign_in_within_seconds(
+    portal: Portal, company: CompanyCa, point: CrlDistributionPoint
+) -> None:
+    headers = portal.proxy_headers("zhang.wei")
+    with portal.client() as agent:
+        signed_in = whole.sign_in(agent, "zhang.wei", PASSWORDS["zhang.wei"], headers=headers)
+        assert signed_in.status_code == 303, page_error(signed_in)
+        assert agent.get("/agent", headers={"accept": "text/html"}).status_code == 200
+
+        _wait_for(lambda: 304 in point.answers)  # the job asks again politely while nothing changes
+        now = datetime.now(UTC)
+        point.publish(company.crl([portal.certificates["zhang.wei"].serial_number], now, now + timedelta(days=7)))
+        revoked_at = time.monotonic()
+        while _session_state(portal)[0] is SessionState.ACTIVE and time.monotonic() - revoked_at < 15:
+            time.sleep(0.1)
+        ended_after = time.monotonic() - revoked_at
+        assert _session_state(portal) == (SessionState.ENDED, EndReason.CERTIFICATE_REVOKED)
+        assert ended_after < REFRESH_SECONDS + 3
+        assert agent.get("/agent", headers={"accept": "text/html"}).headers["location"] == "/login"
+
+    with portal.client() as again:
+        refused = whole.sign_in(again, "zhang.wei", PASSWORDS["zhang.wei"], headers=headers)
+    assert refused.status_code == 401
+    assert "revoked" in page_error(refused)
+
+
+def test_unknown_revocation_status_keeps_the_session_for_the_grace_then_ends_it(
+    portal_without_jobs: Portal, point: CrlDistributionPoint
+) -> None:
+    portal = portal_without_jobs
+    _signed_in(portal)
+    point.stop()  # the company's CRL server is gone, and this checker holds no CRL from before
+    grace, now = timedelta(minutes=15), datetime.now(UTC)
+    kept = revalidate(portal.engine, portal.directory, portal.authority, HttpRevocationChecker(1), now, grace)
+    assert kept.ended == 0 and _session_state(portal) == (SessionState.ACTIVE, None)
+    later = now + grace + timedelta(seconds=1)
+    ended = revalidate(portal.engine, portal.directory, portal.authority, HttpRevocationChecker(1), later, grace)
+    assert ended.ended == 1
+    assert _session_state(portal) == (SessionState.ENDED, EndReason.CERTIFICATE_STATUS_UNKNOWN)
+
+
+def test_ca_refresh_on_demand_ends_the_revoked_session_and_says_what_the_crl_holds(
+    portal_without_jobs: Portal, company: CompanyCa, point: CrlDistributionPoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    portal = portal_without_jobs
+    _signed_in(portal)
+    now = datetime.now(UTC)
+    point.publish(company.crl([portal.certificates["zhang.wei"].serial_number], now, now + timedelta(days=7)))
+    monkeypatch.setenv("SOHOGW_DATA_DIR", str(portal.settings.data_dir))
+    monkeypatch.setenv("SOHOGW_DATABASE_URL", portal.settings.db_url)
+    monkeypatch.setenv("SOHOGW_CA__PASSPHRASE", whole.CA_PASSPHRASE)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["ca", "refresh"], catch_exceptions=False)
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert f"{point.url}: 1 revoked" in result.output
+    assert "1 live sessions checked, 1 ended" in result.output
+    assert _session_state(portal) == (SessionState.ENDED, EndReason.CERTIFICATE_REVOKED)
+    with session_scope(portal.engine) as db:
+        audited = db.exec(select(AuditEvent).where(AuditEvent.action == "ca.refresh")).one()
+    assert audited.actor.startswith("cli:") and '"sessions_ended": 1' in audited.detail

@@ -1,0 +1,50 @@
+"""Inputs Schemathesis found answered with 500 (bench/bench_schemathesis.py): each is now a clear client error."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from tests.gateway.sessions.conftest import GROUPS, PASSWORDS, WG_KEYS
+from tests.support import portal as whole
+from tests.support.portal import Portal, csrf_of
+
+
+@pytest.fixture
+def agent(tmp_path: Path, db_url: str, engine: Engine) -> Iterator[tuple[httpx.Client, str]]:
+    """agent1 signed in with her certificate; her client and her session's CSRF token."""
+    with (
+        whole.serving_portal(
+            tmp_path,
+            db_url,
+            engine,
+            kind=Portal,
+            passwords=PASSWORDS,
+            groups=GROUPS,
+            certified=WG_KEYS,
+            trusted_proxy=True,
+        ) as portal,
+        portal.client() as client,
+    ):
+        answer = whole.sign_in(client, "agent1", PASSWORDS["agent1"], headers=portal.proxy_headers("agent1"))
+        assert answer.status_code == 303, whole.page_error(answer)
+        yield client, csrf_of(client.get("/agent", headers={"accept": "text/html"}))
+
+
+def test_a_row_id_beyond_what_the_database_holds_is_refused_before_the_database(
+    agent: tuple[httpx.Client, str],
+) -> None:
+    client, csrf = agent
+    answer = client.post(
+        "/voice/numbers/227069212284874391552/confirm", json={"code": "1"}, headers={"x-csrf-token": csrf}
+    )
+    assert answer.status_code == 422
+
+
+def test_an_environment_check_result_that_is_not_json_is_refused(agent: tuple[httpx.Client, str]) -> None:
+    client, csrf = agent
+    answer = client.post("/enrollment/envcheck/runs/0/result", content=b"\xff not json", headers={"x-csrf-token": csrf})
+    assert answer.status_code == 422
+    assert answer.json() == {"error": "enrollment.envcheck", "message": "the result must be a JSON object"}
