@@ -11,6 +11,7 @@ policy) as the seat's user, and the user's network allow-list (`egress`) is in p
 import contextlib
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from desktop_broker.x11 import watermark as watermark_module
 from desktop_broker.x11.cgroups import CgroupEntry, SeatCgroup
 from desktop_broker.x11.code_path import seat_python_path
 from desktop_broker.x11.display import XDisplay, start_display
+from desktop_broker.x11.errors import SeatStartFailed
 from desktop_broker.x11.processes import pss_kib, stop_process
 from desktop_broker.x11.spec import RfbAddress, SeatSpec
 from desktop_broker.x11.users import SeatUser, processes_of, provide_seat_user, remove_seat_user
@@ -133,6 +135,7 @@ def start_seat(
     """
     runtime_root.mkdir(mode=0o711, parents=True, exist_ok=True)
     runtime_root.chmod(0o711)  # the seat users enter their own directory below; nobody may list it
+    _require_enterable(runtime_root)
     runtime_dir = Path(tempfile.mkdtemp(prefix="seat-", dir=runtime_root))
     runtime_dir.chmod(0o711)
     started: list[subprocess.Popen[bytes]] = []
@@ -180,6 +183,18 @@ def start_seat(
     return SeatProcess(
         display, user, runtime_dir, watermark, app, x11vnc, RfbAddress("127.0.0.1", port), spec.feed_dir, cgroup
     )
+
+
+def _require_enterable(directory: Path) -> None:
+    """The seat's processes run as its user and must pass through every directory above their own."""
+    if os.geteuid() != 0:
+        return
+    closed = [d for d in (directory, *directory.parents) if not d.stat().st_mode & stat.S_IXOTH]
+    if closed:
+        raise SeatStartFailed(
+            f"seat users cannot enter {closed[0]} (mode {closed[0].stat().st_mode & 0o777:o}): "
+            f"give it o+x or choose another seats.runtime_root"
+        )
 
 
 def _ensure_x11_socket_dir() -> None:

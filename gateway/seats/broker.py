@@ -73,7 +73,7 @@ class SeatBroker:
         argv = tuple(app.command)
         if argv and argv[0] in ("python", "python3"):
             argv = (self.settings.app_python, *argv[1:])
-        return SeatKind(app.id, argv, rules)
+        return SeatKind(app.id, argv, rules, app.limits, app.backends)
 
     def warm_kinds(self, document: PolicyDocument) -> list[SeatKind]:
         """One kind per X11 app and group publishing it: what a member of that group alone would get."""
