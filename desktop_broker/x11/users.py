@@ -34,6 +34,7 @@ __all__ = [
     "SEAT_USER_PREFIX",
     "SeatUser",
     "SeatUserOwner",
+    "end_earlier_lives",
     "processes_of",
     "provide_seat_user",
     "reap_stale_seat_users",
@@ -114,6 +115,18 @@ def seat_user_owner() -> SeatUserOwner:
             atexit.register(_owner.release)
             reap_stale_seat_users()
         return _owner
+
+
+def end_earlier_lives() -> list[str]:
+    """As a broker starts (as root): claim its instance and end every seat a dead broker left behind.
+
+    Returns the seat users removed. A `kill -9`ed gateway's seats keep running (reparented to init); their
+    cgroups say exactly which processes were theirs (see `reap_stale_seat_users`).
+    """
+    if os.geteuid() != 0:
+        return []
+    seat_user_owner()
+    return reap_stale_seat_users()
 
 
 def provide_seat_user(homes_root: Path, owner: SeatUserOwner | None = None) -> SeatUser:

@@ -29,6 +29,7 @@ from desktop_broker.guacamole.gate import LaunchGate
 from desktop_broker.guacamole.token import derive_token_key
 from desktop_broker.pool import SeatKind, SeatPool, SeatUnavailable
 from desktop_broker.x11 import SeatError, SeatSpec, start_seat
+from desktop_broker.x11.users import end_earlier_lives
 from gateway import events
 from gateway.clock import Clock
 from gateway.db import session_scope
@@ -160,6 +161,18 @@ class SeatBroker:
         with session_scope(self.engine) as db:
             service.end_seats_of_session(db, session_id, self.clock())
 
+    def warm_up(self) -> None:
+        """The first pass after start: end what an earlier life of the gateway left, then fill the pool."""
+        if self.pool is not None:
+            try:
+                ended = end_earlier_lives()
+            except (SeatError, OSError) as error:
+                log.error("seats of an earlier life could not be ended: %s", error)
+            else:
+                if ended:
+                    log.warning("ended %d seats left by an earlier life: %s", len(ended), ", ".join(ended))
+        self.reconcile()
+
     def reconcile(self) -> None:
         """Make the pool match the leases; idempotent, safe to run at any time (one run at a time)."""
         if self.pool is None or not self._lock.acquire(blocking=False):
@@ -258,5 +271,5 @@ def start_broker(app: FastAPI, settings: SeatSettings | None = None) -> SeatBrok
     events.listen(service.SEAT_ASSIGNED, broker.on_seat_assigned)
     register_screen_viewer(broker.screen_viewer)
     app.state.seat_broker = broker
-    threading.Thread(target=broker.reconcile, name="seat-pool-warm", daemon=True).start()
+    threading.Thread(target=broker.warm_up, name="seat-pool-warm", daemon=True).start()
     return broker
