@@ -15,6 +15,7 @@ import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ DEFAULT_RUNTIME_ROOT = Path("/run/sohogw/seats")
 # Tk app uses too, so the two share libpython and Tk pages (measured: 28.6 MiB PSS under the venv's
 # statically linked Python, 11.7 MiB under Debian's).
 SYSTEM_PYTHON = "/usr/bin/python3"
+_ALLOW_LISTS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="seat-allow-list")
 X11_SOCKET_DIR = Path("/tmp/.X11-unix")  # noqa: S108 - fixed by libxtrans
 
 
@@ -129,9 +131,11 @@ def start_seat(
 ) -> SeatProcess:
     """Bring up one seat and return once x11vnc accepts viewers on loopback.
 
-    Order: user, network allow-list, cgroup, Xvfb, watermark, x11vnc (which deletes its passwords file
-    on reading it), then the app, so the app never sees the passwords file. On any failure every part
-    already started is undone before the error is raised.
+    Order: user, cgroup, Xvfb, watermark, x11vnc (which deletes its passwords file on reading it), then
+    the app, so the app never sees the passwords file. The network allow-list (one `nft` run, ~10-40 ms)
+    is installed meanwhile and waited for before the app starts: Xvfb, the watermark and x11vnc open no
+    connection (`-nolisten tcp`, `-localhost -nolookup`); the app is the first process that could. On any
+    failure every part already started is undone before the error is raised.
     """
     runtime_root.mkdir(mode=0o711, parents=True, exist_ok=True)
     runtime_root.chmod(0o711)  # the seat users enter their own directory below; nobody may list it
@@ -141,6 +145,7 @@ def start_seat(
     started: list[subprocess.Popen[bytes]] = []
     user: SeatUser | None = None
     cgroup: SeatCgroup | None = None
+    allow_list: Future[None] | None = None
     try:
         user = provide_seat_user(homes_root)
         private_dir = runtime_dir / "seat"
@@ -148,8 +153,8 @@ def start_seat(
         owner = (user.uid, user.gid) if user.created else (-1, -1)
         os.chown(private_dir, *owner)
         if user.created:
-            egress.allow_egress(user.name, user.uid, spec.egress)
             cgroup = SeatCgroup.create(user.instance_id, user.name, spec.limits)
+            allow_list = _ALLOW_LISTS.submit(egress.allow_egress, user.name, user.uid, spec.egress)
         _ensure_x11_socket_dir()
         with _entering(cgroup, user) as entry:
             display = start_display(spec.geometry, runtime_dir, private_dir, owner, entry)
@@ -165,6 +170,8 @@ def start_seat(
                 spec, _x_env(user, display), _base_env(), runtime_dir, private_dir, owner, entry
             )
         started.append(x11vnc)
+        if allow_list is not None:
+            allow_list.result()
         app = _spawn_app(spec, display, user, runtime_dir, cgroup)
         started.append(app)
     except BaseException:
@@ -172,6 +179,9 @@ def start_seat(
             stop_process(process)
         if cgroup is not None:
             cgroup.remove()
+        if allow_list is not None:
+            with contextlib.suppress(SeatStartFailed):
+                allow_list.result()  # finished, so that its rules cannot appear after the removal
         if user is not None:
             if user.created:
                 egress.remove_egress(user.name, user.uid)
@@ -208,10 +218,10 @@ def _ensure_x11_socket_dir() -> None:
 @contextlib.contextmanager
 def _entering(cgroup: SeatCgroup | None, user: SeatUser) -> Iterator[CgroupEntry | None]:
     """The `preexec_fn` that puts a child in the seat's cgroup as the seat user (None in dev mode)."""
-    if cgroup is None:
+    if not user.created:
         yield None
         return
-    entry = cgroup.entry(user.uid, user.gid)
+    entry = cgroup.entry(user.uid, user.gid) if cgroup is not None else CgroupEntry((), user.uid, user.gid)
     try:
         yield entry
     finally:

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -147,7 +148,10 @@ class Storm:
     def _agent(self, base_url: str, ca: str, cert: tuple[str, str], password: str) -> None:
         while not self._stop.is_set():
             try:
-                with httpx.Client(base_url=base_url, verify=ca, cert=cert, timeout=10) as client:
+                # httpx ignores `cert=` when `verify=` is a path: the client certificate goes in the SSL context.
+                context = ssl.create_default_context(cafile=ca)
+                context.load_cert_chain(*cert)
+                with httpx.Client(base_url=base_url, verify=context, timeout=10) as client:
                     answer = sign_in(client, "agent", password)
                     if answer.status_code != 303:
                         self.last_refusal = f"sign-in {answer.status_code}: {page_error(answer)}"
