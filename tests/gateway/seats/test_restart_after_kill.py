@@ -5,6 +5,7 @@ that fails on any secret the test knows (demo passwords, PKCS#12 and CA passphra
 """
 
 import os
+import pwd
 import re
 import signal
 import socket
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from sqlmodel import Session, select
 
 from desktop_broker.x11.cgroups import hierarchies
+from desktop_broker.x11.egress import TABLE, chain_name
 from desktop_broker.x11.users import OWNERS_DIR, end_earlier_lives
 from gateway.db import make_engine
 from gateway.seats.models import SeatLease, SeatLeaseState
@@ -127,6 +129,45 @@ def _running(pids: list[int]) -> list[int]:
         if stat[stat.rindex(")") + 2] != "Z":
             alive.append(pid)
     return alive
+
+
+FETCH = """
+import ssl, sys, urllib.error, urllib.request
+try:
+    urllib.request.urlopen(sys.argv[1], context=ssl._create_unverified_context(), timeout=5)
+    print("answered")
+except urllib.error.HTTPError as error:
+    print(f"answered {error.code}")
+except OSError as error:
+    print(f"refused: {error}")
+"""
+
+
+def _fetch(url: str, user: pwd.struct_passwd | None = None) -> str:
+    """What an HTTPS GET of `url` gets, as root or as a seat's Unix user."""
+    options: dict[str, object] = {}
+    if user is not None:
+        options = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+    result = subprocess.run(
+        ["/usr/bin/python3", "-c", FETCH, url], capture_output=True, text=True, timeout=20, check=True, **options
+    )  # type: ignore[call-overload]
+    return str(result.stdout).strip()
+
+
+def _a_seat_user_of(instance: str) -> pwd.struct_passwd:
+    """A seat user of the instance whose allow-list is in place (its app may be starting)."""
+    deadline = time.monotonic() + 20
+    while True:
+        rules = subprocess.run(["nft", "list", "table", *TABLE.split()], capture_output=True, text=True).stdout
+        users = [
+            entry
+            for entry in pwd.getpwall()
+            if entry.pw_name.startswith(f"sohoseat-{instance}-") and f"jump {chain_name(entry.pw_name)}" in rules
+        ]
+        if users:
+            return users[0]
+        assert time.monotonic() < deadline, "the restarted gateway started no seat"
+        time.sleep(0.2)
 
 
 class Storm:
@@ -238,6 +279,11 @@ def test_kill_9_during_a_login_storm_then_restart_leaves_only_the_new_pool_and_a
             assert time.monotonic() < deadline, f"old seat processes survive the restart: {_running(old_pids)}"
             time.sleep(0.2)
         assert not (hierarchies()[0].seats_root / instance).exists(), "the old life's cgroups are still there"
+        seat_user = _a_seat_user_of(_instance_of(second.pid))
+        for path in ("/metrics", "/internal/launch/alive", "/login"):
+            url = f"https://127.0.0.1:{port}{path}"
+            assert _fetch(url).startswith("answered"), f"the gateway does not answer {path} at all"
+            assert _fetch(url, seat_user).startswith("refused"), f"a seat's user reaches the gateway's {path}"
 
         deadline = time.monotonic() + 30
         while True:
