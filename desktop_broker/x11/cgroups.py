@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from desktop_broker.x11.errors import SeatStartFailed
+from desktop_broker.x11.errors import SeatError, SeatStartFailed
 from policy.schema import SeatLimits
 
 SEATS_GROUP = "sohogw-seats"
@@ -61,22 +61,20 @@ def _own_paths(proc_cgroup: str) -> dict[str, str]:
     return paths
 
 
-def find_hierarchies(
-    mountinfo: str | None = None, proc_cgroup: str | None = None, leaf: bool = True
-) -> tuple[Hierarchy, ...]:
+def find_hierarchies() -> tuple[Hierarchy, ...]:
     """Where this process makes seat cgroups: the v2 hierarchy first, then v1 ones for missing controllers.
 
     Raises `SeatStartFailed` when there is no cgroup v2 hierarchy or a limit has nowhere to go.
     """
-    mounts = _parse_mounts(mountinfo if mountinfo is not None else Path("/proc/self/mountinfo").read_text())
-    own = _own_paths(proc_cgroup if proc_cgroup is not None else Path("/proc/self/cgroup").read_text())
+    mounts = _parse_mounts(Path("/proc/self/mountinfo").read_text())
+    own = _own_paths(Path("/proc/self/cgroup").read_text())
     unified = next((point for point, fstype, _ in mounts if fstype == "cgroup2"), None)
     if unified is None or "" not in own:
         raise SeatStartFailed("no cgroup v2 hierarchy is mounted: seats cannot be confined (mount cgroup2)")
     own_v2 = unified / own[""].lstrip("/")
     available = set((own_v2 / "cgroup.controllers").read_text().split())
     in_v2 = tuple(name for name in LIMITED if name in available)
-    if in_v2 and leaf:
+    if in_v2:
         _delegate(own_v2, in_v2)
     hierarchies = [Hierarchy(own_v2 / SEATS_GROUP, in_v2, unified=True)]
     for name in LIMITED:
@@ -227,7 +225,7 @@ def kill_cgroup(directories: tuple[Path, ...], wait_seconds: float = _KILL_WAIT_
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         if time.monotonic() > deadline:
-            raise SeatStartFailed(f"processes {sorted(pids)} of {directories[0]} survived SIGKILL")
+            raise SeatError(f"processes {sorted(pids)} of {directories[0]} survived SIGKILL; check for a stuck mount")
         time.sleep(0.01)
 
 

@@ -71,6 +71,8 @@ class SeatUserOwner:
     lock: int
     pid: int = field(default_factory=os.getpid)
     _serials: Iterator[int] = field(default_factory=itertools.count)
+    unreported: list[str] = field(default_factory=list)
+    """Seat users of dead instances removed when this one was claimed, until `end_earlier_lives` reports them."""
 
     @classmethod
     def claim(cls) -> "SeatUserOwner":
@@ -113,7 +115,7 @@ def seat_user_owner() -> SeatUserOwner:
         if _owner is None or _owner.pid != os.getpid():
             _owner = SeatUserOwner.claim()
             atexit.register(_owner.release)
-            reap_stale_seat_users()
+            _owner.unreported = reap_stale_seat_users()
         return _owner
 
 
@@ -125,8 +127,10 @@ def end_earlier_lives() -> list[str]:
     """
     if os.geteuid() != 0:
         return []
-    seat_user_owner()
-    return reap_stale_seat_users()
+    owner = seat_user_owner()
+    with _owner_guard:
+        ended, owner.unreported = owner.unreported, []
+    return ended + reap_stale_seat_users()
 
 
 def provide_seat_user(homes_root: Path, owner: SeatUserOwner | None = None) -> SeatUser:

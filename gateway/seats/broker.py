@@ -31,6 +31,7 @@ from desktop_broker.pool import SeatKind, SeatPool, SeatUnavailable
 from desktop_broker.x11 import SeatError, SeatSpec, start_seat
 from desktop_broker.x11.users import end_earlier_lives
 from gateway import events
+from gateway.audit.service import record
 from gateway.clock import Clock
 from gateway.db import session_scope
 from gateway.policies.service import current_policy
@@ -171,6 +172,16 @@ class SeatBroker:
             else:
                 if ended:
                     log.warning("ended %d seats left by an earlier life: %s", len(ended), ", ".join(ended))
+                    with session_scope(self.engine) as db:
+                        record(
+                            db,
+                            actor="gateway",
+                            action="seat.earlier_life_ended",
+                            target=self.node,
+                            outcome="success",
+                            detail={"seat_users": ended},
+                            clock=self.clock,
+                        )
         self.reconcile()
 
     def reconcile(self) -> None:

@@ -4,6 +4,7 @@ the old life left is ended for a reason. The embedded start and the storm run un
 that fails on any secret the test knows (demo passwords, PKCS#12 and CA passphrases, the seats' X cookies).
 """
 
+import json
 import os
 import pwd
 import re
@@ -26,6 +27,7 @@ from sqlmodel import Session, select
 from desktop_broker.x11.cgroups import hierarchies
 from desktop_broker.x11.egress import TABLE, chain_name
 from desktop_broker.x11.users import OWNERS_DIR, end_earlier_lives
+from gateway.audit.models import AuditEvent
 from gateway.db import make_engine
 from gateway.seats.models import SeatLease, SeatLeaseState
 from tests.support.cmdline_watcher import leaked, watching_command_lines
@@ -171,47 +173,54 @@ def _a_seat_user_of(instance: str) -> pwd.struct_passwd:
 
 
 class Storm:
-    """Threads signing the agent (with its certificate) in and launching its seat, and the supervisor in."""
+    """The agent signs in once (with its certificate) and launches its seat again and again (each launch mints a
+    token); the supervisor signs in again and again; someone keeps guessing the admin's password (refusals)."""
 
     def __init__(self, base_url: str, ca: str, agent_cert: tuple[str, str], secrets: dict[str, str]) -> None:
         self.launched = 0
         self.signed_in = 0
+        self.refused = 0
         self.last_refusal = ""
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._agent, args=(base_url, ca, agent_cert, secrets["agent"]), daemon=True),
-            threading.Thread(target=self._agent, args=(base_url, ca, agent_cert, secrets["agent"]), daemon=True),
-            threading.Thread(target=self._supervisor, args=(base_url, ca, secrets["supervisor"]), daemon=True),
+            threading.Thread(target=self._sign_ins, args=(base_url, ca, "supervisor", secrets["supervisor"])),
+            threading.Thread(target=self._sign_ins, args=(base_url, ca, "admin", "a wrong guess")),
         ]
         for thread in self._threads:
+            thread.daemon = True
             thread.start()
 
     def _agent(self, base_url: str, ca: str, cert: tuple[str, str], password: str) -> None:
-        while not self._stop.is_set():
-            try:
-                # httpx ignores `cert=` when `verify=` is a path: the client certificate goes in the SSL context.
-                context = ssl.create_default_context(cafile=ca)
-                context.load_cert_chain(*cert)
-                with httpx.Client(base_url=base_url, verify=context, timeout=10) as client:
-                    answer = sign_in(client, "agent", password)
-                    if answer.status_code != 303:
-                        self.last_refusal = f"sign-in {answer.status_code}: {page_error(answer)}"
-                        continue
-                    self.signed_in += 1
+        # httpx ignores `cert=` when `verify=` is a path: the client certificate goes in the SSL context.
+        context = ssl.create_default_context(cafile=ca)
+        context.load_cert_chain(*cert)
+        with httpx.Client(base_url=base_url, verify=context, timeout=10) as client:
+            while not self._stop.is_set():
+                try:
+                    if self.signed_in == 0 or self.last_refusal.startswith("launch 401"):
+                        answer = sign_in(client, "agent", password)
+                        if answer.status_code != 303:
+                            self.last_refusal = f"sign-in {answer.status_code}: {page_error(answer)}"
+                            continue
+                        self.signed_in += 1
                     launch = client.get("/agent/apps/customer-console/launch")
                     if launch.status_code == 200:
                         self.launched += 1
+                        self.last_refusal = ""
                     else:
                         self.last_refusal = f"launch {launch.status_code}: {page_error(launch)}"
-            except httpx.HTTPError:
-                time.sleep(0.05)  # the gateway is gone or busy; keep storming
+                except httpx.HTTPError:
+                    time.sleep(0.05)  # the gateway is gone or busy; keep storming
 
-    def _supervisor(self, base_url: str, ca: str, password: str) -> None:
+    def _sign_ins(self, base_url: str, ca: str, login: str, password: str) -> None:
         while not self._stop.is_set():
             try:
                 with httpx.Client(base_url=base_url, verify=ca, timeout=10) as client:
-                    if sign_in(client, "supervisor", password).status_code == 303:
+                    if sign_in(client, login, password).status_code == 303:
                         self.signed_in += 1
+                    else:
+                        self.refused += 1
             except httpx.HTTPError:
                 time.sleep(0.05)
 
@@ -245,11 +254,12 @@ def test_kill_9_during_a_login_storm_then_restart_leaves_only_the_new_pool_and_a
             ca = str(data / "ca/root-ca.cert.pem")
             storm = Storm(f"https://127.0.0.1:{port}", ca, _agent_certificate(data, secrets["p12"], root), secrets)
             started = time.monotonic()
-            while storm.launched < 2 or time.monotonic() - started < STORM_SECONDS:
+            while storm.launched < 2 or storm.refused < 2 or time.monotonic() - started < STORM_SECONDS:
                 assert time.monotonic() - started < 60, f"no seat launched: {storm.last_refusal}"
                 time.sleep(0.1)
             instance = _instance_of(first.pid)
             old_pids = _seat_pids(instance)
+            old_users = {entry.pw_name for entry in pwd.getpwall() if entry.pw_name.startswith(f"sohoseat-{instance}-")}
             cookies = _cookies(root / "homes")
             first.send_signal(signal.SIGKILL)  # mid-storm
             first.wait()
@@ -294,6 +304,9 @@ def test_kill_9_during_a_login_storm_then_restart_leaves_only_the_new_pool_and_a
             assert time.monotonic() < deadline, "the old life's seat leases are still live after the restart"
             time.sleep(0.5)
         assert all(leases[lease_id].end_reason is not None for lease_id in left_live)
+        with Session(engine) as db:
+            reaped = db.exec(select(AuditEvent).where(AuditEvent.action == "seat.earlier_life_ended")).all()
+        assert reaped and old_users <= set(json.loads(reaped[-1].detail)["seat_users"]), "the restart left no trace"
         verified = subprocess.run(
             [str(REPO / ".venv/bin/sohogw"), "audit", "verify"], env=env, cwd=REPO, capture_output=True, text=True
         )
