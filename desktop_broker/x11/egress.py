@@ -7,13 +7,17 @@ seats' x11vnc all listen there. Replies to connections others opened to the seat
 its x11vnc) pass as `ct state established`.
 
 The table `inet sohogw_seats` is ours alone: the VPN rebuilds its own table and never touches this one. Every
-seat gets a chain named after its user and one element `uid : jump <chain>` in the map the output hook
-consults; both go in one `nft -f -` transaction before the seat's first process runs, and go again after
-its last one is dead. Several brokers on one node share the table; each changes only its own seats' chains.
+seat user's uid gets a chain `seat_<uid>` and one element `uid : jump seat_<uid>` in the map the output hook
+consults, written in one `nft -f -` transaction (the chain flushed and filled again, so rules a crashed seat
+left for a recycled uid are replaced, never added to). They go again after the seat's last process is dead,
+and `remove_stale_egress` drops those of uids that are no seat user any more. Several brokers on one node
+share the table; each changes only its own seats' uids.
 """
 
 import json
+import re
 import subprocess
+from collections.abc import Callable
 
 from desktop_broker.x11.errors import SeatStartFailed
 from policy.values import Destination
@@ -23,9 +27,9 @@ _MAP = "seat_egress"
 _NFT_TIMEOUT_SECONDS = 10.0
 
 
-def chain_name(user_name: str) -> str:
-    """The seat's chain: its user name in the characters nft accepts unquoted."""
-    return user_name.replace("-", "_")
+def chain_name(uid: int) -> str:
+    """The chain of the seat user with this uid."""
+    return f"seat_{uid}"
 
 
 def _destination_rule(destination: Destination) -> str:
@@ -51,9 +55,9 @@ def _skeleton() -> list[str]:
     ]
 
 
-def allow_egress(user_name: str, uid: int, destinations: tuple[Destination, ...]) -> None:
+def allow_egress(uid: int, destinations: tuple[Destination, ...]) -> None:
     """Install the seat's allow-list (local addresses refused, the destinations accepted, the rest refused)."""
-    chain = chain_name(user_name)
+    chain = chain_name(uid)
     commands = [
         *_skeleton(),
         f"add chain {TABLE} {chain}",
@@ -68,30 +72,30 @@ def allow_egress(user_name: str, uid: int, destinations: tuple[Destination, ...]
     _apply(commands)
 
 
-def remove_egress(user_name: str, uid: int) -> None:
+def remove_egress(uid: int) -> None:
     """Drop the seat's map element and chain; a seat whose rules are already gone is left as it is."""
-    rules = _listing()
-    chain = chain_name(user_name)
-    commands = [f"delete element {TABLE} {_MAP} {{ {uid} }}"] if uid in _map_elements(rules) else []
-    if chain in _chains(rules):
-        commands += [f"flush chain {TABLE} {chain}", f"delete chain {TABLE} {chain}"]
-    if commands:
-        _apply(commands)
+    _remove(_listing(), [uid])
 
 
-def remove_egress_of_instance(instance_id: str) -> list[str]:
-    """Drop every chain (and its map elements) of a dead broker instance's seat users; returns the chains."""
+def remove_stale_egress(is_seat_user: Callable[[int], bool]) -> list[int]:
+    """Drop the rules of every uid that is no seat user any more (a seat of a broker that died); returns them."""
     rules = _listing()
-    prefix = chain_name(f"sohoseat-{instance_id}-")
-    doomed = [chain for chain in _chains(rules) if chain.startswith(prefix)]
-    commands = [
-        f"delete element {TABLE} {_MAP} {{ {uid} }}" for uid, target in _map_elements(rules).items() if target in doomed
-    ]
-    for chain in doomed:
-        commands += [f"flush chain {TABLE} {chain}", f"delete chain {TABLE} {chain}"]
+    uids = {*_map_elements(rules), *(int(c[5:]) for c in _chains(rules) if re.fullmatch(r"seat_\d+", c))}
+    stale = sorted(uid for uid in uids if not is_seat_user(uid))
+    _remove(rules, stale)
+    return stale
+
+
+def _remove(rules: list[dict[str, object]], uids: list[int]) -> None:
+    elements, chains = _map_elements(rules), _chains(rules)
+    commands = []
+    for uid in uids:
+        if uid in elements:
+            commands.append(f"delete element {TABLE} {_MAP} {{ {uid} }}")
+        if chain_name(uid) in chains:
+            commands += [f"flush chain {TABLE} {chain_name(uid)}", f"delete chain {TABLE} {chain_name(uid)}"]
     if commands:
         _apply(commands)
-    return doomed
 
 
 def _apply(commands: list[str]) -> None:

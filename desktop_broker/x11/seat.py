@@ -119,7 +119,8 @@ class SeatProcess:
             stop_process(process)
         if self.cgroup is not None:
             self.cgroup.remove()
-            egress.remove_egress(self.user.name, self.user.uid)
+        if self.user.created:
+            egress.remove_egress(self.user.uid)
         remove_seat_user(self.user)
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
         if self.feed_dir is not None:
@@ -154,7 +155,7 @@ def start_seat(
         os.chown(private_dir, *owner)
         if user.created:
             cgroup = SeatCgroup.create(user.instance_id, user.name, spec.limits)
-            allow_list = _ALLOW_LISTS.submit(egress.allow_egress, user.name, user.uid, spec.egress)
+            allow_list = _ALLOW_LISTS.submit(egress.allow_egress, user.uid, spec.egress)
         _ensure_x11_socket_dir()
         with _entering(cgroup, user) as entry:
             display = start_display(spec.geometry, runtime_dir, private_dir, owner, entry)
@@ -184,7 +185,7 @@ def start_seat(
                 allow_list.result()  # finished, so that its rules cannot appear after the removal
         if user is not None:
             if user.created:
-                egress.remove_egress(user.name, user.uid)
+                egress.remove_egress(user.uid)
             remove_seat_user(user)
         shutil.rmtree(runtime_dir, ignore_errors=True)
         if spec.feed_dir is not None:

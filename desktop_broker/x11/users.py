@@ -100,6 +100,8 @@ class SeatUserOwner:
         if self.pid != os.getpid():  # a forked child inherited the object, not the claim
             return
         _remove_instance(self.instance_id)
+        if os.geteuid() == 0:
+            egress.remove_stale_egress(_is_seat_user)
         (OWNERS_DIR / f"{self.instance_id}.lock").unlink(missing_ok=True)
         os.close(self.lock)
 
@@ -178,16 +180,25 @@ def reap_stale_seat_users() -> list[str]:
         with _lock_of_dead_instance(instance_id) as dead:
             if dead:
                 reaped += _remove_instance(instance_id)
+    if os.geteuid() == 0:
+        egress.remove_stale_egress(_is_seat_user)
     return reaped
 
 
+def _is_seat_user(uid: int) -> bool:
+    try:
+        return pwd.getpwuid(uid).pw_name.startswith(SEAT_USER_PREFIX)
+    except KeyError:
+        return False
+
+
 def _remove_instance(instance_id: str) -> list[str]:
-    """Everything a dead instance left: its seats' processes (exactly, by cgroup), then their network
-    rules, then their users (with any process a cgroup did not hold, e.g. one from before cgroups)."""
+    """Everything a dead instance left: its seats' processes (exactly, by cgroup), then their users (with
+    any process a cgroup did not hold, e.g. one from before cgroups); their network rules go with the next
+    `remove_stale_egress`."""
     if os.geteuid() == 0:
         for seat in cgroups.remove_instance(instance_id):
             log.warning("ended the processes of seat %s, left by a broker that is gone", seat.name)
-        egress.remove_egress_of_instance(instance_id)
     return _remove_users_of(instance_id)
 
 

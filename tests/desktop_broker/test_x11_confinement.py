@@ -22,7 +22,7 @@ import pytest
 
 from desktop_broker.x11 import SeatProcess, wait_for_first_frame
 from desktop_broker.x11.cgroups import SeatCgroup
-from desktop_broker.x11.egress import TABLE, chain_name
+from desktop_broker.x11.egress import TABLE, allow_egress, chain_name, remove_egress, remove_stale_egress
 from desktop_broker.x11.users import reap_stale_seat_users
 from policy.schema import SeatLimits
 from policy.values import Destination
@@ -207,7 +207,7 @@ def test_a_seat_user_reaches_its_apps_backend_and_nothing_else(network: Network)
             wait_for_first_frame(seat.rfb_address, mine.passwords.full_access)
             wait_for_first_frame(other.seat.rfb_address, other.passwords.full_access)
         listing = subprocess.run(["nft", "list", "table", *TABLE.split()], capture_output=True, text=True).stdout
-        assert chain_name(seat.user.name) not in listing, "the stopped seat's chain is still there"
+        assert f"chain {chain_name(seat.user.uid)} " not in listing, "the stopped seat's chain is still there"
     finally:
         for listener in (gateway, guacd):
             listener.kill()
@@ -256,8 +256,11 @@ argv = ["/bin/sh", "-c", "setsid -f sleep 3001; exec sleep 3002"]
 seats = [start_seat(SeatSpec(argv, DisplayRules(), "x", SeatPasswords.generate()), root / "homes", root / "run")
          for _ in range(2)]
 time.sleep(0.5)
-print(json.dumps([{"user": s.user.name, "pids": s.cgroup.pids(), "cgroups": [str(d) for d in s.cgroup.directories]}
-                  for s in seats]), flush=True)
+described = [
+    {"user": s.user.name, "uid": s.user.uid, "pids": s.cgroup.pids(), "cgroups": [str(d) for d in s.cgroup.directories]}
+    for s in seats
+]
+print(json.dumps(described), flush=True)
 time.sleep(600)
 """
 
@@ -280,5 +283,23 @@ def test_seats_of_a_broker_killed_with_sigkill_are_ended_exactly_by_the_next_bro
     assert not _running(pids), "a process of the old life survived"
     assert not [d for seat in seats for d in seat["cgroups"] if Path(d).exists()]
     listing = subprocess.run(["nft", "list", "table", *TABLE.split()], capture_output=True, text=True).stdout
-    assert not [seat for seat in seats if chain_name(seat["user"]) in listing]
+    assert not [seat for seat in seats if f"chain {chain_name(seat['uid'])} " in listing]
     shutil.rmtree(root, ignore_errors=True)
+
+
+def test_rules_left_for_a_recycled_uid_are_replaced_and_stale_ones_swept() -> None:
+    uid = 3_900_000 + os.getpid() % 1000  # no account has it: what a crashed seat leaves for a deleted user
+    old = Destination(ipaddress.ip_network("192.0.2.7/32"), "tcp", 443)
+    new = Destination(ipaddress.ip_network("198.51.100.9/32"), "tcp", 5432)
+    try:
+        allow_egress(uid, (old,))
+        allow_egress(uid, (new,))  # a new seat user got the uid: its rules replace the old ones
+        chain = subprocess.run(
+            ["nft", "list", "chain", *TABLE.split(), chain_name(uid)], capture_output=True, text=True, check=True
+        ).stdout
+        assert "198.51.100.9" in chain and "192.0.2.7" not in chain
+        assert remove_stale_egress(lambda candidate: candidate != uid) == [uid]
+        listing = subprocess.run(["nft", "list", "table", *TABLE.split()], capture_output=True, text=True).stdout
+        assert f"chain {chain_name(uid)} " not in listing and f"{uid} : jump" not in listing
+    finally:
+        remove_egress(uid)

@@ -164,7 +164,8 @@ def _a_seat_user_of(instance: str) -> pwd.struct_passwd:
         users = [
             entry
             for entry in pwd.getpwall()
-            if entry.pw_name.startswith(f"sohoseat-{instance}-") and f"jump {chain_name(entry.pw_name)}" in rules
+            if entry.pw_name.startswith(f"sohoseat-{instance}-")
+            and re.search(rf"jump {chain_name(entry.pw_uid)}\b", rules)
         ]
         if users:
             return users[0]
