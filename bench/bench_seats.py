@@ -36,7 +36,7 @@ def bench_bare_xvfb(count: int, root: Path) -> tuple[list[float], list[int]]:
             runtime = root / f"bare-{index}"
             runtime.mkdir()
             started = time.monotonic()
-            display: XDisplay = start_display(Geometry(), runtime)
+            display: XDisplay = start_display(Geometry(), runtime, runtime)
             durations.append(time.monotonic() - started)
             displays.append(display)
         return durations, [pss_kib(display.process.pid) for display in displays]

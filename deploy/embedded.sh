@@ -26,11 +26,15 @@ sohogw=.venv/bin/sohogw
 if [[ ! -f "$SOHOGW_DATA_DIR/first-run.txt" ]]; then
     "$sohogw" cert issue --kind server --dns localhost --ip 127.0.0.1 --out "$SOHOGW_DATA_DIR/portal"
     agent_pw=$(secret) supervisor_pw=$(secret) admin_pw=$(secret) p12_pw=$(secret)
-    "$sohogw" user add agent --group SOHO-Agents --upn agent@soho.local --display-name "Demo Agent" --password "$agent_pw"
-    "$sohogw" user add supervisor --group SOHO-Supervisors --display-name "Demo Supervisor" --password "$supervisor_pw"
-    "$sohogw" user add admin --group SOHO-SecurityAdmins --group SOHO-HR --display-name "Demo Admin" --password "$admin_pw"
+    # Secrets go to sohogw on standard input (here-strings), never as arguments: /proc/PID/cmdline is public.
+    "$sohogw" user add agent --group SOHO-Agents --upn agent@soho.local --display-name "Demo Agent" \
+        --password-file - <<<"$agent_pw"
+    "$sohogw" user add supervisor --group SOHO-Supervisors --display-name "Demo Supervisor" \
+        --password-file - <<<"$supervisor_pw"
+    "$sohogw" user add admin --group SOHO-SecurityAdmins --group SOHO-HR --display-name "Demo Admin" \
+        --password-file - <<<"$admin_pw"
     "$sohogw" cert issue --upn agent@soho.local --wireguard-key "$(wg genkey | wg pubkey)" \
-        --out "$SOHOGW_DATA_DIR/agent.p12" --p12-passphrase "$p12_pw"
+        --out "$SOHOGW_DATA_DIR/agent.p12" --p12-passphrase-file - <<<"$p12_pw"
     admin_code=$("$sohogw" totp issue-code admin | awk '{print $NF}')  # privileged TOTP enrolment needs it (24 h)
     (umask 077 && cat >"$SOHOGW_DATA_DIR/first-run.txt" <<EOT
 SOHO Gateway demo accounts (built-in directory). Portal: $SOHOGW_PUBLIC_URL/

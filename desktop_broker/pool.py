@@ -18,6 +18,8 @@ from pathlib import Path
 from desktop_broker.apps.call_state import CALL_STATE_ENV
 from desktop_broker.x11 import SeatError, SeatPasswords, SeatProcess, SeatSpec
 from policy.rules import DisplayRules
+from policy.schema import SeatLimits
+from policy.values import Destination
 
 log = logging.getLogger(__name__)
 UNASSIGNED_LABEL = "not assigned"
@@ -34,6 +36,10 @@ class SeatKind:
     app_id: str
     argv: tuple[str, ...]
     rules: DisplayRules
+    limits: SeatLimits = SeatLimits()  # noqa: RUF009 - frozen pydantic model, immutable
+    """The seat's cgroup limits, from the app's policy."""
+    egress: tuple[Destination, ...] = ()
+    """The app's backends: the only destinations the seat may connect to."""
 
 
 @dataclass(slots=True)
@@ -145,7 +151,16 @@ class SeatPool:
         feed_dir = self.call_state_root / seat_id if self.call_state_root is not None else None
         call_state_file = feed_dir / "call-state.json" if feed_dir is not None else None
         app_env = {CALL_STATE_ENV: str(call_state_file)} if call_state_file is not None else {}
-        spec = SeatSpec(kind.argv, kind.rules, UNASSIGNED_LABEL, passwords, app_env=app_env, feed_dir=feed_dir)
+        spec = SeatSpec(
+            kind.argv,
+            kind.rules,
+            UNASSIGNED_LABEL,
+            passwords,
+            app_env=app_env,
+            feed_dir=feed_dir,
+            limits=kind.limits,
+            egress=kind.egress,
+        )
         try:
             with self._lifecycle:
                 process = self.start(spec)

@@ -11,7 +11,7 @@ from policy.groups import group_key
 from policy.guacamole import compile_guacamole
 from policy.network import NetworkScope, compile_network_scope
 from policy.rules import DisplayRules
-from policy.schema import GroupPolicy, GuacamoleApp, PolicyDocument, Role, X11App
+from policy.schema import GroupPolicy, GuacamoleApp, PolicyDocument, Role, SeatLimits, X11App
 from policy.shifts import ShiftStatus, in_shift
 from policy.x11 import X11SeatParams, compile_x11
 
@@ -27,6 +27,7 @@ __all__ = [
     "PolicyError",
     "Problem",
     "Role",
+    "SeatLimits",
     "ShiftStatus",
     "X11App",
     "X11SeatParams",

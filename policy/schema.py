@@ -27,6 +27,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SeatLimits(_Strict):
+    """What one X11 seat (Xvfb, x11vnc, watermark, the app and all it forks) may use on the node together."""
+
+    pids: int = Field(default=256, ge=32, le=32768)
+    """Processes and threads at once: a fork bomb in a seat stops here, not at the node's limit."""
+    memory_mib: int = Field(default=1024, ge=128, le=65536)
+    """Memory in MiB; past it the kernel reclaims, then kills within the seat only."""
+    cpu_percent: int = Field(default=100, ge=10, le=6400)
+    """CPU time as a share of one core (100 = one core, 50 = half of one)."""
+
+
 class X11App(_Strict):
     """An application run in an X11 kiosk seat on this gateway."""
 
@@ -34,6 +45,9 @@ class X11App(_Strict):
     title: str
     backend: Literal["x11"]
     command: tuple[str, ...] = Field(min_length=1)
+    backends: tuple[NetworkDestination, ...] = ()
+    """The only destinations the seat's processes may open connections to (default: none at all)."""
+    limits: SeatLimits = SeatLimits()
 
 
 class GuacamoleApp(_Strict):

@@ -17,9 +17,15 @@ from gateway.db import make_engine
 from gateway.migrate import upgrade
 from tests.directory.samba import SambaDC, running_samba_dc
 from tests.directory.slapd import Slapd, running_slapd
+from tests.support.cgroups import ensure_cgroup_hierarchies
 from tests.support.postgres import create_database, postgres_bin_dir, running_postgres
 
 IN_CI = os.environ.get("CI") == "true"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Seats need cgroups, which `ip netns exec` hides (tests/support/cgroups.py)."""
+    ensure_cgroup_hierarchies()
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 
 Xvfb picks its own free display number (`-displayfd`), so seats started at the same time never race
 for one. Only holders of the seat's MIT-MAGIC-COOKIE-1 may connect: x11vnc, the watermark, the app.
+Xvfb runs as the seat's user inside the seat's cgroup (`preexec`), reading its cookie from a file in the
+seat user's private directory.
 """
 
 import os
@@ -9,11 +11,13 @@ import secrets
 import select
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from desktop_broker.x11.errors import SeatStartFailed
 from desktop_broker.x11.spec import Geometry
+from desktop_broker.x11.xauthority import write_cookie
 
 DISPLAY_START_TIMEOUT = 5.0
 
@@ -31,12 +35,21 @@ class XDisplay:
         return f":{self.number}"
 
 
-def start_display(geometry: Geometry, runtime_dir: Path) -> XDisplay:
-    """Start Xvfb and return once it accepts connections (it writes its number only when ready)."""
+def start_display(
+    geometry: Geometry,
+    runtime_dir: Path,
+    private_dir: Path,
+    owner: tuple[int, int] = (-1, -1),
+    preexec: Callable[[], None] | None = None,
+) -> XDisplay:
+    """Start Xvfb and return once it accepts connections (it writes its number only when ready).
+
+    `private_dir` is the seat user's (`owner`) own directory, where its cookie file goes; logs stay in the
+    broker's `runtime_dir`.
+    """
     cookie = secrets.token_hex(16)
-    server_auth = runtime_dir / "server.xauth"
-    # The X server accepts every cookie in its -auth file whatever display number it is filed under.
-    write_cookie(server_auth, ":0", cookie)
+    server_auth = private_dir / "server.xauth"
+    write_cookie(server_auth, None, cookie, *owner)
     read_end, write_end = os.pipe()
     log = (runtime_dir / "xvfb.log").open("wb")
     argv = [
@@ -56,7 +69,13 @@ def start_display(geometry: Geometry, runtime_dir: Path) -> XDisplay:
     ]
     try:
         process = subprocess.Popen(
-            argv, pass_fds=(write_end,), stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            argv,
+            pass_fds=(write_end,),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            preexec_fn=preexec,  # system calls only (cgroups.CgroupEntry)
         )
     finally:
         os.close(write_end)
@@ -70,16 +89,6 @@ def start_display(geometry: Geometry, runtime_dir: Path) -> XDisplay:
     finally:
         os.close(read_end)
     return XDisplay(process, number, cookie)
-
-
-def write_cookie(path: Path, display: str, cookie: str, uid: int = -1, gid: int = -1) -> None:
-    """An Xauthority file readable by its owner only, holding the seat's cookie for `display`."""
-    path.unlink(missing_ok=True)
-    path.touch(mode=0o600)
-    subprocess.run(
-        ["xauth", "-q", "-f", str(path), "add", display, "MIT-MAGIC-COOKIE-1", cookie], check=True, capture_output=True
-    )
-    os.chown(path, uid, gid)
 
 
 def _read_display_number(fd: int, process: subprocess.Popen[bytes], runtime_dir: Path) -> int:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from policy.rules import DisplayRules
+from policy.schema import SeatLimits
+from policy.values import Destination
 
 # VNC authentication (RFB 3.8 §7.2.2) uses only the first 8 bytes of a password as a DES key.
 VNC_PASSWORD_LENGTH = 8
@@ -84,6 +86,10 @@ class SeatSpec:
     feed_dir: Path | None = None
     """A directory the broker writes and only the seat's user may read (the app's call state): made
     root-owned, group = the seat user's, mode 0750, before the app starts; removed by `stop()`."""
+    limits: SeatLimits = SeatLimits()  # noqa: RUF009 - frozen pydantic model, immutable
+    """pids, memory and CPU of the whole seat (its cgroup), from the app's policy."""
+    egress: tuple[Destination, ...] = ()
+    """The only destinations the seat's processes may connect to (the app's backends in policy)."""
 
 
 def clipboard_flags(rules: DisplayRules) -> list[str]:

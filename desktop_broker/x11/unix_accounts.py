@@ -22,7 +22,9 @@ from desktop_broker.x11.errors import SeatUserError
 
 log = logging.getLogger(__name__)
 ACCOUNTS_LOCK = Path("/run/sohogw/seat-owners/accounts.lock")
-_SHARED_TEMP_DIRS = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))  # noqa: S108 - only cleaned, never written
+# /tmp/.X11-unix: a seat's Xvfb killed with SIGKILL leaves its socket there, and the sticky directory lets no
+# other seat user replace it.
+_SHARED_TEMP_DIRS = (Path("/tmp"), Path("/tmp/.X11-unix"), Path("/var/tmp"), Path("/dev/shm"))  # noqa: S108 - only cleaned
 _USERDEL_NO_SUCH_USER = 6
 
 

@@ -13,6 +13,7 @@ import atexit
 import contextlib
 import fcntl
 import itertools
+import logging
 import os
 import pwd
 import re
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from desktop_broker.x11 import cgroups, egress
 from desktop_broker.x11.unix_accounts import ACCOUNTS_LOCK, create_account, processes_of, remove_account
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "SEAT_USER_PREFIX",
     "SeatUser",
     "SeatUserOwner",
+    "end_earlier_lives",
     "processes_of",
     "provide_seat_user",
     "reap_stale_seat_users",
@@ -39,6 +42,7 @@ __all__ = [
     "seat_user_owner",
 ]
 
+log = logging.getLogger(__name__)
 SEAT_USER_PREFIX = "sohoseat-"
 OWNERS_DIR = ACCOUNTS_LOCK.parent
 ACCOUNT_RETRY_SECONDS = 10.0
@@ -55,6 +59,8 @@ class SeatUser:
     gid: int
     home: Path
     created: bool
+    instance_id: str = ""
+    """The broker instance that made the user (its cgroups live under that id); empty when not created."""
 
 
 @dataclass(slots=True)
@@ -65,6 +71,8 @@ class SeatUserOwner:
     lock: int
     pid: int = field(default_factory=os.getpid)
     _serials: Iterator[int] = field(default_factory=itertools.count)
+    unreported: list[str] = field(default_factory=list)
+    """Seat users of dead instances removed when this one was claimed, until `end_earlier_lives` reports them."""
 
     @classmethod
     def claim(cls) -> "SeatUserOwner":
@@ -91,7 +99,9 @@ class SeatUserOwner:
         """Remove the users this instance still has (seats not stopped), then give up the id."""
         if self.pid != os.getpid():  # a forked child inherited the object, not the claim
             return
-        _remove_users_of(self.instance_id)
+        _remove_instance(self.instance_id)
+        if os.geteuid() == 0:
+            egress.remove_stale_egress(_is_seat_user)
         (OWNERS_DIR / f"{self.instance_id}.lock").unlink(missing_ok=True)
         os.close(self.lock)
 
@@ -107,24 +117,40 @@ def seat_user_owner() -> SeatUserOwner:
         if _owner is None or _owner.pid != os.getpid():
             _owner = SeatUserOwner.claim()
             atexit.register(_owner.release)
-            reap_stale_seat_users()
+            _owner.unreported = reap_stale_seat_users()
         return _owner
 
 
-def provide_seat_user(seat_number: int, homes_root: Path, owner: SeatUserOwner | None = None) -> SeatUser:
+def end_earlier_lives() -> list[str]:
+    """As a broker starts (as root): claim its instance and end every seat a dead broker left behind.
+
+    Returns the seat users removed. A `kill -9`ed gateway's seats keep running (reparented to init); their
+    cgroups say exactly which processes were theirs (see `reap_stale_seat_users`).
+    """
+    if os.geteuid() != 0:
+        return []
+    owner = seat_user_owner()
+    with _owner_guard:
+        ended, owner.unreported = owner.unreported, []
+    return ended + reap_stale_seat_users()
+
+
+def provide_seat_user(homes_root: Path, owner: SeatUserOwner | None = None) -> SeatUser:
     """Create a new seat user with an empty home; as non-root, use the current user with a fresh home.
 
-    `seat_number` (the display) goes into the account's comment for operators; the name never repeats.
+    The name never repeats (see `SeatUserOwner`); the seat's display is not known yet, since Xvfb runs as
+    this user and picks its display number itself.
     """
     if os.geteuid() != 0:
         homes_root.mkdir(parents=True, exist_ok=True)
         home = Path(tempfile.mkdtemp(prefix=SEAT_USER_PREFIX, dir=homes_root))
         me = pwd.getpwuid(os.getuid())
         return SeatUser(me.pw_name, me.pw_uid, me.pw_gid, home, created=False)
-    name = (owner or seat_user_owner()).next_name()
+    instance = owner or seat_user_owner()
+    name = instance.next_name()
     home = homes_root / name
-    entry = create_account(name, home, f"sohogw kiosk seat on display {seat_number}", ACCOUNT_RETRY_SECONDS)
-    return SeatUser(name, entry.pw_uid, entry.pw_gid, home, created=True)
+    entry = create_account(name, home, "sohogw kiosk seat", ACCOUNT_RETRY_SECONDS)
+    return SeatUser(name, entry.pw_uid, entry.pw_gid, home, created=True, instance_id=instance.instance_id)
 
 
 def remove_seat_user(user: SeatUser) -> None:
@@ -147,12 +173,33 @@ def reap_stale_seat_users() -> list[str]:
     instances = {m["instance"] for e in pwd.getpwall() if (m := _SEAT_USER_NAME.match(e.pw_name))}
     if OWNERS_DIR.is_dir():
         instances |= {p.stem for p in OWNERS_DIR.glob("*.lock") if re.fullmatch("[0-9a-f]{8}", p.stem)}
+    if os.geteuid() == 0:
+        instances |= cgroups.instance_ids()
     reaped: list[str] = []
     for instance_id in sorted(instances):
         with _lock_of_dead_instance(instance_id) as dead:
             if dead:
-                reaped += _remove_users_of(instance_id)
+                reaped += _remove_instance(instance_id)
+    if os.geteuid() == 0:
+        egress.remove_stale_egress(_is_seat_user)
     return reaped
+
+
+def _is_seat_user(uid: int) -> bool:
+    try:
+        return pwd.getpwuid(uid).pw_name.startswith(SEAT_USER_PREFIX)
+    except KeyError:
+        return False
+
+
+def _remove_instance(instance_id: str) -> list[str]:
+    """Everything a dead instance left: its seats' processes (exactly, by cgroup), then their users (with
+    any process a cgroup did not hold, e.g. one from before cgroups); their network rules go with the next
+    `remove_stale_egress`."""
+    if os.geteuid() == 0:
+        for seat in cgroups.remove_instance(instance_id):
+            log.warning("ended the processes of seat %s, left by a broker that is gone", seat.name)
+    return _remove_users_of(instance_id)
 
 
 @contextlib.contextmanager

@@ -1,9 +1,12 @@
 """``sohogw user``: accounts of the built-in directory (the embedded default; AD and OpenLDAP are managed there)."""
 
+from typing import TextIO
+
 import click
 
 from gateway.directory import BuiltinDirectory
 from gateway.errors import GatewayError
+from gateway.secret_input import read_secret, secret_file_option
 from gateway.settings import get_settings
 
 
@@ -24,10 +27,14 @@ def user() -> None:
 @click.option("--group", "groups", multiple=True, help="A group, e.g. SOHO-Agents (repeatable).")
 @click.option("--upn", default=None, help="The name agent certificates carry, e.g. zhang.wei@corp.example.")
 @click.option("--display-name", default=None)
-@click.option("--password", default=None, help="Prompted when absent.")
-def add(login: str, groups: tuple[str, ...], upn: str | None, display_name: str | None, password: str | None) -> None:
+@secret_file_option("password", "the password")
+def add(
+    login: str, groups: tuple[str, ...], upn: str | None, display_name: str | None, password_file: TextIO | None
+) -> None:
     """Create or replace an account."""
-    secret = password or str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    secret = read_secret(password_file, "Password")
+    if not secret:
+        raise click.UsageError("an account needs a password")
     details = {key: value for key, value in (("upn", upn), ("display_name", display_name)) if value}
     _builtin().add_user(login, secret, groups=list(groups), **details)
     click.echo(f"account {login} in {', '.join(groups) or 'no group'}")

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 from pathlib import Path
+from typing import TextIO
 
 import click
 from cryptography.hazmat.primitives import serialization
@@ -11,6 +12,7 @@ from gateway.clock import as_utc, utcnow
 from gateway.db import session_scope
 from gateway.pki import service
 from gateway.pki.cli import cli_actor, migrated_engine, open_ca, write_file
+from gateway.secret_input import read_secret, secret_file_option
 from gateway.settings import get_settings
 
 
@@ -33,7 +35,7 @@ def cert() -> None:
     required=True,
     help="Agent: the .p12 file to write. Server: a prefix for .crt and .key.",
 )
-@click.option("--p12-passphrase", default=None, help="Agent: protects the .p12 (prompted when absent).")
+@secret_file_option("p12-passphrase", "the passphrase that protects an agent's .p12")
 def cert_issue(
     kind: str,
     upn: str | None,
@@ -43,7 +45,7 @@ def cert_issue(
     ip_addresses: tuple[str, ...],
     days: int | None,
     out: Path,
-    p12_passphrase: str | None,
+    p12_passphrase_file: TextIO | None,
 ) -> None:
     """Generate a key pair and issue a certificate: a PKCS#12 for an agent's browser, or a portal server cert."""
     settings = get_settings()
@@ -52,8 +54,7 @@ def cert_issue(
     if kind == "agent":
         if not upn or not wireguard_key:
             raise click.UsageError("an agent certificate needs --upn and --wireguard-key")
-        if p12_passphrase is None:
-            p12_passphrase = str(click.prompt("PKCS#12 passphrase", hide_input=True, confirmation_prompt=True))
+        p12_passphrase = read_secret(p12_passphrase_file, "PKCS#12 passphrase")
         if not p12_passphrase:
             raise click.UsageError("a PKCS#12 export needs a passphrase")
         lifetime = timedelta(days=days or settings.ca.agent_cert_days)

@@ -29,7 +29,9 @@ from desktop_broker.guacamole.gate import LaunchGate
 from desktop_broker.guacamole.token import derive_token_key
 from desktop_broker.pool import SeatKind, SeatPool, SeatUnavailable
 from desktop_broker.x11 import SeatError, SeatSpec, start_seat
+from desktop_broker.x11.users import end_earlier_lives
 from gateway import events
+from gateway.audit.service import record
 from gateway.clock import Clock
 from gateway.db import session_scope
 from gateway.policies.service import current_policy
@@ -73,7 +75,7 @@ class SeatBroker:
         argv = tuple(app.command)
         if argv and argv[0] in ("python", "python3"):
             argv = (self.settings.app_python, *argv[1:])
-        return SeatKind(app.id, argv, rules)
+        return SeatKind(app.id, argv, rules, app.limits, app.backends)
 
     def warm_kinds(self, document: PolicyDocument) -> list[SeatKind]:
         """One kind per X11 app and group publishing it: what a member of that group alone would get."""
@@ -159,6 +161,28 @@ class SeatBroker:
     def _end_seats_of_session(self, session_id: str) -> None:
         with session_scope(self.engine) as db:
             service.end_seats_of_session(db, session_id, self.clock())
+
+    def warm_up(self) -> None:
+        """The first pass after start: end what an earlier life of the gateway left, then fill the pool."""
+        if self.pool is not None:
+            try:
+                ended = end_earlier_lives()
+            except (SeatError, OSError) as error:
+                log.error("seats of an earlier life could not be ended: %s", error)
+            else:
+                if ended:
+                    log.warning("ended %d seats left by an earlier life: %s", len(ended), ", ".join(ended))
+                    with session_scope(self.engine) as db:
+                        record(
+                            db,
+                            actor="gateway",
+                            action="seat.earlier_life_ended",
+                            target=self.node,
+                            outcome="success",
+                            detail={"seat_users": ended},
+                            clock=self.clock,
+                        )
+        self.reconcile()
 
     def reconcile(self) -> None:
         """Make the pool match the leases; idempotent, safe to run at any time (one run at a time)."""
@@ -258,5 +282,5 @@ def start_broker(app: FastAPI, settings: SeatSettings | None = None) -> SeatBrok
     events.listen(service.SEAT_ASSIGNED, broker.on_seat_assigned)
     register_screen_viewer(broker.screen_viewer)
     app.state.seat_broker = broker
-    threading.Thread(target=broker.reconcile, name="seat-pool-warm", daemon=True).start()
+    threading.Thread(target=broker.warm_up, name="seat-pool-warm", daemon=True).start()
     return broker

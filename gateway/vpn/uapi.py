@@ -32,7 +32,7 @@ class UapiBackend:
 
     def ensure_interface(self, name: str, private_key: str, listen_port: int, addresses: list[str]) -> None:
         path = uapi_wire.socket_path(name, self.socket_dir)
-        if name not in self.daemons and not uapi_wire.answers(path):
+        if name not in self.daemons:  # a daemon an earlier life left is ended by `start` (see wireguard_go)
             daemon = WireGuardGo(name, self.netns, self.socket_dir)
             daemon.on_restart = lambda: self._restarted(name, private_key, listen_port, addresses)
             daemon.start()

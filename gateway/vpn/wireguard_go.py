@@ -4,10 +4,20 @@ wireguard-go daemonises by default, which would leave nobody to notice it dying;
 Its UAPI socket lives in /var/run/wireguard, a directory every network namespace shares, so interface
 names must be unique across namespaces. When the process dies its TUN device vanishes with all peers and
 addresses: after a restart `on_restart` runs so the owner can put the interface back as it should be.
+
+A gateway killed with `kill -9` leaves its wireguard-go running (reparented to init), still holding the
+interface and the UAPI socket. The next start asks the socket who serves it (SO_PEERCRED gives the exact
+process, no guessing by name) and ends that process when it is an orphan of an earlier life: reparented to
+init and in the gateway's own cgroup (so a wireguard-go that systemd runs as a unit of its own is not ours).
+Anything else serving the socket is refused with its pid.
 """
 
+import contextlib
 import logging
 import os
+import signal
+import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -69,6 +79,8 @@ class WireGuardGo:
             self._watcher.join(5)
 
     def _spawn(self) -> None:
+        if self.socket.exists() and answers(self.socket):
+            self._end_earlier_life()
         if self.socket.exists() and not answers(self.socket):
             self.socket.unlink()  # left by a killed daemon
         command = [*netns_prefix(self.netns), "wireguard-go", "-f", self.name]
@@ -88,6 +100,29 @@ class WireGuardGo:
                     self._process.kill()
                     raise WireGuardError(f"wireguard-go for {self.name} did not open {self.socket} in time")
                 time.sleep(0.01)
+
+    def _end_earlier_life(self) -> None:
+        """End the orphaned wireguard-go that still serves our socket (SIGTERM, SIGKILL after 3 s)."""
+        pid = socket_server_pid(self.socket)
+        if pid is None:
+            return
+        parent = _parent_of(pid)
+        if parent is None:
+            return
+        if parent != 1 or _cgroup_of(pid) != _cgroup_of(os.getpid()):
+            raise WireGuardError(
+                f"{self.socket} is served by process {pid} (parent {parent}), not by an earlier life of this "
+                f"gateway: stop it, or give this gateway another interface name than {self.name}"
+            )
+        log.warning("ending wireguard-go %s (pid %d) left by an earlier life of the gateway", self.name, pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 3
+        while _parent_of(pid) is not None:
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.02)
 
     def _watch(self) -> None:
         while not self._stopping.is_set():
@@ -114,3 +149,31 @@ class WireGuardGo:
             self.on_restart()
         except Exception:  # a failing hook must not end the supervision; the reconcile loop retries
             log.exception("setting up wireguard-go for %s again after its restart failed", self.name)
+
+
+def socket_server_pid(path: Path) -> int | None:
+    """The pid of the process listening on a Unix socket (SO_PEERCRED), or None if nothing answers."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return None
+        credentials = probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, _uid, _gid = struct.unpack("3i", credentials)
+    return int(pid)
+
+
+def _cgroup_of(pid: int) -> str:
+    """The process's cgroup v2 path ("0::/…" line of /proc/PID/cgroup)."""
+    lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    return next((line for line in lines if line.startswith("0::")), "")
+
+
+def _parent_of(pid: int) -> int | None:
+    """The parent of a live process; None once it is gone (or only a zombie is left of it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return None if fields[0] == "Z" else int(fields[1])

@@ -40,10 +40,10 @@ from pathlib import Path
 from desktop_broker.x11.users import provide_seat_user, remove_seat_user, seat_user_owner
 homes, keep, churn = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 owner = seat_user_owner()
-kept = [provide_seat_user(n, homes) for n in range(keep)]
+kept = [provide_seat_user(homes) for _ in range(keep)]
 print(json.dumps({"instance": owner.instance_id, "users": [[u.name, u.uid, u.gid] for u in kept]}), flush=True)
-for n in range(churn):
-    remove_seat_user(provide_seat_user(100 + n, homes))
+for _ in range(churn):
+    remove_seat_user(provide_seat_user(homes))
 print("churned", flush=True)
 sys.stdin.read()
 """
@@ -129,12 +129,12 @@ def exists(name: str) -> bool:
 
 
 def test_seat_user_names_carry_the_instance_fit_linux_and_never_repeat(owner: SeatUserOwner, homes: Path) -> None:
-    first, second = provide_seat_user(3, homes, owner), provide_seat_user(3, homes, owner)
+    first, second = provide_seat_user(homes, owner), provide_seat_user(homes, owner)
     try:
         assert first.name == f"sohoseat-{owner.instance_id}-0"
         assert second.name == f"sohoseat-{owner.instance_id}-1"
         assert len(first.name) <= 32
-        assert pwd.getpwnam(first.name).pw_gecos == "sohogw kiosk seat on display 3"
+        assert pwd.getpwnam(first.name).pw_gecos == "sohogw kiosk seat"
         assert (OWNERS_DIR / f"{owner.instance_id}.lock").read_text().strip() == str(os.getpid())
         assert oct(first.home.stat().st_mode & 0o777) == "0o700"
     finally:
@@ -149,7 +149,7 @@ def test_another_live_broker_keeps_its_users_and_apps_while_we_churn_and_reap(
     with other_broker(homes, keep=2, churn=6) as (process, other), apps_running_as(other["users"]) as apps:
 
         def churn(_: int) -> str:
-            user = provide_seat_user(7, homes, owner)
+            user = provide_seat_user(homes, owner)
             remove_seat_user(user)
             return user.name
 
@@ -193,7 +193,7 @@ def test_passwd_file_locked_by_another_program_is_waited_out(
     owner: SeatUserOwner, homes: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with passwd_file_locked(0.6):
-        user = provide_seat_user(1, homes, owner)
+        user = provide_seat_user(homes, owner)
     assert exists(user.name)
     with passwd_file_locked(0.6):
         remove_seat_user(user)
@@ -207,7 +207,7 @@ def test_passwd_file_locked_past_the_retry_window_fails_with_a_clear_error(
 ) -> None:
     monkeypatch.setattr(users, "ACCOUNT_RETRY_SECONDS", 0.3)
     with passwd_file_locked(30), pytest.raises(SeatUserError, match="still locked by another program"):
-        provide_seat_user(1, homes, owner)
+        provide_seat_user(homes, owner)
     assert not any(e.pw_name.startswith(f"sohoseat-{owner.instance_id}") for e in pwd.getpwall())
 
 
@@ -226,8 +226,8 @@ def test_lckpwdf_holder_and_a_foreign_useradd_loop_do_not_fail_seat_users(owner:
     churner.start()
     made: list[SeatUser] = []
     try:
-        for n in range(8):
-            made.append(provide_seat_user(n, homes, owner))
+        for _ in range(8):
+            made.append(provide_seat_user(homes, owner))
         for user in made:
             remove_seat_user(user)
     finally:
@@ -241,7 +241,7 @@ def test_lckpwdf_holder_and_a_foreign_useradd_loop_do_not_fail_seat_users(owner:
 
 def test_released_instance_removes_its_leftover_users_and_its_lock(homes: Path) -> None:
     claimed = SeatUserOwner.claim()
-    left = provide_seat_user(2, homes, claimed)
+    left = provide_seat_user(homes, claimed)
     with apps_running_as([[left.name, left.uid, left.gid]]) as (app,):
         claimed.release()
         assert app.wait(timeout=5) == -signal.SIGKILL

@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +19,13 @@ from websockets.exceptions import ConnectionClosed
 
 from desktop_broker.x11 import RfbAddress, SeatPasswords, SeatProcess, SeatSpec, bridge_websocket_to_rfb, start_seat
 from policy.rules import DisplayRules
+from policy.schema import SeatLimits
+from policy.values import Destination
 
 CONSOLE_ARGV = ["/usr/bin/python3", "-m", "desktop_broker.apps.customer_console"]
 WATERMARK_LABEL = "agent-test-7"
 NOTHING_ALLOWED = DisplayRules()
+DEFAULT_LIMITS = SeatLimits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +37,17 @@ class RunningSeat:
 
 @contextmanager
 def running_seat(
-    rules: DisplayRules = NOTHING_ALLOWED, app_env: Mapping[str, str] | None = None
+    rules: DisplayRules = NOTHING_ALLOWED,
+    app_env: Mapping[str, str] | None = None,
+    argv: Sequence[str] = CONSOLE_ARGV,
+    limits: SeatLimits = DEFAULT_LIMITS,
+    egress: tuple[Destination, ...] = (),
 ) -> Iterator[RunningSeat]:
-    """A seat running the Customer Console; stopped and its directories removed even if the test fails."""
+    """A seat running the Customer Console (or `argv`); stopped and its directories removed even if the test fails."""
     root = Path(tempfile.mkdtemp(prefix="sohogw-x11-", dir="/var/tmp"))
     root.chmod(0o755)  # the seat user must traverse it to reach its home and the call-state file
     passwords = SeatPasswords.generate()
-    spec = SeatSpec(CONSOLE_ARGV, rules, WATERMARK_LABEL, passwords, app_env=dict(app_env or {}))
+    spec = SeatSpec(argv, rules, WATERMARK_LABEL, passwords, app_env=dict(app_env or {}), limits=limits, egress=egress)
     try:
         seat = start_seat(spec, homes_root=root / "homes", runtime_root=root / "run")
         try:

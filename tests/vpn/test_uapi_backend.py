@@ -1,14 +1,17 @@
 """The UAPI backend against a real wireguard-go in a throw-away namespace (no tunnel traffic needed)."""
 
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from gateway.vpn.backend import PeerSpec, WireGuardError
 from gateway.vpn.uapi import UapiBackend
 from gateway.vpn.uapi_wire import exchange, socket_path
+from gateway.vpn.wireguard_go import socket_server_pid
 from tests.vpn.keys import key_pair
 from tests.vpn.netns import NetnsLab
 
@@ -118,3 +121,31 @@ def test_killed_daemon_is_restarted_and_reconfigured(gateway: tuple[UapiBackend,
     assert restored == [name] and daemon.pid != old_pid and daemon.restarts == 1
     assert set(backend.peers(name)) == set(desired)
     assert "10.77.0.1/16" in lab.run(ns, "ip", "-br", "addr", "show", name).stdout
+
+
+ORPHANING_PARENT = """
+import subprocess, sys
+daemon = subprocess.Popen(["ip", "netns", "exec", sys.argv[1], "wireguard-go", "-f", sys.argv[2]],
+                          env={"WG_PROCESS_FOREGROUND": "1", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(daemon.pid, flush=True)
+"""
+
+
+def test_a_wireguard_go_left_by_a_killed_gateway_is_ended_when_the_interface_starts_again(lab: NetnsLab) -> None:
+    ns, name = lab.add("gw"), lab.name("wg")
+    # The parent exits at once, as a gateway killed with kill -9: its wireguard-go is reparented to init.
+    started = subprocess.run([sys.executable, "-c", ORPHANING_PARENT, ns, name], capture_output=True, text=True)
+    orphan = int(started.stdout)
+    deadline = time.monotonic() + 5
+    while socket_server_pid(socket_path(name)) != orphan:
+        assert time.monotonic() < deadline, "the orphaned wireguard-go never opened its socket"
+        time.sleep(0.02)
+    backend = UapiBackend(netns=ns)
+    try:
+        backend.ensure_interface(name, key_pair()[0], 51820, ["10.77.0.1/16"])
+        assert not Path(f"/proc/{orphan}").exists() or "Z" in Path(f"/proc/{orphan}/stat").read_text().split()[2]
+        assert backend.daemons[name].pid == socket_server_pid(socket_path(name)) != orphan
+        assert lab.run(ns, "wg", "show", name, "listen-port").stdout.strip() == "51820"
+    finally:
+        backend.stop()

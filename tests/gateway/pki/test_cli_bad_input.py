@@ -91,6 +91,8 @@ def test_revoking_unknown_serial_is_refused(pki: Pki, run) -> None:  # type: ign
 
 def test_pkcs12_without_passphrase_is_refused(pki: Pki, run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "alice.p12"
+    empty = tmp_path / "passphrase"
+    empty.write_text("\n")
     before = _counts(pki)
     result = run(
         "cert",
@@ -101,8 +103,8 @@ def test_pkcs12_without_passphrase_is_refused(pki: Pki, run, tmp_path: Path) -> 
         WG_KEY,
         "--out",
         str(out),
-        "--p12-passphrase",
-        "",
+        "--p12-passphrase-file",
+        str(empty),
     )
     assert result.exit_code != 0
     assert "passphrase" in result.output

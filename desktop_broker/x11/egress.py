@@ -1,0 +1,144 @@
+"""Each seat's network allow-list: nftables rules on the seat user's uid, in a table of the seats' own.
+
+A seat's processes may open connections only to the backends its app's policy names. Every address of the
+node itself is refused first, whatever the policy says (`fib daddr type local`): the gateway's port and its
+`/metrics` and `/internal/…`, guacd (no authentication, it opens RDP/VNC connections anywhere) and the other
+seats' x11vnc all listen there. Replies to connections others opened to the seat (the gateway's bridge to
+its x11vnc) pass as `ct state established`.
+
+The table `inet sohogw_seats` is ours alone: the VPN rebuilds its own table and never touches this one. Every
+seat user's uid gets a chain `seat_<uid>` and one element `uid : jump seat_<uid>` in the map the output hook
+consults, written in one `nft -f -` transaction (the chain flushed and filled again, so rules a crashed seat
+left for a recycled uid are replaced, never added to). They go again after the seat's last process is dead,
+and `remove_stale_egress` drops those of uids that are no seat user any more. Several brokers on one node
+share the table; each changes only its own seats' uids.
+"""
+
+import json
+import re
+import subprocess
+from collections.abc import Callable
+
+from desktop_broker.x11.errors import SeatStartFailed
+from policy.values import Destination
+
+TABLE = "inet sohogw_seats"
+_MAP = "seat_egress"
+_NFT_TIMEOUT_SECONDS = 10.0
+
+
+def chain_name(uid: int) -> str:
+    """The chain of the seat user with this uid."""
+    return f"seat_{uid}"
+
+
+def _destination_rule(destination: Destination) -> str:
+    family = "ip" if destination.network.version == 4 else "ip6"
+    match = f"{family} daddr {destination.network}"
+    if destination.protocol is None:
+        return f"{match} accept"
+    if destination.port is not None:
+        return f"{match} {destination.protocol} dport {destination.port} accept"
+    protocol = "icmpv6" if destination.protocol == "icmp" and family == "ip6" else destination.protocol
+    return f"{match} meta l4proto {protocol} accept"
+
+
+def _skeleton() -> list[str]:
+    """The table, the map and the hook chain; re-declared by every change, so whoever comes first makes them."""
+    return [
+        f"add table {TABLE}",
+        f"add map {TABLE} {_MAP} {{ type uid : verdict ; }}",
+        f"add chain {TABLE} output {{ type filter hook output priority 0 ; policy accept ; }}",
+        f"flush chain {TABLE} output",
+        f"add rule {TABLE} output ct state established,related accept",
+        f"add rule {TABLE} output meta skuid vmap @{_MAP}",
+    ]
+
+
+def allow_egress(uid: int, destinations: tuple[Destination, ...]) -> None:
+    """Install the seat's allow-list (local addresses refused, the destinations accepted, the rest refused)."""
+    chain = chain_name(uid)
+    commands = [
+        *_skeleton(),
+        f"add chain {TABLE} {chain}",
+        f"flush chain {TABLE} {chain}",
+        f"add rule {TABLE} {chain} fib daddr type local meta l4proto tcp reject with tcp reset",
+        f"add rule {TABLE} {chain} fib daddr type local reject",
+        *(f"add rule {TABLE} {chain} {_destination_rule(d)}" for d in destinations),
+        f"add rule {TABLE} {chain} meta l4proto tcp reject with tcp reset",
+        f"add rule {TABLE} {chain} reject",
+        f"add element {TABLE} {_MAP} {{ {uid} : jump {chain} }}",
+    ]
+    _apply(commands)
+
+
+def remove_egress(uid: int) -> None:
+    """Drop the seat's map element and chain; a seat whose rules are already gone is left as it is."""
+    _remove(_listing(), [uid])
+
+
+def remove_stale_egress(is_seat_user: Callable[[int], bool]) -> list[int]:
+    """Drop the rules of every uid that is no seat user any more (a seat of a broker that died); returns them."""
+    rules = _listing()
+    uids = {*_map_elements(rules), *(int(c[5:]) for c in _chains(rules) if re.fullmatch(r"seat_\d+", c))}
+    stale = sorted(uid for uid in uids if not is_seat_user(uid))
+    _remove(rules, stale)
+    return stale
+
+
+def _remove(rules: list[dict[str, object]], uids: list[int]) -> None:
+    elements, chains = _map_elements(rules), _chains(rules)
+    commands = []
+    for uid in uids:
+        if uid in elements:
+            commands.append(f"delete element {TABLE} {_MAP} {{ {uid} }}")
+        if chain_name(uid) in chains:
+            commands += [f"flush chain {TABLE} {chain_name(uid)}", f"delete chain {TABLE} {chain_name(uid)}"]
+    if commands:
+        _apply(commands)
+
+
+def _apply(commands: list[str]) -> None:
+    """One atomic nft transaction; a failure is a seat that must not start (fail closed)."""
+    try:
+        result = subprocess.run(
+            ["nft", "-f", "-"],
+            input="\n".join(commands) + "\n",
+            capture_output=True,
+            text=True,
+            timeout=_NFT_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise SeatStartFailed(f"nft could not run to set the seats' network allow-list: {error}") from None
+    if result.returncode != 0:
+        raise SeatStartFailed(f"nft refused the seats' network allow-list: {result.stderr.strip()[-500:]}")
+
+
+def _listing() -> list[dict[str, object]]:
+    """The table's objects as `nft -j` gives them; empty when the table does not exist (yet)."""
+    family, name = TABLE.split()
+    result = subprocess.run(
+        ["nft", "-j", "list", "table", family, name],
+        capture_output=True,
+        text=True,
+        timeout=_NFT_TIMEOUT_SECONDS,
+        check=False,
+    )
+    if result.returncode != 0:
+        return []
+    objects: list[dict[str, object]] = json.loads(result.stdout)["nftables"]
+    return objects
+
+
+def _chains(rules: list[dict[str, object]]) -> set[str]:
+    return {str(item["chain"]["name"]) for item in rules if isinstance(item.get("chain"), dict)}  # type: ignore[index]
+
+
+def _map_elements(rules: list[dict[str, object]]) -> dict[int, str]:
+    """uid → the chain its element jumps to."""
+    for item in rules:
+        found = item.get("map")
+        if isinstance(found, dict) and found.get("name") == _MAP:
+            return {int(uid): verdict["jump"]["target"] for uid, verdict in found.get("elem", [])}
+    return {}
