@@ -1,7 +1,8 @@
 """Fixtures shared by the whole suite: a database per test, on SQLite and on a real PostgreSQL server.
 
-Each test that asks for ``db_url`` runs twice, once per engine. The schema always comes from the Alembic migrations:
-SQLite gets a migrated file per test; PostgreSQL migrates one template database per run and clones it per test.
+Each test that asks for ``db_url`` runs twice, once per engine. The schema always comes from the Alembic migrations,
+run once per engine per run: SQLite migrates one template file and copies it per test; PostgreSQL migrates one
+template database and clones it per test.
 """
 
 import os
@@ -18,6 +19,7 @@ from gateway.migrate import upgrade
 from tests.directory.samba import SambaDC, running_samba_dc
 from tests.directory.slapd import Slapd, running_slapd
 from tests.support.postgres import create_database, postgres_bin_dir, running_postgres
+from tests.support.sqlite import copy_sqlite
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -43,13 +45,19 @@ def postgres_template(postgres_admin_url: str) -> str:
     return name
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file migrated to the head, for the whole run."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A freshly migrated, empty database of each kind."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'sohogw.db'}"
-        upgrade(url)
-        return url
+        return copy_sqlite(request.getfixturevalue("sqlite_template"), tmp_path / "sohogw.db")
     admin_url = request.getfixturevalue("postgres_admin_url")
     template = request.getfixturevalue("postgres_template")
     return create_database(admin_url, f"sohogw_{uuid.uuid4().hex[:12]}", template=template)
