@@ -16,12 +16,13 @@ from sqlmodel import Session
 
 from gateway.db import make_engine
 from gateway.migrate import upgrade
-from tests.directory.samba import SambaDC, running_samba_dc
+from tests.directory.samba import SAMBA_PACKAGES, SambaDC, running_samba_dc
 from tests.directory.slapd import Slapd, running_slapd
+from tests.support.components import IN_CI, require, require_programs
 from tests.support.postgres import create_database, postgres_bin_dir, running_postgres
 from tests.support.sqlite import copy_sqlite
 
-IN_CI = os.environ.get("CI") == "true"
+pytest_plugins = ("pytester",)
 
 
 @pytest.fixture(scope="session")
@@ -30,10 +31,7 @@ def postgres_admin_url() -> Iterator[str]:
     if url:
         yield url
         return
-    if postgres_bin_dir() is None:
-        if IN_CI:
-            pytest.fail("PostgreSQL is required in CI but is not installed")
-        pytest.skip("PostgreSQL is not installed here (apt-get install postgresql)")
+    require("PostgreSQL", postgres_bin_dir() is not None, "Debian: postgresql")
     with running_postgres() as admin_url:
         yield admin_url
 
@@ -81,11 +79,26 @@ def db(engine: Engine) -> Iterator[Session]:
 @pytest.fixture(scope="session")
 def samba_dc() -> Iterator[SambaDC]:
     """One throwaway Samba AD DC for the whole run (Samba cannot move off ports 389/636: one per namespace)."""
+    require_programs("samba", "samba-tool", "ldbmodify", install=SAMBA_PACKAGES)
     with running_samba_dc() as dc:
         yield dc
 
 
 @pytest.fixture(scope="session")
 def slapd() -> Iterator[Slapd]:
+    require_programs("/usr/sbin/slapd", install="Debian: slapd, ldap-utils")
     with running_slapd() as server:
         yield server
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under ``CI=true`` a skipped test is a failed test: whatever skipped it (a missing program, a fixture's
+    ``pytest.skip``), CI is where every tier must run. Only tests marked ``kernel_feature`` may skip there: they
+    need a kernel module no package can install on the CI machine, and their skip is listed in the summary."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail") and not item.get_closest_marker("kernel_feature"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, which must run every tier: {reason}"

@@ -1,7 +1,6 @@
 """End to end: sessions drive real wireguard-go tunnels and the nft scope, in namespaces (run as root)."""
 
 import os
-import shutil
 import signal
 import sys
 import time
@@ -20,6 +19,8 @@ from gateway.sessions.service import SESSION_STARTED, end_session, get_session
 from gateway.vpn import nft
 from gateway.vpn.health import tunnel_health
 from tests.gateway.vpn.world import PORTAL, TRUST, VpnWorld, build
+from tests.support.components import require_programs
+from tests.vpn.conftest import VPN_PACKAGES, VPN_PROGRAMS
 from tests.vpn.keys import key_pair
 from tests.vpn.netns import NetnsLab
 
@@ -41,9 +42,7 @@ PROBER = (
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VpnWorld]:
-    for tool in ("ip", "wireguard-go", "wg", "nft"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (Debian: iproute2, wireguard-go, wireguard-tools, nftables)")
+    require_programs(*VPN_PROGRAMS, install=VPN_PACKAGES)
     with NetnsLab() as lab:
         built = build(lab, tmp_path_factory.mktemp("vpn-e2e"))
         try:
