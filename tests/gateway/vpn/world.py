@@ -11,6 +11,7 @@ configured only from the config it downloads from the portal, the way wg-quick w
 own AllowedIPs (a home PC may), so that what it cannot reach is the gateway's scope at work.
 """
 
+import json
 import re
 import ssl
 import sys
@@ -40,6 +41,7 @@ from gateway.sessions.deps import SESSION_COOKIE
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import session_for_token
 from gateway.settings import Settings, load_settings
+from gateway.vpn import nft
 from gateway.vpn.client_config import PRIVATE_KEY_PLACEHOLDER
 from gateway.vpn.controller import VpnController
 from gateway.vpn.settings import VpnSettings
@@ -206,6 +208,26 @@ class VpnWorld:
     def reaches(self, ns: str, target: tuple[str, int], timeout: float = 1.0) -> bool:
         done = self.lab.run(ns, sys.executable, "-c", PROBE, target[0], str(target[1]), str(timeout), check=False)
         return done.returncode == 0
+
+    def scope_drops(self) -> int:
+        """Packets from the tunnel the gateway's scope has dropped so far (the counters of its drop rules)."""
+        listed = self.lab.run(self.gw, "nft", "-j", "list", "chain", *nft.TABLE.split(), "from_tunnel").stdout
+        rules = [item["rule"] for item in json.loads(listed)["nftables"] if "rule" in item]
+        return sum(
+            expression["counter"]["packets"]
+            for rule in rules
+            if any("drop" in expression for expression in rule["expr"])
+            for expression in rule["expr"]
+            if "counter" in expression
+        )
+
+    def blocked(self, ns: str, target: tuple[str, int]) -> bool:
+        """The connection fails and the gateway's scope counted the dropped packet: out of reach because the scope
+        said no, not because a loaded machine was slow to answer within the probe's timeout."""
+        before = self.scope_drops()
+        if self.reaches(ns, target, 2.0):
+            return False
+        return self.wait(lambda: self.scope_drops() > before, 5)
 
     def reaches_within(self, ns: str, target: tuple[str, int], seconds: float) -> bool:
         """Reachable at some point within `seconds` (a client retries its handshake only every 5 s)."""
