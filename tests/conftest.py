@@ -5,6 +5,7 @@ run once per engine per run: SQLite migrates one template file and copies it per
 template database and clones it per test.
 """
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from gateway.migrate import upgrade
 from tests.directory.samba import SAMBA_PACKAGES, SambaDC, running_samba_dc
 from tests.directory.slapd import Slapd, running_slapd
 from tests.support.components import IN_CI, require, require_programs
+from tests.support.guacamole_lite import installed_modules
 from tests.support.postgres import create_database, postgres_bin_dir, running_postgres
 from tests.support.sqlite import copy_sqlite
 
@@ -89,6 +91,15 @@ def slapd() -> Iterator[Slapd]:
     require_programs("/usr/sbin/slapd", install="Debian: slapd, ldap-utils")
     with running_slapd() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def node_modules() -> Path:
+    """guacamole-lite 1.2.0 exactly, from the committed lock file: one definition, so one `npm ci` at most."""
+    require_programs("node", "npm", install="Debian: nodejs, npm")
+    modules = installed_modules()
+    assert json.loads((modules / "guacamole-lite" / "package.json").read_text())["version"] == "1.2.0"
+    return modules
 
 
 @pytest.hookimpl(hookwrapper=True)
