@@ -19,8 +19,8 @@ import httpx
 import pyotp
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import iter_route_contexts
-from starlette.routing import Mount, Route, WebSocketRoute
+from fastapi.routing import APIWebSocketRoute, iter_route_contexts
+from starlette.routing import Mount, WebSocketRoute
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -73,11 +73,13 @@ def app_routes(app: FastAPI) -> dict[tuple[str, str], str]:
         path = context.path or ""
         if isinstance(route, Mount):
             found["MOUNT", path] = route.name or path
-        elif isinstance(route, WebSocketRoute) or type(route).__name__ == "APIWebSocketRoute":
+        elif isinstance(route, WebSocketRoute | APIWebSocketRoute):
             found["WEBSOCKET", path] = context.name or path
-        elif isinstance(route, Route) or context.methods:
-            for method in sorted((context.methods or set()) - {"HEAD"}):
+        elif context.methods:
+            for method in sorted(context.methods - {"HEAD"}):
                 found[method, path] = context.name or path
+        else:  # a kind of route the walk does not know: it has no row, so the walk names it
+            found[type(route).__name__, path] = context.name or path
     return found
 
 
