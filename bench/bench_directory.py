@@ -13,42 +13,17 @@ import os
 import socket
 import statistics
 import sys
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from ldap3 import BASE, NONE, Connection, Server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.interleave import alternating_throughput, throughput
 from gateway.directory import open_directory
 from tests.directory import samba
 from tests.directory.samba import SambaDC, running_samba_dc
-
-
-def _run(work: Callable[[], None], threads: int, seconds: float) -> tuple[float, list[float]]:
-    """Run `work` in `threads` loops for `seconds`; returns operations per minute and each latency."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    deadline = time.perf_counter() + seconds
-
-    def loop() -> None:
-        mine = []
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            work()
-            mine.append(time.perf_counter() - started)
-        with lock:
-            latencies.extend(mine)
-
-    workers = [threading.Thread(target=loop) for _ in range(threads)]
-    started = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return len(latencies) / (time.perf_counter() - started) * 60, latencies
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -94,10 +69,11 @@ def main() -> None:
         def login() -> None:
             assert directory.authenticate(samba.AGENT, samba.PASSWORD).groups
 
-        print(f"CPUs: {len(os.sched_getaffinity(0))}, threads: {args.threads}, {args.seconds:.0f} s each")
-        base_rate, base_lat = _run(baseline, args.threads, args.seconds)
-        rate, lat = _run(login, args.threads, args.seconds)
-        _, single = _run(login, 1, args.seconds / 2)
+        cpus = len(os.sched_getaffinity(0))
+        print(f"CPUs: {cpus}, threads: {args.threads}, {args.seconds:.0f} s each, in 4 alternating slices")
+        figures = alternating_throughput({"baseline": baseline, "login": login}, args.threads, args.seconds)
+        (base_rate, base_lat), (rate, lat) = figures["baseline"], figures["login"]
+        single = throughput(login, 1, args.seconds / 2)[2]
         for name, per_minute, latencies in (("baseline TCP+rootDSE", base_rate, base_lat), ("login", rate, lat)):
             p50, p99 = _pct(latencies, 50), _pct(latencies, 99)
             print(f"{name:21}: {per_minute:8.0f}/min  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_directory import _run
+from bench.interleave import alternating_throughput
 from certs.authority import init_authority
 from certs.revocation import HttpRevocationChecker
 from gateway.db import make_engine, session_scope
@@ -74,9 +74,9 @@ def main() -> None:
                 login(db, services, attempt, datetime.now(UTC))
 
         whole_login()  # warm caches (group SIDs, policy) as a running gateway has them
-        base_rate, base_latencies = _run(directory_only, args.threads, args.seconds)
-        rate, latencies = _run(whole_login, args.threads, args.seconds)
-        print(f"{args.threads} threads, {args.seconds:.0f} s each, SQLite store, Samba AD DC on this machine")
+        figures = alternating_throughput({"baseline": directory_only, "whole": whole_login}, args.threads, args.seconds)
+        (base_rate, base_latencies), (rate, latencies) = figures["baseline"], figures["whole"]
+        print(f"{args.threads} threads, {args.seconds:.0f} s each in 4 alternating slices, SQLite, Samba AD DC here")
         print(_figures("baseline: directory bind + groups", base_rate, base_latencies))
         print(_figures("whole login (cert+AD+policy+rows)", rate, latencies))
         print(

@@ -53,6 +53,14 @@ def timed(action: Callable[..., object], *args: object) -> float:
     return time.perf_counter() - began
 
 
+def wg(ns: str, *arguments: str) -> None:
+    """`wg` inside the namespace; a failed baseline command stops the bench with its error (a baseline that did
+    nothing would make any figure look good)."""
+    done = subprocess.run(["ip", "netns", "exec", ns, "wg", *arguments], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"wg {' '.join(arguments)} failed: {done.stderr.strip()}")
+
+
 def syncconf_file(desired: dict[str, PeerSpec]) -> str:
     lines = ["[Interface]", f"PrivateKey = {PRIVATE_KEY}", "ListenPort = 51820", ""]
     for peer in desired.values():
@@ -69,8 +77,9 @@ def one_round(count: int) -> tuple[float, float, float, float]:
     with interface() as (backend, name, ns), tempfile.NamedTemporaryFile("w", suffix=".conf") as conf:
         conf.write(syncconf_file(desired))
         conf.flush()
-        command = ["ip", "netns", "exec", ns, "wg", "syncconf", name, conf.name]
-        theirs, theirs_noop = timed(subprocess.run, command), timed(subprocess.run, command)
+        theirs = timed(wg, ns, "syncconf", name, conf.name)
+        assert len(backend.peers(name)) == count
+        theirs_noop = timed(wg, ns, "syncconf", name, conf.name)
         assert len(backend.peers(name)) == count
     return ours, ours_noop, theirs, theirs_noop
 
@@ -85,19 +94,26 @@ def bench_full_apply(count: int, rounds: int) -> None:
 
 
 def bench_single_peer(count: int, samples: int) -> None:
-    """Latency of one peer add and remove on an interface already holding `count` peers."""
+    """Latency of one peer add and remove on an interface already holding `count` peers, alternating with the
+    baseline: the same add and remove by `wg set` (which includes starting `ip netns exec wg`)."""
     desired = peers(count)
-    with interface() as (backend, name, _):
+    with interface() as (backend, name, ns):
         backend.apply(name, desired)
-        adds, removes, applies = [], [], []
+        figures: dict[str, list[float]] = {"set_peer": [], "remove_peer": [], "apply(+1)": [], "wg set": [],
+                                           "wg set remove": []}  # fmt: skip
         for extra in peers(samples).values():
-            adds.append(timed(backend.set_peer, name, extra))
-            removes.append(timed(backend.remove_peer, name, extra.public_key))
-            applies.append(timed(backend.apply, name, {**desired, extra.public_key: extra}))
+            figures["set_peer"].append(timed(backend.set_peer, name, extra))
+            figures["remove_peer"].append(timed(backend.remove_peer, name, extra.public_key))
+            allowed = ",".join(sorted(extra.allowed_ips))
+            figures["wg set"].append(timed(wg, ns, "set", name, "peer", extra.public_key, "allowed-ips", allowed))
+            assert extra.public_key in backend.peers(name)
+            figures["wg set remove"].append(timed(wg, ns, "set", name, "peer", extra.public_key, "remove"))
+            assert extra.public_key not in backend.peers(name)
+            figures["apply(+1)"].append(timed(backend.apply, name, {**desired, extra.public_key: extra}))
             backend.remove_peer(name, extra.public_key)
-    for label, values in (("set_peer", adds), ("remove_peer", removes), ("apply(+1)", applies)):
+    for label, values in figures.items():
         p50, p95 = statistics.median(values) * 1000, statistics.quantiles(values, n=20)[18] * 1000
-        print(f"{count:>6} peers  {label:<12} p50 {p50:7.2f} ms   p95 {p95:7.2f} ms")
+        print(f"{count:>6} peers  {label:<13} p50 {p50:7.2f} ms   p95 {p95:7.2f} ms")
 
 
 def main() -> None:

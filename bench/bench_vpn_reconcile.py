@@ -28,6 +28,7 @@ from sqlmodel import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.interleave import alternate
 from gateway.db import make_engine, session_scope
 from gateway.migrate import upgrade
 from gateway.sessions.models import HomeSession, SessionState
@@ -170,37 +171,47 @@ def bench_reconcile(counts: list[int], rounds: int, database_url: str | None) ->
 
 
 def bench_revocation(samples: int) -> None:
-    """revoke → first failed probe through a real tunnel, `samples` times (see tests/gateway/vpn/world.py)."""
+    """revoke → first failed probe through a real tunnel, `samples` times (see tests/gateway/vpn/world.py),
+    alternating with the baseline: the same peer removed by hand with `wg set … remove` (the floor: no database,
+    no re-validation, no reconcile)."""
     from certs.revocation import HttpRevocationChecker
     from gateway.pki.service import Actor, revoke
     from gateway.sessions.revalidation import revalidate
     from tests.gateway.vpn.test_vpn_e2e import PROBER
-    from tests.gateway.vpn.world import PORTAL, build
+    from tests.gateway.vpn.world import PORTAL, VpnWorld, running_world
     from tests.vpn.netns import NetnsLab
 
-    delays = []
-    with NetnsLab() as lab, tempfile.TemporaryDirectory() as tmp:
-        world = build(lab, Path(tmp))
-        try:
-            home = world.homes["home1"]
-            for _ in range(samples):
-                world.end_all()
-                session = world.sign_in(home)
-                assert world.reaches_within(home.ns, PORTAL, 10)
-                prober = lab.spawn(home.ns, sys.executable, "-c", PROBER, PORTAL[0], str(PORTAL[1]))
-                assert prober.stdout is not None and prober.stdout.readline().strip() == b"ready"
-                revoked_at, now = time.monotonic(), datetime.now(UTC)
-                with session_scope(world.engine) as db:
-                    revoke(db, world.authority, session.cert_serial or "", "keyCompromise", actor=Actor("bench"),
-                           now=now, crl_validity=timedelta(hours=1))  # fmt: skip
-                revalidate(world.engine, world.directory, world.authority, HttpRevocationChecker(), now)
-                began = float(prober.stdout.readline().split()[0])
-                delays.append(began - revoked_at)
-        finally:
-            world.stop()
-    shown = ", ".join(f"{d * 1000:.0f}" for d in delays)
-    print(f"\nrevoke → first failed probe (ms; includes the revoke and re-validation transactions): {shown}")
-    print(f"  median {statistics.median(delays) * 1000:.0f} ms, max {max(delays) * 1000:.0f} ms")
+    def cut(world: VpnWorld, by_hand: bool) -> float:
+        world.end_all()
+        home = world.homes["home1"]
+        session = world.sign_in(home)
+        assert world.reaches_within(home.ns, PORTAL, 10)
+        prober = world.lab.spawn(home.ns, sys.executable, "-c", PROBER, PORTAL[0], str(PORTAL[1]))
+        assert prober.stdout is not None and prober.stdout.readline().strip() == b"ready"
+        cut_at, now = time.monotonic(), datetime.now(UTC)
+        if by_hand:
+            world.lab.run(world.gw, "wg", "set", world.settings.interface, "peer", home.public_key, "remove")
+        else:
+            with session_scope(world.engine) as db:
+                revoke(db, world.authority, session.cert_serial or "", "keyCompromise", actor=Actor("bench"),
+                       now=now, crl_validity=timedelta(hours=1))  # fmt: skip
+            revalidate(world.engine, world.directory, world.authority, HttpRevocationChecker(), now)
+        return float(prober.stdout.readline().split()[0]) - cut_at
+
+    with tempfile.TemporaryDirectory() as tmp, NetnsLab() as lab:
+        template = Path(tmp) / "template.db"
+        upgrade(f"sqlite:///{template}")
+        with running_world(lab, Path(tmp), template) as world:
+            delays = alternate(
+                {"baseline: wg set … remove": lambda: cut(world, by_hand=True), "revoke": lambda: cut(world, False)},
+                samples,
+            )
+    print("\nfirst failed probe after the cut (ms; revoke includes the revoke and re-validation transactions):")
+    for label, values in delays.items():
+        shown = ", ".join(f"{d * 1000:.0f}" for d in values)
+        print(
+            f"  {label:26} {shown}   median {statistics.median(values) * 1000:.0f} ms, max {max(values) * 1000:.0f} ms"
+        )
 
 
 def main() -> None:

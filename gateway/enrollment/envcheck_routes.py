@@ -41,7 +41,9 @@ def envcheck_page(
 
 
 @router.post("/enrollment/envcheck/runs")
-def start(session: ScriptCsrf, db: DbSession, clock: ClockDep, settings: EnrollmentSettingsDep) -> dict[str, Any]:
+def start(
+    session: AgentSession, _checked: ScriptCsrf, db: DbSession, clock: ClockDep, settings: EnrollmentSettingsDep
+) -> dict[str, Any]:
     run = envcheck.start_run(db, session.login, clock())
     return {
         "run": run.id,
@@ -78,7 +80,12 @@ def download(
 
 @router.post("/enrollment/envcheck/upload")
 async def upload(
-    request: Request, run: str, session: ScriptCsrf, db: DbSession, settings: EnrollmentSettingsDep
+    request: Request,
+    run: str,
+    session: AgentSession,
+    _checked: ScriptCsrf,
+    db: DbSession,
+    settings: EnrollmentSettingsDep,
 ) -> JSONResponse:
     started, received = time.perf_counter(), 0
     async for chunk in request.stream():
@@ -105,7 +112,8 @@ def ping(run: str, session: AgentSession, db: DbSession) -> JSONResponse:
 async def result(
     run_id: str,
     request: Request,
-    session: ScriptCsrf,
+    session: AgentSession,
+    _checked: ScriptCsrf,
     db: DbSession,
     clock: ClockDep,
     settings: EnrollmentSettingsDep,

@@ -29,10 +29,10 @@ from websockets.sync.client import ClientConnection, connect
 from desktop_broker.guacamole.gate import Launch, LaunchGate, LaunchMode, LaunchRefused, MemoryLaunchStore
 from desktop_broker.guacamole.token import GuacamoleConnection, derive_token_key, mint_token, token_digest
 from tests.support.browser import chromium
+from tests.support.guacamole_lite import SERVER_DIR
 
 pytestmark = pytest.mark.e2e
 
-SERVER_DIR = Path(__file__).resolve().parents[2] / "deploy" / "guacamole-lite"
 KEY = derive_token_key(b"test broker secret, 32 bytes or more!")
 
 COMPILED = {
@@ -152,17 +152,6 @@ class NodeServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-
-@pytest.fixture(scope="session")
-def node_modules() -> Path:
-    """`npm ci` once per session from the committed lock file (guacamole-lite 1.2.0 exactly)."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.fail("node and npm are needed to run guacamole-lite (Debian: nodejs npm)")
-    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=SERVER_DIR, check=True, capture_output=True)
-    installed = json.loads((SERVER_DIR / "node_modules/guacamole-lite/package.json").read_text())
-    assert installed["version"] == "1.2.0"
-    return SERVER_DIR / "node_modules"
 
 
 @pytest.fixture(scope="module")

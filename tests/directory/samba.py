@@ -48,6 +48,8 @@ WORKSTATION = "user.workstation"  # may log on only from NOWHERE
 PROBE = "user.probe"  # target of wrong-password tests, so others do not approach the lockout threshold
 MOVER = "user.mover"  # group changes
 
+SAMBA_PACKAGES = "Debian packages samba-ad-dc, samba-ad-provision, ldb-tools"
+
 
 class SambaUnavailable(RuntimeError):
     """The DC could not be started here; the message says why."""
@@ -211,7 +213,7 @@ def _wait_for_ldaps(process: subprocess.Popen[bytes], log: Path, deadline_second
 def running_samba_dc() -> Iterator[SambaDC]:
     """Provision, start, seed; stop (whole process group) and delete everything on the way out."""
     if shutil.which("samba") is None or shutil.which("ldbmodify") is None:
-        raise SambaUnavailable("install the Debian packages samba-ad-dc, samba-ad-provision and ldb-tools")
+        raise SambaUnavailable(f"install the {SAMBA_PACKAGES}")
     for port in (389, 636):
         if _port_taken(port):
             raise SambaUnavailable(f"127.0.0.1:{port} is already in use; only one Samba DC per network namespace")

@@ -43,16 +43,24 @@ def _timed_login(samba_dc: SambaDC, servers: list[str], **overrides: object) -> 
     return times[0], times[1]
 
 
+# The bounds below are the timeouts a wrong failover would wait, made long enough (5 s, 3 s) that a login on a
+# loaded machine (hundreds of milliseconds) stays far below them: what is checked is which timeouts were waited,
+# not how fast the machine is (bench/bench_directory.py measures that).
+CONNECT_TIMEOUT, RECEIVE_TIMEOUT = 5.0, 3
+
+
 def test_refused_first_server_fails_over_at_once(samba_dc: SambaDC, dead_port: int) -> None:
-    first, second = _timed_login(samba_dc, [f"ldaps://127.0.0.1:{dead_port}", samba_dc.ldaps_url])
-    assert first < 0.5
-    assert second < 0.5
+    servers = [f"ldaps://127.0.0.1:{dead_port}", samba_dc.ldaps_url]
+    first, second = _timed_login(samba_dc, servers, connect_timeout=CONNECT_TIMEOUT)
+    assert first < CONNECT_TIMEOUT  # a refused connect is not waited out
+    assert second < CONNECT_TIMEOUT
 
 
 def test_hung_first_server_costs_one_receive_timeout_then_is_skipped(samba_dc: SambaDC, hung_port: int) -> None:
-    first, second = _timed_login(samba_dc, [f"ldaps://127.0.0.1:{hung_port}", samba_dc.ldaps_url], receive_timeout=1)
-    assert 1.0 <= first < 2.0
-    assert second < 0.5  # remembered as failed: tried last for dead_server_retry_after seconds
+    servers = [f"ldaps://127.0.0.1:{hung_port}", samba_dc.ldaps_url]
+    first, second = _timed_login(samba_dc, servers, receive_timeout=RECEIVE_TIMEOUT)
+    assert RECEIVE_TIMEOUT <= first < 2 * RECEIVE_TIMEOUT  # one receive timeout, not two
+    assert second < RECEIVE_TIMEOUT  # remembered as failed: tried last for dead_server_retry_after seconds
 
 
 def test_no_server_answering_is_directory_unavailable(dead_port: int, samba_dc: SambaDC) -> None:

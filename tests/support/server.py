@@ -3,8 +3,8 @@
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import uvicorn
 from fastapi import FastAPI
@@ -20,19 +20,30 @@ def free_port() -> int:
 
 @contextmanager
 def serving(
-    app: FastAPI, host: str = "127.0.0.1", port: int | None = None, tls: dict[str, object] | None = None
+    app: FastAPI,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    tls: dict[str, object] | None = None,
+    inside: Callable[[], AbstractContextManager[None]] = nullcontext,
 ) -> Iterator[str]:
     """Yield the base URL while uvicorn serves ``app``; shut it down afterwards.
 
     ``tls`` takes the options of ``gateway.web.tls.tls_options`` to serve HTTPS asking for a client certificate, which
     the gateway's own uvicorn configuration lets through the handshake for the application to judge.
+    ``inside`` is entered by the server's thread before it listens (``tests.vpn.netns.inside`` serves from a
+    network namespace); give a ``port`` then, the free one is found in this thread's namespace.
     """
     port = port or free_port()
     config = ClientCertificateConfig(
         app, host=host, port=port, log_level="warning", lifespan="on", proxy_headers=False, **(tls or {})
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+
+    def run() -> None:
+        with inside():
+            server.run()
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:

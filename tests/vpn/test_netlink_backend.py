@@ -4,13 +4,14 @@ WireGuard kernel module and skip without it."""
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pyroute2.netlink.generic.wireguard import wgmsg
 
 from gateway.vpn.backend import PeerSpec
-from gateway.vpn.choose import choose_backend, kernel_has_wireguard
+from gateway.vpn.choose import backend_for, choose_backend, kernel_has_wireguard
 from gateway.vpn.netlink import NetlinkBackend, merge_peers
 from gateway.vpn.uapi import UapiBackend
 from tests.vpn.keys import key_pair
@@ -69,9 +70,37 @@ def test_a_peer_that_never_shook_hands_has_no_handshake_time() -> None:
     assert peer.latest_handshake is None and peer.endpoint is None
 
 
-def test_backend_choice_follows_kernel_support() -> None:
-    expected = NetlinkBackend if kernel_has_wireguard() else UapiBackend
-    assert isinstance(choose_backend(), expected)
+def test_kernel_support_picks_netlink_and_its_absence_wireguard_go_with_the_restart_hook() -> None:
+    def nudge(name: str) -> None:
+        raise AssertionError(name)
+
+    kernel = backend_for(True, "ns-a", on_restart=nudge)
+    userspace = backend_for(False, "ns-b", on_restart=nudge)
+    assert isinstance(kernel, NetlinkBackend) and kernel.netns == "ns-a"
+    assert isinstance(userspace, UapiBackend) and userspace.netns == "ns-b" and userspace.on_restart is nudge
+
+
+def _links(lab: NetnsLab, ns: str) -> list[str]:
+    return lab.run(ns, "ip", "-o", "link", "show").stdout.split("\n")
+
+
+def test_a_loaded_module_is_trusted_without_probing(lab: NetnsLab, tmp_path: Path) -> None:
+    ns = lab.add("probe")
+    before = _links(lab, ns)
+    assert kernel_has_wireguard(ns, module=tmp_path) is True  # a directory standing where /sys/module/wireguard is
+    assert _links(lab, ns) == before
+
+
+def test_without_the_module_the_answer_is_whether_the_kernel_makes_a_wireguard_link(lab: NetnsLab) -> None:
+    """The probe's answer against iproute2's own attempt (a different netlink client), and no probe link left."""
+    ns = lab.add("probe")
+    before = _links(lab, ns)
+    made = lab.run(ns, "ip", "link", "add", "wgoracle", "type", "wireguard", check=False).returncode == 0
+    if made:
+        lab.run(ns, "ip", "link", "del", "wgoracle")
+    assert kernel_has_wireguard(ns, module=Path("/nonexistent/module")) is made
+    assert _links(lab, ns) == before
+    assert isinstance(choose_backend(ns), NetlinkBackend if made else UapiBackend)
 
 
 @pytest.fixture
@@ -85,6 +114,7 @@ def kernel_link(lab: NetnsLab) -> Iterator[tuple[NetlinkBackend, str]]:
     yield backend, name
 
 
+@pytest.mark.kernel_feature
 def test_kernel_apply_installs_exactly_the_desired_peers(kernel_link: tuple[NetlinkBackend, str]) -> None:
     backend, name = kernel_link
     peers = [PeerSpec.of(key_pair()[1], [f"10.77.0.{n}/32", f"fd77::{n}/128"]) for n in range(2, 5)]

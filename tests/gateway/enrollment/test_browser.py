@@ -10,9 +10,9 @@ from sqlmodel import col, select
 
 from gateway.db import make_engine, session_scope
 from gateway.enrollment.models import Application, ApplicationState, EnvcheckRun
-from gateway.migrate import upgrade
 from tests.gateway.enrollment.conftest import PASSWORDS, Portal, running_portal
 from tests.support.browser import chromium
+from tests.support.sqlite import copy_sqlite
 
 pytestmark = pytest.mark.e2e
 
@@ -24,10 +24,9 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def portal(tmp_path: Path) -> Iterator[Portal]:
+def portal(tmp_path: Path, sqlite_template: Path) -> Iterator[Portal]:
     """One database kind is enough for the browser tier; the HTTP tests cover both."""
-    db_url = f"sqlite:///{tmp_path / 'enrollment.db'}"
-    upgrade(db_url)
+    db_url = copy_sqlite(sqlite_template, tmp_path / "enrollment.db")
     engine = make_engine(db_url)
     try:
         with running_portal(tmp_path, db_url, engine) as running:

@@ -15,10 +15,10 @@ from gateway.directory import Directory, open_directory
 from gateway.enrollment import decisions, service
 from gateway.enrollment.jobs import repair_memberships
 from gateway.enrollment.models import Application, ApplicationState, DecisionOutcome
-from gateway.migrate import upgrade
 from tests.directory.samba import SambaDC, group_dn, user_dn
 from tests.gateway.enrollment.conftest import PHONE, Portal, running_portal
 from tests.gateway.enrollment.test_samba_handoff import person_and_group  # noqa: F401  (fixture)
+from tests.support.sqlite import copy_sqlite
 
 
 class CommitRefused(Exception):
@@ -126,10 +126,14 @@ def test_the_scheduled_pass_undoes_hand_edits_for_managed_people_only(portal: Po
 
 
 @pytest.fixture
-def samba_portal(samba_dc: SambaDC, person_and_group: tuple[str, str], tmp_path: Path) -> Iterator[Portal]:  # noqa: F811
+def samba_portal(
+    samba_dc: SambaDC,
+    person_and_group: tuple[str, str],  # noqa: F811
+    tmp_path: Path,
+    sqlite_template: Path,
+) -> Iterator[Portal]:
     _, group = person_and_group
-    db_url = f"sqlite:///{tmp_path / 'membership.db'}"
-    upgrade(db_url)
+    db_url = copy_sqlite(sqlite_template, tmp_path / "membership.db")
     engine = make_engine(db_url)
     directory = open_directory(samba_dc.settings())
     try:

@@ -13,9 +13,9 @@ from gateway.db import make_engine, session_scope
 from gateway.directory import open_directory
 from gateway.enrollment import decisions, service
 from gateway.enrollment.models import ApplicationState, DecisionOutcome
-from gateway.migrate import upgrade
 from tests.directory.samba import PASSWORD, REALM, SambaDC, group_dn, user_dn
 from tests.gateway.enrollment.conftest import PHONE, Portal, policy_text, running_portal, sign_in
+from tests.support.sqlite import copy_sqlite
 
 pytestmark = pytest.mark.e2e
 
@@ -78,11 +78,10 @@ def _decide_all(portal: Portal, login: str) -> int:
 
 
 def test_approval_lets_the_person_sign_in_as_agent_and_rejection_takes_it_back(
-    samba_dc: SambaDC, person_and_group: tuple[str, str], tmp_path: Path
+    samba_dc: SambaDC, person_and_group: tuple[str, str], tmp_path: Path, sqlite_template: Path
 ) -> None:
     login, group = person_and_group
-    db_url = f"sqlite:///{tmp_path / 'enrollment.db'}"
-    upgrade(db_url)
+    db_url = copy_sqlite(sqlite_template, tmp_path / "enrollment.db")
     engine = make_engine(db_url)
     directory = open_directory(samba_dc.settings())
     policy = policy_text(agent_group=f'"{group_dn(group)}"', onsite=False)  # a directory's group: by its DN

@@ -10,7 +10,6 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,23 +30,11 @@ from gateway.seats.settings import SeatSettings
 from gateway.sessions.deps import SESSION_COOKIE
 from tests.gateway.sessions.conftest import GROUPS, PASSWORDS, WG_KEYS, Portal, sign_in
 from tests.support.browser import chromium
+from tests.support.clock import MovableClock
 from tests.support.portal import csrf_of, serving_portal
 
 TWO_APPS_POLICY = Path(__file__).with_name("two_apps_policy.yaml").read_text()
 """Two X11 apps: agents get the Customer Console only; the Supervisor Console is for supervisors."""
-
-
-class MovableClock:
-    """Real time plus an offset the test moves forward: the gateway's one injected clock."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += timedelta(seconds=seconds)
 
 
 @dataclass

@@ -29,7 +29,6 @@ from tests.desktop_broker.test_guacamole_launch import (  # noqa: E402, F401 - f
     NodeServer,
     log_dir,
     new_connections,
-    node_modules,
     refused,
     standin,
 )

@@ -34,7 +34,6 @@ from tests.desktop_broker.test_guacamole_launch import (  # noqa: E402, F401 - f
     NodeServer,
     log_dir,
     new_connections,
-    node_modules,
     open_seat,
     read_until_sync,
     refused,

@@ -5,19 +5,22 @@ events that noVNC's ``viewOnly`` would never send, so only x11vnc's view-only pa
 """
 
 import re
+import socket as socket_module
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 import httpx
 import pytest
 from sqlmodel import Session, col, select
 from websockets.exceptions import InvalidStatus
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
 
+from desktop_broker.pool import PooledSeat
+from desktop_broker.x11.rfb_probe import vnc_auth_response
 from gateway.audit.models import AuditEvent
 from gateway.db import session_scope
 from gateway.directory import BuiltinDirectory
@@ -37,6 +40,7 @@ from tests.gateway.seats.conftest import (
 from tests.gateway.sessions.conftest import csrf_of, sign_in
 
 pytestmark = pytest.mark.e2e
+VNC_AUTHENTICATION = 2
 NO_VIEWING = TWO_APPS_POLICY.replace(
     "    max_session: 8h\n", "    max_session: 8h\n    supervision: {allow_viewing: false}\n"
 )
@@ -81,8 +85,35 @@ def _view_token(supervisor: httpx.Client, portal: SeatPortal) -> str:
     return unquote(re.search(r'src="/seats/view\?token=([^"]+)"', page.text).group(1))  # type: ignore[union-attr]
 
 
+@dataclass
+class RfbClient:
+    """An RFB client past ServerInit, over any transport: how to send bytes and read exactly n of them."""
+
+    send: Callable[[bytes], None]
+    read: Callable[[int], bytes]
+
+    def poke(self, x: int = 640, y: int = 400) -> None:
+        """Move the pointer to (x, y), click, type "7"; then wait until x11vnc answers a framebuffer request
+        sent after them. x11vnc handles one client's messages in order, so by that answer it has applied the input
+        or dropped it: the test then looks at the pointer knowing the input was handled, not after a sleep."""
+        self.send(struct.pack(">BBHH", 5, 0, x, y) + struct.pack(">BBHH", 5, 1, x, y))
+        self.send(struct.pack(">BBHH", 5, 0, x, y))
+        self.send(struct.pack(">BBxxI", 4, 1, ord("7")) + struct.pack(">BBxxI", 4, 0, ord("7")))
+        self.send(struct.pack(">BBHHHH", 3, 0, 0, 0, 1, 1))  # FramebufferUpdateRequest, one pixel
+        while (message_type := self.read(1)[0]) != 0:
+            assert message_type == 2, f"unexpected RFB message {message_type}"  # a Bell has no payload
+
+
+def _after_server_init(client: RfbClient) -> RfbClient:
+    client.send(bytes([1]))  # ClientInit: shared
+    assert struct.unpack(">HH", client.read(4)) == (1280, 800)
+    client.read(16)  # pixel format
+    client.read(struct.unpack(">I", client.read(4))[0])  # desktop name
+    return client
+
+
 @contextmanager
-def _rfb(portal: SeatPortal, path: str, token: str, cookie: str, extra: str = "") -> Iterator[ClientConnection]:
+def _rfb(portal: SeatPortal, path: str, token: str, cookie: str, extra: str = "") -> Iterator[RfbClient]:
     """An RFB client through the gateway's websocket, past the handshake (the gateway offers "None")."""
     url = portal.base_url.replace("http", "ws") + f"{path}?token={token}{extra}"
     with connect(url, additional_headers={"Cookie": f"{SESSION_COOKIE}={cookie}"}, open_timeout=5) as socket:
@@ -100,17 +131,40 @@ def _rfb(portal: SeatPortal, path: str, token: str, cookie: str, extra: str = ""
         assert read(2) == bytes([1, 1])
         socket.send(bytes([1]))
         assert read(4) == b"\0\0\0\0"
-        socket.send(bytes([1]))  # ClientInit: shared
-        assert struct.unpack(">HH", read(4)) == (1280, 800)
-        yield socket
+        yield _after_server_init(RfbClient(socket.send, read))
 
 
-def _poke(socket: ClientConnection) -> None:
-    """Move the pointer to (640, 400), click, and type "7"."""
-    socket.send(struct.pack(">BBHH", 5, 0, 640, 400) + struct.pack(">BBHH", 5, 1, 640, 400))
-    socket.send(struct.pack(">BBHH", 5, 0, 640, 400))
-    socket.send(struct.pack(">BBxxI", 4, 1, ord("7")) + struct.pack(">BBxxI", 4, 0, ord("7")))
-    time.sleep(0.8)
+@contextmanager
+def _x11vnc(seat: PooledSeat, password: str) -> Iterator[RfbClient]:
+    """An RFB client straight to the seat's x11vnc, authenticating with ``password`` (VNC authentication)."""
+    address = seat.process.rfb_address
+    with socket_module.create_connection((address.host, address.port), timeout=5) as sock:
+
+        def read(size: int) -> bytes:
+            data = b""
+            while len(data) < size:
+                chunk = sock.recv(size - len(data))
+                assert chunk, "x11vnc closed the connection"
+                data += chunk
+            return data
+
+        assert read(12).startswith(b"RFB 003.")
+        sock.sendall(b"RFB 003.008\n")
+        assert VNC_AUTHENTICATION in read(read(1)[0])
+        sock.sendall(bytes([VNC_AUTHENTICATION]))
+        sock.sendall(vnc_auth_response(password, read(16)))
+        assert read(4) == b"\0\0\0\0", "x11vnc refused the password"
+        yield _after_server_init(RfbClient(sock.sendall, read))
+
+
+def _moved(seat: PooledSeat, before: str) -> bool:
+    """Whether the pointer leaves ``before`` within a few seconds (the positive controls wait for it)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if pointer_location(seat.process) != before:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def _refused(portal: SeatPortal, path: str, token: str, cookie: str) -> bool:
@@ -136,20 +190,30 @@ def test_a_watcher_input_never_reaches_the_seat_even_from_a_tampered_client(
     before = pointer_location(seat.process)
     # Parameters a watcher might try; the websocket has none that select a password or a mode.
     extra = "&mode=interactive&access=full_access&view_only=0"
-    with _rfb(portal, "/seats/view/ws", _view_token(sup1, portal), sup1.cookies[SESSION_COOKIE], extra) as socket:
-        _poke(socket)
+    with _rfb(portal, "/seats/view/ws", _view_token(sup1, portal), sup1.cookies[SESSION_COOKIE], extra) as watcher:
+        watcher.poke()
     assert pointer_location(seat.process) == before
     agent_token = launch_token(agent1)
-    with _rfb(portal, "/seats/ws", agent_token, agent1.cookies[SESSION_COOKIE]) as socket:
-        _poke(socket)
-    assert pointer_location(seat.process) != before, "the same events from the agent must arrive (control)"
+    with _rfb(portal, "/seats/ws", agent_token, agent1.cookies[SESSION_COOKIE]) as agent:
+        agent.poke()
+    assert _moved(seat, before), "the same events from the agent must arrive (control)"
 
 
-def test_a_view_grant_only_ever_holds_the_view_only_password(portal: SeatPortal, agent1: httpx.Client) -> None:
+def test_the_password_a_view_grant_holds_makes_x11vnc_itself_drop_input(
+    portal: SeatPortal, agent1: httpx.Client
+) -> None:
+    """Asked directly, without the gateway in between: x11vnc ignores a client that signed in with the grant's
+    password, and obeys one with the seat's other password (the control)."""
     seat = seat_of(portal, "agent1")
-    assert viewing.view_password(seat) == seat.passwords.view_only != seat.passwords.full_access
-    assert "full_access" not in Path(viewing.__file__).read_text()
-    assert "full_access" not in Path(viewing.__file__).with_name("view_routes.py").read_text()
+    x_run(seat.process, ["xdotool", "mousemove", "100", "600"])
+    before = pointer_location(seat.process)
+    # x11vnc skips a motion to where its last injected one went (the earlier test's 640,400): aim elsewhere.
+    with _x11vnc(seat, viewing.view_password(seat)) as watcher:
+        watcher.poke(320, 200)
+    assert pointer_location(seat.process) == before
+    with _x11vnc(seat, seat.passwords.full_access) as agent:
+        agent.poke(320, 200)
+    assert _moved(seat, before)
 
 
 def test_a_view_token_works_once_and_only_for_its_supervisor_on_the_view_path(

@@ -7,21 +7,20 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from certs.revocation import HttpRevocationChecker
 from gateway.app import create_app
+from gateway.audit.models import AuditEvent
 from gateway.db import session_scope
-from gateway.directory import BuiltinDirectory
-from gateway.directory.errors import DirectoryUnavailable
-from gateway.directory.interface import DirectoryUser
+from gateway.directory import BuiltinDirectory, Directory, DirectorySettings, open_directory
 from gateway.pki import service as pki
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.revalidation import revalidate
 from gateway.sessions.service import end_idle_and_expired
 from gateway.settings import load_settings
 from tests.gateway.sessions.conftest import GROUPS, PASSWORDS, Portal, sign_in
-from tests.support.server import serving
+from tests.support.server import free_port, serving
 
 
 def _signed_in(portal: Portal, login: str) -> None:
@@ -30,7 +29,7 @@ def _signed_in(portal: Portal, login: str) -> None:
         assert sign_in(client, login, headers=headers).status_code == 303
 
 
-def _revalidate(portal: Portal, directory: object | None = None, now: datetime | None = None) -> dict[str, str]:
+def _revalidate(portal: Portal, directory: Directory | None = None, now: datetime | None = None) -> dict[str, str]:
     revalidate(
         portal.engine,
         directory or portal.directory,
@@ -79,16 +78,37 @@ def test_revoked_certificate_ends_the_session(portal: Portal) -> None:
     assert outcome["agent2"] == SessionState.ACTIVE
 
 
-class _DirectoryDown:
-    """The directory as seen when every domain controller is unreachable: the real error type, raised on lookup."""
+def _outages(portal: Portal) -> int:
+    with session_scope(portal.engine) as db:
+        rows = db.exec(
+            select(AuditEvent).where(
+                col(AuditEvent.action) == "session.revalidate", col(AuditEvent.outcome) == "directory_unavailable"
+            )
+        )
+        return len(rows.all())
 
-    def lookup(self, login_or_dn: str) -> DirectoryUser:
-        raise DirectoryUnavailable("no directory server answered")
 
-
-def test_directory_outage_keeps_sessions_and_is_reported(portal: Portal) -> None:
+def test_directory_outage_keeps_sessions_is_audited_and_the_next_run_catches_up(portal: Portal) -> None:
+    """The real LDAP adapter against a port nobody listens on: the sessions are kept (the documented choice), the
+    outage leaves an audit row, and the first run with the directory back ends what changed meanwhile."""
     _signed_in(portal, "sup1")
-    assert _revalidate(portal, _DirectoryDown())["sup1"] == SessionState.ACTIVE
+    portal.directory.set_disabled("sup1", True)  # type: ignore[attr-defined]
+    unreachable = open_directory(
+        DirectorySettings(
+            kind="openldap",
+            servers=[f"ldaps://127.0.0.1:{free_port()}"],
+            base_dn="dc=corp,dc=example",
+            bind_dn="cn=sohogw,dc=corp,dc=example",
+            bind_password="unused: nobody answers",
+        )
+    )
+    try:
+        assert _revalidate(portal, unreachable)["sup1"] == SessionState.ACTIVE
+    finally:
+        unreachable.close()
+    assert _outages(portal) == 1
+    assert _revalidate(portal)["sup1"] == EndReason.ACCOUNT_DISABLED
+    assert _outages(portal) == 1
 
 
 @pytest.mark.parametrize(("minutes", "reason"), [(31, EndReason.IDLE), (11 * 60, EndReason.MAX_LENGTH)])
@@ -114,7 +134,7 @@ def test_scheduled_revalidation_ends_a_disabled_account_within_its_interval(
         assert sign_in(client, "sup1").status_code == 303
         directory.set_disabled("sup1", True)
         disabled_at = time.monotonic()
-        while time.monotonic() - disabled_at < 12:
+        while time.monotonic() - disabled_at < 3 * 5:
             with session_scope(engine) as db:
                 session = db.exec(select(HomeSession)).one()
             if session.state == SessionState.ENDED:
@@ -122,5 +142,5 @@ def test_scheduled_revalidation_ends_a_disabled_account_within_its_interval(
             time.sleep(0.2)
         took = time.monotonic() - disabled_at
         assert session.end_reason == EndReason.ACCOUNT_DISABLED
-        assert took < 5 + 2
+        assert took < 2 * 5  # the promise is one interval; the second is room for a loaded machine
         assert client.get("/supervisor", headers={"accept": "text/html"}).headers["location"] == "/login"

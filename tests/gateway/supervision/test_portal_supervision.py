@@ -2,10 +2,12 @@
 
 import json
 import re
+import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import Session, select
 
 from gateway.audit.models import AuditEvent
@@ -16,6 +18,7 @@ from gateway.supervision.platform import SIGNATURE_HEADER, TIMESTAMP_HEADER, sig
 from gateway.supervision.settings import MailSettings, SupervisionSettings
 from gateway.supervision.sources import register_screen_viewer, unregister_screen_viewer
 from tests.gateway.supervision.conftest import SmsGateway, SmtpServer, SupervisedPortal, post_form, signed_in
+from tests.support.portal import sign_in
 
 SECRET = "platform-shared-secret"
 
@@ -53,13 +56,16 @@ def test_platform_sets_work_state_only_with_a_valid_signature(portal: Supervised
 
 
 @pytest.fixture
-def screen_viewer() -> Iterator[list[tuple[str, str]]]:
-    """A screen viewer as the seats domain registers one; records who asked to see whom."""
-    asked: list[tuple[str, str]] = []
+def screen_viewer() -> Iterator[list[tuple[str, str, str]]]:
+    """A stand-in for the seats domain's screen viewer (the real one, with a real seat, is exercised in
+    tests/gateway/seats/test_view_only_watch_in_browser.py). It records which session was asked for by whom and
+    answers with a URL no template could guess, so the page is seen to embed what the seats domain answered."""
+    asked: list[tuple[str, str, str]] = []
 
     def viewer(db: Session, agent: HomeSession, supervisor: str) -> str:
-        asked.append((agent.login, supervisor))
-        return f"/seats/view/{agent.id}?view_only=1"
+        url = f"/seats/view?watch={secrets.token_urlsafe(8)}"
+        asked.append((agent.id, supervisor, url))
+        return url
 
     register_screen_viewer(viewer)
     try:
@@ -73,14 +79,16 @@ def _agent_session_id(portal: SupervisedPortal) -> str:
         return db.exec(select(HomeSession.id).where(HomeSession.login == "agent1")).one()
 
 
-def test_watching_a_screen_is_view_only_audited_and_told_to_the_agent(
-    portal: SupervisedPortal, screen_viewer: list[tuple[str, str]]
+def test_watching_a_screen_asks_the_seats_for_that_session_is_audited_and_told_to_the_agent(
+    portal: SupervisedPortal, screen_viewer: list[tuple[str, str, str]]
 ) -> None:
     with signed_in(portal, "agent1") as agent, signed_in(portal, "sup1") as supervisor:
         session_id = _agent_session_id(portal)
+        assert "is watching your screen" not in agent.get("/agent/work-state").text
         page = post_form(supervisor, "/supervision/wall", f"/supervision/watch/{session_id}")
-        assert page.status_code == 200 and f'src="/seats/view/{session_id}?view_only=1"' in page.text
-        assert screen_viewer == [("agent1", "sup1")]
+        [(asked_for, asked_by, url)] = screen_viewer
+        assert (asked_for, asked_by) == (session_id, "sup1")
+        assert page.status_code == 200 and f'src="{url}"' in page.text
         assert "sup1 is watching your screen" in agent.get("/agent/work-state").text
         watch_id = re.search(r"/supervision/watch/(\d+)/end", page.text).group(1)  # type: ignore[union-attr]
         ended = supervisor.post(
@@ -126,16 +134,32 @@ def test_bulletins_posted_by_a_supervisor_reach_the_agent_and_reports_count_the_
     assert header.startswith("period,scope,name,location,logged_in_seconds,break_seconds,sessions")
     agent_line = next(line.split(",") for line in lines if ",agent,agent1," in line)
     assert (agent_line[3], agent_line[6]) == ("home", "1")
-    assert float(agent_line[4]) > 0 and float(agent_line[5]) >= 0
+    logged_in, on_break = float(agent_line[4]), float(agent_line[5])
+    assert 0 < on_break < logged_in  # the break began after the sign-in and runs until the report
     assert 'id="report-chart"' in html and 'data-name="Team-North"' in html
 
 
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a Prometheus exposition, by name and labels, parsed by the client library's own parser."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
 def test_metrics_report_live_agents_logins_and_request_latency(portal: SupervisedPortal) -> None:
+    with portal.client() as scraper:
+        before = _samples(scraper.get("/metrics").text)
+    with portal.client() as stranger:
+        assert sign_in(stranger, "agent1", "not-the-password").status_code == 401
     with signed_in(portal, "agent1"), portal.client() as scraper:
-        text = scraper.get("/metrics").text
-    assert "sohogw_live_agent_sessions 1.0" in text
-    assert 'sohogw_logins_total{outcome="success"}' in text or "sohogw_logins_total{" in text
-    assert 'sohogw_request_duration_seconds_count{method="POST",route="/login",status="303"}' in text
+        after = _samples(scraper.get("/metrics").text)
+    assert (before[("sohogw_live_agent_sessions", ())], after[("sohogw_live_agent_sessions", ())]) == (0, 1)
+    logins = {labels: value for (name, labels), value in after.items() if name == "sohogw_logins_total"}
+    assert logins == {(("outcome", "success"),): 1, (("outcome", "directory.wrong_password"),): 1}
+    posted = ("method", "POST"), ("route", "/login"), ("status", "303")
+    assert after[("sohogw_request_duration_seconds_count", posted)] >= 1
 
 
 @pytest.mark.parametrize(

@@ -1,25 +1,27 @@
-"""End to end: sessions drive real wireguard-go tunnels and the nft scope, in namespaces (run as root)."""
+"""End to end: people sign in at the portal from their homes, and their sessions drive real wireguard-go tunnels
+and the nft scope, in namespaces (run as root)."""
 
 import os
-import shutil
 import signal
 import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from certs.revocation import HttpRevocationChecker
 from gateway.db import session_scope
-from gateway.events import nudge_after_commit
 from gateway.pki.service import Actor, revoke
 from gateway.sessions.models import EndReason, SessionState
 from gateway.sessions.revalidation import revalidate
-from gateway.sessions.service import SESSION_STARTED, end_session, get_session
+from gateway.sessions.service import get_session
 from gateway.vpn import nft
 from gateway.vpn.health import tunnel_health
-from tests.gateway.vpn.world import PORTAL, TRUST, VpnWorld, build
+from tests.gateway.vpn.world import PORTAL, TRUST, VpnWorld, running_world
+from tests.support.components import require_programs
+from tests.vpn.conftest import VPN_PACKAGES, VPN_PROGRAMS
 from tests.vpn.keys import key_pair
 from tests.vpn.netns import NetnsLab
 
@@ -40,16 +42,10 @@ PROBER = (
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VpnWorld]:
-    for tool in ("ip", "wireguard-go", "wg", "nft"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (Debian: iproute2, wireguard-go, wireguard-tools, nftables)")
-    with NetnsLab() as lab:
-        built = build(lab, tmp_path_factory.mktemp("vpn-e2e"))
-        try:
-            yield built
-        finally:
-            built.stop()
+def world(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[VpnWorld]:
+    require_programs(*VPN_PROGRAMS, install=VPN_PACKAGES)
+    with NetnsLab() as lab, running_world(lab, tmp_path_factory.mktemp("vpn-e2e"), sqlite_template) as built:
+        yield built
 
 
 @pytest.fixture
@@ -58,22 +54,39 @@ def fresh(world: VpnWorld) -> VpnWorld:
     return world
 
 
-def test_no_packet_passes_before_activation_and_the_portal_answers_after(fresh: VpnWorld) -> None:
+def test_no_packet_passes_before_the_second_factor_and_the_portal_answers_after(fresh: VpnWorld) -> None:
     home = fresh.homes["home1"]
-    session = fresh.sign_in(home, SessionState.PENDING_SECOND_FACTOR)
-    assert not fresh.reaches(home.ns, PORTAL)
+    pending = fresh.sign_in(home, second_factor=False)
+    assert pending.state is SessionState.PENDING_SECOND_FACTOR
+    fresh.controller.run_once()  # a whole pass has seen the pending session
     assert fresh.peers() == set()
+    assert not fresh.reaches(home.ns, PORTAL)
     activated = time.monotonic()
-    with session_scope(fresh.engine) as db:
-        pending = get_session(db, session.id)
-        assert pending is not None
-        pending.state = SessionState.ACTIVE  # what complete_second_factor does once the TOTP code is right
-        nudge_after_commit(db, SESSION_STARTED, pending.id)
+    fresh.second_factor(home)
     assert fresh.wait(lambda: fresh.peers() == {home.public_key}, 3)
-    print(f"activation → peer installed: {(time.monotonic() - activated) * 1000:.0f} ms")
+    print(f"second factor → peer installed: {(time.monotonic() - activated) * 1000:.0f} ms")
     assert fresh.reaches_within(home.ns, PORTAL, 10)  # the client retries a refused handshake every 5 s
-    page = fresh.lab.run(home.ns, "curl", "-sS", "-m", "10", f"http://{PORTAL[0]}:{PORTAL[1]}/healthz").stdout
+    url = f"https://{PORTAL[0]}:{PORTAL[1]}/healthz"
+    page = fresh.lab.run(home.ns, "curl", "-sS", "-m", "10", "--cacert", str(fresh.ca_file), url).stdout
     assert '"status":"ok"' in page
+
+
+def test_a_password_alone_leaves_the_tunnel_and_the_second_factor_replaces_the_session(fresh: VpnWorld) -> None:
+    home = fresh.homes["home1"]
+    first = fresh.sign_in(home)
+    assert fresh.reaches_within(home.ns, PORTAL, 10)
+    second = fresh.sign_in(home, second_factor=False)
+    fresh.controller.run_once()
+    states = {session.id: session.state for session in fresh.sessions_of(home)}
+    assert (states[first.id], states[second.id]) == (SessionState.ACTIVE, SessionState.PENDING_SECOND_FACTOR)
+    assert fresh.peers() == {home.public_key}
+    fresh.second_factor(home)
+    with session_scope(fresh.engine) as db:
+        replaced = get_session(db, first.id)
+        assert replaced is not None and replaced.end_reason is EndReason.REPLACED
+    assert fresh.session_of(home).id == second.id
+    assert fresh.wait(lambda: fresh.peers() == {home.public_key}, 3)
+    assert fresh.reaches_within(home.ns, PORTAL, 10)
 
 
 def test_the_trust_host_and_the_other_seat_are_out_of_reach(fresh: VpnWorld) -> None:
@@ -84,8 +97,9 @@ def test_the_trust_host_and_the_other_seat_are_out_of_reach(fresh: VpnWorld) -> 
     assert fresh.reaches_within(home2.ns, PORTAL, 10)
     assert fresh.reaches_within(home1.ns, PORTAL, 10)
     assert fresh.reaches(home2.ns, (home2.address, 8083))  # the seat's server runs
-    assert not fresh.reaches(home1.ns, TRUST)
-    assert not fresh.reaches(home1.ns, (home2.address, 8083))
+    assert fresh.blocked(home1.ns, TRUST)
+    assert fresh.blocked(home1.ns, (home2.address, 8083))
+    assert not fresh.blocked(home1.ns, PORTAL)  # the check itself can say no
     assert fresh.reaches(fresh.trust, TRUST) and fresh.reaches(fresh.gw, TRUST)  # the trust host itself is up
 
 
@@ -119,18 +133,20 @@ def test_revoking_the_certificate_removes_the_peer_after_revalidation(
             f"→ peer gone ≤{(removed_at - revoked_at) * 1000:.0f} ms, "
             f"→ first failed probe began {(began - revoked_at) * 1000:.0f} ms"
         )
-    assert began - revoked_at < 1.0
+    # The promise is under one second (bench/bench_vpn_reconcile.py measures it); twice that here leaves room for
+    # a loaded machine while still telling the nudge from the safety-net pass.
+    assert began - revoked_at < 2.0
 
 
-def test_logout_removes_the_peer(fresh: VpnWorld) -> None:
+def test_signing_out_at_the_portal_removes_the_peer(fresh: VpnWorld) -> None:
     home = fresh.homes["home2"]
     session = fresh.sign_in(home)
     assert fresh.reaches_within(home.ns, PORTAL, 10)
+    fresh.sign_out(home)
     with session_scope(fresh.engine) as db:
-        live = get_session(db, session.id)
-        assert live is not None
-        end_session(db, live, EndReason.LOGOUT, actor=home.login, now=datetime.now(UTC))
-    assert fresh.wait(lambda: fresh.peers() == set(), 1)
+        ended = get_session(db, session.id)
+        assert ended is not None and ended.end_reason is EndReason.LOGOUT
+    assert fresh.wait(lambda: fresh.peers() == set(), 2)
     assert not fresh.reaches(home.ns, PORTAL)
 
 
@@ -168,7 +184,7 @@ def test_a_scope_table_deleted_by_hand_is_loaded_again_by_the_next_pass(fresh: V
     assert fresh.reaches_within(home.ns, PORTAL, 10)
     fresh.lab.run(fresh.gw, "nft", "delete", "table", "inet", "sohogw")
     assert fresh.wait(lambda: nft.loaded(fresh.gw), 3 * fresh.settings.reconcile_seconds)
-    assert not fresh.reaches(home.ns, TRUST)
+    assert fresh.blocked(home.ns, TRUST)
     assert fresh.reaches(home.ns, PORTAL)
 
 

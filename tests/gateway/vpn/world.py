@@ -1,36 +1,58 @@
-"""The whole certificate-bound VPN in namespaces: CA, sessions, controller, portal, agents' WireGuard apps.
+"""The whole certificate-bound VPN in namespaces: CA, portal, directory, controller, agents' WireGuard apps.
 
     home1 ─┐  underlay veths to 198.51.100.1 (the gateway's endpoint)    ┌─ trust 172.30.0.2:8081
     home2 ─┴──────────────────────────── gw ───────────────────────────────┘
-    gw: VpnController (UapiBackend + wireguard-go, nft scope), the gateway app (uvicorn) on port 443.
+    gw: VpnController (UapiBackend + wireguard-go, nft scope) and the gateway app over HTTPS on port 443.
 
-Each home is configured only from its `client_config` download, the way wg-quick would apply it; then it
-widens its own AllowedIPs (a home PC may), so that what it cannot reach is the gateway's scope at work.
+People sign in as they do at home: from the home's namespace, over TLS to the gateway's endpoint, presenting the
+certificate that binds their WireGuard key, with their directory password and a TOTP code (the world's policy asks
+agents for one). The peer follows from what the portal did; nothing here writes a session row. Each home's app is
+configured only from the config it downloads from the portal, the way wg-quick would apply it; then it widens its
+own AllowedIPs (a home PC may), so that what it cannot reach is the gateway's scope at work.
 """
 
+import json
+import re
+import ssl
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
 from pathlib import Path
 
+import httpx
+import pyotp
+import yaml
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from certs.authority import Authority, init_authority
+from certs.server import issue_server_certificate
+from gateway.app import create_app
 from gateway.db import make_engine, session_scope
-from gateway.directory import BuiltinDirectory, DirectorySettings
-from gateway.migrate import upgrade
+from gateway.directory import BuiltinDirectory
 from gateway.pki.service import Actor, issue_agent_certificate, publication_urls
-from gateway.sessions.models import EndReason, HomeSession, SessionState
-from gateway.sessions.service import end_session, live_sessions
+from gateway.policies.service import import_policy
+from gateway.sessions.deps import SESSION_COOKIE
+from gateway.sessions.models import HomeSession, SessionState
+from gateway.sessions.service import session_for_token
+from gateway.settings import Settings, load_settings
+from gateway.vpn import nft
 from gateway.vpn.client_config import PRIVATE_KEY_PLACEHOLDER
 from gateway.vpn.controller import VpnController
 from gateway.vpn.settings import VpnSettings
 from gateway.vpn.uapi import UapiBackend
-from tests.gateway.vpn.agents import agent_session
+from gateway.web.tls import tls_options
+from tests.support.clock import MovableClock
+from tests.support.portal import csrf_of
+from tests.support.server import serving
+from tests.support.sqlite import copy_sqlite
 from tests.vpn.keys import key_pair
-from tests.vpn.netns import NetnsLab
+from tests.vpn.netns import NetnsLab, inside
 from tests.vpn.world import PROBE
 
 PASSPHRASE = "vpn-e2e-passphrase"
@@ -39,6 +61,8 @@ ENDPOINT = "198.51.100.1"
 PORTAL = ("10.77.0.1", 443)
 TRUST = ("172.30.0.2", 8081)
 WIDENED = "10.77.0.0/16,172.30.0.0/24"
+DEFAULT_POLICY = Path(__file__).parents[3] / "policy" / "default_policy.yaml"
+TOTP_STEP = 30
 
 
 @dataclass
@@ -49,6 +73,11 @@ class Home:
     private_key: str
     public_key: str
     client: UapiBackend
+    certificate: tuple[Path, Path] = (Path(), Path())
+    """The agent's certificate and key files, as the browser holds them."""
+    cookies: httpx.Cookies = field(default_factory=httpx.Cookies)
+    totp: pyotp.TOTP | None = None
+    """The agent's authenticator, set at the first sign-in (the portal shows the enrolment secret once)."""
     address: str = ""
     client_conf: str = ""
     """What the home's WireGuard app was given: the downloaded config, key filled in, addresses taken out."""
@@ -65,6 +94,8 @@ class VpnWorld:
     directory: BuiltinDirectory
     settings: VpnSettings
     controller: VpnController
+    clock: MovableClock
+    ca_file: Path
     homes: dict[str, Home] = field(default_factory=dict)
 
     def new_controller(self) -> VpnController:
@@ -72,34 +103,94 @@ class VpnWorld:
         self.controller.start()
         return self.controller
 
-    def sign_in(self, home: Home, state: SessionState = SessionState.ACTIVE) -> HomeSession:
-        """A fresh certificate binding the home's WireGuard key, and a session opened with it (committed); the
-        agent's previous session ends as "replaced", as `sessions.login` does."""
+    def certify(self, home: Home) -> None:
+        """A fresh certificate binding the home's WireGuard key (as enrolment issues it), saved for its browser."""
         now = datetime.now(UTC)
         with session_scope(self.engine) as db:
-            for previous in live_sessions(db, home.login):
-                end_session(db, previous, EndReason.REPLACED, actor=home.login, now=now)
             issued = issue_agent_certificate(
                 db,
                 self.authority,
                 upn=f"{home.login}@corp.example",
+                account=home.login,
                 wireguard_key=home.public_key,
                 actor=Actor("admin@corp.example"),
                 now=now,
                 lifetime=timedelta(days=1),
-                urls=publication_urls("http://198.51.100.1"),
+                urls=publication_urls(f"http://{ENDPOINT}"),
             )
-            session, _ = agent_session(db, home.login, now, cert=issued.cert, state=state)
-        return session
+        cert, key = self.data_dir / f"{home.login}.crt", self.data_dir / f"{home.login}.key"
+        cert.write_bytes(issued.cert.public_bytes(serialization.Encoding.PEM))
+        key.write_bytes(
+            issued.key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        home.certificate = (cert, key)
+
+    @contextmanager
+    def browser(self, home: Home) -> Iterator[httpx.Client]:
+        """The home's browser: from its namespace, over TLS to the endpoint, with its certificate and cookies."""
+        tls = ssl.create_default_context(cafile=self.ca_file)
+        tls.load_cert_chain(*home.certificate)
+        base_url = f"https://{ENDPOINT}:{PORTAL[1]}"
+        with inside(home.ns), httpx.Client(base_url=base_url, verify=tls, cookies=home.cookies, timeout=10) as client:
+            yield client
+            home.cookies = client.cookies
+
+    def sign_in(self, home: Home, second_factor: bool = True) -> HomeSession:
+        """Sign in at the portal with the certificate and password; then, unless told not to, the TOTP code."""
+        with self.browser(home) as client:
+            client.cookies.clear()
+            page = client.get("/login")
+            form = {"username": home.login, "password": PASSWORD, "csrf": csrf_of(page)}
+            answer = client.post("/login", data=form, headers={"accept": "text/html"})
+            assert answer.headers.get("location") == "/login/second-factor", answer.text
+        if second_factor:
+            self.second_factor(home)
+        return self.session_of(home)
+
+    def second_factor(self, home: Home) -> None:
+        """Type the authenticator's code (enrolling at the first sign-in); a code is good once, so the portal's
+        clock moves on to the next one first."""
+        with self.browser(home) as client:
+            page = client.get("/login/second-factor", headers={"accept": "text/html"})
+            if home.totp is None:
+                secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page.text)
+                assert secret, page.text
+                home.totp = pyotp.TOTP(secret.group(1))
+            self.clock.advance(TOTP_STEP)
+            form = {"code": home.totp.at(self.clock()), "csrf": csrf_of(page)}
+            answer = client.post("/login/second-factor", data=form, headers={"accept": "text/html"})
+            assert answer.headers.get("location") == "/", answer.text
+
+    def sign_out(self, home: Home) -> None:
+        with self.browser(home) as client:
+            page = client.get("/agent", headers={"accept": "text/html"})
+            answer = client.post("/logout", data={"csrf": csrf_of(page)}, headers={"accept": "text/html"})
+            assert answer.headers.get("location") == "/login", answer.text
+
+    def session_of(self, home: Home) -> HomeSession:
+        """The session the home's cookie holds."""
+        with session_scope(self.engine) as db:
+            session = session_for_token(db, home.cookies.get(SESSION_COOKIE), self.clock())
+            assert session is not None, f"{home.login}'s cookie holds no session"
+            return session
 
     def end_all(self) -> None:
-        """Every session ended, and every home's app switched off and on (fresh tunnel keys, as after a logout)."""
-        with session_scope(self.engine) as db:
-            for session in live_sessions(db):
-                end_session(db, session, EndReason.LOGOUT, actor=session.login, now=datetime.now(UTC))
+        """Every home signed out at the portal, its certificate renewed (a test may have revoked it), and its app
+        switched off and on."""
+        for home in self.homes.values():
+            if self._live(home):
+                self.sign_out(home)
+            self.certify(home)
         assert self.wait(lambda: not self.peers(), 5), "peers stayed after every session ended"
         for home in self.homes.values():
             self.connect(home)
+
+    def _live(self, home: Home) -> bool:
+        with session_scope(self.engine) as db:
+            session = session_for_token(db, home.cookies.get(SESSION_COOKIE), self.clock())
+            return session is not None and session.state is SessionState.ACTIVE
 
     def connect(self, home: Home) -> None:
         """Load the home's config into its WireGuard app, then widen AllowedIPs beyond what it grants (a home PC
@@ -118,6 +209,26 @@ class VpnWorld:
         done = self.lab.run(ns, sys.executable, "-c", PROBE, target[0], str(target[1]), str(timeout), check=False)
         return done.returncode == 0
 
+    def scope_drops(self) -> int:
+        """Packets from the tunnel the gateway's scope has dropped so far (the counters of its drop rules)."""
+        listed = self.lab.run(self.gw, "nft", "-j", "list", "chain", *nft.TABLE.split(), "from_tunnel").stdout
+        rules = [item["rule"] for item in json.loads(listed)["nftables"] if "rule" in item]
+        return sum(
+            expression["counter"]["packets"]
+            for rule in rules
+            if any("drop" in expression for expression in rule["expr"])
+            for expression in rule["expr"]
+            if "counter" in expression
+        )
+
+    def blocked(self, ns: str, target: tuple[str, int]) -> bool:
+        """The connection fails and the gateway's scope counted the dropped packet: out of reach because the scope
+        said no, not because a loaded machine was slow to answer within the probe's timeout."""
+        before = self.scope_drops()
+        if self.reaches(ns, target, 2.0):
+            return False
+        return self.wait(lambda: self.scope_drops() > before, 5)
+
     def reaches_within(self, ns: str, target: tuple[str, int], seconds: float) -> bool:
         """Reachable at some point within `seconds` (a client retries its handshake only every 5 s)."""
         return self.wait(lambda: self.reaches(ns, target, 0.5), seconds)
@@ -131,11 +242,9 @@ class VpnWorld:
             time.sleep(0.02)
         return False
 
-    def session_of(self, home: Home) -> HomeSession:
+    def sessions_of(self, home: Home) -> list[HomeSession]:
         with Session(self.engine) as db:
-            return db.exec(
-                select(HomeSession).where(HomeSession.login == home.login, HomeSession.state == SessionState.ACTIVE)
-            ).one()
+            return list(db.exec(select(HomeSession).where(HomeSession.login == home.login)))
 
     def stop(self) -> None:
         self.controller.stop()
@@ -143,13 +252,14 @@ class VpnWorld:
             home.client.stop()
 
 
-def build(lab: NetnsLab, data_dir: Path) -> VpnWorld:
+@contextmanager
+def running_world(lab: NetnsLab, data_dir: Path, template: Path) -> Iterator[VpnWorld]:
+    """The world, its portal serving from the gateway namespace until the block ends."""
     gw, trust = lab.add("gw"), lab.add("trust")
     lab.run(gw, "ip", "addr", "add", f"{ENDPOINT}/32", "dev", "lo")
     lab.link(gw, "172.30.0.1/24", trust, "172.30.0.2/24")
     lab.run(trust, "ip", "route", "add", "10.77.0.0/16", "via", "172.30.0.1")
-    url = f"sqlite:///{data_dir / 'sohogw.db'}"
-    upgrade(url)
+    url = copy_sqlite(template, data_dir / "sohogw.db")
     settings = VpnSettings(
         enabled=True,
         interface=lab.name("wggw"),
@@ -158,36 +268,73 @@ def build(lab: NetnsLab, data_dir: Path) -> VpnWorld:
         reconcile_seconds=1.0,
         private_key_file=data_dir / "wg.key",
     )
-    directory = BuiltinDirectory(DirectorySettings(kind="builtin", builtin_file=data_dir / "directory.json"))
+    loaded = load_settings(
+        data_dir=data_dir, database_url=url, ca={"passphrase": PASSPHRASE}, public_url=f"https://{ENDPOINT}"
+    )
+    directory = BuiltinDirectory(loaded.directory_settings)
     engine = make_engine(url)
-    authority = init_authority(data_dir / "ca", PASSPHRASE, "Corp Example", datetime.now(UTC))
+    authority = init_authority(loaded.ca_directory, PASSPHRASE, "Corp Example", datetime.now(UTC))
     controller = VpnController(engine, settings, data_dir)
-    world = VpnWorld(lab, data_dir, gw, trust, engine, authority, directory, settings, controller)
+    world = VpnWorld(
+        lab, data_dir, gw, trust, engine, authority, directory, settings, controller, MovableClock(), Path()
+    )
     try:
         controller.start()
         assert controller.off_reason is None, controller.off_reason
-        _serve_portal(world, url)
-        lab.spawn(trust, sys.executable, "-m", "http.server", str(TRUST[1]), "--bind", TRUST[0], "--directory", "/")
-        for number in (1, 2):
-            _add_home(world, number)
-    except BaseException:
+        _agents_need_totp(world)
+        with _portal(world, loaded):
+            lab.spawn(trust, sys.executable, "-m", "http.server", str(TRUST[1]), "--bind", TRUST[0], "--directory", "/")
+            for number in (1, 2):
+                _add_home(world, number)
+            yield world
+    finally:
         world.stop()
-        raise
-    return world
+        engine.dispose()
 
 
-def _serve_portal(world: VpnWorld, url: str) -> None:
-    """The real gateway app under uvicorn inside the gateway namespace (all addresses, so it survives the
-    tunnel device being re-created by a wireguard-go restart)."""
-    env = [f"SOHOGW_DATA_DIR={world.data_dir}", f"SOHOGW_DATABASE_URL={url}", f"SOHOGW_CA__PASSPHRASE={PASSPHRASE}"]
-    command = [sys.executable, "-m", "uvicorn", "--factory", "gateway.app:create_app", "--host", "0.0.0.0"]  # noqa: S104
-    world.lab.spawn(world.gw, "env", *env, *command, "--port", str(PORTAL[1]), "--log-level", "warning")
-    if not world.wait(lambda: world.reaches(world.gw, PORTAL, 0.2), 20):
-        raise RuntimeError("the gateway app did not start inside the gateway namespace")
+def _agents_need_totp(world: VpnWorld) -> None:
+    """The embedded default policy, with a second factor asked of agents too."""
+    policy = yaml.safe_load(DEFAULT_POLICY.read_text())
+    policy["roles"]["agent"] = {"require_totp": True}
+    with session_scope(world.engine) as db:
+        import_policy(db, yaml.safe_dump(policy), actor="test", source="vpn world", now=world.clock())
+
+
+@contextmanager
+def _portal(world: VpnWorld, settings: Settings) -> Iterator[None]:
+    """The real gateway app over HTTPS in the gateway namespace, on all addresses (the endpoint for sign-in, the
+    tunnel address once connected; all, so it survives the tunnel device being re-created by a restart)."""
+    now = datetime.now(UTC)
+    server = issue_server_certificate(world.authority, [], [ip_address(ENDPOINT), ip_address(PORTAL[0])], now)
+    pem = serialization.Encoding.PEM
+    world.ca_file = world.data_dir / "ca.pem"
+    world.ca_file.write_bytes(world.authority.root_cert.public_bytes(pem))
+    (world.data_dir / "server.crt").write_bytes(
+        server.cert.public_bytes(pem) + world.authority.issuing_cert.public_bytes(pem)
+    )
+    (world.data_dir / "server.key").write_bytes(
+        server.key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    (world.data_dir / "client-cas.pem").write_bytes(
+        world.authority.issuing_cert.public_bytes(pem) + world.authority.root_cert.public_bytes(pem)
+    )
+    tls = tls_options(world.data_dir / "server.crt", world.data_dir / "server.key", world.data_dir / "client-cas.pem")
+    app = create_app(
+        settings,
+        engine=world.engine,
+        clock=world.clock,
+        authority=world.authority,
+        directory=world.directory,
+        run_jobs=False,
+    )
+    app.state.vpn = world.controller  # what the lifespan does when jobs run: the app's VPN is the world's
+    host = "0.0.0.0"  # noqa: S104
+    with serving(app, host=host, port=PORTAL[1], tls=tls, inside=lambda: inside(world.gw)):
+        yield
 
 
 def _add_home(world: VpnWorld, number: int) -> None:
-    """A home namespace whose WireGuard app is set up from the downloaded config, as wg-quick would."""
+    """A home namespace whose agent signs in and sets up the WireGuard app from the downloaded config."""
     lab = world.lab
     ns = lab.add(f"home{number}")
     lab.link(world.gw, f"192.168.10{number}.1/24", ns, f"192.168.10{number}.2/24")
@@ -196,8 +343,12 @@ def _add_home(world: VpnWorld, number: int) -> None:
     home = Home(f"agent{number}", ns, lab.name(f"wgh{number}"), private, public, UapiBackend(netns=ns))
     world.homes[f"home{number}"] = home
     world.directory.add_user(home.login, PASSWORD, groups=["SOHO-Agents"])
-    session = world.sign_in(home)
-    config = world.controller.client_config(session)
+    world.certify(home)
+    world.sign_in(home)
+    with world.browser(home) as client:
+        download = client.get("/vpn/config")
+        assert download.status_code == 200, download.text
+        config = download.text
     fields = dict(line.split(" = ", 1) for line in config.splitlines() if " = " in line)
     addresses = [a.strip() for a in fields["Address"].split(",")]
     home.address = addresses[0].removesuffix("/32")
