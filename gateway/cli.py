@@ -6,6 +6,7 @@ import click
 
 from certs.errors import CertificateError
 from gateway.audit.cli import audit
+from gateway.deployment.cli import config
 from gateway.directory.cli import user
 from gateway.directory.errors import DirectoryError
 from gateway.errors import GatewayError
@@ -54,6 +55,7 @@ def serve(host: str | None, port: int | None) -> None:
 
     from gateway.app import create_app
     from gateway.db import make_engine, session_scope
+    from gateway.deployment.cli import refuse_unsafe_start
     from gateway.migrate import upgrade
     from gateway.pki.ca import open_authority
     from gateway.pki.trust import write_client_ca_bundle
@@ -63,8 +65,9 @@ def serve(host: str | None, port: int | None) -> None:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run drowns the log
     upgrade(settings.db_url)
-    authority = open_authority(settings)
     engine = make_engine(settings.db_url)
+    refuse_unsafe_start(settings, engine)
+    authority = open_authority(settings)
     options: dict[str, object] = {}
     portal = settings.portal
     if portal.tls_cert_file is not None and portal.tls_key_file is not None:
@@ -90,6 +93,7 @@ cli.add_command(cert)
 cli.add_command(crl)
 cli.add_command(audit)
 cli.add_command(user)
+cli.add_command(config)
 
 
 def main() -> None:
