@@ -6,7 +6,7 @@ import click
 
 from certs.errors import CertificateError
 from gateway.audit.cli import audit
-from gateway.deployment.cli import config
+from gateway.deployment.cli import backup_command, config, restore_command
 from gateway.directory.cli import user
 from gateway.directory.errors import DirectoryError
 from gateway.errors import GatewayError
@@ -94,6 +94,8 @@ cli.add_command(crl)
 cli.add_command(audit)
 cli.add_command(user)
 cli.add_command(config)
+cli.add_command(backup_command)
+cli.add_command(restore_command)
 
 
 def main() -> None:
