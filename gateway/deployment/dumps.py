@@ -33,7 +33,7 @@ def _sqlite_path(url: str) -> Path:
     return Path(url.removeprefix("sqlite:///"))
 
 
-def _libpq(url: str) -> tuple[str, dict[str, str]]:
+def libpq_target(url: str) -> tuple[str, dict[str, str]]:
     """A libpq URL without its password, and the environment that carries the password."""
     parsed = make_url(url)
     env = dict(os.environ)
@@ -75,7 +75,7 @@ def dump_database(url: str, folder: Path, read_facts: Callable[[Session], T]) ->
                 return SQLITE_FILE, read_facts(db)
         finally:
             copy.dispose()
-    dsn, env = _libpq(url)
+    dsn, env = libpq_target(url)
     engine = make_engine(url)
     try:
         with engine.connect().execution_options(isolation_level="REPEATABLE READ") as connection, connection.begin():
@@ -115,7 +115,7 @@ def load_database(url: str, folder: Path, name: str) -> list[Path]:
         return [path]
     if not url.startswith("postgresql"):
         raise DumpFailed("the archive holds a PostgreSQL dump; set database_url to an empty PostgreSQL database")
-    dsn, env = _libpq(url)
+    dsn, env = libpq_target(url)
     _run([_pg_tool("pg_restore"), "--no-owner", "--no-privileges", "--single-transaction", "--exit-on-error",
           f"--dbname={dsn}", str(folder / name)], env)  # fmt: skip
     return []
