@@ -1,5 +1,6 @@
 """The FastAPI application factory: one process serves the API and pages and runs the scheduler."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -108,7 +109,8 @@ def create_app(
             session_jobs.register(scheduler, engine, login_services, settings, clock)
             shutdowns.append(supervision_jobs.register(scheduler, engine, settings.supervision, clock))
             enrollment_jobs.register(scheduler, engine, settings.enrollment, clock, directory=login_services.directory)
-            vpn = start_vpn(engine, settings.vpn, settings.data_dir, clock)
+            # Off the event loop: pyroute2 runs an asyncio loop of its own, which cannot start inside uvicorn's.
+            vpn = await asyncio.to_thread(start_vpn, engine, settings.vpn, settings.data_dir, clock)
             app.state.vpn = vpn
             shutdowns.append(vpn.stop)
             broker = start_broker(app)
