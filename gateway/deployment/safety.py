@@ -11,6 +11,8 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 from certs.authority import ISSUING_CERT, ISSUING_KEY, ROOT_KEY
 from gateway.deployment.findings import Finding, ok, skipped, unsafe
 from gateway.settings import Settings
@@ -55,6 +57,9 @@ def _secrets(settings: Settings) -> dict[str, tuple[str | None, int]]:
     found: dict[str, tuple[str | None, int]] = {
         "ca.passphrase": (settings.ca.read_passphrase(), MIN_MACHINE_SECRET),
     }
+    database_password = make_url(settings.db_url).password
+    if database_password is not None:
+        found["database_url's password"] = (str(database_password), 1)
     if directory.kind != "builtin":
         found["directory.bind_password"] = (directory.bind_password.get_secret_value(), 1)
     optional = {
