@@ -6,12 +6,13 @@ import click
 
 from certs.errors import CertificateError
 from gateway.audit.cli import audit
-from gateway.deployment.cli import backup_command, config, restore_command
+from gateway.deployment.cli import backup_command, bootstrap_command, config, restore_command
 from gateway.directory.cli import user
 from gateway.directory.errors import DirectoryError
 from gateway.errors import GatewayError
 from gateway.pki.cert_cli import cert
 from gateway.pki.cli import ca, crl
+from gateway.policies.cli import policy
 from gateway.settings import SettingsError, get_settings
 
 
@@ -96,6 +97,8 @@ cli.add_command(user)
 cli.add_command(config)
 cli.add_command(backup_command)
 cli.add_command(restore_command)
+cli.add_command(bootstrap_command)
+cli.add_command(policy)
 
 
 def main() -> None:

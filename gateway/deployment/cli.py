@@ -4,20 +4,26 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
 import click
 from sqlalchemy import Engine
 
 from gateway.audit.service import record
+from gateway.clock import utcnow
 from gateway.db import session_scope
 from gateway.deployment.backup import create_backup
+from gateway.deployment.bootstrap import bootstrap_policy
 from gateway.deployment.findings import Finding, Verdict, failed
 from gateway.deployment.probes import dependency_findings
 from gateway.deployment.restore import restore_backup
 from gateway.deployment.safety import safety_findings
 from gateway.deployment.sealed import read_passphrase_file
-from gateway.pki.cli import cli_actor
+from gateway.directory.errors import DirectoryError
+from gateway.errors import GatewayError
+from gateway.pki.cli import cli_actor, migrated_engine
 from gateway.settings import CONFIG_ENV, Settings, SettingsError, get_settings, load_settings
+from policy import Role
 
 
 @click.group()
@@ -71,6 +77,8 @@ def refuse_unsafe_start(settings: Settings, engine: Engine) -> None:
     raise click.ClickException("refusing to start: fix the UNSAFE findings above (`sohogw config check` lists all)")
 
 
+ROLES = get_args(Role)
+
 _PASSPHRASE_OPTION = click.option(
     "--passphrase-file",
     required=True,
@@ -111,3 +119,39 @@ def restore_command(archive: Path, passphrase_file: Path) -> None:
     click.echo(f"CA passphrase: {restored.passphrase_file} (set ca.passphrase_file to it)")
     if restored.config_copy is not None:
         click.echo(f"the archived configuration is in {restored.config_copy}: compare it with yours")
+
+
+@click.command("bootstrap")
+@click.option(
+    "--group",
+    "mappings",
+    multiple=True,
+    required=True,
+    metavar="ROLE=GROUP",
+    help=f"The company's group for a role ({', '.join(ROLES)}), by cn, sAMAccountName or DN; repeatable.",
+)
+def bootstrap_command(mappings: tuple[str, ...]) -> None:
+    """First run: store the default policy with the company's groups (by DN) in place of its own."""
+    role_names: dict[str, str] = {}
+    for mapping in mappings:
+        role, _, name = mapping.partition("=")
+        if role not in ROLES or not name.strip():
+            raise click.UsageError(f"--group {mapping!r}: give ROLE=GROUP with ROLE one of {', '.join(ROLES)}")
+        role_names[role] = name.strip()
+    settings = get_settings()
+    actor = cli_actor()
+    refused: GatewayError | DirectoryError | None = None
+    with session_scope(migrated_engine(settings)) as db:
+        try:
+            version, role_groups = bootstrap_policy(
+                db, settings.directory_settings, role_names, actor=actor.name, now=utcnow()
+            )
+        except (GatewayError, DirectoryError) as error:  # inside the transaction: the refusal's audit row commits
+            refused = error
+            record(db, actor=actor.name, source=actor.source, action="policy.bootstrap", outcome="refused",
+                   detail={"groups": role_names, "problem": str(error)})  # fmt: skip
+    if refused is not None:
+        raise click.ClickException(str(refused))
+    for role, dn in role_groups.items():
+        click.echo(f"{role:<15} {dn}")
+    click.echo(f"policy version {version.version} is in force; check a person with `sohogw policy explain --user`")

@@ -22,11 +22,13 @@ PASSPHRASE = "correct-horse-battery-staple-2026"
 SOHOGW = Path(sys.executable).parent / "sohogw"
 
 
-def run_sohogw(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_sohogw(
+    *args: str, env: dict[str, str], timeout: float = 120, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """``sohogw ARGS`` in a child process whose SOHOGW_* come only from ``env`` (nothing leaks from the run)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SOHOGW_")}
     return subprocess.run(
-        [str(SOHOGW), *args], env=clean | env, capture_output=True, text=True, timeout=timeout, check=False
+        [str(SOHOGW), *args], env=clean | env, capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd
     )
 
 
