@@ -23,6 +23,7 @@ from gateway.enrollment.routes import router as enrollment_router
 from gateway.errors import GatewayError
 from gateway.pki import jobs as pki_jobs
 from gateway.pki.ca import CaNotReady, open_authority
+from gateway.pki.client_cas import ClientCaBundle
 from gateway.pki.routes import router as pki_router
 from gateway.seats import jobs as seat_jobs
 from gateway.seats.broker import start_broker
@@ -79,11 +80,13 @@ def create_app(
     authority: Authority | None = None,
     directory: Directory | None = None,
     run_jobs: bool = True,
+    client_cas: ClientCaBundle | None = None,
 ) -> FastAPI:
     """Build the app. Tests pass their own engine, clock and directory; ``run_jobs=False`` leaves the scheduler off.
 
     Without an ``authority`` the CA is opened from the settings; if that fails the app still serves everything but
     the PKI and certificate logins, which answer with the reason (``sohogw serve`` refuses to start instead).
+    ``client_cas``: the TLS layer's client CA list when the gateway terminates TLS, refreshed on a schedule.
     """
     settings = settings or get_settings()
     engine = engine or make_engine(settings.db_url)
@@ -105,7 +108,7 @@ def create_app(
         shutdowns: list[Callable[[], None]] = []
         if run_jobs:
             if authority is not None:
-                pki_jobs.register(scheduler, engine, authority, settings, clock)
+                pki_jobs.register(scheduler, engine, authority, settings, clock, client_cas)
             session_jobs.register(scheduler, engine, login_services, settings, clock)
             shutdowns.append(supervision_jobs.register(scheduler, engine, settings.supervision, clock))
             enrollment_jobs.register(scheduler, engine, settings.enrollment, clock, directory=login_services.directory)

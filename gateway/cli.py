@@ -55,11 +55,11 @@ def serve(host: str | None, port: int | None) -> None:
     import uvicorn
 
     from gateway.app import create_app
-    from gateway.db import make_engine, session_scope
+    from gateway.db import make_engine
     from gateway.deployment.cli import refuse_unsafe_start
     from gateway.migrate import upgrade
     from gateway.pki.ca import open_authority
-    from gateway.pki.trust import write_client_ca_bundle
+    from gateway.pki.client_cas import ClientCaBundle
     from gateway.web.tls import tls_options
 
     settings = get_settings()
@@ -71,15 +71,17 @@ def serve(host: str | None, port: int | None) -> None:
     authority = open_authority(settings)
     options: dict[str, object] = {}
     portal = settings.portal
+    client_cas = None
     if portal.tls_cert_file is not None and portal.tls_key_file is not None:
-        # Browsers are asked for a certificate from any CA we trust: ours and every imported company CA.
-        with session_scope(engine) as db:
-            bundle = write_client_ca_bundle(db, authority, settings.data_dir / "client-cas.pem")
-        options = tls_options(portal.tls_cert_file, portal.tls_key_file, bundle)
-    app = create_app(settings, engine=engine, authority=authority)
+        # Browsers are asked for a certificate from any CA we trust: ours and every imported company CA, kept
+        # current while serving (a scheduled job refreshes the live TLS context).
+        client_cas = ClientCaBundle(engine, authority, settings.data_dir / "client-cas.pem")
+        client_cas.refresh()
+        options = tls_options(portal.tls_cert_file, portal.tls_key_file, client_cas.path)
+    app = create_app(settings, engine=engine, authority=authority, client_cas=client_cas)
     # The portal decides itself which proxies to believe (settings.portal.trusted_proxies): uvicorn must not
     # rewrite the client address from X-Forwarded-For first.
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host or settings.listen_host,
         port=port or settings.listen_port,
@@ -87,6 +89,10 @@ def serve(host: str | None, port: int | None) -> None:
         proxy_headers=False,
         **options,  # type: ignore[arg-type]
     )
+    config.load()
+    if client_cas is not None:
+        client_cas.context = config.ssl
+    uvicorn.Server(config).run()
 
 
 cli.add_command(ca)
