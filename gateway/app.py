@@ -55,7 +55,8 @@ def _wants_html(request: Request) -> bool:
 
 def _render_error(request: Request, error: Exception) -> Response:
     if isinstance(error, LoginRequired) and _wants_html(request):
-        return RedirectResponse("/login", status_code=303)
+        ended = f"?ended={error.ended.value}" if error.ended is not None else ""
+        return RedirectResponse(f"/login{ended}", status_code=303)
     if isinstance(error, GatewayError):
         status, reason, message = error.status_code, error.reason, error.message
     else:  # a certificate the library refused (bad CSR, unsupported key, expired CA) is the caller's input problem

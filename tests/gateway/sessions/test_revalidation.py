@@ -123,4 +123,7 @@ def test_scheduled_revalidation_ends_a_disabled_account_within_its_interval(
         took = time.monotonic() - disabled_at
         assert session.end_reason == EndReason.ACCOUNT_DISABLED
         assert took < 5 + 2
-        assert client.get("/supervisor", headers={"accept": "text/html"}).headers["location"] == "/login"
+        assert (
+            client.get("/supervisor", headers={"accept": "text/html"}).headers["location"]
+            == "/login?ended=account_disabled"
+        )
