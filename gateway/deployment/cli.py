@@ -1,4 +1,5 @@
-"""``sohogw config check``, ``sohogw backup`` and ``sohogw restore``: the operator's commands."""
+"""The operator's commands: ``sohogw config check``, ``backup``, ``restore`` and the first-run ``bootstrap``; and the
+safety gate ``serve`` passes before it listens."""
 
 import os
 import sys
