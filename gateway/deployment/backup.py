@@ -71,7 +71,7 @@ def create_backup(settings: Settings, out: Path, passphrase: bytes, *, actor: st
         raise GatewayError("set ca.passphrase_file: a backup without the CA passphrase could not be restored")
     engine = make_engine(settings.db_url)
     with session_scope(engine) as db:  # its own commit first, so the archive holds the row that made it
-        record(db, actor=actor, source="local", action="backup.create", outcome="success", target=str(out))
+        record(db, actor=actor, source="local", action="backup.create", outcome="started", target=str(out))
     engine.dispose()
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".sohogw-backup-") as work:
         folder = Path(work)
