@@ -1,5 +1,6 @@
 """The FastAPI application factory: one process serves the API and pages and runs the scheduler."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from gateway.enrollment.routes import router as enrollment_router
 from gateway.errors import GatewayError
 from gateway.pki import jobs as pki_jobs
 from gateway.pki.ca import CaNotReady, open_authority
+from gateway.pki.client_cas import ClientCaBundle
 from gateway.pki.routes import router as pki_router
 from gateway.seats import jobs as seat_jobs
 from gateway.seats.broker import start_broker
@@ -57,7 +59,8 @@ def _wants_html(request: Request) -> bool:
 
 def _render_error(request: Request, error: Exception) -> Response:
     if isinstance(error, LoginRequired) and _wants_html(request):
-        return RedirectResponse("/login", status_code=303)
+        ended = f"?ended={error.ended.value}" if error.ended is not None else ""
+        return RedirectResponse(f"/login{ended}", status_code=303)
     if isinstance(error, GatewayError):
         status, reason, message = error.status_code, error.reason, error.message
     else:  # a certificate the library refused (bad CSR, unsupported key, expired CA) is the caller's input problem
@@ -99,11 +102,13 @@ def create_app(
     authority: Authority | None = None,
     directory: Directory | None = None,
     run_jobs: bool = True,
+    client_cas: ClientCaBundle | None = None,
 ) -> FastAPI:
     """Build the app. Tests pass their own engine, clock and directory; ``run_jobs=False`` leaves the scheduler off.
 
     Without an ``authority`` the CA is opened from the settings; if that fails the app still serves everything but
     the PKI and certificate logins, which answer with the reason (``sohogw serve`` refuses to start instead).
+    ``client_cas``: the TLS layer's client CA list when the gateway terminates TLS, refreshed on a schedule.
     """
     settings = settings or get_settings()
     engine = engine or make_engine(settings.db_url)
@@ -125,11 +130,12 @@ def create_app(
         shutdowns: list[Callable[[], None]] = []
         if run_jobs:
             if authority is not None:
-                pki_jobs.register(scheduler, engine, authority, settings, clock)
+                pki_jobs.register(scheduler, engine, authority, settings, clock, client_cas)
             session_jobs.register(scheduler, engine, login_services, settings, clock)
             shutdowns.append(supervision_jobs.register(scheduler, engine, settings.supervision, clock))
             enrollment_jobs.register(scheduler, engine, settings.enrollment, clock, directory=login_services.directory)
-            vpn = start_vpn(engine, settings.vpn, settings.data_dir, clock)
+            # Off the event loop: pyroute2 runs an asyncio loop of its own, which cannot start inside uvicorn's.
+            vpn = await asyncio.to_thread(start_vpn, engine, settings.vpn, settings.data_dir, clock)
             app.state.vpn = vpn
             shutdowns.append(vpn.stop)
             broker = start_broker(app)

@@ -6,12 +6,14 @@ import click
 
 from certs.errors import CertificateError
 from gateway.audit.cli import audit
+from gateway.deployment.cli import backup_command, bootstrap_command, config, restore_command
 from gateway.directory.cli import user
 from gateway.directory.errors import DirectoryError
 from gateway.errors import GatewayError
 from gateway.pki.cert_cli import cert
 from gateway.pki.cli import ca, crl
 from gateway.sessions.cli import totp
+from gateway.policies.cli import policy
 from gateway.settings import SettingsError, get_settings
 
 
@@ -54,26 +56,30 @@ def serve(host: str | None, port: int | None) -> None:
     import uvicorn
 
     from gateway.app import create_app
-    from gateway.db import make_engine, session_scope
+    from gateway.db import make_engine
+    from gateway.deployment.cli import refuse_unsafe_start
     from gateway.migrate import upgrade
     from gateway.pki.ca import open_authority
-    from gateway.pki.trust import write_client_ca_bundle
+    from gateway.pki.client_cas import ClientCaBundle
     from gateway.web.tls import ClientCertificateConfig, tls_options
 
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run drowns the log
     upgrade(settings.db_url)
-    authority = open_authority(settings)
     engine = make_engine(settings.db_url)
+    refuse_unsafe_start(settings, engine)
+    authority = open_authority(settings)
     options: dict[str, object] = {}
     portal = settings.portal
+    client_cas = None
     if portal.tls_cert_file is not None and portal.tls_key_file is not None:
-        # Browsers are asked for a certificate from any CA we trust: ours and every imported company CA.
-        with session_scope(engine) as db:
-            bundle = write_client_ca_bundle(db, authority, settings.data_dir / "client-cas.pem")
-        options = tls_options(portal.tls_cert_file, portal.tls_key_file, bundle)
-    app = create_app(settings, engine=engine, authority=authority)
+        # Browsers are asked for a certificate from any CA we trust: ours and every imported company CA, kept
+        # current while serving (a scheduled job refreshes the live TLS context).
+        client_cas = ClientCaBundle(engine, authority, settings.data_dir / "client-cas.pem")
+        client_cas.refresh()
+        options = tls_options(portal.tls_cert_file, portal.tls_key_file, client_cas.path)
+    app = create_app(settings, engine=engine, authority=authority, client_cas=client_cas)
     # The portal decides itself whether a proxy proved itself (settings.portal.proxy_secret): uvicorn must not
     # rewrite the client address from X-Forwarded-For first.
     config = ClientCertificateConfig(
@@ -84,6 +90,9 @@ def serve(host: str | None, port: int | None) -> None:
         proxy_headers=False,
         **options,  # type: ignore[arg-type]
     )
+    config.load()
+    if client_cas is not None:
+        client_cas.context = config.ssl
     uvicorn.Server(config).run()
 
 
@@ -93,6 +102,11 @@ cli.add_command(crl)
 cli.add_command(audit)
 cli.add_command(user)
 cli.add_command(totp)
+cli.add_command(config)
+cli.add_command(backup_command)
+cli.add_command(restore_command)
+cli.add_command(bootstrap_command)
+cli.add_command(policy)
 
 
 def main() -> None:

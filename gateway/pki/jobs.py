@@ -1,4 +1,5 @@
-"""The PKI's scheduled jobs: republish the CRL before it goes stale, warn about expiring certificates."""
+"""The PKI's scheduled jobs: republish the CRL before it goes stale, warn about expiring certificates, keep the TLS
+layer's client CA list equal to the trusted CAs."""
 
 from datetime import timedelta
 
@@ -9,12 +10,20 @@ from sqlalchemy.exc import IntegrityError
 from certs.authority import Authority
 from gateway.clock import Clock
 from gateway.db import session_scope
+from gateway.pki.client_cas import REFRESH_SECONDS, ClientCaBundle
 from gateway.pki.expiry import warn_expiring
 from gateway.pki.service import publish_crl
 from gateway.settings import Settings
 
 
-def register(scheduler: BaseScheduler, engine: Engine, authority: Authority, settings: Settings, clock: Clock) -> None:
+def register(
+    scheduler: BaseScheduler,
+    engine: Engine,
+    authority: Authority,
+    settings: Settings,
+    clock: Clock,
+    client_cas: ClientCaBundle | None = None,
+) -> None:
     def refresh_crl() -> None:
         try:
             with session_scope(engine) as db:
@@ -30,3 +39,5 @@ def register(scheduler: BaseScheduler, engine: Engine, authority: Authority, set
         refresh_crl, "interval", minutes=settings.ca.crl_refresh_minutes, id="pki.crl", next_run_time=clock()
     )
     scheduler.add_job(expiry_warning, "interval", hours=6, id="pki.expiry", next_run_time=clock())
+    if client_cas is not None:
+        scheduler.add_job(client_cas.refresh, "interval", seconds=REFRESH_SECONDS, id="pki.client_cas")

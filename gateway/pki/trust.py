@@ -2,7 +2,6 @@
 imported company CAs (often AD CS), checked through their own CRL distribution points and OCSP responders."""
 
 from datetime import datetime
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -86,12 +85,3 @@ def import_company_ca(db: Session, name: str, chain_data: bytes, *, actor: Actor
         detail={"name": name, "fingerprint": fingerprint, "certificates": len(certs)},
     )
     return row
-
-
-def write_client_ca_bundle(db: Session, authority: Authority, path: Path) -> Path:
-    """The PEM bundle of every CA whose client certificates the TLS layer should ask for and accept."""
-    store = trust_store(db, authority)
-    path.write_bytes(
-        b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (*store.intermediates, *store.anchors))
-    )
-    return path

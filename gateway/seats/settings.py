@@ -33,6 +33,9 @@ class SeatSettings(BaseModel):
     guacamole_js_dir: Path = _REPO / "deploy/guacamole-lite/node_modules/guacamole-common-js/dist/esm"
     """guacamole-common-js's ES module, served by the gateway at ``/guacamole-js`` (the version server.js's
     lock file pins; one origin for every seat page)."""
+    guacd_address: str | None = None
+    """guacd's ``host:port`` as guacamole-lite reaches it (its GUACD_HOST/GUACD_PORT); only `sohogw config check`
+    reads it, to say whether guacd answers."""
     call_state_root: Path | None = Path("/run/sohogw/seat-calls")
     """Each seat's call-state file, ``<root>/<seat id>/call-state.json`` (readable only by the seat's user),
     which the broker keeps equal to the holder's customer calls; None: the app simulates calls itself."""

@@ -11,8 +11,8 @@ from starlette.datastructures import FormData
 from gateway.audit.service import record
 from gateway.deps import ClockDep, DbSession
 from gateway.errors import Forbidden, GatewayError
-from gateway.sessions.models import HomeSession, SessionState
-from gateway.sessions.service import session_for_token, touch
+from gateway.sessions.models import EndReason, HomeSession, SessionState
+from gateway.sessions.service import ended_reason_for_token, session_for_token, touch
 
 SESSION_COOKIE = "sohogw_session"
 LOGIN_CSRF_COOKIE = "sohogw_login_csrf"
@@ -22,6 +22,11 @@ class LoginRequired(GatewayError):
     status_code = 401
     reason = "login_required"
 
+    def __init__(self, message: str, ended: EndReason | None = None) -> None:
+        super().__init__(message)
+        self.ended = ended
+        """Why the person's session ended, when it did: the sign-in page says so."""
+
 
 class CsrfRefused(GatewayError):
     status_code = 403
@@ -29,10 +34,12 @@ class CsrfRefused(GatewayError):
 
 
 def _session(request: Request, db: DbSession, clock: ClockDep, states: tuple[SessionState, ...]) -> HomeSession:
-    session = session_for_token(db, request.cookies.get(SESSION_COOKIE), clock())
+    token = request.cookies.get(SESSION_COOKIE)
+    session = session_for_token(db, token, clock())
     if session is None or session.state not in states:
+        ended = ended_reason_for_token(db, token)
         db.commit()  # keep an idle/maximum-time ending session_for_token just wrote: the raise rolls back
-        raise LoginRequired("sign in first")
+        raise LoginRequired("sign in first", ended)
     touch(db, session, clock())
     # Pages (error pages too) render the person from a detached copy: an error rolls the request's transaction
     # back, which expires the ORM row, and reading an expired row after its session closed fails.

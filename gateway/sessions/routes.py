@@ -44,7 +44,11 @@ def _login_page(request: Request, status_code: int = 200, **context: object) -> 
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request) -> HTMLResponse:
+def login_page(request: Request, ended: str = "") -> HTMLResponse:
+    """The sign-in form; after a session ended (``?ended=<reason>``, set by the redirect), why it ended. Only the
+    known reasons are shown, each in the person's language: the query string never reaches the page as text."""
+    if ended in {reason.value for reason in EndReason} and ended != EndReason.LOGOUT:
+        return _login_page(request, error=reason_message(request, f"session_ended.{ended}", ""))
     return _login_page(request)
 
 

@@ -98,6 +98,15 @@ def session_for_token(db: Session, token: str | None, now: datetime) -> HomeSess
     return session
 
 
+def ended_reason_for_token(db: Session, token: str | None) -> EndReason | None:
+    """Why the session behind a cookie ended (None for no such session, or one not ended), so the sign-in page can
+    tell the person — "your certificate was revoked" rather than a bare form."""
+    if not token:
+        return None
+    session = db.exec(select(HomeSession).where(HomeSession.token_sha256 == _digest(token))).first()
+    return session.end_reason if session is not None and session.state is SessionState.ENDED else None
+
+
 def touch(db: Session, session: HomeSession, now: datetime) -> None:
     """Note activity; written at most every 15 s per session to keep page loads from being writes."""
     if now - as_utc(session.last_seen_at) >= timedelta(seconds=15):

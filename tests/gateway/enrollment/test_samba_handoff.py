@@ -107,7 +107,9 @@ def test_approval_lets_the_person_sign_in_as_agent_and_rejection_takes_it_back(
                         now=datetime.now(UTC),
                     )
                 assert _members(samba_dc, group) == []
-                assert agent.get("/agent", headers={"accept": "text/html"}).headers["location"] == "/login"
+                assert (
+                    agent.get("/agent", headers={"accept": "text/html"}).headers["location"].startswith("/login?ended=")
+                )
             with portal.client() as client:
                 assert sign_in(client, login, PASSWORD).status_code == 401
     finally:

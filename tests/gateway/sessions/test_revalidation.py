@@ -143,4 +143,7 @@ def test_scheduled_revalidation_ends_a_disabled_account_within_its_interval(
         took = time.monotonic() - disabled_at
         assert session.end_reason == EndReason.ACCOUNT_DISABLED
         assert took < 2 * 5  # the promise is one interval; the second is room for a loaded machine
-        assert client.get("/supervisor", headers={"accept": "text/html"}).headers["location"] == "/login"
+        assert (
+            client.get("/supervisor", headers={"accept": "text/html"}).headers["location"]
+            == "/login?ended=account_disabled"
+        )
