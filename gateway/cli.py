@@ -12,8 +12,8 @@ from gateway.directory.errors import DirectoryError
 from gateway.errors import GatewayError
 from gateway.pki.cert_cli import cert
 from gateway.pki.cli import ca, crl
-from gateway.sessions.cli import totp
 from gateway.policies.cli import policy
+from gateway.sessions.cli import totp
 from gateway.settings import SettingsError, get_settings
 
 
