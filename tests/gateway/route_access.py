@@ -66,10 +66,8 @@ AGENT, SUPERVISOR, ADMIN, HR = "agent", "supervisor", "security_admin", "hr"
 
 ROUTES: dict[tuple[str, str], Access] = {
     # FastAPI's own API description pages
-    ("GET", "/openapi.json"): PUBLIC,
-    ("GET", "/docs"): PUBLIC,
-    ("GET", "/docs/oauth2-redirect"): PUBLIC,
-    ("GET", "/redoc"): PUBLIC,
+    ("GET", "/openapi.json"): role(ADMIN),
+    ("GET", "/docs"): role(ADMIN),
     # portal pages
     ("GET", "/"): PUBLIC,
     ("GET", "/lang/{language}"): Access(frozenset(CALLERS), example="/lang/en"),
@@ -84,6 +82,9 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("POST", "/login"): Access(frozenset(CALLERS), Csrf.LOGIN_COOKIE),
     ("GET", "/login/second-factor"): Access(SECOND_FACTOR_PENDING),
     ("POST", "/login/second-factor"): Access(SECOND_FACTOR_PENDING, Csrf.FORM),
+    ("POST", "/login/second-factor/enrolment-code"): Access(SECOND_FACTOR_PENDING, Csrf.FORM),
+    ("GET", "/security-admin/second-factor"): role(ADMIN),
+    ("POST", "/security-admin/second-factor"): role(ADMIN, Csrf.FORM),
     ("POST", "/logout"): signed_in(Csrf.FORM),
     ("GET", "/security-admin/sessions"): role(ADMIN),
     ("POST", "/security-admin/sessions/{session_id}/end"): role(ADMIN, Csrf.FORM),
@@ -131,7 +132,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("WEBSOCKET", "/seats/view/ws"): Access(NOBODY_WITHOUT_TOKEN),
     ("GET", "/agent/seats/watchers"): role(AGENT),
     ("GET", "/guacamole-js/guacamole-common.js"): PUBLIC,
-    ("GET", "/agent/apps/{app_id}/launch"): role(AGENT),
+    ("POST", "/agent/apps/{app_id}/launch"): role(AGENT, Csrf.FORM),
     ("WEBSOCKET", "/seats/ws"): Access(NOBODY_WITHOUT_TOKEN),
     ("MOUNT", "/novnc"): Access(frozenset(CALLERS), example="/novnc/core/rfb.js"),
     # supervision
