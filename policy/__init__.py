@@ -7,7 +7,7 @@ from policy.document import DEFAULT_POLICY_FILE, dump_policy, load_default_polic
 from policy.effective import EffectivePolicy, GroupShift
 from policy.errors import PolicyError, Problem
 from policy.evaluate import evaluate
-from policy.groups import group_key
+from policy.groups import group_key, names_without_dn
 from policy.guacamole import compile_guacamole
 from policy.network import NetworkScope, compile_network_scope
 from policy.rules import DisplayRules
@@ -40,4 +40,5 @@ __all__ = [
     "in_shift",
     "load_default_policy",
     "load_policy",
+    "names_without_dn",
 ]

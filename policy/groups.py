@@ -7,6 +7,16 @@ where it is. So a policy group key is compared with the person's group *identifi
 (its file is written on the host). A key holding a CN never matches an AD or OpenLDAP group.
 """
 
+import re
+from collections.abc import Iterable
+
+_SID = re.compile(r"^S-1-\d+(-\d+)+$", re.IGNORECASE)
+
+
+def names_without_dn(keys: Iterable[str]) -> list[str]:
+    """The keys that are neither a DN nor a SID: fine for the built-in directory, matching nothing elsewhere."""
+    return [key for key in keys if "=" not in key and not _SID.match(key.strip())]
+
 
 def _rdns(dn: str) -> list[str]:
     """The DN's RDNs, split at commas that are not escaped (RFC 4514 §2.4: ``\\,`` is part of a value)."""

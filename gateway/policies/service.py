@@ -12,7 +12,7 @@ from sqlmodel import Session, col, func, select
 from gateway.audit.service import record
 from gateway.errors import GatewayError
 from gateway.policies.models import PolicyVersion
-from policy import PolicyDocument, PolicyError, load_default_policy, load_policy
+from policy import PolicyDocument, PolicyError, load_default_policy, load_policy, names_without_dn
 from policy.document import DEFAULT_POLICY_FILE
 
 _parsed: dict[int, PolicyDocument] = {}
@@ -37,12 +37,32 @@ def current_policy(db: Session) -> PolicyDocument:
     return _parsed[version.version]
 
 
+def _groups_fit_directory(parsed: PolicyDocument, directory_kind: str) -> None:
+    """With AD or OpenLDAP a group is named by its DN or SID: a bare name would match no group and grant nothing."""
+    names = names_without_dn(parsed.groups)
+    if names and directory_kind != "builtin":
+        raise PolicyError(
+            f"groups {', '.join(names)} are named by name, but with {directory_kind} a group is named by its DN "
+            "(e.g. CN=SOHO-Agents,OU=Groups,DC=corp,DC=example) or SID: a name matches no directory group"
+        )
+
+
 def import_policy(
-    db: Session, document: str, *, actor: str, source: str, now: datetime, comment: str = ""
+    db: Session,
+    document: str,
+    *,
+    actor: str,
+    source: str,
+    now: datetime,
+    comment: str = "",
+    directory_kind: str = "builtin",
 ) -> PolicyVersion:
+    """Store a new version; refused (audited, nothing changed) when invalid or when its group keys cannot name
+    groups of the ``directory_kind`` in use."""
     digest = hashlib.sha256(document.encode()).hexdigest()
     try:
         parsed = load_policy(document)
+        _groups_fit_directory(parsed, directory_kind)
     except PolicyError as error:
         record(
             db,

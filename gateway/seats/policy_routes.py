@@ -77,6 +77,7 @@ def policy_import(
             source=session.source_ip,
             now=clock(),
             comment=str(form.get("comment", "")),
+            directory_kind=request.app.state.settings.directory_settings.kind,
         )
     except InvalidPolicy as error:  # rendered, not raised: the refusal's audit row commits
         return _page(request, db, session, 422, problems=error.message, document=document)

@@ -78,6 +78,7 @@ def test_a_security_admin_issues_codes_for_others_never_for_themselves(portal: P
     with portal.client() as admin:
         sign_in(admin, "admin1")
         _enrol(portal, admin, enrolment_code(portal.engine, portal.directory, "admin1"))
+        assert 'href="/security-admin/second-factor"' in admin.get("/security-admin", headers=HTML).text
         page = admin.get("/security-admin/second-factor", headers=HTML)
         own = admin.post("/security-admin/second-factor", data={"login": "Admin1", "csrf": csrf_of(page)}, headers=HTML)
         assert own.status_code == 403 and "another security administrator" in page_error(own)
