@@ -150,7 +150,10 @@ def test_company_revocation_ends_the_live_session_and_refuses_sign_in_within_sec
         ended_after = time.monotonic() - revoked_at
         assert _session_state(portal) == (SessionState.ENDED, EndReason.CERTIFICATE_REVOKED)
         assert ended_after < REFRESH_SECONDS + 3
-        assert agent.get("/agent", headers={"accept": "text/html"}).headers["location"] == "/login"
+        assert (
+            agent.get("/agent", headers={"accept": "text/html"}).headers["location"]
+            == "/login?ended=certificate_revoked"
+        )
 
     with portal.client() as again:
         refused = whole.sign_in(again, "zhang.wei", PASSWORDS["zhang.wei"], headers=headers)

@@ -28,7 +28,7 @@ from gateway.pki import service as pki
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.revalidation import RevalidationReport, revalidate
 from tests.directory import samba
-from tests.support.portal import Portal, serving_portal, sign_in
+from tests.support.portal import PROXY_SECRET, Portal, serving_portal, sign_in
 from tests.support.server import free_port
 from tests.support.sqlite import copy_sqlite
 
@@ -69,7 +69,10 @@ class AdPortal(Portal):
                 lifetime=timedelta(days=1),
                 urls=pki.publication_urls("http://x"),
             )
-        header = {"X-SSL-Client-Cert": quote(issued.cert.public_bytes(serialization.Encoding.PEM).decode())}
+        header = {
+            "X-SSL-Client-Cert": quote(issued.cert.public_bytes(serialization.Encoding.PEM).decode()),
+            "X-Sohogw-Proxy-Secret": PROXY_SECRET,
+        }
         with self.client() as client:
             answer = sign_in(client, login, samba.PASSWORD, headers=header)
             assert answer.status_code == 303, answer.text
@@ -104,6 +107,7 @@ def portal(
             passwords={},
             groups={},
             directory=directory,
+            policy=samba.policy_by_dn(),
             trusted_proxy=True,
             alongside=lambda app: nullcontext({"samba": samba_dc}),
         ) as running:

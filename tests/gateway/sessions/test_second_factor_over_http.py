@@ -38,9 +38,12 @@ def portal(tmp_path: Path, db_url: str, engine: Engine, clock: MovableClock) -> 
         yield running
 
 
-def _enrol(client: httpx.Client) -> tuple[pyotp.TOTP, str]:
-    """Sign admin1 in with the password and read the enrolment secret: (the authenticator, the page's CSRF)."""
+def _enrol(portal: Portal, client: httpx.Client, clock: MovableClock) -> tuple[pyotp.TOTP, str]:
+    """Sign admin1 in with the password, redeem a one-time enrolment code from the host (a privileged first
+    enrolment needs one) and read the enrolment secret: (the authenticator, the page's CSRF)."""
     assert sign_in(client, "admin1").headers["location"] == "/login/second-factor"
+    code = whole.enrolment_code(portal.engine, portal.directory, "admin1", clock)
+    assert whole.redeem_enrolment_code(client, code).status_code == 303
     page = client.get("/login/second-factor", headers=HTML)
     secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page.text)
     assert secret, page.text
@@ -64,7 +67,7 @@ def _refused_second_factors(portal: Portal) -> int:
 
 def test_the_cookie_from_before_the_second_factor_dies_with_it(portal: Portal, clock: MovableClock) -> None:
     with portal.client() as browser:
-        totp, csrf = _enrol(browser)
+        totp, csrf = _enrol(portal, browser, clock)
         before = browser.cookies.get(SESSION_COOKIE)
         done = browser.post("/login/second-factor", data={"code": totp.at(clock()), "csrf": csrf}, headers=HTML)
         assert done.headers["location"] == "/"
@@ -81,7 +84,7 @@ def test_the_cookie_from_before_the_second_factor_dies_with_it(portal: Portal, c
 
 def test_a_code_is_good_once_and_the_next_one_is_accepted(portal: Portal, clock: MovableClock) -> None:
     with portal.client() as owner:
-        totp, csrf = _enrol(owner)
+        totp, csrf = _enrol(portal, owner, clock)
         code = totp.at(clock())
         assert owner.post("/login/second-factor", data={"code": code, "csrf": csrf}).headers["location"] == "/"
     with portal.client() as replayer:

@@ -134,4 +134,5 @@ def test_each_role_signs_in_in_the_browser(https_portal: tuple[str, Path, Path, 
         expect(admin.locator("tr[data-login='agent1']")).to_have_count(0)
 
         agent.reload()
-        expect(agent).to_have_url(f"{base_url}/login")
+        expect(agent).to_have_url(f"{base_url}/login?ended=ended_by_admin")
+        expect(agent.get_by_role("alert")).to_have_text("An administrator ended your session.")
