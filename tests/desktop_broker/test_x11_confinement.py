@@ -303,3 +303,22 @@ def test_rules_left_for_a_recycled_uid_are_replaced_and_stale_ones_swept() -> No
         assert f"chain {chain_name(uid)} " not in listing and f"{uid} : jump" not in listing
     finally:
         remove_egress(uid)
+
+
+MEMORY_HOG = "import time; hog = b'x' * (400 << 20); time.sleep(300)"
+
+
+def test_an_app_past_its_memory_limit_is_killed_inside_its_seat_and_the_seat_reports_it() -> None:
+    limits = SeatLimits(pids=64, memory_mib=128, cpu_percent=50)
+    with running_seat() as neighbour, running_seat(argv=["/usr/bin/python3", "-c", MEMORY_HOG], limits=limits) as hog:
+        assert hog.seat.app.wait(timeout=20) == -signal.SIGKILL, "the kernel did not kill the app at its limit"
+        assert "application" in (hog.seat.failure() or "")
+        cgroup = hog.seat.cgroup
+        assert cgroup is not None
+        if (Path(cgroup.directories[0]) / "memory.events").exists():
+            assert "oom_kill 0" not in cgroup.read("memory.events")
+        else:
+            assert int(_control(cgroup, "memory.failcnt")) > 0
+        assert hog.seat.display.process.poll() is None, "the seat's own Xvfb went with the app"
+        assert neighbour.seat.alive()
+        wait_for_first_frame(neighbour.seat.rfb_address, neighbour.passwords.full_access, timeout=5)
