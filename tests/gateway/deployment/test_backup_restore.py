@@ -162,6 +162,9 @@ def test_refused_archives_leave_nothing_and_an_installation_in_use_is_left_alone
     archive = tmp_path / "gw.sohogw-backup"
     run_sohogw("backup", "--out", str(archive), "--passphrase-file", str(backup_passphrase), env=_env(data_dir, db_url))
     good = archive.read_bytes()
+    again = run_sohogw("backup", "--out", str(archive), "--passphrase-file", str(backup_passphrase),
+                       env=_env(data_dir, db_url))  # fmt: skip
+    assert again.returncode == 1 and "never overwrites another" in again.stderr and archive.read_bytes() == good
     new_data = tmp_path / "restored"
     new_db = _fresh_database(request, db_url, tmp_path)
     for where, index in (("header", 20), ("middle", len(good) // 2), ("last byte", len(good) - 1)):
@@ -189,4 +192,8 @@ def test_refused_archives_leave_nothing_and_an_installation_in_use_is_left_alone
     engine = make_engine(db_url)
     with Session(engine) as db:
         assert verify_chain(db).intact
+        last = db.exec(
+            select(AuditEvent).where(AuditEvent.action == "backup.create").order_by(col(AuditEvent.seq).desc())
+        ).first()
+        assert last is not None and last.outcome == "refused"
     engine.dispose()
