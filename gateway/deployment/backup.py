@@ -63,16 +63,21 @@ def _add_bytes(archive: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def create_backup(settings: Settings, out: Path, passphrase: bytes, *, actor: str) -> BackupMade:
-    """Write the archive to ``out`` (refusing to overwrite one); the CA passphrase must be configured."""
-    if out.exists():
-        raise GatewayError(f"{out} exists; give a new file name (a backup never overwrites another)")
+    """Write the archive to ``out`` (refusing to overwrite one); the CA passphrase must be configured. The start,
+    or the refusal, is audited in its own commit first, so the archive holds the row that made it."""
     ca_passphrase = settings.ca.read_passphrase()
-    if ca_passphrase is None:
-        raise GatewayError("set ca.passphrase_file: a backup without the CA passphrase could not be restored")
+    problem = ""
+    if out.exists():
+        problem = f"{out} exists; give a new file name (a backup never overwrites another)"
+    elif ca_passphrase is None:
+        problem = "set ca.passphrase_file: a backup without the CA passphrase could not be restored"
     engine = make_engine(settings.db_url)
-    with session_scope(engine) as db:  # its own commit first, so the archive holds the row that made it
-        record(db, actor=actor, source="local", action="backup.create", outcome="started", target=str(out))
+    with session_scope(engine) as db:
+        record(db, actor=actor, source="local", action="backup.create", outcome="refused" if problem else "started",
+               target=str(out), detail={"problem": problem} if problem else None)  # fmt: skip
     engine.dispose()
+    if problem or ca_passphrase is None:
+        raise GatewayError(problem)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".sohogw-backup-") as work:
         folder = Path(work)
         database_file, facts = dump_database(settings.db_url, folder, read_facts)

@@ -18,6 +18,7 @@ from certs.ocsp import CertState
 from gateway.audit.models import AuditEvent
 from gateway.audit.service import verify_chain
 from gateway.db import make_engine, session_scope
+from gateway.deployment.dumps import database_is_empty
 from gateway.directory.builtin import BuiltinDirectory
 from gateway.directory.settings import DirectorySettings
 from gateway.pki.models import CrlPublication, IssuedCertificate
@@ -149,54 +150,50 @@ def test_backup_wipe_restore_keeps_chain_certificates_crl_and_revocations(
     assert verified.returncode == 0 and "audit chain intact" in verified.stdout
 
 
-@pytest.mark.parametrize("where", ["header", "middle", "last byte"])
-def test_an_archive_with_one_altered_byte_is_refused_and_leaves_nothing(
+def test_refused_archives_leave_nothing_and_an_installation_in_use_is_left_alone(
     request: pytest.FixtureRequest,
     tmp_path: Path,
     data_dir: Path,
     db_url: str,
     gateway_in_use: dict[str, object],
     backup_passphrase: Path,
-    where: str,
 ) -> None:
+    """One backup, refused five ways: one altered byte (header, middle, last), a wrong passphrase, a target in use."""
     archive = tmp_path / "gw.sohogw-backup"
     run_sohogw("backup", "--out", str(archive), "--passphrase-file", str(backup_passphrase), env=_env(data_dir, db_url))
-    data = bytearray(archive.read_bytes())
-    index = {"header": 20, "middle": len(data) // 2, "last byte": len(data) - 1}[where]
-    data[index] ^= 0x01
-    archive.write_bytes(bytes(data))
+    good = archive.read_bytes()
+    again = run_sohogw("backup", "--out", str(archive), "--passphrase-file", str(backup_passphrase),
+                       env=_env(data_dir, db_url))  # fmt: skip
+    assert again.returncode == 1 and "never overwrites another" in again.stderr and archive.read_bytes() == good
     new_data = tmp_path / "restored"
     new_db = _fresh_database(request, db_url, tmp_path)
-    done = run_sohogw("restore", str(archive), "--passphrase-file", str(backup_passphrase),
-                      env=_env(new_data, new_db, passphrase_file=False))  # fmt: skip
-    assert done.returncode == 1
-    assert "does not verify" in done.stderr or "header was altered" in done.stderr
-    assert not (new_data / "ca").exists() and not (new_data / "ca-passphrase").exists()
-    from gateway.deployment.dumps import database_is_empty
+    for where, index in (("header", 20), ("middle", len(good) // 2), ("last byte", len(good) - 1)):
+        altered = bytearray(good)
+        altered[index] ^= 0x01
+        archive.write_bytes(bytes(altered))
+        done = run_sohogw("restore", str(archive), "--passphrase-file", str(backup_passphrase),
+                          env=_env(new_data, new_db, passphrase_file=False))  # fmt: skip
+        assert done.returncode == 1, where
+        assert "does not verify" in done.stderr or "header was altered" in done.stderr, (where, done.stderr)
+        assert not (new_data / "ca").exists() and not (new_data / "ca-passphrase").exists(), where
+        assert database_is_empty(new_db), where
 
-    assert database_is_empty(new_db)
-
-
-def test_a_wrong_backup_passphrase_is_refused(
-    tmp_path: Path, data_dir: Path, db_url: str, gateway_in_use: dict[str, object], backup_passphrase: Path
-) -> None:
-    archive = tmp_path / "gw.sohogw-backup"
-    run_sohogw("backup", "--out", str(archive), "--passphrase-file", str(backup_passphrase), env=_env(data_dir, db_url))
+    archive.write_bytes(good)
     wrong = tmp_path / "wrong"
     wrong.write_text("not-the-backup-passphrase-2026")
     wrong.chmod(0o600)
-    elsewhere = tmp_path / "restored"
     done = run_sohogw("restore", str(archive), "--passphrase-file", str(wrong),
-                      env=_env(elsewhere, f"sqlite:///{elsewhere / 'x.db'}", False))  # fmt: skip
+                      env=_env(new_data, new_db, passphrase_file=False))  # fmt: skip
     assert done.returncode == 1 and "passphrase is wrong" in done.stderr
+    assert database_is_empty(new_db)
 
-
-def test_restore_refuses_an_installation_in_use(
-    tmp_path: Path, data_dir: Path, db_url: str, gateway_in_use: dict[str, object], backup_passphrase: Path
-) -> None:
-    archive = tmp_path / "gw.sohogw-backup"
-    run_sohogw("backup", "--out", str(archive), "--passphrase-file", str(backup_passphrase), env=_env(data_dir, db_url))
     done = run_sohogw("restore", str(archive), "--passphrase-file", str(backup_passphrase), env=_env(data_dir, db_url))
     assert done.returncode == 1 and "restore goes into a fresh installation" in done.stderr
-    with Session(make_engine(db_url)) as db:
+    engine = make_engine(db_url)
+    with Session(engine) as db:
         assert verify_chain(db).intact
+        last = db.exec(
+            select(AuditEvent).where(AuditEvent.action == "backup.create").order_by(col(AuditEvent.seq).desc())
+        ).first()
+        assert last is not None and last.outcome == "refused"
+    engine.dispose()
