@@ -34,6 +34,7 @@ from gateway.clock import Clock
 from gateway.db import session_scope
 from gateway.policies.service import current_policy
 from gateway.seats import service, viewing
+from gateway.seats.endings import EndingSignal
 from gateway.seats.errors import GuacamoleUnavailable, NoSeatFree
 from gateway.seats.launch_store import DbLaunchStore
 from gateway.seats.models import SeatEndReason, SeatLease
@@ -63,6 +64,8 @@ class SeatBroker:
     _fed: dict[str, CallStateChange] = field(default_factory=dict)
     """The call state last written to each seat's file, so a reconcile pass rewrites only what changed."""
     _feed_lock: threading.Lock = field(default_factory=threading.Lock)
+    endings: EndingSignal = field(default_factory=EndingSignal)
+    """Wakes guacamole-lite's held liveness questions when a seat or session ends here (`internal_routes.alive`)."""
 
     @property
     def token_lifetime(self) -> timedelta:
@@ -222,6 +225,8 @@ class SeatBroker:
 
     def stop(self) -> None:
         unregister_screen_viewer(self.screen_viewer)
+        for topic in (service.SEAT_ENDED, SESSION_ENDED):
+            events.unlisten(topic, self.endings.notify)
         events.unlisten(service.SEAT_ENDED, self.on_seat_ended)
         events.unlisten(SESSION_ENDED, self.on_session_ended)
         events.unlisten(CALL_STATE_CHANGED, self.on_call_state)
@@ -254,6 +259,8 @@ def start_broker(app: FastAPI, settings: SeatSettings | None = None) -> SeatBrok
     broker = SeatBroker(app.state.engine, settings, app.state.settings.node_name, app.state.clock, pool)
     events.listen(service.SEAT_ENDED, broker.on_seat_ended)
     events.listen(SESSION_ENDED, broker.on_session_ended)
+    for topic in (service.SEAT_ENDED, SESSION_ENDED):
+        events.listen(topic, broker.endings.notify)
     events.listen(CALL_STATE_CHANGED, broker.on_call_state)
     events.listen(service.SEAT_ASSIGNED, broker.on_seat_assigned)
     register_screen_viewer(broker.screen_viewer)
