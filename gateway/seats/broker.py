@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from desktop_broker.guacamole.gate import LaunchGate
+from desktop_broker.guacamole.rdp_certificate import rdp_certificate_fingerprint
 from desktop_broker.guacamole.token import derive_token_key
 from desktop_broker.pool import SeatKind, SeatPool, SeatUnavailable
 from desktop_broker.x11 import SeatError, SeatSpec, start_seat
@@ -118,6 +119,18 @@ class SeatBroker:
         if self.settings.guacamole_websocket_url is None:
             raise GuacamoleUnavailable("Guacamole is off on this gateway: seats.guacamole_websocket_url is not set")
         return self.guacamole_gate(db, now)
+
+    def rdp_certificate(self, host: str, port: int) -> str:
+        return rdp_certificate_fingerprint(host, port)
+
+    def guacamole_password(self, app_id: str) -> str | None:
+        path = self.settings.guacamole_passwords.get(app_id)
+        if path is None:
+            return None
+        try:
+            return path.read_text().rstrip("\n")
+        except OSError as error:
+            raise GuacamoleUnavailable(f"the password file of {app_id} cannot be read: {error.strerror}") from None
 
     def on_call_state(self, _topic: str, change: Any) -> None:
         self._background.submit(self.feed_call_state, change.session_id)
