@@ -20,8 +20,9 @@ from gateway.db import session_scope
 from gateway.deps import ClockDep, DbSession
 from gateway.errors import Forbidden
 from gateway.seats.endings import RECHECK_SECONDS
-from gateway.seats.launch_store import live_lease_of_launch, redeem_launch
+from gateway.seats.launch_store import launch_is_alive, live_lease_of_launch, redeem_launch, watch_of_view_launch
 from gateway.seats.models import SeatLeaseState
+from gateway.supervision.monitoring import end_watch
 
 _LOOPBACK = {"127.0.0.1", "::1"}
 _FORWARDING_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip", "x-ssl-client-cert")
@@ -58,11 +59,11 @@ Gate = Annotated[LaunchGate, Depends(gate)]
 
 
 @router.post("/redeem")
-def redeem(body: Redemption, gate: Gate, db: DbSession) -> JSONResponse:
+def redeem(body: Redemption, gate: Gate, db: DbSession, clock: ClockDep) -> JSONResponse:
     """200 with the grant server.js expects, or 403: unknown, used, expired or altered launches, or ones whose
-    lease or session has ended (audited)."""
+    lease or session (a supervisor's: watch) has ended (audited)."""
     try:
-        launch = redeem_launch(db, gate, body.launch_id, body.token_sha256)
+        launch = redeem_launch(db, gate, body.launch_id, body.token_sha256, clock())
     except LaunchRefused as error:
         record(
             db,
@@ -88,7 +89,7 @@ def redeem(body: Redemption, gate: Gate, db: DbSession) -> JSONResponse:
 
 def _alive_now(request: Request, launch_id: str) -> bool:
     with session_scope(request.app.state.engine) as db:
-        return live_lease_of_launch(db, launch_id) is not None
+        return launch_is_alive(db, launch_id, request.app.state.clock())
 
 
 @router.get("/alive")
@@ -125,6 +126,12 @@ def connected(body: Connected, db: DbSession, clock: ClockDep) -> dict[str, str]
 
 @router.post("/closed")
 def closed(body: Closed, db: DbSession, clock: ClockDep) -> dict[str, str]:
+    """The websocket ended: an agent's seat waits for a reconnect; a supervisor's watch ends (audited)."""
+    if (watching := watch_of_view_launch(db, body.launch_id, clock())) is not None:
+        watch, supervisor = watching
+        assert watch.id is not None
+        end_watch(db, watch.id, supervisor, now=clock(), source="loopback")
+        return {"status": "ok"}
     lease = live_lease_of_launch(db, body.launch_id)
     if lease is not None and lease.state is SeatLeaseState.CONNECTED:
         lease.state, lease.last_activity_at = SeatLeaseState.ASSIGNED, clock()
