@@ -134,7 +134,9 @@ def _account(app_argv: list[str]) -> tuple[str, str]:
     return username, password
 
 
-def _kill_account_processes(uid: int) -> None:
+def _end_account_session(uid: int) -> None:
+    """Kill the account's processes and remove the X lock and socket its killed Xorg leaves behind (a stale
+    /tmp/.X10-lock would push the next test's session to :11)."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -142,6 +144,12 @@ def _kill_account_processes(uid: int) -> None:
                     os.kill(int(entry.name), signal.SIGKILL)
             except (FileNotFoundError, ProcessLookupError):
                 continue
+    for leftover in [*Path("/tmp").glob(".X*-lock"), *Path("/tmp/.X11-unix").glob("X*")]:
+        try:
+            if leftover.stat().st_uid == uid:
+                leftover.unlink()
+        except FileNotFoundError:
+            continue
 
 
 @contextmanager
@@ -178,6 +186,6 @@ def xrdp_host(app_argv: list[str]) -> Iterator[RdpHost]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        _kill_account_processes(uid)
+        _end_account_session(uid)
         subprocess.run(["userdel", "--remove", username], check=False, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
