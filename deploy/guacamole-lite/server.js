@@ -32,6 +32,7 @@ const { tolerateGuacdKeepAlive } = require('./lib/guacd-silence.js');
 const SIZE_PARAMETERS = ['width', 'height', 'dpi'];
 const SESSION_CLOSED = '523'; // Guacamole status 0x020B: the session was closed by the server
 const TERMINATE_AFTER_MS = 1000;
+const DISCONNECT = '10.disconnect;'; // the Guacamole protocol's "this user leaves"
 const JOIN_SETTINGS = { 'read-only': 'true', 'disable-paste': 'true' }; // guacd applies both per joining user
 
 function settingsFromEnvironment(env) {
@@ -119,7 +120,13 @@ function start(settings) {
     const launches = new WeakMap();
     const watches = new WeakMap();
 
-    /** Close guacd's socket and the browser's websocket now, telling guacamole-common-js why. */
+    /**
+     * Close guacd's socket and the browser's websocket now, telling guacamole-common-js why. guacd is sent
+     * `disconnect` first: its parent process relays a user's socket to the connection's process and notices the
+     * socket closing only when it next writes to it (guacd/connection.c), up to a keep-alive later on an idle
+     * screen, while `disconnect` makes the connection's process let the user go, and end the RDP/VNC client
+     * when that user was the last, at once.
+     */
     function endConnection(webSocket, grant, reason) {
         log(`closing launch ${grant.launch_id} of ${grant.user}: ${reason}`);
         // guacamole-lite 1.2.0 keeps its ClientConnection objects in activeConnections; before its
@@ -127,7 +134,8 @@ function start(settings) {
         const client = [...server.activeConnections.values()].find((c) => c.webSocket === webSocket);
         if (client) {
             client.sendErrorToClient('Your session has ended', SESSION_CLOSED);
-            client.close();
+            if (client.guacdClient) client.guacdClient.send(DISCONNECT);
+            setImmediate(() => client.close()); // let the disconnect leave before guacamole-lite destroys the socket
         } else {
             webSocket.close(1008, 'Session ended');
         }
@@ -153,6 +161,12 @@ function start(settings) {
             end: (reason) => endConnection(webSocket, grant, reason),
         }));
         webSocket.once('close', () => stopWatching(webSocket));
+        // The browser left (tab closed, network gone): tell guacd before guacamole-lite's own 'close' handler
+        // destroys its socket, so guacd ends the user now rather than at its next write (see endConnection).
+        webSocket.prependOnceListener('close', () => {
+            const client = [...server.activeConnections.values()].find((c) => c.webSocket === webSocket);
+            if (client && client.guacdClient) client.guacdClient.send(DISCONNECT);
+        });
         if (grant.mode === 'view') {
             makeViewOnly(webSocket, (count) => log(`dropped ${count} input instruction(s) from viewer ${grant.user}`));
         }

@@ -9,6 +9,7 @@ guacd is found through SOHOGW_GUACD (tests/guacd.sh exports it), else /opt/guacd
 Guacamole tests cannot run: a failure in CI, a skip with the reason elsewhere.
 """
 
+import contextlib
 import os
 import re
 import socket
@@ -167,8 +168,12 @@ class GuacdTap:
         except (OSError, ProtocolError):
             pass
         finally:
+            # shutdown, not only close: the other pump thread is blocked in recv on one of these sockets, and a
+            # close() alone would neither wake it nor send the FIN, so guacd would not see the client leave.
             for sock in (source, sink):
                 self._sockets.discard(sock)
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
             self._record(lambda: setattr(record, "open", False))
 
