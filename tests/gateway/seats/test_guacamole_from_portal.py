@@ -342,3 +342,37 @@ def test_watermark_is_composited_over_every_frame(
         page.context.close()
     assert on_top
     assert all(count > 100 for count in marked), marked
+
+
+def test_a_host_showing_another_certificate_than_the_learned_one_is_refused_and_audited(
+    portal: SeatPortal,
+    node: NodeServer,
+    guacd: RealGuacd,  # noqa: F811
+    tap: GuacdTap,  # noqa: F811
+    rdp_host: RdpHost,
+) -> None:
+    """The broker re-reads the real xrdp's certificate at every launch and compares it with the learned one."""
+    with portal.signed_in("agent2") as agent2:
+        agent2.get("/agent/apps/billing/launch")  # learns the certificate if no earlier test did
+        with Session(portal.engine) as db:
+            (learned,) = db.exec(select(RdpHostCertificate)).all()
+            assert learned.fingerprint == rdp_host.fingerprint
+            learned.fingerprint = "sha256:" + ":".join(["00"] * 32)  # what an earlier, other certificate left
+            db.add(learned)
+            db.commit()
+        mark, before = guacd.mark(), len(tap.connections)
+        try:
+            page = agent2.get("/agent/apps/billing/launch")
+        finally:
+            with Session(portal.engine) as db:
+                (learned,) = db.exec(select(RdpHostCertificate)).all()
+                learned.fingerprint = rdp_host.fingerprint  # for whatever runs after
+                db.add(learned)
+                db.commit()
+    assert page.status_code == 503 and "different certificate" in page.text
+    assert 'data-token="' not in page.text
+    time.sleep(0.3)
+    assert guacd.new_connections(mark) == 0 and tap.since(before) == []
+    last = audit_trail(portal, "seat.rdp_certificate")[-1]
+    assert (last.actor, last.outcome) == ("agent2", "certificate_changed")
+    assert rdp_host.fingerprint in last.detail
