@@ -127,7 +127,7 @@ def connected(body: Connected, db: DbSession, clock: ClockDep) -> dict[str, str]
 @router.post("/closed")
 def closed(body: Closed, db: DbSession, clock: ClockDep) -> dict[str, str]:
     """The websocket ended: an agent's seat waits for a reconnect; a supervisor's watch ends (audited)."""
-    if (watching := watch_of_view_launch(db, body.launch_id, clock())) is not None:
+    if (watching := watch_of_view_launch(db, body.launch_id)) is not None:
         watch, supervisor = watching
         assert watch.id is not None
         end_watch(db, watch.id, supervisor, now=clock(), source="loopback")

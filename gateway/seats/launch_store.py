@@ -87,31 +87,39 @@ def bind_view_launch(db: Session, launch_id: str, lease: SeatLease, supervisor: 
     db.flush()
 
 
-def watch_of_view_launch(db: Session, launch_id: str, now: datetime) -> tuple[ScreenWatch, HomeSession] | None:
-    """The open watch a supervisor's Guacamole join serves and the supervisor's session, while it may go on:
-    the watched lease live, the agent's and the supervisor's sessions active, the supervisor still one, the
-    watch still open, and the agent's policy still allowing it. None for anything else (fail closed)."""
+def watch_of_view_launch(db: Session, launch_id: str) -> tuple[ScreenWatch, HomeSession] | None:
+    """The still open watch a supervisor's Guacamole join was minted for, and the supervisor's session."""
     row = db.get(LaunchToken, launch_id)
     if row is None or row.backend != "guacamole" or row.mode != LaunchMode.VIEW.value or row.lease_id is None:
         return None
     lease = db.get(SeatLease, row.lease_id)
-    if lease is None or lease.state is SeatLeaseState.ENDED:
-        return None
-    agent = db.get(HomeSession, lease.session_id)
     supervisor = db.get(HomeSession, row.session_id) if row.session_id else None
-    if agent is None or agent.state is not SessionState.ACTIVE:
+    if lease is None or supervisor is None:
         return None
-    if supervisor is None or supervisor.state is not SessionState.ACTIVE or SUPERVISOR not in supervisor.role_set:
-        return None
-    if not evaluate(current_policy(db), group_names(agent), now).view_only_supervision:
-        return None
-    watch = open_watch(db, supervisor.login, agent.id, as_utc(row.created_at))
+    watch = open_watch(db, supervisor.login, lease.session_id, as_utc(row.created_at))
     return (watch, supervisor) if watch is not None else None
+
+
+def view_may_go_on(db: Session, launch_id: str, now: datetime) -> bool:
+    """Whether a supervisor's Guacamole join may go on: its watch open, the watched lease live, the agent's and the
+    supervisor's sessions active, the supervisor still one, and the agent's policy still allowing it (fail closed)."""
+    watching = watch_of_view_launch(db, launch_id)
+    row = db.get(LaunchToken, launch_id)
+    if watching is None or row is None or row.lease_id is None:
+        return False
+    _, supervisor = watching
+    lease = db.get(SeatLease, row.lease_id)
+    agent = db.get(HomeSession, lease.session_id) if lease is not None else None
+    if lease is None or lease.state is SeatLeaseState.ENDED or agent is None or agent.state is not SessionState.ACTIVE:
+        return False
+    if supervisor.state is not SessionState.ACTIVE or SUPERVISOR not in supervisor.role_set:
+        return False
+    return evaluate(current_policy(db), group_names(agent), now).view_only_supervision
 
 
 def launch_is_alive(db: Session, launch_id: str, now: datetime) -> bool:
     """May the launch's live connection go on: an agent's seat, or a supervisor's watch of it."""
-    return live_lease_of_launch(db, launch_id) is not None or watch_of_view_launch(db, launch_id, now) is not None
+    return live_lease_of_launch(db, launch_id) is not None or view_may_go_on(db, launch_id, now)
 
 
 def live_lease_of_launch(db: Session, launch_id: str) -> SeatLease | None:
@@ -134,7 +142,7 @@ def redeem_launch(db: Session, gate: LaunchGate, launch_id: str, token_sha256: s
     agent's), or its watch open under the same rules as while it runs (a supervisor's read-only join)."""
     launch = gate.redeem(launch_id, token_sha256)
     if launch.mode is LaunchMode.VIEW:
-        if watch_of_view_launch(db, launch_id, now) is None:
+        if not view_may_go_on(db, launch_id, now):
             raise LaunchRefused("the watch this view was opened for has ended, or may not go on; press watch again")
     elif live_lease_of_launch(db, launch_id) is None:
         raise LaunchRefused("the seat or the portal session of this launch has ended; sign in and open the app again")

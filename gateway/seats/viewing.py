@@ -2,7 +2,7 @@
 
 A Guacamole seat is watched by a read-only join of its live guacd connection (`offer_view` mints it with
 `LaunchGate.issue_supervisor_view`: `read-only=true`, `disable-paste=true`); guacamole-lite redeems it at the
-loopback routes, which hold it to the same watch (`launch_store.watch_of_view_launch`). For an X11 seat:
+loopback routes, which hold it to the same watch (`launch_store.view_may_go_on`). For an X11 seat:
 
 Supervision's "watch" (`gateway.supervision.monitoring.start_watch`) decides whether policy allows it and
 writes the `ScreenWatch`; it asks the broker's registered viewer (`offer_view`) for a link. The link
