@@ -1,10 +1,10 @@
-"""A guacd PROTOCOL STAND-IN for tests: it speaks guacd's side of the Guacamole handshake.
+"""A guacd PROTOCOL STAND-IN, kept only for unit tests of malformed protocol input
+(test_guacamole_standin.py): every other Guacamole test runs the real guacd 1.6.0 (tests/support/guacd.py).
 
-It is not guacd (guacd cannot be installed here): it runs no RDP or VNC client and draws one
-trivial frame. What it does faithfully is the wire protocol guacamole-lite talks to guacd —
-`select` → `args` (with a protocol version) → `size`/`audio`/`video`/`image`/`timezone` →
-`connect` → `ready` — per the Guacamole protocol reference, and it records every instruction
-and parameter it receives so tests can see exactly what would have reached guacd.
+It is not guacd: it runs no RDP or VNC client and draws one trivial frame. What it does faithfully
+is the wire protocol guacamole-lite talks to guacd — `select` → `args` (with a protocol version) →
+`size`/`audio`/`video`/`image`/`timezone` → `connect` → `ready` — per the Guacamole protocol
+reference, and it records every instruction and parameter it receives.
 """
 
 import socket

@@ -6,6 +6,7 @@ the Customer Console. What guacd received is read from a passive wire tap and gu
 is compared with the RDP session's X display.
 """
 
+import contextlib
 import html as html_module
 import re
 import subprocess
@@ -17,20 +18,24 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 from sqlmodel import Session, select
+from websockets.exceptions import ConnectionClosed
 
 from desktop_broker.guacamole.token import derive_token_key
 from gateway.seats.models import LaunchToken, RdpHostCertificate, SeatLease, SeatLeaseState
 from tests.desktop_broker.test_guacamole_launch import (  # noqa: F401 - fixtures are used by name
     KEY,
+    LaunchEndpoint,
     NodeServer,
     guacd,
     log_dir,
     node_modules,
+    open_seat,
     refused,
     tap,
 )
 from tests.gateway.seats.conftest import SeatPortal, audit_trail, browser_context, seat_portal_on_sqlite
 from tests.gateway.voice.conftest import wait_for
+from tests.support.guacamole_protocol import InstructionParser
 from tests.support.guacd import GuacdTap, RealGuacd, TappedConnection
 from tests.support.xrdp import RdpHost, xrdp_host
 
@@ -376,3 +381,42 @@ def test_a_host_showing_another_certificate_than_the_learned_one_is_refused_and_
     last = audit_trail(portal, "seat.rdp_certificate")[-1]
     assert (last.actor, last.outcome) == ("agent2", "certificate_changed")
     assert rdp_host.fingerprint in last.detail
+
+
+def test_guacd_itself_refuses_an_rdp_host_whose_certificate_is_not_the_pinned_one(
+    node_modules: Path,  # noqa: F811
+    guacd: RealGuacd,  # noqa: F811
+    tap: GuacdTap,  # noqa: F811
+    rdp_host: RdpHost,
+    log_dir: Path,  # noqa: F811
+) -> None:
+    """The pin is enforced by guacd's FreeRDP, not only by the broker: a wrong `cert-fingerprints` gets no session."""
+    endpoint = LaunchEndpoint()
+    endpoint.thread.start()
+    direct = NodeServer(tap.port, endpoint.url, log_dir)
+    try:
+        parameters = {
+            "hostname": "127.0.0.1",
+            "port": str(rdp_host.port),
+            "username": rdp_host.username,
+            "password": rdp_host.password,
+            "cert-fingerprints": "sha256:" + ":".join(["00"] * 32),
+            "disable-copy": "true",
+            "disable-paste": "true",
+            "enable-drive": "false",
+            "enable-printing": "false",
+        }
+        token = endpoint.gate.issue_seat_launch(user="agent1", seat="s", protocol="rdp", parameters=parameters).token
+        mark = guacd.mark()
+        with open_seat(direct, token) as client:
+            guacd.wait_for_log("certificate not trusted, aborting", since=mark, timeout=15)
+            errors = []
+            with contextlib.suppress(ConnectionClosed, TimeoutError):
+                while not errors:
+                    message = client.recv(timeout=10)
+                    errors = [i for i in InstructionParser().feed(message.encode()) if i[0] == "error"]
+    finally:
+        direct.stop()
+        endpoint.server.shutdown()
+        endpoint.server.server_close()
+    assert errors and errors[0][2] == "519"  # guacd's status for "SSL/TLS connection failed" (untrusted certificate)
