@@ -14,6 +14,7 @@ guacd_from_archive() {
     # The release tarball (made with `make dist`) differs from the git archive in ../shared/guacd, so its digest is
     # the one Apache publishes beside it, unless GUACD_RELEASE_SHA256 pins one.
     local work expected
+    command -v curl >/dev/null || install_debian_packages <(printf 'curl\nca-certificates\n')
     work=$(mktemp -d)
     curl -fsSL --retry 2 -o "$work/src.tar.gz" "$GUACD_ARCHIVE_URL" || { rm -rf "$work"; return 1; }
     expected=${GUACD_RELEASE_SHA256:-$(curl -fsSL "$GUACD_ARCHIVE_URL.sha256" | awk '{print $1}')}
