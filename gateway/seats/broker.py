@@ -42,11 +42,14 @@ from gateway.seats.models import SeatEndReason, SeatLease
 from gateway.seats.settings import SeatSettings
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import SESSION_ENDED
+from gateway.supervision.monitoring import WATCH_ENDED
 from gateway.supervision.sources import register_screen_viewer, unregister_screen_viewer
 from gateway.voice.calls import CALL_STATE_CHANGED, CallStateChange, current_call_state, write_call_state_file
 from policy import DisplayRules, PolicyDocument, X11App, evaluate
 
 log = logging.getLogger(__name__)
+ENDINGS = (service.SEAT_ENDED, SESSION_ENDED, WATCH_ENDED)
+"""Ends that close a live Guacamole connection at once (a seat, a home session, a supervisor's watch)."""
 
 
 @dataclass
@@ -238,7 +241,7 @@ class SeatBroker:
 
     def stop(self) -> None:
         unregister_screen_viewer(self.screen_viewer)
-        for topic in (service.SEAT_ENDED, SESSION_ENDED):
+        for topic in ENDINGS:
             events.unlisten(topic, self.endings.notify)
         events.unlisten(service.SEAT_ENDED, self.on_seat_ended)
         events.unlisten(SESSION_ENDED, self.on_session_ended)
@@ -272,7 +275,7 @@ def start_broker(app: FastAPI, settings: SeatSettings | None = None) -> SeatBrok
     broker = SeatBroker(app.state.engine, settings, app.state.settings.node_name, app.state.clock, pool)
     events.listen(service.SEAT_ENDED, broker.on_seat_ended)
     events.listen(SESSION_ENDED, broker.on_session_ended)
-    for topic in (service.SEAT_ENDED, SESSION_ENDED):
+    for topic in ENDINGS:
         events.listen(topic, broker.endings.notify)
     events.listen(CALL_STATE_CHANGED, broker.on_call_state)
     events.listen(service.SEAT_ASSIGNED, broker.on_seat_assigned)

@@ -12,7 +12,12 @@ from playwright.sync_api import Browser, BrowserContext, Frame, Page
 from sqlmodel import Session, col, select
 
 from gateway.audit.models import AuditEvent
+from gateway.clock import utcnow
+from gateway.db import session_scope
 from gateway.seats.models import LaunchToken
+from gateway.sessions.models import HomeSession, SessionState
+from gateway.supervision.models import ScreenWatch
+from gateway.supervision.monitoring import end_watch
 from tests.desktop_broker.test_guacamole_launch import (  # noqa: F401
     NodeServer,
     guacd,
@@ -169,3 +174,34 @@ def test_a_join_link_is_spent_once_and_dies_with_the_watch(
             ).first()
         assert view is not None
         assert client.get("/internal/launch/alive", params={"launch_id": view.id}).json() == {"alive": False}
+
+
+def test_stopping_the_watch_closes_the_join_within_one_second(
+    portal: SeatPortal,  # noqa: F811
+    tap: GuacdTap,  # noqa: F811
+    agent_page: Page,
+    supervisor: BrowserContext,
+) -> None:
+    """Stopped elsewhere (another tab, or the watch ended by the gateway): the join is pushed closed, not polled."""
+    before = len(tap.connections)
+    watch, frame = watch_from_the_wall(portal, supervisor)
+    (joined,) = [c for c in tap.since(before) if c.selector.startswith("$")]
+    with session_scope(portal.engine) as db:
+        open_watch = db.exec(select(ScreenWatch).where(col(ScreenWatch.ended_at).is_(None))).one()
+        sup1 = db.exec(
+            select(HomeSession).where(HomeSession.login == "sup1", HomeSession.state == SessionState.ACTIVE)
+        ).one()
+        assert open_watch.id is not None
+        watch_id = open_watch.id
+    time.sleep(3.5)  # a whole re-read interval passes with the watch open: the join stays
+    assert frame.evaluate("window.guacamoleState") == 3 and joined.open
+    with session_scope(portal.engine) as db:
+        end_watch(db, watch_id, sup1, now=utcnow(), source="test")
+    stopped = time.monotonic()
+    frame.wait_for_function("window.guacamoleState === 5", timeout=5_000)
+    closed = time.monotonic() - stopped
+    assert tap.wait_for(lambda: not joined.open, timeout=2)
+    watch.close()
+    print(f"\nwatch stopped → supervisor's join closed in {closed:.2f} s")
+    assert closed <= 1.0
+    assert agent_page.evaluate("window.guacamoleState") == 3  # the agent's own connection goes on
