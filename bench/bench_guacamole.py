@@ -184,7 +184,7 @@ def vnc_display(stack: ExitStack) -> tuple[dict[str, str], int]:
     number = 90 + os.getpid() % 9
     port = free_port()
     xvfb = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
-    stack.callback(lambda: (xvfb.kill(), xvfb.wait()))
+    stack.callback(lambda: (xvfb.terminate(), xvfb.wait()))  # a clean exit removes its /tmp/.X*-lock
     time.sleep(0.5)
     env = {**os.environ, "DISPLAY": f":{number}"}
     vnc = subprocess.Popen(

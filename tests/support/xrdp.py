@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from desktop_broker.x11.unix_accounts import processes_of
 from tests.support.guacd import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -144,6 +145,9 @@ def _end_account_session(uid: int) -> None:
                     os.kill(int(entry.name), signal.SIGKILL)
             except (FileNotFoundError, ProcessLookupError):
                 continue
+    deadline = time.monotonic() + 5
+    while processes_of(uid) and time.monotonic() < deadline:  # userdel refuses while one is still there
+        time.sleep(0.05)
     for leftover in [*Path("/tmp").glob(".X*-lock"), *Path("/tmp/.X11-unix").glob("X*")]:
         try:
             if leftover.stat().st_uid == uid:
