@@ -17,12 +17,21 @@ def _flag(value: bool) -> str:
 
 
 def compile_guacamole(
-    effective: EffectivePolicy, app: X11App | GuacamoleApp | str, *, user: str | None = None
+    effective: EffectivePolicy,
+    app: X11App | GuacamoleApp | str,
+    *,
+    user: str | None = None,
+    learned_fingerprint: str | None = None,
+    recording_tag: str = "",
 ) -> dict[str, str]:
     """Parameters for guacd's RDP or VNC plugin.
 
     `user` names the person's own drive folder (needed only when the drive is allowed; a shared
-    folder would carry files between people) and prefixes the recording's name.
+    folder would carry files between people), the RDP account where the app says ``{user}``, and
+    prefixes the recording's name. `learned_fingerprint` is the certificate the broker recorded for
+    an app trusted on first use. `recording_tag` makes the recording's name unique per launch: guacd
+    expands no ``${GUAC_DATE}`` (the Java web app does) and stops recording silently after
+    ``name.255``.
     """
     published = effective.app(app if isinstance(app, str) else app.id)
     if not isinstance(published, GuacamoleApp):
@@ -35,14 +44,14 @@ def compile_guacamole(
         "disable-paste": _flag(not rules.clipboard_in),
     }
     if published.protocol == "rdp":
-        parameters |= _rdp(effective, published, user)
+        parameters |= _rdp(effective, published, user) | _certificate(published, learned_fingerprint)
     else:
         parameters["enable-sftp"] = "false"
     if effective.recording:
         stamp = effective.evaluated_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
         parameters |= {
             "recording-path": effective.storage.recording_path,
-            "recording-name": f"{user or 'seat'}-{published.id}-{stamp}",
+            "recording-name": "-".join(filter(None, (user or "seat", published.id, stamp, recording_tag))),
             "create-recording-path": "true",
         }
     return parameters
@@ -59,8 +68,26 @@ def _rdp(effective: EffectivePolicy, app: GuacamoleApp, user: str | None) -> dic
     }
     if app.remote_app is not None:
         parameters["remote-app"] = f"||{app.remote_app}"
+    if app.username is not None:
+        if "{user}" in app.username and not user:
+            raise PolicyError(f"app {app.id!r} signs in as {{user}}: compile_guacamole needs the user's name")
+        parameters["username"] = app.username.replace("{user}", user or "")
     if rules.drive:
         if not user or "/" in user or user.startswith("."):
             raise PolicyError("the drive is allowed: compile_guacamole needs the user's name for their own folder")
         parameters |= {"drive-path": join(effective.storage.drive_path, user), "create-drive-path": "true"}
     return parameters
+
+
+def _certificate(app: GuacamoleApp, learned_fingerprint: str | None) -> dict[str, str]:
+    """How guacd trusts the RDP host's certificate: pinned, learned once (by the broker), or the system's CAs.
+
+    Never ``ignore-cert`` and never guacd's own ``cert-tofu`` (it would trust silently, per guacd host).
+    """
+    if app.cert_fingerprints:
+        return {"cert-fingerprints": ",".join(app.cert_fingerprints)}
+    if app.cert_trust_first_use:
+        if learned_fingerprint is None:
+            raise PolicyError(f"app {app.id!r} trusts its host on first use: the broker must learn its certificate")
+        return {"cert-fingerprints": learned_fingerprint}
+    return {}

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from policy.rules import DisplayRules
-from policy.values import ClockTime, Duration, NetworkDestination
+from policy.values import ClockTime, Duration, NetworkDestination, sha256_fingerprint
 
 Role = Literal["agent", "supervisor", "security_admin", "hr"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -61,11 +61,27 @@ class GuacamoleApp(_Strict):
     port: int | None = Field(default=None, ge=1, le=65535)
     remote_app: str | None = None
     """The RemoteApp alias published on the RDP host (without the leading "||")."""
+    username: str | None = None
+    """The RDP account; ``{user}`` stands for the agent's login. Its password is a gateway setting, never policy."""
+    cert_fingerprints: tuple[str, ...] = ()
+    """Pinned SHA-256 fingerprints of the RDP host's certificate (``sha256:ab:cd:…``); guacd accepts only these."""
+    cert_trust_first_use: bool = False
+    """Without pins: the broker records the certificate the host shows first (audited) and pins it from then on.
+    Neither: guacd checks the certificate against the system's CAs and the host name. Never ignored."""
+
+    @field_validator("cert_fingerprints")
+    @classmethod
+    def _sha256_fingerprints(cls, fingerprints: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(sha256_fingerprint(text) for text in fingerprints)
 
     @model_validator(mode="after")
-    def _remote_app_is_rdp_only(self) -> "GuacamoleApp":
-        if self.remote_app is not None and self.protocol != "rdp":
-            raise ValueError("remote_app only exists for protocol rdp")
+    def _rdp_only_fields(self) -> "GuacamoleApp":
+        rdp_only: dict[str, object] = {"remote_app": self.remote_app, "username": self.username}
+        rdp_only |= {"cert_fingerprints": self.cert_fingerprints, "cert_trust_first_use": self.cert_trust_first_use}
+        if self.protocol != "rdp" and (stated := [name for name, value in rdp_only.items() if value]):
+            raise ValueError(f"{', '.join(stated)} only exists for protocol rdp")
+        if self.cert_fingerprints and self.cert_trust_first_use:
+            raise ValueError("cert_fingerprints pin the certificate: trust on first use would be ignored, drop one")
         return self
 
     @property

@@ -117,3 +117,14 @@ def _suggest(text: str) -> str:
 
 
 NetworkDestination = Annotated[Destination, BeforeValidator(parse_destination), PlainSerializer(str)]
+
+
+def sha256_fingerprint(text: str) -> str:
+    """A certificate's SHA-256 fingerprint as FreeRDP compares it: ``sha256:`` and 32 lower-case hex pairs with
+    colons. Accepts the same with or without colons, any case (``openssl x509 -fingerprint -sha256`` prints
+    ``SHA256 Fingerprint=AB:CD:…``; give the part after ``=`` with the ``sha256:`` prefix)."""
+    prefix, _, digest = text.strip().partition(":")
+    hexdigits = digest.replace(":", "").lower()
+    if prefix.lower() != "sha256" or len(hexdigits) != 64 or any(c not in "0123456789abcdef" for c in hexdigits):
+        raise ValueError(f"{text!r} is not a SHA-256 fingerprint like sha256:ab:cd:… (32 hex pairs)")
+    return "sha256:" + ":".join(hexdigits[i : i + 2] for i in range(0, 64, 2))

@@ -12,6 +12,9 @@ command -v npm >/dev/null || install_debian_packages <(printf 'nodejs\nnpm\n')
 if [[ -f deploy/guacamole-lite/package-lock.json ]]; then
     (cd deploy/guacamole-lite && npm ci --no-audit --no-fund --silent)
 fi
+# A real guacd for the Guacamole tests (built from ../shared/guacd, or Apache's release): tests/guacd.sh.
+source tests/guacd.sh
+ensure_guacd
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

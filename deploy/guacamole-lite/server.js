@@ -10,9 +10,10 @@
  * before guacamole-lite's code runs at all: the token is checked and decrypted (lib/envelope.js),
  * the broker redeems the one-time launch over loopback (lib/redeem.js), and only a granted launch
  * is upgraded. A refused one gets an HTTP 403 and guacd never hears of it. Supervisors' read-only
- * joins are also filtered here (lib/view-only.js). While a connection lasts, the broker is asked
- * every GUACLITE_ALIVE_POLL_MS whether its launch is still alive (lib/liveness.js); when the seat
- * or the portal session has ended, the browser's websocket and guacd's socket are closed. See
+ * joins are also filtered here (lib/view-only.js). While a connection lasts, a question to the broker
+ * is kept open (lib/liveness.js): the broker answers it the moment the seat, the portal session or a
+ * watch ends, and the browser's websocket and guacd's socket are closed. guacamole-lite's own cut-off
+ * of a quiet guacd is relaxed so that an idle screen is not dropped (lib/guacd-silence.js). See
  * docs/guacamole.md.
  *
  * Settings come from the environment only (see settingsFromEnvironment); it refuses to start
@@ -26,10 +27,13 @@ const { openToken, TokenRefused } = require('./lib/envelope.js');
 const { redeemLaunch, reportLaunch } = require('./lib/redeem.js');
 const { watchLaunch } = require('./lib/liveness.js');
 const { makeViewOnly } = require('./lib/view-only.js');
+const { tolerateGuacdKeepAlive } = require('./lib/guacd-silence.js');
 
 const SIZE_PARAMETERS = ['width', 'height', 'dpi'];
 const SESSION_CLOSED = '523'; // Guacamole status 0x020B: the session was closed by the server
 const TERMINATE_AFTER_MS = 1000;
+const DISCONNECT = '10.disconnect;'; // the Guacamole protocol's "this user leaves"
+const JOIN_SETTINGS = { 'read-only': 'true', 'disable-paste': 'true' }; // guacd applies both per joining user
 
 function settingsFromEnvironment(env) {
     const keyHex = env.GUACLITE_KEY_HEX || '';
@@ -50,6 +54,7 @@ function settingsFromEnvironment(env) {
         redeemTimeoutMs: Number(env.GUACLITE_REDEEM_TIMEOUT_MS || 3000),
         logLevel: env.GUACLITE_LOG_LEVEL || 'ERRORS',
         alivePollMs: boundedNumber(env.GUACLITE_ALIVE_POLL_MS, 3000, 100, 60000, 'GUACLITE_ALIVE_POLL_MS'),
+        aliveWaitMs: boundedNumber(env.GUACLITE_ALIVE_WAIT_MS, 20000, 0, 60000, 'GUACLITE_ALIVE_WAIT_MS'),
         aliveMaxMisses: boundedNumber(env.GUACLITE_ALIVE_MAX_MISSES, 3, 1, 100, 'GUACLITE_ALIVE_MAX_MISSES'),
     };
 }
@@ -80,7 +85,8 @@ async function decide(request, settings) {
     const document = openToken(query.token, settings.key);
     const { connection } = document;
     const isJoin = 'join' in connection;
-    if (isJoin && connection.settings['read-only'] !== 'true') throw new TokenRefused('a join must be read-only');
+    const unsafeJoin = Object.entries(JOIN_SETTINGS).filter(([name, value]) => connection.settings[name] !== value);
+    if (isJoin && unsafeJoin.length) throw new TokenRefused(`a join must carry ${unsafeJoin.map(([n, v]) => `${n}=${v}`).join(', ')}`);
     if (!isJoin && 'read-only' in connection.settings) throw new TokenRefused('read-only is for joins only');
     const digest = crypto.createHash('sha256').update(query.token, 'ascii').digest('hex');
     const grant = await redeemLaunch(settings.launchUrl, document.launch, digest, settings.redeemTimeoutMs);
@@ -106,13 +112,21 @@ function start(settings) {
     };
     const clientOptions = {
         crypt: { cypher: 'AES-256-CBC', key: settings.key },
+        // guacamole-common-js sends `nop` every 5 s; a browser silent for 3 of those is gone.
+        maxInactivityTime: 15000,
         log: { level: settings.logLevel },
     };
     const server = new GuacamoleLite(wsOptions, { host: settings.guacdHost, port: settings.guacdPort }, clientOptions);
     const launches = new WeakMap();
     const watches = new WeakMap();
 
-    /** Close guacd's socket and the browser's websocket now, telling guacamole-common-js why. */
+    /**
+     * Close guacd's socket and the browser's websocket now, telling guacamole-common-js why. guacd is sent
+     * `disconnect` first: its parent process relays a user's socket to the connection's process and notices the
+     * socket closing only when it next writes to it (guacd/connection.c), up to a keep-alive later on an idle
+     * screen, while `disconnect` makes the connection's process let the user go, and end the RDP/VNC client
+     * when that user was the last, at once.
+     */
     function endConnection(webSocket, grant, reason) {
         log(`closing launch ${grant.launch_id} of ${grant.user}: ${reason}`);
         // guacamole-lite 1.2.0 keeps its ClientConnection objects in activeConnections; before its
@@ -120,7 +134,8 @@ function start(settings) {
         const client = [...server.activeConnections.values()].find((c) => c.webSocket === webSocket);
         if (client) {
             client.sendErrorToClient('Your session has ended', SESSION_CLOSED);
-            client.close();
+            if (client.guacdClient) client.guacdClient.send(DISCONNECT);
+            setImmediate(() => client.close()); // let the disconnect leave before guacamole-lite destroys the socket
         } else {
             webSocket.close(1008, 'Session ended');
         }
@@ -140,16 +155,24 @@ function start(settings) {
             launchUrl: settings.launchUrl,
             launchId: grant.launch_id,
             intervalMs: settings.alivePollMs,
+            waitMs: settings.aliveWaitMs,
             maxMisses: settings.aliveMaxMisses,
             log,
             end: (reason) => endConnection(webSocket, grant, reason),
         }));
         webSocket.once('close', () => stopWatching(webSocket));
+        // The browser left (tab closed, network gone): tell guacd before guacamole-lite's own 'close' handler
+        // destroys its socket, so guacd ends the user now rather than at its next write (see endConnection).
+        webSocket.prependOnceListener('close', () => {
+            const client = [...server.activeConnections.values()].find((c) => c.webSocket === webSocket);
+            if (client && client.guacdClient) client.guacdClient.send(DISCONNECT);
+        });
         if (grant.mode === 'view') {
             makeViewOnly(webSocket, (count) => log(`dropped ${count} input instruction(s) from viewer ${grant.user}`));
         }
     });
     server.on('open', (clientConnection) => {
+        tolerateGuacdKeepAlive(clientConnection, log);
         const grant = launches.get(clientConnection.webSocket);
         reportLaunch(settings.launchUrl, 'connected', {
             launch_id: grant.launch_id, connection_id: clientConnection.guacamoleConnectionId,

@@ -18,8 +18,16 @@ REQUIRED_SWITCHES: Mapping[str, tuple[str, ...]] = {
 """Parameters that must be present; guacd treats an absent one as 'allowed' (RDP, VNC sections of
 the Guacamole manual's connection parameters)."""
 
+JOIN_SETTINGS: Mapping[str, str] = {"read-only": "true", "disable-paste": "true"}
+"""What every join carries; server.js refuses a join token without exactly these values."""
+
 _RESERVED = ("read-only",)
 """Interactive launches never set these: read-only belongs to supervisor joins only."""
+
+
+_UNVERIFIED_CERTIFICATE = ("ignore-cert", "cert-tofu")
+"""guacd's own ways to skip or silently learn the RDP certificate: never (guacd's cert-tofu writes FreeRDP's
+known_hosts without telling anyone; the broker's trust on first use is audited)."""
 
 
 class LaunchParametersRefused(ValueError):
@@ -41,6 +49,12 @@ def seat_connection(protocol: str, parameters: Mapping[str, str]) -> GuacamoleCo
     reserved = [name for name in _RESERVED if name in parameters]
     if reserved:
         raise LaunchParametersRefused(f"{', '.join(reserved)} is set by the broker for supervisor joins only")
+    unverified = [name for name in _UNVERIFIED_CERTIFICATE if parameters.get(name, "false") != "false"]
+    if unverified:
+        raise LaunchParametersRefused(
+            f"{', '.join(unverified)} would accept the RDP host's certificate unchecked; policy pins it "
+            "(cert_fingerprints) or the broker learns it on first use, audited"
+        )
     if not parameters.get("hostname"):
         raise LaunchParametersRefused("the seat's hostname is missing from the compiled parameters")
     return GuacamoleConnection(protocol=protocol, settings=dict(parameters))
@@ -49,11 +63,12 @@ def seat_connection(protocol: str, parameters: Mapping[str, str]) -> GuacamoleCo
 def supervisor_view(protocol: str, connection_id: str) -> GuacamoleConnection:
     """A read-only join of the live guacd connection `connection_id` (guacd's `$…` id).
 
-    guacd answers a join with the joined connection's own arguments; `read-only=true` is the
-    only one the joining user supplies, and guacd then installs no input handlers for it.
+    guacd answers a join with the joined connection's own arguments and applies the joining user's
+    `read-only` (no input handlers at all) and `disable-paste` (guacd grants paste per user, so a
+    join without it could paste into a seat whose owner has it off). Both are always sent.
     """
     if protocol not in PROTOCOLS:
         raise LaunchParametersRefused(f"protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
     if not connection_id.startswith("$"):
         raise LaunchParametersRefused(f"{connection_id!r} is not a guacd connection id (they start with '$')")
-    return GuacamoleConnection(protocol=protocol, settings={"read-only": "true"}, join=connection_id)
+    return GuacamoleConnection(protocol=protocol, settings=dict(JOIN_SETTINGS), join=connection_id)

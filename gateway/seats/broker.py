@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from desktop_broker.guacamole.gate import LaunchGate
+from desktop_broker.guacamole.rdp_certificate import rdp_certificate_fingerprint
 from desktop_broker.guacamole.token import derive_token_key
 from desktop_broker.pool import SeatKind, SeatPool, SeatUnavailable
 from desktop_broker.x11 import SeatError, SeatSpec, start_seat
@@ -36,17 +37,21 @@ from gateway.clock import Clock
 from gateway.db import session_scope
 from gateway.policies.service import current_policy
 from gateway.seats import service, viewing
+from gateway.seats.endings import EndingSignal
 from gateway.seats.errors import GuacamoleUnavailable, NoSeatFree
 from gateway.seats.launch_store import DbLaunchStore
 from gateway.seats.models import SeatEndReason, SeatLease
 from gateway.seats.settings import SeatSettings
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import SESSION_ENDED
+from gateway.supervision.monitoring import WATCH_ENDED
 from gateway.supervision.sources import register_screen_viewer, unregister_screen_viewer
 from gateway.voice.calls import CALL_STATE_CHANGED, CallStateChange, current_call_state, write_call_state_file
 from policy import DisplayRules, PolicyDocument, X11App, evaluate
 
 log = logging.getLogger(__name__)
+ENDINGS = (service.SEAT_ENDED, SESSION_ENDED, WATCH_ENDED)
+"""Ends that close a live Guacamole connection at once (a seat, a home session, a supervisor's watch)."""
 
 
 @dataclass
@@ -65,6 +70,8 @@ class SeatBroker:
     _fed: dict[str, CallStateChange] = field(default_factory=dict)
     """The call state last written to each seat's file, so a reconcile pass rewrites only what changed."""
     _feed_lock: threading.Lock = field(default_factory=threading.Lock)
+    endings: EndingSignal = field(default_factory=EndingSignal)
+    """Wakes guacamole-lite's held liveness questions when a seat or session ends here (`internal_routes.alive`)."""
 
     @property
     def token_lifetime(self) -> timedelta:
@@ -117,6 +124,18 @@ class SeatBroker:
         if self.settings.guacamole_websocket_url is None:
             raise GuacamoleUnavailable("Guacamole is off on this gateway: seats.guacamole_websocket_url is not set")
         return self.guacamole_gate(db, now)
+
+    def rdp_certificate(self, host: str, port: int) -> str:
+        return rdp_certificate_fingerprint(host, port)
+
+    def guacamole_password(self, app_id: str) -> str | None:
+        path = self.settings.guacamole_passwords.get(app_id)
+        if path is None:
+            return None
+        try:
+            return path.read_text().rstrip("\n")
+        except OSError as error:
+            raise GuacamoleUnavailable(f"the password file of {app_id} cannot be read: {error.strerror}") from None
 
     def on_call_state(self, _topic: str, change: Any) -> None:
         self._background.submit(self.feed_call_state, change.session_id)
@@ -246,6 +265,8 @@ class SeatBroker:
 
     def stop(self) -> None:
         unregister_screen_viewer(self.screen_viewer)
+        for topic in ENDINGS:
+            events.unlisten(topic, self.endings.notify)
         events.unlisten(service.SEAT_ENDED, self.on_seat_ended)
         events.unlisten(SESSION_ENDED, self.on_session_ended)
         events.unlisten(CALL_STATE_CHANGED, self.on_call_state)
@@ -278,6 +299,8 @@ def start_broker(app: FastAPI, settings: SeatSettings | None = None) -> SeatBrok
     broker = SeatBroker(app.state.engine, settings, app.state.settings.node_name, app.state.clock, pool)
     events.listen(service.SEAT_ENDED, broker.on_seat_ended)
     events.listen(SESSION_ENDED, broker.on_session_ended)
+    for topic in ENDINGS:
+        events.listen(topic, broker.endings.notify)
     events.listen(CALL_STATE_CHANGED, broker.on_call_state)
     events.listen(service.SEAT_ASSIGNED, broker.on_seat_assigned)
     register_screen_viewer(broker.screen_viewer)

@@ -4,18 +4,25 @@ Loopback only, and never through the reverse proxy: a request carrying forwardin
 so a proxy that forgets to block /internal/ still cannot let the outside redeem or report launches.
 """
 
+import asyncio
+import contextlib
+import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from desktop_broker.guacamole.gate import LaunchGate, LaunchRefused
 from gateway.audit.service import record
+from gateway.db import session_scope
 from gateway.deps import ClockDep, DbSession
 from gateway.errors import Forbidden
-from gateway.seats.launch_store import live_lease_of_launch, redeem_launch
+from gateway.seats.endings import RECHECK_SECONDS
+from gateway.seats.launch_store import launch_is_alive, live_lease_of_launch, redeem_launch, watch_of_view_launch
 from gateway.seats.models import SeatLeaseState
+from gateway.supervision.monitoring import end_watch
 
 _LOOPBACK = {"127.0.0.1", "::1"}
 _FORWARDING_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip", "x-ssl-client-cert")
@@ -52,11 +59,11 @@ Gate = Annotated[LaunchGate, Depends(gate)]
 
 
 @router.post("/redeem")
-def redeem(body: Redemption, gate: Gate, db: DbSession) -> JSONResponse:
+def redeem(body: Redemption, gate: Gate, db: DbSession, clock: ClockDep) -> JSONResponse:
     """200 with the grant server.js expects, or 403: unknown, used, expired or altered launches, or ones whose
-    lease or session has ended (audited)."""
+    lease or session (a supervisor's: watch) has ended (audited)."""
     try:
-        launch = redeem_launch(db, gate, body.launch_id, body.token_sha256)
+        launch = redeem_launch(db, gate, body.launch_id, body.token_sha256, clock())
     except LaunchRefused as error:
         record(
             db,
@@ -80,11 +87,31 @@ def redeem(body: Redemption, gate: Gate, db: DbSession) -> JSONResponse:
     return JSONResponse(launch.redemption())
 
 
+def _alive_now(request: Request, launch_id: str) -> bool:
+    with session_scope(request.app.state.engine) as db:
+        return launch_is_alive(db, launch_id, request.app.state.clock())
+
+
 @router.get("/alive")
-def alive(launch_id: str, db: DbSession) -> dict[str, bool]:
-    """Whether the launch's live connection may go on: server.js polls it and closes the websocket and
-    guacd's socket when the answer is no (the seat ended, the session ended, or the launch is unknown)."""
-    return {"alive": live_lease_of_launch(db, launch_id) is not None}
+async def alive(
+    request: Request, launch_id: str, wait_ms: Annotated[int, Query(ge=0, le=60_000)] = 0
+) -> dict[str, bool]:
+    """Whether the launch's live connection may go on; server.js closes the websocket and guacd's socket on "no".
+
+    Held up to `wait_ms`: answered "no" the moment an end on this node is committed (the broker's `EndingSignal`,
+    nudged after the commit), re-read every `RECHECK_SECONDS` for ends committed elsewhere, and "alive" when the
+    wait is over. No database session is held while waiting.
+    """
+    endings = request.app.state.seat_broker.endings
+    deadline = time.monotonic() + wait_ms / 1000
+    while True:
+        with endings.listening() as ended:
+            is_alive = await run_in_threadpool(_alive_now, request, launch_id)
+            remaining = deadline - time.monotonic()
+            if not is_alive or remaining <= 0:
+                return {"alive": is_alive}
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), min(remaining, RECHECK_SECONDS))
 
 
 @router.post("/connected")
@@ -99,6 +126,12 @@ def connected(body: Connected, db: DbSession, clock: ClockDep) -> dict[str, str]
 
 @router.post("/closed")
 def closed(body: Closed, db: DbSession, clock: ClockDep) -> dict[str, str]:
+    """The websocket ended: an agent's seat waits for a reconnect; a supervisor's watch ends (audited)."""
+    if (watching := watch_of_view_launch(db, body.launch_id)) is not None:
+        watch, supervisor = watching
+        assert watch.id is not None
+        end_watch(db, watch.id, supervisor, now=clock(), source="loopback")
+        return {"status": "ok"}
     lease = live_lease_of_launch(db, body.launch_id)
     if lease is not None and lease.state is SeatLeaseState.CONNECTED:
         lease.state, lease.last_activity_at = SeatLeaseState.ASSIGNED, clock()

@@ -1,9 +1,11 @@
 """Guacamole launches in the launch_token table: the gate's `LaunchStore`, and their tie to a lease.
 
 `take` is one atomic ``UPDATE … WHERE used_at IS NULL``: of two nodes redeeming the same launch, one wins.
-A launch is bound to the lease and home session it opens (`bind_launch`, in the launch's transaction);
-it is redeemed, and its live connection kept (server.js polls `/internal/launch/alive`), only while that
-lease is live and that session active: a seat ending closes guacamole-lite's websocket and guacd's socket.
+An agent's launch is bound to the lease and home session it opens (`bind_launch`, in the launch's transaction);
+it is redeemed, and its live connection kept (server.js asks `/internal/launch/alive`), only while that lease is
+live and that session active: a seat ending closes guacamole-lite's websocket and guacd's socket. A supervisor's
+read-only join is bound to the watched lease and the SUPERVISOR's session (`bind_view_launch`); it lives only while
+the watch it was minted for is open, the supervisor signed in, the seat live and policy still allows watching.
 """
 
 from datetime import datetime
@@ -13,8 +15,15 @@ from sqlmodel import Session, col
 
 from desktop_broker.guacamole.gate import Launch, LaunchGate, LaunchMode, LaunchRefused
 from gateway.clock import Clock, as_utc
+from gateway.policies.service import current_policy
 from gateway.seats.models import LaunchToken, SeatLease, SeatLeaseState
+from gateway.seats.watch_rules import open_watch
 from gateway.sessions.models import HomeSession, SessionState
+from gateway.sessions.service import group_names
+from gateway.supervision.models import ScreenWatch
+from policy import evaluate
+
+SUPERVISOR = "supervisor"
 
 
 class DbLaunchStore:
@@ -68,11 +77,55 @@ def bind_launch(db: Session, launch_id: str, lease: SeatLease) -> None:
     db.flush()
 
 
+def bind_view_launch(db: Session, launch_id: str, lease: SeatLease, supervisor: HomeSession) -> None:
+    """Tie a supervisor's minted read-only join to the watched lease and the supervisor's own session."""
+    row = db.get(LaunchToken, launch_id)
+    if row is None or row.mode != LaunchMode.VIEW.value:
+        raise LookupError(f"view launch {launch_id} was not minted in this transaction")
+    row.lease_id, row.session_id = lease.id, supervisor.id
+    db.add(row)
+    db.flush()
+
+
+def watch_of_view_launch(db: Session, launch_id: str) -> tuple[ScreenWatch, HomeSession] | None:
+    """The still open watch a supervisor's Guacamole join was minted for, and the supervisor's session."""
+    row = db.get(LaunchToken, launch_id)
+    if row is None or row.backend != "guacamole" or row.mode != LaunchMode.VIEW.value or row.lease_id is None:
+        return None
+    lease = db.get(SeatLease, row.lease_id)
+    supervisor = db.get(HomeSession, row.session_id) if row.session_id else None
+    if lease is None or supervisor is None:
+        return None
+    watch = open_watch(db, supervisor.login, lease.session_id, as_utc(row.created_at))
+    return (watch, supervisor) if watch is not None else None
+
+
+def view_may_go_on(db: Session, launch_id: str, now: datetime) -> bool:
+    """Whether a supervisor's Guacamole join may go on: its watch open, the watched lease live, the agent's and the
+    supervisor's sessions active, the supervisor still one, and the agent's policy still allowing it (fail closed)."""
+    watching = watch_of_view_launch(db, launch_id)
+    row = db.get(LaunchToken, launch_id)
+    if watching is None or row is None or row.lease_id is None:
+        return False
+    _, supervisor = watching
+    lease = db.get(SeatLease, row.lease_id)
+    agent = db.get(HomeSession, lease.session_id) if lease is not None else None
+    if lease is None or lease.state is SeatLeaseState.ENDED or agent is None or agent.state is not SessionState.ACTIVE:
+        return False
+    if supervisor.state is not SessionState.ACTIVE or SUPERVISOR not in supervisor.role_set:
+        return False
+    return evaluate(current_policy(db), group_names(agent), now).view_only_supervision
+
+
+def launch_is_alive(db: Session, launch_id: str, now: datetime) -> bool:
+    """May the launch's live connection go on: an agent's seat, or a supervisor's watch of it."""
+    return live_lease_of_launch(db, launch_id) is not None or view_may_go_on(db, launch_id, now)
+
+
 def live_lease_of_launch(db: Session, launch_id: str) -> SeatLease | None:
     """The lease an interactive Guacamole launch opens, while it is live and its home session active.
 
-    None for anything else, including launches bound to nothing (fail closed): supervisors' Guacamole
-    joins are not issued by the gateway, so a view launch here is never alive.
+    None for anything else, including launches bound to nothing and view launches (fail closed).
     """
     row = db.get(LaunchToken, launch_id)
     if row is None or row.backend != "guacamole" or row.mode != LaunchMode.INTERACTIVE.value or row.lease_id is None:
@@ -84,9 +137,13 @@ def live_lease_of_launch(db: Session, launch_id: str) -> SeatLease | None:
     return lease if session is not None and session.state is SessionState.ACTIVE else None
 
 
-def redeem_launch(db: Session, gate: LaunchGate, launch_id: str, token_sha256: str) -> Launch:
-    """Spend the launch (once, unexpired, exact token), then require its lease live and its session active."""
+def redeem_launch(db: Session, gate: LaunchGate, launch_id: str, token_sha256: str, now: datetime) -> Launch:
+    """Spend the launch (once, unexpired, exact token), then require its lease live and its session active (an
+    agent's), or its watch open under the same rules as while it runs (a supervisor's read-only join)."""
     launch = gate.redeem(launch_id, token_sha256)
-    if live_lease_of_launch(db, launch_id) is None:
+    if launch.mode is LaunchMode.VIEW:
+        if not view_may_go_on(db, launch_id, now):
+            raise LaunchRefused("the watch this view was opened for has ended, or may not go on; press watch again")
+    elif live_lease_of_launch(db, launch_id) is None:
         raise LaunchRefused("the seat or the portal session of this launch has ended; sign in and open the app again")
     return launch

@@ -74,3 +74,20 @@ class LaunchToken(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     used_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     used_by: str | None = Field(default=None, max_length=255)
+
+
+class RdpHostCertificate(SQLModel, table=True):
+    """The certificate an RDP host showed the first time an app trusting it on first use was launched.
+
+    From then on guacd accepts only this certificate (`cert-fingerprints`); a host showing another is refused,
+    audited, until a security administrator removes the row (or pins the new one in policy).
+    """
+
+    __tablename__ = "rdp_host_certificate"
+
+    host: str = Field(primary_key=True, max_length=255)
+    port: int = Field(primary_key=True)
+    fingerprint: str = Field(max_length=110)
+    first_seen_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    first_seen_for: str = Field(max_length=255)
+    """The login whose launch learned it (the audit row says the same)."""

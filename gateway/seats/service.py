@@ -7,6 +7,7 @@ Every end of a seat goes through `end_seat`, which writes the audit row and, aft
 nudges the broker (topic `SEAT_ENDED`) to stop and wipe the seat process.
 """
 
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from gateway.policies.service import current_policy
 from gateway.seats.errors import AppNotPublished, GuacamoleUnavailable, NoSeatFree
 from gateway.seats.launch_store import bind_launch
 from gateway.seats.models import SeatEndReason, SeatLease, SeatLeaseState
+from gateway.seats.rdp_trust import trusted_fingerprint
 from gateway.seats.tokens import mint
 from gateway.sessions.models import HomeSession
 from gateway.sessions.service import policy_groups
@@ -60,6 +62,14 @@ class SeatSource(Protocol):
 
     def guacamole_launch_gate(self, db: Session, now: datetime) -> LaunchGate:
         """The gate minting Guacamole launches into `db`; `GuacamoleUnavailable` when not configured."""
+        ...
+
+    def rdp_certificate(self, host: str, port: int) -> str:
+        """``sha256:…`` of the certificate the RDP host presents now; `RdpCertificateUnavailable` if unreadable."""
+        ...
+
+    def guacamole_password(self, app_id: str) -> str | None:
+        """The password of the app's RDP/VNC account from the gateway's settings (never policy), if it has one."""
         ...
 
 
@@ -133,12 +143,17 @@ def _launch_guacamole(
     lease_id = lease.id if lease is not None else uuid.uuid4().hex
     seat_id = lease.seat_id if lease is not None else f"guac-{lease_id}"
     try:
-        issued = seats.guacamole_launch_gate(db, now).issue_seat_launch(
+        gate = seats.guacamole_launch_gate(db, now)
+        parameters = compile_guacamole(
+            effective,
+            app,
             user=session.login,
-            seat=seat_id,
-            protocol=app.protocol,
-            parameters=compile_guacamole(effective, app, user=session.login),
+            learned_fingerprint=trusted_fingerprint(db, app, session.login, now, seats.rdp_certificate),
+            recording_tag=secrets.token_hex(4),
         )
+        if (password := seats.guacamole_password(app.id)) is not None:
+            parameters["password"] = password
+        issued = gate.issue_seat_launch(user=session.login, seat=seat_id, protocol=app.protocol, parameters=parameters)
     except (GuacamoleUnavailable, LaunchParametersRefused, PolicyError) as error:
         message = error.message if isinstance(error, GuacamoleUnavailable) else str(error)
         _refused(db, session, app.id, message)

@@ -30,6 +30,9 @@ class SeatSettings(BaseModel):
     guacamole_websocket_url: str | None = None
     """Where the browser opens guacamole-lite's websocket, e.g. ``wss://portal.example/guac/`` (the TLS proxy in
     front of server.js); without it Guacamole apps cannot be launched."""
+    guacamole_passwords: dict[str, Path] = Field(default_factory=dict)
+    """Published Guacamole app id → a file (mode 0600) holding its RDP/VNC account's password. Read at each launch
+    and carried only inside the encrypted launch token: never in policy, a URL, a log or a process's argv."""
     guacamole_js_dir: Path = _REPO / "deploy/guacamole-lite/node_modules/guacamole-common-js/dist/esm"
     """guacamole-common-js's ES module, served by the gateway at ``/guacamole-js`` (the version server.js's
     lock file pins; one origin for every seat page)."""

@@ -39,17 +39,19 @@ router = APIRouter(tags=["seats"])
 def view_page(
     request: Request, session: SupervisorSession, db: DbSession, clock: ClockDep, token: str = ""
 ) -> HTMLResponse:
-    """The watch page's frame: noVNC in view-only mode, the agent's name, a "view only" banner."""
-    agent = viewing.agent_of_token(db, token, session)
-    if agent is None:
+    """The watch page's frame: noVNC (X11 seats) or guacamole-common-js (Guacamole seats) showing the seat with no
+    input wired at all, the agent's name, a "view only" banner."""
+    shown = viewing.agent_of_token(db, token, session)
+    if shown is None:
         return render(request, "seat_refused.html", 403, reason="seat.view.link_refused", detail="")
-    return render(
-        request,
-        "seat_view.html",
-        token=token,
-        agent=agent,
-        since=f"{clock().astimezone(UTC):%Y-%m-%d %H:%M} UTC",
-    )
+    agent, backend = shown
+    since = f"{clock().astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    if backend == "guacamole":
+        websocket_url = request.app.state.seat_broker.settings.guacamole_websocket_url
+        return render(
+            request, "seat_view_guacamole.html", token=token, agent=agent, since=since, websocket_url=websocket_url
+        )
+    return render(request, "seat_view.html", token=token, agent=agent, since=since)
 
 
 def _redeem(websocket: WebSocket, token: str) -> tuple[viewing.ViewGrant, RfbAddress, str] | None:

@@ -1,4 +1,8 @@
-"""A supervisor watching an agent's X11 seat: one-time view tokens, spent only under an open, audited watch.
+"""A supervisor watching an agent's seat: one-time view tokens, spent only under an open, audited watch.
+
+A Guacamole seat is watched by a read-only join of its live guacd connection (`offer_view` mints it with
+`LaunchGate.issue_supervisor_view`: `read-only=true`, `disable-paste=true`); guacamole-lite redeems it at the
+loopback routes, which hold it to the same watch (`launch_store.view_may_go_on`). For an X11 seat:
 
 Supervision's "watch" (`gateway.supervision.monitoring.start_watch`) decides whether policy allows it and
 writes the `ScreenWatch`; it asks the broker's registered viewer (`offer_view`) for a link. The link
@@ -18,14 +22,16 @@ from sqlmodel import Session, col, select
 from desktop_broker.pool import PooledSeat
 from gateway.errors import Conflict, Forbidden
 from gateway.policies.service import current_policy
-from gateway.seats.models import LaunchToken, SeatLease
+from gateway.seats.launch_store import bind_view_launch
+from gateway.seats.models import LaunchToken, SeatLease, SeatLeaseState
 from gateway.seats.service import LIVE, SeatSource
 from gateway.seats.tokens import VIEW, mint, spend, token_sha256
+from gateway.seats.watch_rules import open_watch
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import get_session, live_sessions, policy_groups
 from gateway.supervision.models import ScreenWatch
 from gateway.supervision.monitoring import end_watch
-from policy import evaluate
+from policy import GuacamoleApp, evaluate
 
 SUPERVISOR = "supervisor"
 
@@ -55,30 +61,50 @@ def offer_view(db: Session, agent: HomeSession, supervisor: str, seats: SeatSour
     if len(sessions) != 1:
         raise Forbidden(f"{supervisor} has no live supervisor session; sign in again")
     lease = _watchable_lease(db, agent, seats)
-    token = mint(db, lease, sessions[0], now, seats.token_lifetime, mode=VIEW)
+    if lease.backend == "guacamole":
+        token = _guacamole_join(db, lease, sessions[0], seats, now)
+    else:
+        token = mint(db, lease, sessions[0], now, seats.token_lifetime, mode=VIEW)
     return f"/seats/view?token={quote(token)}"
 
 
+def _guacamole_join(db: Session, lease: SeatLease, supervisor: HomeSession, seats: SeatSource, now: datetime) -> str:
+    """A read-only join of the lease's live guacd connection, bound to the supervisor's session."""
+    app = current_policy(db).app(lease.app_id)
+    protocol = app.protocol if isinstance(app, GuacamoleApp) else "rdp"
+    assert lease.connection_id is not None
+    issued = seats.guacamole_launch_gate(db, now).issue_supervisor_view(
+        supervisor=supervisor.login, seat=lease.seat_id, protocol=protocol, connection_id=lease.connection_id
+    )
+    bind_view_launch(db, issued.launch_id, lease, supervisor)
+    return issued.token
+
+
 def _watchable_lease(db: Session, agent: HomeSession, seats: SeatSource) -> SeatLease:
-    """The agent's newest live X11 seat that this node runs."""
+    """The agent's newest live seat that can be watched: an X11 seat this node runs, or a Guacamole seat whose
+    guacd connection is up (any guacd node can be joined through guacamole-lite)."""
     query = (
         select(SeatLease)
-        .where(SeatLease.session_id == agent.id, SeatLease.backend == "x11", col(SeatLease.state).in_(LIVE))
+        .where(SeatLease.session_id == agent.id, col(SeatLease.state).in_(LIVE))
         .order_by(col(SeatLease.started_at).desc())
     )
     for lease in db.exec(query).all():
-        if seats.runs(lease):
+        if lease.backend == "guacamole" and lease.state is SeatLeaseState.CONNECTED and lease.connection_id:
+            return lease
+        if lease.backend == "x11" and seats.runs(lease):
             return lease
     raise NothingToWatch(f"{agent.login} has no application open on a seat of this gateway node right now")
 
 
-def agent_of_token(db: Session, token: str, supervisor: HomeSession) -> HomeSession | None:
-    """The agent a view token of this supervisor's session shows (for the page's title); spends nothing."""
+def agent_of_token(db: Session, token: str, supervisor: HomeSession) -> tuple[HomeSession, str] | None:
+    """The agent a view token of this supervisor's session shows and the seat's backend (for the page); spends
+    nothing."""
     row = db.exec(select(LaunchToken).where(LaunchToken.token_sha256 == token_sha256(token))).first()
     if row is None or row.mode != VIEW or row.session_id != supervisor.id or row.lease_id is None:
         return None
     lease = db.get(SeatLease, row.lease_id)
-    return get_session(db, lease.session_id) if lease is not None else None
+    agent = get_session(db, lease.session_id) if lease is not None else None
+    return (agent, row.backend) if agent is not None else None
 
 
 def spend_view_token(db: Session, token: str, supervisor: HomeSession | None, now: datetime, source: str) -> ViewGrant:
@@ -91,7 +117,7 @@ def spend_view_token(db: Session, token: str, supervisor: HomeSession | None, no
         agent = get_session(db, lease.session_id)
         if agent is None or not evaluate(current_policy(db), policy_groups(agent), now).view_only_supervision:
             return "policy does not allow watching this agent's screen"
-        watch = _open_watch(db, session.login, lease.session_id, row.created_at)
+        watch = open_watch(db, session.login, lease.session_id, row.created_at)
         if watch is None:
             return "no open watch of this agent (it was stopped); press watch again"
         found.append(watch)
@@ -100,26 +126,6 @@ def spend_view_token(db: Session, token: str, supervisor: HomeSession | None, no
     lease = spend(db, token, supervisor, now, source, mode=VIEW, check=watching_allowed)
     assert supervisor is not None and found[0].id is not None
     return ViewGrant(lease.id, lease.seat_id, found[0].id, supervisor.id, lease.login)
-
-
-def _open_watch(db: Session, supervisor: str, agent_session_id: str, minted_at: datetime) -> ScreenWatch | None:
-    """The watch the token was minted for, if it is still open.
-
-    `start_watch` takes its time before it asks for the link, and the next watch starts after it, so the
-    token belongs to the newest watch of this supervisor and agent that started no later than the token
-    (open or not: a token of a stopped watch must not slip into an older one still open).
-    """
-    query = (
-        select(ScreenWatch)
-        .where(
-            ScreenWatch.supervisor == supervisor,
-            ScreenWatch.session_id == agent_session_id,
-            col(ScreenWatch.started_at) <= minted_at,
-        )
-        .order_by(col(ScreenWatch.started_at).desc(), col(ScreenWatch.id).desc())
-    )
-    watch = db.exec(query).first()
-    return watch if watch is not None and watch.ended_at is None else None
 
 
 def view_password(seat: PooledSeat) -> str:

@@ -11,12 +11,16 @@ from sqlmodel import Session, col, select
 
 from gateway.audit.service import record
 from gateway.errors import Forbidden, NotFound
+from gateway.events import nudge_after_commit
 from gateway.policies.service import current_policy
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import get_session, policy_groups
 from gateway.supervision.models import ScreenWatch
 from gateway.supervision.sources import screen_url
 from policy import evaluate
+
+WATCH_ENDED = "supervision.watch.ended"
+"""Nudged after the commit of a watch's end (payload: its id): a Guacamole join of it closes at once."""
 
 
 def start_watch(
@@ -77,6 +81,7 @@ def end_watch(db: Session, watch_id: int, supervisor: HomeSession, *, now: datet
             target=watch.login,
             detail={"watch": watch.id, "session": watch.session_id},
         )
+        nudge_after_commit(db, WATCH_ENDED, watch.id)
     return watch
 
 

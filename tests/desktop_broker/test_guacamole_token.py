@@ -88,6 +88,8 @@ def test_vnc_launch_needs_only_the_clipboard_switches():
         ("rdp", {**RDP, "read-only": "true"}, "supervisor joins only"),
         ("rdp", {**RDP, "port": 3389}, "must be strings"),
         ("rdp", {**RDP, "hostname": ""}, "hostname"),
+        ("rdp", {**RDP, "ignore-cert": "true"}, "certificate"),
+        ("rdp", {**RDP, "cert-tofu": "true"}, "certificate"),
     ],
 )
 def test_unsafe_seat_parameters_are_refused(protocol, parameters, reason):
@@ -95,9 +97,9 @@ def test_unsafe_seat_parameters_are_refused(protocol, parameters, reason):
         seat_connection(protocol, parameters)
 
 
-def test_supervisor_view_is_a_read_only_join():
+def test_supervisor_view_is_a_read_only_join_that_cannot_paste():
     connection = supervisor_view("rdp", "$8d3c6e0a-1f7b-4d8e-9a51-3c0f6d2b7e11")
     assert connection.join == "$8d3c6e0a-1f7b-4d8e-9a51-3c0f6d2b7e11"
-    assert connection.settings == {"read-only": "true"}
+    assert connection.settings == {"read-only": "true", "disable-paste": "true"}
     with pytest.raises(LaunchParametersRefused):
         supervisor_view("rdp", "seat-07")

@@ -11,6 +11,7 @@ from policy import (
     compile_network_scope,
     compile_x11,
     evaluate,
+    load_policy,
 )
 from policy.x11 import clipboard_flags
 from tests.policy.documents import NOON, policy
@@ -117,3 +118,45 @@ def test_network_scope_compiles_to_cidr_protocol_port_tuples() -> None:
     )
     nobody = evaluate(policy(AGENTS), ["Guests"], NOON)
     assert compile_network_scope(nobody).allowed == ()
+
+
+RDP_APPS = """\
+version: 1
+apps:
+  - id: pinned
+    title: Pinned
+    backend: guacamole
+    protocol: rdp
+    host: rds.example
+    username: "{user}"
+    cert_fingerprints: ["SHA256:A259CBEBAE8585F4FAFD4A55E481C7FCE95800EC87F3CE52227599E59617338B"]
+  - {id: learned, title: Learned, backend: guacamole, protocol: rdp, host: rds.example, cert_trust_first_use: true}
+  - {id: verified, title: Verified, backend: guacamole, protocol: rdp, host: rds.example}
+groups:
+  Agents: {apps: [pinned, learned, verified], recording: true}
+"""
+FINGERPRINT = "sha256:a2:59:cb:eb:ae:85:85:f4:fa:fd:4a:55:e4:81:c7:fc:e9:58:00:ec:87:f3:ce:52:22:75:99:e5:96:17:33:8b"
+
+
+def test_rdp_certificate_trust_is_pinned_learned_or_verified_and_never_ignored() -> None:
+    effective = evaluate(load_policy(RDP_APPS), ["Agents"], NOON)
+    pinned = compile_guacamole(effective, "pinned", user="li.wei")
+    assert (pinned["cert-fingerprints"], pinned["username"]) == (FINGERPRINT, "li.wei")
+    assert compile_guacamole(effective, "learned", learned_fingerprint=FINGERPRINT)["cert-fingerprints"] == FINGERPRINT
+    with pytest.raises(PolicyError, match="must learn its certificate"):
+        compile_guacamole(effective, "learned")
+    with pytest.raises(PolicyError, match="needs the user's name"):
+        compile_guacamole(effective, "pinned")
+    verified = compile_guacamole(effective, "verified", user="li.wei")
+    for params in (pinned, verified):
+        assert not {"ignore-cert", "cert-tofu"} & params.keys()
+    assert "cert-fingerprints" not in verified
+
+
+def test_recording_names_are_filled_per_launch_with_no_placeholder_left() -> None:
+    effective = evaluate(load_policy(RDP_APPS), ["Agents"], NOON)
+    first = compile_guacamole(effective, "verified", user="li.wei", recording_tag="a1b2")
+    second = compile_guacamole(effective, "verified", user="li.wei", recording_tag="c3d4")
+    assert first["recording-name"] == "li.wei-verified-20261125T120000Z-a1b2"
+    assert first["recording-name"] != second["recording-name"]
+    assert "$" not in first["recording-name"]

@@ -131,3 +131,17 @@ def test_times_written_without_quotes_are_times_not_base_sixty_numbers() -> None
     document = load_policy(_group("shifts:\n  - {time_zone: UTC, days: [mon], start: 17:00, end: 23:30}"))
     window = document.groups["SOHO-Agents"].shifts[0]
     assert (window.start.hour, window.end.hour, window.end.minute) == (17, 23, 30)
+
+
+@pytest.mark.parametrize(
+    ("app", "reason"),
+    [
+        ("cert_fingerprints: [md5:00]", "is not a SHA-256 fingerprint"),
+        ("cert_fingerprints: ['sha256:" + "ab" * 31 + "']", "is not a SHA-256 fingerprint"),
+        ("cert_trust_first_use: true, cert_fingerprints: ['sha256:" + "ab" * 32 + "']", "drop one"),
+    ],
+)
+def test_rdp_certificate_options_are_checked(app: str, reason: str) -> None:
+    document = f"version: 1\napps:\n  - {{id: a, title: A, backend: guacamole, protocol: rdp, host: h, {app}}}\n"
+    with pytest.raises(PolicyError, match=reason):
+        load_policy(document)

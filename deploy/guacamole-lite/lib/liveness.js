@@ -1,23 +1,24 @@
 'use strict';
 /*
- * A Guacamole connection lives only as long as the broker says its launch is alive: the agent's
- * seat lease live and their portal session active. guacamole-lite knows nothing of either, so every
- * granted websocket asks the broker every few seconds (GET {SOHOGW_LAUNCH_URL}/alive) and is closed
- * on a "no". A broker that gives no well-formed answer `maxMisses` times in a row is treated as a
- * "no" too (fail closed; one blip, e.g. a gateway restart, is ridden out).
+ * A Guacamole connection lives only as long as the broker says its launch is alive: for the agent, the seat
+ * lease live and the portal session active; for a supervisor, the watch still open. guacamole-lite knows nothing
+ * of either, so every granted websocket keeps one question open at the broker: GET {SOHOGW_LAUNCH_URL}/alive with
+ * `wait_ms`. The broker holds it and answers the moment the launch ends (a push: the end reaches the seat in well
+ * under a second), or "alive" when the wait is over, and the question is asked again. Asks are at least
+ * `intervalMs` apart, so a broker that answers at once is polled, never hammered. A broker that gives no
+ * well-formed answer `maxMisses` times in a row counts as a "no" (fail closed; a gateway restart is ridden out).
  */
 const { askAlive } = require('./redeem.js');
 
-/** Start polling for one launch; `end(reason)` is called at most once. Returns a function that stops it. */
-function watchLaunch({ launchUrl, launchId, intervalMs, maxMisses, log, end }) {
+/** Keep asking for one launch; `end(reason)` is called at most once. Returns a function that stops it. */
+function watchLaunch({ launchUrl, launchId, intervalMs, waitMs, maxMisses, log, end }) {
     let misses = 0;
-    let asking = false;
     let stopped = false;
-    const timer = setInterval(poll, intervalMs);
+    let timer = null;
 
     function stop() {
         stopped = true;
-        clearInterval(timer);
+        clearTimeout(timer);
     }
 
     function finish(reason) {
@@ -26,22 +27,27 @@ function watchLaunch({ launchUrl, launchId, intervalMs, maxMisses, log, end }) {
         end(reason);
     }
 
-    function poll() {
-        if (asking || stopped) return;
-        asking = true;
-        askAlive(launchUrl, launchId, intervalMs)
+    function askAgain(askedAt) {
+        if (!stopped) timer = setTimeout(ask, Math.max(0, askedAt + intervalMs - Date.now()));
+    }
+
+    function ask() {
+        const askedAt = Date.now();
+        askAlive(launchUrl, launchId, waitMs, waitMs + intervalMs)
             .then((alive) => {
                 misses = 0;
-                if (!alive) finish('the seat or the portal session has ended');
+                if (alive) askAgain(askedAt);
+                else finish('the seat, the portal session or the watch has ended');
             })
             .catch((error) => {
                 misses += 1;
                 log(`liveness of launch ${launchId} unknown (${misses}/${maxMisses}): ${error.message}`);
                 if (misses >= maxMisses) finish(`the broker gave no answer ${misses} times`);
-            })
-            .finally(() => { asking = false; });
+                else askAgain(askedAt);
+            });
     }
 
+    ask();
     return stop;
 }
 

@@ -43,9 +43,12 @@ function reportLaunch(launchUrl, event, body, timeoutMs, log) {
         .catch((error) => log(`could not report ${event} for ${body.launch_id}: ${error.message}`));
 }
 
-/** Resolves with the broker's yes or no for a live launch; rejects when there is no well-formed answer. */
-async function askAlive(launchUrl, launchId, timeoutMs) {
-    const url = `${launchUrl}/alive?${new URLSearchParams({ launch_id: launchId })}`;
+/**
+ * Resolves with the broker's yes or no for a live launch; rejects when there is no well-formed answer. The broker
+ * may hold the question up to `waitMs` and answers at once when the launch ends.
+ */
+async function askAlive(launchUrl, launchId, waitMs, timeoutMs) {
+    const url = `${launchUrl}/alive?${new URLSearchParams({ launch_id: launchId, wait_ms: String(waitMs) })}`;
     const { status, text } = await call('GET', url, undefined, timeoutMs);
     const answer = status === 200 ? JSON.parse(text) : null;
     if (!answer || typeof answer.alive !== 'boolean') throw new Error(`broker answered ${status} to alive`);

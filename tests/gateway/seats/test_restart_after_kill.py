@@ -30,6 +30,7 @@ from desktop_broker.x11.users import OWNERS_DIR, end_earlier_lives
 from gateway.audit.models import AuditEvent
 from gateway.db import make_engine
 from gateway.seats.models import SeatLease, SeatLeaseState
+from tests.gateway.seats.conftest import launch as launch_app
 from tests.support.cmdline_watcher import leaked, watching_command_lines
 from tests.support.portal import page_error, sign_in
 from tests.support.server import free_port
@@ -205,7 +206,7 @@ class Storm:
                             self.last_refusal = f"sign-in {answer.status_code}: {page_error(answer)}"
                             continue
                         self.signed_in += 1
-                    launch = client.get("/agent/apps/customer-console/launch")
+                    launch = launch_app(client)
                     if launch.status_code == 200:
                         self.launched += 1
                         self.last_refusal = ""
