@@ -19,7 +19,7 @@ from gateway.policies.service import current_policy
 from gateway.seats.models import LaunchToken, SeatLease, SeatLeaseState
 from gateway.seats.watch_rules import open_watch
 from gateway.sessions.models import HomeSession, SessionState
-from gateway.sessions.service import group_names
+from gateway.sessions.service import policy_groups
 from gateway.supervision.models import ScreenWatch
 from policy import evaluate
 
@@ -114,7 +114,7 @@ def view_may_go_on(db: Session, launch_id: str, now: datetime) -> bool:
         return False
     if supervisor.state is not SessionState.ACTIVE or SUPERVISOR not in supervisor.role_set:
         return False
-    return evaluate(current_policy(db), group_names(agent), now).view_only_supervision
+    return evaluate(current_policy(db), policy_groups(agent), now).view_only_supervision
 
 
 def launch_is_alive(db: Session, launch_id: str, now: datetime) -> bool:
