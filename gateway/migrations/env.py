@@ -1,6 +1,7 @@
 """Alembic environment: the metadata comes from the one model registry, the URL from the caller or the settings."""
 
 from alembic import context
+from sqlalchemy import text
 from sqlmodel import SQLModel
 
 import gateway.models  # noqa: F401  (registers every table on SQLModel.metadata)
@@ -29,6 +30,10 @@ def run_migrations_online() -> None:
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=SQLModel.metadata, render_as_batch=True)
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Several nodes starting at once (`serve` upgrades first) take turns: the next one waits here, then
+                # reads the revision the first committed and has nothing left to do. Released at commit.
+                connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('sohogw.migrations'))"))
             context.run_migrations()
     engine.dispose()
 

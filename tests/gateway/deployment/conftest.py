@@ -22,13 +22,23 @@ PASSPHRASE = "correct-horse-battery-staple-2026"
 SOHOGW = Path(sys.executable).parent / "sohogw"
 
 
+def clean_environment() -> dict[str, str]:
+    """This process's environment without any SOHOGW_* setting."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("SOHOGW_")}
+
+
 def run_sohogw(
     *args: str, env: dict[str, str], timeout: float = 120, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """``sohogw ARGS`` in a child process whose SOHOGW_* come only from ``env`` (nothing leaks from the run)."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SOHOGW_")}
     return subprocess.run(
-        [str(SOHOGW), *args], env=clean | env, capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd
+        [str(SOHOGW), *args],
+        env=clean_environment() | env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=cwd,
     )
 
 
