@@ -3,8 +3,9 @@
 A seat's processes may open connections only to the backends its app's policy names. Every address of the
 node itself is refused first, whatever the policy says (`fib daddr type local`): the gateway's port and its
 `/metrics` and `/internal/…`, guacd (no authentication, it opens RDP/VNC connections anywhere) and the other
-seats' x11vnc all listen there. Replies to connections others opened to the seat (the gateway's bridge to
-its x11vnc) pass as `ct state established`.
+seats' x11vnc all listen there. A seat answers only connections opened to it from the node's loopback
+(the gateway's bridge to its x11vnc): its replies to anyone else are dropped, so a seat process listening
+on 0.0.0.0 is no channel to a host that reaches the node (an agent's home PC over the VPN).
 
 The table `inet sohogw_seats` is ours alone: the VPN rebuilds its own table and never touches this one. Every
 seat user's uid gets a chain `seat_<uid>` and one element `uid : jump seat_<uid>` in the map the output hook
@@ -45,13 +46,15 @@ def _destination_rule(destination: Destination) -> str:
 
 
 def _skeleton() -> list[str]:
-    """The table, the map and the hook chain; re-declared by every change, so whoever comes first makes them."""
+    """The table, the map and the hook chain; re-declared by every change, so whoever comes first makes them.
+
+    No global `ct state established` accept: a seat's replies are judged in its own chain (see `allow_egress`).
+    """
     return [
         f"add table {TABLE}",
         f"add map {TABLE} {_MAP} {{ type uid : verdict ; }}",
         f"add chain {TABLE} output {{ type filter hook output priority 0 ; policy accept ; }}",
         f"flush chain {TABLE} output",
-        f"add rule {TABLE} output ct state established,related accept",
         f"add rule {TABLE} output meta skuid vmap @{_MAP}",
     ]
 
@@ -63,6 +66,12 @@ def allow_egress(uid: int, destinations: tuple[Destination, ...]) -> None:
         *_skeleton(),
         f"add chain {TABLE} {chain}",
         f"flush chain {TABLE} {chain}",
+        # A seat's sockets answer only connections opened from the node's loopback (the gateway's bridge
+        # to its x11vnc): a seat process listening on 0.0.0.0 must not become a channel to a remote host.
+        # Packets from elsewhere with a loopback source are martians the kernel drops on arrival.
+        f"add rule {TABLE} {chain} ct direction reply ct original ip saddr 127.0.0.0/8 accept",
+        f"add rule {TABLE} {chain} ct direction reply ct original ip6 saddr ::1 accept",
+        f"add rule {TABLE} {chain} ct direction reply drop",
         f"add rule {TABLE} {chain} fib daddr type local meta l4proto tcp reject with tcp reset",
         f"add rule {TABLE} {chain} fib daddr type local reject",
         *(f"add rule {TABLE} {chain} {_destination_rule(d)}" for d in destinations),

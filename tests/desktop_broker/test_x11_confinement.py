@@ -7,6 +7,7 @@ services or another seat's x11vnc, fork the node to death, or outlive the broker
 import ipaddress
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -102,6 +103,7 @@ def test_no_secret_of_a_seat_appears_in_any_command_line_while_seats_start_and_a
 class Network:
     """A backend host in a namespace of its own behind a veth pair, and the node's side of the link."""
 
+    backend_namespace: str
     node_address: str
     backend_address: str
     allowed_port: int
@@ -123,10 +125,17 @@ threading.Event().wait()
 """
 
 
-def _listen(address: str, *ports: int, netns: str | None = None) -> subprocess.Popen[str]:
+def _listen(address: str, *ports: int, netns: str | None = None, uid: int | None = None) -> subprocess.Popen[str]:
+    """A listener answering "hello from <port>", in `netns` or as `uid` (Debian's python3: seat users cannot
+    enter the venv's)."""
     prefix = ["ip", "netns", "exec", netns] if netns else []
     process = subprocess.Popen(
-        [*prefix, sys.executable, "-c", LISTENER, address, *map(str, ports)], stdout=subprocess.PIPE, text=True
+        [*prefix, "/usr/bin/python3", "-c", LISTENER, address, *map(str, ports)],
+        stdout=subprocess.PIPE,
+        text=True,
+        user=uid,
+        group=None if uid is None else pwd.getpwuid(uid).pw_gid,
+        extra_groups=None if uid is None else [],
     )
     assert process.stdout is not None and process.stdout.readline().strip() == "ready"
     return process
@@ -147,7 +156,7 @@ def network() -> Iterator[Network]:
         run("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
         backend = _listen("10.231.7.2", 7001, 7002, netns=name)
         try:
-            yield Network("10.231.7.1", "10.231.7.2", 7001, 7002)
+            yield Network(name, "10.231.7.1", "10.231.7.2", 7001, 7002)
         finally:
             backend.kill()
             backend.wait()
@@ -243,6 +252,36 @@ def test_a_fork_bomb_in_one_seat_stops_at_its_pids_limit_while_other_seats_keep_
             assert _control(cgroup, "pids.current") == "64", "the bomb's seat went past its limit"
             bombers = cgroup.pids()
         assert not _running(bombers), "bomb processes outlived the seat"
+
+
+def _connect_from(namespace: str, host: str, port: int) -> str:
+    """What a host in another network namespace gets when it opens a TCP connection to host:port."""
+    result = subprocess.run(
+        ["ip", "netns", "exec", namespace, "/usr/bin/python3", "-c", PROBE, host, str(port)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+def test_a_seat_answers_only_connections_from_the_nodes_loopback(network: Network) -> None:
+    # The policy allows the whole network the outside host is in: replies to it stay refused all the same.
+    its_network = Destination(ipaddress.ip_network(f"{network.backend_address}/24", strict=False))
+    with running_seat(egress=(its_network,)) as running:
+        seat = running.seat
+        as_seat = _listen("0.0.0.0", 18555, uid=seat.user.uid)  # noqa: S104 - every address: the attack
+        as_root = _listen("0.0.0.0", 18556)  # noqa: S104 - control: the outside host does reach the node
+        try:
+            assert _connect_from(network.backend_namespace, network.node_address, 18556) == "reached: hello from 18556"
+            assert _connect_from(network.backend_namespace, network.node_address, 18555).startswith("refused")
+            wait_for_first_frame(seat.rfb_address, running.passwords.full_access)  # the gateway's bridge still works
+            assert _connect_as(seat, network.backend_address, network.allowed_port) == "reached: hello from 7001"
+        finally:
+            for listener in (as_seat, as_root):
+                listener.kill()
+                listener.wait()
 
 
 BROKER = """
