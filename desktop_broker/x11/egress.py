@@ -12,7 +12,9 @@ seat user's uid gets a chain `seat_<uid>` and one element `uid : jump seat_<uid>
 consults, written in one `nft -f -` transaction (the chain flushed and filled again, so rules a crashed seat
 left for a recycled uid are replaced, never added to). They go again after the seat's last process is dead,
 and `remove_stale_egress` drops those of uids that are no seat user any more. Several brokers on one node
-share the table; each changes only its own seats' uids.
+share the table; each changes only its own seats' uids. A uid of the seat users' range
+(`unix_accounts.SEAT_UIDS`) with no element is refused everything: a seat whose rules are missing is cut off,
+never unfiltered.
 """
 
 import ctypes
@@ -23,6 +25,7 @@ from collections.abc import Callable
 from functools import cache
 
 from desktop_broker.x11.errors import SeatStartFailed
+from desktop_broker.x11.unix_accounts import SEAT_UIDS
 from policy.values import Destination
 
 TABLE = "inet sohogw_seats"
@@ -49,13 +52,18 @@ def _skeleton() -> list[str]:
     """The table, the map and the hook chain; re-declared by every change, so whoever comes first makes them.
 
     No global `ct state established` accept: a seat's replies are judged in its own chain (see `allow_egress`).
+    Fail closed: a uid of the seat users' range without an element (its rules not installed yet, or deleted by
+    a broker that judged the uid stale just before a new seat user got it) is refused everything.
     """
+    seat_uids = f"{SEAT_UIDS.start}-{SEAT_UIDS.stop - 1}"
     return [
         f"add table {TABLE}",
         f"add map {TABLE} {_MAP} {{ type uid : verdict ; }}",
         f"add chain {TABLE} output {{ type filter hook output priority 0 ; policy accept ; }}",
         f"flush chain {TABLE} output",
         f"add rule {TABLE} output meta skuid vmap @{_MAP}",
+        f"add rule {TABLE} output meta skuid {seat_uids} meta l4proto tcp reject with tcp reset",
+        f"add rule {TABLE} output meta skuid {seat_uids} reject",
     ]
 
 

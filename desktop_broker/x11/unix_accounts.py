@@ -26,6 +26,11 @@ ACCOUNTS_LOCK = Path("/run/sohogw/seat-owners/accounts.lock")
 # other seat user replace it.
 _SHARED_TEMP_DIRS = (Path("/tmp"), Path("/tmp/.X11-unix"), Path("/var/tmp"), Path("/dev/shm"))  # noqa: S108 - only cleaned
 _USERDEL_NO_SUCH_USER = 6
+SEAT_UIDS = range(70_000, 100_000)
+"""The uids (and gids) seat users get, and nobody else may: the seats' nftables output chain refuses every uid
+of this range that has no allow-list of its own (`egress`). Above Debian's UID_MAX (60000) and its reserved
+60000-64999, below the first subordinate uid `useradd` hands out (SUB_UID_MIN 100000), so neither ordinary
+accounts nor user namespaces' ranges land in it."""
 
 
 def create_account(name: str, home: Path, comment: str, retry_seconds: float) -> pwd.struct_passwd:
@@ -40,6 +45,8 @@ def create_account(name: str, home: Path, comment: str, retry_seconds: float) ->
                 "--shell",
                 "/usr/sbin/nologin",
                 "--user-group",
+                *(f"--key={key}_MIN={SEAT_UIDS.start}" for key in ("UID", "GID")),
+                *(f"--key={key}_MAX={SEAT_UIDS.stop - 1}" for key in ("UID", "GID")),
                 "--comment",
                 comment,
                 name,

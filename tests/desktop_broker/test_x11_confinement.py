@@ -24,6 +24,7 @@ import pytest
 from desktop_broker.x11 import SeatProcess, wait_for_first_frame
 from desktop_broker.x11.cgroups import SeatCgroup
 from desktop_broker.x11.egress import TABLE, allow_egress, chain_name, remove_egress, remove_stale_egress
+from desktop_broker.x11.unix_accounts import SEAT_UIDS
 from desktop_broker.x11.users import reap_stale_seat_users
 from policy.schema import SeatLimits
 from policy.values import Destination
@@ -282,6 +283,28 @@ def test_a_seat_answers_only_connections_from_the_nodes_loopback(network: Networ
             for listener in (as_seat, as_root):
                 listener.kill()
                 listener.wait()
+
+
+def test_a_seat_user_whose_allow_list_is_gone_reaches_nothing(network: Network) -> None:
+    backend = Destination(ipaddress.ip_network(f"{network.backend_address}/32"), "tcp", network.allowed_port)
+    with running_seat(egress=(backend,)) as running:
+        seat = running.seat
+        assert seat.user.uid in SEAT_UIDS
+        assert _connect_as(seat, network.backend_address, network.allowed_port) == "reached: hello from 7001"
+        # What another broker's stale sweep could do a moment after this seat's rules went in.
+        subprocess.run(
+            ["nft", "delete", "element", *TABLE.split(), "seat_egress", f"{{ {seat.user.uid} }}"], check=True
+        )
+        assert _connect_as(seat, network.backend_address, network.allowed_port).startswith("refused")
+        nobody = subprocess.run(
+            ["/usr/bin/python3", "-c", PROBE, network.backend_address, str(network.allowed_port)],
+            user="nobody",
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        assert nobody.stdout.strip() == "reached: hello from 7001", "a user outside the seats' range is refused too"
 
 
 BROKER = """
