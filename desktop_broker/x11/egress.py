@@ -25,7 +25,7 @@ from collections.abc import Callable
 from functools import cache
 
 from desktop_broker.x11.errors import SeatStartFailed
-from desktop_broker.x11.unix_accounts import SEAT_UIDS
+from desktop_broker.x11.unix_accounts import SEAT_UIDS, accounts_locked
 from policy.values import Destination
 
 TABLE = "inet sohogw_seats"
@@ -96,11 +96,16 @@ def remove_egress(uid: int) -> None:
 
 
 def remove_stale_egress(is_seat_user: Callable[[int], bool]) -> list[int]:
-    """Drop the rules of every uid that is no seat user any more (a seat of a broker that died); returns them."""
-    rules = _listing()
-    uids = {*_map_elements(rules), *(int(c[5:]) for c in _chains(rules) if re.fullmatch(r"seat_\d+", c))}
-    stale = sorted(uid for uid in uids if not is_seat_user(uid))
-    _remove(rules, stale)
+    """Drop the rules of every uid that is no seat user any more (a seat of a broker that died); returns them.
+
+    Read, check and delete happen under the accounts lock that every broker's `useradd` takes: otherwise a
+    uid judged stale could go to a new seat user, and its fresh rules be deleted, between check and delete.
+    """
+    with accounts_locked():
+        rules = _listing()
+        uids = {*_map_elements(rules), *(int(c[5:]) for c in _chains(rules) if re.fullmatch(r"seat_\d+", c))}
+        stale = sorted(uid for uid in uids if not is_seat_user(uid))
+        _remove(rules, stale)
     return stale
 
 

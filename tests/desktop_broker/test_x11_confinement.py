@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ import pytest
 from desktop_broker.x11 import SeatProcess, wait_for_first_frame
 from desktop_broker.x11.cgroups import SeatCgroup
 from desktop_broker.x11.egress import TABLE, allow_egress, chain_name, remove_egress, remove_stale_egress
-from desktop_broker.x11.unix_accounts import SEAT_UIDS
+from desktop_broker.x11.unix_accounts import SEAT_UIDS, accounts_locked
 from desktop_broker.x11.users import reap_stale_seat_users
 from policy.schema import SeatLimits
 from policy.values import Destination
@@ -364,6 +365,35 @@ def test_rules_left_for_a_recycled_uid_are_replaced_and_stale_ones_swept() -> No
         listing = subprocess.run(["nft", "list", "table", *TABLE.split()], capture_output=True, text=True).stdout
         assert f"chain {chain_name(uid)} " not in listing and f"{uid} : jump" not in listing
     finally:
+        remove_egress(uid)
+
+
+def test_a_stale_sweep_never_deletes_rules_a_new_seat_user_of_the_same_uid_just_got() -> None:
+    uid = 3_900_000 + os.getpid() % 1000 + 1  # no account has it
+    old, new = (Destination(ipaddress.ip_network(a), "tcp", 443) for a in ("192.0.2.7/32", "198.51.100.9/32"))
+    allow_egress(uid, (old,))  # left by a seat whose user is gone
+
+    def another_broker_starts_a_seat() -> None:
+        with accounts_locked():  # its useradd hands out the uid
+            pass
+        allow_egress(uid, (new,))
+
+    other_broker = threading.Thread(target=another_broker_starts_a_seat)
+
+    def judged_stale_while_another_broker_starts(candidate: int) -> bool:
+        if candidate == uid:
+            other_broker.start()
+            other_broker.join(timeout=1)  # without the lock, its rules go in between check and delete
+        return candidate != uid
+
+    try:
+        assert remove_stale_egress(judged_stale_while_another_broker_starts) == [uid]
+        other_broker.join(timeout=10)
+        listing = subprocess.run(["nft", "list", "table", *TABLE.split()], capture_output=True, text=True).stdout
+        assert f"{uid} : jump {chain_name(uid)}" in listing, "the new seat user's element was deleted"
+        assert "198.51.100.9" in listing and "192.0.2.7" not in listing
+    finally:
+        other_broker.join(timeout=10)
         remove_egress(uid)
 
 
