@@ -10,6 +10,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -395,6 +396,38 @@ def test_a_stale_sweep_never_deletes_rules_a_new_seat_user_of_the_same_uid_just_
     finally:
         other_broker.join(timeout=10)
         remove_egress(uid)
+
+
+ABSTRACT_PROBE = """
+import socket, sys
+for name in sys.argv[1:]:
+    connection = socket.socket(socket.AF_UNIX)
+    try:
+        connection.connect(name.replace("@", "\\0", 1))
+    except OSError as error:
+        print(f"{name} refused: {error}", flush=True)
+    else:
+        print(f"{name} reached", flush=True)
+"""
+
+
+def test_a_seat_app_reaches_no_abstract_unix_socket_but_its_own_x_display() -> None:
+    service = socket.socket(socket.AF_UNIX)  # stands for a daemon's abstract socket (a bus, a container runtime)
+    name = f"@sohogw-test-{uuid.uuid4().hex[:8]}"
+    service.bind(name.replace("@", "\0", 1))
+    service.listen()
+    try:
+        with running_seat(argv=["/usr/bin/python3", "-c", ABSTRACT_PROBE, name]) as probe, running_seat() as other:
+            assert probe.seat.app.wait(timeout=10) == 0
+            said = (probe.seat.runtime_dir / "application.log").read_text()
+            assert f"{name} refused" in said and "Operation not permitted" in said, said
+            assert f"@/tmp/.X11-unix/X{other.seat.display.number}" not in Path("/proc/net/unix").read_text()
+            wait_for_first_frame(other.seat.rfb_address, other.passwords.full_access)
+            assert other.seat.alive(), "the console lost its X display"
+            root = subprocess.run([sys.executable, "-c", ABSTRACT_PROBE, name], capture_output=True, text=True)
+            assert root.stdout.strip() == f"{name} reached", "control: the socket takes connections from outside"
+    finally:
+        service.close()
 
 
 MEMORY_HOG = "import time; hog = b'x' * (400 << 20); time.sleep(300)"
