@@ -18,10 +18,11 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from desktop_broker.x11 import unix_socket_scope
 from desktop_broker.x11.errors import SeatError, SeatStartFailed
 from policy.schema import SeatLimits
 
@@ -214,6 +215,8 @@ class CgroupEntry:
     fds: tuple[int, ...]
     uid: int | None
     gid: int | None
+    scope_unix_sockets: bool = field(default_factory=unix_socket_scope.supported)
+    """Whether to keep the child off abstract Unix sockets bound outside it (`unix_socket_scope`)."""
 
     def __call__(self) -> None:
         for fd in self.fds:
@@ -222,6 +225,8 @@ class CgroupEntry:
             os.setgroups([])
             os.setgid(self.gid)
             os.setuid(self.uid)
+            if self.scope_unix_sockets:
+                unix_socket_scope.confine_calling_process()
 
     def close(self) -> None:
         for fd in self.fds:

@@ -61,6 +61,8 @@ def start_display(
         str(geometry),
         "-nolisten",
         "tcp",
+        "-nolisten",
+        "local",  # no abstract socket: seat processes may not reach abstract sockets (`unix_socket_scope`)
         "-auth",
         str(server_auth),
         "-extension",

@@ -3,15 +3,18 @@
 A seat's processes may open connections only to the backends its app's policy names. Every address of the
 node itself is refused first, whatever the policy says (`fib daddr type local`): the gateway's port and its
 `/metrics` and `/internal/…`, guacd (no authentication, it opens RDP/VNC connections anywhere) and the other
-seats' x11vnc all listen there. Replies to connections others opened to the seat (the gateway's bridge to
-its x11vnc) pass as `ct state established`.
+seats' x11vnc all listen there. A seat answers only connections opened to it from the node's loopback
+(the gateway's bridge to its x11vnc): its replies to anyone else are dropped, so a seat process listening
+on 0.0.0.0 is no channel to a host that reaches the node (an agent's home PC over the VPN).
 
 The table `inet sohogw_seats` is ours alone: the VPN rebuilds its own table and never touches this one. Every
 seat user's uid gets a chain `seat_<uid>` and one element `uid : jump seat_<uid>` in the map the output hook
 consults, written in one `nft -f -` transaction (the chain flushed and filled again, so rules a crashed seat
 left for a recycled uid are replaced, never added to). They go again after the seat's last process is dead,
 and `remove_stale_egress` drops those of uids that are no seat user any more. Several brokers on one node
-share the table; each changes only its own seats' uids.
+share the table; each changes only its own seats' uids. A uid of the seat users' range
+(`unix_accounts.SEAT_UIDS`) with no element is refused everything: a seat whose rules are missing is cut off,
+never unfiltered.
 """
 
 import ctypes
@@ -22,6 +25,7 @@ from collections.abc import Callable
 from functools import cache
 
 from desktop_broker.x11.errors import SeatStartFailed
+from desktop_broker.x11.unix_accounts import SEAT_UIDS, accounts_locked
 from policy.values import Destination
 
 TABLE = "inet sohogw_seats"
@@ -45,14 +49,21 @@ def _destination_rule(destination: Destination) -> str:
 
 
 def _skeleton() -> list[str]:
-    """The table, the map and the hook chain; re-declared by every change, so whoever comes first makes them."""
+    """The table, the map and the hook chain; re-declared by every change, so whoever comes first makes them.
+
+    No global `ct state established` accept: a seat's replies are judged in its own chain (see `allow_egress`).
+    Fail closed: a uid of the seat users' range without an element (its rules not installed yet, or deleted by
+    a broker that judged the uid stale just before a new seat user got it) is refused everything.
+    """
+    seat_uids = f"{SEAT_UIDS.start}-{SEAT_UIDS.stop - 1}"
     return [
         f"add table {TABLE}",
         f"add map {TABLE} {_MAP} {{ type uid : verdict ; }}",
         f"add chain {TABLE} output {{ type filter hook output priority 0 ; policy accept ; }}",
         f"flush chain {TABLE} output",
-        f"add rule {TABLE} output ct state established,related accept",
         f"add rule {TABLE} output meta skuid vmap @{_MAP}",
+        f"add rule {TABLE} output meta skuid {seat_uids} meta l4proto tcp reject with tcp reset",
+        f"add rule {TABLE} output meta skuid {seat_uids} reject",
     ]
 
 
@@ -63,6 +74,12 @@ def allow_egress(uid: int, destinations: tuple[Destination, ...]) -> None:
         *_skeleton(),
         f"add chain {TABLE} {chain}",
         f"flush chain {TABLE} {chain}",
+        # A seat's sockets answer only connections opened from the node's loopback (the gateway's bridge
+        # to its x11vnc): a seat process listening on 0.0.0.0 must not become a channel to a remote host.
+        # Packets from elsewhere with a loopback source are martians the kernel drops on arrival.
+        f"add rule {TABLE} {chain} ct direction reply ct original ip saddr 127.0.0.0/8 accept",
+        f"add rule {TABLE} {chain} ct direction reply ct original ip6 saddr ::1 accept",
+        f"add rule {TABLE} {chain} ct direction reply drop",
         f"add rule {TABLE} {chain} fib daddr type local meta l4proto tcp reject with tcp reset",
         f"add rule {TABLE} {chain} fib daddr type local reject",
         *(f"add rule {TABLE} {chain} {_destination_rule(d)}" for d in destinations),
@@ -79,11 +96,16 @@ def remove_egress(uid: int) -> None:
 
 
 def remove_stale_egress(is_seat_user: Callable[[int], bool]) -> list[int]:
-    """Drop the rules of every uid that is no seat user any more (a seat of a broker that died); returns them."""
-    rules = _listing()
-    uids = {*_map_elements(rules), *(int(c[5:]) for c in _chains(rules) if re.fullmatch(r"seat_\d+", c))}
-    stale = sorted(uid for uid in uids if not is_seat_user(uid))
-    _remove(rules, stale)
+    """Drop the rules of every uid that is no seat user any more (a seat of a broker that died); returns them.
+
+    Read, check and delete happen under the accounts lock that every broker's `useradd` takes: otherwise a
+    uid judged stale could go to a new seat user, and its fresh rules be deleted, between check and delete.
+    """
+    with accounts_locked():
+        rules = _listing()
+        uids = {*_map_elements(rules), *(int(c[5:]) for c in _chains(rules) if re.fullmatch(r"seat_\d+", c))}
+        stale = sorted(uid for uid in uids if not is_seat_user(uid))
+        _remove(rules, stale)
     return stale
 
 

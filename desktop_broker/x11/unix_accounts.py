@@ -26,11 +26,16 @@ ACCOUNTS_LOCK = Path("/run/sohogw/seat-owners/accounts.lock")
 # other seat user replace it.
 _SHARED_TEMP_DIRS = (Path("/tmp"), Path("/tmp/.X11-unix"), Path("/var/tmp"), Path("/dev/shm"))  # noqa: S108 - only cleaned
 _USERDEL_NO_SUCH_USER = 6
+SEAT_UIDS = range(70_000, 100_000)
+"""The uids (and gids) seat users get, and nobody else may: the seats' nftables output chain refuses every uid
+of this range that has no allow-list of its own (`egress`). Above Debian's UID_MAX (60000) and its reserved
+60000-64999, below the first subordinate uid `useradd` hands out (SUB_UID_MIN 100000), so neither ordinary
+accounts nor user namespaces' ranges land in it."""
 
 
 def create_account(name: str, home: Path, comment: str, retry_seconds: float) -> pwd.struct_passwd:
     """Add the user (own group, no login shell) and give it an empty home only it can enter."""
-    with _accounts_locked():
+    with accounts_locked():
         _run_account_tool(
             [
                 "useradd",
@@ -40,6 +45,8 @@ def create_account(name: str, home: Path, comment: str, retry_seconds: float) ->
                 "--shell",
                 "/usr/sbin/nologin",
                 "--user-group",
+                *(f"--key={key}_MIN={SEAT_UIDS.start}" for key in ("UID", "GID")),
+                *(f"--key={key}_MAX={SEAT_UIDS.stop - 1}" for key in ("UID", "GID")),
                 "--comment",
                 comment,
                 name,
@@ -58,7 +65,7 @@ def remove_account(name: str, uid: int, home: Path | None, retry_seconds: float)
 
     Left alone when `name` no longer has `uid`: the user is gone, and a newer one may now hold the uid.
     """
-    with _accounts_locked():
+    with accounts_locked():
         if _uid_of(name) != uid:
             return
         _kill_processes_of(uid)
@@ -91,8 +98,12 @@ def _is_zombie(proc_entry: Path) -> bool:
 
 
 @contextlib.contextmanager
-def _accounts_locked() -> Iterator[None]:
-    """One useradd/userdel at a time across every broker process (and thread) on the machine."""
+def accounts_locked() -> Iterator[None]:
+    """One useradd/userdel at a time across every broker process (and thread) on the machine.
+
+    Also held by `egress.remove_stale_egress`, so no uid is handed out between its check and its deletion.
+    Not re-entrant: each call locks its own descriptor.
+    """
     ACCOUNTS_LOCK.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(ACCOUNTS_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
     try:

@@ -7,11 +7,14 @@ services or another seat's x11vnc, fork the node to death, or outlive the broker
 import ipaddress
 import json
 import os
+import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,6 +26,7 @@ import pytest
 from desktop_broker.x11 import SeatProcess, wait_for_first_frame
 from desktop_broker.x11.cgroups import SeatCgroup
 from desktop_broker.x11.egress import TABLE, allow_egress, chain_name, remove_egress, remove_stale_egress
+from desktop_broker.x11.unix_accounts import SEAT_UIDS, accounts_locked
 from desktop_broker.x11.users import reap_stale_seat_users
 from policy.schema import SeatLimits
 from policy.values import Destination
@@ -102,6 +106,7 @@ def test_no_secret_of_a_seat_appears_in_any_command_line_while_seats_start_and_a
 class Network:
     """A backend host in a namespace of its own behind a veth pair, and the node's side of the link."""
 
+    backend_namespace: str
     node_address: str
     backend_address: str
     allowed_port: int
@@ -123,10 +128,17 @@ threading.Event().wait()
 """
 
 
-def _listen(address: str, *ports: int, netns: str | None = None) -> subprocess.Popen[str]:
+def _listen(address: str, *ports: int, netns: str | None = None, uid: int | None = None) -> subprocess.Popen[str]:
+    """A listener answering "hello from <port>", in `netns` or as `uid` (Debian's python3: seat users cannot
+    enter the venv's)."""
     prefix = ["ip", "netns", "exec", netns] if netns else []
     process = subprocess.Popen(
-        [*prefix, sys.executable, "-c", LISTENER, address, *map(str, ports)], stdout=subprocess.PIPE, text=True
+        [*prefix, "/usr/bin/python3", "-c", LISTENER, address, *map(str, ports)],
+        stdout=subprocess.PIPE,
+        text=True,
+        user=uid,
+        group=None if uid is None else pwd.getpwuid(uid).pw_gid,
+        extra_groups=None if uid is None else [],
     )
     assert process.stdout is not None and process.stdout.readline().strip() == "ready"
     return process
@@ -147,7 +159,7 @@ def network() -> Iterator[Network]:
         run("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
         backend = _listen("10.231.7.2", 7001, 7002, netns=name)
         try:
-            yield Network("10.231.7.1", "10.231.7.2", 7001, 7002)
+            yield Network(name, "10.231.7.1", "10.231.7.2", 7001, 7002)
         finally:
             backend.kill()
             backend.wait()
@@ -245,6 +257,58 @@ def test_a_fork_bomb_in_one_seat_stops_at_its_pids_limit_while_other_seats_keep_
         assert not _running(bombers), "bomb processes outlived the seat"
 
 
+def _connect_from(namespace: str, host: str, port: int) -> str:
+    """What a host in another network namespace gets when it opens a TCP connection to host:port."""
+    result = subprocess.run(
+        ["ip", "netns", "exec", namespace, "/usr/bin/python3", "-c", PROBE, host, str(port)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+def test_a_seat_answers_only_connections_from_the_nodes_loopback(network: Network) -> None:
+    # The policy allows the whole network the outside host is in: replies to it stay refused all the same.
+    its_network = Destination(ipaddress.ip_network(f"{network.backend_address}/24", strict=False))
+    with running_seat(egress=(its_network,)) as running:
+        seat = running.seat
+        as_seat = _listen("0.0.0.0", 18555, uid=seat.user.uid)  # noqa: S104 - every address: the attack
+        as_root = _listen("0.0.0.0", 18556)  # noqa: S104 - control: the outside host does reach the node
+        try:
+            assert _connect_from(network.backend_namespace, network.node_address, 18556) == "reached: hello from 18556"
+            assert _connect_from(network.backend_namespace, network.node_address, 18555).startswith("refused")
+            wait_for_first_frame(seat.rfb_address, running.passwords.full_access)  # the gateway's bridge still works
+            assert _connect_as(seat, network.backend_address, network.allowed_port) == "reached: hello from 7001"
+        finally:
+            for listener in (as_seat, as_root):
+                listener.kill()
+                listener.wait()
+
+
+def test_a_seat_user_whose_allow_list_is_gone_reaches_nothing(network: Network) -> None:
+    backend = Destination(ipaddress.ip_network(f"{network.backend_address}/32"), "tcp", network.allowed_port)
+    with running_seat(egress=(backend,)) as running:
+        seat = running.seat
+        assert seat.user.uid in SEAT_UIDS
+        assert _connect_as(seat, network.backend_address, network.allowed_port) == "reached: hello from 7001"
+        # What another broker's stale sweep could do a moment after this seat's rules went in.
+        subprocess.run(
+            ["nft", "delete", "element", *TABLE.split(), "seat_egress", f"{{ {seat.user.uid} }}"], check=True
+        )
+        assert _connect_as(seat, network.backend_address, network.allowed_port).startswith("refused")
+        nobody = subprocess.run(
+            ["/usr/bin/python3", "-c", PROBE, network.backend_address, str(network.allowed_port)],
+            user="nobody",
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        assert nobody.stdout.strip() == "reached: hello from 7001", "a user outside the seats' range is refused too"
+
+
 BROKER = """
 import json, sys, time
 from pathlib import Path
@@ -303,6 +367,67 @@ def test_rules_left_for_a_recycled_uid_are_replaced_and_stale_ones_swept() -> No
         assert f"chain {chain_name(uid)} " not in listing and f"{uid} : jump" not in listing
     finally:
         remove_egress(uid)
+
+
+def test_a_stale_sweep_never_deletes_rules_a_new_seat_user_of_the_same_uid_just_got() -> None:
+    uid = 3_900_000 + os.getpid() % 1000 + 1  # no account has it
+    old, new = (Destination(ipaddress.ip_network(a), "tcp", 443) for a in ("192.0.2.7/32", "198.51.100.9/32"))
+    allow_egress(uid, (old,))  # left by a seat whose user is gone
+
+    def another_broker_starts_a_seat() -> None:
+        with accounts_locked():  # its useradd hands out the uid
+            pass
+        allow_egress(uid, (new,))
+
+    other_broker = threading.Thread(target=another_broker_starts_a_seat)
+
+    def judged_stale_while_another_broker_starts(candidate: int) -> bool:
+        if candidate == uid:
+            other_broker.start()
+            other_broker.join(timeout=1)  # without the lock, its rules go in between check and delete
+        return candidate != uid
+
+    try:
+        assert remove_stale_egress(judged_stale_while_another_broker_starts) == [uid]
+        other_broker.join(timeout=10)
+        listing = subprocess.run(["nft", "list", "table", *TABLE.split()], capture_output=True, text=True).stdout
+        assert f"{uid} : jump {chain_name(uid)}" in listing, "the new seat user's element was deleted"
+        assert "198.51.100.9" in listing and "192.0.2.7" not in listing
+    finally:
+        other_broker.join(timeout=10)
+        remove_egress(uid)
+
+
+ABSTRACT_PROBE = """
+import socket, sys
+for name in sys.argv[1:]:
+    connection = socket.socket(socket.AF_UNIX)
+    try:
+        connection.connect(name.replace("@", "\\0", 1))
+    except OSError as error:
+        print(f"{name} refused: {error}", flush=True)
+    else:
+        print(f"{name} reached", flush=True)
+"""
+
+
+def test_a_seat_app_reaches_no_abstract_unix_socket_but_its_own_x_display() -> None:
+    service = socket.socket(socket.AF_UNIX)  # stands for a daemon's abstract socket (a bus, a container runtime)
+    name = f"@sohogw-test-{uuid.uuid4().hex[:8]}"
+    service.bind(name.replace("@", "\0", 1))
+    service.listen()
+    try:
+        with running_seat(argv=["/usr/bin/python3", "-c", ABSTRACT_PROBE, name]) as probe, running_seat() as other:
+            assert probe.seat.app.wait(timeout=10) == 0
+            said = (probe.seat.runtime_dir / "application.log").read_text()
+            assert f"{name} refused" in said and "Operation not permitted" in said, said
+            assert f"@/tmp/.X11-unix/X{other.seat.display.number}" not in Path("/proc/net/unix").read_text()
+            wait_for_first_frame(other.seat.rfb_address, other.passwords.full_access)
+            assert other.seat.alive(), "the console lost its X display"
+            root = subprocess.run([sys.executable, "-c", ABSTRACT_PROBE, name], capture_output=True, text=True)
+            assert root.stdout.strip() == f"{name} reached", "control: the socket takes connections from outside"
+    finally:
+        service.close()
 
 
 MEMORY_HOG = "import time; hog = b'x' * (400 << 20); time.sleep(300)"
