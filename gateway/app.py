@@ -75,13 +75,16 @@ MULTIPART_OVERHEAD = 64 * 1024
 
 
 def _body_limits(settings: Settings) -> BodyLimits:
-    """The portal's limit for every body, and the few routes that take a file: each at its own domain's limit."""
+    """The portal's limit for every body, and the few routes that take a file (by route template, not prefix): each at
+    its own domain's limit."""
     enrollment = settings.enrollment
     return BodyLimits(
         default=settings.portal.max_body_bytes,
         larger=(
             ("/enrollment/envcheck/upload", enrollment.envcheck_max_upload_bytes),
-            ("/hr/enrollment/", enrollment.evidence_max_bytes + MULTIPART_OVERHEAD),
+            # HR uploads evidence on its own or with a decision; every other /hr/enrollment/ route takes a form.
+            ("/hr/enrollment/{application_id}/evidence", enrollment.evidence_max_bytes + MULTIPART_OVERHEAD),
+            ("/hr/enrollment/{application_id}/decide", enrollment.evidence_max_bytes + MULTIPART_OVERHEAD),
             ("/hr/enrollment-import", MAX_CSV_BYTES + MULTIPART_OVERHEAD),
         ),
     )
