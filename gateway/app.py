@@ -15,6 +15,8 @@ from sqlalchemy import Engine
 from certs.authority import Authority
 from certs.errors import CertificateError
 from certs.revocation import HttpRevocationChecker
+from gateway.audit import jobs as audit_jobs
+from gateway.audit.folding import RefusalFolder
 from gateway.clock import Clock, utcnow
 from gateway.db import make_engine
 from gateway.directory import Directory, open_directory
@@ -132,6 +134,7 @@ def create_app(
         scheduler = BackgroundScheduler(timezone="UTC")
         shutdowns: list[Callable[[], None]] = []
         if run_jobs:
+            shutdowns.append(audit_jobs.register(scheduler, engine, app.state.folded_refusals, clock))
             if authority is not None:
                 pki_jobs.register(scheduler, engine, authority, settings, clock, client_cas)
             session_jobs.register(scheduler, engine, login_services, settings, clock)
@@ -160,6 +163,7 @@ def create_app(
     app.state.settings, app.state.engine, app.state.clock = settings, engine, clock
     app.state.authority, app.state.authority_problem = authority, authority_problem
     app.state.login_services = login_services
+    app.state.folded_refusals = RefusalFolder()
     app.add_exception_handler(GatewayError, _render_error)
     app.add_exception_handler(CertificateError, _render_error)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
