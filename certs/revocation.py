@@ -12,6 +12,11 @@ ETag, ``If-Modified-Since`` with the Last-Modified the server sent), so an uncha
 When the CRL server cannot be reached, the last good CRL still counts until its own nextUpdate: a short outage is
 bridged by it, never by a guess.
 
+A CRL is never replaced by an older one: one with an earlier thisUpdate or a lower CRL Number than the CRL held
+(RFC 5280 §5.2.3: the number increases monotonically) is refused and the held one kept. Otherwise anyone on the plain
+HTTP path could replay the correctly signed CRL from before a revocation and make the revoked certificate work again.
+Each refusal is logged and kept as a ``CrlRollback`` until the caller takes it (``take_rollbacks``) to audit it.
+
 Only http:// URLs are used (RFC 5280 §4.2.1.13 relying parties commonly fetch over HTTP; AD CS lists an ldap://
 URL first and an http:// one after it). Delta CRLs and indirect CRLs are not supported.
 """
@@ -19,6 +24,7 @@ URL first and an http:// one after it). Delta CRLs and indirect CRLs are not sup
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
 from dataclasses import dataclass, replace
@@ -32,6 +38,8 @@ from certs.errors import CertificateRevokedError, RevocationUnknown
 from certs.ocsp_client import OcspAnswer, ask_ocsp
 
 CLOCK_SKEW = timedelta(minutes=5)
+
+log = logging.getLogger(__name__)
 
 
 def _http_uris(names: list[x509.GeneralName]) -> list[str]:
@@ -80,6 +88,43 @@ class HeldCrl:
     fresh_until: datetime
 
 
+@dataclass(frozen=True)
+class CrlRollback:
+    """A correctly signed CRL refused because it is older than the one held: a replay of the CRL from before a
+    revocation, or a CA publishing out of order. Either way a person must look, so the gateway audits it."""
+
+    url: str
+    held_this_update: datetime
+    held_number: int | None
+    offered_this_update: datetime
+    offered_number: int | None
+
+    def __str__(self) -> str:
+        return (
+            f"CRL {self.url} is older than the one held (thisUpdate {self.offered_this_update:%Y-%m-%d %H:%M:%S} "
+            f"UTC, CRL Number {self.offered_number} against {self.held_this_update:%Y-%m-%d %H:%M:%S} UTC, "
+            f"CRL Number {self.held_number}): refused, the held CRL is kept"
+        )
+
+
+def _crl_number(crl: x509.CertificateRevocationList) -> int | None:
+    try:
+        return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _rollback(
+    url: str, offered: x509.CertificateRevocationList, held: x509.CertificateRevocationList
+) -> CrlRollback | None:
+    """The rollback, if ``offered`` was issued before ``held``; CRL Numbers are compared only when both carry one."""
+    offered_number, held_number = _crl_number(offered), _crl_number(held)
+    older_number = offered_number is not None and held_number is not None and offered_number < held_number
+    if offered.last_update_utc < held.last_update_utc or older_number:
+        return CrlRollback(url, held.last_update_utc, held_number, offered.last_update_utc, offered_number)
+    return None
+
+
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)", re.IGNORECASE)
 
 
@@ -104,6 +149,7 @@ class HttpRevocationChecker:
         self._client = client or httpx.Client(timeout=timeout_seconds, trust_env=False, follow_redirects=False)
         self._max_age = max_age
         self._crls: dict[str, HeldCrl] = {}
+        self._rollbacks: list[CrlRollback] = []
         self._lock = threading.Lock()
 
     def check(self, cert: x509.Certificate, issuer: x509.Certificate, now: datetime) -> None:
@@ -139,6 +185,12 @@ class HttpRevocationChecker:
         """The CRLs kept now, for reports (``sohogw ca refresh``)."""
         with self._lock:
             return list(self._crls.values())
+
+    def take_rollbacks(self) -> list[CrlRollback]:
+        """The older CRLs refused since the last call, for the caller to audit (this library writes no audit)."""
+        with self._lock:
+            taken, self._rollbacks = self._rollbacks, []
+        return taken
 
     def refresh(self, now: datetime, *, everything: bool = False) -> list[str]:
         """Ask again for every held CRL that is due (``everything``: all of them); return the URLs whose CRL changed.
@@ -190,6 +242,16 @@ class HttpRevocationChecker:
             return None
         if crl.issuer != issuer.subject or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
             problems.append(f"CRL {url} is not signed by {issuer.subject.rfc4514_string()}")
+            return None
+        rollback = _rollback(url, crl, held.crl) if held is not None else None
+        if held is not None and rollback is not None:
+            log.warning("%s", rollback)
+            problems.append(str(rollback))
+            # The held CRL is still the newest we know: keep it for another period, as a 304 would, so a replaying
+            # server costs one refusal per period rather than one per sign-in.
+            with self._lock:
+                self._rollbacks.append(rollback)
+            self._keep(replace(held, fresh_until=fresh_until))
             return None
         if not _current(crl, now):
             problems.append(

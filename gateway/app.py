@@ -15,6 +15,8 @@ from sqlalchemy import Engine
 from certs.authority import Authority
 from certs.errors import CertificateError
 from certs.revocation import HttpRevocationChecker
+from gateway.audit import jobs as audit_jobs
+from gateway.audit.folding import RefusalFolder
 from gateway.clock import Clock, utcnow
 from gateway.db import make_engine
 from gateway.directory import Directory, open_directory
@@ -75,13 +77,16 @@ MULTIPART_OVERHEAD = 64 * 1024
 
 
 def _body_limits(settings: Settings) -> BodyLimits:
-    """The portal's limit for every body, and the few routes that take a file: each at its own domain's limit."""
+    """The portal's limit for every body, and the few routes that take a file (by route template, not prefix): each at
+    its own domain's limit."""
     enrollment = settings.enrollment
     return BodyLimits(
         default=settings.portal.max_body_bytes,
         larger=(
             ("/enrollment/envcheck/upload", enrollment.envcheck_max_upload_bytes),
-            ("/hr/enrollment/", enrollment.evidence_max_bytes + MULTIPART_OVERHEAD),
+            # HR uploads evidence on its own or with a decision; every other /hr/enrollment/ route takes a form.
+            ("/hr/enrollment/{application_id}/evidence", enrollment.evidence_max_bytes + MULTIPART_OVERHEAD),
+            ("/hr/enrollment/{application_id}/decide", enrollment.evidence_max_bytes + MULTIPART_OVERHEAD),
             ("/hr/enrollment-import", MAX_CSV_BYTES + MULTIPART_OVERHEAD),
         ),
     )
@@ -129,6 +134,7 @@ def create_app(
         scheduler = BackgroundScheduler(timezone="UTC")
         shutdowns: list[Callable[[], None]] = []
         if run_jobs:
+            shutdowns.append(audit_jobs.register(scheduler, engine, app.state.folded_refusals, clock))
             if authority is not None:
                 pki_jobs.register(scheduler, engine, authority, settings, clock, client_cas)
             session_jobs.register(scheduler, engine, login_services, settings, clock)
@@ -157,6 +163,7 @@ def create_app(
     app.state.settings, app.state.engine, app.state.clock = settings, engine, clock
     app.state.authority, app.state.authority_problem = authority, authority_problem
     app.state.login_services = login_services
+    app.state.folded_refusals = RefusalFolder()
     app.add_exception_handler(GatewayError, _render_error)
     app.add_exception_handler(CertificateError, _render_error)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

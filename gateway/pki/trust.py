@@ -11,7 +11,7 @@ from certs.authority import Authority
 from certs.errors import CertificateRevokedError, RevocationUnknown
 from certs.identity import CertificateIdentity
 from certs.ocsp import CertState
-from certs.revocation import HttpRevocationChecker
+from certs.revocation import CrlRollback, HttpRevocationChecker
 from certs.trust import TrustStore, read_certificates, verify_client_certificate
 from gateway.audit.service import record
 from gateway.errors import Conflict, GatewayError
@@ -85,3 +85,22 @@ def import_company_ca(db: Session, name: str, chain_data: bytes, *, actor: Actor
         detail={"name": name, "fingerprint": fingerprint, "certificates": len(certs)},
     )
     return row
+
+
+def record_refused_crls(db: Session, refused: list[CrlRollback]) -> None:
+    """Audit each company CRL refused for being older than the one held (``ca.crl_rollback``): a replay on the CRL's
+    plain-HTTP path, or a CA publishing out of order; either way a person must look."""
+    for rollback in refused:
+        record(
+            db,
+            actor="system",
+            action="ca.crl_rollback",
+            target=rollback.url,
+            outcome="refused",
+            detail={
+                "held_this_update": rollback.held_this_update.isoformat(),
+                "held_crl_number": rollback.held_number,
+                "offered_this_update": rollback.offered_this_update.isoformat(),
+                "offered_crl_number": rollback.offered_number,
+            },
+        )

@@ -5,7 +5,8 @@ layer accepted into the request state. Behind a reverse proxy (nginx with ``ssl_
 the proxy sends the certificate URL-encoded in a header. That header and X-Forwarded-For are believed only when the
 request carries the proxy's secret (``portal.proxy_secret``) in ``X-Sohogw-Proxy-Secret``: a TCP peer address
 proves nothing, since every local process (a seat's user too) can connect from 127.0.0.1. Forwarding headers from
-anyone else are ignored, and ``audit_unproven_forwarding`` writes an audit row for each such request.
+anyone else are ignored, and ``audit_unproven_forwarding`` audits each such request, folded (``gateway.audit.folding``):
+at most one row per peer address and outcome a minute, whose ``requests`` count the requests it stands for.
 """
 
 import hmac
@@ -17,8 +18,7 @@ from cryptography import x509
 from fastapi import Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from gateway.audit.service import record
-from gateway.db import session_scope
+from gateway.audit.folding import RefusalKey, write_folded
 from gateway.settings import PortalSettings
 from gateway.web.tls import PEER_CERTIFICATE
 
@@ -66,22 +66,18 @@ def client_origin(request: Request, portal: PortalSettings) -> ClientOrigin:
 
 def _audit_ignored(request: Request, names: list[str]) -> None:
     proof = "wrong" if PROXY_SECRET_HEADER in request.headers else "missing"
-    with session_scope(request.app.state.engine) as db:
-        record(
-            db,
-            actor="unknown",
-            source=request.client.host if request.client else "",
-            action="proxy.forwarding_ignored",
-            outcome=f"proxy_secret_{proof}",
-            target=request.url.path[:255],
-            detail={"headers": names},
-            clock=request.app.state.clock,
-        )
+    peer = request.client.host if request.client else ""
+    key = RefusalKey("proxy.forwarding_ignored", peer, f"proxy_secret_{proof}")
+    now = request.app.state.clock()
+    row = request.app.state.folded_refusals.refusal(key, request.url.path[:255], {"headers": names}, now)
+    if row is not None:
+        write_folded(request.app.state.engine, row, now)
 
 
 async def audit_unproven_forwarding(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
     """HTTP middleware: a request that speaks for a browser without the proxy's proof is served as the peer's own
-    (``client_origin`` ignores its headers) and audited, so a forging local process or a misconfigured proxy shows."""
+    (``client_origin`` ignores its headers) and audited, folded, so a forging local process or a misconfigured proxy
+    shows without being able to flood the audit log."""
     names = forwarding_headers(request, request.app.state.settings.portal)
     if names and not proxy_proven(request, request.app.state.settings.portal):
         await run_in_threadpool(_audit_ignored, request, names)

@@ -1,5 +1,6 @@
 """The sessions' scheduled jobs: re-validate live sessions, ask the company CAs' CRLs again (and re-check every
-certificate at once when one changed), end idle and expired ones, prune throttling rows."""
+certificate at once when one changed; audit any older CRL refused), end idle and expired ones, prune throttling
+rows."""
 
 import logging
 from datetime import timedelta
@@ -9,6 +10,7 @@ from sqlalchemy import Engine
 
 from gateway.clock import Clock
 from gateway.db import session_scope
+from gateway.pki.trust import record_refused_crls
 from gateway.sessions import throttle
 from gateway.sessions.login import LoginServices
 from gateway.sessions.revalidation import revalidate
@@ -33,6 +35,11 @@ def register(
         # Every held CRL, not only those past their max-age: a CRL fetched by a sign-in 14 s before this run would
         # otherwise wait for the next run, and a revocation could take two intervals. Unchanged costs a 304.
         changed = services.revocation.refresh(now, everything=True)
+        # The older CRLs this run refused, and those sign-ins and re-validations refused since the last run.
+        refused = services.revocation.take_rollbacks()
+        if refused:
+            with session_scope(engine) as db:
+                record_refused_crls(db, refused)
         if changed:
             report = revalidate(engine, None, services.authority, services.revocation, now, grace)
             log.info(

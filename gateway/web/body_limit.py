@@ -20,15 +20,26 @@ from gateway.db import session_scope
 from gateway.web.pages import reason_message, render
 
 
+def _route_matches(template: str, path: str) -> bool:
+    """A route as FastAPI writes it: each ``{name}`` is one non-empty path segment, the rest must match exactly.
+
+    Not a prefix: a prefix such as ``/hr/enrollment/`` gave the evidence limit to every route under it."""
+    wanted, given = template.split("/"), path.split("/")
+    return len(wanted) == len(given) and all(
+        part == segment or (part.startswith("{") and part.endswith("}") and segment != "")
+        for part, segment in zip(wanted, given, strict=True)
+    )
+
+
 @dataclass(frozen=True)
 class BodyLimits:
-    """``default`` bytes for every path; ``larger`` names the few paths (by prefix) that take files."""
+    """``default`` bytes for every path; ``larger`` names the few routes that take files, by their route template."""
 
     default: int
     larger: tuple[tuple[str, int], ...] = ()
 
     def for_path(self, path: str) -> int:
-        return max([limit for prefix, limit in self.larger if path.startswith(prefix)], default=self.default)
+        return max([limit for route, limit in self.larger if _route_matches(route, path)], default=self.default)
 
 
 class _TooLarge(Exception):

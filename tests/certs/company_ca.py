@@ -134,13 +134,16 @@ class CompanyCa:
             builder = builder.add_extension(x509.AuthorityInformationAccess([access]), critical=False)
         return builder.sign(self.issuing_key, hashes.SHA256())
 
-    def crl(self, revoked_serials: list[int], now: datetime, next_update: datetime) -> x509.CertificateRevocationList:
+    def crl(
+        self, revoked_serials: list[int], now: datetime, next_update: datetime, number: int = 1
+    ) -> x509.CertificateRevocationList:
+        """A CRL issued at ``now``; AD CS numbers each CRL it publishes one higher than the last (``number``)."""
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(self.issuing.subject)
             .last_update(now)
             .next_update(next_update)
-            .add_extension(x509.CRLNumber(1), critical=False)
+            .add_extension(x509.CRLNumber(number), critical=False)
         )
         for serial in revoked_serials:
             builder = builder.add_revoked_certificate(

@@ -103,3 +103,38 @@ def test_an_unreachable_crl_server_is_bridged_by_the_last_good_crl_until_its_nex
     point.stop()
     verify_client_certificate(user, trust, now + timedelta(minutes=59), checker)
     assert checker.refresh(now + timedelta(minutes=59)) == []
+
+
+@pytest.mark.parametrize(
+    ("replayed_age", "replayed_number"),
+    [(timedelta(hours=1), 1), (timedelta(0), 1)],
+    ids=["older-this-update", "same-this-update-lower-crl-number"],
+)
+def test_a_replayed_older_crl_does_not_unrevoke_and_is_reported(
+    trust: TrustStore,
+    company: CompanyCa,
+    point: CrlDistributionPoint,
+    now: datetime,
+    replayed_age: timedelta,
+    replayed_number: int,
+) -> None:
+    checker = HttpRevocationChecker(timeout_seconds=2, max_age=MAX_AGE)
+    user = _user(company, point, now)
+    before_revocation = company.crl([], now - replayed_age, now + timedelta(days=7), number=replayed_number)
+    point.publish(before_revocation)
+    verify_client_certificate(user, trust, now, checker)
+    point.publish(company.crl([user.serial_number], now, now + timedelta(days=7), number=2))
+    assert checker.refresh(now + timedelta(seconds=1), everything=True) == [point.url]
+
+    point.publish(before_revocation)  # an attacker on the plain-HTTP path serves the CRL from before the revocation
+    assert checker.refresh(now + timedelta(seconds=2), everything=True) == []
+    assert point.answers == [200, 200, 200]
+    with pytest.raises(CertificateRevokedError):
+        verify_client_certificate(user, trust, now + timedelta(seconds=3), checker)
+    with pytest.raises(CertificateRevokedError):
+        verify_client_certificate(user, trust, now + timedelta(seconds=40), checker)  # asked again, refused again
+
+    rollbacks = checker.take_rollbacks()
+    assert [(r.url, r.held_number, r.offered_number) for r in rollbacks] == [(point.url, 2, replayed_number)] * 2
+    assert rollbacks[0].offered_this_update == now - replayed_age
+    assert checker.take_rollbacks() == []

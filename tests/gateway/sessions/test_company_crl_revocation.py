@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from click.testing import CliRunner
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from fastapi import FastAPI
 from sqlalchemy import Engine
@@ -159,6 +160,34 @@ def test_company_revocation_ends_the_live_session_and_refuses_sign_in_within_sec
         refused = whole.sign_in(again, "zhang.wei", PASSWORDS["zhang.wei"], headers=headers)
     assert refused.status_code == 401
     assert "revoked" in page_error(refused)
+
+
+def _rollbacks_audited(portal: Portal) -> list[AuditEvent]:
+    with session_scope(portal.engine) as db:
+        return list(db.exec(select(AuditEvent).where(AuditEvent.action == "ca.crl_rollback")).all())
+
+
+def test_a_replayed_crl_from_before_the_revocation_is_refused_and_audited(
+    portal: Portal, company: CompanyCa, point: CrlDistributionPoint
+) -> None:
+    before_revocation = x509.load_der_x509_crl(point.body)  # CRL Number 1, as the company fixture published it
+    _signed_in(portal)
+    now = datetime.now(UTC)
+    revoking = company.crl([portal.certificates["zhang.wei"].serial_number], now, now + timedelta(days=7), number=2)
+    point.publish(revoking)
+    _wait_for(lambda: _session_state(portal)[0] is SessionState.ENDED)
+
+    asked_before_replay = len(point.answers)
+    point.publish(before_revocation)  # an attacker on the plain-HTTP path replays the CRL from before
+    _wait_for(lambda: len(point.answers) > asked_before_replay)  # the job has been served the replay
+    with portal.client() as again:
+        refused = whole.sign_in(again, "zhang.wei", PASSWORDS["zhang.wei"], headers=portal.proxy_headers("zhang.wei"))
+    assert refused.status_code == 401
+    assert "revoked" in page_error(refused)
+    _wait_for(lambda: bool(_rollbacks_audited(portal)))
+    audited = _rollbacks_audited(portal)[0]
+    assert (audited.actor, audited.target, audited.outcome) == ("system", point.url, "refused")
+    assert '"held_crl_number": 2' in audited.detail and '"offered_crl_number": 1' in audited.detail
 
 
 def test_unknown_revocation_status_keeps_the_session_for_the_grace_then_ends_it(

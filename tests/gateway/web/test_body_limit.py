@@ -97,3 +97,24 @@ def test_login_takes_only_the_url_encoded_form(portal: Portal) -> None:
     assert proper.status_code == 303
     refused = [e for e in _audited(portal, "session.login") if e.outcome == "login_form_only"]
     assert [json.loads(e.detail)["content_type"] for e in refused] == ["multipart/form-data", "application/json"]
+
+
+def test_only_the_evidence_uploads_get_the_evidence_limit_not_every_hr_enrollment_route(portal: Portal) -> None:
+    over_default = b"\0" * (LIMIT + 1)  # far below the evidence limit (5 MiB and room for the form)
+    with portal.client() as client:
+        answers = {
+            path: client.post(path, content=over_default, headers={"content-type": "application/x-www-form-urlencoded"})
+            for path in (
+                "/hr/enrollment/start",
+                "/hr/enrollment/7/override",
+                "/hr/enrollment/7/evidence",
+                "/hr/enrollment/7/decide",
+            )
+        }
+    assert answers["/hr/enrollment/start"].status_code == 413
+    assert answers["/hr/enrollment/7/override"].status_code == 413
+    # The uploads still take more than the default: refused for want of a signed-in HR officer, not for size.
+    assert answers["/hr/enrollment/7/evidence"].json()["error"] == "login_required"
+    assert answers["/hr/enrollment/7/decide"].json()["error"] == "login_required"
+    refused = {e.target: json.loads(e.detail)["limit"] for e in _audited(portal, "http.body_too_large")}
+    assert refused == {"/hr/enrollment/start": LIMIT, "/hr/enrollment/7/override": LIMIT}
