@@ -152,7 +152,7 @@ def open_app(portal: SeatPortal, browser: Browser, client: httpx.Client, host: R
     page = context.new_page()
     page.goto(portal.base_url + "/agent")
     clicked = time.monotonic()
-    page.click('li[data-app="billing"] a')
+    page.click('li[data-app="billing"] button')
     page.wait_for_function("window.guacamoleState === 3", timeout=20_000)  # Guacamole.Client CONNECTED
     deadline = time.monotonic() + 20
     while not page_matches_seat(page, host):
