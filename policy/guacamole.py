@@ -82,12 +82,15 @@ def _rdp(effective: EffectivePolicy, app: GuacamoleApp, user: str | None) -> dic
 def _certificate(app: GuacamoleApp, learned_fingerprint: str | None) -> dict[str, str]:
     """How guacd trusts the RDP host's certificate: pinned, learned once (by the broker), or the system's CAs.
 
-    Never ``ignore-cert`` and never guacd's own ``cert-tofu`` (it would trust silently, per guacd host).
+    Never ``ignore-cert`` and never guacd's own ``cert-tofu`` (it would trust silently, per guacd host). The
+    security layer is always stated and always TLS-based: FreeRDP checks a certificate only in a TLS handshake,
+    and guacd's default ``any`` would let the host choose standard RDP security, with no certificate at all.
     """
+    security: dict[str, str] = {"security": app.security or "tls"}
     if app.cert_fingerprints:
-        return {"cert-fingerprints": ",".join(app.cert_fingerprints)}
+        return security | {"cert-fingerprints": ",".join(app.cert_fingerprints)}
     if app.cert_trust_first_use:
         if learned_fingerprint is None:
             raise PolicyError(f"app {app.id!r} trusts its host on first use: the broker must learn its certificate")
-        return {"cert-fingerprints": learned_fingerprint}
-    return {}
+        return security | {"cert-fingerprints": learned_fingerprint}
+    return security

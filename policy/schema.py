@@ -68,6 +68,20 @@ class GuacamoleApp(_Strict):
     cert_trust_first_use: bool = False
     """Without pins: the broker records the certificate the host shows first (audited) and pins it from then on.
     Neither: guacd checks the certificate against the system's CAs and the host name. Never ignored."""
+    security: Literal["tls", "nla"] | None = None
+    """The RDP security layer guacd negotiates (compiled as `security`, "tls" unless given): always one over TLS.
+    guacd's default "any" would also accept standard RDP security, which has no TLS handshake, so FreeRDP would
+    check neither `cert-fingerprints` nor the CAs: a downgrade past every certificate check."""
+
+    @field_validator("security", mode="before")
+    @classmethod
+    def _tls_based_security(cls, value: object) -> object:
+        if value in ("any", "rdp"):
+            raise ValueError(
+                f"security {value!r} allows standard RDP security without TLS, where the host's certificate is "
+                "never checked (pinned, learned or by the CAs): use tls or nla"
+            )
+        return value
 
     @field_validator("cert_fingerprints")
     @classmethod
@@ -78,6 +92,7 @@ class GuacamoleApp(_Strict):
     def _rdp_only_fields(self) -> "GuacamoleApp":
         rdp_only: dict[str, object] = {"remote_app": self.remote_app, "username": self.username}
         rdp_only |= {"cert_fingerprints": self.cert_fingerprints, "cert_trust_first_use": self.cert_trust_first_use}
+        rdp_only["security"] = self.security
         if self.protocol != "rdp" and (stated := [name for name, value in rdp_only.items() if value]):
             raise ValueError(f"{', '.join(stated)} only exists for protocol rdp")
         if self.cert_fingerprints and self.cert_trust_first_use:

@@ -92,7 +92,9 @@ async function decide(request, settings) {
     const grant = await redeemLaunch(settings.launchUrl, document.launch, digest, settings.redeemTimeoutMs);
     if ((grant.mode === 'view') !== isJoin) throw new TokenRefused(`broker granted ${grant.mode} but the token is not`);
     request.url = canonicalUrl(query.token, query);
-    request.sohogwLaunch = grant;
+    // The token's hash is the proof the broker asks for with the `connected` and `closed` reports: a loopback
+    // caller that only learned the launch id cannot make them.
+    request.sohogwLaunch = { ...grant, token_sha256: digest };
 }
 
 function start(settings) {
@@ -175,14 +177,16 @@ function start(settings) {
         tolerateGuacdKeepAlive(clientConnection, log);
         const grant = launches.get(clientConnection.webSocket);
         reportLaunch(settings.launchUrl, 'connected', {
-            launch_id: grant.launch_id, connection_id: clientConnection.guacamoleConnectionId,
+            launch_id: grant.launch_id, token_sha256: grant.token_sha256, connection_id: clientConnection.guacamoleConnectionId,
         }, settings.redeemTimeoutMs, log);
     });
     server.on('close', (clientConnection) => {
         // guacamole-lite removes the websocket's 'close' listeners when it closes first.
         stopWatching(clientConnection.webSocket);
         const grant = launches.get(clientConnection.webSocket);
-        if (grant) reportLaunch(settings.launchUrl, 'closed', { launch_id: grant.launch_id }, settings.redeemTimeoutMs, log);
+        if (grant) reportLaunch(settings.launchUrl, 'closed', {
+            launch_id: grant.launch_id, token_sha256: grant.token_sha256,
+        }, settings.redeemTimeoutMs, log);
     });
     server.webSocketServer.on('listening', () => log(`listening on ${settings.listenHost}:${settings.listenPort}`));
     return server;

@@ -12,11 +12,15 @@ from desktop_broker.guacamole.token import GuacamoleConnection
 PROTOCOLS = ("rdp", "vnc")
 
 REQUIRED_SWITCHES: Mapping[str, tuple[str, ...]] = {
-    "rdp": ("disable-copy", "disable-paste", "enable-drive", "enable-printing"),
+    "rdp": ("disable-copy", "disable-paste", "enable-drive", "enable-printing", "security"),
     "vnc": ("disable-copy", "disable-paste"),
 }
 """Parameters that must be present; guacd treats an absent one as 'allowed' (RDP, VNC sections of
-the Guacamole manual's connection parameters)."""
+the Guacamole manual's connection parameters); an absent RDP `security` is "any", standard RDP security included."""
+
+TLS_SECURITY = ("tls", "nla", "nla-ext")
+"""RDP security layers negotiated over TLS, the only ones in which FreeRDP checks the host's certificate
+(`cert-fingerprints` or the CAs); "any", "rdp" and "vmconnect" may run without TLS."""
 
 JOIN_SETTINGS: Mapping[str, str] = {"read-only": "true", "disable-paste": "true"}
 """What every join carries; server.js refuses a join token without exactly these values."""
@@ -54,6 +58,11 @@ def seat_connection(protocol: str, parameters: Mapping[str, str]) -> GuacamoleCo
         raise LaunchParametersRefused(
             f"{', '.join(unverified)} would accept the RDP host's certificate unchecked; policy pins it "
             "(cert_fingerprints) or the broker learns it on first use, audited"
+        )
+    if protocol == "rdp" and parameters["security"] not in TLS_SECURITY:
+        raise LaunchParametersRefused(
+            f"security {parameters['security']!r} may skip TLS, and with it every check of the RDP host's "
+            f"certificate; use one of {', '.join(TLS_SECURITY)}"
         )
     if not parameters.get("hostname"):
         raise LaunchParametersRefused("the seat's hostname is missing from the compiled parameters")

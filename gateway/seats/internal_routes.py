@@ -20,7 +20,14 @@ from gateway.db import session_scope
 from gateway.deps import ClockDep, DbSession
 from gateway.errors import Forbidden
 from gateway.seats.endings import RECHECK_SECONDS
-from gateway.seats.launch_store import launch_is_alive, live_lease_of_launch, redeem_launch, watch_of_view_launch
+from gateway.seats.launch_store import (
+    launch_is_alive,
+    live_lease_of_launch,
+    proven_launch,
+    redeem_launch,
+    report_connected,
+    watch_of_view_launch,
+)
 from gateway.seats.models import SeatLeaseState
 from gateway.supervision.monitoring import end_watch
 
@@ -44,11 +51,13 @@ class Redemption(BaseModel):
 
 class Connected(BaseModel):
     launch_id: str
+    token_sha256: str
     connection_id: str
 
 
 class Closed(BaseModel):
     launch_id: str
+    token_sha256: str
 
 
 def gate(request: Request, db: DbSession, clock: ClockDep) -> LaunchGate:
@@ -114,26 +123,45 @@ async def alive(
                 await asyncio.wait_for(ended.wait(), min(remaining, RECHECK_SECONDS))
 
 
+def _refused_report(db: DbSession, event: str, launch_id: str, error: LaunchRefused) -> JSONResponse:
+    record(
+        db,
+        actor="guacamole-lite",
+        action=f"seat.{event}",
+        target=launch_id[:64],
+        outcome="refused",
+        source="loopback",
+        detail={"reason": error.reason, "backend": "guacamole"},
+    )
+    return JSONResponse({"error": "report_refused", "message": error.reason}, status_code=403)
+
+
 @router.post("/connected")
-def connected(body: Connected, db: DbSession, clock: ClockDep) -> dict[str, str]:
-    """guacd's id of the agent's live connection: what a supervisor's read-only join selects."""
-    lease = live_lease_of_launch(db, body.launch_id)
-    if lease is not None:
-        lease.connection_id, lease.state, lease.last_activity_at = body.connection_id, SeatLeaseState.CONNECTED, clock()
-        db.add(lease)
-    return {"status": "ok"}
+def connected(body: Connected, db: DbSession, clock: ClockDep) -> JSONResponse:
+    """guacd's id of the agent's live connection: what a supervisor's read-only join selects. 403 (audited) without
+    the launch's token hash, or for a launch that already reported one."""
+    try:
+        report_connected(db, body.launch_id, body.token_sha256, body.connection_id, clock())
+    except LaunchRefused as error:
+        return _refused_report(db, "connected", body.launch_id, error)
+    return JSONResponse({"status": "ok"})
 
 
 @router.post("/closed")
-def closed(body: Closed, db: DbSession, clock: ClockDep) -> dict[str, str]:
-    """The websocket ended: an agent's seat waits for a reconnect; a supervisor's watch ends (audited)."""
+def closed(body: Closed, db: DbSession, clock: ClockDep) -> JSONResponse:
+    """The websocket ended: an agent's seat waits for a reconnect; a supervisor's watch ends (audited). 403 (audited)
+    without the launch's token hash."""
+    try:
+        proven_launch(db, body.launch_id, body.token_sha256)
+    except LaunchRefused as error:
+        return _refused_report(db, "closed", body.launch_id, error)
     if (watching := watch_of_view_launch(db, body.launch_id)) is not None:
         watch, supervisor = watching
         assert watch.id is not None
         end_watch(db, watch.id, supervisor, now=clock(), source="loopback")
-        return {"status": "ok"}
+        return JSONResponse({"status": "ok"})
     lease = live_lease_of_launch(db, body.launch_id)
     if lease is not None and lease.state is SeatLeaseState.CONNECTED:
         lease.state, lease.last_activity_at = SeatLeaseState.ASSIGNED, clock()
         db.add(lease)
-    return {"status": "ok"}
+    return JSONResponse({"status": "ok"})

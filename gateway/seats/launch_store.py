@@ -8,6 +8,7 @@ read-only join is bound to the watched lease and the SUPERVISOR's session (`bind
 the watch it was minted for is open, the supervisor signed in, the seat live and policy still allows watching.
 """
 
+import hmac
 from datetime import datetime
 
 from sqlalchemy import update
@@ -147,3 +148,29 @@ def redeem_launch(db: Session, gate: LaunchGate, launch_id: str, token_sha256: s
     elif live_lease_of_launch(db, launch_id) is None:
         raise LaunchRefused("the seat or the portal session of this launch has ended; sign in and open the app again")
     return launch
+
+
+def proven_launch(db: Session, launch_id: str, token_sha256: str) -> LaunchToken:
+    """The redeemed Guacamole launch whose token hashes to `token_sha256`: the proof server.js gives with its
+    `connected` and `closed` reports, as it alone holds the token it redeemed (loopback alone would let any local
+    account report for a launch id it learned). Raises `LaunchRefused` otherwise."""
+    row = db.get(LaunchToken, launch_id)
+    if row is None or row.backend != "guacamole" or row.used_at is None:
+        raise LaunchRefused("no redeemed launch has this id")
+    if not hmac.compare_digest(row.token_sha256, token_sha256):
+        raise LaunchRefused("the report does not carry the launch's token")
+    return row
+
+
+def report_connected(db: Session, launch_id: str, token_sha256: str, connection_id: str, now: datetime) -> None:
+    """Record guacd's id of the launch's live connection (what a supervisor's read-only join selects): once per
+    launch, so a later report cannot point the seat's joins at another connection. Raises `LaunchRefused`."""
+    launch = proven_launch(db, launch_id, token_sha256)
+    if launch.connection_id is not None:
+        raise LaunchRefused("this launch already reported its guacd connection")
+    launch.connection_id = connection_id
+    db.add(launch)
+    lease = live_lease_of_launch(db, launch_id)
+    if lease is not None:
+        lease.connection_id, lease.state, lease.last_activity_at = connection_id, SeatLeaseState.CONNECTED, now
+        db.add(lease)

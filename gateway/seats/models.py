@@ -74,6 +74,8 @@ class LaunchToken(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     used_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     used_by: str | None = Field(default=None, max_length=255)
+    connection_id: str | None = Field(default=None, max_length=64)
+    """guacd's id of the connection this launch opened, as server.js reported it: set once, never moved."""
 
 
 class RdpHostCertificate(SQLModel, table=True):

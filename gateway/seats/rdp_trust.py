@@ -3,8 +3,10 @@
 For an app whose policy says ``cert_trust_first_use``, the first launch reads the certificate the host presents
 (`rdp_certificate_fingerprint`), records it and audits ``seat.rdp_certificate`` / ``trusted_first_use``. Every later
 launch compares what the host shows now with the record: the same → guacd gets it as `cert-fingerprints`; another
-→ the launch is refused and audited (``certificate_changed``) until a security administrator removes the record or
-pins the new certificate in policy. guacd's own `cert-tofu` is never used: it would trust silently, per guacd host.
+→ refused and audited (``certificate_changed``) until a security administrator removes the record or pins the new
+certificate in policy; none, because the host offers no TLS or cannot be reached → refused and audited
+(``unreadable``), since standard RDP security would skip every certificate check. guacd's own `cert-tofu` is never
+used: it would trust silently, per guacd host.
 """
 
 from collections.abc import Callable
@@ -25,8 +27,8 @@ ReadFingerprint = Callable[[str, int], str]
 def trusted_fingerprint(db: Session, app: GuacamoleApp, login: str, now: datetime, read: ReadFingerprint) -> str | None:
     """The fingerprint guacd must accept for `app`, learning it on first use; None when policy pins or the CAs verify.
 
-    Raises `GuacamoleUnavailable` (audited) when the host cannot be read the first time or shows a changed
-    certificate; the caller's transaction must commit that audit row.
+    Raises `GuacamoleUnavailable` (audited) when the host cannot be read or offers no TLS (at any launch, not
+    only the first) or shows a changed certificate; the caller's transaction must commit that audit row.
     """
     if not app.cert_trust_first_use:
         return None
@@ -35,10 +37,10 @@ def trusted_fingerprint(db: Session, app: GuacamoleApp, login: str, now: datetim
     try:
         shown = read(host, port)
     except RdpCertificateUnavailable as error:
-        if known is not None:
-            return known.fingerprint  # guacd still refuses any other certificate; its own error tells the agent
-        _audit(db, app, login, "unreadable", {"error": str(error)})
-        raise GuacamoleUnavailable(f"the certificate of {host} could not be read to trust it: {error}") from None
+        # Refused even with a learned fingerprint: a host that now offers no TLS may be a downgrade (standard RDP
+        # security has no certificate for guacd to compare), and one the broker cannot probe proves nothing.
+        _audit(db, app, login, "unreadable", {"error": str(error), "trusted": known.fingerprint if known else ""})
+        raise GuacamoleUnavailable(f"the certificate of {host} could not be read to check it: {error}") from None
     if known is None:
         db.add(RdpHostCertificate(host=host, port=port, fingerprint=shown, first_seen_at=now, first_seen_for=login))
         db.flush()

@@ -14,6 +14,7 @@ PARAMETERS = {
     "disable-paste": "true",
     "enable-drive": "false",
     "enable-printing": "false",
+    "security": "tls",
 }
 
 

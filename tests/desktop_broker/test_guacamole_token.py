@@ -18,6 +18,7 @@ RDP = {
     "disable-paste": "true",
     "enable-drive": "false",
     "enable-printing": "false",
+    "security": "tls",
 }
 
 
@@ -90,6 +91,9 @@ def test_vnc_launch_needs_only_the_clipboard_switches():
         ("rdp", {**RDP, "hostname": ""}, "hostname"),
         ("rdp", {**RDP, "ignore-cert": "true"}, "certificate"),
         ("rdp", {**RDP, "cert-tofu": "true"}, "certificate"),
+        ("rdp", {name: value for name, value in RDP.items() if name != "security"}, "security"),
+        ("rdp", {**RDP, "security": "any"}, "may skip TLS"),
+        ("rdp", {**RDP, "security": "rdp"}, "may skip TLS"),
     ],
 )
 def test_unsafe_seat_parameters_are_refused(protocol, parameters, reason):

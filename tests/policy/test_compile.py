@@ -65,6 +65,7 @@ def test_rdp_parameters_follow_the_display_rules() -> None:
         "disable-upload": "false",
         "enable-printing": "true",
         "enable-audio-input": "true",
+        "security": "tls",
     }
 
 
@@ -148,8 +149,11 @@ def test_rdp_certificate_trust_is_pinned_learned_or_verified_and_never_ignored()
     with pytest.raises(PolicyError, match="needs the user's name"):
         compile_guacamole(effective, "pinned")
     verified = compile_guacamole(effective, "verified", user="li.wei")
-    for params in (pinned, verified):
+    learned = compile_guacamole(effective, "learned", learned_fingerprint=FINGERPRINT)
+    for params in (pinned, learned, verified):
         assert not {"ignore-cert", "cert-tofu"} & params.keys()
+        # FreeRDP checks a certificate only in a TLS handshake: guacd's default "any" would allow none.
+        assert params["security"] == "tls"
     assert "cert-fingerprints" not in verified
 
 

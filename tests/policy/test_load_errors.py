@@ -139,6 +139,10 @@ def test_times_written_without_quotes_are_times_not_base_sixty_numbers() -> None
         ("cert_fingerprints: [md5:00]", "is not a SHA-256 fingerprint"),
         ("cert_fingerprints: ['sha256:" + "ab" * 31 + "']", "is not a SHA-256 fingerprint"),
         ("cert_trust_first_use: true, cert_fingerprints: ['sha256:" + "ab" * 32 + "']", "drop one"),
+        # Standard RDP security has no TLS handshake, so no certificate would be checked at all.
+        ("cert_fingerprints: ['sha256:" + "ab" * 32 + "'], security: any", "without TLS"),
+        ("cert_trust_first_use: true, security: rdp", "without TLS"),
+        ("security: any", "without TLS"),
     ],
 )
 def test_rdp_certificate_options_are_checked(app: str, reason: str) -> None:

@@ -99,10 +99,10 @@ def _certificate(root: Path) -> str:
     return "sha256:" + ":".join(digest[i : i + 2] for i in range(0, 64, 2))
 
 
-def _xrdp_ini(root: Path, port: int) -> Path:
+def _xrdp_ini(root: Path, port: int, security_layer: str) -> Path:
     replaced = {
         "port": f"tcp://127.0.0.1:{port}",
-        "security_layer": "tls",
+        "security_layer": security_layer,
         "certificate": str(root / "cert.pem"),
         "key_file": str(root / "key.pem"),
         "LogFile": str(root / "xrdp.log"),
@@ -157,8 +157,12 @@ def _end_account_session(uid: int) -> None:
 
 
 @contextmanager
-def xrdp_host(app_argv: list[str]) -> Iterator[RdpHost]:
-    """xrdp + xrdp-sesman on loopback, one account whose session runs `app_argv` only; all removed afterwards."""
+def xrdp_host(app_argv: list[str], security_layer: str = "tls") -> Iterator[RdpHost]:
+    """xrdp + xrdp-sesman on loopback, one account whose session runs `app_argv` only; all removed afterwards.
+
+    `security_layer` is xrdp.ini's: "tls" (the default) or "rdp" for a host offering only standard RDP security, as
+    a downgrading host would; its certificate is made either way (the fingerprint the gateway may have learned).
+    """
     for tool in ("xrdp", "xrdp-sesman"):
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} is not installed (Debian: xrdp xorgxrdp; deploy/packages-test.txt)")
@@ -171,7 +175,11 @@ def xrdp_host(app_argv: list[str]) -> Iterator[RdpHost]:
     try:
         with (root / "sesman.out").open("wb") as log:
             started.append(subprocess.Popen(["xrdp-sesman", "-n", "-c", str(SESMAN_INI)], stdout=log, stderr=log))
-            started.append(subprocess.Popen(["xrdp", "-n", "-c", str(_xrdp_ini(root, port))], stdout=log, stderr=log))
+            started.append(
+                subprocess.Popen(
+                    ["xrdp", "-n", "-c", str(_xrdp_ini(root, port, security_layer))], stdout=log, stderr=log
+                )
+            )
         deadline = time.monotonic() + 10
         while True:
             try:

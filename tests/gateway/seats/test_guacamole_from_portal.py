@@ -152,7 +152,7 @@ def open_app(portal: SeatPortal, browser: Browser, client: httpx.Client, host: R
     page = context.new_page()
     page.goto(portal.base_url + "/agent")
     clicked = time.monotonic()
-    page.click('li[data-app="billing"] a')
+    page.click('li[data-app="billing"] button')
     page.wait_for_function("window.guacamoleState === 3", timeout=20_000)  # Guacamole.Client CONNECTED
     deadline = time.monotonic() + 20
     while not page_matches_seat(page, host):
@@ -189,6 +189,7 @@ def test_one_click_opens_only_the_rdp_app_with_policys_parameters_and_a_learned_
     assert (received["hostname"], received["port"]) == ("127.0.0.1", str(rdp_host.port))
     assert (received["username"], received["password"]) == (rdp_host.username, rdp_host.password)
     assert received["cert-fingerprints"] == rdp_host.fingerprint
+    assert received["security"] == "tls"  # not guacd's "any": FreeRDP checks the pin only in a TLS handshake
     assert (received["disable-copy"], received["disable-paste"]) == ("true", "true")
     assert (received["enable-drive"], received["enable-printing"]) == ("false", "false")
     assert (received["ignore-cert"], received["cert-tofu"], received["read-only"]) == ("", "", "")
@@ -404,6 +405,7 @@ def test_guacd_itself_refuses_an_rdp_host_whose_certificate_is_not_the_pinned_on
             "disable-paste": "true",
             "enable-drive": "false",
             "enable-printing": "false",
+            "security": "tls",
         }
         token = endpoint.gate.issue_seat_launch(user="agent1", seat="s", protocol="rdp", parameters=parameters).token
         mark = guacd.mark()

@@ -23,7 +23,7 @@ BAD = TWO_APPS_POLICY.replace("idle_timeout: 15m", "idle_timeout: 15x").replace(
 )
 SECRET = "guacamole-broker-secret-for-tests"
 RDP = {"hostname": "10.20.0.10", "disable-copy": "true", "disable-paste": "true", "enable-drive": "false"}
-RDP |= {"enable-printing": "false"}
+RDP |= {"enable-printing": "false", "security": "tls"}
 
 
 @pytest.fixture

@@ -64,10 +64,17 @@ def test_an_unreadable_host_is_not_trusted_blindly(db: Session) -> None:
     db.commit()
     assert db.get(RdpHostCertificate, ("rds.example", 3389)) is None
     assert outcomes(db) == ["unreadable"]
+
+
+def test_a_learned_host_that_now_shows_no_certificate_is_refused_and_audited(db: Session) -> None:
+    """No TLS now (a downgrade to standard RDP security) or no answer: the learned pin is not used blindly."""
     trusted_fingerprint(db, APP, "agent1", NOW, shows(FIRST))
     db.commit()
-    # Later, a host unreadable to the broker still gets only the pinned certificate through guacd.
-    assert trusted_fingerprint(db, APP, "agent1", NOW, shows(None)) == FIRST
+    with pytest.raises(GuacamoleUnavailable, match="could not be read"):
+        trusted_fingerprint(db, APP, "agent2", NOW, shows(None))
+    db.commit()
+    assert outcomes(db) == ["trusted_first_use", "unreadable"]
+    assert db.get(RdpHostCertificate, ("rds.example", 3389)).fingerprint == FIRST  # type: ignore[union-attr]
 
 
 def test_apps_that_pin_or_verify_learn_nothing(db: Session) -> None:
