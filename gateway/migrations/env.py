@@ -28,6 +28,14 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = make_engine(_url())
     with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Batch mode rebuilds a SQLite table by copying it and dropping the original; with foreign keys on, that
+            # drop deletes every row that references the table ON DELETE CASCADE (a live session's tunnel and seat
+            # leases). SQLite's own procedure (sqlite.org/lang_altertable.html, "other kinds of table schema
+            # changes"): foreign keys off outside the transaction, rebuild, then foreign_key_check before commit.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
         context.configure(connection=connection, target_metadata=SQLModel.metadata, render_as_batch=True)
         with context.begin_transaction():
             if connection.dialect.name == "postgresql":
@@ -35,6 +43,12 @@ def run_migrations_online() -> None:
                 # reads the revision the first committed and has nothing left to do. Released at commit.
                 connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('sohogw.migrations'))"))
             context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"the migration left rows whose references are broken: {broken[:5]}")
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
     engine.dispose()
 
 

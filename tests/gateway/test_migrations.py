@@ -1,5 +1,6 @@
 """The migrations are the schema: applied one revision at a time they keep data, and they match the models."""
 
+import sqlite3
 import uuid
 from pathlib import Path
 
@@ -49,3 +50,33 @@ def test_models_and_migrations_describe_the_same_schema(empty_db_url: str) -> No
         differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
     engine.dispose()
     assert differences == []
+
+
+def _insert_filled(db: sqlite3.Connection, table: str, **given: object) -> None:
+    """A row of ``table`` with ``given`` values and a placeholder of the right type in every other NOT NULL column."""
+    names, values = [], []
+    for _cid, name, declared, not_null, default, _pk in db.execute(f"PRAGMA table_info({table})"):
+        if name in given:
+            value = given[name]
+        elif not_null and default is None:
+            kind = declared.upper()
+            value = 1 if "INT" in kind or "BOOL" in kind else "2026-12-06 00:00:00" if "DATE" in kind else "x"
+        else:
+            continue
+        names.append(name)
+        values.append(value)
+    db.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(values))})", values)  # noqa: S608 - table and column names are the schema's own
+
+
+def test_upgrading_sqlite_keeps_the_rows_that_reference_a_rebuilt_table(tmp_path: Path) -> None:
+    """Batch mode rebuilds home_session on SQLite (0008): the rows that reference it ON DELETE CASCADE survive."""
+    path = tmp_path / "live.db"
+    upgrade(f"sqlite:///{path}", "0007")
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA foreign_keys=ON")
+        _insert_filled(db, "home_session", id="s1", login="alice", state="ACTIVE")
+        _insert_filled(db, "vpn_tunnel_lease", id=1, session_id="s1", login="alice")
+    upgrade(f"sqlite:///{path}")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT id FROM home_session").fetchall() == [("s1",)]
+        assert db.execute("SELECT session_id FROM vpn_tunnel_lease").fetchall() == [("s1",)]

@@ -6,6 +6,9 @@ directory is not reachable from a migration), so they get ``legacy:<name as type
 next sign-in (``gateway/sessions/adoption.py``): a legacy TOTP secret becomes the person's, legacy live sessions
 count for the one-live-session rule. Applications get their id when HR next acts on them.
 
+Contract: ``totp_secret`` is replaced by ``person_totp`` and ``home_session.person_id`` becomes NOT NULL, so nodes of
+the previous release cannot run on this schema: stop all nodes, ``sohogw db upgrade``, start all nodes.
+
 Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-06

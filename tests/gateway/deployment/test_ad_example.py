@@ -40,6 +40,7 @@ def test_the_worked_ad_example_runs_as_written(tmp_path: Path, samba_dc: SambaDC
     assert toml is not None
     config = tmp_path / "sohogw.toml"
     config.write_text(_lab(toml.group(1), samba_dc))
+    config.chmod(0o600)  # as the example says: it holds the directory's password
     company = CompanyCa.create(datetime.now(UTC))
     (tmp_path / "corp-chain.pem").write_bytes(
         b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (company.issuing, company.root))

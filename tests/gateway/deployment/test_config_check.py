@@ -60,6 +60,7 @@ def _check(tmp_path: Path, config: dict[str, object]) -> tuple[int, dict[str, st
     """Run the check on ``config`` written as TOML; the exit code and each check's line by check name."""
     path = tmp_path / "sohogw.toml"
     path.write_text(_toml(config))
+    path.chmod(0o600)  # it holds secrets: a world-readable one is refused before any check
     done = run_sohogw("config", "check", "--file", str(path), env={})
     lines = {line[9:23].strip(): line for line in done.stdout.splitlines() if line[:8].strip() in VERDICTS}
     return done.returncode, lines
@@ -192,6 +193,7 @@ def test_serve_refuses_to_start_with_a_readable_ca_key_and_audits_it(
     (data_dir / "ca" / "root-ca.key.pem").chmod(0o640)
     path = tmp_path / "sohogw.toml"
     path.write_text(_toml(config))
+    path.chmod(0o600)  # it holds secrets: a world-readable one is refused before any check
     port = free_port()
     done = run_sohogw("serve", "--port", str(port), env={"SOHOGW_CONFIG": str(path)}, timeout=60)
     assert done.returncode == 1

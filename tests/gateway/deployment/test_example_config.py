@@ -13,10 +13,13 @@ from gateway.settings import CONFIG_ENV, load_settings
 EXAMPLE = Path(__file__).resolve().parents[3] / "deploy" / "sohogw.example.toml"
 
 
-def test_the_example_loads_and_its_placeholders_are_unsafe(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_example_loads_and_its_placeholders_are_unsafe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for key in [k for k in os.environ if k.startswith("SOHOGW_")]:
         monkeypatch.delenv(key)
-    monkeypatch.setenv(CONFIG_ENV, str(EXAMPLE))
+    installed = tmp_path / "sohogw.toml"  # installed as the example's own first line says: it holds secrets
+    installed.write_text(EXAMPLE.read_text())
+    installed.chmod(0o600)
+    monkeypatch.setenv(CONFIG_ENV, str(installed))
     settings = load_settings()
     assert settings.directory_settings.kind == "active_directory" and settings.vpn.enabled
     assert settings.db_url.startswith("postgresql+psycopg://")
