@@ -63,11 +63,16 @@ def start_session(db: Session, login: str, now: datetime) -> HomeSession:
     return session
 
 
-def confirmed_number(db: Session, login: str, number: str, settings: VoiceSettings, now: datetime) -> int:
+def confirmed_number(
+    db: Session, login: str, number: str, settings: VoiceSettings, now: datetime, *, person_id: str | None = None
+) -> int:
+    """``number`` confirmed by its texted code for ``login``'s person (the one ``new_session`` gives, unless the
+    session came from a real directory: then its ``person_id``)."""
+    person = person_id or person_of(login)
     texts = TextedCodes()
-    added = add_number(db, person_of(login), login, number, settings, texts, actor=login, now=now)
+    added = add_number(db, person, login, number, settings, texts, actor=login, now=now)
     assert added.id is not None
-    confirm_number(db, person_of(login), added.id, texts.last_code(), settings, actor=login, now=now)
+    confirm_number(db, person, added.id, texts.last_code(), settings, actor=login, now=now)
     return added.id
 
 
