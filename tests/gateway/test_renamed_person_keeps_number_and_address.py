@@ -5,6 +5,7 @@ is placed), and their tunnel has the same addresses, because both are held by th
 (``objectGUID``), not by the account name.
 """
 
+import json
 import re
 import uuid
 from collections.abc import Iterator, Mapping
@@ -20,6 +21,7 @@ from ldap3 import MODIFY_REPLACE
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from gateway.audit.models import AuditEvent
 from gateway.clock import utcnow
 from gateway.db import session_scope
 from gateway.directory import open_directory
@@ -162,3 +164,7 @@ def test_a_renamed_account_keeps_its_confirmed_callback_number_and_its_tunnel_ad
         assert ready.status_code == 200 and ready.json()["number"] == "+86 138****5678", ready.text
         assert _tunnel_address(client) == address
     assert len(sms[0].received) == 1  # the number was never texted again
+    with session_scope(portal.engine) as db:
+        granted = db.exec(select(AuditEvent).where(AuditEvent.action == "vpn.lease")).all()
+    assert [row.target for row in granted] == [old, new]  # shown by the name of the day, held by one person
+    assert len({json.loads(row.detail)["person"] for row in granted}) == 1
