@@ -6,9 +6,10 @@ Such rows carry ``legacy:<name as typed>``. A row is the person's when that name
 the one confirmed first is kept and the others are deleted: a later one may be an attacker's. Legacy live sessions
 take the person's id, so the one-live-session rule and suspensions reach them. Each adoption is audited.
 
-Migration 0011 left ``legacy:<name>`` on callback numbers, VPN addresses, live call legs and desired tunnel leases
-whose login had no session to take the person from. A legacy number becomes the person's unless they already hold
-it; a legacy address becomes theirs when they hold none, else it is released to the pool (after the hold-back).
+Migration 0011 left ``legacy:<name>`` on callback numbers, VPN addresses, call legs and tunnel leases whose login
+had no session to take the person from, and on seat leases of pre-0008 sessions; the live ones are adopted. A
+legacy number becomes the person's unless they already hold it; a legacy address becomes theirs when they hold
+none, else it is released to the pool (after the hold-back).
 """
 
 from datetime import datetime
@@ -18,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from gateway.audit.service import record
 from gateway.directory import DirectoryUser
+from gateway.seats.models import SeatLease, SeatLeaseState
 from gateway.sessions.models import HomeSession, SessionState, TotpSecret
 from gateway.sessions.throttle import account_key
 from gateway.voice.models import LIVE_LEG_STATES, CallbackNumber, CallLeg
@@ -36,7 +38,7 @@ def _theirs(legacy_id: str, names: set[str]) -> bool:
 
 def adopt_legacy_rows(db: Session, session: HomeSession, user: DirectoryUser, now: datetime) -> None:
     """Give the person their pre-0008 TOTP secret and live sessions, and the callback numbers, addresses, live legs
-    and leases 0011 could not give a person; a no-op once nothing legacy is left."""
+    and tunnel and seat leases 0011 could not give a person; a no-op once nothing legacy is left."""
     names = _names(user)
     legacy_secrets = [
         s
@@ -58,7 +60,8 @@ def adopt_legacy_rows(db: Session, session: HomeSession, user: DirectoryUser, no
     addresses = [a for a in _theirs_of(db, AddressAssignment, names) if held is None or a.released_at is None]
     legs = [leg for leg in _theirs_of(db, CallLeg, names) if leg.wanted and leg.state in LIVE_LEG_STATES]
     leases = [lease for lease in _theirs_of(db, TunnelLease, names) if lease.state is LeaseState.DESIRED]
-    if not (legacy_secrets or legacy_sessions or numbers or addresses or legs or leases):
+    seats = [seat for seat in _theirs_of(db, SeatLease, names) if seat.state is not SeatLeaseState.ENDED]
+    if not (legacy_secrets or legacy_sessions or numbers or addresses or legs or leases or seats):
         return
     kept = None
     if db.get(TotpSecret, user.person_id) is None and legacy_secrets:
@@ -79,7 +82,7 @@ def adopt_legacy_rows(db: Session, session: HomeSession, user: DirectoryUser, no
     for legacy in legacy_sessions:
         legacy.person_id = user.person_id
         db.add(legacy)
-    for row in legs + leases:
+    for row in legs + leases + seats:
         row.person_id = user.person_id
         db.add(row)
     db.flush()
@@ -101,12 +104,13 @@ def adopt_legacy_rows(db: Session, session: HomeSession, user: DirectoryUser, no
             "addresses": [a.ipv4 for a in addresses],
             "call_legs": [leg.id for leg in legs],
             "tunnel_leases": [lease.id for lease in leases],
+            "seat_leases": [seat.id for seat in seats],
         },
         clock=lambda: now,
     )
 
 
-Keyed = TypeVar("Keyed", CallbackNumber, AddressAssignment, CallLeg, TunnelLease)
+Keyed = TypeVar("Keyed", CallbackNumber, AddressAssignment, CallLeg, TunnelLease, SeatLease)
 
 
 def _theirs_of(db: Session, table: type[Keyed], names: set[str]) -> list[Keyed]:

@@ -1,8 +1,9 @@
-"""person keys for callback numbers, call legs and events, VPN addresses and tunnel leases
+"""person keys for callback numbers, call legs and events, VPN addresses, tunnel leases and seat leases
 
 Callback numbers and VPN addresses were held by the account name, so a rename in the directory gave the person a new
-number to re-verify and a new tunnel address. They now carry the person's directory id (``person_id``, as
-home_session does since 0008); ``login`` stays for display, and no longer has to be unique.
+number to re-verify and a new tunnel address. They, the call legs and events, tunnel leases and seat leases now
+carry the person's directory id (``person_id``, as home_session does since 0008); ``login`` stays for display, and
+no longer has to be unique.
 
 An existing row takes the person of its own session where it has one, else of the newest session of its login, else
 ``legacy:<login>`` as 0008 does, to be adopted at the person's next sign-in (``gateway/sessions/adoption.py``). Where
@@ -26,8 +27,10 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 PERSON_ID = sqlmodel.sql.sqltypes.AutoString(length=255)
-WITH_SESSION = ("voice_call_leg", "voice_call_event", "vpn_tunnel_lease")
+WITH_SESSION = ("voice_call_leg", "voice_call_event", "vpn_tunnel_lease", "seat_lease")
 WITHOUT_SESSION = ("voice_callback_number", "vpn_address_assignment")
+COPIED = ("voice_call_leg", "voice_call_event", "vpn_tunnel_lease")
+"""Made NOT NULL by batch mode's copy of the table on SQLite (nothing references these tables)."""
 
 # The unnamed UNIQUE constraints of 0003 and 0004: PostgreSQL names them <table>_<columns>_key; SQLite leaves them
 # unnamed, so batch mode's copy names them by this convention to be able to drop them.
@@ -91,6 +94,15 @@ def _separate_duplicates() -> None:
     )
 
 
+def _person_column(table: str) -> sa.Column[str]:
+    """seat_lease cannot be copied on SQLite: launch_token's foreign key refuses dropping the old table while tokens
+    point at it. There the column is added NOT NULL with an empty default (SQLite keeps the declared default; no
+    row is left with it); PostgreSQL drops the default once filled."""
+    if table == "seat_lease":
+        return sa.Column("person_id", PERSON_ID, nullable=False, server_default="")
+    return sa.Column("person_id", PERSON_ID, nullable=True)
+
+
 def _naming() -> dict[str, str] | None:
     return SQLITE_UNIQUE if op.get_bind().dialect.name == "sqlite" else None
 
@@ -102,10 +114,13 @@ def _login_unique(table: str) -> str:
 
 def upgrade() -> None:
     for table in WITH_SESSION + WITHOUT_SESSION:
-        op.add_column(table, sa.Column("person_id", PERSON_ID, nullable=True))
+        op.add_column(table, _person_column(table))
         _fill(table)
     _separate_duplicates()
-    for table in WITH_SESSION:
+    if op.get_bind().dialect.name != "sqlite":
+        op.alter_column("seat_lease", "person_id", existing_type=PERSON_ID, server_default=None)
+    op.create_index(op.f("ix_seat_lease_person_id"), "seat_lease", ["person_id"], unique=False)
+    for table in COPIED:
         with op.batch_alter_table(table) as batch_op:
             batch_op.alter_column("person_id", existing_type=PERSON_ID, nullable=False)
             batch_op.create_index(batch_op.f(f"ix_{table}_person_id"), ["person_id"], unique=False)
@@ -132,7 +147,9 @@ def downgrade() -> None:
         batch_op.drop_constraint("voice_callback_number_person_id_e164_key", type_="unique")
         batch_op.create_unique_constraint(_login_unique("voice_callback_number"), ["login", "e164"])
         batch_op.drop_column("person_id")
-    for table in WITH_SESSION:
+    op.drop_index(op.f("ix_seat_lease_person_id"), table_name="seat_lease")
+    op.drop_column("seat_lease", "person_id")
+    for table in COPIED:
         with op.batch_alter_table(table) as batch_op:
             batch_op.drop_index(batch_op.f(f"ix_{table}_person_id"))
             batch_op.drop_column("person_id")

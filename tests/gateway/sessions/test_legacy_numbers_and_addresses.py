@@ -1,5 +1,6 @@
 """Callback numbers and VPN addresses from before migration 0011 (held by the account name) get the person of the
-newest session of their name, or ``legacy:<name>`` to be adopted at the person's next sign-in."""
+newest session of their name, or ``legacy:<name>`` to be adopted at the person's next sign-in; a seat lease (with a
+launch token pointing at it) gets its session's person."""
 
 import json
 import uuid
@@ -14,6 +15,7 @@ from sqlmodel import Session, select
 from gateway.audit.models import AuditEvent
 from gateway.db import make_engine, session_scope
 from gateway.migrate import upgrade
+from gateway.seats.models import SeatLease
 from gateway.voice.models import CallbackNumber
 from gateway.vpn.models import AddressAssignment
 from tests.gateway.sessions.conftest import GROUPS, PASSWORDS, Portal, sign_in
@@ -35,8 +37,8 @@ def _insert_number(db: Session, login: str, now: datetime) -> None:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def legacy_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A database at revision 0010: hr1 has a session and a number; sup1's number and address are under ``SUP1``,
-    a spelling no session has; then migrated to the newest revision."""
+    """A database at revision 0010: hr1 has a session, a seat lease and a number; sup1's number and address are
+    under ``SUP1``, a spelling no session has; then migrated to the newest revision."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'legacy.db'}"
     else:
@@ -54,6 +56,22 @@ def legacy_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[En
                 "3600, :now)"
             ),
             {"now": now - timedelta(days=1)},
+        )
+        db.execute(
+            text(
+                "INSERT INTO seat_lease (id, session_id, login, app_id, backend, node, seat_id, state, "
+                "idle_timeout_seconds, max_session_seconds, started_at, last_activity_at) VALUES ('lease1', "
+                "'hr1old', 'hr1', 'crm', 'x11', 'old', 'seat-1', 'ENDED', 60, 60, :now, :now)"
+            ),
+            {"now": now},
+        )
+        db.execute(
+            text(
+                "INSERT INTO launch_token (id, token_sha256, backend, mode, lease_id, session_id, login, seat_id, "
+                "created_at, expires_at) VALUES ('t1', 'sha', 'x11', 'interactive', 'lease1', 'hr1old', 'hr1', "
+                "'seat-1', :now, :now)"
+            ),
+            {"now": now},
         )
         _insert_number(db, "hr1", now)
         _insert_number(db, "SUP1", now)
@@ -75,8 +93,10 @@ def test_numbers_and_addresses_take_the_person_of_their_name_or_are_adopted_at_t
     with session_scope(legacy_engine) as db:
         numbers = {n.login: n.person_id for n in db.exec(select(CallbackNumber)).all()}
         address = db.exec(select(AddressAssignment)).one()
+        lease = db.get(SeatLease, "lease1")
     assert numbers == {"hr1": "builtin:hr1", "SUP1": "legacy:SUP1"}
     assert address.person_id == "legacy:SUP1"
+    assert lease is not None and lease.person_id == "builtin:hr1"
     url = legacy_engine.url.render_as_string(hide_password=False)
     with (
         serving_portal(

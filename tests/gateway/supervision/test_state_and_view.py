@@ -121,6 +121,7 @@ def test_seat_view_joins_session_tunnel_voice_seat_and_state(db: Session, seats:
         SeatLease(
             id="lease2",
             session_id=office.id,
+            person_id=office.person_id,
             login="agent2",
             app_id="crm",
             backend="guacamole",
