@@ -64,6 +64,7 @@ def seed(engine: Engine, seats: int) -> list[str]:
             db.add(
                 TunnelLease(
                     session_id=session.id,
+                    person_id=session.person_id,
                     login=login,
                     public_key=f"key{number}",
                     ipv4=f"10.99.{number // 250}.{number % 250 + 2}",

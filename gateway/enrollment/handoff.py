@@ -62,7 +62,7 @@ def grant_seat(db: Session, application: Application, handoff: HandOff, *, actor
     person = find_person(handoff.directory, application.user_dn or application.login)
     application.user_dn, application.upn = person.dn, person.upn or application.upn
     application.person_id = person.person_id
-    voice = _vet_callback_number(db, application, actor, now)
+    voice = _vet_callback_number(db, application, person.person_id, actor, now)
     db.add(
         CertificateRequest(
             application_id=application.id,
@@ -163,13 +163,13 @@ def _belongs_to(certificate: IssuedCertificate, application: Application, upn: s
     return name.casefold() == application.login.casefold()
 
 
-def _vet_callback_number(db: Session, application: Application, actor: str, now: datetime) -> str:
+def _vet_callback_number(db: Session, application: Application, person_id: str, actor: str, now: datetime) -> str:
     """Mark the number vetted in voice's registry; if the agent has not registered it there yet, it stays on the
     application (``vetted_number``) for voice to find."""
     if not application.callback_e164:
         return "none"
     try:
-        mark_vetted(db, application.login, application.callback_e164, actor, now)
+        mark_vetted(db, person_id, application.callback_e164, actor, now)
     except NotFound:
         return "not_registered"
     return "vetted"

@@ -27,12 +27,16 @@ class SeatEndReason(StrEnum):
 
 
 class SeatLease(SQLModel, table=True):
-    """One published app on one seat for one home session: desired state the seat reconciler makes true."""
+    """One published app on one seat for one home session: desired state the seat reconciler makes true.
+
+    Held by the person of the session (``person_id``, the directory's stable id); ``login`` is shown (watermark,
+    seat label)."""
 
     __tablename__ = "seat_lease"
 
     id: str = Field(primary_key=True, max_length=32)
     session_id: str = Field(foreign_key="home_session.id", index=True, max_length=32)
+    person_id: str = Field(max_length=255, index=True)
     login: str = Field(max_length=255, index=True)
     app_id: str = Field(max_length=128)
     backend: str = Field(max_length=16)

@@ -98,7 +98,12 @@ def launch(db: Session, session: HomeSession, app_id: str, now: datetime, seats:
             action="seat.launch",
             target=app_id,
             outcome="refused",
-            detail={"reason": "not published to this person", "session": session.id, "groups": effective.groups},
+            detail={
+                "reason": "not published to this person",
+                "session": session.id,
+                "groups": effective.groups,
+                "person": session.person_id,
+            },
         )
         raise AppNotPublished(f"the app {app_id!r} is not published to you; ask your security administrator") from None
     lease = live_lease(db, session.id, app_id)
@@ -172,7 +177,7 @@ def _refused(db: Session, session: HomeSession, app_id: str, reason: str) -> Non
         action="seat.launch",
         target=app_id,
         outcome="refused",
-        detail={"reason": reason, "session": session.id},
+        detail={"reason": reason, "session": session.id, "person": session.person_id},
     )
 
 
@@ -190,6 +195,7 @@ def _new_lease(
     lease = SeatLease(
         id=lease_id,
         session_id=session.id,
+        person_id=session.person_id,
         login=session.login,
         app_id=app.id,
         backend=app.backend,
@@ -211,7 +217,14 @@ def _new_lease(
         action="seat.launch",
         target=app.id,
         outcome="success",
-        detail={"lease": lease.id, "seat": seat_id, "node": node, "session": session.id, "backend": app.backend},
+        detail={
+            "lease": lease.id,
+            "seat": seat_id,
+            "node": node,
+            "session": session.id,
+            "backend": app.backend,
+            "person": session.person_id,
+        },
     )
     return lease
 
@@ -251,6 +264,7 @@ def end_seat(
             "seat": lease.seat_id,
             "app": lease.app_id,
             "session": lease.session_id,
+            "person": lease.person_id,
             **(detail or {}),
         },
     )

@@ -89,6 +89,7 @@ def spend(
                 "token_of": row.login if row else None,
                 "session": session.id if session else None,
                 "mode": mode,
+                "person": session.person_id if session else None,
             },
         )
         raise LaunchRefused(f"this seat link cannot be used: {reason}; start the app again from the portal")
@@ -100,7 +101,7 @@ def spend(
         action="seat.connect",
         target=lease.seat_id,
         outcome="success",
-        detail={"lease": lease.id, "app": lease.app_id, "mode": mode},
+        detail={"lease": lease.id, "app": lease.app_id, "mode": mode, "person": session.person_id if session else None},
     )
     return lease
 

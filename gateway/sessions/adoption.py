@@ -5,16 +5,25 @@ Such rows carry ``legacy:<name as typed>``. A row is the person's when that name
 (account name, sAMAccountName, UPN). Of several legacy TOTP secrets (one per spelling, the very flaw 0008 closes)
 the one confirmed first is kept and the others are deleted: a later one may be an attacker's. Legacy live sessions
 take the person's id, so the one-live-session rule and suspensions reach them. Each adoption is audited.
+
+Migration 0011 left ``legacy:<name>`` on callback numbers, VPN addresses, call legs and tunnel leases whose login
+had no session to take the person from, and on seat leases of pre-0008 sessions; the live ones are adopted. A
+legacy number becomes the person's unless they already hold it; a legacy address becomes theirs when they hold
+none, else it is released to the pool (after the hold-back).
 """
 
 from datetime import datetime
+from typing import TypeVar
 
 from sqlmodel import Session, col, select
 
 from gateway.audit.service import record
 from gateway.directory import DirectoryUser
+from gateway.seats.models import SeatLease, SeatLeaseState
 from gateway.sessions.models import HomeSession, SessionState, TotpSecret
 from gateway.sessions.throttle import account_key
+from gateway.voice.models import LIVE_LEG_STATES, CallbackNumber, CallLeg
+from gateway.vpn.models import AddressAssignment, LeaseState, TunnelLease
 
 LEGACY_PREFIX = "legacy:"
 
@@ -28,7 +37,8 @@ def _theirs(legacy_id: str, names: set[str]) -> bool:
 
 
 def adopt_legacy_rows(db: Session, session: HomeSession, user: DirectoryUser, now: datetime) -> None:
-    """Give the person their pre-0008 TOTP secret and live sessions; a no-op once nothing legacy is left."""
+    """Give the person their pre-0008 TOTP secret and live sessions, and the callback numbers, addresses, live legs
+    and tunnel and seat leases 0011 could not give a person; a no-op once nothing legacy is left."""
     names = _names(user)
     legacy_secrets = [
         s
@@ -44,7 +54,14 @@ def adopt_legacy_rows(db: Session, session: HomeSession, user: DirectoryUser, no
         ).all()
         if _theirs(s.person_id, names)
     ]
-    if not legacy_secrets and not legacy_sessions:
+    numbers = _theirs_of(db, CallbackNumber, names)
+    held = db.exec(select(AddressAssignment).where(AddressAssignment.person_id == user.person_id)).first()
+    # Once the person holds an address, their released legacy ones are the pool's: nothing left to adopt.
+    addresses = [a for a in _theirs_of(db, AddressAssignment, names) if held is None or a.released_at is None]
+    legs = [leg for leg in _theirs_of(db, CallLeg, names) if leg.wanted and leg.state in LIVE_LEG_STATES]
+    leases = [lease for lease in _theirs_of(db, TunnelLease, names) if lease.state is LeaseState.DESIRED]
+    seats = [seat for seat in _theirs_of(db, SeatLease, names) if seat.state is not SeatLeaseState.ENDED]
+    if not (legacy_secrets or legacy_sessions or numbers or addresses or legs or leases or seats):
         return
     kept = None
     if db.get(TotpSecret, user.person_id) is None and legacy_secrets:
@@ -65,7 +82,12 @@ def adopt_legacy_rows(db: Session, session: HomeSession, user: DirectoryUser, no
     for legacy in legacy_sessions:
         legacy.person_id = user.person_id
         db.add(legacy)
+    for row in legs + leases + seats:
+        row.person_id = user.person_id
+        db.add(row)
     db.flush()
+    _adopt_numbers(db, numbers, user)
+    _adopt_addresses(db, addresses, held, user, now)
     record(
         db,
         actor=user.login,
@@ -78,6 +100,51 @@ def adopt_legacy_rows(db: Session, session: HomeSession, user: DirectoryUser, no
             "totp_secrets": [s.person_id for s in legacy_secrets],
             "kept_secret_confirmed": kept.confirmed_at if kept else None,
             "sessions": [s.id for s in legacy_sessions],
+            "callback_numbers": [n.id for n in numbers],
+            "addresses": [a.ipv4 for a in addresses],
+            "call_legs": [leg.id for leg in legs],
+            "tunnel_leases": [lease.id for lease in leases],
+            "seat_leases": [seat.id for seat in seats],
         },
         clock=lambda: now,
     )
+
+
+Keyed = TypeVar("Keyed", CallbackNumber, AddressAssignment, CallLeg, TunnelLease, SeatLease)
+
+
+def _theirs_of(db: Session, table: type[Keyed], names: set[str]) -> list[Keyed]:
+    legacy = db.exec(select(table).where(col(table.person_id).startswith(LEGACY_PREFIX))).all()
+    return [row for row in legacy if _theirs(row.person_id, names)]
+
+
+def _adopt_numbers(db: Session, numbers: list[CallbackNumber], user: DirectoryUser) -> None:
+    """A legacy number the person already holds (added again under the new key) is dropped: theirs is kept."""
+    held = set(db.exec(select(CallbackNumber.e164).where(CallbackNumber.person_id == user.person_id)).all())
+    for number in numbers:
+        if number.e164 in held:
+            db.delete(number)
+            continue
+        number.person_id, number.login = user.person_id, user.login
+        held.add(number.e164)
+        db.add(number)
+    db.flush()
+
+
+def _adopt_addresses(
+    db: Session,
+    addresses: list[AddressAssignment],
+    held: AddressAssignment | None,
+    user: DirectoryUser,
+    now: datetime,
+) -> None:
+    """One address pair per person: the first legacy one when they hold none; the others are released to the pool
+    (another agent may take them after the hold-back)."""
+    for address in sorted(addresses, key=lambda a: a.ordinal):
+        if held is None:
+            address.person_id, address.login = user.person_id, user.login
+            held = address
+        elif address.released_at is None:
+            address.released_at = now
+        db.add(address)
+    db.flush()

@@ -43,6 +43,7 @@ def record_customer_call(db: Session, event: CustomerCallEvent, now: datetime) -
         return None
     row = CallEvent(
         session_id=leg.session_id,
+        person_id=leg.person_id,
         login=leg.login,
         leg_id=leg.id,
         kind=f"call.{event.kind.value}",

@@ -134,7 +134,7 @@ def _want_dial(db: Session, leg: CallLeg, settings: VoiceSettings, now: datetime
     except NumberRefused as refused:
         fail(db, leg, f"number no longer allowed: {refused.message}", now)
         return False
-    if dials_last_hour(db, leg.login, now) >= settings.callbacks_per_hour:
+    if dials_last_hour(db, leg.person_id, now) >= settings.callbacks_per_hour:
         leg.problem, leg.next_dial_at = "callback rate limit reached; waiting", now + RATE_LIMIT_PAUSE
         return False
     # The nonce tells this dial's events from those of the leg's earlier dials.

@@ -17,12 +17,17 @@ class NumberStatus(StrEnum):
 
 
 class CallbackNumber(SQLModel, table=True):
-    """A number an agent asked to be called back on. The code is stored only as a salted SHA-256."""
+    """A number an agent asked to be called back on. The code is stored only as a salted SHA-256.
+
+    It is the person's (``person_id``, the directory's stable id), so a renamed account keeps its verified numbers;
+    ``login`` is the account name it was last added under, for display.
+    """
 
     __tablename__ = "voice_callback_number"
-    __table_args__ = (UniqueConstraint("login", "e164"),)
+    __table_args__ = (UniqueConstraint("person_id", "e164"),)
 
     id: int | None = Field(default=None, primary_key=True)
+    person_id: str = Field(max_length=255, index=True)
     login: str = Field(max_length=255, index=True)
     e164: str = Field(max_length=20)
     region: str = Field(max_length=2)
@@ -63,7 +68,9 @@ class CallLeg(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=32)
     session_id: str = Field(max_length=32, index=True)
+    person_id: str = Field(max_length=255, index=True)
     login: str = Field(max_length=255, index=True)
+    """The account name of the session, for display."""
     e164: str = Field(max_length=20)
     state: LegState = Field(max_length=16, index=True)
     wanted: bool = True
@@ -89,6 +96,8 @@ class CallEvent(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     session_id: str = Field(max_length=32, index=True)
+    person_id: str = Field(max_length=255, index=True)
+    """Whose dials the hourly callback limit counts."""
     login: str = Field(max_length=255, index=True)
     leg_id: str | None = Field(default=None, max_length=32)
     kind: str = Field(max_length=32, index=True)

@@ -42,7 +42,7 @@ CODE_SENT = ("voice.number.add", "code_sent")
 
 
 def _limit_texts(
-    db: Session, login: str, number: CallbackNumber | None, settings: VoiceSettings, now: datetime
+    db: Session, person_id: str, login: str, number: CallbackNumber | None, settings: VoiceSettings, now: datetime
 ) -> None:
     """Refuse (audited) a code to a number texted moments ago, or beyond the agent's hourly count of texts."""
     wait = 0.0
@@ -73,7 +73,11 @@ def _limit_texts(
         action=action,
         target=login,
         outcome="too_many_codes",
-        detail={"number": mask(number.e164) if number is not None else None, "sent_last_hour": sent_last_hour},
+        detail={
+            "number": mask(number.e164) if number is not None else None,
+            "sent_last_hour": sent_last_hour,
+            "person": person_id,
+        },
         clock=lambda: now,
     )
     db.flush()
@@ -91,31 +95,42 @@ def _audit(db: Session, actor: str, action: str, number: CallbackNumber, outcome
         action=action,
         target=number.login,
         outcome=outcome,
-        detail={"number": mask(number.e164), "status": number.status.value},
+        detail={"number": mask(number.e164), "status": number.status.value, "person": number.person_id},
         clock=lambda: now,
     )
 
 
-def _find(db: Session, login: str, number_id: int) -> CallbackNumber:
+def _find(db: Session, person_id: str, number_id: int) -> CallbackNumber:
     number = db.get(CallbackNumber, number_id)
-    if number is None or number.login != login:
+    if number is None or number.person_id != person_id:
         raise NotFound("no such callback number on your account")
     return number
 
 
 def add_number(
-    db: Session, login: str, raw: str, settings: VoiceSettings, sms: SmsSender, *, actor: str, now: datetime
+    db: Session,
+    person_id: str,
+    login: str,
+    raw: str,
+    settings: VoiceSettings,
+    sms: SmsSender,
+    *,
+    actor: str,
+    now: datetime,
 ) -> CallbackNumber:
-    """Register ``raw`` for ``login`` (or re-send the code of one awaiting it) and text a one-time code to it."""
+    """Register ``raw`` for the person (or re-send the code of one awaiting it) and text a one-time code to it.
+
+    ``login`` is the person's account name now, kept on the number for display."""
     dialable = check_number(raw, settings)
     number = db.exec(
-        select(CallbackNumber).where(CallbackNumber.login == login, CallbackNumber.e164 == dialable.e164)
+        select(CallbackNumber).where(CallbackNumber.person_id == person_id, CallbackNumber.e164 == dialable.e164)
     ).first()
     if number is not None and number.status is not NumberStatus.AWAITING_CODE:
         raise Conflict(f"{mask(dialable.e164)} is already on your account")
-    _limit_texts(db, login, number, settings, now)
+    _limit_texts(db, person_id, login, number, settings, now)
     if number is None:
         number = CallbackNumber(
+            person_id=person_id,
             login=login,
             e164=dialable.e164,
             region=dialable.region,
@@ -128,7 +143,7 @@ def add_number(
     number.code_salt = secrets.token_hex(16)
     number.code_sha256 = _code_hash(number.code_salt, code)
     number.code_expires_at = now + timedelta(seconds=settings.code_ttl_seconds)
-    number.code_attempts, number.updated_at = 0, now
+    number.code_attempts, number.login, number.updated_at = 0, login, now
     db.add(number)
     db.flush()
     _audit(db, actor, CODE_SENT[0], number, CODE_SENT[1], now)
@@ -138,11 +153,11 @@ def add_number(
 
 
 def confirm_number(
-    db: Session, login: str, number_id: int, code: str, settings: VoiceSettings, *, actor: str, now: datetime
+    db: Session, person_id: str, number_id: int, code: str, settings: VoiceSettings, *, actor: str, now: datetime
 ) -> CallbackNumber:
     """Accept the texted code once, within its lifetime and attempt limit; the number then waits for approval or
     is confirmed, as the settings say."""
-    number = _find(db, login, number_id)
+    number = _find(db, person_id, number_id)
     if number.status is not NumberStatus.AWAITING_CODE or number.code_sha256 is None or number.code_salt is None:
         raise CodeRefused("this number is not waiting for a code")
     if number.code_expires_at is None or now >= as_utc(number.code_expires_at):
@@ -176,11 +191,13 @@ def approve_number(db: Session, number_id: int, *, actor: str, now: datetime) ->
     return number
 
 
-def mark_vetted(db: Session, login: str, e164: str, actor: str, now: datetime) -> CallbackNumber:
+def mark_vetted(db: Session, person_id: str, e164: str, actor: str, now: datetime) -> CallbackNumber:
     """HR's mark that this is the number checked at the home visit (used when ``require_hr_vetted`` is on)."""
-    number = db.exec(select(CallbackNumber).where(CallbackNumber.login == login, CallbackNumber.e164 == e164)).first()
+    number = db.exec(
+        select(CallbackNumber).where(CallbackNumber.person_id == person_id, CallbackNumber.e164 == e164)
+    ).first()
     if number is None:
-        raise NotFound(f"{login} has no callback number {mask(e164)}")
+        raise NotFound(f"{person_id} has no callback number {mask(e164)}")
     number.vetted_at, number.vetted_by, number.updated_at = now, actor, now
     db.add(number)
     db.flush()
@@ -188,26 +205,28 @@ def mark_vetted(db: Session, login: str, e164: str, actor: str, now: datetime) -
     return number
 
 
-def remove_number(db: Session, login: str, number_id: int, *, actor: str, now: datetime) -> None:
-    number = _find(db, login, number_id)
+def remove_number(db: Session, person_id: str, number_id: int, *, actor: str, now: datetime) -> None:
+    number = _find(db, person_id, number_id)
     _audit(db, actor, "voice.number.remove", number, "removed", now)
     db.delete(number)
     db.flush()
 
 
-def list_numbers(db: Session, login: str) -> list[NumberPublic]:
-    numbers = db.exec(select(CallbackNumber).where(CallbackNumber.login == login).order_by(col(CallbackNumber.id)))
+def list_numbers(db: Session, person_id: str) -> list[NumberPublic]:
+    numbers = db.exec(
+        select(CallbackNumber).where(CallbackNumber.person_id == person_id).order_by(col(CallbackNumber.id))
+    )
     return [
         NumberPublic(id=n.id or 0, masked=mask(n.e164), kind=n.kind, status=n.status, vetted=n.vetted_at is not None)
         for n in numbers
     ]
 
 
-def usable_number(db: Session, login: str, settings: VoiceSettings) -> CallbackNumber | None:
+def usable_number(db: Session, person_id: str, settings: VoiceSettings) -> CallbackNumber | None:
     """The number to call: confirmed (and vetted when required), still inside the policy; the latest wins."""
     query = (
         select(CallbackNumber)
-        .where(CallbackNumber.login == login, CallbackNumber.status == NumberStatus.CONFIRMED)
+        .where(CallbackNumber.person_id == person_id, CallbackNumber.status == NumberStatus.CONFIRMED)
         .order_by(col(CallbackNumber.confirmed_at).desc(), col(CallbackNumber.id).desc())
     )
     for number in db.exec(query):

@@ -62,7 +62,7 @@ def _page(
         request,
         "voice_phone.html",
         status_code,
-        numbers=numbers.list_numbers(db, session.login),
+        numbers=numbers.list_numbers(db, session.person_id),
         leg=current_leg(db, session.id),
         error=error,
     )
@@ -97,7 +97,9 @@ def add_number(
         request,
         db,
         session,
-        lambda: numbers.add_number(db, session.login, raw, settings.voice, sms, actor=session.login, now=clock()),
+        lambda: numbers.add_number(
+            db, session.person_id, session.login, raw, settings.voice, sms, actor=session.login, now=clock()
+        ),
     )
 
 
@@ -117,7 +119,7 @@ def confirm_number(
         db,
         session,
         lambda: numbers.confirm_number(
-            db, session.login, number_id, code, settings.voice, actor=session.login, now=clock()
+            db, session.person_id, number_id, code, settings.voice, actor=session.login, now=clock()
         ),
     )
 
@@ -130,7 +132,7 @@ def remove_number(
         request,
         db,
         session,
-        lambda: numbers.remove_number(db, session.login, number_id, actor=session.login, now=clock()),
+        lambda: numbers.remove_number(db, session.person_id, number_id, actor=session.login, now=clock()),
     )
 
 

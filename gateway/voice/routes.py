@@ -69,7 +69,7 @@ def webhook_event(
 
 @api.get("/numbers")
 def my_numbers(session: AgentSession, db: DbSession) -> list[NumberPublic]:
-    return numbers.list_numbers(db, session.login)
+    return numbers.list_numbers(db, session.person_id)
 
 
 @api.post("/numbers", status_code=201)
@@ -84,12 +84,12 @@ def add_number(
 ) -> NumberPublic:
     try:
         number = numbers.add_number(
-            db, session.login, body.number, settings, HttpSms(sms), actor=session.login, now=clock()
+            db, session.person_id, session.login, body.number, settings, HttpSms(sms), actor=session.login, now=clock()
         )
     except numbers.TooManyCodes:
         db.commit()  # the refusal's audit row must outlive the request's rollback
         raise
-    return next(n for n in numbers.list_numbers(db, session.login) if n.id == number.id)
+    return next(n for n in numbers.list_numbers(db, session.person_id) if n.id == number.id)
 
 
 @api.post("/numbers/{number_id}/confirm")
@@ -104,19 +104,19 @@ def confirm_number(
 ) -> NumberPublic:
     try:
         number = numbers.confirm_number(
-            db, session.login, number_id, body.code, settings, actor=session.login, now=clock()
+            db, session.person_id, number_id, body.code, settings, actor=session.login, now=clock()
         )
     except numbers.WrongCode:
         db.commit()  # the failed attempt must outlive the request's rollback, or the attempt limit means nothing
         raise
-    return next(n for n in numbers.list_numbers(db, session.login) if n.id == number.id)
+    return next(n for n in numbers.list_numbers(db, session.person_id) if n.id == number.id)
 
 
 @api.delete("/numbers/{number_id}", status_code=204)
 def remove_number(
     number_id: RowId, session: AgentSession, _checked: ScriptCsrf, db: DbSession, clock: ClockDep
 ) -> None:
-    numbers.remove_number(db, session.login, number_id, actor=session.login, now=clock())
+    numbers.remove_number(db, session.person_id, number_id, actor=session.login, now=clock())
 
 
 @api.post("/ready")

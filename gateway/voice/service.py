@@ -38,12 +38,22 @@ class CallbackRateLimited(GatewayError):
 
 
 def note(db: Session, leg: CallLeg, kind: str, now: datetime, *, cause: int | None = None) -> None:
-    db.add(CallEvent(session_id=leg.session_id, login=leg.login, leg_id=leg.id, kind=kind, cause=cause, at=now))
+    db.add(
+        CallEvent(
+            session_id=leg.session_id,
+            person_id=leg.person_id,
+            login=leg.login,
+            leg_id=leg.id,
+            kind=kind,
+            cause=cause,
+            at=now,
+        )
+    )
 
 
-def dials_last_hour(db: Session, login: str, now: datetime) -> int:
+def dials_last_hour(db: Session, person_id: str, now: datetime) -> int:
     query = select(func.count()).where(
-        CallEvent.login == login, CallEvent.kind == "dial", col(CallEvent.at) > now - timedelta(hours=1)
+        CallEvent.person_id == person_id, CallEvent.kind == "dial", col(CallEvent.at) > now - timedelta(hours=1)
     )
     return int(db.exec(query).one())
 
@@ -64,16 +74,17 @@ def request_callback(
     existing = live_leg(db, session.id)
     if existing is not None:
         return existing
-    number = usable_number(db, session.login, settings)
+    number = usable_number(db, session.person_id, settings)
     if number is None:
         needed = "confirmed and HR-vetted" if settings.require_hr_vetted else "confirmed (and approved)"
         raise NoCallbackNumber(f"no {needed} callback number on your account; add one under Voice")
     check_number(number.e164, settings)
-    if dials_last_hour(db, session.login, now) >= settings.callbacks_per_hour:
+    if dials_last_hour(db, session.person_id, now) >= settings.callbacks_per_hour:
         raise CallbackRateLimited("too many callbacks in the last hour; wait a few minutes or call your supervisor")
     leg = CallLeg(
         id=uuid.uuid4().hex,
         session_id=session.id,
+        person_id=session.person_id,
         login=session.login,
         e164=number.e164,
         state=LegState.REQUESTED,
@@ -90,7 +101,7 @@ def request_callback(
         action="voice.leg.request",
         target=session.login,
         outcome="requested",
-        detail={"session": session.id, "number": mask(number.e164)},
+        detail={"session": session.id, "number": mask(number.e164), "person": session.person_id},
         clock=lambda: now,
     )
     nudge_after_commit(db, LEG_CHANGED, leg.id)
@@ -197,6 +208,7 @@ def _report(db: Session, leg: CallLeg, outcome: str, now: datetime) -> None:
             "number": mask(leg.e164),
             "problem": leg.problem or "",
             "cause": leg.last_cause,
+            "person": leg.person_id,
         },
         clock=lambda: now,
     )

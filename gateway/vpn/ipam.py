@@ -1,4 +1,5 @@
-"""Address management: every agent gets one stable /32 and /128, the same in every session.
+"""Address management: every agent gets one stable /32 and /128, the same in every session (and after a rename:
+the addresses are the person's, by the directory's stable id).
 
 Host number N gives ``pool4 + N`` and ``pool6 + N``, so the two addresses of an agent always pair up. A new
 agent takes the next number after the highest in use, or, when the pool is full, the number of an agent whose
@@ -47,12 +48,14 @@ def _usable(settings: VpnSettings, ordinal: int) -> bool:
     return not own & set(_host(settings, ordinal))
 
 
-def assign(db: Session, login: str, settings: VpnSettings, now: datetime) -> AddressAssignment:
-    """The agent's addresses: their own again if they ever had some, else a free pair. Flushes, never commits."""
-    mine = db.exec(select(AddressAssignment).where(AddressAssignment.login == login)).first()
+def assign(db: Session, person_id: str, login: str, settings: VpnSettings, now: datetime) -> AddressAssignment:
+    """The person's addresses: their own again if they ever had some, else a free pair. Flushes, never commits.
+
+    ``login`` is the person's account name now, kept on the row for display."""
+    mine = db.exec(select(AddressAssignment).where(AddressAssignment.person_id == person_id)).first()
     if mine is not None:
-        if mine.released_at is not None:
-            mine.released_at = None
+        if mine.released_at is not None or mine.login != login:
+            mine.released_at, mine.login = None, login
             db.add(mine)
             db.flush()
         return mine
@@ -62,10 +65,12 @@ def assign(db: Session, login: str, settings: VpnSettings, now: datetime) -> Add
         ordinal += 1
     if _usable(settings, ordinal):
         ipv4, ipv6 = _host(settings, ordinal)
-        row = AddressAssignment(login=login, ordinal=ordinal, ipv4=ipv4, ipv6=ipv6, assigned_at=now)
+        row = AddressAssignment(
+            person_id=person_id, login=login, ordinal=ordinal, ipv4=ipv4, ipv6=ipv6, assigned_at=now
+        )
         db.add(row)
     else:
-        row = _take_over(db, login, settings, now)
+        row = _take_over(db, person_id, login, settings, now)
     try:
         db.flush()
     except IntegrityError as error:
@@ -73,7 +78,7 @@ def assign(db: Session, login: str, settings: VpnSettings, now: datetime) -> Add
     return row
 
 
-def _take_over(db: Session, login: str, settings: VpnSettings, now: datetime) -> AddressAssignment:
+def _take_over(db: Session, person_id: str, login: str, settings: VpnSettings, now: datetime) -> AddressAssignment:
     """Hand the longest-released address whose hold-back is over to a new agent."""
     cutoff = now - timedelta(hours=settings.hold_back_hours)
     row = db.exec(
@@ -86,14 +91,14 @@ def _take_over(db: Session, login: str, settings: VpnSettings, now: datetime) ->
     if row is None:
         raise PoolExhausted(f"no free VPN address is left in {settings.pool4} / {settings.pool6}")
     log.info("address %s passes from %s to %s", row.ipv4, row.login, login)
-    row.login, row.assigned_at, row.released_at = login, now, None
+    row.person_id, row.login, row.assigned_at, row.released_at = person_id, login, now, None
     db.add(row)
     return row
 
 
-def release(db: Session, login: str, now: datetime) -> None:
-    """The agent holds no tunnel any more; their address is kept for them through the hold-back period."""
-    row = db.exec(select(AddressAssignment).where(AddressAssignment.login == login)).first()
+def release(db: Session, person_id: str, now: datetime) -> None:
+    """The person holds no tunnel any more; their address is kept for them through the hold-back period."""
+    row = db.exec(select(AddressAssignment).where(AddressAssignment.person_id == person_id)).first()
     if row is not None and row.released_at is None:
         row.released_at = now
         db.add(row)

@@ -46,10 +46,11 @@ def lease_for_session(db: Session, session: HomeSession, now: datetime, settings
     if not session_may_tunnel(session, now):
         return None
     assert session.wireguard_key is not None  # checked by session_may_tunnel
-    address = ipam.assign(db, session.login, settings, now)
+    address = ipam.assign(db, session.person_id, session.login, settings, now)
     scope = compile_network_scope(evaluate(current_policy(db), policy_groups(session), now))
     lease = TunnelLease(
         session_id=session.id,
+        person_id=session.person_id,
         login=session.login,
         public_key=session.wireguard_key,
         ipv4=address.ipv4,
@@ -69,7 +70,13 @@ def lease_for_session(db: Session, session: HomeSession, now: datetime, settings
         action="vpn.lease",
         target=session.login,
         outcome="granted",
-        detail={"session": session.id, "ipv4": lease.ipv4, "ipv6": lease.ipv6, "public_key": lease.public_key},
+        detail={
+            "session": session.id,
+            "ipv4": lease.ipv4,
+            "ipv6": lease.ipv6,
+            "public_key": lease.public_key,
+            "person": session.person_id,
+        },
     )
     nudge_after_commit(db, LEASE_WRITTEN, session.id)
     return lease
@@ -104,13 +111,19 @@ def retire_ended_leases(db: Session, now: datetime) -> int:
             action="vpn.lease",
             target=lease.login,
             outcome="removed",
-            detail={"session": lease.session_id, "reason": session.end_reason.value if session.end_reason else None},
+            detail={
+                "session": lease.session_id,
+                "reason": session.end_reason.value if session.end_reason else None,
+                "person": lease.person_id,
+            },
         )
     db.flush()
-    for login in {lease.login for lease, _ in rows}:
+    for person_id in {lease.person_id for lease, _ in rows}:
         still = db.exec(
-            select(TunnelLease.id).where(TunnelLease.login == login).where(TunnelLease.state == LeaseState.DESIRED)
+            select(TunnelLease.id)
+            .where(TunnelLease.person_id == person_id)
+            .where(TunnelLease.state == LeaseState.DESIRED)
         ).first()
         if still is None:
-            ipam.release(db, login, now)
+            ipam.release(db, person_id, now)
     return len(rows)

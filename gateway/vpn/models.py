@@ -11,13 +11,16 @@ class AddressAssignment(SQLModel, table=True):
     """An agent's /32 and /128, kept across sessions; ``ordinal`` is the host number in both pools.
 
     Released when the agent's last tunnel ends, and held back for its owner for the configured period before
-    another agent may take it over. The unique constraints are what makes concurrent assignment safe.
+    another agent may take it over. The unique constraints are what makes concurrent assignment safe. Held by the
+    person (the directory's stable id), so a renamed account keeps its addresses; ``login`` is the account name it
+    was last assigned under, for display.
     """
 
     __tablename__ = "vpn_address_assignment"
 
     id: int | None = Field(default=None, primary_key=True)
-    login: str = Field(max_length=255, unique=True)
+    person_id: str = Field(max_length=255, unique=True)
+    login: str = Field(max_length=255)
     ordinal: int = Field(unique=True)
     ipv4: str = Field(max_length=15, unique=True)
     ipv6: str = Field(max_length=39, unique=True)
@@ -45,7 +48,9 @@ class TunnelLease(SQLModel, table=True):
     session_id: str = Field(
         sa_column=Column(String(32), ForeignKey("home_session.id", ondelete="CASCADE"), nullable=False, unique=True)
     )
+    person_id: str = Field(max_length=255, index=True)
     login: str = Field(max_length=255, index=True)
+    """The account name of the session, for display."""
     public_key: str = Field(max_length=64, index=True)
     ipv4: str = Field(max_length=15)
     ipv6: str = Field(max_length=39)

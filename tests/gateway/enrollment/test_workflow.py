@@ -144,6 +144,7 @@ def test_approval_adds_the_group_opens_a_certificate_request_and_vets_the_number
     with session_scope(portal.engine) as db:
         db.add(
             CallbackNumber(
+                person_id=portal.directory.lookup("applicant1").person_id,
                 login="applicant1",
                 e164=PHONE,
                 region="CN",

@@ -62,7 +62,7 @@ def _callback_leg(portal: SeatPortal, session_id: str, number: str = AGENT_NUMBE
     with session_scope(portal.engine) as db:
         session = db.get(HomeSession, session_id)
         assert session is not None
-        confirmed_number(db, session.login, number, VOICE, portal.clock())
+        confirmed_number(db, session.login, number, VOICE, portal.clock(), person_id=session.person_id)
         return request_callback(db, session, VOICE, actor="system", now=portal.clock()).id
 
 

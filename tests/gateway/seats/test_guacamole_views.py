@@ -66,6 +66,7 @@ def scene(db: Session) -> Iterator[Scene]:
     lease = SeatLease(
         id="l" * 32,
         session_id=agent.id,
+        person_id=agent.person_id,
         login="agent1",
         app_id="billing",
         backend="guacamole",

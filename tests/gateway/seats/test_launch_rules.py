@@ -3,6 +3,7 @@
 The real pool and real seats are exercised in test_pool.py and test_seat_in_browser.py; here the rules are.
 """
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -81,15 +82,19 @@ def seats() -> InProcessSeats:
     return InProcessSeats()
 
 
-def test_launch_writes_a_lease_and_labels_the_seat_with_the_agent(db: Session, seats: InProcessSeats) -> None:
+def test_launch_writes_a_lease_held_by_the_person_and_labels_the_seat_with_the_agent(
+    db: Session, seats: InProcessSeats
+) -> None:
     session = _session(db, "agent1")
     launched = service.launch(db, session, APP, NOW, seats)
     lease = launched.lease
     assert (lease.login, lease.app_id, lease.state, lease.node) == ("agent1", APP, SeatLeaseState.ASSIGNED, "node-a")
+    assert lease.person_id == session.person_id
     assert (lease.idle_timeout_seconds, lease.max_session_seconds) == (900, 8 * 3600)
     assert seats.held[lease.seat_id][:2] == (lease.id, "agent1")
     assert seats.held[lease.seat_id][2] == DisplayRules()  # the default policy allows nothing to cross
-    assert _audit(db, "seat.launch")[-1].outcome == "success"
+    launched_row = _audit(db, "seat.launch")[-1]
+    assert launched_row.outcome == "success" and json.loads(launched_row.detail)["person"] == session.person_id
 
 
 def test_an_app_not_published_to_the_person_is_refused_and_audited(db: Session, seats: InProcessSeats) -> None:
@@ -184,13 +189,15 @@ def test_ending_a_session_ends_its_seats_and_nudges_the_broker_after_commit(db: 
     finally:
         events.unlisten(service.SEAT_ENDED, listener)
     assert nudged == [("node-a", lease.seat_id)]
-    assert _audit(db, "seat.end")[-1].outcome == "session_ended"
+    ended = _audit(db, "seat.end")[-1]
+    assert ended.outcome == "session_ended" and json.loads(ended.detail)["person"] == session.person_id
 
 
 def _lease(state: SeatLeaseState = SeatLeaseState.CONNECTED) -> SeatLease:
     return SeatLease(
         id="l",
         session_id="s",
+        person_id="test:agent1",
         login="agent1",
         app_id=APP,
         backend="x11",

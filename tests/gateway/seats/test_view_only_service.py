@@ -53,6 +53,7 @@ def scene(db: Session) -> Iterator[Scene]:
         SeatLease(
             id=lease_id,
             session_id=agent.id,
+            person_id=agent.person_id,
             login="agent1",
             app_id="customer-console",
             backend="x11",

@@ -63,6 +63,7 @@ def test_vpn_down_failed_logins_and_idle_while_ready_are_raised(db: Session) -> 
     db.add(
         TunnelLease(
             session_id=tunnel_down.id,
+            person_id=tunnel_down.person_id,
             login="agent1",
             public_key="k1",
             ipv4="10.99.0.2",

@@ -54,7 +54,7 @@ def _seed(db: Session) -> None:
     for rule, login, raised in ALERTS:
         db.add(Alert(rule=rule, subject=login, login=login, message="m", raised_at=raised))
     for login, moment in VOICE_DROPS:
-        db.add(CallEvent(session_id="x", login=login, kind="dropped", at=moment))
+        db.add(CallEvent(session_id="x", person_id=f"test:{login}", login=login, kind="dropped", at=moment))
     db.flush()
 
 

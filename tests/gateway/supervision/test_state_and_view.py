@@ -81,6 +81,7 @@ def test_seat_view_joins_session_tunnel_voice_seat_and_state(db: Session, seats:
     db.add(
         TunnelLease(
             session_id=home.id,
+            person_id=home.person_id,
             login="agent1",
             public_key="k1",
             ipv4="10.99.0.2",
@@ -93,6 +94,7 @@ def test_seat_view_joins_session_tunnel_voice_seat_and_state(db: Session, seats:
     db.add(
         TunnelLease(
             session_id=office.id,
+            person_id=office.person_id,
             login="agent2",
             public_key="k2",
             ipv4="10.99.0.3",
@@ -106,6 +108,7 @@ def test_seat_view_joins_session_tunnel_voice_seat_and_state(db: Session, seats:
         CallLeg(
             id="leg1",
             session_id=home.id,
+            person_id=home.person_id,
             login="agent1",
             e164="+8613800000000",
             state=LegState.CONNECTED,
@@ -118,6 +121,7 @@ def test_seat_view_joins_session_tunnel_voice_seat_and_state(db: Session, seats:
         SeatLease(
             id="lease2",
             session_id=office.id,
+            person_id=office.person_id,
             login="agent2",
             app_id="crm",
             backend="guacamole",

@@ -36,11 +36,16 @@ class TextedCodes:
         return match.group(1)
 
 
+def person_of(login: str) -> str:
+    """The directory id the sessions these tests build give the account ``login``."""
+    return f"test:{login}"
+
+
 def new_session(login: str, now: datetime) -> HomeSession:
     """An active home session as a successful login leaves it (``open_session`` gives it its id and token)."""
     return HomeSession(
         state=SessionState.ACTIVE,
-        person_id=f"test:{login}",
+        person_id=person_of(login),
         login=login,
         user_dn=f"CN={login},DC=example",
         created_at=now,
@@ -58,11 +63,16 @@ def start_session(db: Session, login: str, now: datetime) -> HomeSession:
     return session
 
 
-def confirmed_number(db: Session, login: str, number: str, settings: VoiceSettings, now: datetime) -> int:
+def confirmed_number(
+    db: Session, login: str, number: str, settings: VoiceSettings, now: datetime, *, person_id: str | None = None
+) -> int:
+    """``number`` confirmed by its texted code for ``login``'s person (the one ``new_session`` gives, unless the
+    session came from a real directory: then its ``person_id``)."""
+    person = person_id or person_of(login)
     texts = TextedCodes()
-    added = add_number(db, login, number, settings, texts, actor=login, now=now)
+    added = add_number(db, person, login, number, settings, texts, actor=login, now=now)
     assert added.id is not None
-    confirm_number(db, login, added.id, texts.last_code(), settings, actor=login, now=now)
+    confirm_number(db, person, added.id, texts.last_code(), settings, actor=login, now=now)
     return added.id
 
 

@@ -24,7 +24,7 @@ from tests.gateway.voice.conftest import AGENT_NUMBER, TextedCodes, confirmed_nu
 
 def _added(db: Session, settings: VoiceSettings, now: datetime) -> tuple[CallbackNumber, TextedCodes]:
     texts = TextedCodes()
-    number = add_number(db, "agent1", AGENT_NUMBER, settings, texts, actor="agent1", now=now)
+    number = add_number(db, "test:agent1", "agent1", AGENT_NUMBER, settings, texts, actor="agent1", now=now)
     return number, texts
 
 
@@ -41,9 +41,11 @@ def test_code_is_texted_to_the_number_and_only_its_hash_is_stored(db: Session, n
 def test_right_code_confirms_the_number(db: Session, now: datetime) -> None:
     number, texts = _added(db, VoiceSettings(), now)
     assert number.id is not None
-    confirmed = confirm_number(db, "agent1", number.id, texts.last_code(), VoiceSettings(), actor="agent1", now=now)
+    confirmed = confirm_number(
+        db, "test:agent1", number.id, texts.last_code(), VoiceSettings(), actor="agent1", now=now
+    )
     assert confirmed.status is NumberStatus.CONFIRMED and confirmed.code_sha256 is None
-    assert usable_number(db, "agent1", VoiceSettings()) == confirmed
+    assert usable_number(db, "test:agent1", VoiceSettings()) == confirmed
 
 
 def test_wrong_codes_are_counted_and_the_limit_locks_the_code(db: Session, now: datetime) -> None:
@@ -53,9 +55,9 @@ def test_wrong_codes_are_counted_and_the_limit_locks_the_code(db: Session, now: 
     wrong = "000000" if texts.last_code() != "000000" else "111111"
     for _ in range(2):
         with pytest.raises(CodeRefused, match="wrong"):
-            confirm_number(db, "agent1", number.id, wrong, settings, actor="agent1", now=now)
+            confirm_number(db, "test:agent1", number.id, wrong, settings, actor="agent1", now=now)
     with pytest.raises(CodeRefused, match="too many"):
-        confirm_number(db, "agent1", number.id, texts.last_code(), settings, actor="agent1", now=now)
+        confirm_number(db, "test:agent1", number.id, texts.last_code(), settings, actor="agent1", now=now)
 
 
 def test_expired_code_is_refused(db: Session, now: datetime) -> None:
@@ -64,7 +66,7 @@ def test_expired_code_is_refused(db: Session, now: datetime) -> None:
     assert number.id is not None
     with pytest.raises(CodeRefused, match="expired"):
         confirm_number(
-            db, "agent1", number.id, texts.last_code(), settings, actor="agent1", now=now + timedelta(seconds=61)
+            db, "test:agent1", number.id, texts.last_code(), settings, actor="agent1", now=now + timedelta(seconds=61)
         )
 
 
@@ -72,38 +74,38 @@ def test_another_agents_number_cannot_be_confirmed(db: Session, now: datetime) -
     number, texts = _added(db, VoiceSettings(), now)
     assert number.id is not None
     with pytest.raises(Exception, match="no such callback number"):
-        confirm_number(db, "agent2", number.id, texts.last_code(), VoiceSettings(), actor="agent2", now=now)
+        confirm_number(db, "test:agent2", number.id, texts.last_code(), VoiceSettings(), actor="agent2", now=now)
 
 
 def test_changes_wait_for_approval_when_settings_say_so(db: Session, now: datetime) -> None:
     settings = VoiceSettings(changes_need_approval=True)
     number_id = confirmed_number(db, "agent1", AGENT_NUMBER, settings, now)
     assert db.get(CallbackNumber, number_id).status is NumberStatus.PENDING_APPROVAL  # type: ignore[union-attr]
-    assert usable_number(db, "agent1", settings) is None
+    assert usable_number(db, "test:agent1", settings) is None
     approve_number(db, number_id, actor="secadmin", now=now)
-    assert usable_number(db, "agent1", settings) is not None
+    assert usable_number(db, "test:agent1", settings) is not None
 
 
 def test_only_the_hr_vetted_number_is_used_when_required(db: Session, now: datetime) -> None:
     settings = VoiceSettings(require_hr_vetted=True)
     confirmed_number(db, "agent1", AGENT_NUMBER, settings, now)
     confirmed_number(db, "agent1", "+8613987654321", settings, now + timedelta(minutes=1))
-    assert usable_number(db, "agent1", settings) is None
-    mark_vetted(db, "agent1", AGENT_NUMBER, actor="hr1", now=now)
-    chosen = usable_number(db, "agent1", settings)
+    assert usable_number(db, "test:agent1", settings) is None
+    mark_vetted(db, "test:agent1", AGENT_NUMBER, actor="hr1", now=now)
+    chosen = usable_number(db, "test:agent1", settings)
     assert chosen is not None and chosen.e164 == AGENT_NUMBER
-    assert usable_number(db, "agent1", VoiceSettings()).e164 == "+8613987654321"  # type: ignore[union-attr]
+    assert usable_number(db, "test:agent1", VoiceSettings()).e164 == "+8613987654321"  # type: ignore[union-attr]
 
 
 def test_a_confirmed_number_cannot_be_added_again(db: Session, now: datetime) -> None:
     confirmed_number(db, "agent1", AGENT_NUMBER, VoiceSettings(), now)
     with pytest.raises(Conflict):
-        add_number(db, "agent1", AGENT_NUMBER, VoiceSettings(), TextedCodes(), actor="agent1", now=now)
+        add_number(db, "test:agent1", "agent1", AGENT_NUMBER, VoiceSettings(), TextedCodes(), actor="agent1", now=now)
 
 
 def test_numbers_are_masked_in_listings_and_audit(db: Session, now: datetime) -> None:
     confirmed_number(db, "agent1", AGENT_NUMBER, VoiceSettings(), now)
-    assert [n.masked for n in list_numbers(db, "agent1")] == ["+86 138****5678"]
+    assert [n.masked for n in list_numbers(db, "test:agent1")] == ["+86 138****5678"]
     rows = db.exec(select(AuditEvent).where(AuditEvent.target == "agent1")).all()
     assert [r.action for r in rows] == ["voice.number.add", "voice.number.confirm"]
     assert all(AGENT_NUMBER not in r.detail and "+86 138****5678" in r.detail for r in rows)
@@ -117,11 +119,15 @@ def test_a_new_code_for_the_same_number_waits_for_the_resend_interval(db: Sessio
     settings = VoiceSettings(code_resend_seconds=60)
     number, texts = _added(db, settings, now)
     with pytest.raises(TooManyCodes, match=r"wait 31 s"):
-        add_number(db, "agent1", AGENT_NUMBER, settings, texts, actor="agent1", now=now + timedelta(seconds=30))
+        add_number(
+            db, "test:agent1", "agent1", AGENT_NUMBER, settings, texts, actor="agent1", now=now + timedelta(seconds=30)
+        )
     assert len(texts.sent) == 1
     [refused] = _refused_texts(db)
     assert refused.actor == "agent1" and "13812345678" not in refused.detail
-    again = add_number(db, "agent1", AGENT_NUMBER, settings, texts, actor="agent1", now=now + timedelta(seconds=61))
+    again = add_number(
+        db, "test:agent1", "agent1", AGENT_NUMBER, settings, texts, actor="agent1", now=now + timedelta(seconds=61)
+    )
     assert again.id == number.id and len(texts.sent) == 2
 
 
@@ -129,9 +135,22 @@ def test_codes_per_hour_bound_the_texts_over_all_numbers(db: Session, now: datet
     settings = VoiceSettings(codes_per_hour=2)
     texts = TextedCodes()
     for minute, raw in enumerate(["+8613812345678", "+8613912345678"]):
-        add_number(db, "agent1", raw, settings, texts, actor="agent1", now=now + timedelta(minutes=minute))
+        add_number(
+            db, "test:agent1", "agent1", raw, settings, texts, actor="agent1", now=now + timedelta(minutes=minute)
+        )
     with pytest.raises(TooManyCodes, match=r"2 codes were texted in the last hour"):
-        add_number(db, "agent1", "+8613712345678", settings, texts, actor="agent1", now=now + timedelta(minutes=5))
+        add_number(
+            db,
+            "test:agent1",
+            "agent1",
+            "+8613712345678",
+            settings,
+            texts,
+            actor="agent1",
+            now=now + timedelta(minutes=5),
+        )
     assert len(texts.sent) == 2 and len(_refused_texts(db)) == 1
-    add_number(db, "agent1", "+8613712345678", settings, texts, actor="agent1", now=now + timedelta(minutes=61))
+    add_number(
+        db, "test:agent1", "agent1", "+8613712345678", settings, texts, actor="agent1", now=now + timedelta(minutes=61)
+    )
     assert len(texts.sent) == 3

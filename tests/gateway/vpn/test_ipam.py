@@ -16,10 +16,10 @@ NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
 def test_an_agent_gets_the_same_addresses_in_every_session(db: Session) -> None:
     settings = VpnSettings()
-    first = ipam.assign(db, "li.na", settings, NOW)
-    other = ipam.assign(db, "wang.fang", settings, NOW)
-    ipam.release(db, "li.na", NOW)
-    again = ipam.assign(db, "li.na", settings, NOW + timedelta(days=30))
+    first = ipam.assign(db, "test:li.na", "li.na", settings, NOW)
+    other = ipam.assign(db, "test:wang.fang", "wang.fang", settings, NOW)
+    ipam.release(db, "test:li.na", NOW)
+    again = ipam.assign(db, "test:li.na", "li.na", settings, NOW + timedelta(days=30))
     assert (again.ipv4, again.ipv6) == (first.ipv4, first.ipv6)
     assert again.released_at is None
     assert first.ipv4 != other.ipv4 and first.ipv6 != other.ipv6
@@ -28,7 +28,7 @@ def test_an_agent_gets_the_same_addresses_in_every_session(db: Session) -> None:
 
 def test_the_gateway_address_and_the_network_address_are_never_handed_out(db: Session) -> None:
     settings = VpnSettings()
-    assigned = {ipam.assign(db, f"agent{n}", settings, NOW).ipv4 for n in range(3)}
+    assigned = {ipam.assign(db, f"test:agent{n}", f"agent{n}", settings, NOW).ipv4 for n in range(3)}
     assert assigned == {"10.77.0.2", "10.77.0.3", "10.77.0.4"}
 
 
@@ -36,15 +36,17 @@ def test_a_released_address_is_held_back_for_its_owner_then_reused(db: Session) 
     settings = VpnSettings.model_validate(
         {"pool4": "10.88.0.0/29", "pool6": "fd88::/125", "gateway_addresses": ["10.88.0.1/29", "fd88::1/125"]}
     )
-    owners = [ipam.assign(db, f"agent{n}", settings, NOW) for n in range(5)]  # .2 … .6: the pool is full
+    owners = [
+        ipam.assign(db, f"test:agent{n}", f"agent{n}", settings, NOW) for n in range(5)
+    ]  # .2 … .6: the pool is full
     with pytest.raises(ipam.PoolExhausted):
-        ipam.assign(db, "newcomer", settings, NOW)
-    ipam.release(db, "agent2", NOW)
+        ipam.assign(db, "test:newcomer", "newcomer", settings, NOW)
+    ipam.release(db, "test:agent2", NOW)
     with pytest.raises(ipam.PoolExhausted):
-        ipam.assign(db, "newcomer", settings, NOW + timedelta(hours=23))
-    taken = ipam.assign(db, "newcomer", settings, NOW + timedelta(hours=24, seconds=1))
+        ipam.assign(db, "test:newcomer", "newcomer", settings, NOW + timedelta(hours=23))
+    taken = ipam.assign(db, "test:newcomer", "newcomer", settings, NOW + timedelta(hours=24, seconds=1))
     assert (taken.ipv4, taken.ipv6) == (owners[2].ipv4, owners[2].ipv6)
-    assert db.exec(select(AddressAssignment).where(AddressAssignment.login == "agent2")).first() is None
+    assert db.exec(select(AddressAssignment).where(AddressAssignment.person_id == "test:agent2")).first() is None
 
 
 def test_concurrent_assignments_never_collide(engine: Engine) -> None:
@@ -59,7 +61,7 @@ def test_concurrent_assignments_never_collide(engine: Engine) -> None:
         for login in mine:
 
             def assign(db: Session, login: str = login) -> AddressAssignment:
-                return ipam.assign(db, login, settings, NOW)
+                return ipam.assign(db, f"test:{login}", login, settings, NOW)
 
             try:
                 row = ipam.retrying(engine, assign)

@@ -72,7 +72,7 @@ def test_ending_the_session_retires_the_lease_and_releases_the_address(db: Sessi
     end_session(db, session, EndReason.LOGOUT, actor="li.na", now=NOW)
     assert retire_ended_leases(db, NOW) == 1
     assert lease.state is LeaseState.REMOVED and lease.removed_at == NOW
-    address = db.exec(select(AddressAssignment).where(AddressAssignment.login == "li.na")).one()
+    address = db.exec(select(AddressAssignment).where(AddressAssignment.person_id == "test:li.na")).one()
     assert address.released_at is not None and as_utc(address.released_at) == NOW
     assert retire_ended_leases(db, NOW) == 0
 
