@@ -63,6 +63,7 @@ def _secrets(settings: Settings) -> dict[str, tuple[str | None, int]]:
     if directory.kind != "builtin":
         found["directory.bind_password"] = (directory.bind_password.get_secret_value(), 1)
     optional = {
+        "portal.proxy_secret": (settings.portal.proxy_secret, MIN_MACHINE_SECRET),
         "seats.guacamole_secret": (settings.seats.guacamole_secret, MIN_MACHINE_SECRET),
         "supervision.platform_secret": (supervision.platform_secret, MIN_MACHINE_SECRET),
         "supervision.mail.password": (supervision.mail.password, 1),

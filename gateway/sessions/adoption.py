@@ -6,7 +6,7 @@ Such rows carry ``legacy:<name as typed>``. A row is the person's when that name
 the one confirmed first is kept and the others are deleted: a later one may be an attacker's. Legacy live sessions
 take the person's id, so the one-live-session rule and suspensions reach them. Each adoption is audited.
 
-Migration 0011 left ``legacy:<name>`` on callback numbers, VPN addresses, call legs and tunnel leases whose login
+Migration 0012 left ``legacy:<name>`` on callback numbers, VPN addresses, call legs and tunnel leases whose login
 had no session to take the person from, and on seat leases of pre-0008 sessions; the live ones are adopted. A
 legacy number becomes the person's unless they already hold it; a legacy address becomes theirs when they hold
 none, else it is released to the pool (after the hold-back).
@@ -38,7 +38,7 @@ def _theirs(legacy_id: str, names: set[str]) -> bool:
 
 def adopt_legacy_rows(db: Session, session: HomeSession, user: DirectoryUser, now: datetime) -> None:
     """Give the person their pre-0008 TOTP secret and live sessions, and the callback numbers, addresses, live legs
-    and tunnel and seat leases 0011 could not give a person; a no-op once nothing legacy is left."""
+    and tunnel and seat leases 0012 could not give a person; a no-op once nothing legacy is left."""
     names = _names(user)
     legacy_secrets = [
         s

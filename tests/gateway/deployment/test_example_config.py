@@ -25,7 +25,8 @@ def test_the_example_loads_and_its_placeholders_are_unsafe(monkeypatch: pytest.M
     assert settings.db_url.startswith("postgresql+psycopg://")
     secrets = next(f for f in safety_findings(settings) if f.check == "secrets")
     assert secrets.verdict is Verdict.UNSAFE
-    placeholders = ["database_url's password", "directory.bind_password", "seats.guacamole_secret",
-                    "supervision.platform_secret", "supervision.mail.password", "sms.bearer_token"]  # fmt: skip
+    placeholders = ["database_url's password", "directory.bind_password", "portal.proxy_secret",
+                    "seats.guacamole_secret", "supervision.platform_secret", "supervision.mail.password",
+                    "sms.bearer_token"]  # fmt: skip
     for key in placeholders:
         assert f"{key} is a placeholder" in secrets.message

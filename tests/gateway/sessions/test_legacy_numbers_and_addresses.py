@@ -1,4 +1,4 @@
-"""Callback numbers and VPN addresses from before migration 0011 (held by the account name) get the person of the
+"""Callback numbers and VPN addresses from before migration 0012 (held by the account name) get the person of the
 newest session of their name, or ``legacy:<name>`` to be adopted at the person's next sign-in; a seat lease (with a
 launch token pointing at it) gets its session's person."""
 
@@ -43,7 +43,7 @@ def legacy_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[En
         url = f"sqlite:///{tmp_path / 'legacy.db'}"
     else:
         url = create_database(request.getfixturevalue("postgres_admin_url"), f"sohogw_legacy_{uuid.uuid4().hex[:8]}")
-    upgrade(url, "0010")
+    upgrade(url, "0011")
     engine = make_engine(url)
     now = datetime.now(UTC)
     with session_scope(engine) as db:

@@ -10,8 +10,11 @@ An existing row takes the person of its own session where it has one, else of th
 two account names of one person held the same callback number, or each held addresses, the oldest row keeps the
 person and the others become ``legacy:<login>`` (addresses released, so they return to the pool after the hold-back).
 
-Revision ID: 0011
-Revises: 0010
+Contract: the unique keys move from the account name to person_id and person_id becomes NOT NULL, so nodes of the
+previous release cannot write these rows: stop all nodes, ``sohogw db upgrade``, start all nodes.
+
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-06
 """
 
@@ -21,8 +24,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0011"
-down_revision: str | None = "0010"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
