@@ -37,11 +37,15 @@ def _warm_ids(pool: SeatPool) -> set[str]:
 
 
 def _processes_of(uid: int) -> list[int]:
+    """Live processes of ``uid``. A zombie is not one: it has left the seat's cgroup and runs nothing, and whoever
+    inherited it (init, for a child of the app) reaps it in its own time."""
     found = []
     for proc in Path("/proc").iterdir():
         try:
             if proc.name.isdigit() and proc.stat().st_uid == uid:
-                found.append(int(proc.name))
+                state = (proc / "stat").read_text().rpartition(")")[2].split()[0]
+                if state not in ("Z", "X"):
+                    found.append(int(proc.name))
         except FileNotFoundError:
             continue
     return found
