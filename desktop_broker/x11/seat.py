@@ -26,6 +26,7 @@ from desktop_broker.x11.code_path import seat_python_path
 from desktop_broker.x11.display import XDisplay, start_display
 from desktop_broker.x11.errors import SeatStartFailed
 from desktop_broker.x11.processes import pss_kib, stop_process
+from desktop_broker.x11.shared_memory import remove_segments_of
 from desktop_broker.x11.spec import RfbAddress, SeatSpec
 from desktop_broker.x11.users import SeatUser, processes_of, provide_seat_user, remove_seat_user
 from desktop_broker.x11.vnc_server import start_x11vnc
@@ -121,6 +122,7 @@ class SeatProcess:
             self.cgroup.remove()
         if self.user.created:
             egress.remove_egress(self.user.uid)
+            remove_segments_of(self.user.uid)
         remove_seat_user(self.user)
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
         if self.feed_dir is not None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from desktop_broker.x11 import cgroups, egress
+from desktop_broker.x11.shared_memory import remove_segments_of
 from desktop_broker.x11.unix_accounts import ACCOUNTS_LOCK, create_account, processes_of, remove_account
 
 __all__ = [
@@ -230,6 +231,7 @@ def _remove_users_of(instance_id: str) -> list[str]:
         match = _SEAT_USER_NAME.match(entry.pw_name)
         if match and match["instance"] == instance_id:
             home = Path(entry.pw_dir)
+            remove_segments_of(entry.pw_uid)
             remove_account(
                 entry.pw_name, entry.pw_uid, home if home.name == entry.pw_name else None, ACCOUNT_RETRY_SECONDS
             )

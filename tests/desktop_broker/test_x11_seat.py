@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from desktop_broker.x11 import SeatStartFailed, wait_for_first_frame
+from desktop_broker.x11.shared_memory import segments_of
 from desktop_broker.x11.watermark import BACKGROUND, STRIP_HEIGHT, TEXT_COLOUR
 from tests.desktop_broker.x11_fixtures import (
     RunningSeat,
@@ -118,6 +119,8 @@ def test_stop_leaves_no_process_user_or_file_behind() -> None:
         seat = running.seat
         x_run(seat, ["touch", "/tmp/sohoseat-leftover-test"], as_seat_user=True)
         x_run(seat, ["sh", "-c", "echo x > $HOME/notes.txt"], as_seat_user=True)
+        x_run(seat, ["ipcmk", "-M", "4096"], as_seat_user=True)  # as a killed x11vnc's MIT-SHM segment stays
+        assert segments_of(seat.user.uid), "the seat user's shared memory segment should exist"
         clip = x_run(
             seat,
             ["xclip", "-selection", "clipboard", "-i"],
@@ -138,6 +141,7 @@ def test_stop_leaves_no_process_user_or_file_behind() -> None:
         assert not seat.user.home.exists()
         assert not seat.runtime_dir.exists()
         assert not os.path.exists("/tmp/sohoseat-leftover-test")
+        assert segments_of(seat.user.uid) == []
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", seat.rfb_address.port), timeout=1).close()
 
