@@ -45,6 +45,7 @@ include /etc/ldap/schema/inetorgperson.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
 moduleload memberof
+moduleload syncprov
 pidfile {root}/slapd.pid
 argsfile {root}/slapd.args
 TLSCACertificateFile {root}/ca.pem
@@ -57,6 +58,7 @@ rootdn "{admin}"
 rootpw {admin_password}
 directory {root}/db
 overlay memberof
+overlay syncprov
 access to attrs=userPassword by self =xw by anonymous auth by * none
 access to * by dn.exact="{service}" write by users read by * none
 """
