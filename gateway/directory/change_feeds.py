@@ -10,8 +10,13 @@ OpenLDAP: the content synchronisation search of RFC 4533 in refreshAndPersist mo
 overlay. Without a cookie the server first sends every entry in scope (sync state ``add``), then a Sync Info
 message, then each change as it happens (state ``modify`` or ``delete``; a new entry is ``add``). Entries in state
 ``add`` cannot hold a live session or have lost a member, so only ``modify`` and ``delete`` count as changes.
+
+A changed entry is named twice, by its DN and by its stable id (AD ``objectGUID``, OpenLDAP ``entryUUID``, as the
+directories give ``person_id``): AD reports a deleted account under its new DN in Deleted Objects, and a rename
+changes the DN, but neither changes the id.
 """
 
+import uuid
 from typing import Any
 
 from ldap3 import LEVEL, SUBTREE
@@ -40,9 +45,15 @@ class AdChangeNotification:
     def controls(self) -> list[Control]:
         return [(NOTIFICATION_OID, True, None)]
 
-    def changed_dn(self, response: dict[str, Any]) -> str | None:
-        """Every entry AD sends on a notification search is one that changed."""
-        return str(response["dn"]) if response.get("type") == "searchResEntry" else None
+    def attributes(self) -> list[str]:
+        return ["objectGUID"]
+
+    def changed(self, response: dict[str, Any]) -> set[str]:
+        """Every entry AD sends on a notification search is one that changed: its DN and objectGUID."""
+        if response.get("type") != "searchResEntry":
+            return set()
+        guids = (response.get("raw_attributes") or {}).get("objectGUID") or []
+        return {str(response["dn"]), *(str(uuid.UUID(bytes_le=bytes(g))) for g in guids[:1])}
 
 
 class SyncReplPersist:
@@ -59,12 +70,18 @@ class SyncReplPersist:
     def controls(self) -> list[Control]:
         return [(SYNC_REQUEST_OID, True, _REFRESH_AND_PERSIST)]
 
-    def changed_dn(self, response: dict[str, Any]) -> str | None:
-        """The DN of an entry modified or deleted after the refresh; None for the refresh's own entries."""
+    def attributes(self) -> list[str]:
+        return ["1.1"]  # no attributes: the sync state control carries the entryUUID
+
+    def changed(self, response: dict[str, Any]) -> set[str]:
+        """DN and entryUUID of an entry modified or deleted after the refresh; nothing for the refresh's entries."""
         if response.get("type") != "searchResEntry":
-            return None
+            return set()
         control = (response.get("controls") or {}).get(SYNC_STATE_OID)
         if control is None:
-            return None
-        state, _rest = decoder.decode(bytes(control["value"]))  # syncStateValue ::= SEQUENCE { state, entryUUID, … }
-        return str(response["dn"]) if int(state[0]) in (_SYNC_MODIFY, _SYNC_DELETE) else None
+            return set()
+        # syncStateValue ::= SEQUENCE { state ENUMERATED, entryUUID OCTET STRING (16 bytes), cookie OPTIONAL }
+        value, _rest = decoder.decode(bytes(control["value"]))
+        if int(value[0]) not in (_SYNC_MODIFY, _SYNC_DELETE):
+            return set()
+        return {str(response["dn"]), str(uuid.UUID(bytes=bytes(value[1])))}

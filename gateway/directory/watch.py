@@ -1,9 +1,9 @@
 """A subscription to directory changes: which entries changed, seconds after they did, with the poll as backstop.
 
 The searches of a change feed (``change_feeds.py``) never end, so they get connections of their own, bound as the
-service account, read by one background thread. What arrives is handed to ``on_change`` as a set of DNs, one call
-per batch read. Deciding what a change means (re-validating sessions) is the caller's business, not the
-directory's.
+service account, read by one background thread. What arrives is handed to ``on_change`` as a set naming each
+changed entry by DN and by stable id (``person_id``), one call per batch read. Deciding what a change means
+(re-validating sessions) is the caller's business, not the directory's.
 
 A subscription is **lost** when its connection closes or fails, when the server ends a watched search (AD answers
 ``unwillingToPerform`` to a search it will not watch), or when the server leaves a heartbeat — a rootDSE read sent
@@ -43,23 +43,25 @@ class ChangeFeed(Protocol):
 
     def searches(self, containers: frozenset[str]) -> list[Search]: ...
     def controls(self) -> list[Control]: ...
-    def changed_dn(self, response: dict[str, Any]) -> str | None: ...
+    def attributes(self) -> list[str]: ...
+    def changed(self, response: dict[str, Any]) -> set[str]: ...
 
 
 class SubscriptionLost(Exception):
     """The subscription cannot go on; the message says why."""
 
 
-def _search_request(base: str, scope: str) -> Any:
-    return search_operation(base, "(objectClass=*)", scope, "NEVER", ["1.1"], 0, 0, False, True, True, None)
+def _search_request(base: str, scope: str, attributes: list[str]) -> Any:
+    return search_operation(base, "(objectClass=*)", scope, "NEVER", attributes, 0, 0, False, True, True, None)
 
 
 class _Stream:
     """One bound connection carrying watched searches and, when quiet, a heartbeat."""
 
-    def __init__(self, conn: Connection, searches: list[Search], controls: list[Control]) -> None:
+    def __init__(self, conn: Connection, searches: list[Search], feed: ChangeFeed) -> None:
         self.conn = conn
-        self.watched = {conn.send("searchRequest", _search_request(b, s), controls) for b, s in searches}
+        requests = (_search_request(base, scope, feed.attributes()) for base, scope in searches)
+        self.watched = {conn.send("searchRequest", request, feed.controls()) for request in requests}
         self.heard_at = time.monotonic()
         self.heartbeat: tuple[int, float] | None = None  # message id, sent at
 
@@ -90,7 +92,7 @@ class _Stream:
             if now - self.heartbeat[1] > answer_seconds:
                 raise SubscriptionLost(f"no answer to a heartbeat within {answer_seconds:g} s")
         elif now - self.heard_at >= heartbeat_seconds:
-            self.heartbeat = (self.conn.send("searchRequest", _search_request("", BASE)), now)
+            self.heartbeat = (self.conn.send("searchRequest", _search_request("", BASE, ["1.1"])), now)
 
     def close(self) -> None:
         with suppress(LDAPException, OSError):
@@ -142,7 +144,9 @@ class DirectoryWatch:
             try:
                 self._subscribe_and_read(restored=lost)
                 pause, lost = 1.0, False
-            except (SubscriptionLost, errors.DirectoryError, LDAPException, OSError) as problem:
+            except Exception as problem:  # whatever breaks a subscription, the thread lives on to re-establish it
+                if not isinstance(problem, SubscriptionLost | errors.DirectoryError | LDAPException | OSError):
+                    log.exception("directory subscription failed unexpectedly")
                 self.subscribed.clear()
                 if not lost:
                     lost = True
@@ -165,7 +169,7 @@ class DirectoryWatch:
         try:
             for start in range(0, len(searches), self._feed.per_connection):
                 chunk = searches[start : start + self._feed.per_connection]
-                streams.append(_Stream(self._bound(), chunk, self._feed.controls()))
+                streams.append(_Stream(self._bound(), chunk, self._feed))
             self.subscribed.set()
             if restored:
                 self._report(True, f"{len(searches)} search(es) registered again")
@@ -212,8 +216,7 @@ class DirectoryWatch:
                 raise SubscriptionLost(
                     f"the server ended a watched search: {response.get('description')} {response.get('message')}"
                 )
-            dn = self._feed.changed_dn(response)
-            return {dn} if dn else set()
+            return self._feed.changed(response)
         answered = stream.heartbeat is not None and message_id == stream.heartbeat[0]
         if answered and response.get("type") == "searchResDone":
             stream.heartbeat = None

@@ -1,8 +1,9 @@
 """Directory changes in seconds: which live sessions a changed entry touches, what to watch, and how a lost
 subscription is reported.
 
-The directory's subscription (``gateway/directory/watch.py``) says which DNs changed; a session is touched when its
-account's DN or the DN of a group its policy was evaluated with (nesting resolved at sign-in) is among them. Only
+The directory's subscription (``gateway/directory/watch.py``) names the changed entries by DN and stable id; a
+session is touched when its person, its account's DN or the DN of a group its policy was evaluated with (nesting
+resolved at sign-in) is among them. Only
 those sessions are re-validated, by the same code as the poll (``revalidation.revalidate``), which stays as the
 safety net for what no notification carries: time passing (an account or password expiring on its own, logon
 hours), a change missed in the instant a subscription is re-registered, and a built-in directory's file.
@@ -48,13 +49,15 @@ def watched_containers(engine: Engine) -> frozenset[str]:
 
 
 def touched_sessions(db: Session, changed: frozenset[str] | None) -> list[str]:
-    """Ids of the live sessions whose account or groups are among the changed DNs; every one for ``None``
-    ("anything may have changed", after a subscription was restored)."""
+    """Ids of the live sessions whose person, account or groups are among the changed entries (DNs and person
+    ids); every one for ``None`` ("anything may have changed", after a subscription was restored)."""
     sessions = live_sessions(db)
     if changed is None:
         return [s.id for s in sessions]
-    folded = {normalized_dn(dn) for dn in changed}
-    return [s.id for s in sessions if any(normalized_dn(dn) in folded for dn in _entry_dns(s))]
+    folded = {normalized_dn(name) for name in changed if is_dn(name)}
+    return [
+        s.id for s in sessions if s.person_id in changed or any(normalized_dn(dn) in folded for dn in _entry_dns(s))
+    ]
 
 
 def subscription_reporter(engine: Engine, node: str) -> StatusReport:
