@@ -121,6 +121,7 @@ class DirectoryWatch:
         self._stopping = threading.Event()
         self._rewatch = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lost = False
         self.subscribed = threading.Event()
         """Set while every watched search is registered; for tests and health checks."""
 
@@ -139,29 +140,28 @@ class DirectoryWatch:
         self._rewatch.set()
 
     def _run(self) -> None:
-        pause, lost = 1.0, False
+        pause = 1.0
         while not self._stopping.is_set():
             try:
-                self._subscribe_and_read(restored=lost)
-                pause, lost = 1.0, False
+                self._subscribe_and_read()
             except Exception as problem:  # whatever breaks a subscription, the thread lives on to re-establish it
                 if not isinstance(problem, SubscriptionLost | errors.DirectoryError | LDAPException | OSError):
                     log.exception("directory subscription failed unexpectedly")
                 self.subscribed.clear()
-                if not lost:
-                    lost = True
+                if not self._lost:
+                    self._lost = True
                     self._report(False, str(problem))
+                    pause = 1.0
                 log.info("directory subscription down, next try in %g s: %s", pause, problem)
                 self._stopping.wait(pause)
                 pause = min(pause * 2, self._heartbeat)
 
-    def _subscribe_and_read(self, restored: bool) -> None:
+    def _subscribe_and_read(self) -> None:
         """Register the feed's searches and read them until stopped or until the wanted searches change."""
         searches = self._feed.searches(self._read_containers(frozenset()))
         if not searches:
             self.subscribed.set()  # nothing to watch is fully watched
-            if restored:
-                self._report(True, "nothing to watch any more")
+            self._restored("nothing to watch any more")
             self._rewatch.wait(self._heartbeat)
             self._rewatch.clear()
             return
@@ -171,13 +171,18 @@ class DirectoryWatch:
                 chunk = searches[start : start + self._feed.per_connection]
                 streams.append(_Stream(self._bound(), chunk, self._feed))
             self.subscribed.set()
-            if restored:
-                self._report(True, f"{len(searches)} search(es) registered again")
-                self._deliver(None)
+            self._restored(f"{len(searches)} search(es) registered again")
             self._read(streams, searches)
         finally:
             for stream in streams:
                 stream.close()
+
+    def _restored(self, how: str) -> None:
+        """After a loss: report the restoration and say that anything may have changed meanwhile."""
+        if self._lost:
+            self._lost = False
+            self._report(True, how)
+            self._deliver(None)
 
     def _bound(self) -> Connection:
         conn = self._servers.open(*self._account)

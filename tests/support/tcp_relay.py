@@ -21,6 +21,9 @@ class TcpRelay:
         """Connections accepted so far, refused ones included."""
         self.refusing = False
         """While True, every new connection is closed as soon as it is accepted (the server looks down)."""
+        self.frozen = False
+        """While True, relayed bytes are dropped: connections stay open and carry nothing (a silent path)."""
+        """While True, every new connection is closed as soon as it is accepted (the server looks down)."""
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -44,11 +47,11 @@ class TcpRelay:
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         with suppress(OSError):
             while data := source.recv(65536):
-                sink.sendall(data)
+                if not self.frozen:
+                    sink.sendall(data)
         for end in (source, sink):
             with suppress(OSError):
                 end.shutdown(socket.SHUT_RDWR)

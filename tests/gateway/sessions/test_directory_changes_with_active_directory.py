@@ -9,8 +9,7 @@ it was down.
 """
 
 import secrets
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,19 +18,18 @@ import httpx
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from ldap3 import MODIFY_REPLACE
-from sqlmodel import col, func, select
 
 from certs.revocation import HttpRevocationChecker
-from gateway.audit.models import AuditEvent
 from gateway.clock import utcnow
 from gateway.db import make_engine, session_scope
 from gateway.directory import open_directory
 from gateway.sessions import jobs as session_jobs
-from gateway.sessions.directory_changes import SUBSCRIPTION_AUDIT_ACTION, DirectorySubscription
+from gateway.sessions.directory_changes import DirectorySubscription
 from gateway.sessions.login import LoginServices
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.throttle import ThrottleLimits
 from tests.directory import samba
+from tests.gateway.sessions.directory_change_checks import PATIENCE, subscription_audit, wait_for
 from tests.gateway.sessions.test_revalidation_with_active_directory import (
     ACCOUNT_CHANGES,
     AdPortal,
@@ -44,7 +42,6 @@ from tests.support.sqlite import copy_sqlite
 from tests.support.tcp_relay import TcpRelay, tcp_relay
 
 pytestmark = pytest.mark.e2e
-PATIENCE = 30.0  # seconds: a bound for a loaded machine, not the promise (bench/bench_directory_change.py has that)
 
 
 @dataclass
@@ -62,13 +59,6 @@ def _session(portal: AdPortal, agent: Agent) -> HomeSession:
         return session
 
 
-def _wait_for(what: str, condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + PATIENCE
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} did not happen within {PATIENCE:g} s"
-        time.sleep(0.05)
-
-
 def prove_subscribed(watched: Watched) -> None:
     """The positive control: an unrelated change to the bystander's entry gets their session re-validated (its
     ``last_checked_at`` moves), so the subscription is registered and delivering."""
@@ -78,7 +68,7 @@ def prove_subscribed(watched: Watched) -> None:
         note = {"description": [(MODIFY_REPLACE, [secrets.token_hex(4)])]}
         assert admin.modify(watched.bystander.dn, note), admin.result
     bystander = watched.bystander
-    _wait_for("the bystander's re-validation", lambda: _session(watched.portal, bystander).last_checked_at > checked)
+    wait_for("the bystander's re-validation", lambda: _session(watched.portal, bystander).last_checked_at > checked)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +122,7 @@ def test_an_account_change_in_active_directory_ends_the_session_without_the_poll
     agent = portal.agent()
     assert watched.subscription.watch.subscribed.wait(PATIENCE)
     apply(portal.samba, agent)
-    _wait_for(f"the end of the session after '{change}'", lambda: _session(portal, agent).state is SessionState.ENDED)
+    wait_for(f"the end of the session after '{change}'", lambda: _session(portal, agent).state is SessionState.ENDED)
     ended = _session(portal, agent)
     assert ended.end_reason is reason
     assert ended.ended_by == "revalidation"
@@ -140,31 +130,22 @@ def test_an_account_change_in_active_directory_ends_the_session_without_the_poll
     assert _session(portal, watched.bystander).state is SessionState.ACTIVE
 
 
-def _subscription_rows(portal: AdPortal) -> dict[str, int]:
-    with session_scope(portal.engine) as db:
-        rows = db.exec(
-            select(AuditEvent.outcome, func.count())
-            .where(col(AuditEvent.action) == SUBSCRIPTION_AUDIT_ACTION)
-            .group_by(col(AuditEvent.outcome))
-        ).all()
-    return dict(rows)
-
-
 def test_a_cut_subscription_is_reported_re_established_and_catches_up(watched: Watched) -> None:
     portal, relay = watched.portal, watched.relay
     agent = portal.agent()
-    before = _subscription_rows(portal)
+    before = subscription_audit(portal.engine)
     relay.refusing = True
     relay.cut()
-    _wait_for("the loss's audit row", lambda: _subscription_rows(portal).get("lost", 0) == before.get("lost", 0) + 1)
+    lost = before.get("lost", 0) + 1
+    wait_for("the loss's audit row", lambda: subscription_audit(portal.engine).get("lost", 0) == lost)
     _disable(portal.samba, agent)  # while nothing is subscribed: no notification will ever carry this change
     attempts = relay.accepted
-    _wait_for("two more reconnection attempts", lambda: relay.accepted >= attempts + 2)
+    wait_for("two more reconnection attempts", lambda: relay.accepted >= attempts + 2)
     assert _session(portal, agent).state is SessionState.ACTIVE
     relay.refusing = False
-    _wait_for("the catch-up", lambda: _session(portal, agent).state is SessionState.ENDED)
+    wait_for("the catch-up", lambda: _session(portal, agent).state is SessionState.ENDED)
     assert _session(portal, agent).end_reason is EndReason.ACCOUNT_DISABLED
-    after = _subscription_rows(portal)
+    after = subscription_audit(portal.engine)
     assert after.get("lost", 0) == before.get("lost", 0) + 1  # once, though every attempt while down failed
     assert after.get("restored", 0) == before.get("restored", 0) + 1
     assert _session(portal, watched.bystander).state is SessionState.ACTIVE

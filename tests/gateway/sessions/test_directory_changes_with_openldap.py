@@ -8,8 +8,7 @@ subscription's connection goes through a relay that one test cuts.
 """
 
 import secrets
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,12 +32,12 @@ from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.throttle import ThrottleLimits
 from policy import DEFAULT_POLICY_FILE
 from tests.directory import slapd
+from tests.gateway.sessions.directory_change_checks import PATIENCE, subscription_audit, wait_for
 from tests.support.portal import PROXY_SECRET, Portal, serving_portal, sign_in
 from tests.support.sqlite import copy_sqlite
 from tests.support.tcp_relay import TcpRelay, tcp_relay
 
 pytestmark = pytest.mark.e2e
-PATIENCE = 30.0  # seconds: a bound for a loaded machine, not the promise (bench/bench_directory_change.py has that)
 AGENTS = slapd.group_dn("soho-agents")
 
 
@@ -101,13 +100,6 @@ class World:
             return session
 
 
-def _wait_for(what: str, condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + PATIENCE
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} did not happen within {PATIENCE:g} s"
-        time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def world(slapd: slapd.Slapd, tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("directory-changes-openldap")
@@ -115,7 +107,8 @@ def world(slapd: slapd.Slapd, tmp_path_factory: pytest.TempPathFactory, sqlite_t
     engine = make_engine(url)
     scheduler = BackgroundScheduler(timezone="UTC")
     with tcp_relay(("127.0.0.1", slapd.port)) as relay:
-        settings = slapd.settings(servers=[f"ldap://127.0.0.1:{relay.port}"], watch_heartbeat_seconds=1)
+        relayed = [f"ldap://127.0.0.1:{relay.port}"]
+        settings = slapd.settings(servers=relayed, watch_heartbeat_seconds=1, receive_timeout=2)
         directory = open_directory(settings)
         try:
             with serving_portal(
@@ -167,7 +160,7 @@ def test_a_change_in_openldap_ends_the_session_without_the_poll(world: World, ch
     bystander, agent = world.agent(), world.agent()
     assert world.subscription.watch.subscribed.wait(PATIENCE)
     apply(world, agent)
-    _wait_for(f"the end of the session after '{change}'", lambda: world.session(agent).state is SessionState.ENDED)
+    wait_for(f"the end of the session after '{change}'", lambda: world.session(agent).state is SessionState.ENDED)
     assert world.session(agent).end_reason is reason
     assert world.session(bystander).state is SessionState.ACTIVE
 
@@ -184,7 +177,7 @@ def test_a_team_taken_out_of_the_agents_group_ends_its_members_sessions(world: W
     assert world.subscription.watch.subscribed.wait(PATIENCE)
     with world.server.admin() as admin:
         assert admin.modify(AGENTS, {"member": [(MODIFY_DELETE, [slapd.group_dn(team)])]}), admin.result
-    _wait_for("the end of the team member's session", lambda: world.session(agent).state is SessionState.ENDED)
+    wait_for("the end of the team member's session", lambda: world.session(agent).state is SessionState.ENDED)
     assert world.session(agent).end_reason is EndReason.ROLE_REMOVED
     assert world.session(bystander).state is SessionState.ACTIVE
 
@@ -193,10 +186,28 @@ def test_a_cut_syncrepl_subscription_is_re_established_and_a_change_still_ends_t
     agent = world.agent()
     accepted = world.relay.accepted
     world.relay.cut()
-    _wait_for("a new connection through the relay", lambda: world.relay.accepted > accepted)
+    wait_for("a new connection through the relay", lambda: world.relay.accepted > accepted)
     assert world.subscription.watch.subscribed.wait(PATIENCE)
     with world.server.admin() as admin:  # an unrelated change first: the refresh's entries must not end anything
         assert admin.modify(agent.dn, {"description": [(MODIFY_REPLACE, ["night shift"])]}), admin.result
     _leave_group(world, agent)
-    _wait_for("the end of the session after the cut", lambda: world.session(agent).state is SessionState.ENDED)
+    wait_for("the end of the session after the cut", lambda: world.session(agent).state is SessionState.ENDED)
     assert world.session(agent).end_reason is EndReason.ROLE_REMOVED
+
+
+def test_a_silent_server_is_noticed_by_the_heartbeat(world: World) -> None:
+    """A connection that stays open but carries nothing (a firewall dropping packets) is declared lost when the
+    heartbeat goes unanswered, audited once, and re-established when the path is back."""
+    before = subscription_audit(world.portal.engine)
+    world.relay.frozen = True
+    try:
+        wait_for("the loss", lambda: subscription_audit(world.portal.engine).get("lost", 0) > before.get("lost", 0))
+    finally:
+        world.relay.frozen = False
+    restored = before.get("restored", 0) + 1
+    wait_for("the restoration", lambda: subscription_audit(world.portal.engine).get("restored", 0) == restored)
+    assert subscription_audit(world.portal.engine).get("lost", 0) == before.get("lost", 0) + 1
+    agent = world.agent()
+    assert world.subscription.watch.subscribed.wait(PATIENCE)
+    _leave_group(world, agent)
+    wait_for("the end of the session", lambda: world.session(agent).state is SessionState.ENDED)
