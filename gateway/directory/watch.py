@@ -124,6 +124,8 @@ class DirectoryWatch:
         self._lost = False
         self.subscribed = threading.Event()
         """Set while every watched search is registered; for tests and health checks."""
+        self.watching: frozenset[str] = frozenset()
+        """The bases of the searches registered now."""
 
     def start(self) -> None:
         self._stopping.clear()
@@ -148,6 +150,7 @@ class DirectoryWatch:
                 if not isinstance(problem, SubscriptionLost | errors.DirectoryError | LDAPException | OSError):
                     log.exception("directory subscription failed unexpectedly")
                 self.subscribed.clear()
+                self.watching = frozenset()
                 if not self._lost:
                     self._lost = True
                     self._report(False, str(problem))
@@ -160,6 +163,7 @@ class DirectoryWatch:
         """Register the feed's searches and read them until stopped or until the wanted searches change."""
         searches = self._feed.searches(self._read_containers(frozenset()))
         if not searches:
+            self.watching = frozenset()
             self.subscribed.set()  # nothing to watch is fully watched
             self._restored("nothing to watch any more")
             self._rewatch.wait(self._heartbeat)
@@ -170,6 +174,7 @@ class DirectoryWatch:
             for start in range(0, len(searches), self._feed.per_connection):
                 chunk = searches[start : start + self._feed.per_connection]
                 streams.append(_Stream(self._bound(), chunk, self._feed))
+            self.watching = frozenset(base for base, _scope in searches)
             self.subscribed.set()
             self._restored(f"{len(searches)} search(es) registered again")
             self._read(streams, searches)

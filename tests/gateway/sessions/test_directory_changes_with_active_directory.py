@@ -42,6 +42,7 @@ from tests.support.sqlite import copy_sqlite
 from tests.support.tcp_relay import TcpRelay, tcp_relay
 
 pytestmark = pytest.mark.e2e
+AGENTS = samba.group_dn("SOHO-Agents")
 
 
 @dataclass
@@ -154,3 +155,24 @@ def test_a_cut_subscription_is_reported_re_established_and_catches_up(watched: W
     restored = after.get("restored", 0)
     assert f'sohogw_directory_subscription_total{{outcome="restored"}} {restored}.0' in figures
     prove_subscribed(watched)  # and it delivers again
+
+
+def test_the_watched_containers_follow_the_live_sessions(watched: Watched) -> None:
+    """A group in an OU no live session's account or group was in: the first agent who is in it (through nesting)
+    signs in, the OU is watched, and a change to that group reaches the agent's session (re-validated, confirmed)."""
+    portal = watched.portal
+    name = f"night-{secrets.token_hex(3)}"
+    ou = f"OU={name},{samba.BASE_DN}"
+    night = f"CN=Night-Shift,{ou}"
+    with portal.samba.admin() as admin:
+        assert admin.add(ou, attributes={"objectClass": ["organizationalUnit"]}), admin.result
+        members = {"objectClass": ["group"], "sAMAccountName": name, "member": [AGENTS]}
+        assert admin.add(night, attributes=members), admin.result
+    assert ou not in watched.subscription.watch.watching
+    agent = portal.agent()  # in SOHO-Agents, hence in Night-Shift
+    wait_for("the new OU's subscription", lambda: ou in watched.subscription.watch.watching)
+    checked = _session(portal, agent).last_checked_at
+    with portal.samba.admin() as admin:
+        assert admin.modify(night, {"description": [(MODIFY_REPLACE, ["nights"])]}), admin.result
+    wait_for("the agent's re-validation", lambda: _session(portal, agent).last_checked_at > checked)
+    assert _session(portal, agent).state is SessionState.ACTIVE
