@@ -8,12 +8,14 @@ subscription's connection goes through a relay that one test cuts.
 """
 
 import secrets
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from cryptography.hazmat.primitives import serialization
@@ -21,24 +23,29 @@ from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
 from sqlmodel import select
 
 from certs.revocation import HttpRevocationChecker
+from gateway.app import create_app
 from gateway.clock import utcnow
 from gateway.db import make_engine, session_scope
 from gateway.directory import open_directory
 from gateway.pki import service as pki
+from gateway.policies.service import import_policy
 from gateway.sessions import jobs as session_jobs
 from gateway.sessions.directory_changes import DirectorySubscription
 from gateway.sessions.login import LoginServices
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.throttle import ThrottleLimits
+from gateway.settings import load_settings
 from policy import DEFAULT_POLICY_FILE
-from tests.directory import slapd
+from tests.directory import slapd as openldap
 from tests.gateway.sessions.directory_change_checks import PATIENCE, subscription_audit, wait_for
+from tests.support import portal as whole
 from tests.support.portal import PROXY_SECRET, Portal, serving_portal, sign_in
+from tests.support.server import serving
 from tests.support.sqlite import copy_sqlite
 from tests.support.tcp_relay import TcpRelay, tcp_relay
 
 pytestmark = pytest.mark.e2e
-AGENTS = slapd.group_dn("soho-agents")
+AGENTS = openldap.group_dn("soho-agents")
 
 
 def _policy() -> str:
@@ -56,18 +63,18 @@ class Agent:
 @dataclass
 class World:
     portal: Portal
-    server: slapd.Slapd
+    server: openldap.Slapd
     subscription: DirectorySubscription
     relay: TcpRelay
 
     def agent(self, team: str | None = None) -> Agent:
         """A new agent in slapd, a direct member of soho-agents (or of ``team``), signed in with its certificate."""
         login = f"rv.{secrets.token_hex(3)}"
-        dn = slapd.user_dn(login)
-        group = slapd.group_dn(team) if team else AGENTS
+        dn = openldap.user_dn(login)
+        group = openldap.group_dn(team) if team else AGENTS
         with self.server.admin() as admin:
             person = {"objectClass": ["inetOrgPerson"], "uid": login, "cn": login, "sn": login}
-            assert admin.add(dn, attributes={**person, "userPassword": slapd.PASSWORD}), admin.result
+            assert admin.add(dn, attributes={**person, "userPassword": openldap.PASSWORD}), admin.result
             assert admin.modify(group, {"member": [(MODIFY_ADD, [dn])]}), admin.result
         with session_scope(self.portal.engine) as db:
             issued = pki.issue_agent_certificate(
@@ -86,7 +93,7 @@ class World:
             "X-Sohogw-Proxy-Secret": PROXY_SECRET,
         }
         with self.portal.client() as client:
-            answer = sign_in(client, login, slapd.PASSWORD, headers=header)
+            answer = sign_in(client, login, openldap.PASSWORD, headers=header)
             assert answer.status_code == 303, answer.text
         with session_scope(self.portal.engine) as db:
             session = db.exec(select(HomeSession).where(HomeSession.login == login)).one()
@@ -101,7 +108,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(slapd: slapd.Slapd, tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[World]:
+def world(slapd: openldap.Slapd, tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("directory-changes-openldap")
     url = copy_sqlite(sqlite_template, tmp / "sohogw.db")
     engine = make_engine(url)
@@ -170,13 +177,13 @@ def test_a_team_taken_out_of_the_agents_group_ends_its_members_sessions(world: W
     groups, resolved at sign-in, name the team, so the subscription still finds the session."""
     team = f"team-{secrets.token_hex(3)}"
     with world.server.admin() as admin:
-        members = {"objectClass": ["groupOfNames"], "cn": team, "member": [slapd.user_dn(slapd.PROBE)]}
-        assert admin.add(slapd.group_dn(team), attributes=members), admin.result
-        assert admin.modify(AGENTS, {"member": [(MODIFY_ADD, [slapd.group_dn(team)])]}), admin.result
+        members = {"objectClass": ["groupOfNames"], "cn": team, "member": [openldap.user_dn(openldap.PROBE)]}
+        assert admin.add(openldap.group_dn(team), attributes=members), admin.result
+        assert admin.modify(AGENTS, {"member": [(MODIFY_ADD, [openldap.group_dn(team)])]}), admin.result
     bystander, agent = world.agent(), world.agent(team=team)
     assert world.subscription.watch.subscribed.wait(PATIENCE)
     with world.server.admin() as admin:
-        assert admin.modify(AGENTS, {"member": [(MODIFY_DELETE, [slapd.group_dn(team)])]}), admin.result
+        assert admin.modify(AGENTS, {"member": [(MODIFY_DELETE, [openldap.group_dn(team)])]}), admin.result
     wait_for("the end of the team member's session", lambda: world.session(agent).state is SessionState.ENDED)
     assert world.session(agent).end_reason is EndReason.ROLE_REMOVED
     assert world.session(bystander).state is SessionState.ACTIVE
@@ -211,3 +218,53 @@ def test_a_silent_server_is_noticed_by_the_heartbeat(world: World) -> None:
     assert world.subscription.watch.subscribed.wait(PATIENCE)
     _leave_group(world, agent)
     wait_for("the end of the session", lambda: world.session(agent).state is SessionState.ENDED)
+
+
+def _watch_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "directory-watch" and t.is_alive()]
+
+
+def test_the_app_runs_the_subscription_while_it_serves_and_stops_it_after(
+    slapd: openldap.Slapd, tmp_path: Path, sqlite_template: Path
+) -> None:
+    """``create_app`` with its jobs on (poll at an hour): a supervisor taken out of soho-supervisors loses the
+    session through the app's own subscription, and shutting the app down leaves no subscription thread."""
+    login = f"sup.{secrets.token_hex(3)}"
+    supervisors, dn = openldap.group_dn("soho-supervisors"), openldap.user_dn(login)
+    with slapd.admin() as admin:
+        person = {"objectClass": ["inetOrgPerson"], "uid": login, "cn": login, "sn": login}
+        assert admin.add(dn, attributes={**person, "userPassword": openldap.PASSWORD}), admin.result
+        assert admin.modify(supervisors, {"member": [(MODIFY_ADD, [dn])]}), admin.result
+    url = copy_sqlite(sqlite_template, tmp_path / "sohogw.db")
+    engine = make_engine(url)
+    policy = DEFAULT_POLICY_FILE.read_text(encoding="utf-8").replace(
+        "\n  SOHO-Supervisors:\n", f'\n  "{supervisors}":\n'
+    )
+    with session_scope(engine) as db:
+        import_policy(db, policy, actor="test", source="", now=datetime.now(UTC))
+    settings = load_settings(
+        data_dir=tmp_path, database_url=url, portal={"revalidate_seconds": 3600}, seats={"enabled": False}
+    )
+    directory = open_directory(slapd.settings())
+    before = len(_watch_threads())
+    try:
+        app = create_app(settings, engine=engine, directory=directory)
+        with serving(app) as base_url, httpx.Client(base_url=base_url) as client:
+            assert len(_watch_threads()) == before + 1
+            assert whole.sign_in(client, login, openldap.PASSWORD).status_code == 303
+            with session_scope(engine) as db:
+                session_id = db.exec(select(HomeSession).where(HomeSession.login == login)).one().id
+            with slapd.admin() as admin:
+                assert admin.modify(supervisors, {"member": [(MODIFY_DELETE, [dn])]}), admin.result
+
+            def ended() -> HomeSession:
+                with session_scope(engine) as db:
+                    session = db.get(HomeSession, session_id)
+                    assert session is not None
+                    return session
+
+            wait_for("the supervisor's session to end", lambda: ended().state is SessionState.ENDED)
+            assert ended().end_reason is EndReason.ROLE_REMOVED
+        assert len(_watch_threads()) == before
+    finally:
+        engine.dispose()
