@@ -17,7 +17,7 @@ changes the DN, but neither changes the id.
 """
 
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 from ldap3 import LEVEL, SUBTREE
 from pyasn1.codec.ber import decoder
@@ -32,6 +32,18 @@ _SYNC_MODIFY, _SYNC_DELETE = 2, 3  # syncStateValue.state (RFC 4533 §2.3)
 Search = tuple[str, str]
 """A watched search: its base DN and scope (ldap3's ``BASE``, ``LEVEL`` or ``SUBTREE``)."""
 Control = tuple[str, bool, bytes | None]
+
+
+class ChangeFeed(Protocol):
+    """What a mechanism decides: the searches, their controls and attributes, and which answers are changes."""
+
+    per_connection: int
+    """Watched searches one connection may carry."""
+
+    def searches(self, containers: frozenset[str]) -> list[Search]: ...
+    def controls(self) -> list[Control]: ...
+    def attributes(self) -> list[str]: ...
+    def changed(self, response: dict[str, Any]) -> set[str]: ...
 
 
 class AdChangeNotification:

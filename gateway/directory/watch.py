@@ -18,85 +18,22 @@ import select
 import threading
 import time
 from collections.abc import Callable
-from contextlib import suppress
-from typing import Any, Protocol
+from typing import Any
 
-from ldap3 import BASE, Connection
+from ldap3 import Connection
 from ldap3.core.exceptions import LDAPException
-from ldap3.operation.search import search_operation
-from ldap3.utils.asn1 import decode_message_fast
 
 from gateway.directory import errors
-from gateway.directory.change_feeds import Control, Search
+from gateway.directory.change_feeds import ChangeFeed, Search
 from gateway.directory.servers import ServerList
 from gateway.directory.settings import DirectorySettings
+from gateway.directory.watched_connection import SubscriptionLost, WatchedConnection
 
 log = logging.getLogger(__name__)
 
 Changed = Callable[[frozenset[str] | None], None]
 StatusReport = Callable[[bool, str], None]
 _READ_WAIT = 0.5  # seconds a quiet read waits before the loop checks stop, rewatch and heartbeats
-
-
-class ChangeFeed(Protocol):
-    per_connection: int
-
-    def searches(self, containers: frozenset[str]) -> list[Search]: ...
-    def controls(self) -> list[Control]: ...
-    def attributes(self) -> list[str]: ...
-    def changed(self, response: dict[str, Any]) -> set[str]: ...
-
-
-class SubscriptionLost(Exception):
-    """The subscription cannot go on; the message says why."""
-
-
-def _search_request(base: str, scope: str, attributes: list[str]) -> Any:
-    return search_operation(base, "(objectClass=*)", scope, "NEVER", attributes, 0, 0, False, True, True, None)
-
-
-class _Stream:
-    """One bound connection carrying watched searches and, when quiet, a heartbeat."""
-
-    def __init__(self, conn: Connection, searches: list[Search], feed: ChangeFeed) -> None:
-        self.conn = conn
-        requests = (_search_request(base, scope, feed.attributes()) for base, scope in searches)
-        self.watched = {conn.send("searchRequest", request, feed.controls()) for request in requests}
-        self.heard_at = time.monotonic()
-        self.heartbeat: tuple[int, float] | None = None  # message id, sent at
-
-    def has_buffered(self) -> bool:
-        """TLS may hold decrypted bytes the socket no longer shows as readable."""
-        return bool(getattr(self.conn.socket, "pending", lambda: 0)())
-
-    def read(self) -> list[dict[str, Any]]:
-        """The messages that arrived; SubscriptionLost when the connection closed or failed."""
-        try:
-            raw = self.conn.strategy.receiving()
-        except (LDAPException, OSError) as error:
-            raise SubscriptionLost(f"connection failed: {error}") from None
-        if not raw:
-            raise SubscriptionLost("the server closed the connection")
-        self.heard_at = time.monotonic()
-        responses = []
-        for message in raw:
-            decoded = decode_message_fast(message)
-            response = self.conn.strategy.decode_response_fast(decoded)
-            response["message_id"] = int(decoded["messageID"])
-            responses.append(response)
-        return responses
-
-    def beat(self, heartbeat_seconds: float, answer_seconds: float) -> None:
-        now = time.monotonic()
-        if self.heartbeat is not None:
-            if now - self.heartbeat[1] > answer_seconds:
-                raise SubscriptionLost(f"no answer to a heartbeat within {answer_seconds:g} s")
-        elif now - self.heard_at >= heartbeat_seconds:
-            self.heartbeat = (self.conn.send("searchRequest", _search_request("", BASE, ["1.1"])), now)
-
-    def close(self) -> None:
-        with suppress(LDAPException, OSError):
-            self.conn.unbind()
 
 
 class DirectoryWatch:
@@ -169,11 +106,11 @@ class DirectoryWatch:
             self._rewatch.wait(self._heartbeat)
             self._rewatch.clear()
             return
-        streams: list[_Stream] = []
+        streams: list[WatchedConnection] = []
         try:
             for start in range(0, len(searches), self._feed.per_connection):
                 chunk = searches[start : start + self._feed.per_connection]
-                streams.append(_Stream(self._bound(), chunk, self._feed))
+                streams.append(WatchedConnection(self._bound(), chunk, self._feed))
             self.watching = frozenset(base for base, _scope in searches)
             self.subscribed.set()
             self._restored(f"{len(searches)} search(es) registered again")
@@ -198,7 +135,7 @@ class DirectoryWatch:
             raise SubscriptionLost(f"bind failed: {error}") from None
         return conn
 
-    def _read(self, streams: list[_Stream], searches: list[Search]) -> None:
+    def _read(self, streams: list[WatchedConnection], searches: list[Search]) -> None:
         checked_at = time.monotonic()
         while not self._stopping.is_set():
             ready = [s for s in streams if s.has_buffered()]
@@ -219,7 +156,7 @@ class DirectoryWatch:
                 if self._feed.searches(self._read_containers(frozenset(b for b, _ in searches))) != searches:
                     return
 
-    def _take(self, stream: _Stream, response: dict[str, Any]) -> set[str]:
+    def _take(self, stream: WatchedConnection, response: dict[str, Any]) -> set[str]:
         message_id = response["message_id"]
         if message_id in stream.watched:
             if response.get("type") == "searchResDone":
