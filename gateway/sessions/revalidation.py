@@ -157,7 +157,9 @@ def revalidate(
         if not isinstance(reason, EndReason):
             continue
         with session_scope(engine) as db:
-            current = db.get(HomeSession, session.id)
+            # Locked: another node's poll or subscription may be ending the same session (PostgreSQL waits here,
+            # then sees it ended, and end_session writes nothing twice).
+            current = db.get(HomeSession, session.id, with_for_update=True)
             if current is not None:
                 end_session(db, current, reason, actor="revalidation", now=now)
                 ended += 1
