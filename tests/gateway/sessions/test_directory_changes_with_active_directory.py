@@ -23,6 +23,7 @@ from certs.revocation import HttpRevocationChecker
 from gateway.clock import utcnow
 from gateway.db import make_engine, session_scope
 from gateway.directory import open_directory
+from gateway.directory.change_feeds import AdChangeNotification
 from gateway.sessions import jobs as session_jobs
 from gateway.sessions.directory_changes import DirectorySubscription
 from gateway.sessions.login import LoginServices
@@ -158,21 +159,24 @@ def test_a_cut_subscription_is_reported_re_established_and_catches_up(watched: W
 
 
 def test_the_watched_containers_follow_the_live_sessions(watched: Watched) -> None:
-    """A group in an OU no live session's account or group was in: the first agent who is in it (through nesting)
-    signs in, the OU is watched, and a change to that group reaches the agent's session (re-validated, confirmed)."""
+    """Groups in five OUs no live session's account or group was in: the first agent who is in them (through
+    nesting) signs in, the OUs are watched — six containers, more than AD's five notifications per connection, so
+    on two connections — and a change to the group watched on the second connection reaches the session."""
     portal = watched.portal
-    name = f"night-{secrets.token_hex(3)}"
-    ou = f"OU={name},{samba.BASE_DN}"
-    night = f"CN=Night-Shift,{ou}"
+    tag = secrets.token_hex(3)
+    ous = [f"OU=night-{tag}-{n},{samba.BASE_DN}" for n in range(5)]
+    groups = {ou: f"CN=Night-Shift,{ou}" for ou in ous}
     with portal.samba.admin() as admin:
-        assert admin.add(ou, attributes={"objectClass": ["organizationalUnit"]}), admin.result
-        members = {"objectClass": ["group"], "sAMAccountName": name, "member": [AGENTS]}
-        assert admin.add(night, attributes=members), admin.result
-    assert ou not in watched.subscription.watch.watching
-    agent = portal.agent()  # in SOHO-Agents, hence in Night-Shift
-    wait_for("the new OU's subscription", lambda: ou in watched.subscription.watch.watching)
+        for n, (ou, group) in enumerate(groups.items()):
+            assert admin.add(ou, attributes={"objectClass": ["organizationalUnit"]}), admin.result
+            members = {"objectClass": ["group"], "sAMAccountName": f"night-{tag}-{n}", "member": [AGENTS]}
+            assert admin.add(group, attributes=members), admin.result
+    assert not set(groups) & watched.subscription.watch.watching
+    agent = portal.agent()  # in SOHO-Agents, hence in every Night-Shift group
+    wait_for("the new OUs' subscriptions", lambda: set(groups) <= watched.subscription.watch.watching)
+    assert len(watched.subscription.watch.watching) > AdChangeNotification.per_connection
     checked = _session(portal, agent).last_checked_at
     with portal.samba.admin() as admin:
-        assert admin.modify(night, {"description": [(MODIFY_REPLACE, ["nights"])]}), admin.result
+        assert admin.modify(groups[max(groups)], {"description": [(MODIFY_REPLACE, ["nights"])]}), admin.result
     wait_for("the agent's re-validation", lambda: _session(portal, agent).last_checked_at > checked)
     assert _session(portal, agent).state is SessionState.ACTIVE
