@@ -60,9 +60,9 @@ class DirectoryWatch:
         self._thread: threading.Thread | None = None
         self._lost = False
         self.subscribed = threading.Event()
-        """Set while every watched search is registered; for tests and health checks."""
+        """Set while every watched search is confirmed registered; for tests and health checks."""
         self.watching: frozenset[str] = frozenset()
-        """The bases of the searches registered now."""
+        """The bases of the searches confirmed registered now."""
 
     def start(self) -> None:
         self._stopping.clear()
@@ -111,9 +111,6 @@ class DirectoryWatch:
             for start in range(0, len(searches), self._feed.per_connection):
                 chunk = searches[start : start + self._feed.per_connection]
                 streams.append(WatchedConnection(self._bound(), chunk, self._feed))
-            self.watching = frozenset(base for base, _scope in searches)
-            self.subscribed.set()
-            self._restored(f"{len(searches)} search(es) registered again")
             self._read(streams, searches)
         finally:
             for stream in streams:
@@ -146,6 +143,10 @@ class DirectoryWatch:
             for stream in ready:
                 for response in stream.read():
                     changed |= self._take(stream, response)
+            if not self.subscribed.is_set() and all(stream.confirmed for stream in streams):
+                self.watching = frozenset(base for base, _scope in searches)
+                self.subscribed.set()
+                self._restored(f"{len(searches)} search(es) registered again")
             if changed:
                 self._deliver(frozenset(changed))
             for stream in streams:
@@ -154,6 +155,7 @@ class DirectoryWatch:
                 self._rewatch.clear()
                 checked_at = time.monotonic()
                 if self._feed.searches(self._read_containers(frozenset(b for b, _ in searches))) != searches:
+                    self.subscribed.clear()
                     return
 
     def _take(self, stream: WatchedConnection, response: dict[str, Any]) -> set[str]:
@@ -164,9 +166,7 @@ class DirectoryWatch:
                     f"the server ended a watched search: {response.get('description')} {response.get('message')}"
                 )
             return self._feed.changed(response)
-        answered = stream.heartbeat is not None and message_id == stream.heartbeat[0]
-        if answered and response.get("type") == "searchResDone":
-            stream.heartbeat = None
+        stream.answered(response)
         return set()
 
     def _read_containers(self, current: frozenset[str]) -> frozenset[str]:

@@ -28,7 +28,12 @@ def search_request(base: str, scope: str, attributes: list[str]) -> Any:
 
 
 class WatchedConnection:
-    """One bound connection carrying watched searches and, when quiet, a heartbeat."""
+    """One bound connection carrying watched searches and, when quiet, a heartbeat.
+
+    A first heartbeat goes out right behind the watched searches: a server refuses a search it will not watch
+    (an unknown critical control, AD's scope rules) at once, so the heartbeat's answer arriving with no refusal
+    before it is what ``confirmed`` means — a sent search is not yet a subscription.
+    """
 
     def __init__(self, conn: Connection, searches: list[Search], feed: ChangeFeed) -> None:
         self.conn = conn
@@ -36,6 +41,17 @@ class WatchedConnection:
         self.watched = {conn.send("searchRequest", request, feed.controls()) for request in requests}
         self.heard_at = time.monotonic()
         self.heartbeat: tuple[int, float] | None = None  # message id, sent at
+        self.confirmed = False
+        self._send_heartbeat(self.heard_at)
+
+    def _send_heartbeat(self, now: float) -> None:
+        self.heartbeat = (self.conn.send("searchRequest", search_request("", BASE, ["1.1"])), now)
+
+    def answered(self, response: dict[str, Any]) -> None:
+        """Note a message that is not for a watched search: the end of the heartbeat's read confirms."""
+        ends_heartbeat = self.heartbeat is not None and response["message_id"] == self.heartbeat[0]
+        if ends_heartbeat and response.get("type") == "searchResDone":
+            self.heartbeat, self.confirmed = None, True
 
     def has_buffered(self) -> bool:
         """TLS may hold decrypted bytes the socket no longer shows as readable."""
@@ -64,7 +80,7 @@ class WatchedConnection:
             if now - self.heartbeat[1] > answer_seconds:
                 raise SubscriptionLost(f"no answer to a heartbeat within {answer_seconds:g} s")
         elif now - self.heard_at >= heartbeat_seconds:
-            self.heartbeat = (self.conn.send("searchRequest", search_request("", BASE, ["1.1"])), now)
+            self._send_heartbeat(now)
 
     def close(self) -> None:
         with suppress(LDAPException, OSError):

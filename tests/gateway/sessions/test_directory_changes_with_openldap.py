@@ -26,7 +26,7 @@ from certs.revocation import HttpRevocationChecker
 from gateway.app import create_app
 from gateway.clock import utcnow
 from gateway.db import make_engine, session_scope
-from gateway.directory import open_directory
+from gateway.directory import open_directory, open_directory_watch
 from gateway.pki import service as pki
 from gateway.policies.service import import_policy
 from gateway.sessions import jobs as session_jobs
@@ -268,3 +268,27 @@ def test_the_app_runs_the_subscription_while_it_serves_and_stops_it_after(
         assert len(_watch_threads()) == before
     finally:
         engine.dispose()
+
+
+def test_a_server_without_syncprov_is_reported_lost_once_and_never_restored() -> None:
+    """slapd refuses the refreshAndPersist search (its control is critical and nothing provides it): the loss is
+    reported once with the server's reason, and the retries that follow neither report it again nor claim it back."""
+    reports: list[tuple[bool, str]] = []
+
+    def report(up: bool, why: str) -> None:
+        reports.append((up, why))
+
+    with openldap.running_slapd(sync_provider=False) as server, tcp_relay(("127.0.0.1", server.port)) as relay:
+        relayed = server.settings(servers=[f"ldap://127.0.0.1:{relay.port}"], watch_heartbeat_seconds=1)
+        directory = open_directory(relayed)
+        watch = open_directory_watch(directory, frozenset, lambda _changed: None, report)
+        assert watch is not None
+        watch.start()
+        try:
+            wait_for("three attempts to subscribe", lambda: relay.accepted >= 3)
+        finally:
+            watch.stop()
+            directory.close()
+    assert [up for up, _ in reports] == [False]
+    assert "unavailableCriticalExtension" in reports[0][1]
+    assert not watch.subscribed.is_set()
