@@ -137,7 +137,9 @@ def create_app(
             shutdowns.append(audit_jobs.register(scheduler, engine, app.state.folded_refusals, clock))
             if authority is not None:
                 pki_jobs.register(scheduler, engine, authority, settings, clock, client_cas)
-            session_jobs.register(scheduler, engine, login_services, settings, clock)
+            subscription = session_jobs.register(scheduler, engine, login_services, settings, clock)
+            if subscription is not None:
+                shutdowns.append(subscription.stop)
             shutdowns.append(supervision_jobs.register(scheduler, engine, settings.supervision, clock))
             enrollment_jobs.register(scheduler, engine, settings.enrollment, clock, directory=login_services.directory)
             # Off the event loop: pyroute2 runs an asyncio loop of its own, which cannot start inside uvicorn's.

@@ -13,6 +13,7 @@ from gateway.directory.interface import Account, Directory, DirectoryUser, Group
 from gateway.directory.ldap_directory import OpenLdapDirectory
 from gateway.directory.settings import DirectorySettings
 from gateway.directory.states import AccountState
+from gateway.directory.watch import Changed, DirectoryWatch, StatusReport
 
 
 def open_directory(settings: DirectorySettings, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Directory:
@@ -24,6 +25,17 @@ def open_directory(settings: DirectorySettings, now: Callable[[], datetime] = la
     return BuiltinDirectory(settings)
 
 
+def open_directory_watch(
+    directory: Directory, containers: Callable[[], frozenset[str]], on_change: Changed, on_status: StatusReport
+) -> DirectoryWatch | None:
+    """The change subscription of an AD or OpenLDAP directory (not yet started), or None: the built-in directory's
+    file is edited outside the process, so its changes are left to the re-validation poll; so are a server
+    directory's when its ``watch_changes`` is off."""
+    if isinstance(directory, ActiveDirectory | OpenLdapDirectory):
+        return directory.watch_changes(containers, on_change, on_status)
+    return None
+
+
 __all__ = [
     "Account",
     "AccountState",
@@ -32,8 +44,10 @@ __all__ = [
     "Directory",
     "DirectorySettings",
     "DirectoryUser",
+    "DirectoryWatch",
     "Group",
     "OpenLdapDirectory",
     "group_identifiers",
     "open_directory",
+    "open_directory_watch",
 ]

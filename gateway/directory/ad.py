@@ -22,6 +22,7 @@ from ldap3.utils.conv import escape_bytes, escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
 from gateway.directory import errors
+from gateway.directory.change_feeds import AdChangeNotification
 from gateway.directory.entries import first, one_entry, search
 from gateway.directory.interface import Account, DirectoryUser, Group
 from gateway.directory.logins import check_login, check_password, equality_filter, is_dn
@@ -29,6 +30,7 @@ from gateway.directory.pool import PooledDirectory, ServiceConnections
 from gateway.directory.servers import ServerList
 from gateway.directory.settings import DirectorySettings
 from gateway.directory.states import AccountState, refusal_from_bind_message, state_from_attributes
+from gateway.directory.watch import Changed, DirectoryWatch, StatusReport, watch_for
 
 IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN: transitive member
 ACCOUNT = ["objectGUID", "userPrincipalName", "sAMAccountName"]
@@ -122,6 +124,12 @@ class ActiveDirectory(PooledDirectory):
             return self._person(entry, name, self._groups(conn, entry["dn"]), state)
 
         return self._pool.run(read)
+
+    def watch_changes(
+        self, containers: Callable[[], frozenset[str]], on_change: Changed, on_status: StatusReport
+    ) -> DirectoryWatch | None:
+        """AD change notification on one level under each of ``containers()`` (``change_feeds.py``)."""
+        return watch_for(self._settings, AdChangeNotification(), containers, on_change, on_status)
 
     def _person(
         self, entry: dict[str, Any], login: str, groups: tuple[Group, ...], state: AccountState

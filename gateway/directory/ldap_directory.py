@@ -8,6 +8,7 @@ memberof overlay's `memberOf` attribute or from a `(member=<dn>)` search, the ne
 Without the ppolicy overlay OpenLDAP has no account states beyond "wrong password" and "no such account".
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from ldap3 import BASE, Connection
@@ -16,6 +17,7 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
 from gateway.directory import errors
+from gateway.directory.change_feeds import SyncReplPersist
 from gateway.directory.entries import first, one_entry, search
 from gateway.directory.interface import Account, DirectoryUser, Group
 from gateway.directory.logins import check_login, check_password, dn_from_template, equality_filter, is_dn
@@ -23,6 +25,7 @@ from gateway.directory.pool import PooledDirectory, ServiceConnections
 from gateway.directory.servers import ServerList
 from gateway.directory.settings import DirectorySettings
 from gateway.directory.states import AccountState
+from gateway.directory.watch import Changed, DirectoryWatch, StatusReport, watch_for
 
 ACCOUNT = ["entryUUID", "uid", "cn"]
 PERSON = [*ACCOUNT, "displayName", "mail", "telephoneNumber", "mobile", "memberOf"]
@@ -95,6 +98,12 @@ class OpenLdapDirectory(PooledDirectory):
             return self._person(conn, entry, name, AccountState.ACTIVE)
 
         return self._pool.run(read)
+
+    def watch_changes(
+        self, containers: Callable[[], frozenset[str]], on_change: Changed, on_status: StatusReport
+    ) -> DirectoryWatch | None:
+        """syncrepl refreshAndPersist over the whole base (needs the syncprov overlay); ``containers`` unused."""
+        return watch_for(self._settings, SyncReplPersist(self._settings.base_dn), containers, on_change, on_status)
 
     def _person(self, conn: Connection, entry: dict[str, Any], login: str, state: AccountState) -> DirectoryUser:
         groups = self._groups(conn, entry)

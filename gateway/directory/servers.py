@@ -89,6 +89,8 @@ class ServerList:
             )
             try:
                 conn.open()
+                if conn.socket is None:  # the server closed the connection while it was being opened
+                    raise LDAPCommunicationError(f"connection closed while opening: {conn.last_error}")
                 if self._settings.tls.start_tls and not server.ssl and not conn.start_tls():
                     raise LDAPStartTLSError(f"StartTLS refused: {conn.result}")
                 conn.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -61,6 +61,14 @@ class DirectorySettings(BaseModel):
     max_group_depth: int = Field(default=5, ge=1, le=20, description="OpenLDAP: nesting levels followed upward")
     group_cache_seconds: float = Field(default=300.0, ge=0, description="AD: how long a group SID → name is remembered")
     builtin_file: Path | None = Field(default=None, description="Built-in directory: JSON file of users and groups")
+    watch_changes: bool = Field(
+        default=True,
+        description="AD/OpenLDAP: subscribe to changes (AD change notification, OpenLDAP syncrepl) so a disabled "
+        "account or a removed membership ends its sessions in seconds; the re-validation poll stays as backstop",
+    )
+    watch_heartbeat_seconds: float = Field(
+        default=15.0, gt=0, description="Silence after which the subscription's connection is probed with a heartbeat"
+    )
 
     @model_validator(mode="after")
     def _check_consistent(self) -> "DirectorySettings":

@@ -1,8 +1,10 @@
 """The sessions' scheduled jobs: re-validate live sessions, ask the company CAs' CRLs again (and re-check every
 certificate at once when one changed; audit any older CRL refused), end idle and expired ones, prune throttling
-rows."""
+rows. Beside them runs the directory's change subscription, which re-validates the sessions a directory change
+touched within seconds (``directory_changes.py``); the re-validation job is its safety net."""
 
 import logging
+import threading
 from datetime import timedelta
 
 from apscheduler.schedulers.base import BaseScheduler
@@ -10,8 +12,15 @@ from sqlalchemy import Engine
 
 from gateway.clock import Clock
 from gateway.db import session_scope
+from gateway.directory import open_directory_watch
 from gateway.pki.trust import record_refused_crls
 from gateway.sessions import throttle
+from gateway.sessions.directory_changes import (
+    DirectorySubscription,
+    subscription_reporter,
+    touched_sessions,
+    watched_containers,
+)
 from gateway.sessions.login import LoginServices
 from gateway.sessions.revalidation import revalidate
 from gateway.sessions.service import end_idle_and_expired
@@ -22,13 +31,28 @@ log = logging.getLogger(__name__)
 
 def register(
     scheduler: BaseScheduler, engine: Engine, services: LoginServices, settings: Settings, clock: Clock
-) -> None:
+) -> DirectorySubscription | None:
+    """Schedule the jobs and start the directory's change subscription (returned, to be stopped at shutdown; None
+    for a directory without one)."""
     grace = timedelta(minutes=settings.portal.revocation_unknown_grace_minutes)
+    judging = threading.Lock()  # the poll and the subscription never judge sessions at the same time
 
     def revalidate_sessions() -> None:
-        report = revalidate(engine, services.directory, services.authority, services.revocation, clock(), grace)
+        with judging:
+            report = revalidate(engine, services.directory, services.authority, services.revocation, clock(), grace)
         if report.ended:
             log.info("re-validation ended %d of %d sessions", report.ended, report.checked)
+
+    def revalidate_changed(changed: frozenset[str] | None) -> None:
+        with session_scope(engine) as db:
+            touched = touched_sessions(db, changed)
+        if not touched:
+            return
+        with judging:
+            report = revalidate(
+                engine, services.directory, services.authority, services.revocation, clock(), grace, only=touched
+            )
+        log.info("directory change: re-validation ended %d of %d touched sessions", report.ended, report.checked)
 
     def refresh_company_crls() -> None:
         now = clock()
@@ -68,3 +92,14 @@ def register(
         coalesce=True,
     )
     scheduler.add_job(sweep, "interval", seconds=10, id="sessions.sweep", max_instances=1, coalesce=True)
+    watch = open_directory_watch(
+        services.directory,
+        lambda: watched_containers(engine),
+        revalidate_changed,
+        subscription_reporter(engine, services.node),
+    )
+    if watch is None:
+        return None
+    subscription = DirectorySubscription(watch)
+    subscription.start()
+    return subscription

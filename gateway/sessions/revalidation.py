@@ -1,9 +1,11 @@
 """Re-check every live session against the directory and the CA, and end the ones that lost their right.
 
-Runs on a schedule (default every 30 s). A disabled, locked, expired or removed account, a role taken away, a
-revoked or expired certificate: each ends the session through ``end_session`` with its own reason. When the
-directory cannot be reached the sessions are kept (reported and audited once per run): ending every home seat
-because a domain controller rebooted would cost the service level more than a 30-second window of doubt.
+Runs on a schedule (default every 30 s), and for the sessions a directory change touched as soon as the
+directory's subscription reports it (``directory_changes.py``). A disabled, locked, expired or removed account, a
+role taken away, a revoked or expired certificate: each ends the session through ``end_session`` with its own
+reason. When the directory cannot be reached the sessions are kept (reported and audited once per run): ending
+every home seat because a domain controller rebooted would cost the service level more than a 30-second window of
+doubt.
 
 A certificate whose revocation status cannot be established (its CRL/OCSP server unreachable and no current CRL
 held) is a doubt with a limit, ``portal.revocation_unknown_grace_minutes``: the session is kept but not confirmed
@@ -15,6 +17,7 @@ moment a CRL changed, and ``sohogw ca refresh``.
 """
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -126,12 +129,14 @@ def revalidate(
     remote: HttpRevocationChecker,
     now: datetime,
     unknown_grace: timedelta = timedelta(minutes=15),
+    only: Collection[str] | None = None,
 ) -> RevalidationReport:
-    """Check every live session; each ending is its own short transaction, so no lock is held while the directory
-    or a CRL/OCSP server is asked, and one failure cannot roll back the endings already decided. Without a
-    ``directory`` only certificates are checked, and no session counts as confirmed."""
+    """Check every live session (or those of them whose ids are in ``only``: the ones a directory change touched);
+    each ending is its own short transaction, so no lock is held while the directory or a CRL/OCSP server is asked,
+    and one failure cannot roll back the endings already decided. Without a ``directory`` only certificates are
+    checked, and no session counts as confirmed."""
     with session_scope(engine) as db:
-        sessions = live_sessions(db)
+        sessions = [s for s in live_sessions(db) if only is None or s.id in only]
     ended, confirmed = 0, []
     for session in sessions:
         try:
@@ -152,7 +157,9 @@ def revalidate(
         if not isinstance(reason, EndReason):
             continue
         with session_scope(engine) as db:
-            current = db.get(HomeSession, session.id)
+            # Locked: another node's poll or subscription may be ending the same session (PostgreSQL waits here,
+            # then sees it ended, and end_session writes nothing twice).
+            current = db.get(HomeSession, session.id, with_for_update=True)
             if current is not None:
                 end_session(db, current, reason, actor="revalidation", now=now)
                 ended += 1

@@ -23,6 +23,7 @@ from gateway.audit.models import AuditEvent
 from gateway.clock import Clock
 from gateway.db import session_scope
 from gateway.errors import Forbidden
+from gateway.sessions.directory_changes import SUBSCRIPTION_AUDIT_ACTION
 from gateway.supervision.deps import SupervisionSettingsDep
 from gateway.supervision.models import Alert
 from gateway.supervision.settings import SupervisionSettings
@@ -54,6 +55,11 @@ class GatewayFigures(Collector):
                 .where(AuditEvent.action == "session.login")
                 .group_by(col(AuditEvent.outcome))
             ).all()
+            subscription = db.exec(
+                select(AuditEvent.outcome, func.count())
+                .where(AuditEvent.action == SUBSCRIPTION_AUDIT_ACTION)
+                .group_by(col(AuditEvent.outcome))
+            ).all()
             alerts = db.exec(
                 select(Alert.rule, col(Alert.open_key).is_not(None), func.count()).group_by(
                     col(Alert.rule), col(Alert.open_key).is_not(None)
@@ -70,6 +76,14 @@ class GatewayFigures(Collector):
         for outcome, count in logins:
             by_outcome.add_metric([outcome], count)
         yield by_outcome
+        changes = CounterMetricFamily(
+            "sohogw_directory_subscription",
+            "Directory change subscriptions lost and restored (every node's), from the audit log",
+            labels=["outcome"],
+        )
+        for outcome, count in subscription:
+            changes.add_metric([outcome], count)
+        yield changes
         raised = CounterMetricFamily("sohogw_alerts", "Alerts raised by rule", labels=["rule"])
         open_now = GaugeMetricFamily("sohogw_alerts_open", "Alerts open by rule", labels=["rule"])
         totals: dict[str, int] = {}

@@ -45,6 +45,7 @@ include /etc/ldap/schema/inetorgperson.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
 moduleload memberof
+moduleload syncprov
 pidfile {root}/slapd.pid
 argsfile {root}/slapd.args
 TLSCACertificateFile {root}/ca.pem
@@ -57,6 +58,7 @@ rootdn "{admin}"
 rootpw {admin_password}
 directory {root}/db
 overlay memberof
+overlay syncprov
 access to attrs=userPassword by self =xw by anonymous auth by * none
 access to * by dn.exact="{service}" write by users read by * none
 """
@@ -171,8 +173,9 @@ def _seed(conn: Connection) -> None:
 
 
 @contextmanager
-def running_slapd() -> Iterator[Slapd]:
-    """Start slapd in the foreground as its own process group, seed it; stop it and delete its files after."""
+def running_slapd(sync_provider: bool = True) -> Iterator[Slapd]:
+    """Start slapd in the foreground as its own process group, seed it; stop it and delete its files after.
+    ``sync_provider=False`` leaves out the syncprov overlay (no change subscription, as on many servers)."""
     if shutil.which("slapd") is None and not Path("/usr/sbin/slapd").exists():
         raise RuntimeError("install the Debian packages slapd and ldap-utils")
     root = Path(tempfile.mkdtemp(prefix="sohogw-slapd-"))
@@ -181,7 +184,10 @@ def running_slapd() -> Iterator[Slapd]:
         (root / "db").mkdir()
         _write_certificates(root)
         conf = root / "slapd.conf"
-        conf.write_text(_CONFIG.format(root=root, base=BASE_DN, admin=ADMIN_DN, admin_password=ADMIN_PASSWORD,
+        config = (
+            _CONFIG if sync_provider else _CONFIG.replace("moduleload syncprov\n", "").replace("overlay syncprov\n", "")
+        )
+        conf.write_text(config.format(root=root, base=BASE_DN, admin=ADMIN_DN, admin_password=ADMIN_PASSWORD,
                                        service=SERVICE_DN))  # fmt: skip
         port = _free_port()
         argv = ["/usr/sbin/slapd", "-d", "0", "-h", f"ldap://127.0.0.1:{port}/", "-f", str(conf)]

@@ -1,0 +1,130 @@
+"""Directory change → session ended: through the change subscription, beside the re-validation poll, same run.
+
+Two gateways share one real Samba AD DC, each with its own database, portal and sessions' jobs as the app
+registers them: one with the change subscription on and the poll at an hour, one (the baseline) with the
+subscription off and the poll at its default 30 s. Agents sign in through each portal with their certificate; then
+one agent of each gateway in turn (A B, then B A) is disabled or taken out of SOHO-Agents in Samba, one change
+every ``--spacing`` seconds, so the changes fall at every phase of the poll's period. A change's latency is the
+session's ``ended_at`` minus the moment the LDAP modify returned.
+
+Run as root, in a network namespace of its own (Samba needs ports 389/636):
+    ip netns add bench; ip netns exec bench ip link set lo up
+    ip netns exec bench .venv/bin/python bench/bench_directory_change.py [--changes 30] [--spacing 1.0]
+"""
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from certs.revocation import HttpRevocationChecker
+from gateway.clock import as_utc, utcnow
+from gateway.db import make_engine, session_scope
+from gateway.directory import open_directory
+from gateway.migrate import upgrade
+from gateway.sessions import jobs as session_jobs
+from gateway.sessions.login import LoginServices
+from gateway.sessions.models import HomeSession
+from gateway.sessions.throttle import ThrottleLimits
+from tests.directory import samba
+from tests.gateway.sessions.test_revalidation_with_active_directory import AdPortal, Agent, _disable, _leave_group
+from tests.support.portal import serving_portal
+
+SUBSCRIPTION, POLL = "subscription (poll at 1 h)", "poll every 30 s (baseline)"
+CHANGES: list[Callable[[samba.SambaDC, Agent], None]] = [_disable, _leave_group]
+
+
+@contextmanager
+def gateway(dc: samba.SambaDC, scratch: Path, watch: bool, poll_seconds: int) -> Iterator[AdPortal]:
+    """A portal on its own database, with the sessions' jobs running as ``create_app`` registers them."""
+    scratch.mkdir()
+    url = f"sqlite:///{scratch}/sohogw.db"
+    upgrade(url)
+    engine = make_engine(url)
+    directory = open_directory(dc.settings(watch_changes=watch))
+    scheduler = BackgroundScheduler(timezone="UTC")
+    try:
+        with serving_portal(
+            scratch,
+            url,
+            engine,
+            kind=AdPortal,
+            passwords={},
+            groups={},
+            directory=directory,
+            policy=samba.policy_by_dn(),
+            trusted_proxy=True,
+            settings={"portal": {"revalidate_seconds": poll_seconds}},
+            alongside=lambda app: nullcontext({"samba": dc}),
+        ) as portal:
+            services = LoginServices(directory, portal.authority, HttpRevocationChecker(), ThrottleLimits(), "bench")
+            subscription = session_jobs.register(scheduler, engine, services, portal.settings, utcnow)
+            scheduler.start()
+            try:
+                if subscription is not None:
+                    assert subscription.watch.subscribed.wait(30), "the subscription did not come up"
+                yield portal
+            finally:
+                scheduler.shutdown(wait=False)
+                if subscription is not None:
+                    subscription.stop()
+    finally:
+        directory.close()
+        engine.dispose()
+
+
+def ended_at(portal: AdPortal, agent: Agent) -> datetime | None:
+    with session_scope(portal.engine) as db:
+        session = db.get(HomeSession, agent.session_id)
+        return as_utc(session.ended_at) if session is not None and session.ended_at is not None else None
+
+
+def quantile(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--changes", type=int, default=30, help="changes per side")
+    parser.add_argument("--spacing", type=float, default=1.0, help="seconds between two changes")
+    args = parser.parse_args()
+    with samba.running_samba_dc() as dc, tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        portals = {
+            SUBSCRIPTION: stack.enter_context(gateway(dc, Path(tmp) / "a", watch=True, poll_seconds=3600)),
+            POLL: stack.enter_context(gateway(dc, Path(tmp) / "b", watch=False, poll_seconds=30)),
+        }
+        agents = {name: [portal.agent() for _ in range(args.changes)] for name, portal in portals.items()}
+        changed: dict[str, list[tuple[Agent, datetime]]] = {name: [] for name in portals}
+        names = list(portals)
+        for index in range(args.changes):
+            for name in names if index % 2 == 0 else reversed(names):
+                agent = agents[name][index]
+                CHANGES[index % len(CHANGES)](dc, agent)
+                changed[name].append((agent, datetime.now(UTC)))
+                time.sleep(args.spacing / 2)
+        deadline = time.monotonic() + 60
+        latencies: dict[str, list[float]] = {}
+        for name, portal in portals.items():
+            while any(ended_at(portal, a) is None for a, _ in changed[name]) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            ends = [(ended_at(portal, agent), at) for agent, at in changed[name]]
+            missing = sum(1 for end, _ in ends if end is None)
+            assert not missing, f"{name}: {missing} sessions still live a minute after their change"
+            latencies[name] = [(end - at).total_seconds() for end, at in ends if end is not None]
+    print(f"directory change → session ended, Samba AD DC, {args.changes} changes per side, {args.spacing:g} s apart")
+    for name, values in latencies.items():
+        p50, p99 = quantile(values, 50), quantile(values, 99)
+        print(f"  {name:<28} p50 {p50:6.2f} s   p99 {p99:6.2f} s   max {max(values):6.2f} s")
+
+
+if __name__ == "__main__":
+    main()
