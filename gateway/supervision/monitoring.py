@@ -13,9 +13,10 @@ from gateway.audit.service import record
 from gateway.errors import Forbidden, NotFound
 from gateway.events import nudge_after_commit
 from gateway.policies.service import current_policy
-from gateway.sessions.models import HomeSession, SessionState
-from gateway.sessions.service import get_session, policy_groups
+from gateway.sessions.models import HomeSession
+from gateway.sessions.service import policy_groups
 from gateway.supervision.models import ScreenWatch
+from gateway.supervision.scope import agent_for_supervisor
 from gateway.supervision.sources import screen_url
 from policy import evaluate
 
@@ -26,10 +27,10 @@ WATCH_ENDED = "supervision.watch.ended"
 def start_watch(
     db: Session, supervisor: HomeSession, session_id: str, *, now: datetime, source: str
 ) -> tuple[ScreenWatch, str]:
-    """Open a watch of the agent's live session; returns it and the URL of the view-only stream."""
-    agent = get_session(db, session_id)
-    if agent is None or agent.state is not SessionState.ACTIVE or "agent" not in agent.role_set:
-        raise NotFound("that agent is no longer logged in")
+    """Open a watch of the agent's live session; returns it and the URL of the view-only stream.
+
+    An agent out of the supervisor's team scope is refused as if not logged in (`AgentNotInScope`, audited)."""
+    agent = agent_for_supervisor(db, supervisor, session_id, source=source, clock=lambda: now)
     policy = evaluate(current_policy(db), policy_groups(agent), now)
     if not policy.view_only_supervision:
         record(

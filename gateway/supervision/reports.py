@@ -16,11 +16,13 @@ from sqlmodel import Session, col, select
 
 from gateway.clock import as_utc
 from gateway.sessions.models import HomeSession, SessionState
+from gateway.sessions.service import policy_groups
 from gateway.supervision.models import Alert, WorkState, WorkStatus
 from gateway.supervision.rules import VPN_DOWN
 from gateway.supervision.settings import SupervisionSettings
 from gateway.supervision.view import is_on_site, teams_of
 from gateway.voice.models import CallEvent
+from policy import SupervisedTeams
 
 VOICE_DROP_KINDS = ("dropped", "lost")
 
@@ -68,8 +70,15 @@ def _count_by_login(rows: Iterable[str | None]) -> dict[str, int]:
     return counts
 
 
-def report(db: Session, start: datetime, stop: datetime, settings: SupervisionSettings, now: datetime) -> list[Figures]:
-    """Agent lines and team lines, each split by location, sorted by scope and name."""
+def report(
+    db: Session,
+    start: datetime,
+    stop: datetime,
+    settings: SupervisionSettings,
+    now: datetime,
+    teams: SupervisedTeams,
+) -> list[Figures]:
+    """Agent lines and team lines of the agents in ``teams``, each split by location, sorted by scope and name."""
     sessions = db.exec(
         select(HomeSession).where(
             col(HomeSession.created_at) < stop,
@@ -77,7 +86,11 @@ def report(db: Session, start: datetime, stop: datetime, settings: SupervisionSe
             col(HomeSession.roles).contains("agent"),
         )
     ).all()
-    sessions = [s for s in sessions if as_utc(s.ended_at or now) > start and "agent" in s.role_set]
+    sessions = [
+        s
+        for s in sessions
+        if as_utc(s.ended_at or now) > start and "agent" in s.role_set and teams.covers(policy_groups(s))
+    ]
     ends = {s.id: as_utc(s.ended_at or now) for s in sessions}
     breaks: dict[str, float] = defaultdict(float)
     for stretch in db.exec(

@@ -11,8 +11,10 @@ from fastapi.responses import HTMLResponse, Response
 from gateway.deps import ClockDep, DbSession
 from gateway.errors import GatewayError
 from gateway.sessions.deps import SupervisorSession
+from gateway.sessions.models import HomeSession
 from gateway.supervision.deps import SupervisionSettingsDep
 from gateway.supervision.reports import COLUMNS, Figures, period_bounds, report
+from gateway.supervision.scope import supervisor_scope
 from gateway.web.pages import render
 
 router = APIRouter(tags=["supervision"])
@@ -33,14 +35,19 @@ def _day(period: str, day: str | None, today: date) -> date:
 
 
 def _figures(
-    db: DbSession, settings: SupervisionSettingsDep, clock: ClockDep, period: str, day: str | None
+    db: DbSession,
+    supervisor: HomeSession,
+    settings: SupervisionSettingsDep,
+    clock: ClockDep,
+    period: str,
+    day: str | None,
 ) -> tuple[str, list[Figures]]:
     if period not in ("day", "month"):
         raise BadPeriod("period is day or month")
     now = clock()
     start, stop = period_bounds(period, _day(period, day, now.date()))
     label = f"{start:%Y-%m-%d}" if period == "day" else f"{start:%Y-%m}"
-    return label, report(db, start, stop, settings, now)
+    return label, report(db, start, stop, settings, now, supervisor_scope(db, supervisor))
 
 
 @router.get("/supervision/reports", response_class=HTMLResponse)
@@ -53,7 +60,7 @@ def reports_page(
     period: str = "day",
     day: str | None = None,
 ) -> HTMLResponse:
-    label, lines = _figures(db, settings, clock, period, day)
+    label, lines = _figures(db, session, settings, clock, period, day)
     longest = max([line.logged_in_seconds for line in lines] + [1.0])
     return render(request, "supervision_reports.html", period=period, label=label, lines=lines, longest=longest)
 
@@ -67,7 +74,7 @@ def reports_csv(
     period: str = "day",
     day: str | None = None,
 ) -> Response:
-    label, lines = _figures(db, settings, clock, period, day)
+    label, lines = _figures(db, session, settings, clock, period, day)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=["period", *COLUMNS])
     writer.writeheader()

@@ -1,23 +1,33 @@
 """The wall page, its event stream, and view-only screen watching."""
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import Engine
 
+from gateway.clock import as_utc
+from gateway.db import session_scope
 from gateway.deps import ClockDep, DbSession, RowId
 from gateway.errors import Forbidden
 from gateway.sessions.client_cert import client_origin
 from gateway.sessions.deps import CheckedForm, SupervisorSession
+from gateway.sessions.models import SessionState
+from gateway.sessions.service import get_session
 from gateway.supervision.deps import SupervisionSettingsDep
 from gateway.supervision.monitoring import end_watch, start_watch
+from gateway.supervision.scope import ScopedAgent, supervisor_scope
 from gateway.supervision.state import BREAK_REASONS
-from gateway.supervision.wall import WallHub
+from gateway.supervision.wall import WallHub, sse
 from gateway.web.pages import reason_message, render
 
 router = APIRouter(tags=["supervision"])
 KEEPALIVE_SECONDS = 15.0
+SESSION_CHECK_SECONDS = 2.0
+"""How often an open stream checks that its supervisor is still signed in (the wall says "live" only then)."""
 
 
 def _source(request: Request) -> str:
@@ -37,20 +47,37 @@ def wall_page(request: Request, session: SupervisorSession) -> HTMLResponse:
     return render(request, "supervision_wall.html", break_reasons=BREAK_REASONS)
 
 
+def _still_signed_in(engine: Engine, session_id: str, now: datetime) -> bool:
+    """Whether the supervisor's session is still active (signed out, ended by an admin, timed out: not)."""
+    with session_scope(engine) as db:
+        session = get_session(db, session_id)
+        return session is not None and session.state is SessionState.ACTIVE and as_utc(session.expires_at) > now
+
+
 @router.get("/supervision/wall/events")
-async def wall_events(request: Request, session: SupervisorSession, settings: SupervisionSettingsDep) -> Response:
+async def wall_events(
+    request: Request, session: SupervisorSession, db: DbSession, settings: SupervisionSettingsDep
+) -> Response:
     """Server-sent events: a ``snapshot`` first, then ``diff`` events; a comment every 15 s keeps proxies open."""
     hub = _hub(request, settings)
-    queue, snapshot = await hub.subscribe()
+    queue, snapshot = await hub.subscribe(supervisor_scope(db, session))
+    engine, clock = request.app.state.engine, request.app.state.clock
 
     async def stream() -> AsyncIterator[str]:
         try:
             yield snapshot
+            checked = time.monotonic()
             while not await request.is_disconnected():
+                if time.monotonic() - checked >= SESSION_CHECK_SECONDS:
+                    checked = time.monotonic()
+                    if not await asyncio.to_thread(_still_signed_in, engine, session.id, clock()):
+                        yield sse("ended", {})  # the page stops saying "live" and does not reconnect
+                        return
                 try:
-                    message = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
+                    message = await asyncio.wait_for(queue.get(), timeout=SESSION_CHECK_SECONDS)
                 except TimeoutError:
-                    yield ": keep-alive\n\n"
+                    if time.monotonic() - checked >= KEEPALIVE_SECONDS - SESSION_CHECK_SECONDS:
+                        yield ": keep-alive\n\n"
                     continue
                 if message is None:  # too slow to keep up: the browser reconnects and gets a fresh snapshot
                     return
@@ -64,10 +91,10 @@ async def wall_events(request: Request, session: SupervisorSession, settings: Su
 
 @router.post("/supervision/watch/{session_id}", response_class=HTMLResponse)
 def watch_screen(
-    request: Request, session_id: str, session: SupervisorSession, form: CheckedForm, db: DbSession, clock: ClockDep
+    request: Request, session: SupervisorSession, form: CheckedForm, agent: ScopedAgent, db: DbSession, clock: ClockDep
 ) -> HTMLResponse:
     try:
-        watch, url = start_watch(db, session, session_id, now=clock(), source=_source(request))
+        watch, url = start_watch(db, session, agent.id, now=clock(), source=_source(request))
     except Forbidden as refused:  # audited as refused_by_policy: returning (not raising) lets that row commit
         error = reason_message(request, refused.reason, refused.message)
         return render(request, "error.html", refused.status_code, error=error)

@@ -46,10 +46,15 @@ class SeatRow:
     idle_since: str | None = None
     break_too_long: bool = False
     watched: bool = False
+    policy_groups: tuple[str, ...] = ()
+    """The agent's group identifiers: what team scope is decided with; never sent to a browser."""
 
     def as_dict(self) -> dict[str, object]:
-        """The row as JSON-ready data (a shallow copy: the wall compares and encodes it, never changes it)."""
-        return dict(vars(self))
+        """The row as JSON-ready data for the wall (a shallow copy: the wall compares and encodes it, never changes
+        it); the group identifiers stay on the server."""
+        row = dict(vars(self))
+        del row["policy_groups"]
+        return row
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class LiveAgent:
     login: str
     display_name: str | None
     groups: str
+    policy_groups: str
     source_ip: str
     created_at: datetime
 
@@ -72,6 +78,7 @@ def live_agents(db: Session) -> list[LiveAgent]:
         HomeSession.login,
         HomeSession.display_name,
         HomeSession.groups,
+        HomeSession.policy_groups,
         HomeSession.source_ip,
         HomeSession.created_at,
     )
@@ -155,6 +162,7 @@ def seat_view(db: Session, now: datetime, settings: SupervisionSettings | None =
                 and state.since is not None
                 and now - state.since > break_limit,
                 watched=session.id in watched,
+                policy_groups=tuple(json.loads(session.policy_groups)),
             )
         )
     return rows

@@ -9,7 +9,7 @@ from gateway.supervision.reports import Figures, period_bounds, report
 from gateway.supervision.settings import SupervisionSettings
 from gateway.supervision.state import set_work_state
 from gateway.voice.models import CallEvent
-from tests.gateway.supervision.conftest import add_session
+from tests.gateway.supervision.conftest import EVERY_TEAM, add_session
 
 DAY = date(2026, 11, 25)
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -85,7 +85,7 @@ def _expected(start: datetime, stop: datetime) -> dict[tuple[str, str], Figures]
 def test_daily_report_per_agent_splits_home_and_on_site_and_clips_to_the_day(db: Session) -> None:
     _seed(db)
     start, stop = period_bounds("day", DAY)
-    lines = report(db, start, stop, SETTINGS, NOW)
+    lines = report(db, start, stop, SETTINGS, NOW, EVERY_TEAM)
     agents = {(line.name, line.location): line for line in lines if line.scope == "agent"}
     assert agents == _expected(start, stop)
     assert agents[("agent2", "home")].logged_in_seconds == 2 * 3600  # only the part after midnight
@@ -96,7 +96,7 @@ def test_team_lines_add_up_their_agents_and_the_month_includes_the_day_before(db
     _seed(db)
     start, stop = period_bounds("month", DAY)
     assert (start, stop) == (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
-    lines = report(db, start, stop, SETTINGS, NOW)
+    lines = report(db, start, stop, SETTINGS, NOW, EVERY_TEAM)
     agents = {(line.name, line.location): line for line in lines if line.scope == "agent"}
     teams = {(line.name, line.location): line for line in lines if line.scope == "team"}
     assert agents == _expected(start, stop)
