@@ -253,7 +253,9 @@ class SeatBroker:
                 elif lease.backend == "x11" and not self.runs(lease):
                     reason = SeatEndReason.LOST
                 else:
-                    reason = service.overdue(lease, now, self.idle_seconds(lease), grace)
+                    idle = self.idle_seconds(lease)
+                    service.note_input(db, lease, now, idle)
+                    reason = service.overdue(lease, now, idle, grace)
                 if reason is not None:
                     service.end_seat(db, lease, reason, now)
                     ended += 1

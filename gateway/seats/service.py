@@ -293,6 +293,23 @@ def mark_disconnected(db: Session, lease_id: str, now: datetime) -> None:
         db.flush()
 
 
+INPUT_STEP_SECONDS = 10
+"""The display's last input is written to the lease only once it moved this far: a typing agent costs one UPDATE per
+this many seconds, and the wall (which rounds idle starts to 10 s) still resets its idle counter."""
+
+
+def note_input(db: Session, lease: SeatLease, now: datetime, idle_seconds: float | None) -> None:
+    """Record the display's last keyboard or pointer input as the connected lease's activity, so the supervisors' wall
+    shows the agent idle since they last typed, not since they connected."""
+    if idle_seconds is None or lease.state is not SeatLeaseState.CONNECTED:
+        return
+    last_input = now - timedelta(seconds=idle_seconds)
+    if last_input - as_utc(lease.last_activity_at) >= timedelta(seconds=INPUT_STEP_SECONDS):
+        lease.last_activity_at = last_input
+        db.add(lease)
+        db.flush()
+
+
 def overdue(lease: SeatLease, now: datetime, idle_seconds: float | None, grace: timedelta) -> SeatEndReason | None:
     """Why a live lease must end now, or None.
 

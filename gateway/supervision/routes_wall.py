@@ -15,7 +15,7 @@ from gateway.deps import ClockDep, DbSession, RowId
 from gateway.errors import Forbidden
 from gateway.sessions.client_cert import client_origin
 from gateway.sessions.deps import CheckedForm, SupervisorSession
-from gateway.sessions.models import SessionState
+from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import get_session
 from gateway.supervision.deps import SupervisionSettingsDep
 from gateway.supervision.monitoring import end_watch, start_watch
@@ -23,6 +23,7 @@ from gateway.supervision.scope import ScopedAgent, supervisor_scope
 from gateway.supervision.state import BREAK_REASONS
 from gateway.supervision.wall import WallHub, sse
 from gateway.web.pages import reason_message, render
+from policy import SupervisedTeams
 
 router = APIRouter(tags=["supervision"])
 KEEPALIVE_SECONDS = 15.0
@@ -43,8 +44,14 @@ def _hub(request: Request, settings: SupervisionSettingsDep) -> WallHub:
 
 
 @router.get("/supervision/wall", response_class=HTMLResponse)
-def wall_page(request: Request, session: SupervisorSession) -> HTMLResponse:
-    return render(request, "supervision_wall.html", break_reasons=BREAK_REASONS)
+def wall_page(request: Request, session: SupervisorSession, settings: SupervisionSettingsDep) -> HTMLResponse:
+    return render(request, "supervision_wall.html", break_reasons=BREAK_REASONS, limits=settings.wall_limits())
+
+
+def _scope_of(engine: Engine, supervisor: HomeSession) -> SupervisedTeams:
+    """The supervisor's teams (off the event loop: it reads the policy from the database)."""
+    with session_scope(engine) as db:
+        return supervisor_scope(db, supervisor)
 
 
 def _still_signed_in(engine: Engine, session_id: str, now: datetime) -> bool:
@@ -55,18 +62,17 @@ def _still_signed_in(engine: Engine, session_id: str, now: datetime) -> bool:
 
 
 @router.get("/supervision/wall/events")
-async def wall_events(
-    request: Request, session: SupervisorSession, db: DbSession, settings: SupervisionSettingsDep
-) -> Response:
-    """Server-sent events: a ``snapshot`` first, then ``diff`` events; a comment every 15 s keeps proxies open."""
+async def wall_events(request: Request, session: SupervisorSession, settings: SupervisionSettingsDep) -> Response:
+    """Server-sent events of the supervisor's teams: a ``snapshot`` first, then ``diff`` events; ``alive`` every 15 s
+    keeps proxies open and tells the page the stream is; ``ended`` when the supervisor's session has ended."""
     hub = _hub(request, settings)
-    queue, snapshot = await hub.subscribe(supervisor_scope(db, session))
     engine, clock = request.app.state.engine, request.app.state.clock
+    queue, snapshot = await hub.subscribe(await asyncio.to_thread(_scope_of, engine, session))
 
     async def stream() -> AsyncIterator[str]:
         try:
             yield snapshot
-            checked = time.monotonic()
+            checked = alive = time.monotonic()
             while not await request.is_disconnected():
                 if time.monotonic() - checked >= SESSION_CHECK_SECONDS:
                     checked = time.monotonic()
@@ -76,8 +82,9 @@ async def wall_events(
                 try:
                     message = await asyncio.wait_for(queue.get(), timeout=SESSION_CHECK_SECONDS)
                 except TimeoutError:
-                    if time.monotonic() - checked >= KEEPALIVE_SECONDS - SESSION_CHECK_SECONDS:
-                        yield ": keep-alive\n\n"
+                    if time.monotonic() - alive >= KEEPALIVE_SECONDS:
+                        alive = time.monotonic()
+                        yield sse("alive", {})  # an event, not a comment: the page sees it and keeps saying "live"
                     continue
                 if message is None:  # too slow to keep up: the browser reconnects and gets a fresh snapshot
                     return

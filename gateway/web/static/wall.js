@@ -1,21 +1,27 @@
 // The supervisors' wall: a snapshot, then diffs, from /supervision/wall/events (server-sent events).
-// The server computes the wall once per tick for every viewer; this page only applies diffs, filters, and counts
-// the seconds in the current state locally, so a growing duration costs no traffic.
+// The server computes the wall once per tick for every viewer of a team scope; this page only applies diffs,
+// filters and sorts the tiles, and counts the seconds in the current state locally (a growing duration costs no
+// traffic). "Live" is shown only while the stream is open and heard from: the server sends "alive" every 15 s, so
+// silence longer than STALE_MS means the connection is gone even if the browser has not noticed.
 (() => {
   "use strict";
   const strings = JSON.parse(document.getElementById("wall-strings").textContent);
   const reasons = JSON.parse(document.getElementById("wall-reasons").textContent);
-  const body = document.getElementById("wall-rows");
+  const limits = JSON.parse(document.getElementById("wall-limits").textContent);
+  const board = document.getElementById("wall-rows");
   const status = document.getElementById("wall-status");
   const teamFilter = document.getElementById("filter-team");
   const stateFilter = document.getElementById("filter-state");
+  const sortChoice = document.getElementById("wall-sort");
   const summaryBox = document.getElementById("wall-summary");
   const chart = document.getElementById("wall-chart");
   const watchTemplate = document.getElementById("watch-form");
   const STATES = ["ready", "on_call", "wrap_up", "break", "offline"];
   const COLOURS = { ready: "#2e7d32", on_call: "#0b5cab", wrap_up: "#8e6c00", break: "#b3261e", offline: "#6b7785" };
+  const STALE_MS = 40000;
   const rows = new Map();
   let summary = {};
+  let heardAt = 0;
 
   const seconds = (iso) => (iso ? Math.max(0, (Date.now() - Date.parse(iso)) / 1000) : 0);
   function duration(total) {
@@ -23,117 +29,146 @@
     const pad = (n) => String(n).padStart(2, "0");
     return (h ? h + ":" + pad(m) : String(m)) + ":" + pad(s % 60);
   }
-  function cell(tr, text, className) {
-    const td = document.createElement("td");
-    td.textContent = text;
-    if (className) td.className = className;
-    tr.appendChild(td);
-    return td;
+  function part(parent, tag, className, text) {
+    const element = document.createElement(tag);
+    element.className = className;
+    if (text !== undefined) element.textContent = text;
+    parent.appendChild(element);
+    return element;
+  }
+  function setStatus(state) {
+    status.dataset.state = state;
+    status.textContent = strings[state];
   }
 
   function build(row) {
-    const tr = document.createElement("tr");
-    tr.dataset.session = row.session_id;
-    tr.dataset.login = row.login;
-    tr.dataset.state = row.state;
-    tr.dataset.teams = JSON.stringify(row.teams);
-    if (row.break_too_long) tr.classList.add("too-long");
+    const tile = document.createElement("article");
+    tile.className = "tile";
+    tile.dataset.session = row.session_id;
+    tile.dataset.login = row.login;
+    tile.dataset.state = row.state;
+    tile.dataset.since = row.state_since || "";
+    tile.dataset.teams = JSON.stringify(row.teams);
     const where = row.on_site ? strings.on_site : strings.home;
-    cell(tr, row.name + " (" + row.login + ") · " + where + (row.watched ? " · " + strings.watched : ""));
-    cell(tr, row.teams.join(", "));
-    const state = cell(tr, strings[row.state] + (row.reason ? " (" + (reasons[row.reason] || row.reason) + ")" : ""), "state");
-    if (row.break_too_long) state.textContent += " · " + strings.break_too_long;
-    cell(tr, "", "since").dataset.since = row.state_since || "";
-    const today = cell(tr, "", "today");
-    today.dataset.earlier = JSON.stringify(row.earlier);
-    today.dataset.current = row.state;
-    today.dataset.since = row.state_since || "";
-    const link = cell(tr, strings[row.link], "link link-" + row.link);
+    part(tile, "div", "who", row.name + " (" + row.login + ")").title = row.name + " (" + row.login + ")";
+    let state = strings[row.state] + (row.reason ? " (" + (reasons[row.reason] || row.reason) + ")" : "");
+    if (row.break_too_long) state += " · " + strings.break_too_long;
+    part(tile, "div", "state", state);
+    part(tile, "div", "timer");
+    part(tile, "div", "meta teams", [row.teams.join(", "), where].filter(Boolean).join(" · "));
+    const link = part(tile, "div", "meta link" + (row.link === "down" ? " link-down" : ""), strings.link + ": " + strings[row.link]);
     if (row.handshake_at) link.dataset.handshake = row.handshake_at;
-    cell(tr, row.voice || "—", "voice");
-    const seat = cell(tr, row.seat || "—", "seat");
+    if (row.voice) part(tile, "div", "meta voice", strings.voice + ": " + row.voice);
+    const seat = part(tile, "div", "meta seat", row.seat || strings.no_seat);
     if (row.idle_since) seat.dataset.idle = row.idle_since;
-    const actions = document.createElement("td");
-    const form = watchTemplate.content.firstElementChild.cloneNode(true);
-    form.action = "/supervision/watch/" + encodeURIComponent(row.session_id);
-    actions.appendChild(form);
-    tr.appendChild(actions);
-    return tr;
+    if (row.watched) part(tile, "div", "meta watched", strings.watched);
+    const today = part(tile, "div", "meta today");
+    today.dataset.earlier = JSON.stringify(row.earlier);
+    if (row.seat) {  // only a seat can be watched: an agent without one has no "watch" to press
+      const form = watchTemplate.content.firstElementChild.cloneNode(true);
+      form.action = "/supervision/watch/" + encodeURIComponent(row.session_id);
+      tile.appendChild(form);
+    }
+    return tile;
+  }
+
+  function level(state, spent) {
+    const limit = limits[state];
+    if (!limit) return "ok";
+    return spent >= limit[1] ? "red" : spent >= limit[0] ? "amber" : "ok";
   }
 
   function tickTimes() {
-    for (const td of body.querySelectorAll("td.since")) td.textContent = duration(seconds(td.dataset.since));
-    for (const td of body.querySelectorAll("td.today")) {
-      const spent = JSON.parse(td.dataset.earlier);
-      spent[td.dataset.current] = (spent[td.dataset.current] || 0) + seconds(td.dataset.since);
-      td.textContent = STATES.filter((s) => spent[s]).map((s) => strings[s] + " " + duration(spent[s])).join(" · ");
+    for (const tile of board.children) {
+      const spent = seconds(tile.dataset.since);
+      tile.querySelector(".timer").textContent = duration(spent);
+      tile.dataset.level = level(tile.dataset.state, spent);
+      const today = tile.querySelector(".today");
+      const total = JSON.parse(today.dataset.earlier);
+      total[tile.dataset.state] = (total[tile.dataset.state] || 0) + spent;
+      today.textContent = STATES.filter((s) => total[s]).map((s) => strings[s] + " " + duration(total[s])).join(" · ");
+      const seat = tile.querySelector(".seat[data-idle]");
+      if (seat) seat.textContent = rows.get(tile.dataset.session).seat + " · " + strings.idle + " " + duration(seconds(seat.dataset.idle));
     }
-    for (const td of body.querySelectorAll("td.seat[data-idle]")) {
-      td.textContent = td.textContent.split(" · ")[0] + " · " + strings.idle + " " + duration(seconds(td.dataset.idle));
-    }
+    if (status.dataset.state === "live" && Date.now() - heardAt > STALE_MS) setStatus("stale");
   }
 
   function applyFilters() {
     const team = teamFilter.value, state = stateFilter.value;
-    for (const tr of body.children) {
-      const teams = JSON.parse(tr.dataset.teams);
-      tr.hidden = (team && !teams.includes(team)) || (state && tr.dataset.state !== state);
+    for (const tile of board.children) {
+      const teams = JSON.parse(tile.dataset.teams);
+      tile.hidden = Boolean((team && !teams.includes(team)) || (state && tile.dataset.state !== state));
     }
+  }
+
+  const ORDERS = {
+    name: (a, b) => (a.dataset.login < b.dataset.login ? -1 : a.dataset.login > b.dataset.login ? 1 : 0),
+    state: (a, b) => STATES.indexOf(a.dataset.state) - STATES.indexOf(b.dataset.state) || ORDERS.name(a, b),
+    longest: (a, b) => (Date.parse(a.dataset.since) || 0) - (Date.parse(b.dataset.since) || 0) || ORDERS.name(a, b),
+  };
+  function applySort() {
+    const sorted = [...board.children].sort(ORDERS[sortChoice.value] || ORDERS.name);
+    if (sorted.some((tile, i) => board.children[i] !== tile)) board.append(...sorted);
   }
 
   function renderTeams() {
     const teams = new Set();
     for (const row of rows.values()) row.teams.forEach((t) => teams.add(t));
-    const chosen = teamFilter.value;
     const known = new Set([...teamFilter.options].map((o) => o.value));
-    for (const team of [...teams].sort()) {
-      if (!known.has(team)) teamFilter.add(new Option(team, team));
-    }
-    teamFilter.value = chosen;
+    for (const team of [...teams].sort()) if (!known.has(team)) teamFilter.add(new Option(team, team));
   }
 
   function renderSummary() {
     summaryBox.replaceChildren();
     for (const key of ["total", ...STATES, "link_down", "break_too_long"]) {
-      const span = document.createElement("span");
-      span.dataset.count = key;
-      span.textContent = strings[key] + ": " + (summary[key] || 0);
-      summaryBox.appendChild(span);
+      const box = part(summaryBox, "div", "count");
+      box.dataset.count = key;
+      part(box, "b", "", String(summary[key] || 0));
+      box.append(strings[key]);
     }
-    const most = Math.max(1, ...STATES.map((s) => summary[s] || 0));
+    renderChart();
+  }
+
+  // Agents per state with a y axis: gridlines at whole numbers of agents, so bar heights can be read.
+  function renderChart() {
     const ns = "http://www.w3.org/2000/svg";
+    const top = 10, bottom = 120, left = 40, width = 90;
+    const most = Math.max(1, ...STATES.map((s) => summary[s] || 0));
+    const step = Math.max(1, Math.ceil(most / 4));
+    const scale = step * Math.ceil(most / step);
+    const y = (n) => bottom - ((bottom - top) * n) / scale;
+    const svg = (tag, attributes, text) => {
+      const element = document.createElementNS(ns, tag);
+      for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value));
+      if (text !== undefined) element.textContent = text;
+      chart.appendChild(element);
+      return element;
+    };
     chart.replaceChildren();
+    for (let n = 0; n <= scale; n += step) {
+      svg("line", { x1: left, x2: 530, y1: y(n), y2: y(n), "data-tick": n });
+      svg("text", { x: left - 6, y: y(n) + 4, "text-anchor": "end" }, String(n));
+    }
+    svg("text", { x: 4, y: top - 2 }, strings.agents);
     STATES.forEach((state, i) => {
-      const height = (80 * (summary[state] || 0)) / most;
-      const bar = document.createElementNS(ns, "rect");
-      bar.setAttribute("x", String(20 + i * 95));
-      bar.setAttribute("y", String(90 - height));
-      bar.setAttribute("width", "60");
-      bar.setAttribute("height", String(height));
-      bar.setAttribute("fill", COLOURS[state]);
-      bar.dataset.state = state;
-      const label = document.createElementNS(ns, "text");
-      label.setAttribute("x", String(20 + i * 95));
-      label.setAttribute("y", "110");
-      label.setAttribute("font-size", "12");
-      label.textContent = strings[state] + " " + (summary[state] || 0);
-      chart.append(bar, label);
+      const count = summary[state] || 0;
+      const x = left + 10 + i * (width + 7);
+      svg("rect", { x, y: y(count), width, height: bottom - y(count), fill: COLOURS[state], "data-state": state });
+      svg("text", { x: x + width / 2, y: bottom + 16, "text-anchor": "middle" }, strings[state] + " " + count);
     });
   }
 
   function place(row) {
-    const tr = build(row);
-    const old = body.querySelector('tr[data-session="' + CSS.escape(row.session_id) + '"]');
-    if (old) old.replaceWith(tr);
-    else {
-      const after = [...body.children].find((other) => other.dataset.login > row.login);
-      body.insertBefore(tr, after || null);
-    }
+    const tile = build(row);
+    const old = board.querySelector('[data-session="' + CSS.escape(row.session_id) + '"]');
+    if (old) old.replaceWith(tile);
+    else board.appendChild(tile);
   }
 
   function refresh() {
     renderTeams();
     applyFilters();
+    applySort();
     renderSummary();
     tickTimes();
   }
@@ -141,26 +176,44 @@
   const events = new EventSource("/supervision/wall/events");
   events.addEventListener("snapshot", (event) => {
     const data = JSON.parse(event.data);
+    heardAt = Date.now();
     rows.clear();
-    body.replaceChildren();
+    board.replaceChildren();
     data.rows.forEach((row) => { rows.set(row.session_id, row); place(row); });
     summary = data.summary;
-    status.textContent = strings.live;
-    status.dataset.state = "live";
+    setStatus("live");
     refresh();
   });
   events.addEventListener("diff", (event) => {
     const data = JSON.parse(event.data);
+    heardAt = Date.now();
     for (const id of data.remove) {
       rows.delete(id);
-      body.querySelector('tr[data-session="' + CSS.escape(id) + '"]')?.remove();
+      board.querySelector('[data-session="' + CSS.escape(id) + '"]')?.remove();
     }
     data.upsert.forEach((row) => { rows.set(row.session_id, row); place(row); });
     if (data.summary) summary = data.summary;
+    setStatus("live");
     refresh();
   });
-  events.onerror = () => { status.textContent = strings.reconnecting; status.dataset.state = "reconnecting"; };
+  events.addEventListener("alive", () => {
+    heardAt = Date.now();
+    if (status.dataset.state === "stale") setStatus("live");
+  });
+  events.addEventListener("ended", () => {  // the supervisor's own session ended: nothing here is live any more
+    events.close();
+    setStatus("ended");
+  });
+  events.onerror = () => {  // a refused reconnect (signed out) closes the stream for good
+    if (status.dataset.state !== "ended") setStatus(events.readyState === EventSource.CLOSED ? "ended" : "reconnecting");
+  };
   teamFilter.addEventListener("change", applyFilters);
   stateFilter.addEventListener("change", applyFilters);
+  sortChoice.addEventListener("change", applySort);
+  document.getElementById("wall-fullscreen").addEventListener("click", () => {
+    const board = document.getElementById("wallboard");
+    if (document.fullscreenElement) document.exitFullscreen();
+    else board.requestFullscreen();
+  });
   setInterval(tickTimes, 1000);
 })();
