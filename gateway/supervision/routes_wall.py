@@ -18,7 +18,7 @@ from gateway.sessions.deps import CheckedForm, SupervisorSession
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import get_session
 from gateway.supervision.deps import SupervisionSettingsDep
-from gateway.supervision.monitoring import end_watch, start_watch
+from gateway.supervision.monitoring import end_watch, grid_picture, start_watch
 from gateway.supervision.scope import ScopedAgent, supervisor_scope
 from gateway.supervision.state import BREAK_REASONS
 from gateway.supervision.wall import WallHub, sse
@@ -106,6 +106,19 @@ def watch_screen(
         error = reason_message(request, refused.reason, refused.message)
         return render(request, "error.html", refused.status_code, error=error)
     return render(request, "supervision_watch.html", watch=watch, url=url)
+
+
+@router.get("/supervision/wall/screens/{session_id}")
+def screen_picture(
+    request: Request, session: SupervisorSession, agent: ScopedAgent, db: DbSession, clock: ClockDep
+) -> Response:
+    """A small JPEG of the agent's seat for the screen wall (the grid reloads it every few seconds)."""
+    try:
+        picture = grid_picture(db, session, agent, now=clock(), source=_source(request))
+    except Forbidden:
+        db.commit()  # keep the refusal's audit row: the error rolls the request's transaction back
+        raise
+    return Response(picture, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 @router.post("/supervision/watch/{watch_id}/end")

@@ -138,6 +138,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     # supervision
     ("GET", "/supervision/wall"): role(SUPERVISOR),
     ("GET", "/supervision/wall/events"): role(SUPERVISOR),
+    ("GET", "/supervision/wall/screens/{session_id}"): role(SUPERVISOR),
     ("POST", "/supervision/watch/{session_id}"): role(SUPERVISOR, Csrf.FORM),
     ("POST", "/supervision/watch/{watch_id}/end"): role(SUPERVISOR, Csrf.FORM),
     ("GET", "/supervision/alerts"): role(SUPERVISOR),

@@ -19,6 +19,9 @@
   const STATES = ["ready", "on_call", "wrap_up", "break", "offline"];
   const COLOURS = { ready: "#2e7d32", on_call: "#0b5cab", wrap_up: "#8e6c00", break: "#b3261e", offline: "#6b7785" };
   const STALE_MS = 40000;
+  const PICTURE_MS = 2000;  // the gateway refreshes each seat's picture about this often
+  const grid = document.getElementById("screen-grid");
+  const screensToggle = document.getElementById("wall-screens");
   const rows = new Map();
   let summary = {};
   let heardAt = 0;
@@ -99,6 +102,45 @@
       const teams = JSON.parse(tile.dataset.teams);
       tile.hidden = Boolean((team && !teams.includes(team)) || (state && tile.dataset.state !== state));
     }
+    for (const figure of grid.children) {
+      figure.hidden = board.querySelector('[data-session="' + CSS.escape(figure.dataset.session) + '"]')?.hidden ?? true;
+    }
+  }
+
+  // The screen wall: a picture per seat, read view-only by the gateway (one connection per seat for all viewers);
+  // clicking one opens the full watch. Nothing here sends input anywhere: an <img> has no way to.
+  function renderGrid() {
+    const seated = [...board.children].filter((tile) => rows.get(tile.dataset.session)?.seat);
+    const wanted = new Set(seated.map((tile) => tile.dataset.session));
+    for (const figure of [...grid.children]) if (!wanted.has(figure.dataset.session)) figure.remove();
+    for (const tile of seated) {
+      const id = tile.dataset.session;
+      let figure = grid.querySelector('[data-session="' + CSS.escape(id) + '"]');
+      if (!figure) {
+        figure = document.createElement("figure");
+        figure.dataset.session = id;
+        figure.dataset.login = tile.dataset.login;
+        figure.title = strings.open_watch;
+        const img = document.createElement("img");
+        img.alt = tile.dataset.login;
+        img.onload = () => { figure.dataset.picture = "shown"; figure.dataset.loading = ""; figure.dataset.loads = String(Number(figure.dataset.loads || 0) + 1); };
+        img.onerror = () => { figure.dataset.picture = "none"; figure.dataset.loading = ""; };
+        figure.append(img, document.createElement("figcaption"));
+        figure.addEventListener("click", () => tile.querySelector("form")?.requestSubmit());
+      }
+      figure.querySelector("figcaption").textContent = tile.querySelector(".who").textContent + " · " + tile.querySelector(".state").textContent;
+      grid.appendChild(figure);  // keeps the tiles' order
+    }
+  }
+  function reloadPictures() {
+    if (grid.hidden) return;
+    for (const figure of grid.children) {
+      if (figure.hidden || figure.dataset.loading) continue;
+      if (figure.dataset.picture === "none" && Date.now() - Number(figure.dataset.tried || 0) < 5 * PICTURE_MS) continue;
+      figure.dataset.loading = "1";
+      figure.dataset.tried = String(Date.now());
+      figure.querySelector("img").src = "/supervision/wall/screens/" + encodeURIComponent(figure.dataset.session) + "?at=" + Date.now();
+    }
   }
 
   const ORDERS = {
@@ -169,6 +211,8 @@
     renderTeams();
     applyFilters();
     applySort();
+    renderGrid();
+    applyFilters();
     renderSummary();
     tickTimes();
   }
@@ -209,7 +253,9 @@
   };
   teamFilter.addEventListener("change", applyFilters);
   stateFilter.addEventListener("change", applyFilters);
-  sortChoice.addEventListener("change", applySort);
+  sortChoice.addEventListener("change", () => { applySort(); renderGrid(); });
+  screensToggle.addEventListener("change", () => { grid.hidden = !screensToggle.checked; reloadPictures(); });
+  setInterval(reloadPictures, PICTURE_MS);
   document.getElementById("wall-fullscreen").addEventListener("click", () => {
     const board = document.getElementById("wallboard");
     if (document.fullscreenElement) document.exitFullscreen();
