@@ -3,7 +3,7 @@
 A session counts as on-site when it came from one of ``supervision.office_networks`` (its ``source_ip`` at login),
 as home otherwise. Times are the overlap of each stretch with the period; a stretch still open counts up to the
 session's end or ``now``. Link drops are the VPN-down alerts raised for the agent; voice drops are the dropped
-callback legs the voice domain recorded.
+callback legs the voice domain recorded; help requests are counted answered or unanswered.
 """
 
 import calendar
@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from gateway.clock import as_utc
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import policy_groups
-from gateway.supervision.models import Alert, WorkState, WorkStatus
+from gateway.supervision.models import Alert, HelpRequest, WorkState, WorkStatus
 from gateway.supervision.rules import VPN_DOWN
 from gateway.supervision.settings import SupervisionSettings
 from gateway.supervision.view import is_on_site, teams_of
@@ -40,13 +40,17 @@ class Figures:
     link_drops: int = 0
     voice_drops: int = 0
     alerts: int = 0
+    help_answered: int = 0
+    help_unanswered: int = 0
+    """Help requests raised in the period that no supervisor took (still open, or closed with the session)."""
 
     def add(self, other: "Figures") -> None:
-        for name in ("logged_in_seconds", "break_seconds", "sessions", "link_drops", "voice_drops", "alerts"):
+        for name in COUNTED:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 COLUMNS = [f.name for f in fields(Figures)]
+COUNTED = COLUMNS[3:]
 
 
 def period_bounds(period: str, day: date) -> tuple[datetime, datetime]:
@@ -101,6 +105,13 @@ def report(
     in_period = (col(Alert.raised_at) >= start, col(Alert.raised_at) < stop)
     alerts = _count_by_login(db.exec(select(Alert.login).where(*in_period)).all())
     drops = _count_by_login(db.exec(select(Alert.login).where(*in_period, Alert.rule == VPN_DOWN)).all())
+    helps = db.exec(
+        select(HelpRequest.login, HelpRequest.answered_at).where(
+            col(HelpRequest.requested_at) >= start, col(HelpRequest.requested_at) < stop
+        )
+    ).all()
+    answered = _count_by_login(login for login, answered_at in helps if answered_at is not None)
+    unanswered = _count_by_login(login for login, answered_at in helps if answered_at is None)
     voice = _count_by_login(
         db.exec(
             select(CallEvent.login).where(
@@ -120,6 +131,7 @@ def report(
             counted.add(session.login)
             figures.link_drops, figures.voice_drops = drops[session.login], voice[session.login]
             figures.alerts = alerts[session.login]
+            figures.help_answered, figures.help_unanswered = answered[session.login], unanswered[session.login]
         for scope, name in [("agent", session.login)] + [("team", t) for t in teams_of(session, settings.team_groups)]:
             lines.setdefault((scope, name, location), Figures(scope, name, location)).add(figures)
     return [lines[key] for key in sorted(lines)]

@@ -18,6 +18,7 @@ from gateway.sessions.deps import CheckedForm, SupervisorSession
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import get_session
 from gateway.supervision.deps import SupervisionSettingsDep
+from gateway.supervision.help import answer_help
 from gateway.supervision.monitoring import end_watch, grid_picture, start_watch
 from gateway.supervision.scope import ScopedAgent, supervisor_scope
 from gateway.supervision.state import BREAK_REASONS
@@ -119,6 +120,15 @@ def screen_picture(
         db.commit()  # keep the refusal's audit row: the error rolls the request's transaction back
         raise
     return Response(picture, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@router.post("/supervision/help/{session_id}/answer")
+def answer_help_request(
+    request: Request, session: SupervisorSession, form: CheckedForm, agent: ScopedAgent, db: DbSession, clock: ClockDep
+) -> Response:
+    """The supervisor takes the agent's help request; the flag leaves every wall."""
+    answer_help(db, agent, session.login, now=clock(), source=_source(request))
+    return RedirectResponse("/supervision/wall", status_code=303)
 
 
 @router.post("/supervision/watch/{watch_id}/end")

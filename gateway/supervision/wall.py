@@ -58,6 +58,7 @@ def summary(rows: Rows) -> dict[str, int]:
     counts["total"] = len(rows)
     counts["link_down"] = sum(1 for row in rows.values() if row["link"] == "down")
     counts["break_too_long"] = sum(1 for row in rows.values() if row["break_too_long"])
+    counts["help"] = sum(1 for row in rows.values() if row["help_since"])
     return dict(counts)
 
 

@@ -16,6 +16,7 @@
   const summaryBox = document.getElementById("wall-summary");
   const chart = document.getElementById("wall-chart");
   const watchTemplate = document.getElementById("watch-form");
+  const helpTemplate = document.getElementById("help-form");
   const STATES = ["ready", "on_call", "wrap_up", "break", "offline"];
   const COLOURS = { ready: "#2e7d32", on_call: "#0b5cab", wrap_up: "#8e6c00", break: "#b3261e", offline: "#6b7785" };
   const STALE_MS = 40000;
@@ -65,6 +66,15 @@
     const seat = part(tile, "div", "meta seat", row.seat || strings.no_seat);
     if (row.idle_since) seat.dataset.idle = row.idle_since;
     if (row.watched) part(tile, "div", "meta watched", strings.watched);
+    if (row.help_since) {  // the agent asked for help: say since when and on which call, and offer to take it
+      tile.dataset.help = row.help_since;
+      const flag = part(tile, "div", "help-flag", strings.help);
+      flag.dataset.since = row.help_since;
+      if (row.help_call) part(tile, "div", "meta help-call", strings.help_call + ": " + row.help_call);
+      const answer = helpTemplate.content.firstElementChild.cloneNode(true);
+      answer.action = "/supervision/help/" + encodeURIComponent(row.session_id) + "/answer";
+      tile.appendChild(answer);
+    }
     const today = part(tile, "div", "meta today");
     today.dataset.earlier = JSON.stringify(row.earlier);
     if (row.seat) {  // only a seat can be watched: an agent without one has no "watch" to press
@@ -90,6 +100,8 @@
       const total = JSON.parse(today.dataset.earlier);
       total[tile.dataset.state] = (total[tile.dataset.state] || 0) + spent;
       today.textContent = STATES.filter((s) => total[s]).map((s) => strings[s] + " " + duration(total[s])).join(" · ");
+      const flag = tile.querySelector(".help-flag");
+      if (flag) flag.textContent = strings.help + " " + duration(seconds(flag.dataset.since));
       const seat = tile.querySelector(".seat[data-idle]");
       if (seat) seat.textContent = rows.get(tile.dataset.session).seat + " · " + strings.idle + " " + duration(seconds(seat.dataset.idle));
     }
@@ -146,6 +158,7 @@
   const ORDERS = {
     name: (a, b) => (a.dataset.login < b.dataset.login ? -1 : a.dataset.login > b.dataset.login ? 1 : 0),
     state: (a, b) => STATES.indexOf(a.dataset.state) - STATES.indexOf(b.dataset.state) || ORDERS.name(a, b),
+    help: (a, b) => (Date.parse(a.dataset.help) || Infinity) - (Date.parse(b.dataset.help) || Infinity) || ORDERS.name(a, b),
     longest: (a, b) => (Date.parse(a.dataset.since) || 0) - (Date.parse(b.dataset.since) || 0) || ORDERS.name(a, b),
   };
   function applySort() {
@@ -162,7 +175,7 @@
 
   function renderSummary() {
     summaryBox.replaceChildren();
-    for (const key of ["total", ...STATES, "link_down", "break_too_long"]) {
+    for (const key of ["total", ...STATES, "help", "link_down", "break_too_long"]) {
       const box = part(summaryBox, "div", "count");
       box.dataset.count = key;
       part(box, "b", "", String(summary[key] || 0));
