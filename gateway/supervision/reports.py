@@ -74,6 +74,24 @@ def _count_by_login(rows: Iterable[str | None]) -> dict[str, int]:
     return counts
 
 
+def agent_sessions(
+    db: Session, start: datetime, stop: datetime, now: datetime, teams: SupervisedTeams
+) -> list[HomeSession]:
+    """Agent sessions of ``teams`` that overlap the period (an open one lasts until ``now``)."""
+    sessions = db.exec(
+        select(HomeSession).where(
+            col(HomeSession.created_at) < stop,
+            HomeSession.state != SessionState.PENDING_SECOND_FACTOR,
+            col(HomeSession.roles).contains("agent"),
+        )
+    ).all()
+    return [
+        s
+        for s in sessions
+        if as_utc(s.ended_at or now) > start and "agent" in s.role_set and teams.covers(policy_groups(s))
+    ]
+
+
 def report(
     db: Session,
     start: datetime,
@@ -83,18 +101,7 @@ def report(
     teams: SupervisedTeams,
 ) -> list[Figures]:
     """Agent lines and team lines of the agents in ``teams``, each split by location, sorted by scope and name."""
-    sessions = db.exec(
-        select(HomeSession).where(
-            col(HomeSession.created_at) < stop,
-            HomeSession.state != SessionState.PENDING_SECOND_FACTOR,
-            col(HomeSession.roles).contains("agent"),
-        )
-    ).all()
-    sessions = [
-        s
-        for s in sessions
-        if as_utc(s.ended_at or now) > start and "agent" in s.role_set and teams.covers(policy_groups(s))
-    ]
+    sessions = agent_sessions(db, start, stop, now, teams)
     ends = {s.id: as_utc(s.ended_at or now) for s in sessions}
     breaks: dict[str, float] = defaultdict(float)
     for stretch in db.exec(

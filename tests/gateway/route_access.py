@@ -132,6 +132,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("WEBSOCKET", "/seats/view/ws"): Access(NOBODY_WITHOUT_TOKEN),
     ("GET", "/agent/seats/watchers"): role(AGENT),
     ("GET", "/guacamole-js/guacamole-common.js"): PUBLIC,
+    ("GET", "/lib/chart.umd.min.js"): PUBLIC,
     ("POST", "/agent/apps/{app_id}/launch"): role(AGENT, Csrf.FORM),
     ("WEBSOCKET", "/seats/ws"): Access(NOBODY_WITHOUT_TOKEN),
     ("MOUNT", "/novnc"): Access(frozenset(CALLERS), example="/novnc/core/rfb.js"),

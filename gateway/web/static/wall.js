@@ -184,32 +184,26 @@
     renderChart();
   }
 
-  // Agents per state with a y axis: gridlines at whole numbers of agents, so bar heights can be read.
+  // Agents per state on a scale counted in whole agents (Chart.js, served by the gateway itself).
+  let distribution = null;
   function renderChart() {
-    const ns = "http://www.w3.org/2000/svg";
-    const top = 10, bottom = 120, left = 40, width = 90;
-    const most = Math.max(1, ...STATES.map((s) => summary[s] || 0));
-    const step = Math.max(1, Math.ceil(most / 4));
-    const scale = step * Math.ceil(most / step);
-    const y = (n) => bottom - ((bottom - top) * n) / scale;
-    const svg = (tag, attributes, text) => {
-      const element = document.createElementNS(ns, tag);
-      for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value));
-      if (text !== undefined) element.textContent = text;
-      chart.appendChild(element);
-      return element;
-    };
-    chart.replaceChildren();
-    for (let n = 0; n <= scale; n += step) {
-      svg("line", { x1: left, x2: 530, y1: y(n), y2: y(n), "data-tick": n });
-      svg("text", { x: left - 6, y: y(n) + 4, "text-anchor": "end" }, String(n));
+    const counts = STATES.map((s) => summary[s] || 0);
+    if (distribution) {
+      distribution.data.datasets[0].data = counts;
+      distribution.update("none");
+      return;
     }
-    svg("text", { x: 4, y: top - 2 }, strings.agents);
-    STATES.forEach((state, i) => {
-      const count = summary[state] || 0;
-      const x = left + 10 + i * (width + 7);
-      svg("rect", { x, y: y(count), width, height: bottom - y(count), fill: COLOURS[state], "data-state": state });
-      svg("text", { x: x + width / 2, y: bottom + 16, "text-anchor": "middle" }, strings[state] + " " + count);
+    distribution = new Chart(chart, {
+      type: "bar",
+      data: {
+        labels: STATES.map((s) => strings[s]),
+        datasets: [{ label: strings.agents, data: counts, backgroundColor: STATES.map((s) => COLOURS[s]) }],
+      },
+      options: {
+        animation: false, maintainAspectRatio: false,
+        plugins: { legend: { display: false } },
+        scales: { y: { beginAtZero: true, title: { display: true, text: strings.agents }, ticks: { precision: 0 } } },
+      },
     });
   }
 
