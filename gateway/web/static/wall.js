@@ -216,7 +216,6 @@
 
   function refresh() {
     renderTeams();
-    applyFilters();
     applySort();
     renderGrid();
     applyFilters();
