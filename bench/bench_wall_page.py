@@ -41,8 +41,10 @@ BUSY = """() => new Promise((done) => { const tasks = []; const observer = new P
 
 
 @contextmanager
-def wall_of(seats: int, directory: Path) -> Iterator[Portal]:
-    url = f"sqlite:///{directory / f'wall-{seats}.db'}"
+def wall_of(seats: int, parent: Path) -> Iterator[Portal]:
+    directory = parent / f"wall-{seats}"
+    directory.mkdir()
+    url = f"sqlite:///{directory / 'wall.db'}"
     upgrade(url)
     engine = make_engine(url)
     try:

@@ -64,19 +64,17 @@
     if (row.handshake_at) link.dataset.handshake = row.handshake_at;
     if (row.voice) part(tile, "div", "meta voice", strings.voice + ": " + row.voice);
     const seat = part(tile, "div", "meta seat", row.seat || strings.no_seat);
-    if (row.idle_since) seat.dataset.idle = row.idle_since;
+    if (row.idle_since) seat.dataset.idle = row.idle_since;  // for tests and tools: when the idle time started
     if (row.watched) part(tile, "div", "meta watched", strings.watched);
     if (row.help_since) {  // the agent asked for help: say since when and on which call, and offer to take it
       tile.dataset.help = row.help_since;
-      const flag = part(tile, "div", "help-flag", strings.help);
-      flag.dataset.since = row.help_since;
+      part(tile, "div", "help-flag", strings.help);
       if (row.help_call) part(tile, "div", "meta help-call", strings.help_call + ": " + row.help_call);
       const answer = helpTemplate.content.firstElementChild.cloneNode(true);
       answer.action = "/supervision/help/" + encodeURIComponent(row.session_id) + "/answer";
       tile.appendChild(answer);
     }
-    const today = part(tile, "div", "meta today");
-    today.dataset.earlier = JSON.stringify(row.earlier);
+    part(tile, "div", "meta today");
     if (row.seat) {  // only a seat can be watched: an agent without one has no "watch" to press
       const form = watchTemplate.content.firstElementChild.cloneNode(true);
       form.action = "/supervision/watch/" + encodeURIComponent(row.session_id);
@@ -91,20 +89,30 @@
     return spent >= limit[1] ? "red" : spent >= limit[0] ? "amber" : "ok";
   }
 
-  function tickTimes() {
-    for (const tile of board.children) {
-      const spent = seconds(tile.dataset.since);
-      tile.querySelector(".timer").textContent = duration(spent);
-      tile.dataset.level = level(tile.dataset.state, spent);
-      const today = tile.querySelector(".today");
-      const total = JSON.parse(today.dataset.earlier);
-      total[tile.dataset.state] = (total[tile.dataset.state] || 0) + spent;
-      today.textContent = STATES.filter((s) => total[s]).map((s) => strings[s] + " " + duration(total[s])).join(" · ");
-      const flag = tile.querySelector(".help-flag");
-      if (flag) flag.textContent = strings.help + " " + duration(seconds(flag.dataset.since));
-      const seat = tile.querySelector(".seat[data-idle]");
-      if (seat) seat.textContent = rows.get(tile.dataset.session).seat + " · " + strings.idle + " " + duration(seconds(seat.dataset.idle));
+  // Only tiles on screen are counted each second (a TV shows some dozens of a thousand); a tile scrolled into view
+  // is brought up to date at once. Seconds are shown from the row's own times, so skipping costs nothing.
+  const onScreen = new Set();
+  const visibility = new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      if (entry.isIntersecting) { onScreen.add(entry.target); tickTile(entry.target); } else onScreen.delete(entry.target);
     }
+  });
+  function tickTile(tile) {
+    const row = rows.get(tile.dataset.session);
+    if (!row) return;
+    const spent = seconds(row.state_since);
+    tile.querySelector(".timer").textContent = duration(spent);
+    const now = level(row.state, spent);
+    if (tile.dataset.level !== now) tile.dataset.level = now;
+    const total = { ...row.earlier };
+    total[row.state] = (total[row.state] || 0) + spent;
+    tile.querySelector(".today").textContent =
+      STATES.filter((s) => total[s]).map((s) => strings[s] + " " + duration(total[s])).join(" · ");
+    if (row.help_since) tile.querySelector(".help-flag").textContent = strings.help + " " + duration(seconds(row.help_since));
+    if (row.idle_since) tile.querySelector(".seat").textContent = row.seat + " · " + strings.idle + " " + duration(seconds(row.idle_since));
+  }
+  function tickTimes() {
+    for (const tile of onScreen) if (tile.isConnected) tickTile(tile); else onScreen.delete(tile);
     if (status.dataset.state === "live" && Date.now() - heardAt > STALE_MS) setStatus("stale");
   }
 
@@ -115,7 +123,7 @@
       tile.hidden = Boolean((team && !teams.includes(team)) || (state && tile.dataset.state !== state));
     }
     for (const figure of grid.children) {
-      figure.hidden = board.querySelector('[data-session="' + CSS.escape(figure.dataset.session) + '"]')?.hidden ?? true;
+      figure.hidden = tiles.get(figure.dataset.session)?.hidden ?? true;
     }
   }
 
@@ -207,11 +215,17 @@
     });
   }
 
+  const tiles = new Map();  // session id → its tile
   function place(row) {
     const tile = build(row);
-    const old = board.querySelector('[data-session="' + CSS.escape(row.session_id) + '"]');
-    if (old) old.replaceWith(tile);
-    else board.appendChild(tile);
+    const old = tiles.get(row.session_id);
+    if (old) {
+      visibility.unobserve(old);
+      onScreen.delete(old);
+      old.replaceWith(tile);
+    } else board.appendChild(tile);
+    tiles.set(row.session_id, tile);
+    visibility.observe(tile);  // the observer's first call brings a tile on screen up to date
   }
 
   function refresh() {
@@ -228,6 +242,9 @@
     const data = JSON.parse(event.data);
     heardAt = Date.now();
     rows.clear();
+    visibility.disconnect();
+    onScreen.clear();
+    tiles.clear();
     board.replaceChildren();
     data.rows.forEach((row) => { rows.set(row.session_id, row); place(row); });
     summary = data.summary;
@@ -239,7 +256,8 @@
     heardAt = Date.now();
     for (const id of data.remove) {
       rows.delete(id);
-      board.querySelector('[data-session="' + CSS.escape(id) + '"]')?.remove();
+      const tile = tiles.get(id);
+      if (tile) { visibility.unobserve(tile); onScreen.delete(tile); tile.remove(); tiles.delete(id); }
     }
     data.upsert.forEach((row) => { rows.set(row.session_id, row); place(row); });
     if (data.summary) summary = data.summary;
