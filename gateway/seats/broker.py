@@ -277,8 +277,8 @@ class SeatBroker:
         """Supervision's screen wall: a small JPEG of the agent's X11 seat on this node; None when none runs here."""
         if self.pool is None:
             return None
-        for lease in service.live_leases(db, self.node):
-            seat = self.pool.get(lease.seat_id) if lease.session_id == agent.id and lease.backend == "x11" else None
+        for lease in service.live_leases_of(db, agent.id, self.node):
+            seat = self.pool.get(lease.seat_id) if lease.backend == "x11" else None
             if seat is not None and seat.holder == lease.id:
                 return self.thumbnails.picture(seat)
         return None

@@ -244,6 +244,14 @@ def live_leases(db: Session, node: str | None = None) -> list[SeatLease]:
     return list(db.exec(query).all())
 
 
+def live_leases_of(db: Session, session_id: str, node: str) -> list[SeatLease]:
+    """One session's live leases on one node (the screen wall asks per seat, many times a minute)."""
+    query = select(SeatLease).where(
+        SeatLease.session_id == session_id, SeatLease.node == node, col(SeatLease.state).in_(LIVE)
+    )
+    return list(db.exec(query).all())
+
+
 def end_seat(
     db: Session, lease: SeatLease, reason: SeatEndReason, now: datetime, *, detail: dict[str, object] | None = None
 ) -> None:
