@@ -23,6 +23,17 @@ EXPOSE 8081
 # The token key comes from a file (a compose secret), not from the compose file's environment.
 CMD ["bash", "-c", "GUACLITE_KEY_HEX=$(< /run/secrets/guacamole-lite-key) exec node server.js"]
 
+FROM debian:12-slim AS web-libraries
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nodejs npm ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /opt/sohogw/gateway/web/npm
+COPY gateway/web/npm/package.json gateway/web/npm/package-lock.json ./
+# Chart.js, served by the gateway from its own origin (gateway/web/libraries.py).
+RUN npm ci --no-audit --no-fund
+
 FROM debian:12-slim AS gateway
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV DEBIAN_FRONTEND=noninteractive PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -39,6 +50,9 @@ COPY policy ./policy
 COPY desktop_broker ./desktop_broker
 COPY gateway ./gateway
 RUN python3 -m venv .venv && .venv/bin/pip install --no-cache-dir .
+# Beside the installed package, where gateway/web/libraries.py looks (Debian 12's Python is 3.11).
+COPY --from=web-libraries /opt/sohogw/gateway/web/npm/node_modules/chart.js/dist/chart.umd.min.js \
+    /opt/sohogw/.venv/lib/python3.11/site-packages/gateway/web/npm/node_modules/chart.js/dist/
 COPY --from=guacamole-lite /opt/sohogw/deploy/guacamole-lite/node_modules/guacamole-common-js/dist/esm \
     /opt/sohogw/guacamole-js
 ENV PATH=/opt/sohogw/.venv/bin:$PATH \

@@ -30,7 +30,9 @@ from gateway.supervision.settings import SupervisionSettings
 from gateway.supervision.state import set_work_state
 from gateway.supervision.wall import WallHub, compute_rows, sse, summary
 from gateway.vpn.models import LeaseState, TunnelLease
+from policy import SupervisedTeams
 
+EVERY_TEAM = SupervisedTeams(True, frozenset(), "bench: every team")
 SETTINGS = SupervisionSettings(wall_tick_seconds=1.0, team_groups=[f"Team-{n}" for n in range(12)])
 STATES = [WorkStatus.READY, WorkStatus.ON_CALL, WorkStatus.WRAP_UP]
 
@@ -81,11 +83,11 @@ def seed(engine: Engine, seats: int) -> list[str]:
 
 def cpu_per_tick(engine: Engine, viewers: int, ticks: int = 10) -> tuple[float, float, int, int]:
     """CPU seconds per tick: the hub (one compute, one diff, one encoding) and the baseline (one full per viewer)."""
-    previous = compute_rows(engine, utcnow(), SETTINGS)
+    previous, _groups = compute_rows(engine, utcnow(), SETTINGS)
     started = time.process_time()
     diff_bytes = 0
     for _ in range(ticks):
-        rows = compute_rows(engine, utcnow(), SETTINGS)
+        rows, _groups = compute_rows(engine, utcnow(), SETTINGS)
         changed = [row for key, row in rows.items() if previous.get(key) != row]
         diff_bytes = len(sse("diff", {"upsert": changed, "remove": [], "summary": summary(rows)}))
         previous = rows
@@ -94,7 +96,7 @@ def cpu_per_tick(engine: Engine, viewers: int, ticks: int = 10) -> tuple[float, 
     full_bytes = 0
     for _ in range(max(1, ticks // 5)):
         for _viewer in range(viewers):
-            rows = compute_rows(engine, utcnow(), SETTINGS)
+            rows, _groups = compute_rows(engine, utcnow(), SETTINGS)
             full_bytes = len(sse("snapshot", {"rows": list(rows.values()), "summary": summary(rows)}))
     baseline = (time.process_time() - started) / max(1, ticks // 5)
     return hub, baseline, diff_bytes, full_bytes
@@ -103,7 +105,7 @@ def cpu_per_tick(engine: Engine, viewers: int, ticks: int = 10) -> tuple[float, 
 async def latency(engine: Engine, ids: list[str], viewers: int, seconds: float, rate: float) -> dict[str, float]:
     """Seats change state at ``rate`` per second in another thread; time from commit to every viewer's diff."""
     hub = WallHub(engine, SETTINGS, utcnow)
-    queues = [(await hub.subscribe())[0] for _ in range(viewers)]
+    queues = [(await hub.subscribe(EVERY_TEAM))[0] for _ in range(viewers)]
     committed: dict[str, float] = {}
     delays: list[float] = []
     stop = threading.Event()

@@ -26,3 +26,9 @@ make_venv() {
     fi
     .venv/bin/pip install -q -e ".${extras}"
 }
+
+# The browser libraries the gateway serves from its own origin (Chart.js), exactly as gateway/web/npm's lock file says.
+install_web_libraries() {
+    command -v npm >/dev/null || install_debian_packages <(printf 'nodejs\nnpm\n')
+    (cd gateway/web/npm && npm ci --no-audit --no-fund --silent)
+}

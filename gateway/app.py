@@ -49,6 +49,7 @@ from gateway.vpn.controller import start_vpn
 from gateway.vpn.routes import router as vpn_router
 from gateway.web.api_docs import router as api_docs_router
 from gateway.web.body_limit import BodyLimitMiddleware, BodyLimits
+from gateway.web.libraries import router as libraries_router
 from gateway.web.pages import STATIC_DIR, reason_message, render
 from gateway.web.routes import router as pages_router
 
@@ -171,6 +172,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in (
         api_docs_router,
+        libraries_router,
         pages_router,
         sessions_router,
         pki_router,

@@ -6,7 +6,7 @@ from gateway.pki.models import CrlPublication, IssuedCertificate, TrustedAuthori
 from gateway.policies.models import PolicyVersion
 from gateway.seats.models import LaunchToken, RdpHostCertificate, SeatLease
 from gateway.sessions.models import HomeSession, LoginAttempt, LoginThrottle, TotpEnrolmentCode, TotpSecret
-from gateway.supervision.models import Alert, Bulletin, CallIn, ScreenWatch, StandbyAgent, WorkState
+from gateway.supervision.models import Alert, Bulletin, CallIn, HelpRequest, ScreenWatch, StandbyAgent, WorkState
 from gateway.voice.models import CallbackNumber, CallEvent, CallLeg, SeenWebhookEvent
 from gateway.vpn.models import AddressAssignment, TunnelLease
 
@@ -25,6 +25,7 @@ __all__ = [
     "CrlPublication",
     "EnvcheckRun",
     "Evidence",
+    "HelpRequest",
     "HomeSession",
     "ImportRun",
     "IssuedCertificate",

@@ -13,6 +13,7 @@ from policy.network import NetworkScope, compile_network_scope
 from policy.rules import DisplayRules
 from policy.schema import GroupPolicy, GuacamoleApp, PolicyDocument, Role, SeatLimits, X11App
 from policy.shifts import ShiftStatus, in_shift
+from policy.teams import SupervisedTeams, supervised_teams
 from policy.x11 import X11SeatParams, compile_x11
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "Role",
     "SeatLimits",
     "ShiftStatus",
+    "SupervisedTeams",
     "X11App",
     "X11SeatParams",
     "compile_guacamole",
@@ -41,4 +43,5 @@ __all__ = [
     "load_default_policy",
     "load_policy",
     "names_without_dn",
+    "supervised_teams",
 ]

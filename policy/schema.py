@@ -189,12 +189,24 @@ class Storage(_Strict):
     drive_path: str = "/var/lib/sohogw/drives"
 
 
+class TeamScope(_Strict):
+    """Which supervisors see which team: a supervisor sees, watches, is alerted about and reports on only the agents
+    of the teams their groups are mapped to (see `policy.teams`). Keys and values are group DNs or SIDs."""
+
+    teams: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """Team group → the supervisor groups that see its agents."""
+    all_teams: tuple[str, ...] = ()
+    """Groups whose supervisors see every agent (quality assurance)."""
+
+
 class PolicyDocument(_Strict):
     version: Literal[1] = 1
     apps: tuple[App, ...] = ()
     roles: dict[Role, RoleRequirements] = Field(default_factory=dict)
     groups: dict[str, GroupPolicy] = Field(default_factory=dict)
     storage: Storage = Storage()
+    team_scope: TeamScope | None = None
+    """None: no team scope, every supervisor sees every agent (as before team scope existed)."""
 
     def app(self, app_id: str) -> X11App | GuacamoleApp:
         for app in self.apps:

@@ -9,6 +9,7 @@ source deploy/lib.sh
 install_debian_packages deploy/packages-runtime.txt deploy/packages-test.txt
 make_venv "[test]"
 command -v npm >/dev/null || install_debian_packages <(printf 'nodejs\nnpm\n')
+install_web_libraries
 if [[ -f deploy/guacamole-lite/package-lock.json ]]; then
     (cd deploy/guacamole-lite && npm ci --no-audit --no-fund --silent)
 fi

@@ -39,7 +39,11 @@ def current_policy(db: Session) -> PolicyDocument:
 
 def _groups_fit_directory(parsed: PolicyDocument, directory_kind: str) -> None:
     """With AD or OpenLDAP a group is named by its DN or SID: a bare name would match no group and grant nothing."""
-    names = names_without_dn(parsed.groups)
+    keys = list(parsed.groups)
+    if parsed.team_scope is not None:  # team scope names groups too: a bare name there would scope to nobody
+        scope = parsed.team_scope
+        keys += [*scope.teams, *(group for groups in scope.teams.values() for group in groups), *scope.all_teams]
+    names = names_without_dn(dict.fromkeys(keys))
     if names and directory_kind != "builtin":
         raise PolicyError(
             f"groups {', '.join(names)} are named by name, but with {directory_kind} a group is named by its DN "

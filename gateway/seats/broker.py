@@ -42,10 +42,16 @@ from gateway.seats.errors import GuacamoleUnavailable, NoSeatFree
 from gateway.seats.launch_store import DbLaunchStore
 from gateway.seats.models import SeatEndReason, SeatLease
 from gateway.seats.settings import SeatSettings
+from gateway.seats.thumbnails import SeatThumbnails
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import SESSION_ENDED
 from gateway.supervision.monitoring import WATCH_ENDED
-from gateway.supervision.sources import register_screen_viewer, unregister_screen_viewer
+from gateway.supervision.sources import (
+    register_screen_thumbnails,
+    register_screen_viewer,
+    unregister_screen_thumbnails,
+    unregister_screen_viewer,
+)
 from gateway.voice.calls import CALL_STATE_CHANGED, CallStateChange, current_call_state, write_call_state_file
 from policy import DisplayRules, PolicyDocument, X11App, evaluate
 
@@ -72,6 +78,8 @@ class SeatBroker:
     _feed_lock: threading.Lock = field(default_factory=threading.Lock)
     endings: EndingSignal = field(default_factory=EndingSignal)
     """Wakes guacamole-lite's held liveness questions when a seat or session ends here (`internal_routes.alive`)."""
+    thumbnails: SeatThumbnails = field(default_factory=lambda: SeatThumbnails(interval=2.0))
+    """Pictures of this node's seats for the supervisors' screen wall."""
 
     @property
     def token_lifetime(self) -> timedelta:
@@ -253,7 +261,9 @@ class SeatBroker:
                 elif lease.backend == "x11" and not self.runs(lease):
                     reason = SeatEndReason.LOST
                 else:
-                    reason = service.overdue(lease, now, self.idle_seconds(lease), grace)
+                    idle = self.idle_seconds(lease)
+                    service.note_input(db, lease, now, idle)
+                    reason = service.overdue(lease, now, idle, grace)
                 if reason is not None:
                     service.end_seat(db, lease, reason, now)
                     ended += 1
@@ -263,8 +273,20 @@ class SeatBroker:
         """Supervision's viewer: a one-time view-only link to the agent's seat on this node."""
         return viewing.offer_view(db, agent, supervisor, self, self.clock())
 
+    def screen_thumbnail(self, db: Session, agent: HomeSession) -> bytes | None:
+        """Supervision's screen wall: a small JPEG of the agent's X11 seat on this node; None when none runs here."""
+        if self.pool is None:
+            return None
+        for lease in service.live_leases_of(db, agent.id, self.node):
+            seat = self.pool.get(lease.seat_id) if lease.backend == "x11" else None
+            if seat is not None and seat.holder == lease.id:
+                return self.thumbnails.picture(seat)
+        return None
+
     def stop(self) -> None:
         unregister_screen_viewer(self.screen_viewer)
+        unregister_screen_thumbnails(self.screen_thumbnail)
+        self.thumbnails.stop()
         for topic in ENDINGS:
             events.unlisten(topic, self.endings.notify)
         events.unlisten(service.SEAT_ENDED, self.on_seat_ended)
@@ -304,6 +326,7 @@ def start_broker(app: FastAPI, settings: SeatSettings | None = None) -> SeatBrok
     events.listen(CALL_STATE_CHANGED, broker.on_call_state)
     events.listen(service.SEAT_ASSIGNED, broker.on_seat_assigned)
     register_screen_viewer(broker.screen_viewer)
+    register_screen_thumbnails(broker.screen_thumbnail)
     app.state.seat_broker = broker
     threading.Thread(target=broker.warm_up, name="seat-pool-warm", daemon=True).start()
     return broker

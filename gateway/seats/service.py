@@ -244,6 +244,14 @@ def live_leases(db: Session, node: str | None = None) -> list[SeatLease]:
     return list(db.exec(query).all())
 
 
+def live_leases_of(db: Session, session_id: str, node: str) -> list[SeatLease]:
+    """One session's live leases on one node (the screen wall asks per seat, many times a minute)."""
+    query = select(SeatLease).where(
+        SeatLease.session_id == session_id, SeatLease.node == node, col(SeatLease.state).in_(LIVE)
+    )
+    return list(db.exec(query).all())
+
+
 def end_seat(
     db: Session, lease: SeatLease, reason: SeatEndReason, now: datetime, *, detail: dict[str, object] | None = None
 ) -> None:
@@ -289,6 +297,23 @@ def mark_disconnected(db: Session, lease_id: str, now: datetime) -> None:
     lease = db.get(SeatLease, lease_id)
     if lease is not None and lease.state is SeatLeaseState.CONNECTED:
         lease.state, lease.last_activity_at = SeatLeaseState.ASSIGNED, now
+        db.add(lease)
+        db.flush()
+
+
+INPUT_STEP_SECONDS = 10
+"""The display's last input is written to the lease only once it moved this far: a typing agent costs one UPDATE per
+this many seconds, and the wall (which rounds idle starts to 10 s) still resets its idle counter."""
+
+
+def note_input(db: Session, lease: SeatLease, now: datetime, idle_seconds: float | None) -> None:
+    """Record the display's last keyboard or pointer input as the connected lease's activity, so the supervisors' wall
+    shows the agent idle since they last typed, not since they connected."""
+    if idle_seconds is None or lease.state is not SeatLeaseState.CONNECTED:
+        return
+    last_input = now - timedelta(seconds=idle_seconds)
+    if last_input - as_utc(lease.last_activity_at) >= timedelta(seconds=INPUT_STEP_SECONDS):
+        lease.last_activity_at = last_input
         db.add(lease)
         db.flush()
 

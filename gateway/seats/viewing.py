@@ -31,6 +31,7 @@ from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import get_session, live_sessions, policy_groups
 from gateway.supervision.models import ScreenWatch
 from gateway.supervision.monitoring import end_watch
+from gateway.supervision.scope import may_see
 from policy import GuacamoleApp, evaluate
 
 SUPERVISOR = "supervisor"
@@ -117,6 +118,8 @@ def spend_view_token(db: Session, token: str, supervisor: HomeSession | None, no
         agent = get_session(db, lease.session_id)
         if agent is None or not evaluate(current_policy(db), policy_groups(agent), now).view_only_supervision:
             return "policy does not allow watching this agent's screen"
+        if not may_see(db, session, agent):
+            return "this agent is not in your teams"
         watch = open_watch(db, session.login, lease.session_id, row.created_at)
         if watch is None:
             return "no open watch of this agent (it was stopped); press watch again"

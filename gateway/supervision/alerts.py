@@ -16,9 +16,11 @@ from gateway.errors import NotFound
 from gateway.pki.models import IssuedCertificate
 from gateway.supervision.models import Alert
 from gateway.supervision.rules import CERT_EXPIRING, POLLED_RULES, Condition, failed_login_conditions, seat_conditions
+from gateway.supervision.scope import visible_logins
 from gateway.supervision.settings import SupervisionSettings
 from gateway.supervision.state import close_ended_stretches
 from gateway.supervision.view import seat_view
+from policy import SupervisedTeams
 
 
 def open_alerts(db: Session, rules: Iterable[str] | None = None) -> list[Alert]:
@@ -28,8 +30,14 @@ def open_alerts(db: Session, rules: Iterable[str] | None = None) -> list[Alert]:
     return list(db.exec(query.order_by(col(Alert.raised_at).desc())).all())
 
 
-def recent_alerts(db: Session, limit: int = 100) -> list[Alert]:
-    return list(db.exec(select(Alert).order_by(col(Alert.id).desc()).limit(limit)).all())
+def recent_alerts(db: Session, scope: SupervisedTeams, limit: int = 100) -> list[Alert]:
+    """The newest alerts about agents in the scope; an alert about no agent (a certificate nobody holds) only for
+    supervisors of every team."""
+    query = select(Alert).order_by(col(Alert.id).desc())
+    if scope.every_team:
+        return list(db.exec(query.limit(limit)).all())
+    seen = visible_logins(db, scope, db.exec(select(Alert.login).distinct()).all())
+    return list(db.exec(query.where(col(Alert.login).in_(seen)).limit(limit)).all())
 
 
 def apply_conditions(db: Session, rules: Sequence[str], conditions: list[Condition], now: datetime) -> list[Alert]:
@@ -66,9 +74,16 @@ def check_alerts(db: Session, settings: SupervisionSettings, now: datetime) -> l
     return apply_conditions(db, POLLED_RULES, conditions, now)
 
 
-def acknowledge(db: Session, alert_id: int, *, supervisor: str, source: str, now: datetime) -> Alert:
+def acknowledge(
+    db: Session, alert_id: int, *, scope: SupervisedTeams, supervisor: str, source: str, now: datetime
+) -> Alert:
+    """Mark the alert seen; an alert about an agent out of the scope is answered as if there were none."""
     alert = db.get(Alert, alert_id)
-    if alert is None:
+    in_scope = alert is not None and (scope.every_team or bool(visible_logins(db, scope, [alert.login])))
+    if alert is None or not in_scope:
+        outcome = "no_such_alert" if alert is None else "out_of_scope"
+        record(db, actor=supervisor, source=source, action="supervision.alert.acknowledge", outcome=outcome,
+               target=str(alert_id), clock=lambda: now)  # fmt: skip
         raise NotFound(f"there is no alert {alert_id}")
     if alert.acknowledged_at is None:
         alert.acknowledged_at, alert.acknowledged_by = now, supervisor

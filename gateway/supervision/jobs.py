@@ -4,7 +4,8 @@ end work-state stretches with their sessions.
 An alert is raised within ``alert_check_seconds`` (≤ 5 s) of its condition, plus the time to send it. A session's
 open stretch is closed right after the commit that ends the session (``SESSION_ENDED``); each alert pass also closes
 the stretches of every session no longer active (the reconcile safety net). Certificate-expiry warnings from the
-PKI are hooked into alerts.
+PKI are hooked into alerts. Each pass also ends the screen wall's grid watches whose grid stopped asking, and
+closes the help requests of sessions that ended unanswered.
 """
 
 import logging
@@ -23,6 +24,8 @@ from gateway.pki.expiry import on_expiring
 from gateway.sessions.service import SESSION_ENDED
 from gateway.supervision.alerts import certificate_expiry_alerts, check_alerts
 from gateway.supervision.delivery import deliver_pending
+from gateway.supervision.help import close_unanswered
+from gateway.supervision.monitoring import end_lapsed_grid_watches
 from gateway.supervision.settings import SupervisionSettings
 from gateway.supervision.state import close_ended_stretches
 
@@ -33,6 +36,8 @@ def run_alert_rules(engine: Engine, settings: SupervisionSettings, clock: Clock)
     try:
         with session_scope(engine) as db:
             check_alerts(db, settings, clock())
+            end_lapsed_grid_watches(db, clock())
+            close_unanswered(db, clock())
     except IntegrityError:
         log.info("another node opened the same alert a moment ago; its alert stands")
     deliver_pending(engine, settings)
@@ -48,6 +53,7 @@ class StretchCloser:
     def __call__(self, _topic: str, session_id: Any) -> None:
         with session_scope(self.engine) as db:
             close_ended_stretches(db, self.clock(), [str(session_id)])
+            close_unanswered(db, self.clock(), [str(session_id)])
 
 
 def register(

@@ -1,9 +1,9 @@
-"""Supervision's tables: work-state history, alerts, screen watches, bulletins, standby agents and call-ins."""
+"""Supervision's tables: work states, alerts, screen watches, help requests, bulletins, standby agents, call-ins."""
 
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, DateTime, Text
+from sqlalchemy import Boolean, Column, DateTime, Text, false
 from sqlmodel import Field, SQLModel
 
 
@@ -69,6 +69,30 @@ class ScreenWatch(SQLModel, table=True):
     agent_told: bool
     started_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    grid: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
+    """From the wall's grid of thumbnails (open while the grid keeps asking), not a full watch."""
+    seen_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    """A grid watch: when the grid last asked for the seat's picture."""
+
+
+class HelpRequest(SQLModel, table=True):
+    """An agent's "need help" flag on the wall, from the agent's page or the phone, until answered or the session
+    ends; reports count the answered and the unanswered."""
+
+    __tablename__ = "supervision_help_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: str = Field(max_length=32, index=True)
+    login: str = Field(max_length=255, index=True)
+    source: str = Field(max_length=16)
+    """``portal`` (the agent's page) or ``phone`` (a DTMF code, through the voice domain)."""
+    call: str | None = Field(default=None, max_length=255)
+    """The customer call in progress when the agent asked, if the voice domain knew one."""
+    requested_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
+    answered_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    answered_by: str | None = Field(default=None, max_length=255)
+    closed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    """Answered, or the session ended without an answer."""
 
 
 class Bulletin(SQLModel, table=True):

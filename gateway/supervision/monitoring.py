@@ -2,23 +2,30 @@
 
 Whether the agent is told follows the agent's effective policy (``notify_agent_when_watched``); a group whose
 policy forbids viewing (``view_only_supervision`` false) cannot be watched at all. The pixels come from the seats
-domain through ``sources.screen_url``, which must hand out a view-only credential.
+domain through ``sources.screen_url``, which must hand out a view-only credential. The wall's grid of thumbnails
+is watching too (``grid_picture``): one grid watch per supervisor and seat, open while the grid keeps asking.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
 from gateway.audit.service import record
+from gateway.clock import as_utc
 from gateway.errors import Forbidden, NotFound
 from gateway.events import nudge_after_commit
 from gateway.policies.service import current_policy
-from gateway.sessions.models import HomeSession, SessionState
-from gateway.sessions.service import get_session, policy_groups
+from gateway.sessions.models import HomeSession
+from gateway.sessions.service import policy_groups
 from gateway.supervision.models import ScreenWatch
-from gateway.supervision.sources import screen_url
+from gateway.supervision.scope import agent_for_supervisor
+from gateway.supervision.sources import screen_thumbnail, screen_url
 from policy import evaluate
 
+GRID_SEEN_STEP = timedelta(seconds=5)
+"""A grid watch's ``seen_at`` is written at most this often (the grid asks every few seconds per seat)."""
+GRID_WATCH_LAPSE = timedelta(seconds=20)
+"""A grid watch not asked for this long is over."""
 WATCH_ENDED = "supervision.watch.ended"
 """Nudged after the commit of a watch's end (payload: its id): a Guacamole join of it closes at once."""
 
@@ -26,10 +33,10 @@ WATCH_ENDED = "supervision.watch.ended"
 def start_watch(
     db: Session, supervisor: HomeSession, session_id: str, *, now: datetime, source: str
 ) -> tuple[ScreenWatch, str]:
-    """Open a watch of the agent's live session; returns it and the URL of the view-only stream."""
-    agent = get_session(db, session_id)
-    if agent is None or agent.state is not SessionState.ACTIVE or "agent" not in agent.role_set:
-        raise NotFound("that agent is no longer logged in")
+    """Open a watch of the agent's live session; returns it and the URL of the view-only stream.
+
+    An agent out of the supervisor's team scope is refused as if not logged in (`AgentNotInScope`, audited)."""
+    agent = agent_for_supervisor(db, supervisor, session_id, source=source, clock=lambda: now)
     policy = evaluate(current_policy(db), policy_groups(agent), now)
     if not policy.view_only_supervision:
         record(
@@ -91,3 +98,84 @@ def watchers_told(db: Session, session_id: str) -> list[str]:
         ScreenWatch.session_id == session_id, col(ScreenWatch.ended_at).is_(None), col(ScreenWatch.agent_told)
     )
     return sorted(set(db.exec(query).all()))
+
+
+class NoPicture(NotFound):
+    reason = "supervision.no_picture"
+
+
+def grid_picture(db: Session, supervisor: HomeSession, agent: HomeSession, *, now: datetime, source: str) -> bytes:
+    """The agent's seat as a small picture for the supervisor's screen wall, under an open grid watch.
+
+    Showing a screen in the grid is watching it: the policy must allow viewing (else `Forbidden`, audited), the
+    first picture opens a `ScreenWatch` with ``grid`` (audited ``supervision.watch.start``, the agent told as for a
+    watch), and the alert job ends it once the grid has stopped asking for ``GRID_WATCH_LAPSE``.
+    """
+    policy = evaluate(current_policy(db), policy_groups(agent), now)
+    if not policy.view_only_supervision:
+        record(
+            db,
+            actor=supervisor.login,
+            source=source,
+            action="supervision.watch.start",
+            outcome="refused_by_policy",
+            target=agent.login,
+            detail={"session": agent.id, "grid": True, "why": policy.explain("view_only_supervision")},
+        )
+        raise Forbidden(f"policy does not allow watching {agent.login}'s screen")
+    picture = screen_thumbnail(db, agent)
+    if picture is None:
+        raise NoPicture(f"no seat of {agent.login} shows a picture on this gateway node right now")
+    query = select(ScreenWatch).where(
+        ScreenWatch.supervisor == supervisor.login,
+        ScreenWatch.session_id == agent.id,
+        col(ScreenWatch.grid),
+        col(ScreenWatch.ended_at).is_(None),
+    )
+    watch = db.exec(query).first()
+    if watch is None:
+        watch = ScreenWatch(
+            supervisor=supervisor.login,
+            session_id=agent.id,
+            login=agent.login,
+            agent_told=policy.notify_agent_when_watched,
+            started_at=now,
+            grid=True,
+            seen_at=now,
+        )
+        db.add(watch)
+        db.flush()
+        record(
+            db,
+            actor=supervisor.login,
+            source=source,
+            action="supervision.watch.start",
+            outcome="started",
+            target=agent.login,
+            detail={"watch": watch.id, "session": agent.id, "agent_told": watch.agent_told, "grid": True},
+        )
+    elif watch.seen_at is None or now - as_utc(watch.seen_at) >= GRID_SEEN_STEP:
+        watch.seen_at = now
+        db.add(watch)
+        db.flush()
+    return picture
+
+
+def end_lapsed_grid_watches(db: Session, now: datetime) -> int:
+    """End the grid watches whose grid stopped asking (page closed, supervisor gone); audited. Returns how many."""
+    query = select(ScreenWatch).where(col(ScreenWatch.grid), col(ScreenWatch.ended_at).is_(None))
+    lapsed = [w for w in db.exec(query).all() if w.seen_at is None or now - as_utc(w.seen_at) > GRID_WATCH_LAPSE]
+    for watch in lapsed:
+        watch.ended_at = now
+        db.add(watch)
+        db.flush()
+        record(
+            db,
+            actor=watch.supervisor,
+            action="supervision.watch.end",
+            outcome="lapsed",
+            target=watch.login,
+            detail={"watch": watch.id, "session": watch.session_id, "grid": True},
+            clock=lambda: now,
+        )
+    return len(lapsed)

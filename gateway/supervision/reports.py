@@ -3,7 +3,7 @@
 A session counts as on-site when it came from one of ``supervision.office_networks`` (its ``source_ip`` at login),
 as home otherwise. Times are the overlap of each stretch with the period; a stretch still open counts up to the
 session's end or ``now``. Link drops are the VPN-down alerts raised for the agent; voice drops are the dropped
-callback legs the voice domain recorded.
+callback legs the voice domain recorded; help requests are counted answered or unanswered.
 """
 
 import calendar
@@ -16,11 +16,13 @@ from sqlmodel import Session, col, select
 
 from gateway.clock import as_utc
 from gateway.sessions.models import HomeSession, SessionState
-from gateway.supervision.models import Alert, WorkState, WorkStatus
+from gateway.sessions.service import policy_groups
+from gateway.supervision.models import Alert, HelpRequest, WorkState, WorkStatus
 from gateway.supervision.rules import VPN_DOWN
 from gateway.supervision.settings import SupervisionSettings
 from gateway.supervision.view import is_on_site, teams_of
 from gateway.voice.models import CallEvent
+from policy import SupervisedTeams
 
 VOICE_DROP_KINDS = ("dropped", "lost")
 
@@ -38,13 +40,17 @@ class Figures:
     link_drops: int = 0
     voice_drops: int = 0
     alerts: int = 0
+    help_answered: int = 0
+    help_unanswered: int = 0
+    """Help requests raised in the period that no supervisor took (still open, or closed with the session)."""
 
     def add(self, other: "Figures") -> None:
-        for name in ("logged_in_seconds", "break_seconds", "sessions", "link_drops", "voice_drops", "alerts"):
+        for name in COUNTED:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 COLUMNS = [f.name for f in fields(Figures)]
+COUNTED = COLUMNS[3:]
 
 
 def period_bounds(period: str, day: date) -> tuple[datetime, datetime]:
@@ -68,8 +74,10 @@ def _count_by_login(rows: Iterable[str | None]) -> dict[str, int]:
     return counts
 
 
-def report(db: Session, start: datetime, stop: datetime, settings: SupervisionSettings, now: datetime) -> list[Figures]:
-    """Agent lines and team lines, each split by location, sorted by scope and name."""
+def agent_sessions(
+    db: Session, start: datetime, stop: datetime, now: datetime, teams: SupervisedTeams
+) -> list[HomeSession]:
+    """Agent sessions of ``teams`` that overlap the period (an open one lasts until ``now``)."""
     sessions = db.exec(
         select(HomeSession).where(
             col(HomeSession.created_at) < stop,
@@ -77,7 +85,23 @@ def report(db: Session, start: datetime, stop: datetime, settings: SupervisionSe
             col(HomeSession.roles).contains("agent"),
         )
     ).all()
-    sessions = [s for s in sessions if as_utc(s.ended_at or now) > start and "agent" in s.role_set]
+    return [
+        s
+        for s in sessions
+        if as_utc(s.ended_at or now) > start and "agent" in s.role_set and teams.covers(policy_groups(s))
+    ]
+
+
+def report(
+    db: Session,
+    start: datetime,
+    stop: datetime,
+    settings: SupervisionSettings,
+    now: datetime,
+    teams: SupervisedTeams,
+) -> list[Figures]:
+    """Agent lines and team lines of the agents in ``teams``, each split by location, sorted by scope and name."""
+    sessions = agent_sessions(db, start, stop, now, teams)
     ends = {s.id: as_utc(s.ended_at or now) for s in sessions}
     breaks: dict[str, float] = defaultdict(float)
     for stretch in db.exec(
@@ -88,6 +112,13 @@ def report(db: Session, start: datetime, stop: datetime, settings: SupervisionSe
     in_period = (col(Alert.raised_at) >= start, col(Alert.raised_at) < stop)
     alerts = _count_by_login(db.exec(select(Alert.login).where(*in_period)).all())
     drops = _count_by_login(db.exec(select(Alert.login).where(*in_period, Alert.rule == VPN_DOWN)).all())
+    helps = db.exec(
+        select(HelpRequest.login, HelpRequest.answered_at).where(
+            col(HelpRequest.requested_at) >= start, col(HelpRequest.requested_at) < stop
+        )
+    ).all()
+    answered = _count_by_login(login for login, answered_at in helps if answered_at is not None)
+    unanswered = _count_by_login(login for login, answered_at in helps if answered_at is None)
     voice = _count_by_login(
         db.exec(
             select(CallEvent.login).where(
@@ -107,6 +138,7 @@ def report(db: Session, start: datetime, stop: datetime, settings: SupervisionSe
             counted.add(session.login)
             figures.link_drops, figures.voice_drops = drops[session.login], voice[session.login]
             figures.alerts = alerts[session.login]
+            figures.help_answered, figures.help_unanswered = answered[session.login], unanswered[session.login]
         for scope, name in [("agent", session.login)] + [("team", t) for t in teams_of(session, settings.team_groups)]:
             lines.setdefault((scope, name, location), Figures(scope, name, location)).add(figures)
     return [lines[key] for key in sorted(lines)]

@@ -7,6 +7,7 @@ from gateway.deps import ClockDep, DbSession
 from gateway.sessions.client_cert import client_origin
 from gateway.sessions.deps import AgentSession, CheckedForm, SupervisorSession
 from gateway.supervision.bulletins import current_bulletins, post_bulletin
+from gateway.supervision.help import open_requests, request_help
 from gateway.supervision.monitoring import watchers_told
 from gateway.supervision.state import BREAK_REASONS, current_state, parse_status, set_work_state
 from gateway.web.pages import render
@@ -23,7 +24,15 @@ def work_state_page(request: Request, session: AgentSession, db: DbSession, cloc
         break_reasons=BREAK_REASONS,
         watchers=watchers_told(db, session.id),
         bulletins=current_bulletins(db, clock()),
+        help_request=open_requests(db, [session.id]).get(session.id),
     )
+
+
+@router.post("/agent/help")
+def ask_for_help(session: AgentSession, form: CheckedForm, db: DbSession, clock: ClockDep) -> Response:
+    """The agent's "Need help": a flag on the supervisors' wall until one of them answers."""
+    request_help(db, session.id, "portal", clock())
+    return RedirectResponse("/agent/work-state", status_code=303)
 
 
 @router.post("/agent/work-state")

@@ -4,10 +4,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.deps import ClockDep, DbSession, RowId
+from gateway.errors import NotFound
 from gateway.sessions.client_cert import client_origin
 from gateway.sessions.deps import CheckedForm, SupervisorSession
 from gateway.supervision.alerts import acknowledge, recent_alerts
 from gateway.supervision.deps import SupervisionSettingsDep
+from gateway.supervision.scope import supervisor_scope
 from gateway.supervision.surge import (
     call_in,
     call_in_status,
@@ -23,7 +25,7 @@ router = APIRouter(tags=["supervision"])
 
 @router.get("/supervision/alerts", response_class=HTMLResponse)
 def alerts_page(request: Request, session: SupervisorSession, db: DbSession) -> HTMLResponse:
-    return render(request, "supervision_alerts.html", alerts=recent_alerts(db))
+    return render(request, "supervision_alerts.html", alerts=recent_alerts(db, supervisor_scope(db, session)))
 
 
 @router.post("/supervision/alerts/{alert_id}/ack")
@@ -31,7 +33,12 @@ def acknowledge_alert(
     request: Request, alert_id: RowId, session: SupervisorSession, form: CheckedForm, db: DbSession, clock: ClockDep
 ) -> Response:
     source = client_origin(request, request.app.state.settings.portal).address
-    acknowledge(db, alert_id, supervisor=session.login, source=source, now=clock())
+    try:
+        acknowledge(db, alert_id, scope=supervisor_scope(db, session), supervisor=session.login, source=source,
+                    now=clock())  # fmt: skip
+    except NotFound:
+        db.commit()  # keep the refusal's audit row: the error rolls the request's transaction back
+        raise
     return RedirectResponse("/supervision/alerts", status_code=303)
 
 

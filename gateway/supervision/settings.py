@@ -1,7 +1,7 @@
 """Supervision's section of the settings (nested by the lead as ``settings.supervision``)."""
 
 from ipaddress import IPv4Network, IPv6Network
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, field_validator
 
@@ -35,6 +35,15 @@ class SupervisionSettings(BaseModel):
     """How often the alert rules run: alerts are raised within this plus the time to send them."""
     wall_tick_seconds: Annotated[float, Field(gt=0, le=15)] = 1.0
     """How often the wall's snapshot is recomputed for all viewers (state changes also nudge it at once)."""
+    state_limit_minutes: dict[Literal["ready", "on_call", "wrap_up", "offline"], Annotated[float, Field(gt=0)]] = {
+        "on_call": 15.0,
+        "wrap_up": 3.0,
+        "offline": 10.0,
+    }
+    """How long an agent may stay in a state before their tile on the wall turns red (a break: ``break_max_minutes``);
+    a state not named never does."""
+    wall_amber_share: Annotated[float, Field(gt=0, lt=1)] = 0.8
+    """A tile's timer turns amber at this share of its state's limit, so a supervisor sees it coming."""
     office_networks: list[IPvAnyNetwork] = []
     """Source networks of the offices: a session from one of them counts as on-site, any other as home."""
     team_groups: list[str] = []
@@ -58,3 +67,8 @@ class SupervisionSettings(BaseModel):
     """Who may scrape ``/metrics``; everyone else gets 403."""
     mail: MailSettings = MailSettings()
     sms: SmsSettings = SmsSettings()
+
+    def wall_limits(self) -> dict[str, tuple[float, float]]:
+        """Seconds in a state after which a wall tile turns amber and red, by state."""
+        limits = {**self.state_limit_minutes, "break": self.break_max_minutes}
+        return {state: (minutes * 60 * self.wall_amber_share, minutes * 60) for state, minutes in limits.items()}

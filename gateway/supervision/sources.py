@@ -4,6 +4,7 @@ Seats come from the seats domain's live leases (``gateway.seats.service.live_lea
 ``last_activity_at``). The broker may add a finer source with ``register_seat_source`` (the display's own idle
 time); what a registered source says about a session wins. ``register_screen_viewer`` gives the URL of a
 view-only stream of a session's screen for one supervisor; until one is registered "watch" says why.
+``register_screen_thumbnails`` gives small pictures of the screens for the wall's grid.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -29,12 +30,15 @@ class SeatInfo:
 
 SeatSource = Callable[[Session, Sequence[str]], Mapping[str, SeatInfo]]
 """Given live session ids, the seat of each one that holds a seat (sessions without a seat are left out)."""
+ScreenThumbnails = Callable[[Session, HomeSession], bytes | None]
+"""Given the agent's session, a small JPEG of the seat's screen read view-only (None when no seat here shows it)."""
 ScreenViewer = Callable[[Session, HomeSession, str], str]
 """Given the agent's session and the supervisor's login, a URL that shows the seat's screen view-only.
 It must hand out a credential that cannot send input (x11vnc's view-only password, guacd ``read-only``)."""
 
 _seat_sources: list[SeatSource] = []
 _screen_viewers: list[ScreenViewer] = []
+_screen_thumbnails: list[ScreenThumbnails] = []
 
 
 class ScreenViewingUnavailable(Unavailable):
@@ -61,6 +65,22 @@ def register_screen_viewer(viewer: ScreenViewer) -> ScreenViewer:
 def unregister_screen_viewer(viewer: ScreenViewer) -> None:
     if viewer in _screen_viewers:
         _screen_viewers.remove(viewer)
+
+
+def register_screen_thumbnails(thumbnails: ScreenThumbnails) -> ScreenThumbnails:
+    """One source serves all seats: a later registration replaces the earlier one."""
+    _screen_thumbnails[:] = [thumbnails]
+    return thumbnails
+
+
+def unregister_screen_thumbnails(thumbnails: ScreenThumbnails) -> None:
+    if thumbnails in _screen_thumbnails:
+        _screen_thumbnails.remove(thumbnails)
+
+
+def screen_thumbnail(db: Session, agent: HomeSession) -> bytes | None:
+    """The agent's seat as a small picture for the screen wall, or None (no seat, or no broker offers pictures)."""
+    return _screen_thumbnails[0](db, agent) if _screen_thumbnails else None
 
 
 def lease_seats(db: Session, session_ids: Sequence[str]) -> dict[str, SeatInfo]:

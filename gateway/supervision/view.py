@@ -1,7 +1,7 @@
 """One record per logged-in agent: portal session, tunnel, seat, voice leg and work state joined.
 
 The wall, the alert rules and the metrics all read this; it costs a fixed number of queries whatever the number of
-seats (sessions, work states, tunnel leases, voice legs, watches, plus each registered seat source).
+seats (sessions, work states, tunnel leases, voice legs, watches, help requests, plus each registered seat source).
 """
 
 import ipaddress
@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from gateway.clock import as_utc
 from gateway.sessions.models import HomeSession, SessionState
+from gateway.supervision.help import open_requests
 from gateway.supervision.links import LinkQuality, link_quality
 from gateway.supervision.models import ScreenWatch, WorkStatus
 from gateway.supervision.settings import SupervisionSettings
@@ -46,10 +47,18 @@ class SeatRow:
     idle_since: str | None = None
     break_too_long: bool = False
     watched: bool = False
+    help_since: str | None = None
+    """When the agent asked for help (an open request), with the customer call then in progress (``help_call``)."""
+    help_call: str | None = None
+    policy_groups: tuple[str, ...] = ()
+    """The agent's group identifiers: what team scope is decided with; never sent to a browser."""
 
     def as_dict(self) -> dict[str, object]:
-        """The row as JSON-ready data (a shallow copy: the wall compares and encodes it, never changes it)."""
-        return dict(vars(self))
+        """The row as JSON-ready data for the wall (a shallow copy: the wall compares and encodes it, never changes
+        it); the group identifiers stay on the server."""
+        row = dict(vars(self))
+        del row["policy_groups"]
+        return row
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,7 @@ class LiveAgent:
     login: str
     display_name: str | None
     groups: str
+    policy_groups: str
     source_ip: str
     created_at: datetime
 
@@ -72,6 +82,7 @@ def live_agents(db: Session) -> list[LiveAgent]:
         HomeSession.login,
         HomeSession.display_name,
         HomeSession.groups,
+        HomeSession.policy_groups,
         HomeSession.source_ip,
         HomeSession.created_at,
     )
@@ -124,6 +135,7 @@ def seat_view(db: Session, now: datetime, settings: SupervisionSettings | None =
     legs = session_legs(db, ids)
     seats = seats_of(db, ids)
     watched = _watched(db, ids)
+    helps = open_requests(db, ids)
     break_limit = timedelta(minutes=settings.break_max_minutes)
     rows = []
     for session in sessions:
@@ -155,6 +167,9 @@ def seat_view(db: Session, now: datetime, settings: SupervisionSettings | None =
                 and state.since is not None
                 and now - state.since > break_limit,
                 watched=session.id in watched,
+                help_since=_iso(as_utc(helps[session.id].requested_at)) if session.id in helps else None,
+                help_call=helps[session.id].call if session.id in helps else None,
+                policy_groups=tuple(json.loads(session.policy_groups)),
             )
         )
     return rows

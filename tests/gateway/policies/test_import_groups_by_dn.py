@@ -31,3 +31,12 @@ def test_dns_and_sids_are_accepted_and_the_builtin_directory_keeps_names(db: Ses
     assert import_policy(db, BY_DN_AND_SID, actor="admin1", source="", now=utcnow(), directory_kind="openldap")
     assert import_policy(db, BY_NAME, actor="admin1", source="", now=utcnow(), directory_kind="builtin")
     assert current_version(db).version == 2  # type: ignore[union-attr]
+
+
+def test_team_scope_naming_a_group_by_name_is_refused_too(db: Session) -> None:
+    scoped = BY_DN_AND_SID + 'team_scope:\n  teams:\n    "CN=Team-A,DC=corp,DC=example": [Sup-A]\n'
+    with pytest.raises(InvalidPolicy) as refused:
+        import_policy(db, scoped, actor="admin1", source="", now=utcnow(), directory_kind="active_directory")
+    assert "Sup-A are named by name" in refused.value.message
+    fixed = scoped.replace("[Sup-A]", '["CN=Sup-A,DC=corp,DC=example"]')
+    assert import_policy(db, fixed, actor="admin1", source="", now=utcnow(), directory_kind="active_directory")

@@ -47,7 +47,7 @@ class SeatPortal(Portal):
         """A client holding `login`'s session cookie, signed in through the portal as a browser behind the proxy."""
         with self.client() as client:
             headers = self.proxy_headers(login) if login in self.certificates else None
-            response = sign_in(client, login, headers=headers)
+            response = sign_in(client, login, PASSWORDS.get(login, login), headers=headers)  # more_agents: the login
             assert response.status_code == 303, response.text
             client.headers.update(headers or {})
             yield client
@@ -72,12 +72,15 @@ def seat_portal(
     warm: int = 1,
     cap: int = 4,
     policy: str | None = None,
+    more_agents: Mapping[str, str] | None = None,
     **seat_options: object,
 ) -> Iterator[SeatPortal]:
     """Everything from the sessions' portal fixture, plus the seat routes, noVNC and a started broker.
 
-    ``policy`` (if given) is imported before the portal serves; ``seat_options`` are further ``SeatSettings``.
+    ``policy`` (if given) is imported before the portal serves; ``more_agents`` adds agents (login → WireGuard key,
+    password: the login); ``seat_options`` are further ``SeatSettings``.
     """
+    more = dict(more_agents or {})
     clock = MovableClock()
     with seat_root() as root:
         seat_settings = SeatSettings(
@@ -101,9 +104,9 @@ def seat_portal(
             db_url,
             engine,
             kind=SeatPortal,
-            passwords=PASSWORDS,
-            groups=GROUPS,
-            certified=WG_KEYS,
+            passwords={**PASSWORDS, **{login: login for login in more}},
+            groups={**GROUPS, **{login: ["SOHO-Agents"] for login in more}},
+            certified={**WG_KEYS, **more},
             policy=policy,
             trusted_proxy=True,
             clock=clock,

@@ -67,7 +67,7 @@ def watch_from_the_wall(portal: SeatPortal, supervisor: BrowserContext) -> tuple
     wall = supervisor.new_page()
     wall.goto(portal.base_url + "/supervision/wall")
     with supervisor.expect_page() as opened:
-        wall.click("tr[data-login='agent1'] button.watch", timeout=10_000)
+        wall.click("#wall-rows [data-login='agent1'] button.watch", timeout=10_000)
     watch = opened.value
     wall.close()
     frame = watch.wait_for_selector("iframe#screen").content_frame()

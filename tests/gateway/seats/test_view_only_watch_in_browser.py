@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Frame, Page
+from playwright.sync_api import Browser, BrowserContext, Frame, Page, expect
 from sqlmodel import Session, col, select
 
 from desktop_broker.pool import PooledSeat
@@ -66,7 +66,7 @@ def _watch_from_the_wall(portal: SeatPortal, supervisor: BrowserContext) -> tupl
     wall = supervisor.new_page()
     wall.goto(portal.base_url + "/supervision/wall")
     with supervisor.expect_page() as opened:
-        wall.click("tr[data-login='agent1'] button.watch", timeout=10_000)
+        wall.click("#wall-rows [data-login='agent1'] button.watch", timeout=10_000)
     watch = opened.value
     wall.close()
     frame = watch.wait_for_selector("iframe#screen").content_frame()
@@ -151,3 +151,27 @@ def test_the_agent_is_told_and_the_watch_is_audited_from_start_to_the_socket_clo
     with Session(portal.engine) as db:
         assert all(w.ended_at is not None for w in db.exec(select(ScreenWatch)).all())
     agent_page.wait_for_selector("#watched[hidden]", state="attached", timeout=8_000)
+
+
+def test_the_wall_offers_watch_for_a_seat_and_its_idle_counter_resets_when_the_agent_types(
+    portal: SeatPortal, agent_page: Page, supervisor: BrowserContext
+) -> None:
+    wall = supervisor.new_page()
+    wall.goto(portal.base_url + "/supervision/wall")
+    seat = wall.locator("#wall-rows [data-login='agent1'] .seat")
+    expect(wall.locator("#wall-rows [data-login='agent1'] button.watch")).to_have_count(1)
+    portal.broker.enforce_limits()  # the seats job's pass: it reads the display's idle time
+    idle_before = seat.get_attribute("data-idle", timeout=10_000)
+    assert idle_before
+    time.sleep(11)  # past one 10 s step of the idle start, with no input
+    portal.broker.enforce_limits()
+    wall.wait_for_timeout(1500)  # a wall tick: nothing typed, so the idle start stays
+    assert seat.get_attribute("data-idle") == idle_before
+    stage = agent_page.query_selector("#screen canvas").bounding_box()  # type: ignore[union-attr]
+    assert stage is not None
+    agent_page.mouse.click(stage["x"] + 700, stage["y"] + 160)
+    agent_page.keyboard.type("42")
+    portal.broker.enforce_limits()
+    expect(seat).not_to_have_attribute("data-idle", idle_before, timeout=5_000)
+    assert (seat.get_attribute("data-idle") or "") > idle_before  # later: idle counts from the typing
+    wall.close()

@@ -23,10 +23,13 @@ from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import open_session
 from gateway.supervision.deps import supervision_settings
 from gateway.supervision.settings import SupervisionSettings
+from policy import SupervisedTeams
 from tests.gateway.sessions.conftest import PASSWORDS, WG_KEYS, Portal, csrf_of, sign_in
 from tests.support.portal import serving_portal
 from tests.support.server import free_port
 
+EVERY_TEAM = SupervisedTeams(True, frozenset(), "test: every team")
+"""The scope of a supervisor who sees everyone (a QA group, or a policy without team scope)."""
 TEAMS = {"agent1": ["SOHO-Agents", "Team-North"], "agent2": ["SOHO-Agents", "Team-South"]}
 
 

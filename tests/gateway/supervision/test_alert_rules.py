@@ -17,7 +17,7 @@ from gateway.supervision.settings import SupervisionSettings
 from gateway.supervision.sources import SeatInfo, register_seat_source, unregister_seat_source
 from gateway.supervision.state import set_work_state
 from gateway.vpn.models import LeaseState, TunnelLease
-from tests.gateway.supervision.conftest import add_session
+from tests.gateway.supervision.conftest import EVERY_TEAM, add_session
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 SETTINGS = SupervisionSettings(break_max_minutes=10, ready_idle_minutes=3, failed_logins=3, link_down_seconds=180)
@@ -49,8 +49,8 @@ def test_acknowledging_is_audited_and_leaves_the_alert_open(db: Session) -> None
     set_work_state(db, agent, WorkStatus.BREAK, "lunch", source="portal", now=T0)
     (alert,) = check_alerts(db, SETTINGS, T0 + timedelta(minutes=11))
     assert alert.id is not None
-    acknowledge(db, alert.id, supervisor="sup1", source="192.0.2.1", now=T0 + timedelta(minutes=12))
-    acknowledge(db, alert.id, supervisor="sup2", source="192.0.2.2", now=T0 + timedelta(minutes=13))
+    acknowledge(db, alert.id, scope=EVERY_TEAM, supervisor="sup1", source="192.0.2.1", now=T0 + timedelta(minutes=12))
+    acknowledge(db, alert.id, scope=EVERY_TEAM, supervisor="sup2", source="192.0.2.2", now=T0 + timedelta(minutes=13))
     assert (alert.acknowledged_by, alert.open_key) == ("sup1", "break_too_long:" + agent.id)
     audit = db.exec(select(AuditEvent).where(AuditEvent.action == "supervision.alert.acknowledge")).all()
     assert [(row.actor, row.target) for row in audit] == [("sup1", agent.id)]

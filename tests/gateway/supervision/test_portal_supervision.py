@@ -136,7 +136,7 @@ def test_bulletins_posted_by_a_supervisor_reach_the_agent_and_reports_count_the_
     assert (agent_line[3], agent_line[6]) == ("home", "1")
     logged_in, on_break = float(agent_line[4]), float(agent_line[5])
     assert 0 < on_break < logged_in  # the break began after the sign-in and runs until the report
-    assert 'id="report-chart"' in html and 'data-name="Team-North"' in html
+    assert 'id="chart-agents"' in html and 'data-name="Team-North"' in html
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

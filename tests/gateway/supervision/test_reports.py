@@ -8,8 +8,9 @@ from gateway.supervision.models import Alert, WorkStatus
 from gateway.supervision.reports import Figures, period_bounds, report
 from gateway.supervision.settings import SupervisionSettings
 from gateway.supervision.state import set_work_state
+from gateway.supervision.timeline import state_timeline
 from gateway.voice.models import CallEvent
-from tests.gateway.supervision.conftest import add_session
+from tests.gateway.supervision.conftest import EVERY_TEAM, add_session
 
 DAY = date(2026, 11, 25)
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -85,7 +86,7 @@ def _expected(start: datetime, stop: datetime) -> dict[tuple[str, str], Figures]
 def test_daily_report_per_agent_splits_home_and_on_site_and_clips_to_the_day(db: Session) -> None:
     _seed(db)
     start, stop = period_bounds("day", DAY)
-    lines = report(db, start, stop, SETTINGS, NOW)
+    lines = report(db, start, stop, SETTINGS, NOW, EVERY_TEAM)
     agents = {(line.name, line.location): line for line in lines if line.scope == "agent"}
     assert agents == _expected(start, stop)
     assert agents[("agent2", "home")].logged_in_seconds == 2 * 3600  # only the part after midnight
@@ -96,7 +97,7 @@ def test_team_lines_add_up_their_agents_and_the_month_includes_the_day_before(db
     _seed(db)
     start, stop = period_bounds("month", DAY)
     assert (start, stop) == (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
-    lines = report(db, start, stop, SETTINGS, NOW)
+    lines = report(db, start, stop, SETTINGS, NOW, EVERY_TEAM)
     agents = {(line.name, line.location): line for line in lines if line.scope == "agent"}
     teams = {(line.name, line.location): line for line in lines if line.scope == "team"}
     assert agents == _expected(start, stop)
@@ -105,3 +106,24 @@ def test_team_lines_add_up_their_agents_and_the_month_includes_the_day_before(db
     assert teams[("Team-North", "on_site")].sessions == 1
     assert teams[("Team-South", "home")].voice_drops == 2 and teams[("Team-South", "home")].link_drops == 1
     assert not any(name == "SOHO-Agents" for name, _ in teams)  # only the configured team groups
+
+
+def test_state_timeline_splits_agent_time_by_state_step_and_location(db: Session) -> None:
+    _seed(db)
+    start, stop = period_bounds("day", DAY)
+    timeline = state_timeline(db, start, stop, timedelta(minutes=30), SETTINGS, NOW, EVERY_TEAM)
+    assert len(timeline.starts) == 48 and timeline.starts[1] == at(0.5)
+
+    def step(where: str, hour: float) -> dict[str, float]:
+        index = timeline.starts.index(at(hour))
+        return {state: seconds[index] for state, seconds in timeline.seconds[where].items() if seconds[index]}
+
+    assert step("home", 0) == {"break": 1800}  # agent2's night break, from the evening before
+    assert step("home", 1) == {"offline": 1800}  # logged in, no state set: "not ready"
+    assert step("home", 2) == {}
+    assert step("home", 8) == {"ready": 1800}
+    assert step("home", 10) == {"break": 1800}
+    assert step("home", 11.5) == {"ready": 900, "break": 900}
+    assert step("on_site", 13) == {"ready": 1800} and step("home", 13) == {}
+    home_total = sum(sum(seconds) for seconds in timeline.seconds["home"].values())
+    assert home_total == (2 + 4) * 3600  # agent2 00:00-02:00 and agent1 08:00-12:00, every second in one state

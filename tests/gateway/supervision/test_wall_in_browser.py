@@ -1,10 +1,14 @@
-"""The wall in Debian's Chromium: it updates live when an agent changes state, and filters by team and state."""
+"""The wall in Debian's Chromium: tiles update live, filter and sort, timers turn amber then red, "live" is true.
+
+No seat runs in this portal, so no tile offers "watch" (the seat tests show the button where a seat is open).
+"""
 
 import time
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
+from gateway.supervision.settings import SupervisionSettings
 from tests.gateway.sessions.conftest import PASSWORDS
 from tests.gateway.supervision.conftest import SupervisedPortal, post_form, signed_in
 from tests.support.browser import chromium
@@ -12,32 +16,80 @@ from tests.support.browser import chromium
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 
 
+@pytest.fixture
+def supervision() -> SupervisionSettings:
+    """A break turns a tile amber after 2.4 s and red after 3 s; "not ready" never changes colour."""
+    return SupervisionSettings(wall_tick_seconds=0.5, break_max_minutes=0.05, state_limit_minutes={})
+
+
+def _wall_of_sup1(portal: SupervisedPortal, page: Page) -> None:
+    page.goto(f"{portal.base_url}/login")
+    page.fill("#username", "sup1")
+    page.fill("#password", PASSWORDS["sup1"])
+    page.click("#sign-in")
+    page.goto(f"{portal.base_url}/supervision/wall")
+    expect(page.locator("#wall-status")).to_have_attribute("data-state", "live")
+
+
 def test_wall_shows_an_agents_state_change_live_and_filters_by_team(portal: SupervisedPortal) -> None:
     with signed_in(portal, "agent1") as agent1, signed_in(portal, "agent2"), chromium() as browser:
         page = browser.new_context().new_page()
-        page.goto(f"{portal.base_url}/login")
-        page.fill("#username", "sup1")
-        page.fill("#password", PASSWORDS["sup1"])
-        page.click("#sign-in")
-        page.goto(f"{portal.base_url}/supervision/wall")
-        expect(page.locator("#wall-status")).to_have_attribute("data-state", "live")
-        row = page.locator('#wall-rows tr[data-login="agent1"]')
-        expect(row).to_have_attribute("data-state", "offline")
-        expect(page.locator('#wall-summary [data-count="total"]')).to_contain_text("2")
+        _wall_of_sup1(portal, page)
+        tile = page.locator('#wall-rows [data-login="agent1"]')
+        expect(tile).to_have_attribute("data-state", "offline")
+        expect(page.locator('#wall-summary [data-count="total"] b')).to_have_text("2")
+        expect(tile.locator("button.watch")).to_have_count(0)  # no seat, nothing to watch
 
         changed_at = time.monotonic()
         post_form(agent1, "/agent/work-state", "/agent/work-state", state="break", reason="lunch")
-        expect(row).to_have_attribute("data-state", "break", timeout=5000)
+        expect(tile).to_have_attribute("data-state", "break", timeout=5000)
         latency = time.monotonic() - changed_at
-        expect(row.locator("td.state")).to_contain_text("Break (lunch)")
-        expect(page.locator('#wall-summary [data-count="break"]')).to_contain_text("1")
-        expect(page.locator('#wall-chart rect[data-state="break"]')).not_to_have_attribute("height", "0")
+        expect(tile.locator(".state")).to_contain_text("Break (lunch)")
+        expect(page.locator('#wall-summary [data-count="break"] b')).to_have_text("1")
+        page.wait_for_function("Chart.getChart('wall-chart').data.datasets[0].data[3] === 1")  # one agent on break
+        ticks = page.evaluate("Chart.getChart('wall-chart').scales.y.ticks.map((tick) => tick.value)")
+        assert ticks[0] == 0 and 1 in ticks and all(float(tick).is_integer() for tick in ticks)  # a scale in agents
 
         page.select_option("#filter-team", "Team-South")
-        expect(row).to_be_hidden()
-        expect(page.locator('#wall-rows tr[data-login="agent2"]')).to_be_visible()
+        expect(tile).to_be_hidden()
+        expect(page.locator('#wall-rows [data-login="agent2"]')).to_be_visible()
         page.select_option("#filter-team", "")
         page.select_option("#filter-state", "break")
-        expect(row).to_be_visible()
-        expect(page.locator('#wall-rows tr[data-login="agent2"]')).to_be_hidden()
+        expect(tile).to_be_visible()
+        expect(page.locator('#wall-rows [data-login="agent2"]')).to_be_hidden()
     assert latency < 3.0, f"the wall showed the change {latency:.2f} s after it was made"
+
+
+def test_a_break_tile_turns_amber_then_red_and_sorts_first_by_time_in_state(portal: SupervisedPortal) -> None:
+    with signed_in(portal, "agent1"), signed_in(portal, "agent2") as agent2, chromium() as browser:
+        page = browser.new_context().new_page()
+        _wall_of_sup1(portal, page)
+        tiles = page.locator("#wall-rows .tile")
+        expect(tiles).to_have_count(2)
+        assert tiles.evaluate_all("(all) => all.map((tile) => tile.dataset.login)") == ["agent1", "agent2"]
+        post_form(agent2, "/agent/work-state", "/agent/work-state", state="break", reason="rest")
+        tile = page.locator('#wall-rows [data-login="agent2"]')
+        expect(tile).to_have_attribute("data-state", "break")
+        expect(tile).to_have_attribute("data-level", "ok")
+        expect(tile).to_have_attribute("data-level", "amber", timeout=5000)
+        expect(tile).to_have_attribute("data-level", "red", timeout=5000)
+        expect(page.locator('#wall-rows [data-login="agent1"]')).to_have_attribute("data-level", "ok")
+        page.select_option("#wall-sort", "state")  # ready, on call, wrap-up, break, then not ready
+        assert tiles.evaluate_all("(all) => all.map((tile) => tile.dataset.login)") == ["agent2", "agent1"]
+        page.select_option("#wall-sort", "name")
+        assert tiles.evaluate_all("(all) => all.map((tile) => tile.dataset.login)") == ["agent1", "agent2"]
+
+        page.click("#wall-fullscreen")
+        page.wait_for_function("document.fullscreenElement && document.fullscreenElement.id === 'wallboard'")
+
+
+def test_the_wall_stops_saying_live_when_the_supervisors_session_ends(portal: SupervisedPortal) -> None:
+    with signed_in(portal, "agent1"), chromium() as browser:
+        context = browser.new_context()
+        page = context.new_page()
+        _wall_of_sup1(portal, page)
+        other_tab = context.new_page()
+        other_tab.goto(f"{portal.base_url}/supervisor")
+        other_tab.click("#logout")
+        expect(page.locator("#wall-status")).to_have_attribute("data-state", "ended", timeout=8000)
+        expect(page.locator("#wall-status")).to_contain_text("Not live")

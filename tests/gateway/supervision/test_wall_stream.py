@@ -65,10 +65,11 @@ def test_diff_sends_only_new_changed_and_removed_rows(
     assert diff(old, new) == (changed, removed)
 
 
-def test_summary_counts_states_links_and_long_breaks() -> None:
+def test_summary_counts_states_links_long_breaks_and_help() -> None:
     rows = {
-        "a": {"state": "ready", "link": "good", "break_too_long": False},
-        "b": {"state": "break", "link": "down", "break_too_long": True},
-        "c": {"state": "break", "link": "none", "break_too_long": False},
+        "a": {"state": "ready", "link": "good", "break_too_long": False, "help_since": "2026-12-06T10:00:00+00:00"},
+        "b": {"state": "break", "link": "down", "break_too_long": True, "help_since": None},
+        "c": {"state": "break", "link": "none", "break_too_long": False, "help_since": None},
     }
-    assert summary(rows) == {"ready": 1, "break": 2, "total": 3, "link_down": 1, "break_too_long": 1}  # type: ignore[arg-type]
+    expected = {"ready": 1, "break": 2, "total": 3, "link_down": 1, "break_too_long": 1, "help": 1}
+    assert summary(rows) == expected  # type: ignore[arg-type]

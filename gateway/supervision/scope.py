@@ -1,0 +1,96 @@
+"""Team scope for every supervisor route: which agents a supervisor may see, watch, be alerted about, report on.
+
+The policy's ``team_scope`` maps team groups to supervisor groups (`policy.teams`); a QA group may see all. An agent
+out of scope is answered exactly like an agent that does not exist (404, same message), so a supervisor cannot learn
+who is logged in elsewhere by trying session ids; both refusals are audited (``supervision.scope``).
+
+For other domains' supervisor routes (listening, whisper, recordings): ``agent: ScopedAgent`` in a route with a
+``{session_id}`` path parameter, or `agent_for_supervisor` from a service.
+"""
+
+import json
+from collections.abc import Iterable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlmodel import Session, col, select
+
+from gateway.audit.service import record
+from gateway.clock import Clock
+from gateway.deps import ClockDep, DbSession
+from gateway.errors import NotFound
+from gateway.policies.service import current_policy
+from gateway.sessions.client_cert import client_origin
+from gateway.sessions.deps import SupervisorSession
+from gateway.sessions.models import HomeSession, SessionState
+from gateway.sessions.service import get_session, policy_groups
+from policy import SupervisedTeams, supervised_teams
+
+
+class AgentNotInScope(NotFound):
+    """Unknown, gone, or another team's agent: one answer for all three."""
+
+    reason = "supervision.agent_not_found"
+
+
+def supervisor_scope(db: Session, supervisor: HomeSession) -> SupervisedTeams:
+    """The teams this supervisor's groups give them under the current policy."""
+    return supervised_teams(current_policy(db), policy_groups(supervisor))
+
+
+def may_see(db: Session, supervisor: HomeSession, agent: HomeSession) -> bool:
+    """Whether the supervisor's session may see (watch, listen to, report on) the agent's session."""
+    return supervisor_scope(db, supervisor).covers(policy_groups(agent))
+
+
+def visible_logins(db: Session, scope: SupervisedTeams, logins: Iterable[str | None]) -> set[str]:
+    """Of these logins, those whose newest session puts them in the scope (alerts are kept by login)."""
+    wanted = {login for login in logins if login}
+    if scope.every_team:
+        return wanted
+    if not wanted:
+        return set()
+    query = (
+        select(HomeSession.login, HomeSession.policy_groups)
+        .where(col(HomeSession.login).in_(wanted))
+        .order_by(col(HomeSession.created_at))
+    )
+    newest = dict(db.exec(query).all())  # the last row of each login wins: its newest session
+    return {login for login, groups in newest.items() if scope.covers(json.loads(groups))}
+
+
+def agent_for_supervisor(
+    db: Session, supervisor: HomeSession, session_id: str, *, source: str, clock: Clock
+) -> HomeSession:
+    """The agent's live session if it is in the supervisor's scope; else `AgentNotInScope`, audited (flushed: the
+    caller commits it before the error rolls the request back, as `ScopedAgent` does)."""
+    agent = get_session(db, session_id)
+    live = agent is not None and agent.state is SessionState.ACTIVE and "agent" in agent.role_set
+    if agent is not None and live and may_see(db, supervisor, agent):
+        return agent
+    record(
+        db,
+        actor=supervisor.login,
+        source=source,
+        action="supervision.scope",
+        outcome="out_of_scope" if live else "no_live_agent",
+        target=agent.login if agent is not None and live else "",
+        detail={"session": session_id[:64]},
+        clock=clock,
+    )
+    raise AgentNotInScope("no agent with that session is logged in in your teams")
+
+
+def _scoped_agent(
+    request: Request, session_id: str, supervisor: SupervisorSession, db: DbSession, clock: ClockDep
+) -> HomeSession:
+    source = client_origin(request, request.app.state.settings.portal).address
+    try:
+        return agent_for_supervisor(db, supervisor, session_id, source=source, clock=clock)
+    except AgentNotInScope:
+        db.commit()  # keep the refusal's audit row: the error rolls the request's transaction back
+        raise
+
+
+ScopedAgent = Annotated[HomeSession, Depends(_scoped_agent)]
+"""The live agent session named by the route's ``{session_id}``, in the signed-in supervisor's scope, or 404."""
