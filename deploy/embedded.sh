@@ -9,6 +9,7 @@ source deploy/lib.sh
 if [[ "${SOHOGW_EMBEDDED_INSTALL:-yes}" == yes ]]; then  # tests say "no": their run installed all of it already
     install_debian_packages deploy/packages-runtime.txt
     make_venv ""
+    build_seat_viewer
 fi
 
 export SOHOGW_DATA_DIR="${SOHOGW_DATA_DIR:-$PWD/data}"

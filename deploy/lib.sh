@@ -26,3 +26,10 @@ make_venv() {
     fi
     .venv/bin/pip install -q -e ".${extras}"
 }
+
+build_seat_viewer() {
+    # The seat page's noVNC as one content-hashed file (deploy/seat-viewer/build.mjs), from the versions the lock
+    # file pins. Needs Debian's novnc (the source) and npm (the bundler, esbuild).
+    command -v npm >/dev/null || install_debian_packages <(printf 'nodejs\nnpm\n')
+    (cd deploy/seat-viewer && npm ci --no-audit --no-fund --silent && npm run --silent build)
+}

@@ -12,6 +12,7 @@ command -v npm >/dev/null || install_debian_packages <(printf 'nodejs\nnpm\n')
 if [[ -f deploy/guacamole-lite/package-lock.json ]]; then
     (cd deploy/guacamole-lite && npm ci --no-audit --no-fund --silent)
 fi
+build_seat_viewer
 # A real guacd for the Guacamole tests (built from ../shared/guacd, or Apache's release): tests/guacd.sh.
 source tests/guacd.sh
 ensure_guacd

@@ -26,6 +26,7 @@ from gateway.seats.policy_routes import router as policy_router
 from gateway.seats.rfb_socket import STREAM_ENDED, accept_browser, bridge_to_seat
 from gateway.seats.tokens import spend
 from gateway.seats.view_routes import router as view_router
+from gateway.seats.viewer_assets import IMMUTABLE, VIEWER_PATH, attach_seat_viewer, seat_viewer
 from gateway.sessions.deps import SESSION_COOKIE, AgentSession, CheckedForm
 from gateway.sessions.models import SessionState
 from gateway.sessions.service import session_for_token
@@ -44,8 +45,19 @@ router.include_router(view_router)
 
 
 def mount_novnc(app: FastAPI) -> None:
-    """Serve Debian's noVNC at /novnc: one origin for every seat (FIELD_NOTES: no per-seat websockify)."""
+    """Serve Debian's noVNC at /novnc and its bundle at /seats/viewer: one origin for every seat (FIELD_NOTES: no
+    per-seat websockify)."""
     app.mount("/novnc", StaticFiles(directory=NOVNC_DIR), name="novnc")
+    attach_seat_viewer(app, app.state.settings.seats.seat_viewer_dir)
+
+
+@router.get(VIEWER_PATH + "/{name}", include_in_schema=False)
+def seat_viewer_bundle(name: str, request: Request) -> FileResponse:
+    """The noVNC bundle under its content-hashed name, cached for good (`viewer_assets`); any other name is 404."""
+    bundle = seat_viewer(request).bundle
+    if bundle is None or name != bundle.name:
+        raise NotFound("no such seat viewer file")
+    return FileResponse(bundle, media_type="text/javascript", headers={"Cache-Control": IMMUTABLE})
 
 
 @router.get("/guacamole-js/guacamole-common.js", include_in_schema=False)
@@ -94,6 +106,7 @@ def launch_page(
         app_id=app_id,
         token=launched.token,
         watermark=watermark,
+        rfb_module=seat_viewer(request).rfb_module,
     )
 
 
