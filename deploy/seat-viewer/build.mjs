@@ -8,7 +8,7 @@ import { basename } from "node:path";
 import { build } from "esbuild";
 
 const novnc = process.env.NOVNC_DIR || "/usr/share/novnc";
-const outdir = new URL("dist/", import.meta.url).pathname;
+const outdir = process.env.SEAT_VIEWER_OUT || new URL("dist/", import.meta.url).pathname;
 
 rmSync(outdir, { recursive: true, force: true });
 const result = await build({
@@ -23,5 +23,5 @@ const result = await build({
   logLevel: "warning",
 });
 const [output] = Object.keys(result.metafile.outputs).filter((path) => path.endsWith(".js"));
-writeFileSync(`${outdir}manifest.json`, JSON.stringify({ rfb: basename(output) }) + "\n");
+writeFileSync(`${outdir}/manifest.json`, JSON.stringify({ rfb: basename(output) }) + "\n");
 console.log(`seat viewer: ${basename(output)} (${result.metafile.outputs[output].bytes} bytes)`);
