@@ -9,6 +9,7 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+from anyio import from_thread
 from fastapi import APIRouter, FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -22,7 +23,9 @@ from gateway.seats import service
 from gateway.seats.broker import SeatBroker
 from gateway.seats.errors import LaunchRefused
 from gateway.seats.internal_routes import router as internal_router
+from gateway.seats.models import SeatLease
 from gateway.seats.policy_routes import router as policy_router
+from gateway.seats.prepared_rfb import PreparedSeatConnections
 from gateway.seats.rfb_socket import STREAM_ENDED, accept_browser, bridge_to_seat
 from gateway.seats.tokens import spend
 from gateway.seats.view_routes import router as view_router
@@ -100,6 +103,7 @@ def launch_page(
             height=GUACAMOLE_SCREEN[1],
             watermark=watermark,
         )
+    _prepare_seat_connection(request, launched.lease)
     return render(
         request,
         "seat_launch.html",
@@ -108,6 +112,24 @@ def launch_page(
         watermark=watermark,
         rfb_module=seat_viewer(request).rfb_module,
     )
+
+
+def _prepared(app: FastAPI) -> PreparedSeatConnections:
+    """The app's prepared seat connections (made on first use, on the event loop, which alone touches them)."""
+    if not hasattr(app.state, "prepared_seat_connections"):
+        app.state.prepared_seat_connections = PreparedSeatConnections()
+    return app.state.prepared_seat_connections  # type: ignore[no-any-return]
+
+
+def _prepare_seat_connection(request: Request, lease: SeatLease) -> None:
+    """Connect to the leased seat's x11vnc while the page travels and loads (`prepared_rfb`)."""
+    broker = _broker(request)
+    seat = broker.pool.get(lease.seat_id) if broker.pool is not None and broker.runs(lease) else None
+    if seat is None:
+        return
+    address, password = seat.process.rfb_address, seat.passwords.full_access
+    lifetime = broker.settings.launch_token_seconds
+    from_thread.run_sync(lambda: _prepared(request.app).prepare(lease.id, address, password, lifetime))
 
 
 def _redeem(websocket: WebSocket, token: str) -> tuple[str, RfbAddress, str] | None:
@@ -146,7 +168,8 @@ async def seat_socket(websocket: WebSocket, token: str = "") -> None:
     lease_id, address, password = grant
     browser = await accept_browser(websocket)
     try:
-        await bridge_to_seat(websocket, browser, address, password)
+        opened = await _prepared(websocket.app).take(lease_id)
+        await bridge_to_seat(websocket, browser, address, password, opened)
     except STREAM_ENDED as error:
         log.info("seat websocket of lease %s ended: %s", lease_id, error or type(error).__name__)
     finally:
