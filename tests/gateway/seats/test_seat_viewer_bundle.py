@@ -13,10 +13,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, WebSocketRoute
+from websockets.sync.client import connect
 
 from gateway.seats.viewer_assets import VIEWER_PATH
-from tests.gateway.seats.conftest import SeatPortal, browser_context, launch, seat_portal_on_sqlite
+from gateway.sessions.deps import SESSION_COOKIE
+from tests.gateway.seats.conftest import (
+    SeatPortal,
+    audit_trail,
+    browser_context,
+    launch,
+    launch_in_browser,
+    seat_portal_on_sqlite,
+)
 from tests.support.components import require
 
 SEAT_VIEWER = Path(__file__).resolve().parents[3] / "deploy/seat-viewer"
@@ -110,5 +119,29 @@ def test_workspace_preloads_the_bundle_once_and_the_seat_page_loads_nothing_else
             page.wait_for_function("window.seatConnected === true", timeout=10_000)
             on_seat_page = _script_transfers(page)
             assert all(BUNDLE_URL.fullmatch(path) and size == 0 for path, size in on_seat_page), on_seat_page
+    finally:
+        context.close()
+
+
+def test_a_token_refused_on_the_early_socket_shows_the_seat_ended(
+    portal: SeatPortal, browser: Browser, agent1: httpx.Client
+) -> None:
+    """The page opens its websocket before noVNC runs and holds its events; the gateway's refusal (1008, the token
+    was spent by someone else first) must still reach noVNC, which shows the seat as ended, not "connecting"."""
+    cookie = f"{SESSION_COOKIE}={agent1.cookies[SESSION_COOKIE]}"
+
+    def spend_it_first(socket: WebSocketRoute) -> None:
+        with connect(socket.url, additional_headers={"Cookie": cookie}) as thief:
+            thief.recv(timeout=5)  # the gateway's RFB greeting: the token is spent
+        socket.connect_to_server()
+
+    context = browser_context(portal, browser, agent1)
+    try:
+        page = context.new_page()
+        page.route_web_socket(re.compile(r".*/seats/ws\?token=.*"), spend_it_first)
+        launch_in_browser(page, portal)
+        page.wait_for_function("document.getElementById('status').dataset.state === 'ended'", timeout=10_000)
+        assert page.evaluate("window.seatConnected") is False
+        assert audit_trail(portal, "seat.connect")[-1].outcome == "refused"
     finally:
         context.close()
