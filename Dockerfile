@@ -34,6 +34,17 @@ COPY gateway/web/npm/package.json gateway/web/npm/package-lock.json ./
 # Chart.js, served by the gateway from its own origin (gateway/web/libraries.py).
 RUN npm ci --no-audit --no-fund
 
+FROM debian:12-slim AS seat-viewer
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# Debian's noVNC bundled by esbuild into one content-hashed file (deploy/seat-viewer/build.mjs).
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nodejs npm novnc ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /opt/sohogw/deploy/seat-viewer
+COPY deploy/seat-viewer/package.json deploy/seat-viewer/package-lock.json deploy/seat-viewer/build.mjs ./
+RUN npm ci --no-audit --no-fund && npm run build
+
 FROM debian:12-slim AS gateway
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV DEBIAN_FRONTEND=noninteractive PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -49,15 +60,19 @@ COPY certs ./certs
 COPY policy ./policy
 COPY desktop_broker ./desktop_broker
 COPY gateway ./gateway
-RUN python3 -m venv .venv && .venv/bin/pip install --no-cache-dir .
+RUN python3 -m venv .venv && .venv/bin/pip install --no-cache-dir . \
+    && mkdir build && cc -O2 -o build/sohogw-seat-watermark desktop_broker/x11/watermark.c -lX11 -lXext
 # Beside the installed package, where gateway/web/libraries.py looks (Debian 12's Python is 3.11).
 COPY --from=web-libraries /opt/sohogw/gateway/web/npm/node_modules/chart.js/dist/chart.umd.min.js \
     /opt/sohogw/.venv/lib/python3.11/site-packages/gateway/web/npm/node_modules/chart.js/dist/
+COPY --from=seat-viewer /opt/sohogw/deploy/seat-viewer/dist /opt/sohogw/seat-viewer
 COPY --from=guacamole-lite /opt/sohogw/deploy/guacamole-lite/node_modules/guacamole-common-js/dist/esm \
     /opt/sohogw/guacamole-js
 ENV PATH=/opt/sohogw/.venv/bin:$PATH \
     SOHOGW_DATA_DIR=/var/lib/sohogw \
-    SOHOGW_SEATS__GUACAMOLE_JS_DIR=/opt/sohogw/guacamole-js
+    SOHOGW_SEATS__GUACAMOLE_JS_DIR=/opt/sohogw/guacamole-js \
+    SOHOGW_SEATS__SEAT_VIEWER_DIR=/opt/sohogw/seat-viewer \
+    SOHOGW_SEAT_WATERMARK=/opt/sohogw/build/sohogw-seat-watermark
 VOLUME ["/var/lib/sohogw"]
 EXPOSE 8080 51820/udp
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s CMD ["curl", "--silent", "--fail", "--output", "/dev/null", "http://127.0.0.1:8080/healthz"]

@@ -20,6 +20,7 @@ from desktop_broker.x11.processes import pss_kib, stop_process
 from desktop_broker.x11.spec import Geometry
 from policy.rules import DisplayRules
 
+NODE_MIB = 24 * 1024
 CONSOLE_ARGV = ["/usr/bin/python3", "-m", "desktop_broker.apps.customer_console"]
 
 
@@ -92,6 +93,7 @@ def main() -> None:
         print(f"  {part:<12} PSS   {statistics.mean(size[part] for size in sizes) / 1024:6.1f} MiB")
     seat_mib = statistics.mean(sum(size.values()) for size in sizes) / 1024
     print(f"seat total PSS       {seat_mib:6.1f} MiB  ({seat_mib / bare_mib:.1f}x bare Xvfb)")
+    print(f"seats in 24 GiB      {NODE_MIB // seat_mib:6.0f}      (memory alone, at this PSS; CPU is not counted)")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ if [[ "${SOHOGW_EMBEDDED_INSTALL:-yes}" == yes ]]; then  # tests say "no": their
     install_debian_packages deploy/packages-runtime.txt
     make_venv ""
     install_web_libraries
+    build_seat_viewer
+    build_seat_watermark
 fi
 
 export SOHOGW_DATA_DIR="${SOHOGW_DATA_DIR:-$PWD/data}"

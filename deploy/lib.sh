@@ -32,3 +32,18 @@ install_web_libraries() {
     command -v npm >/dev/null || install_debian_packages <(printf 'nodejs\nnpm\n')
     (cd gateway/web/npm && npm ci --no-audit --no-fund --silent)
 }
+
+build_seat_viewer() {
+    # The seat page's noVNC as one content-hashed file (deploy/seat-viewer/build.mjs), from the versions the lock
+    # file pins. Needs Debian's novnc (the source) and npm (the bundler, esbuild).
+    command -v npm >/dev/null || install_debian_packages <(printf 'nodejs\nnpm\n')
+    (cd deploy/seat-viewer && npm ci --no-audit --no-fund --silent && npm run --silent build)
+}
+
+build_seat_watermark() {
+    # The seat watermark (desktop_broker/x11/watermark.c) as a small native program: ~1 MiB per seat instead of a
+    # Python/Tk process. Needs a C compiler and the Xlib/Xext headers (deploy/packages-runtime.txt).
+    mkdir -p build
+    cc -O2 -Wall -Wextra -o build/sohogw-seat-watermark desktop_broker/x11/watermark.c -lX11 -lXext
+    chmod 755 build build/sohogw-seat-watermark
+}

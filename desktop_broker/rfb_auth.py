@@ -51,21 +51,25 @@ class BufferedReceive:
         return await self._receive()
 
 
-def authenticate_for_browser(password: str, browser: BufferedReceive, send: Send) -> Handshake:
-    """A handshake for `bridge_websocket_to_rfb`: VNC auth towards the seat, "None" towards the browser."""
+async def authenticate_to_seat(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, password: str) -> None:
+    """The seat's side: agree on RFB 3.8 with x11vnc and pass its VNC authentication with `password`."""
+    if not (await reader.readexactly(12)).startswith(b"RFB 003."):
+        raise RfbAuthFailed("the seat does not speak RFB")
+    writer.write(RFB_VERSION)
+    types = await reader.readexactly((await reader.readexactly(1))[0])
+    if _VNC_AUTH not in types:
+        raise RfbAuthFailed(f"the seat offers no VNC authentication (types {list(types)})")
+    writer.write(bytes([_VNC_AUTH]))
+    writer.write(vnc_auth_response(password, await reader.readexactly(16)))
+    await writer.drain()
+    if await reader.readexactly(4) != _OK:
+        raise RfbAuthFailed("the seat refused the broker's password")
 
-    async def handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not (await reader.readexactly(12)).startswith(b"RFB 003."):
-            raise RfbAuthFailed("the seat does not speak RFB")
-        writer.write(RFB_VERSION)
-        types = await reader.readexactly((await reader.readexactly(1))[0])
-        if _VNC_AUTH not in types:
-            raise RfbAuthFailed(f"the seat offers no VNC authentication (types {list(types)})")
-        writer.write(bytes([_VNC_AUTH]))
-        writer.write(vnc_auth_response(password, await reader.readexactly(16)))
-        await writer.drain()
-        if await reader.readexactly(4) != _OK:
-            raise RfbAuthFailed("the seat refused the broker's password")
+
+def greet_browser(browser: BufferedReceive, send: Send) -> Handshake:
+    """The browser's side, for a seat connection already authenticated: RFB 3.8 and security type None."""
+
+    async def handshake(_reader: asyncio.StreamReader, _writer: asyncio.StreamWriter) -> None:
         await send(RFB_VERSION)
         if await browser.exactly(12) != RFB_VERSION:  # 3.3/3.7 negotiate security differently; noVNC speaks 3.8
             raise RfbAuthFailed("the browser does not speak RFB 3.8")
@@ -73,5 +77,16 @@ def authenticate_for_browser(password: str, browser: BufferedReceive, send: Send
         if (await browser.exactly(1))[0] != _NO_AUTH:
             raise RfbAuthFailed("the browser chose a security type that was not offered")
         await send(_OK)
+
+    return handshake
+
+
+def authenticate_for_browser(password: str, browser: BufferedReceive, send: Send) -> Handshake:
+    """A handshake for `bridge_websocket_to_rfb`: VNC auth towards the seat, "None" towards the browser."""
+    towards_browser = greet_browser(browser, send)
+
+    async def handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await authenticate_to_seat(reader, writer, password)
+        await towards_browser(reader, writer)
 
     return handshake

@@ -13,6 +13,8 @@ install_web_libraries
 if [[ -f deploy/guacamole-lite/package-lock.json ]]; then
     (cd deploy/guacamole-lite && npm ci --no-audit --no-fund --silent)
 fi
+build_seat_viewer
+build_seat_watermark
 # A real guacd for the Guacamole tests (built from ../shared/guacd, or Apache's release): tests/guacd.sh.
 source tests/guacd.sh
 ensure_guacd

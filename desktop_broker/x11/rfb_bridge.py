@@ -13,6 +13,7 @@ from desktop_broker.x11.spec import RfbAddress
 
 _CHUNK = 64 * 1024
 Handshake = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+SeatStreams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 async def bridge_websocket_to_rfb(
@@ -20,13 +21,15 @@ async def bridge_websocket_to_rfb(
     send: Callable[[bytes], Awaitable[None]],
     address: RfbAddress,
     handshake: Handshake | None = None,
+    opened: SeatStreams | None = None,
 ) -> None:
     """Copy bytes both ways until either side closes (`receive` returns None when the browser left).
 
     `handshake`, if given, runs on the seat's connection before any byte is copied: the gateway uses it
-    to authenticate to x11vnc itself, so the browser never learns the seat's VNC password.
+    to authenticate to x11vnc itself, so the browser never learns the seat's VNC password. `opened` is a
+    connection to `address` the caller opened (and authenticated) ahead of time; it is used instead of a new one.
     """
-    reader, writer = await asyncio.open_connection(address.host, address.port)
+    reader, writer = opened or await asyncio.open_connection(address.host, address.port)
     if handshake is not None:
         try:
             await handshake(reader, writer)

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from desktop_broker.x11 import egress
-from desktop_broker.x11 import watermark as watermark_module
 from desktop_broker.x11.cgroups import CgroupEntry, SeatCgroup
 from desktop_broker.x11.code_path import seat_python_path
 from desktop_broker.x11.display import XDisplay, start_display
@@ -30,14 +29,11 @@ from desktop_broker.x11.shared_memory import remove_segments_of
 from desktop_broker.x11.spec import RfbAddress, SeatSpec
 from desktop_broker.x11.users import SeatUser, processes_of, provide_seat_user, remove_seat_user
 from desktop_broker.x11.vnc_server import start_x11vnc
+from desktop_broker.x11.watermark import watermark_argv
 from desktop_broker.x11.xauthority import write_cookie
 
 DEFAULT_HOMES_ROOT = Path("/var/lib/sohogw/seats")
 DEFAULT_RUNTIME_ROOT = Path("/run/sohogw/seats")
-# The watermark runs as a script under Debian's Python (needs python3-tk), the interpreter the published
-# Tk app uses too, so the two share libpython and Tk pages (measured: 28.6 MiB PSS under the venv's
-# statically linked Python, 11.7 MiB under Debian's).
-SYSTEM_PYTHON = "/usr/bin/python3"
 _ALLOW_LISTS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="seat-allow-list")
 X11_SOCKET_DIR = Path("/tmp/.X11-unix")  # noqa: S108 - fixed by libxtrans
 
@@ -276,7 +272,7 @@ def _spawn_watermark(
     label: str, user: SeatUser, display: XDisplay, runtime_dir: Path, cgroup: SeatCgroup | None
 ) -> subprocess.Popen[bytes]:
     return _spawn(
-        [SYSTEM_PYTHON, str(Path(watermark_module.__file__)), label],
+        watermark_argv(label),
         {**_base_env(), **_x_env(user, display), "HOME": str(user.home)},
         runtime_dir / "watermark.log",
         user,

@@ -128,3 +128,7 @@ HARDENING_FLAGS = [
     "-forever",
     "-shared",
 ]
+MEMORY_FLAGS = ["-fs", "1.0"]
+"""x11vnc grabs the whole screen through one screen-sized shared-memory image when more than 3/4 of its tiles
+changed (`-fs`, default 0.75); a fraction above 1 never does, so that 4 MiB segment (split between Xvfb and
+x11vnc) is never made: 3.3 MiB less per seat, and a full-screen change is read tile by tile instead."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from desktop_broker.x11.errors import SeatStartFailed
 from desktop_broker.x11.processes import stop_process
-from desktop_broker.x11.spec import HARDENING_FLAGS, SeatSpec, clipboard_flags
+from desktop_broker.x11.spec import HARDENING_FLAGS, MEMORY_FLAGS, SeatSpec, clipboard_flags
 
 X11VNC_START_TIMEOUT = 10.0
 # Without a window manager x11vnc waits 45 s after a viewer connects before it creates its selection
@@ -57,6 +57,7 @@ def start_x11vnc(
         "-desktop",
         "SOHO seat",
         *HARDENING_FLAGS,
+        *MEMORY_FLAGS,
         *clipboard_flags(spec.rules),
     ]
     # x11vnc prints its chosen port on stdout only; a file (not a pipe) cannot fill up and block it later.

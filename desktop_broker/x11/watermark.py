@@ -1,97 +1,29 @@
 """The watermark the broker draws on every seat's display, so any screenshot names its agent.
 
-Run by the broker as `/usr/bin/python3 .../watermark.py LABEL` beside the app (never by the app); a plain
-script of the standard library, so it needs nothing of the gateway's virtual environment:
-a thin override-redirect strip along the bottom of the screen, raised above the app twice a second,
-its text refreshed every minute. Its X input shape is empty, so pointer events pass through to the
-app below and it never takes the keyboard focus.
+The strip itself is a small C program (`watermark.c`, built at install time by deploy/lib.sh's
+`build_seat_watermark` into `build/sohogw-seat-watermark`): one per seat, started by the broker beside the app
+(never by the app), as the seat user. It costs ~1 MiB of PSS where the Tk script it replaces cost 11.7 MiB.
+What it draws is defined here, once: the strip's height and colours, and the text
+"agent-id · 2026-11-25 22:50 UTC" (the minute the screen was showing), refreshed when the minute changes and
+raised above the app twice a second; its input shape is empty, so the pointer passes through to the app.
 """
 
-import ctypes
-import ctypes.util
-import sys
-import tkinter
-from datetime import UTC, datetime
+import os
+from pathlib import Path
+
+from desktop_broker.x11.errors import SeatStartFailed
 
 STRIP_HEIGHT = 24
 BACKGROUND = "#1a1a1a"
 TEXT_COLOUR = "#ffd400"
-_RAISE_EVERY_MS = 500
-_REFRESH_EVERY_MS = 60_000
-# X Shape extension (shape.h): the input shape kind, and the "replace" operation.
-_SHAPE_INPUT = 2
-_SHAPE_SET = 0
+PROGRAM = Path(
+    os.environ.get("SOHOGW_SEAT_WATERMARK") or Path(__file__).resolve().parents[2] / "build/sohogw-seat-watermark"
+)
+"""Built in the checkout by deploy/lib.sh; an installed package (the container image) names it in the environment."""
 
 
-def watermark_text(label: str, now: datetime) -> str:
-    """'agent-id · 2026-11-25 22:50 UTC', the minute the screen was showing."""
-    return f"{label} · {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
-
-
-def _clear_input_shape(window_id: int) -> None:
-    """Give the strip an empty input region, so clicks fall through to the window below it.
-
-    Tk maps an override-redirect toplevel inside a wrapper window it does not report (`wm frame`
-    returns the inner window), so the wrapper, the real child of the root window, is shaped too.
-    """
-    xlib = ctypes.cdll.LoadLibrary(ctypes.util.find_library("X11") or "libX11.so.6")
-    xext = ctypes.cdll.LoadLibrary(ctypes.util.find_library("Xext") or "libXext.so.6")
-    xlib.XOpenDisplay.restype = ctypes.c_void_p
-    xlib.XOpenDisplay.argtypes = [ctypes.c_char_p]
-    xlib.XQueryTree.argtypes = [ctypes.c_void_p, ctypes.c_ulong, *[ctypes.c_void_p] * 4]
-    xlib.XFree.argtypes = [ctypes.c_void_p]
-    xlib.XCloseDisplay.argtypes = [ctypes.c_void_p]
-    xext.XShapeCombineRectangles.argtypes = [
-        ctypes.c_void_p,
-        ctypes.c_ulong,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_void_p,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_int,
-    ]
-    display = xlib.XOpenDisplay(None)
-    if not display:
-        raise RuntimeError("the watermark cannot open its display to set the input shape")
-    root, parent, children = ctypes.c_ulong(), ctypes.c_ulong(), ctypes.c_void_p()
-    count = ctypes.c_uint()
-    xlib.XQueryTree(
-        display, window_id, ctypes.byref(root), ctypes.byref(parent), ctypes.byref(children), ctypes.byref(count)
-    )
-    if children:
-        xlib.XFree(children)
-    for window in {window_id, parent.value} - {root.value}:
-        xext.XShapeCombineRectangles(display, window, _SHAPE_INPUT, 0, 0, None, 0, _SHAPE_SET, 0)
-    xlib.XCloseDisplay(display)
-
-
-def main(label: str) -> None:
-    root = tkinter.Tk(className="sohogw-watermark")
-    root.overrideredirect(True)
-    width, height = root.winfo_screenwidth(), root.winfo_screenheight()
-    root.geometry(f"{width}x{STRIP_HEIGHT}+0+{height - STRIP_HEIGHT}")
-    text = tkinter.StringVar()
-    tkinter.Label(
-        root, textvariable=text, bg=BACKGROUND, fg=TEXT_COLOUR, font=("DejaVu Sans Mono", 11, "bold"), anchor="w"
-    ).pack(fill="both", expand=True)
-
-    def refresh() -> None:
-        one = watermark_text(label, datetime.now(UTC)) + "      "
-        text.set(one * (width // (len(one) * 8) + 1))
-        root.after(_REFRESH_EVERY_MS, refresh)
-
-    def stay_on_top() -> None:
-        root.lift()
-        root.after(_RAISE_EVERY_MS, stay_on_top)
-
-    refresh()
-    root.update()
-    _clear_input_shape(root.winfo_id())
-    stay_on_top()
-    root.mainloop()
-
-
-if __name__ == "__main__":
-    main(sys.argv[1])
+def watermark_argv(label: str) -> list[str]:
+    """The strip's command line; the label comes last (tests and operators read it from /proc/PID/cmdline)."""
+    if not PROGRAM.is_file():
+        raise SeatStartFailed(f"the watermark program {PROGRAM} is not built: run deploy/lib.sh's build_seat_watermark")
+    return [str(PROGRAM), str(STRIP_HEIGHT), BACKGROUND, TEXT_COLOUR, label]

@@ -7,8 +7,9 @@ password handed in (full access or view-only) and in what watches the stream whi
 
 from fastapi import WebSocket, WebSocketDisconnect
 
-from desktop_broker.rfb_auth import BufferedReceive, RfbAuthFailed, authenticate_for_browser
+from desktop_broker.rfb_auth import BufferedReceive, RfbAuthFailed, authenticate_for_browser, greet_browser
 from desktop_broker.x11 import RfbAddress, bridge_websocket_to_rfb
+from desktop_broker.x11.rfb_bridge import SeatStreams
 
 STREAM_ENDED = (RfbAuthFailed, EOFError, OSError, RuntimeError, WebSocketDisconnect)
 """How a pixel stream ends without it being the gateway's fault: a browser or seat that went away."""
@@ -28,7 +29,15 @@ async def accept_browser(websocket: WebSocket) -> BufferedReceive:
     return BufferedReceive(receive)
 
 
-async def bridge_to_seat(websocket: WebSocket, browser: BufferedReceive, address: RfbAddress, password: str) -> None:
-    """Authenticate to the seat's x11vnc with ``password`` and relay frames both ways until either side leaves."""
-    handshake = authenticate_for_browser(password, browser, websocket.send_bytes)
-    await bridge_websocket_to_rfb(browser, websocket.send_bytes, address, handshake)
+async def bridge_to_seat(
+    websocket: WebSocket,
+    browser: BufferedReceive,
+    address: RfbAddress,
+    password: str,
+    opened: SeatStreams | None = None,
+) -> None:
+    """Authenticate to the seat's x11vnc with ``password`` (unless ``opened`` is a connection already authenticated,
+    `prepared_rfb`) and relay frames both ways until either side leaves."""
+    send = websocket.send_bytes
+    handshake = greet_browser(browser, send) if opened else authenticate_for_browser(password, browser, send)
+    await bridge_websocket_to_rfb(browser, send, address, handshake, opened)

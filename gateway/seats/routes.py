@@ -9,6 +9,7 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+from anyio import from_thread
 from fastapi import APIRouter, FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -22,10 +23,13 @@ from gateway.seats import service
 from gateway.seats.broker import SeatBroker
 from gateway.seats.errors import LaunchRefused
 from gateway.seats.internal_routes import router as internal_router
+from gateway.seats.models import SeatLease
 from gateway.seats.policy_routes import router as policy_router
+from gateway.seats.prepared_rfb import PreparedSeatConnections
 from gateway.seats.rfb_socket import STREAM_ENDED, accept_browser, bridge_to_seat
 from gateway.seats.tokens import spend
 from gateway.seats.view_routes import router as view_router
+from gateway.seats.viewer_assets import IMMUTABLE, VIEWER_PATH, attach_seat_viewer, seat_viewer
 from gateway.sessions.deps import SESSION_COOKIE, AgentSession, CheckedForm
 from gateway.sessions.models import SessionState
 from gateway.sessions.service import session_for_token
@@ -44,8 +48,19 @@ router.include_router(view_router)
 
 
 def mount_novnc(app: FastAPI) -> None:
-    """Serve Debian's noVNC at /novnc: one origin for every seat (FIELD_NOTES: no per-seat websockify)."""
+    """Serve Debian's noVNC at /novnc and its bundle at /seats/viewer: one origin for every seat (FIELD_NOTES: no
+    per-seat websockify)."""
     app.mount("/novnc", StaticFiles(directory=NOVNC_DIR), name="novnc")
+    attach_seat_viewer(app, app.state.settings.seats.seat_viewer_dir)
+
+
+@router.get(VIEWER_PATH + "/{name}", include_in_schema=False)
+def seat_viewer_bundle(name: str, request: Request) -> FileResponse:
+    """The noVNC bundle under its content-hashed name, cached for good (`viewer_assets`); any other name is 404."""
+    bundle = seat_viewer(request).bundle
+    if bundle is None or name != bundle.name:
+        raise NotFound("no such seat viewer file")
+    return FileResponse(bundle, media_type="text/javascript", headers={"Cache-Control": IMMUTABLE})
 
 
 @router.get("/guacamole-js/guacamole-common.js", include_in_schema=False)
@@ -88,13 +103,33 @@ def launch_page(
             height=GUACAMOLE_SCREEN[1],
             watermark=watermark,
         )
+    _prepare_seat_connection(request, launched.lease)
     return render(
         request,
         "seat_launch.html",
         app_id=app_id,
         token=launched.token,
         watermark=watermark,
+        rfb_module=seat_viewer(request).rfb_module,
     )
+
+
+def _prepared(app: FastAPI) -> PreparedSeatConnections:
+    """The app's prepared seat connections (made on first use, on the event loop, which alone touches them)."""
+    if not hasattr(app.state, "prepared_seat_connections"):
+        app.state.prepared_seat_connections = PreparedSeatConnections()
+    return app.state.prepared_seat_connections  # type: ignore[no-any-return]
+
+
+def _prepare_seat_connection(request: Request, lease: SeatLease) -> None:
+    """Connect to the leased seat's x11vnc while the page travels and loads (`prepared_rfb`)."""
+    broker = _broker(request)
+    seat = broker.pool.get(lease.seat_id) if broker.pool is not None and broker.runs(lease) else None
+    if seat is None:
+        return
+    address, password = seat.process.rfb_address, seat.passwords.full_access
+    lifetime = broker.settings.launch_token_seconds
+    from_thread.run_sync(lambda: _prepared(request.app).prepare(lease.id, address, password, lifetime))
 
 
 def _redeem(websocket: WebSocket, token: str) -> tuple[str, RfbAddress, str] | None:
@@ -133,7 +168,8 @@ async def seat_socket(websocket: WebSocket, token: str = "") -> None:
     lease_id, address, password = grant
     browser = await accept_browser(websocket)
     try:
-        await bridge_to_seat(websocket, browser, address, password)
+        opened = await _prepared(websocket.app).take(lease_id)
+        await bridge_to_seat(websocket, browser, address, password, opened)
     except STREAM_ENDED as error:
         log.info("seat websocket of lease %s ended: %s", lease_id, error or type(error).__name__)
     finally:

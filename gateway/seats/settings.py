@@ -36,6 +36,8 @@ class SeatSettings(BaseModel):
     guacamole_js_dir: Path = _REPO / "deploy/guacamole-lite/node_modules/guacamole-common-js/dist/esm"
     """guacamole-common-js's ES module, served by the gateway at ``/guacamole-js`` (the version server.js's
     lock file pins; one origin for every seat page)."""
+    seat_viewer_dir: Path = _REPO / "deploy/seat-viewer/dist"
+    """The seat pages' noVNC bundle and its ``manifest.json``, built at install time (``deploy/seat-viewer``)."""
     guacd_address: str | None = None
     """guacd's ``host:port`` as guacamole-lite reaches it (its GUACD_HOST/GUACD_PORT); only `sohogw config check`
     reads it, to say whether guacd answers."""

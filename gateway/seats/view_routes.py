@@ -21,6 +21,7 @@ from gateway.seats import viewing
 from gateway.seats.broker import SeatBroker
 from gateway.seats.errors import LaunchRefused
 from gateway.seats.rfb_socket import STREAM_ENDED, accept_browser, bridge_to_seat
+from gateway.seats.viewer_assets import seat_viewer
 from gateway.sessions.deps import SESSION_COOKIE, AgentSession, SupervisorSession
 from gateway.sessions.models import SessionState
 from gateway.sessions.service import session_for_token
@@ -51,7 +52,8 @@ def view_page(
         return render(
             request, "seat_view_guacamole.html", token=token, agent=agent, since=since, websocket_url=websocket_url
         )
-    return render(request, "seat_view.html", token=token, agent=agent, since=since)
+    rfb_module = seat_viewer(request).rfb_module
+    return render(request, "seat_view.html", token=token, agent=agent, since=since, rfb_module=rfb_module)
 
 
 def _redeem(websocket: WebSocket, token: str) -> tuple[viewing.ViewGrant, RfbAddress, str] | None:

@@ -10,6 +10,7 @@ from gateway.clock import as_utc
 from gateway.deps import ClockDep, DbSession, SettingsDep
 from gateway.pki.service import list_certificates
 from gateway.policies.service import current_policy, current_version
+from gateway.seats.viewer_assets import seat_viewer
 from gateway.sessions.deps import (
     SESSION_COOKIE,
     AgentSession,
@@ -72,6 +73,7 @@ def agent_page(request: Request, session: AgentSession, db: DbSession, clock: Cl
         apps=evaluate(current_policy(db), policy_groups(session), clock()).apps,
         since=f"{as_utc(session.created_at):%Y-%m-%d %H:%M} UTC",
         until=f"{as_utc(session.expires_at):%H:%M} UTC",
+        rfb_module=seat_viewer(request).rfb_module,
     )
 
 

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,6 +16,7 @@ from desktop_broker.x11 import SeatStartFailed, wait_for_first_frame
 from desktop_broker.x11.shared_memory import segments_of
 from desktop_broker.x11.watermark import BACKGROUND, STRIP_HEIGHT, TEXT_COLOUR
 from tests.desktop_broker.x11_fixtures import (
+    WATERMARK_LABEL,
     RunningSeat,
     pixels_near,
     running_seat,
@@ -57,6 +59,18 @@ def test_watermark_strip_with_text_is_drawn_on_the_display(seat: RunningSeat) ->
     assert text_pixels > 2000, "the watermark's text is not on the display"
     assert pixels_near(rgb, 1280, strip, _rgb(BACKGROUND), tolerance=4) > 1280 * STRIP_HEIGHT // 2
     assert pixels_near(rgb, 1280, range(100, 700), _rgb(TEXT_COLOUR), tolerance=30) == 0
+
+
+def test_watermark_names_the_agent_and_the_minute_in_utc(seat: RunningSeat) -> None:
+    """The strip's window carries the text it draws (WM_NAME, Latin-1); the time is UTC whatever the zone."""
+    found = x_run(seat.seat, ["xdotool", "search", "--classname", "^sohogw-watermark$"]).stdout.split()
+    assert len(found) == 1, found
+    named = subprocess.run(
+        ["xdotool", "getwindowname", found[0]], env={**os.environ, **seat.seat.x_environment()}, capture_output=True
+    )
+    minutes = [datetime.now(UTC) - timedelta(minutes=step) for step in (0, 1)]
+    expected = [f"{WATERMARK_LABEL} \u00b7 {when:%Y-%m-%d %H:%M} UTC" for when in minutes]
+    assert named.stdout.decode("latin-1").strip() in expected
 
 
 def test_watermark_lets_the_pointer_through_to_the_app(seat: RunningSeat) -> None:

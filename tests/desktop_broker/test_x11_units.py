@@ -2,7 +2,6 @@
 the call/verification rule and the call-state file."""
 
 import json
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,6 @@ from desktop_broker.apps.call_state import NO_CALL, CallState, read_call_state
 from desktop_broker.apps.console_session import ConsoleSession
 from desktop_broker.apps.customers import load_customers, masked_phone, verify_service_password
 from desktop_broker.x11.spec import SeatPasswords, clipboard_flags
-from desktop_broker.x11.watermark import watermark_text
 from policy.rules import DisplayRules
 
 LI_WEI = "+8613800000001"
@@ -54,13 +52,6 @@ def test_passwd_file_puts_the_view_only_password_after_the_marker() -> None:
 def test_unusable_passwords_are_refused(full: str, view: str) -> None:
     with pytest.raises(ValueError):
         SeatPasswords(full, view)
-
-
-def test_watermark_names_the_agent_and_the_minute_in_utc() -> None:
-    shanghai = timezone(timedelta(hours=8))
-    now = datetime(2026, 11, 26, 6, 50, 59, tzinfo=shanghai)
-    assert watermark_text("agent-007", now) == "agent-007 · 2026-11-25 22:50 UTC"
-    assert watermark_text("agent-007", now + timedelta(minutes=1)).endswith("22:51 UTC")
 
 
 def test_customer_data_appears_only_after_the_service_password_verifies() -> None:

@@ -136,6 +136,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("POST", "/agent/apps/{app_id}/launch"): role(AGENT, Csrf.FORM),
     ("WEBSOCKET", "/seats/ws"): Access(NOBODY_WITHOUT_TOKEN),
     ("MOUNT", "/novnc"): Access(frozenset(CALLERS), example="/novnc/core/rfb.js"),
+    ("GET", "/seats/viewer/{name}"): PUBLIC,
     # supervision
     ("GET", "/supervision/wall"): role(SUPERVISOR),
     ("GET", "/supervision/wall/events"): role(SUPERVISOR),

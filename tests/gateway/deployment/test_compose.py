@@ -64,6 +64,7 @@ def test_the_dockerfile_passes_hadolint() -> None:
 
 def test_the_dockerfile_builds_from_debian_and_installs_the_runtime_package_list() -> None:
     text = (REPO / "Dockerfile").read_text()
-    assert re.findall(r"^FROM (\S+)", text, re.M) == ["debian:12-slim"] * 3  # guacamole-lite, web libraries, gateway
+    # guacamole-lite, web libraries, seat viewer, gateway
+    assert re.findall(r"^FROM (\S+)", text, re.M) == ["debian:12-slim"] * 4
     assert "COPY deploy/packages-runtime.txt" in text
     assert not re.search(r"^ADD\s+https?://|curl[^\n]*\|\s*(ba)?sh|wget ", text, re.M)

@@ -1,0 +1,69 @@
+"""Seat connections opened and authenticated while the seat page loads, so the websocket finds x11vnc ready.
+
+x11vnc looks for new clients about every 200 ms (docs/seats.md), and the gateway must also pass its VNC
+authentication before the browser sees a byte: done only when the websocket arrives, that is most of the time
+between the socket opening and the first frame. So the launch (the POST that leases the seat and mints the token)
+starts this seat-side half at once, and the token's websocket takes the result. Nothing changes for the gate: the
+connection is handed only to the websocket that spent this lease's one-time token, exactly what the broker would
+have connected for it, and one not taken within the token's lifetime is closed. A failed or missing preparation
+falls back to connecting then (reconnects and supervisors' views always do).
+"""
+
+import asyncio
+import logging
+
+from desktop_broker.rfb_auth import RfbAuthFailed, authenticate_to_seat
+from desktop_broker.x11 import RfbAddress
+from desktop_broker.x11.rfb_bridge import SeatStreams
+
+log = logging.getLogger(__name__)
+
+
+async def _connect(address: RfbAddress, password: str) -> SeatStreams:
+    reader, writer = await asyncio.open_connection(address.host, address.port)
+    try:
+        await authenticate_to_seat(reader, writer, password)
+    except BaseException:
+        writer.close()
+        raise
+    return reader, writer
+
+
+def _close(task: "asyncio.Task[SeatStreams]") -> None:
+    """Cancel a preparation, or close the connection it made."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled() and task.exception() is None:
+        task.result()[1].close()
+
+
+class PreparedSeatConnections:
+    """At most one prepared connection per lease; runs on the event loop (call `prepare` through it)."""
+
+    def __init__(self) -> None:
+        self._by_lease: dict[str, asyncio.Task[SeatStreams]] = {}
+
+    def prepare(self, lease_id: str, address: RfbAddress, password: str, lifetime: float) -> None:
+        """Start connecting for `lease_id` (replacing an earlier preparation); close it after `lifetime` s unused."""
+        earlier = self._by_lease.pop(lease_id, None)
+        if earlier is not None:
+            _close(earlier)
+        task = asyncio.get_running_loop().create_task(_connect(address, password))
+        self._by_lease[lease_id] = task
+        asyncio.get_running_loop().call_later(lifetime, self._expire, lease_id, task)
+
+    async def take(self, lease_id: str) -> SeatStreams | None:
+        """The lease's authenticated connection, or None when none was prepared or preparing it failed."""
+        task = self._by_lease.pop(lease_id, None)
+        if task is None:
+            return None
+        try:
+            return await task
+        except (OSError, EOFError, RfbAuthFailed) as error:  # IncompleteReadError is an EOFError
+            log.info("prepared seat connection of lease %s failed (%s): connecting now", lease_id, error)
+            return None
+
+    def _expire(self, lease_id: str, task: "asyncio.Task[SeatStreams]") -> None:
+        if self._by_lease.get(lease_id) is task:
+            del self._by_lease[lease_id]
+            _close(task)
