@@ -69,7 +69,12 @@ def _render_error(request: Request, error: Exception) -> Response:
         status, reason, message = 400, "certificate", str(error)
     if _wants_html(request):
         return render(request, "error.html", status, error=reason_message(request, reason, message, detail=message))
-    return JSONResponse({"error": reason, "message": message}, status_code=status)
+    body = {"error": reason, "message": message}
+    if isinstance(error, LoginRequired) and error.ended is not None:
+        # the seat page, open when a session ends, says why in the person's language, as the sign-in page would
+        body["ended"] = error.ended.value
+        body["ended_message"] = reason_message(request, f"session_ended.{error.ended.value}", "")
+    return JSONResponse(body, status_code=status)
 
 
 MULTIPART_OVERHEAD = 64 * 1024

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request, WebSocket
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
@@ -26,9 +26,10 @@ from gateway.seats.policy_routes import router as policy_router
 from gateway.seats.rfb_socket import STREAM_ENDED, accept_browser, bridge_to_seat
 from gateway.seats.tokens import spend
 from gateway.seats.view_routes import router as view_router
-from gateway.sessions.deps import SESSION_COOKIE, AgentSession, CheckedForm
+from gateway.sessions.deps import SESSION_COOKIE, AgentSession, CheckedForm, ScriptCsrf
 from gateway.sessions.models import SessionState
 from gateway.sessions.service import session_for_token
+from gateway.supervision.state import BREAK_REASONS
 from gateway.web.pages import render
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,23 @@ def launch_page(
         app_id=app_id,
         token=launched.token,
         watermark=watermark,
+        break_reasons=BREAK_REASONS,
     )
+
+
+@router.post("/agent/apps/{app_id}/reconnect")
+def reconnect_token(
+    app_id: str, request: Request, session: AgentSession, _checked: ScriptCsrf, db: DbSession, clock: ClockDep
+) -> JSONResponse:
+    """A fresh one-time token for the seat the agent already holds, for the seat page to reconnect by itself after
+    its websocket dropped (a Wi-Fi hiccup, a gateway restart). The seat and its application are kept (``launch``
+    reuses the live lease); a session that has ended is refused by ``AgentSession`` (401 with the reason), and the
+    page then shows why instead of retrying."""
+    try:
+        launched = service.launch(db, session, app_id, clock(), _broker(request))
+    except GatewayError as error:  # refusals are audited; returning (not raising) lets that row commit
+        return JSONResponse({"error": error.reason, "message": error.message}, status_code=error.status_code)
+    return JSONResponse({"token": launched.token}, headers={"Cache-Control": "no-store"})
 
 
 def _redeem(websocket: WebSocket, token: str) -> tuple[str, RfbAddress, str] | None:

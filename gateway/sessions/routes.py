@@ -48,7 +48,9 @@ def login_page(request: Request, ended: str = "") -> HTMLResponse:
     """The sign-in form; after a session ended (``?ended=<reason>``, set by the redirect), why it ended. Only the
     known reasons are shown, each in the person's language: the query string never reaches the page as text."""
     if ended in {reason.value for reason in EndReason} and ended != EndReason.LOGOUT:
-        return _login_page(request, error=reason_message(request, f"session_ended.{ended}", ""))
+        # Only why it ended: the certificate line is for a first sign-in, and beside "an administrator ended your
+        # session" it reads as if the certificate were the problem.
+        return _login_page(request, error=reason_message(request, f"session_ended.{ended}", ""), session_ended=ended)
     return _login_page(request)
 
 

@@ -6,9 +6,12 @@ from sqlmodel import Session, col, or_, select
 
 from gateway.audit.service import record
 from gateway.errors import GatewayError
+from gateway.sessions.models import HomeSession
+from gateway.sessions.service import policy_groups
 from gateway.supervision.models import Bulletin
 
 KINDS = ("bulletin", "note")
+PRIORITIES = ("normal", "urgent")
 TITLE_MAX, BODY_MAX = 200, 4000
 
 
@@ -27,23 +30,57 @@ def post_bulletin(
     now: datetime,
     valid_hours: float | None = None,
     source: str = "",
+    priority: str = "normal",
+    audience: str = "",
 ) -> Bulletin:
     title, body = title.strip(), body.strip()
     if kind not in KINDS:
         raise InvalidBulletin(f"kind must be one of {', '.join(KINDS)}")
+    if priority not in PRIORITIES:
+        raise InvalidBulletin(f"priority must be one of {', '.join(PRIORITIES)}")
     if not title or len(title) > TITLE_MAX or not body or len(body) > BODY_MAX:
         raise InvalidBulletin(f"a title (up to {TITLE_MAX} characters) and a text (up to {BODY_MAX}) are needed")
     expires_at = now + timedelta(hours=valid_hours) if valid_hours else None
-    bulletin = Bulletin(kind=kind, title=title, body=body, author=author, created_at=now, expires_at=expires_at)
+    bulletin = Bulletin(
+        kind=kind,
+        title=title,
+        body=body,
+        author=author,
+        created_at=now,
+        expires_at=expires_at,
+        priority=priority,
+        audience=audience.strip(),
+    )
     db.add(bulletin)
     db.flush()
     record(db, actor=author, source=source, action="supervision.bulletin.post", outcome=kind, target=title[:100])
     return bulletin
 
 
-def current_bulletins(db: Session, now: datetime, kind: str | None = None) -> list[Bulletin]:
-    """Bulletins not yet expired, newest first."""
-    query = select(Bulletin).where(or_(col(Bulletin.expires_at).is_(None), col(Bulletin.expires_at) > now))
+def current_bulletins(
+    db: Session, now: datetime, kind: str | None = None, groups: list[str] | None = None, *, urgent: bool = False
+) -> list[Bulletin]:
+    """Bulletins neither expired nor removed, newest first; with ``groups``, only those for everyone or for one of
+    them (an agent's view); with ``urgent``, only the urgent ones (the seat's status bar)."""
+    query = select(Bulletin).where(
+        or_(col(Bulletin.expires_at).is_(None), col(Bulletin.expires_at) > now), col(Bulletin.removed_at).is_(None)
+    )
     if kind is not None:
         query = query.where(Bulletin.kind == kind)
+    if groups is not None:
+        query = query.where(or_(Bulletin.audience == "", col(Bulletin.audience).in_(groups)))
+    if urgent:
+        query = query.where(Bulletin.priority == "urgent")
     return list(db.exec(query.order_by(col(Bulletin.created_at).desc()).limit(50)).all())
+
+
+def audience_of(session: HomeSession) -> list[str]:
+    """The audiences a session's bulletins may name: each of its groups as the directory names it (a DN) and by
+    its first RDN's value (``CN=Night shift,…`` → ``Night shift``), which is what a supervisor types."""
+    names: list[str] = []
+    for group in policy_groups(session):
+        names.append(group)
+        first = group.split(",", 1)[0]
+        if "=" in first:
+            names.append(first.split("=", 1)[1])
+    return names

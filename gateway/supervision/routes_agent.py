@@ -1,15 +1,17 @@
 """The home agent's side: their work-state control and the bulletins; supervisors post bulletins."""
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from gateway.clock import as_utc
 from gateway.deps import ClockDep, DbSession
 from gateway.sessions.client_cert import client_origin
 from gateway.sessions.deps import AgentSession, CheckedForm, SupervisorSession
-from gateway.supervision.bulletins import current_bulletins, post_bulletin
+from gateway.supervision.bulletins import audience_of, current_bulletins, post_bulletin
 from gateway.supervision.monitoring import watchers_told
 from gateway.supervision.state import BREAK_REASONS, current_state, parse_status, set_work_state
-from gateway.web.pages import render
+from gateway.web.i18n import translate
+from gateway.web.pages import language_of, render
 
 router = APIRouter(tags=["supervision"])
 
@@ -31,6 +33,28 @@ def change_work_state(session: AgentSession, form: CheckedForm, db: DbSession, c
     status, reason = parse_status(str(form.get("state", "")), str(form.get("reason", "")))
     set_work_state(db, session, status, reason, source="portal", now=clock())
     return RedirectResponse("/agent/work-state", status_code=303)
+
+
+@router.get("/agent/status-bar")
+def status_bar(request: Request, session: AgentSession, db: DbSession, clock: ClockDep) -> JSONResponse:
+    """What the seat page's status bar shows, polled by it: the agent's work state since when, and the urgent
+    bulletins for them. Labels come translated, so the bar needs no catalog of its own."""
+    language = language_of(request)
+    now = clock()
+    current = current_state(db, session.id)
+    status = current.status.value if current else "offline"
+    reason = current.reason if current else ""
+    urgent = current_bulletins(db, now, groups=audience_of(session), urgent=True)
+    body = {
+        "state": status,
+        "label": translate(language, f"supervision.state.{status}"),
+        "reason": reason,
+        "reason_label": translate(language, f"supervision.break.{reason}") if reason else "",
+        "since": as_utc(current.started_at).isoformat() if current else None,
+        "now": now.isoformat(),
+        "urgent": [{"id": item.id, "title": item.title, "body": item.body} for item in urgent],
+    }
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/agent/bulletins", response_class=HTMLResponse)

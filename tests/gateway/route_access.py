@@ -133,6 +133,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/agent/seats/watchers"): role(AGENT),
     ("GET", "/guacamole-js/guacamole-common.js"): PUBLIC,
     ("POST", "/agent/apps/{app_id}/launch"): role(AGENT, Csrf.FORM),
+    ("POST", "/agent/apps/{app_id}/reconnect"): role(AGENT, Csrf.HEADER),
     ("WEBSOCKET", "/seats/ws"): Access(NOBODY_WITHOUT_TOKEN),
     ("MOUNT", "/novnc"): Access(frozenset(CALLERS), example="/novnc/core/rfb.js"),
     # supervision
@@ -149,6 +150,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/supervision/reports"): role(SUPERVISOR),
     ("GET", "/supervision/reports.csv"): role(SUPERVISOR),
     ("GET", "/agent/work-state"): role(AGENT),
+    ("GET", "/agent/status-bar"): role(AGENT),
     ("POST", "/agent/work-state"): role(AGENT, Csrf.FORM),
     ("GET", "/agent/bulletins"): role(AGENT),
     ("GET", "/supervision/bulletins"): role(SUPERVISOR),
