@@ -10,7 +10,9 @@ from gateway.enrollment.models import ApplicationState
 from gateway.enrollment.service import latest_application, start_application
 from gateway.errors import NotFound
 from gateway.sessions.deps import AgentSession, CheckedForm
-from gateway.web.pages import render
+from gateway.web.confirm import ask_first, done
+from gateway.web.i18n import translate
+from gateway.web.pages import language_of, render
 
 router = APIRouter(tags=["enrollment"])
 
@@ -19,12 +21,17 @@ router = APIRouter(tags=["enrollment"])
 def my_status(request: Request, session: AgentSession, db: DbSession, settings: EnrollmentSettingsDep) -> HTMLResponse:
     """Only the state and stage of the person's own application: no notes, no evidence, nobody else's."""
     application = latest_application(db, session.login)
+    # An agent who signed in as one already works from home (admitted before the vetting ran here, or by the
+    # directory): they have nothing to apply for.
+    already_working = application is None and "agent" in session.role_set
     return render(
         request,
         "enrollment_status.html",
         application=application,
         stages=settings.stages,
-        can_apply=application is None or application.state not in (ApplicationState.OPEN, ApplicationState.APPROVED),
+        already_working=already_working,
+        can_apply=not already_working
+        and (application is None or application.state not in (ApplicationState.OPEN, ApplicationState.APPROVED)),
     )
 
 
@@ -50,10 +57,17 @@ def apply(
 
 
 @router.post("/enrollment/withdraw")
-def withdraw(session: AgentSession, form: CheckedForm, db: DbSession, clock: ClockDep, handoff: HandOffDep) -> Response:
+def withdraw(
+    request: Request, session: AgentSession, form: CheckedForm, db: DbSession, clock: ClockDep, handoff: HandOffDep
+) -> Response:
+    """The applicant withdraws their own application: asked first, since it also ends a seat it granted."""
     application = latest_application(db, session.login)
     if application is None:
         raise NotFound("you have no application to withdraw")
+    language = language_of(request)
+    question, label = translate(language, "confirm.withdraw_own"), translate(language, "enrollment.my.withdraw")
+    if (asked := ask_first(request, form, question=question, confirm_label=label, cancel="/enrollment")) is not None:
+        return asked
     reason = str(form.get("reason", "")).strip() or "withdrawn by the applicant"
     close(db, application, ApplicationState.WITHDRAWN, reason, handoff=handoff, actor=session.login, now=clock())
-    return RedirectResponse("/enrollment", status_code=303)
+    return done("/enrollment", "withdrawn")

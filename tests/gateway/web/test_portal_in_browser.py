@@ -130,9 +130,18 @@ def test_each_role_signs_in_in_the_browser(https_portal: tuple[str, Path, Path, 
         admin.goto(f"{base_url}/security-admin/sessions")
         row = admin.locator("tr[data-login='agent1']")
         expect(row).to_be_visible()
+        expect(admin.locator("tr[data-own='true'] .you")).to_have_text("(this is you)")
+        row.locator("button").click()  # asked first: declining changes nothing
+        expect(admin.locator("#confirm-dialog-question")).to_contain_text("End the session of Agent1 (agent1) now?")
+        admin.click("#confirm-dialog-no")
+        agent.reload()
+        expect(agent).to_have_url(f"{base_url}/agent")
         row.locator("button").click()
+        admin.click("#confirm-dialog-yes")
+        expect(admin.locator("#notice")).to_contain_text("The session was ended")
         expect(admin.locator("tr[data-login='agent1']")).to_have_count(0)
 
         agent.reload()
         expect(agent).to_have_url(f"{base_url}/login?ended=ended_by_admin")
         expect(agent.get_by_role("alert")).to_have_text("An administrator ended your session.")
+        expect(agent.locator("#certificate")).to_have_count(0)  # nothing about certificates after an admin's end
