@@ -7,7 +7,7 @@ from gateway.deps import ClockDep, DbSession
 from gateway.enrollment.decisions import close
 from gateway.enrollment.deps import EnrollmentSettingsDep, HandOffDep
 from gateway.enrollment.models import ApplicationState
-from gateway.enrollment.service import latest_application, start_application
+from gateway.enrollment.service import latest_application, start_application, works_from_home
 from gateway.errors import NotFound
 from gateway.sessions.deps import AgentSession, CheckedForm
 from gateway.web.confirm import ask_first, done
@@ -21,9 +21,7 @@ router = APIRouter(tags=["enrollment"])
 def my_status(request: Request, session: AgentSession, db: DbSession, settings: EnrollmentSettingsDep) -> HTMLResponse:
     """Only the state and stage of the person's own application: no notes, no evidence, nobody else's."""
     application = latest_application(db, session.login)
-    # An agent who signed in as one already works from home (admitted before the vetting ran here, or by the
-    # directory): they have nothing to apply for.
-    already_working = application is None and "agent" in session.role_set
+    already_working = application is None and works_from_home(session, settings)
     return render(
         request,
         "enrollment_status.html",

@@ -3,6 +3,7 @@
 Every change writes an audit row in the same transaction (``audit_change``).
 """
 
+import json
 from datetime import datetime
 
 import phonenumbers
@@ -15,6 +16,7 @@ from gateway.enrollment.handoff import HandOff, find_person
 from gateway.enrollment.models import Application, ApplicationState
 from gateway.enrollment.settings import EnrollmentSettings
 from gateway.errors import Conflict, NotFound
+from gateway.sessions.models import HomeSession
 
 LIVE_STATES = (ApplicationState.OPEN, ApplicationState.APPROVED)
 
@@ -103,3 +105,11 @@ def vetted_number(db: Session, login: str) -> str | None:
     query = select(Application).where(Application.login == login, Application.state == ApplicationState.APPROVED)
     application = db.exec(query.order_by(col(Application.id).desc()).limit(1)).first()
     return application.callback_e164 if application else None
+
+
+def works_from_home(session: HomeSession, settings: EnrollmentSettings) -> bool:
+    """Whether the person already is in the home agents' group (approval's group, or put there before the vetting
+    ran here): their enrollment page says so instead of "you have not applied"."""
+    wanted = settings.agent_group.casefold()
+    names = [*json.loads(session.groups), *json.loads(session.policy_groups)]
+    return any(str(name).casefold() == wanted for name in names)

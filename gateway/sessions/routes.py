@@ -97,6 +97,7 @@ def _second_factor_page(
         "second_factor.html",
         status_code,
         qr_svg=totp.provisioning_qr_svg(secret),
+        otpauth_uri=totp.provisioning_uri(secret),
         secret=secret.secret,
         error=error or None,
     )
@@ -111,15 +112,20 @@ def second_factor_page(request: Request, session: PendingSecondFactor, db: DbSes
 def second_factor_submit(
     request: Request, session: PendingSecondFactor, form: CheckedForm, db: DbSession, clock: ClockDep
 ) -> Response:
+    """A code (or a recovery code) activates the session; a fresh enrolment first shows the "enrolled" page with
+    the recovery codes, once, before the person goes on."""
     try:
-        token = complete_second_factor(
+        passed = complete_second_factor(
             db, session, str(form.get("code", "")), limits=request.app.state.login_services.limits, now=clock()
         )
     except (totp.SecondFactorRefused, TooManyAttempts) as error:
         message = reason_message(request, error.reason, error.message)
         return _second_factor_page(request, session, db, clock, error.status_code, message)
-    response = RedirectResponse("/", status_code=303)
-    _set_session_cookie(response, request, token)
+    response: Response = RedirectResponse("/", status_code=303)
+    if passed.recovery_codes:
+        response = render(request, "second_factor_enrolled.html", recovery_codes=passed.recovery_codes)
+        response.headers["Cache-Control"] = "no-store"  # the codes are shown once and must not stay in a cache
+    _set_session_cookie(response, request, passed.token)
     return response
 
 
