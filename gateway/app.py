@@ -49,6 +49,7 @@ from gateway.vpn.controller import start_vpn
 from gateway.vpn.routes import router as vpn_router
 from gateway.web.api_docs import router as api_docs_router
 from gateway.web.body_limit import BodyLimitMiddleware, BodyLimits
+from gateway.web.forms import refusal_message
 from gateway.web.pages import STATIC_DIR, reason_message, render
 from gateway.web.routes import router as pages_router
 
@@ -65,10 +66,12 @@ def _render_error(request: Request, error: Exception) -> Response:
         return RedirectResponse(f"/login{ended}", status_code=303)
     if isinstance(error, GatewayError):
         status, reason, message = error.status_code, error.reason, error.message
+        shown = refusal_message(request, error)
     else:  # a certificate the library refused (bad CSR, unsupported key, expired CA) is the caller's input problem
         status, reason, message = 400, "certificate", str(error)
+        shown = reason_message(request, reason, message, detail=message)
     if _wants_html(request):
-        return render(request, "error.html", status, error=reason_message(request, reason, message, detail=message))
+        return render(request, "error.html", status, error=shown)
     body = {"error": reason, "message": message}
     if isinstance(error, LoginRequired) and error.ended is not None:
         # the seat page, open when a session ends, says why in the person's language, as the sign-in page would

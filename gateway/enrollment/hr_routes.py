@@ -17,9 +17,11 @@ from gateway.enrollment.deps import EnrollmentSettingsDep, HandOffDep
 from gateway.enrollment.errors import InvalidApplication
 from gateway.enrollment.models import Application, ApplicationState, DecisionOutcome
 from gateway.enrollment.queries import ApplicationFilter, application_detail, list_applications
-from gateway.enrollment.settings import FINAL_STAGE
+from gateway.enrollment.settings import FINAL_STAGE, EnrollmentSettings
+from gateway.errors import GatewayError
 from gateway.sessions.deps import CheckedForm, HrSession
 from gateway.web.confirm import ask_first, done
+from gateway.web.forms import AuditedAs, attempt, refused_page
 from gateway.web.i18n import translate
 from gateway.web.pages import language_of, render
 
@@ -78,6 +80,9 @@ class ApplicationAction:
 
     def done(self, key: str) -> Response:
         return done(f"/hr/enrollment/{self.application_id}", key)
+
+    def audited(self, action: str) -> AuditedAs:
+        return AuditedAs(self.actor, action, target=str(self.application_id))
 
 
 def _application_action(
@@ -147,6 +152,14 @@ def application_page(
     return render(request, "enrollment_application.html", detail=detail, stages=settings.stages)
 
 
+def _refused(action: ApplicationAction, error: GatewayError, settings: EnrollmentSettings) -> HTMLResponse:
+    """The application's page again with the refusal beside the forms and HR's notes and number still typed."""
+    detail = application_detail(action.db, action.application_id, actor=action.actor, now=action.clock())
+    return refused_page(
+        action.request, "enrollment_application.html", error, action.form, detail=detail, stages=settings.stages
+    )
+
+
 @router.post("/hr/enrollment/{application_id}/decide")
 def decide(action: HrAction, settings: EnrollmentSettingsDep, handoff: HandOffDep) -> Response:
     """The decision and its optional evidence file are one step: both are written or neither. A decision that
@@ -161,30 +174,36 @@ def decide(action: HrAction, settings: EnrollmentSettingsDep, handoff: HandOffDe
         if (asked := action.ask_first(question, label, login=application.login)) is not None:
             return asked
     upload = action.form.get("evidence")
-    if isinstance(upload, UploadFile) and upload.filename:
-        content = upload.file.read(settings.evidence_max_bytes + 1)
-        files.add_evidence(
+
+    def record_decision() -> None:
+        if isinstance(upload, UploadFile) and upload.filename:
+            content = upload.file.read(settings.evidence_max_bytes + 1)
+            files.add_evidence(
+                action.db,
+                application,
+                stage,
+                upload.filename,
+                content,
+                settings=settings,
+                actor=action.actor,
+                now=action.clock(),
+            )
+        decisions.decide(
             action.db,
             application,
             stage,
-            upload.filename,
-            content,
+            outcome,
+            action.text("notes"),
+            handoff=handoff,
             settings=settings,
             actor=action.actor,
             now=action.clock(),
+            callback_number=action.text("callback_number"),
         )
-    decisions.decide(
-        action.db,
-        application,
-        stage,
-        outcome,
-        action.text("notes"),
-        handoff=handoff,
-        settings=settings,
-        actor=action.actor,
-        now=action.clock(),
-        callback_number=action.text("callback_number"),
-    )
+
+    refused = attempt(action.db, record_decision, action.audited("enrollment.decide"))
+    if isinstance(refused, GatewayError):
+        return _refused(action, refused, settings)
     return action.done("approved" if approves else "rejected" if outcome is DecisionOutcome.FAILED else "decided")
 
 

@@ -1,37 +1,57 @@
 """The home agent's side: their work-state control and the bulletins; supervisors post bulletins."""
 
+from datetime import datetime
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlmodel import Session
 
 from gateway.clock import as_utc
 from gateway.deps import ClockDep, DbSession
+from gateway.errors import GatewayError
 from gateway.sessions.client_cert import client_origin
 from gateway.sessions.deps import AgentSession, CheckedForm, SupervisorSession
+from gateway.sessions.models import HomeSession
 from gateway.supervision.bulletins import audience_of, current_bulletins, post_bulletin
+from gateway.supervision.models import WorkStatus
 from gateway.supervision.monitoring import watchers_told
-from gateway.supervision.state import BREAK_REASONS, current_state, parse_status, set_work_state
+from gateway.supervision.state import AGENT_STATES, BREAK_REASONS, current_state, parse_status, set_work_state
+from gateway.web.forms import AuditedAs, attempt, refused_page
 from gateway.web.i18n import translate
 from gateway.web.pages import language_of, render
 
 router = APIRouter(tags=["supervision"])
 
 
+def _work_state_page(request: Request, session: HomeSession, db: Session, now: datetime) -> dict[str, object]:
+    return {
+        "current": current_state(db, session.id),
+        "break_reasons": BREAK_REASONS,
+        "agent_states": [state.value for state in AGENT_STATES if state is not WorkStatus.BREAK],
+        "watchers": watchers_told(db, session.id),
+        "bulletins": current_bulletins(db, now, groups=audience_of(session)),
+    }
+
+
 @router.get("/agent/work-state", response_class=HTMLResponse)
 def work_state_page(request: Request, session: AgentSession, db: DbSession, clock: ClockDep) -> HTMLResponse:
-    return render(
-        request,
-        "supervision_agent.html",
-        current=current_state(db, session.id),
-        break_reasons=BREAK_REASONS,
-        watchers=watchers_told(db, session.id),
-        bulletins=current_bulletins(db, clock()),
-    )
+    return render(request, "supervision_agent.html", **_work_state_page(request, session, db, clock()))
 
 
 @router.post("/agent/work-state")
-def change_work_state(session: AgentSession, form: CheckedForm, db: DbSession, clock: ClockDep) -> Response:
-    status, reason = parse_status(str(form.get("state", "")), str(form.get("reason", "")))
-    set_work_state(db, session, status, reason, source="portal", now=clock())
+def change_work_state(
+    request: Request, session: AgentSession, form: CheckedForm, db: DbSession, clock: ClockDep
+) -> Response:
+    """A refused state (on call by hand, a break without a reason) is said on the page, the choice kept."""
+
+    def change() -> object:
+        status, reason = parse_status(str(form.get("state", "")), str(form.get("reason", "")), by_agent=True)
+        return set_work_state(db, session, status, reason, source="portal", now=clock())
+
+    outcome = attempt(db, change, AuditedAs(session.login, "supervision.work_state", session.source_ip))
+    if isinstance(outcome, GatewayError):
+        context = _work_state_page(request, session, db, clock())
+        return refused_page(request, "supervision_agent.html", outcome, form, **context)
     return RedirectResponse("/agent/work-state", status_code=303)
 
 

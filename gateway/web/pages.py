@@ -28,6 +28,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     context.setdefault("session", getattr(request.state, "home_session", None))
     context.setdefault("error", None)
     context.setdefault("notice", notice_of(request, language))
+    context.setdefault("typed", {})
 
     def t(key: str, **values: object) -> str:
         return translate(language, key, **values)
