@@ -121,6 +121,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("POST", "/security-admin/certificate-requests/{request_id}"): role(ADMIN, Csrf.FORM),
     ("GET", "/security-admin/policy"): role(ADMIN),
     ("POST", "/security-admin/policy/import"): role(ADMIN, Csrf.FORM),
+    ("POST", "/security-admin/policy/rollback"): role(ADMIN, Csrf.FORM),
     ("GET", "/security-admin/policy/export"): role(ADMIN),
     # guacamole-lite's calls on loopback
     ("POST", "/internal/launch/redeem"): Access(frozenset({"loopback_service"}), csrf_exempt=LOOPBACK_ONLY),
