@@ -27,6 +27,7 @@ from gateway.errors import GatewayError
 from gateway.pki import jobs as pki_jobs
 from gateway.pki.ca import CaNotReady, open_authority
 from gateway.pki.client_cas import ClientCaBundle
+from gateway.pki.page_routes import router as pki_pages_router
 from gateway.pki.routes import router as pki_router
 from gateway.seats import jobs as seat_jobs
 from gateway.seats.broker import start_broker
@@ -180,6 +181,7 @@ def create_app(
         pages_router,
         sessions_router,
         pki_router,
+        pki_pages_router,
         enrollment_router,
         seats_router,
         supervision_router,

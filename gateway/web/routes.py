@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from gateway.clock import as_utc
 from gateway.deps import ClockDep, DbSession, SettingsDep
-from gateway.pki.service import list_certificates
+from gateway.pki.service import REVOCATION_REASONS, list_certificates
 from gateway.policies.service import current_policy, current_version
 from gateway.sessions.deps import (
     SESSION_COOKIE,
@@ -91,6 +91,9 @@ def security_admin_page(
         "security_admin.html",
         policy_version=version.version if version else None,
         certificates=list_certificates(db, now=clock())[-50:],
+        now=clock(),
+        new_serial=request.query_params.get("serial", ""),
+        revocation_reasons=REVOCATION_REASONS,
     )
 
 

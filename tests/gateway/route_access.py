@@ -118,6 +118,10 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/hr/enrollment-import/{import_id}"): role(HR),
     # the security admin's certificate requests and policy
     ("GET", "/security-admin/certificate-requests"): role(ADMIN),
+    ("POST", "/security-admin/certificate-requests/{request_id}/issue"): role(ADMIN, Csrf.FORM),
+    ("POST", "/security-admin/certificates/{serial}/revoke"): role(ADMIN, Csrf.FORM),
+    ("POST", "/security-admin/certificates/{serial}/renew"): role(ADMIN, Csrf.FORM),
+    ("GET", "/security-admin/certificates/{serial}/download"): role(ADMIN),
     ("POST", "/security-admin/certificate-requests/{request_id}"): role(ADMIN, Csrf.FORM),
     ("GET", "/security-admin/policy"): role(ADMIN),
     ("POST", "/security-admin/policy/import"): role(ADMIN, Csrf.FORM),
