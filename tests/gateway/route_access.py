@@ -160,6 +160,8 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/agent/bulletins"): role(AGENT),
     ("GET", "/supervision/bulletins"): role(SUPERVISOR),
     ("POST", "/supervision/bulletins"): role(SUPERVISOR, Csrf.FORM),
+    ("POST", "/supervision/bulletins/{bulletin_id}/edit"): role(SUPERVISOR, Csrf.FORM),
+    ("POST", "/supervision/bulletins/{bulletin_id}/remove"): role(SUPERVISOR, Csrf.FORM),
     ("POST", "/supervision/api/work-state"): Access(frozenset(), csrf_exempt=SIGNED_MESSAGE),
     ("GET", "/metrics"): Access(frozenset({"loopback_service"})),
     # voice
