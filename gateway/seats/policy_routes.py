@@ -15,13 +15,13 @@ from gateway.directory.errors import DirectoryError
 from gateway.errors import NotFound
 from gateway.policies.diff import policy_diff
 from gateway.policies.models import PolicyVersion
-from gateway.policies.service import InvalidPolicy, current_policy, export_policy, import_policy
+from gateway.policies.service import InvalidPolicy, check_policy, current_policy, export_policy, import_policy
 from gateway.sessions.deps import CheckedForm, SecurityAdminSession
 from gateway.sessions.models import HomeSession
 from gateway.web.confirm import CONFIRMED, ask_first, done
 from gateway.web.i18n import translate
 from gateway.web.pages import language_of, render
-from policy import evaluate
+from policy import PolicyError, evaluate
 
 router = APIRouter(prefix="/security-admin/policy", tags=["policy"])
 PAGE = "policy_admin.html"
@@ -94,13 +94,13 @@ def policy_import(
         )
 
     if form.get(CONFIRMED) != "yes":
-        preview = db.begin_nested()  # validate exactly as the import will, then keep nothing
         try:
-            store()
-        except InvalidPolicy as error:
-            preview.commit()  # a refusal writes nothing but its audit row, which stays
-            return _refused_import(request, db, session, error, document, comment)
-        preview.rollback()
+            check_policy(document, request.app.state.settings.directory_settings.kind)
+        except PolicyError:
+            try:
+                store()  # refused again, this time audited, as a refused import is
+            except InvalidPolicy as error:
+                return _refused_import(request, db, session, error, document, comment)
         diff = policy_diff(export_policy(db), document)
         return _page(request, db, session, document=document, comment=comment, diff=diff, preview=True)
     try:

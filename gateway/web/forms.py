@@ -19,6 +19,7 @@ from starlette.datastructures import FormData
 
 from gateway.audit.service import record
 from gateway.errors import GatewayError
+from gateway.events import drop_pending_since, pending_mark
 from gateway.web.i18n import translate
 from gateway.web.pages import language_of, reason_message, render
 
@@ -46,6 +47,7 @@ def attempt(
 ) -> T | GatewayError:
     """``work()``'s result, or the refusal it raised with its changes undone (kept when ``keep_on_refusal(error)``
     says so: a counted wrong code must outlive its refusal) and an audit row written."""
+    mark = pending_mark(db)
     savepoint = db.begin_nested()
     try:
         result = work()
@@ -54,6 +56,7 @@ def attempt(
             savepoint.commit()
         else:
             savepoint.rollback()
+            drop_pending_since(db, mark)
         record(
             db,
             actor=audited.actor,

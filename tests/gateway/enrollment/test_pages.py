@@ -82,7 +82,7 @@ def test_evidence_is_judged_by_its_bytes_and_only_ever_served_as_a_download(port
             {"stage": "application"},
             files={"evidence": ("report.pdf", b"MZ\x90\x00\x03" + bytes(200), "application/pdf")},
         )
-        assert refused.status_code == 422 and "only these kinds of file" in refused.text
+        assert refused.status_code == 422 and "This kind of file is not accepted" in refused.text
         for name, content in (("photo.html", PNG), ("notes.txt", HTML)):
             answer = post_form(
                 hr, page, f"{page}/evidence", {"stage": "application"}, files={"evidence": (name, content, "text/html")}

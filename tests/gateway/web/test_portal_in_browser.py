@@ -126,6 +126,8 @@ def test_each_role_signs_in_in_the_browser(https_portal: tuple[str, Path, Path, 
         expect(admin.locator("#error")).to_contain_text("wrong")
         admin.fill("#code", pyotp.TOTP(secret).now())
         admin.click("#verify")
+        expect(admin.locator("#enrolled")).to_be_visible()
+        admin.click("#continue")
         expect(admin).to_have_url(f"{base_url}/security-admin")
         admin.goto(f"{base_url}/security-admin/sessions")
         row = admin.locator("tr[data-login='agent1']")
