@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 from sqlmodel import Session, col, select
 
 from gateway.db import session_scope
@@ -24,6 +24,7 @@ from tests.gateway.seats.conftest import (
     launch_in_browser,
     seat_portal_on_sqlite,
 )
+from tests.support.untranslated import untranslated_on
 
 pytestmark = pytest.mark.e2e
 
@@ -98,10 +99,10 @@ def test_the_seat_fills_the_window_without_scrolling(seat_page: Page, window: tu
 def test_fullscreen_button_takes_the_whole_screen_and_gives_it_back(seat_page: Page) -> None:
     seat_page.click("#fullscreen")
     seat_page.wait_for_function("document.fullscreenElement === document.documentElement", timeout=5_000)
-    assert seat_page.get_attribute("#fullscreen", "aria-pressed") == "true"
+    expect(seat_page.locator("#fullscreen")).to_have_attribute("aria-pressed", "true")  # on fullscreenchange
     seat_page.click("#fullscreen")
     seat_page.wait_for_function("document.fullscreenElement === null", timeout=5_000)
-    assert seat_page.get_attribute("#fullscreen", "aria-pressed") == "false"
+    expect(seat_page.locator("#fullscreen")).to_have_attribute("aria-pressed", "false")
 
 
 def _work_state(portal: SeatPortal, login: str) -> WorkState | None:
@@ -187,3 +188,22 @@ def test_an_administrator_ending_the_session_is_said_on_the_seat_page(portal: Se
             assert "certificate" not in (page.text_content("main") or "").lower()
         finally:
             page.context.close()
+
+
+def test_the_seat_page_speaks_chinese_throughout(portal: SeatPortal, browser: Browser, agent1: httpx.Client) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 720}, locale="zh-CN")
+    context.add_cookies(
+        [
+            {"name": SESSION_COOKIE, "value": agent1.cookies[SESSION_COOKIE], "url": portal.base_url},
+            {"name": "sohogw_lang", "value": "zh-CN", "url": portal.base_url},
+        ]
+    )
+    page = context.new_page()
+    try:
+        launch_in_browser(page, portal)
+        page.wait_for_function("window.seatConnected === true", timeout=10_000)
+        page.wait_for_function("document.getElementById('quality').dataset.quality !== 'unknown'", timeout=10_000)
+        assert untranslated_on(page) == {}
+        assert page.text_content("#fullscreen") == "全屏" and "座席" in (page.get_attribute("#bar", "aria-label") or "")
+    finally:
+        context.close()

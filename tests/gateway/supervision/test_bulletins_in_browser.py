@@ -5,8 +5,9 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.gateway.sessions.conftest import PASSWORDS
-from tests.gateway.supervision.conftest import SupervisedPortal, signed_in
+from tests.gateway.supervision.conftest import SupervisedPortal, post_form, signed_in
 from tests.support.browser import chromium
+from tests.support.untranslated import untranslated_on
 
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 
@@ -52,3 +53,22 @@ def test_a_supervisor_posts_edits_and_removes_an_urgent_bulletin(portal: Supervi
         expect(page.locator("article[data-bulletin]")).to_have_count(0)
         with signed_in(portal, "agent1") as agent:
             assert "Network outage" not in agent.get("/agent/bulletins").text
+
+
+def test_the_supervisors_pages_show_no_english_in_chinese(portal: SupervisedPortal) -> None:
+    with signed_in(portal, "sup1") as supervisor, chromium() as browser:
+        post_form(
+            supervisor, "/supervision/bulletins", "/supervision/bulletins", title="停电", body="东区", priority="urgent"
+        )
+        context = browser.new_context(base_url=portal.base_url, locale="zh-CN")
+        context.add_cookies([{"name": "sohogw_lang", "value": "zh-CN", "url": portal.base_url}])
+        page = context.new_page()
+        page.goto("/login")
+        page.fill("#username", "sup1")
+        page.fill("#password", PASSWORDS["sup1"])
+        page.click("#sign-in")
+        page.wait_for_url(lambda url: "/login" not in url)
+        for path in ("/supervisor", "/supervision/bulletins", "/supervision/surge", "/supervision/alerts"):
+            page.goto(path)
+            assert untranslated_on(page) == {}, path
+            assert "坐席" not in page.inner_text("body")
