@@ -3,6 +3,7 @@
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Request
@@ -48,7 +49,8 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
 
 def viewer_zone(request: Request) -> ZoneInfo:
     """The browser's zone (its cookie) if it names a real zone, else the site's setting, else UTC."""
-    for name in (request.cookies.get(TIME_ZONE_COOKIE), _site_zone(request)):
+    browser = unquote(request.cookies.get(TIME_ZONE_COOKIE, ""))  # the script URL-encodes it ("Asia%2FShanghai")
+    for name in (browser, _site_zone(request)):
         if name:
             try:
                 return ZoneInfo(name)

@@ -6,7 +6,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
 
-from gateway.clock import as_utc
 from gateway.deps import ClockDep, DbSession, SettingsDep
 from gateway.pki.service import REVOCATION_REASONS, list_certificates
 from gateway.policies.service import current_policy, current_version
@@ -70,8 +69,8 @@ def agent_page(request: Request, session: AgentSession, db: DbSession, clock: Cl
         request,
         "agent.html",
         apps=evaluate(current_policy(db), policy_groups(session), clock()).apps,
-        since=f"{as_utc(session.created_at):%Y-%m-%d %H:%M} UTC",
-        until=f"{as_utc(session.expires_at):%H:%M} UTC",
+        since=session.created_at,
+        until=session.expires_at,
     )
 
 
