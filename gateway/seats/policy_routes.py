@@ -21,6 +21,7 @@ from gateway.sessions.models import HomeSession
 from gateway.web.confirm import CONFIRMED, ask_first, done
 from gateway.web.i18n import translate
 from gateway.web.pages import language_of, render
+from gateway.web.policy_reasons import explained
 from policy import PolicyError, evaluate
 
 router = APIRouter(prefix="/security-admin/policy", tags=["policy"])
@@ -41,7 +42,15 @@ def _page(
 ) -> HTMLResponse:
     versions = db.exec(select(PolicyVersion).order_by(col(PolicyVersion.version).desc())).all()
     context.setdefault("document", export_policy(db))
-    return render(request, PAGE, status_code, versions=versions, **context)
+    language = language_of(request)
+    return render(
+        request,
+        PAGE,
+        status_code,
+        versions=versions,
+        policy_reason=lambda reason: explained(reason, language),
+        **context,
+    )
 
 
 @router.get("", response_class=HTMLResponse)
