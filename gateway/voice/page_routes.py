@@ -14,8 +14,7 @@ from sqlmodel import Session
 from starlette.datastructures import FormData
 
 from gateway.deps import ClockDep, DbSession, RowId, SettingsDep
-from gateway.enrollment.models import ApplicationState
-from gateway.enrollment.service import latest_application
+from gateway.enrollment.service import vetted_number
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.notify.sms import HttpSms, SmsNotSent
 from gateway.sessions.deps import AgentSession, CheckedForm
@@ -60,13 +59,15 @@ def refusal_key(error: GatewayError) -> str:
 
 
 def _context(db: Session, session: HomeSession) -> dict[str, object]:
-    """The page's numbers, the callback line, and the number HR approved at the home visit (masked), if any."""
-    application = latest_application(db, session.login)
-    approved = application.callback_e164 if application and application.state is ApplicationState.APPROVED else None
+    """The page's numbers, the callback line, and the number HR approved at the home visit (masked), if any, with
+    whether it is still to be taken into the list."""
+    approved = vetted_number(db, session.login)
+    listed = numbers.list_numbers(db, session.person_id)
     return {
-        "numbers": numbers.list_numbers(db, session.person_id),
+        "numbers": listed,
         "leg": current_leg(db, session.id),
         "hr_number": numbers.mask(approved) if approved else None,
+        "hr_number_listed": approved is not None and any(n.masked == numbers.mask(approved) for n in listed),
     }
 
 
@@ -157,3 +158,20 @@ def ready(
     return _act(
         request, db, session, form, "voice.ready", lambda: set_ready(db, session, wanted, settings.voice, now=clock())
     )
+
+
+@page_router.post(f"{PAGE}/hr-number")
+def use_hr_number(
+    request: Request, session: AgentSession, form: CheckedForm, db: DbSession, clock: ClockDep, settings: SettingsDep
+) -> Response:
+    """Take the number HR vetted into the list without a texted code (the way on when no SMS can be sent)."""
+
+    def adopt() -> object:
+        approved = vetted_number(db, session.login)
+        if approved is None:
+            raise NotFound("HR has approved no number for you", key="voice_no_hr_number")
+        return numbers.adopt_vetted_number(
+            db, session.person_id, session.login, approved, settings.voice, actor=session.login, now=clock()
+        )
+
+    return _act(request, db, session, form, "voice.number.adopt_vetted", adopt)

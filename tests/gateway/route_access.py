@@ -175,6 +175,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/voice/calls"): role(AGENT),
     ("GET", "/agent/phone"): role(AGENT),
     ("POST", "/agent/phone/numbers"): role(AGENT, Csrf.FORM),
+    ("POST", "/agent/phone/hr-number"): role(AGENT, Csrf.FORM),
     ("POST", "/agent/phone/numbers/{number_id}/confirm"): role(AGENT, Csrf.FORM),
     ("POST", "/agent/phone/numbers/{number_id}/remove"): role(AGENT, Csrf.FORM),
     ("POST", "/agent/phone/ready"): role(AGENT, Csrf.FORM),

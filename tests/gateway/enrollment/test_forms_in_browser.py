@@ -14,7 +14,8 @@ from gateway.audit.models import AuditEvent
 from gateway.db import make_engine, session_scope
 from gateway.enrollment.models import Application, Evidence
 from gateway.web.i18n import catalog
-from tests.gateway.enrollment.conftest import PASSWORDS, Portal, running_portal
+from tests.gateway.enrollment.conftest import PASSWORDS, Portal, running_portal, signed_in
+from tests.gateway.enrollment.test_pages import _apply, _walk_to_approval
 from tests.support.browser import chromium
 from tests.support.sqlite import copy_sqlite
 
@@ -125,3 +126,23 @@ def test_a_csv_with_a_wrong_header_says_which_columns_in_words(
     assert error.startswith("文件第一行必须列出列名") and "phone_nr" in error
     assert "[" not in error and "'" not in error  # no Python list
     expect(hr.locator("#import-form")).to_be_visible()
+
+
+def test_with_no_sms_the_agent_takes_the_number_hr_approved(browser: Browser, portal: Portal) -> None:
+    application_id = _apply(portal)
+    with signed_in(portal, "hr1") as hr:
+        _walk_to_approval(hr, application_id, portal.settings.enrollment.stages)
+    page = _sign_in(browser, portal, "applicant1")
+    page.goto("/agent/phone")
+    expect(page.locator("#hr-number")).to_contain_text("HR approved +86")
+    page.fill("#new-number", "+86 139 0013 9000")
+    page.click("#add")  # this portal has no SMS gateway: the code cannot be sent
+    assert page.inner_text("#error") == catalog("en")["voice.refused.sms_not_sent"]
+    assert page.input_value("#new-number") == "+86 139 0013 9000"
+    page.click("#use-hr-number")
+    row = page.locator("#numbers tr[data-state='vetted']")
+    expect(row).to_have_count(1)
+    expect(page.locator("#use-hr-number")).to_have_count(0)
+    with session_scope(portal.engine) as db:
+        adopted = db.exec(select(AuditEvent).where(AuditEvent.action == "voice.number.adopt_vetted")).all()
+        assert [(event.actor, event.outcome) for event in adopted] == [("applicant1", "confirmed")]
