@@ -8,9 +8,10 @@ from gateway.enrollment.decisions import close
 from gateway.enrollment.deps import EnrollmentSettingsDep, HandOffDep
 from gateway.enrollment.models import ApplicationState
 from gateway.enrollment.service import latest_application, start_application, works_from_home
-from gateway.errors import NotFound
+from gateway.errors import GatewayError, NotFound
 from gateway.sessions.deps import AgentSession, CheckedForm
 from gateway.web.confirm import ask_first, done
+from gateway.web.forms import AuditedAs, attempt, refused_page
 from gateway.web.i18n import translate
 from gateway.web.pages import language_of, render
 
@@ -35,6 +36,7 @@ def my_status(request: Request, session: AgentSession, db: DbSession, settings: 
 
 @router.post("/enrollment/apply")
 def apply(
+    request: Request,
     session: AgentSession,
     form: CheckedForm,
     db: DbSession,
@@ -42,15 +44,24 @@ def apply(
     settings: EnrollmentSettingsDep,
     handoff: HandOffDep,
 ) -> Response:
-    start_application(
+    """A number that is none is refused on the page, as typed."""
+    outcome = attempt(
         db,
-        handoff,
-        session.login,
-        callback_number=str(form.get("callback_number", "")),
-        settings=settings,
-        actor=session.login,
-        now=clock(),
+        lambda: start_application(
+            db,
+            handoff,
+            session.login,
+            callback_number=str(form.get("callback_number", "")),
+            settings=settings,
+            actor=session.login,
+            now=clock(),
+        ),
+        AuditedAs(session.login, "enrollment.apply", session.source_ip),
     )
+    if isinstance(outcome, GatewayError):
+        application = latest_application(db, session.login)
+        context = {"application": application, "stages": settings.stages, "already_working": False, "can_apply": True}
+        return refused_page(request, "enrollment_status.html", outcome, form, **context)
     return RedirectResponse("/enrollment", status_code=303)
 
 

@@ -120,6 +120,7 @@ def application_list(
 
 @router.post("/hr/enrollment/start")
 def start_for(
+    request: Request,
     hr: HrSession,
     form: CheckedForm,
     db: DbSession,
@@ -127,16 +128,26 @@ def start_for(
     settings: EnrollmentSettingsDep,
     handoff: HandOffDep,
 ) -> Response:
-    application = service.start_application(
+    """Start an application for a person; a wrong login or number is refused on the list page, as typed."""
+    outcome = attempt(
         db,
-        handoff,
-        _text(form, "login"),
-        callback_number=_text(form, "callback_number"),
-        settings=settings,
-        actor=hr.login,
-        now=clock(),
+        lambda: service.start_application(
+            db,
+            handoff,
+            _text(form, "login"),
+            callback_number=_text(form, "callback_number"),
+            settings=settings,
+            actor=hr.login,
+            now=clock(),
+        ),
+        AuditedAs(hr.login, "enrollment.start", hr.source_ip, _text(form, "login")),
     )
-    return _back(application.id or 0)
+    if isinstance(outcome, GatewayError):
+        wanted = ApplicationFilter()
+        rows = list_applications(db, wanted, actor=hr.login, now=clock())
+        context = {"rows": rows, "wanted": wanted, "stages": settings.stages, "states": list(ApplicationState)}
+        return refused_page(request, "enrollment_list.html", outcome, form, **context)
+    return _back(outcome.id or 0)
 
 
 @router.get("/hr/enrollment/{application_id}", response_class=HTMLResponse)

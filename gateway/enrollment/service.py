@@ -26,9 +26,13 @@ def callback_e164(raw: str, region: str) -> str:
     try:
         number = phonenumbers.parse(raw.strip(), region)
     except phonenumbers.NumberParseException:
-        raise InvalidApplication(f"{raw!r} is not a phone number") from None
+        raise InvalidApplication(f"{raw!r} is not a phone number", key="phone_invalid", number=raw) from None
     if not phonenumbers.is_valid_number(number):
-        raise InvalidApplication(f"{raw!r} is not a valid phone number (for {region} unless it starts with +)")
+        raise InvalidApplication(
+            f"{raw!r} is not a valid phone number (for {region} unless it starts with +)",
+            key="phone_invalid",
+            number=raw,
+        )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -59,7 +63,7 @@ def start_application(
     """Open an application at the first stage for a person the directory knows, unless one is already live."""
     login = login.strip()
     if not login:
-        raise InvalidApplication("the login is empty")
+        raise InvalidApplication("the login is empty", key="application_no_login")
     e164 = callback_e164(callback_number, settings.phone_region) if callback_number.strip() else None
     person = find_person(handoff.directory, login)
     login = person.login  # the account name as the directory spells it, whatever spelling HR typed
@@ -67,7 +71,11 @@ def start_application(
         select(Application).where(Application.login == login, col(Application.state).in_(LIVE_STATES))
     ).first()
     if live is not None:
-        raise Conflict(f"{login} already has an application ({live.state.value}, at {live.stage})")
+        raise Conflict(
+            f"{login} already has an application ({live.state.value}, at {live.stage})",
+            key="application_exists",
+            login=login,
+        )
     application = Application(
         login=login,
         person_id=person.person_id,

@@ -146,3 +146,15 @@ def test_with_no_sms_the_agent_takes_the_number_hr_approved(browser: Browser, po
     with session_scope(portal.engine) as db:
         adopted = db.exec(select(AuditEvent).where(AuditEvent.action == "voice.number.adopt_vetted")).all()
         assert [(event.actor, event.outcome) for event in adopted] == [("applicant1", "confirmed")]
+
+
+def test_a_wrong_number_on_the_application_is_refused_as_typed(browser: Browser, portal: Portal) -> None:
+    page = _sign_in(browser, portal, "applicant1", "zh-CN")
+    page.goto("/enrollment")
+    page.fill("input[name=callback_number]", "138 00")
+    page.click("#apply")
+    assert page.inner_text("#error") == catalog("zh-CN")["refused.phone_invalid"].format(number="138 00")
+    assert page.input_value("input[name=callback_number]") == "138 00"
+    with session_scope(portal.engine) as db:
+        assert db.exec(select(Application)).all() == []
+    assert "phone_invalid" in _refusals(portal, "enrollment.apply")[-1]
