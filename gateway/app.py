@@ -27,6 +27,7 @@ from gateway.errors import GatewayError
 from gateway.pki import jobs as pki_jobs
 from gateway.pki.ca import CaNotReady, open_authority
 from gateway.pki.client_cas import ClientCaBundle
+from gateway.pki.page_routes import router as pki_pages_router
 from gateway.pki.routes import router as pki_router
 from gateway.seats import jobs as seat_jobs
 from gateway.seats.broker import start_broker
@@ -49,6 +50,7 @@ from gateway.vpn.controller import start_vpn
 from gateway.vpn.routes import router as vpn_router
 from gateway.web.api_docs import router as api_docs_router
 from gateway.web.body_limit import BodyLimitMiddleware, BodyLimits
+from gateway.web.forms import refusal_message
 from gateway.web.libraries import router as libraries_router
 from gateway.web.pages import STATIC_DIR, reason_message, render
 from gateway.web.routes import router as pages_router
@@ -66,11 +68,18 @@ def _render_error(request: Request, error: Exception) -> Response:
         return RedirectResponse(f"/login{ended}", status_code=303)
     if isinstance(error, GatewayError):
         status, reason, message = error.status_code, error.reason, error.message
+        shown = refusal_message(request, error)
     else:  # a certificate the library refused (bad CSR, unsupported key, expired CA) is the caller's input problem
         status, reason, message = 400, "certificate", str(error)
+        shown = reason_message(request, reason, message, detail=message)
     if _wants_html(request):
-        return render(request, "error.html", status, error=reason_message(request, reason, message, detail=message))
-    return JSONResponse({"error": reason, "message": message}, status_code=status)
+        return render(request, "error.html", status, error=shown)
+    body = {"error": reason, "message": message}
+    if isinstance(error, LoginRequired) and error.ended is not None:
+        # the seat page, open when a session ends, says why in the person's language, as the sign-in page would
+        body["ended"] = error.ended.value
+        body["ended_message"] = reason_message(request, f"session_ended.{error.ended.value}", "")
+    return JSONResponse(body, status_code=status)
 
 
 MULTIPART_OVERHEAD = 64 * 1024
@@ -176,6 +185,7 @@ def create_app(
         pages_router,
         sessions_router,
         pki_router,
+        pki_pages_router,
         enrollment_router,
         seats_router,
         supervision_router,

@@ -11,9 +11,13 @@ class GatewayError(Exception):
     status_code = 400
     reason = "bad_request"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, key: str = "", **values: object) -> None:
         super().__init__(message)
         self.message = message
+        self.key = key
+        """The catalog key (``refused.<key>``) of what people read, filled with ``values``; ``message`` stays the
+        operator's and the log's English. Empty: the page falls back to ``reason.<reason>``."""
+        self.values = values
 
 
 class NotFound(GatewayError):

@@ -34,8 +34,20 @@ def nudge_after_commit(db: Session, topic: str, payload: Any = None) -> None:
     db.info.setdefault(_PENDING, []).append((topic, payload))
 
 
+def pending_mark(db: Session) -> int:
+    """How many nudges wait for the commit now: a savepoint that is rolled back drops those after the mark."""
+    return len(db.info.get(_PENDING, []))
+
+
+def drop_pending_since(db: Session, mark: int) -> None:
+    """Forget the nudges a rolled-back savepoint asked for (those from ``pending_mark`` on)."""
+    del db.info.get(_PENDING, [])[mark:]
+
+
 @event.listens_for(Session, "after_commit")
 def _deliver(db: Session) -> None:
+    if db.in_nested_transaction():
+        return  # a savepoint was released (SQLAlchemy fires after_commit for it too): the real commit is to come
     for topic, payload in db.info.pop(_PENDING, []):
         for listener in list(_listeners[topic]):
             try:
@@ -46,4 +58,6 @@ def _deliver(db: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _drop(db: Session) -> None:
+    if db.in_nested_transaction():
+        return  # a savepoint was rolled back: its owner drops what it asked for (``drop_pending_since``)
     db.info.pop(_PENDING, None)

@@ -5,7 +5,14 @@ from gateway.enrollment.models import Application, CertificateRequest, EnvcheckR
 from gateway.pki.models import CrlPublication, IssuedCertificate, TrustedAuthority
 from gateway.policies.models import PolicyVersion
 from gateway.seats.models import LaunchToken, RdpHostCertificate, SeatLease
-from gateway.sessions.models import HomeSession, LoginAttempt, LoginThrottle, TotpEnrolmentCode, TotpSecret
+from gateway.sessions.models import (
+    HomeSession,
+    LoginAttempt,
+    LoginThrottle,
+    TotpEnrolmentCode,
+    TotpRecoveryCode,
+    TotpSecret,
+)
 from gateway.supervision.models import Alert, Bulletin, CallIn, HelpRequest, ScreenWatch, StandbyAgent, WorkState
 from gateway.voice.models import CallbackNumber, CallEvent, CallLeg, SeenWebhookEvent
 from gateway.vpn.models import AddressAssignment, TunnelLease
@@ -40,6 +47,7 @@ __all__ = [
     "StageDecision",
     "StandbyAgent",
     "TotpEnrolmentCode",
+    "TotpRecoveryCode",
     "TotpSecret",
     "TrustedAuthority",
     "TunnelLease",

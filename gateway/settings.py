@@ -11,6 +11,7 @@ import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -94,6 +95,9 @@ class PortalSettings(BaseModel):
     client certificate and address believed. An address proves nothing: any local process can connect from it."""
     max_body_bytes: Annotated[int, Field(ge=4096, le=64 * 1024 * 1024)] = 256 * 1024
     """Largest request body, refused (413) before any of it is read; file uploads have their own, larger limits."""
+    time_zone: str = "UTC"
+    """The site's IANA time zone (``Asia/Shanghai``), in which pages show times when the browser has not said its
+    own (the portal's script sets a cookie with the browser's zone on the first page)."""
     client_cert_header: str = "X-SSL-Client-Cert"
     """The header the proven proxy puts the client certificate in (URL-encoded PEM, as nginx's
     ``$ssl_client_escaped_cert``)."""
@@ -107,6 +111,15 @@ class PortalSettings(BaseModel):
                 "and have the proxy send it in X-Sohogw-Proxy-Secret (docs/settings.md)"
             )
         return data
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_time_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{zone!r} is not an IANA time zone (e.g. Asia/Shanghai, Europe/Berlin)") from None
+        return zone
 
     @field_validator("proxy_secret")
     @classmethod

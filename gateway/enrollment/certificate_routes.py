@@ -1,16 +1,27 @@
-"""The security admins' list of certificate requests that approvals opened."""
+"""The security admins' list of certificate requests that approvals opened, and issuing one in the browser."""
+
+from datetime import timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from gateway.deps import ClockDep, DbSession, RowId
+from certs.errors import CertificateError
+from gateway.deps import AuthorityDep, ClockDep, DbSession, RowId, SettingsDep
 from gateway.enrollment.certificate_requests import close_request, open_requests
-from gateway.enrollment.models import CertificateRequestState
-from gateway.errors import GatewayError
+from gateway.enrollment.models import CertificateRequest, CertificateRequestState
+from gateway.errors import GatewayError, NotFound
+from gateway.pki import service as pki
 from gateway.sessions.deps import CheckedForm, SecurityAdminSession
+from gateway.web.confirm import done
+from gateway.web.forms import AuditedAs, attempt, refused_page
 from gateway.web.pages import render
 
 router = APIRouter(tags=["enrollment"])
+
+
+class CertificateRequestRefused(GatewayError):
+    status_code = 422
+    reason = "certificate_request_refused"
 
 
 @router.get("/security-admin/certificate-requests", response_class=HTMLResponse)
@@ -28,3 +39,53 @@ def close(
         raise GatewayError("say whether the certificate was issued or the request is cancelled") from None
     close_request(db, request_id, state, actor=admin.login, now=clock())
     return RedirectResponse("/security-admin/certificate-requests", status_code=303)
+
+
+@router.post("/security-admin/certificate-requests/{request_id}/issue", response_model=None)
+def issue_requested(
+    request_id: RowId,
+    request: Request,
+    admin: SecurityAdminSession,
+    form: CheckedForm,
+    db: DbSession,
+    clock: ClockDep,
+    settings: SettingsDep,
+    authority: AuthorityDep,
+) -> Response:
+    """Sign the agent's CSR for the request's person and tunnel key, and close the request as issued; a bad CSR or
+    key is refused on the page with what was pasted kept."""
+    wanted = db.get(CertificateRequest, request_id)
+    if wanted is None or wanted.state is not CertificateRequestState.OPEN:
+        raise NotFound(f"no open certificate request {request_id}", key="certificate_request_unknown")
+    now = clock()
+
+    def issue() -> pki.Issued:
+        try:
+            issued = pki.issue_agent_certificate(
+                db,
+                authority,
+                upn=str(form.get("upn", "")).strip() or wanted.upn or "",
+                wireguard_key=str(form.get("wireguard_key", "")).strip(),
+                actor=pki.Actor(admin.login, admin.source_ip),
+                now=now,
+                lifetime=timedelta(days=settings.ca.agent_cert_days),
+                urls=pki.publication_urls(settings.public_url),
+                csr_pem=str(form.get("csr", "")).strip().encode(),
+                account=wanted.login,
+            )
+        except (CertificateError, ValueError) as error:  # a CSR or key that is not what it should be
+            raise CertificateRequestRefused(str(error), key="certificate_csr", detail=str(error)) from None
+        close_request(db, request_id, CertificateRequestState.ISSUED, actor=admin.login, now=now)
+        return issued
+
+    outcome = attempt(db, issue, AuditedAs(admin.login, "cert.issue", admin.source_ip, wanted.login))
+    if isinstance(outcome, GatewayError):
+        return refused_page(
+            request,
+            "enrollment_certificate_requests.html",
+            outcome,
+            form,
+            requests=open_requests(db),
+            failed=request_id,
+        )
+    return done(f"/security-admin?serial={outcome.row.serial}", "certificate_issued")

@@ -37,11 +37,18 @@ def parse_rows(text: str) -> list[tuple[int, dict[str, str] | str]]:
     try:
         header = [name.strip().lower() for name in next(reader)]
     except StopIteration:
-        raise InvalidApplication("the file is empty") from None
+        raise InvalidApplication("the file is empty", key="csv_empty") from None
     missing = [c for c in ("login",) if c not in header]
     unknown = [c for c in header if c not in COLUMNS]
     if missing or unknown:
-        raise InvalidApplication(f"line 1: the columns are {', '.join(COLUMNS)} (login required); got {header}")
+        raise InvalidApplication(
+            f"line 1: the columns are {', '.join(COLUMNS)} (login required); got {', '.join(header)}",
+            key="csv_columns",
+            expected=", ".join(COLUMNS),
+            found=", ".join(header) or "—",
+            missing=", ".join(missing) or "—",
+            unknown=", ".join(unknown) or "—",
+        )
     rows: list[tuple[int, dict[str, str] | str]] = []
     for line, fields in _numbered(reader):
         if not any(f.strip() for f in fields):
@@ -51,7 +58,9 @@ def parse_rows(text: str) -> list[tuple[int, dict[str, str] | str]]:
         else:
             rows.append((line, dict(zip(header, fields, strict=True))))
         if len(rows) > MAX_ROWS:
-            raise InvalidApplication(f"more than {MAX_ROWS} rows; split the file")
+            raise InvalidApplication(
+                f"more than {MAX_ROWS} rows; split the file", key="csv_too_many_rows", rows=MAX_ROWS
+            )
     return rows
 
 

@@ -73,14 +73,16 @@ def add_evidence(
     summary: str = "",
 ) -> Evidence:
     if stage not in settings.stages:
-        raise EvidenceRefused(f"unknown stage {stage!r}")
+        raise EvidenceRefused(f"unknown stage {stage!r}", key="evidence_stage")
     if not content:
-        raise EvidenceRefused("the file is empty")
+        raise EvidenceRefused("the file is empty", key="evidence_empty")
     if len(content) > settings.evidence_max_bytes:
-        raise EvidenceRefused(f"the file is larger than {settings.evidence_max_bytes // 1024} KiB")
+        limit = settings.evidence_max_bytes // 1024
+        raise EvidenceRefused(f"the file is larger than {limit} KiB", key="evidence_too_large", kib=limit)
     content_type = "application/json" if kind is EvidenceKind.ENVIRONMENT_CHECK else sniff(content)
     if content_type is None or (kind is EvidenceKind.FILE and content_type not in settings.evidence_types):
-        raise EvidenceRefused(f"only these kinds of file are accepted: {', '.join(settings.evidence_types)}")
+        accepted = ", ".join(settings.evidence_types)
+        raise EvidenceRefused(f"only these kinds of file are accepted: {accepted}", key="evidence_type", types=accepted)
     evidence = Evidence(
         application_id=application.id or 0,
         stage=stage,

@@ -10,7 +10,9 @@ from gateway.deps import ClockDep, DbSession, RowId
 from gateway.enrollment import csv_import
 from gateway.enrollment.deps import EnrollmentSettingsDep, HandOffDep
 from gateway.enrollment.errors import InvalidApplication
+from gateway.errors import GatewayError
 from gateway.sessions.deps import CheckedForm, HrSession
+from gateway.web.forms import AuditedAs, attempt, refused_page
 from gateway.web.pages import render
 
 router = APIRouter(tags=["enrollment"])
@@ -33,17 +35,12 @@ def upload(
     handoff: HandOffDep,
     tasks: BackgroundTasks,
 ) -> Response:
-    """Rows are checked and imported after the response, each in its own transaction (see ``run_import``)."""
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile) or not upload.filename:
-        raise InvalidApplication("choose a CSV file")
-    raw = upload.file.read(MAX_CSV_BYTES + 1)
-    if len(raw) > MAX_CSV_BYTES:
-        raise InvalidApplication(f"the file is larger than {MAX_CSV_BYTES // 1024} KiB; split it")
-    try:
-        rows = csv_import.parse_rows(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InvalidApplication("the file is not UTF-8 text; save it as CSV UTF-8") from None
+    """Rows are checked and imported after the response, each in its own transaction (see ``run_import``). A file
+    that cannot be read at all is refused on the import page itself, saying what is wrong with it."""
+    outcome = attempt(db, lambda: _rows(form.get("file")), AuditedAs(hr.login, "enrollment.import", hr.source_ip))
+    if isinstance(outcome, GatewayError):
+        return refused_page(request, "enrollment_import.html", outcome, form, columns=csv_import.COLUMNS, run=None)
+    rows = outcome
     run = csv_import.begin_import(db, len(rows), actor=hr.login, now=clock())
     tasks.add_task(
         csv_import.run_import,
@@ -56,6 +53,19 @@ def upload(
         clock=request.app.state.clock,
     )
     return RedirectResponse(f"/hr/enrollment-import/{run.id}", status_code=303)
+
+
+def _rows(upload: object) -> list[tuple[int, dict[str, str] | str]]:
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        raise InvalidApplication("choose a CSV file", key="csv_no_file")
+    raw = upload.file.read(MAX_CSV_BYTES + 1)
+    if len(raw) > MAX_CSV_BYTES:
+        limit = MAX_CSV_BYTES // 1024
+        raise InvalidApplication(f"the file is larger than {limit} KiB; split it", key="csv_too_large", kib=limit)
+    try:
+        return csv_import.parse_rows(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidApplication("the file is not UTF-8 text; save it as CSV UTF-8", key="csv_not_utf8") from None
 
 
 @router.get("/hr/enrollment-import/{import_id}", response_class=HTMLResponse)

@@ -3,6 +3,7 @@
 Every change writes an audit row in the same transaction (``audit_change``).
 """
 
+import json
 from datetime import datetime
 
 import phonenumbers
@@ -15,6 +16,7 @@ from gateway.enrollment.handoff import HandOff, find_person
 from gateway.enrollment.models import Application, ApplicationState
 from gateway.enrollment.settings import EnrollmentSettings
 from gateway.errors import Conflict, NotFound
+from gateway.sessions.models import HomeSession
 
 LIVE_STATES = (ApplicationState.OPEN, ApplicationState.APPROVED)
 
@@ -24,9 +26,13 @@ def callback_e164(raw: str, region: str) -> str:
     try:
         number = phonenumbers.parse(raw.strip(), region)
     except phonenumbers.NumberParseException:
-        raise InvalidApplication(f"{raw!r} is not a phone number") from None
+        raise InvalidApplication(f"{raw!r} is not a phone number", key="phone_invalid", number=raw) from None
     if not phonenumbers.is_valid_number(number):
-        raise InvalidApplication(f"{raw!r} is not a valid phone number (for {region} unless it starts with +)")
+        raise InvalidApplication(
+            f"{raw!r} is not a valid phone number (for {region} unless it starts with +)",
+            key="phone_invalid",
+            number=raw,
+        )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -57,7 +63,7 @@ def start_application(
     """Open an application at the first stage for a person the directory knows, unless one is already live."""
     login = login.strip()
     if not login:
-        raise InvalidApplication("the login is empty")
+        raise InvalidApplication("the login is empty", key="application_no_login")
     e164 = callback_e164(callback_number, settings.phone_region) if callback_number.strip() else None
     person = find_person(handoff.directory, login)
     login = person.login  # the account name as the directory spells it, whatever spelling HR typed
@@ -65,7 +71,11 @@ def start_application(
         select(Application).where(Application.login == login, col(Application.state).in_(LIVE_STATES))
     ).first()
     if live is not None:
-        raise Conflict(f"{login} already has an application ({live.state.value}, at {live.stage})")
+        raise Conflict(
+            f"{login} already has an application ({live.state.value}, at {live.stage})",
+            key="application_exists",
+            login=login,
+        )
     application = Application(
         login=login,
         person_id=person.person_id,
@@ -103,3 +113,11 @@ def vetted_number(db: Session, login: str) -> str | None:
     query = select(Application).where(Application.login == login, Application.state == ApplicationState.APPROVED)
     application = db.exec(query.order_by(col(Application.id).desc()).limit(1)).first()
     return application.callback_e164 if application else None
+
+
+def works_from_home(session: HomeSession, settings: EnrollmentSettings) -> bool:
+    """Whether the person already is in the home agents' group (approval's group, or put there before the vetting
+    ran here): their enrollment page says so instead of "you have not applied"."""
+    wanted = settings.agent_group.casefold()
+    names = [*json.loads(session.groups), *json.loads(session.policy_groups)]
+    return any(str(name).casefold() == wanted for name in names)

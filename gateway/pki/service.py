@@ -25,6 +25,8 @@ from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.pki.models import CertificateKind, CrlPublication, IssuedCertificate
 
 REASONS = {flag.value: flag for flag in x509.ReasonFlags if flag not in {x509.ReasonFlags.remove_from_crl}}
+REVOCATION_REASONS = ("keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation", "unspecified")
+"""The reasons the security admin's page offers (RFC 5280 §5.3.1), the usual first."""
 
 
 @dataclass(frozen=True)

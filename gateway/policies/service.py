@@ -58,6 +58,14 @@ def _groups_fit_directory(parsed: PolicyDocument, directory_kind: str) -> None:
         )
 
 
+def check_policy(document: str, directory_kind: str = "builtin") -> PolicyDocument:
+    """The document parsed, or the ``PolicyError`` that ``import_policy`` would refuse it with (nothing stored,
+    nothing audited: the import page's preview)."""
+    parsed = load_policy(document)
+    _groups_fit_directory(parsed, directory_kind)
+    return parsed
+
+
 def import_policy(
     db: Session,
     document: str,
@@ -72,8 +80,7 @@ def import_policy(
     groups of the ``directory_kind`` in use."""
     digest = hashlib.sha256(document.encode()).hexdigest()
     try:
-        parsed = load_policy(document)
-        _groups_fit_directory(parsed, directory_kind)
+        parsed = check_policy(document, directory_kind)
     except PolicyError as error:
         record(
             db,

@@ -5,19 +5,24 @@ explaining a person's policy and exporting the document are audited here.
 """
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from sqlmodel import col, select
 
 from gateway.audit.service import record
 from gateway.deps import ClockDep, DbSession
 from gateway.directory import group_identifiers
 from gateway.directory.errors import DirectoryError
+from gateway.errors import NotFound
+from gateway.policies.diff import policy_diff
 from gateway.policies.models import PolicyVersion
-from gateway.policies.service import InvalidPolicy, current_policy, export_policy, import_policy
+from gateway.policies.service import InvalidPolicy, check_policy, current_policy, export_policy, import_policy
 from gateway.sessions.deps import CheckedForm, SecurityAdminSession
 from gateway.sessions.models import HomeSession
-from gateway.web.pages import render
-from policy import evaluate
+from gateway.web.confirm import CONFIRMED, ask_first, done
+from gateway.web.i18n import translate
+from gateway.web.pages import language_of, render
+from gateway.web.policy_reasons import explained
+from policy import PolicyError, evaluate
 
 router = APIRouter(prefix="/security-admin/policy", tags=["policy"])
 PAGE = "policy_admin.html"
@@ -37,7 +42,15 @@ def _page(
 ) -> HTMLResponse:
     versions = db.exec(select(PolicyVersion).order_by(col(PolicyVersion.version).desc())).all()
     context.setdefault("document", export_policy(db))
-    return render(request, PAGE, status_code, versions=versions, **context)
+    language = language_of(request)
+    return render(
+        request,
+        PAGE,
+        status_code,
+        versions=versions,
+        policy_reason=lambda reason: explained(reason, language),
+        **context,
+    )
 
 
 @router.get("", response_class=HTMLResponse)
@@ -51,7 +64,10 @@ def policy_page(
         chosen, problem = _groups_of(request, user)
     if not (user or chosen):
         return _page(request, db, session)
-    effective = evaluate(current_policy(db), chosen, clock())
+    document = current_policy(db)
+    effective = evaluate(document, chosen, clock())
+    # Groups the policy names nothing for grant nothing; say so rather than leave them out silently.
+    unknown = [group for group in chosen if group not in effective.groups]
     record(
         db,
         actor=session.login,
@@ -61,27 +77,84 @@ def policy_page(
         outcome="success" if not problem else "directory_error",
         detail={"groups": chosen},
     )
-    return _page(request, db, session, subject=user, groups=chosen, problem=problem, effective=effective)
+    return _page(
+        request, db, session, subject=user, groups=chosen, problem=problem, effective=effective, unknown=unknown
+    )
 
 
 @router.post("/import", response_model=None)
 def policy_import(
     request: Request, session: SecurityAdminSession, form: CheckedForm, db: DbSession, clock: ClockDep
 ) -> Response:
+    """Two steps: a document that passes validation is shown as a diff against the running version, and only the
+    confirmed second post (``confirmed=yes``) stores it. An invalid document is refused on the page, kept as typed."""
     document = str(form.get("document", ""))
-    try:
-        import_policy(
+    comment = str(form.get("comment", ""))
+
+    def store() -> PolicyVersion:
+        return import_policy(
             db,
             document,
             actor=session.login,
             source=session.source_ip,
             now=clock(),
-            comment=str(form.get("comment", "")),
+            comment=comment,
             directory_kind=request.app.state.settings.directory_settings.kind,
         )
-    except InvalidPolicy as error:  # rendered, not raised: the refusal's audit row commits
-        return _page(request, db, session, 422, problems=error.message, document=document)
-    return RedirectResponse("/security-admin/policy", status_code=303)
+
+    if form.get(CONFIRMED) != "yes":
+        try:
+            check_policy(document, request.app.state.settings.directory_settings.kind)
+        except PolicyError:
+            try:
+                store()  # refused again, this time audited, as a refused import is
+            except InvalidPolicy as error:
+                return _refused_import(request, db, session, error, document, comment)
+        diff = policy_diff(export_policy(db), document)
+        return _page(request, db, session, document=document, comment=comment, diff=diff, preview=True)
+    try:
+        store()
+    except InvalidPolicy as error:
+        return _refused_import(request, db, session, error, document, comment)
+    return done("/security-admin/policy", "policy_imported")
+
+
+def _refused_import(
+    request: Request,
+    db: DbSession,
+    session: HomeSession,
+    error: InvalidPolicy,
+    document: str,
+    comment: str,
+) -> HTMLResponse:
+    """The page with the problems and the document as typed; the refusal's audit row (``import_policy`` writes it)
+    commits with the request."""
+    return _page(request, db, session, 422, problems=error.message, document=document, comment=comment)
+
+
+@router.post("/rollback", response_model=None)
+def policy_rollback(
+    request: Request, session: SecurityAdminSession, form: CheckedForm, db: DbSession, clock: ClockDep
+) -> Response:
+    """Put an earlier version back in force, as a new version (history is never rewritten); asked first."""
+    wanted = db.get(PolicyVersion, int(str(form.get("version", "0"))) if str(form.get("version", "")).isdigit() else 0)
+    if wanted is None:
+        raise NotFound("no such policy version", key="policy_version_unknown")
+    language = language_of(request)
+    question = translate(language, "confirm.policy_rollback", version=wanted.version)
+    label = translate(language, "policy.rollback")
+    if asked := ask_first(request, form, question=question, confirm_label=label, cancel="/security-admin/policy"):
+        return asked
+    import_policy(
+        db,
+        wanted.document,
+        actor=session.login,
+        source=session.source_ip,
+        now=clock(),
+        comment=f"rollback to version {wanted.version}",
+        directory_kind=request.app.state.settings.directory_settings.kind,
+    )
+    return done("/security-admin/policy", "policy_restored")
 
 
 @router.get("/export")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from anyio import from_thread
 from fastapi import APIRouter, FastAPI, Request, WebSocket
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
@@ -30,9 +30,10 @@ from gateway.seats.rfb_socket import STREAM_ENDED, accept_browser, bridge_to_sea
 from gateway.seats.tokens import spend
 from gateway.seats.view_routes import router as view_router
 from gateway.seats.viewer_assets import IMMUTABLE, VIEWER_PATH, attach_seat_viewer, seat_viewer
-from gateway.sessions.deps import SESSION_COOKIE, AgentSession, CheckedForm
+from gateway.sessions.deps import SESSION_COOKIE, AgentSession, CheckedForm, ScriptCsrf
 from gateway.sessions.models import SessionState
 from gateway.sessions.service import session_for_token
+from gateway.supervision.state import BREAK_REASONS
 from gateway.web.pages import render
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ def launch_page(
         token=launched.token,
         watermark=watermark,
         rfb_module=seat_viewer(request).rfb_module,
+        break_reasons=BREAK_REASONS,
     )
 
 
@@ -130,6 +132,21 @@ def _prepare_seat_connection(request: Request, lease: SeatLease) -> None:
     address, password = seat.process.rfb_address, seat.passwords.full_access
     lifetime = broker.settings.launch_token_seconds
     from_thread.run_sync(lambda: _prepared(request.app).prepare(lease.id, address, password, lifetime))
+
+
+@router.post("/agent/apps/{app_id}/reconnect")
+def reconnect_token(
+    app_id: str, request: Request, session: AgentSession, _checked: ScriptCsrf, db: DbSession, clock: ClockDep
+) -> JSONResponse:
+    """A fresh one-time token for the seat the agent already holds, for the seat page to reconnect by itself after
+    its websocket dropped (a Wi-Fi hiccup, a gateway restart). The seat and its application are kept (``launch``
+    reuses the live lease); a session that has ended is refused by ``AgentSession`` (401 with the reason), and the
+    page then shows why instead of retrying."""
+    try:
+        launched = service.launch(db, session, app_id, clock(), _broker(request))
+    except GatewayError as error:  # refusals are audited; returning (not raising) lets that row commit
+        return JSONResponse({"error": error.reason, "message": error.message}, status_code=error.status_code)
+    return JSONResponse({"token": launched.token}, headers={"Cache-Control": "no-store"})
 
 
 def _redeem(websocket: WebSocket, token: str) -> tuple[str, RfbAddress, str] | None:

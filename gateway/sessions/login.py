@@ -26,7 +26,7 @@ from gateway.errors import GatewayError
 from gateway.events import nudge_after_commit
 from gateway.pki.trust import verify_client
 from gateway.policies.service import current_policy
-from gateway.sessions import throttle, totp
+from gateway.sessions import recovery_codes, throttle, totp
 from gateway.sessions.adoption import adopt_legacy_rows
 from gateway.sessions.certificate_refusal import certificate_refusal
 from gateway.sessions.models import EndReason, HomeSession, SessionState
@@ -342,10 +342,20 @@ def _take_over(db: Session, session: HomeSession, now: datetime) -> None:
             end_session(db, previous, EndReason.REPLACED, actor=session.login, now=now, source=session.source_ip)
 
 
+@dataclass(frozen=True, slots=True)
+class SecondFactorPassed:
+    """The session's new cookie token, and the recovery codes made if this sign-in enrolled the second factor
+    (shown once, on the "enrolled" page; empty otherwise)."""
+
+    token: str
+    recovery_codes: list[str]
+
+
 def complete_second_factor(
     db: Session, session: HomeSession, code: str, *, limits: throttle.ThrottleLimits, now: datetime
-) -> str:
-    """Verify the TOTP code (confirming a new enrolment) and activate the session under a new cookie."""
+) -> SecondFactorPassed:
+    """Verify the TOTP or a recovery code (confirming a new enrolment, which makes fresh recovery codes) and
+    activate the session under a new cookie."""
     if session.state is not SessionState.PENDING_SECOND_FACTOR:
         raise GatewayError("this session does not wait for a second factor")
     keys = [(throttle.person_key(session.person_id), limits.per_account)]
@@ -363,7 +373,7 @@ def complete_second_factor(
         )
         raise
     try:
-        totp.verify(db, session, code, now)
+        enrolled_now = totp.verify(db, session, code, now)
     except totp.SecondFactorRefused as error:
         throttle.record_failure(db, session.login, session.source_ip, now, error.reason)
         record(
@@ -389,4 +399,5 @@ def complete_second_factor(
         outcome="success",
         detail={"person": session.person_id},
     )
-    return token
+    codes = recovery_codes.replace_codes(db, session, now) if enrolled_now else []
+    return SecondFactorPassed(token, codes)

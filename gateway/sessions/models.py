@@ -134,6 +134,22 @@ class TotpSecret(SQLModel, table=True):
     """A privileged person's unconfirmed secret is shown only to the session that redeemed the enrolment code."""
 
 
+class TotpRecoveryCode(SQLModel, table=True):
+    """One of a person's one-time recovery codes, accepted instead of a TOTP code (a lost or reset phone).
+
+    Made when a second factor is enrolled and shown once; only the SHA-256 is stored (the code is random, 60 bits,
+    and the sign-in throttle bounds guesses, so no slow hash is needed). A new enrolment replaces them all.
+    """
+
+    __tablename__ = "person_totp_recovery_code"
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: str = Field(max_length=255, index=True)
+    code_sha256: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
 class TotpEnrolmentCode(SQLModel, table=True):
     """A one-time code that lets a privileged person enrol (or re-enrol after a reset) a second factor.
 

@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.deps import ClockDep, DbSession, SettingsDep
 from gateway.errors import Forbidden, NotFound
+from gateway.seats.service import live_leases
 from gateway.sessions import enrolment_codes, totp
 from gateway.sessions.client_cert import client_origin
 from gateway.sessions.deps import (
@@ -22,7 +23,9 @@ from gateway.sessions.login import LoginFailed, LoginRequest, complete_second_fa
 from gateway.sessions.models import EndReason, HomeSession
 from gateway.sessions.service import end_session, get_session, live_sessions
 from gateway.sessions.throttle import TooManyAttempts
-from gateway.web.pages import reason_message, render
+from gateway.web.confirm import ask_first, done
+from gateway.web.i18n import translate
+from gateway.web.pages import language_of, reason_message, render
 
 router = APIRouter(tags=["sessions"])
 
@@ -48,7 +51,9 @@ def login_page(request: Request, ended: str = "") -> HTMLResponse:
     """The sign-in form; after a session ended (``?ended=<reason>``, set by the redirect), why it ended. Only the
     known reasons are shown, each in the person's language: the query string never reaches the page as text."""
     if ended in {reason.value for reason in EndReason} and ended != EndReason.LOGOUT:
-        return _login_page(request, error=reason_message(request, f"session_ended.{ended}", ""))
+        # Only why it ended: the certificate line is for a first sign-in, and beside "an administrator ended your
+        # session" it reads as if the certificate were the problem.
+        return _login_page(request, error=reason_message(request, f"session_ended.{ended}", ""), session_ended=ended)
     return _login_page(request)
 
 
@@ -92,6 +97,7 @@ def _second_factor_page(
         "second_factor.html",
         status_code,
         qr_svg=totp.provisioning_qr_svg(secret),
+        otpauth_uri=totp.provisioning_uri(secret),
         secret=secret.secret,
         error=error or None,
     )
@@ -106,15 +112,20 @@ def second_factor_page(request: Request, session: PendingSecondFactor, db: DbSes
 def second_factor_submit(
     request: Request, session: PendingSecondFactor, form: CheckedForm, db: DbSession, clock: ClockDep
 ) -> Response:
+    """A code (or a recovery code) activates the session; a fresh enrolment first shows the "enrolled" page with
+    the recovery codes, once, before the person goes on."""
     try:
-        token = complete_second_factor(
+        passed = complete_second_factor(
             db, session, str(form.get("code", "")), limits=request.app.state.login_services.limits, now=clock()
         )
     except (totp.SecondFactorRefused, TooManyAttempts) as error:
         message = reason_message(request, error.reason, error.message)
         return _second_factor_page(request, session, db, clock, error.status_code, message)
-    response = RedirectResponse("/", status_code=303)
-    _set_session_cookie(response, request, token)
+    response: Response = RedirectResponse("/", status_code=303)
+    if passed.recovery_codes:
+        response = render(request, "second_factor_enrolled.html", recovery_codes=passed.recovery_codes)
+        response.headers["Cache-Control"] = "no-store"  # the codes are shown once and must not stay in a cache
+    _set_session_cookie(response, request, passed.token)
     return response
 
 
@@ -142,7 +153,11 @@ def logout(request: Request, session: CurrentSession, form: CheckedForm, db: DbS
 
 @router.get("/security-admin/sessions", response_class=HTMLResponse)
 def sessions_page(request: Request, admin: SecurityAdminSession, db: DbSession) -> HTMLResponse:
-    return render(request, "sessions.html", live=live_sessions(db))
+    """Who is on: last activity, the seat each holds, and which row is the admin's own (ending it signs them out)."""
+    seats: dict[str, list[str]] = {}
+    for lease in live_leases(db):
+        seats.setdefault(lease.session_id, []).append(lease.app_id)
+    return render(request, "sessions.html", live=live_sessions(db), seats=seats)
 
 
 @router.get("/security-admin/second-factor", response_class=HTMLResponse)
@@ -173,10 +188,17 @@ def issue_enrolment_code(
 
 @router.post("/security-admin/sessions/{session_id}/end")
 def end_now(
-    session_id: str, admin: SecurityAdminSession, form: CheckedForm, db: DbSession, clock: ClockDep
+    request: Request, session_id: str, admin: SecurityAdminSession, form: CheckedForm, db: DbSession, clock: ClockDep
 ) -> Response:
+    """End a person's session now: asked first (``ask_first``), then the page says it was done."""
     target = get_session(db, session_id)
     if target is None:
         raise NotFound("no such session")
+    question = translate(
+        language_of(request), "confirm.end_session", name=target.display_name or target.login, login=target.login
+    )
+    label = translate(language_of(request), "sessions.end")
+    if asked := ask_first(request, form, question=question, confirm_label=label, cancel="/security-admin/sessions"):
+        return asked
     end_session(db, target, EndReason.ADMIN, actor=admin.login, now=clock(), source=admin.source_ip)
-    return RedirectResponse("/security-admin/sessions", status_code=303)
+    return done("/security-admin/sessions", "session_ended")

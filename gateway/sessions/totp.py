@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from gateway.errors import GatewayError
 from gateway.sessions.models import HomeSession, TotpSecret
+from gateway.sessions.recovery_codes import looks_like_recovery_code, redeem
 
 ISSUER = "SOHO Gateway"
 STEP_SECONDS = 30
@@ -68,10 +69,18 @@ def start_enrolment(db: Session, session: HomeSession, now: datetime) -> TotpSec
     return secret
 
 
+def provisioning_uri(secret: TotpSecret) -> str:
+    """The ``otpauth://totp/…`` URI authenticator apps read (from the QR code, or as a link on a phone)."""
+    return str(pyotp.TOTP(secret.secret).provisioning_uri(name=secret.login, issuer_name=ISSUER))
+
+
 def provisioning_qr_svg(secret: TotpSecret) -> str:
-    uri = pyotp.TOTP(secret.secret).provisioning_uri(name=secret.login, issuer_name=ISSUER)
+    """The URI as an SVG QR code that scales to its box: ``omitsize`` gives it a viewBox instead of a fixed width
+    and height, so CSS can size it without clipping; the quiet zone (4 modules) is kept for scanners."""
     buffer = io.BytesIO()
-    segno.make(uri, error="m").save(buffer, kind="svg", scale=5, xmldecl=False, svgns=True)
+    segno.make(provisioning_uri(secret), error="m").save(
+        buffer, kind="svg", scale=1, border=4, xmldecl=False, svgns=True, omitsize=True, svgclass="totp-qr"
+    )
     return buffer.getvalue().decode()
 
 
@@ -80,9 +89,10 @@ def is_enrolled(db: Session, person_id: str) -> bool:
     return secret is not None and secret.confirmed_at is not None
 
 
-def verify(db: Session, session: HomeSession, code: str, now: datetime) -> None:
+def verify(db: Session, session: HomeSession, code: str, now: datetime) -> bool:
     """Accept the code of the current or the previous step (clock drift), once; confirm a pending enrolment —
-    for a privileged person only from the session that redeemed the enrolment code."""
+    for a privileged person only from the session that redeemed the enrolment code. Once enrolled, one of the
+    person's recovery codes is accepted instead (once). True when this call confirmed a new enrolment."""
     secret = db.get(TotpSecret, session.person_id)
     if secret is None:
         raise SecondFactorRefused("no second factor is enrolled for this account")
@@ -94,11 +104,14 @@ def verify(db: Session, session: HomeSession, code: str, now: datetime) -> None:
     for candidate in (step, step - 1):
         if candidate > secret.last_used_step and totp.verify(code, for_time=candidate * STEP_SECONDS):
             secret.last_used_step = candidate
-            if secret.confirmed_at is None:
+            newly_confirmed = secret.confirmed_at is None
+            if newly_confirmed:
                 secret.confirmed_at, secret.enrolling_session = now, None
             db.add(secret)
             db.flush()
-            return
+            return newly_confirmed
+    if secret.confirmed_at is not None and looks_like_recovery_code(code) and redeem(db, session, code, now):
+        return False
     raise SecondFactorRefused("the code is wrong or was already used; wait for the next code")
 
 

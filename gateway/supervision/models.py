@@ -108,6 +108,13 @@ class Bulletin(SQLModel, table=True):
     author: str = Field(max_length=255)
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
     expires_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    priority: str = Field(default="normal", max_length=16)
+    """``normal`` or ``urgent``: an urgent bulletin is shown in the seat's status bar, over the agent's work."""
+    audience: str = Field(default="", max_length=255)
+    """The policy group it is for; empty means every home agent."""
+    updated_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    removed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    """Set when a supervisor removes it; the row stays for the audit trail's sake."""
 
 
 class StandbyAgent(SQLModel, table=True):

@@ -2,9 +2,11 @@
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
+from starlette.datastructures import FormData
 
 from gateway.deps import ClockDep, DbSession, RowId
-from gateway.errors import NotFound
+from gateway.errors import GatewayError, NotFound
 from gateway.sessions.client_cert import client_origin
 from gateway.sessions.deps import CheckedForm, SupervisorSession
 from gateway.supervision.alerts import acknowledge, recent_alerts
@@ -18,6 +20,7 @@ from gateway.supervision.surge import (
     set_standby,
     standby_agents,
 )
+from gateway.web.forms import AuditedAs, attempt, refused_page
 from gateway.web.pages import render
 
 router = APIRouter(tags=["supervision"])
@@ -56,16 +59,31 @@ def surge_page(
 def add_standby(
     request: Request, session: SupervisorSession, form: CheckedForm, db: DbSession, clock: ClockDep
 ) -> Response:
-    set_standby(
+    """A typo'd login, an address that is not one: refused on the page, with what was typed kept."""
+    source = client_origin(request, request.app.state.settings.portal).address
+    login = str(form.get("login", "")).strip()
+    outcome = attempt(
         db,
-        str(form.get("login", "")).strip(),
-        str(form.get("email", "")),
-        str(form.get("phone", "")),
-        supervisor=session.login,
-        source=client_origin(request, request.app.state.settings.portal).address,
-        now=clock(),
+        lambda: set_standby(
+            db,
+            login,
+            str(form.get("email", "")).strip(),
+            str(form.get("phone", "")).strip(),
+            supervisor=session.login,
+            source=source,
+            now=clock(),
+            directory=request.app.state.login_services.directory,
+        ),
+        AuditedAs(session.login, "supervision.standby.set", source, login),
     )
+    if isinstance(outcome, GatewayError):
+        return _refused(request, db, outcome, form)
     return RedirectResponse("/supervision/surge", status_code=303)
+
+
+def _refused(request: Request, db: Session, error: GatewayError, form: FormData) -> HTMLResponse:
+    context = {"standby": standby_agents(db), "status": None, "call_ins": latest_call_ins(db)}
+    return refused_page(request, "supervision_surge.html", error, form, **context)
 
 
 @router.post("/supervision/standby/{login}/remove")
@@ -79,8 +97,20 @@ def drop_standby(
 
 @router.post("/supervision/call-in")
 def start_call_in(
-    request: Request, session: SupervisorSession, form: CheckedForm, settings: SupervisionSettingsDep, clock: ClockDep
+    request: Request,
+    session: SupervisorSession,
+    form: CheckedForm,
+    db: DbSession,
+    settings: SupervisionSettingsDep,
+    clock: ClockDep,
 ) -> Response:
     message = str(form.get("message", "")).strip() or "Please log in to the SOHO Gateway portal now."
-    call_in_id = call_in(request.app.state.engine, session.login, message, settings, clock())
-    return RedirectResponse(f"/supervision/surge?call_in_id={call_in_id}", status_code=303)
+    source = client_origin(request, request.app.state.settings.portal).address
+    outcome = attempt(
+        db,
+        lambda: call_in(request.app.state.engine, session.login, message, settings, clock()),
+        AuditedAs(session.login, "supervision.call_in", source),
+    )
+    if isinstance(outcome, GatewayError):
+        return _refused(request, db, outcome, form)
+    return RedirectResponse(f"/supervision/surge?call_in_id={outcome}", status_code=303)

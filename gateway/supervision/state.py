@@ -20,6 +20,8 @@ from gateway.supervision.models import WorkState, WorkStatus
 
 WORK_STATE_CHANGED = "supervision.work_state"
 BREAK_REASONS = ("lunch", "rest", "training", "meeting", "technical", "other")
+AGENT_STATES = (WorkStatus.READY, WorkStatus.WRAP_UP, WorkStatus.BREAK, WorkStatus.OFFLINE)
+"""What an agent may set on the portal: "on call" comes from the phone platform, which knows when a call is up."""
 
 
 class UnknownWorkState(GatewayError):
@@ -37,16 +39,23 @@ class StateTimes:
     earlier: dict[str, float] = field(default_factory=dict)
 
 
-def parse_status(status: str, reason: str) -> tuple[WorkStatus, str]:
-    """The state and reason as given by a form or the platform; a break needs one of the known reasons."""
+def parse_status(status: str, reason: str, *, by_agent: bool = False) -> tuple[WorkStatus, str]:
+    """The state and reason as given by a form (``by_agent``: only ``AGENT_STATES``) or the platform; a break
+    needs one of the known reasons."""
     try:
         parsed = WorkStatus(status)
     except ValueError:
-        raise UnknownWorkState(f"unknown work state {status!r}; use one of {', '.join(WorkStatus)}") from None
+        raise UnknownWorkState(
+            f"unknown work state {status!r}; use one of {', '.join(WorkStatus)}", key="work_state_unknown"
+        ) from None
+    if by_agent and parsed not in AGENT_STATES:
+        raise UnknownWorkState(f"{parsed.value} is set by the phone platform, not by hand", key="work_state_on_call")
     if parsed is not WorkStatus.BREAK:
         return parsed, ""
     if reason not in BREAK_REASONS:
-        raise UnknownWorkState(f"a break needs a reason: one of {', '.join(BREAK_REASONS)}")
+        raise UnknownWorkState(
+            f"a break needs a reason: one of {', '.join(BREAK_REASONS)}", key="work_state_break_reason"
+        )
     return parsed, reason
 
 

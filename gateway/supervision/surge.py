@@ -8,12 +8,15 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
+import phonenumbers
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from gateway.audit.service import record
 from gateway.clock import as_utc
 from gateway.db import session_scope
+from gateway.directory import Directory
+from gateway.directory.errors import AccountNotFound, DirectoryError
 from gateway.errors import GatewayError, NotFound
 from gateway.notify.sms import HttpSms
 from gateway.sessions.models import HomeSession
@@ -29,10 +32,46 @@ class Answer:
     online_at: datetime | None
 
 
+class SurgeRefused(GatewayError):
+    status_code = 422
+    reason = "surge_refused"
+
+
+def _e164(phone: str) -> str:
+    """The number in E.164 (``+8613812345678``), as the SMS gateway needs it; refused otherwise."""
+    try:
+        parsed = phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException:
+        parsed = None
+    if parsed is None or not phonenumbers.is_valid_number(parsed):
+        raise SurgeRefused(f"{phone!r} is not a phone number in E.164 form", key="surge_phone", phone=phone)
+    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
 def set_standby(
-    db: Session, login: str, email: str | None, phone: str | None, *, supervisor: str, source: str, now: datetime
+    db: Session,
+    login: str,
+    email: str | None,
+    phone: str | None,
+    *,
+    supervisor: str,
+    source: str,
+    now: datetime,
+    directory: Directory,
 ) -> StandbyAgent:
-    """Add or update a standby agent and how to reach them; audited, since it decides who gets called in."""
+    """Add or update a standby agent and how to reach them; audited, since it decides who gets called in. The
+    login must be an account of the directory (a typo would call nobody in), reachable by a valid address."""
+    try:
+        login = directory.find_account(login).name
+    except AccountNotFound:
+        raise SurgeRefused(f"no account {login!r} in the directory", key="surge_unknown_login", login=login) from None
+    except DirectoryError as error:
+        raise SurgeRefused(f"the directory cannot be asked: {error}", key="surge_directory") from None
+    phone = _e164(phone) if phone else None
+    if email and ("@" not in email or email.startswith("@") or email.endswith("@")):
+        raise SurgeRefused(f"{email!r} is not an e-mail address", key="surge_email", email=email)
+    if not (email or phone):
+        raise SurgeRefused("a standby agent needs an e-mail address or a phone number", key="surge_no_address")
     agent = db.get(StandbyAgent, login) or StandbyAgent(login=login, updated_at=now)
     agent.email, agent.phone, agent.updated_at = email or None, phone or None, now
     db.add(agent)
@@ -93,6 +132,8 @@ def call_in(engine: Engine, supervisor: str, message: str, settings: Supervision
     """Notify every standby agent (outside a transaction: the sending may take seconds); returns the call-in id."""
     with session_scope(engine) as db:
         agents = standby_agents(db)
+    if not agents:
+        raise SurgeRefused("no agent is on standby: add standby agents first", key="surge_nobody")
     delivery = {agent.login: _reach(agent, message, settings) for agent in agents}
     with session_scope(engine) as db:
         row = CallIn(started_by=supervisor, message=message[:500], started_at=now, delivery=json.dumps(delivery))

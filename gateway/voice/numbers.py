@@ -205,6 +205,35 @@ def mark_vetted(db: Session, person_id: str, e164: str, actor: str, now: datetim
     return number
 
 
+def adopt_vetted_number(
+    db: Session, person_id: str, login: str, e164: str, settings: VoiceSettings, *, actor: str, now: datetime
+) -> CallbackNumber:
+    """Register the number HR vetted at the home visit as confirmed and vetted, without a texted code: HR saw the
+    line in the home, which is more than a code proves, and it is the way on when no SMS can be sent. The caller
+    passes the number from the approved application, never one the person typed."""
+    dialable = check_number(e164, settings)
+    number = db.exec(
+        select(CallbackNumber).where(CallbackNumber.person_id == person_id, CallbackNumber.e164 == dialable.e164)
+    ).first()
+    if number is None:
+        number = CallbackNumber(
+            person_id=person_id,
+            login=login,
+            e164=dialable.e164,
+            region=dialable.region,
+            kind=dialable.kind,
+            status=NumberStatus.CONFIRMED,
+            created_at=now,
+            updated_at=now,
+        )
+    number.status, number.code_sha256, number.login, number.updated_at = NumberStatus.CONFIRMED, None, login, now
+    number.vetted_at, number.vetted_by = now, number.vetted_by or "hr"
+    db.add(number)
+    db.flush()
+    _audit(db, actor, "voice.number.adopt_vetted", number, "confirmed", now)
+    return number
+
+
 def remove_number(db: Session, person_id: str, number_id: int, *, actor: str, now: datetime) -> None:
     number = _find(db, person_id, number_id)
     _audit(db, actor, "voice.number.remove", number, "removed", now)

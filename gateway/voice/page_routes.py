@@ -11,8 +11,10 @@ from collections.abc import Callable
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
+from starlette.datastructures import FormData
 
 from gateway.deps import ClockDep, DbSession, RowId, SettingsDep
+from gateway.enrollment.service import vetted_number
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.notify.sms import HttpSms, SmsNotSent
 from gateway.sessions.deps import AgentSession, CheckedForm
@@ -21,6 +23,7 @@ from gateway.voice import numbers
 from gateway.voice.dialable import NumberRefused
 from gateway.voice.service import CallbackRateLimited, NoCallbackNumber, set_ready
 from gateway.voice.status import current_leg
+from gateway.web.forms import AuditedAs, attempt, refused_page
 from gateway.web.i18n import translate
 from gateway.web.pages import language_of, render
 
@@ -55,36 +58,41 @@ def refusal_key(error: GatewayError) -> str:
     return "voice.refused.other"
 
 
-def _page(
-    request: Request, db: Session, session: HomeSession, status_code: int = 200, error: str | None = None
-) -> HTMLResponse:
-    return render(
-        request,
-        "voice_phone.html",
-        status_code,
-        numbers=numbers.list_numbers(db, session.person_id),
-        leg=current_leg(db, session.id),
-        error=error,
-    )
+def _context(db: Session, session: HomeSession) -> dict[str, object]:
+    """The page's numbers, the callback line, and the number HR approved at the home visit (masked), if any, with
+    whether it is still to be taken into the list."""
+    approved = vetted_number(db, session.login)
+    listed = numbers.list_numbers(db, session.person_id)
+    return {
+        "numbers": listed,
+        "leg": current_leg(db, session.id),
+        "hr_number": numbers.mask(approved) if approved else None,
+        "hr_number_listed": approved is not None and any(n.masked == numbers.mask(approved) for n in listed),
+    }
 
 
-def _act(request: Request, db: Session, session: HomeSession, action: Callable[[], object]) -> Response:
-    """Run one service call; on success back to the page (post/redirect/get), on a refusal the page says why."""
-    try:
-        action()
-    except GatewayError as error:
-        if isinstance(error, (numbers.WrongCode, numbers.TooManyCodes)):
-            db.commit()  # the counted attempt (or refused text) must outlive the refusal, or the limit means nothing
-        else:
-            db.rollback()  # e.g. an SMS that was not sent: no number waits for a code nobody received
-        message = translate(language_of(request), refusal_key(error), detail=error.message)
-        return _page(request, db, session, error.status_code, message)
+def _counted(error: GatewayError) -> bool:
+    """A wrong code (or a refused text) must outlive the refusal, or the limit means nothing; anything else is
+    undone (an SMS that was not sent: no number waits for a code nobody received)."""
+    return isinstance(error, (numbers.WrongCode, numbers.TooManyCodes))
+
+
+def _act(
+    request: Request, db: Session, session: HomeSession, form: FormData, what: str, action: Callable[[], object]
+) -> Response:
+    """Run one service call (``gateway.web.forms``): on success back to the page (post/redirect/get), on a refusal
+    the page says why, with the number as it was typed still in its field."""
+    outcome = attempt(db, action, AuditedAs(session.login, what, session.source_ip), keep_on_refusal=_counted)
+    if isinstance(outcome, GatewayError):
+        message = translate(language_of(request), refusal_key(outcome), detail=outcome.message)
+        context = _context(db, session)
+        return refused_page(request, "voice_phone.html", outcome, form, message=message, **context)
     return RedirectResponse(PAGE, status_code=303)
 
 
 @page_router.get(PAGE, response_class=HTMLResponse)
 def phone_page(request: Request, session: AgentSession, db: DbSession) -> HTMLResponse:
-    return _page(request, db, session)
+    return render(request, "voice_phone.html", **_context(db, session))
 
 
 @page_router.post(f"{PAGE}/numbers")
@@ -97,6 +105,8 @@ def add_number(
         request,
         db,
         session,
+        form,
+        "voice.number.add",
         lambda: numbers.add_number(
             db, session.person_id, session.login, raw, settings.voice, sms, actor=session.login, now=clock()
         ),
@@ -118,6 +128,8 @@ def confirm_number(
         request,
         db,
         session,
+        form,
+        "voice.number.confirm",
         lambda: numbers.confirm_number(
             db, session.person_id, number_id, code, settings.voice, actor=session.login, now=clock()
         ),
@@ -132,6 +144,8 @@ def remove_number(
         request,
         db,
         session,
+        form,
+        "voice.number.remove",
         lambda: numbers.remove_number(db, session.person_id, number_id, actor=session.login, now=clock()),
     )
 
@@ -141,4 +155,23 @@ def ready(
     request: Request, session: AgentSession, form: CheckedForm, db: DbSession, clock: ClockDep, settings: SettingsDep
 ) -> Response:
     wanted = form.get("ready") == "true"
-    return _act(request, db, session, lambda: set_ready(db, session, wanted, settings.voice, now=clock()))
+    return _act(
+        request, db, session, form, "voice.ready", lambda: set_ready(db, session, wanted, settings.voice, now=clock())
+    )
+
+
+@page_router.post(f"{PAGE}/hr-number")
+def use_hr_number(
+    request: Request, session: AgentSession, form: CheckedForm, db: DbSession, clock: ClockDep, settings: SettingsDep
+) -> Response:
+    """Take the number HR vetted into the list without a texted code (the way on when no SMS can be sent)."""
+
+    def adopt() -> object:
+        approved = vetted_number(db, session.login)
+        if approved is None:
+            raise NotFound("HR has approved no number for you", key="voice_no_hr_number")
+        return numbers.adopt_vetted_number(
+            db, session.person_id, session.login, approved, settings.voice, actor=session.login, now=clock()
+        )
+
+    return _act(request, db, session, form, "voice.number.adopt_vetted", adopt)

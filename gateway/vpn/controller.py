@@ -119,7 +119,8 @@ class VpnController:
         """The agent's WireGuard config, writing the lease in its own transaction (retried when this node's
         loop or another node wrote it at the same moment), and nudging the loop to install the peer."""
         if self.off_reason or self.public_key is None:
-            raise Unavailable(self.off_reason or "the VPN is starting; try again in a moment")
+            # the operator's reason (it may name a setting) is for the log; the agent reads the catalog's words
+            raise Unavailable(self.off_reason or "the VPN is starting; try again in a moment", key="vpn_unavailable")
         public_key = self.public_key
         return ipam.retrying(
             self.engine, lambda db: client_config(db, session, self.settings, public_key, self.clock())

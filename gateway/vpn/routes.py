@@ -16,7 +16,7 @@ router = APIRouter(prefix="/vpn", tags=["vpn"])
 def _controller(request: Request) -> VpnController:
     controller: VpnController | None = getattr(request.app.state, "vpn", None)
     if controller is None:
-        raise Unavailable("the VPN is not set up on this gateway")
+        raise Unavailable("the VPN is not set up on this gateway", key="vpn_unavailable")
     return controller
 
 

@@ -6,9 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
 
-from gateway.clock import as_utc
 from gateway.deps import ClockDep, DbSession, SettingsDep
-from gateway.pki.service import list_certificates
+from gateway.pki.service import REVOCATION_REASONS, list_certificates
 from gateway.policies.service import current_policy, current_version
 from gateway.seats.viewer_assets import seat_viewer
 from gateway.sessions.deps import (
@@ -71,8 +70,8 @@ def agent_page(request: Request, session: AgentSession, db: DbSession, clock: Cl
         request,
         "agent.html",
         apps=evaluate(current_policy(db), policy_groups(session), clock()).apps,
-        since=f"{as_utc(session.created_at):%Y-%m-%d %H:%M} UTC",
-        until=f"{as_utc(session.expires_at):%H:%M} UTC",
+        since=session.created_at,
+        until=session.expires_at,
         rfb_module=seat_viewer(request).rfb_module,
     )
 
@@ -93,6 +92,9 @@ def security_admin_page(
         "security_admin.html",
         policy_version=version.version if version else None,
         certificates=list_certificates(db, now=clock())[-50:],
+        now=clock(),
+        new_serial=request.query_params.get("serial", ""),
+        revocation_reasons=REVOCATION_REASONS,
     )
 
 

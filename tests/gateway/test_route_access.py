@@ -32,7 +32,15 @@ from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import session_for_token
 from tests.gateway.route_access import BROWSERS, CALLERS, ROUTES, Access, Csrf
 from tests.support.clock import MovableClock
-from tests.support.portal import Portal, csrf_of, enrolment_code, redeem_enrolment_code, serving_portal, sign_in
+from tests.support.portal import (
+    Portal,
+    csrf_of,
+    enrolment_code,
+    passed_second_factor,
+    redeem_enrolment_code,
+    serving_portal,
+    sign_in,
+)
 from tests.support.sqlite import copy_sqlite
 
 PASSWORDS = {
@@ -142,7 +150,7 @@ class Walk:
             self.clock.advance(TOTP_STEP)
         code = self.admin_totp.at(self.clock())
         done = client.post("/login/second-factor", data={"code": code, "csrf": csrf_of(page)})
-        assert done.headers.get("location") == "/", done.text
+        assert passed_second_factor(done), done.text
 
     def _session_of(self, client: httpx.Client) -> HomeSession:
         with session_scope(self.portal.engine) as db:

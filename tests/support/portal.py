@@ -183,3 +183,9 @@ def serving_portal(
     around = alongside(app) if alongside else nullcontext({})
     with around as fields, serving(app) as base_url:
         yield kind(loaded, engine, authority, directory, base_url, certificates, **fields)
+
+
+def passed_second_factor(answer: httpx.Response) -> bool:
+    """The second-factor form was accepted: on to the portal, or (a fresh enrolment) the "enrolled" page with the
+    recovery codes, shown once before the person goes on."""
+    return answer.headers.get("location") == "/" or (answer.status_code == 200 and 'id="enrolled"' in answer.text)

@@ -110,12 +110,22 @@ def test_hr_walks_an_application_through_every_stage_in_the_browser(
         if stage == "home_visit":
             page.set_input_files("#decide-form input[name=evidence]", str(evidence))
         page.click("#decide")
+        if stage == stages[-2]:  # passing it approves: asked first, then said
+            page.wait_for_selector("#confirm-form")
+            assert "Approve applicant2 for home work?" in page.inner_text("#confirm-question")
+            page.click("#confirm-yes")
+            assert "Approved" in page.inner_text("#notice")
     page.wait_for_selector('#application[data-state="approved"]')
-    decided = page.locator("#decisions tr[data-stage]").evaluate_all(
+    decided = page.locator("#decisions li[data-outcome]").evaluate_all(
         "rows => rows.map(r => [r.dataset.stage, r.dataset.outcome])"
     )
     assert decided == [[stage, "passed"] for stage in stages[:-1]]
-    assert page.locator('#evidence li[data-kind="file"]').inner_text().startswith("visit-report.pdf")
+    assert (
+        page.locator('#decisions li[data-stage="home_visit"] li[data-kind="file"]')
+        .inner_text()
+        .startswith("visit-report.pdf")
+    )
+    assert page.locator('#decisions li[data-stage="approved"]').get_attribute("data-status") == "approved"
     page.goto("/hr/enrollment?state=approved")
     assert page.locator('#applications tr[data-login="applicant2"]').count() == 1
     page.context.close()

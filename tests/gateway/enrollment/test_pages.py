@@ -30,9 +30,17 @@ def _apply(portal: Portal, login: str = "applicant1") -> int:
 
 
 def _walk_to_approval(hr: httpx.Client, application_id: int, stages: list[str]) -> None:
+    """Pass every stage; the one whose passing approves is asked first and changes nothing until confirmed."""
     page = f"/hr/enrollment/{application_id}"
     for stage in stages[:-1]:
-        answer = post_form(hr, page, f"{page}/decide", {"stage": stage, "outcome": "passed", "notes": "ok"})
+        fields = {"stage": stage, "outcome": "passed", "notes": "ok"}
+        answer = post_form(hr, page, f"{page}/decide", fields)
+        if stage == stages[-2]:
+            assert answer.status_code == 200 and 'id="confirm-form"' in answer.text, answer.text
+            assert 'name="notes" value="ok"' in answer.text  # what HR typed rides along to the confirmation
+            assert 'data-stage="' + stage + '"' in hr.get(page).text  # not approved yet
+            answer = post_form(hr, page, f"{page}/decide", {**fields, "confirmed": "yes"})
+            assert answer.headers["location"] == f"{page}?done=approved"
         assert answer.status_code == 303, answer.text
 
 
@@ -74,7 +82,7 @@ def test_evidence_is_judged_by_its_bytes_and_only_ever_served_as_a_download(port
             {"stage": "application"},
             files={"evidence": ("report.pdf", b"MZ\x90\x00\x03" + bytes(200), "application/pdf")},
         )
-        assert refused.status_code == 422 and "only these kinds of file" in refused.text
+        assert refused.status_code == 422 and "This kind of file is not accepted" in refused.text
         for name, content in (("photo.html", PNG), ("notes.txt", HTML)):
             answer = post_form(
                 hr, page, f"{page}/evidence", {"stage": "application"}, files={"evidence": (name, content, "text/html")}
@@ -130,8 +138,14 @@ def test_suspension_revokes_certificates_ends_sessions_and_leaves_the_group(port
     with signed_in(portal, "applicant1") as agent, signed_in(portal, "hr1") as hr:
         assert agent.get("/enrollment").status_code == 200
         page = f"/hr/enrollment/{application_id}"
-        answer = post_form(hr, page, f"{page}/close", {"state": "suspended", "reason": "left the programme"})
+        fields = {"state": "suspended", "reason": "left the programme"}
+        asked = post_form(hr, page, f"{page}/close", fields)
+        assert asked.status_code == 200 and "Suspend the home seat of applicant1?" in asked.text
+        assert agent.get("/enrollment").status_code == 200  # nothing happened before HR confirmed
+        answer = post_form(hr, page, f"{page}/close", {**fields, "confirmed": "yes"})
         assert answer.status_code == 303, answer.text
+        notice = hr.get(answer.headers["location"], headers={"accept": "text/html"}).text
+        assert "The home seat was suspended" in notice
         assert agent.get("/enrollment", headers={"accept": "text/html"}).headers["location"].startswith("/login?ended=")
     assert "SOHO-Agents" not in {g.name for g in portal.directory.lookup("applicant1").groups}
     with session_scope(portal.engine) as db:

@@ -58,13 +58,44 @@ def test_a_valid_import_becomes_the_newest_version_and_export_returns_it(
 ) -> None:
     csrf = csrf_of(admin.get("/security-admin/policy"))
     changed = TWO_APPS_POLICY.replace("idle_timeout: 15m", "idle_timeout: 10m")
-    posted = admin.post("/security-admin/policy/import", data={"csrf": csrf, "document": changed, "comment": "shorter"})
-    assert posted.status_code == 303
-    page = admin.get("/security-admin/policy")
+    fields = {"csrf": csrf, "document": changed, "comment": "shorter"}
+    preview = admin.post("/security-admin/policy/import", data=fields)
+    assert preview.status_code == 200 and 'id="policy-diff"' in preview.text  # shown first, nothing stored yet
+    assert '<span class="removed">-    idle_timeout: 15m</span>' in preview.text
+    assert '<span class="added">+    idle_timeout: 10m</span>' in preview.text
+    assert re.findall(r'data-version="(\d+)"', admin.get("/security-admin/policy").text) == ["1"]
+    posted = admin.post("/security-admin/policy/import", data={**fields, "confirmed": "yes"})
+    assert posted.status_code == 303 and posted.headers["location"] == "/security-admin/policy?done=policy_imported"
+    page = admin.get("/security-admin/policy?done=policy_imported")
     assert re.findall(r'data-version="(\d+)"', page.text) == ["2", "1"] and "shorter" in page.text
+    assert "The new policy version is in force." in page.text
     exported = admin.get("/security-admin/policy/export")
     assert exported.text == changed and "attachment" in exported.headers["content-disposition"]
     assert audit_trail(portal, "policy.export")[-1].actor == "admin1"
+
+
+def test_an_earlier_version_is_put_back_in_force_as_a_new_version_after_confirmation(
+    portal: SeatPortal, admin: httpx.Client
+) -> None:
+    csrf = csrf_of(admin.get("/security-admin/policy"))
+    changed = TWO_APPS_POLICY.replace("idle_timeout: 15m", "idle_timeout: 10m")
+    admin.post("/security-admin/policy/import", data={"csrf": csrf, "document": changed, "confirmed": "yes"})
+    asked = admin.post("/security-admin/policy/rollback", data={"csrf": csrf, "version": "1"})
+    assert asked.status_code == 200 and "Put version 1 back in force?" in asked.text
+    with Session(portal.engine) as db:
+        assert current_version(db).version == 2  # type: ignore[union-attr]
+    done = admin.post("/security-admin/policy/rollback", data={"csrf": csrf, "version": "1", "confirmed": "yes"})
+    assert done.headers["location"] == "/security-admin/policy?done=policy_restored"
+    with Session(portal.engine) as db:
+        restored = current_version(db)
+        assert restored is not None and restored.version == 3 and restored.document == TWO_APPS_POLICY
+        assert restored.comment == "rollback to version 1"
+
+
+def test_groups_the_policy_does_not_know_are_named_in_the_explanation(admin: httpx.Client) -> None:
+    page = admin.get("/security-admin/policy", params={"groups": "SOHO-Agents; Night-Shift"})
+    assert re.search(r'id="unknown-groups">[^<]*Night-Shift', page.text)
+    assert '<tr data-name="idle_timeout"><td>Idle timeout</td>' in page.text  # a label, not the raw key
 
 
 def test_a_persons_policy_is_shown_with_the_reason_for_each_value(portal: SeatPortal, admin: httpx.Client) -> None:

@@ -13,7 +13,7 @@ from gateway.db import session_scope
 from gateway.sessions import enrolment_codes
 from gateway.sessions.cli import HOST
 from tests.gateway.sessions.conftest import PASSWORDS, Portal, csrf_of, page_error, sign_in
-from tests.support.portal import enrolment_code, redeem_enrolment_code
+from tests.support.portal import enrolment_code, passed_second_factor, redeem_enrolment_code
 
 HTML = {"accept": "text/html"}
 
@@ -32,7 +32,7 @@ def _enrol(portal: Portal, client: httpx.Client, code: str) -> None:
     done = client.post(
         "/login/second-factor", data={"code": pyotp.TOTP(secret.group(1)).now(), "csrf": csrf_of(page)}, headers=HTML
     )
-    assert done.headers["location"] == "/"
+    assert passed_second_factor(done), done.text
 
 
 def test_the_password_alone_neither_shows_nor_confirms_an_enrolment(portal: Portal) -> None:

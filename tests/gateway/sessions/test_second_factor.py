@@ -9,7 +9,7 @@ from sqlmodel import select
 from gateway.db import session_scope
 from gateway.sessions.models import HomeSession, SessionState
 from tests.gateway.sessions.conftest import PASSWORDS, Portal, csrf_of, page_error, sign_in
-from tests.support.portal import enrolment_code, redeem_enrolment_code
+from tests.support.portal import enrolment_code, passed_second_factor, redeem_enrolment_code
 
 HTML = {"accept": "text/html"}
 
@@ -23,7 +23,7 @@ def _enrolled_admin(portal: Portal, client: httpx.Client) -> pyotp.TOTP:
     assert secret, page.text
     totp = pyotp.TOTP(secret.group(1))
     done = client.post("/login/second-factor", data={"code": totp.now(), "csrf": csrf_of(page)}, headers=HTML)
-    assert done.headers["location"] == "/"
+    assert passed_second_factor(done), done.text
     return totp
 
 

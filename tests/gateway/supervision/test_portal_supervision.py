@@ -219,3 +219,29 @@ def test_changes_to_the_standby_list_are_audited_with_the_supervisor_as_actor(po
         ("sup1", "supervision.standby.set", "agent1", "saved"),
         ("sup1", "supervision.standby.remove", "agent1", "removed"),
     ]
+
+
+def test_surge_refuses_nonsense_on_its_page_keeping_what_was_typed(
+    portal: SupervisedPortal, smtp_server: SmtpServer
+) -> None:
+    with signed_in(portal, "sup1") as supervisor:
+        nobody = post_form(supervisor, "/supervision/surge", "/supervision/call-in", message="Storm: please log in")
+        assert nobody.status_code == 422 and "Nobody is on standby, so nobody would be called in" in nobody.text
+        assert "Storm: please log in</textarea>" in nobody.text
+        typo = post_form(
+            supervisor, "/supervision/surge", "/supervision/standby", login="agnet1", email="a@home.example"
+        )
+        assert typo.status_code == 422 and "There is no account &#34;agnet1&#34; in the directory" in typo.text
+        assert 'value="agnet1"' in typo.text and 'value="a@home.example"' in typo.text
+        local = post_form(supervisor, "/supervision/surge", "/supervision/standby", login="agent1", phone="139 0013")
+        assert local.status_code == 422 and "is not a phone number in international form" in local.text
+        assert 'value="139 0013"' in local.text
+        assert "agent1" not in supervisor.get("/supervision/surge").text.split('id="standby"')[1].split("</table>")[0]
+        post_form(supervisor, "/supervision/surge", "/supervision/standby", login="agent1", email="agent1@home.example")
+        called = post_form(supervisor, "/supervision/surge", "/supervision/call-in", message="Storm")
+        status = supervisor.get(called.headers["location"]).text
+    assert '<td class="delivery">e-mail sent</td>' in status
+    smtp_server.inbox.wait_for(1, timeout=5)
+    with session_scope(portal.engine) as db:
+        refusals = db.exec(select(AuditEvent).where(AuditEvent.outcome == "refused")).all()
+        assert {row.action for row in refusals} >= {"supervision.call_in", "supervision.standby.set"}

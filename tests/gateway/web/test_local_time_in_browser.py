@@ -1,0 +1,74 @@
+"""Times in the viewer's zone: the browser's own (its script tells the gateway), else the site's ``portal.time_zone``
+— never UTC because the server runs in UTC. A real Chromium told it is in Shanghai; an HTTP client that runs no
+script gets the site's zone."""
+
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from playwright.sync_api import Browser
+from sqlalchemy import Engine
+
+from tests.gateway.enrollment.conftest import GROUPS, PASSWORDS, Portal, policy_text
+from tests.support import portal as whole
+from tests.support.browser import chromium
+from tests.support.clock import MovableClock
+
+pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    return MovableClock()
+
+
+@pytest.fixture
+def portal(tmp_path: Path, db_url: str, engine: Engine, clock: MovableClock) -> Iterator[Portal]:
+    with whole.serving_portal(
+        tmp_path,
+        db_url,
+        engine,
+        kind=Portal,
+        passwords=PASSWORDS,
+        groups=GROUPS,
+        policy=policy_text(),
+        settings={"portal": {"time_zone": "Europe/Berlin"}},
+        clock=clock,
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with chromium() as running:
+        yield running
+
+
+def _started(text: str) -> str:
+    found = re.search(r"(\d{4}-\d\d-\d\d \d\d:\d\d [A-Z+\-0-9]+)", text)
+    assert found, text
+    return found.group(1)
+
+
+def test_the_browsers_zone_else_the_sites(portal: Portal, browser: Browser, clock: MovableClock) -> None:
+    started = clock()
+    page = browser.new_context(base_url=portal.base_url, locale="en-US", timezone_id="Asia/Shanghai").new_page()
+    page.goto("/login")
+    page.fill("#username", "applicant1")
+    page.fill("#password", PASSWORDS["applicant1"])
+    page.click("#sign-in")
+    page.wait_for_url(lambda url: url.endswith("/agent"))
+    page.wait_for_function("document.cookie.includes('sohogw_tz=')")
+    page.reload()
+    shanghai = started.astimezone(ZoneInfo("Asia/Shanghai"))
+    assert _started(page.inner_text("#session-times")) == f"{shanghai:%Y-%m-%d %H:%M} CST"
+
+    with portal.client() as client:  # no script ran: the site's zone
+        whole.sign_in(client, "applicant1", PASSWORDS["applicant1"])
+        text = client.get("/agent", headers={"accept": "text/html"}).text
+    berlin = started.astimezone(ZoneInfo("Europe/Berlin"))
+    assert _started(text) == f"{berlin:%Y-%m-%d %H:%M %Z}"
+    assert berlin.utcoffset() != datetime.now(ZoneInfo("UTC")).utcoffset()  # the check can tell the zones apart
