@@ -21,8 +21,8 @@ from gateway.clock import Clock, utcnow
 from gateway.db import make_engine
 from gateway.directory import Directory, open_directory
 from gateway.enrollment import jobs as enrollment_jobs
-from gateway.enrollment.import_routes import MAX_CSV_BYTES
 from gateway.enrollment.routes import router as enrollment_router
+from gateway.enrollment.routes.csv_import import MAX_CSV_BYTES
 from gateway.errors import GatewayError
 from gateway.pki import jobs as pki_jobs
 from gateway.pki.ca import CaNotReady, open_authority

@@ -10,7 +10,7 @@ keeps that file equal to the holder's customer calls in the database (`feed_call
 voice call-state change or a new lease (nudges), and on every reconcile (a call applied on another node).
 
 The broker is also supervision's screen viewer (`screen_viewer`, registered by `start_broker`): the
-wall's "watch" gets a one-time view-only link to an agent's seat (`gateway.seats.viewing`).
+wall's "watch" gets a one-time view-only link to an agent's seat (`gateway.supervision.viewing`).
 """
 
 import logging
@@ -36,7 +36,7 @@ from gateway.audit.service import record
 from gateway.clock import Clock
 from gateway.db import session_scope
 from gateway.policies.service import current_policy
-from gateway.seats import service, viewing
+from gateway.seats import service
 from gateway.seats.endings import EndingSignal
 from gateway.seats.errors import GuacamoleUnavailable, NoSeatFree
 from gateway.seats.launch_store import DbLaunchStore
@@ -44,6 +44,7 @@ from gateway.seats.models import SeatEndReason, SeatLease
 from gateway.seats.settings import SeatSettings
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import SESSION_ENDED
+from gateway.supervision import viewing
 from gateway.supervision.monitoring import WATCH_ENDED
 from gateway.supervision.sources import register_screen_viewer, unregister_screen_viewer
 from gateway.voice.calls import CALL_STATE_CHANGED, CallStateChange, current_call_state, write_call_state_file

@@ -18,10 +18,10 @@ from desktop_broker.guacamole.gate import Launch, LaunchGate, LaunchMode, Launch
 from gateway.clock import Clock, as_utc
 from gateway.policies.service import current_policy
 from gateway.seats.models import LaunchToken, SeatLease, SeatLeaseState
-from gateway.seats.watch_rules import open_watch
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import policy_groups
 from gateway.supervision.models import ScreenWatch
+from gateway.supervision.watch_rules import open_watch
 from policy import evaluate
 
 SUPERVISOR = "supervisor"

@@ -14,11 +14,11 @@ from desktop_broker.guacamole.token import derive_token_key
 from gateway.policies.service import import_policy
 from gateway.seats.launch_store import DbLaunchStore, view_may_go_on, watch_of_view_launch
 from gateway.seats.models import LaunchToken, SeatLease, SeatLeaseState
-from gateway.seats.viewing import offer_view
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.supervision.models import ScreenWatch
 from gateway.supervision.monitoring import end_watch, start_watch
 from gateway.supervision.sources import register_screen_viewer, unregister_screen_viewer
+from gateway.supervision.viewing import offer_view
 from tests.gateway.supervision.conftest import add_session
 
 T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)

@@ -14,10 +14,10 @@ from gateway.audit.models import AuditEvent
 from gateway.policies.service import import_policy
 from gateway.seats.errors import LaunchRefused
 from gateway.seats.models import SeatLease, SeatLeaseState
-from gateway.seats.viewing import end_view, offer_view, spend_view_token, still_watching
 from gateway.sessions.models import HomeSession
 from gateway.supervision.monitoring import end_watch, start_watch
 from gateway.supervision.sources import register_screen_viewer, unregister_screen_viewer
+from gateway.supervision.viewing import end_view, offer_view, spend_view_token, still_watching
 from tests.gateway.supervision.conftest import add_session
 
 POLICY = Path(__file__).with_name("two_apps_policy.yaml").read_text()

@@ -26,11 +26,11 @@ from gateway.seats.launch_store import bind_view_launch
 from gateway.seats.models import LaunchToken, SeatLease, SeatLeaseState
 from gateway.seats.service import LIVE, SeatSource
 from gateway.seats.tokens import VIEW, mint, spend, token_sha256
-from gateway.seats.watch_rules import open_watch
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import get_session, live_sessions, policy_groups
 from gateway.supervision.models import ScreenWatch
 from gateway.supervision.monitoring import end_watch
+from gateway.supervision.watch_rules import open_watch
 from policy import GuacamoleApp, evaluate
 
 SUPERVISOR = "supervisor"

@@ -18,17 +18,17 @@ from desktop_broker.x11 import RfbAddress
 from gateway.db import session_scope
 from gateway.deps import ClockDep, DbSession
 from gateway.errors import GatewayError, NotFound
+from gateway.policies.routes import router as policy_router
 from gateway.seats import service
 from gateway.seats.broker import SeatBroker
 from gateway.seats.errors import LaunchRefused
-from gateway.seats.internal_routes import router as internal_router
-from gateway.seats.policy_routes import router as policy_router
 from gateway.seats.rfb_socket import STREAM_ENDED, accept_browser, bridge_to_seat
+from gateway.seats.routes.internal import router as internal_router
 from gateway.seats.tokens import spend
-from gateway.seats.view_routes import router as view_router
 from gateway.sessions.deps import SESSION_COOKIE, AgentSession, CheckedForm
 from gateway.sessions.models import SessionState
 from gateway.sessions.service import session_for_token
+from gateway.supervision.routes.view import router as view_router
 from gateway.web.pages import render
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from gateway.sessions.deps import AgentSession, ScriptCsrf
 from gateway.voice import numbers
 from gateway.voice.calls import CustomerCallPublic, customer_calls
 from gateway.voice.models import LegPublic, NumberPublic
-from gateway.voice.page_routes import page_router
+from gateway.voice.routes.pages import page_router
 from gateway.voice.service import set_ready
 from gateway.voice.settings import VoiceSettings
 from gateway.voice.sink import apply_event
