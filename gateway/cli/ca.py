@@ -1,5 +1,5 @@
 """``sohogw ca`` and ``sohogw crl``: the security admin's CA at the command line, and the helpers its
-commands share with ``sohogw cert`` (`gateway.pki.cert_cli`)."""
+commands share with ``sohogw cert`` (`gateway.cli.cert`)."""
 
 import getpass
 import os
