@@ -28,6 +28,7 @@ from gateway.pki import jobs as pki_jobs
 from gateway.pki.ca import CaNotReady, open_authority
 from gateway.pki.client_cas import ClientCaBundle
 from gateway.pki.routes import router as pki_router
+from gateway.policies.routes import router as policies_router
 from gateway.seats import jobs as seat_jobs
 from gateway.seats.broker import start_broker
 from gateway.seats.routes import mount_novnc
@@ -41,7 +42,9 @@ from gateway.sessions.throttle import ThrottleLimits
 from gateway.settings import Settings, get_settings
 from gateway.supervision import jobs as supervision_jobs
 from gateway.supervision.metrics import metrics_router, record_request_latency
+from gateway.supervision.monitoring import ScreenViewer
 from gateway.supervision.routes import router as supervision_router
+from gateway.supervision.viewing import WATCHED_VIEW_JOINS, seat_broker_viewer
 from gateway.voice import jobs as voice_jobs
 from gateway.voice.choose import choose_platform
 from gateway.voice.routes import router as voice_router
@@ -108,12 +111,14 @@ def create_app(
     directory: Directory | None = None,
     run_jobs: bool = True,
     client_cas: ClientCaBundle | None = None,
+    screen_viewer: ScreenViewer | None = None,
 ) -> FastAPI:
     """Build the app. Tests pass their own engine, clock and directory; ``run_jobs=False`` leaves the scheduler off.
 
     Without an ``authority`` the CA is opened from the settings; if that fails the app still serves everything but
     the PKI and certificate logins, which answer with the reason (``sohogw serve`` refuses to start instead).
     ``client_cas``: the TLS layer's client CA list when the gateway terminates TLS, refreshed on a schedule.
+    ``screen_viewer``: what a supervisor's "watch" links to; default: this node's seat broker.
     """
     settings = settings or get_settings()
     engine = engine or make_engine(settings.db_url)
@@ -164,6 +169,9 @@ def create_app(
     app.state.authority, app.state.authority_problem = authority, authority_problem
     app.state.login_services = login_services
     app.state.folded_refusals = RefusalFolder()
+    # Supervision's side of screen watching, handed to the seats domain below it rather than registered globally.
+    app.state.screen_viewer = screen_viewer or seat_broker_viewer(app.state)
+    app.state.view_joins = WATCHED_VIEW_JOINS
     app.add_exception_handler(GatewayError, _render_error)
     app.add_exception_handler(CertificateError, _render_error)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -173,6 +181,7 @@ def create_app(
         sessions_router,
         pki_router,
         enrollment_router,
+        policies_router,
         seats_router,
         supervision_router,
         voice_router,

@@ -2,29 +2,36 @@
 
 Whether the agent is told follows the agent's effective policy (``notify_agent_when_watched``); a group whose
 policy forbids viewing (``view_only_supervision`` false) cannot be watched at all. The pixels come from the seats
-domain through ``sources.screen_url``, which must hand out a view-only credential.
+domain through the app's `ScreenViewer` (``app.state.screen_viewer``, given to `create_app`; by default the seat
+broker's, `viewing.seat_broker_viewer`), which must hand out a view-only credential.
 """
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlmodel import Session, col, select
 
 from gateway.audit.service import record
-from gateway.errors import Forbidden, NotFound
+from gateway.errors import Forbidden, NotFound, Unavailable
 from gateway.events import nudge_after_commit
 from gateway.policies.service import current_policy
+from gateway.seats.endings import VIEW_ENDED
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import get_session, policy_groups
 from gateway.supervision.models import ScreenWatch
-from gateway.supervision.sources import screen_url
 from policy import evaluate
 
-WATCH_ENDED = "supervision.watch.ended"
-"""Nudged after the commit of a watch's end (payload: its id): a Guacamole join of it closes at once."""
+ScreenViewer = Callable[[Session, HomeSession, str], str]
+"""Given the agent's session and the supervisor's login, a URL that shows the seat's screen view-only.
+It must hand out a credential that cannot send input (x11vnc's view-only password, guacd ``read-only``)."""
+
+
+class ScreenViewingUnavailable(Unavailable):
+    reason = "screen_viewing_unavailable"
 
 
 def start_watch(
-    db: Session, supervisor: HomeSession, session_id: str, *, now: datetime, source: str
+    db: Session, supervisor: HomeSession, session_id: str, *, viewer: ScreenViewer, now: datetime, source: str
 ) -> tuple[ScreenWatch, str]:
     """Open a watch of the agent's live session; returns it and the URL of the view-only stream."""
     agent = get_session(db, session_id)
@@ -42,7 +49,7 @@ def start_watch(
             detail={"session": agent.id, "why": policy.explain("view_only_supervision")},
         )
         raise Forbidden(f"policy does not allow watching {agent.login}'s screen")
-    url = screen_url(db, agent, supervisor.login)
+    url = viewer(db, agent, supervisor.login)
     watch = ScreenWatch(
         supervisor=supervisor.login,
         session_id=agent.id,
@@ -81,7 +88,7 @@ def end_watch(db: Session, watch_id: int, supervisor: HomeSession, *, now: datet
             target=watch.login,
             detail={"watch": watch.id, "session": watch.session_id},
         )
-        nudge_after_commit(db, WATCH_ENDED, watch.id)
+        nudge_after_commit(db, VIEW_ENDED, watch.id)
     return watch
 
 

@@ -1,8 +1,7 @@
 """The seat page, its websocket (the broker's gate in front of the pixels), and noVNC's and
 guacamole-common-js's files from one origin (the gateway).
 
-`router` also carries the policy pages, the supervisors' view-only seat page (`view_routes`) and the
-loopback routes guacamole-lite's server.js calls.
+`router` also carries the loopback routes guacamole-lite's server.js calls (`routes/internal.py`).
 """
 
 import logging
@@ -18,7 +17,6 @@ from desktop_broker.x11 import RfbAddress
 from gateway.db import session_scope
 from gateway.deps import ClockDep, DbSession
 from gateway.errors import GatewayError, NotFound
-from gateway.policies.routes import router as policy_router
 from gateway.seats import service
 from gateway.seats.broker import SeatBroker
 from gateway.seats.errors import LaunchRefused
@@ -28,7 +26,6 @@ from gateway.seats.tokens import spend
 from gateway.sessions.deps import SESSION_COOKIE, AgentSession, CheckedForm
 from gateway.sessions.models import SessionState
 from gateway.sessions.service import session_for_token
-from gateway.supervision.routes.view import router as view_router
 from gateway.web.pages import render
 
 log = logging.getLogger(__name__)
@@ -38,9 +35,7 @@ GUACAMOLE_SCREEN = (1280, 800)
 """The remote desktop's size, as the X11 seats' (server.js passes only numeric width/height on)."""
 
 router = APIRouter(tags=["seats"])
-router.include_router(policy_router)
 router.include_router(internal_router)
-router.include_router(view_router)
 
 
 def mount_novnc(app: FastAPI) -> None:

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from gateway.supervision.routes import agent, alerts, platform, reports, wall
+from gateway.supervision.routes import agent, alerts, platform, reports, view, wall
 
 router = APIRouter()
-for part in (wall, alerts, reports, agent, platform):
+for part in (wall, alerts, reports, agent, platform, view):
     router.include_router(part.router)

@@ -67,7 +67,8 @@ def watch_screen(
     request: Request, session_id: str, session: SupervisorSession, form: CheckedForm, db: DbSession, clock: ClockDep
 ) -> HTMLResponse:
     try:
-        watch, url = start_watch(db, session, session_id, now=clock(), source=_source(request))
+        viewer = request.app.state.screen_viewer
+        watch, url = start_watch(db, session, session_id, viewer=viewer, now=clock(), source=_source(request))
     except Forbidden as refused:  # audited as refused_by_policy: returning (not raising) lets that row commit
         error = reason_message(request, refused.reason, refused.message)
         return render(request, "error.html", refused.status_code, error=error)
