@@ -97,7 +97,7 @@ def _body_limits(settings: Settings) -> BodyLimits:
 
 def _open_authority(settings: Settings, authority: Authority | None) -> tuple[Authority | None, str]:
     try:
-        return authority or open_authority(settings), ""
+        return authority or open_authority(settings.ca), ""
     except CaNotReady as error:
         log.warning("certificate authority unavailable: %s", error.message)
         return None, error.message

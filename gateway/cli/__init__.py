@@ -69,7 +69,7 @@ def serve(host: str | None, port: int | None) -> None:
     upgrade(settings.db_url)
     engine = make_engine(settings.db_url)
     refuse_unsafe_start(settings, engine)
-    authority = open_authority(settings)
+    authority = open_authority(settings.ca)
     options: dict[str, object] = {}
     portal = settings.portal
     client_cas = None

@@ -5,7 +5,7 @@ import secrets
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from gateway.deps import ClockDep, DbSession, SettingsDep
+from gateway.deps import ClockDep, DbSession
 from gateway.errors import Forbidden, NotFound
 from gateway.sessions import enrolment_codes, totp
 from gateway.sessions.client_cert import client_origin
@@ -53,9 +53,9 @@ def login_page(request: Request, ended: str = "") -> HTMLResponse:
 
 
 @router.post("/login", response_model=None)
-def login_submit(request: Request, form: LoginForm, db: DbSession, settings: SettingsDep, clock: ClockDep) -> Response:
+def login_submit(request: Request, form: LoginForm, db: DbSession, clock: ClockDep) -> Response:
     """A refused login renders the form again with the reason; the refusal's audit and throttle rows still commit."""
-    origin = client_origin(request, settings.portal)
+    origin = client_origin(request, request.app.state.settings.portal)
     attempt = LoginRequest(
         login=str(form.get("username", "")).strip(),
         password=str(form.get("password", "")),

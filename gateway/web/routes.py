@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
 
 from gateway.clock import as_utc
-from gateway.deps import ClockDep, DbSession, SettingsDep
+from gateway.deps import ClockDep, DbSession
 from gateway.pki.service import list_certificates
 from gateway.policies.service import current_policy, current_version
 from gateway.sessions.deps import (
@@ -100,7 +100,11 @@ def hr_page(request: Request, session: HrSession) -> HTMLResponse:
 
 
 @router.get("/healthz")
-def health(request: Request, db: DbSession, settings: SettingsDep) -> dict[str, str]:
+def health(request: Request, db: DbSession) -> dict[str, str]:
     db.execute(text("SELECT 1"))
     authority_ready = request.app.state.authority is not None
-    return {"status": "ok", "node": settings.node_name, "ca": "ready" if authority_ready else "not ready"}
+    return {
+        "status": "ok",
+        "node": request.app.state.settings.node_name,
+        "ca": "ready" if authority_ready else "not ready",
+    }

@@ -14,27 +14,19 @@ from pydantic import BaseModel
 
 from gateway.deps import ClockDep, DbSession, RowId
 from gateway.errors import NotFound
-from gateway.notify.sms import HttpSms, SmsSettings
+from gateway.notify.sms import HttpSms
 from gateway.sessions.deps import AgentSession, ScriptCsrf
 from gateway.voice import numbers
 from gateway.voice.calls import CustomerCallPublic, customer_calls
+from gateway.voice.deps import SmsSettingsDep, VoiceSettingsDep
 from gateway.voice.models import LegPublic, NumberPublic
 from gateway.voice.routes.pages import page_router
 from gateway.voice.service import set_ready
-from gateway.voice.settings import VoiceSettings
 from gateway.voice.sink import apply_event
 from gateway.voice.status import current_leg
 from gateway.voice.webhook import accept_event
 
 api = APIRouter(prefix="/voice", tags=["voice"])
-
-
-def _voice_settings(request: Request) -> VoiceSettings:
-    return request.app.state.settings.voice  # type: ignore[no-any-return]
-
-
-def _sms_settings(request: Request) -> SmsSettings:
-    return request.app.state.settings.sms  # type: ignore[no-any-return]
 
 
 async def _raw_body(request: Request) -> bytes:
@@ -43,8 +35,6 @@ async def _raw_body(request: Request) -> bytes:
 
 
 RawBody = Annotated[bytes, Depends(_raw_body)]
-VoiceSettingsDep = Annotated[VoiceSettings, Depends(_voice_settings)]
-SmsSettingsDep = Annotated[SmsSettings, Depends(_sms_settings)]
 
 
 class NumberIn(BaseModel):

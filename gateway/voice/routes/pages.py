@@ -12,12 +12,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from gateway.deps import ClockDep, DbSession, RowId, SettingsDep
+from gateway.deps import ClockDep, DbSession, RowId
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.notify.sms import HttpSms, SmsNotSent
 from gateway.sessions.deps import AgentSession, CheckedForm
 from gateway.sessions.models import HomeSession
 from gateway.voice import numbers
+from gateway.voice.deps import SmsSettingsDep, VoiceSettingsDep
 from gateway.voice.dialable import NumberRefused
 from gateway.voice.service import CallbackRateLimited, NoCallbackNumber, set_ready
 from gateway.voice.status import current_leg
@@ -89,16 +90,22 @@ def phone_page(request: Request, session: AgentSession, db: DbSession) -> HTMLRe
 
 @page_router.post(f"{PAGE}/numbers")
 def add_number(
-    request: Request, session: AgentSession, form: CheckedForm, db: DbSession, clock: ClockDep, settings: SettingsDep
+    request: Request,
+    session: AgentSession,
+    form: CheckedForm,
+    db: DbSession,
+    clock: ClockDep,
+    voice: VoiceSettingsDep,
+    sms_settings: SmsSettingsDep,
 ) -> Response:
     raw = str(form.get("number", ""))
-    sms = HttpSms(settings.sms)
+    sms = HttpSms(sms_settings)
     return _act(
         request,
         db,
         session,
         lambda: numbers.add_number(
-            db, session.person_id, session.login, raw, settings.voice, sms, actor=session.login, now=clock()
+            db, session.person_id, session.login, raw, voice, sms, actor=session.login, now=clock()
         ),
     )
 
@@ -111,16 +118,14 @@ def confirm_number(
     form: CheckedForm,
     db: DbSession,
     clock: ClockDep,
-    settings: SettingsDep,
+    voice: VoiceSettingsDep,
 ) -> Response:
     code = str(form.get("code", ""))
     return _act(
         request,
         db,
         session,
-        lambda: numbers.confirm_number(
-            db, session.person_id, number_id, code, settings.voice, actor=session.login, now=clock()
-        ),
+        lambda: numbers.confirm_number(db, session.person_id, number_id, code, voice, actor=session.login, now=clock()),
     )
 
 
@@ -138,7 +143,7 @@ def remove_number(
 
 @page_router.post(f"{PAGE}/ready")
 def ready(
-    request: Request, session: AgentSession, form: CheckedForm, db: DbSession, clock: ClockDep, settings: SettingsDep
+    request: Request, session: AgentSession, form: CheckedForm, db: DbSession, clock: ClockDep, voice: VoiceSettingsDep
 ) -> Response:
     wanted = form.get("ready") == "true"
-    return _act(request, db, session, lambda: set_ready(db, session, wanted, settings.voice, now=clock()))
+    return _act(request, db, session, lambda: set_ready(db, session, wanted, voice, now=clock()))
