@@ -18,6 +18,7 @@ from certs.authority import Authority
 from certs.errors import CertificateError
 from certs.identity import CertificateIdentity
 from certs.revocation import HttpRevocationChecker
+from gateway.adoption import adopt_legacy_rows
 from gateway.audit.service import record
 from gateway.directory import Account, Directory, DirectoryUser, group_identifiers
 from gateway.directory.errors import AccountNotFound, DirectoryError, LoginRefused
@@ -27,7 +28,6 @@ from gateway.events import nudge_after_commit
 from gateway.pki.trust import verify_client
 from gateway.policies.service import current_policy
 from gateway.sessions import throttle, totp
-from gateway.sessions.adoption import adopt_legacy_rows
 from gateway.sessions.certificate_refusal import certificate_refusal
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.service import SESSION_STARTED, end_session, live_sessions, open_session, rotate_token
