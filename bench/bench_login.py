@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.interleave import alternating_throughput
 from certs.authority import init_authority
 from certs.revocation import HttpRevocationChecker
+from gateway.adoption import adopt_legacy_rows
 from gateway.db import make_engine, session_scope
 from gateway.directory import open_directory
 from gateway.migrate import upgrade
@@ -63,7 +64,9 @@ def main() -> None:
             ).cert
             import_policy(db, samba.policy_by_dn(), actor="bench", source="", now=now)
         directory = open_directory(dc.settings(pool_size=args.threads))
-        services = LoginServices(directory, authority, HttpRevocationChecker(), ThrottleLimits(10**9, 10**9), "bench")
+        services = LoginServices(
+            directory, authority, HttpRevocationChecker(), ThrottleLimits(10**9, 10**9), "bench", adopt_legacy_rows
+        )
         attempt = LoginRequest(samba.AGENT, samba.PASSWORD, "127.0.0.1", "bench", cert)
 
         def directory_only() -> None:

@@ -5,6 +5,7 @@ on (in their language, by the reason code). Directory calls block; routes run th
 """
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
@@ -18,7 +19,6 @@ from certs.authority import Authority
 from certs.errors import CertificateError
 from certs.identity import CertificateIdentity
 from certs.revocation import HttpRevocationChecker
-from gateway.adoption import adopt_legacy_rows
 from gateway.audit.service import record
 from gateway.directory import Account, Directory, DirectoryUser, group_identifiers
 from gateway.directory.errors import AccountNotFound, DirectoryError, LoginRefused
@@ -56,6 +56,10 @@ class LoginRequest:
     presented_chain: tuple[x509.Certificate, ...] = ()
 
 
+LegacyAdoption = Callable[[Session, HomeSession, DirectoryUser, datetime], None]
+"""Adopts, at a person's sign-in, the rows migrations could not give a person (audited; a no-op once none is left)."""
+
+
 @dataclass(frozen=True)
 class LoginServices:
     """What a login needs from outside the database."""
@@ -65,6 +69,9 @@ class LoginServices:
     revocation: HttpRevocationChecker
     limits: throttle.ThrottleLimits
     node: str
+    adopt_legacy: LegacyAdoption
+    """Gives the person the rows migrations left under ``legacy:<name>`` (`gateway.adoption.adopt_legacy_rows`,
+    passed in by the app: it walks other domains' tables, which this one does not import)."""
 
 
 @dataclass(frozen=True)
@@ -312,7 +319,7 @@ def login(db: Session, services: LoginServices, request: LoginRequest, now: date
         expires_at=now + min(effective.max_session, _until_certificate_expires(identity, now)),
     )
     token = open_session(db, session)
-    adopt_legacy_rows(db, session, user, now)
+    services.adopt_legacy(db, session, user, now)
     if session.state is SessionState.ACTIVE:
         _take_over(db, session, now)
     record(
