@@ -2,6 +2,7 @@
 
 SQLite (WAL) under the data directory is the embedded default; PostgreSQL by URL for several nodes. Services take a
 ``Session`` first and only flush; the caller (a request, a job, the CLI) commits once through ``session_scope``.
+The one other commit is `keep_refusal`'s. tests/gateway/test_transactions.py fails on a ``.commit()`` anywhere else.
 """
 
 from collections.abc import Iterator
@@ -46,6 +47,16 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def keep_refusal(db: Session) -> None:
+    """Commit what a refusal wrote (its audit row, a counted attempt) before the refusal is raised.
+
+    A refusal leaves the request by an exception, which rolls the request's transaction back: without this its audit
+    row would vanish and an attempt limit would count nothing. Call it right before raising, with nothing but the
+    refusal's own rows written since the last commit.
+    """
+    db.commit()
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -17,6 +17,7 @@ from sqlalchemy import CursorResult, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete
 
+from gateway.db import session_scope
 from gateway.errors import GatewayError
 from gateway.sessions.models import LoginAttempt, LoginThrottle
 
@@ -83,12 +84,9 @@ def reserve(db: Session, keys: Sequence[tuple[str, int]], now: datetime, limits:
     directory is asked (the caller's transaction may run for as long as the directory takes); raise TooManyAttempts
     when one is full. A refused guess keeps its attempt; one that opens a session gives it back (``give_back``),
     and a completed sign-in clears the person's count (``forget``)."""
-    with Session(db.get_bind()) as own:
-        if all(_take(own, key, limit, now, limits.window) for key, limit in keys):
-            own.commit()
-            return
-        own.rollback()
-    raise TooManyAttempts(message)
+    with session_scope(db.get_bind()) as own:
+        if not all(_take(own, key, limit, now, limits.window) for key, limit in keys):
+            raise TooManyAttempts(message)  # leaving the unit of work rolls back what the earlier keys took
 
 
 def give_back(db: Session, keys: Sequence[tuple[str, int]]) -> None:

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
+from gateway.db import keep_refusal
 from gateway.deps import ClockDep, DbSession, RowId
 from gateway.errors import NotFound
 from gateway.notify.sms import HttpSms
@@ -77,7 +78,7 @@ def add_number(
             db, session.person_id, session.login, body.number, settings, HttpSms(sms), actor=session.login, now=clock()
         )
     except numbers.TooManyCodes:
-        db.commit()  # the refusal's audit row must outlive the request's rollback
+        keep_refusal(db)
         raise
     return next(n for n in numbers.list_numbers(db, session.person_id) if n.id == number.id)
 
@@ -97,7 +98,7 @@ def confirm_number(
             db, session.person_id, number_id, body.code, settings, actor=session.login, now=clock()
         )
     except numbers.WrongCode:
-        db.commit()  # the failed attempt must outlive the request's rollback, or the attempt limit means nothing
+        keep_refusal(db)  # the failed attempt, or the attempt limit means nothing
         raise
     return next(n for n in numbers.list_numbers(db, session.person_id) if n.id == number.id)
 

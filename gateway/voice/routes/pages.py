@@ -74,10 +74,11 @@ def _act(request: Request, db: Session, session: HomeSession, action: Callable[[
     try:
         action()
     except GatewayError as error:
-        if isinstance(error, (numbers.WrongCode, numbers.TooManyCodes)):
-            db.commit()  # the counted attempt (or refused text) must outlive the refusal, or the limit means nothing
-        else:
-            db.rollback()  # e.g. an SMS that was not sent: no number waits for a code nobody received
+        if not isinstance(error, (numbers.WrongCode, numbers.TooManyCodes)):
+            # The page answers, so the request commits: a counted attempt (or a refused text) stays, or the limit
+            # means nothing; anything else is undone, e.g. an SMS that was not sent: no number waits for a code
+            # nobody received.
+            db.rollback()
         message = translate(language_of(request), refusal_key(error), detail=error.message)
         return _page(request, db, session, error.status_code, message)
     return RedirectResponse(PAGE, status_code=303)
