@@ -3,8 +3,8 @@
 Agent routes need the caller's active home session with the agent role (the portal's ``AgentSession``); those that
 change state also need the session's CSRF secret in ``X-CSRF-Token`` (``ScriptCsrf``). The webhook route needs no
 session: its HMAC signature is the check. Routes are plain ``def`` (run in the thread pool) because the service
-calls block on the database. ``router``, what the app includes, carries this API under /voice and the agent's
-phone page (``page_routes.py``).
+calls block on the database. ``router``, what the app includes, carries this API under /voice, the agent's
+phone page (``routes/pages.py``) and the security admins' approval page (``routes/approvals.py``).
 """
 
 from typing import Annotated
@@ -21,6 +21,7 @@ from gateway.voice import numbers
 from gateway.voice.calls import CustomerCallPublic, customer_calls
 from gateway.voice.deps import SmsSettingsDep, VoiceSettingsDep
 from gateway.voice.models import LegPublic, NumberPublic
+from gateway.voice.routes.approvals import approvals_router
 from gateway.voice.routes.pages import page_router
 from gateway.voice.service import set_ready
 from gateway.voice.sink import apply_event
@@ -136,6 +137,8 @@ def my_calls(session: AgentSession, db: DbSession) -> list[CustomerCallPublic]:
 
 
 router = APIRouter()
-"""What the app includes: the JSON API under /voice and the agent's phone page (``page_routes.py``)."""
+"""What the app includes: the JSON API under /voice, the agent's phone page (``routes/pages.py``) and the security
+admins' approval of callback numbers (``routes/approvals.py``)."""
 router.include_router(api)
 router.include_router(page_router)
+router.include_router(approvals_router)
