@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from certs.authority import Authority
 from certs.errors import CertificateError
 from certs.revocation import HttpRevocationChecker
-from gateway.adoption import adopt_legacy_rows
+from gateway.adoption import LegacyAdoption
 from gateway.audit import jobs as audit_jobs
 from gateway.audit.folding import RefusalFolder
 from gateway.clock import Clock, utcnow
@@ -133,7 +133,7 @@ def create_app(
             portal.throttle_per_account, portal.throttle_per_source, timedelta(minutes=portal.throttle_window_minutes)
         ),
         node=settings.node_name,
-        adopt_legacy=adopt_legacy_rows,
+        adopt_legacy=LegacyAdoption(),
     )
 
     @asynccontextmanager
