@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import CursorResult, case, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete
 
@@ -55,16 +55,17 @@ def source_key(source_ip: str) -> str:
 def _take(db: Session, key: str, limit: int, now: datetime, window: timedelta) -> bool:
     """Reserve one attempt on ``key``; False when its window is full. Runs inside the caller's transaction."""
     throttle = col(LoginThrottle.key) == key
-    db.execute(
-        update(LoginThrottle)
-        .where(throttle, col(LoginThrottle.window_started_at) <= now - window)
-        .values(window_started_at=now, attempts=0)
-    )
+    # One statement: a window that has passed starts again with this attempt, else the attempt counts if there is
+    # room. Every SET reads the row as it was (SQL), so both CASEs see the old window.
+    expired = col(LoginThrottle.window_started_at) <= now - window
     for _ in range(2):
         taken: CursorResult[tuple[()]] = db.execute(  # type: ignore[assignment]
             update(LoginThrottle)
-            .where(throttle, col(LoginThrottle.attempts) < limit)
-            .values(attempts=LoginThrottle.attempts + 1)
+            .where(throttle, or_(expired, col(LoginThrottle.attempts) < limit))
+            .values(
+                attempts=case((expired, 1), else_=LoginThrottle.attempts + 1),
+                window_started_at=case((expired, now), else_=LoginThrottle.window_started_at),
+            )
         )
         if taken.rowcount == 1:
             return True
@@ -92,12 +93,11 @@ def reserve(db: Session, keys: Sequence[tuple[str, int]], now: datetime, limits:
 def give_back(db: Session, keys: Sequence[tuple[str, int]]) -> None:
     """Return the attempts of a guess that opened a session: only refusals stay counted (in the caller's
     transaction; an attempt is given back only once it is known to have been right)."""
-    for key, _ in keys:
-        db.execute(
-            update(LoginThrottle)
-            .where(col(LoginThrottle.key) == key, col(LoginThrottle.attempts) > 0)
-            .values(attempts=LoginThrottle.attempts - 1)
-        )
+    db.execute(
+        update(LoginThrottle)
+        .where(col(LoginThrottle.key).in_([key for key, _ in keys]), col(LoginThrottle.attempts) > 0)
+        .values(attempts=LoginThrottle.attempts - 1)
+    )
 
 
 def record_failure(db: Session, login: str, source_ip: str, now: datetime, reason: str) -> None:
