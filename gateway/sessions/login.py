@@ -282,7 +282,8 @@ def login(db: Session, services: LoginServices, request: LoginRequest, now: date
     identity = _checked_certificate(attempt)
     user = _bind(attempt)
     effective = _admit(attempt, user, identity)
-    throttle.give_back(db, reserved)
+    # Without a second factor the sign-in is complete: the person's count goes too (else at the second factor).
+    throttle.give_back(db, reserved, forget_person=None if effective.require_totp else user.person_id)
     return _open_session(attempt, user, effective, identity)
 
 
@@ -341,10 +342,9 @@ def _until_certificate_expires(identity: CertificateIdentity | None, now: dateti
 
 
 def _take_over(db: Session, session: HomeSession, now: datetime) -> None:
-    """Once a session is fully active (second factor included): earlier sessions of the person end and the
-    person's reserved attempts are given back. Not before: a password alone must neither throw the agent off nor
-    reset the count that limits second-factor guessing."""
-    throttle.forget(db, session.person_id)
+    """Once a session is fully active (second factor included): earlier sessions of the person end. Not before: a
+    password alone must not throw the agent off (nor, see `throttle.give_back`, reset the count that limits
+    second-factor guessing)."""
     for previous in live_sessions(db, person_id=session.person_id):
         if previous.id != session.id:
             end_session(db, previous, EndReason.REPLACED, actor=session.login, now=now, source=session.source_ip)
@@ -386,6 +386,7 @@ def complete_second_factor(
         raise
     session.state, session.second_factor, session.last_seen_at = SessionState.ACTIVE, True, now
     token = rotate_token(db, session)
+    throttle.forget(db, session.person_id)
     _take_over(db, session, now)
     nudge_after_commit(db, SESSION_STARTED, session.id)
     record(

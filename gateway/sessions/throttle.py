@@ -90,14 +90,23 @@ def reserve(db: Session, keys: Sequence[tuple[str, int]], now: datetime, limits:
             raise TooManyAttempts(message)  # leaving the unit of work rolls back what the earlier keys took
 
 
-def give_back(db: Session, keys: Sequence[tuple[str, int]]) -> None:
-    """Return the attempts of a guess that opened a session: only refusals stay counted (in the caller's
-    transaction; an attempt is given back only once it is known to have been right)."""
-    db.execute(
-        update(LoginThrottle)
-        .where(col(LoginThrottle.key).in_([key for key, _ in keys]), col(LoginThrottle.attempts) > 0)
-        .values(attempts=LoginThrottle.attempts - 1)
-    )
+def give_back(db: Session, keys: Sequence[tuple[str, int]], *, forget_person: str | None = None) -> None:
+    """Return the attempts of a guess known to be right (only refusals stay counted); with ``forget_person`` also
+    clear that person's count (a sign-in complete without a second factor, as `forget`).
+
+    In a transaction of its own, committed at once, as the reservation is: these are the hottest rows of a sign-in
+    (every attempt on the person or the address updates them), and the session's own transaction, which goes on to
+    its audit rows, must not keep them locked while other sign-ins wait to reserve (PostgreSQL's row locks). Should
+    that transaction then fail, the right guess has its attempt back anyway.
+    """
+    with session_scope(db.get_bind()) as own:
+        own.execute(
+            update(LoginThrottle)
+            .where(col(LoginThrottle.key).in_([key for key, _ in keys]), col(LoginThrottle.attempts) > 0)
+            .values(attempts=LoginThrottle.attempts - 1)
+        )
+        if forget_person is not None:
+            forget(own, forget_person)
 
 
 def record_failure(db: Session, login: str, source_ip: str, now: datetime, reason: str) -> None:

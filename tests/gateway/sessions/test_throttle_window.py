@@ -1,5 +1,6 @@
 """A throttle window: full, it refuses; once it has passed, the next attempt starts it again and counts as its first.
-On SQLite and PostgreSQL (a reservation is one UPDATE whose CASEs both read the row as it was)."""
+A right guess gets its attempt back. On SQLite and PostgreSQL (a reservation is one UPDATE whose CASEs both read the
+row as it was; the give-back is a transaction of its own)."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -35,10 +36,11 @@ def test_a_full_window_refuses_until_it_has_passed_then_counts_from_one(db: Sess
     assert _row(db) == (2, later)
 
 
-def test_a_given_back_attempt_makes_room_again(db: Session) -> None:
+def test_a_right_guess_gives_its_attempt_back_and_a_complete_sign_in_clears_the_count(db: Session) -> None:
     reserve(db, KEYS, T0, LIMITS, "full")
     reserve(db, KEYS, T0, LIMITS, "full")
     give_back(db, [*KEYS, ("source:203.0.113.9", 100)])
-    db.commit()
+    assert _row(db) == (1, T0)
     reserve(db, KEYS, T0, LIMITS, "full")
-    assert _row(db) == (2, T0)
+    give_back(db, KEYS, forget_person="p1")  # a sign-in complete without a second factor
+    assert _row(db) == (0, T0)
