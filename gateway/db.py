@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlmodel import Session, create_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -57,6 +57,17 @@ def keep_refusal(db: Session) -> None:
     refusal's own rows written since the last commit.
     """
     db.commit()
+
+
+def serialize_on(db: Session, name: str) -> None:
+    """Make transactions that name the same thing take turns from here to their commit.
+
+    PostgreSQL: a transaction-scoped advisory lock on the name's hash, and the statements after it see what the
+    previous holder committed. SQLite: nothing to do, its one writer already takes turns (a transaction that has
+    written, as every caller has, reads what was committed before it could write).
+    """
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
 
 
 def is_postgres(engine: Engine) -> bool:
