@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import CursorResult, case, or_, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, delete
 
 from gateway.db import session_scope
@@ -53,31 +54,33 @@ def source_key(source_ip: str) -> str:
 
 
 def _take(db: Session, key: str, limit: int, now: datetime, window: timedelta) -> bool:
-    """Reserve one attempt on ``key``; False when its window is full. Runs inside the caller's transaction."""
-    throttle = col(LoginThrottle.key) == key
-    # One statement: a window that has passed starts again with this attempt, else the attempt counts if there is
-    # room. Every SET reads the row as it was (SQL), so both CASEs see the old window.
+    """Reserve one attempt on ``key``; False when its window is full. Runs inside the caller's transaction.
+
+    One UPDATE: a window that has passed starts again with this attempt, else the attempt counts if there is room
+    (every SET reads the row as it was, so both CASEs see the old window). A key with no row yet gets one first with
+    ``INSERT … ON CONFLICT DO NOTHING``, which waits for a concurrent insert of the same key instead of failing, so
+    the second UPDATE's answer is final however many first attempts race.
+    """
     expired = col(LoginThrottle.window_started_at) <= now - window
-    for _ in range(2):
-        taken: CursorResult[tuple[()]] = db.execute(  # type: ignore[assignment]
-            update(LoginThrottle)
-            .where(throttle, or_(expired, col(LoginThrottle.attempts) < limit))
-            .values(
-                attempts=case((expired, 1), else_=LoginThrottle.attempts + 1),
-                window_started_at=case((expired, now), else_=LoginThrottle.window_started_at),
-            )
+    count_one = (
+        update(LoginThrottle)
+        .where(col(LoginThrottle.key) == key, or_(expired, col(LoginThrottle.attempts) < limit))
+        .values(
+            attempts=case((expired, 1), else_=LoginThrottle.attempts + 1),
+            window_started_at=case((expired, now), else_=LoginThrottle.window_started_at),
         )
-        if taken.rowcount == 1:
-            return True
-        if db.get(LoginThrottle, key, populate_existing=True) is not None:
-            return False
-        try:
-            with db.begin_nested():
-                db.add(LoginThrottle(key=key, window_started_at=now, attempts=1))
-            return limit >= 1
-        except IntegrityError:
-            continue  # another reservation made the row first: count on it
-    return False
+    )
+    taken: CursorResult[tuple[()]] = db.execute(count_one)  # type: ignore[assignment]
+    if taken.rowcount == 1:
+        return True
+    insert = postgresql_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+    db.execute(
+        insert(LoginThrottle)
+        .values(key=key, window_started_at=now, attempts=0)
+        .on_conflict_do_nothing(index_elements=[LoginThrottle.__table__.c.key])  # type: ignore[attr-defined]
+    )
+    taken = db.execute(count_one)  # type: ignore[assignment]
+    return taken.rowcount == 1
 
 
 def reserve(db: Session, keys: Sequence[tuple[str, int]], now: datetime, limits: ThrottleLimits, message: str) -> None:
