@@ -2,16 +2,24 @@
 
 A login here is the gateway's own `sessions.login`: client-certificate verification (chain + our register),
 LDAPS bind + tokenGroups, policy evaluation, throttling rows and the session + audit rows written and committed
-(SQLite, WAL). The baseline is the directory part alone (`Directory.authenticate`) in the same process, so the ratio
-says what the gateway adds on top of AD.
+(SQLite in WAL, or a PostgreSQL server the bench starts). The baseline is the directory part alone
+(`Directory.authenticate`) in the same process, so the ratio says what the gateway adds on top of AD. Then both run
+paced at ``--rate`` logins a minute, and their p99 is reported: the latency a person waits at that load, queueing
+included (timed from when the login was due, not from when a thread got to it).
 
-Run as root: .venv/bin/python bench/bench_login.py [--seconds 10] [--threads 4]
+Run as root: .venv/bin/python bench/bench_login.py [--seconds 10] [--threads 4] [--database sqlite|postgres]
+                                                   [--rate 1000 --paced-seconds 30]
 """
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.interleave import alternating_throughput
 from certs.authority import init_authority
 from certs.revocation import HttpRevocationChecker
+from gateway.adoption import LegacyAdoption
 from gateway.db import make_engine, session_scope
 from gateway.directory import open_directory
 from gateway.migrate import upgrade
@@ -29,6 +38,7 @@ from gateway.sessions.login import LoginRequest, LoginServices, login
 from gateway.sessions.throttle import ThrottleLimits
 from tests.directory import samba
 from tests.directory.samba import running_samba_dc
+from tests.support.postgres import create_database, running_postgres
 
 
 def _figures(name: str, per_minute: float, latencies: list[float]) -> str:
@@ -39,13 +49,50 @@ def _figures(name: str, per_minute: float, latencies: list[float]) -> str:
     )
 
 
+def _p99(latencies: list[float]) -> float:
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def paced(work: Callable[[], None], per_minute: float, seconds: float, threads: int) -> list[float]:
+    """Start ``work`` every 60/``per_minute`` seconds on a pool of ``threads``; each latency runs from when its
+    start was due, so a login that waited for a free thread counts its wait."""
+    interval = 60 / per_minute
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def one(due: float) -> None:
+        work()
+        with lock:
+            latencies.append(time.perf_counter() - due)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        first = time.perf_counter()
+        for n in range(int(seconds / interval)):
+            due = first + n * interval
+            time.sleep(max(0.0, due - time.perf_counter()))
+            pool.submit(one, due)
+    return latencies
+
+
+@contextlib.contextmanager
+def _database(kind: str, scratch: str) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{scratch}/bench.db"
+        return
+    with running_postgres() as admin:
+        yield create_database(admin, "sohogw_bench_login")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--rate", type=float, default=1000, help="logins a minute for the paced run")
+    parser.add_argument("--paced-seconds", type=float, default=30)
     args = parser.parse_args()
-    with running_samba_dc() as dc, tempfile.TemporaryDirectory() as scratch:
-        url = f"sqlite:///{scratch}/bench.db"
+    with running_samba_dc() as dc, tempfile.TemporaryDirectory() as scratch, _database(args.database, scratch) as url:
         upgrade(url)
         engine = make_engine(url)
         now = datetime.now(UTC)
@@ -63,7 +110,9 @@ def main() -> None:
             ).cert
             import_policy(db, samba.policy_by_dn(), actor="bench", source="", now=now)
         directory = open_directory(dc.settings(pool_size=args.threads))
-        services = LoginServices(directory, authority, HttpRevocationChecker(), ThrottleLimits(10**9, 10**9), "bench")
+        services = LoginServices(
+            directory, authority, HttpRevocationChecker(), ThrottleLimits(10**9, 10**9), "bench", LegacyAdoption()
+        )
         attempt = LoginRequest(samba.AGENT, samba.PASSWORD, "127.0.0.1", "bench", cert)
 
         def directory_only() -> None:
@@ -76,12 +125,26 @@ def main() -> None:
         whole_login()  # warm caches (group SIDs, policy) as a running gateway has them
         figures = alternating_throughput({"baseline": directory_only, "whole": whole_login}, args.threads, args.seconds)
         (base_rate, base_latencies), (rate, latencies) = figures["baseline"], figures["whole"]
-        print(f"{args.threads} threads, {args.seconds:.0f} s each in 4 alternating slices, SQLite, Samba AD DC here")
+        database = "SQLite" if args.database == "sqlite" else "PostgreSQL"
+        print(
+            f"{args.threads} threads, {args.seconds:.0f} s each in 4 alternating slices, {database}, Samba AD DC here"
+        )
         print(_figures("baseline: directory bind + groups", base_rate, base_latencies))
         print(_figures("whole login (cert+AD+policy+rows)", rate, latencies))
         print(
             f"ratio whole/baseline: rate {rate / base_rate:.2f}x, "
             f"p50 {statistics.median(latencies) / statistics.median(base_latencies):.2f}x"
+        )
+        half = args.paced_seconds / 2  # each side twice, alternating, as above
+        runs: dict[str, list[float]] = {"baseline": [], "whole": []}
+        for order in (("baseline", "whole"), ("whole", "baseline")):
+            for name in order:
+                runs[name] += paced(
+                    directory_only if name == "baseline" else whole_login, args.rate, half, args.threads
+                )
+        print(
+            f"paced at {args.rate:.0f}/min for {args.paced_seconds:.0f} s each: "
+            f"p99 baseline {_p99(runs['baseline']) * 1000:.1f} ms, whole login {_p99(runs['whole']) * 1000:.1f} ms"
         )
         directory.close()
 

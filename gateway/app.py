@@ -15,20 +15,22 @@ from sqlalchemy import Engine
 from certs.authority import Authority
 from certs.errors import CertificateError
 from certs.revocation import HttpRevocationChecker
+from gateway.adoption import LegacyAdoption
 from gateway.audit import jobs as audit_jobs
 from gateway.audit.folding import RefusalFolder
 from gateway.clock import Clock, utcnow
 from gateway.db import make_engine
 from gateway.directory import Directory, open_directory
 from gateway.enrollment import jobs as enrollment_jobs
-from gateway.enrollment.import_routes import MAX_CSV_BYTES
 from gateway.enrollment.routes import router as enrollment_router
+from gateway.enrollment.routes.csv_import import MAX_CSV_BYTES
+from gateway.enrollment.service import vetted_number
 from gateway.errors import GatewayError
 from gateway.pki import jobs as pki_jobs
 from gateway.pki.ca import CaNotReady, open_authority
 from gateway.pki.client_cas import ClientCaBundle
-from gateway.pki.page_routes import router as pki_pages_router
 from gateway.pki.routes import router as pki_router
+from gateway.policies.routes import router as policies_router
 from gateway.seats import jobs as seat_jobs
 from gateway.seats.broker import start_broker
 from gateway.seats.routes import mount_novnc
@@ -42,7 +44,10 @@ from gateway.sessions.throttle import ThrottleLimits
 from gateway.settings import Settings, get_settings
 from gateway.supervision import jobs as supervision_jobs
 from gateway.supervision.metrics import metrics_router, record_request_latency
+from gateway.supervision.monitoring import ScreenViewer
 from gateway.supervision.routes import router as supervision_router
+from gateway.supervision.state import BREAK_REASONS
+from gateway.supervision.viewing import WATCHED_VIEW_JOINS, seat_broker_thumbnails, seat_broker_viewer
 from gateway.voice import jobs as voice_jobs
 from gateway.voice.choose import choose_platform
 from gateway.voice.routes import router as voice_router
@@ -50,6 +55,7 @@ from gateway.vpn.controller import start_vpn
 from gateway.vpn.routes import router as vpn_router
 from gateway.web.api_docs import router as api_docs_router
 from gateway.web.body_limit import BodyLimitMiddleware, BodyLimits
+from gateway.web.certificate_pages import router as certificate_pages_router
 from gateway.web.forms import refusal_message
 from gateway.web.libraries import router as libraries_router
 from gateway.web.pages import STATIC_DIR, reason_message, render
@@ -104,7 +110,7 @@ def _body_limits(settings: Settings) -> BodyLimits:
 
 def _open_authority(settings: Settings, authority: Authority | None) -> tuple[Authority | None, str]:
     try:
-        return authority or open_authority(settings), ""
+        return authority or open_authority(settings.ca), ""
     except CaNotReady as error:
         log.warning("certificate authority unavailable: %s", error.message)
         return None, error.message
@@ -118,12 +124,14 @@ def create_app(
     directory: Directory | None = None,
     run_jobs: bool = True,
     client_cas: ClientCaBundle | None = None,
+    screen_viewer: ScreenViewer | None = None,
 ) -> FastAPI:
     """Build the app. Tests pass their own engine, clock and directory; ``run_jobs=False`` leaves the scheduler off.
 
     Without an ``authority`` the CA is opened from the settings; if that fails the app still serves everything but
     the PKI and certificate logins, which answer with the reason (``sohogw serve`` refuses to start instead).
     ``client_cas``: the TLS layer's client CA list when the gateway terminates TLS, refreshed on a schedule.
+    ``screen_viewer``: what a supervisor's "watch" links to; default: this node's seat broker.
     """
     settings = settings or get_settings()
     engine = engine or make_engine(settings.db_url)
@@ -137,6 +145,7 @@ def create_app(
             portal.throttle_per_account, portal.throttle_per_source, timedelta(minutes=portal.throttle_window_minutes)
         ),
         node=settings.node_name,
+        adopt_legacy=LegacyAdoption(),
     )
 
     @asynccontextmanager
@@ -176,6 +185,13 @@ def create_app(
     app.state.authority, app.state.authority_problem = authority, authority_problem
     app.state.login_services = login_services
     app.state.folded_refusals = RefusalFolder()
+    # Supervision's side of screen watching, handed to the seats domain below it rather than registered globally.
+    app.state.screen_viewer = screen_viewer or seat_broker_viewer(app.state)
+    app.state.screen_thumbnails = seat_broker_thumbnails(app.state)
+    # What lower domains show from higher ones, handed down instead of imported up (docs/architecture.md, Layers).
+    app.state.break_reasons = BREAK_REASONS
+    app.state.hr_vetted_number = vetted_number
+    app.state.view_joins = WATCHED_VIEW_JOINS
     app.add_exception_handler(GatewayError, _render_error)
     app.add_exception_handler(CertificateError, _render_error)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -185,8 +201,9 @@ def create_app(
         pages_router,
         sessions_router,
         pki_router,
-        pki_pages_router,
+        certificate_pages_router,
         enrollment_router,
+        policies_router,
         seats_router,
         supervision_router,
         voice_router,

@@ -2,6 +2,7 @@
 
 SQLite (WAL) under the data directory is the embedded default; PostgreSQL by URL for several nodes. Services take a
 ``Session`` first and only flush; the caller (a request, a job, the CLI) commits once through ``session_scope``.
+The one other commit is `keep_refusal`'s. tests/gateway/test_transactions.py fails on a ``.commit()`` anywhere else.
 """
 
 from collections.abc import Iterator
@@ -9,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlmodel import Session, create_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -46,6 +47,27 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def keep_refusal(db: Session) -> None:
+    """Commit what a refusal wrote (its audit row, a counted attempt) before the refusal is raised.
+
+    A refusal leaves the request by an exception, which rolls the request's transaction back: without this its audit
+    row would vanish and an attempt limit would count nothing. Call it right before raising, with nothing but the
+    refusal's own rows written since the last commit.
+    """
+    db.commit()
+
+
+def serialize_on(db: Session, name: str) -> None:
+    """Make transactions that name the same thing take turns from here to their commit.
+
+    PostgreSQL: a transaction-scoped advisory lock on the name's hash, and the statements after it see what the
+    previous holder committed. SQLite: nothing to do, its one writer already takes turns (a transaction that has
+    written, as every caller has, reads what was committed before it could write).
+    """
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -1,4 +1,4 @@
-"""The one settings object of the gateway.
+"""The one settings object of the gateway, composed of each domain's own section (``gateway/<domain>/settings.py``).
 
 Read from the environment (``SOHOGW_*``, nested with ``__``) and from a TOML file named by ``SOHOGW_CONFIG``; the
 environment wins. Every field is documented in docs/settings.md. An invalid value stops start-up with a message
@@ -11,7 +11,6 @@ import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, get_args
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -24,7 +23,9 @@ from pydantic_settings import (
 from gateway.directory.settings import DirectorySettings
 from gateway.enrollment.settings import EnrollmentSettings
 from gateway.notify.sms import SmsSettings
+from gateway.pki.settings import CaSettings
 from gateway.seats.settings import SeatSettings
+from gateway.sessions.settings import PortalSettings
 from gateway.supervision.settings import SupervisionSettings
 from gateway.voice.settings import VoiceSettings
 from gateway.vpn.settings import VpnSettings
@@ -35,104 +36,6 @@ CONFIG_ENV = "SOHOGW_CONFIG"
 
 class SettingsError(Exception):
     """A setting is invalid; the message names it and says what is wrong."""
-
-
-class CaSettings(BaseModel):
-    """The built-in certificate authority."""
-
-    directory: Path | None = None
-    """Where the root and issuing CA live; default ``<data_dir>/ca``."""
-    passphrase: SecretStr | None = None
-    """Encrypts the CA private keys at rest. Prefer ``passphrase_file``; without either the CLI prompts."""
-    passphrase_file: Path | None = None
-    organization: str = "SOHO Gateway"
-    agent_cert_days: Annotated[int, Field(ge=1, le=397)] = 7
-    server_cert_days: Annotated[int, Field(ge=1, le=397)] = 90
-    crl_refresh_minutes: Annotated[int, Field(ge=1, le=10080)] = 60
-    crl_validity_hours: Annotated[int, Field(ge=1, le=720)] = 24
-    company_crl_refresh_seconds: Annotated[int, Field(ge=2, le=3600)] = 15
-    """A company CA's CRL is asked for again this often (a conditional GET, so an unchanged CRL costs a 304), and live
-    sessions are re-checked at once when it changed: a company revocation takes effect in seconds, not at nextUpdate."""
-    expiry_warning_days: Annotated[int, Field(ge=1, le=365)] = 2
-    """Shorter than the agent lifetime on purpose: a 7-day certificate is renewed, not warned about all week."""
-
-    @field_validator("passphrase_file")
-    @classmethod
-    def _passphrase_file_is_private(cls, path: Path | None) -> Path | None:
-        if path is None:
-            return path
-        if not path.is_file():
-            raise ValueError(f"file {path} does not exist")
-        if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ValueError(f"file {path} is readable by others; chmod 600 it")
-        return path
-
-    def read_passphrase(self) -> str | None:
-        """The CA passphrase from the setting or its file, or None when neither is set."""
-        if self.passphrase is not None:
-            return self.passphrase.get_secret_value()
-        if self.passphrase_file is not None:
-            return self.passphrase_file.read_text().strip()
-        return None
-
-
-class PortalSettings(BaseModel):
-    """The browser portal: sessions, throttling, and where client certificates come from."""
-
-    revalidate_seconds: Annotated[int, Field(ge=5, le=3600)] = 30
-    """How often every live session is re-checked against the directory and the CA."""
-    revocation_unknown_grace_minutes: Annotated[int, Field(ge=0, le=1440)] = 15
-    """A live session whose certificate's revocation status cannot be established (CRL/OCSP server unreachable, no
-    current CRL) is kept this long after its last good check, then ended (``certificate_status_unknown``)."""
-    throttle_per_account: Annotated[int, Field(ge=1)] = 5
-    throttle_per_source: Annotated[int, Field(ge=1)] = 20
-    throttle_window_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
-    tls_cert_file: Path | None = None
-    """Serve HTTPS and ask browsers for a client certificate (TLS terminated by the gateway itself)."""
-    tls_key_file: Path | None = None
-    proxy_secret: SecretStr | None = None
-    """The reverse proxy proves itself by sending this in ``X-Sohogw-Proxy-Secret``; only then are its forwarded
-    client certificate and address believed. An address proves nothing: any local process can connect from it."""
-    max_body_bytes: Annotated[int, Field(ge=4096, le=64 * 1024 * 1024)] = 256 * 1024
-    """Largest request body, refused (413) before any of it is read; file uploads have their own, larger limits."""
-    time_zone: str = "UTC"
-    """The site's IANA time zone (``Asia/Shanghai``), in which pages show times when the browser has not said its
-    own (the portal's script sets a cookie with the browser's zone on the first page)."""
-    client_cert_header: str = "X-SSL-Client-Cert"
-    """The header the proven proxy puts the client certificate in (URL-encoded PEM, as nginx's
-    ``$ssl_client_escaped_cert``)."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_proxy_trusted_by_address(cls, data: object) -> object:
-        if isinstance(data, dict) and "trusted_proxies" in data:
-            raise ValueError(
-                "trusted_proxies is gone: a proxy is no longer believed for its address; set portal.proxy_secret "
-                "and have the proxy send it in X-Sohogw-Proxy-Secret (docs/settings.md)"
-            )
-        return data
-
-    @field_validator("time_zone")
-    @classmethod
-    def _known_time_zone(cls, zone: str) -> str:
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{zone!r} is not an IANA time zone (e.g. Asia/Shanghai, Europe/Berlin)") from None
-        return zone
-
-    @field_validator("proxy_secret")
-    @classmethod
-    def _long_proxy_secret(cls, secret: SecretStr | None) -> SecretStr | None:
-        if secret is not None and len(secret.get_secret_value()) < 32:
-            raise ValueError("must be at least 32 characters (e.g. the output of: openssl rand -hex 32)")
-        return secret
-
-    @model_validator(mode="after")
-    def _tls_pair(self) -> "PortalSettings":
-        if (self.tls_cert_file is None) != (self.tls_key_file is None):
-            raise ValueError("tls_cert_file and tls_key_file go together")
-        return self
 
 
 class Settings(BaseSettings):
@@ -210,8 +113,7 @@ class Settings(BaseSettings):
 
     @property
     def ca_directory(self) -> Path:
-        assert self.ca.directory is not None  # set by _derived_paths
-        return self.ca.directory
+        return self.ca.resolved_directory
 
     @property
     def db_url(self) -> str:

@@ -22,6 +22,7 @@ ensure_guacd
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+.venv/bin/lint-imports  # the import layers of docs/architecture.md (contracts in pyproject.toml)
 
 status=0
 .venv/bin/pytest "$@" || status=$?

@@ -79,7 +79,7 @@ def directory(settings: Settings) -> Finding:
 
 def certificate_authority(settings: Settings) -> Finding:
     try:
-        authority = open_authority(settings)
+        authority = open_authority(settings.ca)
     except CaNotReady as error:
         return failed("ca", error.message)
     return ok("ca", f"{authority.issuing_cert.subject.rfc4514_string()} opens with the configured passphrase")

@@ -1,9 +1,9 @@
-"""Open the built-in CA with the settings' passphrase, once per process."""
+"""Open the built-in CA with its settings' passphrase, once per process."""
 
 from certs.authority import CHAIN, ISSUING_CERT, Authority, load_authority
 from certs.errors import CertificateError
 from gateway.errors import GatewayError
-from gateway.settings import Settings
+from gateway.pki.settings import CaSettings
 
 
 class CaNotReady(GatewayError):
@@ -11,12 +11,12 @@ class CaNotReady(GatewayError):
     reason = "ca_not_ready"
 
 
-def open_authority(settings: Settings, passphrase: str | None = None) -> Authority:
+def open_authority(ca: CaSettings, passphrase: str | None = None) -> Authority:
     """The issuing CA, or a clear error saying what to do (init it, give the passphrase, fix key permissions)."""
-    directory = settings.ca_directory
+    directory = ca.resolved_directory
     if not (directory / ISSUING_CERT).exists():
         raise CaNotReady(f"no CA in {directory}; create it with `sohogw ca init`")
-    secret = passphrase if passphrase is not None else settings.ca.read_passphrase()
+    secret = passphrase if passphrase is not None else ca.read_passphrase()
     if secret is None:
         raise CaNotReady("the CA passphrase is not set: set SOHOGW_CA__PASSPHRASE_FILE (or SOHOGW_CA__PASSPHRASE)")
     try:
@@ -25,5 +25,5 @@ def open_authority(settings: Settings, passphrase: str | None = None) -> Authori
         raise CaNotReady(str(error)) from None
 
 
-def chain_pem(settings: Settings) -> bytes:
-    return (settings.ca_directory / CHAIN).read_bytes()
+def chain_pem(ca: CaSettings) -> bytes:
+    return (ca.resolved_directory / CHAIN).read_bytes()

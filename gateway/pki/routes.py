@@ -6,26 +6,27 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from gateway.deps import AuthorityDep, ClockDep, DbSession, SettingsDep
+from gateway.deps import ClockDep, DbSession
 from gateway.errors import GatewayError
 from gateway.pki.ca import chain_pem
+from gateway.pki.deps import AuthorityDep, CaSettingsDep
 from gateway.pki.service import answer_ocsp, current_crl, publish_crl
 
 router = APIRouter(prefix="/pki", tags=["pki"])
 
 
 @router.get("/crl", response_class=Response)
-def crl(db: DbSession, authority: AuthorityDep, settings: SettingsDep, clock: ClockDep) -> Response:
+def crl(db: DbSession, authority: AuthorityDep, ca: CaSettingsDep, clock: ClockDep) -> Response:
 
     publication = current_crl(db) or publish_crl(
-        db, authority, now=clock(), validity=timedelta(hours=settings.ca.crl_validity_hours)
+        db, authority, now=clock(), validity=timedelta(hours=ca.crl_validity_hours)
     )
     return Response(publication.der, media_type="application/pkix-crl")
 
 
 @router.get("/ca.pem", response_class=Response)
-def ca_chain(settings: SettingsDep) -> Response:
-    return Response(chain_pem(settings), media_type="application/x-pem-file")
+def ca_chain(ca: CaSettingsDep) -> Response:
+    return Response(chain_pem(ca), media_type="application/x-pem-file")
 
 
 async def _body(request: Request) -> bytes:

@@ -9,8 +9,8 @@ Each X11 seat's app reads its call state from a file fixed when the (warm) seat 
 keeps that file equal to the holder's customer calls in the database (`feed_call_state`): at once on a
 voice call-state change or a new lease (nudges), and on every reconcile (a call applied on another node).
 
-The broker is also supervision's screen viewer (`screen_viewer`, registered by `start_broker`): the
-wall's "watch" gets a one-time view-only link to an agent's seat (`gateway.seats.viewing`).
+Supervision's "watch" asks it for a one-time view-only link to an agent's seat
+(`gateway.supervision.viewing.seat_broker_viewer` finds it on ``app.state.seat_broker``).
 """
 
 import logging
@@ -36,8 +36,8 @@ from gateway.audit.service import record
 from gateway.clock import Clock
 from gateway.db import session_scope
 from gateway.policies.service import current_policy
-from gateway.seats import service, viewing
-from gateway.seats.endings import EndingSignal
+from gateway.seats import service
+from gateway.seats.endings import VIEW_ENDED, EndingSignal
 from gateway.seats.errors import GuacamoleUnavailable, NoSeatFree
 from gateway.seats.launch_store import DbLaunchStore
 from gateway.seats.models import SeatEndReason, SeatLease
@@ -45,18 +45,11 @@ from gateway.seats.settings import SeatSettings
 from gateway.seats.thumbnails import SeatThumbnails
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import SESSION_ENDED
-from gateway.supervision.monitoring import WATCH_ENDED
-from gateway.supervision.sources import (
-    register_screen_thumbnails,
-    register_screen_viewer,
-    unregister_screen_thumbnails,
-    unregister_screen_viewer,
-)
 from gateway.voice.calls import CALL_STATE_CHANGED, CallStateChange, current_call_state, write_call_state_file
 from policy import DisplayRules, PolicyDocument, X11App, evaluate
 
 log = logging.getLogger(__name__)
-ENDINGS = (service.SEAT_ENDED, SESSION_ENDED, WATCH_ENDED)
+ENDINGS = (service.SEAT_ENDED, SESSION_ENDED, VIEW_ENDED)
 """Ends that close a live Guacamole connection at once (a seat, a home session, a supervisor's watch)."""
 
 
@@ -77,7 +70,7 @@ class SeatBroker:
     """The call state last written to each seat's file, so a reconcile pass rewrites only what changed."""
     _feed_lock: threading.Lock = field(default_factory=threading.Lock)
     endings: EndingSignal = field(default_factory=EndingSignal)
-    """Wakes guacamole-lite's held liveness questions when a seat or session ends here (`internal_routes.alive`)."""
+    """Wakes guacamole-lite's held liveness questions when a seat or session ends here (`routes/internal.py:alive`)."""
     thumbnails: SeatThumbnails = field(default_factory=lambda: SeatThumbnails(interval=2.0))
     """Pictures of this node's seats for the supervisors' screen wall."""
 
@@ -269,10 +262,6 @@ class SeatBroker:
                     ended += 1
         return ended
 
-    def screen_viewer(self, db: Session, agent: HomeSession, supervisor: str) -> str:
-        """Supervision's viewer: a one-time view-only link to the agent's seat on this node."""
-        return viewing.offer_view(db, agent, supervisor, self, self.clock())
-
     def screen_thumbnail(self, db: Session, agent: HomeSession) -> bytes | None:
         """Supervision's screen wall: a small JPEG of the agent's X11 seat on this node; None when none runs here."""
         if self.pool is None:
@@ -284,8 +273,6 @@ class SeatBroker:
         return None
 
     def stop(self) -> None:
-        unregister_screen_viewer(self.screen_viewer)
-        unregister_screen_thumbnails(self.screen_thumbnail)
         self.thumbnails.stop()
         for topic in ENDINGS:
             events.unlisten(topic, self.endings.notify)
@@ -325,8 +312,6 @@ def start_broker(app: FastAPI, settings: SeatSettings | None = None) -> SeatBrok
         events.listen(topic, broker.endings.notify)
     events.listen(CALL_STATE_CHANGED, broker.on_call_state)
     events.listen(service.SEAT_ASSIGNED, broker.on_seat_assigned)
-    register_screen_viewer(broker.screen_viewer)
-    register_screen_thumbnails(broker.screen_thumbnail)
     app.state.seat_broker = broker
     threading.Thread(target=broker.warm_up, name="seat-pool-warm", daemon=True).start()
     return broker

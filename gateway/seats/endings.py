@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+VIEW_ENDED = "supervision.watch.ended"
+"""Nudged by supervision after the commit of a watch's end (payload: its id): a Guacamole join of it closes at once."""
 RECHECK_SECONDS = 3.0
 """A held question re-reads the database at least this often (ends committed on other nodes)."""
 

@@ -4,27 +4,37 @@
 An agent's launch is bound to the lease and home session it opens (`bind_launch`, in the launch's transaction);
 it is redeemed, and its live connection kept (server.js asks `/internal/launch/alive`), only while that lease is
 live and that session active: a seat ending closes guacamole-lite's websocket and guacd's socket. A supervisor's
-read-only join is bound to the watched lease and the SUPERVISOR's session (`bind_view_launch`); it lives only while
+read-only join is bound to the watched lease and the supervisor's session (`bind_view_launch`); it lives only while
 the watch it was minted for is open, the supervisor signed in, the seat live and policy still allows watching.
 """
 
 import hmac
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import update
 from sqlmodel import Session, col
 
 from desktop_broker.guacamole.gate import Launch, LaunchGate, LaunchMode, LaunchRefused
 from gateway.clock import Clock, as_utc
-from gateway.policies.service import current_policy
 from gateway.seats.models import LaunchToken, SeatLease, SeatLeaseState
-from gateway.seats.watch_rules import open_watch
 from gateway.sessions.models import HomeSession, SessionState
-from gateway.sessions.service import policy_groups
-from gateway.supervision.models import ScreenWatch
-from policy import evaluate
 
-SUPERVISOR = "supervisor"
+
+class ViewJoins(Protocol):
+    """A supervisor's read-only join answers to the watch it was opened for, which is supervision's, not the seats'.
+
+    The app passes supervision's rules in (`gateway.supervision.viewing.WATCHED_VIEW_JOINS` on
+    ``app.state.view_joins``), so this domain asks without importing the one above it.
+    """
+
+    def may_go_on(self, db: Session, launch_id: str, now: datetime) -> bool:
+        """Whether the join may be redeemed or kept (fail closed: False for a launch that is no join)."""
+        ...
+
+    def close(self, db: Session, launch_id: str, now: datetime) -> bool:
+        """Its stream closed: end the watch (audited); False when the launch was no supervisor's join."""
+        ...
 
 
 class DbLaunchStore:
@@ -88,39 +98,9 @@ def bind_view_launch(db: Session, launch_id: str, lease: SeatLease, supervisor: 
     db.flush()
 
 
-def watch_of_view_launch(db: Session, launch_id: str) -> tuple[ScreenWatch, HomeSession] | None:
-    """The still open watch a supervisor's Guacamole join was minted for, and the supervisor's session."""
-    row = db.get(LaunchToken, launch_id)
-    if row is None or row.backend != "guacamole" or row.mode != LaunchMode.VIEW.value or row.lease_id is None:
-        return None
-    lease = db.get(SeatLease, row.lease_id)
-    supervisor = db.get(HomeSession, row.session_id) if row.session_id else None
-    if lease is None or supervisor is None:
-        return None
-    watch = open_watch(db, supervisor.login, lease.session_id, as_utc(row.created_at))
-    return (watch, supervisor) if watch is not None else None
-
-
-def view_may_go_on(db: Session, launch_id: str, now: datetime) -> bool:
-    """Whether a supervisor's Guacamole join may go on: its watch open, the watched lease live, the agent's and the
-    supervisor's sessions active, the supervisor still one, and the agent's policy still allowing it (fail closed)."""
-    watching = watch_of_view_launch(db, launch_id)
-    row = db.get(LaunchToken, launch_id)
-    if watching is None or row is None or row.lease_id is None:
-        return False
-    _, supervisor = watching
-    lease = db.get(SeatLease, row.lease_id)
-    agent = db.get(HomeSession, lease.session_id) if lease is not None else None
-    if lease is None or lease.state is SeatLeaseState.ENDED or agent is None or agent.state is not SessionState.ACTIVE:
-        return False
-    if supervisor.state is not SessionState.ACTIVE or SUPERVISOR not in supervisor.role_set:
-        return False
-    return evaluate(current_policy(db), policy_groups(agent), now).view_only_supervision
-
-
-def launch_is_alive(db: Session, launch_id: str, now: datetime) -> bool:
+def launch_is_alive(db: Session, launch_id: str, now: datetime, views: ViewJoins) -> bool:
     """May the launch's live connection go on: an agent's seat, or a supervisor's watch of it."""
-    return live_lease_of_launch(db, launch_id) is not None or view_may_go_on(db, launch_id, now)
+    return live_lease_of_launch(db, launch_id) is not None or views.may_go_on(db, launch_id, now)
 
 
 def live_lease_of_launch(db: Session, launch_id: str) -> SeatLease | None:
@@ -138,12 +118,14 @@ def live_lease_of_launch(db: Session, launch_id: str) -> SeatLease | None:
     return lease if session is not None and session.state is SessionState.ACTIVE else None
 
 
-def redeem_launch(db: Session, gate: LaunchGate, launch_id: str, token_sha256: str, now: datetime) -> Launch:
+def redeem_launch(
+    db: Session, gate: LaunchGate, launch_id: str, token_sha256: str, now: datetime, views: ViewJoins
+) -> Launch:
     """Spend the launch (once, unexpired, exact token), then require its lease live and its session active (an
     agent's), or its watch open under the same rules as while it runs (a supervisor's read-only join)."""
     launch = gate.redeem(launch_id, token_sha256)
     if launch.mode is LaunchMode.VIEW:
-        if not view_may_go_on(db, launch_id, now):
+        if not views.may_go_on(db, launch_id, now):
             raise LaunchRefused("the watch this view was opened for has ended, or may not go on; press watch again")
     elif live_lease_of_launch(db, launch_id) is None:
         raise LaunchRefused("the seat or the portal session of this launch has ended; sign in and open the app again")

@@ -6,7 +6,7 @@ attempts cannot both win on SQLite or PostgreSQL), and only then are expiry, per
 checked: a thief's attempt leaves the token useless to everyone, and the agent relaunches.
 
 A token has a mode: ``interactive`` (the agent's own seat page) or ``view`` (a supervisor's watch,
-`gateway.seats.viewing`). Each websocket spends only its own mode, so a watch token can never open the
+`gateway.supervision.viewing`). Each websocket spends only its own mode, so a watch token can never open the
 path that authenticates with the seat's full-access password.
 """
 

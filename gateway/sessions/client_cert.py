@@ -19,7 +19,7 @@ from fastapi import Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from gateway.audit.folding import RefusalKey, write_folded
-from gateway.settings import PortalSettings
+from gateway.sessions.settings import PortalSettings
 from gateway.web.tls import PEER_CERTIFICATE
 
 PROXY_SECRET_HEADER = "x-sohogw-proxy-secret"  # noqa: S105 - the header's name, not a secret

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from gateway.audit.service import record
+from gateway.db import keep_refusal
 from gateway.deps import ClockDep, DbSession
 from gateway.errors import Forbidden, GatewayError
 from gateway.sessions.models import EndReason, HomeSession, SessionState
@@ -38,7 +39,7 @@ def _session(request: Request, db: DbSession, clock: ClockDep, states: tuple[Ses
     session = session_for_token(db, token, clock())
     if session is None or session.state not in states:
         ended = ended_reason_for_token(db, token)
-        db.commit()  # keep an idle/maximum-time ending session_for_token just wrote: the raise rolls back
+        keep_refusal(db)  # the idle/maximum-time ending session_for_token just wrote, and its audit row
         raise LoginRequired("sign in first", ended)
     touch(db, session, clock())
     # Pages (error pages too) render the person from a detached copy: an error rolls the request's transaction
@@ -76,7 +77,7 @@ HrSession = Annotated[HomeSession, Depends(require_role("hr"))]
 
 
 def audit_refusal(db: DbSession, request: Request, clock: ClockDep, actor: str, outcome: str) -> None:
-    """Write the refusal's audit row and commit it: the error raised next rolls the request's transaction back."""
+    """Write the refusal's audit row and keep it (`keep_refusal`): the error raised next rolls the request back."""
     record(
         db,
         actor=actor[:255],
@@ -86,7 +87,7 @@ def audit_refusal(db: DbSession, request: Request, clock: ClockDep, actor: str, 
         target=f"{request.method} {request.url.path}"[:255],
         clock=clock,
     )
-    db.commit()
+    keep_refusal(db)
 
 
 def _same(expected: str | None, given: Any) -> bool:
@@ -124,7 +125,7 @@ def _refuse_other_login_bodies(request: Request, db: DbSession, clock: ClockDep)
         detail={"content_type": kind[:100]},
         clock=clock,
     )
-    db.commit()  # the raise rolls the request's transaction back: keep the refusal's row
+    keep_refusal(db)
     raise LoginFormOnly("sign in with the portal's sign-in page (a URL-encoded form)")
 
 

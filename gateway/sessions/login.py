@@ -5,6 +5,7 @@ on (in their language, by the reason code). Directory calls block; routes run th
 """
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
@@ -19,6 +20,7 @@ from certs.errors import CertificateError
 from certs.identity import CertificateIdentity
 from certs.revocation import HttpRevocationChecker
 from gateway.audit.service import record
+from gateway.db import serialize_on
 from gateway.directory import Account, Directory, DirectoryUser, group_identifiers
 from gateway.directory.errors import AccountNotFound, DirectoryError, LoginRefused
 from gateway.directory.logins import check_password, normalized_dn
@@ -27,7 +29,6 @@ from gateway.events import nudge_after_commit
 from gateway.pki.trust import verify_client
 from gateway.policies.service import current_policy
 from gateway.sessions import recovery_codes, throttle, totp
-from gateway.sessions.adoption import adopt_legacy_rows
 from gateway.sessions.certificate_refusal import certificate_refusal
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.service import SESSION_STARTED, end_session, live_sessions, open_session, rotate_token
@@ -56,6 +57,10 @@ class LoginRequest:
     presented_chain: tuple[x509.Certificate, ...] = ()
 
 
+LegacyAdoption = Callable[[Session, HomeSession, DirectoryUser, datetime], None]
+"""Adopts, at a person's sign-in, the rows migrations could not give a person (audited; a no-op once none is left)."""
+
+
 @dataclass(frozen=True)
 class LoginServices:
     """What a login needs from outside the database."""
@@ -65,6 +70,9 @@ class LoginServices:
     revocation: HttpRevocationChecker
     limits: throttle.ThrottleLimits
     node: str
+    adopt_legacy: LegacyAdoption
+    """Gives the person the rows migrations left under ``legacy:<name>`` (`gateway.adoption.adopt_legacy_rows`,
+    passed in by the app: it walks other domains' tables, which this one does not import)."""
 
 
 @dataclass(frozen=True)
@@ -78,38 +86,43 @@ class LoginResult:
         return self.session.state is SessionState.PENDING_SECOND_FACTOR
 
 
-def _refuse(
-    db: Session,
-    request: LoginRequest,
-    now: datetime,
-    error: LoginFailed,
-    detail: dict[str, object],
-    account: Account | None = None,
-) -> NoReturn:
-    """Record the failure (alert rules) and its audit row, then raise. The person id stands beside the name."""
-    throttle.record_failure(db, request.login, request.source_ip, now, error.reason)
-    record(
-        db,
-        actor=(account.name if account else request.login)[:255],
-        source=request.source_ip,
-        action="session.login",
-        outcome=error.reason,
-        detail={**detail, "person": account.person_id if account else None},
-    )
-    raise error
+@dataclass
+class _Attempt:
+    """One sign-in on its way through the steps, and what each refusal of it records: the name as typed, whether a
+    certificate came, its serial once checked, and the person once the account is found."""
 
+    db: Session
+    services: LoginServices
+    request: LoginRequest
+    now: datetime
+    detail: dict[str, object]
+    account: Account | None = None
 
-def _directory_failed(db: Session, request: LoginRequest, error: DirectoryError, detail: dict[str, object]) -> NoReturn:
-    """The directory could not answer: reported and audited, not counted against the person."""
-    record(
-        db,
-        actor=request.login[:255],
-        source=request.source_ip,
-        action="session.login",
-        outcome=error.audit_reason,
-        detail={**detail, "problem": str(error)},
-    )
-    raise LoginFailed(error.user_message, error.audit_reason, error.http_status) from None
+    def refuse(self, error: LoginFailed, **detail: object) -> NoReturn:
+        """Count the failure (alert rules), audit it with the person beside the name, and raise it."""
+        request = self.request
+        throttle.record_failure(self.db, request.login, request.source_ip, self.now, error.reason)
+        record(
+            self.db,
+            actor=(self.account.name if self.account else request.login)[:255],
+            source=request.source_ip,
+            action="session.login",
+            outcome=error.reason,
+            detail={**self.detail, **detail, "person": self.account.person_id if self.account else None},
+        )
+        raise error
+
+    def directory_failed(self, error: DirectoryError) -> NoReturn:
+        """The directory could not answer: reported and audited, not counted against the person."""
+        record(
+            self.db,
+            actor=self.request.login[:255],
+            source=self.request.source_ip,
+            action="session.login",
+            outcome=error.audit_reason,
+            detail={**self.detail, "problem": str(error)},
+        )
+        raise LoginFailed(error.user_message, error.audit_reason, error.http_status) from None
 
 
 def _certificate(db: Session, services: LoginServices, request: LoginRequest, now: datetime) -> CertificateIdentity:
@@ -157,66 +170,104 @@ def _same_dn(subject: str, dn: str) -> bool:
         return False
 
 
-def _find_account(
-    db: Session, services: LoginServices, request: LoginRequest, now: datetime, attempt: dict[str, object]
-) -> Account | None:
+def _find_account(attempt: _Attempt) -> Account | None:
     """The account any spelling of the typed name belongs to, or None for a name no account has (which is then
     refused exactly like a wrong password, after the same reservation: no answer tells the two apart)."""
     try:
-        check_password(request.password)
-        return services.directory.find_account(request.login)
+        check_password(attempt.request.password)
+        return attempt.services.directory.find_account(attempt.request.login)
     except AccountNotFound:
         return None
     except LoginRefused as error:
-        _refuse(db, request, now, LoginFailed(error.user_message, error.audit_reason), attempt)
+        attempt.refuse(LoginFailed(error.user_message, error.audit_reason))
     except DirectoryError as error:
-        _directory_failed(db, request, error, attempt)
+        attempt.directory_failed(error)
 
 
-def _reserve(
-    db: Session,
-    services: LoginServices,
-    request: LoginRequest,
-    account: Account | None,
-    now: datetime,
-    attempt: dict[str, object],
-) -> list[tuple[str, int]]:
+def _reserve(attempt: _Attempt) -> list[tuple[str, int]]:
     """Reserve this guess on the person (or the unknown name) and the source address before any bind; returns
-    the keys reserved on."""
-    limits = services.limits
+    the keys reserved on. A full count is audited but not counted again."""
+    limits, request, account = attempt.services.limits, attempt.request, attempt.account
     person = throttle.person_key(account.person_id) if account else throttle.unknown_name_key(request.login)
     keys = [(person, limits.per_account), (throttle.source_key(request.source_ip), limits.per_source)]
     minutes = int(limits.window.total_seconds() // 60)
     try:
-        throttle.reserve(db, keys, now, limits, f"too many failed sign-ins; wait {minutes} minutes and try again")
+        throttle.reserve(
+            attempt.db, keys, attempt.now, limits, f"too many failed sign-ins; wait {minutes} minutes and try again"
+        )
     except throttle.TooManyAttempts as error:
         record(
-            db,
+            attempt.db,
             actor=(account.name if account else request.login)[:255],
             source=request.source_ip,
             action="session.login",
             outcome=error.reason,
-            detail={**attempt, "person": account.person_id if account else None},
+            detail={**attempt.detail, "person": account.person_id if account else None},
         )
         raise LoginFailed(error.message, error.reason, error.status_code) from None
     return keys
 
 
-def _refuse_unknown_name(
-    db: Session, services: LoginServices, request: LoginRequest, now: datetime, attempt: dict[str, object]
-) -> NoReturn:
+def _checked_certificate(attempt: _Attempt) -> CertificateIdentity | None:
+    """The presented certificate's identity once chain, validity and revocation hold; None when none came."""
+    certificate = attempt.request.client_cert
+    if certificate is None:
+        return None
+    try:
+        identity = _certificate(attempt.db, attempt.services, attempt.request, attempt.now)
+    except CertificateError as error:
+        refusal = certificate_refusal(error, certificate)
+        attempt.refuse(
+            LoginFailed(refusal.message, refusal.reason, values=refusal.values),
+            **_certificate_detail(certificate, error),
+        )
+    attempt.detail["certificate_serial"] = f"{identity.serial:X}"
+    return identity
+
+
+def _refuse_unknown_name(attempt: _Attempt) -> NoReturn:
     """Refuse a name no account has as the directory itself refuses it: as long as a wrong password takes where
     the directory can (the built-in one spends a password hash on it), so neither answer nor time tells an
     unknown name from a wrong password. An account made in the meantime is still refused: nothing was reserved
     for it."""
     refusal: LoginRefused = AccountNotFound("no account has this name")
     try:
-        services.directory.authenticate(request.login, request.password)
+        attempt.services.directory.authenticate(attempt.request.login, attempt.request.password)
     except LoginRefused as error:
         refusal = error
     except DirectoryError as error:
-        _directory_failed(db, request, error, attempt)
-    _refuse(db, request, now, LoginFailed(refusal.user_message, refusal.audit_reason), attempt)
+        attempt.directory_failed(error)
+    attempt.refuse(LoginFailed(refusal.user_message, refusal.audit_reason))
+
+
+def _bind(attempt: _Attempt) -> DirectoryUser:
+    """The one bind with the password, to the found account's entry: its state and groups."""
+    if attempt.account is None:
+        _refuse_unknown_name(attempt)
+    try:
+        return attempt.services.directory.verify(attempt.account, attempt.request.password)
+    except LoginRefused as error:
+        attempt.refuse(LoginFailed(error.user_message, error.audit_reason))
+    except DirectoryError as error:
+        attempt.directory_failed(error)
+
+
+def _admit(attempt: _Attempt, user: DirectoryUser, identity: CertificateIdentity | None) -> EffectivePolicy:
+    """The person's effective policy, once it gives them a role, has their certificate if it asks for one (and it is
+    theirs), and their shift has begun."""
+    effective = evaluate(current_policy(attempt.db), group_identifiers(user.groups), attempt.now)
+    if not effective.roles:
+        attempt.refuse(LoginFailed("your account is not in any SOHO group; ask your supervisor", "no_role"))
+    if identity is None and effective.require_client_certificate:
+        missing = "a client certificate is required; import yours into the browser"
+        attempt.refuse(LoginFailed(missing, "certificate_missing"))
+    if identity is not None and not certificate_matches(identity, user):
+        mismatch = LoginFailed("the certificate belongs to another account", "certificate_mismatch")
+        attempt.refuse(mismatch, certificate_upn=identity.upn)
+    shift = in_shift(effective, attempt.now)
+    if shift.restricted and not shift.inside:
+        attempt.refuse(LoginFailed("you are outside your shift; sign in when it starts", "outside_shift"))
+    return effective
 
 
 def login(db: Session, services: LoginServices, request: LoginRequest, now: datetime) -> LoginResult:
@@ -224,65 +275,24 @@ def login(db: Session, services: LoginServices, request: LoginRequest, now: date
 
     The account is found first (as the service account: no guess), then an attempt is reserved on the person and
     the source address, then the certificate is checked, and only then is the password sent, in the one bind."""
-    attempt: dict[str, object] = {"login": request.login[:255], "certificate": bool(request.client_cert)}
-    account = _find_account(db, services, request, now, attempt)
-    reserved = _reserve(db, services, request, account, now, attempt)
-    identity = None
-    if request.client_cert is not None:
-        try:
-            identity = _certificate(db, services, request, now)
-        except CertificateError as error:
-            refusal = certificate_refusal(error, request.client_cert)
-            failed = LoginFailed(refusal.message, refusal.reason, values=refusal.values)
-            _refuse(db, request, now, failed, {**attempt, **_certificate_detail(request.client_cert, error)}, account)
-        attempt["certificate_serial"] = f"{identity.serial:X}" if identity else None
-    if account is None:
-        _refuse_unknown_name(db, services, request, now, attempt)
-    try:
-        user = services.directory.verify(account, request.password)
-    except LoginRefused as error:
-        _refuse(db, request, now, LoginFailed(error.user_message, error.audit_reason), attempt, account)
-    except DirectoryError as error:
-        _directory_failed(db, request, error, attempt)
-    effective = evaluate(current_policy(db), group_identifiers(user.groups), now)
-    if not effective.roles:
-        _refuse(
-            db,
-            request,
-            now,
-            LoginFailed("your account is not in any SOHO group; ask your supervisor", "no_role"),
-            attempt,
-            account,
-        )
-    if identity is None and effective.require_client_certificate:
-        _refuse(
-            db,
-            request,
-            now,
-            LoginFailed("a client certificate is required; import yours into the browser", "certificate_missing"),
-            attempt,
-            account,
-        )
-    if identity is not None and not certificate_matches(identity, user):
-        _refuse(
-            db,
-            request,
-            now,
-            LoginFailed("the certificate belongs to another account", "certificate_mismatch"),
-            {**attempt, "certificate_upn": identity.upn},
-            account,
-        )
-    shift = in_shift(effective, now)
-    if shift.restricted and not shift.inside:
-        _refuse(
-            db,
-            request,
-            now,
-            LoginFailed("you are outside your shift; sign in when it starts", "outside_shift"),
-            attempt,
-            account,
-        )
-    throttle.give_back(db, reserved)
+    attempt = _Attempt(
+        db, services, request, now, {"login": request.login[:255], "certificate": bool(request.client_cert)}
+    )
+    attempt.account = _find_account(attempt)
+    reserved = _reserve(attempt)
+    identity = _checked_certificate(attempt)
+    user = _bind(attempt)
+    effective = _admit(attempt, user, identity)
+    # Without a second factor the sign-in is complete: the person's count goes too (else at the second factor).
+    throttle.give_back(db, reserved, forget_person=None if effective.require_totp else user.person_id)
+    return _open_session(attempt, user, effective, identity)
+
+
+def _open_session(
+    attempt: _Attempt, user: DirectoryUser, effective: EffectivePolicy, identity: CertificateIdentity | None
+) -> LoginResult:
+    """The home session (waiting for the second factor when the policy asks for one), audited."""
+    db, services, request, now = attempt.db, attempt.services, attempt.request, attempt.now
     session = HomeSession(
         id="",
         token_sha256="",
@@ -312,7 +322,7 @@ def login(db: Session, services: LoginServices, request: LoginRequest, now: date
         expires_at=now + min(effective.max_session, _until_certificate_expires(identity, now)),
     )
     token = open_session(db, session)
-    adopt_legacy_rows(db, session, user, now)
+    services.adopt_legacy(db, session, user, now)
     if session.state is SessionState.ACTIVE:
         _take_over(db, session, now)
     record(
@@ -322,7 +332,7 @@ def login(db: Session, services: LoginServices, request: LoginRequest, now: date
         action="session.login",
         target=session.id,
         outcome="second_factor_pending" if effective.require_totp else "success",
-        detail={**attempt, "roles": session.roles, "person": user.person_id},
+        detail={**attempt.detail, "roles": session.roles, "person": user.person_id},
     )
     return LoginResult(session, token, effective)
 
@@ -333,10 +343,13 @@ def _until_certificate_expires(identity: CertificateIdentity | None, now: dateti
 
 
 def _take_over(db: Session, session: HomeSession, now: datetime) -> None:
-    """Once a session is fully active (second factor included): earlier sessions of the person end and the
-    person's reserved attempts are given back. Not before: a password alone must neither throw the agent off nor
-    reset the count that limits second-factor guessing."""
-    throttle.forget(db, session.person_id)
+    """Once a session is fully active (second factor included): earlier sessions of the person end. Not before: a
+    password alone must not throw the agent off (nor, see `throttle.give_back`, reset the count that limits
+    second-factor guessing)."""
+    # Two sign-ins of one person at once take turns here, before their audit rows take the chain's lock: else each
+    # could hold a session the other ends while waiting on the chain the other holds (a deadlock on PostgreSQL), or
+    # miss the session the other just opened (two live sessions for one person).
+    serialize_on(db, f"take_over:{session.person_id}")
     for previous in live_sessions(db, person_id=session.person_id):
         if previous.id != session.id:
             end_session(db, previous, EndReason.REPLACED, actor=session.login, now=now, source=session.source_ip)
@@ -388,6 +401,7 @@ def complete_second_factor(
         raise
     session.state, session.second_factor, session.last_seen_at = SessionState.ACTIVE, True, now
     token = rotate_token(db, session)
+    throttle.forget(db, session.person_id)
     _take_over(db, session, now)
     nudge_after_commit(db, SESSION_STARTED, session.id)
     record(

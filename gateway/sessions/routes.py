@@ -5,9 +5,8 @@ import secrets
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from gateway.deps import ClockDep, DbSession, SettingsDep
+from gateway.deps import ClockDep, DbSession
 from gateway.errors import Forbidden, NotFound
-from gateway.seats.service import live_leases
 from gateway.sessions import enrolment_codes, totp
 from gateway.sessions.client_cert import client_origin
 from gateway.sessions.deps import (
@@ -21,7 +20,7 @@ from gateway.sessions.deps import (
 )
 from gateway.sessions.login import LoginFailed, LoginRequest, complete_second_factor, login
 from gateway.sessions.models import EndReason, HomeSession
-from gateway.sessions.service import end_session, get_session, live_sessions
+from gateway.sessions.service import end_session, get_session
 from gateway.sessions.throttle import TooManyAttempts
 from gateway.web.confirm import ask_first, done
 from gateway.web.i18n import translate
@@ -58,9 +57,9 @@ def login_page(request: Request, ended: str = "") -> HTMLResponse:
 
 
 @router.post("/login", response_model=None)
-def login_submit(request: Request, form: LoginForm, db: DbSession, settings: SettingsDep, clock: ClockDep) -> Response:
+def login_submit(request: Request, form: LoginForm, db: DbSession, clock: ClockDep) -> Response:
     """A refused login renders the form again with the reason; the refusal's audit and throttle rows still commit."""
-    origin = client_origin(request, settings.portal)
+    origin = client_origin(request, request.app.state.settings.portal)
     attempt = LoginRequest(
         login=str(form.get("username", "")).strip(),
         password=str(form.get("password", "")),
@@ -149,15 +148,6 @@ def logout(request: Request, session: CurrentSession, form: CheckedForm, db: DbS
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
-
-
-@router.get("/security-admin/sessions", response_class=HTMLResponse)
-def sessions_page(request: Request, admin: SecurityAdminSession, db: DbSession) -> HTMLResponse:
-    """Who is on: last activity, the seat each holds, and which row is the admin's own (ending it signs them out)."""
-    seats: dict[str, list[str]] = {}
-    for lease in live_leases(db):
-        seats.setdefault(lease.session_id, []).append(lease.app_id)
-    return render(request, "sessions.html", live=live_sessions(db), seats=seats)
 
 
 @router.get("/security-admin/second-factor", response_class=HTMLResponse)

@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import CursorResult, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import CursorResult, case, or_, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, delete
 
+from gateway.db import session_scope
 from gateway.errors import GatewayError
 from gateway.sessions.models import LoginAttempt, LoginThrottle
 
@@ -52,30 +54,33 @@ def source_key(source_ip: str) -> str:
 
 
 def _take(db: Session, key: str, limit: int, now: datetime, window: timedelta) -> bool:
-    """Reserve one attempt on ``key``; False when its window is full. Runs inside the caller's transaction."""
-    throttle = col(LoginThrottle.key) == key
-    db.execute(
+    """Reserve one attempt on ``key``; False when its window is full. Runs inside the caller's transaction.
+
+    One UPDATE: a window that has passed starts again with this attempt, else the attempt counts if there is room
+    (every SET reads the row as it was, so both CASEs see the old window). A key with no row yet gets one first with
+    ``INSERT … ON CONFLICT DO NOTHING``, which waits for a concurrent insert of the same key instead of failing, so
+    the second UPDATE's answer is final however many first attempts race.
+    """
+    expired = col(LoginThrottle.window_started_at) <= now - window
+    count_one = (
         update(LoginThrottle)
-        .where(throttle, col(LoginThrottle.window_started_at) <= now - window)
-        .values(window_started_at=now, attempts=0)
-    )
-    for _ in range(2):
-        taken: CursorResult[tuple[()]] = db.execute(  # type: ignore[assignment]
-            update(LoginThrottle)
-            .where(throttle, col(LoginThrottle.attempts) < limit)
-            .values(attempts=LoginThrottle.attempts + 1)
+        .where(col(LoginThrottle.key) == key, or_(expired, col(LoginThrottle.attempts) < limit))
+        .values(
+            attempts=case((expired, 1), else_=LoginThrottle.attempts + 1),
+            window_started_at=case((expired, now), else_=LoginThrottle.window_started_at),
         )
-        if taken.rowcount == 1:
-            return True
-        if db.get(LoginThrottle, key, populate_existing=True) is not None:
-            return False
-        try:
-            with db.begin_nested():
-                db.add(LoginThrottle(key=key, window_started_at=now, attempts=1))
-            return limit >= 1
-        except IntegrityError:
-            continue  # another reservation made the row first: count on it
-    return False
+    )
+    taken: CursorResult[tuple[()]] = db.execute(count_one)  # type: ignore[assignment]
+    if taken.rowcount == 1:
+        return True
+    insert = postgresql_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+    db.execute(
+        insert(LoginThrottle)
+        .values(key=key, window_started_at=now, attempts=0)
+        .on_conflict_do_nothing(index_elements=[LoginThrottle.__table__.c.key])  # type: ignore[attr-defined]
+    )
+    taken = db.execute(count_one)  # type: ignore[assignment]
+    return taken.rowcount == 1
 
 
 def reserve(db: Session, keys: Sequence[tuple[str, int]], now: datetime, limits: ThrottleLimits, message: str) -> None:
@@ -83,23 +88,28 @@ def reserve(db: Session, keys: Sequence[tuple[str, int]], now: datetime, limits:
     directory is asked (the caller's transaction may run for as long as the directory takes); raise TooManyAttempts
     when one is full. A refused guess keeps its attempt; one that opens a session gives it back (``give_back``),
     and a completed sign-in clears the person's count (``forget``)."""
-    with Session(db.get_bind()) as own:
-        if all(_take(own, key, limit, now, limits.window) for key, limit in keys):
-            own.commit()
-            return
-        own.rollback()
-    raise TooManyAttempts(message)
+    with session_scope(db.get_bind()) as own:
+        if not all(_take(own, key, limit, now, limits.window) for key, limit in keys):
+            raise TooManyAttempts(message)  # leaving the unit of work rolls back what the earlier keys took
 
 
-def give_back(db: Session, keys: Sequence[tuple[str, int]]) -> None:
-    """Return the attempts of a guess that opened a session: only refusals stay counted (in the caller's
-    transaction; an attempt is given back only once it is known to have been right)."""
-    for key, _ in keys:
-        db.execute(
+def give_back(db: Session, keys: Sequence[tuple[str, int]], *, forget_person: str | None = None) -> None:
+    """Return the attempts of a guess known to be right (only refusals stay counted); with ``forget_person`` also
+    clear that person's count (a sign-in complete without a second factor, as `forget`).
+
+    In a transaction of its own, committed at once, as the reservation is: these are the hottest rows of a sign-in
+    (every attempt on the person or the address updates them), and the session's own transaction, which goes on to
+    its audit rows, must not keep them locked while other sign-ins wait to reserve (PostgreSQL's row locks). Should
+    that transaction then fail, the right guess has its attempt back anyway.
+    """
+    with session_scope(db.get_bind()) as own:
+        own.execute(
             update(LoginThrottle)
-            .where(col(LoginThrottle.key) == key, col(LoginThrottle.attempts) > 0)
+            .where(col(LoginThrottle.key).in_([key for key, _ in keys]), col(LoginThrottle.attempts) > 0)
             .values(attempts=LoginThrottle.attempts - 1)
         )
+        if forget_person is not None:
+            forget(own, forget_person)
 
 
 def record_failure(db: Session, login: str, source_ip: str, now: datetime, reason: str) -> None:
@@ -109,8 +119,9 @@ def record_failure(db: Session, login: str, source_ip: str, now: datetime, reaso
 
 
 def forget(db: Session, person_id: str) -> None:
-    """A completed sign-in clears the person's reservations (not the address's)."""
-    db.exec(delete(LoginThrottle).where(col(LoginThrottle.key) == person_key(person_id)))  # type: ignore[call-overload]
+    """A completed sign-in clears the person's reservations (not the address's). The row stays at zero rather than
+    going: the person's next sign-in then counts on it with one UPDATE instead of inserting it again."""
+    db.execute(update(LoginThrottle).where(col(LoginThrottle.key) == person_key(person_id)).values(attempts=0))
 
 
 def prune(db: Session, now: datetime, limits: ThrottleLimits) -> None:

@@ -2,36 +2,46 @@
 
 Whether the agent is told follows the agent's effective policy (``notify_agent_when_watched``); a group whose
 policy forbids viewing (``view_only_supervision`` false) cannot be watched at all. The pixels come from the seats
-domain through ``sources.screen_url``, which must hand out a view-only credential. The wall's grid of thumbnails
-is watching too (``grid_picture``): one grid watch per supervisor and seat, open while the grid keeps asking.
+domain through the app's `ScreenViewer` (``app.state.screen_viewer``, given to `create_app`; by default the seat
+broker's, `viewing.seat_broker_viewer`), which must hand out a view-only credential. The wall's grid of pictures
+is watching too (``grid_picture``, pictures from ``app.state.screen_thumbnails``): one grid watch per supervisor and
+seat, open while the grid keeps asking.
 """
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
 from gateway.audit.service import record
 from gateway.clock import as_utc
-from gateway.errors import Forbidden, NotFound
+from gateway.errors import Forbidden, NotFound, Unavailable
 from gateway.events import nudge_after_commit
 from gateway.policies.service import current_policy
+from gateway.seats.endings import VIEW_ENDED
 from gateway.sessions.models import HomeSession
 from gateway.sessions.service import policy_groups
 from gateway.supervision.models import ScreenWatch
 from gateway.supervision.scope import agent_for_supervisor
-from gateway.supervision.sources import screen_thumbnail, screen_url
 from policy import evaluate
 
+ScreenViewer = Callable[[Session, HomeSession, str], str]
+"""Given the agent's session and the supervisor's login, a URL that shows the seat's screen view-only.
+It must hand out a credential that cannot send input (x11vnc's view-only password, guacd ``read-only``)."""
+ScreenThumbnails = Callable[[Session, HomeSession], bytes | None]
+"""Given the agent's session, a small JPEG of the seat's screen read view-only (None when no seat here shows it)."""
 GRID_SEEN_STEP = timedelta(seconds=5)
 """A grid watch's ``seen_at`` is written at most this often (the grid asks every few seconds per seat)."""
 GRID_WATCH_LAPSE = timedelta(seconds=20)
 """A grid watch not asked for this long is over."""
-WATCH_ENDED = "supervision.watch.ended"
-"""Nudged after the commit of a watch's end (payload: its id): a Guacamole join of it closes at once."""
+
+
+class ScreenViewingUnavailable(Unavailable):
+    reason = "screen_viewing_unavailable"
 
 
 def start_watch(
-    db: Session, supervisor: HomeSession, session_id: str, *, now: datetime, source: str
+    db: Session, supervisor: HomeSession, session_id: str, *, viewer: ScreenViewer, now: datetime, source: str
 ) -> tuple[ScreenWatch, str]:
     """Open a watch of the agent's live session; returns it and the URL of the view-only stream.
 
@@ -49,7 +59,7 @@ def start_watch(
             detail={"session": agent.id, "why": policy.explain("view_only_supervision")},
         )
         raise Forbidden(f"policy does not allow watching {agent.login}'s screen")
-    url = screen_url(db, agent, supervisor.login)
+    url = viewer(db, agent, supervisor.login)
     watch = ScreenWatch(
         supervisor=supervisor.login,
         session_id=agent.id,
@@ -88,7 +98,7 @@ def end_watch(db: Session, watch_id: int, supervisor: HomeSession, *, now: datet
             target=watch.login,
             detail={"watch": watch.id, "session": watch.session_id},
         )
-        nudge_after_commit(db, WATCH_ENDED, watch.id)
+        nudge_after_commit(db, VIEW_ENDED, watch.id)
     return watch
 
 
@@ -104,7 +114,15 @@ class NoPicture(NotFound):
     reason = "supervision.no_picture"
 
 
-def grid_picture(db: Session, supervisor: HomeSession, agent: HomeSession, *, now: datetime, source: str) -> bytes:
+def grid_picture(
+    db: Session,
+    supervisor: HomeSession,
+    agent: HomeSession,
+    *,
+    thumbnails: ScreenThumbnails,
+    now: datetime,
+    source: str,
+) -> bytes:
     """The agent's seat as a small picture for the supervisor's screen wall, under an open grid watch.
 
     Showing a screen in the grid is watching it: the policy must allow viewing (else `Forbidden`, audited), the
@@ -123,7 +141,7 @@ def grid_picture(db: Session, supervisor: HomeSession, agent: HomeSession, *, no
             detail={"session": agent.id, "grid": True, "why": policy.explain("view_only_supervision")},
         )
         raise Forbidden(f"policy does not allow watching {agent.login}'s screen")
-    picture = screen_thumbnail(db, agent)
+    picture = thumbnails(db, agent)
     if picture is None:
         raise NoPicture(f"no seat of {agent.login} shows a picture on this gateway node right now")
     query = select(ScreenWatch).where(

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from gateway.audit.service import record
 from gateway.clock import Clock
+from gateway.db import keep_refusal
 from gateway.deps import ClockDep, DbSession
 from gateway.errors import NotFound
 from gateway.policies.service import current_policy
@@ -88,7 +89,7 @@ def _scoped_agent(
     try:
         return agent_for_supervisor(db, supervisor, session_id, source=source, clock=clock)
     except AgentNotInScope:
-        db.commit()  # keep the refusal's audit row: the error rolls the request's transaction back
+        keep_refusal(db)
         raise
 
 

@@ -1,7 +1,7 @@
 """One record per logged-in agent: portal session, tunnel, seat, voice leg and work state joined.
 
 The wall, the alert rules and the metrics all read this; it costs a fixed number of queries whatever the number of
-seats (sessions, work states, tunnel leases, voice legs, watches, help requests, plus each registered seat source).
+seats (sessions, work states, tunnel leases, voice legs, watches, help requests, seat leases).
 """
 
 import ipaddress

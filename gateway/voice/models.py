@@ -125,6 +125,16 @@ class NumberPublic(BaseModel):
     vetted: bool
 
 
+class NumberAwaitingApproval(BaseModel):
+    """A confirmed number as the security admins' approval page shows it: masked, with whose it is."""
+
+    id: int
+    login: str
+    masked: str
+    kind: str
+    confirmed_at: datetime | None
+
+
 class LegPublic(BaseModel):
     """A leg as supervisors and the agent see it."""
 

@@ -17,7 +17,7 @@ from gateway.clock import as_utc
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.notify.sms import SmsSender
 from gateway.voice.dialable import check_number, mask
-from gateway.voice.models import CallbackNumber, NumberPublic, NumberStatus
+from gateway.voice.models import CallbackNumber, NumberAwaitingApproval, NumberPublic, NumberStatus
 from gateway.voice.settings import VoiceSettings
 
 
@@ -179,10 +179,38 @@ def confirm_number(
     return number
 
 
+def awaiting_approval(db: Session) -> list[NumberAwaitingApproval]:
+    """Confirmed numbers a security admin has yet to approve (``changes_need_approval``), oldest first, masked."""
+    query = (
+        select(CallbackNumber)
+        .where(CallbackNumber.status == NumberStatus.PENDING_APPROVAL)
+        .order_by(col(CallbackNumber.confirmed_at), col(CallbackNumber.id))
+    )
+    return [
+        NumberAwaitingApproval(
+            id=n.id or 0,
+            login=n.login,
+            masked=mask(n.e164),
+            kind=n.kind,
+            confirmed_at=as_utc(n.confirmed_at) if n.confirmed_at else None,
+        )
+        for n in db.exec(query)
+    ]
+
+
 def approve_number(db: Session, number_id: int, *, actor: str, now: datetime) -> CallbackNumber:
-    """An administrator approves a confirmed number that waits for approval."""
+    """A security admin approves a confirmed number that waits for approval; anything else is refused, audited."""
     number = db.get(CallbackNumber, number_id)
     if number is None or number.status is not NumberStatus.PENDING_APPROVAL:
+        record(
+            db,
+            actor=actor,
+            action="voice.number.approve",
+            target=number.login if number is not None else str(number_id),
+            outcome="refused",
+            detail={"number_id": number_id, "status": number.status.value if number is not None else None},
+            clock=lambda: now,
+        )
         raise NotFound("no callback number waits for approval under this id")
     number.status, number.approved_by, number.updated_at = NumberStatus.CONFIRMED, actor, now
     db.add(number)

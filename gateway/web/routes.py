@@ -6,9 +6,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
 
-from gateway.deps import ClockDep, DbSession, SettingsDep
+from gateway.deps import ClockDep, DbSession
 from gateway.pki.service import REVOCATION_REASONS, list_certificates
 from gateway.policies.service import current_policy, current_version
+from gateway.seats.service import live_leases
 from gateway.seats.viewer_assets import seat_viewer
 from gateway.sessions.deps import (
     SESSION_COOKIE,
@@ -104,7 +105,20 @@ def hr_page(request: Request, session: HrSession) -> HTMLResponse:
 
 
 @router.get("/healthz")
-def health(request: Request, db: DbSession, settings: SettingsDep) -> dict[str, str]:
+def health(request: Request, db: DbSession) -> dict[str, str]:
     db.execute(text("SELECT 1"))
     authority_ready = request.app.state.authority is not None
-    return {"status": "ok", "node": settings.node_name, "ca": "ready" if authority_ready else "not ready"}
+    return {
+        "status": "ok",
+        "node": request.app.state.settings.node_name,
+        "ca": "ready" if authority_ready else "not ready",
+    }
+
+
+@router.get("/security-admin/sessions", response_class=HTMLResponse)
+def sessions_page(request: Request, admin: SecurityAdminSession, db: DbSession) -> HTMLResponse:
+    """Who is on: last activity, the seat each holds, and which row is the admin's own (ending it signs them out)."""
+    seats: dict[str, list[str]] = {}
+    for lease in live_leases(db):
+        seats.setdefault(lease.session_id, []).append(lease.app_id)
+    return render(request, "sessions.html", live=live_sessions(db), seats=seats)

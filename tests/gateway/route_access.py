@@ -117,6 +117,8 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("POST", "/hr/enrollment-import"): role(HR, Csrf.FORM),
     ("GET", "/hr/enrollment-import/{import_id}"): role(HR),
     # the security admin's certificate requests and policy
+    ("GET", "/security-admin/callback-numbers"): role(ADMIN),
+    ("POST", "/security-admin/callback-numbers/{number_id}/approve"): role(ADMIN, Csrf.FORM),
     ("GET", "/security-admin/certificate-requests"): role(ADMIN),
     ("POST", "/security-admin/certificate-requests/{request_id}/issue"): role(ADMIN, Csrf.FORM),
     ("POST", "/security-admin/certificates/{serial}/revoke"): role(ADMIN, Csrf.FORM),

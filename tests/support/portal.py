@@ -25,13 +25,13 @@ from sqlalchemy import Engine
 
 from certs.authority import Authority, init_authority
 from gateway.app import create_app
+from gateway.cli.totp import HOST
 from gateway.clock import Clock, utcnow
 from gateway.db import session_scope
 from gateway.directory import BuiltinDirectory, Directory
 from gateway.pki import service as pki
 from gateway.policies.service import import_policy
 from gateway.sessions import enrolment_codes
-from gateway.sessions.cli import HOST
 from gateway.settings import Settings, load_settings
 from tests.support.server import serving
 

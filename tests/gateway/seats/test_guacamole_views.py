@@ -12,13 +12,12 @@ from sqlmodel import Session, select
 from desktop_broker.guacamole.gate import LaunchGate
 from desktop_broker.guacamole.token import derive_token_key
 from gateway.policies.service import import_policy
-from gateway.seats.launch_store import DbLaunchStore, view_may_go_on, watch_of_view_launch
+from gateway.seats.launch_store import DbLaunchStore
 from gateway.seats.models import LaunchToken, SeatLease, SeatLeaseState
-from gateway.seats.viewing import offer_view
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.supervision.models import ScreenWatch
-from gateway.supervision.monitoring import end_watch, start_watch
-from gateway.supervision.sources import register_screen_viewer, unregister_screen_viewer
+from gateway.supervision.monitoring import ScreenViewer, end_watch, start_watch
+from gateway.supervision.viewing import offer_view, view_may_go_on, watch_of_view_launch
 from tests.gateway.supervision.conftest import add_session
 
 T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
@@ -56,6 +55,7 @@ class Scene:
     supervisor: HomeSession
     lease: SeatLease
     now: list[datetime]
+    viewer: ScreenViewer
 
 
 @pytest.fixture
@@ -86,15 +86,11 @@ def scene(db: Session) -> Iterator[Scene]:
     def viewer(db: Session, agent: HomeSession, supervisor: str) -> str:
         return offer_view(db, agent, supervisor, GuacamoleSeats(now), now[0])  # type: ignore[arg-type]
 
-    register_screen_viewer(viewer)
-    try:
-        yield Scene(agent, supervisor, lease, now)
-    finally:
-        unregister_screen_viewer(viewer)
+    yield Scene(agent, supervisor, lease, now, viewer)
 
 
 def _watch(db: Session, scene: Scene) -> tuple[int, LaunchToken]:
-    watch, url = start_watch(db, scene.supervisor, scene.agent.id, now=scene.now[0], source="test")
+    watch, url = start_watch(db, scene.supervisor, scene.agent.id, viewer=scene.viewer, now=scene.now[0], source="test")
     assert watch.id is not None and url.startswith("/seats/view?token=")
     token = unquote(url.split("=", 1)[1])
     (row,) = [r for r in db.exec(select(LaunchToken).where(LaunchToken.mode == "view")).all() if r.lease_id]

@@ -14,10 +14,9 @@ from gateway.audit.models import AuditEvent
 from gateway.policies.service import import_policy
 from gateway.seats.errors import LaunchRefused
 from gateway.seats.models import SeatLease, SeatLeaseState
-from gateway.seats.viewing import end_view, offer_view, spend_view_token, still_watching
 from gateway.sessions.models import HomeSession
-from gateway.supervision.monitoring import end_watch, start_watch
-from gateway.supervision.sources import register_screen_viewer, unregister_screen_viewer
+from gateway.supervision.monitoring import ScreenViewer, end_watch, start_watch
+from gateway.supervision.viewing import end_view, offer_view, spend_view_token, still_watching
 from tests.gateway.supervision.conftest import add_session
 
 POLICY = Path(__file__).with_name("two_apps_policy.yaml").read_text()
@@ -40,11 +39,12 @@ class Scene:
     agent: HomeSession
     supervisor: HomeSession
     now: list[datetime]
+    viewer: ScreenViewer
 
 
 @pytest.fixture
 def scene(db: Session) -> Iterator[Scene]:
-    """agent1 on a seat, sup1 signed in, and the seats' viewer registered with a clock the test moves."""
+    """agent1 on a seat, sup1 signed in, and the seats' viewer with a clock the test moves."""
     import_policy(db, POLICY, actor="test", source="", now=T0)
     agent = add_session(db, "agent1", created_at=T0, groups=["SOHO-Agents"])
     supervisor = add_session(db, "sup1", created_at=T0, roles="supervisor", groups=["SOHO-Supervisors"])
@@ -72,15 +72,11 @@ def scene(db: Session) -> Iterator[Scene]:
     def viewer(db: Session, agent: HomeSession, supervisor: str) -> str:
         return offer_view(db, agent, supervisor, FakeSeats(), now[0])
 
-    register_screen_viewer(viewer)
-    try:
-        yield Scene(agent, supervisor, now)
-    finally:
-        unregister_screen_viewer(viewer)
+    yield Scene(agent, supervisor, now, viewer)
 
 
 def _watch(db: Session, scene: Scene) -> tuple[int, str]:
-    watch, url = start_watch(db, scene.supervisor, scene.agent.id, now=scene.now[0], source="test")
+    watch, url = start_watch(db, scene.supervisor, scene.agent.id, viewer=scene.viewer, now=scene.now[0], source="test")
     assert watch.id is not None and url.startswith("/seats/view?token=")
     return watch.id, url.split("=", 1)[1]
 

@@ -25,9 +25,9 @@ from gateway.audit.models import AuditEvent
 from gateway.db import session_scope
 from gateway.directory import BuiltinDirectory
 from gateway.policies.service import import_policy
-from gateway.seats import viewing
 from gateway.sessions.deps import SESSION_COOKIE
 from gateway.sessions.models import HomeSession
+from gateway.supervision import viewing
 from tests.desktop_broker.x11_fixtures import pointer_location, wait_for_window, x_run
 from tests.gateway.seats.conftest import (
     TWO_APPS_POLICY,

@@ -15,6 +15,7 @@ from ldap3 import BASE
 from sqlalchemy import Engine
 
 from certs.revocation import HttpRevocationChecker
+from gateway.adoption import adopt_legacy_rows
 from gateway.db import session_scope
 from gateway.directory import Account, Directory, DirectoryUser
 from gateway.errors import GatewayError
@@ -97,7 +98,7 @@ def parallel_wrong_passwords(
     (spelled in turn as the name, upper case and ``SOHO\\\\name``), each from its own address and committing its
     own transaction as a request does."""
     counting = CountingDirectory(directory)
-    services = LoginServices(counting, None, HttpRevocationChecker(), limits, "guess-test")
+    services = LoginServices(counting, None, HttpRevocationChecker(), limits, "guess-test", adopt_legacy_rows)
     spellings = [sam, sam.upper(), f"{samba.NETBIOS}\\{sam}"]
     start = threading.Barrier(guesses)
 

@@ -8,10 +8,10 @@ import pyotp
 from sqlmodel import col, select
 
 from gateway.audit.models import AuditEvent
+from gateway.cli.totp import HOST
 from gateway.clock import utcnow
 from gateway.db import session_scope
 from gateway.sessions import enrolment_codes
-from gateway.sessions.cli import HOST
 from tests.gateway.sessions.conftest import PASSWORDS, Portal, csrf_of, page_error, sign_in
 from tests.support.portal import enrolment_code, passed_second_factor, redeem_enrolment_code
 

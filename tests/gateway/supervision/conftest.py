@@ -2,7 +2,7 @@
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -10,18 +10,21 @@ from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SmtpSession
+from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import open_session
 from gateway.supervision.deps import supervision_settings
+from gateway.supervision.monitoring import ScreenViewer
 from gateway.supervision.settings import SupervisionSettings
 from policy import SupervisedTeams
 from tests.gateway.sessions.conftest import PASSWORDS, WG_KEYS, Portal, csrf_of, sign_in
@@ -152,7 +155,23 @@ def supervision() -> SupervisionSettings:
 
 
 @pytest.fixture
-def portal(tmp_path: Path, db_url: str, engine: Engine, supervision: SupervisionSettings) -> Iterator[SupervisedPortal]:
+def screen_viewer() -> ScreenViewer | None:
+    """What the wall's "watch" links to, given to the app as `create_app` takes it; None keeps the app's own (this
+    node's seat broker, which these portals do not run). A test module overrides it with a stand-in."""
+    return None
+
+
+@contextmanager
+def _viewing_with(app: FastAPI, viewer: ScreenViewer | None) -> Iterator[Mapping[str, Any]]:
+    if viewer is not None:
+        app.state.screen_viewer = viewer
+    yield {}
+
+
+@pytest.fixture
+def portal(
+    tmp_path: Path, db_url: str, engine: Engine, supervision: SupervisionSettings, screen_viewer: ScreenViewer | None
+) -> Iterator[SupervisedPortal]:
     """The whole portal with supervision and /metrics mounted, agents in two teams."""
     groups = {"sup1": ["SOHO-Supervisors"], **TEAMS}
     with serving_portal(
@@ -165,6 +184,7 @@ def portal(tmp_path: Path, db_url: str, engine: Engine, supervision: Supervision
         certified=WG_KEYS,
         trusted_proxy=True,
         overrides={supervision_settings: lambda: supervision},
+        alongside=lambda app: _viewing_with(app, screen_viewer),
     ) as running:
         yield running
 

@@ -1,6 +1,5 @@
 """Alert rules, one open alert per rule and subject, resolution and acknowledgement (SQLite and PostgreSQL)."""
 
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,11 +9,11 @@ from certs.authority import init_authority
 from gateway.audit.models import AuditEvent
 from gateway.pki import service as pki
 from gateway.pki.expiry import on_expiring, warn_expiring
+from gateway.seats.models import SeatLease, SeatLeaseState
 from gateway.sessions.models import LoginAttempt
 from gateway.supervision.alerts import acknowledge, certificate_expiry_alerts, check_alerts, open_alerts
 from gateway.supervision.models import Alert, WorkStatus
 from gateway.supervision.settings import SupervisionSettings
-from gateway.supervision.sources import SeatInfo, register_seat_source, unregister_seat_source
 from gateway.supervision.state import set_work_state
 from gateway.vpn.models import LeaseState, TunnelLease
 from tests.gateway.supervision.conftest import EVERY_TEAM, add_session
@@ -79,14 +78,25 @@ def test_vpn_down_failed_logins_and_idle_while_ready_are_raised(db: Session) -> 
     db.add(LoginAttempt(login="typo", source_ip="203.0.113.9", at=now, reason="bad"))
     db.flush()
 
-    def seats(db: Session, session_ids: Sequence[str]) -> Mapping[str, SeatInfo]:
-        return {idle.id: SeatInfo("seat-2", "x11", idle_since=now - timedelta(seconds=240))}
-
-    register_seat_source(seats)
-    try:
-        check_alerts(db, SETTINGS, now)
-    finally:
-        unregister_seat_source(seats)
+    db.add(
+        SeatLease(
+            id="lease-idle",
+            session_id=idle.id,
+            person_id=idle.person_id,
+            login="agent2",
+            app_id="crm",
+            backend="x11",
+            node="n1",
+            seat_id="seat-2",
+            state=SeatLeaseState.CONNECTED,
+            idle_timeout_seconds=900,
+            max_session_seconds=36000,
+            started_at=T0,
+            last_activity_at=now - timedelta(seconds=240),
+        )
+    )
+    db.flush()
+    check_alerts(db, SETTINGS, now)
     assert _rules(db) == [("failed_logins", "mallory"), ("idle_while_ready", "agent2"), ("vpn_down", "agent1")]
 
 

@@ -3,7 +3,6 @@
 import json
 import re
 import secrets
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,9 +13,9 @@ from gateway.audit.models import AuditEvent
 from gateway.db import session_scope
 from gateway.notify.sms import SmsSettings
 from gateway.sessions.models import HomeSession
+from gateway.supervision.monitoring import ScreenViewer
 from gateway.supervision.platform import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from gateway.supervision.settings import MailSettings, SupervisionSettings
-from gateway.supervision.sources import register_screen_viewer, unregister_screen_viewer
 from tests.gateway.supervision.conftest import SmsGateway, SmtpServer, SupervisedPortal, post_form, signed_in
 from tests.support.portal import sign_in
 
@@ -56,22 +55,23 @@ def test_platform_sets_work_state_only_with_a_valid_signature(portal: Supervised
 
 
 @pytest.fixture
-def screen_viewer() -> Iterator[list[tuple[str, str, str]]]:
-    """A stand-in for the seats domain's screen viewer (the real one, with a real seat, is exercised in
-    tests/gateway/seats/test_view_only_watch_in_browser.py). It records which session was asked for by whom and
+def asked_to_view() -> list[tuple[str, str, str]]:
+    """Each (agent session, supervisor, URL) the stand-in viewer was asked for."""
+    return []
+
+
+@pytest.fixture
+def screen_viewer(asked_to_view: list[tuple[str, str, str]]) -> ScreenViewer | None:
+    """A stand-in for the seat broker's screen viewer, given to the app (the real one, with a real seat, is exercised
+    in tests/gateway/seats/test_view_only_watch_in_browser.py). It records which session was asked for by whom and
     answers with a URL no template could guess, so the page is seen to embed what the seats domain answered."""
-    asked: list[tuple[str, str, str]] = []
 
     def viewer(db: Session, agent: HomeSession, supervisor: str) -> str:
         url = f"/seats/view?watch={secrets.token_urlsafe(8)}"
-        asked.append((agent.id, supervisor, url))
+        asked_to_view.append((agent.id, supervisor, url))
         return url
 
-    register_screen_viewer(viewer)
-    try:
-        yield asked
-    finally:
-        unregister_screen_viewer(viewer)
+    return viewer
 
 
 def _agent_session_id(portal: SupervisedPortal) -> str:
@@ -80,13 +80,13 @@ def _agent_session_id(portal: SupervisedPortal) -> str:
 
 
 def test_watching_a_screen_asks_the_seats_for_that_session_is_audited_and_told_to_the_agent(
-    portal: SupervisedPortal, screen_viewer: list[tuple[str, str, str]]
+    portal: SupervisedPortal, asked_to_view: list[tuple[str, str, str]]
 ) -> None:
     with signed_in(portal, "agent1") as agent, signed_in(portal, "sup1") as supervisor:
         session_id = _agent_session_id(portal)
         assert "is watching your screen" not in agent.get("/agent/work-state").text
         page = post_form(supervisor, "/supervision/wall", f"/supervision/watch/{session_id}")
-        [(asked_for, asked_by, url)] = screen_viewer
+        [(asked_for, asked_by, url)] = asked_to_view
         assert (asked_for, asked_by) == (session_id, "sup1")
         assert page.status_code == 200 and f'src="{url}"' in page.text
         assert "sup1 is watching your screen" in agent.get("/agent/work-state").text
@@ -105,11 +105,12 @@ def test_watching_a_screen_asks_the_seats_for_that_session_is_audited_and_told_t
     ]
 
 
+@pytest.mark.parametrize("screen_viewer", [None])  # the app's own viewer: the seat broker, not running here
 def test_watching_without_a_seat_broker_says_so(portal: SupervisedPortal) -> None:
     with signed_in(portal, "agent1"), signed_in(portal, "sup1") as supervisor:
         answer = post_form(supervisor, "/supervision/wall", f"/supervision/watch/{_agent_session_id(portal)}")
     assert answer.status_code == 503
-    assert "register_screen_viewer" in answer.json()["message"]
+    assert answer.json()["message"] == "no seat broker runs on this gateway node, so no screen can be watched"
 
 
 def test_bulletins_posted_by_a_supervisor_reach_the_agent_and_reports_count_the_session(

@@ -1,6 +1,5 @@
 """Work states and the joined seat view, on SQLite and PostgreSQL."""
 
-from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +11,6 @@ from gateway.sessions.models import EndReason
 from gateway.sessions.service import end_session
 from gateway.supervision.models import WorkState, WorkStatus
 from gateway.supervision.settings import SupervisionSettings
-from gateway.supervision.sources import SeatInfo, register_seat_source, unregister_seat_source
 from gateway.supervision.state import UnknownWorkState, close_ended_stretches, parse_status, set_work_state
 from gateway.supervision.view import seat_view
 from gateway.voice.models import CallLeg, LegState
@@ -20,21 +18,6 @@ from gateway.vpn.models import LeaseState, TunnelLease
 from tests.gateway.supervision.conftest import add_session
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def seats() -> Iterator[dict[str, SeatInfo]]:
-    """A seat source as the seats domain registers one; tests fill in who holds which seat."""
-    held: dict[str, SeatInfo] = {}
-
-    def source(db: Session, session_ids: Sequence[str]) -> Mapping[str, SeatInfo]:
-        return {key: value for key, value in held.items() if key in session_ids}
-
-    register_seat_source(source)
-    try:
-        yield held
-    finally:
-        unregister_seat_source(source)
 
 
 def test_each_state_change_closes_the_previous_stretch_and_keeps_history(db: Session) -> None:
@@ -71,7 +54,7 @@ def test_an_ended_session_cannot_take_a_state_and_its_open_stretch_is_closed(db:
     assert stretch.ended_at is not None and stretch.ended_at.replace(tzinfo=UTC) == T0 + timedelta(hours=1)
 
 
-def test_seat_view_joins_session_tunnel_voice_seat_and_state(db: Session, seats: dict[str, SeatInfo]) -> None:
+def test_seat_view_joins_session_tunnel_voice_seat_and_state(db: Session) -> None:
     settings = SupervisionSettings(office_networks=["10.20.0.0/16"], team_groups=["Team-North"], link_down_seconds=60)
     now = T0 + timedelta(minutes=30)
     home = add_session(db, "agent1", created_at=T0)
@@ -134,8 +117,24 @@ def test_seat_view_joins_session_tunnel_voice_seat_and_state(db: Session, seats:
             last_activity_at=now - timedelta(seconds=30),
         )
     )
+    db.add(
+        SeatLease(
+            id="lease1",
+            session_id=home.id,
+            person_id=home.person_id,
+            login="agent1",
+            app_id="crm",
+            backend="x11",
+            node="n1",
+            seat_id="seat-7",
+            state=SeatLeaseState.CONNECTED,
+            idle_timeout_seconds=900,
+            max_session_seconds=36000,
+            started_at=T0,
+            last_activity_at=now - timedelta(seconds=125),
+        )
+    )
     db.flush()
-    seats[home.id] = SeatInfo("seat-7", "x11", idle_since=now - timedelta(seconds=125))
     rows = {row.login: row for row in seat_view(db, now, settings)}
     assert set(rows) == {"agent1", "agent2"}  # supervisors are not seats
     one, two = rows["agent1"], rows["agent2"]

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from gateway.errors import GatewayError
 from gateway.voice.dialable import check_number
-from gateway.voice.page_routes import refusal_key
+from gateway.voice.routes.pages import refusal_key
 from gateway.voice.settings import VoiceSettings
 from gateway.web.i18n import catalog
 from tests.gateway.sessions.conftest import GROUPS, PASSWORDS, WG_KEYS, Portal, csrf_of, page_error, sign_in

@@ -21,15 +21,14 @@ from gateway.deps import ClockDep, DbSession
 from gateway.errors import Forbidden
 from gateway.seats.endings import RECHECK_SECONDS
 from gateway.seats.launch_store import (
+    ViewJoins,
     launch_is_alive,
     live_lease_of_launch,
     proven_launch,
     redeem_launch,
     report_connected,
-    watch_of_view_launch,
 )
 from gateway.seats.models import SeatLeaseState
-from gateway.supervision.monitoring import end_watch
 
 _LOOPBACK = {"127.0.0.1", "::1"}
 _FORWARDING_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip", "x-ssl-client-cert")
@@ -67,12 +66,20 @@ def gate(request: Request, db: DbSession, clock: ClockDep) -> LaunchGate:
 Gate = Annotated[LaunchGate, Depends(gate)]
 
 
+def _view_joins(request: Request) -> ViewJoins:
+    return request.app.state.view_joins  # type: ignore[no-any-return]
+
+
+Views = Annotated[ViewJoins, Depends(_view_joins)]
+"""Supervision's rules for supervisors' read-only joins, given to the app at construction."""
+
+
 @router.post("/redeem")
-def redeem(body: Redemption, gate: Gate, db: DbSession, clock: ClockDep) -> JSONResponse:
+def redeem(body: Redemption, gate: Gate, views: Views, db: DbSession, clock: ClockDep) -> JSONResponse:
     """200 with the grant server.js expects, or 403: unknown, used, expired or altered launches, or ones whose
     lease or session (a supervisor's: watch) has ended (audited)."""
     try:
-        launch = redeem_launch(db, gate, body.launch_id, body.token_sha256, clock())
+        launch = redeem_launch(db, gate, body.launch_id, body.token_sha256, clock(), views)
     except LaunchRefused as error:
         record(
             db,
@@ -98,7 +105,7 @@ def redeem(body: Redemption, gate: Gate, db: DbSession, clock: ClockDep) -> JSON
 
 def _alive_now(request: Request, launch_id: str) -> bool:
     with session_scope(request.app.state.engine) as db:
-        return launch_is_alive(db, launch_id, request.app.state.clock())
+        return launch_is_alive(db, launch_id, request.app.state.clock(), request.app.state.view_joins)
 
 
 @router.get("/alive")
@@ -148,17 +155,14 @@ def connected(body: Connected, db: DbSession, clock: ClockDep) -> JSONResponse:
 
 
 @router.post("/closed")
-def closed(body: Closed, db: DbSession, clock: ClockDep) -> JSONResponse:
+def closed(body: Closed, views: Views, db: DbSession, clock: ClockDep) -> JSONResponse:
     """The websocket ended: an agent's seat waits for a reconnect; a supervisor's watch ends (audited). 403 (audited)
     without the launch's token hash."""
     try:
         proven_launch(db, body.launch_id, body.token_sha256)
     except LaunchRefused as error:
         return _refused_report(db, "closed", body.launch_id, error)
-    if (watching := watch_of_view_launch(db, body.launch_id)) is not None:
-        watch, supervisor = watching
-        assert watch.id is not None
-        end_watch(db, watch.id, supervisor, now=clock(), source="loopback")
+    if views.close(db, body.launch_id, clock()):
         return JSONResponse({"status": "ok"})
     lease = live_lease_of_launch(db, body.launch_id)
     if lease is not None and lease.state is SeatLeaseState.CONNECTED:

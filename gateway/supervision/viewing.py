@@ -2,12 +2,13 @@
 
 A Guacamole seat is watched by a read-only join of its live guacd connection (`offer_view` mints it with
 `LaunchGate.issue_supervisor_view`: `read-only=true`, `disable-paste=true`); guacamole-lite redeems it at the
-loopback routes, which hold it to the same watch (`launch_store.view_may_go_on`). For an X11 seat:
+loopback routes, which hold it to the same watch (`view_may_go_on`, handed to them as `WATCHED_VIEW_JOINS`).
+For an X11 seat:
 
 Supervision's "watch" (`gateway.supervision.monitoring.start_watch`) decides whether policy allows it and
-writes the `ScreenWatch`; it asks the broker's registered viewer (`offer_view`) for a link. The link
+writes the `ScreenWatch`; it asks the app's viewer (`seat_broker_viewer` → `offer_view`) for a link. The link
 carries a one-time token of mode ``view`` bound to the supervisor's session and the agent's seat lease.
-The websocket behind it (`view_routes`) spends it with `spend_view_token`, which checks again (role,
+The websocket behind it (`routes/view.py`) spends it with `spend_view_token`, which checks again (role,
 policy, the watch still open), and then authenticates to x11vnc with the seat's VIEW-ONLY password:
 x11vnc itself ignores that client's keyboard, pointer and clipboard. No parameter selects the password;
 a view grant has no other (`view_password`).
@@ -15,23 +16,26 @@ a view grant has no other (`view_password`).
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 
 from sqlmodel import Session, col, select
 
+from desktop_broker.guacamole.gate import LaunchMode
 from desktop_broker.pool import PooledSeat
+from gateway.clock import as_utc
 from gateway.errors import Conflict, Forbidden
 from gateway.policies.service import current_policy
 from gateway.seats.launch_store import bind_view_launch
 from gateway.seats.models import LaunchToken, SeatLease, SeatLeaseState
 from gateway.seats.service import LIVE, SeatSource
 from gateway.seats.tokens import VIEW, mint, spend, token_sha256
-from gateway.seats.watch_rules import open_watch
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import get_session, live_sessions, policy_groups
 from gateway.supervision.models import ScreenWatch
-from gateway.supervision.monitoring import end_watch
+from gateway.supervision.monitoring import ScreenThumbnails, ScreenViewer, ScreenViewingUnavailable, end_watch
 from gateway.supervision.scope import may_see
+from gateway.supervision.watch_rules import open_watch
 from policy import GuacamoleApp, evaluate
 
 SUPERVISOR = "supervisor"
@@ -154,3 +158,75 @@ def end_view(db: Session, grant: ViewGrant, now: datetime, source: str) -> None:
     supervisor = get_session(db, grant.supervisor_session_id)
     if supervisor is not None:
         end_watch(db, grant.watch_id, supervisor, now=now, source=source)
+
+
+def watch_of_view_launch(db: Session, launch_id: str) -> tuple[ScreenWatch, HomeSession] | None:
+    """The still open watch a supervisor's Guacamole join was minted for, and the supervisor's session."""
+    row = db.get(LaunchToken, launch_id)
+    if row is None or row.backend != "guacamole" or row.mode != LaunchMode.VIEW.value or row.lease_id is None:
+        return None
+    lease = db.get(SeatLease, row.lease_id)
+    supervisor = db.get(HomeSession, row.session_id) if row.session_id else None
+    if lease is None or supervisor is None:
+        return None
+    watch = open_watch(db, supervisor.login, lease.session_id, as_utc(row.created_at))
+    return (watch, supervisor) if watch is not None else None
+
+
+def view_may_go_on(db: Session, launch_id: str, now: datetime) -> bool:
+    """Whether a supervisor's Guacamole join may go on: its watch open, the watched lease live, the agent's and the
+    supervisor's sessions active, the supervisor still one, and the agent's policy still allowing it (fail closed)."""
+    watching = watch_of_view_launch(db, launch_id)
+    row = db.get(LaunchToken, launch_id)
+    if watching is None or row is None or row.lease_id is None:
+        return False
+    _, supervisor = watching
+    lease = db.get(SeatLease, row.lease_id)
+    agent = db.get(HomeSession, lease.session_id) if lease is not None else None
+    if lease is None or lease.state is SeatLeaseState.ENDED or agent is None or agent.state is not SessionState.ACTIVE:
+        return False
+    if supervisor.state is not SessionState.ACTIVE or SUPERVISOR not in supervisor.role_set:
+        return False
+    return evaluate(current_policy(db), policy_groups(agent), now).view_only_supervision
+
+
+class WatchedViewJoins:
+    """The seats domain's `ViewJoins`: a supervisor's Guacamole join lives and ends with its watch."""
+
+    def may_go_on(self, db: Session, launch_id: str, now: datetime) -> bool:
+        return view_may_go_on(db, launch_id, now)
+
+    def close(self, db: Session, launch_id: str, now: datetime) -> bool:
+        watching = watch_of_view_launch(db, launch_id)
+        if watching is None:
+            return False
+        watch, supervisor = watching
+        assert watch.id is not None
+        end_watch(db, watch.id, supervisor, now=now, source="loopback")
+        return True
+
+
+WATCHED_VIEW_JOINS = WatchedViewJoins()
+
+
+def seat_broker_viewer(state: Any) -> ScreenViewer:
+    """The gateway's screen viewer: a view-only link from this node's seat broker, which the lifespan starts
+    (``state`` is the app's; the broker is looked up at each watch, so a gateway without one says why)."""
+
+    def view(db: Session, agent: HomeSession, supervisor: str) -> str:
+        broker = getattr(state, "seat_broker", None)
+        if broker is None:
+            raise ScreenViewingUnavailable("no seat broker runs on this gateway node, so no screen can be watched")
+        return offer_view(db, agent, supervisor, broker, broker.clock())
+
+    return view
+
+
+def seat_broker_thumbnails(state: Any) -> ScreenThumbnails:
+    """The screen wall's pictures: from this node's seat broker, looked up at each request (None without one)."""
+
+    def picture(db: Session, agent: HomeSession) -> bytes | None:
+        broker = getattr(state, "seat_broker", None)
+        return None if broker is None else broker.screen_thumbnail(db, agent)
+
+    return picture

@@ -13,13 +13,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 from starlette.datastructures import FormData
 
-from gateway.deps import ClockDep, DbSession, RowId, SettingsDep
-from gateway.enrollment.service import vetted_number
+from gateway.deps import ClockDep, DbSession, RowId
 from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.notify.sms import HttpSms, SmsNotSent
 from gateway.sessions.deps import AgentSession, CheckedForm
 from gateway.sessions.models import HomeSession
 from gateway.voice import numbers
+from gateway.voice.deps import SmsSettingsDep, VoiceSettingsDep
 from gateway.voice.dialable import NumberRefused
 from gateway.voice.service import CallbackRateLimited, NoCallbackNumber, set_ready
 from gateway.voice.status import current_leg
@@ -28,6 +28,9 @@ from gateway.web.i18n import translate
 from gateway.web.pages import language_of, render
 
 page_router = APIRouter(tags=["voice"])
+VettedNumberLookup = Callable[[Session, str], str | None]
+"""Given an account name, the E.164 number HR vetted for it at the home visit, or None."""
+
 PAGE = "/agent/phone"
 
 # Which translated message a refusal shows. A number the policy refuses names its case in ``reason``; the code
@@ -58,10 +61,10 @@ def refusal_key(error: GatewayError) -> str:
     return "voice.refused.other"
 
 
-def _context(db: Session, session: HomeSession) -> dict[str, object]:
+def _context(request: Request, db: Session, session: HomeSession) -> dict[str, object]:
     """The page's numbers, the callback line, and the number HR approved at the home visit (masked), if any, with
     whether it is still to be taken into the list."""
-    approved = vetted_number(db, session.login)
+    approved = _vetted_number(request, db, session)
     listed = numbers.list_numbers(db, session.person_id)
     return {
         "numbers": listed,
@@ -69,6 +72,12 @@ def _context(db: Session, session: HomeSession) -> dict[str, object]:
         "hr_number": numbers.mask(approved) if approved else None,
         "hr_number_listed": approved is not None and any(n.masked == numbers.mask(approved) for n in listed),
     }
+
+
+def _vetted_number(request: Request, db: Session, session: HomeSession) -> str | None:
+    """The number HR vetted for the agent: enrollment's answer, handed to the app (enrollment sits above voice)."""
+    lookup: VettedNumberLookup = request.app.state.hr_vetted_number
+    return lookup(db, session.login)
 
 
 def _counted(error: GatewayError) -> bool:
@@ -85,22 +94,28 @@ def _act(
     outcome = attempt(db, action, AuditedAs(session.login, what, session.source_ip), keep_on_refusal=_counted)
     if isinstance(outcome, GatewayError):
         message = translate(language_of(request), refusal_key(outcome), detail=outcome.message)
-        context = _context(db, session)
+        context = _context(request, db, session)
         return refused_page(request, "voice_phone.html", outcome, form, message=message, **context)
     return RedirectResponse(PAGE, status_code=303)
 
 
 @page_router.get(PAGE, response_class=HTMLResponse)
 def phone_page(request: Request, session: AgentSession, db: DbSession) -> HTMLResponse:
-    return render(request, "voice_phone.html", **_context(db, session))
+    return render(request, "voice_phone.html", **_context(request, db, session))
 
 
 @page_router.post(f"{PAGE}/numbers")
 def add_number(
-    request: Request, session: AgentSession, form: CheckedForm, db: DbSession, clock: ClockDep, settings: SettingsDep
+    request: Request,
+    session: AgentSession,
+    form: CheckedForm,
+    db: DbSession,
+    clock: ClockDep,
+    voice: VoiceSettingsDep,
+    sms_settings: SmsSettingsDep,
 ) -> Response:
     raw = str(form.get("number", ""))
-    sms = HttpSms(settings.sms)
+    sms = HttpSms(sms_settings)
     return _act(
         request,
         db,
@@ -108,7 +123,7 @@ def add_number(
         form,
         "voice.number.add",
         lambda: numbers.add_number(
-            db, session.person_id, session.login, raw, settings.voice, sms, actor=session.login, now=clock()
+            db, session.person_id, session.login, raw, voice, sms, actor=session.login, now=clock()
         ),
     )
 
@@ -121,7 +136,7 @@ def confirm_number(
     form: CheckedForm,
     db: DbSession,
     clock: ClockDep,
-    settings: SettingsDep,
+    voice: VoiceSettingsDep,
 ) -> Response:
     code = str(form.get("code", ""))
     return _act(
@@ -130,9 +145,7 @@ def confirm_number(
         session,
         form,
         "voice.number.confirm",
-        lambda: numbers.confirm_number(
-            db, session.person_id, number_id, code, settings.voice, actor=session.login, now=clock()
-        ),
+        lambda: numbers.confirm_number(db, session.person_id, number_id, code, voice, actor=session.login, now=clock()),
     )
 
 
@@ -152,26 +165,24 @@ def remove_number(
 
 @page_router.post(f"{PAGE}/ready")
 def ready(
-    request: Request, session: AgentSession, form: CheckedForm, db: DbSession, clock: ClockDep, settings: SettingsDep
+    request: Request, session: AgentSession, form: CheckedForm, db: DbSession, clock: ClockDep, voice: VoiceSettingsDep
 ) -> Response:
     wanted = form.get("ready") == "true"
-    return _act(
-        request, db, session, form, "voice.ready", lambda: set_ready(db, session, wanted, settings.voice, now=clock())
-    )
+    return _act(request, db, session, form, "voice.ready", lambda: set_ready(db, session, wanted, voice, now=clock()))
 
 
 @page_router.post(f"{PAGE}/hr-number")
 def use_hr_number(
-    request: Request, session: AgentSession, form: CheckedForm, db: DbSession, clock: ClockDep, settings: SettingsDep
+    request: Request, session: AgentSession, form: CheckedForm, db: DbSession, clock: ClockDep, voice: VoiceSettingsDep
 ) -> Response:
     """Take the number HR vetted into the list without a texted code (the way on when no SMS can be sent)."""
 
     def adopt() -> object:
-        approved = vetted_number(db, session.login)
+        approved = _vetted_number(request, db, session)
         if approved is None:
             raise NotFound("HR has approved no number for you", key="voice_no_hr_number")
         return numbers.adopt_vetted_number(
-            db, session.person_id, session.login, approved, settings.voice, actor=session.login, now=clock()
+            db, session.person_id, session.login, approved, voice, actor=session.login, now=clock()
         )
 
     return _act(request, db, session, form, "voice.number.adopt_vetted", adopt)

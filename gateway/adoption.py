@@ -36,6 +36,51 @@ def _theirs(legacy_id: str, names: set[str]) -> bool:
     return account_key(legacy_id.removeprefix(LEGACY_PREFIX)) in names
 
 
+class LegacyAdoption:
+    """`adopt_legacy_rows` for one process, skipped for good once no row is left that anyone could adopt.
+
+    Only migrations 0008 and 0012 write ``legacy:`` keys, before the gateway starts; the gateway never writes one,
+    and adopting only removes them. So once a sign-in finds none left to adopt, the search (eight queries, about a
+    tenth of a sign-in) is never run again. The finding is made before this sign-in adopts anything: what it adopts
+    is only counted gone once committed, at a later sign-in's look.
+    """
+
+    def __init__(self) -> None:
+        self._none_left = False
+
+    def __call__(self, db: Session, session: HomeSession, user: DirectoryUser, now: datetime) -> None:
+        if self._none_left:
+            return
+        if not _anything_to_adopt(db):
+            self._none_left = True
+            return
+        adopt_legacy_rows(db, session, user, now)
+
+
+def _anything_to_adopt(db: Session) -> bool:
+    """Whether any row with a ``legacy:`` key is still one `adopt_legacy_rows` would take, for anyone."""
+    checks = (
+        select(TotpSecret.person_id).where(col(TotpSecret.person_id).startswith(LEGACY_PREFIX)),
+        select(HomeSession.id).where(
+            col(HomeSession.person_id).startswith(LEGACY_PREFIX), HomeSession.state != SessionState.ENDED
+        ),
+        select(CallbackNumber.id).where(col(CallbackNumber.person_id).startswith(LEGACY_PREFIX)),
+        select(AddressAssignment.id).where(col(AddressAssignment.person_id).startswith(LEGACY_PREFIX)),
+        select(CallLeg.id).where(
+            col(CallLeg.person_id).startswith(LEGACY_PREFIX),
+            col(CallLeg.wanted),
+            col(CallLeg.state).in_(LIVE_LEG_STATES),
+        ),
+        select(TunnelLease.id).where(
+            col(TunnelLease.person_id).startswith(LEGACY_PREFIX), TunnelLease.state == LeaseState.DESIRED
+        ),
+        select(SeatLease.id).where(
+            col(SeatLease.person_id).startswith(LEGACY_PREFIX), SeatLease.state != SeatLeaseState.ENDED
+        ),
+    )
+    return any(db.exec(check.limit(1)).first() is not None for check in checks)
+
+
 def adopt_legacy_rows(db: Session, session: HomeSession, user: DirectoryUser, now: datetime) -> None:
     """Give the person their pre-0008 TOTP secret and live sessions, and the callback numbers, addresses, live legs
     and tunnel and seat leases 0012 could not give a person; a no-op once nothing legacy is left."""

@@ -1,8 +1,7 @@
 """The seat page, its websocket (the broker's gate in front of the pixels), and noVNC's and
 guacamole-common-js's files from one origin (the gateway).
 
-`router` also carries the policy pages, the supervisors' view-only seat page (`view_routes`) and the
-loopback routes guacamole-lite's server.js calls.
+`router` also carries the loopback routes guacamole-lite's server.js calls (`routes/internal.py`).
 """
 
 import logging
@@ -22,18 +21,15 @@ from gateway.errors import GatewayError, NotFound
 from gateway.seats import service
 from gateway.seats.broker import SeatBroker
 from gateway.seats.errors import LaunchRefused
-from gateway.seats.internal_routes import router as internal_router
 from gateway.seats.models import SeatLease
-from gateway.seats.policy_routes import router as policy_router
 from gateway.seats.prepared_rfb import PreparedSeatConnections
 from gateway.seats.rfb_socket import STREAM_ENDED, accept_browser, bridge_to_seat
+from gateway.seats.routes.internal import router as internal_router
 from gateway.seats.tokens import spend
-from gateway.seats.view_routes import router as view_router
 from gateway.seats.viewer_assets import IMMUTABLE, VIEWER_PATH, attach_seat_viewer, seat_viewer
 from gateway.sessions.deps import SESSION_COOKIE, AgentSession, CheckedForm, ScriptCsrf
 from gateway.sessions.models import SessionState
 from gateway.sessions.service import session_for_token
-from gateway.supervision.state import BREAK_REASONS
 from gateway.web.pages import render
 
 log = logging.getLogger(__name__)
@@ -43,9 +39,7 @@ GUACAMOLE_SCREEN = (1280, 800)
 """The remote desktop's size, as the X11 seats' (server.js passes only numeric width/height on)."""
 
 router = APIRouter(tags=["seats"])
-router.include_router(policy_router)
 router.include_router(internal_router)
-router.include_router(view_router)
 
 
 def mount_novnc(app: FastAPI) -> None:
@@ -112,7 +106,7 @@ def launch_page(
         token=launched.token,
         watermark=watermark,
         rfb_module=seat_viewer(request).rfb_module,
-        break_reasons=BREAK_REASONS,
+        break_reasons=request.app.state.break_reasons,  # supervision's, given by the app (it sits above seats)
     )
 
 

@@ -6,11 +6,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from certs.errors import CertificateError
-from gateway.deps import AuthorityDep, ClockDep, DbSession, RowId, SettingsDep
+from gateway.deps import ClockDep, DbSession, RowId
 from gateway.enrollment.certificate_requests import close_request, open_requests
 from gateway.enrollment.models import CertificateRequest, CertificateRequestState
 from gateway.errors import GatewayError, NotFound
 from gateway.pki import service as pki
+from gateway.pki.deps import AuthorityDep, CaSettingsDep, PublicationUrlsDep
 from gateway.sessions.deps import CheckedForm, SecurityAdminSession
 from gateway.web.confirm import done
 from gateway.web.forms import AuditedAs, attempt, refused_page
@@ -49,7 +50,8 @@ def issue_requested(
     form: CheckedForm,
     db: DbSession,
     clock: ClockDep,
-    settings: SettingsDep,
+    ca: CaSettingsDep,
+    urls: PublicationUrlsDep,
     authority: AuthorityDep,
 ) -> Response:
     """Sign the agent's CSR for the request's person and tunnel key, and close the request as issued; a bad CSR or
@@ -68,8 +70,8 @@ def issue_requested(
                 wireguard_key=str(form.get("wireguard_key", "")).strip(),
                 actor=pki.Actor(admin.login, admin.source_ip),
                 now=now,
-                lifetime=timedelta(days=settings.ca.agent_cert_days),
-                urls=pki.publication_urls(settings.public_url),
+                lifetime=timedelta(days=ca.agent_cert_days),
+                urls=urls,
                 csr_pem=str(form.get("csr", "")).strip().encode(),
                 account=wanted.login,
             )

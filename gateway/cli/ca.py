@@ -1,5 +1,5 @@
 """``sohogw ca`` and ``sohogw crl``: the security admin's CA at the command line, and the helpers its
-commands share with ``sohogw cert`` (`gateway.pki.cert_cli`)."""
+commands share with ``sohogw cert`` (`gateway.cli.cert`)."""
 
 import getpass
 import os
@@ -35,7 +35,7 @@ def _passphrase(settings: Settings, confirm: bool = False) -> str:
 
 def open_ca(settings: Settings):  # type: ignore[no-untyped-def]
     """The issuing CA, unlocked with the configured passphrase or one typed at the prompt."""
-    return open_authority(settings, _passphrase(settings))
+    return open_authority(settings.ca, _passphrase(settings))
 
 
 def migrated_engine(settings: Settings):  # type: ignore[no-untyped-def]

@@ -3,8 +3,8 @@
 Agent routes need the caller's active home session with the agent role (the portal's ``AgentSession``); those that
 change state also need the session's CSRF secret in ``X-CSRF-Token`` (``ScriptCsrf``). The webhook route needs no
 session: its HMAC signature is the check. Routes are plain ``def`` (run in the thread pool) because the service
-calls block on the database. ``router``, what the app includes, carries this API under /voice and the agent's
-phone page (``page_routes.py``).
+calls block on the database. ``router``, what the app includes, carries this API under /voice, the agent's
+phone page (``routes/pages.py``) and the security admins' approval page (``routes/approvals.py``).
 """
 
 from typing import Annotated
@@ -12,29 +12,23 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
+from gateway.db import keep_refusal
 from gateway.deps import ClockDep, DbSession, RowId
 from gateway.errors import NotFound
-from gateway.notify.sms import HttpSms, SmsSettings
+from gateway.notify.sms import HttpSms
 from gateway.sessions.deps import AgentSession, ScriptCsrf
 from gateway.voice import numbers
 from gateway.voice.calls import CustomerCallPublic, customer_calls
+from gateway.voice.deps import SmsSettingsDep, VoiceSettingsDep
 from gateway.voice.models import LegPublic, NumberPublic
-from gateway.voice.page_routes import page_router
+from gateway.voice.routes.approvals import approvals_router
+from gateway.voice.routes.pages import page_router
 from gateway.voice.service import set_ready
-from gateway.voice.settings import VoiceSettings
 from gateway.voice.sink import apply_event
 from gateway.voice.status import current_leg
 from gateway.voice.webhook import accept_event
 
 api = APIRouter(prefix="/voice", tags=["voice"])
-
-
-def _voice_settings(request: Request) -> VoiceSettings:
-    return request.app.state.settings.voice  # type: ignore[no-any-return]
-
-
-def _sms_settings(request: Request) -> SmsSettings:
-    return request.app.state.settings.sms  # type: ignore[no-any-return]
 
 
 async def _raw_body(request: Request) -> bytes:
@@ -43,8 +37,6 @@ async def _raw_body(request: Request) -> bytes:
 
 
 RawBody = Annotated[bytes, Depends(_raw_body)]
-VoiceSettingsDep = Annotated[VoiceSettings, Depends(_voice_settings)]
-SmsSettingsDep = Annotated[SmsSettings, Depends(_sms_settings)]
 
 
 class NumberIn(BaseModel):
@@ -87,7 +79,7 @@ def add_number(
             db, session.person_id, session.login, body.number, settings, HttpSms(sms), actor=session.login, now=clock()
         )
     except numbers.TooManyCodes:
-        db.commit()  # the refusal's audit row must outlive the request's rollback
+        keep_refusal(db)
         raise
     return next(n for n in numbers.list_numbers(db, session.person_id) if n.id == number.id)
 
@@ -107,7 +99,7 @@ def confirm_number(
             db, session.person_id, number_id, body.code, settings, actor=session.login, now=clock()
         )
     except numbers.WrongCode:
-        db.commit()  # the failed attempt must outlive the request's rollback, or the attempt limit means nothing
+        keep_refusal(db)  # the failed attempt, or the attempt limit means nothing
         raise
     return next(n for n in numbers.list_numbers(db, session.person_id) if n.id == number.id)
 
@@ -145,6 +137,8 @@ def my_calls(session: AgentSession, db: DbSession) -> list[CustomerCallPublic]:
 
 
 router = APIRouter()
-"""What the app includes: the JSON API under /voice and the agent's phone page (``page_routes.py``)."""
+"""What the app includes: the JSON API under /voice, the agent's phone page (``routes/pages.py``) and the security
+admins' approval of callback numbers (``routes/approvals.py``)."""
 router.include_router(api)
 router.include_router(page_router)
+router.include_router(approvals_router)

@@ -5,15 +5,15 @@ import logging
 import click
 
 from certs.errors import CertificateError
-from gateway.audit.cli import audit
-from gateway.deployment.cli import backup_command, bootstrap_command, config, restore_command
-from gateway.directory.cli import user
+from gateway.cli.audit import audit
+from gateway.cli.ca import ca, crl
+from gateway.cli.cert import cert
+from gateway.cli.deployment import backup_command, bootstrap_command, config, restore_command
+from gateway.cli.policy import policy
+from gateway.cli.totp import totp
+from gateway.cli.user import user
 from gateway.directory.errors import DirectoryError
 from gateway.errors import GatewayError
-from gateway.pki.cert_cli import cert
-from gateway.pki.cli import ca, crl
-from gateway.policies.cli import policy
-from gateway.sessions.cli import totp
 from gateway.settings import SettingsError, get_settings
 
 
@@ -56,8 +56,8 @@ def serve(host: str | None, port: int | None) -> None:
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.cli.deployment import refuse_unsafe_start
     from gateway.db import make_engine
-    from gateway.deployment.cli import refuse_unsafe_start
     from gateway.migrate import upgrade
     from gateway.pki.ca import open_authority
     from gateway.pki.client_cas import ClientCaBundle
@@ -69,7 +69,7 @@ def serve(host: str | None, port: int | None) -> None:
     upgrade(settings.db_url)
     engine = make_engine(settings.db_url)
     refuse_unsafe_start(settings, engine)
-    authority = open_authority(settings)
+    authority = open_authority(settings.ca)
     options: dict[str, object] = {}
     portal = settings.portal
     client_cas = None

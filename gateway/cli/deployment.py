@@ -11,6 +11,7 @@ import click
 from sqlalchemy import Engine
 
 from gateway.audit.service import record
+from gateway.cli.ca import cli_actor, migrated_engine
 from gateway.clock import utcnow
 from gateway.db import session_scope
 from gateway.deployment.backup import create_backup
@@ -22,7 +23,6 @@ from gateway.deployment.safety import safety_findings
 from gateway.deployment.sealed import read_passphrase_file
 from gateway.directory.errors import DirectoryError
 from gateway.errors import GatewayError
-from gateway.pki.cli import cli_actor, migrated_engine
 from gateway.settings import CONFIG_ENV, Settings, SettingsError, get_settings, load_settings
 from policy import Role
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import click
 
 from gateway.audit.service import record
+from gateway.cli.ca import cli_actor, migrated_engine
 from gateway.clock import utcnow
 from gateway.db import session_scope
 from gateway.directory import open_directory
-from gateway.pki.cli import cli_actor, migrated_engine
 from gateway.policies.service import InvalidPolicy, current_policy, current_version, export_policy, import_policy
 from gateway.settings import get_settings
 from policy import evaluate

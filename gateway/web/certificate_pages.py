@@ -6,8 +6,9 @@ from datetime import timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from gateway.deps import AuthorityDep, ClockDep, DbSession, SettingsDep
+from gateway.deps import ClockDep, DbSession
 from gateway.pki import service as pki
+from gateway.pki.deps import AuthorityDep, CaSettingsDep, PublicationUrlsDep
 from gateway.sessions.deps import CheckedForm, SecurityAdminSession
 from gateway.web.confirm import ask_first, done
 from gateway.web.i18n import translate
@@ -24,7 +25,7 @@ def revoke(
     form: CheckedForm,
     db: DbSession,
     clock: ClockDep,
-    settings: SettingsDep,
+    ca: CaSettingsDep,
     authority: AuthorityDep,
 ) -> Response:
     """Revoke now (CRL republished in the same transaction): asked first, then said."""
@@ -43,7 +44,7 @@ def revoke(
         reason,
         actor=pki.Actor(admin.login, admin.source_ip),
         now=clock(),
-        crl_validity=timedelta(hours=settings.ca.crl_validity_hours),
+        crl_validity=timedelta(hours=ca.crl_validity_hours),
     )
     return done("/security-admin", "certificate_revoked")
 
@@ -55,7 +56,8 @@ def renew(
     form: CheckedForm,
     db: DbSession,
     clock: ClockDep,
-    settings: SettingsDep,
+    ca: CaSettingsDep,
+    urls: PublicationUrlsDep,
     authority: AuthorityDep,
 ) -> Response:
     """A successor with the same key, identity and tunnel key; the old one stays valid until it expires."""
@@ -65,8 +67,8 @@ def renew(
         serial,
         actor=pki.Actor(admin.login, admin.source_ip),
         now=clock(),
-        lifetime=timedelta(days=settings.ca.agent_cert_days),
-        urls=pki.publication_urls(settings.public_url),
+        lifetime=timedelta(days=ca.agent_cert_days),
+        urls=urls,
     )
     return done("/security-admin", "certificate_renewed")
 

@@ -8,10 +8,10 @@ import click
 from cryptography.hazmat.primitives import serialization
 
 from certs.pkcs12 import export_pkcs12
+from gateway.cli.ca import cli_actor, migrated_engine, open_ca, write_file
 from gateway.clock import as_utc, utcnow
 from gateway.db import session_scope
 from gateway.pki import service
-from gateway.pki.cli import cli_actor, migrated_engine, open_ca, write_file
 from gateway.secret_input import read_secret, secret_file_option
 from gateway.settings import get_settings
 

@@ -17,7 +17,6 @@ from starlette.concurrency import run_in_threadpool
 from desktop_broker.x11 import RfbAddress
 from gateway.db import session_scope
 from gateway.deps import ClockDep, DbSession
-from gateway.seats import viewing
 from gateway.seats.broker import SeatBroker
 from gateway.seats.errors import LaunchRefused
 from gateway.seats.rfb_socket import STREAM_ENDED, accept_browser, bridge_to_seat
@@ -25,6 +24,7 @@ from gateway.seats.viewer_assets import seat_viewer
 from gateway.sessions.deps import SESSION_COOKIE, AgentSession, SupervisorSession
 from gateway.sessions.models import SessionState
 from gateway.sessions.service import session_for_token
+from gateway.supervision import viewing
 from gateway.supervision.monitoring import watchers_told
 from gateway.web.i18n import translate
 from gateway.web.pages import language_of, render

@@ -5,6 +5,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 from starlette.datastructures import FormData
 
+from gateway.db import keep_refusal
 from gateway.deps import ClockDep, DbSession, RowId
 from gateway.errors import GatewayError, NotFound
 from gateway.sessions.client_cert import client_origin
@@ -40,7 +41,7 @@ def acknowledge_alert(
         acknowledge(db, alert_id, scope=supervisor_scope(db, session), supervisor=session.login, source=source,
                     now=clock())  # fmt: skip
     except NotFound:
-        db.commit()  # keep the refusal's audit row: the error rolls the request's transaction back
+        keep_refusal(db)
         raise
     return RedirectResponse("/supervision/alerts", status_code=303)
 

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from sqlalchemy import Engine
 
 from gateway.clock import as_utc
-from gateway.db import session_scope
+from gateway.db import keep_refusal, session_scope
 from gateway.deps import ClockDep, DbSession, RowId
 from gateway.errors import Forbidden
 from gateway.sessions.client_cert import client_origin
@@ -102,7 +102,8 @@ def watch_screen(
     request: Request, session: SupervisorSession, form: CheckedForm, agent: ScopedAgent, db: DbSession, clock: ClockDep
 ) -> HTMLResponse:
     try:
-        watch, url = start_watch(db, session, agent.id, now=clock(), source=_source(request))
+        viewer = request.app.state.screen_viewer
+        watch, url = start_watch(db, session, agent.id, viewer=viewer, now=clock(), source=_source(request))
     except Forbidden as refused:  # audited as refused_by_policy: returning (not raising) lets that row commit
         error = reason_message(request, refused.reason, refused.message)
         return render(request, "error.html", refused.status_code, error=error)
@@ -115,9 +116,10 @@ def screen_picture(
 ) -> Response:
     """A small JPEG of the agent's seat for the screen wall (the grid reloads it every few seconds)."""
     try:
-        picture = grid_picture(db, session, agent, now=clock(), source=_source(request))
+        thumbnails = request.app.state.screen_thumbnails
+        picture = grid_picture(db, session, agent, thumbnails=thumbnails, now=clock(), source=_source(request))
     except Forbidden:
-        db.commit()  # keep the refusal's audit row: the error rolls the request's transaction back
+        keep_refusal(db)
         raise
     return Response(picture, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 

@@ -1,0 +1,46 @@
+"""A throttle window: full, it refuses; once it has passed, the next attempt starts it again and counts as its first.
+A right guess gets its attempt back. On SQLite and PostgreSQL (a reservation is one UPDATE whose CASEs both read the
+row as it was; the give-back is a transaction of its own)."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import Session
+
+from gateway.sessions.models import LoginThrottle
+from gateway.sessions.throttle import ThrottleLimits, TooManyAttempts, give_back, reserve
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+LIMITS = ThrottleLimits(per_account=2, per_source=100, window=timedelta(minutes=15))
+KEYS = [("person:p1", 2)]
+
+
+def _row(db: Session) -> tuple[int, datetime]:
+    row = db.get(LoginThrottle, "person:p1", populate_existing=True)
+    assert row is not None
+    return row.attempts, row.window_started_at.replace(tzinfo=UTC)
+
+
+def test_a_full_window_refuses_until_it_has_passed_then_counts_from_one(db: Session) -> None:
+    reserve(db, KEYS, T0, LIMITS, "full")
+    reserve(db, KEYS, T0 + timedelta(minutes=1), LIMITS, "full")
+    with pytest.raises(TooManyAttempts):
+        reserve(db, KEYS, T0 + timedelta(minutes=14), LIMITS, "full")
+    assert _row(db) == (2, T0)
+    later = T0 + timedelta(minutes=15)
+    reserve(db, KEYS, later, LIMITS, "full")
+    assert _row(db) == (1, later)
+    reserve(db, KEYS, later, LIMITS, "full")
+    with pytest.raises(TooManyAttempts):
+        reserve(db, KEYS, later, LIMITS, "full")
+    assert _row(db) == (2, later)
+
+
+def test_a_right_guess_gives_its_attempt_back_and_a_complete_sign_in_clears_the_count(db: Session) -> None:
+    reserve(db, KEYS, T0, LIMITS, "full")
+    reserve(db, KEYS, T0, LIMITS, "full")
+    give_back(db, [*KEYS, ("source:203.0.113.9", 100)])
+    assert _row(db) == (1, T0)
+    reserve(db, KEYS, T0, LIMITS, "full")
+    give_back(db, KEYS, forget_person="p1")  # a sign-in complete without a second factor
+    assert _row(db) == (0, T0)
