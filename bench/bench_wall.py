@@ -30,6 +30,7 @@ from gateway.supervision.settings import SupervisionSettings
 from gateway.supervision.state import set_work_state
 from gateway.supervision.wall import WallHub, compute_rows, sse, summary
 from gateway.vpn.models import LeaseState, TunnelLease
+from gateway.workers.runner import WorkerRunner
 
 SETTINGS = SupervisionSettings(wall_tick_seconds=1.0, team_groups=[f"Team-{n}" for n in range(12)])
 STATES = [WorkStatus.READY, WorkStatus.ON_CALL, WorkStatus.WRAP_UP]
@@ -103,6 +104,8 @@ def cpu_per_tick(engine: Engine, viewers: int, ticks: int = 10) -> tuple[float, 
 async def latency(engine: Engine, ids: list[str], viewers: int, seconds: float, rate: float) -> dict[str, float]:
     """Seats change state at ``rate`` per second in another thread; time from commit to every viewer's diff."""
     hub = WallHub(engine, SETTINGS, utcnow)
+    runner = WorkerRunner([hub], engine)  # as the app runs it
+    runner.start()
     queues = [(await hub.subscribe())[0] for _ in range(viewers)]
     committed: dict[str, float] = {}
     delays: list[float] = []
@@ -149,6 +152,7 @@ async def latency(engine: Engine, ids: list[str], viewers: int, seconds: float, 
     cpu = time.process_time() - cpu_started
     for queue in queues:
         hub.unsubscribe(queue)
+    runner.stop()
     delays.sort()
     return {
         "changes": made[0],

@@ -65,7 +65,6 @@ def serve(host: str | None, port: int | None) -> None:
 
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run drowns the log
     upgrade(settings.db_url)
     engine = make_engine(settings.db_url)
     refuse_unsafe_start(settings, engine)

@@ -34,14 +34,19 @@ def nudge_after_commit(db: Session, topic: str, payload: Any = None) -> None:
     db.info.setdefault(_PENDING, []).append((topic, payload))
 
 
+def publish(topic: str, payload: Any = None) -> None:
+    """Nudge now, for a change no transaction made (a WireGuard daemon that was restarted, its peers gone)."""
+    for listener in list(_listeners[topic]):
+        try:
+            listener(topic, payload)
+        except Exception:  # a failing listener must not fail the publisher; the worker's interval repairs
+            log.exception("listener for %s failed", topic)
+
+
 @event.listens_for(Session, "after_commit")
 def _deliver(db: Session) -> None:
     for topic, payload in db.info.pop(_PENDING, []):
-        for listener in list(_listeners[topic]):
-            try:
-                listener(topic, payload)
-            except Exception:  # a failing reconciler must not fail the committed request; its loop retries
-                log.exception("listener for %s failed", topic)
+        publish(topic, payload)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -2,13 +2,13 @@
 
 import json
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from gateway.deps import ClockDep, DbSession, RowId
 from gateway.enrollment import csv_import
-from gateway.enrollment.deps import EnrollmentSettingsDep, HandOffDep
+from gateway.enrollment.deps import HandOffDep
 from gateway.enrollment.errors import InvalidApplication
 from gateway.sessions.deps import CheckedForm, HrSession
 from gateway.web.pages import render
@@ -29,11 +29,10 @@ def upload(
     form: CheckedForm,
     db: DbSession,
     clock: ClockDep,
-    settings: EnrollmentSettingsDep,
     handoff: HandOffDep,
-    tasks: BackgroundTasks,
 ) -> Response:
-    """Rows are checked and imported after the response, each in its own transaction (see ``run_import``)."""
+    """Rows are checked and imported by the ``enrollment.csv_import`` worker once this upload commits, each in its
+    own transaction (see ``run_import``)."""
     upload = form.get("file")
     if not isinstance(upload, UploadFile) or not upload.filename:
         raise InvalidApplication("choose a CSV file")
@@ -45,16 +44,7 @@ def upload(
     except UnicodeDecodeError:
         raise InvalidApplication("the file is not UTF-8 text; save it as CSV UTF-8") from None
     run = csv_import.begin_import(db, len(rows), actor=hr.login, now=clock())
-    tasks.add_task(
-        csv_import.run_import,
-        request.app.state.engine,
-        run.id or 0,
-        rows,
-        handoff,
-        settings=settings,
-        actor=hr.login,
-        clock=request.app.state.clock,
-    )
+    csv_import.queue_import(db, run, rows, handoff)
     return RedirectResponse(f"/hr/enrollment-import/{run.id}", status_code=303)
 
 

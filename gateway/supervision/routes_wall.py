@@ -10,7 +10,6 @@ from gateway.deps import ClockDep, DbSession, RowId
 from gateway.errors import Forbidden
 from gateway.sessions.client_cert import client_origin
 from gateway.sessions.deps import CheckedForm, SupervisorSession
-from gateway.supervision.deps import SupervisionSettingsDep
 from gateway.supervision.monitoring import end_watch, start_watch
 from gateway.supervision.state import BREAK_REASONS
 from gateway.supervision.wall import WallHub
@@ -24,11 +23,9 @@ def _source(request: Request) -> str:
     return client_origin(request, request.app.state.settings.portal).address
 
 
-def _hub(request: Request, settings: SupervisionSettingsDep) -> WallHub:
-    hub: WallHub | None = getattr(request.app.state, "supervision_wall", None)
-    if hub is None:
-        hub = WallHub(request.app.state.engine, settings, request.app.state.clock)
-        request.app.state.supervision_wall = hub
+def _hub(request: Request) -> WallHub:
+    """The app's wall, made with the app and run by its worker runner (never started by a request)."""
+    hub: WallHub = request.app.state.supervision_wall
     return hub
 
 
@@ -38,9 +35,9 @@ def wall_page(request: Request, session: SupervisorSession) -> HTMLResponse:
 
 
 @router.get("/supervision/wall/events")
-async def wall_events(request: Request, session: SupervisorSession, settings: SupervisionSettingsDep) -> Response:
+async def wall_events(request: Request, session: SupervisorSession) -> Response:
     """Server-sent events: a ``snapshot`` first, then ``diff`` events; a comment every 15 s keeps proxies open."""
-    hub = _hub(request, settings)
+    hub = _hub(request)
     queue, snapshot = await hub.subscribe()
 
     async def stream() -> AsyncIterator[str]:

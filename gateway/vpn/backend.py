@@ -95,3 +95,6 @@ class WireGuardBackend(Protocol):
 
     def apply(self, name: str, desired: Mapping[str, PeerSpec]) -> PeerChanges:
         """Make the interface hold exactly `desired`; returns what it changed (empty when nothing did)."""
+
+    def change(self, name: str, changes: PeerChanges) -> None:
+        """Carry out `changes` (removals first) without reading the live peers: for a change already planned."""

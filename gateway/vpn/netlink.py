@@ -52,11 +52,14 @@ class NetlinkBackend:
 
     def apply(self, name: str, desired: Mapping[str, PeerSpec]) -> PeerChanges:
         changes = plan_changes(self.peers(name), desired)
+        self.change(name, changes)
+        return changes
+
+    def change(self, name: str, changes: PeerChanges) -> None:
         for public_key in changes.to_remove:
             self.remove_peer(name, public_key)
         for peer in changes.to_set:
             self.set_peer(name, peer)
-        return changes
 
     def _set(self, name: str, peer: dict[str, Any]) -> None:
         with self._socket() as wg:

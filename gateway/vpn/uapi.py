@@ -59,6 +59,10 @@ class UapiBackend:
 
     def apply(self, name: str, desired: Mapping[str, PeerSpec]) -> PeerChanges:
         changes = plan_changes(self.peers(name), desired)
+        self.change(name, changes)
+        return changes
+
+    def change(self, name: str, changes: PeerChanges) -> None:
         lines: list[str] = []
         for public_key in changes.to_remove:
             lines += uapi_wire.removal_lines(public_key)
@@ -66,7 +70,6 @@ class UapiBackend:
             lines += uapi_wire.peer_lines(peer)
         if lines:
             self._set(name, lines)
-        return changes
 
     def stop(self) -> None:
         """Stop the daemons this backend started (their interfaces disappear with them)."""

@@ -13,7 +13,7 @@ from gateway.enrollment.models import Application, CertificateRequest, Certifica
 from gateway.pki import service as pki
 from gateway.pki.models import IssuedCertificate
 from gateway.sessions.models import EndReason, HomeSession, SessionState
-from tests.gateway.enrollment.conftest import PHONE, Portal, post_form, signed_in
+from tests.gateway.enrollment.conftest import PHONE, Portal, post_form, signed_in, wait_for
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
 HTML = b"<html><script>alert(document.cookie)</script></html>"
@@ -114,7 +114,7 @@ def test_suspension_revokes_certificates_ends_sessions_and_leaves_the_group(port
     application_id = _apply(portal)
     with signed_in(portal, "hr1") as hr:
         _walk_to_approval(hr, application_id, portal.settings.enrollment.stages)
-    assert "SOHO-Agents" in {g.name for g in portal.directory.lookup("applicant1").groups}
+    wait_for(lambda: "SOHO-Agents" in {g.name for g in portal.directory.lookup("applicant1").groups})
     with session_scope(portal.engine) as db:
         issued = pki.issue_agent_certificate(
             db,
@@ -133,7 +133,7 @@ def test_suspension_revokes_certificates_ends_sessions_and_leaves_the_group(port
         answer = post_form(hr, page, f"{page}/close", {"state": "suspended", "reason": "left the programme"})
         assert answer.status_code == 303, answer.text
         assert agent.get("/enrollment", headers={"accept": "text/html"}).headers["location"].startswith("/login?ended=")
-    assert "SOHO-Agents" not in {g.name for g in portal.directory.lookup("applicant1").groups}
+    wait_for(lambda: "SOHO-Agents" not in {g.name for g in portal.directory.lookup("applicant1").groups})
     with session_scope(portal.engine) as db:
         certificate = db.exec(select(IssuedCertificate).where(IssuedCertificate.serial == issued.row.serial)).one()
         assert certificate.revocation_reason == "affiliationChanged" and certificate.revoked_at is not None

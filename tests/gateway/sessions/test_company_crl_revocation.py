@@ -1,18 +1,17 @@
 """A company CA revokes an agent: within seconds her sign-in is refused and her live session is over.
 
 The company CA (tests/certs/company_ca.py, shaped like AD CS) publishes its CRL on a real HTTP server with ETag,
-Last-Modified and Cache-Control; the gateway's own session jobs run on a real APScheduler beside the served app.
+Last-Modified and Cache-Control; the gateway's own session workers run on a runner beside the served app.
 """
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from apscheduler.schedulers.background import BackgroundScheduler
 from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -26,31 +25,25 @@ from gateway.cli import cli
 from gateway.db import session_scope
 from gateway.pki.service import Actor
 from gateway.pki.trust import import_company_ca
-from gateway.sessions import jobs as session_jobs
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.revalidation import revalidate
+from gateway.sessions.workers import session_workers
 from gateway.settings import get_settings
 from tests.certs.company_ca import CompanyCa
 from tests.certs.crl_server import CrlDistributionPoint
 from tests.support import portal as whole
 from tests.support.portal import Portal, page_error
+from tests.support.workers import alongside_app
 
 REFRESH_SECONDS = 2
 PASSWORDS = {"zhang.wei": "zhang-wei-pw"}
 GROUPS = {"zhang.wei": ["SOHO-Agents"]}
 
 
-@contextmanager
-def _session_jobs(app: FastAPI) -> Iterator[Mapping[str, Any]]:
-    """The app's own session jobs (re-validation, company CRLs) on a real scheduler, as the lifespan registers them."""
-    scheduler = BackgroundScheduler(timezone="UTC")
+def _session_jobs(app: FastAPI) -> AbstractContextManager[Mapping[str, Any]]:
+    """The app's own session workers (re-validation, company CRLs, the sweep) on a runner, as the lifespan runs them."""
     state = app.state
-    session_jobs.register(scheduler, state.engine, state.login_services, state.settings, state.clock)
-    scheduler.start()
-    try:
-        yield {}
-    finally:
-        scheduler.shutdown(wait=False)
+    return alongside_app(session_workers(state.engine, state.login_services, state.settings, state.clock), state.engine)
 
 
 @pytest.fixture
