@@ -31,9 +31,11 @@ from gateway.pki.workers import pki_workers
 from gateway.seats.broker import start_broker
 from gateway.seats.routes import mount_novnc
 from gateway.seats.routes import router as seats_router
+from gateway.seats.service import SEAT_ENDED, sessions_with_live_seats
 from gateway.seats.workers import seat_workers
 from gateway.sessions.client_cert import audit_unproven_forwarding
 from gateway.sessions.deps import LoginRequired
+from gateway.sessions.endings import LiveChildren
 from gateway.sessions.login import LoginServices
 from gateway.sessions.routes import router as sessions_router
 from gateway.sessions.throttle import ThrottleLimits
@@ -45,8 +47,10 @@ from gateway.supervision.wall import WallHub
 from gateway.supervision.workers import supervision_workers
 from gateway.voice.choose import choose_platform
 from gateway.voice.routes import router as voice_router
+from gateway.voice.service import LEG_CHANGED, sessions_with_live_legs
 from gateway.voice.workers import CallLegs
 from gateway.vpn.controller import start_vpn
+from gateway.vpn.leases import LEASE_RETIRED, sessions_with_live_tunnels
 from gateway.vpn.routes import router as vpn_router
 from gateway.vpn.workers import vpn_workers
 from gateway.web.api_docs import router as api_docs_router
@@ -113,10 +117,15 @@ def background_workers(
     settings, engine, clock, authority = state.settings, state.engine, state.clock, state.authority
     state.vpn = start_vpn(engine, settings.vpn, settings.data_dir, clock)
     voice_platform = choose_platform(settings.voice, clock)
+    children = [  # what an ending session waits for before it is ended
+        LiveChildren("tunnel", LEASE_RETIRED, sessions_with_live_tunnels),
+        LiveChildren("seat", SEAT_ENDED, sessions_with_live_seats),
+        LiveChildren("voice leg", LEG_CHANGED, sessions_with_live_legs),
+    ]
     return [
         FoldedRefusalFlush(engine, state.folded_refusals, clock),
         *(pki_workers(engine, authority, settings, clock, client_cas) if authority is not None else []),
-        *session_workers(engine, login_services, settings, clock),
+        *session_workers(engine, login_services, settings, clock, children),
         *supervision_workers(engine, settings.supervision, clock),
         *enrollment_workers(engine, settings.enrollment, clock, login_services.directory),
         *vpn_workers(state.vpn),

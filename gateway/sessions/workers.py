@@ -1,6 +1,6 @@
 """The sessions' background work, on the one worker contract: re-validate live sessions, ask the company CAs' CRLs
 again (and re-check every certificate at once when one changed; audit any older CRL refused), end idle and expired
-sessions and prune throttling rows."""
+sessions and prune throttling rows, and mark ending sessions ended once their children closed."""
 
 import logging
 from collections.abc import Sequence
@@ -14,14 +14,16 @@ from gateway.clock import Clock
 from gateway.db import session_scope
 from gateway.pki.trust import record_refused_crls
 from gateway.sessions import throttle
+from gateway.sessions.endings import LiveChildren, finish_endings
 from gateway.sessions.login import LoginServices
 from gateway.sessions.revalidation import revalidate
-from gateway.sessions.service import end_idle_and_expired
+from gateway.sessions.service import SESSION_ENDED, end_idle_and_expired
 from gateway.settings import Settings
 from gateway.workers.contract import Nudge, Schedule, Scope, Worker
 
 log = logging.getLogger(__name__)
 SWEEP_SECONDS = 10
+ENDINGS_SECONDS = 5
 
 
 class Revalidation(Worker[None, None]):
@@ -89,6 +91,24 @@ class SessionSweep(Worker[None, None]):
     def desired(self, db: Session, nudges: Sequence[Nudge]) -> None:
         end_idle_and_expired(db, self.clock())
         throttle.prune(db, self.clock(), self.services.limits)
+
+    def apply(self, desired: None, observed: None) -> None:
+        return None
+
+
+class SessionEndings(Worker[None, None]):
+    """Marks ending sessions ended once their children closed (``endings.py``): woken by a session ending and by
+    each kind of child closing, and every few seconds for the safety net. Its world is the database."""
+
+    name = "sessions.endings"
+
+    def __init__(self, children: Sequence[LiveChildren], clock: Clock) -> None:
+        self.children, self.clock = children, clock
+        topics = frozenset({SESSION_ENDED, *(child.closed_topic for child in children)})
+        self.schedule = Schedule(interval=timedelta(seconds=ENDINGS_SECONDS), topics=topics, scope=Scope.CLUSTER)
+
+    def desired(self, db: Session, nudges: Sequence[Nudge]) -> None:
+        finish_endings(db, self.clock(), self.children)
 
     def apply(self, desired: None, observed: None) -> None:
         return None

@@ -24,6 +24,8 @@ from gateway.vpn.settings import VpnSettings
 from policy import compile_network_scope, evaluate
 
 LEASE_WRITTEN = "vpn.lease_written"
+LEASE_RETIRED = "vpn.lease_retired"
+"""Nudged when a lease was marked removed (its session ended); the payload is the session id."""
 
 
 def session_may_tunnel(session: HomeSession, now: datetime) -> bool:
@@ -115,6 +117,7 @@ def retire_ended_leases(db: Session, now: datetime, sessions: Collection[str] | 
     for lease, session in rows:
         lease.state, lease.removed_at = LeaseState.REMOVED, now
         db.add(lease)
+        nudge_after_commit(db, LEASE_RETIRED, lease.session_id)
         record(
             db,
             actor="vpn",
@@ -137,3 +140,11 @@ def retire_ended_leases(db: Session, now: datetime, sessions: Collection[str] | 
         if still is None:
             ipam.release(db, person_id, now)
     return len(rows)
+
+
+def sessions_with_live_tunnels(db: Session, session_ids: Collection[str]) -> set[str]:
+    """Of ``session_ids``, those whose tunnel lease is still desired (an ending session waits for it)."""
+    query = select(TunnelLease.session_id).where(
+        col(TunnelLease.session_id).in_(list(session_ids)), TunnelLease.state == LeaseState.DESIRED
+    )
+    return set(db.exec(query).all())

@@ -137,7 +137,7 @@ def test_scheduled_revalidation_ends_a_disabled_account_within_its_interval(
         while time.monotonic() - disabled_at < 3 * 5:
             with session_scope(engine) as db:
                 session = db.exec(select(HomeSession)).one()
-            if session.state == SessionState.ENDED:
+            if session.state == SessionState.ENDING:
                 break
             time.sleep(0.2)
         took = time.monotonic() - disabled_at
