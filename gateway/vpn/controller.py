@@ -3,8 +3,8 @@
 The passes themselves are the ``vpn.peers`` worker's (``workers.py``): on a nudge (a session started or ended, a
 lease written, wireguard-go restarted) and every ``reconcile_seconds``. A nudge pass changes only the nudged sessions'
 peers and set elements; an interval pass compares everything and changes what differs. Each pass writes the leases
-of sessions that became active and retires those of sessions that ended, in the worker's transaction; the interface
-and the scope are changed after it committed.
+of sessions that became active in the worker's transaction; the interface and the scope are changed after it
+committed, and only then are the leases of ended sessions retired (their peers are gone by then).
 """
 
 import logging
@@ -113,8 +113,8 @@ class VpnController:
         return self.tunnel is not None
 
     def plan(self, db: Session, nudges: Sequence[Nudge]) -> PeerPlan | None:
-        """Write and retire leases, then read the desired peers: of the nudged sessions alone when the nudges name
-        sessions and the last pass left a known state, else of all. None when the VPN is off."""
+        """Write the leases of sessions that became active, then read the desired peers: of the nudged sessions
+        alone when the nudges name sessions and the last pass left a known state, else of all. None when off."""
         if self.tunnel is None:
             return None
         sessions = nudged_sessions(nudges) if self.tunnel.peers is not None else None
@@ -122,7 +122,6 @@ class VpnController:
         # Leases first: a re-login (old session replaced, same key) then keeps its peer, where removing and
         # re-adding it would drop the client's tunnel keys and stall it for up to 15 s.
         leases.lease_missing_sessions(db, now, self.settings, sessions)
-        leases.retire_ended_leases(db, now, sessions)
         return desired_peers(db, now, sessions)
 
     def observe(self, plan: PeerPlan | None) -> dict[str, PeerState] | None:
@@ -142,6 +141,10 @@ class VpnController:
                 else:
                     changes: PeerChanges = tunnel.apply_sessions(plan)
                     self.last_result = ReconcileResult(frozenset(tunnel.peers or ()), changes, False)
+                # Retired once their peers are gone (an ending session waits for this), in a unit of work of its own
+                # after the peers changed: a revocation never waits for the bookkeeping.
+                with session_scope(self.engine) as db:
+                    leases.retire_ended_leases(db, self.clock(), plan.sessions)
             except Exception as error:
                 self.last_error = f"{type(error).__name__}: {error}"
                 raise

@@ -180,8 +180,9 @@ def test_a_failing_apply_is_retried_and_does_not_stop_the_other_workers(gateway:
     key = _latest_key(gateway.engine)
     assert wait_for(lambda: len(other.applied) >= 2)  # the other worker had its nudged pass meanwhile
     assert wait_for(lambda: key in gateway.peers(), seconds=10)  # the retry, after a back-off of one second
+    runner = gateway.runner
+    assert wait_for(lambda: runner.status("vpn.peers").consecutive_failures == 0)  # the retry's pass has finished
     assert failed_passes("vpn.peers") - failed_before == 1
-    assert gateway.runner.status("vpn.peers").consecutive_failures == 0
 
 
 def test_random_starts_ends_and_restarts_leave_exactly_what_a_full_pass_would(gateway: Gateway) -> None:
