@@ -52,7 +52,7 @@ def db_upgrade(revision: str) -> None:
 @click.option("--host", default=None, help="Listen address (default: the listen_host setting).")
 @click.option("--port", type=int, default=None, help="Listen port (default: the listen_port setting).")
 def serve(host: str | None, port: int | None) -> None:
-    """Run the gateway: portal, API, CRL/OCSP, scheduler and reconcilers in one process."""
+    """Run the gateway: portal, API, CRL/OCSP and every background worker in one process."""
     import uvicorn
 
     from gateway.app import create_app
