@@ -25,7 +25,7 @@ from gateway.events import publish
 from gateway.sessions.models import HomeSession
 from gateway.sessions.service import SESSION_ENDED, SESSION_STARTED
 from gateway.vpn import ipam, leases
-from gateway.vpn.backend import PeerChanges, PeerState, WireGuardBackend, WireGuardError
+from gateway.vpn.backend import PeerChanges, PeerSpec, WireGuardBackend, WireGuardError
 from gateway.vpn.choose import choose_backend, kernel_has_wireguard
 from gateway.vpn.client_config import client_config
 from gateway.vpn.keys import load_or_create_private_key, public_key_of
@@ -124,13 +124,14 @@ class VpnController:
         leases.lease_missing_sessions(db, now, self.settings, sessions)
         return desired_peers(db, now, sessions)
 
-    def observe(self, plan: PeerPlan | None) -> dict[str, PeerState] | None:
-        """The live peers, for a full pass only: a narrowed pass never reads 10,000 peers to change one."""
+    def observe(self, plan: PeerPlan | None) -> dict[str, PeerSpec] | None:
+        """The live peers' configuration, for a full pass only: a narrowed pass never reads 10,000 peers to change
+        one."""
         if plan is None or plan.sessions is not None or self.backend is None:
             return None
-        return self.backend.peers(self.settings.interface)
+        return self.backend.peer_configs(self.settings.interface)
 
-    def apply(self, plan: PeerPlan | None, live: dict[str, PeerState] | None) -> None:
+    def apply(self, plan: PeerPlan | None, live: dict[str, PeerSpec] | None) -> None:
         tunnel = self.tunnel
         if plan is None or tunnel is None:
             return

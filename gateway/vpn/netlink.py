@@ -38,6 +38,11 @@ class NetlinkBackend:
                 raise WireGuardError(f"cannot read WireGuard interface {name!r}: {exc}") from exc
         return merge_peers(messages)
 
+    def peer_configs(self, name: str) -> dict[str, PeerSpec]:
+        return {
+            key: PeerSpec(key, state.allowed_ips, state.persistent_keepalive) for key, state in self.peers(name).items()
+        }
+
     def set_peer(self, name: str, peer: PeerSpec) -> None:
         settings: dict[str, Any] = {
             "public_key": peer.public_key,

@@ -27,7 +27,7 @@ from sqlmodel import Session, col, select
 
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.vpn import nft
-from gateway.vpn.backend import PeerChanges, PeerSpec, PeerState, WireGuardBackend, plan_changes
+from gateway.vpn.backend import PeerChanges, PeerSpec, WireGuardBackend, plan_changes
 from gateway.vpn.models import LeaseState, TunnelLease
 from gateway.vpn.scope import Destination, TunnelScope
 from gateway.vpn.settings import VpnSettings
@@ -47,7 +47,7 @@ class DesiredPeer:
     destinations: tuple[Destination, ...]
 
     def spec(self) -> PeerSpec:
-        return PeerSpec.of(self.public_key, [f"{self.ipv4}/32", f"{self.ipv6}/128"])
+        return _spec(self.public_key, self.ipv4, self.ipv6)
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,12 @@ class ReconcileResult:
     changes: PeerChanges
     scope_loaded: bool
     """Whether the nft table was loaded whole in this pass (a first pass, or the table had gone)."""
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _spec(public_key: str, ipv4: str, ipv6: str) -> PeerSpec:
+    # Cached: every pass builds the same 10,000 specs.
+    return PeerSpec.of(public_key, [f"{ipv4}/32", f"{ipv6}/128"])
 
 
 @functools.lru_cache(maxsize=4096)
@@ -133,7 +139,7 @@ class InstalledTunnel:
         self.backend, self.settings = backend, settings
         self.peers: dict[str, DesiredPeer] | None = None
 
-    def apply_all(self, peers: Mapping[str, DesiredPeer], live: Mapping[str, PeerState]) -> ReconcileResult:
+    def apply_all(self, peers: Mapping[str, DesiredPeer], live: Mapping[str, PeerSpec]) -> ReconcileResult:
         """Make the interface hold exactly ``peers`` and the scope allow exactly their destinations."""
         known, self.peers = self.peers, None  # unknown until this pass has finished
         interface = self.settings.interface

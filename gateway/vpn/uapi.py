@@ -51,6 +51,9 @@ class UapiBackend:
         lines = uapi_wire.exchange(uapi_wire.socket_path(name, self.socket_dir), "get=1\n\n")
         return uapi_wire.parse_get(lines).peers
 
+    def peer_configs(self, name: str) -> dict[str, PeerSpec]:
+        return uapi_wire.parse_configs(uapi_wire.exchange(uapi_wire.socket_path(name, self.socket_dir), "get=1\n\n"))
+
     def set_peer(self, name: str, peer: PeerSpec) -> None:
         self._set(name, uapi_wire.peer_lines(peer))
 

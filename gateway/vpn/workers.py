@@ -9,7 +9,7 @@ from sqlmodel import Session
 from gateway.db import session_scope
 from gateway.sessions.service import SESSION_ENDED, SESSION_STARTED
 from gateway.vpn import health, leases
-from gateway.vpn.backend import PeerState
+from gateway.vpn.backend import PeerSpec, PeerState
 from gateway.vpn.controller import INTERFACE_RESTARTED, VpnController
 from gateway.vpn.reconcile import PeerPlan
 from gateway.workers.contract import Nudge, Schedule, Worker
@@ -18,7 +18,7 @@ HEALTH_SECONDS = 15.0
 """Handshakes happen every two minutes while traffic flows; a sample every 15 s shows a dead link soon enough."""
 
 
-class TunnelPeers(Worker[PeerPlan | None, dict[str, PeerState]]):
+class TunnelPeers(Worker[PeerPlan | None, dict[str, PeerSpec]]):
     """This node's peers and nftables scope, made to match the live sessions' leases (``controller.py``)."""
 
     name = "vpn.peers"
@@ -36,10 +36,10 @@ class TunnelPeers(Worker[PeerPlan | None, dict[str, PeerState]]):
         self._plan = self.controller.plan(db, nudges)
         return self._plan
 
-    def observe(self) -> dict[str, PeerState] | None:
+    def observe(self) -> dict[str, PeerSpec] | None:
         return self.controller.observe(self._plan)
 
-    def apply(self, desired: PeerPlan | None, observed: dict[str, PeerState] | None) -> None:
+    def apply(self, desired: PeerPlan | None, observed: dict[str, PeerSpec] | None) -> None:
         self.controller.apply(desired, observed)
 
     def stop(self) -> None:
