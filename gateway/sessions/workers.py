@@ -115,9 +115,11 @@ class SessionEndings(Worker[None, None]):
 
 
 def session_workers(
-    engine: Engine, services: LoginServices, settings: Settings, clock: Clock
+    engine: Engine, services: LoginServices, settings: Settings, clock: Clock, children: Sequence[LiveChildren] = ()
 ) -> list[Worker[Any, Any]]:
+    """The sessions' workers; ``children`` are the kinds of child an ending session waits for (``gateway.app``)."""
     return [
+        SessionEndings(children, clock),
         Revalidation(engine, services, settings, clock),
         CompanyCrlRefresh(engine, services, settings, clock),
         SessionSweep(services, clock),
