@@ -1,6 +1,6 @@
 """A company CA revokes an agent: seconds until her live session is ended and her sign-in refused.
 
-The portal runs on a loopback socket with its own session jobs on a real APScheduler (re-validation every 30 s and
+The portal runs on a loopback socket with its own session workers on a worker runner (re-validation every 30 s and
 the company-CRL job every ``ca.company_crl_refresh_seconds``). The company CA (shaped like AD CS) publishes a CRL
 valid 7 days on a real HTTP server with ETag, Last-Modified and ``Cache-Control: max-age=3600``. Each round: the agent
 signs in with a fresh certificate through the proven proxy, the CA publishes a CRL revoking it, and the clock runs
@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from apscheduler.schedulers.background import BackgroundScheduler
 from cryptography.hazmat.primitives import serialization
 from fastapi import FastAPI
 from sqlmodel import select
@@ -34,9 +33,10 @@ from gateway.db import make_engine, session_scope
 from gateway.migrate import upgrade
 from gateway.pki.service import Actor
 from gateway.pki.trust import import_company_ca
-from gateway.sessions import jobs as session_jobs
 from gateway.sessions.models import HomeSession, SessionState
+from gateway.sessions.workers import session_workers
 from gateway.settings import load_settings
+from gateway.workers.runner import WorkerRunner
 from tests.certs.company_ca import CompanyCa
 from tests.certs.crl_server import CrlDistributionPoint
 from tests.support import portal as whole
@@ -54,16 +54,16 @@ def _jobs(keep_until_next_update: bool) -> Any:
             app.state.login_services = replace(
                 app.state.login_services, revocation=HttpRevocationChecker(max_age=CRL_VALIDITY)
             )
-        scheduler = BackgroundScheduler(timezone="UTC")
         state = app.state
-        session_jobs.register(scheduler, state.engine, state.login_services, state.settings, state.clock)
-        if keep_until_next_update:
-            scheduler.remove_job("sessions.company_crls")  # nor was there a job asking for CRLs again
-        scheduler.start()
+        workers = session_workers(state.engine, state.login_services, state.settings, state.clock)
+        if keep_until_next_update:  # nor was there a worker asking for CRLs again
+            workers = [worker for worker in workers if worker.name != "sessions.company_crls"]
+        runner = WorkerRunner(workers, state.engine, state.clock)
+        runner.start()
         try:
             yield {}
         finally:
-            scheduler.shutdown(wait=False)
+            runner.stop()
 
     return running
 

@@ -24,20 +24,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from apscheduler.schedulers.background import BackgroundScheduler
 
 from certs.revocation import HttpRevocationChecker
 from gateway.clock import as_utc, utcnow
 from gateway.db import make_engine, session_scope
 from gateway.directory import open_directory
 from gateway.migrate import upgrade
-from gateway.sessions import jobs as session_jobs
 from gateway.sessions.login import LoginServices
 from gateway.sessions.models import HomeSession
 from gateway.sessions.throttle import ThrottleLimits
+from gateway.sessions.workers import DirectoryChanges, session_workers
 from tests.directory import samba
 from tests.gateway.sessions.test_revalidation_with_active_directory import AdPortal, Agent, _disable, _leave_group
 from tests.support.portal import serving_portal
+from tests.support.workers import running, wait_for
 
 SUBSCRIPTION, POLL = "subscription (poll at 1 h)", "poll every 30 s (baseline)"
 CHANGES: list[Callable[[samba.SambaDC, Agent], None]] = [_disable, _leave_group]
@@ -45,13 +45,12 @@ CHANGES: list[Callable[[samba.SambaDC, Agent], None]] = [_disable, _leave_group]
 
 @contextmanager
 def gateway(dc: samba.SambaDC, scratch: Path, watch: bool, poll_seconds: int) -> Iterator[AdPortal]:
-    """A portal on its own database, with the sessions' jobs running as ``create_app`` registers them."""
+    """A portal on its own database, with the sessions' workers running as ``create_app`` runs them."""
     scratch.mkdir()
     url = f"sqlite:///{scratch}/sohogw.db"
     upgrade(url)
     engine = make_engine(url)
     directory = open_directory(dc.settings(watch_changes=watch))
-    scheduler = BackgroundScheduler(timezone="UTC")
     try:
         with serving_portal(
             scratch,
@@ -67,16 +66,13 @@ def gateway(dc: samba.SambaDC, scratch: Path, watch: bool, poll_seconds: int) ->
             alongside=lambda app: nullcontext({"samba": dc}),
         ) as portal:
             services = LoginServices(directory, portal.authority, HttpRevocationChecker(), ThrottleLimits(), "bench")
-            subscription = session_jobs.register(scheduler, engine, services, portal.settings, utcnow)
-            scheduler.start()
-            try:
-                if subscription is not None:
-                    assert subscription.watch.subscribed.wait(30), "the subscription did not come up"
+            workers = session_workers(engine, services, portal.settings, utcnow)
+            subscription = next(worker for worker in workers if isinstance(worker, DirectoryChanges))
+            with running(workers, engine):
+                if watch:
+                    assert wait_for(lambda: subscription.watch is not None, 30), "the subscription did not start"
+                    assert subscription.watch is not None and subscription.watch.subscribed.wait(30)
                 yield portal
-            finally:
-                scheduler.shutdown(wait=False)
-                if subscription is not None:
-                    subscription.stop()
     finally:
         directory.close()
         engine.dispose()

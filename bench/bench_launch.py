@@ -97,7 +97,7 @@ def seats_before_cap(portal: SeatPortal) -> tuple[int, float]:
         return len(taken), statistics.mean(sizes) / 1024
     finally:
         for seat_id, _ in taken:
-            portal.broker.on_seat_ended("", (portal.broker.node, seat_id))
+            portal.broker.release(seat_id)
 
 
 def main() -> None:

@@ -1,11 +1,13 @@
-"""Bench: a full VPN reconcile (DB → desired peers → scope → apply) against `wg syncconf` of the same peers,
-and how soon a revoked certificate's tunnel stops carrying packets.
+"""Bench: the vpn.peers worker's passes against `wg syncconf` of the same peers, an admin's "end now" until the
+peer is gone against one `wg set … remove`, and how soon a revoked certificate's tunnel stops carrying packets.
 
-Reconcile: N active sessions with leases are written to a fresh SQLite database (or --database-url), and each
-round gets fresh wireguard-go interfaces in their own namespaces for both sides. Revocation: the end-to-end
+Passes: N active sessions with leases are written to a fresh SQLite database (or --database-url); each round gets
+fresh wireguard-go interfaces in their own namespaces for both sides, ours with the nftables scope: a full pass
+onto the empty interface, then an unchanged safety-net pass. Ends: with the worker running, sessions are ended one
+at a time (end_session committed → the nudged pass removes the peer and its set elements). Revocation: the end-to-end
 world of tests/gateway/vpn (real CA, sessions, controller, wireguard-go clients) measures revoke → first
 failed TCP connection. Everything the bench creates is removed at the end. Run as root from the repo root:
-    .venv/bin/python bench/bench_vpn_reconcile.py [--leases 1000 10000] [--rounds 3] [--revocations 5]
+    .venv/bin/python bench/bench_vpn_reconcile.py [--leases 1000 10000] [--rounds 3] [--ends 50] [--revocations 5]
 """
 
 import argparse
@@ -18,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,12 +33,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.interleave import alternate
 from gateway.db import make_engine, session_scope
 from gateway.migrate import upgrade
-from gateway.sessions.models import HomeSession, SessionState
+from gateway.sessions.models import EndReason, HomeSession, SessionState
+from gateway.sessions.service import end_session
+from gateway.vpn import nft
 from gateway.vpn.backend import PeerChanges, PeerSpec
+from gateway.vpn.controller import VpnController
 from gateway.vpn.models import LeaseState, TunnelLease
-from gateway.vpn.reconcile import ReconcileResult, desired_peers, reconcile
+from gateway.vpn.reconcile import desired_peers
 from gateway.vpn.settings import VpnSettings
 from gateway.vpn.uapi import UapiBackend
+from gateway.vpn.workers import TunnelPeers
+from gateway.workers.runner import WorkerRunner
 
 PRIVATE_KEY = base64.b64encode(os.urandom(32)).decode()
 SCOPE = json.dumps([["10.77.0.1/32", "tcp", 443], ["172.30.0.0/24", "tcp", 8081]])
@@ -44,15 +51,14 @@ NOW = datetime.now(UTC)
 
 
 class TimedBackend(UapiBackend):
-    """UapiBackend noting when each apply that removed a peer returned (to time removal inside a pass)."""
+    """UapiBackend noting when the first change that removed a peer returned (to time an end to its removal)."""
 
     removed_at: float | None = None
 
-    def apply(self, name: str, desired: Mapping[str, PeerSpec]) -> PeerChanges:
-        changes = super().apply(name, desired)
+    def change(self, name: str, changes: PeerChanges) -> None:
+        super().change(name, changes)
         if changes.to_remove and self.removed_at is None:
             self.removed_at = time.perf_counter()
-        return changes
 
 
 def seed(engine: Engine, count: int) -> list[str]:
@@ -62,13 +68,13 @@ def seed(engine: Engine, count: int) -> list[str]:
         sid, key = secrets.token_hex(16), base64.b64encode(os.urandom(32)).decode()
         sessions.append(
             {"id": sid, "token_sha256": secrets.token_hex(32), "csrf_token": "x", "state": SessionState.ACTIVE,
-             "login": f"agent{n}", "user_dn": f"agent{n}", "roles": "agent", "groups": "[]", "wireguard_key": key,
-             "second_factor": False, "source_ip": "", "user_agent": "", "node": "", "created_at": NOW,
-             "last_seen_at": NOW, "last_checked_at": NOW, "idle_timeout_seconds": 900,
+             "person_id": f"bench:{n}", "login": f"agent{n}", "user_dn": f"agent{n}", "roles": "agent", "groups": "[]",
+             "policy_groups": "[]", "wireguard_key": key, "second_factor": False, "source_ip": "", "user_agent": "",
+             "node": "", "created_at": NOW, "last_seen_at": NOW, "last_checked_at": NOW, "idle_timeout_seconds": 900,
              "expires_at": NOW + timedelta(hours=8)}
         )  # fmt: skip
         leases.append(
-            {"session_id": sid, "login": f"agent{n}", "public_key": key,
+            {"session_id": sid, "person_id": f"bench:{n}", "login": f"agent{n}", "public_key": key,
              "ipv4": f"10.77.{(n + 2) // 256}.{(n + 2) % 256}", "ipv6": f"fd77::{n + 2:x}", "scope": SCOPE,
              "state": LeaseState.DESIRED, "created_at": NOW, "rx_bytes": 0, "tx_bytes": 0}
         )  # fmt: skip
@@ -79,14 +85,36 @@ def seed(engine: Engine, count: int) -> list[str]:
 
 
 @contextmanager
-def interface(backend_class: type[UapiBackend] = UapiBackend) -> Iterator[tuple[UapiBackend, str, str]]:
+def gateway(engine: Engine, data_dir: Path) -> Iterator[tuple[VpnController, TimedBackend, str, str]]:
+    """A controller with the firewall on, over a fresh wireguard-go interface in a namespace of its own."""
     tag = secrets.token_hex(3)
     ns, name = f"sgw-bench-{tag}", f"wgr{tag}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
-    backend = backend_class(netns=ns)
+    backend = TimedBackend(netns=ns)
+    key_file = data_dir / f"{tag}.key"  # written by the controller on its first start
+    settings = VpnSettings(
+        enabled=True, interface=name, netns=ns, firewall=True, private_key_file=key_file, reconcile_seconds=3600
+    )
+    controller = VpnController(engine, settings, data_dir, clock=lambda: NOW, backend=backend)
+    try:
+        controller.start()  # the interface, then a first full pass
+        assert controller.off_reason is None and controller.last_error is None, controller.off_reason
+        yield controller, backend, name, ns
+    finally:
+        controller.stop()
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+@contextmanager
+def bare_interface() -> Iterator[tuple[str, str]]:
+    """A wireguard-go interface with no peers, for the baseline."""
+    tag = secrets.token_hex(3)
+    ns, name = f"sgw-bench-{tag}", f"wgs{tag}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    backend = UapiBackend(netns=ns)
     try:
         backend.ensure_interface(name, PRIVATE_KEY, 51820, ["10.64.0.1/10"])
-        yield backend, name, ns
+        yield name, ns
     finally:
         backend.stop()
         subprocess.run(["ip", "netns", "del", ns], check=False)
@@ -104,70 +132,100 @@ def syncconf(ns: str, name: str, specs: Mapping[str, PeerSpec]) -> float:
         return time.perf_counter() - began
 
 
-def one_round(engine: Engine, count: int, session_ids: list[str]) -> dict[str, float]:
-    figures: dict[str, float] = {}
+def timed(work: Callable[[], object]) -> float:
+    began = time.perf_counter()
+    work()
+    return time.perf_counter() - began
+
+
+def passes(engine: Engine, count: int, rounds: int, data_dir: Path) -> dict[str, list[float]]:
+    """Full apply onto a fresh interface and an unchanged safety-net pass (both with the nft scope), alternating
+    with `wg syncconf` of the same peers onto a fresh interface and again unchanged."""
     with Session(engine) as db:
-        began = time.perf_counter()
-        specs = {p.public_key: p.spec() for p in desired_peers(db, NOW)}
-        figures["db → desired"] = time.perf_counter() - began
+        specs = {key: peer.spec() for key, peer in desired_peers(db, NOW).peers.items()}
     assert len(specs) == count
-    for firewall in (False, True):
-        with interface(TimedBackend) as (backend, name, ns):
-            settings = VpnSettings(enabled=True, interface=name, netns=ns, firewall=firewall)
-            label = "reconcile+nft" if firewall else "reconcile"
-            with Session(engine) as db:
-                began = time.perf_counter()
-                full = reconcile(db, backend, settings, NOW)
-                figures[f"{label} full"] = time.perf_counter() - began
-            with Session(engine) as db:
-                began = time.perf_counter()
-                noop = reconcile(db, backend, settings, NOW, full)
-                figures[f"{label} unchanged"] = time.perf_counter() - began
-            assert len(backend.peers(name)) == count and not noop.changes
-            if firewall:
-                figures["end → peer removed"], figures["end → pass done"] = end_one(engine, backend, settings, full,
-                                                                                      session_ids)  # fmt: skip
-    with interface() as (backend, name, ns):
-        figures["syncconf full"] = syncconf(ns, name, specs)
-        figures["syncconf unchanged"] = syncconf(ns, name, specs)
+    figures: dict[str, list[float]] = {}
+
+    def ours() -> dict[str, float]:
+        with gateway(engine, data_dir) as (controller, backend, name, ns):
+            # From nothing, the interface up: no peer, no table, nothing known (as a first pass after a restart).
+            backend.change(name, PeerChanges(to_remove=list(backend.peers(name))))
+            nft.remove(ns)
+            assert controller.tunnel is not None
+            controller.tunnel.peers = None
+            full = timed(controller.run_once)
+            unchanged = timed(controller.run_once)
+            assert len(backend.peers(name)) == count and not controller.last_result.changes  # type: ignore[union-attr]
+        return {"pass full": full, "pass unchanged": unchanged}
+
+    def theirs() -> dict[str, float]:
+        with bare_interface() as (name, ns):
+            return {"syncconf full": syncconf(ns, name, specs), "syncconf unchanged": syncconf(ns, name, specs)}
+
+    for results in alternate({"ours": ours, "theirs": theirs}, rounds).values():
+        for result in results:
+            for label, value in result.items():
+                figures.setdefault(label, []).append(value)
     return figures
 
 
-def end_one(
-    engine: Engine, backend: UapiBackend, settings: VpnSettings, previous: ReconcileResult, session_ids: list[str]
-) -> tuple[float, float]:
-    """End one session, then one pass: when its peer was gone, and when the pass (with the nft reload) ended."""
-    victim = secrets.choice(session_ids)
-    with session_scope(engine) as db:
-        db.get_one(HomeSession, victim).state = SessionState.ENDED
-    assert isinstance(backend, TimedBackend)
-    backend.removed_at = None
-    began = time.perf_counter()
-    with Session(engine) as db:
-        reconcile(db, backend, settings, NOW, previous)
-    done = time.perf_counter()
-    with session_scope(engine) as db:
-        db.get_one(HomeSession, victim).state = SessionState.ACTIVE
-    assert backend.removed_at is not None
-    return backend.removed_at - began, done - began
+def ends(engine: Engine, session_ids: list[str], samples: int, data_dir: Path) -> dict[str, list[float]]:
+    """An admin's "end now" committed → its peer removed by the nudged vpn.peers pass, ``samples`` times, alternating
+    with the floor: one `wg set … remove` of a peer among the same number of peers."""
+    figures: dict[str, list[float]] = {"end → peer removed": [], "floor: wg set … remove": []}
+    victims = iter(session_ids)
+    with gateway(engine, data_dir) as (controller, backend, name, ns):
+        runner = WorkerRunner([TunnelPeers(controller)], engine, clock=lambda: NOW)
+        runner.start()
+        try:
+
+            def end_one() -> float:
+                victim = next(victims)
+                backend.removed_at = None
+                began = time.perf_counter()
+                with session_scope(engine) as db:
+                    end_session(db, db.get_one(HomeSession, victim), EndReason.ADMIN, actor="bench", now=NOW)
+                while backend.removed_at is None:
+                    time.sleep(0.0002)
+                return backend.removed_at - began
+
+            def by_hand() -> float:
+                key = base64.b64encode(os.urandom(32)).decode()
+                wg = ["ip", "netns", "exec", ns, "wg", "set", name, "peer", key]
+                subprocess.run([*wg, "allowed-ips", "10.127.0.1/32"], check=True)
+                return timed(lambda: subprocess.run([*wg, "remove"], check=True))
+
+            measured = alternate({"end → peer removed": end_one, "floor: wg set … remove": by_hand}, samples)
+        finally:
+            runner.stop()
+    for label, values in measured.items():
+        figures[label] = values
+    return figures
 
 
-def bench_reconcile(counts: list[int], rounds: int, database_url: str | None) -> None:
-    print("Full reconcile vs wg syncconf (medians; syncconf includes starting `ip netns exec wg`)")
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+def bench_reconcile(counts: list[int], rounds: int, samples: int, database_url: str | None) -> None:
+    print("vpn.peers passes vs wg syncconf of the same peers (syncconf includes starting `ip netns exec wg`)")
     for count in counts:
         with tempfile.TemporaryDirectory() as tmp:
             url = database_url or f"sqlite:///{tmp}/bench.db"
             upgrade(url)
             engine = make_engine(url)
             ids = seed(engine, count)
-            results = [one_round(engine, count, ids) for _ in range(rounds)]
+            figures = passes(engine, count, rounds, Path(tmp))
+            figures |= ends(engine, ids, samples, Path(tmp))
             engine.dispose()
-        median = {key: statistics.median(r[key] for r in results) for key in results[0]}
-        print(f"\n{count} leases:")
-        for key, value in median.items():
-            print(f"  {key:24s} {value * 1000:9.1f} ms")
-        print(f"  ratio reconcile / syncconf      full {median['reconcile full'] / median['syncconf full']:.2f}  "
-              f"unchanged {median['reconcile unchanged'] / median['syncconf unchanged']:.2f}")  # fmt: skip
+        print(f"\n{count} leases ({rounds} rounds of passes, {samples} ends):")
+        for key, values in figures.items():
+            p50, p99 = statistics.median(values) * 1000, percentile(values, 0.99) * 1000
+            print(f"  {key:26s} p50 {p50:8.1f} ms   p99 {p99:8.1f} ms")
+        median = {key: statistics.median(values) for key, values in figures.items()}
+        print(f"  ratio pass / syncconf      full {median['pass full'] / median['syncconf full']:.2f}  "
+              f"unchanged {median['pass unchanged'] / median['syncconf unchanged']:.2f}")  # fmt: skip
 
 
 def bench_revocation(samples: int) -> None:
@@ -218,10 +276,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leases", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ends", type=int, default=50, help="sessions ended one by one per lease count")
     parser.add_argument("--revocations", type=int, default=5)
     parser.add_argument("--database-url", default=None, help="an empty database to use instead of a temp SQLite")
     args = parser.parse_args()
-    bench_reconcile(args.leases, args.rounds, args.database_url)
+    bench_reconcile(args.leases, args.rounds, args.ends, args.database_url)
     if args.revocations:
         bench_revocation(args.revocations)
 

@@ -28,8 +28,9 @@ from gateway.sessions.service import open_session
 from gateway.supervision.models import WorkStatus
 from gateway.supervision.settings import SupervisionSettings
 from gateway.supervision.state import set_work_state
-from gateway.supervision.wall import WallHub, compute_rows, sse, summary
+from gateway.supervision.wall import WallHub, compute_view, sse, summary
 from gateway.vpn.models import LeaseState, TunnelLease
+from gateway.workers.runner import WorkerRunner
 from policy import SupervisedTeams
 
 EVERY_TEAM = SupervisedTeams(True, frozenset(), "bench: every team")
@@ -83,11 +84,11 @@ def seed(engine: Engine, seats: int) -> list[str]:
 
 def cpu_per_tick(engine: Engine, viewers: int, ticks: int = 10) -> tuple[float, float, int, int]:
     """CPU seconds per tick: the hub (one compute, one diff, one encoding) and the baseline (one full per viewer)."""
-    previous, _groups = compute_rows(engine, utcnow(), SETTINGS)
+    previous = compute_view(engine, utcnow(), SETTINGS).rows
     started = time.process_time()
     diff_bytes = 0
     for _ in range(ticks):
-        rows, _groups = compute_rows(engine, utcnow(), SETTINGS)
+        rows = compute_view(engine, utcnow(), SETTINGS).rows
         changed = [row for key, row in rows.items() if previous.get(key) != row]
         diff_bytes = len(sse("diff", {"upsert": changed, "remove": [], "summary": summary(rows)}))
         previous = rows
@@ -96,7 +97,7 @@ def cpu_per_tick(engine: Engine, viewers: int, ticks: int = 10) -> tuple[float, 
     full_bytes = 0
     for _ in range(max(1, ticks // 5)):
         for _viewer in range(viewers):
-            rows, _groups = compute_rows(engine, utcnow(), SETTINGS)
+            rows = compute_view(engine, utcnow(), SETTINGS).rows
             full_bytes = len(sse("snapshot", {"rows": list(rows.values()), "summary": summary(rows)}))
     baseline = (time.process_time() - started) / max(1, ticks // 5)
     return hub, baseline, diff_bytes, full_bytes
@@ -105,6 +106,8 @@ def cpu_per_tick(engine: Engine, viewers: int, ticks: int = 10) -> tuple[float, 
 async def latency(engine: Engine, ids: list[str], viewers: int, seconds: float, rate: float) -> dict[str, float]:
     """Seats change state at ``rate`` per second in another thread; time from commit to every viewer's diff."""
     hub = WallHub(engine, SETTINGS, utcnow)
+    runner = WorkerRunner([hub], engine)  # as the app runs it
+    runner.start()
     queues = [(await hub.subscribe(EVERY_TEAM))[0] for _ in range(viewers)]
     committed: dict[str, float] = {}
     delays: list[float] = []
@@ -151,6 +154,7 @@ async def latency(engine: Engine, ids: list[str], viewers: int, seconds: float, 
     cpu = time.process_time() - cpu_started
     for queue in queues:
         hub.unsubscribe(queue)
+    runner.stop()
     delays.sort()
     return {
         "changes": made[0],

@@ -1,12 +1,12 @@
-"""The FastAPI application factory: one process serves the API and pages and runs the scheduler."""
+"""The FastAPI application factory: one process serves the API and pages and runs every background worker."""
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
-from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -16,43 +16,49 @@ from certs.authority import Authority
 from certs.errors import CertificateError
 from certs.revocation import HttpRevocationChecker
 from gateway.adoption import LegacyAdoption
-from gateway.audit import jobs as audit_jobs
 from gateway.audit.folding import RefusalFolder
+from gateway.audit.workers import FoldedRefusalFlush
 from gateway.clock import Clock, utcnow
 from gateway.db import make_engine
 from gateway.directory import Directory, open_directory
-from gateway.enrollment import jobs as enrollment_jobs
 from gateway.enrollment.routes import router as enrollment_router
 from gateway.enrollment.routes.csv_import import MAX_CSV_BYTES
 from gateway.enrollment.service import vetted_number
+from gateway.enrollment.workers import enrollment_workers
 from gateway.errors import GatewayError
-from gateway.pki import jobs as pki_jobs
 from gateway.pki.ca import CaNotReady, open_authority
 from gateway.pki.client_cas import ClientCaBundle
 from gateway.pki.routes import router as pki_router
+from gateway.pki.workers import pki_workers
 from gateway.policies.routes import router as policies_router
-from gateway.seats import jobs as seat_jobs
 from gateway.seats.broker import start_broker
 from gateway.seats.routes import mount_novnc
 from gateway.seats.routes import router as seats_router
-from gateway.sessions import jobs as session_jobs
+from gateway.seats.service import SEAT_ENDED, sessions_with_live_seats
+from gateway.seats.workers import seat_workers
 from gateway.sessions.client_cert import audit_unproven_forwarding
 from gateway.sessions.deps import LoginRequired
+from gateway.sessions.endings import LiveChildren
 from gateway.sessions.login import LoginServices
 from gateway.sessions.routes import router as sessions_router
 from gateway.sessions.throttle import ThrottleLimits
+from gateway.sessions.workers import session_workers
 from gateway.settings import Settings, get_settings
-from gateway.supervision import jobs as supervision_jobs
 from gateway.supervision.metrics import metrics_router, record_request_latency
 from gateway.supervision.monitoring import ScreenViewer
 from gateway.supervision.routes import router as supervision_router
 from gateway.supervision.state import BREAK_REASONS
 from gateway.supervision.viewing import WATCHED_VIEW_JOINS, seat_broker_thumbnails, seat_broker_viewer
-from gateway.voice import jobs as voice_jobs
+from gateway.supervision.wall import WallHub
+from gateway.supervision.workers import supervision_workers
 from gateway.voice.choose import choose_platform
 from gateway.voice.routes import router as voice_router
+from gateway.voice.service import LEG_CHANGED, sessions_with_live_legs
+from gateway.voice.workers import CallLegs
 from gateway.vpn.controller import start_vpn
+from gateway.vpn.leases import LEASE_RETIRED, sessions_with_live_tunnels
 from gateway.vpn.routes import router as vpn_router
+from gateway.vpn.workers import vpn_workers
 from gateway.web.api_docs import router as api_docs_router
 from gateway.web.body_limit import BodyLimitMiddleware, BodyLimits
 from gateway.web.certificate_pages import router as certificate_pages_router
@@ -60,6 +66,8 @@ from gateway.web.forms import refusal_message
 from gateway.web.libraries import router as libraries_router
 from gateway.web.pages import STATIC_DIR, reason_message, render
 from gateway.web.routes import router as pages_router
+from gateway.workers.contract import Worker
+from gateway.workers.runner import WorkerRunner
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +124,32 @@ def _open_authority(settings: Settings, authority: Authority | None) -> tuple[Au
         return None, error.message
 
 
+def background_workers(
+    app: FastAPI, login_services: LoginServices, client_cas: ClientCaBundle | None
+) -> list[Worker[Any, Any]]:
+    """Every background worker of this node, each domain's from its ``workers.py``. Starts the VPN's interface and
+    makes the seat broker (both on ``app.state``) first: the workers drive them."""
+    state = app.state
+    settings, engine, clock, authority = state.settings, state.engine, state.clock, state.authority
+    state.vpn = start_vpn(engine, settings.vpn, settings.data_dir, clock)
+    voice_platform = choose_platform(settings.voice, clock)
+    children = [  # what an ending session waits for before it is ended
+        LiveChildren("tunnel", LEASE_RETIRED, sessions_with_live_tunnels),
+        LiveChildren("seat", SEAT_ENDED, sessions_with_live_seats),
+        LiveChildren("voice leg", LEG_CHANGED, sessions_with_live_legs),
+    ]
+    return [
+        FoldedRefusalFlush(engine, state.folded_refusals, clock),
+        *(pki_workers(engine, authority, settings, clock, client_cas) if authority is not None else []),
+        *session_workers(engine, login_services, settings, clock, children),
+        *supervision_workers(engine, settings.supervision, clock),
+        *enrollment_workers(engine, settings.enrollment, clock, login_services.directory),
+        *vpn_workers(state.vpn),
+        *seat_workers(start_broker(app)),
+        *([CallLegs(engine, voice_platform, settings.voice, clock)] if voice_platform is not None else []),
+    ]
+
+
 def create_app(
     settings: Settings | None = None,
     engine: Engine | None = None,
@@ -126,7 +160,8 @@ def create_app(
     client_cas: ClientCaBundle | None = None,
     screen_viewer: ScreenViewer | None = None,
 ) -> FastAPI:
-    """Build the app. Tests pass their own engine, clock and directory; ``run_jobs=False`` leaves the scheduler off.
+    """Build the app. Tests pass their own engine, clock and directory; ``run_jobs=False`` runs no background worker
+    but the wall's (which only computes while a supervisor watches).
 
     Without an ``authority`` the CA is opened from the settings; if that fails the app still serves everything but
     the PKI and certificate logins, which answer with the reason (``sohogw serve`` refuses to start instead).
@@ -150,34 +185,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        scheduler = BackgroundScheduler(timezone="UTC")
-        shutdowns: list[Callable[[], None]] = []
-        if run_jobs:
-            shutdowns.append(audit_jobs.register(scheduler, engine, app.state.folded_refusals, clock))
-            if authority is not None:
-                pki_jobs.register(scheduler, engine, authority, settings, clock, client_cas)
-            subscription = session_jobs.register(scheduler, engine, login_services, settings, clock)
-            if subscription is not None:
-                shutdowns.append(subscription.stop)
-            shutdowns.append(supervision_jobs.register(scheduler, engine, settings.supervision, clock))
-            enrollment_jobs.register(scheduler, engine, settings.enrollment, clock, directory=login_services.directory)
-            # Off the event loop: pyroute2 runs an asyncio loop of its own, which cannot start inside uvicorn's.
-            vpn = await asyncio.to_thread(start_vpn, engine, settings.vpn, settings.data_dir, clock)
-            app.state.vpn = vpn
-            shutdowns.append(vpn.stop)
-            broker = start_broker(app)
-            seat_jobs.register(scheduler, broker)
-            shutdowns.append(broker.stop)
-            voice_platform = choose_platform(settings.voice, clock)
-            if voice_platform is not None:
-                shutdowns.append(voice_jobs.register(scheduler, engine, voice_platform, settings.voice, clock))
-        scheduler.start()
+        workers: list[Worker[Any, Any]] = [app.state.supervision_wall]
+        if run_jobs:  # off the event loop: pyroute2 runs an asyncio loop of its own, which cannot start in uvicorn's
+            workers += await asyncio.to_thread(background_workers, app, login_services, client_cas)
+        app.state.workers = WorkerRunner(workers, engine, clock)
+        app.state.workers.start()
         try:
             yield
         finally:
-            scheduler.shutdown(wait=False)
-            for shutdown in shutdowns:
-                shutdown()
+            app.state.workers.stop()
             login_services.directory.close()
 
     app = FastAPI(title="SOHO Gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
@@ -192,6 +208,7 @@ def create_app(
     app.state.break_reasons = BREAK_REASONS
     app.state.hr_vetted_number = vetted_number
     app.state.view_joins = WATCHED_VIEW_JOINS
+    app.state.supervision_wall = WallHub(engine, settings.supervision, clock)
     app.add_exception_handler(GatewayError, _render_error)
     app.add_exception_handler(CertificateError, _render_error)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

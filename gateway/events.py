@@ -44,16 +44,21 @@ def drop_pending_since(db: Session, mark: int) -> None:
     del db.info.get(_PENDING, [])[mark:]
 
 
+def publish(topic: str, payload: Any = None) -> None:
+    """Nudge now, for a change no transaction made (a WireGuard daemon that was restarted, its peers gone)."""
+    for listener in list(_listeners[topic]):
+        try:
+            listener(topic, payload)
+        except Exception:  # a failing listener must not fail the publisher; the worker's interval repairs
+            log.exception("listener for %s failed", topic)
+
+
 @event.listens_for(Session, "after_commit")
 def _deliver(db: Session) -> None:
     if db.in_nested_transaction():
         return  # a savepoint was released (SQLAlchemy fires after_commit for it too): the real commit is to come
     for topic, payload in db.info.pop(_PENDING, []):
-        for listener in list(_listeners[topic]):
-            try:
-                listener(topic, payload)
-            except Exception:  # a failing reconciler must not fail the committed request; its loop retries
-                log.exception("listener for %s failed", topic)
+        publish(topic, payload)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -52,7 +52,7 @@ def db_upgrade(revision: str) -> None:
 @click.option("--host", default=None, help="Listen address (default: the listen_host setting).")
 @click.option("--port", type=int, default=None, help="Listen port (default: the listen_port setting).")
 def serve(host: str | None, port: int | None) -> None:
-    """Run the gateway: portal, API, CRL/OCSP, scheduler and reconcilers in one process."""
+    """Run the gateway: portal, API, CRL/OCSP and every background worker in one process."""
     import uvicorn
 
     from gateway.app import create_app
@@ -65,7 +65,6 @@ def serve(host: str | None, port: int | None) -> None:
 
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run drowns the log
     upgrade(settings.db_url)
     engine = make_engine(settings.db_url)
     refuse_unsafe_start(settings, engine)

@@ -141,7 +141,7 @@ def ca_refresh() -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the DER CRL here.")
 @click.option("--pem", is_flag=True, help="Write PEM instead of DER.")
 def crl(out: Path | None, pem: bool) -> None:
-    """Publish a fresh CRL now (as the scheduler does) and optionally write it to a file."""
+    """Publish a fresh CRL now (as the pki.crl worker does) and optionally write it to a file."""
     from cryptography import x509
 
     settings = get_settings()

@@ -1,5 +1,6 @@
 """HR vetting of home-work enrollment: stages, evidence, the home-environment check, and the hand-off on approval.
 
-See docs/enrollment.md. Routes: ``gateway.enrollment.routes.router``; jobs: ``gateway.enrollment.jobs.register``;
-settings: ``gateway.enrollment.settings.EnrollmentSettings`` (``settings.enrollment``).
+See docs/enrollment.md. Routes: ``gateway.enrollment.routes.router``; background work:
+``gateway.enrollment.workers.enrollment_workers``; settings: ``gateway.enrollment.settings.EnrollmentSettings``
+(``settings.enrollment``).
 """

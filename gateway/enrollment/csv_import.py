@@ -10,11 +10,12 @@ import io
 import json
 import logging
 from collections.abc import Iterator
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from gateway.audit.service import record
 from gateway.clock import Clock
@@ -25,10 +26,14 @@ from gateway.enrollment.models import ImportRun
 from gateway.enrollment.service import start_application
 from gateway.enrollment.settings import EnrollmentSettings
 from gateway.errors import GatewayError, NotFound
+from gateway.events import nudge_after_commit
 
 log = logging.getLogger(__name__)
 COLUMNS = ("login", "callback_number")
 MAX_ROWS = 5000
+IMPORT_QUEUED = "enrollment.import_queued"
+INTERRUPTED_AFTER = timedelta(hours=1)
+"""An import still unfinished this long after it started lost its rows to a restart (5,000 rows take minutes)."""
 
 
 def parse_rows(text: str) -> list[tuple[int, dict[str, str] | str]]:
@@ -107,6 +112,21 @@ def _count(db: Session, import_id: int, imported: bool, problem: dict[str, objec
     db.add(run)
 
 
+@dataclass(frozen=True)
+class QueuedImport:
+    """An upload whose run row committed: the rows to import, as whom, with what hand-off (``IMPORT_QUEUED``)."""
+
+    import_id: int
+    rows: list[tuple[int, dict[str, str] | str]]
+    handoff: HandOff
+    actor: str
+
+
+def queue_import(db: Session, run: ImportRun, rows: list[tuple[int, dict[str, str] | str]], handoff: HandOff) -> None:
+    """Hand the rows to the ``enrollment.csv_import`` worker once the run row commits (dropped on rollback)."""
+    nudge_after_commit(db, IMPORT_QUEUED, QueuedImport(run.id or 0, rows, handoff, run.started_by))
+
+
 def run_import(
     engine: Engine,
     import_id: int,
@@ -118,7 +138,7 @@ def run_import(
     clock: Clock,
 ) -> None:
     """Import the rows, committing each on its own so progress shows and one bad row spoils nothing else.
-    Runs after the upload's response (a background task), so it opens its own transactions."""
+    Runs in the worker's thread after the upload committed, so it opens its own transactions."""
     for line, row in rows:
         try:
             with session_scope(engine) as db:
@@ -155,3 +175,30 @@ def run_import(
             clock=clock,
         )
     log.info("enrollment import %s finished", import_id)
+
+
+def close_interrupted(db: Session, now: datetime) -> int:
+    """Finish the imports a restart cut short (their rows were in the memory of a process that is gone), so HR's
+    report stops showing progress and says how far it got; audited like a finished import."""
+    stale = db.exec(
+        select(ImportRun).where(
+            col(ImportRun.finished_at).is_(None), col(ImportRun.started_at) < now - INTERRUPTED_AFTER
+        )
+    ).all()
+    for run in stale:
+        run.finished_at = now
+        problem = {
+            "line": None,
+            "reason": f"interrupted after {run.processed_rows} of {run.total_rows} rows; upload the rest again",
+        }
+        run.problems = json.dumps([*json.loads(run.problems), problem], ensure_ascii=False)
+        db.add(run)
+        record(
+            db,
+            actor="system",
+            action="enrollment.import",
+            outcome="interrupted",
+            detail={"import": run.id, "imported": run.imported, "processed": run.processed_rows},
+            clock=lambda: now,
+        )
+    return len(stale)

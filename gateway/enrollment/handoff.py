@@ -73,7 +73,7 @@ def grant_seat(db: Session, application: Application, handoff: HandOff, *, actor
         )
     )
     db.flush()
-    nudge_membership(db, handoff.directory, handoff.agent_group, application.login)
+    nudge_membership(db, application.login)
     record(
         db,
         actor=actor,
@@ -121,7 +121,7 @@ def withdraw_seat(
         request.state, request.closed_at, request.closed_by = CertificateRequestState.CANCELLED, now, actor
         db.add(request)
     db.flush()
-    nudge_membership(db, handoff.directory, handoff.agent_group, application.login)
+    nudge_membership(db, application.login)
     record(
         db,
         actor=actor,

@@ -1,77 +1,77 @@
 """The SOHO agents group, made to match the applications: a person with an approved application is a member, a
 person whose approval was taken back (rejected, withdrawn, suspended) is not.
 
-The directory is outside the database transaction, so it is never changed inside one: a decision nudges this
-reconciler (``MEMBERSHIP_CHANGED``) and the group is changed only once the decision has committed. A rolled-back
-decision leaves the directory as it was. The scheduled pass (``jobs.py``) repairs what a failed nudge, a directory
-outage or a hand edit left behind. Only people enrollment ever approved are managed: anyone else in the group was put
-there by someone else and is left alone.
+The directory is outside the database transaction, so it is never changed inside one: a decision nudges the
+``enrollment.membership`` worker (``MEMBERSHIP_CHANGED``, ``workers.py``), whose pass changes the group in its own
+thread once the decision has committed. A rolled-back decision leaves the directory as it was. The interval pass
+repairs what a failed nudge, a directory outage or a hand edit left behind. Only people enrollment ever approved are
+managed: anyone else in the group was put there by someone else and is left alone.
 """
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from gateway.audit.service import record
-from gateway.clock import utcnow
+from gateway.db import session_scope
 from gateway.directory import Directory
 from gateway.directory.errors import AccountNotFound, DirectoryError
 from gateway.enrollment.models import Application, ApplicationState
-from gateway.events import listen, nudge_after_commit
+from gateway.events import nudge_after_commit
 
 log = logging.getLogger(__name__)
 MEMBERSHIP_CHANGED = "enrollment.membership"
+"""Nudged after a decision commits; the payload is the login whose membership to reconcile."""
+
+Wanted = dict[str, tuple[str, bool]]
+"""Per managed login: the entry's DN, and whether it should be a member."""
 
 
-@dataclass(frozen=True)
-class MembershipNudge:
-    """Who to reconcile after the commit, and the directory and group the decision's hand-off named."""
-
-    bind: Engine | Connection
-    directory: Directory
-    agent_group: str
-    login: str
-
-
-def nudge_membership(db: Session, directory: Directory, agent_group: str, login: str) -> None:
+def nudge_membership(db: Session, login: str) -> None:
     """Ask for ``login``'s membership to be reconciled once this transaction commits (dropped on rollback)."""
-    nudge_after_commit(db, MEMBERSHIP_CHANGED, MembershipNudge(db.get_bind(), directory, agent_group, login))
+    nudge_after_commit(db, MEMBERSHIP_CHANGED, login)
 
 
-def reconcile_memberships(
-    db: Session, directory: Directory, agent_group: str, now: datetime, logins: Iterable[str] | None = None
-) -> dict[str, str]:
-    """Add or remove each managed person (or only ``logins``) so the group matches their applications; returns
-    what changed or failed per login. Idempotent: a person already right is not touched. Each change is audited."""
+def wanted_memberships(db: Session, logins: Iterable[str] | None = None) -> Wanted:
+    """Whether each managed person (or each of ``logins``) should be in the group: yes while any application of
+    theirs is approved. Only people enrollment ever approved are managed."""
     query = select(Application).where(col(Application.approved_at).is_not(None), col(Application.user_dn).is_not(None))
     if logins is not None:
         query = query.where(col(Application.login).in_(list(logins)))
-    wanted: dict[str, tuple[str, bool]] = {}
+    wanted: Wanted = {}
     for application in db.exec(query.order_by(col(Application.id))).all():
         approved = application.state is ApplicationState.APPROVED
         _, already = wanted.get(application.login, ("", False))
         wanted[application.login] = (application.user_dn or "", already or approved)
-    changes: dict[str, str] = {}
+    return wanted
+
+
+def make_memberships_so(
+    engine: Engine, directory: Directory, agent_group: str, wanted: Wanted, now: datetime
+) -> dict[str, str]:
+    """Add or remove each person so the group matches ``wanted``, outside any transaction; then audit each change
+    (or failure) in one unit of work. Idempotent: a person already right is not touched."""
+    changes: dict[str, tuple[str, bool, str]] = {}
     for login, (user_dn, member) in wanted.items():
         outcome, problem = _make_it_so(directory, agent_group, user_dn, member)
         if outcome:
-            changes[login] = outcome
-            record(
-                db,
-                actor="system",
-                action="enrollment.membership",
-                target=login,
-                outcome=outcome,
-                detail={"group": agent_group, "member": member, "problem": problem},
-                clock=lambda: now,
-            )
-    db.flush()
-    return changes
+            changes[login] = (outcome, member, problem)
+    if changes:
+        with session_scope(engine) as db:
+            for login, (outcome, member, problem) in changes.items():
+                record(
+                    db,
+                    actor="system",
+                    action="enrollment.membership",
+                    target=login,
+                    outcome=outcome,
+                    detail={"group": agent_group, "member": member, "problem": problem},
+                    clock=lambda: now,
+                )
+    return {login: outcome for login, (outcome, _, _) in changes.items()}
 
 
 def _make_it_so(directory: Directory, agent_group: str, user_dn: str, member: bool) -> tuple[str, str]:
@@ -91,14 +91,3 @@ def _make_it_so(directory: Directory, agent_group: str, user_dn: str, member: bo
     except DirectoryError as error:
         log.warning("could not reconcile %s in %s: %s", user_dn, agent_group, error)
         return "failed", str(error)
-
-
-def _on_nudge(_topic: str, nudge: Any) -> None:
-    """Runs after the decision's commit, in a transaction of its own for the audit rows."""
-    assert isinstance(nudge, MembershipNudge)
-    with Session(nudge.bind, expire_on_commit=False) as db:
-        reconcile_memberships(db, nudge.directory, nudge.agent_group, utcnow(), [nudge.login])
-        db.commit()
-
-
-listen(MEMBERSHIP_CHANGED, _on_nudge)

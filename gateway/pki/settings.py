@@ -2,7 +2,7 @@
 
 import stat
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
@@ -49,3 +49,10 @@ class CaSettings(BaseModel):
         if self.passphrase_file is not None:
             return self.passphrase_file.read_text().strip()
         return None
+
+
+class HasCaSection(Protocol):
+    """What the PKI's workers read of the whole settings (the top-level ``Settings`` sits above the domains)."""
+
+    @property
+    def ca(self) -> CaSettings: ...

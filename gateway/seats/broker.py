@@ -1,9 +1,9 @@
 """This node's seat broker: the X11 seat pool, made to match the seat leases in the database.
 
-The leases are the desired state. A lease that ends nudges `on_seat_ended` after its commit (the seat
-is stopped and wiped at once); a session that ends nudges `on_session_ended` (its leases end); and
-`reconcile()` on a schedule is the safety net: seats no live lease holds are recycled, dead seats end
-their lease (audited) and are replaced, warm seats are topped up for the policy in force.
+The leases are the desired state; the `seats.pool` and `seats.limits` workers (`workers.py`) drive the broker:
+a lease that ends is stopped and wiped at once (its nudge), a session that ends ends its leases, and `reconcile()`
+on a schedule is the safety net: seats no live lease holds are recycled, dead seats end their lease (audited) and
+are replaced, warm seats are topped up for the policy in force.
 
 Each X11 seat's app reads its call state from a file fixed when the (warm) seat started; the broker
 keeps that file equal to the holder's customer calls in the database (`feed_call_state`): at once on a
@@ -16,7 +16,6 @@ Supervision's "watch" asks it for a one-time view-only link to an agent's seat
 import logging
 import subprocess
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,7 +44,7 @@ from gateway.seats.settings import SeatSettings
 from gateway.seats.thumbnails import SeatThumbnails
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import SESSION_ENDED
-from gateway.voice.calls import CALL_STATE_CHANGED, CallStateChange, current_call_state, write_call_state_file
+from gateway.voice.calls import CallStateChange, current_call_state, write_call_state_file
 from policy import DisplayRules, PolicyDocument, X11App, evaluate
 
 log = logging.getLogger(__name__)
@@ -63,9 +62,6 @@ class SeatBroker:
     clock: Clock
     pool: SeatPool | None
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _background: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="seat-recycle")
-    )
     _fed: dict[str, CallStateChange] = field(default_factory=dict)
     """The call state last written to each seat's file, so a reconcile pass rewrites only what changed."""
     _feed_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -138,12 +134,6 @@ class SeatBroker:
         except OSError as error:
             raise GuacamoleUnavailable(f"the password file of {app_id} cannot be read: {error.strerror}") from None
 
-    def on_call_state(self, _topic: str, change: Any) -> None:
-        self._background.submit(self.feed_call_state, change.session_id)
-
-    def on_seat_assigned(self, _topic: str, session_id: Any) -> None:
-        self._background.submit(self.feed_call_state, str(session_id))
-
     def feed_call_state(self, session_id: str | None = None) -> None:
         """Write the holder's current call state into each held seat's file (of one session, or all).
 
@@ -169,18 +159,10 @@ class SeatBroker:
             if session_id is None:
                 self._fed = {seat_id: state for seat_id, state in self._fed.items() if seat_id in states}
 
-    def on_seat_ended(self, _topic: str, payload: Any) -> None:
-        """Stop and wipe the seat in the background: a logout or a new login must not wait for it (~0.1-1 s)."""
-        node, seat_id = payload
-        if self.pool is not None and node == self.node:
-            self._background.submit(self.pool.release, seat_id)
-
-    def on_session_ended(self, _topic: str, session_id: Any) -> None:
-        self._background.submit(self._end_seats_of_session, str(session_id))
-
-    def _end_seats_of_session(self, session_id: str) -> None:
-        with session_scope(self.engine) as db:
-            service.end_seats_of_session(db, session_id, self.clock())
+    def release(self, seat_id: str) -> None:
+        """Stop and wipe one of this node's seats (its lease ended); ~0.1-1 s, so never in a request."""
+        if self.pool is not None:
+            self.pool.release(seat_id)
 
     def warm_up(self) -> None:
         """The first pass after start: end what an earlier life of the gateway left, then fill the pool."""
@@ -276,21 +258,14 @@ class SeatBroker:
         self.thumbnails.stop()
         for topic in ENDINGS:
             events.unlisten(topic, self.endings.notify)
-        events.unlisten(service.SEAT_ENDED, self.on_seat_ended)
-        events.unlisten(SESSION_ENDED, self.on_session_ended)
-        events.unlisten(CALL_STATE_CHANGED, self.on_call_state)
-        events.unlisten(service.SEAT_ASSIGNED, self.on_seat_assigned)
-        self._background.shutdown(wait=True)
         with self._lock:  # a warm-up still starting seats finishes first, so none is left behind
             if self.pool is not None:
                 self.pool.stop_all()
 
 
 def start_broker(app: FastAPI, settings: SeatSettings | None = None) -> SeatBroker:
-    """Start this node's broker for the app (call from the lifespan; call `stop()` on the way out).
-
-    Warm seats are started in the background, so the gateway answers at once.
-    """
+    """Make this node's broker for the app (the lifespan does; `stop()` on the way out). Its seats are started by
+    the `seats.pool` worker (`workers.py`), so the gateway answers at once."""
     settings = settings or getattr(app.state.settings, "seats", None) or SeatSettings()
     pool = None
     if settings.enabled:
@@ -306,12 +281,7 @@ def start_broker(app: FastAPI, settings: SeatSettings | None = None) -> SeatBrok
             now=app.state.clock,
         )
     broker = SeatBroker(app.state.engine, settings, app.state.settings.node_name, app.state.clock, pool)
-    events.listen(service.SEAT_ENDED, broker.on_seat_ended)
-    events.listen(SESSION_ENDED, broker.on_session_ended)
-    for topic in ENDINGS:
+    for topic in ENDINGS:  # only wakes held questions (each re-reads the database in its own request)
         events.listen(topic, broker.endings.notify)
-    events.listen(CALL_STATE_CHANGED, broker.on_call_state)
-    events.listen(service.SEAT_ASSIGNED, broker.on_seat_assigned)
     app.state.seat_broker = broker
-    threading.Thread(target=broker.warm_up, name="seat-pool-warm", daemon=True).start()
     return broker

@@ -9,6 +9,7 @@ nudges the broker (topic `SEAT_ENDED`) to stop and wipe the seat process.
 
 import secrets
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -250,6 +251,14 @@ def live_leases_of(db: Session, session_id: str, node: str) -> list[SeatLease]:
         SeatLease.session_id == session_id, SeatLease.node == node, col(SeatLease.state).in_(LIVE)
     )
     return list(db.exec(query).all())
+
+
+def sessions_with_live_seats(db: Session, session_ids: Collection[str]) -> set[str]:
+    """Of ``session_ids``, those still holding a seat lease that has not ended (an ending session waits for it)."""
+    query = select(SeatLease.session_id).where(
+        col(SeatLease.session_id).in_(list(session_ids)), col(SeatLease.state).in_(LIVE)
+    )
+    return set(db.exec(query).all())
 
 
 def end_seat(

@@ -10,7 +10,6 @@ hours), a change missed in the instant a subscription is re-registered, and a bu
 """
 
 import logging
-from typing import Any
 
 from ldap3.utils.dn import parse_dn
 from sqlalchemy import Engine
@@ -19,10 +18,9 @@ from sqlmodel import Session
 from gateway.audit.service import record
 from gateway.db import session_scope
 from gateway.directory.logins import is_dn, normalized_dn
-from gateway.directory.watch import DirectoryWatch, StatusReport
-from gateway.events import listen, unlisten
+from gateway.directory.watch import StatusReport
 from gateway.sessions.models import HomeSession
-from gateway.sessions.service import SESSION_STARTED, live_sessions, policy_groups
+from gateway.sessions.service import live_sessions, policy_groups
 
 log = logging.getLogger(__name__)
 
@@ -79,22 +77,3 @@ def subscription_reporter(engine: Engine, node: str) -> StatusReport:
             )
 
     return report
-
-
-class DirectorySubscription:
-    """The change subscription as the sessions run it: started with their jobs, told when a session starts (its
-    account may sit in a container nobody watched yet), stopped at shutdown."""
-
-    def __init__(self, watch: DirectoryWatch) -> None:
-        self.watch = watch
-
-    def _session_started(self, _topic: str, _session_id: Any) -> None:
-        self.watch.rewatch()
-
-    def start(self) -> None:
-        listen(SESSION_STARTED, self._session_started)
-        self.watch.start()
-
-    def stop(self) -> None:
-        unlisten(SESSION_STARTED, self._session_started)
-        self.watch.stop()

@@ -16,6 +16,9 @@ class SessionState(StrEnum):
     PENDING_SECOND_FACTOR = "pending_second_factor"
     """Password (and certificate) accepted; the TOTP step is still owed. Grants nothing but that step."""
     ACTIVE = "active"
+    ENDING = "ending"
+    """Ended with its reason (audited), while its children close: tunnel lease, seat lease, voice leg. Grants
+    nothing; nothing that looks for live sessions counts it. The ``sessions.endings`` worker marks it ended."""
     ENDED = "ended"
 
 

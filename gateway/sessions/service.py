@@ -1,8 +1,9 @@
 """Start, find, touch and end home sessions. ``end_session`` is the one way any session ends.
 
 Logout, idle and maximum time, a revoked certificate, a disabled account, an admin's "end now", an HR suspension:
-all call ``end_session``, which marks the session ended with its reason, writes the audit row and, after commit,
-nudges the reconcilers (tunnel, seat, voice leg) to make their part match.
+all call ``end_session``, which marks the session *ending* with its reason, writes the audit row and, after commit,
+nudges the workers (tunnel, seat, voice leg) to close their part; the ``sessions.endings`` worker marks it *ended*
+once no child is live (``endings.py``). An ending session grants nothing and counts as live nowhere.
 """
 
 import hashlib
@@ -19,7 +20,10 @@ from gateway.events import nudge_after_commit
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 
 SESSION_ENDED = "session.ended"
+"""Nudged when a session is ending (its children close on it); the payload is the session id."""
 SESSION_STARTED = "session.started"
+OVER = (SessionState.ENDING, SessionState.ENDED)
+"""A session in either state has been ended: its cookie opens nothing, whatever its children still hold."""
 
 
 def _digest(token: str) -> str:
@@ -63,10 +67,10 @@ def end_session(
     source: str = "",
     detail: dict[str, object] | None = None,
 ) -> HomeSession:
-    """Mark the session ended with its reason and audit it; ending an ended session changes nothing."""
-    if session.state is SessionState.ENDED:
+    """Mark the session ending with its reason and audit it; ending an ending or ended session changes nothing."""
+    if session.state in OVER:
         return session
-    session.state, session.end_reason, session.ended_at, session.ended_by = SessionState.ENDED, reason, now, actor
+    session.state, session.end_reason, session.ended_at, session.ended_by = SessionState.ENDING, reason, now, actor
     db.add(session)
     db.flush()
     record(
@@ -87,7 +91,7 @@ def session_for_token(db: Session, token: str | None, now: datetime) -> HomeSess
     if not token:
         return None
     session = db.exec(select(HomeSession).where(HomeSession.token_sha256 == _digest(token))).first()
-    if session is None or session.state is SessionState.ENDED:
+    if session is None or session.state in OVER:
         return None
     if now >= as_utc(session.expires_at):
         end_session(db, session, EndReason.MAX_LENGTH, actor="system", now=now)
@@ -104,7 +108,7 @@ def ended_reason_for_token(db: Session, token: str | None) -> EndReason | None:
     if not token:
         return None
     session = db.exec(select(HomeSession).where(HomeSession.token_sha256 == _digest(token))).first()
-    return session.end_reason if session is not None and session.state is SessionState.ENDED else None
+    return session.end_reason if session is not None and session.state in OVER else None
 
 
 def touch(db: Session, session: HomeSession, now: datetime) -> None:

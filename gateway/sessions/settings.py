@@ -1,10 +1,12 @@
 """The sessions' section of the settings (``[portal]``): sign-in throttling, re-validation, client certificates."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+
+from gateway.pki.settings import CaSettings
 
 
 class PortalSettings(BaseModel):
@@ -64,3 +66,13 @@ class PortalSettings(BaseModel):
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file go together")
         return self
+
+
+class HasPortalAndCaSections(Protocol):
+    """What the sessions' workers read of the whole settings (the top-level ``Settings`` sits above the domains)."""
+
+    @property
+    def portal(self) -> PortalSettings: ...
+
+    @property
+    def ca(self) -> CaSettings: ...

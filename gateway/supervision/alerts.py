@@ -104,7 +104,7 @@ def acknowledge(
 class CertificateExpiryAlerts:
     """The PKI expiry hook (``gateway.pki.expiry.on_expiring``): one alert per expiring certificate.
 
-    A single instance is registered; ``clock`` is set by ``jobs.register`` so tests can move time.
+    A single instance is registered; ``clock`` is set by ``supervision_workers`` so tests can move time.
     """
 
     clock: Clock = staticmethod(utcnow)

@@ -2,7 +2,8 @@
 
 Gauges and counters are read from the database at scrape time (sessions, seats, peers, logins by outcome from the
 audit log, alerts), so every node reports the same figures and nothing is lost on restart. Only the request
-latency histogram lives in the process. Scrapes are allowed from ``supervision.metrics_networks`` only, and never
+latency histogram and this node's worker passes (``gateway.workers.runner``: passes by outcome, their time, failures
+in a row) live in the process. Scrapes are allowed from ``supervision.metrics_networks`` only, and never
 through the reverse proxy: behind a proxy on the same host every outside request arrives from 127.0.0.1, so a request
 carrying forwarding headers is refused whatever its address.
 """
@@ -29,6 +30,7 @@ from gateway.supervision.models import Alert
 from gateway.supervision.settings import SupervisionSettings
 from gateway.supervision.view import seat_view
 from gateway.vpn.models import LeaseState, TunnelLease
+from gateway.workers.runner import WORKER_REGISTRY
 
 FORWARDING_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
 LATENCY_REGISTRY = CollectorRegistry()
@@ -118,7 +120,7 @@ def metrics_router() -> APIRouter:
             raise Forbidden("metrics may be scraped only from supervision.metrics_networks")
         registry = CollectorRegistry()
         registry.register(GatewayFigures(request.app.state.engine, settings, request.app.state.clock))
-        body = generate_latest(LATENCY_REGISTRY) + generate_latest(registry)
+        body = generate_latest(LATENCY_REGISTRY) + generate_latest(WORKER_REGISTRY) + generate_latest(registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -61,6 +61,10 @@ class SeatRow:
         return row
 
 
+ENDING = "ending"
+"""The wall's state of a session that was ended while its children still close."""
+
+
 @dataclass(frozen=True)
 class LiveAgent:
     """The few columns of a live session the wall needs (not the certificate PEM and the rest, 1,000 times a tick)."""
@@ -72,12 +76,15 @@ class LiveAgent:
     policy_groups: str
     source_ip: str
     created_at: datetime
+    ending: bool = False
+    """Ended, while its tunnel, seat or voice leg still closes: shown as "ending", never as live."""
 
 
-def live_agents(db: Session) -> list[LiveAgent]:
-    """Sessions that are active and hold the agent role, by login."""
+def wall_agents(db: Session) -> list[LiveAgent]:
+    """Sessions that are active or ending and hold the agent role, by login."""
     columns = (
         HomeSession.roles,
+        HomeSession.state,
         HomeSession.id,
         HomeSession.login,
         HomeSession.display_name,
@@ -88,10 +95,17 @@ def live_agents(db: Session) -> list[LiveAgent]:
     )
     query = (
         sql_select(*[col(column) for column in columns])
-        .where(col(HomeSession.state) == SessionState.ACTIVE, col(HomeSession.roles).contains("agent"))
+        .where(
+            col(HomeSession.state).in_([SessionState.ACTIVE, SessionState.ENDING]),
+            col(HomeSession.roles).contains("agent"),
+        )
         .order_by(col(HomeSession.login))
     )
-    return [LiveAgent(*row[1:]) for row in db.execute(query).all() if "agent" in row[0].split(",")]
+    return [
+        LiveAgent(*row[2:], ending=row[1] is SessionState.ENDING)
+        for row in db.execute(query).all()
+        if "agent" in row[0].split(",")
+    ]
 
 
 def teams_of(session: HomeSession | LiveAgent, team_groups: Sequence[str]) -> list[str]:
@@ -126,9 +140,9 @@ def _watched(db: Session, session_ids: list[str]) -> set[str]:
 
 
 def seat_view(db: Session, now: datetime, settings: SupervisionSettings | None = None) -> list[SeatRow]:
-    """Every live agent session as a row, ordered by login."""
+    """Every live agent session as a row, ordered by login; an ending one with the state "ending"."""
     settings = settings or SupervisionSettings()
-    sessions = live_agents(db)
+    sessions = wall_agents(db)
     ids = [s.id for s in sessions]
     times = state_times(db, ids)
     links = link_quality(db, ids, now, settings.link_down_seconds)
@@ -154,7 +168,7 @@ def seat_view(db: Session, now: datetime, settings: SupervisionSettings | None =
                 teams=teams_of(session, settings.team_groups),
                 on_site=is_on_site(session.source_ip, settings),
                 logged_in_at=_iso(as_utc(session.created_at)) or "",
-                state=state.status.value,
+                state=ENDING if session.ending else state.status.value,
                 reason=state.reason,
                 state_since=_iso(state.since or as_utc(session.created_at)),
                 earlier={key: round(value) for key, value in state.earlier.items()},

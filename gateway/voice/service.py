@@ -7,6 +7,7 @@ a row lock on PostgreSQL, the write lock on SQLite), so it waits for a reconcile
 """
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, update
@@ -134,6 +135,16 @@ def release_session(db: Session, session_id: str, now: datetime) -> int:
     if legs:
         nudge_after_commit(db, LEG_CHANGED, session_id)
     return len(legs)
+
+
+def sessions_with_live_legs(db: Session, session_ids: Collection[str]) -> set[str]:
+    """Of ``session_ids``, those with a leg still up or being dialled (an ending session waits for its hang-up). A
+    dropped leg of a released session has no call on the platform and is not re-dialled: it is not waited for."""
+    query = select(CallLeg.session_id).where(
+        col(CallLeg.session_id).in_(list(session_ids)),
+        col(CallLeg.state).in_([LegState.REQUESTED, LegState.RINGING, LegState.CONNECTED]),
+    )
+    return set(db.exec(query).all())
 
 
 def lock_leg(db: Session, leg_id: str) -> CallLeg | None:

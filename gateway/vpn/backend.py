@@ -71,11 +71,20 @@ class PeerChanges:
         return bool(self.to_set or self.to_remove)
 
 
-def plan_changes(current: Mapping[str, PeerState], desired: Mapping[str, PeerSpec]) -> PeerChanges:
-    """Peers to add or fix, and peers nobody authorised; a peer already matching appears in neither."""
-    to_set = [spec for key, spec in desired.items() if key not in current or not current[key].matches(spec)]
+def plan_changes(current: Mapping[str, PeerState | PeerSpec], desired: Mapping[str, PeerSpec]) -> PeerChanges:
+    """Peers to add or fix, and peers nobody authorised; a peer already matching appears in neither. ``current`` may
+    be the live state or only the live configuration (``peer_configs``)."""
+    to_set = [spec for key, spec in desired.items() if key not in current or not _matches(current[key], spec)]
     to_remove = [key for key in current if key not in desired]
     return PeerChanges(to_set=to_set, to_remove=to_remove)
+
+
+def _matches(current: PeerState | PeerSpec, spec: PeerSpec) -> bool:
+    if isinstance(current, PeerState):
+        return current.matches(spec)
+    return current.allowed_ips == spec.allowed_ips and (current.persistent_keepalive or None) == (
+        spec.persistent_keepalive or None
+    )
 
 
 class WireGuardBackend(Protocol):
@@ -87,6 +96,9 @@ class WireGuardBackend(Protocol):
     def peers(self, name: str) -> dict[str, PeerState]:
         """The live peers, by base64 public key."""
 
+    def peer_configs(self, name: str) -> dict[str, PeerSpec]:
+        """The live peers' configuration only (no handshakes or counters): what a comparison needs, read cheaply."""
+
     def set_peer(self, name: str, peer: PeerSpec) -> None:
         """Add or update one peer; its allowed IPs are replaced, not appended to."""
 
@@ -95,3 +107,6 @@ class WireGuardBackend(Protocol):
 
     def apply(self, name: str, desired: Mapping[str, PeerSpec]) -> PeerChanges:
         """Make the interface hold exactly `desired`; returns what it changed (empty when nothing did)."""
+
+    def change(self, name: str, changes: PeerChanges) -> None:
+        """Carry out `changes` (removals first) without reading the live peers: for a change already planned."""

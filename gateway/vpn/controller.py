@@ -1,18 +1,19 @@
-"""The VPN controller: owns the WireGuard backend and the reconcile loop of this node.
+"""The VPN controller: owns this node's WireGuard interface, its key, and what its passes installed.
 
-The loop runs every `reconcile_seconds` and at once when nudged (a session started or ended, wireguard-go
-was restarted). Each pass: write the leases of sessions that became active and retire those of sessions
-that ended, make the interface and scope match, and sample peer health. A failed pass is logged and
-retried by the next one; the loop itself never dies.
+The passes themselves are the ``vpn.peers`` worker's (``workers.py``): on a nudge (a session started or ended, a
+lease written, wireguard-go restarted) and every ``reconcile_seconds``. A nudge pass changes only the nudged sessions'
+peers and set elements; an interval pass compares everything and changes what differs. Each pass writes the leases
+of sessions that became active in the worker's transaction; the interface and the scope are changed after it
+committed, and only then are the leases of ended sessions retired (their peers are gone by then).
 """
 
 import logging
 import os
 import shutil
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -20,20 +21,24 @@ from sqlmodel import Session
 from gateway.clock import Clock, utcnow
 from gateway.db import session_scope
 from gateway.errors import Unavailable
-from gateway.events import listen, unlisten
+from gateway.events import publish
 from gateway.sessions.models import HomeSession
 from gateway.sessions.service import SESSION_ENDED, SESSION_STARTED
-from gateway.vpn import health, ipam, leases
-from gateway.vpn.backend import WireGuardBackend, WireGuardError
+from gateway.vpn import ipam, leases
+from gateway.vpn.backend import PeerChanges, PeerSpec, WireGuardBackend, WireGuardError
 from gateway.vpn.choose import choose_backend, kernel_has_wireguard
 from gateway.vpn.client_config import client_config
 from gateway.vpn.keys import load_or_create_private_key, public_key_of
-from gateway.vpn.reconcile import ReconcileResult, reconcile
+from gateway.vpn.reconcile import InstalledTunnel, PeerPlan, ReconcileResult, desired_peers
 from gateway.vpn.settings import VpnSettings
 from gateway.vpn.uapi import UapiBackend
+from gateway.workers.contract import Nudge
 
 log = logging.getLogger(__name__)
-TOPICS = (SESSION_STARTED, SESSION_ENDED, leases.LEASE_WRITTEN)
+INTERFACE_RESTARTED = "vpn.interface_restarted"
+"""Published when a dead wireguard-go was restarted: its peers are gone, so the next pass compares them all."""
+SESSION_TOPICS = frozenset({SESSION_STARTED, SESSION_ENDED, leases.LEASE_WRITTEN})
+"""Nudges whose payload is a session id: a pass may then touch that session's peer alone."""
 
 
 def unavailable_reason(settings: VpnSettings) -> str | None:
@@ -49,8 +54,15 @@ def unavailable_reason(settings: VpnSettings) -> str | None:
     return None
 
 
+def nudged_sessions(nudges: Sequence[Nudge]) -> frozenset[str] | None:
+    """The sessions a nudge pass may narrow to; None when it must look at everything (an interval pass, a restart)."""
+    if not nudges or any(n.topic not in SESSION_TOPICS or n.payload is None for n in nudges):
+        return None
+    return frozenset(str(n.payload) for n in nudges)
+
+
 class VpnController:
-    """One node's tunnel: interface, peers, scope, health. `start`, `nudge`, `status`, `stop`."""
+    """One node's tunnel: interface, key, status, and the three steps of a pass (``plan``, ``observe``, ``apply``)."""
 
     def __init__(
         self,
@@ -63,18 +75,18 @@ class VpnController:
         self.engine, self.settings, self.clock = engine, settings, clock
         self.key_file = settings.key_file(data_dir)
         self.backend = backend
+        self.tunnel: InstalledTunnel | None = None
         self.public_key: str | None = None
         self.off_reason: str | None = None
         self.last_result: ReconcileResult | None = None
         self.last_reconcile_at: datetime | None = None
         self.last_error: str | None = None
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._applying = threading.Lock()
+        """One apply at a time: the worker's passes, and ``run_once`` from a test or the bench."""
 
     def start(self) -> None:
-        """Bring the interface up and start the loop; when the host cannot run the VPN, record why and stay off."""
+        """Bring the interface up and run a first full pass (so a restart restores the peers before serving); when
+        the host cannot run the VPN, record why and stay off. A failed first pass is the worker's to retry."""
         self.off_reason = unavailable_reason(self.settings)
         if self.off_reason:
             log.warning("%s", self.off_reason)
@@ -90,34 +102,67 @@ class VpnController:
             self.off_reason = f"VPN off: {error}"
             log.error("%s", self.off_reason)
             return
-        for topic in TOPICS:
-            listen(topic, self._on_session_change)
-        self._stopping.clear()
-        self._pass()
-        self._thread = threading.Thread(target=self._loop, name="vpn reconcile", daemon=True)
-        self._thread.start()
+        self.tunnel = InstalledTunnel(self.backend, self.settings)
+        try:
+            self.run_once()
+        except Exception:
+            log.exception("the first VPN pass failed; the vpn.peers worker retries it")
 
-    def nudge(self, *_: Any) -> None:
-        """Reconcile now rather than at the next tick (safe from any thread)."""
-        self._wake.set()
+    @property
+    def running(self) -> bool:
+        return self.tunnel is not None
+
+    def plan(self, db: Session, nudges: Sequence[Nudge]) -> PeerPlan | None:
+        """Write the leases of sessions that became active, then read the desired peers: of the nudged sessions
+        alone when the nudges name sessions and the last pass left a known state, else of all. None when off."""
+        if self.tunnel is None:
+            return None
+        sessions = nudged_sessions(nudges) if self.tunnel.peers is not None else None
+        now = self.clock()
+        # Leases first: a re-login (old session replaced, same key) then keeps its peer, where removing and
+        # re-adding it would drop the client's tunnel keys and stall it for up to 15 s.
+        leases.lease_missing_sessions(db, now, self.settings, sessions)
+        return desired_peers(db, now, sessions)
+
+    def observe(self, plan: PeerPlan | None) -> dict[str, PeerSpec] | None:
+        """The live peers' configuration, for a full pass only: a narrowed pass never reads 10,000 peers to change
+        one."""
+        if plan is None or plan.sessions is not None or self.backend is None:
+            return None
+        return self.backend.peer_configs(self.settings.interface)
+
+    def apply(self, plan: PeerPlan | None, live: dict[str, PeerSpec] | None) -> None:
+        tunnel = self.tunnel
+        if plan is None or tunnel is None:
+            return
+        with self._applying:
+            try:
+                if plan.sessions is None:
+                    self.last_result = tunnel.apply_all(plan.peers, live or {})
+                else:
+                    changes: PeerChanges = tunnel.apply_sessions(plan)
+                    self.last_result = ReconcileResult(frozenset(tunnel.peers or ()), changes, False)
+                # Retired once their peers are gone (an ending session waits for this), in a unit of work of its own
+                # after the peers changed: a revocation never waits for the bookkeeping.
+                with session_scope(self.engine) as db:
+                    leases.retire_ended_leases(db, self.clock(), plan.sessions)
+            except Exception as error:
+                self.last_error = f"{type(error).__name__}: {error}"
+                raise
+            self.last_reconcile_at, self.last_error = self.clock(), None
 
     def run_once(self) -> ReconcileResult:
-        """One full pass, synchronously (the loop calls this; tests and the bench may too)."""
-        assert self.backend is not None, "start() the controller first"
-        with self._lock:
-            # Leases first: a re-login (old session replaced, same key) then keeps its peer, where removing and
-            # re-adding it would drop the client's tunnel keys and stall it for up to 15 s.
-            ipam.retrying(self.engine, self._bookkeeping)
-            result = self._reconcile()
-            live = self.backend.peers(self.settings.interface)
-            with session_scope(self.engine) as db:
-                health.record_samples(db, live, self.clock())
-            self.last_result, self.last_reconcile_at, self.last_error = result, self.clock(), None
-            return result
+        """One full pass, synchronously (``start`` and tests; the worker runs the same steps)."""
+        with session_scope(self.engine) as db:
+            plan = self.plan(db, [])
+        assert plan is not None, "start() the controller first"
+        self.apply(plan, self.observe(plan))
+        assert self.last_result is not None
+        return self.last_result
 
     def client_config(self, session: HomeSession) -> str:
         """The agent's WireGuard config, writing the lease in its own transaction (retried when this node's
-        loop or another node wrote it at the same moment), and nudging the loop to install the peer."""
+        pass or another node wrote it at the same moment); the lease's nudge installs the peer."""
         if self.off_reason or self.public_key is None:
             # the operator's reason (it may name a setting) is for the log; the agent reads the catalog's words
             raise Unavailable(self.off_reason or "the VPN is starting; try again in a moment", key="vpn_unavailable")
@@ -127,13 +172,8 @@ class VpnController:
         )
 
     def stop(self) -> None:
-        """Stop the loop and the wireguard-go this controller started (its interface and peers go with it)."""
-        for topic in TOPICS:
-            unlisten(topic, self._on_session_change)
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        """Stop the wireguard-go this controller started (its interface and peers go with it)."""
+        self.tunnel = None
         if isinstance(self.backend, UapiBackend):
             self.backend.stop()
 
@@ -155,34 +195,7 @@ class VpnController:
         }
 
     def _default_backend(self) -> WireGuardBackend:
-        return choose_backend(self.settings.netns, on_restart=self.nudge)
-
-    def _reconcile(self) -> ReconcileResult:
-        assert self.backend is not None
-        with Session(self.engine, expire_on_commit=False) as db:
-            return reconcile(db, self.backend, self.settings, self.clock(), self.last_result)
-
-    def _bookkeeping(self, db: Session) -> int:
-        now = self.clock()
-        return leases.lease_missing_sessions(db, now, self.settings) + leases.retire_ended_leases(db, now)
-
-    def _on_session_change(self, _topic: str, _session_id: object) -> None:
-        self.nudge()
-
-    def _loop(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.wait(self.settings.reconcile_seconds)
-            self._wake.clear()
-            if self._stopping.is_set():
-                return
-            self._pass()
-
-    def _pass(self) -> None:
-        try:
-            self.run_once()
-        except Exception as error:  # the next pass retries; the loop must outlive any one failure
-            self.last_error = str(error)
-            log.exception("VPN reconcile failed; retrying in %s s", self.settings.reconcile_seconds)
+        return choose_backend(self.settings.netns, on_restart=lambda name: publish(INTERFACE_RESTARTED, name))
 
 
 def start_vpn(engine: Engine, settings: VpnSettings, data_dir: Path, clock: Clock = utcnow) -> VpnController:

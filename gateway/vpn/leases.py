@@ -6,6 +6,7 @@ again on every reconcile from the session's own state (`reconcile.desired_peers`
 """
 
 import json
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +24,8 @@ from gateway.vpn.settings import VpnSettings
 from policy import compile_network_scope, evaluate
 
 LEASE_WRITTEN = "vpn.lease_written"
+LEASE_RETIRED = "vpn.lease_retired"
+"""Nudged when a lease was marked removed (its session ended); the payload is the session id."""
 
 
 def session_may_tunnel(session: HomeSession, now: datetime) -> bool:
@@ -82,29 +85,39 @@ def lease_for_session(db: Session, session: HomeSession, now: datetime, settings
     return lease
 
 
-def lease_missing_sessions(db: Session, now: datetime, settings: VpnSettings) -> int:
-    """Write the leases of active keyed sessions that have none (a missed "started" nudge, a restart)."""
+def lease_missing_sessions(
+    db: Session, now: datetime, settings: VpnSettings, sessions: Collection[str] | None = None
+) -> int:
+    """Write the leases of active keyed sessions that have none (a missed "started" nudge, a restart); of all such
+    sessions, or only of ``sessions``."""
     leased = select(TunnelLease.session_id)
-    sessions = db.exec(
+    query = (
         select(HomeSession)
         .where(HomeSession.state == SessionState.ACTIVE)
         .where(col(HomeSession.wireguard_key).is_not(None))
         .where(col(HomeSession.id).not_in(leased))
-    ).all()
-    return sum(lease_for_session(db, session, now, settings) is not None for session in sessions)
+    )
+    if sessions is not None:
+        query = query.where(col(HomeSession.id).in_(list(sessions)))
+    return sum(lease_for_session(db, session, now, settings) is not None for session in db.exec(query).all())
 
 
-def retire_ended_leases(db: Session, now: datetime) -> int:
-    """Mark removed the leases whose session is no longer active, and release addresses nobody uses now."""
-    rows = db.exec(
+def retire_ended_leases(db: Session, now: datetime, sessions: Collection[str] | None = None) -> int:
+    """Mark removed the leases whose session is no longer active (of all sessions, or only of ``sessions``), and
+    release addresses nobody uses now."""
+    query = (
         select(TunnelLease, HomeSession)
         .join(HomeSession, col(HomeSession.id) == col(TunnelLease.session_id))
         .where(TunnelLease.state == LeaseState.DESIRED)
         .where(HomeSession.state != SessionState.ACTIVE)
-    ).all()
+    )
+    if sessions is not None:
+        query = query.where(col(TunnelLease.session_id).in_(list(sessions)))
+    rows = db.exec(query).all()
     for lease, session in rows:
         lease.state, lease.removed_at = LeaseState.REMOVED, now
         db.add(lease)
+        nudge_after_commit(db, LEASE_RETIRED, lease.session_id)
         record(
             db,
             actor="vpn",
@@ -127,3 +140,11 @@ def retire_ended_leases(db: Session, now: datetime) -> int:
         if still is None:
             ipam.release(db, person_id, now)
     return len(rows)
+
+
+def sessions_with_live_tunnels(db: Session, session_ids: Collection[str]) -> set[str]:
+    """Of ``session_ids``, those whose tunnel lease is still desired (an ending session waits for it)."""
+    query = select(TunnelLease.session_id).where(
+        col(TunnelLease.session_id).in_(list(session_ids)), TunnelLease.state == LeaseState.DESIRED
+    )
+    return set(db.exec(query).all())

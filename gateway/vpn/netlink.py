@@ -38,6 +38,11 @@ class NetlinkBackend:
                 raise WireGuardError(f"cannot read WireGuard interface {name!r}: {exc}") from exc
         return merge_peers(messages)
 
+    def peer_configs(self, name: str) -> dict[str, PeerSpec]:
+        return {
+            key: PeerSpec(key, state.allowed_ips, state.persistent_keepalive) for key, state in self.peers(name).items()
+        }
+
     def set_peer(self, name: str, peer: PeerSpec) -> None:
         settings: dict[str, Any] = {
             "public_key": peer.public_key,
@@ -52,11 +57,14 @@ class NetlinkBackend:
 
     def apply(self, name: str, desired: Mapping[str, PeerSpec]) -> PeerChanges:
         changes = plan_changes(self.peers(name), desired)
+        self.change(name, changes)
+        return changes
+
+    def change(self, name: str, changes: PeerChanges) -> None:
         for public_key in changes.to_remove:
             self.remove_peer(name, public_key)
         for peer in changes.to_set:
             self.set_peer(name, peer)
-        return changes
 
     def _set(self, name: str, peer: dict[str, Any]) -> None:
         with self._socket() as wg:

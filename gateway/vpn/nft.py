@@ -5,14 +5,15 @@ Layout (see docs/vpn.md): sets of seat addresses, and concatenated interval sets
 lookup; a `from_tunnel` chain (jumped to from the forward and input hooks for packets arriving from the
 tunnel) that accepts established/related, drops seat-to-seat and everything not in the sets; and a
 `to_tunnel` chain that lets only replies into the tunnel. `apply` sends "table; delete table; table {...}" in
-one `nft -f -` run: a single kernel transaction, so no packet ever sees half a rule set.
+one `nft -f -` run: a single kernel transaction, so no packet ever sees half a rule set. `change` adds and deletes
+the elements of a few seats (``add element``/``delete element`` on the named sets), also in one transaction.
 """
 
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from gateway.vpn.interface import netns_prefix
-from gateway.vpn.scope import TunnelScope, disjoint_rules, seat_address
+from gateway.vpn.scope import Destination, TunnelScope, disjoint_rules, seat_address
 
 TABLE = "inet sohogw"
 
@@ -21,20 +22,33 @@ class FirewallError(RuntimeError):
     """nft refused the rule set or could not be run; the message carries nft's own words."""
 
 
+SET_NAMES = ("seats4", "seats6", "allow4", "allow6", "icmp4", "icmp6")
+
+
+def seat_elements(seat: str, destinations: Sequence[Destination]) -> dict[str, list[str]]:
+    """The elements one seat puts in our sets, by set name: its address, and a box per allowed destination.
+
+    Every element starts with the seat's own address, so two seats never share one: removing a seat deletes
+    exactly its elements and nobody else's."""
+    address = seat_address(seat)
+    family = str(address.version)
+    elements: dict[str, list[str]] = {f"seats{family}": [str(address)]}
+    for proto, network, low, high in disjoint_rules(address, destinations):
+        if proto == "icmp":
+            elements.setdefault(f"icmp{family}", []).append(f"{address} . {network}")
+        else:
+            port = str(low) if low == high else f"{low}-{high}"
+            elements.setdefault(f"allow{family}", []).append(f"{address} . {network} . {proto} . {port}")
+    return elements
+
+
 def render(scope: TunnelScope) -> str:
     """The complete nft script for `scope` (validated first: a bad scope raises ScopeError, no rules)."""
     scope.validate()
-    sets: dict[str, list[str]] = {name: [] for name in ("seats4", "seats6", "allow4", "allow6", "icmp4", "icmp6")}
+    sets: dict[str, list[str]] = {name: [] for name in SET_NAMES}
     for seat, destinations in scope.seats.items():
-        address = seat_address(seat)
-        family = str(address.version)
-        sets[f"seats{family}"].append(str(address))
-        for proto, network, low, high in disjoint_rules(address, destinations):
-            if proto == "icmp":
-                sets[f"icmp{family}"].append(f"{address} . {network}")
-            else:
-                port = str(low) if low == high else f"{low}-{high}"
-                sets[f"allow{family}"].append(f"{address} . {network} . {proto} . {port}")
+        for name, elements in seat_elements(seat, destinations).items():
+            sets[name] += elements
     iface = f'"{scope.interface}"'
     return "\n".join(
         [
@@ -87,6 +101,32 @@ def _set(name: str, kind: str, elements: Iterable[str], interval: bool = True) -
 def apply(scope: TunnelScope, netns: str | None = None) -> None:
     """Replace our table with the rules for `scope` in one transaction; other tables are left as they are."""
     _nft(["-f", "-"], render(scope), netns)
+
+
+def render_changes(removed: TunnelScope, added: TunnelScope) -> str:
+    """One nft script that deletes the elements of the ``removed`` seats, then adds those of the ``added`` ones.
+
+    A seat whose destinations changed is in both. Both scopes are validated first (a bad one raises ScopeError and
+    nothing is sent)."""
+    removed.validate()
+    added.validate()
+    lines = []
+    for verb, scope in (("delete", removed), ("add", added)):
+        by_set: dict[str, list[str]] = {}
+        for seat, destinations in scope.seats.items():
+            for name, elements in seat_elements(seat, destinations).items():
+                by_set.setdefault(name, []).extend(elements)
+        lines += [f"{verb} element {TABLE} {name} {{ {', '.join(elements)} }}" for name, elements in by_set.items()]
+    return "\n".join([*lines, ""])
+
+
+def change(removed: TunnelScope, added: TunnelScope, netns: str | None = None) -> None:
+    """Delete and add seats' elements in one kernel transaction, leaving the table, its chains and every other seat
+    as they are (a rebuilt table at 10,000 seats takes about a second; this takes one ``nft`` run). Raises
+    FirewallError when nft refuses, e.g. an element to delete is not there: the caller then reloads the table."""
+    script = render_changes(removed, added)
+    if script.strip():
+        _nft(["-f", "-"], script, netns)
 
 
 def remove(netns: str | None = None) -> None:

@@ -1,16 +1,24 @@
-"""Make the WireGuard interface and the nftables scope match the live sessions' leases.
+"""Make the WireGuard interface and the nftables scope match the live sessions' leases: whole, or a few sessions.
 
-Desired peers are read from the database (a lease that is desired AND whose session is active, in time and
-still bound to the same key), the transaction is ended, and only then is the world touched: the scope first,
-so a new peer never carries a packet its scope does not allow, then the peers through `backend.apply`, which
-leaves matching peers untouched (no flapping: handshakes and counters survive).
+Desired peers are read from the database (a lease that is desired AND whose session is active, in time and still
+bound to the same key) in the worker's transaction; the world is touched only afterwards, outside it
+(``gateway/vpn/workers.py``). Two ways to apply:
+
+- ``apply_all`` (the safety-net pass, and the first pass of a life) compares the desired peers with the live ones and
+  changes only what differs: matching peers keep their handshake and counters, and the scope's sets get only the
+  elements of seats that changed. The table is loaded whole only when it is missing or nothing is known of it yet.
+- ``apply_sessions`` (a nudge: a session started or ended) changes the peers and set elements of those sessions
+  alone, without reading the interface: one UAPI request and one ``nft`` run, whatever the number of other peers.
+
+Either way, unauthorised peers are removed first (a revocation never waits for the rules), and new peers are added
+last (no peer carries a packet before its scope is in force).
 """
 
 import functools
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,7 +27,7 @@ from sqlmodel import Session, col, select
 
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.vpn import nft
-from gateway.vpn.backend import PeerChanges, PeerSpec, WireGuardBackend
+from gateway.vpn.backend import PeerChanges, PeerSpec, WireGuardBackend, plan_changes
 from gateway.vpn.models import LeaseState, TunnelLease
 from gateway.vpn.scope import Destination, TunnelScope
 from gateway.vpn.settings import VpnSettings
@@ -39,7 +47,17 @@ class DesiredPeer:
     destinations: tuple[Destination, ...]
 
     def spec(self) -> PeerSpec:
-        return PeerSpec.of(self.public_key, [f"{self.ipv4}/32", f"{self.ipv6}/128"])
+        return _spec(self.public_key, self.ipv4, self.ipv6)
+
+
+@dataclass(frozen=True)
+class PeerPlan:
+    """What a pass makes true. ``sessions`` None: every peer was read (a full pass). Otherwise only the peers of
+    those sessions were, and ``keys`` are every key their leases ever named (the peers a narrowed pass may touch)."""
+
+    peers: Mapping[str, DesiredPeer]
+    sessions: frozenset[str] | None = None
+    keys: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -47,8 +65,14 @@ class ReconcileResult:
     peers: frozenset[str]
     """The public keys that were desired (and are now installed)."""
     changes: PeerChanges
-    seats: Seats
     scope_loaded: bool
+    """Whether the nft table was loaded whole in this pass (a first pass, or the table had gone)."""
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _spec(public_key: str, ipv4: str, ipv6: str) -> PeerSpec:
+    # Cached: every pass builds the same 10,000 specs.
+    return PeerSpec.of(public_key, [f"{ipv4}/32", f"{ipv6}/128"])
 
 
 @functools.lru_cache(maxsize=4096)
@@ -57,10 +81,11 @@ def _destinations(scope_json: str) -> tuple[Destination, ...]:
     return tuple(Destination(cidr, proto, port) for cidr, proto, port in json.loads(scope_json))
 
 
-def desired_peers(db: Session, now: datetime) -> list[DesiredPeer]:
-    """Peers the sessions' state authorises right now. A key claimed by two live leases gets no peer (fail
-    closed: cryptokey routing cannot tell the two apart)."""
-    rows = db.exec(
+def desired_peers(db: Session, now: datetime, sessions: Collection[str] | None = None) -> PeerPlan:
+    """Peers the sessions' state authorises right now: all of them, or those whose key a lease of ``sessions``
+    names. A key claimed by two live leases gets no peer (fail closed: cryptokey routing cannot tell the two
+    apart); a narrowed read sees every lease of the keys it covers, so it fails closed the same way."""
+    query = (
         select(  # type: ignore[call-overload]  # SQLModel types select() of at most four columns
             TunnelLease.session_id, TunnelLease.public_key, TunnelLease.ipv4, TunnelLease.ipv6, TunnelLease.scope
         )
@@ -70,51 +95,101 @@ def desired_peers(db: Session, now: datetime) -> list[DesiredPeer]:
         .where(col(HomeSession.expires_at) > now)
         .where(or_(col(HomeSession.cert_not_after).is_(None), col(HomeSession.cert_not_after) > now))
         .where(col(HomeSession.wireguard_key) == col(TunnelLease.public_key))
-    ).all()
+    )
+    keys: frozenset[str] = frozenset()
+    if sessions is not None:
+        keys = frozenset(
+            db.exec(select(TunnelLease.public_key).where(col(TunnelLease.session_id).in_(list(sessions)))).all()
+        )
+        query = query.where(col(TunnelLease.public_key).in_(list(keys)))
+    rows = db.exec(query).all()
     claims = Counter(row[1] for row in rows)
     for key, count in claims.items():
         if count > 1:
             log.warning("WireGuard key %s is claimed by %d live sessions; none of them gets a tunnel", key, count)
-    return [
-        DesiredPeer(session_id, key, ipv4, ipv6, _destinations(scope))
+    peers = {
+        key: DesiredPeer(session_id, key, ipv4, ipv6, _destinations(scope))
         for session_id, key, ipv4, ipv6, scope in rows
         if claims[key] == 1
-    ]
+    }
+    return PeerPlan(peers, None if sessions is None else frozenset(sessions), keys)
 
 
-def seats_of(peers: Sequence[DesiredPeer]) -> dict[str, tuple[Destination, ...]]:
+def seats_of(peers: Iterable[DesiredPeer]) -> dict[str, tuple[Destination, ...]]:
     seats: dict[str, tuple[Destination, ...]] = {}
     for peer in peers:
         seats[peer.ipv4] = seats[peer.ipv6] = peer.destinations
     return seats
 
 
-def reconcile(
-    db: Session,
-    backend: WireGuardBackend,
-    settings: VpnSettings,
-    now: datetime,
-    previous: ReconcileResult | None = None,
-) -> ReconcileResult:
-    """Read the desired peers, commit (ending the caller's transaction), then make the interface match.
+def scope_changes(old: Seats, new: Seats) -> tuple[dict[str, Sequence[Destination]], dict[str, Sequence[Destination]]]:
+    """The seats whose elements go (gone or changed) and those whose elements come (new or changed)."""
+    removed = {seat: dests for seat, dests in old.items() if new.get(seat) != dests}
+    added = {seat: dests for seat, dests in new.items() if old.get(seat) != dests}
+    return removed, added
 
-    `previous` is the last pass's result: the nftables table is replaced only when the scope differs from the
-    one it loaded, or when the table is gone (deleted by hand). Peers nobody authorises any more are removed
-    before that reload (about a second for 10,000 seats), so a revocation never waits for it; new peers are
-    added after it, so no peer carries a packet before its scope is in force. When nft refuses, removals
-    still happen and the error is raised.
-    """
-    peers = desired_peers(db, now)
-    db.commit()
-    specs = {peer.public_key: peer.spec() for peer in peers}
-    seats = seats_of(peers)
-    scope_loaded = False
-    if settings.firewall and (previous is None or seats != previous.seats or not nft.loaded(settings.netns)):
-        if previous is not None:  # after a restart nothing is known yet: live peers are not touched before the load
-            backend.apply(settings.interface, {key: spec for key, spec in specs.items() if key in previous.peers})
-        nft.apply(TunnelScope(settings.interface, seats), settings.netns)
-        scope_loaded = True
-    changes = backend.apply(settings.interface, specs)
-    if changes:
-        log.info("VPN peers: %d set, %d removed", len(changes.to_set), len(changes.to_remove))
-    return ReconcileResult(frozenset(specs), changes, seats, scope_loaded)
+
+class InstalledTunnel:
+    """This node's interface and scope as its passes left them, and the two ways to change them.
+
+    ``peers`` is what the last pass installed (None: unknown, after a start or a pass that failed half-way — the next
+    full pass then loads the table whole)."""
+
+    def __init__(self, backend: WireGuardBackend, settings: VpnSettings) -> None:
+        self.backend, self.settings = backend, settings
+        self.peers: dict[str, DesiredPeer] | None = None
+
+    def apply_all(self, peers: Mapping[str, DesiredPeer], live: Mapping[str, PeerSpec]) -> ReconcileResult:
+        """Make the interface hold exactly ``peers`` and the scope allow exactly their destinations."""
+        known, self.peers = self.peers, None  # unknown until this pass has finished
+        interface = self.settings.interface
+        changes = plan_changes(live, {key: peer.spec() for key, peer in peers.items()})
+        self.backend.change(interface, PeerChanges(to_remove=changes.to_remove))
+        scope_loaded = False
+        if self.settings.firewall:
+            netns = self.settings.netns
+            if known is None or not nft.loaded(netns):
+                nft.apply(TunnelScope(interface, seats_of(peers.values())), netns)
+                scope_loaded = True
+            else:
+                removed, added = scope_changes(seats_of(known.values()), seats_of(peers.values()))
+                self._change_scope(removed, added, peers)
+        self.backend.change(interface, PeerChanges(to_set=changes.to_set))
+        self.peers = dict(peers)
+        if changes:
+            log.info("VPN peers: %d set, %d removed", len(changes.to_set), len(changes.to_remove))
+        return ReconcileResult(frozenset(peers), changes, scope_loaded)
+
+    def apply_sessions(self, plan: PeerPlan) -> PeerChanges:
+        """Change only the peers of ``plan.sessions``: remove those no longer authorised, set the new or changed."""
+        if self.peers is None or plan.sessions is None:  # a full pass failed meanwhile: the retry reads everything
+            raise RuntimeError("the tunnel's state is unknown since a pass failed; the next pass compares everything")
+        known, self.peers = self.peers, None
+        affected = {key for key, peer in known.items() if peer.session_id in plan.sessions} | set(plan.keys)
+        gone = [key for key in affected if key in known and key not in plan.peers]
+        coming = [plan.peers[key] for key in affected if key in plan.peers and known.get(key) != plan.peers[key]]
+        interface = self.settings.interface
+        changes = PeerChanges([peer.spec() for peer in coming], gone)
+        self.backend.change(interface, PeerChanges(to_remove=gone))
+        if self.settings.firewall:
+            removed = seats_of(known[key] for key in gone + [peer.public_key for peer in coming] if key in known)
+            after = {**known, **{peer.public_key: peer for peer in coming}}
+            for key in gone:
+                del after[key]
+            self._change_scope(removed, seats_of(coming), after)
+        else:
+            after = {key: peer for key, peer in known.items() if key not in gone} | {p.public_key: p for p in coming}
+        self.backend.change(interface, PeerChanges(to_set=changes.to_set))
+        self.peers = after
+        if changes:
+            log.info("VPN peers of %d sessions: %d set, %d removed", len(plan.sessions), len(coming), len(gone))
+        return changes
+
+    def _change_scope(self, removed: Seats, added: Seats, peers: Mapping[str, DesiredPeer]) -> None:
+        """Delete and add set elements; when nft refuses (an element was removed by hand), load the table whole."""
+        interface, netns = self.settings.interface, self.settings.netns
+        try:
+            nft.change(TunnelScope(interface, removed), TunnelScope(interface, added), netns)
+        except nft.FirewallError as error:
+            log.warning("nftables refused a change of %d seats (%s); loading the scope whole", len(added), error)
+            nft.apply(TunnelScope(interface, seats_of(peers.values())), netns)

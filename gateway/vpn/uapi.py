@@ -51,6 +51,9 @@ class UapiBackend:
         lines = uapi_wire.exchange(uapi_wire.socket_path(name, self.socket_dir), "get=1\n\n")
         return uapi_wire.parse_get(lines).peers
 
+    def peer_configs(self, name: str) -> dict[str, PeerSpec]:
+        return uapi_wire.parse_configs(uapi_wire.exchange(uapi_wire.socket_path(name, self.socket_dir), "get=1\n\n"))
+
     def set_peer(self, name: str, peer: PeerSpec) -> None:
         self._set(name, uapi_wire.peer_lines(peer))
 
@@ -59,6 +62,10 @@ class UapiBackend:
 
     def apply(self, name: str, desired: Mapping[str, PeerSpec]) -> PeerChanges:
         changes = plan_changes(self.peers(name), desired)
+        self.change(name, changes)
+        return changes
+
+    def change(self, name: str, changes: PeerChanges) -> None:
         lines: list[str] = []
         for public_key in changes.to_remove:
             lines += uapi_wire.removal_lines(public_key)
@@ -66,7 +73,6 @@ class UapiBackend:
             lines += uapi_wire.peer_lines(peer)
         if lines:
             self._set(name, lines)
-        return changes
 
     def stop(self) -> None:
         """Stop the daemons this backend started (their interfaces disappear with them)."""

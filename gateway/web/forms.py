@@ -48,15 +48,13 @@ def attempt(
     """``work()``'s result, or the refusal it raised with its changes undone (kept when ``keep_on_refusal(error)``
     says so: a counted wrong code must outlive its refusal) and an audit row written."""
     mark = pending_mark(db)
-    savepoint = db.begin_nested()
     try:
-        result = work()
+        with db.begin_nested():  # released when the block ends; rolled back when the refusal leaves it
+            outcome = _kept_or_raised(work, keep_on_refusal)
     except GatewayError as error:
-        if keep_on_refusal is not None and keep_on_refusal(error):
-            savepoint.commit()
-        else:
-            savepoint.rollback()
-            drop_pending_since(db, mark)
+        drop_pending_since(db, mark)
+        outcome = error
+    if isinstance(outcome, GatewayError):
         record(
             db,
             actor=audited.actor,
@@ -64,11 +62,19 @@ def attempt(
             action=audited.action,
             target=audited.target[:100],
             outcome="refused",
-            detail={"reason": error.key or error.reason, "message": error.message},
+            detail={"reason": outcome.key or outcome.reason, "message": outcome.message},
         )
-        return error
-    savepoint.commit()
-    return result
+    return outcome
+
+
+def _kept_or_raised(work: Callable[[], T], keep_on_refusal: Callable[[GatewayError], bool] | None) -> T | GatewayError:
+    """``work()``'s result; a refusal to keep is returned (its changes stay in the savepoint), any other raised."""
+    try:
+        return work()
+    except GatewayError as error:
+        if keep_on_refusal is not None and keep_on_refusal(error):
+            return error
+        raise
 
 
 def refusal_message(request: Request, error: GatewayError) -> str:

@@ -12,14 +12,6 @@ import gateway
 GATEWAY = Path(gateway.__file__).parent
 HELPERS = {"db.py": {"session_scope", "keep_refusal"}}
 """The functions allowed to commit, by file."""
-NOT_YET_MOVED = {
-    # The workers branch moves these commits into its worker contract; the lead empties this set when it merges
-    # (test_the_allow_list_names_only_files_that_still_commit then says so if it was forgotten).
-    "vpn/reconcile.py",
-    "enrollment/membership.py",
-}
-
-
 def commits_outside(source: str, allowed_functions: set[str]) -> list[int]:
     """Lines of ``.commit()`` calls not inside one of ``allowed_functions``."""
     found: list[int] = []
@@ -54,12 +46,7 @@ def _commits_by_file() -> dict[str, list[int]]:
 
 
 def test_nothing_commits_outside_the_unit_of_work_and_the_refusal_helper() -> None:
-    outside = {name: lines for name, lines in _commits_by_file().items() if name not in NOT_YET_MOVED}
-    assert outside == {}
-
-
-def test_the_allow_list_names_only_files_that_still_commit() -> None:
-    assert set(_commits_by_file()) >= NOT_YET_MOVED
+    assert _commits_by_file() == {}
 
 
 def test_the_scan_finds_a_commit_in_a_service_and_spares_the_helpers() -> None:

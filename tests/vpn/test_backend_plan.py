@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.vpn.backend import PeerSpec, PeerState, WireGuardError, plan_changes
-from gateway.vpn.uapi_wire import hex_to_key, key_to_hex, parse_get, peer_lines, set_request
+from gateway.vpn.backend import PeerChanges, PeerSpec, PeerState, WireGuardError, plan_changes
+from gateway.vpn.uapi_wire import hex_to_key, key_to_hex, parse_configs, parse_get, peer_lines, set_request
 from tests.vpn.keys import key_pair
 
 
@@ -72,6 +72,11 @@ def test_get_answer_is_parsed_into_peers_with_handshake_and_counters() -> None:
     assert first.latest_handshake == datetime.fromtimestamp(1700000000, UTC)
     assert (first.rx_bytes, first.tx_bytes, first.endpoint) == (10, 20, "192.168.1.2:40000")
     assert second.latest_handshake is None and second.allowed_ips == {"10.77.0.3/32"}
+    # The safety net's lean reading of the same answer: the configuration alone, and a plan from it that agrees.
+    configs = parse_configs([*lines, "persistent_keepalive_interval=25"])
+    assert configs == {a: PeerSpec.of(a, ["10.77.0.2/32", "fd77::2/128"]), b: PeerSpec.of(b, ["10.77.0.3/32"], 25)}
+    wanted = {a: PeerSpec.of(a, ["10.77.0.2", "fd77::2"]), b: PeerSpec.of(b, ["10.77.0.3"])}
+    assert plan_changes(configs, wanted) == PeerChanges(to_set=[wanted[b]])  # only b's keepalive differs
 
 
 def test_a_peer_is_written_with_replaced_allowed_ips() -> None:

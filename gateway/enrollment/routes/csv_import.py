@@ -2,13 +2,13 @@
 
 import json
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from gateway.deps import ClockDep, DbSession, RowId
 from gateway.enrollment import csv_import
-from gateway.enrollment.deps import EnrollmentSettingsDep, HandOffDep
+from gateway.enrollment.deps import HandOffDep
 from gateway.enrollment.errors import InvalidApplication
 from gateway.errors import GatewayError
 from gateway.sessions.deps import CheckedForm, HrSession
@@ -31,27 +31,17 @@ def upload(
     form: CheckedForm,
     db: DbSession,
     clock: ClockDep,
-    settings: EnrollmentSettingsDep,
     handoff: HandOffDep,
-    tasks: BackgroundTasks,
 ) -> Response:
-    """Rows are checked and imported after the response, each in its own transaction (see ``run_import``). A file
-    that cannot be read at all is refused on the import page itself, saying what is wrong with it."""
+    """Rows are checked and imported by the ``enrollment.csv_import`` worker once this upload commits, each in its
+    own transaction (see ``run_import``). A file that cannot be read at all is refused on the import page itself,
+    saying what is wrong with it."""
     outcome = attempt(db, lambda: _rows(form.get("file")), AuditedAs(hr.login, "enrollment.import", hr.source_ip))
     if isinstance(outcome, GatewayError):
         return refused_page(request, "enrollment_import.html", outcome, form, columns=csv_import.COLUMNS, run=None)
     rows = outcome
     run = csv_import.begin_import(db, len(rows), actor=hr.login, now=clock())
-    tasks.add_task(
-        csv_import.run_import,
-        request.app.state.engine,
-        run.id or 0,
-        rows,
-        handoff,
-        settings=settings,
-        actor=hr.login,
-        clock=request.app.state.clock,
-    )
+    csv_import.queue_import(db, run, rows, handoff)
     return RedirectResponse(f"/hr/enrollment-import/{run.id}", status_code=303)
 
 

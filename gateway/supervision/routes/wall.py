@@ -36,11 +36,9 @@ def _source(request: Request) -> str:
     return client_origin(request, request.app.state.settings.portal).address
 
 
-def _hub(request: Request, settings: SupervisionSettingsDep) -> WallHub:
-    hub: WallHub | None = getattr(request.app.state, "supervision_wall", None)
-    if hub is None:
-        hub = WallHub(request.app.state.engine, settings, request.app.state.clock)
-        request.app.state.supervision_wall = hub
+def _hub(request: Request) -> WallHub:
+    """The app's wall, made with the app and run by its worker runner (never started by a request)."""
+    hub: WallHub = request.app.state.supervision_wall
     return hub
 
 
@@ -63,10 +61,10 @@ def _still_signed_in(engine: Engine, session_id: str, now: datetime) -> bool:
 
 
 @router.get("/supervision/wall/events")
-async def wall_events(request: Request, session: SupervisorSession, settings: SupervisionSettingsDep) -> Response:
+async def wall_events(request: Request, session: SupervisorSession) -> Response:
     """Server-sent events of the supervisor's teams: a ``snapshot`` first, then ``diff`` events; ``alive`` every 15 s
     keeps proxies open and tells the page the stream is; ``ended`` when the supervisor's session has ended."""
-    hub = _hub(request, settings)
+    hub = _hub(request)
     engine, clock = request.app.state.engine, request.app.state.clock
     queue, snapshot = await hub.subscribe(await asyncio.to_thread(_scope_of, engine, session))
 

@@ -2,19 +2,22 @@
 our CA, and a policy in which on-site agents (the applicants) and the SOHO group both give the agent role."""
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from gateway.directory import Directory
 from gateway.enrollment.handoff import HandOff
+from gateway.enrollment.workers import enrollment_workers
 from tests.support import portal as whole
 from tests.support.portal import csrf_of
+from tests.support.workers import alongside_app
 
 PASSWORDS = {
     "applicant1": "applicant-one-pw",
@@ -85,7 +88,15 @@ def running_portal(
     policy: str | None = None,
     **enrollment: object,
 ) -> Iterator[Portal]:
-    """The whole portal with the test people (unless another ``directory`` is given) and the enrollment policy."""
+    """The whole portal with the test people (unless another ``directory`` is given) and the enrollment policy, and
+    enrollment's workers running (the group membership, the CSV import)."""
+
+    def workers(app: FastAPI) -> AbstractContextManager[Mapping[str, object]]:
+        state = app.state
+        return alongside_app(
+            enrollment_workers(engine, state.settings.enrollment, state.clock, state.login_services.directory), engine
+        )
+
     with whole.serving_portal(
         tmp_path,
         db_url,
@@ -96,6 +107,7 @@ def running_portal(
         directory=directory,
         policy=policy or policy_text(),
         settings={"enrollment": enrollment},
+        alongside=workers,
     ) as running:
         yield running
 

@@ -10,7 +10,7 @@ from sqlmodel import col, select
 
 from gateway.db import make_engine, session_scope
 from gateway.enrollment.models import Application, ApplicationState, EnvcheckRun
-from tests.gateway.enrollment.conftest import PASSWORDS, Portal, running_portal
+from tests.gateway.enrollment.conftest import PASSWORDS, Portal, running_portal, wait_for
 from tests.support.browser import chromium
 from tests.support.sqlite import copy_sqlite
 
@@ -129,7 +129,7 @@ def test_hr_walks_an_application_through_every_stage_in_the_browser(
     page.goto("/hr/enrollment?state=approved")
     assert page.locator('#applications tr[data-login="applicant2"]').count() == 1
     page.context.close()
-    assert "SOHO-Agents" in {g.name for g in portal.directory.lookup("applicant2").groups}
+    wait_for(lambda: "SOHO-Agents" in {g.name for g in portal.directory.lookup("applicant2").groups})
     with session_scope(portal.engine) as db:
         application = db.exec(select(Application).where(Application.login == "applicant2")).one()
         assert application.state is ApplicationState.APPROVED and application.callback_e164 == "+8613800138000"

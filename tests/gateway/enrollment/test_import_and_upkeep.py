@@ -4,12 +4,11 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 
-from apscheduler.schedulers.background import BackgroundScheduler
 from sqlmodel import col, select
 
 from gateway.audit.models import AuditEvent
 from gateway.db import session_scope
-from gateway.enrollment import decisions, jobs, service
+from gateway.enrollment import decisions, service
 from gateway.enrollment.models import (
     Application,
     ApplicationState,
@@ -19,7 +18,9 @@ from gateway.enrollment.models import (
     ImportRun,
 )
 from gateway.enrollment.upkeep import purge_closed, remind_due_rechecks
+from gateway.enrollment.workers import EnrollmentUpkeep
 from tests.gateway.enrollment.conftest import PHONE, Portal, post_form, signed_in, wait_for
+from tests.support.workers import one_pass
 
 CSV = (
     "\ufefflogin,callback_number\n"
@@ -175,12 +176,8 @@ def test_the_scheduled_job_reminds_purges_and_forgets_abandoned_environment_chec
             db, portal.handoff(), "applicant2", callback_number="", settings=settings, actor="hr1", now=start
         )
         db.add(EnvcheckRun(id="abandoned", application_id=open_one.id or 0, login="applicant2", started_at=start))
-    scheduler = BackgroundScheduler(timezone="UTC")
     later = start + timedelta(days=settings.recheck_interval_days + 1)
-    jobs.register(scheduler, portal.engine, settings, lambda: later)
-    job = scheduler.get_job(jobs.JOB_ID)
-    assert job is not None
-    job.func(*job.args)
+    one_pass(portal.engine, EnrollmentUpkeep(settings, lambda: later))
     with session_scope(portal.engine) as db:
         assert db.get(EnvcheckRun, "abandoned") is None
         reminded = db.exec(select(AuditEvent).where(AuditEvent.action == "enrollment.recheck_due")).all()

@@ -1,5 +1,6 @@
-"""The agents group follows the applications only after the decision commits, and the scheduled pass repairs what
-was changed by hand; against the built-in directory (fast) and the real Samba AD DC (e2e)."""
+"""The agents group follows the applications only after the decision commits (the ``enrollment.membership`` worker's
+nudged pass), and its interval pass repairs what was changed by hand; against the built-in directory (fast) and the
+real Samba AD DC (e2e)."""
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,12 +14,13 @@ from gateway.audit.models import AuditEvent
 from gateway.db import make_engine, session_scope
 from gateway.directory import Directory, open_directory
 from gateway.enrollment import decisions, service
-from gateway.enrollment.jobs import repair_memberships
 from gateway.enrollment.models import Application, ApplicationState, DecisionOutcome
+from gateway.enrollment.workers import GroupMembership
 from tests.directory.samba import SambaDC, group_dn, user_dn
-from tests.gateway.enrollment.conftest import PHONE, Portal, running_portal
+from tests.gateway.enrollment.conftest import PHONE, Portal, running_portal, wait_for
 from tests.gateway.enrollment.test_samba_handoff import person_and_group  # noqa: F401  (fixture)
 from tests.support.sqlite import copy_sqlite
+from tests.support.workers import one_pass
 
 
 class CommitRefused(Exception):
@@ -70,7 +72,14 @@ def _in_group(directory: Directory, login_or_dn: str, group: str) -> bool:
 
 
 def _repair(portal: Portal) -> None:
-    repair_memberships(portal.engine, portal.directory, portal.settings.enrollment, lambda: datetime.now(UTC))
+    """One interval pass of the membership worker (every managed person)."""
+    settings = portal.settings.enrollment
+    one_pass(portal.engine, GroupMembership(portal.engine, portal.directory, settings, lambda: datetime.now(UTC)))
+
+
+def _becomes(portal: Portal, login: str, member: bool, group: str = "SOHO-Agents") -> None:
+    """Waits for the membership worker's nudged pass (it runs in its own thread after the commit)."""
+    wait_for(lambda: _in_group(portal.directory, login, group) == member)
 
 
 def test_an_approval_whose_commit_fails_leaves_the_directory_and_the_database_unchanged(portal: Portal) -> None:
@@ -83,19 +92,20 @@ def test_an_approval_whose_commit_fails_leaves_the_directory_and_the_database_un
         assert db.exec(select(Application)).all() == []
     with session_scope(portal.engine) as db:
         _approve(db, portal, "applicant1")
-    assert _in_group(portal.directory, "applicant1", "SOHO-Agents")
+    _becomes(portal, "applicant1", member=True)  # the positive control: the nudge of a commit is acted on
 
 
 def test_a_suspension_whose_commit_fails_keeps_the_person_in_the_group(portal: Portal) -> None:
     with session_scope(portal.engine) as db:
         application_id = _approve(db, portal, "applicant1").id or 0
+    _becomes(portal, "applicant1", member=True)
     with pytest.raises(CommitRefused), session_scope(portal.engine) as db:
         _refuse_commit(db)
         _suspend(db, portal, service.get_application(db, application_id))
     assert _in_group(portal.directory, "applicant1", "SOHO-Agents")
     with session_scope(portal.engine) as db:
         _suspend(db, portal, service.get_application(db, application_id))
-    assert not _in_group(portal.directory, "applicant1", "SOHO-Agents")
+    _becomes(portal, "applicant1", member=False)
 
 
 def test_the_scheduled_pass_undoes_hand_edits_for_managed_people_only(portal: Portal) -> None:
@@ -103,6 +113,8 @@ def test_the_scheduled_pass_undoes_hand_edits_for_managed_people_only(portal: Po
         kept = _approve(db, portal, "applicant1")
         suspended = _approve(db, portal, "applicant2")
         _suspend(db, portal, suspended)
+    _becomes(portal, "applicant1", member=True)
+    _becomes(portal, "applicant2", member=False)
     portal.directory.remove_from_group("applicant1", "SOHO-Agents")
     portal.directory.add_to_group("applicant2", "SOHO-Agents")
     portal.directory.add_to_group("hr1", "SOHO-Agents")
@@ -156,7 +168,7 @@ def test_in_samba_a_failed_commit_leaves_ad_unchanged_and_the_repair_restores_a_
     assert not _in_group(samba_portal.directory, user_dn(login), group_dn(group))
     with session_scope(samba_portal.engine) as db:
         _approve(db, samba_portal, login)
-    assert _in_group(samba_portal.directory, user_dn(login), group_dn(group))
+    _becomes(samba_portal, user_dn(login), True, group_dn(group))
     samba_portal.directory.remove_from_group(user_dn(login), group_dn(group))
     assert not _in_group(samba_portal.directory, user_dn(login), group_dn(group))
     _repair(samba_portal)

@@ -14,7 +14,7 @@ from gateway.directory import open_directory
 from gateway.enrollment import decisions, service
 from gateway.enrollment.models import ApplicationState, DecisionOutcome
 from tests.directory.samba import PASSWORD, REALM, SambaDC, group_dn, user_dn
-from tests.gateway.enrollment.conftest import PHONE, Portal, policy_text, running_portal, sign_in
+from tests.gateway.enrollment.conftest import PHONE, Portal, policy_text, running_portal, sign_in, wait_for
 from tests.support.sqlite import copy_sqlite
 
 pytestmark = pytest.mark.e2e
@@ -91,7 +91,7 @@ def test_approval_lets_the_person_sign_in_as_agent_and_rejection_takes_it_back(
                 refused = sign_in(client, login, PASSWORD)
                 assert refused.status_code == 401 and "not in any SOHO group" in refused.text
             application_id = _decide_all(portal, login)
-            assert _members(samba_dc, group) == [user_dn(login).lower()]
+            wait_for(lambda: _members(samba_dc, group) == [user_dn(login).lower()])
             with portal.client() as agent:
                 assert sign_in(agent, login, PASSWORD).status_code == 303
                 assert agent.get("/agent", headers={"accept": "text/html"}).status_code == 200
@@ -106,7 +106,7 @@ def test_approval_lets_the_person_sign_in_as_agent_and_rejection_takes_it_back(
                         actor="hr",
                         now=datetime.now(UTC),
                     )
-                assert _members(samba_dc, group) == []
+                wait_for(lambda: _members(samba_dc, group) == [])
                 assert (
                     agent.get("/agent", headers={"accept": "text/html"}).headers["location"].startswith("/login?ended=")
                 )

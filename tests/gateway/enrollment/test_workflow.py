@@ -18,7 +18,7 @@ from gateway.enrollment.models import (
     StageDecision,
 )
 from gateway.voice.models import CallbackNumber, NumberStatus
-from tests.gateway.enrollment.conftest import PHONE, Portal
+from tests.gateway.enrollment.conftest import PHONE, Portal, wait_for
 
 PASSED, FAILED = DecisionOutcome.PASSED, DecisionOutcome.FAILED
 
@@ -160,7 +160,7 @@ def test_approval_adds_the_group_opens_a_certificate_request_and_vets_the_number
             _decide(db, portal, application, stage, PASSED)
         assert application.state is ApplicationState.APPROVED and application.stage == "approved"
         assert application.recheck_due_at is not None
-    assert "SOHO-Agents" in {g.name for g in portal.directory.lookup("applicant1").groups}
+    wait_for(lambda: "SOHO-Agents" in {g.name for g in portal.directory.lookup("applicant1").groups})
     with session_scope(portal.engine) as db:
         request = db.exec(select(CertificateRequest).where(CertificateRequest.login == "applicant1")).one()
         assert request.state is CertificateRequestState.OPEN

@@ -27,7 +27,9 @@ from gateway.migrate import upgrade
 from gateway.seats.broker import SeatBroker, start_broker
 from gateway.seats.models import SeatLease
 from gateway.seats.settings import SeatSettings
+from gateway.seats.workers import seat_workers
 from gateway.sessions.deps import SESSION_COOKIE
+from gateway.workers.runner import WorkerRunner
 from tests.gateway.sessions.conftest import GROUPS, PASSWORDS, WG_KEYS, Portal, sign_in
 from tests.support.browser import chromium
 from tests.support.clock import MovableClock
@@ -94,10 +96,12 @@ def seat_portal(
         @contextmanager
         def broker_running(app: FastAPI) -> Iterator[Mapping[str, object]]:
             broker = start_broker(app, seat_settings)
+            runner = WorkerRunner(seat_workers(broker), engine, clock)
+            runner.start()
             try:
                 yield {"broker": broker, "clock": clock}
             finally:
-                broker.stop()
+                runner.stop()
 
         with serving_portal(
             tmp_path,

@@ -30,6 +30,8 @@ from desktop_broker.x11.users import OWNERS_DIR, end_earlier_lives
 from gateway.audit.models import AuditEvent
 from gateway.db import make_engine
 from gateway.seats.models import SeatLease, SeatLeaseState
+from gateway.vpn.uapi_wire import socket_path
+from gateway.vpn.wireguard_go import socket_server_pid
 from tests.gateway.seats.conftest import launch as launch_app
 from tests.support.cmdline_watcher import leaked, watching_command_lines
 from tests.support.portal import page_error, sign_in
@@ -43,11 +45,15 @@ REPO = Path(__file__).resolve().parents[3]
 STORM_SECONDS = 3.0
 
 
-def _environment(root: Path, port: int) -> dict[str, str]:
+def _environment(root: Path, port: int, vpn_interface: str) -> dict[str, str]:
     data = root / "data"
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("SOHOGW_")}
     return {
         **inherited,
+        # The UAPI socket directory is shared by every namespace: a name of its own, so no other run's daemon (nor
+        # one this run leaves) is taken for ours; a UDP port of its own for a run outside a namespace.
+        "SOHOGW_VPN__INTERFACE": vpn_interface,
+        "SOHOGW_VPN__LISTEN_PORT": str(_free_udp_port()),
         "SOHOGW_DATA_DIR": str(data),
         "SOHOGW_LISTEN_PORT": str(port),
         "SOHOGW_PUBLIC_URL": f"https://127.0.0.1:{port}",
@@ -61,6 +67,25 @@ def _environment(root: Path, port: int) -> dict[str, str]:
         "SOHOGW_SEATS__RUNTIME_ROOT": str(root / "run"),
         "SOHOGW_SEATS__CALL_STATE_ROOT": str(root / "calls"),
     }
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _end_wireguard_go(interface: str) -> None:
+    """A killed gateway's wireguard-go runs on, reparented to init (the restart ends the first life's; nothing ends
+    the second's): end whatever serves the interface's socket, and the scope table the run loaded."""
+    pid = socket_server_pid(socket_path(interface))
+    if pid is not None:
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while socket_server_pid(socket_path(interface)) == pid and time.monotonic() < deadline:
+            time.sleep(0.05)
+    socket_path(interface).unlink(missing_ok=True)
+    subprocess.run(["nft", "delete", "table", "inet", "sohogw"], capture_output=True, check=False)
 
 
 def _wait_serving(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
@@ -242,7 +267,8 @@ def root() -> Iterator[Path]:
 
 def test_kill_9_during_a_login_storm_then_restart_leaves_only_the_new_pool_and_a_sound_record(root: Path) -> None:
     port = free_port()
-    env = _environment(root, port)
+    vpn_interface = f"sgwkill{os.urandom(3).hex()}"
+    env = _environment(root, port, vpn_interface)
     data = root / "data"
     log = root / "embedded.log"
     processes: list[subprocess.Popen[bytes]] = []
@@ -319,3 +345,4 @@ def test_kill_9_during_a_login_storm_then_restart_leaves_only_the_new_pool_and_a
                 process.send_signal(signal.SIGKILL)
                 process.wait()
         end_earlier_lives()  # whatever the killed gateways left
+        _end_wireguard_go(vpn_interface)

@@ -1,18 +1,17 @@
 """A company CA revokes an agent: within seconds her sign-in is refused and her live session is over.
 
 The company CA (tests/certs/company_ca.py, shaped like AD CS) publishes its CRL on a real HTTP server with ETag,
-Last-Modified and Cache-Control; the gateway's own session jobs run on a real APScheduler beside the served app.
+Last-Modified and Cache-Control; the gateway's own session workers run on a runner beside the served app.
 """
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from apscheduler.schedulers.background import BackgroundScheduler
 from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -26,31 +25,26 @@ from gateway.cli import cli
 from gateway.db import session_scope
 from gateway.pki.service import Actor
 from gateway.pki.trust import import_company_ca
-from gateway.sessions import jobs as session_jobs
-from gateway.sessions.models import EndReason, HomeSession, SessionState
+from gateway.sessions.models import EndReason, HomeSession
 from gateway.sessions.revalidation import revalidate
+from gateway.sessions.service import OVER
+from gateway.sessions.workers import session_workers
 from gateway.settings import get_settings
 from tests.certs.company_ca import CompanyCa
 from tests.certs.crl_server import CrlDistributionPoint
 from tests.support import portal as whole
 from tests.support.portal import Portal, page_error
+from tests.support.workers import alongside_app
 
 REFRESH_SECONDS = 2
 PASSWORDS = {"zhang.wei": "zhang-wei-pw"}
 GROUPS = {"zhang.wei": ["SOHO-Agents"]}
 
 
-@contextmanager
-def _session_jobs(app: FastAPI) -> Iterator[Mapping[str, Any]]:
-    """The app's own session jobs (re-validation, company CRLs) on a real scheduler, as the lifespan registers them."""
-    scheduler = BackgroundScheduler(timezone="UTC")
+def _session_jobs(app: FastAPI) -> AbstractContextManager[Mapping[str, Any]]:
+    """The app's own session workers (re-validation, company CRLs, the sweep) on a runner, as the lifespan runs them."""
     state = app.state
-    session_jobs.register(scheduler, state.engine, state.login_services, state.settings, state.clock)
-    scheduler.start()
-    try:
-        yield {}
-    finally:
-        scheduler.shutdown(wait=False)
+    return alongside_app(session_workers(state.engine, state.login_services, state.settings, state.clock), state.engine)
 
 
 @pytest.fixture
@@ -127,10 +121,11 @@ def _wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
         time.sleep(0.1)
 
 
-def _session_state(portal: Portal) -> tuple[SessionState, EndReason | None]:
+def _end_reason(portal: Portal) -> EndReason | None:
+    """Why the session was ended (ending while its children close, or ended); None while it is live."""
     with session_scope(portal.engine) as db:
         session = db.exec(select(HomeSession).where(HomeSession.login == "zhang.wei")).one()
-    return session.state, session.end_reason
+    return session.end_reason if session.state in OVER else None
 
 
 def test_company_revocation_ends_the_live_session_and_refuses_sign_in_within_seconds(
@@ -146,10 +141,10 @@ def test_company_revocation_ends_the_live_session_and_refuses_sign_in_within_sec
         now = datetime.now(UTC)
         point.publish(company.crl([portal.certificates["zhang.wei"].serial_number], now, now + timedelta(days=7)))
         revoked_at = time.monotonic()
-        while _session_state(portal)[0] is SessionState.ACTIVE and time.monotonic() - revoked_at < 15:
+        while _end_reason(portal) is None and time.monotonic() - revoked_at < 15:
             time.sleep(0.1)
         ended_after = time.monotonic() - revoked_at
-        assert _session_state(portal) == (SessionState.ENDED, EndReason.CERTIFICATE_REVOKED)
+        assert _end_reason(portal) is EndReason.CERTIFICATE_REVOKED
         assert ended_after < REFRESH_SECONDS + 3
         assert (
             agent.get("/agent", headers={"accept": "text/html"}).headers["location"]
@@ -175,7 +170,7 @@ def test_a_replayed_crl_from_before_the_revocation_is_refused_and_audited(
     now = datetime.now(UTC)
     revoking = company.crl([portal.certificates["zhang.wei"].serial_number], now, now + timedelta(days=7), number=2)
     point.publish(revoking)
-    _wait_for(lambda: _session_state(portal)[0] is SessionState.ENDED)
+    _wait_for(lambda: _end_reason(portal) is not None)
 
     asked_before_replay = len(point.answers)
     point.publish(before_revocation)  # an attacker on the plain-HTTP path replays the CRL from before
@@ -198,11 +193,11 @@ def test_unknown_revocation_status_keeps_the_session_for_the_grace_then_ends_it(
     point.stop()  # the company's CRL server is gone, and this checker holds no CRL from before
     grace, now = timedelta(minutes=15), datetime.now(UTC)
     kept = revalidate(portal.engine, portal.directory, portal.authority, HttpRevocationChecker(1), now, grace)
-    assert kept.ended == 0 and _session_state(portal) == (SessionState.ACTIVE, None)
+    assert kept.ended == 0 and _end_reason(portal) is None
     later = now + grace + timedelta(seconds=1)
     ended = revalidate(portal.engine, portal.directory, portal.authority, HttpRevocationChecker(1), later, grace)
     assert ended.ended == 1
-    assert _session_state(portal) == (SessionState.ENDED, EndReason.CERTIFICATE_STATUS_UNKNOWN)
+    assert _end_reason(portal) is EndReason.CERTIFICATE_STATUS_UNKNOWN
 
 
 def test_ca_refresh_on_demand_ends_the_revoked_session_and_says_what_the_crl_holds(
@@ -223,7 +218,7 @@ def test_ca_refresh_on_demand_ends_the_revoked_session_and_says_what_the_crl_hol
     assert result.exit_code == 0, result.output
     assert f"{point.url}: 1 revoked" in result.output
     assert "1 live sessions checked, 1 ended" in result.output
-    assert _session_state(portal) == (SessionState.ENDED, EndReason.CERTIFICATE_REVOKED)
+    assert _end_reason(portal) is EndReason.CERTIFICATE_REVOKED
     with session_scope(portal.engine) as db:
         audited = db.exec(select(AuditEvent).where(AuditEvent.action == "ca.refresh")).one()
     assert audited.actor.startswith("cli:") and '"sessions_ended": 1' in audited.detail

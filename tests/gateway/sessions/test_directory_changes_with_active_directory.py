@@ -16,7 +16,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from apscheduler.schedulers.background import BackgroundScheduler
 from ldap3 import MODIFY_REPLACE
 
 from certs.revocation import HttpRevocationChecker
@@ -24,11 +23,10 @@ from gateway.clock import utcnow
 from gateway.db import make_engine, session_scope
 from gateway.directory import open_directory
 from gateway.directory.change_feeds import AdChangeNotification
-from gateway.sessions import jobs as session_jobs
-from gateway.sessions.directory_changes import DirectorySubscription
 from gateway.sessions.login import LoginServices
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.throttle import ThrottleLimits
+from gateway.sessions.workers import DirectoryChanges, session_workers
 from tests.directory import samba
 from tests.gateway.sessions.directory_change_checks import PATIENCE, subscription_audit, wait_for
 from tests.gateway.sessions.test_revalidation_with_active_directory import (
@@ -41,6 +39,8 @@ from tests.gateway.sessions.test_revalidation_with_active_directory import (
 from tests.support.portal import serving_portal
 from tests.support.sqlite import copy_sqlite
 from tests.support.tcp_relay import TcpRelay, tcp_relay
+from tests.support.workers import running
+from tests.support.workers import wait_for as workers_wait_for
 
 pytestmark = pytest.mark.e2e
 AGENTS = samba.group_dn("SOHO-Agents")
@@ -49,7 +49,7 @@ AGENTS = samba.group_dn("SOHO-Agents")
 @dataclass
 class Watched:
     portal: AdPortal
-    subscription: DirectorySubscription
+    subscription: DirectoryChanges
     relay: TcpRelay
     bystander: Agent
 
@@ -80,7 +80,6 @@ def watched(
     tmp = tmp_path_factory.mktemp("directory-changes-ad")
     url = copy_sqlite(sqlite_template, tmp / "sohogw.db")
     engine = make_engine(url)
-    scheduler = BackgroundScheduler(timezone="UTC")
     with tcp_relay(("127.0.0.1", 636)) as relay:
         settings = samba_dc.settings(
             servers=[f"ldaps://127.0.0.1:{relay.port}"], watch_heartbeat_seconds=1, receive_timeout=2
@@ -102,16 +101,13 @@ def watched(
             ) as portal:
                 services = LoginServices(directory, portal.authority, HttpRevocationChecker(), ThrottleLimits(), "n1")
                 bystander = portal.agent()
-                subscription = session_jobs.register(scheduler, engine, services, portal.settings, utcnow)
-                assert subscription is not None
-                scheduler.start()
-                try:
+                workers = session_workers(engine, services, portal.settings, utcnow)
+                subscription = next(worker for worker in workers if isinstance(worker, DirectoryChanges))
+                with running(workers, engine):
+                    assert workers_wait_for(lambda: subscription.watch is not None, PATIENCE)
                     ready = Watched(portal, subscription, relay, bystander)
                     prove_subscribed(ready)
                     yield ready
-                finally:
-                    scheduler.shutdown(wait=False)
-                    subscription.stop()
         finally:
             directory.close()
             engine.dispose()

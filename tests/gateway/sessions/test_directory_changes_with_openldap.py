@@ -17,7 +17,6 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from apscheduler.schedulers.background import BackgroundScheduler
 from cryptography.hazmat.primitives import serialization
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
 from sqlmodel import select
@@ -29,11 +28,10 @@ from gateway.db import make_engine, session_scope
 from gateway.directory import open_directory, open_directory_watch
 from gateway.pki import service as pki
 from gateway.policies.service import import_policy
-from gateway.sessions import jobs as session_jobs
-from gateway.sessions.directory_changes import DirectorySubscription
 from gateway.sessions.login import LoginServices
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.throttle import ThrottleLimits
+from gateway.sessions.workers import DirectoryChanges, session_workers
 from gateway.settings import load_settings
 from policy import DEFAULT_POLICY_FILE
 from tests.directory import slapd as openldap
@@ -43,6 +41,8 @@ from tests.support.portal import PROXY_SECRET, Portal, serving_portal, sign_in
 from tests.support.server import serving
 from tests.support.sqlite import copy_sqlite
 from tests.support.tcp_relay import TcpRelay, tcp_relay
+from tests.support.workers import running
+from tests.support.workers import wait_for as workers_wait_for
 
 pytestmark = pytest.mark.e2e
 AGENTS = openldap.group_dn("soho-agents")
@@ -64,7 +64,7 @@ class Agent:
 class World:
     portal: Portal
     server: openldap.Slapd
-    subscription: DirectorySubscription
+    subscription: DirectoryChanges
     relay: TcpRelay
 
     def agent(self, team: str | None = None) -> Agent:
@@ -112,7 +112,6 @@ def world(slapd: openldap.Slapd, tmp_path_factory: pytest.TempPathFactory, sqlit
     tmp = tmp_path_factory.mktemp("directory-changes-openldap")
     url = copy_sqlite(sqlite_template, tmp / "sohogw.db")
     engine = make_engine(url)
-    scheduler = BackgroundScheduler(timezone="UTC")
     with tcp_relay(("127.0.0.1", slapd.port)) as relay:
         relayed = [f"ldap://127.0.0.1:{relay.port}"]
         settings = slapd.settings(servers=relayed, watch_heartbeat_seconds=1, receive_timeout=2)
@@ -131,15 +130,12 @@ def world(slapd: openldap.Slapd, tmp_path_factory: pytest.TempPathFactory, sqlit
                 settings={"portal": {"revalidate_seconds": 3600}},
             ) as portal:
                 services = LoginServices(directory, portal.authority, HttpRevocationChecker(), ThrottleLimits(), "n1")
-                subscription = session_jobs.register(scheduler, engine, services, portal.settings, utcnow)
-                assert subscription is not None
-                scheduler.start()
-                try:
+                workers = session_workers(engine, services, portal.settings, utcnow)
+                subscription = next(worker for worker in workers if isinstance(worker, DirectoryChanges))
+                with running(workers, engine):
+                    assert workers_wait_for(lambda: subscription.watch is not None, PATIENCE)
                     assert subscription.watch.subscribed.wait(PATIENCE)
                     yield World(portal, slapd, subscription, relay)
-                finally:
-                    scheduler.shutdown(wait=False)
-                    subscription.stop()
         finally:
             directory.close()
             engine.dispose()
@@ -250,7 +246,7 @@ def test_the_app_runs_the_subscription_while_it_serves_and_stops_it_after(
     try:
         app = create_app(settings, engine=engine, directory=directory)
         with serving(app) as base_url, httpx.Client(base_url=base_url) as client:
-            assert len(_watch_threads()) == before + 1
+            assert workers_wait_for(lambda: len(_watch_threads()) == before + 1, PATIENCE)
             assert whole.sign_in(client, login, openldap.PASSWORD).status_code == 303
             with session_scope(engine) as db:
                 session_id = db.exec(select(HomeSession).where(HomeSession.login == login)).one().id

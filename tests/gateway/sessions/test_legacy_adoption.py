@@ -77,5 +77,5 @@ def test_a_legacy_totp_secret_and_live_session_are_adopted_at_the_next_sign_in(
         legacy = db.get(HomeSession, "legacy1")
     assert [(s.person_id, s.secret) for s in secrets] == [("builtin:admin1", LEGACY_SECRET)]
     assert legacy is not None and legacy.person_id == "builtin:admin1"
-    assert (legacy.state, legacy.end_reason) == (SessionState.ENDED, "replaced_by_new_login")
+    assert (legacy.state, legacy.end_reason) == (SessionState.ENDING, "replaced_by_new_login")
     assert legacy.ended_by == "admin1"

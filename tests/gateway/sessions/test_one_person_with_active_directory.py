@@ -113,7 +113,7 @@ def test_every_spelling_is_one_person_with_one_live_session(portal: Portal) -> N
             assert answer.status_code == 303, (spelling, page_error(answer))
             live = _sessions(portal.engine, SessionState.ACTIVE)
             assert [s.login for s in live] == [PERSON], spelling  # the one before was replaced
-        people = {s.person_id for s in _sessions(portal.engine, SessionState.ACTIVE, SessionState.ENDED)}
+        people = {s.person_id for s in _sessions(portal.engine, SessionState.ACTIVE, SessionState.ENDING)}
         assert len(people) == 1
         for client in clients[:-1]:
             assert client.get("/", headers=HTML).headers["location"] == "/login"
@@ -172,7 +172,7 @@ def test_a_suspension_ends_the_session_whichever_spelling_opened_it(portal: Port
                 db, handoff, PERSON_UPN.upper(), callback_number="", settings=EnrollmentSettings(), actor="hr", now=now
             )
             withdraw_seat(db, application, handoff, actor="hr", now=now, why="suspended")
-        ended = _sessions(portal.engine, SessionState.ENDED)
+        ended = _sessions(portal.engine, SessionState.ENDING)
         assert [(s.login, s.end_reason) for s in ended] == [(PERSON, "hr_suspended")]
         assert client.get("/", headers=HTML).headers["location"] == "/login"
 

@@ -200,7 +200,7 @@ def test_an_account_change_in_active_directory_ends_the_session(
     apply(portal.samba, agent)
     report = _revalidate(portal)
     ended = _session(portal, agent)
-    assert (ended.state, ended.end_reason) == (SessionState.ENDED, reason)
+    assert (ended.state, ended.end_reason) == (SessionState.ENDING, reason)
     assert _ending_audited(portal, agent) == [reason.value]
     assert report.ended == 1 and not report.directory_unavailable
     assert _session(portal, bystander).state is SessionState.ACTIVE

@@ -3,18 +3,18 @@
 import time
 from datetime import UTC, datetime, timedelta
 
-from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 from sqlmodel import select
 
 from gateway.clock import utcnow
 from gateway.db import session_scope
 from gateway.notify.sms import SmsSettings
-from gateway.supervision import jobs
 from gateway.supervision.delivery import deliver_pending
 from gateway.supervision.models import Alert, WorkStatus
 from gateway.supervision.settings import MailSettings, SupervisionSettings
 from gateway.supervision.state import set_work_state
+from gateway.supervision.workers import supervision_workers
+from gateway.workers.runner import WorkerRunner
 from tests.gateway.supervision.conftest import SmsGateway, SmtpServer, add_session
 
 BREAK_SECONDS = 3.0
@@ -40,16 +40,15 @@ def test_break_alert_arrives_by_mail_and_sms_within_ten_seconds_of_the_threshold
         started = utcnow()
         set_work_state(db, agent, WorkStatus.BREAK, "lunch", source="portal", now=started)
     threshold = started + timedelta(seconds=BREAK_SECONDS)
-    scheduler = BackgroundScheduler(timezone="UTC")
-    jobs.register(scheduler, engine, settings, utcnow)
-    scheduler.start()
+    runner = WorkerRunner(supervision_workers(engine, settings, utcnow), engine)
+    runner.start()
     try:
         messages = smtp_server.inbox.wait_for(1, timeout=BREAK_SECONDS + 12)
         deadline = time.monotonic() + 5
         while not sms_gateway.received and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
-        scheduler.shutdown(wait=True)
+        runner.stop()
     assert len(messages) == 1, "exactly one mail: the open alert is not raised again on later runs"
     arrived, mail = messages[0]
     assert arrived > threshold

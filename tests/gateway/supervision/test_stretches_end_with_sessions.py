@@ -1,36 +1,32 @@
 """A work-state stretch ends with its home session: at once after the commit that ends the session (the
-``SESSION_ENDED`` listener ``jobs.register`` installs), and in the scheduled alert pass for any session no longer
-active."""
+``supervision.stretches`` worker's nudged pass), and in the scheduled alert pass for any session no longer active."""
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 from sqlmodel import select
 
 from gateway.db import session_scope
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.service import end_session
-from gateway.supervision import jobs
 from gateway.supervision.alerts import check_alerts
 from gateway.supervision.models import WorkState, WorkStatus
 from gateway.supervision.settings import SupervisionSettings
 from gateway.supervision.state import set_work_state
+from gateway.supervision.workers import StretchCloser
 from tests.gateway.supervision.conftest import add_session
+from tests.support.workers import running, wait_for
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def registered(engine: Engine) -> Iterator[None]:
-    """Supervision's jobs and listener as the app registers them (the scheduler itself is not started)."""
-    stop = jobs.register(BackgroundScheduler(timezone="UTC"), engine, SupervisionSettings(), lambda: T0)
-    try:
+    """The stretch worker, run by a runner as the app runs it."""
+    with running([StretchCloser(SupervisionSettings(), lambda: T0)], engine):
         yield
-    finally:
-        stop()
 
 
 def _working_agent(engine: Engine) -> str:
@@ -55,7 +51,7 @@ def test_ending_a_session_closes_its_stretch_right_after_the_commit(engine: Engi
     ended = T0 + timedelta(hours=2)
     with session_scope(engine) as db:
         end_session(db, db.get_one(HomeSession, session_id), EndReason.LOGOUT, actor="agent1", now=ended)
-    assert _stretch_end(engine) == ended
+    assert wait_for(lambda: _stretch_end(engine) == ended)
 
 
 def test_the_scheduled_pass_closes_stretches_of_sessions_no_longer_active(engine: Engine) -> None:

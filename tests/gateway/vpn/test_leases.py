@@ -46,7 +46,7 @@ def test_no_lease_without_a_certificate_bound_key_or_before_activation(db: Sessi
 def test_desired_peers_follow_the_session_state_even_without_a_nudge(db: Session) -> None:
     sessions = {name: agent_session(db, name, NOW, wireguard_key=key_pair()[1])[0] for name in ("a", "b", "c")}
     assert lease_missing_sessions(db, NOW, SETTINGS) == 3
-    assert {p.session_id for p in desired_peers(db, NOW)} == {s.id for s in sessions.values()}
+    assert {p.session_id for p in desired_peers(db, NOW).peers.values()} == {s.id for s in sessions.values()}
     # the session ends but nobody retires the lease (a lost nudge): the peer is still not desired
     sessions["a"].state = SessionState.ENDED
     db.add(sessions["a"])
@@ -54,7 +54,7 @@ def test_desired_peers_follow_the_session_state_even_without_a_nudge(db: Session
     sessions["b"].expires_at = NOW - timedelta(seconds=1)
     db.add(sessions["b"])
     db.flush()
-    assert [p.session_id for p in desired_peers(db, NOW)] == [sessions["c"].id]
+    assert [p.session_id for p in desired_peers(db, NOW).peers.values()] == [sessions["c"].id]
 
 
 def test_a_key_claimed_by_two_live_sessions_gets_no_peer(db: Session) -> None:
@@ -62,7 +62,7 @@ def test_a_key_claimed_by_two_live_sessions_gets_no_peer(db: Session) -> None:
     for login in ("li.na", "wang.fang"):
         agent_session(db, login, NOW, wireguard_key=key)
     lease_missing_sessions(db, NOW, SETTINGS)
-    assert desired_peers(db, NOW) == []
+    assert desired_peers(db, NOW).peers == {}
 
 
 def test_ending_the_session_retires_the_lease_and_releases_the_address(db: Session) -> None:

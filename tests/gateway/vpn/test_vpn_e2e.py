@@ -19,8 +19,10 @@ from gateway.sessions.revalidation import revalidate
 from gateway.sessions.service import get_session
 from gateway.vpn import nft
 from gateway.vpn.health import tunnel_health
+from gateway.vpn.workers import HealthSampler
 from tests.gateway.vpn.world import PORTAL, TRUST, VpnWorld, running_world
 from tests.support.components import require_programs
+from tests.support.workers import one_pass
 from tests.vpn.conftest import VPN_PACKAGES, VPN_PROGRAMS
 from tests.vpn.keys import key_pair
 from tests.vpn.netns import NetnsLab
@@ -160,7 +162,6 @@ def test_killed_wireguard_go_and_a_restarted_controller_restore_exactly_the_auth
     assert fresh.wait(lambda: fresh.peers() == {home1.public_key}, 5)
     assert fresh.reaches_within(home1.ns, PORTAL, 15)
     assert not fresh.reaches(home2.ns, PORTAL)
-    fresh.controller.stop()
     fresh.new_controller()
     assert fresh.peers() == {home1.public_key}  # start() reconciles before it returns
     assert fresh.reaches_within(home1.ns, PORTAL, 15)
@@ -200,6 +201,7 @@ def test_an_unchanged_reconcile_keeps_handshake_and_counters_and_health_is_sampl
     after = backend.peers(fresh.settings.interface)[home.public_key]
     assert not result.changes and not result.scope_loaded
     assert after.latest_handshake == before.latest_handshake and after.rx_bytes >= before.rx_bytes
+    one_pass(fresh.engine, HealthSampler(fresh.controller))
     with session_scope(fresh.engine) as db:
         health = tunnel_health(db, session.id)
     assert health.latest_handshake_at == after.latest_handshake

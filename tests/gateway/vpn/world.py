@@ -46,7 +46,9 @@ from gateway.vpn.client_config import PRIVATE_KEY_PLACEHOLDER
 from gateway.vpn.controller import VpnController
 from gateway.vpn.settings import VpnSettings
 from gateway.vpn.uapi import UapiBackend
+from gateway.vpn.workers import vpn_workers
 from gateway.web.tls import tls_options
+from gateway.workers.runner import WorkerRunner
 from tests.support.clock import MovableClock
 from tests.support.portal import csrf_of, passed_second_factor
 from tests.support.server import serving
@@ -97,10 +99,26 @@ class VpnWorld:
     clock: MovableClock
     ca_file: Path
     homes: dict[str, Home] = field(default_factory=dict)
+    workers: WorkerRunner | None = None
+    """The VPN's workers, run as the app runs them (nudged by sign-ins and sign-outs, and every second)."""
+
+    def start_controller(self) -> None:
+        self.controller.start()
+        self.workers = WorkerRunner(vpn_workers(self.controller), self.engine)
+        self.workers.start()
+
+    def stop_controller(self) -> None:
+        """Stops the workers, then the controller and the wireguard-go it started."""
+        if self.workers is not None:
+            self.workers.stop()
+            self.workers = None
+        self.controller.stop()
 
     def new_controller(self) -> VpnController:
+        """A restarted gateway's controller (its first pass runs before this returns)."""
+        self.stop_controller()
         self.controller = VpnController(self.engine, self.settings, self.data_dir)
-        self.controller.start()
+        self.start_controller()
         return self.controller
 
     def certify(self, home: Home) -> None:
@@ -247,7 +265,7 @@ class VpnWorld:
             return list(db.exec(select(HomeSession).where(HomeSession.login == home.login)))
 
     def stop(self) -> None:
-        self.controller.stop()
+        self.stop_controller()
         for home in self.homes.values():
             home.client.stop()
 
@@ -279,7 +297,7 @@ def running_world(lab: NetnsLab, data_dir: Path, template: Path) -> Iterator[Vpn
         lab, data_dir, gw, trust, engine, authority, directory, settings, controller, MovableClock(), Path()
     )
     try:
-        controller.start()
+        world.start_controller()
         assert controller.off_reason is None, controller.off_reason
         _agents_need_totp(world)
         with _portal(world, loaded):

@@ -3,7 +3,7 @@ pass is retried with back-off without stopping the others, and a cluster worker'
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 
 import pytest
@@ -14,6 +14,7 @@ from gateway.db import session_scope
 from gateway.events import nudge_after_commit
 from gateway.workers.contract import Nudge, Schedule, Scope, Worker
 from gateway.workers.runner import PASSES, WorkerRunner
+from tests.support.workers import wait_for
 
 TOPIC = "test.thing_changed"
 
@@ -44,15 +45,6 @@ def failed_passes(worker: str) -> float:
     return float(
         sum(PASSES.labels(worker, trigger, "failed")._value.get() for trigger in ("interval", "nudge", "retry"))
     )
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 @pytest.fixture

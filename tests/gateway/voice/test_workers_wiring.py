@@ -1,8 +1,8 @@
-"""The whole wiring: a real scheduler, the session listeners, the ARI adapter and the console's call-state file."""
+"""The whole wiring: the ``voice.legs`` worker on a runner, session nudges, the ARI adapter and the console's
+call-state file."""
 
 from pathlib import Path
 
-from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 from sqlmodel import select
 
@@ -13,11 +13,12 @@ from gateway.sessions.models import EndReason
 from gateway.sessions.service import end_session, get_session
 from gateway.voice.ari import AriPlatform, bridge_of
 from gateway.voice.calls import call_state_file, customer_calls
-from gateway.voice.jobs import register
 from gateway.voice.models import CallLeg, LegState
 from gateway.voice.settings import VoiceSettings
+from gateway.voice.workers import CallLegs
 from tests.gateway.voice.ari_standin import AriStandIn
 from tests.gateway.voice.conftest import AGENT_NUMBER, confirmed_number, start_session, wait_for
+from tests.support.workers import running
 
 CUSTOMER = "+8613800000001"
 
@@ -41,10 +42,7 @@ def test_login_to_logout_with_a_customer_call_on_the_leg(
     voice_settings.call_state_dir = tmp_path / "calls"
     with session_scope(engine) as db:
         confirmed_number(db, "agent1", AGENT_NUMBER, voice_settings, utcnow())
-    scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.start()
-    shutdown = register(scheduler, engine, ari_platform, voice_settings, utcnow)
-    try:
+    with running([CallLegs(engine, ari_platform, voice_settings, utcnow)], engine):
         with session_scope(engine) as db:
             session_id = start_session(db, "agent1", utcnow()).id
         wait_for(lambda: (leg := _leg(engine, session_id)) is not None and leg.state is LegState.CONNECTED)
@@ -69,6 +67,3 @@ def test_login_to_logout_with_a_customer_call_on_the_leg(
             end_session(db, session, EndReason.LOGOUT, actor="agent1", now=utcnow())
         wait_for(lambda: (leg := _leg(engine, session_id)) is not None and leg.state is LegState.ENDED)
         assert standin.deleted == [leg.channel_id]
-    finally:
-        shutdown()
-        scheduler.shutdown(wait=True)

@@ -1,0 +1,227 @@
+"""The ``vpn.peers`` worker through the one runner, driving a real wireguard-go and nftables in a namespace: a nudge
+changes the nudged session's peer and set elements alone, the interval repairs a lost nudge, a failing apply is
+retried without stopping the other workers, and after any sequence of starts, ends and restarts the incremental path
+leaves exactly what a full pass would (the authorised peers and rules). Sessions are written as a sign-in writes
+them; on SQLite and PostgreSQL."""
+
+import base64
+import json
+import os
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from gateway.db import session_scope
+from gateway.events import nudge_after_commit
+from gateway.sessions.models import EndReason, HomeSession, SessionState
+from gateway.sessions.service import SESSION_STARTED, end_session
+from gateway.vpn import nft
+from gateway.vpn.backend import PeerChanges
+from gateway.vpn.controller import VpnController
+from gateway.vpn.models import LeaseState, TunnelLease
+from gateway.vpn.settings import VpnSettings
+from gateway.vpn.uapi import UapiBackend
+from gateway.vpn.workers import TunnelPeers
+from gateway.workers.contract import Schedule
+from gateway.workers.runner import WorkerRunner
+from tests.gateway.workers.test_runner import RecordingWorker, failed_passes
+from tests.support.components import require_programs
+from tests.support.workers import wait_for
+from tests.vpn.conftest import VPN_PACKAGES, VPN_PROGRAMS
+from tests.vpn.netns import NetnsLab
+
+pytestmark = pytest.mark.e2e
+NOW = datetime.now(UTC)
+SCOPE = json.dumps([["10.77.0.1/32", "tcp", 443], ["172.30.0.0/24", "tcp", 8081]])
+
+
+class FlakyBackend(UapiBackend):
+    """wireguard-go through its socket, refusing the next ``fail_next`` changes (a daemon that hiccups)."""
+
+    fail_next = 0
+
+    def change(self, name: str, changes: PeerChanges) -> None:
+        if self.fail_next and changes:
+            self.fail_next -= 1
+            raise OSError("the UAPI socket went away")
+        super().change(name, changes)
+
+
+@dataclass
+class Gateway:
+    engine: Engine
+    lab: NetnsLab
+    ns: str
+    settings: VpnSettings
+    controller: VpnController
+    backend: FlakyBackend
+    runner: WorkerRunner | None = None
+
+    def peers(self) -> set[str]:
+        return set(self.backend.peers(self.settings.interface))
+
+    def seats_in_scope(self) -> set[str]:
+        """The seat addresses in the loaded table's seat sets."""
+        listing = nft.listing(self.ns)
+        found: set[str] = set()
+        for name in ("seats4", "seats6"):
+            match = re.search(rf"set {name} \{{.*?(?:elements = \{{(.*?)\}})?\s*\}}", listing, re.S)
+            if match and match.group(1):
+                found |= {item.strip() for item in match.group(1).split(",")}
+        return found
+
+    def scope(self) -> str:
+        """The loaded table with each set's elements sorted (nft lists concatenated sets in insertion order)."""
+
+        def sort(match: re.Match[str]) -> str:
+            return "elements = { " + ", ".join(sorted(e.strip() for e in match.group(1).split(","))) + " }"
+
+        return re.sub(r"elements = \{(.*?)\}", sort, nft.listing(self.ns), flags=re.S)
+
+    def start(self, interval: float = 3600) -> WorkerRunner:
+        self.settings.reconcile_seconds = interval
+        self.controller.start()
+        self.runner = WorkerRunner([TunnelPeers(self.controller)], self.engine)
+        self.runner.start()
+        return self.runner
+
+
+@pytest.fixture
+def gateway(engine: Engine, tmp_path: Path) -> Iterator[Gateway]:
+    require_programs(*VPN_PROGRAMS, install=VPN_PACKAGES)
+    with NetnsLab() as lab:
+        ns = lab.add("gw")
+        settings = VpnSettings(
+            enabled=True, interface=lab.name("wgw"), netns=ns, private_key_file=tmp_path / "wg.key", firewall=True
+        )
+        backend = FlakyBackend(netns=ns)
+        controller = VpnController(engine, settings, tmp_path, backend=backend)
+        made = Gateway(engine, lab, ns, settings, controller, backend)
+        try:
+            yield made
+        finally:
+            if made.runner is not None:
+                made.runner.stop()
+            controller.stop()
+
+
+_counter = iter(range(2, 60000))
+
+
+def _sign_in(engine: Engine, *, nudge: bool = True, key: str | None = None) -> tuple[str, str, str, str]:
+    """A live session with its tunnel lease, committed (and nudged, as a sign-in does); its id, key and addresses."""
+    number = next(_counter)
+    key = key or base64.b64encode(os.urandom(32)).decode()
+    with session_scope(engine) as db:
+        session = HomeSession(
+            id=os.urandom(16).hex(), token_sha256=os.urandom(32).hex(), csrf_token="x", state=SessionState.ACTIVE,
+            person_id=f"test:agent{number}", login=f"agent{number}", user_dn=f"cn=agent{number}", roles="agent",
+            groups="[]", policy_groups="[]", wireguard_key=key, source_ip="", created_at=NOW, last_seen_at=NOW,
+            last_checked_at=NOW, idle_timeout_seconds=3600, expires_at=NOW + timedelta(hours=8),
+        )  # fmt: skip
+        db.add(session)
+        ipv4, ipv6 = f"10.77.{number // 250}.{number % 250 + 2}", f"fd77::{number:x}"
+        db.add(
+            TunnelLease(
+                session_id=session.id, person_id=session.person_id, login=session.login, public_key=key, ipv4=ipv4,
+                ipv6=ipv6, scope=SCOPE, state=LeaseState.DESIRED, created_at=NOW,
+            )
+        )  # fmt: skip
+        if nudge:
+            nudge_after_commit(db, SESSION_STARTED, session.id)
+        return session.id, key, ipv4, ipv6
+
+
+def _end(engine: Engine, session_id: str) -> None:
+    with session_scope(engine) as db:
+        end_session(db, db.get_one(HomeSession, session_id), EndReason.ADMIN, actor="admin1", now=NOW)
+
+
+def test_a_nudge_adds_and_removes_the_sessions_peer_and_seat_without_a_full_pass(gateway: Gateway) -> None:
+    _, bystander_key, bystander_ip, _ = _sign_in(gateway.engine, nudge=False)
+    runner = gateway.start()  # start() ran the first, full pass: the bystander is there, and no interval follows
+    assert gateway.peers() == {bystander_key} and bystander_ip in gateway.seats_in_scope()
+    session_id, key, ipv4, _ = _sign_in(gateway.engine)
+    assert wait_for(lambda: gateway.peers() == {bystander_key, key})
+    assert gateway.seats_in_scope() >= {ipv4, bystander_ip}
+    _end(gateway.engine, session_id)
+    assert wait_for(lambda: gateway.peers() == {bystander_key})
+    assert wait_for(
+        lambda: ipv4 not in gateway.seats_in_scope()
+    )  # the peer goes first, then its elements and bystander_ip in gateway.seats_in_scope()
+    assert not gateway.controller.last_result.scope_loaded  # type: ignore[union-attr]  # elements, no reload
+    assert runner.status("vpn.peers").consecutive_failures == 0
+
+
+def test_the_interval_repairs_a_lost_nudge(gateway: Gateway) -> None:
+    gateway.start(interval=0.5)
+    _, key, ipv4, _ = _sign_in(gateway.engine, nudge=False)  # written as a node that crashed before its nudge
+    assert wait_for(lambda: key in gateway.peers())
+    assert ipv4 in gateway.seats_in_scope()
+
+
+def test_a_failing_apply_is_retried_and_does_not_stop_the_other_workers(gateway: Gateway) -> None:
+    gateway.controller.start()
+    other = RecordingWorker(
+        "test.beside_vpn", Schedule(interval=timedelta(hours=1), topics=frozenset({SESSION_STARTED}))
+    )
+    gateway.runner = WorkerRunner([TunnelPeers(gateway.controller), other], gateway.engine)
+    failed_before = failed_passes("vpn.peers")
+    gateway.backend.fail_next = 1
+    gateway.runner.start()
+    _sign_in(gateway.engine)
+    key = _latest_key(gateway.engine)
+    assert wait_for(lambda: len(other.applied) >= 2)  # the other worker had its nudged pass meanwhile
+    assert wait_for(lambda: key in gateway.peers(), seconds=10)  # the retry, after a back-off of one second
+    runner = gateway.runner
+    assert wait_for(lambda: runner.status("vpn.peers").consecutive_failures == 0)  # the retry's pass has finished
+    assert failed_passes("vpn.peers") - failed_before == 1
+
+
+def test_random_starts_ends_and_restarts_leave_exactly_what_a_full_pass_would(gateway: Gateway) -> None:
+    chooser = random.Random(16)
+    gateway.start()
+    live: dict[str, tuple[str, str, str]] = {}
+    for step in range(40):
+        move = chooser.choice(["start", "start", "end", "restart"] if live else ["start"])
+        if move == "start":
+            session_id, *held = _sign_in(gateway.engine)
+            live[session_id] = (held[0], held[1], held[2])
+        elif move == "end":
+            session_id = chooser.choice(sorted(live))
+            _end(gateway.engine, session_id)
+            del live[session_id]
+        else:  # the same person signs in again with the same key: the old session ends, the new one takes over
+            old = chooser.choice(sorted(live))
+            key = live.pop(old)[0]
+            _end(gateway.engine, old)
+            session_id, *held = _sign_in(gateway.engine, key=key)
+            live[session_id] = (held[0], held[1], held[2])
+        if step % 10 == 9:
+            want = {key for key, _, _ in live.values()}
+            assert wait_for(lambda expected=want: gateway.peers() == expected), (step, gateway.peers() ^ want)
+    want_peers = {key for key, _, _ in live.values()}
+    want_seats = {address for _, ipv4, ipv6 in live.values() for address in (ipv4, ipv6)}
+    assert wait_for(lambda: gateway.peers() == want_peers and gateway.seats_in_scope() == want_seats)
+    incremental_scope = gateway.scope()
+    full = gateway.controller.run_once()  # a full pass compares everything: it must find nothing to change
+    assert not full.changes and not full.scope_loaded
+    assert gateway.scope() == incremental_scope
+    nft.remove(gateway.ns)  # a full load from nothing gives the same table, rule for rule
+    full = gateway.controller.run_once()
+    assert full.scope_loaded and gateway.scope() == incremental_scope
+    with session_scope(gateway.engine) as db:
+        leased = set(db.exec(select(TunnelLease.public_key).where(TunnelLease.state == LeaseState.DESIRED)).all())
+    assert leased == want_peers
+
+
+def _latest_key(engine: Engine) -> str:
+    with session_scope(engine) as db:
+        return db.exec(select(TunnelLease.public_key).order_by(TunnelLease.id.desc())).first() or ""  # type: ignore[union-attr]
