@@ -41,7 +41,8 @@ from gateway.seats.endings import EndingSignal
 from gateway.seats.errors import GuacamoleUnavailable, NoSeatFree
 from gateway.seats.launch_store import DbLaunchStore
 from gateway.seats.models import SeatEndReason, SeatLease
-from gateway.seats.settings import SeatSettings
+from gateway.seats.screen_recorder import SeatRecorders
+from gateway.seats.settings import RecordingSettings, SeatSettings
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import SESSION_ENDED
 from gateway.supervision.monitoring import WATCH_ENDED
@@ -70,6 +71,8 @@ class SeatBroker:
     _fed: dict[str, CallStateChange] = field(default_factory=dict)
     """The call state last written to each seat's file, so a reconcile pass rewrites only what changed."""
     _feed_lock: threading.Lock = field(default_factory=threading.Lock)
+    recorders: SeatRecorders | None = None
+    """This node's screen recordings (None when recording is not set up: no sealed directory or key)."""
     endings: EndingSignal = field(default_factory=EndingSignal)
     """Wakes guacamole-lite's held liveness questions when a seat or session ends here (`internal_routes.alive`)."""
 
@@ -137,11 +140,24 @@ class SeatBroker:
         except OSError as error:
             raise GuacamoleUnavailable(f"the password file of {app_id} cannot be read: {error.strerror}") from None
 
+    def recording_settings(self) -> RecordingSettings | None:
+        return self.recorders.settings if self.recorders is not None else None
+
+    def reconcile_recordings(self) -> None:
+        """Start, stop, seal and purge this node's recordings (scheduled, and after every nudge that matters)."""
+        if self.recorders is not None:
+            try:
+                self.recorders.reconcile()
+            except OSError as error:  # a full or missing disk must not stop the seats; the next pass retries
+                log.error("screen recordings not reconciled: %s", error)
+
     def on_call_state(self, _topic: str, change: Any) -> None:
         self._background.submit(self.feed_call_state, change.session_id)
+        self._background.submit(self.reconcile_recordings)
 
     def on_seat_assigned(self, _topic: str, session_id: Any) -> None:
         self._background.submit(self.feed_call_state, str(session_id))
+        self._background.submit(self.reconcile_recordings)
 
     def feed_call_state(self, session_id: str | None = None) -> None:
         """Write the holder's current call state into each held seat's file (of one session, or all).
@@ -172,6 +188,7 @@ class SeatBroker:
         """Stop and wipe the seat in the background: a logout or a new login must not wait for it (~0.1-1 s)."""
         node, seat_id = payload
         if self.pool is not None and node == self.node:
+            self._background.submit(self.reconcile_recordings)
             self._background.submit(self.pool.release, seat_id)
 
     def on_session_ended(self, _topic: str, session_id: Any) -> None:
@@ -272,6 +289,8 @@ class SeatBroker:
         events.unlisten(CALL_STATE_CHANGED, self.on_call_state)
         events.unlisten(service.SEAT_ASSIGNED, self.on_seat_assigned)
         self._background.shutdown(wait=True)
+        if self.recorders is not None:
+            self.recorders.stop()
         with self._lock:  # a warm-up still starting seats finishes first, so none is left behind
             if self.pool is not None:
                 self.pool.stop_all()
@@ -296,7 +315,13 @@ def start_broker(app: FastAPI, settings: SeatSettings | None = None) -> SeatBrok
             call_state_root=settings.call_state_root,
             now=app.state.clock,
         )
-    broker = SeatBroker(app.state.engine, settings, app.state.settings.node_name, app.state.clock, pool)
+    node = app.state.settings.node_name
+    broker = SeatBroker(app.state.engine, settings, node, app.state.clock, pool)
+    if settings.recording.sealed_dir is not None and settings.recording.key_file is not None:
+        broker.recorders = SeatRecorders(
+            app.state.engine, settings.recording, node, app.state.clock, pool.get if pool else lambda _seat: None
+        )
+        broker.recorders.files.prepare()
     events.listen(service.SEAT_ENDED, broker.on_seat_ended)
     events.listen(SESSION_ENDED, broker.on_session_ended)
     for topic in ENDINGS:

@@ -23,6 +23,7 @@ from gateway.seats.broker import SeatBroker
 from gateway.seats.errors import LaunchRefused
 from gateway.seats.internal_routes import router as internal_router
 from gateway.seats.policy_routes import router as policy_router
+from gateway.seats.recording_routes import router as recording_router
 from gateway.seats.rfb_socket import STREAM_ENDED, accept_browser, bridge_to_seat
 from gateway.seats.tokens import spend
 from gateway.seats.view_routes import router as view_router
@@ -41,6 +42,7 @@ router = APIRouter(tags=["seats"])
 router.include_router(policy_router)
 router.include_router(internal_router)
 router.include_router(view_router)
+router.include_router(recording_router)
 
 
 def mount_novnc(app: FastAPI) -> None:
