@@ -5,6 +5,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from gateway.deps import DbSession
+from gateway.errors import Unavailable
 from gateway.seats import recording_playback
 from gateway.seats.recording_files import RecordingFiles
 from gateway.sessions.deps import SupervisorSession
@@ -19,7 +20,11 @@ def _source(request: Request) -> str:
 
 
 def _files(request: Request) -> RecordingFiles:
-    return RecordingFiles.of(request.app.state.settings.seats.recording)
+    """This node's recordings, as its broker keeps them."""
+    recorders = getattr(getattr(request.app.state, "seat_broker", None), "recorders", None)
+    if recorders is None:
+        raise Unavailable("screen recording is not set up on this gateway node")
+    return recorders.files  # type: ignore[no-any-return]
 
 
 @router.get(RECORDINGS, response_class=HTMLResponse)
