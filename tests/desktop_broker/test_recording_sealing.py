@@ -37,7 +37,8 @@ def test_a_flipped_bit_a_cut_end_or_another_recordings_id_is_refused(tmp_path: P
     sealed.write_bytes(original[:100] + bytes([original[100] ^ 1]) + original[101:])
     with pytest.raises(SealBroken):
         list(open_sealed(key, "rec1", sealed))
-    sealed.write_bytes(original[: len(original) - (100 + 16)])  # the last chunk dropped: the new last was not sealed last
+    # The last chunk dropped: the chunk now at the end was not sealed as the last one.
+    sealed.write_bytes(original[: len(original) - (100 + 16)])
     with pytest.raises(SealBroken):
         list(open_sealed(key, "rec1", sealed))
     sealed.write_bytes(original)
