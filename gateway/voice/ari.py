@@ -43,8 +43,14 @@ def bridge_of(leg_id: str) -> str:
 
 
 class AriPlatform:
-    def __init__(self, settings: AriSettings) -> None:
+    """`ack_digit`: put an answered callback into its bridge only after the agent pressed this key
+    (``ChannelDtmfReceived``); until then it is reported ANSWERED, and other keys are reported as KEY."""
+
+    def __init__(self, settings: AriSettings, ack_digit: str | None = None) -> None:
         self._settings = settings
+        self._ack_digit = ack_digit
+        self._awaiting_key: set[str] = set()
+        """Answered dials whose acknowledgement key has not come yet (only touched by the event thread)."""
         password = settings.password.get_secret_value()
         self._http = httpx.Client(
             base_url=settings.url.rstrip("/") + "/ari", auth=(settings.username, password), timeout=REST_TIMEOUT
@@ -149,6 +155,13 @@ class AriPlatform:
             log.warning("ARI event not handled: %s", error)
             return []
 
+    def _bridge(self, channel_id: str) -> LegEvent:
+        """Put the answered (and, if asked, acknowledged) callback into its leg's bridge: now it is connected."""
+        leg_id = leg_of_dial(channel_id)
+        assert leg_id is not None
+        self._call("POST", f"/bridges/{bridge_of(leg_id)}/addChannel", {"channel": channel_id})
+        return LegEvent(channel_id, LegEventKind.CONNECTED)
+
     def _translate(self, message: dict[str, Any]) -> list[PlatformEvent]:
         kind = message.get("type")
         channel = message.get("channel") or {}
@@ -156,12 +169,19 @@ class AriPlatform:
         ours = leg_of_dial(channel_id) is not None
         if kind == "ChannelStateChange" and ours and channel.get("state") == "Ringing":
             return [LegEvent(channel_id, LegEventKind.RINGING)]
+        if kind == "StasisStart" and ours and self._ack_digit is not None:
+            self._awaiting_key.add(channel_id)
+            return [LegEvent(channel_id, LegEventKind.ANSWERED)]
         if kind == "StasisStart" and ours:
-            leg_id = leg_of_dial(channel_id)
-            assert leg_id is not None
-            self._call("POST", f"/bridges/{bridge_of(leg_id)}/addChannel", {"channel": channel_id})
-            return [LegEvent(channel_id, LegEventKind.CONNECTED)]
+            return [self._bridge(channel_id)]
+        if kind == "ChannelDtmfReceived" and channel_id in self._awaiting_key:
+            digit = str(message.get("digit", ""))
+            if digit != self._ack_digit:
+                return [LegEvent(channel_id, LegEventKind.KEY, digit=digit)]
+            self._awaiting_key.discard(channel_id)
+            return [self._bridge(channel_id)]
         if kind == "ChannelDestroyed" and ours:
+            self._awaiting_key.discard(channel_id)
             return [LegEvent(channel_id, LegEventKind.ENDED, message.get("cause"))]
         bridge_id = str((message.get("bridge") or {}).get("id", ""))
         if kind in ("ChannelEnteredBridge", "ChannelLeftBridge") and bridge_id.startswith(BRIDGE_PREFIX) and not ours:

@@ -4,8 +4,9 @@ adapter uses (channels originate with id / list / hangup / variable, bridges cre
 ``/ari/events``) and plays the events in the order Asterisk documents for a channel originated into a Stasis
 application: ChannelStateChange(Ringing) → [answer] ChannelStateChange(Up) → StasisStart → ChannelEnteredBridge
 … ChannelHangupRequest → ChannelLeftBridge → StasisEnd → ChannelDestroyed(cause). Failures are scripted per number:
-busy (cause 17), no answer (19), rejected (21); tests can also hang up a live channel, lose the websocket, or
-destroy a channel while no websocket listens (events lost, to be found by a resync).
+busy (cause 17), no answer (19), rejected (21); tests can also hang up a live channel, lose the websocket,
+destroy a channel while no websocket listens (events lost, to be found by a resync), or press a key on an answered
+channel (ChannelDtmfReceived).
 """
 
 import asyncio
@@ -61,6 +62,11 @@ class AriStandIn:
     def destroy_unseen(self, channel_id: str) -> None:
         """Destroy a channel without telling anyone (its events are lost while no websocket listens)."""
         self.run(self._destroy(channel_id, 16, announce=False))
+
+    def press(self, channel_id: str, digit: str, duration_ms: int = 120) -> None:
+        """The person (or nobody, for a voicemail) presses a key on the answered phone: ChannelDtmfReceived, as
+        Asterisk's ARI documents it (``digit`` 0-9, A-E, # or *; ``duration_ms``; the channel)."""
+        self.run(self._emit("ChannelDtmfReceived", self.channels[channel_id], digit=digit, duration_ms=duration_ms))
 
     def customer_call(self, bridge_id: str, caller: str) -> str:
         return str(self.run(self._customer_enters(bridge_id, caller)))
