@@ -13,8 +13,8 @@ from gateway.errors import NotFound
 from gateway.seats.models import ScreenRecording
 from gateway.seats.recording_files import RecordingFiles
 from gateway.seats.recordings import audit_playback, playable, session_recordings
-from gateway.seats.supervisor_scope import agent_for_supervisor
 from gateway.sessions.models import HomeSession
+from gateway.supervisor_scope import agent_for_supervisor
 
 
 class PlaybackRefused(NotFound):

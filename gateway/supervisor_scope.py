@@ -1,4 +1,5 @@
-"""The one guard of every supervisor route of the recordings and call-listening features.
+"""The one guard of every supervisor route of the recordings and call-listening features (seats and voice both use
+it, so it sits above the domains, beside ``deps.py``).
 
 `agent_for_supervisor` loads the agent's home session a supervisor asks about, or raises `AgentOutOfScope`
 (404: an agent outside one's team is indistinguishable from one that does not exist). Today it refuses only unknown
