@@ -148,6 +148,7 @@ def create_app(
             seat_jobs.register(scheduler, broker)
             shutdowns.append(broker.stop)
             voice_platform = choose_platform(settings.voice, clock)
+            app.state.voice_platform = voice_platform  # supervisors' listening asks it (gateway/voice/listening.py)
             if voice_platform is not None:
                 shutdowns.append(voice_jobs.register(scheduler, engine, voice_platform, settings.voice, clock))
         scheduler.start()

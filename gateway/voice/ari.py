@@ -20,7 +20,7 @@ import httpx
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
-from gateway.voice.listening import ListenMode, ListenOrder
+from gateway.voice.listening import ListenMode, ListenOrder, snoop_channel, supervisor_channel
 from gateway.voice.platform import (
     DIAL_PREFIX,
     CustomerCallEvent,
@@ -133,12 +133,12 @@ class AriPlatform:
             params["callerId"] = self._settings.caller_id
         self._call("POST", f"/channels/{order.supervisor_channel}", params)
 
-    def stop_listening(self, order: ListenOrder) -> None:
-        self._listening_bridge.pop(order.supervisor_channel, None)
-        self._call("DELETE", f"/channels/{order.supervisor_channel}", missing_ok=True)
-        if order.mode is not ListenMode.BARGE:
-            self._call("DELETE", f"/channels/{order.snoop_channel}", missing_ok=True)
-            self._call("DELETE", f"/bridges/{MONITOR_BRIDGE_PREFIX}{order.monitor_id}", missing_ok=True)
+    def stop_listening(self, monitor_id: str, mode: ListenMode) -> None:
+        self._listening_bridge.pop(supervisor_channel(monitor_id), None)
+        self._call("DELETE", f"/channels/{supervisor_channel(monitor_id)}", missing_ok=True)
+        if mode is not ListenMode.BARGE:
+            self._call("DELETE", f"/channels/{snoop_channel(monitor_id)}", missing_ok=True)
+            self._call("DELETE", f"/bridges/{MONITOR_BRIDGE_PREFIX}{monitor_id}", missing_ok=True)
 
     def live_dials(self) -> set[str] | None:
         channels = self._call("GET", "/channels")

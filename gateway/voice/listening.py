@@ -12,6 +12,7 @@ transaction is open. Every start, end, refusal and failure is audited (``voice.l
 their line) when their policy says to tell them about watching (`notify_agent_when_watched`).
 """
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,14 +20,16 @@ from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
+from gateway.audit.models import AuditEvent
 from gateway.audit.service import record
 from gateway.db import session_scope
-from gateway.errors import Conflict, GatewayError
+from gateway.errors import Conflict, GatewayError, NotFound
 from gateway.policies.service import current_policy
 from gateway.sessions.models import HomeSession
 from gateway.sessions.service import policy_groups
+from gateway.supervisor_scope import agent_for_supervisor
 from gateway.voice.calls import current_call_state
 from gateway.voice.dialable import mask
 from gateway.voice.models import LegState
@@ -59,11 +62,19 @@ class ListenOrder:
 
     @property
     def supervisor_channel(self) -> str:
-        return f"{MONITOR_PREFIX}{self.monitor_id}-supervisor"
+        return supervisor_channel(self.monitor_id)
 
     @property
     def snoop_channel(self) -> str:
-        return f"{MONITOR_PREFIX}{self.monitor_id}-snoop"
+        return snoop_channel(self.monitor_id)
+
+
+def supervisor_channel(monitor_id: str) -> str:
+    return f"{MONITOR_PREFIX}{monitor_id}-supervisor"
+
+
+def snoop_channel(monitor_id: str) -> str:
+    return f"{MONITOR_PREFIX}{monitor_id}-snoop"
 
 
 @runtime_checkable
@@ -72,7 +83,7 @@ class CallListening(Protocol):
 
     def start_listening(self, order: ListenOrder) -> None: ...
 
-    def stop_listening(self, order: ListenOrder) -> None: ...
+    def stop_listening(self, monitor_id: str, mode: ListenMode) -> None: ...
 
 
 class ListeningUnsupported(GatewayError):
@@ -99,12 +110,25 @@ def plan_listening(
     db: Session,
     platform: object,
     supervisor: HomeSession,
-    agent: HomeSession,
+    agent_session_id: str,
     mode: ListenMode,
     settings: VoiceSettings,
     now: datetime,
-) -> ListenOrder:
+) -> tuple[HomeSession, ListenOrder]:
     """Decide and audit; raises (refusal audited, the caller commits it) when it cannot be done."""
+    try:
+        agent = agent_for_supervisor(db, supervisor, agent_session_id)
+    except NotFound as unknown:
+        detail = {"session": agent_session_id, "supervisor_person": supervisor.person_id, "mode": mode.value}
+        record(
+            db,
+            actor=supervisor.login,
+            action="voice.listen",
+            target=agent_session_id,
+            outcome="refused",
+            detail={**detail, "reason": unknown.message},
+        )
+        raise
     refusal: GatewayError | None = None
     leg = live_leg(db, agent.id)
     call = current_call_state(db, agent.id)
@@ -126,15 +150,15 @@ def plan_listening(
     tell = evaluate(current_policy(db), policy_groups(agent), now).notify_agent_when_watched
     order = ListenOrder(uuid.uuid4().hex, mode, leg.id, leg.channel_id, number.e164, tell)
     detail = {"mode": mode.value, "monitor": order.monitor_id, "supervisor_number": mask(number.e164), "told": tell}
-    _audit(db, supervisor, agent, "started", detail)
-    return order
+    _audit(db, supervisor, agent, "started", {**detail, "leg": leg.id})
+    return agent, order
 
 
 def listen(
     engine: Engine,
     platform: object,
     supervisor: HomeSession,
-    agent: HomeSession,
+    agent_session_id: str,
     mode: ListenMode,
     settings: VoiceSettings,
     now: datetime,
@@ -144,7 +168,7 @@ def listen(
     refused: GatewayError | None = None
     with session_scope(engine) as db:
         try:
-            order = plan_listening(db, platform, supervisor, agent, mode, settings, now)
+            agent, order = plan_listening(db, platform, supervisor, agent_session_id, mode, settings, now)
         except GatewayError as refusal:
             refused = refusal
     if refused is not None:
@@ -159,16 +183,30 @@ def listen(
     return order
 
 
-def stop(engine: Engine, platform: object, supervisor: HomeSession, agent: HomeSession, order: ListenOrder) -> None:
-    """End it on the platform, then audit ``ended``."""
-    assert isinstance(platform, CallListening)
-    platform.stop_listening(order)
+def stop(engine: Engine, platform: object, supervisor: HomeSession, agent_session_id: str, monitor_id: str) -> None:
+    """End one of this supervisor's listenings of this agent on the platform, then audit ``ended``; `NotFound` for
+    anything else (another supervisor's, another agent's, unknown)."""
     with session_scope(engine) as db:
-        audit_listening_end(db, supervisor, agent, order, "ended")
+        agent = agent_for_supervisor(db, supervisor, agent_session_id)
+        started = db.exec(
+            select(AuditEvent).where(
+                AuditEvent.action == "voice.listen",
+                AuditEvent.outcome == "started",
+                AuditEvent.actor == supervisor.login,
+                AuditEvent.target == agent.login,
+                col(AuditEvent.detail).contains(f'"monitor": "{monitor_id}"'),
+            )
+        ).first()
+        if started is None or not isinstance(platform, CallListening):
+            raise NotFound("no such listening of yours")
+        mode = ListenMode(json.loads(started.detail)["mode"])
+    platform.stop_listening(monitor_id, mode)
+    with session_scope(engine) as db:
+        _audit(db, supervisor, agent, "ended", {"mode": mode.value, "monitor": monitor_id})
 
 
 def audit_listening_end(
     db: Session, supervisor: HomeSession, agent: HomeSession, order: ListenOrder, outcome: str, problem: str = ""
 ) -> None:
-    """``ended`` (the supervisor stopped) or ``failed`` (the platform refused; `problem` says what it answered)."""
+    """``failed``: the platform refused; `problem` says what it answered."""
     _audit(db, supervisor, agent, outcome, {"mode": order.mode.value, "monitor": order.monitor_id, "problem": problem})

@@ -18,6 +18,7 @@ from gateway.notify.sms import HttpSms, SmsSettings
 from gateway.sessions.deps import AgentSession, ScriptCsrf
 from gateway.voice import numbers
 from gateway.voice.calls import CustomerCallPublic, customer_calls
+from gateway.voice.listening_routes import router as listening_router
 from gateway.voice.models import LegPublic, NumberPublic
 from gateway.voice.page_routes import page_router
 from gateway.voice.service import set_ready
@@ -148,3 +149,4 @@ router = APIRouter()
 """What the app includes: the JSON API under /voice and the agent's phone page (``page_routes.py``)."""
 router.include_router(api)
 router.include_router(page_router)
+router.include_router(listening_router)

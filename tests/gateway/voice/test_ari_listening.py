@@ -12,6 +12,7 @@ from sqlmodel import col, select
 from gateway.audit.models import AuditEvent
 from gateway.clock import utcnow
 from gateway.db import session_scope
+from gateway.errors import NotFound
 from gateway.policies.service import import_policy
 from gateway.sessions.models import HomeSession
 from gateway.sessions.service import get_session, open_session
@@ -48,8 +49,8 @@ class Floor:
             return supervisor, agent
 
     def start(self, mode: ListenMode, platform: object | None = None) -> ListenOrder:
-        supervisor, agent = self.sessions()
-        return listen(self.engine, platform or self.platform, supervisor, agent, mode, self.settings, utcnow())
+        supervisor, _agent = self.sessions()
+        return listen(self.engine, platform or self.platform, supervisor, self.agent_id, mode, self.settings, utcnow())
 
     def audits(self) -> list[tuple[str, str]]:
         with session_scope(self.engine) as db:
@@ -132,8 +133,10 @@ def test_barging_in_puts_the_supervisor_into_the_agents_own_bridge_and_stopping_
     leg_bridge = floor.standin.bridges[bridge_of(floor.leg.id)]
     wait_for(lambda: order.supervisor_channel in leg_bridge["channels"])
     assert floor.leg.channel_id in leg_bridge["channels"] and len(leg_bridge["channels"]) == 3
-    supervisor, agent = floor.sessions()
-    stop(floor.engine, floor.platform, supervisor, agent, order)
+    supervisor, _agent = floor.sessions()
+    with pytest.raises(NotFound):
+        stop(floor.engine, floor.platform, supervisor, floor.supervisor_id, order.monitor_id)  # not that agent's
+    stop(floor.engine, floor.platform, supervisor, floor.agent_id, order.monitor_id)
     assert order.supervisor_channel in floor.standin.deleted
     wait_for(lambda: order.supervisor_channel not in leg_bridge["channels"])
     assert floor.leg.channel_id in leg_bridge["channels"], "the agent and the customer stay connected"
