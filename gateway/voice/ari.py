@@ -48,11 +48,15 @@ def bridge_of(leg_id: str) -> str:
 
 class AriPlatform:
     """`ack_digit`: put an answered callback into its bridge only after the agent pressed this key
-    (``ChannelDtmfReceived``); until then it is reported ANSWERED, and other keys are reported as KEY."""
+    (``ChannelDtmfReceived``); until then it is reported ANSWERED, and other keys are reported as KEY.
+    `help_code`: the keys that, pressed on a connected callback, are reported as HELP."""
 
-    def __init__(self, settings: AriSettings, ack_digit: str | None = None) -> None:
+    def __init__(self, settings: AriSettings, ack_digit: str | None = None, help_code: str | None = None) -> None:
         self._settings = settings
         self._ack_digit = ack_digit
+        self._help_code = help_code
+        self._keys: dict[str, str] = {}
+        """The last keys pressed on each connected callback, to find the help code in them."""
         self._listening_bridge: dict[str, str] = {}
         """A supervisor's listening channel → the bridge it joins when it answers."""
         self._awaiting_key: set[str] = set()
@@ -228,8 +232,13 @@ class AriPlatform:
         if kind == "StasisStart" and channel_id in self._listening_bridge:
             self._call("POST", f"/bridges/{self._listening_bridge[channel_id]}/addChannel", {"channel": channel_id})
             return []
+        if kind == "ChannelDtmfReceived" and ours and self._help_code is not None:
+            keys = (self._keys.get(channel_id, "") + str(message.get("digit", "")))[-len(self._help_code) :]
+            self._keys[channel_id] = "" if keys == self._help_code else keys
+            return [LegEvent(channel_id, LegEventKind.HELP)] if keys == self._help_code else []
         if kind == "ChannelDestroyed" and ours:
             self._awaiting_key.discard(channel_id)
+            self._keys.pop(channel_id, None)
             return [LegEvent(channel_id, LegEventKind.ENDED, message.get("cause"))]
         bridge_id = str((message.get("bridge") or {}).get("id", ""))
         if kind in ("ChannelEnteredBridge", "ChannelLeftBridge") and bridge_id.startswith(BRIDGE_PREFIX) and not ours:

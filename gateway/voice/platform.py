@@ -39,6 +39,8 @@ class LegEventKind(StrEnum):
     KEY = "key"
     """A key other than the acknowledgement digit was pressed on an answered, unacknowledged dial."""
     CONNECTED = "connected"
+    HELP = "help"
+    """The agent keyed the help code on a connected leg."""
     ENDED = "ended"
 
 

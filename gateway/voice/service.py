@@ -17,6 +17,7 @@ from gateway.errors import Conflict, GatewayError
 from gateway.events import nudge_after_commit
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.voice.dialable import check_number, mask
+from gateway.voice.help import request_help_from_phone
 from gateway.voice.models import LIVE_LEG_STATES, CallEvent, CallLeg, LegPublic, LegState
 from gateway.voice.numbers import usable_number
 from gateway.voice.platform import LegEvent, LegEventKind, leg_of_dial
@@ -155,6 +156,8 @@ def apply_leg_event(db: Session, event: LegEvent, settings: VoiceSettings, now: 
     elif event.kind is LegEventKind.KEY and leg.state is LegState.RINGING:
         leg.problem = f"answered; key {event.digit} pressed, not the acknowledgement key"
         report(db, leg, "wrong_key", now)
+    elif event.kind is LegEventKind.HELP and leg.state is LegState.CONNECTED:
+        request_help_from_phone(db, leg, now)
     elif event.kind is LegEventKind.CONNECTED:
         leg.state, leg.attempts, leg.connected_at, leg.problem = LegState.CONNECTED, 0, now, None
     elif event.kind is LegEventKind.ENDED:
