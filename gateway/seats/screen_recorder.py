@@ -70,7 +70,7 @@ class SeatRecorders:
         """One pass (one at a time): stop what is no longer wanted, start what is, seal what closed, purge."""
         with self._lock:
             self.files.prepare()
-            wanted = self._wanted()
+            wanted = self.wanted()
             for key in [
                 key for key, running in self._running.items() if key not in wanted or running.recorder.closed.is_set()
             ]:
@@ -89,7 +89,8 @@ class SeatRecorders:
                 self._stop(running)
             self._running.clear()
 
-    def _wanted(self) -> dict[_Wanted, SeatLease]:
+    def wanted(self) -> dict[_Wanted, SeatLease]:
+        """The recordings this node's X11 leases should have now, keyed by lease and (calls only) call."""
         now = self.clock()
         wanted: dict[_Wanted, SeatLease] = {}
         with session_scope(self.engine) as db:
