@@ -140,7 +140,7 @@ def _record_the_agent_showing_magenta(portal: SeatPortal, browser: Browser, reco
                 square.wait()
             time.sleep(2.0)
             assert not _near(_pixel(seat.process, SQUARE_CENTRE), MAGENTA, 60), "the magenta window did not go"
-            time.sleep(2.0)
+            time.sleep(7.0)  # frames reach the recording in ~3 s steps here (docs/recordings.md): two of them
             with session_scope(portal.engine) as db:
                 lease = db.exec(select(SeatLease).where(SeatLease.id == recording.lease_id)).one()
                 service.end_seat(db, lease, SeatEndReason.SESSION_ENDED, portal.clock())
