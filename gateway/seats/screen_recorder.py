@@ -79,6 +79,7 @@ class SeatRecorders:
                 if key not in self._running:
                     self._start(key, lease)
             self._close_guacamole_recordings()
+            self._close_left_behind()
             self._seal_closed()
             with session_scope(self.engine) as db:
                 recordings.purge(db, self.files, self.settings, self.node, self.clock())
@@ -140,6 +141,19 @@ class SeatRecorders:
             for row in recordings.recordings_in(db, self.node, RecordingState.RECORDING):
                 lease = db.get(SeatLease, row.lease_id)
                 if row.backend == "guacamole" and (lease is None or lease.state not in service.LIVE):
+                    recordings.close_recording(db, row.id, self.clock())
+
+    def _close_left_behind(self) -> None:
+        """Close the X11 recordings of this node that no connection of this process makes: a gateway that was killed
+        left them in ``recording``. Its guacd connection ended with its socket, so guacd has stopped writing (the
+        file ends where it stopped); `_seal_closed` seals it once no process holds it, or marks it failed without
+        a file. Runs under the pass's lock, after `_start`, so a recording this process is opening is in `_running`.
+        """
+        ours = {running.recording_id for running in self._running.values()}
+        with session_scope(self.engine) as db:
+            for row in recordings.recordings_in(db, self.node, RecordingState.RECORDING):
+                if row.backend == "x11" and row.id not in ours:
+                    log.warning("closing recording %s left open by a gateway that stopped without ending it", row.id)
                     recordings.close_recording(db, row.id, self.clock())
 
     def _seal_closed(self) -> None:
