@@ -44,6 +44,7 @@ from gateway.sessions.routes import router as sessions_router
 from gateway.sessions.throttle import ThrottleLimits
 from gateway.sessions.workers import session_workers
 from gateway.settings import Settings, get_settings
+from gateway.supervision.alerts import RecordingStorageAlarm
 from gateway.supervision.metrics import metrics_router, record_request_latency
 from gateway.supervision.monitoring import ScreenViewer
 from gateway.supervision.routes import router as supervision_router
@@ -133,6 +134,7 @@ def background_workers(
     settings, engine, clock, authority = state.settings, state.engine, state.clock, state.authority
     state.vpn = start_vpn(engine, settings.vpn, settings.data_dir, clock)
     voice_platform = choose_platform(settings.voice, clock)
+    state.voice_platform = voice_platform  # supervisors' listening asks it (gateway/voice/listening.py)
     children = [  # what an ending session waits for before it is ended
         LiveChildren("tunnel", LEASE_RETIRED, sessions_with_live_tunnels),
         LiveChildren("seat", SEAT_ENDED, sessions_with_live_seats),
@@ -207,6 +209,7 @@ def create_app(
     # What lower domains show from higher ones, handed down instead of imported up (docs/architecture.md, Layers).
     app.state.break_reasons = BREAK_REASONS
     app.state.hr_vetted_number = vetted_number
+    app.state.recording_storage_alarm = RecordingStorageAlarm()
     app.state.view_joins = WATCHED_VIEW_JOINS
     app.state.supervision_wall = WallHub(engine, settings.supervision, clock)
     app.add_exception_handler(GatewayError, _render_error)

@@ -4,7 +4,7 @@ from gateway.audit.models import AuditEvent, AuditHead
 from gateway.enrollment.models import Application, CertificateRequest, EnvcheckRun, Evidence, ImportRun, StageDecision
 from gateway.pki.models import CrlPublication, IssuedCertificate, TrustedAuthority
 from gateway.policies.models import PolicyVersion
-from gateway.seats.models import LaunchToken, RdpHostCertificate, SeatLease
+from gateway.seats.models import LaunchToken, RdpHostCertificate, ScreenRecording, SeatLease
 from gateway.sessions.models import (
     HomeSession,
     LoginAttempt,
@@ -41,6 +41,7 @@ __all__ = [
     "LoginThrottle",
     "PolicyVersion",
     "RdpHostCertificate",
+    "ScreenRecording",
     "ScreenWatch",
     "SeatLease",
     "SeenWebhookEvent",

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
             self.directory = DirectorySettings(kind="builtin", builtin_file=self.data_dir / "directory.json")
         if self.voice.call_state_dir is None:
             self.voice.call_state_dir = self.data_dir / "call-state"
+        recording = self.seats.recording
+        if recording.sealed_dir is None:
+            recording.sealed_dir = self.data_dir / "recordings"
+        if recording.key_file is None:
+            recording.key_file = self.data_dir / "recordings.key"
         return self
 
     @property

@@ -42,6 +42,9 @@ class EffectivePolicy:
     require_client_certificate: bool
     require_totp: bool
     recording: bool
+    recording_apps: frozenset[str] | None
+    """The apps recorded when `recording` is on; None: every app."""
+    recording_customer_calls_only: bool
     view_only_supervision: bool
     notify_agent_when_watched: bool
     storage: Storage
@@ -63,6 +66,12 @@ class EffectivePolicy:
         groups = ", ".join(self.groups) or "no policy group"
         raise PolicyError(f"app {app_id!r} is not published to {groups}")
 
+    def records(self, app_id: str, in_customer_call: bool) -> bool:
+        """Whether a seat of `app_id` is recorded now (`in_customer_call`: a customer call is up on the leg)."""
+        if not self.recording or (self.recording_apps is not None and app_id not in self.recording_apps):
+            return False
+        return in_customer_call or not self.recording_customer_calls_only
+
     def as_dict(self) -> dict[str, object]:
         """Plain JSON-ready data: for the admin page, the audit row and the golden files."""
         return {
@@ -78,6 +87,10 @@ class EffectivePolicy:
             "require_client_certificate": self.require_client_certificate,
             "require_totp": self.require_totp,
             "recording": self.recording,
+            "recording_scope": {
+                "apps": "all" if self.recording_apps is None else sorted(self.recording_apps),
+                "customer_calls_only": self.recording_customer_calls_only,
+            },
             "view_only_supervision": self.view_only_supervision,
             "notify_agent_when_watched": self.notify_agent_when_watched,
             "reasons": dict(self.reasons),

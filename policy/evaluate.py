@@ -45,6 +45,7 @@ def evaluate(document: PolicyDocument, groups: Iterable[str], now: datetime) -> 
     display = DisplayRules(**{rule: explained(rule, merge.display_rule(rule, applied)) for rule in RULE_NAMES})
     watermark_on = explained("watermark", merge.any_group(lambda g: g.watermark.enabled, "turned on", applied))
     template = next((g.watermark.template for _, g in applied if g.watermark.enabled), None)
+    recording_apps, calls_only = explained("recording_scope", merge.recording_scope(applied))
     shifts = tuple(GroupShift(name, window) for name, group in applied for window in group.shifts)
     reasons["shifts"] = "; ".join(str(shift) for shift in shifts) or "no group sets shifts: any time"
     return EffectivePolicy(
@@ -63,6 +64,8 @@ def evaluate(document: PolicyDocument, groups: Iterable[str], now: datetime) -> 
         ),
         require_totp=explained("require_totp", merge.requirement(document, roles, "require_totp", fail_closed=False)),
         recording=explained("recording", merge.any_group(lambda g: g.recording, "recorded", applied)),
+        recording_apps=recording_apps,
+        recording_customer_calls_only=calls_only,
         view_only_supervision=explained(
             "view_only_supervision", merge.every_group(lambda g: g.supervision.allow_viewing, applied)
         ),

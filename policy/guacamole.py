@@ -47,7 +47,9 @@ def compile_guacamole(
         parameters |= _rdp(effective, published, user) | _certificate(published, learned_fingerprint)
     else:
         parameters["enable-sftp"] = "false"
-    if effective.recording:
+    # guacd records a connection from its start to its end: "customer calls only" records a Guacamole seat whole
+    # (X11 seats are recorded per call by the gateway's own recorder, docs/recordings.md).
+    if effective.records(published.id, in_customer_call=True):
         stamp = effective.evaluated_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
         parameters |= {
             "recording-path": effective.storage.recording_path,

@@ -51,6 +51,24 @@ def any_group(flag: Callable[[GroupPolicy], bool], wording: str, applied: Applie
     return False, f"{NO_GROUP}: off" if not applied else "off: no group turns it on"
 
 
+def recording_scope(applied: Applied) -> tuple[tuple[frozenset[str] | None, bool], str]:
+    """What the recording groups record: the union of their apps (one group naming none records every app), and
+    only during customer calls when every recording group says so (the wider recording wins: auditing is additive).
+    """
+    recording = [(name, group.recording_scope) for name, group in applied if group.recording]
+    if not recording:
+        return (None, False), "no group records"
+    apps: frozenset[str] | None = frozenset()
+    for _, scope in recording:
+        apps = None if apps is None or not scope.apps else apps | frozenset(scope.apps)
+    calls_only = all(scope.customer_calls_only for _, scope in recording)
+    parts = [
+        f"{name}: {', '.join(scope.apps) or 'every app'}{' during customer calls' if scope.customer_calls_only else ''}"
+        for name, scope in recording
+    ]
+    return (apps, calls_only), "; ".join(parts)
+
+
 def every_group(flag: Callable[[GroupPolicy], bool], applied: Applied) -> tuple[bool, str]:
     """Permissions that give up privacy or control: only when every group allows them."""
     if not applied:

@@ -151,6 +151,15 @@ class Supervision(_Strict):
     notify_agent_when_watched: bool = True
 
 
+class RecordingScope(_Strict):
+    """What a recording group records: which apps, and whether only while a customer call is up."""
+
+    apps: tuple[str, ...] = ()
+    """Empty: every app the person opens."""
+    customer_calls_only: bool = False
+    """Record an X11 seat only between a customer call's answer and its end (one recording per call)."""
+
+
 class RoleRequirements(_Strict):
     require_client_certificate: bool = True
     require_totp: bool = False
@@ -171,6 +180,8 @@ class GroupPolicy(_Strict):
     shifts: tuple[ShiftWindow, ...] = ()
     network_scope: tuple[NetworkDestination, ...] = ()
     recording: bool = False
+    """Record the screens of this group's seats on the server (docs/recordings.md)."""
+    recording_scope: RecordingScope = RecordingScope()
     supervision: Supervision = Supervision()
 
     @field_validator("display")

@@ -40,7 +40,9 @@ from gateway.seats.endings import VIEW_ENDED, EndingSignal
 from gateway.seats.errors import GuacamoleUnavailable, NoSeatFree
 from gateway.seats.launch_store import DbLaunchStore
 from gateway.seats.models import SeatEndReason, SeatLease
-from gateway.seats.settings import SeatSettings
+from gateway.seats.recordings import StorageAlarm
+from gateway.seats.screen_recorder import SeatRecorders
+from gateway.seats.settings import RecordingSettings, SeatSettings
 from gateway.seats.thumbnails import SeatThumbnails
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import SESSION_ENDED
@@ -61,10 +63,14 @@ class SeatBroker:
     node: str
     clock: Clock
     pool: SeatPool | None
+    recording_storage_alarm: StorageAlarm
+    """Raised when storage refuses a recording, cleared when a purge made room (supervision's, handed down)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _fed: dict[str, CallStateChange] = field(default_factory=dict)
     """The call state last written to each seat's file, so a reconcile pass rewrites only what changed."""
     _feed_lock: threading.Lock = field(default_factory=threading.Lock)
+    recorders: SeatRecorders | None = None
+    """This node's screen recordings (None when recording is not set up: no sealed directory or key)."""
     endings: EndingSignal = field(default_factory=EndingSignal)
     """Wakes guacamole-lite's held liveness questions when a seat or session ends here (`routes/internal.py:alive`)."""
     thumbnails: SeatThumbnails = field(default_factory=lambda: SeatThumbnails(interval=2.0))
@@ -133,6 +139,17 @@ class SeatBroker:
             return path.read_text().rstrip("\n")
         except OSError as error:
             raise GuacamoleUnavailable(f"the password file of {app_id} cannot be read: {error.strerror}") from None
+
+    def recording_settings(self) -> RecordingSettings | None:
+        return self.recorders.settings if self.recorders is not None else None
+
+    def reconcile_recordings(self) -> None:
+        """Start, stop, seal and purge this node's recordings (the ``seats.recordings`` worker's pass)."""
+        if self.recorders is not None:
+            try:
+                self.recorders.reconcile()
+            except OSError as error:  # a full or missing disk must not stop the seats; the next pass retries
+                log.error("screen recordings not reconciled: %s", error)
 
     def feed_call_state(self, session_id: str | None = None) -> None:
         """Write the holder's current call state into each held seat's file (of one session, or all).
@@ -258,6 +275,8 @@ class SeatBroker:
         self.thumbnails.stop()
         for topic in ENDINGS:
             events.unlisten(topic, self.endings.notify)
+        if self.recorders is not None:
+            self.recorders.stop()
         with self._lock:  # a warm-up still starting seats finishes first, so none is left behind
             if self.pool is not None:
                 self.pool.stop_all()
@@ -280,7 +299,19 @@ def start_broker(app: FastAPI, settings: SeatSettings | None = None) -> SeatBrok
             call_state_root=settings.call_state_root,
             now=app.state.clock,
         )
-    broker = SeatBroker(app.state.engine, settings, app.state.settings.node_name, app.state.clock, pool)
+    node = app.state.settings.node_name
+    alarm = app.state.recording_storage_alarm
+    broker = SeatBroker(app.state.engine, settings, node, app.state.clock, pool, alarm)
+    if settings.recording.sealed_dir is not None and settings.recording.key_file is not None:
+        broker.recorders = SeatRecorders(
+            app.state.engine,
+            settings.recording,
+            node,
+            app.state.clock,
+            pool.get if pool else lambda _seat: None,
+            alarm,
+        )
+        broker.recorders.files.prepare()
     for topic in ENDINGS:  # only wakes held questions (each re-reads the database in its own request)
         events.listen(topic, broker.endings.notify)
     app.state.seat_broker = broker

@@ -97,3 +97,45 @@ class RdpHostCertificate(SQLModel, table=True):
     first_seen_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     first_seen_for: str = Field(max_length=255)
     """The login whose launch learned it (the audit row says the same)."""
+
+
+class RecordingState(StrEnum):
+    RECORDING = "recording"
+    """guacd is writing the plaintext into the in-progress directory (0700, guacd's user and root only)."""
+    CLOSED = "closed"
+    """The connection ended; sealed as soon as guacd has closed the file."""
+    SEALED = "sealed"
+    """Encrypted at rest (AES-256-GCM); the plaintext is gone."""
+    FAILED = "failed"
+    PURGED = "purged"
+    """Deleted by retention or quota; the row (and its audit rows) stay."""
+
+
+class ScreenRecording(SQLModel, table=True):
+    """One recording of one seat's screen, linked to the person, seat, home session and customer call it shows.
+
+    Its audit rows (``recording.start|seal|play|purge``) carry its id as their target."""
+
+    __tablename__ = "screen_recording"
+
+    id: str = Field(primary_key=True, max_length=32)
+    person_id: str = Field(max_length=255, index=True)
+    login: str = Field(max_length=255)
+    session_id: str = Field(foreign_key="home_session.id", index=True, max_length=32)
+    lease_id: str = Field(foreign_key="seat_lease.id", index=True, max_length=32)
+    seat_id: str = Field(max_length=64)
+    app_id: str = Field(max_length=128)
+    backend: str = Field(max_length=16)
+    node: str = Field(max_length=255, index=True)
+    call_event_id: int | None = Field(default=None, index=True)
+    """The customer call (its ``voice_call_event`` row of kind ``call.answered``) during which it was recorded."""
+    file_name: str = Field(max_length=255)
+    """guacd's recording name in the in-progress directory."""
+    state: RecordingState = Field(max_length=16, index=True)
+    size_bytes: int | None = None
+    """The sealed file's size."""
+    problem: str | None = Field(default=None, max_length=500)
+    started_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
+    ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    sealed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    purged_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))

@@ -26,6 +26,9 @@ from gateway.seats.errors import AppNotPublished, GuacamoleUnavailable, NoSeatFr
 from gateway.seats.launch_store import bind_launch
 from gateway.seats.models import SeatEndReason, SeatLease, SeatLeaseState
 from gateway.seats.rdp_trust import trusted_fingerprint
+from gateway.seats.recording_files import RecordingFiles
+from gateway.seats.recordings import StorageAlarm, answered_call, new_recording, refuse_recording, storage_refusal
+from gateway.seats.settings import RecordingSettings
 from gateway.seats.tokens import mint
 from gateway.sessions.models import HomeSession
 from gateway.sessions.service import policy_groups
@@ -69,8 +72,17 @@ class SeatSource(Protocol):
         """``sha256:…`` of the certificate the RDP host presents now; `RdpCertificateUnavailable` if unreadable."""
         ...
 
+    @property
+    def recording_storage_alarm(self) -> StorageAlarm:
+        """Raised when storage refuses a recording (supervision's alert, handed down by the app)."""
+        ...
+
     def guacamole_password(self, app_id: str) -> str | None:
         """The password of the app's RDP/VNC account from the gateway's settings (never policy), if it has one."""
+        ...
+
+    def recording_settings(self) -> RecordingSettings | None:
+        """Where this node keeps screen recordings; None when recording is not set up here."""
         ...
 
 
@@ -159,6 +171,7 @@ def _launch_guacamole(
         )
         if (password := seats.guacamole_password(app.id)) is not None:
             parameters["password"] = password
+        refusal = _recording_refusal(db, seats, parameters)
         issued = gate.issue_seat_launch(user=session.login, seat=seat_id, protocol=app.protocol, parameters=parameters)
     except (GuacamoleUnavailable, LaunchParametersRefused, PolicyError) as error:
         message = error.message if isinstance(error, GuacamoleUnavailable) else str(error)
@@ -167,7 +180,28 @@ def _launch_guacamole(
     if lease is None:
         lease = _new_lease(db, session, app, effective, now, seats.node, lease_id, seat_id, None)
     bind_launch(db, issued.launch_id, lease)
+    if "recording-name" in parameters:
+        new_recording(
+            db, lease, call_event_id=answered_call(db, session.id), file_name=parameters["recording-name"], now=now
+        )
+    elif refusal is not None:
+        refuse_recording(db, lease, refusal, now, seats.recording_storage_alarm)
     return LaunchedSeat(lease, issued.token)
+
+
+def _recording_refusal(db: Session, seats: SeatSource, parameters: dict[str, str]) -> str | None:
+    """Why policy's recording cannot start (no room, not set up), having taken guacd's recording parameters out;
+    None when it may (or policy records nothing). The seat opens either way: the refusal is audited and alerted."""
+    if "recording-name" not in parameters:
+        return None
+    settings = seats.recording_settings()
+    refusal = "recording is not set up on this node" if settings is None else None
+    if settings is not None:
+        refusal = storage_refusal(db, RecordingFiles.of(settings), settings)
+    if refusal is not None:
+        for name in ("recording-path", "recording-name", "create-recording-path"):
+            parameters.pop(name, None)
+    return refusal
 
 
 def _refused(db: Session, session: HomeSession, app_id: str, reason: str) -> None:

@@ -8,6 +8,28 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 _REPO = Path(__file__).resolve().parents[2]
 
 
+class RecordingSettings(BaseModel):
+    """Where screen recordings are written and kept, for how long, and how much disk they may take
+    (docs/recordings.md)."""
+
+    in_progress_dir: Path = Path("/var/lib/sohogw/recordings")
+    """Where guacd writes recordings while they run: policy's ``storage.recording_path`` as this host sees it.
+    guacd makes it 0700 (its user); plaintext lives here until the recording closes and is sealed."""
+    sealed_dir: Path | None = None
+    """Sealed (encrypted) recordings; default ``<data_dir>/recordings``."""
+    key_file: Path | None = None
+    """The AES-256-GCM key (made on first use, 0600); default ``<data_dir>/recordings.key``. Back it up apart."""
+    guacd_address: str = "127.0.0.1:4822"
+    """guacd's ``host:port`` for the gateway's own recording connections to X11 seats."""
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 90
+    """Sealed recordings older than this are purged."""
+    quota_bytes: Annotated[int, Field(ge=1)] = 50 * 1024**3
+    """Sealed plus in-progress recordings may take at most this much; then the oldest sealed ones are purged, and
+    when that is not enough no new recording starts (refused, audited, alerted)."""
+    free_space_floor_bytes: Annotated[int, Field(ge=0)] = 5 * 1024**3
+    """No new recording starts while the disk holding the recordings has less than this free."""
+
+
 class SeatSettings(BaseModel):
     """How many X11 seats this node keeps warm and runs, and how long a dropped browser may come back."""
 
@@ -44,6 +66,8 @@ class SeatSettings(BaseModel):
     call_state_root: Path | None = Path("/run/sohogw/seat-calls")
     """Each seat's call-state file, ``<root>/<seat id>/call-state.json`` (readable only by the seat's user),
     which the broker keeps equal to the holder's customer calls; None: the app simulates calls itself."""
+
+    recording: RecordingSettings = Field(default_factory=RecordingSettings)
 
     @field_validator("guacamole_websocket_url")
     @classmethod

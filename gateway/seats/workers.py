@@ -4,7 +4,8 @@
 stopped and wiped; a session's leases are ended first), when a call state changes or a seat is assigned (the seat's
 call-state file is rewritten), and every few seconds as the safety net (dead, orphaned and missing warm seats). Its
 first pass ends whatever an earlier life of the gateway left behind. ``seats.limits`` ends seats that ran idle, too
-long or unreconnected, and those whose session is no longer live.
+long or unreconnected, and those whose session is no longer live. ``seats.recordings`` starts, stops, seals and
+purges this node's screen recordings, at once when a seat ends, a call state changes or a seat is assigned.
 """
 
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from gateway.workers.contract import Nudge, Schedule, Worker
 
 POOL_SECONDS = 3
 LIMITS_SECONDS = 5
+RECORDINGS_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -92,5 +94,27 @@ class SeatLimitsWorker(Worker[None, None]):
         self.broker.enforce_limits()
 
 
+class SeatRecordingsWorker(Worker[None, None]):
+    name = "seats.recordings"
+    schedule = Schedule(
+        interval=timedelta(seconds=RECORDINGS_SECONDS),
+        topics=frozenset({service.SEAT_ENDED, CALL_STATE_CHANGED, service.SEAT_ASSIGNED}),
+    )
+
+    def __init__(self, broker: SeatBroker) -> None:
+        self.broker = broker
+
+    def desired(self, db: Session, nudges: Sequence[Nudge]) -> None:
+        return None
+
+    def apply(self, desired: None, observed: None) -> None:
+        """Recordings follow the leases and calls in the database (``SeatRecorders.reconcile``), outside this pass's
+        transaction; a disk that is full or gone is logged and retried by the next pass."""
+        self.broker.reconcile_recordings()
+
+
 def seat_workers(broker: SeatBroker) -> list[Worker[Any, Any]]:
-    return [SeatPoolWorker(broker), SeatLimitsWorker(broker)]
+    workers: list[Worker[Any, Any]] = [SeatPoolWorker(broker), SeatLimitsWorker(broker)]
+    if broker.recorders is not None:
+        workers.append(SeatRecordingsWorker(broker))
+    return workers

@@ -15,7 +15,14 @@ from gateway.clock import Clock, utcnow
 from gateway.errors import NotFound
 from gateway.pki.models import IssuedCertificate
 from gateway.supervision.models import Alert
-from gateway.supervision.rules import CERT_EXPIRING, POLLED_RULES, Condition, failed_login_conditions, seat_conditions
+from gateway.supervision.rules import (
+    CERT_EXPIRING,
+    POLLED_RULES,
+    RECORDING_STORAGE,
+    Condition,
+    failed_login_conditions,
+    seat_conditions,
+)
 from gateway.supervision.scope import visible_logins
 from gateway.supervision.settings import SupervisionSettings
 from gateway.supervision.state import close_ended_stretches
@@ -123,3 +130,22 @@ class CertificateExpiryAlerts:
 
 
 certificate_expiry_alerts = CertificateExpiryAlerts()
+
+
+class RecordingStorageAlarm:
+    """The seats' `StorageAlarm`: one open ``recording_storage`` alert per node while it refuses new recordings for
+    lack of room, resolved when a purge has made room again."""
+
+    def refused(self, db: Session, node: str, refusal: str, now: datetime) -> None:
+        key = f"{RECORDING_STORAGE}:{node}"
+        if db.exec(select(Alert).where(Alert.open_key == key)).first() is None:
+            message = f"Screen recording refused on {node}: {refusal}"
+            db.add(Alert(rule=RECORDING_STORAGE, subject=node, open_key=key, message=message[:500], raised_at=now))
+            db.flush()
+
+    def room_again(self, db: Session, node: str, now: datetime) -> None:
+        alert = db.exec(select(Alert).where(Alert.open_key == f"{RECORDING_STORAGE}:{node}")).first()
+        if alert is not None:
+            alert.open_key, alert.resolved_at = None, now
+            db.add(alert)
+            db.flush()

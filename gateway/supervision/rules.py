@@ -18,6 +18,8 @@ VPN_DOWN = "vpn_down"
 IDLE_WHILE_READY = "idle_while_ready"
 FAILED_LOGINS = "failed_logins"
 CERT_EXPIRING = "cert_expiring"
+RECORDING_STORAGE = "recording_storage"
+"""Raised by the seats when a node refuses new screen recordings for lack of room (`alerts.RecordingStorageAlarm`)."""
 POLLED_RULES = (BREAK_TOO_LONG, VPN_DOWN, IDLE_WHILE_READY, FAILED_LOGINS)
 
 

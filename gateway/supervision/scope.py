@@ -9,7 +9,7 @@ For other domains' supervisor routes (listening, whisper, recordings): ``agent: 
 """
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -61,12 +61,14 @@ def visible_logins(db: Session, scope: SupervisedTeams, logins: Iterable[str | N
 
 
 def agent_for_supervisor(
-    db: Session, supervisor: HomeSession, session_id: str, *, source: str, clock: Clock
+    db: Session, supervisor: HomeSession, session_id: str, *, source: str, clock: Clock, live_only: bool = True
 ) -> HomeSession:
-    """The agent's live session if it is in the supervisor's scope; else `AgentNotInScope`, audited (flushed: the
-    caller commits it before the error rolls the request back, as `ScopedAgent` does)."""
+    """The agent's live session (or, with ``live_only`` false, any agent session: a recording outlives its session)
+    if it is in the supervisor's scope; else `AgentNotInScope`, audited (flushed: the caller commits it before the
+    error rolls the request back, as `ScopedAgent` does)."""
     agent = get_session(db, session_id)
-    live = agent is not None and agent.state is SessionState.ACTIVE and "agent" in agent.role_set
+    state_ok = agent is not None and (agent.state is SessionState.ACTIVE or not live_only)
+    live = agent is not None and state_ok and "agent" in agent.role_set
     if agent is not None and live and may_see(db, supervisor, agent):
         return agent
     record(
@@ -82,16 +84,22 @@ def agent_for_supervisor(
     raise AgentNotInScope("no agent with that session is logged in in your teams")
 
 
-def _scoped_agent(
-    request: Request, session_id: str, supervisor: SupervisorSession, db: DbSession, clock: ClockDep
-) -> HomeSession:
-    source = client_origin(request, request.app.state.settings.portal).address
-    try:
-        return agent_for_supervisor(db, supervisor, session_id, source=source, clock=clock)
-    except AgentNotInScope:
-        keep_refusal(db)
-        raise
+def _scoped(live_only: bool) -> Callable[..., HomeSession]:
+    def scoped_agent(
+        request: Request, session_id: str, supervisor: SupervisorSession, db: DbSession, clock: ClockDep
+    ) -> HomeSession:
+        source = client_origin(request, request.app.state.settings.portal).address
+        try:
+            return agent_for_supervisor(db, supervisor, session_id, source=source, clock=clock, live_only=live_only)
+        except AgentNotInScope:
+            keep_refusal(db)
+            raise
+
+    return scoped_agent
 
 
-ScopedAgent = Annotated[HomeSession, Depends(_scoped_agent)]
+ScopedAgent = Annotated[HomeSession, Depends(_scoped(live_only=True))]
 """The live agent session named by the route's ``{session_id}``, in the signed-in supervisor's scope, or 404."""
+ScopedAgentOfAnyState = Annotated[HomeSession, Depends(_scoped(live_only=False))]
+"""The agent session named by the route's ``{session_id}``, live or ended (recordings outlive it), in the signed-in
+supervisor's scope, or 404."""

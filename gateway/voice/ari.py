@@ -4,8 +4,10 @@ mixing bridge of its own, where the contact center's logic puts customer calls.
 REST (Asterisk "Channels" and "Bridges" REST APIs): ``POST /ari/bridges/{id}?type=mixing`` (create or keep),
 ``POST /ari/channels/{dialId}?endpoint=…&app=…`` (originate with our id), ``POST /ari/bridges/{id}/addChannel``,
 ``POST /ari/channels/{id}/variable``, ``DELETE /ari/channels/{id}``, ``DELETE /ari/bridges/{id}``,
-``GET /ari/channels``. Events arrive on the websocket ``/ari/events?app=…&api_key=user:pass``; after every
-(re)connect the adapter reports ``Resynced`` so the reconciler compares legs with ``GET /ari/channels``.
+``GET /ari/channels``; for supervisors (`gateway/voice/listening.py`) ``POST /channels/{id}/snoop`` with
+``spy``/``whisper``/``app``/``appArgs``/``snoopId``, ``POST /channels/{id}/play`` (the agent's beep). Events
+arrive on the websocket ``/ari/events?app=…&api_key=user:pass``; after every (re)connect the adapter reports
+``Resynced`` so the reconciler compares legs with ``GET /ari/channels``.
 """
 
 import json
@@ -18,6 +20,7 @@ import httpx
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
+from gateway.voice.listening import ListenMode, ListenOrder, snoop_channel, supervisor_channel
 from gateway.voice.platform import (
     DIAL_PREFIX,
     CustomerCallEvent,
@@ -35,6 +38,7 @@ from gateway.voice.settings import AriSettings
 
 log = logging.getLogger(__name__)
 BRIDGE_PREFIX = "sohogw.bridge-"
+MONITOR_BRIDGE_PREFIX = "sohogw.listen-"
 REST_TIMEOUT = 5.0
 
 
@@ -43,8 +47,20 @@ def bridge_of(leg_id: str) -> str:
 
 
 class AriPlatform:
-    def __init__(self, settings: AriSettings) -> None:
+    """`ack_digit`: put an answered callback into its bridge only after the agent pressed this key
+    (``ChannelDtmfReceived``); until then it is reported ANSWERED, and other keys are reported as KEY.
+    `help_code`: the keys that, pressed on a connected callback, are reported as HELP."""
+
+    def __init__(self, settings: AriSettings, ack_digit: str | None = None, help_code: str | None = None) -> None:
         self._settings = settings
+        self._ack_digit = ack_digit
+        self._help_code = help_code
+        self._keys: dict[str, str] = {}
+        """The last keys pressed on each connected callback, to find the help code in them."""
+        self._listening_bridge: dict[str, str] = {}
+        """A supervisor's listening channel → the bridge it joins when it answers."""
+        self._awaiting_key: set[str] = set()
+        """Answered dials whose acknowledgement key has not come yet (only touched by the event thread)."""
         password = settings.password.get_secret_value()
         self._http = httpx.Client(
             base_url=settings.url.rstrip("/") + "/ari", auth=(settings.username, password), timeout=REST_TIMEOUT
@@ -88,6 +104,45 @@ class AriPlatform:
     def set_ready(self, leg: LegOrder, ready: bool) -> None:
         """ARI has no agent state; the dialplan or queue logic reads the channel variable SOHOGW_READY."""
         self._call("POST", f"/channels/{leg.dial_id}/variable", {"variable": "SOHOGW_READY", "value": str(int(ready))})
+
+    def start_listening(self, order: ListenOrder) -> None:
+        """Listen / whisper: a snoop channel on the agent's leg (``spy=both``; ``whisper=out`` for a whisper, which
+        only the agent hears) in a mixing bridge of its own; barge: no snoop, the leg's own bridge. Then call the
+        supervisor; their channel joins that bridge when it answers (StasisStart). The agent hears a beep first when
+        policy says to tell them."""
+        if order.tell_agent:
+            self._call("POST", f"/channels/{order.agent_dial_id}/play", {"media": "sound:beep"})
+        bridge = (
+            bridge_of(order.leg_id) if order.mode is ListenMode.BARGE else f"{MONITOR_BRIDGE_PREFIX}{order.monitor_id}"
+        )
+        if order.mode is not ListenMode.BARGE:
+            self._call("POST", f"/bridges/{bridge}", {"type": "mixing", "name": f"listen {order.monitor_id}"})
+            snoop = {
+                "spy": "both",
+                "whisper": "out" if order.mode is ListenMode.WHISPER else "none",
+                "app": self._settings.application,
+                "appArgs": f"listen,{order.monitor_id}",
+                "snoopId": order.snoop_channel,
+            }
+            self._call("POST", f"/channels/{order.agent_dial_id}/snoop", snoop)
+            self._call("POST", f"/bridges/{bridge}/addChannel", {"channel": order.snoop_channel})
+        self._listening_bridge[order.supervisor_channel] = bridge
+        params = {
+            "endpoint": self._settings.endpoint.format(number=order.supervisor_e164),
+            "app": self._settings.application,
+            "appArgs": f"listen,{order.monitor_id}",
+            "timeout": str(self._settings.ring_seconds),
+        }
+        if self._settings.caller_id:
+            params["callerId"] = self._settings.caller_id
+        self._call("POST", f"/channels/{order.supervisor_channel}", params)
+
+    def stop_listening(self, monitor_id: str, mode: ListenMode) -> None:
+        self._listening_bridge.pop(supervisor_channel(monitor_id), None)
+        self._call("DELETE", f"/channels/{supervisor_channel(monitor_id)}", missing_ok=True)
+        if mode is not ListenMode.BARGE:
+            self._call("DELETE", f"/channels/{snoop_channel(monitor_id)}", missing_ok=True)
+            self._call("DELETE", f"/bridges/{MONITOR_BRIDGE_PREFIX}{monitor_id}", missing_ok=True)
 
     def live_dials(self) -> set[str] | None:
         channels = self._call("GET", "/channels")
@@ -149,6 +204,13 @@ class AriPlatform:
             log.warning("ARI event not handled: %s", error)
             return []
 
+    def _bridge(self, channel_id: str) -> LegEvent:
+        """Put the answered (and, if asked, acknowledged) callback into its leg's bridge: now it is connected."""
+        leg_id = leg_of_dial(channel_id)
+        assert leg_id is not None
+        self._call("POST", f"/bridges/{bridge_of(leg_id)}/addChannel", {"channel": channel_id})
+        return LegEvent(channel_id, LegEventKind.CONNECTED)
+
     def _translate(self, message: dict[str, Any]) -> list[PlatformEvent]:
         kind = message.get("type")
         channel = message.get("channel") or {}
@@ -156,12 +218,27 @@ class AriPlatform:
         ours = leg_of_dial(channel_id) is not None
         if kind == "ChannelStateChange" and ours and channel.get("state") == "Ringing":
             return [LegEvent(channel_id, LegEventKind.RINGING)]
+        if kind == "StasisStart" and ours and self._ack_digit is not None:
+            self._awaiting_key.add(channel_id)
+            return [LegEvent(channel_id, LegEventKind.ANSWERED)]
         if kind == "StasisStart" and ours:
-            leg_id = leg_of_dial(channel_id)
-            assert leg_id is not None
-            self._call("POST", f"/bridges/{bridge_of(leg_id)}/addChannel", {"channel": channel_id})
-            return [LegEvent(channel_id, LegEventKind.CONNECTED)]
+            return [self._bridge(channel_id)]
+        if kind == "ChannelDtmfReceived" and channel_id in self._awaiting_key:
+            digit = str(message.get("digit", ""))
+            if digit != self._ack_digit:
+                return [LegEvent(channel_id, LegEventKind.KEY, digit=digit)]
+            self._awaiting_key.discard(channel_id)
+            return [self._bridge(channel_id)]
+        if kind == "StasisStart" and channel_id in self._listening_bridge:
+            self._call("POST", f"/bridges/{self._listening_bridge[channel_id]}/addChannel", {"channel": channel_id})
+            return []
+        if kind == "ChannelDtmfReceived" and ours and self._help_code is not None:
+            keys = (self._keys.get(channel_id, "") + str(message.get("digit", "")))[-len(self._help_code) :]
+            self._keys[channel_id] = "" if keys == self._help_code else keys
+            return [LegEvent(channel_id, LegEventKind.HELP)] if keys == self._help_code else []
         if kind == "ChannelDestroyed" and ours:
+            self._awaiting_key.discard(channel_id)
+            self._keys.pop(channel_id, None)
             return [LegEvent(channel_id, LegEventKind.ENDED, message.get("cause"))]
         bridge_id = str((message.get("bridge") or {}).get("id", ""))
         if kind in ("ChannelEnteredBridge", "ChannelLeftBridge") and bridge_id.startswith(BRIDGE_PREFIX) and not ours:

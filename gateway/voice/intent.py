@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from gateway.clock import as_utc
 from gateway.sessions.models import HomeSession, SessionState
+from gateway.voice.acknowledgement import acknowledgement_overdue, not_acknowledged
 from gateway.voice.dialable import NumberRefused, check_number
 from gateway.voice.models import LIVE_LEG_STATES, CallEvent, CallLeg, LegState
 from gateway.voice.platform import DIAL_PREFIX, LegOrder, PlatformUnavailable
@@ -112,7 +113,13 @@ def plan(
             dial_ended(db, leg, None, settings, now)
             leg.updated_at = now
             note(db, leg, "lost", now)
-        if not leg.wanted and leg.channel_id is not None:
+        if leg.wanted and acknowledgement_overdue(db, leg, settings, now):
+            # Hang up the unacknowledged dial; the leg has already moved on, so its outcome is not recorded.
+            steps.append(Step(StepKind.HANG_UP, _order(leg)))
+            not_acknowledged(db, leg, settings, now)
+            leg.updated_at = now
+            note(db, leg, "not_acknowledged", now)
+        elif not leg.wanted and leg.channel_id is not None:
             steps.append(Step(StepKind.HANG_UP, _order(leg)))
         elif not leg.wanted:
             leg.state, leg.updated_at = LegState.ENDED, now

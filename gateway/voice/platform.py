@@ -34,7 +34,13 @@ class LegOrder:
 
 class LegEventKind(StrEnum):
     RINGING = "ringing"
+    ANSWERED = "answered"
+    """Something answered the dial, but no one has pressed the acknowledgement key yet (it may be voicemail)."""
+    KEY = "key"
+    """A key other than the acknowledgement digit was pressed on an answered, unacknowledged dial."""
     CONNECTED = "connected"
+    HELP = "help"
+    """The agent keyed the help code on a connected leg."""
     ENDED = "ended"
 
 
@@ -43,6 +49,7 @@ class LegEvent:
     dial_id: str
     kind: LegEventKind
     cause: int | None = None
+    digit: str | None = None
 
 
 class CustomerCallKind(StrEnum):

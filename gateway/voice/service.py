@@ -18,6 +18,7 @@ from gateway.errors import Conflict, GatewayError
 from gateway.events import nudge_after_commit
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.voice.dialable import check_number, mask
+from gateway.voice.help import request_help_from_phone
 from gateway.voice.models import LIVE_LEG_STATES, CallEvent, CallLeg, LegPublic, LegState
 from gateway.voice.numbers import usable_number
 from gateway.voice.platform import LegEvent, LegEventKind, leg_of_dial
@@ -161,6 +162,13 @@ def apply_leg_event(db: Session, event: LegEvent, settings: VoiceSettings, now: 
         return None
     if event.kind is LegEventKind.RINGING and leg.state is LegState.REQUESTED:
         leg.state = LegState.RINGING
+    elif event.kind is LegEventKind.ANSWERED and leg.state in (LegState.REQUESTED, LegState.RINGING):
+        leg.state, leg.problem = LegState.RINGING, "answered; waiting for the agent's key"
+    elif event.kind is LegEventKind.KEY and leg.state is LegState.RINGING:
+        leg.problem = f"answered; key {event.digit} pressed, not the acknowledgement key"
+        report(db, leg, "wrong_key", now)
+    elif event.kind is LegEventKind.HELP and leg.state is LegState.CONNECTED:
+        request_help_from_phone(db, leg, now)
     elif event.kind is LegEventKind.CONNECTED:
         leg.state, leg.attempts, leg.connected_at, leg.problem = LegState.CONNECTED, 0, now, None
     elif event.kind is LegEventKind.ENDED:
@@ -177,6 +185,8 @@ def apply_leg_event(db: Session, event: LegEvent, settings: VoiceSettings, now: 
 
 def _outcome(event: LegEvent, leg: CallLeg) -> str:
     """What the event meant for the leg: ringing, connected, or how the dial ended (dropped, unanswered, …)."""
+    if event.kind is LegEventKind.KEY:
+        return "wrong_key"
     if event.kind is not LegEventKind.ENDED:
         return event.kind.value
     return "unanswered" if leg.state is LegState.REQUESTED else leg.state.value
@@ -193,7 +203,7 @@ def dial_ended(db: Session, leg: CallLeg, cause: int | None, settings: VoiceSett
     if was_connected:
         leg.state, leg.problem = LegState.DROPPED, f"the line dropped ({cause_text}); re-dialling"
         leg.next_dial_at = now + timedelta(seconds=settings.backoff(1))
-        _report(db, leg, "dropped", now)
+        report(db, leg, "dropped", now)
     elif leg.attempts >= settings.max_dial_attempts:
         fail(db, leg, f"not answered after {leg.attempts} dials ({cause_text})", now)
     else:
@@ -204,10 +214,11 @@ def dial_ended(db: Session, leg: CallLeg, cause: int | None, settings: VoiceSett
 def fail(db: Session, leg: CallLeg, problem: str, now: datetime) -> None:
     """Give up on the leg and say why; supervisors read it through ``current_leg``/``session_legs``."""
     leg.state, leg.wanted, leg.problem, leg.channel_id = LegState.FAILED, False, problem, None
-    _report(db, leg, "failed", now)
+    report(db, leg, "failed", now)
 
 
-def _report(db: Session, leg: CallLeg, outcome: str, now: datetime) -> None:
+def report(db: Session, leg: CallLeg, outcome: str, now: datetime) -> None:
+    """The ``voice.leg`` audit row supervisors and the wall read (the number masked)."""
     record(
         db,
         actor="system",

@@ -67,6 +67,13 @@ class VoiceSettings(BaseModel):
     call_state_dir: Path | None = None
     """Write ``<dir>/<session id>.json`` for the agent console (``SOHOGW_CALL_STATE``)."""
     reconcile_seconds: Annotated[int, Field(ge=1, le=300)] = 5
+    ack_digit: Annotated[str, Field(pattern=r"^[0-9*#A-D]$")] | None = None
+    """When set, an answered callback counts as connected only after this key is pressed on the phone (a voicemail
+    that answers never makes the agent available); None: answering is enough."""
+    ack_seconds: Annotated[int, Field(ge=3, le=120)] = 15
+    help_code: Annotated[str, Field(pattern=r"^[0-9*#A-D]{1,4}$")] | None = None
+    """Keys the agent presses on the connected line to ask a supervisor for help (e.g. ``*9``); None: off."""
+    """How long after answering the key may come; then the dial counts as unanswered and is re-dialled."""
     ari: AriSettings = AriSettings()
     webhook: CtiWebhookSettings = CtiWebhookSettings()
 

@@ -153,6 +153,13 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("POST", "/supervision/watch/{watch_id}/end"): role(SUPERVISOR, Csrf.FORM),
     ("POST", "/supervision/help/{session_id}/answer"): role(SUPERVISOR, Csrf.FORM),
     ("GET", "/supervision/alerts"): role(SUPERVISOR),
+    ("GET", "/supervision/agents/{session_id}/recordings"): role(SUPERVISOR),
+    ("GET", "/supervision/agents/{session_id}/recordings/{recording_id}"): role(SUPERVISOR),
+    ("GET", "/supervision/agents/{session_id}/recordings/{recording_id}/data"): role(SUPERVISOR),
+    ("POST", "/supervision/agents/{session_id}/call/{mode}"): role(
+        SUPERVISOR, Csrf.HEADER, example="/supervision/agents/missing/call/listen"
+    ),
+    ("POST", "/supervision/agents/{session_id}/call/{monitor_id}/end"): role(SUPERVISOR, Csrf.HEADER),
     ("POST", "/supervision/alerts/{alert_id}/ack"): role(SUPERVISOR, Csrf.FORM),
     ("GET", "/supervision/surge"): role(SUPERVISOR),
     ("POST", "/supervision/standby"): role(SUPERVISOR, Csrf.FORM),

@@ -12,6 +12,8 @@ import gateway
 GATEWAY = Path(gateway.__file__).parent
 HELPERS = {"db.py": {"session_scope", "keep_refusal"}}
 """The functions allowed to commit, by file."""
+
+
 def commits_outside(source: str, allowed_functions: set[str]) -> list[int]:
     """Lines of ``.commit()`` calls not inside one of ``allowed_functions``."""
     found: list[int] = []

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from gateway.supervision.routes import agent, alerts, platform, reports, view, wall
+from gateway.supervision.routes import agent, alerts, listening, platform, recordings, reports, view, wall
 
 router = APIRouter()
-for part in (wall, alerts, reports, agent, platform, view):
+for part in (wall, alerts, reports, agent, platform, view, recordings, listening):
     router.include_router(part.router)

@@ -21,7 +21,8 @@ from sqlmodel import Session, select
 from websockets.exceptions import ConnectionClosed
 
 from desktop_broker.guacamole.token import derive_token_key
-from gateway.seats.models import LaunchToken, RdpHostCertificate, SeatLease, SeatLeaseState
+from gateway.seats.models import LaunchToken, RdpHostCertificate, ScreenRecording, SeatLease, SeatLeaseState
+from gateway.seats.settings import RecordingSettings
 from tests.desktop_broker.test_guacamole_launch import (  # noqa: F401 - fixtures are used by name
     KEY,
     LaunchEndpoint,
@@ -95,6 +96,9 @@ def portal(tmp_path_factory: pytest.TempPathFactory, rdp_host: RdpHost, log_dir:
         guacamole_secret=SECRET,
         guacamole_passwords={"billing": password_file},
         policy=rdp_policy(rdp_host, log_dir / "recordings"),
+        recording=RecordingSettings(
+            in_progress_dir=log_dir / "recordings", sealed_dir=log_dir / "sealed", key_file=log_dir / "recordings.key"
+        ),
     ) as running:
         yield running
 
@@ -202,6 +206,8 @@ def test_one_click_opens_only_the_rdp_app_with_policys_parameters_and_a_learned_
     assert "certificate not trusted, aborting" not in log and "RDP server closed/refused connection" not in log
     recording = Path(received["recording-path"]) / received["recording-name"]
     assert recording.is_file() and "Creation of recording failed" not in log
+    (recorded,) = rows(portal, ScreenRecording)  # linked to the person, session, lease and seat (docs/recordings.md)
+    assert (recorded.file_name, recorded.login, recorded.backend) == (received["recording-name"], "agent1", "guacamole")
     # The first launch learned xrdp's certificate, audited; the gateway pins it from now on.
     (learned,) = rows(portal, RdpHostCertificate)
     assert learned.fingerprint == rdp_host.fingerprint

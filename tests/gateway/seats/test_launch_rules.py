@@ -24,6 +24,7 @@ from gateway.seats.settings import SeatSettings
 from gateway.seats.tokens import spend
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import open_session
+from gateway.supervision.alerts import RecordingStorageAlarm
 from policy import DisplayRules, X11App
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -276,7 +277,9 @@ class ReconcileBeforeCommit:
 def test_a_reconcile_pass_between_assignment_and_commit_leaves_the_new_seat_alone(engine: Engine, db: Session) -> None:
     clock = [NOW]
     pool = SeatPool(start=SeatProcessStandIn, node_cap=3, warm_per_kind=0, now=lambda: clock[0])  # type: ignore[arg-type]
-    broker = SeatBroker(engine, SeatSettings(call_state_root=None), "node-a", lambda: clock[0], pool)
+    broker = SeatBroker(
+        engine, SeatSettings(call_state_root=None), "node-a", lambda: clock[0], pool, RecordingStorageAlarm()
+    )
     try:
         session = _session(db, "agent1")
         db.commit()

@@ -17,6 +17,7 @@ from gateway.seats.broker import SeatBroker
 from gateway.seats.models import SeatEndReason, SeatLease, SeatLeaseState
 from gateway.seats.settings import SeatSettings
 from gateway.seats.workers import POOL_SECONDS, SeatPoolWorker
+from gateway.supervision.alerts import RecordingStorageAlarm
 from gateway.workers.contract import Schedule
 from gateway.workers.runner import WorkerRunner
 from policy import DisplayRules
@@ -68,7 +69,7 @@ def node(engine: Engine) -> Iterator[Node]:
         clock = Later()
         pool = FlakyPool(start=start, node_cap=3, warm_per_kind=0)
         settings = SeatSettings(warm_per_app=0, homes_root=root / "homes", runtime_root=root / "run")
-        broker = SeatBroker(engine, settings, NODE, clock, pool)
+        broker = SeatBroker(engine, settings, NODE, clock, pool, RecordingStorageAlarm())
         try:
             yield Node(engine, pool, broker, clock)
         finally:

@@ -4,8 +4,9 @@ adapter uses (channels originate with id / list / hangup / variable, bridges cre
 ``/ari/events``) and plays the events in the order Asterisk documents for a channel originated into a Stasis
 application: ChannelStateChange(Ringing) → [answer] ChannelStateChange(Up) → StasisStart → ChannelEnteredBridge
 … ChannelHangupRequest → ChannelLeftBridge → StasisEnd → ChannelDestroyed(cause). Failures are scripted per number:
-busy (cause 17), no answer (19), rejected (21); tests can also hang up a live channel, lose the websocket, or
-destroy a channel while no websocket listens (events lost, to be found by a resync).
+busy (cause 17), no answer (19), rejected (21); tests can also hang up a live channel, lose the websocket,
+destroy a channel while no websocket listens (events lost, to be found by a resync), or press a key on an answered
+channel (ChannelDtmfReceived).
 """
 
 import asyncio
@@ -20,6 +21,7 @@ from fastapi.responses import JSONResponse
 
 CAUSE_TEXT = {16: "Normal Clearing", 17: "User busy", 19: "No answer", 21: "Call Rejected"}
 FAILURE_CAUSE = {"busy": 17, "no_answer": 19, "rejected": 21}
+DIRECTIONS = ("none", "both", "out", "in")
 
 
 def _now() -> str:
@@ -37,6 +39,9 @@ class AriStandIn:
         self.in_stasis: set[str] = set()
         self.variables: dict[tuple[str, str], str] = {}
         self.originated: list[str] = []
+        self.snoops: list[dict[str, str]] = []
+        """Every ``POST /ari/channels/{channelId}/snoop``: the spied channel and the query as sent."""
+        self.played: list[tuple[str, str]] = []
         self.deleted: list[str] = []
         self.refuse_websockets = False
         self.websocket_connects = 0
@@ -61,6 +66,11 @@ class AriStandIn:
     def destroy_unseen(self, channel_id: str) -> None:
         """Destroy a channel without telling anyone (its events are lost while no websocket listens)."""
         self.run(self._destroy(channel_id, 16, announce=False))
+
+    def press(self, channel_id: str, digit: str, duration_ms: int = 120) -> None:
+        """The person (or nobody, for a voicemail) presses a key on the answered phone: ChannelDtmfReceived, as
+        Asterisk's ARI documents it (``digit`` 0-9, A-E, # or *; ``duration_ms``; the channel)."""
+        self.run(self._emit("ChannelDtmfReceived", self.channels[channel_id], digit=digit, duration_ms=duration_ms))
 
     def customer_call(self, bridge_id: str, caller: str) -> str:
         return str(self.run(self._customer_enters(bridge_id, caller)))
@@ -104,6 +114,48 @@ class AriStandIn:
             self.deleted.append(channel_id)
             await self._destroy(channel_id, 16)
             return Response(status_code=204)
+
+        @app.post("/ari/channels/{channel_id}/snoop")
+        async def snoop(
+            channel_id: str, app: str, spy: str = "none", whisper: str = "none", appArgs: str = "", snoopId: str = ""
+        ) -> Any:
+            # Asterisk: spy and whisper each none|both|out|in; app required; the snoop channel enters Stasis at once.
+            if channel_id not in self.channels:
+                return JSONResponse({"message": "Channel not found"}, status_code=404)
+            if spy not in DIRECTIONS or whisper not in DIRECTIONS or (spy == "none" and whisper == "none"):
+                return JSONResponse({"message": "Invalid direction specified"}, status_code=400)
+            if app != self.application:
+                return JSONResponse({"message": "Application not registered"}, status_code=400)
+            snoop_id = snoopId or f"snoop-{next(self._serial)}"
+            self.snoops.append(
+                {
+                    "channel": channel_id,
+                    "spy": spy,
+                    "whisper": whisper,
+                    "app": app,
+                    "appArgs": appArgs,
+                    "snoopId": snoop_id,
+                }
+            )
+            snooping = self._channel(snoop_id, "")
+            snooping.update(state="Up", name=f"Snoop/{channel_id}-{next(self._serial):08x}")
+            self.channels[snoop_id] = snooping
+            self.in_stasis.add(snoop_id)
+            await self._emit("StasisStart", snooping, args=appArgs.split(","))
+            return snooping
+
+        @app.post("/ari/channels/{channel_id}/play")
+        async def play(channel_id: str, media: str) -> Any:
+            if channel_id not in self.channels:
+                return JSONResponse({"message": "Channel not found"}, status_code=404)
+            self.played.append((channel_id, media))
+            return {
+                "id": f"playback-{next(self._serial)}",
+                "media_uri": media,
+                "target_uri": f"channel:{channel_id}",
+                "language": "en",
+                "state": "queued",
+            }
 
         @app.post("/ari/channels/{channel_id}/variable")
         async def set_variable(channel_id: str, variable: str, value: str = "") -> Response:
