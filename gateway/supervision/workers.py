@@ -8,25 +8,29 @@ Certificate-expiry warnings from the PKI are hooked into alerts. Each alert pass
 watches whose grid stopped asking.
 """
 
+import json
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
-from gateway.clock import Clock
+from gateway.audit.models import AuditEvent
+from gateway.clock import Clock, as_utc
 from gateway.db import session_scope
 from gateway.pki.expiry import on_expiring
 from gateway.sessions.service import SESSION_ENDED
 from gateway.supervision.alerts import certificate_expiry_alerts, check_alerts
 from gateway.supervision.delivery import deliver_pending
-from gateway.supervision.help import close_unanswered
+from gateway.supervision.help import NoLiveAgent, close_unanswered, request_help
+from gateway.supervision.models import HelpRequest
 from gateway.supervision.monitoring import end_lapsed_grid_watches
 from gateway.supervision.settings import SupervisionSettings
 from gateway.supervision.state import close_ended_stretches
+from gateway.voice.help import HELP_AUDIT_ACTION, HELP_KEYED
 from gateway.workers.contract import Nudge, Schedule, Scope, Worker
 
 log = logging.getLogger(__name__)
@@ -79,8 +83,48 @@ class StretchCloser(Worker[None, None]):
         return None
 
 
+PHONE_HELP_SECONDS = 30
+
+
+class PhoneHelpRequests(Worker[None, None]):
+    """Turns help codes keyed on the phone (the voice domain's ``HELP_KEYED``) into "need help" flags on the wall; its
+    interval pass does the same for key presses of the last two intervals whose nudge was lost. Its world is the
+    database: the work is done in the pass's own transaction."""
+
+    name = "supervision.phone_help"
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.schedule = Schedule(interval=timedelta(seconds=PHONE_HELP_SECONDS), topics=frozenset({HELP_KEYED}))
+
+    def desired(self, db: Session, nudges: Sequence[Nudge]) -> None:
+        now = self.clock()
+        keyed = [(str(n.payload), now) for n in nudges] if nudges else self._keyed_lately(db, now)
+        for session_id, at in keyed:
+            asked = db.exec(
+                select(HelpRequest.id).where(HelpRequest.session_id == session_id, col(HelpRequest.requested_at) >= at)
+            ).first()
+            if asked is None:
+                try:
+                    request_help(db, session_id, "phone", now)
+                except NoLiveAgent:
+                    log.info("help keyed on the phone for session %s, which is no longer live", session_id)
+
+    def _keyed_lately(self, db: Session, now: datetime) -> list[tuple[str, datetime]]:
+        since = now - 2 * self.schedule.interval
+        rows = db.exec(
+            select(AuditEvent.detail, AuditEvent.at).where(
+                AuditEvent.action == HELP_AUDIT_ACTION, col(AuditEvent.at) >= since
+            )
+        ).all()
+        return [(str(json.loads(detail).get("session", "")), as_utc(at)) for detail, at in rows]
+
+    def apply(self, desired: None, observed: None) -> None:
+        return None
+
+
 def supervision_workers(engine: Engine, settings: SupervisionSettings, clock: Clock) -> list[Worker[Any, Any]]:
     """The workers, and the PKI's expiry warnings hooked into alerts."""
     certificate_expiry_alerts.clock = clock
     on_expiring(certificate_expiry_alerts)
-    return [AlertRules(engine, settings, clock), StretchCloser(settings, clock)]
+    return [AlertRules(engine, settings, clock), StretchCloser(settings, clock), PhoneHelpRequests(clock)]
