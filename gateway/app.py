@@ -24,6 +24,7 @@ from gateway.enrollment import jobs as enrollment_jobs
 from gateway.enrollment.import_routes import MAX_CSV_BYTES
 from gateway.enrollment.routes import router as enrollment_router
 from gateway.errors import GatewayError
+from gateway.notify.sms import HttpSms
 from gateway.pki import jobs as pki_jobs
 from gateway.pki.ca import CaNotReady, open_authority
 from gateway.pki.client_cas import ClientCaBundle
@@ -151,6 +152,9 @@ def create_app(
             app.state.voice_platform = voice_platform  # supervisors' listening asks it (gateway/voice/listening.py)
             if voice_platform is not None:
                 shutdowns.append(voice_jobs.register(scheduler, engine, voice_platform, settings.voice, clock))
+                if settings.voice.survey.enabled:
+                    sms = HttpSms(settings.sms)
+                    shutdowns.append(voice_jobs.register_surveys(scheduler, engine, sms, settings.voice.survey, clock))
         scheduler.start()
         try:
             yield

@@ -7,7 +7,15 @@ from gateway.policies.models import PolicyVersion
 from gateway.seats.models import LaunchToken, RdpHostCertificate, ScreenRecording, SeatLease
 from gateway.sessions.models import HomeSession, LoginAttempt, LoginThrottle, TotpEnrolmentCode, TotpSecret
 from gateway.supervision.models import Alert, Bulletin, CallIn, ScreenWatch, StandbyAgent, WorkState
-from gateway.voice.models import CallbackNumber, CallEvent, CallLeg, SeenWebhookEvent
+from gateway.voice.models import (
+    CallbackNumber,
+    CallEvent,
+    CallLeg,
+    SatisfactionSurvey,
+    SeenWebhookEvent,
+    SurveyOptOut,
+    SurveyReply,
+)
 from gateway.vpn.models import AddressAssignment, TunnelLease
 
 __all__ = [
@@ -33,12 +41,15 @@ __all__ = [
     "LoginThrottle",
     "PolicyVersion",
     "RdpHostCertificate",
+    "SatisfactionSurvey",
     "ScreenRecording",
     "ScreenWatch",
     "SeatLease",
     "SeenWebhookEvent",
     "StageDecision",
     "StandbyAgent",
+    "SurveyOptOut",
+    "SurveyReply",
     "TotpEnrolmentCode",
     "TotpSecret",
     "TrustedAuthority",

@@ -1,4 +1,5 @@
-"""Voice's scheduled work and listeners: the reconcile loop, calls at session start, hang-ups at session end."""
+"""Voice's scheduled work and listeners: the reconcile loop, calls at session start, hang-ups at session end, and
+the satisfaction-survey pass."""
 
 import logging
 from collections.abc import Callable
@@ -12,17 +13,20 @@ from gateway.clock import Clock
 from gateway.db import session_scope
 from gateway.errors import GatewayError
 from gateway.events import listen, unlisten
+from gateway.notify.sms import SmsSender
 from gateway.sessions.service import SESSION_ENDED, SESSION_STARTED, get_session
 from gateway.voice.calls import CALL_STATE_CHANGED, CallStateChange, write_call_state
 from gateway.voice.platform import VoicePlatform
 from gateway.voice.reconcile import reconcile_legs
 from gateway.voice.service import LEG_CHANGED, release_session, request_callback
-from gateway.voice.settings import VoiceSettings
+from gateway.voice.settings import SurveySettings, VoiceSettings
 from gateway.voice.sink import make_event_sink
+from gateway.voice.surveys import SURVEY_WANTED, send_pending_surveys
 from gateway.voice.webhook import forget_seen_events
 
 log = logging.getLogger(__name__)
 JOB_ID = "voice.reconcile"
+SURVEY_JOB_ID = "voice.surveys"
 
 
 def register(
@@ -90,5 +94,41 @@ def register(
         if scheduler.get_job(JOB_ID) is not None:
             scheduler.remove_job(JOB_ID)
         platform.stop()
+
+    return shutdown
+
+
+def register_surveys(
+    scheduler: BaseScheduler, engine: Engine, sms: SmsSender, settings: SurveySettings, clock: Clock
+) -> Callable[[], None]:
+    """Send pending satisfaction surveys every ``send_seconds`` and soon after a call ends (the pass runs in the
+    scheduler's thread, never in the request or the thread that committed the call's end). Returns the shutdown."""
+
+    def send() -> None:
+        sent = send_pending_surveys(lambda: session_scope(engine), sms, settings, clock())
+        if sent:
+            log.info("sent %d satisfaction surveys", sent)
+
+    def wake(_topic: str, _payload: Any) -> None:
+        job = scheduler.get_job(SURVEY_JOB_ID)
+        if job is not None:
+            job.modify(next_run_time=clock())
+
+    scheduler.add_job(
+        send,
+        "interval",
+        seconds=settings.send_seconds,
+        id=SURVEY_JOB_ID,
+        next_run_time=clock(),
+        max_instances=1,
+        coalesce=True,
+        replace_existing=True,
+    )
+    listen(SURVEY_WANTED, wake)
+
+    def shutdown() -> None:
+        unlisten(SURVEY_WANTED, wake)
+        if scheduler.get_job(SURVEY_JOB_ID) is not None:
+            scheduler.remove_job(SURVEY_JOB_ID)
 
     return shutdown

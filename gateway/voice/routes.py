@@ -25,6 +25,7 @@ from gateway.voice.service import set_ready
 from gateway.voice.settings import VoiceSettings
 from gateway.voice.sink import apply_event
 from gateway.voice.status import current_leg
+from gateway.voice.survey_routes import router as survey_router
 from gateway.voice.webhook import accept_event
 
 api = APIRouter(prefix="/voice", tags=["voice"])
@@ -146,7 +147,9 @@ def my_calls(session: AgentSession, db: DbSession) -> list[CustomerCallPublic]:
 
 
 router = APIRouter()
-"""What the app includes: the JSON API under /voice and the agent's phone page (``page_routes.py``)."""
+"""What the app includes: the JSON API under /voice, the agent's phone page (``page_routes.py``), supervisors'
+listening and the SMS gateway's inbound survey replies (``survey_routes.py``)."""
 router.include_router(api)
 router.include_router(page_router)
 router.include_router(listening_router)
+router.include_router(survey_router)
