@@ -5,6 +5,7 @@ the inbound webhook, and the figures the supervision report draws from them."""
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -13,7 +14,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from gateway.audit.service import recent
 from gateway.clock import utcnow
@@ -62,9 +63,20 @@ class SurveyRig:
             answer = self.cti({"type": f"call.{kind}", "leg_id": self.legs[agent], "caller": caller})
             assert answer.json() == {"accepted": True, "applied": True}
 
-    def send_pass(self, age: timedelta = timedelta()) -> int:
-        unit = lambda: session_scope(self.engine)  # noqa: E731
-        return send_pending_surveys(unit, HttpSms(self.sms), self.settings.survey, utcnow() - age)
+    def send_pass(self, after_reading: threading.Barrier | None = None) -> int:
+        """One background pass; with ``after_reading``, it waits there once it has read the pending surveys."""
+        units = 0
+
+        @contextmanager
+        def unit() -> Iterator[Session]:
+            nonlocal units
+            units += 1
+            with session_scope(self.engine) as db:
+                yield db
+            if units == 1 and after_reading is not None:
+                after_reading.wait(timeout=10)
+
+        return send_pending_surveys(unit, HttpSms(self.sms), self.settings.survey, utcnow())
 
     def reply(self, sender: str, text: str, message_id: str, *, secret: str = SMS_SECRET) -> httpx.Response:
         body = json.dumps({"message_id": message_id, "from": sender, "text": text}).encode()
@@ -112,7 +124,9 @@ def test_an_answered_call_that_ends_gets_exactly_one_survey_however_often_the_pa
     rig.call("agent1", CUSTOMER)
     rig.call("agent1", OTHER_CUSTOMER, kinds=("offered", "ended"))  # never answered: no survey
     assert rig.texted() == []  # nothing is sent with the call's end, only by the pass
-    passes = [threading.Thread(target=rig.send_pass) for _ in range(3)]
+    # Two nodes' passes both see the survey pending before either takes it: only one may text it.
+    both_read = threading.Barrier(2)
+    passes = [threading.Thread(target=rig.send_pass, args=(both_read,)) for _ in range(2)]
     for running in passes:
         running.start()
     for running in passes:
