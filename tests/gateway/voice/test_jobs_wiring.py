@@ -3,21 +3,26 @@
 from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import select
 
 from desktop_broker.apps.call_state import read_call_state
 from gateway.clock import utcnow
 from gateway.db import session_scope
+from gateway.notify.sms import HttpSms, SmsSettings
 from gateway.sessions.models import EndReason
 from gateway.sessions.service import end_session, get_session
 from gateway.voice.ari import AriPlatform, bridge_of
 from gateway.voice.calls import call_state_file, customer_calls
-from gateway.voice.jobs import register
+from gateway.voice.dialable import mask
+from gateway.voice.jobs import register, register_surveys
 from gateway.voice.models import CallLeg, LegState
-from gateway.voice.settings import VoiceSettings
+from gateway.voice.settings import SurveySettings, VoiceSettings
 from tests.gateway.voice.ari_standin import AriStandIn
 from tests.gateway.voice.conftest import AGENT_NUMBER, confirmed_number, start_session, wait_for
+from tests.gateway.voice.http_apps import Receiver
+from tests.support.server import serving
 
 CUSTOMER = "+8613800000001"
 
@@ -59,8 +64,8 @@ def test_login_to_logout_with_a_customer_call_on_the_leg(
         wait_for(lambda: not read_call_state(state_file).active)
         with session_scope(engine) as db:
             assert [(c.kind, c.caller) for c in customer_calls(db, session_id)] == [
-                ("answered", CUSTOMER),
-                ("ended", CUSTOMER),
+                ("answered", mask(CUSTOMER)),
+                ("ended", mask(CUSTOMER)),
             ]
 
         with session_scope(engine) as db:
@@ -72,3 +77,36 @@ def test_login_to_logout_with_a_customer_call_on_the_leg(
     finally:
         shutdown()
         scheduler.shutdown(wait=True)
+
+
+def test_a_customer_call_ended_on_the_ari_leg_is_surveyed_once_by_the_scheduled_pass(
+    engine: Engine, voice_settings: VoiceSettings, ari_platform: AriPlatform, ari_standin: tuple[AriStandIn, str]
+) -> None:
+    standin, _url = ari_standin
+    voice_settings.survey = SurveySettings(enabled=True, inbound_secret=SecretStr("s" * 16), send_seconds=1)
+    sms_gateway = Receiver()
+    with session_scope(engine) as db:
+        confirmed_number(db, "agent1", AGENT_NUMBER, voice_settings, utcnow())
+    scheduler = BackgroundScheduler(timezone="UTC")
+    scheduler.start()
+    with serving(sms_gateway.app) as sms_url:
+        sms = HttpSms(SmsSettings(url=f"{sms_url}/send"))
+        shutdowns = [
+            register(scheduler, engine, ari_platform, voice_settings, utcnow),
+            register_surveys(scheduler, engine, sms, voice_settings.survey, utcnow),
+        ]
+        try:
+            with session_scope(engine) as db:
+                session_id = start_session(db, "agent1", utcnow()).id
+            wait_for(lambda: (leg := _leg(engine, session_id)) is not None and leg.state is LegState.CONNECTED)
+            leg = _leg(engine, session_id)
+            assert leg is not None
+            standin.customer_hangs_up(standin.customer_call(bridge_of(leg.id), CUSTOMER))
+            wait_for(lambda: len(sms_gateway.received) == 1)
+            scheduler.get_job("voice.surveys").modify(next_run_time=utcnow())  # one more pass: nothing new
+            wait_for(lambda: scheduler.get_job("voice.surveys").next_run_time > utcnow())
+            assert [body["to"] for body in sms_gateway.bodies()] == [CUSTOMER]
+        finally:
+            for shutdown in shutdowns:
+                shutdown()
+            scheduler.shutdown(wait=True)
