@@ -26,6 +26,7 @@ from gateway.enrollment.routes.csv_import import MAX_CSV_BYTES
 from gateway.enrollment.service import vetted_number
 from gateway.enrollment.workers import enrollment_workers
 from gateway.errors import GatewayError
+from gateway.notify.sms import HttpSms
 from gateway.pki.ca import CaNotReady, open_authority
 from gateway.pki.client_cas import ClientCaBundle
 from gateway.pki.routes import router as pki_router
@@ -55,7 +56,7 @@ from gateway.supervision.workers import supervision_workers
 from gateway.voice.choose import choose_platform
 from gateway.voice.routes import router as voice_router
 from gateway.voice.service import LEG_CHANGED, sessions_with_live_legs
-from gateway.voice.workers import CallLegs
+from gateway.voice.workers import CallLegs, SatisfactionSurveys
 from gateway.vpn.controller import start_vpn
 from gateway.vpn.leases import LEASE_RETIRED, sessions_with_live_tunnels
 from gateway.vpn.routes import router as vpn_router
@@ -149,6 +150,11 @@ def background_workers(
         *vpn_workers(state.vpn),
         *seat_workers(start_broker(app)),
         *([CallLegs(engine, voice_platform, settings.voice, clock)] if voice_platform is not None else []),
+        *(
+            [SatisfactionSurveys(engine, HttpSms(settings.sms), settings.voice.survey, clock)]
+            if voice_platform is not None and settings.voice.survey.enabled
+            else []
+        ),
     ]
 
 

@@ -14,7 +14,15 @@ from gateway.sessions.models import (
     TotpSecret,
 )
 from gateway.supervision.models import Alert, Bulletin, CallIn, HelpRequest, ScreenWatch, StandbyAgent, WorkState
-from gateway.voice.models import CallbackNumber, CallEvent, CallLeg, SeenWebhookEvent
+from gateway.voice.models import (
+    CallbackNumber,
+    CallEvent,
+    CallLeg,
+    SatisfactionSurvey,
+    SeenWebhookEvent,
+    SurveyOptOut,
+    SurveyReply,
+)
 from gateway.vpn.models import AddressAssignment, TunnelLease
 
 __all__ = [
@@ -41,12 +49,15 @@ __all__ = [
     "LoginThrottle",
     "PolicyVersion",
     "RdpHostCertificate",
+    "SatisfactionSurvey",
     "ScreenRecording",
     "ScreenWatch",
     "SeatLease",
     "SeenWebhookEvent",
     "StageDecision",
     "StandbyAgent",
+    "SurveyOptOut",
+    "SurveyReply",
     "TotpEnrolmentCode",
     "TotpRecoveryCode",
     "TotpSecret",

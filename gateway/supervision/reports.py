@@ -3,7 +3,9 @@
 A session counts as on-site when it came from one of ``supervision.office_networks`` (its ``source_ip`` at login),
 as home otherwise. Times are the overlap of each stretch with the period; a stretch still open counts up to the
 session's end or ``now``. Link drops are the VPN-down alerts raised for the agent; voice drops are the dropped
-callback legs the voice domain recorded; help requests are counted answered or unanswered.
+callback legs the voice domain recorded; help requests are counted answered or unanswered. Satisfaction counts the
+surveys sent in the period (by the session whose call they followed) and the scores replied to them: ``average_score``
+over the replies, ``response_rate`` replies per survey sent.
 """
 
 import calendar
@@ -21,7 +23,7 @@ from gateway.supervision.models import Alert, HelpRequest, WorkState, WorkStatus
 from gateway.supervision.rules import VPN_DOWN
 from gateway.supervision.settings import SupervisionSettings
 from gateway.supervision.view import is_on_site, teams_of
-from gateway.voice.models import CallEvent
+from gateway.voice.models import CallEvent, SatisfactionSurvey, SurveyState
 from policy import SupervisedTeams
 
 VOICE_DROP_KINDS = ("dropped", "lost")
@@ -43,14 +45,28 @@ class Figures:
     help_answered: int = 0
     help_unanswered: int = 0
     """Help requests raised in the period that no supervisor took (still open, or closed with the session)."""
+    surveys_sent: int = 0
+    surveys_answered: int = 0
+    score_total: int = 0
 
     def add(self, other: "Figures") -> None:
         for name in COUNTED:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
+    @property
+    def average_score(self) -> float | None:
+        """Mean satisfaction score of the answered surveys; None when none was answered."""
+        return self.score_total / self.surveys_answered if self.surveys_answered else None
+
+    @property
+    def response_rate(self) -> float | None:
+        """Share of the surveys sent that got a score; None when none was sent."""
+        return self.surveys_answered / self.surveys_sent if self.surveys_sent else None
+
 
 COLUMNS = [f.name for f in fields(Figures)]
 COUNTED = COLUMNS[3:]
+"""The figures that sum over lines (all but scope, name and location)."""
 
 
 def period_bounds(period: str, day: date) -> tuple[datetime, datetime]:
@@ -126,6 +142,16 @@ def report(
             )
         ).all()
     )
+    surveys: dict[str, list[SatisfactionSurvey]] = defaultdict(list)
+    for survey in db.exec(
+        select(SatisfactionSurvey).where(
+            col(SatisfactionSurvey.session_id).in_(list(ends)),
+            SatisfactionSurvey.state == SurveyState.SENT,
+            col(SatisfactionSurvey.sent_at) >= start,
+            col(SatisfactionSurvey.sent_at) < stop,
+        )
+    ).all():
+        surveys[survey.session_id].append(survey)
     lines: dict[tuple[str, str, str], Figures] = {}
     counted: set[str] = set()
     for session in sessions:
@@ -134,6 +160,11 @@ def report(
         figures.logged_in_seconds = _overlap(as_utc(session.created_at), ends[session.id], start, stop)
         figures.break_seconds = breaks[session.id]
         figures.sessions = 1 if as_utc(session.created_at) >= start else 0
+        for survey in surveys[session.id]:
+            figures.surveys_sent += 1
+            if survey.score is not None:
+                figures.surveys_answered += 1
+                figures.score_total += survey.score
         if session.login not in counted:  # per-login counts are given once, to the agent's first session line
             counted.add(session.login)
             figures.link_drops, figures.voice_drops = drops[session.login], voice[session.login]

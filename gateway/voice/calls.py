@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from gateway.events import nudge_after_commit
+from gateway.voice.dialable import mask
 from gateway.voice.models import CallEvent
 from gateway.voice.platform import CustomerCallEvent, CustomerCallKind
 from gateway.voice.service import lock_leg
@@ -31,6 +32,9 @@ class CallStateChange:
 
 
 class CustomerCallPublic(BaseModel):
+    """A customer call as the agent's API lists it, after the fact: the caller's number masked (customer data is
+    shown whole only by the console's call-state file, and only while the call is answered)."""
+
     kind: str
     caller: str | None
     at: datetime
@@ -62,7 +66,10 @@ def customer_calls(db: Session, session_id: str) -> list[CustomerCallPublic]:
         .where(CallEvent.session_id == session_id, col(CallEvent.kind).startswith("call."))
         .order_by(col(CallEvent.at), col(CallEvent.id))
     )
-    return [CustomerCallPublic(kind=e.kind.removeprefix("call."), caller=e.caller, at=e.at) for e in db.exec(query)]
+    return [
+        CustomerCallPublic(kind=e.kind.removeprefix("call."), caller=mask(e.caller) if e.caller else None, at=e.at)
+        for e in db.exec(query)
+    ]
 
 
 def call_state_file(directory: Path, session_id: str) -> Path:

@@ -1,4 +1,5 @@
-"""Callback numbers, callback legs (desired and observed), call events and the webhook's seen-event set."""
+"""Callback numbers, callback legs (desired and observed), call events, the webhook's seen-event set, and the SMS
+satisfaction surveys with their replies and opt-outs."""
 
 from datetime import datetime
 from enum import StrEnum
@@ -113,6 +114,74 @@ class SeenWebhookEvent(SQLModel, table=True):
 
     event_id: str = Field(primary_key=True, max_length=128)
     seen_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
+
+
+class SurveyState(StrEnum):
+    PENDING = "pending"
+    """Wanted; the background pass has not taken it yet."""
+    SENDING = "sending"
+    """Taken by a pass; never taken again, so a crash mid-send loses a survey rather than sending it twice."""
+    SENT = "sent"
+    FAILED = "failed"
+    OPTED_OUT = "opted_out"
+    """Not sent: the number had opted out by the time the pass came."""
+
+
+class SatisfactionSurvey(SQLModel, table=True):
+    """The one survey of one answered customer call, keyed by the call's ``call.ended`` event (unique: one survey
+    per call, whichever node or retry records it). ``customer_e164`` is the caller's number; pages show it masked."""
+
+    __tablename__ = "voice_satisfaction_survey"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_event_id: int = Field(unique=True)
+    session_id: str = Field(max_length=32, index=True)
+    person_id: str = Field(max_length=255, index=True)
+    login: str = Field(max_length=255)
+    customer_e164: str = Field(max_length=20, index=True)
+    state: SurveyState = Field(max_length=16, index=True)
+    problem: str | None = Field(default=None, max_length=255)
+    score: int | None = None
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), index=True))
+    replied_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class ReplyKind(StrEnum):
+    SCORE = "score"
+    STOP = "stop"
+    GARBLED = "garbled"
+    """Neither a score in range nor a stop word."""
+    UNKNOWN = "unknown"
+    """From a number that was never sent a survey."""
+    LATE = "late"
+    """After ``voice.survey.reply_hours``, or to a survey already scored."""
+
+
+class SurveyReply(SQLModel, table=True):
+    """Every inbound text the SMS gateway delivered, whatever it said; ``message_id`` is unique so a redelivery is
+    stored once."""
+
+    __tablename__ = "voice_survey_reply"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=128, unique=True)
+    sender_e164: str = Field(max_length=32, index=True)
+    text: str = Field(max_length=160)
+    kind: ReplyKind = Field(max_length=16)
+    survey_id: int | None = Field(default=None, index=True)
+    score: int | None = None
+    received_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class SurveyOptOut(SQLModel, table=True):
+    """A number that asked for no more surveys (a stop reply, or an administrator on its owner's behalf)."""
+
+    __tablename__ = "voice_survey_opt_out"
+
+    e164: str = Field(primary_key=True, max_length=20)
+    source: str = Field(max_length=32)
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class NumberPublic(BaseModel):

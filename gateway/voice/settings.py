@@ -37,6 +37,45 @@ class CtiWebhookSettings(BaseModel):
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
 
 
+DEFAULT_SURVEY_TEXT = (
+    "Thank you for your call. How satisfied were you? Reply {lowest}-{highest} ({highest} = very satisfied), "
+    "STOP to opt out. 感谢您的来电，请回复{lowest}-{highest}为本次服务评分（{highest}为非常满意），回复STOP退订。"
+)
+
+
+class SurveySettings(BaseModel):
+    """The SMS satisfaction survey after each answered customer call (docs/voice.md, "Satisfaction survey")."""
+
+    enabled: bool = False
+    text: str = DEFAULT_SURVEY_TEXT
+    """What the customer receives; this site's wording, ``{lowest}`` and ``{highest}`` become the score range."""
+    lowest: Annotated[int, Field(ge=0, le=9)] = 1
+    highest: Annotated[int, Field(ge=1, le=9)] = 5
+    stop_words: list[str] = ["STOP", "TD", "退订"]
+    """Replies (compared case-insensitively, trimmed) that opt the number out of every future survey."""
+    reply_hours: Annotated[int, Field(ge=1, le=720)] = 48
+    """A reply later than this after the survey was sent is stored as late and not scored."""
+    inbound_secret: SecretStr = SecretStr("")
+    """Shared HMAC-SHA256 key of the SMS gateway's inbound webhook (signed as the CTI webhook)."""
+    window_seconds: Annotated[int, Field(ge=5, le=3600)] = 300
+    send_seconds: Annotated[int, Field(ge=1, le=3600)] = 15
+    """How often the background pass sends pending surveys."""
+    batch: Annotated[int, Field(ge=1, le=1000)] = 50
+    """Surveys one pass sends at most."""
+
+    @model_validator(mode="after")
+    def _usable(self) -> "SurveySettings":
+        if self.lowest >= self.highest:
+            raise ValueError("voice.survey.lowest must be below voice.survey.highest")
+        # Fail closed: an unsigned inbound webhook would let anyone score agents or opt customers out.
+        if self.enabled and len(self.inbound_secret.get_secret_value()) < 16:
+            raise ValueError("voice.survey.inbound_secret of 16+ characters is needed when the survey is enabled")
+        return self
+
+    def message(self) -> str:
+        return self.text.replace("{lowest}", str(self.lowest)).replace("{highest}", str(self.highest))
+
+
 class VoiceSettings(BaseModel):
     """Who may be called where, and how hard the gateway tries to keep the nailed-up leg up."""
 
@@ -76,6 +115,7 @@ class VoiceSettings(BaseModel):
     """How long after answering the key may come; then the dial counts as unanswered and is re-dialled."""
     ari: AriSettings = AriSettings()
     webhook: CtiWebhookSettings = CtiWebhookSettings()
+    survey: SurveySettings = SurveySettings()
 
     @field_validator("allowed_countries")
     @classmethod

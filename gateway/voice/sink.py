@@ -12,13 +12,17 @@ from gateway.voice.platform import CustomerCallEvent, EventSink, LegEvent, Platf
 from gateway.voice.reconcile import reconcile_legs
 from gateway.voice.service import apply_leg_event
 from gateway.voice.settings import VoiceSettings
+from gateway.voice.surveys import plan_survey
 
 
 def apply_event(db: Session, event: LegEvent | CustomerCallEvent, settings: VoiceSettings, now: datetime) -> bool:
     """Apply one event in the caller's transaction; False when it named no leg of ours (stale or foreign)."""
     if isinstance(event, LegEvent):
         return apply_leg_event(db, event, settings, now) is not None
-    return record_customer_call(db, event, now) is not None
+    call = record_customer_call(db, event, now)
+    if call is not None:
+        plan_survey(db, call, settings, now)  # only the end of an answered call wants one
+    return call is not None
 
 
 def make_event_sink(engine: Engine, platform: VoicePlatform, settings: VoiceSettings, clock: Clock) -> EventSink:

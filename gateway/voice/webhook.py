@@ -53,12 +53,14 @@ def signed_headers(secret: str, body: bytes, now: datetime) -> dict[str, str]:
     }
 
 
-def verify(headers: Mapping[str, str], body: bytes, settings: CtiWebhookSettings, now: datetime) -> dict[str, Any]:
-    """The JSON of a message whose signature and timestamp hold; ``WebhookRefused`` otherwise (fails closed)."""
+def verify_signed(
+    headers: Mapping[str, str], body: bytes, secret: str, window_seconds: int, now: datetime, *, configured_by: str
+) -> dict[str, Any]:
+    """The JSON object of a message whose signature (with ``secret``) and timestamp hold; ``WebhookRefused``
+    otherwise (fails closed). Shared by the CTI webhook and the SMS gateway's inbound webhook."""
     headers = {name.lower(): value for name, value in headers.items()}  # HTTP header names are case-insensitive
-    secret = settings.secret.get_secret_value()
     if not secret:
-        raise WebhookRefused("the CTI webhook has no secret configured (voice.webhook.secret)")
+        raise WebhookRefused(f"the webhook has no secret configured ({configured_by})")
     try:
         timestamp = int(headers.get(TIMESTAMP_HEADER.lower(), ""))
     except ValueError:
@@ -66,13 +68,22 @@ def verify(headers: Mapping[str, str], body: bytes, settings: CtiWebhookSettings
     expected = sign(secret, timestamp, body)
     if not hmac.compare_digest(expected, headers.get(SIGNATURE_HEADER.lower(), "")):
         raise WebhookRefused("bad signature")
-    if abs(now.timestamp() - timestamp) > settings.window_seconds:
+    if abs(now.timestamp() - timestamp) > window_seconds:
         raise WebhookRefused("stale timestamp: check the sender's clock")
     try:
         message = json.loads(body)
     except ValueError:
         raise WebhookRefused("the body is not JSON") from None
-    if not isinstance(message, dict) or not isinstance(message.get("event_id"), str) or not message["event_id"]:
+    if not isinstance(message, dict):
+        raise WebhookRefused("the body must be a JSON object")
+    return message
+
+
+def verify(headers: Mapping[str, str], body: bytes, settings: CtiWebhookSettings, now: datetime) -> dict[str, Any]:
+    """The JSON of a CTI message whose signature, timestamp and ``event_id`` hold; ``WebhookRefused`` otherwise."""
+    secret = settings.secret.get_secret_value()
+    message = verify_signed(headers, body, secret, settings.window_seconds, now, configured_by="voice.webhook.secret")
+    if not isinstance(message.get("event_id"), str) or not message["event_id"]:
         raise WebhookRefused("the message has no event_id")
     return message
 

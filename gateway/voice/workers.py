@@ -5,7 +5,8 @@ session ends (its legs are released), when a leg changed, and every ``reconcile_
 platform match the legs (``reconcile.py``: its own short units of work around each platform request). A call-state
 change is written to the agent's console file in the same thread. The platform's event stream (ARI's websocket
 thread) is started by the first pass and closed at stop; each event it receives commits in its own unit of work
-(``sink.py``), never inside another transaction's commit.
+(``sink.py``), never inside another transaction's commit. ``voice.surveys`` sends the satisfaction surveys that
+customer calls' ends planned.
 """
 
 import logging
@@ -19,13 +20,15 @@ from sqlmodel import Session
 from gateway.clock import Clock
 from gateway.db import session_scope
 from gateway.errors import GatewayError
+from gateway.notify.sms import SmsSender
 from gateway.sessions.service import SESSION_ENDED, SESSION_STARTED, get_session
 from gateway.voice.calls import CALL_STATE_CHANGED, CallStateChange, write_call_state
 from gateway.voice.platform import VoicePlatform
 from gateway.voice.reconcile import reconcile_legs
 from gateway.voice.service import LEG_CHANGED, release_session, request_callback
-from gateway.voice.settings import VoiceSettings
+from gateway.voice.settings import SurveySettings, VoiceSettings
 from gateway.voice.sink import make_event_sink
+from gateway.voice.surveys import SURVEY_WANTED, send_pending_surveys
 from gateway.voice.webhook import forget_seen_events
 from gateway.workers.contract import Nudge, Schedule, Worker
 
@@ -92,3 +95,23 @@ class CallLegs(Worker[LegPass, None]):
         """Closes the platform's connections; legs stay up, and the next start resyncs with them."""
         if self._streaming:
             self.platform.stop()
+
+
+class SatisfactionSurveys(Worker[None, None]):
+    """Sends the pending satisfaction surveys: at once when a customer call's end planned one (``SURVEY_WANTED``),
+    and every ``send_seconds`` for the rest. Each survey is taken (``pending`` → ``sending``, committed) before its text
+    goes out, so two passes or two nodes never send it twice; the text goes out with no transaction open."""
+
+    name = "voice.surveys"
+
+    def __init__(self, engine: Engine, sms: SmsSender, settings: SurveySettings, clock: Clock) -> None:
+        self.engine, self.sms, self.settings, self.clock = engine, sms, settings, clock
+        self.schedule = Schedule(interval=timedelta(seconds=settings.send_seconds), topics=frozenset({SURVEY_WANTED}))
+
+    def desired(self, db: Session, nudges: Sequence[Nudge]) -> None:
+        return None
+
+    def apply(self, desired: None, observed: None) -> None:
+        sent = send_pending_surveys(lambda: session_scope(self.engine), self.sms, self.settings, self.clock())
+        if sent:
+            log.info("sent %d satisfaction surveys", sent)

@@ -180,6 +180,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/metrics"): Access(frozenset({"loopback_service"})),
     # voice
     ("POST", "/voice/webhook/events"): Access(frozenset(), csrf_exempt=SIGNED_MESSAGE),
+    ("POST", "/voice/sms/inbound"): Access(frozenset(), csrf_exempt=SIGNED_MESSAGE),
     ("GET", "/voice/numbers"): role(AGENT),
     ("POST", "/voice/numbers"): role(AGENT, Csrf.HEADER),
     ("POST", "/voice/numbers/{number_id}/confirm"): role(AGENT, Csrf.HEADER),

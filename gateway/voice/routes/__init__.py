@@ -23,6 +23,7 @@ from gateway.voice.deps import SmsSettingsDep, VoiceSettingsDep
 from gateway.voice.models import LegPublic, NumberPublic
 from gateway.voice.routes.approvals import approvals_router
 from gateway.voice.routes.pages import page_router
+from gateway.voice.routes.surveys import router as survey_router
 from gateway.voice.service import set_ready
 from gateway.voice.sink import apply_event
 from gateway.voice.status import current_leg
@@ -137,8 +138,10 @@ def my_calls(session: AgentSession, db: DbSession) -> list[CustomerCallPublic]:
 
 
 router = APIRouter()
-"""What the app includes: the JSON API under /voice, the agent's phone page (``routes/pages.py``) and the security
-admins' approval of callback numbers (``routes/approvals.py``)."""
+"""What the app includes: the JSON API under /voice, the agent's phone page (``routes/pages.py``), the security
+admins' approval of callback numbers (``routes/approvals.py``) and the SMS gateway's inbound survey replies
+(``routes/surveys.py``)."""
 router.include_router(api)
 router.include_router(page_router)
 router.include_router(approvals_router)
+router.include_router(survey_router)

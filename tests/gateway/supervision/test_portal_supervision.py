@@ -16,6 +16,7 @@ from gateway.sessions.models import HomeSession
 from gateway.supervision.monitoring import ScreenViewer
 from gateway.supervision.platform import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from gateway.supervision.settings import MailSettings, SupervisionSettings
+from gateway.voice.models import SatisfactionSurvey, SurveyState
 from tests.gateway.supervision.conftest import SmsGateway, SmtpServer, SupervisedPortal, post_form, signed_in
 from tests.support.portal import sign_in
 
@@ -138,6 +139,31 @@ def test_bulletins_posted_by_a_supervisor_reach_the_agent_and_reports_count_the_
     logged_in, on_break = float(agent_line[4]), float(agent_line[5])
     assert 0 < on_break < logged_in  # the break began after the sign-in and runs until the report
     assert 'id="chart-agents"' in html and 'data-name="Team-North"' in html
+
+
+def test_the_report_page_shows_the_agents_average_satisfaction_and_response_rate(portal: SupervisedPortal) -> None:
+    with signed_in(portal, "agent1"), signed_in(portal, "sup1") as supervisor:
+        session_id, now = _agent_session_id(portal), datetime.now(UTC)
+        with session_scope(portal.engine) as db:  # two surveys sent after agent1's calls, one answered with a 4
+            for call_event_id, score in [(1, 4), (2, None)]:
+                db.add(
+                    SatisfactionSurvey(
+                        call_event_id=call_event_id,
+                        session_id=session_id,
+                        person_id="test:agent1",
+                        login="agent1",
+                        customer_e164="+8613900001111",
+                        state=SurveyState.SENT,
+                        score=score,
+                        created_at=now,
+                        sent_at=now,
+                    )
+                )
+        html = supervisor.get("/supervision/reports?period=day").text
+    row = re.search(r'data-scope="agent" data-name="agent1" data-location="home">(.*?)</tr>', html, re.S)
+    assert row is not None
+    cell = re.search(r'class="satisfaction" data-sent="2" data-answered="1">(.*?)</td>', row.group(1), re.S)
+    assert cell is not None and cell.group(1).strip() == "4.0 · 50 %"
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

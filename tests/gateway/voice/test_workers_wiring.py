@@ -3,21 +3,26 @@ call-state file."""
 
 from pathlib import Path
 
+from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import select
 
 from desktop_broker.apps.call_state import read_call_state
 from gateway.clock import utcnow
 from gateway.db import session_scope
+from gateway.notify.sms import HttpSms, SmsSettings
 from gateway.sessions.models import EndReason
 from gateway.sessions.service import end_session, get_session
 from gateway.voice.ari import AriPlatform, bridge_of
 from gateway.voice.calls import call_state_file, customer_calls
+from gateway.voice.dialable import mask
 from gateway.voice.models import CallLeg, LegState
-from gateway.voice.settings import VoiceSettings
-from gateway.voice.workers import CallLegs
+from gateway.voice.settings import SurveySettings, VoiceSettings
+from gateway.voice.workers import CallLegs, SatisfactionSurveys
 from tests.gateway.voice.ari_standin import AriStandIn
 from tests.gateway.voice.conftest import AGENT_NUMBER, confirmed_number, start_session, wait_for
+from tests.gateway.voice.http_apps import Receiver
+from tests.support.server import serving
 from tests.support.workers import running
 
 CUSTOMER = "+8613800000001"
@@ -57,8 +62,8 @@ def test_login_to_logout_with_a_customer_call_on_the_leg(
         wait_for(lambda: not read_call_state(state_file).active)
         with session_scope(engine) as db:
             assert [(c.kind, c.caller) for c in customer_calls(db, session_id)] == [
-                ("answered", CUSTOMER),
-                ("ended", CUSTOMER),
+                ("answered", mask(CUSTOMER)),
+                ("ended", mask(CUSTOMER)),
             ]
 
         with session_scope(engine) as db:
@@ -67,3 +72,27 @@ def test_login_to_logout_with_a_customer_call_on_the_leg(
             end_session(db, session, EndReason.LOGOUT, actor="agent1", now=utcnow())
         wait_for(lambda: (leg := _leg(engine, session_id)) is not None and leg.state is LegState.ENDED)
         assert standin.deleted == [leg.channel_id]
+
+
+def test_a_customer_call_ended_on_the_ari_leg_is_surveyed_once_by_the_survey_worker(
+    engine: Engine, voice_settings: VoiceSettings, ari_platform: AriPlatform, ari_standin: tuple[AriStandIn, str]
+) -> None:
+    standin, _url = ari_standin
+    voice_settings.survey = SurveySettings(enabled=True, inbound_secret=SecretStr("s" * 16), send_seconds=1)
+    sms_gateway = Receiver()
+    with session_scope(engine) as db:
+        confirmed_number(db, "agent1", AGENT_NUMBER, voice_settings, utcnow())
+    with serving(sms_gateway.app) as sms_url:
+        sms = HttpSms(SmsSettings(url=f"{sms_url}/send"))
+        surveys = SatisfactionSurveys(engine, sms, voice_settings.survey, utcnow)
+        with running([CallLegs(engine, ari_platform, voice_settings, utcnow), surveys], engine) as runner:
+            with session_scope(engine) as db:
+                session_id = start_session(db, "agent1", utcnow()).id
+            wait_for(lambda: (leg := _leg(engine, session_id)) is not None and leg.state is LegState.CONNECTED)
+            leg = _leg(engine, session_id)
+            assert leg is not None
+            standin.customer_hangs_up(standin.customer_call(bridge_of(leg.id), CUSTOMER))
+            wait_for(lambda: len(sms_gateway.received) == 1)
+            passes = runner.status("voice.surveys").last_success_at
+            wait_for(lambda: runner.status("voice.surveys").last_success_at != passes)  # one more pass: nothing new
+            assert [body["to"] for body in sms_gateway.bodies()] == [CUSTOMER]

@@ -1,0 +1,235 @@
+"""The SMS satisfaction survey after each answered customer call: planned with the call's end, sent by a
+background pass, answered by the customer's reply (docs/voice.md, "Satisfaction survey").
+
+The call's end only writes the wanted survey (``plan_survey``, in the event's transaction); the pass sends it later
+with no transaction open (``send_pending_surveys``), as the reconciler does with dials. A survey is taken by a
+conditional update (``pending`` → ``sending``) committed before the text goes out, so two passes, two nodes or a
+retried pass never send it twice; a crash between taking and recording loses that one survey instead.
+Customer numbers are stored whole (a reply must find its survey) and shown or audited only masked.
+"""
+
+import logging
+import unicodedata
+from datetime import datetime, timedelta
+
+import phonenumbers
+from phonenumbers import PhoneNumberFormat
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from gateway.audit.service import record
+from gateway.clock import as_utc
+from gateway.errors import GatewayError
+from gateway.events import nudge_after_commit
+from gateway.notify.sms import SmsSender
+from gateway.voice.dialable import mask
+from gateway.voice.models import (
+    CallEvent,
+    ReplyKind,
+    SatisfactionSurvey,
+    SurveyOptOut,
+    SurveyReply,
+    SurveyState,
+)
+from gateway.voice.reconcile import UnitOfWork
+from gateway.voice.settings import SurveySettings, VoiceSettings
+
+log = logging.getLogger(__name__)
+ACTOR = "voice.survey"
+SURVEY_WANTED = "voice.survey_wanted"
+
+
+class InboundTextRefused(GatewayError):
+    """A signed inbound message without the fields every text has: the SMS gateway is misconfigured."""
+
+    status_code = 422
+    reason = "inbound_text_refused"
+
+
+def customer_number(caller: str | None, region: str | None) -> str | None:
+    """The caller's number as E.164, or None when it was withheld or is no valid number (nothing to text)."""
+    if not caller:
+        return None
+    try:
+        parsed = phonenumbers.parse(caller.strip(), region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
+
+
+def _answered_before(db: Session, ended: CallEvent) -> CallEvent | None:
+    """The ``call.answered`` event this end closes: the leg's customer-call event just before it, if answered (an
+    offered call that ends unanswered, or a repeated end, gets no survey)."""
+    previous = db.exec(
+        select(CallEvent)
+        .where(
+            CallEvent.leg_id == ended.leg_id,
+            col(CallEvent.kind).startswith("call."),
+            col(CallEvent.id) < ended.id,
+        )
+        .order_by(col(CallEvent.id).desc())
+    ).first()
+    return previous if previous is not None and previous.kind == "call.answered" else None
+
+
+def plan_survey(db: Session, ended: CallEvent, settings: VoiceSettings, now: datetime) -> SatisfactionSurvey | None:
+    """Want one survey for the answered call ``ended`` closes; None when the survey is off, the call was not
+    answered or the caller's number is unknown. Flushes in the caller's transaction."""
+    if not settings.survey.enabled or ended.kind != "call.ended":
+        return None
+    answered = _answered_before(db, ended)
+    if answered is None:
+        return None
+    region = settings.allowed_countries[0] if settings.allowed_countries else None
+    number = customer_number(ended.caller or answered.caller, region)
+    if number is None:
+        return None
+    assert ended.id is not None  # flushed by record_customer_call
+    survey = SatisfactionSurvey(
+        call_event_id=ended.id,
+        session_id=ended.session_id,
+        person_id=ended.person_id,
+        login=ended.login,
+        customer_e164=number,
+        state=SurveyState.PENDING,
+        created_at=now,
+    )
+    db.add(survey)
+    db.flush()
+    nudge_after_commit(db, SURVEY_WANTED, survey.id)
+    return survey
+
+
+def is_opted_out(db: Session, e164: str) -> bool:
+    return db.get(SurveyOptOut, e164) is not None
+
+
+def opt_out(db: Session, e164: str, *, source: str, actor: str, now: datetime) -> None:
+    """Never survey ``e164`` again (idempotent); audited with the number masked."""
+    if is_opted_out(db, e164):
+        return
+    db.add(SurveyOptOut(e164=e164, source=source, at=now))
+    detail = {"number": mask(e164), "source": source}
+    record(db, actor=actor, action="voice.survey.opt_out", outcome="ok", detail=detail)
+
+
+def _take(unit: UnitOfWork, batch: int) -> list[int]:
+    """Ids of pending surveys this pass now owns; a survey another pass took first is skipped."""
+    with unit() as db:
+        candidates = db.exec(
+            select(SatisfactionSurvey.id)
+            .where(SatisfactionSurvey.state == SurveyState.PENDING)
+            .order_by(col(SatisfactionSurvey.id))
+            .limit(batch)
+        ).all()
+    taken = []
+    for survey_id in candidates:
+        with unit() as db:
+            claim = db.execute(
+                update(SatisfactionSurvey)
+                .where(col(SatisfactionSurvey.id) == survey_id, SatisfactionSurvey.state == SurveyState.PENDING)
+                .values(state=SurveyState.SENDING)
+            )
+            if claim.rowcount == 1:  # type: ignore[attr-defined]
+                taken.append(survey_id)
+    return [survey_id for survey_id in taken if survey_id is not None]
+
+
+def _outcome(unit: UnitOfWork, survey_id: int, state: SurveyState, problem: str | None, now: datetime) -> None:
+    with unit() as db:
+        survey = db.get(SatisfactionSurvey, survey_id)
+        assert survey is not None
+        survey.state, survey.problem = state, problem
+        survey.sent_at = now if state is SurveyState.SENT else None
+        db.add(survey)
+        detail = {"number": mask(survey.customer_e164), "call_event": survey.call_event_id, "agent": survey.login}
+        outcome = {SurveyState.SENT: "ok", SurveyState.OPTED_OUT: "opted_out"}.get(state, "failed")
+        record(db, actor=ACTOR, action="voice.survey.send", outcome=outcome, target=str(survey_id), detail=detail)
+
+
+def send_pending_surveys(unit: UnitOfWork, sms: SmsSender, settings: SurveySettings, now: datetime) -> int:
+    """One pass: text each pending survey once (an opted-out number is skipped), record each outcome; returns how
+    many went out. The SMS gateway is called with no transaction open."""
+    sent = 0
+    for survey_id in _take(unit, settings.batch):
+        with unit() as db:
+            survey = db.get(SatisfactionSurvey, survey_id)
+            assert survey is not None
+            number, opted_out = survey.customer_e164, is_opted_out(db, survey.customer_e164)
+        if opted_out:
+            _outcome(unit, survey_id, SurveyState.OPTED_OUT, None, now)
+            continue
+        try:
+            sms.send(number, settings.message())
+        except GatewayError as error:
+            log.warning("survey %s not sent: %s", survey_id, error.message)
+            _outcome(unit, survey_id, SurveyState.FAILED, error.message[:255], now)
+            continue
+        _outcome(unit, survey_id, SurveyState.SENT, None, now)
+        sent += 1
+    return sent
+
+
+def _score(text: str, settings: SurveySettings) -> int | None:
+    """The score a reply gives, or None; full-width digits (common from Chinese handsets) count as digits."""
+    normalized = unicodedata.normalize("NFKC", text).strip().rstrip(".。")
+    if len(normalized) == 1 and normalized.isdigit() and settings.lowest <= int(normalized) <= settings.highest:
+        return int(normalized)
+    return None
+
+
+def _is_stop(text: str, settings: SurveySettings) -> bool:
+    normalized = unicodedata.normalize("NFKC", text).strip().casefold()
+    return normalized in {word.casefold() for word in settings.stop_words}
+
+
+def _latest_sent(db: Session, e164: str) -> SatisfactionSurvey | None:
+    return db.exec(
+        select(SatisfactionSurvey)
+        .where(SatisfactionSurvey.customer_e164 == e164, SatisfactionSurvey.state == SurveyState.SENT)
+        .order_by(col(SatisfactionSurvey.sent_at).desc())
+    ).first()
+
+
+def record_reply(db: Session, message: dict[str, object], settings: VoiceSettings, now: datetime) -> SurveyReply:
+    """Store one inbound text (already authenticated) as a score, a stop, or garbled/unknown/late, link it to the
+    latest survey sent to its number, and audit it. A redelivered ``message_id`` returns the stored reply."""
+    message_id, sender, text = (message.get(key) for key in ("message_id", "from", "text"))
+    if not isinstance(message_id, str) or not message_id or not isinstance(sender, str) or not isinstance(text, str):
+        raise InboundTextRefused("an inbound text needs message_id, from and text (strings); see docs/voice.md")
+    stored = db.exec(select(SurveyReply).where(SurveyReply.message_id == message_id[:128])).first()
+    if stored is not None:
+        return stored
+    region = settings.allowed_countries[0] if settings.allowed_countries else None
+    e164 = customer_number(sender, region) or sender.strip()[:32]
+    survey = _latest_sent(db, e164)
+    score = _score(text, settings.survey)
+    if _is_stop(text, settings.survey):
+        kind = ReplyKind.STOP
+        opt_out(db, e164, source="stop_reply", actor=ACTOR, now=now)
+    elif survey is None:
+        kind = ReplyKind.UNKNOWN
+    elif score is None:
+        kind = ReplyKind.GARBLED
+    elif survey.score is not None or now - as_utc(survey.sent_at or now) > timedelta(hours=settings.survey.reply_hours):
+        kind = ReplyKind.LATE
+    else:
+        kind = ReplyKind.SCORE
+        survey.score, survey.replied_at = score, now
+        db.add(survey)
+    reply = SurveyReply(
+        message_id=message_id[:128],
+        sender_e164=e164,
+        text=text[:160],
+        kind=kind,
+        survey_id=survey.id if survey is not None else None,
+        score=score if kind is ReplyKind.SCORE else None,
+        received_at=now,
+    )
+    db.add(reply)
+    db.flush()
+    detail = {"number": mask(e164), "kind": kind.value, "survey": reply.survey_id}
+    record(db, actor=ACTOR, action="voice.survey.reply", outcome=kind.value, target=str(reply.id), detail=detail)
+    return reply
