@@ -47,6 +47,12 @@ def seated(portal: SeatPortal) -> Iterator[None]:
             assert launch(signed_in.enter_context(portal.signed_in(login))).status_code == 200
         for login in AGENTS:
             wait_for_window(seat_of(portal, login).process, "^Customer Console")
+        # Each launch connected to its seat for the page that never came (prepared_rfb): those connections close
+        # unused after the token's lifetime, so that what the screen wall opens is counted alone.
+        deadline = time.monotonic() + portal.broker.settings.launch_token_seconds + 10
+        while any(_upstreams(portal, login) for login in AGENTS) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not any(_upstreams(portal, login) for login in AGENTS)
         yield
 
 
