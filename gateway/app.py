@@ -24,6 +24,7 @@ from gateway.enrollment import jobs as enrollment_jobs
 from gateway.enrollment.import_routes import MAX_CSV_BYTES
 from gateway.enrollment.routes import router as enrollment_router
 from gateway.errors import GatewayError
+from gateway.nodes.lifecycle import ClusterMember, join_cluster
 from gateway.pki import jobs as pki_jobs
 from gateway.pki.ca import CaNotReady, open_authority
 from gateway.pki.client_cas import ClientCaBundle
@@ -134,6 +135,15 @@ def create_app(
         scheduler = BackgroundScheduler(timezone="UTC")
         shutdowns: list[Callable[[], None]] = []
         if run_jobs:
+            # First: a second node on SQLite is refused before it touches anything (SecondNodeOnSqlite).
+            member = ClusterMember(
+                engine,
+                join_cluster(engine, settings.node_name, settings.cluster, clock),
+                settings.cluster,
+                clock,
+            )
+            member.start()
+            app.state.cluster = member
             shutdowns.append(audit_jobs.register(scheduler, engine, app.state.folded_refusals, clock))
             if authority is not None:
                 pki_jobs.register(scheduler, engine, authority, settings, clock, client_cas)
@@ -150,6 +160,7 @@ def create_app(
             voice_platform = choose_platform(settings.voice, clock)
             if voice_platform is not None:
                 shutdowns.append(voice_jobs.register(scheduler, engine, voice_platform, settings.voice, clock))
+            shutdowns.append(member.stop)  # last: the node leaves once its own work has stopped
         scheduler.start()
         try:
             yield
