@@ -151,7 +151,7 @@ def create_app(
             shutdowns.append(supervision_jobs.register(scheduler, engine, settings.supervision, clock))
             enrollment_jobs.register(scheduler, engine, settings.enrollment, clock, directory=login_services.directory)
             # Off the event loop: pyroute2 runs an asyncio loop of its own, which cannot start inside uvicorn's.
-            vpn = await asyncio.to_thread(start_vpn, engine, settings.vpn, settings.data_dir, clock)
+            vpn = await asyncio.to_thread(start_vpn, engine, settings.vpn, settings.data_dir, clock, settings.node_name)
             app.state.vpn = vpn
             shutdowns.append(vpn.stop)
             broker = start_broker(app)

@@ -59,8 +59,11 @@ class VpnController:
         data_dir: Path,
         clock: Clock = utcnow,
         backend: WireGuardBackend | None = None,
+        node: str | None = None,
     ) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
+        self.node = node
+        """This node's name: it installs only the tunnels it owns (``TunnelLease.node``); None serves every lease."""
         self.key_file = settings.key_file(data_dir)
         self.backend = backend
         self.public_key: str | None = None
@@ -122,7 +125,7 @@ class VpnController:
             raise Unavailable(self.off_reason or "the VPN is starting; try again in a moment")
         public_key = self.public_key
         return ipam.retrying(
-            self.engine, lambda db: client_config(db, session, self.settings, public_key, self.clock())
+            self.engine, lambda db: client_config(db, session, self.settings, public_key, self.clock(), self.node)
         )
 
     def stop(self) -> None:
@@ -159,11 +162,11 @@ class VpnController:
     def _reconcile(self) -> ReconcileResult:
         assert self.backend is not None
         with Session(self.engine, expire_on_commit=False) as db:
-            return reconcile(db, self.backend, self.settings, self.clock(), self.last_result)
+            return reconcile(db, self.backend, self.settings, self.clock(), self.last_result, self.node)
 
     def _bookkeeping(self, db: Session) -> int:
         now = self.clock()
-        return leases.lease_missing_sessions(db, now, self.settings) + leases.retire_ended_leases(db, now)
+        return leases.lease_missing_sessions(db, now, self.settings, self.node) + leases.retire_ended_leases(db, now)
 
     def _on_session_change(self, _topic: str, _session_id: object) -> None:
         self.nudge()
@@ -184,9 +187,11 @@ class VpnController:
             log.exception("VPN reconcile failed; retrying in %s s", self.settings.reconcile_seconds)
 
 
-def start_vpn(engine: Engine, settings: VpnSettings, data_dir: Path, clock: Clock = utcnow) -> VpnController:
+def start_vpn(
+    engine: Engine, settings: VpnSettings, data_dir: Path, clock: Clock = utcnow, node: str | None = None
+) -> VpnController:
     """Create and start this node's controller; put it on ``app.state.vpn``. Never raises for a host that cannot
     run the VPN: the controller then stays off and its status says why."""
-    controller = VpnController(engine, settings, data_dir, clock)
+    controller = VpnController(engine, settings, data_dir, clock, node=node)
     controller.start()
     return controller

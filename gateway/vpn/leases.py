@@ -35,8 +35,13 @@ def session_may_tunnel(session: HomeSession, now: datetime) -> bool:
     )
 
 
-def lease_for_session(db: Session, session: HomeSession, now: datetime, settings: VpnSettings) -> TunnelLease | None:
+def lease_for_session(
+    db: Session, session: HomeSession, now: datetime, settings: VpnSettings, node: str | None = None
+) -> TunnelLease | None:
     """The session's lease, written on first call; None when the session may not have a tunnel.
+
+    A lease written here belongs to ``node`` (this node; None on a node that does not name itself): its peer is
+    installed there and the agent's config names this node's ``settings.endpoint``.
 
     Flushes only. Concurrent first calls for one agent may raise `ipam.AddressTaken`: run under `ipam.retrying`.
     """
@@ -57,6 +62,8 @@ def lease_for_session(db: Session, session: HomeSession, now: datetime, settings
         ipv6=address.ipv6,
         scope=json.dumps([list(item) for item in scope.allowed]),
         state=LeaseState.DESIRED,
+        node=node,
+        gateway_endpoint=settings.endpoint,
         created_at=now,
     )
     db.add(lease)
@@ -76,22 +83,26 @@ def lease_for_session(db: Session, session: HomeSession, now: datetime, settings
             "ipv6": lease.ipv6,
             "public_key": lease.public_key,
             "person": session.person_id,
+            "node": node,
         },
     )
     nudge_after_commit(db, LEASE_WRITTEN, session.id)
     return lease
 
 
-def lease_missing_sessions(db: Session, now: datetime, settings: VpnSettings) -> int:
-    """Write the leases of active keyed sessions that have none (a missed "started" nudge, a restart)."""
+def lease_missing_sessions(db: Session, now: datetime, settings: VpnSettings, node: str | None = None) -> int:
+    """Write the leases of active keyed sessions that have none (a missed "started" nudge, a restart); with a
+    ``node``, only of the sessions signed in on it, so two nodes never race to own one tunnel."""
     leased = select(TunnelLease.session_id)
-    sessions = db.exec(
+    query = (
         select(HomeSession)
         .where(HomeSession.state == SessionState.ACTIVE)
         .where(col(HomeSession.wireguard_key).is_not(None))
         .where(col(HomeSession.id).not_in(leased))
-    ).all()
-    return sum(lease_for_session(db, session, now, settings) is not None for session in sessions)
+    )
+    if node is not None:
+        query = query.where(HomeSession.node == node)
+    return sum(lease_for_session(db, session, now, settings, node) is not None for session in db.exec(query).all())
 
 
 def retire_ended_leases(db: Session, now: datetime) -> int:

@@ -57,10 +57,11 @@ def _destinations(scope_json: str) -> tuple[Destination, ...]:
     return tuple(Destination(cidr, proto, port) for cidr, proto, port in json.loads(scope_json))
 
 
-def desired_peers(db: Session, now: datetime) -> list[DesiredPeer]:
-    """Peers the sessions' state authorises right now. A key claimed by two live leases gets no peer (fail
-    closed: cryptokey routing cannot tell the two apart)."""
-    rows = db.exec(
+def desired_peers(db: Session, now: datetime, node: str | None = None) -> list[DesiredPeer]:
+    """Peers the sessions' state authorises right now, on ``node`` when one is named (its own leases, and the
+    unowned ones written before nodes were named). A key claimed by two live leases gets no peer (fail closed:
+    cryptokey routing cannot tell the two apart)."""
+    query = (
         select(  # type: ignore[call-overload]  # SQLModel types select() of at most four columns
             TunnelLease.session_id, TunnelLease.public_key, TunnelLease.ipv4, TunnelLease.ipv6, TunnelLease.scope
         )
@@ -70,7 +71,10 @@ def desired_peers(db: Session, now: datetime) -> list[DesiredPeer]:
         .where(col(HomeSession.expires_at) > now)
         .where(or_(col(HomeSession.cert_not_after).is_(None), col(HomeSession.cert_not_after) > now))
         .where(col(HomeSession.wireguard_key) == col(TunnelLease.public_key))
-    ).all()
+    )
+    if node is not None:
+        query = query.where(or_(col(TunnelLease.node) == node, col(TunnelLease.node).is_(None)))
+    rows = db.exec(query).all()
     claims = Counter(row[1] for row in rows)
     for key, count in claims.items():
         if count > 1:
@@ -95,6 +99,7 @@ def reconcile(
     settings: VpnSettings,
     now: datetime,
     previous: ReconcileResult | None = None,
+    node: str | None = None,
 ) -> ReconcileResult:
     """Read the desired peers, commit (ending the caller's transaction), then make the interface match.
 
@@ -104,7 +109,7 @@ def reconcile(
     added after it, so no peer carries a packet before its scope is in force. When nft refuses, removals
     still happen and the error is raised.
     """
-    peers = desired_peers(db, now)
+    peers = desired_peers(db, now, node)
     db.commit()
     specs = {peer.public_key: peer.spec() for peer in peers}
     seats = seats_of(peers)

@@ -2,7 +2,7 @@
 
 Several nodes share one PostgreSQL: each node's row carries its heartbeat (``gateway_node``), each cluster-scope
 worker's next due pass is claimed under a row lock (``worker_schedule``), a tunnel lease names the node that
-terminates it (NULL on a single node, and for leases written before this revision), and a session ended because its
+terminates it and that node's WireGuard endpoint (NULL for leases written before this revision), and a session ended because its
 node died says so (``node_lost``). Additive only: nodes of the previous release keep working beside it.
 
 Revision ID: 0013
@@ -52,6 +52,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("vpn_tunnel_lease", schema=None) as batch_op:
         batch_op.add_column(sa.Column("node", NAME, nullable=True))
+        batch_op.add_column(sa.Column("gateway_endpoint", NAME, nullable=True))
         batch_op.create_index(batch_op.f("ix_vpn_tunnel_lease_node"), ["node"], unique=False)
     if op.get_bind().dialect.name == "postgresql":
         # SQLite stores the reason as a VARCHAR(26) it never enforces; NODE_LOST fits it.
@@ -62,6 +63,7 @@ def downgrade() -> None:
     # PostgreSQL cannot drop a value from an enum type; sessions ended with it keep their reason there.
     with op.batch_alter_table("vpn_tunnel_lease", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_vpn_tunnel_lease_node"))
+        batch_op.drop_column("gateway_endpoint")
         batch_op.drop_column("node")
     op.drop_table("worker_schedule")
     with op.batch_alter_table("gateway_node", schema=None) as batch_op:
