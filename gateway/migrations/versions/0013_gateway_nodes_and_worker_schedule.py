@@ -2,8 +2,9 @@
 
 Several nodes share one PostgreSQL: each node's row carries its heartbeat (``gateway_node``), each cluster-scope
 worker's next due pass is claimed under a row lock (``worker_schedule``), a tunnel lease names the node that
-terminates it and that node's WireGuard endpoint (NULL for leases written before this revision), and a session ended because its
-node died says so (``node_lost``). Additive only: nodes of the previous release keep working beside it.
+terminates it and that node's WireGuard endpoint (NULL for leases written before this revision), and a session
+ended because its node died says so (``node_lost``). Additive only: nodes of the previous release keep working
+beside it.
 
 Revision ID: 0013
 Revises: 0012
