@@ -38,6 +38,8 @@ class Cluster:
     heartbeat_seconds: float
     dead_after_seconds: float
     nodes: dict[str, NodeProcess] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)
+    """Further ``SOHOGW_*`` variables every node gets (the proxy secret behind HAProxy)."""
 
     def start(self, name: str) -> NodeProcess:
         port = free_port()
@@ -50,6 +52,7 @@ class Cluster:
             "SOHOGW_CLUSTER__DEAD_AFTER_SECONDS": str(self.dead_after_seconds),
             "SOHOGW_CLUSTER__INTERNAL_URL": f"http://127.0.0.1:{port}",
             "SOHOGW_SEATS__ENABLED": "false",
+            **self.settings,
         }
         environment.pop("SOHOGW_CONFIG", None)
         log = self.data_root / f"{name}.log"

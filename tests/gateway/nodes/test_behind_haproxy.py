@@ -1,0 +1,175 @@
+"""Two nodes behind a real HAProxy running deploy/haproxy/haproxy.cfg as shipped: browsers land on both nodes and
+stay on theirs, the proxy's secret and the client certificate reach the node, a drained node keeps its browsers but
+gets no new ones, and a node killed outright is out of the balance within seconds, its browsers sent to the other."""
+
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from gateway.audit.models import AuditEvent
+from tests.gateway.nodes.cluster import REPO, Cluster, cluster
+from tests.support.components import require_programs
+from tests.support.portal import PROXY_SECRET
+from tests.support.server import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+PEM = serialization.Encoding.PEM
+
+
+def _self_signed(path: Path, name: str) -> tuple[Path, Path]:
+    """A certificate and key (PEM files) for ``name``, and the two in one file as HAProxy wants."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    (path / f"{name}.crt").write_bytes(certificate.public_bytes(PEM))
+    (path / f"{name}.key").write_bytes(key_pem)
+    (path / f"{name}.pem").write_bytes(certificate.public_bytes(PEM) + key_pem)
+    return path / f"{name}.crt", path / f"{name}.key"
+
+
+@pytest.fixture
+def balanced(pg_url: str, tmp_path: Path) -> Iterator[tuple[Cluster, str, Path]]:
+    """Nodes a (gw1) and b (gw2) behind HAProxy; yields the cluster, HAProxy's URL and its admin socket."""
+    require_programs("haproxy", install="Debian: apt-get install haproxy")
+    _self_signed(tmp_path, "portal")
+    _self_signed(tmp_path, "client-ca")
+    port, admin = free_port(), tmp_path / "admin.sock"
+    with cluster(pg_url, tmp_path, 0.5, 3.0) as nodes:
+        nodes.settings["SOHOGW_PORTAL__PROXY_SECRET"] = PROXY_SECRET
+        addresses = [nodes.start(name).url.removeprefix("http://") for name in ("a", "b")]
+        environment = {
+            **os.environ,
+            "HAPROXY_BIND": f"127.0.0.1:{port}",
+            "HAPROXY_TLS_PEM": str(tmp_path / "portal.pem"),
+            "HAPROXY_CLIENT_CA": str(tmp_path / "client-ca.crt"),
+            "HAPROXY_ADMIN_SOCKET": str(admin),
+            "SOHOGW_PROXY_SECRET": PROXY_SECRET,
+            "SOHOGW_NODE1": addresses[0],
+            "SOHOGW_NODE2": addresses[1],
+        }
+        haproxy = subprocess.Popen(
+            ["haproxy", "-db", "-f", str(REPO / "deploy/haproxy/haproxy.cfg")],
+            env=environment,
+            stdout=(tmp_path / "haproxy.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            url = f"https://127.0.0.1:{port}"
+            assert _wait(lambda: _server_states(admin) == {"gw1": "UP", "gw2": "UP"}, 20), (
+                tmp_path / "haproxy.log"
+            ).read_text()
+            yield nodes, url, admin
+        finally:
+            haproxy.send_signal(signal.SIGTERM)
+            haproxy.wait(10)
+
+
+def _wait(condition: object, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if condition():  # type: ignore[operator]
+                return True
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def _admin(socket_path: Path, command: str) -> str:
+    with socket.socket(socket.AF_UNIX) as connection:
+        connection.connect(str(socket_path))
+        connection.sendall(command.encode() + b"\n")
+        return b"".join(iter(lambda: connection.recv(65536), b"")).decode()
+
+
+def _server_states(socket_path: Path) -> dict[str, str]:
+    """HAProxy's own view of each server of the backend (``show servers state``: srv_name, srv_op_state 2 = up)."""
+    states = {}
+    for line in _admin(socket_path, "show stat").splitlines():
+        fields = line.split(",")
+        if len(fields) > 17 and fields[0] == "gateways" and fields[1] not in ("FRONTEND", "BACKEND"):
+            states[fields[1]] = fields[17].split(" ")[0]
+    return states
+
+
+def _node_of(client: httpx.Client, url: str) -> str:
+    return str(client.get(url + "/healthz").json()["node"])
+
+
+def test_browsers_land_on_both_nodes_and_stay_on_theirs(balanced: tuple[Cluster, str, Path]) -> None:
+    _, url, _ = balanced
+    first_visits = set()
+    for _ in range(8):
+        with httpx.Client(verify=False) as fresh_browser:  # noqa: S501 - the test's own self-signed portal
+            first_visits.add(_node_of(fresh_browser, url))
+    assert first_visits == {"a", "b"}
+    with httpx.Client(verify=False) as browser:  # noqa: S501
+        home = _node_of(browser, url)
+        assert {_node_of(browser, url) for _ in range(10)} == {home}
+
+
+def test_the_proxy_is_proven_and_the_certificate_reaches_the_node(
+    balanced: tuple[Cluster, str, Path], pg_engine: Engine, tmp_path: Path
+) -> None:
+    nodes, url, _ = balanced
+    certificate = _self_signed(tmp_path, "agent")
+    with httpx.Client(verify=False, cert=(str(certificate[0]), str(certificate[1]))) as browser:  # noqa: S501
+        assert browser.get(url + "/healthz").status_code == 200
+    # the control: the same headers sent past HAProxy, without its secret, are ignored and audited
+    forged = {"X-SSL-Client-Cert": "forged", "X-Forwarded-For": "203.0.113.9"}
+    assert httpx.get(nodes.nodes["a"].url + "/healthz", headers=forged).status_code == 200
+    with Session(pg_engine) as db:
+        ignored = db.exec(select(AuditEvent).where(AuditEvent.action == "proxy.forwarding_ignored")).all()
+        # One row, and it is the forged request's (the address it claimed): HAProxy's request, made first from the
+        # same peer address, would have written the row of that key itself had it not been believed.
+        assert [e.source for e in ignored] == ["203.0.113.9"]
+
+
+def test_a_drained_node_keeps_its_browsers_and_a_killed_node_is_out_within_seconds(
+    balanced: tuple[Cluster, str, Path],
+) -> None:
+    nodes, url, admin = balanced
+    with httpx.Client(verify=False) as on_b:  # noqa: S501
+        while _node_of(on_b, url) != "b":
+            on_b.cookies.clear()
+        _admin(admin, "set server gateways/gw2 state drain")
+        for _ in range(6):
+            with httpx.Client(verify=False) as fresh_browser:  # noqa: S501
+                assert _node_of(fresh_browser, url) == "a"
+        assert {_node_of(on_b, url) for _ in range(5)} == {"b"}  # its own browser still reaches the drained node
+        _admin(admin, "set server gateways/gw2 state ready")
+
+        with httpx.Client(verify=False) as on_a:  # noqa: S501
+            while _node_of(on_a, url) != "a":
+                on_a.cookies.clear()
+            killed_at = time.monotonic()
+            nodes.nodes["a"].kill_whole_tree()
+            assert _wait(lambda: _server_states(admin)["gw1"] == "DOWN", 5)
+            assert _node_of(on_a, url) == "b"  # its cookie names a dead node: sent to the live one
+            assert time.monotonic() - killed_at < 5
