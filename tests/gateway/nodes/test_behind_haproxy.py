@@ -54,7 +54,7 @@ def _self_signed(path: Path, name: str) -> tuple[Path, Path]:
 
 @pytest.fixture
 def balanced(pg_url: str, tmp_path: Path) -> Iterator[tuple[Cluster, str, Path]]:
-    """Nodes a (gw1) and b (gw2) behind HAProxy; yields the cluster, HAProxy's URL and its admin socket."""
+    """Nodes a and b behind HAProxy (its servers named as the nodes): the cluster, HAProxy's URL, its admin socket."""
     require_programs("haproxy", install="Debian: apt-get install haproxy")
     _self_signed(tmp_path, "portal")
     _self_signed(tmp_path, "client-ca")
@@ -71,6 +71,8 @@ def balanced(pg_url: str, tmp_path: Path) -> Iterator[tuple[Cluster, str, Path]]
             "SOHOGW_PROXY_SECRET": PROXY_SECRET,
             "SOHOGW_NODE1": addresses[0],
             "SOHOGW_NODE2": addresses[1],
+            "SOHOGW_NODE1_NAME": "a",
+            "SOHOGW_NODE2_NAME": "b",
         }
         haproxy = subprocess.Popen(
             ["haproxy", "-db", "-f", str(REPO / "deploy/haproxy/haproxy.cfg")],
@@ -80,7 +82,7 @@ def balanced(pg_url: str, tmp_path: Path) -> Iterator[tuple[Cluster, str, Path]]
         )
         try:
             url = f"https://127.0.0.1:{port}"
-            assert _wait(lambda: _server_states(admin) == {"gw1": "UP", "gw2": "UP"}, 20), (
+            assert _wait(lambda: _server_states(admin) == {"a": "UP", "b": "UP"}, 20), (
                 tmp_path / "haproxy.log"
             ).read_text()
             yield nodes, url, admin
@@ -134,6 +136,17 @@ def test_browsers_land_on_both_nodes_and_stay_on_theirs(balanced: tuple[Cluster,
         assert {_node_of(browser, url) for _ in range(10)} == {home}
 
 
+def test_a_link_naming_a_node_reaches_that_node_whatever_the_browsers_cookie_says(
+    balanced: tuple[Cluster, str, Path],
+) -> None:
+    _, url, _ = balanced
+    with httpx.Client(verify=False) as browser:  # noqa: S501
+        home = _node_of(browser, url)
+        other = "b" if home == "a" else "a"
+        assert browser.get(url + f"/healthz?node={other}").json()["node"] == other  # a watch of a seat there
+        assert _node_of(browser, url) == home  # and the browser's own requests stay home
+
+
 def test_the_proxy_is_proven_and_the_certificate_reaches_the_node(
     balanced: tuple[Cluster, str, Path], pg_engine: Engine, tmp_path: Path
 ) -> None:
@@ -158,18 +171,18 @@ def test_a_drained_node_keeps_its_browsers_and_a_killed_node_is_out_within_secon
     with httpx.Client(verify=False) as on_b:  # noqa: S501
         while _node_of(on_b, url) != "b":
             on_b.cookies.clear()
-        _admin(admin, "set server gateways/gw2 state drain")
+        _admin(admin, "set server gateways/b state drain")
         for _ in range(6):
             with httpx.Client(verify=False) as fresh_browser:  # noqa: S501
                 assert _node_of(fresh_browser, url) == "a"
         assert {_node_of(on_b, url) for _ in range(5)} == {"b"}  # its own browser still reaches the drained node
-        _admin(admin, "set server gateways/gw2 state ready")
+        _admin(admin, "set server gateways/b state ready")
 
         with httpx.Client(verify=False) as on_a:  # noqa: S501
             while _node_of(on_a, url) != "a":
                 on_a.cookies.clear()
             killed_at = time.monotonic()
             nodes.nodes["a"].kill_whole_tree()
-            assert _wait(lambda: _server_states(admin)["gw1"] == "DOWN", 5)
+            assert _wait(lambda: _server_states(admin)["a"] == "DOWN", 5)
             assert _node_of(on_a, url) == "b"  # its cookie names a dead node: sent to the live one
             assert time.monotonic() - killed_at < 5
