@@ -31,7 +31,6 @@ def join_cluster(engine: Engine, name: str, settings: ClusterSettings, clock: Cl
                 clock(),
                 dead_after=timedelta(seconds=settings.dead_after_seconds),
                 shared_database=is_postgres(engine),
-                internal_url=settings.internal_url,
             )
     except service.SecondNodeOnSqlite as refused:
         with session_scope(engine) as db:

@@ -28,10 +28,6 @@ class GatewayNode(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=255)
     incarnation: str = Field(max_length=32)
     state: NodeState = Field(max_length=8, index=True)
-    internal_url: str | None = Field(default=None, max_length=255)
-    """Where the other nodes reach this one to hand it a request for something it owns (``cluster.internal_url``)."""
-    draining: bool = False
-    """Set by the operator before maintenance: the balancer sends it no new sign-ins; live seats stay until they end."""
     started_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     last_beat_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
     declared_dead_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))

@@ -50,7 +50,6 @@ def join(
     *,
     dead_after: timedelta,
     shared_database: bool,
-    internal_url: str | None = None,
 ) -> GatewayNode:
     """Write this node's row as live with a new incarnation, and return it.
 
@@ -76,7 +75,7 @@ def join(
     )
     previous = node.state if node.incarnation else None
     node.incarnation, node.state, node.started_at, node.last_beat_at = uuid.uuid4().hex, NodeState.LIVE, now, now
-    node.internal_url, node.declared_dead_at, node.declared_dead_by = internal_url, None, None
+    node.declared_dead_at, node.declared_dead_by = None, None
     db.add(node)
     db.flush()
     record(
@@ -194,15 +193,3 @@ def end_what_it_owned(db: Session, node: str, survivor: str, now: datetime) -> i
         )
     db.flush()
     return len(sessions)
-
-
-def live_nodes(db: Session, now: datetime, dead_after: timedelta) -> list[GatewayNode]:
-    """Nodes that beat within ``dead_after``, by name: the wall's and the router's view of the cluster."""
-    return list(
-        db.exec(
-            select(GatewayNode)
-            .where(GatewayNode.state == NodeState.LIVE)
-            .where(col(GatewayNode.last_beat_at) >= now - dead_after)
-            .order_by(col(GatewayNode.name))
-        ).all()
-    )

@@ -13,9 +13,6 @@ class ClusterSettings(BaseModel):
     dead_after_seconds: Annotated[float, Field(ge=1, le=3600)] = 15.0
     """A node whose last beat is older than this is declared dead and everything it owned is ended (``node_lost``).
     Keep node clocks in step (NTP): a node judges another's beat by its own clock."""
-    internal_url: str | None = None
-    """This node's address for the other nodes (``http://10.0.0.11:8080``): a request for a seat or a watch this node
-    owns, reaching another node, is forwarded here. Unset on a single node."""
 
     @model_validator(mode="after")
     def _beats_fit_in_the_dead_time(self) -> "ClusterSettings":

@@ -31,8 +31,6 @@ def upgrade() -> None:
         sa.Column("name", NAME, nullable=False),
         sa.Column("incarnation", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("state", sa.Enum("LIVE", "LEFT", "DEAD", name="nodestate"), nullable=False),
-        sa.Column("internal_url", NAME, nullable=True),
-        sa.Column("draining", sa.Boolean(), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_beat_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("declared_dead_at", sa.DateTime(timezone=True), nullable=True),

@@ -50,7 +50,6 @@ class Cluster:
             "SOHOGW_NODE_NAME": name,
             "SOHOGW_CLUSTER__HEARTBEAT_SECONDS": str(self.heartbeat_seconds),
             "SOHOGW_CLUSTER__DEAD_AFTER_SECONDS": str(self.dead_after_seconds),
-            "SOHOGW_CLUSTER__INTERNAL_URL": f"http://127.0.0.1:{port}",
             "SOHOGW_SEATS__ENABLED": "false",
             **self.settings,
         }
