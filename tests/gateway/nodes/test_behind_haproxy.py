@@ -1,5 +1,6 @@
 """Two nodes behind a real HAProxy running deploy/haproxy/haproxy.cfg as shipped: browsers land on both nodes and
-stay on theirs, the proxy's secret and the client certificate reach the node, a drained node keeps its browsers but
+stay on theirs, a link naming a node reaches it, the node believes HAProxy (its secret) with a client certificate
+presented while it ignores the same headers sent past it, a drained node keeps its browsers but
 gets no new ones, and a node killed outright is out of the balance within seconds, its browsers sent to the other."""
 
 import datetime as dt
@@ -147,7 +148,7 @@ def test_a_link_naming_a_node_reaches_that_node_whatever_the_browsers_cookie_say
         assert _node_of(browser, url) == home  # and the browser's own requests stay home
 
 
-def test_the_proxy_is_proven_and_the_certificate_reaches_the_node(
+def test_the_node_believes_haproxy_and_ignores_the_same_headers_sent_past_it(
     balanced: tuple[Cluster, str, Path], pg_engine: Engine, tmp_path: Path
 ) -> None:
     nodes, url, _ = balanced
