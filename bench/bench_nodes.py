@@ -9,6 +9,9 @@ times a cluster worker's pass runs per interval — each beside a baseline measu
   tests/gateway/nodes/test_cross_node_end_now.py holds the whole path under one second.)
 - runs per interval: a cluster worker under two runners with the database gate; beside it two runners each with the
   single-node gate, and one runner alone.
+- portal sign-ins per minute through HAProxy (deploy/haproxy/haproxy.cfg) with two nodes, beside the same with one
+  of them set to maintenance in HAProxy, in alternating slices: supervisors (password, argon2) from 8 threads,
+  each sign-in a fresh browser; the throttle is raised out of the way (every sign-in comes from HAProxy's address).
 
 Run as root in a network namespace of its own:
     ip netns add bench; ip netns exec bench ip link set lo up
@@ -29,10 +32,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from bench.interleave import alternate
+from bench.interleave import alternate, throughput
+from certs.authority import init_authority
 from gateway.db import make_engine, session_scope
 from gateway.events import listen, unlisten
 from gateway.nodes.gate import DatabaseClusterGate
@@ -43,12 +48,14 @@ from gateway.vpn.leases import lease_for_session
 from gateway.vpn.settings import VpnSettings
 from gateway.workers.contract import Nudge, Schedule, Scope, Worker
 from gateway.workers.runner import ClusterGate, SingleNodeGate, WorkerRunner
-from tests.gateway.nodes.cluster import cluster
+from tests.gateway.nodes.cluster import balancer, cluster, haproxy_admin
 from tests.gateway.vpn.agents import agent_session
+from tests.support.portal import PROXY_SECRET, sign_in, write_builtin_directory
 from tests.support.postgres import create_database, running_postgres
 from tests.vpn.keys import key_pair
 
 HEARTBEAT, DEAD_AFTER, SESSIONS = 0.5, 3.0, 50
+CA_PASSPHRASE, PASSWORD, SUPERVISORS = "bench-nodes-ca", "Correct-Horse-42!", 8
 
 
 def fresh_database(admin_url: str) -> str:
@@ -179,10 +186,60 @@ def runs_per_interval(admin_url: str, nodes: int, gated: bool, interval: float, 
     return counted / (seconds / interval)
 
 
+def logins_per_minute(admin_url: str, scratch: Path, seconds: float) -> dict[str, float]:
+    """Sign-ins per minute through HAProxy: both nodes in the balance, and only node a (b in maintenance)."""
+    url = fresh_database(admin_url)
+    scratch.mkdir(parents=True)
+    init_authority(scratch / "ca", CA_PASSPHRASE, "Corp Example", datetime.now(UTC))
+    people = [f"sup{number}" for number in range(SUPERVISORS)]
+    write_builtin_directory(
+        scratch / "directory.json", dict.fromkeys(people, PASSWORD), {person: ["SOHO-Supervisors"] for person in people}
+    )
+    turn = iter(range(10**9))
+    failures: list[int] = []
+
+    def sign_in_once(base_url: str) -> None:
+        with httpx.Client(base_url=base_url, verify=False, timeout=30) as browser:  # noqa: S501 - our own test CA
+            answer = sign_in(browser, people[next(turn) % SUPERVISORS], PASSWORD)
+            if answer.status_code != 303:
+                failures.append(answer.status_code)
+
+    with cluster(url, scratch, HEARTBEAT, DEAD_AFTER) as nodes:
+        nodes.settings.update(
+            {
+                "SOHOGW_PORTAL__PROXY_SECRET": PROXY_SECRET,
+                "SOHOGW_PORTAL__THROTTLE_PER_SOURCE": "1000000",
+                "SOHOGW_PORTAL__THROTTLE_PER_ACCOUNT": "1000000",
+                "SOHOGW_CA__DIRECTORY": str(scratch / "ca"),
+                "SOHOGW_CA__PASSPHRASE": CA_PASSPHRASE,
+                "SOHOGW_DIRECTORY__KIND": "builtin",
+                "SOHOGW_DIRECTORY__BUILTIN_FILE": str(scratch / "directory.json"),
+            }
+        )
+        nodes.start("a")
+        nodes.start("b")
+        with balancer(nodes, scratch, PROXY_SECRET) as (base_url, admin):
+            sign_in_once(base_url)  # warm: the first request of each node opens its pools
+            totals: dict[str, list[tuple[int, float]]] = {"2 nodes": [], "1 node": []}
+
+            def slice_of(label: str) -> tuple[int, float]:
+                state = "ready" if label == "2 nodes" else "maint"
+                haproxy_admin(admin, f"set server gateways/b state {state}")
+                done, elapsed, _ = throughput(lambda: sign_in_once(base_url), 8, seconds / 4)
+                return done, elapsed
+
+            for label, slices in alternate({name: (lambda n=name: slice_of(n)) for name in totals}, 4).items():
+                totals[label] = slices
+    if failures:
+        raise RuntimeError(f"{len(failures)} sign-ins failed: {sorted(set(failures))}")
+    return {label: sum(d for d, _ in runs) / sum(e for _, e in runs) * 60 for label, runs in totals.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="node deaths to measure")
     parser.add_argument("--nudges", type=int, default=100, help="nudges per side")
+    parser.add_argument("--login-seconds", type=float, default=40, help="sign-in time per side")
     args = parser.parse_args()
     with running_postgres() as admin_url, tempfile.TemporaryDirectory() as scratch:
         deaths = alternate(
@@ -212,6 +269,10 @@ def main() -> None:
             ("1 node", 1, False),
         ):
             print(f"  {label:<24} {runs_per_interval(admin_url, nodes, gated, interval, seconds):.2f}")
+        rates = logins_per_minute(admin_url, Path(scratch) / "logins", args.login_seconds)
+        print(
+            f"portal sign-ins per minute through HAProxy: 2 nodes {rates['2 nodes']:.0f}, 1 node {rates['1 node']:.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,20 +1,28 @@
-"""Gateway nodes as separate processes on one PostgreSQL: start them, wait until they beat, kill one whole."""
+"""Gateway nodes as separate processes on one PostgreSQL: start them, wait until they beat, kill one whole; and a
+real HAProxy in front of them running deploy/haproxy/haproxy.cfg as shipped."""
 
+import datetime as dt
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.support.server import free_port
 
 REPO = Path(__file__).parents[3]
+PEM = serialization.Encoding.PEM
 
 
 @dataclass
@@ -93,3 +101,92 @@ def cluster(
                     node.process.wait(15)
                 except subprocess.TimeoutExpired:
                     node.kill_whole_tree()
+
+
+def self_signed(path: Path, name: str) -> tuple[Path, Path]:
+    """A certificate and key (PEM files) for ``name``, and the two in one file as HAProxy wants."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    (path / f"{name}.crt").write_bytes(certificate.public_bytes(PEM))
+    (path / f"{name}.key").write_bytes(key_pem)
+    (path / f"{name}.pem").write_bytes(certificate.public_bytes(PEM) + key_pem)
+    return path / f"{name}.crt", path / f"{name}.key"
+
+
+def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return True
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def haproxy_admin(socket_path: Path, command: str) -> str:
+    """One command on HAProxy's runtime API (``set server gateways/b state drain``), and its answer."""
+    with socket.socket(socket.AF_UNIX) as connection:
+        connection.connect(str(socket_path))
+        connection.sendall(command.encode() + b"\n")
+        return b"".join(iter(lambda: connection.recv(65536), b"")).decode()
+
+
+def server_states(socket_path: Path) -> dict[str, str]:
+    """HAProxy's own view of each server of the backend: its status column (UP, DOWN, DRAIN, MAINT) in ``show stat``."""
+    states = {}
+    for line in haproxy_admin(socket_path, "show stat").splitlines():
+        fields = line.split(",")
+        if len(fields) > 17 and fields[0] == "gateways" and fields[1] not in ("FRONTEND", "BACKEND"):
+            states[fields[1]] = fields[17].split(" ")[0]
+    return states
+
+
+@contextmanager
+def balancer(nodes: Cluster, scratch: Path, proxy_secret: str) -> Iterator[tuple[str, Path]]:
+    """HAProxy in front of the cluster's first two nodes (its servers named as they are) until the block ends: its
+    HTTPS URL and its admin socket, once it sees both nodes up."""
+    self_signed(scratch, "portal")
+    self_signed(scratch, "client-ca")
+    port, admin = free_port(), scratch / "admin.sock"
+    first, second = list(nodes.nodes.values())[:2]
+    environment = {
+        **os.environ,
+        "HAPROXY_BIND": f"127.0.0.1:{port}",
+        "HAPROXY_TLS_PEM": str(scratch / "portal.pem"),
+        "HAPROXY_CLIENT_CA": str(scratch / "client-ca.crt"),
+        "HAPROXY_ADMIN_SOCKET": str(admin),
+        "SOHOGW_PROXY_SECRET": proxy_secret,
+        "SOHOGW_NODE1": first.url.removeprefix("http://"),
+        "SOHOGW_NODE2": second.url.removeprefix("http://"),
+        "SOHOGW_NODE1_NAME": first.name,
+        "SOHOGW_NODE2_NAME": second.name,
+    }
+    log = scratch / "haproxy.log"
+    haproxy = subprocess.Popen(
+        ["haproxy", "-db", "-f", str(REPO / "deploy/haproxy/haproxy.cfg")],
+        env=environment,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        both_up = {first.name: "UP", second.name: "UP"}
+        if not wait_until(lambda: server_states(admin) == both_up, 20):
+            raise RuntimeError(f"HAProxy did not see both nodes up: {log.read_text()}")
+        yield f"https://127.0.0.1:{port}", admin
+    finally:
+        haproxy.send_signal(signal.SIGTERM)
+        haproxy.wait(10)

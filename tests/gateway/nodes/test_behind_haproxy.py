@@ -3,122 +3,41 @@ stay on theirs, a link naming a node reaches it, the node believes HAProxy (its 
 presented while it ignores the same headers sent past it, a drained node keeps its browsers but
 gets no new ones, and a node killed outright is out of the balance within seconds, its browsers sent to the other."""
 
-import datetime as dt
-import os
-import signal
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from gateway.audit.models import AuditEvent
-from tests.gateway.nodes.cluster import REPO, Cluster, cluster
+from tests.gateway.nodes.cluster import (
+    Cluster,
+    balancer,
+    cluster,
+    haproxy_admin,
+    self_signed,
+    server_states,
+    wait_until,
+)
 from tests.support.components import require_programs
 from tests.support.portal import PROXY_SECRET
-from tests.support.server import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
-PEM = serialization.Encoding.PEM
-
-
-def _self_signed(path: Path, name: str) -> tuple[Path, Path]:
-    """A certificate and key (PEM files) for ``name``, and the two in one file as HAProxy wants."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    (path / f"{name}.crt").write_bytes(certificate.public_bytes(PEM))
-    (path / f"{name}.key").write_bytes(key_pem)
-    (path / f"{name}.pem").write_bytes(certificate.public_bytes(PEM) + key_pem)
-    return path / f"{name}.crt", path / f"{name}.key"
 
 
 @pytest.fixture
 def balanced(pg_url: str, tmp_path: Path) -> Iterator[tuple[Cluster, str, Path]]:
     """Nodes a and b behind HAProxy (its servers named as the nodes): the cluster, HAProxy's URL, its admin socket."""
     require_programs("haproxy", install="Debian: apt-get install haproxy")
-    _self_signed(tmp_path, "portal")
-    _self_signed(tmp_path, "client-ca")
-    port, admin = free_port(), tmp_path / "admin.sock"
     with cluster(pg_url, tmp_path, 0.5, 3.0) as nodes:
         nodes.settings["SOHOGW_PORTAL__PROXY_SECRET"] = PROXY_SECRET
-        addresses = [nodes.start(name).url.removeprefix("http://") for name in ("a", "b")]
-        environment = {
-            **os.environ,
-            "HAPROXY_BIND": f"127.0.0.1:{port}",
-            "HAPROXY_TLS_PEM": str(tmp_path / "portal.pem"),
-            "HAPROXY_CLIENT_CA": str(tmp_path / "client-ca.crt"),
-            "HAPROXY_ADMIN_SOCKET": str(admin),
-            "SOHOGW_PROXY_SECRET": PROXY_SECRET,
-            "SOHOGW_NODE1": addresses[0],
-            "SOHOGW_NODE2": addresses[1],
-            "SOHOGW_NODE1_NAME": "a",
-            "SOHOGW_NODE2_NAME": "b",
-        }
-        haproxy = subprocess.Popen(
-            ["haproxy", "-db", "-f", str(REPO / "deploy/haproxy/haproxy.cfg")],
-            env=environment,
-            stdout=(tmp_path / "haproxy.log").open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            url = f"https://127.0.0.1:{port}"
-            assert _wait(lambda: _server_states(admin) == {"a": "UP", "b": "UP"}, 20), (
-                tmp_path / "haproxy.log"
-            ).read_text()
+        for name in ("a", "b"):
+            nodes.start(name)
+        with balancer(nodes, tmp_path, PROXY_SECRET) as (url, admin):
             yield nodes, url, admin
-        finally:
-            haproxy.send_signal(signal.SIGTERM)
-            haproxy.wait(10)
-
-
-def _wait(condition: object, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if condition():  # type: ignore[operator]
-                return True
-        except OSError:
-            pass
-        time.sleep(0.1)
-    return False
-
-
-def _admin(socket_path: Path, command: str) -> str:
-    with socket.socket(socket.AF_UNIX) as connection:
-        connection.connect(str(socket_path))
-        connection.sendall(command.encode() + b"\n")
-        return b"".join(iter(lambda: connection.recv(65536), b"")).decode()
-
-
-def _server_states(socket_path: Path) -> dict[str, str]:
-    """HAProxy's own view of each server of the backend (``show servers state``: srv_name, srv_op_state 2 = up)."""
-    states = {}
-    for line in _admin(socket_path, "show stat").splitlines():
-        fields = line.split(",")
-        if len(fields) > 17 and fields[0] == "gateways" and fields[1] not in ("FRONTEND", "BACKEND"):
-            states[fields[1]] = fields[17].split(" ")[0]
-    return states
 
 
 def _node_of(client: httpx.Client, url: str) -> str:
@@ -152,7 +71,7 @@ def test_the_node_believes_haproxy_and_ignores_the_same_headers_sent_past_it(
     balanced: tuple[Cluster, str, Path], pg_engine: Engine, tmp_path: Path
 ) -> None:
     nodes, url, _ = balanced
-    certificate = _self_signed(tmp_path, "agent")
+    certificate = self_signed(tmp_path, "agent")
     with httpx.Client(verify=False, cert=(str(certificate[0]), str(certificate[1]))) as browser:  # noqa: S501
         assert browser.get(url + "/healthz").status_code == 200
     # the control: the same headers sent past HAProxy, without its secret, are ignored and audited
@@ -172,18 +91,18 @@ def test_a_drained_node_keeps_its_browsers_and_a_killed_node_is_out_within_secon
     with httpx.Client(verify=False) as on_b:  # noqa: S501
         while _node_of(on_b, url) != "b":
             on_b.cookies.clear()
-        _admin(admin, "set server gateways/b state drain")
+        haproxy_admin(admin, "set server gateways/b state drain")
         for _ in range(6):
             with httpx.Client(verify=False) as fresh_browser:  # noqa: S501
                 assert _node_of(fresh_browser, url) == "a"
         assert {_node_of(on_b, url) for _ in range(5)} == {"b"}  # its own browser still reaches the drained node
-        _admin(admin, "set server gateways/b state ready")
+        haproxy_admin(admin, "set server gateways/b state ready")
 
         with httpx.Client(verify=False) as on_a:  # noqa: S501
             while _node_of(on_a, url) != "a":
                 on_a.cookies.clear()
             killed_at = time.monotonic()
             nodes.nodes["a"].kill_whole_tree()
-            assert _wait(lambda: _server_states(admin)["a"] == "DOWN", 5)
+            assert wait_until(lambda: server_states(admin)["a"] == "DOWN", 5)
             assert _node_of(on_a, url) == "b"  # its cookie names a dead node: sent to the live one
             assert time.monotonic() - killed_at < 5
