@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +49,8 @@ class Cluster:
     settings: dict[str, str] = field(default_factory=dict)
     """Further ``SOHOGW_*`` variables every node gets (the proxy secret behind HAProxy)."""
 
-    def start(self, name: str) -> NodeProcess:
+    def start(self, name: str, own: Mapping[str, str] | None = None) -> NodeProcess:
+        """Start node ``name`` (its own settings ``own`` beside the cluster's) and wait until it answers."""
         port = free_port()
         environment = {
             **os.environ,
@@ -60,6 +61,7 @@ class Cluster:
             "SOHOGW_CLUSTER__DEAD_AFTER_SECONDS": str(self.dead_after_seconds),
             "SOHOGW_SEATS__ENABLED": "false",
             **self.settings,
+            **(own or {}),
         }
         environment.pop("SOHOGW_CONFIG", None)
         log = self.data_root / f"{name}.log"
