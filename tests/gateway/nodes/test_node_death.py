@@ -18,6 +18,7 @@ from gateway.nodes.models import GatewayNode, NodeState
 from gateway.seats.models import SeatEndReason, SeatLease, SeatLeaseState
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.supervision.models import ScreenWatch
+from gateway.voice.models import CallLeg, LegState
 from gateway.vpn.leases import lease_for_session
 from gateway.vpn.settings import VpnSettings
 from tests.gateway.vpn.agents import agent_session
@@ -162,3 +163,44 @@ def test_a_second_node_on_sqlite_is_refused_while_the_first_lives_and_the_refusa
     with Session(engine) as db:
         refusals = db.exec(select(AuditEvent).where(AuditEvent.outcome == "refused_second_node_on_sqlite")).all()
         assert [(e.target, json.loads(e.detail)) for e in refusals] == [("b", {"live_node": "a"})]
+
+
+def _leg(db: Session, session: HomeSession, node: str | None) -> CallLeg:
+    leg = CallLeg(
+        id=uuid.uuid4().hex, session_id=session.id, person_id=session.person_id, login=session.login, node=node,
+        e164="+441632960001", state=LegState.CONNECTED, created_at=NOW, updated_at=NOW,
+    )  # fmt: skip
+    db.add(leg)
+    db.flush()
+    return leg
+
+
+def test_the_voice_legs_and_watches_a_dead_node_served_end_with_it_and_no_others(engine: Engine) -> None:
+    """Legs and watches name their node: a's end with a even when their session lives on (chen.jie's session has no
+    seat or tunnel there, only the leg and the watch a served); b's and those of no node (before 0014) stay."""
+    with session_scope(engine) as db:
+        _join(db, "a", NOW - timedelta(minutes=5) if not is_postgres(engine) else NOW)
+        _join(db, "b", NOW)
+        sessions = {n: agent_session(db, n, NOW, wireguard_key=key_pair()[1])[0] for n in ("chen.jie", "zhao.lei")}
+        legs = {
+            "a": _leg(db, sessions["chen.jie"], "a").id,
+            "b": _leg(db, sessions["zhao.lei"], "b").id,
+            None: _leg(db, sessions["zhao.lei"], None).id,
+        }
+        for node, login in (("a", "chen.jie"), ("b", "zhao.lei"), (None, "zhao.lei")):
+            db.add(ScreenWatch(supervisor="sup", session_id=sessions[login].id, login=login, node=node,
+                               agent_told=True, started_at=NOW))  # fmt: skip
+    with session_scope(engine) as db:
+        assert service.declare_dead_nodes(db, "b", NOW + DEAD_AFTER + timedelta(seconds=1), DEAD_AFTER) == ["a"]
+    with Session(engine) as db:
+        wanted = {node: db.get(CallLeg, leg_id).wanted for node, leg_id in legs.items()}  # type: ignore[union-attr]
+        assert wanted == {"a": False, "b": True, None: True}
+        ended = {w.node: w.ended_at is not None for w in db.exec(select(ScreenWatch))}
+        assert ended == {"a": True, "b": False, None: False}
+        assert db.get(HomeSession, sessions["chen.jie"].id).state is SessionState.ACTIVE  # type: ignore[union-attr]
+        audit = db.exec(select(AuditEvent)).all()
+        assert [(e.action, e.target, e.outcome, e.actor) for e in audit if e.outcome == "node_lost"] == [
+            ("voice.leg.release", sessions["chen.jie"].id, "node_lost", "node:b"),
+            ("supervision.watch.end", "chen.jie", "node_lost", "node:b"),
+        ]
+        assert verify_chain(db).first_bad_seq is None

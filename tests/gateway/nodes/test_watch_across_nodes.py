@@ -14,6 +14,7 @@ from gateway.policies.service import import_policy
 from gateway.seats.models import SeatLease, SeatLeaseState
 from gateway.seats.viewing import NothingToWatch, offer_view, spend_view_token
 from gateway.sessions.models import HomeSession
+from gateway.supervision.models import ScreenWatch
 from gateway.supervision.monitoring import start_watch
 from gateway.supervision.sources import register_screen_viewer, unregister_screen_viewer
 from tests.gateway.supervision.conftest import add_session
@@ -58,7 +59,7 @@ def _scene(db: Session, seat_node: str) -> tuple[HomeSession, HomeSession]:
     return agent, supervisor
 
 
-def _watch_from(db: Session, node: NodeSeats, agent: HomeSession, supervisor: HomeSession) -> str:
+def _watch_from(db: Session, node: NodeSeats, agent: HomeSession, supervisor: HomeSession) -> tuple[ScreenWatch, str]:
     now = T0 + timedelta(minutes=1)
 
     def viewer(db: Session, agent: HomeSession, supervisor_login: str) -> str:
@@ -66,14 +67,14 @@ def _watch_from(db: Session, node: NodeSeats, agent: HomeSession, supervisor: Ho
 
     register_screen_viewer(viewer)
     try:
-        return start_watch(db, supervisor, agent.id, now=now, source="test")[1]
+        return start_watch(db, supervisor, agent.id, now=now, source="test")
     finally:
         unregister_screen_viewer(viewer)
 
 
 def test_a_watch_of_a_seat_on_another_node_links_to_that_node_with_a_view_token(db: Session) -> None:
     agent, supervisor = _scene(db, seat_node="gw-b")
-    url = _watch_from(db, NodeSeats("gw-a"), agent, supervisor)
+    url = _watch_from(db, NodeSeats("gw-a"), agent, supervisor)[1]
     assert url.startswith("/seats/view?token=") and url.endswith("&node=gw-b")
     token = url.split("token=", 1)[1].split("&", 1)[0]
     grant = spend_view_token(db, token, supervisor, T0 + timedelta(minutes=1), "test")  # as gw-b spends it
@@ -84,3 +85,10 @@ def test_a_seat_this_node_should_run_but_does_not_is_nothing_to_watch(db: Sessio
     agent, supervisor = _scene(db, seat_node="gw-a")
     with pytest.raises(NothingToWatch):
         _watch_from(db, NodeSeats("gw-a"), agent, supervisor)
+
+
+def test_a_watch_names_the_node_serving_the_watched_session(db: Session) -> None:
+    agent, supervisor = _scene(db, seat_node="gw-b")
+    agent.node = "gw-b"
+    watch = _watch_from(db, NodeSeats("gw-a"), agent, supervisor)[0]
+    assert watch.node == "gw-b"
