@@ -83,6 +83,8 @@ class World:
     """Node name → the namespace of its wireguard-go."""
     interfaces: dict[str, str]
     engine: Engine
+    own: dict[str, dict[str, str]]
+    """Node name → its own settings (its namespace, interface, endpoint), to start it again."""
 
     def peers(self, node: str) -> set[str]:
         shown = self.lab.run(self.gateways[node], "wg", "show", self.interfaces[node], "peers", check=False)
@@ -196,15 +198,18 @@ def world(pg_url: str, pg_engine: Engine, tmp_path: Path) -> Iterator[tuple[Worl
                     "NODE_PROCESS_CLUSTER_PASS_SECONDS": str(PASS_SECONDS),
                 }
             )
-            for node, ns in gateways.items():
-                own = {
+            own = {
+                node: {
                     "SOHOGW_VPN__INTERFACE": interfaces[node],
                     "SOHOGW_VPN__NETNS": ns,
                     "SOHOGW_VPN__ENDPOINT": f"{ENDPOINTS[node]}:51820",
                 }
-                nodes.start(node, own)
+                for node, ns in gateways.items()
+            }
+            for node in gateways:
+                nodes.start(node, own[node])
             with balancer(nodes, tmp_path, PROXY_SECRET) as (url, _):
-                yield World(lab, nodes, url, gateways, interfaces, pg_engine), homes
+                yield World(lab, nodes, url, gateways, interfaces, pg_engine, own), homes
         finally:
             for home in homes.values():
                 home.client.stop()
@@ -284,5 +289,9 @@ def test_agents_land_on_both_nodes_and_fail_over_to_b_when_a_is_killed(
     assert max(spans) < PASS_SECONDS * 3, spans
     assert elapsed / PASS_SECONDS - 4 <= len(passes) <= elapsed / PASS_SECONDS + 1, (len(passes), elapsed)
     assert {actor for _, actor in _cluster_passes(w.engine)} >= {"node:b"}
+    # a's next start loads its table afresh: none of the agents it lost is left in a's namespace either.
+    w.nodes.start("a", w.own["a"])
+    assert wait_until(lambda: not _names(w.ruleset("a"), a_address), 10) and w.peers("a") == set()
+    assert w.lab.run(w.gateways["a"], "ip", "link", "show", w.interfaces["a"], check=False).returncode == 0
     print(f"\ncluster passes: {len(passes)} in {elapsed:.1f} s; spans {min(spans):.2f}-{max(spans):.2f} s; "
           f"a killed -> li.na ended {ended_after:.2f} s; end now -> b's peer gone {removed_after:.2f} s")  # fmt: skip
