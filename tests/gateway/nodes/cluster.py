@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 from tests.support.server import free_port
 
 REPO = Path(__file__).parents[3]
+HAPROXY_CONFIG = REPO / "deploy/haproxy/haproxy.cfg"
 PEM = serialization.Encoding.PEM
 
 
@@ -161,10 +162,22 @@ def server_states(socket_path: Path) -> dict[str, str]:
 def balancer(nodes: Cluster, scratch: Path, proxy_secret: str) -> Iterator[tuple[str, Path]]:
     """HAProxy in front of the cluster's first two nodes (its servers named as they are) until the block ends: its
     HTTPS URL and its admin socket, once it sees both nodes up."""
+    first, second = list(nodes.nodes.values())[:2]
+    servers = {node.name: node.url.removeprefix("http://") for node in (first, second)}
+    with haproxy(servers, scratch, proxy_secret) as running:
+        yield running
+
+
+@contextmanager
+def haproxy(
+    servers: Mapping[str, str], scratch: Path, proxy_secret: str, config: Path = HAPROXY_CONFIG
+) -> Iterator[tuple[str, Path]]:
+    """HAProxy running ``config`` (the shipped file unless a test gives a variant) in front of two servers (name →
+    address:port) until the block ends: its HTTPS URL and its admin socket, once it sees both up."""
     self_signed(scratch, "portal")
     self_signed(scratch, "client-ca")
     port, admin = free_port(), scratch / "admin.sock"
-    first, second = list(nodes.nodes.values())[:2]
+    (first, first_address), (second, second_address) = list(servers.items())[:2]
     environment = {
         **os.environ,
         "HAPROXY_BIND": f"127.0.0.1:{port}",
@@ -172,23 +185,23 @@ def balancer(nodes: Cluster, scratch: Path, proxy_secret: str) -> Iterator[tuple
         "HAPROXY_CLIENT_CA": str(scratch / "client-ca.crt"),
         "HAPROXY_ADMIN_SOCKET": str(admin),
         "SOHOGW_PROXY_SECRET": proxy_secret,
-        "SOHOGW_NODE1": first.url.removeprefix("http://"),
-        "SOHOGW_NODE2": second.url.removeprefix("http://"),
-        "SOHOGW_NODE1_NAME": first.name,
-        "SOHOGW_NODE2_NAME": second.name,
+        "SOHOGW_NODE1": first_address,
+        "SOHOGW_NODE2": second_address,
+        "SOHOGW_NODE1_NAME": first,
+        "SOHOGW_NODE2_NAME": second,
     }
     log = scratch / "haproxy.log"
-    haproxy = subprocess.Popen(
-        ["haproxy", "-db", "-f", str(REPO / "deploy/haproxy/haproxy.cfg")],
+    process = subprocess.Popen(
+        ["haproxy", "-db", "-f", str(config)],
         env=environment,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
     try:
-        both_up = {first.name: "UP", second.name: "UP"}
+        both_up = {first: "UP", second: "UP"}
         if not wait_until(lambda: server_states(admin) == both_up, 20):
-            raise RuntimeError(f"HAProxy did not see both nodes up: {log.read_text()}")
+            raise RuntimeError(f"HAProxy did not see both servers up: {log.read_text()}")
         yield f"https://127.0.0.1:{port}", admin
     finally:
-        haproxy.send_signal(signal.SIGTERM)
-        haproxy.wait(10)
+        process.send_signal(signal.SIGTERM)
+        process.wait(10)
