@@ -1,19 +1,22 @@
 """Issue 21 end to end: one PostgreSQL, nodes a and b as real processes, HAProxy in front (deploy/haproxy/haproxy.cfg
 as shipped), and two homes whose WireGuard app is a real wireguard-go, in network namespaces this test creates.
 
-    home1 ─┬─ veth ─ gwa (node a's wireguard-go and nft table, endpoint 198.51.100.1) ─┐ node a, node b, HAProxy and
-    home2 ─┴─ veth ─ gwb (node b's wireguard-go and nft table, endpoint 198.51.100.2) ─┘ PostgreSQL on this test's
-                                                                                        own loopback
+    home1, home2 ── a veth each ── gwa: node a's wireguard-go and nft table, endpoint 198.51.100.1
+    home1, home2 ── a veth each ── gwb: node b's wireguard-go and nft table, endpoint 198.51.100.2
+    nodes a and b (HTTP), HAProxy and the browser: this test's own namespace, on loopback
 
 Agents sign in through HAProxy with their client certificate and password (agents need no second factor under the
-default policy), land on both nodes, and get a tunnel to the node that served them; an ending committed outside node b
-removes b's peer within a second; ``kill -9`` of node a's process group (its wireguard-go dies with it) leaves node b
-to end everything a owned within the dead time plus 5 s, and the agents sign in again onto b with working tunnels.
+default policy), land on both nodes by HAProxy's balancing, and get a tunnel to the node that served them (a TCP
+connection through it to the node's tunnel address); an ending committed outside node b removes b's peer within a
+second; ``kill -9`` of node a's process group (its wireguard-go dies with it) leaves node b to end what a owned
+(``node_lost``) within the dead time plus 5 s, with no peer or nft rule of a's agents on b; the agents sign in again
+onto b and their tunnels work; the audit chain verifies; a cluster-scope pass ran once per interval throughout. A
+killed node's nft table stays in its namespace (inert: its rules match only the interface that died with
+wireguard-go), and the test proves a's next start clears it.
 
-Not proved here: the browser runs in this test's namespace, not the home's (HAProxy listens on loopback); the ending is
-committed by a plain process on the database, not by an admin's request to node a (test_cross_node_end_now.py holds
-the same path); and a killed node's nft table stays in its namespace until that node's next start reloads it (its
-rules match only a's interface, which died with wireguard-go, so they filter nothing meanwhile).
+Not proved here: the browser runs in this test's namespace, not the home's (HAProxy listens on loopback); the ending
+is committed by a plain process on the database, as node a would commit an admin's "end now", not by a request to
+node a (an admin's sign-in needs a second factor this test does not set up).
 """
 
 import itertools
