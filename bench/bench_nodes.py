@@ -10,8 +10,10 @@ times a cluster worker's pass runs per interval — each beside a baseline measu
 - runs per interval: a cluster worker under two runners with the database gate; beside it two runners each with the
   single-node gate, and one runner alone.
 - portal sign-ins per minute through HAProxy (deploy/haproxy/haproxy.cfg) with two nodes, beside the same with one
-  of them set to maintenance in HAProxy, in alternating slices: supervisors (password, argon2) from 8 threads,
-  each sign-in a fresh browser; the throttle is raised out of the way (every sign-in comes from HAProxy's address).
+  of them set to maintenance in HAProxy, in alternating slices, from 8 threads, each sign-in a fresh browser: once
+  for supervisors (password, argon2), once for agents presenting their client certificate (TLS ends at HAProxy,
+  which forwards it; the node checks the certificate and its WireGuard key binding, then the password). The throttle
+  is raised out of the way (every sign-in comes from HAProxy's address).
 
 Run as root in a network namespace of its own:
     ip netns add bench; ip netns exec bench ip link set lo up
@@ -33,15 +35,18 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bench.interleave import alternate, throughput
-from certs.authority import init_authority
+from certs.authority import Authority, init_authority
 from gateway.db import make_engine, session_scope
 from gateway.events import listen, unlisten
 from gateway.nodes.gate import DatabaseClusterGate
 from gateway.nodes.listener import NudgeListener
+from gateway.pki.service import Actor, issue_agent_certificate, publication_urls
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.service import SESSION_ENDED, end_session
 from gateway.vpn.leases import lease_for_session
@@ -186,21 +191,44 @@ def runs_per_interval(admin_url: str, nodes: int, gated: bool, interval: float, 
     return counted / (seconds / interval)
 
 
-def logins_per_minute(admin_url: str, scratch: Path, seconds: float) -> dict[str, float]:
-    """Sign-ins per minute through HAProxy: both nodes in the balance, and only node a (b in maintenance)."""
+def agent_certificates(url: str, authority: Authority, people: Sequence[str], scratch: Path) -> list[tuple[str, str]]:
+    """A certificate binding a WireGuard key for each agent (as enrolment issues it), as files for its browser."""
+    engine, pem, files = make_engine(url), serialization.Encoding.PEM, []
+    with session_scope(engine) as db:
+        for login in people:
+            issued = issue_agent_certificate(
+                db, authority, upn=f"{login}@corp.example", account=login, wireguard_key=key_pair()[1],
+                actor=Actor("bench"), now=datetime.now(UTC), lifetime=timedelta(days=1), urls=publication_urls("http://x"),
+            )  # fmt: skip
+            cert, key = scratch / f"{login}.crt", scratch / f"{login}.key"
+            cert.write_bytes(issued.cert.public_bytes(pem))
+            key.write_bytes(issued.key.private_bytes(pem, PrivateFormat.PKCS8, NoEncryption()))
+            files.append((str(cert), str(key)))
+    engine.dispose()
+    return files
+
+
+def logins_per_minute(admin_url: str, scratch: Path, seconds: float, agents: bool) -> dict[str, float]:
+    """Sign-ins per minute through HAProxy: both nodes in the balance, and only node a (b in maintenance). Agents
+    present their certificate (HAProxy forwards it; the node checks its binding and revocation status);
+    supervisors sign in with the password alone."""
     url = fresh_database(admin_url)
     scratch.mkdir(parents=True)
-    init_authority(scratch / "ca", CA_PASSPHRASE, "Corp Example", datetime.now(UTC))
-    people = [f"sup{number}" for number in range(SUPERVISORS)]
+    authority = init_authority(scratch / "ca", CA_PASSPHRASE, "Corp Example", datetime.now(UTC))
+    role, group = ("agent", "SOHO-Agents") if agents else ("sup", "SOHO-Supervisors")
+    people = [f"{role}{number}" for number in range(SUPERVISORS)]
     write_builtin_directory(
-        scratch / "directory.json", dict.fromkeys(people, PASSWORD), {person: ["SOHO-Supervisors"] for person in people}
+        scratch / "directory.json", dict.fromkeys(people, PASSWORD), {person: [group] for person in people}
     )
+    certificates = agent_certificates(url, authority, people, scratch) if agents else []
     turn = iter(range(10**9))
     failures: list[int] = []
 
     def sign_in_once(base_url: str) -> None:
-        with httpx.Client(base_url=base_url, verify=False, timeout=30) as browser:  # noqa: S501 - our own test CA
-            answer = sign_in(browser, people[next(turn) % SUPERVISORS], PASSWORD)
+        person = next(turn) % SUPERVISORS
+        cert = certificates[person] if agents else None
+        with httpx.Client(base_url=base_url, verify=False, cert=cert, timeout=30) as browser:  # noqa: S501 - our own test CA
+            answer = sign_in(browser, people[person], PASSWORD)
             if answer.status_code != 303:
                 failures.append(answer.status_code)
 
@@ -269,10 +297,12 @@ def main() -> None:
             ("1 node", 1, False),
         ):
             print(f"  {label:<24} {runs_per_interval(admin_url, nodes, gated, interval, seconds):.2f}")
-        rates = logins_per_minute(admin_url, Path(scratch) / "logins", args.login_seconds)
-        print(
-            f"portal sign-ins per minute through HAProxy: 2 nodes {rates['2 nodes']:.0f}, 1 node {rates['1 node']:.0f}"
-        )
+        for agents, who in ((False, "supervisors (password)"), (True, "agents (certificate + password)")):
+            rates = logins_per_minute(admin_url, Path(scratch) / f"logins-{who[:6]}", args.login_seconds, agents)
+            print(
+                f"portal sign-ins per minute through HAProxy, {who}: "
+                f"2 nodes {rates['2 nodes']:.0f}, 1 node {rates['1 node']:.0f}"
+            )
 
 
 if __name__ == "__main__":
