@@ -26,6 +26,7 @@ from gateway.enrollment.routes.csv_import import MAX_CSV_BYTES
 from gateway.enrollment.service import vetted_number
 from gateway.enrollment.workers import enrollment_workers
 from gateway.errors import GatewayError
+from gateway.nodes.lifecycle import ClusterMember, join_cluster
 from gateway.notify.sms import HttpSms
 from gateway.pki.ca import CaNotReady, open_authority
 from gateway.pki.client_cas import ClientCaBundle
@@ -133,7 +134,7 @@ def background_workers(
     makes the seat broker (both on ``app.state``) first: the workers drive them."""
     state = app.state
     settings, engine, clock, authority = state.settings, state.engine, state.clock, state.authority
-    state.vpn = start_vpn(engine, settings.vpn, settings.data_dir, clock)
+    state.vpn = start_vpn(engine, settings.vpn, settings.data_dir, clock, settings.node_name)
     voice_platform = choose_platform(settings.voice, clock)
     state.voice_platform = voice_platform  # supervisors' listening asks it (gateway/voice/listening.py)
     children = [  # what an ending session waits for before it is ended
@@ -194,14 +195,26 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         workers: list[Worker[Any, Any]] = [app.state.supervision_wall]
-        if run_jobs:  # off the event loop: pyroute2 runs an asyncio loop of its own, which cannot start in uvicorn's
-            workers += await asyncio.to_thread(background_workers, app, login_services, client_cas)
-        app.state.workers = WorkerRunner(workers, engine, clock)
+        member: ClusterMember | None = None
+        if run_jobs:
+            # First: a second node on SQLite is refused before it touches anything (SecondNodeOnSqlite).
+            node = await asyncio.to_thread(join_cluster, engine, settings.node_name, settings.cluster, clock)
+            member = ClusterMember(engine, node, settings.cluster, clock)
+            app.state.cluster = member
+            # Off the event loop: pyroute2 runs an asyncio loop of its own, which cannot start in uvicorn's.
+            workers += [*member.workers, *await asyncio.to_thread(background_workers, app, login_services, client_cas)]
+        app.state.workers = WorkerRunner(workers, engine, clock, member.gate if member is not None else None)
         app.state.workers.start()
+        if member is not None:
+            member.start()
         try:
             yield
         finally:
+            if member is not None:
+                member.stop_listening()
             app.state.workers.stop()
+            if member is not None:
+                member.leave()  # last: the node leaves once its own work has stopped
             login_services.directory.close()
 
     app = FastAPI(title="SOHO Gateway", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)

@@ -3,14 +3,19 @@
 A reconciler must never act on state that may still roll back (a peer installed for a login that failed to commit),
 so services call ``nudge_after_commit`` and the listeners run once the commit has happened. Rolled-back nudges are
 dropped. The scheduled reconcile loops remain the safety net; a nudge only makes them act at once.
+
+On PostgreSQL the nudge also goes to the other nodes: ``pg_notify`` is sent inside the transaction, and PostgreSQL
+delivers it to every ``LISTEN``ing node only when that transaction commits (``gateway/nodes/listener.py``).
 """
 
+import json
 import logging
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlmodel import Session
 
 log = logging.getLogger(__name__)
@@ -18,6 +23,9 @@ log = logging.getLogger(__name__)
 Listener = Callable[[str, Any], None]
 _listeners: dict[str, list[Listener]] = defaultdict(list)
 _PENDING = "sohogw.nudges"
+NOTIFY_CHANNEL = "sohogw_nudge"
+ORIGIN = uuid.uuid4().hex
+"""This process, named in its notifications, so its own listener does not deliver its nudges a second time."""
 
 
 def listen(topic: str, listener: Listener) -> None:
@@ -32,6 +40,13 @@ def unlisten(topic: str, listener: Listener) -> None:
 
 def nudge_after_commit(db: Session, topic: str, payload: Any = None) -> None:
     db.info.setdefault(_PENDING, []).append((topic, payload))
+    if db.get_bind().dialect.name != "postgresql":
+        return
+    try:
+        note = json.dumps({"topic": topic, "payload": payload, "origin": ORIGIN})
+    except TypeError:  # an in-process object (a directory handle): other nodes catch up on their interval pass
+        return
+    db.execute(text("SELECT pg_notify(:channel, :note)"), {"channel": NOTIFY_CHANNEL, "note": note})
 
 
 def pending_mark(db: Session) -> int:
@@ -45,7 +60,8 @@ def drop_pending_since(db: Session, mark: int) -> None:
 
 
 def publish(topic: str, payload: Any = None) -> None:
-    """Nudge now, for a change no transaction made (a WireGuard daemon that was restarted, its peers gone)."""
+    """Call this process's listeners of ``topic`` now: a committed local nudge, one another node committed (its
+    ``NOTIFY``), or a change no transaction made (a WireGuard daemon that was restarted, its peers gone)."""
     for listener in list(_listeners[topic]):
         try:
             listener(topic, payload)

@@ -2,6 +2,7 @@
 
 from gateway.audit.models import AuditEvent, AuditHead
 from gateway.enrollment.models import Application, CertificateRequest, EnvcheckRun, Evidence, ImportRun, StageDecision
+from gateway.nodes.models import GatewayNode, WorkerSchedule
 from gateway.pki.models import CrlPublication, IssuedCertificate, TrustedAuthority
 from gateway.policies.models import PolicyVersion
 from gateway.seats.models import LaunchToken, RdpHostCertificate, ScreenRecording, SeatLease
@@ -40,6 +41,7 @@ __all__ = [
     "CrlPublication",
     "EnvcheckRun",
     "Evidence",
+    "GatewayNode",
     "HelpRequest",
     "HomeSession",
     "ImportRun",
@@ -64,4 +66,5 @@ __all__ = [
     "TrustedAuthority",
     "TunnelLease",
     "WorkState",
+    "WorkerSchedule",
 ]

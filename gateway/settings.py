@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 from gateway.directory.settings import DirectorySettings
 from gateway.enrollment.settings import EnrollmentSettings
+from gateway.nodes.settings import ClusterSettings
 from gateway.notify.sms import SmsSettings
 from gateway.pki.settings import CaSettings
 from gateway.seats.settings import SeatSettings
@@ -59,6 +60,7 @@ class Settings(BaseSettings):
     node_name: str = Field(default_factory=lambda: os.uname().nodename)
     """Names this node when several share one PostgreSQL."""
     log_level: str = "INFO"
+    cluster: ClusterSettings = ClusterSettings()
     ca: CaSettings = CaSettings()
     portal: PortalSettings = PortalSettings()
     enrollment: EnrollmentSettings = EnrollmentSettings()

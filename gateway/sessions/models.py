@@ -40,6 +40,8 @@ class EndReason(StrEnum):
     HR_SUSPENDED = "hr_suspended"
     SECOND_FACTOR_ABANDONED = "second_factor_abandoned"
     REPLACED = "replaced_by_new_login"
+    NODE_LOST = "node_lost"
+    """The gateway node holding the session's seat or tunnel stopped beating; a surviving node ended it."""
 
 
 class HomeSession(SQLModel, table=True):

@@ -66,6 +66,9 @@ class ScreenWatch(SQLModel, table=True):
     supervisor: str = Field(max_length=255, index=True)
     session_id: str = Field(max_length=32, index=True)
     login: str = Field(max_length=255)
+    node: str | None = Field(default=None, max_length=255, index=True)
+    """The node serving the watched agent's session when the watch began: a survivor ends a dead node's watches
+    (a watch of a seat on another node also ends when that node dies, with the session its seat belongs to)."""
     agent_told: bool
     started_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))

@@ -64,6 +64,7 @@ def start_watch(
         supervisor=supervisor.login,
         session_id=agent.id,
         login=agent.login,
+        node=agent.node,
         agent_told=policy.notify_agent_when_watched,
         started_at=now,
     )

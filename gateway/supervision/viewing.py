@@ -70,6 +70,8 @@ def offer_view(db: Session, agent: HomeSession, supervisor: str, seats: SeatSour
         token = _guacamole_join(db, lease, sessions[0], seats, now)
     else:
         token = mint(db, lease, sessions[0], now, seats.token_lifetime, mode=VIEW)
+        if lease.node != seats.node:  # the balancer sends ?node= to the node that runs the seat (deploy/haproxy/)
+            return f"/seats/view?token={quote(token)}&node={quote(lease.node)}"
     return f"/seats/view?token={quote(token)}"
 
 
@@ -86,8 +88,9 @@ def _guacamole_join(db: Session, lease: SeatLease, supervisor: HomeSession, seat
 
 
 def _watchable_lease(db: Session, agent: HomeSession, seats: SeatSource) -> SeatLease:
-    """The agent's newest live seat that can be watched: an X11 seat this node runs, or a Guacamole seat whose
-    guacd connection is up (any guacd node can be joined through guacamole-lite)."""
+    """The agent's newest live seat that can be watched: an X11 seat this node runs or another node holds (its
+    page and websocket are sent there), or a Guacamole seat whose guacd connection is up (any guacd node can be
+    joined through guacamole-lite)."""
     query = (
         select(SeatLease)
         .where(SeatLease.session_id == agent.id, col(SeatLease.state).in_(LIVE))
@@ -96,9 +99,9 @@ def _watchable_lease(db: Session, agent: HomeSession, seats: SeatSource) -> Seat
     for lease in db.exec(query).all():
         if lease.backend == "guacamole" and lease.state is SeatLeaseState.CONNECTED and lease.connection_id:
             return lease
-        if lease.backend == "x11" and seats.runs(lease):
+        if lease.backend == "x11" and (seats.runs(lease) or lease.node != seats.node):
             return lease
-    raise NothingToWatch(f"{agent.login} has no application open on a seat of this gateway node right now")
+    raise NothingToWatch(f"{agent.login} has no application open on a seat right now")
 
 
 def agent_of_token(db: Session, token: str, supervisor: HomeSession) -> tuple[HomeSession, str] | None:

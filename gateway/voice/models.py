@@ -72,6 +72,8 @@ class CallLeg(SQLModel, table=True):
     person_id: str = Field(max_length=255, index=True)
     login: str = Field(max_length=255, index=True)
     """The account name of the session, for display."""
+    node: str | None = Field(default=None, max_length=255, index=True)
+    """The node serving the session when the leg was wanted: a survivor releases the legs of a dead node."""
     e164: str = Field(max_length=20)
     state: LegState = Field(max_length=16, index=True)
     wanted: bool = True

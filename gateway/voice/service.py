@@ -88,6 +88,7 @@ def request_callback(
         session_id=session.id,
         person_id=session.person_id,
         login=session.login,
+        node=session.node,
         e164=number.e164,
         state=LegState.REQUESTED,
         next_dial_at=now,

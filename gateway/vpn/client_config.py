@@ -55,7 +55,7 @@ def render_config(lease: TunnelLease, settings: VpnSettings, gateway_public_key:
         "",
         "[Peer]",
         f"PublicKey = {gateway_public_key}",
-        f"Endpoint = {settings.endpoint}",
+        f"Endpoint = {lease.gateway_endpoint or settings.endpoint}",
         f"AllowedIPs = {', '.join(allowed_networks(lease))}",
         f"PersistentKeepalive = {KEEPALIVE_SECONDS}",
         "",
@@ -64,10 +64,16 @@ def render_config(lease: TunnelLease, settings: VpnSettings, gateway_public_key:
 
 
 def client_config(
-    db: Session, session: HomeSession, settings: VpnSettings, gateway_public_key: str, now: datetime
+    db: Session,
+    session: HomeSession,
+    settings: VpnSettings,
+    gateway_public_key: str,
+    now: datetime,
+    node: str | None = None,
 ) -> str:
-    """The session's config, writing its lease if needed; refused for a session that may not tunnel."""
-    lease = lease_for_session(db, session, now, settings)
+    """The session's config, writing its lease (owned by ``node``) if needed; refused for a session that may not
+    tunnel."""
+    lease = lease_for_session(db, session, now, settings, node)
     if lease is None:
         raise NoTunnel(
             "no tunnel for this session: sign in with the certificate that carries your WireGuard key, "

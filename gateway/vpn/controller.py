@@ -71,8 +71,11 @@ class VpnController:
         data_dir: Path,
         clock: Clock = utcnow,
         backend: WireGuardBackend | None = None,
+        node: str | None = None,
     ) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
+        self.node = node
+        """This node's name: it installs only the tunnels it owns (``TunnelLease.node``); None serves every lease."""
         self.key_file = settings.key_file(data_dir)
         self.backend = backend
         self.tunnel: InstalledTunnel | None = None
@@ -121,8 +124,8 @@ class VpnController:
         now = self.clock()
         # Leases first: a re-login (old session replaced, same key) then keeps its peer, where removing and
         # re-adding it would drop the client's tunnel keys and stall it for up to 15 s.
-        leases.lease_missing_sessions(db, now, self.settings, sessions)
-        return desired_peers(db, now, sessions)
+        leases.lease_missing_sessions(db, now, self.settings, sessions, self.node)
+        return desired_peers(db, now, sessions, self.node)
 
     def observe(self, plan: PeerPlan | None) -> dict[str, PeerSpec] | None:
         """The live peers' configuration, for a full pass only: a narrowed pass never reads 10,000 peers to change
@@ -168,7 +171,7 @@ class VpnController:
             raise Unavailable(self.off_reason or "the VPN is starting; try again in a moment", key="vpn_unavailable")
         public_key = self.public_key
         return ipam.retrying(
-            self.engine, lambda db: client_config(db, session, self.settings, public_key, self.clock())
+            self.engine, lambda db: client_config(db, session, self.settings, public_key, self.clock(), self.node)
         )
 
     def stop(self) -> None:
@@ -198,9 +201,11 @@ class VpnController:
         return choose_backend(self.settings.netns, on_restart=lambda name: publish(INTERFACE_RESTARTED, name))
 
 
-def start_vpn(engine: Engine, settings: VpnSettings, data_dir: Path, clock: Clock = utcnow) -> VpnController:
+def start_vpn(
+    engine: Engine, settings: VpnSettings, data_dir: Path, clock: Clock = utcnow, node: str | None = None
+) -> VpnController:
     """Create and start this node's controller; put it on ``app.state.vpn``. Never raises for a host that cannot
     run the VPN: the controller then stays off and its status says why."""
-    controller = VpnController(engine, settings, data_dir, clock)
+    controller = VpnController(engine, settings, data_dir, clock, node=node)
     controller.start()
     return controller

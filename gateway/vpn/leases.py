@@ -38,8 +38,13 @@ def session_may_tunnel(session: HomeSession, now: datetime) -> bool:
     )
 
 
-def lease_for_session(db: Session, session: HomeSession, now: datetime, settings: VpnSettings) -> TunnelLease | None:
+def lease_for_session(
+    db: Session, session: HomeSession, now: datetime, settings: VpnSettings, node: str | None = None
+) -> TunnelLease | None:
     """The session's lease, written on first call; None when the session may not have a tunnel.
+
+    A lease written here belongs to ``node`` (this node; None on a node that does not name itself): its peer is
+    installed there and the agent's config names this node's ``settings.endpoint``.
 
     Flushes only. Concurrent first calls for one agent may raise `ipam.AddressTaken`: run under `ipam.retrying`.
     """
@@ -60,6 +65,8 @@ def lease_for_session(db: Session, session: HomeSession, now: datetime, settings
         ipv6=address.ipv6,
         scope=json.dumps([list(item) for item in scope.allowed]),
         state=LeaseState.DESIRED,
+        node=node,
+        gateway_endpoint=settings.endpoint,
         created_at=now,
     )
     db.add(lease)
@@ -79,6 +86,7 @@ def lease_for_session(db: Session, session: HomeSession, now: datetime, settings
             "ipv6": lease.ipv6,
             "public_key": lease.public_key,
             "person": session.person_id,
+            "node": node,
         },
     )
     nudge_after_commit(db, LEASE_WRITTEN, session.id)
@@ -86,10 +94,15 @@ def lease_for_session(db: Session, session: HomeSession, now: datetime, settings
 
 
 def lease_missing_sessions(
-    db: Session, now: datetime, settings: VpnSettings, sessions: Collection[str] | None = None
+    db: Session,
+    now: datetime,
+    settings: VpnSettings,
+    sessions: Collection[str] | None = None,
+    node: str | None = None,
 ) -> int:
     """Write the leases of active keyed sessions that have none (a missed "started" nudge, a restart); of all such
-    sessions, or only of ``sessions``."""
+    sessions, or only of ``sessions``; with a ``node``, only of the sessions signed in on it, so two nodes never race
+    to own one tunnel."""
     leased = select(TunnelLease.session_id)
     query = (
         select(HomeSession)
@@ -99,7 +112,9 @@ def lease_missing_sessions(
     )
     if sessions is not None:
         query = query.where(col(HomeSession.id).in_(list(sessions)))
-    return sum(lease_for_session(db, session, now, settings) is not None for session in db.exec(query).all())
+    if node is not None:
+        query = query.where(HomeSession.node == node)
+    return sum(lease_for_session(db, session, now, settings, node) is not None for session in db.exec(query).all())
 
 
 def retire_ended_leases(db: Session, now: datetime, sessions: Collection[str] | None = None) -> int:

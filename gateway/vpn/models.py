@@ -57,6 +57,11 @@ class TunnelLease(SQLModel, table=True):
     scope: str = Field(default="[]", sa_column=Column(Text, nullable=False))
     """JSON list of [cidr, protocol, port or null] the seat may reach (the compiled network scope)."""
     state: LeaseState = Field(max_length=16, index=True)
+    node: str | None = Field(default=None, max_length=255, index=True)
+    """The gateway node that terminates this tunnel (installs its peer and scope): the node that wrote the lease.
+    None for leases written before nodes were named (migration 0013); every node serves those."""
+    gateway_endpoint: str | None = Field(default=None, max_length=255)
+    """The ``vpn.endpoint`` of that node, which the agent's config names, whichever node renders it."""
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     removed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     latest_handshake_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))

@@ -81,10 +81,13 @@ def _destinations(scope_json: str) -> tuple[Destination, ...]:
     return tuple(Destination(cidr, proto, port) for cidr, proto, port in json.loads(scope_json))
 
 
-def desired_peers(db: Session, now: datetime, sessions: Collection[str] | None = None) -> PeerPlan:
+def desired_peers(
+    db: Session, now: datetime, sessions: Collection[str] | None = None, node: str | None = None
+) -> PeerPlan:
     """Peers the sessions' state authorises right now: all of them, or those whose key a lease of ``sessions``
-    names. A key claimed by two live leases gets no peer (fail closed: cryptokey routing cannot tell the two
-    apart); a narrowed read sees every lease of the keys it covers, so it fails closed the same way."""
+    names; on ``node`` when one is named (its own leases, and the unowned ones written before nodes were named).
+    A key claimed by two live leases gets no peer (fail closed: cryptokey routing cannot tell the two apart); a
+    narrowed read sees every lease of the keys it covers, so it fails closed the same way."""
     query = (
         select(  # type: ignore[call-overload]  # SQLModel types select() of at most four columns
             TunnelLease.session_id, TunnelLease.public_key, TunnelLease.ipv4, TunnelLease.ipv6, TunnelLease.scope
@@ -102,6 +105,8 @@ def desired_peers(db: Session, now: datetime, sessions: Collection[str] | None =
             db.exec(select(TunnelLease.public_key).where(col(TunnelLease.session_id).in_(list(sessions)))).all()
         )
         query = query.where(col(TunnelLease.public_key).in_(list(keys)))
+    if node is not None:
+        query = query.where(or_(col(TunnelLease.node) == node, col(TunnelLease.node).is_(None)))
     rows = db.exec(query).all()
     claims = Counter(row[1] for row in rows)
     for key, count in claims.items():

@@ -43,7 +43,9 @@ def inside(ns: str) -> Iterator[None]:
 class NetnsLab:
     """The namespaces, links and processes of one test."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "sgw-") -> None:
+        """``prefix`` starts every namespace's name (a run's own, so its leftovers are told apart)."""
+        self.prefix = prefix
         self.suffix = secrets.token_hex(3)
         self.namespaces: list[str] = []
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -61,7 +63,7 @@ class NetnsLab:
 
     def add(self, role: str) -> str:
         """Create a namespace with loopback up and forwarding on; returns its unique name."""
-        name = f"sgw-{role}-{self.suffix}"
+        name = f"{self.prefix}{role}-{self.suffix}"
         subprocess.run(["ip", "netns", "add", name], check=True)
         self.namespaces.append(name)
         self.run(name, "ip", "link", "set", "lo", "up")

@@ -134,3 +134,11 @@ def test_a_number_that_left_the_policy_is_not_redialled(db: Session, now: dateti
     reconcile_legs(_within(db), platform, now, settings=VoiceSettings(allowed_types=["fixed_line"]))
     assert leg.state is LegState.FAILED and leg.problem is not None and "no longer allowed" in leg.problem
     assert len(platform.calls) == 1
+
+
+def test_a_leg_names_the_node_serving_its_session(db: Session, now: datetime) -> None:
+    session = start_session(db, "agent1", now)
+    session.node = "gw-b"
+    confirmed_number(db, "agent1", AGENT_NUMBER, VoiceSettings(), now)
+    leg = request_callback(db, session, VoiceSettings(), actor="agent1", now=now)
+    assert leg.node == "gw-b"

@@ -1,0 +1,91 @@
+"""Nudges between nodes over PostgreSQL LISTEN/NOTIFY: delivered once the transaction commits, never when it rolls
+back, not twice to the process that sent them, and again after the listener's connection was cut."""
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import Engine
+
+from gateway.db import session_scope
+from gateway.events import NOTIFY_CHANNEL, ORIGIN, nudge_after_commit
+from gateway.nodes.listener import NudgeListener, psycopg_url
+
+TOPIC = "session.ended"
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.received: list[tuple[str, Any, float]] = []
+        self.arrived = threading.Event()
+
+    def deliver(self, topic: str, payload: Any) -> None:
+        self.received.append((topic, payload, time.monotonic()))
+        self.arrived.set()
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not condition():
+        time.sleep(0.01)
+    return condition()
+
+
+@pytest.fixture
+def listeners(pg_url: str) -> Iterator[dict[str, tuple[NudgeListener, Inbox]]]:
+    """Node b's listener (another process, as far as the origin says) and this process's own."""
+    made = {}
+    for name, origin in (("node_b", "another-process"), ("this_process", ORIGIN)):
+        inbox = Inbox()
+        listener = NudgeListener(pg_url, inbox.deliver, origin=origin)
+        listener.start()
+        made[name] = (listener, inbox)
+    assert wait_for(lambda: all(listener.status.connected for listener, _ in made.values()))
+    yield made
+    for listener, _ in made.values():
+        listener.stop()
+
+
+@pytest.mark.postgres
+def test_a_committed_nudge_reaches_the_other_node_and_a_rolled_back_one_never_does(
+    pg_engine: Engine, pg_url: str, listeners: dict[str, tuple[NudgeListener, Inbox]]
+) -> None:
+    _, node_b = listeners["node_b"]
+    _, here = listeners["this_process"]
+    with pytest.raises(RuntimeError), session_scope(pg_engine) as db:
+        nudge_after_commit(db, TOPIC, "rolled-back-session")
+        raise RuntimeError("the request failed after the nudge")
+    committed_at = time.monotonic()
+    with session_scope(pg_engine) as db:
+        nudge_after_commit(db, TOPIC, ["node-a", "seat-7"])
+    assert node_b.arrived.wait(5)
+    topic, payload, arrived_at = node_b.received[0]
+    assert (topic, payload) == (TOPIC, ["node-a", "seat-7"])  # the rolled-back one, sent first, never came
+    assert arrived_at - committed_at < 1.0
+    assert len(node_b.received) == 1
+    # This process delivered it itself after its commit. A marker from elsewhere, sent after it, proves that this
+    # process's listener had the nudge in hand (one connection's notifications arrive in order) and passed it over.
+    with psycopg.connect(psycopg_url(pg_url), autocommit=True) as other_node:
+        note = json.dumps({"topic": "marker", "payload": None, "origin": "another-process"})
+        other_node.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, note))
+    assert here.arrived.wait(5)
+    assert [topic for topic, _, _ in here.received] == ["marker"]
+
+
+@pytest.mark.postgres
+def test_a_cut_connection_is_reported_and_nudges_flow_again_after_the_reconnect(
+    pg_engine: Engine, pg_url: str, listeners: dict[str, tuple[NudgeListener, Inbox]]
+) -> None:
+    listener, node_b = listeners["node_b"]
+    with psycopg.connect(psycopg_url(pg_url), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'")
+    assert wait_for(lambda: listener.status.drops >= 1)
+    assert listener.status.last_error is not None
+    assert wait_for(lambda: listener.status.connected)
+    with session_scope(pg_engine) as db:
+        nudge_after_commit(db, TOPIC, "after-the-cut")
+    assert wait_for(lambda: any(payload == "after-the-cut" for _, payload, _ in node_b.received))
