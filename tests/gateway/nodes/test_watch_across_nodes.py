@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from gateway.seats.viewing import NothingToWatch, offer_view, spend_view_token
 from sqlmodel import Session
 
 from gateway.policies.service import import_policy
@@ -17,6 +16,7 @@ from gateway.sessions.models import HomeSession
 from gateway.supervision.models import ScreenWatch
 from gateway.supervision.monitoring import start_watch
 from gateway.supervision.sources import register_screen_viewer, unregister_screen_viewer
+from gateway.supervision.viewing import NothingToWatch, offer_view, spend_view_token
 from tests.gateway.supervision.conftest import add_session
 
 POLICY = (Path(__file__).parents[1] / "seats" / "two_apps_policy.yaml").read_text()
