@@ -15,7 +15,6 @@ from gateway.seats.models import SeatLease, SeatLeaseState
 from gateway.sessions.models import HomeSession
 from gateway.supervision.models import ScreenWatch
 from gateway.supervision.monitoring import start_watch
-from gateway.supervision.sources import register_screen_viewer, unregister_screen_viewer
 from gateway.supervision.viewing import NothingToWatch, offer_view, spend_view_token
 from tests.gateway.supervision.conftest import add_session
 
@@ -65,11 +64,7 @@ def _watch_from(db: Session, node: NodeSeats, agent: HomeSession, supervisor: Ho
     def viewer(db: Session, agent: HomeSession, supervisor_login: str) -> str:
         return offer_view(db, agent, supervisor_login, node, now)
 
-    register_screen_viewer(viewer)
-    try:
-        return start_watch(db, supervisor, agent.id, now=now, source="test")
-    finally:
-        unregister_screen_viewer(viewer)
+    return start_watch(db, supervisor, agent.id, viewer=viewer, now=now, source="test")
 
 
 def test_a_watch_of_a_seat_on_another_node_links_to_that_node_with_a_view_token(db: Session) -> None:
