@@ -24,6 +24,7 @@ from gateway.sessions.service import end_session
 from gateway.supervision.models import ScreenWatch
 from gateway.voice.models import CallLeg
 from gateway.voice.service import release_session
+from gateway.vpn.leases import retire_ended_leases
 from gateway.vpn.models import LeaseState, TunnelLease
 
 
@@ -171,15 +172,16 @@ def sessions_owned_by(db: Session, node: str) -> list[HomeSession]:
 
 def end_what_it_owned(db: Session, node: str, survivor: str, now: datetime) -> int:
     """End the sessions of ``node``'s seats and tunnels (``node_lost``), its seat leases, the watches of those
-    sessions or served by ``node``, and release the voice legs ``node`` held; every ending audited. The survivors'
-    reconcilers then retire the tunnel leases and hang up the legs as they do for any ending. Returns the number of
-    sessions ended."""
+    sessions or served by ``node``, and release the voice legs ``node`` held; every ending audited. The dead node's
+    tunnel leases are retired here (their peers died with its WireGuard), so its sessions can be marked ended once
+    the survivors' reconcilers have hung up the legs, as for any ending. Returns the number of sessions ended."""
     sessions = sessions_owned_by(db, node)
     for session in sessions:
         end_session(db, session, EndReason.NODE_LOST, actor=f"node:{survivor}", now=now, detail={"node": node})
     for lease in db.exec(select(SeatLease).where(SeatLease.node == node, col(SeatLease.state).in_(LIVE_SEAT))):
         end_seat(db, lease, SeatEndReason.LOST, now, detail={"node": node, "reason": EndReason.NODE_LOST.value})
     ended_ids = [session.id for session in sessions]
+    retire_ended_leases(db, now, ended_ids)
     legs = db.exec(select(CallLeg).where(CallLeg.node == node, col(CallLeg.wanted).is_(True))).all()
     for session_id in sorted({leg.session_id for leg in legs}):
         released = release_session(db, session_id, now)

@@ -5,7 +5,6 @@ its real wireguard-go and the agent's address from its nftables scope. B install
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,10 +14,12 @@ from sqlalchemy import Engine
 from gateway.db import session_scope
 from gateway.events import publish
 from gateway.nodes.listener import NudgeListener
-from gateway.vpn.backend import PeerChanges, PeerSpec
+from gateway.vpn.backend import PeerChanges
 from gateway.vpn.controller import VpnController
 from gateway.vpn.leases import lease_for_session
 from gateway.vpn.settings import VpnSettings
+from gateway.vpn.workers import vpn_workers
+from gateway.workers.runner import WorkerRunner
 from tests.gateway.nodes.cluster import REPO
 from tests.gateway.vpn.agents import agent_session
 from tests.support.components import require_programs
@@ -70,6 +71,7 @@ def test_end_now_on_node_a_removes_node_bs_peer_and_scope_within_one_second(
             private_key_file=tmp_path / "wg.key",
         )
         node_b = VpnController(pg_engine, settings, tmp_path, node="b")
+        runner = WorkerRunner(vpn_workers(node_b), pg_engine)
         listener = NudgeListener(pg_url, publish)
         removed_at: list[float] = []
         try:
@@ -78,16 +80,19 @@ def test_end_now_on_node_a_removes_node_bs_peer_and_scope_within_one_second(
             listener.start()
             backend = node_b.backend
             assert backend is not None
-            apply = backend.apply
+            change = backend.change
 
-            def timed_apply(interface: str, desired: Mapping[str, PeerSpec]) -> PeerChanges:
+            def timed_change(interface: str, changes: PeerChanges) -> None:
                 """The moment wireguard-go confirmed the removal (its UAPI ``set`` answered errno=0)."""
-                changes = apply(interface, desired)
+                change(interface, changes)
                 if keys["zhao.lei"] in changes.to_remove:
                     removed_at.append(time.monotonic())
-                return changes
 
-            backend.apply = timed_apply  # type: ignore[method-assign]
+            backend.change = timed_change  # type: ignore[method-assign]
+            runner.start()  # node b's VPN workers, as its app runs them; the first pass installs its peers
+            deadline = time.monotonic() + 10
+            while set(backend.peers(settings.interface)) != {keys["zhao.lei"]} and time.monotonic() < deadline:
+                time.sleep(0.02)
             assert set(backend.peers(settings.interface)) == {keys["zhao.lei"]}  # not a's li.na
             scope = _scope_text(lab, gateway_b)
             assert "10.77.0.3" in scope and "10.77.0.2" not in scope  # zhao.lei's address, not li.na's
@@ -111,4 +116,5 @@ def test_end_now_on_node_a_removes_node_bs_peer_and_scope_within_one_second(
             assert "10.77.0.3" not in _scope_text(lab, gateway_b)
         finally:
             listener.stop()
+            runner.stop()
             node_b.stop()

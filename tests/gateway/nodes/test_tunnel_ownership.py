@@ -25,12 +25,14 @@ def test_each_node_leases_and_installs_only_the_tunnels_of_the_sessions_signed_i
         db.add(session)
         sessions[login] = session
     db.flush()
-    assert lease_missing_sessions(db, NOW, NODE_A, "a") == 1
-    assert lease_missing_sessions(db, NOW, NODE_B, "b") == 2
-    assert lease_missing_sessions(db, NOW, NODE_A, "a") == 0  # b's sessions are not a's to lease
-    peers = {node: {p.session_id for p in desired_peers(db, NOW, node)} for node in ("a", "b")}
+    assert lease_missing_sessions(db, NOW, NODE_A, node="a") == 1
+    assert lease_missing_sessions(db, NOW, NODE_B, node="b") == 2
+    assert lease_missing_sessions(db, NOW, NODE_A, node="a") == 0  # b's sessions are not a's to lease
+    peers = {node: {p.session_id for p in desired_peers(db, NOW, node=node).peers.values()} for node in ("a", "b")}
     assert peers == {"a": {sessions["li.na"].id}, "b": {sessions["wang.fang"].id, sessions["zhao.lei"].id}}
-    assert {p.session_id for p in desired_peers(db, NOW)} == {s.id for s in sessions.values()}  # no node: all
+    assert {p.session_id for p in desired_peers(db, NOW).peers.values()} == {
+        s.id for s in sessions.values()
+    }  # no node: all
     # whichever node renders the config, it names the owner's endpoint
     config = client_config(db, sessions["li.na"], NODE_B, "GATEWAYKEY=", NOW, "b")
     assert "Endpoint = gw-a.example.net:51820" in config
@@ -39,5 +41,5 @@ def test_each_node_leases_and_installs_only_the_tunnels_of_the_sessions_signed_i
 def test_a_lease_written_before_nodes_were_named_is_served_by_every_node(db: Session) -> None:
     session, _ = agent_session(db, "li.na", NOW, wireguard_key=key_pair()[1])
     assert lease_missing_sessions(db, NOW, NODE_A) == 1  # a node that does not name itself writes node None
-    assert [p.session_id for p in desired_peers(db, NOW, "a")] == [session.id]
-    assert [p.session_id for p in desired_peers(db, NOW, "b")] == [session.id]
+    assert [p.session_id for p in desired_peers(db, NOW, node="a").peers.values()] == [session.id]
+    assert [p.session_id for p in desired_peers(db, NOW, node="b").peers.values()] == [session.id]
