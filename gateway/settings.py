@@ -108,7 +108,7 @@ class Settings(BaseSettings):
             self.voice.call_state_dir = self.data_dir / "call-state"
         recording = self.seats.recording
         if recording.sealed_dir is None:
-            recording.sealed_dir = self.data_dir / "recordings"
+            recording.sealed_dir = self.data_dir / "recordings-sealed"
         if recording.key_file is None:
             recording.key_file = self.data_dir / "recordings.key"
         return self

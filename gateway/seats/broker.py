@@ -303,7 +303,7 @@ def start_broker(app: FastAPI, settings: SeatSettings | None = None) -> SeatBrok
     alarm = app.state.recording_storage_alarm
     broker = SeatBroker(app.state.engine, settings, node, app.state.clock, pool, alarm)
     if settings.recording.sealed_dir is not None and settings.recording.key_file is not None:
-        broker.recorders = SeatRecorders(
+        recorders = SeatRecorders(
             app.state.engine,
             settings.recording,
             node,
@@ -311,7 +311,12 @@ def start_broker(app: FastAPI, settings: SeatSettings | None = None) -> SeatBrok
             pool.get if pool else lambda _seat: None,
             alarm,
         )
-        broker.recorders.files.prepare()
+        try:
+            recorders.files.prepare()
+        except OSError as error:  # the gateway serves on without recordings, and says why
+            log.error("screen recording is off on this node: %s (seats.recording in docs/settings.md)", error)
+        else:
+            broker.recorders = recorders
     for topic in ENDINGS:  # only wakes held questions (each re-reads the database in its own request)
         events.listen(topic, broker.endings.notify)
     app.state.seat_broker = broker

@@ -16,7 +16,7 @@ class RecordingSettings(BaseModel):
     """Where guacd writes recordings while they run: policy's ``storage.recording_path`` as this host sees it.
     guacd makes it 0700 (its user); plaintext lives here until the recording closes and is sealed."""
     sealed_dir: Path | None = None
-    """Sealed (encrypted) recordings; default ``<data_dir>/recordings``."""
+    """Sealed (encrypted) recordings; default ``<data_dir>/recordings-sealed`` (apart from ``in_progress_dir``)."""
     key_file: Path | None = None
     """The AES-256-GCM key (made on first use, 0600); default ``<data_dir>/recordings.key``. Back it up apart."""
     guacd_address: str = "127.0.0.1:4822"

@@ -22,8 +22,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        with op.get_context().autocommit_block():  # a new enum value is usable only once committed
-            op.execute("ALTER TYPE sessionstate ADD VALUE IF NOT EXISTS 'ENDING' BEFORE 'ENDED'")
+        # In the upgrade's own transaction (as 0009 does), not an autocommit block: that would commit early and let a
+        # concurrent upgrader past the advisory lock. Nothing in this upgrade uses the value before the commit.
+        op.execute("ALTER TYPE sessionstate ADD VALUE IF NOT EXISTS 'ENDING' BEFORE 'ENDED'")
 
 
 def downgrade() -> None:

@@ -107,11 +107,12 @@ def test_the_unit_command_lines_start_a_ready_gateway_as_an_unprivileged_user(
     pre = subprocess.run([*as_user, *command("ExecStartPre")], env=environment, cwd=state, capture_output=True,
                          text=True, timeout=120)  # fmt: skip
     assert pre.returncode == 0, pre.stderr
+    log = root / "server.log"
     server = subprocess.Popen([*as_user, *command("ExecStart")], env=environment, cwd=state,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+                              stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     try:
         ready = subprocess.run(command("ExecStartPost"), capture_output=True, text=True, timeout=60)
-        assert ready.returncode == 0, ready.stderr
+        assert ready.returncode == 0, log.read_text()[-3000:]
         assert server.poll() is None
         assert Path(f"/proc/{server.pid}").stat().st_uid == NOBODY  # setpriv exec()s sohogw serve itself
     finally:
