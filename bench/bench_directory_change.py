@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 from certs.revocation import HttpRevocationChecker
+from gateway.adoption import LegacyAdoption
 from gateway.clock import as_utc, utcnow
 from gateway.db import make_engine, session_scope
 from gateway.directory import open_directory
@@ -65,7 +66,9 @@ def gateway(dc: samba.SambaDC, scratch: Path, watch: bool, poll_seconds: int) ->
             settings={"portal": {"revalidate_seconds": poll_seconds}},
             alongside=lambda app: nullcontext({"samba": dc}),
         ) as portal:
-            services = LoginServices(directory, portal.authority, HttpRevocationChecker(), ThrottleLimits(), "bench")
+            services = LoginServices(
+                directory, portal.authority, HttpRevocationChecker(), ThrottleLimits(), "bench", LegacyAdoption()
+            )
             workers = session_workers(engine, services, portal.settings, utcnow)
             subscription = next(worker for worker in workers if isinstance(worker, DirectoryChanges))
             with running(workers, engine):

@@ -19,6 +19,7 @@ import pytest
 from ldap3 import MODIFY_REPLACE
 
 from certs.revocation import HttpRevocationChecker
+from gateway.adoption import LegacyAdoption
 from gateway.clock import utcnow
 from gateway.db import make_engine, session_scope
 from gateway.directory import open_directory
@@ -99,7 +100,9 @@ def watched(
                 settings={"portal": {"revalidate_seconds": 3600}},
                 alongside=lambda app: nullcontext({"samba": samba_dc}),
             ) as portal:
-                services = LoginServices(directory, portal.authority, HttpRevocationChecker(), ThrottleLimits(), "n1")
+                services = LoginServices(
+                    directory, portal.authority, HttpRevocationChecker(), ThrottleLimits(), "n1", LegacyAdoption()
+                )
                 bystander = portal.agent()
                 workers = session_workers(engine, services, portal.settings, utcnow)
                 subscription = next(worker for worker in workers if isinstance(worker, DirectoryChanges))

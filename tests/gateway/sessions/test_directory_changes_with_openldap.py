@@ -22,6 +22,7 @@ from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
 from sqlmodel import select
 
 from certs.revocation import HttpRevocationChecker
+from gateway.adoption import LegacyAdoption
 from gateway.app import create_app
 from gateway.clock import utcnow
 from gateway.db import make_engine, session_scope
@@ -129,7 +130,9 @@ def world(slapd: openldap.Slapd, tmp_path_factory: pytest.TempPathFactory, sqlit
                 trusted_proxy=True,
                 settings={"portal": {"revalidate_seconds": 3600}},
             ) as portal:
-                services = LoginServices(directory, portal.authority, HttpRevocationChecker(), ThrottleLimits(), "n1")
+                services = LoginServices(
+                    directory, portal.authority, HttpRevocationChecker(), ThrottleLimits(), "n1", LegacyAdoption()
+                )
                 workers = session_workers(engine, services, portal.settings, utcnow)
                 subscription = next(worker for worker in workers if isinstance(worker, DirectoryChanges))
                 with running(workers, engine):

@@ -28,6 +28,7 @@ from gateway.voice.service import request_callback
 from gateway.voice.settings import CtiWebhookSettings, SurveySettings, VoiceSettings
 from gateway.voice.surveys import opt_out, send_pending_surveys
 from gateway.voice.webhook import CtiWebhookPlatform, signed_headers
+from policy import SupervisedTeams
 from tests.gateway.supervision.conftest import add_session
 from tests.gateway.voice.conftest import confirmed_number
 from tests.gateway.voice.http_apps import Receiver, voice_app
@@ -38,6 +39,8 @@ SMS_SECRET = "the-sms-gateway-inbound-secret"
 CUSTOMER = "+8613900001111"
 OTHER_CUSTOMER = "+8613700002222"
 OFFICE = SupervisionSettings(office_networks=["10.20.0.0/16"], team_groups=["Team-North", "Team-South"])
+
+EVERY_TEAM = SupervisedTeams(True, frozenset(), "test: every team")
 
 
 @dataclass
@@ -183,7 +186,10 @@ def test_a_reply_scores_the_call_of_its_agent_and_team_and_the_report_splits_hom
         assert (reply.survey_id, reply.score) == (home_survey.id, 4)
         assert home_survey.person_id == "test:agent1" and home_survey.score == 4
         start, stop = period_bounds("day", utcnow().date())
-        lines = {(line.scope, line.name, line.location): line for line in report(db, start, stop, OFFICE, utcnow())}
+        lines = {
+            (line.scope, line.name, line.location): line
+            for line in report(db, start, stop, OFFICE, utcnow(), EVERY_TEAM)
+        }
     home, on_site = lines[("agent", "agent1", "home")], lines[("agent", "agent2", "on_site")]
     assert (home.surveys_sent, home.average_score, home.response_rate) == (1, 4.0, 1.0)
     assert (on_site.surveys_sent, on_site.average_score, on_site.response_rate) == (1, None, 0.0)

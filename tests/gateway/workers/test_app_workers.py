@@ -28,6 +28,11 @@ EVERY_WORKER = {
     "vpn.health",
     "seats.pool",
     "seats.limits",
+    "seats.recordings",
+    "sessions.directory_changes",
+    "supervision.phone_help",
+    "nodes.heartbeat",
+    "nodes.dead_node_sweep",
 }
 """Without a CA (no ``pki.*``) and without a voice platform (no ``voice.legs``), as this test's settings are."""
 
