@@ -132,8 +132,8 @@ def test_a_token_refused_on_the_early_socket_reaches_novnc(
     portal: SeatPortal, browser: Browser, agent1: httpx.Client
 ) -> None:
     """The page opens its websocket before noVNC runs and holds its events; the gateway's refusal (1008, the token
-    was spent by someone else first) must still reach noVNC: its disconnect, not an endless "connecting"; the page then goes on to reconnect (the
-    reconnection itself: test_seat_viewer_in_browser)."""
+    was spent by someone else first) must still reach noVNC: its disconnect, not an endless "connecting"; the page
+    then goes on to reconnect (the reconnection itself: test_seat_viewer_in_browser)."""
     cookie = f"{SESSION_COOKIE}={agent1.cookies[SESSION_COOKIE]}"
 
     stolen: list[str] = []
