@@ -213,6 +213,6 @@ def test_an_unauthorised_playback_is_refused_with_404_and_audited(
     trail = [(e.target, e.outcome) for e in audit_trail(portal, "recording.play")[before:]]
     # The other session is not an agent of sup1's teams: refused by the route's team scope (audited there, 404 like an
     # unknown one) before the recordings are asked.
-    assert trail[0] == (recording.id, "played")
+    assert trail == [(recording.id, "played"), ("f" * 32, "refused")]
     scope = [(e.outcome, e.detail) for e in audit_trail(portal, "supervision.scope")]
     assert any(others[0][:64] in detail for _outcome, detail in scope), scope
