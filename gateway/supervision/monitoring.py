@@ -23,7 +23,7 @@ from gateway.sessions.models import HomeSession
 from gateway.sessions.service import policy_groups
 from gateway.supervision.models import ScreenWatch
 from gateway.supervision.scope import agent_for_supervisor
-from policy import evaluate
+from policy import EffectivePolicy, evaluate
 
 ScreenViewer = Callable[[Session, HomeSession, str], str]
 """Given the agent's session and the supervisor's login, a URL that shows the seat's screen view-only.
@@ -47,8 +47,18 @@ def start_watch(
 
     An agent out of the supervisor's team scope is refused as if not logged in (`AgentNotInScope`, audited)."""
     agent = agent_for_supervisor(db, supervisor, session_id, source=source, clock=lambda: now)
+    policy = _allowed_policy(db, supervisor, agent, now=now, source=source, grid=False)
+    url = viewer(db, agent, supervisor.login)
+    return _open_watch(db, supervisor, agent, policy, now=now, source=source, grid=False), url
+
+
+def _allowed_policy(
+    db: Session, supervisor: HomeSession, agent: HomeSession, *, now: datetime, source: str, grid: bool
+) -> EffectivePolicy:
+    """The agent's effective policy when it allows viewing; else `Forbidden`, the refusal audited."""
     policy = evaluate(current_policy(db), policy_groups(agent), now)
     if not policy.view_only_supervision:
+        grid_detail = {"grid": True} if grid else {}
         record(
             db,
             actor=supervisor.login,
@@ -56,10 +66,23 @@ def start_watch(
             action="supervision.watch.start",
             outcome="refused_by_policy",
             target=agent.login,
-            detail={"session": agent.id, "why": policy.explain("view_only_supervision")},
+            detail={"session": agent.id, **grid_detail, "why": policy.explain("view_only_supervision")},
         )
         raise Forbidden(f"policy does not allow watching {agent.login}'s screen")
-    url = viewer(db, agent, supervisor.login)
+    return policy
+
+
+def _open_watch(
+    db: Session,
+    supervisor: HomeSession,
+    agent: HomeSession,
+    policy: EffectivePolicy,
+    *,
+    now: datetime,
+    source: str,
+    grid: bool,
+) -> ScreenWatch:
+    """A new watch (full or grid) of the agent's session, on the agent's node, audited ``supervision.watch.start``."""
     watch = ScreenWatch(
         supervisor=supervisor.login,
         session_id=agent.id,
@@ -67,9 +90,12 @@ def start_watch(
         node=agent.node,
         agent_told=policy.notify_agent_when_watched,
         started_at=now,
+        grid=grid,
+        seen_at=now if grid else None,
     )
     db.add(watch)
     db.flush()
+    grid_detail = {"grid": True} if grid else {}
     record(
         db,
         actor=supervisor.login,
@@ -77,9 +103,9 @@ def start_watch(
         action="supervision.watch.start",
         outcome="started",
         target=agent.login,
-        detail={"watch": watch.id, "session": agent.id, "agent_told": watch.agent_told},
+        detail={"watch": watch.id, "session": agent.id, "agent_told": watch.agent_told, **grid_detail},
     )
-    return watch, url
+    return watch
 
 
 def end_watch(db: Session, watch_id: int, supervisor: HomeSession, *, now: datetime, source: str) -> ScreenWatch:
@@ -130,18 +156,7 @@ def grid_picture(
     first picture opens a `ScreenWatch` with ``grid`` (audited ``supervision.watch.start``, the agent told as for a
     watch), and the alert job ends it once the grid has stopped asking for ``GRID_WATCH_LAPSE``.
     """
-    policy = evaluate(current_policy(db), policy_groups(agent), now)
-    if not policy.view_only_supervision:
-        record(
-            db,
-            actor=supervisor.login,
-            source=source,
-            action="supervision.watch.start",
-            outcome="refused_by_policy",
-            target=agent.login,
-            detail={"session": agent.id, "grid": True, "why": policy.explain("view_only_supervision")},
-        )
-        raise Forbidden(f"policy does not allow watching {agent.login}'s screen")
+    policy = _allowed_policy(db, supervisor, agent, now=now, source=source, grid=True)
     picture = thumbnails(db, agent)
     if picture is None:
         raise NoPicture(f"no seat of {agent.login} shows a picture on this gateway node right now")
@@ -153,26 +168,7 @@ def grid_picture(
     )
     watch = db.exec(query).first()
     if watch is None:
-        watch = ScreenWatch(
-            supervisor=supervisor.login,
-            session_id=agent.id,
-            login=agent.login,
-            agent_told=policy.notify_agent_when_watched,
-            started_at=now,
-            grid=True,
-            seen_at=now,
-        )
-        db.add(watch)
-        db.flush()
-        record(
-            db,
-            actor=supervisor.login,
-            source=source,
-            action="supervision.watch.start",
-            outcome="started",
-            target=agent.login,
-            detail={"watch": watch.id, "session": agent.id, "agent_told": watch.agent_told, "grid": True},
-        )
+        _open_watch(db, supervisor, agent, policy, now=now, source=source, grid=True)
     elif watch.seen_at is None or now - as_utc(watch.seen_at) >= GRID_SEEN_STEP:
         watch.seen_at = now
         db.add(watch)
