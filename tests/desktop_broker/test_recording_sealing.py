@@ -24,7 +24,8 @@ def _sealed(tmp_path: Path, key: bytes, data: bytes, recording_id: str = "rec1")
 def test_a_sealed_recording_opens_to_exactly_its_plaintext(tmp_path: Path, key: bytes, size: int) -> None:
     data = os.urandom(size)
     sealed = _sealed(tmp_path, key, data)
-    assert data[:4096] not in sealed.read_bytes() or size == 0
+    if size >= 16:  # a shorter plaintext can turn up in random ciphertext by chance
+        assert data[:4096] not in sealed.read_bytes()
     assert b"".join(open_sealed(key, "rec1", sealed)) == data
     assert (sealed.stat().st_mode & 0o777) == 0o600
 
