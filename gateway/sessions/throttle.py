@@ -89,7 +89,7 @@ def reserve(db: Session, keys: Sequence[tuple[str, int]], now: datetime, limits:
     when one is full. A refused guess keeps its attempt; one that opens a session gives it back (``give_back``),
     and a completed sign-in clears the person's count (``forget``)."""
     with session_scope(db.get_bind()) as own:
-        if not all(_take(own, key, limit, now, limits.window) for key, limit in keys):
+        if not all(_take(own, key, limit, now, limits.window) for key, limit in sorted(keys)):
             raise TooManyAttempts(message)  # leaving the unit of work rolls back what the earlier keys took
 
 
@@ -100,16 +100,22 @@ def give_back(db: Session, keys: Sequence[tuple[str, int]], *, forget_person: st
     In a transaction of its own, committed at once, as the reservation is: these are the hottest rows of a sign-in
     (every attempt on the person or the address updates them), and the session's own transaction, which goes on to
     its audit rows, must not keep them locked while other sign-ins wait to reserve (PostgreSQL's row locks). Should
-    that transaction then fail, the right guess has its attempt back anyway.
+    that transaction then fail, the right guess has its attempt back anyway. The rows are taken one at a time in
+    key order, the order ``reserve`` takes them in: two sign-ins taking them in opposite orders deadlock on
+    PostgreSQL, and one person who typed the right password would be refused.
     """
+    forgotten = person_key(forget_person) if forget_person is not None else None
+    returned = {key for key, _ in keys}
     with session_scope(db.get_bind()) as own:
-        own.execute(
-            update(LoginThrottle)
-            .where(col(LoginThrottle.key).in_([key for key, _ in keys]), col(LoginThrottle.attempts) > 0)
-            .values(attempts=LoginThrottle.attempts - 1)
-        )
-        if forget_person is not None:
-            forget(own, forget_person)
+        for key in sorted(returned | {forgotten} if forgotten else returned):
+            if key == forgotten:
+                own.execute(update(LoginThrottle).where(col(LoginThrottle.key) == key).values(attempts=0))
+            else:
+                own.execute(
+                    update(LoginThrottle)
+                    .where(col(LoginThrottle.key) == key, col(LoginThrottle.attempts) > 0)
+                    .values(attempts=LoginThrottle.attempts - 1)
+                )
 
 
 def record_failure(db: Session, login: str, source_ip: str, now: datetime, reason: str) -> None:
