@@ -22,6 +22,8 @@ class SeatInfo:
     """``x11`` or ``guacamole``."""
     idle_since: datetime | None
     """When the agent last typed or moved the mouse on the seat; None when the backend cannot tell."""
+    node: str
+    """The gateway node that runs the seat: its picture and its watch are served there."""
 
 
 def seats_of(db: Session, session_ids: Sequence[str]) -> dict[str, SeatInfo]:
@@ -29,7 +31,7 @@ def seats_of(db: Session, session_ids: Sequence[str]) -> dict[str, SeatInfo]:
     left out)."""
     wanted = set(session_ids)
     return {
-        lease.session_id: SeatInfo(lease.seat_id, lease.backend, as_utc(lease.last_activity_at))
+        lease.session_id: SeatInfo(lease.seat_id, lease.backend, as_utc(lease.last_activity_at), lease.node)
         for lease in live_leases(db)
         if lease.session_id in wanted
     }

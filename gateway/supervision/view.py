@@ -44,6 +44,9 @@ class SeatRow:
     handshake_at: str | None = None
     voice: str | None = None
     seat: str | None = None
+    seat_node: str | None = None
+    """The node running the seat: the wall asks that node for the seat's picture (``?node=``, which the balancer
+    routes by), since only the node that runs a seat can read its screen."""
     idle_since: str | None = None
     break_too_long: bool = False
     watched: bool = False
@@ -176,6 +179,7 @@ def seat_view(db: Session, now: datetime, settings: SupervisionSettings | None =
                 handshake_at=_iso(links[session.id].latest_handshake_at),
                 voice=leg.state.value if leg else None,
                 seat=seat.seat_id if seat else None,
+                seat_node=seat.node if seat else None,
                 idle_since=_iso(idle_since),
                 break_too_long=state.status is WorkStatus.BREAK
                 and state.since is not None

@@ -159,7 +159,11 @@
       if (figure.dataset.picture === "none" && Date.now() - Number(figure.dataset.tried || 0) < 5 * PICTURE_MS) continue;
       figure.dataset.loading = "1";
       figure.dataset.tried = String(Date.now());
-      figure.querySelector("img").src = "/supervision/wall/screens/" + encodeURIComponent(figure.dataset.session) + "?at=" + Date.now();
+      // ?node= names the node that runs the seat: behind the balancer the request goes there, the one node that can
+      // read that screen, whichever node serves this page.
+      const node = rows.get(figure.dataset.session)?.seat_node;
+      figure.querySelector("img").src = "/supervision/wall/screens/" + encodeURIComponent(figure.dataset.session)
+        + "?at=" + Date.now() + (node ? "&node=" + encodeURIComponent(node) : "");
     }
   }
 

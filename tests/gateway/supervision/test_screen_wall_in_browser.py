@@ -15,6 +15,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlmodel import Session, select
 
 from gateway.audit.models import AuditEvent
+from gateway.seats.models import SeatLease
 from gateway.supervision.monitoring import watchers_told
 from tests.desktop_broker.x11_fixtures import screen_rgb, wait_for_window, x_run
 from tests.gateway.seats.conftest import (
@@ -109,6 +110,9 @@ def test_ten_seats_show_live_on_the_screen_wall_one_upstream_each(
     with Session(portal.engine) as db:
         session_id = str(figure.get_attribute("data-session"))
         assert watchers_told(db, session_id) == ["sup1"]  # the agent is told, as for a watch
+        node = db.exec(select(SeatLease.node).where(SeatLease.session_id == session_id)).one()
+        # the picture is asked of the node that runs the seat (the balancer routes ?node= there)
+        assert f"&node={node}" in str(figure.locator("img").get_attribute("src"))
         starts = db.exec(
             select(AuditEvent).where(AuditEvent.action == "supervision.watch.start", AuditEvent.actor == "sup1")
         ).all()

@@ -108,7 +108,7 @@ def test_seat_view_joins_session_tunnel_voice_seat_and_state(db: Session) -> Non
             login="agent2",
             app_id="crm",
             backend="guacamole",
-            node="n1",
+            node="n2",
             seat_id="seat-9",
             state=SeatLeaseState.CONNECTED,
             idle_timeout_seconds=900,
@@ -139,7 +139,8 @@ def test_seat_view_joins_session_tunnel_voice_seat_and_state(db: Session) -> Non
     assert set(rows) == {"agent1", "agent2"}  # supervisors are not seats
     one, two = rows["agent1"], rows["agent2"]
     assert (one.state, one.reason, one.teams, one.on_site) == ("break", "rest", ["Team-North"], False)
-    assert (one.link, one.voice, one.seat) == ("good", "connected", "seat-7")
+    assert (one.link, one.voice, one.seat, one.seat_node) == ("good", "connected", "seat-7", "n1")
+    assert two.seat_node == "n2"  # the wall asks the node that runs the seat for its picture
     assert one.break_too_long is True  # 20 minutes > the default 15
     assert one.idle_since is not None and datetime.fromisoformat(one.idle_since) <= now - timedelta(seconds=125)
     assert (two.state, two.teams, two.on_site, two.link, two.voice, two.seat) == (
