@@ -28,8 +28,9 @@ from gateway.enrollment.workers import enrollment_workers
 from gateway.errors import GatewayError
 from gateway.nodes.lifecycle import ClusterMember, join_cluster
 from gateway.notify.sms import HttpSms
-from gateway.pki.ca import CaNotReady, open_authority
+from gateway.pki.ca import open_authority
 from gateway.pki.client_cas import ClientCaBundle
+from gateway.pki.errors import CaNotReady
 from gateway.pki.routes import router as pki_router
 from gateway.pki.workers import pki_workers
 from gateway.policies.routes import router as policies_router

@@ -12,7 +12,8 @@ from gateway.cli.ca import cli_actor, migrated_engine
 from gateway.clock import utcnow
 from gateway.db import session_scope
 from gateway.directory import open_directory
-from gateway.policies.service import InvalidPolicy, current_policy, current_version, export_policy, import_policy
+from gateway.policies.errors import InvalidPolicy
+from gateway.policies.service import current_policy, current_version, export_policy, import_policy
 from gateway.settings import get_settings
 from policy import evaluate
 

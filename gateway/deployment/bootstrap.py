@@ -15,10 +15,11 @@ from ldap3 import BASE, SUBTREE
 from ldap3.utils.conv import escape_filter_chars
 from sqlmodel import Session
 
+from gateway.deployment.errors import GroupNotFound
 from gateway.directory.errors import DirectoryError
 from gateway.directory.servers import ServerList
 from gateway.directory.settings import DirectorySettings
-from gateway.errors import Conflict, GatewayError
+from gateway.errors import Conflict
 from gateway.policies.models import PolicyVersion
 from gateway.policies.service import current_version, import_policy
 from policy.document import DEFAULT_POLICY_FILE
@@ -27,10 +28,6 @@ GROUP_FILTERS = {
     "active_directory": "(&(objectClass=group)(|(cn={name})(sAMAccountName={name})))",
     "openldap": "(&(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))(cn={name}))",
 }
-
-
-class GroupNotFound(GatewayError):
-    reason = "group_not_found"
 
 
 def _looks_like_dn(name: str) -> bool:

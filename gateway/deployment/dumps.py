@@ -18,15 +18,11 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
 from gateway.db import make_engine
-from gateway.errors import GatewayError
+from gateway.deployment.errors import DumpFailed
 
 SQLITE_FILE = "database.sqlite"
 POSTGRES_FILE = "database.pgdump"
 T = TypeVar("T")
-
-
-class DumpFailed(GatewayError):
-    reason = "dump_failed"
 
 
 def _sqlite_path(url: str) -> Path:

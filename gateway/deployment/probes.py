@@ -21,7 +21,8 @@ from gateway.deployment.findings import Finding, failed, ok, skipped
 from gateway.directory import errors as directory_errors
 from gateway.directory.servers import ServerList
 from gateway.migrate import alembic_config, current_revisions
-from gateway.pki.ca import CaNotReady, open_authority
+from gateway.pki.ca import open_authority
+from gateway.pki.errors import CaNotReady
 from gateway.settings import Settings
 from gateway.vpn.interface import netns_prefix
 

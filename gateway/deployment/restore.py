@@ -19,18 +19,14 @@ from gateway.audit.service import record, verify_chain
 from gateway.db import make_engine, session_scope
 from gateway.deployment import backup
 from gateway.deployment.dumps import database_is_empty, load_database
+from gateway.deployment.errors import ArchiveRefused, RestoreRefused
 from gateway.deployment.facts import DatabaseFacts, read_facts
-from gateway.deployment.sealed import ArchiveRefused, unseal
-from gateway.errors import GatewayError
+from gateway.deployment.sealed import unseal
 from gateway.migrate import upgrade
 from gateway.settings import Settings
 
 PRIVATE = 0o600
 CERTIFICATE = 0o644
-
-
-class RestoreRefused(GatewayError):
-    reason = "restore_refused"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from gateway.deployment.errors import ArchiveRefused
 from gateway.errors import GatewayError
 
 MAGIC = b"SOHOGW-BACKUP\x00\x01"
@@ -27,12 +28,6 @@ NONCE_PREFIX = 7
 HEADER = struct.Struct(f">{len(MAGIC)}s{SALT}s{NONCE_PREFIX}sI")
 SCRYPT_N = 1 << 15
 MIN_PASSPHRASE = 16
-
-
-class ArchiveRefused(GatewayError):
-    """The archive is not one of ours, was altered, or the passphrase is wrong: nothing of it is used."""
-
-    reason = "archive_refused"
 
 
 def read_passphrase_file(path: Path) -> bytes:

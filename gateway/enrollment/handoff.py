@@ -24,7 +24,7 @@ from gateway.enrollment.membership import nudge_membership
 from gateway.enrollment.models import Application, CertificateRequest, CertificateRequestState
 from gateway.errors import NotFound, Unavailable
 from gateway.pki import service as pki
-from gateway.pki.ca import CaNotReady
+from gateway.pki.errors import CaNotReady
 from gateway.pki.models import IssuedCertificate
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.service import end_session

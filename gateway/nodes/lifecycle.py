@@ -14,6 +14,7 @@ from gateway.clock import Clock
 from gateway.db import is_postgres, session_scope
 from gateway.events import publish
 from gateway.nodes import service
+from gateway.nodes.errors import SecondNodeOnSqlite
 from gateway.nodes.gate import DatabaseClusterGate
 from gateway.nodes.listener import NudgeListener
 from gateway.nodes.models import GatewayNode
@@ -34,7 +35,7 @@ def join_cluster(engine: Engine, name: str, settings: ClusterSettings, clock: Cl
                 dead_after=timedelta(seconds=settings.dead_after_seconds),
                 shared_database=is_postgres(engine),
             )
-    except service.SecondNodeOnSqlite as refused:
+    except SecondNodeOnSqlite as refused:
         with session_scope(engine) as db:
             service.audit_sqlite_refusal(db, name, refused)
         raise

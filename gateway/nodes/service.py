@@ -14,7 +14,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from gateway.audit.service import record
-from gateway.errors import GatewayError
+from gateway.nodes.errors import NodeRefusedItsBeat, SecondNodeOnSqlite
 from gateway.nodes.models import GatewayNode, NodeState
 from gateway.seats.models import SeatEndReason, SeatLease
 from gateway.seats.service import LIVE as LIVE_SEAT
@@ -26,24 +26,6 @@ from gateway.voice.models import CallLeg
 from gateway.voice.service import release_session
 from gateway.vpn.leases import retire_ended_leases
 from gateway.vpn.models import LeaseState, TunnelLease
-
-
-class SecondNodeOnSqlite(GatewayError):
-    """SQLite is one file on one host: a second node beside a live one would split the state without telling."""
-
-    status_code = 503
-    reason = "second_node_on_sqlite"
-
-    def __init__(self, message: str, *, live_node: str) -> None:
-        super().__init__(message)
-        self.live_node = live_node
-
-
-class NodeRefusedItsBeat(GatewayError):
-    """The row of this node now belongs to another incarnation (a second process under the same ``node_name``)."""
-
-    status_code = 503
-    reason = "node_name_taken"
 
 
 def join(

@@ -2,13 +2,8 @@
 
 from certs.authority import CHAIN, ISSUING_CERT, Authority, load_authority
 from certs.errors import CertificateError
-from gateway.errors import GatewayError
+from gateway.pki.errors import CaNotReady
 from gateway.pki.settings import CaSettings
-
-
-class CaNotReady(GatewayError):
-    status_code = 503
-    reason = "ca_not_ready"
 
 
 def open_authority(ca: CaSettings, passphrase: str | None = None) -> Authority:

@@ -6,7 +6,7 @@ from fastapi import Depends, Request
 
 from certs.authority import Authority
 from certs.profiles import PublicationUrls
-from gateway.pki.ca import CaNotReady
+from gateway.pki.errors import CaNotReady
 from gateway.pki.service import publication_urls
 from gateway.pki.settings import CaSettings
 

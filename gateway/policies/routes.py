@@ -14,8 +14,9 @@ from gateway.directory import group_identifiers
 from gateway.directory.errors import DirectoryError
 from gateway.errors import NotFound
 from gateway.policies.diff import policy_diff
+from gateway.policies.errors import InvalidPolicy
 from gateway.policies.models import PolicyVersion
-from gateway.policies.service import InvalidPolicy, check_policy, current_policy, export_policy, import_policy
+from gateway.policies.service import check_policy, current_policy, export_policy, import_policy
 from gateway.sessions.deps import CheckedForm, SecurityAdminSession
 from gateway.sessions.models import HomeSession
 from gateway.web.confirm import CONFIRMED, ask_first, done

@@ -11,7 +11,7 @@ from functools import cache
 from sqlmodel import Session, col, func, select
 
 from gateway.audit.service import record
-from gateway.errors import GatewayError
+from gateway.policies.errors import InvalidPolicy
 from gateway.policies.models import PolicyVersion
 from policy import PolicyDocument, PolicyError, load_default_policy, load_policy, names_without_dn
 from policy.document import DEFAULT_POLICY_FILE
@@ -23,11 +23,6 @@ _parsed: dict[int, PolicyDocument] = {}
 def _default_policy() -> PolicyDocument:
     """The embedded default, parsed once: it ships with the code (~45 ms of YAML per sign-in, /agent and launch)."""
     return load_default_policy()
-
-
-class InvalidPolicy(GatewayError):
-    status_code = 422
-    reason = "invalid_policy"
 
 
 def current_version(db: Session) -> PolicyVersion | None:

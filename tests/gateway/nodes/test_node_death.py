@@ -14,6 +14,7 @@ from gateway.audit.models import AuditEvent
 from gateway.audit.service import verify_chain
 from gateway.db import is_postgres, session_scope
 from gateway.nodes import service
+from gateway.nodes.errors import SecondNodeOnSqlite
 from gateway.nodes.models import GatewayNode, NodeState
 from gateway.seats.models import SeatEndReason, SeatLease, SeatLeaseState
 from gateway.sessions.models import EndReason, HomeSession, SessionState
@@ -156,7 +157,7 @@ def test_a_second_node_on_sqlite_is_refused_while_the_first_lives_and_the_refusa
     if is_postgres(engine):  # the positive control: PostgreSQL takes the second node
         assert join_cluster(engine, "b", ClusterSettings(), clock).state is NodeState.LIVE
         return
-    with pytest.raises(service.SecondNodeOnSqlite, match="several nodes need PostgreSQL"):
+    with pytest.raises(SecondNodeOnSqlite, match="several nodes need PostgreSQL"):
         join_cluster(engine, "b", ClusterSettings(), clock)
     # a restart of a itself is not a second node; b is taken once a has been silent past the dead time
     assert join_cluster(engine, "a", ClusterSettings(), clock).state is NodeState.LIVE

@@ -8,7 +8,8 @@ from sqlmodel import Session, select
 
 from gateway.audit.models import AuditEvent
 from gateway.clock import utcnow
-from gateway.policies.service import InvalidPolicy, current_version, import_policy
+from gateway.policies.errors import InvalidPolicy
+from gateway.policies.service import current_version, import_policy
 
 BY_NAME = "version: 1\ngroups:\n  SOHO-Agents: {roles: [agent]}\n"
 BY_DN_AND_SID = (
