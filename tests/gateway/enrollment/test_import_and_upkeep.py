@@ -46,17 +46,23 @@ def test_bad_rows_are_reported_by_line_and_import_nothing_while_good_rows_import
         wait_for(lambda: 'data-finished="true"' in hr.get(report_url).text)
         report = hr.get(report_url).text
     assert re.search(r'data-total="5" data-processed="5"\s+data-imported="1"', report)
-    lines = [int(n) for n in re.findall(r'<tr data-line="(\d+)">', report)]
+    lines = [int(n) for n in re.findall(r'<tr data-line="(\d+)"', report)]
     assert lines == [3, 4, 5, 6]
-    assert "not a valid phone number" in report and "not an account" in report and "expected 2 fields" in report
+    assert "is not a phone number that can be called" in report and "is not an account in the company" in report
+    assert "This row has 3 fields; the header names 2" in report
     with session_scope(portal.engine) as db:
         applications = db.exec(select(Application)).all()
         assert [(a.login, a.callback_e164) for a in applications] == [("applicant1", PHONE)]
         problems = json.loads(db.exec(select(ImportRun)).one().problems)
         assert problems[0] == {
             "line": 3,
-            "reason": "'+86 123' is not a valid phone number (for CN unless it starts with +)",
+            "column": "callback_number",
+            "key": "phone_invalid",
+            "values": {"number": "+86 123"},
+            "refusal": "enrollment.invalid",
+            "message": "'+86 123' is not a valid phone number (for CN unless it starts with +)",
         }
+        assert [(p["line"], p["column"]) for p in problems[1:]] == [(4, "login"), (5, None), (6, "login")]
 
 
 def test_a_file_without_the_login_column_is_refused_whole(portal: Portal) -> None:
