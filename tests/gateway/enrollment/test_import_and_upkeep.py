@@ -18,7 +18,7 @@ from gateway.enrollment.models import (
     ImportRun,
 )
 from gateway.enrollment.upkeep import purge_closed, remind_due_rechecks
-from gateway.enrollment.workers import EnrollmentUpkeep
+from gateway.enrollment.workers import CsvImport, EnrollmentUpkeep
 from tests.gateway.enrollment.conftest import PHONE, Portal, post_form, signed_in, wait_for
 from tests.support.workers import one_pass
 
@@ -78,6 +78,25 @@ def test_a_file_without_the_login_column_is_refused_whole(portal: Portal) -> Non
     assert "Missing: login. Not known: name, phone." in answer.text
     with session_scope(portal.engine) as db:
         assert db.exec(select(ImportRun)).all() == []
+
+
+def test_an_import_a_restart_cut_off_is_finished_by_the_interval_pass_and_reported_in_the_readers_language(
+    portal: Portal,
+) -> None:
+    started = datetime.now(UTC) - timedelta(hours=2)  # its rows were in the memory of a process that is gone
+    with session_scope(portal.engine) as db:
+        run = ImportRun(started_by="hr1", started_at=started, total_rows=40, processed_rows=12, imported=12)
+        db.add(run)
+        db.flush()
+        report_url = f"/hr/enrollment-import/{run.id}"
+    one_pass(portal.engine, CsvImport(portal.engine, portal.settings.enrollment, lambda: datetime.now(UTC)))
+    with signed_in(portal, "hr1") as hr:
+        english = hr.get(report_url).text
+        hr.cookies.set("sohogw_lang", "zh-CN")
+        chinese = hr.get(report_url).text
+    assert 'data-finished="true"' in english
+    assert "The import stopped after 12 of 40 rows when the gateway restarted" in english
+    assert "网关重启，导入在处理 12/40 行后中断" in chinese and "The import stopped" not in chinese
 
 
 def _approved(portal: Portal, login: str, now: datetime) -> Application:
