@@ -8,7 +8,8 @@ one-time code).
 
 A sender that may repeat a message (a survey whose first attempt was never confirmed) passes a ``key``, sent as the
 ``Idempotency-Key`` header (IETF draft-ietf-httpapi-idempotency-key-header): a gateway that honours it delivers a
-repeated key once and answers the repeat as it answered the first.
+repeated key once and answers the repeat as it answered the first, or ``409 Conflict`` while the first is still
+being processed (``SmsKeyInFlight``: whether the text goes out is not known yet).
 """
 
 from typing import Annotated, Protocol
@@ -21,6 +22,12 @@ from gateway.errors import Unavailable
 
 class SmsNotSent(Unavailable):
     reason = "sms_not_sent"
+
+
+class SmsKeyInFlight(SmsNotSent):
+    """The gateway is still processing an earlier request with the same idempotency key (HTTP 409)."""
+
+    reason = "sms_key_in_flight"
 
 
 class SmsSettings(BaseModel):
@@ -59,5 +66,7 @@ class HttpSms:
             answer = httpx.post(settings.url, json=body, headers=headers, timeout=settings.timeout_seconds)
         except httpx.HTTPError as error:
             raise SmsNotSent(f"the SMS gateway at {settings.url} did not answer ({type(error).__name__})") from None
+        if answer.status_code == 409 and key is not None:
+            raise SmsKeyInFlight(f"the SMS gateway at {settings.url} is still processing message {key} (HTTP 409)")
         if not answer.is_success:
             raise SmsNotSent(f"the SMS gateway at {settings.url} refused the message (HTTP {answer.status_code})")

@@ -25,7 +25,7 @@ from gateway.audit.service import record
 from gateway.clock import as_utc
 from gateway.errors import GatewayError
 from gateway.events import nudge_after_commit
-from gateway.notify.sms import SmsSender
+from gateway.notify.sms import SmsKeyInFlight, SmsSender
 from gateway.voice.dialable import mask
 from gateway.voice.models import (
     CallEvent,
@@ -187,6 +187,11 @@ def send_pending_surveys(unit: UnitOfWork, sms: SmsSender, settings: SurveySetti
             continue
         try:
             sms.send(number, settings.message(), key=f"sohogw-survey-{survey_id}")
+        except SmsKeyInFlight as unknown:
+            # An earlier attempt is still in the gateway's hands: the survey stays `sending`, and the sweep tries
+            # again after `unconfirmed_seconds`, when the repeat is answered as that attempt ended.
+            log.info("survey %s: %s", survey_id, unknown.message)
+            continue
         except GatewayError as error:
             log.warning("survey %s not sent: %s", survey_id, error.message)
             _outcome(unit, survey_id, SurveyState.FAILED, error.message[:255], now)
@@ -217,10 +222,13 @@ def retry_unconfirmed(db: Session, settings: SurveySettings, now: datetime) -> i
     one whose last allowed attempt is unconfirmed becomes ``failed``, audited too. Conditional on the attempt being
     the one read, so two nodes' sweeps act once. In the caller's transaction; returns how many were touched."""
     stuck = db.exec(
-        select(SatisfactionSurvey).where(
+        select(SatisfactionSurvey)
+        .where(
             SatisfactionSurvey.state == SurveyState.SENDING,
             col(SatisfactionSurvey.sent_at) < now - timedelta(seconds=settings.unconfirmed_seconds),
         )
+        .order_by(col(SatisfactionSurvey.id))
+        .limit(settings.batch)  # a pass sends at most a batch; the next pass sweeps the rest
     ).all()
     touched = 0
     for survey in stuck:

@@ -111,7 +111,8 @@ class SatisfactionSurveys(Worker[None, None]):
         self.schedule = Schedule(interval=timedelta(seconds=settings.send_seconds), topics=frozenset({SURVEY_WANTED}))
 
     def desired(self, db: Session, nudges: Sequence[Nudge]) -> None:
-        retry_unconfirmed(db, self.settings, self.clock())
+        if swept := retry_unconfirmed(db, self.settings, self.clock()):
+            log.warning("%d satisfaction surveys had no recorded outcome past the bound: retried or failed", swept)
 
     def apply(self, desired: None, observed: None) -> None:
         sent = send_pending_surveys(lambda: session_scope(self.engine), self.sms, self.settings, self.clock())

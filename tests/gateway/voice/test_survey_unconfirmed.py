@@ -34,12 +34,14 @@ PAST_THE_BOUND = timedelta(seconds=SETTINGS.unconfirmed_seconds + 1)
 
 
 class SmsGatewayStandIn:
-    """Delivers each idempotency key once (a repeat is answered 200 and not delivered); with ``hold_first`` it
-    delivers the first message and then keeps its answer back until ``release`` is set."""
+    """Delivers each idempotency key once: a repeat is answered 409 while the first request with its key is still
+    being answered, and afterwards 200, as the first was, without a second text. With ``hold_first`` it delivers the
+    first message and then keeps its answer back until ``release`` is set."""
 
     def __init__(self, hold_first: bool) -> None:
         self.keys: list[str] = []
         self.delivered: list[str] = []
+        self.in_flight: set[str] = set()
         self.release = threading.Event()
         stand_in = self
 
@@ -48,11 +50,17 @@ class SmsGatewayStandIn:
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 key = self.headers["idempotency-key"]
                 first = not stand_in.keys
-                if key not in stand_in.keys:
-                    stand_in.delivered.append(body["to"])
+                repeat = key in stand_in.keys
                 stand_in.keys.append(key)
+                if repeat:
+                    self.send_response(409 if key in stand_in.in_flight else 200)
+                    self.end_headers()
+                    return
+                stand_in.delivered.append(body["to"])
+                stand_in.in_flight.add(key)
                 if first and hold_first:
                     stand_in.release.wait(timeout=30)
+                stand_in.in_flight.discard(key)
                 self.send_response(200)
                 self.end_headers()
 
@@ -159,19 +167,22 @@ def test_a_text_the_gateway_took_but_never_confirmed_is_retried_after_the_bound_
         assert len(gateway.keys) == 1
 
         one_pass(engine, surveys_worker(engine, gateway.url, lambda: start + PAST_THE_BOUND))
+        assert gateway.keys == [f"sohogw-survey-{survey_id}"] * 2  # the same key again: 409, the first is in flight
         retried = survey(engine, survey_id)
-        assert retried.state is SurveyState.SENT and retried.problem is None
-        assert gateway.keys == [f"sohogw-survey-{survey_id}"] * 2  # the same key both times
-        assert gateway.delivered == [CUSTOMER]  # so the customer got one text
+        assert retried.state is SurveyState.SENDING and retried.problem is None  # not failed: it may yet go out
 
-        gateway.release.set()  # the hung attempt ends at last, with a 200
+        gateway.release.set()  # the hung attempt ends at last, with a 200, too late to count
         hung.join(timeout=10)
+        one_pass(engine, surveys_worker(engine, gateway.url, lambda: start + 2 * PAST_THE_BOUND))
+        assert gateway.keys == [f"sohogw-survey-{survey_id}"] * 3  # answered now as the first was: 200
+    assert gateway.delivered == [CUSTOMER]  # so the customer got one text
     assert survey(engine, survey_id).state is SurveyState.SENT
     audit = send_audit(engine)
     assert [(outcome, detail.get("attempt"), detail.get("result")) for outcome, detail in audit] == [
         ("unconfirmed", 1, None),
-        ("ok", None, None),
         ("late", None, "sent"),
+        ("unconfirmed", 2, None),
+        ("ok", None, None),
     ]
     assert all(CUSTOMER not in json.dumps(detail) for _outcome, detail in audit)
 
