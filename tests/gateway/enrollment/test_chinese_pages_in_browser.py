@@ -43,8 +43,8 @@ def browser() -> Iterator[Browser]:
         yield running
 
 
-def _chinese(browser: Browser, portal: Portal, login: str) -> Page:
-    context = browser.new_context(base_url=portal.base_url, locale="zh-CN")
+def _chinese(browser: Browser, portal: Portal, login: str, javascript: bool = True) -> Page:
+    context = browser.new_context(base_url=portal.base_url, locale="zh-CN", java_script_enabled=javascript)
     context.add_cookies([{"name": "sohogw_lang", "value": "zh-CN", "url": portal.base_url}])
     page = context.new_page()
     page.goto("/login")
@@ -163,6 +163,28 @@ def test_the_pages_show_no_english_in_chinese(browser: Browser, portal: Portal, 
     assert {"agent.title", "supervision.agent.break_reason", "nav.logout"} <= set(english.values())
     with session_scope(portal.engine) as db:
         assert db.exec(select(Application)).first() is not None  # the HR pages showed a real application
+
+
+def test_sign_in_the_environment_check_and_a_confirmation_show_no_english_in_chinese(
+    browser: Browser, portal: Portal
+) -> None:
+    visitor = browser.new_context(base_url=portal.base_url, locale="zh-CN").new_page()
+    visitor.goto("/login")
+    found = _look(visitor, "/login")
+    visitor.fill("#username", "applicant1")
+    visitor.fill("#password", "not-the-password")
+    visitor.click("#sign-in")
+    expect(visitor.locator("#error")).to_be_visible()
+    found.update(_look(visitor, "/login (refused)"))
+    _apply(portal)
+    found.update(_walk(_chinese(browser, portal, "applicant1"), ["/enrollment/envcheck"]))
+    # Without scripts the server asks itself: the confirmation page, before anything ends.
+    admin = _chinese(browser, portal, "admin1", javascript=False)
+    admin.goto("/security-admin/sessions")
+    admin.locator("form[action$='/end'] button").first.click()
+    expect(admin.locator("form input[name=confirmed]")).to_have_count(1)
+    found.update(_look(admin, "confirmation of ending a session"))
+    assert found == {}
 
 
 @pytest.mark.parametrize(
