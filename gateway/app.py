@@ -8,9 +8,12 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from certs.authority import Authority
 from certs.errors import CertificateError
@@ -98,6 +101,22 @@ def _render_error(request: Request, error: Exception) -> Response:
         body["ended"] = error.ended.value
         body["ended_message"] = reason_message(request, f"session_ended.{error.ended.value}", "")
     return JSONResponse(body, status_code=status)
+
+
+async def _render_routing_error(request: Request, error: Exception) -> Response:
+    """What the framework itself refuses (no such address, a path part that is not a number) as the translated error
+    page for a browser, as a refused service call is; API clients keep FastAPI's JSON answer."""
+    if isinstance(error, RequestValidationError):
+        if not _wants_html(request):
+            return await request_validation_exception_handler(request, error)
+        status = 422
+    else:
+        assert isinstance(error, StarletteHTTPException)
+        if not _wants_html(request):
+            return await http_exception_handler(request, error)
+        status = error.status_code
+    reason = "not_found" if status == 404 else "bad_request"
+    return render(request, "error.html", status, error=reason_message(request, reason, reason))
 
 
 MULTIPART_OVERHEAD = 64 * 1024
@@ -234,6 +253,8 @@ def create_app(
     app.state.supervision_wall = WallHub(engine, settings.supervision, clock)
     app.add_exception_handler(GatewayError, _render_error)
     app.add_exception_handler(CertificateError, _render_error)
+    app.add_exception_handler(StarletteHTTPException, _render_routing_error)
+    app.add_exception_handler(RequestValidationError, _render_routing_error)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in (
         api_docs_router,

@@ -2,7 +2,9 @@
 
 Columns (header line required, order free, UTF-8, a BOM from Excel is fine): ``login`` (required) and
 ``callback_number`` (optional; E.164, or national for the configured region). Each row is its own transaction: a
-refused row (its line number and reason go into the report) leaves nothing behind, and the good rows are imported.
+refused row leaves nothing behind, and the good rows are imported. A refused row's problem is stored as its line,
+the column it concerns, and the refusal's catalog key and values (with the English message for the log), so the
+report shows it in the reader's language (``problem_text``).
 """
 
 import csv
@@ -34,10 +36,20 @@ MAX_ROWS = 5000
 IMPORT_QUEUED = "enrollment.import_queued"
 INTERRUPTED_AFTER = timedelta(hours=1)
 """An import still unfinished this long after it started lost its rows to a restart (5,000 rows take minutes)."""
+COLUMN_OF_REFUSAL = {
+    "application_no_login": "login",
+    "application_unknown_login": "login",
+    "application_exists": "login",
+    "phone_invalid": "callback_number",
+}
+"""The column a row's refusal (by catalog key) is about, so the report names the field to correct."""
+
+Rows = list[tuple[int, dict[str, str] | InvalidApplication]]
+"""Each data row with its line number: the row's fields, or why it cannot be read."""
 
 
-def parse_rows(text: str) -> list[tuple[int, dict[str, str] | str]]:
-    """Each data row with its line number: the row's fields, or the reason it cannot be read."""
+def parse_rows(text: str) -> Rows:
+    """Each data row with its line number: the row's fields, or the refusal saying why it cannot be read."""
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     try:
         header = [name.strip().lower() for name in next(reader)]
@@ -54,12 +66,15 @@ def parse_rows(text: str) -> list[tuple[int, dict[str, str] | str]]:
             missing=", ".join(missing) or "—",
             unknown=", ".join(unknown) or "—",
         )
-    rows: list[tuple[int, dict[str, str] | str]] = []
+    rows: Rows = []
     for line, fields in _numbered(reader):
         if not any(f.strip() for f in fields):
             continue
         if len(fields) != len(header):
-            rows.append((line, f"expected {len(header)} fields, found {len(fields)}"))
+            message = f"expected {len(header)} fields, found {len(fields)}"
+            rows.append(
+                (line, InvalidApplication(message, key="csv_row_fields", expected=len(header), found=len(fields)))
+            )
         else:
             rows.append((line, dict(zip(header, fields, strict=True))))
         if len(rows) > MAX_ROWS:
@@ -77,7 +92,9 @@ def _numbered(reader: Any) -> Iterator[tuple[int, list[str]]]:
         except StopIteration:
             return
         except csv.Error as error:
-            raise InvalidApplication(f"line {reader.line_num}: {error}") from None
+            raise InvalidApplication(
+                f"line {reader.line_num}: {error}", key="csv_malformed", line=reader.line_num
+            ) from None
         yield reader.line_num, fields
 
 
@@ -103,6 +120,19 @@ def get_import(db: Session, import_id: int) -> ImportRun:
     return run
 
 
+def row_problem(line: int | None, error: GatewayError) -> dict[str, object]:
+    """What the report keeps of a refused row: the line, the column it concerns (None: the whole row), and the
+    refusal as its catalog key and values, its reason code and its English message (for the log and the API)."""
+    return {
+        "line": line,
+        "column": COLUMN_OF_REFUSAL.get(error.key),
+        "key": error.key,
+        "values": {name: str(value) for name, value in error.values.items()},
+        "refusal": error.reason,
+        "message": error.message,
+    }
+
+
 def _count(db: Session, import_id: int, imported: bool, problem: dict[str, object] | None = None) -> None:
     run = get_import(db, import_id)
     run.processed_rows += 1
@@ -117,12 +147,12 @@ class QueuedImport:
     """An upload whose run row committed: the rows to import, as whom, with what hand-off (``IMPORT_QUEUED``)."""
 
     import_id: int
-    rows: list[tuple[int, dict[str, str] | str]]
+    rows: Rows
     handoff: HandOff
     actor: str
 
 
-def queue_import(db: Session, run: ImportRun, rows: list[tuple[int, dict[str, str] | str]], handoff: HandOff) -> None:
+def queue_import(db: Session, run: ImportRun, rows: Rows, handoff: HandOff) -> None:
     """Hand the rows to the ``enrollment.csv_import`` worker once the run row commits (dropped on rollback)."""
     nudge_after_commit(db, IMPORT_QUEUED, QueuedImport(run.id or 0, rows, handoff, run.started_by))
 
@@ -130,7 +160,7 @@ def queue_import(db: Session, run: ImportRun, rows: list[tuple[int, dict[str, st
 def run_import(
     engine: Engine,
     import_id: int,
-    rows: list[tuple[int, dict[str, str] | str]],
+    rows: Rows,
     handoff: HandOff,
     *,
     settings: EnrollmentSettings,
@@ -142,8 +172,8 @@ def run_import(
     for line, row in rows:
         try:
             with session_scope(engine) as db:
-                if isinstance(row, str):
-                    raise InvalidApplication(row)
+                if isinstance(row, InvalidApplication):
+                    raise row
                 start_application(
                     db,
                     handoff,
@@ -156,12 +186,12 @@ def run_import(
                 _count(db, import_id, imported=True)
         except GatewayError as error:
             with session_scope(engine) as db:
-                _count(db, import_id, imported=False, problem={"line": line, "reason": error.message})
+                _count(db, import_id, imported=False, problem=row_problem(line, error))
         except Exception:  # an unforeseen failure is this row's problem; the rest of the file still imports
             log.exception("enrollment import %s: line %s failed", import_id, line)
             with session_scope(engine) as db:
-                problem = {"line": line, "reason": "internal error; see the gateway log"}
-                _count(db, import_id, imported=False, problem=problem)
+                internal = GatewayError("internal error; see the gateway log", key="csv_row_internal")
+                _count(db, import_id, imported=False, problem=row_problem(line, internal))
     with session_scope(engine) as db:
         run = get_import(db, import_id)
         run.finished_at = clock()
@@ -187,10 +217,13 @@ def close_interrupted(db: Session, now: datetime) -> int:
     ).all()
     for run in stale:
         run.finished_at = now
-        problem = {
-            "line": None,
-            "reason": f"interrupted after {run.processed_rows} of {run.total_rows} rows; upload the rest again",
-        }
+        interrupted = GatewayError(
+            f"interrupted after {run.processed_rows} of {run.total_rows} rows; upload the rest again",
+            key="csv_interrupted",
+            processed=run.processed_rows,
+            total=run.total_rows,
+        )
+        problem = row_problem(None, interrupted)
         run.problems = json.dumps([*json.loads(run.problems), problem], ensure_ascii=False)
         db.add(run)
         record(

@@ -52,7 +52,9 @@ def find_person(directory: Directory, login: str) -> DirectoryUser:
     try:
         return directory.lookup(login)
     except AccountNotFound:
-        raise InvalidApplication(f"{login!r} is not an account in the directory") from None
+        raise InvalidApplication(
+            f"{login!r} is not an account in the directory", key="application_unknown_login", login=login
+        ) from None
     except DirectoryError as error:
         raise DirectoryChangeFailed(f"the directory could not be read: {error.user_message}") from None
 

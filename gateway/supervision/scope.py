@@ -44,20 +44,25 @@ def may_see(db: Session, supervisor: HomeSession, agent: HomeSession) -> bool:
     return supervisor_scope(db, supervisor).covers(policy_groups(agent))
 
 
-def visible_logins(db: Session, scope: SupervisedTeams, logins: Iterable[str | None]) -> set[str]:
-    """Of these logins, those whose newest session puts them in the scope (alerts are kept by login)."""
+def newest_groups(db: Session, logins: Iterable[str | None]) -> dict[str, list[str]]:
+    """The policy groups of each login's newest session (alerts are kept by login); a login never seen is left out."""
     wanted = {login for login in logins if login}
-    if scope.every_team:
-        return wanted
     if not wanted:
-        return set()
+        return {}
     query = (
         select(HomeSession.login, HomeSession.policy_groups)
         .where(col(HomeSession.login).in_(wanted))
         .order_by(col(HomeSession.created_at))
     )
     newest = dict(db.exec(query).all())  # the last row of each login wins: its newest session
-    return {login for login, groups in newest.items() if scope.covers(json.loads(groups))}
+    return {login: json.loads(groups) for login, groups in newest.items()}
+
+
+def visible_logins(db: Session, scope: SupervisedTeams, logins: Iterable[str | None]) -> set[str]:
+    """Of these logins, those whose newest session puts them in the scope."""
+    if scope.every_team:
+        return {login for login in logins if login}
+    return {login for login, groups in newest_groups(db, logins).items() if scope.covers(groups)}
 
 
 def agent_for_supervisor(

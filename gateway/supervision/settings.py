@@ -20,6 +20,14 @@ class MailSettings(BaseModel):
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
 
 
+class TeamAlertRecipients(BaseModel):
+    """Who is told of the alerts about one team's agents."""
+
+    mail_to: list[str] = []
+    sms_to: list[str] = []
+    """E.164 numbers."""
+
+
 class SupervisionSettings(BaseModel):
     """Alert thresholds, where alerts go, the wall's tick, the office networks and the platform's API secret."""
 
@@ -49,8 +57,13 @@ class SupervisionSettings(BaseModel):
     team_groups: list[str] = []
     """Directory groups that are teams on the wall and in reports; empty: every group an agent is in."""
     alert_mail_to: list[str] = []
+    """Mail addresses that get every alert (supervisors of every team, a duty desk)."""
     alert_sms_to: list[str] = []
-    """E.164 numbers of supervisors who get alerts by SMS."""
+    """E.164 numbers that get every alert by SMS."""
+    team_alerts: dict[str, TeamAlertRecipients] = {}
+    """Who gets the alerts about each team's agents, keyed by the team group as the policy's ``team_scope`` names it
+    (name, DN or SID; compared as the policy compares groups), so a team's supervisors are not told of other teams'
+    agents. An alert about no agent (a certificate nobody holds) goes only to ``alert_mail_to`` / ``alert_sms_to``."""
     platform_secret: SecretStr | None = None
     """HMAC-SHA256 key of the contact-center platform's work-state API; without it the API refuses everything."""
 

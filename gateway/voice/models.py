@@ -122,7 +122,8 @@ class SurveyState(StrEnum):
     PENDING = "pending"
     """Wanted; the background pass has not taken it yet."""
     SENDING = "sending"
-    """Taken by a pass; never taken again, so a crash mid-send loses a survey rather than sending it twice."""
+    """Taken by a pass, its outcome not yet recorded; back to ``pending`` (or ``failed``) if it stays so for
+    ``voice.survey.unconfirmed_seconds``."""
     SENT = "sent"
     FAILED = "failed"
     OPTED_OUT = "opted_out"
@@ -146,6 +147,8 @@ class SatisfactionSurvey(SQLModel, table=True):
     score: int | None = None
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     sent_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), index=True))
+    """When the text went out; while ``sending``, when the current attempt began (its outcome is recorded only if
+    this still matches, so an attempt given up on cannot overwrite its retry)."""
     replied_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 

@@ -62,6 +62,14 @@ class SurveySettings(BaseModel):
     """How often the background pass sends pending surveys."""
     batch: Annotated[int, Field(ge=1, le=1000)] = 50
     """Surveys one pass sends at most."""
+    unconfirmed_seconds: Annotated[int, Field(ge=90, le=86400)] = 300
+    """A survey still ``sending`` this long after its attempt began (its node died, or the SMS gateway hung, before
+    the outcome was recorded) is tried again. Above the SMS adapter's longest timeout (60 s), so a live attempt is
+    never taken for a dead one."""
+    attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    """Attempts at most, the first included; an attempt still unconfirmed after the last is recorded as failed. Each
+    attempt sends the survey's own ``Idempotency-Key``, so a gateway that honours it texts the customer once; with a
+    gateway that does not, set 1 (an unconfirmed survey is then failed, never sent again)."""
 
     @model_validator(mode="after")
     def _usable(self) -> "SurveySettings":

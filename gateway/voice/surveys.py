@@ -3,8 +3,11 @@ background pass, answered by the customer's reply (docs/voice.md, "Satisfaction 
 
 The call's end only writes the wanted survey (``plan_survey``, in the event's transaction); the pass sends it later
 with no transaction open (``send_pending_surveys``), as the reconciler does with dials. A survey is taken by a
-conditional update (``pending`` → ``sending``) committed before the text goes out, so two passes, two nodes or a
-retried pass never send it twice; a crash between taking and recording loses that one survey instead.
+conditional update (``pending`` → ``sending``) committed before the text goes out, so two passes or two nodes never
+send it at once. An attempt whose outcome was never recorded (its node died, the SMS gateway hung) is swept back to
+``pending`` by a later pass (``retry_unconfirmed``), at most ``survey.attempts`` times, then failed. Whether such an
+attempt's text went out cannot be known here, so every attempt carries the survey's own idempotency key and the SMS
+gateway delivers it once.
 Customer numbers are stored whole (a reply must find its survey) and shown or audited only masked.
 """
 
@@ -14,14 +17,15 @@ from datetime import datetime, timedelta
 
 import phonenumbers
 from phonenumbers import PhoneNumberFormat
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
+from gateway.audit.models import AuditEvent
 from gateway.audit.service import record
 from gateway.clock import as_utc
 from gateway.errors import GatewayError
 from gateway.events import nudge_after_commit
-from gateway.notify.sms import SmsSender
+from gateway.notify.sms import SmsKeyInFlight, SmsSender
 from gateway.voice.dialable import mask
 from gateway.voice.models import (
     CallEvent,
@@ -115,8 +119,9 @@ def opt_out(db: Session, e164: str, *, source: str, actor: str, now: datetime) -
     record(db, actor=actor, action="voice.survey.opt_out", outcome="ok", detail=detail)
 
 
-def _take(unit: UnitOfWork, batch: int) -> list[int]:
-    """Ids of pending surveys this pass now owns; a survey another pass took first is skipped."""
+def _take(unit: UnitOfWork, batch: int, now: datetime) -> list[int]:
+    """Ids of pending surveys this pass now owns, each marked ``sending`` with ``sent_at = now`` (the attempt's
+    start, which its outcome must still find); a survey another pass took first is skipped."""
     with unit() as db:
         candidates = db.exec(
             select(SatisfactionSurvey.id)
@@ -130,30 +135,49 @@ def _take(unit: UnitOfWork, batch: int) -> list[int]:
             claim = db.execute(
                 update(SatisfactionSurvey)
                 .where(col(SatisfactionSurvey.id) == survey_id, SatisfactionSurvey.state == SurveyState.PENDING)
-                .values(state=SurveyState.SENDING)
+                .values(state=SurveyState.SENDING, sent_at=now)
             )
             if claim.rowcount == 1:  # type: ignore[attr-defined]
                 taken.append(survey_id)
     return [survey_id for survey_id in taken if survey_id is not None]
 
 
+def _audit_detail(survey: SatisfactionSurvey) -> dict[str, object]:
+    return {"number": mask(survey.customer_e164), "call_event": survey.call_event_id, "agent": survey.login}
+
+
 def _outcome(unit: UnitOfWork, survey_id: int, state: SurveyState, problem: str | None, now: datetime) -> None:
+    """Record the outcome of the attempt that began at ``now``, only if the survey is still in that attempt: an
+    attempt the sweep gave up on (its gateway hung past ``unconfirmed_seconds``) is audited as ``late`` and changes
+    nothing, since the survey has been retried or failed meanwhile."""
     with unit() as db:
+        current = (
+            col(SatisfactionSurvey.id) == survey_id,
+            SatisfactionSurvey.state == SurveyState.SENDING,
+            col(SatisfactionSurvey.sent_at) == now,
+        )
+        settled = db.execute(
+            update(SatisfactionSurvey)
+            .where(*current)
+            .values(state=state, problem=problem, sent_at=now if state is SurveyState.SENT else None)
+        )
         survey = db.get(SatisfactionSurvey, survey_id)
         assert survey is not None
-        survey.state, survey.problem = state, problem
-        survey.sent_at = now if state is SurveyState.SENT else None
-        db.add(survey)
-        detail = {"number": mask(survey.customer_e164), "call_event": survey.call_event_id, "agent": survey.login}
-        outcome = {SurveyState.SENT: "ok", SurveyState.OPTED_OUT: "opted_out"}.get(state, "failed")
+        detail = _audit_detail(survey)
+        if settled.rowcount == 1:  # type: ignore[attr-defined]
+            outcome = {SurveyState.SENT: "ok", SurveyState.OPTED_OUT: "opted_out"}.get(state, "failed")
+        else:
+            log.warning("survey %s: an attempt given up on ended %s; it was retried or failed since", survey_id, state)
+            outcome, detail["result"] = "late", state.value
         record(db, actor=ACTOR, action="voice.survey.send", outcome=outcome, target=str(survey_id), detail=detail)
 
 
 def send_pending_surveys(unit: UnitOfWork, sms: SmsSender, settings: SurveySettings, now: datetime) -> int:
     """One pass: text each pending survey once (an opted-out number is skipped), record each outcome; returns how
-    many went out. The SMS gateway is called with no transaction open."""
+    many went out. The SMS gateway is called with no transaction open, with the survey's own idempotency key so a
+    repeated attempt (``retry_unconfirmed``) is delivered once by a gateway that honours it."""
     sent = 0
-    for survey_id in _take(unit, settings.batch):
+    for survey_id in _take(unit, settings.batch, now):
         with unit() as db:
             survey = db.get(SatisfactionSurvey, survey_id)
             assert survey is not None
@@ -162,7 +186,12 @@ def send_pending_surveys(unit: UnitOfWork, sms: SmsSender, settings: SurveySetti
             _outcome(unit, survey_id, SurveyState.OPTED_OUT, None, now)
             continue
         try:
-            sms.send(number, settings.message())
+            sms.send(number, settings.message(), key=f"sohogw-survey-{survey_id}")
+        except SmsKeyInFlight as unknown:
+            # An earlier attempt is still in the gateway's hands: the survey stays `sending`, and the sweep tries
+            # again after `unconfirmed_seconds`, when the repeat is answered as that attempt ended.
+            log.info("survey %s: %s", survey_id, unknown.message)
+            continue
         except GatewayError as error:
             log.warning("survey %s not sent: %s", survey_id, error.message)
             _outcome(unit, survey_id, SurveyState.FAILED, error.message[:255], now)
@@ -170,6 +199,58 @@ def send_pending_surveys(unit: UnitOfWork, sms: SmsSender, settings: SurveySetti
         _outcome(unit, survey_id, SurveyState.SENT, None, now)
         sent += 1
     return sent
+
+
+def _unconfirmed_attempts(db: Session, survey: SatisfactionSurvey) -> int:
+    """Earlier attempts of ``survey`` given up on, counted from their audit rows (the survey's own record of them);
+    rows older than the survey cannot be its own, which keeps the count to the indexed recent rows."""
+    return db.exec(
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(
+            AuditEvent.action == "voice.survey.send",
+            AuditEvent.outcome == "unconfirmed",
+            AuditEvent.target == str(survey.id),
+            col(AuditEvent.at) >= as_utc(survey.created_at),
+        )
+    ).one()
+
+
+def retry_unconfirmed(db: Session, settings: SurveySettings, now: datetime) -> int:
+    """Surveys ``sending`` for more than ``unconfirmed_seconds`` (their node died, or the SMS gateway hung, between
+    taking them and recording the outcome) go back to ``pending``, audited ``unconfirmed`` with the attempt's number;
+    one whose last allowed attempt is unconfirmed becomes ``failed``, audited too. Conditional on the attempt being
+    the one read, so two nodes' sweeps act once. In the caller's transaction; returns how many were touched."""
+    stuck = db.exec(
+        select(SatisfactionSurvey)
+        .where(
+            SatisfactionSurvey.state == SurveyState.SENDING,
+            col(SatisfactionSurvey.sent_at) < now - timedelta(seconds=settings.unconfirmed_seconds),
+        )
+        .order_by(col(SatisfactionSurvey.id))
+        .limit(settings.batch)  # a pass sends at most a batch; the next pass sweeps the rest
+    ).all()
+    touched = 0
+    for survey in stuck:
+        attempt = 1 + _unconfirmed_attempts(db, survey)
+        last = attempt >= settings.attempts
+        problem = f"no outcome recorded for {attempt} attempt(s); the SMS gateway may have texted it" if last else None
+        swept = db.execute(
+            update(SatisfactionSurvey)
+            .where(
+                col(SatisfactionSurvey.id) == survey.id,
+                SatisfactionSurvey.state == SurveyState.SENDING,
+                col(SatisfactionSurvey.sent_at) == survey.sent_at,
+            )
+            .values(state=SurveyState.FAILED if last else SurveyState.PENDING, sent_at=None, problem=problem)
+        )
+        if swept.rowcount != 1:  # type: ignore[attr-defined]
+            continue  # another node's sweep, or the attempt's own outcome, came first
+        touched += 1
+        detail = {**_audit_detail(survey), "attempt": attempt, "began": as_utc(survey.sent_at or now).isoformat()}
+        outcome = "failed" if last else "unconfirmed"
+        record(db, actor=ACTOR, action="voice.survey.send", outcome=outcome, target=str(survey.id), detail=detail)
+    return touched
 
 
 def _score(text: str, settings: SurveySettings) -> int | None:

@@ -28,7 +28,7 @@ from gateway.voice.reconcile import reconcile_legs
 from gateway.voice.service import LEG_CHANGED, release_session, request_callback
 from gateway.voice.settings import SurveySettings, VoiceSettings
 from gateway.voice.sink import make_event_sink
-from gateway.voice.surveys import SURVEY_WANTED, send_pending_surveys
+from gateway.voice.surveys import SURVEY_WANTED, retry_unconfirmed, send_pending_surveys
 from gateway.voice.webhook import forget_seen_events
 from gateway.workers.contract import Nudge, Schedule, Worker
 
@@ -100,7 +100,9 @@ class CallLegs(Worker[LegPass, None]):
 class SatisfactionSurveys(Worker[None, None]):
     """Sends the pending satisfaction surveys: at once when a customer call's end planned one (``SURVEY_WANTED``),
     and every ``send_seconds`` for the rest. Each survey is taken (``pending`` → ``sending``, committed) before its text
-    goes out, so two passes or two nodes never send it twice; the text goes out with no transaction open."""
+    goes out, so two passes or two nodes never send it at once; the text goes out with no transaction open. Every
+    pass first sweeps the attempts left unconfirmed (``retry_unconfirmed``), in the pass's own transaction, so a
+    survey a dead node or a hung SMS gateway left ``sending`` is sent again in the same pass."""
 
     name = "voice.surveys"
 
@@ -109,7 +111,8 @@ class SatisfactionSurveys(Worker[None, None]):
         self.schedule = Schedule(interval=timedelta(seconds=settings.send_seconds), topics=frozenset({SURVEY_WANTED}))
 
     def desired(self, db: Session, nudges: Sequence[Nudge]) -> None:
-        return None
+        if swept := retry_unconfirmed(db, self.settings, self.clock()):
+            log.warning("%d satisfaction surveys had no recorded outcome past the bound: retried or failed", swept)
 
     def apply(self, desired: None, observed: None) -> None:
         sent = send_pending_surveys(lambda: session_scope(self.engine), self.sms, self.settings, self.clock())

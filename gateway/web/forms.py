@@ -8,7 +8,7 @@ transaction, which then commits. The route renders its page again with ``refused
 values from ``typed`` (``{{ typed.get("notes", "") }}``).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -80,11 +80,16 @@ def _kept_or_raised(work: Callable[[], T], keep_on_refusal: Callable[[GatewayErr
 def refusal_message(request: Request, error: GatewayError) -> str:
     """What the person reads: the error's own catalog key, else its reason's, else a translated headline with the
     service's text."""
+    return stored_refusal_message(request, error.key, error.values, error.reason, error.message)
+
+
+def stored_refusal_message(request: Request, key: str, values: Mapping[str, object], reason: str, message: str) -> str:
+    """``refusal_message`` of a refusal kept as data (a CSV import's row problems) rather than raised."""
     language = language_of(request)
-    if error.key:
-        return translate(language, f"refused.{error.key}", **error.values)
-    fallback = translate(language, "refused.other", detail=error.message)
-    return reason_message(request, error.reason, fallback, detail=error.message)
+    if key:
+        return translate(language, f"refused.{key}", **values)
+    fallback = translate(language, "refused.other", detail=message)
+    return reason_message(request, reason, fallback, detail=message)
 
 
 def typed(form: FormData) -> dict[str, str]:

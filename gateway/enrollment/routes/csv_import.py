@@ -1,6 +1,7 @@
 """HR's CSV import: upload, then a report page that shows progress until the last row is done."""
 
 import json
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -12,7 +13,7 @@ from gateway.enrollment.deps import HandOffDep
 from gateway.enrollment.errors import InvalidApplication
 from gateway.errors import GatewayError
 from gateway.sessions.deps import CheckedForm, HrSession
-from gateway.web.forms import AuditedAs, attempt, refused_page
+from gateway.web.forms import AuditedAs, attempt, refused_page, stored_refusal_message
 from gateway.web.pages import render
 
 router = APIRouter(tags=["enrollment"])
@@ -45,7 +46,7 @@ def upload(
     return RedirectResponse(f"/hr/enrollment-import/{run.id}", status_code=303)
 
 
-def _rows(upload: object) -> list[tuple[int, dict[str, str] | str]]:
+def _rows(upload: object) -> csv_import.Rows:
     if not isinstance(upload, UploadFile) or not upload.filename:
         raise InvalidApplication("choose a CSV file", key="csv_no_file")
     raw = upload.file.read(MAX_CSV_BYTES + 1)
@@ -58,9 +59,31 @@ def _rows(upload: object) -> list[tuple[int, dict[str, str] | str]]:
         raise InvalidApplication("the file is not UTF-8 text; save it as CSV UTF-8", key="csv_not_utf8") from None
 
 
+@dataclass(frozen=True, slots=True)
+class ShownProblem:
+    """A refused row as the report shows it: its line, the column to correct (None: the whole row), and why, in
+    the reader's language."""
+
+    line: int | None
+    column: str | None
+    text: str
+
+
+def _shown(request: Request, problem: dict[str, object]) -> ShownProblem:
+    """A stored problem in the reader's language; a problem stored before keys were kept shows its English."""
+    line, column, values = problem.get("line"), problem.get("column"), problem.get("values")
+    text = stored_refusal_message(
+        request,
+        str(problem.get("key") or ""),
+        values if isinstance(values, dict) else {},
+        str(problem.get("refusal") or ""),
+        str(problem.get("message") or problem.get("reason") or ""),
+    )
+    return ShownProblem(line if isinstance(line, int) else None, column if isinstance(column, str) else None, text)
+
+
 @router.get("/hr/enrollment-import/{import_id}", response_class=HTMLResponse)
 def report(request: Request, import_id: RowId, hr: HrSession, db: DbSession) -> HTMLResponse:
     run = csv_import.get_import(db, import_id)
-    return render(
-        request, "enrollment_import.html", columns=csv_import.COLUMNS, run=run, problems=json.loads(run.problems)
-    )
+    problems = [_shown(request, problem) for problem in json.loads(run.problems)]
+    return render(request, "enrollment_import.html", columns=csv_import.COLUMNS, run=run, problems=problems)

@@ -24,12 +24,14 @@ PASSWORDS = {
     "applicant2": "applicant-two-pw",
     "hr1": "hr-one-pw",
     "admin1": "admin-one-pw",
+    "sup1": "sup-one-pw",
 }
 GROUPS = {
     "applicant1": ["Onsite-Agents"],
     "applicant2": ["Onsite-Agents"],
     "hr1": ["SOHO-HR"],
     "admin1": ["SOHO-SecurityAdmins"],
+    "sup1": ["SOHO-Supervisors"],
 }
 PHONE = "+8613800138000"
 
@@ -39,9 +41,12 @@ def policy_text(agent_group: str = "SOHO-Agents", onsite: bool = True) -> str:
     onsite_group = "  Onsite-Agents:\n    roles: [agent]\n" if onsite else ""
     return (
         "version: 1\nroles:\n"
-        + "".join(f"  {r}:\n    require_client_certificate: false\n" for r in ("agent", "hr", "security_admin"))
+        + "".join(
+            f"  {r}:\n    require_client_certificate: false\n" for r in ("agent", "hr", "security_admin", "supervisor")
+        )
         + f"groups:\n{onsite_group}  {agent_group}:\n    roles: [agent]\n"
         "  SOHO-HR:\n    roles: [hr]\n  SOHO-SecurityAdmins:\n    roles: [security_admin]\n"
+        "  SOHO-Supervisors:\n    roles: [supervisor]\n"
     )
 
 

@@ -18,6 +18,7 @@ from tests.gateway.enrollment.conftest import PASSWORDS, Portal, running_portal,
 from tests.gateway.enrollment.test_pages import _apply, _walk_to_approval
 from tests.support.browser import chromium
 from tests.support.sqlite import copy_sqlite
+from tests.support.untranslated import untranslated_on
 
 pytestmark = pytest.mark.e2e
 
@@ -126,6 +127,48 @@ def test_a_csv_with_a_wrong_header_says_which_columns_in_words(
     assert error.startswith("文件第一行必须列出列名") and "phone_nr" in error
     assert "[" not in error and "'" not in error  # no Python list
     expect(hr.locator("#import-form")).to_be_visible()
+
+
+@pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
+def test_csv_row_problems_name_the_line_and_column_in_the_readers_language_and_lose_no_row(
+    browser: Browser, portal: Portal, tmp_path: Path, locale: str
+) -> None:
+    upload = tmp_path / "staff.csv"
+    upload.write_text(
+        "login,callback_number\n"
+        "applicant1,+86 138 0013 8000\n"
+        "applicant2,+86 123\n"  # line 3: not a phone number
+        "nobody,\n"  # line 4: no such account
+        "hr1,13800138001,extra\n"  # line 5: one field too many
+        "applicant1,\n",  # line 6: line 2 opened an application for applicant1
+        encoding="utf-8",
+    )
+    hr = _sign_in(browser, portal, "hr1", locale)
+    hr.goto("/hr/enrollment-import")
+    hr.set_input_files("#import-form input[name=file]", str(upload))
+    hr.click("#import")
+    progress = hr.locator("#import-progress")
+    expect(progress).to_have_attribute("data-finished", "true", timeout=20_000)
+    assert (progress.get_attribute("data-processed"), progress.get_attribute("data-imported")) == ("5", "1")
+    words = catalog("zh-CN" if locale == "zh-CN" else "en")
+    shown = [
+        (row.get_attribute("data-line"), row.get_attribute("data-column"), row.locator("td").all_inner_texts())
+        for row in hr.locator("#import-problems tr[data-line]").all()
+    ]
+    assert shown == [
+        ("3", "callback_number", ["3", "callback_number", words["refused.phone_invalid"].format(number="+86 123")]),
+        ("4", "login", ["4", "login", words["refused.application_unknown_login"].format(login="nobody")]),
+        (
+            "5",
+            "",
+            ["5", words["enrollment.import.whole_row"], words["refused.csv_row_fields"].format(found=3, expected=2)],
+        ),
+        ("6", "login", ["6", "login", words["refused.application_exists"].format(login="applicant1")]),
+    ]
+    if locale == "zh-CN":
+        assert untranslated_on(hr) == {}
+    with session_scope(portal.engine) as db:  # the good row was imported beside the refused ones
+        assert [a.login for a in db.exec(select(Application)).all()] == ["applicant1"]
 
 
 def test_with_no_sms_the_agent_takes_the_number_hr_approved(browser: Browser, portal: Portal) -> None:

@@ -18,7 +18,7 @@ from gateway.enrollment.models import (
     ImportRun,
 )
 from gateway.enrollment.upkeep import purge_closed, remind_due_rechecks
-from gateway.enrollment.workers import EnrollmentUpkeep
+from gateway.enrollment.workers import CsvImport, EnrollmentUpkeep
 from tests.gateway.enrollment.conftest import PHONE, Portal, post_form, signed_in, wait_for
 from tests.support.workers import one_pass
 
@@ -46,17 +46,23 @@ def test_bad_rows_are_reported_by_line_and_import_nothing_while_good_rows_import
         wait_for(lambda: 'data-finished="true"' in hr.get(report_url).text)
         report = hr.get(report_url).text
     assert re.search(r'data-total="5" data-processed="5"\s+data-imported="1"', report)
-    lines = [int(n) for n in re.findall(r'<tr data-line="(\d+)">', report)]
+    lines = [int(n) for n in re.findall(r'<tr data-line="(\d+)"', report)]
     assert lines == [3, 4, 5, 6]
-    assert "not a valid phone number" in report and "not an account" in report and "expected 2 fields" in report
+    assert "is not a phone number that can be called" in report and "is not an account in the company" in report
+    assert "This row has 3 fields; the header names 2" in report
     with session_scope(portal.engine) as db:
         applications = db.exec(select(Application)).all()
         assert [(a.login, a.callback_e164) for a in applications] == [("applicant1", PHONE)]
         problems = json.loads(db.exec(select(ImportRun)).one().problems)
         assert problems[0] == {
             "line": 3,
-            "reason": "'+86 123' is not a valid phone number (for CN unless it starts with +)",
+            "column": "callback_number",
+            "key": "phone_invalid",
+            "values": {"number": "+86 123"},
+            "refusal": "enrollment.invalid",
+            "message": "'+86 123' is not a valid phone number (for CN unless it starts with +)",
         }
+        assert [(p["line"], p["column"]) for p in problems[1:]] == [(4, "login"), (5, None), (6, "login")]
 
 
 def test_a_file_without_the_login_column_is_refused_whole(portal: Portal) -> None:
@@ -72,6 +78,25 @@ def test_a_file_without_the_login_column_is_refused_whole(portal: Portal) -> Non
     assert "Missing: login. Not known: name, phone." in answer.text
     with session_scope(portal.engine) as db:
         assert db.exec(select(ImportRun)).all() == []
+
+
+def test_an_import_a_restart_cut_off_is_finished_by_the_interval_pass_and_reported_in_the_readers_language(
+    portal: Portal,
+) -> None:
+    started = datetime.now(UTC) - timedelta(hours=2)  # its rows were in the memory of a process that is gone
+    with session_scope(portal.engine) as db:
+        run = ImportRun(started_by="hr1", started_at=started, total_rows=40, processed_rows=12, imported=12)
+        db.add(run)
+        db.flush()
+        report_url = f"/hr/enrollment-import/{run.id}"
+    one_pass(portal.engine, CsvImport(portal.engine, portal.settings.enrollment, lambda: datetime.now(UTC)))
+    with signed_in(portal, "hr1") as hr:
+        english = hr.get(report_url).text
+        hr.cookies.set("sohogw_lang", "zh-CN")
+        chinese = hr.get(report_url).text
+    assert 'data-finished="true"' in english
+    assert "The import stopped after 12 of 40 rows when the gateway restarted" in english
+    assert "网关重启，导入在处理 12/40 行后中断" in chinese and "The import stopped" not in chinese
 
 
 def _approved(portal: Portal, login: str, now: datetime) -> Application:

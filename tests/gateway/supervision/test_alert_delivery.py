@@ -11,7 +11,7 @@ from gateway.db import session_scope
 from gateway.notify.sms import SmsSettings
 from gateway.supervision.delivery import deliver_pending
 from gateway.supervision.models import Alert, WorkStatus
-from gateway.supervision.settings import MailSettings, SupervisionSettings
+from gateway.supervision.settings import MailSettings, SupervisionSettings, TeamAlertRecipients
 from gateway.supervision.state import set_work_state
 from gateway.supervision.workers import supervision_workers
 from gateway.workers.runner import WorkerRunner
@@ -82,3 +82,37 @@ def test_a_refused_sms_and_a_missing_smtp_server_are_recorded_not_retried(
     assert alert.delivery.startswith("mail:failed (no SMTP server is configured")
     assert "sms:failed (the SMS gateway at" in alert.delivery and "HTTP 500" in alert.delivery
     assert len(sms_gateway.received) == 1
+
+
+def test_a_teams_alerts_reach_that_teams_supervisors_only_and_the_duty_desk_gets_every_alert(
+    engine: Engine, smtp_server: SmtpServer, sms_gateway: SmsGateway
+) -> None:
+    settings = SupervisionSettings(
+        alert_mail_to=["duty@corp.example"],
+        team_alerts={  # keyed as the policy names the groups; compared as the policy compares them
+            "team-north": TeamAlertRecipients(mail_to=["north@corp.example"], sms_to=["+8613800138001"]),
+            "Team-South": TeamAlertRecipients(mail_to=["south@corp.example"], sms_to=["+8613800138002"]),
+        },
+        mail=MailSettings(host="127.0.0.1", port=smtp_server.port, sender="sohogw@corp.example"),
+        sms=SmsSettings(url=sms_gateway.url),
+    )
+    now = utcnow()
+    with session_scope(engine) as db:
+        add_session(db, "agent1", created_at=now)  # in Team-North
+        add_session(db, "agent2", created_at=now)  # in Team-South
+        for login in ("agent1", "agent2", None):  # None: a certificate nobody holds
+            key = f"vpn_down:{login}"
+            db.add(
+                Alert(rule="vpn_down", subject=key, login=login, open_key=key, message=f"about {login}", raised_at=now)
+            )
+    assert deliver_pending(engine, settings) == 3
+    mails = smtp_server.inbox.wait_for(3, timeout=10)
+    assert {str(mail.get_payload()).strip(): mail["To"] for _arrived, mail in mails} == {
+        "about agent1": "duty@corp.example, north@corp.example",
+        "about agent2": "duty@corp.example, south@corp.example",
+        "about None": "duty@corp.example",
+    }
+    assert sorted((str(body["to"]), str(body["text"])) for _at, body, _auth in sms_gateway.received) == [
+        ("+8613800138001", "SOHO Gateway alert: about agent1"),
+        ("+8613800138002", "SOHO Gateway alert: about agent2"),
+    ]

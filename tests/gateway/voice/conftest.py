@@ -27,7 +27,7 @@ class TextedCodes:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
 
-    def send(self, to: str, text: str) -> None:
+    def send(self, to: str, text: str, key: str | None = None) -> None:
         self.sent.append((to, text))
 
     def last_code(self) -> str:
