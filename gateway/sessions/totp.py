@@ -11,7 +11,8 @@ from datetime import datetime
 
 import pyotp
 import segno
-from sqlmodel import Session
+from sqlalchemy import CursorResult, update
+from sqlmodel import Session, col
 
 from gateway.errors import GatewayError
 from gateway.sessions.models import HomeSession, TotpSecret
@@ -103,16 +104,37 @@ def verify(db: Session, session: HomeSession, code: str, now: datetime) -> bool:
     step = int(now.timestamp()) // STEP_SECONDS
     for candidate in (step, step - 1):
         if candidate > secret.last_used_step and totp.verify(code, for_time=candidate * STEP_SECONDS):
-            secret.last_used_step = candidate
             newly_confirmed = secret.confirmed_at is None
-            if newly_confirmed:
-                secret.confirmed_at, secret.enrolling_session = now, None
-            db.add(secret)
-            db.flush()
-            return newly_confirmed
-    if secret.confirmed_at is not None and looks_like_recovery_code(code) and redeem(db, session, code, now):
-        return False
+            if _use_step(db, secret, candidate, now):
+                return newly_confirmed
+            break  # the same code was just used by another submission, or the secret replaced meanwhile
+    else:
+        if secret.confirmed_at is not None and looks_like_recovery_code(code) and redeem(db, session, code, now):
+            return False
     raise SecondFactorRefused("the code is wrong or was already used; wait for the next code")
+
+
+def _use_step(db: Session, secret: TotpSecret, step: int, now: datetime) -> bool:
+    """Record ``step`` as used (and confirm a pending enrolment) only if the row is still as read: no later step
+    used, the same secret, still (un)confirmed. One conditional UPDATE that must change one row, so of two
+    submissions of one code at the same moment only one is accepted (PostgreSQL re-checks the condition on the row
+    the other committed; SQLite's one writer makes them take turns)."""
+    still_as_read = [
+        col(TotpSecret.person_id) == secret.person_id,
+        col(TotpSecret.secret) == secret.secret,
+        col(TotpSecret.last_used_step) < step,
+    ]
+    values: dict[str, object] = {"last_used_step": step}
+    if secret.confirmed_at is None:
+        still_as_read.append(col(TotpSecret.confirmed_at).is_(None))
+        values.update(confirmed_at=now, enrolling_session=None)
+    else:
+        still_as_read.append(col(TotpSecret.confirmed_at).is_not(None))
+    used: CursorResult[tuple[()]] = db.execute(  # type: ignore[assignment]
+        update(TotpSecret).where(*still_as_read).values(**values).execution_options(synchronize_session=False)
+    )
+    db.expire(secret)  # whatever happened, later reads in this transaction see the row as it now is
+    return used.rowcount == 1
 
 
 def reset(db: Session, person_id: str) -> bool:
