@@ -107,9 +107,14 @@ def redeem(
     db: Session, session: HomeSession, code: str, *, limits: throttle.ThrottleLimits, now: datetime
 ) -> TotpSecret:
     """Use a code for the session's person: a fresh unconfirmed secret that only this session is shown. Each try
-    spends one of the person's attempts, as a second-factor code does."""
+    spends one of the person's attempts, as a second-factor code does; a try over the limit is refused and audited
+    as a wrong code is (the route renders the refusal, so its row commits)."""
     keys = [(throttle.person_key(session.person_id), limits.per_account)]
-    throttle.reserve(db, keys, now, limits, "too many wrong codes; wait a few minutes and sign in again")
+    try:
+        throttle.reserve(db, keys, now, limits, "too many wrong codes; wait a few minutes and sign in again")
+    except throttle.TooManyAttempts as error:
+        _audit(db, session, error.reason)
+        raise
     row = db.exec(select(TotpEnrolmentCode).where(TotpEnrolmentCode.code_sha256 == _digest(code))).first()
     problem = None
     if row is None or row.person_id != session.person_id:
