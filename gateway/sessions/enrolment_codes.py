@@ -11,7 +11,8 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlalchemy import CursorResult, update
+from sqlmodel import Session, col, select
 
 from gateway.audit.service import record
 from gateway.clock import as_utc
@@ -106,9 +107,14 @@ def redeem(
     db: Session, session: HomeSession, code: str, *, limits: throttle.ThrottleLimits, now: datetime
 ) -> TotpSecret:
     """Use a code for the session's person: a fresh unconfirmed secret that only this session is shown. Each try
-    spends one of the person's attempts, as a second-factor code does."""
+    spends one of the person's attempts, as a second-factor code does; a try over the limit is refused and audited
+    as a wrong code is (the route renders the refusal, so its row commits)."""
     keys = [(throttle.person_key(session.person_id), limits.per_account)]
-    throttle.reserve(db, keys, now, limits, "too many wrong codes; wait a few minutes and sign in again")
+    try:
+        throttle.reserve(db, keys, now, limits, "too many wrong codes; wait a few minutes and sign in again")
+    except throttle.TooManyAttempts as error:
+        _audit(db, session, error.reason)
+        raise
     row = db.exec(select(TotpEnrolmentCode).where(TotpEnrolmentCode.code_sha256 == _digest(code))).first()
     problem = None
     if row is None or row.person_id != session.person_id:
@@ -117,27 +123,36 @@ def redeem(
         problem = "used"
     elif now >= as_utc(row.expires_at):
         problem = "expired"
+    elif not _spend(db, row, session, now):
+        problem = "used"  # by a submission of the same code at the same moment
     if problem is not None or row is None:
-        record(
-            db,
-            actor=session.login,
-            source=session.source_ip,
-            action="totp.enrolment_code",
-            target=session.id,
-            outcome=f"refused_{problem}",
-            detail={"person": session.person_id},
-        )
+        _audit(db, session, f"refused_{problem}")
         raise EnrolmentCodeRefused("this enrolment code is wrong, used or expired; ask for a new one")
-    row.used_at, row.used_by_session = now, session.id
-    db.add(row)
     secret = totp.start_enrolment(db, session, now)
+    _audit(db, session, "redeemed", issued_by=row.issued_by)
+    return secret
+
+
+def _spend(db: Session, row: TotpEnrolmentCode, session: HomeSession, now: datetime) -> bool:
+    """Mark the code used by ``session`` if it still is unused; True when this call did. One conditional UPDATE that
+    must change one row: PostgreSQL re-checks ``used_at`` on the row a concurrent redemption committed, SQLite's one
+    writer makes the two take turns, so a code is redeemed once however many submit it at once."""
+    spent: CursorResult[tuple[()]] = db.execute(  # type: ignore[assignment]
+        update(TotpEnrolmentCode)
+        .where(col(TotpEnrolmentCode.id) == row.id, col(TotpEnrolmentCode.used_at).is_(None))
+        .values(used_at=now, used_by_session=session.id)
+        .execution_options(synchronize_session=False)
+    )
+    return spent.rowcount == 1
+
+
+def _audit(db: Session, session: HomeSession, outcome: str, **detail: str) -> None:
     record(
         db,
         actor=session.login,
         source=session.source_ip,
         action="totp.enrolment_code",
         target=session.id,
-        outcome="redeemed",
-        detail={"person": session.person_id, "issued_by": row.issued_by},
+        outcome=outcome,
+        detail={"person": session.person_id, **detail},
     )
-    return secret

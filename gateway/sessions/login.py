@@ -20,7 +20,7 @@ from certs.errors import CertificateError
 from certs.identity import CertificateIdentity
 from certs.revocation import HttpRevocationChecker
 from gateway.audit.service import record
-from gateway.db import serialize_on
+from gateway.db import serialize_on, session_scope
 from gateway.directory import Account, Directory, DirectoryUser, group_identifiers
 from gateway.directory.errors import AccountNotFound, DirectoryError, LoginRefused
 from gateway.directory.logins import check_password, normalized_dn
@@ -184,12 +184,13 @@ def _find_account(attempt: _Attempt) -> Account | None:
         attempt.directory_failed(error)
 
 
-def _reserve(attempt: _Attempt) -> list[tuple[str, int]]:
-    """Reserve this guess on the person (or the unknown name) and the source address before any bind; returns
-    the keys reserved on. A full count is audited but not counted again."""
+def _reserve(attempt: _Attempt, *, person: bool = True, source: bool = True) -> list[tuple[str, int]]:
+    """Reserve this guess on the person (or the unknown name) and the source address, or on one of them, before
+    any bind; returns the keys reserved on. A full count is audited but not counted again."""
     limits, request, account = attempt.services.limits, attempt.request, attempt.account
-    person = throttle.person_key(account.person_id) if account else throttle.unknown_name_key(request.login)
-    keys = [(person, limits.per_account), (throttle.source_key(request.source_ip), limits.per_source)]
+    person_key = throttle.person_key(account.person_id) if account else throttle.unknown_name_key(request.login)
+    keys = [(person_key, limits.per_account)] if person else []
+    keys += [(throttle.source_key(request.source_ip), limits.per_source)] if source else []
     minutes = int(limits.window.total_seconds() // 60)
     try:
         throttle.reserve(
@@ -252,21 +253,56 @@ def _bind(attempt: _Attempt) -> DirectoryUser:
         attempt.directory_failed(error)
 
 
+def _certificate_missing() -> LoginFailed:
+    return LoginFailed("a client certificate is required; import yours into the browser", "certificate_missing")
+
+
+def _refuse_outside_shift(attempt: _Attempt, effective: EffectivePolicy, **detail: object) -> None:
+    shift = in_shift(effective, attempt.now)
+    if shift.restricted and not shift.inside:
+        attempt.refuse(LoginFailed("you are outside your shift; sign in when it starts", "outside_shift"), **detail)
+
+
+def _without_certificate(attempt: _Attempt) -> None:
+    """With no client certificate, refuse before the password goes to the directory whoever's policy asks for one,
+    or whose shift has not begun: judged on the groups the service account reads (as re-validation does). A refusal
+    after the bind would tell a guesser that the password was right, and spend the person's attempts.
+
+    A name no account has and an account in no policy group have no role, and the policy requires a certificate of
+    a person without a role (it fails closed): they get the answer an agent gets. `_admit` checks again on the
+    groups the bind reads."""
+    groups: list[str] = []
+    if attempt.account is not None:
+        try:
+            groups = group_identifiers(attempt.services.directory.lookup(attempt.account.dn).groups)
+        except AccountNotFound:
+            pass  # removed since it was found: no role
+        except DirectoryError as error:
+            attempt.directory_failed(error)
+    # The policy is read on a connection given back at once: the request's session takes none before the person's
+    # reservation, which needs one of its own (many sign-ins at once would hold the pool's and wait for more).
+    with session_scope(attempt.db.get_bind()) as own:
+        effective = evaluate(current_policy(own), groups, attempt.now)
+    judged = {"judged": "before_password", "roles": sorted(effective.roles)}
+    if effective.require_client_certificate:
+        attempt.refuse(_certificate_missing(), **judged)
+    _refuse_outside_shift(attempt, effective, **judged)
+
+
 def _admit(attempt: _Attempt, user: DirectoryUser, identity: CertificateIdentity | None) -> EffectivePolicy:
-    """The person's effective policy, once it gives them a role, has their certificate if it asks for one (and it is
-    theirs), and their shift has begun."""
+    """The person's effective policy, once the certificate is theirs, the policy gives them a role, has their
+    certificate if it asks for one, and their shift has begun. The certificate is matched first: the words that can
+    follow a right password (no role, outside the shift) then reach only the holder of the account's own
+    certificate, who needs them; without a certificate they were decided before the bind."""
+    if identity is not None and not certificate_matches(identity, user):
+        mismatch = LoginFailed("the certificate belongs to another account", "certificate_mismatch")
+        attempt.refuse(mismatch, certificate_upn=identity.upn)
     effective = evaluate(current_policy(attempt.db), group_identifiers(user.groups), attempt.now)
     if not effective.roles:
         attempt.refuse(LoginFailed("your account is not in any SOHO group; ask your supervisor", "no_role"))
     if identity is None and effective.require_client_certificate:
-        missing = "a client certificate is required; import yours into the browser"
-        attempt.refuse(LoginFailed(missing, "certificate_missing"))
-    if identity is not None and not certificate_matches(identity, user):
-        mismatch = LoginFailed("the certificate belongs to another account", "certificate_mismatch")
-        attempt.refuse(mismatch, certificate_upn=identity.upn)
-    shift = in_shift(effective, attempt.now)
-    if shift.restricted and not shift.inside:
-        attempt.refuse(LoginFailed("you are outside your shift; sign in when it starts", "outside_shift"))
+        attempt.refuse(_certificate_missing())
+    _refuse_outside_shift(attempt, effective)
     return effective
 
 
@@ -274,12 +310,20 @@ def login(db: Session, services: LoginServices, request: LoginRequest, now: date
     """Check everything, in the order that leaks least and costs the directory least; open the session.
 
     The account is found first (as the service account: no guess), then an attempt is reserved on the person and
-    the source address, then the certificate is checked, and only then is the password sent, in the one bind."""
+    the source address, then the certificate is checked, and only then is the password sent, in the one bind.
+    Without a certificate, the attempt is reserved on the address alone until the policy is known to let a password
+    alone in (`_without_certificate`): a caller without the certificate can neither test the password of someone who
+    needs one nor lock them out."""
     attempt = _Attempt(
         db, services, request, now, {"login": request.login[:255], "certificate": bool(request.client_cert)}
     )
     attempt.account = _find_account(attempt)
-    reserved = _reserve(attempt)
+    if request.client_cert is None:
+        reserved = _reserve(attempt, person=False)
+        _without_certificate(attempt)
+        reserved += _reserve(attempt, source=False)
+    else:
+        reserved = _reserve(attempt)
     identity = _checked_certificate(attempt)
     user = _bind(attempt)
     effective = _admit(attempt, user, identity)

@@ -136,7 +136,8 @@ class TotpSecret(SQLModel, table=True):
     last_used_step: int = 0
     """The last TOTP time step accepted: a code is never accepted twice (RFC 6238 §5.2)."""
     enrolling_session: str | None = Field(default=None, max_length=32)
-    """A privileged person's unconfirmed secret is shown only to the session that redeemed the enrolment code."""
+    """The session an unconfirmed secret was made for, the only one shown it and able to confirm it (a privileged
+    person's: the session that redeemed the enrolment code)."""
 
 
 class TotpRecoveryCode(SQLModel, table=True):

@@ -11,6 +11,7 @@ import hashlib
 import secrets
 from datetime import datetime
 
+from sqlalchemy import CursorResult, update
 from sqlmodel import Session, col, delete, select
 
 from gateway.audit.service import record
@@ -58,28 +59,39 @@ def replace_codes(db: Session, session: HomeSession, now: datetime) -> list[str]
 
 
 def redeem(db: Session, session: HomeSession, code: str, now: datetime) -> bool:
-    """Spend one of the person's unused codes; False (audited) when ``code`` is none of them."""
-    row = db.exec(
-        select(TotpRecoveryCode).where(
+    """Spend one of the person's unused codes; False (audited) when ``code`` is none of them, or was spent by a
+    submission at the same moment. The spending UPDATE requires the code still unused and must change one row:
+    PostgreSQL re-checks ``used_at`` on the row the other transaction committed, SQLite's one writer makes the two
+    take turns, so only one of two submissions of one code gets in."""
+    row_id = db.exec(
+        select(TotpRecoveryCode.id).where(
             TotpRecoveryCode.person_id == session.person_id,
             TotpRecoveryCode.code_sha256 == _digest(code),
             col(TotpRecoveryCode.used_at).is_(None),
         )
     ).first()
-    if row is not None:
-        row.used_at = now
-        db.add(row)
-        db.flush()
+    used = row_id is not None and _spend(db, row_id, now)
     record(
         db,
         actor=session.login,
         source=session.source_ip,
         action="totp.recovery_code",
         target=session.login,
-        outcome="used" if row is not None else "refused",
+        outcome="used" if used else "refused",
         detail={"person": session.person_id, "left": remaining(db, session.person_id)},
     )
-    return row is not None
+    return used
+
+
+def _spend(db: Session, row_id: int, now: datetime) -> bool:
+    """Mark the code used if it still is; True when this call did."""
+    spent: CursorResult[tuple[()]] = db.execute(  # type: ignore[assignment]
+        update(TotpRecoveryCode)
+        .where(col(TotpRecoveryCode.id) == row_id, col(TotpRecoveryCode.used_at).is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return spent.rowcount == 1
 
 
 def remaining(db: Session, person_id: str) -> int:

@@ -88,8 +88,8 @@ def test_approval_lets_the_person_sign_in_as_agent_and_rejection_takes_it_back(
     try:
         with running_portal(tmp_path, db_url, engine, directory, policy, agent_group=group_dn(group)) as portal:
             with portal.client() as client:
-                refused = sign_in(client, login, PASSWORD)
-                assert refused.status_code == 401 and "not in any SOHO group" in refused.text
+                refused = sign_in(client, login, PASSWORD)  # no role yet: the policy asks for a certificate
+                assert refused.status_code == 401 and "client certificate is required" in refused.text
             application_id = _decide_all(portal, login)
             wait_for(lambda: _members(samba_dc, group) == [user_dn(login).lower()])
             with portal.client() as agent:

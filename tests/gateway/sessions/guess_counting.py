@@ -19,10 +19,11 @@ from gateway.adoption import adopt_legacy_rows
 from gateway.db import session_scope
 from gateway.directory import Account, Directory, DirectoryUser
 from gateway.errors import GatewayError
+from gateway.policies.service import import_policy
 from gateway.sessions.login import LoginRequest, LoginServices, login
 from gateway.sessions.throttle import ThrottleLimits
 from tests.directory import samba
-from tests.directory.samba import SambaDC, user_dn
+from tests.directory.samba import SambaDC, group_dn, user_dn
 
 WRONG = "Not-The-Passw0rd"
 
@@ -63,14 +64,17 @@ class CountingDirectory:
         self._inner.close()
 
 
-def new_account(dc: SambaDC) -> str:
-    """A fresh account (AD locks an account after its lockout threshold of guesses, so each run needs its own)."""
+def new_account(dc: SambaDC, group: str = "SOHO-Supervisors") -> str:
+    """A fresh account in ``group`` (AD locks an account after its lockout threshold of guesses, so each run needs
+    its own). A supervisor may sign in with a password alone, so guesses without a certificate reach the directory
+    (`parallel_wrong_passwords` imports the policy that says so); an agent's are refused before any bind."""
     sam = f"guess-{uuid.uuid4().hex[:8]}"
     conn = dc.admin()
     assert conn.add(user_dn(sam), attributes={
         "objectClass": ["user"], "sAMAccountName": sam, "userPrincipalName": f"{sam}@soho.test",
         "unicodePwd": f'"{samba.PASSWORD}"'.encode("utf-16-le"), "userAccountControl": "512",
     }), conn.result  # fmt: skip
+    assert conn.modify(group_dn(group), {"member": [("MODIFY_ADD", [user_dn(sam)])]}), conn.result
     conn.unbind()
     return sam
 
@@ -97,6 +101,8 @@ def parallel_wrong_passwords(
     """``guesses`` threads released at once, each a whole ``sessions.login`` with a wrong password for ``sam``
     (spelled in turn as the name, upper case and ``SOHO\\\\name``), each from its own address and committing its
     own transaction as a request does."""
+    with session_scope(engine) as db:
+        import_policy(db, samba.policy_by_dn(), actor="guess-test", source="", now=datetime.now(UTC))
     counting = CountingDirectory(directory)
     services = LoginServices(counting, None, HttpRevocationChecker(), limits, "guess-test", adopt_legacy_rows)
     spellings = [sam, sam.upper(), f"{samba.NETBIOS}\\{sam}"]

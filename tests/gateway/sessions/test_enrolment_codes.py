@@ -98,3 +98,13 @@ def test_codes_are_stored_only_as_their_hash(portal: Portal) -> None:
         )
         stored = db.exec(select(enrolment_codes.TotpEnrolmentCode)).one()
     assert code.replace("-", "") not in stored.model_dump_json() and len(stored.code_sha256) == 64
+
+
+def test_every_try_over_the_limit_is_refused_and_audited(portal: Portal) -> None:
+    limit = portal.settings.portal.throttle_per_account
+    with portal.client() as guesser:
+        sign_in(guesser, "admin1")
+        for attempt in range(limit + 2):
+            answer = redeem_enrolment_code(guesser, f"AAAA-BBBB-CCCC-{attempt:04d}")
+            assert answer.status_code == (403 if attempt < limit else 429)
+    assert _code_outcomes(portal) == ["refused_unknown"] * limit + ["throttled"] * 2

@@ -195,11 +195,13 @@ def _spoofed_supervisor(dc: SambaDC) -> str:
 
 
 def test_a_group_copying_a_role_groups_cn_gives_no_role_and_is_audited(portal: Portal, people: SambaDC) -> None:
+    """Without a role the policy asks for a certificate (it fails closed): refused before the password is tried."""
     spoofed = _spoofed_supervisor(people)
     with portal.client() as real, portal.client() as client:
         assert sign_in(real, PERSON, samba.PASSWORD).headers["location"] == "/"  # the real group's member is let in
         refused = sign_in(client, spoofed, samba.PASSWORD)
-        assert refused.status_code == 401 and "not in any SOHO group" in page_error(refused)
+        assert refused.status_code == 401 and "client certificate is required" in page_error(refused)
     with session_scope(portal.engine) as db:
         row = db.exec(select(AuditEvent).where(AuditEvent.actor == spoofed)).one()
-    assert row.outcome == "no_role" and json.loads(row.detail)["person"]
+    detail = json.loads(row.detail)
+    assert row.outcome == "certificate_missing" and detail["roles"] == [] and detail["person"]

@@ -1,5 +1,7 @@
 """Signing in to the portal: every refusal has its reason and its audit row; a success rotates a fresh cookie."""
 
+import json
+
 import pytest
 from sqlmodel import col, select
 
@@ -100,11 +102,25 @@ def test_another_agents_certificate_is_refused(portal: Portal) -> None:
     assert _last_login_outcome(portal, "agent1") == "certificate_mismatch"
 
 
-def test_account_outside_every_soho_group_is_refused(portal: Portal) -> None:
+def test_account_outside_every_soho_group_is_refused_before_its_password_is_tried(portal: Portal) -> None:
+    """No role: the policy requires a certificate (it fails closed), so without one the answer is an agent's, and
+    the same for a right password as for a wrong one."""
     with portal.client() as client:
-        answer = sign_in(client, "outsider")
-    assert answer.status_code == 401
-    assert _last_login_outcome(portal, "outsider") == "no_role"
+        right, wrong = sign_in(client, "outsider"), sign_in(client, "outsider", "not-the-password")
+    assert right.status_code == wrong.status_code == 401
+    assert page_error(right) == page_error(wrong) and "client certificate is required" in page_error(right)
+    with session_scope(portal.engine) as db:
+        rows = db.exec(select(AuditEvent).where(AuditEvent.actor == "outsider")).all()
+    assert [(row.outcome, json.loads(row.detail)["roles"]) for row in rows] == [("certificate_missing", [])] * 2
+
+
+def test_tries_without_a_certificate_do_not_lock_the_agent_out(portal: Portal) -> None:
+    limit = portal.settings.portal.throttle_per_account
+    with portal.client() as guesser, portal.client() as agent:
+        for attempt in range(limit + 1):
+            assert sign_in(guesser, "agent1", f"guess-{attempt}").status_code == 401
+        answer = sign_in(agent, "agent1", headers=portal.proxy_headers("agent1"))
+    assert answer.status_code == 303, page_error(answer)
 
 
 def test_refusals_are_shown_in_chinese_when_the_browser_asks(portal: Portal) -> None:

@@ -1,5 +1,6 @@
 """The portal against a real Samba AD DC: nested groups give roles, each account state its own message and reason."""
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from gateway.policies.service import import_policy
 from gateway.settings import load_settings
 from tests.directory import samba
 from tests.gateway.sessions.conftest import page_error, sign_in
+from tests.gateway.sessions.guess_counting import bad_password_count, new_account
 from tests.support.portal import PROXY_SECRET
 from tests.support.server import serving
 
@@ -97,12 +99,28 @@ def test_supervisor_lands_on_seats(ad_portal: tuple[str, dict]) -> None:
 def test_each_account_state_has_its_own_message_and_audit_reason(
     ad_portal: tuple[str, dict], engine: Engine, login: str, reason: str, words: str
 ) -> None:
-    base_url, _ = ad_portal
+    """These accounts are in no SOHO group: without a certificate they would be refused before the bind (the policy
+    asks one of a person without a role), so a valid certificate (an agent's) takes the sign-in to the bind."""
+    base_url, headers = ad_portal
     with httpx.Client(base_url=base_url, follow_redirects=False) as client:
-        answer = sign_in(client, login, samba.PASSWORD)
+        answer = sign_in(client, login, samba.PASSWORD, headers=headers[samba.AGENT])
     assert answer.status_code == 401
     assert words in page_error(answer)
     assert _outcome(engine, login) == reason
+
+
+def test_without_a_certificate_an_agents_password_never_reaches_the_dc(
+    ad_portal: tuple[str, dict], samba_dc: samba.SambaDC, engine: Engine
+) -> None:
+    """Right or wrong, the same answer before any bind: the DC's own count of bad passwords stays at zero."""
+    base_url, _ = ad_portal
+    sam = new_account(samba_dc, group="SOHO-Agents")
+    with httpx.Client(base_url=base_url, follow_redirects=False) as client:
+        wrong, right = sign_in(client, sam, "Not-The-Passw0rd"), sign_in(client, sam, samba.PASSWORD)
+    assert wrong.status_code == right.status_code == 401
+    assert page_error(wrong) == page_error(right) and "client certificate is required" in page_error(right)
+    assert _outcome(engine, sam) == "certificate_missing"
+    assert bad_password_count(samba_dc, sam) == 0
 
 
 def test_injection_in_the_user_name_is_refused_without_a_match(ad_portal: tuple[str, dict], engine: Engine) -> None:
@@ -110,4 +128,7 @@ def test_injection_in_the_user_name_is_refused_without_a_match(ad_portal: tuple[
     with httpx.Client(base_url=base_url, follow_redirects=False) as client:
         answer = sign_in(client, "*)(sAMAccountName=*", samba.PASSWORD)
     assert answer.status_code == 401
-    assert _outcome(engine, "*)(sAMAccountName=*").startswith("directory.")
+    with session_scope(engine) as db:
+        row = db.exec(select(AuditEvent).where(AuditEvent.actor == "*)(sAMAccountName=*")).one()
+    # No account matched (no person), so no role: the answer any name gets without a certificate.
+    assert row.outcome == "certificate_missing" and json.loads(row.detail)["person"] is None

@@ -178,13 +178,13 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def test_metrics_report_live_agents_logins_and_request_latency(portal: SupervisedPortal) -> None:
     with portal.client() as scraper:
         before = _samples(scraper.get("/metrics").text)
-    with portal.client() as stranger:
+    with portal.client() as stranger:  # without the agent's certificate: refused before the password is tried
         assert sign_in(stranger, "agent1", "not-the-password").status_code == 401
     with signed_in(portal, "agent1"), portal.client() as scraper:
         after = _samples(scraper.get("/metrics").text)
     assert (before[("sohogw_live_agent_sessions", ())], after[("sohogw_live_agent_sessions", ())]) == (0, 1)
     logins = {labels: value for (name, labels), value in after.items() if name == "sohogw_logins_total"}
-    assert logins == {(("outcome", "success"),): 1, (("outcome", "directory.wrong_password"),): 1}
+    assert logins == {(("outcome", "success"),): 1, (("outcome", "certificate_missing"),): 1}
     posted = ("method", "POST"), ("route", "/login"), ("status", "303")
     assert after[("sohogw_request_duration_seconds_count", posted)] >= 1
 
