@@ -2,8 +2,9 @@
 
 One secret per person (the directory's stable id), whichever spelling they signed in with: a second spelling is
 offered the code prompt, never a fresh enrolment. An unconfirmed secret is shown to, and confirmed by, only the
-session it was made for. A privileged person's first enrolment (and one after a reset) needs an enrolment code
-besides the password (``sessions/enrolment_codes.py``): the secret is then made for the session that redeemed it.
+session it was made for. A privileged person's first enrolment (and one after a reset), and anyone's made
+without a certificate, needs an enrolment code besides the password (``sessions/enrolment_codes.py``): the secret
+is then made for the session that redeemed it.
 """
 
 import io
@@ -35,7 +36,10 @@ class EnrolmentCodeRequired(GatewayError):
 
 
 def needs_enrolment_code(session: HomeSession) -> bool:
-    return bool(session.role_set & PRIVILEGED_ROLES)
+    """A password alone never enrols a second factor: a sign-in without a certificate needs an enrolment code for
+    the first enrolment, as a privileged person always does (else whoever learnt a supervisor's password could
+    enrol their own phone before the supervisor did, and keep it)."""
+    return bool(session.role_set & PRIVILEGED_ROLES) or session.cert_fingerprint is None
 
 
 def enrolment(db: Session, session: HomeSession, now: datetime) -> TotpSecret:

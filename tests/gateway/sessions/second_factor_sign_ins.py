@@ -15,7 +15,7 @@ from gateway.db import session_scope
 from gateway.directory import open_directory
 from gateway.directory.settings import DirectorySettings
 from gateway.policies.service import import_policy
-from gateway.sessions import totp
+from gateway.sessions import enrolment_codes
 from gateway.sessions.login import LoginRequest, LoginServices, complete_second_factor, login
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.throttle import ThrottleLimits
@@ -58,10 +58,15 @@ def pending_session(engine: Engine, services: LoginServices, name: str) -> HomeS
 
 
 def enrolled_supervisor(engine: Engine, services: LoginServices) -> tuple[pyotp.TOTP, list[str]]:
-    """sup1 with a confirmed second factor (its authenticator and recovery codes), enrolled at T0."""
+    """sup1 with a confirmed second factor (its authenticator and recovery codes), enrolled at T0 with an enrolment
+    code (a sign-in with the password alone needs one for its first enrolment)."""
     session = pending_session(engine, services, "sup1")
-    with session_scope(engine) as db:  # the enrolment page, then its form: two requests
-        authenticator = pyotp.TOTP(totp.enrolment(db, session, T0).secret)
+    with session_scope(engine) as db:
+        code = enrolment_codes.issue(
+            db, services.directory.find_account("sup1"), issued_by="test", issuer_person_id=None, now=T0
+        )
+    with session_scope(engine) as db:  # the enrolment-code form, then the second-factor form: two requests
+        authenticator = pyotp.TOTP(enrolment_codes.redeem(db, session, code, limits=LIMITS, now=T0).secret)
     with session_scope(engine) as db:
         passed = complete_second_factor(db, session, authenticator.at(T0), limits=LIMITS, now=T0)
     return authenticator, passed.recovery_codes

@@ -1,8 +1,10 @@
-"""An unconfirmed TOTP secret belongs to the sign-in that made it, whoever the person is (not only a privileged one).
+"""A password alone never enrols a second factor, and an unconfirmed TOTP secret belongs to the sign-in that made it.
 
-A second sign-in with the password alone — someone who knows a supervisor's password, while the supervisor enrols
-or before they ever do — is never shown the secret the owner's phone is given and cannot confirm it: it gets a
-secret of its own, which replaces the first, so the owner's code no longer confirms anything.
+Someone who knows a supervisor's password, while the supervisor enrols or before they ever do, is asked for an
+enrolment code (a sign-in without a certificate needs one for a first enrolment, as a privileged person always
+does). A second sign-in that did present the person's certificate is never shown the secret the owner's phone is
+given and cannot confirm it: it gets a secret of its own, which replaces the first, so the owner's code no longer
+confirms anything.
 """
 
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ from gateway.db import session_scope
 from gateway.sessions import totp
 from gateway.sessions.login import LoginServices, complete_second_factor
 from gateway.sessions.models import HomeSession, TotpSecret
-from gateway.sessions.totp import SecondFactorRefused
+from gateway.sessions.totp import EnrolmentCodeRequired, SecondFactorRefused
 from tests.gateway.sessions.second_factor_sign_ins import LIMITS, T0, login_services, pending_session
 
 
@@ -44,10 +46,31 @@ def submit(engine: Engine, session: HomeSession, secret: str) -> str:
     return "accepted"
 
 
+def with_certificate(engine: Engine, session: HomeSession) -> HomeSession:
+    """The session as a sign-in that presented the person's certificate leaves it (the login records its
+    fingerprint); what the certificate proves is tested with the login, not here."""
+    with session_scope(engine) as db:
+        row = db.get_one(HomeSession, session.id)
+        row.cert_fingerprint = "ab" * 32
+        db.add(row)
+        db.flush()
+        db.refresh(row)
+        db.expunge(row)
+    return row
+
+
+def test_a_password_alone_is_asked_for_an_enrolment_code(engine: Engine, services: LoginServices) -> None:
+    session = pending_session(engine, services, "sup1")
+    with session_scope(engine) as db, pytest.raises(EnrolmentCodeRequired):
+        totp.enrolment(db, session, T0)
+    with session_scope(engine) as db:
+        assert db.get(TotpSecret, session.person_id) is None  # nothing was made for it
+
+
 def test_a_second_sign_in_gets_its_own_secret_and_the_first_one_no_longer_confirms(
     engine: Engine, services: LoginServices
 ) -> None:
-    owner, other = pending_session(engine, services, "sup1"), pending_session(engine, services, "sup1")
+    owner, other = (with_certificate(engine, pending_session(engine, services, "sup1")) for _ in range(2))
     owners = enrolment_page(engine, owner)
     assert enrolment_page(engine, owner) == owners  # the owner reloading the page keeps theirs
     others = enrolment_page(engine, other)
