@@ -38,6 +38,13 @@ from tests.support.server import serving
 CA_PASSPHRASE = "portal-test"
 PROXY_SECRET = "proxy-secret-of-the-tests-0123456789abcdef"
 """What the test client sends to prove it is the reverse proxy when a portal is built with ``trusted_proxy``."""
+PROXY_ADDRESSES = ["127.0.0.1/32"]
+"""Where the tests' reverse proxy (the test client, nginx, HAProxy) connects from: the portal's ``proxy_addresses``."""
+PROXY_ENVIRONMENT = {
+    "SOHOGW_PORTAL__PROXY_SECRET": PROXY_SECRET,
+    "SOHOGW_PORTAL__PROXY_ADDRESSES": json.dumps(PROXY_ADDRESSES),
+}
+"""The same two settings for a node started as its own process."""
 
 
 @dataclass
@@ -167,7 +174,8 @@ def serving_portal(
     """
     sections = dict(settings or {})
     if trusted_proxy:
-        sections["portal"] = {**sections.get("portal", {}), "proxy_secret": PROXY_SECRET}
+        proxy = {"proxy_secret": PROXY_SECRET, "proxy_addresses": PROXY_ADDRESSES}
+        sections["portal"] = {**sections.get("portal", {}), **proxy}
     loaded = load_settings(data_dir=tmp_path, database_url=db_url, ca={"passphrase": CA_PASSPHRASE}, **sections)
     now = clock()
     authority = init_authority(loaded.ca_directory, CA_PASSPHRASE, "Corp Example", now)

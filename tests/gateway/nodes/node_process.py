@@ -51,7 +51,10 @@ def main() -> None:
         engine = make_engine(settings.database_url)
         gate = DatabaseClusterGate(engine, settings.node_name)
         WorkerRunner([ClusterPass(engine, settings.node_name, float(interval))], engine, gate=gate).start()
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+    # As ``sohogw serve``: the portal alone decides whether a proxy proved itself, uvicorn must not rewrite the
+    # client address from X-Forwarded-For first.
+    app = create_app(settings)
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", proxy_headers=False)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from tests.gateway.nodes.cluster import (
     wait_until,
 )
 from tests.support.components import require_programs
-from tests.support.portal import PROXY_SECRET
+from tests.support.portal import PROXY_ENVIRONMENT, PROXY_SECRET
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -33,7 +33,7 @@ def balanced(pg_url: str, tmp_path: Path) -> Iterator[tuple[Cluster, str, Path]]
     """Nodes a and b behind HAProxy (its servers named as the nodes): the cluster, HAProxy's URL, its admin socket."""
     require_programs("haproxy", install="Debian: apt-get install haproxy")
     with cluster(pg_url, tmp_path, 0.5, 3.0) as nodes:
-        nodes.settings["SOHOGW_PORTAL__PROXY_SECRET"] = PROXY_SECRET
+        nodes.settings.update(PROXY_ENVIRONMENT)
         for name in ("a", "b"):
             nodes.start(name)
         with balancer(nodes, tmp_path, PROXY_SECRET) as (url, admin):
@@ -71,17 +71,25 @@ def test_the_node_believes_haproxy_and_ignores_the_same_headers_sent_past_it(
     balanced: tuple[Cluster, str, Path], pg_engine: Engine, tmp_path: Path
 ) -> None:
     nodes, url, _ = balanced
+
+    def ignored() -> set[tuple[str, str]]:
+        with Session(pg_engine) as db:
+            rows = db.exec(select(AuditEvent).where(AuditEvent.action == "proxy.forwarding_ignored")).all()
+            return {(row.source, row.outcome) for row in rows}
+
     certificate = self_signed(tmp_path, "agent")
     with httpx.Client(verify=False, cert=(str(certificate[0]), str(certificate[1]))) as browser:  # noqa: S501
         assert browser.get(url + "/healthz").status_code == 200
-    # the control: the same headers sent past HAProxy, without its secret, are ignored and audited
+    assert ignored() == set()  # HAProxy's forwarding was believed: nothing refused
+    # the controls: the same headers sent past HAProxy without its secret, and with it (sniffed on the hop) from an
+    # address that is not HAProxy's, are ignored and audited
     forged = {"X-SSL-Client-Cert": "forged", "X-Forwarded-For": "203.0.113.9"}
     assert httpx.get(nodes.nodes["a"].url + "/healthz", headers=forged).status_code == 200
-    with Session(pg_engine) as db:
-        ignored = db.exec(select(AuditEvent).where(AuditEvent.action == "proxy.forwarding_ignored")).all()
-        # One row, and it is the forged request's (the address it claimed): HAProxy's request, made first from the
-        # same peer address, would have written the row of that key itself had it not been believed.
-        assert [e.source for e in ignored] == ["203.0.113.9"]
+    elsewhere = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(transport=elsewhere) as sniffer:
+        replayed = {**forged, "X-Sohogw-Proxy-Secret": PROXY_SECRET}
+        assert sniffer.get(nodes.nodes["a"].url + "/healthz", headers=replayed).status_code == 200
+    assert ignored() == {("127.0.0.1", "proxy_secret_missing"), ("127.0.0.2", "proxy_address_not_allowed")}
 
 
 def test_a_drained_node_keeps_its_browsers_and_a_killed_node_is_out_within_seconds(
