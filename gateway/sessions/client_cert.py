@@ -92,6 +92,13 @@ def client_origin(request: HTTPConnection, portal: PortalSettings) -> ClientOrig
     return ClientOrigin(peer, x509.load_der_x509_certificate(der) if der else None, via_proxy=False)
 
 
+def client_address(connection: HTTPConnection) -> str:
+    """The browser's address, for audit rows and throttles: what the proven proxy forwarded, else the TCP peer.
+
+    Every audit row names a person's address this way; behind HAProxy the TCP peer is HAProxy itself."""
+    return client_origin(connection, connection.app.state.settings.portal).address
+
+
 def _audit_ignored(request: Request, names: list[str], because: str) -> None:
     peer = request.client.host if request.client else ""
     key = RefusalKey("proxy.forwarding_ignored", peer, because)
