@@ -16,7 +16,7 @@ from urllib.parse import unquote
 import httpx
 import pytest
 from sqlmodel import Session, col, select
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from desktop_broker.pool import PooledSeat
@@ -28,6 +28,7 @@ from gateway.policies.service import import_policy
 from gateway.sessions.deps import SESSION_COOKIE
 from gateway.sessions.models import HomeSession
 from gateway.supervision import viewing
+from gateway.supervision.routes.view import WATCH_CHECK_SECONDS
 from tests.desktop_broker.x11_fixtures import pointer_location, wait_for_window, x_run
 from tests.gateway.seats.conftest import (
     TWO_APPS_POLICY,
@@ -44,6 +45,8 @@ VNC_AUTHENTICATION = 2
 NO_VIEWING = TWO_APPS_POLICY.replace(
     "    max_session: 8h\n", "    max_session: 8h\n    supervision: {allow_viewing: false}\n"
 )
+AGENTS_TEAM_MAPPED_AWAY = TWO_APPS_POLICY + "team_scope:\n  teams:\n    Team-South: [SOHO-Supervisors]\n"
+"""sup1's group now supervises another team only: agent1 (in no team) is out of their scope."""
 
 
 @pytest.fixture(scope="module")
@@ -258,3 +261,38 @@ def test_a_supervisor_is_refused_when_the_agents_policy_forbids_viewing(
         ).first()
     assert last is not None and (last.actor, last.target, last.outcome) == ("sup1", "agent1", "refused_by_policy")
     assert "policy does not allow" in _connect_refusals(portal)[-1]
+
+
+def _closed_within(watcher: RfbClient, seconds: float) -> bool:
+    """The gateway closes the watcher's websocket within ``seconds`` (x11vnc sends nothing unasked meanwhile)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            watcher.read(1)
+        except ConnectionClosed:
+            return True
+        except TimeoutError:
+            continue
+    return False
+
+
+def _watch_ends(portal: SeatPortal) -> list[AuditEvent]:
+    with Session(portal.engine) as db:
+        query = select(AuditEvent).where(AuditEvent.action == "supervision.watch.end")
+        return list(db.exec(query.order_by(col(AuditEvent.seq))).all())
+
+
+def test_a_running_watch_ends_audited_when_the_agents_team_is_mapped_away_from_the_supervisor(
+    portal: SeatPortal, agent1: httpx.Client, sup1: httpx.Client
+) -> None:
+    ends_before = len(_watch_ends(portal))
+    with _rfb(portal, "/seats/view/ws", _view_token(sup1, portal), sup1.cookies[SESSION_COOKIE]) as watcher:
+        with session_scope(portal.engine) as db:
+            import_policy(db, AGENTS_TEAM_MAPPED_AWAY, actor="test", source="", now=portal.clock())
+        try:
+            assert _closed_within(watcher, 3 * WATCH_CHECK_SECONDS + 5)
+            ends = _watch_ends(portal)  # written by the gateway before it closed, not by this client leaving
+        finally:
+            with session_scope(portal.engine) as db:
+                import_policy(db, TWO_APPS_POLICY, actor="test", source="", now=portal.clock())
+    assert [(e.actor, e.target, e.outcome) for e in ends[ends_before:]] == [("sup1", "agent1", "ended")]
