@@ -39,6 +39,7 @@ from tests.gateway.seats.conftest import (
     seat_portal_on_sqlite,
 )
 from tests.gateway.sessions.conftest import csrf_of, sign_in
+from tests.support.portal import PROXY_SECRET
 
 pytestmark = pytest.mark.e2e
 VNC_AUTHENTICATION = 2
@@ -116,10 +117,14 @@ def _after_server_init(client: RfbClient) -> RfbClient:
 
 
 @contextmanager
-def _rfb(portal: SeatPortal, path: str, token: str, cookie: str, extra: str = "") -> Iterator[RfbClient]:
-    """An RFB client through the gateway's websocket, past the handshake (the gateway offers "None")."""
+def _rfb(
+    portal: SeatPortal, path: str, token: str, cookie: str, extra: str = "", headers: dict[str, str] | None = None
+) -> Iterator[RfbClient]:
+    """An RFB client through the gateway's websocket, past the handshake (the gateway offers "None"); ``headers``
+    are sent besides the cookie (a reverse proxy's)."""
     url = portal.base_url.replace("http", "ws") + f"{path}?token={token}{extra}"
-    with connect(url, additional_headers={"Cookie": f"{SESSION_COOKIE}={cookie}"}, open_timeout=5) as socket:
+    sent = {"Cookie": f"{SESSION_COOKIE}={cookie}", **(headers or {})}
+    with connect(url, additional_headers=sent, open_timeout=5) as socket:
         buffer = bytearray()
 
         def read(size: int) -> bytes:
@@ -296,3 +301,24 @@ def test_a_running_watch_ends_audited_when_the_agents_team_is_mapped_away_from_t
             with session_scope(portal.engine) as db:
                 import_policy(db, TWO_APPS_POLICY, actor="test", source="", now=portal.clock())
     assert [(e.actor, e.target, e.outcome) for e in ends[ends_before:]] == [("sup1", "agent1", "ended")]
+
+
+def test_seat_and_watch_connections_through_the_proxy_are_audited_with_the_browsers_address(
+    portal: SeatPortal, agent1: httpx.Client, sup1: httpx.Client
+) -> None:
+    """The proxy (here the test client, from 127.0.0.1) forwards the browser's address with its secret."""
+    forwarded = {"X-Forwarded-For": "198.51.100.9", "X-Sohogw-Proxy-Secret": PROXY_SECRET}
+    with _rfb(portal, "/seats/ws", launch_token(agent1), agent1.cookies[SESSION_COOKIE], headers=forwarded):
+        pass
+    token = _view_token(sup1, portal)
+    ends_before = len(_watch_ends(portal))
+    with _rfb(portal, "/seats/view/ws", token, sup1.cookies[SESSION_COOKIE], headers=forwarded):
+        pass
+    deadline = time.monotonic() + 10  # the gateway ends the watch once it has seen the socket close
+    while len(_watch_ends(portal)) == ends_before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with Session(portal.engine) as db:
+        rows = db.exec(select(AuditEvent).where(AuditEvent.action == "seat.connect").order_by(col(AuditEvent.seq)))
+        connects = [(e.actor, e.source) for e in rows if e.outcome == "success"]
+    assert connects[-2:] == [("agent1", "198.51.100.9"), ("sup1", "198.51.100.9")]
+    assert [e.source for e in _watch_ends(portal)[ends_before:]] == ["198.51.100.9"]  # its socket closed
