@@ -6,18 +6,23 @@ HAProxy), the proxy sends the certificate URL-encoded in a header. That header a
 when the request both carries the proxy's secret (``portal.proxy_secret``) in ``X-Sohogw-Proxy-Secret`` and comes
 from one of the proxy's addresses (``portal.proxy_addresses``). Neither is enough alone: every local process (a
 seat's user too) can connect from 127.0.0.1, and a secret sent in plaintext between proxy and node can be sniffed
-and replayed from anywhere. Forwarding headers from anyone else are ignored, and ``audit_unproven_forwarding`` audits
-each such request, folded (``gateway.audit.folding``): at most one row per peer address and outcome a minute, whose
-``requests`` count the requests it stands for.
+and replayed from anywhere. With ``portal.proxy_certificate_file`` the proxy must also have presented that
+certificate in the TLS handshake of the connection (the hop is encrypted, so there is no secret to sniff).
+Forwarding headers from anyone else are ignored, and ``audit_unproven_forwarding`` audits each such request, folded
+(``gateway.audit.folding``): at most one row per peer address and outcome a minute, whose ``requests`` count the
+requests it stands for.
 """
 
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cache
 from ipaddress import IPv6Address, ip_address
+from pathlib import Path
 from urllib.parse import unquote
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from fastapi import Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
@@ -49,6 +54,12 @@ def _from_proxy_address(request: HTTPConnection, portal: PortalSettings) -> bool
     return any(peer in network for network in portal.proxy_addresses)
 
 
+@cache
+def _proxy_certificate_der(path: Path) -> bytes:
+    """The proxy's certificate as the TLS layer hands peers over (DER); read once, checked readable at start."""
+    return x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(serialization.Encoding.DER)
+
+
 def unproven_because(request: HTTPConnection, portal: PortalSettings) -> str | None:
     """Why the request is not the proxy's (the audit outcome), or None when it is: the configured secret (compared
     in constant time) from one of the proxy's addresses."""
@@ -61,6 +72,10 @@ def unproven_because(request: HTTPConnection, portal: PortalSettings) -> str | N
         return "proxy_secret_wrong"
     if not _from_proxy_address(request, portal):
         return "proxy_address_not_allowed"
+    if portal.proxy_certificate_file is not None:
+        presented = request.scope.get("state", {}).get(PEER_CERTIFICATE)
+        if presented != _proxy_certificate_der(portal.proxy_certificate_file):
+            return "proxy_certificate_wrong"
     return None
 
 

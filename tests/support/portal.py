@@ -161,6 +161,7 @@ def serving_portal(
     run_jobs: bool = False,
     clock: Clock = utcnow,
     alongside: Callable[[FastAPI], AbstractContextManager[Mapping[str, Any]]] | None = None,
+    tls: dict[str, object] | None = None,
 ) -> Iterator[P]:
     """Serve the whole portal on a loopback port until the block ends.
 
@@ -170,7 +171,8 @@ def serving_portal(
     client as the reverse proxy; ``settings`` adds sections to ``load_settings``; ``overrides`` are FastAPI
     dependency overrides; ``clock`` is the app's one clock (the CA, certificates and policy are dated by it too);
     ``alongside`` is entered with the built app before it serves and left after it stops (a folder's own component,
-    such as the seat broker), and what it yields is passed to ``kind`` as its extra fields.
+    such as the seat broker), and what it yields is passed to ``kind`` as its extra fields; ``tls`` serves HTTPS
+    (``gateway.web.tls.tls_options``).
     """
     sections = dict(settings or {})
     if trusted_proxy:
@@ -189,7 +191,7 @@ def serving_portal(
     app = create_app(loaded, engine=engine, clock=clock, authority=authority, directory=directory, run_jobs=run_jobs)
     app.dependency_overrides.update(overrides or {})
     around = alongside(app) if alongside else nullcontext({})
-    with around as fields, serving(app) as base_url:
+    with around as fields, serving(app, tls=tls) as base_url:
         yield kind(loaded, engine, authority, directory, base_url, certificates, **fields)
 
 
