@@ -55,7 +55,7 @@ from gateway.workers.contract import Nudge, Schedule, Scope, Worker
 from gateway.workers.runner import ClusterGate, SingleNodeGate, WorkerRunner
 from tests.gateway.nodes.cluster import balancer, cluster, haproxy_admin
 from tests.gateway.vpn.agents import agent_session
-from tests.support.portal import PROXY_ENVIRONMENT, PROXY_SECRET, sign_in, write_builtin_directory
+from tests.support.portal import PROXY_SECRET, sign_in, write_builtin_directory
 from tests.support.postgres import create_database, running_postgres
 from tests.vpn.keys import key_pair
 
@@ -233,9 +233,9 @@ def logins_per_minute(admin_url: str, scratch: Path, seconds: float, agents: boo
                 failures.append(answer.status_code)
 
     with cluster(url, scratch, HEARTBEAT, DEAD_AFTER) as nodes:
+        nodes.behind_haproxy()
         nodes.settings.update(
             {
-                **PROXY_ENVIRONMENT,
                 "SOHOGW_PORTAL__THROTTLE_PER_SOURCE": "1000000",
                 "SOHOGW_PORTAL__THROTTLE_PER_ACCOUNT": "1000000",
                 "SOHOGW_CA__DIRECTORY": str(scratch / "ca"),

@@ -48,7 +48,7 @@ from tests.gateway.nodes.cluster import REPO, Cluster, balancer, cluster, wait_u
 from tests.gateway.nodes.node_process import CLUSTER_PASS
 from tests.gateway.nodes.test_cross_node_end_now import END_ON_NODE_A
 from tests.support.components import require_programs
-from tests.support.portal import PROXY_ENVIRONMENT, PROXY_SECRET, sign_in, write_builtin_directory
+from tests.support.portal import PROXY_SECRET, sign_in, write_builtin_directory
 from tests.vpn.conftest import VPN_PACKAGES, VPN_PROGRAMS
 from tests.vpn.keys import key_pair
 from tests.vpn.netns import NetnsLab
@@ -189,9 +189,9 @@ def world(pg_url: str, pg_engine: Engine, tmp_path: Path) -> Iterator[tuple[Worl
                 client = UapiBackend(netns=ns)
                 homes[login] = Home(login, ns, lab.name(f"wgh{number}"), private, public, client, certificate,
                                     httpx.Cookies())  # fmt: skip
+            nodes.behind_haproxy()
             nodes.settings.update(
                 {
-                    **PROXY_ENVIRONMENT,
                     "SOHOGW_CA__DIRECTORY": str(tmp_path / "ca"),
                     "SOHOGW_CA__PASSPHRASE": PASSPHRASE,
                     "SOHOGW_DIRECTORY__KIND": "builtin",
