@@ -62,7 +62,8 @@ def _proxy_certificate_der(path: Path) -> bytes:
 
 def unproven_because(request: HTTPConnection, portal: PortalSettings) -> str | None:
     """Why the request is not the proxy's (the audit outcome), or None when it is: the configured secret (compared
-    in constant time) from one of the proxy's addresses."""
+    in constant time) from one of the proxy's addresses and, with ``proxy_certificate_file``, on a TLS connection
+    whose peer presented that certificate."""
     given = request.headers.get(PROXY_SECRET_HEADER)
     if given is None:
         return "proxy_secret_missing"
