@@ -233,9 +233,9 @@ def logins_per_minute(admin_url: str, scratch: Path, seconds: float, agents: boo
                 failures.append(answer.status_code)
 
     with cluster(url, scratch, HEARTBEAT, DEAD_AFTER) as nodes:
+        nodes.behind_haproxy()
         nodes.settings.update(
             {
-                "SOHOGW_PORTAL__PROXY_SECRET": PROXY_SECRET,
                 "SOHOGW_PORTAL__THROTTLE_PER_SOURCE": "1000000",
                 "SOHOGW_PORTAL__THROTTLE_PER_ACCOUNT": "1000000",
                 "SOHOGW_CA__DIRECTORY": str(scratch / "ca"),

@@ -12,6 +12,7 @@ from gateway.audit.service import record
 from gateway.db import keep_refusal
 from gateway.deps import ClockDep, DbSession
 from gateway.errors import Forbidden, GatewayError
+from gateway.sessions.client_cert import client_address
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.service import ended_reason_for_token, session_for_token, touch
 
@@ -81,7 +82,7 @@ def audit_refusal(db: DbSession, request: Request, clock: ClockDep, actor: str, 
     record(
         db,
         actor=actor[:255],
-        source=request.client.host if request.client else "",
+        source=client_address(request),
         action="request.refused",
         outcome=outcome,
         target=f"{request.method} {request.url.path}"[:255],
@@ -119,7 +120,7 @@ def _refuse_other_login_bodies(request: Request, db: DbSession, clock: ClockDep)
     record(
         db,
         actor="unknown",
-        source=request.client.host if request.client else "",
+        source=client_address(request),
         action="session.login",
         outcome="login_form_only",
         detail={"content_type": kind[:100]},

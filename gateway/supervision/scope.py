@@ -21,7 +21,7 @@ from gateway.db import keep_refusal
 from gateway.deps import ClockDep, DbSession
 from gateway.errors import NotFound
 from gateway.policies.service import current_policy
-from gateway.sessions.client_cert import client_origin
+from gateway.sessions.client_cert import client_address
 from gateway.sessions.deps import SupervisorSession
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import get_session, policy_groups
@@ -93,7 +93,7 @@ def _scoped(live_only: bool) -> Callable[..., HomeSession]:
     def scoped_agent(
         request: Request, session_id: str, supervisor: SupervisorSession, db: DbSession, clock: ClockDep
     ) -> HomeSession:
-        source = client_origin(request, request.app.state.settings.portal).address
+        source = client_address(request)
         try:
             return agent_for_supervisor(db, supervisor, session_id, source=source, clock=clock, live_only=live_only)
         except AgentNotInScope:

@@ -144,14 +144,15 @@ def view_password(seat: PooledSeat) -> str:
 
 
 def still_watching(db: Session, grant: ViewGrant, now: datetime) -> bool:
-    """Whether the stream may go on: watch open, supervisor still signed in, seat live, policy still allows."""
+    """Whether the stream may go on: watch open, supervisor still signed in, seat live, policy still allows, and the
+    agent still in the supervisor's teams (a team mapping changed under a running watch ends it, as at its start)."""
     watch = db.get(ScreenWatch, grant.watch_id)
     supervisor = get_session(db, grant.supervisor_session_id)
     lease = db.get(SeatLease, grant.lease_id)
     agent = get_session(db, lease.session_id) if lease is not None else None
     if watch is None or watch.ended_at is not None or lease is None or lease.state not in LIVE or agent is None:
         return False
-    if supervisor is None or supervisor.state is not SessionState.ACTIVE:
+    if supervisor is None or supervisor.state is not SessionState.ACTIVE or not may_see(db, supervisor, agent):
         return False
     return evaluate(current_policy(db), policy_groups(agent), now).view_only_supervision
 
@@ -178,7 +179,8 @@ def watch_of_view_launch(db: Session, launch_id: str) -> tuple[ScreenWatch, Home
 
 def view_may_go_on(db: Session, launch_id: str, now: datetime) -> bool:
     """Whether a supervisor's Guacamole join may go on: its watch open, the watched lease live, the agent's and the
-    supervisor's sessions active, the supervisor still one, and the agent's policy still allowing it (fail closed)."""
+    supervisor's sessions active, the supervisor still one and the agent still in their teams, and the agent's policy
+    still allowing it (fail closed)."""
     watching = watch_of_view_launch(db, launch_id)
     row = db.get(LaunchToken, launch_id)
     if watching is None or row is None or row.lease_id is None:
@@ -189,6 +191,8 @@ def view_may_go_on(db: Session, launch_id: str, now: datetime) -> bool:
     if lease is None or lease.state is SeatLeaseState.ENDED or agent is None or agent.state is not SessionState.ACTIVE:
         return False
     if supervisor.state is not SessionState.ACTIVE or SUPERVISOR not in supervisor.role_set:
+        return False
+    if not may_see(db, supervisor, agent):
         return False
     return evaluate(current_policy(db), policy_groups(agent), now).view_only_supervision
 

@@ -55,3 +55,8 @@ def test_proxy_trusted_by_its_address_is_refused_with_the_way_out(tmp_path: Path
 def test_short_proxy_secret_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=r"portal.proxy_secret .*at least 32 characters"):
         load_settings(data_dir=tmp_path, portal={"proxy_secret": "guessable"})
+
+
+def test_proxy_secret_without_the_proxys_addresses_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"proxy_secret needs proxy_addresses"):
+        load_settings(data_dir=tmp_path, portal={"proxy_secret": "x" * 32})

@@ -38,6 +38,13 @@ from tests.support.server import serving
 CA_PASSPHRASE = "portal-test"
 PROXY_SECRET = "proxy-secret-of-the-tests-0123456789abcdef"
 """What the test client sends to prove it is the reverse proxy when a portal is built with ``trusted_proxy``."""
+PROXY_ADDRESSES = ["127.0.0.1/32"]
+"""Where the tests' reverse proxy (the test client, nginx, HAProxy) connects from: the portal's ``proxy_addresses``."""
+PROXY_ENVIRONMENT = {
+    "SOHOGW_PORTAL__PROXY_SECRET": PROXY_SECRET,
+    "SOHOGW_PORTAL__PROXY_ADDRESSES": json.dumps(PROXY_ADDRESSES),
+}
+"""The same two settings for a node started as its own process."""
 
 
 @dataclass
@@ -154,6 +161,7 @@ def serving_portal(
     run_jobs: bool = False,
     clock: Clock = utcnow,
     alongside: Callable[[FastAPI], AbstractContextManager[Mapping[str, Any]]] | None = None,
+    tls: dict[str, object] | None = None,
 ) -> Iterator[P]:
     """Serve the whole portal on a loopback port until the block ends.
 
@@ -163,11 +171,13 @@ def serving_portal(
     client as the reverse proxy; ``settings`` adds sections to ``load_settings``; ``overrides`` are FastAPI
     dependency overrides; ``clock`` is the app's one clock (the CA, certificates and policy are dated by it too);
     ``alongside`` is entered with the built app before it serves and left after it stops (a folder's own component,
-    such as the seat broker), and what it yields is passed to ``kind`` as its extra fields.
+    such as the seat broker), and what it yields is passed to ``kind`` as its extra fields; ``tls`` serves HTTPS
+    (``gateway.web.tls.tls_options``).
     """
     sections = dict(settings or {})
     if trusted_proxy:
-        sections["portal"] = {**sections.get("portal", {}), "proxy_secret": PROXY_SECRET}
+        proxy = {"proxy_secret": PROXY_SECRET, "proxy_addresses": PROXY_ADDRESSES}
+        sections["portal"] = {**sections.get("portal", {}), **proxy}
     loaded = load_settings(data_dir=tmp_path, database_url=db_url, ca={"passphrase": CA_PASSPHRASE}, **sections)
     now = clock()
     authority = init_authority(loaded.ca_directory, CA_PASSPHRASE, "Corp Example", now)
@@ -181,7 +191,7 @@ def serving_portal(
     app = create_app(loaded, engine=engine, clock=clock, authority=authority, directory=directory, run_jobs=run_jobs)
     app.dependency_overrides.update(overrides or {})
     around = alongside(app) if alongside else nullcontext({})
-    with around as fields, serving(app) as base_url:
+    with around as fields, serving(app, tls=tls) as base_url:
         yield kind(loaded, engine, authority, directory, base_url, certificates, **fields)
 
 

@@ -27,6 +27,7 @@ from gateway.seats.rfb_socket import STREAM_ENDED, accept_browser, bridge_to_sea
 from gateway.seats.routes.internal import router as internal_router
 from gateway.seats.tokens import spend
 from gateway.seats.viewer_assets import IMMUTABLE, VIEWER_PATH, attach_seat_viewer, seat_viewer
+from gateway.sessions.client_cert import client_address
 from gateway.sessions.deps import SESSION_COOKIE, AgentSession, CheckedForm, ScriptCsrf
 from gateway.sessions.models import SessionState
 from gateway.sessions.service import session_for_token
@@ -148,7 +149,7 @@ def _redeem(websocket: WebSocket, token: str) -> tuple[str, RfbAddress, str] | N
     app = websocket.app
     broker: SeatBroker = app.state.seat_broker
     now: datetime = app.state.clock()
-    source = websocket.client.host if websocket.client else ""
+    source = client_address(websocket)
     with session_scope(app.state.engine) as db:
         session = session_for_token(db, websocket.cookies.get(SESSION_COOKIE), now)
         if session is not None and session.state is not SessionState.ACTIVE:

@@ -11,7 +11,7 @@ from starlette.datastructures import FormData
 from gateway.clock import as_utc
 from gateway.deps import ClockDep, DbSession, RowId
 from gateway.errors import GatewayError
-from gateway.sessions.client_cert import client_origin
+from gateway.sessions.client_cert import client_address
 from gateway.sessions.deps import AgentSession, CheckedForm, SupervisorSession
 from gateway.sessions.models import HomeSession
 from gateway.supervision.bulletins import (
@@ -114,7 +114,7 @@ def _bulletin_form(
     request: Request, session: HomeSession, form: FormData, db: Session, now: datetime, work: Callable[[], object]
 ) -> Response:
     """Post or edit: a refusal (no title, hours that are not hours) is said on the page, the text kept."""
-    source = client_origin(request, request.app.state.settings.portal).address
+    source = client_address(request)
     outcome = attempt(db, work, AuditedAs(session.login, "supervision.bulletin", source))
     if isinstance(outcome, GatewayError):
         return refused_page(request, "supervision_bulletins.html", outcome, form, **_bulletins_context(db, now))

@@ -8,7 +8,7 @@ from starlette.datastructures import FormData
 from gateway.db import keep_refusal
 from gateway.deps import ClockDep, DbSession, RowId
 from gateway.errors import GatewayError, NotFound
-from gateway.sessions.client_cert import client_origin
+from gateway.sessions.client_cert import client_address
 from gateway.sessions.deps import CheckedForm, SupervisorSession
 from gateway.supervision.alerts import acknowledge, recent_alerts
 from gateway.supervision.deps import SupervisionSettingsDep
@@ -36,7 +36,7 @@ def alerts_page(request: Request, session: SupervisorSession, db: DbSession) -> 
 def acknowledge_alert(
     request: Request, alert_id: RowId, session: SupervisorSession, form: CheckedForm, db: DbSession, clock: ClockDep
 ) -> Response:
-    source = client_origin(request, request.app.state.settings.portal).address
+    source = client_address(request)
     try:
         acknowledge(db, alert_id, scope=supervisor_scope(db, session), supervisor=session.login, source=source,
                     now=clock())  # fmt: skip
@@ -61,7 +61,7 @@ def add_standby(
     request: Request, session: SupervisorSession, form: CheckedForm, db: DbSession, clock: ClockDep
 ) -> Response:
     """A typo'd login, an address that is not one: refused on the page, with what was typed kept."""
-    source = client_origin(request, request.app.state.settings.portal).address
+    source = client_address(request)
     login = str(form.get("login", "")).strip()
     outcome = attempt(
         db,
@@ -91,7 +91,7 @@ def _refused(request: Request, db: Session, error: GatewayError, form: FormData)
 def drop_standby(
     request: Request, login: str, session: SupervisorSession, form: CheckedForm, db: DbSession, clock: ClockDep
 ) -> Response:
-    source = client_origin(request, request.app.state.settings.portal).address
+    source = client_address(request)
     remove_standby(db, login, supervisor=session.login, source=source, now=clock())
     return RedirectResponse("/supervision/surge", status_code=303)
 
@@ -106,7 +106,7 @@ def start_call_in(
     clock: ClockDep,
 ) -> Response:
     message = str(form.get("message", "")).strip() or "Please log in to the SOHO Gateway portal now."
-    source = client_origin(request, request.app.state.settings.portal).address
+    source = client_address(request)
     outcome = attempt(
         db,
         lambda: call_in(request.app.state.engine, session.login, message, settings, clock()),

@@ -8,16 +8,13 @@ from gateway.deps import DbSession
 from gateway.errors import Unavailable
 from gateway.seats import recording_playback
 from gateway.seats.recording_files import RecordingFiles
+from gateway.sessions.client_cert import client_address
 from gateway.sessions.deps import SupervisorSession
 from gateway.supervision.scope import ScopedAgentOfAnyState
 from gateway.web.pages import render
 
 router = APIRouter()
 RECORDINGS = "/supervision/agents/{session_id}/recordings"
-
-
-def _source(request: Request) -> str:
-    return request.client.host if request.client else ""
 
 
 def _files(request: Request) -> RecordingFiles:
@@ -46,7 +43,9 @@ def player_page(
     recording_id: str,
 ) -> Response:
     try:
-        agent, recording = recording_playback.recording_for(db, supervisor, session_id, recording_id, _source(request))
+        agent, recording = recording_playback.recording_for(
+            db, supervisor, session_id, recording_id, client_address(request)
+        )
     except recording_playback.PlaybackRefused as refused:  # answered, not raised: the audited refusal commits
         return render(request, "recording_refused.html", refused.status_code, reason=refused.reason)
     return render(request, "recording_player.html", agent=agent, recording=recording)
@@ -62,7 +61,9 @@ def recording_data(
     recording_id: str,
 ) -> Response:
     try:
-        chunks = recording_playback.play(db, supervisor, session_id, recording_id, _source(request), _files(request))
+        chunks = recording_playback.play(
+            db, supervisor, session_id, recording_id, client_address(request), _files(request)
+        )
     except recording_playback.PlaybackRefused as refused:
         return JSONResponse({"reason": refused.reason, "message": refused.message}, refused.status_code)
     return StreamingResponse(chunks, media_type="application/octet-stream", headers={"Cache-Control": "no-store"})

@@ -21,6 +21,7 @@ from gateway.seats.broker import SeatBroker
 from gateway.seats.errors import LaunchRefused
 from gateway.seats.rfb_socket import STREAM_ENDED, accept_browser, bridge_to_seat
 from gateway.seats.viewer_assets import seat_viewer
+from gateway.sessions.client_cert import client_address
 from gateway.sessions.deps import SESSION_COOKIE, AgentSession, SupervisorSession
 from gateway.sessions.models import SessionState
 from gateway.sessions.service import session_for_token
@@ -66,18 +67,14 @@ def _redeem(websocket: WebSocket, token: str) -> tuple[viewing.ViewGrant, RfbAdd
         if session is not None and session.state is not SessionState.ACTIVE:
             session = None
         try:
-            grant = viewing.spend_view_token(db, token, session, now, _source(websocket))
+            grant = viewing.spend_view_token(db, token, session, now, client_address(websocket))
         except LaunchRefused:
             return None
         seat = broker.pool.get(grant.seat_id) if broker.pool is not None else None
         if seat is None or seat.holder != grant.lease_id:
-            viewing.end_view(db, grant, now, _source(websocket))
+            viewing.end_view(db, grant, now, client_address(websocket))
             return None
         return grant, seat.process.rfb_address, viewing.view_password(seat)
-
-
-def _source(websocket: WebSocket) -> str:
-    return websocket.client.host if websocket.client else ""
 
 
 def _still_watching(websocket: WebSocket, grant: viewing.ViewGrant) -> bool:
@@ -87,7 +84,7 @@ def _still_watching(websocket: WebSocket, grant: viewing.ViewGrant) -> bool:
 
 def _ended(websocket: WebSocket, grant: viewing.ViewGrant) -> None:
     with session_scope(websocket.app.state.engine) as db:
-        viewing.end_view(db, grant, websocket.app.state.clock(), _source(websocket))
+        viewing.end_view(db, grant, websocket.app.state.clock(), client_address(websocket))
 
 
 async def _watchdog(websocket: WebSocket, grant: viewing.ViewGrant) -> None:

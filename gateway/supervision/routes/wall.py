@@ -13,7 +13,7 @@ from gateway.clock import as_utc
 from gateway.db import keep_refusal, session_scope
 from gateway.deps import ClockDep, DbSession, RowId
 from gateway.errors import Forbidden
-from gateway.sessions.client_cert import client_origin
+from gateway.sessions.client_cert import client_address
 from gateway.sessions.deps import CheckedForm, SupervisorSession
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import get_session
@@ -33,7 +33,7 @@ SESSION_CHECK_SECONDS = 2.0
 
 
 def _source(request: Request) -> str:
-    return client_origin(request, request.app.state.settings.portal).address
+    return client_address(request)
 
 
 def _hub(request: Request) -> WallHub:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from gateway.audit.folding import RefusalKey, write_folded
 from gateway.deps import ClockDep, DbSession
 from gateway.errors import GatewayError
+from gateway.sessions.client_cert import client_address
 from gateway.voice.settings import VoiceSettings
 from gateway.voice.surveys import record_reply
 from gateway.voice.webhook import verify_signed
@@ -30,9 +31,8 @@ async def _raw_body(request: Request) -> bytes:
 
 
 def _audit_refusal(request: Request, refused: GatewayError) -> None:
-    peer = request.client.host if request.client else ""
     now = request.app.state.clock()
-    key = RefusalKey("voice.survey.inbound", peer, refused.reason)
+    key = RefusalKey("voice.survey.inbound", client_address(request), refused.reason)
     row = request.app.state.folded_refusals.refusal(key, request.url.path[:255], {"problem": refused.message}, now)
     if row is not None:
         write_folded(request.app.state.engine, row, now)

@@ -1,5 +1,6 @@
 """Gateway nodes as separate processes on one PostgreSQL: start them, wait until they beat, kill one whole; and a
-real HAProxy in front of them running deploy/haproxy/haproxy.cfg as shipped."""
+real HAProxy in front of them running deploy/haproxy/haproxy.cfg as shipped, speaking TLS to them with its own
+client certificate (``Hop``)."""
 
 import datetime as dt
 import os
@@ -19,11 +20,39 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.support.portal import PROXY_ENVIRONMENT
 from tests.support.server import free_port
 
 REPO = Path(__file__).parents[3]
 HAPROXY_CONFIG = REPO / "deploy/haproxy/haproxy.cfg"
 PEM = serialization.Encoding.PEM
+
+
+@dataclass(frozen=True)
+class Hop:
+    """The TLS of the HAProxy → node hop: the nodes' certificate (HAProxy's ``ca-file``, it verifies the nodes with
+    it) and the client certificate HAProxy presents to them (the nodes' ``portal.proxy_certificate_file``)."""
+
+    node_cert: Path
+    node_key: Path
+    proxy_cert: Path
+    proxy_pem: Path
+    """HAProxy's certificate and key in one file, as its ``crt`` wants."""
+
+    @classmethod
+    def made_in(cls, directory: Path) -> "Hop":
+        node_cert, node_key = self_signed(directory, "node")
+        proxy_cert, _ = self_signed(directory, "haproxy-client")
+        return cls(node_cert, node_key, proxy_cert, directory / "haproxy-client.pem")
+
+    def node_settings(self) -> dict[str, str]:
+        """A node's ``SOHOGW_*`` variables for serving the hop: TLS, and believing only HAProxy's certificate."""
+        return {
+            **PROXY_ENVIRONMENT,
+            "SOHOGW_PORTAL__TLS_CERT_FILE": str(self.node_cert),
+            "SOHOGW_PORTAL__TLS_KEY_FILE": str(self.node_key),
+            "SOHOGW_PORTAL__PROXY_CERTIFICATE_FILE": str(self.proxy_cert),
+        }
 
 
 @dataclass
@@ -48,7 +77,16 @@ class Cluster:
     dead_after_seconds: float
     nodes: dict[str, NodeProcess] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)
-    """Further ``SOHOGW_*`` variables every node gets (the proxy secret behind HAProxy)."""
+    """Further ``SOHOGW_*`` variables every node gets (``behind_haproxy``'s among them)."""
+    hop: Hop | None = None
+    """Set by ``behind_haproxy``: the nodes then serve TLS to HAProxy."""
+
+    def behind_haproxy(self) -> Hop:
+        """Nodes started from now on serve HAProxy over TLS and believe its forwarding (secret, address and
+        certificate)."""
+        self.hop = Hop.made_in(self.data_root)
+        self.settings.update(self.hop.node_settings())
+        return self.hop
 
     def start(self, name: str, own: Mapping[str, str] | None = None) -> NodeProcess:
         """Start node ``name`` (its own settings ``own`` beside the cluster's) and wait until it answers."""
@@ -74,12 +112,12 @@ class Cluster:
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
         )
-        node = NodeProcess(name, f"http://127.0.0.1:{port}", process, log)
+        node = NodeProcess(name, f"{'https' if self.hop else 'http'}://127.0.0.1:{port}", process, log)
         self.nodes[name] = node
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(node.url + "/healthz", timeout=2).json()["node"] == name:
+                if httpx.get(node.url + "/healthz", timeout=2, verify=False).json()["node"] == name:  # noqa: S501
                     return node
             except (httpx.HTTPError, ValueError):
                 pass
@@ -160,20 +198,22 @@ def server_states(socket_path: Path) -> dict[str, str]:
 
 @contextmanager
 def balancer(nodes: Cluster, scratch: Path, proxy_secret: str) -> Iterator[tuple[str, Path]]:
-    """HAProxy in front of the cluster's first two nodes (its servers named as they are) until the block ends: its
-    HTTPS URL and its admin socket, once it sees both nodes up."""
+    """HAProxy in front of the cluster's first two nodes (its servers named as they are; started after
+    ``Cluster.behind_haproxy``) until the block ends: its HTTPS URL and its admin socket, once it sees both nodes up."""
+    assert nodes.hop is not None, "start the nodes after Cluster.behind_haproxy: HAProxy speaks TLS to them"
     first, second = list(nodes.nodes.values())[:2]
-    servers = {node.name: node.url.removeprefix("http://") for node in (first, second)}
-    with haproxy(servers, scratch, proxy_secret) as running:
+    servers = {node.name: node.url.removeprefix("https://") for node in (first, second)}
+    with haproxy(servers, scratch, proxy_secret, nodes.hop) as running:
         yield running
 
 
 @contextmanager
 def haproxy(
-    servers: Mapping[str, str], scratch: Path, proxy_secret: str, config: Path = HAPROXY_CONFIG
+    servers: Mapping[str, str], scratch: Path, proxy_secret: str, hop: Hop, config: Path = HAPROXY_CONFIG
 ) -> Iterator[tuple[str, Path]]:
     """HAProxy running ``config`` (the shipped file unless a test gives a variant) in front of two servers (name →
-    address:port) until the block ends: its HTTPS URL and its admin socket, once it sees both up."""
+    address:port, serving TLS with ``hop``'s node certificate) until the block ends: its HTTPS URL and its admin
+    socket, once it sees both up."""
     self_signed(scratch, "portal")
     self_signed(scratch, "client-ca")
     port, admin = free_port(), scratch / "admin.sock"
@@ -185,6 +225,8 @@ def haproxy(
         "HAPROXY_CLIENT_CA": str(scratch / "client-ca.crt"),
         "HAPROXY_ADMIN_SOCKET": str(admin),
         "SOHOGW_PROXY_SECRET": proxy_secret,
+        "SOHOGW_NODES_CA": str(hop.node_cert),
+        "HAPROXY_NODE_CLIENT_PEM": str(hop.proxy_pem),
         "SOHOGW_NODE1": first_address,
         "SOHOGW_NODE2": second_address,
         "SOHOGW_NODE1_NAME": first,

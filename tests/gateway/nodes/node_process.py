@@ -1,6 +1,7 @@
 """One gateway node as its own process, for the tests that kill a node: ``python -m tests.gateway.nodes.node_process
 PORT``, configured by ``SOHOGW_*`` variables (database, node name, cluster timings). It serves the real app with
-its background work on, as ``sohogw serve`` does, without the CA and TLS set-up a node death does not depend on.
+its background work on, as ``sohogw serve`` does, without the CA set-up a node death does not depend on; with
+``SOHOGW_PORTAL__TLS_*`` set it serves TLS (the hop from HAProxy), asking for a client certificate as serve does.
 
 With ``NODE_PROCESS_CLUSTER_PASS_SECONDS`` set it also runs ``ClusterPass``, a cluster-scope worker under the
 database gate that writes one audit row per pass: the app has no cluster-scope worker of its own yet, and a row per
@@ -21,6 +22,7 @@ from gateway.audit.service import record
 from gateway.db import make_engine, session_scope
 from gateway.nodes.gate import DatabaseClusterGate
 from gateway.settings import load_settings
+from gateway.web.tls import ClientCertificateConfig, tls_options
 from gateway.workers.contract import Nudge, Schedule, Scope, Worker
 from gateway.workers.runner import WorkerRunner
 
@@ -51,7 +53,23 @@ def main() -> None:
         engine = make_engine(settings.database_url)
         gate = DatabaseClusterGate(engine, settings.node_name)
         WorkerRunner([ClusterPass(engine, settings.node_name, float(interval))], engine, gate=gate).start()
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+    # As ``sohogw serve``: the portal alone decides whether a proxy proved itself, uvicorn must not rewrite the
+    # client address from X-Forwarded-For first; with portal.tls_* it serves TLS (to HAProxy: tests' ``Hop``).
+    portal = settings.portal
+    tls = {}
+    if portal.tls_cert_file is not None and portal.tls_key_file is not None:
+        client_cas = portal.proxy_certificate_file or portal.tls_cert_file  # kept for OpenSSL's set-up only
+        tls = tls_options(portal.tls_cert_file, portal.tls_key_file, client_cas)
+    app = create_app(settings)
+    config = ClientCertificateConfig(
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        log_level="warning",
+        proxy_headers=False,
+        **tls,  # type: ignore[arg-type]
+    )
+    uvicorn.Server(config).run()
 
 
 if __name__ == "__main__":

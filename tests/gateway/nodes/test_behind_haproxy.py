@@ -1,6 +1,7 @@
 """Two nodes behind a real HAProxy running deploy/haproxy/haproxy.cfg as shipped: browsers land on both nodes and
-stay on theirs, a link naming a node reaches it, the node believes HAProxy (its secret) with a client certificate
-presented while it ignores the same headers sent past it, a drained node keeps its browsers but
+stay on theirs, a link naming a node reaches it, the node believes HAProxy (its secret, its address and the client
+certificate it presents on its TLS hop to the node) with a browser's certificate forwarded while it ignores the same
+headers sent past it, a drained node keeps its browsers but
 gets no new ones, and a node killed outright is out of the balance within seconds, its browsers sent to the other."""
 
 import time
@@ -33,7 +34,7 @@ def balanced(pg_url: str, tmp_path: Path) -> Iterator[tuple[Cluster, str, Path]]
     """Nodes a and b behind HAProxy (its servers named as the nodes): the cluster, HAProxy's URL, its admin socket."""
     require_programs("haproxy", install="Debian: apt-get install haproxy")
     with cluster(pg_url, tmp_path, 0.5, 3.0) as nodes:
-        nodes.settings["SOHOGW_PORTAL__PROXY_SECRET"] = PROXY_SECRET
+        nodes.behind_haproxy()
         for name in ("a", "b"):
             nodes.start(name)
         with balancer(nodes, tmp_path, PROXY_SECRET) as (url, admin):
@@ -71,17 +72,33 @@ def test_the_node_believes_haproxy_and_ignores_the_same_headers_sent_past_it(
     balanced: tuple[Cluster, str, Path], pg_engine: Engine, tmp_path: Path
 ) -> None:
     nodes, url, _ = balanced
+
+    def ignored() -> set[tuple[str, str]]:
+        with Session(pg_engine) as db:
+            rows = db.exec(select(AuditEvent).where(AuditEvent.action == "proxy.forwarding_ignored")).all()
+            return {(row.source, row.outcome) for row in rows}
+
     certificate = self_signed(tmp_path, "agent")
     with httpx.Client(verify=False, cert=(str(certificate[0]), str(certificate[1]))) as browser:  # noqa: S501
         assert browser.get(url + "/healthz").status_code == 200
-    # the control: the same headers sent past HAProxy, without its secret, are ignored and audited
+    assert ignored() == set()  # HAProxy's forwarding was believed: nothing refused
+    # the controls, straight to a node: the same headers without HAProxy's secret; with it (were it ever learnt) from
+    # an address that is not HAProxy's; and with it from HAProxy's address but without HAProxy's client certificate.
+    # Each is ignored and audited.
+    node = nodes.nodes["a"].url + "/healthz"
     forged = {"X-SSL-Client-Cert": "forged", "X-Forwarded-For": "203.0.113.9"}
-    assert httpx.get(nodes.nodes["a"].url + "/healthz", headers=forged).status_code == 200
-    with Session(pg_engine) as db:
-        ignored = db.exec(select(AuditEvent).where(AuditEvent.action == "proxy.forwarding_ignored")).all()
-        # One row, and it is the forged request's (the address it claimed): HAProxy's request, made first from the
-        # same peer address, would have written the row of that key itself had it not been believed.
-        assert [e.source for e in ignored] == ["203.0.113.9"]
+    replayed = {**forged, "X-Sohogw-Proxy-Secret": PROXY_SECRET}
+    with httpx.Client(verify=False) as local_process:  # noqa: S501 - the test's own self-signed node
+        assert local_process.get(node, headers=forged).status_code == 200
+        assert local_process.get(node, headers=replayed).status_code == 200
+    elsewhere = httpx.HTTPTransport(local_address="127.0.0.2", verify=False)
+    with httpx.Client(transport=elsewhere) as sniffer:
+        assert sniffer.get(node, headers=replayed).status_code == 200
+    assert ignored() == {
+        ("127.0.0.1", "proxy_secret_missing"),
+        ("127.0.0.1", "proxy_certificate_wrong"),
+        ("127.0.0.2", "proxy_address_not_allowed"),
+    }
 
 
 def test_a_drained_node_keeps_its_browsers_and_a_killed_node_is_out_within_seconds(

@@ -189,9 +189,9 @@ def world(pg_url: str, pg_engine: Engine, tmp_path: Path) -> Iterator[tuple[Worl
                 client = UapiBackend(netns=ns)
                 homes[login] = Home(login, ns, lab.name(f"wgh{number}"), private, public, client, certificate,
                                     httpx.Cookies())  # fmt: skip
+            nodes.behind_haproxy()
             nodes.settings.update(
                 {
-                    "SOHOGW_PORTAL__PROXY_SECRET": PROXY_SECRET,
                     "SOHOGW_CA__DIRECTORY": str(tmp_path / "ca"),
                     "SOHOGW_CA__PASSPHRASE": PASSPHRASE,
                     "SOHOGW_DIRECTORY__KIND": "builtin",

@@ -18,7 +18,8 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.gateway.nodes.cluster import HAPROXY_CONFIG, haproxy
+from gateway.web.tls import tls_options
+from tests.gateway.nodes.cluster import HAPROXY_CONFIG, Hop, haproxy
 from tests.support.components import require_programs
 from tests.support.portal import PROXY_SECRET
 from tests.support.server import serving
@@ -49,10 +50,17 @@ def _echo(name: str) -> FastAPI:
 
 
 @pytest.fixture(scope="module")
-def upstreams() -> Iterator[dict[str, str]]:
+def hop(tmp_path_factory: pytest.TempPathFactory) -> Hop:
+    return Hop.made_in(tmp_path_factory.mktemp("hop"))
+
+
+@pytest.fixture(scope="module")
+def upstreams(hop: Hop) -> Iterator[dict[str, str]]:
+    """The two upstreams, serving TLS as the nodes do behind HAProxy: name → address:port."""
     require_programs("haproxy", install="Debian: apt-get install haproxy")
+    tls = tls_options(hop.node_cert, hop.node_key, hop.proxy_cert)
     with ExitStack() as stack:
-        yield {name: stack.enter_context(serving(_echo(name))).removeprefix("http://") for name in ("a", "b")}
+        yield {name: stack.enter_context(serving(_echo(name), tls=tls)).removeprefix("https://") for name in ("a", "b")}
 
 
 def _variant(scratch: Path, tunnel: bool) -> Path:
@@ -69,12 +77,12 @@ def _variant(scratch: Path, tunnel: bool) -> Path:
     return variant
 
 
-def _echo_after_idle(upstreams: dict[str, str], scratch: Path, tunnel: bool) -> str:
+def _echo_after_idle(upstreams: dict[str, str], hop: Hop, scratch: Path, tunnel: bool) -> str:
     """Open a websocket through HAProxy, echo once, stay idle for twice the timeouts, then echo again."""
     tls = ssl.create_default_context()
     tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE  # the test's own self-signed portal
     with ExitStack() as stack:
-        url, _ = stack.enter_context(haproxy(upstreams, scratch, PROXY_SECRET, _variant(scratch, tunnel)))
+        url, _ = stack.enter_context(haproxy(upstreams, scratch, PROXY_SECRET, hop, _variant(scratch, tunnel)))
         websocket = stack.enter_context(connect(url.replace("https://", "wss://") + "/ws", ssl=tls, open_timeout=10))
         websocket.send("before")
         assert websocket.recv(timeout=5) == "before"
@@ -83,10 +91,14 @@ def _echo_after_idle(upstreams: dict[str, str], scratch: Path, tunnel: bool) -> 
         return str(websocket.recv(timeout=5))
 
 
-def test_a_websocket_stays_open_across_twice_the_idle_timeouts(upstreams: dict[str, str], tmp_path: Path) -> None:
-    assert _echo_after_idle(upstreams, tmp_path, tunnel=True) == "after"
+def test_a_websocket_stays_open_across_twice_the_idle_timeouts(
+    upstreams: dict[str, str], hop: Hop, tmp_path: Path
+) -> None:
+    assert _echo_after_idle(upstreams, hop, tmp_path, tunnel=True) == "after"
 
 
-def test_without_timeout_tunnel_the_idle_timeouts_cut_the_websocket(upstreams: dict[str, str], tmp_path: Path) -> None:
+def test_without_timeout_tunnel_the_idle_timeouts_cut_the_websocket(
+    upstreams: dict[str, str], hop: Hop, tmp_path: Path
+) -> None:
     with pytest.raises(ConnectionClosed):
-        _echo_after_idle(upstreams, tmp_path, tunnel=False)
+        _echo_after_idle(upstreams, hop, tmp_path, tunnel=False)

@@ -110,7 +110,9 @@ def test_a_connected_guacamole_seat_is_offered_as_a_join_alive_while_its_watch_i
     assert not view_may_go_on(db, row.id, scene.now[0]) and watch_of_view_launch(db, row.id) is None
 
 
-@pytest.mark.parametrize("change", ["supervisor signed out", "agent signed out", "seat ended", "role taken"])
+@pytest.mark.parametrize(
+    "change", ["supervisor signed out", "agent signed out", "seat ended", "role taken", "agent's team mapped away"]
+)
 def test_a_join_dies_with_anything_its_watch_depends_on(db: Session, scene: Scene, change: str) -> None:
     _, row = _watch(db, scene)
     if change == "supervisor signed out":
@@ -119,6 +121,9 @@ def test_a_join_dies_with_anything_its_watch_depends_on(db: Session, scene: Scen
         scene.agent.state = SessionState.ENDED
     elif change == "seat ended":
         scene.lease.state = SeatLeaseState.ENDED
+    elif change == "agent's team mapped away":
+        another_team = POLICY + "team_scope:\n  teams:\n    Team-South: [SOHO-Supervisors]\n"
+        import_policy(db, another_team, actor="test", source="", now=scene.now[0])
     else:
         scene.supervisor.roles = "agent"
     db.add_all([scene.supervisor, scene.agent, scene.lease])

@@ -33,6 +33,7 @@ from tests.gateway.seats.conftest import (
     seat_portal_on_sqlite,
 )
 from tests.support.guacd import RealGuacd
+from tests.support.portal import PROXY_SECRET
 
 pytestmark = pytest.mark.e2e
 RECORDED_POLICY = TWO_APPS_POLICY.replace("    roles: [agent]\n", "    roles: [agent]\n    recording: true\n", 1)
@@ -201,6 +202,7 @@ def test_an_unauthorised_playback_is_refused_with_404_and_audited(
         with Session(portal.engine) as db:
             others = db.exec(select(HomeSession.id).where(HomeSession.id != recording.session_id)).all()
         assert others
+        sup1.headers.update({"X-Forwarded-For": "198.51.100.9", "X-Sohogw-Proxy-Secret": PROXY_SECRET})  # via proxy
         wrong_agent = sup1.get(f"/supervision/agents/{others[0]}/recordings/{recording.id}/data")
         right = sup1.get(f"/supervision/agents/{recording.session_id}/recordings/{recording.id}/data")
         unknown = sup1.get(f"/supervision/agents/{recording.session_id}/recordings/{'f' * 32}/data")
@@ -210,9 +212,9 @@ def test_an_unauthorised_playback_is_refused_with_404_and_audited(
         assert (
             agent1.get(f"/supervision/agents/{recording.session_id}/recordings/{recording.id}/data").status_code == 403
         )
-    trail = [(e.target, e.outcome) for e in audit_trail(portal, "recording.play")[before:]]
+    trail = [(e.target, e.outcome, e.source) for e in audit_trail(portal, "recording.play")[before:]]
     # The other session is not an agent of sup1's teams: refused by the route's team scope (audited there, 404 like an
-    # unknown one) before the recordings are asked.
-    assert trail == [(recording.id, "played"), ("f" * 32, "refused")]
+    # unknown one) before the recordings are asked. Both rows name the browser's address the proxy forwarded.
+    assert trail == [(recording.id, "played", "198.51.100.9"), ("f" * 32, "refused", "198.51.100.9")]
     scope = [(e.outcome, e.detail) for e in audit_trail(portal, "supervision.scope")]
     assert any(others[0][:64] in detail for _outcome, detail in scope), scope

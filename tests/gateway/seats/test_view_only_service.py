@@ -108,3 +108,14 @@ def test_a_view_token_is_refused_after_30_seconds_or_once_its_watch_was_stopped(
         select(AuditEvent).where(AuditEvent.action == "seat.connect").order_by(col(AuditEvent.seq))
     ).all()
     assert [(e.actor, e.outcome) for e in refusals] == [("sup1", "refused"), ("sup1", "refused")]
+
+
+def test_a_running_watch_stops_when_the_team_mapping_no_longer_gives_the_agent_to_the_supervisor(
+    db: Session, scene: Scene
+) -> None:
+    _, token = _watch(db, scene)
+    grant = spend_view_token(db, token, scene.supervisor, scene.now[0], "test")
+    assert still_watching(db, grant, scene.now[0])
+    another_team = POLICY + "team_scope:\n  teams:\n    Team-South: [SOHO-Supervisors]\n"
+    import_policy(db, another_team, actor="test", source="", now=scene.now[0])
+    assert not still_watching(db, grant, scene.now[0])

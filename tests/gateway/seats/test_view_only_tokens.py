@@ -16,7 +16,7 @@ from urllib.parse import unquote
 import httpx
 import pytest
 from sqlmodel import Session, col, select
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from desktop_broker.pool import PooledSeat
@@ -28,6 +28,7 @@ from gateway.policies.service import import_policy
 from gateway.sessions.deps import SESSION_COOKIE
 from gateway.sessions.models import HomeSession
 from gateway.supervision import viewing
+from gateway.supervision.routes.view import WATCH_CHECK_SECONDS
 from tests.desktop_broker.x11_fixtures import pointer_location, wait_for_window, x_run
 from tests.gateway.seats.conftest import (
     TWO_APPS_POLICY,
@@ -38,12 +39,15 @@ from tests.gateway.seats.conftest import (
     seat_portal_on_sqlite,
 )
 from tests.gateway.sessions.conftest import csrf_of, sign_in
+from tests.support.portal import PROXY_SECRET
 
 pytestmark = pytest.mark.e2e
 VNC_AUTHENTICATION = 2
 NO_VIEWING = TWO_APPS_POLICY.replace(
     "    max_session: 8h\n", "    max_session: 8h\n    supervision: {allow_viewing: false}\n"
 )
+AGENTS_TEAM_MAPPED_AWAY = TWO_APPS_POLICY + "team_scope:\n  teams:\n    Team-South: [SOHO-Supervisors]\n"
+"""sup1's group now supervises another team only: agent1 (in no team) is out of their scope."""
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +117,14 @@ def _after_server_init(client: RfbClient) -> RfbClient:
 
 
 @contextmanager
-def _rfb(portal: SeatPortal, path: str, token: str, cookie: str, extra: str = "") -> Iterator[RfbClient]:
-    """An RFB client through the gateway's websocket, past the handshake (the gateway offers "None")."""
+def _rfb(
+    portal: SeatPortal, path: str, token: str, cookie: str, extra: str = "", headers: dict[str, str] | None = None
+) -> Iterator[RfbClient]:
+    """An RFB client through the gateway's websocket, past the handshake (the gateway offers "None"); ``headers``
+    are sent besides the cookie (a reverse proxy's)."""
     url = portal.base_url.replace("http", "ws") + f"{path}?token={token}{extra}"
-    with connect(url, additional_headers={"Cookie": f"{SESSION_COOKIE}={cookie}"}, open_timeout=5) as socket:
+    sent = {"Cookie": f"{SESSION_COOKIE}={cookie}", **(headers or {})}
+    with connect(url, additional_headers=sent, open_timeout=5) as socket:
         buffer = bytearray()
 
         def read(size: int) -> bytes:
@@ -258,3 +266,59 @@ def test_a_supervisor_is_refused_when_the_agents_policy_forbids_viewing(
         ).first()
     assert last is not None and (last.actor, last.target, last.outcome) == ("sup1", "agent1", "refused_by_policy")
     assert "policy does not allow" in _connect_refusals(portal)[-1]
+
+
+def _closed_within(watcher: RfbClient, seconds: float) -> bool:
+    """The gateway closes the watcher's websocket within ``seconds`` (x11vnc sends nothing unasked meanwhile)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            watcher.read(1)
+        except ConnectionClosed:
+            return True
+        except TimeoutError:
+            continue
+    return False
+
+
+def _watch_ends(portal: SeatPortal) -> list[AuditEvent]:
+    with Session(portal.engine) as db:
+        query = select(AuditEvent).where(AuditEvent.action == "supervision.watch.end")
+        return list(db.exec(query.order_by(col(AuditEvent.seq))).all())
+
+
+def test_a_running_watch_ends_audited_when_the_agents_team_is_mapped_away_from_the_supervisor(
+    portal: SeatPortal, agent1: httpx.Client, sup1: httpx.Client
+) -> None:
+    ends_before = len(_watch_ends(portal))
+    with _rfb(portal, "/seats/view/ws", _view_token(sup1, portal), sup1.cookies[SESSION_COOKIE]) as watcher:
+        with session_scope(portal.engine) as db:
+            import_policy(db, AGENTS_TEAM_MAPPED_AWAY, actor="test", source="", now=portal.clock())
+        try:
+            assert _closed_within(watcher, 3 * WATCH_CHECK_SECONDS + 5)
+            ends = _watch_ends(portal)  # written by the gateway before it closed, not by this client leaving
+        finally:
+            with session_scope(portal.engine) as db:
+                import_policy(db, TWO_APPS_POLICY, actor="test", source="", now=portal.clock())
+    assert [(e.actor, e.target, e.outcome) for e in ends[ends_before:]] == [("sup1", "agent1", "ended")]
+
+
+def test_seat_and_watch_connections_through_the_proxy_are_audited_with_the_browsers_address(
+    portal: SeatPortal, agent1: httpx.Client, sup1: httpx.Client
+) -> None:
+    """The proxy (here the test client, from 127.0.0.1) forwards the browser's address with its secret."""
+    forwarded = {"X-Forwarded-For": "198.51.100.9", "X-Sohogw-Proxy-Secret": PROXY_SECRET}
+    with _rfb(portal, "/seats/ws", launch_token(agent1), agent1.cookies[SESSION_COOKIE], headers=forwarded):
+        pass
+    token = _view_token(sup1, portal)
+    ends_before = len(_watch_ends(portal))
+    with _rfb(portal, "/seats/view/ws", token, sup1.cookies[SESSION_COOKIE], headers=forwarded):
+        pass
+    deadline = time.monotonic() + 10  # the gateway ends the watch once it has seen the socket close
+    while len(_watch_ends(portal)) == ends_before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with Session(portal.engine) as db:
+        rows = db.exec(select(AuditEvent).where(AuditEvent.action == "seat.connect").order_by(col(AuditEvent.seq)))
+        connects = [(e.actor, e.source) for e in rows if e.outcome == "success"]
+    assert connects[-2:] == [("agent1", "198.51.100.9"), ("sup1", "198.51.100.9")]
+    assert [e.source for e in _watch_ends(portal)[ends_before:]] == ["198.51.100.9"]  # its socket closed

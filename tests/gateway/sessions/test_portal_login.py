@@ -2,6 +2,7 @@
 
 import json
 
+import httpx
 import pytest
 from sqlmodel import col, select
 
@@ -83,6 +84,23 @@ def test_forwarded_certificate_from_a_local_process_that_is_not_the_proxy_is_ign
     assert all(event.source == "127.0.0.1" for event in ignored)
     assert {event.outcome for event in ignored} == {"proxy_secret_missing" if proof is None else "proxy_secret_wrong"}
     assert "x-ssl-client-cert" in ignored[-1].detail and "x-forwarded-for" in ignored[-1].detail
+
+
+def test_forwarded_certificate_with_the_right_secret_from_an_address_not_the_proxys_is_ignored_and_audited(
+    portal: Portal,
+) -> None:
+    """Whoever sniffed the secret on the proxy's hop connects to the node directly, from an address not among
+    ``proxy_addresses`` (127.0.0.2 here; the proxy's is 127.0.0.1), with a victim's public certificate."""
+    elsewhere = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(base_url=portal.base_url, transport=elsewhere, timeout=portal.client_timeout) as client:
+        answer = sign_in(client, "agent1", headers=portal.proxy_headers("agent1"))
+    assert answer.status_code == 401
+    assert _last_login_outcome(portal, "agent1") == "certificate_missing"
+    ignored = _ignored_forwardings(portal)
+    assert {(event.source, event.outcome, event.target) for event in ignored} == {
+        ("127.0.0.2", "proxy_address_not_allowed", "/login")
+    }
+    assert "x-ssl-client-cert" in ignored[-1].detail
 
 
 def test_forwarded_address_without_proof_is_not_the_session_address(portal: Portal) -> None:

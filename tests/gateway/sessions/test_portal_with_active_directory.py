@@ -23,7 +23,7 @@ from gateway.settings import load_settings
 from tests.directory import samba
 from tests.gateway.sessions.conftest import page_error, sign_in
 from tests.gateway.sessions.guess_counting import bad_password_count, new_account
-from tests.support.portal import PROXY_SECRET
+from tests.support.portal import PROXY_ADDRESSES, PROXY_SECRET
 from tests.support.server import serving
 
 pytestmark = pytest.mark.e2e
@@ -35,7 +35,7 @@ def ad_portal(samba_dc: samba.SambaDC, tmp_path: Path, db_url: str, engine: Engi
         data_dir=tmp_path,
         database_url=db_url,
         ca={"passphrase": "ad-test"},
-        portal={"proxy_secret": PROXY_SECRET},
+        portal={"proxy_secret": PROXY_SECRET, "proxy_addresses": PROXY_ADDRESSES},
     )
     now = datetime.now(UTC)
     authority = init_authority(settings.ca_directory, "ad-test", "Corp Example", now)

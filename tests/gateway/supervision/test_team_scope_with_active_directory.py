@@ -35,7 +35,7 @@ from gateway.supervision.settings import SupervisionSettings
 from tests.directory import samba
 from tests.gateway.sessions.conftest import WG_KEYS, csrf_of, page_error
 from tests.support.browser import chromium
-from tests.support.portal import PROXY_SECRET, sign_in
+from tests.support.portal import PROXY_ADDRESSES, PROXY_SECRET, sign_in
 from tests.support.server import serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
@@ -118,7 +118,7 @@ def portal(samba_dc: samba.SambaDC, tmp_path: Path, db_url: str, engine: Engine)
         data_dir=tmp_path,
         database_url=db_url,
         ca={"passphrase": "scope-test"},
-        portal={"proxy_secret": PROXY_SECRET},
+        portal={"proxy_secret": PROXY_SECRET, "proxy_addresses": PROXY_ADDRESSES},
         supervision=SETTINGS,
     )
     now = datetime.now(UTC)
