@@ -5,20 +5,16 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, or_, select
 
 from gateway.audit.service import record
-from gateway.errors import GatewayError, NotFound
+from gateway.errors import NotFound
 from gateway.sessions.models import HomeSession
 from gateway.sessions.service import policy_groups
+from gateway.supervision.errors import InvalidBulletin
 from gateway.supervision.models import Bulletin
 
 KINDS = ("bulletin", "note")
 PRIORITIES = ("normal", "urgent")
 MAX_VALID_HOURS = 24 * 90
 TITLE_MAX, BODY_MAX = 200, 4000
-
-
-class InvalidBulletin(GatewayError):
-    status_code = 422
-    reason = "invalid_bulletin"
 
 
 def _checked(kind: str, title: str, body: str, priority: str, valid_hours: str) -> tuple[str, str, float | None]:

@@ -17,6 +17,7 @@ from gateway.errors import NotFound
 from gateway.events import nudge_after_commit
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import get_session
+from gateway.supervision.errors import NoLiveAgent
 from gateway.supervision.models import HelpRequest
 from gateway.supervision.state import WORK_STATE_CHANGED
 from gateway.voice.calls import current_call_state
@@ -24,10 +25,6 @@ from gateway.voice.dialable import mask
 from gateway.voice.platform import CustomerCallKind
 
 SOURCES = ("portal", "phone")
-
-
-class NoLiveAgent(NotFound):
-    reason = "supervision.help.no_live_agent"
 
 
 def open_requests(db: Session, session_ids: Sequence[str]) -> dict[str, HelpRequest]:

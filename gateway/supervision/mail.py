@@ -4,12 +4,8 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 
-from gateway.errors import Unavailable
+from gateway.supervision.errors import MailNotSent
 from gateway.supervision.settings import MailSettings
-
-
-class MailNotSent(Unavailable):
-    reason = "mail_not_sent"
 
 
 def send_mail(settings: MailSettings, to: list[str], subject: str, body: str) -> None:

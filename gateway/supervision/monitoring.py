@@ -15,12 +15,13 @@ from sqlmodel import Session, col, select
 
 from gateway.audit.service import record
 from gateway.clock import as_utc
-from gateway.errors import Forbidden, NotFound, Unavailable
+from gateway.errors import Forbidden, NotFound
 from gateway.events import nudge_after_commit
 from gateway.policies.service import current_policy
 from gateway.seats.endings import VIEW_ENDED
 from gateway.sessions.models import HomeSession
 from gateway.sessions.service import policy_groups
+from gateway.supervision.errors import NoPicture
 from gateway.supervision.models import ScreenWatch
 from gateway.supervision.scope import agent_for_supervisor
 from policy import EffectivePolicy, evaluate
@@ -34,10 +35,6 @@ GRID_SEEN_STEP = timedelta(seconds=5)
 """A grid watch's ``seen_at`` is written at most this often (the grid asks every few seconds per seat)."""
 GRID_WATCH_LAPSE = timedelta(seconds=20)
 """A grid watch not asked for this long is over."""
-
-
-class ScreenViewingUnavailable(Unavailable):
-    reason = "screen_viewing_unavailable"
 
 
 def start_watch(
@@ -135,10 +132,6 @@ def watchers_told(db: Session, session_id: str) -> list[str]:
         ScreenWatch.session_id == session_id, col(ScreenWatch.ended_at).is_(None), col(ScreenWatch.agent_told)
     )
     return sorted(set(db.exec(query).all()))
-
-
-class NoPicture(NotFound):
-    reason = "supervision.no_picture"
 
 
 def grid_picture(

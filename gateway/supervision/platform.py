@@ -16,18 +16,15 @@ from typing import Any
 from sqlmodel import Session
 
 from gateway.clock import as_utc
-from gateway.errors import Conflict, NotFound, Unauthenticated
+from gateway.errors import Conflict, NotFound
 from gateway.sessions.service import live_sessions
+from gateway.supervision.errors import PlatformRefused
 from gateway.supervision.models import WorkState
 from gateway.supervision.settings import SupervisionSettings
 from gateway.supervision.state import current_state, parse_status, set_work_state
 
 TIMESTAMP_HEADER = "X-SohoGW-Timestamp"
 SIGNATURE_HEADER = "X-SohoGW-Signature"
-
-
-class PlatformRefused(Unauthenticated):
-    reason = "platform_refused"
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:

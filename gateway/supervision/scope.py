@@ -19,19 +19,13 @@ from gateway.audit.service import record
 from gateway.clock import Clock
 from gateway.db import keep_refusal
 from gateway.deps import ClockDep, DbSession
-from gateway.errors import NotFound
 from gateway.policies.service import current_policy
 from gateway.sessions.client_cert import client_address
 from gateway.sessions.deps import SupervisorSession
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import get_session, policy_groups
+from gateway.supervision.errors import AgentNotInScope
 from policy import SupervisedTeams, supervised_teams
-
-
-class AgentNotInScope(NotFound):
-    """Unknown, gone, or another team's agent: one answer for all three."""
-
-    reason = "supervision.agent_not_found"
 
 
 def supervisor_scope(db: Session, supervisor: HomeSession) -> SupervisedTeams:

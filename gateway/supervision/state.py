@@ -13,20 +13,16 @@ from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
 from gateway.clock import as_utc
-from gateway.errors import Conflict, GatewayError
+from gateway.errors import Conflict
 from gateway.events import nudge_after_commit
 from gateway.sessions.models import HomeSession, SessionState
+from gateway.supervision.errors import UnknownWorkState
 from gateway.supervision.models import WorkState, WorkStatus
 
 WORK_STATE_CHANGED = "supervision.work_state"
 BREAK_REASONS = ("lunch", "rest", "training", "meeting", "technical", "other")
 AGENT_STATES = (WorkStatus.READY, WorkStatus.WRAP_UP, WorkStatus.BREAK, WorkStatus.OFFLINE)
 """What an agent may set on the portal: "on call" comes from the phone platform, which knows when a call is up."""
-
-
-class UnknownWorkState(GatewayError):
-    status_code = 422
-    reason = "unknown_work_state"
 
 
 @dataclass

@@ -20,6 +20,7 @@ from gateway.directory.errors import AccountNotFound, DirectoryError
 from gateway.errors import GatewayError, NotFound
 from gateway.notify.sms import HttpSms
 from gateway.sessions.models import HomeSession
+from gateway.supervision.errors import SurgeRefused
 from gateway.supervision.mail import send_mail
 from gateway.supervision.models import CallIn, StandbyAgent
 from gateway.supervision.settings import SupervisionSettings
@@ -30,11 +31,6 @@ class Answer:
     login: str
     delivery: str
     online_at: datetime | None
-
-
-class SurgeRefused(GatewayError):
-    status_code = 422
-    reason = "surge_refused"
 
 
 def _e164(phone: str) -> str:

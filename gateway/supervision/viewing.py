@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 from desktop_broker.guacamole.gate import LaunchMode
 from desktop_broker.pool import PooledSeat
 from gateway.clock import as_utc
-from gateway.errors import Conflict, Forbidden
+from gateway.errors import Forbidden
 from gateway.policies.service import current_policy
 from gateway.seats.launch_store import bind_view_launch
 from gateway.seats.models import LaunchToken, SeatLease, SeatLeaseState
@@ -32,17 +32,14 @@ from gateway.seats.service import LIVE, SeatSource
 from gateway.seats.tokens import VIEW, mint, spend, token_sha256
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import get_session, live_sessions, policy_groups
+from gateway.supervision.errors import NothingToWatch, ScreenViewingUnavailable
 from gateway.supervision.models import ScreenWatch
-from gateway.supervision.monitoring import ScreenThumbnails, ScreenViewer, ScreenViewingUnavailable, end_watch
+from gateway.supervision.monitoring import ScreenThumbnails, ScreenViewer, end_watch
 from gateway.supervision.scope import may_see
 from gateway.supervision.watch_rules import open_watch
 from policy import GuacamoleApp, evaluate
 
 SUPERVISOR = "supervisor"
-
-
-class NothingToWatch(Conflict):
-    reason = "seat.view.nothing_to_watch"
 
 
 @dataclass(frozen=True, slots=True)

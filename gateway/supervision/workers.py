@@ -25,7 +25,8 @@ from gateway.pki.expiry import on_expiring
 from gateway.sessions.service import SESSION_ENDED
 from gateway.supervision.alerts import certificate_expiry_alerts, check_alerts
 from gateway.supervision.delivery import deliver_pending
-from gateway.supervision.help import NoLiveAgent, close_unanswered, request_help
+from gateway.supervision.errors import NoLiveAgent
+from gateway.supervision.help import close_unanswered, request_help
 from gateway.supervision.models import HelpRequest
 from gateway.supervision.monitoring import end_lapsed_grid_watches
 from gateway.supervision.settings import SupervisionSettings

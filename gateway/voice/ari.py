@@ -20,6 +20,7 @@ import httpx
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
+from gateway.voice.errors import PlatformUnavailable
 from gateway.voice.listening import ListenMode, ListenOrder, snoop_channel, supervisor_channel
 from gateway.voice.platform import (
     DIAL_PREFIX,
@@ -30,7 +31,6 @@ from gateway.voice.platform import (
     LegEventKind,
     LegOrder,
     PlatformEvent,
-    PlatformUnavailable,
     Resynced,
     leg_of_dial,
 )

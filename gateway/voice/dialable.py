@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import phonenumbers
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from gateway.errors import GatewayError
+from gateway.voice.errors import NumberRefused
 from gateway.voice.settings import VoiceSettings
 
 _TYPE_NAMES = {
@@ -27,17 +27,6 @@ _TYPE_NAMES = {
     PhoneNumberType.VOICEMAIL: "voicemail",
 }
 NEVER_ALLOWED = frozenset({"premium_rate", "shared_cost", "pager", "voicemail"})
-
-
-class NumberRefused(GatewayError):
-    """A number the policy refuses; ``reason`` names the case (pages translate by it)."""
-
-    status_code = 422
-    reason = "number_refused"
-
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

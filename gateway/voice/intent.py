@@ -19,9 +19,10 @@ from sqlmodel import Session, col, select
 from gateway.clock import as_utc
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.voice.acknowledgement import acknowledgement_overdue, not_acknowledged
-from gateway.voice.dialable import NumberRefused, check_number
+from gateway.voice.dialable import check_number
+from gateway.voice.errors import NumberRefused, PlatformUnavailable
 from gateway.voice.models import LIVE_LEG_STATES, CallEvent, CallLeg, LegState
-from gateway.voice.platform import DIAL_PREFIX, LegOrder, PlatformUnavailable
+from gateway.voice.platform import DIAL_PREFIX, LegOrder
 from gateway.voice.service import dial_ended, dials_last_hour, fail, lock_leg, note
 from gateway.voice.settings import VoiceSettings
 

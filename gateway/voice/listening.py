@@ -25,17 +25,18 @@ from sqlmodel import Session, col, select
 from gateway.audit.models import AuditEvent
 from gateway.audit.service import record
 from gateway.db import session_scope
-from gateway.errors import Conflict, GatewayError, NotFound
+from gateway.errors import GatewayError, NotFound
 from gateway.policies.service import current_policy
 from gateway.sessions.agents import known_agent
 from gateway.sessions.models import HomeSession
 from gateway.sessions.service import policy_groups
 from gateway.voice.calls import current_call_state
 from gateway.voice.dialable import mask
+from gateway.voice.errors import ListeningUnsupported, NoCallbackNumber, NothingToListenTo, PlatformUnavailable
 from gateway.voice.models import LegState
 from gateway.voice.numbers import usable_number
-from gateway.voice.platform import CustomerCallKind, PlatformUnavailable
-from gateway.voice.service import NoCallbackNumber, live_leg
+from gateway.voice.platform import CustomerCallKind
+from gateway.voice.service import live_leg
 from gateway.voice.settings import VoiceSettings
 from policy import evaluate
 
@@ -84,15 +85,6 @@ class CallListening(Protocol):
     def start_listening(self, order: ListenOrder) -> None: ...
 
     def stop_listening(self, monitor_id: str, mode: ListenMode) -> None: ...
-
-
-class ListeningUnsupported(GatewayError):
-    status_code = 501
-    reason = "voice.listening_unsupported"
-
-
-class NothingToListenTo(Conflict):
-    reason = "voice.no_customer_call"
 
 
 def _audit(db: Session, supervisor: HomeSession, agent: HomeSession, outcome: str, detail: dict[str, object]) -> None:

@@ -14,28 +14,12 @@ from sqlmodel import Session, col, func, select
 from gateway.audit.models import AuditEvent
 from gateway.audit.service import record
 from gateway.clock import as_utc
-from gateway.errors import Conflict, GatewayError, NotFound
+from gateway.errors import Conflict, NotFound
 from gateway.notify.sms import SmsSender
 from gateway.voice.dialable import check_number, mask
+from gateway.voice.errors import CodeRefused, TooManyCodes, WrongCode
 from gateway.voice.models import CallbackNumber, NumberAwaitingApproval, NumberPublic, NumberStatus
 from gateway.voice.settings import VoiceSettings
-
-
-class CodeRefused(GatewayError):
-    status_code = 422
-    reason = "code_refused"
-
-
-class WrongCode(CodeRefused):
-    """The counted failed attempt is flushed; the caller must commit it before the error rolls anything back."""
-
-
-class TooManyCodes(GatewayError):
-    """The refusal's audit row is flushed; the caller must commit it before the error rolls anything back."""
-
-    status_code = 429
-    reason = "too_many_codes"
-
 
 CODE_SENT = ("voice.number.add", "code_sent")
 """The audit row every texted code writes: the log of texts sent, which the re-send limits count."""

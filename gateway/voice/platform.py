@@ -11,14 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from gateway.errors import Unavailable
-
 CAUSE_NORMAL, CAUSE_BUSY, CAUSE_NO_ANSWER, CAUSE_REJECTED = 16, 17, 19, 21
 """Q.850 cause codes Asterisk reports in ChannelDestroyed."""
-
-
-class PlatformUnavailable(Unavailable):
-    reason = "voice_platform_unavailable"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,9 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from gateway.voice.errors import PlatformUnavailable
 from gateway.voice.intent import ReconcileReport, Step, StepKind, judgeable_dials, plan, record
-from gateway.voice.platform import PlatformUnavailable, VoicePlatform
+from gateway.voice.platform import VoicePlatform
 from gateway.voice.settings import VoiceSettings
 
 log = logging.getLogger(__name__)

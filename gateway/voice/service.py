@@ -14,10 +14,11 @@ from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from gateway.audit.service import record
-from gateway.errors import Conflict, GatewayError
+from gateway.errors import Conflict
 from gateway.events import nudge_after_commit
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.voice.dialable import check_number, mask
+from gateway.voice.errors import CallbackRateLimited, NoCallbackNumber
 from gateway.voice.help import request_help_from_phone
 from gateway.voice.models import LIVE_LEG_STATES, CallEvent, CallLeg, LegPublic, LegState
 from gateway.voice.numbers import usable_number
@@ -27,16 +28,6 @@ from gateway.voice.status import public
 
 LEG_CHANGED = "voice.leg_changed"
 """Nudged after a commit that changed what the platform should do; the reconcile job wakes up."""
-
-
-class NoCallbackNumber(GatewayError):
-    status_code = 422
-    reason = "no_callback_number"
-
-
-class CallbackRateLimited(GatewayError):
-    status_code = 429
-    reason = "callback_rate_limited"
 
 
 def note(db: Session, leg: CallLeg, kind: str, now: datetime, *, cause: int | None = None) -> None:

@@ -27,6 +27,7 @@ from gateway.errors import GatewayError
 from gateway.events import nudge_after_commit
 from gateway.notify.sms import SmsKeyInFlight, SmsSender
 from gateway.voice.dialable import mask
+from gateway.voice.errors import InboundTextRefused
 from gateway.voice.models import (
     CallEvent,
     ReplyKind,
@@ -41,13 +42,6 @@ from gateway.voice.settings import SurveySettings, VoiceSettings
 log = logging.getLogger(__name__)
 ACTOR = "voice.survey"
 SURVEY_WANTED = "voice.survey_wanted"
-
-
-class InboundTextRefused(GatewayError):
-    """A signed inbound message without the fields every text has: the SMS gateway is misconfigured."""
-
-    status_code = 422
-    reason = "inbound_text_refused"
 
 
 def customer_number(caller: str | None, region: str | None) -> str | None:

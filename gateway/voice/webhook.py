@@ -18,25 +18,13 @@ import httpx
 from sqlalchemy import delete
 from sqlmodel import Session, col
 
-from gateway.errors import Unauthenticated
+from gateway.voice.errors import PlatformUnavailable, WebhookRefused
 from gateway.voice.models import SeenWebhookEvent
-from gateway.voice.platform import (
-    CustomerCallEvent,
-    CustomerCallKind,
-    EventSink,
-    LegEvent,
-    LegEventKind,
-    LegOrder,
-    PlatformUnavailable,
-)
+from gateway.voice.platform import CustomerCallEvent, CustomerCallKind, EventSink, LegEvent, LegEventKind, LegOrder
 from gateway.voice.settings import CtiWebhookSettings
 
 TIMESTAMP_HEADER = "X-SohoGW-Timestamp"
 SIGNATURE_HEADER = "X-SohoGW-Signature"
-
-
-class WebhookRefused(Unauthenticated):
-    reason = "webhook_refused"
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:

@@ -13,10 +13,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from gateway.deps import ClockDep, DbSession
-from gateway.errors import GatewayError
 from gateway.sessions.deps import SupervisorSession
 from gateway.sessions.models import HomeSession
 from gateway.supervision.deps import SupervisionSettingsDep
+from gateway.supervision.errors import BadDate, BadPeriod
 from gateway.supervision.reports import COLUMNS, Figures, period_bounds, report
 from gateway.supervision.scope import supervisor_scope
 from gateway.supervision.timeline import LOCATIONS, STATES, Timeline, state_timeline
@@ -25,16 +25,6 @@ from gateway.web.pages import reason_message, render
 router = APIRouter(tags=["supervision"])
 STEPS = {"15": timedelta(minutes=15), "30": timedelta(minutes=30)}
 """A day's chart in 15- or 30-minute steps; a month's in days."""
-
-
-class BadPeriod(GatewayError):
-    status_code = 422
-    reason = "supervision.reports.bad_period"
-
-
-class BadDate(GatewayError):
-    status_code = 422
-    reason = "supervision.reports.bad_date"
 
 
 def _day(period: str, day: str | None, today: date) -> date:

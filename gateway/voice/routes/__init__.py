@@ -20,6 +20,7 @@ from gateway.sessions.deps import AgentSession, ScriptCsrf
 from gateway.voice import numbers
 from gateway.voice.calls import CustomerCallPublic, customer_calls
 from gateway.voice.deps import SmsSettingsDep, VoiceSettingsDep
+from gateway.voice.errors import TooManyCodes, WrongCode
 from gateway.voice.models import LegPublic, NumberPublic
 from gateway.voice.routes.approvals import approvals_router
 from gateway.voice.routes.pages import page_router
@@ -79,7 +80,7 @@ def add_number(
         number = numbers.add_number(
             db, session.person_id, session.login, body.number, settings, HttpSms(sms), actor=session.login, now=clock()
         )
-    except numbers.TooManyCodes:
+    except TooManyCodes:
         keep_refusal(db)
         raise
     return next(n for n in numbers.list_numbers(db, session.person_id) if n.id == number.id)
@@ -99,7 +100,7 @@ def confirm_number(
         number = numbers.confirm_number(
             db, session.person_id, number_id, body.code, settings, actor=session.login, now=clock()
         )
-    except numbers.WrongCode:
+    except WrongCode:
         keep_refusal(db)  # the failed attempt, or the attempt limit means nothing
         raise
     return next(n for n in numbers.list_numbers(db, session.person_id) if n.id == number.id)

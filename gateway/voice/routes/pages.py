@@ -20,8 +20,15 @@ from gateway.sessions.deps import AgentSession, CheckedForm
 from gateway.sessions.models import HomeSession
 from gateway.voice import numbers
 from gateway.voice.deps import SmsSettingsDep, VoiceSettingsDep
-from gateway.voice.dialable import NumberRefused
-from gateway.voice.service import CallbackRateLimited, NoCallbackNumber, set_ready
+from gateway.voice.errors import (
+    CallbackRateLimited,
+    CodeRefused,
+    NoCallbackNumber,
+    NumberRefused,
+    TooManyCodes,
+    WrongCode,
+)
+from gateway.voice.service import set_ready
 from gateway.voice.status import current_leg
 from gateway.web.forms import AuditedAs, attempt, refused_page
 from gateway.web.i18n import translate
@@ -37,12 +44,12 @@ PAGE = "/agent/phone"
 # refusals share classes, so their English wording names the case. A refusal not listed here still shows a
 # translated headline with the service's own text.
 _REFUSALS: tuple[tuple[type[GatewayError], str, str], ...] = (
-    (numbers.WrongCode, r"", "voice.refused.wrong_code"),
-    (numbers.CodeRefused, r"expired", "voice.refused.code_expired"),
-    (numbers.CodeRefused, r"too many", "voice.refused.too_many_codes"),
-    (numbers.CodeRefused, r"not waiting", "voice.refused.not_waiting"),
+    (WrongCode, r"", "voice.refused.wrong_code"),
+    (CodeRefused, r"expired", "voice.refused.code_expired"),
+    (CodeRefused, r"too many", "voice.refused.too_many_codes"),
+    (CodeRefused, r"not waiting", "voice.refused.not_waiting"),
     (CallbackRateLimited, r"", "voice.refused.rate_limited"),
-    (numbers.TooManyCodes, r"", "voice.refused.too_many_texts"),
+    (TooManyCodes, r"", "voice.refused.too_many_texts"),
     (NoCallbackNumber, r"", "voice.refused.no_number"),
     (SmsNotSent, r"", "voice.refused.sms_not_sent"),
     (Conflict, r"already on your account", "voice.refused.already_added"),
@@ -83,7 +90,7 @@ def _vetted_number(request: Request, db: Session, session: HomeSession) -> str |
 def _counted(error: GatewayError) -> bool:
     """A wrong code (or a refused text) must outlive the refusal, or the limit means nothing; anything else is
     undone (an SMS that was not sent: no number waits for a code nobody received)."""
-    return isinstance(error, (numbers.WrongCode, numbers.TooManyCodes))
+    return isinstance(error, (WrongCode, TooManyCodes))
 
 
 def _act(

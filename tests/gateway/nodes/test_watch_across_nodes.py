@@ -13,9 +13,10 @@ from sqlmodel import Session
 from gateway.policies.service import import_policy
 from gateway.seats.models import SeatLease, SeatLeaseState
 from gateway.sessions.models import HomeSession
+from gateway.supervision.errors import NothingToWatch
 from gateway.supervision.models import ScreenWatch
 from gateway.supervision.monitoring import start_watch
-from gateway.supervision.viewing import NothingToWatch, offer_view, spend_view_token
+from gateway.supervision.viewing import offer_view, spend_view_token
 from tests.gateway.supervision.conftest import add_session
 
 POLICY = (Path(__file__).parents[1] / "seats" / "two_apps_policy.yaml").read_text()

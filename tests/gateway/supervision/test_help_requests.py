@@ -12,7 +12,8 @@ from gateway.audit.models import AuditEvent
 from gateway.db import session_scope
 from gateway.sessions.models import EndReason
 from gateway.sessions.service import end_session
-from gateway.supervision.help import NoLiveAgent, close_unanswered, request_help
+from gateway.supervision.errors import NoLiveAgent
+from gateway.supervision.help import close_unanswered, request_help
 from gateway.supervision.models import HelpRequest
 from tests.gateway.sessions.conftest import PASSWORDS
 from tests.gateway.supervision.conftest import SupervisedPortal, add_session, signed_in

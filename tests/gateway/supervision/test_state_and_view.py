@@ -9,9 +9,10 @@ from gateway.errors import Conflict
 from gateway.seats.models import SeatLease, SeatLeaseState
 from gateway.sessions.models import EndReason
 from gateway.sessions.service import end_session
+from gateway.supervision.errors import UnknownWorkState
 from gateway.supervision.models import WorkState, WorkStatus
 from gateway.supervision.settings import SupervisionSettings
-from gateway.supervision.state import UnknownWorkState, close_ended_stretches, parse_status, set_work_state
+from gateway.supervision.state import close_ended_stretches, parse_status, set_work_state
 from gateway.supervision.view import seat_view
 from gateway.voice.models import CallLeg, LegState
 from gateway.vpn.models import LeaseState, TunnelLease

@@ -17,7 +17,8 @@ from gateway.policies.service import import_policy
 from gateway.sessions.models import HomeSession
 from gateway.sessions.service import get_session, open_session
 from gateway.voice.ari import MONITOR_BRIDGE_PREFIX, AriPlatform, bridge_of
-from gateway.voice.listening import ListeningUnsupported, ListenMode, ListenOrder, NothingToListenTo, listen, stop
+from gateway.voice.errors import ListeningUnsupported, NothingToListenTo
+from gateway.voice.listening import ListenMode, ListenOrder, listen, stop
 from gateway.voice.models import CallEvent, CallLeg, LegState
 from gateway.voice.reconcile import reconcile_legs
 from gateway.voice.service import request_callback

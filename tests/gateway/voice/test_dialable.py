@@ -4,7 +4,8 @@ import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from gateway.voice.dialable import NumberRefused, check_number, mask
+from gateway.voice.dialable import check_number, mask
+from gateway.voice.errors import NumberRefused
 from gateway.voice.settings import VoiceSettings
 
 

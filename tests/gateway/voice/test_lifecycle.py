@@ -8,18 +8,11 @@ from datetime import datetime, timedelta
 import pytest
 from sqlmodel import Session
 
-from gateway.voice.dialable import NumberRefused
+from gateway.voice.errors import CallbackRateLimited, NoCallbackNumber, NumberRefused
 from gateway.voice.models import CallLeg, LegState
 from gateway.voice.platform import CAUSE_NO_ANSWER, EventSink, LegEvent, LegEventKind, LegOrder
 from gateway.voice.reconcile import reconcile_legs
-from gateway.voice.service import (
-    CallbackRateLimited,
-    NoCallbackNumber,
-    apply_leg_event,
-    release_session,
-    request_callback,
-    set_ready,
-)
+from gateway.voice.service import apply_leg_event, release_session, request_callback, set_ready
 from gateway.voice.settings import VoiceSettings
 from gateway.voice.status import current_leg, session_legs
 from tests.gateway.voice.conftest import AGENT_NUMBER, confirmed_number, start_session

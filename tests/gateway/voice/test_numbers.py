@@ -7,17 +7,9 @@ from sqlmodel import Session, select
 
 from gateway.audit.models import AuditEvent
 from gateway.errors import Conflict
+from gateway.voice.errors import CodeRefused, TooManyCodes
 from gateway.voice.models import CallbackNumber, NumberStatus
-from gateway.voice.numbers import (
-    CodeRefused,
-    TooManyCodes,
-    add_number,
-    approve_number,
-    confirm_number,
-    list_numbers,
-    mark_vetted,
-    usable_number,
-)
+from gateway.voice.numbers import add_number, approve_number, confirm_number, list_numbers, mark_vetted, usable_number
 from gateway.voice.settings import VoiceSettings
 from tests.gateway.voice.conftest import AGENT_NUMBER, TextedCodes, confirmed_number
 
