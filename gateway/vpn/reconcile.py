@@ -18,17 +18,19 @@ import functools
 import json
 import logging
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy import or_
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.vpn import nft
-from gateway.vpn.backend import PeerChanges, PeerSpec, WireGuardBackend, plan_changes
+from gateway.vpn.backend import PeerChanges, PeerSpec, WireGuardBackend, interned, plan_changes
 from gateway.vpn.models import LeaseState, TunnelLease
+from gateway.vpn.nft_generation import RulesetGeneration
 from gateway.vpn.scope import Destination, TunnelScope
 from gateway.vpn.settings import VpnSettings
 
@@ -58,6 +60,8 @@ class PeerPlan:
     peers: Mapping[str, DesiredPeer]
     sessions: frozenset[str] | None = None
     keys: frozenset[str] = frozenset()
+    retiring: frozenset[str] = frozenset()
+    """Sessions no longer active whose lease is still desired: retired once this pass has removed their peers."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ class ReconcileResult:
 @functools.lru_cache(maxsize=1 << 17)
 def _spec(public_key: str, ipv4: str, ipv6: str) -> PeerSpec:
     # Cached: every pass builds the same 10,000 specs.
-    return PeerSpec.of(public_key, [f"{ipv4}/32", f"{ipv6}/128"])
+    return interned(PeerSpec.of(public_key, [f"{ipv4}/32", f"{ipv6}/128"]))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -87,37 +91,54 @@ def desired_peers(
     """Peers the sessions' state authorises right now: all of them, or those whose key a lease of ``sessions``
     names; on ``node`` when one is named (its own leases, and the unowned ones written before nodes were named).
     A key claimed by two live leases gets no peer (fail closed: cryptokey routing cannot tell the two apart); a
-    narrowed read sees every lease of the keys it covers, so it fails closed the same way."""
+    narrowed read sees every lease of the keys it covers, so it fails closed the same way.
+
+    Read as plain rows (no ORM objects) of the columns a peer needs: a safety-net pass reads 10,000 of them. The same
+    read finds the leases still desired whose session is over (``PeerPlan.retiring``), so a pass with nothing to
+    retire asks nothing more of the database."""
+    live = sa.and_(
+        HomeSession.state == SessionState.ACTIVE,
+        col(HomeSession.expires_at) > now,
+        or_(col(HomeSession.cert_not_after).is_(None), col(HomeSession.cert_not_after) > now),
+        col(HomeSession.wireguard_key) == col(TunnelLease.public_key),
+    )
     query = (
-        select(  # type: ignore[call-overload]  # SQLModel types select() of at most four columns
-            TunnelLease.session_id, TunnelLease.public_key, TunnelLease.ipv4, TunnelLease.ipv6, TunnelLease.scope
+        sa.select(
+            TunnelLease.session_id,
+            TunnelLease.public_key,
+            TunnelLease.ipv4,
+            TunnelLease.ipv6,
+            TunnelLease.scope,
+            sa.case((live, True), else_=False),
+            HomeSession.state != SessionState.ACTIVE,
         )
         .join(HomeSession, col(HomeSession.id) == col(TunnelLease.session_id))
         .where(TunnelLease.state == LeaseState.DESIRED)
-        .where(HomeSession.state == SessionState.ACTIVE)
-        .where(col(HomeSession.expires_at) > now)
-        .where(or_(col(HomeSession.cert_not_after).is_(None), col(HomeSession.cert_not_after) > now))
-        .where(col(HomeSession.wireguard_key) == col(TunnelLease.public_key))
     )
+    db.flush()  # the leases this pass wrote (a plain connection does not flush the session for us)
+    connection = db.connection()
     keys: frozenset[str] = frozenset()
     if sessions is not None:
-        keys = frozenset(
-            db.exec(select(TunnelLease.public_key).where(col(TunnelLease.session_id).in_(list(sessions)))).all()
-        )
+        named = sa.select(TunnelLease.public_key).where(col(TunnelLease.session_id).in_(list(sessions)))
+        keys = frozenset(connection.execute(named).scalars())
         query = query.where(col(TunnelLease.public_key).in_(list(keys)))
     if node is not None:
         query = query.where(or_(col(TunnelLease.node) == node, col(TunnelLease.node).is_(None)))
-    rows = db.exec(query).all()
-    claims = Counter(row[1] for row in rows)
+    rows = connection.execute(query).all()
+    wanted = [row[:5] for row in rows if row[5]]
+    claims = Counter(row[1] for row in wanted)
     for key, count in claims.items():
         if count > 1:
             log.warning("WireGuard key %s is claimed by %d live sessions; none of them gets a tunnel", key, count)
-    peers = {
-        key: DesiredPeer(session_id, key, ipv4, ipv6, _destinations(scope))
-        for session_id, key, ipv4, ipv6, scope in rows
-        if claims[key] == 1
-    }
-    return PeerPlan(peers, None if sessions is None else frozenset(sessions), keys)
+    peers = {row[1]: _desired_peer(*row) for row in wanted if claims[row[1]] == 1}
+    retiring = frozenset(row[0] for row in rows if row[6])
+    return PeerPlan(peers, None if sessions is None else frozenset(sessions), keys, retiring)
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _desired_peer(session_id: str, public_key: str, ipv4: str, ipv6: str, scope: str) -> DesiredPeer:
+    # Cached: every safety-net pass reads the same 10,000 rows back.
+    return DesiredPeer(session_id, public_key, ipv4, ipv6, _destinations(scope))
 
 
 def seats_of(peers: Iterable[DesiredPeer]) -> dict[str, tuple[Destination, ...]]:
@@ -138,25 +159,30 @@ class InstalledTunnel:
     """This node's interface and scope as its passes left them, and the two ways to change them.
 
     ``peers`` is what the last pass installed (None: unknown, after a start or a pass that failed half-way — the next
-    full pass then loads the table whole)."""
+    full pass then loads the table whole). ``scope_generation`` is the namespace's nftables generation right after
+    our last change of the table (None: unknown, or another program committed at the same moment): while it still
+    reads the same, nobody has changed any table since, so the sets hold exactly what ``peers`` put there."""
 
     def __init__(self, backend: WireGuardBackend, settings: VpnSettings) -> None:
         self.backend, self.settings = backend, settings
         self.peers: dict[str, DesiredPeer] | None = None
+        self.ruleset = RulesetGeneration(settings.netns)
+        self.scope_generation: int | None = None
 
     def apply_all(self, peers: Mapping[str, DesiredPeer], live: Mapping[str, PeerSpec]) -> ReconcileResult:
         """Make the interface hold exactly ``peers`` and the scope allow exactly their destinations."""
         known, self.peers = self.peers, None  # unknown until this pass has finished
         interface = self.settings.interface
-        changes = plan_changes(live, {key: peer.spec() for key, peer in peers.items()})
+        desired = {key: peer.spec() for key, peer in peers.items()}
+        changes = PeerChanges() if live == desired else plan_changes(live, desired)
         self.backend.change(interface, PeerChanges(to_remove=changes.to_remove))
         scope_loaded = False
         if self.settings.firewall:
-            netns = self.settings.netns
-            if known is None or not nft.loaded(netns):
-                nft.apply(TunnelScope(interface, seats_of(peers.values())), netns)
+            if known is None or not self._scope_untouched():
+                scope = TunnelScope(interface, seats_of(peers.values()))
+                self._write_scope(lambda: nft.apply(scope, self.settings.netns), whole=True)
                 scope_loaded = True
-            else:
+            elif known != peers:
                 removed, added = scope_changes(seats_of(known.values()), seats_of(peers.values()))
                 self._change_scope(removed, added, peers)
         self.backend.change(interface, PeerChanges(to_set=changes.to_set))
@@ -176,25 +202,52 @@ class InstalledTunnel:
         interface = self.settings.interface
         changes = PeerChanges([peer.spec() for peer in coming], gone)
         self.backend.change(interface, PeerChanges(to_remove=gone))
+        after = {key: peer for key, peer in known.items() if key not in gone} | {p.public_key: p for p in coming}
         if self.settings.firewall:
             removed = seats_of(known[key] for key in gone + [peer.public_key for peer in coming] if key in known)
-            after = {**known, **{peer.public_key: peer for peer in coming}}
-            for key in gone:
-                del after[key]
             self._change_scope(removed, seats_of(coming), after)
-        else:
-            after = {key: peer for key, peer in known.items() if key not in gone} | {p.public_key: p for p in coming}
         self.backend.change(interface, PeerChanges(to_set=changes.to_set))
         self.peers = after
         if changes:
             log.info("VPN peers of %d sessions: %d set, %d removed", len(plan.sessions), len(coming), len(gone))
         return changes
 
+    def close(self) -> None:
+        self.ruleset.close()
+
+    def _scope_untouched(self) -> bool:
+        """Whether no nftables change was committed in the namespace since our last one (one netlink read)."""
+        if self.scope_generation is not None and self.ruleset.read() == self.scope_generation:
+            return True
+        log.info("nftables changed since the gateway's last change of its scope; loading the scope whole")
+        return False
+
     def _change_scope(self, removed: Seats, added: Seats, peers: Mapping[str, DesiredPeer]) -> None:
         """Delete and add set elements; when nft refuses (an element was removed by hand), load the table whole."""
+        if not (removed or added):
+            return
         interface, netns = self.settings.interface, self.settings.netns
         try:
-            nft.change(TunnelScope(interface, removed), TunnelScope(interface, added), netns)
+            self._write_scope(
+                lambda: nft.change(TunnelScope(interface, removed), TunnelScope(interface, added), netns), whole=False
+            )
         except nft.FirewallError as error:
-            log.warning("nftables refused a change of %d seats (%s); loading the scope whole", len(added), error)
-            nft.apply(TunnelScope(interface, seats_of(peers.values())), netns)
+            log.warning(
+                "nftables refused to remove %d and add %d seats (%s); loading the scope whole",
+                len(removed),
+                len(added),
+                error,
+            )
+            self._write_scope(lambda: nft.apply(TunnelScope(interface, seats_of(peers.values())), netns), whole=True)
+
+    def _write_scope(self, write: Callable[[], None], whole: bool) -> None:
+        """Run one nft transaction and note the generation it made. The table is then known to be exactly ours only
+        when the generation moved by our one commit, and — for a change of elements, which keeps whatever else the
+        table held — when it had not moved since our previous one either; otherwise the next full pass loads it
+        whole."""
+        before, known = self.ruleset.read(), self.scope_generation
+        self.scope_generation = None
+        write()
+        after = self.ruleset.read()
+        ours_alone = after == (before + 1) & 0xFFFFFFFF and (whole or before == known)
+        self.scope_generation = after if ours_alone else None
