@@ -19,6 +19,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -126,15 +127,24 @@ def desired_peers(
         query = query.where(col(TunnelLease.public_key).in_(list(keys)))
     if node is not None:
         query = query.where(or_(col(TunnelLease.node) == node, col(TunnelLease.node).is_(None)))
-    rows = connection.execute(query).all()
+    peers, retiring = _peers_of(tuple(map(tuple, connection.execute(query).all())))
+    return PeerPlan(peers, None if sessions is None else frozenset(sessions), keys, retiring)
+
+
+@functools.lru_cache(maxsize=2)
+def _peers_of(
+    rows: tuple[tuple[str, str, str, str, str, bool, bool], ...],
+) -> tuple[dict[str, DesiredPeer], frozenset[str]]:
+    """The peers and the sessions to retire in the rows of ``desired_peers``. Cached while the rows stay the same: a
+    safety-net pass then gets the very dict of the previous one, which ``InstalledTunnel`` compares by identity.
+    The result is shared: nobody may change it."""
     wanted = [row[:5] for row in rows if row[5]]
     claims = Counter(row[1] for row in wanted)
     for key, count in claims.items():
         if count > 1:
             log.warning("WireGuard key %s is claimed by %d live sessions; none of them gets a tunnel", key, count)
     peers = {row[1]: _desired_peer(*row) for row in wanted if claims[row[1]] == 1}
-    retiring = frozenset(row[0] for row in rows if row[6])
-    return PeerPlan(peers, None if sessions is None else frozenset(sessions), keys, retiring)
+    return peers, frozenset(row[0] for row in rows if row[6])
 
 
 @functools.lru_cache(maxsize=1 << 17)
@@ -170,24 +180,24 @@ class InstalledTunnel:
         self.peers: dict[str, DesiredPeer] | None = None
         self.ruleset = RulesetGeneration(settings.netns)
         self.scope_generation: int | None = None
+        self._specs: tuple[Mapping[str, DesiredPeer], Mapping[str, PeerSpec]] | None = None
 
     def apply_all(self, peers: Mapping[str, DesiredPeer], live: Mapping[str, PeerSpec]) -> ReconcileResult:
         """Make the interface hold exactly ``peers`` and the scope allow exactly their destinations."""
         known, self.peers = self.peers, None  # unknown until this pass has finished
         interface = self.settings.interface
-        desired = {key: peer.spec() for key, peer in peers.items()}
+        desired = self._specs_of(peers)
         changes = PeerChanges() if live == desired else plan_changes(live, desired)
         self.backend.change(interface, PeerChanges(to_remove=changes.to_remove))
         scope_loaded = False
-        if self.settings.firewall:
-            if known is None or not self._scope_untouched():
-                scope = TunnelScope(interface, seats_of(peers.values()))
-                self._write_scope(lambda: nft.apply(scope, self.settings.netns), whole=True)
-                scope_loaded = True
-            elif known != peers:
+        if self.settings.firewall and (known is None or not self._scope_untouched()):
+            self._load_scope_beside_new_peers(peers, live, changes.to_set)
+            scope_loaded = True
+        else:
+            if self.settings.firewall and known is not None and known != peers:
                 removed, added = scope_changes(seats_of(known.values()), seats_of(peers.values()))
                 self._change_scope(removed, added, peers)
-        self.backend.change(interface, PeerChanges(to_set=changes.to_set))
+            self.backend.change(interface, PeerChanges(to_set=changes.to_set))
         self.peers = dict(peers)
         if changes:
             log.info("VPN peers: %d set, %d removed", len(changes.to_set), len(changes.to_remove))
@@ -216,6 +226,43 @@ class InstalledTunnel:
 
     def close(self) -> None:
         self.ruleset.close()
+
+    def _specs_of(self, peers: Mapping[str, DesiredPeer]) -> Mapping[str, PeerSpec]:
+        """The peers' specs; the previous pass's when its peers are the same object (``desired_peers`` hands out the
+        same dict while the database's rows are the same)."""
+        if self._specs is None or self._specs[0] is not peers:
+            self._specs = (peers, {key: peer.spec() for key, peer in peers.items()})
+        return self._specs[1]
+
+    def _load_scope_beside_new_peers(
+        self, peers: Mapping[str, DesiredPeer], live: Mapping[str, PeerSpec], to_set: Sequence[PeerSpec]
+    ) -> None:
+        """Load the table whole, then set the peers while nft adds the destinations of those not yet on the interface.
+
+        Creating 10,000 peers in wireguard-go and adding their 20,000 destination elements in nft each take most of
+        a second, on different cores. The whole load holds every seat in the seat sets (no seat reaches another from
+        the start) and the destinations of the peers already live (they keep their scope throughout); a new peer's
+        destinations follow while it is being created, and until they are in, from_tunnel drops everything it sends:
+        no peer ever carries a packet its scope does not allow."""
+        interface, netns = self.settings.interface, self.settings.netns
+        new = {spec.public_key for spec in to_set if spec.public_key not in live}
+        first = seats_of(peers.values())
+        for key in new:  # their seats stay in the seat sets, with no destination yet
+            first[peers[key].ipv4] = first[peers[key].ipv6] = ()
+        self._write_scope(lambda: nft.apply(TunnelScope(interface, first), netns), whole=True)
+        if not new:
+            self.backend.change(interface, PeerChanges(to_set=list(to_set)))
+            return
+        later = TunnelScope(interface, seats_of(peers[key] for key in new))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vpn-scope") as nft_side:
+            adding = nft_side.submit(
+                self._write_scope, lambda: nft.change(TunnelScope(interface, {}), later, netns), whole=False
+            )
+            try:
+                self.backend.change(interface, PeerChanges(to_set=list(to_set)))
+            finally:
+                wait([adding])
+        adding.result()  # a refused change fails the pass: the new peers then send nothing until the retry loads
 
     def _scope_untouched(self) -> bool:
         """Whether no nftables change was committed in the namespace since our last one (one netlink read)."""
