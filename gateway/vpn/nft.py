@@ -152,7 +152,8 @@ def remove(netns: str | None = None) -> None:
 
 
 def loaded(netns: str | None = None) -> bool:
-    """Whether our table is present (cheap: lists table names only, not the 10,000-element sets)."""
+    """Whether our table is present, for people and tests (not cheap: nft fetches every set's elements to list the
+    tables, ~0.2 s at 10,000 seats; the reconciler reads the ruleset generation instead, ``nft_generation.py``)."""
     return f"table {TABLE}" in _nft(["list", "tables"], None, netns).splitlines()
 
 
