@@ -12,6 +12,7 @@ import os
 import shutil
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -84,6 +85,11 @@ class VpnController:
         self.last_result: ReconcileResult | None = None
         self.last_reconcile_at: datetime | None = None
         self.last_error: str | None = None
+        self._observer: ThreadPoolExecutor | None = None
+        """Reads the interface for a full pass while its database read runs; from ``start`` to ``stop``."""
+        self._reading = threading.local()
+        """``live``: the interface read a full pass's ``plan`` started, for its ``observe`` (one pass runs on one
+        thread; the worker's and ``run_once``'s may overlap)."""
         self._applying = threading.Lock()
         """One apply at a time: the worker's passes, and ``run_once`` from a test or the bench."""
 
@@ -106,6 +112,7 @@ class VpnController:
             log.error("%s", self.off_reason)
             return
         self.tunnel = InstalledTunnel(self.backend, self.settings)
+        self._observer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vpn-observe")
         try:
             self.run_once()
         except Exception:
@@ -121,6 +128,10 @@ class VpnController:
         if self.tunnel is None:
             return None
         sessions = nudged_sessions(nudges) if self.tunnel.peers is not None else None
+        if sessions is None and self._observer is not None:
+            # A full pass reads the interface while the database is read: wireguard-go writes its 3 MB answer for
+            # 10,000 peers on the other core, and neither read holds anything the other needs.
+            self._reading.live = self._observer.submit(self.tunnel.backend.peer_configs, self.settings.interface)
         now = self.clock()
         # Leases first: a re-login (old session replaced, same key) then keeps its peer, where removing and
         # re-adding it would drop the client's tunnel keys and stall it for up to 15 s.
@@ -128,11 +139,13 @@ class VpnController:
         return desired_peers(db, now, sessions, self.node)
 
     def observe(self, plan: PeerPlan | None) -> dict[str, PeerSpec] | None:
-        """The live peers' configuration, for a full pass only: a narrowed pass never reads 10,000 peers to change
-        one."""
+        """The live peers' configuration, for a full pass only (``plan`` began reading it): a narrowed pass never
+        reads 10,000 peers to change one."""
+        live: Future[dict[str, PeerSpec]] | None = getattr(self._reading, "live", None)
+        self._reading.live = None
         if plan is None or plan.sessions is not None or self.backend is None:
             return None
-        return self.backend.peer_configs(self.settings.interface)
+        return live.result() if live is not None else self.backend.peer_configs(self.settings.interface)
 
     def apply(self, plan: PeerPlan | None, live: dict[str, PeerSpec] | None) -> None:
         tunnel = self.tunnel
@@ -147,8 +160,10 @@ class VpnController:
                     self.last_result = ReconcileResult(frozenset(tunnel.peers or ()), changes, False)
                 # Retired once their peers are gone (an ending session waits for this), in a unit of work of its own
                 # after the peers changed: a revocation never waits for the bookkeeping.
-                with session_scope(self.engine) as db:
-                    leases.retire_ended_leases(db, self.clock(), plan.sessions)
+                retiring = plan.retiring if plan.sessions is None else plan.sessions
+                if retiring:
+                    with session_scope(self.engine) as db:
+                        leases.retire_ended_leases(db, self.clock(), retiring)
             except Exception as error:
                 self.last_error = f"{type(error).__name__}: {error}"
                 raise
@@ -176,7 +191,12 @@ class VpnController:
 
     def stop(self) -> None:
         """Stop the wireguard-go this controller started (its interface and peers go with it)."""
+        if self.tunnel is not None:
+            self.tunnel.close()
         self.tunnel = None
+        if self._observer is not None:
+            self._observer.shutdown(wait=False)
+            self._observer = None
         if isinstance(self.backend, UapiBackend):
             self.backend.stop()
 

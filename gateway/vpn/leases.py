@@ -9,6 +9,7 @@ import json
 from collections.abc import Collection
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -103,15 +104,16 @@ def lease_missing_sessions(
     """Write the leases of active keyed sessions that have none (a missed "started" nudge, a restart); of all such
     sessions, or only of ``sessions``; with a ``node``, only of the sessions signed in on it, so two nodes never race
     to own one tunnel."""
-    leased = select(TunnelLease.session_id)
     query = (
         select(HomeSession)
         .where(HomeSession.state == SessionState.ACTIVE)
         .where(col(HomeSession.wireguard_key).is_not(None))
-        .where(col(HomeSession.id).not_in(leased))
     )
-    if sessions is not None:
-        query = query.where(col(HomeSession.id).in_(list(sessions)))
+    if sessions is None:  # every session: one list of the leased ones (SQLite builds it once), not 10,000 probes
+        query = query.where(col(HomeSession.id).not_in(select(TunnelLease.session_id)))
+    else:  # a nudge's few sessions: a probe of the lease index each, not a list of every leased session first
+        leased = sa.exists().where(col(TunnelLease.session_id) == col(HomeSession.id))
+        query = query.where(col(HomeSession.id).in_(list(sessions))).where(~leased)
     if node is not None:
         query = query.where(HomeSession.node == node)
     return sum(lease_for_session(db, session, now, settings, node) is not None for session in db.exec(query).all())

@@ -18,17 +18,20 @@ import functools
 import json
 import logging
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy import or_
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.vpn import nft
-from gateway.vpn.backend import PeerChanges, PeerSpec, WireGuardBackend, plan_changes
+from gateway.vpn.backend import PeerChanges, PeerSpec, WireGuardBackend, interned, plan_changes
 from gateway.vpn.models import LeaseState, TunnelLease
+from gateway.vpn.nft_generation import RulesetGeneration
 from gateway.vpn.scope import Destination, TunnelScope
 from gateway.vpn.settings import VpnSettings
 
@@ -58,6 +61,8 @@ class PeerPlan:
     peers: Mapping[str, DesiredPeer]
     sessions: frozenset[str] | None = None
     keys: frozenset[str] = frozenset()
+    retiring: frozenset[str] = frozenset()
+    """Sessions no longer active whose lease is still desired: retired once this pass has removed their peers."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class ReconcileResult:
 @functools.lru_cache(maxsize=1 << 17)
 def _spec(public_key: str, ipv4: str, ipv6: str) -> PeerSpec:
     # Cached: every pass builds the same 10,000 specs.
-    return PeerSpec.of(public_key, [f"{ipv4}/32", f"{ipv6}/128"])
+    return interned(PeerSpec.of(public_key, [f"{ipv4}/32", f"{ipv6}/128"]))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -87,37 +92,65 @@ def desired_peers(
     """Peers the sessions' state authorises right now: all of them, or those whose key a lease of ``sessions``
     names; on ``node`` when one is named (its own leases, and the unowned ones written before nodes were named).
     A key claimed by two live leases gets no peer (fail closed: cryptokey routing cannot tell the two apart); a
-    narrowed read sees every lease of the keys it covers, so it fails closed the same way."""
-    query = (
-        select(  # type: ignore[call-overload]  # SQLModel types select() of at most four columns
-            TunnelLease.session_id, TunnelLease.public_key, TunnelLease.ipv4, TunnelLease.ipv6, TunnelLease.scope
-        )
-        .join(HomeSession, col(HomeSession.id) == col(TunnelLease.session_id))
-        .where(TunnelLease.state == LeaseState.DESIRED)
-        .where(HomeSession.state == SessionState.ACTIVE)
-        .where(col(HomeSession.expires_at) > now)
-        .where(or_(col(HomeSession.cert_not_after).is_(None), col(HomeSession.cert_not_after) > now))
-        .where(col(HomeSession.wireguard_key) == col(TunnelLease.public_key))
+    narrowed read sees every lease of the keys it covers, so it fails closed the same way.
+
+    Read as plain rows (no ORM objects) of the columns a peer needs: a safety-net pass reads 10,000 of them. The same
+    read finds the leases still desired whose session is over (``PeerPlan.retiring``), so a pass with nothing to
+    retire asks nothing more of the database."""
+    desired_lease = TunnelLease.state == LeaseState.DESIRED
+    live = sa.and_(
+        desired_lease,
+        HomeSession.state == SessionState.ACTIVE,
+        col(HomeSession.expires_at) > now,
+        or_(col(HomeSession.cert_not_after).is_(None), col(HomeSession.cert_not_after) > now),
+        col(HomeSession.wireguard_key) == col(TunnelLease.public_key),
     )
+    query = sa.select(
+        TunnelLease.session_id,
+        TunnelLease.public_key,
+        TunnelLease.ipv4,
+        TunnelLease.ipv6,
+        TunnelLease.scope,
+        sa.case((live, True), else_=False),
+        sa.case((sa.and_(desired_lease, HomeSession.state != SessionState.ACTIVE), True), else_=False),
+    ).join(HomeSession, col(HomeSession.id) == col(TunnelLease.session_id))
+    db.flush()  # the leases this pass wrote (a plain connection does not flush the session for us)
+    connection = db.connection()
     keys: frozenset[str] = frozenset()
-    if sessions is not None:
-        keys = frozenset(
-            db.exec(select(TunnelLease.public_key).where(col(TunnelLease.session_id).in_(list(sessions)))).all()
-        )
+    if sessions is None:
+        query = query.where(desired_lease)
+    else:
+        # By key alone: with the state in the WHERE clause too, SQLite walks the state index's 10,000 desired leases
+        # to find the few of these keys (the lease's state is then checked in the two columns above).
+        named = sa.select(TunnelLease.public_key).where(col(TunnelLease.session_id).in_(list(sessions)))
+        keys = frozenset(connection.execute(named).scalars())
         query = query.where(col(TunnelLease.public_key).in_(list(keys)))
     if node is not None:
         query = query.where(or_(col(TunnelLease.node) == node, col(TunnelLease.node).is_(None)))
-    rows = db.exec(query).all()
-    claims = Counter(row[1] for row in rows)
+    peers, retiring = _peers_of(tuple(map(tuple, connection.execute(query).all())))
+    return PeerPlan(peers, None if sessions is None else frozenset(sessions), keys, retiring)
+
+
+@functools.lru_cache(maxsize=2)
+def _peers_of(
+    rows: tuple[tuple[str, str, str, str, str, bool, bool], ...],
+) -> tuple[dict[str, DesiredPeer], frozenset[str]]:
+    """The peers and the sessions to retire in the rows of ``desired_peers``. Cached while the rows stay the same: a
+    safety-net pass then gets the very dict of the previous one, which ``InstalledTunnel`` compares by identity.
+    The result is shared: nobody may change it."""
+    wanted = [row[:5] for row in rows if row[5]]
+    claims = Counter(row[1] for row in wanted)
     for key, count in claims.items():
         if count > 1:
             log.warning("WireGuard key %s is claimed by %d live sessions; none of them gets a tunnel", key, count)
-    peers = {
-        key: DesiredPeer(session_id, key, ipv4, ipv6, _destinations(scope))
-        for session_id, key, ipv4, ipv6, scope in rows
-        if claims[key] == 1
-    }
-    return PeerPlan(peers, None if sessions is None else frozenset(sessions), keys)
+    peers = {row[1]: _desired_peer(*row) for row in wanted if claims[row[1]] == 1}
+    return peers, frozenset(row[0] for row in rows if row[6])
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _desired_peer(session_id: str, public_key: str, ipv4: str, ipv6: str, scope: str) -> DesiredPeer:
+    # Cached: every safety-net pass reads the same 10,000 rows back.
+    return DesiredPeer(session_id, public_key, ipv4, ipv6, _destinations(scope))
 
 
 def seats_of(peers: Iterable[DesiredPeer]) -> dict[str, tuple[Destination, ...]]:
@@ -138,28 +171,33 @@ class InstalledTunnel:
     """This node's interface and scope as its passes left them, and the two ways to change them.
 
     ``peers`` is what the last pass installed (None: unknown, after a start or a pass that failed half-way — the next
-    full pass then loads the table whole)."""
+    full pass then loads the table whole). ``scope_generation`` is the namespace's nftables generation right after
+    our last change of the table (None: unknown, or another program committed at the same moment): while it still
+    reads the same, nobody has changed any table since, so the sets hold exactly what ``peers`` put there."""
 
     def __init__(self, backend: WireGuardBackend, settings: VpnSettings) -> None:
         self.backend, self.settings = backend, settings
         self.peers: dict[str, DesiredPeer] | None = None
+        self.ruleset = RulesetGeneration(settings.netns)
+        self.scope_generation: int | None = None
+        self._specs: tuple[Mapping[str, DesiredPeer], Mapping[str, PeerSpec]] | None = None
 
     def apply_all(self, peers: Mapping[str, DesiredPeer], live: Mapping[str, PeerSpec]) -> ReconcileResult:
         """Make the interface hold exactly ``peers`` and the scope allow exactly their destinations."""
         known, self.peers = self.peers, None  # unknown until this pass has finished
         interface = self.settings.interface
-        changes = plan_changes(live, {key: peer.spec() for key, peer in peers.items()})
+        desired = self._specs_of(peers)
+        changes = PeerChanges() if live == desired else plan_changes(live, desired)
         self.backend.change(interface, PeerChanges(to_remove=changes.to_remove))
         scope_loaded = False
-        if self.settings.firewall:
-            netns = self.settings.netns
-            if known is None or not nft.loaded(netns):
-                nft.apply(TunnelScope(interface, seats_of(peers.values())), netns)
-                scope_loaded = True
-            else:
+        if self.settings.firewall and (known is None or not self._scope_untouched()):
+            self._load_scope_beside_new_peers(peers, live, changes.to_set)
+            scope_loaded = True
+        else:
+            if self.settings.firewall and known is not None and known != peers:
                 removed, added = scope_changes(seats_of(known.values()), seats_of(peers.values()))
                 self._change_scope(removed, added, peers)
-        self.backend.change(interface, PeerChanges(to_set=changes.to_set))
+            self.backend.change(interface, PeerChanges(to_set=changes.to_set))
         self.peers = dict(peers)
         if changes:
             log.info("VPN peers: %d set, %d removed", len(changes.to_set), len(changes.to_remove))
@@ -176,25 +214,89 @@ class InstalledTunnel:
         interface = self.settings.interface
         changes = PeerChanges([peer.spec() for peer in coming], gone)
         self.backend.change(interface, PeerChanges(to_remove=gone))
+        after = {key: peer for key, peer in known.items() if key not in gone} | {p.public_key: p for p in coming}
         if self.settings.firewall:
             removed = seats_of(known[key] for key in gone + [peer.public_key for peer in coming] if key in known)
-            after = {**known, **{peer.public_key: peer for peer in coming}}
-            for key in gone:
-                del after[key]
             self._change_scope(removed, seats_of(coming), after)
-        else:
-            after = {key: peer for key, peer in known.items() if key not in gone} | {p.public_key: p for p in coming}
         self.backend.change(interface, PeerChanges(to_set=changes.to_set))
         self.peers = after
         if changes:
             log.info("VPN peers of %d sessions: %d set, %d removed", len(plan.sessions), len(coming), len(gone))
         return changes
 
+    def close(self) -> None:
+        self.ruleset.close()
+
+    def _specs_of(self, peers: Mapping[str, DesiredPeer]) -> Mapping[str, PeerSpec]:
+        """The peers' specs; the previous pass's when its peers are the same object (``desired_peers`` hands out the
+        same dict while the database's rows are the same)."""
+        if self._specs is None or self._specs[0] is not peers:
+            self._specs = (peers, {key: peer.spec() for key, peer in peers.items()})
+        return self._specs[1]
+
+    def _load_scope_beside_new_peers(
+        self, peers: Mapping[str, DesiredPeer], live: Mapping[str, PeerSpec], to_set: Sequence[PeerSpec]
+    ) -> None:
+        """Load the table whole, then set the peers while nft adds the destinations of those not yet on the interface.
+
+        Creating 10,000 peers in wireguard-go and adding their 20,000 destination elements in nft each take most of
+        a second, on different cores. The whole load holds every seat in the seat sets (no seat reaches another from
+        the start) and the destinations of the peers already live (they keep their scope throughout); a new peer's
+        destinations follow while it is being created, and until they are in, from_tunnel drops everything it sends:
+        no peer ever carries a packet its scope does not allow."""
+        interface, netns = self.settings.interface, self.settings.netns
+        new = {spec.public_key for spec in to_set if spec.public_key not in live}
+        first = seats_of(peers.values())
+        for key in new:  # their seats stay in the seat sets, with no destination yet
+            first[peers[key].ipv4] = first[peers[key].ipv6] = ()
+        self._write_scope(lambda: nft.apply(TunnelScope(interface, first), netns), whole=True)
+        if not new:
+            self.backend.change(interface, PeerChanges(to_set=list(to_set)))
+            return
+        later = TunnelScope(interface, seats_of(peers[key] for key in new))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vpn-scope") as nft_side:
+            adding = nft_side.submit(
+                self._write_scope, lambda: nft.change(TunnelScope(interface, {}), later, netns), whole=False
+            )
+            try:
+                self.backend.change(interface, PeerChanges(to_set=list(to_set)))
+            finally:
+                wait([adding])
+        adding.result()  # a refused change fails the pass: the new peers then send nothing until the retry loads
+
+    def _scope_untouched(self) -> bool:
+        """Whether no nftables change was committed in the namespace since our last one (one netlink read)."""
+        if self.scope_generation is not None and self.ruleset.read() == self.scope_generation:
+            return True
+        log.info("nftables changed since the gateway's last change of its scope; loading the scope whole")
+        return False
+
     def _change_scope(self, removed: Seats, added: Seats, peers: Mapping[str, DesiredPeer]) -> None:
         """Delete and add set elements; when nft refuses (an element was removed by hand), load the table whole."""
+        if not (removed or added):
+            return
         interface, netns = self.settings.interface, self.settings.netns
         try:
-            nft.change(TunnelScope(interface, removed), TunnelScope(interface, added), netns)
+            self._write_scope(
+                lambda: nft.change(TunnelScope(interface, removed), TunnelScope(interface, added), netns), whole=False
+            )
         except nft.FirewallError as error:
-            log.warning("nftables refused a change of %d seats (%s); loading the scope whole", len(added), error)
-            nft.apply(TunnelScope(interface, seats_of(peers.values())), netns)
+            log.warning(
+                "nftables refused to remove %d and add %d seats (%s); loading the scope whole",
+                len(removed),
+                len(added),
+                error,
+            )
+            self._write_scope(lambda: nft.apply(TunnelScope(interface, seats_of(peers.values())), netns), whole=True)
+
+    def _write_scope(self, write: Callable[[], None], whole: bool) -> None:
+        """Run one nft transaction and note the generation it made. The table is then known to be exactly ours only
+        when the generation moved by our one commit, and — for a change of elements, which keeps whatever else the
+        table held — when it had not moved since our previous one either; otherwise the next full pass loads it
+        whole."""
+        before, known = self.ruleset.read(), self.scope_generation
+        self.scope_generation = None
+        write()
+        after = self.ruleset.read()
+        ours_alone = after == (before + 1) & 0xFFFFFFFF and (whole or before == known)
+        self.scope_generation = after if ours_alone else None

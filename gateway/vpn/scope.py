@@ -55,13 +55,18 @@ class TunnelScope:
         if not _INTERFACE_NAME.match(self.interface):
             raise ScopeError(f"not a usable interface name: {self.interface!r}")
         for seat, destinations in self.seats.items():
-            address = seat_address(seat)
-            for destination in destinations:
-                _check_destination(address, destination)
+            seat_address(seat)
+            try:
+                _check_destinations(tuple(destinations))
+            except ScopeError as error:
+                raise ScopeError(f"seat {seat}: {error}") from None
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def seat_address(seat: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    """A seat is one host: "10.77.0.2", "10.77.0.2/32" or "fd77::2/128"; anything wider is refused."""
+    """A seat is one host: "10.77.0.2", "10.77.0.2/32" or "fd77::2/128"; anything wider is refused.
+
+    Cached: every load of the scope names the same 20,000 seat addresses, and parsing them took most of its second."""
     try:
         network = ipaddress.ip_network(seat, strict=True)
     except ValueError as exc:
@@ -71,18 +76,21 @@ def seat_address(seat: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return network.network_address
 
 
-def _check_destination(seat: ipaddress.IPv4Address | ipaddress.IPv6Address, destination: Destination) -> None:
-    try:
-        destination.network()
-    except ValueError as exc:
-        raise ScopeError(f"seat {seat}: destination {destination.cidr!r} is not a network: {exc}") from exc
-    if destination.proto not in ("tcp", "udp", "icmp"):
-        raise ScopeError(f"seat {seat}: protocol {destination.proto!r} is not tcp, udp or icmp")
-    if destination.proto == "icmp" and destination.port is not None:
-        raise ScopeError(f"seat {seat}: icmp to {destination.cidr} cannot have a port")
-    low, high = destination.port_range()
-    if not 0 <= low <= high <= 65535:
-        raise ScopeError(f"seat {seat}: port {destination.port!r} to {destination.cidr} is out of range")
+@functools.lru_cache(maxsize=4096)
+def _check_destinations(destinations: tuple[Destination, ...]) -> None:
+    # Cached (a failure is not): thousands of seats share the few destination lists of their groups' policies.
+    for destination in destinations:
+        try:
+            destination.network()
+        except ValueError as exc:
+            raise ScopeError(f"destination {destination.cidr!r} is not a network: {exc}") from exc
+        if destination.proto not in ("tcp", "udp", "icmp"):
+            raise ScopeError(f"protocol {destination.proto!r} is not tcp, udp or icmp")
+        if destination.proto == "icmp" and destination.port is not None:
+            raise ScopeError(f"icmp to {destination.cidr} cannot have a port")
+        low, high = destination.port_range()
+        if not 0 <= low <= high <= 65535:
+            raise ScopeError(f"port {destination.port!r} to {destination.cidr} is out of range")
 
 
 def disjoint_rules(
@@ -94,12 +102,13 @@ def disjoint_rules(
     exists"), so overlapping policy lines (10.0.0.0/8 any port, 10.1.0.0/16 port 443) are first cut into
     disjoint boxes that together allow exactly the same traffic.
     """
-    return _disjoint(seat.version, tuple(destinations))
+    return disjoint_boxes(seat.version, tuple(destinations))
 
 
 @functools.lru_cache(maxsize=1024)
-def _disjoint(version: int, destinations: tuple[Destination, ...]) -> list[tuple[Protocol, Network, int, int]]:
-    # Cached: thousands of seats share a handful of group policies, and cutting is the costly part.
+def disjoint_boxes(version: int, destinations: tuple[Destination, ...]) -> list[tuple[Protocol, Network, int, int]]:
+    """``disjoint_rules`` for any seat of IP ``version`` (cached: thousands of seats share a handful of group
+    policies, and cutting is the costly part)."""
     boxes: dict[Protocol, list[tuple[Network, int, int]]] = defaultdict(list)
     for destination in destinations:
         network = destination.network()

@@ -48,8 +48,7 @@ class UapiBackend:
         configure_link(name, addresses, self.netns)
 
     def peers(self, name: str) -> dict[str, PeerState]:
-        lines = uapi_wire.exchange(uapi_wire.socket_path(name, self.socket_dir), "get=1\n\n")
-        return uapi_wire.parse_get(lines).peers
+        return uapi_wire.parse_get(uapi_wire.exchange(uapi_wire.socket_path(name, self.socket_dir), "get=1\n\n")).peers
 
     def peer_configs(self, name: str) -> dict[str, PeerSpec]:
         return uapi_wire.parse_configs(uapi_wire.exchange(uapi_wire.socket_path(name, self.socket_dir), "get=1\n\n"))

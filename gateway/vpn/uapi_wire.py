@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gateway.vpn.backend import PeerSpec, PeerState, WireGuardError, normalise_cidr
+from gateway.vpn.backend import PeerSpec, PeerState, WireGuardError, interned, normalise_cidr
 
 SOCKET_DIR = Path("/var/run/wireguard")
 _TIMEOUT_S = 30.0
@@ -60,39 +60,42 @@ def answers(path: Path) -> bool:
     return True
 
 
-def exchange(path: Path, request: str) -> list[str]:
-    """Send one request, return the answer's lines without the closing `errno`; raise if errno is not 0."""
+def exchange(path: Path, request: str) -> bytes:
+    """Send one request, return the answer without its closing `errno` line; raise if errno is not 0.
+
+    Bytes, not lines: a `get=1` of 10,000 peers is 3 MB, and the safety net reads only a few fields of it."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(_TIMEOUT_S)
         try:
             sock.connect(str(path))
             sock.sendall(request.encode())
-            answer = b""
-            while not answer.endswith(b"\n\n"):
-                chunk = sock.recv(65536)
+            chunks: list[bytes] = []
+            tail = b""
+            while not tail.endswith(b"\n\n"):
+                chunk = sock.recv(1 << 20)
                 if not chunk:
                     break
-                answer += chunk
+                chunks.append(chunk)
+                tail = (tail + chunk)[-2:]
         except OSError as exc:
             hint = "is wireguard-go running?"
             raise WireGuardError(f"WireGuard UAPI socket {path} did not answer ({exc}); {hint}") from exc
-    lines = answer.decode().splitlines()
-    while lines and not lines[-1]:
-        lines.pop()
-    if not lines or not lines[-1].startswith("errno="):
+    answer = b"".join(chunks)
+    body, found, errno_text = answer.rstrip(b"\n").rpartition(b"errno=")
+    if not found or (body and not body.endswith(b"\n")) or not errno_text.lstrip(b"-").isdigit():
         raise WireGuardError(f"WireGuard UAPI socket {path} gave an incomplete answer: {answer[-200:]!r}")
-    errno = int(lines[-1].partition("=")[2])
+    errno = int(errno_text)
     if errno != 0:
         raise WireGuardError(f"WireGuard UAPI at {path} refused the request: errno={errno}")
-    return lines[:-1]
+    return body
 
 
-def parse_get(lines: list[str]) -> DeviceState:
+def parse_get(answer: bytes) -> DeviceState:
     """Turn a `get=1` answer into a DeviceState; a `public_key=` line starts each peer."""
     device = DeviceState()
     peer: dict[str, str] | None = None
     allowed: list[str] = []
-    for line in lines:
+    for line in answer.decode().splitlines():
         key, _, value = line.partition("=")
         if key == "public_key":
             _add_peer(device, peer, allowed)
@@ -109,28 +112,41 @@ def parse_get(lines: list[str]) -> DeviceState:
     return device
 
 
-def parse_configs(lines: list[str]) -> dict[str, PeerSpec]:
+_KEEPALIVE = b"\npersistent_keepalive_interval="
+_ALLOWED_IP = b"\nallowed_ip="
+
+
+def parse_configs(answer: bytes) -> dict[str, PeerSpec]:
     """The peers' configuration from a `get=1` answer (keys, allowed IPs, keepalive), skipping the statistics:
-    the comparison of a safety-net pass reads 10,000 peers and needs nothing else."""
+    the comparison of a safety-net pass reads 10,000 peers and needs nothing else.
+
+    wireguard-go writes each peer's statistics first and its configuration last (keepalive, then the allowed IPs),
+    so a peer's configuration is its key and the text from its keepalive line on: that text is parsed once and the
+    result reused while it stays the same. A peer written in another order is parsed line by line."""
     configs: dict[str, PeerSpec] = {}
-    key: str | None = None
+    for block in (b"\n" + answer.rstrip(b"\n")).split(b"\npublic_key=")[1:]:
+        start = block.find(_KEEPALIVE)
+        if start < 0 or block[64:65] != b"\n" or block.find(_ALLOWED_IP, 0, start) >= 0:
+            spec = _peer_config(block)
+        else:
+            spec = _peer_config(block[:64] + block[start:])
+        configs[spec.public_key] = spec
+    return configs
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _peer_config(block: bytes) -> PeerSpec:
+    """One peer's block of a `get=1` answer (its key first) → its configuration; other lines are ignored."""
+    lines = block.decode().split("\n")
     allowed: list[str] = []
     keepalive = 0
-    for line in lines:
+    for line in lines[1:]:
         name, _, value = line.partition("=")
-        if name == "public_key":
-            if key is not None:
-                configs[key] = PeerSpec(key, frozenset(map(normalise_cidr, allowed)), keepalive or None)
-            key, allowed, keepalive = hex_to_key(value), [], 0
-        elif key is None:
-            continue
-        elif name == "allowed_ip":
+        if name == "allowed_ip":
             allowed.append(value)
         elif name == "persistent_keepalive_interval":
             keepalive = int(value)
-    if key is not None:
-        configs[key] = PeerSpec(key, frozenset(map(normalise_cidr, allowed)), keepalive or None)
-    return configs
+    return interned(PeerSpec(hex_to_key(lines[0]), frozenset(map(normalise_cidr, allowed)), keepalive or None))
 
 
 def _add_peer(device: DeviceState, fields: dict[str, str] | None, allowed: list[str]) -> None:

@@ -9,6 +9,11 @@ from gateway.vpn.uapi_wire import hex_to_key, key_to_hex, parse_configs, parse_g
 from tests.vpn.keys import key_pair
 
 
+def answer(lines: list[str]) -> bytes:
+    """A `get=1` answer's body as the socket gives it (``exchange`` has taken off the errno line)."""
+    return "".join(f"{line}\n" for line in lines).encode()
+
+
 def test_plan_leaves_matching_peers_alone_fixes_changed_and_removes_unknown() -> None:
     same, changed, new, stranger = (key_pair()[1] for _ in range(4))
     current = {
@@ -64,7 +69,7 @@ def test_get_answer_is_parsed_into_peers_with_handshake_and_counters() -> None:
         "last_handshake_time_sec=0",
         "allowed_ip=10.77.0.3/32",
     ]
-    device = parse_get(lines)
+    device = parse_get(answer(lines))
     assert device.listen_port == 51820
     assert device.private_key == hex_to_key("11" * 32)
     first, second = device.peers[a], device.peers[b]
@@ -73,7 +78,7 @@ def test_get_answer_is_parsed_into_peers_with_handshake_and_counters() -> None:
     assert (first.rx_bytes, first.tx_bytes, first.endpoint) == (10, 20, "192.168.1.2:40000")
     assert second.latest_handshake is None and second.allowed_ips == {"10.77.0.3/32"}
     # The safety net's lean reading of the same answer: the configuration alone, and a plan from it that agrees.
-    configs = parse_configs([*lines, "persistent_keepalive_interval=25"])
+    configs = parse_configs(answer([*lines, "persistent_keepalive_interval=25"]))
     assert configs == {a: PeerSpec.of(a, ["10.77.0.2/32", "fd77::2/128"]), b: PeerSpec.of(b, ["10.77.0.3/32"], 25)}
     wanted = {a: PeerSpec.of(a, ["10.77.0.2", "fd77::2"]), b: PeerSpec.of(b, ["10.77.0.3"])}
     assert plan_changes(configs, wanted) == PeerChanges(to_set=[wanted[b]])  # only b's keepalive differs
@@ -91,3 +96,38 @@ def test_a_peer_is_written_with_replaced_allowed_ips() -> None:
         "allowed_ip=fd77::2/128",
         "persistent_keepalive_interval=25",
     ]
+
+
+def wireguard_go_peer(hex_key: str, handshake: int, rx: int, allowed: list[str], keepalive: int = 0) -> list[str]:
+    """One peer as wireguard-go writes it: statistics first, then keepalive and the allowed IPs."""
+    return [
+        f"public_key={hex_key}",
+        f"preshared_key={'00' * 32}",
+        "protocol_version=1",
+        f"last_handshake_time_sec={handshake}",
+        "last_handshake_time_nsec=0",
+        "tx_bytes=0",
+        f"rx_bytes={rx}",
+        f"persistent_keepalive_interval={keepalive}",
+        *(f"allowed_ip={cidr}" for cidr in allowed),
+    ]
+
+
+def test_the_configuration_read_ignores_moving_counters_and_sees_every_configured_field() -> None:
+    a, b = key_pair()[1], key_pair()[1]
+    header = [f"private_key={'11' * 32}", "listen_port=51820"]
+    before = parse_configs(
+        answer([*header, *wireguard_go_peer(key_to_hex(a), 0, 0, ["10.77.0.2/32", "fd77::2/128"]),
+                *wireguard_go_peer(key_to_hex(b), 0, 0, ["10.77.0.3/32"])])
+    )  # fmt: skip
+    assert before == {a: PeerSpec.of(a, ["10.77.0.2", "fd77::2"]), b: PeerSpec.of(b, ["10.77.0.3"])}
+    traffic = parse_configs(
+        answer([*header, *wireguard_go_peer(key_to_hex(b), 1700000000, 5000, ["10.77.0.3/32"]),
+                *wireguard_go_peer(key_to_hex(a), 1700000001, 9000, ["10.77.0.2/32", "fd77::2/128"])])
+    )  # fmt: skip
+    assert traffic == before
+    changed = parse_configs(
+        answer([*wireguard_go_peer(key_to_hex(a), 0, 0, ["10.77.0.2/32"], keepalive=25),
+                *wireguard_go_peer(key_to_hex(b), 0, 0, ["10.77.0.3/32", "10.99.0.0/16"])])
+    )  # fmt: skip
+    assert changed == {a: PeerSpec.of(a, ["10.77.0.2"], 25), b: PeerSpec.of(b, ["10.77.0.3", "10.99.0.0/16"])}

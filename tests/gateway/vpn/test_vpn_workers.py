@@ -9,6 +9,7 @@ import json
 import os
 import random
 import re
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from gateway.vpn import nft
 from gateway.vpn.backend import PeerChanges
 from gateway.vpn.controller import VpnController
 from gateway.vpn.models import LeaseState, TunnelLease
+from gateway.vpn.reconcile import desired_peers
 from gateway.vpn.settings import VpnSettings
 from gateway.vpn.uapi import UapiBackend
 from gateway.vpn.workers import TunnelPeers
@@ -85,6 +87,14 @@ class Gateway:
 
         return re.sub(r"elements = \{(.*?)\}", sort, nft.listing(self.ns), flags=re.S)
 
+    def settled(self) -> bool:
+        """Whether the last pass has finished and installed what the database wants now (no pass is under way:
+        one sets the tunnel's installed peers to unknown while it runs)."""
+        with session_scope(self.engine) as db:
+            desired = desired_peers(db, NOW).peers
+        tunnel = self.controller.tunnel
+        return tunnel is not None and tunnel.peers == desired
+
     def start(self, interval: float = 3600) -> WorkerRunner:
         self.settings.reconcile_seconds = interval
         self.controller.start()
@@ -115,8 +125,16 @@ def gateway(engine: Engine, tmp_path: Path) -> Iterator[Gateway]:
 _counter = iter(range(2, 60000))
 
 
-def _sign_in(engine: Engine, *, nudge: bool = True, key: str | None = None) -> tuple[str, str, str, str]:
-    """A live session with its tunnel lease, committed (and nudged, as a sign-in does); its id, key and addresses."""
+def _sign_in(
+    engine: Engine,
+    *,
+    nudge: bool = True,
+    key: str | None = None,
+    addresses: tuple[str, str] | None = None,
+    scope: str = SCOPE,
+) -> tuple[str, str, str, str]:
+    """A live session with its tunnel lease, committed (and nudged, as a sign-in does); its id, key and addresses.
+    ``addresses`` are the person's own when they sign in again (IPAM keeps them); ``scope`` the policy's then."""
     number = next(_counter)
     key = key or base64.b64encode(os.urandom(32)).decode()
     with session_scope(engine) as db:
@@ -127,11 +145,11 @@ def _sign_in(engine: Engine, *, nudge: bool = True, key: str | None = None) -> t
             last_checked_at=NOW, idle_timeout_seconds=3600, expires_at=NOW + timedelta(hours=8),
         )  # fmt: skip
         db.add(session)
-        ipv4, ipv6 = f"10.77.{number // 250}.{number % 250 + 2}", f"fd77::{number:x}"
+        ipv4, ipv6 = addresses or (f"10.77.{number // 250}.{number % 250 + 2}", f"fd77::{number:x}")
         db.add(
             TunnelLease(
                 session_id=session.id, person_id=session.person_id, login=session.login, public_key=key, ipv4=ipv4,
-                ipv6=ipv6, scope=SCOPE, state=LeaseState.DESIRED, created_at=NOW,
+                ipv6=ipv6, scope=scope, state=LeaseState.DESIRED, created_at=NOW,
             )
         )  # fmt: skip
         if nudge:
@@ -185,31 +203,49 @@ def test_a_failing_apply_is_retried_and_does_not_stop_the_other_workers(gateway:
     assert failed_passes("vpn.peers") - failed_before == 1
 
 
-def test_random_starts_ends_and_restarts_leave_exactly_what_a_full_pass_would(gateway: Gateway) -> None:
-    chooser = random.Random(16)
+SCOPES = [
+    SCOPE,
+    json.dumps([["10.77.0.1/32", "tcp", 443]]),
+    json.dumps([["172.30.0.0/16", "tcp", None], ["172.30.1.0/24", "udp", 53], ["fd30::/64", "tcp", 443]]),
+    json.dumps([["172.30.0.0/24", "icmp", None], ["fd30::/64", "icmp", None]]),
+]
+
+
+@pytest.mark.parametrize("seed", [16, 19])
+def test_random_starts_ends_and_restarts_leave_exactly_what_a_full_pass_would(gateway: Gateway, seed: int) -> None:
+    """Moves a sign-in really makes: a new person, an end, the same person again with the same key and addresses
+    (its peer kept, its scope perhaps another policy's), or with a new key on the same addresses (a new certificate:
+    one peer goes, another takes its addresses in the same pass)."""
+    chooser = random.Random(seed)
     gateway.start()
     live: dict[str, tuple[str, str, str]] = {}
-    for step in range(40):
-        move = chooser.choice(["start", "start", "end", "restart"] if live else ["start"])
+    for step in range(48):
+        move = chooser.choice(["start", "start", "end", "same key", "new key"] if live else ["start"])
         if move == "start":
-            session_id, *held = _sign_in(gateway.engine)
+            session_id, *held = _sign_in(gateway.engine, scope=chooser.choice(SCOPES))
             live[session_id] = (held[0], held[1], held[2])
         elif move == "end":
             session_id = chooser.choice(sorted(live))
             _end(gateway.engine, session_id)
             del live[session_id]
-        else:  # the same person signs in again with the same key: the old session ends, the new one takes over
+        else:  # the person signs in again: the old session ends, the new one keeps the person's addresses
             old = chooser.choice(sorted(live))
-            key = live.pop(old)[0]
+            key, ipv4, ipv6 = live.pop(old)
             _end(gateway.engine, old)
-            session_id, *held = _sign_in(gateway.engine, key=key)
+            session_id, *held = _sign_in(
+                gateway.engine,
+                key=key if move == "same key" else None,
+                addresses=(ipv4, ipv6),
+                scope=chooser.choice(SCOPES),
+            )
             live[session_id] = (held[0], held[1], held[2])
-        if step % 10 == 9:
+        if step % 8 == 7:
             want = {key for key, _, _ in live.values()}
             assert wait_for(lambda expected=want: gateway.peers() == expected), (step, gateway.peers() ^ want)
     want_peers = {key for key, _, _ in live.values()}
     want_seats = {address for _, ipv4, ipv6 in live.values() for address in (ipv4, ipv6)}
     assert wait_for(lambda: gateway.peers() == want_peers and gateway.seats_in_scope() == want_seats)
+    assert wait_for(gateway.settled)  # a re-login on the same key and addresses changes elements, not peers or seats
     incremental_scope = gateway.scope()
     full = gateway.controller.run_once()  # a full pass compares everything: it must find nothing to change
     assert not full.changes and not full.scope_loaded
@@ -220,6 +256,47 @@ def test_random_starts_ends_and_restarts_leave_exactly_what_a_full_pass_would(ga
     with session_scope(gateway.engine) as db:
         leased = set(db.exec(select(TunnelLease.public_key).where(TunnelLease.state == LeaseState.DESIRED)).all())
     assert leased == want_peers
+
+
+def test_a_safety_net_pass_undoes_what_was_changed_by_hand_and_leaves_the_rest_alone(gateway: Gateway) -> None:
+    """The interval pass does not list the 10,000-seat table or rewrite matching peers, yet sees every change made
+    behind its back: set elements deleted or added by hand, a foreign table, peers removed or added, a wireguard-go
+    that was killed and restarted empty."""
+    signed_in = [_sign_in(gateway.engine, nudge=False, scope=scope) for scope in SCOPES]
+    gateway.controller.start()
+    authorised = {key for _, key, _, _ in signed_in}
+    interface, ns, run = gateway.settings.interface, gateway.ns, gateway.lab.run
+    loaded = gateway.scope()  # the first pass created the peers while nft added their destinations
+    nft.remove(ns)
+    assert gateway.controller.run_once().scope_loaded and gateway.scope() == loaded  # the same as loaded in one go
+    unchanged = gateway.controller.run_once()
+    assert not unchanged.changes and not unchanged.scope_loaded and gateway.scope() == loaded
+
+    _, _, ipv4, ipv6 = signed_in[2]
+    run(ns, "nft", "delete", "element", "inet", "sohogw", "seats6", f"{{ {ipv6} }}")
+    run(ns, "nft", "delete", "element", "inet", "sohogw", "allow4", f"{{ {ipv4} . 172.30.1.0/24 . udp . 53 }}")
+    assert gateway.scope() != loaded
+    assert gateway.controller.run_once().scope_loaded and gateway.scope() == loaded
+    run(ns, "nft", "add", "element", "inet", "sohogw", "allow4", f"{{ {ipv4} . 0.0.0.0/0 . tcp . 22 }}")
+    assert gateway.controller.run_once().scope_loaded and gateway.scope() == loaded
+    run(ns, "nft", "add", "table", "inet", "foreign")  # another program's commit: ours is checked again, theirs kept
+    assert gateway.controller.run_once().scope_loaded and gateway.scope() == loaded
+    assert "table inet foreign" in run(ns, "nft", "list", "tables").stdout
+    assert not gateway.controller.run_once().scope_loaded
+
+    gateway.backend.remove_peer(interface, signed_in[0][1])
+    intruder = base64.b64encode(os.urandom(32)).decode()
+    run(ns, "wg", "set", interface, "peer", intruder, "allowed-ips", "10.77.200.1/32")
+    repaired = gateway.controller.run_once()
+    assert [spec.public_key for spec in repaired.changes.to_set] == [signed_in[0][1]]
+    assert repaired.changes.to_remove == [intruder] and gateway.peers() == authorised
+
+    daemon = gateway.backend.daemons[interface]
+    os.kill(daemon.pid or 0, signal.SIGKILL)
+    assert wait_for(lambda: daemon.restarts == 1 and daemon.pid is not None, seconds=10)
+    assert wait_for(lambda: gateway.backend.peers(interface) == {}, seconds=5)  # the new daemon starts empty
+    assert len(gateway.controller.run_once().changes.to_set) == len(authorised) and gateway.peers() == authorised
+    assert gateway.scope() == loaded
 
 
 def _latest_key(engine: Engine) -> str:
