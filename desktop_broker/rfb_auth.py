@@ -13,9 +13,8 @@ import struct
 from collections.abc import Awaitable, Callable
 
 from desktop_broker.x11.rfb_bridge import Handshake
-from desktop_broker.x11.rfb_probe import vnc_auth_response
+from desktop_broker.x11.rfb_probe import RFB_VERSION, vnc_auth_response
 
-RFB_VERSION = b"RFB 003.008\n"
 _VNC_AUTH = 2
 _NO_AUTH = 1
 _OK = struct.pack(">I", 0)
@@ -52,10 +51,13 @@ class BufferedReceive:
 
 
 async def authenticate_to_seat(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, password: str) -> None:
-    """The seat's side: agree on RFB 3.8 with x11vnc and pass its VNC authentication with `password`."""
+    """The seat's side: agree on RFB 3.8 with x11vnc and pass its VNC authentication with `password`.
+
+    Our version goes out first, so x11vnc greets at once instead of after its 100 ms WebSocket peek (`RFB_VERSION`).
+    """
+    writer.write(RFB_VERSION)
     if not (await reader.readexactly(12)).startswith(b"RFB 003."):
         raise RfbAuthFailed("the seat does not speak RFB")
-    writer.write(RFB_VERSION)
     types = await reader.readexactly((await reader.readexactly(1))[0])
     if _VNC_AUTH not in types:
         raise RfbAuthFailed(f"the seat offers no VNC authentication (types {list(types)})")

@@ -10,7 +10,7 @@ import select
 import socket
 import struct
 
-from desktop_broker.x11.rfb_probe import vnc_auth_response
+from desktop_broker.x11.rfb_probe import RFB_VERSION, vnc_auth_response
 from desktop_broker.x11.spec import RfbAddress
 
 _VNC_AUTH = 2
@@ -59,9 +59,9 @@ class ScreenCopy:
     def _connect(self) -> None:
         sock = socket.create_connection((self._address.host, self._address.port), timeout=self._timeout)
         try:
+            sock.sendall(RFB_VERSION)  # before the server's greeting, which it then sends at once (rfb_probe)
             if not _recv(sock, 12).startswith(b"RFB 003."):
                 raise ScreenCopyFailed("the seat does not speak RFB")
-            sock.sendall(b"RFB 003.008\n")
             if _VNC_AUTH not in _recv(sock, _recv(sock, 1)[0]):
                 raise ScreenCopyFailed("the seat offers no VNC authentication")
             sock.sendall(bytes([_VNC_AUTH]))

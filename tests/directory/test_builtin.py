@@ -4,9 +4,12 @@ import json
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher, Type, extract_parameters
+from argon2.profiles import RFC_9106_LOW_MEMORY
 
 from gateway.directory import AccountState, BuiltinDirectory, DirectorySettings
 from gateway.directory import errors as e
+from gateway.directory.builtin import password_hash
 
 
 @pytest.fixture
@@ -54,3 +57,35 @@ def test_group_changes_persist_in_the_file(directory: BuiltinDirectory, tmp_path
     assert {g.name for g in reopened.lookup("zhang.wei").groups} == {"agents", "hr"}
     reopened.remove_from_group("zhang.wei", "agents")
     assert {g.name for g in directory.lookup("zhang.wei").groups} == {"hr"}
+
+
+def test_passwords_are_hashed_at_owasps_argon2id_minimum_or_above(directory: BuiltinDirectory, tmp_path: Path) -> None:
+    stored = json.loads((tmp_path / "users.json").read_text())["users"]["zhang.wei"]["password_hash"]
+    parameters = extract_parameters(stored)
+    assert parameters.type is Type.ID
+    assert parameters.memory_cost >= 19 * 1024 and parameters.time_cost >= 2 and parameters.parallelism >= 1
+
+
+def _write_hash(path: Path, login: str, hashed: str) -> None:
+    data = json.loads(path.read_text())
+    data["users"][login]["password_hash"] = hashed
+    path.write_text(json.dumps(data))
+
+
+def test_a_hash_with_older_parameters_verifies_and_is_made_again_at_the_right_password(
+    directory: BuiltinDirectory, tmp_path: Path
+) -> None:
+    path = tmp_path / "users.json"
+    older = PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY).hash("Correct-Horse-1")  # argon2-cffi's old default
+    _write_hash(path, "zhang.wei", older)
+
+    with pytest.raises(e.WrongPassword):
+        directory.authenticate("zhang.wei", "wrong")
+    assert json.loads(path.read_text())["users"]["zhang.wei"]["password_hash"] == older, "a wrong guess changes nothing"
+
+    assert directory.authenticate("zhang.wei", "Correct-Horse-1").login == "zhang.wei"
+    renewed = json.loads(path.read_text())["users"]["zhang.wei"]["password_hash"]
+    assert renewed != older
+    assert extract_parameters(renewed) == extract_parameters(password_hash("anything"))
+    assert directory.authenticate("ZHANG.WEI", "Correct-Horse-1").login == "zhang.wei", "the new hash verifies"
+    assert json.loads(path.read_text())["users"]["zhang.wei"]["password_hash"] == renewed, "made again only once"

@@ -17,7 +17,6 @@ from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
 import httpx
-from argon2 import PasswordHasher
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from fastapi import FastAPI
@@ -29,6 +28,7 @@ from gateway.cli.totp import HOST
 from gateway.clock import Clock, utcnow
 from gateway.db import session_scope
 from gateway.directory import BuiltinDirectory, Directory
+from gateway.directory.builtin import password_hash
 from gateway.pki import service as pki
 from gateway.policies.service import import_policy
 from gateway.sessions import enrolment_codes
@@ -108,8 +108,9 @@ def redeem_enrolment_code(client: httpx.Client, code: str) -> httpx.Response:
 
 @cache
 def _password_hash(password: str) -> str:
-    """Hashed once per run: argon2 is slow on purpose, and every test starts from the same people."""
-    return PasswordHasher().hash(password)
+    """Hashed once per run, as the directory hashes it: argon2 is slow on purpose, and every test starts from the
+    same people."""
+    return password_hash(password)
 
 
 def write_builtin_directory(path: Path, passwords: Mapping[str, str], groups: Mapping[str, Sequence[str]]) -> None:
