@@ -148,8 +148,12 @@ def run_profile(
 
 def _wait_for_warm_seat(portal: SeatPortal) -> Callable[[], None]:
     def wait() -> None:
-        """Until the last round's seat is stopped and one warm seat waits, then a moment for the stop to finish."""
+        """Until the last round's seat is stopped and one warm seat waits, then a moment for the stop to finish; a
+        pool that does not come back within a minute stops the bench with what it holds (not a silent hang)."""
+        deadline = time.monotonic() + 60
         while portal.broker.pool is not None and portal.broker.pool.count() != (0, 1):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the pool holds {portal.broker.pool.count()} (busy, warm), not one warm seat")
             portal.broker.reconcile()  # as its 3 s job would: refill the pool once the stop has finished
             time.sleep(0.1)
         time.sleep(QUIET_SECONDS)
