@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, col, select
 
 from gateway.audit.models import AuditEvent, AuditHead
@@ -40,13 +40,15 @@ def event_hash(event: AuditEvent) -> str:
     return hashlib.sha256(_canonical(event)).hexdigest()
 
 
-def _lock_head(db: Session) -> AuditHead:
-    """Take the chain's write lock by bumping the head (made by the first migration, never created here)."""
-    db.execute(update(AuditHead).where(col(AuditHead.id) == 1).values(seq=AuditHead.seq + 1))
-    head = db.get(AuditHead, 1, populate_existing=True)
-    if head is None:
-        raise RuntimeError("the audit chain head is missing: run `sohogw db upgrade`")
-    return head
+# Built once, with bound parameters, and run as table statements: an ORM update, a reload of the head and a flush of
+# two objects cost about 1.7 ms of CPU an event, and a sign-in writes two or three.
+_EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
+_HEADS = AuditHead.__table__  # type: ignore[attr-defined]
+_TAKE_HEAD = update(_HEADS).where(_HEADS.c.id == 1).values(seq=_HEADS.c.seq + 1).returning(_HEADS.c.seq, _HEADS.c.hash)
+"""The chain's write lock, taken by bumping the head (made by the first migration, never created here); returns the
+new event's sequence number and the hash it follows, in the same round trip."""
+_APPEND = insert(_EVENTS)
+_MOVE_HEAD = update(_HEADS).where(_HEADS.c.id == 1).values(hash=bindparam("last_hash"))
 
 
 def record(
@@ -60,8 +62,14 @@ def record(
     detail: Mapping[str, Any] | None = None,
     clock: Clock = utcnow,
 ) -> AuditEvent:
-    """Append one event in the caller's transaction; it commits or rolls back with the action it records."""
-    head = _lock_head(db)
+    """Append one event in the caller's transaction; it commits or rolls back with the action it records.
+
+    The caller's pending rows are flushed first, as an ORM statement's autoflush did: the chain's lock, which every
+    appender waits for, is taken after their row locks rather than held while waiting for them (PostgreSQL)."""
+    db.flush()
+    head = db.execute(_TAKE_HEAD).one_or_none()
+    if head is None:
+        raise RuntimeError("the audit chain head is missing: run `sohogw db upgrade`")
     event = AuditEvent(
         seq=head.seq,
         at=as_utc(clock()),
@@ -75,10 +83,8 @@ def record(
         hash="",
     )
     event.hash = event_hash(event)
-    head.hash = event.hash
-    db.add(event)
-    db.add(head)
-    db.flush()
+    db.execute(_APPEND, event.model_dump())
+    db.execute(_MOVE_HEAD, {"last_hash": event.hash})
     return event
 
 
@@ -118,7 +124,7 @@ def verify_chain(db: Session) -> ChainReport:
         if event_hash(event) != event.hash:
             return ChainReport(checked, event.seq, f"row {event.seq} was altered (its hash does not match)")
         expected_seq, expected_prev, checked = expected_seq + 1, event.hash, checked + 1
-    head = db.get(AuditHead, 1)
+    head = db.get(AuditHead, 1, populate_existing=True)  # `record` writes the head past the session's objects
     if head is not None and (head.seq != checked or head.hash != expected_prev):
         return ChainReport(checked, checked + 1, f"rows {checked + 1} to {head.seq} are missing from the end")
     return ChainReport(checked)
