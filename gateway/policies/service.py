@@ -34,14 +34,21 @@ def current_version(db: Session) -> PolicyVersion | None:
     return db.exec(select(PolicyVersion).order_by(col(PolicyVersion.version).desc()).limit(1)).first()
 
 
+_NEWEST_NUMBER = select(func.max(PolicyVersion.version))
+"""Built once: every sign-in, page and launch asks it, and only the number (building the query and loading the whole
+row through the ORM cost ~0.9 ms of CPU a sign-in). Asked every time, never remembered: an import on any node is in
+force for the very next request."""
+
+
 def current_policy(db: Session) -> PolicyDocument:
     """The newest stored version, or the embedded default policy when none was imported yet."""
-    version = current_version(db)
-    if version is None:
+    number = db.execute(_NEWEST_NUMBER).scalar()
+    if number is None:
         return _default_policy()
-    if version.version not in _parsed:
-        _parsed[version.version] = load_policy(version.document)
-    return _parsed[version.version]
+    if number not in _parsed:
+        document = db.exec(select(PolicyVersion.document).where(PolicyVersion.version == number)).one()
+        _parsed[number] = load_policy(document)
+    return _parsed[number]
 
 
 def _groups_fit_directory(parsed: PolicyDocument, directory_kind: str) -> None:
