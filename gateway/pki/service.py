@@ -218,10 +218,11 @@ def current_crl(db: Session) -> CrlPublication | None:
     return db.exec(select(CrlPublication).order_by(col(CrlPublication.number).desc()).limit(1)).first()
 
 
-_REVOCATION_OF = select(IssuedCertificate.revoked_at, IssuedCertificate.revocation_reason).where(
-    IssuedCertificate.serial == bindparam("serial")
+_REGISTER = IssuedCertificate.__table__  # type: ignore[attr-defined]
+_REVOCATION_OF = select(_REGISTER.c.revoked_at, _REGISTER.c.revocation_reason).where(
+    _REGISTER.c.serial == bindparam("serial")
 )
-"""Built once, and only the two columns: every sign-in and every re-check of a live session asks it."""
+"""Built once, a table statement of the two columns: every sign-in and every re-check of a live session asks it."""
 
 
 def certificate_status(db: Session, serial: int) -> CertStatus:

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from certs.authority import Authority
 from certs.errors import CertificateRevokedError, RevocationUnknown
@@ -37,7 +37,8 @@ class RegisterRevocationChecker:
             raise RevocationUnknown(f"certificate serial {cert.serial_number:X} is not in this gateway's register")
 
 
-_IMPORTED_CHAINS = select(TrustedAuthority.chain_pem).order_by(col(TrustedAuthority.id))
+_AUTHORITIES = TrustedAuthority.__table__  # type: ignore[attr-defined]
+_IMPORTED_CHAINS = select(_AUTHORITIES.c.chain_pem).order_by(_AUTHORITIES.c.id)
 
 
 @lru_cache(maxsize=8)
@@ -51,7 +52,7 @@ def trust_store(db: Session, authority: Authority) -> TrustStore:
     The chains are read at every call, so an import or a removal on any node counts at once; the store built from
     them (parsing, fingerprints, a signature check of each root: ~0.5 ms a sign-in) is kept for chains already seen.
     """
-    return _built_store(tuple(authority.chain), tuple(db.exec(_IMPORTED_CHAINS).all()))
+    return _built_store(tuple(authority.chain), tuple(db.execute(_IMPORTED_CHAINS).scalars()))
 
 
 def verify_client(
