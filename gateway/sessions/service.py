@@ -74,6 +74,9 @@ def end_session(
     session.state, session.end_reason, session.ended_at, session.ended_by = SessionState.ENDING, reason, now, actor
     db.add(session)
     db.flush()
+    # Before the audit row, not after: on PostgreSQL the nudge is a statement, and once the row is written every
+    # other appender waits for this transaction's commit (both are delivered only then either way).
+    nudge_after_commit(db, SESSION_ENDED, session.id)
     record(
         db,
         actor=actor,
@@ -83,7 +86,6 @@ def end_session(
         outcome=reason.value,
         detail={"session": session.id, "person": session.person_id, **(detail or {})},
     )
-    nudge_after_commit(db, SESSION_ENDED, session.id)
     return session
 
 
