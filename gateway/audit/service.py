@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, col, select
 
 from gateway.audit.models import AuditEvent, AuditHead
@@ -21,32 +21,33 @@ GENESIS_HASH = "0" * 64
 VERIFY_BATCH = 1000
 
 
-def _canonical(event: AuditEvent) -> bytes:
-    fields = [
-        event.seq,
-        as_utc(event.at).isoformat(timespec="microseconds"),
-        event.actor,
-        event.action,
-        event.target,
-        event.outcome,
-        event.source,
-        event.detail,
-        event.prev_hash,
+_HASHED_FIELDS = ("seq", "at", "actor", "action", "target", "outcome", "source", "detail", "prev_hash")
+"""What a row's hash covers, in this order: every field but the hash itself."""
+
+
+def _digest(fields: Mapping[str, Any]) -> str:
+    values = [
+        as_utc(fields[name]).isoformat(timespec="microseconds") if name == "at" else fields[name]
+        for name in _HASHED_FIELDS
     ]
-    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+    return hashlib.sha256(json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
 
 
 def event_hash(event: AuditEvent) -> str:
-    return hashlib.sha256(_canonical(event)).hexdigest()
+    return _digest({name: getattr(event, name) for name in _HASHED_FIELDS})
 
 
-def _lock_head(db: Session) -> AuditHead:
-    """Take the chain's write lock by bumping the head (made by the first migration, never created here)."""
-    db.execute(update(AuditHead).where(col(AuditHead.id) == 1).values(seq=AuditHead.seq + 1))
-    head = db.get(AuditHead, 1, populate_existing=True)
-    if head is None:
-        raise RuntimeError("the audit chain head is missing: run `sohogw db upgrade`")
-    return head
+# Built once, with bound parameters, and run as table statements on plain values: an ORM update, a reload of the head
+# and a flush of two ORM objects cost about 1.7 ms of CPU an event (now ~0.15 ms), and a sign-in writes two or three.
+_EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
+_HEADS = AuditHead.__table__  # type: ignore[attr-defined]
+_TAKE_HEAD = update(_HEADS).where(_HEADS.c.id == 1).values(seq=_HEADS.c.seq + 1).returning(_HEADS.c.seq, _HEADS.c.hash)
+"""The chain's write lock, taken by bumping the head (made by the first migration, never created here); returns the
+new event's sequence number and the hash it follows, in the same round trip."""
+_APPEND = insert(_EVENTS).values({column.name: bindparam(f"event_{column.name}") for column in _EVENTS.c})
+_MOVE_HEAD = update(_HEADS).where(_HEADS.c.id == 1).values(hash=bindparam("event_hash"))
+_APPEND_MOVING_HEAD = _APPEND.add_cte(_MOVE_HEAD.cte("moved_head"))
+"""PostgreSQL: both in one round trip (a data-modifying WITH), one fewer while every appender waits on the lock."""
 
 
 def record(
@@ -59,27 +60,33 @@ def record(
     source: str = "",
     detail: Mapping[str, Any] | None = None,
     clock: Clock = utcnow,
-) -> AuditEvent:
-    """Append one event in the caller's transaction; it commits or rolls back with the action it records."""
-    head = _lock_head(db)
-    event = AuditEvent(
-        seq=head.seq,
-        at=as_utc(clock()),
-        actor=actor,
-        action=action,
-        target=target,
-        outcome=outcome,
-        source=source,
-        detail=json.dumps(dict(detail or {}), ensure_ascii=False, sort_keys=True, default=str),
-        prev_hash=head.hash,
-        hash="",
-    )
-    event.hash = event_hash(event)
-    head.hash = event.hash
-    db.add(event)
-    db.add(head)
+) -> None:
+    """Append one event in the caller's transaction; it commits or rolls back with the action it records.
+
+    The caller's pending rows are flushed first, as an ORM statement's autoflush did: the chain's lock, which every
+    appender waits for, is taken after their row locks rather than held while waiting for them (PostgreSQL)."""
     db.flush()
-    return event
+    head = db.execute(_TAKE_HEAD).one_or_none()
+    if head is None:
+        raise RuntimeError("the audit chain head is missing: run `sohogw db upgrade`")
+    event = {
+        "seq": head.seq,
+        "at": as_utc(clock()),
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "outcome": outcome,
+        "source": source,
+        "detail": json.dumps(dict(detail or {}), ensure_ascii=False, sort_keys=True, default=str),
+        "prev_hash": head.hash,
+    }
+    event["hash"] = _digest(event)
+    values = {f"event_{name}": value for name, value in event.items()}
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(_APPEND_MOVING_HEAD, values)
+    else:
+        db.execute(_APPEND, values)
+        db.execute(_MOVE_HEAD, values)
 
 
 @dataclass(frozen=True)
@@ -118,7 +125,7 @@ def verify_chain(db: Session) -> ChainReport:
         if event_hash(event) != event.hash:
             return ChainReport(checked, event.seq, f"row {event.seq} was altered (its hash does not match)")
         expected_seq, expected_prev, checked = expected_seq + 1, event.hash, checked + 1
-    head = db.get(AuditHead, 1)
+    head = db.get(AuditHead, 1, populate_existing=True)  # `record` writes the head past the session's objects
     if head is not None and (head.seq != checked or head.hash != expected_prev):
         return ChainReport(checked, checked + 1, f"rows {checked + 1} to {head.seq} are missing from the end")
     return ChainReport(checked)

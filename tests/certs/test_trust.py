@@ -97,6 +97,25 @@ def test_company_certificate_is_verified_then_refused_once_its_crl_is_asked_agai
     assert len(http_server.requests) == 2
 
 
+def test_a_kept_chain_is_built_again_once_its_issuing_ca_has_expired(
+    trust: TrustStore,
+    company: CompanyCa,
+    checker: HttpRevocationChecker,
+    now: datetime,
+    http_server: LocalHttpServer,
+) -> None:
+    """The chain built at one sign-in is kept for the next ones only while every certificate in it is valid: a user
+    certificate that outlives its issuing CA (valid 1,800 more days) is refused once the CA has expired."""
+    cert = company.user_certificate(
+        "zhang.wei@corp.example", now, crl_url=f"{http_server.base_url}/corp.crl", lifetime=timedelta(days=2000)
+    )
+    serve_crl(http_server, company.crl([], now, now + timedelta(days=1900)))
+    verify_client_certificate(cert, trust, now, checker)
+    assert verify_client_certificate(cert, trust, now + timedelta(days=1700), checker).upn == "zhang.wei@corp.example"
+    with pytest.raises(UntrustedCertificate, match="not trusted"):
+        verify_client_certificate(cert, trust, now + timedelta(days=1850), checker)
+
+
 def test_unreachable_ocsp_and_no_crl_fails_closed(
     trust: TrustStore, company: CompanyCa, checker: HttpRevocationChecker, now: datetime
 ) -> None:
