@@ -4,9 +4,11 @@ peer is gone against one `wg set … remove`, and how soon a revoked certificate
 Passes: N active sessions with leases are written to a fresh SQLite database (or --database-url); each round gets
 fresh wireguard-go interfaces in their own namespaces for both sides, ours with the nftables scope: a full pass
 onto the empty interface, then an unchanged safety-net pass. Ends: with the worker running, sessions are ended one
-at a time (end_session committed → the nudged pass removes the peer and its set elements). Revocation: the end-to-end
-world of tests/gateway/vpn (real CA, sessions, controller, wireguard-go clients) measures revoke → first
-failed TCP connection. Everything the bench creates is removed at the end. Run as root from the repo root:
+at a time (end_session committed → the nudged pass removes the peer and its set elements), at rest (the previous
+end's pass has finished) and right after another end (the second of two back to back waits for the first's pass).
+Revocation: the end-to-end world of tests/gateway/vpn (real CA, sessions, controller, wireguard-go clients) measures
+revoke → first failed TCP connection. Everything the bench creates is removed at the end. Run as root from the
+repo root:
     .venv/bin/python bench/bench_vpn_reconcile.py [--leases 1000 10000] [--rounds 3] [--ends 50] [--revocations 5]
 """
 
@@ -172,7 +174,7 @@ def passes(engine: Engine, count: int, rounds: int, data_dir: Path) -> dict[str,
 def ends(engine: Engine, session_ids: list[str], samples: int, data_dir: Path) -> dict[str, list[float]]:
     """An admin's "end now" committed → its peer removed by the nudged vpn.peers pass, ``samples`` times, alternating
     with the floor: one `wg set … remove` of a peer among the same number of peers."""
-    figures: dict[str, list[float]] = {"end → peer removed": [], "floor: wg set … remove": []}
+    figures: dict[str, list[float]] = {}
     victims = iter(session_ids)
     with gateway(engine, data_dir) as (controller, backend, name, ns):
         runner = WorkerRunner([TunnelPeers(controller)], engine, clock=lambda: NOW)
@@ -189,13 +191,31 @@ def ends(engine: Engine, session_ids: list[str], samples: int, data_dir: Path) -
                     time.sleep(0.0002)
                 return backend.removed_at - began
 
+            def at_rest() -> float:
+                """An admin ending one session: the pass of the previous end (its set elements deleted, its lease
+                retired: tens of ms after its peer went) has finished."""
+                time.sleep(0.1)
+                return end_one()
+
+            def right_after_another() -> float:
+                """The second of two ends committed back to back: it waits for the first's pass to finish."""
+                end_one()
+                return end_one()
+
             def by_hand() -> float:
                 key = base64.b64encode(os.urandom(32)).decode()
                 wg = ["ip", "netns", "exec", ns, "wg", "set", name, "peer", key]
                 subprocess.run([*wg, "allowed-ips", "10.127.0.1/32"], check=True)
                 return timed(lambda: subprocess.run([*wg, "remove"], check=True))
 
-            measured = alternate({"end → peer removed": end_one, "floor: wg set … remove": by_hand}, samples)
+            measured = alternate(
+                {
+                    "end → peer removed": at_rest,
+                    "end right after another": right_after_another,
+                    "floor: wg set … remove": by_hand,
+                },
+                samples,
+            )
         finally:
             runner.stop()
     for label, values in measured.items():
