@@ -50,6 +50,9 @@ def _environment(root: Path, port: int, vpn_interface: str) -> dict[str, str]:
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("SOHOGW_")}
     return {
         **inherited,
+        # Installing is the test command's work, done before the suite: a crash is the subject here, and pip inside
+        # a test's network namespace would wait for a registry it cannot reach.
+        "SOHOGW_EMBEDDED_INSTALL": "no",
         # The UAPI socket directory is shared by every namespace: a name of its own, so no other run's daemon (nor
         # one this run leaves) is taken for ours; a UDP port of its own for a run outside a namespace.
         "SOHOGW_VPN__INTERFACE": vpn_interface,
