@@ -18,8 +18,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("db_url", ["sqlite"], ind
 
 @pytest.fixture
 def supervision() -> SupervisionSettings:
-    """A break turns a tile amber after 2.4 s and red after 3 s; "not ready" never changes colour."""
-    return SupervisionSettings(wall_tick_seconds=0.5, break_max_minutes=0.05, state_limit_minutes={})
+    """A break turns a tile amber after 4.8 s and red after 6 s (the amber stretch is longer than the page's 1 s
+    tick, so a tick always lands in it); "not ready" never changes colour."""
+    return SupervisionSettings(wall_tick_seconds=0.5, break_max_minutes=0.1, state_limit_minutes={})
 
 
 def _wall_of_sup1(portal: SupervisedPortal, page: Page) -> None:
