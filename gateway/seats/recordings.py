@@ -55,8 +55,9 @@ def storage_refusal(db: Session, files: RecordingFiles, settings: RecordingSetti
     return None
 
 
-def _detail(recording: ScreenRecording, **extra: object) -> dict[str, object]:
-    return {
+def _audit(db: Session, recording: ScreenRecording, action: str, outcome: str, now: datetime, **extra: object) -> None:
+    """One audit row of the recording's life, by the system, naming whose seat and call it is."""
+    detail = {
         "person": recording.person_id,
         "session": recording.session_id,
         "lease": recording.lease_id,
@@ -65,6 +66,7 @@ def _detail(recording: ScreenRecording, **extra: object) -> dict[str, object]:
         "call": recording.call_event_id,
         **extra,
     }
+    record(db, actor="system", action=action, target=recording.id, outcome=outcome, detail=detail, clock=lambda: now)
 
 
 class StorageAlarm(Protocol):
@@ -132,15 +134,7 @@ def new_recording(
     )
     db.add(recording)
     db.flush()
-    record(
-        db,
-        actor="system",
-        action="recording.start",
-        target=recording_id,
-        outcome="started",
-        detail=_detail(recording),
-        clock=lambda: now,
-    )
+    _audit(db, recording, "recording.start", "started", now)
     return recording
 
 
@@ -154,15 +148,7 @@ def close_recording(db: Session, recording_id: str, now: datetime, problem: str 
     db.add(recording)
     db.flush()
     if problem:
-        record(
-            db,
-            actor="system",
-            action="recording.start",
-            target=recording_id,
-            outcome="failed",
-            detail=_detail(recording, problem=problem),
-            clock=lambda: now,
-        )
+        _audit(db, recording, "recording.start", "failed", now, problem=problem)
 
 
 def fail_closed(db: Session, recording_id: str, now: datetime, problem: str) -> None:
@@ -173,15 +159,7 @@ def fail_closed(db: Session, recording_id: str, now: datetime, problem: str) -> 
     recording.state, recording.problem = RecordingState.FAILED, problem[:500]
     db.add(recording)
     db.flush()
-    record(
-        db,
-        actor="system",
-        action="recording.seal",
-        target=recording_id,
-        outcome="failed",
-        detail=_detail(recording, problem=problem),
-        clock=lambda: now,
-    )
+    _audit(db, recording, "recording.seal", "failed", now, problem=problem)
 
 
 def recordings_in(db: Session, node: str, state: RecordingState) -> list[ScreenRecording]:
@@ -196,15 +174,7 @@ def mark_sealed(db: Session, recording_id: str, size: int, now: datetime) -> Non
     recording.state, recording.size_bytes, recording.sealed_at = RecordingState.SEALED, size, now
     db.add(recording)
     db.flush()
-    record(
-        db,
-        actor="system",
-        action="recording.seal",
-        target=recording_id,
-        outcome="sealed",
-        detail=_detail(recording, bytes=size),
-        clock=lambda: now,
-    )
+    _audit(db, recording, "recording.seal", "sealed", now, bytes=size)
 
 
 def purge(
@@ -227,15 +197,7 @@ def purge(
         recording.state, recording.purged_at = RecordingState.PURGED, now
         db.add(recording)
         db.flush()
-        record(
-            db,
-            actor="system",
-            action="recording.purge",
-            target=recording.id,
-            outcome=reason,
-            detail=_detail(recording, bytes=recording.size_bytes),
-            clock=lambda: now,
-        )
+        _audit(db, recording, "recording.purge", reason, now, bytes=recording.size_bytes)
         purged.append(recording.id)
     if storage_refusal(db, files, settings) is None:
         alarm.room_again(db, node, now)
