@@ -30,10 +30,10 @@ from websockets.sync.client import ClientConnection, connect
 
 from desktop_broker.guacamole.gate import Launch, LaunchGate, LaunchMode, LaunchRefused, MemoryLaunchStore
 from desktop_broker.guacamole.token import GuacamoleConnection, derive_token_key, mint_token, token_digest
+from desktop_broker.recording import wire
 from tests.desktop_broker.x11_fixtures import RunningSeat, pointer_location, running_seat, screen_rgb
 from tests.support.browser import chromium
 from tests.support.guacamole_lite import SERVER_DIR
-from tests.support.guacamole_protocol import InstructionParser, encode
 from tests.support.guacd import GuacdTap, RealGuacd, TappedConnection, free_port
 
 pytestmark = pytest.mark.e2e
@@ -41,6 +41,11 @@ pytestmark = pytest.mark.e2e
 KEY = derive_token_key(b"test broker secret, 32 bytes or more!")
 RECORDING_NAME = "agent0042-seat-07-20261125T090000Z"
 """A name as the broker fills it (policy stamps it; guacd itself expands nothing)."""
+
+
+def text_instruction(*elements: str) -> str:
+    """One Guacamole instruction as the websocket tunnel carries it: a text frame."""
+    return wire.encode(*elements).decode()
 
 
 class Clock:
@@ -230,7 +235,7 @@ def open_seat(server: NodeServer, token: str, size: tuple[int, int] = (1280, 800
 
 def read_until_sync(client: ClientConnection, timeout: float = 10.0) -> list[tuple[str, ...]]:
     """Everything guacd sent the browser up to and including the first frame's `sync`."""
-    parser = InstructionParser()
+    parser = wire.InstructionReader()
     received: list[tuple[str, ...]] = []
     deadline = time.monotonic() + timeout
     while not received or received[-1][0] != "sync":
@@ -401,7 +406,7 @@ def test_supervisor_joins_read_only_and_their_input_never_reaches_the_seat(
         with endpoint.reported:
             assert endpoint.reported.wait_for(lambda: agent_launch.launch_id in endpoint.connected, timeout=5)
         assert endpoint.connected[agent_launch.launch_id] == connection_id
-        agent.send(encode("mouse", "100", "120", "0"))
+        agent.send(text_instruction("mouse", "100", "120", "0"))
         assert tap.wait_for(lambda: ("mouse", "100", "120", "0") in _agent_connection(tap, connection_id).after_ready)
         deadline = time.monotonic() + 5
         while _pointer(seat) != (100, 120) and time.monotonic() < deadline:
@@ -416,8 +421,12 @@ def test_supervisor_joins_read_only_and_their_input_never_reaches_the_seat(
             guacd.wait_for_log(r"joined connection .*\(2 users now present\)", since=mark)
             time.sleep(1.0)  # guacd settles the join (it may move the pointer to where it is); then only watch
             idle_before, watched_at = seat.seat.idle_seconds(), time.monotonic()
-            supervisor.send(encode("key", "97", "1") + encode("key", "97", "0") + encode("mouse", "600", "500", "1"))
-            supervisor.send(encode("clipboard", "0", "text/plain") + encode("sync", "1"))
+            supervisor.send(
+                text_instruction("key", "97", "1")
+                + text_instruction("key", "97", "0")
+                + text_instruction("mouse", "600", "500", "1")
+            )
+            supervisor.send(text_instruction("clipboard", "0", "text/plain") + text_instruction("sync", "1"))
             (joined,) = tap.since(tapped)
             assert tap.wait_for(lambda: "sync" in joined.opcodes_after_ready())
             time.sleep(1.0)
@@ -470,12 +479,12 @@ def test_an_idle_seat_is_not_dropped_in_two_minutes(server, endpoint, parameters
     started = time.monotonic()
     with open_seat(server, launch(endpoint, parameters)) as client:
         read_until_sync(client)
-        parser = InstructionParser()
+        parser = wire.InstructionReader()
         deadline, next_nop, quiet = started + 120, time.monotonic() + 5, 0.0
         last_heard = time.monotonic()
         while (now := time.monotonic()) < deadline:
             if now >= next_nop:
-                client.send(encode("nop"))
+                client.send(text_instruction("nop"))
                 next_nop += 5
             try:
                 message = client.recv(timeout=max(0.05, min(next_nop, deadline) - now))
@@ -485,7 +494,7 @@ def test_an_idle_seat_is_not_dropped_in_two_minutes(server, endpoint, parameters
             for instruction in parser.feed(message.encode() if isinstance(message, str) else message):
                 assert instruction[0] != "error", f"the seat was dropped: {instruction}"
                 if instruction[0] == "sync":
-                    client.send(encode("sync", instruction[1]))
+                    client.send(text_instruction("sync", instruction[1]))
     print(f"\nidle seat: open {time.monotonic() - started:.0f} s, longest silence from guacd {quiet:.1f} s")
     assert time.monotonic() - started >= 120
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.guacamole_protocol import InstructionParser, ProtocolError
+from desktop_broker.recording.wire import InstructionReader, WireError
 
 DEFAULT_GUACD = "/opt/guacd/sbin/guacd"
 HANDSHAKE = ("size", "audio", "video", "image", "timezone", "name")
@@ -159,13 +159,13 @@ class GuacdTap:
             threading.Thread(target=self._pump, args=(upstream, client, record, False), daemon=True).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket, record: TappedConnection, to_guacd: bool) -> None:
-        parser = InstructionParser()
+        parser = InstructionReader()
         try:
             while data := source.recv(65536):
                 sink.sendall(data)
                 for instruction in parser.feed(data):
                     self._record(lambda i=instruction: self._note(record, i, to_guacd))
-        except (OSError, ProtocolError):
+        except (OSError, WireError):
             pass
         finally:
             # shutdown, not only close: the other pump thread is blocked in recv on one of these sockets, and a

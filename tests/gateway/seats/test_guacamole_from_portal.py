@@ -21,6 +21,7 @@ from sqlmodel import Session, select
 from websockets.exceptions import ConnectionClosed
 
 from desktop_broker.guacamole.token import derive_token_key
+from desktop_broker.recording.wire import InstructionReader
 from gateway.seats.models import LaunchToken, RdpHostCertificate, ScreenRecording, SeatLease, SeatLeaseState
 from gateway.seats.settings import RecordingSettings
 from tests.desktop_broker.test_guacamole_launch import (  # noqa: F401 - fixtures are used by name
@@ -35,7 +36,6 @@ from tests.desktop_broker.test_guacamole_launch import (  # noqa: F401 - fixture
 )
 from tests.gateway.seats.conftest import SeatPortal, audit_trail, browser_context, launch, seat_portal_on_sqlite
 from tests.gateway.voice.conftest import wait_for
-from tests.support.guacamole_protocol import InstructionParser
 from tests.support.guacd import GuacdTap, RealGuacd, TappedConnection
 from tests.support.xrdp import RdpHost, xrdp_host
 
@@ -421,7 +421,7 @@ def test_guacd_itself_refuses_an_rdp_host_whose_certificate_is_not_the_pinned_on
             with contextlib.suppress(ConnectionClosed, TimeoutError):
                 while not errors:
                     message = client.recv(timeout=10)
-                    errors = [i for i in InstructionParser().feed(message.encode()) if i[0] == "error"]
+                    errors = [i for i in InstructionReader().feed(message.encode()) if i[0] == "error"]
     finally:
         direct.stop()
         endpoint.server.shutdown()

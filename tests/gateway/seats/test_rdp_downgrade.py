@@ -17,6 +17,7 @@ import pytest
 from sqlmodel import Session
 from websockets.exceptions import ConnectionClosed
 
+from desktop_broker.recording.wire import InstructionReader
 from gateway.seats.models import RdpHostCertificate
 from policy import compile_guacamole, evaluate, load_policy
 from tests.desktop_broker.test_guacamole_launch import (  # noqa: F401 - fixtures are used by name
@@ -29,7 +30,6 @@ from tests.desktop_broker.test_guacamole_launch import (  # noqa: F401 - fixture
 )
 from tests.gateway.seats.conftest import SeatPortal, audit_trail, launch
 from tests.gateway.seats.test_guacamole_from_portal import CONSOLE, node, portal, rdp_policy  # noqa: F401
-from tests.support.guacamole_protocol import InstructionParser
 from tests.support.guacd import GuacdTap, RealGuacd
 from tests.support.xrdp import RdpHost, xrdp_host
 
@@ -98,7 +98,7 @@ def test_guacd_given_the_compiled_parameters_does_not_connect_without_tls(
             deadline = time.monotonic() + 20
             while not errors and time.monotonic() < deadline:
                 message = client.recv(timeout=deadline - time.monotonic())
-                errors = [i for i in InstructionParser().feed(message.encode()) if i[0] == "error"]
+                errors = [i for i in InstructionReader().feed(message.encode()) if i[0] == "error"]
     finally:
         direct.stop()
         endpoint.server.shutdown()
