@@ -1,14 +1,16 @@
 """Brute-force throttling per person and per source address, reserved before the directory is asked.
 
 Each guess first reserves an attempt on its keys (the person, or the name typed when no account has it, and the
-source address) in a short transaction of its own that commits before the directory is asked. The reservation is
-one conditional ``UPDATE … SET attempts = attempts + 1 WHERE attempts < limit``; PostgreSQL's row lock (re-checking
-the condition on the row as committed by the one before) and SQLite's single writer make concurrent reservations
-take turns, so at most ``limit`` guesses per window reach the directory, whatever the concurrency and however many
-gateway nodes share the database. Kept in the database, not in memory, for that reason. The window is fixed: it
-starts with the first attempt and a key's count starts again once the window has passed.
+source: an IPv4 address or an IPv6 /64) in a short transaction of its own that commits before the directory is
+asked. The reservation is one conditional ``UPDATE … SET attempts = attempts + 1 WHERE attempts < limit``;
+PostgreSQL's row lock (re-checking the condition on the row as committed by the one before) and SQLite's single
+writer make concurrent reservations take turns, so at most ``limit`` guesses per window reach the directory, whatever
+the concurrency and however many gateway nodes share the database. Kept in the database, not in memory, for that
+reason. The window is fixed: it starts with the first attempt and a key's count starts again once the window has
+passed.
 """
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,8 +51,23 @@ def unknown_name_key(login: str) -> str:
     return f"name:{account_key(login)}"
 
 
+IPV6_SOURCE_PREFIX = 64
+"""An IPv6 home or host gets a whole /64 and may take any address in it: one source is its /64, else a sprayer
+that rotates addresses would never meet the per-address limit."""
+
+
 def source_key(source_ip: str) -> str:
-    return f"source:{source_ip}"
+    """The source an attempt counts on: an IPv4 address (also when it comes IPv4-mapped in IPv6), an IPv6 /64, or
+    the text as given when it is no address (a test client's name)."""
+    try:
+        address = ipaddress.ip_address(source_ip.strip())
+    except ValueError:
+        return f"source:{source_ip}"
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        return f"source:{ipaddress.IPv6Network((address, IPV6_SOURCE_PREFIX), strict=False)}"
+    return f"source:{address}"
 
 
 # The statements are built once, with bound parameters, and run as table statements: building an ORM update() at
