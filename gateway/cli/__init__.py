@@ -12,6 +12,7 @@ from gateway.cli.deployment import backup_command, bootstrap_command, config, re
 from gateway.cli.policy import policy
 from gateway.cli.totp import totp
 from gateway.cli.user import user
+from gateway.cli.vpn import vpn
 from gateway.directory.errors import DirectoryError
 from gateway.errors import GatewayError
 from gateway.settings import SettingsError, get_settings
@@ -106,6 +107,7 @@ cli.add_command(backup_command)
 cli.add_command(restore_command)
 cli.add_command(bootstrap_command)
 cli.add_command(policy)
+cli.add_command(vpn)
 
 
 def main() -> None:

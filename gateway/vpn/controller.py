@@ -29,7 +29,9 @@ from gateway.vpn import ipam, leases
 from gateway.vpn.backend import PeerChanges, PeerSpec, WireGuardBackend, WireGuardError
 from gateway.vpn.choose import choose_backend, kernel_has_wireguard
 from gateway.vpn.client_config import client_config
+from gateway.vpn.interface import delete_link
 from gateway.vpn.keys import load_or_create_private_key, public_key_of
+from gateway.vpn.netlink import NetlinkBackend
 from gateway.vpn.reconcile import InstalledTunnel, PeerPlan, ReconcileResult, desired_peers
 from gateway.vpn.settings import VpnSettings
 from gateway.vpn.uapi import UapiBackend
@@ -190,7 +192,8 @@ class VpnController:
         )
 
     def stop(self) -> None:
-        """Stop the wireguard-go this controller started (its interface and peers go with it)."""
+        """Take the interface down with every peer: the wireguard-go this controller started (its TUN device goes
+        with it), or the kernel link, which would otherwise keep forwarding with no gateway to end its peers."""
         if self.tunnel is not None:
             self.tunnel.close()
         self.tunnel = None
@@ -199,6 +202,8 @@ class VpnController:
             self._observer = None
         if isinstance(self.backend, UapiBackend):
             self.backend.stop()
+        elif isinstance(self.backend, NetlinkBackend):
+            delete_link(self.settings.interface, self.backend.netns)
 
     def status(self) -> dict[str, object]:
         """For security admins: on or off (and why), the interface, and the last pass."""
