@@ -99,9 +99,11 @@ class _Attempt:
     account: Account | None = None
 
     def refuse(self, error: LoginFailed, **detail: object) -> NoReturn:
-        """Count the failure (alert rules), audit it with the person beside the name, and raise it."""
+        """Count the failure (alert rules), audit it with the person beside the name, and raise it. The failure is
+        counted on the account's own name once it is found, so every spelling of one person adds to one count."""
         request = self.request
-        throttle.record_failure(self.db, request.login, request.source_ip, self.now, error.reason)
+        name = self.account.name if self.account else request.login
+        throttle.record_failure(self.db, name, request.source_ip, self.now, error.reason)
         record(
             self.db,
             actor=(self.account.name if self.account else request.login)[:255],
