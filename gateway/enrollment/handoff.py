@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
-from sqlalchemy import or_
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from certs.authority import Authority
 from certs.identity import identity_of
@@ -25,7 +24,8 @@ from gateway.enrollment.models import Application, CertificateRequest, Certifica
 from gateway.errors import NotFound, Unavailable
 from gateway.pki import service as pki
 from gateway.pki.errors import CaNotReady
-from gateway.pki.models import IssuedCertificate
+from gateway.pki.models import CertificateKind, IssuedCertificate
+from gateway.sessions.login import certificate_matches
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.service import end_session
 from gateway.voice.numbers import mark_vetted
@@ -92,7 +92,7 @@ def withdraw_seat(
 ) -> None:
     """Revoke certificates, end sessions, cancel certificate requests; the person leaves the group once the caller
     commits. Fails closed: a CA that is not ready stops the whole step rather than leaving a certificate valid."""
-    certificates = _live_certificates(db, application, now)
+    certificates, directory_answered = _live_certificates(db, application, handoff.directory, now)
     if certificates and handoff.authority is None:
         raise CaNotReady(
             "the certificate authority is not ready, so the certificates cannot be revoked; nothing changed"
@@ -135,34 +135,43 @@ def withdraw_seat(
             "group": handoff.agent_group,
             "revoked": [c.serial for c in certificates],
             "sessions_ended": len(sessions),
+            "directory_answered": directory_answered,
         },
         clock=lambda: now,
     )
 
 
-def _live_certificates(db: Session, application: Application, now: datetime) -> list[IssuedCertificate]:
-    """The person's unrevoked, unexpired certificates, matched as a login matches them: UPN to UPN, else the
-    certificate's CN to the login (``sessions.login.certificate_matches``)."""
-    upn = (application.upn or "").casefold()
-    candidates = db.exec(
+def _live_certificates(
+    db: Session, application: Application, directory: Directory, now: datetime
+) -> tuple[list[IssuedCertificate], bool]:
+    """The person's unrevoked, unexpired agent certificates: every one a sign-in as them would accept
+    (``sessions.login.certificate_matches`` against their directory entry: its UPN, AD's implicit UPN, its DN, its
+    name, compared as the sign-in compares them), and whether the directory answered. An account the directory no
+    longer knows, or a directory that cannot answer, is matched by what the application knows (its UPN and login):
+    the withdrawal still takes effect, and the person's group membership goes once the directory is back."""
+    try:
+        person, answered = directory.lookup(application.login), True
+    except AccountNotFound:
+        person, answered = _as_applied(application), True
+    except DirectoryError:
+        person, answered = _as_applied(application), False
+    live = db.exec(
         select(IssuedCertificate)
+        .where(IssuedCertificate.kind == CertificateKind.AGENT)
         .where(col(IssuedCertificate.revoked_at).is_(None))
         .where(col(IssuedCertificate.not_after) > now)
-        .where(
-            or_(
-                func.lower(IssuedCertificate.upn) == upn,
-                col(IssuedCertificate.subject).contains(application.login),
-            )
-        )
     ).all()
-    return [c for c in candidates if _belongs_to(c, application, upn)]
+    theirs = [
+        c for c in live if certificate_matches(identity_of(x509.load_pem_x509_certificate(c.pem.encode())), person)
+    ]
+    return theirs, answered
 
 
-def _belongs_to(certificate: IssuedCertificate, application: Application, upn: str) -> bool:
-    if upn and certificate.upn:
-        return certificate.upn.casefold() == upn
-    name = identity_of(x509.load_pem_x509_certificate(certificate.pem.encode())).common_name or ""
-    return name.casefold() == application.login.casefold()
+def _as_applied(application: Application) -> DirectoryUser:
+    """The person as their application names them, for matching certificates without the directory."""
+    return DirectoryUser(
+        dn="", login=application.login, person_id=application.person_id or "", upn=application.upn or None
+    )
 
 
 def _vet_callback_number(db: Session, application: Application, person_id: str, actor: str, now: datetime) -> str:

@@ -24,6 +24,8 @@ from gateway.directory import open_directory
 from gateway.enrollment.handoff import HandOff, withdraw_seat
 from gateway.enrollment.service import start_application
 from gateway.enrollment.settings import EnrollmentSettings
+from gateway.pki import service as pki
+from gateway.pki.models import IssuedCertificate
 from gateway.sessions.models import HomeSession, SessionState
 from tests.directory import samba
 from tests.directory.samba import SambaDC, group_dn, user_dn
@@ -37,6 +39,7 @@ from tests.support.portal import (
     serving_portal,
     sign_in,
 )
+from tests.vpn.keys import key_pair
 
 pytestmark = pytest.mark.e2e
 HTML = {"accept": "text/html"}
@@ -175,6 +178,41 @@ def test_a_suspension_ends_the_session_whichever_spelling_opened_it(portal: Port
         ended = _sessions(portal.engine, SessionState.ENDING)
         assert [(s.login, s.end_reason) for s in ended] == [(PERSON, "hr_suspended")]
         assert client.get("/", headers=HTML).headers["location"] == "/login"
+
+
+def test_a_suspension_revokes_every_certificate_a_sign_in_would_accept(portal: Portal) -> None:
+    """A certificate naming AD's implicit UPN, or the UPN in other letters' case, is the person's for the sign-in,
+    so the withdrawal revokes it too; a colleague's stays valid."""
+    now = datetime.now(UTC)
+    upns = {"implicit": f"{PERSON}@soho.test", "other case": PERSON_UPN.upper(), "colleague": f"{ADMIN}@soho.test"}
+    serials = {}
+    with session_scope(portal.engine) as db:
+        for label, upn in upns.items():
+            issued = pki.issue_agent_certificate(
+                db,
+                portal.authority,
+                upn=upn,
+                wireguard_key=key_pair()[1],
+                actor=pki.Actor("security-admin"),
+                now=now,
+                lifetime=timedelta(days=30),
+                urls=pki.publication_urls("http://x"),
+            )
+            serials[label] = issued.row.serial
+    handoff = HandOff(portal.directory, portal.authority, timedelta(hours=24), "SOHO-Agents")
+    with session_scope(portal.engine) as db:
+        application = start_application(
+            db, handoff, PERSON, callback_number="", settings=EnrollmentSettings(), actor="hr", now=now
+        )
+        withdraw_seat(db, application, handoff, actor="hr", now=now, why="suspended")
+    with session_scope(portal.engine) as db:
+        rows = db.exec(select(IssuedCertificate).where(col(IssuedCertificate.serial).in_(serials.values()))).all()
+        revoked = {row.serial: row.revoked_at is not None for row in rows}
+    assert {label: revoked[serial] for label, serial in serials.items()} == {
+        "implicit": True,
+        "other case": True,
+        "colleague": False,
+    }
 
 
 def _spoofed_supervisor(dc: SambaDC) -> str:
