@@ -28,6 +28,7 @@ from sqlmodel import Session, col, select
 from websockets.sync.client import connect
 
 from desktop_broker.pool import PooledSeat
+from desktop_broker.recording.wire import InstructionReader, encode
 from desktop_broker.x11.processes import pss_kib
 from desktop_broker.x11.unix_accounts import processes_of
 from gateway.db import make_engine
@@ -37,7 +38,6 @@ from tests.desktop_broker.test_guacamole_launch import LaunchEndpoint, NodeServe
 from tests.gateway.seats.conftest import SeatPortal, browser_context, seat_portal
 from tests.gateway.seats.test_guacamole_from_portal import CANVAS_PIXELS, CONSOLE, SAMPLES, SECRET, page_matches_seat
 from tests.support.browser import chromium
-from tests.support.guacamole_protocol import InstructionParser, encode
 from tests.support.guacd import RealGuacd, free_port
 from tests.support.xrdp import RdpHost, xrdp_host
 
@@ -151,7 +151,7 @@ def stream_rate(
     token = endpoint.gate.issue_seat_launch(user="bench", seat="bench", protocol=protocol, parameters=parameters).token
     url = f"ws://127.0.0.1:{node.port}/?token={token}&width=1280&height=800"
     with connect(url, subprotocols=["guacamole"], max_size=None) as socket:
-        parser, frames, size = InstructionParser(), 0, 0
+        parser, frames, size = InstructionReader(), 0, 0
         warm_until = time.monotonic() + 3  # the session and the first full screen
         started = None
         while True:
@@ -166,7 +166,7 @@ def stream_rate(
             for instruction in parser.feed(data):
                 if instruction[0] == "sync":
                     frames += 1
-                    socket.send(encode("sync", instruction[1]))
+                    socket.send(encode("sync", instruction[1]).decode())  # the tunnel carries text frames
 
 
 def scroll_in(env: dict[str, str], stack: ExitStack) -> None:
