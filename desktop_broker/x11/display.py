@@ -62,7 +62,7 @@ def start_display(
         "-nolisten",
         "tcp",
         "-nolisten",
-        "local",  # no abstract socket: seat processes may not reach abstract sockets (`unix_socket_scope`)
+        "local",  # no abstract socket: seat processes may not reach abstract sockets (`landlock_domain`)
         "-auth",
         str(server_auth),
         "-extension",

@@ -80,15 +80,22 @@ class SeatProcess:
         return {"DISPLAY": self.display.name, "XAUTHORITY": str(self.runtime_dir / "root.xauth")}
 
     def idle_seconds(self) -> float:
-        """Time since the last input on the display (XScreenSaver extension, via Debian's xprintidle)."""
-        result = subprocess.run(
-            ["xprintidle"],
-            env={**os.environ, **self.x_environment()},
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=5,
-        )
+        """Time since the last input on the display (XScreenSaver extension, via Debian's xprintidle).
+
+        Asked as the seat user, in its cgroup and a Landlock domain of its own, never as root: the seat user owns
+        the display's socket (`/tmp/.X11-unix/X<n>`), so once Xvfb is gone whatever the seat runs may answer there,
+        and a root X client would parse that program's replies.
+        """
+        with _entering(self.cgroup, self.user) as entry:
+            result = subprocess.run(
+                ["xprintidle"],
+                env={**_base_env(), **_x_env(self.user, self.display)},
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=5,
+                preexec_fn=entry,  # system calls only (cgroups.CgroupEntry)
+            )
         return int(result.stdout.strip()) / 1000
 
     def pss_kib(self) -> dict[str, int]:
@@ -164,7 +171,7 @@ def start_seat(
             _make_feed_dir(spec.feed_dir, user)
         watermark = _spawn_watermark(spec.watermark, user, display, runtime_dir, cgroup)
         started.append(watermark)
-        with _entering(cgroup, user) as entry:
+        with _entering(cgroup, user, may_listen_tcp=True) as entry:
             x11vnc, port = start_x11vnc(
                 spec, _x_env(user, display), _base_env(), runtime_dir, private_dir, owner, entry
             )
@@ -215,12 +222,17 @@ def _ensure_x11_socket_dir() -> None:
 
 
 @contextlib.contextmanager
-def _entering(cgroup: SeatCgroup | None, user: SeatUser) -> Iterator[CgroupEntry | None]:
-    """The `preexec_fn` that puts a child in the seat's cgroup as the seat user (None in dev mode)."""
+def _entering(cgroup: SeatCgroup | None, user: SeatUser, may_listen_tcp: bool = False) -> Iterator[CgroupEntry | None]:
+    """The `preexec_fn` that puts a child in the seat's cgroup as the seat user, in a Landlock domain of its own
+    (`landlock_domain`; only x11vnc `may_listen_tcp`). None in dev mode."""
     if not user.created:
         yield None
         return
-    entry = cgroup.entry(user.uid, user.gid) if cgroup is not None else CgroupEntry((), user.uid, user.gid)
+    entry = (
+        cgroup.entry(user.uid, user.gid, may_listen_tcp)
+        if cgroup is not None
+        else CgroupEntry((), user.uid, user.gid, may_listen_tcp)
+    )
     try:
         yield entry
     finally:
