@@ -24,6 +24,7 @@ from desktop_broker.x11.cgroups import CgroupEntry, SeatCgroup
 from desktop_broker.x11.code_path import seat_python_path
 from desktop_broker.x11.display import XDisplay, start_display
 from desktop_broker.x11.errors import SeatStartFailed
+from desktop_broker.x11.feed_dir import make_feed_dir
 from desktop_broker.x11.processes import pss_kib, stop_process
 from desktop_broker.x11.shared_memory import remove_segments_of
 from desktop_broker.x11.spec import RfbAddress, SeatSpec
@@ -126,10 +127,10 @@ class SeatProcess:
         if self.user.created:
             egress.remove_egress(self.user.uid)
             remove_segments_of(self.user.uid)
+        if self.feed_dir is not None:  # before the user: once it is gone, `useradd` may hand its gid to another
+            shutil.rmtree(self.feed_dir, ignore_errors=True)
         remove_seat_user(self.user)
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
-        if self.feed_dir is not None:
-            shutil.rmtree(self.feed_dir, ignore_errors=True)
 
 
 def start_seat(
@@ -168,7 +169,7 @@ def start_seat(
         write_cookie(runtime_dir / "root.xauth", display.number, display.cookie)
         write_cookie(user.home / ".Xauthority", display.number, display.cookie, *owner)
         if spec.feed_dir is not None:
-            _make_feed_dir(spec.feed_dir, user)
+            make_feed_dir(spec.feed_dir, user)
         watermark = _spawn_watermark(spec.watermark, user, display, runtime_dir, cgroup)
         started.append(watermark)
         with _entering(cgroup, user, may_listen_tcp=True) as entry:
@@ -188,13 +189,13 @@ def start_seat(
         if allow_list is not None:
             with contextlib.suppress(SeatStartFailed):
                 allow_list.result()  # finished, so that its rules cannot appear after the removal
+        if spec.feed_dir is not None:  # before the user, as in `SeatProcess.stop`
+            shutil.rmtree(spec.feed_dir, ignore_errors=True)
         if user is not None:
             if user.created:
                 egress.remove_egress(user.uid)
             remove_seat_user(user)
         shutil.rmtree(runtime_dir, ignore_errors=True)
-        if spec.feed_dir is not None:
-            shutil.rmtree(spec.feed_dir, ignore_errors=True)
         raise
     return SeatProcess(
         display, user, runtime_dir, watermark, app, x11vnc, RfbAddress("127.0.0.1", port), spec.feed_dir, cgroup
@@ -237,16 +238,6 @@ def _entering(cgroup: SeatCgroup | None, user: SeatUser, may_listen_tcp: bool = 
         yield entry
     finally:
         entry.close()
-
-
-def _make_feed_dir(feed_dir: Path, user: SeatUser) -> None:
-    """The seat's read-only inbox: the broker (owner) writes, the seat user reads through its group, nobody
-    else may even list it, and the app cannot plant a file there (no write bit for the group)."""
-    feed_dir.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    shutil.rmtree(feed_dir, ignore_errors=True)
-    feed_dir.mkdir(mode=0o750)
-    os.chown(feed_dir, os.geteuid(), user.gid)
-    feed_dir.chmod(0o750)
 
 
 def _base_env() -> dict[str, str]:

@@ -6,6 +6,7 @@ Real seats (Xvfb, the Tk console as the seat's user, x11vnc); the console's wind
 """
 
 import os
+import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,6 +104,9 @@ def test_a_seat_started_warm_shows_its_holders_calls_and_hides_customer_data_aft
         assert user.created
         assert _readable_by(user.uid, user.gid, seat.call_state_file)
         assert not _readable_by(65534, 65534, seat.call_state_file)  # nobody else, not even another seat
+        state = seat.call_state_file.stat()
+        assert (state.st_uid, state.st_gid, stat.S_IMODE(state.st_mode)) == (0, user.gid, 0o640)
+        assert stat.S_IMODE(seat.call_state_file.parent.parent.stat().st_mode) == 0o711  # no listing the seats
         planted = seat.call_state_file.parent / "planted.json"
         touch = subprocess.run(["touch", str(planted)], user=user.uid, group=user.gid, extra_groups=[], check=False)
         assert touch.returncode != 0 and not planted.exists()  # the app cannot fake a call for itself
