@@ -25,7 +25,7 @@ from desktop_broker.x11.code_path import seat_python_path
 from desktop_broker.x11.display import XDisplay, start_display
 from desktop_broker.x11.errors import SeatStartFailed
 from desktop_broker.x11.feed_dir import make_feed_dir
-from desktop_broker.x11.processes import pss_kib, stop_process
+from desktop_broker.x11.processes import open_log, pss_kib, stop_process
 from desktop_broker.x11.shared_memory import remove_segments_of
 from desktop_broker.x11.spec import RfbAddress, SeatSpec
 from desktop_broker.x11.users import SeatUser, processes_of, provide_seat_user, remove_seat_user
@@ -257,7 +257,7 @@ def _spawn(
     cgroup: SeatCgroup | None,
     cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    with log_path.open("wb") as log, _entering(cgroup, user) as entry:
+    with open_log(log_path) as log, _entering(cgroup, user) as entry:
         return subprocess.Popen(
             argv,
             env=env,

@@ -11,6 +11,7 @@ import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -537,3 +538,26 @@ def test_the_idle_probe_speaks_x11_to_a_seat_display_as_the_seat_user_never_as_r
         finally:
             stand_in.kill()
             stand_in.wait()
+
+
+def test_a_seats_logs_are_root_s_alone_and_no_other_seat_user_reads_them() -> None:
+    """The runtime folder's name is public (x11vnc's argv names the passwords file in it), and an app's log may hold
+    whatever the app prints (review finding F6)."""
+    with running_seat() as mine, running_seat() as other:
+        logs = [*sorted(mine.seat.runtime_dir.glob("*.log")), mine.seat.runtime_dir / "x11vnc.stdout"]
+        assert {path.name for path in logs} >= {"application.log", "watermark.log", "x11vnc.log", "xvfb.log"}
+        for path in logs:
+            status = path.lstat()
+            assert (status.st_uid, stat.S_IMODE(status.st_mode)) == (0, 0o600), path.name
+            reader = subprocess.run(
+                ["cat", str(path)],
+                user=other.seat.user.uid,
+                group=other.seat.user.gid,
+                extra_groups=[],
+                capture_output=True,
+                check=False,
+            )
+            assert reader.returncode != 0 and b"Permission denied" in reader.stderr, path.name
+        mine.seat.show_watermark("agent-test-8")  # a part started again opens its log again
+        assert stat.S_IMODE((mine.seat.runtime_dir / "watermark.log").stat().st_mode) == 0o600
+        assert mine.seat.alive() and other.seat.alive()
