@@ -5,49 +5,24 @@ script); the seat's one-time VNC password would then be a second key to the seat
 local process on the gateway host. Here the browser only ever holds the one-time launch token, which
 the broker spends before this runs. RFB 3.8 (RFC 6143 §7.1-7.2): after both sides agree on the
 version, the seat is authenticated on the gateway's own connection, then the browser is told that
-security type 1 (None) is the only one and that it succeeded; from ClientInit on, bytes are copied.
+security type 1 (None) is the only one and that it succeeded; from ClientInit on, messages are relayed
+(`desktop_broker.x11.rfb_relay`).
 """
 
 import asyncio
 import struct
-from collections.abc import Awaitable, Callable
 
 from desktop_broker.x11.rfb_bridge import Handshake
 from desktop_broker.x11.rfb_probe import RFB_VERSION, vnc_auth_response
+from desktop_broker.x11.rfb_relay import BufferedReceive, Send
 
 _VNC_AUTH = 2
 _NO_AUTH = 1
 _OK = struct.pack(">I", 0)
 
-Receive = Callable[[], Awaitable[bytes | None]]
-Send = Callable[[bytes], Awaitable[None]]
-
 
 class RfbAuthFailed(Exception):
     """The seat or the browser broke the RFB handshake; the seat connection is closed."""
-
-
-class BufferedReceive:
-    """The browser's messages as a byte stream: the handshake reads exact sizes, the bridge the rest."""
-
-    def __init__(self, receive: Receive) -> None:
-        self._receive = receive
-        self._pending = b""
-
-    async def exactly(self, size: int) -> bytes:
-        while len(self._pending) < size:
-            message = await self._receive()
-            if message is None:
-                raise RfbAuthFailed("the browser left during the RFB handshake")
-            self._pending += message
-        data, self._pending = self._pending[:size], self._pending[size:]
-        return data
-
-    async def __call__(self) -> bytes | None:
-        if self._pending:
-            data, self._pending = self._pending, b""
-            return data
-        return await self._receive()
 
 
 async def authenticate_to_seat(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, password: str) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from desktop_broker.x11 import unix_socket_scope
+from desktop_broker.x11 import landlock_domain
 from desktop_broker.x11.errors import SeatError, SeatStartFailed
 from policy.schema import SeatLimits
 
@@ -172,10 +172,10 @@ class SeatCgroup:
             raise SeatStartFailed(f"the seat's cgroup could not be made: {error}") from None
         return cls(tuple(made))
 
-    def entry(self, uid: int | None, gid: int | None) -> "CgroupEntry":
+    def entry(self, uid: int | None, gid: int | None, may_listen_tcp: bool = False) -> "CgroupEntry":
         """What a child runs before exec to join the seat (and become its user): see `CgroupEntry`."""
         fds = tuple(os.open(d / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC) for d in self.directories)
-        return CgroupEntry(fds, uid, gid)
+        return CgroupEntry(fds, uid, gid, may_listen_tcp)
 
     def pids(self) -> list[int]:
         """Every process in the seat now (from cgroup v2, which holds them all)."""
@@ -215,8 +215,10 @@ class CgroupEntry:
     fds: tuple[int, ...]
     uid: int | None
     gid: int | None
-    scope_unix_sockets: bool = field(default_factory=unix_socket_scope.supported)
-    """Whether to keep the child off abstract Unix sockets bound outside it (`unix_socket_scope`)."""
+    may_listen_tcp: bool = False
+    """Only x11vnc listens; every other seat process is refused `bind()` on TCP (`landlock_domain`)."""
+    landlocked: bool = field(default_factory=landlock_domain.supported)
+    """Whether to put the child in a Landlock domain of its own (`landlock_domain`; needs Linux 6.12)."""
 
     def __call__(self) -> None:
         for fd in self.fds:
@@ -225,8 +227,8 @@ class CgroupEntry:
             os.setgroups([])
             os.setgid(self.gid)
             os.setuid(self.uid)
-            if self.scope_unix_sockets:
-                unix_socket_scope.confine_calling_process()
+            if self.landlocked:
+                landlock_domain.confine_calling_process(self.may_listen_tcp)
 
     def close(self) -> None:
         for fd in self.fds:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from desktop_broker.x11.errors import SeatStartFailed
+from desktop_broker.x11.processes import open_log
 from desktop_broker.x11.spec import Geometry
 from desktop_broker.x11.xauthority import write_cookie
 
@@ -51,7 +52,7 @@ def start_display(
     server_auth = private_dir / "server.xauth"
     write_cookie(server_auth, None, cookie, *owner)
     read_end, write_end = os.pipe()
-    log = (runtime_dir / "xvfb.log").open("wb")
+    log = open_log(runtime_dir / "xvfb.log")
     argv = [
         "Xvfb",
         "-displayfd",
@@ -62,7 +63,7 @@ def start_display(
         "-nolisten",
         "tcp",
         "-nolisten",
-        "local",  # no abstract socket: seat processes may not reach abstract sockets (`unix_socket_scope`)
+        "local",  # no abstract socket: seat processes may not reach abstract sockets (`landlock_domain`)
         "-auth",
         str(server_auth),
         "-extension",

@@ -9,9 +9,10 @@ Framework-neutral: pass the websocket's receive/send coroutines (FastAPI's or th
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from desktop_broker.x11.rfb_relay import BufferedReceive, relay
 from desktop_broker.x11.spec import RfbAddress
+from policy.rules import DisplayRules
 
-_CHUNK = 64 * 1024
 Handshake = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 SeatStreams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -20,39 +21,22 @@ async def bridge_websocket_to_rfb(
     receive: Callable[[], Awaitable[bytes | None]],
     send: Callable[[bytes], Awaitable[None]],
     address: RfbAddress,
+    rules: DisplayRules,
     handshake: Handshake | None = None,
     opened: SeatStreams | None = None,
 ) -> None:
-    """Copy bytes both ways until either side closes (`receive` returns None when the browser left).
+    """Relay RFB both ways until either side closes (`receive` returns None when the browser left).
 
-    `handshake`, if given, runs on the seat's connection before any byte is copied: the gateway uses it
-    to authenticate to x11vnc itself, so the browser never learns the seat's VNC password. `opened` is a
-    connection to `address` the caller opened (and authenticated) ahead of time; it is used instead of a new one.
+    Cut text crosses only in the directions `rules` allow, whatever x11vnc sends (`rfb_relay`). `handshake`, if
+    given, runs on the seat's connection first: the gateway uses it to authenticate to x11vnc itself, so the browser
+    never learns the seat's VNC password. `opened` is a connection to `address` the caller opened (and
+    authenticated) ahead of time; it is used instead of a new one.
     """
+    browser = receive if isinstance(receive, BufferedReceive) else BufferedReceive(receive)
     reader, writer = opened or await asyncio.open_connection(address.host, address.port)
-    if handshake is not None:
-        try:
-            await handshake(reader, writer)
-        except BaseException:
-            writer.close()
-            raise
-
-    async def browser_to_seat() -> None:
-        while (data := await receive()) is not None:
-            writer.write(data)
-            await writer.drain()
-
-    async def seat_to_browser() -> None:
-        while data := await reader.read(_CHUNK):
-            await send(data)
-
-    tasks = [asyncio.create_task(browser_to_seat()), asyncio.create_task(seat_to_browser())]
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            task.result()
+        if handshake is not None:
+            await handshake(reader, writer)
+        await relay(browser, send, (reader, writer), rules)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         writer.close()

@@ -24,7 +24,8 @@ from desktop_broker.x11.cgroups import CgroupEntry, SeatCgroup
 from desktop_broker.x11.code_path import seat_python_path
 from desktop_broker.x11.display import XDisplay, start_display
 from desktop_broker.x11.errors import SeatStartFailed
-from desktop_broker.x11.processes import pss_kib, stop_process
+from desktop_broker.x11.feed_dir import make_feed_dir
+from desktop_broker.x11.processes import open_log, pss_kib, stop_process
 from desktop_broker.x11.shared_memory import remove_segments_of
 from desktop_broker.x11.spec import RfbAddress, SeatSpec
 from desktop_broker.x11.users import SeatUser, processes_of, provide_seat_user, remove_seat_user
@@ -80,15 +81,22 @@ class SeatProcess:
         return {"DISPLAY": self.display.name, "XAUTHORITY": str(self.runtime_dir / "root.xauth")}
 
     def idle_seconds(self) -> float:
-        """Time since the last input on the display (XScreenSaver extension, via Debian's xprintidle)."""
-        result = subprocess.run(
-            ["xprintidle"],
-            env={**os.environ, **self.x_environment()},
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=5,
-        )
+        """Time since the last input on the display (XScreenSaver extension, via Debian's xprintidle).
+
+        Asked as the seat user, in its cgroup and a Landlock domain of its own, never as root: the seat user owns
+        the display's socket (`/tmp/.X11-unix/X<n>`), so once Xvfb is gone whatever the seat runs may answer there,
+        and a root X client would parse that program's replies.
+        """
+        with _entering(self.cgroup, self.user) as entry:
+            result = subprocess.run(
+                ["xprintidle"],
+                env={**_base_env(), **_x_env(self.user, self.display)},
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=5,
+                preexec_fn=entry,  # system calls only (cgroups.CgroupEntry)
+            )
         return int(result.stdout.strip()) / 1000
 
     def pss_kib(self) -> dict[str, int]:
@@ -119,10 +127,10 @@ class SeatProcess:
         if self.user.created:
             egress.remove_egress(self.user.uid)
             remove_segments_of(self.user.uid)
+        if self.feed_dir is not None:  # before the user: once it is gone, `useradd` may hand its gid to another
+            shutil.rmtree(self.feed_dir, ignore_errors=True)
         remove_seat_user(self.user)
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
-        if self.feed_dir is not None:
-            shutil.rmtree(self.feed_dir, ignore_errors=True)
 
 
 def start_seat(
@@ -161,10 +169,10 @@ def start_seat(
         write_cookie(runtime_dir / "root.xauth", display.number, display.cookie)
         write_cookie(user.home / ".Xauthority", display.number, display.cookie, *owner)
         if spec.feed_dir is not None:
-            _make_feed_dir(spec.feed_dir, user)
+            make_feed_dir(spec.feed_dir, user)
         watermark = _spawn_watermark(spec.watermark, user, display, runtime_dir, cgroup)
         started.append(watermark)
-        with _entering(cgroup, user) as entry:
+        with _entering(cgroup, user, may_listen_tcp=True) as entry:
             x11vnc, port = start_x11vnc(
                 spec, _x_env(user, display), _base_env(), runtime_dir, private_dir, owner, entry
             )
@@ -181,13 +189,13 @@ def start_seat(
         if allow_list is not None:
             with contextlib.suppress(SeatStartFailed):
                 allow_list.result()  # finished, so that its rules cannot appear after the removal
+        if spec.feed_dir is not None:  # before the user, as in `SeatProcess.stop`
+            shutil.rmtree(spec.feed_dir, ignore_errors=True)
         if user is not None:
             if user.created:
                 egress.remove_egress(user.uid)
             remove_seat_user(user)
         shutil.rmtree(runtime_dir, ignore_errors=True)
-        if spec.feed_dir is not None:
-            shutil.rmtree(spec.feed_dir, ignore_errors=True)
         raise
     return SeatProcess(
         display, user, runtime_dir, watermark, app, x11vnc, RfbAddress("127.0.0.1", port), spec.feed_dir, cgroup
@@ -215,26 +223,21 @@ def _ensure_x11_socket_dir() -> None:
 
 
 @contextlib.contextmanager
-def _entering(cgroup: SeatCgroup | None, user: SeatUser) -> Iterator[CgroupEntry | None]:
-    """The `preexec_fn` that puts a child in the seat's cgroup as the seat user (None in dev mode)."""
+def _entering(cgroup: SeatCgroup | None, user: SeatUser, may_listen_tcp: bool = False) -> Iterator[CgroupEntry | None]:
+    """The `preexec_fn` that puts a child in the seat's cgroup as the seat user, in a Landlock domain of its own
+    (`landlock_domain`; only x11vnc `may_listen_tcp`). None in dev mode."""
     if not user.created:
         yield None
         return
-    entry = cgroup.entry(user.uid, user.gid) if cgroup is not None else CgroupEntry((), user.uid, user.gid)
+    entry = (
+        cgroup.entry(user.uid, user.gid, may_listen_tcp)
+        if cgroup is not None
+        else CgroupEntry((), user.uid, user.gid, may_listen_tcp)
+    )
     try:
         yield entry
     finally:
         entry.close()
-
-
-def _make_feed_dir(feed_dir: Path, user: SeatUser) -> None:
-    """The seat's read-only inbox: the broker (owner) writes, the seat user reads through its group, nobody
-    else may even list it, and the app cannot plant a file there (no write bit for the group)."""
-    feed_dir.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    shutil.rmtree(feed_dir, ignore_errors=True)
-    feed_dir.mkdir(mode=0o750)
-    os.chown(feed_dir, os.geteuid(), user.gid)
-    feed_dir.chmod(0o750)
 
 
 def _base_env() -> dict[str, str]:
@@ -254,7 +257,7 @@ def _spawn(
     cgroup: SeatCgroup | None,
     cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    with log_path.open("wb") as log, _entering(cgroup, user) as entry:
+    with open_log(log_path) as log, _entering(cgroup, user) as entry:
         return subprocess.Popen(
             argv,
             env=env,

@@ -19,6 +19,7 @@ import pwd
 import re
 import secrets
 import shutil
+import stat
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -27,7 +28,13 @@ from pathlib import Path
 
 from desktop_broker.x11 import cgroups, egress
 from desktop_broker.x11.shared_memory import remove_segments_of
-from desktop_broker.x11.unix_accounts import ACCOUNTS_LOCK, create_account, processes_of, remove_account
+from desktop_broker.x11.unix_accounts import (
+    ACCOUNTS_LOCK,
+    accounts_locked,
+    create_account,
+    processes_of,
+    remove_account,
+)
 
 __all__ = [
     "ACCOUNT_RETRY_SECONDS",
@@ -39,6 +46,7 @@ __all__ = [
     "processes_of",
     "provide_seat_user",
     "reap_stale_seat_users",
+    "remove_orphaned_feed_dirs",
     "remove_seat_user",
     "seat_user_owner",
 ]
@@ -122,18 +130,45 @@ def seat_user_owner() -> SeatUserOwner:
         return _owner
 
 
-def end_earlier_lives() -> list[str]:
+def end_earlier_lives(feed_root: Path | None = None) -> list[str]:
     """As a broker starts (as root): claim its instance and end every seat a dead broker left behind.
 
     Returns the seat users removed. A `kill -9`ed gateway's seats keep running (reparented to init); their
-    cgroups say exactly which processes were theirs (see `reap_stale_seat_users`).
+    cgroups say exactly which processes were theirs (see `reap_stale_seat_users`). Their call-state folders in
+    `feed_root` go too (`remove_orphaned_feed_dirs`).
     """
     if os.geteuid() != 0:
         return []
     owner = seat_user_owner()
     with _owner_guard:
         ended, owner.unreported = owner.unreported, []
-    return ended + reap_stale_seat_users()
+    ended += reap_stale_seat_users()
+    if feed_root is not None:
+        for folder in remove_orphaned_feed_dirs(feed_root):
+            log.warning("removed call-state folder %s, left by a seat that is gone", folder)
+    return ended
+
+
+def remove_orphaned_feed_dirs(root: Path) -> list[Path]:
+    """Remove the folders under `root` whose group no seat user holds, and return them (`feed_dir`).
+
+    Under `accounts.lock`, so no broker hands such a group id to a new seat user between the check and the removal;
+    a folder whose gid a new seat user already holds is removed when that user's own folder is made.
+    """
+    if not root.is_dir():
+        return []
+    with accounts_locked():
+        seat_groups = {entry.pw_gid for entry in pwd.getpwall() if entry.pw_name.startswith(SEAT_USER_PREFIX)}
+        orphaned = [
+            folder for folder in root.iterdir() if _is_folder(folder) and folder.stat().st_gid not in seat_groups
+        ]
+        for folder in orphaned:
+            shutil.rmtree(folder)
+    return orphaned
+
+
+def _is_folder(path: Path) -> bool:
+    return stat.S_ISDIR(path.lstat().st_mode)
 
 
 def provide_seat_user(homes_root: Path, owner: SeatUserOwner | None = None) -> SeatUser:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from desktop_broker.x11.errors import SeatStartFailed
-from desktop_broker.x11.processes import stop_process
+from desktop_broker.x11.processes import open_log, stop_process
 from desktop_broker.x11.spec import HARDENING_FLAGS, MEMORY_FLAGS, SeatSpec, clipboard_flags
 
 X11VNC_START_TIMEOUT = 10.0
@@ -62,7 +62,7 @@ def start_x11vnc(
     ]
     # x11vnc prints its chosen port on stdout only; a file (not a pipe) cannot fill up and block it later.
     port_file = runtime_dir / "x11vnc.stdout"
-    with port_file.open("wb") as stdout, (runtime_dir / "x11vnc.log").open("wb") as log:
+    with open_log(port_file) as stdout, open_log(runtime_dir / "x11vnc.log") as log:
         process = subprocess.Popen(
             argv,
             env={**base_env, **x_env, **_X11VNC_ENV},

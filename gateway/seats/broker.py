@@ -185,7 +185,7 @@ class SeatBroker:
         """The first pass after start: end what an earlier life of the gateway left, then fill the pool."""
         if self.pool is not None:
             try:
-                ended = end_earlier_lives()
+                ended = end_earlier_lives(self.settings.call_state_root)
             except (SeatError, OSError) as error:
                 log.error("seats of an earlier life could not be ended: %s", error)
             else:

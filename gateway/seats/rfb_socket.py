@@ -7,12 +7,15 @@ password handed in (full access or view-only) and in what watches the stream whi
 
 from fastapi import WebSocket, WebSocketDisconnect
 
-from desktop_broker.rfb_auth import BufferedReceive, RfbAuthFailed, authenticate_for_browser, greet_browser
+from desktop_broker.rfb_auth import RfbAuthFailed, authenticate_for_browser, greet_browser
 from desktop_broker.x11 import RfbAddress, bridge_websocket_to_rfb
 from desktop_broker.x11.rfb_bridge import SeatStreams
+from desktop_broker.x11.rfb_relay import BufferedReceive, RfbRelayRefused
+from policy.rules import DisplayRules
 
-STREAM_ENDED = (RfbAuthFailed, EOFError, OSError, RuntimeError, WebSocketDisconnect)
-"""How a pixel stream ends without it being the gateway's fault: a browser or seat that went away."""
+STREAM_ENDED = (RfbAuthFailed, RfbRelayRefused, EOFError, OSError, RuntimeError, WebSocketDisconnect)
+"""How a pixel stream ends without it being the gateway's fault: a browser or seat that went away, or one that sent
+what the relay cannot measure."""
 
 
 async def accept_browser(websocket: WebSocket) -> BufferedReceive:
@@ -34,10 +37,11 @@ async def bridge_to_seat(
     browser: BufferedReceive,
     address: RfbAddress,
     password: str,
+    rules: DisplayRules,
     opened: SeatStreams | None = None,
 ) -> None:
     """Authenticate to the seat's x11vnc with ``password`` (unless ``opened`` is a connection already authenticated,
-    `prepared_rfb`) and relay frames both ways until either side leaves."""
+    `prepared_rfb`) and relay frames both ways until either side leaves; cut text crosses only as ``rules`` allow."""
     send = websocket.send_bytes
     handshake = greet_browser(browser, send) if opened else authenticate_for_browser(password, browser, send)
-    await bridge_websocket_to_rfb(browser, send, address, handshake, opened)
+    await bridge_websocket_to_rfb(browser, send, address, rules, handshake, opened)

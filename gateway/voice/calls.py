@@ -95,14 +95,19 @@ def write_call_state(directory: Path, change: CallStateChange) -> Path:
 
 
 def write_call_state_file(path: Path, change: CallStateChange) -> Path:
-    """Write the state to `path` atomically (a temporary file in the same directory, then rename), mode 0644:
-    who may read it is decided by the directory (a seat's feed directory admits only that seat's user)."""
+    """Write the state to `path` atomically (a temporary file in the same directory, then rename), mode 0640 with
+    the directory's group: a seat's feed directory is `root:<the seat user's group>` 0750, so only that seat's user
+    reads the caller's number, and the file itself is no more open than that whatever its directory's mode (review
+    finding F2)."""
     active = change.kind is CustomerCallKind.ANSWERED
     state = {"active": active, "caller": change.caller, "state": change.kind.value}
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".call-state-")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".call-state-")  # 0600 until complete
     with os.fdopen(handle, "w") as out:
         json.dump(state, out)
-    os.chmod(temporary, 0o644)
+        group = path.parent.stat().st_gid
+        if os.fstat(out.fileno()).st_gid != group:
+            os.fchown(out.fileno(), -1, group)
+        os.fchmod(out.fileno(), 0o640)
     os.replace(temporary, path)
     return path

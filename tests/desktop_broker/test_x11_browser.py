@@ -11,7 +11,9 @@ from playwright.sync_api import Browser, Page
 
 from policy.rules import DisplayRules
 from tests.desktop_broker.x11_fixtures import (
+    NOTHING_ALLOWED,
     RunningSeat,
+    bridge_path,
     pointer_location,
     running_seat,
     screen_rgb,
@@ -29,7 +31,7 @@ QUIET_PERIOD = 3.0  # x11vnc polls the selections about once a second
 # x11vnc sends no selection to viewers until 15 s after one connects (sel_waittime, compiled in): a
 # "nothing arrived" check made sooner would prove nothing, so clipboard-out checks wait past it.
 SEND_DELAY = 16.0
-Viewer = Callable[[RunningSeat, str], Page]
+Viewer = Callable[..., Page]
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +60,12 @@ def open_viewer(browser: Browser) -> Iterator[Viewer]:
     pages: list[Page] = []
     with viewer_page_server() as http_base, websocket_bridge_server() as ws_base:
 
-        def viewer(seat: RunningSeat, password: str) -> Page:
+        def viewer(seat: RunningSeat, password: str, rules: DisplayRules | None = None) -> Page:
+            """`rules` stand for the policy the gateway's relay holds to (default: the seat's own, x11vnc's flags)."""
             page = browser.new_page(viewport={"width": 1300, "height": 850})
             pages.append(page)
-            ws = f"{ws_base}/rfb/{seat.seat.rfb_address.port}"
-            page.goto(f"{http_base}/viewer.html?ws={ws}&password={password}")
+            ws = ws_base + bridge_path(seat.seat.rfb_address, password, seat.rules if rules is None else rules)
+            page.goto(f"{http_base}/viewer.html?ws={ws}")
             page.wait_for_function("window.connected === true", timeout=10_000)
             return page
 
@@ -149,6 +152,30 @@ def test_seat_clipboard_reaches_the_browser_when_allowed(
     page = clipboard_viewers[1]
     _put_in_seat_clipboard(allowed_seat, "customer-id-4712")
     assert _wait_until(lambda: "customer-id-4712" in page.evaluate("window.clipboardReceived"), 5)
+
+
+def test_the_relay_drops_the_seats_clipboard_when_forbidden_even_if_x11vnc_sends_it(
+    allowed_seat: RunningSeat, clipboard_viewers: tuple[Page, Page], open_viewer: Viewer
+) -> None:
+    """An x11vnc that sends cut text against the rules (one the app replaced, review finding F5) still gets none into
+    the browser: the allowed seat's x11vnc sends it to both viewers, and only the relay's rules tell them apart."""
+    relay_forbids = open_viewer(allowed_seat, allowed_seat.passwords.full_access, NOTHING_ALLOWED)
+    time.sleep(SEND_DELAY)
+    _put_in_seat_clipboard(allowed_seat, "customer-id-4714")
+    assert _wait_until(lambda: "customer-id-4714" in clipboard_viewers[1].evaluate("window.clipboardReceived"), 5)
+    assert relay_forbids.evaluate("window.clipboardReceived") == []
+    assert _canvas_colours(relay_forbids)["headerBlue"] > 1000, "the relay stopped passing the pixels"
+
+
+def test_the_relay_drops_a_paste_when_forbidden_even_if_x11vnc_would_take_it(
+    allowed_seat: RunningSeat, open_viewer: Viewer
+) -> None:
+    page = open_viewer(allowed_seat, allowed_seat.passwords.full_access, NOTHING_ALLOWED)
+    page.evaluate("window.rfb.clipboardPasteFrom('home-note-3')")
+    assert not _wait_until(lambda: _seat_clipboard(allowed_seat) == "home-note-3", QUIET_PERIOD)
+    control = open_viewer(allowed_seat, allowed_seat.passwords.full_access)
+    control.evaluate("window.rfb.clipboardPasteFrom('home-note-4')")
+    assert _wait_until(lambda: _seat_clipboard(allowed_seat) == "home-note-4", 5)
 
 
 def test_primary_selection_never_reaches_the_browser_even_when_clipboard_allowed(

@@ -11,6 +11,7 @@ import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -450,3 +451,113 @@ def test_an_app_past_its_memory_limit_is_killed_inside_its_seat_and_the_seat_rep
         assert hog.seat.display.process.poll() is None, "the seat's own Xvfb went with the app"
         assert neighbour.seat.alive()
         wait_for_first_frame(neighbour.seat.rfb_address, neighbour.passwords.full_access, timeout=5)
+
+
+REPLACE_THE_SERVERS = """
+import os, signal, socket
+me = os.getuid()
+for name in ("x11vnc", "Xvfb"):
+    for pid in (int(entry) for entry in os.listdir("/proc") if entry.isdigit()):
+        try:
+            if os.stat(f"/proc/{pid}").st_uid != me or open(f"/proc/{pid}/comm").read().strip() != name:
+                continue
+            os.kill(pid, signal.SIGKILL)
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            print(f"{name} {pid} refused: {error}", flush=True)
+        else:
+            print(f"{name} {pid} killed", flush=True)
+        if name == "x11vnc":
+            try:
+                open(f"/proc/{pid}/mem", "rb").close()
+            except OSError as error:
+                print(f"x11vnc memory refused: {error}", flush=True)
+listener = socket.socket()
+try:
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+except OSError as error:
+    print(f"listening refused: {error}", flush=True)
+else:
+    print(f"listening on {listener.getsockname()[1]}", flush=True)
+"""
+
+
+def test_a_seat_app_can_neither_kill_its_x11vnc_or_xvfb_nor_listen_in_their_place() -> None:
+    """The app runs as the same Unix user as x11vnc and Xvfb. Had it killed x11vnc and listened on a loopback port,
+    the agent's reconnect, supervisors and the recorder would have talked to its fake server (review finding F5)."""
+    with running_seat(argv=["/usr/bin/python3", "-c", REPLACE_THE_SERVERS]) as attacker:
+        seat = attacker.seat
+        assert seat.app.wait(timeout=10) == 0
+        said = (seat.runtime_dir / "application.log").read_text()
+        assert f"x11vnc {seat.x11vnc.pid} refused: [Errno 1] Operation not permitted" in said, said
+        assert f"Xvfb {seat.display.process.pid} refused: [Errno 1] Operation not permitted" in said, said
+        assert "listening refused: [Errno 13] Permission denied" in said, said
+        assert "x11vnc memory refused: [Errno 13] Permission denied" in said, said  # Landlock's ptrace rule
+        assert seat.x11vnc.poll() is None and seat.display.process.poll() is None
+        wait_for_first_frame(seat.rfb_address, attacker.passwords.full_access)
+
+
+STAND_IN_X_SERVER = """
+import os, socket, struct, sys
+path = sys.argv[1]
+os.unlink(path)  # the seat user owns its display's socket: it may replace it
+server = socket.socket(socket.AF_UNIX)
+server.bind(path)
+server.listen()
+print("ready", flush=True)
+client, _ = server.accept()
+pid, uid, gid = struct.unpack("3i", client.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+print(uid, flush=True)
+"""
+
+
+def test_the_idle_probe_speaks_x11_to_a_seat_display_as_the_seat_user_never_as_root() -> None:
+    """The seat user owns `/tmp/.X11-unix/X<n>`: once its X server is gone, whatever the seat runs may answer there,
+    and a root X client would parse that program's replies (review finding F5)."""
+    with running_seat() as running:
+        seat = running.seat
+        display_socket = Path(f"/tmp/.X11-unix/X{seat.display.number}")
+        seat.display.process.kill()  # as the app could make it die (see landlock_domain: prlimit)
+        seat.display.process.wait()
+        stand_in = subprocess.Popen(
+            ["/usr/bin/python3", "-c", STAND_IN_X_SERVER, str(display_socket)],
+            user=seat.user.uid,
+            group=seat.user.gid,
+            extra_groups=[],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert stand_in.stdout is not None
+            assert stand_in.stdout.readline().strip() == "ready"
+            with pytest.raises(subprocess.CalledProcessError):
+                seat.idle_seconds()  # the stand-in hangs up without a word
+            assert int(stand_in.stdout.readline()) == seat.user.uid != 0
+        finally:
+            stand_in.kill()
+            stand_in.wait()
+
+
+def test_a_seats_logs_are_root_s_alone_and_no_other_seat_user_reads_them() -> None:
+    """The runtime folder's name is public (x11vnc's argv names the passwords file in it), and an app's log may hold
+    whatever the app prints (review finding F6)."""
+    with running_seat() as mine, running_seat() as other:
+        logs = [*sorted(mine.seat.runtime_dir.glob("*.log")), mine.seat.runtime_dir / "x11vnc.stdout"]
+        assert {path.name for path in logs} >= {"application.log", "watermark.log", "x11vnc.log", "xvfb.log"}
+        for path in logs:
+            status = path.lstat()
+            assert (status.st_uid, stat.S_IMODE(status.st_mode)) == (0, 0o600), path.name
+            reader = subprocess.run(
+                ["cat", str(path)],
+                user=other.seat.user.uid,
+                group=other.seat.user.gid,
+                extra_groups=[],
+                capture_output=True,
+                check=False,
+            )
+            assert reader.returncode != 0 and b"Permission denied" in reader.stderr, path.name
+        mine.seat.show_watermark("agent-test-8")  # a part started again opens its log again
+        assert stat.S_IMODE((mine.seat.runtime_dir / "watermark.log").stat().st_mode) == 0o600
+        assert mine.seat.alive() and other.seat.alive()

@@ -17,7 +17,9 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from desktop_broker.rfb_auth import authenticate_for_browser
 from desktop_broker.x11 import RfbAddress, SeatPasswords, SeatProcess, SeatSpec, bridge_websocket_to_rfb, start_seat
+from desktop_broker.x11.rfb_relay import BufferedReceive
 from policy.rules import DisplayRules
 from policy.schema import SeatLimits
 from policy.values import Destination
@@ -33,6 +35,7 @@ class RunningSeat:
     seat: SeatProcess
     passwords: SeatPasswords
     root: Path
+    rules: DisplayRules = NOTHING_ALLOWED
 
 
 @contextmanager
@@ -51,7 +54,7 @@ def running_seat(
     try:
         seat = start_seat(spec, homes_root=root / "homes", runtime_root=root / "run")
         try:
-            yield RunningSeat(seat, passwords, root)
+            yield RunningSeat(seat, passwords, root, rules)
         finally:
             seat.stop()
     finally:
@@ -116,8 +119,7 @@ import RFB from "/novnc/core/rfb.js";
 const params = new URLSearchParams(location.search);
 window.clipboardReceived = [];
 window.connected = false;
-const rfb = new RFB(document.getElementById("screen"), params.get("ws"),
-                    {credentials: {password: params.get("password")}});
+const rfb = new RFB(document.getElementById("screen"), params.get("ws"));
 rfb.addEventListener("connect", () => { window.connected = true; });
 rfb.addEventListener("clipboard", (event) => window.clipboardReceived.push(event.detail.text));
 window.rfb = rfb;
@@ -150,12 +152,20 @@ def viewer_page_server() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def bridge_path(address: RfbAddress, password: str, rules: DisplayRules) -> str:
+    """The path of `websocket_bridge_server`'s endpoint for one seat, VNC password and display rules."""
+    return f"/rfb/{address.port}/{password}/{int(rules.clipboard_in)}{int(rules.clipboard_out)}"
+
+
 @contextmanager
 def websocket_bridge_server() -> Iterator[str]:
-    """A websocket endpoint `/rfb/<port>` bridged to x11vnc with the broker's own bridge (no websockify)."""
+    """A websocket endpoint (`bridge_path`) bridged to x11vnc as the gateway bridges it (no websockify): it passes
+    x11vnc's VNC authentication itself, offers the browser none, and relays cut text as the given rules allow."""
 
     async def handle(websocket: ServerConnection) -> None:
-        port = int(websocket.request.path.rsplit("/", 1)[1]) if websocket.request else 0
+        assert websocket.request is not None
+        port, password, clipboard = websocket.request.path.split("/")[2:]
+        rules = DisplayRules(clipboard_in=clipboard[0] == "1", clipboard_out=clipboard[1] == "1")
 
         async def receive() -> bytes | None:
             try:
@@ -164,7 +174,9 @@ def websocket_bridge_server() -> Iterator[str]:
                 return None
             return message if isinstance(message, bytes) else message.encode()
 
-        await bridge_websocket_to_rfb(receive, websocket.send, RfbAddress("127.0.0.1", port))
+        browser = BufferedReceive(receive)
+        handshake = authenticate_for_browser(password, browser, websocket.send)
+        await bridge_websocket_to_rfb(browser, websocket.send, RfbAddress("127.0.0.1", int(port)), rules, handshake)
 
     loop = asyncio.new_event_loop()
     ready: asyncio.Future[int] = loop.create_future()

@@ -32,6 +32,7 @@ from gateway.sessions.deps import SESSION_COOKIE, AgentSession, CheckedForm, Scr
 from gateway.sessions.models import SessionState
 from gateway.sessions.service import session_for_token
 from gateway.web.pages import render
+from policy.rules import DisplayRules
 
 log = logging.getLogger(__name__)
 NOVNC_DIR = Path("/usr/share/novnc")
@@ -105,6 +106,7 @@ def launch_page(
         "seat_launch.html",
         app_id=app_id,
         token=launched.token,
+        clipboard_out=_clipboard_out(request, launched.lease),
         watermark=watermark,
         rfb_module=seat_viewer(request).rfb_module,
         break_reasons=request.app.state.break_reasons,  # supervision's, given by the app (it sits above seats)
@@ -116,6 +118,13 @@ def _prepared(app: FastAPI) -> PreparedSeatConnections:
     if not hasattr(app.state, "prepared_seat_connections"):
         app.state.prepared_seat_connections = PreparedSeatConnections()
     return app.state.prepared_seat_connections  # type: ignore[no-any-return]
+
+
+def _clipboard_out(request: Request, lease: SeatLease) -> bool:
+    """Whether the seat's rules let its clipboard reach the page; no when the seat is not found here (fail closed)."""
+    broker = _broker(request)
+    seat = broker.pool.get(lease.seat_id) if broker.pool is not None and broker.runs(lease) else None
+    return seat is not None and seat.kind.rules.clipboard_out
 
 
 def _prepare_seat_connection(request: Request, lease: SeatLease) -> None:
@@ -144,8 +153,9 @@ def reconnect_token(
     return JSONResponse({"token": launched.token}, headers={"Cache-Control": "no-store"})
 
 
-def _redeem(websocket: WebSocket, token: str) -> tuple[str, RfbAddress, str] | None:
-    """Spend the token for the cookie's session: (lease id, RFB address, VNC password), or None (refused, audited)."""
+def _redeem(websocket: WebSocket, token: str) -> tuple[str, RfbAddress, str, DisplayRules] | None:
+    """Spend the token for the cookie's session: (lease id, RFB address, VNC password, the seat's display rules), or
+    None (refused, audited)."""
     app = websocket.app
     broker: SeatBroker = app.state.seat_broker
     now: datetime = app.state.clock()
@@ -162,7 +172,7 @@ def _redeem(websocket: WebSocket, token: str) -> tuple[str, RfbAddress, str] | N
         if seat is None:
             return None
         service.mark_connected(db, lease, now)
-        return lease.id, seat.process.rfb_address, seat.passwords.full_access
+        return lease.id, seat.process.rfb_address, seat.passwords.full_access, seat.kind.rules
 
 
 def _disconnected(websocket: WebSocket, lease_id: str) -> None:
@@ -177,11 +187,11 @@ async def seat_socket(websocket: WebSocket, token: str = "") -> None:
     if grant is None:
         await websocket.close(code=POLICY_VIOLATION)
         return
-    lease_id, address, password = grant
+    lease_id, address, password, rules = grant
     browser = await accept_browser(websocket)
     try:
         opened = await _prepared(websocket.app).take(lease_id)
-        await bridge_to_seat(websocket, browser, address, password, opened)
+        await bridge_to_seat(websocket, browser, address, password, rules, opened)
     except STREAM_ENDED as error:
         log.info("seat websocket of lease %s ended: %s", lease_id, error or type(error).__name__)
     finally:

@@ -29,6 +29,7 @@ from gateway.supervision import viewing
 from gateway.supervision.monitoring import watchers_told
 from gateway.web.i18n import translate
 from gateway.web.pages import language_of, render
+from policy.rules import DisplayRules
 
 log = logging.getLogger(__name__)
 POLICY_VIOLATION = 1008  # RFC 6455 §7.4.1
@@ -101,7 +102,8 @@ async def view_socket(websocket: WebSocket, token: str = "") -> None:
         return
     grant, address, password = redeemed
     browser = await accept_browser(websocket)
-    stream = asyncio.create_task(bridge_to_seat(websocket, browser, address, password))
+    # A supervisor watches the screen; neither the agent's clipboard nor a paste crosses, whatever the seat's rules.
+    stream = asyncio.create_task(bridge_to_seat(websocket, browser, address, password, DisplayRules()))
     watchdog = asyncio.create_task(_watchdog(websocket, grant))
     try:
         await asyncio.wait([stream, watchdog], return_when=asyncio.FIRST_COMPLETED)

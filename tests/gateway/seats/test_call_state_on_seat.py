@@ -5,7 +5,9 @@ Real seats (Xvfb, the Tk console as the seat's user, x11vnc); the console's wind
 ("Customer Console - idle" / "- on call"), read on the seat's display with xdotool.
 """
 
+import grp
 import os
+import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from desktop_broker.apps.call_state import CALL_STATE_ENV, read_call_state
+from desktop_broker.x11.unix_accounts import SEAT_UIDS
 from gateway.db import session_scope
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.voice.platform import CustomerCallEvent, CustomerCallKind
@@ -103,6 +106,9 @@ def test_a_seat_started_warm_shows_its_holders_calls_and_hides_customer_data_aft
         assert user.created
         assert _readable_by(user.uid, user.gid, seat.call_state_file)
         assert not _readable_by(65534, 65534, seat.call_state_file)  # nobody else, not even another seat
+        state = seat.call_state_file.stat()
+        assert (state.st_uid, state.st_gid, stat.S_IMODE(state.st_mode)) == (0, user.gid, 0o640)
+        assert stat.S_IMODE(seat.call_state_file.parent.parent.stat().st_mode) == 0o711  # no listing the seats
         planted = seat.call_state_file.parent / "planted.json"
         touch = subprocess.run(["touch", str(planted)], user=user.uid, group=user.gid, extra_groups=[], check=False)
         assert touch.returncode != 0 and not planted.exists()  # the app cannot fake a call for itself
@@ -128,3 +134,18 @@ def test_the_call_state_directory_goes_with_the_seat(portal: SeatPortal, agent1:
     assert portal.broker.pool is not None
     portal.broker.pool.release(seat.seat_id)
     assert not seat.call_state_file.parent.exists()
+
+
+def test_a_starting_broker_removes_call_state_folders_no_seat_user_holds(portal: SeatPortal) -> None:
+    """What a broker killed with `kill -9` left: a folder whose group id `useradd` may hand to a new seat user."""
+    wait_for(lambda: portal.broker.pool is not None and portal.broker.pool.count() == (0, 1), timeout=10)
+    calls = portal.broker.settings.call_state_root
+    assert calls is not None
+    (warm,) = calls.iterdir()
+    taken = {group.gr_gid for group in grp.getgrall()}
+    orphaned = calls / "seat-0123456789ab"
+    orphaned.mkdir()
+    os.chown(orphaned, 0, next(gid for gid in reversed(SEAT_UIDS) if gid not in taken))
+    portal.broker.warm_up()
+    assert not orphaned.exists()
+    assert warm.is_dir(), "the warm seat's own folder went too"

@@ -123,9 +123,16 @@ def test_watermark_names_the_agent_on_the_page_and_on_the_display(portal: SeatPo
 def test_clipboard_crosses_neither_way(portal: SeatPortal, seat_page: Page) -> None:
     seat = _seat(portal, "agent1")
     running = RunningSeat(seat.process, seat.passwords, Path("/"))
+    assert seat_page.evaluate("document.getElementById('seat-script').dataset.clipboardOut") == "forbidden"
+    # The page keeps no cut text when the policy forbids it; noVNC's own event shows what the gateway let through.
+    seat_page.evaluate(
+        "window.fromTheWire = [];"
+        "window.rfb.addEventListener('clipboard', (event) => window.fromTheWire.push(event.detail.text))"
+    )
     time.sleep(SEND_DELAY)  # x11vnc sends no selection until 15 s after a viewer connects
     _put_in_seat_clipboard(running, "customer-id-4711")
-    assert not _wait_until(lambda: bool(seat_page.evaluate("window.clipboardReceived")), QUIET_PERIOD)
+    received = "window.fromTheWire.concat(window.clipboardReceived)"
+    assert not _wait_until(lambda: bool(seat_page.evaluate(received)), QUIET_PERIOD)
     seat_page.evaluate("window.rfb.clipboardPasteFrom('home-note-1')")
     assert not _wait_until(lambda: _seat_clipboard(running) == "home-note-1", QUIET_PERIOD)
 
