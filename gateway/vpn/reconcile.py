@@ -212,7 +212,10 @@ class InstalledTunnel:
         gone = [key for key in affected if key in known and key not in plan.peers]
         coming = [plan.peers[key] for key in affected if key in plan.peers and known.get(key) != plan.peers[key]]
         interface = self.settings.interface
-        changes = PeerChanges([peer.spec() for peer in coming], gone)
+        # A peer whose scope alone changed keeps its spec: only its set elements change, the peer is not sent again.
+        changes = PeerChanges(
+            [p.spec() for p in coming if p.public_key not in known or known[p.public_key].spec() != p.spec()], gone
+        )
         self.backend.change(interface, PeerChanges(to_remove=gone))
         after = {key: peer for key, peer in known.items() if key not in gone} | {p.public_key: p for p in coming}
         if self.settings.firewall:
