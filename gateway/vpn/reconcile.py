@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from pyroute2.netlink.exceptions import NetlinkError
 from sqlalchemy import or_
 from sqlmodel import Session, col
 
 from gateway.sessions.models import HomeSession, SessionState
-from gateway.vpn import nft
+from gateway.vpn import conntrack, nft
 from gateway.vpn.backend import PeerChanges, PeerSpec, WireGuardBackend, interned, plan_changes
 from gateway.vpn.models import LeaseState, TunnelLease
 from gateway.vpn.nft_generation import RulesetGeneration
@@ -275,7 +276,8 @@ class InstalledTunnel:
         return False
 
     def _change_scope(self, removed: Seats, added: Seats, peers: Mapping[str, DesiredPeer]) -> None:
-        """Delete and add set elements; when nft refuses (an element was removed by hand), load the table whole."""
+        """Delete and add set elements; when nft refuses (an element was removed by hand), load the table whole. Then
+        the seats whose destinations changed lose the open connections their new scope does not allow."""
         if not (removed or added):
             return
         interface, netns = self.settings.interface, self.settings.netns
@@ -291,6 +293,8 @@ class InstalledTunnel:
                 error,
             )
             self._write_scope(lambda: nft.apply(TunnelScope(interface, seats_of(peers.values())), netns), whole=True)
+        rescoped = {seat: added[seat] for seat in removed.keys() & added.keys() if removed[seat] != added[seat]}
+        _cut_connections_out_of_scope(rescoped, netns)
 
     def _write_scope(self, write: Callable[[], None], whole: bool) -> None:
         """Run one nft transaction and note the generation it made. The table is then known to be exactly ours only
@@ -303,3 +307,17 @@ class InstalledTunnel:
         after = self.ruleset.read()
         ours_alone = after == (before + 1) & 0xFFFFFFFF and (whole or before == known)
         self.scope_generation = after if ours_alone else None
+
+
+def _cut_connections_out_of_scope(seats: Seats, netns: str | None) -> None:
+    """``conntrack.cut_disallowed``, logged. A failure is logged, not raised: the sets already refuse every new
+    connection, and a retried pass could not tell these seats from the others any more."""
+    if not seats:
+        return
+    try:
+        cut = conntrack.cut_disallowed(seats, netns)
+    except (OSError, NetlinkError):
+        log.exception("could not cut the open connections of %d rescoped seats", len(seats))
+        return
+    if cut:
+        log.info("cut %d open connections that %d rescoped seats may no longer hold", cut, len(seats))

@@ -4,6 +4,9 @@ A security admin narrows a group's network scope, or the directory takes a perso
 destination while they keep their role: a home already connected loses that destination within seconds (the packet
 is dropped by the gateway's scope), and what is still in scope keeps working, on the same session."""
 
+import select
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -28,6 +31,32 @@ pytestmark = pytest.mark.e2e
 PORTAL_LINE = f"{PORTAL[0]}/32 {PORTAL[1]}/tcp"
 TRUST_LINE = f"{TRUST[0]}/32 {TRUST[1]}/tcp"
 TRUST_READERS = "Trust-Readers"
+ECHO_CUT, ECHO_KEPT = 8082, 8083
+ECHO_SERVER = (
+    "import socket, sys, threading\n"
+    "server = socket.create_server((sys.argv[1], int(sys.argv[2])))\n"
+    "def echo(peer):\n"
+    "    for data in iter(lambda: peer.recv(64), b''):\n"
+    "        peer.sendall(data)\n"
+    "while True:\n"
+    "    threading.Thread(target=echo, args=(server.accept()[0],), daemon=True).start()\n"
+)
+HELD_CONNECTION = (
+    "import socket, sys, time\n"
+    "peer = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)\n"
+    "peer.settimeout(0.5)\n"
+    "print('ready', flush=True)\n"
+    "while True:\n"
+    "    try:\n"
+    "        peer.sendall(b'x')\n"
+    "        if peer.recv(1) != b'x':\n"
+    "            raise OSError('closed')\n"
+    "    except OSError:\n"
+    "        print(time.monotonic(), flush=True)\n"
+    "        break\n"
+    "    time.sleep(0.02)\n"
+)
+"""One TCP connection held open from a home, echoing a byte every 20 ms; prints when the first exchange fails."""
 NARROWED_WITHIN = 3.0
 """Seconds from the commit to the dropped packet: a nudge and two short passes, on a machine shared with others."""
 
@@ -71,6 +100,12 @@ def _cut_off(world: VpnWorld, ns: str, since: float) -> float:
     return time.monotonic() - since
 
 
+def _line_within(process: subprocess.Popen[bytes], seconds: float) -> bytes | None:
+    assert process.stdout is not None
+    readable, _, _ = select.select([process.stdout], [], [], seconds)
+    return process.stdout.readline().strip() if readable else None
+
+
 def _still_active(world: VpnWorld, session_id: str) -> bool:
     with session_scope(world.engine) as db:
         session = get_session(db, session_id)
@@ -109,3 +144,27 @@ def test_a_group_taken_away_in_the_directory_cuts_its_destination_while_the_role
         assert _still_active(fresh, session.id) and fresh.peers() == {home.public_key}
     finally:
         fresh.directory.remove_from_group(home.login, TRUST_READERS)
+
+
+def test_a_connection_held_open_to_a_destination_taken_away_is_cut_and_one_still_allowed_is_kept(
+    fresh: VpnWorld,
+) -> None:
+    cut_line, kept_line = f"{TRUST[0]}/32 {ECHO_CUT}/tcp", f"{TRUST[0]}/32 {ECHO_KEPT}/tcp"
+    for port in (ECHO_CUT, ECHO_KEPT):
+        fresh.lab.spawn(fresh.trust, sys.executable, "-c", ECHO_SERVER, TRUST[0], str(port))
+    _import(fresh, _policy(agents=[PORTAL_LINE, cut_line, kept_line]))
+    home = fresh.homes["home1"]
+    fresh.sign_in(home)
+    assert fresh.reaches_within(home.ns, (TRUST[0], ECHO_CUT), 10)
+    held = {
+        port: fresh.lab.spawn(home.ns, sys.executable, "-c", HELD_CONNECTION, TRUST[0], str(port))
+        for port in (ECHO_CUT, ECHO_KEPT)
+    }
+    assert all(_line_within(process, 5) == b"ready" for process in held.values())
+    narrowed = time.monotonic()
+    _import(fresh, _policy(agents=[PORTAL_LINE, kept_line]))
+    failed = _line_within(held[ECHO_CUT], NARROWED_WITHIN)
+    assert failed is not None, "the connection to the destination taken away stayed open"
+    print(f"policy narrowed → open connection cut: {(float(failed) - narrowed) * 1000:.0f} ms")
+    assert _line_within(held[ECHO_KEPT], 1.0) is None  # the one still allowed kept echoing
+    assert held[ECHO_KEPT].poll() is None
