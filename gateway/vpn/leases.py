@@ -105,8 +105,9 @@ def rescope_leases(db: Session, now: datetime, sessions: Collection[str] | None 
     nudged (``LEASE_WRITTEN``), so the node that holds its peer changes the seat's set elements at once. The sessions
     whose scope changed; an unchanged policy writes nothing.
 
-    Read as plain rows (a policy change touches every lease), each distinct set of groups evaluated once; a lease to
-    change is locked and compared again, so two nodes told of one change at once write and audit it once."""
+    Read as plain rows (a policy change touches every lease), each distinct set of groups evaluated once; the leases
+    to change are then locked in one statement and compared again, so two nodes told of one change at once write and
+    audit it once; their audit rows are written first, so the leases' updates go to the database in one batch."""
     query = (
         sa.select(TunnelLease.id, HomeSession.policy_groups, TunnelLease.scope)
         .join(HomeSession, col(HomeSession.id) == col(TunnelLease.session_id))
@@ -117,17 +118,23 @@ def rescope_leases(db: Session, now: datetime, sessions: Collection[str] | None 
         query = query.where(col(TunnelLease.session_id).in_(list(sessions)))
     document = current_policy(db)
     granted: dict[frozenset[str], str] = {}  # evaluate depends only on the set of groups
-    rescoped: list[str] = []
+    wanted: dict[int, str] = {}
     for lease_id, groups_json, stored in db.exec(query).all():
         groups = json.loads(groups_json)
         key = frozenset(groups)
         if key not in granted:
             granted[key] = scope_of(document, groups, now)
-        if granted[key] == stored:
-            continue
-        lease = db.get_one(TunnelLease, lease_id, with_for_update=True, populate_existing=True)
-        if lease.state is not LeaseState.DESIRED or lease.scope == granted[key]:
-            continue
+        if granted[key] != stored:
+            wanted[lease_id] = granted[key]
+    if not wanted:
+        return []
+    locked = select(TunnelLease).where(col(TunnelLease.id).in_(list(wanted))).with_for_update()
+    changing = [
+        lease
+        for lease in db.exec(locked.execution_options(populate_existing=True)).all()
+        if lease.state is LeaseState.DESIRED and lease.scope != wanted[lease.id or 0]
+    ]
+    for lease in changing:
         record(
             db,
             actor="vpn",
@@ -138,15 +145,15 @@ def rescope_leases(db: Session, now: datetime, sessions: Collection[str] | None 
                 "session": lease.session_id,
                 "person": lease.person_id,
                 "old": json.loads(lease.scope),
-                "new": json.loads(granted[key]),
+                "new": json.loads(wanted[lease.id or 0]),
             },
         )
-        lease.scope = granted[key]
+    for lease in changing:
+        lease.scope = wanted[lease.id or 0]
         db.add(lease)
         nudge_after_commit(db, LEASE_WRITTEN, lease.session_id)
-        rescoped.append(lease.session_id)
     db.flush()
-    return rescoped
+    return [lease.session_id for lease in changing]
 
 
 def lease_missing_sessions(
