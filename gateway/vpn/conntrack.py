@@ -16,8 +16,13 @@ from pyroute2.conntrack import NFCTAttrTuple
 
 from gateway.vpn.scope import Destination, disjoint_boxes, seat_address
 
-_PROTOCOLS = {socket.IPPROTO_TCP: "tcp", socket.IPPROTO_UDP: "udp", socket.IPPROTO_ICMP: "icmp", 58: "icmp"}
-"""Protocol numbers as the scope names them; 58 is ICMPv6, which the scope calls icmp too."""
+_PROTOCOLS = {
+    socket.IPPROTO_TCP: "tcp",
+    socket.IPPROTO_UDP: "udp",
+    socket.IPPROTO_ICMP: "icmp",
+    socket.IPPROTO_ICMPV6: "icmp",  # the scope's icmp is ICMPv6 for an IPv6 seat
+}
+"""Protocol numbers as the scope names them."""
 
 
 def cut_disallowed(seats: Mapping[str, Sequence[Destination]], netns: str | None = None) -> int:
