@@ -1,5 +1,5 @@
 """Cutting a rescoped seat's open connections (real conntrack in a namespace): exactly those its new destinations do
-not allow go, of both address families and every protocol; what is still allowed, and every other seat's, stays."""
+not allow go, of both address families and tcp, udp and icmp; what is still allowed, and every other seat's, stays."""
 
 import socket
 import sys
@@ -26,15 +26,23 @@ SERVER = (
     "time.sleep(60)\n"
 )
 CLIENTS = (
-    "import socket, sys, time\n"
+    "import socket, struct, sys, time\n"
     "held = []\n"
     "for source, target, port, kind in (line.split() for line in sys.argv[1:]):\n"
     "    family = socket.AF_INET6 if ':' in source else socket.AF_INET\n"
-    "    peer = socket.socket(family, socket.SOCK_STREAM if kind == 'tcp' else socket.SOCK_DGRAM)\n"
-    "    peer.bind((source, 0))\n"
-    "    peer.connect((target, int(port)))\n"
-    "    if kind == 'udp':\n"
-    "        peer.send(b'x')\n"
+    "    if kind == 'icmp':  # one echo request (the kernel sums ICMPv6 itself; IPv4's sum is done here)\n"
+    "        v6 = family == socket.AF_INET6\n"
+    "        peer = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP)\n"
+    "        peer.bind((source, 0))\n"
+    "        total = (128 if v6 else 8) * 256 + 7 + 1\n"
+    "        total = (total & 0xFFFF) + (total >> 16)\n"
+    "        peer.sendto(struct.pack('!BBHHH', 128 if v6 else 8, 0, 0 if v6 else ~total & 0xFFFF, 7, 1), (target, 0))\n"
+    "    else:\n"
+    "        peer = socket.socket(family, socket.SOCK_STREAM if kind == 'tcp' else socket.SOCK_DGRAM)\n"
+    "        peer.bind((source, 0))\n"
+    "        peer.connect((target, int(port)))\n"
+    "        if kind == 'udp':\n"
+    "            peer.send(b'x')\n"
     "    held.append(peer)\n"
     "print('ready', flush=True)\n"
     "time.sleep(60)\n"
@@ -47,6 +55,8 @@ OPENED = [
     "fd09::2 fd09::1 8082 tcp",  # the seat's IPv6 address, allowed there: kept
     "fd09::2 fd09::1 8081 tcp",  # not allowed for IPv6: cut
     "10.9.0.3 10.9.0.1 8082 tcp",  # another seat, not rescoped: kept
+    "10.9.0.2 10.9.0.1 0 icmp",  # icmp is allowed over IPv6 only: cut
+    "fd09::2 fd09::1 0 icmp",  # kept
 ]
 
 
@@ -79,10 +89,12 @@ def test_only_the_connections_the_new_scope_refuses_are_cut() -> None:
             Destination("10.9.0.1/32", "tcp", 8081),
             Destination("10.9.0.0/24", "tcp", (8999, 9001)),
             Destination("fd09::/64", "tcp", 8082),
+            Destination("fd09::/64", "icmp"),
         ]
         cut = cut_disallowed({"10.9.0.2/32": seat_scope, "fd09::2/128": seat_scope}, gw)
-        assert cut == 3
+        assert cut == 4
         assert before - _tracked(gw) == {
+            ("10.9.0.2", "10.9.0.1", 1, 0),
             ("10.9.0.2", "10.9.0.1", 6, 8082),
             ("10.9.0.2", "10.9.0.1", 17, 5353),
             ("fd09::2", "fd09::1", 6, 8081),
