@@ -13,11 +13,14 @@ from sqlmodel import Session, col, func, select
 
 from gateway.audit.service import record
 from gateway.clock import as_utc
+from gateway.events import nudge_after_commit
 from gateway.policies.errors import InvalidPolicy
 from gateway.policies.models import PolicyVersion
 from policy import PolicyDocument, PolicyError, load_default_policy, load_policy, names_without_dn
 from policy.document import DEFAULT_POLICY_FILE
 
+POLICY_CHANGED = "policy.changed"
+"""Nudged when a new version is in force (an import or a rollback); the payload is its number."""
 _parsed: dict[tuple[int, datetime], PolicyDocument] = {}
 """Parsed documents by version number and import time: the number alone is not enough, the same number names
 another document in another database (a test's, or one restored from a backup of another gateway)."""
@@ -85,7 +88,8 @@ def import_policy(
     directory_kind: str = "builtin",
 ) -> PolicyVersion:
     """Store a new version; refused (audited, nothing changed) when invalid or when its group keys cannot name
-    groups of the ``directory_kind`` in use."""
+    groups of the ``directory_kind`` in use. Once it commits, ``POLICY_CHANGED`` tells what follows the policy in
+    live sessions (the tunnels' network scope)."""
     digest = hashlib.sha256(document.encode()).hexdigest()
     try:
         parsed = check_policy(document, directory_kind)
@@ -113,6 +117,7 @@ def import_policy(
         outcome="success",
         detail={"sha256": digest, "comment": comment},
     )
+    nudge_after_commit(db, POLICY_CHANGED, number)
     return version
 
 

@@ -3,9 +3,10 @@
 Runs on a schedule (default every 30 s), and for the sessions a directory change touched as soon as the
 directory's subscription reports it (``directory_changes.py``). A disabled, locked, expired or removed account, a
 role taken away, a revoked or expired certificate: each ends the session through ``end_session`` with its own
-reason. When the directory cannot be reached the sessions are kept (reported and audited once per run): ending
-every home seat because a domain controller rebooted would cost the service level more than a 30-second window of
-doubt.
+reason. A session that keeps its roles takes on the groups just read when they changed (``follow_groups``), so
+what the policy grants by group follows the directory. When the directory cannot be reached the sessions are kept
+(reported and audited once per run): ending every home seat because a domain controller rebooted would cost the
+service level more than a 30-second window of doubt.
 
 A certificate whose revocation status cannot be established (its CRL/OCSP server unreachable and no current CRL
 held) is a doubt with a limit, ``portal.revocation_unknown_grace_minutes``: the session is kept but not confirmed
@@ -36,8 +37,8 @@ from gateway.directory import Directory, DirectoryUser, group_identifiers
 from gateway.directory.errors import AccountDisabled, AccountLocked, AccountNotFound, DirectoryUnavailable
 from gateway.pki.trust import verify_client
 from gateway.policies.service import current_policy
-from gateway.sessions.models import EndReason, HomeSession
-from gateway.sessions.service import end_session, live_sessions
+from gateway.sessions.models import EndReason, HomeSession, SessionState
+from gateway.sessions.service import end_session, follow_groups, groups_changed, live_sessions
 from policy import evaluate
 
 log = logging.getLogger(__name__)
@@ -105,21 +106,33 @@ def _reason_to_end(
     remote: HttpRevocationChecker,
     now: datetime,
     unknown_grace: timedelta,
-) -> Verdict:
-    """Why this session must end, a doubt, or None. Runs outside any write transaction: it waits on LDAP and HTTP."""
+) -> tuple[Verdict, DirectoryUser | None]:
+    """Why this session must end, a doubt, or None; with the directory's entry when it was read. Runs outside any
+    write transaction: it waits on LDAP and HTTP."""
     with Session(engine) as db:
         reason = _certificate_problem(db, session, authority, remote, now, unknown_grace)
         if reason is not None or directory is None:
-            return reason
+            return reason, None
         document = current_policy(db)
     try:
         user = directory.lookup(session.user_dn)
     except AccountNotFound:
-        return EndReason.ACCOUNT_GONE
+        return EndReason.ACCOUNT_GONE, None
     reason = _account_problem(user)
     if reason is None and not session.role_set <= evaluate(document, group_identifiers(user.groups), now).roles:
-        return EndReason.ROLE_REMOVED
-    return reason
+        return EndReason.ROLE_REMOVED, user
+    return reason, user
+
+
+def _follow_groups(engine: Engine, session: HomeSession, user: DirectoryUser) -> None:
+    """Store the groups just read when they differ from the session's (its role kept: a role taken away ends it)."""
+    names, identifiers = [g.name for g in user.groups], group_identifiers(user.groups)
+    if not groups_changed(session, names, identifiers):
+        return  # the usual case, decided without a write transaction
+    with session_scope(engine) as db:
+        current = db.get(HomeSession, session.id, with_for_update=True)  # another node may follow them at once
+        if current is not None and current.state is SessionState.ACTIVE:
+            follow_groups(db, current, names, identifiers)
 
 
 def revalidate(
@@ -140,7 +153,7 @@ def revalidate(
     ended, confirmed = 0, []
     for session in sessions:
         try:
-            reason = _reason_to_end(engine, session, directory, authority, remote, now, unknown_grace)
+            reason, user = _reason_to_end(engine, session, directory, authority, remote, now, unknown_grace)
         except DirectoryUnavailable as error:
             log.warning("re-validation skipped: %s", error)
             with session_scope(engine) as db:
@@ -154,6 +167,8 @@ def revalidate(
             return RevalidationReport(len(sessions), ended, directory_unavailable=True)
         if reason is None and directory is not None:
             confirmed.append(session.id)
+        if reason is None and user is not None:
+            _follow_groups(engine, session, user)
         if not isinstance(reason, EndReason):
             continue
         with session_scope(engine) as db:

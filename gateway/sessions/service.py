@@ -23,6 +23,8 @@ from gateway.sessions.models import EndReason, HomeSession, SessionState
 SESSION_ENDED = "session.ended"
 """Nudged when a session is ending (its children close on it); the payload is the session id."""
 SESSION_STARTED = "session.started"
+SESSION_GROUPS_CHANGED = "session.groups_changed"
+"""Nudged when re-validation found a live session's directory groups changed; the payload is the session id."""
 OVER = (SessionState.ENDING, SessionState.ENDED)
 """A session in either state has been ended: its cookie opens nothing, whatever its children still hold."""
 
@@ -162,3 +164,36 @@ def end_idle_and_expired(db: Session, now: datetime) -> int:
 def policy_groups(session: HomeSession) -> list[str]:
     """The group identifiers (DNs, AD SIDs) the session's policy is evaluated with."""
     return list(json.loads(session.policy_groups))
+
+
+def groups_changed(session: HomeSession, names: list[str], identifiers: list[str]) -> bool:
+    """Whether the directory's group names or identifiers differ from the session's (as sets: a directory lists them
+    in no set order)."""
+    return set(identifiers) != set(policy_groups(session)) or set(names) != set(json.loads(session.groups))
+
+
+def follow_groups(db: Session, session: HomeSession, names: list[str], identifiers: list[str]) -> bool:
+    """Store the directory groups re-validation just read for a live session, when they changed; audited and nudged,
+    so what the policy grants by group (the tunnel's network scope) follows without a new sign-in. Whether anything
+    changed."""
+    if not groups_changed(session, names, identifiers):
+        return False
+    held = policy_groups(session)
+    record(
+        db,
+        actor="revalidation",
+        action="session.groups",
+        target=session.login,
+        outcome="changed",
+        detail={
+            "session": session.id,
+            "person": session.person_id,
+            "added": sorted(set(identifiers) - set(held)),
+            "removed": sorted(set(held) - set(identifiers)),
+        },
+    )
+    session.groups = json.dumps(names, ensure_ascii=False)
+    session.policy_groups = json.dumps(identifiers, ensure_ascii=False)
+    db.add(session)
+    nudge_after_commit(db, SESSION_GROUPS_CHANGED, session.id)
+    return True

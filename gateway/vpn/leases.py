@@ -1,7 +1,8 @@
 """Tunnel leases: written when an agent's session becomes active, retired when it ends.
 
 A lease exists only for a session whose certificate binds a WireGuard key; its scope is the network scope of
-the policy in force at that moment. Leases are a record and a wish; whether a peer is installed is decided
+the policy in force and the session's groups, written with the lease and rewritten by `rescope_leases` whenever
+either changes (the ``vpn.scope`` worker). Leases are a record and a wish; whether a peer is installed is decided
 again on every reconcile from the session's own state (`reconcile.desired_peers`).
 """
 
@@ -22,7 +23,7 @@ from gateway.sessions.service import policy_groups
 from gateway.vpn import ipam
 from gateway.vpn.models import LeaseState, TunnelLease
 from gateway.vpn.settings import VpnSettings
-from policy import compile_network_scope, evaluate
+from policy import PolicyDocument, compile_network_scope, evaluate
 
 LEASE_WRITTEN = "vpn.lease_written"
 LEASE_RETIRED = "vpn.lease_retired"
@@ -56,7 +57,6 @@ def lease_for_session(
         return None
     assert session.wireguard_key is not None  # checked by session_may_tunnel
     address = ipam.assign(db, session.person_id, session.login, settings, now)
-    scope = compile_network_scope(evaluate(current_policy(db), policy_groups(session), now))
     lease = TunnelLease(
         session_id=session.id,
         person_id=session.person_id,
@@ -64,7 +64,7 @@ def lease_for_session(
         public_key=session.wireguard_key,
         ipv4=address.ipv4,
         ipv6=address.ipv6,
-        scope=json.dumps([list(item) for item in scope.allowed]),
+        scope=scope_of(current_policy(db), policy_groups(session), now),
         state=LeaseState.DESIRED,
         node=node,
         gateway_endpoint=settings.endpoint,
@@ -92,6 +92,68 @@ def lease_for_session(
     )
     nudge_after_commit(db, LEASE_WRITTEN, session.id)
     return lease
+
+
+def scope_of(document: PolicyDocument, groups: list[str], now: datetime) -> str:
+    """The network scope ``document`` grants ``groups``, as a lease stores it: JSON [cidr, protocol, port or null]."""
+    return json.dumps([list(item) for item in compile_network_scope(evaluate(document, groups, now)).allowed])
+
+
+def rescope_leases(db: Session, now: datetime, sessions: Collection[str] | None = None) -> list[str]:
+    """Give the desired leases of active sessions (all, or those of ``sessions``) the scope the policy in force grants
+    their session's groups now; each lease whose scope changes is written, audited (``rescoped``, old and new) and
+    nudged (``LEASE_WRITTEN``), so the node that holds its peer changes the seat's set elements at once. The sessions
+    whose scope changed; an unchanged policy writes nothing.
+
+    Read as plain rows (a policy change touches every lease), each distinct set of groups evaluated once; the leases
+    to change are then locked in one statement and compared again, so two nodes told of one change at once write and
+    audit it once; their audit rows are written first, so the leases' updates go to the database in one batch."""
+    query = (
+        sa.select(TunnelLease.id, HomeSession.policy_groups, TunnelLease.scope)
+        .join(HomeSession, col(HomeSession.id) == col(TunnelLease.session_id))
+        .where(TunnelLease.state == LeaseState.DESIRED)
+        .where(HomeSession.state == SessionState.ACTIVE)
+    )
+    if sessions is not None:
+        query = query.where(col(TunnelLease.session_id).in_(list(sessions)))
+    document = current_policy(db)
+    granted: dict[frozenset[str], str] = {}  # evaluate depends only on the set of groups
+    wanted: dict[int, str] = {}
+    for lease_id, groups_json, stored in db.exec(query).all():
+        groups = json.loads(groups_json)
+        key = frozenset(groups)
+        if key not in granted:
+            granted[key] = scope_of(document, groups, now)
+        if granted[key] != stored:
+            wanted[lease_id] = granted[key]
+    if not wanted:
+        return []
+    locked = select(TunnelLease).where(col(TunnelLease.id).in_(list(wanted))).with_for_update()
+    changing = [
+        lease
+        for lease in db.exec(locked.execution_options(populate_existing=True)).all()
+        if lease.state is LeaseState.DESIRED and lease.scope != wanted[lease.id or 0]
+    ]
+    for lease in changing:
+        record(
+            db,
+            actor="vpn",
+            action="vpn.lease",
+            target=lease.login,
+            outcome="rescoped",
+            detail={
+                "session": lease.session_id,
+                "person": lease.person_id,
+                "old": json.loads(lease.scope),
+                "new": json.loads(wanted[lease.id or 0]),
+            },
+        )
+    for lease in changing:
+        lease.scope = wanted[lease.id or 0]
+        db.add(lease)
+        nudge_after_commit(db, LEASE_WRITTEN, lease.session_id)
+    db.flush()
+    return [lease.session_id for lease in changing]
 
 
 def lease_missing_sessions(

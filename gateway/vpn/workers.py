@@ -1,4 +1,5 @@
-"""The VPN's background work, on the one worker contract: the peers and scope, and the tunnels' health samples."""
+"""The VPN's background work, on the one worker contract: the leases' scope, the peers and nftables scope, and the
+tunnels' health samples."""
 
 from collections.abc import Sequence
 from datetime import timedelta
@@ -6,16 +7,46 @@ from typing import Any
 
 from sqlmodel import Session
 
+from gateway.clock import Clock
 from gateway.db import session_scope
-from gateway.sessions.service import SESSION_ENDED, SESSION_STARTED
+from gateway.policies.service import POLICY_CHANGED
+from gateway.sessions.service import SESSION_ENDED, SESSION_GROUPS_CHANGED, SESSION_STARTED
 from gateway.vpn import health, leases
 from gateway.vpn.backend import PeerSpec, PeerState
 from gateway.vpn.controller import INTERFACE_RESTARTED, VpnController
 from gateway.vpn.reconcile import PeerPlan
-from gateway.workers.contract import Nudge, Schedule, Worker
+from gateway.workers.contract import Nudge, Schedule, Scope, Worker
 
 HEALTH_SECONDS = 15.0
 """Handshakes happen every two minutes while traffic flows; a sample every 15 s shows a dead link soon enough."""
+RESCOPE_SECONDS = 60.0
+"""The safety net behind the nudges of a policy change or a session's changed groups (one lost in a crash between
+commit and delivery): every lease compared, each distinct set of groups evaluated once."""
+
+
+class TunnelScopes(Worker[list[str], None]):
+    """Each live lease's network scope, kept equal to what the policy in force grants its session's groups now: a
+    policy imported or rolled back, a person's groups changed in the directory (re-validation). Its world is the
+    database: the pass rewrites the leases in the runner's transaction, and their ``LEASE_WRITTEN`` nudges have
+    ``vpn.peers`` change those seats' set elements on the node that holds them (``leases.rescope_leases``)."""
+
+    name = "vpn.scope"
+    schedule = Schedule(
+        interval=timedelta(seconds=RESCOPE_SECONDS),
+        topics=frozenset({POLICY_CHANGED, SESSION_GROUPS_CHANGED}),
+        scope=Scope.CLUSTER,
+    )
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def desired(self, db: Session, nudges: Sequence[Nudge]) -> list[str]:
+        everyone = not nudges or any(nudge.topic != SESSION_GROUPS_CHANGED for nudge in nudges)
+        sessions = None if everyone else {str(nudge.payload) for nudge in nudges}
+        return leases.rescope_leases(db, self.clock(), sessions)
+
+    def apply(self, desired: list[str], observed: None) -> None:
+        """Nothing outside the database: the rescoped leases' nudges reach ``vpn.peers`` once the pass commits."""
 
 
 class TunnelPeers(Worker[PeerPlan | None, dict[str, PeerSpec]]):
@@ -69,5 +100,5 @@ class HealthSampler(Worker[None, dict[str, PeerState]]):
 
 
 def vpn_workers(controller: VpnController) -> list[Worker[Any, Any]]:
-    """The VPN's workers; they do nothing while the controller is off (its status says why)."""
-    return [TunnelPeers(controller), HealthSampler(controller)]
+    """The VPN's workers; the peers and health do nothing while the controller is off (its status says why)."""
+    return [TunnelScopes(controller.clock), TunnelPeers(controller), HealthSampler(controller)]

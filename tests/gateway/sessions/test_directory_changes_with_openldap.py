@@ -7,6 +7,7 @@ membership (directly, or by taking the agent's team out of the agents' group) an
 subscription's connection goes through a relay that one test cuts.
 """
 
+import json
 import secrets
 import threading
 from collections.abc import Iterator
@@ -68,15 +69,17 @@ class World:
     subscription: DirectoryChanges
     relay: TcpRelay
 
-    def agent(self, team: str | None = None) -> Agent:
-        """A new agent in slapd, a direct member of soho-agents (or of ``team``), signed in with its certificate."""
+    def agent(self, team: str | None = None, also: tuple[str, ...] = ()) -> Agent:
+        """A new agent in slapd, a direct member of soho-agents (or of ``team``) and of the groups ``also`` names,
+        signed in with its certificate."""
         login = f"rv.{secrets.token_hex(3)}"
         dn = openldap.user_dn(login)
         group = openldap.group_dn(team) if team else AGENTS
         with self.server.admin() as admin:
             person = {"objectClass": ["inetOrgPerson"], "uid": login, "cn": login, "sn": login}
             assert admin.add(dn, attributes={**person, "userPassword": openldap.PASSWORD}), admin.result
-            assert admin.modify(group, {"member": [(MODIFY_ADD, [dn])]}), admin.result
+            for member_of in (group, *also):
+                assert admin.modify(member_of, {"member": [(MODIFY_ADD, [dn])]}), admin.result
         with session_scope(self.portal.engine) as db:
             issued = pki.issue_agent_certificate(
                 db,
@@ -186,6 +189,24 @@ def test_a_team_taken_out_of_the_agents_group_ends_its_members_sessions(world: W
     wait_for("the end of the team member's session", lambda: world.session(agent).state is SessionState.ENDED)
     assert world.session(agent).end_reason is EndReason.ROLE_REMOVED
     assert world.session(bystander).state is SessionState.ACTIVE
+
+
+def test_a_group_taken_away_while_the_role_stays_reaches_the_session_without_the_poll(world: World) -> None:
+    """A group that grants no role (a network scope, say) changes under a live session: the subscription's
+    re-validation keeps the session and stores the groups it read, so what the policy grants by group follows."""
+    name = f"readers-{secrets.token_hex(3)}"
+    readers = openldap.group_dn(name)
+    with world.server.admin() as admin:
+        members = {"objectClass": ["groupOfNames"], "cn": name, "member": [openldap.user_dn(openldap.PROBE)]}
+        assert admin.add(readers, attributes=members), admin.result
+    agent = world.agent(also=(readers,))
+    assert readers in json.loads(world.session(agent).policy_groups)
+    assert world.subscription.watch.subscribed.wait(PATIENCE)
+    with world.server.admin() as admin:
+        assert admin.modify(readers, {"member": [(MODIFY_DELETE, [agent.dn])]}), admin.result
+    wait_for("the session's groups", lambda: readers not in json.loads(world.session(agent).policy_groups))
+    assert world.session(agent).state is SessionState.ACTIVE
+    assert AGENTS in json.loads(world.session(agent).policy_groups)
 
 
 def test_a_cut_syncrepl_subscription_is_re_established_and_a_change_still_ends_the_session(world: World) -> None:

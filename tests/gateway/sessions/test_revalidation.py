@@ -1,11 +1,13 @@
 """A live session loses its right within one re-validation run: disabled, removed from the group, cert revoked."""
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
@@ -14,11 +16,14 @@ from gateway.app import create_app
 from gateway.audit.models import AuditEvent
 from gateway.db import session_scope
 from gateway.directory import BuiltinDirectory, Directory, DirectorySettings, open_directory
+from gateway.events import listen, unlisten
 from gateway.pki import service as pki
+from gateway.policies.service import import_policy
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.revalidation import revalidate
-from gateway.sessions.service import OVER, end_idle_and_expired
+from gateway.sessions.service import OVER, SESSION_GROUPS_CHANGED, end_idle_and_expired
 from gateway.settings import load_settings
+from policy.document import DEFAULT_POLICY_FILE
 from tests.gateway.sessions.conftest import GROUPS, PASSWORDS, Portal, sign_in
 from tests.support.server import free_port, serving
 
@@ -57,6 +62,33 @@ def test_removal_from_the_group_ends_the_session(portal: Portal) -> None:
     _signed_in(portal, "agent1")
     portal.directory.remove_from_group("agent1", "SOHO-Agents")
     assert _revalidate(portal)["agent1"] == EndReason.ROLE_REMOVED
+
+
+def test_a_group_taken_away_while_the_role_stays_is_stored_audited_and_nudged_once(portal: Portal) -> None:
+    policy = yaml.safe_load(DEFAULT_POLICY_FILE.read_text(encoding="utf-8"))
+    policy["groups"]["Trust-Readers"] = {"network_scope": ["172.30.0.0/24 8081/tcp"]}  # grants a reach, no role
+    with session_scope(portal.engine) as db:
+        import_policy(db, yaml.safe_dump(policy), actor="secadmin", source="test", now=datetime.now(UTC))
+    portal.directory.add_to_group("agent1", "Trust-Readers")
+    _signed_in(portal, "agent1")
+    portal.directory.remove_from_group("agent1", "Trust-Readers")
+    heard: list[str] = []
+
+    def hear(_topic: str, session_id: str) -> None:
+        heard.append(session_id)
+
+    listen(SESSION_GROUPS_CHANGED, hear)
+    try:
+        assert _revalidate(portal) == {"agent1": SessionState.ACTIVE}  # still an agent: the session goes on
+        assert _revalidate(portal) == {"agent1": SessionState.ACTIVE}  # nothing changed since: nothing written
+    finally:
+        unlisten(SESSION_GROUPS_CHANGED, hear)
+    with session_scope(portal.engine) as db:
+        session = db.exec(select(HomeSession)).one()
+        changes = db.exec(select(AuditEvent).where(AuditEvent.action == "session.groups")).all()
+        assert (session.groups, session.policy_groups) == ('["SOHO-Agents"]', '["SOHO-Agents"]')
+        assert [json.loads(row.detail)["removed"] for row in changes] == [["Trust-Readers"]]
+    assert heard == [session.id]
 
 
 def test_revoked_certificate_ends_the_session(portal: Portal) -> None:

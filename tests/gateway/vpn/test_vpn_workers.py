@@ -6,6 +6,7 @@ them; on SQLite and PostgreSQL."""
 
 import base64
 import json
+import logging
 import os
 import random
 import re
@@ -26,8 +27,9 @@ from gateway.sessions.service import SESSION_STARTED, end_session
 from gateway.vpn import nft
 from gateway.vpn.backend import PeerChanges
 from gateway.vpn.controller import VpnController
+from gateway.vpn.leases import LEASE_WRITTEN
 from gateway.vpn.models import LeaseState, TunnelLease
-from gateway.vpn.reconcile import desired_peers
+from gateway.vpn.reconcile import ELEMENT_CHANGE_SEATS, desired_peers
 from gateway.vpn.settings import VpnSettings
 from gateway.vpn.uapi import UapiBackend
 from gateway.vpn.workers import TunnelPeers
@@ -45,15 +47,21 @@ SCOPE = json.dumps([["10.77.0.1/32", "tcp", 443], ["172.30.0.0/24", "tcp", 8081]
 
 
 class FlakyBackend(UapiBackend):
-    """wireguard-go through its socket, refusing the next ``fail_next`` changes (a daemon that hiccups)."""
+    """wireguard-go through its socket, refusing the next ``fail_next`` changes (a daemon that hiccups); ``sent``
+    holds the key of every peer a change set."""
 
     fail_next = 0
+
+    def __init__(self, netns: str) -> None:
+        super().__init__(netns=netns)
+        self.sent: list[str] = []
 
     def change(self, name: str, changes: PeerChanges) -> None:
         if self.fail_next and changes:
             self.fail_next -= 1
             raise OSError("the UAPI socket went away")
         super().change(name, changes)
+        self.sent += [spec.public_key for spec in changes.to_set]
 
 
 @dataclass
@@ -183,6 +191,68 @@ def test_the_interval_repairs_a_lost_nudge(gateway: Gateway) -> None:
     _, key, ipv4, _ = _sign_in(gateway.engine, nudge=False)  # written as a node that crashed before its nudge
     assert wait_for(lambda: key in gateway.peers())
     assert ipv4 in gateway.seats_in_scope()
+
+
+NARROWED = json.dumps([["10.77.0.1/32", "tcp", 443]])
+
+
+def _rescope(engine: Engine, session_id: str | list[str], scope: str, *, nudge: bool) -> None:
+    """The leases' scope rewritten as ``leases.rescope_leases`` writes it (nudged, in one transaction), or by a node
+    that crashed before its nudge was delivered."""
+    with session_scope(engine) as db:
+        for one in [session_id] if isinstance(session_id, str) else session_id:
+            lease = db.exec(select(TunnelLease).where(TunnelLease.session_id == one)).one()
+            lease.scope = scope
+            db.add(lease)
+            if nudge:
+                nudge_after_commit(db, LEASE_WRITTEN, one)
+
+
+def _reaches_trust(gateway: Gateway, ipv4: str) -> bool:
+    return f"{ipv4} . 172.30.0.0/24 . tcp . 8081" in gateway.scope()
+
+
+def test_a_rescoped_lease_changes_its_seats_elements_on_the_nudge_and_keeps_its_peer(gateway: Gateway) -> None:
+    _, bystander_key, bystander_ip, _ = _sign_in(gateway.engine, nudge=False)
+    session_id, key, ipv4, _ = _sign_in(gateway.engine, nudge=False)
+    gateway.start()  # the first, full pass; no interval pass follows within the test
+    assert _reaches_trust(gateway, ipv4) and _reaches_trust(gateway, bystander_ip)
+    sent_before = list(gateway.backend.sent)
+    _rescope(gateway.engine, session_id, NARROWED, nudge=True)
+    assert wait_for(lambda: not _reaches_trust(gateway, ipv4), seconds=2)
+    assert f"{ipv4} . 10.77.0.1 . tcp . 443" in gateway.scope() and _reaches_trust(gateway, bystander_ip)
+    assert wait_for(gateway.settled)
+    assert gateway.backend.sent == sent_before  # only set elements changed: the peer was not sent again
+    assert gateway.peers() == {key, bystander_key} and not gateway.controller.last_result.scope_loaded  # type: ignore[union-attr]
+    _rescope(gateway.engine, session_id, SCOPE, nudge=True)  # widened again
+    assert wait_for(lambda: _reaches_trust(gateway, ipv4), seconds=2)
+
+
+def test_many_seats_rescoped_at_once_get_the_table_a_whole_load_would_give(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Beyond ``ELEMENT_CHANGE_SEATS`` a pass loads the table whole rather than deleting thousands of elements one by
+    one (a policy change): the result is the same table, and the seats not rescoped keep their destinations."""
+    rescoped = [_sign_in(gateway.engine, nudge=False) for _ in range(ELEMENT_CHANGE_SEATS // 2 + 1)]
+    _, _, bystander_ip, _ = _sign_in(gateway.engine, nudge=False)
+    gateway.start()
+    caplog.set_level(logging.INFO, logger="gateway.vpn.reconcile")
+    _rescope(gateway.engine, [session_id for session_id, *_ in rescoped], NARROWED, nudge=True)
+    assert wait_for(lambda: not any(_reaches_trust(gateway, ipv4) for _, _, ipv4, _ in rescoped), seconds=5)
+    assert wait_for(gateway.settled) and _reaches_trust(gateway, bystander_ip)
+    assert "loading the scope whole rather than deleting their elements" in caplog.text
+    loaded = gateway.scope()
+    nft.remove(gateway.ns)
+    assert gateway.controller.run_once().scope_loaded and gateway.scope() == loaded
+
+
+def test_the_interval_applies_a_lease_scope_changed_without_a_nudge(gateway: Gateway) -> None:
+    session_id, _, ipv4, _ = _sign_in(gateway.engine, nudge=False)
+    gateway.start(interval=0.5)
+    assert _reaches_trust(gateway, ipv4)
+    _rescope(gateway.engine, session_id, NARROWED, nudge=False)
+    assert wait_for(lambda: not _reaches_trust(gateway, ipv4), seconds=3)
+    assert f"{ipv4} . 10.77.0.1 . tcp . 443" in gateway.scope()
 
 
 def test_a_failing_apply_is_retried_and_does_not_stop_the_other_workers(gateway: Gateway) -> None:

@@ -26,6 +26,7 @@ EVERY_WORKER = {
     "enrollment.csv_import",
     "vpn.peers",
     "vpn.health",
+    "vpn.scope",
     "seats.pool",
     "seats.limits",
     "seats.recordings",
