@@ -1,12 +1,12 @@
 """Brute-force throttling per person and per source address, reserved before the directory is asked.
 
-Each guess first reserves an attempt on its keys (the person, or the name typed when no account has it, and the
-source address) in a short transaction of its own that commits before the directory is asked. The reservation is
-one conditional ``UPDATE … SET attempts = attempts + 1 WHERE attempts < limit``; PostgreSQL's row lock (re-checking
-the condition on the row as committed by the one before) and SQLite's single writer make concurrent reservations
-take turns, so at most ``limit`` guesses per window reach the directory, whatever the concurrency and however many
-gateway nodes share the database. Kept in the database, not in memory, for that reason. The window is fixed: it
-starts with the first attempt and a key's count starts again once the window has passed.
+Each guess first reserves an attempt on its keys (the person and the source address) in a short transaction of its
+own that commits before the directory is asked. The reservation is one conditional
+``UPDATE … SET attempts = attempts + 1 WHERE attempts < limit``; PostgreSQL's row lock (re-checking the condition on
+the row as committed by the one before) and SQLite's single writer make concurrent reservations take turns, so at
+most ``limit`` guesses per window reach the directory, whatever the concurrency and however many gateway nodes share
+the database. Kept in the database, not in memory, for that reason. The window is fixed: it starts with the first
+attempt and a key's count starts again once the window has passed.
 """
 
 from collections.abc import Sequence
@@ -37,16 +37,12 @@ class ThrottleLimits:
 
 def account_key(login: str) -> str:
     """A typed name folded as AD folds it: ``CORP\\alice``, ``alice@corp.example`` and ``Alice`` are one name.
-    Used for names no account has (so an unknown name is throttled like a known one) and for the failure record."""
+    Used for the failure record and for adopting legacy rows."""
     return login.rsplit("\\", 1)[-1].split("@", 1)[0].strip().casefold()[:255]
 
 
 def person_key(person_id: str) -> str:
     return f"person:{person_id}"
-
-
-def unknown_name_key(login: str) -> str:
-    return f"name:{account_key(login)}"
 
 
 def source_key(source_ip: str) -> str:
