@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, delete
 
-from gateway.db import session_scope
+from gateway.db import each_statement_committed, session_scope
 from gateway.errors import GatewayError
 from gateway.sessions.models import LoginAttempt, LoginThrottle
 
@@ -108,16 +108,17 @@ def give_back(db: Session, keys: Sequence[tuple[str, int]], *, forget_person: st
     """Return the attempts of a guess known to be right (only refusals stay counted); with ``forget_person`` also
     clear that person's count (a sign-in complete without a second factor, as `forget`).
 
-    In a transaction of its own, committed at once, as the reservation is: these are the hottest rows of a sign-in
-    (every attempt on the person or the address updates them), and the session's own transaction, which goes on to
-    its audit rows, must not keep them locked while other sign-ins wait to reserve (PostgreSQL's row locks). Should
-    that transaction then fail, the right guess has its attempt back anyway. The rows are taken one at a time in
-    key order, the order ``reserve`` takes them in: two sign-ins taking them in opposite orders deadlock on
-    PostgreSQL, and one person who typed the right password would be refused.
+    Outside the session's transaction, each key's statement committed on its own: these are the hottest rows of a
+    sign-in (every attempt on the person or the address updates them), and the session's own transaction, which
+    goes on to its audit rows, must not keep them locked while other sign-ins wait to reserve (PostgreSQL's row
+    locks). Should that transaction then fail, the right guess has its attempt back anyway. Each statement is whole
+    alone (one key's count one lower, or cleared), so no transaction binds them: a row is locked only for its own
+    statement, never while another is waited for, so no order of keys can deadlock with a reservation, and the
+    ``BEGIN`` and ``COMMIT`` round trips are saved.
     """
     forgotten = person_key(forget_person) if forget_person is not None else None
     returned = {key for key, _ in keys}
-    with session_scope(db.get_bind()) as own:
+    with each_statement_committed(db.get_bind()) as own:
         for key in sorted(returned | {forgotten} if forgotten else returned):
             own.execute(_CLEAR if key == forgotten else _GIVE_ONE_BACK, {"throttle_key": key})
 
