@@ -1,19 +1,19 @@
 """Brute-force throttling per person and per source address, reserved before the directory is asked.
 
 Each guess first reserves an attempt on its keys (the person and the source address) in a short transaction of its
-own that commits before the directory is asked. The reservation is one conditional
-``UPDATE … SET attempts = attempts + 1 WHERE attempts < limit``; PostgreSQL's row lock (re-checking the condition on
-the row as committed by the one before) and SQLite's single writer make concurrent reservations take turns, so at
-most ``limit`` guesses per window reach the directory, whatever the concurrency and however many gateway nodes share
-the database. Kept in the database, not in memory, for that reason. The window is fixed: it starts with the first
-attempt and a key's count starts again once the window has passed.
+own that commits before the directory is asked. The reservation is one conditional upsert for all its keys
+(``INSERT … ON CONFLICT DO UPDATE SET attempts = attempts + 1 WHERE attempts < limit``); PostgreSQL's row lock
+(judging the condition on the row as committed by the one before) and SQLite's single writer make concurrent
+reservations take turns, so at most ``limit`` guesses per window reach the directory, whatever the concurrency and
+however many gateway nodes share the database. Kept in the database, not in memory, for that reason. The window is
+fixed: it starts with the first attempt and a key's count starts again once the window has passed.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import CursorResult, bindparam, case, or_, update
+from sqlalchemy import CursorResult, Insert, bindparam, case, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, delete
@@ -51,24 +51,43 @@ def source_key(source_ip: str) -> str:
 
 # The statements are built once, with bound parameters, and run as table statements: building an ORM update() at
 # each call and synchronising the session's objects with it cost about 0.9 ms of CPU a statement, several times the
-# database's own work, and a sign-in runs four of them.
+# database's own work.
 _THROTTLE = LoginThrottle.__table__  # type: ignore[attr-defined]
 _EXPIRED = _THROTTLE.c.window_started_at <= bindparam("window_began_before")
-_COUNT_ONE = (
-    update(_THROTTLE)
-    .where(_THROTTLE.c.key == bindparam("throttle_key"), or_(_EXPIRED, _THROTTLE.c.attempts < bindparam("limit")))
-    .values(
-        attempts=case((_EXPIRED, 1), else_=_THROTTLE.c.attempts + 1),
-        window_started_at=case((_EXPIRED, bindparam("now")), else_=_THROTTLE.c.window_started_at),
+_MOST_KEYS = 2
+"""A reservation names the person, the source address, or both."""
+
+
+def _count_one_on_each(dialect: str, keys: int) -> Insert:
+    """One attempt counted on each of ``keys`` keys (``key_<i>``, limit ``limit_<i>``), in one statement.
+
+    A key without a row gets one with its first attempt. On a row that exists (or that a concurrent first attempt
+    has just inserted: ``ON CONFLICT`` waits for it instead of failing), a window that has passed starts again with
+    the attempt, else the attempt counts if there is room; a key without room changes nothing, and the statement's
+    row count says so. The rows are taken in the order of the values, which the caller sorts by key. Every SET and
+    the WHERE read the row as it was before this attempt."""
+    limit = case(*[(_THROTTLE.c.key == bindparam(f"key_{i}"), bindparam(f"limit_{i}")) for i in range(keys)])
+    insert = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}[dialect]
+    first = [{"key": bindparam(f"key_{i}"), "window_started_at": bindparam("now"), "attempts": 1} for i in range(keys)]
+    return (
+        insert(_THROTTLE)
+        .values(first)
+        .on_conflict_do_update(
+            index_elements=[_THROTTLE.c.key],
+            set_={
+                "attempts": case((_EXPIRED, 1), else_=_THROTTLE.c.attempts + 1),
+                "window_started_at": case((_EXPIRED, bindparam("now")), else_=_THROTTLE.c.window_started_at),
+            },
+            where=or_(_EXPIRED, _THROTTLE.c.attempts < limit),
+        )
+        .execution_options(preserve_rowcount=True)  # an INSERT's row count is otherwise not kept
     )
-)
-"""One attempt counted on a key: a window that has passed starts again with it, else it counts if there is room
-(every SET reads the row as it was, so both CASEs see the old window)."""
-_ADD_KEY = {
-    dialect: insert(_THROTTLE)
-    .values(key=bindparam("throttle_key"), window_started_at=bindparam("now"), attempts=0)
-    .on_conflict_do_nothing(index_elements=[_THROTTLE.c.key])
-    for dialect, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+
+
+_COUNT_ONE_ON_EACH = {
+    (dialect, keys): _count_one_on_each(dialect, keys)
+    for dialect in ("postgresql", "sqlite")
+    for keys in range(1, _MOST_KEYS + 1)
 }
 _GIVE_ONE_BACK = (
     update(_THROTTLE)
@@ -78,30 +97,24 @@ _GIVE_ONE_BACK = (
 _CLEAR = update(_THROTTLE).where(_THROTTLE.c.key == bindparam("throttle_key")).values(attempts=0)
 
 
-def _take(db: Session, key: str, limit: int, now: datetime, window: timedelta) -> bool:
-    """Reserve one attempt on ``key``; False when its window is full. Runs inside the caller's transaction.
-
-    One UPDATE (``_COUNT_ONE``). A key with no row yet gets one first with ``INSERT … ON CONFLICT DO NOTHING``, which
-    waits for a concurrent insert of the same key instead of failing, so the second UPDATE's answer is final however
-    many first attempts race.
-    """
-    values = {"throttle_key": key, "limit": limit, "now": now, "window_began_before": now - window}
-    taken: CursorResult[tuple[()]] = db.execute(_COUNT_ONE, values)  # type: ignore[assignment]
-    if taken.rowcount == 1:
-        return True
-    db.execute(_ADD_KEY[db.get_bind().dialect.name], values)
-    taken = db.execute(_COUNT_ONE, values)  # type: ignore[assignment]
-    return taken.rowcount == 1
-
-
 def reserve(db: Session, keys: Sequence[tuple[str, int]], now: datetime, limits: ThrottleLimits, message: str) -> None:
     """Reserve one attempt on every ``(key, limit)`` or none, committed in a transaction of its own before the
     directory is asked (the caller's transaction may run for as long as the directory takes); raise TooManyAttempts
     when one is full. A refused guess keeps its attempt; one that opens a session gives it back (``give_back``),
-    and a completed sign-in clears the person's count (``forget``)."""
+    and a completed sign-in clears the person's count (``forget``).
+
+    One statement for all the keys (on PostgreSQL ``BEGIN``, the statement and ``COMMIT``: a round trip each), first
+    attempts included; when it counted on fewer keys than it named, one was full and leaving the unit of work rolls
+    back what it counted on the others."""
+    ordered = sorted(keys)
+    values: dict[str, object] = {"now": now, "window_began_before": now - limits.window}
+    for i, (key, limit) in enumerate(ordered):
+        values |= {f"key_{i}": key, f"limit_{i}": limit}
     with session_scope(db.get_bind()) as own:
-        if not all(_take(own, key, limit, now, limits.window) for key, limit in sorted(keys)):
-            raise TooManyAttempts(message)  # leaving the unit of work rolls back what the earlier keys took
+        statement = _COUNT_ONE_ON_EACH[own.get_bind().dialect.name, len(ordered)]
+        counted: CursorResult[tuple[()]] = own.execute(statement, values)  # type: ignore[assignment]
+        if counted.rowcount != len(ordered):
+            raise TooManyAttempts(message)
 
 
 def give_back(db: Session, keys: Sequence[tuple[str, int]], *, forget_person: str | None = None) -> None:
