@@ -2,7 +2,7 @@
 
 SQLite (WAL) under the data directory is the embedded default; PostgreSQL by URL for several nodes. Services take a
 ``Session`` first and only flush; the caller (a request, a job, the CLI) commits once through ``session_scope``.
-The one other commit is `keep_refusal`'s; `each_statement_committed` runs statements that commit themselves.
+The one other commit is `keep_refusal`'s; `independent_writes` is for writes no transaction needs to bind.
 tests/gateway/test_transactions.py fails on a ``.commit()`` anywhere else.
 """
 
@@ -51,11 +51,17 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 
 @contextmanager
-def each_statement_committed(engine: Engine) -> Iterator[Connection]:
-    """A connection whose every statement commits on its own: no ``BEGIN`` and no ``COMMIT``, two round trips fewer
-    on PostgreSQL. Only for writes that are each whole alone and need no lock beyond their own statement."""
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        yield connection
+def independent_writes(engine: Engine) -> Iterator[Connection]:
+    """A connection for writes that need no transaction to bind them (each statement is whole alone and needs no
+    lock beyond its own). On PostgreSQL each statement commits by itself: no ``BEGIN`` and no ``COMMIT``, two round
+    trips fewer. SQLite has no round trips to save, and each commit of its one writer is its lock taken and given
+    up again, so there they share one transaction."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            yield connection
+    else:
+        with engine.begin() as connection:
+            yield connection
 
 
 def keep_refusal(db: Session) -> None:
