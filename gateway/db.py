@@ -2,7 +2,8 @@
 
 SQLite (WAL) under the data directory is the embedded default; PostgreSQL by URL for several nodes. Services take a
 ``Session`` first and only flush; the caller (a request, a job, the CLI) commits once through ``session_scope``.
-The one other commit is `keep_refusal`'s. tests/gateway/test_transactions.py fails on a ``.commit()`` anywhere else.
+The one other commit is `keep_refusal`'s; `independent_writes` is for writes no transaction needs to bind.
+tests/gateway/test_transactions.py fails on a ``.commit()`` anywhere else.
 """
 
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Connection, Engine, event, text
 from sqlmodel import Session, create_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -47,6 +48,20 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def independent_writes(engine: Engine) -> Iterator[Connection]:
+    """A connection for writes that need no transaction to bind them (each statement is whole alone and needs no
+    lock beyond its own). On PostgreSQL each statement commits by itself: no ``BEGIN`` and no ``COMMIT``, two round
+    trips fewer. SQLite has no round trips to save, and each commit of its one writer is its lock taken and given
+    up again, so there they share one transaction."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            yield connection
+    else:
+        with engine.begin() as connection:
+            yield connection
 
 
 def keep_refusal(db: Session) -> None:

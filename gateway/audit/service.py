@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from gateway.audit.models import AuditEvent, AuditHead
 from gateway.clock import Clock, as_utc, utcnow
+from gateway.events import send_nudges
 
 GENESIS_HASH = "0" * 64
 VERIFY_BATCH = 1000
@@ -63,9 +64,11 @@ def record(
 ) -> None:
     """Append one event in the caller's transaction; it commits or rolls back with the action it records.
 
-    The caller's pending rows are flushed first, as an ORM statement's autoflush did: the chain's lock, which every
-    appender waits for, is taken after their row locks rather than held while waiting for them (PostgreSQL)."""
+    The caller's pending rows are flushed and its nudges sent first (one statement each at most): the chain's lock,
+    which every appender waits for, is taken after their row locks rather than held while waiting for them, and
+    their round trips are not spent under it (PostgreSQL)."""
     db.flush()
+    send_nudges(db)
     head = db.execute(_TAKE_HEAD).one_or_none()
     if head is None:
         raise RuntimeError("the audit chain head is missing: run `sohogw db upgrade`")

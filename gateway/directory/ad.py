@@ -62,6 +62,9 @@ class ActiveDirectory(PooledDirectory):
             return self._settings.dns_domain
         return ".".join(value for attr, value, _ in parse_dn(self._settings.base_dn) if attr.casefold() == "dc")
 
+    def _implicit_upn(self, sam: str | None) -> str | None:
+        return f"{sam}@{self.dns_domain()}" if sam else None
+
     def _filters(self, login: str) -> list[str]:
         """Filters tried in order for a typed login, as AD resolves names (explicit UPN before implicit UPN)."""
         netbios = self._settings.netbios_domain
@@ -91,7 +94,15 @@ class ActiveDirectory(PooledDirectory):
     def find_account(self, login: str) -> Account:
         login = check_login(login)
         entry = self._pool.run(lambda conn: self._entry(conn, login, ACCOUNT))
-        return Account(person_id=_guid(entry), dn=entry["dn"], name=first(entry, "sAMAccountName") or login)
+        sam = first(entry, "sAMAccountName")
+        return Account(
+            person_id=_guid(entry),
+            dn=entry["dn"],
+            name=sam or login,
+            upn=first(entry, "userPrincipalName"),
+            implicit_upn=self._implicit_upn(sam),
+            sam_account_name=sam,
+        )
 
     def verify(self, account: Account, password: str) -> DirectoryUser:
         check_password(password)
@@ -140,7 +151,7 @@ class ActiveDirectory(PooledDirectory):
             login=login,
             person_id=_guid(entry),
             upn=first(entry, "userPrincipalName"),
-            implicit_upn=f"{sam}@{self.dns_domain()}" if sam else None,
+            implicit_upn=self._implicit_upn(sam),
             sam_account_name=sam,
             display_name=first(entry, "displayName"),
             mail=first(entry, "mail"),

@@ -114,8 +114,9 @@ class BuiltinDirectory:
         return keys[0]
 
     def find_account(self, login: str) -> Account:
-        key = self._key(self._load()["users"], check_login(login))
-        return Account(person_id=person_id(key), dn=key, name=key)
+        users = self._load()["users"]
+        key = self._key(users, check_login(login))
+        return Account(person_id=person_id(key), dn=key, name=key, upn=users[key].get("upn"))
 
     def verify(self, account: Account, password: str) -> DirectoryUser:
         check_password(password)

@@ -29,12 +29,18 @@ class Account:
 
     ``person_id`` is the directory's own stable identifier of the entry (AD ``objectGUID``, OpenLDAP ``entryUUID``,
     the built-in directory's key): every spelling of one account gives the same one, a rename keeps it. ``name`` is
-    the account name as the directory spells it, for display.
+    the account name as the directory spells it, for display. The names beside it are what a client certificate is
+    matched with before the password goes to the directory (``sessions.login.certificate_matches``), read in the
+    same lookup, as `DirectoryUser` carries them.
     """
 
     person_id: str
     dn: str
     name: str
+    upn: str | None = None
+    implicit_upn: str | None = None
+    """AD: ``sAMAccountName@<DNS domain>``, which AD accepts as a UPN even when the entry names another."""
+    sam_account_name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -59,9 +59,15 @@ class OpenLdapDirectory(PooledDirectory):
 
     def find_account(self, login: str) -> Account:
         login = check_login(login)
-        entry = self._pool.run(lambda conn: self._entry(conn, login, ACCOUNT))
-        name = first(entry, self._settings.user_attribute, "uid") or login
-        return Account(person_id=_entry_uuid(entry), dn=entry["dn"], name=name)
+        upn_attribute = self._settings.upn_attribute
+        entry = self._pool.run(lambda conn: self._entry(conn, login, self._with_upn(ACCOUNT)))
+        return Account(
+            person_id=_entry_uuid(entry),
+            dn=entry["dn"],
+            name=first(entry, self._settings.user_attribute, "uid") or login,
+            upn=first(entry, upn_attribute) if upn_attribute else None,
+            sam_account_name=first(entry, "uid"),
+        )
 
     def verify(self, account: Account, password: str) -> DirectoryUser:
         check_password(password)
@@ -71,7 +77,7 @@ class OpenLdapDirectory(PooledDirectory):
                 if conn.result["result"] != INVALID_CREDENTIALS:
                     raise errors.DirectoryMisconfigured(f"bind refused: {conn.result['description']}")
                 raise errors.WrongPassword("directory refused the password")
-            entry = one_entry(conn, account.dn, "(objectClass=person)", self._person_attributes(), BASE)
+            entry = one_entry(conn, account.dn, "(objectClass=person)", self._with_upn(PERSON), BASE)
             return self._person(conn, entry, account.name, AccountState.ACTIVE)
         except LDAPCommunicationError as exc:
             self._servers.report_failure(conn)
@@ -83,13 +89,14 @@ class OpenLdapDirectory(PooledDirectory):
         check_password(password)
         return self.verify(self.find_account(login), password)
 
-    def _person_attributes(self) -> list[str]:
+    def _with_upn(self, attributes: list[str]) -> list[str]:
+        """The attributes and the configured UPN attribute, if any."""
         upn = self._settings.upn_attribute
-        return [*PERSON, upn] if upn else PERSON
+        return [*attributes, upn] if upn else attributes
 
     def lookup(self, login_or_dn: str) -> DirectoryUser:
         def read(conn: Connection) -> DirectoryUser:
-            attributes = self._person_attributes()
+            attributes = self._with_upn(PERSON)
             if is_dn(login_or_dn):
                 entry = one_entry(conn, login_or_dn, "(objectClass=person)", attributes, BASE)
             else:

@@ -146,19 +146,19 @@ def _certificate_detail(cert: x509.Certificate, error: CertificateError) -> dict
     }
 
 
-def certificate_matches(identity: CertificateIdentity, user: DirectoryUser) -> bool:
-    """The certificate names the account that gave the password.
+def certificate_matches(identity: CertificateIdentity, account: Account) -> bool:
+    """The certificate names the account the typed name found.
 
     UPN first: a certificate carrying a UPN belongs only to the account with that UPN (its own, or on AD the implicit
     ``name@<DNS domain>``), whatever its CN says; only when the directory knows no UPN for the account (a built-in
     user without one, OpenLDAP without ``upn_attribute``) is it judged by its subject. Then an AD CS subject that is
     the account's full DN, or a CN equal to the account name or UPN (case-insensitive)."""
-    upns = {upn.casefold() for upn in (user.upn, user.implicit_upn) if upn}
+    upns = {upn.casefold() for upn in (account.upn, account.implicit_upn) if upn}
     if identity.upn and upns:
         return identity.upn.casefold() in upns
-    if identity.subject and _same_dn(identity.subject, user.dn):
+    if identity.subject and _same_dn(identity.subject, account.dn):
         return True
-    names = {n.casefold() for n in (user.sam_account_name, user.login, user.upn) if n}
+    names = {n.casefold() for n in (account.sam_account_name, account.name, account.upn) if n}
     return bool(identity.common_name) and identity.common_name.casefold() in names  # type: ignore[union-attr]
 
 
@@ -173,8 +173,9 @@ def _same_dn(subject: str, dn: str) -> bool:
 
 
 def _find_account(attempt: _Attempt) -> Account | None:
-    """The account any spelling of the typed name belongs to, or None for a name no account has (which is then
-    refused exactly like a wrong password, after the same reservation: no answer tells the two apart)."""
+    """The account any spelling of the typed name belongs to, or None for a name no account has (which never
+    reaches a bind: refused as a certificate that is not its own, or without one as anyone whose policy asks for
+    one, the answers a known name gets there too)."""
     try:
         check_password(attempt.request.password)
         return attempt.services.directory.find_account(attempt.request.login)
@@ -186,12 +187,12 @@ def _find_account(attempt: _Attempt) -> Account | None:
         attempt.directory_failed(error)
 
 
-def _reserve(attempt: _Attempt, *, person: bool = True, source: bool = True) -> list[tuple[str, int]]:
-    """Reserve this guess on the person (or the unknown name) and the source address, or on one of them, before
-    any bind; returns the keys reserved on. A full count is audited but not counted again."""
+def _reserve(attempt: _Attempt, *, person: Account | None, source: bool) -> list[tuple[str, int]]:
+    """Reserve this guess on the person and the source address, or on one of them, before any bind; returns the
+    keys reserved on. A full count is audited but not counted again. A name no account has is never reserved on:
+    it is refused before any password is tried."""
     limits, request, account = attempt.services.limits, attempt.request, attempt.account
-    person_key = throttle.person_key(account.person_id) if account else throttle.unknown_name_key(request.login)
-    keys = [(person_key, limits.per_account)] if person else []
+    keys = [(throttle.person_key(person.person_id), limits.per_account)] if person else []
     keys += [(throttle.source_key(request.source_ip), limits.per_source)] if source else []
     minutes = int(limits.window.total_seconds() // 60)
     try:
@@ -211,11 +212,17 @@ def _reserve(attempt: _Attempt, *, person: bool = True, source: bool = True) -> 
     return keys
 
 
-def _checked_certificate(attempt: _Attempt) -> CertificateIdentity | None:
-    """The presented certificate's identity once chain, validity and revocation hold; None when none came."""
-    certificate = attempt.request.client_cert
-    if certificate is None:
-        return None
+def _matched_certificate(attempt: _Attempt, certificate: x509.Certificate) -> tuple[Account, CertificateIdentity]:
+    """The found account and the presented certificate's identity, once chain, validity and revocation hold and the
+    certificate names that account; else refused before the password goes anywhere.
+
+    Matched before the bind, so the holder of one valid certificate (their own) can neither try another person's
+    password against the directory nor spend that person's attempts or AD's bad-password count. A name no account
+    has is refused as a certificate that is not its own, as a known name is: both take a lookup and the certificate
+    check and no bind, so neither answer nor time tells the holder whether a name exists (answering it as a wrong
+    password would, since a known name's mismatch is said as one). The certificate's own refusals come first and
+    never depend on the name. Nothing is reserved on the throttle for these refusals: no password was tried, and a
+    count on the person would let anyone with a certificate lock them out."""
     try:
         identity = _certificate(attempt.db, attempt.services, attempt.request, attempt.now)
     except CertificateError as error:
@@ -225,30 +232,16 @@ def _checked_certificate(attempt: _Attempt) -> CertificateIdentity | None:
             **_certificate_detail(certificate, error),
         )
     attempt.detail["certificate_serial"] = f"{identity.serial:X}"
-    return identity
+    if attempt.account is None or not certificate_matches(identity, attempt.account):
+        mismatch = LoginFailed("the certificate belongs to another account", "certificate_mismatch")
+        attempt.refuse(mismatch, certificate_upn=identity.upn)
+    return attempt.account, identity
 
 
-def _refuse_unknown_name(attempt: _Attempt) -> NoReturn:
-    """Refuse a name no account has as the directory itself refuses it: as long as a wrong password takes where
-    the directory can (the built-in one spends a password hash on it), so neither answer nor time tells an
-    unknown name from a wrong password. An account made in the meantime is still refused: nothing was reserved
-    for it."""
-    refusal: LoginRefused = AccountNotFound("no account has this name")
-    try:
-        attempt.services.directory.authenticate(attempt.request.login, attempt.request.password)
-    except LoginRefused as error:
-        refusal = error
-    except DirectoryError as error:
-        attempt.directory_failed(error)
-    attempt.refuse(LoginFailed(refusal.user_message, refusal.audit_reason))
-
-
-def _bind(attempt: _Attempt) -> DirectoryUser:
+def _bind(attempt: _Attempt, account: Account) -> DirectoryUser:
     """The one bind with the password, to the found account's entry: its state and groups."""
-    if attempt.account is None:
-        _refuse_unknown_name(attempt)
     try:
-        return attempt.services.directory.verify(attempt.account, attempt.request.password)
+        return attempt.services.directory.verify(account, attempt.request.password)
     except LoginRefused as error:
         attempt.refuse(LoginFailed(error.user_message, error.audit_reason))
     except DirectoryError as error:
@@ -265,10 +258,11 @@ def _refuse_outside_shift(attempt: _Attempt, effective: EffectivePolicy, **detai
         attempt.refuse(LoginFailed("you are outside your shift; sign in when it starts", "outside_shift"), **detail)
 
 
-def _without_certificate(attempt: _Attempt) -> None:
+def _without_certificate(attempt: _Attempt) -> Account:
     """With no client certificate, refuse before the password goes to the directory whoever's policy asks for one,
     or whose shift has not begun: judged on the groups the service account reads (as re-validation does). A refusal
-    after the bind would tell a guesser that the password was right, and spend the person's attempts.
+    after the bind would tell a guesser that the password was right, and spend the person's attempts. Returns the
+    account the password may then be tried on.
 
     A name no account has and an account in no policy group have no role, and the policy requires a certificate of
     a person without a role (it fails closed): they get the answer an agent gets. `_admit` checks again on the
@@ -286,19 +280,17 @@ def _without_certificate(attempt: _Attempt) -> None:
     with session_scope(attempt.db.get_bind()) as own:
         effective = evaluate(current_policy(own), groups, attempt.now)
     judged = {"judged": "before_password", "roles": sorted(effective.roles)}
-    if effective.require_client_certificate:
+    if effective.require_client_certificate or attempt.account is None:
         attempt.refuse(_certificate_missing(), **judged)
     _refuse_outside_shift(attempt, effective, **judged)
+    return attempt.account
 
 
 def _admit(attempt: _Attempt, user: DirectoryUser, identity: CertificateIdentity | None) -> EffectivePolicy:
-    """The person's effective policy, once the certificate is theirs, the policy gives them a role, has their
-    certificate if it asks for one, and their shift has begun. The certificate is matched first: the words that can
-    follow a right password (no role, outside the shift) then reach only the holder of the account's own
-    certificate, who needs them; without a certificate they were decided before the bind."""
-    if identity is not None and not certificate_matches(identity, user):
-        mismatch = LoginFailed("the certificate belongs to another account", "certificate_mismatch")
-        attempt.refuse(mismatch, certificate_upn=identity.upn)
+    """The person's effective policy, once the policy gives them a role, has their certificate if it asks for one,
+    and their shift has begun. The certificate was matched before the bind: the words that can follow a right
+    password (no role, outside the shift) reach only the holder of the account's own certificate, who needs them;
+    without a certificate they were decided before the bind."""
     effective = evaluate(current_policy(attempt.db), group_identifiers(user.groups), attempt.now)
     if not effective.roles:
         attempt.refuse(LoginFailed("your account is not in any SOHO group; ask your supervisor", "no_role"))
@@ -311,23 +303,25 @@ def _admit(attempt: _Attempt, user: DirectoryUser, identity: CertificateIdentity
 def login(db: Session, services: LoginServices, request: LoginRequest, now: datetime) -> LoginResult:
     """Check everything, in the order that leaks least and costs the directory least; open the session.
 
-    The account is found first (as the service account: no guess), then an attempt is reserved on the person and
-    the source address, then the certificate is checked, and only then is the password sent, in the one bind.
-    Without a certificate, the attempt is reserved on the address alone until the policy is known to let a password
-    alone in (`_without_certificate`): a caller without the certificate can neither test the password of someone who
-    needs one nor lock them out."""
+    The account is found first (as the service account: no guess), then the certificate is checked and matched to
+    it (`_matched_certificate`), then an attempt is reserved on the person and the source address, and only then is
+    the password sent, in the one bind: the holder of another certificate can neither test the person's password
+    nor lock them out. Without a certificate, the attempt is reserved on the address alone until the policy is
+    known to let a password alone in (`_without_certificate`): a caller without the certificate can neither test
+    the password of someone who needs one nor lock them out."""
     attempt = _Attempt(
         db, services, request, now, {"login": request.login[:255], "certificate": bool(request.client_cert)}
     )
     attempt.account = _find_account(attempt)
+    identity: CertificateIdentity | None = None
     if request.client_cert is None:
-        reserved = _reserve(attempt, person=False)
-        _without_certificate(attempt)
-        reserved += _reserve(attempt, source=False)
+        reserved = _reserve(attempt, person=None, source=True)
+        account = _without_certificate(attempt)
+        reserved += _reserve(attempt, person=account, source=False)
     else:
-        reserved = _reserve(attempt)
-    identity = _checked_certificate(attempt)
-    user = _bind(attempt)
+        account, identity = _matched_certificate(attempt, request.client_cert)
+        reserved = _reserve(attempt, person=account, source=True)
+    user = _bind(attempt, account)
     effective = _admit(attempt, user, identity)
     # Without a second factor the sign-in is complete: the person's count goes too (else at the second factor).
     throttle.give_back(db, reserved, forget_person=None if effective.require_totp else user.person_id)

@@ -76,8 +76,8 @@ def end_session(
     session.state, session.end_reason, session.ended_at, session.ended_by = SessionState.ENDING, reason, now, actor
     db.add(session)
     db.flush()
-    # Before the audit row, not after: on PostgreSQL the nudge is a statement, and once the row is written every
-    # other appender waits for this transaction's commit (both are delivered only then either way).
+    # Before the audit row, not after: the row sends the transaction's nudges first (on PostgreSQL a statement),
+    # and once it is written every other appender waits for this transaction's commit.
     nudge_after_commit(db, SESSION_ENDED, session.id)
     record(
         db,

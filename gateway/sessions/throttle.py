@@ -1,13 +1,12 @@
 """Brute-force throttling per person and per source address, reserved before the directory is asked.
 
-Each guess first reserves an attempt on its keys (the person, or the name typed when no account has it, and the
-source: an IPv4 address or an IPv6 /64) in a short transaction of its own that commits before the directory is
-asked. The reservation is one conditional ``UPDATE … SET attempts = attempts + 1 WHERE attempts < limit``;
-PostgreSQL's row lock (re-checking the condition on the row as committed by the one before) and SQLite's single
-writer make concurrent reservations take turns, so at most ``limit`` guesses per window reach the directory, whatever
-the concurrency and however many gateway nodes share the database. Kept in the database, not in memory, for that
-reason. The window is fixed: it starts with the first attempt and a key's count starts again once the window has
-passed.
+Each guess first reserves an attempt on its keys (the person and the source: an IPv4 address or an IPv6 /64) in a
+short transaction of its own that commits before the directory is asked. The reservation is one conditional upsert
+for all its keys (``INSERT … ON CONFLICT DO UPDATE SET attempts = attempts + 1 WHERE attempts < limit``);
+PostgreSQL's row lock (judging the condition on the row as committed by the one before) and SQLite's single writer
+make concurrent reservations take turns, so at most ``limit`` guesses per window reach the directory, whatever the
+concurrency and however many gateway nodes share the database. Kept in the database, not in memory, for that reason.
+The window is fixed: it starts with the first attempt and a key's count starts again once the window has passed.
 """
 
 import ipaddress
@@ -15,12 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import CursorResult, bindparam, case, or_, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import CursorResult, TextClause, bindparam, text, update
 from sqlmodel import Session, col, delete
 
-from gateway.db import session_scope
+from gateway.db import independent_writes, session_scope
 from gateway.errors import GatewayError
 from gateway.sessions.models import LoginAttempt, LoginThrottle
 
@@ -39,16 +36,12 @@ class ThrottleLimits:
 
 def account_key(login: str) -> str:
     """A typed name folded as AD folds it: ``CORP\\alice``, ``alice@corp.example`` and ``Alice`` are one name.
-    Used for names no account has (so an unknown name is throttled like a known one) and for the failure record."""
+    Used for the failure record and for adopting legacy rows."""
     return login.rsplit("\\", 1)[-1].split("@", 1)[0].strip().casefold()[:255]
 
 
 def person_key(person_id: str) -> str:
     return f"person:{person_id}"
-
-
-def unknown_name_key(login: str) -> str:
-    return f"name:{account_key(login)}"
 
 
 IPV6_SOURCE_PREFIX = 64
@@ -72,25 +65,42 @@ def source_key(source_ip: str) -> str:
 
 # The statements are built once, with bound parameters, and run as table statements: building an ORM update() at
 # each call and synchronising the session's objects with it cost about 0.9 ms of CPU a statement, several times the
-# database's own work, and a sign-in runs four of them.
+# database's own work.
 _THROTTLE = LoginThrottle.__table__  # type: ignore[attr-defined]
-_EXPIRED = _THROTTLE.c.window_started_at <= bindparam("window_began_before")
-_COUNT_ONE = (
-    update(_THROTTLE)
-    .where(_THROTTLE.c.key == bindparam("throttle_key"), or_(_EXPIRED, _THROTTLE.c.attempts < bindparam("limit")))
-    .values(
-        attempts=case((_EXPIRED, 1), else_=_THROTTLE.c.attempts + 1),
-        window_started_at=case((_EXPIRED, bindparam("now")), else_=_THROTTLE.c.window_started_at),
+_MOST_KEYS = 2
+"""A reservation names the person, the source address, or both."""
+
+
+def _count_one_on_each(keys: int) -> TextClause:
+    """One attempt counted on each of ``keys`` keys (``key_<i>``, limit ``limit_<i>``), in one statement.
+
+    A key without a row gets one with its first attempt. On a row that exists (or that a concurrent first attempt
+    has just inserted: ``ON CONFLICT`` waits for it instead of failing), a window that has passed starts again with
+    the attempt, else the attempt counts if there is room; a key without room changes nothing, and the statement's
+    row count says so. The rows are taken in the order of the values, which the caller sorts by key. Every SET and
+    the WHERE read the row as it was before this attempt.
+
+    Written as SQL (the same in PostgreSQL and SQLite): SQLAlchemy does not cache the compiled form of an insert of
+    several rows, and compiling this one at each sign-in cost ~0.6 ms of CPU, more than the statement it saves."""
+    rows = ", ".join(f"(:key_{i}, :now, 1)" for i in range(keys))
+    limit = " ".join(f"WHEN :key_{i} THEN :limit_{i}" for i in range(keys))
+    expired = "login_throttle.window_started_at <= :window_began_before"
+    when = _THROTTLE.c.window_started_at.type
+    return (
+        text(
+            # Only placeholders are formatted in; every value is bound.
+            f'INSERT INTO login_throttle ("key", window_started_at, attempts) VALUES {rows} '  # noqa: S608
+            f'ON CONFLICT ("key") DO UPDATE SET '
+            f"attempts = CASE WHEN {expired} THEN 1 ELSE login_throttle.attempts + 1 END, "
+            f"window_started_at = CASE WHEN {expired} THEN :now ELSE login_throttle.window_started_at END "
+            f'WHERE {expired} OR login_throttle.attempts < CASE login_throttle."key" {limit} END'
+        )
+        .bindparams(bindparam("now", type_=when), bindparam("window_began_before", type_=when))
+        .execution_options(preserve_rowcount=True)  # an INSERT's row count is otherwise not kept
     )
-)
-"""One attempt counted on a key: a window that has passed starts again with it, else it counts if there is room
-(every SET reads the row as it was, so both CASEs see the old window)."""
-_ADD_KEY = {
-    dialect: insert(_THROTTLE)
-    .values(key=bindparam("throttle_key"), window_started_at=bindparam("now"), attempts=0)
-    .on_conflict_do_nothing(index_elements=[_THROTTLE.c.key])
-    for dialect, insert in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
-}
+
+
+_COUNT_ONE_ON_EACH = {keys: _count_one_on_each(keys) for keys in range(1, _MOST_KEYS + 1)}
 _GIVE_ONE_BACK = (
     update(_THROTTLE)
     .where(_THROTTLE.c.key == bindparam("throttle_key"), _THROTTLE.c.attempts > 0)
@@ -99,46 +109,40 @@ _GIVE_ONE_BACK = (
 _CLEAR = update(_THROTTLE).where(_THROTTLE.c.key == bindparam("throttle_key")).values(attempts=0)
 
 
-def _take(db: Session, key: str, limit: int, now: datetime, window: timedelta) -> bool:
-    """Reserve one attempt on ``key``; False when its window is full. Runs inside the caller's transaction.
-
-    One UPDATE (``_COUNT_ONE``). A key with no row yet gets one first with ``INSERT … ON CONFLICT DO NOTHING``, which
-    waits for a concurrent insert of the same key instead of failing, so the second UPDATE's answer is final however
-    many first attempts race.
-    """
-    values = {"throttle_key": key, "limit": limit, "now": now, "window_began_before": now - window}
-    taken: CursorResult[tuple[()]] = db.execute(_COUNT_ONE, values)  # type: ignore[assignment]
-    if taken.rowcount == 1:
-        return True
-    db.execute(_ADD_KEY[db.get_bind().dialect.name], values)
-    taken = db.execute(_COUNT_ONE, values)  # type: ignore[assignment]
-    return taken.rowcount == 1
-
-
 def reserve(db: Session, keys: Sequence[tuple[str, int]], now: datetime, limits: ThrottleLimits, message: str) -> None:
     """Reserve one attempt on every ``(key, limit)`` or none, committed in a transaction of its own before the
     directory is asked (the caller's transaction may run for as long as the directory takes); raise TooManyAttempts
     when one is full. A refused guess keeps its attempt; one that opens a session gives it back (``give_back``),
-    and a completed sign-in clears the person's count (``forget``)."""
+    and a completed sign-in clears the person's count (``forget``).
+
+    One statement for all the keys (on PostgreSQL ``BEGIN``, the statement and ``COMMIT``: a round trip each), first
+    attempts included; when it counted on fewer keys than it named, one was full and leaving the unit of work rolls
+    back what it counted on the others."""
+    ordered = sorted(keys)
+    values: dict[str, object] = {"now": now, "window_began_before": now - limits.window}
+    for i, (key, limit) in enumerate(ordered):
+        values |= {f"key_{i}": key, f"limit_{i}": limit}
     with session_scope(db.get_bind()) as own:
-        if not all(_take(own, key, limit, now, limits.window) for key, limit in sorted(keys)):
-            raise TooManyAttempts(message)  # leaving the unit of work rolls back what the earlier keys took
+        counted: CursorResult[tuple[()]] = own.execute(_COUNT_ONE_ON_EACH[len(ordered)], values)  # type: ignore[assignment]
+        if counted.rowcount != len(ordered):
+            raise TooManyAttempts(message)
 
 
 def give_back(db: Session, keys: Sequence[tuple[str, int]], *, forget_person: str | None = None) -> None:
     """Return the attempts of a guess known to be right (only refusals stay counted); with ``forget_person`` also
     clear that person's count (a sign-in complete without a second factor, as `forget`).
 
-    In a transaction of its own, committed at once, as the reservation is: these are the hottest rows of a sign-in
-    (every attempt on the person or the address updates them), and the session's own transaction, which goes on to
-    its audit rows, must not keep them locked while other sign-ins wait to reserve (PostgreSQL's row locks). Should
-    that transaction then fail, the right guess has its attempt back anyway. The rows are taken one at a time in
-    key order, the order ``reserve`` takes them in: two sign-ins taking them in opposite orders deadlock on
-    PostgreSQL, and one person who typed the right password would be refused.
+    Outside the session's transaction, as independent writes (``db.independent_writes``): these are the hottest
+    rows of a sign-in (every attempt on the person or the address updates them), and the session's own transaction,
+    which goes on to its audit rows, must not keep them locked while other sign-ins wait to reserve (PostgreSQL's
+    row locks). Should that transaction then fail, the right guess has its attempt back anyway. Each statement is
+    whole alone (one key's count one lower, or cleared), so no transaction binds them: on PostgreSQL each commits by
+    itself, a row locked only for its own statement and never while another is waited for, and the ``BEGIN`` and
+    ``COMMIT`` round trips are saved. The keys are taken in the order ``reserve`` takes them in.
     """
     forgotten = person_key(forget_person) if forget_person is not None else None
     returned = {key for key, _ in keys}
-    with session_scope(db.get_bind()) as own:
+    with independent_writes(db.get_bind()) as own:
         for key in sorted(returned | {forgotten} if forgotten else returned):
             own.execute(_CLEAR if key == forgotten else _GIVE_ONE_BACK, {"throttle_key": key})
 

@@ -36,8 +36,9 @@ def _as_postgres(argv: list[str], **kwargs: object) -> subprocess.Popen[bytes] |
 
 
 @contextlib.contextmanager
-def running_postgres() -> Iterator[str]:
-    """Start a server and yield an admin URL (database ``postgres``); stop and delete it afterwards."""
+def running_postgres(statement_log: Path | None = None) -> Iterator[str]:
+    """Start a server and yield an admin URL (database ``postgres``); stop and delete it afterwards. With
+    ``statement_log`` the server writes its log there, and ``log_all_statements`` makes it write every statement."""
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
         raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
@@ -63,10 +64,12 @@ def running_postgres() -> Iterator[str]:
                 "fsync=off",
                 "-c",
                 "max_connections=200",
+                "-c",
+                "log_line_prefix=%p|",  # the backend's pid: one pooled connection's statements
             ],
             background=True,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=statement_log.open("ab") if statement_log else subprocess.DEVNULL,
         )
         url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
         deadline = time.monotonic() + 30
@@ -84,6 +87,14 @@ def running_postgres() -> Iterator[str]:
             process.terminate()  # type: ignore[union-attr]
             process.wait(timeout=30)  # type: ignore[union-attr]
         shutil.rmtree(data, ignore_errors=True)
+
+
+def log_all_statements(admin_url: str, on: bool) -> None:
+    """Have the server log every statement it receives from now on (``log_statement``), or stop."""
+    plain = admin_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as connection:
+        connection.execute(f"ALTER SYSTEM SET log_statement = '{'all' if on else 'none'}'")  # type: ignore[arg-type]
+        connection.execute("SELECT pg_reload_conf()")
 
 
 def create_database(admin_url: str, name: str, template: str | None = None) -> str:

@@ -1,5 +1,6 @@
 """Nudges between nodes over PostgreSQL LISTEN/NOTIFY: delivered once the transaction commits, never when it rolls
-back, not twice to the process that sent them, and again after the listener's connection was cut."""
+back (nor a rolled-back savepoint's), a transaction's in one statement, not twice to the process that sent them, and
+again after the listener's connection was cut."""
 
 import json
 import threading
@@ -9,10 +10,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
+from gateway.audit.service import record
 from gateway.db import session_scope
-from gateway.events import NOTIFY_CHANNEL, ORIGIN, nudge_after_commit
+from gateway.events import NOTIFY_CHANNEL, ORIGIN, drop_pending_since, nudge_after_commit, pending_mark
 from gateway.nodes.listener import NudgeListener, psycopg_url
 
 TOPIC = "session.ended"
@@ -89,3 +91,35 @@ def test_a_cut_connection_is_reported_and_nudges_flow_again_after_the_reconnect(
     with session_scope(pg_engine) as db:
         nudge_after_commit(db, TOPIC, "after-the-cut")
     assert wait_for(lambda: any(payload == "after-the-cut" for _, payload, _ in node_b.received))
+
+
+@pytest.mark.postgres
+def test_a_transactions_nudges_go_in_one_statement_and_a_rolled_back_savepoints_never_do(
+    pg_engine: Engine, listeners: dict[str, tuple[NudgeListener, Inbox]]
+) -> None:
+    """Two nudges before a savepoint, one in it whose audit row would send what is pending: the savepoint is rolled
+    back (as a refused form's is), so the other node gets the two from before it, and they went out together."""
+    _, node_b = listeners["node_b"]
+    notifies: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "pg_notify" in statement:
+            notifies.append(statement)
+
+    event.listen(pg_engine, "before_cursor_execute", count)
+    try:
+        with session_scope(pg_engine) as db:
+            nudge_after_commit(db, TOPIC, "first")
+            nudge_after_commit(db, TOPIC, "second")
+            savepoint = db.begin_nested()
+            mark = pending_mark(db)
+            nudge_after_commit(db, TOPIC, "undone")
+            record(db, actor="test", action="test.refused", outcome="refused")
+            savepoint.rollback()
+            drop_pending_since(db, mark)
+    finally:
+        event.remove(pg_engine, "before_cursor_execute", count)
+    assert wait_for(lambda: len(node_b.received) >= 2)
+    time.sleep(0.3)  # an "undone" nudge would have come with them
+    assert [payload for _, payload, _ in node_b.received] == ["first", "second"]
+    assert len(notifies) == 1

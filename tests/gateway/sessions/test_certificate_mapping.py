@@ -1,5 +1,6 @@
-"""Which account a client certificate names, judged against real Samba AD users: UPN first (the implicit UPN too),
-an AD CS subject holding the user's full DN, and never another person."""
+"""Which account a client certificate names, judged against real Samba AD accounts as the service account finds
+them before any bind: UPN first (the implicit UPN too), an AD CS subject holding the user's full DN, and never
+another person."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -10,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from certs.identity import identity_of, upn_other_name
-from gateway.directory import DirectoryUser, open_directory
+from gateway.directory import Account, open_directory
 from gateway.sessions.login import certificate_matches
 from tests.directory import samba
 from tests.directory.samba import SambaDC, user_dn
@@ -53,7 +54,7 @@ def _cn(name: str) -> list[x509.NameAttribute]:
 
 
 @pytest.fixture(scope="module")
-def users(samba_dc: SambaDC) -> dict[str, DirectoryUser]:
+def users(samba_dc: SambaDC) -> dict[str, Account]:
     conn = samba_dc.admin()
     conn.add(user_dn(MAPPED), attributes={
         "objectClass": ["user"], "sAMAccountName": MAPPED, "userPrincipalName": MAPPED_UPN,
@@ -61,23 +62,23 @@ def users(samba_dc: SambaDC) -> dict[str, DirectoryUser]:
     })  # fmt: skip
     conn.unbind()
     directory = open_directory(samba_dc.settings())
-    found = {name: directory.lookup(name) for name in (MAPPED, samba.AGENT, "obrien")}
+    found = {name: directory.find_account(name) for name in (MAPPED, samba.AGENT, "obrien")}
     directory.close()
     return found
 
 
-def test_the_implicit_upn_in_a_certificate_names_its_account(users: dict[str, DirectoryUser]) -> None:
+def test_the_implicit_upn_in_a_certificate_names_its_account(users: dict[str, Account]) -> None:
     for upn in (f"{MAPPED}@soho.test", MAPPED_UPN.upper()):
         assert certificate_matches(identity_of(_certificate(_cn("whatever"), upn)), users[MAPPED])
 
 
-def test_an_ad_cs_subject_holding_the_full_dn_names_its_account(users: dict[str, DirectoryUser]) -> None:
+def test_an_ad_cs_subject_holding_the_full_dn_names_its_account(users: dict[str, Account]) -> None:
     special = users["obrien"]  # CN "O*Brien (Ops) \ Night": the CN is neither the account name nor the UPN
     assert certificate_matches(identity_of(_certificate(_full_dn_subject(samba.SPECIAL_CN))), special)
     assert not certificate_matches(identity_of(_certificate(_full_dn_subject(samba.SPECIAL_CN))), users[samba.AGENT])
 
 
-def test_a_certificate_naming_another_person_never_matches(users: dict[str, DirectoryUser]) -> None:
+def test_a_certificate_naming_another_person_never_matches(users: dict[str, Account]) -> None:
     agent = users[samba.AGENT]
     another_upn = _certificate(_cn(samba.AGENT), upn=f"{MAPPED}@soho.test")  # the CN says agent, the UPN not
     assert not certificate_matches(identity_of(another_upn), agent)

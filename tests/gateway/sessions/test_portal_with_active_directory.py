@@ -29,6 +29,17 @@ from tests.support.server import serving
 pytestmark = pytest.mark.e2e
 
 
+ACCOUNT_STATES = (
+    samba.DISABLED,
+    samba.LOCKED,
+    samba.PASSWORD_EXPIRED,
+    samba.MUST_CHANGE,
+    samba.ACCOUNT_EXPIRED,
+    samba.NIGHT_SHIFT,
+)
+"""Accounts in a state AD refuses at the bind, each with a certificate of its own."""
+
+
 @pytest.fixture
 def ad_portal(samba_dc: samba.SambaDC, tmp_path: Path, db_url: str, engine: Engine) -> Iterator[tuple[str, dict]]:
     settings = load_settings(
@@ -41,7 +52,7 @@ def ad_portal(samba_dc: samba.SambaDC, tmp_path: Path, db_url: str, engine: Engi
     authority = init_authority(settings.ca_directory, "ad-test", "Corp Example", now)
     headers = {}
     with session_scope(engine) as db:
-        for login in (samba.AGENT, samba.CHINESE):
+        for login in (samba.AGENT, samba.CHINESE, *ACCOUNT_STATES):
             issued = pki.issue_agent_certificate(
                 db,
                 authority,
@@ -100,10 +111,10 @@ def test_each_account_state_has_its_own_message_and_audit_reason(
     ad_portal: tuple[str, dict], engine: Engine, login: str, reason: str, words: str
 ) -> None:
     """These accounts are in no SOHO group: without a certificate they would be refused before the bind (the policy
-    asks one of a person without a role), so a valid certificate (an agent's) takes the sign-in to the bind."""
+    asks one of a person without a role), so each presents its own (another's is refused before the bind too)."""
     base_url, headers = ad_portal
     with httpx.Client(base_url=base_url, follow_redirects=False) as client:
-        answer = sign_in(client, login, samba.PASSWORD, headers=headers[samba.AGENT])
+        answer = sign_in(client, login, samba.PASSWORD, headers=headers[login])
     assert answer.status_code == 401
     assert words in page_error(answer)
     assert _outcome(engine, login) == reason
