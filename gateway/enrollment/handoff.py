@@ -16,8 +16,8 @@ from sqlmodel import Session, col, select
 from certs.authority import Authority
 from certs.identity import identity_of
 from gateway.audit.service import record
-from gateway.directory import Directory, DirectoryUser
-from gateway.directory.errors import AccountNotFound, DirectoryError
+from gateway.directory import Account, Directory, DirectoryUser
+from gateway.directory.errors import AccountNotFound, DirectoryError, LoginRefused
 from gateway.enrollment.errors import InvalidApplication
 from gateway.enrollment.membership import nudge_membership
 from gateway.enrollment.models import Application, CertificateRequest, CertificateRequestState
@@ -150,8 +150,8 @@ def _live_certificates(
     longer knows, or a directory that cannot answer, is matched by what the application knows (its UPN and login):
     the withdrawal still takes effect, and the person's group membership goes once the directory is back."""
     try:
-        person, answered = directory.lookup(application.login), True
-    except AccountNotFound:
+        person, answered = directory.find_account(application.login), True
+    except LoginRefused:  # no such account (any more), or no name the directory takes: it answered
         person, answered = _as_applied(application), True
     except DirectoryError:
         person, answered = _as_applied(application), False
@@ -167,11 +167,9 @@ def _live_certificates(
     return theirs, answered
 
 
-def _as_applied(application: Application) -> DirectoryUser:
+def _as_applied(application: Application) -> Account:
     """The person as their application names them, for matching certificates without the directory."""
-    return DirectoryUser(
-        dn="", login=application.login, person_id=application.person_id or "", upn=application.upn or None
-    )
+    return Account(person_id=application.person_id or "", dn="", name=application.login, upn=application.upn or None)
 
 
 def _vet_callback_number(db: Session, application: Application, person_id: str, actor: str, now: datetime) -> str:
