@@ -27,10 +27,11 @@ import sqlalchemy as sa
 from sqlalchemy import or_
 from sqlmodel import Session, col
 
+from gateway.clock import as_utc
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.vpn import nft
 from gateway.vpn.backend import PeerChanges, PeerSpec, WireGuardBackend, interned, plan_changes
-from gateway.vpn.models import LeaseState, TunnelLease
+from gateway.vpn.models import DesiredStateVersion, LeaseState, TunnelLease
 from gateway.vpn.nft_generation import RulesetGeneration
 from gateway.vpn.scope import Destination, TunnelScope
 from gateway.vpn.settings import VpnSettings
@@ -63,6 +64,15 @@ class PeerPlan:
     keys: frozenset[str] = frozenset()
     retiring: frozenset[str] = frozenset()
     """Sessions no longer active whose lease is still desired: retired once this pass has removed their peers."""
+    version: int | None = None
+    """The node's desired-state version read before the rows (``desired_version``); None for a narrowed read."""
+    until: datetime | None = None
+    """When the first of these peers' sessions runs out of time (or its certificate does): from then on the plan is
+    out of date though nothing was written. None: no peer has a limit, or a narrowed read."""
+
+    def still_current(self, version: int, now: datetime) -> bool:
+        """Whether a full read made at ``version`` still says what the database wants at ``now``."""
+        return self.sessions is None and self.version == version and (self.until is None or now < self.until)
 
 
 @dataclass(frozen=True)
@@ -128,7 +138,24 @@ def desired_peers(
     if node is not None:
         query = query.where(or_(col(TunnelLease.node) == node, col(TunnelLease.node).is_(None)))
     peers, retiring = _peers_of(tuple(map(tuple, connection.execute(query).all())))
-    return PeerPlan(peers, None if sessions is None else frozenset(sessions), keys, retiring)
+    if sessions is not None:
+        return PeerPlan(peers, frozenset(sessions), keys, retiring)
+    limits = query.with_only_columns(
+        sa.func.min(HomeSession.expires_at), sa.func.min(HomeSession.cert_not_after)
+    ).where(live)
+    until = min((as_utc(limit) for limit in connection.execute(limits).one() if limit is not None), default=None)
+    return PeerPlan(peers, None, keys, retiring, until=until)
+
+
+def desired_version(db: Session, node: str | None = None) -> int:
+    """The desired-state version that ``desired_peers(db, now, None, node)`` depends on: the sum of the node's row
+    and the row of leases of no node (every row when ``node`` is None). Each only ever grows, so the sum changes
+    whenever a write changed what such a read returns (``DesiredStateVersion``). Read it first: a write committed
+    between it and the rows then only makes the next pass read again."""
+    query = sa.select(sa.func.coalesce(sa.func.sum(DesiredStateVersion.version), 0))
+    if node is not None:
+        query = query.where(col(DesiredStateVersion.node).in_([node, ""]))
+    return int(db.connection().execute(query).scalar_one())
 
 
 @functools.lru_cache(maxsize=2)
