@@ -86,7 +86,7 @@ def test_get_answer_is_parsed_into_peers_with_handshake_and_counters() -> None:
 
 def test_a_peer_is_written_with_replaced_allowed_ips() -> None:
     key = key_pair()[1]
-    request = set_request(peer_lines(PeerSpec.of(key, ["10.77.0.2", "fd77::2/128"], 25)))
+    request = "".join(set_request(peer_lines(PeerSpec.of(key, ["10.77.0.2", "fd77::2/128"], 25))))
     assert request.startswith("set=1\n") and request.endswith("\n\n")
     body = request.splitlines()[1:-1]
     assert body == [
