@@ -14,6 +14,7 @@ import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter, methodcaller
 from pathlib import Path
 
 from gateway.vpn.backend import PeerSpec, PeerState, WireGuardError, interned, normalise_cidr
@@ -127,20 +128,41 @@ _ALLOWED_IP = b"\nallowed_ip="
 
 def parse_configs(answer: bytes) -> dict[str, PeerSpec]:
     """The peers' configuration from a `get=1` answer (keys, allowed IPs, keepalive), skipping the statistics:
-    the comparison of a safety-net pass reads 10,000 peers and needs nothing else.
+    the comparison of a safety-net pass reads 10,000 peers and needs nothing else. The result is shared: nobody may
+    change it.
 
     wireguard-go writes each peer's statistics first and its configuration last (keepalive, then the allowed IPs),
-    so a peer's configuration is its key and the text from its keepalive line on: that text is parsed once and the
-    result reused while it stays the same. A peer written in another order is parsed line by line."""
-    configs: dict[str, PeerSpec] = {}
-    for block in (b"\n" + answer.rstrip(b"\n")).split(b"\npublic_key=")[1:]:
-        start = block.find(_KEEPALIVE)
-        if start < 0 or block[64:65] != b"\n" or block.find(_ALLOWED_IP, 0, start) >= 0:
-            spec = _peer_config(block)
-        else:
-            spec = _peer_config(block[:64] + block[start:])
-        configs[spec.public_key] = spec
-    return configs
+    so the answer's configuration is the set of its peers' (key, text from the keepalive line on): that set is cut
+    out by splits that take no Python step per peer, and the configurations are parsed once per set (a safety-net
+    pass meets the set of the previous one: ~5 ms where a step per peer took ~20). An answer whose peers are written
+    in another order is parsed peer by peer."""
+    blocks = _peer_blocks(answer)
+    cut = list(map(bytes.partition, blocks, itertools.repeat(_KEEPALIVE)))
+    statistics = list(map(_FIRST, cut))
+    if all(map(_SECOND, cut)) and not any(map(methodcaller("count", _ALLOWED_IP), statistics)):
+        return _configs_of(frozenset(zip(map(_KEY, statistics), map(_THIRD, cut), strict=True)))
+    return {spec.public_key: spec for spec in map(_peer_config, blocks)}
+
+
+def _peer_blocks(answer: bytes) -> list[bytes]:
+    """Each peer's text, from its key (without ``public_key=``) to its last line (without the newline). The answer
+    is split where it lies, not copied first: it is 3 MB at 10,000 peers."""
+    blocks = answer.split(b"\npublic_key=")
+    head = blocks.pop(0)
+    if head.startswith(b"public_key="):  # no interface lines before the first peer
+        blocks.insert(0, head.removeprefix(b"public_key="))
+    if blocks:
+        blocks[-1] = blocks[-1].rstrip(b"\n")
+    return blocks
+
+
+_FIRST, _SECOND, _THIRD, _KEY = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(slice(0, 64))
+
+
+@functools.lru_cache(maxsize=4)
+def _configs_of(peers: frozenset[tuple[bytes, bytes]]) -> dict[str, PeerSpec]:
+    """The configurations of (hex key, text after ``persistent_keepalive_interval=``) pairs."""
+    return {spec.public_key: spec for spec in (_peer_config(key + _KEEPALIVE + tail) for key, tail in peers)}
 
 
 @functools.lru_cache(maxsize=1 << 17)
