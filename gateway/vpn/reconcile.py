@@ -2,7 +2,9 @@
 
 Desired peers are read from the database (a lease that is desired AND whose session is active, in time and still
 bound to the same key) in the worker's transaction; the world is touched only afterwards, outside it
-(``gateway/vpn/workers.py``). Two ways to apply:
+(``gateway/vpn/workers.py``). A full read is made again only when the node's desired-state version moved (a
+database trigger bumps it with every write such a read depends on, ``desired_version``) or a session's time ran out.
+Two ways to apply:
 
 - ``apply_all`` (the safety-net pass, and the first pass of a life) compares the desired peers with the live ones and
   changes only what differs: matching peers keep their handshake and counters, and the scope's sets get only the
