@@ -260,8 +260,8 @@ def test_random_starts_ends_and_restarts_leave_exactly_what_a_full_pass_would(ga
 
 def test_a_safety_net_pass_undoes_what_was_changed_by_hand_and_leaves_the_rest_alone(gateway: Gateway) -> None:
     """The interval pass does not list the 10,000-seat table or rewrite matching peers, yet sees every change made
-    behind its back: set elements deleted or added by hand, a foreign table, peers removed or added, a wireguard-go
-    that was killed and restarted empty."""
+    behind its back: set elements deleted or added by hand, a foreign table, peers removed or added or given other
+    addresses, a wireguard-go that was killed and restarted empty."""
     signed_in = [_sign_in(gateway.engine, nudge=False, scope=scope) for scope in SCOPES]
     gateway.controller.start()
     authorised = {key for _, key, _, _ in signed_in}
@@ -290,6 +290,12 @@ def test_a_safety_net_pass_undoes_what_was_changed_by_hand_and_leaves_the_rest_a
     repaired = gateway.controller.run_once()
     assert [spec.public_key for spec in repaired.changes.to_set] == [signed_in[0][1]]
     assert repaired.changes.to_remove == [intruder] and gateway.peers() == authorised
+    run(ns, "wg", "set", interface, "peer", signed_in[1][1], "allowed-ips", "10.77.250.1/32")  # its seat moved
+    assert [spec.public_key for spec in gateway.controller.run_once().changes.to_set] == [signed_in[1][1]]
+    assert gateway.backend.peers(interface)[signed_in[1][1]].allowed_ips == {
+        f"{signed_in[1][2]}/32",
+        f"{signed_in[1][3]}/128",
+    }
 
     daemon = gateway.backend.daemons[interface]
     os.kill(daemon.pid or 0, signal.SIGKILL)
