@@ -80,7 +80,7 @@ class DesiredStateVersion(SQLModel, table=True):
     lease inserted, deleted or changed in a column its peer is made of (not the health samples), and a home session
     inserted with a key or changed in its state, times, key or node (not ``last_seen_at``). The row bumped is the
     lease's node ('' for a lease of no node) and the session's own node. On PostgreSQL the triggers run at commit
-    and queue on a lock of this table, so two commits never take its rows in opposite orders."""
+    and queue on one advisory lock, so two commits never take its rows in opposite orders."""
 
     __tablename__ = "vpn_desired_version"
 

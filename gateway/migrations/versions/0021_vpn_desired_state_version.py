@@ -6,10 +6,13 @@ change of a tunnel lease's peer columns, and of a home session's state, times, k
 ``gateway.vpn.models.DesiredStateVersion``). Triggers, not the services, so that no write path can forget it.
 
 SQLite runs the triggers at once (its writers take one lock anyway). PostgreSQL runs them at commit (constraint
-triggers, deferred), each first taking a self-conflicting lock of the version table: bumping transactions queue
-there for the moment of their commit instead of holding node rows while they wait for other locks (the audit chain),
-so they cannot deadlock; readers are not held. A later migration that rebuilds home_session or vpn_tunnel_lease on
-SQLite (batch mode copies the table) must create the triggers again.
+triggers, deferred), each first taking the transaction-scoped advisory lock 'sohogw.vpn_desired_version' (as
+``gateway.db.serialize_on`` does): bumping transactions queue there for the moment of their commit instead of holding
+node rows while they wait for other locks (the audit chain's), so they cannot deadlock. Readers are not held, and
+neither is autovacuum (a lock of the table itself would have made commits wait for it).
+
+A later migration that rebuilds home_session or vpn_tunnel_lease on SQLite (batch mode copies the table) must create
+the triggers again.
 
 Revision ID: 0021
 Revises: 0020
@@ -75,7 +78,7 @@ CREATE FUNCTION vpn_desired_version_bump() RETURNS trigger LANGUAGE plpgsql AS $
 DECLARE
     nodes text[] := ARRAY[]::text[];
 BEGIN
-    LOCK TABLE vpn_desired_version IN SHARE ROW EXCLUSIVE MODE;
+    PERFORM pg_advisory_xact_lock(hashtext('sohogw.vpn_desired_version'));
     IF TG_TABLE_NAME = 'vpn_tunnel_lease' THEN
         IF TG_OP <> 'INSERT' THEN nodes := nodes || coalesce(OLD.node, '')::text; END IF;
         IF TG_OP <> 'DELETE' THEN nodes := nodes || coalesce(NEW.node, '')::text; END IF;
