@@ -153,8 +153,7 @@ def passes(engine: Engine, count: int, rounds: int, data_dir: Path) -> dict[str,
             # From nothing, the interface up: no peer, no table, nothing known (as a first pass after a restart).
             backend.change(name, PeerChanges(to_remove=list(backend.peers(name))))
             nft.remove(ns)
-            assert controller.tunnel is not None
-            controller.tunnel.peers = None
+            controller.forget()
             full = timed(controller.run_once)
             unchanged = timed(controller.run_once)
             assert len(backend.peers(name)) == count and not controller.last_result.changes  # type: ignore[union-attr]

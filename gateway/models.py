@@ -24,7 +24,7 @@ from gateway.voice.models import (
     SurveyOptOut,
     SurveyReply,
 )
-from gateway.vpn.models import AddressAssignment, TunnelLease
+from gateway.vpn.models import AddressAssignment, DesiredStateVersion, TunnelLease
 
 __all__ = [
     "AddressAssignment",
@@ -39,6 +39,7 @@ __all__ = [
     "CallbackNumber",
     "CertificateRequest",
     "CrlPublication",
+    "DesiredStateVersion",
     "EnvcheckRun",
     "Evidence",
     "GatewayNode",

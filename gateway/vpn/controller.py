@@ -13,6 +13,7 @@ import shutil
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from gateway.vpn.client_config import client_config
 from gateway.vpn.interface import delete_link
 from gateway.vpn.keys import load_or_create_private_key, public_key_of
 from gateway.vpn.netlink import NetlinkBackend
-from gateway.vpn.reconcile import InstalledTunnel, PeerPlan, ReconcileResult, desired_peers
+from gateway.vpn.reconcile import InstalledTunnel, PeerPlan, ReconcileResult, desired_peers, desired_version
 from gateway.vpn.settings import VpnSettings
 from gateway.vpn.uapi import UapiBackend
 from gateway.workers.contract import Nudge
@@ -94,6 +95,8 @@ class VpnController:
         thread; the worker's and ``run_once``'s may overlap)."""
         self._applying = threading.Lock()
         """One apply at a time: the worker's passes, and ``run_once`` from a test or the bench."""
+        self._full_read: PeerPlan | None = None
+        """The last full read of the desired peers, with the version it was read at: reused while that holds."""
 
     def start(self) -> None:
         """Bring the interface up and run a first full pass (so a restart restores the peers before serving); when
@@ -126,7 +129,8 @@ class VpnController:
 
     def plan(self, db: Session, nudges: Sequence[Nudge]) -> PeerPlan | None:
         """Write the leases of sessions that became active, then read the desired peers: of the nudged sessions
-        alone when the nudges name sessions and the last pass left a known state, else of all. None when off."""
+        alone when the nudges name sessions and the last pass left a known state, else of all — unless the node's
+        desired-state version says nothing was written since the last full read (then that read). None when off."""
         if self.tunnel is None:
             return None
         sessions = nudged_sessions(nudges) if self.tunnel.peers is not None else None
@@ -135,10 +139,18 @@ class VpnController:
             # 10,000 peers on the other core, and neither read holds anything the other needs.
             self._reading.live = self._observer.submit(self.tunnel.backend.peer_configs, self.settings.interface)
         now = self.clock()
-        # Leases first: a re-login (old session replaced, same key) then keeps its peer, where removing and
-        # re-adding it would drop the client's tunnel keys and stall it for up to 15 s.
-        leases.lease_missing_sessions(db, now, self.settings, sessions, self.node)
-        return desired_peers(db, now, sessions, self.node)
+        if sessions is not None:
+            # Leases first: a re-login (old session replaced, same key) then keeps its peer, where removing and
+            # re-adding it would drop the client's tunnel keys and stall it for up to 15 s.
+            leases.lease_missing_sessions(db, now, self.settings, sessions, self.node)
+            return desired_peers(db, now, sessions, self.node)
+        version = desired_version(db, self.node)
+        known = self._full_read
+        if known is not None and known.still_current(version, now):
+            return known  # nothing a full read depends on was written, and no session ran out of time
+        leases.lease_missing_sessions(db, now, self.settings, None, self.node)
+        self._full_read = replace(desired_peers(db, now, None, self.node), version=version)
+        return self._full_read
 
     def observe(self, plan: PeerPlan | None) -> dict[str, PeerSpec] | None:
         """The live peers' configuration, for a full pass only (``plan`` began reading it): a narrowed pass never
@@ -179,6 +191,13 @@ class VpnController:
         self.apply(plan, self.observe(plan))
         assert self.last_result is not None
         return self.last_result
+
+    def forget(self) -> None:
+        """Know nothing of the interface, its scope or the desired peers: the next pass reads and compares everything,
+        as the first pass of a life does (the bench times such a pass)."""
+        self._full_read = None
+        if self.tunnel is not None:
+            self.tunnel.peers = None
 
     def client_config(self, session: HomeSession) -> str:
         """The agent's WireGuard config, writing the lease in its own transaction (retried when this node's

@@ -69,3 +69,20 @@ class TunnelLease(SQLModel, table=True):
     rx_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
     tx_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
     health_sampled_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class DesiredStateVersion(SQLModel, table=True):
+    """How often the VPN's desired state of one node has changed: a safety-net pass that finds its node's versions
+    as it left them (and no session's time run out) knows the database wants what it read last time, without reading
+    10,000 leases again.
+
+    Bumped by database triggers (migration 0021) in the transaction of the change itself, whoever writes it: a tunnel
+    lease inserted, deleted or changed in a column its peer is made of (not the health samples), and a home session
+    inserted with a key or changed in its state, times, key or node (not ``last_seen_at``). The row bumped is the
+    lease's node ('' for a lease of no node) and the session's own node. On PostgreSQL the triggers run at commit
+    and queue on one advisory lock, so two commits never take its rows in opposite orders."""
+
+    __tablename__ = "vpn_desired_version"
+
+    node: str = Field(primary_key=True, max_length=255)
+    version: int = Field(sa_column=Column(BigInteger, nullable=False))

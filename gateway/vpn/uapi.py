@@ -5,7 +5,8 @@ address taken from one peer can be handed to another in the same request). It ne
 which would reset the handshake and counters of peers that already match.
 """
 
-from collections.abc import Callable, Mapping
+import itertools
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from gateway.vpn import uapi_wire
@@ -65,13 +66,10 @@ class UapiBackend:
         return changes
 
     def change(self, name: str, changes: PeerChanges) -> None:
-        lines: list[str] = []
-        for public_key in changes.to_remove:
-            lines += uapi_wire.removal_lines(public_key)
-        for peer in changes.to_set:
-            lines += uapi_wire.peer_lines(peer)
-        if lines:
-            self._set(name, lines)
+        if changes:
+            removals = (line for public_key in changes.to_remove for line in uapi_wire.removal_lines(public_key))
+            settings = (line for peer in changes.to_set for line in uapi_wire.peer_lines(peer))
+            self._set(name, itertools.chain(removals, settings))
 
     def stop(self) -> None:
         """Stop the daemons this backend started (their interfaces disappear with them)."""
@@ -79,7 +77,7 @@ class UapiBackend:
             daemon.stop()
         self.daemons.clear()
 
-    def _set(self, name: str, lines: list[str]) -> None:
+    def _set(self, name: str, lines: Iterable[str]) -> None:
         uapi_wire.exchange(uapi_wire.socket_path(name, self.socket_dir), uapi_wire.set_request(lines))
 
     def _restarted(self, name: str, private_key: str, listen_port: int, addresses: list[str]) -> None:

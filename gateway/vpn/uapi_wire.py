@@ -9,21 +9,27 @@ transaction, so a whole reconcile (removals first, then additions) is a single r
 import base64
 import binascii
 import functools
+import itertools
 import socket
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter, methodcaller
 from pathlib import Path
 
 from gateway.vpn.backend import PeerSpec, PeerState, WireGuardError, interned, normalise_cidr
 
 SOCKET_DIR = Path("/var/run/wireguard")
 _TIMEOUT_S = 30.0
+_LINES_PER_PART = 4096
+"""About 250 peers' lines (~150 kB): small enough to keep wireguard-go busy from the first part on."""
 
 
 def key_to_hex(key: str) -> str:
     """Base64 key (as `wg genkey` prints) → the 64 hex digits UAPI expects; refuses anything not 32 bytes."""
     try:
-        raw = base64.b64decode(key, validate=True)
+        # binascii directly: base64.b64decode spent most of a 10,000-peer request's key conversions checking its input
+        raw = binascii.a2b_base64(key, strict_mode=True)
     except binascii.Error as exc:
         raise WireGuardError(f"not a base64 WireGuard key: {key!r}") from exc
     if len(raw) != 32:
@@ -60,15 +66,19 @@ def answers(path: Path) -> bool:
     return True
 
 
-def exchange(path: Path, request: str) -> bytes:
-    """Send one request, return the answer without its closing `errno` line; raise if errno is not 0.
+def exchange(path: Path, request: str | Iterator[str]) -> bytes:
+    """Send one request, whole or in parts sent as they are made; return the answer without its closing `errno`
+    line; raise if errno is not 0.
 
-    Bytes, not lines: a `get=1` of 10,000 peers is 3 MB, and the safety net reads only a few fields of it."""
+    In parts: wireguard-go applies each line of a `set=1` as it reads it, so the next part of a 10,000-peer request
+    is built while the daemon creates the peers of the previous one. Bytes, not lines, back: a `get=1` of 10,000
+    peers is 3 MB, and the safety net reads only a few fields of it."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(_TIMEOUT_S)
         try:
             sock.connect(str(path))
-            sock.sendall(request.encode())
+            for part in [request] if isinstance(request, str) else request:
+                sock.sendall(part.encode())
             chunks: list[bytes] = []
             tail = b""
             while not tail.endswith(b"\n\n"):
@@ -118,20 +128,41 @@ _ALLOWED_IP = b"\nallowed_ip="
 
 def parse_configs(answer: bytes) -> dict[str, PeerSpec]:
     """The peers' configuration from a `get=1` answer (keys, allowed IPs, keepalive), skipping the statistics:
-    the comparison of a safety-net pass reads 10,000 peers and needs nothing else.
+    the comparison of a safety-net pass reads 10,000 peers and needs nothing else. The result is shared: nobody may
+    change it.
 
     wireguard-go writes each peer's statistics first and its configuration last (keepalive, then the allowed IPs),
-    so a peer's configuration is its key and the text from its keepalive line on: that text is parsed once and the
-    result reused while it stays the same. A peer written in another order is parsed line by line."""
-    configs: dict[str, PeerSpec] = {}
-    for block in (b"\n" + answer.rstrip(b"\n")).split(b"\npublic_key=")[1:]:
-        start = block.find(_KEEPALIVE)
-        if start < 0 or block[64:65] != b"\n" or block.find(_ALLOWED_IP, 0, start) >= 0:
-            spec = _peer_config(block)
-        else:
-            spec = _peer_config(block[:64] + block[start:])
-        configs[spec.public_key] = spec
-    return configs
+    so the answer's configuration is the set of its peers' (key, text from the keepalive line on): that set is cut
+    out by splits that take no Python step per peer, and the configurations are parsed once per set (a safety-net
+    pass meets the set of the previous one: ~5 ms where a step per peer took ~20). An answer whose peers are written
+    in another order is parsed peer by peer."""
+    blocks = _peer_blocks(answer)
+    cut = list(map(bytes.partition, blocks, itertools.repeat(_KEEPALIVE)))
+    statistics = list(map(_FIRST, cut))
+    if all(map(_SECOND, cut)) and not any(map(methodcaller("count", _ALLOWED_IP), statistics)):
+        return _configs_of(frozenset(zip(map(_KEY, statistics), map(_THIRD, cut), strict=True)))
+    return {spec.public_key: spec for spec in map(_peer_config, blocks)}
+
+
+def _peer_blocks(answer: bytes) -> list[bytes]:
+    """Each peer's text, from its key (without ``public_key=``) to its last line (without the newline). The answer
+    is split where it lies, not copied first: it is 3 MB at 10,000 peers."""
+    blocks = answer.split(b"\npublic_key=")
+    head = blocks.pop(0)
+    if head.startswith(b"public_key="):  # no interface lines before the first peer
+        blocks.insert(0, head.removeprefix(b"public_key="))
+    if blocks:
+        blocks[-1] = blocks[-1].rstrip(b"\n")
+    return blocks
+
+
+_FIRST, _SECOND, _THIRD, _KEY = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(slice(0, 64))
+
+
+@functools.lru_cache(maxsize=4)
+def _configs_of(peers: frozenset[tuple[bytes, bytes]]) -> dict[str, PeerSpec]:
+    """The configurations of (hex key, text after ``persistent_keepalive_interval=``) pairs."""
+    return {spec.public_key: spec for spec in (_peer_config(key + _KEEPALIVE + tail) for key, tail in peers)}
 
 
 @functools.lru_cache(maxsize=1 << 17)
@@ -178,5 +209,10 @@ def removal_lines(public_key: str) -> list[str]:
     return [f"public_key={key_to_hex(public_key)}", "remove=true"]
 
 
-def set_request(lines: list[str]) -> str:
-    return "set=1\n" + "".join(f"{line}\n" for line in lines) + "\n"
+def set_request(lines: Iterable[str]) -> Iterator[str]:
+    """A `set=1` request in parts of ``_LINES_PER_PART`` lines (for ``exchange``), ``lines`` read as each is sent."""
+    yield "set=1\n"
+    remaining = iter(lines)
+    while part := list(itertools.islice(remaining, _LINES_PER_PART)):
+        yield "".join(f"{line}\n" for line in part)
+    yield "\n"

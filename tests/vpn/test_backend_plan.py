@@ -86,7 +86,7 @@ def test_get_answer_is_parsed_into_peers_with_handshake_and_counters() -> None:
 
 def test_a_peer_is_written_with_replaced_allowed_ips() -> None:
     key = key_pair()[1]
-    request = set_request(peer_lines(PeerSpec.of(key, ["10.77.0.2", "fd77::2/128"], 25)))
+    request = "".join(set_request(peer_lines(PeerSpec.of(key, ["10.77.0.2", "fd77::2/128"], 25))))
     assert request.startswith("set=1\n") and request.endswith("\n\n")
     body = request.splitlines()[1:-1]
     assert body == [
@@ -131,3 +131,18 @@ def test_the_configuration_read_ignores_moving_counters_and_sees_every_configure
                 *wireguard_go_peer(key_to_hex(b), 0, 0, ["10.77.0.3/32", "10.99.0.0/16"])])
     )  # fmt: skip
     assert changed == {a: PeerSpec.of(a, ["10.77.0.2"], 25), b: PeerSpec.of(b, ["10.77.0.3", "10.99.0.0/16"])}
+
+
+def test_a_peer_added_or_removed_or_written_in_another_order_is_read_as_it_is() -> None:
+    a, b, c = key_pair()[1], key_pair()[1], key_pair()[1]
+    two = [*wireguard_go_peer(key_to_hex(a), 0, 0, ["10.77.0.2/32"]), *wireguard_go_peer(key_to_hex(b), 0, 0, [])]
+    assert parse_configs(answer(two)) == {a: PeerSpec.of(a, ["10.77.0.2"]), b: PeerSpec.of(b, [])}
+    three = [*two, *wireguard_go_peer(key_to_hex(c), 5, 7, ["10.77.0.4/32"])]
+    assert set(parse_configs(answer(three))) == {a, b, c}
+    assert set(parse_configs(answer(three[len(two) // 2 :]))) == {b, c}
+    # allowed IPs before the keepalive (another daemon's order): every line of the peer still counts
+    other_order = [f"public_key={key_to_hex(c)}", "allowed_ip=10.77.0.4/32", "persistent_keepalive_interval=25"]
+    assert parse_configs(answer([*two, *other_order]))[c] == PeerSpec.of(c, ["10.77.0.4"], 25)
+    assert parse_configs(answer([f"public_key={key_to_hex(c)}", "allowed_ip=10.77.0.4/32"]))[c] == PeerSpec.of(
+        c, ["10.77.0.4"]
+    )

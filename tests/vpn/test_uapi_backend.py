@@ -10,7 +10,7 @@ import pytest
 
 from gateway.vpn.backend import PeerSpec, WireGuardError
 from gateway.vpn.uapi import UapiBackend
-from gateway.vpn.uapi_wire import exchange, socket_path
+from gateway.vpn.uapi_wire import exchange, peer_lines, set_request, socket_path
 from gateway.vpn.wireguard_go import socket_server_pid
 from tests.vpn.keys import key_pair
 from tests.vpn.netns import NetnsLab
@@ -53,6 +53,19 @@ def test_apply_installs_exactly_the_desired_peers(gateway: tuple[UapiBackend, st
     live = backend.peers(name)
     assert {k: p.allowed_ips for k, p in live.items()} == {k: p.allowed_ips for k, p in desired.items()}
     assert set(lab.run(ns, "wg", "show", name, "peers").stdout.split()) == set(desired)
+
+
+def test_a_request_of_thousands_of_peers_sent_in_parts_is_applied_whole(gateway: tuple[UapiBackend, str, str]) -> None:
+    """1,500 peers are some 9,000 lines: the request goes out in several parts, one transaction still."""
+    backend, name, _ = gateway
+    peers = [PeerSpec.of(key_pair()[1], [f"10.77.{n // 250}.{n % 250 + 2}/32"]) for n in range(1500)]
+    assert len(list(set_request(line for peer in peers for line in peer_lines(peer)))) > 3
+    first = {peer.public_key: peer for peer in peers[:1000]}
+    assert len(backend.apply(name, first).to_set) == 1000
+    second = {peer.public_key: peer for peer in peers[500:]}
+    changes = backend.apply(name, second)
+    assert len(changes.to_set) == 500 and set(changes.to_remove) == {peer.public_key for peer in peers[:500]}
+    assert backend.peer_configs(name) == second
 
 
 def test_set_peer_replaces_allowed_ips_instead_of_appending(gateway: tuple[UapiBackend, str, str]) -> None:

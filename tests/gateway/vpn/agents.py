@@ -27,6 +27,7 @@ def agent_session(
     groups: tuple[str, ...] = ("SOHO-Agents",),
     roles: str = "agent",
     lifetime: timedelta = timedelta(hours=8),
+    node: str = "",
 ) -> tuple[HomeSession, str]:
     """Open (flush, not commit) a session for `login`; returns it and its cookie token. The caller commits."""
     session = HomeSession(
@@ -46,6 +47,7 @@ def agent_session(
         last_checked_at=now,
         idle_timeout_seconds=900,
         expires_at=now + lifetime,
+        node=node,
     )
     if cert is not None:
         identity = identity_of(cert)

@@ -1,19 +1,22 @@
 """Leases and desired peers on both databases: the session's state is the authority, not the lease."""
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from gateway.audit.models import AuditEvent
 from gateway.clock import as_utc
-from gateway.sessions.models import EndReason, SessionState
+from gateway.db import session_scope
+from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.service import end_session
 from gateway.vpn.backend import PeerState
 from gateway.vpn.health import record_samples, tunnel_health
 from gateway.vpn.leases import lease_for_session, lease_missing_sessions, retire_ended_leases
 from gateway.vpn.models import AddressAssignment, LeaseState, TunnelLease
-from gateway.vpn.reconcile import desired_peers
+from gateway.vpn.reconcile import desired_peers, desired_version
 from gateway.vpn.settings import VpnSettings
 from tests.gateway.vpn.agents import agent_session
 from tests.vpn.keys import key_pair
@@ -88,3 +91,44 @@ def test_health_keeps_the_latest_handshake_traffic_and_endpoint(db: Session) -> 
     health = tunnel_health(db, session.id)
     assert (health.endpoint, health.rx_bytes, health.tx_bytes) == ("192.0.2.7:40000", 1200, 3400)
     assert health.latest_handshake_at == shake and health.handshake_age_seconds(NOW) == 30
+
+
+def test_the_desired_state_version_moves_with_every_write_a_full_read_depends_on_and_with_no_other(
+    engine: Engine,
+) -> None:
+    """The triggers of migration 0021, committed as the services commit (PostgreSQL bumps at commit): a node's version
+    moves with its own sessions and leases and with leases of no node, never with another node's or with activity."""
+
+    def versions() -> tuple[int, int, int]:
+        with session_scope(engine) as db:
+            return desired_version(db), desired_version(db, "a"), desired_version(db, "b")
+
+    def moved(write: Callable[[Session], object]) -> tuple[bool, bool, bool]:
+        """Whether the version of every node, of a and of b moved when ``write`` was committed."""
+        before = versions()
+        with session_scope(engine) as db:
+            write(db)
+        after = versions()
+        return after[0] != before[0], after[1] != before[1], after[2] != before[2]
+
+    def on_a(db: Session) -> tuple[TunnelLease, HomeSession]:
+        lease = db.exec(select(TunnelLease)).one()
+        return lease, db.get_one(HomeSession, lease.session_id)
+
+    sign_in = {"wireguard_key": key_pair()[1], "lifetime": timedelta(hours=2), "node": "a"}
+    # a keyed session signed in on a: a's leases may be missing
+    assert moved(lambda db: agent_session(db, "li.na", NOW, **sign_in)) == (True, True, False)
+    assert moved(lambda db: lease_missing_sessions(db, NOW, SETTINGS, node="a")) == (True, True, False)
+    with session_scope(engine) as db:
+        full = desired_peers(db, NOW, node="a")
+        assert full.until == NOW + timedelta(hours=2)  # the session's end: the read is stale from then on
+    health = {key: PeerState(key, frozenset(), "192.0.2.7:1", NOW, 1, 2) for key in full.peers}
+    assert moved(lambda db: record_samples(db, health, NOW)) == (False, False, False)
+    assert moved(lambda db: setattr(on_a(db)[1], "last_seen_at", NOW + timedelta(minutes=1))) == (False, False, False)
+    assert moved(lambda db: setattr(on_a(db)[0], "scope", "[]")) == (True, True, False)
+    assert moved(lambda db: setattr(on_a(db)[0], "node", None)) == (True, True, True)  # a lease of no node: everyone's
+    assert moved(lambda db: setattr(on_a(db)[1], "expires_at", NOW + timedelta(hours=1))) == (True, True, True)
+    ended = moved(lambda db: end_session(db, on_a(db)[1], EndReason.LOGOUT, actor="li.na", now=NOW))
+    assert ended == (True, True, True)
+    assert moved(lambda db: retire_ended_leases(db, NOW)) == (True, True, True)
+    assert moved(lambda db: db.delete(on_a(db)[0])) == (True, True, True)

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
-from sqlmodel import select
+from sqlalchemy import Engine, event, update
+from sqlmodel import col, select
 
 from gateway.db import session_scope
 from gateway.events import nudge_after_commit
@@ -330,8 +330,8 @@ def test_random_starts_ends_and_restarts_leave_exactly_what_a_full_pass_would(ga
 
 def test_a_safety_net_pass_undoes_what_was_changed_by_hand_and_leaves_the_rest_alone(gateway: Gateway) -> None:
     """The interval pass does not list the 10,000-seat table or rewrite matching peers, yet sees every change made
-    behind its back: set elements deleted or added by hand, a foreign table, peers removed or added, a wireguard-go
-    that was killed and restarted empty."""
+    behind its back: set elements deleted or added by hand, a foreign table, peers removed or added or given other
+    addresses, a wireguard-go that was killed and restarted empty."""
     signed_in = [_sign_in(gateway.engine, nudge=False, scope=scope) for scope in SCOPES]
     gateway.controller.start()
     authorised = {key for _, key, _, _ in signed_in}
@@ -360,6 +360,12 @@ def test_a_safety_net_pass_undoes_what_was_changed_by_hand_and_leaves_the_rest_a
     repaired = gateway.controller.run_once()
     assert [spec.public_key for spec in repaired.changes.to_set] == [signed_in[0][1]]
     assert repaired.changes.to_remove == [intruder] and gateway.peers() == authorised
+    run(ns, "wg", "set", interface, "peer", signed_in[1][1], "allowed-ips", "10.77.250.1/32")  # its seat moved
+    assert [spec.public_key for spec in gateway.controller.run_once().changes.to_set] == [signed_in[1][1]]
+    assert gateway.backend.peers(interface)[signed_in[1][1]].allowed_ips == {
+        f"{signed_in[1][2]}/32",
+        f"{signed_in[1][3]}/128",
+    }
 
     daemon = gateway.backend.daemons[interface]
     os.kill(daemon.pid or 0, signal.SIGKILL)
@@ -367,6 +373,41 @@ def test_a_safety_net_pass_undoes_what_was_changed_by_hand_and_leaves_the_rest_a
     assert wait_for(lambda: gateway.backend.peers(interface) == {}, seconds=5)  # the new daemon starts empty
     assert len(gateway.controller.run_once().changes.to_set) == len(authorised) and gateway.peers() == authorised
     assert gateway.scope() == loaded
+
+
+def test_a_safety_net_pass_reads_no_lease_while_nothing_changed_yet_sees_a_write_behind_its_back_and_time_running_out(
+    gateway: Gateway,
+) -> None:
+    """The node's desired-state version (bumped by the database's triggers) stands for the 10,000 rows: an unchanged
+    pass asks for it alone; a session ended by a bare UPDATE (no service, no nudge) and one whose time ran out (no
+    write at all) still lose their peers at the next pass."""
+    (ended, ended_key, _, _), (expiring, expiring_key, _, _), (_, staying_key, _, _) = [
+        _sign_in(gateway.engine, nudge=False) for _ in range(3)
+    ]
+    end_of_time = NOW + timedelta(hours=1)
+    with session_scope(gateway.engine) as db:
+        db.execute(update(HomeSession).where(col(HomeSession.id) == expiring).values(expires_at=end_of_time))
+    gateway.controller.start()
+    statements: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(gateway.engine, "before_cursor_execute", note)
+    try:
+        assert not gateway.controller.run_once().changes
+        assert statements and not [s for s in statements if "vpn_tunnel_lease" in s or "home_session" in s]
+        gateway.controller.clock = lambda: end_of_time
+        assert gateway.controller.run_once().changes.to_remove == [expiring_key]
+        assert not gateway.controller.run_once().changes
+        with session_scope(gateway.engine) as db:
+            db.execute(update(HomeSession).where(col(HomeSession.id) == ended).values(state=SessionState.ENDED))
+        statements.clear()
+        assert gateway.controller.run_once().changes.to_remove == [ended_key]
+        assert [s for s in statements if "vpn_tunnel_lease" in s]  # read in full again
+    finally:
+        event.remove(gateway.engine, "before_cursor_execute", note)
+    assert gateway.peers() == {staying_key}
 
 
 def _latest_key(engine: Engine) -> str:
