@@ -84,6 +84,7 @@ READ_TIMINGS = """
 }
 """
 
+CONSOLE = "customer-console"
 QUIET_SECONDS = 0.5
 STEP_SECONDS = 30.0
 """Deadline of every browser step: Playwright's own timeout for those that take one, the watchdog's for the rest."""
@@ -139,8 +140,8 @@ def _browser_processes() -> list[int]:
     return [pid for pid, parent in parents.items() if parent in drivers]
 
 
-def one_round(context: BrowserContext, base_url: str) -> dict[str, float]:
-    """Sign in and open the app once; seconds per part of the way, and the total from the sign-in click."""
+def one_round(context: BrowserContext, base_url: str, app_id: str = CONSOLE) -> dict[str, float]:
+    """Sign in and open `app_id` once; seconds per part of the way, and the total from the sign-in click."""
     with deadline("opening a page"):
         page = context.new_page()
     page.goto(base_url + "/login")
@@ -148,12 +149,12 @@ def one_round(context: BrowserContext, base_url: str) -> dict[str, float]:
     page.fill("#password", PASSWORDS["agent1"])
     clicked = time.time()
     page.click("#sign-in")
-    page.wait_for_selector('li[data-app="customer-console"] button')
+    page.wait_for_selector(f'li[data-app="{app_id}"] button')
     page.wait_for_load_state("load")  # a person reads the page before clicking; its preloads have run by then
     with deadline("reading the workspace page's load time"):
         workspace = page.evaluate("performance.timeOrigin + performance.getEntriesByType('navigation')[0].loadEventEnd")
     app_clicked = time.time()
-    page.click('li[data-app="customer-console"] button')
+    page.click(f'li[data-app="{app_id}"] button')
     page.wait_for_function("window.__launch && window.__launch.firstFrame")
     with deadline("reading the seat page's timings"):
         seen: dict[str, Any] = page.evaluate(READ_TIMINGS)
@@ -176,7 +177,12 @@ def one_round(context: BrowserContext, base_url: str) -> dict[str, float]:
 
 
 def run_profile(
-    browser: Browser, portal: SeatPortal, rounds: int, fresh: bool, wait_warm: Callable[[], None]
+    browser: Browser,
+    portal: SeatPortal,
+    rounds: int,
+    fresh: bool,
+    wait_warm: Callable[[], None],
+    app_id: str = CONSOLE,
 ) -> list[dict[str, float]]:
     headers = portal.proxy_headers("agent1")
     results = []
@@ -188,7 +194,7 @@ def run_profile(
             try:
                 with deadline("clearing the cookies"):
                     context.clear_cookies()
-                results.append(one_round(context, portal.base_url))
+                results.append(one_round(context, portal.base_url, app_id))
             finally:
                 if shared is None:
                     with deadline("closing the browser context"):
@@ -209,7 +215,7 @@ def _context(browser: Browser, headers: dict[str, str]) -> BrowserContext:
     return context
 
 
-def _wait_for_warm_seat(portal: SeatPortal) -> Callable[[], None]:
+def wait_for_warm_seat(portal: SeatPortal) -> Callable[[], None]:
     def wait() -> None:
         """Until the last round's seat is stopped and one warm seat waits, then a moment for the stop to finish; a
         pool that does not come back within a minute stops the bench with what it holds (not a silent hang)."""
@@ -240,7 +246,7 @@ def _figures(values: list[float]) -> str:
     return f"p50 {statistics.median(values) * 1000:6.0f} ms   p95 {percentile(values, 0.95) * 1000:6.0f} ms"
 
 
-def _report(label: str, rounds: list[dict[str, float]]) -> None:
+def report(label: str, rounds: list[dict[str, float]]) -> None:
     print(f"{label} ({len(rounds)} rounds, {rounds[0]['requests']:.0f} page resources on the seat page):")
     for part in PARTS:
         print(f"  {part:<26} {_figures([r[part] for r in rounds])}")
@@ -258,7 +264,7 @@ def main() -> None:
         upgrade(url)
         engine = make_engine(url)
         with seat_portal(root, url, engine, warm=1, cap=4) as portal, chromium() as browser:
-            wait = _wait_for_warm_seat(portal)
+            wait = wait_for_warm_seat(portal)
             fresh = run_profile(browser, portal, args.rounds, True, wait)
             warm = run_profile(browser, portal, args.rounds, False, wait)
             login_to_first_frame(portal, 1, True)
@@ -269,8 +275,8 @@ def main() -> None:
     print(f"  {'login → first frame':<26} {_figures([r[2] for r in python_rfb])}")
     print(f"  {'websocket → first frame':<26} {_figures([r[2] - r[1] for r in python_rfb])}")
     print(f"  {'of sign-in: argon2 check':<26} {_figures(password_check)}   (the built-in directory's password hash)")
-    _report("Chromium, fresh profile", fresh)
-    _report("Chromium, warm profile", warm)
+    report("Chromium, fresh profile", fresh)
+    report("Chromium, warm profile", warm)
 
 
 if __name__ == "__main__":
