@@ -13,10 +13,14 @@ same warm pool, as the baseline.
 """
 
 import argparse
+import os
+import signal
 import statistics
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +84,10 @@ READ_TIMINGS = """
 }
 """
 
+CONSOLE = "customer-console"
 QUIET_SECONDS = 0.5
+STEP_SECONDS = 30.0
+"""Deadline of every browser step: Playwright's own timeout for those that take one, the watchdog's for the rest."""
 PARTS = (
     "sign-in",
     "launch page",
@@ -92,24 +99,70 @@ PARTS = (
 )
 
 
-def one_round(context: BrowserContext, base_url: str) -> dict[str, float]:
-    """Sign in and open the app once; seconds per part of the way, and the total from the sign-in click."""
-    page = context.new_page()
+@contextmanager
+def deadline(step: str, seconds: float = STEP_SECONDS) -> Iterator[None]:
+    """Fail `step` with a message naming it if it has not finished after `seconds`.
+
+    Some Playwright calls wait without a timeout of their own (`close`, `new_page`, `evaluate`, `clear_cookies`): a
+    `page.close()` that races a navigation's commit waits forever, because Chromium acknowledges the close and drops it
+    (crbug.com/536385539, microsoft/playwright#42068); that was this bench's hang, after the sign-out click. At the
+    deadline the watchdog kills the browser: the waiting call then fails at once and the seats are stopped on the way
+    out, instead of the bench hanging with them running.
+    """
+    overran = threading.Event()
+
+    def kill_browser() -> None:
+        overran.set()
+        for pid in _browser_processes():
+            os.kill(pid, signal.SIGKILL)
+
+    watchdog = threading.Timer(seconds, kill_browser)
+    watchdog.start()
+    try:
+        yield
+    except Exception as error:
+        if overran.is_set():
+            raise RuntimeError(f"{step} did not finish within {seconds:.0f} s; the browser was stopped") from error
+        raise
+    finally:
+        watchdog.cancel()
+
+
+def _browser_processes() -> list[int]:
+    """Chromium's browser processes: the children of this process's children (Playwright's driver starts them)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):  # a process that ended meanwhile
+            continue
+    drivers = {pid for pid, parent in parents.items() if parent == os.getpid()}
+    return [pid for pid, parent in parents.items() if parent in drivers]
+
+
+def one_round(context: BrowserContext, base_url: str, app_id: str = CONSOLE) -> dict[str, float]:
+    """Sign in and open `app_id` once; seconds per part of the way, and the total from the sign-in click."""
+    with deadline("opening a page"):
+        page = context.new_page()
     page.goto(base_url + "/login")
     page.fill("#username", "agent1")
     page.fill("#password", PASSWORDS["agent1"])
     clicked = time.time()
     page.click("#sign-in")
-    page.wait_for_selector('li[data-app="customer-console"] button')
+    page.wait_for_selector(f'li[data-app="{app_id}"] button')
     page.wait_for_load_state("load")  # a person reads the page before clicking; its preloads have run by then
-    workspace = page.evaluate("performance.timeOrigin + performance.getEntriesByType('navigation')[0].loadEventEnd")
+    with deadline("reading the workspace page's load time"):
+        workspace = page.evaluate("performance.timeOrigin + performance.getEntriesByType('navigation')[0].loadEventEnd")
     app_clicked = time.time()
-    page.click('li[data-app="customer-console"] button')
-    page.wait_for_function("window.__launch && window.__launch.firstFrame", timeout=15_000)
-    seen: dict[str, Any] = page.evaluate(READ_TIMINGS)
+    page.click(f'li[data-app="{app_id}"] button')
+    page.wait_for_function("window.__launch && window.__launch.firstFrame")
+    with deadline("reading the seat page's timings"):
+        seen: dict[str, Any] = page.evaluate(READ_TIMINGS)
     page.goto(base_url + "/agent")
     page.click("#logout")  # the end of the shift: the seat is released, the next round meets a quiet node
-    page.close()
+    page.wait_for_url("**/login")  # closing while the sign-out navigation commits can hang (see `deadline`)
+    with deadline("closing the page"):
+        page.close()
     ms = {key: value / 1000 for key, value in seen.items() if key != "assetRequests"}
     return {
         "sign-in": workspace / 1000 - clicked,
@@ -124,29 +177,45 @@ def one_round(context: BrowserContext, base_url: str) -> dict[str, float]:
 
 
 def run_profile(
-    browser: Browser, portal: SeatPortal, rounds: int, fresh: bool, wait_warm: Callable[[], None]
+    browser: Browser,
+    portal: SeatPortal,
+    rounds: int,
+    fresh: bool,
+    wait_warm: Callable[[], None],
+    app_id: str = CONSOLE,
 ) -> list[dict[str, float]]:
     headers = portal.proxy_headers("agent1")
     results = []
-    shared = None if fresh else browser.new_context(extra_http_headers=headers)
+    shared = None if fresh else _context(browser, headers)
     try:
         for _ in range(rounds + 1):  # the first round fills the warm profile's cache and Python's caches
             wait_warm()
-            context = browser.new_context(extra_http_headers=headers) if shared is None else shared
-            context.clear_cookies()
-            context.add_init_script(PROBE)
+            context = _context(browser, headers) if shared is None else shared
             try:
-                results.append(one_round(context, portal.base_url))
+                with deadline("clearing the cookies"):
+                    context.clear_cookies()
+                results.append(one_round(context, portal.base_url, app_id))
             finally:
                 if shared is None:
-                    context.close()
+                    with deadline("closing the browser context"):
+                        context.close()
         return results[1:]
     finally:
         if shared is not None:
-            shared.close()
+            with deadline("closing the browser context"):
+                shared.close()
 
 
-def _wait_for_warm_seat(portal: SeatPortal) -> Callable[[], None]:
+def _context(browser: Browser, headers: dict[str, str]) -> BrowserContext:
+    """A browser context presenting agent1's certificate through the proxy's headers, with the page probe."""
+    with deadline("opening a browser context"):
+        context = browser.new_context(extra_http_headers=headers)
+        context.set_default_timeout(STEP_SECONDS * 1000)  # every wait Playwright times itself
+        context.add_init_script(PROBE)
+    return context
+
+
+def wait_for_warm_seat(portal: SeatPortal) -> Callable[[], None]:
     def wait() -> None:
         """Until the last round's seat is stopped and one warm seat waits, then a moment for the stop to finish; a
         pool that does not come back within a minute stops the bench with what it holds (not a silent hang)."""
@@ -177,7 +246,7 @@ def _figures(values: list[float]) -> str:
     return f"p50 {statistics.median(values) * 1000:6.0f} ms   p95 {percentile(values, 0.95) * 1000:6.0f} ms"
 
 
-def _report(label: str, rounds: list[dict[str, float]]) -> None:
+def report(label: str, rounds: list[dict[str, float]]) -> None:
     print(f"{label} ({len(rounds)} rounds, {rounds[0]['requests']:.0f} page resources on the seat page):")
     for part in PARTS:
         print(f"  {part:<26} {_figures([r[part] for r in rounds])}")
@@ -195,7 +264,7 @@ def main() -> None:
         upgrade(url)
         engine = make_engine(url)
         with seat_portal(root, url, engine, warm=1, cap=4) as portal, chromium() as browser:
-            wait = _wait_for_warm_seat(portal)
+            wait = wait_for_warm_seat(portal)
             fresh = run_profile(browser, portal, args.rounds, True, wait)
             warm = run_profile(browser, portal, args.rounds, False, wait)
             login_to_first_frame(portal, 1, True)
@@ -206,8 +275,8 @@ def main() -> None:
     print(f"  {'login → first frame':<26} {_figures([r[2] for r in python_rfb])}")
     print(f"  {'websocket → first frame':<26} {_figures([r[2] - r[1] for r in python_rfb])}")
     print(f"  {'of sign-in: argon2 check':<26} {_figures(password_check)}   (the built-in directory's password hash)")
-    _report("Chromium, fresh profile", fresh)
-    _report("Chromium, warm profile", warm)
+    report("Chromium, fresh profile", fresh)
+    report("Chromium, warm profile", warm)
 
 
 if __name__ == "__main__":

@@ -1,23 +1,22 @@
 """The Guacamole path on real components, beside the X11 kiosk measured in the same run.
 
-1. Login → first frame in Chromium: each round signs agent1 in through the portal, opens the app's launch page and
-   waits until the page shows the app. RDP: the portal's one-time launch, guacamole-lite (node server.js), the real
-   guacd 1.6.0 and Debian's xrdp + xorgxrdp whose session runs only the Customer Console; "shown" means sampled
-   canvas pixels equal the RDP session's own display. Baseline: the X11 kiosk's Customer Console on a warm seat
-   (noVNC through the gateway), "shown" = the canvas carries the app (several colours). Round 1 of RDP starts the
-   account's Xorg session (cold); later rounds reconnect to it.
+1. Login click → first frame in Chromium, by `bench_browser_launch`'s method (its rounds: the sign-in page filled and
+   clicked, the app's button clicked on the workspace page, timings from the page until the seat's canvas shows a
+   non-blank frame; fresh and warm browser profile). RDP: the portal's one-time launch, guacamole-lite (node
+   server.js), the real guacd 1.6.0 and Debian's xrdp + xorgxrdp whose session runs only the Customer Console.
+   Baseline: the X11 kiosk's Customer Console on a warm seat, in the same run. The first round of each (left out of
+   the figures) starts the account's Xorg session on xrdp; later rounds reconnect to it.
 2. Memory per seat (PSS): guacd's process for the connection + the xrdp session (xrdp's and sesman's forks, Xorg,
    chansrv, the app), beside an X11 seat (Xvfb, x11vnc, app, watermark).
 3. A scrolling app (a Tk text widget adding a line every 16 ms): frames (`sync`) and bytes per second that reach a
    client through guacamole-lite and guacd, over RDP (xrdp) and over VNC (Xvfb + x11vnc) in the same run.
 
-    ip netns exec NS .venv/bin/python -m bench.bench_guacamole --rounds 4
+    ip netns exec NS .venv/bin/python -m bench.bench_guacamole --rounds 6
 """
 
 import argparse
 import os
 import pwd
-import statistics
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 from websockets.sync.client import connect
 
+from bench.bench_browser_launch import report, run_profile, wait_for_warm_seat
 from desktop_broker.pool import PooledSeat
 from desktop_broker.recording.wire import InstructionReader, encode
 from desktop_broker.x11.processes import pss_kib
@@ -35,9 +35,10 @@ from gateway.db import make_engine
 from gateway.migrate import upgrade
 from gateway.seats.models import SeatLease, SeatLeaseState
 from tests.desktop_broker.test_guacamole_launch import LaunchEndpoint, NodeServer
-from tests.gateway.seats.conftest import SeatPortal, browser_context, seat_portal
-from tests.gateway.seats.test_guacamole_from_portal import CANVAS_PIXELS, CONSOLE, SAMPLES, SECRET, page_matches_seat
+from tests.gateway.seats.conftest import SeatPortal, browser_context, launch_in_browser, seat_portal
+from tests.gateway.seats.test_guacamole_from_portal import CANVAS_PIXELS, CONSOLE, SAMPLES, SECRET
 from tests.support.browser import chromium
+from tests.support.cgroups import ensure_cgroup_hierarchies
 from tests.support.guacd import RealGuacd, free_port
 from tests.support.xrdp import RdpHost, xrdp_host
 
@@ -71,33 +72,6 @@ groups:
     apps: [customer-console, billing]
     watermark: {{enabled: true, template: "{{user}} {{time}}"}}
 """
-
-
-def first_frame(portal: SeatPortal, browser: object, host: RdpHost, app: str) -> tuple[float, float]:
-    """(seconds from the start of the portal sign-in to the app shown on the launch page, of which the sign-in)."""
-    started = time.monotonic()
-    with portal.signed_in("agent1") as agent1:
-        signed_in = time.monotonic() - started
-        context = browser_context(portal, browser, agent1)  # type: ignore[arg-type]
-        try:
-            page = context.new_page()
-            page.goto(f"{portal.base_url}/agent/apps/{app}/launch")
-            if app == "billing":
-                page.wait_for_function("window.guacamoleState === 3", timeout=30_000)
-                while not page_matches_seat(page, host):
-                    time.sleep(0.02)
-            else:
-                page.wait_for_function("window.seatConnected === true", timeout=30_000)
-                page.wait_for_function(
-                    "(() => { const c = document.querySelector('#screen canvas'); if (!c) return false;"
-                    " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; const seen = new Set();"
-                    " for (let i = 0; i < d.length; i += 4 * 997) seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);"
-                    " return seen.size > 3; })()",
-                    timeout=30_000,
-                )
-            return time.monotonic() - started, signed_in
-        finally:
-            context.close()
 
 
 def live_x11_seat(portal: SeatPortal) -> PooledSeat:
@@ -201,6 +175,7 @@ def main() -> None:
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     options.add_argument("--rounds", type=int, default=4)
     rounds = options.parse_args().rounds
+    ensure_cgroup_hierarchies()  # `ip netns exec` hides them; seats need them
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-guacamole-")))
         tmp.chmod(0o755)
@@ -231,31 +206,26 @@ def main() -> None:
         portal.broker.settings.guacamole_websocket_url = f"ws://127.0.0.1:{node.port}/"
         browser = stack.enter_context(chromium())
 
-        rdp, x11 = [], []
-        for _ in range(rounds):
-            x11.append(first_frame(portal, browser, host, "customer-console"))
-            rdp.append(first_frame(portal, browser, host, "billing"))
-        print(f"login → first frame of the app in Chromium, {rounds} rounds each, alternating (same run):")
-        for name, runs in (("X11 kiosk (baseline)", x11), ("RDP via guacamole-lite + guacd", rdp)):
-            totals = [round(total, 2) for total, _ in runs]
-            pages = [round(total - login, 2) for total, login in runs]
-            print(
-                f"  {name:31s} median {statistics.median(totals):.2f} s (sign-in excluded: "
-                f"{statistics.median(pages):.2f} s)  all {totals}  page only {pages}"
-            )
-        print("  (RDP round 1 starts the account's Xorg session on xrdp; later rounds reconnect to it)")
+        wait = wait_for_warm_seat(portal)
+        print("login click → first frame in Chromium (same run, bench_browser_launch's parts):")
+        for fresh in (True, False):
+            profile = "fresh" if fresh else "warm"
+            x11 = run_profile(browser, portal, rounds, fresh, wait, "customer-console")
+            rdp = run_profile(browser, portal, rounds, fresh, wait, "billing")
+            report(f"X11 kiosk (baseline), {profile} profile", x11)
+            report(f"RDP via guacamole-lite + guacd, {profile} profile", rdp)
 
         with portal.signed_in("agent1") as agent1:
             context = browser_context(portal, browser, agent1)
             page = context.new_page()
-            page.goto(f"{portal.base_url}/agent/apps/billing/launch")
+            launch_in_browser(page, portal, "billing")  # a POST with the session's CSRF token, as a click makes it
             page.wait_for_function("window.guacamoleState === 3", timeout=30_000)
             page.evaluate(CANVAS_PIXELS, SAMPLES)
             time.sleep(2)
             rdp_parts = rdp_seat_pss(guacd, host, xrdp_servers())
             context.close()
             page2 = browser_context(portal, browser, agent1).new_page()
-            page2.goto(f"{portal.base_url}/agent/apps/customer-console/launch")
+            launch_in_browser(page2, portal)
             page2.wait_for_function("window.seatConnected === true", timeout=30_000)
             x11_parts = live_x11_seat(portal).process.pss_kib()
             page2.context.close()
@@ -275,6 +245,7 @@ def main() -> None:
             "username": host.username,
             "password": host.password,
             "cert-fingerprints": host.fingerprint,
+            "security": "tls",  # the gate refuses guacd's default "any": FreeRDP checks the pin only in TLS
             **DLP,
         }
         rdp_rate = stream_rate(direct, endpoint, "rdp", rdp_parameters)

@@ -9,6 +9,7 @@ holds which seat, and reports seats that died.
 
 import logging
 import secrets
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -55,6 +56,10 @@ class PooledSeat:
     """Where the broker writes this seat's call state; the app was started with it in SOHOGW_CALL_STATE."""
     assigned_at: datetime | None = None
     """When `holder` got the seat: the holder's lease may not be committed yet for a moment after it."""
+    standby: socket.socket | None = None
+    """A connection to the seat's x11vnc, VNC-authenticated and stopped before ClientInit, opened while the seat
+    waited warm (`SeatPool.open_standby`): the first viewer takes it instead of connecting, because x11vnc without a
+    client looks for one only every 200 ms (docs/seats.md), a wait the launch would otherwise pay."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,7 @@ class UnstoppedSeat:
 
 
 SeatStarter = Callable[[SeatSpec], SeatProcess]
+StandbyOpener = Callable[[SeatProcess, SeatPasswords], socket.socket]
 
 
 def _utcnow() -> datetime:
@@ -93,6 +99,8 @@ class SeatPool:
     seat's app is running before anyone holds it) and readable only by the seat's user."""
     now: Callable[[], datetime] = _utcnow
     """The clock assignments are stamped with (the broker's, so tests can move time)."""
+    open_standby: StandbyOpener | None = None
+    """Opens a warm seat's `PooledSeat.standby` connection (`x11.open_authenticated`); None: warm seats hold none."""
     _seats: dict[str, PooledSeat] = field(default_factory=dict)
     _starting: int = 0
     _wanted: tuple[SeatKind, ...] = ()
@@ -169,6 +177,11 @@ class SeatPool:
                 self._starting -= 1
         assigned_at = self.now() if holder is not None else None
         seat = PooledSeat(seat_id, kind, process, passwords, holder, call_state_file, assigned_at)
+        if holder is None and self.open_standby is not None:
+            try:
+                seat.standby = self.open_standby(process, passwords)
+            except (SeatError, OSError) as error:  # the seat still works: its first viewer connects itself
+                log.warning("seat %s: no standby connection to its x11vnc (%s)", seat_id, error)
         with self._lock:
             self._seats[seat.seat_id] = seat
         return seat
@@ -198,7 +211,15 @@ class SeatPool:
         if seat is not None:
             self._stop(seat)
 
+    def take_standby(self, seat: PooledSeat) -> socket.socket | None:
+        """The seat's standby connection, once (the caller owns it then); None when there was none or it was taken."""
+        with self._lock:
+            standby, seat.standby = seat.standby, None
+        return standby
+
     def _stop(self, seat: PooledSeat) -> None:
+        if (standby := self.take_standby(seat)) is not None:
+            standby.close()
         with self._lifecycle:
             seat.process.stop()
 

@@ -34,10 +34,10 @@ def vnc_auth_response(password: str, challenge: bytes) -> bytes:
     return encryptor.update(challenge) + encryptor.finalize()
 
 
-def wait_for_first_frame(address: RfbAddress, password: str, timeout: float = 10.0) -> float:
-    """Connect, authenticate, request the whole screen; return seconds until a FramebufferUpdate arrives."""
-    started = time.monotonic()
-    with socket.create_connection((address.host, address.port), timeout=timeout) as sock:
+def open_authenticated(address: RfbAddress, password: str, timeout: float = 10.0) -> socket.socket:
+    """Connect and pass VNC authentication; the connection stops before ClientInit, ready for a viewer to go on."""
+    sock = socket.create_connection((address.host, address.port), timeout=timeout)
+    try:
         sock.settimeout(timeout)
         sock.sendall(RFB_VERSION)
         if not _recv(sock, 12).startswith(b"RFB 003."):
@@ -49,6 +49,16 @@ def wait_for_first_frame(address: RfbAddress, password: str, timeout: float = 10
         sock.sendall(vnc_auth_response(password, _recv(sock, 16)))
         if struct.unpack(">I", _recv(sock, 4))[0] != 0:
             raise SeatStartFailed(f"{address} refused the password")
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def wait_for_first_frame(address: RfbAddress, password: str, timeout: float = 10.0) -> float:
+    """Connect, authenticate, request the whole screen; return seconds until a FramebufferUpdate arrives."""
+    started = time.monotonic()
+    with open_authenticated(address, password, timeout) as sock:
         sock.sendall(b"\x01")  # ClientInit: shared, so the agent's own session is not disconnected
         width, height = struct.unpack(">HH", _recv(sock, 4))
         _recv(sock, 16)

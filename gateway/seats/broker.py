@@ -28,7 +28,7 @@ from desktop_broker.guacamole.gate import LaunchGate
 from desktop_broker.guacamole.rdp_certificate import rdp_certificate_fingerprint
 from desktop_broker.guacamole.token import derive_token_key
 from desktop_broker.pool import SeatKind, SeatPool, SeatUnavailable
-from desktop_broker.x11 import SeatError, SeatSpec, start_seat
+from desktop_broker.x11 import SeatError, SeatSpec, open_authenticated, start_seat
 from desktop_broker.x11.users import end_earlier_lives
 from gateway import events
 from gateway.audit.service import record
@@ -298,6 +298,7 @@ def start_broker(app: FastAPI, settings: SeatSettings | None = None) -> SeatBrok
             warm_per_kind=settings.warm_per_app,
             call_state_root=settings.call_state_root,
             now=app.state.clock,
+            open_standby=lambda process, passwords: open_authenticated(process.rfb_address, passwords.full_access),
         )
     node = app.state.settings.node_name
     alarm = app.state.recording_storage_alarm

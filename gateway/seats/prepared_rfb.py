@@ -7,10 +7,14 @@ starts this seat-side half at once, and the token's websocket takes the result. 
 connection is handed only to the websocket that spent this lease's one-time token, exactly what the broker would
 have connected for it, and one not taken within the token's lifetime is closed. A failed or missing preparation
 falls back to connecting then (reconnects and supervisors' views always do).
+
+A warm seat's pool already holds such a connection, authenticated while the seat waited (`PooledSeat.standby`):
+the launch hands it over, so not even x11vnc's look for a new client is left between the click and the pixels.
 """
 
 import asyncio
 import logging
+import socket
 
 from desktop_broker.rfb_auth import RfbAuthFailed, authenticate_to_seat
 from desktop_broker.x11 import RfbAddress
@@ -29,6 +33,22 @@ async def _connect(address: RfbAddress, password: str) -> SeatStreams:
     return reader, writer
 
 
+async def _adopt(standby: socket.socket) -> SeatStreams:
+    """Streams over a warm seat's standby connection, unless x11vnc closed it meanwhile: it sends nothing before
+    ClientInit, so anything readable now is its end."""
+    standby.setblocking(False)
+    try:
+        ended = standby.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        ended = False
+    except OSError:
+        ended = True
+    if ended:
+        standby.close()
+        raise EOFError("x11vnc closed the standby connection")
+    return await asyncio.open_connection(sock=standby)
+
+
 def _close(task: "asyncio.Task[SeatStreams]") -> None:
     """Cancel a preparation, or close the connection it made."""
     if not task.done():
@@ -43,12 +63,16 @@ class PreparedSeatConnections:
     def __init__(self) -> None:
         self._by_lease: dict[str, asyncio.Task[SeatStreams]] = {}
 
-    def prepare(self, lease_id: str, address: RfbAddress, password: str, lifetime: float) -> None:
-        """Start connecting for `lease_id` (replacing an earlier preparation); close it after `lifetime` s unused."""
+    def prepare(
+        self, lease_id: str, address: RfbAddress, password: str, lifetime: float, standby: socket.socket | None = None
+    ) -> None:
+        """Start connecting for `lease_id` (replacing an earlier preparation), or take over the seat's `standby`
+        connection when it has one; close it after `lifetime` s unused."""
         earlier = self._by_lease.pop(lease_id, None)
         if earlier is not None:
             _close(earlier)
-        task = asyncio.get_running_loop().create_task(_connect(address, password))
+        connecting = _adopt(standby) if standby is not None else _connect(address, password)
+        task = asyncio.get_running_loop().create_task(connecting)
         self._by_lease[lease_id] = task
         asyncio.get_running_loop().call_later(lifetime, self._expire, lease_id, task)
 

@@ -128,14 +128,16 @@ def _clipboard_out(request: Request, lease: SeatLease) -> bool:
 
 
 def _prepare_seat_connection(request: Request, lease: SeatLease) -> None:
-    """Connect to the leased seat's x11vnc while the page travels and loads (`prepared_rfb`)."""
+    """Connect to the leased seat's x11vnc while the page travels and loads, or take over the connection its pool
+    held while the seat waited warm (`prepared_rfb`)."""
     broker = _broker(request)
-    seat = broker.pool.get(lease.seat_id) if broker.pool is not None and broker.runs(lease) else None
-    if seat is None:
+    pool = broker.pool if broker.runs(lease) else None
+    seat = pool.get(lease.seat_id) if pool is not None else None
+    if pool is None or seat is None:
         return
     address, password = seat.process.rfb_address, seat.passwords.full_access
-    lifetime = broker.settings.launch_token_seconds
-    from_thread.run_sync(lambda: _prepared(request.app).prepare(lease.id, address, password, lifetime))
+    lifetime, standby = broker.settings.launch_token_seconds, pool.take_standby(seat)
+    from_thread.run_sync(lambda: _prepared(request.app).prepare(lease.id, address, password, lifetime, standby))
 
 
 @router.post("/agent/apps/{app_id}/reconnect")

@@ -2,13 +2,22 @@
 
 import os
 import signal
+import socket
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from desktop_broker.pool import SeatKind, SeatPool, SeatUnavailable
-from desktop_broker.x11 import SeatProcess, SeatSpec, start_seat, wait_for_first_frame
+from desktop_broker.x11 import (
+    SeatPasswords,
+    SeatProcess,
+    SeatSpec,
+    open_authenticated,
+    start_seat,
+    wait_for_first_frame,
+)
 from policy import DisplayRules
 from tests.desktop_broker.x11_fixtures import CONSOLE_ARGV, wait_for_window
 from tests.gateway.seats.conftest import seat_root
@@ -25,7 +34,10 @@ def pool() -> Iterator[SeatPool]:
         def start(spec: SeatSpec) -> SeatProcess:
             return start_seat(spec, homes_root=root / "homes", runtime_root=root / "run")
 
-        seats = SeatPool(start=start, node_cap=2, warm_per_kind=1)
+        def standby(process: SeatProcess, passwords: SeatPasswords) -> socket.socket:
+            return open_authenticated(process.rfb_address, passwords.full_access)
+
+        seats = SeatPool(start=start, node_cap=2, warm_per_kind=1, open_standby=standby)
         try:
             yield seats
         finally:
@@ -60,6 +72,27 @@ def test_a_warm_seat_is_handed_over_with_the_agent_on_its_watermark(pool: SeatPo
     wait_for_window(seat.process, "^Customer Console")
     assert Path(f"/proc/{seat.process.watermark.pid}/cmdline").read_bytes().split(b"\0")[-2] == b"agent1"
     assert wait_for_first_frame(seat.process.rfb_address, seat.passwords.full_access) < 5
+
+
+def test_a_warm_seat_holds_an_authenticated_connection_until_taken_and_closes_it_when_stopped(pool: SeatPool) -> None:
+    pool.want_warm([CONSOLE])
+    pool.fill()
+    (warm_id,) = _warm_ids(pool)
+    seat = pool.assign(CONSOLE, holder="lease-1", label="agent1")
+    standby = pool.take_standby(seat)
+    assert seat.seat_id == warm_id and standby is not None
+    assert pool.take_standby(seat) is None, "a standby connection is handed out once"
+    with standby:
+        standby.sendall(b"\x01")  # ClientInit: x11vnc answers with ServerInit, so the connection stood authenticated
+        header = standby.recv(24, socket.MSG_WAITALL)
+        assert standby.recv(struct.unpack(">I", header[20:24])[0], socket.MSG_WAITALL) == b"SOHO seat"
+    pool.fill()
+    (second_id,) = _warm_ids(pool)
+    second = pool.get(second_id)
+    assert second is not None and second.standby is not None
+    kept = second.standby
+    pool.release(second_id)
+    assert kept.fileno() == -1, "stopping a warm seat closes its standby connection"
 
 
 def test_the_cap_per_node_refuses_with_a_clear_message_and_evicts_warm_seats_first(pool: SeatPool) -> None:
