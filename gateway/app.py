@@ -43,8 +43,8 @@ from gateway.seats.routes import router as seats_router
 from gateway.seats.service import SEAT_ENDED, sessions_with_live_seats
 from gateway.seats.workers import seat_workers
 from gateway.sessions.client_cert import audit_unproven_forwarding
-from gateway.sessions.deps import LoginRequired
 from gateway.sessions.endings import LiveChildren
+from gateway.sessions.errors import LoginRequired
 from gateway.sessions.login import LoginServices
 from gateway.sessions.routes import router as sessions_router
 from gateway.sessions.throttle import ThrottleLimits

@@ -11,28 +11,14 @@ from starlette.datastructures import FormData
 from gateway.audit.service import record
 from gateway.db import keep_refusal
 from gateway.deps import ClockDep, DbSession
-from gateway.errors import Forbidden, GatewayError
+from gateway.errors import Forbidden
 from gateway.sessions.client_cert import client_address
-from gateway.sessions.models import EndReason, HomeSession, SessionState
+from gateway.sessions.errors import CsrfRefused, LoginFormOnly, LoginRequired
+from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import ended_reason_for_token, session_for_token, touch
 
 SESSION_COOKIE = "sohogw_session"
 LOGIN_CSRF_COOKIE = "sohogw_login_csrf"
-
-
-class LoginRequired(GatewayError):
-    status_code = 401
-    reason = "login_required"
-
-    def __init__(self, message: str, ended: EndReason | None = None) -> None:
-        super().__init__(message)
-        self.ended = ended
-        """Why the person's session ended, when it did: the sign-in page says so."""
-
-
-class CsrfRefused(GatewayError):
-    status_code = 403
-    reason = "csrf"
 
 
 def _session(request: Request, db: DbSession, clock: ClockDep, states: tuple[SessionState, ...]) -> HomeSession:
@@ -104,11 +90,6 @@ async def _session_form(request: Request, db: DbSession, clock: ClockDep) -> For
         await run_in_threadpool(audit_refusal, db, request, clock, actor, "csrf")
         raise CsrfRefused("the form expired; reload the page and try again")
     return form
-
-
-class LoginFormOnly(GatewayError):
-    status_code = 415
-    reason = "login_form_only"
 
 
 def _refuse_other_login_bodies(request: Request, db: DbSession, clock: ClockDep) -> None:

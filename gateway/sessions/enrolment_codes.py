@@ -18,16 +18,12 @@ from gateway.audit.service import record
 from gateway.clock import as_utc
 from gateway.directory import Account, Directory
 from gateway.directory.errors import AccountNotFound, DirectoryError
-from gateway.errors import Forbidden, GatewayError, NotFound, Unavailable
+from gateway.errors import Forbidden, NotFound, Unavailable
 from gateway.sessions import throttle, totp
+from gateway.sessions.errors import EnrolmentCodeRefused, TooManyAttempts
 from gateway.sessions.models import HomeSession, TotpEnrolmentCode, TotpSecret
 
 CODE_LIFETIME = timedelta(hours=24)
-
-
-class EnrolmentCodeRefused(GatewayError):
-    status_code = 403
-    reason = "enrolment_code_refused"
 
 
 def _normalized(code: str) -> str:
@@ -112,7 +108,7 @@ def redeem(
     keys = [(throttle.person_key(session.person_id), limits.per_account)]
     try:
         throttle.reserve(db, keys, now, limits, "too many wrong codes; wait a few minutes and sign in again")
-    except throttle.TooManyAttempts as error:
+    except TooManyAttempts as error:
         _audit(db, session, error.reason)
         raise
     row = db.exec(select(TotpEnrolmentCode).where(TotpEnrolmentCode.code_sha256 == _digest(code))).first()

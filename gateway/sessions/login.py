@@ -30,21 +30,10 @@ from gateway.pki.trust import verify_client
 from gateway.policies.service import current_policy
 from gateway.sessions import recovery_codes, throttle, totp
 from gateway.sessions.certificate_refusal import certificate_refusal
+from gateway.sessions.errors import LoginFailed, SecondFactorRefused, TooManyAttempts
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.service import SESSION_STARTED, end_session, live_sessions, open_session, rotate_token
 from policy import EffectivePolicy, evaluate, in_shift
-
-
-class LoginFailed(GatewayError):
-    """A refused login; ``reason`` is the audit reason and the key of the translated message."""
-
-    status_code = 401
-
-    def __init__(self, message: str, reason: str, status_code: int = 401, values: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.reason, self.status_code = reason, status_code
-        self.values = values or {}
-        """What the translated message fills in (a date, an issuer's name)."""
 
 
 @dataclass(frozen=True)
@@ -199,7 +188,7 @@ def _reserve(attempt: _Attempt, *, person: Account | None, source: bool) -> list
         throttle.reserve(
             attempt.db, keys, attempt.now, limits, f"too many failed sign-ins; wait {minutes} minutes and try again"
         )
-    except throttle.TooManyAttempts as error:
+    except TooManyAttempts as error:
         record(
             attempt.db,
             actor=(account.name if account else request.login)[:255],
@@ -414,7 +403,7 @@ def complete_second_factor(
     keys = [(throttle.person_key(session.person_id), limits.per_account)]
     try:
         throttle.reserve(db, keys, now, limits, "too many wrong codes; wait a few minutes and sign in again")
-    except throttle.TooManyAttempts as error:
+    except TooManyAttempts as error:
         record(
             db,
             actor=session.login,
@@ -427,7 +416,7 @@ def complete_second_factor(
         raise
     try:
         enrolled_now = totp.verify(db, session, code, now)
-    except totp.SecondFactorRefused as error:
+    except SecondFactorRefused as error:
         throttle.record_failure(db, session.login, session.source_ip, now, error.reason)
         record(
             db,

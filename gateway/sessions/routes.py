@@ -18,10 +18,16 @@ from gateway.sessions.deps import (
     PendingSecondFactor,
     SecurityAdminSession,
 )
-from gateway.sessions.login import LoginFailed, LoginRequest, complete_second_factor, login
+from gateway.sessions.errors import (
+    EnrolmentCodeRefused,
+    EnrolmentCodeRequired,
+    LoginFailed,
+    SecondFactorRefused,
+    TooManyAttempts,
+)
+from gateway.sessions.login import LoginRequest, complete_second_factor, login
 from gateway.sessions.models import EndReason, HomeSession
 from gateway.sessions.service import end_session, get_session
-from gateway.sessions.throttle import TooManyAttempts
 from gateway.web.confirm import ask_first, done
 from gateway.web.i18n import translate
 from gateway.web.pages import language_of, reason_message, render
@@ -87,7 +93,7 @@ def _second_factor_page(
         return render(request, "second_factor.html", status_code, qr_svg=None, error=error or None)
     try:
         secret = totp.enrolment(db, session, clock())
-    except totp.EnrolmentCodeRequired:
+    except EnrolmentCodeRequired:
         return render(
             request, "second_factor.html", status_code, qr_svg=None, need_enrolment_code=True, error=error or None
         )
@@ -117,7 +123,7 @@ def second_factor_submit(
         passed = complete_second_factor(
             db, session, str(form.get("code", "")), limits=request.app.state.login_services.limits, now=clock()
         )
-    except (totp.SecondFactorRefused, TooManyAttempts) as error:
+    except (SecondFactorRefused, TooManyAttempts) as error:
         message = reason_message(request, error.reason, error.message)
         return _second_factor_page(request, session, db, clock, error.status_code, message)
     response: Response = RedirectResponse("/", status_code=303)
@@ -136,7 +142,7 @@ def enrolment_code_submit(
     limits = request.app.state.login_services.limits
     try:
         enrolment_codes.redeem(db, session, str(form.get("enrolment_code", "")), limits=limits, now=clock())
-    except (enrolment_codes.EnrolmentCodeRefused, TooManyAttempts) as error:
+    except (EnrolmentCodeRefused, TooManyAttempts) as error:
         message = reason_message(request, error.reason, error.message)
         return _second_factor_page(request, session, db, clock, error.status_code, message)
     return RedirectResponse("/login/second-factor", status_code=303)

@@ -18,13 +18,8 @@ from sqlalchemy import CursorResult, TextClause, bindparam, text, update
 from sqlmodel import Session, col, delete
 
 from gateway.db import independent_writes, session_scope
-from gateway.errors import GatewayError
+from gateway.sessions.errors import TooManyAttempts
 from gateway.sessions.models import LoginAttempt, LoginThrottle
-
-
-class TooManyAttempts(GatewayError):
-    status_code = 429
-    reason = "throttled"
 
 
 @dataclass(frozen=True)

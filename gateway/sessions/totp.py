@@ -16,6 +16,7 @@ from sqlalchemy import CursorResult, update
 from sqlmodel import Session, col
 
 from gateway.errors import GatewayError
+from gateway.sessions.errors import EnrolmentCodeRequired, SecondFactorRefused
 from gateway.sessions.models import HomeSession, TotpSecret
 from gateway.sessions.recovery_codes import looks_like_recovery_code, redeem
 
@@ -23,16 +24,6 @@ ISSUER = "SOHO Gateway"
 STEP_SECONDS = 30
 PRIVILEGED_ROLES = frozenset({"security_admin", "hr"})
 """Roles whose first second-factor enrolment needs an enrolment code, not the password alone."""
-
-
-class SecondFactorRefused(GatewayError):
-    status_code = 401
-    reason = "second_factor_refused"
-
-
-class EnrolmentCodeRequired(GatewayError):
-    status_code = 403
-    reason = "enrolment_code_required"
 
 
 def needs_enrolment_code(session: HomeSession) -> bool:

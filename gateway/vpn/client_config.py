@@ -13,8 +13,8 @@ from datetime import datetime
 import segno
 from sqlmodel import Session
 
-from gateway.errors import GatewayError
 from gateway.sessions.models import HomeSession
+from gateway.vpn.errors import NoTunnel
 from gateway.vpn.leases import lease_for_session
 from gateway.vpn.models import TunnelLease
 from gateway.vpn.settings import VpnSettings
@@ -22,11 +22,6 @@ from gateway.vpn.settings import VpnSettings
 PRIVATE_KEY_PLACEHOLDER = "<paste the private key your WireGuard app made for your certificate>"
 KEEPALIVE_SECONDS = 25
 """Keeps the home router's NAT mapping open (WireGuard's own recommendation for peers behind NAT)."""
-
-
-class NoTunnel(GatewayError):
-    status_code = 409
-    reason = "no_tunnel"
 
 
 def allowed_networks(lease: TunnelLease) -> list[str]:

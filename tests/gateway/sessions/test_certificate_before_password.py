@@ -29,7 +29,8 @@ from gateway.directory.settings import DirectorySettings
 from gateway.pki import service as pki
 from gateway.policies.service import import_policy
 from gateway.sessions import throttle
-from gateway.sessions.login import LoginFailed, LoginRequest, LoginServices, login
+from gateway.sessions.errors import LoginFailed
+from gateway.sessions.login import LoginRequest, LoginServices, login
 from gateway.sessions.models import LoginThrottle
 from policy import DEFAULT_POLICY_FILE
 from tests.directory import samba

@@ -18,9 +18,9 @@ from sqlmodel import col, select
 from gateway.audit.models import AuditEvent
 from gateway.db import session_scope
 from gateway.sessions import totp
+from gateway.sessions.errors import EnrolmentCodeRequired, SecondFactorRefused
 from gateway.sessions.login import LoginServices, complete_second_factor
 from gateway.sessions.models import HomeSession, TotpSecret
-from gateway.sessions.totp import EnrolmentCodeRequired, SecondFactorRefused
 from tests.gateway.sessions.second_factor_sign_ins import LIMITS, T0, login_services, pending_session
 
 

@@ -21,7 +21,8 @@ from gateway.pki.models import TrustedAuthority
 from gateway.pki.trust import import_company_ca
 from gateway.policies.models import PolicyVersion
 from gateway.policies.service import import_policy
-from gateway.sessions.login import LoginFailed, LoginRequest, LoginServices, login
+from gateway.sessions.errors import LoginFailed
+from gateway.sessions.login import LoginRequest, LoginServices, login
 from gateway.sessions.throttle import ThrottleLimits
 from tests.certs.company_ca import CompanyCa
 from tests.support.portal import write_builtin_directory

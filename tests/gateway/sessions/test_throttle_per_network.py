@@ -20,7 +20,8 @@ from gateway.directory import open_directory
 from gateway.directory.settings import DirectorySettings
 from gateway.policies.service import import_policy
 from gateway.sessions import throttle
-from gateway.sessions.login import LoginFailed, LoginRequest, LoginServices, login
+from gateway.sessions.errors import LoginFailed
+from gateway.sessions.login import LoginRequest, LoginServices, login
 from tests.gateway.sessions.guess_counting import CountingDirectory
 from tests.support.portal import write_builtin_directory
 

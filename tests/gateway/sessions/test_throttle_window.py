@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session
 
+from gateway.sessions.errors import TooManyAttempts
 from gateway.sessions.models import LoginThrottle
-from gateway.sessions.throttle import ThrottleLimits, TooManyAttempts, give_back, reserve
+from gateway.sessions.throttle import ThrottleLimits, give_back, reserve
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 LIMITS = ThrottleLimits(per_account=2, per_source=100, window=timedelta(minutes=15))

@@ -21,7 +21,8 @@ from gateway.directory.builtin import password_hash
 from gateway.directory.settings import DirectorySettings
 from gateway.policies.service import import_policy
 from gateway.sessions import throttle
-from gateway.sessions.login import LoginFailed, LoginRequest, LoginServices, login
+from gateway.sessions.errors import LoginFailed
+from gateway.sessions.login import LoginRequest, LoginServices, login
 from gateway.supervision.rules import failed_login_conditions
 from gateway.supervision.settings import SupervisionSettings
 
