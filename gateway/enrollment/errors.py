@@ -1,6 +1,6 @@
 """What enrollment refuses, each with a message HR or the applicant can act on."""
 
-from gateway.errors import Conflict, GatewayError
+from gateway.errors import Conflict, GatewayError, Unavailable
 
 
 class StageConflict(Conflict):
@@ -24,3 +24,12 @@ class EvidenceRefused(GatewayError):
 class EnvcheckRefused(GatewayError):
     status_code = 422
     reason = "enrollment.envcheck"
+
+
+class DirectoryChangeFailed(Unavailable):
+    reason = "enrollment.directory"
+
+
+class CertificateRequestRefused(GatewayError):
+    status_code = 422
+    reason = "certificate_request_refused"

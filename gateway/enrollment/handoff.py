@@ -18,10 +18,10 @@ from certs.identity import identity_of
 from gateway.audit.service import record
 from gateway.directory import Account, Directory, DirectoryUser
 from gateway.directory.errors import AccountNotFound, DirectoryError, LoginRefused
-from gateway.enrollment.errors import InvalidApplication
+from gateway.enrollment.errors import DirectoryChangeFailed, InvalidApplication
 from gateway.enrollment.membership import nudge_membership
 from gateway.enrollment.models import Application, CertificateRequest, CertificateRequestState
-from gateway.errors import NotFound, Unavailable
+from gateway.errors import NotFound
 from gateway.pki import service as pki
 from gateway.pki.errors import CaNotReady
 from gateway.pki.models import CertificateKind, IssuedCertificate
@@ -31,10 +31,6 @@ from gateway.sessions.service import end_session
 from gateway.voice.numbers import mark_vetted
 
 REVOCATION_REASON = "affiliationChanged"
-
-
-class DirectoryChangeFailed(Unavailable):
-    reason = "enrollment.directory"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Why a launch or a seat connection is refused, in words the person can act on."""
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, NotFound
 
 
 class AppNotPublished(GatewayError):
@@ -27,3 +27,9 @@ class GuacamoleUnavailable(GatewayError):
 
     status_code = 503
     reason = "seat.guacamole_unavailable"
+
+
+class PlaybackRefused(NotFound):
+    """Unknown, out of scope, or not this agent's sealed recording; already audited."""
+
+    reason = "recording.not_found"

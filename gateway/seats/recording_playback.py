@@ -10,17 +10,12 @@ from sqlmodel import Session
 
 from desktop_broker.recording.sealing import open_sealed
 from gateway.errors import NotFound
+from gateway.seats.errors import PlaybackRefused
 from gateway.seats.models import ScreenRecording
 from gateway.seats.recording_files import RecordingFiles
 from gateway.seats.recordings import audit_playback, playable, session_recordings
 from gateway.sessions.agents import known_agent
 from gateway.sessions.models import HomeSession
-
-
-class PlaybackRefused(NotFound):
-    """Unknown, out of scope, or not this agent's sealed recording; already audited."""
-
-    reason = "recording.not_found"
 
 
 def agents_recordings(

@@ -7,13 +7,9 @@ to exist.
 
 from sqlmodel import Session
 
-from gateway.errors import NotFound
+from gateway.sessions.errors import UnknownAgent
 from gateway.sessions.models import HomeSession
 from gateway.sessions.service import get_session
-
-
-class UnknownAgent(NotFound):
-    reason = "supervision.agent_not_found"
 
 
 def known_agent(db: Session, agent_session_id: str) -> HomeSession:

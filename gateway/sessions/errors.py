@@ -1,6 +1,6 @@
 """Why the sessions domain refuses or fails, as errors the gateway reports with a reason."""
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, NotFound
 from gateway.sessions.models import EndReason
 
 
@@ -54,3 +54,7 @@ class LoginFormOnly(GatewayError):
 class EnrolmentCodeRefused(GatewayError):
     status_code = 403
     reason = "enrolment_code_refused"
+
+
+class UnknownAgent(NotFound):
+    reason = "supervision.agent_not_found"

@@ -20,20 +20,12 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, func, select
 
 from gateway.db import session_scope
-from gateway.errors import Conflict, Unavailable
+from gateway.vpn.errors import AddressTaken, PoolExhausted
 from gateway.vpn.models import AddressAssignment
 from gateway.vpn.settings import VpnSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class AddressTaken(Conflict):
-    """Another transaction took the same address first; retry the transaction."""
-
-
-class PoolExhausted(Unavailable):
-    """No free address is left; widen the pools or shorten the hold-back period."""
 
 
 def _host(settings: VpnSettings, ordinal: int) -> tuple[str, str]:

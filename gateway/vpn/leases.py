@@ -21,6 +21,7 @@ from gateway.policies.service import current_policy
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import policy_groups
 from gateway.vpn import ipam
+from gateway.vpn.errors import AddressTaken
 from gateway.vpn.models import LeaseState, TunnelLease
 from gateway.vpn.settings import VpnSettings
 from policy import PolicyDocument, compile_network_scope, evaluate
@@ -48,7 +49,7 @@ def lease_for_session(
     A lease written here belongs to ``node`` (this node; None on a node that does not name itself): its peer is
     installed there and the agent's config names this node's ``settings.endpoint``.
 
-    Flushes only. Concurrent first calls for one agent may raise `ipam.AddressTaken`: run under `ipam.retrying`.
+    Flushes only. Concurrent first calls for one agent may raise `AddressTaken`: run under `ipam.retrying`.
     """
     existing = db.exec(select(TunnelLease).where(TunnelLease.session_id == session.id)).first()
     if existing is not None:
@@ -74,7 +75,7 @@ def lease_for_session(
     try:
         db.flush()
     except IntegrityError as error:  # the controller's pass and a config download wrote it at the same moment
-        raise ipam.AddressTaken(f"the tunnel lease of session {session.id} was written concurrently") from error
+        raise AddressTaken(f"the tunnel lease of session {session.id} was written concurrently") from error
     record(
         db,
         actor="vpn",

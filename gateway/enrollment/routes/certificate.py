@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from certs.errors import CertificateError
 from gateway.deps import ClockDep, DbSession, RowId
 from gateway.enrollment.certificate_requests import close_request, open_requests
+from gateway.enrollment.errors import CertificateRequestRefused
 from gateway.enrollment.models import CertificateRequest, CertificateRequestState
 from gateway.errors import GatewayError, NotFound
 from gateway.pki import service as pki
@@ -18,11 +19,6 @@ from gateway.web.forms import AuditedAs, attempt, refused_page
 from gateway.web.pages import render
 
 router = APIRouter(tags=["enrollment"])
-
-
-class CertificateRequestRefused(GatewayError):
-    status_code = 422
-    reason = "certificate_request_refused"
 
 
 @router.get("/security-admin/certificate-requests", response_class=HTMLResponse)

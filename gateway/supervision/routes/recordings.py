@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from gateway.deps import DbSession
 from gateway.errors import Unavailable
 from gateway.seats import recording_playback
+from gateway.seats.errors import PlaybackRefused
 from gateway.seats.recording_files import RecordingFiles
 from gateway.sessions.client_cert import client_address
 from gateway.sessions.deps import SupervisorSession
@@ -46,7 +47,7 @@ def player_page(
         agent, recording = recording_playback.recording_for(
             db, supervisor, session_id, recording_id, client_address(request)
         )
-    except recording_playback.PlaybackRefused as refused:  # answered, not raised: the audited refusal commits
+    except PlaybackRefused as refused:  # answered, not raised: the audited refusal commits
         return render(request, "recording_refused.html", refused.status_code, reason=refused.reason)
     return render(request, "recording_player.html", agent=agent, recording=recording)
 
@@ -64,6 +65,6 @@ def recording_data(
         chunks = recording_playback.play(
             db, supervisor, session_id, recording_id, client_address(request), _files(request)
         )
-    except recording_playback.PlaybackRefused as refused:
+    except PlaybackRefused as refused:
         return JSONResponse({"reason": refused.reason, "message": refused.message}, refused.status_code)
     return StreamingResponse(chunks, media_type="application/octet-stream", headers={"Cache-Control": "no-store"})

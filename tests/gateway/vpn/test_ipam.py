@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from gateway.vpn import ipam
+from gateway.vpn.errors import PoolExhausted
 from gateway.vpn.models import AddressAssignment
 from gateway.vpn.settings import VpnSettings
 
@@ -39,10 +40,10 @@ def test_a_released_address_is_held_back_for_its_owner_then_reused(db: Session) 
     owners = [
         ipam.assign(db, f"test:agent{n}", f"agent{n}", settings, NOW) for n in range(5)
     ]  # .2 … .6: the pool is full
-    with pytest.raises(ipam.PoolExhausted):
+    with pytest.raises(PoolExhausted):
         ipam.assign(db, "test:newcomer", "newcomer", settings, NOW)
     ipam.release(db, "test:agent2", NOW)
-    with pytest.raises(ipam.PoolExhausted):
+    with pytest.raises(PoolExhausted):
         ipam.assign(db, "test:newcomer", "newcomer", settings, NOW + timedelta(hours=23))
     taken = ipam.assign(db, "test:newcomer", "newcomer", settings, NOW + timedelta(hours=24, seconds=1))
     assert (taken.ipv4, taken.ipv6) == (owners[2].ipv4, owners[2].ipv6)
