@@ -16,6 +16,7 @@ from sqlmodel import Session
 from gateway.clock import Clock
 from gateway.db import session_scope
 from gateway.directory import DirectoryWatch, open_directory_watch
+from gateway.directory.errors import DirectoryUnavailable
 from gateway.events import publish
 from gateway.pki.trust import record_refused_crls
 from gateway.sessions import throttle
@@ -123,6 +124,10 @@ class DirectoryChanges(Worker[tuple[bool, list[str]], None]):
                 only=touched,
             )  # fmt: skip
         log.info("directory change: re-validation ended %d of %d touched sessions", report.ended, report.checked)
+        if report.directory_unavailable:
+            # Raised, the runner keeps the change's nudge and retries with back-off: the poll may be an hour away,
+            # and a change no pass judged (a deleted or disabled account) would otherwise wait for it.
+            raise DirectoryUnavailable(f"the directory did not answer for {len(touched)} touched session(s)")
 
     def stop(self) -> None:
         if self.watch is not None:

@@ -13,10 +13,11 @@ from gateway.sessions.directory_changes import SUBSCRIPTION_AUDIT_ACTION
 PATIENCE = 30.0  # seconds: a bound for a loaded machine, not the promise (bench/bench_directory_change.py has that)
 
 
-def wait_for(what: str, condition: Callable[[], bool]) -> None:
+def wait_for(what: str, condition: Callable[[], bool], explain: Callable[[], str] = lambda: "") -> None:
+    """Wait until ``condition`` holds; a timeout says what did not happen and, from ``explain``, what was seen."""
     deadline = time.monotonic() + PATIENCE
     while not condition():
-        assert time.monotonic() < deadline, f"{what} did not happen within {PATIENCE:g} s"
+        assert time.monotonic() < deadline, f"{what} did not happen within {PATIENCE:g} s. {explain()}"
         time.sleep(0.05)
 
 

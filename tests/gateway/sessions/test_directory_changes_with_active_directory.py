@@ -8,6 +8,7 @@ lost subscription is re-established, audited once lost and once restored, and ca
 it was down.
 """
 
+import logging
 import secrets
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -116,14 +117,30 @@ def watched(
             engine.dispose()
 
 
+def _what_the_subscription_saw(watched: Watched, agent: Agent) -> str:
+    watch, session = watched.subscription.watch, _session(watched.portal, agent)
+    return (
+        f"Subscribed: {watch.subscribed.is_set() if watch else None}; watching: {watch.watching if watch else None}; "
+        f"subscription audit: {subscription_audit(watched.portal.engine)}; the session: {session.state}, "
+        f"last checked {session.last_checked_at}. The INFO log below has the subscription's and the worker's lines."
+    )
+
+
 @pytest.mark.parametrize("change", ACCOUNT_CHANGES)
-def test_an_account_change_in_active_directory_ends_the_session_without_the_poll(watched: Watched, change: str) -> None:
+def test_an_account_change_in_active_directory_ends_the_session_without_the_poll(
+    watched: Watched, change: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gateway")  # a failure shows what the subscription and the worker did
     apply, reason = ACCOUNT_CHANGES[change]
     portal = watched.portal
     agent = portal.agent()
     assert watched.subscription.watch.subscribed.wait(PATIENCE)
     apply(portal.samba, agent)
-    wait_for(f"the end of the session after '{change}'", lambda: _session(portal, agent).state is SessionState.ENDED)
+    wait_for(
+        f"the end of the session after '{change}'",
+        lambda: _session(portal, agent).state is SessionState.ENDED,
+        lambda: _what_the_subscription_saw(watched, agent),
+    )
     ended = _session(portal, agent)
     assert ended.end_reason is reason
     assert ended.ended_by == "revalidation"
