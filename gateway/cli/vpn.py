@@ -20,9 +20,10 @@ def vpn_down() -> None:
     end meanwhile, with no gateway to remove them. systemd runs this as ``ExecStopPost``; the next start builds
     the interface again from the database. wireguard-go's TUN device goes the same way, and the process exits with
     it. An interface already gone is not an error."""
-    name = get_settings().vpn.interface
-    if not link_exists(name):
+    vpn_settings = get_settings().vpn
+    name, netns = vpn_settings.interface, vpn_settings.netns
+    if not link_exists(name, netns):
         click.echo(f"no interface {name}")
         return
-    delete_link(name)
+    delete_link(name, netns)
     click.echo(f"deleted interface {name} and its peers")
