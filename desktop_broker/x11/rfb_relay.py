@@ -152,6 +152,10 @@ class _SeatToBrowser:
             else:
                 await self._skip(rest)
             return
+        if kind in (0, 1) and not self._connection.update_requested:
+            # Pixels are measured in the format the browser set before it asked; an update nobody asked for would be
+            # measured in the seat's own, and a seat that chose it could hide a message for the browser in them.
+            raise RfbRelayRefused("the seat sent pixels before the browser asked for an update")
         self._pending.append(kind)
         if kind == 0:  # FramebufferUpdate
             for _ in range(struct.unpack(">xH", await self._read(3))[0]):

@@ -20,6 +20,8 @@ BOTH_WAYS = DisplayRules(clipboard_in=True, clipboard_out=True)
 # 32 bits per pixel, depth 24, little-endian, true colour, 255 per channel: what x11vnc announces and noVNC keeps.
 PIXEL_FORMAT = struct.pack(">BBBBHHHBBB3x", 32, 24, 0, 1, 255, 255, 255, 16, 8, 0)
 SERVER_INIT = struct.pack(">HH", 1280, 800) + PIXEL_FORMAT + struct.pack(">I", 9) + b"SOHO seat"
+UPDATE_REQUEST = struct.pack(">BBHHHH", 3, 0, 0, 0, 1280, 800)
+"""What noVNC sends once its pixel format and encodings are set: the first FramebufferUpdateRequest."""
 CAPS = 1 << 24
 PROVIDE = 1 << 28
 TEXT = 1
@@ -60,7 +62,7 @@ EVERY_ENCODING = _update(
 
 
 async def _run(
-    server_says: bytes, rules: DisplayRules, browser_says: bytes = b"\x01", server_reads: int = 1
+    server_says: bytes, rules: DisplayRules, browser_says: bytes = b"\x01" + UPDATE_REQUEST, server_reads: int = 11
 ) -> tuple[bytes, bytes, BaseException | None]:
     """Bridge a browser that says `browser_says` (ClientInit first) to a server that reads `server_reads` bytes, then
     says ServerInit and `server_says` and hangs up. Returns (what the browser got, what the server got, the error)."""
@@ -129,6 +131,14 @@ def test_a_message_the_relay_cannot_measure_ends_the_connection() -> None:
     got, _, error = asyncio.run(_run(b"\x96" + _plain_cut_text(b"behind an unknown type"), BOTH_WAYS))
     assert isinstance(error, RfbRelayRefused)
     assert b"unknown type" not in got
+
+
+def test_pixels_sent_before_the_browser_asked_for_an_update_end_the_connection() -> None:
+    """Measured in the seat's own pixel format, not the browser's, such pixels could hide a cut text for noVNC."""
+    hidden = _update(_rect(1, 64, 0, bytes(64 * 4))) + _plain_cut_text(b"hidden in pixels")
+    got, _, error = asyncio.run(_run(hidden, NOTHING_ALLOWED, browser_says=b"\x01", server_reads=1))
+    assert isinstance(error, RfbRelayRefused)
+    assert got == SERVER_INIT
 
 
 def test_a_rectangle_in_an_encoding_the_browser_could_not_ask_for_ends_the_connection() -> None:
