@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ldap3 import BASE, Connection
-from ldap3.core.exceptions import LDAPCommunicationError
 from ldap3.protocol.formatters.formatters import format_sid
 from ldap3.utils.conv import escape_bytes, escape_filter_chars
 from ldap3.utils.dn import parse_dn
@@ -36,7 +35,6 @@ IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN: transitive 
 ACCOUNT = ["objectGUID", "userPrincipalName", "sAMAccountName"]
 PERSON = [*ACCOUNT, "displayName", "mail", "telephoneNumber", "mobile"]
 STATE = ["userAccountControl", "msDS-User-Account-Control-Computed", "accountExpires", "pwdLastSet", "logonHours"]
-INVALID_CREDENTIALS = 49
 
 
 class ActiveDirectory(PooledDirectory):
@@ -106,19 +104,9 @@ class ActiveDirectory(PooledDirectory):
 
     def verify(self, account: Account, password: str) -> DirectoryUser:
         check_password(password)
-        conn = self._servers.open(account.dn, password)
-        try:
-            if not conn.bind():
-                if conn.result["result"] == INVALID_CREDENTIALS:
-                    raise refusal_from_bind_message(conn.result.get("message", ""))
-                raise errors.DirectoryMisconfigured(f"bind refused: {conn.result['description']}")
+        with self._servers.bound_as(account.dn, password, refusal_from_bind_message) as conn:
             entry = one_entry(conn, account.dn, "(objectClass=user)", PERSON, BASE)
             return self._person(entry, account.name, self._groups(conn, entry["dn"]), AccountState.ACTIVE)
-        except LDAPCommunicationError as exc:
-            self._servers.report_failure(conn)
-            raise errors.DirectoryUnavailable(f"directory connection lost during login: {exc}") from None
-        finally:
-            conn.unbind()
 
     def authenticate(self, login: str, password: str) -> DirectoryUser:
         check_password(password)

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ldap3 import BASE, Connection
-from ldap3.core.exceptions import LDAPCommunicationError
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
@@ -29,7 +28,6 @@ from gateway.directory.watch import Changed, DirectoryWatch, StatusReport, watch
 
 ACCOUNT = ["entryUUID", "uid", "cn"]
 PERSON = [*ACCOUNT, "displayName", "mail", "telephoneNumber", "mobile", "memberOf"]
-INVALID_CREDENTIALS = 49
 
 
 class OpenLdapDirectory(PooledDirectory):
@@ -71,19 +69,9 @@ class OpenLdapDirectory(PooledDirectory):
 
     def verify(self, account: Account, password: str) -> DirectoryUser:
         check_password(password)
-        conn = self._servers.open(account.dn, password)
-        try:
-            if not conn.bind():
-                if conn.result["result"] != INVALID_CREDENTIALS:
-                    raise errors.DirectoryMisconfigured(f"bind refused: {conn.result['description']}")
-                raise errors.WrongPassword("directory refused the password")
+        with self._servers.bound_as(account.dn, password, _wrong_password) as conn:
             entry = one_entry(conn, account.dn, "(objectClass=person)", self._with_upn(PERSON), BASE)
             return self._person(conn, entry, account.name, AccountState.ACTIVE)
-        except LDAPCommunicationError as exc:
-            self._servers.report_failure(conn)
-            raise errors.DirectoryUnavailable(f"directory connection lost during login: {exc}") from None
-        finally:
-            conn.unbind()
 
     def authenticate(self, login: str, password: str) -> DirectoryUser:
         check_password(password)
@@ -156,3 +144,8 @@ def _entry_uuid(entry: dict[str, Any]) -> str:
     if not value:
         raise errors.DirectoryMisconfigured(f"{entry['dn']!r} has no readable entryUUID")
     return value.lower()
+
+
+def _wrong_password(_message: str) -> errors.LoginRefused:
+    """OpenLDAP's bind refusal says nothing of the account's state (the poll reads that): a wrong password."""
+    return errors.WrongPassword("directory refused the password")

@@ -10,7 +10,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from ldap3 import NONE, Connection, Server, Tls
@@ -20,6 +21,9 @@ from gateway.directory import errors
 from gateway.directory.settings import DirectorySettings
 
 log = logging.getLogger(__name__)
+
+INVALID_CREDENTIALS = 49
+"""LDAP's resultCode for a bind refused on the password (or on the account's state, which AD says in the message)."""
 
 
 def _tls(settings: DirectorySettings) -> Tls:
@@ -107,3 +111,24 @@ class ServerList:
     def report_failure(self, conn: Connection) -> None:
         """Called when a connection died mid-operation, so the next open() tries another server first."""
         self._mark(conn.server, failed=True)
+
+    @contextmanager
+    def bound_as(self, dn: str, password: str, refusal: Callable[[str], errors.LoginRefused]) -> Iterator[Connection]:
+        """A connection bound as `dn` with the person's own password, to read their entry as them, closed after.
+
+        A bind refused for its credentials raises what `refusal` makes of the server's message (AD says there why:
+        locked, expired...); any other refusal is the gateway's configuration. A connection lost meanwhile is this
+        server's failure, reported so the next login tries another first.
+        """
+        conn = self.open(dn, password)
+        try:
+            if not conn.bind():
+                if conn.result["result"] == INVALID_CREDENTIALS:
+                    raise refusal(conn.result.get("message", ""))
+                raise errors.DirectoryMisconfigured(f"bind refused: {conn.result['description']}")
+            yield conn
+        except LDAPCommunicationError as exc:
+            self.report_failure(conn)
+            raise errors.DirectoryUnavailable(f"directory connection lost during login: {exc}") from None
+        finally:
+            conn.unbind()
