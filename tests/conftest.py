@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -19,6 +20,7 @@ from gateway.db import make_engine
 from gateway.migrate import upgrade
 from tests.directory.samba import SAMBA_PACKAGES, SambaDC, running_samba_dc
 from tests.directory.slapd import Slapd, running_slapd
+from tests.support.browser import chromium
 from tests.support.cgroups import ensure_cgroup_hierarchies
 from tests.support.components import IN_CI, require, require_programs
 from tests.support.guacamole_lite import installed_modules
@@ -119,3 +121,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, which must run every tier: {reason}"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, one per test module: each test opens its own context (cookies, cache, locale)."""
+    with chromium() as running:
+        yield running

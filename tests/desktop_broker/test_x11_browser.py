@@ -22,7 +22,6 @@ from tests.desktop_broker.x11_fixtures import (
     websocket_bridge_server,
     x_run,
 )
-from tests.support.browser import chromium
 
 pytestmark = pytest.mark.e2e
 
@@ -32,12 +31,6 @@ QUIET_PERIOD = 3.0  # x11vnc polls the selections about once a second
 # "nothing arrived" check made sooner would prove nothing, so clipboard-out checks wait past it.
 SEND_DELAY = 16.0
 Viewer = Callable[..., Page]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

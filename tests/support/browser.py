@@ -3,7 +3,7 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.support.components import require_programs
 
@@ -27,3 +27,13 @@ def chromium() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+def sign_in_page(page: Page, login: str, password: str, base_url: str = "") -> None:
+    """Sign in through the portal's form as a person does; on return the page the sign-in leads to has loaded (the
+    landing page, the second factor's, or the form again with its refusal)."""
+    page.goto(f"{base_url}/login")
+    page.fill("#username", login)
+    page.fill("#password", password)
+    with page.expect_navigation():
+        page.click("#sign-in")

@@ -10,12 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from playwright.sync_api import BrowserContext, Page
 from sqlalchemy import Engine
 
 from gateway.directory import Directory
 from gateway.enrollment.handoff import HandOff
 from gateway.enrollment.workers import enrollment_workers
 from tests.support import portal as whole
+from tests.support.browser import sign_in_page
 from tests.support.portal import csrf_of
 from tests.support.workers import alongside_app
 
@@ -82,6 +84,17 @@ def wait_for(check: Callable[[], bool], seconds: float = 15) -> None:
     while not check():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
+
+
+ONE_DATABASE_KIND = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+"""For the browser tier: one database kind is enough there, the HTTP tests cover both."""
+
+
+def signed_in_page(context: BrowserContext, login: str) -> Page:
+    """A new page of `context`, signed in as `login` through the form."""
+    page = context.new_page()
+    sign_in_page(page, login, PASSWORDS[login])
+    return page
 
 
 @contextmanager

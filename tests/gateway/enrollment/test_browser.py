@@ -1,48 +1,21 @@
 """In a real Chromium: the applicant runs the environment check at "home" (loopback), and HR walks an application
 through every stage to approval."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page
 from sqlmodel import col, select
 
-from gateway.db import make_engine, session_scope
+from gateway.db import session_scope
 from gateway.enrollment.models import Application, ApplicationState, EnvcheckRun
-from tests.gateway.enrollment.conftest import PASSWORDS, Portal, running_portal, wait_for
-from tests.support.browser import chromium
-from tests.support.sqlite import copy_sqlite
+from tests.gateway.enrollment.conftest import ONE_DATABASE_KIND, Portal, signed_in_page, wait_for
 
-pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as running:
-        yield running
-
-
-@pytest.fixture
-def portal(tmp_path: Path, sqlite_template: Path) -> Iterator[Portal]:
-    """One database kind is enough for the browser tier; the HTTP tests cover both."""
-    db_url = copy_sqlite(sqlite_template, tmp_path / "enrollment.db")
-    engine = make_engine(db_url)
-    try:
-        with running_portal(tmp_path, db_url, engine) as running:
-            yield running
-    finally:
-        engine.dispose()
+pytestmark = [pytest.mark.e2e, ONE_DATABASE_KIND]
 
 
 def _sign_in(browser: Browser, portal: Portal, login: str) -> Page:
-    page = browser.new_context(base_url=portal.base_url, locale="en-US").new_page()
-    page.goto("/login")
-    page.fill("input[name=username]", login)
-    page.fill("input[name=password]", PASSWORDS[login])
-    page.locator("form button[type=submit]").first.click()
-    page.wait_for_url(lambda url: "/login" not in url)
-    return page
+    return signed_in_page(browser.new_context(base_url=portal.base_url, locale="en-US"), login)
 
 
 def _run_check(page: Page) -> dict[str, str]:

@@ -4,8 +4,6 @@ headers and a status, downloads it, and revokes it after confirming (declining c
 
 import base64
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -15,41 +13,21 @@ from cryptography.x509.oid import NameOID
 from playwright.sync_api import Browser, Page, expect
 from sqlmodel import select
 
-from gateway.db import make_engine, session_scope
+from gateway.db import session_scope
 from gateway.pki.models import IssuedCertificate
-from tests.gateway.enrollment.conftest import PASSWORDS, Portal, running_portal, signed_in
+from tests.gateway.enrollment.conftest import (
+    ONE_DATABASE_KIND,
+    Portal,
+    signed_in,
+    signed_in_page,
+)
 from tests.gateway.enrollment.test_pages import _apply, _walk_to_approval
-from tests.support.browser import chromium
-from tests.support.sqlite import copy_sqlite
 
-pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def portal(tmp_path: Path, sqlite_template: Path) -> Iterator[Portal]:
-    db_url = copy_sqlite(sqlite_template, tmp_path / "enrollment.db")
-    engine = make_engine(db_url)
-    try:
-        with running_portal(tmp_path, db_url, engine) as running:
-            yield running
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as running:
-        yield running
+pytestmark = [pytest.mark.e2e, ONE_DATABASE_KIND]
 
 
 def _admin(browser: Browser, portal: Portal) -> Page:
-    page = browser.new_context(base_url=portal.base_url, locale="en-US").new_page()
-    page.goto("/login")
-    page.fill("#username", "admin1")
-    page.fill("#password", PASSWORDS["admin1"])
-    page.click("#sign-in")
-    page.wait_for_url(lambda url: "/login" not in url)
-    return page
+    return signed_in_page(browser.new_context(base_url=portal.base_url, locale="en-US"), "admin1")
 
 
 def _csr() -> str:

@@ -2,7 +2,6 @@
 wrong link leads to, walked in Chromium in Chinese, show no English and no catalog key (``tests/support/
 untranslated.py``) and use 座席, never 坐席, for "seat"."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,49 +9,24 @@ from playwright.sync_api import Browser, Page, expect
 from sqlmodel import col, select
 
 from gateway.clock import utcnow
-from gateway.db import make_engine, session_scope
+from gateway.db import session_scope
 from gateway.enrollment.models import Application
 from gateway.seats.models import SeatLease, SeatLeaseState
 from gateway.sessions.models import HomeSession
 from gateway.web.i18n import catalog
-from tests.gateway.enrollment.conftest import PASSWORDS, Portal, running_portal
+from tests.gateway.enrollment.conftest import ONE_DATABASE_KIND, Portal, signed_in_page
 from tests.gateway.enrollment.test_pages import _apply
-from tests.support.browser import chromium
-from tests.support.sqlite import copy_sqlite
 from tests.support.untranslated import untranslated_on
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, ONE_DATABASE_KIND]
 SHOWN_DATA = ("Applicant1", "Applicant2", "Onsite-Agents", "SOHO-Agents", "Night-Shift")
 """Names the test people and groups carry, shown as they are in every language."""
-
-
-@pytest.fixture
-def portal(tmp_path: Path, sqlite_template: Path) -> Iterator[Portal]:
-    db_url = copy_sqlite(sqlite_template, tmp_path / "enrollment.db")
-    engine = make_engine(db_url)
-    try:
-        with running_portal(tmp_path, db_url, engine) as running:
-            yield running
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as running:
-        yield running
 
 
 def _chinese(browser: Browser, portal: Portal, login: str, javascript: bool = True) -> Page:
     context = browser.new_context(base_url=portal.base_url, locale="zh-CN", java_script_enabled=javascript)
     context.add_cookies([{"name": "sohogw_lang", "value": "zh-CN", "url": portal.base_url}])
-    page = context.new_page()
-    page.goto("/login")
-    page.fill("#username", login)
-    page.fill("#password", PASSWORDS[login])
-    page.click("#sign-in")
-    page.wait_for_url(lambda url: "/login" not in url)
-    return page
+    return signed_in_page(context, login)
 
 
 def _walk(page: Page, paths: list[str]) -> dict[str, dict[str, str]]:

@@ -3,7 +3,6 @@ and what they typed still in its fields (``gateway.web.forms``) — the phone pa
 a wrong evidence file, and a CSV with a wrong header. Every refusal is audited."""
 
 import html
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,43 +10,23 @@ from playwright.sync_api import Browser, Page, expect
 from sqlmodel import col, select
 
 from gateway.audit.models import AuditEvent
-from gateway.db import make_engine, session_scope
+from gateway.db import session_scope
 from gateway.enrollment.models import Application, Evidence
 from gateway.web.i18n import catalog
-from tests.gateway.enrollment.conftest import PASSWORDS, Portal, running_portal, signed_in
+from tests.gateway.enrollment.conftest import (
+    ONE_DATABASE_KIND,
+    Portal,
+    signed_in,
+    signed_in_page,
+)
 from tests.gateway.enrollment.test_pages import _apply, _walk_to_approval
-from tests.support.browser import chromium
-from tests.support.sqlite import copy_sqlite
 from tests.support.untranslated import untranslated_on
 
-pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as running:
-        yield running
-
-
-@pytest.fixture
-def portal(tmp_path: Path, sqlite_template: Path) -> Iterator[Portal]:
-    db_url = copy_sqlite(sqlite_template, tmp_path / "enrollment.db")
-    engine = make_engine(db_url)
-    try:
-        with running_portal(tmp_path, db_url, engine) as running:
-            yield running
-    finally:
-        engine.dispose()
+pytestmark = [pytest.mark.e2e, ONE_DATABASE_KIND]
 
 
 def _sign_in(browser: Browser, portal: Portal, login: str, locale: str = "en-US") -> Page:
-    page = browser.new_context(base_url=portal.base_url, locale=locale).new_page()
-    page.goto("/login")
-    page.fill("input[name=username]", login)
-    page.fill("input[name=password]", PASSWORDS[login])
-    page.locator("form button[type=submit]").first.click()
-    page.wait_for_url(lambda url: "/login" not in url)
-    return page
+    return signed_in_page(browser.new_context(base_url=portal.base_url, locale=locale), login)
 
 
 def _refusals(portal: Portal, action: str) -> list[str]:

@@ -31,7 +31,6 @@ from gateway.seats.workers import seat_workers
 from gateway.sessions.deps import SESSION_COOKIE
 from gateway.workers.runner import WorkerRunner
 from tests.gateway.sessions.conftest import GROUPS, PASSWORDS, WG_KEYS, Portal, sign_in
-from tests.support.browser import chromium
 from tests.support.clock import MovableClock
 from tests.support.portal import csrf_of, serving_portal
 
@@ -135,12 +134,6 @@ def seat_portal_on_sqlite(tmp_path_factory: pytest.TempPathFactory, name: str, *
             yield running
     finally:
         engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from gateway.audit.models import AuditEvent
 from gateway.sessions.models import TotpRecoveryCode
 from tests.gateway.sessions.conftest import GROUPS, PASSWORDS, Portal
 from tests.support import portal as whole
-from tests.support.browser import chromium
+from tests.support.browser import sign_in_page
 from tests.support.clock import MovableClock
 
 pytestmark = pytest.mark.e2e
@@ -38,17 +38,8 @@ def portal(tmp_path: Path, db_url: str, engine: Engine, clock: MovableClock) -> 
         yield running
 
 
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as running:
-        yield running
-
-
 def _password(page: Page, portal: Portal) -> None:
-    page.goto(f"{portal.base_url}/login")
-    page.fill("#username", "admin1")
-    page.fill("#password", PASSWORDS["admin1"])
-    page.click("#sign-in")
+    sign_in_page(page, "admin1", PASSWORDS["admin1"], portal.base_url)
     expect(page).to_have_url(f"{portal.base_url}/login/second-factor")
     expect(page.locator("header nav")).to_have_count(0)  # no links that would lead back here
 

@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 
 from tests.gateway.sessions.conftest import PASSWORDS
 from tests.gateway.supervision.conftest import SupervisedPortal, post_form, signed_in
-from tests.support.browser import chromium
+from tests.support.browser import chromium, sign_in_page
 from tests.support.untranslated import untranslated_on
 
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
@@ -15,10 +15,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("db_url", ["sqlite"], ind
 def test_a_supervisor_posts_edits_and_removes_an_urgent_bulletin(portal: SupervisedPortal) -> None:
     with chromium() as browser:
         page = browser.new_context(base_url=portal.base_url, locale="en-US").new_page()
-        page.goto("/login")
-        page.fill("#username", "sup1")
-        page.fill("#password", PASSWORDS["sup1"])
-        page.click("#sign-in")
+        sign_in_page(page, "sup1", PASSWORDS["sup1"])
         page.goto("/supervision/bulletins")
         form = page.locator("#post-bulletin")
         form.locator("input[name=title]").fill("Network outage")
@@ -63,11 +60,7 @@ def test_the_supervisors_pages_show_no_english_in_chinese(portal: SupervisedPort
         context = browser.new_context(base_url=portal.base_url, locale="zh-CN")
         context.add_cookies([{"name": "sohogw_lang", "value": "zh-CN", "url": portal.base_url}])
         page = context.new_page()
-        page.goto("/login")
-        page.fill("#username", "sup1")
-        page.fill("#password", PASSWORDS["sup1"])
-        page.click("#sign-in")
-        page.wait_for_url(lambda url: "/login" not in url)
+        sign_in_page(page, "sup1", PASSWORDS["sup1"])
         for path in ("/supervisor", "/supervision/bulletins", "/supervision/surge", "/supervision/alerts"):
             page.goto(path)
             assert untranslated_on(page) == {}, path

@@ -17,7 +17,7 @@ from gateway.supervision.help import close_unanswered, request_help
 from gateway.supervision.models import HelpRequest
 from tests.gateway.sessions.conftest import PASSWORDS
 from tests.gateway.supervision.conftest import SupervisedPortal, add_session, signed_in
-from tests.support.browser import chromium
+from tests.support.browser import chromium, sign_in_page
 
 T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 
@@ -58,10 +58,7 @@ def test_need_help_flags_the_wall_until_a_supervisor_takes_it(portal: Supervised
             [{"name": name, "value": value, "url": portal.base_url} for name, value in agent1.cookies.items()]
         )
         wall = browser.new_context().new_page()
-        wall.goto(f"{portal.base_url}/login")
-        wall.fill("#username", "sup1")
-        wall.fill("#password", PASSWORDS["sup1"])
-        wall.click("#sign-in")
+        sign_in_page(wall, "sup1", PASSWORDS["sup1"], portal.base_url)
         wall.goto(f"{portal.base_url}/supervision/wall")
         expect(wall.locator("#wall-status")).to_have_attribute("data-state", "live")
         tile = wall.locator('#wall-rows [data-login="agent1"]')

@@ -4,11 +4,11 @@ on-site on one h:mm scale, per-agent bars, a date picker, and a bad date answere
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from tests.gateway.sessions.conftest import PASSWORDS
 from tests.gateway.supervision.conftest import SupervisedPortal, post_form, signed_in
-from tests.support.browser import chromium
+from tests.support.browser import chromium, sign_in_page
 
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 CHART = """(id) => { const chart = Chart.getChart(id); return {
@@ -18,20 +18,13 @@ CHART = """(id) => { const chart = Chart.getChart(id); return {
   max: chart.scales[chart.options.indexAxis === 'y' ? 'x' : 'y'].max }; }"""
 
 
-def _sign_in(portal: SupervisedPortal, page: Page) -> None:
-    page.goto(f"{portal.base_url}/login")
-    page.fill("#username", "sup1")
-    page.fill("#password", PASSWORDS["sup1"])
-    page.click("#sign-in")
-
-
 def test_reports_draw_state_over_time_with_an_h_mm_scale_from_the_gateways_origin(portal: SupervisedPortal) -> None:
     with signed_in(portal, "agent1") as agent1, signed_in(portal, "agent2"), chromium() as browser:
         post_form(agent1, "/agent/work-state", "/agent/work-state", state="break", reason="lunch")
         page = browser.new_context().new_page()
         origins: set[str] = set()
         page.on("request", lambda request: origins.add(re.sub(r"^(https?://[^/]+).*", r"\1", request.url)))
-        _sign_in(portal, page)
+        sign_in_page(page, "sup1", PASSWORDS["sup1"], portal.base_url)
         page.goto(f"{portal.base_url}/supervision/reports")
         page.wait_for_function("window.Chart && Chart.getChart('chart-home') && Chart.getChart('chart-agents')")
         home = page.evaluate(CHART, "chart-home")
@@ -48,7 +41,7 @@ def test_reports_draw_state_over_time_with_an_h_mm_scale_from_the_gateways_origi
 def test_a_bad_date_is_answered_on_the_page_in_the_persons_language(portal: SupervisedPortal) -> None:
     with chromium() as browser:
         page = browser.new_context().new_page()
-        _sign_in(portal, page)
+        sign_in_page(page, "sup1", PASSWORDS["sup1"], portal.base_url)
         answer = page.goto(f"{portal.base_url}/supervision/reports?period=month&day=2026-02-31&step=15")
         assert answer is not None and answer.status == 422
         expect(page.locator("#error")).to_contain_text("“2026-02-31” is not a date")

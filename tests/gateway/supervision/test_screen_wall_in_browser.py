@@ -26,7 +26,6 @@ from tests.gateway.seats.conftest import (
     seat_of,
     seat_portal_on_sqlite,
 )
-from tests.support.browser import chromium
 
 pytestmark = pytest.mark.e2e
 AGENTS = {f"grid{n:02d}": base64.b64encode(bytes([n]) * 32).decode() for n in range(1, 11)}
@@ -55,12 +54,6 @@ def seated(portal: SeatPortal) -> Iterator[None]:
             time.sleep(0.5)
         assert not any(_upstreams(portal, login) for login in AGENTS)
         yield
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

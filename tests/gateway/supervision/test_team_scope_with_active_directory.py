@@ -34,7 +34,7 @@ from gateway.supervision.models import Alert
 from gateway.supervision.settings import SupervisionSettings
 from tests.directory import samba
 from tests.gateway.sessions.conftest import WG_KEYS, csrf_of, page_error
-from tests.support.browser import chromium
+from tests.support.browser import chromium, sign_in_page
 from tests.support.portal import PROXY_ADDRESSES, PROXY_SECRET, sign_in
 from tests.support.server import serving
 
@@ -176,10 +176,7 @@ def test_each_supervisor_sees_only_their_team_on_the_wall(portal: ScopedPortal, 
             (QA, [NORTH_AGENT, SOUTH_AGENT], []),
         ):
             page = browser.new_context().new_page()
-            page.goto(f"{portal.base_url}/login")
-            page.fill("#username", supervisor)
-            page.fill("#password", samba.PASSWORD)
-            page.click("#sign-in")
+            sign_in_page(page, supervisor, samba.PASSWORD, portal.base_url)
             page.goto(f"{portal.base_url}/supervision/wall")
             expect(page.locator("#wall-status")).to_have_attribute("data-state", "live")
             expect(page.locator('#wall-summary [data-count="total"]')).to_contain_text(str(len(mine)))

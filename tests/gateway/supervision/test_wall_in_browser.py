@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 from gateway.supervision.settings import SupervisionSettings
 from tests.gateway.sessions.conftest import PASSWORDS
 from tests.gateway.supervision.conftest import SupervisedPortal, post_form, signed_in
-from tests.support.browser import chromium
+from tests.support.browser import chromium, sign_in_page
 
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 
@@ -24,10 +24,7 @@ def supervision() -> SupervisionSettings:
 
 
 def _wall_of_sup1(portal: SupervisedPortal, page: Page) -> None:
-    page.goto(f"{portal.base_url}/login")
-    page.fill("#username", "sup1")
-    page.fill("#password", PASSWORDS["sup1"])
-    page.click("#sign-in")
+    sign_in_page(page, "sup1", PASSWORDS["sup1"], portal.base_url)
     page.goto(f"{portal.base_url}/supervision/wall")
     expect(page.locator("#wall-status")).to_have_attribute("data-state", "live")
 

@@ -24,7 +24,7 @@ from gateway.voice.settings import VoiceSettings
 from gateway.web.i18n import catalog
 from tests.gateway.sessions.conftest import GROUPS, PASSWORDS, WG_KEYS, Portal, csrf_of, page_error, sign_in
 from tests.gateway.voice.http_apps import Receiver
-from tests.support.browser import chromium
+from tests.support.browser import chromium, sign_in_page
 from tests.support.portal import serving_portal
 from tests.support.server import serving
 
@@ -77,10 +77,7 @@ def _signed_in_page(phone: PhonePortal, headers: dict[str, str]) -> Iterator[Pag
     with chromium() as browser:
         context = browser.new_context(extra_http_headers={**phone.portal.proxy_headers("agent1"), **headers})
         page = context.new_page()
-        page.goto(f"{phone.portal.base_url}/login")
-        page.fill("#username", "agent1")
-        page.fill("#password", PASSWORDS["agent1"])
-        page.click("#sign-in")
+        sign_in_page(page, "agent1", PASSWORDS["agent1"], phone.portal.base_url)
         expect(page.locator("#welcome")).to_be_visible()
         yield page
 

@@ -18,7 +18,7 @@ from gateway.db import session_scope
 from gateway.sessions.models import HomeSession
 from tests.gateway.enrollment.conftest import GROUPS, PASSWORDS, Portal, policy_text
 from tests.support import portal as whole
-from tests.support.browser import chromium
+from tests.support.browser import sign_in_page
 from tests.support.clock import MovableClock
 
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
@@ -45,12 +45,6 @@ def portal(tmp_path: Path, db_url: str, engine: Engine, clock: MovableClock) -> 
         yield running
 
 
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as running:
-        yield running
-
-
 def _started(text: str) -> str:
     found = re.search(r"(\d{4}-\d\d-\d\d \d\d:\d\d [A-Z+\-0-9]+)", text)
     assert found, text
@@ -69,10 +63,7 @@ def _signed_in_at(portal: Portal, login: str) -> datetime:
 
 def test_the_browsers_zone_else_the_sites(portal: Portal, browser: Browser) -> None:
     page = browser.new_context(base_url=portal.base_url, locale="en-US", timezone_id="Asia/Shanghai").new_page()
-    page.goto("/login")
-    page.fill("#username", "applicant1")
-    page.fill("#password", PASSWORDS["applicant1"])
-    page.click("#sign-in")
+    sign_in_page(page, "applicant1", PASSWORDS["applicant1"])
     page.wait_for_url(lambda url: url.endswith("/agent"))
     page.wait_for_function("document.cookie.includes('sohogw_tz=')")
     page.reload()

@@ -19,7 +19,7 @@ from gateway.directory import BuiltinDirectory
 from gateway.pki import service as pki
 from gateway.settings import load_settings
 from gateway.web.tls import tls_options
-from tests.support.browser import chromium
+from tests.support.browser import chromium, sign_in_page
 from tests.support.portal import enrolment_code
 from tests.support.server import serving
 
@@ -75,13 +75,6 @@ def https_portal(tmp_path: Path, db_url: str, engine: Engine) -> Iterator[tuple[
         yield base_url, _pem(tmp_path / "agent1.crt", agent.cert), _pem(tmp_path / "agent1.key", agent.key), code
 
 
-def _sign_in(page: Page, base_url: str, login: str) -> None:
-    page.goto(f"{base_url}/login")
-    page.fill("#username", login)
-    page.fill("#password", PASSWORDS[login])
-    page.click("#sign-in")
-
-
 def _browser_page(browser: Browser, base_url: str, certificate: tuple[Path, Path] | None = None) -> Page:
     client_certificates = (
         [{"origin": base_url, "certPath": str(certificate[0]), "keyPath": str(certificate[1])}] if certificate else []
@@ -96,25 +89,25 @@ def test_each_role_signs_in_in_the_browser(https_portal: tuple[str, Path, Path, 
         agent = _browser_page(browser, base_url, (agent_cert, agent_key))
         agent.goto(f"{base_url}/login")
         expect(agent.locator("#certificate")).to_contain_text("CN=agent1")
-        _sign_in(agent, base_url, "agent1")
+        sign_in_page(agent, "agent1", PASSWORDS["agent1"], base_url)
         expect(agent).to_have_url(f"{base_url}/agent")
         expect(agent.locator("#apps")).to_contain_text("Customer console")
 
         uncertified = _browser_page(browser, base_url)
-        _sign_in(uncertified, base_url, "agent1")
+        sign_in_page(uncertified, "agent1", PASSWORDS["agent1"], base_url)
         expect(uncertified.locator("#error")).to_contain_text("client certificate is required")
 
         supervisor = _browser_page(browser, base_url)
-        _sign_in(supervisor, base_url, "sup1")
+        sign_in_page(supervisor, "sup1", PASSWORDS["sup1"], base_url)
         expect(supervisor).to_have_url(f"{base_url}/supervisor")
         expect(supervisor.locator("#live-count")).to_contain_text("1")
 
         hr = _browser_page(browser, base_url)
-        _sign_in(hr, base_url, "hr1")
+        sign_in_page(hr, "hr1", PASSWORDS["hr1"], base_url)
         expect(hr).to_have_url(f"{base_url}/hr")
 
         admin = _browser_page(browser, base_url)
-        _sign_in(admin, base_url, "admin1")
+        sign_in_page(admin, "admin1", PASSWORDS["admin1"], base_url)
         expect(admin).to_have_url(f"{base_url}/login/second-factor")
         expect(admin.locator("#totp-qr")).to_have_count(0)  # the password alone shows no QR code
         admin.fill("#enrolment-code", admin_code)
