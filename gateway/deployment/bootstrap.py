@@ -54,7 +54,7 @@ def group_dn(settings: DirectorySettings, name: str) -> str:
         raise GroupNotFound(f"no group {name!r} under {settings.base_dn}: check the name (cn or sAMAccountName)")
     if len(found) > 1:
         raise GroupNotFound(f"{name!r} names {len(found)} groups ({'; '.join(found)}): give the DN of the one you mean")
-    return found[0]
+    return str(found[0])
 
 
 def mapped_default_policy(role_groups: Mapping[str, str]) -> str:

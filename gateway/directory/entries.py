@@ -1,18 +1,21 @@
 """Reading entries and changing group membership: the LDAP steps AD and OpenLDAP share."""
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, SUBTREE, Connection
 
 from gateway.directory import errors
+
+SearchScope = Literal["BASE", "LEVEL", "SUBTREE"]
+"""ldap3's scopes, as its ``BASE``, ``LEVEL`` and ``SUBTREE`` spell them."""
 
 # Result codes that mean "already as asked" (RFC 4511 appendix A; Samba answers 53 for a non-member delete).
 _ALREADY = {"add": {20, 68}, "remove": {16, 53}}
 
 
 def search(
-    conn: Connection, base: str, ldap_filter: str, attributes: Sequence[str], scope: str = SUBTREE
+    conn: Connection, base: str, ldap_filter: str, attributes: Sequence[str], scope: SearchScope = SUBTREE
 ) -> list[dict[str, Any]]:
     """Entries (not referrals) matching the filter; a missing base gives an empty list."""
     conn.search(base, ldap_filter, scope, attributes=list(attributes), size_limit=0 if scope == BASE else 1000)
@@ -22,7 +25,7 @@ def search(
 
 
 def one_entry(
-    conn: Connection, base: str, ldap_filter: str, attributes: Sequence[str], scope: str = SUBTREE
+    conn: Connection, base: str, ldap_filter: str, attributes: Sequence[str], scope: SearchScope = SUBTREE
 ) -> dict[str, Any]:
     """Exactly one matching entry; none or several is AccountNotFound (fail closed on ambiguity)."""
     found = search(conn, base, ldap_filter, attributes, scope)

@@ -37,7 +37,7 @@ class DatabaseClusterGate:
         now = self.clock()
         with session_scope(self.engine) as db:
             if self.engine.dialect.name == "postgresql":
-                db.exec(  # type: ignore[call-overload]  # an INSERT, not a select
+                db.exec(  # an INSERT, which sqlmodel's exec also runs
                     pg_insert(WorkerSchedule).values(worker=worker, next_run_at=now, runs=0).on_conflict_do_nothing()
                 )
             elif db.get(WorkerSchedule, worker) is None:

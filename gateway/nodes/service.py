@@ -177,7 +177,7 @@ def end_what_it_owned(db: Session, node: str, survivor: str, now: datetime) -> i
         )
     watches = db.exec(
         select(ScreenWatch)
-        .where(or_(col(ScreenWatch.session_id).in_(ended_ids), ScreenWatch.node == node))
+        .where(or_(col(ScreenWatch.session_id).in_(ended_ids), col(ScreenWatch.node) == node))
         .where(col(ScreenWatch.ended_at).is_(None))
     ).all()
     for watch in watches:

@@ -194,7 +194,7 @@ def revoked_entries(db: Session, now: datetime) -> list[RevokedEntry]:
         .where(col(IssuedCertificate.revoked_at).is_not(None))
         .where(col(IssuedCertificate.not_after) > now)
     ).all()
-    return [RevokedEntry(int(serial, 16), as_utc(at), REASONS[reason]) for serial, at, reason in rows]
+    return [RevokedEntry(int(serial, 16), as_utc(at), REASONS[reason]) for serial, at, reason in rows if at]
 
 
 def publish_crl(db: Session, authority: Authority, *, now: datetime, validity: timedelta) -> CrlPublication:

@@ -8,6 +8,7 @@ the ``recording_storage`` alert, so recording can never fill the gateway's disk.
 """
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -218,7 +219,7 @@ def playable(db: Session, agent: HomeSession, recording_id: str) -> ScreenRecord
 
 
 def audit_playback(
-    db: Session, *, supervisor: HomeSession, target: str, outcome: str, source: str, detail: dict[str, object]
+    db: Session, *, supervisor: HomeSession, target: str, outcome: str, source: str, detail: Mapping[str, object]
 ) -> None:
     """Every playback and every refused one (``recording.play``), with the supervisor as actor."""
     record(

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from PIL import Image
 
@@ -39,7 +40,8 @@ class _Tile:
 
 def encode(copy: ScreenCopy) -> bytes:
     """The copy's screen reduced ``SCALE`` times, as JPEG."""
-    image = Image.frombuffer("RGB", (copy.width, copy.height), copy.frame, "raw", "BGRX", 0, 1).reduce(SCALE)
+    frame = cast(bytes, copy.frame)  # Pillow reads any buffer; a copy of 4 MB per picture would be waste
+    image = Image.frombuffer("RGB", (copy.width, copy.height), frame, "raw", "BGRX", 0, 1).reduce(SCALE)
     out = io.BytesIO()
     image.save(out, "JPEG", quality=JPEG_QUALITY)
     return out.getvalue()

@@ -83,5 +83,5 @@ class SupervisionSettings(BaseModel):
 
     def wall_limits(self) -> dict[str, tuple[float, float]]:
         """Seconds in a state after which a wall tile turns amber and red, by state."""
-        limits = {**self.state_limit_minutes, "break": self.break_max_minutes}
-        return {state: (minutes * 60 * self.wall_amber_share, minutes * 60) for state, minutes in limits.items()}
+        limits = [*self.state_limit_minutes.items(), ("break", self.break_max_minutes)]
+        return {state: (minutes * 60 * self.wall_amber_share, minutes * 60) for state, minutes in limits}

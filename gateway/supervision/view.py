@@ -105,9 +105,18 @@ def wall_agents(db: Session) -> list[LiveAgent]:
         .order_by(col(HomeSession.login))
     )
     return [
-        LiveAgent(*row[2:], ending=row[1] is SessionState.ENDING)
+        LiveAgent(
+            row.id,
+            row.login,
+            row.display_name,
+            row.groups,
+            row.policy_groups,
+            row.source_ip,
+            row.created_at,
+            ending=row.state is SessionState.ENDING,
+        )
         for row in db.execute(query).all()
-        if "agent" in row[0].split(",")
+        if "agent" in row.roles.split(",")
     ]
 
 

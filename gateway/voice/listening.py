@@ -141,8 +141,8 @@ def plan_listening(
     assert leg is not None and leg.channel_id is not None and number is not None
     tell = evaluate(current_policy(db), policy_groups(agent), now).notify_agent_when_watched
     order = ListenOrder(uuid.uuid4().hex, mode, leg.id, leg.channel_id, number.e164, tell)
-    detail = {"mode": mode.value, "monitor": order.monitor_id, "supervisor_number": mask(number.e164), "told": tell}
-    _audit(db, supervisor, agent, "started", {**detail, "leg": leg.id})
+    started = {"mode": mode.value, "monitor": order.monitor_id, "supervisor_number": mask(number.e164)}
+    _audit(db, supervisor, agent, "started", {**started, "told": tell, "leg": leg.id})
     return agent, order
 
 

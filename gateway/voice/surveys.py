@@ -119,7 +119,7 @@ def _take(unit: UnitOfWork, batch: int, now: datetime) -> list[int]:
     with unit() as db:
         candidates = db.exec(
             select(SatisfactionSurvey.id)
-            .where(SatisfactionSurvey.state == SurveyState.PENDING)
+            .where(col(SatisfactionSurvey.state) == SurveyState.PENDING)
             .order_by(col(SatisfactionSurvey.id))
             .limit(batch)
         ).all()
@@ -128,7 +128,7 @@ def _take(unit: UnitOfWork, batch: int, now: datetime) -> list[int]:
         with unit() as db:
             claim = db.execute(
                 update(SatisfactionSurvey)
-                .where(col(SatisfactionSurvey.id) == survey_id, SatisfactionSurvey.state == SurveyState.PENDING)
+                .where(col(SatisfactionSurvey.id) == survey_id, col(SatisfactionSurvey.state) == SurveyState.PENDING)
                 .values(state=SurveyState.SENDING, sent_at=now)
             )
             if claim.rowcount == 1:  # type: ignore[attr-defined]
@@ -147,7 +147,7 @@ def _outcome(unit: UnitOfWork, survey_id: int, state: SurveyState, problem: str 
     with unit() as db:
         current = (
             col(SatisfactionSurvey.id) == survey_id,
-            SatisfactionSurvey.state == SurveyState.SENDING,
+            col(SatisfactionSurvey.state) == SurveyState.SENDING,
             col(SatisfactionSurvey.sent_at) == now,
         )
         settled = db.execute(
@@ -218,7 +218,7 @@ def retry_unconfirmed(db: Session, settings: SurveySettings, now: datetime) -> i
     stuck = db.exec(
         select(SatisfactionSurvey)
         .where(
-            SatisfactionSurvey.state == SurveyState.SENDING,
+            col(SatisfactionSurvey.state) == SurveyState.SENDING,
             col(SatisfactionSurvey.sent_at) < now - timedelta(seconds=settings.unconfirmed_seconds),
         )
         .order_by(col(SatisfactionSurvey.id))
@@ -233,7 +233,7 @@ def retry_unconfirmed(db: Session, settings: SurveySettings, now: datetime) -> i
             update(SatisfactionSurvey)
             .where(
                 col(SatisfactionSurvey.id) == survey.id,
-                SatisfactionSurvey.state == SurveyState.SENDING,
+                col(SatisfactionSurvey.state) == SurveyState.SENDING,
                 col(SatisfactionSurvey.sent_at) == survey.sent_at,
             )
             .values(state=SurveyState.FAILED if last else SurveyState.PENDING, sent_at=None, problem=problem)

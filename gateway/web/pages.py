@@ -24,7 +24,7 @@ def language_of(request: Request) -> str:
     return choose_language(request.cookies.get(LANGUAGE_COOKIE), request.headers.get("accept-language"))
 
 
-def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+def render(request: Request, template: str, status_code: int = 200, /, **context: Any) -> HTMLResponse:
     language = language_of(request)
     context.setdefault("session", getattr(request.state, "home_session", None))
     context.setdefault("error", None)

@@ -1,5 +1,7 @@
 """The applicant's pages: apply, see the status of their own application, withdraw it."""
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -60,7 +62,12 @@ def apply(
     )
     if isinstance(outcome, GatewayError):
         application = latest_application(db, session.login)
-        context = {"application": application, "stages": settings.stages, "already_working": False, "can_apply": True}
+        context: dict[str, Any] = {
+            "application": application,
+            "stages": settings.stages,
+            "already_working": False,
+            "can_apply": True,
+        }
         return refused_page(request, "enrollment_status.html", outcome, form, **context)
     return RedirectResponse("/enrollment", status_code=303)
 

@@ -1,5 +1,7 @@
 """Evidence files: HR attaches them to a stage and downloads them. Served only as attachments, never inline."""
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import UploadFile
@@ -43,7 +45,7 @@ def attach(
     refused = attempt(db, add, AuditedAs(hr.login, "enrollment.evidence", hr.source_ip, str(application_id)))
     if isinstance(refused, GatewayError):
         detail = application_detail(db, application_id, actor=hr.login, now=clock())
-        context = {"detail": detail, "stages": settings.stages}
+        context: dict[str, Any] = {"detail": detail, "stages": settings.stages}
         return refused_page(request, "enrollment_application.html", refused, form, **context)
     return RedirectResponse(f"/hr/enrollment/{application_id}", status_code=303)
 

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -145,7 +145,12 @@ def start_for(
     if isinstance(outcome, GatewayError):
         wanted = ApplicationFilter()
         rows = list_applications(db, wanted, actor=hr.login, now=clock())
-        context = {"rows": rows, "wanted": wanted, "stages": settings.stages, "states": list(ApplicationState)}
+        context: dict[str, Any] = {
+            "rows": rows,
+            "wanted": wanted,
+            "stages": settings.stages,
+            "states": list(ApplicationState),
+        }
         return refused_page(request, "enrollment_list.html", outcome, form, **context)
     return _back(outcome.id or 0)
 

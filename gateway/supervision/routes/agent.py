@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -34,7 +35,7 @@ from gateway.web.pages import language_of, render
 router = APIRouter(tags=["supervision"])
 
 
-def _work_state_page(request: Request, session: HomeSession, db: Session, now: datetime) -> dict[str, object]:
+def _work_state_page(request: Request, session: HomeSession, db: Session, now: datetime) -> dict[str, Any]:
     return {
         "current": current_state(db, session.id),
         "break_reasons": BREAK_REASONS,
@@ -106,7 +107,7 @@ def bulletins_page(request: Request, session: SupervisorSession, db: DbSession, 
     return render(request, "supervision_bulletins.html", **_bulletins_context(db, clock()))
 
 
-def _bulletins_context(db: Session, now: datetime) -> dict[str, object]:
+def _bulletins_context(db: Session, now: datetime) -> dict[str, Any]:
     return {"bulletins": current_bulletins(db, now), "priorities": PRIORITIES, "editable": True}
 
 

@@ -1,5 +1,7 @@
 """Alerts (list, acknowledge) and surge call-in (standby agents, call-in, who came online)."""
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
@@ -83,7 +85,7 @@ def add_standby(
 
 
 def _refused(request: Request, db: Session, error: GatewayError, form: FormData) -> HTMLResponse:
-    context = {"standby": standby_agents(db), "status": None, "call_ins": latest_call_ins(db)}
+    context: dict[str, Any] = {"standby": standby_agents(db), "status": None, "call_ins": latest_call_ins(db)}
     return refused_page(request, "supervision_surge.html", error, form, **context)
 
 

@@ -20,6 +20,7 @@ from gateway.sessions.deps import AgentSession, CheckedForm
 from gateway.sessions.models import HomeSession
 from gateway.voice import numbers
 from gateway.voice.deps import SmsSettingsDep, VoiceSettingsDep
+from gateway.voice.dialable import mask
 from gateway.voice.errors import (
     CallbackRateLimited,
     CodeRefused,
@@ -76,8 +77,8 @@ def _context(request: Request, db: Session, session: HomeSession) -> dict[str, o
     return {
         "numbers": listed,
         "leg": current_leg(db, session.id),
-        "hr_number": numbers.mask(approved) if approved else None,
-        "hr_number_listed": approved is not None and any(n.masked == numbers.mask(approved) for n in listed),
+        "hr_number": mask(approved) if approved else None,
+        "hr_number_listed": approved is not None and any(n.masked == mask(approved) for n in listed),
     }
 
 
