@@ -6,13 +6,12 @@ certificates issued through the service (each with its audit row), 1 % of them r
 audit rows are appended in bulk (COPY) up to --audit-rows, each hashed by the real `event_hash` so the chain still
 verifies. The backup is timed end to end (snapshot facts, pg_dump, tar, seal); the restore too (unseal, pg_restore,
 the whole chain verified, register and CRL compared, CA opened). Run as root from the repo root:
-    .venv/bin/python bench/bench_backup.py [--certificates 10000] [--audit-rows 1000000]
+    .venv/bin/python -m bench.bench_backup [--certificates 10000] [--audit-rows 1000000]
 """
 
 import argparse
 import json
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -21,8 +20,6 @@ from pathlib import Path
 
 import psycopg
 from sqlmodel import Session
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from certs.authority import init_authority
 from gateway.audit.models import AuditEvent, AuditHead

@@ -1,6 +1,6 @@
 """How fast the certificate library works, relative to the bare P-256 operations it is built on.
 
-Run: python bench/bench_certs.py
+Run: python -m bench.bench_certs
 Each figure is printed absolute and as a ratio against a baseline measured in this same process (one bare
 ECDSA P-256 signature, and one P-256 key generation), so results from different machines can be compared.
 """
@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import base64
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization

@@ -1,7 +1,7 @@
 """Bench: what confinement costs a seat, start time and memory, against the same seat unconfined.
 
 Run as root (in the host's namespaces, where /sys/fs/cgroup is visible):
-`.venv/bin/python bench/bench_confinement.py --seats 8`.
+`.venv/bin/python -m bench.bench_confinement --seats 8`.
 
 Confined = `start_seat()` as shipped: a cgroup per seat with pids/memory/CPU limits, the seat's processes
 joining it between fork and exec, and its nftables allow-list installed first. Baseline, in the same run:

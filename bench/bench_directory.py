@@ -5,20 +5,16 @@ baseline is a bare TCP connect + anonymous rootDSE read on port 389, so the rati
 group read cost on top of merely talking to the DC. Also measured: a bind with and without TCP_NODELAY, and how
 long the first login takes when the first configured server is refused or hung.
 
-Run as root: .venv/bin/python bench/bench_directory.py [--seconds 10] [--threads 8]
+Run as root: .venv/bin/python -m bench.bench_directory [--seconds 10] [--threads 8]
 """
 
 import argparse
 import os
 import socket
 import statistics
-import sys
 import time
-from pathlib import Path
 
 from ldap3 import BASE, NONE, Connection, Server
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.interleave import alternating_throughput, throughput
 from gateway.directory import open_directory

@@ -9,21 +9,17 @@ session's ``ended_at`` minus the moment the LDAP modify returned.
 
 Run as root, in a network namespace of its own (Samba needs ports 389/636):
     ip netns add bench; ip netns exec bench ip link set lo up
-    ip netns exec bench .venv/bin/python bench/bench_directory_change.py [--changes 30] [--spacing 1.0]
+    ip netns exec bench .venv/bin/python -m bench.bench_directory_change [--changes 30] [--spacing 1.0]
 """
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 
 from certs.revocation import HttpRevocationChecker
 from gateway.adoption import LegacyAdoption

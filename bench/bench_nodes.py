@@ -17,12 +17,11 @@ times a cluster worker's pass runs per interval — each beside a baseline measu
 
 Run as root in a network namespace of its own:
     ip netns add bench; ip netns exec bench ip link set lo up
-    ip netns exec bench .venv/bin/python bench/bench_nodes.py [--rounds 3]
+    ip netns exec bench .venv/bin/python -m bench.bench_nodes [--rounds 3]
 """
 
 import argparse
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -31,8 +30,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 from cryptography.hazmat.primitives import serialization

@@ -4,20 +4,17 @@ The baseline, measured in alternation with each operation in this same process, 
 YAML alone (``yaml.safe_load``): what any configuration file costs to read. Each operation is printed in
 microseconds and as a multiple of the baseline.
 
-Run: .venv/bin/python bench/bench_policy.py [--rounds 5]
+Run: .venv/bin/python -m bench.bench_policy [--rounds 5]
 """
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.interleave import alternate
 from policy import compile_guacamole, compile_network_scope, compile_x11, evaluate, in_shift, load_policy

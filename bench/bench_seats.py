@@ -1,6 +1,6 @@
 """Bench: cold start of an X11 kiosk seat to its first frame, and memory per seat.
 
-Run as root: `.venv/bin/python bench/bench_seats.py --seats 10`. Each seat runs the Customer Console.
+Run as root: `.venv/bin/python -m bench.bench_seats --seats 10`. Each seat runs the Customer Console.
 Cold start = from `start_seat()` to the first FramebufferUpdate a VNC viewer (view-only password)
 receives. Memory = PSS from /proc/PID/smaps_rollup summed over the seat's processes, measured while all
 seats run at once (shared pages are split among them, as in production), three times: with no client, with the

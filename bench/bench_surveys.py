@@ -7,12 +7,11 @@ worker's whole pass (the sweep in that transaction, then the send) with nothing 
 ``--stuck`` surveys left ``sending`` past the bound: the sweep (each one's earlier attempts counted in the audit log)
 and, apart, texting them again to a loopback SMS gateway.
 
-Run: ip netns exec <namespace> .venv/bin/python bench/bench_surveys.py [--history 5000] [--stuck 20] [--rounds 5]
+Run: ip netns exec <namespace> .venv/bin/python -m bench.bench_surveys [--history 5000] [--stuck 20] [--rounds 5]
 """
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,8 +21,6 @@ from pathlib import Path
 from pydantic import SecretStr
 from sqlalchemy import Engine, func
 from sqlmodel import select
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_throttle import databases
 from bench.interleave import alternate

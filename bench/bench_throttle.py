@@ -8,11 +8,10 @@ reaches: what would reach the directory with no throttle in the way.
 
 Run as root, in a network namespace of its own (Samba needs ports 389/636):
     ip netns add bench; ip netns exec bench ip link set lo up
-    ip netns exec bench .venv/bin/python bench/bench_throttle.py [--limit 5] [--guesses 50]
+    ip netns exec bench .venv/bin/python -m bench.bench_throttle [--limit 5] [--guesses 50]
 """
 
 import argparse
-import sys
 import tempfile
 import time
 import uuid
@@ -20,8 +19,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway.db import make_engine
 from gateway.directory import open_directory

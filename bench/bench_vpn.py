@@ -2,7 +2,7 @@
 
 Each run gets a fresh network namespace with its own wireguard-go (the same kind of interface for both
 sides), and every namespace the bench creates is deleted at the end. Run as root:
-    .venv/bin/python bench/bench_vpn.py [--peers 1000 10000] [--samples 30] [--rounds 3]
+    .venv/bin/python -m bench.bench_vpn [--peers 1000 10000] [--samples 30] [--rounds 3]
 """
 
 import argparse

@@ -4,7 +4,7 @@ The wall computes one snapshot per tick for all viewers and sends the same diff 
 run in the same process on the same database, is what a naive stream does: every viewer's connection computes and
 sends its own full snapshot each tick.
 
-Run: .venv/bin/python bench/bench_wall.py [--seats 1000] [--viewers 20] [--seconds 10] [--rate 50]
+Run: .venv/bin/python -m bench.bench_wall [--seats 1000] [--viewers 20] [--seconds 10] [--rate 50]
 """
 
 import argparse
