@@ -278,4 +278,8 @@ def create_app(
     app.middleware("http")(audit_unproven_forwarding)
     app.add_middleware(BodyLimitMiddleware, limits=_body_limits(settings))
     mount_novnc(app)
+    # The sign-in page fetches the seat viewer while the person types: the seat page may be the sign-in's answer
+    # (seats.open_only_app), and a fresh browser would otherwise fetch noVNC only then.
+    viewer = app.state.seat_viewer
+    app.state.sign_in_preloads = (viewer.rfb_module,) if settings.seats.enabled and viewer.bundle else ()
     return app

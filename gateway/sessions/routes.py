@@ -57,7 +57,10 @@ def _login_page(request: Request, status_code: int = 200, **context: object) -> 
     certificate = origin.certificate
     name = certificate.subject.rfc4514_string() if certificate is not None else None
     csrf = secrets.token_urlsafe(24)
-    response = render(request, "login.html", status_code, csrf=csrf, certificate_name=name, **context)
+    preloads = request.app.state.sign_in_preloads  # modules a later page needs, handed down by the app
+    response = render(
+        request, "login.html", status_code, csrf=csrf, certificate_name=name, preloads=preloads, **context
+    )
     secure = request.app.state.settings.public_url.startswith("https://")
     response.set_cookie(LOGIN_CSRF_COOKIE, csrf, httponly=True, secure=secure, samesite="strict", path="/login")
     return response
