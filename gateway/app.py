@@ -72,6 +72,7 @@ from gateway.web.certificate_pages import router as certificate_pages_router
 from gateway.web.forms import refusal_message
 from gateway.web.libraries import router as libraries_router
 from gateway.web.pages import STATIC_DIR, reason_message, render
+from gateway.web.routes import land_signed_in
 from gateway.web.routes import router as pages_router
 from gateway.workers.contract import Worker
 from gateway.workers.runner import WorkerRunner
@@ -248,6 +249,7 @@ def create_app(
     # What lower domains show from higher ones, handed down instead of imported up (docs/architecture.md, Layers).
     app.state.break_reasons = BREAK_REASONS
     app.state.hr_vetted_number = vetted_number
+    app.state.land_signed_in = land_signed_in  # an agent's only app opens at sign-in (seats)
     app.state.recording_storage_alarm = RecordingStorageAlarm()
     app.state.view_joins = WATCHED_VIEW_JOINS
     app.state.supervision_wall = WallHub(engine, settings.supervision, clock)
@@ -276,4 +278,8 @@ def create_app(
     app.middleware("http")(audit_unproven_forwarding)
     app.add_middleware(BodyLimitMiddleware, limits=_body_limits(settings))
     mount_novnc(app)
+    # The sign-in page fetches the seat viewer while the person types: the seat page may be the sign-in's answer
+    # (seats.open_only_app), and a fresh browser would otherwise fetch noVNC only then.
+    viewer = app.state.seat_viewer
+    app.state.sign_in_preloads = (viewer.rfb_module,) if settings.seats.enabled and viewer.bundle else ()
     return app

@@ -43,6 +43,9 @@ class SeatSettings(BaseModel):
     """A seat whose browser left is kept this long for a reconnect (same session), then recycled."""
     launch_token_seconds: Annotated[int, Field(ge=5, le=30)] = 30
     """Lifetime of a one-time launch token (the seat page's websocket must open within it)."""
+    open_only_app: bool = False
+    """An agent whose policy publishes exactly one app lands on it at sign-in: the sign-in's answer is that app's
+    seat page (no workspace page, no second click). The workspace page stays at ``/agent``."""
     homes_root: Path = Path("/var/lib/sohogw/seats")
     runtime_root: Path = Path("/run/sohogw/seats")
     app_python: str = "/usr/bin/python3"

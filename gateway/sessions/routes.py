@@ -1,9 +1,12 @@
 """Sign in, second factor, sign out, and the security admin's view of live sessions."""
 
 import secrets
+from collections.abc import Callable
+from datetime import datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
 
 from gateway.deps import ClockDep, DbSession
 from gateway.errors import Forbidden, NotFound
@@ -34,6 +37,15 @@ from gateway.web.pages import language_of, reason_message, render
 
 router = APIRouter(tags=["sessions"])
 
+SignedIn = Callable[[Request, Session, HomeSession, datetime], Response]
+"""The answer to a completed sign-in, handed down by the app as ``app.state.land_signed_in``: the page a person lands
+on may belong to a domain above this one (an agent's only app opens at once, `gateway.web.routes.land_signed_in`)."""
+
+
+def _land(request: Request, db: Session, session: HomeSession, now: datetime) -> Response:
+    land: SignedIn = request.app.state.land_signed_in
+    return land(request, db, session, now)
+
 
 def _set_session_cookie(response: Response, request: Request, token: str) -> None:
     secure = request.app.state.settings.public_url.startswith("https://")
@@ -45,7 +57,10 @@ def _login_page(request: Request, status_code: int = 200, **context: object) -> 
     certificate = origin.certificate
     name = certificate.subject.rfc4514_string() if certificate is not None else None
     csrf = secrets.token_urlsafe(24)
-    response = render(request, "login.html", status_code, csrf=csrf, certificate_name=name, **context)
+    preloads = request.app.state.sign_in_preloads  # modules a later page needs, handed down by the app
+    response = render(
+        request, "login.html", status_code, csrf=csrf, certificate_name=name, preloads=preloads, **context
+    )
     secure = request.app.state.settings.public_url.startswith("https://")
     response.set_cookie(LOGIN_CSRF_COOKIE, csrf, httponly=True, secure=secure, samesite="strict", path="/login")
     return response
@@ -78,7 +93,10 @@ def login_submit(request: Request, form: LoginForm, db: DbSession, clock: ClockD
     except LoginFailed as error:
         message = reason_message(request, error.reason, error.message, detail=error.message, **error.values)
         return _login_page(request, error.status_code, error=message, username=attempt.login)
-    response = RedirectResponse("/login/second-factor" if result.needs_second_factor else "/", status_code=303)
+    if result.needs_second_factor:
+        response: Response = RedirectResponse("/login/second-factor", status_code=303)
+    else:
+        response = _land(request, db, result.session, clock())
     _set_session_cookie(response, request, result.token)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
@@ -126,10 +144,11 @@ def second_factor_submit(
     except (SecondFactorRefused, TooManyAttempts) as error:
         message = reason_message(request, error.reason, error.message)
         return _second_factor_page(request, session, db, clock, error.status_code, message)
-    response: Response = RedirectResponse("/", status_code=303)
     if passed.recovery_codes:
-        response = render(request, "second_factor_enrolled.html", recovery_codes=passed.recovery_codes)
+        response: Response = render(request, "second_factor_enrolled.html", recovery_codes=passed.recovery_codes)
         response.headers["Cache-Control"] = "no-store"  # the codes are shown once and must not stay in a cache
+    else:
+        response = _land(request, db, session, clock())
     _set_session_cookie(response, request, passed.token)
     return response
 

@@ -27,6 +27,8 @@ SESSION_GROUPS_CHANGED = "session.groups_changed"
 """Nudged when re-validation found a live session's directory groups changed; the payload is the session id."""
 OVER = (SessionState.ENDING, SessionState.ENDED)
 """A session in either state has been ended: its cookie opens nothing, whatever its children still hold."""
+ROLE_PAGES = {"agent": "/agent", "supervisor": "/supervisor", "security_admin": "/security-admin", "hr": "/hr"}
+"""Each role's own page, in the order a person holding several roles lands on them."""
 
 
 def _digest(token: str) -> str:
@@ -159,6 +161,16 @@ def end_idle_and_expired(db: Session, now: datetime) -> int:
             end_session(db, session, reason, actor="system", now=now)
             ended += 1
     return ended
+
+
+def landing_page(session: HomeSession | None) -> str:
+    """The page a person lands on: their first role's page, else the sign-in form."""
+    if session is None:
+        return "/login"
+    for role, page in ROLE_PAGES.items():
+        if role in session.role_set:
+            return page
+    return "/login"
 
 
 def policy_groups(session: HomeSession) -> list[str]:

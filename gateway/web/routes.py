@@ -1,14 +1,17 @@
 """The role landing pages and the language switch. Each page reads its data through its domain's services."""
 
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
+from sqlmodel import Session
 
 from gateway.deps import ClockDep, DbSession
 from gateway.pki.service import REVOCATION_REASONS, list_certificates
 from gateway.policies.service import current_policy, current_version
+from gateway.seats.routes import seat_page
 from gateway.seats.service import live_leases
 from gateway.seats.viewer_assets import seat_viewer
 from gateway.sessions.deps import (
@@ -19,22 +22,28 @@ from gateway.sessions.deps import (
     SupervisorSession,
 )
 from gateway.sessions.models import HomeSession
-from gateway.sessions.service import live_sessions, policy_groups, session_for_token
+from gateway.sessions.service import landing_page, live_sessions, policy_groups, session_for_token
 from gateway.web.i18n import LANGUAGES
 from gateway.web.pages import LANGUAGE_COOKIE, render
 from policy import evaluate
 
 router = APIRouter(tags=["pages"])
-ROLE_PAGES = {"agent": "/agent", "supervisor": "/supervisor", "security_admin": "/security-admin", "hr": "/hr"}
 
 
-def landing_page(session: HomeSession | None) -> str:
-    if session is None:
-        return "/login"
-    for role, page in ROLE_PAGES.items():
-        if role in session.role_set:
-            return page
-    return "/login"
+def land_signed_in(request: Request, db: Session, session: HomeSession, now: datetime) -> Response:
+    """The answer to a completed sign-in (`sessions.routes.SignedIn`): a redirect straight to the person's page, or,
+    for an agent whose policy publishes exactly one app when ``seats.open_only_app`` is on, that app's seat page.
+
+    Landing on the app launches it in the sign-in's own POST, which the sign-in form's CSRF check already guards: no
+    GET ever launches a seat. Without a seat broker on this node (a portal that serves no seats) the person lands on
+    the workspace page as usual."""
+    page = landing_page(session)
+    broker = getattr(request.app.state, "seat_broker", None)
+    if page == "/agent" and broker is not None and broker.settings.open_only_app:
+        apps = evaluate(current_policy(db), policy_groups(session), now).apps
+        if len(apps) == 1:
+            return seat_page(request, db, session, apps[0].id, now, shown_as=page)
+    return RedirectResponse(page, status_code=303)
 
 
 @router.get("/")

@@ -55,7 +55,6 @@ EVERY_ENCODING = _update(
     _rect(16, 8, 7, b"\x40\x01\x01" + bytes(6) + b"\x04" + bytes(4)),  # Tight palette of 2: 1 bit/pixel = 16 B, zlib 4
     _rect(2, 2, -239, bytes(2 * 2 * 4) + bytes(2)),  # cursor: pixels and a 1-bit mask
     _rect(0, 0, -307, struct.pack(">I", 4) + b"name"),  # DesktopName
-    _rect(1280, 800, -308, b"\x01\x00\x00\x00" + bytes(16)),  # ExtendedDesktopSize, one screen
     _rect(0, 0, -224, b""),  # LastRect: the count said more, the update ends here
     count=0xFFFF,
 )
@@ -149,8 +148,8 @@ def test_a_rectangle_in_an_encoding_the_browser_could_not_ask_for_ends_the_conne
 
 
 def test_the_browser_asks_only_for_encodings_the_relay_measures_and_its_paste_is_dropped_when_forbidden() -> None:
-    hextile, tight, continuous_updates, fence, raw = 5, 7, -313, -312, 0
-    set_encodings = struct.pack(">BxH5i", 2, 5, hextile, tight, continuous_updates, fence, raw)
+    hextile, tight, continuous_updates, fence, extended_desktop_size, raw = 5, 7, -313, -312, -308, 0
+    set_encodings = struct.pack(">BxH6i", 2, 6, hextile, tight, continuous_updates, fence, extended_desktop_size, raw)
     paste = struct.pack(">B3xi", 6, 10) + b"home-note!"
     key = struct.pack(">BBxxI", 4, 1, 0x61)
     says = b"\x01" + set_encodings + paste + key

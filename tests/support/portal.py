@@ -32,6 +32,7 @@ from gateway.directory.builtin import password_hash
 from gateway.pki import service as pki
 from gateway.policies.service import import_policy
 from gateway.sessions import enrolment_codes
+from gateway.sessions.service import ROLE_PAGES
 from gateway.settings import Settings, load_settings
 from tests.support.server import serving
 
@@ -199,4 +200,6 @@ def serving_portal(
 def passed_second_factor(answer: httpx.Response) -> bool:
     """The second-factor form was accepted: on to the portal, or (a fresh enrolment) the "enrolled" page with the
     recovery codes, shown once before the person goes on."""
-    return answer.headers.get("location") == "/" or (answer.status_code == 200 and 'id="enrolled"' in answer.text)
+    return answer.headers.get("location") in ROLE_PAGES.values() or (
+        answer.status_code == 200 and 'id="enrolled"' in answer.text
+    )

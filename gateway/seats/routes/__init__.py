@@ -12,6 +12,7 @@ from anyio import from_thread
 from fastapi import APIRouter, FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from desktop_broker.x11 import RfbAddress
@@ -29,7 +30,7 @@ from gateway.seats.tokens import spend
 from gateway.seats.viewer_assets import IMMUTABLE, VIEWER_PATH, attach_seat_viewer, seat_viewer
 from gateway.sessions.client_cert import client_address
 from gateway.sessions.deps import SESSION_COOKIE, AgentSession, CheckedForm, ScriptCsrf
-from gateway.sessions.models import SessionState
+from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import session_for_token
 from gateway.web.pages import render
 from policy.rules import DisplayRules
@@ -83,33 +84,49 @@ def launch_page(
 
     A POST carrying the session's CSRF token, because it changes state (a seat is leased, a token minted): as a GET,
     any page the agent visited could make her browser lease seats (an <img> would do)."""
-    now = clock()
+    return seat_page(request, db, session, app_id, clock())
+
+
+def seat_page(
+    request: Request, db: Session, session: HomeSession, app_id: str, now: datetime, shown_as: str | None = None
+) -> HTMLResponse:
+    """Launch `app_id` for the session and answer with the page that opens it (or says why not).
+
+    Only for a POST of our own pages: the launch button's (CSRF-checked) or a sign-in that lands on the person's only
+    app (`seats.open_only_app`, gateway/web/routes.py). `shown_as` is the address the page puts in the address bar
+    instead of the POST's own, so that a reload asks for that page and never posts the form again."""
     try:
         launched = service.launch(db, session, app_id, now, _broker(request))
     except GatewayError as error:  # refusals are audited; returning (not raising) lets that row commit
-        return render(request, "seat_refused.html", error.status_code, reason=error.reason, detail=error.message)
+        return render(
+            request, "seat_refused.html", error.status_code, session=session, reason=error.reason, detail=error.message
+        )
     watermark = f"{session.login} · {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
     if launched.lease.backend == "guacamole":
         return render(
             request,
             "seat_guacamole.html",
+            session=session,
             app_id=app_id,
             token=launched.token,
             websocket_url=_broker(request).settings.guacamole_websocket_url,
             width=GUACAMOLE_SCREEN[0],
             height=GUACAMOLE_SCREEN[1],
             watermark=watermark,
+            shown_as=shown_as,
         )
     _prepare_seat_connection(request, launched.lease)
     return render(
         request,
         "seat_launch.html",
+        session=session,
         app_id=app_id,
         token=launched.token,
         clipboard_out=_clipboard_out(request, launched.lease),
         watermark=watermark,
         rfb_module=seat_viewer(request).rfb_module,
         break_reasons=request.app.state.break_reasons,  # supervision's, given by the app (it sits above seats)
+        shown_as=shown_as,
     )
 
 

@@ -6,6 +6,7 @@
 // Timings a bench reads are kept on `window.seatTimings` (bench/bench_seat_viewer.py).
 
 const STATUS_POLL_MS = 5000;
+const FIRST_POLL_AFTER_CONNECT_MS = 500;  // a warm seat's first frame follows its connection within ~0.1 s
 const RECONNECT_DELAYS_MS = [0, 500, 1000, 2000, 4000, 8000];
 const QUALITY_LIMITS_MS = {good: 150, fair: 400};
 
@@ -34,10 +35,21 @@ export class SeatViewer {
     this.bindStateForm();
     this.bindSignOut();
     setInterval(() => this.tickTimer(), 1000);
-    this.pollStatus();
-    setInterval(() => this.pollStatus(), STATUS_POLL_MS);
-    this.pollWatchers();
-    setInterval(() => this.pollWatchers(), STATUS_POLL_MS);
+    this.polling = false;
+  }
+
+  // The status bar's and the watchers' polls start a moment after the seat first connects, not with the page: at page
+  // start their two requests crossed the gateway while it relayed the RFB handshake and the first frame, and delayed
+  // both (docs/broker.md, "Loading the seat page"). The first poll after the connection also grades its quality.
+  startPolling() {
+    if (this.polling) return;
+    this.polling = true;
+    setTimeout(() => {
+      this.pollStatus();
+      setInterval(() => this.pollStatus(), STATUS_POLL_MS);
+      this.pollWatchers();
+      setInterval(() => this.pollWatchers(), STATUS_POLL_MS);
+    }, FIRST_POLL_AFTER_CONNECT_MS);
   }
 
   start(token) {
@@ -63,6 +75,7 @@ export class SeatViewer {
     this.attempt = 0;
     this.setStatus("connected", this.script.dataset.connected);
     this.fitWatermark();
+    this.startPolling();
   }
 
   disconnected(rfb) {

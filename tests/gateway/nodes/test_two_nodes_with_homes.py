@@ -105,7 +105,7 @@ class World:
                 if node is not None and landed != node:
                     continue
                 answer = sign_in(browser, home.login, PASSWORD)
-                assert answer.status_code == 303 and answer.headers["location"] == "/", answer.text
+                assert answer.status_code == 303 and answer.headers["location"] == "/agent", answer.text
                 home.cookies = browser.cookies
                 return landed
         raise AssertionError(f"HAProxy never sent {home.login} to node {node}")

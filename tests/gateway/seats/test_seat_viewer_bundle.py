@@ -71,14 +71,19 @@ def test_bundle_name_follows_its_content(tmp_path: Path) -> None:
     assert "changedByTheTest" in (tmp_path / "c" / other).read_text()
 
 
-def test_launch_and_workspace_pages_name_the_bundle_served_immutable(portal: SeatPortal, agent1: httpx.Client) -> None:
+def test_launch_sign_in_and_workspace_pages_name_the_bundle_served_immutable(
+    portal: SeatPortal, agent1: httpx.Client
+) -> None:
     workspace = agent1.get("/agent", headers={"accept": "text/html"}).text
+    with portal.client() as stranger:  # the sign-in page, before anyone is signed in
+        sign_in_page = stranger.get("/login", headers={"accept": "text/html"}).text
     page = launch(agent1).text
     bundle = BUNDLE_URL.search(page)
     assert bundle, "the seat page does not import the bundle"
     assert f'import RFB from "{bundle.group(0)}"' in page
     assert "/novnc/" not in page
     assert f'<link rel="modulepreload" href="{bundle.group(0)}">' in workspace
+    assert f'<link rel="modulepreload" href="{bundle.group(0)}">' in sign_in_page
     served = agent1.get(bundle.group(0))
     assert served.status_code == 200
     assert served.headers["content-type"].startswith("text/javascript")

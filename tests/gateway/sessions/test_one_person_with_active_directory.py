@@ -236,7 +236,8 @@ def test_a_group_copying_a_role_groups_cn_gives_no_role_and_is_audited(portal: P
     """Without a role the policy asks for a certificate (it fails closed): refused before the password is tried."""
     spoofed = _spoofed_supervisor(people)
     with portal.client() as real, portal.client() as client:
-        assert sign_in(real, PERSON, samba.PASSWORD).headers["location"] == "/"  # the real group's member is let in
+        # the real group's member is let in
+        assert sign_in(real, PERSON, samba.PASSWORD).headers["location"] == "/supervisor"
         refused = sign_in(client, spoofed, samba.PASSWORD)
         assert refused.status_code == 401 and "client certificate is required" in page_error(refused)
     with session_scope(portal.engine) as db:

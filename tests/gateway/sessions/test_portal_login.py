@@ -34,7 +34,7 @@ def test_wrong_password_is_refused_with_its_reason(portal: Portal) -> None:
 def test_supervisor_signs_in_with_password_and_lands_on_seats(portal: Portal) -> None:
     with portal.client() as client:
         answer = sign_in(client, "sup1")
-        assert answer.status_code == 303 and answer.headers["location"] == "/"
+        assert answer.status_code == 303 and answer.headers["location"] == "/supervisor"  # straight there, not via /
         cookie = answer.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=lax" in cookie
         home = client.get("/", headers={"accept": "text/html"})

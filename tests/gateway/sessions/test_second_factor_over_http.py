@@ -97,5 +97,5 @@ def test_a_code_is_good_once_and_the_next_one_is_accepted(portal: Portal, clock:
         assert replayer.get("/security-admin", headers=JSON).status_code == 401
         clock.advance(30)  # the authenticator shows the next code
         accepted = _submit(replayer, totp.at(clock()))
-        assert accepted.headers.get("location") == "/", accepted.text
+        assert accepted.headers.get("location") == "/security-admin", accepted.text
         assert replayer.get("/security-admin", headers=JSON).status_code == 200
