@@ -74,6 +74,16 @@ def keep_refusal(db: Session) -> None:
     db.commit()
 
 
+def keep_done(db: Session) -> None:
+    """Commit a finished step of a request (a completed sign-in) before a slow next step of it (starting a seat).
+
+    The finished step's locks would otherwise be held through the slow one: its audit row holds the chain's head (on
+    SQLite, the one write lock), so every sign-in and audited action on every node would wait for a seat to start.
+    The next step runs in a new transaction, and its failure leaves the first step done.
+    """
+    db.commit()
+
+
 def serialize_on(db: Session, name: str) -> None:
     """Make transactions that name the same thing take turns from here to their commit.
 

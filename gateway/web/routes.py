@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import text
 from sqlmodel import Session
 
+from gateway.db import keep_done
 from gateway.deps import ClockDep, DbSession
 from gateway.pki.service import REVOCATION_REASONS, list_certificates
 from gateway.policies.service import current_policy, current_version
@@ -42,6 +43,7 @@ def land_signed_in(request: Request, db: Session, session: HomeSession, now: dat
     if page == "/agent" and broker is not None and broker.settings.open_only_app:
         apps = evaluate(current_policy(db), policy_groups(session), now).apps
         if len(apps) == 1:
+            keep_done(db)  # the sign-in's rows and locks, before a seat may take a cold start
             return seat_page(request, db, session, apps[0].id, now, shown_as=page)
     return RedirectResponse(page, status_code=303)
 

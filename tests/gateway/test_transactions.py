@@ -1,4 +1,4 @@
-"""Transactions only at the edges: a ``.commit()`` appears nowhere in gateway/ but in the two helpers of gateway/db.py.
+"""Transactions only at the edges: a ``.commit()`` appears nowhere in gateway/ but in the helpers of gateway/db.py.
 
 A request, a job or a command commits once through `session_scope`; a refusal that must outlive the rollback of its
 request (an audit row, a counted attempt) is kept with `keep_refusal` (docs/architecture.md, "Transactions").
@@ -10,7 +10,7 @@ from pathlib import Path
 import gateway
 
 GATEWAY = Path(gateway.__file__).parent
-HELPERS = {"db.py": {"session_scope", "keep_refusal"}}
+HELPERS = {"db.py": {"session_scope", "keep_refusal", "keep_done"}}
 """The functions allowed to commit, by file."""
 
 

@@ -99,7 +99,13 @@ def seat_page(
         launched = service.launch(db, session, app_id, now, _broker(request))
     except GatewayError as error:  # refusals are audited; returning (not raising) lets that row commit
         return render(
-            request, "seat_refused.html", error.status_code, session=session, reason=error.reason, detail=error.message
+            request,
+            "seat_refused.html",
+            error.status_code,
+            session=session,
+            reason=error.reason,
+            detail=error.message,
+            shown_as=shown_as,
         )
     watermark = f"{session.login} · {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
     if launched.lease.backend == "guacamole":

@@ -6,17 +6,22 @@ it); the page then stands at ``/agent``, so a reload shows the workspace page in
 Module-scoped on SQLite (see ``seat_portal_on_sqlite``).
 """
 
+import sqlite3
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser
 from sqlmodel import Session, select
 
 from gateway.db import session_scope
 from gateway.policies.service import import_policy
+from gateway.seats.errors import NoSeatFree
 from gateway.seats.models import SeatLease, SeatLeaseState
+from gateway.sessions.models import HomeSession
 from tests.gateway.seats.conftest import TWO_APPS_POLICY, SeatPortal, seat_portal_on_sqlite
 from tests.gateway.sessions.conftest import PASSWORDS
+from tests.support.browser import sign_in_page
 from tests.support.portal import csrf_of
 
 pytestmark = pytest.mark.e2e
@@ -42,20 +47,13 @@ def _leases(portal: SeatPortal, login: str) -> list[SeatLease]:
         return list(db.exec(select(SeatLease).where(SeatLease.login == login)))
 
 
-def _sign_in(page: Page, portal: SeatPortal, login: str) -> None:
-    page.goto(portal.base_url + "/login")
-    page.fill("#username", login)
-    page.fill("#password", PASSWORDS[login])
-    page.click("#sign-in")
-
-
 def test_sign_in_opens_the_only_app_and_a_reload_shows_the_workspace(portal: SeatPortal, browser: Browser) -> None:
     context = browser.new_context(extra_http_headers=portal.proxy_headers("agent1"))
     requests: list[tuple[str, str]] = []
     context.on("request", lambda request: requests.append((request.method, request.url.removeprefix(portal.base_url))))
     try:
         page = context.new_page()
-        _sign_in(page, portal, "agent1")
+        sign_in_page(page, "agent1", PASSWORDS["agent1"], portal.base_url)
         page.wait_for_function("window.seatConnected === true", timeout=10_000)
         page.wait_for_function(FRAME_SHOWN, timeout=10_000)
         assert page.url == portal.base_url + "/agent"  # the address bar, not the sign-in POST's
@@ -109,3 +107,58 @@ def test_a_supervisor_with_one_app_lands_on_their_own_page(portal: SeatPortal) -
         answer = client.post("/login", data={"username": "sup1", "password": PASSWORDS["sup1"], "csrf": csrf_of(page)})
     assert answer.status_code == 303 and answer.headers["location"] == "/supervisor"
     assert _leases(portal, "sup1") == []
+
+
+def test_the_sign_in_is_committed_before_the_seat_starts(portal: SeatPortal, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starting a seat can take a cold start or a stop of another; the sign-in's rows (its audit row holds the chain's
+    head, on SQLite the one write lock) are committed before it, so nobody else's sign-in or audited action waits on
+    it. Seen from another connection while the broker assigns the seat: the new session is there and a write goes in."""
+    seen: dict[str, Any] = {}
+    assign = portal.broker.assign
+
+    def assign_and_look(*args: Any, **kwargs: Any) -> tuple[str, str]:
+        path = str(portal.engine.url.database)
+        other = sqlite3.connect(path, timeout=0)  # another writer that does not wait
+        try:
+            seen["sessions"] = other.execute("SELECT count(*) FROM home_session WHERE login = 'agent2'").fetchone()[0]
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+                seen["write"] = "went in"
+            except sqlite3.OperationalError as error:
+                seen["write"] = str(error)
+        finally:
+            other.close()
+        return assign(*args, **kwargs)
+
+    with Session(portal.engine) as db:
+        before = len(db.exec(select(HomeSession).where(HomeSession.login == "agent2")).all())
+    monkeypatch.setattr(portal.broker, "assign", assign_and_look)
+    with portal.client() as client:
+        headers = portal.proxy_headers("agent2")
+        page = client.get("/login", headers=headers)
+        form = {"username": "agent2", "password": PASSWORDS["agent2"], "csrf": csrf_of(page)}
+        answer = client.post("/login", data=form, headers={**headers, "accept": "text/html"})
+    assert answer.status_code == 200 and 'id="screen"' in answer.text
+    assert seen == {"sessions": before + 1, "write": "went in"}
+    (lease,) = [lease for lease in _leases(portal, "agent2") if lease.state is not SeatLeaseState.ENDED]
+    assert lease.app_id == "customer-console"
+
+
+def test_a_refused_landing_also_stands_at_the_workspace_address(
+    portal: SeatPortal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node with no seat free refuses the landing's launch: that page, too, puts `/agent` in the address bar, so a
+    reload does not post the sign-in form (and its password) again."""
+
+    def full(*args: Any, **kwargs: Any) -> tuple[str, str]:
+        raise NoSeatFree("every seat of this node is taken")
+
+    monkeypatch.setattr(portal.broker, "assign", full)
+    with portal.client() as client:
+        headers = portal.proxy_headers("agent1")
+        page = client.get("/login", headers=headers)
+        form = {"username": "agent1", "password": PASSWORDS["agent1"], "csrf": csrf_of(page)}
+        answer = client.post("/login", data=form, headers={**headers, "accept": "text/html"})
+    assert answer.status_code == NoSeatFree.status_code and 'id="refusal"' in answer.text
+    assert 'history.replaceState(null, "", "/agent")' in answer.text
