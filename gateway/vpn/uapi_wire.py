@@ -159,7 +159,7 @@ def _holds_exactly(answer: bytes, blocks: list[bytes], expected: Mapping[str, Pe
     keepalive and allowed IP lines that ``peer_lines`` sent for it (wireguard-go lists a peer's allowed IPs in the
     order they were added, after its keepalive). Every allowed IP line of the answer must be in one of those ends,
     so a line written elsewhere (another daemon's order, a peer given one more address) fails the check, and the
-    answer is then parsed in full. A few passes over the bytes: ~5 ms at 10,000 peers, where building and comparing
+    answer is then parsed in full. A few passes over the bytes: ~5–8 ms at 10,000 peers, where building and comparing
     10,000 configurations took ~20."""
     ends, allowed_ips = _block_ends(expected)
     keys = list(map(_KEY, blocks))
