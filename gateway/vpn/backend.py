@@ -107,8 +107,10 @@ class WireGuardBackend(Protocol):
     def peers(self, name: str) -> dict[str, PeerState]:
         """The live peers, by base64 public key."""
 
-    def peer_configs(self, name: str) -> dict[str, PeerSpec]:
-        """The live peers' configuration only (no handshakes or counters): what a comparison needs, read cheaply."""
+    def peer_configs(self, name: str, expected: Mapping[str, PeerSpec] | None = None) -> Mapping[str, PeerSpec]:
+        """The live peers' configuration only (no handshakes or counters): what a comparison needs, read cheaply.
+        When it is exactly ``expected`` (what the last pass installed), that very mapping may come back, so the
+        comparison of an unchanged interface is one identity check."""
 
     def set_peer(self, name: str, peer: PeerSpec) -> None:
         """Add or update one peer; its allowed IPs are replaced, not appended to."""

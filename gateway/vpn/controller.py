@@ -11,7 +11,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
@@ -137,7 +137,9 @@ class VpnController:
         if sessions is None and self._observer is not None:
             # A full pass reads the interface while the database is read: wireguard-go writes its 3 MB answer for
             # 10,000 peers on the other core, and neither read holds anything the other needs.
-            self._reading.live = self._observer.submit(self.tunnel.backend.peer_configs, self.settings.interface)
+            self._reading.live = self._observer.submit(
+                self.tunnel.backend.peer_configs, self.settings.interface, self.tunnel.installed()
+            )
         now = self.clock()
         if sessions is not None:
             # Leases first: a re-login (old session replaced, same key) then keeps its peer, where removing and
@@ -152,16 +154,16 @@ class VpnController:
         self._full_read = replace(desired_peers(db, now, None, self.node), version=version)
         return self._full_read
 
-    def observe(self, plan: PeerPlan | None) -> dict[str, PeerSpec] | None:
+    def observe(self, plan: PeerPlan | None) -> Mapping[str, PeerSpec] | None:
         """The live peers' configuration, for a full pass only (``plan`` began reading it): a narrowed pass never
         reads 10,000 peers to change one."""
-        live: Future[dict[str, PeerSpec]] | None = getattr(self._reading, "live", None)
+        live: Future[Mapping[str, PeerSpec]] | None = getattr(self._reading, "live", None)
         self._reading.live = None
         if plan is None or plan.sessions is not None or self.backend is None:
             return None
         return live.result() if live is not None else self.backend.peer_configs(self.settings.interface)
 
-    def apply(self, plan: PeerPlan | None, live: dict[str, PeerSpec] | None) -> None:
+    def apply(self, plan: PeerPlan | None, live: Mapping[str, PeerSpec] | None) -> None:
         tunnel = self.tunnel
         if plan is None or tunnel is None:
             return

@@ -38,7 +38,7 @@ class NetlinkBackend:
                 raise WireGuardError(f"cannot read WireGuard interface {name!r}: {exc}") from exc
         return merge_peers(messages)
 
-    def peer_configs(self, name: str) -> dict[str, PeerSpec]:
+    def peer_configs(self, name: str, expected: Mapping[str, PeerSpec] | None = None) -> Mapping[str, PeerSpec]:
         return {
             key: PeerSpec(key, state.allowed_ips, state.persistent_keepalive) for key, state in self.peers(name).items()
         }

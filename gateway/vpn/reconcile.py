@@ -211,7 +211,7 @@ class InstalledTunnel:
 
     def __init__(self, backend: WireGuardBackend, settings: VpnSettings) -> None:
         self.backend, self.settings = backend, settings
-        self.peers: dict[str, DesiredPeer] | None = None
+        self.peers: Mapping[str, DesiredPeer] | None = None
         self.ruleset = RulesetGeneration(settings.netns)
         self.scope_generation: int | None = None
         self._specs: tuple[Mapping[str, DesiredPeer], Mapping[str, PeerSpec]] | None = None
@@ -221,7 +221,7 @@ class InstalledTunnel:
         known, self.peers = self.peers, None  # unknown until this pass has finished
         interface = self.settings.interface
         desired = self._specs_of(peers)
-        changes = PeerChanges() if live == desired else plan_changes(live, desired)
+        changes = PeerChanges() if live is desired or live == desired else plan_changes(live, desired)
         self.backend.change(interface, PeerChanges(to_remove=changes.to_remove))
         scope_loaded = False
         if self.settings.firewall and (known is None or not self._scope_untouched()):
@@ -232,7 +232,7 @@ class InstalledTunnel:
                 removed, added = scope_changes(seats_of(known.values()), seats_of(peers.values()))
                 self._change_scope(removed, added, peers)
             self.backend.change(interface, PeerChanges(to_set=changes.to_set))
-        self.peers = dict(peers)
+        self.peers = peers  # shared with the plan (never changed): the next pass expects these very specs
         if changes:
             log.info("VPN peers: %d set, %d removed", len(changes.to_set), len(changes.to_remove))
         return ReconcileResult(frozenset(peers), changes, scope_loaded)
@@ -260,6 +260,12 @@ class InstalledTunnel:
         if changes:
             log.info("VPN peers of %d sessions: %d set, %d removed", len(plan.sessions), len(coming), len(gone))
         return changes
+
+    def installed(self) -> Mapping[str, PeerSpec] | None:
+        """The specs of the peers the last pass installed (None: unknown): what the interface should hold now, and
+        while the database's rows stay the same the very mapping the next full pass will desire."""
+        peers = self.peers  # read once: a pass on another thread may set it to None meanwhile
+        return None if peers is None else self._specs_of(peers)
 
     def close(self) -> None:
         self.ruleset.close()

@@ -51,8 +51,9 @@ class UapiBackend:
     def peers(self, name: str) -> dict[str, PeerState]:
         return uapi_wire.parse_get(uapi_wire.exchange(uapi_wire.socket_path(name, self.socket_dir), "get=1\n\n")).peers
 
-    def peer_configs(self, name: str) -> dict[str, PeerSpec]:
-        return uapi_wire.parse_configs(uapi_wire.exchange(uapi_wire.socket_path(name, self.socket_dir), "get=1\n\n"))
+    def peer_configs(self, name: str, expected: Mapping[str, PeerSpec] | None = None) -> Mapping[str, PeerSpec]:
+        answer = uapi_wire.exchange(uapi_wire.socket_path(name, self.socket_dir), "get=1\n\n")
+        return uapi_wire.parse_configs(answer, expected)
 
     def set_peer(self, name: str, peer: PeerSpec) -> None:
         self._set(name, uapi_wire.peer_lines(peer))

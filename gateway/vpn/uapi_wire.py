@@ -11,7 +11,7 @@ import binascii
 import functools
 import itertools
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter, methodcaller
@@ -21,6 +21,8 @@ from gateway.vpn.backend import PeerSpec, PeerState, WireGuardError, interned, n
 
 SOCKET_DIR = Path("/var/run/wireguard")
 _TIMEOUT_S = 30.0
+_ERRNO_TAIL = 64
+"""The closing ``errno=N`` line and the empty line after it fit in this many bytes."""
 _LINES_PER_PART = 4096
 """About 250 peers' lines (~150 kB): small enough to keep wireguard-go busy from the first part on."""
 
@@ -91,13 +93,15 @@ def exchange(path: Path, request: str | Iterator[str]) -> bytes:
             hint = "is wireguard-go running?"
             raise WireGuardError(f"WireGuard UAPI socket {path} did not answer ({exc}); {hint}") from exc
     answer = b"".join(chunks)
-    body, found, errno_text = answer.rstrip(b"\n").rpartition(b"errno=")
-    if not found or (body and not body.endswith(b"\n")) or not errno_text.lstrip(b"-").isdigit():
+    # The errno line is the last: looked for in the tail alone, and the body cut once (3 MB at 10,000 peers).
+    errno_at = answer.rfind(b"errno=", max(0, len(answer) - _ERRNO_TAIL))
+    errno_text = answer[errno_at + len(b"errno=") :].rstrip(b"\n")
+    if errno_at < 0 or answer[errno_at - 1 : errno_at] not in (b"", b"\n") or not errno_text.lstrip(b"-").isdigit():
         raise WireGuardError(f"WireGuard UAPI socket {path} gave an incomplete answer: {answer[-200:]!r}")
     errno = int(errno_text)
     if errno != 0:
         raise WireGuardError(f"WireGuard UAPI at {path} refused the request: errno={errno}")
-    return body
+    return answer[:errno_at]
 
 
 def parse_get(answer: bytes) -> DeviceState:
@@ -124,24 +128,72 @@ def parse_get(answer: bytes) -> DeviceState:
 
 _KEEPALIVE = b"\npersistent_keepalive_interval="
 _ALLOWED_IP = b"\nallowed_ip="
+_ALLOWED_IP_NAME = b"allowed_ip"
+"""Counted alone: it occurs only as a line's name (values are numbers, hex keys and addresses), and bytes.count finds
+it in 3 MB twice as fast as the line's start with its newline and equals sign (~2 ms)."""
 
 
-def parse_configs(answer: bytes) -> dict[str, PeerSpec]:
+def parse_configs(answer: bytes, expected: Mapping[str, PeerSpec] | None = None) -> Mapping[str, PeerSpec]:
     """The peers' configuration from a `get=1` answer (keys, allowed IPs, keepalive), skipping the statistics:
     the comparison of a safety-net pass reads 10,000 peers and needs nothing else. The result is shared: nobody may
     change it.
 
-    wireguard-go writes each peer's statistics first and its configuration last (keepalive, then the allowed IPs),
-    so the answer's configuration is the set of its peers' (key, text from the keepalive line on): that set is cut
-    out by splits that take no Python step per peer, and the configurations are parsed once per set (a safety-net
-    pass meets the set of the previous one: ~5 ms where a step per peer took ~20). An answer whose peers are written
+    When the answer holds exactly ``expected`` (what the last pass installed: the safety net's common case), that
+    very mapping is returned, found without a spec per peer (``_holds_exactly``). Otherwise: wireguard-go writes each
+    peer's statistics first and its configuration last (keepalive, then the allowed IPs), so the answer's
+    configuration is the set of its peers' (key, text from the keepalive line on): that set is cut out by splits that
+    take no Python step per peer, and the configurations are parsed once per set. An answer whose peers are written
     in another order is parsed peer by peer."""
     blocks = _peer_blocks(answer)
+    if expected is not None and _holds_exactly(answer, blocks, expected):
+        return expected
     cut = list(map(bytes.partition, blocks, itertools.repeat(_KEEPALIVE)))
     statistics = list(map(_FIRST, cut))
     if all(map(_SECOND, cut)) and not any(map(methodcaller("count", _ALLOWED_IP), statistics)):
         return _configs_of(frozenset(zip(map(_KEY, statistics), map(_THIRD, cut), strict=True)))
     return {spec.public_key: spec for spec in map(_peer_config, blocks)}
+
+
+def _holds_exactly(answer: bytes, blocks: list[bytes], expected: Mapping[str, PeerSpec]) -> bool:
+    """Whether the answer's peers are exactly ``expected``'s: the same keys, and each peer's block ending with the
+    keepalive and allowed IP lines that ``peer_lines`` sent for it (wireguard-go lists a peer's allowed IPs in the
+    order they were added, after its keepalive). Every allowed IP line of the answer must be in one of those ends,
+    so a line written elsewhere (another daemon's order, a peer given one more address) fails the check, and the
+    answer is then parsed in full. A few passes over the bytes: ~5–8 ms at 10,000 peers, where building and comparing
+    10,000 configurations took ~20."""
+    ends, allowed_ips = _block_ends(expected)
+    keys = list(map(_KEY, blocks))
+    return (
+        len(keys) == len(ends)
+        and ends.keys() == set(keys)
+        and all(map(bytes.endswith, blocks, map(ends.__getitem__, keys)))
+        and answer.count(_ALLOWED_IP_NAME) == allowed_ips
+    )
+
+
+_last_ends: tuple[Mapping[str, PeerSpec], dict[bytes, bytes], int] | None = None
+"""``_block_ends`` of the last expected configuration (safety-net passes expect the same one while nothing
+changes; a process serves one interface, so one is enough)."""
+
+
+def _block_ends(expected: Mapping[str, PeerSpec]) -> tuple[dict[bytes, bytes], int]:
+    """The end of each expected peer's block by hex key, and the number of allowed IP lines they hold."""
+    global _last_ends
+    last = _last_ends
+    if last is not None and last[0] is expected:
+        return last[1], last[2]
+    ends = dict(map(_block_end, expected.values()))
+    made = (expected, ends, sum(len(spec.allowed_ips) for spec in expected.values()))
+    _last_ends = made
+    return made[1], made[2]
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _block_end(spec: PeerSpec) -> tuple[bytes, bytes]:
+    """A peer's hex key, and the last lines of its block as wireguard-go writes them once ``peer_lines`` set it."""
+    allowed = "".join(f"\nallowed_ip={cidr}" for cidr in _allowed_ips_in_order(spec))
+    end = f"\npersistent_keepalive_interval={spec.persistent_keepalive or 0}{allowed}"
+    return key_to_hex(spec.public_key).encode(), end.encode()
 
 
 def _peer_blocks(answer: bytes) -> list[bytes]:
@@ -200,9 +252,14 @@ def _add_peer(device: DeviceState, fields: dict[str, str] | None, allowed: list[
 def peer_lines(peer: PeerSpec) -> list[str]:
     """Lines that create or fix one peer; allowed IPs replace the old ones, keepalive 0 switches it off."""
     lines = [f"public_key={key_to_hex(peer.public_key)}", "replace_allowed_ips=true"]
-    lines += [f"allowed_ip={cidr}" for cidr in sorted(peer.allowed_ips)]
+    lines += [f"allowed_ip={cidr}" for cidr in _allowed_ips_in_order(peer)]
     lines.append(f"persistent_keepalive_interval={peer.persistent_keepalive or 0}")
     return lines
+
+
+def _allowed_ips_in_order(peer: PeerSpec) -> list[str]:
+    """The order a peer's allowed IPs are sent in, and so listed back by wireguard-go."""
+    return sorted(peer.allowed_ips)
 
 
 def removal_lines(public_key: str) -> list[str]:

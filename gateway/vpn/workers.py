@@ -1,7 +1,7 @@
 """The VPN's background work, on the one worker contract: the leases' scope, the peers and nftables scope, and the
 tunnels' health samples."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -49,7 +49,7 @@ class TunnelScopes(Worker[list[str], None]):
         """Nothing outside the database: the rescoped leases' nudges reach ``vpn.peers`` once the pass commits."""
 
 
-class TunnelPeers(Worker[PeerPlan | None, dict[str, PeerSpec]]):
+class TunnelPeers(Worker[PeerPlan | None, Mapping[str, PeerSpec]]):
     """This node's peers and nftables scope, made to match the live sessions' leases (``controller.py``)."""
 
     name = "vpn.peers"
@@ -67,10 +67,10 @@ class TunnelPeers(Worker[PeerPlan | None, dict[str, PeerSpec]]):
         self._plan = self.controller.plan(db, nudges)
         return self._plan
 
-    def observe(self) -> dict[str, PeerSpec] | None:
+    def observe(self) -> Mapping[str, PeerSpec] | None:
         return self.controller.observe(self._plan)
 
-    def apply(self, desired: PeerPlan | None, observed: dict[str, PeerSpec] | None) -> None:
+    def apply(self, desired: PeerPlan | None, observed: Mapping[str, PeerSpec] | None) -> None:
         self.controller.apply(desired, observed)
 
     def stop(self) -> None:

@@ -146,3 +146,76 @@ def test_a_peer_added_or_removed_or_written_in_another_order_is_read_as_it_is() 
     assert parse_configs(answer([f"public_key={key_to_hex(c)}", "allowed_ip=10.77.0.4/32"]))[c] == PeerSpec.of(
         c, ["10.77.0.4"]
     )
+
+
+def test_an_answer_holding_exactly_the_expected_peers_gives_back_the_expected_mapping_itself() -> None:
+    """The safety net's common case: the interface holds what the last pass installed (counters moving, peers in
+    wireguard-go's random order), found without a spec per peer; the comparison is then one identity check."""
+    a, b = key_pair()[1], key_pair()[1]
+    expected = {a: PeerSpec.of(a, ["10.77.0.2", "fd77::2"]), b: PeerSpec.of(b, ["10.77.0.3"], 25)}
+    header = [f"private_key={'11' * 32}", "listen_port=51820"]
+    held = answer(
+        [*header, *wireguard_go_peer(key_to_hex(b), 1700000000, 5000, ["10.77.0.3/32"], keepalive=25),
+         *wireguard_go_peer(key_to_hex(a), 1700000001, 9000, ["10.77.0.2/32", "fd77::2/128"])]
+    )  # fmt: skip
+    assert parse_configs(held, expected) is expected
+    assert parse_configs(held, dict(expected)) == expected  # another mapping of the same peers: the same answer
+    assert parse_configs(answer(header), {}) == {}
+
+
+@pytest.mark.parametrize(
+    "peers",
+    [
+        pytest.param([("a", ["10.77.0.2/32", "fd77::2/128"], 0)], id="a peer removed"),
+        pytest.param(
+            [("a", ["10.77.0.2/32", "fd77::2/128"], 0), ("b", ["10.77.0.3/32"], 25), ("c", ["10.77.0.4/32"], 0)],
+            id="a peer added",
+        ),
+        pytest.param([("a", ["10.77.0.2/32", "fd77::9/128"], 0), ("b", ["10.77.0.3/32"], 25)], id="an address moved"),
+        pytest.param(
+            [("a", ["10.77.0.2/32", "fd77::2/128", "10.99.0.0/16"], 0), ("b", ["10.77.0.3/32"], 25)],
+            id="an address added",
+        ),
+        pytest.param([("a", ["10.77.0.2/32"], 0), ("b", ["10.77.0.3/32"], 25)], id="an address taken away"),
+        pytest.param([("a", ["10.77.0.2/32", "fd77::2/128"], 0), ("b", ["10.77.0.3/32"], 0)], id="keepalive off"),
+        pytest.param([("a", ["10.77.0.2/32", "fd77::2/128"], 0), ("c", ["10.77.0.3/32"], 25)], id="a key replaced"),
+        pytest.param([("a", ["fd77::2/128", "10.77.0.2/32"], 0), ("b", ["10.77.0.3/32"], 25)], id="another order"),
+    ],
+)
+def test_an_answer_that_differs_from_the_expected_peers_in_any_way_is_read_as_it_is(
+    peers: list[tuple[str, list[str], int]],
+) -> None:
+    keys = {name: key_pair()[1] for name in "abc"}
+    expected = {
+        keys["a"]: PeerSpec.of(keys["a"], ["10.77.0.2", "fd77::2"]),
+        keys["b"]: PeerSpec.of(keys["b"], ["10.77.0.3"], 25),
+    }
+    lines = [
+        line
+        for name, allowed, keepalive in peers
+        for line in wireguard_go_peer(key_to_hex(keys[name]), 0, 0, allowed, keepalive)
+    ]
+    live = parse_configs(answer(lines), expected)
+    assert live is not expected
+    assert live == parse_configs(answer(lines))
+    assert live == {keys[n]: PeerSpec.of(keys[n], allowed, keepalive or None) for n, allowed, keepalive in peers}
+
+
+def test_an_address_listed_outside_a_peers_last_lines_is_not_taken_for_the_expected_peers() -> None:
+    """Every allowed IP line must be one the expected peers' last lines account for: a daemon that wrote one among
+    the statistics (in another order than wireguard-go's) has its answer read in full."""
+    a = key_pair()[1]
+    expected = {a: PeerSpec.of(a, ["10.77.0.2"])}
+    stray = wireguard_go_peer(key_to_hex(a), 0, 0, ["10.77.0.2/32"])
+    stray.insert(3, "allowed_ip=10.99.0.0/16")
+    live = parse_configs(answer(stray), expected)
+    assert live is not expected and live == {a: PeerSpec.of(a, ["10.77.0.2", "10.99.0.0/16"])}
+
+
+def test_an_answer_listing_a_peer_twice_is_not_taken_for_the_expected_peers() -> None:
+    """No daemon lists a key twice, but the read stays exact if one did: the keys must be the expected ones, once."""
+    a, b = key_pair()[1], key_pair()[1]
+    expected = {a: PeerSpec.of(a, []), b: PeerSpec.of(b, [])}
+    twice = wireguard_go_peer(key_to_hex(a), 0, 0, []) * 2
+    assert parse_configs(answer(twice), expected) == {a: PeerSpec.of(a, [])}
+    assert parse_configs(answer([*twice, *wireguard_go_peer(key_to_hex(b), 0, 0, [])]), expected) is not expected

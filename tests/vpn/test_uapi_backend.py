@@ -68,6 +68,25 @@ def test_a_request_of_thousands_of_peers_sent_in_parts_is_applied_whole(gateway:
     assert backend.peer_configs(name) == second
 
 
+def test_wireguard_go_lists_what_was_set_as_the_configuration_read_expects_it(
+    gateway: tuple[UapiBackend, str, str], lab: NetnsLab
+) -> None:
+    """The safety net's quick answer relies on wireguard-go's own order (each peer's keepalive, then its allowed IPs
+    as they were added, last): this daemon's answer must give back the expected mapping itself, and a change made
+    beside the backend must not."""
+    backend, name, ns = gateway
+    peers = [PeerSpec.of(key_pair()[1], [f"10.77.0.{n}/32", f"fd77::{n:x}/128"], 25 if n % 2 else None) for n in (2, 3)]
+    installed = {peer.public_key: peer for peer in peers}
+    backend.apply(name, installed)
+    assert backend.peer_configs(name, installed) is installed
+    lab.run(ns, "wg", "set", name, "peer", peers[0].public_key, "allowed-ips", "10.77.0.2/32,fd77::2/128,10.77.9.0/24")
+    assert backend.peer_configs(name, installed)[peers[0].public_key].allowed_ips == {
+        "10.77.0.2/32",
+        "fd77::2/128",
+        "10.77.9.0/24",
+    }
+
+
 def test_set_peer_replaces_allowed_ips_instead_of_appending(gateway: tuple[UapiBackend, str, str]) -> None:
     backend, name, _ = gateway
     key = key_pair()[1]
