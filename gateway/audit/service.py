@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, insert, update
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
 from gateway.audit.models import AuditEvent, AuditHead
@@ -46,9 +47,11 @@ _TAKE_HEAD = update(_HEADS).where(_HEADS.c.id == 1).values(seq=_HEADS.c.seq + 1)
 """The chain's write lock, taken by bumping the head (made by the first migration, never created here); returns the
 new event's sequence number and the hash it follows, in the same round trip."""
 _APPEND = insert(_EVENTS).values({column.name: bindparam(f"event_{column.name}") for column in _EVENTS.c})
-_MOVE_HEAD = update(_HEADS).where(_HEADS.c.id == 1).values(hash=bindparam("event_hash"))
+_MOVE_HEAD = update(_HEADS).where(_HEADS.c.id == 1).values(seq=bindparam("event_seq"), hash=bindparam("event_hash"))
 _APPEND_MOVING_HEAD = _APPEND.add_cte(_MOVE_HEAD.cte("moved_head"))
 """PostgreSQL: both in one round trip (a data-modifying WITH), one fewer while every appender waits on the lock."""
+_HELD_HEAD = "sohogw.audit_head"
+"""In the session's ``info``: (the transaction that appended last, the head it left)."""
 
 
 def record(
@@ -69,11 +72,9 @@ def record(
     their round trips are not spent under it (PostgreSQL)."""
     db.flush()
     send_nudges(db)
-    head = db.execute(_TAKE_HEAD).one_or_none()
-    if head is None:
-        raise RuntimeError("the audit chain head is missing: run `sohogw db upgrade`")
+    seq, prev_hash = _held_head(db) or _take_head(db)
     event = {
-        "seq": head.seq,
+        "seq": seq,
         "at": as_utc(clock()),
         "actor": actor,
         "action": action,
@@ -81,7 +82,7 @@ def record(
         "outcome": outcome,
         "source": source,
         "detail": json.dumps(dict(detail or {}), ensure_ascii=False, sort_keys=True, default=str),
-        "prev_hash": head.hash,
+        "prev_hash": prev_hash,
     }
     event["hash"] = _digest(event)
     values = {f"event_{name}": value for name, value in event.items()}
@@ -90,6 +91,30 @@ def record(
     else:
         db.execute(_APPEND, values)
         db.execute(_MOVE_HEAD, values)
+    db.info[_HELD_HEAD] = (_innermost_transaction(db), event["seq"], event["hash"])
+
+
+def _innermost_transaction(db: Session) -> SessionTransaction | None:
+    return db.get_nested_transaction() or db.get_transaction()
+
+
+def _held_head(db: Session) -> tuple[int, str] | None:
+    """The next event's sequence number and the hash it follows, when this very transaction (or savepoint) appended
+    the last event: it has held the chain's lock since (the head's row lock on PostgreSQL, the one writer's lock on
+    SQLite), so nobody else moved the head, and what it left is what the head holds. A second event in one
+    transaction (a take-over's end and the sign-in) is then one round trip, not two. Any other transaction, a
+    savepoint included (rolling it back would put the head back), reads the head again."""
+    held = db.info.get(_HELD_HEAD)
+    if held is None or held[0] is not _innermost_transaction(db) or not held[0].is_active:
+        return None
+    return held[1] + 1, held[2]
+
+
+def _take_head(db: Session) -> tuple[int, str]:
+    head = db.execute(_TAKE_HEAD).one_or_none()
+    if head is None:
+        raise RuntimeError("the audit chain head is missing: run `sohogw db upgrade`")
+    return head.seq, head.hash
 
 
 @dataclass(frozen=True)
