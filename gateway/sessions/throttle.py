@@ -12,7 +12,7 @@ The window is fixed: it starts with the first attempt and a key's count starts a
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import CursorResult, TextClause, bindparam, text, update
 from sqlmodel import Session, col, delete
@@ -95,12 +95,28 @@ def _count_one_on_each(keys: int) -> TextClause:
     )
 
 
+def _give_one_back_on_each(keys: int) -> TextClause:
+    """One attempt given back on each of ``keys`` keys (``key_<i>``), or the count cleared on the one named
+    ``forgotten`` (NULL for none), in one statement.
+
+    Written as the reservation is, an upsert, so that it takes the rows in the order of the values as the
+    reservation does (an UPDATE takes them in whatever order its scan meets them: two sign-ins could then each hold
+    the row the other waits for). A key whose row went meanwhile (pruned) gets one that counts nothing, its window
+    long over, which is what having no row means."""
+    rows = ", ".join(f"(:key_{i}, :long_ago, 0)" for i in range(keys))
+    return text(
+        # Only placeholders are formatted in; every value is bound.
+        f'INSERT INTO login_throttle ("key", window_started_at, attempts) VALUES {rows} '  # noqa: S608
+        f'ON CONFLICT ("key") DO UPDATE SET '
+        f'attempts = CASE login_throttle."key" WHEN :forgotten THEN 0 ELSE login_throttle.attempts - 1 END '
+        f"WHERE login_throttle.attempts > 0"
+    ).bindparams(bindparam("long_ago", type_=_THROTTLE.c.window_started_at.type))
+
+
 _COUNT_ONE_ON_EACH = {keys: _count_one_on_each(keys) for keys in range(1, _MOST_KEYS + 1)}
-_GIVE_ONE_BACK = (
-    update(_THROTTLE)
-    .where(_THROTTLE.c.key == bindparam("throttle_key"), _THROTTLE.c.attempts > 0)
-    .values(attempts=_THROTTLE.c.attempts - 1)
-)
+_GIVE_ONE_BACK_ON_EACH = {keys: _give_one_back_on_each(keys) for keys in range(1, _MOST_KEYS + 2)}
+"""Up to one key more than a reservation: the person's count may be cleared beside the keys given back."""
+_LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
 _CLEAR = update(_THROTTLE).where(_THROTTLE.c.key == bindparam("throttle_key")).values(attempts=0)
 
 
@@ -130,16 +146,17 @@ def give_back(db: Session, keys: Sequence[tuple[str, int]], *, forget_person: st
     Outside the session's transaction, as independent writes (``db.independent_writes``): these are the hottest
     rows of a sign-in (every attempt on the person or the address updates them), and the session's own transaction,
     which goes on to its audit rows, must not keep them locked while other sign-ins wait to reserve (PostgreSQL's
-    row locks). Should that transaction then fail, the right guess has its attempt back anyway. Each statement is
-    whole alone (one key's count one lower, or cleared), so no transaction binds them: on PostgreSQL each commits by
-    itself, a row locked only for its own statement and never while another is waited for, and the ``BEGIN`` and
-    ``COMMIT`` round trips are saved. The keys are taken in the order ``reserve`` takes them in.
+    row locks). Should that transaction then fail, the right guess has its attempt back anyway. One statement for
+    all the keys, whole alone (each key's count one lower, or cleared), so no transaction binds it: on PostgreSQL
+    it commits by itself, without the ``BEGIN`` and ``COMMIT`` round trips. It takes the rows in the order
+    ``reserve`` takes them in.
     """
     forgotten = person_key(forget_person) if forget_person is not None else None
-    returned = {key for key, _ in keys}
+    ordered = sorted({key for key, _ in keys} | ({forgotten} if forgotten else set()))
+    values: dict[str, object] = {"forgotten": forgotten, "long_ago": _LONG_AGO}
+    values |= {f"key_{i}": key for i, key in enumerate(ordered)}
     with independent_writes(db.get_bind()) as own:
-        for key in sorted(returned | {forgotten} if forgotten else returned):
-            own.execute(_CLEAR if key == forgotten else _GIVE_ONE_BACK, {"throttle_key": key})
+        own.execute(_GIVE_ONE_BACK_ON_EACH[len(ordered)], values)
 
 
 def record_failure(db: Session, login: str, source_ip: str, now: datetime, reason: str) -> None:
