@@ -58,3 +58,17 @@ def test_a_give_back_on_a_key_without_a_row_counts_nothing(db: Session) -> None:
     reserve(db, KEYS, T0, LIMITS, "full")
     with pytest.raises(TooManyAttempts):
         reserve(db, KEYS, T0, LIMITS, "full")
+
+
+def test_a_reservation_refused_on_one_key_counts_on_none(db: Session) -> None:
+    """The address is full: a guess naming the person and the address is refused and leaves the person's count as
+    it was (PostgreSQL: its attempt on the person, committed with the statement, is taken back)."""
+    person, source = ("person:p1", 2), ("source:203.0.113.9", 1)
+    reserve(db, [source], T0, LIMITS, "full")
+    for _ in range(3):
+        with pytest.raises(TooManyAttempts):
+            reserve(db, [person, source], T0, LIMITS, "full")
+    reserve(db, [person], T0, LIMITS, "full")
+    reserve(db, [person], T0, LIMITS, "full")
+    with pytest.raises(TooManyAttempts):
+        reserve(db, [person], T0, LIMITS, "full")
