@@ -5,7 +5,7 @@ and the server's), so this counts them where they arrive: the server logs every 
 which also shows the pool's pre-ping, ``BEGIN`` and ``COMMIT``) while warm sign-ins run one after another, each
 taking over the session of the one before, as in ``bench_login.py``. The directory is the built-in one: its time
 does not matter here, only what reaches the database. Prints the statements of one sign-in grouped by pooled
-connection (one transaction or give-back each), then the count per statement over all of them.
+connection (the session's transaction, the throttle's statements), then the count per statement over all of them.
 
 Run as root: .venv/bin/python bench/login_statements.py [--sign-ins 20]
 """

@@ -6,8 +6,9 @@ dropped. The scheduled reconcile loops remain the safety net; a nudge only makes
 
 On PostgreSQL the nudge also goes to the other nodes: ``pg_notify`` is sent inside the transaction, and PostgreSQL
 delivers it to every ``LISTEN``ing node only when that transaction commits (``gateway/nodes/listener.py``). The
-transaction's nudges go in one statement (``send_nudges``), right before the commit or before the audit chain's
-lock is taken, whichever comes first: a sign-in asks for two, and each statement is a round trip.
+transaction's nudges go in one statement (``send_nudges``) right before the commit, or within the statement that
+takes the audit chain's lock (``unsent_notes``), whichever comes first: a sign-in asks for two, and each statement
+is a round trip.
 """
 
 import json
@@ -46,22 +47,24 @@ def nudge_after_commit(db: Session, topic: str, payload: Any = None) -> None:
     db.info.setdefault(_PENDING, []).append((topic, payload))
 
 
-_NOTIFY_EACH = text("SELECT pg_notify(:channel, note) FROM unnest(CAST(:notes AS text[])) AS note")
-"""One notification per note, in the array's order, in one round trip."""
+NOTIFYING_EACH = "SELECT count(pg_notify(:channel, note)) AS sent FROM unnest(CAST(:notes AS text[])) AS note"
+"""One notification per note, in the array's order (one row: how many), to run alone or inside another statement;
+bound with ``notify_values``."""
+_NOTIFY_EACH = text(NOTIFYING_EACH)
 
 
-def send_nudges(db: Session) -> None:
-    """PostgreSQL: send the nudges asked since the last send to the other nodes, in one statement (delivered when
-    the transaction commits; dropped if it rolls back, as is a savepoint's when the savepoint is). Called before
-    the commit, and by the audit log before it takes the chain's lock, which every appender waits for: the
-    statement is then not one more round trip under it.
+def unsent_notes(db: Session) -> list[str]:
+    """PostgreSQL: the nudges asked since the last send, as the other nodes read them, now counted as sent: the
+    caller sends them, in this transaction, with ``NOTIFYING_EACH`` (delivered when the transaction commits; dropped
+    if it rolls back, as is a savepoint's when the savepoint is). The audit log sends them within the statement
+    that takes the chain's lock, which every appender waits for: no round trip of their own, under it or before it.
 
-    Never inside a savepoint: rolling it back would drop notifications sent in it for nudges asked before it, which
+    None inside a savepoint: rolling it back would drop notifications sent in it for nudges asked before it, which
     stay pending; they go with the commit instead."""
     pending = db.info.get(_PENDING, [])
     sent = db.info.get(_SENT, 0)
     if sent == len(pending) or db.in_nested_transaction() or db.get_bind().dialect.name != "postgresql":
-        return
+        return []
     db.info[_SENT] = len(pending)
     notes = []
     for topic, payload in pending[sent:]:
@@ -69,8 +72,18 @@ def send_nudges(db: Session) -> None:
             notes.append(json.dumps({"topic": topic, "payload": payload, "origin": ORIGIN}))
         except TypeError:  # an in-process object (a directory handle): other nodes catch up on their interval pass
             continue
+    return notes
+
+
+def notify_values(notes: list[str]) -> dict[str, object]:
+    return {"channel": NOTIFY_CHANNEL, "notes": notes}
+
+
+def send_nudges(db: Session) -> None:
+    """PostgreSQL: send the unsent nudges (``unsent_notes``) in one statement of their own; before the commit."""
+    notes = unsent_notes(db)
     if notes:
-        db.execute(_NOTIFY_EACH, {"channel": NOTIFY_CHANNEL, "notes": notes})
+        db.execute(_NOTIFY_EACH, notify_values(notes))
 
 
 def pending_mark(db: Session) -> int:

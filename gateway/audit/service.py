@@ -11,12 +11,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, column, insert, text, update
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
 from gateway.audit.models import AuditEvent, AuditHead
 from gateway.clock import Clock, as_utc, utcnow
-from gateway.events import send_nudges
+from gateway.events import NOTIFYING_EACH, notify_values, send_nudges, unsent_notes
 
 GENESIS_HASH = "0" * 64
 VERIFY_BATCH = 1000
@@ -45,10 +46,15 @@ _HEADS = AuditHead.__table__  # type: ignore[attr-defined]
 _TAKE_HEAD = update(_HEADS).where(_HEADS.c.id == 1).values(seq=_HEADS.c.seq + 1).returning(_HEADS.c.seq, _HEADS.c.hash)
 """The chain's write lock, taken by bumping the head (made by the first migration, never created here); returns the
 new event's sequence number and the hash it follows, in the same round trip."""
+_TAKE_HEAD_NOTIFYING = _TAKE_HEAD.where(text(NOTIFYING_EACH).columns(column("sent")).scalar_subquery() >= 0)
+"""PostgreSQL: the same, sending the transaction's unsent nudges in the same round trip (a condition on how many
+notifications they made, always true: the subquery is run once, for the head's row)."""
 _APPEND = insert(_EVENTS).values({column.name: bindparam(f"event_{column.name}") for column in _EVENTS.c})
-_MOVE_HEAD = update(_HEADS).where(_HEADS.c.id == 1).values(hash=bindparam("event_hash"))
+_MOVE_HEAD = update(_HEADS).where(_HEADS.c.id == 1).values(seq=bindparam("event_seq"), hash=bindparam("event_hash"))
 _APPEND_MOVING_HEAD = _APPEND.add_cte(_MOVE_HEAD.cte("moved_head"))
 """PostgreSQL: both in one round trip (a data-modifying WITH), one fewer while every appender waits on the lock."""
+_HELD_HEAD = "sohogw.audit_head"
+"""In the session's ``info``: (the transaction that appended last, the head it left)."""
 
 
 def record(
@@ -64,16 +70,19 @@ def record(
 ) -> None:
     """Append one event in the caller's transaction; it commits or rolls back with the action it records.
 
-    The caller's pending rows are flushed and its nudges sent first (one statement each at most): the chain's lock,
-    which every appender waits for, is taken after their row locks rather than held while waiting for them, and
-    their round trips are not spent under it (PostgreSQL)."""
+    The caller's pending rows are flushed first (one statement each at most) and its nudges go with the statement
+    that takes the chain's lock: the lock, which every appender waits for, is taken after their row locks rather
+    than held while waiting for them, and the nudges cost no round trip of their own (PostgreSQL; those asked after
+    the transaction's first event go in a statement of their own)."""
     db.flush()
-    send_nudges(db)
-    head = db.execute(_TAKE_HEAD).one_or_none()
-    if head is None:
-        raise RuntimeError("the audit chain head is missing: run `sohogw db upgrade`")
+    held = _held_head(db)
+    if held is None:
+        seq, prev_hash = _take_head(db)
+    else:
+        send_nudges(db)
+        seq, prev_hash = held
     event = {
-        "seq": head.seq,
+        "seq": seq,
         "at": as_utc(clock()),
         "actor": actor,
         "action": action,
@@ -81,7 +90,7 @@ def record(
         "outcome": outcome,
         "source": source,
         "detail": json.dumps(dict(detail or {}), ensure_ascii=False, sort_keys=True, default=str),
-        "prev_hash": head.hash,
+        "prev_hash": prev_hash,
     }
     event["hash"] = _digest(event)
     values = {f"event_{name}": value for name, value in event.items()}
@@ -90,6 +99,36 @@ def record(
     else:
         db.execute(_APPEND, values)
         db.execute(_MOVE_HEAD, values)
+    db.info[_HELD_HEAD] = (_innermost_transaction(db), event["seq"], event["hash"])
+
+
+def _innermost_transaction(db: Session) -> SessionTransaction | None:
+    return db.get_nested_transaction() or db.get_transaction()
+
+
+def _held_head(db: Session) -> tuple[int, str] | None:
+    """The next event's sequence number and the hash it follows, when this very transaction (or savepoint) appended
+    the last event: it has held the chain's lock since (the head's row lock on PostgreSQL, the one writer's lock on
+    SQLite), so nobody else moved the head, and what it left is what the head holds. A second event in one
+    transaction (a take-over's end and the sign-in) is then one round trip, not two. Any other transaction, a
+    savepoint included (rolling it back would put the head back), reads the head again."""
+    held = db.info.get(_HELD_HEAD)
+    if held is None:
+        return None
+    transaction, seq, digest = held
+    if transaction is None or transaction is not _innermost_transaction(db) or not transaction.is_active:
+        return None
+    return seq + 1, digest
+
+
+def _take_head(db: Session) -> tuple[int, str]:
+    """Take the chain's lock: the new event's sequence number and the hash it follows."""
+    notes = unsent_notes(db)
+    taken = db.execute(_TAKE_HEAD_NOTIFYING, notify_values(notes)) if notes else db.execute(_TAKE_HEAD)
+    head = taken.one_or_none()
+    if head is None:
+        raise RuntimeError("the audit chain head is missing: run `sohogw db upgrade`")
+    return head.seq, head.hash
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Brute-force throttling per person and per source address, reserved before the directory is asked.
 
 Each guess first reserves an attempt on its keys (the person and the source: an IPv4 address or an IPv6 /64) in a
-short transaction of its own that commits before the directory is asked. The reservation is one conditional upsert
+statement of its own that commits before the directory is asked. The reservation is one conditional upsert
 for all its keys (``INSERT … ON CONFLICT DO UPDATE SET attempts = attempts + 1 WHERE attempts < limit``);
 PostgreSQL's row lock (judging the condition on the row as committed by the one before) and SQLite's single writer
 make concurrent reservations take turns, so at most ``limit`` guesses per window reach the directory, whatever the
@@ -12,12 +12,12 @@ The window is fixed: it starts with the first attempt and a key's count starts a
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import CursorResult, TextClause, bindparam, text, update
+from sqlalchemy import TextClause, TextualSelect, bindparam, text, update
 from sqlmodel import Session, col, delete
 
-from gateway.db import independent_writes, session_scope
+from gateway.db import independent_writes
 from gateway.sessions.errors import TooManyAttempts
 from gateway.sessions.models import LoginAttempt, LoginThrottle
 
@@ -66,14 +66,14 @@ _MOST_KEYS = 2
 """A reservation names the person, the source address, or both."""
 
 
-def _count_one_on_each(keys: int) -> TextClause:
+def _count_one_on_each(keys: int) -> TextualSelect:
     """One attempt counted on each of ``keys`` keys (``key_<i>``, limit ``limit_<i>``), in one statement.
 
     A key without a row gets one with its first attempt. On a row that exists (or that a concurrent first attempt
     has just inserted: ``ON CONFLICT`` waits for it instead of failing), a window that has passed starts again with
-    the attempt, else the attempt counts if there is room; a key without room changes nothing, and the statement's
-    row count says so. The rows are taken in the order of the values, which the caller sorts by key. Every SET and
-    the WHERE read the row as it was before this attempt.
+    the attempt, else the attempt counts if there is room; a key without room changes nothing. Returns the keys it
+    counted on, with the window each counted in. The rows are taken in the order of the values, which the caller
+    sorts by key. Every SET and the WHERE read the row as it was before this attempt.
 
     Written as SQL (the same in PostgreSQL and SQLite): SQLAlchemy does not cache the compiled form of an insert of
     several rows, and compiling this one at each sign-in cost ~0.6 ms of CPU, more than the statement it saves."""
@@ -88,38 +88,66 @@ def _count_one_on_each(keys: int) -> TextClause:
             f'ON CONFLICT ("key") DO UPDATE SET '
             f"attempts = CASE WHEN {expired} THEN 1 ELSE login_throttle.attempts + 1 END, "
             f"window_started_at = CASE WHEN {expired} THEN :now ELSE login_throttle.window_started_at END "
-            f'WHERE {expired} OR login_throttle.attempts < CASE login_throttle."key" {limit} END'
+            f'WHERE {expired} OR login_throttle.attempts < CASE login_throttle."key" {limit} END '
+            f'RETURNING "key", window_started_at'
         )
         .bindparams(bindparam("now", type_=when), bindparam("window_began_before", type_=when))
-        .execution_options(preserve_rowcount=True)  # an INSERT's row count is otherwise not kept
+        .columns(_THROTTLE.c.key, _THROTTLE.c.window_started_at)
     )
 
 
+def _give_one_back_on_each(keys: int) -> TextClause:
+    """One attempt given back on each of ``keys`` keys (``key_<i>``), or the count cleared on the one named
+    ``forgotten`` (NULL for none), in one statement.
+
+    Written as the reservation is, an upsert, so that it takes the rows in the order of the values as the
+    reservation does (an UPDATE takes them in whatever order its scan meets them: two sign-ins could then each hold
+    the row the other waits for). A key whose row went meanwhile (pruned) gets one that counts nothing, its window
+    long over, which is what having no row means."""
+    rows = ", ".join(f"(:key_{i}, :long_ago, 0)" for i in range(keys))
+    return text(
+        # Only placeholders are formatted in; every value is bound.
+        f'INSERT INTO login_throttle ("key", window_started_at, attempts) VALUES {rows} '  # noqa: S608
+        f'ON CONFLICT ("key") DO UPDATE SET '
+        f'attempts = CASE login_throttle."key" WHEN :forgotten THEN 0 ELSE login_throttle.attempts - 1 END '
+        f"WHERE login_throttle.attempts > 0"
+    ).bindparams(bindparam("long_ago", type_=_THROTTLE.c.window_started_at.type))
+
+
 _COUNT_ONE_ON_EACH = {keys: _count_one_on_each(keys) for keys in range(1, _MOST_KEYS + 1)}
-_GIVE_ONE_BACK = (
+_GIVE_ONE_BACK_ON_EACH = {keys: _give_one_back_on_each(keys) for keys in range(1, _MOST_KEYS + 2)}
+"""Up to one key more than a reservation: the person's count may be cleared beside the keys given back."""
+_LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
+_TAKE_BACK = (
     update(_THROTTLE)
-    .where(_THROTTLE.c.key == bindparam("throttle_key"), _THROTTLE.c.attempts > 0)
+    .where(_THROTTLE.c.key == bindparam("throttle_key"), _THROTTLE.c.window_started_at == bindparam("window"))
     .values(attempts=_THROTTLE.c.attempts - 1)
 )
+"""A refused reservation's attempt on a key that had room, taken back from the window it was counted in (once that
+window has passed and started again, it holds no attempt of this reservation)."""
 _CLEAR = update(_THROTTLE).where(_THROTTLE.c.key == bindparam("throttle_key")).values(attempts=0)
 
 
 def reserve(db: Session, keys: Sequence[tuple[str, int]], now: datetime, limits: ThrottleLimits, message: str) -> None:
-    """Reserve one attempt on every ``(key, limit)`` or none, committed in a transaction of its own before the
-    directory is asked (the caller's transaction may run for as long as the directory takes); raise TooManyAttempts
-    when one is full. A refused guess keeps its attempt; one that opens a session gives it back (``give_back``),
-    and a completed sign-in clears the person's count (``forget``).
+    """Reserve one attempt on every ``(key, limit)`` or none, committed before the directory is asked and outside
+    the caller's transaction (which may run for as long as the directory takes); raise TooManyAttempts when one is
+    full. A refused guess keeps its attempt; one that opens a session gives it back (``give_back``), and a completed
+    sign-in clears the person's count (``forget``).
 
-    One statement for all the keys (on PostgreSQL ``BEGIN``, the statement and ``COMMIT``: a round trip each), first
-    attempts included; when it counted on fewer keys than it named, one was full and leaving the unit of work rolls
-    back what it counted on the others."""
+    One statement for all the keys, first attempts included, as independent writes (``db.independent_writes``): on
+    PostgreSQL it commits by itself, without the ``BEGIN`` and ``COMMIT`` round trips. When it counted on fewer
+    keys than it named, one was full, and the attempts it counted on the others are taken back before the refusal
+    (on SQLite the refusal rolls them back anyway). Until then a concurrent guess may find such a key one fuller
+    than it will be, and be refused on its last attempt: never let through one more."""
     ordered = sorted(keys)
     values: dict[str, object] = {"now": now, "window_began_before": now - limits.window}
     for i, (key, limit) in enumerate(ordered):
         values |= {f"key_{i}": key, f"limit_{i}": limit}
-    with session_scope(db.get_bind()) as own:
-        counted: CursorResult[tuple[()]] = own.execute(_COUNT_ONE_ON_EACH[len(ordered)], values)  # type: ignore[assignment]
-        if counted.rowcount != len(ordered):
+    with independent_writes(db.get_bind()) as own:
+        counted = own.execute(_COUNT_ONE_ON_EACH[len(ordered)], values).all()
+        if len(counted) != len(ordered):
+            for key, window in counted:
+                own.execute(_TAKE_BACK, {"throttle_key": key, "window": window})
             raise TooManyAttempts(message)
 
 
@@ -130,16 +158,17 @@ def give_back(db: Session, keys: Sequence[tuple[str, int]], *, forget_person: st
     Outside the session's transaction, as independent writes (``db.independent_writes``): these are the hottest
     rows of a sign-in (every attempt on the person or the address updates them), and the session's own transaction,
     which goes on to its audit rows, must not keep them locked while other sign-ins wait to reserve (PostgreSQL's
-    row locks). Should that transaction then fail, the right guess has its attempt back anyway. Each statement is
-    whole alone (one key's count one lower, or cleared), so no transaction binds them: on PostgreSQL each commits by
-    itself, a row locked only for its own statement and never while another is waited for, and the ``BEGIN`` and
-    ``COMMIT`` round trips are saved. The keys are taken in the order ``reserve`` takes them in.
+    row locks). Should that transaction then fail, the right guess has its attempt back anyway. One statement for
+    all the keys, whole alone (each key's count one lower, or cleared), so no transaction binds it: on PostgreSQL
+    it commits by itself, without the ``BEGIN`` and ``COMMIT`` round trips. It takes the rows in the order
+    ``reserve`` takes them in.
     """
     forgotten = person_key(forget_person) if forget_person is not None else None
-    returned = {key for key, _ in keys}
+    ordered = sorted({key for key, _ in keys} | ({forgotten} if forgotten else set()))
+    values: dict[str, object] = {"forgotten": forgotten, "long_ago": _LONG_AGO}
+    values |= {f"key_{i}": key for i, key in enumerate(ordered)}
     with independent_writes(db.get_bind()) as own:
-        for key in sorted(returned | {forgotten} if forgotten else returned):
-            own.execute(_CLEAR if key == forgotten else _GIVE_ONE_BACK, {"throttle_key": key})
+        own.execute(_GIVE_ONE_BACK_ON_EACH[len(ordered)], values)
 
 
 def record_failure(db: Session, login: str, source_ip: str, now: datetime, reason: str) -> None:

@@ -8,7 +8,7 @@ from sqlmodel import Session, col, select
 
 from gateway.audit.models import AuditEvent
 from gateway.audit.service import record, verify_chain
-from gateway.db import session_scope
+from gateway.db import keep_refusal, session_scope
 
 
 def _fill(engine: Engine, count: int) -> None:
@@ -106,3 +106,43 @@ def test_concurrent_appenders_never_fork_the_chain(engine: Engine) -> None:
         report = verify_chain(db)
     assert report.intact, report.problem
     assert report.rows_checked == 60
+
+
+def test_several_events_a_transaction_from_concurrent_appenders_make_one_chain(engine: Engine) -> None:
+    """A transaction's later events follow its first without reading the head again (it holds the chain's lock);
+    other transactions appending meanwhile must still find the head where the last commit left it."""
+
+    def append(worker: int) -> None:
+        for n in range(8):
+            with session_scope(engine) as db:
+                for step in range(3):
+                    record(db, actor=f"node{worker}", action="login", outcome="success", detail={"n": n, "s": step})
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for finished in [pool.submit(append, worker) for worker in range(4)]:
+            finished.result()
+    with session_scope(engine) as db:
+        report = verify_chain(db)
+    assert report.intact, report.problem
+    assert report.rows_checked == 96
+
+
+def test_events_after_a_savepoint_follow_what_it_left(engine: Engine) -> None:
+    """A savepoint rolled back takes its events and the head's move with it; one released keeps them. The events
+    after either follow the head as it then stands, and the chain has no gap."""
+    with session_scope(engine) as db:
+        record(db, actor="a", action="first", outcome="success")
+        with db.begin_nested() as rolled_back:
+            record(db, actor="a", action="undone", outcome="success")
+            rolled_back.rollback()
+        record(db, actor="a", action="second", outcome="success")
+        with db.begin_nested():
+            record(db, actor="a", action="kept", outcome="success")
+        record(db, actor="a", action="third", outcome="success")
+        keep_refusal(db)  # a refusal commits mid-request
+        record(db, actor="a", action="fourth", outcome="success")
+    with session_scope(engine) as db:
+        report = verify_chain(db)
+        actions = list(db.exec(select(AuditEvent.action).order_by(col(AuditEvent.seq))).all())
+    assert report.intact, report.problem
+    assert actions == ["first", "second", "kept", "third", "fourth"]

@@ -123,3 +123,35 @@ def test_a_transactions_nudges_go_in_one_statement_and_a_rolled_back_savepoints_
     time.sleep(0.3)  # an "undone" nudge would have come with them
     assert [payload for _, payload, _ in node_b.received] == ["first", "second"]
     assert len(notifies) == 1
+
+
+@pytest.mark.postgres
+def test_nudges_before_an_audit_row_go_with_the_statement_taking_the_chains_lock(
+    pg_engine: Engine, listeners: dict[str, tuple[NudgeListener, Inbox]]
+) -> None:
+    """The nudges asked before a transaction's first audit row cost no statement of their own: they go with the one
+    that takes the chain's lock. One asked after it goes in a statement of its own. The other node gets each once,
+    in order."""
+    _, node_b = listeners["node_b"]
+    notifies: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "pg_notify" in statement:
+            notifies.append(statement)
+
+    event.listen(pg_engine, "before_cursor_execute", count)
+    try:
+        with session_scope(pg_engine) as db:
+            nudge_after_commit(db, TOPIC, "first")
+            nudge_after_commit(db, TOPIC, "second")
+            record(db, actor="test", action="test.done", outcome="success")
+            nudge_after_commit(db, TOPIC, "third")
+            record(db, actor="test", action="test.more", outcome="success")
+    finally:
+        event.remove(pg_engine, "before_cursor_execute", count)
+    assert wait_for(lambda: len(node_b.received) >= 3)
+    time.sleep(0.3)  # a nudge sent twice would have come with them
+    assert [payload for _, payload, _ in node_b.received] == ["first", "second", "third"]
+    assert len(notifies) == 2
+    assert notifies[0].startswith("UPDATE audit_head")
+    assert notifies[1].startswith("SELECT count(pg_notify")

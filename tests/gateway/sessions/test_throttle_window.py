@@ -1,6 +1,6 @@
 """A throttle window: full, it refuses; once it has passed, the next attempt starts it again and counts as its first.
 A right guess gets its attempt back. On SQLite and PostgreSQL (a reservation is one UPDATE whose CASEs both read the
-row as it was; the give-back is a transaction of its own)."""
+row as it was; the give-back is one upsert of its own)."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -45,3 +45,30 @@ def test_a_right_guess_gives_its_attempt_back_and_a_complete_sign_in_clears_the_
     reserve(db, KEYS, T0, LIMITS, "full")
     give_back(db, KEYS, forget_person="p1")  # a sign-in complete without a second factor
     assert _row(db) == (0, T0)
+
+
+def test_a_give_back_on_a_key_without_a_row_counts_nothing(db: Session) -> None:
+    """A right guess whose row was pruned meanwhile: giving back (and clearing) leaves nothing counted and no count
+    below zero, and the next attempt starts a window of its own at one."""
+    give_back(db, KEYS)
+    give_back(db, KEYS, forget_person="p1")
+    give_back(db, KEYS)
+    reserve(db, KEYS, T0, LIMITS, "full")
+    assert _row(db) == (1, T0)
+    reserve(db, KEYS, T0, LIMITS, "full")
+    with pytest.raises(TooManyAttempts):
+        reserve(db, KEYS, T0, LIMITS, "full")
+
+
+def test_a_reservation_refused_on_one_key_counts_on_none(db: Session) -> None:
+    """The address is full: a guess naming the person and the address is refused and leaves the person's count as
+    it was (PostgreSQL: its attempt on the person, committed with the statement, is taken back)."""
+    person, source = ("person:p1", 2), ("source:203.0.113.9", 1)
+    reserve(db, [source], T0, LIMITS, "full")
+    for _ in range(3):
+        with pytest.raises(TooManyAttempts):
+            reserve(db, [person, source], T0, LIMITS, "full")
+    reserve(db, [person], T0, LIMITS, "full")
+    reserve(db, [person], T0, LIMITS, "full")
+    with pytest.raises(TooManyAttempts):
+        reserve(db, [person], T0, LIMITS, "full")
