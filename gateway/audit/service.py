@@ -116,7 +116,7 @@ def _held_head(db: Session) -> tuple[int, str] | None:
     if held is None:
         return None
     transaction, seq, digest = held
-    if transaction is None or transaction is not _innermost_transaction(db) or not transaction.is_active:
+    if transaction is not _innermost_transaction(db) or transaction is None or not transaction.is_active:
         return None
     return seq + 1, digest
 
