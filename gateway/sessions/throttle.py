@@ -120,11 +120,16 @@ _GIVE_ONE_BACK_ON_EACH = {keys: _give_one_back_on_each(keys) for keys in range(1
 _LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
 _TAKE_BACK = (
     update(_THROTTLE)
-    .where(_THROTTLE.c.key == bindparam("throttle_key"), _THROTTLE.c.window_started_at == bindparam("window"))
+    .where(
+        _THROTTLE.c.key == bindparam("throttle_key"),
+        _THROTTLE.c.window_started_at == bindparam("window"),
+        _THROTTLE.c.attempts > 0,
+    )
     .values(attempts=_THROTTLE.c.attempts - 1)
 )
 """A refused reservation's attempt on a key that had room, taken back from the window it was counted in (once that
-window has passed and started again, it holds no attempt of this reservation)."""
+window has passed and started again, it holds no attempt of this reservation). A count cleared meanwhile (the person
+signed in) holds none either: it stays at 0, never below, which would be an attempt over the limit."""
 _CLEAR = update(_THROTTLE).where(_THROTTLE.c.key == bindparam("throttle_key")).values(attempts=0)
 
 

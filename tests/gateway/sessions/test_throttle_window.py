@@ -5,6 +5,7 @@ row as it was; the give-back is one upsert of its own)."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import Session
 
 from gateway.sessions.errors import TooManyAttempts
@@ -72,3 +73,31 @@ def test_a_reservation_refused_on_one_key_counts_on_none(db: Session) -> None:
     reserve(db, [person], T0, LIMITS, "full")
     with pytest.raises(TooManyAttempts):
         reserve(db, [person], T0, LIMITS, "full")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_take_back_after_the_person_was_cleared_leaves_no_count_below_zero(db: Session) -> None:
+    """PostgreSQL commits a reservation's attempt on the person before it finds the address full, and takes it back
+    one statement later. A sign-in completed in between clears the person's count: the take-back must then leave it
+    at 0, not -1 (a guesser holding the person's certificate would get one attempt over the limit from another
+    address, each time the person signs in). SQLite rolls the whole reservation back instead."""
+    person, source = ("person:p1", 2), ("source:203.0.113.9", 1)
+    reserve(db, [source], T0, LIMITS, "full")
+    reserve(db, [person], T0, LIMITS, "full")
+    engine = db.get_bind()
+    cleared: list[bool] = []
+
+    def clear_before_the_take_back(conn, cursor, statement, parameters, context, executemany) -> None:
+        if not cleared and statement.startswith("UPDATE login_throttle SET attempts=(login_throttle.attempts -"):
+            cleared.append(True)
+            give_back(db, [], forget_person="p1")  # the person's own sign-in completes, on another connection
+
+    event.listen(engine, "before_cursor_execute", clear_before_the_take_back)
+    try:
+        with pytest.raises(TooManyAttempts):
+            reserve(db, [person, source], T0, LIMITS, "full")
+    finally:
+        event.remove(engine, "before_cursor_execute", clear_before_the_take_back)
+    assert cleared == [True]
+    assert _row(db)[0] == 0
