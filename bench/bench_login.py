@@ -7,14 +7,13 @@ LDAPS bind + tokenGroups, policy evaluation, throttling rows and the session + a
 paced at ``--rate`` logins a minute, and their p99 is reported: the latency a person waits at that load, queueing
 included (timed from when the login was due, not from when a thread got to it).
 
-Run as root: .venv/bin/python bench/bench_login.py [--seconds 10] [--threads 4] [--database sqlite|postgres]
+Run as root: .venv/bin/python -m bench.bench_login [--seconds 10] [--threads 4] [--database sqlite|postgres]
                                                    [--rate 1000 --paced-seconds 30]
 """
 
 import argparse
 import contextlib
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -22,8 +21,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.interleave import alternating_throughput
 from certs.authority import init_authority

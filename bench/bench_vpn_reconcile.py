@@ -9,7 +9,7 @@ end's pass has finished) and right after another end (the second of two back to 
 Revocation: the end-to-end world of tests/gateway/vpn (real CA, sessions, controller, wireguard-go clients) measures
 revoke → first failed TCP connection. Everything the bench creates is removed at the end. Run as root from the
 repo root:
-    .venv/bin/python bench/bench_vpn_reconcile.py [--leases 1000 10000] [--rounds 3] [--ends 50] [--revocations 5]
+    .venv/bin/python -m bench.bench_vpn_reconcile [--leases 1000 10000] [--rounds 3] [--ends 50] [--revocations 5]
 """
 
 import argparse
@@ -29,8 +29,6 @@ from pathlib import Path
 
 from sqlalchemy import Engine, insert
 from sqlmodel import Session
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.interleave import alternate
 from gateway.db import make_engine, session_scope

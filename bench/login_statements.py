@@ -7,19 +7,16 @@ taking over the session of the one before, as in ``bench_login.py``. The directo
 does not matter here, only what reaches the database. Prints the statements of one sign-in grouped by pooled
 connection (the session's transaction, the throttle's statements), then the count per statement over all of them.
 
-Run as root: .venv/bin/python bench/login_statements.py [--sign-ins 20]
+Run as root: .venv/bin/python -m bench.login_statements [--sign-ins 20]
 """
 
 import argparse
 import collections
 import re
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from certs.authority import init_authority
 from certs.revocation import HttpRevocationChecker
