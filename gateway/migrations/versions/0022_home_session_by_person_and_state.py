@@ -2,9 +2,10 @@
 
 The take-over of every sign-in asks for the person's live sessions. By ``person_id`` alone the database walks every
 session the person ever had and filters their state (0.36 ms at 300 sessions, 0.69 ms at 1,300 on PostgreSQL, and
-a person signs in every working day); by ``(person_id, state)`` it reads the live ones only (0.06 ms). The new index
-serves lookups by person alone too, so it replaces ``ix_home_session_person_id``. Plain index statements, not batch
-mode: on SQLite batch mode would rebuild the table and drop migration 0021's triggers.
+a person signs in every working day); by ``(person_id, state)`` it reads the live ones only (0.06 ms). It only
+expands: ``ix_home_session_person_id``, which the new index makes redundant, stays until a release that contracts
+anyway, so nodes upgrade one by one (docs/deployment.md, "Upgrade"). A plain index statement, not batch mode: on SQLite
+batch mode would rebuild the table and drop migration 0021's triggers.
 
 Revision ID: 0022
 Revises: 0021
@@ -23,9 +24,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_index("ix_home_session_person_id_state", "home_session", ["person_id", "state"], unique=False)
-    op.drop_index("ix_home_session_person_id", table_name="home_session")
 
 
 def downgrade() -> None:
-    op.create_index("ix_home_session_person_id", "home_session", ["person_id"], unique=False)
     op.drop_index("ix_home_session_person_id_state", table_name="home_session")
