@@ -38,6 +38,14 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+def engine_of(db: Session) -> Engine:
+    """The engine `db` works on, for a unit of work beside it (every session of the gateway is bound to one)."""
+    bind = db.get_bind()
+    if not isinstance(bind, Engine):
+        raise TypeError(f"a session bound to {type(bind).__name__}, not to an engine")
+    return bind
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""

@@ -78,7 +78,9 @@ def audit_refusal(db: DbSession, request: Request, clock: ClockDep, actor: str, 
 
 
 def _same(expected: str | None, given: Any) -> bool:
-    return bool(expected) and isinstance(given, str) and hmac.compare_digest(expected.encode(), given.encode())
+    if not expected or not isinstance(given, str):
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode())
 
 
 async def _session_form(request: Request, db: DbSession, clock: ClockDep) -> FormData:

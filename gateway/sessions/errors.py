@@ -1,5 +1,7 @@
 """Why the sessions domain refuses or fails, as errors the gateway reports with a reason."""
 
+from collections.abc import Mapping
+
 from gateway.errors import GatewayError, NotFound
 from gateway.sessions.models import EndReason
 
@@ -9,10 +11,12 @@ class LoginFailed(GatewayError):
 
     status_code = 401
 
-    def __init__(self, message: str, reason: str, status_code: int = 401, values: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str, reason: str, status_code: int = 401, values: Mapping[str, object] | None = None
+    ) -> None:
         super().__init__(message)
         self.reason, self.status_code = reason, status_code
-        self.values = values or {}
+        self.values = dict(values or {})
         """What the translated message fills in (a date, an issuer's name)."""
 
 

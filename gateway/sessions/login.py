@@ -20,7 +20,7 @@ from certs.errors import CertificateError
 from certs.identity import CertificateIdentity
 from certs.revocation import HttpRevocationChecker
 from gateway.audit.service import record
-from gateway.db import serialize_on, session_scope
+from gateway.db import engine_of, serialize_on, session_scope
 from gateway.directory import Account, Directory, DirectoryUser, group_identifiers
 from gateway.directory.errors import AccountNotFound, DirectoryError, LoginRefused
 from gateway.directory.logins import check_password, normalized_dn
@@ -266,7 +266,7 @@ def _without_certificate(attempt: _Attempt) -> Account:
             attempt.directory_failed(error)
     # The policy is read on a connection given back at once: the request's session takes none before the person's
     # reservation, which needs one of its own (many sign-ins at once would hold the pool's and wait for more).
-    with session_scope(attempt.db.get_bind()) as own:
+    with session_scope(engine_of(attempt.db)) as own:
         effective = evaluate(current_policy(own), groups, attempt.now)
     judged = {"judged": "before_password", "roles": sorted(effective.roles)}
     if effective.require_client_certificate or attempt.account is None:

@@ -41,7 +41,7 @@ def _new_code() -> str:
 
 def replace_codes(db: Session, session: HomeSession, now: datetime) -> list[str]:
     """Forget the person's earlier codes and make ``COUNT`` new ones; the codes are returned once, never stored."""
-    db.exec(delete(TotpRecoveryCode).where(col(TotpRecoveryCode.person_id) == session.person_id))  # type: ignore[call-overload]
+    db.exec(delete(TotpRecoveryCode).where(col(TotpRecoveryCode.person_id) == session.person_id))
     codes = [_new_code() for _ in range(COUNT)]
     for code in codes:
         db.add(TotpRecoveryCode(person_id=session.person_id, code_sha256=_digest(code), created_at=now))

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import TextClause, TextualSelect, bindparam, text, update
 from sqlmodel import Session, col, delete
 
-from gateway.db import independent_writes
+from gateway.db import engine_of, independent_writes
 from gateway.sessions.errors import TooManyAttempts
 from gateway.sessions.models import LoginAttempt, LoginThrottle
 
@@ -148,7 +148,7 @@ def reserve(db: Session, keys: Sequence[tuple[str, int]], now: datetime, limits:
     values: dict[str, object] = {"now": now, "window_began_before": now - limits.window}
     for i, (key, limit) in enumerate(ordered):
         values |= {f"key_{i}": key, f"limit_{i}": limit}
-    with independent_writes(db.get_bind()) as own:
+    with independent_writes(engine_of(db)) as own:
         counted = own.execute(_COUNT_ONE_ON_EACH[len(ordered)], values).all()
         if len(counted) != len(ordered):
             for key, window in counted:
@@ -172,7 +172,7 @@ def give_back(db: Session, keys: Sequence[tuple[str, int]], *, forget_person: st
     ordered = sorted({key for key, _ in keys} | ({forgotten} if forgotten else set()))
     values: dict[str, object] = {"forgotten": forgotten, "long_ago": _LONG_AGO}
     values |= {f"key_{i}": key for i, key in enumerate(ordered)}
-    with independent_writes(db.get_bind()) as own:
+    with independent_writes(engine_of(db)) as own:
         own.execute(_GIVE_ONE_BACK_ON_EACH[len(ordered)], values)
 
 
@@ -190,5 +190,5 @@ def forget(db: Session, person_id: str) -> None:
 
 def prune(db: Session, now: datetime, limits: ThrottleLimits) -> None:
     since = now - limits.window
-    db.exec(delete(LoginAttempt).where(col(LoginAttempt.at) <= since))  # type: ignore[call-overload]
-    db.exec(delete(LoginThrottle).where(col(LoginThrottle.window_started_at) <= since))  # type: ignore[call-overload]
+    db.exec(delete(LoginAttempt).where(col(LoginAttempt.at) <= since))
+    db.exec(delete(LoginThrottle).where(col(LoginThrottle.window_started_at) <= since))
