@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -93,6 +94,22 @@ def test_a_cut_connection_is_reported_and_nudges_flow_again_after_the_reconnect(
     assert wait_for(lambda: any(payload == "after-the-cut" for _, payload, _ in node_b.received))
 
 
+@contextmanager
+def _notify_statements(engine: Engine) -> Iterator[list[str]]:
+    """The statements carrying `pg_notify` that `engine` sends inside the block."""
+    notifies: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "pg_notify" in statement:
+            notifies.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield notifies
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
 @pytest.mark.postgres
 def test_a_transactions_nudges_go_in_one_statement_and_a_rolled_back_savepoints_never_do(
     pg_engine: Engine, listeners: dict[str, tuple[NudgeListener, Inbox]]
@@ -100,25 +117,15 @@ def test_a_transactions_nudges_go_in_one_statement_and_a_rolled_back_savepoints_
     """Two nudges before a savepoint, one in it whose audit row would send what is pending: the savepoint is rolled
     back (as a refused form's is), so the other node gets the two from before it, and they went out together."""
     _, node_b = listeners["node_b"]
-    notifies: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if "pg_notify" in statement:
-            notifies.append(statement)
-
-    event.listen(pg_engine, "before_cursor_execute", count)
-    try:
-        with session_scope(pg_engine) as db:
-            nudge_after_commit(db, TOPIC, "first")
-            nudge_after_commit(db, TOPIC, "second")
-            savepoint = db.begin_nested()
-            mark = pending_mark(db)
-            nudge_after_commit(db, TOPIC, "undone")
-            record(db, actor="test", action="test.refused", outcome="refused")
-            savepoint.rollback()
-            drop_pending_since(db, mark)
-    finally:
-        event.remove(pg_engine, "before_cursor_execute", count)
+    with _notify_statements(pg_engine) as notifies, session_scope(pg_engine) as db:
+        nudge_after_commit(db, TOPIC, "first")
+        nudge_after_commit(db, TOPIC, "second")
+        savepoint = db.begin_nested()
+        mark = pending_mark(db)
+        nudge_after_commit(db, TOPIC, "undone")
+        record(db, actor="test", action="test.refused", outcome="refused")
+        savepoint.rollback()
+        drop_pending_since(db, mark)
     assert wait_for(lambda: len(node_b.received) >= 2)
     time.sleep(0.3)  # an "undone" nudge would have come with them
     assert [payload for _, payload, _ in node_b.received] == ["first", "second"]
@@ -133,22 +140,12 @@ def test_nudges_before_an_audit_row_go_with_the_statement_taking_the_chains_lock
     that takes the chain's lock. One asked after it goes in a statement of its own. The other node gets each once,
     in order."""
     _, node_b = listeners["node_b"]
-    notifies: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if "pg_notify" in statement:
-            notifies.append(statement)
-
-    event.listen(pg_engine, "before_cursor_execute", count)
-    try:
-        with session_scope(pg_engine) as db:
-            nudge_after_commit(db, TOPIC, "first")
-            nudge_after_commit(db, TOPIC, "second")
-            record(db, actor="test", action="test.done", outcome="success")
-            nudge_after_commit(db, TOPIC, "third")
-            record(db, actor="test", action="test.more", outcome="success")
-    finally:
-        event.remove(pg_engine, "before_cursor_execute", count)
+    with _notify_statements(pg_engine) as notifies, session_scope(pg_engine) as db:
+        nudge_after_commit(db, TOPIC, "first")
+        nudge_after_commit(db, TOPIC, "second")
+        record(db, actor="test", action="test.done", outcome="success")
+        nudge_after_commit(db, TOPIC, "third")
+        record(db, actor="test", action="test.more", outcome="success")
     assert wait_for(lambda: len(node_b.received) >= 3)
     time.sleep(0.3)  # a nudge sent twice would have come with them
     assert [payload for _, payload, _ in node_b.received] == ["first", "second", "third"]

@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser
 from sqlmodel import Session, select
@@ -45,6 +46,15 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeatPortal]:
 def _leases(portal: SeatPortal, login: str) -> list[SeatLease]:
     with Session(portal.engine) as db:
         return list(db.exec(select(SeatLease).where(SeatLease.login == login)))
+
+
+def _sign_in_posted(portal: SeatPortal, login: str) -> httpx.Response:
+    """The sign-in form posted as a browser behind the proxy does, with `login`'s certificate and password."""
+    with portal.client() as client:
+        headers = portal.proxy_headers(login)
+        page = client.get("/login", headers=headers)
+        form = {"username": login, "password": PASSWORDS[login], "csrf": csrf_of(page)}
+        return client.post("/login", data=form, headers={**headers, "accept": "text/html"})
 
 
 def test_sign_in_opens_the_only_app_and_a_reload_shows_the_workspace(portal: SeatPortal, browser: Browser) -> None:
@@ -89,11 +99,7 @@ def test_an_agent_with_two_apps_lands_on_the_workspace_page(portal: SeatPortal) 
     with session_scope(portal.engine) as db:
         import_policy(db, both, actor="test", source="", now=portal.clock())
     try:
-        with portal.client() as client:
-            headers = portal.proxy_headers("agent2")
-            page = client.get("/login", headers=headers)
-            form = {"username": "agent2", "password": PASSWORDS["agent2"], "csrf": csrf_of(page)}
-            answer = client.post("/login", data=form, headers={**headers, "accept": "text/html"})
+        answer = _sign_in_posted(portal, "agent2")
         assert answer.status_code == 303 and answer.headers["location"] == "/agent"
         assert _leases(portal, "agent2") == []
     finally:
@@ -134,11 +140,7 @@ def test_the_sign_in_is_committed_before_the_seat_starts(portal: SeatPortal, mon
     with Session(portal.engine) as db:
         before = len(db.exec(select(HomeSession).where(HomeSession.login == "agent2")).all())
     monkeypatch.setattr(portal.broker, "assign", assign_and_look)
-    with portal.client() as client:
-        headers = portal.proxy_headers("agent2")
-        page = client.get("/login", headers=headers)
-        form = {"username": "agent2", "password": PASSWORDS["agent2"], "csrf": csrf_of(page)}
-        answer = client.post("/login", data=form, headers={**headers, "accept": "text/html"})
+    answer = _sign_in_posted(portal, "agent2")
     assert answer.status_code == 200 and 'id="screen"' in answer.text
     assert seen == {"sessions": before + 1, "write": "went in"}
     (lease,) = [lease for lease in _leases(portal, "agent2") if lease.state is not SeatLeaseState.ENDED]
@@ -155,10 +157,6 @@ def test_a_refused_landing_also_stands_at_the_workspace_address(
         raise NoSeatFree("every seat of this node is taken")
 
     monkeypatch.setattr(portal.broker, "assign", full)
-    with portal.client() as client:
-        headers = portal.proxy_headers("agent1")
-        page = client.get("/login", headers=headers)
-        form = {"username": "agent1", "password": PASSWORDS["agent1"], "csrf": csrf_of(page)}
-        answer = client.post("/login", data=form, headers={**headers, "accept": "text/html"})
+    answer = _sign_in_posted(portal, "agent1")
     assert answer.status_code == NoSeatFree.status_code and 'id="refusal"' in answer.text
     assert 'history.replaceState(null, "", "/agent")' in answer.text
