@@ -1,12 +1,13 @@
 """A websocket through HAProxy outlives its idle timeouts: once upgraded, ``timeout tunnel`` (12 h, for a seat's
 pixels or a watch) governs it, not ``timeout client``/``timeout server``. Run with the shipped haproxy.cfg whose
-client and server timeouts alone are cut to one second, the socket stays open across twice that idle; the control,
+client and server timeouts alone are cut to three seconds, the socket stays open across twice that idle; the control,
 the same file without ``timeout tunnel``, is cut, so the test tells the line that does it.
 
 The upstreams are small uvicorn apps (``/healthz`` and an echo websocket), not gateway nodes: a seat websocket needs a
 running seat, and what is under test here is HAProxy's configuration, which treats every upgraded connection alike.
 """
 
+import socket
 import ssl
 import time
 from collections.abc import Iterator
@@ -26,8 +27,9 @@ from tests.support.server import serving
 
 pytestmark = pytest.mark.e2e
 
-IDLE = 1
-"""The client and server timeouts of the test's variant of haproxy.cfg, in seconds."""
+IDLE = 3
+"""The client and server timeouts of the test's variant of haproxy.cfg, in seconds. They also bound the TLS handshake
+and the upgrade request: at 1 s a loaded CI machine once got a 408 before the websocket opened."""
 
 
 def _echo(name: str) -> FastAPI:
@@ -95,6 +97,27 @@ def test_a_websocket_stays_open_across_twice_the_idle_timeouts(
     upstreams: dict[str, str], hop: Hop, tmp_path: Path
 ) -> None:
     assert _echo_after_idle(upstreams, hop, tmp_path, tunnel=True) == "after"
+
+
+def test_headers_trickled_to_hold_a_connection_open_are_cut_at_ten_seconds(
+    upstreams: dict[str, str], hop: Hop, tmp_path: Path
+) -> None:
+    """Slowloris: a client that sends a header line every second never idles for ``timeout client`` (60 s), so only
+    ``timeout http-request`` cuts it, with a 408, 10 s after it connected. The shipped file as is."""
+    tls = ssl.create_default_context()
+    tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE  # the test's own self-signed portal
+    with haproxy(upstreams, tmp_path, PROXY_SECRET, hop) as (url, _):
+        host, port = url.removeprefix("https://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=30) as raw, tls.wrap_socket(raw) as connection:
+            started = time.monotonic()
+            connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: portal\r\n")
+            with pytest.raises(OSError):  # the write after HAProxy closed the connection
+                for line in range(20):
+                    connection.sendall(b"X-Trickle-%d: 1\r\n" % line)
+                    time.sleep(1)
+            answer = b"".join(iter(lambda: connection.recv(65536), b""))
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert 9 < time.monotonic() - started < 13
 
 
 def test_without_timeout_tunnel_the_idle_timeouts_cut_the_websocket(
