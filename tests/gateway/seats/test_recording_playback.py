@@ -125,7 +125,8 @@ def _record_the_agent_showing_magenta(portal: SeatPortal, browser: Browser, reco
             recording = _recordings(portal)[-1]
             in_progress = recordings_root / "in-progress"
             assert (in_progress.stat().st_mode & 0o777) == 0o700
-            assert _until(lambda: (in_progress / recording.file_name).stat().st_size > 1000, 10)
+            written = in_progress / recording.file_name  # once guacd's VNC connection to the seat is up
+            assert _until(lambda: written.exists() and written.stat().st_size > 1000, 10), _recordings(portal)
             time.sleep(1.5)
             square = subprocess.Popen(
                 ["python3", "-c", MAGENTA_WINDOW], env={**os.environ, **seat.process.x_environment()}
@@ -155,7 +156,7 @@ def _record_the_agent_showing_magenta(portal: SeatPortal, browser: Browser, reco
         portal.broker.reconcile_recordings()
         return _recordings(portal)[-1].state is RecordingState.SEALED
 
-    assert _until(sealed, 20, 0.5), _recordings(portal)[-1]
+    assert _until(sealed, 20, 0.5), _recordings(portal)
     return _recordings(portal)[-1]
 
 
