@@ -73,9 +73,6 @@ class SeatRecorders:
         with self._lock:
             self.files.prepare()
             wanted = self.wanted()
-            import time as _t
-            with open("/tmp/recdbg.log", "a") as _f:
-                print(_t.time(), threading.current_thread().name, "wanted", list(wanted), "running", {k: (r.recording_id, r.recorder.closed.is_set()) for k, r in self._running.items()}, file=_f)
             for key in [
                 key for key, running in self._running.items() if key not in wanted or running.recorder.closed.is_set()
             ]:
@@ -142,12 +139,7 @@ class SeatRecorders:
         self._running[key] = _Running(recording_id, key, recorder)
 
     def _stop(self, running: _Running) -> None:
-        import time as _t
-        with open("/tmp/recdbg.log", "a") as _f:
-            print(_t.time(), "stopping", running.recording_id, file=_f)
         running.recorder.stop()
-        with open("/tmp/recdbg.log", "a") as _f:
-            print(_t.time(), "stopped", running.recording_id, file=_f)
         with session_scope(self.engine) as db:
             recordings.close_recording(db, running.recording_id, self.clock())
 
