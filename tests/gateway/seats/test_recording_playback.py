@@ -146,24 +146,30 @@ def _record_the_agent_showing_magenta(portal: SeatPortal, browser: Browser, reco
             assert _until(lambda: (in_progress / recording.file_name).stat().st_size > before_gone, 15, 0.05)
             time.sleep(0.5)
             assert not _near(_pixel(seat.process, SQUARE_CENTRE), MAGENTA, 60), "the magenta window did not go"
-            with session_scope(portal.engine) as db:
-                lease = db.exec(select(SeatLease).where(SeatLease.id == recording.lease_id)).one()
-                service.end_seat(db, lease, SeatEndReason.SESSION_ENDED, portal.clock())
         finally:
-            context.close()
+            context.close()  # before the seat ends: an open seat page would reconnect and be given a new seat
+        with session_scope(portal.engine) as db:
+            lease = db.exec(select(SeatLease).where(SeatLease.id == recording.lease_id)).one()
+            service.end_seat(db, lease, SeatEndReason.SESSION_ENDED, portal.clock())
 
-    def sealed() -> bool:
+    def sealed() -> ScreenRecording | None:
         portal.broker.reconcile_recordings()
-        return _recordings(portal)[-1].state is RecordingState.SEALED
+        now = next(r for r in _recordings(portal) if r.id == recording.id)
+        return now if now.state is RecordingState.SEALED else None
 
     assert _until(sealed, 20, 0.5), _recordings(portal)
-    return _recordings(portal)[-1]
+    return next(r for r in _recordings(portal) if r.id == recording.id)
+
+
+@pytest.fixture(scope="module")
+def recording(portal: SeatPortal, browser: Browser, recordings_root: Path) -> ScreenRecording:
+    """The module's one recording, sealed: both tests play it (or are refused it)."""
+    return _record_the_agent_showing_magenta(portal, browser, recordings_root)
 
 
 def test_a_recorded_seat_plays_back_in_chromium_showing_what_was_on_its_screen(
-    portal: SeatPortal, browser: Browser, browser_and_supervisor: BrowserContext, recordings_root: Path
+    portal: SeatPortal, recording: ScreenRecording, browser_and_supervisor: BrowserContext, recordings_root: Path
 ) -> None:
-    recording = _record_the_agent_showing_magenta(portal, browser, recordings_root)
     sealed_file = recordings_root / "sealed" / f"{recording.id}.rec"
     assert sealed_file.read_bytes().startswith(MAGIC) and b"png" not in sealed_file.read_bytes()
     assert (sealed_file.stat().st_mode & 0o777) == 0o600
@@ -193,11 +199,8 @@ def test_a_recorded_seat_plays_back_in_chromium_showing_what_was_on_its_screen(
 
 
 def test_an_unauthorised_playback_is_refused_with_404_and_audited(
-    portal: SeatPortal, browser_and_supervisor: BrowserContext
+    portal: SeatPortal, recording: ScreenRecording, browser_and_supervisor: BrowserContext
 ) -> None:
-    sealed = [r for r in _recordings(portal) if r.state is RecordingState.SEALED]
-    assert sealed, "runs after the recording test"
-    recording = sealed[-1]
     before = len(audit_trail(portal, "recording.play"))
     with portal.signed_in("sup1") as sup1:
         with Session(portal.engine) as db:
