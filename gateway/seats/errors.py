@@ -1,6 +1,6 @@
 """Why a launch or a seat connection is refused, in words the person can act on."""
 
-from gateway.errors import GatewayError, NotFound
+from gateway.errors import Conflict, GatewayError, NotFound
 
 
 class AppNotPublished(GatewayError):
@@ -20,6 +20,13 @@ class LaunchRefused(GatewayError):
 
     status_code = 403
     reason = "seat.launch_refused"
+
+
+class SeatEndedByLimit(Conflict):
+    """The seat page asked to reconnect to a seat that policy's idle timeout or maximum length ended: a new seat
+    takes the person's own click in the workspace, or an open page would undo the limit."""
+
+    reason = "seat.ended_by_limit"
 
 
 class GuacamoleUnavailable(GatewayError):

@@ -22,7 +22,7 @@ from gateway.audit.service import record
 from gateway.clock import as_utc
 from gateway.events import nudge_after_commit
 from gateway.policies.service import current_policy
-from gateway.seats.errors import AppNotPublished, GuacamoleUnavailable, NoSeatFree
+from gateway.seats.errors import AppNotPublished, GuacamoleUnavailable, NoSeatFree, SeatEndedByLimit
 from gateway.seats.launch_store import bind_launch
 from gateway.seats.models import SeatEndReason, SeatLease, SeatLeaseState
 from gateway.seats.rdp_trust import trusted_fingerprint
@@ -46,6 +46,8 @@ SEAT_ENDED = "seat.ended"
 SEAT_ASSIGNED = "seat.assigned"
 """Nudged after the commit of a new X11 lease (payload: the session id): the broker feeds its call state."""
 LIVE = (SeatLeaseState.ASSIGNED, SeatLeaseState.CONNECTED)
+POLICY_LIMITS = (SeatEndReason.IDLE, SeatEndReason.MAX_LENGTH)
+"""Endings the seat page must not undo by reconnecting: the person starts the app again from the workspace."""
 
 
 class SeatSource(Protocol):
@@ -128,6 +130,36 @@ def launch(db: Session, session: HomeSession, app_id: str, now: datetime, seats:
     if lease is None:
         lease = _take_seat(db, session, app, effective, now, seats)
     return LaunchedSeat(lease, mint(db, lease, session, now, seats.token_lifetime))
+
+
+def reconnect(db: Session, session: HomeSession, app_id: str, now: datetime, seats: SeatSource) -> LaunchedSeat:
+    """The seat page's own reconnect after its connection dropped: `launch` (the live seat again, or a fresh one
+    after a crash or a restart), unless policy's idle timeout or maximum length ended the app's last seat — then
+    `SeatEndedByLimit`, audited, and the page says why instead of taking a new seat by itself."""
+    if live_lease(db, session.id, app_id) is None:
+        last = db.exec(
+            select(SeatLease)
+            .where(SeatLease.session_id == session.id, SeatLease.app_id == app_id)
+            .order_by(col(SeatLease.started_at).desc())
+        ).first()
+        ended = last.end_reason if last is not None else None
+        if last is not None and ended in POLICY_LIMITS:
+            record(
+                db,
+                actor=session.login,
+                source=session.source_ip,
+                action="seat.reconnect",
+                target=app_id,
+                outcome="refused",
+                detail={"reason": ended, "lease": last.id, "session": session.id},
+            )
+            limit = last.idle_timeout_seconds if ended is SeatEndReason.IDLE else last.max_session_seconds
+            raise SeatEndedByLimit(
+                f"the seat of {app_id!r} ended ({ended}); start it again from the workspace",
+                key=f"seat_ended_{ended}",
+                minutes=round(limit / 60),
+            )
+    return launch(db, session, app_id, now, seats)
 
 
 def _take_seat(

@@ -32,6 +32,7 @@ from gateway.sessions.client_cert import client_address
 from gateway.sessions.deps import SESSION_COOKIE, AgentSession, CheckedForm, ScriptCsrf
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import session_for_token
+from gateway.web.forms import refusal_message
 from gateway.web.pages import render
 from policy.rules import DisplayRules
 
@@ -168,13 +169,15 @@ def reconnect_token(
     app_id: str, request: Request, session: AgentSession, _checked: ScriptCsrf, db: DbSession, clock: ClockDep
 ) -> JSONResponse:
     """A fresh one-time token for the seat the agent already holds, for the seat page to reconnect by itself after
-    its websocket dropped (a Wi-Fi hiccup, a gateway restart). The seat and its application are kept (``launch``
-    reuses the live lease); a session that has ended is refused by ``AgentSession`` (401 with the reason), and the
-    page then shows why instead of retrying."""
+        its websocket dropped (a Wi-Fi hiccup, a gateway restart). The seat and its application are kept (``launch``
+        reuses the live lease); a session that has ended is refused by ``AgentSession`` (401 with the reason), and the
+        page then shows why instead of retrying. A seat policy's idle timeout or maximum length ended is not replaced here
+    (409, in the person's language): that takes the person's click in the workspace."""
     try:
-        launched = service.launch(db, session, app_id, clock(), _broker(request))
+        launched = service.reconnect(db, session, app_id, clock(), _broker(request))
     except GatewayError as error:  # refusals are audited; returning (not raising) lets that row commit
-        return JSONResponse({"error": error.reason, "message": error.message}, status_code=error.status_code)
+        message = refusal_message(request, error)
+        return JSONResponse({"error": error.reason, "message": message}, status_code=error.status_code)
     return JSONResponse({"token": launched.token}, headers={"Cache-Control": "no-store"})
 
 

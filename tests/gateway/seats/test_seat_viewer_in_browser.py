@@ -12,6 +12,8 @@ from playwright.sync_api import Browser, Page, expect
 from sqlmodel import Session, col, select
 
 from gateway.db import session_scope
+from gateway.seats import service
+from gateway.seats.models import SeatEndReason, SeatLease
 from gateway.sessions.deps import SESSION_COOKIE
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.service import end_session
@@ -165,6 +167,38 @@ def test_a_dropped_websocket_reconnects_to_the_same_seat(portal: SeatPortal, sea
     assert seat_page.get_attribute("#status", "data-state") == "connected"
     assert _connects(portal) == connects_before + 1  # a fresh one-time token was minted and spent
     assert seat_page.evaluate("window.seatTimings.reconnects[0]") < 5_000
+
+
+def _leases_of(portal: SeatPortal, login: str) -> list[SeatLease]:
+    """The seat leases of ``login``'s active session."""
+    with Session(portal.engine) as db:
+        query = select(HomeSession.id).where(HomeSession.login == login, HomeSession.state == SessionState.ACTIVE)
+        return list(db.exec(select(SeatLease).where(SeatLease.session_id == db.exec(query).one())))
+
+
+@pytest.mark.parametrize(
+    ("reason", "said"),
+    [(SeatEndReason.IDLE, "without activity"), (SeatEndReason.MAX_LENGTH, "maximum length")],
+)
+def test_a_seat_a_policy_limit_ended_is_not_reopened_by_the_page(
+    portal: SeatPortal, browser: Browser, reason: SeatEndReason, said: str
+) -> None:
+    """Idle timeout and maximum length are policy's limits: the open page must not take a new seat by itself (it
+    would undo the limit); it says why the app closed, and the person starts it again from the workspace."""
+    with portal.signed_in("agent2") as agent2:
+        page = _seat_page(portal, browser, agent2, 1280, 720)
+        try:
+            (lease,) = [lease for lease in _leases_of(portal, "agent2") if lease.state in service.LIVE]
+            with session_scope(portal.engine) as db:
+                service.end_seat(db, db.get_one(SeatLease, lease.id), reason, portal.clock())
+            portal.broker.reconcile()
+            page.wait_for_function("document.getElementById('status').dataset.state === 'ended'", timeout=20_000)
+            assert said in (page.text_content("#status") or "")
+            assert [other.id for other in _leases_of(portal, "agent2")] == [lease.id], "a new seat was taken"
+            refused = [e for e in audit_trail(portal, "seat.reconnect") if e.target == "customer-console"]
+            assert refused and refused[-1].outcome == "refused" and reason.value in refused[-1].detail
+        finally:
+            page.context.close()
 
 
 def test_an_administrator_ending_the_session_is_said_on_the_seat_page(portal: SeatPortal, browser: Browser) -> None:
