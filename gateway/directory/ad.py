@@ -118,11 +118,27 @@ class ActiveDirectory(PooledDirectory):
                 entry = one_entry(conn, login_or_dn, "(objectClass=user)", PERSON + STATE, BASE)
             else:
                 entry = self._entry(conn, check_login(login_or_dn), PERSON + STATE)
-            state = state_from_attributes(entry["raw_attributes"], self._now())
-            name = first(entry, "sAMAccountName") or login_or_dn
-            return self._person(entry, name, self._groups(conn, entry["dn"]), state)
+            return self._read_person(conn, entry, login_or_dn)
 
         return self._pool.run(read)
+
+    def lookup_person(self, person_id: str) -> DirectoryUser:
+        try:
+            guid = uuid.UUID(person_id)
+        except ValueError:
+            raise errors.AccountNotFound("not an objectGUID, so no Active Directory entry has it") from None
+        by_guid = f"(&(objectClass=user)(objectGUID={escape_bytes(guid.bytes_le)}))"
+
+        def read(conn: Connection) -> DirectoryUser:
+            return self._read_person(conn, one_entry(conn, self._settings.base_dn, by_guid, PERSON + STATE), person_id)
+
+        return self._pool.run(read)
+
+    def _read_person(self, conn: Connection, entry: dict[str, Any], asked_as: str) -> DirectoryUser:
+        """The person of an entry read with ``PERSON + STATE``: state, groups, the account name (else ``asked_as``)."""
+        state = state_from_attributes(entry["raw_attributes"], self._now())
+        name = first(entry, "sAMAccountName") or asked_as
+        return self._person(entry, name, self._groups(conn, entry["dn"]), state)
 
     def watch_changes(
         self, containers: Callable[[], frozenset[str]], on_change: Changed, on_status: StatusReport

@@ -169,6 +169,14 @@ class BuiltinDirectory:
         key = self._key(users, login_or_dn.strip())
         return self._user(key, users[key])
 
+    def lookup_person(self, person_id: str) -> DirectoryUser:
+        """The key is the id here (a built-in user is never renamed): `lookup` of the key ``person_id`` marks."""
+        users = self._load()["users"]
+        key = person_id.removeprefix(PERSON_ID_PREFIX)
+        if not person_id.startswith(PERSON_ID_PREFIX) or key not in users:
+            raise errors.AccountNotFound("no built-in user has this id")
+        return self._user(key, users[key])
+
     def _change_group(self, user_dn: str, group_dn: str, add: bool) -> None:
         with self._lock:
             data = self._load()

@@ -90,6 +90,11 @@ class Directory(Protocol):
         """Re-read a person as the service account (state, groups); raise AccountNotFound if gone."""
         ...
 
+    def lookup_person(self, person_id: str) -> DirectoryUser:
+        """`lookup` by the directory's stable id (`Account.person_id`): the same person after a rename or a move to
+        another container, which changes both the name and the DN; raise AccountNotFound if no entry has it."""
+        ...
+
     def add_to_group(self, user_dn: str, group_dn: str) -> None:
         """Make the user a direct member of the group; adding an existing member is not an error."""
         ...

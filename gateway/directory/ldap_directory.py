@@ -94,6 +94,16 @@ class OpenLdapDirectory(PooledDirectory):
 
         return self._pool.run(read)
 
+    def lookup_person(self, person_id: str) -> DirectoryUser:
+        by_uuid = f"(&(objectClass=person)(entryUUID={escape_filter_chars(person_id)}))"
+
+        def read(conn: Connection) -> DirectoryUser:
+            entry = one_entry(conn, self._settings.base_dn, by_uuid, self._with_upn(PERSON))
+            name = first(entry, self._settings.user_attribute, "uid") or person_id
+            return self._person(conn, entry, name, AccountState.ACTIVE)
+
+        return self._pool.run(read)
+
     def watch_changes(
         self, containers: Callable[[], frozenset[str]], on_change: Changed, on_status: StatusReport
     ) -> DirectoryWatch | None:

@@ -146,7 +146,7 @@ def _live_certificates(
     longer knows, or a directory that cannot answer, is matched by what the application knows (its UPN and login):
     the withdrawal still takes effect, and the person's group membership goes once the directory is back."""
     try:
-        person, answered = directory.find_account(application.login), True
+        person, answered = _as_the_directory_has_them(directory, application), True
     except LoginRefused:  # no such account (any more), or no name the directory takes: it answered
         person, answered = _as_applied(application), True
     except DirectoryError:
@@ -161,6 +161,22 @@ def _live_certificates(
         c for c in live if certificate_matches(identity_of(x509.load_pem_x509_certificate(c.pem.encode())), person)
     ]
     return theirs, answered
+
+
+def _as_the_directory_has_them(directory: Directory, application: Application) -> Account:
+    """The person's entry now: by their directory id, so a rename since the application (new account name, UPN, DN)
+    is followed; by the login for an application from before ids were kept (migration 0008)."""
+    if not application.person_id:
+        return directory.find_account(application.login)
+    user = directory.lookup_person(application.person_id)
+    return Account(
+        person_id=user.person_id,
+        dn=user.dn,
+        name=user.login,
+        upn=user.upn,
+        implicit_upn=user.implicit_upn,
+        sam_account_name=user.sam_account_name,
+    )
 
 
 def _as_applied(application: Application) -> Account:

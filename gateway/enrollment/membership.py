@@ -10,6 +10,7 @@ managed: anyone else in the group was put there by someone else and is left alon
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -26,8 +27,21 @@ log = logging.getLogger(__name__)
 MEMBERSHIP_CHANGED = "enrollment.membership"
 """Nudged after a decision commits; the payload is the login whose membership to reconcile."""
 
-Wanted = dict[str, tuple[str, bool]]
-"""Per managed login: the entry's DN, and whether it should be a member."""
+
+@dataclass(frozen=True)
+class Membership:
+    """One managed person: who they are in the directory, and whether they should be in the group."""
+
+    person_id: str
+    """The directory's stable id, by which the person is found after a rename or a move; empty for an application
+    from before ids were kept (migration 0008), which is found by ``user_dn``."""
+    user_dn: str
+    """The entry's DN when the application was approved."""
+    member: bool
+
+
+Wanted = dict[str, Membership]
+"""Per managed login (as the application names it)."""
 
 
 def nudge_membership(db: Session, login: str) -> None:
@@ -44,8 +58,9 @@ def wanted_memberships(db: Session, logins: Iterable[str] | None = None) -> Want
     wanted: Wanted = {}
     for application in db.exec(query.order_by(col(Application.id))).all():
         approved = application.state is ApplicationState.APPROVED
-        _, already = wanted.get(application.login, ("", False))
-        wanted[application.login] = (application.user_dn or "", already or approved)
+        already = application.login in wanted and wanted[application.login].member
+        person_id, user_dn = application.person_id or "", application.user_dn or ""
+        wanted[application.login] = Membership(person_id, user_dn, already or approved)
     return wanted
 
 
@@ -55,10 +70,10 @@ def make_memberships_so(
     """Add or remove each person so the group matches ``wanted``, outside any transaction; then audit each change
     (or failure) in one unit of work. Idempotent: a person already right is not touched."""
     changes: dict[str, tuple[str, bool, str]] = {}
-    for login, (user_dn, member) in wanted.items():
-        outcome, problem = _make_it_so(directory, agent_group, user_dn, member)
+    for login, membership in wanted.items():
+        outcome, problem = _make_it_so(directory, agent_group, membership)
         if outcome:
-            changes[login] = (outcome, member, problem)
+            changes[login] = (outcome, membership.member, problem)
     if changes:
         with session_scope(engine) as db:
             for login, (outcome, member, problem) in changes.items():
@@ -74,20 +89,22 @@ def make_memberships_so(
     return {login: outcome for login, (outcome, _, _) in changes.items()}
 
 
-def _make_it_so(directory: Directory, agent_group: str, user_dn: str, member: bool) -> tuple[str, str]:
+def _make_it_so(directory: Directory, agent_group: str, wanted: Membership) -> tuple[str, str]:
     """("added" | "removed" | "" when already right | "failed", the directory's complaint); a failure is left
-    for the next pass. A person deleted from the directory is nobody's member any more: nothing to do."""
+    for the next pass. The person is found by their id, so a rename or a move (a new DN) still leaves the group when
+    their approval is taken back. A person deleted from the directory is nobody's member any more: nothing to do."""
     try:
-        groups = {group.dn.casefold() for group in directory.lookup(user_dn).groups}
-        if (agent_group.casefold() in groups) == member:
+        person = directory.lookup_person(wanted.person_id) if wanted.person_id else directory.lookup(wanted.user_dn)
+        groups = {group.dn.casefold() for group in person.groups}
+        if (agent_group.casefold() in groups) == wanted.member:
             return "", ""
-        if member:
-            directory.add_to_group(user_dn, agent_group)
+        if wanted.member:
+            directory.add_to_group(person.dn, agent_group)
             return "added", ""
-        directory.remove_from_group(user_dn, agent_group)
+        directory.remove_from_group(person.dn, agent_group)
         return "removed", ""
     except AccountNotFound:
         return "", ""
     except DirectoryError as error:
-        log.warning("could not reconcile %s in %s: %s", user_dn, agent_group, error)
+        log.warning("could not reconcile %s in %s: %s", wanted.user_dn, agent_group, error)
         return "failed", str(error)

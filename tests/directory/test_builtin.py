@@ -89,3 +89,11 @@ def test_a_hash_with_older_parameters_verifies_and_is_made_again_at_the_right_pa
     assert extract_parameters(renewed) == extract_parameters(password_hash("anything"))
     assert directory.authenticate("ZHANG.WEI", "Correct-Horse-1").login == "zhang.wei", "the new hash verifies"
     assert json.loads(path.read_text())["users"]["zhang.wei"]["password_hash"] == renewed, "made again only once"
+
+
+def test_a_person_is_found_by_their_id_and_nobody_by_another(directory: BuiltinDirectory) -> None:
+    person_id = directory.find_account("zhang.wei").person_id
+    assert directory.lookup_person(person_id).login == "zhang.wei"
+    for unknown in ("zhang.wei", person_id + "x", person_id.replace("zhang.wei", "off.duty").upper()):
+        with pytest.raises(e.AccountNotFound):
+            directory.lookup_person(unknown)

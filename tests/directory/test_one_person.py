@@ -110,3 +110,45 @@ def test_openldap_upn_attribute_signs_in_and_names_the_upn(slapd: Slapd) -> None
     assert user.person_id == _entry_uuid(slapd, ol.user_dn("upn.person"))
     assert (user.login, user.upn) == ("upn.person", upn)
     assert directory.lookup(user.dn).upn == upn
+
+
+@pytest.mark.parametrize("unknown", [str(uuid.uuid4()), "not-a-guid", "*)(objectClass=*"])
+def test_ad_finds_a_person_by_object_guid_after_a_rename_and_nobody_by_another(samba_dc: SambaDC, unknown: str) -> None:
+    """A new CN (so a new DN) and a new account name: `lookup_person` still finds the entry, with its new names; an
+    id no entry has, or text that is no GUID (a filter's syntax included), is nobody."""
+    sam = f"renamed-{uuid.uuid4().hex[:8]}"
+    conn = samba_dc.admin()
+    assert conn.add(user_dn(sam), attributes={"objectClass": ["user"], "sAMAccountName": sam}), conn.result
+    guid = _object_guid(samba_dc, user_dn(sam))
+    assert conn.modify_dn(user_dn(sam), f"CN={sam}-r"), conn.result
+    assert conn.modify(user_dn(f"{sam}-r"), {"sAMAccountName": [("MODIFY_REPLACE", [f"{sam}-r"])]}), conn.result
+    directory = open_directory(samba_dc.settings())
+    try:
+        found = directory.lookup_person(guid)
+        assert (found.person_id, found.dn, found.login) == (guid, user_dn(f"{sam}-r"), f"{sam}-r")
+        with pytest.raises(e.AccountNotFound):
+            directory.lookup_person(unknown)
+    finally:
+        directory.close()
+        conn.delete(user_dn(f"{sam}-r"))
+        conn.unbind()
+
+
+def test_openldap_finds_a_person_by_entry_uuid_after_a_rename_and_nobody_by_another(slapd: Slapd) -> None:
+    conn = slapd.admin()
+    assert conn.add(ol.user_dn("before.rename"), attributes={
+        "objectClass": ["inetOrgPerson"], "uid": "before.rename", "cn": "b", "sn": "b", "userPassword": ol.PASSWORD,
+    }), conn.result  # fmt: skip
+    person_id = _entry_uuid(slapd, ol.user_dn("before.rename"))
+    assert conn.modify_dn(ol.user_dn("before.rename"), "uid=after.rename"), conn.result
+    directory = open_directory(slapd.settings())
+    try:
+        found = directory.lookup_person(person_id)
+        assert (found.person_id, found.dn, found.login) == (person_id, ol.user_dn("after.rename"), "after.rename")
+        for unknown in (str(uuid.uuid4()), "*)(objectClass=*"):
+            with pytest.raises(e.AccountNotFound):
+                directory.lookup_person(unknown)
+    finally:
+        directory.close()
+        conn.delete(ol.user_dn("after.rename"))
+        conn.unbind()

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from ldap3 import MODIFY_REPLACE
 from sqlalchemy import event
 from sqlmodel import Session, col, select
 
@@ -173,3 +174,33 @@ def test_in_samba_a_failed_commit_leaves_ad_unchanged_and_the_repair_restores_a_
     assert not _in_group(samba_portal.directory, user_dn(login), group_dn(group))
     _repair(samba_portal)
     assert _in_group(samba_portal.directory, user_dn(login), group_dn(group))
+
+
+@pytest.mark.e2e
+def test_in_samba_a_suspension_after_a_rename_still_takes_the_person_out_of_the_group(
+    samba_dc: SambaDC,
+    samba_portal: Portal,
+    person_and_group: tuple[str, str],  # noqa: F811
+) -> None:
+    """Approved, then renamed in AD (new CN, so a new DN, and a new account name: a marriage, a typo fixed), then
+    suspended: the group loses the person, found by their objectGUID, not by the name or DN the application kept."""
+    login, group = person_and_group
+    with session_scope(samba_portal.engine) as db:
+        application_id = _approve(db, samba_portal, login).id or 0
+    _becomes(samba_portal, user_dn(login), True, group_dn(group))
+    renamed = f"{login}-r"
+    admin = samba_dc.admin()
+    try:
+        assert admin.modify_dn(user_dn(login), f"CN={renamed}"), admin.result
+        assert admin.modify(user_dn(renamed), {"sAMAccountName": [(MODIFY_REPLACE, [renamed])]}), admin.result
+        with session_scope(samba_portal.engine) as db:
+            _suspend(db, samba_portal, service.get_application(db, application_id))
+        _becomes(samba_portal, user_dn(renamed), False, group_dn(group))
+        with session_scope(samba_portal.engine) as db:
+            query = select(AuditEvent.outcome).where(AuditEvent.action == "enrollment.membership")
+            removed = db.exec(query.where(AuditEvent.target == login)).all()
+        assert removed[-1] == "removed"
+    finally:
+        admin.modify(user_dn(renamed), {"sAMAccountName": [(MODIFY_REPLACE, [login])]})
+        admin.modify_dn(user_dn(renamed), f"CN={login}")
+        admin.unbind()

@@ -22,6 +22,7 @@ from gateway.audit.models import AuditEvent
 from gateway.db import session_scope
 from gateway.directory import open_directory
 from gateway.enrollment.handoff import HandOff, withdraw_seat
+from gateway.enrollment.models import Application
 from gateway.enrollment.service import start_application
 from gateway.enrollment.settings import EnrollmentSettings
 from gateway.pki import service as pki
@@ -213,6 +214,40 @@ def test_a_suspension_revokes_every_certificate_a_sign_in_would_accept(portal: P
         "other case": True,
         "colleague": False,
     }
+
+
+def test_a_suspension_after_a_rename_revokes_the_certificate_of_the_new_name(portal: Portal, people: SambaDC) -> None:
+    """Renamed in AD after the application (new account name, UPN and CN): the person is found by their objectGUID,
+    so a certificate issued to the new UPN is revoked with the rest, not left valid because the old name is gone."""
+    sam, _ = fresh_person(people)
+    now = datetime.now(UTC)
+    handoff = HandOff(portal.directory, portal.authority, timedelta(hours=24), "SOHO-Agents")
+    with session_scope(portal.engine) as db:
+        application_id = start_application(
+            db, handoff, sam, callback_number="", settings=EnrollmentSettings(), actor="hr", now=now
+        ).id
+    renamed = f"{sam}-r"
+    admin = people.admin()
+    assert admin.modify_dn(user_dn(sam), f"CN={renamed}"), admin.result
+    changes = {"sAMAccountName": [renamed], "userPrincipalName": [f"{renamed}.upn@corp.example"]}
+    assert admin.modify(user_dn(renamed), {name: [("MODIFY_REPLACE", value)] for name, value in changes.items()})
+    admin.unbind()
+    with session_scope(portal.engine) as db:
+        serial = pki.issue_agent_certificate(
+            db,
+            portal.authority,
+            upn=f"{renamed}.upn@corp.example",
+            wireguard_key=key_pair()[1],
+            actor=pki.Actor("security-admin"),
+            now=now,
+            lifetime=timedelta(days=30),
+            urls=pki.publication_urls("http://x"),
+        ).row.serial
+    with session_scope(portal.engine) as db:
+        withdraw_seat(db, db.get_one(Application, application_id), handoff, actor="hr", now=now, why="suspended")
+    with session_scope(portal.engine) as db:
+        row = db.exec(select(IssuedCertificate).where(IssuedCertificate.serial == serial)).one()
+        assert row.revoked_at is not None, "the certificate of the new name is still valid"
 
 
 def _spoofed_supervisor(dc: SambaDC) -> str:
