@@ -14,7 +14,7 @@ from cryptography import x509
 from sqlmodel import Session, col, select
 
 from certs.authority import Authority
-from certs.identity import identity_of
+from certs.identity import CertificateIdentity, identity_of
 from gateway.audit.service import record
 from gateway.directory import Account, Directory, DirectoryUser
 from gateway.directory.errors import AccountNotFound, DirectoryError, LoginRefused
@@ -142,25 +142,30 @@ def _live_certificates(
 ) -> tuple[list[IssuedCertificate], bool]:
     """The person's unrevoked, unexpired agent certificates: every one a sign-in as them would accept
     (``sessions.login.certificate_matches`` against their directory entry: its UPN, AD's implicit UPN, its DN, its
-    name, compared as the sign-in compares them), and whether the directory answered. An account the directory no
-    longer knows, or a directory that cannot answer, is matched by what the application knows (its UPN and login):
-    the withdrawal still takes effect, and the person's group membership goes once the directory is back."""
+    name, compared as the sign-in compares them, the entry found by the person's id so a rename is followed), and
+    every one naming what the application knows (its UPN and login: certificates of the name they applied under, and
+    all there is when the directory no longer knows the account or cannot answer — the withdrawal still takes
+    effect, and the group membership goes once the directory is back); and whether the directory answered."""
+    names = [_as_applied(application)]  # certificates issued under the name they applied with, renamed since or not
     try:
-        person, answered = _as_the_directory_has_them(directory, application), True
+        names.append(_as_the_directory_has_them(directory, application))
+        answered = True
     except LoginRefused:  # no such account (any more), or no name the directory takes: it answered
-        person, answered = _as_applied(application), True
+        answered = True
     except DirectoryError:
-        person, answered = _as_applied(application), False
+        answered = False
     live = db.exec(
         select(IssuedCertificate)
         .where(IssuedCertificate.kind == CertificateKind.AGENT)
         .where(col(IssuedCertificate.revoked_at).is_(None))
         .where(col(IssuedCertificate.not_after) > now)
     ).all()
-    theirs = [
-        c for c in live if certificate_matches(identity_of(x509.load_pem_x509_certificate(c.pem.encode())), person)
-    ]
+    theirs = [c for c in live if _matches_any(identity_of(x509.load_pem_x509_certificate(c.pem.encode())), names)]
     return theirs, answered
+
+
+def _matches_any(identity: CertificateIdentity, names: list[Account]) -> bool:
+    return any(certificate_matches(identity, name) for name in names)
 
 
 def _as_the_directory_has_them(directory: Directory, application: Application) -> Account:

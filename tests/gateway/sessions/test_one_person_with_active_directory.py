@@ -216,9 +216,23 @@ def test_a_suspension_revokes_every_certificate_a_sign_in_would_accept(portal: P
     }
 
 
-def test_a_suspension_after_a_rename_revokes_the_certificate_of_the_new_name(portal: Portal, people: SambaDC) -> None:
+def _issue(portal: Portal, upn: str, now: datetime) -> str:
+    with session_scope(portal.engine) as db:
+        return pki.issue_agent_certificate(
+            db,
+            portal.authority,
+            upn=upn,
+            wireguard_key=key_pair()[1],
+            actor=pki.Actor("security-admin"),
+            now=now,
+            lifetime=timedelta(days=30),
+            urls=pki.publication_urls("http://x"),
+        ).row.serial
+
+
+def test_a_suspension_after_a_rename_revokes_the_certificates_of_both_names(portal: Portal, people: SambaDC) -> None:
     """Renamed in AD after the application (new account name, UPN and CN): the person is found by their objectGUID,
-    so a certificate issued to the new UPN is revoked with the rest, not left valid because the old name is gone."""
+    so a certificate issued to the new UPN is revoked, and so is the one issued to the name they applied under."""
     sam, _ = fresh_person(people)
     now = datetime.now(UTC)
     handoff = HandOff(portal.directory, portal.authority, timedelta(hours=24), "SOHO-Agents")
@@ -226,28 +240,20 @@ def test_a_suspension_after_a_rename_revokes_the_certificate_of_the_new_name(por
         application_id = start_application(
             db, handoff, sam, callback_number="", settings=EnrollmentSettings(), actor="hr", now=now
         ).id
+    old_name = _issue(portal, f"{sam}.upn@corp.example", now)
     renamed = f"{sam}-r"
     admin = people.admin()
     assert admin.modify_dn(user_dn(sam), f"CN={renamed}"), admin.result
     changes = {"sAMAccountName": [renamed], "userPrincipalName": [f"{renamed}.upn@corp.example"]}
     assert admin.modify(user_dn(renamed), {name: [("MODIFY_REPLACE", value)] for name, value in changes.items()})
     admin.unbind()
-    with session_scope(portal.engine) as db:
-        serial = pki.issue_agent_certificate(
-            db,
-            portal.authority,
-            upn=f"{renamed}.upn@corp.example",
-            wireguard_key=key_pair()[1],
-            actor=pki.Actor("security-admin"),
-            now=now,
-            lifetime=timedelta(days=30),
-            urls=pki.publication_urls("http://x"),
-        ).row.serial
+    new_name = _issue(portal, f"{renamed}.upn@corp.example", now)
     with session_scope(portal.engine) as db:
         withdraw_seat(db, db.get_one(Application, application_id), handoff, actor="hr", now=now, why="suspended")
     with session_scope(portal.engine) as db:
-        row = db.exec(select(IssuedCertificate).where(IssuedCertificate.serial == serial)).one()
-        assert row.revoked_at is not None, "the certificate of the new name is still valid"
+        rows = db.exec(select(IssuedCertificate).where(col(IssuedCertificate.serial).in_([old_name, new_name]))).all()
+        revoked = {row.serial: row.revoked_at is not None for row in rows}
+    assert revoked == {old_name: True, new_name: True}
 
 
 def _spoofed_supervisor(dc: SambaDC) -> str:
