@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
 from gateway.audit.service import record
 from gateway.db import session_scope
@@ -32,6 +32,8 @@ MEMBERSHIP_CHANGED = "enrollment.membership"
 class Membership:
     """One managed person: who they are in the directory, and whether they should be in the group."""
 
+    login: str
+    """The login of their latest application, for the audit rows."""
     person_id: str
     """The directory's stable id, by which the person is found after a rename or a move; empty for an application
     from before ids were kept (migration 0008), which is found by ``user_dn``."""
@@ -41,7 +43,8 @@ class Membership:
 
 
 Wanted = dict[str, Membership]
-"""Per managed login (as the application names it)."""
+"""Per managed person (their directory id, or ``login:<login>`` without one): one entry whatever logins their
+applications were opened under (a rename between two applications)."""
 
 
 def nudge_membership(db: Session, login: str) -> None:
@@ -50,18 +53,26 @@ def nudge_membership(db: Session, login: str) -> None:
 
 
 def wanted_memberships(db: Session, logins: Iterable[str] | None = None) -> Wanted:
-    """Whether each managed person (or each of ``logins``) should be in the group: yes while any application of
-    theirs is approved. Only people enrollment ever approved are managed."""
-    query = select(Application).where(col(Application.approved_at).is_not(None), col(Application.user_dn).is_not(None))
+    """Whether each managed person (or each person an application of ``logins`` names) should be in the group: yes
+    while any application of theirs, under any login, is approved. Only people enrollment ever approved are managed.
+
+    A person is their directory id (``person_id``), or their login for an application from before ids were kept:
+    keyed by login, a person renamed between two applications, one approved and one suspended, would be removed by
+    one entry and added back by the other on every pass."""
+    managed = select(Application).where(
+        col(Application.approved_at).is_not(None), col(Application.user_dn).is_not(None)
+    )
     if logins is not None:
-        query = query.where(col(Application.login).in_(list(logins)))
-    wanted: Wanted = {}
-    for application in db.exec(query.order_by(col(Application.id))).all():
-        approved = application.state is ApplicationState.APPROVED
-        already = application.login in wanted and wanted[application.login].member
-        person_id, user_dn = application.person_id or "", application.user_dn or ""
-        wanted[application.login] = Membership(person_id, user_dn, already or approved)
-    return wanted
+        named = select(Application.person_id).where(
+            col(Application.login).in_(list(logins)), col(Application.person_id).is_not(None)
+        )
+        managed = managed.where(or_(col(Application.login).in_(list(logins)), col(Application.person_id).in_(named)))
+    people: dict[str, Membership] = {}
+    for application in db.exec(managed.order_by(col(Application.id))).all():
+        person = application.person_id or f"login:{application.login}"
+        member = application.state is ApplicationState.APPROVED or (person in people and people[person].member)
+        people[person] = Membership(application.login, application.person_id or "", application.user_dn or "", member)
+    return people
 
 
 def make_memberships_so(
@@ -70,10 +81,10 @@ def make_memberships_so(
     """Add or remove each person so the group matches ``wanted``, outside any transaction; then audit each change
     (or failure) in one unit of work. Idempotent: a person already right is not touched."""
     changes: dict[str, tuple[str, bool, str]] = {}
-    for login, membership in wanted.items():
+    for membership in wanted.values():
         outcome, problem = _make_it_so(directory, agent_group, membership)
         if outcome:
-            changes[login] = (outcome, membership.member, problem)
+            changes[membership.login] = (outcome, membership.member, problem)
     if changes:
         with session_scope(engine) as db:
             for login, (outcome, member, problem) in changes.items():

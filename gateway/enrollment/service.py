@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 
 import phonenumbers
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
 from gateway.audit.service import record
 from gateway.enrollment import stages as order
@@ -67,9 +67,8 @@ def start_application(
     e164 = callback_e164(callback_number, settings.phone_region) if callback_number.strip() else None
     person = find_person(handoff.directory, login)
     login = person.login  # the account name as the directory spells it, whatever spelling HR typed
-    live = db.exec(
-        select(Application).where(Application.login == login, col(Application.state).in_(LIVE_STATES))
-    ).first()
+    same_person = or_(Application.login == login, Application.person_id == person.person_id)  # renamed or not
+    live = db.exec(select(Application).where(same_person, col(Application.state).in_(LIVE_STATES))).first()
     if live is not None:
         raise Conflict(
             f"{login} already has an application ({live.state.value}, at {live.stage})",

@@ -8,15 +8,17 @@ from pathlib import Path
 
 import pytest
 from ldap3 import MODIFY_REPLACE
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlmodel import Session, col, select
 
 from gateway.audit.models import AuditEvent
 from gateway.db import make_engine, session_scope
 from gateway.directory import Directory, open_directory
 from gateway.enrollment import decisions, service
+from gateway.enrollment.membership import wanted_memberships
 from gateway.enrollment.models import Application, ApplicationState, DecisionOutcome
 from gateway.enrollment.workers import GroupMembership
+from gateway.errors import Conflict
 from tests.directory.samba import SambaDC, group_dn, user_dn
 from tests.gateway.enrollment.conftest import PHONE, Portal, running_portal, wait_for
 from tests.gateway.enrollment.test_samba_handoff import person_and_group  # noqa: F401  (fixture)
@@ -138,6 +140,41 @@ def test_the_scheduled_pass_undoes_hand_edits_for_managed_people_only(portal: Po
     assert kept.state is ApplicationState.APPROVED
 
 
+def _application(login: str, state: ApplicationState, person_id: str | None) -> Application:
+    now = datetime.now(UTC)
+    return Application(
+        login=login,
+        person_id=person_id,
+        user_dn=f"CN={login},OU=People,DC=corp",
+        state=state,
+        stage="approval",
+        started_by="hr1",
+        started_at=now,
+        updated_at=now,
+        approved_at=now,
+    )
+
+
+def test_one_person_under_two_logins_is_one_membership_whichever_login_is_nudged(engine: Engine) -> None:
+    """Approved as jdoe, renamed jsmith, a second application as jsmith suspended: one person, in the group while
+    one of their applications is approved — not removed for one login and added back for the other on every pass.
+    Applications from before ids were kept stay apart by login."""
+    with session_scope(engine) as db:
+        db.add(_application("jdoe", ApplicationState.APPROVED, "guid-1"))
+        db.add(_application("jsmith", ApplicationState.SUSPENDED, "guid-1"))
+        db.add(_application("old.one", ApplicationState.SUSPENDED, None))
+        db.add(_application("old.two", ApplicationState.APPROVED, None))
+    with session_scope(engine) as db:
+        everyone = wanted_memberships(db)
+        nudged = wanted_memberships(db, ["jsmith"])
+    assert {key: (m.login, m.member) for key, m in everyone.items()} == {
+        "guid-1": ("jsmith", True),
+        "login:old.one": ("old.one", False),
+        "login:old.two": ("old.two", True),
+    }
+    assert nudged == {"guid-1": everyone["guid-1"]}
+
+
 @pytest.fixture
 def samba_portal(
     samba_dc: SambaDC,
@@ -193,6 +230,8 @@ def test_in_samba_a_suspension_after_a_rename_still_takes_the_person_out_of_the_
     try:
         assert admin.modify_dn(user_dn(login), f"CN={renamed}"), admin.result
         assert admin.modify(user_dn(renamed), {"sAMAccountName": [(MODIFY_REPLACE, [renamed])]}), admin.result
+        with pytest.raises(Conflict), session_scope(samba_portal.engine) as db:  # one live application a person
+            _approve(db, samba_portal, renamed)
         with session_scope(samba_portal.engine) as db:
             _suspend(db, samba_portal, service.get_application(db, application_id))
         _becomes(samba_portal, user_dn(renamed), False, group_dn(group))
