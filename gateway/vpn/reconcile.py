@@ -35,6 +35,7 @@ from gateway.sessions.models import HomeSession, SessionState
 from gateway.vpn import conntrack, nft
 from gateway.vpn.backend import PeerChanges, PeerSpec, WireGuardBackend, interned, plan_changes
 from gateway.vpn.models import DesiredStateVersion, LeaseState, TunnelLease
+from gateway.vpn.nft_elements import SetElements
 from gateway.vpn.nft_generation import RulesetGeneration
 from gateway.vpn.scope import Destination, TunnelScope
 from gateway.vpn.settings import VpnSettings
@@ -213,6 +214,7 @@ class InstalledTunnel:
         self.backend, self.settings = backend, settings
         self.peers: Mapping[str, DesiredPeer] | None = None
         self.ruleset = RulesetGeneration(settings.netns)
+        self.elements = SetElements(settings.netns)
         self.scope_generation: int | None = None
         self._specs: tuple[Mapping[str, DesiredPeer], Mapping[str, PeerSpec]] | None = None
 
@@ -269,6 +271,7 @@ class InstalledTunnel:
 
     def close(self) -> None:
         self.ruleset.close()
+        self.elements.close()
 
     def _specs_of(self, peers: Mapping[str, DesiredPeer]) -> Mapping[str, PeerSpec]:
         """The peers' specs; the previous pass's when its peers are the same object (``desired_peers`` hands out the
@@ -299,7 +302,7 @@ class InstalledTunnel:
         later = TunnelScope(interface, seats_of(peers[key] for key in new))
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vpn-scope") as nft_side:
             adding = nft_side.submit(
-                self._write_scope, lambda: nft.change(TunnelScope(interface, {}), later, netns), whole=False
+                self._write_scope, lambda: self.elements.change(TunnelScope(interface, {}), later), whole=False
             )
             try:
                 self.backend.change(interface, PeerChanges(to_set=list(to_set)))
@@ -327,7 +330,7 @@ class InstalledTunnel:
         else:
             try:
                 self._write_scope(
-                    lambda: nft.change(TunnelScope(interface, removed), TunnelScope(interface, added), netns),
+                    lambda: self.elements.change(TunnelScope(interface, removed), TunnelScope(interface, added)),
                     whole=False,
                 )
             except nft.FirewallError as error:
