@@ -5,8 +5,8 @@ Layout (see docs/vpn.md): sets of seat addresses, and concatenated interval sets
 lookup; a `from_tunnel` chain (jumped to from the forward and input hooks for packets arriving from the
 tunnel) that accepts established/related, drops seat-to-seat and everything not in the sets; and a
 `to_tunnel` chain that lets only replies into the tunnel. `apply` sends "table; delete table; table {...}" in
-one `nft -f -` run: a single kernel transaction, so no packet ever sees half a rule set. `change` adds and deletes
-the elements of a few seats (``add element``/``delete element`` on the named sets), also in one transaction.
+one `nft -f -` run: a single kernel transaction, so no packet ever sees half a rule set. Seats' elements added to
+and deleted from the loaded table go over netlink instead, also in one transaction (``nft_elements.py``).
 """
 
 import functools
@@ -118,32 +118,6 @@ def _set(name: str, kind: str, elements: Iterable[str], interval: bool = True) -
 def apply(scope: TunnelScope, netns: str | None = None) -> None:
     """Replace our table with the rules for `scope` in one transaction; other tables are left as they are."""
     _nft(["-f", "-"], render(scope), netns)
-
-
-def render_changes(removed: TunnelScope, added: TunnelScope) -> str:
-    """One nft script that deletes the elements of the ``removed`` seats, then adds those of the ``added`` ones.
-
-    A seat whose destinations changed is in both. Both scopes are validated first (a bad one raises ScopeError and
-    nothing is sent)."""
-    removed.validate()
-    added.validate()
-    lines = []
-    for verb, scope in (("delete", removed), ("add", added)):
-        by_set: dict[str, list[str]] = {}
-        for seat, destinations in scope.seats.items():
-            for name, elements in seat_elements(seat, destinations).items():
-                by_set.setdefault(name, []).extend(elements)
-        lines += [f"{verb} element {TABLE} {name} {{ {', '.join(elements)} }}" for name, elements in by_set.items()]
-    return "\n".join([*lines, ""])
-
-
-def change(removed: TunnelScope, added: TunnelScope, netns: str | None = None) -> None:
-    """Delete and add seats' elements in one kernel transaction, leaving the table, its chains and every other seat
-    as they are (a rebuilt table at 10,000 seats takes about a second; this takes one ``nft`` run). Raises
-    FirewallError when nft refuses, e.g. an element to delete is not there: the caller then reloads the table."""
-    script = render_changes(removed, added)
-    if script.strip():
-        _nft(["-f", "-"], script, netns)
 
 
 def remove(netns: str | None = None) -> None:

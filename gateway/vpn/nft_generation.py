@@ -20,7 +20,7 @@ NFT_MSG_GETGEN = 16
 NFTA_GEN_ID = 1
 NLM_F_REQUEST = 1
 NLMSG_ERROR = 2
-_HEADER = struct.Struct("=IHHII")  # struct nlmsghdr
+HEADER = struct.Struct("=IHHII")  # struct nlmsghdr
 _NFGENMSG = struct.Struct("=BBH")  # struct nfgenmsg: family, version, resource id
 _ATTRIBUTE = struct.Struct("=HH")  # struct nlattr
 _TIMEOUT_S = 5.0
@@ -45,17 +45,17 @@ class RulesetGeneration:
             sequence = next(self._sequence) & 0xFFFFFFFF
             kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN
             request = _NFGENMSG.pack(socket.AF_UNSPEC, 0, 0)
-            sock.send(_HEADER.pack(_HEADER.size + len(request), kind, NLM_F_REQUEST, sequence, 0) + request)
+            sock.send(HEADER.pack(HEADER.size + len(request), kind, NLM_F_REQUEST, sequence, 0) + request)
             while True:
                 reply = sock.recv(65536)
-                _, reply_kind, _, reply_sequence, _ = _HEADER.unpack_from(reply)
+                _, reply_kind, _, reply_sequence, _ = HEADER.unpack_from(reply)
                 if reply_sequence == sequence:
                     break
         except OSError as error:
             self.close()
             raise GenerationUnreadable(f"could not read the nftables generation: {error}") from error
         if reply_kind == NLMSG_ERROR:
-            (errno,) = struct.unpack_from("=i", reply, _HEADER.size)
+            (errno,) = struct.unpack_from("=i", reply, HEADER.size)
             raise GenerationUnreadable(f"the kernel refused to tell the nftables generation: {os.strerror(-errno)}")
         return _generation_of(reply)
 
@@ -65,16 +65,20 @@ class RulesetGeneration:
             self._socket = None
 
     def _open(self) -> socket.socket:
-        # pyroute2 opens the socket inside the named namespace (in a short-lived child) and hands it over; a netlink
-        # socket stays in the namespace it was made in.
-        sock = create_socket(self.netns, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
+        sock = netfilter_socket(self.netns)
         sock.settimeout(_TIMEOUT_S)
         self._socket = sock
         return sock
 
 
+def netfilter_socket(netns: str | None) -> socket.socket:
+    """A netfilter netlink socket in ``netns``. pyroute2 opens it inside the named namespace (in a short-lived
+    child) and hands it over; a netlink socket stays in the namespace it was made in."""
+    return create_socket(netns, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
+
+
 def _generation_of(reply: bytes) -> int:
-    offset = _HEADER.size + _NFGENMSG.size
+    offset = HEADER.size + _NFGENMSG.size
     (length,) = struct.unpack_from("=I", reply)
     while offset + _ATTRIBUTE.size <= length:
         size, kind = _ATTRIBUTE.unpack_from(reply, offset)

@@ -1,0 +1,95 @@
+"""Seats' set elements written over netlink: the same table nft's own text makes, in one transaction (real nftables
+in a netns)."""
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from gateway.vpn import nft
+from gateway.vpn.nft_elements import SetElements
+from gateway.vpn.nft_generation import RulesetGeneration
+from gateway.vpn.scope import Destination, ScopeError, TunnelScope
+from tests.vpn.netns import NetnsLab
+
+EVERY_KIND = (
+    Destination("10.77.0.1/32", "tcp", 443),
+    Destination("172.30.0.0/24", "tcp", 8081),
+    Destination("172.31.0.0/16", "udp", (1000, 2000)),
+    Destination("192.168.0.0/16", "tcp"),  # any port
+    Destination("10.0.0.0/8", "icmp"),
+    Destination("fd30::/64", "udp", 53),
+    Destination("fd31::/48", "icmp"),
+)
+
+
+def scope(seats: dict[str, tuple[Destination, ...]]) -> TunnelScope:
+    return TunnelScope("wgtest0", seats)
+
+
+def sets(listing: str) -> dict[str, set[str]]:
+    """Each set's elements in an ``nft list table``: nft lists them in the order they were added."""
+    found = re.findall(r"set (\w+) \{[^}]*?(?:elements = \{([^}]*)\})?\s*\}", listing)
+    return {name: {element.strip() for element in elements.split(",") if element.strip()} for name, elements in found}
+
+
+@pytest.fixture
+def table(lab: NetnsLab) -> Iterator[tuple[str, SetElements]]:
+    """A namespace with our table loaded empty, and an element writer for it."""
+    ns = lab.add("nft")
+    nft.apply(scope({}), ns)
+    elements = SetElements(ns)
+    yield ns, elements
+    elements.close()
+
+
+def test_elements_added_over_netlink_list_as_the_same_scope_loaded_as_text(table: tuple[str, SetElements]) -> None:
+    ns, elements = table
+    seats = {"10.77.0.2": EVERY_KIND, "fd77::2": EVERY_KIND, "10.77.0.3/32": EVERY_KIND[:1], "fd77::3/128": ()}
+    elements.change(scope({}), scope(seats))
+    over_netlink = sets(nft.listing(ns))
+    nft.apply(scope(seats), ns)
+    assert over_netlink == sets(nft.listing(ns))
+    assert "10.77.0.2 . 172.31.0.0/16 . udp . 1000-2000" in over_netlink["allow4"]  # what is compared is there
+    assert over_netlink.keys() == set(nft.SET_NAMES) and len(over_netlink["icmp6"]) == 1
+
+
+def test_deleting_a_seat_takes_exactly_its_elements(table: tuple[str, SetElements]) -> None:
+    ns, elements = table
+    elements.change(scope({}), scope({"10.77.0.2": EVERY_KIND, "10.77.0.3": EVERY_KIND, "fd77::3": EVERY_KIND}))
+    elements.change(scope({"10.77.0.2": EVERY_KIND, "fd77::3": EVERY_KIND}), scope({}))
+    left = sets(nft.listing(ns))
+    nft.apply(scope({"10.77.0.3": EVERY_KIND}), ns)
+    assert left == sets(nft.listing(ns))
+
+
+def test_a_refused_change_raises_and_changes_nothing(table: tuple[str, SetElements]) -> None:
+    ns, elements = table
+    elements.change(scope({}), scope({"10.77.0.2": EVERY_KIND}))
+    before = nft.listing(ns)
+    with pytest.raises(nft.FirewallError, match="delete in seats4: No such file or directory"):
+        elements.change(scope({"10.77.0.9": EVERY_KIND}), scope({"10.77.0.5": EVERY_KIND}))
+    assert nft.listing(ns) == before
+    elements.change(scope({}), scope({"10.77.0.5": EVERY_KIND}))  # the writer goes on after a refusal
+    assert "10.77.0.5 . 10.77.0.1 . tcp . 443" in nft.listing(ns)
+
+
+def test_a_bad_scope_is_refused_before_anything_is_sent(table: tuple[str, SetElements]) -> None:
+    ns, elements = table
+    before = nft.listing(ns)
+    with pytest.raises(ScopeError, match="one address"):
+        elements.change(scope({}), scope({"10.77.0.2": EVERY_KIND, "10.77.0.0/24": ()}))
+    assert nft.listing(ns) == before
+
+
+def test_ten_thousand_seats_go_in_one_transaction(table: tuple[str, SetElements], lab: NetnsLab) -> None:
+    ns, elements = table
+    allowed = (Destination("172.30.0.0/24", "tcp", 443), Destination("172.30.0.1", "icmp"))
+    seats = {f"10.77.{n // 250}.{n % 250 + 2}": allowed for n in range(10_000)}
+    generation = RulesetGeneration(ns)
+    before = generation.read()
+    elements.change(scope({}), scope(seats))
+    assert generation.read() == before + 1  # many messages, one commit
+    generation.close()
+    listed = lab.run(ns, "nft", "list", "set", "inet", "sohogw", "allow4").stdout
+    assert listed.count(". tcp . 443") == 10_000
