@@ -169,10 +169,10 @@ def reconnect_token(
     app_id: str, request: Request, session: AgentSession, _checked: ScriptCsrf, db: DbSession, clock: ClockDep
 ) -> JSONResponse:
     """A fresh one-time token for the seat the agent already holds, for the seat page to reconnect by itself after
-        its websocket dropped (a Wi-Fi hiccup, a gateway restart). The seat and its application are kept (``launch``
-        reuses the live lease); a session that has ended is refused by ``AgentSession`` (401 with the reason), and the
-        page then shows why instead of retrying. A seat policy's idle timeout or maximum length ended is not replaced here
-    (409, in the person's language): that takes the person's click in the workspace."""
+    its websocket dropped (a Wi-Fi hiccup, a gateway restart). The seat and its application are kept (``launch``
+    reuses the live lease); a session that has ended is refused by ``AgentSession`` (401 with the reason), and the
+    page then shows why instead of retrying. A seat that policy's idle timeout or maximum length ended is not
+    replaced here (409, in the person's language): that takes the person's click in the workspace."""
     try:
         launched = service.reconnect(db, session, app_id, clock(), _broker(request))
     except GatewayError as error:  # refusals are audited; returning (not raising) lets that row commit
