@@ -18,8 +18,9 @@ from desktop_broker.x11 import (
     start_seat,
     wait_for_first_frame,
 )
+from desktop_broker.x11.errors import WatermarkNotDrawn
 from policy import DisplayRules
-from tests.desktop_broker.x11_fixtures import CONSOLE_ARGV, wait_for_window
+from tests.desktop_broker.x11_fixtures import CONSOLE_ARGV, wait_for_window, watermark_text
 from tests.gateway.seats.conftest import seat_root
 
 pytestmark = pytest.mark.e2e
@@ -70,8 +71,21 @@ def test_a_warm_seat_is_handed_over_with_the_agent_on_its_watermark(pool: SeatPo
     seat = pool.assign(CONSOLE, holder="lease-1", label="agent1")
     assert seat.seat_id == warm_id and pool.count() == (1, 0)
     wait_for_window(seat.process, "^Customer Console")
-    assert Path(f"/proc/{seat.process.watermark.pid}/cmdline").read_bytes().split(b"\0")[-2] == b"agent1"
+    assert watermark_text(seat.process).startswith("agent1 \u00b7 ")
     assert wait_for_first_frame(seat.process.rfb_address, seat.passwords.full_access) < 5
+
+
+def test_a_warm_seat_whose_watermark_does_not_show_the_agent_is_not_handed_over(pool: SeatPool) -> None:
+    pool.want_warm([CONSOLE])
+    pool.fill()
+    (warm_id,) = _warm_ids(pool)
+    warm = pool.get(warm_id)
+    assert warm is not None
+    os.kill(warm.process.watermark.pid, signal.SIGSTOP)  # the strip cannot draw the new label
+    with pytest.raises(WatermarkNotDrawn):
+        pool.assign(CONSOLE, holder="lease-1", label="agent1")
+    assert pool.get(warm_id) is None and pool.count() == (0, 0), "the seat is stopped, not handed over"
+    assert warm.process.watermark.poll() is not None
 
 
 def test_a_warm_seat_holds_an_authenticated_connection_until_taken_and_closes_it_when_stopped(pool: SeatPool) -> None:
