@@ -281,5 +281,5 @@ def create_app(
     # The sign-in page fetches the seat viewer while the person types: the seat page may be the sign-in's answer
     # (seats.open_only_app), and a fresh browser would otherwise fetch noVNC only then.
     viewer = app.state.seat_viewer
-    app.state.sign_in_preloads = (viewer.rfb_module,) if settings.seats.enabled and viewer.bundle else ()
+    app.state.sign_in_preloads = viewer.page_modules if settings.seats.enabled and viewer.bundle else ()
     return app

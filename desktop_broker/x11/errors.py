@@ -11,3 +11,7 @@ class SeatStartFailed(SeatError):
 
 class SeatUserError(SeatError):
     """The seat's Unix user could not be created, recycled or removed."""
+
+
+class WatermarkNotDrawn(SeatError):
+    """A seat's watermark did not confirm its new label: the seat must not be handed over."""

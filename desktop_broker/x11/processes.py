@@ -12,15 +12,21 @@ def stop_process(process: subprocess.Popen[bytes], grace_seconds: float = DEFAUL
     """SIGTERM, then SIGKILL after `grace_seconds`.
 
     x11vnc can deadlock on SIGTERM right after a client leaves, so the SIGKILL fallback is not optional.
+    The broker's ends of its pipes, if it has any (the watermark's), are closed with it.
     """
-    if process.poll() is not None:
-        return
-    process.terminate()
     try:
-        process.wait(timeout=grace_seconds)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        if process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    finally:
+        for pipe in (process.stdin, process.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 def pss_kib(pid: int) -> int:
@@ -39,5 +45,5 @@ def open_log(path: Path) -> BinaryIO:
     writes to the descriptor it inherits, so it needs no access to the file itself.
     """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    os.fchmod(fd, 0o600)  # a log opened again (the watermark redrawn) keeps no wider mode it might have had
+    os.fchmod(fd, 0o600)  # a file left at this path keeps no wider mode it might have had
     return os.fdopen(fd, "wb")

@@ -1,11 +1,17 @@
 /* The watermark the broker draws on every seat's display, so any screenshot names its agent.
  *
- * Usage: sohogw-seat-watermark LABEL   (DISPLAY and XAUTHORITY from the environment; run by the broker beside the
- * app, as the seat user, never by the app). A strip STRIP_HEIGHT pixels high along the bottom of the screen shows
- * "LABEL · 2026-11-25 22:50 UTC" repeated, redrawn when the minute changes, raised above the app twice a second.
- * Its input shape is empty (X Shape extension), so pointer events pass through to the app below, and it is
- * override-redirect, so it never takes the keyboard focus. The window's name (WM_NAME) carries the same text, so a
- * test or an operator can read what the strip says.
+ * Usage: sohogw-seat-watermark HEIGHT BACKGROUND TEXT_COLOUR LABEL   (DISPLAY and XAUTHORITY from the environment;
+ * run by the broker beside the app, as the seat user, never by the app). A strip HEIGHT pixels high along the bottom
+ * of the screen shows "LABEL · 2026-11-25 22:50 UTC" repeated, redrawn when the minute changes, raised above the app
+ * twice a second. Its input shape is empty (X Shape extension), so pointer events pass through to the app below, and
+ * it is override-redirect, so it never takes the keyboard focus. The window's name (WM_NAME) carries the same text,
+ * so a test or an operator can read what the strip says.
+ *
+ * Relabelling: each line on stdin replaces LABEL (a warm seat is started "not assigned" and handed to an agent
+ * later). Once the X server has drawn the new text (XSync), "drawn\n" is written to stdout, and only then does the
+ * broker hand the seat over. Starting a new strip and stopping the old one instead cost ~55 ms of every launch. Both
+ * pipes are the broker's (root's, mode 0600), so the seat's other processes, the same user, cannot reopen them through
+ * /proc/PID/fd to write a label or a "drawn" of their own. End of stdin (the broker went away) leaves the strip as it is.
  *
  * Why C and not Python/Tk: one of these per seat costs about 1 MiB of PSS instead of 11.7 MiB (docs/seats.md).
  * The colours and height are passed by desktop_broker/x11/watermark.py, their one definition.
@@ -21,6 +27,7 @@
 #include <string.h>
 #include <sys/select.h>
 #include <time.h>
+#include <unistd.h>
 
 #define RAISE_EVERY_US 500000
 #define TEXT_MAX 512
@@ -50,6 +57,26 @@ static unsigned long colour(Display *display, const char *spec) {
         exit(2);
     }
     return screen.pixel;
+}
+
+/* Reads what stdin holds into `pending` and takes its last complete line as the new label; returns how many lines
+ * it took (each is acknowledged once drawn), or -1 at end of input. A line longer than the buffer is cut. */
+static int read_labels(char *label, size_t label_size, char *pending, size_t *pending_len, size_t pending_size) {
+    char chunk[TEXT_MAX];
+    ssize_t got = read(STDIN_FILENO, chunk, sizeof chunk);
+    if (got <= 0) return -1;
+    int lines = 0;
+    for (ssize_t i = 0; i < got; i++) {
+        if (chunk[i] == '\n') {
+            pending[*pending_len] = '\0';
+            to_latin1(pending, label, label_size);
+            *pending_len = 0;
+            lines++;
+        } else if (*pending_len + 1 < pending_size) {
+            pending[(*pending_len)++] = chunk[i];
+        }
+    }
+    return lines;
 }
 
 int main(int argc, char **argv) {
@@ -85,7 +112,9 @@ int main(int argc, char **argv) {
     XSetForeground(display, gc, colour(display, argv[3]));
     XMapRaised(display, strip);
 
-    char label[TEXT_MAX / 2], one[TEXT_MAX], line[4 * TEXT_MAX];
+    char label[TEXT_MAX / 2], one[TEXT_MAX], line[4 * TEXT_MAX], pending[TEXT_MAX / 2];
+    size_t pending_len = 0;
+    int reading = 1, unacknowledged = 0;
     to_latin1(argv[4], label, sizeof label);
     long shown_minute = -1;
     int baseline = (height + font->ascent - font->descent) / 2;
@@ -114,11 +143,26 @@ int main(int argc, char **argv) {
             }
         }
         XRaiseWindow(display, strip);
-        XFlush(display);
+        if (unacknowledged) {
+            XSync(display, False);  /* returns once the server has handled every request above: the text is drawn */
+            for (; unacknowledged > 0; unacknowledged--)
+                if (write(STDOUT_FILENO, "drawn\n", 6) != 6) return 1;
+        } else {
+            XFlush(display);
+        }
         fd_set readable;
         FD_ZERO(&readable);
         FD_SET(ConnectionNumber(display), &readable);
+        if (reading) FD_SET(STDIN_FILENO, &readable);
         struct timeval wait = {0, RAISE_EVERY_US};
-        select(ConnectionNumber(display) + 1, &readable, NULL, NULL, &wait);
+        int highest = ConnectionNumber(display) > STDIN_FILENO ? ConnectionNumber(display) : STDIN_FILENO;
+        if (select(highest + 1, &readable, NULL, NULL, &wait) > 0 && reading && FD_ISSET(STDIN_FILENO, &readable)) {
+            int lines = read_labels(label, sizeof label, pending, &pending_len, sizeof pending);
+            reading = lines >= 0;
+            if (lines > 0) {
+                shown_minute = -1;  /* redraw the text and rename the window */
+                unacknowledged += lines;
+            }
+        }
     }
 }

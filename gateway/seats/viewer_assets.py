@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 VIEWER_PATH = "/seats/viewer"
 DEBIAN_RFB_MODULE = "/novnc/core/rfb.js"
+SEAT_PAGE_SCRIPT = "/static/seat_viewer.js"
+"""The seat page's own module (status bar, scaling, reconnects), imported beside noVNC."""
 IMMUTABLE = "public, max-age=31536000, immutable"
 """RFC 8246: the content under this name never changes, so a browser need not revalidate it, even on reload."""
 _BUNDLE_NAME = re.compile(r"novnc-rfb-[A-Za-z0-9]+\.js")
@@ -33,6 +35,18 @@ class SeatViewer:
     @property
     def rfb_module(self) -> str:
         return f"{VIEWER_PATH}/{self.bundle.name}" if self.bundle else DEBIAN_RFB_MODULE
+
+    @property
+    def page_modules(self) -> tuple[str, str]:
+        """The modules the seat page imports, for `<link rel="modulepreload">`: on the seat page itself, so the page's
+        own module is fetched while the page parses instead of once the parser reaches the script at its end (its
+        module graph, and with it noVNC's attaching to the held websocket, waited on that fetch), and on the pages
+        before it, so they are in the cache by then."""
+        return (self.rfb_module, self.page_script)
+
+    @property
+    def page_script(self) -> str:
+        return SEAT_PAGE_SCRIPT
 
 
 def find_seat_viewer(directory: Path) -> SeatViewer:

@@ -84,7 +84,7 @@ def agent_page(request: Request, session: AgentSession, db: DbSession, clock: Cl
         apps=evaluate(current_policy(db), policy_groups(session), clock()).apps,
         since=session.created_at,
         until=session.expires_at,
-        rfb_module=seat_viewer(request).rfb_module,
+        seat_modules=seat_viewer(request).page_modules,
     )
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from desktop_broker.x11 import SeatStartFailed, wait_for_first_frame
+from desktop_broker.x11.errors import WatermarkNotDrawn
 from desktop_broker.x11.shared_memory import segments_of
 from desktop_broker.x11.watermark import BACKGROUND, STRIP_HEIGHT, TEXT_COLOUR
 from tests.desktop_broker.x11_fixtures import (
@@ -22,6 +23,7 @@ from tests.desktop_broker.x11_fixtures import (
     running_seat,
     screen_rgb,
     wait_for_window,
+    watermark_text,
     x_run,
 )
 
@@ -63,14 +65,9 @@ def test_watermark_strip_with_text_is_drawn_on_the_display(seat: RunningSeat) ->
 
 def test_watermark_names_the_agent_and_the_minute_in_utc(seat: RunningSeat) -> None:
     """The strip's window carries the text it draws (WM_NAME, Latin-1); the time is UTC whatever the zone."""
-    found = x_run(seat.seat, ["xdotool", "search", "--classname", "^sohogw-watermark$"]).stdout.split()
-    assert len(found) == 1, found
-    named = subprocess.run(
-        ["xdotool", "getwindowname", found[0]], env={**os.environ, **seat.seat.x_environment()}, capture_output=True
-    )
     minutes = [datetime.now(UTC) - timedelta(minutes=step) for step in (0, 1)]
     expected = [f"{WATERMARK_LABEL} \u00b7 {when:%Y-%m-%d %H:%M} UTC" for when in minutes]
-    assert named.stdout.decode("latin-1").strip() in expected
+    assert watermark_text(seat.seat) in expected
 
 
 def test_watermark_lets_the_pointer_through_to_the_app(seat: RunningSeat) -> None:
@@ -80,6 +77,54 @@ def test_watermark_lets_the_pointer_through_to_the_app(seat: RunningSeat) -> Non
     over_app = x_run(seat.seat, ["xdotool", "getmouselocation", "--shell"]).stdout
     window = [line for line in under_strip.splitlines() if line.startswith("WINDOW=")]
     assert window and window == [line for line in over_app.splitlines() if line.startswith("WINDOW=")]
+
+
+def test_a_relabelled_watermark_is_drawn_with_the_new_label_when_the_call_returns() -> None:
+    """What a hand-over relies on: once `show_watermark` returns, the display shows the holder's name."""
+    with running_seat() as running:
+        wait_for_window(running.seat, "^Customer Console")
+        strip = slice(1280 * (800 - STRIP_HEIGHT) * 3, None)
+        before = screen_rgb(running.seat)[strip]
+        running.seat.show_watermark("agent-handed-over")
+        minutes = [datetime.now(UTC) - timedelta(minutes=step) for step in (0, 1)]
+        assert watermark_text(running.seat) in [
+            f"agent-handed-over \u00b7 {when:%Y-%m-%d %H:%M} UTC" for when in minutes
+        ]
+        assert screen_rgb(running.seat)[strip] != before, "the strip's pixels still show the old label"
+        assert running.seat.alive()
+
+
+def test_a_watermark_that_does_not_confirm_its_new_label_fails_the_relabel() -> None:
+    """A strip that cannot draw (here: stopped) must not let a seat be handed over under another label."""
+    with running_seat() as running:
+        os.kill(running.seat.watermark.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(WatermarkNotDrawn, match="did not draw 'agent-handed-over'"):
+                running.seat.show_watermark("agent-handed-over", timeout_seconds=0.5)
+        finally:
+            os.kill(running.seat.watermark.pid, signal.SIGCONT)
+
+
+def test_the_seat_user_reaches_neither_end_of_its_watermarks_pipes() -> None:
+    """The strip reads new labels from the broker's pipe and confirms on another. The app runs as the same Unix user:
+    through /proc/PID/fd it could otherwise write a label of its own, or a "drawn" before the strip drew the agent's.
+    The pipes are the broker's (created by root, mode 0600), so reopening them is refused."""
+    with running_seat() as running:
+        shown = watermark_text(running.seat)
+        for fd, line in ((0, "someone-else"), (1, "drawn")):
+            tried = subprocess.run(
+                ["sh", "-c", f"echo {line} > /proc/{running.seat.watermark.pid}/fd/{fd}"],
+                user=running.seat.user.uid,
+                group=running.seat.user.gid,
+                extra_groups=[],
+                capture_output=True,
+                check=False,
+            )
+            assert tried.returncode != 0 and b"Permission denied" in tried.stderr, tried
+        time.sleep(0.2)
+        assert watermark_text(running.seat) == shown
+        running.seat.show_watermark("agent-handed-over")  # a forged "drawn" would be read here first
+        assert watermark_text(running.seat).startswith("agent-handed-over \u00b7 ")
 
 
 def test_app_runs_as_the_seat_user_not_root(seat: RunningSeat) -> None:

@@ -91,6 +91,14 @@ def wait_for_window(seat: SeatProcess, name_regex: str, timeout: float = 10.0) -
     raise AssertionError(f"no window titled /{name_regex}/ on {seat.display.name} (windows: {titles!r})")
 
 
+def watermark_text(seat: SeatProcess) -> str:
+    """What the seat's watermark strip says: its window's name (WM_NAME, Latin-1), "label · YYYY-MM-DD HH:MM UTC"."""
+    found = x_run(seat, ["xdotool", "search", "--classname", "^sohogw-watermark$"]).stdout.split()
+    assert len(found) == 1, f"one watermark window expected, found {found}"
+    named = x_run(seat, ["xdotool", "getwindowname", found[0]], text=False)
+    return named.stdout.decode("latin-1").strip()  # type: ignore[union-attr]
+
+
 def screen_rgb(seat: SeatProcess) -> bytes:
     """The whole X display as raw 8-bit RGB, captured by ImageMagick's `import` from the server itself."""
     result = x_run(seat, ["import", "-window", "root", "-depth", "8", "rgb:-"], text=False)

@@ -131,7 +131,7 @@ def seat_page(
         token=launched.token,
         clipboard_out=_clipboard_out(request, launched.lease),
         watermark=watermark,
-        rfb_module=seat_viewer(request).rfb_module,
+        viewer=seat_viewer(request),
         break_reasons=request.app.state.break_reasons,  # supervision's, given by the app (it sits above seats)
         shown_as=shown_as,
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from desktop_broker.pool import SeatKind, SeatPool, SeatUnavailable
+from desktop_broker.pool import REFILL_PAUSE, SeatKind, SeatPool, SeatUnavailable
 from desktop_broker.x11 import (
     SeatPasswords,
     SeatProcess,
@@ -18,9 +18,11 @@ from desktop_broker.x11 import (
     start_seat,
     wait_for_first_frame,
 )
+from desktop_broker.x11.errors import WatermarkNotDrawn
 from policy import DisplayRules
-from tests.desktop_broker.x11_fixtures import CONSOLE_ARGV, wait_for_window
+from tests.desktop_broker.x11_fixtures import CONSOLE_ARGV, wait_for_window, watermark_text
 from tests.gateway.seats.conftest import seat_root
+from tests.support.clock import MovableClock
 
 pytestmark = pytest.mark.e2e
 CONSOLE = SeatKind("customer-console", tuple(CONSOLE_ARGV), DisplayRules())
@@ -28,7 +30,12 @@ OTHER = SeatKind("customer-console", tuple(CONSOLE_ARGV), DisplayRules(clipboard
 
 
 @pytest.fixture
-def pool() -> Iterator[SeatPool]:
+def clock() -> MovableClock:
+    return MovableClock()
+
+
+@pytest.fixture
+def pool(clock: MovableClock) -> Iterator[SeatPool]:
     with seat_root() as root:
 
         def start(spec: SeatSpec) -> SeatProcess:
@@ -37,7 +44,7 @@ def pool() -> Iterator[SeatPool]:
         def standby(process: SeatProcess, passwords: SeatPasswords) -> socket.socket:
             return open_authenticated(process.rfb_address, passwords.full_access)
 
-        seats = SeatPool(start=start, node_cap=2, warm_per_kind=1, open_standby=standby)
+        seats = SeatPool(start=start, node_cap=2, warm_per_kind=1, now=clock, open_standby=standby)
         try:
             yield seats
         finally:
@@ -70,11 +77,26 @@ def test_a_warm_seat_is_handed_over_with_the_agent_on_its_watermark(pool: SeatPo
     seat = pool.assign(CONSOLE, holder="lease-1", label="agent1")
     assert seat.seat_id == warm_id and pool.count() == (1, 0)
     wait_for_window(seat.process, "^Customer Console")
-    assert Path(f"/proc/{seat.process.watermark.pid}/cmdline").read_bytes().split(b"\0")[-2] == b"agent1"
+    assert watermark_text(seat.process).startswith("agent1 \u00b7 ")
     assert wait_for_first_frame(seat.process.rfb_address, seat.passwords.full_access) < 5
 
 
-def test_a_warm_seat_holds_an_authenticated_connection_until_taken_and_closes_it_when_stopped(pool: SeatPool) -> None:
+def test_a_warm_seat_whose_watermark_does_not_show_the_agent_is_not_handed_over(pool: SeatPool) -> None:
+    pool.want_warm([CONSOLE])
+    pool.fill()
+    (warm_id,) = _warm_ids(pool)
+    warm = pool.get(warm_id)
+    assert warm is not None
+    os.kill(warm.process.watermark.pid, signal.SIGSTOP)  # the strip cannot draw the new label
+    with pytest.raises(WatermarkNotDrawn):
+        pool.assign(CONSOLE, holder="lease-1", label="agent1")
+    assert pool.get(warm_id) is None and pool.count() == (0, 0), "the seat is stopped, not handed over"
+    assert warm.process.watermark.poll() is not None
+
+
+def test_a_warm_seat_holds_an_authenticated_connection_until_taken_and_closes_it_when_stopped(
+    pool: SeatPool, clock: MovableClock
+) -> None:
     pool.want_warm([CONSOLE])
     pool.fill()
     (warm_id,) = _warm_ids(pool)
@@ -86,6 +108,7 @@ def test_a_warm_seat_holds_an_authenticated_connection_until_taken_and_closes_it
         standby.sendall(b"\x01")  # ClientInit: x11vnc answers with ServerInit, so the connection stood authenticated
         header = standby.recv(24, socket.MSG_WAITALL)
         assert standby.recv(struct.unpack(">I", header[20:24])[0], socket.MSG_WAITALL) == b"SOHO seat"
+    clock.advance(REFILL_PAUSE.total_seconds())
     pool.fill()
     (second_id,) = _warm_ids(pool)
     second = pool.get(second_id)
@@ -93,6 +116,18 @@ def test_a_warm_seat_holds_an_authenticated_connection_until_taken_and_closes_it
     kept = second.standby
     pool.release(second_id)
     assert kept.fileno() == -1, "stopping a warm seat closes its standby connection"
+
+
+def test_no_warm_seat_is_started_until_a_moment_after_a_hand_over(pool: SeatPool, clock: MovableClock) -> None:
+    """The launch a hand-over serves is still loading its page and first frame on this node; a seat start beside it
+    slowed both (`REFILL_PAUSE`)."""
+    pool.want_warm([CONSOLE])
+    pool.fill()
+    pool.assign(CONSOLE, holder="lease-1", label="agent1")
+    clock.advance(REFILL_PAUSE.total_seconds() - 0.5)
+    assert pool.fill() == 0 and pool.count() == (1, 0)
+    clock.advance(0.5)
+    assert pool.fill() == 1 and pool.count() == (1, 1)
 
 
 def test_the_cap_per_node_refuses_with_a_clear_message_and_evicts_warm_seats_first(pool: SeatPool) -> None:

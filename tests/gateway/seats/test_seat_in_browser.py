@@ -28,7 +28,7 @@ from tests.desktop_broker.test_x11_browser import (
     _seat_clipboard,
     _wait_until,
 )
-from tests.desktop_broker.x11_fixtures import RunningSeat, pixels_near, screen_rgb, wait_for_window
+from tests.desktop_broker.x11_fixtures import RunningSeat, pixels_near, screen_rgb, wait_for_window, watermark_text
 from tests.gateway.seats.conftest import (
     TWO_APPS_POLICY,
     SeatPortal,
@@ -113,8 +113,7 @@ def test_the_browser_never_holds_the_seat_password(portal: SeatPortal, seat_page
 def test_watermark_names_the_agent_on_the_page_and_on_the_display(portal: SeatPortal, seat_page: Page) -> None:
     assert "agent1 · " in (seat_page.text_content("#watermark") or "")
     seat = _seat(portal, "agent1")
-    cmdline = Path(f"/proc/{seat.process.watermark.pid}/cmdline").read_bytes().split(b"\0")
-    assert cmdline[-2] == b"agent1"
+    assert watermark_text(seat.process).startswith("agent1 \u00b7 ")
     rgb = screen_rgb(seat.process)
     yellow = tuple(int(watermark.TEXT_COLOUR[i : i + 2], 16) for i in (1, 3, 5))
     assert pixels_near(rgb, 1280, range(800 - watermark.STRIP_HEIGHT, 800), yellow) > 500  # type: ignore[arg-type]

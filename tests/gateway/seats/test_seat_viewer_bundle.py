@@ -82,8 +82,10 @@ def test_launch_sign_in_and_workspace_pages_name_the_bundle_served_immutable(
     assert bundle, "the seat page does not import the bundle"
     assert f'import RFB from "{bundle.group(0)}"' in page
     assert "/novnc/" not in page
-    assert f'<link rel="modulepreload" href="{bundle.group(0)}">' in workspace
-    assert f'<link rel="modulepreload" href="{bundle.group(0)}">' in sign_in_page
+    for preloading in (page, workspace, sign_in_page):
+        assert f'<link rel="modulepreload" href="{bundle.group(0)}">' in preloading
+        assert '<link rel="modulepreload" href="/static/seat_viewer.js">' in preloading
+    assert 'import {SeatViewer} from "/static/seat_viewer.js"' in page
     served = agent1.get(bundle.group(0))
     assert served.status_code == 200
     assert served.headers["content-type"].startswith("text/javascript")
