@@ -13,7 +13,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from desktop_broker.apps.call_state import CALL_STATE_ENV
@@ -24,11 +24,6 @@ from policy.values import Destination
 
 log = logging.getLogger(__name__)
 UNASSIGNED_LABEL = "not assigned"
-REFILL_PAUSE = timedelta(seconds=2)
-"""How long after a hand-over `fill` starts no warm seat: the launch it follows is still loading its page, opening
-the websocket and drawing its first frame on this node. A seat start (four processes forked from the broker, an
-nft run, the app's own start: 0.4-1.2 s at load 5-8) overlapping that made the token's redeem take 35-275 ms
-instead of 6 ms and the first frame wait; at the pool's 3 s passes it overlapped a launch in about a third of them."""
 
 
 class SeatUnavailable(Exception):
@@ -106,8 +101,6 @@ class SeatPool:
     """The clock assignments are stamped with (the broker's, so tests can move time)."""
     open_standby: StandbyOpener | None = None
     """Opens a warm seat's `PooledSeat.standby` connection (`x11.open_authenticated`); None: warm seats hold none."""
-    refill_pause: timedelta = REFILL_PAUSE
-    _last_handover: datetime | None = None
     _seats: dict[str, PooledSeat] = field(default_factory=dict)
     _starting: int = 0
     _wanted: tuple[SeatKind, ...] = ()
@@ -132,7 +125,6 @@ class SeatPool:
             seat = next((s for s in self._seats.values() if s.holder is None and s.kind == kind), None)
             if seat is not None:
                 seat.holder, seat.assigned_at = holder, self.now()
-                self._last_handover = seat.assigned_at
             else:
                 evicted = self._make_room()
                 self._starting += 1
@@ -232,14 +224,7 @@ class SeatPool:
             seat.process.stop()
 
     def fill(self) -> int:
-        """Start warm seats up to `warm_per_kind` of each wanted kind, within the cap; returns how many.
-
-        None within `refill_pause` of the last hand-over of a warm seat (the next pass fills): a launch that finds no
-        warm seat then starts a cold one, as it would have while the refill was still starting.
-        """
-        with self._lock:
-            if self._last_handover is not None and self.now() - self._last_handover < self.refill_pause:
-                return 0
+        """Start warm seats up to `warm_per_kind` of each wanted kind, within the cap; returns how many."""
         started = 0
         for kind in self._wanted:
             while True:

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -52,8 +51,7 @@ def our_pool(root: Path) -> SeatPool:
     def start(spec: SeatSpec) -> SeatProcess:
         return start_seat(spec, homes_root=root / "ours" / "homes", runtime_root=root / "ours" / "run")
 
-    # Its rounds refill right after handing seats over: no launch here is loading a page beside the refill.
-    pool = SeatPool(start, node_cap=2, warm_per_kind=2, refill_pause=timedelta(0))
+    pool = SeatPool(start, node_cap=2, warm_per_kind=2)
     pool.want_warm([APP])
     return pool
 

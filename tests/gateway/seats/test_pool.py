@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from desktop_broker.pool import REFILL_PAUSE, SeatKind, SeatPool, SeatUnavailable
+from desktop_broker.pool import SeatKind, SeatPool, SeatUnavailable
 from desktop_broker.x11 import (
     SeatPasswords,
     SeatProcess,
@@ -22,7 +22,6 @@ from desktop_broker.x11.errors import WatermarkNotDrawn
 from policy import DisplayRules
 from tests.desktop_broker.x11_fixtures import CONSOLE_ARGV, wait_for_window, watermark_text
 from tests.gateway.seats.conftest import seat_root
-from tests.support.clock import MovableClock
 
 pytestmark = pytest.mark.e2e
 CONSOLE = SeatKind("customer-console", tuple(CONSOLE_ARGV), DisplayRules())
@@ -30,12 +29,7 @@ OTHER = SeatKind("customer-console", tuple(CONSOLE_ARGV), DisplayRules(clipboard
 
 
 @pytest.fixture
-def clock() -> MovableClock:
-    return MovableClock()
-
-
-@pytest.fixture
-def pool(clock: MovableClock) -> Iterator[SeatPool]:
+def pool() -> Iterator[SeatPool]:
     with seat_root() as root:
 
         def start(spec: SeatSpec) -> SeatProcess:
@@ -44,7 +38,7 @@ def pool(clock: MovableClock) -> Iterator[SeatPool]:
         def standby(process: SeatProcess, passwords: SeatPasswords) -> socket.socket:
             return open_authenticated(process.rfb_address, passwords.full_access)
 
-        seats = SeatPool(start=start, node_cap=2, warm_per_kind=1, now=clock, open_standby=standby)
+        seats = SeatPool(start=start, node_cap=2, warm_per_kind=1, open_standby=standby)
         try:
             yield seats
         finally:
@@ -94,9 +88,7 @@ def test_a_warm_seat_whose_watermark_does_not_show_the_agent_is_not_handed_over(
     assert warm.process.watermark.poll() is not None
 
 
-def test_a_warm_seat_holds_an_authenticated_connection_until_taken_and_closes_it_when_stopped(
-    pool: SeatPool, clock: MovableClock
-) -> None:
+def test_a_warm_seat_holds_an_authenticated_connection_until_taken_and_closes_it_when_stopped(pool: SeatPool) -> None:
     pool.want_warm([CONSOLE])
     pool.fill()
     (warm_id,) = _warm_ids(pool)
@@ -108,7 +100,6 @@ def test_a_warm_seat_holds_an_authenticated_connection_until_taken_and_closes_it
         standby.sendall(b"\x01")  # ClientInit: x11vnc answers with ServerInit, so the connection stood authenticated
         header = standby.recv(24, socket.MSG_WAITALL)
         assert standby.recv(struct.unpack(">I", header[20:24])[0], socket.MSG_WAITALL) == b"SOHO seat"
-    clock.advance(REFILL_PAUSE.total_seconds())
     pool.fill()
     (second_id,) = _warm_ids(pool)
     second = pool.get(second_id)
@@ -116,18 +107,6 @@ def test_a_warm_seat_holds_an_authenticated_connection_until_taken_and_closes_it
     kept = second.standby
     pool.release(second_id)
     assert kept.fileno() == -1, "stopping a warm seat closes its standby connection"
-
-
-def test_no_warm_seat_is_started_until_a_moment_after_a_hand_over(pool: SeatPool, clock: MovableClock) -> None:
-    """The launch a hand-over serves is still loading its page and first frame on this node; a seat start beside it
-    slowed both (`REFILL_PAUSE`)."""
-    pool.want_warm([CONSOLE])
-    pool.fill()
-    pool.assign(CONSOLE, holder="lease-1", label="agent1")
-    clock.advance(REFILL_PAUSE.total_seconds() - 0.5)
-    assert pool.fill() == 0 and pool.count() == (1, 0)
-    clock.advance(0.5)
-    assert pool.fill() == 1 and pool.count() == (1, 1)
 
 
 def test_the_cap_per_node_refuses_with_a_clear_message_and_evicts_warm_seats_first(pool: SeatPool) -> None:
