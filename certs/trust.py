@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Protocol
 
 from cryptography import x509
@@ -90,12 +91,20 @@ def _require_client_auth(cert: x509.Certificate) -> None:
 
 @dataclass(frozen=True)
 class _VerifiedPath:
-    """The issuer a client certificate's chain was built to, and the time span in which every certificate of that
-    chain is valid (outside it the chain is built again, and fails)."""
+    """The issuer a client certificate's chain was built to, the time span in which every certificate of that
+    chain is valid (outside it the chain is built again, and fails), and who the certificate names."""
 
+    certificate: x509.Certificate
     issuer: x509.Certificate
     valid_from: datetime
     valid_until: datetime
+
+    @cached_property
+    def identity(self) -> CertificateIdentity:
+        """Read at the first verification that passes revocation, as before any path was kept: a certificate that
+        is revoked is refused as revoked, whatever else is wrong with it. A certificate whose identity cannot be
+        read is refused at every verification (an exception is never kept)."""
+        return identity_of(self.certificate)
 
 
 _PathKey = tuple[x509.Certificate, TrustStore, tuple[x509.Certificate, ...]]
@@ -105,7 +114,8 @@ class _VerifiedPaths:
     """Chains already built, by the certificate, the trust store and the chain the client presented, the least
     recently used forgotten first.
 
-    Building the path costs ~0.5 ms of CPU at every sign-in and re-check; its answer depends on nothing else but the
+    Building the path costs ~0.5 ms of CPU at every sign-in and re-check, and reading who the certificate names
+    (its SAN, subject, fingerprint, WireGuard key) ~0.2 ms more; neither answer depends on anything else but the
     time, which the kept span covers. A changed trust store (a CA imported or removed) is another key, so it takes
     effect at once; revocation is never kept here: it is asked at every verification. Refusals are not kept."""
 
@@ -148,6 +158,7 @@ def _verified_path(
             f"certificate {cert.subject.rfc4514_string()} (serial {cert.serial_number:x}) is not trusted: {exc}"
         ) from exc
     path = _VerifiedPath(
+        certificate=cert,
         issuer=chain[1],
         valid_from=max(c.not_valid_before_utc for c in chain),
         valid_until=min(c.not_valid_after_utc for c in chain),
@@ -182,4 +193,4 @@ def verify_client_certificate(
     _require_client_auth(cert)
     path = _verified_path(cert, trust_store, now, tuple(presented_chain))
     revocation_checker.check(cert, path.issuer, now)
-    return identity_of(cert)
+    return path.identity

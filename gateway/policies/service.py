@@ -1,12 +1,15 @@
 """Import, export and read the policy in force.
 
 An invalid document is refused with every problem's line and reason and changes nothing: the running policy stays.
-Parsed documents are cached by version (the embedded default once), so evaluating a login costs no YAML parsing.
+Parsed documents are cached by version (the embedded default once), so evaluating a login costs no YAML parsing,
+and a sign-in's evaluation by version and set of groups (`effective_policy`).
 """
 
 import hashlib
-from datetime import datetime
-from functools import cache
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import UTC, datetime
+from functools import cache, lru_cache
 
 from sqlalchemy import bindparam
 from sqlmodel import Session, col, func, select
@@ -16,12 +19,21 @@ from gateway.clock import as_utc
 from gateway.events import nudge_after_commit
 from gateway.policies.errors import InvalidPolicy
 from gateway.policies.models import PolicyVersion
-from policy import PolicyDocument, PolicyError, load_default_policy, load_policy, names_without_dn
+from policy import (
+    EffectivePolicy,
+    PolicyDocument,
+    PolicyError,
+    evaluate,
+    load_default_policy,
+    load_policy,
+    names_without_dn,
+)
 from policy.document import DEFAULT_POLICY_FILE
 
 POLICY_CHANGED = "policy.changed"
 """Nudged when a new version is in force (an import or a rollback); the payload is its number."""
-_parsed: dict[tuple[int, datetime], PolicyDocument] = {}
+_VersionKey = tuple[int, datetime]
+_parsed: dict[_VersionKey, PolicyDocument] = {}
 """Parsed documents by version number and import time: the number alone is not enough, the same number names
 another document in another database (a test's, or one restored from a backup of another gateway)."""
 
@@ -44,15 +56,43 @@ remembered: an import on any node is in force for the very next request."""
 _DOCUMENT = select(_VERSIONS.c.document).where(_VERSIONS.c.version == bindparam("version"))
 
 
-def current_policy(db: Session) -> PolicyDocument:
-    """The newest stored version, or the embedded default policy when none was imported yet."""
+def _in_force(db: Session) -> tuple[_VersionKey | None, PolicyDocument]:
+    """The newest stored version's key and document, or no key and the embedded default when none was imported."""
     newest = db.execute(_NEWEST).first()
     if newest is None:
-        return _default_policy()
+        return None, _default_policy()
     key = (newest.version, as_utc(newest.created_at))
     if key not in _parsed:
         _parsed[key] = load_policy(db.execute(_DOCUMENT, {"version": newest.version}).scalar_one())
-    return _parsed[key]
+    return key, _parsed[key]
+
+
+def current_policy(db: Session) -> PolicyDocument:
+    """The newest stored version, or the embedded default policy when none was imported yet."""
+    return _in_force(db)[1]
+
+
+EVALUATIONS_KEPT = 1024
+"""Sets of groups whose evaluation is kept, the least recently used forgotten first: far more than the sets people
+of one call centre sign in with (a few dozen), each under the versions of the day."""
+_EVALUATED_AT = datetime.fromtimestamp(0, UTC)
+"""The time a kept evaluation is made at; each answer carries its own caller's time instead."""
+
+
+@lru_cache(maxsize=EVALUATIONS_KEPT)
+def _evaluation(version: _VersionKey | None, groups: frozenset[str]) -> EffectivePolicy:
+    return evaluate(_default_policy() if version is None else _parsed[version], groups, _EVALUATED_AT)
+
+
+def effective_policy(db: Session, groups: Iterable[str], now: datetime) -> EffectivePolicy:
+    """The policy in force evaluated for ``groups`` at ``now``, as ``evaluate(current_policy(db), groups, now)``.
+
+    The newest version's key is read at every call, so a version imported on any node counts at the very next
+    request; the evaluation of one set of groups under one version (~0.25 ms of CPU at every sign-in) is kept, as
+    it depends on nothing else (`policy.evaluate` depends on the set of groups alone, and on ``now`` only for the
+    time it says it was made at, which is set to ``now`` here)."""
+    version, _ = _in_force(db)
+    return replace(_evaluation(version, frozenset(groups)), evaluated_at=now)
 
 
 def _groups_fit_directory(parsed: PolicyDocument, directory_kind: str) -> None:

@@ -27,13 +27,13 @@ from gateway.directory.logins import check_password, normalized_dn
 from gateway.errors import GatewayError
 from gateway.events import nudge_after_commit
 from gateway.pki.trust import verify_client
-from gateway.policies.service import current_policy
+from gateway.policies.service import effective_policy
 from gateway.sessions import recovery_codes, throttle, totp
 from gateway.sessions.certificate_refusal import certificate_refusal
 from gateway.sessions.errors import LoginFailed, SecondFactorRefused, TooManyAttempts
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.service import SESSION_STARTED, end_session, live_sessions, open_session, rotate_token
-from policy import EffectivePolicy, evaluate, in_shift
+from policy import EffectivePolicy, in_shift
 
 
 @dataclass(frozen=True)
@@ -267,7 +267,7 @@ def _without_certificate(attempt: _Attempt) -> Account:
     # The policy is read on a connection given back at once: the request's session takes none before the person's
     # reservation, which needs one of its own (many sign-ins at once would hold the pool's and wait for more).
     with session_scope(engine_of(attempt.db)) as own:
-        effective = evaluate(current_policy(own), groups, attempt.now)
+        effective = effective_policy(own, groups, attempt.now)
     judged = {"judged": "before_password", "roles": sorted(effective.roles)}
     if effective.require_client_certificate or attempt.account is None:
         attempt.refuse(_certificate_missing(), **judged)
@@ -280,7 +280,7 @@ def _admit(attempt: _Attempt, user: DirectoryUser, identity: CertificateIdentity
     and their shift has begun. The certificate was matched before the bind: the words that can follow a right
     password (no role, outside the shift) reach only the holder of the account's own certificate, who needs them;
     without a certificate they were decided before the bind."""
-    effective = evaluate(current_policy(attempt.db), group_identifiers(user.groups), attempt.now)
+    effective = effective_policy(attempt.db, group_identifiers(user.groups), attempt.now)
     if not effective.roles:
         attempt.refuse(LoginFailed("your account is not in any SOHO group; ask your supervisor", "no_role"))
     if identity is None and effective.require_client_certificate:

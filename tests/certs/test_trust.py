@@ -17,6 +17,7 @@ from certs import (
     CertState,
     CertStatus,
     HttpRevocationChecker,
+    InvalidWireGuardKey,
     PublicationUrls,
     RevocationReason,
     RevocationUnknown,
@@ -26,6 +27,7 @@ from certs import (
     issue_agent_with_generated_key,
     verify_client_certificate,
 )
+from certs.wgkey import wireguard_key_name
 from tests.certs.company_ca import CompanyCa
 from tests.certs.conftest import PASSPHRASE, LocalHttpServer, serve_ocsp
 
@@ -240,3 +242,44 @@ def test_certificate_with_a_malformed_extension_is_untrusted_not_a_crash(
     cert = builder.sign(company.issuing_key, hashes.SHA256())
     with pytest.raises(UntrustedCertificate, match="malformed extension"):
         verify_client_certificate(cert, trust, now, checker)
+
+
+def test_a_kept_chain_keeps_no_refusal_of_who_the_certificate_names_and_revocation_still_comes_first(
+    trust: TrustStore,
+    company: CompanyCa,
+    checker: HttpRevocationChecker,
+    now: datetime,
+    http_server: LocalHttpServer,
+) -> None:
+    """Who a certificate names is read once and kept with its chain, but only once revocation has passed, as it was
+    before any chain was kept: a certificate claiming two WireGuard keys is refused at every verification, never
+    kept as passed, and once revoked is refused as revoked."""
+    good = company.user_certificate("li.na@corp.example", now, crl_url=f"{http_server.base_url}/corp.crl")
+    two_keys = x509.SubjectAlternativeName(
+        [
+            wireguard_key_name("xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="),
+            wireguard_key_name("TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0="),
+        ]
+    )
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(good.subject)
+        .issuer_name(good.issuer)
+        .public_key(good.public_key())
+        .serial_number(good.serial_number)
+        .not_valid_before(good.not_valid_before_utc)
+        .not_valid_after(good.not_valid_after_utc)
+    )
+    for extension in good.extensions:
+        value = two_keys if isinstance(extension.value, x509.SubjectAlternativeName) else extension.value
+        builder = builder.add_extension(value, critical=extension.critical)
+    cert = builder.sign(company.issuing_key, hashes.SHA256())
+    serve_crl(http_server, company.crl([], now, now + timedelta(hours=1)))
+    for _ in range(2):
+        with pytest.raises(InvalidWireGuardKey, match="2 WireGuard key URIs"):
+            verify_client_certificate(cert, trust, now, checker)
+
+    past_max_age = now + timedelta(seconds=31)
+    serve_crl(http_server, company.crl([cert.serial_number], past_max_age, past_max_age + timedelta(hours=1)))
+    with pytest.raises(CertificateRevokedError, match="revoked"):
+        verify_client_certificate(cert, trust, past_max_age, checker)
