@@ -13,9 +13,8 @@ from gateway.clock import utcnow
 from gateway.db import session_scope
 from gateway.directory import open_directory
 from gateway.policies.errors import InvalidPolicy
-from gateway.policies.service import current_policy, current_version, export_policy, import_policy
+from gateway.policies.service import current_version, effective_policy, export_policy, import_policy
 from gateway.settings import get_settings
-from policy import evaluate
 
 
 @click.group()
@@ -81,7 +80,7 @@ def policy_explain(login: str | None, groups: str | None) -> None:
         chosen = [g.strip() for g in (groups or "").split(",") if g.strip()]
     actor = cli_actor()
     with session_scope(migrated_engine(settings)) as db:
-        effective = evaluate(current_policy(db), chosen, utcnow())
+        effective = effective_policy(db, chosen, utcnow())
         record(db, actor=actor.name, source=actor.source, action="policy.explain", outcome="success",
                target=login or ",".join(chosen), detail={"groups": chosen})  # fmt: skip
     click.echo(f"groups that apply: {', '.join(effective.groups) or 'none'}")

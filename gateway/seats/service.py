@@ -21,7 +21,7 @@ from desktop_broker.guacamole.parameters import LaunchParametersRefused
 from gateway.audit.service import record
 from gateway.clock import as_utc
 from gateway.events import nudge_after_commit
-from gateway.policies.service import current_policy
+from gateway.policies.service import effective_policy
 from gateway.seats.errors import AppNotPublished, GuacamoleUnavailable, NoSeatFree, SeatEndedByLimit
 from gateway.seats.launch_store import bind_launch
 from gateway.seats.models import SeatEndReason, SeatLease, SeatLeaseState
@@ -39,7 +39,6 @@ from policy import (
     PolicyError,
     X11App,
     compile_guacamole,
-    evaluate,
 )
 
 SEAT_ENDED = "seat.ended"
@@ -102,7 +101,7 @@ def launch(db: Session, session: HomeSession, app_id: str, now: datetime, seats:
 
     Refusals (app not published, no seat free, Guacamole not set up) are audited; the caller must commit them.
     """
-    effective = evaluate(current_policy(db), policy_groups(session), now)
+    effective = effective_policy(db, policy_groups(session), now)
     try:
         app = effective.app(app_id)
     except PolicyError:

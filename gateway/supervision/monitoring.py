@@ -17,14 +17,14 @@ from gateway.audit.service import record
 from gateway.clock import as_utc
 from gateway.errors import Forbidden, NotFound
 from gateway.events import nudge_after_commit
-from gateway.policies.service import current_policy
+from gateway.policies.service import effective_policy
 from gateway.seats.endings import VIEW_ENDED
 from gateway.sessions.models import HomeSession
 from gateway.sessions.service import policy_groups
 from gateway.supervision.errors import NoPicture
 from gateway.supervision.models import ScreenWatch
 from gateway.supervision.scope import agent_for_supervisor
-from policy import EffectivePolicy, evaluate
+from policy import EffectivePolicy
 
 ScreenViewer = Callable[[Session, HomeSession, str], str]
 """Given the agent's session and the supervisor's login, a URL that shows the seat's screen view-only.
@@ -53,7 +53,7 @@ def _allowed_policy(
     db: Session, supervisor: HomeSession, agent: HomeSession, *, now: datetime, source: str, grid: bool
 ) -> EffectivePolicy:
     """The agent's effective policy when it allows viewing; else `Forbidden`, the refusal audited."""
-    policy = evaluate(current_policy(db), policy_groups(agent), now)
+    policy = effective_policy(db, policy_groups(agent), now)
     if not policy.view_only_supervision:
         grid_detail = {"grid": True} if grid else {}
         record(

@@ -25,7 +25,7 @@ from desktop_broker.guacamole.gate import LaunchMode
 from desktop_broker.pool import PooledSeat
 from gateway.clock import as_utc
 from gateway.errors import Forbidden
-from gateway.policies.service import current_policy
+from gateway.policies.service import current_policy, effective_policy
 from gateway.seats.launch_store import bind_view_launch
 from gateway.seats.models import LaunchToken, SeatLease, SeatLeaseState
 from gateway.seats.service import LIVE, SeatSource
@@ -37,7 +37,7 @@ from gateway.supervision.models import ScreenWatch
 from gateway.supervision.monitoring import ScreenThumbnails, ScreenViewer, end_watch
 from gateway.supervision.scope import may_see
 from gateway.supervision.watch_rules import open_watch
-from policy import GuacamoleApp, evaluate
+from policy import GuacamoleApp
 
 SUPERVISOR = "supervisor"
 
@@ -120,7 +120,7 @@ def spend_view_token(db: Session, token: str, supervisor: HomeSession | None, no
         if SUPERVISOR not in session.role_set:
             return "only supervisors may watch a seat"
         agent = get_session(db, lease.session_id)
-        if agent is None or not evaluate(current_policy(db), policy_groups(agent), now).view_only_supervision:
+        if agent is None or not effective_policy(db, policy_groups(agent), now).view_only_supervision:
             return "policy does not allow watching this agent's screen"
         if not may_see(db, session, agent):
             return "this agent is not in your teams"
@@ -151,7 +151,7 @@ def still_watching(db: Session, grant: ViewGrant, now: datetime) -> bool:
         return False
     if supervisor is None or supervisor.state is not SessionState.ACTIVE or not may_see(db, supervisor, agent):
         return False
-    return evaluate(current_policy(db), policy_groups(agent), now).view_only_supervision
+    return effective_policy(db, policy_groups(agent), now).view_only_supervision
 
 
 def end_view(db: Session, grant: ViewGrant, now: datetime, source: str) -> None:
@@ -191,7 +191,7 @@ def view_may_go_on(db: Session, launch_id: str, now: datetime) -> bool:
         return False
     if not may_see(db, supervisor, agent):
         return False
-    return evaluate(current_policy(db), policy_groups(agent), now).view_only_supervision
+    return effective_policy(db, policy_groups(agent), now).view_only_supervision
 
 
 class WatchedViewJoins:

@@ -26,7 +26,7 @@ from gateway.audit.models import AuditEvent
 from gateway.audit.service import record
 from gateway.db import session_scope
 from gateway.errors import GatewayError, NotFound
-from gateway.policies.service import current_policy
+from gateway.policies.service import effective_policy
 from gateway.sessions.agents import known_agent
 from gateway.sessions.models import HomeSession
 from gateway.sessions.service import policy_groups
@@ -38,7 +38,6 @@ from gateway.voice.numbers import usable_number
 from gateway.voice.platform import CustomerCallKind
 from gateway.voice.service import live_leg
 from gateway.voice.settings import VoiceSettings
-from policy import evaluate
 
 MONITOR_PREFIX = "sohogwmon-"
 """Channel ids of listening calls; deliberately not ``sohogw-`` (callback dials), so they are never taken for legs."""
@@ -139,7 +138,7 @@ def plan_listening(
         _audit(db, supervisor, agent, "refused", {"mode": mode.value, "reason": refusal.message})
         raise refusal
     assert leg is not None and leg.channel_id is not None and number is not None
-    tell = evaluate(current_policy(db), policy_groups(agent), now).notify_agent_when_watched
+    tell = effective_policy(db, policy_groups(agent), now).notify_agent_when_watched
     order = ListenOrder(uuid.uuid4().hex, mode, leg.id, leg.channel_id, number.e164, tell)
     started = {"mode": mode.value, "monitor": order.monitor_id, "supervisor_number": mask(number.e164)}
     _audit(db, supervisor, agent, "started", {**started, "told": tell, "leg": leg.id})

@@ -11,7 +11,7 @@ from sqlmodel import Session
 from gateway.db import keep_done
 from gateway.deps import ClockDep, DbSession
 from gateway.pki.service import REVOCATION_REASONS, list_certificates
-from gateway.policies.service import current_policy, current_version
+from gateway.policies.service import current_version, effective_policy
 from gateway.seats.routes import seat_page
 from gateway.seats.service import live_leases
 from gateway.seats.viewer_assets import seat_viewer
@@ -26,7 +26,6 @@ from gateway.sessions.models import HomeSession
 from gateway.sessions.service import landing_page, live_sessions, policy_groups, session_for_token
 from gateway.web.i18n import LANGUAGES
 from gateway.web.pages import LANGUAGE_COOKIE, render
-from policy import evaluate
 
 router = APIRouter(tags=["pages"])
 
@@ -41,7 +40,7 @@ def land_signed_in(request: Request, db: Session, session: HomeSession, now: dat
     page = landing_page(session)
     broker = getattr(request.app.state, "seat_broker", None)
     if page == "/agent" and broker is not None and broker.settings.open_only_app:
-        apps = evaluate(current_policy(db), policy_groups(session), now).apps
+        apps = effective_policy(db, policy_groups(session), now).apps
         if len(apps) == 1:
             keep_done(db)  # the sign-in's rows and locks, before a seat may take a cold start
             return seat_page(request, db, session, apps[0].id, now, shown_as=page)
@@ -81,7 +80,7 @@ def agent_page(request: Request, session: AgentSession, db: DbSession, clock: Cl
     return render(
         request,
         "agent.html",
-        apps=evaluate(current_policy(db), policy_groups(session), clock()).apps,
+        apps=effective_policy(db, policy_groups(session), clock()).apps,
         since=session.created_at,
         until=session.expires_at,
         seat_modules=seat_viewer(request).page_modules,
