@@ -61,6 +61,17 @@ class DirectoryUser:
     groups: tuple[Group, ...] = ()
     state: AccountState = AccountState.ACTIVE
 
+    def account(self) -> Account:
+        """The same person as `find_account` gives them: what a certificate is matched with."""
+        return Account(
+            person_id=self.person_id,
+            dn=self.dn,
+            name=self.login,
+            upn=self.upn,
+            implicit_upn=self.implicit_upn,
+            sam_account_name=self.sam_account_name,
+        )
+
     def refusal(self) -> errors.LoginRefused | None:
         """The error a login would get in this state, or None when the account may sign in."""
         cls = STATE_ERRORS.get(self.state)

@@ -173,15 +173,7 @@ def _as_the_directory_has_them(directory: Directory, application: Application) -
     is followed; by the login for an application from before ids were kept (migration 0008)."""
     if not application.person_id:
         return directory.find_account(application.login)
-    user = directory.lookup_person(application.person_id)
-    return Account(
-        person_id=user.person_id,
-        dn=user.dn,
-        name=user.login,
-        upn=user.upn,
-        implicit_upn=user.implicit_upn,
-        sam_account_name=user.sam_account_name,
-    )
+    return directory.lookup_person(application.person_id).account()
 
 
 def _as_applied(application: Application) -> Account:

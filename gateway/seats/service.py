@@ -143,15 +143,7 @@ def reconnect(db: Session, session: HomeSession, app_id: str, now: datetime, sea
         ).first()
         ended = last.end_reason if last is not None else None
         if last is not None and ended in POLICY_LIMITS:
-            record(
-                db,
-                actor=session.login,
-                source=session.source_ip,
-                action="seat.reconnect",
-                target=app_id,
-                outcome="refused",
-                detail={"reason": ended, "lease": last.id, "session": session.id},
-            )
+            _refused(db, session, app_id, ended, action="seat.reconnect", lease=last.id)
             limit = last.idle_timeout_seconds if ended is SeatEndReason.IDLE else last.max_session_seconds
             raise SeatEndedByLimit(
                 f"the seat of {app_id!r} ended ({ended}); start it again from the workspace",
@@ -235,15 +227,17 @@ def _recording_refusal(db: Session, seats: SeatSource, parameters: dict[str, str
     return refusal
 
 
-def _refused(db: Session, session: HomeSession, app_id: str, reason: str) -> None:
+def _refused(
+    db: Session, session: HomeSession, app_id: str, reason: str, *, action: str = "seat.launch", **detail: str
+) -> None:
     record(
         db,
         actor=session.login,
         source=session.source_ip,
-        action="seat.launch",
+        action=action,
         target=app_id,
         outcome="refused",
-        detail={"reason": reason, "session": session.id, "person": session.person_id},
+        detail={"reason": reason, "session": session.id, "person": session.person_id, **detail},
     )
 
 

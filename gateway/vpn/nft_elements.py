@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from itertools import count
 
 from gateway.vpn.nft import TABLE, FirewallError
-from gateway.vpn.nft_generation import HEADER, NFNL_SUBSYS_NFTABLES, NLM_F_REQUEST, NLMSG_ERROR, netfilter_socket
+from gateway.vpn.nft_generation import (
+    ATTRIBUTE,
+    HEADER,
+    NFNL_SUBSYS_NFTABLES,
+    NLM_F_REQUEST,
+    NLMSG_ERROR,
+    netfilter_socket,
+)
 from gateway.vpn.scope import Destination, TunnelScope, disjoint_boxes, seat_address
 
 NFT_MSG_NEWSETELEM = 12
@@ -49,7 +56,7 @@ _TABLE_FAMILY = NFPROTO_INET  # TABLE is "inet sohogw"
 
 
 def _attribute_header(size: int, kind: int) -> bytes:
-    return struct.pack("=HH", size, kind)
+    return ATTRIBUTE.pack(size, kind)
 
 
 def _attribute(kind: int, payload: bytes) -> bytes:
@@ -179,7 +186,7 @@ class SetElements:
                 body = (
                     struct.pack("=BBH", _TABLE_FAMILY, 0, 0)
                     + names
-                    + struct.pack("=HH", 4 + len(part), NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED)
+                    + _attribute_header(4 + len(part), NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED)
                     + part
                 )
                 header = HEADER.pack(

@@ -22,7 +22,7 @@ NLM_F_REQUEST = 1
 NLMSG_ERROR = 2
 HEADER = struct.Struct("=IHHII")  # struct nlmsghdr
 _NFGENMSG = struct.Struct("=BBH")  # struct nfgenmsg: family, version, resource id
-_ATTRIBUTE = struct.Struct("=HH")  # struct nlattr
+ATTRIBUTE = struct.Struct("=HH")  # struct nlattr
 _TIMEOUT_S = 5.0
 
 
@@ -80,10 +80,10 @@ def netfilter_socket(netns: str | None) -> socket.socket:
 def _generation_of(reply: bytes) -> int:
     offset = HEADER.size + _NFGENMSG.size
     (length,) = struct.unpack_from("=I", reply)
-    while offset + _ATTRIBUTE.size <= length:
-        size, kind = _ATTRIBUTE.unpack_from(reply, offset)
+    while offset + ATTRIBUTE.size <= length:
+        size, kind = ATTRIBUTE.unpack_from(reply, offset)
         if kind & 0x3FFF == NFTA_GEN_ID:  # without the NLA_F_NESTED / NLA_F_NET_BYTEORDER flags
-            (generation,) = struct.unpack_from(">I", reply, offset + _ATTRIBUTE.size)
+            (generation,) = struct.unpack_from(">I", reply, offset + ATTRIBUTE.size)
             return int(generation)
         offset += (size + 3) & ~3
     raise GenerationUnreadable("the kernel's answer carried no nftables generation")

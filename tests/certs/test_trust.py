@@ -224,12 +224,9 @@ def test_importing_something_that_is_not_a_certificate_is_refused(authority: Aut
         TrustStore.build(authority.chain, [b"\x00\x01 definitely not a certificate"])
 
 
-def test_certificate_with_a_malformed_extension_is_untrusted_not_a_crash(
-    trust: TrustStore, company: CompanyCa, checker: HttpRevocationChecker, now: datetime
-) -> None:
-    good = company.user_certificate("li.na@corp.example", now)
-    broken_template = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.311.21.7"), b"\x02\x01\x64")
-    builder = (
+def _like(good: x509.Certificate) -> x509.CertificateBuilder:
+    """A builder of a certificate with ``good``'s subject, issuer, key, serial and validity, and no extensions yet."""
+    return (
         x509.CertificateBuilder()
         .subject_name(good.subject)
         .issuer_name(good.issuer)
@@ -237,8 +234,15 @@ def test_certificate_with_a_malformed_extension_is_untrusted_not_a_crash(
         .serial_number(good.serial_number)
         .not_valid_before(good.not_valid_before_utc)
         .not_valid_after(good.not_valid_after_utc)
-        .add_extension(broken_template, critical=False)
     )
+
+
+def test_certificate_with_a_malformed_extension_is_untrusted_not_a_crash(
+    trust: TrustStore, company: CompanyCa, checker: HttpRevocationChecker, now: datetime
+) -> None:
+    good = company.user_certificate("li.na@corp.example", now)
+    broken_template = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.311.21.7"), b"\x02\x01\x64")
+    builder = _like(good).add_extension(broken_template, critical=False)
     cert = builder.sign(company.issuing_key, hashes.SHA256())
     with pytest.raises(UntrustedCertificate, match="malformed extension"):
         verify_client_certificate(cert, trust, now, checker)
@@ -261,15 +265,7 @@ def test_a_kept_chain_keeps_no_refusal_of_who_the_certificate_names_and_revocati
             wireguard_key_name("TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0="),
         ]
     )
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(good.subject)
-        .issuer_name(good.issuer)
-        .public_key(good.public_key())
-        .serial_number(good.serial_number)
-        .not_valid_before(good.not_valid_before_utc)
-        .not_valid_after(good.not_valid_after_utc)
-    )
+    builder = _like(good)
     for extension in good.extensions:
         value = two_keys if isinstance(extension.value, x509.SubjectAlternativeName) else extension.value
         builder = builder.add_extension(value, critical=extension.critical)

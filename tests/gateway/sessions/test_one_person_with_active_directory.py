@@ -181,25 +181,26 @@ def test_a_suspension_ends_the_session_whichever_spelling_opened_it(portal: Port
         assert client.get("/", headers=HTML).headers["location"] == "/login"
 
 
+def _issue(portal: Portal, upn: str, now: datetime) -> str:
+    with session_scope(portal.engine) as db:
+        return pki.issue_agent_certificate(
+            db,
+            portal.authority,
+            upn=upn,
+            wireguard_key=key_pair()[1],
+            actor=pki.Actor("security-admin"),
+            now=now,
+            lifetime=timedelta(days=30),
+            urls=pki.publication_urls("http://x"),
+        ).row.serial
+
+
 def test_a_suspension_revokes_every_certificate_a_sign_in_would_accept(portal: Portal) -> None:
     """A certificate naming AD's implicit UPN, or the UPN in other letters' case, is the person's for the sign-in,
     so the withdrawal revokes it too; a colleague's stays valid."""
     now = datetime.now(UTC)
     upns = {"implicit": f"{PERSON}@soho.test", "other case": PERSON_UPN.upper(), "colleague": f"{ADMIN}@soho.test"}
-    serials = {}
-    with session_scope(portal.engine) as db:
-        for label, upn in upns.items():
-            issued = pki.issue_agent_certificate(
-                db,
-                portal.authority,
-                upn=upn,
-                wireguard_key=key_pair()[1],
-                actor=pki.Actor("security-admin"),
-                now=now,
-                lifetime=timedelta(days=30),
-                urls=pki.publication_urls("http://x"),
-            )
-            serials[label] = issued.row.serial
+    serials = {label: _issue(portal, upn, now) for label, upn in upns.items()}
     handoff = HandOff(portal.directory, portal.authority, timedelta(hours=24), "SOHO-Agents")
     with session_scope(portal.engine) as db:
         application = start_application(
@@ -214,20 +215,6 @@ def test_a_suspension_revokes_every_certificate_a_sign_in_would_accept(portal: P
         "other case": True,
         "colleague": False,
     }
-
-
-def _issue(portal: Portal, upn: str, now: datetime) -> str:
-    with session_scope(portal.engine) as db:
-        return pki.issue_agent_certificate(
-            db,
-            portal.authority,
-            upn=upn,
-            wireguard_key=key_pair()[1],
-            actor=pki.Actor("security-admin"),
-            now=now,
-            lifetime=timedelta(days=30),
-            urls=pki.publication_urls("http://x"),
-        ).row.serial
 
 
 def test_a_suspension_after_a_rename_revokes_the_certificates_of_both_names(portal: Portal, people: SambaDC) -> None:
