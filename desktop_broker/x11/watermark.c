@@ -2,8 +2,8 @@
  *
  * Usage: sohogw-seat-watermark HEIGHT BACKGROUND TEXT_COLOUR LABEL   (DISPLAY and XAUTHORITY from the environment;
  * run by the broker beside the app, as the seat user, never by the app). A strip HEIGHT pixels high along the bottom
- * of the screen shows "LABEL · 2026-11-25 22:50 UTC" repeated, redrawn when the minute changes, raised above the app
- * twice a second. Its input shape is empty (X Shape extension), so pointer events pass through to the app below, and
+ * of the screen shows "LABEL · 2026-11-25 22:50 UTC" repeated, redrawn when the minute changes, mapped again in its
+ * place and raised above the app twice a second (the app may unmap or move it). Its input shape is empty (X Shape extension), so pointer events pass through to the app below, and
  * it is override-redirect, so it never takes the keyboard focus. The window's name (WM_NAME) carries the same text,
  * so a test or an operator can read what the strip says.
  *
@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/select.h>
 #include <time.h>
 #include <unistd.h>
@@ -85,6 +86,9 @@ int main(int argc, char **argv) {
         return 2;
     }
     int height = atoi(argv[1]);
+    /* Not dumpable: the seat's other processes, the same Unix user, can then neither ptrace this one nor take its
+     * pipes to the broker with pidfd_getfd (and so cannot read a label or answer "drawn" in its place). */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     Display *display = XOpenDisplay(NULL);
     if (!display || height <= 0) {
         fprintf(stderr, "watermark: cannot open the display or bad height\n");
@@ -118,7 +122,13 @@ int main(int argc, char **argv) {
     to_latin1(argv[4], label, sizeof label);
     long shown_minute = -1;
     int baseline = (height + font->ascent - font->descent) / 2;
+    int top = DisplayHeight(display, screen) - height;
     for (;;) {
+        /* Back in its place and on top at every turn: the app (same X cookie) can unmap, move or cover the strip, and
+         * a strip drawn unmapped shows nothing. Requests are handled in order, so the text drawn below lands on the
+         * window as mapped here. */
+        XMoveResizeWindow(display, strip, 0, top, (unsigned)width, (unsigned)height);
+        XMapRaised(display, strip);
         time_t now = time(NULL);
         int redraw = now / 60 != shown_minute;
         while (XPending(display)) {
@@ -142,11 +152,13 @@ int main(int argc, char **argv) {
                 shown_minute = now / 60;
             }
         }
-        XRaiseWindow(display, strip);
         if (unacknowledged) {
             XSync(display, False);  /* returns once the server has handled every request above: the text is drawn */
-            for (; unacknowledged > 0; unacknowledged--)
-                if (write(STDOUT_FILENO, "drawn\n", 6) != 6) return 1;
+            XWindowAttributes shown;
+            /* Confirmed only when the strip is mapped where it belongs; else the next turn maps and draws again. */
+            if (XGetWindowAttributes(display, strip, &shown) && shown.map_state == IsViewable && shown.y == top)
+                for (; unacknowledged > 0; unacknowledged--)
+                    if (write(STDOUT_FILENO, "drawn\n", 6) != 6) return 1;
         } else {
             XFlush(display);
         }

@@ -127,6 +127,39 @@ def test_the_seat_user_reaches_neither_end_of_its_watermarks_pipes() -> None:
         assert watermark_text(running.seat).startswith("agent-handed-over \u00b7 ")
 
 
+def test_a_strip_the_app_unmapped_is_mapped_again_before_the_new_label_is_confirmed() -> None:
+    """The app holds the display's cookie and can unmap the strip while its seat waits in the pool; a hand-over must
+    not then confirm a label nobody sees. The strip maps itself back in place before it answers "drawn"."""
+    with running_seat() as running:
+        strip = x_run(running.seat, ["xdotool", "search", "--classname", "^sohogw-watermark$"]).stdout.split()[0]
+        assert x_run(running.seat, ["xdotool", "windowunmap", strip], as_seat_user=True).returncode == 0
+        running.seat.show_watermark("agent-handed-over")
+        shown = x_run(running.seat, ["xwininfo", "-id", strip], text=False).stdout.decode("latin-1")  # its name
+        assert "Map State: IsViewable" in shown, shown
+        assert watermark_text(running.seat).startswith("agent-handed-over \u00b7 ")
+
+
+def test_the_seat_user_cannot_take_the_watermarks_pipes_with_pidfd_getfd() -> None:
+    """Reopening through /proc is refused by the pipes' owner; copying the strip's own descriptors (pidfd_getfd, a
+    ptrace-class access the same Unix user has by default) is refused because the strip is not dumpable, even to a
+    seat-user process outside the seat's Landlock domain."""
+    steal = (
+        "import ctypes, os, sys; libc = ctypes.CDLL(None, use_errno=True); pidfd = os.pidfd_open(int(sys.argv[1])); "
+        "copies = [libc.syscall(438, pidfd, fd, 0) for fd in (0, 1)]; sys.exit(0 if max(copies) >= 0 else 3)"
+    )
+    with running_seat() as running:
+        tried = subprocess.run(
+            ["/usr/bin/python3", "-c", steal, str(running.seat.watermark.pid)],
+            user=running.seat.user.uid,
+            group=running.seat.user.gid,
+            extra_groups=[],
+            capture_output=True,
+            check=False,
+            timeout=10,
+        )
+        assert tried.returncode == 3, tried
+
+
 def test_app_runs_as_the_seat_user_not_root(seat: RunningSeat) -> None:
     uid = os.stat(f"/proc/{seat.seat.app.pid}").st_uid
     assert uid != 0
