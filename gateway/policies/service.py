@@ -91,6 +91,8 @@ def effective_policy(db: Session, groups: Iterable[str], now: datetime) -> Effec
     request; the evaluation of one set of groups under one version (~0.25 ms of CPU at every sign-in) is kept, as
     it depends on nothing else (`policy.evaluate` depends on the set of groups alone, and on ``now`` only for the
     time it says it was made at, which is set to ``now`` here)."""
+    if now.tzinfo is None:  # as `evaluate` refuses it; a kept evaluation never shows it the caller's time
+        raise PolicyError("effective_policy needs a time-zone-aware 'now'; shifts are compared in UTC")
     version, _ = _in_force(db)
     return replace(_evaluation(version, frozenset(groups)), evaluated_at=now)
 

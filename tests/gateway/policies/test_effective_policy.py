@@ -1,13 +1,14 @@
 """The policy in force for a set of groups, kept per version and set of groups: each answer is what evaluating the
 document in force would say at that moment, and a new version counts at the very next call."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+import pytest
 from sqlmodel import Session
 
 from gateway.clock import utcnow
 from gateway.policies.service import current_policy, effective_policy, import_policy
-from policy import evaluate
+from policy import PolicyError, evaluate
 
 AGENTS_IDLE_10 = """
 version: 1
@@ -37,3 +38,10 @@ def test_a_new_version_counts_at_the_next_call(db: Session) -> None:
     assert effective_policy(db, ["SOHO-Agents"], now).idle_timeout == timedelta(minutes=10)
     import_policy(db, AGENTS_IDLE_5, actor="admin1", source="", now=now + timedelta(seconds=1))
     assert effective_policy(db, ["SOHO-Agents"], now).idle_timeout == timedelta(minutes=5)
+
+
+def test_a_time_without_a_zone_is_refused_as_evaluate_refuses_it(db: Session) -> None:
+    """Shifts are compared in UTC: a naive time is a caller's bug, refused even when the evaluation is kept."""
+    effective_policy(db, ["SOHO-Agents"], utcnow())
+    with pytest.raises(PolicyError, match="time-zone-aware"):
+        effective_policy(db, ["SOHO-Agents"], datetime(2026, 12, 7, 9, 0))
