@@ -75,7 +75,9 @@ class CsvImport(Worker[list[csv_import.QueuedImport], None]):
     def __init__(self, engine: Engine, settings: EnrollmentSettings, clock: Clock) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
         self.schedule = Schedule(
-            interval=timedelta(minutes=IMPORT_CHECK_MINUTES), topics=frozenset({csv_import.IMPORT_QUEUED})
+            interval=timedelta(minutes=IMPORT_CHECK_MINUTES),
+            topics=frozenset({csv_import.IMPORT_QUEUED}),
+            interval_covers_nudges=False,  # an upload's rows exist only in its nudge
         )
 
     def desired(self, db: Session, nudges: Sequence[Nudge]) -> list[csv_import.QueuedImport]:

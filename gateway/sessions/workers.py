@@ -88,6 +88,7 @@ class DirectoryChanges(Worker[tuple[bool, list[str]], None]):
         self.schedule = Schedule(
             interval=timedelta(seconds=SUBSCRIPTION_CHECK_SECONDS),
             topics=frozenset({DIRECTORY_CHANGED, SESSION_STARTED}),
+            interval_covers_nudges=False,  # the changed entries exist only in the nudges
         )
         self.watch: DirectoryWatch | None = None
         self._opened = False

@@ -52,6 +52,7 @@ class CallLegs(Worker[LegPass, None]):
         self.schedule = Schedule(
             interval=timedelta(seconds=settings.reconcile_seconds),
             topics=frozenset({SESSION_STARTED, SESSION_ENDED, LEG_CHANGED, CALL_STATE_CHANGED}),
+            interval_covers_nudges=False,  # a callback at login and a call's new state exist only in the nudges
         )
         self._streaming = False
 

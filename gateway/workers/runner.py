@@ -165,7 +165,7 @@ class WorkerRunner:
                     continue
             full = interval_due or full_pass_owed
             trigger = "retry" if retrying else "interval" if interval_due else "nudge"
-            if self._run_pass(slot, [] if full else nudges, trigger):
+            if self._run_pass(slot, [] if full and schedule.interval_covers_nudges else nudges, trigger):
                 retry_at, full_pass_owed, backoff = None, False, FIRST_BACKOFF_SECONDS
             else:
                 slot.give_back(nudges)

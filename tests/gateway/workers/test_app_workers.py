@@ -46,6 +46,9 @@ def test_the_app_runs_every_worker_on_one_runner_and_counts_their_passes(
     with serving(app) as base_url:
         runner = app.state.workers
         assert {worker.name for worker in runner.workers} == EVERY_WORKER
+        # Whose nudges carry what no interval pass can rebuild (voice.legs too, when a platform is configured)
+        carried = {worker.name for worker in runner.workers if not worker.schedule.interval_covers_nudges}
+        assert carried == {"sessions.directory_changes", "enrollment.csv_import"}
         assert wait_for(lambda: runner.status("sessions.sweep").last_success_at is not None)
         metrics = httpx.get(f"{base_url}/metrics").text
     assert 'sohogw_worker_passes_total{outcome="ok",trigger="interval",worker="sessions.sweep"}' in metrics

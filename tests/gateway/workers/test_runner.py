@@ -108,6 +108,40 @@ def test_a_failing_pass_is_retried_and_does_not_stop_the_others(engine: Engine, 
     assert failing.applied[0] == []  # the failed interval pass is retried as a full pass, which covers the nudge
 
 
+class HeldWorker(RecordingWorker):
+    """Its first pass waits in ``apply`` until ``release`` is set: time for a nudge and the interval to fall due."""
+
+    def __init__(self, name: str, schedule: Schedule) -> None:
+        super().__init__(name, schedule)
+        self.held, self.release = threading.Event(), threading.Event()
+
+    def apply(self, desired: list[Nudge], observed: None) -> None:
+        if not self.applied:
+            self.held.set()
+            self.release.wait(5)
+        super().apply(desired, observed)
+
+
+@pytest.mark.parametrize("covers", [True, False], ids=["interval covers nudges", "nudges carry the change"])
+def test_a_nudge_that_falls_due_with_the_interval(engine: Engine, running: list[WorkerRunner], covers: bool) -> None:
+    """A nudge that waits while the interval falls due meets a full pass. A worker whose interval pass does what any
+    nudge asks gets an empty list; one whose nudges carry what its database cannot tell (which directory entries
+    changed, an upload's rows) gets the nudge, or the change would be lost until the next change of the same kind."""
+    worker = HeldWorker(
+        "test.held",
+        Schedule(interval=timedelta(seconds=0.3), topics=frozenset({TOPIC}), interval_covers_nudges=covers),
+    )
+    runner = WorkerRunner([worker], engine)
+    running.append(runner)
+    runner.start()
+    assert worker.held.wait(5)  # the first pass is under way
+    runner.nudge(TOPIC, "account-disabled")
+    time.sleep(0.5)  # the interval falls due meanwhile
+    worker.release.set()
+    assert wait_for(lambda: len(worker.applied) >= 2)
+    assert worker.applied[1] == ([] if covers else [Nudge(TOPIC, "account-disabled")])
+
+
 def test_a_cluster_workers_interval_pass_runs_only_when_the_gate_grants_it(
     engine: Engine, running: list[WorkerRunner]
 ) -> None:
