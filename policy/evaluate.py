@@ -2,6 +2,7 @@
 
 from collections.abc import Iterable
 from datetime import datetime
+from types import MappingProxyType
 from typing import TypeVar
 
 from policy import merge
@@ -75,5 +76,5 @@ def evaluate(document: PolicyDocument, groups: Iterable[str], now: datetime) -> 
         ),
         storage=document.storage,
         evaluated_at=now,
-        reasons=reasons,
+        reasons=MappingProxyType(reasons),  # read-only: one evaluation is kept and shared by every sign-in
     )

@@ -45,3 +45,14 @@ def test_a_time_without_a_zone_is_refused_as_evaluate_refuses_it(db: Session) ->
     effective_policy(db, ["SOHO-Agents"], utcnow())
     with pytest.raises(PolicyError, match="time-zone-aware"):
         effective_policy(db, ["SOHO-Agents"], datetime(2026, 12, 7, 9, 0))
+
+
+def test_a_kept_evaluation_cannot_be_changed_through_one_answer(db: Session) -> None:
+    """Every sign-in with the same groups shares one kept evaluation: a caller that wrote into its answer's reasons
+    would change what the policy page explains to everyone else."""
+    now = utcnow()
+    import_policy(db, AGENTS_IDLE_10, actor="admin1", source="", now=now)
+    first = effective_policy(db, ["SOHO-Agents"], now)
+    with pytest.raises(TypeError):
+        first.reasons["idle_timeout"] = "changed by one caller"  # type: ignore[index]
+    assert effective_policy(db, ["SOHO-Agents"], now).explain("idle_timeout") != "changed by one caller"
