@@ -24,6 +24,7 @@ from gateway.audit.workers import FoldedRefusalFlush
 from gateway.clock import Clock, utcnow
 from gateway.db import make_engine
 from gateway.directory import Directory, open_directory
+from gateway.enrollment.deps import handoff_of
 from gateway.enrollment.routes import router as enrollment_router
 from gateway.enrollment.routes.csv_import import MAX_CSV_BYTES
 from gateway.enrollment.service import vetted_number
@@ -168,7 +169,7 @@ def background_workers(
         *(pki_workers(engine, authority, settings, clock, client_cas) if authority is not None else []),
         *session_workers(engine, login_services, settings, clock, children),
         *supervision_workers(engine, settings.supervision, clock),
-        *enrollment_workers(engine, settings.enrollment, clock, login_services.directory),
+        *enrollment_workers(engine, settings.enrollment, clock, handoff_of(state)),
         *vpn_workers(state.vpn),
         *seat_workers(start_broker(app)),
         *([CallLegs(engine, voice_platform, settings.voice, clock)] if voice_platform is not None else []),

@@ -5,6 +5,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.datastructures import State
 
 from gateway.enrollment.handoff import HandOff
 from gateway.enrollment.settings import EnrollmentSettings
@@ -17,14 +18,18 @@ def _settings(request: Request) -> EnrollmentSettings:
 EnrollmentSettingsDep = Annotated[EnrollmentSettings, Depends(_settings)]
 
 
-def _handoff(request: Request, settings: EnrollmentSettingsDep) -> HandOff:
-    app_state = request.app.state
+def handoff_of(app_state: State) -> HandOff:
+    """The hand-off context of the app: its directory and CA, as the routes and the membership worker use them."""
     return HandOff(
         directory=app_state.login_services.directory,
         authority=app_state.authority,
         crl_validity=timedelta(hours=app_state.settings.ca.crl_validity_hours),
-        agent_group=settings.agent_group,
+        agent_group=app_state.settings.enrollment.agent_group,
     )
+
+
+def _handoff(request: Request) -> HandOff:
+    return handoff_of(request.app.state)
 
 
 HandOffDep = Annotated[HandOff, Depends(_handoff)]

@@ -7,20 +7,23 @@ here is written in the caller's transaction; the directory group is changed only
 membership reconciler this step nudges (``membership.py``), so a rolled-back decision leaves the directory untouched.
 """
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from certs.authority import Authority
 from certs.identity import CertificateIdentity, identity_of
 from gateway.audit.service import record
+from gateway.db import session_scope
 from gateway.directory import Account, Directory, DirectoryUser
 from gateway.directory.errors import AccountNotFound, DirectoryError, LoginRefused
 from gateway.enrollment.errors import DirectoryChangeFailed, InvalidApplication
 from gateway.enrollment.membership import nudge_membership
-from gateway.enrollment.models import Application, CertificateRequest, CertificateRequestState
+from gateway.enrollment.models import Application, ApplicationState, CertificateRequest, CertificateRequestState
 from gateway.errors import NotFound
 from gateway.pki import service as pki
 from gateway.pki.errors import CaNotReady
@@ -30,6 +33,7 @@ from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.service import end_session
 from gateway.voice.numbers import mark_vetted
 
+log = logging.getLogger(__name__)
 REVOCATION_REASON = "affiliationChanged"
 
 
@@ -87,23 +91,18 @@ def withdraw_seat(
     db: Session, application: Application, handoff: HandOff, *, actor: str, now: datetime, why: str
 ) -> None:
     """Revoke certificates, end sessions, cancel certificate requests; the person leaves the group once the caller
-    commits. Fails closed: a CA that is not ready stops the whole step rather than leaving a certificate valid."""
+    commits. Fails closed: a CA that is not ready stops the whole step rather than leaving a certificate valid.
+    When the directory cannot say how the person is named now, the certificates of those names are owed, and the
+    membership pass revokes them once it answers (``finish_owed_revocations``)."""
     certificates, directory_answered = _live_certificates(db, application, handoff.directory, now)
     if certificates and handoff.authority is None:
         raise CaNotReady(
             "the certificate authority is not ready, so the certificates cannot be revoked; nothing changed"
         )
-    for certificate in certificates:
-        assert handoff.authority is not None
-        pki.revoke(
-            db,
-            handoff.authority,
-            certificate.serial,
-            REVOCATION_REASON,
-            actor=pki.Actor(actor),
-            now=now,
-            crl_validity=handoff.crl_validity,
-        )
+    _revoke(db, handoff, certificates, actor, now)
+    if not directory_answered:  # a rename since the application would hide certificates of the new name
+        application.revocation_owed_since = now
+        db.add(application)
     # By the person's directory id: a session opened under any spelling of the account ends (by name only for an
     # application from before ids were kept, migration 0008).
     person_id, login = application.person_id, application.login
@@ -137,6 +136,78 @@ def withdraw_seat(
     )
 
 
+def finish_owed_revocations(engine: Engine, handoff: HandOff, now: datetime) -> list[str]:
+    """What withdrawals made while the directory was down still owe: for each, the person's entry as it is now (by
+    their id), and every live agent certificate a sign-in as them would accept, revoked and audited; nothing when
+    the person was approved again meanwhile (their certificates are theirs again). The directory is asked outside
+    any transaction; an application stays owed while it does not answer, or while no CA is ready to revoke.
+    Returns the serials revoked."""
+    with session_scope(engine) as db:
+        owed = db.exec(select(Application).where(col(Application.revocation_owed_since).is_not(None))).all()
+    revoked: list[str] = []
+    for application in owed:
+        try:
+            names = [_as_the_directory_has_them(handoff.directory, application)]
+        except LoginRefused:  # no such account any more: the withdrawal revoked what its applied name holds
+            names = []
+        except DirectoryError as error:
+            log.warning("a withdrawal's revocations stay owed for %s: %s", application.login, error)
+            continue  # the next pass asks again
+        with session_scope(engine) as db:
+            current = db.get(Application, application.id, with_for_update=True)
+            if current is None or current.revocation_owed_since is None:
+                continue  # another node finished it
+            approved_again = _approved(db, current)
+            certificates = [] if approved_again else _live_agent_certificates(db, names, now)
+            if certificates and handoff.authority is None:
+                continue  # stays owed until a CA is ready
+            _revoke(db, handoff, certificates, "system", now)
+            current.revocation_owed_since = None
+            db.add(current)
+            record(
+                db,
+                actor="system",
+                action="enrollment.handoff.withdraw",
+                target=current.login,
+                outcome="revocation_finished",
+                detail={
+                    "application": current.id,
+                    "revoked": [c.serial for c in certificates],
+                    "approved_again": approved_again,
+                },
+                clock=lambda: now,
+            )
+            revoked += [c.serial for c in certificates]
+    return revoked
+
+
+def _approved(db: Session, application: Application) -> bool:
+    """Whether any application of the person (by their id, or by login without one) is approved now."""
+    person = (
+        Application.person_id == application.person_id
+        if application.person_id
+        else Application.login == application.login
+    )
+    return (
+        db.exec(select(Application.id).where(person, Application.state == ApplicationState.APPROVED)).first()
+        is not None
+    )
+
+
+def _revoke(db: Session, handoff: HandOff, certificates: list[IssuedCertificate], actor: str, now: datetime) -> None:
+    for certificate in certificates:
+        assert handoff.authority is not None
+        pki.revoke(
+            db,
+            handoff.authority,
+            certificate.serial,
+            REVOCATION_REASON,
+            actor=pki.Actor(actor),
+            now=now,
+            crl_validity=handoff.crl_validity,
+        )
+
+
 def _live_certificates(
     db: Session, application: Application, directory: Directory, now: datetime
 ) -> tuple[list[IssuedCertificate], bool]:
@@ -145,7 +216,8 @@ def _live_certificates(
     name, compared as the sign-in compares them, the entry found by the person's id so a rename is followed), and
     every one naming what the application knows (its UPN and login: certificates of the name they applied under, and
     all there is when the directory no longer knows the account or cannot answer — the withdrawal still takes
-    effect, and the group membership goes once the directory is back); and whether the directory answered."""
+    effect, and the group membership and the certificates of the current names go once the directory is back); and
+    whether the directory answered."""
     names = [_as_applied(application)]  # certificates issued under the name they applied with, renamed since or not
     try:
         names.append(_as_the_directory_has_them(directory, application))
@@ -154,14 +226,20 @@ def _live_certificates(
         answered = True
     except DirectoryError:
         answered = False
+    return _live_agent_certificates(db, names, now), answered
+
+
+def _live_agent_certificates(db: Session, names: list[Account], now: datetime) -> list[IssuedCertificate]:
+    """The unrevoked, unexpired agent certificates a sign-in as any of ``names`` would accept."""
+    if not names:
+        return []
     live = db.exec(
         select(IssuedCertificate)
         .where(IssuedCertificate.kind == CertificateKind.AGENT)
         .where(col(IssuedCertificate.revoked_at).is_(None))
         .where(col(IssuedCertificate.not_after) > now)
     ).all()
-    theirs = [c for c in live if _matches_any(identity_of(x509.load_pem_x509_certificate(c.pem.encode())), names)]
-    return theirs, answered
+    return [c for c in live if _matches_any(identity_of(x509.load_pem_x509_certificate(c.pem.encode())), names)]
 
 
 def _matches_any(identity: CertificateIdentity, names: list[Account]) -> bool:

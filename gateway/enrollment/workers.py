@@ -10,9 +10,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from gateway.clock import Clock
-from gateway.directory import Directory
 from gateway.enrollment import csv_import
 from gateway.enrollment.envcheck import forget_stale_runs
+from gateway.enrollment.handoff import HandOff, finish_owed_revocations
 from gateway.enrollment.membership import MEMBERSHIP_CHANGED, Wanted, make_memberships_so, wanted_memberships
 from gateway.enrollment.settings import EnrollmentSettings
 from gateway.enrollment.upkeep import purge_closed, remind_due_rechecks
@@ -24,12 +24,13 @@ IMPORT_CHECK_MINUTES = 10
 
 class GroupMembership(Worker[Wanted, None]):
     """At once for the logins a committed decision names; every ``membership_check_minutes`` for every managed
-    person (hand edits, a directory outage). The directory is changed outside any transaction."""
+    person (hand edits, a directory outage). The directory is changed outside any transaction. Each pass also
+    finishes the certificate revocations a withdrawal owes from a directory outage (``handoff.py``)."""
 
     name = "enrollment.membership"
 
-    def __init__(self, engine: Engine, directory: Directory, settings: EnrollmentSettings, clock: Clock) -> None:
-        self.engine, self.directory, self.agent_group, self.clock = engine, directory, settings.agent_group, clock
+    def __init__(self, engine: Engine, handoff: HandOff, settings: EnrollmentSettings, clock: Clock) -> None:
+        self.engine, self.handoff, self.clock = engine, handoff, clock
         self.schedule = Schedule(
             interval=timedelta(minutes=settings.membership_check_minutes),
             topics=frozenset({MEMBERSHIP_CHANGED}),
@@ -40,9 +41,13 @@ class GroupMembership(Worker[Wanted, None]):
         return wanted_memberships(db, [str(n.payload) for n in nudges] if nudges else None)
 
     def apply(self, desired: Wanted, observed: None) -> None:
-        changes = make_memberships_so(self.engine, self.directory, self.agent_group, desired, self.clock())
+        handoff, now = self.handoff, self.clock()
+        changes = make_memberships_so(self.engine, handoff.directory, handoff.agent_group, desired, now)
         if changes:
             log.info("agents group repaired: %s", changes)
+        revoked = finish_owed_revocations(self.engine, handoff, now)
+        if revoked:
+            log.info("revoked %d certificate(s) a withdrawal during a directory outage owed", len(revoked))
 
 
 class EnrollmentUpkeep(Worker[None, None]):
@@ -99,10 +104,10 @@ class CsvImport(Worker[list[csv_import.QueuedImport], None]):
 
 
 def enrollment_workers(
-    engine: Engine, settings: EnrollmentSettings, clock: Clock, directory: Directory
+    engine: Engine, settings: EnrollmentSettings, clock: Clock, handoff: HandOff
 ) -> list[Worker[Any, Any]]:
     return [
-        GroupMembership(engine, directory, settings, clock),
+        GroupMembership(engine, handoff, settings, clock),
         EnrollmentUpkeep(settings, clock),
         CsvImport(engine, settings, clock),
     ]

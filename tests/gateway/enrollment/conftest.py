@@ -14,6 +14,7 @@ from playwright.sync_api import BrowserContext, Page
 from sqlalchemy import Engine
 
 from gateway.directory import Directory
+from gateway.enrollment.deps import handoff_of
 from gateway.enrollment.handoff import HandOff
 from gateway.enrollment.workers import enrollment_workers
 from tests.support import portal as whole
@@ -112,7 +113,7 @@ def running_portal(
     def workers(app: FastAPI) -> AbstractContextManager[Mapping[str, object]]:
         state = app.state
         return alongside_app(
-            enrollment_workers(engine, state.settings.enrollment, state.clock, state.login_services.directory), engine
+            enrollment_workers(engine, state.settings.enrollment, state.clock, handoff_of(state)), engine
         )
 
     with whole.serving_portal(

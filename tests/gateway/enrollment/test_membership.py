@@ -76,8 +76,8 @@ def _in_group(directory: Directory, login_or_dn: str, group: str) -> bool:
 
 def _repair(portal: Portal) -> None:
     """One interval pass of the membership worker (every managed person)."""
-    settings = portal.settings.enrollment
-    one_pass(portal.engine, GroupMembership(portal.engine, portal.directory, settings, lambda: datetime.now(UTC)))
+    worker = GroupMembership(portal.engine, portal.handoff(), portal.settings.enrollment, lambda: datetime.now(UTC))
+    one_pass(portal.engine, worker)
 
 
 def _becomes(portal: Portal, login: str, member: bool, group: str = "SOHO-Agents") -> None:

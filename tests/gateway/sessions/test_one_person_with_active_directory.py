@@ -7,6 +7,7 @@ an HR suspension ends the session whichever spelling opened it.
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,8 +22,8 @@ from sqlmodel import col, select
 from gateway.audit.models import AuditEvent
 from gateway.db import session_scope
 from gateway.directory import open_directory
-from gateway.enrollment.handoff import HandOff, withdraw_seat
-from gateway.enrollment.models import Application
+from gateway.enrollment.handoff import HandOff, finish_owed_revocations, withdraw_seat
+from gateway.enrollment.models import Application, ApplicationState
 from gateway.enrollment.service import start_application
 from gateway.enrollment.settings import EnrollmentSettings
 from gateway.pki import service as pki
@@ -40,6 +41,7 @@ from tests.support.portal import (
     serving_portal,
     sign_in,
 )
+from tests.support.tcp_relay import tcp_relay
 from tests.vpn.keys import key_pair
 
 pytestmark = pytest.mark.e2e
@@ -241,6 +243,103 @@ def test_a_suspension_after_a_rename_revokes_the_certificates_of_both_names(port
         rows = db.exec(select(IssuedCertificate).where(col(IssuedCertificate.serial).in_([old_name, new_name]))).all()
         revoked = {row.serial: row.revoked_at is not None for row in rows}
     assert revoked == {old_name: True, new_name: True}
+
+
+def _revoked(portal: Portal, *serials: str) -> dict[str, bool]:
+    with session_scope(portal.engine) as db:
+        rows = db.exec(select(IssuedCertificate).where(col(IssuedCertificate.serial).in_(serials))).all()
+        return {row.serial: row.revoked_at is not None for row in rows}
+
+
+def _once_ad_answers(portal: Portal, handoff: HandOff, application_id: int, now: datetime) -> list[str]:
+    """The membership pass's revocations, repeated until the application owes nothing (ldap3 tries a server that
+    failed again only after 5 s), within 30 s."""
+    revoked: list[str] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        revoked += finish_owed_revocations(portal.engine, handoff, now)
+        with session_scope(portal.engine) as db:
+            if db.get_one(Application, application_id).revocation_owed_since is None:
+                return revoked
+        time.sleep(1)
+    raise AssertionError(f"still owed after 30 s; revoked meanwhile: {revoked}")
+
+
+def test_a_suspension_while_ad_is_down_revokes_the_new_names_certificate_once_ad_answers(
+    portal: Portal, people: SambaDC
+) -> None:
+    """Renamed in AD, then suspended while AD cannot be reached: the withdrawal revokes what the name they applied
+    under holds and owes the rest, and the membership pass revokes the new name's certificate once AD answers
+    (audited, once). Before, nothing ever came back for it: the certificate of the new name stayed valid."""
+    sam, _ = fresh_person(people)
+    now = datetime.now(UTC)
+    handoff = HandOff(portal.directory, portal.authority, timedelta(hours=24), "SOHO-Agents")
+    with session_scope(portal.engine) as db:
+        application_id = start_application(
+            db, handoff, sam, callback_number="", settings=EnrollmentSettings(), actor="hr", now=now
+        ).id
+    old_name = _issue(portal, f"{sam}.upn@corp.example", now)
+    renamed = f"{sam}-r"
+    admin = people.admin()
+    assert admin.modify_dn(user_dn(sam), f"CN={renamed}"), admin.result
+    changes = {"sAMAccountName": [renamed], "userPrincipalName": [f"{renamed}.upn@corp.example"]}
+    assert admin.modify(user_dn(renamed), {name: [("MODIFY_REPLACE", value)] for name, value in changes.items()})
+    admin.unbind()
+    new_name = _issue(portal, f"{renamed}.upn@corp.example", now)
+    with tcp_relay(("127.0.0.1", 636)) as relay:
+        relay.refusing = True
+        directory = open_directory(people.settings(servers=[f"ldaps://127.0.0.1:{relay.port}"], receive_timeout=2))
+        try:
+            cut_off = HandOff(directory, portal.authority, timedelta(hours=24), "SOHO-Agents")
+            with session_scope(portal.engine) as db:
+                application = db.get_one(Application, application_id)
+                withdraw_seat(db, application, cut_off, actor="hr", now=now, why="suspended")
+            assert _revoked(portal, old_name, new_name) == {old_name: True, new_name: False}
+            assert finish_owed_revocations(portal.engine, cut_off, now) == []  # AD still down: still owed
+            relay.refusing = False
+            assert _once_ad_answers(portal, cut_off, application_id, now) == [new_name]
+            assert finish_owed_revocations(portal.engine, cut_off, now) == []  # once
+        finally:
+            directory.close()
+    assert _revoked(portal, new_name) == {new_name: True}
+    with session_scope(portal.engine) as db:
+        finished = db.exec(
+            select(AuditEvent).where(AuditEvent.action == "enrollment.handoff.withdraw", AuditEvent.target == sam)
+        ).all()
+    assert [(row.outcome, json.loads(row.detail)["revoked"]) for row in finished] == [
+        ("suspended", [old_name]),
+        ("revocation_finished", [new_name]),
+    ]
+
+
+def test_a_person_approved_again_before_ad_answers_keeps_their_certificate(portal: Portal, people: SambaDC) -> None:
+    """The owed revocation is of a person no longer approved: approved again meanwhile, their certificate stays."""
+    sam, _ = fresh_person(people)
+    now = datetime.now(UTC)
+    handoff = HandOff(portal.directory, portal.authority, timedelta(hours=24), "SOHO-Agents")
+    with session_scope(portal.engine) as db:
+        application_id = start_application(
+            db, handoff, sam, callback_number="", settings=EnrollmentSettings(), actor="hr", now=now
+        ).id
+    with tcp_relay(("127.0.0.1", 636)) as relay:
+        relay.refusing = True
+        directory = open_directory(people.settings(servers=[f"ldaps://127.0.0.1:{relay.port}"], receive_timeout=2))
+        try:
+            cut_off = HandOff(directory, portal.authority, timedelta(hours=24), "SOHO-Agents")
+            with session_scope(portal.engine) as db:
+                withdraw_seat(db, db.get_one(Application, application_id), cut_off, actor="hr", now=now, why="x")
+            kept = _issue(portal, f"{sam}.upn@corp.example", now)
+            with session_scope(portal.engine) as db:
+                again = db.get_one(Application, application_id)
+                again.state = ApplicationState.APPROVED
+                db.add(again)
+            relay.refusing = False
+            assert _once_ad_answers(portal, cut_off, application_id, now) == []
+        finally:
+            directory.close()
+    assert _revoked(portal, kept) == {kept: False}
+    with session_scope(portal.engine) as db:
+        assert db.get_one(Application, application_id).revocation_owed_since is None
 
 
 def _spoofed_supervisor(dc: SambaDC) -> str:
