@@ -126,8 +126,9 @@ class DirectoryChanges(Worker[tuple[bool, list[str]], None]):
             )  # fmt: skip
         log.info("directory change: re-validation ended %d of %d touched sessions", report.ended, report.checked)
         if report.directory_unavailable:
-            # Raised, the runner keeps the change's nudge and retries with back-off: the poll may be an hour away,
-            # and a change no pass judged (a deleted or disabled account) would otherwise wait for it.
+            # Raised, the runner keeps the change's nudge and retries with back-off (for NUDGE_ATTEMPTS passes, ~15 s;
+            # then the poll is the safety net): a change no pass judged (a deleted or disabled account) would
+            # otherwise wait for the poll at once.
             raise DirectoryUnavailable(f"the directory did not answer for {len(touched)} touched session(s)")
 
     def stop(self) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from gateway.clock import Clock
 from gateway.db import session_scope
@@ -23,6 +23,7 @@ from gateway.errors import GatewayError
 from gateway.notify.sms import SmsSender
 from gateway.sessions.service import SESSION_ENDED, SESSION_STARTED, get_session
 from gateway.voice.calls import CALL_STATE_CHANGED, CallStateChange, write_call_state
+from gateway.voice.models import CallLeg
 from gateway.voice.platform import VoicePlatform
 from gateway.voice.reconcile import reconcile_legs
 from gateway.voice.service import LEG_CHANGED, release_session, request_callback
@@ -80,14 +81,19 @@ class CallLegs(Worker[LegPass, None]):
                 forget_seen_events(db, self.clock(), self.settings.webhook)
         if self.settings.call_state_dir is not None:
             for change in desired.call_states:
-                write_call_state(self.settings.call_state_dir, change)
+                try:
+                    write_call_state(self.settings.call_state_dir, change)
+                except OSError as error:  # one console's file (a full disk) must not fail the pass and replay it
+                    log.warning("call state of session %s not written: %s", change.session_id, error)
 
     def _call_back(self, session_id: str) -> None:
-        """Each callback in its own unit of work: one refused (no number yet, outside policy) spoils no other."""
+        """Each callback in its own unit of work: one refused (no number yet, outside policy) spoils no other. Once
+        per session: a pass retried after a failure replays its nudges, and must not ring the agent again."""
         try:
             with session_scope(self.engine) as db:
                 session = get_session(db, session_id)
-                if session is not None:
+                called = db.exec(select(CallLeg.id).where(CallLeg.session_id == session_id)).first() is not None
+                if session is not None and not called:
                     request_callback(db, session, self.settings, actor="system", now=self.clock())
         except GatewayError as refused:  # the agent's page says why
             log.info("no callback at login for session %s: %s", session_id, refused.message)

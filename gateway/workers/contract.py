@@ -56,8 +56,8 @@ class Schedule:
     """How long after start the first pass runs (0: at once)."""
     interval_covers_nudges: bool = True
     """Whether an interval pass does all a pending nudge asked, so the runner may drop the nudge. False for a worker
-    whose nudges carry what its database cannot tell it (which directory entries changed): its interval pass is then
-    given the pending nudges too."""
+    whose nudges carry what its database cannot tell it (which directory entries changed): the nudges waiting when
+    the interval falls due then get a pass of their own right after the interval pass."""
 
 
 class Worker(ABC, Generic[Desired, Observed]):
@@ -70,8 +70,7 @@ class Worker(ABC, Generic[Desired, Observed]):
     @abstractmethod
     def desired(self, db: Session, nudges: Sequence[Nudge]) -> Desired:
         """What should be, read in the runner's transaction. ``nudges`` are the changes since the last pass (empty
-        on an interval pass, unless the schedule says the interval does not cover them): a worker may narrow its pass
-        to them, but an empty list means 'everything'."""
+        on an interval pass): a worker may narrow its pass to them, but an empty list means 'everything'."""
 
     def observe(self) -> Observed | None:
         """What is, outside any transaction. The default observes nothing (the database is the whole world)."""

@@ -1,8 +1,10 @@
 """One way to start, nudge and stop every worker: a thread per worker, woken by its nudge topics or its interval.
 
 A pass that raises is logged, counted (``sohogw_worker_passes_total{outcome="failed"}``) and retried after a back-off
-that doubles from one second up to the worker's interval; the nudges it was given are kept for the retry. One
-worker's failure never stops another: each has its own thread, and the loop itself never dies.
+that doubles from one second up to the worker's interval; the nudges it was given are kept for the retry, until
+``NUDGE_ATTEMPTS`` passes that carried them failed. An interval pass is given no nudges (it does everything); for a
+worker whose schedule says its interval does not cover them, the nudges waiting then get their own pass right after.
+One worker's failure never stops another: each has its own thread, and the loop itself never dies.
 """
 
 import logging
@@ -33,7 +35,15 @@ PASS_SECONDS = Histogram(
 FAILING = Gauge(
     "sohogw_worker_consecutive_failures", "Passes failed in a row (0: healthy)", ["worker"], registry=WORKER_REGISTRY
 )
+DROPPED = Counter(
+    "sohogw_worker_dropped_nudges",
+    "Nudges given up after NUDGE_ATTEMPTS failed passes",
+    ["worker"],
+    registry=WORKER_REGISTRY,
+)
 FIRST_BACKOFF_SECONDS = 1.0
+NUDGE_ATTEMPTS = 5
+"""Failed passes a nudge rides before it is dropped (back-off 1 + 2 + 4 + 8 s between them)."""
 
 
 class ClusterGate(Protocol):
@@ -66,6 +76,8 @@ class _Slot:
     lock: threading.Lock = field(default_factory=threading.Lock)
     status: WorkerStatus = field(default_factory=WorkerStatus)
     thread: threading.Thread | None = None
+    nudge_failures: int = 0
+    """Nudge passes failed in a row (``NUDGE_ATTEMPTS``)."""
 
     def listener(self, topic: str, payload: Any) -> None:
         """Runs in the committing thread: it only records the nudge and wakes the worker."""
@@ -165,13 +177,34 @@ class WorkerRunner:
                     continue
             full = interval_due or full_pass_owed
             trigger = "retry" if retrying else "interval" if interval_due else "nudge"
-            if self._run_pass(slot, [] if full and schedule.interval_covers_nudges else nudges, trigger):
+            if self._run_pass(slot, [] if full else nudges, trigger):
                 retry_at, full_pass_owed, backoff = None, False, FIRST_BACKOFF_SECONDS
+                if full and nudges and not schedule.interval_covers_nudges:
+                    slot.give_back(nudges)  # what the full pass could not rebuild gets its own pass, next
+                    slot.wake.set()
+                elif not full:
+                    slot.nudge_failures = 0
             else:
-                slot.give_back(nudges)
+                self._keep_for_retry(slot, nudges, full)
                 full_pass_owed = full
                 retry_at = time.monotonic() + backoff
                 backoff = min(backoff * 2, interval)
+
+    def _keep_for_retry(self, slot: _Slot, nudges: list[Nudge], full: bool) -> None:
+        """Give a failed pass's nudges back for the retry, unless the passes that carried them failed
+        ``NUDGE_ATTEMPTS`` times: then they are dropped, logged, and left to the interval (a nudge that always fails
+        must not block the worker, nor replay what its batch already did on every retry)."""
+        if not full and nudges:
+            slot.nudge_failures += 1
+            if slot.nudge_failures >= NUDGE_ATTEMPTS:
+                slot.nudge_failures = 0
+                DROPPED.labels(slot.worker.name).inc(len(nudges))
+                log.error(
+                    "worker %s: dropped %d nudge(s) after %d failed passes: %s",
+                    slot.worker.name, len(nudges), NUDGE_ATTEMPTS, nudges,
+                )  # fmt: skip
+                return
+        slot.give_back(nudges)
 
     def _claim(self, slot: _Slot) -> bool:
         try:

@@ -1,6 +1,7 @@
 """The whole wiring: the ``voice.legs`` worker on a runner, session nudges, the ARI adapter and the console's
 call-state file."""
 
+import time
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -12,11 +13,12 @@ from gateway.clock import utcnow
 from gateway.db import session_scope
 from gateway.notify.sms import HttpSms, SmsSettings
 from gateway.sessions.models import EndReason
-from gateway.sessions.service import end_session, get_session
+from gateway.sessions.service import SESSION_STARTED, end_session, get_session
 from gateway.voice.ari import AriPlatform, bridge_of
 from gateway.voice.calls import call_state_file, customer_calls
 from gateway.voice.dialable import mask
 from gateway.voice.models import CallLeg, LegState
+from gateway.voice.service import LEG_CHANGED
 from gateway.voice.settings import SurveySettings, VoiceSettings
 from gateway.voice.workers import CallLegs, SatisfactionSurveys
 from tests.gateway.voice.ari_standin import AriStandIn
@@ -96,3 +98,25 @@ def test_a_customer_call_ended_on_the_ari_leg_is_surveyed_once_by_the_survey_wor
             passes = runner.status("voice.surveys").last_success_at
             wait_for(lambda: runner.status("voice.surveys").last_success_at != passes)  # one more pass: nothing new
             assert [body["to"] for body in sms_gateway.bodies()] == [CUSTOMER]
+
+
+def test_a_replayed_login_nudge_does_not_ring_the_agent_again(
+    engine: Engine, voice_settings: VoiceSettings, ari_platform: AriPlatform, ari_standin: tuple[AriStandIn, str]
+) -> None:
+    """A pass retried after a failure replays its nudges: the callback at login is placed once per session, so a leg
+    that gave up (its dial attempts spent) is not dialled afresh by a replay (each replay used to request a new leg)."""
+    with session_scope(engine) as db:
+        confirmed_number(db, "agent1", AGENT_NUMBER, voice_settings, utcnow())
+    with running([CallLegs(engine, ari_platform, voice_settings, utcnow)], engine) as runner:
+        with session_scope(engine) as db:
+            session_id = start_session(db, "agent1", utcnow()).id
+        wait_for(lambda: (leg := _leg(engine, session_id)) is not None and leg.state is LegState.CONNECTED)
+        with session_scope(engine) as db:
+            leg = db.exec(select(CallLeg).where(CallLeg.session_id == session_id)).one()
+            leg.state = LegState.FAILED  # as when the agent's phone never answered the re-dials
+            db.add(leg)
+        runner.nudge(SESSION_STARTED, session_id)  # as a retried pass replays it
+        runner.nudge(LEG_CHANGED, leg.id)  # and a pass after it, to be sure the replay was judged
+        time.sleep(1.0)
+    with session_scope(engine) as db:
+        assert len(db.exec(select(CallLeg).where(CallLeg.session_id == session_id)).all()) == 1

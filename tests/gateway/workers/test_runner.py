@@ -12,8 +12,9 @@ from sqlmodel import Session
 
 from gateway.db import session_scope
 from gateway.events import nudge_after_commit
+from gateway.workers import runner as runner_module
 from gateway.workers.contract import Nudge, Schedule, Scope, Worker
-from gateway.workers.runner import PASSES, WorkerRunner
+from gateway.workers.runner import DROPPED, PASSES, WorkerRunner
 from tests.support.workers import wait_for
 
 TOPIC = "test.thing_changed"
@@ -124,9 +125,9 @@ class HeldWorker(RecordingWorker):
 
 @pytest.mark.parametrize("covers", [True, False], ids=["interval covers nudges", "nudges carry the change"])
 def test_a_nudge_that_falls_due_with_the_interval(engine: Engine, running: list[WorkerRunner], covers: bool) -> None:
-    """A nudge that waits while the interval falls due meets a full pass. A worker whose interval pass does what any
-    nudge asks gets an empty list; one whose nudges carry what its database cannot tell (which directory entries
-    changed, an upload's rows) gets the nudge, or the change would be lost until the next change of the same kind."""
+    """A nudge that waits while the interval falls due meets a full pass (an empty list: everything). A worker whose
+    nudges carry what its database cannot tell (which directory entries changed, an upload's rows) then gets the
+    nudge in a pass of its own, or the change would be lost until the next change of the same kind."""
     worker = HeldWorker(
         "test.held",
         Schedule(interval=timedelta(seconds=0.3), topics=frozenset({TOPIC}), interval_covers_nudges=covers),
@@ -139,7 +140,43 @@ def test_a_nudge_that_falls_due_with_the_interval(engine: Engine, running: list[
     time.sleep(0.5)  # the interval falls due meanwhile
     worker.release.set()
     assert wait_for(lambda: len(worker.applied) >= 2)
-    assert worker.applied[1] == ([] if covers else [Nudge(TOPIC, "account-disabled")])
+    assert worker.applied[1] == []  # the interval pass, which does its own duties whatever waits
+    if covers:
+        time.sleep(0.2)
+        assert [Nudge(TOPIC, "account-disabled")] not in worker.applied
+    else:
+        assert wait_for(lambda: [Nudge(TOPIC, "account-disabled")] in worker.applied[2:])
+
+
+class PoisonedWorker(RecordingWorker):
+    """A pass that carries the nudge "poison" always fails."""
+
+    def apply(self, desired: list[Nudge], observed: None) -> None:
+        if Nudge(TOPIC, "poison") in desired:
+            raise RuntimeError("this nudge can never be done")
+        super().apply(desired, observed)
+
+
+def test_a_nudge_that_always_fails_is_dropped_and_blocks_nothing(
+    engine: Engine, running: list[WorkerRunner], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its passes are retried NUDGE_ATTEMPTS times, then it is dropped and counted; the interval passes between go
+    on, and a later nudge is done."""
+    monkeypatch.setattr(runner_module, "FIRST_BACKOFF_SECONDS", 0.05)
+    worker = PoisonedWorker(
+        "test.poisoned",
+        Schedule(interval=timedelta(seconds=0.3), topics=frozenset({TOPIC}), interval_covers_nudges=False),
+    )
+    dropped = DROPPED.labels("test.poisoned")._value.get()
+    runner = WorkerRunner([worker], engine)
+    running.append(runner)
+    runner.start()
+    assert wait_for(lambda: len(worker.applied) == 1)
+    runner.nudge(TOPIC, "poison")
+    assert wait_for(lambda: DROPPED.labels("test.poisoned")._value.get() == dropped + 1, seconds=10)
+    runner.nudge(TOPIC, "later")
+    assert wait_for(lambda: [Nudge(TOPIC, "later")] in worker.applied)
+    assert [] in worker.applied[1:]  # interval passes went on meanwhile
 
 
 def test_a_cluster_workers_interval_pass_runs_only_when_the_gate_grants_it(
