@@ -100,7 +100,7 @@ def withdraw_seat(
             "the certificate authority is not ready, so the certificates cannot be revoked; nothing changed"
         )
     _revoke(db, handoff, certificates, actor, now)
-    if not directory_answered:  # a rename since the application would hide certificates of the new name
+    if not directory_answered and application.person_id:  # a rename since would hide the new name's certificates
         application.revocation_owed_since = now
         db.add(application)
     # By the person's directory id: a session opened under any spelling of the account ends (by name only for an
@@ -146,10 +146,11 @@ def finish_owed_revocations(engine: Engine, handoff: HandOff, now: datetime) -> 
         owed = db.exec(select(Application).where(col(Application.revocation_owed_since).is_not(None))).all()
     revoked: list[str] = []
     for application in owed:
+        unresolved = ""
         try:
             names = [_as_the_directory_has_them(handoff.directory, application)]
-        except LoginRefused:  # no such account any more: the withdrawal revoked what its applied name holds
-            names = []
+        except LoginRefused as refused:  # the directory answered: no such account now (deleted, moved out of base_dn)
+            names, unresolved = [], str(refused)
         except DirectoryError as error:
             log.warning("a withdrawal's revocations stay owed for %s: %s", application.login, error)
             continue  # the next pass asks again
@@ -160,7 +161,8 @@ def finish_owed_revocations(engine: Engine, handoff: HandOff, now: datetime) -> 
             approved_again = _approved(db, current)
             certificates = [] if approved_again else _live_agent_certificates(db, names, now)
             if certificates and handoff.authority is None:
-                continue  # stays owed until a CA is ready
+                log.warning("a withdrawal's revocations stay owed for %s: no CA is ready", current.login)
+                continue
             _revoke(db, handoff, certificates, "system", now)
             current.revocation_owed_since = None
             db.add(current)
@@ -169,11 +171,12 @@ def finish_owed_revocations(engine: Engine, handoff: HandOff, now: datetime) -> 
                 actor="system",
                 action="enrollment.handoff.withdraw",
                 target=current.login,
-                outcome="revocation_finished",
+                outcome="revocation_unresolved" if unresolved else "revocation_finished",
                 detail={
                     "application": current.id,
                     "revoked": [c.serial for c in certificates],
                     "approved_again": approved_again,
+                    "unresolved": unresolved,
                 },
                 clock=lambda: now,
             )
@@ -226,7 +229,28 @@ def _live_certificates(
         answered = True
     except DirectoryError:
         answered = False
-    return _live_agent_certificates(db, names, now), answered
+    named = _live_agent_certificates(db, names, now)
+    used = _signed_in_with(db, application, now)
+    return [*named, *(c for c in used if c not in named)], answered
+
+
+def _signed_in_with(db: Session, application: Application, now: datetime) -> list[IssuedCertificate]:
+    """The live agent certificates the person's sessions signed in with (by fingerprint): theirs whatever they are
+    named now, known without the directory."""
+    if not application.person_id:
+        return []
+    used = select(HomeSession.cert_fingerprint).where(
+        HomeSession.person_id == application.person_id, col(HomeSession.cert_fingerprint).is_not(None)
+    )
+    return list(
+        db.exec(
+            select(IssuedCertificate)
+            .where(IssuedCertificate.kind == CertificateKind.AGENT)
+            .where(col(IssuedCertificate.revoked_at).is_(None))
+            .where(col(IssuedCertificate.not_after) > now)
+            .where(col(IssuedCertificate.fingerprint_sha256).in_(used))
+        ).all()
+    )
 
 
 def _live_agent_certificates(db: Session, names: list[Account], now: datetime) -> list[IssuedCertificate]:

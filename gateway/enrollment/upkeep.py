@@ -54,7 +54,11 @@ def purge_closed(db: Session, now: datetime, retention: timedelta) -> int:
     cutoff = now - retention
     ids = list(
         db.exec(
-            select(Application.id).where(col(Application.state).in_(PURGED_STATES), col(Application.closed_at) < cutoff)
+            select(Application.id).where(
+                col(Application.state).in_(PURGED_STATES),
+                col(Application.closed_at) < cutoff,
+                col(Application.revocation_owed_since).is_(None),  # kept until the revocations it owes are done
+            )
         ).all()
     )
     if not ids:

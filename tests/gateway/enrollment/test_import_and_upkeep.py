@@ -184,6 +184,12 @@ def test_rejected_applications_and_their_evidence_are_purged_after_the_retention
     _approved(portal, "applicant1", closed_at)
     with session_scope(portal.engine) as db:
         assert purge_closed(db, closed_at + retention - timedelta(hours=1), retention) == 0
+        owing = db.get_one(Application, rejected.id)
+        owing.revocation_owed_since = closed_at  # a withdrawal during a directory outage owes revocations
+        db.add(owing)
+        assert purge_closed(db, closed_at + retention + timedelta(hours=1), retention) == 0  # kept until paid
+        owing.revocation_owed_since = None
+        db.add(owing)
         assert purge_closed(db, closed_at + retention + timedelta(hours=1), retention) == 1
         left = db.exec(select(Application.login, Application.state)).all()
         assert left == [("applicant1", ApplicationState.APPROVED)]

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pyotp
@@ -32,6 +33,7 @@ from gateway.sessions.models import HomeSession, SessionState
 from tests.directory import samba
 from tests.directory.samba import SambaDC, group_dn, user_dn
 from tests.support.portal import (
+    PROXY_SECRET,
     Portal,
     csrf_of,
     enrolment_code,
@@ -99,7 +101,15 @@ def people(samba_dc: SambaDC) -> SambaDC:
 def portal(people: SambaDC, tmp_path: Path, db_url: str, engine: Engine) -> Iterator[Portal]:
     directory = open_directory(people.settings())
     with serving_portal(
-        tmp_path, db_url, engine, kind=Portal, passwords={}, groups={}, directory=directory, policy=POLICY
+        tmp_path,
+        db_url,
+        engine,
+        kind=Portal,
+        passwords={},
+        groups={},
+        directory=directory,
+        policy=POLICY,
+        trusted_proxy=True,  # for a sign-in with a certificate of the test's making
     ) as running:
         yield running
     directory.close()
@@ -310,6 +320,46 @@ def test_a_suspension_while_ad_is_down_revokes_the_new_names_certificate_once_ad
         ("suspended", [old_name]),
         ("revocation_finished", [new_name]),
     ]
+
+
+def test_a_suspension_while_ad_is_down_revokes_at_once_the_certificate_their_sessions_used(
+    portal: Portal, people: SambaDC
+) -> None:
+    """Renamed in AD, signed in with a certificate of the new name, suspended while AD cannot be reached: the
+    certificate their session signed in with is theirs whatever their name, and is revoked at once."""
+    sam, _ = fresh_person(people)
+    now = datetime.now(UTC)
+    handoff = HandOff(portal.directory, portal.authority, timedelta(hours=24), "SOHO-Agents")
+    with session_scope(portal.engine) as db:
+        application_id = start_application(
+            db, handoff, sam, callback_number="", settings=EnrollmentSettings(), actor="hr", now=now
+        ).id
+    renamed = f"{sam}-r"
+    admin = people.admin()
+    assert admin.modify_dn(user_dn(sam), f"CN={renamed}"), admin.result
+    changes = {"sAMAccountName": [renamed], "userPrincipalName": [f"{renamed}.upn@corp.example"]}
+    assert admin.modify(user_dn(renamed), {name: [("MODIFY_REPLACE", value)] for name, value in changes.items()})
+    admin.unbind()
+    used = _issue(portal, f"{renamed}.upn@corp.example", now)
+    with session_scope(portal.engine) as db:
+        pem = db.exec(select(IssuedCertificate.pem).where(IssuedCertificate.serial == used)).one()
+    proxied = {
+        "X-SSL-Client-Cert": quote(pem),
+        "X-Forwarded-For": "198.51.100.7",
+        "X-Sohogw-Proxy-Secret": PROXY_SECRET,
+    }
+    with portal.client() as client:
+        assert sign_in(client, renamed, samba.PASSWORD, headers=proxied).status_code == 303
+    with tcp_relay(("127.0.0.1", 636)) as relay:
+        relay.refusing = True
+        directory = open_directory(people.settings(servers=[f"ldaps://127.0.0.1:{relay.port}"], receive_timeout=2))
+        try:
+            cut_off = HandOff(directory, portal.authority, timedelta(hours=24), "SOHO-Agents")
+            with session_scope(portal.engine) as db:
+                withdraw_seat(db, db.get_one(Application, application_id), cut_off, actor="hr", now=now, why="x")
+        finally:
+            directory.close()
+    assert _revoked(portal, used) == {used: True}
 
 
 def test_a_person_approved_again_before_ad_answers_keeps_their_certificate(portal: Portal, people: SambaDC) -> None:
