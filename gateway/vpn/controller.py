@@ -198,7 +198,7 @@ class VpnController:
                     self.last_result = tunnel.apply_all(plan.peers, live or {})
                 else:
                     changes: PeerChanges = tunnel.apply_sessions(plan)
-                    self.last_result = ReconcileResult(frozenset(tunnel.peers or ()), changes, False)
+                    self.last_result = ReconcileResult((tunnel.peers or {}).keys(), changes, False)
                 # Retired once their peers are gone (an ending session waits for this), in a unit of work of its own
                 # after the peers changed: a revocation never waits for the bookkeeping.
                 retiring = plan.retiring if plan.sessions is None else plan.sessions

@@ -20,7 +20,7 @@ import functools
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
@@ -87,8 +87,9 @@ class PeerPlan:
 
 @dataclass(frozen=True)
 class ReconcileResult:
-    peers: frozenset[str]
-    """The public keys that were desired (and are now installed)."""
+    peers: Set[str]
+    """The public keys that were desired (and are now installed): a view of the pass's peers, not a copy of 10,000
+    keys per pass."""
     changes: PeerChanges
     scope_loaded: bool
     """Whether the nft table was loaded whole in this pass (a first pass, or the table had gone)."""
@@ -232,14 +233,14 @@ class InstalledTunnel:
             self._load_scope_beside_new_peers(peers, live, changes.to_set)
             scope_loaded = True
         else:
-            if self.settings.firewall and known is not None and known != peers:
+            if self.settings.firewall and known is not None and known is not peers and known != peers:
                 removed, added = scope_changes(seats_of(known.values()), seats_of(peers.values()))
                 self._change_scope(removed, added, peers)
             self.backend.change(interface, PeerChanges(to_set=changes.to_set))
         self.peers = peers  # shared with the plan (never changed): the next pass expects these very specs
         if changes:
             log.info("VPN peers: %d set, %d removed", len(changes.to_set), len(changes.to_remove))
-        return ReconcileResult(frozenset(peers), changes, scope_loaded)
+        return ReconcileResult(peers.keys(), changes, scope_loaded)
 
     def apply_sessions(self, plan: PeerPlan) -> PeerChanges:
         """Change only the peers of ``plan.sessions``: remove those no longer authorised, set the new or changed."""
