@@ -161,9 +161,7 @@ class VpnController:
         if sessions is None and self._observer is not None:
             # A full pass reads the interface while the database is read: wireguard-go writes its 3 MB answer for
             # 10,000 peers on the other core, and neither read holds anything the other needs.
-            self._reading.live = self._observer.submit(
-                self.tunnel.backend.peer_configs, self.settings.interface, self.tunnel.installed()
-            )
+            self._reading.live = self._observer.submit(self._read_interface, self.tunnel, self.tunnel.installed())
         now = self.clock()
         if sessions is not None:
             # Leases first: a re-login (old session replaced, same key) then keeps its peer, where removing and
@@ -178,6 +176,17 @@ class VpnController:
             leases.lease_missing_sessions(db, now, self.settings, None, self.node)
             self._full_read = replace(desired_peers(db, now, None, self.node), version=version)
         return self._full_read
+
+    def _read_interface(
+        self, tunnel: InstalledTunnel, installed: Mapping[str, PeerSpec] | None
+    ) -> Mapping[str, PeerSpec]:
+        """A full pass's read of the interface, on the observer thread while the database is read; an interface with
+        no peer also gets the table it will be loaded with (``InstalledTunnel.load_scope_ahead``)."""
+        live = tunnel.backend.peer_configs(self.settings.interface, installed)
+        if not live:
+            with self._applying:
+                tunnel.load_scope_ahead(live)
+        return live
 
     def observe(self, plan: PeerPlan | None) -> Mapping[str, PeerSpec] | None:
         """The live peers' configuration, for a full pass only (``plan`` began reading it): a narrowed pass never
@@ -198,7 +207,7 @@ class VpnController:
                     self.last_result = tunnel.apply_all(plan.peers, live or {})
                 else:
                     changes: PeerChanges = tunnel.apply_sessions(plan)
-                    self.last_result = ReconcileResult(frozenset(tunnel.peers or ()), changes, False)
+                    self.last_result = ReconcileResult((tunnel.peers or {}).keys(), changes, False)
                 # Retired once their peers are gone (an ending session waits for this), in a unit of work of its own
                 # after the peers changed: a revocation never waits for the bookkeeping.
                 retiring = plan.retiring if plan.sessions is None else plan.sessions

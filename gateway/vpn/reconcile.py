@@ -20,7 +20,7 @@ import functools
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
@@ -87,8 +87,9 @@ class PeerPlan:
 
 @dataclass(frozen=True)
 class ReconcileResult:
-    peers: frozenset[str]
-    """The public keys that were desired (and are now installed)."""
+    peers: Set[str]
+    """The public keys that were desired (and are now installed): a view of the pass's peers, not a copy of 10,000
+    keys per pass."""
     changes: PeerChanges
     scope_loaded: bool
     """Whether the nft table was loaded whole in this pass (a first pass, or the table had gone)."""
@@ -219,6 +220,8 @@ class InstalledTunnel:
         self.elements = SetElements(settings.netns)
         self.scope_generation: int | None = None
         self._specs: tuple[Mapping[str, DesiredPeer], Mapping[str, PeerSpec]] | None = None
+        self._emptied_at: int | None = None
+        """The generation right after ``load_scope_ahead`` loaded the table with no seat (None: it did not)."""
 
     def apply_all(self, peers: Mapping[str, DesiredPeer], live: Mapping[str, PeerSpec]) -> ReconcileResult:
         """Make the interface hold exactly ``peers`` and the scope allow exactly their destinations."""
@@ -232,14 +235,14 @@ class InstalledTunnel:
             self._load_scope_beside_new_peers(peers, live, changes.to_set)
             scope_loaded = True
         else:
-            if self.settings.firewall and known is not None and known != peers:
+            if self.settings.firewall and known is not None and known is not peers and known != peers:
                 removed, added = scope_changes(seats_of(known.values()), seats_of(peers.values()))
                 self._change_scope(removed, added, peers)
             self.backend.change(interface, PeerChanges(to_set=changes.to_set))
         self.peers = peers  # shared with the plan (never changed): the next pass expects these very specs
         if changes:
             log.info("VPN peers: %d set, %d removed", len(changes.to_set), len(changes.to_remove))
-        return ReconcileResult(frozenset(peers), changes, scope_loaded)
+        return ReconcileResult(peers.keys(), changes, scope_loaded)
 
     def apply_sessions(self, plan: PeerPlan) -> PeerChanges:
         """Change only the peers of ``plan.sessions``: remove those no longer authorised, set the new or changed."""
@@ -264,6 +267,24 @@ class InstalledTunnel:
         if changes:
             log.info("VPN peers of %d sessions: %d set, %d removed", len(plan.sessions), len(coming), len(gone))
         return changes
+
+    def load_scope_ahead(self, live: Mapping[str, PeerSpec]) -> None:
+        """While a full pass reads the database: when the interface holds no peer and the pass will load the table
+        whole (the first pass of a life, or nftables changed behind the gateway's back), load it now with no seat.
+        With no live peer that load keeps no element, so it needs none of the rows; the pass then skips it if nftables
+        is still as this left it (``_load_scope_beside_new_peers``), and starts creating its peers one ``nft`` run
+        (~15-25 ms) sooner. The new peers' elements still come only with the rows, as they are created. Call it under
+        the controller's apply lock. A failure is left to the pass, which then loads the table itself."""
+        if live or not self.settings.firewall or (self.peers is not None and self._scope_untouched()):
+            return
+        self.peers = None  # the pass must load (or, as loaded here, keep) the whole table: see apply_all
+        interface, netns = self.settings.interface, self.settings.netns
+        try:
+            self._write_scope(lambda: nft.apply(TunnelScope(interface, {}), netns), whole=True)
+        except (nft.FirewallError, OSError):
+            log.warning("could not load the empty scope ahead of the pass; the pass loads it", exc_info=True)
+            return
+        self._emptied_at = self.scope_generation
 
     def installed(self) -> Mapping[str, PeerSpec] | None:
         """The specs of the peers the last pass installed (None: unknown): what the interface should hold now, and
@@ -297,7 +318,9 @@ class InstalledTunnel:
         interface, netns = self.settings.interface, self.settings.netns
         new = {spec.public_key for spec in to_set if spec.public_key not in live}
         kept = seats_of(peer for key, peer in peers.items() if key not in new)
-        self._write_scope(lambda: nft.apply(TunnelScope(interface, kept), netns), whole=True)
+        emptied_at, self._emptied_at = self._emptied_at, None
+        if kept or emptied_at is None or emptied_at != self.scope_generation or self.ruleset.read() != emptied_at:
+            self._write_scope(lambda: nft.apply(TunnelScope(interface, kept), netns), whole=True)
         if not new:
             self.backend.change(interface, PeerChanges(to_set=list(to_set)))
             return

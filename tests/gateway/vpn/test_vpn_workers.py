@@ -29,6 +29,7 @@ from gateway.vpn.backend import PeerChanges
 from gateway.vpn.controller import VpnController
 from gateway.vpn.leases import LEASE_WRITTEN
 from gateway.vpn.models import LeaseState, TunnelLease
+from gateway.vpn.nft_generation import RulesetGeneration
 from gateway.vpn.reconcile import ELEMENT_CHANGE_SEATS, desired_peers
 from gateway.vpn.settings import VpnSettings
 from gateway.vpn.uapi import UapiBackend
@@ -373,6 +374,38 @@ def test_a_safety_net_pass_undoes_what_was_changed_by_hand_and_leaves_the_rest_a
     assert wait_for(lambda: gateway.backend.peers(interface) == {}, seconds=5)  # the new daemon starts empty
     assert len(gateway.controller.run_once().changes.to_set) == len(authorised) and gateway.peers() == authorised
     assert gateway.scope() == loaded
+
+
+@pytest.mark.parametrize("hand_edit", [False, True], ids=["untouched", "nftables changed meanwhile"])
+def test_a_pass_onto_an_empty_interface_loads_its_table_while_the_database_is_read_and_again_only_if_it_changed(
+    gateway: Gateway, hand_edit: bool
+) -> None:
+    """With no peer on the interface, a full pass's table holds no seat whatever the rows say: it is loaded while the
+    database is read, and the pass then only adds its peers' elements (one commit). A commit by anyone in between
+    (here an element added by hand) makes the pass load the table itself; either way it leaves what one whole load
+    gives."""
+    for scope in SCOPES:
+        _sign_in(gateway.engine, nudge=False, scope=scope)
+    gateway.controller.start()
+    interface, ns, controller = gateway.settings.interface, gateway.ns, gateway.controller
+    loaded, authorised = gateway.scope(), gateway.peers()
+    gateway.backend.change(interface, PeerChanges(to_remove=list(authorised)))
+    nft.remove(ns)
+    controller.forget()  # from nothing, as after a restart
+    generation = RulesetGeneration(ns)
+    before = generation.read()
+    with session_scope(gateway.engine) as db:
+        plan = controller.plan(db, [])
+    live = controller.observe(plan)
+    assert live == {} and nft.loaded(ns) and generation.read() == before + 1  # loaded before any peer was applied
+    if hand_edit:
+        stray = "{ 10.77.99.9 . 0.0.0.0/0 . tcp . 22 }"
+        gateway.lab.run(ns, "nft", "add", "element", "inet", "sohogw", "allow4", stray)
+    controller.apply(plan, live)
+    assert controller.last_result is not None and controller.last_result.scope_loaded
+    assert generation.read() == before + (4 if hand_edit else 2)  # the elements alone, or the table again first
+    assert gateway.scope() == loaded and gateway.peers() == authorised
+    assert not controller.run_once().scope_loaded  # and the next pass trusts what this one left
 
 
 def test_a_safety_net_pass_reads_no_lease_while_nothing_changed_yet_sees_a_write_behind_its_back_and_time_running_out(
