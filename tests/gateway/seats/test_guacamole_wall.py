@@ -4,13 +4,14 @@ is told, and the watch is audited from start to the socket closing. The screen w
 from the gateway's own read-only join (`GuacdScreenCopy`), made through the wire tap so that what it sends is seen.
 """
 
+import io
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from PIL import Image, ImageChops, ImageStat
-from playwright.sync_api import Browser, BrowserContext, Frame, Page
+from playwright.sync_api import Browser, BrowserContext, Frame, Page, expect
 from sqlmodel import Session, col, select
 
 from desktop_broker.guacamole.screen_copy import GuacdScreenCopy
@@ -18,7 +19,7 @@ from gateway.audit.models import AuditEvent
 from gateway.clock import utcnow
 from gateway.db import session_scope
 from gateway.seats.models import LaunchToken, SeatLeaseState
-from gateway.seats.thumbnails import encode
+from gateway.seats.thumbnails import SCALE, encode
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.supervision.models import ScreenWatch
 from gateway.supervision.monitoring import end_watch
@@ -309,3 +310,42 @@ def test_the_wall_join_copies_the_rdp_seats_screen_and_sends_it_nothing_but_fram
         f"{idle_cpu / idle_seconds * 2000:.2f} ms CPU per 2 s refresh on a still screen, "
         f"{busy_cpu / busy_seconds * 2000:.2f} ms while the agent typed; one JPEG {encoding * 1000:.2f} ms"
     )
+
+
+def screen_wall(portal: SeatPortal, supervisor: BrowserContext) -> Page:  # noqa: F811
+    page = supervisor.new_page()
+    page.goto(portal.base_url + "/supervision/wall")
+    page.check("#wall-screens")
+    return page
+
+
+def test_the_screen_wall_shows_the_rdp_seat_through_one_join_for_every_page(
+    portal: SeatPortal,  # noqa: F811
+    tap: GuacdTap,  # noqa: F811
+    rdp_host: RdpHost,  # noqa: F811
+    agent_page: Page,
+    supervisor: BrowserContext,
+    wall_joins: None,
+) -> None:
+    connection_id = live_connection_id(portal)
+    before = len(tap.connections)
+    first, second = screen_wall(portal, supervisor), screen_wall(portal, supervisor)
+    for page in (first, second):
+        figure = page.locator("#screen-grid figure[data-login='agent1']")
+        expect(figure).to_have_attribute("data-picture", "shown", timeout=20_000)
+    image = first.locator("#screen-grid figure[data-login='agent1'] img")
+    assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [SCREEN[0] // SCALE, SCREEN[1] // SCALE]
+    answer = supervisor.request.get(portal.base_url + str(image.get_attribute("src")))
+    assert answer.ok and answer.headers["content-type"] == "image/jpeg"
+    picture = Image.open(io.BytesIO(answer.body())).convert("RGB")
+    assert max(ImageStat.Stat(picture).stddev) > 10, "the tile is blank"
+    assert differs_by(picture, seat_picture(rdp_host).reduce(SCALE)) <= 8, "the tile is not the seat's screen"
+    assert len([c for c in tap.since(before) if c.selector == connection_id]) == 1
+    assert portal.broker.thumbnails.connections() == 1
+    with Session(portal.engine) as db:
+        starts = db.exec(
+            select(AuditEvent).where(AuditEvent.action == "supervision.watch.start", AuditEvent.target == "agent1")
+        ).all()
+    assert any('"grid": true' in event.detail and event.actor == "sup1" for event in starts)
+    first.close()
+    second.close()
