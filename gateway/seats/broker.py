@@ -275,6 +275,16 @@ class SeatBroker:
                     return self.thumbnails.joined_picture(guacd, lease.id, lease.connection_id)
         return None
 
+    def end_stale_joins(self) -> None:
+        """Close the screen wall's joins of Guacamole connections whose lease ended or moved to another connection
+        (the ``seats.pool`` worker's every pass: at once on this node's ``seat.ended``, else within its interval)."""
+        if not self.thumbnails.joined_leases():
+            return
+        with session_scope(self.engine) as db:
+            leases = service.live_leases(db, self.node)
+            live = {(lease.id, lease.connection_id) for lease in leases if lease.backend == "guacamole"}
+        self.thumbnails.keep_joins({(lease_id, connection) for lease_id, connection in live if connection})
+
     def stop(self) -> None:
         self.thumbnails.stop()
         for topic in ENDINGS:

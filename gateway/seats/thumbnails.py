@@ -99,6 +99,21 @@ class SeatThumbnails:
             self._sample(tile, FIRST_PICTURE_WAIT_SECONDS)
         return tile.jpeg
 
+    def joined_leases(self) -> set[tuple[str, str]]:
+        """(lease id, guacd connection id) of every Guacamole seat joined now."""
+        with self._lock:
+            return {(lease_id, connection_id) for kind, lease_id, connection_id in self._tiles if kind == "guacamole"}
+
+    def keep_joins(self, live: set[tuple[str, str]]) -> None:
+        """Close the joins of Guacamole connections not in ``live`` (lease id, connection id) at once: guacd keeps a
+        connection while any user is joined, so a join left open would keep the RDP session of an ended lease."""
+        with self._lock:
+            ended = [key for key in self._tiles if key[0] == "guacamole" and key[1:] not in live]
+            tiles = [self._tiles.pop(key) for key in ended]
+        for tile in tiles:
+            with tile.lock:
+                tile.copy.close()
+
     def connections(self) -> int:
         """Open upstream connections (one per seat being looked at)."""
         with self._lock:

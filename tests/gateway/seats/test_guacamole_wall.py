@@ -18,7 +18,8 @@ from desktop_broker.guacamole.screen_copy import GuacdScreenCopy
 from gateway.audit.models import AuditEvent
 from gateway.clock import utcnow
 from gateway.db import session_scope
-from gateway.seats.models import LaunchToken, SeatLeaseState
+from gateway.seats.models import LaunchToken, SeatEndReason, SeatLease, SeatLeaseState
+from gateway.seats.service import end_seat
 from gateway.seats.thumbnails import SCALE, encode
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.supervision.models import ScreenWatch
@@ -349,3 +350,35 @@ def test_the_screen_wall_shows_the_rdp_seat_through_one_join_for_every_page(
     assert any('"grid": true' in event.detail and event.actor == "sup1" for event in starts)
     first.close()
     second.close()
+
+
+def test_the_walls_join_ends_with_the_seat_so_guacd_keeps_no_rdp_session_for_it(
+    portal: SeatPortal,  # noqa: F811
+    guacd: RealGuacd,  # noqa: F811
+    tap: GuacdTap,  # noqa: F811
+    agent_page: Page,
+    supervisor: BrowserContext,
+    wall_joins: None,
+) -> None:
+    """Last in this module: it ends agent1's seat. guacd keeps a connection while any user is joined, so the wall's
+    join must end with the lease, not once the grid has stopped asking (30 s later), while the grid still looks."""
+    connection_id = live_connection_id(portal)
+    page = screen_wall(portal, supervisor)
+    expect(page.locator("#screen-grid figure[data-login='agent1']")).to_have_attribute(
+        "data-picture", "shown", timeout=20_000
+    )
+    (join,) = [c for c in tap.connections if c.selector == connection_id and c.open]
+    mark = guacd.mark()
+    with session_scope(portal.engine) as db:
+        lease = db.get(SeatLease, lease_of(portal, "agent1").id)
+        assert lease is not None
+        end_seat(db, lease, SeatEndReason.IDLE, utcnow())
+    ended = time.monotonic()
+    assert tap.wait_for(lambda: not join.open, timeout=5), "the wall's join outlived the seat"
+    closed = time.monotonic() - ended
+    guacd.wait_for_log(r"\(0 users remain\)", since=mark)
+    assert portal.broker.thumbnails.joined_leases() == set()
+    time.sleep(2.5)  # a grid reload or two later: the ended seat is not joined again
+    assert [c for c in tap.connections if c.selector == connection_id and c.open] == []
+    page.close()
+    print(f"\nseat ended → the wall's join closed in {closed:.2f} s")
