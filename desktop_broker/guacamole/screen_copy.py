@@ -26,7 +26,6 @@ import base64
 import binascii
 import contextlib
 import io
-import logging
 import socket
 import threading
 import time
@@ -34,15 +33,21 @@ import time
 from PIL import Image, UnidentifiedImageError
 
 from desktop_broker.guacamole.parameters import JOIN_SETTINGS
-from desktop_broker.recording.wire import InstructionReader, WireError, encode
+from desktop_broker.recording.wire import (
+    ClientHandshake,
+    HandshakeRefused,
+    InstructionReader,
+    WireError,
+    encode,
+    handshake,
+)
 
-log = logging.getLogger(__name__)
 HANDSHAKE_TIMEOUT = 5.0
 KEEPALIVE_SECONDS = 5.0
 """guacd drops a user silent for 15 s (GUACD_TIMEOUT); on a still screen it sends nothing to answer."""
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
-OPTIMAL_SIZE = ("1280", "800", "96")
-"""The joining user's own screen size; guacd draws the owner's size whatever a read-only joiner says."""
+JOINING_USER = ClientHandshake(size=(1280, 800, 96), image_types=IMAGE_TYPES, timezone="UTC")
+"""The joining user's own screen size is only said: guacd draws the owner's, whatever a read-only joiner asks."""
 MAX_LAYER_PIXELS = 4096 * 4096
 """A layer guacd sizes beyond this is refused: a bound on what one join may hold in memory."""
 _SRC, _OVER, _ROUT, _RATOP = 0xC, 0xE, 0x2, 0x9
@@ -122,20 +127,9 @@ class GuacdScreenCopy:
             sock = socket.create_connection(self._guacd, timeout=HANDSHAKE_TIMEOUT)
         except OSError as error:
             raise JoinFailed(f"guacd at {self._guacd[0]}:{self._guacd[1]} did not answer: {error}") from None
-        reader = InstructionReader()
-        pending: list[tuple[str, ...]] = []
         try:
-            self._send_on(sock, "select", self._connection_id)
-            args = _expect(sock, reader, pending, "args")
-            self._send_on(sock, "size", *OPTIMAL_SIZE)
-            self._send_on(sock, "audio")
-            self._send_on(sock, "video")
-            self._send_on(sock, "image", *IMAGE_TYPES)
-            self._send_on(sock, "timezone", "UTC")
-            # args[1] is guacd's protocol version; answering with it selects that version.
-            self._send_on(sock, "connect", args[1], *(JOIN_SETTINGS.get(name, "") for name in args[2:]))
-            _expect(sock, reader, pending, "ready")
-        except (OSError, WireError, JoinFailed, IndexError) as error:
+            _, reader, pending = handshake(sock, self._connection_id, JOIN_SETTINGS, JOINING_USER, HANDSHAKE_TIMEOUT)
+        except (OSError, WireError, HandshakeRefused) as error:
             sock.close()
             raise JoinFailed(f"guacd refused to join {self._connection_id}: {error}") from None
         sock.settimeout(KEEPALIVE_SECONDS)
@@ -267,22 +261,3 @@ class GuacdScreenCopy:
         else:
             layer.alpha_composite(source, at)
         self._drawn |= index == _DEFAULT_LAYER
-
-
-def _expect(
-    sock: socket.socket, reader: InstructionReader, pending: list[tuple[str, ...]], opcode: str
-) -> tuple[str, ...]:
-    """The next ``opcode`` instruction of the handshake; what came with or after it stays in ``pending``."""
-    deadline = time.monotonic() + HANDSHAKE_TIMEOUT
-    while time.monotonic() < deadline:
-        while pending:
-            instruction = pending.pop(0)
-            if instruction[0] == opcode:
-                return instruction
-            if instruction[0] == "error":
-                raise JoinFailed(" ".join(instruction[1:]))
-        data = sock.recv(1 << 20)
-        if not data:
-            raise JoinFailed("guacd closed the connection during the handshake")
-        pending += reader.feed(data)
-    raise JoinFailed(f"no {opcode!r} from guacd within {HANDSHAKE_TIMEOUT} s")
