@@ -48,9 +48,9 @@ KEEPALIVE_SECONDS = 5.0
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
 JOINING_USER = ClientHandshake(size=(1280, 800, 96), image_types=IMAGE_TYPES, timezone="UTC")
 """The joining user's own screen size is only said: guacd draws the owner's, whatever a read-only joiner asks."""
-MAX_LAYER_PIXELS = 4096 * 4096
-"""A layer guacd sizes beyond this is refused: a bound on what one join may hold in memory."""
-_SRC, _OVER, _ROUT, _RATOP = 0xC, 0xE, 0x2, 0x9
+MAX_PIXELS = 16 * 1024 * 1024
+"""All layers and buffers of one join together (64 MB); guacd sizing them beyond this ends the join."""
+_SRC, _ROUT, _RATOP = 0xC, 0x2, 0x9
 _DEFAULT_LAYER = 0
 
 
@@ -152,9 +152,10 @@ class GuacdScreenCopy:
                 syncs = [instruction[1] for instruction in instructions if instruction[0] == "sync"]
                 for timestamp in syncs:  # answered before drawing: only our reading shows as lag
                     self._send_on(sock, "sync", timestamp)
-                if syncs or time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
-                    if not syncs:
-                        self._send_on(sock, "nop")
+                if syncs:
+                    last_sent = time.monotonic()
+                elif time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
+                    self._send_on(sock, "nop")
                     last_sent = time.monotonic()
                 self._apply_all(sock, instructions)
                 try:
@@ -215,8 +216,9 @@ class GuacdScreenCopy:
         return self._layers[index]
 
     def _size(self, index: int, width: int, height: int) -> None:
-        if width * height > MAX_LAYER_PIXELS:
-            raise JoinFailed(f"guacd sized layer {index} to {width}x{height}, beyond {MAX_LAYER_PIXELS} pixels")
+        others = sum(layer.width * layer.height for kept, layer in self._layers.items() if kept != index)
+        if others + width * height > MAX_PIXELS:
+            raise JoinFailed(f"guacd sized layer {index} to {width}x{height}: the layers pass {MAX_PIXELS} pixels")
         resized = Image.new("RGBA", (width, height))
         resized.paste(self._layer(index), (0, 0))  # the protocol keeps what fits, the rest is transparent
         self._layers[index] = resized
@@ -228,7 +230,7 @@ class GuacdScreenCopy:
         try:
             image = Image.open(io.BytesIO(b"".join(base64.b64decode(blob) for blob in blobs)))
             image.load()
-        except (binascii.Error, UnidentifiedImageError, OSError) as error:
+        except (binascii.Error, UnidentifiedImageError, Image.DecompressionBombError, OSError) as error:
             raise JoinFailed(f"guacd sent an unreadable {mimetype}: {error}") from None
         opaque = "A" not in image.getbands() and "transparency" not in image.info
         self._draw(index, image.convert("RGB" if opaque else "RGBA"), mask, (x, y))
