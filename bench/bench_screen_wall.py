@@ -6,7 +6,9 @@ half of the seats change their screen once every 2 s (a key typed into the conso
 the driver's, not counted). Counted: this process (the gateway: the picture thread, its RFB connections, JPEG
 encoding, HTTP — and the bench's own HTTP clients, so an upper bound) and every seat's x11vnc (/proc). Baseline in
 the same run: what a naive wall does, one ImageMagick capture and scale (`import -window root -resize 25% jpeg:-`)
-per seat per refresh, timed over the same seats (child CPU).
+per seat per refresh, timed over the same seats (child CPU). Also timed: a tile's first picture (a new view-only
+connection, the whole screen, one JPEG). A Guacamole tile needs guacd, xrdp and a browser-launched RDP session, so
+its figures are printed by tests/gateway/seats/test_guacamole_wall.py instead.
 
     ip netns exec NS .venv/bin/python -m bench.bench_screen_wall --seats 50 --seconds 20
 """
@@ -27,9 +29,11 @@ import httpx
 from sqlmodel import Session, select
 
 from desktop_broker.pool import PooledSeat
+from desktop_broker.x11.rfb_screen_copy import ScreenCopy
 from gateway.db import make_engine
 from gateway.migrate import upgrade
 from gateway.seats.models import SeatLease
+from gateway.seats.thumbnails import FIRST_PICTURE_WAIT_SECONDS, encode
 from gateway.sessions.deps import SESSION_COOKIE
 from tests.gateway.seats.conftest import TWO_APPS_POLICY, SeatPortal, launch, seat_portal
 from tests.support.cgroups import ensure_cgroup_hierarchies
@@ -101,6 +105,19 @@ def naive_capture(seats: list[PooledSeat]) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def first_pictures(seats: list[PooledSeat]) -> list[float]:
+    """Seconds from opening a new view-only connection to a seat's first JPEG, for each seat."""
+    seconds = []
+    for seat in seats:
+        copy = ScreenCopy(seat.process.rfb_address, seat.passwords.view_only)
+        started = time.monotonic()
+        assert copy.refresh(FIRST_PICTURE_WAIT_SECONDS)
+        encode(copy)
+        seconds.append(time.monotonic() - started)
+        copy.close()
+    return sorted(seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seats", type=int, default=50)
@@ -131,6 +148,7 @@ def main() -> None:
         seats = [seat for lease in leases if (seat := pool.get(lease.seat_id)) is not None]
         assert len(seats) == args.seats, f"{len(seats)} seats running of {args.seats}"
         time.sleep(3)  # the consoles finish drawing
+        firsts = first_pictures(seats)
         phase(portal, [cookie], ids, seats, REFRESH_SECONDS * 2)  # first pictures, connections opened
         thumbnails = portal.broker.thumbnails
         reader = (thumbnails.cpu_seconds, thumbnails.refreshes)
@@ -162,6 +180,8 @@ def main() -> None:
         print(f"  baseline, a capture + scale per seat per refresh (ImageMagick import): {naive_ms:.1f} ms "
               f"per seat per refresh, {naive / REFRESH_SECONDS * 100:.0f} % of a core per supervisor; ours "
               f"{reader_ms:.2f} ms per seat refresh ({naive_ms / max(reader_ms, 1e-3):.0f}x less)")  # fmt: skip
+        print(f"  first picture of a tile (connect, whole screen, JPEG): p50 {firsts[len(firsts) // 2] * 1000:.0f} ms, "
+              f"max {firsts[-1] * 1000:.0f} ms over {len(firsts)} seats")  # fmt: skip
         portal.broker.thumbnails.stop()
 
 

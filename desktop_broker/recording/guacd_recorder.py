@@ -20,7 +20,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from desktop_broker.recording.wire import InstructionReader, WireError, encode
+from desktop_broker.recording.wire import (
+    ClientHandshake,
+    HandshakeRefused,
+    InstructionReader,
+    WireError,
+    encode,
+    handshake,
+)
 
 log = logging.getLogger(__name__)
 HANDSHAKE_TIMEOUT = 10.0
@@ -82,18 +89,13 @@ class GuacdRecorder:
         except OSError as error:
             raise RecorderFailed(f"guacd at {self._address[0]}:{self._address[1]} did not answer: {error}") from None
         self._socket = sock
+        target = self.target
+        client = ClientHandshake(size=(target.width, target.height, 96), image_types=("image/png",))
         try:
-            self._send("select", "vnc")
-            args = self._expect("args")
-            values = self.target.parameters()
-            self._send("size", str(self.target.width), str(self.target.height), "96")
-            self._send("audio")
-            self._send("video")
-            self._send("image", "image/png")
-            # args[1] is guacd's protocol version; answering with it selects that version.
-            self._send("connect", args[1], *(values.get(name, "") for name in args[2:]))
-            self.connection_id = self._expect("ready")[1]
-        except (OSError, WireError, RecorderFailed, IndexError) as error:
+            self.connection_id, self._reader, self._pending = handshake(
+                sock, "vnc", target.parameters(), client, HANDSHAKE_TIMEOUT
+            )
+        except (OSError, WireError, HandshakeRefused) as error:
             sock.close()
             self.closed.set()
             raise RecorderFailed(f"guacd refused the recording connection: {error}") from None
@@ -119,22 +121,6 @@ class GuacdRecorder:
         assert self._socket is not None
         with self._send_lock:
             self._socket.sendall(encode(*elements))
-
-    def _expect(self, opcode: str) -> tuple[str, ...]:
-        assert self._socket is not None
-        deadline = time.monotonic() + HANDSHAKE_TIMEOUT
-        while time.monotonic() < deadline:
-            while self._pending:
-                instruction = self._pending.pop(0)
-                if instruction[0] == opcode:
-                    return instruction
-                if instruction[0] == "error":
-                    raise RecorderFailed(" ".join(instruction[1:]))
-            data = self._socket.recv(65536)
-            if not data:
-                raise RecorderFailed("guacd closed the connection during the handshake")
-            self._pending += self._reader.feed(data)
-        raise RecorderFailed(f"no {opcode!r} from guacd within {HANDSHAKE_TIMEOUT} s")
 
     def _pump(self) -> None:
         """Answer syncs, send keep-alives, until guacd closes the connection."""

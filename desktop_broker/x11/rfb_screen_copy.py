@@ -9,6 +9,10 @@ refreshes: an incremental request is answered when something changed, so a still
 import select
 import socket
 import struct
+import time
+from typing import cast
+
+from PIL import Image
 
 from desktop_broker.x11.rfb_probe import RFB_VERSION, vnc_auth_response
 from desktop_broker.x11.spec import RfbAddress
@@ -33,13 +37,16 @@ class ScreenCopy:
         self._asked = False
         self.width = self.height = 0
         self.frame = bytearray()
+        self.cpu_seconds = 0.0
+        """CPU time spent reading updates (the wall's cost of this seat, beside the encoding)."""
 
     def refresh(self, wait: float = 0.0) -> bool:
         """Apply what changed since the last refresh (waiting up to ``wait`` s for it); True if anything did."""
-        if self._sock is None:
-            self._connect()
-        assert self._sock is not None
+        started = time.thread_time()
         try:
+            if self._sock is None:
+                self._connect()
+            assert self._sock is not None
             if not self._asked:
                 self._sock.sendall(struct.pack(">BBHHHH", 3, 1, 0, 0, self.width, self.height))
                 self._asked = True
@@ -50,6 +57,13 @@ class ScreenCopy:
         except (OSError, struct.error, ScreenCopyFailed) as error:
             self.close()
             raise ScreenCopyFailed(f"{self._address}: {error}") from error
+        finally:
+            self.cpu_seconds += time.thread_time() - started
+
+    def reduced(self, factor: int) -> Image.Image:
+        """The screen reduced ``factor`` times, as RGB."""
+        frame = cast(bytes, self.frame)  # Pillow reads any buffer; a copy of 4 MB per picture would be waste
+        return Image.frombuffer("RGB", (self.width, self.height), frame, "raw", "BGRX", 0, 1).reduce(factor)
 
     def close(self) -> None:
         if self._sock is not None:

@@ -128,12 +128,11 @@ def nftables(settings: Settings) -> Finding:
 
 def guacd(settings: Settings) -> Finding:
     """Open guacd's port and start its handshake (``select``): only guacd answers with an ``args`` instruction."""
-    address = settings.seats.guacd_address
-    if address is None:
+    address, guacd_socket = settings.seats.guacd_address, settings.seats.guacd()
+    if address is None or guacd_socket is None:
         return skipped("guacd", "seats.guacd_address not set: Guacamole apps are not checked")
-    host, _, port = address.rpartition(":")
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_SECONDS) as sock:
+        with socket.create_connection(guacd_socket, timeout=PROBE_TIMEOUT_SECONDS) as sock:
             sock.sendall(b"6.select,3.vnc;")
             answer = sock.recv(64)
     except OSError as error:

@@ -39,7 +39,7 @@ from gateway.seats import service
 from gateway.seats.endings import VIEW_ENDED, EndingSignal
 from gateway.seats.errors import GuacamoleUnavailable, NoSeatFree
 from gateway.seats.launch_store import DbLaunchStore
-from gateway.seats.models import SeatEndReason, SeatLease
+from gateway.seats.models import SeatEndReason, SeatLease, SeatLeaseState
 from gateway.seats.recordings import StorageAlarm
 from gateway.seats.screen_recorder import SeatRecorders
 from gateway.seats.settings import RecordingSettings, SeatSettings
@@ -262,14 +262,28 @@ class SeatBroker:
         return ended
 
     def screen_thumbnail(self, db: Session, agent: HomeSession) -> bytes | None:
-        """Supervision's screen wall: a small JPEG of the agent's X11 seat on this node; None when none runs here."""
-        if self.pool is None:
-            return None
+        """Supervision's screen wall: a small JPEG of the agent's seat launched on this node — an X11 seat of its pool,
+        or a Guacamole seat whose guacd connection is up (read through ``seats.guacd_address``); None otherwise."""
         for lease in service.live_leases_of(db, agent.id, self.node):
-            seat = self.pool.get(lease.seat_id) if lease.backend == "x11" else None
-            if seat is not None and seat.holder == lease.id:
-                return self.thumbnails.picture(seat)
+            if lease.backend == "x11" and self.pool is not None:
+                seat = self.pool.get(lease.seat_id)
+                if seat is not None and seat.holder == lease.id:
+                    return self.thumbnails.picture(seat)
+            elif lease.backend == "guacamole" and lease.state is SeatLeaseState.CONNECTED and lease.connection_id:
+                guacd = self.settings.guacd()
+                if guacd is not None:
+                    return self.thumbnails.joined_picture(guacd, lease.id, lease.connection_id)
         return None
+
+    def end_stale_joins(self) -> None:
+        """Close the screen wall's joins of Guacamole connections whose lease ended or moved to another connection
+        (the ``seats.pool`` worker's every pass: at once on this node's ``seat.ended``, else within its interval)."""
+        if not self.thumbnails.joined_leases():
+            return
+        with session_scope(self.engine) as db:
+            leases = service.live_leases(db, self.node)
+            live = {(lease.id, lease.connection_id) for lease in leases if lease.backend == "guacamole"}
+        self.thumbnails.keep_joins({(lease_id, connection) for lease_id, connection in live if connection})
 
     def stop(self) -> None:
         self.thumbnails.stop()

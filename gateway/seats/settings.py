@@ -64,13 +64,21 @@ class SeatSettings(BaseModel):
     seat_viewer_dir: Path = _REPO / "deploy/seat-viewer/dist"
     """The seat pages' noVNC bundle and its ``manifest.json``, built at install time (``deploy/seat-viewer``)."""
     guacd_address: str | None = None
-    """guacd's ``host:port`` as guacamole-lite reaches it (its GUACD_HOST/GUACD_PORT); only `sohogw config check`
-    reads it, to say whether guacd answers."""
+    """guacd's ``host:port`` as guacamole-lite reaches it (its GUACD_HOST/GUACD_PORT): the guacd that holds the
+    seats' live connections. The screen wall joins them there read-only for its pictures (none without it);
+    `sohogw config check` says whether guacd answers."""
     call_state_root: Path | None = Path("/run/sohogw/seat-calls")
     """Each seat's call-state file, ``<root>/<seat id>/call-state.json`` (readable only by the seat's user),
     which the broker keeps equal to the holder's customer calls; None: the app simulates calls itself."""
 
     recording: RecordingSettings = Field(default_factory=RecordingSettings)
+
+    def guacd(self) -> tuple[str, int] | None:
+        """``guacd_address`` as a socket address, or None when it is not set."""
+        if self.guacd_address is None:
+            return None
+        host, _, port = self.guacd_address.rpartition(":")
+        return host.strip("[]"), int(port)
 
     @field_validator("guacamole_websocket_url")
     @classmethod

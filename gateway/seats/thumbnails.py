@@ -1,11 +1,13 @@
-"""Small pictures of this node's seats for the supervisors' screen wall: ONE view-only RFB connection per seat,
-however many supervisors look.
+"""Small pictures of this node's seats for the supervisors' screen wall: ONE view-only connection per seat, however
+many supervisors look — an RFB connection to an X11 seat's x11vnc (view-only password), a read-only join of a
+Guacamole seat's live guacd connection.
 
 One background thread refreshes, every ``interval`` seconds, only the seats somebody asked for in the last
 ``DEMAND_SECONDS``; a still screen costs a ``select`` (x11vnc answers an incremental request only when something
-changed), a changed one a raw update and one JPEG of the screen reduced ``SCALE`` times. Every supervisor gets the
-same bytes. A seat handed to another person gets a new connection (the key is the seat and its holder), so nobody
-sees the previous holder's last picture. When nobody asks any more, the connections close and the thread ends.
+changed; a guacd join's own thread has applied what guacd sent), a changed one one JPEG of the screen reduced
+``SCALE`` times. Every supervisor gets the same bytes. A seat handed to another person gets a new connection (the
+key is the X11 seat and its holder, or the Guacamole lease and its guacd connection), so nobody sees the previous
+holder's last picture. When nobody asks any more, the connections close and the thread ends.
 """
 
 import io
@@ -14,10 +16,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Protocol
 
 from PIL import Image
 
+from desktop_broker.guacamole.screen_copy import GuacdScreenCopy, JoinFailed
 from desktop_broker.pool import PooledSeat
 from desktop_broker.x11.rfb_screen_copy import ScreenCopy, ScreenCopyFailed
 
@@ -30,27 +33,40 @@ DEMAND_SECONDS = 30.0
 FIRST_PICTURE_WAIT_SECONDS = 2.0
 
 
+class ScreenSource(Protocol):
+    """A seat's screen kept up to date over one view-only connection (`ScreenCopy`, `GuacdScreenCopy`)."""
+
+    cpu_seconds: float
+    """CPU time it spent reading the screen so far, in whichever thread."""
+
+    def refresh(self, wait: float = 0.0) -> bool: ...
+
+    def reduced(self, factor: int) -> Image.Image: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class _Tile:
-    copy: ScreenCopy
+    copy: ScreenSource
     asked_at: float
     jpeg: bytes | None = None
+    cpu_counted: float = 0.0
+    """The copy's ``cpu_seconds`` already added to the total."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def encode(copy: ScreenCopy) -> bytes:
+def encode(copy: ScreenSource) -> bytes:
     """The copy's screen reduced ``SCALE`` times, as JPEG."""
-    frame = cast(bytes, copy.frame)  # Pillow reads any buffer; a copy of 4 MB per picture would be waste
-    image = Image.frombuffer("RGB", (copy.width, copy.height), frame, "raw", "BGRX", 0, 1).reduce(SCALE)
     out = io.BytesIO()
-    image.save(out, "JPEG", quality=JPEG_QUALITY)
+    copy.reduced(SCALE).save(out, "JPEG", quality=JPEG_QUALITY)
     return out.getvalue()
 
 
 class SeatThumbnails:
     def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._interval, self._clock = interval, clock
-        self._tiles: dict[tuple[str, str], _Tile] = {}
+        self._tiles: dict[tuple[str, str, str], _Tile] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
@@ -59,14 +75,22 @@ class SeatThumbnails:
         """CPU time spent reading and encoding pictures (this class's own cost, for the bench and metrics)."""
 
     def picture(self, seat: PooledSeat) -> bytes | None:
-        """The seat's latest picture (JPEG), or None when it cannot be read now; keeps it refreshed for a while."""
+        """The X11 seat's latest picture (JPEG), or None when it cannot be read now; keeps it refreshed a while."""
         if seat.holder is None:
             return None
-        key = (seat.seat_id, seat.holder)
+        address, password = seat.process.rfb_address, seat.passwords.view_only
+        return self._picture(("x11", seat.seat_id, seat.holder), lambda: ScreenCopy(address, password))
+
+    def joined_picture(self, guacd: tuple[str, int], lease_id: str, connection_id: str) -> bytes | None:
+        """The Guacamole seat's latest picture (JPEG) through a read-only join of its guacd connection, or None when
+        it cannot be read now; keeps it refreshed a while."""
+        return self._picture(("guacamole", lease_id, connection_id), lambda: GuacdScreenCopy(guacd, connection_id))
+
+    def _picture(self, key: tuple[str, str, str], connect: Callable[[], ScreenSource]) -> bytes | None:
         with self._lock:
             tile = self._tiles.get(key)
             if tile is None:
-                tile = self._tiles[key] = _Tile(ScreenCopy(seat.process.rfb_address, seat.passwords.view_only), 0.0)
+                tile = self._tiles[key] = _Tile(connect(), 0.0)
             tile.asked_at = self._clock()
             if not self._stopped.is_set() and (self._thread is None or not self._thread.is_alive()):
                 self._thread = threading.Thread(target=self._run, name="seat-thumbnails", daemon=True)
@@ -74,6 +98,21 @@ class SeatThumbnails:
         if tile.jpeg is None:
             self._sample(tile, FIRST_PICTURE_WAIT_SECONDS)
         return tile.jpeg
+
+    def joined_leases(self) -> set[tuple[str, str]]:
+        """(lease id, guacd connection id) of every Guacamole seat joined now."""
+        with self._lock:
+            return {(lease_id, connection_id) for kind, lease_id, connection_id in self._tiles if kind == "guacamole"}
+
+    def keep_joins(self, live: set[tuple[str, str]]) -> None:
+        """Close the joins of Guacamole connections not in ``live`` (lease id, connection id) at once: guacd keeps a
+        connection while any user is joined, so a join left open would keep the RDP session of an ended lease."""
+        with self._lock:
+            ended = [key for key in self._tiles if key[0] == "guacamole" and key[1:] not in live]
+            tiles = [self._tiles.pop(key) for key in ended]
+        for tile in tiles:
+            with tile.lock:
+                tile.copy.close()
 
     def connections(self) -> int:
         """Open upstream connections (one per seat being looked at)."""
@@ -90,14 +129,17 @@ class SeatThumbnails:
 
     def _sample(self, tile: _Tile, wait: float) -> None:
         with tile.lock:
-            started = time.thread_time()
             try:
-                if tile.copy.refresh(wait):
-                    tile.jpeg = encode(tile.copy)
-            except (ScreenCopyFailed, OSError) as error:  # a seat going away: its tile is dropped when unasked
+                changed = tile.copy.refresh(wait)
+            except (ScreenCopyFailed, JoinFailed, OSError) as error:  # a seat going away: dropped when unasked
                 log.info("seat picture unreadable: %s", error)
+                changed = False
+            started = time.thread_time()
+            if changed:
+                tile.jpeg = encode(tile.copy)
             self.refreshes += 1
-            self.cpu_seconds += time.thread_time() - started
+            read, tile.cpu_counted = tile.copy.cpu_seconds - tile.cpu_counted, tile.copy.cpu_seconds
+            self.cpu_seconds += read + time.thread_time() - started
 
     def _run(self) -> None:
         while not self._stopped.wait(self._interval):

@@ -2,8 +2,9 @@
 
 ``seats.pool`` keeps this node's seat pool matching the leases: at once when a lease or a session ends (the seat is
 stopped and wiped; a session's leases are ended first), when a call state changes or a seat is assigned (the seat's
-call-state file is rewritten), and every few seconds as the safety net (dead, orphaned and missing warm seats). Its
-first pass ends whatever an earlier life of the gateway left behind. ``seats.limits`` ends seats that ran idle, too
+call-state file is rewritten), and every few seconds as the safety net (dead, orphaned and missing warm seats); each
+pass also closes the screen wall's joins of Guacamole leases that ended. Its first pass ends whatever an earlier life
+of the gateway left behind. ``seats.limits`` ends seats that ran idle, too
 long or unreconnected, and those whose session is no longer live. ``seats.recordings`` starts, stops, seals and
 purges this node's screen recordings, at once when a seat ends, a call state changes or a seat is assigned.
 """
@@ -74,6 +75,7 @@ class SeatPoolWorker(Worker[PoolPass, None]):
             self.broker.reconcile()
         for session_id in desired.fed_sessions:
             self.broker.feed_call_state(session_id)
+        self.broker.end_stale_joins()
 
     def stop(self) -> None:
         self.broker.stop()

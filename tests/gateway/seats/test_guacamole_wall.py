@@ -1,20 +1,26 @@
 """A supervisor watches an agent's RDP seat from the wall: a read-only join of the live guacd connection, proven in
 Chromium against the REAL guacd and xrdp — same pixels, none of the watcher's clicks or keys reach the seat, the agent
-is told, and the watch is audited from start to the socket closing.
+is told, and the watch is audited from start to the socket closing. The screen wall's small picture of the seat comes
+from the gateway's own read-only join (`GuacdScreenCopy`), made through the wire tap so that what it sends is seen.
 """
 
+import io
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Frame, Page
+from PIL import Image, ImageChops, ImageStat
+from playwright.sync_api import Browser, BrowserContext, Frame, Page, expect
 from sqlmodel import Session, col, select
 
+from desktop_broker.guacamole.screen_copy import GuacdScreenCopy
 from gateway.audit.models import AuditEvent
 from gateway.clock import utcnow
 from gateway.db import session_scope
-from gateway.seats.models import LaunchToken
+from gateway.seats.models import LaunchToken, SeatEndReason, SeatLease, SeatLeaseState
+from gateway.seats.service import end_seat
+from gateway.seats.thumbnails import SCALE, encode
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.supervision.models import ScreenWatch
 from gateway.supervision.monitoring import end_watch
@@ -29,7 +35,9 @@ from tests.gateway.seats.conftest import SeatPortal, browser_context
 from tests.gateway.seats.test_guacamole_from_portal import (  # noqa: F401
     CANVAS_PIXELS,
     SAMPLES,
+    SCREEN,
     agent_connection,
+    lease_of,
     node,
     open_app,
     portal,
@@ -204,3 +212,173 @@ def test_stopping_the_watch_closes_the_join_within_one_second(
     print(f"\nwatch stopped → supervisor's join closed in {closed:.2f} s")
     assert closed <= 1.0
     assert agent_page.evaluate("window.guacamoleState") == 3  # the agent's own connection goes on
+
+
+FIELD = (400, 100, 1100, 220)
+"""Around the Customer Console's first field, where the agent types (its click lands at 700, 160)."""
+
+
+@pytest.fixture(scope="module")
+def wall_joins(portal: SeatPortal, tap: GuacdTap) -> Iterator[None]:  # noqa: F811
+    """The gateway's guacd is the tap in front of the real one: the wall's joins go through it, so it sees them."""
+    portal.broker.settings.guacd_address = f"127.0.0.1:{tap.port}"
+    try:
+        yield
+    finally:
+        portal.broker.settings.guacd_address = None
+
+
+def live_connection_id(portal: SeatPortal) -> str:  # noqa: F811
+    assert until(lambda: lease_of(portal, "agent1").state is SeatLeaseState.CONNECTED, 10)
+    connection_id = lease_of(portal, "agent1").connection_id
+    assert connection_id is not None and connection_id.startswith("$")
+    return connection_id
+
+
+def seat_picture(host: RdpHost) -> Image.Image:
+    """What the RDP session's own X display shows."""
+    return Image.frombytes("RGB", SCREEN, host.screen_rgb(*SCREEN))
+
+
+def differs_by(picture: Image.Image, expected: Image.Image, box: tuple[int, int, int, int] | None = None) -> float:
+    """The mean difference per channel (0-255) of two pictures, or of one region of them."""
+    if box is not None:
+        picture, expected = picture.crop(box), expected.crop(box)
+    return max(ImageStat.Stat(ImageChops.difference(picture, expected)).mean)
+
+
+def agent_types_into_the_app(agent_page: Page, host: RdpHost) -> None:
+    """The agent clicks the app's field in their own page and types, until the seat's screen shows it (keys sent
+    before the click's focus arrived go nowhere, more often on a loaded machine)."""
+    field = seat_picture(host).crop(FIELD).tobytes()
+    stage = agent_page.query_selector("#screen canvas")
+    assert stage is not None
+    box = stage.bounding_box()
+    assert box is not None
+    deadline = time.monotonic() + 15
+    while seat_picture(host).crop(FIELD).tobytes() == field and time.monotonic() < deadline:
+        agent_page.mouse.click(box["x"] + 700, box["y"] + 160)
+        agent_page.keyboard.type("4711")
+        time.sleep(0.7)
+    assert seat_picture(host).crop(FIELD).tobytes() != field, "the agent's keys did not reach the seat"
+
+
+def test_the_wall_join_copies_the_rdp_seats_screen_and_sends_it_nothing_but_frame_answers(
+    portal: SeatPortal,  # noqa: F811
+    guacd: RealGuacd,  # noqa: F811
+    tap: GuacdTap,  # noqa: F811
+    rdp_host: RdpHost,  # noqa: F811
+    agent_page: Page,
+    wall_joins: None,
+) -> None:
+    connection_id = live_connection_id(portal)
+    where = pointer(rdp_host).split()[:2]  # x:… y:… (the window under it may change as the app draws)
+    mark, before = guacd.mark(), len(tap.connections)
+    copy = GuacdScreenCopy(("127.0.0.1", tap.port), connection_id)
+    try:
+        started = time.monotonic()
+        assert copy.refresh(5.0), "no picture of the seat within 5 s"
+        first_picture = time.monotonic() - started
+        guacd.wait_for_log(r"joined connection .*\(2 users now present\)", since=mark)
+        assert (copy.width, copy.height) == SCREEN
+        assert until(lambda: differs_by(copy.reduced(1), seat_picture(rdp_host)) <= 3, 10), "not the seat's screen"
+        time.sleep(1.0)
+        assert pointer(rdp_host).split()[:2] == where, "the join moved the seat's pointer"
+        idle_cpu, idle_from = copy.cpu_seconds, time.monotonic()
+        time.sleep(4.0)
+        idle_cpu, idle_seconds = copy.cpu_seconds - idle_cpu, time.monotonic() - idle_from
+
+        field_before = copy.reduced(1).crop(FIELD).tobytes()
+        busy_cpu, busy_from = copy.cpu_seconds, time.monotonic()
+        agent_types_into_the_app(agent_page, rdp_host)  # the agent's own input goes on while the wall looks
+        assert until(lambda: differs_by(copy.reduced(1), seat_picture(rdp_host), FIELD) <= 6, 10)
+        busy_cpu, busy_seconds = copy.cpu_seconds - busy_cpu, time.monotonic() - busy_from
+        assert copy.reduced(1).crop(FIELD).tobytes() != field_before, "the picture did not follow the seat"
+        assert copy.refresh(0.0)
+        encoding = time.thread_time()
+        encode(copy)
+        encoding = time.thread_time() - encoding
+    finally:
+        copy.close()
+    (joined,) = [c for c in tap.since(before) if c.selector == connection_id]
+    assert (joined.parameters["read-only"], joined.parameters["disable-paste"]) == ("true", "true")
+    assert joined.handshake["image"] == ("image/png", "image/jpeg", "image/webp")
+    assert "sync" in joined.opcodes_after_ready()
+    assert set(joined.opcodes_after_ready()) <= {"sync", "nop", "disconnect"}
+    assert tap.wait_for(lambda: not joined.open, timeout=5), "the join stayed open after close"
+    print(
+        f"\nguacamole tile: first picture {first_picture * 1000:.0f} ms after the join began; reading "
+        f"{idle_cpu / idle_seconds * 2000:.2f} ms CPU per 2 s refresh on a still screen, "
+        f"{busy_cpu / busy_seconds * 2000:.2f} ms while the agent typed; one JPEG {encoding * 1000:.2f} ms"
+    )
+
+
+def screen_wall(portal: SeatPortal, supervisor: BrowserContext) -> Page:  # noqa: F811
+    page = supervisor.new_page()
+    page.goto(portal.base_url + "/supervision/wall")
+    page.check("#wall-screens")
+    return page
+
+
+def test_the_screen_wall_shows_the_rdp_seat_through_one_join_for_every_page(
+    portal: SeatPortal,  # noqa: F811
+    tap: GuacdTap,  # noqa: F811
+    rdp_host: RdpHost,  # noqa: F811
+    agent_page: Page,
+    supervisor: BrowserContext,
+    wall_joins: None,
+) -> None:
+    connection_id = live_connection_id(portal)
+    before = len(tap.connections)
+    first, second = screen_wall(portal, supervisor), screen_wall(portal, supervisor)
+    for page in (first, second):
+        figure = page.locator("#screen-grid figure[data-login='agent1']")
+        expect(figure).to_have_attribute("data-picture", "shown", timeout=20_000)
+    image = first.locator("#screen-grid figure[data-login='agent1'] img")
+    assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [SCREEN[0] // SCALE, SCREEN[1] // SCALE]
+    answer = supervisor.request.get(portal.base_url + str(image.get_attribute("src")))
+    assert answer.ok and answer.headers["content-type"] == "image/jpeg"
+    picture = Image.open(io.BytesIO(answer.body())).convert("RGB")
+    assert max(ImageStat.Stat(picture).stddev) > 10, "the tile is blank"
+    assert differs_by(picture, seat_picture(rdp_host).reduce(SCALE)) <= 8, "the tile is not the seat's screen"
+    assert len([c for c in tap.since(before) if c.selector == connection_id]) == 1
+    assert portal.broker.thumbnails.connections() == 1
+    with Session(portal.engine) as db:
+        starts = db.exec(
+            select(AuditEvent).where(AuditEvent.action == "supervision.watch.start", AuditEvent.target == "agent1")
+        ).all()
+    assert any('"grid": true' in event.detail and event.actor == "sup1" for event in starts)
+    first.close()
+    second.close()
+
+
+def test_the_walls_join_ends_with_the_seat_so_guacd_keeps_no_rdp_session_for_it(
+    portal: SeatPortal,  # noqa: F811
+    guacd: RealGuacd,  # noqa: F811
+    tap: GuacdTap,  # noqa: F811
+    agent_page: Page,
+    supervisor: BrowserContext,
+    wall_joins: None,
+) -> None:
+    """Last in this module: it ends agent1's seat. guacd keeps a connection while any user is joined, so the wall's
+    join must end with the lease, not once the grid has stopped asking (30 s later), while the grid still looks."""
+    connection_id = live_connection_id(portal)
+    page = screen_wall(portal, supervisor)
+    expect(page.locator("#screen-grid figure[data-login='agent1']")).to_have_attribute(
+        "data-picture", "shown", timeout=20_000
+    )
+    (join,) = [c for c in tap.connections if c.selector == connection_id and c.open]
+    mark = guacd.mark()
+    with session_scope(portal.engine) as db:
+        lease = db.get(SeatLease, lease_of(portal, "agent1").id)
+        assert lease is not None
+        end_seat(db, lease, SeatEndReason.IDLE, utcnow())
+    ended = time.monotonic()
+    assert tap.wait_for(lambda: not join.open, timeout=5), "the wall's join outlived the seat"
+    closed = time.monotonic() - ended
+    guacd.wait_for_log(r"\(0 users remain\)", since=mark)
+    assert portal.broker.thumbnails.joined_leases() == set()
+    time.sleep(2.5)  # a grid reload or two later: the ended seat is not joined again
+    assert [c for c in tap.connections if c.selector == connection_id and c.open] == []
+    page.close()
+    print(f"\nseat ended → the wall's join closed in {closed:.2f} s")

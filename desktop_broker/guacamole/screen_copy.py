@@ -1,0 +1,265 @@
+"""A copy of a Guacamole seat's screen kept over one read-only join of its live guacd connection: the supervisors'
+screen wall reads it, as it reads an X11 seat through `desktop_broker.x11.rfb_screen_copy.ScreenCopy`.
+
+The join is made straight to guacd (``select`` the seat's ``$…`` connection id, the handshake, ``connect`` with
+`JOIN_SETTINGS`: ``read-only=true`` and ``disable-paste=true``), so guacd registers no keyboard, pointer,
+clipboard, file or size handler for it (``src/protocols/rdp/user.c``), and this client sends nothing but its
+handshake answers, ``sync`` (the frame answer), ``nop`` (keep-alive) and a final ``disconnect`` — the allow-list
+server.js applies to a supervisor's join (``lib/view-only.js``). No input can leave it: view-only twice, as the RFB
+copy is.
+
+What guacd sends is applied to the default layer (0) and to every buffer and layer a ``copy`` may read from:
+``size``, ``img`` + ``blob`` + ``end`` streams (PNG, JPEG and WebP: what Pillow decodes, advertised so that guacd
+keeps the encodings it already uses for the agent, as it encodes once for all users of a connection), ``copy``,
+``rect`` + ``cfill`` and ``dispose``; ``cursor``, ``mouse``, audio and the rest only matter to a person looking,
+and are skipped. guacd 1.6.0's display code (``src/libguac/display*.c``) uses only the compositing modes OVER
+(drawing), SRC, ROUT and RATOP (clearing); any other is drawn as OVER.
+
+A reader thread answers every ``sync`` as soon as it has read it and applies the frame: guacd paces the frames and
+picks the image quality of the whole connection — the agent's too — by its slowest user's answers
+(``guac_client_get_processing_lag``), so a join that answered only when the wall asks (every ~2 s) would slow the
+agent's screen. It costs one decode of each update while somebody looks, and two layer-sized RGBA images (the
+default layer and guacd's copy of its last frame): 8 MB at 1280x800.
+"""
+
+import base64
+import binascii
+import contextlib
+import io
+import socket
+import threading
+import time
+
+from PIL import Image, UnidentifiedImageError
+
+from desktop_broker.guacamole.parameters import JOIN_SETTINGS
+from desktop_broker.recording.wire import (
+    ClientHandshake,
+    HandshakeRefused,
+    InstructionReader,
+    WireError,
+    encode,
+    handshake,
+)
+
+HANDSHAKE_TIMEOUT = 5.0
+KEEPALIVE_SECONDS = 5.0
+"""guacd drops a user silent for 15 s (GUACD_TIMEOUT); on a still screen it sends nothing to answer."""
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
+JOINING_USER = ClientHandshake(size=(1280, 800, 96), image_types=IMAGE_TYPES, timezone="UTC")
+"""The joining user's own screen size is only said: guacd draws the owner's, whatever a read-only joiner asks."""
+MAX_PIXELS = 16 * 1024 * 1024
+"""All layers and buffers of one join together (64 MB); guacd sizing them beyond this ends the join."""
+_SRC, _ROUT, _RATOP = 0xC, 0x2, 0x9
+_DEFAULT_LAYER = 0
+
+
+class JoinFailed(Exception):
+    """guacd refused the join or ended it (the seat's connection closed); the next refresh joins again."""
+
+
+class GuacdScreenCopy:
+    """The latest picture of one Guacamole seat's screen (its default layer)."""
+
+    def __init__(self, guacd: tuple[str, int], connection_id: str) -> None:
+        if not connection_id.startswith("$"):
+            raise ValueError(f"{connection_id!r} is not a guacd connection id (they start with '$')")
+        self._guacd, self._connection_id = guacd, connection_id
+        self._sock: socket.socket | None = None
+        self._send_lock = threading.Lock()
+        self._frame = threading.Condition()
+        """Guards the layers and the frame count; notified at each ``sync``."""
+        self._layers: dict[int, Image.Image] = {}
+        self._streams: dict[str, tuple[int, int, str, int, int, list[str]]] = {}
+        self._path: dict[int, tuple[int, int, int, int]] = {}
+        self._frames = self._frames_seen = 0
+        self._drawn = False
+        self._failure: str | None = None
+        self.cpu_seconds = 0.0
+        """CPU time the reader thread spent decoding and drawing (the wall's cost of this seat)."""
+
+    @property
+    def width(self) -> int:
+        return self._layers[_DEFAULT_LAYER].width if _DEFAULT_LAYER in self._layers else 0
+
+    @property
+    def height(self) -> int:
+        return self._layers[_DEFAULT_LAYER].height if _DEFAULT_LAYER in self._layers else 0
+
+    def refresh(self, wait: float = 0.0) -> bool:
+        """Whether the picture changed since the last refresh (waiting up to ``wait`` s for a new frame)."""
+        if self._sock is None:
+            self._join()
+        with self._frame:
+            self._frame.wait_for(lambda: self._frames > self._frames_seen or self._failure is not None, wait)
+            if self._failure is not None:
+                failure = self._failure
+                self._close_locked()
+                raise JoinFailed(f"{self._connection_id}: {failure}")
+            changed = self._frames > self._frames_seen and self._drawn
+            self._frames_seen, self._drawn = self._frames, False
+            return changed and _DEFAULT_LAYER in self._layers
+
+    def reduced(self, factor: int) -> Image.Image:
+        """The screen reduced ``factor`` times, as RGB (a transparent layer shows black, as on a blank canvas)."""
+        with self._frame:
+            layer = self._layers[_DEFAULT_LAYER].reduce(factor)
+        return layer.convert("RGB")
+
+    def close(self) -> None:
+        with self._frame:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            # guacd notices a closed socket only at its next write to it; disconnect ends the user at once.
+            with contextlib.suppress(OSError):
+                self._send_on(sock, "disconnect")
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self._layers, self._streams, self._path = {}, {}, {}
+        self._failure = None
+
+    def _join(self) -> None:
+        try:
+            sock = socket.create_connection(self._guacd, timeout=HANDSHAKE_TIMEOUT)
+        except OSError as error:
+            raise JoinFailed(f"guacd at {self._guacd[0]}:{self._guacd[1]} did not answer: {error}") from None
+        try:
+            _, reader, pending = handshake(sock, self._connection_id, JOIN_SETTINGS, JOINING_USER, HANDSHAKE_TIMEOUT)
+        except (OSError, WireError, HandshakeRefused) as error:
+            sock.close()
+            raise JoinFailed(f"guacd refused to join {self._connection_id}: {error}") from None
+        sock.settimeout(KEEPALIVE_SECONDS)
+        self._sock, self._failure = sock, None
+        self._frames = self._frames_seen = 0
+        threading.Thread(
+            target=self._read, args=(sock, reader, pending), name=f"guacd-join-{self._connection_id}", daemon=True
+        ).start()
+
+    def _send_on(self, sock: socket.socket, *elements: str) -> None:
+        with self._send_lock:
+            sock.sendall(encode(*elements))
+
+    def _read(self, sock: socket.socket, reader: InstructionReader, pending: list[tuple[str, ...]]) -> None:
+        """Answer syncs, keep the connection alive and apply the frames, until guacd or `close` ends it."""
+        last_sent = time.monotonic()
+        instructions = pending
+        try:
+            while True:
+                syncs = [instruction[1] for instruction in instructions if instruction[0] == "sync"]
+                for timestamp in syncs:  # answered before drawing: only our reading shows as lag
+                    self._send_on(sock, "sync", timestamp)
+                if syncs:
+                    last_sent = time.monotonic()
+                elif time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
+                    self._send_on(sock, "nop")
+                    last_sent = time.monotonic()
+                self._apply_all(sock, instructions)
+                try:
+                    data = sock.recv(1 << 20)
+                except TimeoutError:
+                    instructions = []  # a still screen: only the keep-alive is due
+                    continue
+                if not data:
+                    raise JoinFailed("guacd closed the connection")
+                instructions = reader.feed(data)
+        except (OSError, WireError, JoinFailed, ValueError, IndexError) as error:
+            with self._frame:
+                if self._sock is sock:
+                    self._failure = str(error)
+                self._frame.notify_all()
+
+    def _apply_all(self, sock: socket.socket, instructions: list[tuple[str, ...]]) -> None:
+        started = time.thread_time()
+        with self._frame:
+            if self._sock is not sock:
+                raise JoinFailed("closed")
+            for instruction in instructions:
+                opcode = instruction[0]
+                if opcode == "sync":
+                    self._frames += 1
+                    self._frame.notify_all()
+                elif opcode in ("error", "disconnect"):
+                    raise JoinFailed(f"guacd ended the join: {' '.join(instruction)}")
+                else:
+                    self._apply(opcode, instruction[1:])
+        self.cpu_seconds += time.thread_time() - started
+
+    def _apply(self, opcode: str, values: tuple[str, ...]) -> None:
+        if opcode == "size":
+            self._size(int(values[0]), int(values[1]), int(values[2]))
+        elif opcode == "img":
+            stream, mode, target, mimetype, left, top = values
+            self._streams[stream] = (int(mode), int(target), mimetype, int(left), int(top), [])
+        elif opcode == "blob" and values[0] in self._streams:
+            self._streams[values[0]][5].append(values[1])
+        elif opcode == "end" and values[0] in self._streams:
+            self._image(*self._streams.pop(values[0]))
+        elif opcode == "copy":
+            source, x, y, width, height, mask, destination, to_x, to_y = map(int, values)
+            self._copy(source, (x, y, x + width, y + height), mask, destination, (to_x, to_y))
+        elif opcode == "rect":
+            layer, x, y, width, height = map(int, values)
+            self._path[layer] = (x, y, x + width, y + height)
+        elif opcode == "cfill":
+            mask, layer, red, green, blue, alpha = map(int, values)
+            self._fill(mask, layer, (red, green, blue, alpha))
+        elif opcode == "dispose":
+            self._layers.pop(int(values[0]), None)
+
+    def _layer(self, index: int) -> Image.Image:
+        if index not in self._layers:
+            self._layers[index] = Image.new("RGBA", (0, 0))
+        return self._layers[index]
+
+    def _size(self, index: int, width: int, height: int) -> None:
+        others = sum(layer.width * layer.height for kept, layer in self._layers.items() if kept != index)
+        if others + width * height > MAX_PIXELS:
+            raise JoinFailed(f"guacd sized layer {index} to {width}x{height}: the layers pass {MAX_PIXELS} pixels")
+        resized = Image.new("RGBA", (width, height))
+        resized.paste(self._layer(index), (0, 0))  # the protocol keeps what fits, the rest is transparent
+        self._layers[index] = resized
+        self._drawn |= index == _DEFAULT_LAYER
+
+    def _image(self, mask: int, index: int, mimetype: str, x: int, y: int, blobs: list[str]) -> None:
+        if mimetype not in IMAGE_TYPES:
+            return
+        try:
+            image = Image.open(io.BytesIO(b"".join(base64.b64decode(blob) for blob in blobs)))
+            image.load()
+        except (binascii.Error, UnidentifiedImageError, Image.DecompressionBombError, OSError) as error:
+            raise JoinFailed(f"guacd sent an unreadable {mimetype}: {error}") from None
+        opaque = "A" not in image.getbands() and "transparency" not in image.info
+        self._draw(index, image.convert("RGB" if opaque else "RGBA"), mask, (x, y))
+
+    def _copy(self, source: int, box: tuple[int, int, int, int], mask: int, index: int, at: tuple[int, int]) -> None:
+        if source in self._layers:
+            self._draw(index, self._layers[source].crop(box), mask, at)
+
+    def _fill(self, mask: int, index: int, colour: tuple[int, int, int, int]) -> None:
+        box = self._path.pop(index, None)
+        if box is not None:
+            size = (box[2] - box[0], box[3] - box[1])
+            source = Image.new("RGB", size, colour[:3]) if colour[3] == 255 else Image.new("RGBA", size, colour)
+            self._draw(index, source, mask, box[:2])
+
+    def _draw(self, index: int, source: Image.Image, mask: int, at: tuple[int, int]) -> None:
+        alpha: tuple[int, int] = (255, 255) if source.mode == "RGB" else source.getchannel("A").getextrema()  # type: ignore[assignment]
+        if (mask == _ROUT and alpha[0] == 255) or (mask == _RATOP and alpha[1] == 0):
+            # What guacd sends to clear a region of a layer with transparency: ROUT with an opaque source keeps
+            # nothing of the destination, RATOP keeps it only where the source is opaque (guacd's is clear).
+            source, mask, alpha = Image.new("RGBA", source.size), _SRC, (0, 0)
+        layer = self._layer(index)
+        right, bottom = at[0] + source.width, at[1] + source.height
+        if index < 0 and (right > layer.width or bottom > layer.height):
+            # Buffers grow to fit what is drawn into them (guacd never sizes its last-frame buffers).
+            self._size(index, max(right, layer.width), max(bottom, layer.height))
+            layer = self._layers[index]
+        if mask == _SRC or alpha[0] == 255:
+            layer.paste(source, at)
+        else:
+            layer.alpha_composite(source, at)
+        self._drawn |= index == _DEFAULT_LAYER
