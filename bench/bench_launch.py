@@ -20,6 +20,7 @@ from pathlib import Path
 from websockets.sync.client import ClientConnection, connect
 
 from bench.bench_seats import bench_bare_xvfb, percentile
+from desktop_broker.x11.rfb_first_update import first_request
 from gateway.db import make_engine
 from gateway.migrate import upgrade
 from gateway.seats.errors import NoSeatFree
@@ -53,9 +54,10 @@ def first_frame_through_gateway(portal: SeatPortal, token: str, cookie: str) -> 
         width, height = struct.unpack(">HH", stream.read(4))
         stream.read(16)
         stream.read(struct.unpack(">I", stream.read(4))[0])
-        socket.send(struct.pack(">BxHi", 2, 1, 0) + struct.pack(">BBHHHH", 3, 0, 0, 0, width, height))
-        while stream.read(1)[0] != 0:
-            pass
+        socket.send(first_request(width, height))  # as noVNC asks, so the gateway's first picture is this client's
+        while (kind := stream.read(1)[0]) != 0:  # x11vnc's clipboard capabilities may come before the picture
+            assert kind == 3, f"unexpected RFB message {kind} before the first picture"
+            stream.read(abs(struct.unpack(">3xi", stream.read(7))[0]))
 
 
 def login_to_first_frame(portal: SeatPortal, rounds: int, warm: bool) -> list[tuple[float, float, float]]:

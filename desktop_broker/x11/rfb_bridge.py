@@ -6,37 +6,46 @@ the gate by construction, serves noVNC's files from one origin, and saves websoc
 Framework-neutral: pass the websocket's receive/send coroutines (FastAPI's or the `websockets` library's).
 """
 
-import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
-from desktop_broker.x11.rfb_relay import BufferedReceive, relay
-from desktop_broker.x11.spec import RfbAddress
+from desktop_broker.x11.rfb_first_update import SeatConnection
+from desktop_broker.x11.rfb_relay import BufferedReceive, FirstRequestDiffers, relay
 from policy.rules import DisplayRules
 
-Handshake = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-SeatStreams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+log = logging.getLogger(__name__)
+Greeting = Callable[[bytes], Awaitable[None]]
+"""The browser's side of the handshake up to its ClientInit, given x11vnc's ServerInit to pass on."""
+Reopen = Callable[[], Awaitable[SeatConnection]]
+"""Another connection to the same seat, past ServerInit, with nothing asked (`open_seat_connection`)."""
 
 
 async def bridge_websocket_to_rfb(
     receive: Callable[[], Awaitable[bytes | None]],
     send: Callable[[bytes], Awaitable[None]],
-    address: RfbAddress,
+    seat: SeatConnection,
     rules: DisplayRules,
-    handshake: Handshake | None = None,
-    opened: SeatStreams | None = None,
+    greeting: Greeting,
+    reopen: Reopen,
 ) -> None:
-    """Relay RFB both ways until either side closes (`receive` returns None when the browser left).
+    """Greet the browser, then relay RFB both ways until either side closes (`receive` returns None when the browser
+    left); the seat connection is closed at the end.
 
-    Cut text crosses only in the directions `rules` allow, whatever x11vnc sends (`rfb_relay`). `handshake`, if
-    given, runs on the seat's connection first: the gateway uses it to authenticate to x11vnc itself, so the browser
-    never learns the seat's VNC password. `opened` is a connection to `address` the caller opened (and
-    authenticated) ahead of time; it is used instead of a new one.
+    `seat` is authenticated by the gateway itself, so the browser never learns the seat's VNC password, and has its
+    first picture asked for (`rfb_first_update`). A browser that asks otherwise is relayed on a connection `reopen`
+    makes, with nothing asked: the answer to the gateway's request is left unread with the first connection. Cut
+    text crosses only in the directions `rules` allow, whatever x11vnc sends (`rfb_relay`).
     """
     browser = receive if isinstance(receive, BufferedReceive) else BufferedReceive(receive)
-    reader, writer = opened or await asyncio.open_connection(address.host, address.port)
     try:
-        if handshake is not None:
-            await handshake(reader, writer)
-        await relay(browser, send, (reader, writer), rules)
+        await greeting(seat.server_init)
+        try:
+            await relay(browser, send, seat, rules)
+        except FirstRequestDiffers as differs:
+            # Not an error, but this browser's first picture waits for x11vnc: a viewer other than noVNC 1.3 asks.
+            log.info("%s: relayed on a connection of its own", differs)
+            seat.writer.close()
+            seat = await reopen()
+            await relay(browser, send, seat, rules)
     finally:
-        writer.close()
+        seat.writer.close()

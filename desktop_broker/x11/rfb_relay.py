@@ -9,9 +9,13 @@ and pass (noVNC pastes Unicode only after the seat's capabilities arrived); its 
 Dropping a message means knowing where each one ends, and a FramebufferUpdate's length depends on its encodings:
 the relay lets the browser ask only for the encodings it can measure (`MEASURED_ENCODINGS`, noVNC 1.3 still gets
 Tight with JPEG), and ends the connection on any message or encoding it cannot measure (fail closed). The pixel
-format, which raw and Tight data lengths depend on, may change only before the first FramebufferUpdateRequest:
-x11vnc sends updates only when asked (continuous updates are never offered), so no update is in flight while it
-changes.
+format, which raw and Tight data lengths depend on, may change only while no update is asked for: x11vnc sends
+updates only when asked (continuous updates are never offered), so no update is in flight while it changes.
+
+The relay starts after ServerInit, usually with the first picture already asked for by the gateway
+(`rfb_first_update`): what x11vnc sends is then held until the browser's first request arrives. The same request:
+the held answer goes out at once, and the browser's request goes no further. Another: `FirstRequestDiffers`, with
+what the browser said put back to be read again, for the caller to relay on a connection of its own.
 """
 
 import asyncio
@@ -19,6 +23,7 @@ import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from desktop_broker.x11.rfb_first_update import SeatConnection
 from policy.rules import DisplayRules
 
 Receive = Callable[[], Awaitable[bytes | None]]
@@ -48,12 +53,31 @@ class RfbRelayRefused(Exception):
     """A message the relay cannot measure or must not pass: the seat connection is closed (fail closed)."""
 
 
+class FirstRequestDiffers(Exception):
+    """The browser's first messages are not the request the gateway made for it; they are back in its
+    `BufferedReceive`, to be read again."""
+
+
 class BufferedReceive:
     """The browser's messages as a byte stream: the handshake and the relay read exact sizes."""
 
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
         self._pending = b""
+        self._kept: bytearray | None = None
+
+    def keep(self) -> None:
+        """From now on, keep what is read, so that `rewind` can put it back."""
+        self._kept = bytearray()
+
+    def rewind(self) -> None:
+        """Put back what was read since `keep`, to be read again; keep nothing more."""
+        if self._kept is not None:
+            self._pending, self._kept = bytes(self._kept) + self._pending, None
+
+    def forget(self) -> None:
+        """Keep nothing more of what is read."""
+        self._kept = None
 
     async def exactly(self, size: int) -> bytes:
         """`size` bytes; EOFError when the browser leaves first."""
@@ -63,6 +87,8 @@ class BufferedReceive:
                 raise EOFError("the browser left in the middle of an RFB message")
             self._pending += message
         data, self._pending = self._pending[:size], self._pending[size:]
+        if self._kept is not None:
+            self._kept += data
         return data
 
     async def ended(self) -> bool:
@@ -83,12 +109,13 @@ class BufferedReceive:
 
 @dataclass(slots=True)
 class _Connection:
-    """What both directions need to know: the pixel format updates are sent in, and whether one was asked for."""
+    """What both directions need to know: the pixel format updates are sent in, whether one was asked for, and whether
+    the browser asked the same as the gateway's own first request (`rfb_first_update`)."""
 
     bytes_per_pixel: int = 4
     tight_pixel_size: int = 3
     update_requested: bool = False
-    server_init_seen: asyncio.Event = field(default_factory=asyncio.Event)
+    browser_asked_the_same: asyncio.Event = field(default_factory=asyncio.Event)
 
     def set_pixel_format(self, pixel_format: bytes) -> None:
         """RFC 6143 §7.4: bits per pixel, depth, big-endian, true colour, red/green/blue max, shifts."""
@@ -128,23 +155,27 @@ def _cut_text_may_pass(allowed: bool, flags: bytes | None) -> bool:
 
 
 class _SeatToBrowser:
-    """x11vnc's side: ServerInit, then server messages (RFC 6143 §7.3.2, §7.6), batched into websocket messages."""
+    """x11vnc's side after ServerInit: server messages (RFC 6143 §7.6), batched into websocket messages."""
 
-    def __init__(self, seat: asyncio.StreamReader, send: Send, connection: _Connection, clipboard_out: bool) -> None:
+    def __init__(
+        self, seat: asyncio.StreamReader, send: Send, connection: _Connection, clipboard_out: bool, holding: bool
+    ) -> None:
         self._seat = seat
         self._send = send
         self._connection = connection
         self._clipboard_out = clipboard_out
         self._pending = bytearray()
+        self._holding = holding
+        """Until the answer to the gateway's first request is read: messages wait in `_pending` for the browser."""
 
     async def run(self) -> None:
-        server_init = await self._read(24)
-        self._connection.set_pixel_format(server_init[4:20])
-        self._connection.server_init_seen.set()
-        await self._pass(struct.unpack(">I", server_init[20:24])[0])  # the desktop's name
-        await self._flush()
         while kind := await self._seat.read(1):
             await self._message(kind[0])
+            if self._holding:
+                if kind[0] != 0:  # held with the first update: x11vnc's clipboard capabilities come before it
+                    continue
+                self._holding = False
+                await self._connection.browser_asked_the_same.wait()
             await self._flush()
 
     async def _message(self, kind: int) -> None:
@@ -238,7 +269,7 @@ class _SeatToBrowser:
             chunk = await self._seat.readexactly(min(size, _CHUNK))
             size -= len(chunk)
             self._pending += chunk
-            if len(self._pending) >= _CHUNK:
+            if len(self._pending) >= _CHUNK and not self._holding:
                 await self._flush()
 
     async def _skip(self, size: int) -> None:
@@ -253,27 +284,54 @@ class _SeatToBrowser:
 
 
 class _BrowserToSeat:
-    """The browser's side: ClientInit, then client messages (RFC 6143 §7.3.1, §7.5), one write each."""
+    """The browser's side after ClientInit: client messages (RFC 6143 §7.5), one write each."""
 
     def __init__(
-        self, browser: BufferedReceive, seat: asyncio.StreamWriter, connection: _Connection, clipboard_in: bool
+        self, browser: BufferedReceive, seat: SeatConnection, connection: _Connection, clipboard_in: bool
     ) -> None:
         self._browser = browser
-        self._seat = seat
+        self._seat = seat.writer
+        self._unanswered = seat.asked
+        """What is left of the gateway's first request for the browser's own to match, message by message."""
         self._connection = connection
         self._clipboard_in = clipboard_in
 
     async def run(self) -> None:
-        self._seat.write(await self._browser.exactly(1))  # ClientInit: the shared flag
-        await self._seat.drain()
-        await self._connection.server_init_seen.wait()  # the server's pixel format first, then the browser's
+        if self._unanswered:
+            self._browser.keep()
         while not await self._browser.ended():
             kind = (await self._browser.exactly(1))[0]
             if kind == 6:  # ClientCutText
+                self._differs_from_first_request(kind)
                 await self._cut_text(kind)
-            else:
-                self._seat.write(await self._message(kind))
+                continue
+            message = await self._message(kind)
+            if self._unanswered:
+                if not self._unanswered.startswith(message):
+                    self._differs_from_first_request(kind)
+                self._unanswered = self._unanswered[len(message) :]  # the gateway asked x11vnc this already
+                if not self._unanswered:
+                    self._browser.forget()
+                    self._connection.browser_asked_the_same.set()
+                continue
+            self._take(message)
+            self._seat.write(message)
             await self._seat.drain()
+
+    def _differs_from_first_request(self, kind: int) -> None:
+        """The browser asks otherwise than the gateway did: what it said goes back for a connection of its own."""
+        if self._unanswered:
+            self._browser.rewind()
+            raise FirstRequestDiffers(f"the browser's first request is not noVNC 1.3's (message type {kind})")
+
+    def _take(self, message: bytes) -> None:
+        """What a message on its way to x11vnc changes: the pixel format, and whether an update is asked for."""
+        if message[0] == 0:  # SetPixelFormat
+            if self._connection.update_requested:
+                raise RfbRelayRefused("the browser changed the pixel format after asking for an update")
+            self._connection.set_pixel_format(message[4:])
+        elif message[0] == 3:  # FramebufferUpdateRequest
+            self._connection.update_requested = True
 
     async def _cut_text(self, kind: int) -> None:
         """Send it on, a chunk at a time, or read it to its end and drop it."""
@@ -289,21 +347,16 @@ class _BrowserToSeat:
                 await self._seat.drain()
 
     async def _message(self, kind: int) -> bytes:
-        """One message other than cut text, as it goes on to x11vnc."""
+        """One message other than cut text, as it would go on to x11vnc (`_take` applies what it changes)."""
         read = self._browser.exactly
         if kind == 0:  # SetPixelFormat
-            if self._connection.update_requested:
-                raise RfbRelayRefused("the browser changed the pixel format after asking for an update")
-            body = await read(19)
-            self._connection.set_pixel_format(body[3:])
-            return bytes([kind]) + body
+            return bytes([kind]) + await read(19)
         if kind == 2:  # SetEncodings: only those the relay can measure
             count = struct.unpack(">xH", await read(3))[0]
             asked = struct.unpack(f">{count}i", await read(4 * count))
             kept = [encoding for encoding in asked if encoding in MEASURED_ENCODINGS]
             return struct.pack(f">BxH{len(kept)}i", kind, len(kept), *kept)
         if kind == 3:  # FramebufferUpdateRequest
-            self._connection.update_requested = True
             return bytes([kind]) + await read(9)
         if kind in _FIXED_CLIENT_MESSAGES:
             return bytes([kind]) + await read(_FIXED_CLIENT_MESSAGES[kind])
@@ -322,21 +375,20 @@ _FIXED_CLIENT_MESSAGES = {4: 7, 5: 5}
 """Body sizes after the type byte: KeyEvent, PointerEvent."""
 
 
-async def relay(
-    browser: BufferedReceive,
-    send: Send,
-    seat: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-    rules: DisplayRules,
-) -> None:
-    """Relay RFB both ways from ClientInit on, until either side closes; cut text crosses only as `rules` allow.
+async def relay(browser: BufferedReceive, send: Send, seat: SeatConnection, rules: DisplayRules) -> None:
+    """Relay RFB both ways from the browser's first message after ClientInit on, until either side closes; cut text
+    crosses only as `rules` allow. The browser has had ServerInit; `seat` may have its first update asked for.
 
     Raises `RfbRelayRefused` (after closing nothing: the caller closes the seat connection) on a message it cannot
-    measure."""
-    connection = _Connection()
-    reader, writer = seat
+    measure, and `FirstRequestDiffers` when the browser's first messages are not what the gateway asked for it."""
+    connection = _Connection(update_requested=bool(seat.asked))
+    # The first request starts with SetPixelFormat; without one, updates come in the server's format.
+    connection.set_pixel_format(seat.asked[4:] if seat.asked else seat.server_init[4:20])
     tasks = [
-        asyncio.create_task(_BrowserToSeat(browser, writer, connection, rules.clipboard_in).run()),
-        asyncio.create_task(_SeatToBrowser(reader, send, connection, rules.clipboard_out).run()),
+        asyncio.create_task(_BrowserToSeat(browser, seat, connection, rules.clipboard_in).run()),
+        asyncio.create_task(
+            _SeatToBrowser(seat.reader, send, connection, rules.clipboard_out, holding=bool(seat.asked)).run()
+        ),
     ]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

@@ -10,32 +10,24 @@ falls back to connecting then (reconnects and supervisors' views always do).
 
 A warm seat's pool already holds such a connection, authenticated while the seat waited (`PooledSeat.standby`):
 the launch hands it over, so not even x11vnc's look for a new client is left between the click and the pixels.
+Either way the preparation goes on to ServerInit and asks for the first picture as noVNC will
+(`rfb_first_update`): x11vnc reads and encodes the screen while the page loads, not after the browser asked.
 """
 
 import asyncio
 import logging
 import socket
 
-from desktop_broker.rfb_auth import RfbAuthFailed, authenticate_to_seat
+from desktop_broker.rfb_auth import RfbAuthFailed, open_seat_connection
 from desktop_broker.x11 import RfbAddress
-from desktop_broker.x11.rfb_bridge import SeatStreams
+from desktop_broker.x11.rfb_first_update import SeatConnection, start_viewing
 
 log = logging.getLogger(__name__)
 
 
-async def _connect(address: RfbAddress, password: str) -> SeatStreams:
-    reader, writer = await asyncio.open_connection(address.host, address.port)
-    try:
-        await authenticate_to_seat(reader, writer, password)
-    except BaseException:
-        writer.close()
-        raise
-    return reader, writer
-
-
-async def _adopt(standby: socket.socket) -> SeatStreams:
-    """Streams over a warm seat's standby connection, unless x11vnc closed it meanwhile: it sends nothing before
-    ClientInit, so anything readable now is its end."""
+async def _adopt(standby: socket.socket) -> SeatConnection:
+    """A warm seat's standby connection taken on to its first picture, unless x11vnc closed it meanwhile: it sends
+    nothing before ClientInit, so anything readable now is its end."""
     standby.setblocking(False)
     try:
         ended = standby.recv(1, socket.MSG_PEEK) == b""
@@ -46,22 +38,27 @@ async def _adopt(standby: socket.socket) -> SeatStreams:
     if ended:
         standby.close()
         raise EOFError("x11vnc closed the standby connection")
-    return await asyncio.open_connection(sock=standby)
+    reader, writer = await asyncio.open_connection(sock=standby)
+    try:
+        return await start_viewing(reader, writer)
+    except BaseException:
+        writer.close()
+        raise
 
 
-def _close(task: "asyncio.Task[SeatStreams]") -> None:
+def _close(task: "asyncio.Task[SeatConnection]") -> None:
     """Cancel a preparation, or close the connection it made."""
     if not task.done():
         task.cancel()
     elif not task.cancelled() and task.exception() is None:
-        task.result()[1].close()
+        task.result().writer.close()
 
 
 class PreparedSeatConnections:
     """At most one prepared connection per lease; runs on the event loop (call `prepare` through it)."""
 
     def __init__(self) -> None:
-        self._by_lease: dict[str, asyncio.Task[SeatStreams]] = {}
+        self._by_lease: dict[str, asyncio.Task[SeatConnection]] = {}
 
     def prepare(
         self, lease_id: str, address: RfbAddress, password: str, lifetime: float, standby: socket.socket | None = None
@@ -71,13 +68,13 @@ class PreparedSeatConnections:
         earlier = self._by_lease.pop(lease_id, None)
         if earlier is not None:
             _close(earlier)
-        connecting = _adopt(standby) if standby is not None else _connect(address, password)
+        connecting = _adopt(standby) if standby is not None else open_seat_connection(address, password)
         task = asyncio.get_running_loop().create_task(connecting)
         self._by_lease[lease_id] = task
         asyncio.get_running_loop().call_later(lifetime, self._expire, lease_id, task)
 
-    async def take(self, lease_id: str) -> SeatStreams | None:
-        """The lease's authenticated connection, or None when none was prepared or preparing it failed."""
+    async def take(self, lease_id: str) -> SeatConnection | None:
+        """The lease's connection past ServerInit, or None when none was prepared or preparing it failed."""
         task = self._by_lease.pop(lease_id, None)
         if task is None:
             return None
@@ -87,7 +84,7 @@ class PreparedSeatConnections:
             log.info("prepared seat connection of lease %s failed (%s): connecting now", lease_id, error)
             return None
 
-    def _expire(self, lease_id: str, task: "asyncio.Task[SeatStreams]") -> None:
+    def _expire(self, lease_id: str, task: "asyncio.Task[SeatConnection]") -> None:
         if self._by_lease.get(lease_id) is task:
             del self._by_lease[lease_id]
             _close(task)

@@ -5,11 +5,13 @@ The agent's interactive stream and a supervisor's view-only stream start the sam
 password handed in (full access or view-only) and in what watches the stream while it runs.
 """
 
+from functools import partial
+
 from fastapi import WebSocket, WebSocketDisconnect
 
-from desktop_broker.rfb_auth import RfbAuthFailed, authenticate_for_browser, greet_browser
+from desktop_broker.rfb_auth import RfbAuthFailed, greet_browser, open_seat_connection
 from desktop_broker.x11 import RfbAddress, bridge_websocket_to_rfb
-from desktop_broker.x11.rfb_bridge import SeatStreams
+from desktop_broker.x11.rfb_first_update import SeatConnection
 from desktop_broker.x11.rfb_relay import BufferedReceive, RfbRelayRefused
 from policy.rules import DisplayRules
 
@@ -38,10 +40,11 @@ async def bridge_to_seat(
     address: RfbAddress,
     password: str,
     rules: DisplayRules,
-    opened: SeatStreams | None = None,
+    opened: SeatConnection | None = None,
 ) -> None:
-    """Authenticate to the seat's x11vnc with ``password`` (unless ``opened`` is a connection already authenticated,
+    """Authenticate to the seat's x11vnc with ``password`` (unless ``opened`` is a connection made ready already,
     `prepared_rfb`) and relay frames both ways until either side leaves; cut text crosses only as ``rules`` allow."""
+    seat = opened or await open_seat_connection(address, password)
     send = websocket.send_bytes
-    handshake = greet_browser(browser, send) if opened else authenticate_for_browser(password, browser, send)
-    await bridge_websocket_to_rfb(browser, send, address, rules, handshake, opened)
+    reopen = partial(open_seat_connection, address, password, ask_first_update=False)
+    await bridge_websocket_to_rfb(browser, send, seat, rules, greet_browser(browser, send), reopen)

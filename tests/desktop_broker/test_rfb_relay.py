@@ -7,21 +7,25 @@ The real x11vnc and noVNC in Chromium: test_x11_browser.py.
 
 import asyncio
 import contextlib
+import logging
 import struct
+from functools import partial
 
 import pytest
 
-from desktop_broker.x11 import RfbAddress, bridge_websocket_to_rfb
+from desktop_broker.x11 import bridge_websocket_to_rfb
+from desktop_broker.x11.rfb_first_update import SeatConnection, first_request, start_viewing
 from desktop_broker.x11.rfb_relay import MEASURED_ENCODINGS, RfbRelayRefused
 from policy.rules import DisplayRules
 
+BRIDGE_LOG = "desktop_broker.x11.rfb_bridge"
 NOTHING_ALLOWED = DisplayRules()
 BOTH_WAYS = DisplayRules(clipboard_in=True, clipboard_out=True)
 # 32 bits per pixel, depth 24, little-endian, true colour, 255 per channel: what x11vnc announces and noVNC keeps.
 PIXEL_FORMAT = struct.pack(">BBBBHHHBBB3x", 32, 24, 0, 1, 255, 255, 255, 16, 8, 0)
 SERVER_INIT = struct.pack(">HH", 1280, 800) + PIXEL_FORMAT + struct.pack(">I", 9) + b"SOHO seat"
-UPDATE_REQUEST = struct.pack(">BBHHHH", 3, 0, 0, 0, 1280, 800)
-"""What noVNC sends once its pixel format and encodings are set: the first FramebufferUpdateRequest."""
+FIRST_REQUEST = first_request(1280, 800)
+"""What the gateway asks x11vnc for as soon as it has ServerInit, as noVNC will (`rfb_first_update`)."""
 CAPS = 1 << 24
 PROVIDE = 1 << 28
 TEXT = 1
@@ -58,48 +62,115 @@ EVERY_ENCODING = _update(
     _rect(0, 0, -224, b""),  # LastRect: the count said more, the update ends here
     count=0xFFFF,
 )
+FIRST_PICTURE = _update(_rect(1, 1, 0, b"AAAA"))
+"""The stand-in's answer to the gateway's first request: one raw pixel."""
 
 
 async def _run(
-    server_says: bytes, rules: DisplayRules, browser_says: bytes = b"\x01" + UPDATE_REQUEST, server_reads: int = 11
-) -> tuple[bytes, bytes, BaseException | None]:
-    """Bridge a browser that says `browser_says` (ClientInit first) to a server that reads `server_reads` bytes, then
-    says ServerInit and `server_says` and hangs up. Returns (what the browser got, what the server got, the error)."""
+    server_says: bytes,
+    rules: DisplayRules,
+    browser_says: bytes = FIRST_REQUEST,
+    server_reads: int = 0,
+    before_first_picture: bytes = b"",
+) -> tuple[bytes, list[bytes], BaseException | None]:
+    """Bridge a browser that says `browser_says` after ClientInit to a stand-in x11vnc, which answers ClientInit with
+    ServerInit and, on the gateway's first connection, its first request with `before_first_picture` and
+    `FIRST_PICTURE`; then it reads `server_reads` bytes more, says `server_says` and hangs up, and the browser leaves
+    soon after. A connection the gateway closes first is left as it is. Returns (what the browser got, what each
+    connection got after ClientInit, the error)."""
     to_browser: list[bytes] = []
-    server_got = bytearray()
+    connections: list[bytearray] = []
+    hung_up = asyncio.Event()
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        server_got.extend(await reader.readexactly(1))  # ClientInit
+        got = bytearray()
+        connections.append(got)
+        assert await reader.readexactly(1) == b"\x01", "the gateway's ClientInit shares the seat"
         writer.write(SERVER_INIT)
-        await writer.drain()
+        if len(connections) == 1:  # the gateway's own connection, with the first picture asked for
+            got.extend(await reader.readexactly(len(FIRST_REQUEST)))
+            writer.write(before_first_picture + FIRST_PICTURE)
+            await writer.drain()
+        wanted = len(got) + server_reads
         with contextlib.suppress(TimeoutError):  # a dropped message never comes: wait a while for it all the same
             async with asyncio.timeout(2):
-                while len(server_got) < server_reads and (chunk := await reader.read(server_reads - len(server_got))):
-                    server_got.extend(chunk)
+                while len(got) < wanted and (chunk := await reader.read(1024)):
+                    got.extend(chunk)
+        if reader.at_eof():
+            return
         writer.write(server_says)
         await writer.drain()
         writer.close()
+        hung_up.set()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    browser_messages = [browser_says]
+    browser_messages = [browser_says] if browser_says else []
 
     async def receive() -> bytes | None:
         if browser_messages:
             return browser_messages.pop()
-        await asyncio.sleep(10)  # a browser that stays, saying nothing more
+        await hung_up.wait()  # a browser that says nothing more, and leaves once the seat is gone
+        await asyncio.sleep(0.3)
         return None
 
     async def send(data: bytes) -> None:
         to_browser.append(data)
 
+    async def greeting(server_init: bytes) -> None:
+        await send(server_init)
+
+    async def connect(ask_first_update: bool) -> SeatConnection:
+        return await start_viewing(*await asyncio.open_connection("127.0.0.1", port), ask_first_update)
+
     error: BaseException | None = None
     async with server:
+        seat = await connect(True)
         try:
-            await asyncio.wait_for(bridge_websocket_to_rfb(receive, send, RfbAddress("127.0.0.1", port), rules), 8)
+            await asyncio.wait_for(
+                bridge_websocket_to_rfb(receive, send, seat, rules, greeting, partial(connect, False)), 8
+            )
         except (RfbRelayRefused, EOFError) as raised:
             error = raised
-    return b"".join(to_browser), bytes(server_got), error
+    return b"".join(to_browser), [bytes(got) for got in connections], error
+
+
+def test_a_browser_asking_as_novnc_does_gets_the_picture_the_gateway_asked_for_and_x11vnc_hears_it_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger=BRIDGE_LOG):
+        got, connections, error = asyncio.run(_run(b"", NOTHING_ALLOWED, server_reads=1))
+    assert error is None
+    assert not [record for record in caplog.records if record.name == BRIDGE_LOG]
+    assert connections == [FIRST_REQUEST], "the browser's request, the same as the gateway's, must go no further"
+    assert got == SERVER_INIT + FIRST_PICTURE
+
+
+def test_the_first_picture_and_what_follows_wait_until_the_browser_asks() -> None:
+    got, _, error = asyncio.run(_run(_plain_cut_text(b"allowed, but after the picture"), BOTH_WAYS, browser_says=b""))
+    assert error is None
+    assert got == SERVER_INIT
+
+
+def test_a_browser_asking_otherwise_gets_its_own_picture_on_a_connection_of_its_own(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """In its own 16-bit pixel format; the gateway's first connection, and what its zlib streams saw, are left."""
+    sixteen_bits = struct.pack(">BBBBHHHBBB3x", 16, 16, 0, 1, 31, 63, 31, 11, 5, 0)
+    says = (
+        b"\x00\x00\x00\x00"
+        + sixteen_bits
+        + struct.pack(">BxHi", 2, 1, 0)
+        + struct.pack(">BBHHHH", 3, 0, 0, 0, 1280, 800)
+    )
+    picture = _update(_rect(2, 1, 0, b"\x12\x34\x56\x78"))  # raw: 2 pixels of 2 bytes
+    bell = b"\x02"
+    with caplog.at_level(logging.INFO, logger=BRIDGE_LOG):
+        got, connections, error = asyncio.run(_run(picture + bell, NOTHING_ALLOWED, says, server_reads=len(says)))
+    assert error is None
+    assert "not noVNC 1.3's" in caplog.text, "the log must say why the first picture was not the gateway's"
+    assert connections == [FIRST_REQUEST, says]
+    assert got == SERVER_INIT + picture + bell
 
 
 def test_plain_cut_text_from_the_seat_is_dropped_and_everything_around_it_arrives_byte_for_byte() -> None:
@@ -108,36 +179,36 @@ def test_plain_cut_text_from_the_seat_is_dropped_and_everything_around_it_arrive
         _run(EVERY_ENCODING + _plain_cut_text(b"customer-id-4711") + bell + EVERY_ENCODING, NOTHING_ALLOWED)
     )
     assert error is None
-    assert got == SERVER_INIT + EVERY_ENCODING + bell + EVERY_ENCODING
+    assert got == SERVER_INIT + FIRST_PICTURE + EVERY_ENCODING + bell + EVERY_ENCODING
 
 
 def test_plain_cut_text_from_the_seat_arrives_where_clipboard_out_is_allowed() -> None:
     says = EVERY_ENCODING + _plain_cut_text(b"customer-id-4712")
     got, _, error = asyncio.run(_run(says, DisplayRules(clipboard_out=True)))
     assert error is None
-    assert got == SERVER_INIT + says
+    assert got == SERVER_INIT + FIRST_PICTURE + says
 
 
 def test_extended_clipboard_capabilities_cross_but_its_content_does_not() -> None:
     caps = _extended_cut_text(3, CAPS | TEXT, struct.pack(">I", 1 << 20))
     provide = _extended_cut_text(3, PROVIDE | TEXT, b"zlib-compressed customer data")
-    got, _, error = asyncio.run(_run(caps + provide, NOTHING_ALLOWED))
+    got, _, error = asyncio.run(_run(b"", NOTHING_ALLOWED, before_first_picture=caps + provide))
     assert error is None
-    assert got == SERVER_INIT + caps
+    assert got == SERVER_INIT + caps + FIRST_PICTURE, "x11vnc's capabilities come before the first picture, with it"
+
+
+def test_a_browser_asking_otherwise_gets_nothing_of_what_the_gateways_request_brought() -> None:
+    caps = _extended_cut_text(3, CAPS | TEXT, struct.pack(">I", 1 << 20))
+    says = struct.pack(">BxHi", 2, 1, 0) + struct.pack(">BBHHHH", 3, 0, 0, 0, 1280, 800)
+    got, _, error = asyncio.run(_run(caps, NOTHING_ALLOWED, says, server_reads=len(says), before_first_picture=caps))
+    assert error is None
+    assert got == SERVER_INIT + caps, "only the browser's own connection's capabilities, once"
 
 
 def test_a_message_the_relay_cannot_measure_ends_the_connection() -> None:
     got, _, error = asyncio.run(_run(b"\x96" + _plain_cut_text(b"behind an unknown type"), BOTH_WAYS))
     assert isinstance(error, RfbRelayRefused)
     assert b"unknown type" not in got
-
-
-def test_pixels_sent_before_the_browser_asked_for_an_update_end_the_connection() -> None:
-    """Measured in the seat's own pixel format, not the browser's, such pixels could hide a cut text for noVNC."""
-    hidden = _update(_rect(1, 64, 0, bytes(64 * 4))) + _plain_cut_text(b"hidden in pixels")
-    got, _, error = asyncio.run(_run(hidden, NOTHING_ALLOWED, browser_says=b"\x01", server_reads=1))
-    assert isinstance(error, RfbRelayRefused)
-    assert got == SERVER_INIT
 
 
 def test_a_rectangle_in_an_encoding_the_browser_could_not_ask_for_ends_the_connection() -> None:
@@ -152,10 +223,11 @@ def test_the_browser_asks_only_for_encodings_the_relay_measures_and_its_paste_is
     set_encodings = struct.pack(">BxH6i", 2, 6, hextile, tight, continuous_updates, fence, extended_desktop_size, raw)
     paste = struct.pack(">B3xi", 6, 10) + b"home-note!"
     key = struct.pack(">BBxxI", 4, 1, 0x61)
-    says = b"\x01" + set_encodings + paste + key
-    _, server_got, error = asyncio.run(_run(b"", NOTHING_ALLOWED, says, server_reads=1 + 12 + len(key)))
+    says = set_encodings + paste + key
+    got, connections, error = asyncio.run(_run(b"", NOTHING_ALLOWED, says, server_reads=12 + len(key)))
     assert error is None
-    assert server_got == b"\x01" + struct.pack(">BxH2i", 2, 2, tight, raw) + key
+    assert connections == [FIRST_REQUEST, struct.pack(">BxH2i", 2, 2, tight, raw) + key]
+    assert got == SERVER_INIT, "the picture the gateway asked for is not what this browser asked for"
     assert {tight, raw} <= MEASURED_ENCODINGS
 
 
@@ -163,16 +235,14 @@ def test_the_browser_may_not_change_the_pixel_format_once_it_asked_for_an_update
     """Updates already on their way would be measured in the wrong format."""
     request = struct.pack(">BBHHHH", 3, 0, 0, 0, 1280, 800)
     set_pixel_format = b"\x00\x00\x00\x00" + PIXEL_FORMAT
-    _, server_got, error = asyncio.run(
-        _run(b"", NOTHING_ALLOWED, b"\x01" + request + set_pixel_format, server_reads=1 + 10 + 20)
-    )
+    _, connections, error = asyncio.run(_run(b"", NOTHING_ALLOWED, request + set_pixel_format, server_reads=10 + 20))
     assert isinstance(error, RfbRelayRefused)
-    assert server_got == b"\x01" + request
+    assert connections == [FIRST_REQUEST, request]
 
 
 @pytest.mark.parametrize("rules", [NOTHING_ALLOWED, DisplayRules(clipboard_in=True)])
 def test_a_paste_crosses_only_where_clipboard_in_is_allowed(rules: DisplayRules) -> None:
     paste = struct.pack(">B3xi", 6, 10) + b"home-note!"
-    _, server_got, error = asyncio.run(_run(b"", rules, b"\x01" + paste, server_reads=1 + len(paste)))
+    _, connections, error = asyncio.run(_run(b"", rules, paste, server_reads=len(paste)))
     assert error is None
-    assert (paste in server_got) is rules.clipboard_in
+    assert (paste in connections[-1]) is rules.clipboard_in

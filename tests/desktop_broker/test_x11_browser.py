@@ -2,6 +2,7 @@
 the canvas, the clipboard crosses only where the display rules allow, and a supervisor's view-only
 password cannot touch the seat."""
 
+import logging
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -93,6 +94,20 @@ def test_console_reaches_the_browser_canvas(forbidden_seat: RunningSeat, open_vi
     colours = _canvas_colours(page)
     assert colours["width"] == 1280
     assert colours["headerBlue"] > 1280 * 40 and colours["distinct"] > 3
+
+
+def test_novnc_asks_for_its_first_picture_as_the_gateway_already_did(
+    forbidden_seat: RunningSeat, open_viewer: Viewer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The gateway asks x11vnc for the first picture as noVNC 1.3 will (`rfb_first_update`); were noVNC to ask
+    otherwise, the bridge would leave that picture, wait for x11vnc again on a connection of its own, and log it."""
+    with caplog.at_level(logging.INFO, logger="desktop_broker.x11.rfb_bridge"):
+        page = open_viewer(forbidden_seat, forbidden_seat.passwords.full_access)
+        page.wait_for_function(
+            "document.querySelector('#screen canvas').getContext('2d').getImageData(20, 30, 1, 1).data[2] === 0x79",
+            timeout=10_000,
+        )
+    assert not [record.getMessage() for record in caplog.records if record.name == "desktop_broker.x11.rfb_bridge"]
 
 
 def _put_in_seat_clipboard(seat: RunningSeat, text: str, selection: str = "clipboard") -> None:

@@ -11,13 +11,14 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from desktop_broker.rfb_auth import authenticate_for_browser
+from desktop_broker.rfb_auth import greet_browser, open_seat_connection
 from desktop_broker.x11 import RfbAddress, SeatPasswords, SeatProcess, SeatSpec, bridge_websocket_to_rfb, start_seat
 from desktop_broker.x11.rfb_relay import BufferedReceive
 from policy.rules import DisplayRules
@@ -183,8 +184,11 @@ def websocket_bridge_server() -> Iterator[str]:
             return message if isinstance(message, bytes) else message.encode()
 
         browser = BufferedReceive(receive)
-        handshake = authenticate_for_browser(password, browser, websocket.send)
-        await bridge_websocket_to_rfb(browser, websocket.send, RfbAddress("127.0.0.1", int(port)), rules, handshake)
+        address = RfbAddress("127.0.0.1", int(port))
+        seat = await open_seat_connection(address, password)
+        greeting = greet_browser(browser, websocket.send)
+        reopen = partial(open_seat_connection, address, password, ask_first_update=False)
+        await bridge_websocket_to_rfb(browser, websocket.send, seat, rules, greeting, reopen)
 
     loop = asyncio.new_event_loop()
     ready: asyncio.Future[int] = loop.create_future()

@@ -1,5 +1,5 @@
-"""Seat connections prepared at launch, against a real seat's x11vnc: authenticated when taken, closed when not;
-a warm seat's standby connection handed over unless its other end closed."""
+"""Seat connections prepared at launch, against a real seat's x11vnc: past ServerInit with the first picture asked
+for when taken, closed when not; a warm seat's standby connection handed over unless its other end closed."""
 
 import asyncio
 import socket
@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from desktop_broker.x11 import open_authenticated
+from desktop_broker.x11.rfb_first_update import SeatConnection
 from gateway.seats.prepared_rfb import PreparedSeatConnections
 from tests.desktop_broker.x11_fixtures import RunningSeat, running_seat
 
@@ -22,17 +23,23 @@ def seat() -> Iterator[RunningSeat]:
         yield running
 
 
+async def _first_picture(opened: SeatConnection) -> bytes:
+    """The desktop name from the connection's ServerInit, once x11vnc's answer to the first request is there (its
+    clipboard capabilities may come first)."""
+    kind = await asyncio.wait_for(opened.reader.readexactly(1), 5)
+    while kind == b"\x03":  # ServerCutText: the Extended Clipboard's capabilities
+        length = struct.unpack(">3xi", await opened.reader.readexactly(7))[0]
+        await opened.reader.readexactly(abs(length))
+        kind = await asyncio.wait_for(opened.reader.readexactly(1), 5)
+    assert kind == b"\x00", "x11vnc must answer the first request with a FramebufferUpdate"
+    opened.writer.close()
+    return opened.server_init[24:]
+
+
 async def _server_name_after_client_init(prepared: PreparedSeatConnections, lease: str) -> bytes | None:
-    """Take the lease's connection and speak on from ClientInit, as the browser's bytes would: the desktop name."""
+    """Take the lease's connection: the desktop name, once the first picture arrived on it."""
     opened = await prepared.take(lease)
-    if opened is None:
-        return None
-    reader, writer = opened
-    writer.write(b"\x01")  # ClientInit, shared
-    header = await asyncio.wait_for(reader.readexactly(24), 5)
-    name = await reader.readexactly(struct.unpack(">I", header[20:24])[0])
-    writer.close()
-    return name
+    return None if opened is None else await _first_picture(opened)
 
 
 def test_a_prepared_connection_is_authenticated_and_one_not_taken_is_closed(seat: RunningSeat) -> None:
@@ -51,7 +58,7 @@ def test_a_prepared_connection_is_authenticated_and_one_not_taken_is_closed(seat
         return taken, late, wrong, never
 
     taken, late, wrong, never = asyncio.run(scenario())
-    assert taken == b"SOHO seat", "the prepared connection must stand after VNC authentication, before ClientInit"
+    assert taken == b"SOHO seat", "the prepared connection must stand past ServerInit, its first picture asked for"
     assert late is None, "a connection nobody took within the token's lifetime must be gone"
     assert wrong is None, "a preparation x11vnc refused must not be handed out"
     assert never is None
@@ -70,16 +77,13 @@ def test_a_standby_connection_is_handed_over_as_it_is_and_one_x11vnc_closed_is_n
         prepared.prepare("warm", address, password, lifetime=10, standby=standby)
         opened = await prepared.take("warm")
         assert opened is not None
-        taken_at = opened[1].get_extra_info("sockname")
-        opened[1].write(b"\x01")  # ClientInit, shared
-        header = await asyncio.wait_for(opened[0].readexactly(24), 5)
-        name = await opened[0].readexactly(struct.unpack(">I", header[20:24])[0])
-        opened[1].close()
+        taken_at = opened.writer.get_extra_info("sockname")
+        name = await _first_picture(opened)
         prepared.prepare("closed", address, password, lifetime=10, standby=gone)
         closed = await _server_name_after_client_init(prepared, "closed")
         return taken_at, name, closed
 
     taken_at, name, closed = asyncio.run(scenario())
     assert taken_at == held_at, "the launch must use the seat's standby connection, not open another"
-    assert name == b"SOHO seat", "the standby connection must go on from ClientInit"
+    assert name == b"SOHO seat", "the standby connection must go on from ClientInit to the first picture"
     assert closed is None, "a standby connection whose other end closed must not be handed out"
