@@ -26,6 +26,7 @@ import base64
 import binascii
 import contextlib
 import io
+import logging
 import socket
 import threading
 import time
@@ -52,6 +53,8 @@ MAX_PIXELS = 16 * 1024 * 1024
 """All layers and buffers of one join together (64 MB); guacd sizing them beyond this ends the join."""
 _SRC, _ROUT, _RATOP = 0xC, 0x2, 0x9
 _DEFAULT_LAYER = 0
+
+log = logging.getLogger(__name__)
 
 
 class JoinFailed(Exception):
@@ -166,7 +169,9 @@ class GuacdScreenCopy:
                 if not data:
                     raise JoinFailed("guacd closed the connection")
                 instructions = reader.feed(data)
-        except (OSError, WireError, JoinFailed, ValueError, IndexError) as error:
+        except Exception as error:  # whatever ends the reading (a malformed frame too) ends the join, never silently
+            if not isinstance(error, OSError | WireError | JoinFailed | ValueError | IndexError):
+                log.exception("the wall's join of a seat failed unexpectedly")
             with self._frame:
                 if self._sock is sock:
                     self._failure = str(error)
@@ -229,6 +234,8 @@ class GuacdScreenCopy:
             return
         try:
             image = Image.open(io.BytesIO(b"".join(base64.b64decode(blob) for blob in blobs)))
+            if image.width * image.height > MAX_PIXELS:  # judged on the header, before a pixel is decoded
+                raise JoinFailed(f"guacd sent a {image.width}x{image.height} {mimetype}: over {MAX_PIXELS} pixels")
             image.load()
         except (binascii.Error, UnidentifiedImageError, Image.DecompressionBombError, OSError) as error:
             raise JoinFailed(f"guacd sent an unreadable {mimetype}: {error}") from None
@@ -237,12 +244,17 @@ class GuacdScreenCopy:
 
     def _copy(self, source: int, box: tuple[int, int, int, int], mask: int, index: int, at: tuple[int, int]) -> None:
         if source in self._layers:
-            self._draw(index, self._layers[source].crop(box), mask, at)
+            layer = self._layers[source]
+            within = (max(box[0], 0), max(box[1], 0), min(box[2], layer.width), min(box[3], layer.height))
+            if within[0] < within[2] and within[1] < within[3]:  # only what the source has: no crop larger than it
+                self._draw(index, layer.crop(within), mask, (at[0] + within[0] - box[0], at[1] + within[1] - box[1]))
 
     def _fill(self, mask: int, index: int, colour: tuple[int, int, int, int]) -> None:
         box = self._path.pop(index, None)
         if box is not None:
             size = (box[2] - box[0], box[3] - box[1])
+            if size[0] <= 0 or size[1] <= 0 or size[0] * size[1] > MAX_PIXELS:
+                return  # nothing to fill, or more than any layer may hold
             source = Image.new("RGB", size, colour[:3]) if colour[3] == 255 else Image.new("RGBA", size, colour)
             self._draw(index, source, mask, box[:2])
 

@@ -30,6 +30,10 @@ Receive = Callable[[], Awaitable[bytes | None]]
 Send = Callable[[bytes], Awaitable[None]]
 
 _CHUNK = 64 * 1024
+HOLD_LIMIT = 4 * 1024 * 1024
+"""Bytes of the seat's answer held before the browser asked for it: a full 1280x800 raw screen of 32-bit pixels.
+Past it the relay reads no more until the browser asks, and the rest waits in x11vnc's socket: a browser that never
+asks, or a seat that sends a huge selection first, costs the gateway no more than this."""
 _RAW, _COPY_RECT, _RRE, _TIGHT, _ZRLE = 0, 1, 2, 7, 16
 _CURSOR, _DESKTOP_SIZE, _LAST_RECT, _QEMU_KEY_EVENT = -239, -223, -224, -258
 _DESKTOP_NAME = -307
@@ -174,9 +178,12 @@ class _SeatToBrowser:
             if self._holding:
                 if kind[0] != 0:  # held with the first update: x11vnc's clipboard capabilities come before it
                     continue
-                self._holding = False
-                await self._connection.browser_asked_the_same.wait()
+                await self._until_the_browser_asked()
             await self._flush()
+
+    async def _until_the_browser_asked(self) -> None:
+        self._holding = False
+        await self._connection.browser_asked_the_same.wait()
 
     async def _message(self, kind: int) -> None:
         if kind == 3:  # ServerCutText
@@ -269,6 +276,8 @@ class _SeatToBrowser:
             chunk = await self._seat.readexactly(min(size, _CHUNK))
             size -= len(chunk)
             self._pending += chunk
+            if self._holding and len(self._pending) >= HOLD_LIMIT:
+                await self._until_the_browser_asked()
             if len(self._pending) >= _CHUNK and not self._holding:
                 await self._flush()
 

@@ -129,17 +129,17 @@ class SeatThumbnails:
 
     def _sample(self, tile: _Tile, wait: float) -> None:
         with tile.lock:
+            encoding = 0.0  # the reading's own CPU is the copy's `cpu_seconds`
             try:
-                changed = tile.copy.refresh(wait)
-            except (ScreenCopyFailed, JoinFailed, OSError) as error:  # a seat going away: dropped when unasked
-                log.info("seat picture unreadable: %s", error)
-                changed = False
-            started = time.thread_time()
-            if changed:
-                tile.jpeg = encode(tile.copy)
+                if tile.copy.refresh(wait):
+                    started = time.thread_time()
+                    tile.jpeg = encode(tile.copy)
+                    encoding = time.thread_time() - started
+            except (ScreenCopyFailed, JoinFailed, OSError, ValueError, KeyError) as error:
+                log.info("seat picture unreadable: %s", error)  # a seat going away, or a screen of no size
             self.refreshes += 1
             read, tile.cpu_counted = tile.copy.cpu_seconds - tile.cpu_counted, tile.copy.cpu_seconds
-            self.cpu_seconds += read + time.thread_time() - started
+            self.cpu_seconds += read + encoding
 
     def _run(self) -> None:
         while not self._stopped.wait(self._interval):

@@ -15,7 +15,7 @@ import pytest
 
 from desktop_broker.x11 import bridge_websocket_to_rfb
 from desktop_broker.x11.rfb_first_update import SeatConnection, first_request, start_viewing
-from desktop_broker.x11.rfb_relay import MEASURED_ENCODINGS, RfbRelayRefused
+from desktop_broker.x11.rfb_relay import HOLD_LIMIT, MEASURED_ENCODINGS, RfbRelayRefused
 from policy.rules import DisplayRules
 
 BRIDGE_LOG = "desktop_broker.x11.rfb_bridge"
@@ -171,6 +171,52 @@ def test_a_browser_asking_otherwise_gets_its_own_picture_on_a_connection_of_its_
     assert "not noVNC 1.3's" in caplog.text, "the log must say why the first picture was not the gateway's"
     assert connections == [FIRST_REQUEST, says]
     assert got == SERVER_INIT + picture + bell
+
+
+async def _left_unread(selection: int) -> int:
+    """Bytes of a `selection`-byte cut text, sent before the first picture to a browser that never asks, that the
+    gateway left in the stand-in x11vnc's socket after 2 s."""
+    unread: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(1)
+        writer.write(SERVER_INIT)
+        await reader.readexactly(len(FIRST_REQUEST))
+        writer.write(_plain_cut_text(bytes(selection)) + FIRST_PICTURE)
+        await asyncio.sleep(2)
+        unread.set_result(writer.transport.get_write_buffer_size())
+        writer.close()
+
+    async def receive() -> bytes | None:
+        await asyncio.sleep(30)  # a browser that never asks
+        return None
+
+    async def send(data: bytes) -> None:
+        return None
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+
+    async def connect(ask_first_update: bool) -> SeatConnection:
+        return await start_viewing(*await asyncio.open_connection("127.0.0.1", port), ask_first_update)
+
+    async with server:
+        bridge = asyncio.create_task(
+            bridge_websocket_to_rfb(receive, send, await connect(True), BOTH_WAYS, send, partial(connect, False))
+        )
+        left = await unread
+        bridge.cancel()
+        with contextlib.suppress(asyncio.CancelledError, EOFError, RfbRelayRefused):
+            await bridge
+    return left
+
+
+def test_what_the_gateway_holds_before_the_browser_asks_is_bounded() -> None:
+    """x11vnc, or an app in its place (F5), sends a huge selection before the first picture while the browser has not
+    asked yet: the relay holds at most HOLD_LIMIT and reads no more, so the rest waits in the seat's socket (before,
+    all of it was read into the gateway's memory, for as long as the browser did not ask)."""
+    selection = 16 * HOLD_LIMIT
+    assert asyncio.run(_left_unread(selection)) > selection // 2  # HOLD_LIMIT held, a few MB in the kernel's buffers
 
 
 def test_plain_cut_text_from_the_seat_is_dropped_and_everything_around_it_arrives_byte_for_byte() -> None:
