@@ -2,10 +2,11 @@
 
 On PostgreSQL a sign-in's cost beyond the directory is mostly round trips (each some 0.2 ms of the driver's CPU,
 and the server's), so this counts them where they arrive: the server logs every statement (``log_statement``,
-which also shows the pool's pre-ping, ``BEGIN`` and ``COMMIT``) while warm sign-ins run one after another, each
-taking over the session of the one before, as in ``bench_login.py``. The directory is the built-in one: its time
-does not matter here, only what reaches the database. Prints the statements of one sign-in grouped by pooled
-connection (the session's transaction, the throttle's statements), then the count per statement over all of them.
+which also shows ``BEGIN``, ``COMMIT`` and any ping of a pooled connection) while warm sign-ins run one after
+another, each taking over the session of the one before, as in ``bench_login.py``. The directory is the built-in
+one: its time does not matter here, only what reaches the database. Prints the statements of one sign-in grouped
+by pooled connection (the session's transaction, the throttle's statements), then the count per statement over all
+of them.
 
 Run as root: .venv/bin/python -m bench.login_statements [--sign-ins 20]
 """

@@ -6,15 +6,22 @@ The one other commit is `keep_refusal`'s; `independent_writes` is for writes no 
 tests/gateway/test_transactions.py fails on a ``.commit()`` anywhere else.
 """
 
+import select
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event, text
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, create_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+PING_AFTER_IDLE_SECONDS = 10.0
+"""A pooled PostgreSQL connection idle longer than this is pinged before it is handed out (see `_ping_in_doubt`)."""
+_RETURNED_AT = "sohogw.returned_at"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -35,7 +42,40 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_size=10, max_overflow=20)
+    event.listen(engine, "checkin", _note_return)
+    event.listen(engine, "checkout", lambda connection, entry, _: _ping_in_doubt(engine, connection, entry))
+    return engine
+
+
+def _note_return(_connection: Any, entry: ConnectionPoolEntry) -> None:
+    entry.info[_RETURNED_AT] = time.monotonic()
+
+
+def _ping_in_doubt(engine: Engine, connection: Any, entry: ConnectionPoolEntry) -> None:
+    """Hand out a pooled PostgreSQL connection only once it is known to work, pinging it only when in doubt.
+
+    Pinging at every checkout (``pool_pre_ping``) cost a round trip each time, three a sign-in. A connection in use
+    moments ago that has heard nothing since is taken as it is; one idle longer than ``PING_AFTER_IDLE_SECONDS``, or
+    one the server has spoken on since (a server that ends a connection says so and closes it: a restart, an
+    administrator's ``pg_terminate_backend``, an idle timeout), is pinged first, and one that fails is replaced
+    before anyone uses it (the pool reconnects on ``DisconnectionError``)."""
+    returned_at = entry.info.get(_RETURNED_AT)
+    if returned_at is None:
+        return  # just connected
+    if time.monotonic() - returned_at < PING_AFTER_IDLE_SECONDS and not _has_something_to_read(connection.fileno()):
+        return
+    try:
+        engine.dialect.do_ping(connection)
+    except engine.dialect.loaded_dbapi.Error as error:
+        raise DisconnectionError(f"a pooled connection no longer works: {error}") from error
+
+
+def _has_something_to_read(descriptor: int) -> bool:
+    """Whether the server sent anything (a message, or the end of the connection) on an idle connection."""
+    poll = select.poll()
+    poll.register(descriptor, select.POLLIN)
+    return bool(poll.poll(0))
 
 
 def engine_of(db: Session) -> Engine:

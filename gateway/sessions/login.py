@@ -31,8 +31,8 @@ from gateway.policies.service import effective_policy
 from gateway.sessions import recovery_codes, throttle, totp
 from gateway.sessions.certificate_refusal import certificate_refusal
 from gateway.sessions.errors import LoginFailed, SecondFactorRefused, TooManyAttempts
-from gateway.sessions.models import EndReason, HomeSession, SessionState
-from gateway.sessions.service import SESSION_STARTED, end_session, live_sessions, open_session, rotate_token
+from gateway.sessions.models import HomeSession, SessionState
+from gateway.sessions.service import SESSION_STARTED, end_replaced_sessions, open_session, rotate_token
 from policy import EffectivePolicy, in_shift
 
 
@@ -379,9 +379,7 @@ def _take_over(db: Session, session: HomeSession, now: datetime) -> None:
     # could hold a session the other ends while waiting on the chain the other holds (a deadlock on PostgreSQL), or
     # miss the session the other just opened (two live sessions for one person).
     serialize_on(db, f"take_over:{session.person_id}")
-    for previous in live_sessions(db, person_id=session.person_id):
-        if previous.id != session.id:
-            end_session(db, previous, EndReason.REPLACED, actor=session.login, now=now, source=session.source_ip)
+    end_replaced_sessions(db, session, now)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlmodel import select
 
 from certs.revocation import HttpRevocationChecker
 from gateway.adoption import LegacyAdoption
@@ -15,7 +16,7 @@ from gateway.directory import open_directory
 from gateway.directory.settings import DirectorySettings
 from gateway.policies.service import import_policy
 from gateway.sessions.login import LoginRequest, LoginServices, login
-from gateway.sessions.service import live_sessions
+from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.throttle import ThrottleLimits
 from tests.support.portal import write_builtin_directory
 
@@ -47,5 +48,6 @@ def test_sign_ins_of_one_person_at_once_leave_one_live_session(tmp_path: Path, e
         with ThreadPoolExecutor(max_workers=TABS) as tabs:
             opened = list(tabs.map(sign_in, range(TABS)))  # an error (a deadlock) in any tab is raised here
         with session_scope(engine) as db:
-            live = [session.id for session in live_sessions(db, person_id="builtin:sup1")]
+            of_person = select(HomeSession.id).where(HomeSession.person_id == "builtin:sup1")
+            live = list(db.exec(of_person.where(HomeSession.state == SessionState.ACTIVE)).all())
         assert len(set(opened)) == TABS and len(live) == 1 and live[0] in opened

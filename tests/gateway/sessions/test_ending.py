@@ -1,6 +1,7 @@
 """A session that is ended is *ending* while its children close, then *ended*: never live in between, and never
 ending for ever. The children here are real tunnel leases retired by the VPN's own bookkeeping."""
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +13,13 @@ from gateway.audit.models import AuditEvent
 from gateway.db import session_scope
 from gateway.sessions.endings import ENDING_GRACE, LiveChildren, finish_endings
 from gateway.sessions.models import EndReason, HomeSession, SessionState
-from gateway.sessions.service import end_session, live_sessions, rotate_token, session_for_token
+from gateway.sessions.service import (
+    end_replaced_sessions,
+    end_session,
+    live_sessions,
+    rotate_token,
+    session_for_token,
+)
 from gateway.sessions.workers import SessionEndings
 from gateway.supervision.view import seat_view
 from gateway.vpn.leases import LEASE_RETIRED, retire_ended_leases, sessions_with_live_tunnels
@@ -129,3 +136,42 @@ def test_a_child_that_never_closes_ends_the_session_after_the_grace_and_is_audit
     with session_scope(engine) as db:
         stuck = db.exec(select(AuditEvent).where(AuditEvent.outcome == "children_stuck")).one()
     assert '"live": ["tunnel"]' in stuck.detail and session_id in stuck.detail
+
+
+def _session_end_rows(engine: Engine) -> list[AuditEvent]:
+    with session_scope(engine) as db:
+        return list(db.exec(select(AuditEvent).where(AuditEvent.action == "session.end")).all())
+
+
+def test_a_session_another_transaction_ended_since_it_was_read_is_not_ended_twice(engine: Engine) -> None:
+    session_id, _ = _agent_with_tunnel(engine)
+    with session_scope(engine) as db:
+        stale = db.get_one(HomeSession, session_id)  # read as live, then ended elsewhere and committed
+        _end(engine, session_id, T0 + timedelta(minutes=1))
+        assert stale.state is SessionState.ACTIVE  # the positive control: this object did not see it
+        end_session(db, stale, EndReason.IDLE, actor="system", now=T0 + timedelta(minutes=2))
+        assert (stale.state, stale.end_reason, stale.ended_by) == (SessionState.ENDING, EndReason.ADMIN, "admin1")
+    ended = _session_end_rows(engine)
+    assert [(row.outcome, row.actor) for row in ended] == [(EndReason.ADMIN.value, "admin1")]
+    with session_scope(engine) as db:
+        assert db.get_one(HomeSession, session_id).end_reason is EndReason.ADMIN
+
+
+def test_a_take_over_ends_the_persons_other_live_sessions_and_the_objects_held_say_so(engine: Engine) -> None:
+    with session_scope(engine) as db:
+        earlier = add_session(db, "agent1", created_at=T0)
+        older = add_session(db, "agent1", created_at=T0 - timedelta(hours=1))
+        colleague = add_session(db, "agent2", created_at=T0)
+        newest = add_session(db, "agent1", created_at=T0 + timedelta(minutes=5))
+        end_replaced_sessions(db, newest, T0 + timedelta(minutes=5))
+        # The objects this unit of work holds follow their rows, with nothing left to flush over them.
+        ending, live = SessionState.ENDING, SessionState.ACTIVE
+        assert [s.state for s in (older, earlier, colleague, newest)] == [ending, ending, live, live]
+        assert older.end_reason is EndReason.REPLACED and older.ended_by == "agent1" and not db.dirty
+    with session_scope(engine) as db:
+        assert [s.id for s in live_sessions(db)] == [colleague.id, newest.id]
+    ended = _session_end_rows(engine)  # oldest first, each with its own session and the new one's address
+    assert [(row.target, json.loads(row.detail)["session"], row.source) for row in ended] == [
+        ("agent1", older.id, newest.source_ip),
+        ("agent1", earlier.id, newest.source_ip),
+    ]
