@@ -46,6 +46,11 @@ from tests.support.workers import wait_for as workers_wait_for
 
 pytestmark = pytest.mark.e2e
 AGENTS = samba.group_dn("SOHO-Agents")
+NOTIFIED_CHANGES = {change: what for change, what in ACCOUNT_CHANGES.items() if change != "deleted"}
+"""The account changes Samba notifies. A deletion it does not: no notification came within 8 s for a deleted account,
+whether watching its container or Deleted Objects, with or without the show-deleted control (measured against this
+DC). A deleted account's session ends at the poll (test_revalidation_with_active_directory.py); here the 'deleted'
+case only passed when the sign-in's own notification happened to be judged after the deletion."""
 
 
 @dataclass
@@ -126,12 +131,12 @@ def _what_the_subscription_saw(watched: Watched, agent: Agent) -> str:
     )
 
 
-@pytest.mark.parametrize("change", ACCOUNT_CHANGES)
+@pytest.mark.parametrize("change", NOTIFIED_CHANGES)
 def test_an_account_change_in_active_directory_ends_the_session_without_the_poll(
     watched: Watched, change: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="gateway")  # a failure shows what the subscription and the worker did
-    apply, reason = ACCOUNT_CHANGES[change]
+    apply, reason = NOTIFIED_CHANGES[change]
     portal = watched.portal
     agent = portal.agent()
     assert watched.subscription.watch.subscribed.wait(PATIENCE)
