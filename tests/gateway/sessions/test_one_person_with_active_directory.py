@@ -10,13 +10,14 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pyotp
 import pytest
+from cryptography import x509
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
@@ -33,7 +34,6 @@ from gateway.sessions.models import HomeSession, SessionState
 from tests.directory import samba
 from tests.directory.samba import SambaDC, group_dn, user_dn
 from tests.support.portal import (
-    PROXY_SECRET,
     Portal,
     csrf_of,
     enrolment_code,
@@ -43,7 +43,7 @@ from tests.support.portal import (
     serving_portal,
     sign_in,
 )
-from tests.support.tcp_relay import tcp_relay
+from tests.support.tcp_relay import TcpRelay, tcp_relay
 from tests.vpn.keys import key_pair
 
 pytestmark = pytest.mark.e2e
@@ -229,36 +229,63 @@ def test_a_suspension_revokes_every_certificate_a_sign_in_would_accept(portal: P
     }
 
 
-def test_a_suspension_after_a_rename_revokes_the_certificates_of_both_names(portal: Portal, people: SambaDC) -> None:
-    """Renamed in AD after the application (new account name, UPN and CN): the person is found by their objectGUID,
-    so a certificate issued to the new UPN is revoked, and so is the one issued to the name they applied under."""
-    sam, _ = fresh_person(people)
-    now = datetime.now(UTC)
+def _apply(portal: Portal, sam: str, now: datetime) -> int:
+    """The person's application; HR withdraws it in each test."""
     handoff = HandOff(portal.directory, portal.authority, timedelta(hours=24), "SOHO-Agents")
     with session_scope(portal.engine) as db:
-        application_id = start_application(
+        application = start_application(
             db, handoff, sam, callback_number="", settings=EnrollmentSettings(), actor="hr", now=now
-        ).id
-    old_name = _issue(portal, f"{sam}.upn@corp.example", now)
+        )
+        assert application.id is not None
+        return application.id
+
+
+def _rename(people: SambaDC, sam: str) -> str:
+    """A new CN, account name and UPN in AD, as an administrator renames someone; the objectGUID stays."""
     renamed = f"{sam}-r"
     admin = people.admin()
     assert admin.modify_dn(user_dn(sam), f"CN={renamed}"), admin.result
     changes = {"sAMAccountName": [renamed], "userPrincipalName": [f"{renamed}.upn@corp.example"]}
     assert admin.modify(user_dn(renamed), {name: [("MODIFY_REPLACE", value)] for name, value in changes.items()})
     admin.unbind()
-    new_name = _issue(portal, f"{renamed}.upn@corp.example", now)
+    return renamed
+
+
+def _withdraw(portal: Portal, application_id: int, handoff: HandOff, now: datetime) -> None:
     with session_scope(portal.engine) as db:
         withdraw_seat(db, db.get_one(Application, application_id), handoff, actor="hr", now=now, why="suspended")
-    with session_scope(portal.engine) as db:
-        rows = db.exec(select(IssuedCertificate).where(col(IssuedCertificate.serial).in_([old_name, new_name]))).all()
-        revoked = {row.serial: row.revoked_at is not None for row in rows}
-    assert revoked == {old_name: True, new_name: True}
+
+
+@contextmanager
+def _ad_unreachable(portal: Portal, people: SambaDC) -> Iterator[tuple[HandOff, TcpRelay]]:
+    """A hand-off whose directory reaches AD through a relay that refuses every connection until the test lets it."""
+    with tcp_relay(("127.0.0.1", 636)) as relay:
+        relay.refusing = True
+        directory = open_directory(people.settings(servers=[f"ldaps://127.0.0.1:{relay.port}"], receive_timeout=2))
+        try:
+            yield HandOff(directory, portal.authority, timedelta(hours=24), "SOHO-Agents"), relay
+        finally:
+            directory.close()
 
 
 def _revoked(portal: Portal, *serials: str) -> dict[str, bool]:
     with session_scope(portal.engine) as db:
         rows = db.exec(select(IssuedCertificate).where(col(IssuedCertificate.serial).in_(serials))).all()
         return {row.serial: row.revoked_at is not None for row in rows}
+
+
+def test_a_suspension_after_a_rename_revokes_the_certificates_of_both_names(portal: Portal, people: SambaDC) -> None:
+    """Renamed in AD after the application (new account name, UPN and CN): the person is found by their objectGUID,
+    so a certificate issued to the new UPN is revoked, and so is the one issued to the name they applied under."""
+    sam, _ = fresh_person(people)
+    now = datetime.now(UTC)
+    application_id = _apply(portal, sam, now)
+    old_name = _issue(portal, f"{sam}.upn@corp.example", now)
+    new_name = _issue(portal, f"{_rename(people, sam)}.upn@corp.example", now)
+    _withdraw(
+        portal, application_id, HandOff(portal.directory, portal.authority, timedelta(hours=24), "SOHO-Agents"), now
+    )
+    assert _revoked(portal, old_name, new_name) == {old_name: True, new_name: True}
 
 
 def _once_ad_answers(portal: Portal, handoff: HandOff, application_id: int, now: datetime) -> list[str]:
@@ -283,34 +310,16 @@ def test_a_suspension_while_ad_is_down_revokes_the_new_names_certificate_once_ad
     (audited, once). Before, nothing ever came back for it: the certificate of the new name stayed valid."""
     sam, _ = fresh_person(people)
     now = datetime.now(UTC)
-    handoff = HandOff(portal.directory, portal.authority, timedelta(hours=24), "SOHO-Agents")
-    with session_scope(portal.engine) as db:
-        application_id = start_application(
-            db, handoff, sam, callback_number="", settings=EnrollmentSettings(), actor="hr", now=now
-        ).id
+    application_id = _apply(portal, sam, now)
     old_name = _issue(portal, f"{sam}.upn@corp.example", now)
-    renamed = f"{sam}-r"
-    admin = people.admin()
-    assert admin.modify_dn(user_dn(sam), f"CN={renamed}"), admin.result
-    changes = {"sAMAccountName": [renamed], "userPrincipalName": [f"{renamed}.upn@corp.example"]}
-    assert admin.modify(user_dn(renamed), {name: [("MODIFY_REPLACE", value)] for name, value in changes.items()})
-    admin.unbind()
-    new_name = _issue(portal, f"{renamed}.upn@corp.example", now)
-    with tcp_relay(("127.0.0.1", 636)) as relay:
-        relay.refusing = True
-        directory = open_directory(people.settings(servers=[f"ldaps://127.0.0.1:{relay.port}"], receive_timeout=2))
-        try:
-            cut_off = HandOff(directory, portal.authority, timedelta(hours=24), "SOHO-Agents")
-            with session_scope(portal.engine) as db:
-                application = db.get_one(Application, application_id)
-                withdraw_seat(db, application, cut_off, actor="hr", now=now, why="suspended")
-            assert _revoked(portal, old_name, new_name) == {old_name: True, new_name: False}
-            assert finish_owed_revocations(portal.engine, cut_off, now) == []  # AD still down: still owed
-            relay.refusing = False
-            assert _once_ad_answers(portal, cut_off, application_id, now) == [new_name]
-            assert finish_owed_revocations(portal.engine, cut_off, now) == []  # once
-        finally:
-            directory.close()
+    new_name = _issue(portal, f"{_rename(people, sam)}.upn@corp.example", now)
+    with _ad_unreachable(portal, people) as (cut_off, relay):
+        _withdraw(portal, application_id, cut_off, now)
+        assert _revoked(portal, old_name, new_name) == {old_name: True, new_name: False}
+        assert finish_owed_revocations(portal.engine, cut_off, now) == []  # AD still down: still owed
+        relay.refusing = False
+        assert _once_ad_answers(portal, cut_off, application_id, now) == [new_name]
+        assert finish_owed_revocations(portal.engine, cut_off, now) == []  # once
     assert _revoked(portal, new_name) == {new_name: True}
     with session_scope(portal.engine) as db:
         finished = db.exec(
@@ -329,36 +338,16 @@ def test_a_suspension_while_ad_is_down_revokes_at_once_the_certificate_their_ses
     certificate their session signed in with is theirs whatever their name, and is revoked at once."""
     sam, _ = fresh_person(people)
     now = datetime.now(UTC)
-    handoff = HandOff(portal.directory, portal.authority, timedelta(hours=24), "SOHO-Agents")
-    with session_scope(portal.engine) as db:
-        application_id = start_application(
-            db, handoff, sam, callback_number="", settings=EnrollmentSettings(), actor="hr", now=now
-        ).id
-    renamed = f"{sam}-r"
-    admin = people.admin()
-    assert admin.modify_dn(user_dn(sam), f"CN={renamed}"), admin.result
-    changes = {"sAMAccountName": [renamed], "userPrincipalName": [f"{renamed}.upn@corp.example"]}
-    assert admin.modify(user_dn(renamed), {name: [("MODIFY_REPLACE", value)] for name, value in changes.items()})
-    admin.unbind()
+    application_id = _apply(portal, sam, now)
+    renamed = _rename(people, sam)
     used = _issue(portal, f"{renamed}.upn@corp.example", now)
     with session_scope(portal.engine) as db:
         pem = db.exec(select(IssuedCertificate.pem).where(IssuedCertificate.serial == used)).one()
-    proxied = {
-        "X-SSL-Client-Cert": quote(pem),
-        "X-Forwarded-For": "198.51.100.7",
-        "X-Sohogw-Proxy-Secret": PROXY_SECRET,
-    }
+    portal.certificates[renamed] = x509.load_pem_x509_certificate(pem.encode())
     with portal.client() as client:
-        assert sign_in(client, renamed, samba.PASSWORD, headers=proxied).status_code == 303
-    with tcp_relay(("127.0.0.1", 636)) as relay:
-        relay.refusing = True
-        directory = open_directory(people.settings(servers=[f"ldaps://127.0.0.1:{relay.port}"], receive_timeout=2))
-        try:
-            cut_off = HandOff(directory, portal.authority, timedelta(hours=24), "SOHO-Agents")
-            with session_scope(portal.engine) as db:
-                withdraw_seat(db, db.get_one(Application, application_id), cut_off, actor="hr", now=now, why="x")
-        finally:
-            directory.close()
+        assert sign_in(client, renamed, samba.PASSWORD, headers=portal.proxy_headers(renamed)).status_code == 303
+    with _ad_unreachable(portal, people) as (cut_off, _relay):
+        _withdraw(portal, application_id, cut_off, now)
     assert _revoked(portal, used) == {used: True}
 
 
@@ -366,27 +355,16 @@ def test_a_person_approved_again_before_ad_answers_keeps_their_certificate(porta
     """The owed revocation is of a person no longer approved: approved again meanwhile, their certificate stays."""
     sam, _ = fresh_person(people)
     now = datetime.now(UTC)
-    handoff = HandOff(portal.directory, portal.authority, timedelta(hours=24), "SOHO-Agents")
-    with session_scope(portal.engine) as db:
-        application_id = start_application(
-            db, handoff, sam, callback_number="", settings=EnrollmentSettings(), actor="hr", now=now
-        ).id
-    with tcp_relay(("127.0.0.1", 636)) as relay:
-        relay.refusing = True
-        directory = open_directory(people.settings(servers=[f"ldaps://127.0.0.1:{relay.port}"], receive_timeout=2))
-        try:
-            cut_off = HandOff(directory, portal.authority, timedelta(hours=24), "SOHO-Agents")
-            with session_scope(portal.engine) as db:
-                withdraw_seat(db, db.get_one(Application, application_id), cut_off, actor="hr", now=now, why="x")
-            kept = _issue(portal, f"{sam}.upn@corp.example", now)
-            with session_scope(portal.engine) as db:
-                again = db.get_one(Application, application_id)
-                again.state = ApplicationState.APPROVED
-                db.add(again)
-            relay.refusing = False
-            assert _once_ad_answers(portal, cut_off, application_id, now) == []
-        finally:
-            directory.close()
+    application_id = _apply(portal, sam, now)
+    with _ad_unreachable(portal, people) as (cut_off, relay):
+        _withdraw(portal, application_id, cut_off, now)
+        kept = _issue(portal, f"{sam}.upn@corp.example", now)
+        with session_scope(portal.engine) as db:
+            again = db.get_one(Application, application_id)
+            again.state = ApplicationState.APPROVED
+            db.add(again)
+        relay.refusing = False
+        assert _once_ad_answers(portal, cut_off, application_id, now) == []
     assert _revoked(portal, kept) == {kept: False}
     with session_scope(portal.engine) as db:
         assert db.get_one(Application, application_id).revocation_owed_since is None
