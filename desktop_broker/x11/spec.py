@@ -112,7 +112,11 @@ def clipboard_flags(rules: DisplayRules) -> list[str]:
 # and -novncconnect, so no X client on the display (the app) can steer x11vnc via the X11VNC_REMOTE
 # property, e.g. to switch the clipboard back on; -nocmds forbids running external commands; -norc
 # ignores ~/.x11vncrc; -sb 0 stops the idle throttle that made a pooled seat's first frame take 2 s;
-# -forever -shared keep the seat up across reconnects and let a supervisor watch alongside the agent.
+# -forever -shared keep the seat up across reconnects and let a supervisor watch alongside the agent;
+# -speeds states the link (the gateway's loopback: 100 MB/s, 1 ms; the framebuffer read rate still measured, "0"),
+# because measuring it times each new client's first updates in a loop that reads nobody's screen until that client
+# asks again, up to 5-15 s: the screen wall asks every 2 s, a launch's held connection not at all, and every picture
+# of the seat, the agent's too, froze meanwhile.
 HARDENING_FLAGS = [
     "-localhost",
     "-noipv6",
@@ -127,6 +131,8 @@ HARDENING_FLAGS = [
     "0",
     "-forever",
     "-shared",
+    "-speeds",
+    "0,100000,1",
 ]
 MEMORY_FLAGS = ["-fs", "1.0"]
 """x11vnc grabs the whole screen through one screen-sized shared-memory image when more than 3/4 of its tiles

@@ -6,6 +6,7 @@ import pwd
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ import pytest
 
 from desktop_broker.x11 import SeatStartFailed, wait_for_first_frame
 from desktop_broker.x11.errors import WatermarkNotDrawn
+from desktop_broker.x11.rfb_screen_copy import ScreenCopy
 from desktop_broker.x11.shared_memory import segments_of
 from desktop_broker.x11.watermark import BACKGROUND, STRIP_HEIGHT, TEXT_COLOUR
 from tests.desktop_broker.x11_fixtures import (
@@ -188,6 +190,48 @@ def test_app_on_the_display_cannot_remote_control_x11vnc(seat: RunningSeat) -> N
     assert wait_for_first_frame(seat.seat.rfb_address, seat.passwords.view_only) < 5
     assert seat.seat.x11vnc.poll() is None
     assert seat.seat.alive()
+
+
+def test_a_viewer_that_asks_seldom_does_not_hold_up_the_agents_picture() -> None:
+    """x11vnc times each new client's first updates to guess its link (rates.c, measure_send_rates); unless told the
+    speeds, its main loop waits up to 5-15 s for that client to ask again, reading nobody's screen meanwhile. The
+    screen wall asks every 2 s, the launch's held connection not at all: the agent's picture froze that long."""
+    with running_seat() as running:
+        wait_for_window(running.seat, "^Customer Console")
+        address = running.seat.rfb_address
+        agent = ScreenCopy(address, running.passwords.full_access)
+        assert agent.refresh(5)
+        changes: list[tuple[float, bytes]] = []
+        stopped = threading.Event()
+
+        def keep_asking() -> None:  # as noVNC does: the next request as soon as an update arrived
+            while not stopped.is_set():
+                if agent.refresh(0.05):
+                    changes.append((time.monotonic(), bytes(agent.frame)))
+
+        asking = threading.Thread(target=keep_asking, daemon=True)
+        asking.start()
+        try:
+            time.sleep(1)  # the agent's own first updates timed, at the pace it asks
+            seldom = ScreenCopy(address, running.passwords.view_only)
+            assert seldom.refresh(5)  # its first picture; it asks for no other
+            time.sleep(0.5)
+            screen = screen_rgb(running.seat)
+            seen = changes[-1][1] if changes else bytes(agent.frame)
+            typed_at = time.monotonic()
+            x_run(running.seat, ["xdotool", "mousemove", "700", "160", "click", "1", "type", "4711"])
+            deadline = typed_at + 10
+            while time.monotonic() < deadline and not any(at > typed_at and frame != seen for at, frame in changes):
+                time.sleep(0.05)
+            assert screen_rgb(running.seat) != screen, "the keys changed nothing on the seat's screen"
+            shown_at = next((at for at, frame in changes if at > typed_at and frame != seen), None)
+            assert shown_at is not None, "the agent's picture never showed the change"
+            assert shown_at - typed_at < 2.0, f"the agent's picture showed the change after {shown_at - typed_at:.1f} s"
+            seldom.close()
+        finally:
+            stopped.set()
+            asking.join()
+            agent.close()
 
 
 def test_idle_seconds_resets_on_input(seat: RunningSeat) -> None:
