@@ -168,8 +168,18 @@ def run_import(
     clock: Clock,
 ) -> None:
     """Import the rows, committing each on its own so progress shows and one bad row spoils nothing else.
-    Runs in the worker's thread after the upload committed, so it opens its own transactions."""
-    for line, row in rows:
+    Runs in the worker's thread after the upload committed, so it opens its own transactions.
+
+    A row is counted in the transaction that imports it (or, refused, in one of its own), so the run's
+    ``processed_rows`` says how many rows are done: a pass retried after a failure part-way (the worker runner
+    replays the nudge) resumes after them, and a finished run is not imported again, instead of each row's outcome
+    being repeated as a refusal ("already has an application") in HR's report."""
+    with session_scope(engine) as db:
+        run = get_import(db, import_id)
+        if run.finished_at is not None:
+            return
+        done = run.processed_rows
+    for line, row in rows[done:]:
         try:
             with session_scope(engine) as db:
                 if isinstance(row, InvalidApplication):

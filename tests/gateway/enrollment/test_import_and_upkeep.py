@@ -4,11 +4,12 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import col, select
+import pytest
+from sqlmodel import Session, col, select
 
 from gateway.audit.models import AuditEvent
 from gateway.db import session_scope
-from gateway.enrollment import decisions, service
+from gateway.enrollment import csv_import, decisions, service
 from gateway.enrollment.models import (
     Application,
     ApplicationState,
@@ -63,6 +64,53 @@ def test_bad_rows_are_reported_by_line_and_import_nothing_while_good_rows_import
             "message": "'+86 123' is not a valid phone number (for CN unless it starts with +)",
         }
         assert [(p["line"], p["column"]) for p in problems[1:]] == [(4, "login"), (5, None), (6, "login")]
+
+
+def test_an_import_retried_after_a_failure_part_way_resumes_after_the_rows_it_counted(
+    portal: Portal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker runner replays an upload's nudge when its pass failed; the rows counted before the failure must
+    not be imported again (each would come back as a refusal) nor counted twice."""
+    rows = csv_import.parse_rows(CSV)
+    now = datetime.now(UTC)
+    with session_scope(portal.engine) as db:
+        import_id = csv_import.begin_import(db, len(rows), actor="hr1", now=now).id or 0
+    counted = csv_import._count
+    counts = 0
+
+    def third_count_fails(
+        db: Session, import_id: int, imported: bool, problem: dict[str, object] | None = None
+    ) -> None:
+        nonlocal counts
+        counts += 1
+        if counts == 3:
+            raise OSError("the database went away")  # two rows counted and committed, the third not
+        counted(db, import_id, imported, problem)
+
+    def run_import() -> None:
+        settings, handoff = portal.settings.enrollment, portal.handoff()
+        csv_import.run_import(
+            portal.engine, import_id, rows, handoff, settings=settings, actor="hr1", clock=lambda: now
+        )
+
+    with monkeypatch.context() as patched:
+        patched.setattr(csv_import, "_count", third_count_fails)
+        with pytest.raises(OSError):
+            run_import()
+    with session_scope(portal.engine) as db:
+        assert db.get(ImportRun, import_id).processed_rows == 2  # type: ignore[union-attr]
+    run_import()  # the runner's retry
+    run_import()  # a replay of the finished import
+    with session_scope(portal.engine) as db:
+        run = db.get(ImportRun, import_id)
+        assert run is not None and run.finished_at is not None
+        assert (run.total_rows, run.processed_rows, run.imported) == (5, 5, 1)
+        assert [p["line"] for p in json.loads(run.problems)] == [3, 4, 5, 6]
+        assert [a.login for a in db.exec(select(Application)).all()] == ["applicant1"]
+        finished = db.exec(
+            select(AuditEvent).where(AuditEvent.action == "enrollment.import", AuditEvent.outcome == "finished")
+        ).all()
+        assert len(finished) == 1
 
 
 def test_a_file_without_the_login_column_is_refused_whole(portal: Portal) -> None:
