@@ -390,14 +390,16 @@ def overdue(lease: SeatLease, now: datetime, idle_seconds: float | None, grace: 
     """Why a live lease must end now, or None.
 
     Idle time is the display's own (no keyboard or pointer input, `idle_seconds`), but never more than
-    the time since the lease's last recorded activity: a pooled seat's display has been idle since it
-    was warmed, which says nothing about the person who just got it.
+    the time since the seat was handed over: a pooled seat's display has been idle since it was warmed, which says
+    nothing about the person who just got it. Not since the last connection: a browser that reconnects (a flapping
+    home network, a page left open) types nothing, and an unattended seat must still end at the policy's timeout.
     """
-    if now - as_utc(lease.started_at) >= timedelta(seconds=lease.max_session_seconds):
+    held = (now - as_utc(lease.started_at)).total_seconds()
+    if held >= lease.max_session_seconds:
         return SeatEndReason.MAX_LENGTH
-    since_activity = (now - as_utc(lease.last_activity_at)).total_seconds()
-    if idle_seconds is not None and min(idle_seconds, since_activity) >= lease.idle_timeout_seconds:
+    if idle_seconds is not None and min(idle_seconds, held) >= lease.idle_timeout_seconds:
         return SeatEndReason.IDLE
+    since_activity = (now - as_utc(lease.last_activity_at)).total_seconds()
     if lease.state is SeatLeaseState.ASSIGNED and since_activity > grace.total_seconds():
         return SeatEndReason.ABANDONED
     return None

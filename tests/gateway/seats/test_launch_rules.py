@@ -227,6 +227,14 @@ def test_idle_time_counts_from_the_display_but_never_from_before_the_launch() ->
     assert service.overdue(_lease(), NOW + timedelta(seconds=30), 5000.0, GRACE) is None  # a long-warm seat
 
 
+def test_a_reconnect_does_not_restart_the_idle_clock() -> None:
+    """A browser reconnecting (a flapping home network) sends no input: the display's idle time still counts."""
+    later = NOW + timedelta(seconds=200)
+    reconnected = _lease()
+    reconnected.last_activity_at = later - timedelta(seconds=5)  # what mark_connected wrote 5 s ago
+    assert service.overdue(reconnected, later, 130.0, GRACE) is SeatEndReason.IDLE
+
+
 def test_a_seat_nobody_reconnects_to_within_the_grace_window_ends() -> None:
     assert service.overdue(_lease(SeatLeaseState.ASSIGNED), NOW + timedelta(seconds=59), None, GRACE) is None
     late = NOW + timedelta(seconds=61)
