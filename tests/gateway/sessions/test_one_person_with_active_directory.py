@@ -370,6 +370,45 @@ def test_a_person_approved_again_before_ad_answers_keeps_their_certificate(porta
         assert db.get_one(Application, application_id).revocation_owed_since is None
 
 
+def test_a_person_deleted_from_ad_before_it_answers_is_audited_as_unresolved(portal: Portal, people: SambaDC) -> None:
+    """Suspended while AD is down, then deleted from AD: once AD answers there is no name left to revoke under, so
+    the withdrawal's debt ends, audited as unresolved with AD's answer, rather than being asked about for ever."""
+    sam, _ = fresh_person(people)
+    now = datetime.now(UTC)
+    application_id = _apply(portal, sam, now)
+    with _ad_unreachable(portal, people) as (cut_off, relay):
+        _withdraw(portal, application_id, cut_off, now)
+        admin = people.admin()
+        assert admin.delete(user_dn(sam)), admin.result
+        admin.unbind()
+        relay.refusing = False
+        assert _once_ad_answers(portal, cut_off, application_id, now) == []
+    with session_scope(portal.engine) as db:
+        audited = db.exec(
+            select(AuditEvent).where(AuditEvent.action == "enrollment.handoff.withdraw", AuditEvent.target == sam)
+        ).all()
+    assert [row.outcome for row in audited] == ["suspended", "revocation_unresolved"]
+    assert json.loads(audited[1].detail)["unresolved"]
+
+
+def test_a_withdrawal_of_an_application_without_a_directory_id_owes_nothing(portal: Portal, people: SambaDC) -> None:
+    """An application from before directory ids were kept names the person by login only: its certificates are
+    revoked by that name at once, and nothing is owed for later (there is no id to find a renamed person by)."""
+    sam, _ = fresh_person(people)
+    now = datetime.now(UTC)
+    application_id = _apply(portal, sam, now)
+    certificate = _issue(portal, f"{sam}.upn@corp.example", now)
+    with session_scope(portal.engine) as db:
+        legacy = db.get_one(Application, application_id)
+        legacy.person_id = None
+        db.add(legacy)
+    with _ad_unreachable(portal, people) as (cut_off, _relay):
+        _withdraw(portal, application_id, cut_off, now)
+    with session_scope(portal.engine) as db:
+        assert db.get_one(Application, application_id).revocation_owed_since is None
+    assert _revoked(portal, certificate) == {certificate: True}
+
+
 def _spoofed_supervisor(dc: SambaDC) -> str:
     """A user in a group that copies SOHO-Supervisors' CN in an OU of its own (anyone allowed to create groups
     somewhere under the base DN can make one)."""
