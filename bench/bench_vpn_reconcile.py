@@ -62,10 +62,10 @@ class TimedBackend(UapiBackend):
     setting_at: float | None = None
     get_took: float | None = None
 
-    def change(self, name: str, changes: PeerChanges) -> None:
+    def change(self, name: str, changes: PeerChanges, begun: Callable[[], None] | None = None) -> None:
         if changes.to_set and self.setting_at is None:
             self.setting_at = time.perf_counter()
-        super().change(name, changes)
+        super().change(name, changes, begun)
         if changes.to_remove and self.removed_at is None:
             self.removed_at = time.perf_counter()
 
