@@ -3,12 +3,12 @@ peer is gone against one `wg set … remove`, and how soon a revoked certificate
 
 Passes: N active sessions with leases are written to a fresh SQLite database (or --database-url); each round gets
 fresh wireguard-go interfaces in their own namespaces for both sides, ours with the nftables scope: a full pass
-onto the empty interface, then an unchanged safety-net pass; beside them, how long the full pass took before its
-first peers went to wireguard-go (the database read and the table) and how long the unchanged pass's `get=1` took
-alone (wireguard-go formatting its answer, which `syncconf` pays too: the floor of that pass). Ends: with the worker
-running, sessions are ended one at a time (end_session committed → the nudged pass removes the peer and its set
-elements), at rest (the previous end's pass has finished) and right after another end (the second of two back to
-back waits for the first's pass).
+onto the empty interface, then an unchanged safety-net pass; beside them, how long the full pass took before it
+asked for its first peers to be set (the database read, the table, the plan) and how long the unchanged pass's
+`get=1` took alone (wireguard-go formatting its answer, which `syncconf` pays too: the floor of that pass). Ends: with
+the worker running, sessions are ended one at a time (end_session committed → the nudged pass removes the peer and
+its set elements), at rest (the previous end's pass has finished) and right after another end (the second of two
+back to back waits for the first's pass).
 Revocation: the end-to-end world of tests/gateway/vpn (real CA, sessions, controller, wireguard-go clients) measures
 revoke → first failed TCP connection. Everything the bench creates is removed at the end. Run as root from the
 repo root:
@@ -55,8 +55,9 @@ NOW = datetime.now(UTC)
 
 class TimedBackend(UapiBackend):
     """UapiBackend noting when the first change that removed a peer returned (to time an end to its removal), when
-    the first change that sets peers began (a full pass's part before wireguard-go has anything to create), and how
-    long the last `get=1` took alone (the part of an unchanged pass no reader can shorten)."""
+    the first change that sets peers was asked for (a full pass's part before it sends wireguard-go anything to
+    create; the request's own start comes after), and how long the last `get=1` took alone (the part of an unchanged
+    pass no reader can shorten)."""
 
     removed_at: float | None = None
     setting_at: float | None = None
