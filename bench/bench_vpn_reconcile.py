@@ -3,9 +3,12 @@ peer is gone against one `wg set … remove`, and how soon a revoked certificate
 
 Passes: N active sessions with leases are written to a fresh SQLite database (or --database-url); each round gets
 fresh wireguard-go interfaces in their own namespaces for both sides, ours with the nftables scope: a full pass
-onto the empty interface, then an unchanged safety-net pass. Ends: with the worker running, sessions are ended one
-at a time (end_session committed → the nudged pass removes the peer and its set elements), at rest (the previous
-end's pass has finished) and right after another end (the second of two back to back waits for the first's pass).
+onto the empty interface, then an unchanged safety-net pass; beside them, how long the full pass took before it
+asked for its first peers to be set (the database read, the table, the plan) and how long the unchanged pass's
+`get=1` took alone (wireguard-go formatting its answer, which `syncconf` pays too: the floor of that pass). Ends: with
+the worker running, sessions are ended one at a time (end_session committed → the nudged pass removes the peer and
+its set elements), at rest (the previous end's pass has finished) and right after another end (the second of two
+back to back waits for the first's pass).
 Revocation: the end-to-end world of tests/gateway/vpn (real CA, sessions, controller, wireguard-go clients) measures
 revoke → first failed TCP connection. Everything the bench creates is removed at the end. Run as root from the
 repo root:
@@ -35,7 +38,7 @@ from gateway.db import make_engine, session_scope
 from gateway.migrate import upgrade
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.service import end_session
-from gateway.vpn import nft
+from gateway.vpn import nft, uapi_wire
 from gateway.vpn.backend import PeerChanges, PeerSpec
 from gateway.vpn.controller import VpnController
 from gateway.vpn.models import LeaseState, TunnelLease
@@ -51,14 +54,27 @@ NOW = datetime.now(UTC)
 
 
 class TimedBackend(UapiBackend):
-    """UapiBackend noting when the first change that removed a peer returned (to time an end to its removal)."""
+    """UapiBackend noting when the first change that removed a peer returned (to time an end to its removal), when
+    the first change that sets peers was asked for (a full pass's part before it sends wireguard-go anything to
+    create; the request's own start comes after), and how long the last `get=1` took alone (the part of an unchanged
+    pass no reader can shorten)."""
 
     removed_at: float | None = None
+    setting_at: float | None = None
+    get_took: float | None = None
 
-    def change(self, name: str, changes: PeerChanges) -> None:
-        super().change(name, changes)
+    def change(self, name: str, changes: PeerChanges, begun: Callable[[], None] | None = None) -> None:
+        if changes.to_set and self.setting_at is None:
+            self.setting_at = time.perf_counter()
+        super().change(name, changes, begun)
         if changes.to_remove and self.removed_at is None:
             self.removed_at = time.perf_counter()
+
+    def peer_configs(self, name: str, expected: Mapping[str, PeerSpec] | None = None) -> Mapping[str, PeerSpec]:
+        began = time.perf_counter()
+        answer = uapi_wire.exchange(uapi_wire.socket_path(name, self.socket_dir), "get=1\n\n")
+        self.get_took = time.perf_counter() - began
+        return uapi_wire.parse_configs(answer, expected)
 
 
 def seed(engine: Engine, count: int) -> list[str]:
@@ -152,10 +168,22 @@ def passes(engine: Engine, count: int, rounds: int, data_dir: Path) -> dict[str,
             backend.change(name, PeerChanges(to_remove=list(backend.peers(name))))
             nft.remove(ns)
             controller.forget()
+            backend.setting_at = None
+            began = time.perf_counter()
             full = timed(controller.run_once)
+            assert backend.setting_at is not None
+            first_set = backend.setting_at - began
+            backend.get_took = None
             unchanged = timed(controller.run_once)
+            assert backend.get_took is not None
+            get_took = backend.get_took
             assert len(backend.peers(name)) == count and not controller.last_result.changes  # type: ignore[union-attr]
-        return {"pass full": full, "pass unchanged": unchanged}
+        return {
+            "pass full": full,
+            "  of it before 1st set": first_set,
+            "pass unchanged": unchanged,
+            "  of it the get=1": get_took,
+        }
 
     def theirs() -> dict[str, float]:
         with bare_interface() as (name, ns):
@@ -242,7 +270,8 @@ def bench_reconcile(counts: list[int], rounds: int, samples: int, database_url: 
             print(f"  {key:26s} p50 {p50:8.1f} ms   p99 {p99:8.1f} ms")
         median = {key: statistics.median(values) for key, values in figures.items()}
         print(f"  ratio pass / syncconf      full {median['pass full'] / median['syncconf full']:.2f}  "
-              f"unchanged {median['pass unchanged'] / median['syncconf unchanged']:.2f}")  # fmt: skip
+              f"unchanged {median['pass unchanged'] / median['syncconf unchanged']:.2f}  "
+              f"(its get=1 alone {median['  of it the get=1'] / median['syncconf unchanged']:.2f})")  # fmt: skip
 
 
 def bench_revocation(samples: int) -> None:

@@ -8,7 +8,7 @@ so a live session keeps its handshake and counters across every reconcile.
 
 import functools
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -121,5 +121,8 @@ class WireGuardBackend(Protocol):
     def apply(self, name: str, desired: Mapping[str, PeerSpec]) -> PeerChanges:
         """Make the interface hold exactly `desired`; returns what it changed (empty when nothing did)."""
 
-    def change(self, name: str, changes: PeerChanges) -> None:
-        """Carry out `changes` (removals first) without reading the live peers: for a change already planned."""
+    def change(self, name: str, changes: PeerChanges, begun: Callable[[], None] | None = None) -> None:
+        """Carry out `changes` (removals first) without reading the live peers: for a change already planned.
+        ``begun`` is called at most once, as soon as the implementation has the first of them to work on: work meant
+        to run beside the change can start then rather than compete with its start. Callers must not rely on it
+        (nothing to send, or no such moment: it may never be called)."""

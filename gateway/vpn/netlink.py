@@ -5,7 +5,7 @@ pyroute2's `WireGuard.set` carries at most one peer per call, appends allowed IP
 batch of peers), so peers are merged by public key. Keys come back base64-encoded as bytes.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -60,11 +60,14 @@ class NetlinkBackend:
         self.change(name, changes)
         return changes
 
-    def change(self, name: str, changes: PeerChanges) -> None:
+    def change(self, name: str, changes: PeerChanges, begun: Callable[[], None] | None = None) -> None:
         for public_key in changes.to_remove:
             self.remove_peer(name, public_key)
         for peer in changes.to_set:
             self.set_peer(name, peer)
+            if begun is not None:
+                begun()
+                begun = None
 
     def _set(self, name: str, peer: dict[str, Any]) -> None:
         with self._socket() as wg:

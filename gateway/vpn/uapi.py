@@ -66,11 +66,11 @@ class UapiBackend:
         self.change(name, changes)
         return changes
 
-    def change(self, name: str, changes: PeerChanges) -> None:
+    def change(self, name: str, changes: PeerChanges, begun: Callable[[], None] | None = None) -> None:
         if changes:
             removals = (line for public_key in changes.to_remove for line in uapi_wire.removal_lines(public_key))
             settings = (line for peer in changes.to_set for line in uapi_wire.peer_lines(peer))
-            self._set(name, itertools.chain(removals, settings))
+            self._set(name, itertools.chain(removals, settings), begun)
 
     def stop(self) -> None:
         """Stop the daemons this backend started (their interfaces disappear with them)."""
@@ -78,8 +78,8 @@ class UapiBackend:
             daemon.stop()
         self.daemons.clear()
 
-    def _set(self, name: str, lines: Iterable[str]) -> None:
-        uapi_wire.exchange(uapi_wire.socket_path(name, self.socket_dir), uapi_wire.set_request(lines))
+    def _set(self, name: str, lines: Iterable[str], begun: Callable[[], None] | None = None) -> None:
+        uapi_wire.exchange(uapi_wire.socket_path(name, self.socket_dir), uapi_wire.set_request(lines, begun))
 
     def _restarted(self, name: str, private_key: str, listen_port: int, addresses: list[str]) -> None:
         self.ensure_interface(name, private_key, listen_port, addresses)

@@ -11,7 +11,7 @@ import binascii
 import functools
 import itertools
 import socket
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter, methodcaller
@@ -24,7 +24,7 @@ _TIMEOUT_S = 30.0
 _ERRNO_TAIL = 64
 """The closing ``errno=N`` line and the empty line after it fit in this many bytes."""
 _LINES_PER_PART = 4096
-"""About 250 peers' lines (~150 kB): small enough to keep wireguard-go busy from the first part on."""
+"""About 800 peers' lines (~150 kB): small enough to keep wireguard-go busy from the first part on."""
 
 
 def key_to_hex(key: str) -> str:
@@ -271,10 +271,14 @@ def removal_lines(public_key: str) -> list[str]:
     return [f"public_key={key_to_hex(public_key)}", "remove=true"]
 
 
-def set_request(lines: Iterable[str]) -> Iterator[str]:
-    """A `set=1` request in parts of ``_LINES_PER_PART`` lines (for ``exchange``), ``lines`` read as each is sent."""
+def set_request(lines: Iterable[str], begun: Callable[[], None] | None = None) -> Iterator[str]:
+    """A `set=1` request in parts of ``_LINES_PER_PART`` lines (for ``exchange``), ``lines`` read as each is sent;
+    ``begun`` runs once the first part of lines has been sent (the daemon is then busy with it)."""
     yield "set=1\n"
     remaining = iter(lines)
     while part := list(itertools.islice(remaining, _LINES_PER_PART)):
         yield "".join(f"{line}\n" for line in part)
+        if begun is not None:
+            begun()
+            begun = None
     yield "\n"

@@ -84,6 +84,16 @@ def test_get_answer_is_parsed_into_peers_with_handshake_and_counters() -> None:
     assert plan_changes(configs, wanted) == PeerChanges(to_set=[wanted[b]])  # only b's keepalive differs
 
 
+def test_a_request_says_it_has_begun_once_its_first_part_of_lines_is_sent_and_only_then() -> None:
+    """A full pass starts the set elements' thread then (``InstalledTunnel._load_scope_beside_new_peers``)."""
+    calls: list[str] = []
+    parts = set_request((f"allowed_ip=10.77.0.{n % 250}/32" for n in range(5000)), lambda: calls.append("begun"))
+    assert next(parts) == "set=1\n" and next(parts).count("\n") == 4096
+    assert not calls  # the first part is made, not yet sent: exchange sends it before it asks for the next
+    assert next(parts).count("\n") == 5000 - 4096 and calls == ["begun"]
+    assert list(parts) == ["\n"] and calls == ["begun"]
+
+
 def test_a_peer_is_written_with_replaced_allowed_ips() -> None:
     key = key_pair()[1]
     request = "".join(set_request(peer_lines(PeerSpec.of(key, ["10.77.0.2", "fd77::2/128"], 25))))

@@ -11,7 +11,7 @@ import os
 import random
 import re
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +31,7 @@ from gateway.vpn.leases import LEASE_WRITTEN
 from gateway.vpn.models import LeaseState, TunnelLease
 from gateway.vpn.nft_generation import RulesetGeneration
 from gateway.vpn.reconcile import ELEMENT_CHANGE_SEATS, desired_peers
+from gateway.vpn.scope import TunnelScope
 from gateway.vpn.settings import VpnSettings
 from gateway.vpn.uapi import UapiBackend
 from gateway.vpn.workers import TunnelPeers
@@ -57,11 +58,11 @@ class FlakyBackend(UapiBackend):
         super().__init__(netns=netns)
         self.sent: list[str] = []
 
-    def change(self, name: str, changes: PeerChanges) -> None:
+    def change(self, name: str, changes: PeerChanges, begun: Callable[[], None] | None = None) -> None:
         if self.fail_next and changes:
             self.fail_next -= 1
             raise OSError("the UAPI socket went away")
-        super().change(name, changes)
+        super().change(name, changes, begun)
         self.sent += [spec.public_key for spec in changes.to_set]
 
 
@@ -406,6 +407,53 @@ def test_a_pass_onto_an_empty_interface_loads_its_table_while_the_database_is_re
     assert generation.read() == before + (4 if hand_edit else 2)  # the elements alone, or the table again first
     assert gateway.scope() == loaded and gateway.peers() == authorised
     assert not controller.run_once().scope_loaded  # and the next pass trusts what this one left
+
+
+@pytest.mark.parametrize("says_begun", [True, False], ids=["backend-says-begun", "backend-never-says"])
+def test_a_full_pass_adds_its_new_peers_elements_once_the_backend_has_begun_on_them_or_after_them(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch, says_begun: bool
+) -> None:
+    """The elements' thread starts once wireguard-go has the first new peers (started before, it held the
+    interpreter while the pass connected and sent, and the first peers went out later); a backend with no such moment
+    (``begun`` never called) still gets them, after its peers. Either way the table is what one whole load gives."""
+    for scope in SCOPES:
+        _sign_in(gateway.engine, nudge=False, scope=scope)
+    gateway.controller.start()
+    interface, ns, controller = gateway.settings.interface, gateway.ns, gateway.controller
+    loaded, authorised = gateway.scope(), gateway.peers()
+    gateway.backend.change(interface, PeerChanges(to_remove=list(authorised)))
+    nft.remove(ns)
+    controller.forget()
+    events: list[str] = []
+    tunnel = controller.tunnel
+    assert tunnel is not None
+    change_elements = tunnel.elements.change
+
+    def elements(removed: TunnelScope, added: TunnelScope) -> None:
+        events.append("elements")
+        change_elements(removed, added)
+
+    change_peers = FlakyBackend.change
+
+    def peers(backend: FlakyBackend, name: str, changes: PeerChanges, begun: Callable[[], None] | None = None) -> None:
+        def first_sent() -> None:
+            events.append("peers begun")
+            if begun is not None:
+                begun()
+
+        change_peers(backend, name, changes, first_sent if says_begun else None)
+        events.append("peers set")
+
+    monkeypatch.setattr(tunnel.elements, "change", elements)
+    monkeypatch.setattr(FlakyBackend, "change", peers)
+    assert controller.run_once().scope_loaded
+    assert events[0] == "peers set"  # the removals (none)
+    if says_begun:  # the elements may be in before or after the last peers
+        assert sorted(events[1:]) == ["elements", "peers begun", "peers set"] and events[1] == "peers begun"
+    else:
+        assert events[1:] == ["peers set", "elements"]
+    assert gateway.scope() == loaded and gateway.peers() == authorised
+    assert not controller.run_once().scope_loaded
 
 
 def test_a_safety_net_pass_reads_no_lease_while_nothing_changed_yet_sees_a_write_behind_its_back_and_time_running_out(
