@@ -4,10 +4,11 @@ Guacamole seat's live guacd connection.
 
 One background thread refreshes, every ``interval`` seconds, only the seats somebody asked for in the last
 ``DEMAND_SECONDS``; a still screen costs a ``select`` (x11vnc answers an incremental request only when something
-changed; a guacd join's own thread has applied what guacd sent), a changed one one JPEG of the screen reduced
-``SCALE`` times. Every supervisor gets the same bytes. A seat handed to another person gets a new connection (the
-key is the X11 seat and its holder, or the Guacamole lease and its guacd connection), so nobody sees the previous
-holder's last picture. When nobody asks any more, the connections close and the thread ends.
+changed; a guacd join's own thread has queued nothing), a changed one the decoding of what changed (a guacd join decodes
+its queued frames then, each region once) and one JPEG of the screen reduced ``SCALE`` times. Every supervisor gets the
+same bytes. A seat handed to another person gets a new connection (the key is the X11 seat and its holder, or the
+Guacamole lease and its guacd connection), so nobody sees the previous holder's last picture. When nobody asks any more,
+the connections close and the thread ends.
 """
 
 import io
