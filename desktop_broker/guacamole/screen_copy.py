@@ -78,6 +78,10 @@ _DEFAULT_LAYER = 0
 log = logging.getLogger(__name__)
 
 
+def _image_bytes(queue: list[Operation]) -> int:
+    return sum(operation.size_bytes for operation in queue if isinstance(operation, DrawImage))
+
+
 class JoinFailed(Exception):
     """guacd refused the join or ended it (the seat's connection closed); the next refresh joins again."""
 
@@ -129,8 +133,8 @@ class GuacdScreenCopy:
                 if self._failure is not None:
                     raise JoinFailed(self._failure)
                 self._frames_seen = self._frames
-                frames, self._queued = self._queued[: self._whole], self._queued[self._whole :]
-                self._whole = self._queued_bytes = 0
+                frames, self._queued, self._whole = self._queued[: self._whole], self._queued[self._whole :], 0
+                self._queued_bytes = _image_bytes(self._queued)
                 # Judged here, under the lock: the rest of the queue starts from what these leave.
                 queue, self._before = needed(frames, self._before)
             with self._drawing:
@@ -254,7 +258,7 @@ class GuacdScreenCopy:
         frames, _ = needed(self._queued[: self._whole], self._before)
         self._queued[: self._whole] = frames
         self._whole = len(frames)
-        self._queued_bytes = sum(o.size_bytes for o in self._queued if isinstance(o, DrawImage))
+        self._queued_bytes = _image_bytes(self._queued)
         if self._queued_bytes > QUEUED_BYTES:
             raise JoinFailed(f"over {QUEUED_BYTES} bytes of images left undrawn")
 
