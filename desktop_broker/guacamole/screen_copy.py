@@ -100,7 +100,7 @@ class GuacdScreenCopy:
         each ``sync``."""
         self._queued: list[Operation] = []
         self._whole = self._queued_bytes = 0
-        """How many queued operations make whole frames (up to the last ``sync``); the bytes of their images."""
+        """How many queued operations make whole frames (up to the last ``sync``); the bytes of all queued images."""
         self._before = Layers({}, set())
         self._streams: dict[str, tuple[int, int, str, int, int, list[str]]] = {}
         self._path: dict[int, Box] = {}
