@@ -136,6 +136,10 @@ class SeatThumbnails:
                     started = time.thread_time()
                     tile.jpeg = encode(tile.copy)
                     encoding = time.thread_time() - started
+                elif tile.jpeg is None:
+                    # guacd now and then answers a join of a still screen with a sync but no picture (about one
+                    # join in eight here), and sends none until the screen changes: the next ask joins afresh.
+                    tile.copy.close()
             except (ScreenCopyFailed, JoinFailed, OSError, ValueError, KeyError) as error:
                 log.info("seat picture unreadable: %s", error)  # a seat going away, or a screen of no size
             self.refreshes += 1
@@ -157,4 +161,5 @@ class SeatThumbnails:
             if not tiles:
                 return
             for tile in tiles:
-                self._sample(tile, 0.0)
+                if tile.jpeg is not None:  # a seat with no picture yet is read when next asked, waiting for it
+                    self._sample(tile, 0.0)

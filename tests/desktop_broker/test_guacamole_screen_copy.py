@@ -16,6 +16,7 @@ from PIL import Image
 
 from desktop_broker.guacamole.screen_copy import QUEUED_BYTES, GuacdScreenCopy, JoinFailed
 from desktop_broker.recording.wire import InstructionReader, encode
+from gateway.seats.thumbnails import SCALE, SeatThumbnails
 
 NOISE = 600
 """Noise of 600x600 pixels is a PNG of ~1 MB: twenty of them pass `QUEUED_BYTES`."""
@@ -27,6 +28,11 @@ def noise_png() -> tuple[bytes, Image.Image]:
     out = io.BytesIO()
     picture.save(out, "PNG", compress_level=1)
     return out.getvalue(), picture
+
+
+def sized(screen: tuple[int, int]) -> bytes:
+    """The default layer's size, as guacd sends it first to a join that will see a picture."""
+    return encode("size", "0", *map(str, screen))
 
 
 def frame(png: bytes, stream: int, at: tuple[int, int], timestamp: int) -> bytes:
@@ -41,19 +47,25 @@ def frame(png: bytes, stream: int, at: tuple[int, int], timestamp: int) -> bytes
 
 
 class FakeGuacd:
-    """Answers one join's handshake, sizes the default layer, sends the frames all at once and counts the ``sync``
+    """Answers each join's handshake in turn, sends that join's instructions all at once and counts the ``sync``
     answers it gets back."""
 
-    def __init__(self, screen: tuple[int, int], frames: list[bytes]) -> None:
+    def __init__(self, frames: list[bytes], *later_joins: list[bytes]) -> None:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.address = self._listener.getsockname()
-        self._screen, self._frames = screen, frames
+        self._joins = [frames, *later_joins]
         self.answered = threading.Semaphore(0)
+        self.joins = 0
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
     def _serve(self) -> None:
+        for frames in self._joins:
+            self._serve_one(frames)
+
+    def _serve_one(self, frames: list[bytes]) -> None:
         connection, _ = self._listener.accept()
+        self.joins += 1
         reader = InstructionReader()
         with connection:
             seen: list[tuple[str, ...]] = []
@@ -62,18 +74,19 @@ class FakeGuacd:
             connection.sendall(encode("args", "VERSION_1_5_0", "read-only"))
             while not any(instruction[0] == "connect" for instruction in seen):
                 seen += reader.feed(connection.recv(65536))
-            connection.sendall(encode("ready", "$fake") + encode("size", "0", *map(str, self._screen)))
-            sender = threading.Thread(target=self._send, args=(connection,), daemon=True)
+            connection.sendall(encode("ready", "$fake"))
+            sender = threading.Thread(target=self._send, args=(connection, frames), daemon=True)
             sender.start()
-            while data := connection.recv(65536):
-                for instruction in reader.feed(data):
-                    if instruction[0] == "sync":
-                        self.answered.release()
+            with contextlib.suppress(OSError):  # a join that ended closed its end
+                while data := connection.recv(65536):
+                    for instruction in reader.feed(data):
+                        if instruction[0] == "sync":
+                            self.answered.release()
             sender.join()
 
-    def _send(self, connection: socket.socket) -> None:
+    def _send(self, connection: socket.socket, frames: list[bytes]) -> None:
         with contextlib.suppress(OSError):  # a join that ended midway (past the bound) closed its end
-            connection.sendall(b"".join(self._frames))
+            connection.sendall(b"".join(frames))
 
     def close(self) -> None:
         self._listener.close()
@@ -81,7 +94,7 @@ class FakeGuacd:
 
 @contextmanager
 def joined(screen: tuple[int, int], frames: list[bytes]) -> Iterator[tuple[GuacdScreenCopy, FakeGuacd]]:
-    guacd = FakeGuacd(screen, frames)
+    guacd = FakeGuacd([sized(screen), *frames])
     copy = GuacdScreenCopy(guacd.address, "$fake")
     try:
         yield copy, guacd
@@ -119,3 +132,19 @@ def test_frames_that_cover_nothing_end_the_join_past_the_bound() -> None:
         assert answered_all(guacd, len(frames)) < len(frames)
         with pytest.raises(JoinFailed, match="left undrawn"):
             copy.refresh(0.0)
+
+
+def test_a_join_shown_no_picture_is_made_again_at_the_next_ask() -> None:
+    """guacd now and then answers a join of a still screen with a sync and no picture, and sends none until the
+    screen changes: the wall's tile would stay empty. The wall joins afresh at the next ask instead."""
+    png, _ = noise_png()
+    guacd = FakeGuacd([encode("sync", "1")], [sized((NOISE, NOISE)), frame(png, 1, (0, 0), 2)])
+    thumbnails = SeatThumbnails(interval=60.0)
+    try:
+        assert thumbnails.joined_picture(guacd.address, "lease-1", "$fake") is None
+        shown = thumbnails.joined_picture(guacd.address, "lease-1", "$fake")
+        assert shown is not None and guacd.joins == 2
+        assert Image.open(io.BytesIO(shown)).size == (NOISE // SCALE, NOISE // SCALE)
+    finally:
+        thumbnails.stop()
+        guacd.close()
