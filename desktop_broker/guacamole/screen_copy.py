@@ -15,11 +15,16 @@ keeps the encodings it already uses for the agent, as it encodes once for all us
 and are skipped. guacd 1.6.0's display code (``src/libguac/display*.c``) uses only the compositing modes OVER
 (drawing), SRC, ROUT and RATOP (clearing); any other is drawn as OVER.
 
-A reader thread answers every ``sync`` as soon as it has read it and applies the frame: guacd paces the frames and
-picks the image quality of the whole connection — the agent's too — by its slowest user's answers
-(``guac_client_get_processing_lag``), so a join that answered only when the wall asks (every ~2 s) would slow the
-agent's screen. It costs one decode of each update while somebody looks, and two layer-sized RGBA images (the
-default layer and guacd's copy of its last frame): 8 MB at 1280x800.
+A reader thread answers every ``sync`` as soon as it has read it: guacd paces the frames and picks the image quality
+of the whole connection — the agent's too — by its slowest user's answers (``guac_client_get_processing_lag``), so a
+join that answered only when the wall asks (every ~2 s) would slow the agent's screen. It only reads: the images are
+queued undecoded (their headers read), and `refresh` draws the whole frames queued since the last one, decoding only
+the images no later drawing covers (`drawing_queue.needed`), so a screen that never stops changing costs reading its
+bytes and one decode of each changed region per refresh, not one per frame guacd sends. The join stays: joining
+again at each refresh would make guacd send the whole screen each time, and guacd holds a join's first picture
+until no frame is in progress, seconds on such a screen (measured with a 25-frame/s movie, 0.4 s to over 2 s).
+It holds two layer-sized RGBA images (the default layer and guacd's copy of its last frame), 8 MB at 1280x800, and
+at most `QUEUED_BYTES` of undrawn images.
 """
 
 import base64
@@ -33,6 +38,20 @@ import time
 
 from PIL import Image, UnidentifiedImageError
 
+from desktop_broker.guacamole.drawing_queue import (
+    RATOP,
+    ROUT,
+    SRC,
+    Box,
+    Copy,
+    Dispose,
+    DrawImage,
+    Fill,
+    Layers,
+    Operation,
+    Size,
+    needed,
+)
 from desktop_broker.guacamole.parameters import JOIN_SETTINGS
 from desktop_broker.recording.wire import (
     ClientHandshake,
@@ -51,10 +70,16 @@ JOINING_USER = ClientHandshake(size=(1280, 800, 96), image_types=IMAGE_TYPES, ti
 """The joining user's own screen size is only said: guacd draws the owner's, whatever a read-only joiner asks."""
 MAX_PIXELS = 16 * 1024 * 1024
 """All layers and buffers of one join together (64 MB); guacd sizing them beyond this ends the join."""
-_SRC, _ROUT, _RATOP = 0xC, 0x2, 0x9
+QUEUED_BYTES = 16 * 1024 * 1024
+"""Undrawn images a join keeps between two refreshes (compressed); past it, what later ones cover is dropped, and
+a queue still larger ends the join (the next refresh joins again, from the whole screen)."""
 _DEFAULT_LAYER = 0
 
 log = logging.getLogger(__name__)
+
+
+def _image_bytes(queue: list[Operation]) -> int:
+    return sum(operation.size_bytes for operation in queue if isinstance(operation, DrawImage))
 
 
 class JoinFailed(Exception):
@@ -71,15 +96,22 @@ class GuacdScreenCopy:
         self._sock: socket.socket | None = None
         self._send_lock = threading.Lock()
         self._frame = threading.Condition()
-        """Guards the layers and the frame count; notified at each ``sync``."""
-        self._layers: dict[int, Image.Image] = {}
+        """Guards the queue, what is known of the layers before it, the frame count and the failure; notified at
+        each ``sync``."""
+        self._queued: list[Operation] = []
+        self._whole = self._queued_bytes = 0
+        """How many queued operations make whole frames (up to the last ``sync``); the bytes of all queued images."""
+        self._before = Layers({}, set())
         self._streams: dict[str, tuple[int, int, str, int, int, list[str]]] = {}
-        self._path: dict[int, tuple[int, int, int, int]] = {}
+        self._path: dict[int, Box] = {}
         self._frames = self._frames_seen = 0
-        self._drawn = False
         self._failure: str | None = None
+        self._drawing = threading.Lock()
+        """Guards the layers, which only `refresh` draws."""
+        self._layers: dict[int, Image.Image] = {}
+        self._drawn = False
         self.cpu_seconds = 0.0
-        """CPU time the reader thread spent decoding and drawing (the wall's cost of this seat)."""
+        """CPU time spent reading, decoding and drawing, in whichever thread (the wall's cost of this seat)."""
 
     @property
     def width(self) -> int:
@@ -90,22 +122,35 @@ class GuacdScreenCopy:
         return self._layers[_DEFAULT_LAYER].height if _DEFAULT_LAYER in self._layers else 0
 
     def refresh(self, wait: float = 0.0) -> bool:
-        """Whether the picture changed since the last refresh (waiting up to ``wait`` s for a new frame)."""
+        """Whether the picture changed since the last refresh (waiting up to ``wait`` s for a new frame): draws the
+        whole frames guacd sent since."""
         if self._sock is None:
             self._join()
-        with self._frame:
-            self._frame.wait_for(lambda: self._frames > self._frames_seen or self._failure is not None, wait)
-            if self._failure is not None:
-                failure = self._failure
-                self._close_locked()
-                raise JoinFailed(f"{self._connection_id}: {failure}")
-            changed = self._frames > self._frames_seen and self._drawn
-            self._frames_seen, self._drawn = self._frames, False
-            return changed and _DEFAULT_LAYER in self._layers
+        started = time.thread_time()
+        try:
+            with self._frame:
+                self._frame.wait_for(lambda: self._frames > self._frames_seen or self._failure is not None, wait)
+                if self._failure is not None:
+                    raise JoinFailed(self._failure)
+                self._frames_seen = self._frames
+                frames, self._queued, self._whole = self._queued[: self._whole], self._queued[self._whole :], 0
+                self._queued_bytes = _image_bytes(self._queued)
+                # Judged here, under the lock: the rest of the queue starts from what these leave.
+                queue, self._before = needed(frames, self._before)
+            with self._drawing:
+                for operation in queue:
+                    self._draw_operation(operation)
+                changed, self._drawn = self._drawn, False
+                return changed and _DEFAULT_LAYER in self._layers
+        except JoinFailed as error:
+            self.close()
+            raise JoinFailed(f"{self._connection_id}: {error}") from None
+        finally:
+            self._count_cpu(started)
 
     def reduced(self, factor: int) -> Image.Image:
         """The screen reduced ``factor`` times, as RGB (a transparent layer shows black, as on a blank canvas)."""
-        with self._frame:
+        with self._drawing:
             layer = self._layers[_DEFAULT_LAYER].reduce(factor)
         return layer.convert("RGB")
 
@@ -122,8 +167,11 @@ class GuacdScreenCopy:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
-        self._layers, self._streams, self._path = {}, {}, {}
+        self._queued, self._whole, self._queued_bytes, self._before = [], 0, 0, Layers({}, set())
+        self._streams, self._path = {}, {}
         self._failure = None
+        with self._drawing:
+            self._layers = {}
 
     def _join(self) -> None:
         try:
@@ -146,21 +194,30 @@ class GuacdScreenCopy:
         with self._send_lock:
             sock.sendall(encode(*elements))
 
+    def _count_cpu(self, since: float) -> float:
+        """Adds this thread's CPU time since ``since`` to `cpu_seconds`; returns the thread's CPU time now."""
+        now = time.thread_time()
+        with self._frame:
+            self.cpu_seconds += now - since
+        return now
+
     def _read(self, sock: socket.socket, reader: InstructionReader, pending: list[tuple[str, ...]]) -> None:
-        """Answer syncs, keep the connection alive and apply the frames, until guacd or `close` ends it."""
+        """Answer syncs, keep the connection alive and queue the frames, until guacd or `close` ends it."""
         last_sent = time.monotonic()
         instructions = pending
+        counted = time.thread_time()
         try:
             while True:
                 syncs = [instruction[1] for instruction in instructions if instruction[0] == "sync"]
-                for timestamp in syncs:  # answered before drawing: only our reading shows as lag
+                for timestamp in syncs:  # answered before queueing: only our reading shows as lag
                     self._send_on(sock, "sync", timestamp)
                 if syncs:
                     last_sent = time.monotonic()
                 elif time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
                     self._send_on(sock, "nop")
                     last_sent = time.monotonic()
-                self._apply_all(sock, instructions)
+                self._queue_all(sock, instructions)
+                counted = self._count_cpu(counted)
                 try:
                     data = sock.recv(1 << 20)
                 except TimeoutError:
@@ -176,9 +233,10 @@ class GuacdScreenCopy:
                 if self._sock is sock:
                     self._failure = str(error)
                 self._frame.notify_all()
+        finally:
+            self._count_cpu(counted)
 
-    def _apply_all(self, sock: socket.socket, instructions: list[tuple[str, ...]]) -> None:
-        started = time.thread_time()
+    def _queue_all(self, sock: socket.socket, instructions: list[tuple[str, ...]]) -> None:
         with self._frame:
             if self._sock is not sock:
                 raise JoinFailed("closed")
@@ -186,34 +244,76 @@ class GuacdScreenCopy:
                 opcode = instruction[0]
                 if opcode == "sync":
                     self._frames += 1
+                    self._whole = len(self._queued)
+                    if self._queued_bytes > QUEUED_BYTES:
+                        self._prune_locked()
                     self._frame.notify_all()
                 elif opcode in ("error", "disconnect"):
                     raise JoinFailed(f"guacd ended the join: {' '.join(instruction)}")
                 else:
-                    self._apply(opcode, instruction[1:])
-        self.cpu_seconds += time.thread_time() - started
+                    self._queue(opcode, instruction[1:])
 
-    def _apply(self, opcode: str, values: tuple[str, ...]) -> None:
+    def _prune_locked(self) -> None:
+        """Nobody drew the queue for long: drop what later frames cover, or end the join if that is not enough."""
+        frames, _ = needed(self._queued[: self._whole], self._before)
+        self._queued[: self._whole] = frames
+        self._whole = len(frames)
+        self._queued_bytes = _image_bytes(self._queued)
+        if self._queued_bytes > QUEUED_BYTES:
+            raise JoinFailed(f"over {QUEUED_BYTES} bytes of images left undrawn")
+
+    def _queue(self, opcode: str, values: tuple[str, ...]) -> None:
         if opcode == "size":
-            self._size(int(values[0]), int(values[1]), int(values[2]))
+            self._queued.append(Size(int(values[0]), int(values[1]), int(values[2])))
         elif opcode == "img":
             stream, mode, target, mimetype, left, top = values
             self._streams[stream] = (int(mode), int(target), mimetype, int(left), int(top), [])
         elif opcode == "blob" and values[0] in self._streams:
             self._streams[values[0]][5].append(values[1])
         elif opcode == "end" and values[0] in self._streams:
-            self._image(*self._streams.pop(values[0]))
+            self._queue_image(*self._streams.pop(values[0]))
         elif opcode == "copy":
             source, x, y, width, height, mask, destination, to_x, to_y = map(int, values)
-            self._copy(source, (x, y, x + width, y + height), mask, destination, (to_x, to_y))
+            self._queued.append(Copy(source, (x, y, x + width, y + height), mask, destination, (to_x, to_y)))
         elif opcode == "rect":
             layer, x, y, width, height = map(int, values)
             self._path[layer] = (x, y, x + width, y + height)
         elif opcode == "cfill":
             mask, layer, red, green, blue, alpha = map(int, values)
-            self._fill(mask, layer, (red, green, blue, alpha))
+            box = self._path.pop(layer, None)
+            width, height = (0, 0) if box is None else (box[2] - box[0], box[3] - box[1])
+            if box is not None and width > 0 and height > 0 and width * height <= MAX_PIXELS:
+                self._queued.append(Fill(mask, layer, box, (red, green, blue, alpha)))
         elif opcode == "dispose":
-            self._layers.pop(int(values[0]), None)
+            self._queued.append(Dispose(int(values[0])))
+
+    def _queue_image(self, mask: int, index: int, mimetype: str, x: int, y: int, blobs: list[str]) -> None:
+        """Queue the image with its header read: its size and whether it is opaque, not its pixels."""
+        if mimetype not in IMAGE_TYPES:
+            return
+        try:
+            data = b"".join(base64.b64decode(blob) for blob in blobs)
+            image = Image.open(io.BytesIO(data))
+        except (binascii.Error, UnidentifiedImageError, Image.DecompressionBombError, OSError) as error:
+            raise JoinFailed(f"guacd sent an unreadable {mimetype}: {error}") from None
+        if image.width * image.height > MAX_PIXELS:  # judged on the header, before a pixel is decoded
+            raise JoinFailed(f"guacd sent a {image.width}x{image.height} {mimetype}: over {MAX_PIXELS} pixels")
+        opaque = "A" not in image.getbands() and "transparency" not in image.info
+        box = (x, y, x + image.width, y + image.height)
+        self._queued.append(DrawImage(mask, index, box, image, opaque, len(data)))
+        self._queued_bytes += len(data)
+
+    def _draw_operation(self, operation: Operation) -> None:
+        if isinstance(operation, Size):
+            self._size(operation.layer, operation.width, operation.height)
+        elif isinstance(operation, DrawImage):
+            self._image(operation)
+        elif isinstance(operation, Copy):
+            self._copy(operation.source, operation.box, operation.mask, operation.layer, operation.at)
+        elif isinstance(operation, Fill):
+            self._fill(operation)
+        else:
+            self._layers.pop(operation.layer, None)
 
     def _layer(self, index: int) -> Image.Image:
         if index not in self._layers:
@@ -229,48 +329,42 @@ class GuacdScreenCopy:
         self._layers[index] = resized
         self._drawn |= index == _DEFAULT_LAYER
 
-    def _image(self, mask: int, index: int, mimetype: str, x: int, y: int, blobs: list[str]) -> None:
-        if mimetype not in IMAGE_TYPES:
-            return
+    def _image(self, operation: DrawImage) -> None:
+        image = operation.picture
         try:
-            image = Image.open(io.BytesIO(b"".join(base64.b64decode(blob) for blob in blobs)))
-            if image.width * image.height > MAX_PIXELS:  # judged on the header, before a pixel is decoded
-                raise JoinFailed(f"guacd sent a {image.width}x{image.height} {mimetype}: over {MAX_PIXELS} pixels")
             image.load()
-        except (binascii.Error, UnidentifiedImageError, Image.DecompressionBombError, OSError) as error:
-            raise JoinFailed(f"guacd sent an unreadable {mimetype}: {error}") from None
-        opaque = "A" not in image.getbands() and "transparency" not in image.info
-        self._draw(index, image.convert("RGB" if opaque else "RGBA"), mask, (x, y))
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as error:
+            raise JoinFailed(f"guacd sent an unreadable {image.format} image: {error}") from None
+        self._draw(
+            operation.layer, image.convert("RGB" if operation.opaque else "RGBA"), operation.mask, operation.box[:2]
+        )
 
-    def _copy(self, source: int, box: tuple[int, int, int, int], mask: int, index: int, at: tuple[int, int]) -> None:
+    def _copy(self, source: int, box: Box, mask: int, index: int, at: tuple[int, int]) -> None:
         if source in self._layers:
             layer = self._layers[source]
             within = (max(box[0], 0), max(box[1], 0), min(box[2], layer.width), min(box[3], layer.height))
             if within[0] < within[2] and within[1] < within[3]:  # only what the source has: no crop larger than it
                 self._draw(index, layer.crop(within), mask, (at[0] + within[0] - box[0], at[1] + within[1] - box[1]))
 
-    def _fill(self, mask: int, index: int, colour: tuple[int, int, int, int]) -> None:
-        box = self._path.pop(index, None)
-        if box is not None:
-            size = (box[2] - box[0], box[3] - box[1])
-            if size[0] <= 0 or size[1] <= 0 or size[0] * size[1] > MAX_PIXELS:
-                return  # nothing to fill, or more than any layer may hold
-            source = Image.new("RGB", size, colour[:3]) if colour[3] == 255 else Image.new("RGBA", size, colour)
-            self._draw(index, source, mask, box[:2])
+    def _fill(self, operation: Fill) -> None:
+        box, colour = operation.box, operation.colour
+        size = (box[2] - box[0], box[3] - box[1])
+        source = Image.new("RGB", size, colour[:3]) if colour[3] == 255 else Image.new("RGBA", size, colour)
+        self._draw(operation.layer, source, operation.mask, box[:2])
 
     def _draw(self, index: int, source: Image.Image, mask: int, at: tuple[int, int]) -> None:
         alpha: tuple[int, int] = (255, 255) if source.mode == "RGB" else source.getchannel("A").getextrema()  # type: ignore[assignment]
-        if (mask == _ROUT and alpha[0] == 255) or (mask == _RATOP and alpha[1] == 0):
+        if (mask == ROUT and alpha[0] == 255) or (mask == RATOP and alpha[1] == 0):
             # What guacd sends to clear a region of a layer with transparency: ROUT with an opaque source keeps
             # nothing of the destination, RATOP keeps it only where the source is opaque (guacd's is clear).
-            source, mask, alpha = Image.new("RGBA", source.size), _SRC, (0, 0)
+            source, mask, alpha = Image.new("RGBA", source.size), SRC, (0, 0)
         layer = self._layer(index)
         right, bottom = at[0] + source.width, at[1] + source.height
         if index < 0 and (right > layer.width or bottom > layer.height):
             # Buffers grow to fit what is drawn into them (guacd never sizes its last-frame buffers).
             self._size(index, max(right, layer.width), max(bottom, layer.height))
             layer = self._layers[index]
-        if mask == _SRC or alpha[0] == 255:
+        if mask == SRC or alpha[0] == 255:
             layer.paste(source, at)
         else:
             layer.alpha_composite(source, at)

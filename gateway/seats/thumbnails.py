@@ -4,10 +4,11 @@ Guacamole seat's live guacd connection.
 
 One background thread refreshes, every ``interval`` seconds, only the seats somebody asked for in the last
 ``DEMAND_SECONDS``; a still screen costs a ``select`` (x11vnc answers an incremental request only when something
-changed; a guacd join's own thread has applied what guacd sent), a changed one one JPEG of the screen reduced
-``SCALE`` times. Every supervisor gets the same bytes. A seat handed to another person gets a new connection (the
-key is the X11 seat and its holder, or the Guacamole lease and its guacd connection), so nobody sees the previous
-holder's last picture. When nobody asks any more, the connections close and the thread ends.
+changed; a guacd join's own thread has queued nothing), a changed one the decoding of what changed (a guacd join decodes
+its queued frames then, each region once) and one JPEG of the screen reduced ``SCALE`` times. Every supervisor gets the
+same bytes. A seat handed to another person gets a new connection (the key is the X11 seat and its holder, or the
+Guacamole lease and its guacd connection), so nobody sees the previous holder's last picture. When nobody asks any more,
+the connections close and the thread ends.
 """
 
 import io
@@ -135,6 +136,10 @@ class SeatThumbnails:
                     started = time.thread_time()
                     tile.jpeg = encode(tile.copy)
                     encoding = time.thread_time() - started
+                elif tile.jpeg is None:
+                    # guacd now and then answers a join of a still screen with a sync but no picture (about one
+                    # join in eight here), and sends none until the screen changes: the next ask joins afresh.
+                    tile.copy.close()
             except (ScreenCopyFailed, JoinFailed, OSError, ValueError, KeyError) as error:
                 log.info("seat picture unreadable: %s", error)  # a seat going away, or a screen of no size
             self.refreshes += 1
@@ -156,4 +161,5 @@ class SeatThumbnails:
             if not tiles:
                 return
             for tile in tiles:
-                self._sample(tile, 0.0)
+                if tile.jpeg is not None:  # a seat with no picture yet is read when next asked, waiting for it
+                    self._sample(tile, 0.0)

@@ -5,8 +5,13 @@ from the gateway's own read-only join (`GuacdScreenCopy`), made through the wire
 """
 
 import io
+import random
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -247,6 +252,12 @@ def differs_by(picture: Image.Image, expected: Image.Image, box: tuple[int, int,
     return max(ImageStat.Stat(ImageChops.difference(picture, expected)).mean)
 
 
+def refreshed(copy: GuacdScreenCopy) -> Image.Image:
+    """The copy's picture with what guacd sent so far drawn (`refresh` draws it)."""
+    copy.refresh(0.0)
+    return copy.reduced(1)
+
+
 def agent_types_into_the_app(agent_page: Page, host: RdpHost) -> None:
     """The agent clicks the app's field in their own page and types, until the seat's screen shows it (keys sent
     before the click's focus arrived go nowhere, more often on a loaded machine)."""
@@ -277,11 +288,11 @@ def test_the_wall_join_copies_the_rdp_seats_screen_and_sends_it_nothing_but_fram
     copy = GuacdScreenCopy(("127.0.0.1", tap.port), connection_id)
     try:
         started = time.monotonic()
-        assert copy.refresh(5.0), "no picture of the seat within 5 s"
-        first_picture = time.monotonic() - started
+        assert first_picture(copy), "no picture of the seat within 5 s, twice"
+        first_shown = time.monotonic() - started
         guacd.wait_for_log(r"joined connection .*\(2 users now present\)", since=mark)
         assert (copy.width, copy.height) == SCREEN
-        assert until(lambda: differs_by(copy.reduced(1), seat_picture(rdp_host)) <= 3, 10), "not the seat's screen"
+        assert until(lambda: differs_by(refreshed(copy), seat_picture(rdp_host)) <= 3, 10), "not the seat's screen"
         time.sleep(1.0)
         assert pointer(rdp_host).split()[:2] == where, "the join moved the seat's pointer"
         idle_cpu, idle_from = copy.cpu_seconds, time.monotonic()
@@ -291,23 +302,24 @@ def test_the_wall_join_copies_the_rdp_seats_screen_and_sends_it_nothing_but_fram
         field_before = copy.reduced(1).crop(FIELD).tobytes()
         busy_cpu, busy_from = copy.cpu_seconds, time.monotonic()
         agent_types_into_the_app(agent_page, rdp_host)  # the agent's own input goes on while the wall looks
-        assert until(lambda: differs_by(copy.reduced(1), seat_picture(rdp_host), FIELD) <= 6, 10)
+        assert until(lambda: differs_by(refreshed(copy), seat_picture(rdp_host), FIELD) <= 6, 10)
         busy_cpu, busy_seconds = copy.cpu_seconds - busy_cpu, time.monotonic() - busy_from
         assert copy.reduced(1).crop(FIELD).tobytes() != field_before, "the picture did not follow the seat"
-        assert copy.refresh(0.0)
         encoding = time.thread_time()
         encode(copy)
         encoding = time.thread_time() - encoding
     finally:
         copy.close()
-    (joined,) = [c for c in tap.since(before) if c.selector == connection_id]
-    assert (joined.parameters["read-only"], joined.parameters["disable-paste"]) == ("true", "true")
-    assert joined.handshake["image"] == ("image/png", "image/jpeg", "image/webp")
-    assert "sync" in joined.opcodes_after_ready()
-    assert set(joined.opcodes_after_ready()) <= {"sync", "nop", "disconnect"}
-    assert tap.wait_for(lambda: not joined.open, timeout=5), "the join stayed open after close"
+    joins = [c for c in tap.since(before) if c.selector == connection_id]
+    assert 1 <= len(joins) <= 2  # a second when guacd showed the first nothing (`first_picture`)
+    for joined in joins:
+        assert (joined.parameters["read-only"], joined.parameters["disable-paste"]) == ("true", "true")
+        assert joined.handshake["image"] == ("image/png", "image/jpeg", "image/webp")
+        assert set(joined.opcodes_after_ready()) <= {"sync", "nop", "disconnect"}
+        assert tap.wait_for(lambda: not joined.open, timeout=5), "the join stayed open after close"  # noqa: B023
+    assert "sync" in joins[-1].opcodes_after_ready()
     print(
-        f"\nguacamole tile: first picture {first_picture * 1000:.0f} ms after the join began; reading "
+        f"\nguacamole tile: first picture {first_shown * 1000:.0f} ms after the join began; reading "
         f"{idle_cpu / idle_seconds * 2000:.2f} ms CPU per 2 s refresh on a still screen, "
         f"{busy_cpu / busy_seconds * 2000:.2f} ms while the agent typed; one JPEG {encoding * 1000:.2f} ms"
     )
@@ -350,6 +362,111 @@ def test_the_screen_wall_shows_the_rdp_seat_through_one_join_for_every_page(
     assert any('"grid": true' in event.detail and event.actor == "sup1" for event in starts)
     first.close()
     second.close()
+
+
+MOVIE_AT, MOVIE_SIZE, MOVIE_FRAMES = (40, 220), (1024, 560), 24
+MOVIE = (MOVIE_AT[0] + 2, MOVIE_AT[1] + 2, MOVIE_AT[0] + 2 + MOVIE_SIZE[0], MOVIE_AT[1] + 2 + MOVIE_SIZE[1])
+"""Where the frames show on the seat: inside `animate`'s window and its 2-pixel border."""
+JOIN_CPU_BUDGET = 0.05
+"""CPU seconds per second the wall's join of one seat may spend on a screen that never stops changing."""
+
+
+def movie_frames(directory: Path) -> list[Image.Image]:
+    """Frames of coloured squares, every one different all over: what a video does to guacd's encoder."""
+    frames, squares_size = [], (MOVIE_SIZE[0] // 8, MOVIE_SIZE[1] // 8)
+    for number in range(MOVIE_FRAMES):
+        squares = Image.frombytes("RGB", squares_size, random.randbytes(squares_size[0] * squares_size[1] * 3))
+        frame = squares.resize(MOVIE_SIZE, Image.Resampling.NEAREST)
+        frame.save(directory / f"{number:02d}.png")
+        frames.append(frame)
+    return frames
+
+
+@contextmanager
+def movie_on(host: RdpHost, directory: Path) -> Iterator[list[Image.Image]]:
+    """ImageMagick's `animate` showing a new frame every 40 ms on the seat until the block ends."""
+    frames = movie_frames(directory)
+    argv = ["animate", "-delay", "4", "-geometry", f"+{MOVIE_AT[0]}+{MOVIE_AT[1]}"]
+    player = subprocess.Popen([*argv, *sorted(map(str, directory.glob("*.png")))], env=host.x_env())
+    try:
+        yield frames
+    finally:
+        player.terminate()
+        player.wait(5)
+
+
+def nearest_frame(picture: Image.Image, frames: list[Image.Image]) -> tuple[int, float]:
+    """The frame of the movie nearest the picture, and the mean difference of the picture's 16x16 cells from the
+    same cell of their nearest frame: a picture may show parts of two frames, and guacd sends a region that changes
+    often as JPEG (about 20 off, where another frame of the movie is 85 off)."""
+    cells = [(x, y, x + 16, y + 16) for x in range(0, MOVIE_SIZE[0], 16) for y in range(0, MOVIE_SIZE[1], 16)]
+    nearest = min(range(len(frames)), key=lambda number: differs_by(picture, frames[number]))
+    return nearest, sum(min(differs_by(picture, frame, cell) for frame in frames) for cell in cells) / len(cells)
+
+
+def first_picture(copy: GuacdScreenCopy) -> bool:
+    """Whether the join shows a picture within 5 s, joining once more if not: guacd now and then answers a join of a
+    still screen with a sync but no picture (about one in eight here), as `SeatThumbnails` knows."""
+    if until(lambda: copy.refresh(0.0), 5):
+        return True
+    copy.close()
+    return until(lambda: copy.refresh(0.0), 5)
+
+
+def refreshed_at_every_frame(copy: GuacdScreenCopy, stop: threading.Event) -> None:
+    """What the join cost before its images were queued: every frame drawn as it came."""
+    while not stop.is_set():
+        copy.refresh(0.5)
+
+
+def test_a_screen_that_never_stops_changing_costs_the_walls_join_a_bounded_cpu_and_the_picture_follows_it(
+    portal: SeatPortal,  # noqa: F811
+    rdp_host: RdpHost,  # noqa: F811
+    tap: GuacdTap,  # noqa: F811
+    agent_page: Page,
+    wall_joins: None,
+    tmp_path: Path,
+) -> None:
+    """Beside the wall's join, refreshed every 2 s as the wall does, a second join drawn at every frame (the
+    baseline, in the same seconds); the pictures are the movie's, and the last one the seat's once it ends."""
+    connection_id = live_connection_id(portal)
+    wall = GuacdScreenCopy(("127.0.0.1", tap.port), connection_id)
+    every_frame = GuacdScreenCopy(("127.0.0.1", tap.port), connection_id)
+    stop = threading.Event()
+    baseline = threading.Thread(target=refreshed_at_every_frame, args=(every_frame, stop))
+    try:
+        # Both join on a still screen: guacd holds a join's first picture until no frame is in progress.
+        assert first_picture(wall) and first_picture(every_frame)
+        with movie_on(rdp_host, tmp_path) as frames:
+            assert until(lambda: seat_picture(rdp_host).crop(MOVIE) != seat_picture(rdp_host).crop(MOVIE), 10)
+            baseline.start()
+            time.sleep(1.0)
+            wall.refresh(0.0)
+            cpu, since = (wall.cpu_seconds, every_frame.cpu_seconds), time.monotonic()
+            shown = []
+            for _ in range(5):  # the wall's refreshes, every 2 s
+                time.sleep(2.0)
+                assert wall.refresh(0.0), "the picture did not change in 2 s"
+                shown.append(wall.reduced(1).crop(MOVIE))
+            seconds = time.monotonic() - since
+            cpu = ((wall.cpu_seconds - cpu[0]) / seconds, (every_frame.cpu_seconds - cpu[1]) / seconds)
+        assert until(lambda: differs_by(refreshed(wall), seat_picture(rdp_host)) <= 3, 5), "no catching up"
+    finally:
+        stop.set()
+        if baseline.is_alive():
+            baseline.join()
+        wall.close()
+        every_frame.close()
+    nearest, off = zip(*(nearest_frame(picture, frames) for picture in shown), strict=True)
+    print(
+        f"\nguacamole tile of a movie ({MOVIE_SIZE[0]}x{MOVIE_SIZE[1]}, a frame every 40 ms): the wall's join "
+        f"{cpu[0] * 1000:.0f} ms CPU a second, refreshed every 2 s; {cpu[1] * 1000:.0f} ms drawn at every frame; "
+        f"pictures {max(off):.1f} off the movie at most, showing its frames {nearest}"
+    )
+    assert max(off) <= 40, "a picture was not the movie's"
+    assert len(set(nearest)) >= 3, "the picture did not follow the movie"  # 5 of 24 frames: all but stuck
+    assert cpu[0] <= JOIN_CPU_BUDGET  # the baseline, printed above, is not asserted: on a loaded machine the
+    # every-frame join falls behind, its covered frames are dropped unread, and its cost sinks toward the wall's
 
 
 def test_the_walls_join_ends_with_the_seat_so_guacd_keeps_no_rdp_session_for_it(
