@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from ldap3 import Connection, Server, Tls
+from ldap3.core.exceptions import LDAPStartTLSError
 from ldap3.utils.dn import escape_rdn
 
 from gateway.directory.settings import DirectorySettings
@@ -83,13 +84,22 @@ class Slapd:
         return f"ldap://127.0.0.1:{self.port}"
 
     def admin(self) -> Connection:
-        """A bound connection as the rootdn, upgraded with StartTLS."""
+        """A bound connection as the rootdn, upgraded with StartTLS; a second connection when slapd refuses the
+        first one's StartTLS (it answered a fresh connection's StartTLS with operationsError once in a full run)."""
         tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=str(self.ca_file))
-        conn = Connection(Server(self.url, tls=tls), ADMIN_DN, ADMIN_PASSWORD, auto_referrals=False)
-        conn.open()
-        conn.start_tls()
-        conn.bind()
-        return conn
+        for attempt in (1, 2):
+            conn = Connection(Server(self.url, tls=tls), ADMIN_DN, ADMIN_PASSWORD, auto_referrals=False)
+            conn.open()
+            try:
+                conn.start_tls()
+            except LDAPStartTLSError:
+                conn.unbind()
+                if attempt == 2:
+                    raise
+                continue
+            conn.bind()
+            return conn
+        raise AssertionError("unreachable")
 
     def settings(self, **overrides: Any) -> DirectorySettings:
         values: dict[str, Any] = {

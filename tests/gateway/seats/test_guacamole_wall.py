@@ -310,13 +310,15 @@ def test_the_wall_join_copies_the_rdp_seats_screen_and_sends_it_nothing_but_fram
         encoding = time.thread_time() - encoding
     finally:
         copy.close()
-    joins = [c for c in tap.since(before) if c.selector == connection_id]
-    assert 1 <= len(joins) <= 2  # a second when guacd showed the first nothing (`first_picture`)
+    # One join, or a second when guacd showed the first nothing (`first_picture`); a join cut before its `connect`
+    # (a handshake that timed out on a loaded machine) never joined anything and has no parameters.
+    joins = [c for c in tap.since(before) if c.selector == connection_id and c.parameters]
+    assert 1 <= len(joins) <= 2
     for joined in joins:
         assert (joined.parameters["read-only"], joined.parameters["disable-paste"]) == ("true", "true")
         assert joined.handshake["image"] == ("image/png", "image/jpeg", "image/webp")
         assert set(joined.opcodes_after_ready()) <= {"sync", "nop", "disconnect"}
-        assert tap.wait_for(lambda: not joined.open, timeout=5), "the join stayed open after close"  # noqa: B023
+    assert tap.wait_for(lambda: not any(joined.open for joined in joins), timeout=5), "a join stayed open after close"
     assert "sync" in joins[-1].opcodes_after_ready()
     print(
         f"\nguacamole tile: first picture {first_shown * 1000:.0f} ms after the join began; reading "
