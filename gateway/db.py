@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event, text
+import sqlalchemy
+from sqlalchemy import Connection, Engine, bindparam, event, func
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, create_engine
@@ -132,6 +133,11 @@ def keep_done(db: Session) -> None:
     db.commit()
 
 
+TAKE_TURN = sqlalchemy.select(func.pg_advisory_xact_lock(func.hashtext(bindparam("turn_name"))))
+"""PostgreSQL: `serialize_on`'s statement, to run alone or to carry another statement in its ``WITH``
+(``add_cte``): the other runs in full whether or not it is referenced, and a caller saves a round trip."""
+
+
 def serialize_on(db: Session, name: str) -> None:
     """Make transactions that name the same thing take turns from here to their commit.
 
@@ -140,7 +146,7 @@ def serialize_on(db: Session, name: str) -> None:
     written, as every caller has, reads what was committed before it could write).
     """
     if db.get_bind().dialect.name == "postgresql":
-        db.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+        db.execute(TAKE_TURN, {"turn_name": name})
 
 
 def is_postgres(engine: Engine) -> bool:

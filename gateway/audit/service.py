@@ -9,9 +9,24 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, column, insert, text, update
+import sqlalchemy
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Select,
+    Text,
+    bindparam,
+    cast,
+    column,
+    func,
+    insert,
+    literal_column,
+    text,
+    update,
+)
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
@@ -27,12 +42,16 @@ _HASHED_FIELDS = ("seq", "at", "actor", "action", "target", "outcome", "source",
 """What a row's hash covers, in this order: every field but the hash itself."""
 
 
+_JSON: dict[str, Any] = {"ensure_ascii": False, "separators": (",", ":")}
+
+
+def _timestamp(at: datetime) -> str:
+    return as_utc(at).isoformat(timespec="microseconds")
+
+
 def _digest(fields: Mapping[str, Any]) -> str:
-    values = [
-        as_utc(fields[name]).isoformat(timespec="microseconds") if name == "at" else fields[name]
-        for name in _HASHED_FIELDS
-    ]
-    return hashlib.sha256(json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
+    values = [_timestamp(fields[name]) if name == "at" else fields[name] for name in _HASHED_FIELDS]
+    return hashlib.sha256(json.dumps(values, **_JSON).encode()).hexdigest()
 
 
 def event_hash(event: AuditEvent) -> str:
@@ -44,15 +63,47 @@ def event_hash(event: AuditEvent) -> str:
 _EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
 _HEADS = AuditHead.__table__  # type: ignore[attr-defined]
 _TAKE_HEAD = update(_HEADS).where(_HEADS.c.id == 1).values(seq=_HEADS.c.seq + 1).returning(_HEADS.c.seq, _HEADS.c.hash)
-"""The chain's write lock, taken by bumping the head (made by the first migration, never created here); returns the
-new event's sequence number and the hash it follows, in the same round trip."""
-_TAKE_HEAD_NOTIFYING = _TAKE_HEAD.where(text(NOTIFYING_EACH).columns(column("sent")).scalar_subquery() >= 0)
-"""PostgreSQL: the same, sending the transaction's unsent nudges in the same round trip (a condition on how many
-notifications they made, always true: the subquery is run once, for the head's row)."""
+"""SQLite: the chain's write lock, taken by bumping the head (made by the first migration, never created here);
+returns the new event's sequence number and the hash it follows, in the same round trip."""
 _APPEND = insert(_EVENTS).values({column.name: bindparam(f"event_{column.name}") for column in _EVENTS.c})
 _MOVE_HEAD = update(_HEADS).where(_HEADS.c.id == 1).values(seq=bindparam("event_seq"), hash=bindparam("event_hash"))
 _APPEND_MOVING_HEAD = _APPEND.add_cte(_MOVE_HEAD.cte("moved_head"))
 """PostgreSQL: both in one round trip (a data-modifying WITH), one fewer while every appender waits on the lock."""
+_GIVEN = ("at", "actor", "action", "target", "outcome", "source", "detail")
+"""The fields the appender gives; the chain gives ``seq`` and ``prev_hash`` around them (`_HASHED_FIELDS`)."""
+
+
+def _appending_at_head(head: Select[Any]) -> Insert:
+    """PostgreSQL: the whole append in one statement. The head's row is locked and read (``head``), moved to the new
+    sequence number and hash, and the row written: the hash is taken in the server, over the JSON array
+    `_digest` hashes, written as its given fields (``event_fields``, from Python) between the head's ``seq + 1``
+    and its hash. The head is read ``FOR UPDATE``: a locking read waits for the appender before and returns the row
+    as it committed it, and the ``UPDATE`` then moves that same version (the row as the statement's snapshot saw
+    it is re-read once the lock is ours)."""
+    locked = head.cte("locked_head")
+    seq = locked.c.seq + 1
+    hashed: ColumnElement[str] = (
+        literal_column("'['") + cast(seq, Text) + "," + bindparam("event_fields", type_=Text) + ',"' + locked.c.hash
+    ) + '"]'
+    moved = (
+        update(_HEADS)
+        .where(_HEADS.c.id == locked.c.id)
+        .values(seq=seq, hash=func.encode(func.sha256(func.convert_to(hashed, literal_column("'UTF8'"))), "hex"))
+        .returning(_HEADS.c.seq, locked.c.hash.label("prev_hash"), _HEADS.c.hash)
+        .cte("moved_head")
+    )
+    given = [bindparam(f"event_{name}", type_=_EVENTS.c[name].type) for name in _GIVEN]
+    chained = sqlalchemy.select(moved.c.seq, *given, moved.c.prev_hash, moved.c.hash)
+    return insert(_EVENTS).from_select((*_HASHED_FIELDS, "hash"), chained).returning(_EVENTS.c.seq, _EVENTS.c.hash)
+
+
+_HEAD_LOCKED = select(_HEADS.c.id, _HEADS.c.seq, _HEADS.c.hash).where(_HEADS.c.id == 1).with_for_update()
+_APPEND_AT_HEAD = _appending_at_head(_HEAD_LOCKED)
+_APPEND_AT_HEAD_NOTIFYING = _appending_at_head(
+    _HEAD_LOCKED.where(text(NOTIFYING_EACH).columns(column("sent")).scalar_subquery() >= 0)
+)
+"""The same, sending the transaction's unsent nudges in the same round trip (a condition on how many notifications
+they made, always true: the subquery is run once, for the head's row)."""
 _HELD_HEAD = "sohogw.audit_head"
 """In the session's ``info``: (the transaction that appended last, the head it left)."""
 
@@ -73,16 +124,10 @@ def record(
     The caller's pending rows are flushed first (one statement each at most) and its nudges go with the statement
     that takes the chain's lock: the lock, which every appender waits for, is taken after their row locks rather
     than held while waiting for them, and the nudges cost no round trip of their own (PostgreSQL; those asked after
-    the transaction's first event go in a statement of their own)."""
+    the transaction's first event go in a statement of their own). On PostgreSQL a transaction's first event is
+    one statement, lock, head and row (`_appending_at_head`); each later one is one too."""
     db.flush()
-    held = _held_head(db)
-    if held is None:
-        seq, prev_hash = _take_head(db)
-    else:
-        send_nudges(db)
-        seq, prev_hash = held
-    event = {
-        "seq": seq,
+    given: dict[str, Any] = {
         "at": as_utc(clock()),
         "actor": actor,
         "action": action,
@@ -90,16 +135,26 @@ def record(
         "outcome": outcome,
         "source": source,
         "detail": json.dumps(dict(detail or {}), ensure_ascii=False, sort_keys=True, default=str),
-        "prev_hash": prev_hash,
     }
-    event["hash"] = _digest(event)
-    values = {f"event_{name}": value for name, value in event.items()}
-    if db.get_bind().dialect.name == "postgresql":
-        db.execute(_APPEND_MOVING_HEAD, values)
+    held = _held_head(db)
+    postgres = db.get_bind().dialect.name == "postgresql"
+    if held is None and postgres:
+        seq, digest = _append_at_head(db, given)
     else:
-        db.execute(_APPEND, values)
-        db.execute(_MOVE_HEAD, values)
-    db.info[_HELD_HEAD] = (_innermost_transaction(db), event["seq"], event["hash"])
+        if held is None:
+            seq, prev_hash = _take_head(db)
+        else:
+            send_nudges(db)
+            seq, prev_hash = held
+        event = {"seq": seq, **given, "prev_hash": prev_hash}
+        digest = event["hash"] = _digest(event)
+        values = {f"event_{name}": value for name, value in event.items()}
+        if postgres:
+            db.execute(_APPEND_MOVING_HEAD, values)
+        else:
+            db.execute(_APPEND, values)
+            db.execute(_MOVE_HEAD, values)
+    db.info[_HELD_HEAD] = (_innermost_transaction(db), seq, digest)
 
 
 def _innermost_transaction(db: Session) -> SessionTransaction | None:
@@ -121,11 +176,25 @@ def _held_head(db: Session) -> tuple[int, str] | None:
     return seq + 1, digest
 
 
-def _take_head(db: Session) -> tuple[int, str]:
-    """Take the chain's lock: the new event's sequence number and the hash it follows."""
+def _append_at_head(db: Session, given: Mapping[str, Any]) -> tuple[int, str]:
+    """PostgreSQL, a transaction's first event: take the chain's lock, move the head and write the row in one round
+    trip, not two; returns the row's sequence number and hash."""
+    fields = json.dumps([_timestamp(given["at"]), *(given[name] for name in _GIVEN[1:])], **_JSON)[1:-1]
+    values = {"event_fields": fields, **{f"event_{name}": given[name] for name in _GIVEN}}
     notes = unsent_notes(db)
-    taken = db.execute(_TAKE_HEAD_NOTIFYING, notify_values(notes)) if notes else db.execute(_TAKE_HEAD)
-    head = taken.one_or_none()
+    if notes:
+        appended = db.execute(_APPEND_AT_HEAD_NOTIFYING, {**values, **notify_values(notes)})
+    else:
+        appended = db.execute(_APPEND_AT_HEAD, values)
+    row = appended.one_or_none()
+    if row is None:
+        raise RuntimeError("the audit chain head is missing: run `sohogw db upgrade`")
+    return row.seq, row.hash
+
+
+def _take_head(db: Session) -> tuple[int, str]:
+    """SQLite: take the chain's lock: the new event's sequence number and the hash it follows."""
+    head = db.execute(_TAKE_HEAD).one_or_none()
     if head is None:
         raise RuntimeError("the audit chain head is missing: run `sohogw db upgrade`")
     return head.seq, head.hash

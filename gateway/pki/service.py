@@ -6,11 +6,12 @@ revocation republishes the CRL in the same transaction, and every step writes an
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import bindparam
+from sqlalchemy import Row, bindparam
 from sqlmodel import Session, col, func, select
 
 from certs.authority import Authority
@@ -227,7 +228,11 @@ _REVOCATION_OF = select(_REGISTER.c.revoked_at, _REGISTER.c.revocation_reason).w
 
 def certificate_status(db: Session, serial: int) -> CertStatus:
     """Our register's answer for one of our serials, read at every call: a revocation counts at once."""
-    row = db.execute(_REVOCATION_OF, {"serial": serial_hex(serial)}).first()
+    return register_answer(db.execute(_REVOCATION_OF, {"serial": serial_hex(serial)}).first())
+
+
+def register_answer(row: Row[Any] | None) -> CertStatus:
+    """What our register's row of a serial (its ``revoked_at`` and ``revocation_reason``; None: no row) says."""
     if row is None:
         return CertStatus(CertState.UNKNOWN)
     if row.revoked_at is not None:

@@ -6,31 +6,35 @@ from functools import lru_cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from sqlalchemy import bindparam, literal, true
 from sqlmodel import Session, select
 
 from certs.authority import Authority
 from certs.errors import CertificateRevokedError, RevocationUnknown
 from certs.identity import CertificateIdentity
-from certs.ocsp import CertState
+from certs.ocsp import CertState, CertStatus
 from certs.revocation import CrlRollback, HttpRevocationChecker
 from certs.trust import TrustStore, read_certificates, verify_client_certificate
 from gateway.audit.service import record
 from gateway.errors import Conflict, GatewayError
-from gateway.pki.models import TrustedAuthority
-from gateway.pki.service import Actor, certificate_status
+from gateway.pki.models import IssuedCertificate, TrustedAuthority
+from gateway.pki.service import Actor, register_answer, serial_hex
 
 
 class RegisterRevocationChecker:
-    """Our own certificates are judged by our register (no HTTP round trip to ourselves); others over HTTP."""
+    """Our own certificates are judged by our register (no HTTP round trip to ourselves); others over HTTP.
 
-    def __init__(self, db: Session, authority: Authority, remote: HttpRevocationChecker) -> None:
-        self._db, self._authority, self._remote = db, authority, remote
+    Asked for the leaf alone (`verify_client_certificate`), whose register row was read with the trust store."""
+
+    def __init__(self, authority: Authority, leaf: int, status: CertStatus, remote: HttpRevocationChecker) -> None:
+        self._authority, self._leaf, self._status, self._remote = authority, leaf, status, remote
 
     def check(self, cert: x509.Certificate, issuer: x509.Certificate, now: datetime) -> None:
         if issuer != self._authority.issuing_cert:
             self._remote.check(cert, issuer, now)
             return
-        status = certificate_status(self._db, cert.serial_number)
+        assert cert.serial_number == self._leaf, "the register was read for the leaf only"
+        status = self._status
         if status.state is CertState.REVOKED:
             raise CertificateRevokedError(f"certificate serial {cert.serial_number:X} was revoked")
         if status.state is CertState.UNKNOWN:
@@ -39,6 +43,19 @@ class RegisterRevocationChecker:
 
 _AUTHORITIES = TrustedAuthority.__table__  # type: ignore[attr-defined]
 _IMPORTED_CHAINS = select(_AUTHORITIES.c.chain_pem).order_by(_AUTHORITIES.c.id)
+_REGISTER = IssuedCertificate.__table__  # type: ignore[attr-defined]
+_CHAINS_AND_REGISTER = (
+    select(_REGISTER.c.serial, _REGISTER.c.revoked_at, _REGISTER.c.revocation_reason, _AUTHORITIES.c.chain_pem)
+    .select_from(
+        select(literal(1).label("one"))
+        .subquery("one_row")
+        .outerjoin(_REGISTER, _REGISTER.c.serial == bindparam("serial"))
+        .outerjoin(_AUTHORITIES, true())
+    )
+    .order_by(_AUTHORITIES.c.id)
+)
+"""The imported chains, each beside our register's row of one serial (its columns null when the register has no
+such row; one row with no chain when nothing is imported): what a verification reads, in one round trip, not two."""
 
 
 @lru_cache(maxsize=8)
@@ -63,9 +80,16 @@ def verify_client(
     remote: HttpRevocationChecker,
     presented_chain: list[x509.Certificate] | None = None,
 ) -> CertificateIdentity:
-    """Chain, validity, clientAuth and revocation; raises a ``certs.errors.CertificateError`` when refused."""
-    checker = RegisterRevocationChecker(db, authority, remote)
-    return verify_client_certificate(cert, trust_store(db, authority), now, checker, presented_chain or [])
+    """Chain, validity, clientAuth and revocation; raises a ``certs.errors.CertificateError`` when refused.
+
+    The imported chains and our register's row of the certificate are read at every call, in one statement: an
+    import, a removal or a revocation on any node counts at once. The row is read whoever issued the certificate and
+    used only when we did."""
+    rows = db.execute(_CHAINS_AND_REGISTER, {"serial": serial_hex(cert.serial_number)}).all()
+    status = register_answer(rows[0] if rows[0].serial is not None else None)
+    store = _built_store(tuple(authority.chain), tuple(row.chain_pem for row in rows if row.chain_pem is not None))
+    checker = RegisterRevocationChecker(authority, cert.serial_number, status, remote)
+    return verify_client_certificate(cert, store, now, checker, presented_chain or [])
 
 
 def import_company_ca(db: Session, name: str, chain_data: bytes, *, actor: Actor, now: datetime) -> TrustedAuthority:

@@ -20,7 +20,7 @@ from certs.errors import CertificateError
 from certs.identity import CertificateIdentity
 from certs.revocation import HttpRevocationChecker
 from gateway.audit.service import record
-from gateway.db import engine_of, serialize_on, session_scope
+from gateway.db import engine_of, session_scope
 from gateway.directory import Account, Directory, DirectoryUser, group_identifiers
 from gateway.directory.errors import AccountNotFound, DirectoryError, LoginRefused
 from gateway.directory.logins import check_password, normalized_dn
@@ -375,10 +375,6 @@ def _take_over(db: Session, session: HomeSession, now: datetime) -> None:
     """Once a session is fully active (second factor included): earlier sessions of the person end. Not before: a
     password alone must not throw the agent off (nor, see `throttle.give_back`, reset the count that limits
     second-factor guessing)."""
-    # Two sign-ins of one person at once take turns here, before their audit rows take the chain's lock: else each
-    # could hold a session the other ends while waiting on the chain the other holds (a deadlock on PostgreSQL), or
-    # miss the session the other just opened (two live sessions for one person).
-    serialize_on(db, f"take_over:{session.person_id}")
     end_replaced_sessions(db, session, now)
 
 

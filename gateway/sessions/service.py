@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from gateway.audit.service import record
 from gateway.clock import as_utc
+from gateway.db import TAKE_TURN, serialize_on
 from gateway.events import nudge_after_commit
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 
@@ -45,11 +46,21 @@ def new_token() -> str:
 
 
 _SESSIONS = HomeSession.__table__  # type: ignore[attr-defined]
-_INSERT = insert(_SESSIONS)
+_INSERT = insert(_SESSIONS).values({column.name: bindparam(f"new_{column.name}") for column in _SESSIONS.c})
+_INSERT_TAKING_TURN = TAKE_TURN.add_cte(_INSERT.cte("new_session"))
+"""PostgreSQL: the row of an active session, written in the statement that takes its person's turn for the
+take-over (`end_replaced_sessions`): one round trip fewer at every sign-in."""
+_TURN_TAKEN = "sohogw.take_over_turn"
+"""In the session's ``info``: (the transaction that took a person's turn at `open_session`, the person)."""
+
+
+def _take_over_turn(person_id: str) -> str:
+    return f"take_over:{person_id}"
 
 
 def open_session(db: Session, session: HomeSession) -> str:
-    """Store a new session with a fresh token and CSRF secret; returns the token for the cookie.
+    """Store a new session with a fresh token and CSRF secret; returns the token for the cookie. An active one also
+    takes its person's turn for the take-over, in the same statement on PostgreSQL.
 
     The row is written by a table statement and the object then joins ``db`` as that row, persistent as if loaded:
     its later changes are flushed as updates. Adding it and flushing it through the ORM's unit of work cost ~0.5 ms
@@ -58,7 +69,12 @@ def open_session(db: Session, session: HomeSession) -> str:
     session.id = uuid.uuid4().hex
     session.token_sha256 = _digest(token)
     session.csrf_token = secrets.token_urlsafe(24)
-    db.connection().execute(_INSERT, {column.name: getattr(session, column.name) for column in _SESSIONS.c})
+    row = {f"new_{column.name}": getattr(session, column.name) for column in _SESSIONS.c}
+    if session.state is SessionState.ACTIVE and db.get_bind().dialect.name == "postgresql":
+        db.connection().execute(_INSERT_TAKING_TURN, {**row, "turn_name": _take_over_turn(session.person_id)})
+        db.info[_TURN_TAKEN] = (db.get_nested_transaction() or db.get_transaction(), session.person_id)
+    else:
+        db.connection().execute(_INSERT, row)
     make_transient_to_detached(session)
     db.add(session)
     if session.state is SessionState.ACTIVE:
@@ -167,8 +183,16 @@ def end_session(
 
 def end_replaced_sessions(db: Session, session: HomeSession, now: datetime) -> None:
     """The take-over: end the person's other live sessions as replaced by ``session`` (by its login, from its
-    address), each audited and nudged as by `end_session`, found and marked in one statement. The caller has taken
-    the person's turn (`db.serialize_on`), so the statement sees every session an earlier turn committed."""
+    address), each audited and nudged as by `end_session`, found and marked in one statement.
+
+    Two sign-ins of one person at once take turns from here to their commit (`db.serialize_on`), before their audit
+    rows take the chain's lock: else each could hold a session the other ends while waiting on the chain the other
+    holds (a deadlock on PostgreSQL), or miss the session the other just opened (two live sessions for one person).
+    The turn is taken here unless this very transaction took it at `open_session` (a savepoint rolled back since
+    may have given it up: then again), so the statement sees every session an earlier turn committed."""
+    transaction = db.get_nested_transaction() or db.get_transaction()
+    if db.info.get(_TURN_TAKEN) != (transaction, session.person_id) or transaction is None or not transaction.is_active:
+        serialize_on(db, _take_over_turn(session.person_id))
     values = {"of_person": session.person_id, "kept_session": session.id}
     marked = _mark_ending(db, _MARK_ENDING_REPLACED, values, EndReason.REPLACED, session.login, now)
     for ended in marked:

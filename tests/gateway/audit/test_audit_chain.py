@@ -35,6 +35,22 @@ def test_untouched_chain_verifies(engine: Engine) -> None:
     assert report.rows_checked == 25
 
 
+def test_rows_of_any_text_verify(engine: Engine) -> None:
+    """On PostgreSQL a transaction's first row is hashed by the server (its fields as Python writes them in JSON,
+    between the head's number and hash): any text hashes there as `verify_chain` hashes it again."""
+    odd = 'quote " backslash \\ newline \n tab \t bell \x07 del \x7f 张伟 😀 \u2028 end'
+    with session_scope(engine) as db:
+        record(db, actor=odd, action="cert.issue", target=odd, outcome="success", source="::1", detail={odd: [odd]})
+    with session_scope(engine) as db:
+        record(db, actor="a", action="b", outcome="c")
+        record(db, actor=odd, action="d", outcome="e", detail={"n": odd})
+    with session_scope(engine) as db:
+        report = verify_chain(db)
+        actors = list(db.exec(select(AuditEvent.actor).order_by(col(AuditEvent.seq))).all())
+    assert report.intact, report.problem
+    assert actors == [odd, "a", odd]
+
+
 def test_altered_row_is_located(engine: Engine) -> None:
     _fill(engine, 10)
     with session_scope(engine) as db:

@@ -150,5 +150,6 @@ def test_nudges_before_an_audit_row_go_with_the_statement_taking_the_chains_lock
     time.sleep(0.3)  # a nudge sent twice would have come with them
     assert [payload for _, payload, _ in node_b.received] == ["first", "second", "third"]
     assert len(notifies) == 2
-    assert notifies[0].startswith("UPDATE audit_head")
+    assert notifies[0].startswith("WITH locked_head AS") and "FOR UPDATE" in notifies[0]
+    assert "INSERT INTO audit_event" in notifies[0]
     assert notifies[1].startswith("SELECT count(pg_notify")
