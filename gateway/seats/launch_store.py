@@ -9,7 +9,7 @@ the watch it was minted for is open, the supervisor signed in, the seat live and
 """
 
 import hmac
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import update
@@ -155,4 +155,21 @@ def report_connected(db: Session, launch_id: str, token_sha256: str, connection_
     lease = live_lease_of_launch(db, launch_id)
     if lease is not None:
         lease.connection_id, lease.state, lease.last_activity_at = connection_id, SeatLeaseState.CONNECTED, now
+        db.add(lease)
+
+
+def report_input(db: Session, launch_id: str, token_sha256: str, idle: timedelta, now: datetime) -> None:
+    """guacamole-lite saw the agent's keyboard or pointer input `idle` ago on this launch's connection: the lease's
+    last input (what the policy's idle timeout counts from) moves there, forward only. A late or repeated report, or
+    one placing the input before the seat's hand-over, changes nothing; none can place it after `now`. Only an
+    agent's launch of a live lease counts (a supervisor's join types nothing). Raises `LaunchRefused` without the
+    launch's token hash, as anything that can keep a seat open must carry it."""
+    proven_launch(db, launch_id, token_sha256)
+    lease = live_lease_of_launch(db, launch_id)
+    if lease is None:
+        return
+    last_input = now - max(idle, timedelta())
+    known = lease.last_input_at if lease.last_input_at is not None else lease.started_at
+    if last_input > as_utc(known):
+        lease.last_input_at = last_input
         db.add(lease)
