@@ -12,7 +12,7 @@ import hmac
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlmodel import Session, col
 
 from desktop_broker.guacamole.gate import Launch, LaunchGate, LaunchMode, LaunchRefused
@@ -163,13 +163,23 @@ def report_input(db: Session, launch_id: str, token_sha256: str, idle: timedelta
     last input (what the policy's idle timeout counts from) moves there, forward only. A late or repeated report, or
     one placing the input before the seat's hand-over, changes nothing; none can place it after `now`. Only an
     agent's launch of a live lease counts (a supervisor's join types nothing). Raises `LaunchRefused` without the
-    launch's token hash, as anything that can keep a seat open must carry it."""
+    launch's token hash, as anything that can keep a seat open must carry it.
+
+    One conditional UPDATE, not a read and a write: two reports of one lease at once (two tabs, two nodes) are
+    judged against each other's committed value (PostgreSQL re-checks the condition after the row lock), so the
+    later input wins whichever commits last."""
     proven_launch(db, launch_id, token_sha256)
     lease = live_lease_of_launch(db, launch_id)
     if lease is None:
         return
     last_input = now - max(idle, timedelta())
-    known = lease.last_input_at if lease.last_input_at is not None else lease.started_at
-    if last_input > as_utc(known):
-        lease.last_input_at = last_input
-        db.add(lease)
+    db.execute(
+        update(SeatLease)
+        .where(
+            col(SeatLease.id) == lease.id,
+            col(SeatLease.started_at) < last_input,
+            or_(col(SeatLease.last_input_at).is_(None), col(SeatLease.last_input_at) < last_input),
+        )
+        .values(last_input_at=last_input)
+        .execution_options(synchronize_session="fetch")  # SQLite's naive datetimes cannot be judged in Python
+    )
