@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -22,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 
 from desktop_broker.recording import wire
+from gateway.clock import as_utc
 from gateway.seats.models import SeatEndReason, SeatLease, SeatLeaseState
 from gateway.seats.settings import RecordingSettings
 from gateway.seats.workers import LIMITS_SECONDS
@@ -159,6 +161,7 @@ def test_an_rdp_seat_ends_at_the_idle_timeout_after_the_agents_last_input_and_no
     before = len(tap.connections)
     with asking_for_watchers(agent), open_seat(node, html_module.unescape(token.group(1))) as client:
         read_until_sync(client, timeout=30)
+        connected = portal.clock()
         connection = agent_connection(tap, before)
         seat = OpenPage(client)
         # In use for longer than the timeout from the hand-over: the seat stays.
@@ -173,6 +176,8 @@ def test_an_rdp_seat_ends_at_the_idle_timeout_after_the_agents_last_input_and_no
         [],
         True,
     )
+    # The supervisors' wall counts idle from last_activity_at: the reported input moved it past the connection.
+    assert as_utc(in_use.last_activity_at) - connected >= timedelta(seconds=5)
     print(f"\nseat left open after its last input: closed {closed_after:.1f} s later (idle timeout {IDLE_TIMEOUT} s)")
     assert seat.closed, "the seat left open was never closed"
     assert [error[2] for error in seat.errors] == [SESSION_CLOSED]
