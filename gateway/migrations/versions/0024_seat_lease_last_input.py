@@ -6,12 +6,17 @@ answering guacamole-lite. A column of its own, not ``last_activity_at``: that on
 disconnect (the reconnect grace), and a reconnect must not restart the idle clock. A nullable column only: nodes of
 the previous release ignore it, so nodes upgrade one by one.
 
+Live Guacamole leases (assigned or connected) start with ``last_input_at`` = the upgrade's time, not NULL: NULL
+counts idle time from ``started_at``, so every RDP seat in use longer than the idle timeout would end at the first
+limits pass after the upgrade.
+
 Revision ID: 0024
 Revises: 0023
 Create Date: 2026-12-07
 """
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -24,6 +29,12 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.add_column("seat_lease", sa.Column("last_input_at", sa.DateTime(timezone=True), nullable=True))
+    seat_lease = sa.table("seat_lease", sa.column("last_input_at", sa.DateTime(timezone=True)))
+    op.execute(
+        sa.update(seat_lease)
+        .where(sa.text("backend = 'guacamole' AND state IN ('ASSIGNED', 'CONNECTED')"))
+        .values(last_input_at=datetime.now(UTC))
+    )
 
 
 def downgrade() -> None:
