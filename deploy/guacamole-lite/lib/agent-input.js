@@ -9,19 +9,20 @@
  * of the idle time stays under 2 x REPORT_MS (an idle timeout above that never ends a seat in use), and a typing
  * agent costs one request per REPORT_MS. A report due after the websocket closed is still sent: the input happened.
  */
-const { parseInstructions } = require('./view-only.js');
-
-const INPUT_OPCODES = new Set(['mouse', 'key', 'touch']);
 const REPORT_MS = 10000;
 
+/*
+ * Only the first instruction's opcode is read, in a few bytes, whatever the message's size: parsing a whole message
+ * (up to 1 MiB) would stall the event loop every seat on the node shares. guacamole-common-js sends one instruction
+ * per message, and an input instruction is under 100 bytes. guacd judges a malformed message; it is no evidence of a
+ * person.
+ */
+const INPUT_PREFIXES = ['5.mouse,', '3.key,', '5.touch,'].map((prefix) => Buffer.from(prefix));
+
 function carriesInput(data) {
-    let instructions;
-    try {
-        instructions = parseInstructions(data.toString('utf8'));
-    } catch (error) {
-        return false; // guacd judges a malformed message; it is no evidence of a person
-    }
-    return instructions.some((instruction) => INPUT_OPCODES.has(instruction[0]));
+    if (typeof data === 'string') data = Buffer.from(data.slice(0, 16));
+    if (!Buffer.isBuffer(data)) return false;
+    return INPUT_PREFIXES.some((prefix) => data.length > prefix.length && prefix.equals(data.subarray(0, prefix.length)));
 }
 
 /** Call `report(idleMs)` when the agent's websocket carries input, throttled as above. */
@@ -43,4 +44,4 @@ function reportAgentInput(webSocket, report) {
     });
 }
 
-module.exports = { reportAgentInput };
+module.exports = { reportAgentInput, carriesInput };
