@@ -8,6 +8,8 @@
  * at most once per REPORT_MS, saying how long ago the last of them was. While a report is pending the gateway's idea
  * of the idle time stays under 2 x REPORT_MS (an idle timeout above that never ends a seat in use), and a typing
  * agent costs one request per REPORT_MS. A report due after the websocket closed is still sent: the input happened.
+ * Intervals are measured on the monotonic clock (performance.now()): a wall-clock step back would hold reports back
+ * for as long as the step.
  */
 const REPORT_MS = 10000;
 
@@ -33,13 +35,13 @@ function reportAgentInput(webSocket, report) {
 
     function send() {
         pending = null;
-        lastReport = Date.now();
-        report(lastReport - lastInput);
+        lastReport = performance.now();
+        report(Math.round(lastReport - lastInput)); // the gateway takes whole milliseconds
     }
 
     webSocket.on('message', (data) => {
         if (!carriesInput(data)) return;
-        lastInput = Date.now();
+        lastInput = performance.now();
         if (pending === null) pending = setTimeout(send, Math.max(0, lastReport + REPORT_MS - lastInput));
     });
 }
