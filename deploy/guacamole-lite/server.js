@@ -10,7 +10,8 @@
  * before guacamole-lite's code runs at all: the token is checked and decrypted (lib/envelope.js),
  * the broker redeems the one-time launch over loopback (lib/redeem.js), and only a granted launch
  * is upgraded. A refused one gets an HTTP 403 and guacd never hears of it. Supervisors' read-only
- * joins are also filtered here (lib/view-only.js). While a connection lasts, a question to the broker
+ * joins are also filtered here (lib/view-only.js); an agent's input is reported, so that the policy's idle
+ * timeout can end a seat nobody uses (lib/agent-input.js). While a connection lasts, a question to the broker
  * is kept open (lib/liveness.js): the broker answers it the moment the seat, the portal session or a
  * watch ends, and the browser's websocket and guacd's socket are closed. guacamole-lite's own cut-off
  * of a quiet guacd is relaxed so that an idle screen is not dropped (lib/guacd-silence.js). See
@@ -27,6 +28,7 @@ const { openToken, TokenRefused } = require('./lib/envelope.js');
 const { redeemLaunch, reportLaunch } = require('./lib/redeem.js');
 const { watchLaunch } = require('./lib/liveness.js');
 const { makeViewOnly } = require('./lib/view-only.js');
+const { reportAgentInput } = require('./lib/agent-input.js');
 const { tolerateGuacdKeepAlive } = require('./lib/guacd-silence.js');
 
 const SIZE_PARAMETERS = ['width', 'height', 'dpi'];
@@ -171,6 +173,10 @@ function start(settings) {
         });
         if (grant.mode === 'view') {
             makeViewOnly(webSocket, (count) => log(`dropped ${count} input instruction(s) from viewer ${grant.user}`));
+        } else {
+            reportAgentInput(webSocket, (idleMs) => reportLaunch(settings.launchUrl, 'input', {
+                launch_id: grant.launch_id, token_sha256: grant.token_sha256, idle_ms: idleMs,
+            }, settings.redeemTimeoutMs, log));
         }
     });
     server.on('open', (clientConnection) => {

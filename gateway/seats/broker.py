@@ -230,8 +230,13 @@ class SeatBroker:
         pool.fill()
         self.feed_call_state()
 
-    def idle_seconds(self, lease: SeatLease) -> float | None:
-        """Seconds since the last keyboard or pointer input on the lease's seat; None if not measurable here."""
+    def idle_seconds(self, lease: SeatLease, now: datetime) -> float | None:
+        """Seconds since the last keyboard or pointer input on the lease's seat; None if not measurable here.
+
+        An X11 seat's display says it itself; a Guacamole seat's display is on the RDP or VNC host, so its idle time
+        is what guacamole-lite reported, on whichever node (stored on the lease)."""
+        if lease.backend == "guacamole":
+            return service.browser_idle_seconds(lease, now)
         seat = self.pool.get(lease.seat_id) if self.pool is not None and lease.node == self.node else None
         if seat is None:
             return None
@@ -253,7 +258,7 @@ class SeatBroker:
                 elif lease.backend == "x11" and not self.runs(lease):
                     reason = SeatEndReason.LOST
                 else:
-                    idle = self.idle_seconds(lease)
+                    idle = self.idle_seconds(lease, now)
                     service.note_input(db, lease, now, idle)
                     reason = service.overdue(lease, now, idle, grace)
                 if reason is not None:

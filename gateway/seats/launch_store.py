@@ -9,10 +9,10 @@ the watch it was minted for is open, the supervisor signed in, the seat live and
 """
 
 import hmac
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlmodel import Session, col
 
 from desktop_broker.guacamole.gate import Launch, LaunchGate, LaunchMode, LaunchRefused
@@ -156,3 +156,30 @@ def report_connected(db: Session, launch_id: str, token_sha256: str, connection_
     if lease is not None:
         lease.connection_id, lease.state, lease.last_activity_at = connection_id, SeatLeaseState.CONNECTED, now
         db.add(lease)
+
+
+def report_input(db: Session, launch_id: str, token_sha256: str, idle: timedelta, now: datetime) -> None:
+    """guacamole-lite saw the agent's keyboard or pointer input `idle` ago on this launch's connection: the lease's
+    last input (what the policy's idle timeout counts from) moves there, forward only. A late or repeated report, or
+    one placing the input before the seat's hand-over, changes nothing; none can place it after `now`. Only an
+    agent's launch of a live lease counts (a supervisor's join types nothing). Raises `LaunchRefused` without the
+    launch's token hash, as anything that can keep a seat open must carry it.
+
+    One conditional UPDATE, not a read and a write: two reports of one lease at once (two tabs, two nodes) are
+    judged against each other's committed value (PostgreSQL re-checks the condition after the row lock), so the
+    later input wins whichever commits last."""
+    proven_launch(db, launch_id, token_sha256)
+    lease = live_lease_of_launch(db, launch_id)
+    if lease is None:
+        return
+    last_input = now - max(idle, timedelta())
+    db.execute(
+        update(SeatLease)
+        .where(
+            col(SeatLease.id) == lease.id,
+            col(SeatLease.started_at) < last_input,
+            or_(col(SeatLease.last_input_at).is_(None), col(SeatLease.last_input_at) < last_input),
+        )
+        .values(last_input_at=last_input)
+        .execution_options(synchronize_session="fetch")  # SQLite's naive datetimes cannot be judged in Python
+    )

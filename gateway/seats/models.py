@@ -53,6 +53,9 @@ class SeatLease(SQLModel, table=True):
     started_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     last_activity_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     """Last input seen on the seat, or when the browser connected or left."""
+    last_input_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    """The agent's last keyboard or pointer input as guacamole-lite saw it (Guacamole only; None: none since the
+    hand-over). Unlike ``last_activity_at`` no connect or disconnect moves it, so a reconnect keeps the idle clock."""
     ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     end_reason: SeatEndReason | None = Field(default=None, max_length=32)
 

@@ -386,10 +386,18 @@ def note_input(db: Session, lease: SeatLease, now: datetime, idle_seconds: float
         db.flush()
 
 
+def browser_idle_seconds(lease: SeatLease, now: datetime) -> float:
+    """Seconds since the agent's last keyboard or pointer input on a Guacamole seat, as guacamole-lite reported it
+    (`launch_store.report_input`); since the hand-over when it reported none, so a reconnect restarts nothing."""
+    since = lease.last_input_at if lease.last_input_at is not None else lease.started_at
+    return (now - as_utc(since)).total_seconds()
+
+
 def overdue(lease: SeatLease, now: datetime, idle_seconds: float | None, grace: timedelta) -> SeatEndReason | None:
     """Why a live lease must end now, or None.
 
-    Idle time is the display's own (no keyboard or pointer input, `idle_seconds`), but never more than
+    Idle time is the display's own (no keyboard or pointer input, `idle_seconds`; a Guacamole seat's from
+    guacamole-lite's reports, `browser_idle_seconds`), but never more than
     the time since the seat was handed over: a pooled seat's display has been idle since it was warmed, which says
     nothing about the person who just got it. Not since the last connection: a browser that reconnects (a flapping
     home network, a page left open) types nothing, and an unattended seat must still end at the policy's timeout.

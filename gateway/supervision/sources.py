@@ -1,8 +1,8 @@
 """The seat each live session holds, as the supervision wall shows it: read from the seats domain's live leases.
 
 Idle since the lease's ``last_activity_at``: its last connect or disconnect, or the last keyboard or mouse input the
-seat broker noted on the display (``seats.service.note_input``), so the wall's idle counter restarts when the agent
-types.
+seat broker noted (``seats.service.note_input``: the X11 display's, or what guacamole-lite reported of a Guacamole
+seat), so the wall's idle counter restarts when the agent types.
 """
 
 from collections.abc import Sequence

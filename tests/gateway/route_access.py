@@ -134,6 +134,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/internal/launch/alive"): Access(frozenset({"loopback_service"})),
     ("POST", "/internal/launch/connected"): Access(frozenset({"loopback_service"}), csrf_exempt=LOOPBACK_ONLY),
     ("POST", "/internal/launch/closed"): Access(frozenset({"loopback_service"}), csrf_exempt=LOOPBACK_ONLY),
+    ("POST", "/internal/launch/input"): Access(frozenset({"loopback_service"}), csrf_exempt=LOOPBACK_ONLY),
     # seats
     ("GET", "/seats/view"): role(SUPERVISOR),
     ("WEBSOCKET", "/seats/view/ws"): Access(NOBODY_WITHOUT_TOKEN),

@@ -2,18 +2,21 @@
 
 import sqlite3
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, select
 
 import gateway.models  # noqa: F401  (registers every table)
 from gateway.audit.service import record, verify_chain
+from gateway.clock import as_utc
 from gateway.db import make_engine, session_scope
 from gateway.migrate import alembic_config, upgrade
+from gateway.seats.models import SeatLease
 from tests.support.postgres import create_database
 
 
@@ -80,3 +83,30 @@ def test_upgrading_sqlite_keeps_the_rows_that_reference_a_rebuilt_table(tmp_path
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT id FROM home_session").fetchall() == [("s1",)]
         assert db.execute("SELECT session_id FROM vpn_tunnel_lease").fetchall() == [("s1",)]
+
+
+def test_0024_starts_the_idle_clock_of_live_guacamole_seats_at_the_upgrade(tmp_path: Path) -> None:
+    """NULL would count idle time from started_at, and the first limits pass would end every RDP seat in use."""
+    path = tmp_path / "live.db"
+    upgrade(f"sqlite:///{path}", "0023")
+    with sqlite3.connect(path) as db:
+        _insert_filled(db, "home_session", id="s1", login="alice", state="ACTIVE")
+        for lease_id, backend, state in [
+            ("g-assigned", "guacamole", "ASSIGNED"),
+            ("g-connected", "guacamole", "CONNECTED"),
+            ("g-ended", "guacamole", "ENDED"),
+            ("x-connected", "x11", "CONNECTED"),
+        ]:
+            _insert_filled(db, "seat_lease", id=lease_id, session_id="s1", backend=backend, state=state)
+    before = datetime.now(UTC)
+    upgrade(f"sqlite:///{path}")
+    engine = make_engine(f"sqlite:///{path}")
+    with session_scope(engine) as db:
+        last_input = {lease.id: lease.last_input_at for lease in db.exec(select(SeatLease))}
+    engine.dispose()
+    assert last_input["g-ended"] is None
+    assert last_input["x-connected"] is None
+    for lease_id in ("g-assigned", "g-connected"):
+        moment = last_input[lease_id]
+        assert moment is not None
+        assert before - timedelta(seconds=1) <= as_utc(moment) <= datetime.now(UTC)

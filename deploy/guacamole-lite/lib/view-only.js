@@ -4,8 +4,13 @@
  * this filter makes it true on our side too: from a view-only websocket only the instructions a
  * display needs to stay alive reach guacd (an allow-list, so anything new is dropped).
  * Lengths in the Guacamole protocol count Unicode code points, not UTF-16 units.
+ * Parsing costs time in the one event loop every seat on the node shares, so a message over
+ * VIEW_ONLY_MAX_BYTES is not parsed at all: the websocket is closed (1009) and nothing of it reaches
+ * guacd. What a viewer sends (sync, nop, ack, disconnect) is a few dozen bytes, one instruction per
+ * message from guacamole-common-js.
  */
 const VIEW_ONLY_OPCODES = new Set(['sync', 'nop', 'ack', 'disconnect', '']);
+const VIEW_ONLY_MAX_BYTES = 4096;
 
 class MalformedInstruction extends Error {}
 
@@ -43,6 +48,10 @@ function makeViewOnly(webSocket, onDropped) {
     const emit = webSocket.emit.bind(webSocket);
     webSocket.emit = (event, ...args) => {
         if (event !== 'message') return emit(event, ...args);
+        if (args[0].length > VIEW_ONLY_MAX_BYTES) {
+            webSocket.close(1009, 'message too big');
+            return false;
+        }
         let instructions;
         try {
             instructions = parseInstructions(args[0].toString('utf8'));
@@ -57,4 +66,4 @@ function makeViewOnly(webSocket, onDropped) {
     };
 }
 
-module.exports = { makeViewOnly, parseInstructions };
+module.exports = { makeViewOnly, parseInstructions, VIEW_ONLY_MAX_BYTES };

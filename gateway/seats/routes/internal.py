@@ -7,11 +7,12 @@ so a proxy that forgets to block /internal/ still cannot let the outside redeem 
 import asyncio
 import contextlib
 import time
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 
 from desktop_broker.guacamole.gate import LaunchGate, LaunchRefused
@@ -27,6 +28,7 @@ from gateway.seats.launch_store import (
     proven_launch,
     redeem_launch,
     report_connected,
+    report_input,
 )
 from gateway.seats.models import SeatLeaseState
 
@@ -57,6 +59,17 @@ class Connected(BaseModel):
 class Closed(BaseModel):
     launch_id: str
     token_sha256: str
+
+
+INPUT_AGE_LIMIT_MS = 86_400_000
+
+
+class InputSeen(BaseModel):
+    launch_id: str
+    token_sha256: str
+    idle_ms: Annotated[StrictInt, Field(ge=0, le=INPUT_AGE_LIMIT_MS)]
+    """How long ago the agent's last input was when server.js sent this (a few seconds at most: it reports input
+    within lib/agent-input.js's REPORT_MS); the bound keeps the arithmetic in range, not the seat open."""
 
 
 def gate(request: Request, db: DbSession, clock: ClockDep) -> LaunchGate:
@@ -168,4 +181,16 @@ def closed(body: Closed, views: Views, db: DbSession, clock: ClockDep) -> JSONRe
     if lease is not None and lease.state is SeatLeaseState.CONNECTED:
         lease.state, lease.last_activity_at = SeatLeaseState.ASSIGNED, clock()
         db.add(lease)
+    return JSONResponse({"status": "ok"})
+
+
+@router.post("/input")
+def input_seen(body: InputSeen, db: DbSession, clock: ClockDep) -> JSONResponse:
+    """The agent typed or moved the pointer `idle_ms` ago (server.js reads it off their websocket): the lease's last
+    input, from which the seat broker ends a Guacamole seat at the policy's idle timeout. 403 (audited) without the
+    launch's token hash; 422 for an age below zero, above a day or not a whole number."""
+    try:
+        report_input(db, body.launch_id, body.token_sha256, timedelta(milliseconds=body.idle_ms), clock())
+    except LaunchRefused as error:
+        return _refused_report(db, "input", body.launch_id, error)
     return JSONResponse({"status": "ok"})

@@ -41,6 +41,12 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path, name: str) -> None:
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr
 
 
+def test_guacamole_lite_is_stopped_and_restarted_with_the_gateway() -> None:
+    """A new gateway beside an old server.js (no input reports) would end RDP seats in use at their idle timeout."""
+    unit = (UNITS / "sohogw-guacamole-lite.service").read_text()
+    assert re.search(r"^PartOf=sohogw\.service$", unit, re.MULTILINE)
+
+
 def _exposure(*args: str) -> float:
     done = subprocess.run(
         ["systemd-analyze", "security", "--offline=true", "--no-pager", *args], capture_output=True, text=True

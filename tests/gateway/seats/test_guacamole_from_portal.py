@@ -427,3 +427,33 @@ def test_guacd_itself_refuses_an_rdp_host_whose_certificate_is_not_the_pinned_on
         endpoint.server.shutdown()
         endpoint.server.server_close()
     assert errors and errors[0][2] == "519"  # guacd's status for "SSL/TLS connection failed" (untrusted certificate)
+
+
+def test_a_key_held_when_the_window_loses_focus_is_released(
+    portal: SeatPortal,
+    node: NodeServer,
+    tap: GuacdTap,  # noqa: F811
+    rdp_host: RdpHost,
+    browser: Browser,
+    agent1: httpx.Client,
+) -> None:
+    """Guacamole.Keyboard repeats a held key every 50 ms until its key-up, which a window that lost focus mid-press
+    never gets: a stuck key on the seat, and input that keeps an unattended seat open. The page resets the keyboard."""
+    before = len(tap.connections)
+    page, _ = open_app(portal, browser, agent1, rdp_host)
+    try:
+        connection = agent_connection(tap, before)
+
+        def presses() -> int:
+            return connection.after_ready.count(("key", "97", "1"))
+
+        page.keyboard.down("a")
+        assert tap.wait_for(lambda: presses() >= 3, timeout=5), "the held key was not repeated"
+        page.evaluate("window.dispatchEvent(new Event('blur'))")
+        assert tap.wait_for(lambda: ("key", "97", "0") in connection.after_ready, timeout=5), "no key-up on blur"
+        time.sleep(0.3)
+        settled = presses()
+        time.sleep(1.5)
+        assert presses() == settled, "the key kept repeating after the window lost focus"
+    finally:
+        page.context.close()
