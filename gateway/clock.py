@@ -15,5 +15,7 @@ def utcnow() -> datetime:
 
 
 def as_utc(value: datetime) -> datetime:
-    """Databases hand back naive datetimes (SQLite always does): they are stored in UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    """In UTC: databases hand back naive datetimes (SQLite always does), stored in UTC; PostgreSQL hands back aware ones
+    in the session's time zone, which is the server's own unless set, so they are converted (the audit chain hashes
+    times as text: a row read back as +05:30 was reported altered)."""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,9 +1,10 @@
 """The audit chain finds an altered, removed or reordered row, on SQLite and PostgreSQL."""
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
-from sqlalchemy import Engine, delete, text, update
+from sqlalchemy import Engine, delete, event, text, update
 from sqlmodel import Session, col, select
 
 from gateway.audit.models import AuditEvent
@@ -49,6 +50,29 @@ def test_rows_of_any_text_verify(engine: Engine) -> None:
         actors = list(db.exec(select(AuditEvent.actor).order_by(col(AuditEvent.seq))).all())
     assert report.intact, report.problem
     assert actors == [odd, "a", odd]
+
+
+def test_the_chain_verifies_whatever_the_time_zone_of_the_clock_and_of_the_database_session(
+    engine: Engine, db_url: str
+) -> None:
+    """A clock in another zone, and a PostgreSQL session whose time zone is the server's own (initdb takes the
+    host's): the times hashed and the times read back are both UTC, so the chain still verifies."""
+    kolkata = timezone(timedelta(hours=5, minutes=30))
+    if db_url.startswith("postgresql"):
+
+        def in_kolkata(connection: Any, _record: object) -> None:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TIME ZONE 'Asia/Kolkata'")
+            connection.commit()
+
+        event.listen(engine, "connect", in_kolkata)
+        engine.dispose()  # the pooled connections were opened before the listener
+    with session_scope(engine) as db:
+        record(db, actor="a", action="b", outcome="c", clock=lambda: datetime(2026, 1, 1, 12, tzinfo=kolkata))
+        record(db, actor="d", action="e", outcome="f", clock=lambda: datetime(2026, 1, 1, 13, tzinfo=kolkata))
+    with session_scope(engine) as db:
+        report = verify_chain(db)
+    assert report.intact, report.problem
 
 
 def test_altered_row_is_located(engine: Engine) -> None:
