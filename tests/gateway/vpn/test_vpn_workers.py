@@ -210,6 +210,20 @@ def _rescope(engine: Engine, session_id: str | list[str], scope: str, *, nudge: 
                 nudge_after_commit(db, LEASE_WRITTEN, one)
 
 
+def _emptied_after_a_restart(gateway: Gateway) -> tuple[str, set[str]]:
+    """Sessions of every scope signed in and applied once, then the interface's peers and the nftables table gone
+    and the controller's memory of them forgotten, as after a restart: (the scope and the peers a pass must restore,
+    and nothing else)."""
+    for scope in SCOPES:
+        _sign_in(gateway.engine, nudge=False, scope=scope)
+    gateway.controller.start()
+    loaded, authorised = gateway.scope(), gateway.peers()
+    gateway.backend.change(gateway.settings.interface, PeerChanges(to_remove=list(authorised)))
+    nft.remove(gateway.ns)
+    gateway.controller.forget()
+    return loaded, authorised
+
+
 def _reaches_trust(gateway: Gateway, ipv4: str) -> bool:
     return f"{ipv4} . 172.30.0.0/24 . tcp . 8081" in gateway.scope()
 
@@ -385,14 +399,8 @@ def test_a_pass_onto_an_empty_interface_loads_its_table_while_the_database_is_re
     database is read, and the pass then only adds its peers' elements (one commit). A commit by anyone in between
     (here an element added by hand) makes the pass load the table itself; either way it leaves what one whole load
     gives."""
-    for scope in SCOPES:
-        _sign_in(gateway.engine, nudge=False, scope=scope)
-    gateway.controller.start()
-    interface, ns, controller = gateway.settings.interface, gateway.ns, gateway.controller
-    loaded, authorised = gateway.scope(), gateway.peers()
-    gateway.backend.change(interface, PeerChanges(to_remove=list(authorised)))
-    nft.remove(ns)
-    controller.forget()  # from nothing, as after a restart
+    ns, controller = gateway.ns, gateway.controller
+    loaded, authorised = _emptied_after_a_restart(gateway)  # from nothing, as after a restart
     generation = RulesetGeneration(ns)
     before = generation.read()
     with session_scope(gateway.engine) as db:
@@ -416,14 +424,8 @@ def test_a_full_pass_adds_its_new_peers_elements_once_the_backend_has_begun_on_t
     """The elements' thread starts once wireguard-go has the first new peers (started before, it held the
     interpreter while the pass connected and sent, and the first peers went out later); a backend with no such moment
     (``begun`` never called) still gets them, after its peers. Either way the table is what one whole load gives."""
-    for scope in SCOPES:
-        _sign_in(gateway.engine, nudge=False, scope=scope)
-    gateway.controller.start()
-    interface, ns, controller = gateway.settings.interface, gateway.ns, gateway.controller
-    loaded, authorised = gateway.scope(), gateway.peers()
-    gateway.backend.change(interface, PeerChanges(to_remove=list(authorised)))
-    nft.remove(ns)
-    controller.forget()
+    controller = gateway.controller
+    loaded, authorised = _emptied_after_a_restart(gateway)
     events: list[str] = []
     tunnel = controller.tunnel
     assert tunnel is not None
