@@ -33,7 +33,8 @@ class RegisterRevocationChecker:
         if issuer != self._authority.issuing_cert:
             self._remote.check(cert, issuer, now)
             return
-        assert cert.serial_number == self._leaf, "the register was read for the leaf only"
+        if cert.serial_number != self._leaf:  # the register was read for the leaf only: anything else is unknown
+            raise RevocationUnknown(f"certificate serial {cert.serial_number:X} was not looked up in the register")
         status = self._status
         if status.state is CertState.REVOKED:
             raise CertificateRevokedError(f"certificate serial {cert.serial_number:X} was revoked")
