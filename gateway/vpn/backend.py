@@ -112,6 +112,11 @@ class WireGuardBackend(Protocol):
         When it is exactly ``expected`` (what the last pass installed), that very mapping may come back, so the
         comparison of an unchanged interface is one identity check."""
 
+    def expect(self, name: str, peers: Mapping[str, PeerSpec]) -> None:
+        """The interface is being made to hold exactly ``peers`` (the mapping the next ``peer_configs`` will be given
+        as ``expected``): prepare that comparison now, beside the change, rather than in the next pass. May be called
+        on another thread than the change; doing nothing is correct."""
+
     def set_peer(self, name: str, peer: PeerSpec) -> None:
         """Add or update one peer; its allowed IPs are replaced, not appended to."""
 

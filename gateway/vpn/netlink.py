@@ -43,6 +43,9 @@ class NetlinkBackend:
             key: PeerSpec(key, state.allowed_ips, state.persistent_keepalive) for key, state in self.peers(name).items()
         }
 
+    def expect(self, name: str, peers: Mapping[str, PeerSpec]) -> None:
+        """Nothing to prepare: a netlink dump is compared peer by peer."""
+
     def set_peer(self, name: str, peer: PeerSpec) -> None:
         settings: dict[str, Any] = {
             "public_key": peer.public_key,

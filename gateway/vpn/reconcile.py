@@ -325,6 +325,7 @@ class InstalledTunnel:
             self.backend.change(interface, PeerChanges(to_set=list(to_set)))
             return
         later = TunnelScope(interface, seats_of(peers[key] for key in new))
+        installing = self._specs_of(peers)
         adding: list[Future[None]] = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vpn-scope") as nft_side:
 
@@ -334,6 +335,8 @@ class InstalledTunnel:
                         self._write_scope, lambda: self.elements.change(TunnelScope(interface, {}), later), whole=False
                     )
                 )
+                # Then, still while wireguard-go creates the peers, what the next pass's comparison needs of them.
+                nft_side.submit(self.backend.expect, interface, installing)
 
             try:
                 # The elements' thread starts once wireguard-go has its first peers (``begun``): started before, it held

@@ -55,6 +55,9 @@ class UapiBackend:
         answer = uapi_wire.exchange(uapi_wire.socket_path(name, self.socket_dir), "get=1\n\n")
         return uapi_wire.parse_configs(answer, expected)
 
+    def expect(self, name: str, peers: Mapping[str, PeerSpec]) -> None:
+        uapi_wire.expect(peers)
+
     def set_peer(self, name: str, peer: PeerSpec) -> None:
         self._set(name, uapi_wire.peer_lines(peer))
 
