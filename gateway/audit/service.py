@@ -129,11 +129,11 @@ def record(
     db.flush()
     given: dict[str, Any] = {
         "at": as_utc(clock()),
-        "actor": actor,
-        "action": action,
-        "target": target,
-        "outcome": outcome,
-        "source": source,
+        "actor": _as_stored("actor", actor),
+        "action": _as_stored("action", action),
+        "target": _as_stored("target", target),
+        "outcome": _as_stored("outcome", outcome),
+        "source": _as_stored("source", source),
         "detail": json.dumps(dict(detail or {}), ensure_ascii=False, sort_keys=True, default=str),
     }
     held = _held_head(db)
@@ -155,6 +155,15 @@ def record(
             db.execute(_APPEND, values)
             db.execute(_MOVE_HEAD, values)
     db.info[_HELD_HEAD] = (_innermost_transaction(db), seq, digest)
+
+
+def _as_stored(name: str, value: object) -> str:
+    """``value`` as its column will hold it, so the hash covers what is read back: text, cut to the column's length
+    with an ellipsis (PostgreSQL refuses a longer value, which would lose the action; SQLite keeps it whole, or a
+    number as a number the check then reads back as text)."""
+    text = str(value)
+    limit: int = _EVENTS.c[name].type.length
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _innermost_transaction(db: Session) -> SessionTransaction | None:

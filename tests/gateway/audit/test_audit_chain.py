@@ -52,6 +52,22 @@ def test_rows_of_any_text_verify(engine: Engine) -> None:
     assert actors == [odd, "a", odd]
 
 
+def test_a_field_longer_than_its_column_or_not_text_is_hashed_as_it_is_stored(engine: Engine) -> None:
+    """The hash covers the row as stored: a field over its column's length is cut (PostgreSQL refused the whole
+    action; SQLite kept it whole) and a value that is not text is stored as its text, which SQLite read back and
+    verified as "altered" when the number itself had been hashed."""
+    long_actor, long_target = "a" * 300, "t" * 600
+    with session_scope(engine) as db:
+        record(db, actor=long_actor, action="cert.issue", target=long_target, outcome="success")
+        record(db, actor="b", action="cert.issue", target=12345, outcome="success")  # type: ignore[arg-type]
+    with session_scope(engine) as db:
+        report = verify_chain(db)
+        rows = db.exec(select(AuditEvent.actor, AuditEvent.target).order_by(col(AuditEvent.seq))).all()
+    assert report.intact, report.problem
+    assert [(len(actor), len(target)) for actor, target in rows] == [(255, 512), (1, 5)]
+    assert rows[0][0].startswith("aaa") and rows[0][0].endswith("…") and rows[1][1] == "12345"
+
+
 def test_the_chain_verifies_whatever_the_time_zone_of_the_clock_and_of_the_database_session(
     engine: Engine, db_url: str
 ) -> None:
