@@ -123,7 +123,14 @@ def test_supervisor_watches_an_rdp_seat_read_only_and_their_input_never_reaches_
     watch, frame = watch_from_the_wall(portal, supervisor)
     assert "agent1" in (frame.text_content("#agent") or "")
     assert rdp_host.password not in frame.content()
-    assert until(lambda: frame.evaluate(CANVAS_PIXELS, SAMPLES) == agent_page.evaluate(CANVAS_PIXELS, SAMPLES), 15)
+    # Failed once in a full run (not reproduced: 10 of 10 joins agreed at once): the message tells a join that got no
+    # picture (width 0, or black samples) from pixels that differ by a codec's loss.
+    assert until(lambda: frame.evaluate(CANVAS_PIXELS, SAMPLES) == agent_page.evaluate(CANVAS_PIXELS, SAMPLES), 15), {
+        "watcher's width": frame.evaluate("window.guacClient.getDisplay().getWidth()"),
+        "watcher's samples": frame.evaluate(CANVAS_PIXELS, SAMPLES),
+        "agent's samples": agent_page.evaluate(CANVAS_PIXELS, SAMPLES),
+        "seat's samples": seat_shows(rdp_host),
+    }
     (joined,) = [c for c in tap.since(before) if c.selector.startswith("$")]
     guacd.wait_for_log(r"joined connection .*\(2 users now present\)", since=mark)
     # The agent is told by the gateway (guacamole-lite's protocol 1.1.0 never carries guacd's own notice).
