@@ -110,16 +110,16 @@ def rescope_leases(db: Session, now: datetime, sessions: Collection[str] | None 
     to change are then locked in one statement and compared again, so two nodes told of one change at once write and
     audit it once; their audit rows are written first, so the leases' updates go to the database in one batch."""
     query = (
-        sa.select(TunnelLease.id, HomeSession.policy_groups, TunnelLease.scope)
+        select(col(TunnelLease.id), col(HomeSession.policy_groups), col(TunnelLease.scope))
         .join(HomeSession, col(HomeSession.id) == col(TunnelLease.session_id))
-        .where(TunnelLease.state == LeaseState.DESIRED)
-        .where(HomeSession.state == SessionState.ACTIVE)
+        .where(col(TunnelLease.state) == LeaseState.DESIRED)
+        .where(col(HomeSession.state) == SessionState.ACTIVE)
     )
     if sessions is not None:
         query = query.where(col(TunnelLease.session_id).in_(list(sessions)))
     document = current_policy(db)
     granted: dict[frozenset[str], str] = {}  # evaluate depends only on the set of groups
-    wanted: dict[int, str] = {}
+    wanted: dict[int | None, str] = {}  # a stored id is never None; the model types it so
     for lease_id, groups_json, stored in db.exec(query).all():
         groups = json.loads(groups_json)
         key = frozenset(groups)
@@ -133,7 +133,7 @@ def rescope_leases(db: Session, now: datetime, sessions: Collection[str] | None 
     changing = [
         lease
         for lease in db.exec(locked.execution_options(populate_existing=True)).all()
-        if lease.state is LeaseState.DESIRED and lease.scope != wanted[lease.id or 0]
+        if lease.state is LeaseState.DESIRED and lease.scope != wanted[lease.id]
     ]
     for lease in changing:
         record(
@@ -146,11 +146,11 @@ def rescope_leases(db: Session, now: datetime, sessions: Collection[str] | None 
                 "session": lease.session_id,
                 "person": lease.person_id,
                 "old": json.loads(lease.scope),
-                "new": json.loads(wanted[lease.id or 0]),
+                "new": json.loads(wanted[lease.id]),
             },
         )
     for lease in changing:
-        lease.scope = wanted[lease.id or 0]
+        lease.scope = wanted[lease.id]
         db.add(lease)
         nudge_after_commit(db, LEASE_WRITTEN, lease.session_id)
     db.flush()

@@ -74,7 +74,8 @@ class RulesetGeneration:
 def netfilter_socket(netns: str | None) -> socket.socket:
     """A netfilter netlink socket in ``netns``. pyroute2 opens it inside the named namespace (in a short-lived
     child) and hands it over; a netlink socket stays in the namespace it was made in."""
-    return create_socket(netns, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
+    made: socket.socket = create_socket(netns, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
+    return made
 
 
 def _generation_of(reply: bytes) -> int:

@@ -118,22 +118,22 @@ def desired_peers(
     Read as plain rows (no ORM objects) of the columns a peer needs: a safety-net pass reads 10,000 of them. The same
     read finds the leases still desired whose session is over (``PeerPlan.retiring``), so a pass with nothing to
     retire asks nothing more of the database."""
-    desired_lease = TunnelLease.state == LeaseState.DESIRED
+    desired_lease = col(TunnelLease.state) == LeaseState.DESIRED
     live = sa.and_(
         desired_lease,
-        HomeSession.state == SessionState.ACTIVE,
+        col(HomeSession.state) == SessionState.ACTIVE,
         col(HomeSession.expires_at) > now,
         or_(col(HomeSession.cert_not_after).is_(None), col(HomeSession.cert_not_after) > now),
         col(HomeSession.wireguard_key) == col(TunnelLease.public_key),
     )
     query = sa.select(
-        TunnelLease.session_id,
-        TunnelLease.public_key,
-        TunnelLease.ipv4,
-        TunnelLease.ipv6,
-        TunnelLease.scope,
+        col(TunnelLease.session_id),
+        col(TunnelLease.public_key),
+        col(TunnelLease.ipv4),
+        col(TunnelLease.ipv6),
+        col(TunnelLease.scope),
         sa.case((live, True), else_=False),
-        sa.case((sa.and_(desired_lease, HomeSession.state != SessionState.ACTIVE), True), else_=False),
+        sa.case((sa.and_(desired_lease, col(HomeSession.state) != SessionState.ACTIVE), True), else_=False),
     ).join(HomeSession, col(HomeSession.id) == col(TunnelLease.session_id))
     db.flush()  # the leases this pass wrote (a plain connection does not flush the session for us)
     connection = db.connection()
@@ -143,7 +143,7 @@ def desired_peers(
     else:
         # By key alone: with the state in the WHERE clause too, SQLite walks the state index's 10,000 desired leases
         # to find the few of these keys (the lease's state is then checked in the two columns above).
-        named = sa.select(TunnelLease.public_key).where(col(TunnelLease.session_id).in_(list(sessions)))
+        named = sa.select(col(TunnelLease.public_key)).where(col(TunnelLease.session_id).in_(list(sessions)))
         keys = frozenset(connection.execute(named).scalars())
         query = query.where(col(TunnelLease.public_key).in_(list(keys)))
     if node is not None:
