@@ -158,10 +158,11 @@ def record(
 
 
 def _as_stored(name: str, value: object) -> str:
-    """``value`` as its column will hold it, so the hash covers what is read back: text, cut to the column's length
-    with an ellipsis (PostgreSQL refuses a longer value, which would lose the action; SQLite keeps it whole, or a
-    number as a number the check then reads back as text)."""
-    text = str(value)
+    """``value`` as its column will hold it, so the hash covers what is read back: text (a ``str`` subclass such as
+    an enum member as its own characters), cut to the column's length with an ellipsis (PostgreSQL refuses a longer
+    value, which would lose the action; SQLite keeps it whole, or a number as a number the check then reads back as
+    text)."""
+    text = str.__str__(value) if isinstance(value, str) else str(value)
     limit: int = _EVENTS.c[name].type.length
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
