@@ -193,13 +193,15 @@ def test_a_suspension_ends_the_session_whichever_spelling_opened_it(portal: Port
         assert client.get("/", headers=HTML).headers["location"] == "/login"
 
 
-def _issue(portal: Portal, upn: str, now: datetime) -> str:
+def _issue(portal: Portal, upn: str, now: datetime, person_id: str | None = None) -> str:
+    """An agent certificate for ``upn``; bound to ``person_id`` when given, else as one issued before 0025."""
     with session_scope(portal.engine) as db:
         return pki.issue_agent_certificate(
             db,
             portal.authority,
             upn=upn,
             wireguard_key=key_pair()[1],
+            person_id=person_id,
             actor=pki.Actor("security-admin"),
             now=now,
             lifetime=timedelta(days=30),
