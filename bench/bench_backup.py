@@ -48,7 +48,8 @@ def seed_certificates(url: str, data_dir: Path, count: int) -> None:
     with session_scope(engine) as db:
         for n in range(count):
             issued = issue_agent_certificate(
-                db, authority, upn=f"agent{n}@bench.example", wireguard_key=key_pair()[1], actor=ACTOR, now=now,
+                db, authority, upn=f"agent{n}@bench.example", wireguard_key=key_pair()[1], person_id=None, actor=ACTOR,
+                now=now,
                 lifetime=timedelta(days=7), urls=urls,
             )  # fmt: skip
             serials.append(issued.row.serial)

@@ -100,6 +100,7 @@ def main() -> None:
                 authority,
                 upn=f"{samba.AGENT}@{samba.REALM.lower()}",
                 wireguard_key="xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+                person_id=None,
                 actor=pki.Actor("bench"),
                 now=now,
                 lifetime=timedelta(days=1),

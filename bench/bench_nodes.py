@@ -194,7 +194,7 @@ def agent_certificates(url: str, authority: Authority, people: Sequence[str], sc
     with session_scope(engine) as db:
         for login in people:
             issued = issue_agent_certificate(
-                db, authority, upn=f"{login}@corp.example", account=login, wireguard_key=key_pair()[1],
+                db, authority, upn=f"{login}@corp.example", account=login, wireguard_key=key_pair()[1], person_id=None,
                 actor=Actor("bench"), now=datetime.now(UTC), lifetime=timedelta(days=1), urls=publication_urls("http://x"),
             )  # fmt: skip
             cert, key = scratch / f"{login}.crt", scratch / f"{login}.key"

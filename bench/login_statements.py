@@ -69,6 +69,7 @@ def main() -> None:
                     upn="agent1@corp.example",
                     account="agent1",
                     wireguard_key="xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+                    person_id=None,
                     actor=pki.Actor("bench"),
                     now=now,
                     lifetime=timedelta(days=1),

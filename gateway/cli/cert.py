@@ -11,9 +11,24 @@ from certs.pkcs12 import export_pkcs12
 from gateway.cli.ca import cli_actor, migrated_engine, open_ca, write_file
 from gateway.clock import as_utc, utcnow
 from gateway.db import session_scope
+from gateway.directory import open_directory
+from gateway.directory.errors import LoginRefused
 from gateway.pki import service
 from gateway.secret_input import read_secret, secret_file_option
-from gateway.settings import get_settings
+from gateway.settings import Settings, get_settings
+
+
+def _person_of(settings: Settings, upn: str) -> str:
+    """The directory id of the account ``upn`` names (any spelling the sign-in accepts), bound into the register's
+    row: taking that person's seat away revokes the certificate by who they are, not by a name someone else may
+    carry by then. An account the directory does not know is refused: a certificate for it could not sign in."""
+    directory = open_directory(settings.directory_settings)
+    try:
+        return directory.find_account(upn).person_id
+    except LoginRefused:  # no such account, or not a name the directory takes
+        raise click.UsageError(f"the directory has no account {upn!r}; add it before issuing its certificate") from None
+    finally:
+        directory.close()
 
 
 @click.group()
@@ -23,7 +38,7 @@ def cert() -> None:
 
 @cert.command("issue")
 @click.option("--kind", type=click.Choice(["agent", "server"]), default="agent", show_default=True)
-@click.option("--upn", help="Agent: the AD account's userPrincipalName.")
+@click.option("--upn", help="Agent: the account's userPrincipalName; the certificate is bound to that directory entry.")
 @click.option("--wireguard-key", help="Agent: the tunnel's public key (base64), bound into the certificate.")
 @click.option("--email", default=None)
 @click.option("--dns", "dns_names", multiple=True, help="Server: a DNS name (repeatable).")
@@ -58,12 +73,14 @@ def cert_issue(
         if not p12_passphrase:
             raise click.UsageError("a PKCS#12 export needs a passphrase")
         lifetime = timedelta(days=days or settings.ca.agent_cert_days)
+        person_id = _person_of(settings, upn)
         with session_scope(migrated_engine(settings)) as db:
             issued = service.issue_agent_certificate(
                 db,
                 authority,
                 upn=upn,
                 wireguard_key=wireguard_key,
+                person_id=person_id,
                 email=email,
                 actor=cli_actor(),
                 now=utcnow(),
@@ -106,15 +123,18 @@ def cert_issue(
 @click.option("--days", type=int, default=None)
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 def cert_sign_csr(csr_file: Path, upn: str, wireguard_key: str, email: str | None, days: int | None, out: Path) -> None:
-    """Sign an agent's CSR: the key never left the agent's machine; identity and tunnel key come from us."""
+    """Sign an agent's CSR: the key never left the agent's machine; identity and tunnel key come from us, and the
+    certificate is bound to the directory entry ``--upn`` names."""
     settings = get_settings()
     authority = open_ca(settings)
+    person_id = _person_of(settings, upn)
     with session_scope(migrated_engine(settings)) as db:
         issued = service.issue_agent_certificate(
             db,
             authority,
             upn=upn,
             wireguard_key=wireguard_key,
+            person_id=person_id,
             email=email,
             actor=cli_actor(),
             now=utcnow(),

@@ -92,9 +92,9 @@ def withdraw_seat(
 ) -> None:
     """Revoke certificates, end sessions, cancel certificate requests; the person leaves the group once the caller
     commits. Fails closed: a CA that is not ready stops the whole step rather than leaving a certificate valid.
-    When the directory cannot say how the person is named now, the certificates of those names are owed, and the
-    membership pass revokes them once it answers (``finish_owed_revocations``)."""
-    certificates, directory_answered = _live_certificates(db, application, handoff.directory, now)
+    When the directory cannot say how the person is named now, the certificates of those names that carry no person
+    are owed, and the membership pass revokes them once it answers (``finish_owed_revocations``)."""
+    (certificates, spared), directory_answered = _live_certificates(db, application, handoff.directory, now)
     if certificates and handoff.authority is None:
         raise CaNotReady(
             "the certificate authority is not ready, so the certificates cannot be revoked; nothing changed"
@@ -129,6 +129,7 @@ def withdraw_seat(
             "application": application.id,
             "group": handoff.agent_group,
             "revoked": [c.serial for c in certificates],
+            "spared": [c.serial for c in spared],
             "sessions_ended": len(sessions),
             "directory_answered": directory_answered,
         },
@@ -138,10 +139,10 @@ def withdraw_seat(
 
 def finish_owed_revocations(engine: Engine, handoff: HandOff, now: datetime) -> list[str]:
     """What withdrawals made while the directory was down still owe: for each, the person's entry as it is now (by
-    their id), and every live agent certificate a sign-in as them would accept, revoked and audited; nothing when
-    the person was approved again meanwhile (their certificates are theirs again). The directory is asked outside
-    any transaction; an application stays owed while it does not answer, or while no CA is ready to revoke.
-    Returns the serials revoked."""
+    their id), and the live agent certificates without a person that a sign-in as them would accept (those bound
+    to them were revoked by the withdrawal itself), revoked and audited; nothing when the person was approved again
+    meanwhile (their certificates are theirs again). The directory is asked outside any transaction; an application
+    stays owed while it does not answer, or while no CA is ready to revoke. Returns the serials revoked."""
     with session_scope(engine) as db:
         owed = db.exec(select(Application).where(col(Application.revocation_owed_since).is_not(None))).all()
     revoked: list[str] = []
@@ -159,7 +160,7 @@ def finish_owed_revocations(engine: Engine, handoff: HandOff, now: datetime) -> 
             if current is None or current.revocation_owed_since is None:
                 continue  # another node finished it
             approved_again = _approved(db, current)
-            certificates = [] if approved_again else _live_agent_certificates(db, names, now)
+            certificates, spared = ([], []) if approved_again else _theirs(db, current.person_id, names, now)
             if certificates and handoff.authority is None:
                 log.warning("a withdrawal's revocations stay owed for %s: no CA is ready", current.login)
                 continue
@@ -175,6 +176,7 @@ def finish_owed_revocations(engine: Engine, handoff: HandOff, now: datetime) -> 
                 detail={
                     "application": current.id,
                     "revoked": [c.serial for c in certificates],
+                    "spared": [c.serial for c in spared],
                     "approved_again": approved_again,
                     "unresolved": unresolved,
                 },
@@ -211,16 +213,18 @@ def _revoke(db: Session, handoff: HandOff, certificates: list[IssuedCertificate]
         )
 
 
+Certificates = tuple[list[IssuedCertificate], list[IssuedCertificate]]
+"""The person's live certificates, to revoke; and those a name of theirs matches that are someone else's, spared."""
+
+
 def _live_certificates(
     db: Session, application: Application, directory: Directory, now: datetime
-) -> tuple[list[IssuedCertificate], bool]:
-    """The person's unrevoked, unexpired agent certificates: every one a sign-in as them would accept
-    (``sessions.login.certificate_matches`` against their directory entry: its UPN, AD's implicit UPN, its DN, its
-    name, compared as the sign-in compares them, the entry found by the person's id so a rename is followed), and
-    every one naming what the application knows (its UPN and login: certificates of the name they applied under, and
-    all there is when the directory no longer knows the account or cannot answer — the withdrawal still takes
-    effect, and the group membership and the certificates of the current names go once the directory is back); and
-    whether the directory answered."""
+) -> tuple[Certificates, bool]:
+    """The person's unrevoked, unexpired agent certificates (``_theirs``), by the names the application knows (its
+    UPN and login: the name they applied under) and those of their directory entry now (found by their id, so a
+    rename is followed); and whether the directory answered. When it does not, or no longer knows the account, the
+    withdrawal still takes effect with what is known without it: the certificates bound to the person, and the
+    group membership and the certificates of their current names go once the directory is back."""
     names = [_as_applied(application)]  # certificates issued under the name they applied with, renamed since or not
     try:
         names.append(_as_the_directory_has_them(directory, application))
@@ -229,41 +233,56 @@ def _live_certificates(
         answered = True
     except DirectoryError:
         answered = False
-    named = _live_agent_certificates(db, names, now)
-    used = _signed_in_with(db, application, now)
-    return [*named, *(c for c in used if c not in named)], answered
+    person_id = application.person_id or next((name.person_id for name in names if name.person_id), None)
+    return _theirs(db, person_id, names, now), answered
 
 
-def _signed_in_with(db: Session, application: Application, now: datetime) -> list[IssuedCertificate]:
-    """The live agent certificates the person's sessions signed in with (by fingerprint): theirs whatever they are
-    named now, known without the directory."""
-    if not application.person_id:
-        return []
-    used = select(HomeSession.cert_fingerprint).where(
-        HomeSession.person_id == application.person_id, col(HomeSession.cert_fingerprint).is_not(None)
-    )
-    return list(
-        db.exec(
-            select(IssuedCertificate)
-            .where(IssuedCertificate.kind == CertificateKind.AGENT)
-            .where(col(IssuedCertificate.revoked_at).is_(None))
-            .where(col(IssuedCertificate.not_after) > now)
-            .where(col(IssuedCertificate.fingerprint_sha256).in_(used))
-        ).all()
-    )
-
-
-def _live_agent_certificates(db: Session, names: list[Account], now: datetime) -> list[IssuedCertificate]:
-    """The unrevoked, unexpired agent certificates a sign-in as any of ``names`` would accept."""
-    if not names:
-        return []
+def _theirs(db: Session, person_id: str | None, names: list[Account], now: datetime) -> Certificates:
+    """Which live agent certificates are the person's. Bound to a person at issuance (``person_id``): theirs if it
+    is them, whatever names anyone carries now. Issued before certificates were bound (NULL): theirs if their
+    sessions signed in with it, or if a sign-in as any of ``names`` would accept it (``certificate_matches``: the
+    UPN, AD's implicit UPN, the DN, the name) unless someone else's sessions signed in with it. Whatever a name
+    matches that is not theirs is spared, for the audit row: a UPN passed from one person to another, or taken.
+    Without any id for the person (an application from before ids were kept, the directory not answering), only
+    names are left: every certificate they match is revoked, as before ids."""
     live = db.exec(
         select(IssuedCertificate)
         .where(IssuedCertificate.kind == CertificateKind.AGENT)
         .where(col(IssuedCertificate.revoked_at).is_(None))
         .where(col(IssuedCertificate.not_after) > now)
     ).all()
-    return [c for c in live if _matches_any(identity_of(x509.load_pem_x509_certificate(c.pem.encode())), names)]
+    signers = _signers(db, now)
+    theirs: list[IssuedCertificate] = []
+    spared: list[IssuedCertificate] = []
+    for certificate in live:
+        owners = (
+            {certificate.person_id} if certificate.person_id else signers.get(certificate.fingerprint_sha256, set())
+        )
+        if person_id and person_id in owners:
+            theirs.append(certificate)
+        elif _matches_any(identity_of(x509.load_pem_x509_certificate(certificate.pem.encode())), names):
+            (spared if person_id and owners else theirs).append(certificate)
+    return theirs, spared
+
+
+def _signers(db: Session, now: datetime) -> dict[str, set[str]]:
+    """For each live agent certificate without a person that sessions signed in with (by fingerprint): the people
+    those sessions were. Sessions 0008 could not give a person (``legacy:``) say nothing of whose it is."""
+    rows = db.exec(
+        select(HomeSession.cert_fingerprint, HomeSession.person_id)
+        .distinct()
+        .join(IssuedCertificate, col(IssuedCertificate.fingerprint_sha256) == col(HomeSession.cert_fingerprint))
+        .where(IssuedCertificate.kind == CertificateKind.AGENT)
+        .where(col(IssuedCertificate.person_id).is_(None))
+        .where(col(IssuedCertificate.revoked_at).is_(None))
+        .where(col(IssuedCertificate.not_after) > now)
+        .where(col(HomeSession.person_id).not_like("legacy:%"))  # gateway.adoption.LEGACY_PREFIX, a layer above
+    ).all()
+    signers: dict[str, set[str]] = {}
+    for fingerprint, person in rows:
+        if fingerprint is not None:
+            signers.setdefault(fingerprint, set()).add(person)
+    return signers
 
 
 def _matches_any(identity: CertificateIdentity, names: list[Account]) -> bool:

@@ -56,8 +56,8 @@ class Application(SQLModel, table=True):
     reminded_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     revocation_owed_since: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     """When a withdrawal could not ask the directory for the person's names as they are now: it revoked the
-    certificates of the name they applied under and those their sessions signed in with, and the membership pass
-    revokes those of their current names once the directory answers, then clears it
+    certificates bound to them, those of the name they applied under and those their sessions signed in with, and the
+    membership pass revokes the unbound ones of their current names once the directory answers, then clears it
     (``handoff.finish_owed_revocations``). The retention purge keeps the application while it is set."""
 
 

@@ -23,6 +23,11 @@ class IssuedCertificate(SQLModel, table=True):
     kind: CertificateKind = Field(max_length=16)
     subject: str = Field(max_length=512)
     upn: str | None = Field(default=None, max_length=255, index=True)
+    person_id: str | None = Field(default=None, max_length=255, index=True)
+    """The directory's stable id of the agent it was issued to (``sessions.models``), bound at issuance: taking a
+    person's seat away revokes their certificates by it, never by a name someone else may carry by then. NULL for a
+    server certificate, and for an agent certificate issued before migration 0025 that no session had signed in
+    with (those are still matched by name, ``enrollment.handoff``)."""
     fingerprint_sha256: str = Field(max_length=64, unique=True)
     wireguard_key: str | None = Field(default=None, max_length=64, index=True)
     not_before: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

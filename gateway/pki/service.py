@@ -64,7 +64,12 @@ def parse_serial(text: str) -> int:
 
 
 def _register(
-    db: Session, cert: x509.Certificate, kind: CertificateKind, actor: Actor, renewed_from: str | None = None
+    db: Session,
+    cert: x509.Certificate,
+    kind: CertificateKind,
+    actor: Actor,
+    person_id: str | None = None,
+    renewed_from: str | None = None,
 ) -> IssuedCertificate:
     identity = identity_of(cert)
     row = IssuedCertificate(
@@ -72,6 +77,7 @@ def _register(
         kind=kind,
         subject=cert.subject.rfc4514_string(),
         upn=identity.upn,
+        person_id=person_id,
         fingerprint_sha256=identity.fingerprint_sha256,
         wireguard_key=identity.wireguard_public_key,
         not_before=identity.not_before,
@@ -89,7 +95,13 @@ def _register(
         action="cert.issue" if renewed_from is None else "cert.renew",
         target=row.serial,
         outcome="success",
-        detail={"kind": kind.value, "subject": row.subject, "upn": row.upn, "renewed_from": renewed_from},
+        detail={
+            "kind": kind.value,
+            "subject": row.subject,
+            "upn": row.upn,
+            "person": person_id,
+            "renewed_from": renewed_from,
+        },
     )
     return row
 
@@ -100,6 +112,7 @@ def issue_agent_certificate(
     *,
     upn: str,
     wireguard_key: str,
+    person_id: str | None,
     actor: Actor,
     now: datetime,
     lifetime: timedelta,
@@ -108,13 +121,15 @@ def issue_agent_certificate(
     email: str | None = None,
     account: str | None = None,
 ) -> Issued:
-    """Sign the agent's CSR, or generate a key pair when no CSR is given (for a PKCS#12 hand-over)."""
+    """Sign the agent's CSR, or generate a key pair when no CSR is given (for a PKCS#12 hand-over). ``person_id`` is
+    the directory's id of the person it is for, kept on the register's row so taking their seat away finds it by
+    the person, not by a name; None only where no directory entry is known (it is then matched by name)."""
     options = {"email": email, "account": account, "lifetime": lifetime, "urls": urls}
     if csr_pem is not None:
         cert = sign_agent_csr(authority, csr_pem, upn, wireguard_key, now, **options)  # type: ignore[arg-type]
-        return Issued(_register(db, cert, CertificateKind.AGENT, actor), cert)
+        return Issued(_register(db, cert, CertificateKind.AGENT, actor, person_id), cert)
     made = issue_agent_with_generated_key(authority, upn, wireguard_key, now, **options)  # type: ignore[arg-type]
-    return Issued(_register(db, made.cert, CertificateKind.AGENT, actor), made.cert, made.key)
+    return Issued(_register(db, made.cert, CertificateKind.AGENT, actor, person_id), made.cert, made.key)
 
 
 def issue_server(
@@ -155,12 +170,13 @@ def renew(
     lifetime: timedelta,
     urls: PublicationUrls,
 ) -> Issued:
-    """A fresh certificate for the same key, subject and WireGuard key; the old one stays valid until it expires."""
+    """A fresh certificate for the same key, subject, WireGuard key and person; the old one stays valid until it
+    expires."""
     old = get_certificate(db, serial)
     if old.revoked_at is not None:
         raise Conflict(f"certificate {old.serial} is revoked; issue a new one instead of renewing it")
     cert = renew_certificate(authority, x509.load_pem_x509_certificate(old.pem.encode()), now, lifetime, urls)
-    return Issued(_register(db, cert, old.kind, actor, renewed_from=old.serial), cert)
+    return Issued(_register(db, cert, old.kind, actor, old.person_id, renewed_from=old.serial), cert)
 
 
 def revoke(
@@ -182,7 +198,7 @@ def revoke(
         action="cert.revoke",
         target=row.serial,
         outcome="success",
-        detail={"reason": reason, "upn": row.upn},
+        detail={"reason": reason, "upn": row.upn, "person": row.person_id},
     )
     publish_crl(db, authority, now=now, validity=crl_validity)
     return row

@@ -6,9 +6,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
 from sqlmodel import SQLModel, select
 
 import gateway.models  # noqa: F401  (registers every table)
@@ -110,3 +113,76 @@ def test_0024_starts_the_idle_clock_of_live_guacamole_seats_at_the_upgrade(tmp_p
         moment = last_input[lease_id]
         assert moment is not None
         assert before - timedelta(seconds=1) <= as_utc(moment) <= datetime.now(UTC)
+
+
+def _insert_at(engine: Engine, table: str, **given: object) -> None:
+    """A row of ``table`` as the database has it now: ``given`` values and a placeholder of the right type in every
+    other NOT NULL column without a default (SQLite and PostgreSQL alike)."""
+    columns = sa.Table(table, sa.MetaData(), autoload_with=engine).columns
+    row = dict(given)
+    for column in columns:
+        generated = column.primary_key and isinstance(column.type, sa.Integer)
+        if column.name in row or column.nullable or column.server_default is not None or generated:
+            continue
+        kind = column.type
+        row[column.name] = (
+            kind.enums[0]
+            if isinstance(kind, sa.Enum)
+            else datetime(2026, 12, 6, tzinfo=UTC)
+            if isinstance(kind, sa.DateTime)
+            else 1
+            if isinstance(kind, sa.Integer | sa.Boolean)
+            else "x"
+        )
+    with engine.begin() as connection:
+        connection.execute(sa.insert(sa.Table(table, sa.MetaData(), autoload_with=connection)), [row])
+
+
+def test_0025_binds_a_certificate_to_the_one_person_whose_sessions_signed_in_with_it(empty_db_url: str) -> None:
+    """Not one a legacy session alone used, nor one sessions of two people used (a UPN passed on), nor a server's;
+    the downgrade drops the column and the upgrade binds again."""
+    upgrade(empty_db_url, "0024")
+    engine = make_engine(empty_db_url)
+    used_by = {
+        "one-person": ["guid-a", "guid-a"],
+        "two-people": ["guid-a", "guid-b"],
+        "legacy-only": ["legacy:alice"],
+        "one-person-and-legacy": ["legacy:bob", "guid-b"],
+        "unused": [],
+    }
+    for serial, people in [*used_by.items(), ("server", ["guid-a"])]:
+        kind = "SERVER" if serial == "server" else "AGENT"
+        _insert_at(engine, "issued_certificate", serial=serial, kind=kind, fingerprint_sha256=f"fp-{serial}")
+        for n, person in enumerate(people):
+            _insert_at(
+                engine,
+                "home_session",
+                id=f"{serial}-{n}",
+                token_sha256=f"{serial}-{n}",
+                person_id=person,
+                login=person,
+                state="ENDED",
+                cert_fingerprint=f"fp-{serial}",
+            )
+    expected = {
+        "one-person": "guid-a",
+        "two-people": None,
+        "legacy-only": None,
+        "one-person-and-legacy": "guid-b",
+        "unused": None,
+        "server": None,
+    }
+
+    def bound() -> dict[str, str | None]:
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT serial, person_id FROM issued_certificate")).all()
+        return {serial: person for serial, person in rows}
+
+    upgrade(empty_db_url)
+    assert bound() == expected
+    command.downgrade(alembic_config(empty_db_url), "0024")
+    with engine.connect() as connection:
+        assert "person_id" not in {c["name"] for c in sa.inspect(connection).get_columns("issued_certificate")}
+    upgrade(empty_db_url)
+    assert bound() == expected
+    engine.dispose()

@@ -80,6 +80,7 @@ def _certify(portal: Portal, sam: str) -> None:
             upn=f"{sam}@corp.example",
             account=sam,
             wireguard_key=key_pair()[1],
+            person_id=None,
             actor=pki.Actor("test"),
             now=utcnow(),
             lifetime=timedelta(days=7),

@@ -136,6 +136,7 @@ def _issue_certificates(
                 upn=f"{login}@corp.example",
                 account=login,
                 wireguard_key=key,
+                person_id=None,
                 actor=pki.Actor("test"),
                 now=now,
                 lifetime=timedelta(days=7),

@@ -9,7 +9,7 @@ from certs.errors import CertificateError
 from gateway.deps import ClockDep, DbSession, RowId
 from gateway.enrollment.certificate_requests import close_request, open_requests
 from gateway.enrollment.errors import CertificateRequestRefused
-from gateway.enrollment.models import CertificateRequest, CertificateRequestState
+from gateway.enrollment.models import Application, CertificateRequest, CertificateRequestState
 from gateway.errors import GatewayError, NotFound
 from gateway.pki import service as pki
 from gateway.pki.deps import AuthorityDep, CaSettingsDep, PublicationUrlsDep
@@ -51,10 +51,12 @@ def issue_requested(
     authority: AuthorityDep,
 ) -> Response:
     """Sign the agent's CSR for the request's person and tunnel key, and close the request as issued; a bad CSR or
-    key is refused on the page with what was pasted kept."""
+    key is refused on the page with what was pasted kept. The certificate is bound to the person HR approved (their
+    directory id, from the application), whatever UPN the admin writes into it."""
     wanted = db.get(CertificateRequest, request_id)
     if wanted is None or wanted.state is not CertificateRequestState.OPEN:
         raise NotFound(f"no open certificate request {request_id}", key="certificate_request_unknown")
+    application = db.get(Application, wanted.application_id) if wanted.application_id else None
     now = clock()
 
     def issue() -> pki.Issued:
@@ -64,6 +66,7 @@ def issue_requested(
                 authority,
                 upn=str(form.get("upn", "")).strip() or wanted.upn or "",
                 wireguard_key=str(form.get("wireguard_key", "")).strip(),
+                person_id=application.person_id if application else None,
                 actor=pki.Actor(admin.login, admin.source_ip),
                 now=now,
                 lifetime=timedelta(days=ca.agent_cert_days),

@@ -57,7 +57,8 @@ def gateway_in_use(data_dir: Path, engine: Engine) -> dict[str, object]:
     with session_scope(engine) as db:
         serials = [
             issue_agent_certificate(
-                db, authority, upn=f"agent{i}@corp.example", wireguard_key=key_pair()[1], actor=ADMIN, now=now,
+                db, authority, upn=f"agent{i}@corp.example", wireguard_key=key_pair()[1], person_id=None, actor=ADMIN,
+                now=now,
                 lifetime=timedelta(days=7), urls=publication_urls("https://gw.corp.example"),
             ).row.serial
             for i in range(3)

@@ -1,6 +1,7 @@
 """In a real Chromium, the security admin finishes the job an HR approval started: issues the requested certificate
 from the agent's CSR and tunnel key (a bad CSR refused on the page, the pasted key kept), sees it in a table with
-headers and a status, downloads it, and revokes it after confirming (declining changes nothing)."""
+headers and a status, bound to the approved person's directory id, downloads it, and revokes it after confirming
+(declining changes nothing)."""
 
 import base64
 import os
@@ -58,6 +59,7 @@ def test_issue_a_requested_certificate_then_revoke_it_after_confirming(browser: 
     expect(admin.locator("#notice")).to_contain_text("The certificate was issued")
     with session_scope(portal.engine) as db:
         issued = db.exec(select(IssuedCertificate).where(IssuedCertificate.wireguard_key == wireguard_key)).one()
+    assert issued.person_id == portal.directory.lookup("applicant1").person_id  # bound to the approved person
     row = admin.locator(f"tr[data-serial='{issued.serial}']")
     expect(row).to_have_attribute("data-status", "valid")
     expect(row).to_have_class("new")

@@ -130,6 +130,7 @@ def test_suspension_revokes_certificates_ends_sessions_and_leaves_the_group(port
             upn="applicant1@corp.example",
             account="applicant1",
             wireguard_key="xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+            person_id=None,
             actor=pki.Actor("admin1"),
             now=datetime.now(UTC),
             lifetime=timedelta(days=7),

@@ -151,6 +151,7 @@ def _certify(engine: Engine, authority: Authority, scratch: Path, login: str, pu
             upn=f"{login}@corp.example",
             account=login,
             wireguard_key=public_key,
+            person_id=None,
             actor=Actor("admin@corp.example"),
             now=datetime.now(UTC),
             lifetime=timedelta(days=1),

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from certs.authority import Authority, init_authority
 from gateway.cli import cli
+from gateway.directory import BuiltinDirectory
 from gateway.pki.service import Actor, publication_urls
 from gateway.settings import Settings, get_settings, load_settings
 
@@ -37,6 +38,8 @@ def pki(tmp_path: Path, db_url: str, engine: Engine) -> Iterator[Pki]:
     settings = load_settings(data_dir=tmp_path, database_url=db_url, ca={"passphrase": PASSPHRASE})
     now = datetime.now(UTC)
     authority = init_authority(settings.ca_directory, PASSPHRASE, "Corp Example", now)
+    # The agent the CLI tests issue to: `sohogw cert` binds an agent certificate to the directory entry of its UPN.
+    BuiltinDirectory(settings.directory_settings).add_user("alice", "Alice-Passw0rd-2026", upn="alice@corp.example")
     yield Pki(settings, authority, engine, now)
 
 

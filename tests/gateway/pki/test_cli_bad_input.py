@@ -14,6 +14,7 @@ from certs.errors import AuthorityExpired, PassphraseRequired
 from certs.pkcs12 import export_pkcs12
 from gateway.audit.models import AuditEvent
 from gateway.db import session_scope
+from gateway.directory import BuiltinDirectory
 from gateway.pki import service
 from gateway.pki.models import IssuedCertificate
 from gateway.settings import get_settings
@@ -69,7 +70,7 @@ def test_refused_csr_writes_nothing(pki: Pki, run, tmp_path: Path, csr, message:
     assert not out.exists()
 
 
-def test_signed_csr_is_registered_and_audited(pki: Pki, run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_signed_csr_is_bound_to_the_upns_directory_entry_and_so_is_its_renewal(pki: Pki, run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     csr_file, out = tmp_path / "agent.csr", tmp_path / "agent.pem"
     csr_file.write_bytes(_csr(ec.generate_private_key(ec.SECP256R1())))
     before = _counts(pki)
@@ -78,7 +79,28 @@ def test_signed_csr_is_registered_and_audited(pki: Pki, run, tmp_path: Path) -> 
     )
     assert result.exit_code == 0, result.output
     assert _counts(pki) == (before[0] + 1, before[1] + 1)
-    assert x509.load_pem_x509_certificate(out.read_bytes()).serial_number
+    serial = service.serial_hex(x509.load_pem_x509_certificate(out.read_bytes()).serial_number)
+    renewed = run("cert", "renew", serial, "--out", str(tmp_path / "renewed.pem"))
+    assert renewed.exit_code == 0, renewed.output
+    successor = service.serial_hex(
+        x509.load_pem_x509_certificate((tmp_path / "renewed.pem").read_bytes()).serial_number
+    )
+    with session_scope(pki.engine) as db:
+        people = {service.get_certificate(db, s).person_id for s in (serial, successor)}
+    assert people == {BuiltinDirectory(pki.settings.directory_settings).find_account("alice").person_id}
+
+
+def test_a_certificate_for_an_account_the_directory_does_not_know_is_refused(pki: Pki, run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    csr_file, out = tmp_path / "agent.csr", tmp_path / "agent.pem"
+    csr_file.write_bytes(_csr(ec.generate_private_key(ec.SECP256R1())))
+    before = _counts(pki)
+    result = run(
+        "cert", "sign-csr", str(csr_file), "--upn", "nobody@corp.example", "--wireguard-key", WG_KEY, "--out", str(out)
+    )
+    assert result.exit_code != 0
+    assert "no account 'nobody@corp.example'" in result.output
+    assert _counts(pki) == before
+    assert not out.exists()
 
 
 def test_revoking_unknown_serial_is_refused(pki: Pki, run) -> None:  # type: ignore[no-untyped-def]
@@ -122,6 +144,7 @@ def test_issuing_from_an_expired_ca_is_refused(pki: Pki) -> None:
             pki.authority,
             upn="alice@corp.example",
             wireguard_key=WG_KEY,
+            person_id=None,
             actor=pki.actor,
             now=pki.now + timedelta(days=11 * 365),
             lifetime=pki.lifetime,

@@ -21,6 +21,7 @@ def _issue(pki: Pki) -> service.Issued:
             pki.authority,
             upn="alice@corp.example",
             wireguard_key=WG_KEY,
+            person_id=None,
             actor=pki.actor,
             now=pki.now,
             lifetime=pki.lifetime,

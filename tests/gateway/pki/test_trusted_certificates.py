@@ -32,6 +32,7 @@ def test_own_certificate_is_judged_by_the_register(pki: Pki) -> None:
             pki.authority,
             upn="alice@corp.example",
             wireguard_key=WG_KEY,
+            person_id=None,
             actor=pki.actor,
             now=pki.now,
             lifetime=pki.lifetime,

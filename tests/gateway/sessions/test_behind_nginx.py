@@ -121,6 +121,7 @@ def _agent_certificate(portal: Portal) -> tuple[x509.Certificate, ec.EllipticCur
             upn="agent1@corp.example",
             account="agent1",
             wireguard_key=WG_KEYS["agent1"],
+            person_id=None,
             actor=pki.Actor("test"),
             now=datetime.now(UTC),
             lifetime=timedelta(days=1),

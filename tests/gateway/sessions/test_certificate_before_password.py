@@ -129,6 +129,7 @@ def gateway(engine: Engine, colleagues: Colleagues, tmp_path: Path) -> Gateway:
             upn=colleagues.holder_upn,
             account=colleagues.holder,
             wireguard_key="xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+            person_id=None,
             actor=pki.Actor("test"),
             now=NOW,
             lifetime=timedelta(days=1),

@@ -87,6 +87,7 @@ class World:
                 upn=f"{login}@soho.example",
                 account=login,
                 wireguard_key="xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+                person_id=None,
                 actor=pki.Actor("test"),
                 now=datetime.now(UTC),
                 lifetime=timedelta(days=1),

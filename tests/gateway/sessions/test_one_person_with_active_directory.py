@@ -193,13 +193,15 @@ def test_a_suspension_ends_the_session_whichever_spelling_opened_it(portal: Port
         assert client.get("/", headers=HTML).headers["location"] == "/login"
 
 
-def _issue(portal: Portal, upn: str, now: datetime) -> str:
+def _issue(portal: Portal, upn: str, now: datetime, person_id: str | None = None) -> str:
+    """An agent certificate for ``upn``; bound to ``person_id`` when given, else as one issued before 0025."""
     with session_scope(portal.engine) as db:
         return pki.issue_agent_certificate(
             db,
             portal.authority,
             upn=upn,
             wireguard_key=key_pair()[1],
+            person_id=person_id,
             actor=pki.Actor("security-admin"),
             now=now,
             lifetime=timedelta(days=30),
@@ -349,6 +351,21 @@ def test_a_suspension_while_ad_is_down_revokes_at_once_the_certificate_their_ses
     with _ad_unreachable(portal, people) as (cut_off, _relay):
         _withdraw(portal, application_id, cut_off, now)
     assert _revoked(portal, used) == {used: True}
+
+
+def test_a_suspension_while_ad_is_down_revokes_at_once_the_certificate_bound_to_them_under_a_new_name(
+    portal: Portal, people: SambaDC
+) -> None:
+    """Renamed in AD, then given a certificate of the new name bound to their objectGUID: a suspension while AD
+    cannot be reached revokes it at once by that id, with no need of AD's answer."""
+    sam, _ = fresh_person(people)
+    now = datetime.now(UTC)
+    application_id = _apply(portal, sam, now)
+    person_id = portal.directory.lookup(sam).person_id
+    bound = _issue(portal, f"{_rename(people, sam)}.upn@corp.example", now, person_id)
+    with _ad_unreachable(portal, people) as (cut_off, _relay):
+        _withdraw(portal, application_id, cut_off, now)
+    assert _revoked(portal, bound) == {bound: True}
 
 
 def test_a_person_approved_again_before_ad_answers_keeps_their_certificate(portal: Portal, people: SambaDC) -> None:

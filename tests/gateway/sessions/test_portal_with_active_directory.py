@@ -58,6 +58,7 @@ def ad_portal(samba_dc: samba.SambaDC, tmp_path: Path, db_url: str, engine: Engi
                 authority,
                 upn=f"{login}@{samba.REALM.lower()}",
                 wireguard_key="xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+                person_id=None,
                 actor=pki.Actor("test"),
                 now=now,
                 lifetime=timedelta(days=1),

@@ -64,6 +64,7 @@ class AdPortal(Portal):
                 upn=f"{login}@{samba.REALM.lower()}",
                 account=login,
                 wireguard_key="xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+                person_id=None,
                 actor=pki.Actor("test"),
                 now=now,
                 lifetime=timedelta(days=1),

@@ -62,6 +62,7 @@ def _our_certificate(engine: Engine, services: LoginServices) -> pki.Issued:
             upn="agent1@corp.example",
             account="agent1",
             wireguard_key=WG_KEY,
+            person_id=None,
             actor=pki.Actor("test"),
             now=datetime.now(UTC),
             lifetime=timedelta(days=7),

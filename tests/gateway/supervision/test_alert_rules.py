@@ -109,6 +109,7 @@ def test_certificate_expiry_warnings_become_alerts(db: Session, tmp_path: Path) 
         upn="agent1@corp.example",
         account="agent1",
         wireguard_key="xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+        person_id=None,
         actor=pki.Actor("test"),
         now=now,
         lifetime=timedelta(days=3),

@@ -131,6 +131,7 @@ def portal(samba_dc: samba.SambaDC, tmp_path: Path, db_url: str, engine: Engine)
                 authority,
                 upn=f"{login}@{samba.REALM.lower()}",
                 wireguard_key=key,
+                person_id=None,
                 actor=pki.Actor("test"),
                 now=now,
                 lifetime=timedelta(days=1),

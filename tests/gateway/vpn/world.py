@@ -131,6 +131,7 @@ class VpnWorld:
                 upn=f"{home.login}@corp.example",
                 account=home.login,
                 wireguard_key=home.public_key,
+                person_id=None,
                 actor=Actor("admin@corp.example"),
                 now=now,
                 lifetime=timedelta(days=1),

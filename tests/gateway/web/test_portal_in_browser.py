@@ -59,6 +59,7 @@ def https_portal(tmp_path: Path, db_url: str, engine: Engine) -> Iterator[tuple[
             upn="agent1@corp.example",
             account="agent1",
             wireguard_key="xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+            person_id=None,
             actor=pki.Actor("test"),
             now=now,
             lifetime=timedelta(days=7),
