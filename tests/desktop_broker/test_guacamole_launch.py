@@ -127,7 +127,8 @@ class NodeServer:
     ) -> None:
         self.port = free_port()
         self.log_path = log_dir / f"guacamole-lite-{self.port}.log"
-        env = {
+        self.script = script
+        self.env = {
             **os.environ,
             "GUACLITE_KEY_HEX": KEY.hex(),
             "SOHOGW_LAUNCH_URL": launch_url,
@@ -136,8 +137,13 @@ class NodeServer:
             "GUACLITE_REDEEM_TIMEOUT_MS": "1000",
             **settings,
         }
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(["node", *script], cwd=SERVER_DIR, env=env, stdout=log, stderr=log)
+        self._start()
+
+    def _start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                ["node", *self.script], cwd=SERVER_DIR, env=self.env, stdout=log, stderr=log
+            )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and self.process.poll() is None:
             try:
@@ -146,7 +152,12 @@ class NodeServer:
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"node {script[0]} did not start: {self.log_path.read_text()}")
+        raise RuntimeError(f"node {self.script[0]} did not start: {self.log_path.read_text()}")
+
+    def restart(self) -> None:
+        """Stop and start again on the same port, as systemd restarts it: every websocket it held is closed."""
+        self.stop()
+        self._start()
 
     def alive(self) -> bool:
         return self.process.poll() is None

@@ -120,6 +120,7 @@ def seat_page(
             width=GUACAMOLE_SCREEN[0],
             height=GUACAMOLE_SCREEN[1],
             watermark=watermark,
+            break_reasons=request.app.state.break_reasons,
             shown_as=shown_as,
         )
     _prepare_seat_connection(request, launched.lease)

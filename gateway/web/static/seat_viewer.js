@@ -1,14 +1,19 @@
-// The agent's seat page around noVNC: the picture scaled to the window, the watermark laid over the picture itself,
-// fullscreen, a connection-quality dot, the agent's work state with its timer, urgent bulletins, and reconnection
-// with a fresh one-time token when the websocket drops while the session lives.
+// The agent's seat page around a seat's viewer: the picture scaled to the window, the watermark laid over the picture
+// itself, fullscreen, a connection-quality dot, the agent's work state with its timer, urgent bulletins, and
+// reconnection with a fresh one-time token when the websocket drops while the session lives.
 //
-// The page's own module creates the RFB object (`connect(token)`), so how noVNC is loaded stays in the template.
+// The page's own module makes the connection (`connect(token)`): noVNC's RFB object on an X11 seat, the Guacamole
+// adapter (guacamole_seat.js) with the same surface on an RDP seat; how either is loaded stays in the template.
 // Timings a bench reads are kept on `window.seatTimings` (bench/bench_seat_viewer.py).
 
 const STATUS_POLL_MS = 5000;
 const FIRST_POLL_AFTER_CONNECT_MS = 500;  // a warm seat's first frame follows its connection within ~0.1 s
 const RECONNECT_DELAYS_MS = [0, 500, 1000, 2000, 4000, 8000];
 const QUALITY_LIMITS_MS = {good: 150, fair: 400};
+// The element that takes the seat's picture's scaled size: noVNC's canvas, or the element the Guacamole adapter
+// marks (its canvases keep the seat's own size under a transform). An element comes before its descendants in
+// querySelector's document order, so the mark wins over the canvases inside it.
+const PICTURE = "[data-seat-picture], canvas";
 
 export class SeatViewer {
   constructor(script, connect) {
@@ -55,13 +60,13 @@ export class SeatViewer {
   start(token) {
     const rfb = this.connect(token);
     this.rfb = rfb;
-    // The seat is a fixed-size X display: scaling it to the window keeps all of it visible without scrollbars,
+    // The seat is a fixed-size display: scaling it to the window keeps all of it visible without scrollbars,
     // larger on a large screen, smaller on a laptop.
     rfb.scaleViewport = true;
     rfb.addEventListener("connect", () => this.connected());
     rfb.addEventListener("disconnect", () => this.disconnected(rfb));
-    const canvas = () => this.screen.querySelector("canvas");
-    const watch = () => { if (canvas()) this.fitObserver.observe(canvas()); else requestAnimationFrame(watch); };
+    const picture = () => this.screen.querySelector(PICTURE);
+    const watch = () => { if (picture()) this.fitObserver.observe(picture()); else requestAnimationFrame(watch); };
     watch();
   }
 
@@ -136,11 +141,11 @@ export class SeatViewer {
     if (state !== "connected") this.showQuality(state === "reconnecting" ? "poor" : "unknown", null);
   }
 
-  // The watermark covers exactly the scaled picture: noVNC centres the canvas in the stage and leaves black bars.
+  // The watermark covers exactly the scaled picture: the viewer centres it in the stage and leaves black bars.
   fitWatermark() {
-    const canvas = this.screen.querySelector("canvas");
-    if (!canvas) return;
-    const picture = canvas.getBoundingClientRect();
+    const shown = this.screen.querySelector(PICTURE);
+    if (!shown) return;
+    const picture = shown.getBoundingClientRect();
     const stage = this.stage.getBoundingClientRect();
     Object.assign(this.watermark.style, {
       left: `${picture.left - stage.left}px`, top: `${picture.top - stage.top}px`,

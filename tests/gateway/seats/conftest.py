@@ -142,9 +142,11 @@ def agent1(portal: SeatPortal) -> Iterator[httpx.Client]:
         yield client
 
 
-def browser_context(portal: SeatPortal, browser: Browser, client: httpx.Client, height: int = 900) -> BrowserContext:
+def browser_context(
+    portal: SeatPortal, browser: Browser, client: httpx.Client, height: int = 900, width: int = 1300
+) -> BrowserContext:
     """A browser context holding ``client``'s session cookie for the portal."""
-    context = browser.new_context(viewport={"width": 1300, "height": height})
+    context = browser.new_context(viewport={"width": width, "height": height})
     context.add_cookies([{"name": SESSION_COOKIE, "value": client.cookies[SESSION_COOKIE], "url": portal.base_url}])
     return context
 

@@ -328,13 +328,22 @@ def test_watermark_is_composited_over_every_frame(
     frame taken while the app changes; the overlay is above the display and lets every click through."""
     page, _ = open_app(portal, browser, agent1, rdp_host)
     try:
+        # A window exactly as wide as the seat, taller than it: the page scales the picture to 1, so the screenshot
+        # of the picture and the remote frame compare pixel for pixel.
+        page.set_viewport_size({"width": SCREEN[0], "height": 900})
+        page.wait_for_function("window.guacClient.getDisplay().getScale() === 1", timeout=5_000)
+        picture = page.locator("[data-seat-picture]").bounding_box()
+        assert picture is not None
+        # Centred in the stage under a bar of fractional height, the picture's box starts between pixels; Chromium
+        # draws it from the nearest whole one, where the screenshot is cut too.
+        clip = {"x": round(picture["x"]), "y": round(picture["y"]), "width": SCREEN[0], "height": SCREEN[1]}
         marked = []
         for step in range(5):
             rdp_host.x_run(["xdotool", "mousemove", str(100 + 150 * step), "300", "click", "1"])
             time.sleep(0.4)
             shot = subprocess.run(
                 ["convert", "png:-", "-depth", "8", "rgb:-"],
-                input=page.locator("#stage").screenshot(),
+                input=page.screenshot(clip=clip),
                 capture_output=True,
                 check=True,
             ).stdout

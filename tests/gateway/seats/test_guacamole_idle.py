@@ -4,7 +4,7 @@ test_guacamole_from_portal's set-up with a 20 s idle timeout: the portal mints t
 (node server.js) redeems it and reports the agent's input to the gateway's real `/internal/launch/input`, the REAL
 guacd 1.6.0 holds an xrdp session, and the gateway's own `seats.limits` worker decides. The agent is a websocket
 client behaving as guacamole-common-js on a page left open (it answers every `sync` and sends `nop` every 5 s), and
-while "in use" it also moves the pointer every 2 s.
+while "in use" it also moves the pointer every 2 s. The last test leaves the real seat page open in Chromium instead.
 """
 
 import html as html_module
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Request
 from sqlmodel import Session, select
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
@@ -38,7 +39,15 @@ from tests.desktop_broker.test_guacamole_launch import (  # noqa: F401 - fixture
     text_instruction,
 )
 from tests.gateway.seats.conftest import SeatPortal, audit_trail, launch, seat_portal_on_sqlite
-from tests.gateway.seats.test_guacamole_from_portal import SECRET, agent_connection, node, rdp_host, rdp_policy  # noqa: F401
+from tests.gateway.seats.test_guacamole_from_portal import (  # noqa: F401
+    SECRET,
+    agent_connection,
+    lease_of,
+    node,
+    open_app,
+    rdp_host,
+    rdp_policy,
+)
 from tests.support.guacamole_lite import SERVER_DIR
 from tests.support.guacd import GuacdTap, RealGuacd
 from tests.support.xrdp import RdpHost
@@ -194,3 +203,38 @@ def test_an_rdp_seat_ends_at_the_idle_timeout_after_the_agents_last_input_and_no
     assert reconnect.status_code == 409, reconnect.text
     (refused,) = audit_trail(portal, "seat.reconnect")
     assert refused.outcome == "refused" and "idle_timeout" in refused.detail
+
+
+def test_the_seat_page_says_the_idle_timeout_closed_the_seat_and_does_not_reopen_it(
+    portal: SeatPortal,
+    node: NodeServer,  # noqa: F811
+    rdp_host: RdpHost,  # noqa: F811
+    browser: Browser,
+) -> None:
+    """The page left open in Chromium: when policy's idle timeout ends the seat, the page's reconnect is refused
+    (409) and the page shows that refusal's words, once, instead of a bare "closed" or a loop of retries."""
+    with portal.signed_in("agent2") as agent2:
+        page, _ = open_app(portal, browser, agent2, rdp_host)
+        asked: list[str] = []
+
+        def count(request: Request) -> None:
+            if request.url.endswith("/agent/apps/billing/reconnect"):
+                asked.append(request.method)
+
+        page.on("request", count)
+        try:
+            page.wait_for_function(
+                "document.getElementById('status').dataset.state === 'ended'",
+                timeout=(IDLE_TIMEOUT + LIMITS_SECONDS + 30) * 1000,
+            )
+            said = page.text_content("#status") or ""
+            time.sleep(3)  # a page that retried would have asked again by now (its first retries are within 1.5 s)
+            still = page.text_content("#status")
+        finally:
+            page.context.close()
+    ended = lease_of(portal, "agent2")
+    assert (ended.state, ended.end_reason) == (SeatLeaseState.ENDED, SeatEndReason.IDLE)
+    assert "without activity" in said and "workspace" in said, said
+    assert still == said and asked == ["POST"]
+    refused = [event for event in audit_trail(portal, "seat.reconnect") if event.actor == "agent2"]
+    assert [event.outcome for event in refused] == ["refused"]
