@@ -18,6 +18,7 @@ from tests.desktop_broker.test_guacamole_launch import NodeServer, guacd, log_di
 from tests.gateway.seats.conftest import SeatPortal, browser_context, launch_in_browser
 from tests.gateway.seats.test_guacamole_from_portal import (  # noqa: F401
     SCREEN,
+    agent_connection,
     lease_of,
     node,
     open_app,
@@ -26,6 +27,7 @@ from tests.gateway.seats.test_guacamole_from_portal import (  # noqa: F401
     rdp_host,
 )
 from tests.gateway.voice.conftest import wait_for
+from tests.support.guacd import GuacdTap
 from tests.support.xrdp import RdpHost
 
 pytestmark = pytest.mark.e2e
@@ -123,3 +125,35 @@ def test_the_bar_sets_a_work_state_and_signs_out_and_the_picture_is_scaled_with_
     wait_for(lambda: lease_of(portal, "agent2").state is SeatLeaseState.ENDED)
     ended = lease_of(portal, "agent2")
     assert (ended.id, ended.end_reason) == (lease.id, SeatEndReason.SESSION_ENDED)
+
+
+def test_keys_typed_in_the_bar_work_the_bar_and_never_reach_the_seat(
+    portal: SeatPortal,  # noqa: F811
+    node: NodeServer,  # noqa: F811
+    tap: GuacdTap,  # noqa: F811
+    rdp_host: RdpHost,  # noqa: F811
+    browser: Browser,
+) -> None:
+    """The page's keyboard listens on the whole document for the seat: without a look at where the focus is, a key
+    typed in the bar's state menu went to the remote application and never moved the menu."""
+    with portal.signed_in("agent2") as agent2:
+        context = browser_context(portal, browser, agent2)
+        page = context.new_page()
+        try:
+            before = len(tap.connections)
+            launch_in_browser(page, portal, "billing")
+            page.wait_for_function("window.seatConnected === true", timeout=20_000)
+            keys_before = agent_connection(tap, before).opcodes_after_ready().count("key")
+            page.focus("#state-choice")
+            chosen = page.eval_on_selector("#state-choice", "menu => menu.value")
+            page.keyboard.press("ArrowDown")
+            page.keyboard.type("zq")
+            time.sleep(1)
+            assert page.eval_on_selector("#state-choice", "menu => menu.value") != chosen, "the menu did not move"
+            assert agent_connection(tap, before).opcodes_after_ready().count("key") == keys_before
+            # With the focus out of the bar, keys still go to the seat.
+            page.evaluate("document.activeElement.blur()")
+            page.keyboard.press("Shift")
+            wait_for(lambda: agent_connection(tap, before).opcodes_after_ready().count("key") > keys_before, timeout=5)
+        finally:
+            context.close()
