@@ -1,9 +1,11 @@
 """Which client certificates the portal and the VPN accept: ours, checked against our own register, and those of
 imported company CAs (often AD CS), checked through their own CRL distribution points and OCSP responders."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
+import sqlalchemy
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from sqlalchemy import bindparam, literal, true
@@ -28,11 +30,14 @@ class RegisterRevocationChecker:
 
     def __init__(self, authority: Authority, leaf: int, status: CertStatus, remote: HttpRevocationChecker) -> None:
         self._authority, self._leaf, self._status, self._remote = authority, leaf, status, remote
+        self.judged_by_register = False
+        """Whether the leaf was ours, judged by our register: only then does the register's row describe it."""
 
     def check(self, cert: x509.Certificate, issuer: x509.Certificate, now: datetime) -> None:
         if issuer != self._authority.issuing_cert:
             self._remote.check(cert, issuer, now)
             return
+        self.judged_by_register = cert.serial_number == self._leaf
         if cert.serial_number != self._leaf:  # the register was read for the leaf only: anything else is unknown
             raise RevocationUnknown(f"certificate serial {cert.serial_number:X} was not looked up in the register")
         status = self._status
@@ -46,7 +51,13 @@ _AUTHORITIES = TrustedAuthority.__table__  # type: ignore[attr-defined]
 _IMPORTED_CHAINS = select(_AUTHORITIES.c.chain_pem).order_by(_AUTHORITIES.c.id)
 _REGISTER = IssuedCertificate.__table__  # type: ignore[attr-defined]
 _CHAINS_AND_REGISTER = (
-    select(_REGISTER.c.serial, _REGISTER.c.revoked_at, _REGISTER.c.revocation_reason, _AUTHORITIES.c.chain_pem)
+    sqlalchemy.select(
+        _REGISTER.c.serial,
+        _REGISTER.c.revoked_at,
+        _REGISTER.c.revocation_reason,
+        _REGISTER.c.person_id,
+        _AUTHORITIES.c.chain_pem,
+    )
     .select_from(
         select(literal(1).label("one"))
         .subquery("one_row")
@@ -73,6 +84,16 @@ def trust_store(db: Session, authority: Authority) -> TrustStore:
     return _built_store(tuple(authority.chain), tuple(db.execute(_IMPORTED_CHAINS).scalars()))
 
 
+@dataclass(frozen=True, slots=True)
+class VerifiedClient:
+    """A client certificate that passed, and the person our register binds it to."""
+
+    identity: CertificateIdentity
+    person_id: str | None
+    """The directory id of the person we issued it to (migration 0025); None for a company CA's certificate, or one
+    of ours issued before certificates were bound: such a certificate is judged by the names it carries alone."""
+
+
 def verify_client(
     db: Session,
     authority: Authority,
@@ -80,17 +101,19 @@ def verify_client(
     now: datetime,
     remote: HttpRevocationChecker,
     presented_chain: list[x509.Certificate] | None = None,
-) -> CertificateIdentity:
+) -> VerifiedClient:
     """Chain, validity, clientAuth and revocation; raises a ``certs.errors.CertificateError`` when refused.
 
     The imported chains and our register's row of the certificate are read at every call, in one statement: an
     import, a removal or a revocation on any node counts at once. The row is read whoever issued the certificate and
-    used only when we did."""
+    used only when we did (a company CA's serial may equal one of ours)."""
     rows = db.execute(_CHAINS_AND_REGISTER, {"serial": serial_hex(cert.serial_number)}).all()
-    status = register_answer(rows[0] if rows[0].serial is not None else None)
+    register = rows[0] if rows[0].serial is not None else None
     store = _built_store(tuple(authority.chain), tuple(row.chain_pem for row in rows if row.chain_pem is not None))
-    checker = RegisterRevocationChecker(authority, cert.serial_number, status, remote)
-    return verify_client_certificate(cert, store, now, checker, presented_chain or [])
+    checker = RegisterRevocationChecker(authority, cert.serial_number, register_answer(register), remote)
+    identity = verify_client_certificate(cert, store, now, checker, presented_chain or [])
+    bound = register.person_id if register is not None and checker.judged_by_register else None
+    return VerifiedClient(identity, bound)
 
 
 def import_company_ca(db: Session, name: str, chain_data: bytes, *, actor: Actor, now: datetime) -> TrustedAuthority:

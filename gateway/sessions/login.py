@@ -26,7 +26,7 @@ from gateway.directory.errors import AccountNotFound, DirectoryError, LoginRefus
 from gateway.directory.logins import check_password, normalized_dn
 from gateway.errors import GatewayError
 from gateway.events import nudge_after_commit
-from gateway.pki.trust import verify_client
+from gateway.pki.trust import VerifiedClient, verify_client
 from gateway.policies.service import effective_policy
 from gateway.sessions import recovery_codes, throttle, totp
 from gateway.sessions.certificate_refusal import certificate_refusal
@@ -116,7 +116,7 @@ class _Attempt:
         raise LoginFailed(error.user_message, error.audit_reason, error.http_status) from None
 
 
-def _certificate(db: Session, services: LoginServices, request: LoginRequest, now: datetime) -> CertificateIdentity:
+def _certificate(db: Session, services: LoginServices, request: LoginRequest, now: datetime) -> VerifiedClient:
     if services.authority is None:
         raise LoginFailed("the gateway's certificate authority is not ready", "ca_not_ready", 503)
     assert request.client_cert is not None
@@ -213,18 +213,27 @@ def _matched_certificate(attempt: _Attempt, certificate: x509.Certificate) -> tu
     never depend on the name. Nothing is reserved on the throttle for these refusals: no password was tried, and a
     count on the person would let anyone with a certificate lock them out."""
     try:
-        identity = _certificate(attempt.db, attempt.services, attempt.request, attempt.now)
+        verified = _certificate(attempt.db, attempt.services, attempt.request, attempt.now)
     except CertificateError as error:
         refusal = certificate_refusal(error, certificate)
         attempt.refuse(
             LoginFailed(refusal.message, refusal.reason, values=refusal.values),
             **_certificate_detail(certificate, error),
         )
+    identity = verified.identity
     attempt.detail["certificate_serial"] = f"{identity.serial:X}"
-    if attempt.account is None or not certificate_matches(identity, attempt.account):
+    account = attempt.account
+    if account is None or not certificate_matches(identity, account) or not _bound_to(verified, account):
         mismatch = LoginFailed("the certificate belongs to another account", "certificate_mismatch")
-        attempt.refuse(mismatch, certificate_upn=identity.upn)
-    return attempt.account, identity
+        attempt.refuse(mismatch, certificate_upn=identity.upn, certificate_person=verified.person_id)
+    return account, identity
+
+
+def _bound_to(verified: VerifiedClient, account: Account) -> bool:
+    """The person our register binds the certificate to is the account's (or it is bound to nobody: a company CA's
+    certificate, or one of ours from before binding). Names alone could be another person's: a UPN given to a new
+    account after its holder left, or written on a certificate for a colleague's request; the directory id cannot."""
+    return verified.person_id is None or verified.person_id == account.person_id
 
 
 def _bind(attempt: _Attempt, account: Account) -> DirectoryUser:

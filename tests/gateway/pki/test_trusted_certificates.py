@@ -39,7 +39,9 @@ def test_own_certificate_is_judged_by_the_register(pki: Pki) -> None:
             urls=pki.urls,
         )
     with session_scope(pki.engine) as db:
-        identity = verify_client(db, pki.authority, issued.cert, pki.now, HttpRevocationChecker(timeout_seconds=1))
+        identity = verify_client(
+            db, pki.authority, issued.cert, pki.now, HttpRevocationChecker(timeout_seconds=1)
+        ).identity
         assert identity.upn == "alice@corp.example" and identity.wireguard_public_key == WG_KEY
         service.revoke(
             db,
@@ -78,7 +80,7 @@ def test_company_ca_certificate_is_accepted_once_imported_and_refused_once_revok
     result = run("ca", "trust", str(chain), "--name", "Corp AD CS")
     assert result.exit_code == 0, result.output
     with session_scope(pki.engine) as db:
-        identity = verify_client(db, pki.authority, user, pki.now, HttpRevocationChecker(timeout_seconds=2))
+        identity = verify_client(db, pki.authority, user, pki.now, HttpRevocationChecker(timeout_seconds=2)).identity
     assert identity.upn == "zhang.wei@corp.example"
 
     revoked.append(user.serial_number)

@@ -179,3 +179,42 @@ def test_another_accounts_password_never_meets_the_directory_and_gets_one_answer
     holder = colleagues.holder
     assert _sign_in(engine, gateway, holder, colleagues.password[holder]) == ("signed_in", "")
     assert gateway.counting.binds == 1
+
+
+def test_a_certificate_bound_to_another_person_is_refused_whatever_names_it_carries(
+    engine: Engine, colleagues: Colleagues, gateway: Gateway, tmp_path: Path
+) -> None:
+    """Our register binds each certificate to the person it was issued to (migration 0025): one that names the holder
+    but was issued to the other person (an admin who typed a colleague's UPN, a UPN handed on after its holder left)
+    is refused before the password, as a certificate of another account; the holder's own certificate, bound to the
+    holder, still signs in. Before the binding was read at sign-in, the names alone let it in."""
+    directory = colleagues.directory
+    holder, other = directory.find_account(colleagues.holder), directory.find_account(colleagues.other)
+
+    def issued_to(person_id: str) -> x509.Certificate:
+        with session_scope(engine) as db:
+            return pki.issue_agent_certificate(
+                db,
+                gateway.services.authority,  # type: ignore[arg-type]
+                upn=colleagues.holder_upn,
+                account=colleagues.holder,
+                wireguard_key="HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=",
+                person_id=person_id,
+                actor=pki.Actor("test"),
+                now=NOW,
+                lifetime=timedelta(days=1),
+                urls=pki.publication_urls("http://x"),
+            ).cert
+
+    password = colleagues.password[colleagues.holder]
+    foreign = Gateway(gateway.services, gateway.counting, issued_to(other.person_id))
+    assert _sign_in(engine, foreign, colleagues.holder, password) == MISMATCH
+    assert gateway.counting.binds == 0
+    with session_scope(engine) as db:
+        detail = db.exec(
+            select(AuditEvent.detail).where(AuditEvent.action == "session.login").order_by(col(AuditEvent.seq).desc())
+        ).first()
+    assert detail is not None and json.loads(detail)["certificate_person"] == other.person_id
+
+    own = Gateway(gateway.services, gateway.counting, issued_to(holder.person_id))
+    assert _sign_in(engine, own, colleagues.holder, password) == ("signed_in", "")
