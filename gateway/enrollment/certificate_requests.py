@@ -5,14 +5,42 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from gateway.audit.service import record
-from gateway.enrollment.errors import StageConflict
-from gateway.enrollment.models import CertificateRequest, CertificateRequestState
+from gateway.directory import Directory
+from gateway.directory.errors import DirectoryError, LoginRefused
+from gateway.enrollment.errors import CertificateRequestRefused, DirectoryChangeFailed, StageConflict
+from gateway.enrollment.models import Application, CertificateRequest, CertificateRequestState
 from gateway.errors import NotFound
 
 
 def open_requests(db: Session) -> list[CertificateRequest]:
     query = select(CertificateRequest).where(CertificateRequest.state == CertificateRequestState.OPEN)
     return list(db.exec(query.order_by(col(CertificateRequest.created_at))).all())
+
+
+def applicant_named(directory: Directory, application: Application | None, upn: str) -> str:
+    """The directory id of the person HR approved, to bind the certificate to, once the directory says the account
+    ``upn`` names is theirs. A certificate naming someone else would be bound to the applicant, so withdrawing the
+    one it names would spare it, and a sign-in as them would accept it; a request without an approved person's id
+    would issue a certificate bound to nobody, matched by name only. Both are refused."""
+    if application is None or not application.person_id:
+        raise CertificateRequestRefused(
+            "the request has no approved application with the person's directory id; issue it with sohogw cert issue",
+            key="certificate_request_unbound",
+        )
+    try:
+        named = directory.find_account(upn).person_id
+    except LoginRefused:  # no such account, or not a name the directory takes
+        named = None
+    except DirectoryError as error:
+        raise DirectoryChangeFailed(f"the directory could not be read: {error.user_message}") from None
+    if named != application.person_id:
+        raise CertificateRequestRefused(
+            f"{upn!r} is not the directory account of {application.login!r}, whose request this is",
+            key="certificate_upn_not_applicant",
+            upn=upn,
+            login=application.login,
+        )
+    return application.person_id
 
 
 def close_request(

@@ -7,7 +7,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from certs.errors import CertificateError
 from gateway.deps import ClockDep, DbSession, RowId
-from gateway.enrollment.certificate_requests import close_request, open_requests
+from gateway.enrollment.certificate_requests import applicant_named, close_request, open_requests
+from gateway.enrollment.deps import HandOffDep
 from gateway.enrollment.errors import CertificateRequestRefused
 from gateway.enrollment.models import Application, CertificateRequest, CertificateRequestState
 from gateway.errors import GatewayError, NotFound
@@ -49,10 +50,12 @@ def issue_requested(
     ca: CaSettingsDep,
     urls: PublicationUrlsDep,
     authority: AuthorityDep,
+    handoff: HandOffDep,
 ) -> Response:
     """Sign the agent's CSR for the request's person and tunnel key, and close the request as issued; a bad CSR or
     key is refused on the page with what was pasted kept. The certificate is bound to the person HR approved (their
-    directory id, from the application), whatever UPN the admin writes into it."""
+    directory id, from the application), and the UPN written into it must be that person's account
+    (``applicant_named``)."""
     wanted = db.get(CertificateRequest, request_id)
     if wanted is None or wanted.state is not CertificateRequestState.OPEN:
         raise NotFound(f"no open certificate request {request_id}", key="certificate_request_unknown")
@@ -60,13 +63,15 @@ def issue_requested(
     now = clock()
 
     def issue() -> pki.Issued:
+        upn = str(form.get("upn", "")).strip() or wanted.upn or ""
+        person_id = applicant_named(handoff.directory, application, upn)
         try:
             issued = pki.issue_agent_certificate(
                 db,
                 authority,
-                upn=str(form.get("upn", "")).strip() or wanted.upn or "",
+                upn=upn,
                 wireguard_key=str(form.get("wireguard_key", "")).strip(),
-                person_id=application.person_id if application else None,
+                person_id=person_id,
                 actor=pki.Actor(admin.login, admin.source_ip),
                 now=now,
                 lifetime=timedelta(days=ca.agent_cert_days),
