@@ -8,13 +8,35 @@ from gateway.audit.service import record
 from gateway.directory import Directory
 from gateway.directory.errors import DirectoryError, LoginRefused
 from gateway.enrollment.errors import CertificateRequestRefused, DirectoryChangeFailed, StageConflict
-from gateway.enrollment.models import Application, CertificateRequest, CertificateRequestState
+from gateway.enrollment.models import Application, ApplicationState, CertificateRequest, CertificateRequestState
 from gateway.errors import NotFound
 
 
 def open_requests(db: Session) -> list[CertificateRequest]:
     query = select(CertificateRequest).where(CertificateRequest.state == CertificateRequestState.OPEN)
     return list(db.exec(query.order_by(col(CertificateRequest.created_at))).all())
+
+
+def open_request_to_issue(db: Session, request_id: int) -> tuple[CertificateRequest, Application | None]:
+    """The open request and the approved application behind it, both locked until the caller's transaction ends
+    (the application first, as HR's close takes it) and read again past the session's memory. A withdrawal that
+    committed since the page was read has cancelled the request and revoked the person's certificates: refused. One
+    still running waits for the issuance to commit, then finds and revokes the new certificate too."""
+    unknown = NotFound(f"no open certificate request {request_id}", key="certificate_request_unknown")
+    found = db.get(CertificateRequest, request_id)
+    if found is None:
+        raise unknown
+    application = (
+        db.get(Application, found.application_id, with_for_update=True, populate_existing=True)
+        if found.application_id
+        else None
+    )
+    request = db.get(CertificateRequest, request_id, with_for_update=True, populate_existing=True)
+    if request is None or request.state is not CertificateRequestState.OPEN:
+        raise unknown
+    if application is not None and application.state is not ApplicationState.APPROVED:
+        raise unknown
+    return request, application
 
 
 def applicant_named(directory: Directory, application: Application | None, upn: str) -> str:
@@ -46,8 +68,10 @@ def applicant_named(directory: Directory, application: Application | None, upn: 
 def close_request(
     db: Session, request_id: int, state: CertificateRequestState, *, actor: str, now: datetime
 ) -> CertificateRequest:
-    """Mark a request issued (the certificate was handed over) or cancelled."""
-    request = db.get(CertificateRequest, request_id)
+    """Mark a request issued (the certificate was handed over) or cancelled. The request is locked and read again
+    past the session's memory: one cancelled by a withdrawal that committed after the caller first read it is not
+    marked issued."""
+    request = db.get(CertificateRequest, request_id, with_for_update=True, populate_existing=True)
     if request is None:
         raise NotFound(f"no certificate request {request_id}")
     if request.state is not CertificateRequestState.OPEN or state is CertificateRequestState.OPEN:
