@@ -15,6 +15,7 @@ from gateway.directory import open_directory
 from gateway.directory.errors import LoginRefused
 from gateway.pki import service
 from gateway.secret_input import read_secret, secret_file_option
+from gateway.sessions.service import sole_person_signed_in_with
 from gateway.settings import Settings, get_settings
 
 
@@ -191,6 +192,7 @@ def cert_renew(serial: str, days: int | None, out: Path) -> None:
             now=utcnow(),
             lifetime=timedelta(days=days or default_days),
             urls=service.publication_urls(settings.public_url),
+            sole_signer=sole_person_signed_in_with,
         )
     write_file(out, issued.cert.public_bytes(serialization.Encoding.PEM))
     click.echo(f"serial {issued.row.serial} renews {serial}")

@@ -145,7 +145,10 @@ def close(
     now: datetime,
 ) -> Application:
     """Reject or withdraw (from any open stage or after approval) or suspend (an approved seat); what approval
-    granted is taken back first."""
+    granted is taken back first. The application is locked and read again first, as the security admin's issue
+    page locks it: an issuance running meanwhile commits before the person's certificates are looked for, and one
+    that comes after finds the application closed (``certificate_requests.open_request_to_issue``)."""
+    db.refresh(application, with_for_update=True)
     allowed = {
         ApplicationState.REJECTED: LIVE_STATES,
         ApplicationState.WITHDRAWN: LIVE_STATES,

@@ -94,13 +94,14 @@ def withdraw_seat(
     commits. Fails closed: a CA that is not ready stops the whole step rather than leaving a certificate valid.
     When the directory cannot say how the person is named now, the certificates of those names that carry no person
     are owed, and the membership pass revokes them once it answers (``finish_owed_revocations``)."""
-    (certificates, spared), directory_answered = _live_certificates(db, application, handoff.directory, now)
+    found = _live_certificates(db, application, handoff.directory, now)
+    certificates = [*found.theirs, *found.of_an_unknown_id]
     if certificates and handoff.authority is None:
         raise CaNotReady(
             "the certificate authority is not ready, so the certificates cannot be revoked; nothing changed"
         )
     _revoke(db, handoff, certificates, actor, now)
-    if not directory_answered and application.person_id:  # a rename since would hide the new name's certificates
+    if not found.directory_answered and application.person_id:  # a rename since would hide the new name's ones
         application.revocation_owed_since = now
         db.add(application)
     # By the person's directory id: a session opened under any spelling of the account ends (by name only for an
@@ -129,9 +130,10 @@ def withdraw_seat(
             "application": application.id,
             "group": handoff.agent_group,
             "revoked": [c.serial for c in certificates],
-            "spared": [c.serial for c in spared],
+            "spared": [c.serial for c in found.spared],
+            "person_id_unknown": [c.serial for c in found.of_an_unknown_id],
             "sessions_ended": len(sessions),
-            "directory_answered": directory_answered,
+            "directory_answered": found.directory_answered,
         },
         clock=lambda: now,
     )
@@ -213,38 +215,56 @@ def _revoke(db: Session, handoff: HandOff, certificates: list[IssuedCertificate]
         )
 
 
-Certificates = tuple[list[IssuedCertificate], list[IssuedCertificate]]
-"""The person's live certificates, to revoke; and those a name of theirs matches that are someone else's, spared."""
+@dataclass(frozen=True)
+class Found:
+    """A withdrawn person's live agent certificates, and whether the directory answered."""
+
+    theirs: list[IssuedCertificate]
+    """Bound to their id, or without a person and theirs by name or by their sessions: revoked."""
+    spared: list[IssuedCertificate]
+    """A name of theirs matches it, but it is bound to, or was signed in with by, someone else: left valid."""
+    of_an_unknown_id: list[IssuedCertificate]
+    """What would be spared, had the directory not answered that no entry has the person's id any more (deleted,
+    perhaps recreated under the same UPN with a new id, or moved out of ``base_dn``): revoked, failing closed, since
+    the certificate bound to the new id may be the withdrawn person's own."""
+    directory_answered: bool
 
 
-def _live_certificates(
-    db: Session, application: Application, directory: Directory, now: datetime
-) -> tuple[Certificates, bool]:
+def _live_certificates(db: Session, application: Application, directory: Directory, now: datetime) -> Found:
     """The person's unrevoked, unexpired agent certificates (``_theirs``), by the names the application knows (its
     UPN and login: the name they applied under) and those of their directory entry now (found by their id, so a
-    rename is followed); and whether the directory answered. When it does not, or no longer knows the account, the
-    withdrawal still takes effect with what is known without it: the certificates bound to the person, and the
-    group membership and the certificates of their current names go once the directory is back."""
+    rename is followed). Only the application's own id finds certificates by id: the entry that owns its login now
+    may be someone else's (a login reused since an application from before 0008), so an application without an id
+    is matched by names alone. When the directory does not answer, or no longer knows the account, the withdrawal
+    still takes effect with what is known without it: the certificates bound to the person, and the group
+    membership and the certificates of their current names go once the directory is back."""
     names = [_as_applied(application)]  # certificates issued under the name they applied with, renamed since or not
+    id_unknown = False
     try:
         names.append(_as_the_directory_has_them(directory, application))
         answered = True
-    except LoginRefused:  # no such account (any more), or no name the directory takes: it answered
+    except AccountNotFound:  # no such account (any more): the directory answered
+        answered, id_unknown = True, bool(application.person_id)
+    except LoginRefused:  # no name the directory takes: it answered
         answered = True
     except DirectoryError:
         answered = False
-    person_id = application.person_id or next((name.person_id for name in names if name.person_id), None)
-    return _theirs(db, person_id, names, now), answered
+    theirs, spared = _theirs(db, application.person_id, names, now)
+    if id_unknown:
+        return Found(theirs, [], spared, answered)
+    return Found(theirs, spared, [], answered)
 
 
-def _theirs(db: Session, person_id: str | None, names: list[Account], now: datetime) -> Certificates:
-    """Which live agent certificates are the person's. Bound to a person at issuance (``person_id``): theirs if it
-    is them, whatever names anyone carries now. Issued before certificates were bound (NULL): theirs if their
-    sessions signed in with it, or if a sign-in as any of ``names`` would accept it (``certificate_matches``: the
-    UPN, AD's implicit UPN, the DN, the name) unless someone else's sessions signed in with it. Whatever a name
-    matches that is not theirs is spared, for the audit row: a UPN passed from one person to another, or taken.
-    Without any id for the person (an application from before ids were kept, the directory not answering), only
-    names are left: every certificate they match is revoked, as before ids."""
+def _theirs(
+    db: Session, person_id: str | None, names: list[Account], now: datetime
+) -> tuple[list[IssuedCertificate], list[IssuedCertificate]]:
+    """Which live agent certificates are the person's, and which a name of theirs matches that are someone else's.
+    Bound to a person at issuance (``person_id``): theirs if it is them, whatever names anyone carries now. Issued
+    before certificates were bound (NULL): theirs if their sessions signed in with it, or if a sign-in as any of
+    ``names`` would accept it (``certificate_matches``: the UPN, AD's implicit UPN, the DN, the name) unless someone
+    else's sessions signed in with it. Whatever a name matches that is not theirs is spared: a UPN passed from one
+    person to another, or taken. Without an id for the person (an application from before ids were kept), only
+    names are left: every certificate they match is theirs, as before ids."""
     live = db.exec(
         select(IssuedCertificate)
         .where(IssuedCertificate.kind == CertificateKind.AGENT)

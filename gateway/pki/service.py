@@ -4,6 +4,7 @@ The ``certs`` library does the X.509 work and keeps no state; here every certifi
 revocation republishes the CRL in the same transaction, and every step writes an audit row.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -169,14 +170,21 @@ def renew(
     now: datetime,
     lifetime: timedelta,
     urls: PublicationUrls,
+    sole_signer: Callable[[Session, str], str | None],
 ) -> Issued:
     """A fresh certificate for the same key, subject, WireGuard key and person; the old one stays valid until it
-    expires."""
+    expires. An agent certificate issued before certificates were bound (``person_id`` NULL) binds its successor to
+    the one person whose sessions signed in with it, as migration 0025 bound the others (``sole_signer`` with the
+    old certificate's fingerprint: ``sessions.service.sole_person_signed_in_with``, handed down because sessions sit
+    above pki); else the successor stays unbound too, matched by name as its predecessor was."""
     old = get_certificate(db, serial)
     if old.revoked_at is not None:
         raise Conflict(f"certificate {old.serial} is revoked; issue a new one instead of renewing it")
+    person_id = old.person_id
+    if person_id is None and old.kind == CertificateKind.AGENT:
+        person_id = sole_signer(db, old.fingerprint_sha256)
     cert = renew_certificate(authority, x509.load_pem_x509_certificate(old.pem.encode()), now, lifetime, urls)
-    return Issued(_register(db, cert, old.kind, actor, old.person_id, renewed_from=old.serial), cert)
+    return Issued(_register(db, cert, old.kind, actor, person_id, renewed_from=old.serial), cert)
 
 
 def revoke(

@@ -37,6 +37,19 @@ ROLE_PAGES = {"agent": "/agent", "supervisor": "/supervisor", "security_admin": 
 """Each role's own page, in the order a person holding several roles lands on them."""
 
 
+def sole_person_signed_in_with(db: Session, fingerprint: str) -> str | None:
+    """The one person whose sessions signed in with the certificate of ``fingerprint``; None when no session did,
+    when several people's did (a UPN passed from one to another), or when any session 0008 could not give a person
+    did (``legacy:``, ``gateway.adoption.LEGACY_PREFIX``, a layer above: it may have been someone else). Migration
+    0025's rule for binding a certificate issued before certificates were bound; a renewal of one follows it."""
+    people = db.exec(
+        select(HomeSession.person_id).where(HomeSession.cert_fingerprint == fingerprint).distinct().limit(2)
+    ).all()
+    if len(people) != 1 or people[0].startswith("legacy:"):
+        return None
+    return people[0]
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

@@ -10,6 +10,7 @@ from gateway.deps import ClockDep, DbSession
 from gateway.pki import service as pki
 from gateway.pki.deps import AuthorityDep, CaSettingsDep, PublicationUrlsDep
 from gateway.sessions.deps import CheckedForm, SecurityAdminSession
+from gateway.sessions.service import sole_person_signed_in_with
 from gateway.web.confirm import ask_first, done
 from gateway.web.i18n import translate
 from gateway.web.pages import language_of
@@ -69,6 +70,7 @@ def renew(
         now=clock(),
         lifetime=timedelta(days=ca.agent_cert_days),
         urls=urls,
+        sole_signer=sole_person_signed_in_with,
     )
     return done("/security-admin", "certificate_renewed")
 

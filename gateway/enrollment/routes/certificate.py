@@ -7,10 +7,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from certs.errors import CertificateError
 from gateway.deps import ClockDep, DbSession, RowId
-from gateway.enrollment.certificate_requests import close_request, open_requests
+from gateway.enrollment.certificate_requests import (
+    applicant_named,
+    close_request,
+    open_request_to_issue,
+    open_requests,
+)
+from gateway.enrollment.deps import HandOffDep
 from gateway.enrollment.errors import CertificateRequestRefused
-from gateway.enrollment.models import Application, CertificateRequest, CertificateRequestState
-from gateway.errors import GatewayError, NotFound
+from gateway.enrollment.models import CertificateRequestState
+from gateway.errors import GatewayError
 from gateway.pki import service as pki
 from gateway.pki.deps import AuthorityDep, CaSettingsDep, PublicationUrlsDep
 from gateway.sessions.deps import CheckedForm, SecurityAdminSession
@@ -49,24 +55,25 @@ def issue_requested(
     ca: CaSettingsDep,
     urls: PublicationUrlsDep,
     authority: AuthorityDep,
+    handoff: HandOffDep,
 ) -> Response:
     """Sign the agent's CSR for the request's person and tunnel key, and close the request as issued; a bad CSR or
     key is refused on the page with what was pasted kept. The certificate is bound to the person HR approved (their
-    directory id, from the application), whatever UPN the admin writes into it."""
-    wanted = db.get(CertificateRequest, request_id)
-    if wanted is None or wanted.state is not CertificateRequestState.OPEN:
-        raise NotFound(f"no open certificate request {request_id}", key="certificate_request_unknown")
-    application = db.get(Application, wanted.application_id) if wanted.application_id else None
+    directory id, from the application), and the UPN written into it must be that person's account
+    (``applicant_named``)."""
+    wanted, application = open_request_to_issue(db, request_id)
     now = clock()
 
     def issue() -> pki.Issued:
+        upn = str(form.get("upn", "")).strip() or wanted.upn or ""
+        person_id = applicant_named(handoff.directory, application, upn)
         try:
             issued = pki.issue_agent_certificate(
                 db,
                 authority,
-                upn=str(form.get("upn", "")).strip() or wanted.upn or "",
+                upn=upn,
                 wireguard_key=str(form.get("wireguard_key", "")).strip(),
-                person_id=application.person_id if application else None,
+                person_id=person_id,
                 actor=pki.Actor(admin.login, admin.source_ip),
                 now=now,
                 lifetime=timedelta(days=ca.agent_cert_days),

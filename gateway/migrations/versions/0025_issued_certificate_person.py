@@ -8,9 +8,10 @@ under) a colleague's UPN got the colleague's certificate revoked.
 Backfill: an agent certificate takes the person of the sessions that signed in with it (``home_session``'s
 ``cert_fingerprint``), when they are all one person; a sign-in proved both the key and the match to that person's
 entry. A certificate no session used, or used by sessions of several people (a UPN passed from one to another),
-or only by sessions 0008 could not give a person (``legacy:``), stays NULL and is still matched by name, except
-against a person other than the one whose sessions signed in with it. A nullable column only: nodes of the
-previous release ignore it, so nodes upgrade one by one (a certificate such a node issues meanwhile stays NULL).
+or by any session 0008 could not give a person (``legacy:``, which may have been someone else), stays NULL and is
+still matched by name, except against a person other than the one whose sessions signed in with it. A nullable
+column only: nodes of the previous release ignore it, so nodes upgrade one by one (a certificate such a node issues
+meanwhile stays NULL).
 
 Revision ID: 0025
 Revises: 0024
@@ -34,16 +35,21 @@ def upgrade() -> None:
         "issued_certificate", sa.Column("person_id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True)
     )
     op.create_index(op.f("ix_issued_certificate_person_id"), "issued_certificate", ["person_id"], unique=False)
+    # One pass over the sessions, grouped by certificate, joined to the register once (UPDATE … FROM: PostgreSQL,
+    # SQLite 3.33+): 0.1 s for 3,000 certificates and 200,000 sessions on SQLite, where two subqueries per
+    # certificate over the sessions took 419 s, with the ADD COLUMN's lock held throughout on PostgreSQL. A legacy
+    # session counts as one more person: it may have been someone else's.
     op.execute(
         """
-        UPDATE issued_certificate SET person_id = (
-            SELECT MIN(s.person_id) FROM home_session AS s
-            WHERE s.cert_fingerprint = issued_certificate.fingerprint_sha256 AND s.person_id NOT LIKE 'legacy:%'
-        )
-        WHERE kind = 'AGENT' AND (
-            SELECT COUNT(DISTINCT s.person_id) FROM home_session AS s
-            WHERE s.cert_fingerprint = issued_certificate.fingerprint_sha256 AND s.person_id NOT LIKE 'legacy:%'
-        ) = 1
+        UPDATE issued_certificate SET person_id = used.person_id
+        FROM (
+            SELECT cert_fingerprint, MIN(person_id) AS person_id FROM home_session
+            WHERE cert_fingerprint IS NOT NULL
+            GROUP BY cert_fingerprint HAVING COUNT(DISTINCT person_id) = 1
+        ) AS used
+        WHERE issued_certificate.kind = 'AGENT'
+            AND issued_certificate.fingerprint_sha256 = used.cert_fingerprint
+            AND used.person_id NOT LIKE 'legacy:%'
         """
     )
 

@@ -1,6 +1,7 @@
 """A whole portal with enrollment on a real socket: the built-in directory with applicants, HR and a security admin,
 our CA, and a policy in which on-site agents (the applicants) and the SOHO group both give the agent role."""
 
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -60,6 +61,17 @@ class Portal(whole.Portal):
 
     def handoff(self) -> HandOff:
         return HandOff(self.directory, self.authority, timedelta(hours=24), self.settings.enrollment.agent_group)
+
+
+def give_upns(portal: Portal) -> None:
+    """Give the built-in directory's people the UPNs (``<login>@corp.example``) a certificate must name: the issue
+    page writes into one only the UPN of the approved person's account."""
+    path = portal.settings.directory_settings.builtin_file
+    assert path is not None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for login, user in data["users"].items():
+        user["upn"] = f"{login}@corp.example"
+    path.write_text(json.dumps(data), encoding="utf-8")
 
 
 def sign_in(client: httpx.Client, login: str, password: str | None = None) -> httpx.Response:

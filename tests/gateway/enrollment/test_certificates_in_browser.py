@@ -19,6 +19,7 @@ from gateway.pki.models import IssuedCertificate
 from tests.gateway.enrollment.conftest import (
     ONE_DATABASE_KIND,
     Portal,
+    give_upns,
     signed_in,
     signed_in_page,
 )
@@ -39,6 +40,7 @@ def _csr() -> str:
 
 
 def test_issue_a_requested_certificate_then_revoke_it_after_confirming(browser: Browser, portal: Portal) -> None:
+    give_upns(portal)
     application_id = _apply(portal)
     with signed_in(portal, "hr1") as hr:
         _walk_to_approval(hr, application_id, portal.settings.enrollment.stages)

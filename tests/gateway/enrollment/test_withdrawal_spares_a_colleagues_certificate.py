@@ -5,7 +5,9 @@ B applied under a UPN that is colleague A's now (B took a new one and A was give
 hold at once, OpenLDAP need not). Before certificates were bound to the person's directory id, the withdrawal matched
 every live certificate against the names B's application and B's entry carry, found A's and revoked it: a denial of
 service against A, audited as B's. Now A's certificate stays valid and A still signs in with
-it, B's own certificate is revoked, and the withdrawal's audit row names A's certificate as spared.
+it, B's own certificate is revoked, and the withdrawal's audit row names A's certificate as spared. Sparing stops
+where the directory no longer knows B's id (a recreated account: the certificates of B's names are revoked), and an
+application without an id finds nothing by the id of whoever has its login now.
 """
 
 import json
@@ -66,6 +68,19 @@ def portal(samba_dc: SambaDC, tmp_path: Path, db_url: str, engine: Engine) -> It
 def _agent(dc: SambaDC, role: str) -> str:
     """A new account in SOHO-Agents with a UPN of its own; its sAMAccountName."""
     sam = f"{role}-{uuid.uuid4().hex[:8]}"
+    _add_agent(dc, sam)
+    return sam
+
+
+def _recreate(dc: SambaDC, sam: str) -> None:
+    """The account deleted and added again under the same names: AD gives the new entry a new objectGUID."""
+    conn = dc.admin()
+    assert conn.delete(user_dn(sam)), conn.result
+    conn.unbind()
+    _add_agent(dc, sam)
+
+
+def _add_agent(dc: SambaDC, sam: str) -> None:
     conn = dc.admin()
     assert conn.add(user_dn(sam), attributes={
         "objectClass": ["user"], "sAMAccountName": sam, "userPrincipalName": f"{sam}@corp.example",
@@ -73,7 +88,6 @@ def _agent(dc: SambaDC, role: str) -> str:
     }), conn.result  # fmt: skip
     assert conn.modify(group_dn("SOHO-Agents"), {"member": [("MODIFY_ADD", [user_dn(sam)])]}), conn.result
     conn.unbind()
-    return sam
 
 
 def _take_upn(dc: SambaDC, sam: str, upn: str) -> None:
@@ -197,3 +211,59 @@ def test_a_withdrawal_spares_an_unbound_certificate_of_the_upn_they_applied_unde
     with session_scope(portal.engine) as db:
         live = db.exec(select(HomeSession.login).where(HomeSession.state == SessionState.ACTIVE)).all()
     assert live == [colleague]
+
+
+def _revoked(portal: Portal, certificate: IssuedCertificate) -> bool:
+    with session_scope(portal.engine) as db:
+        return db.get_one(IssuedCertificate, certificate.id).revoked_at is not None
+
+
+def _withdrawal_audited(portal: Portal, withdrawn: str) -> dict[str, object]:
+    with session_scope(portal.engine) as db:
+        audited = db.exec(
+            select(AuditEvent).where(AuditEvent.action == "enrollment.handoff.withdraw", AuditEvent.target == withdrawn)
+        ).one()
+    detail: dict[str, object] = json.loads(audited.detail)
+    return detail
+
+
+def test_a_withdrawal_revokes_the_certificate_of_their_upn_bound_to_a_recreated_account(
+    portal: Portal, samba_dc: SambaDC
+) -> None:
+    """The person's account was deleted and added again under the same UPN (a new objectGUID), and a certificate
+    issued for the new entry is bound to the new id. The directory answers that the application's id exists no
+    more, so nothing tells whether the new entry is someone else: the certificates of their names are revoked
+    (failing closed, as before ids), audited as ``person_id_unknown``, instead of spared as a colleague's."""
+    withdrawn = _agent(samba_dc, "recreated")
+    application_id = _apply(portal, withdrawn)
+    _recreate(samba_dc, withdrawn)
+    certificate = _issue(portal, withdrawn, f"{withdrawn}@corp.example", _person_id(portal, withdrawn))
+    _withdraw(portal, application_id)
+    assert _revoked(portal, certificate)
+    audited = _withdrawal_audited(portal, withdrawn)
+    assert (audited["revoked"], audited["spared"], audited["person_id_unknown"]) == (
+        [certificate.serial],
+        [],
+        [certificate.serial],
+    )
+
+
+def test_a_withdrawal_of_an_application_without_an_id_spares_the_certificate_bound_to_whoever_has_its_login_now(
+    portal: Portal, samba_dc: SambaDC
+) -> None:
+    """An application from before ids were kept (migration 0008) names its person by login alone, and the account
+    that has the login now may be someone else's: their certificate, bound to their id and issued under a UPN they
+    carried before, is no name of the application's, so it stays valid. Before, the id of the login's owner today
+    was taken for the withdrawn person's, and every certificate bound to it revoked."""
+    login_owner = _agent(samba_dc, "owner")
+    application_id = _apply(portal, login_owner)
+    with session_scope(portal.engine) as db:  # as 0008 left it: no id, no UPN
+        application = db.get_one(Application, application_id)
+        application.person_id, application.upn = None, None
+        db.add(application)
+    owners_certificate = _issue(
+        portal, login_owner, f"{login_owner}.before@corp.example", _person_id(portal, login_owner)
+    )
+    _withdraw(portal, application_id)
+    assert not _revoked(portal, owners_certificate)
+    assert _withdrawal_audited(portal, login_owner)["revoked"] == []
