@@ -20,7 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
-from gateway.audit.service import record
+from gateway.audit.service import Entry, record, record_all
 from gateway.clock import as_utc
 from gateway.db import TAKE_TURN, serialize_on
 from gateway.events import nudge_after_commit
@@ -136,19 +136,15 @@ def _mark_ending(
     return sorted(marked, key=lambda row: as_utc(row.created_at))
 
 
-def _audit_ending(
-    db: Session,
+def _ending_entry(
     ended: Row[tuple[str, str, str, datetime]],
     reason: EndReason,
     actor: str,
     source: str,
     detail: dict[str, object] | None,
-) -> None:
-    # Nudged before the audit row, not after: the row sends the transaction's nudges first (on PostgreSQL a
-    # statement), and once it is written every other appender waits for this transaction's commit.
-    nudge_after_commit(db, SESSION_ENDED, ended.id)
-    record(
-        db,
+) -> Entry:
+    """The audit row of a session marked ending."""
+    return Entry(
         actor=actor,
         source=source,
         action="session.end",
@@ -177,13 +173,18 @@ def end_session(
         db.refresh(session, _ENDED_FIELDS)
         return session
     _show_ending(session, reason, actor, now)  # also when ``session`` is not the object ``db`` holds
-    _audit_ending(db, marked[0], reason, actor, source, detail)
+    # Nudged before the audit row, not after: the row sends the transaction's nudges first (on PostgreSQL in its
+    # statement), and once it is written every other appender waits for this transaction's commit.
+    nudge_after_commit(db, SESSION_ENDED, session.id)
+    record_all(db, [_ending_entry(marked[0], reason, actor, source, detail)])
     return session
 
 
-def end_replaced_sessions(db: Session, session: HomeSession, now: datetime) -> None:
+def end_replaced_sessions(db: Session, session: HomeSession, now: datetime, *, then: Entry | None = None) -> None:
     """The take-over: end the person's other live sessions as replaced by ``session`` (by its login, from its
-    address), each audited and nudged as by `end_session`, found and marked in one statement.
+    address), each audited and nudged as by `end_session`, found and marked in one statement. ``then``, the event
+    of the step that took over (the sign-in), is audited after their rows and in the same append: on PostgreSQL one
+    statement for all of them, under the chain's lock.
 
     Two sign-ins of one person at once take turns from here to their commit (`db.serialize_on`), before their audit
     rows take the chain's lock: else each could hold a session the other ends while waiting on the chain the other
@@ -196,7 +197,12 @@ def end_replaced_sessions(db: Session, session: HomeSession, now: datetime) -> N
     values = {"of_person": session.person_id, "kept_session": session.id}
     marked = _mark_ending(db, _MARK_ENDING_REPLACED, values, EndReason.REPLACED, session.login, now)
     for ended in marked:
-        _audit_ending(db, ended, EndReason.REPLACED, session.login, session.source_ip, None)
+        nudge_after_commit(db, SESSION_ENDED, ended.id)  # before the append, as in `end_session`
+    entries = [_ending_entry(ended, EndReason.REPLACED, session.login, session.source_ip, None) for ended in marked]
+    if then is not None:
+        entries.append(then)
+    if entries:
+        record_all(db, entries)
 
 
 def session_for_token(db: Session, token: str | None, now: datetime) -> HomeSession | None:
