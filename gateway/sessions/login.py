@@ -32,7 +32,13 @@ from gateway.sessions import recovery_codes, throttle, totp
 from gateway.sessions.certificate_refusal import certificate_refusal
 from gateway.sessions.errors import LoginFailed, SecondFactorRefused, TooManyAttempts
 from gateway.sessions.models import HomeSession, SessionState
-from gateway.sessions.service import SESSION_STARTED, end_replaced_sessions, open_session, rotate_token
+from gateway.sessions.service import (
+    SESSION_STARTED,
+    end_replaced_sessions,
+    new_home_session,
+    open_session,
+    rotate_token,
+)
 from policy import EffectivePolicy, in_shift
 
 
@@ -322,7 +328,7 @@ def _open_session(
 ) -> LoginResult:
     """The home session (waiting for the second factor when the policy asks for one), audited."""
     db, services, request, now = attempt.db, attempt.services, attempt.request, attempt.now
-    session = HomeSession(
+    session = new_home_session(
         id="",
         token_sha256="",
         csrf_token="",
