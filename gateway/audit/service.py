@@ -134,7 +134,7 @@ _HELD_HEAD = "sohogw.audit_head"
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
+class AuditEntry:
     """One event as its writer gives it; the chain adds its time, ``seq`` and hashes (`record_all`)."""
 
     actor: str
@@ -158,10 +158,10 @@ def record(
 ) -> None:
     """Append one event in the caller's transaction; it commits or rolls back with the action it records
     (`record_all`)."""
-    record_all(db, [Entry(actor, action, outcome, target, source, detail)], clock)
+    record_all(db, [AuditEntry(actor, action, outcome, target, source, detail)], clock)
 
 
-def record_all(db: Session, entries: Sequence[Entry], clock: Clock = utcnow) -> None:
+def record_all(db: Session, entries: Sequence[AuditEntry], clock: Clock = utcnow) -> None:
     """Append events, in this order, in the caller's transaction; they commit or roll back with the action they
     record.
 

@@ -19,7 +19,7 @@ from certs.authority import Authority
 from certs.errors import CertificateError
 from certs.identity import CertificateIdentity
 from certs.revocation import HttpRevocationChecker
-from gateway.audit.service import Entry, record, record_all
+from gateway.audit.service import AuditEntry, record, record_all
 from gateway.db import engine_of, session_scope
 from gateway.directory import Account, Directory, DirectoryUser, group_identifiers
 from gateway.directory.errors import AccountNotFound, DirectoryError, LoginRefused
@@ -358,7 +358,7 @@ def _open_session(
     )
     token = open_session(db, session)
     services.adopt_legacy(db, session, user, now)
-    signed_in = Entry(
+    signed_in = AuditEntry(
         actor=user.login,
         source=request.source_ip,
         action="session.login",
@@ -378,7 +378,7 @@ def _until_certificate_expires(identity: CertificateIdentity | None, now: dateti
     return identity.not_after - now if identity else timedelta.max
 
 
-def _take_over(db: Session, session: HomeSession, now: datetime, *, then: Entry) -> None:
+def _take_over(db: Session, session: HomeSession, now: datetime, *, then: AuditEntry) -> None:
     """Once a session is fully active (second factor included): earlier sessions of the person end, audited before
     ``then``, the step's own event. Not before: a password alone must not throw the agent off (nor, see
     `throttle.give_back`, reset the count that limits second-factor guessing)."""
@@ -433,7 +433,7 @@ def complete_second_factor(
     token = rotate_token(db, session)
     throttle.forget(db, session.person_id)
     nudge_after_commit(db, SESSION_STARTED, session.id)  # before the audit rows, which send the nudges
-    passed = Entry(
+    passed = AuditEntry(
         actor=session.login,
         source=session.source_ip,
         action="session.second_factor",

@@ -22,7 +22,7 @@ from sqlalchemy.orm.base import manager_of_class
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
-from gateway.audit.service import Entry, record, record_all
+from gateway.audit.service import AuditEntry, record, record_all
 from gateway.clock import as_utc
 from gateway.db import TAKE_TURN, serialize_on
 from gateway.events import nudge_after_commit
@@ -167,9 +167,9 @@ def _ending_entry(
     actor: str,
     source: str,
     detail: dict[str, object] | None,
-) -> Entry:
+) -> AuditEntry:
     """The audit row of a session marked ending."""
-    return Entry(
+    return AuditEntry(
         actor=actor,
         source=source,
         action="session.end",
@@ -205,7 +205,7 @@ def end_session(
     return session
 
 
-def end_replaced_sessions(db: Session, session: HomeSession, now: datetime, *, then: Entry | None = None) -> None:
+def end_replaced_sessions(db: Session, session: HomeSession, now: datetime, *, then: AuditEntry | None = None) -> None:
     """The take-over: end the person's other live sessions as replaced by ``session`` (by its login, from its
     address), each audited and nudged as by `end_session`, found and marked in one statement. ``then``, the event
     of the step that took over (the sign-in), is audited after their rows and in the same append: on PostgreSQL one

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, delete, event, text, update
 from sqlmodel import Session, col, select
 
 from gateway.audit.models import AuditEvent
-from gateway.audit.service import Entry, record, record_all, verify_chain
+from gateway.audit.service import AuditEntry, record, record_all, verify_chain
 from gateway.db import keep_refusal, session_scope
 
 
@@ -180,7 +180,9 @@ def test_events_appended_together_by_concurrent_appenders_make_one_chain_in_orde
     def append(worker: int) -> None:
         for n in range(6):
             with session_scope(engine) as db:
-                entries = [Entry(f"node{worker}", "together", "success", detail={"n": n, "s": s}) for s in range(3)]
+                entries = [
+                    AuditEntry(f"node{worker}", "together", "success", detail={"n": n, "s": s}) for s in range(3)
+                ]
                 record_all(db, entries)
                 record(db, actor=f"node{worker}", action="after", outcome="success", detail={"n": n})
 
