@@ -171,6 +171,8 @@ def record_all(db: Session, entries: Sequence[AuditEntry], clock: Clock = utcnow
     the transaction's first append go in a statement of their own). On PostgreSQL a transaction's first append is
     one statement, lock, head and every row (`_appending_at_head`): a sign-in that takes over a session writes its
     two rows in one round trip, under the lock every appender waits for. Each later event is one statement."""
+    if not entries:
+        return  # nothing to chain: the head is left as it is, not taken
     db.flush()
     at = as_utc(clock())
     given = [

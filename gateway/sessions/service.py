@@ -74,7 +74,8 @@ def new_home_session(**fields: Any) -> HomeSession:
 
     For `open_session` at every sign-in: the model's constructor sends each of its 35 fields through pydantic's and
     the ORM's attribute events, ~50 µs of CPU, to set them, and validates nothing (a table model is not validated).
-    A name the model does not have, or a required field left out, is refused as the constructor would refuse it."""
+    A name the model does not have, or a required field left out, is refused here (the constructor ignores the one
+    and leaves the other unset, for the ``INSERT`` to fail on)."""
     unknown, missing = fields.keys() - HomeSession.model_fields.keys(), _REQUIRED_FIELDS - fields.keys()
     if unknown or missing:
         raise TypeError(f"HomeSession fields unknown: {sorted(unknown)}, missing: {sorted(missing)}")
@@ -224,10 +225,7 @@ def end_replaced_sessions(db: Session, session: HomeSession, now: datetime, *, t
     for ended in marked:
         nudge_after_commit(db, SESSION_ENDED, ended.id)  # before the append, as in `end_session`
     entries = [_ending_entry(ended, EndReason.REPLACED, session.login, session.source_ip, None) for ended in marked]
-    if then is not None:
-        entries.append(then)
-    if entries:
-        record_all(db, entries)
+    record_all(db, entries if then is None else [*entries, then])
 
 
 def session_for_token(db: Session, token: str | None, now: datetime) -> HomeSession | None:

@@ -208,6 +208,18 @@ def test_events_appended_together_by_concurrent_appenders_make_one_chain_in_orde
         assert len(appends) == 48
 
 
+def test_appending_no_event_leaves_the_chain_as_it_was(engine: Engine) -> None:
+    """A take-over that ended nothing and had no event of its own appends nothing: the head is not moved past the
+    last row (which would read as rows removed from the end)."""
+    _fill(engine, 2)
+    with session_scope(engine) as db:
+        record_all(db, [])
+    with session_scope(engine) as db:
+        report = verify_chain(db)
+    assert report.intact, report.problem
+    assert report.rows_checked == 2
+
+
 def test_events_after_a_savepoint_follow_what_it_left(engine: Engine) -> None:
     """A savepoint rolled back takes its events and the head's move with it; one released keeps them. The events
     after either follow the head as it then stands, and the chain has no gap."""

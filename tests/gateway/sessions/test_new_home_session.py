@@ -36,6 +36,7 @@ def test_a_new_session_has_the_fields_and_defaults_the_constructor_gives() -> No
 
 
 def test_a_field_the_model_does_not_have_or_a_missing_required_one_is_refused() -> None:
+    """Refused at once, where the model's constructor ignores an unknown name and leaves a required field unset."""
     with pytest.raises(TypeError, match="unknown: \\['colour'\\]"):
         new_home_session(**FIELDS, colour="blue")
     with pytest.raises(TypeError, match="missing: \\['person_id'\\]"):
