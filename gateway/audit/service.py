@@ -7,9 +7,10 @@ first row where any of that happened.
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy
@@ -73,39 +74,75 @@ _GIVEN = ("at", "actor", "action", "target", "outcome", "source", "detail")
 """The fields the appender gives; the chain gives ``seq`` and ``prev_hash`` around them (`_HASHED_FIELDS`)."""
 
 
-def _appending_at_head(head: Select[Any]) -> Insert:
-    """PostgreSQL: the whole append in one statement. The head's row is locked and read (``head``), moved to the new
-    sequence number and hash, and the row written: the hash is taken in the server, over the JSON array
-    `_digest` hashes, written as its given fields (``event_fields``, from Python) between the head's ``seq + 1``
-    and its hash. The head is read ``FOR UPDATE``: a locking read waits for the appender before and returns the row
-    as it committed it, and the ``UPDATE`` then moves that same version (the row as the statement's snapshot saw
-    it is re-read once the lock is ours)."""
-    locked = head.cte("locked_head")
-    seq = locked.c.seq + 1
-    hashed: ColumnElement[str] = (
-        literal_column("'['") + cast(seq, Text) + "," + bindparam("event_fields", type_=Text) + ',"' + locked.c.hash
-    ) + '"]'
+def _appending_at_head(head: Select[Any], rows: int) -> Insert:
+    """PostgreSQL: the whole append of ``rows`` events in one statement. The head's row is locked and read
+    (``head``), each row chained to the one before it, the head moved to the last one's sequence number and hash,
+    and the rows written: each hash is taken in the server, over the JSON array `_digest` hashes, written as the
+    row's given fields (``event_fields_<i>``, from Python) between its ``seq`` and the hash before it. The head is
+    read ``FOR UPDATE``: a locking read waits for the appender before and returns the row as it committed it, and
+    the ``UPDATE`` then moves that same version (the row as the statement's snapshot saw it is re-read once the lock
+    is ours)."""
+    link: Any = head.cte("locked_head")
+    links = []
+    for i in range(rows):
+        seq = link.c.seq + 1
+        hashed: ColumnElement[str] = (
+            (literal_column("'['") + cast(seq, Text) + "," + bindparam(f"event_fields_{i}", type_=Text) + ',"')
+            + link.c.hash
+            + '"]'
+        )
+        digest = func.encode(func.sha256(func.convert_to(hashed, literal_column("'UTF8'"))), "hex")
+        link = sqlalchemy.select(link.c.id, seq.label("seq"), link.c.hash.label("prev_hash"), digest.label("hash")).cte(
+            f"chained_{i}"
+        )
+        links.append(link)
     moved = (
         update(_HEADS)
-        .where(_HEADS.c.id == locked.c.id)
-        .values(seq=seq, hash=func.encode(func.sha256(func.convert_to(hashed, literal_column("'UTF8'"))), "hex"))
-        .returning(_HEADS.c.seq, locked.c.hash.label("prev_hash"), _HEADS.c.hash)
+        .where(_HEADS.c.id == link.c.id)
+        .values(seq=link.c.seq, hash=link.c.hash)
+        .returning(_HEADS.c.id)
         .cte("moved_head")
     )
-    given = [bindparam(f"event_{name}", type_=_EVENTS.c[name].type) for name in _GIVEN]
-    chained = sqlalchemy.select(moved.c.seq, *given, moved.c.prev_hash, moved.c.hash)
+    chained = sqlalchemy.union_all(
+        *(
+            sqlalchemy.select(
+                row.c.seq,
+                *(bindparam(f"event_{name}_{i}", type_=_EVENTS.c[name].type) for name in _GIVEN),
+                row.c.prev_hash,
+                row.c.hash,
+            ).join_from(row, moved, moved.c.id == row.c.id)
+            for i, row in enumerate(links)
+        )
+    )
     return insert(_EVENTS).from_select((*_HASHED_FIELDS, "hash"), chained).returning(_EVENTS.c.seq, _EVENTS.c.hash)
 
 
 _HEAD_LOCKED = select(_HEADS.c.id, _HEADS.c.seq, _HEADS.c.hash).where(_HEADS.c.id == 1).with_for_update()
-_APPEND_AT_HEAD = _appending_at_head(_HEAD_LOCKED)
-_APPEND_AT_HEAD_NOTIFYING = _appending_at_head(
-    _HEAD_LOCKED.where(text(NOTIFYING_EACH).columns(column("sent")).scalar_subquery() >= 0)
-)
+_HEAD_LOCKED_NOTIFYING = _HEAD_LOCKED.where(text(NOTIFYING_EACH).columns(column("sent")).scalar_subquery() >= 0)
 """The same, sending the transaction's unsent nudges in the same round trip (a condition on how many notifications
 they made, always true: the subquery is run once, for the head's row)."""
+
+
+@lru_cache(maxsize=16)
+def _append_at_head_statement(rows: int, notifying: bool) -> Insert:
+    """Built once for each number of rows (a sign-in that takes over a session appends two)."""
+    return _appending_at_head(_HEAD_LOCKED_NOTIFYING if notifying else _HEAD_LOCKED, rows)
+
+
 _HELD_HEAD = "sohogw.audit_head"
 """In the session's ``info``: (the transaction that appended last, the head it left)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One event as its writer gives it; the chain adds its time, ``seq`` and hashes (`record_all`)."""
+
+    actor: str
+    action: str
+    outcome: str
+    target: str = ""
+    source: str = ""
+    detail: Mapping[str, Any] | None = None
 
 
 def record(
@@ -119,41 +156,57 @@ def record(
     detail: Mapping[str, Any] | None = None,
     clock: Clock = utcnow,
 ) -> None:
-    """Append one event in the caller's transaction; it commits or rolls back with the action it records.
+    """Append one event in the caller's transaction; it commits or rolls back with the action it records
+    (`record_all`)."""
+    record_all(db, [AuditEntry(actor, action, outcome, target, source, detail)], clock)
+
+
+def record_all(db: Session, entries: Sequence[AuditEntry], clock: Clock = utcnow) -> None:
+    """Append events, in this order, in the caller's transaction; they commit or roll back with the action they
+    record.
 
     The caller's pending rows are flushed first (one statement each at most) and its nudges go with the statement
     that takes the chain's lock: the lock, which every appender waits for, is taken after their row locks rather
     than held while waiting for them, and the nudges cost no round trip of their own (PostgreSQL; those asked after
-    the transaction's first event go in a statement of their own). On PostgreSQL a transaction's first event is
-    one statement, lock, head and row (`_appending_at_head`); each later one is one too."""
+    the transaction's first append go in a statement of their own). On PostgreSQL a transaction's first append is
+    one statement, lock, head and every row (`_appending_at_head`): a sign-in that takes over a session writes its
+    two rows in one round trip, under the lock every appender waits for. Each later event is one statement."""
+    if not entries:
+        return  # nothing to chain: the head is left as it is, not taken
     db.flush()
-    given: dict[str, Any] = {
-        "at": as_utc(clock()),
-        "actor": _as_stored("actor", actor),
-        "action": _as_stored("action", action),
-        "target": _as_stored("target", target),
-        "outcome": _as_stored("outcome", outcome),
-        "source": _as_stored("source", source),
-        "detail": json.dumps(dict(detail or {}), ensure_ascii=False, sort_keys=True, default=str),
-    }
+    at = as_utc(clock())
+    given = [
+        {
+            "at": at,
+            "actor": _as_stored("actor", entry.actor),
+            "action": _as_stored("action", entry.action),
+            "target": _as_stored("target", entry.target),
+            "outcome": _as_stored("outcome", entry.outcome),
+            "source": _as_stored("source", entry.source),
+            "detail": json.dumps(dict(entry.detail or {}), ensure_ascii=False, sort_keys=True, default=str),
+        }
+        for entry in entries
+    ]
     held = _held_head(db)
     postgres = db.get_bind().dialect.name == "postgresql"
     if held is None and postgres:
         seq, digest = _append_at_head(db, given)
     else:
         if held is None:
-            seq, prev_hash = _take_head(db)
+            seq, digest = _take_head(db)
         else:
             send_nudges(db)
-            seq, prev_hash = held
-        event = {"seq": seq, **given, "prev_hash": prev_hash}
-        digest = event["hash"] = _digest(event)
-        values = {f"event_{name}": value for name, value in event.items()}
-        if postgres:
-            db.execute(_APPEND_MOVING_HEAD, values)
-        else:
-            db.execute(_APPEND, values)
-            db.execute(_MOVE_HEAD, values)
+            seq, digest = held
+        for number, fields in enumerate(given, start=seq):
+            event = {"seq": number, **fields, "prev_hash": digest}
+            digest = event["hash"] = _digest(event)
+            values = {f"event_{name}": value for name, value in event.items()}
+            if postgres:
+                db.execute(_APPEND_MOVING_HEAD, values)
+            else:
+                db.execute(_APPEND, values)
+                db.execute(_MOVE_HEAD, values)
+        seq += len(given) - 1
     db.info[_HELD_HEAD] = (_innermost_transaction(db), seq, digest)
 
 
@@ -186,20 +239,21 @@ def _held_head(db: Session) -> tuple[int, str] | None:
     return seq + 1, digest
 
 
-def _append_at_head(db: Session, given: Mapping[str, Any]) -> tuple[int, str]:
-    """PostgreSQL, a transaction's first event: take the chain's lock, move the head and write the row in one round
-    trip, not two; returns the row's sequence number and hash."""
-    fields = json.dumps([_timestamp(given["at"]), *(given[name] for name in _GIVEN[1:])], **_JSON)[1:-1]
-    values = {"event_fields": fields, **{f"event_{name}": given[name] for name in _GIVEN}}
+def _append_at_head(db: Session, given: Sequence[Mapping[str, Any]]) -> tuple[int, str]:
+    """PostgreSQL, a transaction's first append: take the chain's lock, move the head and write the rows in one
+    round trip; returns the last row's sequence number and hash."""
+    values: dict[str, Any] = {}
+    for i, fields in enumerate(given):
+        hashed = json.dumps([_timestamp(fields["at"]), *(fields[name] for name in _GIVEN[1:])], **_JSON)[1:-1]
+        values[f"event_fields_{i}"] = hashed
+        values |= {f"event_{name}_{i}": fields[name] for name in _GIVEN}
     notes = unsent_notes(db)
-    if notes:
-        appended = db.execute(_APPEND_AT_HEAD_NOTIFYING, {**values, **notify_values(notes)})
-    else:
-        appended = db.execute(_APPEND_AT_HEAD, values)
-    row = appended.one_or_none()
-    if row is None:
+    statement = _append_at_head_statement(len(given), notifying=bool(notes))
+    rows = db.execute(statement, {**values, **notify_values(notes)} if notes else values).all()
+    if not rows:
         raise RuntimeError("the audit chain head is missing: run `sohogw db upgrade`")
-    return row.seq, row.hash
+    last = max(rows, key=lambda row: row.seq)
+    return last.seq, last.hash
 
 
 def _take_head(db: Session) -> tuple[int, str]:

@@ -19,7 +19,7 @@ from certs.authority import Authority
 from certs.errors import CertificateError
 from certs.identity import CertificateIdentity
 from certs.revocation import HttpRevocationChecker
-from gateway.audit.service import record
+from gateway.audit.service import AuditEntry, record, record_all
 from gateway.db import engine_of, session_scope
 from gateway.directory import Account, Directory, DirectoryUser, group_identifiers
 from gateway.directory.errors import AccountNotFound, DirectoryError, LoginRefused
@@ -32,7 +32,13 @@ from gateway.sessions import recovery_codes, throttle, totp
 from gateway.sessions.certificate_refusal import certificate_refusal
 from gateway.sessions.errors import LoginFailed, SecondFactorRefused, TooManyAttempts
 from gateway.sessions.models import HomeSession, SessionState
-from gateway.sessions.service import SESSION_STARTED, end_replaced_sessions, open_session, rotate_token
+from gateway.sessions.service import (
+    SESSION_STARTED,
+    end_replaced_sessions,
+    new_home_session,
+    open_session,
+    rotate_token,
+)
 from policy import EffectivePolicy, in_shift
 
 
@@ -331,7 +337,7 @@ def _open_session(
 ) -> LoginResult:
     """The home session (waiting for the second factor when the policy asks for one), audited."""
     db, services, request, now = attempt.db, attempt.services, attempt.request, attempt.now
-    session = HomeSession(
+    session = new_home_session(
         id="",
         token_sha256="",
         csrf_token="",
@@ -361,10 +367,7 @@ def _open_session(
     )
     token = open_session(db, session)
     services.adopt_legacy(db, session, user, now)
-    if session.state is SessionState.ACTIVE:
-        _take_over(db, session, now)
-    record(
-        db,
+    signed_in = AuditEntry(
         actor=user.login,
         source=request.source_ip,
         action="session.login",
@@ -372,6 +375,10 @@ def _open_session(
         outcome="second_factor_pending" if effective.require_totp else "success",
         detail={**attempt.detail, "roles": session.roles, "person": user.person_id},
     )
+    if session.state is SessionState.ACTIVE:
+        _take_over(db, session, now, then=signed_in)
+    else:
+        record_all(db, [signed_in])
     return LoginResult(session, token, effective)
 
 
@@ -380,11 +387,11 @@ def _until_certificate_expires(identity: CertificateIdentity | None, now: dateti
     return identity.not_after - now if identity else timedelta.max
 
 
-def _take_over(db: Session, session: HomeSession, now: datetime) -> None:
-    """Once a session is fully active (second factor included): earlier sessions of the person end. Not before: a
-    password alone must not throw the agent off (nor, see `throttle.give_back`, reset the count that limits
-    second-factor guessing)."""
-    end_replaced_sessions(db, session, now)
+def _take_over(db: Session, session: HomeSession, now: datetime, *, then: AuditEntry) -> None:
+    """Once a session is fully active (second factor included): earlier sessions of the person end, audited before
+    ``then``, the step's own event. Not before: a password alone must not throw the agent off (nor, see
+    `throttle.give_back`, reset the count that limits second-factor guessing)."""
+    end_replaced_sessions(db, session, now, then=then)
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,10 +441,8 @@ def complete_second_factor(
     session.state, session.second_factor, session.last_seen_at = SessionState.ACTIVE, True, now
     token = rotate_token(db, session)
     throttle.forget(db, session.person_id)
-    _take_over(db, session, now)
-    nudge_after_commit(db, SESSION_STARTED, session.id)
-    record(
-        db,
+    nudge_after_commit(db, SESSION_STARTED, session.id)  # before the audit rows, which send the nudges
+    passed = AuditEntry(
         actor=session.login,
         source=session.source_ip,
         action="session.second_factor",
@@ -445,5 +450,6 @@ def complete_second_factor(
         outcome="success",
         detail={"person": session.person_id},
     )
+    _take_over(db, session, now, then=passed)
     codes = recovery_codes.replace_codes(db, session, now) if enrolled_now else []
     return SecondFactorPassed(token, codes)

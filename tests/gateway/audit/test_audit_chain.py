@@ -1,5 +1,6 @@
 """The audit chain finds an altered, removed or reordered row, on SQLite and PostgreSQL."""
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -8,7 +9,7 @@ from sqlalchemy import Engine, delete, event, text, update
 from sqlmodel import Session, col, select
 
 from gateway.audit.models import AuditEvent
-from gateway.audit.service import record, verify_chain
+from gateway.audit.service import AuditEntry, record, record_all, verify_chain
 from gateway.db import keep_refusal, session_scope
 
 
@@ -181,6 +182,58 @@ def test_several_events_a_transaction_from_concurrent_appenders_make_one_chain(e
         report = verify_chain(db)
     assert report.intact, report.problem
     assert report.rows_checked == 96
+
+
+def test_events_appended_together_by_concurrent_appenders_make_one_chain_in_order(engine: Engine) -> None:
+    """Several events in one append (a take-over's ended sessions and the sign-in) are chained in the order given,
+    on PostgreSQL hashed by the server row after row in one statement, while others append: the chain verifies,
+    each append's rows follow each other, and a later event of the transaction follows the last of them."""
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    def append(worker: int) -> None:
+        for n in range(6):
+            with session_scope(engine) as db:
+                entries = [
+                    AuditEntry(f"node{worker}", "together", "success", detail={"n": n, "s": s}) for s in range(3)
+                ]
+                record_all(db, entries)
+                record(db, actor=f"node{worker}", action="after", outcome="success", detail={"n": n})
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for finished in [pool.submit(append, worker) for worker in range(4)]:
+                finished.result()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    with session_scope(engine) as db:
+        report = verify_chain(db)
+        rows = db.exec(select(AuditEvent).order_by(col(AuditEvent.seq))).all()
+    assert report.intact, report.problem
+    assert report.rows_checked == 96
+    for first in range(0, 96, 4):  # each transaction's four rows in a row: three together, then one after
+        together, after = rows[first : first + 3], rows[first + 3]
+        assert {row.actor for row in [*together, after]} == {together[0].actor}
+        assert [json.loads(row.detail)["s"] for row in together] == [0, 1, 2]
+        assert after.action == "after" and json.loads(after.detail)["n"] == json.loads(together[0].detail)["n"]
+    if engine.dialect.name == "postgresql":  # the three rows in one statement, with the lock and the head
+        appends = [statement for statement in statements if "INSERT INTO audit_event" in statement]
+        assert len(appends) == 48
+
+
+def test_appending_no_event_leaves_the_chain_as_it_was(engine: Engine) -> None:
+    """A take-over that ended nothing and had no event of its own appends nothing: the head is not moved past the
+    last row (which would read as rows removed from the end)."""
+    _fill(engine, 2)
+    with session_scope(engine) as db:
+        record_all(db, [])
+    with session_scope(engine) as db:
+        report = verify_chain(db)
+    assert report.intact, report.problem
+    assert report.rows_checked == 2
 
 
 def test_events_after_a_savepoint_follow_what_it_left(engine: Engine) -> None:

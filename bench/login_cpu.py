@@ -1,0 +1,164 @@
+"""The CPU a sign-in costs beyond the directory: the gateway's process and the database server's, per sign-in.
+
+`bench_login.py` runs on two cores shared with Samba, so its ratio moves with Samba's speed and the machine's other
+work; this takes the directory out instead. The built-in directory's answers are kept after their first call (its
+password hash would otherwise be most of the time), and warm sign-ins, each taking over the session of the one
+before as in `bench_login.py`, run in rounds: for each, the CPU of this process (``process_time``) and of every
+``postgres`` process on the machine (from ``/proc``: another PostgreSQL running beside counts too) a sign-in, and
+the wall time. ``--profile`` prints cProfile's figures instead, on the process's CPU clock.
+
+Run as root: .venv/bin/python -m bench.login_cpu [--database postgres|sqlite] [--sign-ins 300] [--rounds 3]
+                                                 [--threads 1] [--profile [--sort cumtime]]
+"""
+
+import argparse
+import contextlib
+import cProfile
+import os
+import pstats
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from certs.authority import init_authority
+from certs.revocation import HttpRevocationChecker
+from gateway.adoption import LegacyAdoption
+from gateway.db import make_engine, session_scope
+from gateway.directory import Account, Directory, DirectoryUser, open_directory
+from gateway.directory.settings import DirectorySettings
+from gateway.migrate import upgrade
+from gateway.pki import service as pki
+from gateway.policies.service import import_policy
+from gateway.sessions.login import LoginRequest, LoginServices, login
+from gateway.sessions.throttle import ThrottleLimits
+from policy import DEFAULT_POLICY_FILE
+from tests.support.portal import write_builtin_directory
+from tests.support.postgres import create_database, running_postgres
+
+PASSWORD = "agent-one-password"  # noqa: S105 - the bench's own directory user
+
+
+class KeptAnswers:
+    """The directory's answers to the calls a sign-in makes, each asked once and then kept."""
+
+    def __init__(self, directory: Directory) -> None:
+        self._directory = directory
+        self._kept: dict[tuple[Any, ...], Any] = {}
+
+    def _answer(self, call: str, *args: Any) -> Any:
+        if (call, *args) not in self._kept:
+            self._kept[(call, *args)] = getattr(self._directory, call)(*args)
+        return self._kept[(call, *args)]
+
+    def find_account(self, login: str) -> Account:
+        return self._answer("find_account", login)
+
+    def verify(self, account: Account, password: str) -> DirectoryUser:
+        return self._answer("verify", account, password)
+
+    def lookup(self, login_or_dn: str) -> DirectoryUser:
+        return self._answer("lookup", login_or_dn)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._directory, name)
+
+
+def _postgres_cpu() -> float:
+    """CPU seconds of every process named ``postgres`` now."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "postgres":
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+@contextlib.contextmanager
+def _database(kind: str, scratch: str) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{scratch}/bench.db"
+        return
+    with running_postgres() as admin:
+        yield create_database(admin, "sohogw_login_cpu")
+
+
+def _in_threads(work: Any, times: int, threads: int) -> None:
+    def loop() -> None:
+        for _ in range(times // threads):
+            work()
+
+    workers = [threading.Thread(target=loop) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="postgres")
+    parser.add_argument("--sign-ins", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--sort", default="tottime")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch, _database(args.database, scratch) as url:
+        upgrade(url)
+        engine = make_engine(url)
+        now = datetime.now(UTC)
+        authority = init_authority(Path(scratch) / "ca", "bench", "Bench", now)
+        write_builtin_directory(Path(scratch) / "directory.json", {"agent1": PASSWORD}, {"agent1": ["SOHO-Agents"]})
+        directory = open_directory(DirectorySettings(kind="builtin", builtin_file=Path(scratch) / "directory.json"))
+        with session_scope(engine) as db:
+            cert = pki.issue_agent_certificate(
+                db,
+                authority,
+                upn="agent1@corp.example",
+                account="agent1",
+                wireguard_key="xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+                actor=pki.Actor("bench"),
+                now=now,
+                lifetime=timedelta(days=1),
+                urls=pki.publication_urls("http://bench"),
+            ).cert
+            import_policy(db, DEFAULT_POLICY_FILE.read_text(encoding="utf-8"), actor="bench", source="", now=now)
+        limits = ThrottleLimits(10**9, 10**9)
+        services = LoginServices(
+            KeptAnswers(directory), authority, HttpRevocationChecker(), limits, "bench", LegacyAdoption()
+        )
+        attempt = LoginRequest("agent1", PASSWORD, "127.0.0.1", "bench", cert)
+
+        def sign_in() -> None:
+            with session_scope(engine) as db:
+                login(db, services, attempt, datetime.now(UTC))
+
+        for _ in range(50):
+            sign_in()  # warm: rows made, caches filled, statements prepared on the pooled connections
+        if args.profile:
+            profile = cProfile.Profile(time.process_time)
+            profile.runcall(lambda: [sign_in() for _ in range(args.sign_ins)])  # here: cProfile sees one thread
+            stats = pstats.Stats(profile)
+            print(f"{stats.total_calls / args.sign_ins:.0f} Python function calls a sign-in")
+            stats.sort_stats(args.sort).print_stats(40)
+            return
+        for _ in range(args.rounds):
+            ours, server, wall = time.process_time(), _postgres_cpu(), time.perf_counter()
+            _in_threads(sign_in, args.sign_ins, args.threads)
+            ours, server = time.process_time() - ours, _postgres_cpu() - server
+            each = 1000 / args.sign_ins
+            print(
+                f"{args.database}, {args.threads} thread(s): a sign-in {ours * each:.3f} ms of our CPU, "
+                f"{server * each:.3f} ms of PostgreSQL's, {(time.perf_counter() - wall) * each:.3f} ms of wall "
+                f"(load {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
