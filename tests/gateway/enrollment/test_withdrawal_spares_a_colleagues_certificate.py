@@ -44,7 +44,6 @@ roles:
 groups:
   "{group_dn("SOHO-Agents")}": {{roles: [agent]}}
 """
-NOW = datetime.now(UTC)  # the app runs on the real clock; certificates are valid from here on
 
 
 @pytest.fixture
@@ -105,7 +104,7 @@ def _issue(portal: Portal, sam: str, upn: str, person_id: str | None) -> IssuedC
             wireguard_key=key_pair()[1],
             person_id=person_id,
             actor=pki.Actor("security-admin"),
-            now=NOW,
+            now=datetime.now(UTC),
             lifetime=timedelta(days=30),
             urls=pki.publication_urls("http://x"),
         )
@@ -128,7 +127,13 @@ def _handoff(portal: Portal) -> HandOff:
 def _apply(portal: Portal, sam: str) -> int:
     with session_scope(portal.engine) as db:
         application = start_application(
-            db, _handoff(portal), sam, callback_number="", settings=EnrollmentSettings(), actor="hr", now=NOW
+            db,
+            _handoff(portal),
+            sam,
+            callback_number="",
+            settings=EnrollmentSettings(),
+            actor="hr",
+            now=datetime.now(UTC),
         )
         assert application.id is not None
         return application.id
@@ -137,7 +142,7 @@ def _apply(portal: Portal, sam: str) -> int:
 def _withdraw(portal: Portal, application_id: int) -> None:
     with session_scope(portal.engine) as db:
         application = db.get_one(Application, application_id)
-        withdraw_seat(db, application, _handoff(portal), actor="hr", now=NOW, why="withdrawn")
+        withdraw_seat(db, application, _handoff(portal), actor="hr", now=datetime.now(UTC), why="withdrawn")
 
 
 def _upn_passed_on(dc: SambaDC, withdrawn: str, colleague: str) -> tuple[str, str]:
