@@ -155,5 +155,20 @@ def test_keys_typed_in_the_bar_work_the_bar_and_never_reach_the_seat(
             page.evaluate("document.activeElement.blur()")
             page.keyboard.press("Shift")
             wait_for(lambda: agent_connection(tap, before).opcodes_after_ready().count("key") > keys_before, timeout=5)
+            # A key held on the seat is let go on the seat, though the focus went to the bar meanwhile (dropped
+            # there, Shift stayed down on the remote desktop).
+            page.keyboard.down("Control")
+            wait_for(lambda: ("key", CONTROL, "1") in _keys(tap, before), timeout=5)
+            page.focus("#state-choice")
+            page.keyboard.up("Control")
+            wait_for(lambda: _keys(tap, before)[-1] == ("key", CONTROL, "0"), timeout=5)
         finally:
             context.close()
+
+
+CONTROL = "65507"  # X11 keysym Control_L
+
+
+def _keys(tap: GuacdTap, before: int) -> list[tuple[str, ...]]:  # noqa: F811
+    """The key instructions the agent's connection sent guacd, as (opcode, keysym, pressed)."""
+    return [tuple(i[:3]) for i in agent_connection(tap, before).after_ready if i[0] == "key"]
