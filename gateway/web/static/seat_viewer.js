@@ -9,11 +9,6 @@
 const STATUS_POLL_MS = 5000;
 const FIRST_POLL_AFTER_CONNECT_MS = 500;  // a warm seat's first frame follows its connection within ~0.1 s
 const RECONNECT_DELAYS_MS = [0, 500, 1000, 2000, 4000, 8000];
-// A connection that stayed up this long was not a flap: its drop is reconnected at once, with every try again. One
-// that dropped sooner continues the tries of the drop before it, so a seat that fails right after its first frame
-// (an application crashing at start, a host that logs the session off) is given up after the six tries, not
-// reconnected for ever with a new launch, recording and logon each time.
-const STEADY_CONNECTION_MS = 30000;
 const QUALITY_LIMITS_MS = {good: 150, fair: 400};
 // The element that takes the seat's picture's scaled size: noVNC's canvas, or the element the Guacamole adapter
 // marks (its canvases keep the seat's own size under a transform). An element comes before its descendants in
@@ -34,7 +29,6 @@ export class SeatViewer {
     this.rfb = null;
     this.leaving = false;
     this.attempt = 0;
-    this.connectedAt = null;
     this.stateSince = null;
     this.clockSkewMs = 0;
     window.seatTimings = {reconnects: [], disconnectedAt: null};
@@ -83,7 +77,7 @@ export class SeatViewer {
       timings.reconnects.push(performance.now() - timings.disconnectedAt);
       timings.disconnectedAt = null;
     }
-    this.connectedAt = performance.now();
+    this.attempt = 0;
     this.setStatus("connected", this.script.dataset.connected);
     this.fitWatermark();
     this.startPolling();
@@ -94,8 +88,6 @@ export class SeatViewer {
     window.seatConnected = false;
     if (this.leaving) return;
     if (window.seatTimings.disconnectedAt === null) window.seatTimings.disconnectedAt = performance.now();
-    if (this.connectedAt !== null && performance.now() - this.connectedAt >= STEADY_CONNECTION_MS) this.attempt = 0;
-    this.connectedAt = null;
     this.reconnect();
   }
 
