@@ -73,7 +73,8 @@ def paced(work: Callable[[], None], per_minute: float, seconds: float, threads: 
 
 
 @contextlib.contextmanager
-def _database(kind: str, scratch: str) -> Iterator[str]:
+def fresh_database(kind: str, scratch: str) -> Iterator[str]:
+    """A fresh database of ``kind`` (sqlite, or postgres: a server started for it) for one bench run."""
     if kind == "sqlite":
         yield f"sqlite:///{scratch}/bench.db"
         return
@@ -89,7 +90,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000, help="logins a minute for the paced run")
     parser.add_argument("--paced-seconds", type=float, default=30)
     args = parser.parse_args()
-    with running_samba_dc() as dc, tempfile.TemporaryDirectory() as scratch, _database(args.database, scratch) as url:
+    with (
+        running_samba_dc() as dc,
+        tempfile.TemporaryDirectory() as scratch,
+        fresh_database(args.database, scratch) as url,
+    ):
         upgrade(url)
         engine = make_engine(url)
         now = datetime.now(UTC)

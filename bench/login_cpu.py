@@ -19,27 +19,16 @@ import pstats
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from certs.authority import init_authority
-from certs.revocation import HttpRevocationChecker
-from gateway.adoption import LegacyAdoption
+from bench.bench_login import fresh_database
+from bench.one_agent import one_agent
 from gateway.db import make_engine, session_scope
-from gateway.directory import Account, Directory, DirectoryUser, open_directory
-from gateway.directory.settings import DirectorySettings
+from gateway.directory import Account, Directory, DirectoryUser
 from gateway.migrate import upgrade
-from gateway.pki import service as pki
-from gateway.policies.service import import_policy
-from gateway.sessions.login import LoginRequest, LoginServices, login
-from gateway.sessions.throttle import ThrottleLimits
-from policy import DEFAULT_POLICY_FILE
-from tests.support.portal import write_builtin_directory
-from tests.support.postgres import create_database, running_postgres
-
-PASSWORD = "agent-one-password"  # noqa: S105 - the bench's own directory user
+from gateway.sessions.login import login
 
 
 class KeptAnswers:
@@ -78,15 +67,6 @@ def _postgres_cpu() -> float:
     return total
 
 
-@contextlib.contextmanager
-def _database(kind: str, scratch: str) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{scratch}/bench.db"
-        return
-    with running_postgres() as admin:
-        yield create_database(admin, "sohogw_login_cpu")
-
-
 def _in_threads(work: Any, times: int, threads: int) -> None:
     def loop() -> None:
         for _ in range(times // threads):
@@ -108,31 +88,10 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--sort", default="tottime")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch, _database(args.database, scratch) as url:
+    with tempfile.TemporaryDirectory() as scratch, fresh_database(args.database, scratch) as url:
         upgrade(url)
         engine = make_engine(url)
-        now = datetime.now(UTC)
-        authority = init_authority(Path(scratch) / "ca", "bench", "Bench", now)
-        write_builtin_directory(Path(scratch) / "directory.json", {"agent1": PASSWORD}, {"agent1": ["SOHO-Agents"]})
-        directory = open_directory(DirectorySettings(kind="builtin", builtin_file=Path(scratch) / "directory.json"))
-        with session_scope(engine) as db:
-            cert = pki.issue_agent_certificate(
-                db,
-                authority,
-                upn="agent1@corp.example",
-                account="agent1",
-                wireguard_key="xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
-                actor=pki.Actor("bench"),
-                now=now,
-                lifetime=timedelta(days=1),
-                urls=pki.publication_urls("http://bench"),
-            ).cert
-            import_policy(db, DEFAULT_POLICY_FILE.read_text(encoding="utf-8"), actor="bench", source="", now=now)
-        limits = ThrottleLimits(10**9, 10**9)
-        services = LoginServices(
-            KeptAnswers(directory), authority, HttpRevocationChecker(), limits, "bench", LegacyAdoption()
-        )
-        attempt = LoginRequest("agent1", PASSWORD, "127.0.0.1", "bench", cert)
+        services, attempt = one_agent(engine, Path(scratch), KeptAnswers)
 
         def sign_in() -> None:
             with session_scope(engine) as db:

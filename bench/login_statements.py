@@ -16,25 +16,15 @@ import collections
 import re
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
-from certs.authority import init_authority
-from certs.revocation import HttpRevocationChecker
-from gateway.adoption import LegacyAdoption
+from bench.one_agent import one_agent
 from gateway.db import make_engine, session_scope
-from gateway.directory import open_directory
-from gateway.directory.settings import DirectorySettings
 from gateway.migrate import upgrade
-from gateway.pki import service as pki
-from gateway.policies.service import import_policy
-from gateway.sessions.login import LoginRequest, LoginServices, login
-from gateway.sessions.throttle import ThrottleLimits
-from policy import DEFAULT_POLICY_FILE
-from tests.support.portal import write_builtin_directory
+from gateway.sessions.login import login
 from tests.support.postgres import create_database, log_all_statements, running_postgres
 
-PASSWORD = "agent-one-password"  # noqa: S105 - the bench's own directory user
 _LOGGED = re.compile(r"^(\d+)\|LOG:  (?:statement|execute [^:]*): (.*)$")
 
 
@@ -58,27 +48,7 @@ def main() -> None:
             url = create_database(admin, "sohogw_login_statements")
             upgrade(url)
             engine = make_engine(url)
-            now = datetime.now(UTC)
-            authority = init_authority(Path(scratch) / "ca", "bench", "Bench", now)
-            write_builtin_directory(Path(scratch) / "directory.json", {"agent1": PASSWORD}, {"agent1": ["SOHO-Agents"]})
-            directory = open_directory(DirectorySettings(kind="builtin", builtin_file=Path(scratch) / "directory.json"))
-            with session_scope(engine) as db:
-                cert = pki.issue_agent_certificate(
-                    db,
-                    authority,
-                    upn="agent1@corp.example",
-                    account="agent1",
-                    wireguard_key="xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
-                    person_id=None,
-                    actor=pki.Actor("bench"),
-                    now=now,
-                    lifetime=timedelta(days=1),
-                    urls=pki.publication_urls("http://bench"),
-                ).cert
-                import_policy(db, DEFAULT_POLICY_FILE.read_text(encoding="utf-8"), actor="bench", source="", now=now)
-            limits = ThrottleLimits(10**9, 10**9)
-            services = LoginServices(directory, authority, HttpRevocationChecker(), limits, "bench", LegacyAdoption())
-            attempt = LoginRequest("agent1", PASSWORD, "127.0.0.1", "bench", cert)
+            services, attempt = one_agent(engine, Path(scratch))
 
             def sign_in() -> None:
                 with session_scope(engine) as db:
