@@ -9,6 +9,11 @@
 const STATUS_POLL_MS = 5000;
 const FIRST_POLL_AFTER_CONNECT_MS = 500;  // a warm seat's first frame follows its connection within ~0.1 s
 const RECONNECT_DELAYS_MS = [0, 500, 1000, 2000, 4000, 8000];
+// A connection that drops sooner than this after it connected is a flap. A seat that flaps as many times in a row as
+// there are tries (an application crashing at start, a host that logs the session off) is given up, not reconnected
+// for ever with a new launch, recording and logon every few hundred milliseconds; one steady connection between
+// drops starts the count again. The tries of each drop are unchanged.
+const STEADY_CONNECTION_MS = 30000;
 const QUALITY_LIMITS_MS = {good: 150, fair: 400};
 // The element that takes the seat's picture's scaled size: noVNC's canvas, or the element the Guacamole adapter
 // marks (its canvases keep the seat's own size under a transform). An element comes before its descendants in
@@ -29,6 +34,8 @@ export class SeatViewer {
     this.rfb = null;
     this.leaving = false;
     this.attempt = 0;
+    this.connectedAt = null;
+    this.flaps = 0;
     this.stateSince = null;
     this.clockSkewMs = 0;
     window.seatTimings = {reconnects: [], disconnectedAt: null};
@@ -78,6 +85,7 @@ export class SeatViewer {
       timings.disconnectedAt = null;
     }
     this.attempt = 0;
+    this.connectedAt = performance.now();
     this.setStatus("connected", this.script.dataset.connected);
     this.fitWatermark();
     this.startPolling();
@@ -88,6 +96,14 @@ export class SeatViewer {
     window.seatConnected = false;
     if (this.leaving) return;
     if (window.seatTimings.disconnectedAt === null) window.seatTimings.disconnectedAt = performance.now();
+    if (this.connectedAt !== null) {  // it was up: a flap, or a steady connection that starts the count again
+      this.flaps = performance.now() - this.connectedAt < STEADY_CONNECTION_MS ? this.flaps + 1 : 0;
+      this.connectedAt = null;
+    }
+    if (this.flaps >= RECONNECT_DELAYS_MS.length) {
+      this.setStatus("ended", this.script.dataset.ended);
+      return;
+    }
     this.reconnect();
   }
 

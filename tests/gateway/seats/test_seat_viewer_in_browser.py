@@ -4,6 +4,7 @@ picture, fullscreen, the status bar (work state, timer, break reasons, urgent bu
 Module-scoped on SQLite (see ``seat_portal_on_sqlite``): real X11 seats, real noVNC, Chromium.
 """
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -242,3 +243,30 @@ def test_the_seat_page_speaks_chinese_throughout(portal: SeatPortal, browser: Br
         assert page.text_content("#fullscreen") == "全屏" and "座席" in (page.get_attribute("#bar", "aria-label") or "")
     finally:
         context.close()
+
+
+def test_a_seat_that_drops_right_after_each_connection_is_given_up_after_six_such_drops(
+    portal: SeatPortal, browser: Browser
+) -> None:
+    """A connection that drops right after it connected is a flap: a seat that flaps six times in a row (an
+    application crashing at start) ends in "ended" instead of a new launch every few hundred milliseconds for ever.
+    Before, the page reconnected after every drop, without end."""
+    with portal.signed_in("agent2") as agent2:
+        page = _seat_page(portal, browser, agent2, 1280, 720)
+        try:
+            connects_before, drops = _connects(portal), 0
+            ended = "document.getElementById('status').dataset.state === 'ended'"
+            while drops < 8:
+                page.wait_for_function(f"window.seatConnected === true || {ended}", timeout=20_000)
+                if page.evaluate(ended):
+                    break
+                page.evaluate("window.rfb._sock._websocket.close()")
+                page.wait_for_function("window.seatConnected === false", timeout=5_000)
+                drops += 1
+            assert drops == 6, f"ended after {drops} drops, not after six flaps"
+            page.wait_for_function(ended, timeout=5_000)
+            reconnected = _connects(portal) - connects_before
+            time.sleep(2)
+            assert _connects(portal) - connects_before == reconnected == 5  # and no more after it said so
+        finally:
+            page.context.close()
