@@ -328,17 +328,17 @@ class InstalledTunnel:
         if not new:
             self.backend.change(interface, PeerChanges(to_set=list(to_set)))
             return
-        later = TunnelScope(interface, seats_of(peers[key] for key in new))
         installing = self._specs_of(peers)
         adding: list[Future[None]] = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vpn-scope") as nft_side:
 
+            def add_new_seats() -> None:
+                # Their seats are gathered here too, off the path before the first peers (~4 ms at 10,000).
+                later = TunnelScope(interface, seats_of(peers[key] for key in new))
+                self._write_scope(lambda: self.elements.change(TunnelScope(interface, {}), later), whole=False)
+
             def add_elements() -> None:
-                adding.append(
-                    nft_side.submit(
-                        self._write_scope, lambda: self.elements.change(TunnelScope(interface, {}), later), whole=False
-                    )
-                )
+                adding.append(nft_side.submit(add_new_seats))
                 # Then, still while wireguard-go creates the peers, what the next pass's comparison needs of them.
                 nft_side.submit(self.backend.expect, interface, installing)
 
