@@ -9,7 +9,6 @@ import shutil
 import smtplib
 import socket
 import ssl
-import subprocess
 from pathlib import Path
 
 from alembic.script import ScriptDirectory
@@ -24,7 +23,7 @@ from gateway.migrate import alembic_config, current_revisions
 from gateway.pki.ca import open_authority
 from gateway.pki.errors import CaNotReady
 from gateway.settings import Settings
-from gateway.vpn.interface import netns_prefix
+from gateway.vpn import nft
 
 PROBE_TIMEOUT_SECONDS = 5.0
 CAP_NET_ADMIN = 12
@@ -109,20 +108,15 @@ def wireguard(settings: Settings) -> Finding:
 
 
 def nftables(settings: Settings) -> Finding:
+    """List the tables the way the gateway loads its scope: through libnftables, in ``vpn.netns`` if set."""
     vpn = settings.vpn
     if not vpn.enabled or not vpn.firewall:
         return skipped("nftables", "vpn off or vpn.firewall false: no per-agent scope is loaded")
     try:
-        done = subprocess.run(
-            [*netns_prefix(vpn.netns), "nft", "list", "tables"],
-            capture_output=True,
-            text=True,
-            timeout=PROBE_TIMEOUT_SECONDS,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return failed("nftables", f"cannot run nft: {error} (apt-get install nftables)")
-    if done.returncode != 0:
-        return failed("nftables", f"nft refuses: {done.stderr.strip()[:200]}")
+        with nft.Nftables(vpn.netns, timeout=PROBE_TIMEOUT_SECONDS) as nftables:
+            nftables.run("list tables")
+    except nft.FirewallError as error:
+        return failed("nftables", str(error)[:200])
     return ok("nftables", "nft can list and replace rule sets")
 
 

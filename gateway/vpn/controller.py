@@ -28,7 +28,7 @@ from gateway.errors import Unavailable
 from gateway.events import publish
 from gateway.sessions.models import HomeSession
 from gateway.sessions.service import SESSION_ENDED, SESSION_STARTED
-from gateway.vpn import ipam, leases
+from gateway.vpn import ipam, leases, nft
 from gateway.vpn.backend import PeerChanges, PeerSpec, WireGuardBackend, WireGuardError
 from gateway.vpn.choose import choose_backend, kernel_has_wireguard
 from gateway.vpn.client_config import client_config
@@ -53,8 +53,8 @@ def unavailable_reason(settings: VpnSettings) -> str | None:
         return "VPN off: vpn.enabled is false (set SOHOGW_VPN__ENABLED=true on a host with root and wireguard-go)"
     if os.geteuid() != 0:
         return "VPN off: the gateway does not run as root; the tunnel and nftables need CAP_NET_ADMIN"
-    if settings.firewall and shutil.which("nft") is None:
-        return "VPN off: nft is not installed (apt-get install nftables); the tunnel never runs unfiltered"
+    if settings.firewall and (missing := nft.library_missing()):
+        return f"VPN off: {missing}; the tunnel never runs unfiltered"
     if shutil.which("wireguard-go") is None and not kernel_has_wireguard(settings.netns):
         return "VPN off: neither the WireGuard kernel module nor wireguard-go is here (apt-get install wireguard-go)"
     return None

@@ -4,19 +4,30 @@ Layout (see docs/vpn.md): sets of seat addresses, and concatenated interval sets
 `seat . destination . protocol . port` per address family, so the allowed check for 10,000 seats is one set
 lookup; a `from_tunnel` chain (jumped to from the forward and input hooks for packets arriving from the
 tunnel) that accepts established/related, drops seat-to-seat and everything not in the sets; and a
-`to_tunnel` chain that lets only replies into the tunnel. `apply` sends "table; delete table; table {...}" in
-one `nft -f -` run: a single kernel transaction, so no packet ever sees half a rule set. Seats' elements added to
-and deleted from the loaded table go over netlink instead, also in one transaction (``nft_elements.py``).
+`to_tunnel` chain that lets only replies into the tunnel. `Nftables.load` sends "table; delete table; table {...}"
+as one script: a single kernel transaction, so no packet ever sees half a rule set. Scripts run in this process
+through libnftables, the library the `nft` command is made of (``Nftables``). Seats' elements added to and deleted
+from the loaded table go over netlink instead, also in one transaction (``nft_elements.py``).
 """
 
+import ctypes
 import functools
-import subprocess
+import os
+import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from types import TracebackType
 
-from gateway.vpn.interface import netns_prefix
 from gateway.vpn.scope import Destination, TunnelScope, disjoint_boxes, seat_address
 
 TABLE = "inet sohogw"
+LIBRARY = "libnftables.so.1"
+TIMEOUT_S = 60.0
+"""How long a script may take by default, waiting for the scripts before it included."""
+NETNS_DIR = "/var/run/netns"
+"""Where ``ip netns`` keeps its named namespaces."""
+_CLONE_NEWNET = 0x40000000
 
 
 class FirewallError(RuntimeError):
@@ -115,34 +126,146 @@ def _set(name: str, kind: str, elements: Iterable[str], interval: bool = True) -
     return f"  set {name} {{ type {kind};{flags}{body} }}"
 
 
+class Nftables:
+    """Runs nft scripts in this process, in one network namespace, through libnftables (one at a time).
+
+    The ``nft`` program cost 20-25 ms a load of the empty table, nearly none of it nft's work (the load itself takes
+    ~0.5 ms): ``ip netns exec`` and ``nft`` started, and the exiting nft's netlink socket, whose close waits for the
+    kernel to free what the transaction deleted (an RCU grace period, 7-19 ms here). So the library's context, and the
+    socket it opens, are made once and kept until ``close``. They live on a thread of their own that entered the
+    namespace first (a thread's network namespace is its own; the socket stays in the one it was opened in), and that
+    thread also bounds each script by ``timeout`` seconds: a script still running then raises FirewallError, as the
+    program killed after that long did."""
+
+    def __init__(self, netns: str | None = None, timeout: float = TIMEOUT_S) -> None:
+        self.netns, self.timeout = netns, timeout
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nft")
+        self._context: int | None = None
+        """The library's ``struct nft_ctx *``, made and used on ``_thread`` alone."""
+
+    def __enter__(self) -> "Nftables":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def load(self, scope: TunnelScope) -> None:
+        """Replace our table with the rules for ``scope`` in one transaction; other tables are left as they are."""
+        self.run(render(scope))
+
+    def run(self, script: str) -> str:
+        """Run one script (what ``nft -f`` reads); its output. FirewallError with nft's own words when it fails."""
+        running = self._thread.submit(self._run, script)
+        try:
+            return running.result(self.timeout)
+        except FutureTimeout:
+            raise FirewallError(f"could not run nft: no answer within {self.timeout:g} s") from None
+
+    def close(self) -> None:
+        """Free the context (its socket's close may wait for the kernel, see above) and end the thread."""
+        self._thread.submit(self._free)
+        self._thread.shutdown(wait=True)
+
+    def _run(self, script: str) -> str:
+        library = _library()
+        with _ONE_AT_A_TIME:
+            if self._context is None:
+                self._context = self._new_context(library)
+            failed = library.nft_run_cmd_from_buffer(self._context, script.encode())
+            # Both read after every script: reading a buffer empties it for the next one.
+            output = (library.nft_ctx_get_output_buffer(self._context) or b"").decode()
+            error = (library.nft_ctx_get_error_buffer(self._context) or b"").decode()
+        if failed:
+            raise FirewallError(f"nft failed: {error.strip()[:2000]}")
+        return output
+
+    def _new_context(self, library: ctypes.CDLL) -> int:
+        if self.netns is not None:
+            _enter(self.netns)  # this thread stays there: the next context is made in the same namespace
+        context: int | None = library.nft_ctx_new(0)
+        if not context:
+            raise FirewallError("could not run nft: libnftables made no context")
+        library.nft_ctx_buffer_output(context)
+        library.nft_ctx_buffer_error(context)
+        return context
+
+    def _free(self) -> None:
+        if self._context is not None:
+            with _ONE_AT_A_TIME:
+                _library().nft_ctx_free(self._context)
+            self._context = None
+
+
+_ONE_AT_A_TIME = threading.Lock()
+"""libnftables keeps some state outside its contexts; scripts of different contexts do not overlap."""
+
+
+@functools.cache
+def _library() -> ctypes.CDLL:
+    try:
+        library = ctypes.CDLL(LIBRARY)
+    except OSError as error:
+        raise FirewallError(f"could not run nft: {error} (apt-get install libnftables1)") from error
+    library.nft_ctx_new.restype = ctypes.c_void_p
+    library.nft_ctx_new.argtypes = [ctypes.c_uint32]
+    for name in ("nft_ctx_buffer_output", "nft_ctx_buffer_error", "nft_ctx_free"):
+        getattr(library, name).argtypes = [ctypes.c_void_p]
+    library.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    for name in ("nft_ctx_get_output_buffer", "nft_ctx_get_error_buffer"):
+        getattr(library, name).restype = ctypes.c_char_p
+        getattr(library, name).argtypes = [ctypes.c_void_p]
+    return library
+
+
+def library_missing() -> str | None:
+    """Why libnftables cannot be used here, in words for the operator; None when it can."""
+    try:
+        _library()
+    except FirewallError as error:
+        return str(error)
+    return None
+
+
+def _enter(netns: str) -> None:
+    """Move the calling thread (only it) into the named network namespace."""
+    try:
+        descriptor = os.open(os.path.join(NETNS_DIR, netns), os.O_RDONLY)
+    except OSError as error:
+        raise FirewallError(f"could not run nft in network namespace {netns!r}: {error}") from error
+    try:
+        if _libc().setns(descriptor, _CLONE_NEWNET) != 0:
+            code = ctypes.get_errno()
+            raise FirewallError(f"could not run nft in network namespace {netns!r}: {os.strerror(code)}")
+    finally:
+        os.close(descriptor)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def apply(scope: TunnelScope, netns: str | None = None) -> None:
-    """Replace our table with the rules for `scope` in one transaction; other tables are left as they are."""
-    _nft(["-f", "-"], render(scope), netns)
+    """Replace our table with the rules for `scope` (a context of its own: for tests and people; the reconciler
+    keeps one, ``InstalledTunnel``)."""
+    with Nftables(netns) as nft:
+        nft.load(scope)
 
 
 def remove(netns: str | None = None) -> None:
     """Delete our table if present (the tunnel is then unfiltered: only for shutdown and tests)."""
-    _nft(["-f", "-"], f"table {TABLE}\ndelete table {TABLE}\n", netns)
+    with Nftables(netns) as nft:
+        nft.run(f"table {TABLE}\ndelete table {TABLE}\n")
 
 
 def loaded(netns: str | None = None) -> bool:
     """Whether our table is present, for people and tests (not cheap: nft fetches every set's elements to list the
     tables, ~0.2 s at 10,000 seats; the reconciler reads the ruleset generation instead, ``nft_generation.py``)."""
-    return f"table {TABLE}" in _nft(["list", "tables"], None, netns).splitlines()
+    with Nftables(netns) as nft:
+        return f"table {TABLE}" in nft.run("list tables").splitlines()
 
 
 def listing(netns: str | None = None) -> str:
     """`nft list table inet sohogw`, for people and tests to inspect what is loaded."""
-    return _nft(["list", "table", *TABLE.split()], None, netns)
-
-
-def _nft(args: list[str], script: str | None, netns: str | None) -> str:
-    try:
-        done = subprocess.run(
-            [*netns_prefix(netns), "nft", *args], input=script, capture_output=True, text=True, timeout=60
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise FirewallError(f"could not run nft: {exc}") from exc
-    if done.returncode != 0:
-        raise FirewallError(f"nft {' '.join(args)} failed: {done.stderr.strip()[:2000]}")
-    return done.stdout
+    with Nftables(netns) as nft:
+        return nft.run(f"list table {TABLE}")

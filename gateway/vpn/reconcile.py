@@ -218,6 +218,9 @@ class InstalledTunnel:
         self.peers: Mapping[str, DesiredPeer] | None = None
         self.ruleset = RulesetGeneration(settings.netns)
         self.elements = SetElements(settings.netns)
+        self.nftables = nft.Nftables(settings.netns)
+        """Loads the table whole; its context is kept (a load of the empty table ~0.5 ms, where a run of the nft
+        program took 20-25 ms)."""
         self.scope_generation: int | None = None
         self._specs: tuple[Mapping[str, DesiredPeer], Mapping[str, PeerSpec]] | None = None
         self._emptied_at: int | None = None
@@ -272,15 +275,17 @@ class InstalledTunnel:
         """While a full pass reads the database: when the interface holds no peer and the pass will load the table
         whole (the first pass of a life, or nftables changed behind the gateway's back), load it now with no seat.
         With no live peer that load keeps no element, so it needs none of the rows; the pass then skips it if nftables
-        is still as this left it (``_load_scope_beside_new_peers``), and starts creating its peers one ``nft`` run
-        (~15-25 ms) sooner. The new peers' elements still come only with the rows, as they are created. Call it under
-        the controller's apply lock. A failure is left to the pass, which then loads the table itself."""
+        is still as this left it (``_load_scope_beside_new_peers``), and starts creating its peers one load sooner: an
+        ``nft`` run of 15-25 ms when this was written, ~0.5 ms through libnftables now (with and without this the pass
+        then measured the same; docs/vpn.md, eighth round). The new peers' elements still come only with the rows, as
+        they are created. Call it under the controller's apply lock. A failure is left to the pass, which then loads
+        the table itself."""
         if live or not self.settings.firewall or (self.peers is not None and self._scope_untouched()):
             return
         self.peers = None  # the pass must load (or, as loaded here, keep) the whole table: see apply_all
-        interface, netns = self.settings.interface, self.settings.netns
+        interface = self.settings.interface
         try:
-            self._write_scope(lambda: nft.apply(TunnelScope(interface, {}), netns), whole=True)
+            self._write_scope(lambda: self.nftables.load(TunnelScope(interface, {})), whole=True)
         except (nft.FirewallError, OSError):
             log.warning("could not load the empty scope ahead of the pass; the pass loads it", exc_info=True)
             return
@@ -295,6 +300,7 @@ class InstalledTunnel:
     def close(self) -> None:
         self.ruleset.close()
         self.elements.close()
+        self.nftables.close()
 
     def _specs_of(self, peers: Mapping[str, DesiredPeer]) -> Mapping[str, PeerSpec]:
         """The peers' specs; the previous pass's when its peers are the same object (``desired_peers`` hands out the
@@ -315,26 +321,26 @@ class InstalledTunnel:
         source), and nothing opens a connection towards it (to_tunnel lets only replies into the tunnel): no peer
         ever carries a packet its scope does not allow. Loading only those elements first keeps the sequential part
         of a first pass small (the seats of 10,000 new peers were ~0.2 s of rendering and loading before any peer)."""
-        interface, netns = self.settings.interface, self.settings.netns
+        interface = self.settings.interface
         new = {spec.public_key for spec in to_set if spec.public_key not in live}
         kept = seats_of(peer for key, peer in peers.items() if key not in new)
         emptied_at, self._emptied_at = self._emptied_at, None
         if kept or emptied_at is None or emptied_at != self.scope_generation or self.ruleset.read() != emptied_at:
-            self._write_scope(lambda: nft.apply(TunnelScope(interface, kept), netns), whole=True)
+            self._write_scope(lambda: self.nftables.load(TunnelScope(interface, kept)), whole=True)
         if not new:
             self.backend.change(interface, PeerChanges(to_set=list(to_set)))
             return
-        later = TunnelScope(interface, seats_of(peers[key] for key in new))
         installing = self._specs_of(peers)
         adding: list[Future[None]] = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vpn-scope") as nft_side:
 
+            def add_new_seats() -> None:
+                # Their seats are gathered here too, off the path before the first peers (~4 ms at 10,000).
+                later = TunnelScope(interface, seats_of(peers[key] for key in new))
+                self._write_scope(lambda: self.elements.change(TunnelScope(interface, {}), later), whole=False)
+
             def add_elements() -> None:
-                adding.append(
-                    nft_side.submit(
-                        self._write_scope, lambda: self.elements.change(TunnelScope(interface, {}), later), whole=False
-                    )
-                )
+                adding.append(nft_side.submit(add_new_seats))
                 # Then, still while wireguard-go creates the peers, what the next pass's comparison needs of them.
                 nft_side.submit(self.backend.expect, interface, installing)
 
@@ -365,7 +371,7 @@ class InstalledTunnel:
         interface, netns = self.settings.interface, self.settings.netns
         if len(removed) > max(ELEMENT_CHANGE_SEATS, len(peers) // 25):
             log.info("%d seats change: loading the scope whole rather than deleting their elements", len(removed))
-            self._write_scope(lambda: nft.apply(TunnelScope(interface, seats_of(peers.values())), netns), whole=True)
+            self._write_scope(lambda: self.nftables.load(TunnelScope(interface, seats_of(peers.values()))), whole=True)
         else:
             try:
                 self._write_scope(
@@ -380,7 +386,7 @@ class InstalledTunnel:
                     error,
                 )
                 self._write_scope(
-                    lambda: nft.apply(TunnelScope(interface, seats_of(peers.values())), netns), whole=True
+                    lambda: self.nftables.load(TunnelScope(interface, seats_of(peers.values()))), whole=True
                 )
         rescoped = {seat: added[seat] for seat in removed.keys() & added.keys() if removed[seat] != added[seat]}
         _cut_connections_out_of_scope(rescoped, netns)

@@ -75,9 +75,24 @@ def test_a_rule_set_nft_rejects_leaves_the_loaded_one_in_place(lab: NetnsLab) ->
     nft.apply(scope(**{"10_77_0_2": [Destination("172.30.0.10", "tcp", 443)]}), ns)
     before = nft.listing(ns)
     broken = nft.render(scope(**{"10_77_0_3": []})).replace("policy accept;", "policy sideways;", 1)
-    with pytest.raises(nft.FirewallError, match="nft -f - failed"):
-        nft._nft(["-f", "-"], broken, ns)
+    with nft.Nftables(ns) as nftables, pytest.raises(nft.FirewallError, match="nft failed: Error: syntax error"):
+        nftables.run(broken)
     assert nft.listing(ns) == before
+
+
+def test_a_kept_context_works_in_its_own_namespace_and_answers_each_script_alone(lab: NetnsLab) -> None:
+    """The reconciler keeps one libnftables context for its life: every script runs in the namespace it was made
+    for (not the caller's), and each answer holds that script's output or error alone."""
+    ns, elsewhere = lab.add("nft"), lab.add("other")
+    with nft.Nftables(ns) as nftables:
+        nftables.load(scope(**{"10_77_0_2": [Destination("172.30.0.10", "tcp", 443)]}))
+        assert nftables.run("list tables") == "table inet sohogw\n"
+        with pytest.raises(nft.FirewallError, match=r"nft failed: Error: .*No such file or directory"):
+            nftables.run("list table inet absent")
+        assert nftables.run("list tables") == "table inet sohogw\n"
+        assert "10.77.0.2 . 172.30.0.10 . tcp . 443" in nftables.run(f"list table {nft.TABLE}")
+    assert lab.run(ns, "nft", "list", "tables").stdout == "table inet sohogw\n"
+    assert lab.run(elsewhere, "nft", "list", "tables").stdout == ""
 
 
 def test_ten_thousand_seats_load_as_one_transaction(lab: NetnsLab) -> None:
