@@ -1,5 +1,7 @@
-"""A NUL character, which PostgreSQL's text cannot hold, is refused at the door with the field it was in, on both
-databases: on PostgreSQL each of these requests answered 500 and lost its audit row (`gateway.web.unstorable_text`).
+"""Text PostgreSQL cannot store is a client's error, the same on both databases: a NUL character is refused at the
+door with the field it was in (`gateway.web.unstorable_text`), a value longer than its column by the form that
+takes it, with what was typed kept (`gateway.db.fits_column`). On PostgreSQL each of these requests answered 500 and
+lost its audit row or what was typed; SQLite stored them.
 """
 
 import json
@@ -14,10 +16,12 @@ from sqlmodel import col, select
 from gateway.audit.models import AuditEvent
 from gateway.db import session_scope
 from gateway.enrollment.models import Application
+from gateway.policies.models import PolicyVersion
 from tests.gateway.enrollment.conftest import (
     PASSWORDS,
     Portal,
     csrf_of,
+    policy_text,
     post_form,
     running_portal,
     sign_in,
@@ -114,3 +118,46 @@ def test_the_environment_check_api_refuses_a_nul_in_a_query_or_a_json_string_as_
         assert refused.status_code == 422 and refused.json()["field"] == "checklist.pc_class"
         report["checklist"]["pc_class"] = "meets"
         assert client.post(result, json=report, headers=_script_headers(client)).status_code == 200
+
+
+def test_a_standby_email_longer_than_its_column_is_refused_on_the_page_as_typed(portal: Portal) -> None:
+    long_email = "a" * 250 + "@example.com"
+    with signed_in(portal, "sup1") as client:
+        fields = {"login": "applicant1", "email": long_email, "phone": ""}
+        refused = post_form(client, "/supervision/surge", "/supervision/standby", fields)
+        assert refused.status_code == 422
+        assert page_error(refused) == "“email” is longer than the 255 characters it can hold. Shorten it and try again."
+        assert f'value="{long_email}"' in refused.text
+        fields["email"] = "applicant1@example.com"
+        assert post_form(client, "/supervision/surge", "/supervision/standby", fields).status_code == 303
+
+
+def test_a_bulletin_audience_longer_than_its_column_is_refused_on_the_page_as_typed(portal: Portal) -> None:
+    with signed_in(portal, "sup1") as client:
+        fields = {"kind": "bulletin", "title": "Rota", "body": "New rota.", "priority": "normal", "audience": "x" * 256}
+        refused = post_form(client, "/supervision/bulletins", "/supervision/bulletins", fields)
+        assert refused.status_code == 422 and "“audience”" in page_error(refused)
+        assert 'value="' + "x" * 256 + '"' in refused.text
+        fields["audience"] = "SOHO-Agents"
+        assert post_form(client, "/supervision/bulletins", "/supervision/bulletins", fields).status_code == 303
+
+
+def test_a_policy_comment_longer_than_its_column_is_refused_with_the_document_kept_and_audited(
+    portal: Portal,
+) -> None:
+    document = policy_text() + "# reviewed\n"
+    with signed_in(portal, "admin1") as client:
+        for confirmed in ("", "yes"):
+            fields = {"document": document, "comment": "c" * 513, "confirmed": confirmed}
+            refused = post_form(client, "/security-admin/policy", "/security-admin/policy/import", fields)
+            assert refused.status_code == 422
+            assert "“comment” is longer than the 512 characters it can hold" in refused.text
+            assert "# reviewed" in refused.text and 'value="' + "c" * 513 + '"' in refused.text
+        fields["comment"] = "c" * 512
+        assert post_form(client, "/security-admin/policy", "/security-admin/policy/import", fields).status_code == 303
+    with session_scope(portal.engine) as db:
+        refusals = db.exec(
+            select(AuditEvent).where(AuditEvent.action == "policy.import", AuditEvent.outcome == "refused")
+        ).all()
+        assert len(refusals) == 2
+        assert db.exec(select(PolicyVersion.comment).order_by(col(PolicyVersion.version).desc())).first() == "c" * 512
