@@ -10,7 +10,7 @@ from sqlmodel import col, select
 
 from gateway.audit.service import record
 from gateway.db import fits_column
-from gateway.deps import ClockDep, DbSession
+from gateway.deps import MAX_ROW_ID, ClockDep, DbSession
 from gateway.directory import group_identifiers
 from gateway.directory.errors import DirectoryError
 from gateway.errors import NotFound, TooLong
@@ -143,7 +143,9 @@ def policy_rollback(
     request: Request, session: SecurityAdminSession, form: CheckedForm, db: DbSession, clock: ClockDep
 ) -> Response:
     """Put an earlier version back in force, as a new version (history is never rewritten); asked first."""
-    wanted = db.get(PolicyVersion, int(str(form.get("version", "0"))) if str(form.get("version", "")).isdigit() else 0)
+    typed = str(form.get("version", ""))
+    number = int(typed) if typed.isascii() and typed.isdigit() else 0  # "²".isdigit() is true, and int() refuses it
+    wanted = db.get(PolicyVersion, number) if 0 < number <= MAX_ROW_ID else None  # PostgreSQL: INTEGER or 500
     if wanted is None:
         raise NotFound("no such policy version", key="policy_version_unknown")
     language = language_of(request)
