@@ -1,6 +1,7 @@
 """Schemathesis against the gateway's own OpenAPI description, with an agent's and a security admin's session.
 
-The whole portal runs on a loopback socket (SQLite, built-in directory, our CA; the agent signs in with her
+The whole portal runs on a loopback socket (SQLite, or with ``--database postgres`` a PostgreSQL server the bench
+starts, where text a column cannot hold fails the statement; built-in directory, our CA; the agent signs in with her
 certificate through the proven proxy). Schemathesis (its CLI, from PyPI) generates requests for every operation from
 the description that ``/openapi.json`` gives the security admin, and checks each answer for a server error
 (``not_a_server_error``). A 503 is the gateway's documented answer for a part that is off or a dependency that is down
@@ -9,7 +10,7 @@ errors and reports the 503s beside them. Each session also carries its CSRF toke
 routes are exercised past the token check. Baseline in the same run: the same number of requests to ``GET /login``
 (the cheapest page), to put the fuzzing time in proportion.
 
-    .venv/bin/python -m bench.bench_schemathesis --max-examples 25
+    .venv/bin/python -m bench.bench_schemathesis --max-examples 25 [--database sqlite|postgres]
 """
 
 import argparse
@@ -23,6 +24,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.bench_login import fresh_database
+from gateway.db import make_engine
 from gateway.migrate import upgrade
 from gateway.sessions.deps import SESSION_COOKIE
 from tests.support import portal as whole
@@ -103,13 +106,11 @@ def _fuzz(portal: Portal, schema: Path, cookie: str, csrf: str, max_examples: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-examples", type=int, default=25, help="Schemathesis examples per operation and phase")
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as directory:
+    with tempfile.TemporaryDirectory() as directory, fresh_database(args.database, directory) as url:
         tmp = Path(directory)
-        url = f"sqlite:///{tmp / 'sohogw.db'}"
         upgrade(url)
-        from gateway.db import make_engine
-
         with whole.serving_portal(
             tmp,
             url,

@@ -75,6 +75,7 @@ from gateway.web.libraries import router as libraries_router
 from gateway.web.pages import STATIC_DIR, reason_message, render
 from gateway.web.routes import land_signed_in
 from gateway.web.routes import router as pages_router
+from gateway.web.unstorable_text import UnstorableTextMiddleware
 from gateway.workers.contract import Worker
 from gateway.workers.runner import WorkerRunner
 
@@ -277,6 +278,7 @@ def create_app(
     app.include_router(metrics_router())
     app.middleware("http")(record_request_latency)
     app.middleware("http")(audit_unproven_forwarding)
+    app.add_middleware(UnstorableTextMiddleware)  # inside the body limit: it reads no more than the limit allows
     app.add_middleware(BodyLimitMiddleware, limits=_body_limits(settings))
     mount_novnc(app)
     # The sign-in page fetches the seat viewer while the person types: the seat page may be the sign-in's answer

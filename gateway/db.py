@@ -17,7 +17,9 @@ import sqlalchemy
 from sqlalchemy import Connection, Engine, bindparam, event, func
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, SQLModel, create_engine
+
+from gateway.errors import TooLong
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 PING_AFTER_IDLE_SECONDS = 10.0
@@ -151,3 +153,15 @@ def serialize_on(db: Session, name: str) -> None:
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def fits_column(value: str, model: type[SQLModel], field: str) -> str:
+    """``value`` when ``model``'s column ``field`` holds it, else `TooLong` naming the field: PostgreSQL refuses a
+    longer value, which failed the request's whole transaction (a 500 that lost what was typed), where SQLite kept it
+    whole. For what a person types; the field is named as the form names it."""
+    limit: int = model.__table__.c[field].type.length  # type: ignore[attr-defined]
+    if len(value) > limit:
+        raise TooLong(
+            f"{field} is longer than the {limit} characters it can hold", key="too_long", field=field, limit=limit
+        )
+    return value

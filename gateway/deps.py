@@ -27,7 +27,8 @@ def _clock(request: Request) -> Clock:
 DbSession = Annotated[Session, Depends(_db, scope="function")]
 ClockDep = Annotated[Clock, Depends(_clock)]
 
-MAX_ROW_ID = 2**63 - 1
-"""Largest id a table row can have (SQLite INTEGER, PostgreSQL BIGINT)."""
+MAX_ROW_ID = 2**31 - 1
+"""Largest id a table row can have on both databases: the id columns are INTEGER, 32 bits on PostgreSQL (where a
+larger number fails the statement, "integer out of range") and 64 on SQLite."""
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
-"""A row id in a URL: a larger number is refused (422) before it reaches the database driver, which cannot bind it."""
+"""A row id in a URL: a larger number is refused (422) before it reaches the database."""

@@ -45,3 +45,10 @@ class Unavailable(GatewayError):
 
     status_code = 503
     reason = "unavailable"
+
+
+class TooLong(GatewayError):
+    """A value longer than the column that keeps it (`gateway.db.fits_column`)."""
+
+    status_code = 422
+    reason = "too_long"

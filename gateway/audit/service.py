@@ -212,10 +212,10 @@ def record_all(db: Session, entries: Sequence[AuditEntry], clock: Clock = utcnow
 
 def _as_stored(name: str, value: object) -> str:
     """``value`` as its column will hold it, so the hash covers what is read back: text (a ``str`` subclass such as
-    an enum member as its own characters), cut to the column's length with an ellipsis (PostgreSQL refuses a longer
-    value, which would lose the action; SQLite keeps it whole, or a number as a number the check then reads back as
-    text)."""
-    text = str.__str__(value) if isinstance(value, str) else str(value)
+    an enum member as its own characters), a NUL character shown as the four characters ``\\x00``, cut to the
+    column's length with an ellipsis (PostgreSQL refuses a NUL and a longer value, either of which would lose the
+    action; SQLite keeps them, or a number as a number the check then reads back as text)."""
+    text = (str.__str__(value) if isinstance(value, str) else str(value)).replace("\x00", "\\x00")
     limit: int = _EVENTS.c[name].type.length
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

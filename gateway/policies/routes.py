@@ -9,10 +9,11 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from sqlmodel import col, select
 
 from gateway.audit.service import record
-from gateway.deps import ClockDep, DbSession
+from gateway.db import fits_column
+from gateway.deps import MAX_ROW_ID, ClockDep, DbSession
 from gateway.directory import group_identifiers
 from gateway.directory.errors import DirectoryError
-from gateway.errors import NotFound
+from gateway.errors import NotFound, TooLong
 from gateway.policies.diff import policy_diff
 from gateway.policies.errors import InvalidPolicy
 from gateway.policies.models import PolicyVersion
@@ -20,6 +21,7 @@ from gateway.policies.service import check_policy, current_policy, export_policy
 from gateway.sessions.deps import CheckedForm, SecurityAdminSession
 from gateway.sessions.models import HomeSession
 from gateway.web.confirm import CONFIRMED, ask_first, done
+from gateway.web.forms import refusal_message
 from gateway.web.i18n import translate
 from gateway.web.pages import language_of, render
 from gateway.web.policy_reasons import explained
@@ -106,16 +108,17 @@ def policy_import(
     if form.get(CONFIRMED) != "yes":
         try:
             check_policy(document, request.app.state.settings.directory_settings.kind)
-        except PolicyError:
+            fits_column(comment, PolicyVersion, "comment")
+        except (PolicyError, TooLong):
             try:
                 store()  # refused again, this time audited, as a refused import is
-            except InvalidPolicy as error:
+            except (InvalidPolicy, TooLong) as error:
                 return _refused_import(request, db, session, error, document, comment)
         diff = policy_diff(export_policy(db), document)
         return _page(request, db, session, document=document, comment=comment, diff=diff, preview=True)
     try:
         store()
-    except InvalidPolicy as error:
+    except (InvalidPolicy, TooLong) as error:
         return _refused_import(request, db, session, error, document, comment)
     return done("/security-admin/policy", "policy_imported")
 
@@ -124,13 +127,15 @@ def _refused_import(
     request: Request,
     db: DbSession,
     session: HomeSession,
-    error: InvalidPolicy,
+    error: InvalidPolicy | TooLong,
     document: str,
     comment: str,
 ) -> HTMLResponse:
-    """The page with the problems and the document as typed; the refusal's audit row (``import_policy`` writes it)
-    commits with the request."""
-    return _page(request, db, session, 422, problems=error.message, document=document, comment=comment)
+    """The page with the problems (the validator's, or a comment too long for its column, in the person's language)
+    and the document and comment as typed; the refusal's audit row (``import_policy`` writes it) commits with the
+    request."""
+    problems = error.message if isinstance(error, InvalidPolicy) else refusal_message(request, error)
+    return _page(request, db, session, 422, problems=problems, document=document, comment=comment)
 
 
 @router.post("/rollback", response_model=None)
@@ -138,7 +143,9 @@ def policy_rollback(
     request: Request, session: SecurityAdminSession, form: CheckedForm, db: DbSession, clock: ClockDep
 ) -> Response:
     """Put an earlier version back in force, as a new version (history is never rewritten); asked first."""
-    wanted = db.get(PolicyVersion, int(str(form.get("version", "0"))) if str(form.get("version", "")).isdigit() else 0)
+    typed = str(form.get("version", ""))
+    number = int(typed) if typed.isascii() and typed.isdigit() else 0  # "²".isdigit() is true, and int() refuses it
+    wanted = db.get(PolicyVersion, number) if 0 < number <= MAX_ROW_ID else None  # PostgreSQL: INTEGER or 500
     if wanted is None:
         raise NotFound("no such policy version", key="policy_version_unknown")
     language = language_of(request)

@@ -16,6 +16,8 @@ from sqlmodel import Session, col, func, select
 
 from gateway.audit.service import record
 from gateway.clock import as_utc
+from gateway.db import fits_column
+from gateway.errors import TooLong
 from gateway.events import nudge_after_commit
 from gateway.policies.errors import InvalidPolicy
 from gateway.policies.models import PolicyVersion
@@ -134,8 +136,9 @@ def import_policy(
     live sessions (the tunnels' network scope)."""
     digest = hashlib.sha256(document.encode()).hexdigest()
     try:
+        fits_column(comment, PolicyVersion, "comment")
         parsed = check_policy(document, directory_kind)
-    except PolicyError as error:
+    except (PolicyError, TooLong) as error:
         record(
             db,
             actor=actor,
@@ -144,6 +147,8 @@ def import_policy(
             outcome="refused",
             detail={"sha256": digest, "problems": str(error)},
         )
+        if isinstance(error, TooLong):
+            raise
         raise InvalidPolicy(f"policy refused, the running policy is unchanged:\n{error}") from None
     number = (db.exec(select(func.max(PolicyVersion.version))).one() or 0) + 1
     version = PolicyVersion(version=number, document=document, created_by=actor, created_at=now, comment=comment)

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, or_, select
 
 from gateway.audit.service import record
+from gateway.db import fits_column
 from gateway.errors import NotFound
 from gateway.sessions.models import HomeSession
 from gateway.sessions.service import policy_groups
@@ -61,6 +62,7 @@ def post_bulletin(
     audience: str = "",
 ) -> Bulletin:
     title, body, hours = _checked(kind, title, body, priority, valid_hours)
+    audience = fits_column(audience.strip(), Bulletin, "audience")
     expires_at = now + timedelta(hours=hours) if hours else None
     bulletin = Bulletin(
         kind=kind,
@@ -70,7 +72,7 @@ def post_bulletin(
         created_at=now,
         expires_at=expires_at,
         priority=priority,
-        audience=audience.strip(),
+        audience=audience,
     )
     db.add(bulletin)
     db.flush()
@@ -93,8 +95,9 @@ def edit_bulletin(
 ) -> Bulletin:
     """Change a bulletin's words, priority, audience or expiry (counted from now); audited."""
     bulletin = _live(db, bulletin_id)
+    audience = fits_column(audience.strip(), Bulletin, "audience")
     bulletin.title, bulletin.body, hours = _checked(bulletin.kind, title, body, priority, valid_hours)
-    bulletin.priority, bulletin.audience, bulletin.updated_at = priority, audience.strip(), now
+    bulletin.priority, bulletin.audience, bulletin.updated_at = priority, audience, now
     bulletin.expires_at = now + timedelta(hours=hours) if hours else None
     db.add(bulletin)
     db.flush()

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from gateway.audit.service import record
 from gateway.clock import as_utc
-from gateway.db import session_scope
+from gateway.db import fits_column, session_scope
 from gateway.directory import Directory
 from gateway.directory.errors import AccountNotFound, DirectoryError
 from gateway.errors import GatewayError, NotFound
@@ -64,6 +64,8 @@ def set_standby(
     except DirectoryError as error:
         raise SurgeRefused(f"the directory cannot be asked: {error}", key="surge_directory") from None
     phone = _e164(phone) if phone else None
+    if email:
+        fits_column(email, StandbyAgent, "email")
     if email and ("@" not in email or email.startswith("@") or email.endswith("@")):
         raise SurgeRefused(f"{email!r} is not an e-mail address", key="surge_email", email=email)
     if not (email or phone):

@@ -69,6 +69,18 @@ def test_a_field_longer_than_its_column_or_not_text_is_hashed_as_it_is_stored(en
     assert rows[0][0].startswith("aaa") and rows[0][0].endswith("…") and rows[1][1] == "12345"
 
 
+def test_a_nul_in_a_field_is_stored_visible_and_the_row_verifies(engine: Engine) -> None:
+    """PostgreSQL refuses a NUL in text (the statement, the action and its row were lost): the row keeps it as the
+    four characters ``\\x00``, on both databases, and the hash covers that; in the JSON detail it is ``\\u0000``."""
+    with session_scope(engine) as db:
+        record(db, actor="ag\x00ent", action="session.login", target="t\x00", outcome="refused", detail={"n": "\x00"})
+    with session_scope(engine) as db:
+        report = verify_chain(db)
+        row = db.exec(select(AuditEvent)).one()
+    assert report.intact, report.problem
+    assert (row.actor, row.target, json.loads(row.detail)) == ("ag\\x00ent", "t\\x00", {"n": "\x00"})
+
+
 def test_the_chain_verifies_whatever_the_time_zone_of_the_clock_and_of_the_database_session(
     engine: Engine, db_url: str
 ) -> None:

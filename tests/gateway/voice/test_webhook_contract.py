@@ -77,6 +77,17 @@ def test_well_signed_event_is_accepted_and_moves_the_leg(contract: Contract, eng
         assert leg is not None and leg.state is LegState.CONNECTED
 
 
+def test_an_event_with_a_nul_is_refused_by_its_field_and_the_platforms_next_event_is_applied(
+    contract: Contract, engine: Engine
+) -> None:
+    """PostgreSQL cannot look up or store an ``event_id`` with a NUL: the event answered 500 there; now it is refused
+    at the door (`gateway.web.unstorable_text`) and the platform's next event goes through."""
+    refused = contract.post({"event_id": "e-\x00", "type": "leg.connected", "dial_id": contract.dial_id})
+    assert refused.status_code == 422 and refused.json()["field"] == "event_id"
+    answer = contract.post({"event_id": "e-1", "type": "leg.connected", "dial_id": contract.dial_id})
+    assert answer.status_code == 200 and answer.json() == {"accepted": True, "applied": True}
+
+
 def test_replayed_event_is_refused(contract: Contract) -> None:
     event = {"event_id": "e-2", "type": "leg.ringing", "dial_id": contract.dial_id}
     assert contract.post(event).status_code == 200

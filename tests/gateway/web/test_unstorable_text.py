@@ -1,0 +1,163 @@
+"""Text PostgreSQL cannot store is a client's error, the same on both databases: a NUL character is refused at the
+door with the field it was in (`gateway.web.unstorable_text`), a value longer than its column by the form that
+takes it, with what was typed kept (`gateway.db.fits_column`). On PostgreSQL each of these requests answered 500 and
+lost its audit row or what was typed; SQLite stored them.
+"""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from gateway.audit.models import AuditEvent
+from gateway.db import session_scope
+from gateway.enrollment.models import Application
+from gateway.policies.models import PolicyVersion
+from tests.gateway.enrollment.conftest import (
+    PASSWORDS,
+    Portal,
+    csrf_of,
+    policy_text,
+    post_form,
+    running_portal,
+    sign_in,
+    signed_in,
+)
+from tests.support.portal import page_error
+
+HTML = {"accept": "text/html"}
+
+
+@pytest.fixture
+def portal(tmp_path: Path, db_url: str, engine: Engine) -> Iterator[Portal]:
+    """Enrollment's portal: every role signs in with a password, applicants apply and run the environment check."""
+    with running_portal(tmp_path, db_url, engine) as running:
+        yield running
+
+
+def _refusals(portal: Portal) -> list[dict[str, object]]:
+    with session_scope(portal.engine) as db:
+        rows = db.exec(
+            select(AuditEvent).where(AuditEvent.action == "http.unstorable_text").order_by(col(AuditEvent.seq))
+        ).all()
+        return [{"target": row.target, **json.loads(row.detail)} for row in rows]
+
+
+def test_a_sign_in_name_with_a_nul_is_refused_audited_and_the_right_one_then_signs_in(portal: Portal) -> None:
+    with portal.client() as client:
+        page = client.get("/login")
+        form = {"username": "applicant1\x00", "password": PASSWORDS["applicant1"], "csrf": csrf_of(page)}
+        refused = client.post("/login", data=form, headers={**HTML, "accept-language": "zh-CN"})
+        assert refused.status_code == 422
+        assert page_error(refused) == "字段“username”含有无法保存的空字符（NUL，U+0000）。请删除后重新提交。"
+        assert sign_in(client, "applicant1").status_code == 303
+    [row] = _refusals(portal)
+    assert row == {"target": "POST /login", "field": "username", "value": "applicant1\x00", "requests": 1}
+
+
+def test_a_password_with_a_nul_is_refused_without_keeping_it(portal: Portal) -> None:
+    with portal.client() as client:
+        page = client.get("/login")
+        form = {"username": "applicant1", "password": "pass\x00word", "csrf": csrf_of(page)}
+        refused = client.post("/login", data=form, headers=HTML)
+        assert refused.status_code == 422 and "“password”" in page_error(refused)
+    assert [(row["field"], row["value"]) for row in _refusals(portal)] == [("password", "")]
+
+
+def test_hr_starting_an_application_for_a_login_with_a_nul_is_refused_and_the_right_one_starts(portal: Portal) -> None:
+    with signed_in(portal, "hr1") as client:
+        refused = post_form(client, "/hr", "/hr/enrollment/start", {"login": "applicant2\x00", "callback_number": ""})
+        assert refused.status_code == 422
+        assert page_error(refused) == (
+            "The field “login” holds a NUL character (U+0000), which cannot be stored. Remove it and try again."
+        )
+        started = post_form(client, "/hr", "/hr/enrollment/start", {"login": "applicant2", "callback_number": ""})
+        assert started.status_code == 303, page_error(started)
+    with session_scope(portal.engine) as db:
+        assert [a.login for a in db.exec(select(Application)).all()] == ["applicant2"]
+
+
+def test_a_nul_in_a_multipart_forms_text_is_refused_and_one_in_its_file_is_not(portal: Portal) -> None:
+    """The file part is bytes the gateway keeps as they are (a scan, a DER certificate): its NULs are no refusal."""
+    with signed_in(portal, "applicant1") as client:
+        assert post_form(client, "/enrollment", "/enrollment/apply", {"callback_number": ""}).status_code == 303
+    with session_scope(portal.engine) as db:
+        page = f"/hr/enrollment/{db.exec(select(Application.id)).one()}"
+    scan = {"evidence": ("scan.pdf", b"%PDF-1.4\n" + bytes(64), "application/pdf")}
+    with signed_in(portal, "hr1") as client:
+        refused = post_form(client, page, f"{page}/evidence", {"stage": "application\x00"}, files=scan)
+        assert refused.status_code == 422 and "“stage”" in page_error(refused)
+        kept = post_form(client, page, f"{page}/evidence", {"stage": "application"}, files=scan)
+        assert kept.status_code == 303, page_error(kept)
+
+
+def _script_headers(client: httpx.Client) -> dict[str, str]:
+    return {"x-csrf-token": csrf_of(client.get("/enrollment"))}
+
+
+def test_the_environment_check_api_refuses_a_nul_in_a_query_or_a_json_string_as_json(portal: Portal) -> None:
+    with signed_in(portal, "applicant1") as client:
+        assert post_form(client, "/enrollment", "/enrollment/apply", {"callback_number": ""}).status_code == 303
+        run = client.post("/enrollment/envcheck/runs", headers=_script_headers(client)).json()["run"]
+        refused = client.get("/enrollment/envcheck/ping", params={"run": f"{run}\x00"})
+        assert refused.status_code == 422
+        assert refused.json() == {
+            "error": "unstorable_text",
+            "field": "run",
+            "message": "the field “run” holds a NUL character (U+0000), which cannot be stored; "
+            "remove it and try again",
+        }
+        assert client.get("/enrollment/envcheck/ping", params={"run": run}).status_code == 200
+        report = {"checklist": {"pc_class": "meets\x00"}, "device": {"user_agent": "test"}}
+        result = f"/enrollment/envcheck/runs/{run}/result"
+        refused = client.post(result, json=report, headers=_script_headers(client))
+        assert refused.status_code == 422 and refused.json()["field"] == "checklist.pc_class"
+        report["checklist"]["pc_class"] = "meets"
+        assert client.post(result, json=report, headers=_script_headers(client)).status_code == 200
+
+
+def test_a_standby_email_longer_than_its_column_is_refused_on_the_page_as_typed(portal: Portal) -> None:
+    long_email = "a" * 250 + "@example.com"
+    with signed_in(portal, "sup1") as client:
+        fields = {"login": "applicant1", "email": long_email, "phone": ""}
+        refused = post_form(client, "/supervision/surge", "/supervision/standby", fields)
+        assert refused.status_code == 422
+        assert page_error(refused) == "“email” is longer than the 255 characters it can hold. Shorten it and try again."
+        assert f'value="{long_email}"' in refused.text
+        fields["email"] = "applicant1@example.com"
+        assert post_form(client, "/supervision/surge", "/supervision/standby", fields).status_code == 303
+
+
+def test_a_bulletin_audience_longer_than_its_column_is_refused_on_the_page_as_typed(portal: Portal) -> None:
+    with signed_in(portal, "sup1") as client:
+        fields = {"kind": "bulletin", "title": "Rota", "body": "New rota.", "priority": "normal", "audience": "x" * 256}
+        refused = post_form(client, "/supervision/bulletins", "/supervision/bulletins", fields)
+        assert refused.status_code == 422 and "“audience”" in page_error(refused)
+        assert 'value="' + "x" * 256 + '"' in refused.text
+        fields["audience"] = "SOHO-Agents"
+        assert post_form(client, "/supervision/bulletins", "/supervision/bulletins", fields).status_code == 303
+
+
+def test_a_policy_comment_longer_than_its_column_is_refused_with_the_document_kept_and_audited(
+    portal: Portal,
+) -> None:
+    document = policy_text() + "# reviewed\n"
+    with signed_in(portal, "admin1") as client:
+        for confirmed in ("", "yes"):
+            fields = {"document": document, "comment": "c" * 513, "confirmed": confirmed}
+            refused = post_form(client, "/security-admin/policy", "/security-admin/policy/import", fields)
+            assert refused.status_code == 422
+            assert "“comment” is longer than the 512 characters it can hold" in refused.text
+            assert "# reviewed" in refused.text and 'value="' + "c" * 513 + '"' in refused.text
+        fields["comment"] = "c" * 512
+        assert post_form(client, "/security-admin/policy", "/security-admin/policy/import", fields).status_code == 303
+    with session_scope(portal.engine) as db:
+        refusals = db.exec(
+            select(AuditEvent).where(AuditEvent.action == "policy.import", AuditEvent.outcome == "refused")
+        ).all()
+        assert len(refusals) == 2
+        assert db.exec(select(PolicyVersion.comment).order_by(col(PolicyVersion.version).desc())).first() == "c" * 512
