@@ -133,8 +133,12 @@ class Nftables:
     ~0.5 ms): ``ip netns exec`` and ``nft`` started, and the exiting nft's netlink socket, whose close waits for the
     kernel to free what the transaction deleted (an RCU grace period, 7-19 ms here). So the library's context, and the
     socket it opens, are made once and kept until ``close``. They live on a thread of their own that entered the
-    namespace first (a thread's network namespace is its own; the socket stays in the one it was opened in), and that
-    thread also bounds each script by ``timeout`` seconds: a script still running then raises FirewallError, as the
+    namespace first (a thread's network namespace is its own; the socket stays in the one it was opened in). Before
+    each script that thread checks it is still in the namespace the name stands for: one deleted and made again under
+    the same name (``ip netns del``, ``add``) is a new namespace, and the kept context would load a dead one; it then
+    enters the new one and makes a new context, as ``ip netns exec`` followed the name for each run of the program.
+
+    Each script is bounded by ``timeout`` seconds: a script still running then raises FirewallError, as the
     program killed after that long did."""
 
     def __init__(self, netns: str | None = None, timeout: float = TIMEOUT_S) -> None:
@@ -169,6 +173,9 @@ class Nftables:
     def _run(self, script: str) -> str:
         library = _library()
         with _ONE_AT_A_TIME:
+            if self._context is not None and self.netns is not None and not _still_in(self.netns):
+                library.nft_ctx_free(self._context)
+                self._context = None
             if self._context is None:
                 self._context = self._new_context(library)
             failed = library.nft_run_cmd_from_buffer(self._context, script.encode())
@@ -224,6 +231,20 @@ def library_missing() -> str | None:
     except FirewallError as error:
         return str(error)
     return None
+
+
+def namespace_inode(netns: str) -> int:
+    """The inode of the network namespace named ``netns`` now: a namespace made again under the same name has
+    another. OSError when there is none by that name."""
+    return os.stat(os.path.join(NETNS_DIR, netns)).st_ino
+
+
+def _still_in(netns: str) -> bool:
+    """Whether the calling thread is in the namespace named ``netns`` now."""
+    try:
+        return os.stat("/proc/thread-self/ns/net").st_ino == namespace_inode(netns)
+    except OSError as error:
+        raise FirewallError(f"could not run nft in network namespace {netns!r}: {error}") from error
 
 
 def _enter(netns: str) -> None:

@@ -1,5 +1,7 @@
 """The nftables scope: rendering, validation, and atomic replacement of our table only (real nft in a netns)."""
 
+import subprocess
+
 import pytest
 
 from gateway.vpn import nft
@@ -93,6 +95,20 @@ def test_a_kept_context_works_in_its_own_namespace_and_answers_each_script_alone
         assert "10.77.0.2 . 172.30.0.10 . tcp . 443" in nftables.run(f"list table {nft.TABLE}")
     assert lab.run(ns, "nft", "list", "tables").stdout == "table inet sohogw\n"
     assert lab.run(elsewhere, "nft", "list", "tables").stdout == ""
+
+
+def test_a_kept_context_follows_a_namespace_made_again_under_its_name(lab: NetnsLab) -> None:
+    """``ip netns del NS; ip netns add NS`` makes a new namespace: the next load goes there, not to the dead one the
+    context's thread was in."""
+    ns = lab.add("nft")
+    with nft.Nftables(ns) as nftables:
+        nftables.load(scope(**{"10_77_0_2": [Destination("172.30.0.10", "tcp", 443)]}))
+        subprocess.run(["ip", "netns", "del", ns], check=True)
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+        assert lab.run(ns, "nft", "list", "tables").stdout == ""
+        nftables.load(scope(**{"10_77_0_3": [Destination("172.30.0.11", "tcp", 443)]}))
+        assert nftables.run("list tables") == "table inet sohogw\n"
+    assert "10.77.0.3 . 172.30.0.11 . tcp . 443" in lab.run(ns, "nft", "list", "table", "inet", "sohogw").stdout
 
 
 def test_ten_thousand_seats_load_as_one_transaction(lab: NetnsLab) -> None:
