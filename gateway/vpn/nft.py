@@ -133,15 +133,23 @@ class Nftables:
     ~0.5 ms): ``ip netns exec`` and ``nft`` started, and the exiting nft's netlink socket, whose close waits for the
     kernel to free what the transaction deleted (an RCU grace period, 7-19 ms here). So the library's context, and the
     socket it opens, are made once and kept until ``close``. They live on a thread of their own that entered the
-    namespace first (a thread's network namespace is its own; the socket stays in the one it was opened in), and that
-    thread also bounds each script by ``timeout`` seconds: a script still running then raises FirewallError, as the
-    program killed after that long did."""
+    namespace first (a thread's network namespace is its own; the socket stays in the one it was opened in). Before
+    each script that thread checks it is still in the namespace the name stands for: one deleted and made again under
+    the same name (``ip netns del``, ``add``) is a new namespace, and the kept context would load a dead one; it then
+    enters the new one and makes a new context, as ``ip netns exec`` followed the name for each run of the program.
+
+    Each script is bounded by ``timeout`` seconds: a script still running then raises FirewallError, as the program
+    killed after that long did. A library call cannot be killed, so the context is then given up (``wedged``): its
+    later scripts fail at once rather than queue behind the one that did not return and all run late, and ``close``
+    does not wait for it; make a new ``Nftables`` to go on."""
 
     def __init__(self, netns: str | None = None, timeout: float = TIMEOUT_S) -> None:
         self.netns, self.timeout = netns, timeout
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nft")
         self._context: int | None = None
         """The library's ``struct nft_ctx *``, made and used on ``_thread`` alone."""
+        self.wedged = False
+        """A script did not return within ``timeout``: this context runs nothing more."""
 
     def __enter__(self) -> "Nftables":
         return self
@@ -155,26 +163,41 @@ class Nftables:
 
     def run(self, script: str) -> str:
         """Run one script (what ``nft -f`` reads); its output. FirewallError with nft's own words when it fails."""
+        if self.wedged:
+            raise FirewallError(f"could not run nft: an earlier script did not return within {self.timeout:g} s")
         running = self._thread.submit(self._run, script)
         try:
             return running.result(self.timeout)
         except FutureTimeout:
+            self.wedged = True  # set first: a script whose caller gave up is never started (``_run``)
+            self._thread.shutdown(wait=False, cancel_futures=True)
             raise FirewallError(f"could not run nft: no answer within {self.timeout:g} s") from None
 
     def close(self) -> None:
-        """Free the context (its socket's close may wait for the kernel, see above) and end the thread."""
-        self._thread.submit(self._free)
-        self._thread.shutdown(wait=True)
+        """Free the context (its socket's close may wait for the kernel, see above) and end the thread; a wedged
+        context is freed by its thread when its script returns, if ever, and not waited for."""
+        if not self.wedged:
+            try:
+                self._thread.submit(self._free).result(self.timeout)
+            except FutureTimeout:
+                self.wedged = True  # a script still running: ``_run`` frees the context when it returns
+        self._thread.shutdown(wait=False, cancel_futures=True)
 
     def _run(self, script: str) -> str:
         library = _library()
         with _ONE_AT_A_TIME:
+            if self.wedged:  # waited here behind another context's script until its caller gave up: too late
+                raise FirewallError(f"could not run nft: no answer within {self.timeout:g} s")
+            if self._context is not None and self.netns is not None and not _still_in(self.netns):
+                self._free_context(library)
             if self._context is None:
                 self._context = self._new_context(library)
             failed = library.nft_run_cmd_from_buffer(self._context, script.encode())
             # Both read after every script: reading a buffer empties it for the next one.
             output = (library.nft_ctx_get_output_buffer(self._context) or b"").decode()
             error = (library.nft_ctx_get_error_buffer(self._context) or b"").decode()
+            if self.wedged:  # nobody waits for this answer any more, and nobody will free the context
+                self._free_context(library)
         if failed:
             raise FirewallError(f"nft failed: {error.strip()[:2000]}")
         return output
@@ -190,9 +213,12 @@ class Nftables:
         return context
 
     def _free(self) -> None:
+        with _ONE_AT_A_TIME:
+            self._free_context(_library())
+
+    def _free_context(self, library: ctypes.CDLL) -> None:
         if self._context is not None:
-            with _ONE_AT_A_TIME:
-                _library().nft_ctx_free(self._context)
+            library.nft_ctx_free(self._context)
             self._context = None
 
 
@@ -224,6 +250,20 @@ def library_missing() -> str | None:
     except FirewallError as error:
         return str(error)
     return None
+
+
+def namespace_inode(netns: str) -> int:
+    """The inode of the network namespace named ``netns`` now: a namespace made again under the same name has
+    another. OSError when there is none by that name."""
+    return os.stat(os.path.join(NETNS_DIR, netns)).st_ino
+
+
+def _still_in(netns: str) -> bool:
+    """Whether the calling thread is in the namespace named ``netns`` now."""
+    try:
+        return os.stat("/proc/thread-self/ns/net").st_ino == namespace_inode(netns)
+    except OSError as error:
+        raise FirewallError(f"could not run nft in network namespace {netns!r}: {error}") from error
 
 
 def _enter(netns: str) -> None:

@@ -25,7 +25,7 @@ from gateway.vpn.nft_generation import (
     NFNL_SUBSYS_NFTABLES,
     NLM_F_REQUEST,
     NLMSG_ERROR,
-    netfilter_socket,
+    KeptSocket,
 )
 from gateway.vpn.scope import Destination, TunnelScope, disjoint_boxes, seat_address
 
@@ -137,11 +137,12 @@ def elements_by_set(scope: TunnelScope) -> dict[str, list[bytes]]:
 
 class SetElements:
     """Adds and deletes seats' elements in one namespace's ``inet sohogw`` table; the socket is opened inside the
-    namespace once and kept. One change at a time (the reconciler applies one pass at a time)."""
+    namespace once and kept (while the name stands for that namespace: ``KeptSocket``). One change at a time (the
+    reconciler applies one pass at a time)."""
 
     def __init__(self, netns: str | None = None) -> None:
         self.netns = netns
-        self._socket: socket.socket | None = None
+        self._socket = KeptSocket(netns)
         self._sequence = count(1)
 
     def change(self, removed: TunnelScope, added: TunnelScope) -> None:
@@ -157,7 +158,7 @@ class SetElements:
         begin, end = self._batch_edge(NFNL_MSG_BATCH_BEGIN), self._batch_edge(NFNL_MSG_BATCH_END)
         batch = b"".join([begin, *(message for _, _, message in messages), end])
         try:
-            sock = self._socket or self._open()
+            sock = self._socket.get() or self._open()
             sock.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, len(batch) + 4096)
             sock.send(batch)  # the kernel runs the whole batch before send returns; its answers are then queued
             errors = self._answers(sock, {sequence: (verb, set_name) for sequence, (verb, set_name), _ in messages})
@@ -169,9 +170,7 @@ class SetElements:
             raise FirewallError(f"nftables refused the scope's elements: {'; '.join(errors)}")
 
     def close(self) -> None:
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+        self._socket.close()
 
     def _messages(
         self, kind: int, flags: int, by_set: dict[str, list[bytes]]
@@ -221,10 +220,9 @@ class SetElements:
         return errors
 
     def _open(self) -> socket.socket:
-        sock = netfilter_socket(self.netns)
+        sock = self._socket.open()
         sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
         sock.setblocking(False)  # answers are queued before send returns; an empty queue means no more
-        self._socket = sock
         return sock
 
 

@@ -14,6 +14,8 @@ from itertools import count
 
 from pyroute2.netns import create_socket
 
+from gateway.vpn.nft import namespace_inode
+
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
 NFT_MSG_GETGEN = 16
@@ -31,17 +33,18 @@ class GenerationUnreadable(OSError):
 
 
 class RulesetGeneration:
-    """Reads one namespace's nftables generation; the netlink socket is opened inside it once and kept."""
+    """Reads one namespace's nftables generation; the netlink socket is opened inside it once and kept (while the
+    name stands for that namespace: ``KeptSocket``)."""
 
     def __init__(self, netns: str | None = None) -> None:
         self.netns = netns
-        self._socket: socket.socket | None = None
+        self._socket = KeptSocket(netns)
         self._sequence = count(1)
 
     def read(self) -> int:
         """The generation now (a 32-bit number that wraps)."""
         try:
-            sock = self._socket or self._open()
+            sock = self._socket.get() or self._open()
             sequence = next(self._sequence) & 0xFFFFFFFF
             kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN
             request = _NFGENMSG.pack(socket.AF_UNSPEC, 0, 0)
@@ -60,15 +63,44 @@ class RulesetGeneration:
         return _generation_of(reply)
 
     def close(self) -> None:
+        self._socket.close()
+
+    def _open(self) -> socket.socket:
+        sock = self._socket.open()
+        sock.settimeout(_TIMEOUT_S)
+        return sock
+
+
+class KeptSocket:
+    """A netfilter socket kept open in a named namespace, given up when the name comes to stand for another one.
+
+    A namespace deleted and made again under the same name (``ip netns del``, ``add``) is a new namespace; a socket
+    opened in the old one would go on reading and changing that dead namespace's tables, and nothing would tell."""
+
+    def __init__(self, netns: str | None) -> None:
+        self.netns = netns
+        self._socket: socket.socket | None = None
+        self._opened_in: int | None = None
+        """The namespace's inode, read before the socket was opened: one replaced in between is noticed by ``get``."""
+
+    def get(self) -> socket.socket | None:
+        """The kept socket; None when there is none, or when it was in a namespace the name no longer stands for
+        (then closed). OSError when there is no namespace by that name."""
+        if self._socket is not None and self.netns is not None and namespace_inode(self.netns) != self._opened_in:
+            self.close()
+        return self._socket
+
+    def open(self) -> socket.socket:
+        """A new socket in the namespace the name stands for now, kept."""
+        self.close()
+        self._opened_in = None if self.netns is None else namespace_inode(self.netns)
+        self._socket = netfilter_socket(self.netns)
+        return self._socket
+
+    def close(self) -> None:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
-
-    def _open(self) -> socket.socket:
-        sock = netfilter_socket(self.netns)
-        sock.settimeout(_TIMEOUT_S)
-        self._socket = sock
-        return sock
 
 
 def netfilter_socket(netns: str | None) -> socket.socket:

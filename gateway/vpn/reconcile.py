@@ -220,7 +220,7 @@ class InstalledTunnel:
         self.elements = SetElements(settings.netns)
         self.nftables = nft.Nftables(settings.netns)
         """Loads the table whole; its context is kept (a load of the empty table ~0.5 ms, where a run of the nft
-        program took 20-25 ms)."""
+        program took 20-25 ms) until a script of it does not return in time (``_nftables``)."""
         self.scope_generation: int | None = None
         self._specs: tuple[Mapping[str, DesiredPeer], Mapping[str, PeerSpec]] | None = None
         self._emptied_at: int | None = None
@@ -285,7 +285,7 @@ class InstalledTunnel:
         self.peers = None  # the pass must load (or, as loaded here, keep) the whole table: see apply_all
         interface = self.settings.interface
         try:
-            self._write_scope(lambda: self.nftables.load(TunnelScope(interface, {})), whole=True)
+            self._write_scope(lambda: self._nftables().load(TunnelScope(interface, {})), whole=True)
         except (nft.FirewallError, OSError):
             log.warning("could not load the empty scope ahead of the pass; the pass loads it", exc_info=True)
             return
@@ -301,6 +301,15 @@ class InstalledTunnel:
         self.ruleset.close()
         self.elements.close()
         self.nftables.close()
+
+    def _nftables(self) -> nft.Nftables:
+        """The kept context; a new one when a script of the old one did not return in time, as that one runs nothing
+        more (``Nftables``): the pass after the one that timed out loads again instead of failing at once for good
+        (while the stuck script still holds the library, the new context's script waits for it and times out too)."""
+        if self.nftables.wedged:
+            self.nftables.close()
+            self.nftables = nft.Nftables(self.settings.netns)
+        return self.nftables
 
     def _specs_of(self, peers: Mapping[str, DesiredPeer]) -> Mapping[str, PeerSpec]:
         """The peers' specs; the previous pass's when its peers are the same object (``desired_peers`` hands out the
@@ -326,7 +335,7 @@ class InstalledTunnel:
         kept = seats_of(peer for key, peer in peers.items() if key not in new)
         emptied_at, self._emptied_at = self._emptied_at, None
         if kept or emptied_at is None or emptied_at != self.scope_generation or self.ruleset.read() != emptied_at:
-            self._write_scope(lambda: self.nftables.load(TunnelScope(interface, kept)), whole=True)
+            self._write_scope(lambda: self._nftables().load(TunnelScope(interface, kept)), whole=True)
         if not new:
             self.backend.change(interface, PeerChanges(to_set=list(to_set)))
             return
@@ -371,7 +380,9 @@ class InstalledTunnel:
         interface, netns = self.settings.interface, self.settings.netns
         if len(removed) > max(ELEMENT_CHANGE_SEATS, len(peers) // 25):
             log.info("%d seats change: loading the scope whole rather than deleting their elements", len(removed))
-            self._write_scope(lambda: self.nftables.load(TunnelScope(interface, seats_of(peers.values()))), whole=True)
+            self._write_scope(
+                lambda: self._nftables().load(TunnelScope(interface, seats_of(peers.values()))), whole=True
+            )
         else:
             try:
                 self._write_scope(
@@ -386,7 +397,7 @@ class InstalledTunnel:
                     error,
                 )
                 self._write_scope(
-                    lambda: self.nftables.load(TunnelScope(interface, seats_of(peers.values()))), whole=True
+                    lambda: self._nftables().load(TunnelScope(interface, seats_of(peers.values()))), whole=True
                 )
         rescoped = {seat: added[seat] for seat in removed.keys() & added.keys() if removed[seat] != added[seat]}
         _cut_connections_out_of_scope(rescoped, netns)

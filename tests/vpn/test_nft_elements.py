@@ -2,6 +2,7 @@
 in a netns)."""
 
 import re
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -93,3 +94,22 @@ def test_ten_thousand_seats_go_in_one_transaction(table: tuple[str, SetElements]
     generation.close()
     listed = lab.run(ns, "nft", "list", "set", "inet", "sohogw", "allow4").stdout
     assert listed.count(". tcp . 443") == 10_000
+
+
+def test_kept_sockets_follow_a_namespace_made_again_under_its_name(table: tuple[str, SetElements]) -> None:
+    """``ip netns del NS; ip netns add NS`` makes a new namespace: the next change and generation read go there, not
+    to the dead one the sockets were opened in."""
+    ns, elements = table
+    generation = RulesetGeneration(ns)
+    for seat in ("10.77.0.2", "10.77.0.3", "10.77.0.4"):  # the dead namespace's generation runs ahead of the new one's
+        elements.change(scope({}), scope({seat: EVERY_KIND[:1]}))
+    generation.read()
+    subprocess.run(["ip", "netns", "del", ns], check=True)
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    nft.apply(scope({}), ns)
+    elements.change(scope({}), scope({"10.77.0.9": EVERY_KIND[:1]}))
+    assert sets(nft.listing(ns))["seats4"] == {"10.77.0.9"}
+    fresh = RulesetGeneration(ns)
+    assert generation.read() == fresh.read()
+    generation.close()
+    fresh.close()

@@ -1,5 +1,9 @@
 """The nftables scope: rendering, validation, and atomic replacement of our table only (real nft in a netns)."""
 
+import subprocess
+import threading
+import time
+
 import pytest
 
 from gateway.vpn import nft
@@ -93,6 +97,99 @@ def test_a_kept_context_works_in_its_own_namespace_and_answers_each_script_alone
         assert "10.77.0.2 . 172.30.0.10 . tcp . 443" in nftables.run(f"list table {nft.TABLE}")
     assert lab.run(ns, "nft", "list", "tables").stdout == "table inet sohogw\n"
     assert lab.run(elsewhere, "nft", "list", "tables").stdout == ""
+
+
+def test_a_kept_context_follows_a_namespace_made_again_under_its_name(lab: NetnsLab) -> None:
+    """``ip netns del NS; ip netns add NS`` makes a new namespace: the next load goes there, not to the dead one the
+    context's thread was in."""
+    ns = lab.add("nft")
+    with nft.Nftables(ns) as nftables:
+        nftables.load(scope(**{"10_77_0_2": [Destination("172.30.0.10", "tcp", 443)]}))
+        subprocess.run(["ip", "netns", "del", ns], check=True)
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+        assert lab.run(ns, "nft", "list", "tables").stdout == ""
+        nftables.load(scope(**{"10_77_0_3": [Destination("172.30.0.11", "tcp", 443)]}))
+        assert nftables.run("list tables") == "table inet sohogw\n"
+    assert "10.77.0.3 . 172.30.0.11 . tcp . 443" in lab.run(ns, "nft", "list", "table", "inet", "sohogw").stdout
+
+
+def test_a_script_past_its_time_gives_the_context_up_without_running_the_scripts_after_it(lab: NetnsLab) -> None:
+    """A real 40,000-seat load with a timeout it cannot meet: the scripts after it fail at once instead of running
+    late, and close does not wait for the load."""
+    ns = lab.add("nft")
+    allowed = [Destination("172.30.0.0/24", "tcp", 443)]
+    big = TunnelScope("wgtest0", {f"10.77.{n // 250}.{n % 250 + 2}": allowed for n in range(40_000)})
+    nftables = nft.Nftables(ns, timeout=0.001)
+    with pytest.raises(nft.FirewallError, match=r"no answer within 0\.001 s"):
+        nftables.load(big)
+    assert nftables.wedged
+    started = time.monotonic()
+    with pytest.raises(nft.FirewallError, match="an earlier script did not return"):
+        nftables.run(f"table {nft.TABLE}\ndelete table {nft.TABLE}\n")
+    nftables.close()
+    assert time.monotonic() - started < 0.1  # the load itself takes ~0.4 s here
+    nftables._thread.shutdown(wait=True)  # the load ran to its end; the delete after it never ran
+    count = lab.run(ns, "nft", "list", "set", "inet", "sohogw", "allow4").stdout.count(". tcp . 443")
+    assert count == 40_000
+
+
+class StuckLibrary:
+    """A stand-in for libnftables whose first script does not return until ``release`` is set (as a netlink call the
+    kernel does not answer); it counts the scripts run and the contexts left unfreed."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.scripts: list[bytes] = []
+        self.contexts = 0
+
+    def nft_ctx_new(self, flags: int) -> int:
+        self.contexts += 1
+        return self.contexts
+
+    def nft_ctx_free(self, context: int) -> None:
+        self.contexts -= 1
+
+    def nft_ctx_buffer_output(self, context: int) -> None:
+        pass
+
+    nft_ctx_buffer_error = nft_ctx_buffer_output
+
+    def nft_run_cmd_from_buffer(self, context: int, script: bytes) -> int:
+        self.scripts.append(script)
+        if len(self.scripts) == 1:
+            self.release.wait(10)
+        return 0
+
+    def nft_ctx_get_output_buffer(self, context: int) -> bytes:
+        return b""
+
+    nft_ctx_get_error_buffer = nft_ctx_get_output_buffer
+
+
+def test_a_script_that_never_returns_holds_up_no_later_script(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither this context's later scripts nor another context's (waiting for the library's lock) queue up to run
+    late when the stuck one returns; close waits for none of them, and the contexts are freed in the end."""
+    library = StuckLibrary()
+    monkeypatch.setattr(nft, "_library", lambda: library)
+    stuck, other = nft.Nftables(timeout=0.2), nft.Nftables(timeout=0.2)
+    with pytest.raises(nft.FirewallError, match=r"no answer within 0\.2 s"):
+        stuck.run("first")
+    started = time.monotonic()
+    for _ in range(3):
+        with pytest.raises(nft.FirewallError, match="an earlier script did not return"):
+            stuck.run("stale")
+    stuck.close()
+    assert time.monotonic() - started < 0.1
+    with pytest.raises(nft.FirewallError, match=r"no answer within 0\.2 s"):
+        other.run("behind the lock")
+    other.close()
+    library.release.set()
+    for nftables in (stuck, other):
+        nftables._thread.shutdown(wait=True)
+    assert library.scripts == [b"first"] and library.contexts == 0
+    fresh = nft.Nftables(timeout=0.2)
+    assert fresh.run("after") == ""
+    fresh.close()
 
 
 def test_ten_thousand_seats_load_as_one_transaction(lab: NetnsLab) -> None:

@@ -391,6 +391,24 @@ def test_a_safety_net_pass_undoes_what_was_changed_by_hand_and_leaves_the_rest_a
     assert gateway.scope() == loaded
 
 
+def test_the_pass_after_a_table_load_that_timed_out_loads_it_with_a_new_context(gateway: Gateway) -> None:
+    """A script past its time gives its libnftables context up (it runs nothing more); the next pass makes a new one
+    rather than failing at once for ever."""
+    signed_in = [_sign_in(gateway.engine, nudge=False) for _ in range(3)]
+    gateway.controller.start()
+    loaded = gateway.scope()
+    tunnel = gateway.controller.tunnel
+    assert tunnel is not None and len(signed_in) == 3
+    timed_out = tunnel.nftables
+    timed_out.timeout = 0  # no script answers in no time
+    nft.remove(gateway.ns)
+    with pytest.raises(nft.FirewallError, match="no answer within 0 s"):
+        gateway.controller.run_once()
+    assert timed_out.wedged
+    assert gateway.controller.run_once().scope_loaded and gateway.scope() == loaded
+    assert tunnel.nftables is not timed_out and not tunnel.nftables.wedged
+
+
 @pytest.mark.parametrize("hand_edit", [False, True], ids=["untouched", "nftables changed meanwhile"])
 def test_a_pass_onto_an_empty_interface_loads_its_table_while_the_database_is_read_and_again_only_if_it_changed(
     gateway: Gateway, hand_edit: bool
