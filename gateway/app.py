@@ -278,7 +278,8 @@ def create_app(
     app.include_router(metrics_router())
     app.middleware("http")(record_request_latency)
     app.middleware("http")(audit_unproven_forwarding)
-    app.add_middleware(UnstorableTextMiddleware)  # inside the body limit: it reads no more than the limit allows
+    # Inside the body limit: it reads no more than the limit allows, and holds a body for JSON up to the default one.
+    app.add_middleware(UnstorableTextMiddleware, json_limit=settings.portal.max_body_bytes)
     app.add_middleware(BodyLimitMiddleware, limits=_body_limits(settings))
     mount_novnc(app)
     # The sign-in page fetches the seat viewer while the person types: the seat page may be the sign-in's answer

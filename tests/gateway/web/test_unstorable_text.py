@@ -5,6 +5,8 @@ lost its audit row or what was typed; SQLite stored them.
 """
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,6 +120,63 @@ def test_the_environment_check_api_refuses_a_nul_in_a_query_or_a_json_string_as_
         assert refused.status_code == 422 and refused.json()["field"] == "checklist.pc_class"
         report["checklist"]["pc_class"] = "meets"
         assert client.post(result, json=report, headers=_script_headers(client)).status_code == 200
+
+
+def test_a_request_with_two_content_types_is_refused_before_the_sign_in_reads_its_form(portal: Portal) -> None:
+    """Starlette reads the first Content-Type, a check reading the last saw ``text/plain`` and let the form's NUL
+    through to the sign-in (500 on PostgreSQL): with two, which one the body is cannot be known, so neither is used."""
+    with portal.client() as client:
+        body = f"username=applicant1%00&password=x&csrf={csrf_of(client.get('/login'))}"
+        two = [("content-type", "application/x-www-form-urlencoded"), ("content-type", "text/plain"), *HTML.items()]
+        refused = client.post("/login", content=body, headers=two)
+        assert refused.status_code == 400
+        assert page_error(refused) == "The request has more than one Content-Type header. Send it with one."
+        assert sign_in(client, "applicant1").status_code == 303
+    with session_scope(portal.engine) as db:
+        [row] = db.exec(select(AuditEvent).where(AuditEvent.action == "http.two_content_types")).all()
+        assert json.loads(row.detail)["content_types"] == ["application/x-www-form-urlencoded", "text/plain"]
+
+
+@pytest.mark.parametrize("content_type", [b"application/json\xa0", b"application/octet-stream", b"text/plain"])
+def test_a_json_body_is_looked_through_whatever_type_it_declares(portal: Portal, content_type: bytes) -> None:
+    """FastAPI took ``application/json\\xa0`` for JSON, and the environment check's result is parsed as JSON whatever
+    its type: the NUL in it reached PostgreSQL (500)."""
+    with signed_in(portal, "applicant1") as client:
+        assert post_form(client, "/enrollment", "/enrollment/apply", {"callback_number": ""}).status_code == 303
+        run = client.post("/enrollment/envcheck/runs", headers=_script_headers(client)).json()["run"]
+        report = {"checklist": {"pc_class": "meets\x00"}, "device": {"user_agent": "test"}}
+        headers = [(b"x-csrf-token", csrf_of(client.get("/enrollment")).encode()), (b"content-type", content_type)]
+        result = f"/enrollment/envcheck/runs/{run}/result"
+        refused = client.post(result, content=json.dumps(report).encode(), headers=headers)
+        assert refused.status_code == 422 and refused.json()["field"] == "checklist.pc_class"
+    assert [row["field"] for row in _refusals(portal)] == ["checklist.pc_class"]
+
+
+def test_a_large_body_is_not_held_for_a_check_and_stalls_no_other_request(portal: Portal) -> None:
+    """4 MiB of JSON-looking text to the environment check's upload (16 MiB allowed) was held and walked on the event
+    loop for 26 s, a path spelled for each of its items, while every other request waited: a body beyond the portal's
+    limit is not held (only file routes take one, and they parse no JSON), and a held one is parsed in the
+    threadpool."""
+    size = 4 * 1024 * 1024
+    key_length = size // 2
+    body = b'{"' + b"k" * key_length + b'":[' + b",".join([b'""'] * ((size - key_length) // 3)) + b"]}"
+    with signed_in(portal, "applicant1") as client:
+        assert post_form(client, "/enrollment", "/enrollment/apply", {"callback_number": ""}).status_code == 303
+        headers = {**_script_headers(client), "content-type": "text/plain"}
+        run = client.post("/enrollment/envcheck/runs", headers=headers).json()["run"]
+        uploaded: list[httpx.Response] = []
+        upload = threading.Thread(
+            target=lambda: uploaded.append(
+                client.post("/enrollment/envcheck/upload", params={"run": run}, content=body, headers=headers)
+            )
+        )
+        upload.start()
+        with portal.client() as other:
+            started = time.monotonic()
+            assert other.get("/login").status_code == 200
+            login_seconds = time.monotonic() - started
+        upload.join()
+    assert login_seconds < 3 and uploaded[0].status_code == 200, (login_seconds, uploaded)
 
 
 def test_a_standby_email_longer_than_its_column_is_refused_on_the_page_as_typed(portal: Portal) -> None:
