@@ -1,25 +1,28 @@
-"""Text the database cannot store, refused at the door: a NUL character (U+0000) in the address, a query parameter,
-a form field (URL-encoded, or a multipart form's text part) or a JSON string.
+"""Text the database cannot store, refused at the door: a NUL character (U+0000) or a lone surrogate (U+D800–DFFF)
+in the address, a query parameter, a form field (URL-encoded, or a multipart form's text part) or a JSON string.
 
 PostgreSQL's text types cannot hold a NUL: the statement that writes one fails (``psycopg.DataError``), and with it
 the request's transaction, so a NUL that reached a service answered 500 and lost what the request was to record —
 a sign-in name with a NUL lost the refusal's audit row and its count, a supervisor's form its refusal's row (SQLite
-stores the NUL, so the same request behaved differently on the two databases). No person types a NUL into a form;
-refusing it once here, for every route, keeps every service from having to. A multipart form's files are not text
-(a DER certificate holds NUL bytes) and pass as they are, as does a body that is neither a form nor JSON (an OCSP
-request, the environment check's upload); what is held and why: `_BodyCheck`. A request with two Content-Types is
+stores the NUL, so the same request behaved differently on the two databases). A lone surrogate is no character at
+all: it does not encode as UTF-8, so neither psycopg nor sqlite3 can send it (500 on both), and JSON's ``"\\ud800"``
+or a multipart part in ``charset=utf-7`` makes one. No person types either into a form; refusing them once here,
+for every route, keeps every service from having to. A multipart form's files are not text (a DER certificate holds
+NUL bytes) and pass as they are, as does a body that is neither a form nor JSON (an OCSP request, the environment
+check's upload); what is held and why: `_BodyCheck`. A request with two Content-Types is
 refused (400): Starlette reads the first, so a check reading either could look at a body the app does not read.
 
 An ASGI middleware inside the body limit (`body_limit.py`), on its pattern: the address and query are checked before
 the app runs; the body is checked as the app reads it (a multipart form part by part, without holding its files),
-and the read of its last part, when a NUL was found, stops the request whatever the app would have answered, with a
-422 that names the field (the translated error page for a browser, JSON for a script). The app reads a whole body
+and the read of its last part, when such text was found, stops the request whatever the app would have answered, with
+a 422 that names the field (the translated error page for a browser, JSON for a script). The app reads a whole body
 before it acts on any of it. Each refusal is audited, folded per peer (`gateway.audit.folding`): anyone can cause
 one; the key is the TCP peer, as for the body limit (the middleware runs before anything reads the proxy's headers).
 """
 
 import codecs
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
@@ -36,6 +39,8 @@ from gateway.web.forms import NOT_KEPT
 from gateway.web.pages import reason_message, render
 
 NUL = "\x00"
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+"""A NUL (PostgreSQL refuses it) or a surrogate (the only code points of a Python string UTF-8 cannot encode)."""
 SHOWN_VALUE = 100
 """Characters of a refused value kept in its audit row (secrets are not kept at all)."""
 
@@ -44,8 +49,12 @@ class _Unstorable(Exception):
     """Raised into the app by the read of the body's last part; the middleware answers 422."""
 
 
-def _pairs_with_nul(pairs: list[tuple[str, str]]) -> tuple[str, str] | None:
-    return next(((name, value) for name, value in pairs if NUL in name or NUL in value), None)
+def _unstorable(text: str) -> bool:
+    return _UNSTORABLE.search(text) is not None
+
+
+def _pairs_unstorable(pairs: list[tuple[str, str]]) -> tuple[str, str] | None:
+    return next(((name, value) for name, value in pairs if _unstorable(name) or _unstorable(value)), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +76,8 @@ def _spelled(where: _Where | None) -> str:
     return text or "(body)"
 
 
-def _json_string_with_nul(document: object) -> tuple[str, str] | None:
-    """The first string of a JSON document, keys included, holding a NUL, with where it sits (``items[0].note``).
+def _json_string_unstorable(document: object) -> tuple[str, str] | None:
+    """The first string of a JSON document (keys too) that cannot be stored, and where it sits (``items[0].note``).
 
     Walked with a stack of parent links, not recursion (a document nested deeper than Python recurses still parses)
     and not a path string per item: spelling every item's path cost the key's length for each item, and 4 MiB of
@@ -77,7 +86,7 @@ def _json_string_with_nul(document: object) -> tuple[str, str] | None:
     while stack:
         value, where = stack.pop()
         if isinstance(value, str):
-            if NUL in value:
+            if _unstorable(value):
                 return _spelled(where), value
         elif isinstance(value, list):
             stack.extend((item, _Where(where, index)) for index, item in reversed(list(enumerate(value))))
@@ -89,7 +98,7 @@ def _json_string_with_nul(document: object) -> tuple[str, str] | None:
 
 
 class _BodyCheck:
-    """Fed the body as the app reads it; ``found`` is the first (field, value) with a NUL once ``finish`` ran.
+    """Fed the body as the app reads it; ``found``: the first (field, value) that cannot be stored, once ``finish`` ran.
 
     A URL-encoded form (as Starlette tells one from the Content-Type) is held whole: a route that takes a form reads
     all of it, and the body limit outside this middleware bounds it. Any other body is held up to ``json_limit``, the
@@ -144,13 +153,13 @@ class _BodyCheck:
         if self._held is None or self.found is not None:
             return
         if self._urlencoded:
-            self.found = _pairs_with_nul(parse_qsl(self._held.decode("latin-1"), keep_blank_values=True))
+            self.found = _pairs_unstorable(parse_qsl(self._held.decode("latin-1"), keep_blank_values=True))
         if self.found is None and len(self._held) <= self._json_limit:
             try:
                 document = json.loads(self._held)
             except (ValueError, RecursionError):
                 return  # not JSON (or nested deeper than the app can parse it either): no JSON strings to store
-            self.found = _json_string_with_nul(document)
+            self.found = _json_string_unstorable(document)
 
     def _part_begins(self) -> None:
         self._part_name, self._part_is_file, self._part, self._disposition = "", False, bytearray(), b""
@@ -177,7 +186,7 @@ class _BodyCheck:
 
     def _part_ends(self) -> None:
         if self.found is None and not self._part_is_file:
-            self.found = _pairs_with_nul([(self._part_name, _decoded(bytes(self._part), self._charset))])
+            self.found = _pairs_unstorable([(self._part_name, _decoded(bytes(self._part), self._charset))])
 
 
 def _codec(charset: bytes) -> str:
@@ -196,7 +205,13 @@ def _decoded(data: bytes, charset: str) -> str:
 
 
 def _visible(text: str) -> str:
-    return text.replace(NUL, "\\x00")
+    """The text as it can be stored and read: a NUL as ``\\x00``, a surrogate as ``\\ud800``."""
+    return _storable(text).replace(NUL, "\\x00")
+
+
+def _storable(text: str) -> str:
+    """A surrogate as ``\\ud800``: a refused value with one, kept as it was, broke its refusal's own audit row."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class UnstorableTextMiddleware:
@@ -207,10 +222,10 @@ class UnstorableTextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if NUL in scope["path"]:
+        if _unstorable(scope["path"]):
             await self._refuse(scope, send, ("(address)", scope["path"]))
             return
-        query = _pairs_with_nul(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        query = _pairs_unstorable(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
         if query is not None:
             await self._refuse(scope, send, query)
             return
@@ -253,8 +268,11 @@ class UnstorableTextMiddleware:
 
     async def _refuse(self, scope: Scope, send: Send, found: tuple[str, str]) -> None:
         field, value = _visible(found[0])[:64], found[1]
-        detail = {"field": field, "value": "" if found[0] in NOT_KEPT else value[:SHOWN_VALUE]}
-        message = f"the field “{field}” holds a NUL character (U+0000), which cannot be stored; remove it and try again"
+        detail = {"field": field, "value": "" if found[0] in NOT_KEPT else _storable(value[:SHOWN_VALUE])}
+        message = (
+            f"the field “{field}” holds a character that cannot be stored (a NUL, U+0000, or a lone surrogate, "
+            "U+D800–DFFF); remove it and try again"
+        )
         await _answer(scope, send, 422, "unstorable_text", message, detail, field=field)
 
     async def _refuse_two_types(self, scope: Scope, send: Send, content_types: list[str]) -> None:

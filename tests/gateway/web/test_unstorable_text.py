@@ -55,7 +55,9 @@ def test_a_sign_in_name_with_a_nul_is_refused_audited_and_the_right_one_then_sig
         form = {"username": "applicant1\x00", "password": PASSWORDS["applicant1"], "csrf": csrf_of(page)}
         refused = client.post("/login", data=form, headers={**HTML, "accept-language": "zh-CN"})
         assert refused.status_code == 422
-        assert page_error(refused) == "字段“username”含有无法保存的空字符（NUL，U+0000）。请删除后重新提交。"
+        assert page_error(refused) == (
+            "字段“username”含有无法保存的字符（空字符 NUL，U+0000，或孤立的代理码位 U+D800–DFFF）。请删除后重新提交。"
+        )
         assert sign_in(client, "applicant1").status_code == 303
     [row] = _refusals(portal)
     assert row == {"target": "POST /login", "field": "username", "value": "applicant1\x00", "requests": 1}
@@ -75,7 +77,8 @@ def test_hr_starting_an_application_for_a_login_with_a_nul_is_refused_and_the_ri
         refused = post_form(client, "/hr", "/hr/enrollment/start", {"login": "applicant2\x00", "callback_number": ""})
         assert refused.status_code == 422
         assert page_error(refused) == (
-            "The field “login” holds a NUL character (U+0000), which cannot be stored. Remove it and try again."
+            "The field “login” holds a character that cannot be stored (a NUL, U+0000, or a lone surrogate, "
+            "U+D800–DFFF). Remove it and try again."
         )
         started = post_form(client, "/hr", "/hr/enrollment/start", {"login": "applicant2", "callback_number": ""})
         assert started.status_code == 303, page_error(started)
@@ -110,8 +113,8 @@ def test_the_environment_check_api_refuses_a_nul_in_a_query_or_a_json_string_as_
         assert refused.json() == {
             "error": "unstorable_text",
             "field": "run",
-            "message": "the field “run” holds a NUL character (U+0000), which cannot be stored; "
-            "remove it and try again",
+            "message": "the field “run” holds a character that cannot be stored (a NUL, U+0000, or a lone "
+            "surrogate, U+D800–DFFF); remove it and try again",
         }
         assert client.get("/enrollment/envcheck/ping", params={"run": run}).status_code == 200
         report = {"checklist": {"pc_class": "meets\x00"}, "device": {"user_agent": "test"}}
@@ -120,6 +123,40 @@ def test_the_environment_check_api_refuses_a_nul_in_a_query_or_a_json_string_as_
         assert refused.status_code == 422 and refused.json()["field"] == "checklist.pc_class"
         report["checklist"]["pc_class"] = "meets"
         assert client.post(result, json=report, headers=_script_headers(client)).status_code == 200
+
+
+@pytest.mark.parametrize("user_agent", ["\ud800", "\x00\ud800"])
+def test_a_lone_surrogate_in_a_json_string_is_refused_and_audited_visibly(portal: Portal, user_agent: str) -> None:
+    """A lone surrogate does not encode as UTF-8: neither psycopg nor sqlite3 could send it (500 on both), and the
+    refusal of one beside a NUL failed its own audit row. The row shows it as ``\\ud800``."""
+    with signed_in(portal, "applicant1") as client:
+        assert post_form(client, "/enrollment", "/enrollment/apply", {"callback_number": ""}).status_code == 303
+        run = client.post("/enrollment/envcheck/runs", headers=_script_headers(client)).json()["run"]
+        report = {"checklist": {"pc_class": "meets"}, "device": {"user_agent": user_agent}}
+        headers = {**_script_headers(client), "content-type": "application/json"}
+        sent = json.dumps(report).encode()  # escaped: httpx's own JSON cannot encode a surrogate
+        refused = client.post(f"/enrollment/envcheck/runs/{run}/result", content=sent, headers=headers)
+        assert refused.status_code == 422 and refused.json()["field"] == "device.user_agent"
+    [row] = _refusals(portal)
+    assert row["value"] == user_agent.replace("\ud800", "\\ud800")
+
+
+def test_a_multipart_text_part_decoded_to_a_lone_surrogate_is_refused(portal: Portal) -> None:
+    """A form in ``charset=utf-7`` (which Starlette decodes with) turns ``+2AA-`` into U+D800: HR's decision notes
+    holding one answered 500 on both databases."""
+    with signed_in(portal, "applicant1") as client:
+        assert post_form(client, "/enrollment", "/enrollment/apply", {"callback_number": ""}).status_code == 303
+    with session_scope(portal.engine) as db:
+        application = db.exec(select(Application)).one()
+        page, stage = f"/hr/enrollment/{application.id}", application.stage
+    with signed_in(portal, "hr1") as client:
+        fields = {"stage": stage, "outcome": "skipped", "notes": "ok +2AA-", "override_reason": "r"}
+        fields["csrf"] = csrf_of(client.get(page, headers=HTML))
+        body = "".join(f'--B\r\nContent-Disposition: form-data; name="{n}"\r\n\r\n{v}\r\n' for n, v in fields.items())
+        headers = {"content-type": "multipart/form-data; boundary=B; charset=utf-7", **HTML}
+        refused = client.post(f"{page}/decide", content=f"{body}--B--\r\n".encode(), headers=headers)
+        assert refused.status_code == 422 and "“notes”" in page_error(refused)
+    assert [(row["field"], row["value"]) for row in _refusals(portal)] == [("notes", "ok \\ud800")]
 
 
 def test_a_request_with_two_content_types_is_refused_before_the_sign_in_reads_its_form(portal: Portal) -> None:
