@@ -204,6 +204,13 @@ def _decoded(data: bytes, charset: str) -> str:
         return data.decode("latin-1")
 
 
+def _last_name(field: str) -> str:
+    """A JSON path's last key (``password`` of ``user.password`` or ``password[0]``): whose secret a value is.
+
+    A key holding a dot or brackets spells the same way, so more is blanked, never less."""
+    return re.sub(r"(\[\d+\])+$", "", field).rsplit(".", 1)[-1]
+
+
 def _visible(text: str) -> str:
     """The text as it can be stored and read: a NUL as ``\\x00``, a surrogate as ``\\ud800``."""
     return _storable(text).replace(NUL, "\\x00")
@@ -268,7 +275,7 @@ class UnstorableTextMiddleware:
 
     async def _refuse(self, scope: Scope, send: Send, found: tuple[str, str]) -> None:
         field, value = _visible(found[0])[:64], found[1]
-        detail = {"field": field, "value": "" if found[0] in NOT_KEPT else _storable(value[:SHOWN_VALUE])}
+        detail = {"field": field, "value": "" if _last_name(found[0]) in NOT_KEPT else _storable(value[:SHOWN_VALUE])}
         message = (
             f"the field “{field}” holds a character that cannot be stored (a NUL, U+0000, or a lone surrogate, "
             "U+D800–DFFF); remove it and try again"

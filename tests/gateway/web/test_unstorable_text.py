@@ -72,6 +72,20 @@ def test_a_password_with_a_nul_is_refused_without_keeping_it(portal: Portal) -> 
     assert [(row["field"], row["value"]) for row in _refusals(portal)] == [("password", "")]
 
 
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [({"x": {"password": "pass\x00word"}}, "x.password"), ({"items": [{"code": ["12\x00"]}]}, "items[0].code[0]")],
+)
+def test_a_secret_with_a_nul_deep_in_json_is_refused_without_keeping_it(
+    portal: Portal, document: dict[str, object], field: str
+) -> None:
+    """The secret's name is a JSON path's last key: the whole path (``x.password``) named no secret, and was kept."""
+    with signed_in(portal, "applicant1") as client:
+        refused = client.post("/enrollment/envcheck/runs/r/result", json=document, headers=_script_headers(client))
+        assert refused.status_code == 422
+    assert [(row["field"], row["value"]) for row in _refusals(portal)] == [(field, "")]
+
+
 def test_hr_starting_an_application_for_a_login_with_a_nul_is_refused_and_the_right_one_starts(portal: Portal) -> None:
     with signed_in(portal, "hr1") as client:
         refused = post_form(client, "/hr", "/hr/enrollment/start", {"login": "applicant2\x00", "callback_number": ""})
