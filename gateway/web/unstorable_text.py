@@ -16,14 +16,16 @@ An ASGI middleware inside the body limit (`body_limit.py`), on its pattern: the 
 the app runs; the body is checked as the app reads it (a multipart form part by part, without holding its files),
 and the read of its last part, when such text was found, stops the request whatever the app would have answered, with
 a 422 that names the field (the translated error page for a browser, JSON for a script). The app reads a whole body
-before it acts on any of it. Each refusal is audited, folded per peer (`gateway.audit.folding`): anyone can cause
-one; the key is the TCP peer, as for the body limit (the middleware runs before anything reads the proxy's headers).
+before it acts on any of it. Each refusal is audited, folded per client address (`gateway.audit.folding`): anyone can
+cause one. The address is the one the proven reverse proxy forwarded, else the TCP peer (``client_address``, handed
+down by the app): keyed on the peer, every refusal behind the proxy folded into one row, described by the latest, so
+one client's refusals hid another's field and target.
 """
 
 import codecs
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
@@ -31,7 +33,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.audit.folding import RefusalKey, write_folded
@@ -222,8 +224,8 @@ def _storable(text: str) -> str:
 
 
 class UnstorableTextMiddleware:
-    def __init__(self, app: ASGIApp, json_limit: int) -> None:
-        self.app, self.json_limit = app, json_limit
+    def __init__(self, app: ASGIApp, json_limit: int, client_address: Callable[[HTTPConnection], str]) -> None:
+        self.app, self.json_limit, self.client_address = app, json_limit, client_address
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -280,20 +282,28 @@ class UnstorableTextMiddleware:
             f"the field “{field}” holds a character that cannot be stored (a NUL, U+0000, or a lone surrogate, "
             "U+D800–DFFF); remove it and try again"
         )
-        await _answer(scope, send, 422, "unstorable_text", message, detail, field=field)
+        await _answer(scope, send, self.client_address, 422, "unstorable_text", message, detail, field=field)
 
     async def _refuse_two_types(self, scope: Scope, send: Send, content_types: list[str]) -> None:
         message = "the request has more than one Content-Type header; send one"
         detail = {"content_types": [_visible(kind)[:64] for kind in content_types[:4]]}
-        await _answer(scope, send, 400, "two_content_types", message, detail)
+        await _answer(scope, send, self.client_address, 400, "two_content_types", message, detail)
 
 
 async def _answer(
-    scope: Scope, send: Send, status: int, error: str, message: str, detail: Mapping[str, object], **values: str
+    scope: Scope,
+    send: Send,
+    client_address: Callable[[HTTPConnection], str],
+    status: int,
+    error: str,
+    message: str,
+    detail: Mapping[str, object],
+    **values: str,
 ) -> None:
     """The refusal, audited as ``http.<error>``: the translated error page for a browser, JSON for a script."""
     request = Request(scope)
-    await run_in_threadpool(_audit, request, f"http.{error}", detail)
+    key = RefusalKey(f"http.{error}", client_address(request), "refused")
+    await run_in_threadpool(_audit, request, key, detail)
     if "text/html" in request.headers.get("accept", ""):
         shown = reason_message(request, error, message, **values)
         await render(request, "error.html", status, error=shown)(scope, _no_body, send)
@@ -308,11 +318,10 @@ async def _no_body() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
-def _audit(request: Request, action: str, detail: Mapping[str, object]) -> None:
-    """The refusal's row, folded per peer (anyone can cause one)."""
+def _audit(request: Request, key: RefusalKey, detail: Mapping[str, object]) -> None:
+    """The refusal's row, folded per client address (anyone can cause one)."""
     app = request.app
     now = app.state.clock()
-    key = RefusalKey(action, request.client.host if request.client else "", "refused")
     target = _visible(f"{request.method} {request.url.path}")[:255]
     row = app.state.folded_refusals.refusal(key, target, detail, now)
     if row is not None:

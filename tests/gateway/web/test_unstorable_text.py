@@ -20,6 +20,7 @@ from gateway.db import session_scope
 from gateway.enrollment.models import Application
 from gateway.policies.models import PolicyVersion
 from tests.gateway.enrollment.conftest import (
+    GROUPS,
     PASSWORDS,
     Portal,
     csrf_of,
@@ -29,7 +30,7 @@ from tests.gateway.enrollment.conftest import (
     sign_in,
     signed_in,
 )
-from tests.support.portal import page_error
+from tests.support.portal import PROXY_SECRET, page_error, serving_portal
 
 HTML = {"accept": "text/html"}
 
@@ -228,6 +229,32 @@ def test_a_large_body_is_not_held_for_a_check_and_stalls_no_other_request(portal
             login_seconds = time.monotonic() - started
         upload.join()
     assert login_seconds < 3 and uploaded[0].status_code == 200, (login_seconds, uploaded)
+
+
+def test_refusals_behind_the_reverse_proxy_are_folded_per_browser_address(
+    tmp_path: Path, db_url: str, engine: Engine
+) -> None:
+    """Keyed on the TCP peer, every refusal behind the proxy folded into one row that kept only the latest field and
+    target: one client's refusals hid another's. The proven proxy's forwarded address keys them, as audit rows name a
+    person's address everywhere; a forged one without the proxy's proof keys on the peer still."""
+    with serving_portal(
+        tmp_path, db_url, engine, kind=Portal, passwords=PASSWORDS, groups=GROUPS, trusted_proxy=True
+    ) as portal:
+        with portal.client() as proxy:
+            for browser, field in (("198.51.100.7", "a"), ("198.51.100.8", "b")):
+                forwarded = {"X-Forwarded-For": browser, "X-Sohogw-Proxy-Secret": PROXY_SECRET}
+                assert proxy.get("/login", params={field: "\x00"}, headers=forwarded).status_code == 422
+            forged = proxy.get("/login", params={"c": "\x00"}, headers={"X-Forwarded-For": "198.51.100.9"})
+            assert forged.status_code == 422
+        with session_scope(portal.engine) as db:
+            rows = db.exec(
+                select(AuditEvent).where(AuditEvent.action == "http.unstorable_text").order_by(col(AuditEvent.seq))
+            ).all()
+            assert [(row.source, json.loads(row.detail)["field"]) for row in rows] == [
+                ("198.51.100.7", "a"),
+                ("198.51.100.8", "b"),
+                ("127.0.0.1", "c"),
+            ]
 
 
 def test_a_standby_email_longer_than_its_column_is_refused_on_the_page_as_typed(portal: Portal) -> None:
