@@ -43,7 +43,7 @@ from gateway.seats.routes import mount_novnc
 from gateway.seats.routes import router as seats_router
 from gateway.seats.service import SEAT_ENDED, sessions_with_live_seats
 from gateway.seats.workers import seat_workers
-from gateway.sessions.client_cert import audit_unproven_forwarding
+from gateway.sessions.client_cert import audit_unproven_forwarding, client_address
 from gateway.sessions.endings import LiveChildren
 from gateway.sessions.errors import LoginRequired
 from gateway.sessions.login import LoginServices
@@ -278,7 +278,10 @@ def create_app(
     app.include_router(metrics_router())
     app.middleware("http")(record_request_latency)
     app.middleware("http")(audit_unproven_forwarding)
-    app.add_middleware(UnstorableTextMiddleware)  # inside the body limit: it reads no more than the limit allows
+    # Inside the body limit: it reads no more than the limit allows, and holds a body for JSON up to the default one.
+    app.add_middleware(
+        UnstorableTextMiddleware, json_limit=settings.portal.max_body_bytes, client_address=client_address
+    )
     app.add_middleware(BodyLimitMiddleware, limits=_body_limits(settings))
     mount_novnc(app)
     # The sign-in page fetches the seat viewer while the person types: the seat page may be the sign-in's answer

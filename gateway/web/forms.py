@@ -24,7 +24,7 @@ from gateway.web.i18n import translate
 from gateway.web.pages import language_of, reason_message, render
 
 T = TypeVar("T")
-NOT_KEPT = frozenset({"csrf", "password", "code", "confirmed"})
+NOT_KEPT = frozenset({"csrf", "password", "code", "enrolment_code", "confirmed"})
 """Fields never written back into a page: secrets, one-time codes and the confirmation."""
 
 

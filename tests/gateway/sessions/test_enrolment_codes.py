@@ -1,5 +1,6 @@
 """A privileged person's first TOTP enrolment needs more than the password: a one-time enrolment code, audited."""
 
+import json
 import re
 from datetime import timedelta
 
@@ -72,6 +73,16 @@ def test_an_enrolment_unlocked_by_one_session_is_not_shown_to_another(portal: Po
         assert sign_in(intruder, "ADMIN1", PASSWORDS["admin1"]).headers["location"] == "/login/second-factor"
         page = intruder.get("/login/second-factor", headers=HTML)
         assert 'id="enrolment-code"' in page.text and "totp-secret" not in page.text
+
+
+def test_an_enrolment_code_with_a_nul_is_refused_at_the_door_and_not_kept_in_its_audit_row(portal: Portal) -> None:
+    """A code is a secret as a password is: the refusal of one PostgreSQL cannot store names the field, not the code."""
+    with portal.client() as owner:
+        sign_in(owner, "admin1")
+        assert redeem_enrolment_code(owner, "AAAA-BBBB\x00").status_code == 422
+    with session_scope(portal.engine) as db:
+        [row] = db.exec(select(AuditEvent).where(AuditEvent.action == "http.unstorable_text")).all()
+        assert json.loads(row.detail) == {"field": "enrolment_code", "value": "", "requests": 1}
 
 
 def test_a_security_admin_issues_codes_for_others_never_for_themselves(portal: Portal) -> None:
