@@ -20,7 +20,7 @@ from certs.identity import CertificateIdentity, identity_of
 from gateway.audit.service import record
 from gateway.db import session_scope
 from gateway.directory import Account, Directory, DirectoryUser
-from gateway.directory.errors import AccountNotFound, DirectoryError, LoginRefused
+from gateway.directory.errors import AccountNotFound, DirectoryError, LoginRefused, MalformedLogin
 from gateway.enrollment.errors import DirectoryChangeFailed, InvalidApplication
 from gateway.enrollment.membership import nudge_membership
 from gateway.enrollment.models import Application, ApplicationState, CertificateRequest, CertificateRequestState
@@ -51,7 +51,7 @@ def find_person(directory: Directory, login: str) -> DirectoryUser:
     """The directory's entry for ``login``; an unknown account is the applicant's (or the CSV row's) mistake."""
     try:
         return directory.lookup(login)
-    except AccountNotFound:
+    except (AccountNotFound, MalformedLogin):  # no account has it, or none can
         raise InvalidApplication(
             f"{login!r} is not an account in the directory", key="application_unknown_login", login=login
         ) from None
