@@ -46,6 +46,11 @@ def person_id(login: str) -> str:
     return PERSON_ID_PREFIX + login
 
 
+def _upn_folded(record: dict[str, Any]) -> tuple[str, ...]:
+    upn = record.get("upn")
+    return (upn.casefold(),) if upn else ()
+
+
 class BuiltinDirectory:
     """The `Directory` kept in a local JSON file."""
 
@@ -104,11 +109,12 @@ class BuiltinDirectory:
             self._save(data)
 
     def _key(self, users: dict[str, Any], login: str) -> str:
-        """The file's key for any spelling of a login: the key itself, or its UPN, in any case."""
+        """The file's key for any spelling of a login: the key itself, or its UPN, in any case. A user without a UPN
+        has none to match: an empty login matched the one such user (`lookup`, which takes a name as typed)."""
         if login in users:
             return login
         folded = login.casefold()
-        keys = [k for k, r in users.items() if folded in (k.casefold(), str(r.get("upn") or "").casefold())]
+        keys = [k for k, r in users.items() if folded in (k.casefold(), *_upn_folded(r))]
         if len(keys) != 1:
             raise errors.AccountNotFound(f"{len(keys)} built-in users match the login")
         return keys[0]

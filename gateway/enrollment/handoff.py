@@ -20,7 +20,7 @@ from certs.identity import CertificateIdentity, identity_of
 from gateway.audit.service import record
 from gateway.db import session_scope
 from gateway.directory import Account, Directory, DirectoryUser
-from gateway.directory.errors import AccountNotFound, DirectoryError, LoginRefused
+from gateway.directory.errors import AccountNotFound, DirectoryError, LoginRefused, MalformedLogin
 from gateway.enrollment.errors import DirectoryChangeFailed, InvalidApplication
 from gateway.enrollment.membership import nudge_membership
 from gateway.enrollment.models import Application, ApplicationState, CertificateRequest, CertificateRequestState
@@ -51,7 +51,7 @@ def find_person(directory: Directory, login: str) -> DirectoryUser:
     """The directory's entry for ``login``; an unknown account is the applicant's (or the CSV row's) mistake."""
     try:
         return directory.lookup(login)
-    except AccountNotFound:
+    except (AccountNotFound, MalformedLogin):  # no account has it, or none can
         raise InvalidApplication(
             f"{login!r} is not an account in the directory", key="application_unknown_login", login=login
         ) from None
@@ -143,21 +143,16 @@ def finish_owed_revocations(engine: Engine, handoff: HandOff, now: datetime) -> 
     """What withdrawals made while the directory was down still owe: for each, the person's entry as it is now (by
     their id), and the live agent certificates without a person that a sign-in as them would accept (those bound
     to them were revoked by the withdrawal itself), revoked and audited; nothing when the person was approved again
-    meanwhile (their certificates are theirs again). When the directory answers that no entry has their id any
-    more, the certificates of the name they applied under that the withdrawal spared (a colleague's sessions signed
-    in with them) are revoked, failing closed as a withdrawal does when the directory answers it so at once
-    (`Found.of_an_unknown_id`). The directory is asked outside any transaction; an application stays owed while it
-    does not answer, or while no CA is ready to revoke. Returns the serials revoked."""
+    meanwhile (their certificates are theirs again). The directory is asked outside any transaction; an application
+    stays owed while it does not answer, or while no CA is ready to revoke. Returns the serials revoked."""
     with session_scope(engine) as db:
         owed = db.exec(select(Application).where(col(Application.revocation_owed_since).is_not(None))).all()
     revoked: list[str] = []
     for application in owed:
-        unresolved, id_unknown = "", False
+        unresolved = ""
         try:
             names = [_as_the_directory_has_them(handoff.directory, application)]
-        except AccountNotFound as gone:  # no entry has their id now: deleted, perhaps recreated with a new id
-            names, unresolved, id_unknown = [_as_applied(application)], str(gone), True
-        except LoginRefused as refused:  # the directory answered: no name of theirs it takes
+        except LoginRefused as refused:  # the directory answered: no such account now (deleted, moved out of base_dn)
             names, unresolved = [], str(refused)
         except DirectoryError as error:
             log.warning("a withdrawal's revocations stay owed for %s: %s", application.login, error)
@@ -167,9 +162,7 @@ def finish_owed_revocations(engine: Engine, handoff: HandOff, now: datetime) -> 
             if current is None or current.revocation_owed_since is None:
                 continue  # another node finished it
             approved_again = _approved(db, current)
-            nothing = Found([], [], [], directory_answered=True)
-            found = nothing if approved_again else _sorted_out(db, current.person_id, names, now, id_unknown, True)
-            certificates = [*found.theirs, *found.of_an_unknown_id]
+            certificates, spared = ([], []) if approved_again else _theirs(db, current.person_id, names, now)
             if certificates and handoff.authority is None:
                 log.warning("a withdrawal's revocations stay owed for %s: no CA is ready", current.login)
                 continue
@@ -185,8 +178,7 @@ def finish_owed_revocations(engine: Engine, handoff: HandOff, now: datetime) -> 
                 detail={
                     "application": current.id,
                     "revoked": [c.serial for c in certificates],
-                    "spared": [c.serial for c in found.spared],
-                    "person_id_unknown": [c.serial for c in found.of_an_unknown_id],
+                    "spared": [c.serial for c in spared],
                     "approved_again": approved_again,
                     "unresolved": unresolved,
                 },
@@ -252,20 +244,13 @@ def _live_certificates(db: Session, application: Application, directory: Directo
         names.append(_as_the_directory_has_them(directory, application))
         answered = True
     except AccountNotFound:  # no such account (any more): the directory answered
-        answered, id_unknown = True, True
+        answered, id_unknown = True, bool(application.person_id)
     except LoginRefused:  # no name the directory takes: it answered
         answered = True
     except DirectoryError:
         answered = False
-    return _sorted_out(db, application.person_id, names, now, id_unknown, answered)
-
-
-def _sorted_out(
-    db: Session, person_id: str | None, names: list[Account], now: datetime, id_unknown: bool, answered: bool
-) -> Found:
-    """`_theirs`, with what it spares revoked instead when no entry has the person's id any more (``id_unknown``)."""
-    theirs, spared = _theirs(db, person_id, names, now)
-    if id_unknown and person_id:
+    theirs, spared = _theirs(db, application.person_id, names, now)
+    if id_unknown:
         return Found(theirs, [], spared, answered)
     return Found(theirs, spared, [], answered)
 

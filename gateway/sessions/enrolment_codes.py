@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from gateway.audit.service import record
 from gateway.clock import as_utc
 from gateway.directory import Account, Directory
-from gateway.directory.errors import AccountNotFound, DirectoryError
+from gateway.directory.errors import AccountNotFound, DirectoryError, MalformedLogin
 from gateway.errors import Forbidden, NotFound, Unavailable
 from gateway.sessions import throttle, totp
 from gateway.sessions.errors import EnrolmentCodeRefused, TooManyAttempts
@@ -93,7 +93,7 @@ def find_account(directory: Directory, login: str) -> Account:
     """The account a security admin or the host names, in any spelling the directory accepts."""
     try:
         return directory.find_account(login)
-    except AccountNotFound:
+    except (AccountNotFound, MalformedLogin):  # no account has it, or none can
         raise NotFound(f"no account is named {login!r} in the directory") from None
     except DirectoryError as error:
         raise Unavailable(error.user_message) from None

@@ -16,7 +16,7 @@ from gateway.audit.service import record
 from gateway.clock import as_utc
 from gateway.db import fits_column, session_scope
 from gateway.directory import Directory
-from gateway.directory.errors import AccountNotFound, DirectoryError
+from gateway.directory.errors import AccountNotFound, DirectoryError, MalformedLogin
 from gateway.errors import GatewayError, NotFound
 from gateway.notify.sms import HttpSms
 from gateway.sessions.models import HomeSession
@@ -59,7 +59,7 @@ def set_standby(
     login must be an account of the directory (a typo would call nobody in), reachable by a valid address."""
     try:
         login = directory.find_account(login).name
-    except AccountNotFound:
+    except (AccountNotFound, MalformedLogin):  # no account has it, or none can
         raise SurgeRefused(f"no account {login!r} in the directory", key="surge_unknown_login", login=login) from None
     except DirectoryError as error:
         raise SurgeRefused(f"the directory cannot be asked: {error}", key="surge_directory") from None

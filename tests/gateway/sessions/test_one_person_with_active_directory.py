@@ -408,43 +408,6 @@ def test_a_person_deleted_from_ad_before_it_answers_is_audited_as_unresolved(por
     assert json.loads(audited[1].detail)["unresolved"]
 
 
-def test_a_person_recreated_in_ad_before_it_answers_loses_the_certificate_the_new_account_signed_in_with(
-    portal: Portal, people: SambaDC
-) -> None:
-    """Deleted from AD and recreated under the same name (a new objectGUID), the new account signs in with the
-    certificate of that name; HR then suspends the application while AD is down. The withdrawal spares that
-    certificate (someone else's sessions signed in with it). Once AD answers that no entry has the applicant's id
-    any more, the new account may well be the same person, so the certificate is revoked, failing closed as a
-    withdrawal does when AD answers so at once (``person_id_unknown``). Before, it stayed valid: the debt ended as
-    ``revocation_unresolved`` with nothing revoked."""
-    sam, _ = fresh_person(people)
-    now = datetime.now(UTC)
-    application_id = _apply(portal, sam, now)
-    shared = _issue(portal, f"{sam}.upn@corp.example", now)
-    admin = people.admin()
-    assert admin.delete(user_dn(sam)), admin.result
-    admin.unbind()
-    _add_user(people, sam, f"{sam}.upn@corp.example", "SOHO-Supervisors")
-    with session_scope(portal.engine) as db:
-        pem = db.exec(select(IssuedCertificate.pem).where(IssuedCertificate.serial == shared)).one()
-    portal.certificates[sam] = x509.load_pem_x509_certificate(pem.encode())
-    with portal.client() as client:
-        assert sign_in(client, sam, samba.PASSWORD, headers=portal.proxy_headers(sam)).status_code == 303
-    with _ad_unreachable(portal, people) as (cut_off, relay):
-        _withdraw(portal, application_id, cut_off, now)
-        assert _revoked(portal, shared) == {shared: False}  # spared: the recreated account's sessions used it
-        relay.refusing = False
-        assert _once_ad_answers(portal, cut_off, application_id, now) == [shared]
-    assert _revoked(portal, shared) == {shared: True}
-    with session_scope(portal.engine) as db:
-        audited = db.exec(
-            select(AuditEvent).where(AuditEvent.action == "enrollment.handoff.withdraw", AuditEvent.target == sam)
-        ).all()
-    assert [row.outcome for row in audited] == ["suspended", "revocation_unresolved"]
-    detail = json.loads(audited[1].detail)
-    assert (detail["revoked"], detail["person_id_unknown"], detail["spared"]) == ([shared], [shared], [])
-
-
 def test_a_withdrawal_of_an_application_without_a_directory_id_owes_nothing(portal: Portal, people: SambaDC) -> None:
     """An application from before directory ids were kept names the person by login only: its certificates are
     revoked by that name at once, and nothing is owed for later (there is no id to find a renamed person by)."""
