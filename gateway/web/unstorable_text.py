@@ -99,6 +99,14 @@ def _json_string_unstorable(document: object) -> tuple[str, str] | None:
     return None
 
 
+MULTIPART_PARTS_LIMIT = 2000
+"""Parts of a multipart form looked through at most: Starlette refuses a form of more than 1,000 fields or 1,000
+files (its ``max_fields``, ``max_files``), and a route that reads none never stores one. Past it, the parse (on the
+event loop, part by part) stops: 16 MiB of empty parts held it for ~2 s."""
+MULTIPART_TEXT_PART_LIMIT = 1024 * 1024
+"""Bytes of one text part held at most: Starlette refuses a larger one (``max_part_size``)."""
+
+
 class _BodyCheck:
     """Fed the body as the app reads it; ``found``: the first (field, value) that cannot be stored, once ``finish`` ran.
 
@@ -115,6 +123,11 @@ class _BodyCheck:
         self._urlencoded = media == b"application/x-www-form-urlencoded"
         self._json_limit = json_limit
         self._held: bytearray | None = bytearray()
+        self.oversized_form = False
+        """A URL-encoded form larger than ``json_limit``: refused (413), not held. Only the routes that take files
+        accept bodies that large, and no form of ours is: holding one (16 MiB on the environment check's upload)
+        cost ~880 MiB and seconds of parsing for nothing."""
+        self._parts = 0
         self._multipart: MultipartParser | None = None
         if media == b"multipart/form-data" and b"boundary" in options:
             self._charset = _codec(options.get(b"charset", b"utf-8"))
@@ -136,13 +149,16 @@ class _BodyCheck:
     def feed(self, chunk: bytes) -> None:
         if self._held is not None:
             self._held += chunk
-            if not self._urlencoded and len(self._held) > self._json_limit:
+            if len(self._held) > self._json_limit:
                 self._held = None
+                self.oversized_form = self._urlencoded
         if self._multipart is not None:
             try:
                 self._multipart.write(chunk)
             except FormParserError:
                 self._multipart = None  # not a form Starlette reads either: the app refuses it as any other
+            if self._parts > MULTIPART_PARTS_LIMIT:
+                self._multipart = None  # more than Starlette reads of a form: it refuses the form, or none is read
 
     @property
     def holds_text(self) -> bool:
@@ -164,6 +180,7 @@ class _BodyCheck:
             self.found = _json_string_unstorable(document)
 
     def _part_begins(self) -> None:
+        self._parts += 1
         self._part_name, self._part_is_file, self._part, self._disposition = "", False, bytearray(), b""
 
     def _header_field(self, data: bytes, start: int, end: int) -> None:
@@ -183,7 +200,7 @@ class _BodyCheck:
         self._part_is_file = b"filename" in options
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
-        if not self._part_is_file:
+        if not self._part_is_file and len(self._part) <= MULTIPART_TEXT_PART_LIMIT:
             self._part += data[start:end]
 
     def _part_ends(self) -> None:
@@ -200,9 +217,11 @@ def _codec(charset: bytes) -> str:
 
 
 def _decoded(data: bytes, charset: str) -> str:
+    """As Starlette decodes a part: in its charset, else latin-1 (also for a codec that is not a text encoding, such
+    as ``base64``, which `codecs.lookup` knows)."""
     try:
         return data.decode(charset)
-    except UnicodeDecodeError:
+    except (UnicodeDecodeError, LookupError):
         return data.decode("latin-1")
 
 
@@ -254,7 +273,7 @@ class UnstorableTextMiddleware:
                 if not message.get("more_body", False):
                     if check.holds_text:
                         await run_in_threadpool(check.finish)
-                    stopped = check.found is not None
+                    stopped = check.found is not None or check.oversized_form
                     if stopped:
                         raise _Unstorable
             return message
@@ -272,8 +291,10 @@ class UnstorableTextMiddleware:
             if not stopped:
                 raise
         if stopped and not started:
-            assert check.found is not None
-            await self._refuse(scope, send, check.found)
+            if check.found is None:
+                await self._refuse_oversized_form(scope, send)
+            else:
+                await self._refuse(scope, send, check.found)
 
     async def _refuse(self, scope: Scope, send: Send, found: tuple[str, str]) -> None:
         field, value = _visible(found[0])[:64], found[1]
@@ -283,6 +304,10 @@ class UnstorableTextMiddleware:
             "U+D800–DFFF); remove it and try again"
         )
         await _answer(scope, send, self.client_address, 422, "unstorable_text", message, detail, field=field)
+
+    async def _refuse_oversized_form(self, scope: Scope, send: Send) -> None:
+        message = f"a form larger than {self.json_limit} bytes is not accepted here; send files as files"
+        await _answer(scope, send, self.client_address, 413, "form_too_large", message, {"limit": self.json_limit})
 
     async def _refuse_two_types(self, scope: Scope, send: Send, content_types: list[str]) -> None:
         message = "the request has more than one Content-Type header; send one"

@@ -120,7 +120,7 @@ async def result(
 ) -> dict[str, Any]:
     try:
         report = await request.json()
-    except ValueError:  # not JSON at all (or not UTF-8): the same refusal as JSON that is not an object
+    except (ValueError, RecursionError):  # not JSON (or nested deeper than Python parses): as JSON not an object
         report = None
     if not isinstance(report, dict):
         raise EnvcheckRefused("the result must be a JSON object")

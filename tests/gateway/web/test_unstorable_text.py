@@ -298,3 +298,57 @@ def test_a_policy_comment_longer_than_its_column_is_refused_with_the_document_ke
         ).all()
         assert len(refusals) == 2
         assert db.exec(select(PolicyVersion.comment).order_by(col(PolicyVersion.version).desc())).first() == "c" * 512
+
+
+def test_a_url_encoded_form_larger_than_the_portal_limit_is_refused_not_held(portal: Portal) -> None:
+    """The environment check's upload takes 16 MiB; a URL-encoded body that large was held whole and parsed as a form
+    for the check (~880 MiB and seconds of CPU at 16 MiB), though no route of ours takes such a form: refused, 413,
+    and an upload as a file still goes through."""
+    with signed_in(portal, "applicant1") as client:
+        assert post_form(client, "/enrollment", "/enrollment/apply", {"callback_number": ""}).status_code == 303
+        headers = _script_headers(client)
+        run = client.post("/enrollment/envcheck/runs", headers=headers).json()["run"]
+        form = {**headers, "content-type": "application/x-www-form-urlencoded"}
+        refused = client.post(
+            "/enrollment/envcheck/upload", params={"run": run}, content=b"ab&" * 200_000, headers=form
+        )
+        assert refused.status_code == 413 and refused.json()["error"] == "form_too_large"
+        as_file = {**headers, "content-type": "application/octet-stream"}
+        uploaded = client.post(
+            "/enrollment/envcheck/upload", params={"run": run}, content=b"ab&" * 200_000, headers=as_file
+        )
+        assert uploaded.status_code == 200, uploaded.text
+
+
+@pytest.mark.parametrize("charset", ["base64", "hex", "rot13"])
+def test_a_multipart_charset_that_is_no_text_encoding_is_read_as_starlette_reads_it(
+    portal: Portal, charset: str
+) -> None:
+    """``codecs.lookup`` knows ``base64``, but bytes cannot be decoded with it: Starlette falls back to latin-1, the
+    check answered 500 (LookupError)."""
+    with signed_in(portal, "applicant1") as client:
+        csrf = csrf_of(client.get("/enrollment"))
+        boundary = "b0undary"
+        body = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n{csrf}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="callback_number"\r\n\r\n\r\n'
+            f"--{boundary}--\r\n"
+        ).encode()
+        kind = f"multipart/form-data; boundary={boundary}; charset={charset}"
+        answer = client.post("/enrollment/apply", content=body, headers={"content-type": kind})
+    assert answer.status_code == 303, page_error(answer)
+
+
+def test_json_nested_deeper_than_python_parses_is_refused_as_not_an_object(portal: Portal) -> None:
+    """The environment check's result caught only ValueError: 100,000 levels answered 500 (RecursionError)."""
+    with signed_in(portal, "applicant1") as client:
+        assert post_form(client, "/enrollment", "/enrollment/apply", {"callback_number": ""}).status_code == 303
+        headers = _script_headers(client)
+        run = client.post("/enrollment/envcheck/runs", headers=headers).json()["run"]
+        deep = b"[" * 100_000 + b"]" * 100_000
+        answer = client.post(
+            f"/enrollment/envcheck/runs/{run}/result",
+            content=deep,
+            headers={**headers, "content-type": "application/json"},
+        )
+    assert answer.status_code == 422, answer.text
