@@ -72,6 +72,10 @@ def supervisor(portal: SeatPortal, browser: Browser) -> Iterator[BrowserContext]
 def _screen_wall(portal: SeatPortal, context: BrowserContext) -> Page:
     page = context.new_page()
     page.goto(portal.base_url + "/supervision/wall")
+    # The first snapshot resizes the head (its status text) and the team filter (its options), which moves the
+    # checkbox: a click before it can land where the box was ("clicking the checkbox did not change its state", once
+    # in a full run).
+    expect(page.locator("#wall-status")).to_have_attribute("data-state", "live", timeout=10_000)
     page.check("#wall-screens")
     expect(page.locator("#screen-grid figure")).to_have_count(len(AGENTS), timeout=10_000)
     expect(page.locator("#screen-grid figure[data-picture='shown']")).to_have_count(len(AGENTS), timeout=20_000)
