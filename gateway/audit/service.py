@@ -277,32 +277,66 @@ class ChainReport:
         return self.first_bad_seq is None
 
 
-def _rows(db: Session) -> Iterator[AuditEvent]:
-    last = 0
+def _rows(db: Session, after: int, through: int | None = None) -> Iterator[AuditEvent]:
+    """The rows after sequence number ``after`` in order, up to ``through`` when it is given."""
+    last = after
     while True:
-        batch = db.exec(
-            select(AuditEvent).where(AuditEvent.seq > last).order_by(col(AuditEvent.seq)).limit(VERIFY_BATCH)
-        ).all()
+        query = select(AuditEvent).where(AuditEvent.seq > last)
+        if through is not None:
+            query = query.where(AuditEvent.seq <= through)
+        batch = db.exec(query.order_by(col(AuditEvent.seq)).limit(VERIFY_BATCH)).all()
         if not batch:
             return
         yield from batch
         last = batch[-1].seq
 
 
+@dataclass
+class _Walk:
+    """How far a verification has got: the next row it expects and the hash that row must follow."""
+
+    expected_seq: int = 1
+    expected_prev: str = GENESIS_HASH
+
+    @property
+    def checked(self) -> int:
+        return self.expected_seq - 1
+
+    def check(self, rows: Iterator[AuditEvent]) -> ChainReport | None:
+        """Follow ``rows``; the report of the first bad one, or None."""
+        for event in rows:
+            if event.seq != self.expected_seq:
+                problem = f"row {self.expected_seq} is missing (next row is {event.seq})"
+                return ChainReport(self.checked, self.expected_seq, problem)
+            if event.prev_hash != self.expected_prev:
+                return ChainReport(self.checked, event.seq, f"row {event.seq} does not follow row {event.seq - 1}")
+            if event_hash(event) != event.hash:
+                return ChainReport(self.checked, event.seq, f"row {event.seq} was altered (its hash does not match)")
+            self.expected_seq, self.expected_prev = event.seq + 1, event.hash
+        return None
+
+
 def verify_chain(db: Session) -> ChainReport:
-    """Walk the chain from the first row and report the first altered, removed or reordered row."""
-    expected_seq, expected_prev, checked = 1, GENESIS_HASH, 0
-    for event in _rows(db):
-        if event.seq != expected_seq:
-            return ChainReport(checked, expected_seq, f"row {expected_seq} is missing (next row is {event.seq})")
-        if event.prev_hash != expected_prev:
-            return ChainReport(checked, event.seq, f"row {event.seq} does not follow row {event.seq - 1}")
-        if event_hash(event) != event.hash:
-            return ChainReport(checked, event.seq, f"row {event.seq} was altered (its hash does not match)")
-        expected_seq, expected_prev, checked = expected_seq + 1, event.hash, checked + 1
+    """Walk the chain from the first row and report the first altered, removed or reordered row.
+
+    Other nodes go on appending while an admin verifies. A row and the head that counts it commit together, so the
+    head read after the walk counts at least every row the walk saw: rows it does not count follow the head, which
+    no append leaves. The head may count rows committed since the walk passed: those are walked too, up to it."""
+    walk = _Walk()
+    if (bad := walk.check(_rows(db, 0))) is not None:
+        return bad
     head = db.get(AuditHead, 1, populate_existing=True)  # `record` writes the head past the session's objects
-    if head is not None and (head.seq != checked or head.hash != expected_prev):
+    if head is None:
+        return ChainReport(walk.checked)
+    if head.seq > walk.checked and (bad := walk.check(_rows(db, walk.checked, through=head.seq))) is not None:
+        return bad
+    checked = walk.checked
+    if head.seq < checked:
+        return ChainReport(checked, head.seq + 1, f"rows {head.seq + 1} to {checked} follow the head")
+    if head.seq > checked:
         return ChainReport(checked, checked + 1, f"rows {checked + 1} to {head.seq} are missing from the end")
+    if head.hash != walk.expected_prev:
+        return ChainReport(checked, checked, f"row {checked} is not the one the head counts")
     return ChainReport(checked)
 
 

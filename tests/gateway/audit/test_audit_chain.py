@@ -9,8 +9,8 @@ from sqlalchemy import Engine, delete, event, text, update
 from sqlmodel import Session, col, select
 
 from gateway.audit.models import AuditEvent
-from gateway.audit.service import AuditEntry, record, record_all, verify_chain
-from gateway.db import keep_refusal, session_scope
+from gateway.audit.service import AuditEntry, event_hash, record, record_all, verify_chain
+from gateway.db import keep_refusal, make_engine, session_scope
 
 
 def _fill(engine: Engine, count: int) -> None:
@@ -131,6 +131,48 @@ def test_deleted_tail_is_located(engine: Engine) -> None:
     with session_scope(engine) as db:
         report = verify_chain(db)
     assert report.first_bad_seq == 9
+
+
+def test_a_chain_appended_to_while_it_is_verified_is_intact(engine: Engine) -> None:
+    """A live cluster keeps appending while an admin verifies: an event committed after the walk has read the rows
+    and before it reads the head was reported as "rows 26 to 26 are missing from the end" (seen in a two-node run)."""
+    _fill(engine, 25)
+    verifier = make_engine(engine.url.render_as_string(hide_password=False))
+    appended: list[int] = []
+
+    @event.listens_for(verifier, "before_cursor_execute")
+    def append_once(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not appended and "FROM audit_head" in statement:
+            with session_scope(engine) as other:
+                record(other, actor="node-b", action="login", outcome="success")
+            appended.append(1)
+
+    try:
+        with session_scope(verifier) as db:
+            first = verify_chain(db)
+        with session_scope(verifier) as db:
+            second = verify_chain(db)
+    finally:
+        verifier.dispose()
+    assert appended == [1]
+    assert first.intact, first.problem
+    assert first.rows_checked in (25, 26)
+    assert second.intact and second.rows_checked == 26
+
+
+def test_a_row_appended_past_the_head_is_located(engine: Engine) -> None:
+    """A row written behind the gateway's back, linked and hashed right but without moving the head, is reported:
+    no append leaves a row the head does not count."""
+    _fill(engine, 10)
+    with session_scope(engine) as db:
+        last = db.exec(select(AuditEvent).where(col(AuditEvent.seq) == 10)).one()
+        forged = AuditEvent(**{**last.model_dump(), "seq": 11, "prev_hash": last.hash, "actor": "x"})
+        forged.hash = event_hash(forged)
+        db.add(forged)
+    with session_scope(engine) as db:
+        report = verify_chain(db)
+    assert (report.first_bad_seq, report.rows_checked) == (11, 11), report.problem
+    assert report.problem == "rows 11 to 11 follow the head"
 
 
 def test_reordered_rows_are_located(engine: Engine) -> None:
