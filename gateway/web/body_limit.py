@@ -8,7 +8,6 @@ as the app reads it, and the read that crosses the limit stops the request, what
 socket while the app does not ask for more, so an unread body is not held either. Each refusal is audited.
 """
 
-import json
 from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
@@ -17,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.audit.service import record
 from gateway.db import session_scope
-from gateway.web.pages import reason_message, render
+from gateway.web.stopped_body import app_unless_stopped, send_refusal
 
 
 def _route_matches(template: str, path: str) -> bool:
@@ -42,10 +41,6 @@ class BodyLimits:
         return max([limit for route, limit in self.larger if _route_matches(route, path)], default=self.default)
 
 
-class _TooLarge(Exception):
-    """Raised into the app by the read that crosses the limit; the middleware answers 413."""
-
-
 def _message(limit: int) -> str:
     size = f"{limit // 1024} KiB" if limit < 1024 * 1024 else f"{limit // (1024 * 1024)} MiB"
     return f"the request is larger than the {size} this address accepts; send less (or a smaller file)"
@@ -64,48 +59,19 @@ class BodyLimitMiddleware:
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await self._refuse(scope, send, limit, declared.decode("latin-1")[:20])
             return
-        received, started = 0, False
+        received = 0
 
-        async def counted_receive() -> Message:
+        async def crosses_limit(message: Message) -> bool:
             nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _TooLarge
-            return message
+            received += len(message.get("body", b""))
+            return received > limit
 
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if received > limit:
-                return  # the app's own answer to a body we stopped (FastAPI makes it a 400): ours goes out instead
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted_receive, guarded_send)
-        except Exception:
-            if received <= limit:
-                raise
-        if received > limit and not started:
+        if await app_unless_stopped(self.app, scope, receive, send, crosses_limit):
             await self._refuse(scope, send, limit, "unstated")
 
     async def _refuse(self, scope: Scope, send: Send, limit: int, declared: str) -> None:
-        request = Request(scope)
-        await run_in_threadpool(_audit, request, limit, declared)
-        message = _message(limit)
-        if "text/html" in request.headers.get("accept", ""):
-            page = render(request, "error.html", 413, error=reason_message(request, "body_too_large", message))
-            await page(scope, _no_body, send)
-            return
-        body = json.dumps({"error": "body_too_large", "message": message}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": [*headers, (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
-
-
-async def _no_body() -> Message:
-    return {"type": "http.request", "body": b"", "more_body": False}
+        await run_in_threadpool(_audit, Request(scope), limit, declared)
+        await send_refusal(scope, send, 413, "body_too_large", _message(limit), close=True)
 
 
 def _audit(request: Request, limit: int, declared: str) -> None:

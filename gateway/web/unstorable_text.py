@@ -12,14 +12,14 @@ NUL bytes) and pass as they are, as does a body that is neither a form nor JSON 
 check's upload); what is held and why: `_BodyCheck`. A request with two Content-Types is
 refused (400): Starlette reads the first, so a check reading either could look at a body the app does not read.
 
-An ASGI middleware inside the body limit (`body_limit.py`), on its pattern: the address and query are checked before
-the app runs; the body is checked as the app reads it (a multipart form part by part, without holding its files),
-and the read of its last part, when such text was found, stops the request whatever the app would have answered, with
-a 422 that names the field (the translated error page for a browser, JSON for a script). The app reads a whole body
-before it acts on any of it. Each refusal is audited, folded per client address (`gateway.audit.folding`): anyone can
-cause one. The address is the one the proven reverse proxy forwarded, else the TCP peer (``client_address``, handed
-down by the app): keyed on the peer, every refusal behind the proxy folded into one row, described by the latest, so
-one client's refusals hid another's field and target.
+An ASGI middleware inside the body limit (`body_limit.py`), stopping a body as it does (`stopped_body.py`): the
+address and query are checked before the app runs; the body is checked as the app reads it (a multipart form part by
+part, without holding its files), and the read of its last part, when such text was found, stops the request whatever
+the app would have answered, with a 422 that names the field (the translated error page for a browser, JSON for a
+script). The app reads a whole body before it acts on any of it. Each refusal is audited, folded per client address
+(`gateway.audit.folding`): anyone can cause one. The address is the one the proven reverse proxy forwarded, else the
+TCP peer (``client_address``, handed down by the app): keyed on the peer, every refusal behind the proxy folded into
+one row, described by the latest, so one client's refusals hid another's field and target.
 """
 
 import codecs
@@ -38,17 +38,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.audit.folding import RefusalKey, write_folded
 from gateway.web.forms import NOT_KEPT
-from gateway.web.pages import reason_message, render
+from gateway.web.stopped_body import app_unless_stopped, send_refusal
 
 NUL = "\x00"
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 """A NUL (PostgreSQL refuses it) or a surrogate (the only code points of a Python string UTF-8 cannot encode)."""
 SHOWN_VALUE = 100
 """Characters of a refused value kept in its audit row (secrets are not kept at all)."""
-
-
-class _Unstorable(Exception):
-    """Raised into the app by the read of the body's last part; the middleware answers 422."""
 
 
 def _unstorable(text: str) -> bool:
@@ -263,34 +259,16 @@ class UnstorableTextMiddleware:
             await self._refuse_two_types(scope, send, content_types)
             return
         check = _BodyCheck(content_types[0] if content_types else "", self.json_limit)
-        stopped, started = False, False
 
-        async def checked_receive() -> Message:
-            nonlocal stopped
-            message = await receive()
-            if message["type"] == "http.request":
-                check.feed(message.get("body", b""))
-                if not message.get("more_body", False):
-                    if check.holds_text:
-                        await run_in_threadpool(check.finish)
-                    stopped = check.found is not None or check.oversized_form
-                    if stopped:
-                        raise _Unstorable
-            return message
+        async def holds_unstorable(message: Message) -> bool:
+            check.feed(message.get("body", b""))
+            if message.get("more_body", False):
+                return False
+            if check.holds_text:
+                await run_in_threadpool(check.finish)
+            return check.found is not None or check.oversized_form
 
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if stopped:
-                return  # the app's own answer to the body we stopped (FastAPI makes it a 400): ours goes out instead
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, checked_receive, guarded_send)
-        except Exception:
-            if not stopped:
-                raise
-        if stopped and not started:
+        if await app_unless_stopped(self.app, scope, receive, send, holds_unstorable):
             if check.found is None:
                 await self._refuse_oversized_form(scope, send)
             else:
@@ -325,22 +303,11 @@ async def _answer(
     detail: Mapping[str, object],
     **values: str,
 ) -> None:
-    """The refusal, audited as ``http.<error>``: the translated error page for a browser, JSON for a script."""
+    """The refusal, audited as ``http.<error>``."""
     request = Request(scope)
     key = RefusalKey(f"http.{error}", client_address(request), "refused")
     await run_in_threadpool(_audit, request, key, detail)
-    if "text/html" in request.headers.get("accept", ""):
-        shown = reason_message(request, error, message, **values)
-        await render(request, "error.html", status, error=shown)(scope, _no_body, send)
-        return
-    body = json.dumps({"error": error, "message": message, **values}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _no_body() -> Message:
-    return {"type": "http.request", "body": b"", "more_body": False}
+    await send_refusal(scope, send, status, error, message, values)
 
 
 def _audit(request: Request, key: RefusalKey, detail: Mapping[str, object]) -> None:
