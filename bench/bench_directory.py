@@ -22,7 +22,7 @@ from tests.directory import samba
 from tests.directory.samba import SambaDC, running_samba_dc
 
 
-def _pct(values: list[float], q: float) -> float:
+def _pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1] * 1000 if len(values) > 1 else values[0] * 1000
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from bench.bench_browser_launch import report, run_profile, wait_for_warm_seat
 from desktop_broker.pool import PooledSeat
@@ -124,7 +125,7 @@ def stream_rate(
     """(frames/s, bytes/s, seconds) a client receives through guacamole-lite and guacd while the app scrolls."""
     token = endpoint.gate.issue_seat_launch(user="bench", seat="bench", protocol=protocol, parameters=parameters).token
     url = f"ws://127.0.0.1:{node.port}/?token={token}&width=1280&height=800"
-    with connect(url, subprotocols=["guacamole"], max_size=None) as socket:
+    with connect(url, subprotocols=[Subprotocol("guacamole")], max_size=None) as socket:
         parser, frames, size = InstructionReader(), 0, 0
         warm_until = time.monotonic() + 3  # the session and the first full screen
         started = None
@@ -158,7 +159,8 @@ def vnc_display(stack: ExitStack) -> tuple[dict[str, str], int]:
     number = 90 + os.getpid() % 9
     port = free_port()
     xvfb = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
-    stack.callback(lambda: (xvfb.terminate(), xvfb.wait()))  # a clean exit removes its /tmp/.X*-lock
+    stack.callback(xvfb.wait)  # a clean exit removes its /tmp/.X*-lock
+    stack.callback(xvfb.terminate)
     time.sleep(0.5)
     env = {**os.environ, "DISPLAY": f":{number}"}
     vnc = subprocess.Popen(
@@ -166,7 +168,8 @@ def vnc_display(stack: ExitStack) -> tuple[dict[str, str], int]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    stack.callback(lambda: (vnc.kill(), vnc.wait()))
+    stack.callback(vnc.wait)
+    stack.callback(vnc.kill)
     time.sleep(1.0)
     return env, port
 

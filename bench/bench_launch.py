@@ -86,7 +86,7 @@ def login_to_first_frame(portal: SeatPortal, rounds: int, warm: bool) -> list[tu
 def seats_before_cap(portal: SeatPortal) -> tuple[int, float]:
     """Assign seats until the pool refuses; returns the count and the mean PSS (MiB) per seat meanwhile."""
     app = load_default_policy().app("customer-console")
-    taken = []
+    taken: list[tuple[str, str]] = []
     try:
         while True:
             try:

@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +199,7 @@ def agent_certificates(url: str, authority: Authority, people: Sequence[str], sc
                 actor=Actor("bench"), now=datetime.now(UTC), lifetime=timedelta(days=1), urls=publication_urls("http://x"),
             )  # fmt: skip
             cert, key = scratch / f"{login}.crt", scratch / f"{login}.key"
+            assert issued.key is not None  # issued here, so its key is at hand
             cert.write_bytes(issued.cert.public_bytes(pem))
             key.write_bytes(issued.key.private_bytes(pem, PrivateFormat.PKCS8, NoEncryption()))
             files.append((str(cert), str(key)))
@@ -253,7 +255,7 @@ def logins_per_minute(admin_url: str, scratch: Path, seconds: float, agents: boo
                 done, elapsed, _ = throughput(lambda: sign_in_once(base_url), 8, seconds / 4)
                 return done, elapsed
 
-            for label, slices in alternate({name: (lambda n=name: slice_of(n)) for name in totals}, 4).items():
+            for label, slices in alternate({name: partial(slice_of, name) for name in totals}, 4).items():
                 totals[label] = slices
     if failures:
         raise RuntimeError(f"{len(failures)} sign-ins failed: {sorted(set(failures))}")

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from playwright.sync_api import BrowserContext
@@ -93,7 +94,7 @@ def main() -> None:
         contexts = {
             n: signed_in(browser.new_context(viewport={"width": 1920, "height": 1080}), walls[n]) for n in walls
         }
-        results = alternate({n: lambda n=n: open_wall(contexts[n], walls[n], n) for n in walls}, args.rounds)
+        results = alternate({n: partial(open_wall, contexts[n], walls[n], n) for n in walls}, args.rounds)
         print(f"wall page in Chromium, {args.rounds} rounds each, alternating ({datetime.now(UTC):%Y-%m-%d}, SQLite)")
         for seats, rounds in results.items():
             median = {key: statistics.median(r[key] for r in rounds) for key in ("dcl", "fcp", "shown")}

@@ -7,6 +7,7 @@ then weighs on both alike, and their ratio stays honest. Rounds run A B, then B 
 import threading
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -50,7 +51,7 @@ def alternating_throughput(
     works: Mapping[str, Callable[[], None]], threads: int, seconds: float, rounds: int = 4
 ) -> dict[str, tuple[float, list[float]]]:
     """Each work for ``seconds`` in all, in ``rounds`` alternating slices: (operations per minute, latencies)."""
-    slices = alternate({name: lambda w=work: throughput(w, threads, seconds / rounds) for name, work in works.items()},
+    slices = alternate({name: partial(throughput, work, threads, seconds / rounds) for name, work in works.items()},
                        rounds)  # fmt: skip
     figures = {}
     for name, runs in slices.items():
