@@ -91,7 +91,7 @@ def chains_of(seats: Mapping[str, Sequence[Destination]]) -> Counter[ScopeChain]
     looked up once per family, by the list's identity, as ``nft_elements.elements_by_set`` does)."""
     by_list: dict[tuple[int, int], tuple[int, Sequence[Destination]]] = {}
     for seat, destinations in seats.items():
-        key = (_seat(seat)[0], id(destinations))
+        key = (seat_address(seat).version, id(destinations))
         seen, _ = by_list.get(key, (0, destinations))
         by_list[key] = (seen + 1, destinations)
     chains: Counter[ScopeChain] = Counter()
