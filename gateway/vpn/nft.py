@@ -1,22 +1,26 @@
 """The tunnel scope as one nftables table, `inet sohogw`, replaced atomically and never touching others.
 
-Layout (see docs/vpn.md): sets of seat addresses, and concatenated interval sets
-`seat . destination . protocol . port` per address family, so the allowed check for 10,000 seats is one set
-lookup; a `from_tunnel` chain (jumped to from the forward and input hooks for packets arriving from the
-tunnel) that accepts established/related, drops seat-to-seat and everything not in the sets; and a
-`to_tunnel` chain that lets only replies into the tunnel. `Nftables.load` sends "table; delete table; table {...}"
-as one script: a single kernel transaction, so no packet ever sees half a rule set. Scripts run in this process
-through libnftables, the library the `nft` command is made of (``Nftables``). Seats' elements added to and deleted
-from the loaded table go over netlink instead, also in one transaction (``nft_elements.py``).
+Layout (see docs/vpn.md): a verdict map per address family from each seat's address to a jump to its scope's chain,
+one chain per distinct scope (seats share the few scopes of their policy groups), so a seat costs the kernel one
+hash element; a `from_tunnel` chain (jumped to from the forward and input hooks for packets arriving from the
+tunnel) that accepts established/related, drops seat-to-seat (any address in the maps), jumps to the sender's scope
+chain, and drops whatever that chain did not accept; and a `to_tunnel` chain that lets only replies into the
+tunnel. `Nftables.load` sends "table; delete table; table {...}" as one script: a single kernel transaction, so no
+packet ever sees half a rule set. Scripts run in this process through libnftables, the library the `nft` command is
+made of (``Nftables``). Seats' elements added to and deleted from the loaded table go over netlink instead, also in
+one transaction (``nft_elements.py``).
 """
 
 import ctypes
 import functools
+import hashlib
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
 from types import TracebackType
 
 from gateway.vpn.scope import Destination, TunnelScope, disjoint_boxes, seat_address
@@ -34,19 +38,68 @@ class FirewallError(RuntimeError):
     """nft refused the rule set or could not be run; the message carries nft's own words."""
 
 
-SET_NAMES = ("seats4", "seats6", "allow4", "allow6", "icmp4", "icmp6")
+MAP_NAMES = ("seats4", "seats6")
 
 
-def seat_elements(seat: str, destinations: Sequence[Destination]) -> dict[str, list[str]]:
-    """The elements one seat puts in our sets, by set name: its address, and a box per allowed destination.
+@dataclass(frozen=True)
+class ScopeChain:
+    """The chain one scope's seats jump to: its rules accept what the scope allows of one address family.
 
-    Every element starts with the seat's own address, so two seats never share one: removing a seat deletes
-    exactly its elements and nobody else's."""
-    version, address = _seat(seat)
-    elements = {f"seats{version}": [address]}
-    for name, tails in _element_tails(version, tuple(destinations)).items():
-        elements[name] = [address + tail for tail in tails]
-    return elements
+    Named by a digest of its rules, so the same scope gets the same chain in a whole load and in a change of a few
+    seats, and two scopes never share one."""
+
+    name: str
+    rules: tuple[str, ...] = field(compare=False)
+
+    def creation(self) -> str:
+        """The nft script that creates this chain in our table (refused when a chain of that name is there)."""
+        return f"create chain {TABLE} {self.name}\n" + "".join(
+            f"add rule {TABLE} {self.name} {rule}\n" for rule in self.rules
+        )
+
+    def block(self) -> str:
+        """The chain inside a table's block, as ``render`` writes it."""
+        return "\n".join([f"  chain {self.name} {{", *(f"    {rule}" for rule in self.rules), "  }"])
+
+
+@functools.lru_cache(maxsize=4096)
+def scope_chain(version: int, destinations: tuple[Destination, ...]) -> ScopeChain | None:
+    """The chain of the seats of IP ``version`` with these destinations; None when none is of that family (those
+    seats' packets then go on to the drop at the end of ``from_tunnel``). Cached: seats share a few lists."""
+    ip, icmp = ("ip", "icmp") if version == 4 else ("ip6", "ipv6-icmp")
+    ported: list[str] = []
+    networks: list[str] = []
+    for proto, network, low, high in disjoint_boxes(version, destinations):
+        if proto == "icmp":
+            networks.append(str(network))
+        else:
+            ported.append(f"{network} . {proto} . {low if low == high else f'{low}-{high}'}")
+    rules = []
+    if ported:
+        boxes = ", ".join(ported)
+        rules.append(f"meta l4proto {{ tcp, udp }} {ip} daddr . meta l4proto . th dport {{ {boxes} }} accept")
+    if networks:
+        rules.append(f"meta l4proto {icmp} {ip} daddr {{ {', '.join(networks)} }} accept")
+    if not rules:
+        return None
+    digest = hashlib.sha256("\n".join(rules).encode()).hexdigest()[:32]
+    return ScopeChain(f"scope{version}_{digest}", tuple(rules))
+
+
+def chains_of(seats: Mapping[str, Sequence[Destination]]) -> Counter[ScopeChain]:
+    """How many of ``seats`` jump to each scope chain (seats share a few destination lists: each list's chain is
+    looked up once per family, by the list's identity, as ``nft_elements.elements_by_set`` does)."""
+    by_list: dict[tuple[int, int], tuple[int, Sequence[Destination]]] = {}
+    for seat, destinations in seats.items():
+        key = (seat_address(seat).version, id(destinations))
+        seen, _ = by_list.get(key, (0, destinations))
+        by_list[key] = (seen + 1, destinations)
+    chains: Counter[ScopeChain] = Counter()
+    for (version, _), (seats_of_list, destinations) in by_list.items():
+        chain = scope_chain(version, tuple(destinations))
+        if chain is not None:
+            chains[chain] += seats_of_list
+    return chains
 
 
 @functools.lru_cache(maxsize=1 << 17)
@@ -56,39 +109,28 @@ def _seat(seat: str) -> tuple[int, str]:
     return address.version, str(address)
 
 
-@functools.lru_cache(maxsize=4096)
-def _element_tails(version: int, destinations: tuple[Destination, ...]) -> dict[str, list[str]]:
-    # What follows the seat's address in each of its elements, by set name: the same for every seat of one family
-    # with one destination list, so a scope of 10,000 seats cuts its few destination lists once.
-    tails: dict[str, list[str]] = {}
-    for proto, network, low, high in disjoint_boxes(version, destinations):
-        if proto == "icmp":
-            tails.setdefault(f"icmp{version}", []).append(f" . {network}")
-        else:
-            port = str(low) if low == high else f"{low}-{high}"
-            tails.setdefault(f"allow{version}", []).append(f" . {network} . {proto} . {port}")
-    return tails
-
-
 def render(scope: TunnelScope) -> str:
     """The complete nft script for `scope` (validated first: a bad scope raises ScopeError, no rules)."""
     scope.validate()
-    sets: dict[str, list[str]] = {name: [] for name in SET_NAMES}
+    maps: dict[str, list[str]] = {name: [] for name in MAP_NAMES}
+    # Each seat's element is its address and a jump to its scope's chain: the address alone is the key, so two seats
+    # never share one. Each destination list's chain is found once per family, by the list's identity.
+    chains: dict[tuple[int, int], ScopeChain | None] = {}
     for seat, destinations in scope.seats.items():
-        for name, elements in seat_elements(seat, destinations).items():
-            sets[name] += elements
+        version, address = _seat(seat)
+        key = (version, id(destinations))
+        if key not in chains:
+            chains[key] = scope_chain(version, tuple(destinations))
+        maps[f"seats{version}"].append(f"{address} : {_verdict(chains[key])}")
     iface = f'"{scope.interface}"'
+    used = sorted({chain for chain in chains.values() if chain is not None}, key=lambda chain: chain.name)
     return "\n".join(
         [
             f"table {TABLE}",
             f"delete table {TABLE}",
             f"table {TABLE} {{",
-            _set("seats4", "ipv4_addr", sets["seats4"], interval=False),
-            _set("seats6", "ipv6_addr", sets["seats6"], interval=False),
-            _set("allow4", "ipv4_addr . ipv4_addr . inet_proto . inet_service", sets["allow4"]),
-            _set("allow6", "ipv6_addr . ipv6_addr . inet_proto . inet_service", sets["allow6"]),
-            _set("icmp4", "ipv4_addr . ipv4_addr", sets["icmp4"]),
-            _set("icmp6", "ipv6_addr . ipv6_addr", sets["icmp6"]),
+            _map("seats4", "ipv4_addr", maps["seats4"]),
+            _map("seats6", "ipv6_addr", maps["seats6"]),
             "  chain forward {",
             "    type filter hook forward priority filter; policy accept;",
             f"    iifname {iface} jump from_tunnel",
@@ -103,27 +145,30 @@ def render(scope: TunnelScope) -> str:
             "    ct state invalid drop",
             "    ip daddr @seats4 counter drop",
             "    ip6 daddr @seats6 counter drop",
-            "    meta l4proto { tcp, udp } ip saddr . ip daddr . meta l4proto . th dport @allow4 accept",
-            "    meta l4proto { tcp, udp } ip6 saddr . ip6 daddr . meta l4proto . th dport @allow6 accept",
-            "    meta l4proto icmp ip saddr . ip daddr @icmp4 accept",
-            "    meta l4proto ipv6-icmp ip6 saddr . ip6 daddr @icmp6 accept",
+            "    ip saddr vmap @seats4",
+            "    ip6 saddr vmap @seats6",
             "    counter drop",
             "  }",
             "  chain to_tunnel {",
             "    ct state established,related accept",
             "    counter drop",
             "  }",
+            *(chain.block() for chain in used),
             "}",
             "",
         ]
     )
 
 
-def _set(name: str, kind: str, elements: Iterable[str], interval: bool = True) -> str:
-    flags = " flags interval;" if interval else ""
-    unique = sorted(set(elements))
-    body = f" elements = {{ {', '.join(unique)} }};" if unique else ""
-    return f"  set {name} {{ type {kind};{flags}{body} }}"
+def _verdict(chain: ScopeChain | None) -> str:
+    """A seat's verdict in its map: a jump to its scope's chain, or on to the drop when its scope has nothing of the
+    seat's family."""
+    return "continue" if chain is None else f"jump {chain.name}"
+
+
+def _map(name: str, kind: str, elements: list[str]) -> str:
+    body = f" elements = {{ {', '.join(sorted(set(elements)))} }};" if elements else ""
+    return f"  map {name} {{ type {kind} : verdict;{body} }}"
 
 
 class Nftables:

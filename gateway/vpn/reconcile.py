@@ -7,10 +7,11 @@ database trigger bumps it with every write such a read depends on, ``desired_ver
 Two ways to apply:
 
 - ``apply_all`` (the safety-net pass, and the first pass of a life) compares the desired peers with the live ones and
-  changes only what differs: matching peers keep their handshake and counters, and the scope's sets get only the
+  changes only what differs: matching peers keep their handshake and counters, and the scope's maps get only the
   elements of seats that changed. The table is loaded whole only when it is missing or nothing is known of it yet.
-- ``apply_sessions`` (a nudge: a session started or ended) changes the peers and set elements of those sessions
-  alone, without reading the interface: one UAPI request and one ``nft`` run, whatever the number of other peers.
+- ``apply_sessions`` (a nudge: a session started or ended) changes the peers and map elements of those sessions
+  alone, without reading the interface: one UAPI request and one nftables transaction (two when a scope is new to
+  the table), whatever the number of other peers.
 
 Either way, unauthorised peers are removed first (a revocation never waits for the rules), and new peers are added
 last (no peer carries a packet before its scope is in force).
@@ -42,12 +43,6 @@ from gateway.vpn.settings import VpnSettings
 
 log = logging.getLogger(__name__)
 Seats = Mapping[str, Sequence[Destination]]
-ELEMENT_CHANGE_SEATS = 32
-"""Up to this many seat addresses (or one per 25 peers, whichever is more) a pass deletes and adds their elements;
-beyond it, it loads the table whole. The kernel's deletion from the concatenated interval sets is dear, whoever asks:
-at 10,000 peers, rescoping 32 peers' elements over netlink took 72 ms against a whole load's 690 ms, 400 peers' 1.0 s
-against 0.54 s, 2,000 peers' 3.3 s against 0.32 s (nearly all of it kernel CPU, ~2.5 ms a peer; through nft 1.0.6's
-text it was 5-12 ms a seat). The crossover, ~200 peers, is where this threshold puts it (400 addresses)."""
 
 
 @dataclass(frozen=True)
@@ -222,6 +217,9 @@ class InstalledTunnel:
         """Loads the table whole; its context is kept (a load of the empty table ~0.5 ms, where a run of the nft
         program took 20-25 ms) until a script of it does not return in time (``_nftables``)."""
         self.scope_generation: int | None = None
+        self.chains: Counter[nft.ScopeChain] = Counter()
+        """How many seat addresses jump to each scope chain in the table as our last change left it: a chain is there
+        while a seat is (as in a whole load of those seats)."""
         self._specs: tuple[Mapping[str, DesiredPeer], Mapping[str, PeerSpec]] | None = None
         self._emptied_at: int | None = None
         """The generation right after ``load_scope_ahead`` loaded the table with no seat (None: it did not)."""
@@ -283,9 +281,8 @@ class InstalledTunnel:
         if live or not self.settings.firewall or (self.peers is not None and self._scope_untouched()):
             return
         self.peers = None  # the pass must load (or, as loaded here, keep) the whole table: see apply_all
-        interface = self.settings.interface
         try:
-            self._write_scope(lambda: self._nftables().load(TunnelScope(interface, {})), whole=True)
+            self._load_whole({})
         except (nft.FirewallError, OSError):
             log.warning("could not load the empty scope ahead of the pass; the pass loads it", exc_info=True)
             return
@@ -323,19 +320,20 @@ class InstalledTunnel:
     ) -> None:
         """Load the table whole, then set the peers while nft adds the elements of those not yet on the interface.
 
-        Creating 10,000 peers in wireguard-go and adding their 40,000 elements in nft each take most of a second, on
-        different cores. The whole load holds the chains and the elements of the peers already live (they keep their
-        scope throughout); a new peer's seat addresses and destinations follow in one transaction while it is being
-        created. Until they are in, from_tunnel drops everything the new peer sends (no element has its address as
-        source), and nothing opens a connection towards it (to_tunnel lets only replies into the tunnel): no peer
-        ever carries a packet its scope does not allow. Loading only those elements first keeps the sequential part
-        of a first pass small (the seats of 10,000 new peers were ~0.2 s of rendering and loading before any peer)."""
+        Creating 10,000 peers in wireguard-go takes ~0.5 s, adding their 20,000 elements ~60 ms, on different cores.
+        The whole load holds the chains and the elements of the peers already live (they keep their scope
+        throughout); the chains of the new peers' scopes the table lacks, then their seats' elements, follow while
+        they are being created (``_change_elements``). Until a new peer's elements are in, from_tunnel drops
+        everything it sends (no element has its address), and nothing opens a connection towards it (to_tunnel lets
+        only replies into the tunnel): no peer ever carries a packet its scope does not allow. Loading only those
+        elements first keeps the sequential part of a first pass small (the seats of 10,000 new peers were ~0.2 s of
+        rendering and loading before any peer)."""
         interface = self.settings.interface
         new = {spec.public_key for spec in to_set if spec.public_key not in live}
         kept = seats_of(peer for key, peer in peers.items() if key not in new)
         emptied_at, self._emptied_at = self._emptied_at, None
         if kept or emptied_at is None or emptied_at != self.scope_generation or self.ruleset.read() != emptied_at:
-            self._write_scope(lambda: self._nftables().load(TunnelScope(interface, kept)), whole=True)
+            self._load_whole(kept)
         if not new:
             self.backend.change(interface, PeerChanges(to_set=list(to_set)))
             return
@@ -345,8 +343,7 @@ class InstalledTunnel:
 
             def add_new_seats() -> None:
                 # Their seats are gathered here too, off the path before the first peers (~4 ms at 10,000).
-                later = TunnelScope(interface, seats_of(peers[key] for key in new))
-                self._write_scope(lambda: self.elements.change(TunnelScope(interface, {}), later), whole=False)
+                self._change_elements({}, seats_of(peers[key] for key in new))
 
             def add_elements() -> None:
                 adding.append(nft_side.submit(add_new_seats))
@@ -372,37 +369,50 @@ class InstalledTunnel:
         return False
 
     def _change_scope(self, removed: Seats, added: Seats, peers: Mapping[str, DesiredPeer]) -> None:
-        """Delete and add set elements; when nft refuses (an element was removed by hand), or when so many seats change
-        that loading the table is quicker (a policy change rescoping many seats at once), load the table whole. Then
-        the seats whose destinations changed lose the open connections their new scope does not allow."""
+        """Delete and add map elements (at any number of seats cheaper than a whole load: docs/vpn.md); when nft refuses
+        (an element was removed by hand), load the table whole. Then the seats whose destinations changed lose the open
+        connections their new scope does not allow."""
         if not (removed or added):
             return
-        interface, netns = self.settings.interface, self.settings.netns
-        if len(removed) > max(ELEMENT_CHANGE_SEATS, len(peers) // 25):
-            log.info("%d seats change: loading the scope whole rather than deleting their elements", len(removed))
-            self._write_scope(
-                lambda: self._nftables().load(TunnelScope(interface, seats_of(peers.values()))), whole=True
+        try:
+            self._change_elements(removed, added)
+        except nft.FirewallError as error:
+            log.warning(
+                "nftables refused to remove %d and add %d seats (%s); loading the scope whole",
+                len(removed),
+                len(added),
+                error,
             )
-        else:
-            try:
-                self._write_scope(
-                    lambda: self.elements.change(TunnelScope(interface, removed), TunnelScope(interface, added)),
-                    whole=False,
-                )
-            except nft.FirewallError as error:
-                log.warning(
-                    "nftables refused to remove %d and add %d seats (%s); loading the scope whole",
-                    len(removed),
-                    len(added),
-                    error,
-                )
-                self._write_scope(
-                    lambda: self._nftables().load(TunnelScope(interface, seats_of(peers.values()))), whole=True
-                )
+            self._load_whole(seats_of(peers.values()))
         rescoped = {seat: added[seat] for seat in removed.keys() & added.keys() if removed[seat] != added[seat]}
-        _cut_connections_out_of_scope(rescoped, netns)
+        _cut_connections_out_of_scope(rescoped, self.settings.netns)
 
-    def _write_scope(self, write: Callable[[], None], whole: bool) -> None:
+    def _load_whole(self, seats: Seats) -> None:
+        """Load the table whole with ``seats``: their elements and their scopes' chains."""
+        self._write_scope(lambda: self._nftables().load(TunnelScope(self.settings.interface, seats)), whole=True)
+        self.chains = nft.chains_of(seats)
+
+    def _change_elements(self, removed: Seats, added: Seats) -> None:
+        """Delete the ``removed`` seats' elements and add the ``added`` ones. The chains of scopes no seat in the table
+        had come first, in a transaction of their own (a chain nothing jumps to yet sees no packet); a chain no seat
+        jumps to any more goes in the elements' transaction, after them."""
+        after = self.chains.copy()
+        after.subtract(nft.chains_of(removed))
+        after.update(nft.chains_of(added))
+        after = +after  # the chains some seat still jumps to
+        coming = [chain for chain in after if chain not in self.chains]
+        going = [chain for chain in self.chains if chain not in after]
+        if coming:
+            script = "".join(chain.creation() for chain in coming)
+            self._write_scope(lambda: self._nftables().run(script), whole=False)
+        interface = self.settings.interface
+        self._write_scope(
+            lambda: self.elements.change(TunnelScope(interface, removed), TunnelScope(interface, added), going),
+            whole=False,
+        )
+        self.chains = after
+
+    def _write_scope(self, write: Callable[[], object], whole: bool) -> None:
         """Run one nft transaction and note the generation it made. The table is then known to be exactly ours only
         when the generation moved by our one commit, and — for a change of elements, which keeps whatever else the
         table held — when it had not moved since our previous one either; otherwise the next full pass loads it

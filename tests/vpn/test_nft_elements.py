@@ -1,4 +1,4 @@
-"""Seats' set elements written over netlink: the same table nft's own text makes, in one transaction (real nftables
+"""Seats' map elements written over netlink: the same table nft's own text makes, in one transaction (real nftables
 in a netns)."""
 
 import re
@@ -28,10 +28,27 @@ def scope(seats: dict[str, tuple[Destination, ...]]) -> TunnelScope:
     return TunnelScope("wgtest0", seats)
 
 
-def sets(listing: str) -> dict[str, set[str]]:
-    """Each set's elements in an ``nft list table``: nft lists them in the order they were added."""
-    found = re.findall(r"set (\w+) \{[^}]*?(?:elements = \{([^}]*)\})?\s*\}", listing)
-    return {name: {element.strip() for element in elements.split(",") if element.strip()} for name, elements in found}
+def contents(listing: str) -> tuple[dict[str, set[str]], set[str]]:
+    """Each map's elements and each chain, in an ``nft list table``: nft lists elements in the order they were
+    added, chains in the order they were made."""
+    found = re.findall(r"map (\w+) \{[^}]*?(?:elements = \{([^}]*)\})?\s*\}", listing)
+    maps = {
+        name: {" ".join(element.split()) for element in elements.split(",") if element.strip()}
+        for name, elements in found
+    }
+    return maps, set(re.findall(r"^\tchain .*?^\t\}$", listing, re.S | re.M))
+
+
+def chain_of(version: int, destinations: tuple[Destination, ...]) -> nft.ScopeChain:
+    chain = nft.scope_chain(version, destinations)
+    assert chain is not None
+    return chain
+
+
+def with_chains(ns: str, seats: dict[str, tuple[Destination, ...]]) -> None:
+    """Make the chains of ``seats``' scopes, as the reconciler does before it adds their elements."""
+    with nft.Nftables(ns) as nftables:
+        nftables.run("".join(chain.creation() for chain in nft.chains_of(seats)))
 
 
 @pytest.fixture
@@ -47,32 +64,54 @@ def table(lab: NetnsLab) -> Iterator[tuple[str, SetElements]]:
 def test_elements_added_over_netlink_list_as_the_same_scope_loaded_as_text(table: tuple[str, SetElements]) -> None:
     ns, elements = table
     seats = {"10.77.0.2": EVERY_KIND, "fd77::2": EVERY_KIND, "10.77.0.3/32": EVERY_KIND[:1], "fd77::3/128": ()}
+    with_chains(ns, seats)
     elements.change(scope({}), scope(seats))
-    over_netlink = sets(nft.listing(ns))
+    over_netlink = contents(nft.listing(ns))
     nft.apply(scope(seats), ns)
-    assert over_netlink == sets(nft.listing(ns))
-    assert "10.77.0.2 . 172.31.0.0/16 . udp . 1000-2000" in over_netlink["allow4"]  # what is compared is there
-    assert over_netlink.keys() == set(nft.SET_NAMES) and len(over_netlink["icmp6"]) == 1
+    assert over_netlink == contents(nft.listing(ns))
+    maps, chains = over_netlink
+    assert f"10.77.0.2 : jump {chain_of(4, EVERY_KIND).name}" in maps["seats4"]
+    assert "fd77::3 : continue" in maps["seats6"]  # a scope with nothing of its family: on to the drop
+    assert maps.keys() == set(nft.MAP_NAMES) and len(chains) == 3 + 4  # three scopes' chains, and our four
+    assert any("172.31.0.0/16 . udp . 1000-2000" in chain for chain in chains)  # what is compared is there
 
 
-def test_deleting_a_seat_takes_exactly_its_elements(table: tuple[str, SetElements]) -> None:
+def test_deleting_a_seat_takes_exactly_its_elements_and_the_chain_it_alone_jumped_to(
+    table: tuple[str, SetElements],
+) -> None:
     ns, elements = table
-    elements.change(scope({}), scope({"10.77.0.2": EVERY_KIND, "10.77.0.3": EVERY_KIND, "fd77::3": EVERY_KIND}))
-    elements.change(scope({"10.77.0.2": EVERY_KIND, "fd77::3": EVERY_KIND}), scope({}))
-    left = sets(nft.listing(ns))
+    seats = {"10.77.0.2": EVERY_KIND, "10.77.0.3": EVERY_KIND, "10.77.0.4": EVERY_KIND[:1], "fd77::3": EVERY_KIND}
+    with_chains(ns, seats)
+    elements.change(scope({}), scope(seats))
+    gone = {"10.77.0.2": EVERY_KIND, "10.77.0.4": EVERY_KIND[:1], "fd77::3": EVERY_KIND}
+    elements.change(scope(gone), scope({}), [chain_of(4, EVERY_KIND[:1]), chain_of(6, EVERY_KIND)])
+    left = contents(nft.listing(ns))
     nft.apply(scope({"10.77.0.3": EVERY_KIND}), ns)
-    assert left == sets(nft.listing(ns))
+    assert left == contents(nft.listing(ns))
 
 
 def test_a_refused_change_raises_and_changes_nothing(table: tuple[str, SetElements]) -> None:
     ns, elements = table
+    with_chains(ns, {"10.77.0.2": EVERY_KIND})
     elements.change(scope({}), scope({"10.77.0.2": EVERY_KIND}))
     before = nft.listing(ns)
     with pytest.raises(nft.FirewallError, match="delete in seats4: No such file or directory"):
         elements.change(scope({"10.77.0.9": EVERY_KIND}), scope({"10.77.0.5": EVERY_KIND}))
     assert nft.listing(ns) == before
+    still_jumped_to = chain_of(4, EVERY_KIND)
+    with pytest.raises(nft.FirewallError, match=f"delete chain {still_jumped_to.name}: Device or resource busy"):
+        elements.change(scope({}), scope({"10.77.0.5": EVERY_KIND}), [still_jumped_to])
+    assert nft.listing(ns) == before
     elements.change(scope({}), scope({"10.77.0.5": EVERY_KIND}))  # the writer goes on after a refusal
-    assert "10.77.0.5 . 10.77.0.1 . tcp . 443" in nft.listing(ns)
+    assert f"10.77.0.5 : jump {still_jumped_to.name}" in nft.listing(ns)
+
+
+def test_an_element_jumping_to_a_chain_not_made_is_refused(table: tuple[str, SetElements]) -> None:
+    ns, elements = table
+    before = nft.listing(ns)
+    with pytest.raises(nft.FirewallError, match="add in seats4: No such file or directory"):
+        elements.change(scope({}), scope({"10.77.0.2": EVERY_KIND}))
+    assert nft.listing(ns) == before
 
 
 def test_a_bad_scope_is_refused_before_anything_is_sent(table: tuple[str, SetElements]) -> None:
@@ -87,13 +126,14 @@ def test_ten_thousand_seats_go_in_one_transaction(table: tuple[str, SetElements]
     ns, elements = table
     allowed = (Destination("172.30.0.0/24", "tcp", 443), Destination("172.30.0.1", "icmp"))
     seats = {f"10.77.{n // 250}.{n % 250 + 2}": allowed for n in range(10_000)}
+    with_chains(ns, seats)
     generation = RulesetGeneration(ns)
     before = generation.read()
     elements.change(scope({}), scope(seats))
     assert generation.read() == before + 1  # many messages, one commit
     generation.close()
-    listed = lab.run(ns, "nft", "list", "set", "inet", "sohogw", "allow4").stdout
-    assert listed.count(". tcp . 443") == 10_000
+    listed = lab.run(ns, "nft", "list", "map", "inet", "sohogw", "seats4").stdout
+    assert listed.count(": jump scope4_") == 10_000
 
 
 def test_kept_sockets_follow_a_namespace_made_again_under_its_name(table: tuple[str, SetElements]) -> None:
@@ -101,14 +141,16 @@ def test_kept_sockets_follow_a_namespace_made_again_under_its_name(table: tuple[
     to the dead one the sockets were opened in."""
     ns, elements = table
     generation = RulesetGeneration(ns)
+    with_chains(ns, {"10.77.0.2": EVERY_KIND[:1]})
     for seat in ("10.77.0.2", "10.77.0.3", "10.77.0.4"):  # the dead namespace's generation runs ahead of the new one's
         elements.change(scope({}), scope({seat: EVERY_KIND[:1]}))
     generation.read()
     subprocess.run(["ip", "netns", "del", ns], check=True)
     subprocess.run(["ip", "netns", "add", ns], check=True)
     nft.apply(scope({}), ns)
+    with_chains(ns, {"10.77.0.9": EVERY_KIND[:1]})
     elements.change(scope({}), scope({"10.77.0.9": EVERY_KIND[:1]}))
-    assert sets(nft.listing(ns))["seats4"] == {"10.77.0.9"}
+    assert contents(nft.listing(ns))[0]["seats4"] == {f"10.77.0.9 : jump {chain_of(4, EVERY_KIND[:1]).name}"}
     fresh = RulesetGeneration(ns)
     assert generation.read() == fresh.read()
     generation.close()

@@ -32,11 +32,25 @@ def test_overlapping_destinations_become_disjoint_boxes_allowing_the_same() -> N
 
 
 def test_each_seat_address_gets_only_destinations_of_its_family() -> None:
-    both = [Destination("172.30.0.0/24", "tcp", 80), Destination("fd30::/64", "udp", 53)]
-    text = nft.render(TunnelScope("wg0", {"10.77.0.2/32": both, "fd77::2/128": both}))
-    assert "10.77.0.2 . 172.30.0.0/24 . tcp . 80" in text
-    assert "fd77::2 . fd30::/64 . udp . 53" in text
-    assert "10.77.0.2 . fd30" not in text and "fd77::2 . 172.30" not in text
+    both = (Destination("172.30.0.0/24", "tcp", 80), Destination("fd30::/64", "udp", 53))
+    text = nft.render(TunnelScope("wg0", {"10.77.0.2/32": both, "fd77::2/128": both, "10.77.0.3": both[1:]}))
+    chain4, chain6 = nft.scope_chain(4, both), nft.scope_chain(6, both)
+    assert chain4 is not None and chain6 is not None and nft.scope_chain(4, both[1:]) is None
+    assert f"10.77.0.2 : jump {chain4.name}" in text and f"fd77::2 : jump {chain6.name}" in text
+    assert "10.77.0.3 : continue" in text  # nothing of its family: on to from_tunnel's drop
+    assert chain4.rules == (
+        "meta l4proto { tcp, udp } ip daddr . meta l4proto . th dport { 172.30.0.0/24 . tcp . 80 } accept",
+    )
+    assert chain6.rules == (
+        "meta l4proto { tcp, udp } ip6 daddr . meta l4proto . th dport { fd30::/64 . udp . 53 } accept",
+    )
+    assert text.count("  chain scope") == 2
+
+
+def test_seats_with_one_scope_share_its_chain_and_another_scope_gets_another() -> None:
+    web, mail = (Destination("172.30.0.0/24", "tcp", 443),), (Destination("172.30.0.9", "tcp", 25),)
+    chains = nft.chains_of({"10.77.0.2": web, "10.77.0.3": tuple(web), "10.77.0.4": mail, "fd77::4": mail})
+    assert sorted(chains.values()) == [1, 2] and len({chain.name for chain in chains}) == 2
 
 
 @pytest.mark.parametrize(
@@ -64,10 +78,11 @@ def test_apply_replaces_our_table_and_leaves_foreign_tables_alone(lab: NetnsLab)
     lab.run(ns, "nft", "-f", "-", stdin=FOREIGN)
     nft.apply(scope(**{"10_77_0_2": [Destination("172.30.0.10", "tcp", 443)]}), ns)
     first = nft.listing(ns)
-    assert "10.77.0.2 . 172.30.0.10 . tcp . 443" in first
+    assert "10.77.0.2 : jump scope4_" in first and "172.30.0.10 . tcp . 443" in first
     nft.apply(scope(**{"10_77_0_3": [Destination("172.30.0.11", "udp", 53)]}), ns)
     second = nft.listing(ns)
-    assert "10.77.0.3 . 172.30.0.11 . udp . 53" in second and "10.77.0.2" not in second
+    assert "10.77.0.3 : jump scope4_" in second and "172.30.0.11 . udp . 53" in second
+    assert "10.77.0.2" not in second and "172.30.0.10" not in second  # the old seat and its scope's chain are gone
     assert "table inet foreign" in lab.run(ns, "nft", "list", "tables").stdout
     nft.remove(ns)
     tables = lab.run(ns, "nft", "list", "tables").stdout
@@ -94,7 +109,8 @@ def test_a_kept_context_works_in_its_own_namespace_and_answers_each_script_alone
         with pytest.raises(nft.FirewallError, match=r"nft failed: Error: .*No such file or directory"):
             nftables.run("list table inet absent")
         assert nftables.run("list tables") == "table inet sohogw\n"
-        assert "10.77.0.2 . 172.30.0.10 . tcp . 443" in nftables.run(f"list table {nft.TABLE}")
+        listed = nftables.run(f"list table {nft.TABLE}")
+        assert "10.77.0.2 : jump scope4_" in listed and "172.30.0.10 . tcp . 443" in listed
     assert lab.run(ns, "nft", "list", "tables").stdout == "table inet sohogw\n"
     assert lab.run(elsewhere, "nft", "list", "tables").stdout == ""
 
@@ -110,7 +126,8 @@ def test_a_kept_context_follows_a_namespace_made_again_under_its_name(lab: Netns
         assert lab.run(ns, "nft", "list", "tables").stdout == ""
         nftables.load(scope(**{"10_77_0_3": [Destination("172.30.0.11", "tcp", 443)]}))
         assert nftables.run("list tables") == "table inet sohogw\n"
-    assert "10.77.0.3 . 172.30.0.11 . tcp . 443" in lab.run(ns, "nft", "list", "table", "inet", "sohogw").stdout
+    listed = lab.run(ns, "nft", "list", "table", "inet", "sohogw").stdout
+    assert "10.77.0.3 : jump scope4_" in listed and "172.30.0.11 . tcp . 443" in listed
 
 
 def test_a_script_past_its_time_gives_the_context_up_without_running_the_scripts_after_it(lab: NetnsLab) -> None:
@@ -129,7 +146,7 @@ def test_a_script_past_its_time_gives_the_context_up_without_running_the_scripts
     nftables.close()
     assert time.monotonic() - started < 0.1  # the load itself takes ~0.4 s here
     nftables._thread.shutdown(wait=True)  # the load ran to its end; the delete after it never ran
-    count = lab.run(ns, "nft", "list", "set", "inet", "sohogw", "allow4").stdout.count(". tcp . 443")
+    count = lab.run(ns, "nft", "list", "map", "inet", "sohogw", "seats4").stdout.count(": jump scope4_")
     assert count == 40_000
 
 
@@ -197,5 +214,5 @@ def test_ten_thousand_seats_load_as_one_transaction(lab: NetnsLab) -> None:
     allowed = [Destination("172.30.0.0/24", "tcp", 443), Destination("172.30.0.1", "icmp")]
     seats = {f"10.77.{n // 250}.{n % 250 + 2}": allowed for n in range(10_000)}
     nft.apply(TunnelScope("wgtest0", seats), ns)
-    count = lab.run(ns, "nft", "list", "set", "inet", "sohogw", "allow4").stdout.count(". tcp . 443")
+    count = lab.run(ns, "nft", "list", "map", "inet", "sohogw", "seats4").stdout.count(": jump scope4_")
     assert count == 10_000
