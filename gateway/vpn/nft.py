@@ -3,12 +3,12 @@
 Layout (see docs/vpn.md): a verdict map per address family from each seat's address to a jump to its scope's chain,
 one chain per distinct scope (seats share the few scopes of their policy groups), so a seat costs the kernel one
 hash element; a `from_tunnel` chain (jumped to from the forward and input hooks for packets arriving from the
-tunnel) that accepts established/related, drops seat-to-seat (any address in the maps), jumps to the sender's scope
-chain, and drops whatever that chain did not accept; and a `to_tunnel` chain that lets only replies into the
-tunnel. `Nftables.load` sends "table; delete table; table {...}" as one script: a single kernel transaction, so no
-packet ever sees half a rule set. Scripts run in this process through libnftables, the library the `nft` command is
-made of (``Nftables``). Seats' elements added to and deleted from the loaded table go over netlink instead, also in
-one transaction (``nft_elements.py``).
+tunnel) that accepts established/related, drops what goes back into the tunnel (seat to seat, whether or not the
+other seat has its element yet), jumps to the sender's scope chain, and drops whatever that chain did not accept;
+and a `to_tunnel` chain that lets only replies into the tunnel. `Nftables.load` sends "table; delete table; table
+{...}" as one script: a single kernel transaction, so no packet ever sees half a rule set. Scripts run in this
+process through libnftables, the library the `nft` command is made of (``Nftables``). Seats' elements added to and
+deleted from the loaded table go over netlink instead, also in one transaction (``nft_elements.py``).
 """
 
 import ctypes
@@ -143,8 +143,7 @@ def render(scope: TunnelScope) -> str:
             "  chain from_tunnel {",
             "    ct state established,related accept",
             "    ct state invalid drop",
-            "    ip daddr @seats4 counter drop",
-            "    ip6 daddr @seats6 counter drop",
+            f"    oifname {iface} counter drop",
             "    ip saddr vmap @seats4",
             "    ip6 saddr vmap @seats6",
             "    counter drop",

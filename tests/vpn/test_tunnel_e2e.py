@@ -56,6 +56,23 @@ def test_scope_allows_the_listed_port_and_denies_the_trust_host_and_the_other_se
     assert "table ip foreign" in world.lab.run(world.gw, "nft", "list", "tables").stdout
 
 
+def test_a_scope_that_covers_the_pool_still_reaches_no_other_seat_with_or_without_its_element(world: World) -> None:
+    """Seat to seat is dropped by the interfaces (from the tunnel back into it), not by looking the other seat up:
+    a scope wide enough to cover the seats' own pool reaches the gateway there, never a seat, including one whose
+    element has not come yet (during a first pass, or when a pass failed)."""
+    home1, home2 = world.homes["home1"], world.homes["home2"]
+    world.serve(home2.ns, home2.address, 8083)
+    world.backend.apply(world.interface, world.desired("home1", "home2"))
+    assert world.reaches(home2.ns, "10.77.0.1", 8080, 3)  # home2's endpoint is learned
+    pool = [Destination("10.77.0.0/16", "tcp", 8080), Destination("10.77.0.0/16", "tcp", 8083)]
+    nft.apply(TunnelScope(world.interface, {home1.address: pool, home2.address: []}), world.gw)
+    assert world.reaches(home1.ns, "10.77.0.1", 8080)  # the scope does reach into the pool
+    assert not world.reaches(home1.ns, home2.address, 8083)
+    nft.apply(TunnelScope(world.interface, {home1.address: pool}), world.gw)  # home2 without its element
+    assert world.reaches(home1.ns, "10.77.0.1", 8080)
+    assert not world.reaches(home1.ns, home2.address, 8083)
+
+
 def test_removing_a_peer_stops_its_traffic_at_once(world: World) -> None:
     home = world.homes["home1"]
     world.backend.apply(world.interface, world.desired("home1"))
