@@ -346,14 +346,19 @@ def login(db: Session, services: LoginServices, request: LoginRequest, now: date
     user = _bind(attempt, account)
     effective = _admit(attempt, user, identity)
     # Without a second factor the sign-in is complete: the person's count goes too (else at the second factor).
-    throttle.give_back(db, reserved, forget_person=None if effective.require_totp else user.person_id)
-    return _open_session(attempt, user, effective, identity)
+    given_back = throttle.GiveBack(reserved, None if effective.require_totp else user.person_id)
+    return _open_session(attempt, user, effective, identity, given_back)
 
 
 def _open_session(
-    attempt: _Attempt, user: DirectoryUser, effective: EffectivePolicy, identity: CertificateIdentity | None
+    attempt: _Attempt,
+    user: DirectoryUser,
+    effective: EffectivePolicy,
+    identity: CertificateIdentity | None,
+    given_back: throttle.GiveBack,
 ) -> LoginResult:
-    """The home session (waiting for the second factor when the policy asks for one), audited."""
+    """The home session (waiting for the second factor when the policy asks for one), audited; the attempts of the
+    right guess given back with its row."""
     db, services, request, now = attempt.db, attempt.services, attempt.request, attempt.now
     session = new_home_session(
         id="",
@@ -383,7 +388,7 @@ def _open_session(
         idle_timeout_seconds=int(effective.idle_timeout.total_seconds()),
         expires_at=now + min(effective.max_session, _until_certificate_expires(identity, now)),
     )
-    token = open_session(db, session)
+    token = open_session(db, session, give_back=given_back)
     services.adopt_legacy(db, session, user, now)
     signed_in = AuditEntry(
         actor=user.login,
