@@ -75,12 +75,18 @@ class SignIns:
 
 
 @pytest.fixture
-def sign_ins(tmp_path: Path, engine: Engine) -> Iterator[SignIns]:
-    """sup1 of the built-in directory, a supervisor signing in with a password alone (a session active at once)."""
+def policy() -> str:
+    return POLICY
+
+
+@pytest.fixture
+def sign_ins(tmp_path: Path, engine: Engine, policy: str) -> Iterator[SignIns]:
+    """sup1 of the built-in directory, a supervisor signing in with a password alone (a session active at once,
+    unless ``policy`` asks for a second factor)."""
     directory_file = tmp_path / "directory.json"
     write_builtin_directory(directory_file, {"sup1": "sup-one-pw"}, {"sup1": ["SOHO-Supervisors"]})
     with session_scope(engine) as db:
-        import_policy(db, POLICY, actor="test", source="", now=datetime.now(UTC))
+        import_policy(db, policy, actor="test", source="", now=datetime.now(UTC))
     directory = BindHeld(open_directory(DirectorySettings(kind="builtin", builtin_file=directory_file)))
     directory.go.set()
     limits = throttle.ThrottleLimits(per_account=1000, per_source=1000, window=timedelta(minutes=15))
@@ -95,6 +101,17 @@ def test_a_complete_sign_in_gives_its_attempts_back_and_clears_the_persons_count
     assert sign_ins.counts() == {throttle.person_key(PERSON): 0, throttle.source_key(SOURCE): 3}
     assert sign_ins.attempt("sup-one-pw") == "success"  # and again, taking over the first session
     assert sign_ins.counts() == {throttle.person_key(PERSON): 0, throttle.source_key(SOURCE): 3}
+
+
+@pytest.mark.parametrize("policy", [POLICY.replace("false}", "false, require_totp: true}")])
+def test_a_sign_in_waiting_for_its_second_factor_gives_its_attempt_back_and_keeps_the_persons_count(
+    sign_ins: SignIns, engine: Engine
+) -> None:
+    assert [sign_ins.attempt("wrong") for _ in range(2)] == ["directory.wrong_password"] * 2
+    assert sign_ins.attempt("sup-one-pw") == "success"
+    with session_scope(engine) as db:
+        assert [s.state for s in db.exec(select(HomeSession))] == [SessionState.PENDING_SECOND_FACTOR]
+    assert sign_ins.counts() == {throttle.person_key(PERSON): 2, throttle.source_key(SOURCE): 2}
 
 
 def _waiting_on_a_lock(engine: Engine) -> int:
