@@ -47,9 +47,12 @@ def nudge_after_commit(db: Session, topic: str, payload: Any = None) -> None:
     db.info.setdefault(_PENDING, []).append((topic, payload))
 
 
-NOTIFYING_EACH = "SELECT count(pg_notify(:channel, note)) AS sent FROM unnest(CAST(:notes AS text[])) AS note"
+NOTIFYING_EACH = (
+    "SELECT count(pg_notify(:channel, note)) AS sent FROM json_array_elements_text(CAST(:notes AS json)) AS note"
+)
 """One notification per note, in the array's order (one row: how many), to run alone or inside another statement;
-bound with ``notify_values``."""
+bound with ``notify_values``. The notes go as one JSON array, a string: psycopg dumps a list as a ``text[]`` with a
+regular expression's pass over each element, ~30 µs of CPU at every sign-in."""
 _NOTIFY_EACH = text(NOTIFYING_EACH)
 
 
@@ -76,7 +79,7 @@ def unsent_notes(db: Session) -> list[str]:
 
 
 def notify_values(notes: list[str]) -> dict[str, object]:
-    return {"channel": NOTIFY_CHANNEL, "notes": notes}
+    return {"channel": NOTIFY_CHANNEL, "notes": json.dumps(notes)}
 
 
 def send_nudges(db: Session) -> None:

@@ -27,7 +27,13 @@ from gateway.directory.logins import check_password, normalized_dn
 from gateway.errors import GatewayError
 from gateway.events import nudge_after_commit
 from gateway.pki.trust import VerifiedClient, verify_client
-from gateway.policies.service import effective_policy
+from gateway.policies.service import (
+    NEWEST_VERSION_COLUMNS,
+    NewestVersion,
+    effective_policy,
+    newest_version,
+    newest_version_read,
+)
 from gateway.sessions import recovery_codes, throttle, totp
 from gateway.sessions.certificate_refusal import certificate_refusal
 from gateway.sessions.errors import LoginFailed, SecondFactorRefused, TooManyAttempts
@@ -92,6 +98,9 @@ class _Attempt:
     now: datetime
     detail: dict[str, object]
     account: Account | None = None
+    policy_version: NewestVersion | None = None
+    """The policy version in force, read once before the password is tried (with the certificate's register row, or
+    by `_without_certificate`) and evaluated under after the bind: one round trip fewer than reading it again."""
 
     def refuse(self, error: LoginFailed, **detail: object) -> NoReturn:
         """Count the failure (alert rules), audit it with the person beside the name, and raise it. The failure is
@@ -123,11 +132,18 @@ class _Attempt:
 
 
 def _certificate(db: Session, services: LoginServices, request: LoginRequest, now: datetime) -> VerifiedClient:
+    """The certificate verified, and the policy version in force read in the same statement."""
     if services.authority is None:
         raise LoginFailed("the gateway's certificate authority is not ready", "ca_not_ready", 503)
     assert request.client_cert is not None
     return verify_client(
-        db, services.authority, request.client_cert, now, services.revocation, list(request.presented_chain)
+        db,
+        services.authority,
+        request.client_cert,
+        now,
+        services.revocation,
+        list(request.presented_chain),
+        read_beside=NEWEST_VERSION_COLUMNS,
     )
 
 
@@ -227,6 +243,7 @@ def _matched_certificate(attempt: _Attempt, certificate: x509.Certificate) -> tu
             **_certificate_detail(certificate, error),
         )
     identity = verified.identity
+    attempt.policy_version = newest_version_read(*verified.read_beside)
     attempt.detail["certificate_serial"] = f"{identity.serial:X}"
     account = attempt.account
     if account is None or not certificate_matches(identity, account) or not _bound_to(verified, account):
@@ -282,7 +299,8 @@ def _without_certificate(attempt: _Attempt) -> Account:
     # The policy is read on a connection given back at once: the request's session takes none before the person's
     # reservation, which needs one of its own (many sign-ins at once would hold the pool's and wait for more).
     with session_scope(engine_of(attempt.db)) as own:
-        effective = effective_policy(own, groups, attempt.now)
+        attempt.policy_version = newest_version(own)
+        effective = effective_policy(own, groups, attempt.now, newest=attempt.policy_version)
     judged = {"judged": "before_password", "roles": sorted(effective.roles)}
     if effective.require_client_certificate or attempt.account is None:
         attempt.refuse(_certificate_missing(), **judged)
@@ -295,7 +313,7 @@ def _admit(attempt: _Attempt, user: DirectoryUser, identity: CertificateIdentity
     and their shift has begun. The certificate was matched before the bind: the words that can follow a right
     password (no role, outside the shift) reach only the holder of the account's own certificate, who needs them;
     without a certificate they were decided before the bind."""
-    effective = effective_policy(attempt.db, group_identifiers(user.groups), attempt.now)
+    effective = effective_policy(attempt.db, group_identifiers(user.groups), attempt.now, newest=attempt.policy_version)
     if not effective.roles:
         attempt.refuse(LoginFailed("your account is not in any SOHO group; ask your supervisor", "no_role"))
     if identity is None and effective.require_client_certificate:
@@ -328,14 +346,19 @@ def login(db: Session, services: LoginServices, request: LoginRequest, now: date
     user = _bind(attempt, account)
     effective = _admit(attempt, user, identity)
     # Without a second factor the sign-in is complete: the person's count goes too (else at the second factor).
-    throttle.give_back(db, reserved, forget_person=None if effective.require_totp else user.person_id)
-    return _open_session(attempt, user, effective, identity)
+    given_back = throttle.GiveBack(reserved, None if effective.require_totp else user.person_id)
+    return _open_session(attempt, user, effective, identity, given_back)
 
 
 def _open_session(
-    attempt: _Attempt, user: DirectoryUser, effective: EffectivePolicy, identity: CertificateIdentity | None
+    attempt: _Attempt,
+    user: DirectoryUser,
+    effective: EffectivePolicy,
+    identity: CertificateIdentity | None,
+    given_back: throttle.GiveBack,
 ) -> LoginResult:
-    """The home session (waiting for the second factor when the policy asks for one), audited."""
+    """The home session (waiting for the second factor when the policy asks for one), audited; the attempts of the
+    right guess given back with its row."""
     db, services, request, now = attempt.db, attempt.services, attempt.request, attempt.now
     session = new_home_session(
         id="",
@@ -365,7 +388,7 @@ def _open_session(
         idle_timeout_seconds=int(effective.idle_timeout.total_seconds()),
         expires_at=now + min(effective.max_session, _until_certificate_expires(identity, now)),
     )
-    token = open_session(db, session)
+    token = open_session(db, session, give_back=given_back)
     services.adopt_legacy(db, session, user, now)
     signed_in = AuditEntry(
         actor=user.login,

@@ -13,9 +13,11 @@ import secrets
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, Update, bindparam, insert, update
+import sqlalchemy
+from sqlalchemy import CTE, Executable, Row, Update, bindparam, func, insert, update
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.base import manager_of_class
@@ -26,6 +28,7 @@ from gateway.audit.service import AuditEntry, record, record_all
 from gateway.clock import as_utc
 from gateway.db import TAKE_TURN, serialize_on
 from gateway.events import nudge_after_commit
+from gateway.sessions import throttle
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 
 SESSION_ENDED = "session.ended"
@@ -66,6 +69,20 @@ _INSERT = insert(_SESSIONS).values({column.name: bindparam(f"new_{column.name}")
 _INSERT_TAKING_TURN = TAKE_TURN.add_cte(_INSERT.cte("new_session"))
 """PostgreSQL: the row of an active session, written in the statement that takes its person's turn for the
 take-over (`end_replaced_sessions`): one round trip fewer at every sign-in."""
+
+
+@lru_cache(maxsize=8)
+def _inserting_giving_back(given_back: CTE, taking_turn: bool) -> Executable:
+    """PostgreSQL: `_INSERT` or `_INSERT_TAKING_TURN` carrying a sign-in's `throttle.give_back` (``given_back``):
+    one round trip fewer at every sign-in. The throttle's rows are written first, before the turn is waited for
+    (the turn's one-time condition counts them), so that rows and turn are taken in the order a second factor's
+    `throttle.forget` and take-over take them, and no two sign-ins each hold what the other waits for."""
+    if not taking_turn:
+        return _INSERT.add_cte(given_back)
+    written_first = sqlalchemy.select(func.count()).select_from(given_back).scalar_subquery() >= 0
+    return TAKE_TURN.where(written_first).add_cte(_INSERT.cte("new_session"))
+
+
 _TURN_TAKEN = "sohogw.take_over_turn"
 """In the session's ``info``: (the transaction that took a person's turn at `open_session`, the person)."""
 
@@ -97,9 +114,11 @@ def new_home_session(**fields: Any) -> HomeSession:
     return session
 
 
-def open_session(db: Session, session: HomeSession) -> str:
+def open_session(db: Session, session: HomeSession, *, give_back: throttle.GiveBack | None = None) -> str:
     """Store a new session with a fresh token and CSRF secret; returns the token for the cookie. An active one also
-    takes its person's turn for the take-over, in the same statement on PostgreSQL.
+    takes its person's turn for the take-over, in the same statement on PostgreSQL, and a sign-in's ``give_back``
+    of its throttle's attempts is written there too (on SQLite, first, as `throttle.give_back`). The rows given
+    back then stay locked until the session's commit: a reservation on them meanwhile waits for it.
 
     The row is written by a table statement and the object then joins ``db`` as that row, persistent as if loaded:
     its later changes are flushed as updates. Adding it and flushing it through the ORM's unit of work cost ~0.5 ms
@@ -109,11 +128,18 @@ def open_session(db: Session, session: HomeSession) -> str:
     session.token_sha256 = _digest(token)
     session.csrf_token = secrets.token_urlsafe(24)
     row = {f"new_{column.name}": getattr(session, column.name) for column in _SESSIONS.c}
-    if session.state is SessionState.ACTIVE and db.get_bind().dialect.name == "postgresql":
-        db.connection().execute(_INSERT_TAKING_TURN, {**row, "turn_name": _take_over_turn(session.person_id)})
-        db.info[_TURN_TAKEN] = (db.get_nested_transaction() or db.get_transaction(), session.person_id)
+    postgres, taking_turn = db.get_bind().dialect.name == "postgresql", session.state is SessionState.ACTIVE
+    if give_back is not None and not postgres:
+        throttle.give_back(db, give_back.keys, forget_person=give_back.forget_person)
+    if postgres and taking_turn:
+        row["turn_name"] = _take_over_turn(session.person_id)
+    if postgres and give_back is not None:
+        statement = _inserting_giving_back(give_back.as_part(), taking_turn)
+        db.connection().execute(statement, {**row, **give_back.values})
     else:
-        db.connection().execute(_INSERT, row)
+        db.connection().execute(_INSERT_TAKING_TURN if postgres and taking_turn else _INSERT, row)
+    if postgres and taking_turn:
+        db.info[_TURN_TAKEN] = (db.get_nested_transaction() or db.get_transaction(), session.person_id)
     make_transient_to_detached(session)
     db.add(session)
     if session.state is SessionState.ACTIVE:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import TextClause, TextualSelect, bindparam, text, update
+from sqlalchemy import CTE, TextClause, TextualSelect, bindparam, text, update
 from sqlmodel import Session, col, delete
 
 from gateway.db import engine_of, independent_writes
@@ -96,9 +96,9 @@ def _count_one_on_each(keys: int) -> TextualSelect:
     )
 
 
-def _give_one_back_on_each(keys: int) -> TextClause:
+def _give_one_back_on_each(keys: int, returning: str = "") -> TextClause:
     """One attempt given back on each of ``keys`` keys (``key_<i>``), or the count cleared on the one named
-    ``forgotten`` (NULL for none), in one statement.
+    ``forgotten`` (NULL for none), in one statement (``returning`` its ``RETURNING`` clause, if any).
 
     Written as the reservation is, an upsert, so that it takes the rows in the order of the values as the
     reservation does (an UPDATE takes them in whatever order its scan meets them: two sign-ins could then each hold
@@ -110,13 +110,17 @@ def _give_one_back_on_each(keys: int) -> TextClause:
         f'INSERT INTO login_throttle ("key", window_started_at, attempts) VALUES {rows} '  # noqa: S608
         f'ON CONFLICT ("key") DO UPDATE SET '
         f'attempts = CASE login_throttle."key" WHEN :forgotten THEN 0 ELSE login_throttle.attempts - 1 END '
-        f"WHERE login_throttle.attempts > 0"
+        f"WHERE login_throttle.attempts > 0 {returning}"
     ).bindparams(bindparam("long_ago", type_=_THROTTLE.c.window_started_at.type))
 
 
 _COUNT_ONE_ON_EACH = {keys: _count_one_on_each(keys) for keys in range(1, _MOST_KEYS + 1)}
 _GIVE_ONE_BACK_ON_EACH = {keys: _give_one_back_on_each(keys) for keys in range(1, _MOST_KEYS + 2)}
 """Up to one key more than a reservation: the person's count may be cleared beside the keys given back."""
+_GIVEN_BACK_ON_EACH = {
+    keys: _give_one_back_on_each(keys, 'RETURNING "key"').columns(_THROTTLE.c.key).cte("given_back")
+    for keys in range(1, _MOST_KEYS + 2)
+}
 _LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
 _TAKE_BACK = (
     update(_THROTTLE)
@@ -161,19 +165,44 @@ def give_back(db: Session, keys: Sequence[tuple[str, int]], *, forget_person: st
     clear that person's count (a sign-in complete without a second factor, as `forget`).
 
     Outside the session's transaction, as independent writes (``db.independent_writes``): these are the hottest
-    rows of a sign-in (every attempt on the person or the address updates them), and the session's own transaction,
-    which goes on to its audit rows, must not keep them locked while other sign-ins wait to reserve (PostgreSQL's
-    row locks). Should that transaction then fail, the right guess has its attempt back anyway. One statement for
-    all the keys, whole alone (each key's count one lower, or cleared), so no transaction binds it: on PostgreSQL
-    it commits by itself, without the ``BEGIN`` and ``COMMIT`` round trips. It takes the rows in the order
-    ``reserve`` takes them in.
+    rows of a sign-in (every attempt on the person or the address updates them), and a transaction that goes on to
+    wait for the audit chain keeps them locked meanwhile (PostgreSQL's row locks). Should that transaction then
+    fail, the right guess has its attempt back anyway. One statement for all the keys, whole alone (each key's count
+    one lower, or cleared), so no transaction binds it: on PostgreSQL it commits by itself, without the ``BEGIN``
+    and ``COMMIT`` round trips. It takes the rows in the order ``reserve`` takes them in.
+
+    A sign-in on PostgreSQL writes it in its session row's statement instead (`GiveBack.as_part`,
+    `sessions.service.open_session`): one round trip fewer, for rows held until that commit (a reservation on the
+    same person or address waits for it) and kept counted should it fail.
     """
-    forgotten = person_key(forget_person) if forget_person is not None else None
-    ordered = sorted({key for key, _ in keys} | ({forgotten} if forgotten else set()))
-    values: dict[str, object] = {"forgotten": forgotten, "long_ago": _LONG_AGO}
-    values |= {f"key_{i}": key for i, key in enumerate(ordered)}
+    given = GiveBack(keys, forget_person)
     with independent_writes(engine_of(db)) as own:
-        own.execute(_GIVE_ONE_BACK_ON_EACH[len(ordered)], values)
+        own.execute(_GIVE_ONE_BACK_ON_EACH[len(given.ordered_keys)], given.values)
+
+
+@dataclass(frozen=True, slots=True)
+class GiveBack:
+    """The attempts a right guess gives back (`give_back`), for a statement of the caller's to carry (`as_part`)."""
+
+    keys: Sequence[tuple[str, int]]
+    forget_person: str | None = None
+
+    @property
+    def ordered_keys(self) -> list[str]:
+        forgotten = person_key(self.forget_person) if self.forget_person is not None else None
+        return sorted({key for key, _ in self.keys} | ({forgotten} if forgotten else set()))
+
+    @property
+    def values(self) -> dict[str, object]:
+        forgotten = person_key(self.forget_person) if self.forget_person is not None else None
+        values: dict[str, object] = {"forgotten": forgotten, "long_ago": _LONG_AGO}
+        return values | {f"key_{i}": key for i, key in enumerate(self.ordered_keys)}
+
+    def as_part(self) -> CTE:
+        """PostgreSQL: `give_back`'s upsert as a data-modifying ``WITH`` of another statement (bound with
+        ``values``), returning the keys it changed; a statement that references it (a count of its rows) has it
+        run first, in full."""
+        return _GIVEN_BACK_ON_EACH[len(self.ordered_keys)]
 
 
 def record_failure(db: Session, login: str, source_ip: str, now: datetime, reason: str) -> None:

@@ -1,0 +1,154 @@
+"""A right guess gives its throttle attempts back in the statement that writes its session (PostgreSQL; SQLite
+first, on its own), and takes the throttle's rows before the person's turn for the take-over, the order a second
+factor's `throttle.forget` and take-over take them in: else the two could each hold what the other waits for."""
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlmodel import Session, select
+
+from certs.revocation import HttpRevocationChecker
+from gateway.adoption import LegacyAdoption
+from gateway.db import session_scope
+from gateway.directory import Account, Directory, DirectoryUser, open_directory
+from gateway.directory.settings import DirectorySettings
+from gateway.policies.service import import_policy
+from gateway.sessions import throttle
+from gateway.sessions.errors import LoginFailed
+from gateway.sessions.login import LoginRequest, LoginServices, login
+from gateway.sessions.models import HomeSession, LoginThrottle, SessionState
+from tests.support.portal import write_builtin_directory
+
+PERSON = "builtin:sup1"
+SOURCE = "198.51.100.7"
+POLICY = """
+version: 1
+roles:
+  supervisor: {require_client_certificate: false}
+groups:
+  SOHO-Supervisors: {roles: [supervisor]}
+"""
+
+
+class BindHeld:
+    """The built-in directory, each bind held until the test lets it go (after the attempt was reserved)."""
+
+    def __init__(self, directory: Directory) -> None:
+        self._directory = directory
+        self.reached, self.go = threading.Event(), threading.Event()
+
+    def verify(self, account: Account, password: str) -> DirectoryUser:
+        self.reached.set()
+        assert self.go.wait(10)
+        return self._directory.verify(account, password)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._directory, name)
+
+
+@dataclass
+class SignIns:
+    engine: Engine
+    services: LoginServices
+    directory: BindHeld
+
+    def attempt(self, password: str) -> str:
+        """The outcome of a sign-in of sup1: "success" or the refusal's reason."""
+        try:
+            with session_scope(self.engine) as db:
+                login(db, self.services, LoginRequest("sup1", password, SOURCE), datetime.now(UTC))
+        except LoginFailed as refused:
+            return refused.reason
+        return "success"
+
+    def counts(self) -> dict[str, int]:
+        with session_scope(self.engine) as db:
+            return {row.key: row.attempts for row in db.exec(select(LoginThrottle))}
+
+
+@pytest.fixture
+def policy() -> str:
+    return POLICY
+
+
+@pytest.fixture
+def sign_ins(tmp_path: Path, engine: Engine, policy: str) -> Iterator[SignIns]:
+    """sup1 of the built-in directory, a supervisor signing in with a password alone (a session active at once,
+    unless ``policy`` asks for a second factor)."""
+    directory_file = tmp_path / "directory.json"
+    write_builtin_directory(directory_file, {"sup1": "sup-one-pw"}, {"sup1": ["SOHO-Supervisors"]})
+    with session_scope(engine) as db:
+        import_policy(db, policy, actor="test", source="", now=datetime.now(UTC))
+    directory = BindHeld(open_directory(DirectorySettings(kind="builtin", builtin_file=directory_file)))
+    directory.go.set()
+    limits = throttle.ThrottleLimits(per_account=1000, per_source=1000, window=timedelta(minutes=15))
+    services = LoginServices(directory, None, HttpRevocationChecker(), limits, "node-1", LegacyAdoption())
+    yield SignIns(engine, services, directory)
+
+
+def test_a_complete_sign_in_gives_its_attempts_back_and_clears_the_persons_count(sign_ins: SignIns) -> None:
+    assert [sign_ins.attempt("wrong") for _ in range(3)] == ["directory.wrong_password"] * 3
+    assert sign_ins.counts() == {throttle.person_key(PERSON): 3, throttle.source_key(SOURCE): 3}
+    assert sign_ins.attempt("sup-one-pw") == "success"
+    assert sign_ins.counts() == {throttle.person_key(PERSON): 0, throttle.source_key(SOURCE): 3}
+    assert sign_ins.attempt("sup-one-pw") == "success"  # and again, taking over the first session
+    assert sign_ins.counts() == {throttle.person_key(PERSON): 0, throttle.source_key(SOURCE): 3}
+
+
+@pytest.mark.parametrize("policy", [POLICY.replace("false}", "false, require_totp: true}")])
+def test_a_sign_in_waiting_for_its_second_factor_gives_its_attempt_back_and_keeps_the_persons_count(
+    sign_ins: SignIns, engine: Engine
+) -> None:
+    assert [sign_ins.attempt("wrong") for _ in range(2)] == ["directory.wrong_password"] * 2
+    assert sign_ins.attempt("sup-one-pw") == "success"
+    with session_scope(engine) as db:
+        assert [s.state for s in db.exec(select(HomeSession))] == [SessionState.PENDING_SECOND_FACTOR]
+    assert sign_ins.counts() == {throttle.person_key(PERSON): 2, throttle.source_key(SOURCE): 2}
+
+
+def _waiting_on_a_lock(engine: Engine) -> int:
+    """The backend whose statement giving attempts back waits on a lock (a row another transaction holds)."""
+    waiting = text(
+        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%given_back%' "
+        "AND pid <> pg_backend_pid()"
+    )
+    with engine.connect() as watcher:
+        for _ in range(200):
+            pid = watcher.execute(waiting).scalar()
+            if pid is not None:
+                return int(pid)
+            watcher.rollback()
+            time.sleep(0.05)
+    raise AssertionError("no sign-in waited on the throttle's row")
+
+
+@pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_a_sign_in_takes_the_throttle_rows_before_the_persons_turn(sign_ins: SignIns, engine: Engine) -> None:
+    assert sign_ins.attempt("sup-one-pw") == "success"  # the first session, for the next to take over
+    sign_ins.directory.reached.clear()
+    sign_ins.directory.go.clear()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        signing_in = pool.submit(sign_ins.attempt, "sup-one-pw")
+        assert sign_ins.directory.reached.wait(10)  # reserved, at the bind
+        with Session(engine) as second_factor:  # a second factor's step, holding the person's row meanwhile
+            throttle.forget(second_factor, PERSON)
+            sign_ins.directory.go.set()
+            pid = _waiting_on_a_lock(engine)
+            with engine.connect() as watcher:
+                held = text("SELECT count(*) FROM pg_locks WHERE pid = :pid AND locktype = 'advisory' AND granted")
+                turns_held = watcher.execute(held, {"pid": pid}).scalar_one()
+            second_factor.commit()
+        assert signing_in.result(timeout=10) == "success"
+    assert turns_held == 0  # it waits for the row holding no turn: the second factor's take-over can go on
+    with session_scope(engine) as db:
+        live = db.exec(select(HomeSession).where(HomeSession.state == SessionState.ACTIVE)).all()
+    assert len(live) == 1
+    assert sign_ins.counts() == {throttle.person_key(PERSON): 0, throttle.source_key(SOURCE): 0}
