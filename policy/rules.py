@@ -19,4 +19,6 @@ class DisplayRules:
     upload: bool = False
     printing: bool = False
     drive: bool = False
+    audio: bool = False
+    """The seat's sound reaches the browser (RDP's audio output; the X11 path has none)."""
     audio_input: bool = False

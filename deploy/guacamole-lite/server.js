@@ -14,8 +14,8 @@
  * timeout can end a seat nobody uses (lib/agent-input.js). While a connection lasts, a question to the broker
  * is kept open (lib/liveness.js): the broker answers it the moment the seat, the portal session or a
  * watch ends, and the browser's websocket and guacd's socket are closed. guacamole-lite's own cut-off
- * of a quiet guacd is relaxed so that an idle screen is not dropped (lib/guacd-silence.js). See
- * docs/guacamole.md.
+ * of a quiet guacd is relaxed so that an idle screen is not dropped (lib/guacd-silence.js), and its socket to
+ * guacd sends each write at once (lib/guacd-nodelay.js). See docs/guacamole.md.
  *
  * Settings come from the environment only (see settingsFromEnvironment); it refuses to start
  * without a key and a broker URL.
@@ -30,6 +30,7 @@ const { watchLaunch } = require('./lib/liveness.js');
 const { makeViewOnly } = require('./lib/view-only.js');
 const { reportAgentInput } = require('./lib/agent-input.js');
 const { tolerateGuacdKeepAlive } = require('./lib/guacd-silence.js');
+const { sendToGuacdWithoutDelay } = require('./lib/guacd-nodelay.js');
 
 const SIZE_PARAMETERS = ['width', 'height', 'dpi'];
 const SESSION_CLOSED = '523'; // Guacamole status 0x020B: the session was closed by the server
@@ -100,6 +101,7 @@ async function decide(request, settings) {
 }
 
 function start(settings) {
+    sendToGuacdWithoutDelay();
     const log = (message) => console.error(`[sohogw-guacamole-lite] ${message}`);
     const wsOptions = {
         host: settings.listenHost,

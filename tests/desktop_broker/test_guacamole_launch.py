@@ -36,6 +36,7 @@ from tests.desktop_broker.x11_fixtures import RunningSeat, pointer_location, run
 from tests.support.browser import chromium
 from tests.support.guacamole_lite import SERVER_DIR
 from tests.support.guacd import GuacdTap, RealGuacd, TappedConnection, free_port
+from tests.support.process_sockets import socket_options
 
 pytestmark = pytest.mark.e2e
 
@@ -299,6 +300,17 @@ def test_seat_connection_reaches_guacd_with_the_compiled_parameters_and_draws_th
     assert any(instruction[0] == "img" for instruction in frame), "guacd sent no image of the seat"
     recording = Path(parameters["recording-path"]) / RECORDING_NAME
     assert recording.is_file() and "${" not in recording.name
+
+
+def test_the_server_writes_to_guacd_without_waiting_for_its_acknowledgements(server, tap, endpoint, parameters):
+    """Nagle's algorithm is off on guacamole-lite's socket to guacd (lib/guacd-nodelay.js). With it on, the second
+    of the handshake's six writes waited for guacd's delayed ACK: 40 ms on every launch before the RDP or VNC
+    connection even began, and the same wait for a key sent right after another. Read from the kernel's own socket,
+    since the tap in between acknowledges at once and hides the wait."""
+    with open_seat(server, launch(endpoint, parameters)) as client:
+        read_until_sync(client)
+        nodelay = socket_options(server.process.pid, tap.port, socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    assert nodelay and all(nodelay), f"guacamole-lite's sockets to guacd, TCP_NODELAY: {nodelay}"
 
 
 def test_replayed_token_is_refused_and_never_reaches_guacd(server, guacd, tap, endpoint, parameters):

@@ -19,7 +19,7 @@ from tests.policy.documents import NOON, policy
 AGENTS = """
 Agents:
   apps: [console, billing, crm]
-  display: {clipboard_in: true, download: true, upload: true, printing: true, audio_input: true}
+  display: {clipboard_in: true, download: true, upload: true, printing: true, audio: true, audio_input: true}
   watermark: {enabled: true, template: "{user} at {time}"}
   idle_timeout: 15m
   max_session: 8h
@@ -64,6 +64,7 @@ def test_rdp_parameters_follow_the_display_rules() -> None:
         "disable-download": "false",
         "disable-upload": "false",
         "enable-printing": "true",
+        "disable-audio": "false",
         "enable-audio-input": "true",
         "security": "tls",
     }

@@ -38,6 +38,7 @@ def test_display_rules_keep_their_fields_and_all_default_off() -> None:
         "upload",
         "printing",
         "drive",
+        "audio",
         "audio_input",
     ]
     assert not any(getattr(DisplayRules(), field.name) for field in fields(DisplayRules))

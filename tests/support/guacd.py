@@ -162,9 +162,12 @@ class GuacdTap:
         parser = InstructionReader()
         try:
             while data := source.recv(65536):
-                sink.sendall(data)
+                # Decoded before it is relayed, so that the answer it draws always finds it recorded: guacamole-lite
+                # answers guacd's `args` with `connect` within microseconds, and the `connect` (read by the other
+                # pump thread) must find the argument names that `args` gave.
                 for instruction in parser.feed(data):
                     self._record(lambda i=instruction: self._note(record, i, to_guacd))
+                sink.sendall(data)
         except (OSError, WireError):
             pass
         finally:

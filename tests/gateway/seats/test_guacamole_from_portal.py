@@ -196,6 +196,7 @@ def test_one_click_opens_only_the_rdp_app_with_policys_parameters_and_a_learned_
     assert received["security"] == "tls"  # not guacd's "any": FreeRDP checks the pin only in a TLS handshake
     assert (received["disable-copy"], received["disable-paste"]) == ("true", "true")
     assert (received["enable-drive"], received["enable-printing"]) == ("false", "false")
+    assert received["disable-audio"] == "true"
     assert (received["ignore-cert"], received["cert-tofu"], received["read-only"]) == ("", "", "")
     assert re.fullmatch(r"agent1-billing-\d{8}T\d{6}Z-[0-9a-f]{8}", received["recording-name"])
     # … and as guacd used it: nothing it had to default, the certificate accepted by its pin, the recording named.
@@ -204,6 +205,9 @@ def test_one_click_opens_only_the_rdp_app_with_policys_parameters_and_a_learned_
     assert [name for name in stated if f'Parameter "{name}" omitted' in log] == []
     # FreeRDP logs its failed CA check, then accepts the pinned fingerprint; a refusal would abort here.
     assert "certificate not trusted, aborting" not in log and "RDP server closed/refused connection" not in log
+    # No sound, so guacd opened neither rdpsnd nor rdpdr: two MCS channel joins fewer, each a FreeRDP 2 wait of up
+    # to 100 ms (docs/guacamole.md, "Figures").
+    assert [channel for channel in ("rdpsnd", "rdpdr") if f'static channel "{channel}" loaded' in log] == []
     recording = Path(received["recording-path"]) / received["recording-name"]
     assert recording.is_file() and "Creation of recording failed" not in log
     (recorded,) = rows(portal, ScreenRecording)  # linked to the person, session, lease and seat (docs/recordings.md)
