@@ -179,7 +179,7 @@ def passes(engine: Engine, count: int, rounds: int, data_dir: Path) -> dict[str,
             assert backend.get_took is not None
             get_took = backend.get_took
             next_unchanged = timed(controller.run_once)
-            assert len(backend.peers(name)) == count and not controller.last_result.changes  # type: ignore[union-attr]
+            assert len(backend.peers(name)) == count and not controller.last_result.changes
         return {
             "pass full": full,
             "  of it before 1st set": first_set,

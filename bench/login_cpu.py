@@ -44,13 +44,16 @@ class KeptAnswers:
         return self._kept[(call, *args)]
 
     def find_account(self, login: str) -> Account:
-        return self._answer("find_account", login)
+        account: Account = self._answer("find_account", login)
+        return account
 
     def verify(self, account: Account, password: str) -> DirectoryUser:
-        return self._answer("verify", account, password)
+        user: DirectoryUser = self._answer("verify", account, password)
+        return user
 
     def lookup(self, login_or_dn: str) -> DirectoryUser:
-        return self._answer("lookup", login_or_dn)
+        user: DirectoryUser = self._answer("lookup", login_or_dn)
+        return user
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._directory, name)
@@ -101,9 +104,12 @@ def main() -> None:
             sign_in()  # warm: rows made, caches filled, statements prepared on the pooled connections
         if args.profile:
             profile = cProfile.Profile(time.process_time)
-            profile.runcall(lambda: [sign_in() for _ in range(args.sign_ins)])  # here: cProfile sees one thread
+            profile.enable()  # here: cProfile sees one thread
+            for _ in range(args.sign_ins):
+                sign_in()
+            profile.disable()
             stats = pstats.Stats(profile)
-            print(f"{stats.total_calls / args.sign_ins:.0f} Python function calls a sign-in")
+            print(f"{stats.total_calls / args.sign_ins:.0f} Python function calls a sign-in")  # type: ignore[attr-defined]
             stats.sort_stats(args.sort).print_stats(40)
             return
         for _ in range(args.rounds):
