@@ -4,12 +4,11 @@ imported company CAs (often AD CS), checked through their own CRL distribution p
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
 
 import sqlalchemy
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from sqlalchemy import Label, Select, bindparam, literal, true
+from sqlalchemy import bindparam, literal, true
 from sqlmodel import Session, select
 
 from certs.authority import Authority
@@ -72,13 +71,6 @@ such row; one row with no chain when nothing is imported): what a verification r
 
 
 @lru_cache(maxsize=8)
-def _chains_and_register_beside(beside: tuple[Label[Any], ...]) -> Select[Any]:
-    """`_CHAINS_AND_REGISTER` with ``beside``'s columns too, built once for each set (their values repeat on each
-    row)."""
-    return _CHAINS_AND_REGISTER.add_columns(*beside)
-
-
-@lru_cache(maxsize=8)
 def _built_store(own_chain: tuple[x509.Certificate, ...], imported: tuple[str, ...]) -> TrustStore:
     return TrustStore.build(list(own_chain), [pem.encode() for pem in imported])
 
@@ -100,8 +92,6 @@ class VerifiedClient:
     person_id: str | None
     """The directory id of the person we issued it to (migration 0025); None for a company CA's certificate, or one
     of ours issued before certificates were bound: such a certificate is judged by the names it carries alone."""
-    read_beside: tuple[Any, ...] = ()
-    """The values of the columns the caller asked to be read beside the register (`verify_client`), in order."""
 
 
 def verify_client(
@@ -111,24 +101,19 @@ def verify_client(
     now: datetime,
     remote: HttpRevocationChecker,
     presented_chain: list[x509.Certificate] | None = None,
-    *,
-    read_beside: tuple[Label[Any], ...] = (),
 ) -> VerifiedClient:
     """Chain, validity, clientAuth and revocation; raises a ``certs.errors.CertificateError`` when refused.
 
     The imported chains and our register's row of the certificate are read at every call, in one statement: an
     import, a removal or a revocation on any node counts at once. The row is read whoever issued the certificate and
-    used only when we did (a company CA's serial may equal one of ours). ``read_beside``, columns that need no row
-    of their own (a layer above's scalar subqueries: a sign-in's policy version), are read in the same statement and
-    returned in ``VerifiedClient.read_beside``: a round trip fewer for that layer."""
-    statement = _chains_and_register_beside(read_beside) if read_beside else _CHAINS_AND_REGISTER
-    rows = db.execute(statement, {"serial": serial_hex(cert.serial_number)}).all()
+    used only when we did (a company CA's serial may equal one of ours)."""
+    rows = db.execute(_CHAINS_AND_REGISTER, {"serial": serial_hex(cert.serial_number)}).all()
     register = rows[0] if rows[0].serial is not None else None
     store = _built_store(tuple(authority.chain), tuple(row.chain_pem for row in rows if row.chain_pem is not None))
     checker = RegisterRevocationChecker(authority, cert.serial_number, register_answer(register), remote)
     identity = verify_client_certificate(cert, store, now, checker, presented_chain or [])
     bound = register.person_id if register is not None and checker.judged_by_register else None
-    return VerifiedClient(identity, bound, tuple(rows[0][-len(read_beside) :]) if read_beside else ())
+    return VerifiedClient(identity, bound)
 
 
 def import_company_ca(db: Session, name: str, chain_data: bytes, *, actor: Actor, now: datetime) -> TrustedAuthority:

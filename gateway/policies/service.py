@@ -7,7 +7,7 @@ and a sign-in's evaluation by version and set of groups (`effective_policy`).
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 
@@ -58,40 +58,14 @@ remembered: an import on any node is in force for the very next request."""
 _DOCUMENT = select(_VERSIONS.c.document).where(_VERSIONS.c.version == bindparam("version"))
 
 
-NEWEST_VERSION_COLUMNS = (
-    _NEWEST.with_only_columns(_VERSIONS.c.version).scalar_subquery().label("policy_version"),
-    _NEWEST.with_only_columns(_VERSIONS.c.created_at).scalar_subquery().label("policy_created_at"),
-)
-"""The newest version's key as two columns, for a layer above to read beside a statement it sends anyway (a sign-in
-reads it with the certificate's register row: one round trip fewer); `newest_version_read` takes their values."""
-
-
-@dataclass(frozen=True, slots=True)
-class NewestVersion:
-    """The newest stored version's key as one read found it, for `effective_policy` to evaluate without reading it
-    again; None when no version was imported (the embedded default is in force)."""
-
-    key: _VersionKey | None
-
-
-def newest_version_read(version: int | None, created_at: datetime | None) -> NewestVersion:
-    """What `NEWEST_VERSION_COLUMNS` read (both null when no version was imported)."""
-    return NewestVersion(None if version is None or created_at is None else (version, as_utc(created_at)))
-
-
-def newest_version(db: Session) -> NewestVersion:
+def _in_force(db: Session) -> tuple[_VersionKey | None, PolicyDocument]:
+    """The newest stored version's key and document, or no key and the embedded default when none was imported."""
     newest = db.execute(_NEWEST).first()
-    return newest_version_read(*newest) if newest is not None else NewestVersion(None)
-
-
-def _in_force(db: Session, newest: NewestVersion | None = None) -> tuple[_VersionKey | None, PolicyDocument]:
-    """The newest stored version's key and document (read now unless ``newest`` says which), or no key and the
-    embedded default when none was imported."""
-    key = (newest or newest_version(db)).key
-    if key is None:
+    if newest is None:
         return None, _default_policy()
+    key = (newest.version, as_utc(newest.created_at))
     if key not in _parsed:
-        _parsed[key] = load_policy(db.execute(_DOCUMENT, {"version": key[0]}).scalar_one())
+        _parsed[key] = load_policy(db.execute(_DOCUMENT, {"version": newest.version}).scalar_one())
     return key, _parsed[key]
 
 
@@ -112,19 +86,16 @@ def _evaluation(version: _VersionKey | None, groups: frozenset[str]) -> Effectiv
     return evaluate(_default_policy() if version is None else _parsed[version], groups, _EVALUATED_AT)
 
 
-def effective_policy(
-    db: Session, groups: Iterable[str], now: datetime, *, newest: NewestVersion | None = None
-) -> EffectivePolicy:
+def effective_policy(db: Session, groups: Iterable[str], now: datetime) -> EffectivePolicy:
     """The policy in force evaluated for ``groups`` at ``now``, as ``evaluate(current_policy(db), groups, now)``.
 
-    The newest version's key is read at every call (or given, as ``newest``, read earlier in the same request), so a
-    version imported on any node counts at the very next request; the evaluation of one set of groups under one
-    version (~0.25 ms of CPU at every sign-in) is kept, as it depends on nothing else (`policy.evaluate` depends on
-    the set of groups alone, and on ``now`` only for the time it says it was made at, which is set to ``now``
-    here)."""
+    The newest version's key is read at every call, so a version imported on any node counts at the very next
+    request; the evaluation of one set of groups under one version (~0.25 ms of CPU at every sign-in) is kept, as
+    it depends on nothing else (`policy.evaluate` depends on the set of groups alone, and on ``now`` only for the
+    time it says it was made at, which is set to ``now`` here)."""
     if now.tzinfo is None:  # as `evaluate` refuses it; a kept evaluation never shows it the caller's time
         raise PolicyError("effective_policy needs a time-zone-aware 'now'; shifts are compared in UTC")
-    version, _ = _in_force(db, newest)
+    version, _ = _in_force(db)
     return replace(_evaluation(version, frozenset(groups)), evaluated_at=now)
 
 

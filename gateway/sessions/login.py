@@ -27,13 +27,7 @@ from gateway.directory.logins import check_password, normalized_dn
 from gateway.errors import GatewayError
 from gateway.events import nudge_after_commit
 from gateway.pki.trust import VerifiedClient, verify_client
-from gateway.policies.service import (
-    NEWEST_VERSION_COLUMNS,
-    NewestVersion,
-    effective_policy,
-    newest_version,
-    newest_version_read,
-)
+from gateway.policies.service import effective_policy
 from gateway.sessions import recovery_codes, throttle, totp
 from gateway.sessions.certificate_refusal import certificate_refusal
 from gateway.sessions.errors import LoginFailed, SecondFactorRefused, TooManyAttempts
@@ -98,9 +92,6 @@ class _Attempt:
     now: datetime
     detail: dict[str, object]
     account: Account | None = None
-    policy_version: NewestVersion | None = None
-    """The policy version in force, read once before the password is tried (with the certificate's register row, or
-    by `_without_certificate`) and evaluated under after the bind: one round trip fewer than reading it again."""
 
     def refuse(self, error: LoginFailed, **detail: object) -> NoReturn:
         """Count the failure (alert rules), audit it with the person beside the name, and raise it. The failure is
@@ -132,18 +123,11 @@ class _Attempt:
 
 
 def _certificate(db: Session, services: LoginServices, request: LoginRequest, now: datetime) -> VerifiedClient:
-    """The certificate verified, and the policy version in force read in the same statement."""
     if services.authority is None:
         raise LoginFailed("the gateway's certificate authority is not ready", "ca_not_ready", 503)
     assert request.client_cert is not None
     return verify_client(
-        db,
-        services.authority,
-        request.client_cert,
-        now,
-        services.revocation,
-        list(request.presented_chain),
-        read_beside=NEWEST_VERSION_COLUMNS,
+        db, services.authority, request.client_cert, now, services.revocation, list(request.presented_chain)
     )
 
 
@@ -243,7 +227,6 @@ def _matched_certificate(attempt: _Attempt, certificate: x509.Certificate) -> tu
             **_certificate_detail(certificate, error),
         )
     identity = verified.identity
-    attempt.policy_version = newest_version_read(*verified.read_beside)
     attempt.detail["certificate_serial"] = f"{identity.serial:X}"
     account = attempt.account
     if account is None or not certificate_matches(identity, account) or not _bound_to(verified, account):
@@ -299,8 +282,7 @@ def _without_certificate(attempt: _Attempt) -> Account:
     # The policy is read on a connection given back at once: the request's session takes none before the person's
     # reservation, which needs one of its own (many sign-ins at once would hold the pool's and wait for more).
     with session_scope(engine_of(attempt.db)) as own:
-        attempt.policy_version = newest_version(own)
-        effective = effective_policy(own, groups, attempt.now, newest=attempt.policy_version)
+        effective = effective_policy(own, groups, attempt.now)
     judged = {"judged": "before_password", "roles": sorted(effective.roles)}
     if effective.require_client_certificate or attempt.account is None:
         attempt.refuse(_certificate_missing(), **judged)
@@ -313,7 +295,7 @@ def _admit(attempt: _Attempt, user: DirectoryUser, identity: CertificateIdentity
     and their shift has begun. The certificate was matched before the bind: the words that can follow a right
     password (no role, outside the shift) reach only the holder of the account's own certificate, who needs them;
     without a certificate they were decided before the bind."""
-    effective = effective_policy(attempt.db, group_identifiers(user.groups), attempt.now, newest=attempt.policy_version)
+    effective = effective_policy(attempt.db, group_identifiers(user.groups), attempt.now)
     if not effective.roles:
         attempt.refuse(LoginFailed("your account is not in any SOHO group; ask your supervisor", "no_role"))
     if identity is None and effective.require_client_certificate:

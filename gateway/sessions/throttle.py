@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import CTE, TextClause, TextualSelect, bindparam, text, update
-from sqlmodel import Session, col, delete
+from sqlmodel import Session, col, delete, select
 
 from gateway.db import engine_of, independent_writes
 from gateway.sessions.errors import TooManyAttempts
@@ -218,6 +218,10 @@ def forget(db: Session, person_id: str) -> None:
 
 
 def prune(db: Session, now: datetime, limits: ThrottleLimits) -> None:
+    """Delete the windows that have passed. A row a sign-in holds (PostgreSQL: its give-back is written by its
+    session row's statement, and held to its commit) is left to the next prune, not waited for: the sweep that prunes
+    holds the audit chain's lock, which that sign-in waits for before its commit (a deadlock; attacker review)."""
     since = now - limits.window
     db.exec(delete(LoginAttempt).where(col(LoginAttempt.at) <= since))
-    db.exec(delete(LoginThrottle).where(col(LoginThrottle.window_started_at) <= since))
+    passed = select(LoginThrottle.key).where(col(LoginThrottle.window_started_at) <= since)
+    db.exec(delete(LoginThrottle).where(col(LoginThrottle.key).in_(passed.with_for_update(skip_locked=True))))
