@@ -193,10 +193,6 @@ def seats_of(peers: Iterable[DesiredPeer]) -> dict[str, tuple[Destination, ...]]
     return seats
 
 
-def _addresses(peer: DesiredPeer) -> tuple[str, str]:
-    return peer.ipv4, peer.ipv6
-
-
 def scope_changes(old: Seats, new: Seats) -> tuple[dict[str, Sequence[Destination]], dict[str, Sequence[Destination]]]:
     """The seats whose elements go (gone or changed) and those whose elements come (new or changed)."""
     removed = {seat: dests for seat, dests in old.items() if new.get(seat) != dests}
@@ -258,8 +254,13 @@ class InstalledTunnel:
         # A key that claims the addresses of a peer still here (a person's new certificate, and so new key, gets the
         # addresses of the lease its sign-in is ending) takes them from it: that peer goes now. Its session's end
         # comes in a pass of its own, which would otherwise delete the elements the new key holds by then.
-        claimed = {address for peer in plan.peers.values() for address in _addresses(peer)}
-        affected |= {key for key, peer in known.items() if key not in plan.peers and claimed & set(_addresses(peer))}
+        claimed = {address for peer in plan.peers.values() for address in (peer.ipv4, peer.ipv6)}
+        if claimed:  # an end claims nothing: its pass does not look through every peer
+            affected |= {
+                key
+                for key, peer in known.items()
+                if (peer.ipv4 in claimed or peer.ipv6 in claimed) and key not in plan.peers
+            }
         gone = [key for key in affected if key in known and key not in plan.peers]
         coming = [plan.peers[key] for key in affected if key in plan.peers and known.get(key) != plan.peers[key]]
         interface = self.settings.interface
