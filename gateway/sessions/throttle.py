@@ -188,14 +188,17 @@ class GiveBack:
     forget_person: str | None = None
 
     @property
+    def forgotten_key(self) -> str | None:
+        return person_key(self.forget_person) if self.forget_person is not None else None
+
+    @property
     def ordered_keys(self) -> list[str]:
-        forgotten = person_key(self.forget_person) if self.forget_person is not None else None
+        forgotten = self.forgotten_key
         return sorted({key for key, _ in self.keys} | ({forgotten} if forgotten else set()))
 
     @property
     def values(self) -> dict[str, object]:
-        forgotten = person_key(self.forget_person) if self.forget_person is not None else None
-        values: dict[str, object] = {"forgotten": forgotten, "long_ago": _LONG_AGO}
+        values: dict[str, object] = {"forgotten": self.forgotten_key, "long_ago": _LONG_AGO}
         return values | {f"key_{i}": key for i, key in enumerate(self.ordered_keys)}
 
     def as_part(self) -> CTE:
