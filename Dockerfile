@@ -58,6 +58,7 @@ WORKDIR /opt/sohogw
 COPY pyproject.toml README.md alembic.ini ./
 COPY certs ./certs
 COPY policy ./policy
+COPY netfilter ./netfilter
 COPY desktop_broker ./desktop_broker
 COPY gateway ./gateway
 RUN python3 -m venv .venv && .venv/bin/pip install --no-cache-dir . \

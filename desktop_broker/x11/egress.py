@@ -17,19 +17,20 @@ share the table; each changes only its own seats' uids. A uid of the seat users'
 never unfiltered.
 """
 
-import ctypes
 import json
 import re
-import threading
 from collections.abc import Callable
-from functools import cache
 
 from desktop_broker.x11.errors import SeatStartFailed
 from desktop_broker.x11.unix_accounts import SEAT_UIDS, accounts_locked
+from netfilter import libnftables
 from policy.values import Destination
 
 TABLE = "inet sohogw_seats"
 _MAP = "seat_egress"
+LIBRARY_WAIT_S = 60.0
+"""How long a seat waits for another script in libnftables (the VPN's, another seat's) before it does not start:
+the process runs one at a time, and one the kernel never answers must not hang every seat start behind it."""
 
 
 def chain_name(uid: int) -> str:
@@ -123,70 +124,28 @@ def _remove(rules: list[dict[str, object]], uids: list[int]) -> None:
 
 def _apply(commands: list[str]) -> None:
     """One atomic nft transaction; a failure is a seat that must not start (fail closed)."""
-    ok, _output, error = _nft("\n".join(commands) + "\n")
-    if not ok:
-        raise SeatStartFailed(f"nft refused the seats' network allow-list: {error.strip()[-500:]}")
+    outcome = _nft("\n".join(commands) + "\n")
+    if not outcome.ok:
+        raise SeatStartFailed(f"nft refused the seats' network allow-list: {outcome.error.strip()[-500:]}")
 
 
 def _listing() -> list[dict[str, object]]:
     """The table's objects as `nft -j` gives them; empty when the table does not exist (yet)."""
-    ok, output, _error = _nft(f"list table {TABLE}", json_output=True)
-    if not ok:
+    outcome = _nft(f"list table {TABLE}", json_output=True)
+    if not outcome.ok:
         return []
-    objects: list[dict[str, object]] = json.loads(output)["nftables"]
+    objects: list[dict[str, object]] = json.loads(outcome.output)["nftables"]
     return objects
 
 
-class _Libnftables:
-    """libnftables, the library the `nft` command is made of, called in this process.
-
-    Spawning `nft` for each seat cost ~20 ms on a loaded node, against ~4 ms for the same transaction
-    through the library (measured here). One context per call, one call at a time.
-    """
-
-    _JSON = 1 << 4  # NFT_CTX_OUTPUT_JSON (nftables/libnftables.h)
-
-    def __init__(self) -> None:
-        try:
-            lib = ctypes.CDLL("libnftables.so.1")
-        except OSError as error:
-            raise SeatStartFailed(f"libnftables is missing (apt-get install nftables): {error}") from None
-        lib.nft_ctx_new.restype = ctypes.c_void_p
-        lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
-        for name in ("nft_ctx_buffer_output", "nft_ctx_buffer_error", "nft_ctx_free"):
-            getattr(lib, name).argtypes = [ctypes.c_void_p]
-        lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint]
-        lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-        for name in ("nft_ctx_get_output_buffer", "nft_ctx_get_error_buffer"):
-            getattr(lib, name).restype = ctypes.c_char_p
-            getattr(lib, name).argtypes = [ctypes.c_void_p]
-        self._lib = lib
-        self._lock = threading.Lock()
-
-    def run(self, commands: str, json_output: bool = False) -> tuple[bool, str, str]:
-        """(succeeded, output, error text) of one `nft -f`-style buffer."""
-        with self._lock:
-            context = self._lib.nft_ctx_new(0)
-            try:
-                self._lib.nft_ctx_buffer_output(context)
-                self._lib.nft_ctx_buffer_error(context)
-                if json_output:
-                    self._lib.nft_ctx_output_set_flags(context, self._JSON)
-                code = self._lib.nft_run_cmd_from_buffer(context, commands.encode())
-                output = (self._lib.nft_ctx_get_output_buffer(context) or b"").decode()
-                error = (self._lib.nft_ctx_get_error_buffer(context) or b"").decode()
-            finally:
-                self._lib.nft_ctx_free(context)
-        return code == 0, output, error
-
-
-@cache
-def _library() -> _Libnftables:
-    return _Libnftables()
-
-
-def _nft(commands: str, json_output: bool = False) -> tuple[bool, str, str]:
-    return _library().run(commands, json_output)
+def _nft(commands: str, json_output: bool = False) -> libnftables.Outcome:
+    """One script in a context of its own (a seat starts seldom; ~4 ms in the library against ~20 ms for the `nft`
+    program on a loaded node, and the transaction runs while Xvfb starts)."""
+    try:
+        with libnftables.Context(json_output, LIBRARY_WAIT_S) as context:
+            return context.run(commands, LIBRARY_WAIT_S)
+    except libnftables.NftablesError as error:
+        raise SeatStartFailed(f"could not run nft for the seats' network allow-list: {error}") from None
 
 
 def _chains(rules: list[dict[str, object]]) -> set[str]:

@@ -15,7 +15,6 @@ import ctypes
 import functools
 import hashlib
 import os
-import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,9 +23,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from gateway.vpn.scope import Destination, TunnelScope, disjoint_boxes, seat_address
+from netfilter import libnftables
 
 TABLE = "inet sohogw"
-LIBRARY = "libnftables.so.1"
 TIMEOUT_S = 60.0
 """How long a script may take by default, waiting for the scripts before it included."""
 NETNS_DIR = "/var/run/netns"
@@ -190,8 +189,8 @@ class Nftables:
     def __init__(self, netns: str | None = None, timeout: float = TIMEOUT_S) -> None:
         self.netns, self.timeout = netns, timeout
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nft")
-        self._context: int | None = None
-        """The library's ``struct nft_ctx *``, made and used on ``_thread`` alone."""
+        self._context: libnftables.Context | None = None
+        """Made and used on ``_thread`` alone."""
         self.wedged = False
         """A script did not return within ``timeout``: this context runs nothing more."""
 
@@ -228,72 +227,38 @@ class Nftables:
         self._thread.shutdown(wait=False, cancel_futures=True)
 
     def _run(self, script: str) -> str:
-        library = _library()
-        with _ONE_AT_A_TIME:
-            if self.wedged:  # waited here behind another context's script until its caller gave up: too late
-                raise FirewallError(f"could not run nft: no answer within {self.timeout:g} s")
-            if self._context is not None and self.netns is not None and not _still_in(self.netns):
-                self._free_context(library)
-            if self._context is None:
-                self._context = self._new_context(library)
-            failed = library.nft_run_cmd_from_buffer(self._context, script.encode())
-            # Both read after every script: reading a buffer empties it for the next one.
-            output = (library.nft_ctx_get_output_buffer(self._context) or b"").decode()
-            error = (library.nft_ctx_get_error_buffer(self._context) or b"").decode()
-            if self.wedged:  # nobody waits for this answer any more, and nobody will free the context
-                self._free_context(library)
-        if failed:
-            raise FirewallError(f"nft failed: {error.strip()[:2000]}")
-        return output
+        try:
+            with libnftables.ONE_AT_A_TIME:
+                if self.wedged:  # waited here behind another context's script until its caller gave up: too late
+                    raise FirewallError(f"could not run nft: no answer within {self.timeout:g} s")
+                if self._context is not None and self.netns is not None and not _still_in(self.netns):
+                    self._free()
+                if self._context is None:
+                    self._context = self._new_context()
+                outcome = self._context.run(script)
+                if self.wedged:  # nobody waits for this answer any more, and nobody will free the context
+                    self._free()
+        except libnftables.NftablesError as error:
+            raise FirewallError(f"could not run nft: {error}") from error
+        if not outcome.ok:
+            raise FirewallError(f"nft failed: {outcome.error.strip()[:2000]}")
+        return outcome.output
 
-    def _new_context(self, library: ctypes.CDLL) -> int:
+    def _new_context(self) -> libnftables.Context:
         if self.netns is not None:
             _enter(self.netns)  # this thread stays there: the next context is made in the same namespace
-        context: int | None = library.nft_ctx_new(0)
-        if not context:
-            raise FirewallError("could not run nft: libnftables made no context")
-        library.nft_ctx_buffer_output(context)
-        library.nft_ctx_buffer_error(context)
-        return context
+        return libnftables.Context()
 
     def _free(self) -> None:
-        with _ONE_AT_A_TIME:
-            self._free_context(_library())
-
-    def _free_context(self, library: ctypes.CDLL) -> None:
         if self._context is not None:
-            library.nft_ctx_free(self._context)
+            self._context.close()
             self._context = None
-
-
-_ONE_AT_A_TIME = threading.Lock()
-"""libnftables keeps some state outside its contexts; scripts of different contexts do not overlap."""
-
-
-@functools.cache
-def _library() -> ctypes.CDLL:
-    try:
-        library = ctypes.CDLL(LIBRARY)
-    except OSError as error:
-        raise FirewallError(f"could not run nft: {error} (apt-get install libnftables1)") from error
-    library.nft_ctx_new.restype = ctypes.c_void_p
-    library.nft_ctx_new.argtypes = [ctypes.c_uint32]
-    for name in ("nft_ctx_buffer_output", "nft_ctx_buffer_error", "nft_ctx_free"):
-        getattr(library, name).argtypes = [ctypes.c_void_p]
-    library.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-    for name in ("nft_ctx_get_output_buffer", "nft_ctx_get_error_buffer"):
-        getattr(library, name).restype = ctypes.c_char_p
-        getattr(library, name).argtypes = [ctypes.c_void_p]
-    return library
 
 
 def library_missing() -> str | None:
     """Why libnftables cannot be used here, in words for the operator; None when it can."""
-    try:
-        _library()
-    except FirewallError as error:
-        return str(error)
-    return None
+    reason = libnftables.missing()
+    return None if reason is None else f"could not run nft: {reason}"
 
 
 def namespace_inode(netns: str) -> int:

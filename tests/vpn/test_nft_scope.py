@@ -8,6 +8,7 @@ import pytest
 
 from gateway.vpn import nft
 from gateway.vpn.scope import Destination, ScopeError, TunnelScope, disjoint_rules, seat_address
+from netfilter import libnftables
 from tests.vpn.netns import NetnsLab
 
 FOREIGN = "table inet foreign {\n  chain keep { type filter hook forward priority 10; policy accept; }\n}\n"
@@ -187,7 +188,7 @@ def test_a_script_that_never_returns_holds_up_no_later_script(monkeypatch: pytes
     """Neither this context's later scripts nor another context's (waiting for the library's lock) queue up to run
     late when the stuck one returns; close waits for none of them, and the contexts are freed in the end."""
     library = StuckLibrary()
-    monkeypatch.setattr(nft, "_library", lambda: library)
+    monkeypatch.setattr(libnftables, "_library", lambda: library)
     stuck, other = nft.Nftables(timeout=0.2), nft.Nftables(timeout=0.2)
     with pytest.raises(nft.FirewallError, match=r"no answer within 0\.2 s"):
         stuck.run("first")
