@@ -29,6 +29,7 @@ from policy.document import DEFAULT_POLICY_FILE
 from tests.gateway.sessions.conftest import GROUPS, PASSWORDS, Portal, csrf_of, page_error, sign_in
 from tests.support.portal import enrolment_code, passed_second_factor, redeem_enrolment_code
 from tests.support.server import free_port, serving
+from tests.support.workers import wait_for
 
 HTML = {"accept": "text/html"}
 
@@ -250,3 +251,29 @@ def test_scheduled_revalidation_ends_a_disabled_account_within_its_interval(
             client.get("/supervisor", headers={"accept": "text/html"}).headers["location"]
             == "/login?ended=account_disabled"
         )
+
+
+def test_an_imported_policy_reaches_live_sessions_without_waiting_for_the_poll(
+    tmp_path: Path, db_url: str, engine: Engine
+) -> None:
+    """The poll set to an hour and its first pass over: the import's nudge alone ends the session."""
+    settings = load_settings(
+        data_dir=tmp_path, database_url=db_url, portal={"revalidate_seconds": 3600}, seats={"enabled": False}
+    )
+    directory = BuiltinDirectory(settings.directory_settings)
+    directory.add_user("sup1", PASSWORDS["sup1"], groups=GROUPS["sup1"])
+    app = create_app(settings, engine=engine, directory=directory)
+    with serving(app) as base_url, httpx.Client(base_url=base_url, follow_redirects=False) as client:
+        assert wait_for(lambda: app.state.workers.status("sessions.revalidate").last_success_at is not None)
+        assert sign_in(client, "sup1").status_code == 303
+        with session_scope(engine) as db:
+            policy = _asking_a_second_factor_of("supervisor")
+            import_policy(db, policy, actor="secadmin", source="test", now=datetime.now(UTC))
+
+        def ended() -> bool:
+            with session_scope(engine) as db:
+                return db.exec(select(HomeSession)).one().state in OVER
+
+        assert wait_for(ended, seconds=10)
+        with session_scope(engine) as db:
+            assert db.exec(select(HomeSession)).one().end_reason is EndReason.SECOND_FACTOR_REQUIRED
