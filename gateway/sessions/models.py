@@ -37,6 +37,8 @@ class EndReason(StrEnum):
     ACCOUNT_GONE = "account_not_found"
     ACCOUNT_STATE = "account_state_changed"
     ROLE_REMOVED = "role_removed"
+    SECOND_FACTOR_REQUIRED = "second_factor_required"
+    """Signed in without the second factor, which the policy in force now asks of the person's groups."""
     HR_SUSPENDED = "hr_suspended"
     SECOND_FACTOR_ABANDONED = "second_factor_abandoned"
     REPLACED = "replaced_by_new_login"

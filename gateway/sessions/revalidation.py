@@ -2,11 +2,12 @@
 
 Runs on a schedule (default every 30 s), and for the sessions a directory change touched as soon as the
 directory's subscription reports it (``directory_changes.py``). A disabled, locked, expired or removed account, a
-role taken away, a revoked or expired certificate: each ends the session through ``end_session`` with its own
-reason. A session that keeps its roles takes on the groups just read when they changed (``follow_groups``), so
-what the policy grants by group follows the directory. When the directory cannot be reached the sessions are kept
-(reported and audited once per run): ending every home seat because a domain controller rebooted would cost the
-service level more than a 30-second window of doubt.
+role taken away, a second factor the policy now asks of a session signed in without one, a revoked or expired
+certificate: each ends the session through ``end_session`` with its own reason. A session that keeps its roles
+takes on the groups just read when they changed (``follow_groups``), so what the policy grants by group follows
+the directory. When the directory cannot be reached the sessions are kept (reported and audited once per run):
+ending every home seat because a domain controller rebooted would cost the service level more than a 30-second
+window of doubt.
 
 A certificate whose revocation status cannot be established (its CRL/OCSP server unreachable and no current CRL
 held) is a doubt with a limit, ``portal.revocation_unknown_grace_minutes``: the session is kept but not confirmed
@@ -39,7 +40,7 @@ from gateway.pki.trust import verify_client
 from gateway.policies.service import current_policy
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.service import end_session, follow_groups, groups_changed, live_sessions
-from policy import evaluate
+from policy import EffectivePolicy, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,18 @@ def _certificate_problem(
     return None
 
 
+def _policy_problem(session: HomeSession, effective: EffectivePolicy) -> EndReason | None:
+    """What the policy in force, evaluated for the groups just read, no longer lets the session keep: a role it was
+    granted, or a sign-in without the second factor once one is asked (the policy changed, or the person joined a
+    group whose role asks it). Ended rather than sent back to wait for the code: ``end_session`` is the one way a
+    session gives up its tunnel, seat and call leg, and the next sign-in asks for the code."""
+    if not session.role_set <= effective.roles:
+        return EndReason.ROLE_REMOVED
+    if effective.require_totp and not session.second_factor:
+        return EndReason.SECOND_FACTOR_REQUIRED
+    return None
+
+
 def _reason_to_end(
     engine: Engine,
     session: HomeSession,
@@ -119,8 +132,8 @@ def _reason_to_end(
     except AccountNotFound:
         return EndReason.ACCOUNT_GONE, None
     reason = _account_problem(user)
-    if reason is None and not session.role_set <= evaluate(document, group_identifiers(user.groups), now).roles:
-        return EndReason.ROLE_REMOVED, user
+    if reason is None:
+        reason = _policy_problem(session, evaluate(document, group_identifiers(user.groups), now))
     return reason, user
 
 

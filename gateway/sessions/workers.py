@@ -2,7 +2,8 @@
 again (and re-check every certificate at once when one changed; audit any older CRL refused), end idle and expired
 sessions and prune throttling rows, and mark ending sessions ended once their children closed. Beside the poll, the
 directory's change subscription re-validates within seconds the sessions a directory change touched
-(``directory_changes.py``); the poll is its safety net."""
+(``directory_changes.py``), and an imported policy re-validates every live session at once; the poll is their
+safety net."""
 
 import logging
 import threading
@@ -19,6 +20,7 @@ from gateway.directory import DirectoryWatch, open_directory_watch
 from gateway.directory.errors import DirectoryUnavailable
 from gateway.events import publish
 from gateway.pki.trust import record_refused_crls
+from gateway.policies.service import POLICY_CHANGED
 from gateway.sessions import throttle
 from gateway.sessions.directory_changes import subscription_reporter, touched_sessions, watched_containers
 from gateway.sessions.endings import LiveChildren, finish_endings
@@ -37,7 +39,9 @@ SUBSCRIPTION_CHECK_SECONDS = 60
 
 
 class Revalidation(Worker[None, None]):
-    """Asks the directory and the revocation sources about every live session; once per interval in the cluster."""
+    """Asks the directory and the revocation sources about every live session: once per interval in the cluster,
+    and at once when a policy version comes into force, since a role it takes away or a second factor it now asks
+    ends sessions as a directory change does (each node that hears the nudge runs the pass; imports are rare)."""
 
     name = "sessions.revalidate"
 
@@ -51,7 +55,11 @@ class Revalidation(Worker[None, None]):
     ) -> None:
         self.engine, self.services, self.clock, self.judging = engine, services, clock, judging
         self.grace = timedelta(minutes=settings.portal.revocation_unknown_grace_minutes)
-        self.schedule = Schedule(interval=timedelta(seconds=settings.portal.revalidate_seconds), scope=Scope.CLUSTER)
+        self.schedule = Schedule(
+            interval=timedelta(seconds=settings.portal.revalidate_seconds),
+            topics=frozenset({POLICY_CHANGED}),
+            scope=Scope.CLUSTER,
+        )
 
     def desired(self, db: Session, nudges: Sequence[Nudge]) -> None:
         return None

@@ -1,11 +1,13 @@
 """A live session loses its right within one re-validation run: disabled, removed from the group, cert revoked."""
 
 import json
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 import yaml
 from sqlalchemy import Engine
@@ -24,8 +26,12 @@ from gateway.sessions.revalidation import revalidate
 from gateway.sessions.service import OVER, SESSION_GROUPS_CHANGED, end_idle_and_expired
 from gateway.settings import load_settings
 from policy.document import DEFAULT_POLICY_FILE
-from tests.gateway.sessions.conftest import GROUPS, PASSWORDS, Portal, sign_in
+from tests.gateway.sessions.conftest import GROUPS, PASSWORDS, Portal, csrf_of, page_error, sign_in
+from tests.support.portal import enrolment_code, passed_second_factor, redeem_enrolment_code
 from tests.support.server import free_port, serving
+from tests.support.workers import wait_for
+
+HTML = {"accept": "text/html"}
 
 
 def _signed_in(portal: Portal, login: str) -> None:
@@ -62,6 +68,72 @@ def test_removal_from_the_group_ends_the_session(portal: Portal) -> None:
     _signed_in(portal, "agent1")
     portal.directory.remove_from_group("agent1", "SOHO-Agents")
     assert _revalidate(portal)["agent1"] == EndReason.ROLE_REMOVED
+
+
+def _asking_a_second_factor_of(role: str) -> str:
+    """The default policy, with the roles' second factor asked of ``role`` too."""
+    policy = yaml.safe_load(DEFAULT_POLICY_FILE.read_text(encoding="utf-8"))
+    policy["roles"].setdefault(role, {})["require_totp"] = True
+    return yaml.safe_dump(policy)
+
+
+def _signed_in_with_second_factor(portal: Portal, login: str) -> None:
+    """A privileged person's first sign-in: the password, a one-time enrolment code from the host, then the code
+    of the authenticator just set up."""
+    with portal.client() as client:
+        assert sign_in(client, login).headers["location"] == "/login/second-factor"
+        assert redeem_enrolment_code(client, enrolment_code(portal.engine, portal.directory, login)).status_code == 303
+        page = client.get("/login/second-factor", headers=HTML)
+        secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page.text)
+        assert secret, page.text
+        answer = client.post(
+            "/login/second-factor",
+            data={"code": pyotp.TOTP(secret.group(1)).now(), "csrf": csrf_of(page)},
+            headers=HTML,
+        )
+        assert passed_second_factor(answer), answer.text
+
+
+def _endings(portal: Portal, login: str) -> list[tuple[str, str]]:
+    with session_scope(portal.engine) as db:
+        rows = db.exec(select(AuditEvent).where(AuditEvent.action == "session.end", AuditEvent.target == login))
+        return [(row.actor, row.outcome) for row in rows]
+
+
+def test_a_second_factor_the_policy_now_asks_ends_the_live_sessions_signed_in_without_one(portal: Portal) -> None:
+    """A security admin asks agents for a second factor: agent1, signed in with its certificate and password alone,
+    is ended and told why; sup1 (not asked) and admin1 (signed in with its code) go on; agent2, signing in after
+    the import, waits for its code, and a session waiting for it is not live: left as it is."""
+    with portal.client() as agent1:
+        assert sign_in(agent1, "agent1", headers=portal.proxy_headers("agent1")).status_code == 303
+        _signed_in(portal, "sup1")
+        _signed_in_with_second_factor(portal, "admin1")
+        with session_scope(portal.engine) as db:
+            policy = _asking_a_second_factor_of("agent")
+            import_policy(db, policy, actor="secadmin", source="test", now=datetime.now(UTC))
+        with portal.client() as agent2:
+            answer = sign_in(agent2, "agent2", headers=portal.proxy_headers("agent2"))
+            assert answer.headers["location"] == "/login/second-factor"
+        assert _revalidate(portal) == {
+            "agent1": EndReason.SECOND_FACTOR_REQUIRED,
+            "sup1": SessionState.ACTIVE,
+            "admin1": SessionState.ACTIVE,
+            "agent2": SessionState.PENDING_SECOND_FACTOR,
+        }
+        assert _endings(portal, "agent1") == [("revalidation", "second_factor_required")]
+        bounced = agent1.get("/agent", headers=HTML)
+        assert bounced.headers["location"] == "/login?ended=second_factor_required"
+        assert "now needs a second sign-in step" in page_error(agent1.get(bounced.headers["location"], headers=HTML))
+        chinese = agent1.get(bounced.headers["location"], headers=HTML | {"accept-language": "zh-CN"})
+        assert "需要第二步验证" in page_error(chinese)
+
+
+def test_joining_a_group_whose_role_asks_a_second_factor_ends_a_session_signed_in_without_one(portal: Portal) -> None:
+    """sup1 keeps the supervisor's role and gains the security admin's, which asks a second factor sup1 never gave."""
+    _signed_in(portal, "sup1")
+    portal.directory.add_to_group("sup1", "SOHO-SecurityAdmins")
+    assert _revalidate(portal) == {"sup1": EndReason.SECOND_FACTOR_REQUIRED}
+    assert _endings(portal, "sup1") == [("revalidation", "second_factor_required")]
 
 
 def test_a_group_taken_away_while_the_role_stays_is_stored_audited_and_nudged_once(portal: Portal) -> None:
@@ -179,3 +251,29 @@ def test_scheduled_revalidation_ends_a_disabled_account_within_its_interval(
             client.get("/supervisor", headers={"accept": "text/html"}).headers["location"]
             == "/login?ended=account_disabled"
         )
+
+
+def test_an_imported_policy_reaches_live_sessions_without_waiting_for_the_poll(
+    tmp_path: Path, db_url: str, engine: Engine
+) -> None:
+    """The poll set to an hour and its first pass over: the import's nudge alone ends the session."""
+    settings = load_settings(
+        data_dir=tmp_path, database_url=db_url, portal={"revalidate_seconds": 3600}, seats={"enabled": False}
+    )
+    directory = BuiltinDirectory(settings.directory_settings)
+    directory.add_user("sup1", PASSWORDS["sup1"], groups=GROUPS["sup1"])
+    app = create_app(settings, engine=engine, directory=directory)
+    with serving(app) as base_url, httpx.Client(base_url=base_url, follow_redirects=False) as client:
+        assert wait_for(lambda: app.state.workers.status("sessions.revalidate").last_success_at is not None)
+        assert sign_in(client, "sup1").status_code == 303
+        with session_scope(engine) as db:
+            policy = _asking_a_second_factor_of("supervisor")
+            import_policy(db, policy, actor="secadmin", source="test", now=datetime.now(UTC))
+
+        def ended() -> bool:
+            with session_scope(engine) as db:
+                return db.exec(select(HomeSession)).one().state in OVER
+
+        assert wait_for(ended, seconds=10)
+        with session_scope(engine) as db:
+            assert db.exec(select(HomeSession)).one().end_reason is EndReason.SECOND_FACTOR_REQUIRED

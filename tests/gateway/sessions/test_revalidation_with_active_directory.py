@@ -34,6 +34,8 @@ from tests.support.sqlite import copy_sqlite
 
 pytestmark = pytest.mark.e2e
 AGENTS = samba.group_dn("SOHO-Agents")
+SECURITY_ADMINS = samba.group_dn("SOHO-Security")
+"""The DC's security admins' group: its role asks a second factor (the default policy's roles)."""
 
 
 @dataclass
@@ -108,7 +110,7 @@ def portal(
             passwords={},
             groups={},
             directory=directory,
-            policy=samba.policy_by_dn(),
+            policy=samba.policy_by_dn().replace(samba.group_dn("SOHO-SecurityAdmins"), SECURITY_ADMINS),
             trusted_proxy=True,
             alongside=lambda app: nullcontext({"samba": samba_dc}),
         ) as running:
@@ -182,12 +184,19 @@ def _lock(dc: samba.SambaDC, agent: Agent) -> None:
     _wrong_binds(dc, agent.login, samba.LOCKOUT_THRESHOLD)
 
 
+def _join_security_admins(dc: samba.SambaDC, agent: Agent) -> None:
+    """The agent keeps its role and gains one that asks the second factor it signed in without."""
+    with dc.admin() as admin:
+        assert admin.modify(SECURITY_ADMINS, {"member": [(MODIFY_ADD, [agent.dn])]}), admin.result
+
+
 ACCOUNT_CHANGES = {
     "disabled": (_disable, EndReason.ACCOUNT_DISABLED),
     "locked out": (_lock, EndReason.ACCOUNT_LOCKED),
     "account expired": (_expire, EndReason.ACCOUNT_STATE),
     "deleted": (_delete, EndReason.ACCOUNT_GONE),
     "removed from the group": (_leave_group, EndReason.ROLE_REMOVED),
+    "joined a group that asks a second factor": (_join_security_admins, EndReason.SECOND_FACTOR_REQUIRED),
 }
 
 
