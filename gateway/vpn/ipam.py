@@ -5,7 +5,9 @@ Host number N gives ``pool4 + N`` and ``pool6 + N``, so the two addresses of an 
 agent takes the next number after the highest in use, or, when the pool is full, the number of an agent whose
 address was released longer ago than the hold-back period. Two gateways (or threads) choosing at once may pick
 the same number: the unique constraints refuse the second, which surfaces as `AddressTaken` and the caller
-retries the whole transaction (`retrying`), reading the winner's row the next time.
+retries the whole transaction (`retrying`), reading the winner's row the next time. A row already there is locked
+by whoever changes who holds it (`assign`, `_take_over`, `lock_addresses` before a release), so no two live leases of
+different people ever name one address (docs/vpn.md, "What IPAM guarantees").
 """
 
 import ipaddress
@@ -81,7 +83,11 @@ def assign(db: Session, person_id: str, login: str, settings: VpnSettings, now: 
 
 
 def _take_over(db: Session, person_id: str, login: str, settings: VpnSettings, now: datetime) -> AddressAssignment:
-    """Hand the longest-released address whose hold-back is over to a new agent."""
+    """Hand the longest-released address whose hold-back is over to a new agent.
+
+    The row is locked as it is chosen, skipping those another transaction holds: on PostgreSQL two newcomers at once
+    otherwise chose the same row, the second's update waited for the first's commit and then took the address from
+    under the first's new lease. (On SQLite `assign`'s first write already made them take turns.)"""
     cutoff = now - timedelta(hours=settings.hold_back_hours)
     row = db.exec(
         select(AddressAssignment)
@@ -89,6 +95,7 @@ def _take_over(db: Session, person_id: str, login: str, settings: VpnSettings, n
         .where(col(AddressAssignment.released_at) <= cutoff)
         .order_by(col(AddressAssignment.released_at))
         .limit(1)
+        .with_for_update(skip_locked=True)
     ).first()
     if row is None:
         raise PoolExhausted(f"no free VPN address is left in {settings.pool4} / {settings.pool6}")

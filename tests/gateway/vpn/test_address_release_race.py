@@ -124,3 +124,37 @@ def test_a_new_lease_beside_the_retirement_of_the_last_one_takes_the_released_ad
     threads[0].join(30)
     assert not failures, failures
     _assert_the_address_is_held_by_the_live_lease(engine)
+
+
+def test_two_newcomers_at_once_never_take_over_the_same_released_address(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full pool with one address past its hold-back: the first newcomer takes it, the second finds none left."""
+    settings = VpnSettings.model_validate(
+        {"pool4": "10.88.0.0/29", "pool6": "fd88::/125", "gateway_addresses": ["10.88.0.1/29", "fd88::1/125"]}
+    )
+    with session_scope(engine) as db:
+        for n in range(5):  # .2 … .6: the pool is full
+            ipam.assign(db, f"test:agent{n}", f"agent{n}", settings, NOW)
+        ipam.release(db, "test:agent2", NOW)
+    later = NOW + timedelta(hours=settings.hold_back_hours, seconds=1)
+    failures: list[BaseException] = []
+    threads: list[threading.Thread] = []
+    taken: dict[str, str] = {}
+    take_over = ipam._take_over
+
+    def newcomer(person: str) -> None:
+        with session_scope(engine) as db:
+            taken[person] = ipam.assign(db, person, person, settings, later).ipv4
+
+    def take_over_then_another_beside(*args: Any) -> AddressAssignment:
+        row = take_over(*args)  # the first newcomer has chosen the released address, not yet committed
+        if not threads:
+            threads.append(_run_beside(engine, lambda: newcomer("test:second"), failures))
+        return row
+
+    monkeypatch.setattr(ipam, "_take_over", take_over_then_another_beside)
+    newcomer("test:first")
+    threads[0].join(30)
+    assert taken == {"test:first": "10.88.0.4"}
+    assert [type(error).__name__ for error in failures] == ["PoolExhausted"]
