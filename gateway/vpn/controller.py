@@ -262,7 +262,7 @@ class VpnController:
 
     def status(self) -> dict[str, object]:
         """For security admins: on or off (and why), the interface, and the last pass."""
-        result = self.last_result
+        result, full_read = self.last_result, self._full_read
         return {
             "state": "off" if self.off_reason else "on",
             "reason": self.off_reason,
@@ -272,6 +272,9 @@ class VpnController:
             "peers": len(result.peers) if result else None,
             "last_reconcile_at": self.last_reconcile_at.isoformat() if self.last_reconcile_at else None,
             "last_error": self.last_error,
+            # Live leases refused a peer for a key or an address another live lease claims too (as the last full read
+            # found them): a fault to look into, as the rows' owners have no tunnel meanwhile.
+            "refused": [clash.as_status() for clash in full_read.clashes] if full_read else None,
             "daemon_restarts": sum(d.restarts for d in self.backend.daemons.values())
             if isinstance(self.backend, UapiBackend)
             else None,

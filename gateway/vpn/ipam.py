@@ -5,17 +5,19 @@ Host number N gives ``pool4 + N`` and ``pool6 + N``, so the two addresses of an 
 agent takes the next number after the highest in use, or, when the pool is full, the number of an agent whose
 address was released longer ago than the hold-back period. Two gateways (or threads) choosing at once may pick
 the same number: the unique constraints refuse the second, which surfaces as `AddressTaken` and the caller
-retries the whole transaction (`retrying`), reading the winner's row the next time.
+retries the whole transaction (`retrying`), reading the winner's row the next time. A row already there is locked
+by whoever changes who holds it (`assign`, `_take_over`, `lock_addresses` before a release), so no two live leases of
+different people ever name one address (docs/vpn.md, "What IPAM guarantees").
 """
 
 import ipaddress
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, func, select
 
@@ -43,13 +45,23 @@ def _usable(settings: VpnSettings, ordinal: int) -> bool:
 def assign(db: Session, person_id: str, login: str, settings: VpnSettings, now: datetime) -> AddressAssignment:
     """The person's addresses: their own again if they ever had some, else a free pair. Flushes, never commits.
 
-    ``login`` is the person's account name now, kept on the row for display."""
-    mine = db.exec(select(AddressAssignment).where(AddressAssignment.person_id == person_id)).first()
+    ``login`` is the person's account name now, kept on the row for display.
+
+    The person's row is read by writing it (taken back, renamed), not by a plain read: the write waits for a
+    transaction that holds the row (`retire_ended_leases` releasing it, `_take_over` handing it to someone else) and
+    then reads it as committed, and that transaction's own lock (`lock_addresses`) waits for this one to commit. So a
+    release is never lost under the caller's new lease, nor is an address taken back that another person now holds.
+    PostgreSQL (READ COMMITTED) takes the row's lock; SQLite takes its one write lock, where a plain read before the
+    transaction's first write takes none and reads the row as it was before that lock's holder commits
+    (tests/gateway/vpn/test_address_release_race.py shows both orders on both databases)."""
+    taken_back = (
+        update(AddressAssignment)
+        .where(col(AddressAssignment.person_id) == person_id)
+        .values(released_at=None, login=login)
+        .returning(AddressAssignment)
+    )
+    mine: AddressAssignment | None = db.execute(taken_back).scalars().first()
     if mine is not None:
-        if mine.released_at is not None or mine.login != login:
-            mine.released_at, mine.login = None, login
-            db.add(mine)
-            db.flush()
         return mine
     highest = db.exec(select(func.max(AddressAssignment.ordinal))).one() or 0
     ordinal = highest + 1
@@ -71,7 +83,11 @@ def assign(db: Session, person_id: str, login: str, settings: VpnSettings, now: 
 
 
 def _take_over(db: Session, person_id: str, login: str, settings: VpnSettings, now: datetime) -> AddressAssignment:
-    """Hand the longest-released address whose hold-back is over to a new agent."""
+    """Hand the longest-released address whose hold-back is over to a new agent.
+
+    The row is locked as it is chosen, skipping those another transaction holds: on PostgreSQL two newcomers at once
+    otherwise chose the same row, the second's update waited for the first's commit and then took the address from
+    under the first's new lease. (On SQLite `assign`'s first write already made them take turns.)"""
     cutoff = now - timedelta(hours=settings.hold_back_hours)
     row = db.exec(
         select(AddressAssignment)
@@ -79,6 +95,7 @@ def _take_over(db: Session, person_id: str, login: str, settings: VpnSettings, n
         .where(col(AddressAssignment.released_at) <= cutoff)
         .order_by(col(AddressAssignment.released_at))
         .limit(1)
+        .with_for_update(skip_locked=True)
     ).first()
     if row is None:
         raise PoolExhausted(f"no free VPN address is left in {settings.pool4} / {settings.pool6}")
@@ -86,6 +103,20 @@ def _take_over(db: Session, person_id: str, login: str, settings: VpnSettings, n
     row.person_id, row.login, row.assigned_at, row.released_at = person_id, login, now, None
     db.add(row)
     return row
+
+
+def lock_addresses(db: Session, person_ids: Collection[str]) -> None:
+    """Wait for any open transaction that holds these persons' address rows (`assign`) to commit, and hold them until
+    this one does: the statements after it see that transaction's leases, and `assign` then sees a release made here.
+
+    In a fixed order, so two transactions locking some of the same persons wait for each other rather than in a
+    circle. Before the caller's first audit row (which holds the chain's head to the commit): `assign`'s caller
+    writes its audit row while holding the person's row. SQLite ignores ``FOR UPDATE``; a caller that has written
+    before its next read (as `retire_ended_leases` has) holds the one write lock there, which does the same."""
+    if not person_ids:
+        return
+    rows = select(AddressAssignment.id).where(col(AddressAssignment.person_id).in_(sorted(person_ids)))
+    db.exec(rows.order_by(col(AddressAssignment.person_id)).with_for_update()).all()
 
 
 def release(db: Session, person_id: str, now: datetime) -> None:

@@ -184,7 +184,12 @@ def lease_missing_sessions(
 
 def retire_ended_leases(db: Session, now: datetime, sessions: Collection[str] | None = None) -> int:
     """Mark removed the leases whose session is no longer active (of all sessions, or only of ``sessions``), and
-    release addresses nobody uses now."""
+    release addresses nobody uses now.
+
+    Their persons' address rows are locked first (`ipam.lock_addresses`), before this transaction's audit rows: a
+    lease written beside it for one of them (`ipam.assign` holds the row) commits before the check for the person's
+    desired leases below reads, so a released address never lies under a live lease; and a lease written after the
+    check waits for this commit, then takes the address back."""
     query = (
         select(TunnelLease, HomeSession)
         .join(HomeSession, col(HomeSession.id) == col(TunnelLease.session_id))
@@ -194,6 +199,8 @@ def retire_ended_leases(db: Session, now: datetime, sessions: Collection[str] | 
     if sessions is not None:
         query = query.where(col(TunnelLease.session_id).in_(list(sessions)))
     rows = db.exec(query).all()
+    persons = {lease.person_id for lease, _ in rows}
+    ipam.lock_addresses(db, persons)
     for lease, session in rows:
         lease.state, lease.removed_at = LeaseState.REMOVED, now
         db.add(lease)
@@ -211,7 +218,7 @@ def retire_ended_leases(db: Session, now: datetime, sessions: Collection[str] | 
             },
         )
     db.flush()
-    for person_id in {lease.person_id for lease, _ in rows}:
+    for person_id in persons:
         still = db.exec(
             select(TunnelLease.id)
             .where(TunnelLease.person_id == person_id)
