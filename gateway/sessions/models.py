@@ -8,7 +8,7 @@ carry ``legacy:<name as typed>`` until the person's next sign-in adopts them (``
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, DateTime, Index, Text
+from sqlalchemy import Column, DateTime, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 
@@ -57,6 +57,16 @@ class HomeSession(SQLModel, table=True):
         # The take-over's "this person's live sessions" at every sign-in: the person's rows in that state only, not
         # every session they ever had (0.69 → 0.06 ms at 1,300 of them on PostgreSQL).
         Index("ix_home_session_person_id_state", "person_id", "state"),
+        # The VPN's full pass looks for active keyed sessions of its node with no tunnel lease: answered from this
+        # index alone, not from every active session's row (3.6 → 1.6 ms at 10,000 on SQLite; migration 0027).
+        Index(
+            "ix_home_session_keyed_state_node",
+            "state",
+            "node",
+            "id",
+            sqlite_where=text("wireguard_key IS NOT NULL"),
+            postgresql_where=text("wireguard_key IS NOT NULL"),
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=32)

@@ -118,6 +118,12 @@ def _destinations(scope_json: str) -> tuple[Destination, ...]:
     return tuple(Destination(cidr, proto, port) for cidr, proto, port in json.loads(scope_json))
 
 
+DesiredRow = tuple[str, str, str, str, str, datetime | str | None, bool | int]
+"""A row of ``desired_peers`` as the driver gives it: session id, key, addresses, scope, when the lease's session runs
+out if the lease is live (None: not live), and whether its session is over (SQLite's 1 or 0)."""
+_LIVE_UNTIL = itemgetter(5)
+
+
 def desired_peers(
     db: Session, now: datetime, sessions: Collection[str] | None = None, node: str | None = None
 ) -> PeerPlan:
@@ -126,24 +132,30 @@ def desired_peers(
     A key claimed by two live leases gets no peer (fail closed: cryptokey routing cannot tell the two apart); a
     narrowed read sees every lease of the keys it covers, so it fails closed the same way.
 
-    Read as plain rows (no ORM objects) of the columns a peer needs: a safety-net pass reads 10,000 of them. The same
-    read finds the leases still desired whose session is over (``PeerPlan.retiring``), so a pass with nothing to
-    retire asks nothing more of the database."""
+    Read as the driver's own rows (no ORM objects, not even SQLAlchemy's) of the columns a peer needs: a safety-net
+    pass reads 10,000 of them. The same read finds the leases still desired whose session is over
+    (``PeerPlan.retiring``), so a pass with nothing to retire asks nothing more of the database, and when each live
+    session runs out of time (``PeerPlan.until``), which a second query over the same join took 5-6 ms to say at
+    10,000 leases."""
     desired_lease = col(TunnelLease.state) == LeaseState.DESIRED
+    expires_at, cert_not_after = col(HomeSession.expires_at), col(HomeSession.cert_not_after)
     live = sa.and_(
         desired_lease,
         col(HomeSession.state) == SessionState.ACTIVE,
-        col(HomeSession.expires_at) > now,
-        or_(col(HomeSession.cert_not_after).is_(None), col(HomeSession.cert_not_after) > now),
+        expires_at > now,
+        or_(cert_not_after.is_(None), cert_not_after > now),
         col(HomeSession.wireguard_key) == col(TunnelLease.public_key),
     )
+    # A live lease's session runs out at its end or at its certificate's, whichever comes first (a NULL certificate
+    # end compares as unknown: the session's end); a lease that is not live has no end here.
+    live_until = sa.case((live, sa.case((cert_not_after < expires_at, cert_not_after), else_=expires_at)))
     query = sa.select(
         col(TunnelLease.session_id),
         col(TunnelLease.public_key),
         col(TunnelLease.ipv4),
         col(TunnelLease.ipv6),
         col(TunnelLease.scope),
-        sa.case((live, True), else_=False),
+        live_until,
         sa.case((sa.and_(desired_lease, col(HomeSession.state) != SessionState.ACTIVE), True), else_=False),
     ).join(HomeSession, col(HomeSession.id) == col(TunnelLease.session_id))
     db.flush()  # the leases this pass wrote (a plain connection does not flush the session for us)
@@ -159,13 +171,21 @@ def desired_peers(
         query = query.where(col(TunnelLease.public_key).in_(list(keys)))
     if node is not None:
         query = query.where(or_(col(TunnelLease.node) == node, col(TunnelLease.node).is_(None)))
-    peers, retiring, clashes = _peers_of(tuple(map(tuple, connection.execute(query).all())))
+    # The DBAPI cursor's own tuples: SQLAlchemy's rows and a tuple of each cost ~3 ms at 10,000 leases. None of these
+    # columns has a result processor but the end of time, converted once below.
+    with connection.execute(query) as result:
+        rows: tuple[DesiredRow, ...] = tuple(result.cursor.fetchall())
+    peers, retiring, clashes = _peers_of(rows)
     if sessions is not None:
         return PeerPlan(peers, frozenset(sessions), keys, retiring, clashes=clashes)
-    limits = query.with_only_columns(
-        sa.func.min(HomeSession.expires_at), sa.func.min(HomeSession.cert_not_after)
-    ).where(live)
-    until = min((as_utc(limit) for limit in connection.execute(limits).one() if limit is not None), default=None)
+    # The earliest as the database compares them: SQLite's are text in SQLAlchemy's one fixed-width format (its WHERE
+    # clauses compare them as text too), PostgreSQL's timestamps.
+    first_end = min(filter(None, map(_LIVE_UNTIL, rows)), default=None)
+    dialect = connection.dialect
+    to_datetime = live_until.type.dialect_impl(dialect).result_processor(dialect, None)
+    if first_end is not None and to_datetime is not None:
+        first_end = to_datetime(first_end)
+    until = None if first_end is None else as_utc(first_end)
     return PeerPlan(peers, None, keys, retiring, until=until, clashes=clashes)
 
 
@@ -182,7 +202,7 @@ def desired_version(db: Session, node: str | None = None) -> int:
 
 @functools.lru_cache(maxsize=2)
 def _peers_of(
-    rows: tuple[tuple[str, str, str, str, str, bool, bool], ...],
+    rows: tuple[DesiredRow, ...],
 ) -> tuple[dict[str, DesiredPeer], frozenset[str], tuple[Clash, ...]]:
     """The peers, the sessions to retire and the clashes in the rows of ``desired_peers``. Cached while the rows stay
     the same: a safety-net pass then gets the very dict of the previous one, which ``InstalledTunnel`` compares by
@@ -269,6 +289,10 @@ class InstalledTunnel:
         self._specs: tuple[Mapping[str, DesiredPeer], Mapping[str, PeerSpec]] | None = None
         self._emptied_at: int | None = None
         """The generation right after ``load_scope_ahead`` loaded the table with no seat (None: it did not)."""
+        self._beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vpn-scope")
+        """Adds a full pass's new seats' elements while wireguard-go creates their peers; kept from pass to pass, where
+        a thread of each pass's own was started at its first peers and joined after its last (0.3-1.1 ms after the
+        last peers at 10,000, load 3-4)."""
 
     def apply_all(self, peers: Mapping[str, DesiredPeer], live: Mapping[str, PeerSpec]) -> ReconcileResult:
         """Make the interface hold exactly ``peers`` and the scope allow exactly their destinations."""
@@ -351,6 +375,7 @@ class InstalledTunnel:
         return None if peers is None else self._specs_of(peers)
 
     def close(self) -> None:
+        self._beside.shutdown(wait=False)
         self.ruleset.close()
         self.elements.close()
         self.nftables.close()
@@ -385,8 +410,12 @@ class InstalledTunnel:
         elements first keeps the sequential part of a first pass small (the seats of 10,000 new peers were ~0.2 s of
         rendering and loading before any peer)."""
         interface = self.settings.interface
-        new = {spec.public_key for spec in to_set if spec.public_key not in live}
-        kept = seats_of(peer for key, peer in peers.items() if key not in new)
+        new: Set[str]
+        if live:
+            new = {spec.public_key for spec in to_set if spec.public_key not in live}
+            kept = seats_of(peer for key, peer in peers.items() if key not in new)
+        else:  # every peer is new and no seat is kept: not looked for peer by peer (~1.5 ms at 10,000)
+            new, kept = peers.keys(), {}
         emptied_at, self._emptied_at = self._emptied_at, None
         if kept or emptied_at is None or emptied_at != self.scope_generation or self.ruleset.read() != emptied_at:
             self._load_whole(kept)
@@ -395,26 +424,26 @@ class InstalledTunnel:
             return
         installing = self._specs_of(peers)
         adding: list[Future[None]] = []
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vpn-scope") as nft_side:
 
-            def add_new_seats() -> None:
-                # Their seats are gathered here too, off the path before the first peers (~4 ms at 10,000).
-                self._change_elements({}, seats_of(peers[key] for key in new))
+        def add_new_seats() -> None:
+            # Their seats are gathered here too, off the path before the first peers (~4 ms at 10,000).
+            self._change_elements({}, seats_of(peers[key] for key in new))
 
-            def add_elements() -> None:
-                adding.append(nft_side.submit(add_new_seats))
-                # Then, still while wireguard-go creates the peers, what the next pass's comparison needs of them.
-                nft_side.submit(self.backend.expect, interface, installing)
+        def add_elements() -> None:
+            adding.append(self._beside.submit(add_new_seats))
+            # Then, still while wireguard-go creates the peers, what the next pass's comparison needs of them (not
+            # waited for: a comparison that comes first makes the same ends itself).
+            self._beside.submit(self.backend.expect, interface, installing)
 
-            try:
-                # The elements' thread starts once wireguard-go has its first peers (``begun``): started before, it held
-                # the interpreter each time this thread waited to connect and send (a switch interval, 5 ms, a time),
-                # and the first peers reached wireguard-go later: p50 63 against 51 ms into a 10,000-peer pass.
-                self.backend.change(interface, PeerChanges(to_set=list(to_set)), begun=add_elements)
-            finally:
-                wait(adding)
-            if not adding:  # the backend had no such moment: the elements come now, after the peers
-                add_elements()
+        try:
+            # The elements' work starts once wireguard-go has its first peers (``begun``): started before, it held the
+            # interpreter each time this thread waited to connect and send (a switch interval, 5 ms, a time), and the
+            # first peers reached wireguard-go later: p50 63 against 51 ms into a 10,000-peer pass.
+            self.backend.change(interface, PeerChanges(to_set=list(to_set)), begun=add_elements)
+        finally:
+            wait(adding)
+        if not adding:  # the backend had no such moment: the elements come now, after the peers
+            add_elements()
         adding[0].result()  # a refused change fails the pass: the new peers then send nothing until the retry loads
 
     def _scope_untouched(self) -> bool:

@@ -60,6 +60,36 @@ def test_desired_peers_follow_the_session_state_even_without_a_nudge(db: Session
     assert [p.session_id for p in desired_peers(db, NOW).peers.values()] == [sessions["c"].id]
 
 
+def test_a_full_read_holds_until_the_first_live_session_or_its_certificate_runs_out(db: Session) -> None:
+    """``PeerPlan.until``: the earliest end of a live lease's session or of its certificate, read with the rows; a
+    session no longer live does not count, whenever it would have ended."""
+
+    def signed_in(login: str, lifetime: timedelta, certificate_for: timedelta | None) -> HomeSession:
+        session = agent_session(db, login, NOW, wireguard_key=key_pair()[1], lifetime=lifetime)[0]
+        session.cert_not_after = None if certificate_for is None else NOW + certificate_for
+        db.add(session)
+        return session
+
+    certificate_first = signed_in("li.na", timedelta(hours=8), timedelta(hours=3))
+    session_first = signed_in("wang.fang", timedelta(hours=2), None)
+    signed_in("chen.jie", timedelta(hours=5), timedelta(hours=9))
+    ended = signed_in("zhou.min", timedelta(hours=1), timedelta(minutes=30))
+    ended.state = SessionState.ENDED
+    db.add(ended)
+    assert lease_missing_sessions(db, NOW, SETTINGS) == 3
+    assert desired_peers(db, NOW).until == NOW + timedelta(hours=2)
+    session_first.state = SessionState.ENDED
+    db.add(session_first)
+    db.flush()
+    full = desired_peers(db, NOW)
+    assert (full.until, full.retiring) == (NOW + timedelta(hours=3), {session_first.id})
+    certificate_first.cert_not_after = None
+    db.add(certificate_first)
+    db.flush()
+    assert desired_peers(db, NOW).until == NOW + timedelta(hours=5)
+    assert desired_peers(db, NOW + timedelta(hours=8)).until is None  # nobody live any more
+
+
 def test_a_key_claimed_by_two_live_sessions_gets_no_peer(db: Session) -> None:
     key = key_pair()[1]
     for login in ("li.na", "wang.fang"):
