@@ -22,8 +22,8 @@ _OUTPUT_JSON = 1 << 4
 """``NFT_CTX_OUTPUT_JSON`` (nftables/libnftables.h): listings as ``nft -j`` prints them."""
 
 ONE_AT_A_TIME = threading.RLock()
-"""Held around every call into the library. Re-entrant, so a caller that must decide something under it (whether
-it still wants its script run at all) can hold it around ``Context.run``."""
+"""Held around every call into the library. Re-entrant, so a caller can hold it around a context's whole life
+(``held``), or decide something under it (whether it still wants its script run at all) around ``Context.run``."""
 
 
 class NftablesError(RuntimeError):
@@ -43,10 +43,9 @@ class Context:
     """One ``struct nft_ctx`` with its output and errors kept for reading. Its netlink socket belongs to the network
     namespace of the thread that makes it: make it on a thread that entered the namespace the scripts are for."""
 
-    def __init__(self, json_output: bool = False, wait: float = -1) -> None:
-        """``wait``: as for ``run``."""
+    def __init__(self, json_output: bool = False) -> None:
         library = _library()
-        with _held(wait):
+        with ONE_AT_A_TIME:
             pointer: int | None = library.nft_ctx_new(0)
             if not pointer:
                 raise NftablesError("libnftables made no context")
@@ -62,13 +61,12 @@ class Context:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
-    def run(self, script: str, wait: float = -1) -> Outcome:
-        """Run one script (what ``nft -f`` reads). ``wait``: how many seconds to wait for another context's script
-        before giving up with NftablesError (-1: as long as it takes)."""
+    def run(self, script: str) -> Outcome:
+        """Run one script (what ``nft -f`` reads)."""
         if self._pointer is None:
             raise NftablesError("the libnftables context was closed")
         library = _library()
-        with _held(wait):
+        with ONE_AT_A_TIME:
             failed = library.nft_run_cmd_from_buffer(self._pointer, script.encode())
             # Both read after every script: reading a buffer empties it for the next one.
             output = (library.nft_ctx_get_output_buffer(self._pointer) or b"").decode()
@@ -84,7 +82,10 @@ class Context:
 
 
 @contextmanager
-def _held(wait: float) -> Iterator[None]:
+def held(wait: float) -> Iterator[None]:
+    """The library to this thread for the block, waiting at most ``wait`` seconds for another context's script
+    (NftablesError then). Made, run and closed inside it, a context waits for nobody: a caller with a bound on its
+    wait holds this around the context's whole life, its close included."""
     if not ONE_AT_A_TIME.acquire(timeout=wait):
         raise NftablesError(f"another script has held libnftables for over {wait:g} s")
     try:

@@ -142,8 +142,8 @@ def _nft(commands: str, json_output: bool = False) -> libnftables.Outcome:
     """One script in a context of its own (a seat starts seldom; ~4 ms in the library against ~20 ms for the `nft`
     program on a loaded node, and the transaction runs while Xvfb starts)."""
     try:
-        with libnftables.Context(json_output, LIBRARY_WAIT_S) as context:
-            return context.run(commands, LIBRARY_WAIT_S)
+        with libnftables.held(LIBRARY_WAIT_S), libnftables.Context(json_output) as context:
+            return context.run(commands)
     except libnftables.NftablesError as error:
         raise SeatStartFailed(f"could not run nft for the seats' network allow-list: {error}") from None
 

@@ -230,6 +230,7 @@ class Nftables:
         try:
             with libnftables.ONE_AT_A_TIME:
                 if self.wedged:  # waited here behind another context's script until its caller gave up: too late
+                    self._free()  # and nobody else will: ``close`` leaves a wedged context to this thread
                     raise FirewallError(f"could not run nft: no answer within {self.timeout:g} s")
                 if self._context is not None and self.netns is not None and not _still_in(self.netns):
                     self._free()

@@ -3,6 +3,7 @@
 import ctypes
 import json
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -69,8 +70,9 @@ def test_a_refused_script_says_why_and_the_next_one_starts_clean() -> None:
     assert after.ok and after.error == "" and after.output == ""
 
 
-def test_a_script_waits_for_another_context_s_and_gives_up_after_its_wait() -> None:
-    """One lock for the process: the seats' scripts queue behind the VPN's (and the other way), bounded."""
+def test_a_bounded_wait_covers_the_context_s_whole_life_and_gives_up_in_time() -> None:
+    """One lock for the process: the seats' scripts queue behind the VPN's (and the other way), bounded by ``held``
+    around the context's making, script and close, so none of them waits past it."""
     holding, release = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -78,21 +80,22 @@ def test_a_script_waits_for_another_context_s_and_gives_up_after_its_wait() -> N
             holding.set()
             release.wait(10)
 
+    def bounded() -> libnftables.Outcome:
+        with libnftables.held(0.2), libnftables.Context() as context:
+            return context.run("list tables")
+
     holder = threading.Thread(target=hold)
     holder.start()
     try:
         assert holding.wait(10)
+        began = time.monotonic()
         with pytest.raises(libnftables.NftablesError, match=r"held libnftables for over 0\.2 s"):
-            in_new_namespace(lambda: libnftables.Context(wait=0.2))
+            in_new_namespace(bounded)
+        assert time.monotonic() - began < 2
     finally:
         release.set()
         holder.join()
-
-    def once_free() -> libnftables.Outcome:
-        with libnftables.Context(wait=0.2) as context:
-            return context.run("list tables", wait=0.2)
-
-    assert in_new_namespace(once_free).ok
+    assert in_new_namespace(bounded).ok
 
 
 def test_a_closed_context_runs_nothing() -> None:

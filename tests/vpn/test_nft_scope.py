@@ -152,7 +152,7 @@ def test_a_script_past_its_time_gives_the_context_up_without_running_the_scripts
 
 
 class StuckLibrary:
-    """A stand-in for libnftables whose first script does not return until ``release`` is set (as a netlink call the
+    """A stand-in for libnftables whose script "first" does not return until ``release`` is set (as a netlink call the
     kernel does not answer); it counts the scripts run and the contexts left unfreed."""
 
     def __init__(self) -> None:
@@ -174,7 +174,7 @@ class StuckLibrary:
 
     def nft_run_cmd_from_buffer(self, context: int, script: bytes) -> int:
         self.scripts.append(script)
-        if len(self.scripts) == 1:
+        if script == b"first":
             self.release.wait(10)
         return 0
 
@@ -186,10 +186,12 @@ class StuckLibrary:
 
 def test_a_script_that_never_returns_holds_up_no_later_script(monkeypatch: pytest.MonkeyPatch) -> None:
     """Neither this context's later scripts nor another context's (waiting for the library's lock) queue up to run
-    late when the stuck one returns; close waits for none of them, and the contexts are freed in the end."""
+    late when the stuck one returns; close waits for none of them, and the contexts are freed in the end (the other
+    one's too, made by a script before and given up while it waited for the lock)."""
     library = StuckLibrary()
     monkeypatch.setattr(libnftables, "_library", lambda: library)
     stuck, other = nft.Nftables(timeout=0.2), nft.Nftables(timeout=0.2)
+    assert other.run("before") == ""
     with pytest.raises(nft.FirewallError, match=r"no answer within 0\.2 s"):
         stuck.run("first")
     started = time.monotonic()
@@ -204,7 +206,7 @@ def test_a_script_that_never_returns_holds_up_no_later_script(monkeypatch: pytes
     library.release.set()
     for nftables in (stuck, other):
         nftables._thread.shutdown(wait=True)
-    assert library.scripts == [b"first"] and library.contexts == 0
+    assert library.scripts == [b"before", b"first"] and library.contexts == 0
     fresh = nft.Nftables(timeout=0.2)
     assert fresh.run("after") == ""
     fresh.close()
