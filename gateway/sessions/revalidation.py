@@ -7,7 +7,12 @@ certificate: each ends the session through ``end_session`` with its own reason. 
 takes on the groups just read when they changed (``follow_groups``), so what the policy grants by group follows
 the directory. When the directory cannot be reached the sessions are kept (reported and audited once per run):
 ending every home seat because a domain controller rebooted would cost the service level more than a 30-second
-window of doubt.
+window of doubt. The policy's own verdict is not part of that doubt: it needs only the policy and the groups the
+session stores, so the sessions the directory could not be asked about still go through ``apply_policy``; a login
+flood that keeps the connection pool busy, or a DC outage, shields no session from a second factor just asked.
+
+``apply_policy`` alone is what an imported policy (``policy.changed``) runs: no directory, no CA, no write for a
+session the policy lets keep its right.
 
 A certificate whose revocation status cannot be established (its CRL/OCSP server unreachable and no current CRL
 held) is a doubt with a limit, ``portal.revocation_unknown_grace_minutes``: the session is kept but not confirmed
@@ -19,7 +24,7 @@ moment a CRL changed, and ``sohogw ca refresh``.
 """
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -39,8 +44,8 @@ from gateway.directory.errors import AccountDisabled, AccountLocked, AccountNotF
 from gateway.pki.trust import verify_client
 from gateway.policies.service import current_policy
 from gateway.sessions.models import EndReason, HomeSession, SessionState
-from gateway.sessions.service import end_session, follow_groups, groups_changed, live_sessions
-from policy import EffectivePolicy, evaluate
+from gateway.sessions.service import end_session, follow_groups, groups_changed, live_sessions, policy_groups
+from policy import EffectivePolicy, PolicyDocument, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +105,47 @@ def _certificate_problem(
 
 
 def _policy_problem(session: HomeSession, effective: EffectivePolicy) -> EndReason | None:
-    """What the policy in force, evaluated for the groups just read, no longer lets the session keep: a role it was
-    granted, or a sign-in without the second factor once one is asked (the policy changed, or the person joined a
-    group whose role asks it). Ended rather than sent back to wait for the code: ``end_session`` is the one way a
-    session gives up its tunnel, seat and call leg, and the next sign-in asks for the code."""
+    """What the policy in force, evaluated for the groups just read (or those stored: ``apply_policy``), no longer
+    lets the session keep: a role it was granted, or a sign-in without the second factor once one is asked (the
+    policy changed, or the person joined a group whose role asks it). Ended rather than sent back to wait for the
+    code: ``end_session`` is the one way a session gives up its tunnel, seat and call leg, and the next sign-in asks
+    for the code."""
     if not session.role_set <= effective.roles:
         return EndReason.ROLE_REMOVED
     if effective.require_totp and not session.second_factor:
         return EndReason.SECOND_FACTOR_REQUIRED
     return None
+
+
+class PolicyCheck:
+    """The policy's verdict on sessions by their stored groups; sessions share a handful of group sets, each
+    evaluated once per pass."""
+
+    def __init__(self, document: PolicyDocument, now: datetime) -> None:
+        self.document, self.now = document, now
+        self._effective: dict[frozenset[str], EffectivePolicy] = {}
+
+    def __call__(self, session: HomeSession) -> EndReason | None:
+        groups = frozenset(policy_groups(session))
+        if groups not in self._effective:
+            self._effective[groups] = evaluate(self.document, groups, self.now)
+        return _policy_problem(session, self._effective[groups])
+
+
+def _end(engine: Engine, session_id: str, now: datetime, reason: EndReason | PolicyCheck) -> int:
+    """End the session in its own short transaction, its row locked; 1 if it was live as read (for the report's
+    count; SQLite takes no row lock, and two passes there may both count it). Locked: another node's poll,
+    subscription or policy pass may be ending the same session (PostgreSQL waits here, then sees it ended); either
+    way ``end_session`` writes one ending. A ``PolicyCheck`` judges the locked row again."""
+    with session_scope(engine) as db:
+        current = db.get(HomeSession, session_id, with_for_update=True)
+        if current is None or current.state is not SessionState.ACTIVE:
+            return 0
+        verdict = reason if isinstance(reason, EndReason) else reason(current)
+        if verdict is None:
+            return 0
+        end_session(db, current, verdict, actor="revalidation", now=now)
+        return 1
 
 
 def _reason_to_end(
@@ -164,11 +201,11 @@ def revalidate(
     with session_scope(engine) as db:
         sessions = [s for s in live_sessions(db) if only is None or s.id in only]
     ended, confirmed = 0, []
-    for session in sessions:
+    for index, session in enumerate(sessions):
         try:
             reason, user = _reason_to_end(engine, session, directory, authority, remote, now, unknown_grace)
         except DirectoryUnavailable as error:
-            log.warning("re-validation skipped: %s", error)
+            log.warning("re-validation by the directory skipped, the policy applied by stored groups: %s", error)
             with session_scope(engine) as db:
                 record(
                     db,
@@ -177,21 +214,38 @@ def revalidate(
                     outcome="directory_unavailable",
                     detail={"problem": str(error), "sessions": len(sessions)},
                 )
-            return RevalidationReport(len(sessions), ended, directory_unavailable=True)
+            policy = apply_policy(engine, now, only=[s.id for s in sessions[index:]])
+            return RevalidationReport(len(sessions), ended + policy.ended, directory_unavailable=True)
         if reason is None and directory is not None:
             confirmed.append(session.id)
         if reason is None and user is not None:
             _follow_groups(engine, session, user)
-        if not isinstance(reason, EndReason):
-            continue
-        with session_scope(engine) as db:
-            # Locked: another node's poll or subscription may be ending the same session (PostgreSQL waits here,
-            # then sees it ended, and end_session writes nothing twice).
-            current = db.get(HomeSession, session.id, with_for_update=True)
-            if current is not None:
-                end_session(db, current, reason, actor="revalidation", now=now)
-                ended += 1
+        if isinstance(reason, EndReason):
+            ended += _end(engine, session.id, now, reason)
     if confirmed:
         with session_scope(engine) as db:
             db.execute(update(HomeSession).where(col(HomeSession.id).in_(confirmed)).values(last_checked_at=now))
+    return RevalidationReport(len(sessions), ended)
+
+
+def apply_policy(engine: Engine, now: datetime, only: Iterable[str] | None = None) -> RevalidationReport:
+    """End the live sessions (or those whose ids are in ``only``) the policy in force no longer lets keep their
+    right, judged by the groups each session stores (what its policy was evaluated with at sign-in, refreshed by
+    every full re-validation): a role taken away, a second factor asked of a session signed in without one. Asks
+    neither the directory nor a CA, so it runs when the directory cannot be reached, and it is the whole of what an
+    imported policy's ``policy.changed`` nudge runs.
+
+    That nudge reaches every node, and each runs this pass: fine, as it costs one read of the live sessions and an
+    evaluation per distinct group set, and writes only the endings; each ending locks its row and asks the locked
+    row again (another node's full pass may have just stored new groups that keep the role), so two nodes ending the
+    same session write one ending. Nothing is confirmed (``last_checked_at`` is the full re-validation's)."""
+    chosen = None if only is None else set(only)
+    with session_scope(engine) as db:
+        check = PolicyCheck(current_policy(db), now)
+        sessions = [s for s in live_sessions(db) if chosen is None or s.id in chosen]
+    ended = 0
+    for session in sessions:
+        reason = check(session)
+        if reason is not None:
+            ended += _end(engine, session.id, now, check)
     return RevalidationReport(len(sessions), ended)

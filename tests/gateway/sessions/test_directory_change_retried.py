@@ -64,11 +64,14 @@ def directory(tmp_path: Path) -> Iterator[UnansweringAtFirst]:
 
 
 def _session_of(engine: Engine, login: str) -> str:
+    """A live agent session as a sign-in leaves it: its groups grant its role (the policy is applied by them while
+    the directory does not answer)."""
     now = datetime.now(UTC)
     with session_scope(engine) as db:
         session = HomeSession(
             id="", token_sha256="", csrf_token="", state=SessionState.ACTIVE, person_id=person_id(login), login=login,
-            user_dn=login, roles="agent", created_at=now, last_seen_at=now, last_checked_at=now,
+            user_dn=login, roles="agent", policy_groups='["SOHO-Agents"]', created_at=now, last_seen_at=now,
+            last_checked_at=now,
             idle_timeout_seconds=900, expires_at=now + timedelta(hours=8),
         )  # fmt: skip
         open_session(db, session)

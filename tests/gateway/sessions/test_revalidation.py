@@ -2,7 +2,11 @@
 
 import json
 import re
+import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,15 +21,16 @@ from certs.revocation import HttpRevocationChecker
 from gateway.app import create_app
 from gateway.audit.models import AuditEvent
 from gateway.db import session_scope
-from gateway.directory import BuiltinDirectory, Directory, DirectorySettings, open_directory
+from gateway.directory import BuiltinDirectory, Directory, DirectorySettings, DirectoryUser, open_directory
 from gateway.events import listen, unlisten
 from gateway.pki import service as pki
 from gateway.policies.service import import_policy
 from gateway.sessions.models import EndReason, HomeSession, SessionState
-from gateway.sessions.revalidation import revalidate
+from gateway.sessions.revalidation import apply_policy, revalidate
 from gateway.sessions.service import OVER, SESSION_GROUPS_CHANGED, end_idle_and_expired
 from gateway.settings import load_settings
 from policy.document import DEFAULT_POLICY_FILE
+from tests.directory.slapd import Slapd
 from tests.gateway.sessions.conftest import GROUPS, PASSWORDS, Portal, csrf_of, page_error, sign_in
 from tests.support.portal import enrolment_code, passed_second_factor, redeem_enrolment_code
 from tests.support.server import free_port, serving
@@ -38,6 +43,19 @@ def _signed_in(portal: Portal, login: str) -> None:
     headers = portal.proxy_headers(login) if login in portal.certificates else None
     with portal.client() as client:
         assert sign_in(client, login, headers=headers).status_code == 303
+
+
+def _unreachable_directory() -> Directory:
+    """The real LDAP adapter against a port nobody listens on: every lookup raises ``DirectoryUnavailable``."""
+    return open_directory(
+        DirectorySettings(
+            kind="openldap",
+            servers=[f"ldaps://127.0.0.1:{free_port()}"],
+            base_dn="dc=corp,dc=example",
+            bind_dn="cn=sohogw,dc=corp,dc=example",
+            bind_password="unused: nobody answers",
+        )
+    )
 
 
 def _revalidate(portal: Portal, directory: Directory | None = None, now: datetime | None = None) -> dict[str, str]:
@@ -197,15 +215,7 @@ def test_directory_outage_keeps_sessions_is_audited_and_the_next_run_catches_up(
     outage leaves an audit row, and the first run with the directory back ends what changed meanwhile."""
     _signed_in(portal, "sup1")
     portal.directory.set_disabled("sup1", True)  # type: ignore[attr-defined]
-    unreachable = open_directory(
-        DirectorySettings(
-            kind="openldap",
-            servers=[f"ldaps://127.0.0.1:{free_port()}"],
-            base_dn="dc=corp,dc=example",
-            bind_dn="cn=sohogw,dc=corp,dc=example",
-            bind_password="unused: nobody answers",
-        )
-    )
+    unreachable = _unreachable_directory()
     try:
         assert _revalidate(portal, unreachable)["sup1"] == SessionState.ACTIVE
     finally:
@@ -213,6 +223,73 @@ def test_directory_outage_keeps_sessions_is_audited_and_the_next_run_catches_up(
     assert _outages(portal) == 1
     assert _revalidate(portal)["sup1"] == EndReason.ACCOUNT_DISABLED
     assert _outages(portal) == 1
+
+
+@contextmanager
+def _unavailable_directory(kind: str, request: pytest.FixtureRequest) -> Iterator[Directory]:
+    """The real LDAP adapter unable to answer: against a port nobody listens on, or against slapd with its one
+    service connection held by another caller (a login flood: ``all directory service connections are busy``)."""
+    if kind == "unreachable":
+        directory = _unreachable_directory()
+        try:
+            yield directory
+        finally:
+            directory.close()
+        return
+    slapd: Slapd = request.getfixturevalue("slapd")
+    directory = open_directory(slapd.settings(pool_size=1, receive_timeout=1))
+    held, release = threading.Event(), threading.Event()
+
+    def hold(_connection: object) -> None:
+        held.set()
+        release.wait(30)
+
+    holder = threading.Thread(target=directory._pool.run, args=(hold,))  # type: ignore[attr-defined]
+    holder.start()
+    try:
+        assert held.wait(10)
+        yield directory
+    finally:
+        release.set()
+        holder.join()
+        directory.close()
+
+
+@pytest.mark.parametrize(
+    ("outage", "problem"),
+    [("unreachable", "no directory server answered"), ("pool_busy", "all directory service connections are busy")],
+)
+def test_a_directory_outage_shields_no_session_from_a_second_factor_the_policy_now_asks(
+    portal: Portal, outage: str, problem: str, request: pytest.FixtureRequest
+) -> None:
+    """The policy's verdict needs only the groups the session stores: with the directory unable to answer, agent1
+    (signed in without a code) still ends once agents are asked one, sup1 (not asked) goes on, the outage is audited
+    once."""
+    _signed_in(portal, "agent1")
+    _signed_in(portal, "sup1")
+    with session_scope(portal.engine) as db:
+        import_policy(db, _asking_a_second_factor_of("agent"), actor="secadmin", source="test", now=datetime.now(UTC))
+    with _unavailable_directory(outage, request) as unavailable:
+        assert _revalidate(portal, unavailable) == {
+            "agent1": EndReason.SECOND_FACTOR_REQUIRED,
+            "sup1": SessionState.ACTIVE,
+        }
+    with session_scope(portal.engine) as db:
+        outages = db.exec(select(AuditEvent).where(col(AuditEvent.outcome) == "directory_unavailable")).all()
+    assert [json.loads(row.detail)["problem"].startswith(problem) for row in outages] == [True]
+    assert _endings(portal, "agent1") == [("revalidation", "second_factor_required")]
+    assert _endings(portal, "sup1") == []
+
+
+def test_the_policy_applied_on_several_nodes_at_once_ends_a_session_once(portal: Portal) -> None:
+    """Every node hears ``policy.changed`` and runs the policy's pass: four at once write one ending."""
+    _signed_in(portal, "sup1")
+    with session_scope(portal.engine) as db:
+        policy = _asking_a_second_factor_of("supervisor")
+        import_policy(db, policy, actor="secadmin", source="test", now=datetime.now(UTC))
+    with ThreadPoolExecutor(4) as nodes:
+        list(nodes.map(lambda _: apply_policy(portal.engine, datetime.now(UTC)), range(4)))
+    assert _endings(portal, "sup1") == [("revalidation", "second_factor_required")]
 
 
 @pytest.mark.parametrize(("minutes", "reason"), [(31, EndReason.IDLE), (11 * 60, EndReason.MAX_LENGTH)])
@@ -253,19 +330,31 @@ def test_scheduled_revalidation_ends_a_disabled_account_within_its_interval(
         )
 
 
-def test_an_imported_policy_reaches_live_sessions_without_waiting_for_the_poll(
+class LookupCountingDirectory(BuiltinDirectory):
+    """The built-in directory, counting the entries re-validation asks it for."""
+
+    lookups = 0
+
+    def lookup(self, login_or_dn: str) -> DirectoryUser:
+        self.lookups += 1
+        return super().lookup(login_or_dn)
+
+
+def test_an_imported_policy_reaches_live_sessions_without_waiting_for_the_poll_or_asking_the_directory(
     tmp_path: Path, db_url: str, engine: Engine
 ) -> None:
-    """The poll set to an hour and its first pass over: the import's nudge alone ends the session."""
+    """The poll set to an hour and its first pass over: the import's nudge alone ends the session, judged by the
+    groups it stores, without one directory lookup."""
     settings = load_settings(
         data_dir=tmp_path, database_url=db_url, portal={"revalidate_seconds": 3600}, seats={"enabled": False}
     )
-    directory = BuiltinDirectory(settings.directory_settings)
+    directory = LookupCountingDirectory(settings.directory_settings)
     directory.add_user("sup1", PASSWORDS["sup1"], groups=GROUPS["sup1"])
     app = create_app(settings, engine=engine, directory=directory)
     with serving(app) as base_url, httpx.Client(base_url=base_url, follow_redirects=False) as client:
         assert wait_for(lambda: app.state.workers.status("sessions.revalidate").last_success_at is not None)
         assert sign_in(client, "sup1").status_code == 303
+        looked_up = directory.lookups
         with session_scope(engine) as db:
             policy = _asking_a_second_factor_of("supervisor")
             import_policy(db, policy, actor="secadmin", source="test", now=datetime.now(UTC))
@@ -276,4 +365,6 @@ def test_an_imported_policy_reaches_live_sessions_without_waiting_for_the_poll(
 
         assert wait_for(ended, seconds=10)
         with session_scope(engine) as db:
-            assert db.exec(select(HomeSession)).one().end_reason is EndReason.SECOND_FACTOR_REQUIRED
+            session = db.exec(select(HomeSession)).one()
+        assert session.end_reason is EndReason.SECOND_FACTOR_REQUIRED
+        assert directory.lookups == looked_up
