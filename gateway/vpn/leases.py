@@ -204,7 +204,8 @@ def lease_missing_sessions(
     found = db.exec(query.order_by(col(HomeSession.person_id))).all()
     ipam.lock_addresses(db, {session.person_id for session in found})
     written = [lease for session in found if (lease := _write_lease(db, session, now, settings, node)) is not None]
-    record_all(db, [_granted(lease) for lease in written])
+    for lease in written:  # one each: PostgreSQL's first append is one statement built for its number of rows
+        record_all(db, [_granted(lease)])
     return len(written)
 
 
