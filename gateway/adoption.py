@@ -9,7 +9,7 @@ take the person's id, so the one-live-session rule and suspensions reach them. E
 Migration 0012 left ``legacy:<name>`` on callback numbers, VPN addresses, call legs and tunnel leases whose login
 had no session to take the person from, and on seat leases of pre-0008 sessions; the live ones are adopted. A
 legacy number becomes the person's unless they already hold it; a legacy address becomes theirs when they hold
-none, else it is released to the pool (after the hold-back).
+none, else it is released to the pool (after the hold-back) once no desired tunnel lease names it.
 """
 
 from datetime import datetime
@@ -23,6 +23,7 @@ from gateway.seats.models import SeatLease, SeatLeaseState
 from gateway.sessions.models import HomeSession, SessionState, TotpSecret
 from gateway.sessions.throttle import account_key
 from gateway.voice.models import LIVE_LEG_STATES, CallbackNumber, CallLeg
+from gateway.vpn import ipam
 from gateway.vpn.models import AddressAssignment, LeaseState, TunnelLease
 
 LEGACY_PREFIX = "legacy:"
@@ -100,9 +101,9 @@ def adopt_legacy_rows(db: Session, session: HomeSession, user: DirectoryUser, no
         if _theirs(s.person_id, names)
     ]
     numbers = _theirs_of(db, CallbackNumber, names)
-    held = db.exec(select(AddressAssignment).where(AddressAssignment.person_id == user.person_id)).first()
+    held, theirs = _locked_addresses(db, user, {a.person_id for a in _theirs_of(db, AddressAssignment, names)})
     # Once the person holds an address, their released legacy ones are the pool's: nothing left to adopt.
-    addresses = [a for a in _theirs_of(db, AddressAssignment, names) if held is None or a.released_at is None]
+    addresses = [a for a in theirs if held is None or a.released_at is None]
     legs = [leg for leg in _theirs_of(db, CallLeg, names) if leg.wanted and leg.state in LIVE_LEG_STATES]
     leases = [lease for lease in _theirs_of(db, TunnelLease, names) if lease.state is LeaseState.DESIRED]
     seats = [seat for seat in _theirs_of(db, SeatLease, names) if seat.state is not SeatLeaseState.ENDED]
@@ -176,6 +177,25 @@ def _adopt_numbers(db: Session, numbers: list[CallbackNumber], user: DirectoryUs
     db.flush()
 
 
+def _locked_addresses(
+    db: Session, user: DirectoryUser, legacy_ids: set[str]
+) -> tuple[AddressAssignment | None, list[AddressAssignment]]:
+    """The person's address row and their legacy ones, locked (`ipam.lock_addresses`) and read again as committed.
+
+    Locked before anything is read that depends on them (the tunnel leases) and before the sign-in's audit rows: a
+    lease written beside it (`ipam.assign` holds the row, then waits for the audit chain's head) commits first and is
+    seen, or waits for this sign-in and takes the row back after it. Read as they were, a legacy session's config
+    download could take a legacy address back under its new lease just before it was released here."""
+    ipam.lock_addresses(db, legacy_ids | {user.person_id})
+    rows = db.exec(
+        select(AddressAssignment)
+        .where(col(AddressAssignment.person_id).in_(sorted(legacy_ids | {user.person_id})))
+        .execution_options(populate_existing=True)
+    ).all()
+    held = next((row for row in rows if row.person_id == user.person_id), None)
+    return held, [row for row in rows if row.person_id != user.person_id]
+
+
 def _adopt_addresses(
     db: Session,
     addresses: list[AddressAssignment],
@@ -184,12 +204,21 @@ def _adopt_addresses(
     now: datetime,
 ) -> None:
     """One address pair per person: the first legacy one when they hold none; the others are released to the pool
-    (another agent may take them after the hold-back)."""
+    (another agent may take them after the hold-back), except one a desired lease names (a live session from before
+    migration 0008): released under it, it could pass to another agent while the tunnel carries it, so it stays as it
+    is until a later sign-in finds that lease retired."""
+    in_use = set(
+        db.exec(
+            select(TunnelLease.ipv4)
+            .where(col(TunnelLease.ipv4).in_([address.ipv4 for address in addresses]))
+            .where(TunnelLease.state == LeaseState.DESIRED)
+        ).all()
+    )
     for address in sorted(addresses, key=lambda a: a.ordinal):
         if held is None:
             address.person_id, address.login = user.person_id, user.login
             held = address
-        elif address.released_at is None:
+        elif address.released_at is None and address.ipv4 not in in_use:
             address.released_at = now
         db.add(address)
     db.flush()

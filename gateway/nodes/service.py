@@ -24,6 +24,7 @@ from gateway.sessions.service import end_session
 from gateway.supervision.models import ScreenWatch
 from gateway.voice.models import CallLeg
 from gateway.voice.service import release_session
+from gateway.vpn.ipam import lock_addresses
 from gateway.vpn.leases import retire_ended_leases
 from gateway.vpn.models import LeaseState, TunnelLease
 
@@ -121,10 +122,12 @@ def declare_dead_nodes(db: Session, survivor: str, now: datetime, dead_after: ti
         .where(col(GatewayNode.last_beat_at) < now - dead_after)
         .with_for_update(skip_locked=True)
     ).all()
+    owned = {node.name: sessions_owned_by(db, node.name) for node in silent}
+    lock_addresses(db, {session.person_id for sessions in owned.values() for session in sessions})
     for node in silent:
         node.state, node.declared_dead_at, node.declared_dead_by = NodeState.DEAD, now, survivor
         db.add(node)
-        ended = end_what_it_owned(db, node.name, survivor, now)
+        ended = end_what_it_owned(db, node.name, survivor, now, owned[node.name])
         record(
             db,
             actor=f"node:{survivor}",
@@ -152,12 +155,16 @@ def sessions_owned_by(db: Session, node: str) -> list[HomeSession]:
     )
 
 
-def end_what_it_owned(db: Session, node: str, survivor: str, now: datetime) -> int:
-    """End the sessions of ``node``'s seats and tunnels (``node_lost``), its seat leases, the watches of those
-    sessions or served by ``node``, and release the voice legs ``node`` held; every ending audited. The dead node's
-    tunnel leases are retired here (their peers died with its WireGuard), so its sessions can be marked ended once
-    the survivors' reconcilers have hung up the legs, as for any ending. Returns the number of sessions ended."""
-    sessions = sessions_owned_by(db, node)
+def end_what_it_owned(db: Session, node: str, survivor: str, now: datetime, sessions: list[HomeSession]) -> int:
+    """End ``sessions``, those of ``node``'s seats and tunnels (`sessions_owned_by`), with ``node_lost``, its seat
+    leases, the watches of those sessions or served by ``node``, and release the voice legs ``node`` held; every
+    ending audited. The dead node's tunnel leases are retired here (their peers died with its WireGuard), so its
+    sessions can be marked ended once the survivors' reconcilers have hung up the legs, as for any ending. Returns
+    the number of sessions ended.
+
+    The caller has locked the address rows of the sessions' persons (`lock_addresses`) before its first audit row:
+    the retirement takes them, and the agent's new lease on a survivor holds its row while it waits for the audit
+    chain's head, which the first audit row holds to the commit (taken after it, the two deadlocked)."""
     for session in sessions:
         end_session(db, session, EndReason.NODE_LOST, actor=f"node:{survivor}", now=now, detail={"node": node})
     for lease in db.exec(select(SeatLease).where(SeatLease.node == node, col(SeatLease.state).in_(LIVE_SEAT))):

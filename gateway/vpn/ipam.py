@@ -12,6 +12,7 @@ different people ever name one address (docs/vpn.md, "What IPAM guarantees").
 
 import ipaddress
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
@@ -132,14 +133,29 @@ def addresses_of(row: AddressAssignment) -> list[str]:
     return [f"{ipaddress.ip_address(row.ipv4)}/32", f"{ipaddress.ip_address(row.ipv6)}/128"]
 
 
+LOST_A_RACE = {"40P01", "40001", "55P03"}
+"""PostgreSQL's SQLSTATEs for a transaction ended for another's sake: deadlock_detected, serialization_failure,
+lock_not_available. The code, not the message: the message is in the server's ``lc_messages`` language."""
+SQLITE_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+"""SQLite's primary result codes for a lock another connection held past the busy timeout ("database is locked")."""
+
+
+def lost_a_race(error: OperationalError) -> bool:
+    """Whether ``error`` ended the transaction only because another one held what it needed: trying again may work."""
+    cause = error.orig
+    if isinstance(cause, sqlite3.OperationalError):
+        return cause.sqlite_errorcode & 0xFF in SQLITE_BUSY  # the low byte: extended codes carry the primary one
+    return getattr(cause, "sqlstate", None) in LOST_A_RACE
+
+
 def retrying(engine: Engine, work: Callable[[Session], T], attempts: int = 20) -> T:
-    """Run `work` in its own transaction, again when it lost a race for an address or for the SQLite lock."""
+    """Run `work` in its own transaction, again when it lost a race for an address or for a lock (`lost_a_race`)."""
     for attempt in range(attempts):
         try:
             with session_scope(engine) as db:
                 return work(db)
         except (AddressTaken, OperationalError) as error:
-            if isinstance(error, OperationalError) and "locked" not in str(error):
+            if isinstance(error, OperationalError) and not lost_a_race(error):
                 raise
             time.sleep(0.005 * (attempt + 1))
     raise AddressTaken(f"gave up after {attempts} attempts: the address pool is too contended")

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from gateway.audit.service import record
+from gateway.audit.service import AuditEntry, record, record_all
 from gateway.clock import as_utc
 from gateway.events import nudge_after_commit
 from gateway.policies.service import current_policy
@@ -54,9 +54,22 @@ def lease_for_session(
     existing = db.exec(select(TunnelLease).where(TunnelLease.session_id == session.id)).first()
     if existing is not None:
         return existing if existing.state is LeaseState.DESIRED else None
+    lease = _write_lease(db, session, now, settings, node)
+    if lease is not None:
+        record_all(db, [_granted(lease)])
+    return lease
+
+
+def _write_lease(
+    db: Session, session: HomeSession, now: datetime, settings: VpnSettings, node: str | None
+) -> TunnelLease | None:
+    """The session's new lease with the person's address (`ipam.assign` takes their row), flushed and nudged but not
+    audited: the caller audits it once every address its transaction needs is held. None when the session may not
+    have a tunnel."""
     if not session_may_tunnel(session, now):
         return None
     assert session.wireguard_key is not None  # checked by session_may_tunnel
+    session_id = session.id  # read now: a failed flush expires the session's attributes, which cannot load again
     address = ipam.assign(db, session.person_id, session.login, settings, now)
     lease = TunnelLease(
         session_id=session.id,
@@ -75,24 +88,26 @@ def lease_for_session(
     try:
         db.flush()
     except IntegrityError as error:  # the controller's pass and a config download wrote it at the same moment
-        raise AddressTaken(f"the tunnel lease of session {session.id} was written concurrently") from error
-    record(
-        db,
+        raise AddressTaken(f"the tunnel lease of session {session_id} was written concurrently") from error
+    nudge_after_commit(db, LEASE_WRITTEN, session_id)  # before the audit row, which sends it
+    return lease
+
+
+def _granted(lease: TunnelLease) -> AuditEntry:
+    return AuditEntry(
         actor="vpn",
         action="vpn.lease",
-        target=session.login,
+        target=lease.login,
         outcome="granted",
         detail={
-            "session": session.id,
+            "session": lease.session_id,
             "ipv4": lease.ipv4,
             "ipv6": lease.ipv6,
             "public_key": lease.public_key,
-            "person": session.person_id,
-            "node": node,
+            "person": lease.person_id,
+            "node": lease.node,
         },
     )
-    nudge_after_commit(db, LEASE_WRITTEN, session.id)
-    return lease
 
 
 def scope_of(document: PolicyDocument, groups: list[str], now: datetime) -> str:
@@ -166,7 +181,14 @@ def lease_missing_sessions(
 ) -> int:
     """Write the leases of active keyed sessions that have none (a missed "started" nudge, a restart); of all such
     sessions, or only of ``sessions``; with a ``node``, only of the sessions signed in on it, so two nodes never race
-    to own one tunnel."""
+    to own one tunnel. Returns the number written.
+
+    The persons' address rows are all taken before the first audit row, which holds the chain's head until the
+    commit: a config download (`lease_for_session`) holds its person's row while it waits for that head, so a row
+    taken after an audit row deadlocked with it. Those that exist are locked first (`ipam.lock_addresses`), so a
+    download beside waits for this pass and then finds its lease (`ipam.retrying`); a newcomer's row is inserted by
+    `ipam.assign`, every lease written in the persons' order, and the audit rows come after the last
+    (docs/vpn.md, "What IPAM guarantees")."""
     query = (
         select(HomeSession)
         .where(HomeSession.state == SessionState.ACTIVE)
@@ -179,7 +201,12 @@ def lease_missing_sessions(
         query = query.where(col(HomeSession.id).in_(list(sessions))).where(~leased)
     if node is not None:
         query = query.where(HomeSession.node == node)
-    return sum(lease_for_session(db, session, now, settings, node) is not None for session in db.exec(query).all())
+    found = db.exec(query.order_by(col(HomeSession.person_id))).all()
+    ipam.lock_addresses(db, {session.person_id for session in found})
+    written = [lease for session in found if (lease := _write_lease(db, session, now, settings, node)) is not None]
+    for lease in written:  # one each: PostgreSQL's first append is one statement built for its number of rows
+        record_all(db, [_granted(lease)])
+    return len(written)
 
 
 def retire_ended_leases(db: Session, now: datetime, sessions: Collection[str] | None = None) -> int:

@@ -6,13 +6,11 @@ Each test runs one side in this thread and stops it at the race's window (a step
 other side on its own connection until it commits or waits for a lock, then lets the first side go on."""
 
 import threading
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from gateway.db import session_scope
@@ -23,14 +21,12 @@ from gateway.vpn.leases import lease_for_session, retire_ended_leases
 from gateway.vpn.models import AddressAssignment, LeaseState, TunnelLease
 from gateway.vpn.settings import VpnSettings
 from tests.gateway.vpn.agents import agent_session
+from tests.support.beside import run_beside
 from tests.vpn.keys import key_pair
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 SETTINGS = VpnSettings()
 PERSON = "test:li.na"
-WAITING_FOR_A_LOCK = (
-    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-)
 
 
 def _ended_lease_and_a_new_session(engine: Engine) -> str:
@@ -54,29 +50,6 @@ def _retirement(engine: Engine) -> None:
         assert retire_ended_leases(db, NOW + timedelta(seconds=1)) == 1
 
 
-def _run_beside(engine: Engine, work: Callable[[], None], failures: list[BaseException]) -> threading.Thread:
-    """Start ``work`` on its own thread (and connection); return once it has finished or waits for a lock this
-    thread's transaction holds (PostgreSQL shows the wait; SQLite's writer waits in its busy handler, unseen: a
-    second is far more than the work takes when it does not wait)."""
-
-    def run() -> None:
-        try:
-            work()
-        except BaseException as error:  # noqa: BLE001 (asserted on by the test)
-            failures.append(error)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    deadline = time.monotonic() + (10 if engine.dialect.name == "postgresql" else 1)
-    with engine.connect() as watcher:
-        while thread.is_alive() and time.monotonic() < deadline:
-            if engine.dialect.name == "postgresql" and watcher.execute(text(WAITING_FOR_A_LOCK)).scalar_one():
-                break
-            watcher.rollback()
-            time.sleep(0.01)
-    return thread
-
-
 def _assert_the_address_is_held_by_the_live_lease(engine: Engine) -> None:
     with Session(engine) as db:
         address = db.exec(select(AddressAssignment).where(AddressAssignment.person_id == PERSON)).one()
@@ -97,7 +70,7 @@ def test_the_retirement_of_the_last_lease_waits_for_a_new_lease_that_read_the_ad
 
     def assign_then_retire_beside(*args: Any) -> AddressAssignment:
         row = assign(*args)  # the new lease's transaction has its address, not yet its lease
-        threads.append(_run_beside(engine, lambda: _retirement(engine), failures))
+        threads.append(run_beside(engine, lambda: _retirement(engine), failures))
         return row
 
     monkeypatch.setattr(ipam, "assign", assign_then_retire_beside)
@@ -117,7 +90,7 @@ def test_a_new_lease_beside_the_retirement_of_the_last_one_takes_the_released_ad
 
     def release_then_lease_beside(*args: Any) -> None:
         release(*args)  # the retirement found no desired lease and released the address, not yet committed
-        threads.append(_run_beside(engine, lambda: _sign_in_lease(engine, session_id), failures))
+        threads.append(run_beside(engine, lambda: _sign_in_lease(engine, session_id), failures))
 
     monkeypatch.setattr(ipam, "release", release_then_lease_beside)
     _retirement(engine)
@@ -150,7 +123,7 @@ def test_two_newcomers_at_once_never_take_over_the_same_released_address(
     def take_over_then_another_beside(*args: Any) -> AddressAssignment:
         row = take_over(*args)  # the first newcomer has chosen the released address, not yet committed
         if not threads:
-            threads.append(_run_beside(engine, lambda: newcomer("test:second"), failures))
+            threads.append(run_beside(engine, lambda: newcomer("test:second"), failures))
         return row
 
     monkeypatch.setattr(ipam, "_take_over", take_over_then_another_beside)

@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from gateway.audit.models import AuditEvent
+from gateway.audit.service import verify_chain
 from gateway.clock import as_utc
 from gateway.db import session_scope
 from gateway.sessions.models import EndReason, HomeSession, SessionState
@@ -162,3 +163,15 @@ def test_the_desired_state_version_moves_with_every_write_a_full_read_depends_on
     assert ended == (True, True, True)
     assert moved(lambda db: retire_ended_leases(db, NOW)) == (True, True, True)
     assert moved(lambda db: db.delete(on_a(db)[0])) == (True, True, True)
+
+
+def test_a_pass_writes_and_audits_more_leases_than_pythons_recursion_limit(db: Session) -> None:
+    """A restart's first pass at shift start: every lease audited, the chain whole. (Audited in one `record_all`,
+    PostgreSQL's one statement for 1,100 rows exceeded the recursion limit as SQLAlchemy compiled it.)"""
+    key = key_pair()[1]  # one key for all: only the count matters here, not whose peer is installed
+    for n in range(1100):
+        agent_session(db, f"agent{n:04d}", NOW, wireguard_key=key)
+    assert lease_missing_sessions(db, NOW, SETTINGS) == 1100
+    granted = db.exec(select(AuditEvent).where(AuditEvent.action == "vpn.lease")).all()
+    assert len(granted) == 1100
+    assert verify_chain(db).first_bad_seq is None
