@@ -203,6 +203,11 @@ def lease_missing_sessions(
         query = query.where(HomeSession.node == node)
     found = db.exec(query.order_by(col(HomeSession.person_id))).all()
     ipam.lock_addresses(db, {session.person_id for session in found})
+    if found:
+        # A download that wrote one of these leases before the rows were locked has committed it by now: look again,
+        # or this pass's insert of the same lease fails, and every other lease of the pass with it.
+        still_missing = set(db.execute(query.with_only_columns(col(HomeSession.id))).scalars())
+        found = [session for session in found if session.id in still_missing]
     written = [lease for session in found if (lease := _write_lease(db, session, now, settings, node)) is not None]
     for lease in written:  # one each: PostgreSQL's first append is one statement built for its number of rows
         record_all(db, [_granted(lease)])

@@ -101,3 +101,32 @@ def test_a_pass_leasing_two_agents_and_the_second_ones_config_download_never_dea
     assert len({lease.ipv4 for lease in leases}) == 2
     assert all(row.released_at is None for row in addresses.values())
     assert {p: addresses[p].ipv4 for p in before} == before  # a returning agent's address is theirs again
+
+
+def test_a_download_committed_before_the_pass_locks_the_rows_leaves_the_pass_its_other_leases(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pass reads which sessions lack a lease, then locks their persons' rows; a download that committed one of
+    those leases in between is seen after the lock, so the pass writes the others instead of failing on the one."""
+    with session_scope(engine) as db:
+        ids = [agent_session(db, f"agent{n:02}", NOW, wireguard_key=key_pair()[1])[0].id for n in range(20)]
+        for session_id in ids:  # every one has had an address before: their rows exist to be locked
+            session = db.get(HomeSession, session_id)
+            assert session is not None
+            ipam.assign(db, session.person_id, session.login, SETTINGS, NOW)
+    lock_rows = ipam.lock_addresses
+
+    def download_then_lock(db: Session, persons: Any) -> None:
+        def download(other: Session) -> TunnelLease | None:
+            return lease_for_session(other, other.get(HomeSession, ids[-1]), NOW, SETTINGS)  # type: ignore[arg-type]
+
+        ipam.retrying(engine, download)  # the last agent's download on another node commits right now
+        lock_rows(db, persons)
+
+    monkeypatch.setattr(ipam, "lock_addresses", download_then_lock)
+    with session_scope(engine) as db:
+        assert lease_missing_sessions(db, NOW, SETTINGS) == len(ids) - 1
+    with Session(engine) as db:
+        leases = db.exec(select(TunnelLease).where(TunnelLease.state == LeaseState.DESIRED)).all()
+        assert sorted(lease.session_id for lease in leases) == sorted(ids)
+        assert verify_chain(db).intact
