@@ -7,11 +7,11 @@ and a sign-in's evaluation by version and set of groups (`effective_policy`).
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 
-from sqlalchemy import bindparam
+from sqlalchemy import ColumnElement, bindparam, exists
 from sqlmodel import Session, col, func, select
 
 from gateway.audit.service import record
@@ -58,14 +58,36 @@ remembered: an import on any node is in force for the very next request."""
 _DOCUMENT = select(_VERSIONS.c.document).where(_VERSIONS.c.version == bindparam("version"))
 
 
+_NEWEST_ROW = _NEWEST.subquery("newest")
+_STILL_NEWEST = exists().where(
+    _NEWEST_ROW.c.version == bindparam("policy_version"), _NEWEST_ROW.c.created_at == bindparam("policy_created_at")
+)
+_STILL_NONE = ~exists().where(_VERSIONS.c.version.is_not(None))
+
+
+@dataclass(frozen=True, slots=True)
+class _LastRead:
+    """The newest version this process last read: its key, and its time as the database gave it (compared as it is
+    stored: SQLite keeps a time without its zone)."""
+
+    key: _VersionKey | None
+    created_at: datetime | None
+
+
+_last_read: _LastRead | None = None
+
+
 def _in_force(db: Session) -> tuple[_VersionKey | None, PolicyDocument]:
     """The newest stored version's key and document, or no key and the embedded default when none was imported."""
+    global _last_read  # what this process read last, for `assumed_policy`
     newest = db.execute(_NEWEST).first()
     if newest is None:
+        _last_read = _LastRead(None, None)
         return None, _default_policy()
     key = (newest.version, as_utc(newest.created_at))
     if key not in _parsed:
         _parsed[key] = load_policy(db.execute(_DOCUMENT, {"version": newest.version}).scalar_one())
+    _last_read = _LastRead(key, newest.created_at)
     return key, _parsed[key]
 
 
@@ -97,6 +119,37 @@ def effective_policy(db: Session, groups: Iterable[str], now: datetime) -> Effec
         raise PolicyError("effective_policy needs a time-zone-aware 'now'; shifts are compared in UTC")
     version, _ = _in_force(db)
     return replace(_evaluation(version, frozenset(groups)), evaluated_at=now)
+
+
+@dataclass(frozen=True, slots=True)
+class AssumedPolicy:
+    """An evaluation under the newest version this process last read, made without reading it again, and the
+    condition (``still_newest``, bound with ``values``) that holds only while that version is still the newest: a
+    statement that acts on the evaluation carries it, and does nothing when it does not hold."""
+
+    effective: EffectivePolicy
+    still_newest: ColumnElement[bool]
+    values: dict[str, object]
+
+
+def assumed_policy(groups: Iterable[str], now: datetime) -> AssumedPolicy | None:
+    """`effective_policy` without its read of the newest version: the version this process read last is assumed,
+    for a statement to confirm (`AssumedPolicy`); None before this process has read any.
+
+    For a sign-in that the assumed version admits: the version is then confirmed by the statement that writes the
+    session, after the bind, one round trip fewer. The caller reads the version (`effective_policy`) before any
+    refusal and whenever the statement finds the version changed, so no answer rests on a version not confirmed."""
+    last = _last_read
+    if last is None:
+        return None
+    if now.tzinfo is None:
+        raise PolicyError("assumed_policy needs a time-zone-aware 'now'; shifts are compared in UTC")
+    effective = replace(_evaluation(last.key, frozenset(groups)), evaluated_at=now)
+    if last.key is None:
+        return AssumedPolicy(effective, _STILL_NONE, {})
+    return AssumedPolicy(
+        effective, _STILL_NEWEST, {"policy_version": last.key[0], "policy_created_at": last.created_at}
+    )
 
 
 def _groups_fit_directory(parsed: PolicyDocument, directory_kind: str) -> None:

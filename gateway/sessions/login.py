@@ -27,7 +27,7 @@ from gateway.directory.logins import check_password, normalized_dn
 from gateway.errors import GatewayError
 from gateway.events import nudge_after_commit
 from gateway.pki.trust import VerifiedClient, verify_client
-from gateway.policies.service import effective_policy
+from gateway.policies.service import AssumedPolicy, assumed_policy, effective_policy
 from gateway.sessions import recovery_codes, throttle, totp
 from gateway.sessions.certificate_refusal import certificate_refusal
 from gateway.sessions.errors import LoginFailed, SecondFactorRefused, TooManyAttempts
@@ -37,6 +37,7 @@ from gateway.sessions.service import (
     end_replaced_sessions,
     new_home_session,
     open_session,
+    open_session_under,
     rotate_token,
 )
 from policy import EffectivePolicy, in_shift
@@ -256,10 +257,17 @@ def _certificate_missing() -> LoginFailed:
     return LoginFailed("a client certificate is required; import yours into the browser", "certificate_missing")
 
 
-def _refuse_outside_shift(attempt: _Attempt, effective: EffectivePolicy, **detail: object) -> None:
-    shift = in_shift(effective, attempt.now)
+def _outside_shift(effective: EffectivePolicy, now: datetime) -> LoginFailed | None:
+    shift = in_shift(effective, now)
     if shift.restricted and not shift.inside:
-        attempt.refuse(LoginFailed("you are outside your shift; sign in when it starts", "outside_shift"), **detail)
+        return LoginFailed("you are outside your shift; sign in when it starts", "outside_shift")
+    return None
+
+
+def _refuse_outside_shift(attempt: _Attempt, effective: EffectivePolicy, **detail: object) -> None:
+    refusal = _outside_shift(effective, attempt.now)
+    if refusal is not None:
+        attempt.refuse(refusal, **detail)
 
 
 def _without_certificate(attempt: _Attempt) -> Account:
@@ -290,17 +298,25 @@ def _without_certificate(attempt: _Attempt) -> Account:
     return attempt.account
 
 
+def _refusal(effective: EffectivePolicy, identity: CertificateIdentity | None, now: datetime) -> LoginFailed | None:
+    """What `_admit` refuses a person whose bind read these groups: no role, no certificate where the policy asks for
+    one, or outside their shift; None to let them in."""
+    if not effective.roles:
+        return LoginFailed("your account is not in any SOHO group; ask your supervisor", "no_role")
+    if identity is None and effective.require_client_certificate:
+        return _certificate_missing()
+    return _outside_shift(effective, now)
+
+
 def _admit(attempt: _Attempt, user: DirectoryUser, identity: CertificateIdentity | None) -> EffectivePolicy:
     """The person's effective policy, once the policy gives them a role, has their certificate if it asks for one,
     and their shift has begun. The certificate was matched before the bind: the words that can follow a right
     password (no role, outside the shift) reach only the holder of the account's own certificate, who needs them;
     without a certificate they were decided before the bind."""
     effective = effective_policy(attempt.db, group_identifiers(user.groups), attempt.now)
-    if not effective.roles:
-        attempt.refuse(LoginFailed("your account is not in any SOHO group; ask your supervisor", "no_role"))
-    if identity is None and effective.require_client_certificate:
-        attempt.refuse(_certificate_missing())
-    _refuse_outside_shift(attempt, effective)
+    refusal = _refusal(effective, identity, attempt.now)
+    if refusal is not None:
+        attempt.refuse(refusal)
     return effective
 
 
@@ -326,10 +342,17 @@ def login(db: Session, services: LoginServices, request: LoginRequest, now: date
         account, identity = _matched_certificate(attempt, request.client_cert)
         reserved = _reserve(attempt, person=account, source=True)
     user = _bind(attempt, account)
+    # Admitted under the policy version this process read last, the session's statement confirms that version (one
+    # round trip fewer); a refusal, or a version changed since, is judged again on the version read now.
+    assumed = assumed_policy(group_identifiers(user.groups), now)
+    if assumed is not None and _refusal(assumed.effective, identity, now) is None:
+        opened = _open_session(attempt, user, assumed.effective, identity, reserved, assumed)
+        if opened is not None:
+            return opened
     effective = _admit(attempt, user, identity)
-    # Without a second factor the sign-in is complete: the person's count goes too (else at the second factor).
-    given_back = throttle.GiveBack(reserved, None if effective.require_totp else user.person_id)
-    return _open_session(attempt, user, effective, identity, given_back)
+    opened = _open_session(attempt, user, effective, identity, reserved, None)
+    assert opened is not None  # nothing to confirm: the row is always written
+    return opened
 
 
 def _open_session(
@@ -337,11 +360,15 @@ def _open_session(
     user: DirectoryUser,
     effective: EffectivePolicy,
     identity: CertificateIdentity | None,
-    given_back: throttle.GiveBack,
-) -> LoginResult:
+    reserved: list[tuple[str, int]],
+    assumed: AssumedPolicy | None,
+) -> LoginResult | None:
     """The home session (waiting for the second factor when the policy asks for one), audited; the attempts of the
-    right guess given back with its row."""
+    right guess (``reserved``) given back with its row. With ``assumed`` (``effective`` is its evaluation), nothing
+    is written and None returned when its version is no longer the newest."""
     db, services, request, now = attempt.db, attempt.services, attempt.request, attempt.now
+    # Without a second factor the sign-in is complete: the person's count goes too (else at the second factor).
+    given_back = throttle.GiveBack(reserved, None if effective.require_totp else user.person_id)
     session = new_home_session(
         id="",
         token_sha256="",
@@ -370,7 +397,12 @@ def _open_session(
         idle_timeout_seconds=int(effective.idle_timeout.total_seconds()),
         expires_at=now + min(effective.max_session, _until_certificate_expires(identity, now)),
     )
-    token = open_session(db, session, give_back=given_back)
+    if assumed is None:
+        token: str | None = open_session(db, session, give_back=given_back)
+    else:
+        token = open_session_under(db, session, assumed, give_back=given_back)
+    if token is None:
+        return None
     services.adopt_legacy(db, session, user, now)
     signed_in = AuditEntry(
         actor=user.login,

@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy import CTE, Executable, Row, Update, bindparam, func, insert, update
+from sqlalchemy import CTE, ColumnElement, Executable, Row, Update, bindparam, func, insert, update
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.base import manager_of_class
@@ -28,6 +28,7 @@ from gateway.audit.service import AuditEntry, record, record_all
 from gateway.clock import as_utc
 from gateway.db import TAKE_TURN, serialize_on
 from gateway.events import nudge_after_commit
+from gateway.policies.service import AssumedPolicy
 from gateway.sessions import throttle
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 
@@ -83,6 +84,39 @@ def _inserting_giving_back(given_back: CTE, taking_turn: bool) -> Executable:
     return TAKE_TURN.where(written_first).add_cte(_INSERT.cte("new_session"))
 
 
+_WRITTEN = "EXISTS (SELECT FROM new_session)"
+"""In a statement of `_inserting_if`: the session's row was written."""
+
+
+@lru_cache(maxsize=16)
+def _inserting_if(still: ColumnElement[bool], given_back: CTE | None, taking_turn: bool) -> Executable:
+    """PostgreSQL: the session's row written only while ``still`` holds (the policy version its evaluation assumed
+    is still the newest: `policies.service.AssumedPolicy`), in one statement with a sign-in's give-back of its
+    attempts (``given_back``: `throttle.GiveBack.as_part` under `_WRITTEN`, so given back only with the row) and,
+    for an active session, its person's turn, as `open_session` writes them; returns the number of rows written
+    (``opened``). The give-back's rows are taken before the turn, as in `_inserting_giving_back`."""
+    new_row = sqlalchemy.select(*(bindparam(f"new_{column.name}", type_=column.type) for column in _SESSIONS.c))
+    written = (
+        insert(_SESSIONS)
+        .from_select([column.name for column in _SESSIONS.c], new_row.where(still))
+        .returning(_SESSIONS.c.id)
+        .cte("new_session")
+    )
+    opened = sqlalchemy.select(func.count()).select_from(written).scalar_subquery().label("opened")
+    statement = sqlalchemy.select(*TAKE_TURN.selected_columns, opened) if taking_turn else sqlalchemy.select(opened)
+    statement = statement.add_cte(written)
+    if given_back is None:
+        return statement
+    written_first = sqlalchemy.select(func.count()).select_from(given_back).scalar_subquery() >= 0
+    return statement.add_cte(given_back).where(written_first)
+
+
+@lru_cache(maxsize=4)
+def _asking(condition: ColumnElement[bool]) -> Executable:
+    """SQLite: whether ``condition`` holds, built once (a statement built at each call cost ~50 µs of CPU)."""
+    return sqlalchemy.select(condition)
+
+
 _TURN_TAKEN = "sohogw.take_over_turn"
 """In the session's ``info``: (the transaction that took a person's turn at `open_session`, the person)."""
 
@@ -124,16 +158,42 @@ def open_session(db: Session, session: HomeSession, *, give_back: throttle.GiveB
     its later changes are flushed as updates. Adding it and flushing it through the ORM's unit of work cost ~0.5 ms
     of CPU at every sign-in (the row is wide), several times the statement."""
     token = new_token()
+    _write(db, session, token, give_back, None)
+    return token
+
+
+def open_session_under(
+    db: Session, session: HomeSession, policy: AssumedPolicy, *, give_back: throttle.GiveBack | None = None
+) -> str | None:
+    """`open_session` for a session made under ``policy``, an evaluation of the version this process read last:
+    written, with its give-back and turn, only if that version is still the newest when the row is written (on
+    PostgreSQL in the same statement, which then reads the version instead of a statement of its own before). None,
+    with nothing written, when it is not: the caller reads the policy again and judges the sign-in anew."""
+    token = new_token()
+    return token if _write(db, session, token, give_back, policy) else None
+
+
+def _write(
+    db: Session, session: HomeSession, token: str, give_back: throttle.GiveBack | None, policy: AssumedPolicy | None
+) -> bool:
+    """`open_session`'s and `open_session_under`'s writing; whether the row was written."""
+    postgres, taking_turn = db.get_bind().dialect.name == "postgresql", session.state is SessionState.ACTIVE
+    if policy is not None and not postgres and not db.execute(_asking(policy.still_newest), policy.values).scalar():
+        return False  # SQLite: no round trip to save; asked first, as the give-back below comes before the row
     session.id = uuid.uuid4().hex
     session.token_sha256 = _digest(token)
     session.csrf_token = secrets.token_urlsafe(24)
     row = {f"new_{column.name}": getattr(session, column.name) for column in _SESSIONS.c}
-    postgres, taking_turn = db.get_bind().dialect.name == "postgresql", session.state is SessionState.ACTIVE
     if give_back is not None and not postgres:
         throttle.give_back(db, give_back.keys, forget_person=give_back.forget_person)
     if postgres and taking_turn:
         row["turn_name"] = _take_over_turn(session.person_id)
-    if postgres and give_back is not None:
+    if postgres and policy is not None:
+        part = give_back.as_part(only_if=_WRITTEN) if give_back is not None else None
+        values = {**row, **policy.values, **(give_back.values if give_back is not None else {})}
+        if not db.connection().execute(_inserting_if(policy.still_newest, part, taking_turn), values).one().opened:
+            return False
+    elif postgres and give_back is not None:
         statement = _inserting_giving_back(give_back.as_part(), taking_turn)
         db.connection().execute(statement, {**row, **give_back.values})
     else:
@@ -144,7 +204,7 @@ def open_session(db: Session, session: HomeSession, *, give_back: throttle.GiveB
     db.add(session)
     if session.state is SessionState.ACTIVE:
         nudge_after_commit(db, SESSION_STARTED, session.id)
-    return token
+    return True
 
 
 def rotate_token(db: Session, session: HomeSession) -> str:

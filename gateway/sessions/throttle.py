@@ -13,6 +13,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from sqlalchemy import CTE, TextClause, TextualSelect, bindparam, text, update
 from sqlmodel import Session, col, delete, select
@@ -96,18 +97,20 @@ def _count_one_on_each(keys: int) -> TextualSelect:
     )
 
 
-def _give_one_back_on_each(keys: int, returning: str = "") -> TextClause:
+def _give_one_back_on_each(keys: int, returning: str = "", only_if: str = "") -> TextClause:
     """One attempt given back on each of ``keys`` keys (``key_<i>``), or the count cleared on the one named
-    ``forgotten`` (NULL for none), in one statement (``returning`` its ``RETURNING`` clause, if any).
+    ``forgotten`` (NULL for none), in one statement (``returning`` its ``RETURNING`` clause, if any; ``only_if`` a
+    condition it is written under, if any).
 
     Written as the reservation is, an upsert, so that it takes the rows in the order of the values as the
     reservation does (an UPDATE takes them in whatever order its scan meets them: two sign-ins could then each hold
     the row the other waits for). A key whose row went meanwhile (pruned) gets one that counts nothing, its window
     long over, which is what having no row means."""
-    rows = ", ".join(f"(:key_{i}, :long_ago, 0)" for i in range(keys))
+    values = "VALUES " + ", ".join(f"(:key_{i}, :long_ago, 0)" for i in range(keys))
+    rows = f"SELECT * FROM ({values}) AS given WHERE {only_if}" if only_if else values  # noqa: S608 - no value
     return text(
-        # Only placeholders are formatted in; every value is bound.
-        f'INSERT INTO login_throttle ("key", window_started_at, attempts) VALUES {rows} '  # noqa: S608
+        # Only placeholders and the caller's constant condition are formatted in; every value is bound.
+        f'INSERT INTO login_throttle ("key", window_started_at, attempts) {rows} '
         f'ON CONFLICT ("key") DO UPDATE SET '
         f'attempts = CASE login_throttle."key" WHEN :forgotten THEN 0 ELSE login_throttle.attempts - 1 END '
         f"WHERE login_throttle.attempts > 0 {returning}"
@@ -117,10 +120,13 @@ def _give_one_back_on_each(keys: int, returning: str = "") -> TextClause:
 _COUNT_ONE_ON_EACH = {keys: _count_one_on_each(keys) for keys in range(1, _MOST_KEYS + 1)}
 _GIVE_ONE_BACK_ON_EACH = {keys: _give_one_back_on_each(keys) for keys in range(1, _MOST_KEYS + 2)}
 """Up to one key more than a reservation: the person's count may be cleared beside the keys given back."""
-_GIVEN_BACK_ON_EACH = {
-    keys: _give_one_back_on_each(keys, 'RETURNING "key"').columns(_THROTTLE.c.key).cte("given_back")
-    for keys in range(1, _MOST_KEYS + 2)
-}
+
+
+@lru_cache(maxsize=8)
+def _given_back_on_each(keys: int, only_if: str) -> CTE:
+    return _give_one_back_on_each(keys, 'RETURNING "key"', only_if).columns(_THROTTLE.c.key).cte("given_back")
+
+
 _LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
 _TAKE_BACK = (
     update(_THROTTLE)
@@ -201,11 +207,12 @@ class GiveBack:
         values: dict[str, object] = {"forgotten": self.forgotten_key, "long_ago": _LONG_AGO}
         return values | {f"key_{i}": key for i, key in enumerate(self.ordered_keys)}
 
-    def as_part(self) -> CTE:
+    def as_part(self, only_if: str = "") -> CTE:
         """PostgreSQL: `give_back`'s upsert as a data-modifying ``WITH`` of another statement (bound with
         ``values``), returning the keys it changed; a statement that references it (a count of its rows) has it
-        run first, in full."""
-        return _GIVEN_BACK_ON_EACH[len(self.ordered_keys)]
+        run first, in full. With ``only_if`` (a constant SQL condition of the caller's, which may name the
+        statement's other parts) nothing is given back when the condition does not hold."""
+        return _given_back_on_each(len(self.ordered_keys), only_if)
 
 
 def record_failure(db: Session, login: str, source_ip: str, now: datetime, reason: str) -> None:

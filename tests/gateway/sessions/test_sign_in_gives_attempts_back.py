@@ -20,6 +20,7 @@ from gateway.adoption import LegacyAdoption
 from gateway.db import session_scope
 from gateway.directory import Account, Directory, DirectoryUser, open_directory
 from gateway.directory.settings import DirectorySettings
+from gateway.policies.models import PolicyVersion
 from gateway.policies.service import import_policy
 from gateway.sessions import throttle
 from gateway.sessions.errors import LoginFailed
@@ -69,6 +70,15 @@ class SignIns:
             return refused.reason
         return "success"
 
+    def attempt_as_the_portal(self, password: str) -> str:
+        """`attempt`, a refusal committing what the request's transaction wrote, as the portal's page does."""
+        with session_scope(self.engine) as db:
+            try:
+                login(db, self.services, LoginRequest("sup1", password, SOURCE), datetime.now(UTC))
+            except LoginFailed as refused:
+                return refused.reason
+        return "success"
+
     def counts(self) -> dict[str, int]:
         with session_scope(self.engine) as db:
             return {row.key: row.attempts for row in db.exec(select(LoginThrottle))}
@@ -115,9 +125,11 @@ def test_a_sign_in_waiting_for_its_second_factor_gives_its_attempt_back_and_keep
 
 
 def _waiting_on_a_lock(engine: Engine) -> int:
-    """The backend whose statement giving attempts back waits on a lock (a row another transaction holds)."""
+    """The backend whose statement giving attempts back (the session row's) waits on a lock (a row another
+    transaction holds). Told by the session row's part: the give-back's may come past the 1,024 characters of a
+    statement the server shows."""
     waiting = text(
-        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%given_back%' "
+        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%new_session%' "
         "AND pid <> pg_backend_pid()"
     )
     with engine.connect() as watcher:
@@ -152,3 +164,31 @@ def test_a_sign_in_takes_the_throttle_rows_before_the_persons_turn(sign_ins: Sig
         live = db.exec(select(HomeSession).where(HomeSession.state == SessionState.ACTIVE)).all()
     assert len(live) == 1
     assert sign_ins.counts() == {throttle.person_key(PERSON): 0, throttle.source_key(SOURCE): 0}
+
+
+def test_a_right_guess_refused_by_a_policy_imported_during_its_bind_keeps_its_attempts(
+    sign_ins: SignIns, engine: Engine
+) -> None:
+    """The session row's statement confirms the policy version this process read last (`open_session_under`): once
+    another node's import has replaced it, nothing is written, the give-back in that statement included, and the
+    sign-in judged on the new version is refused with its attempts counted (given back, the person's would be 0)."""
+    assert [sign_ins.attempt("wrong") for _ in range(2)] == ["directory.wrong_password"] * 2
+    sign_ins.directory.reached.clear()
+    sign_ins.directory.go.clear()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        signing_in = pool.submit(sign_ins.attempt_as_the_portal, "sup-one-pw")
+        assert sign_ins.directory.reached.wait(10)  # judged before the password on the version read then
+        with session_scope(engine) as other_node:
+            other_node.add(
+                PolicyVersion(
+                    version=2,
+                    document=POLICY.replace("SOHO-Supervisors", "SOHO-Agents"),
+                    created_by="node-2",
+                    created_at=datetime.now(UTC),
+                )
+            )
+        sign_ins.directory.go.set()
+        assert signing_in.result(timeout=10) == "no_role"
+    assert sign_ins.counts() == {throttle.person_key(PERSON): 3, throttle.source_key(SOURCE): 3}
+    with session_scope(engine) as db:
+        assert db.exec(select(HomeSession)).all() == []
