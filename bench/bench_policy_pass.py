@@ -1,5 +1,6 @@
-"""What a ``policy.changed`` nudge costs one node: the full re-validation it used to run beside the policy-only pass
-(``revalidation.apply_policy``) it runs now, over N live agent sessions that all keep their right (the usual import).
+"""What a ``policy.changed`` nudge costs one node: the full re-validation it used to run beside the policy-only pick
+(``revalidation.policy_candidates``, then a full re-validation of only the sessions picked: none here) it runs now,
+over N live agent sessions that all keep their right (the usual import).
 SQLite, the built-in directory (a lookup is a dict read here: a real LDAP lookup makes the full pass dearer still),
 no CA. Passes alternate, so both see the same machine load.
 
@@ -17,7 +18,7 @@ from certs.revocation import HttpRevocationChecker
 from gateway.db import make_engine, session_scope
 from gateway.directory import BuiltinDirectory, DirectorySettings, DirectoryUser
 from gateway.migrate import upgrade
-from gateway.sessions.revalidation import apply_policy, revalidate
+from gateway.sessions.revalidation import policy_candidates, revalidate
 from tests.gateway.vpn.agents import agent_session
 
 
@@ -49,7 +50,7 @@ def measure(sessions: int, passes: int) -> None:
             full.append(time.perf_counter() - started)
             lookups.append(directory.lookups - before)
             started, before = time.perf_counter(), directory.lookups
-            assert apply_policy(engine, datetime.now(UTC)).ended == 0
+            assert policy_candidates(engine, datetime.now(UTC)) == []
             policy.append(time.perf_counter() - started)
             assert directory.lookups == before
         engine.dispose()

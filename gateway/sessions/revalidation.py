@@ -11,8 +11,10 @@ window of doubt. The policy's own verdict is not part of that doubt: it needs on
 session stores, so the sessions the directory could not be asked about still go through ``apply_policy``; a login
 flood that keeps the connection pool busy, or a DC outage, shields no session from a second factor just asked.
 
-``apply_policy`` alone is what an imported policy (``policy.changed``) runs: no directory, no CA, no write for a
-session the policy lets keep its right.
+An imported policy (``policy.changed``) first picks, by the stored groups alone, the sessions it would end
+(``policy_candidates``: no directory, no CA, no write), then re-validates just those in full: stored groups lag the
+directory (a join reaches them only at the next poll), so a person just added to the group the new policy keys a
+role on is kept by the groups read fresh. With the directory down the stored groups decide, as above.
 
 A certificate whose revocation status cannot be established (its CRL/OCSP server unreachable and no current CRL
 held) is a doubt with a limit, ``portal.revocation_unknown_grace_minutes``: the session is kept but not confirmed
@@ -228,17 +230,28 @@ def revalidate(
     return RevalidationReport(len(sessions), ended)
 
 
+def policy_candidates(engine: Engine, now: datetime) -> list[str]:
+    """The ids of the live sessions the policy in force would end judged by the groups they store: what an imported
+    policy's ``policy.changed`` nudge hands to ``revalidate(only=...)`` on every node that hears it. It only picks:
+    stored groups lag the directory (a join reaches them at the next poll), so ending on them alone would end a
+    supervisor just added to the group the new policy keys the role on. Costs one read of the live sessions and an
+    evaluation per distinct group set, no directory: the usual import, which ends nobody, asks no directory at all."""
+    with session_scope(engine) as db:
+        check = PolicyCheck(current_policy(db), now)
+        return [s.id for s in live_sessions(db) if check(s) is not None]
+
+
 def apply_policy(engine: Engine, now: datetime, only: Iterable[str] | None = None) -> RevalidationReport:
     """End the live sessions (or those whose ids are in ``only``) the policy in force no longer lets keep their
     right, judged by the groups each session stores (what its policy was evaluated with at sign-in, refreshed by
     every full re-validation): a role taken away, a second factor asked of a session signed in without one. Asks
-    neither the directory nor a CA, so it runs when the directory cannot be reached, and it is the whole of what an
-    imported policy's ``policy.changed`` nudge runs.
+    neither the directory nor a CA: ``revalidate`` runs it for the sessions an unavailable directory could not be
+    asked about, so an outage shields no session from the policy. The price: while the directory is down, a group
+    joined since the groups were last stored is not seen, and the old groups decide.
 
-    That nudge reaches every node, and each runs this pass: fine, as it costs one read of the live sessions and an
-    evaluation per distinct group set, and writes only the endings; each ending locks its row and asks the locked
-    row again (another node's full pass may have just stored new groups that keep the role), so two nodes ending the
-    same session write one ending. Nothing is confirmed (``last_checked_at`` is the full re-validation's)."""
+    Every node may run it at once for the same sessions; each ending locks its row and asks the locked row again
+    (another node's full pass may have just stored new groups that keep the role), so two nodes ending the same
+    session write one ending. Nothing is confirmed (``last_checked_at`` is the full re-validation's)."""
     chosen = None if only is None else set(only)
     with session_scope(engine) as db:
         check = PolicyCheck(current_policy(db), now)

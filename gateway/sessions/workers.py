@@ -2,8 +2,8 @@
 again (and re-check every certificate at once when one changed; audit any older CRL refused), end idle and expired
 sessions and prune throttling rows, and mark ending sessions ended once their children closed. Beside the poll, the
 directory's change subscription re-validates within seconds the sessions a directory change touched
-(``directory_changes.py``), and an imported policy is applied at once to every live session by its stored groups
-(``revalidation.apply_policy``); the poll is their safety net."""
+(``directory_changes.py``), and an imported policy at once re-validates the live sessions it would end by their
+stored groups (``revalidation.policy_candidates``); the poll is their safety net."""
 
 import logging
 import threading
@@ -25,7 +25,7 @@ from gateway.sessions import throttle
 from gateway.sessions.directory_changes import subscription_reporter, touched_sessions, watched_containers
 from gateway.sessions.endings import LiveChildren, finish_endings
 from gateway.sessions.login import LoginServices
-from gateway.sessions.revalidation import apply_policy, revalidate
+from gateway.sessions.revalidation import policy_candidates, revalidate
 from gateway.sessions.service import SESSION_ENDED, SESSION_STARTED, end_idle_and_expired
 from gateway.sessions.settings import HasPortalAndCaSections
 from gateway.workers.contract import Nudge, Schedule, Scope, Worker
@@ -40,10 +40,10 @@ SUBSCRIPTION_CHECK_SECONDS = 60
 
 class Revalidation(Worker[bool, None]):
     """Asks the directory and the revocation sources about every live session once per interval in the cluster.
-    A policy version coming into force (``policy.changed``, heard by every node) runs only the policy's verdict by
-    the sessions' stored groups (``apply_policy``: a role it takes away, a second factor it now asks): no directory
-    lookup, no certificate re-check, no ``last_checked_at`` written, so an import costs each node one read of the
-    live sessions instead of a full pass, and directory-change endings do not wait for it."""
+    A policy version coming into force (``policy.changed``, heard by every node) re-validates only the sessions the
+    policy would end by their stored groups (``policy_candidates``): those are confirmed by the groups the directory
+    gives now, which may hold a join the stored ones miss. An import that ends nobody, the usual one, costs each node
+    one read of the live sessions and no directory lookup."""
 
     name = "sessions.revalidate"
 
@@ -64,21 +64,21 @@ class Revalidation(Worker[bool, None]):
         )
 
     def desired(self, db: Session, nudges: Sequence[Nudge]) -> bool:
-        """Whether the pass is the policy's alone: the runner gives nudges to a nudge's pass, none to a full one."""
+        """Whether the pass is a policy's, of its candidates only: the runner gives nudges to a nudge's pass, none to a
+        full one."""
         return bool(nudges)
 
     def apply(self, desired: bool, observed: None) -> None:
         """The directory is asked outside any transaction; each session's outcome commits on its own."""
+        only = None
         if desired:
-            # Not under ``judging``: every ending re-judges its locked row, so it may run beside the subscription's.
-            report = apply_policy(self.engine, self.clock())
-            if report.ended:
-                log.info("policy changed: %d of %d sessions ended", report.ended, report.checked)
-            return
+            only = policy_candidates(self.engine, self.clock())
+            if not only:
+                return
         services = self.services
         with self.judging:  # never at the same time as the change subscription's re-validation on this node
             report = revalidate(self.engine, services.directory, services.authority, services.revocation, self.clock(),
-                                self.grace)  # fmt: skip
+                                self.grace, only)  # fmt: skip
         if report.ended:
             log.info("re-validation ended %d of %d sessions", report.ended, report.checked)
 
