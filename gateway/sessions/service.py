@@ -93,7 +93,8 @@ def _inserting_if(still: ColumnElement[bool], given_back: CTE | None, taking_tur
     """PostgreSQL: the session's row written only while ``still`` holds (the policy version its evaluation assumed
     is still the newest: `policies.service.AssumedPolicy`), in one statement with a sign-in's give-back of its
     attempts (``given_back``: `throttle.GiveBack.as_part` under `_WRITTEN`, so given back only with the row) and,
-    for an active session, its person's turn, as `open_session` writes them; returns the number of rows written
+    for an active session whose row was written, its person's turn, as `open_session` writes them; returns the number
+    of rows written
     (``opened``). The give-back's rows are taken before the turn, as in `_inserting_giving_back`."""
     new_row = sqlalchemy.select(*(bindparam(f"new_{column.name}", type_=column.type) for column in _SESSIONS.c))
     written = (
@@ -102,8 +103,13 @@ def _inserting_if(still: ColumnElement[bool], given_back: CTE | None, taking_tur
         .returning(_SESSIONS.c.id)
         .cte("new_session")
     )
-    opened = sqlalchemy.select(func.count()).select_from(written).scalar_subquery().label("opened")
-    statement = sqlalchemy.select(*TAKE_TURN.selected_columns, opened) if taking_turn else sqlalchemy.select(opened)
+    rows_written = sqlalchemy.select(func.count()).select_from(written).scalar_subquery()
+    opened = rows_written.label("opened")
+    # The turn with the row alone: a sign-in whose version was no longer the newest writes nothing and goes on to
+    # `open_session`, which takes the give-back's rows and then the turn; a turn taken here would be held across that,
+    # the other way round, and wait in a circle with a sign-in of the same person holding the rows.
+    turn = sqlalchemy.case((rows_written > 0, TAKE_TURN.selected_columns[0])).label("turn")
+    statement = sqlalchemy.select(turn, opened) if taking_turn else sqlalchemy.select(opened)
     statement = statement.add_cte(written)
     if given_back is None:
         return statement

@@ -22,6 +22,7 @@ from gateway.directory import Account, Directory, DirectoryUser, open_directory
 from gateway.directory.settings import DirectorySettings
 from gateway.policies.models import PolicyVersion
 from gateway.policies.service import import_policy
+from gateway.sessions import login as login_module
 from gateway.sessions import throttle
 from gateway.sessions.errors import LoginFailed
 from gateway.sessions.login import LoginRequest, LoginServices, login
@@ -192,3 +193,50 @@ def test_a_right_guess_refused_by_a_policy_imported_during_its_bind_keeps_its_at
     assert sign_ins.counts() == {throttle.person_key(PERSON): 3, throttle.source_key(SOURCE): 3}
     with session_scope(engine) as db:
         assert db.exec(select(HomeSession)).all() == []
+
+
+@pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_a_sign_in_judged_again_holds_no_turn_another_sign_in_of_the_person_waits_for(
+    sign_ins: SignIns, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """X evaluated version 1; version 2 is imported during X's bind, so X's session statement writes nothing and X
+    is judged again. Y, the same person signing in meanwhile, takes the throttle's rows and then the person's turn:
+    it must not wait for a turn X took with nothing written, while X goes on to wait for Y's rows (PostgreSQL then
+    ended one of them as a deadlock)."""
+    x_judged_again, y_done = threading.Event(), threading.Event()
+    x_thread: list[int] = []
+    admit = login_module._admit
+
+    def admit_after_y(*args: Any) -> Any:
+        if x_thread and threading.get_ident() == x_thread[0]:
+            x_judged_again.set()  # X's conditional statement has written nothing
+            y_done.wait(10)
+        return admit(*args)
+
+    monkeypatch.setattr(login_module, "_admit", admit_after_y)
+
+    def x() -> str:
+        x_thread.append(threading.get_ident())
+        return sign_ins.attempt("sup-one-pw")
+
+    sign_ins.directory.reached.clear()
+    sign_ins.directory.go.clear()
+    with ThreadPoolExecutor(max_workers=1) as x_pool, ThreadPoolExecutor(max_workers=1) as y_pool:
+        signing_in_x = x_pool.submit(x)
+        assert sign_ins.directory.reached.wait(10)  # X has reserved its attempt and read version 1: at its bind
+        with session_scope(engine) as other_node:  # version 2 admits the same people
+            document = POLICY + "\n# v2\n"
+            other_node.add(
+                PolicyVersion(version=2, document=document, created_by="node-2", created_at=datetime.now(UTC))
+            )
+        sign_ins.directory.go.set()
+        assert x_judged_again.wait(10)
+        signing_in_y = y_pool.submit(sign_ins.attempt, "sup-one-pw")
+        try:
+            assert signing_in_y.result(timeout=10) == "success"  # while X waits: Y waited for nothing of X's
+        finally:
+            y_done.set()
+        assert signing_in_x.result(timeout=20) == "success"
+    with Session(engine) as db:
+        live = db.exec(select(HomeSession).where(HomeSession.state == SessionState.ACTIVE)).all()
+        assert len(live) == 1  # X, the later, took Y's session over
