@@ -247,7 +247,7 @@ class Nftables:
 
     def _new_context(self) -> libnftables.Context:
         if self.netns is not None:
-            _enter(self.netns)  # this thread stays there: the next context is made in the same namespace
+            enter_namespace(self.netns)  # this thread stays there: the next context is made in the same namespace
         return libnftables.Context()
 
     def _free(self) -> None:
@@ -276,7 +276,7 @@ def _still_in(netns: str) -> bool:
         raise FirewallError(f"could not run nft in network namespace {netns!r}: {error}") from error
 
 
-def _enter(netns: str) -> None:
+def enter_namespace(netns: str) -> None:
     """Move the calling thread (only it) into the named network namespace."""
     try:
         descriptor = os.open(os.path.join(NETNS_DIR, netns), os.O_RDONLY)
