@@ -162,6 +162,14 @@ def _add_user(conn: Connection, sam: str, cn: str | None = None, upn: str | None
     return dn
 
 
+def add_agents(dc: SambaDC, names: list[str]) -> None:
+    """More agents, with the agents' password and in Team-A as ``AGENT`` is: a load of several people."""
+    conn = dc.admin()
+    members = [_add_user(conn, name) for name in names]
+    conn.modify(group_dn("Team-A"), {"member": [("MODIFY_ADD", members)]})
+    conn.unbind()
+
+
 def _seed(dc: SambaDC) -> None:
     """Users in every state, nested groups, and a service account — through LDAP, as a real admin would."""
     conn = dc.admin()
