@@ -80,8 +80,13 @@ def _inserting_giving_back(given_back: CTE, taking_turn: bool) -> Executable:
     `throttle.forget` and take-over take them, and no two sign-ins each hold what the other waits for."""
     if not taking_turn:
         return _INSERT.add_cte(given_back)
-    written_first = sqlalchemy.select(func.count()).select_from(given_back).scalar_subquery() >= 0
-    return TAKE_TURN.where(written_first).add_cte(_INSERT.cte("new_session"))
+    return TAKE_TURN.where(_written_first(given_back)).add_cte(_INSERT.cte("new_session"))
+
+
+def _written_first(given_back: CTE) -> ColumnElement[bool]:
+    """A condition that always holds and, put on a statement's WHERE, has ``given_back``'s rows written (and locked)
+    before that statement's select list (its turn) is evaluated."""
+    return sqlalchemy.select(func.count()).select_from(given_back).scalar_subquery() >= 0
 
 
 _WRITTEN = "EXISTS (SELECT FROM new_session)"
@@ -113,8 +118,7 @@ def _inserting_if(still: ColumnElement[bool], given_back: CTE | None, taking_tur
     statement = statement.add_cte(written)
     if given_back is None:
         return statement
-    written_first = sqlalchemy.select(func.count()).select_from(given_back).scalar_subquery() >= 0
-    return statement.add_cte(given_back).where(written_first)
+    return statement.add_cte(given_back).where(_written_first(given_back))
 
 
 @lru_cache(maxsize=4)
