@@ -550,7 +550,7 @@ def _cut_connections_out_of_scope(seats: Seats, netns: str | None, which: str) -
         return
     try:
         cut = conntrack.cut_disallowed(seats, netns)
-    except (OSError, NetlinkError):
+    except (OSError, NetlinkError, nft.FirewallError):  # the last: the namespace could not be entered
         log.exception("could not cut the open connections of %d %s seats", len(seats), which)
         return
     if cut:

@@ -1,12 +1,14 @@
 """Cutting a rescoped seat's open connections (real conntrack in a namespace): exactly those its new destinations do
 not allow go, of both address families and tcp, udp and icmp; what is still allowed, and every other seat's, stays."""
 
+import logging
 import socket
 import sys
 
 import pytest
 from pyroute2 import Conntrack
 
+from gateway.vpn import reconcile
 from gateway.vpn.conntrack import cut_disallowed
 from gateway.vpn.scope import Destination
 from tests.vpn.netns import NetnsLab
@@ -100,3 +102,12 @@ def test_only_the_connections_the_new_scope_refuses_are_cut() -> None:
             ("fd09::2", "fd09::1", 6, 8081),
         }
         assert cut_disallowed({"10.9.0.2/32": seat_scope, "fd09::2/128": seat_scope}, gw) == 0
+
+
+def test_a_cut_that_cannot_enter_its_namespace_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    """The sets already refuse every new connection: a pass whose cut fails must not fail after its elements were
+    committed (a namespace gone by that name: entering it raises FirewallError, not OSError)."""
+    seats = {"10.77.0.2": (Destination("172.30.0.0/24", "tcp", 443),)}
+    with caplog.at_level(logging.ERROR, logger="gateway.vpn.reconcile"):
+        reconcile._cut_connections_out_of_scope(seats, "sgw-no-such-namespace", "rescoped")
+    assert "could not cut the open connections of 1 rescoped seats" in caplog.text
