@@ -1,0 +1,148 @@
+"""The open connections InstalledTunnel's passes cut, on real wireguard-go, nftables and conntrack in namespaces: a
+connection held open from a home to the trust host, which echoes, goes on or stops as the passes leave its entry.
+
+Each test holds two connections from home1, to a port its scope keeps (``KEPT``) and to one a narrower scope refuses
+(``REFUSED``), then drives the passes; a fresh connection to ``KEPT`` tells that the tunnel carries packets again,
+and each held connection is then asked for one echo."""
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from gateway.vpn.reconcile import DesiredPeer, InstalledTunnel, PeerPlan
+from gateway.vpn.scope import Destination
+from gateway.vpn.settings import VpnSettings
+from tests.vpn.netns import NetnsLab
+from tests.vpn.world import GATEWAY_PORT, Home, World, build
+
+pytestmark = pytest.mark.e2e
+TRUST = "172.30.0.2"
+KEPT, REFUSED = 8081, 8082
+WIDE = (Destination(f"{TRUST}/32", "tcp", KEPT), Destination(f"{TRUST}/32", "tcp", REFUSED))
+NARROW = (Destination(f"{TRUST}/32", "tcp", KEPT),)
+ECHO_SERVER = (
+    "import socket, sys, threading\n"
+    "server = socket.create_server((sys.argv[1], int(sys.argv[2])))\n"
+    "def echo(peer):\n"
+    "    for data in iter(lambda: peer.recv(64), b''):\n"
+    "        peer.sendall(data)\n"
+    "while True:\n"
+    "    threading.Thread(target=echo, args=(server.accept()[0],), daemon=True).start()\n"
+)
+HELD = (
+    "import signal, socket, sys\n"
+    "held = [socket.create_connection((sys.argv[1], int(port)), timeout=5) for port in sys.argv[2:]]\n"
+    "def exchange(*_):\n"
+    "    answers = []\n"
+    "    for peer in held:\n"
+    "        peer.settimeout(1.5)\n"
+    "        try:\n"
+    "            peer.sendall(b'x')\n"
+    "            answers.append('echoed' if peer.recv(1) == b'x' else 'closed')\n"
+    "        except OSError:\n"
+    "            answers.append('silent')\n"
+    "    print(' '.join(answers), flush=True)\n"
+    "signal.signal(signal.SIGUSR1, exchange)\n"
+    "print('ready', flush=True)\n"
+    "while True:\n"
+    "    signal.pause()\n"
+)
+"""Connections held open to the ports named, silent until SIGUSR1: then one byte each way on each, and a line of
+``echoed`` or ``silent`` in their order. Nothing is sent between two asks (while a peer is gone, say)."""
+
+
+@pytest.fixture
+def world(lab: NetnsLab) -> Iterator[World]:
+    built = build(lab)
+    try:
+        for port in (KEPT, REFUSED):
+            lab.spawn(built.trust, sys.executable, "-c", ECHO_SERVER, TRUST, str(port))
+            assert _within(lambda port=port: built.reaches(built.trust, TRUST, port, 0.2), 10)  # type: ignore[misc]
+        yield built
+    finally:
+        built.stop()
+
+
+@pytest.fixture
+def tunnel(world: World) -> Iterator[InstalledTunnel]:
+    installed = InstalledTunnel(world.backend, VpnSettings(enabled=True, interface=world.interface, netns=world.gw))
+    yield installed
+    installed.close()
+
+
+def _within(condition: object, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _peer(home: Home, session: str, destinations: tuple[Destination, ...]) -> DesiredPeer:
+    number = int(home.address.rsplit(".", 1)[1])
+    return DesiredPeer(session, home.public_key, home.address, f"fd77::{number}", destinations)
+
+
+def _carrying(world: World, home: Home) -> None:
+    """Wait until a fresh connection from the home to ``KEPT`` gets through (a handshake may come first)."""
+    assert _within(lambda: world.reaches(home.ns, TRUST, KEPT, 0.5), 10), "the tunnel carried nothing"
+
+
+def _hold(world: World, home: Home) -> subprocess.Popen[bytes]:
+    _carrying(world, home)
+    held = world.lab.spawn(home.ns, sys.executable, "-c", HELD, TRUST, str(KEPT), str(REFUSED))
+    assert held.stdout is not None and held.stdout.readline().strip() == b"ready"
+    assert _ask(held) == "echoed echoed"
+    return held
+
+
+def _ask(held: subprocess.Popen[bytes]) -> str:
+    """One echo on each held connection: ``echoed`` or ``silent``, ``KEPT``'s first."""
+    assert held.stdout is not None
+    held.send_signal(signal.SIGUSR1)
+    return held.stdout.readline().decode().strip()
+
+
+def _cuts_done(installed: InstalledTunnel) -> None:
+    """The cuts the passes queued have run (the passes do not wait for them)."""
+    installed._beside.submit(int).result()
+
+
+def _handshake_again(world: World, home: Home, number: int) -> None:
+    """The home's app starts a new handshake with its next packet: the gateway's new peer of the same key knows
+    nothing of the old tunnel's keys, and the app would otherwise wait 15 s before it tried again."""
+    gateway_key = world.lab.run(world.gw, "wg", "show", world.interface, "public-key").stdout.strip()
+    world.lab.run(home.ns, "wg", "set", home.interface, "peer", gateway_key, "remove")
+    world.lab.run(home.ns, "wg", "set", home.interface, "peer", gateway_key, "endpoint",
+                  f"192.168.10{number}.1:{GATEWAY_PORT}", "allowed-ips", "10.77.0.0/16,172.30.0.0/24")  # fmt: skip
+
+
+@pytest.mark.parametrize("gone_by", ["its session's end", "a full pass", "a full pass loading the table whole"])
+def test_an_address_back_with_a_narrower_scope_in_a_later_pass_carries_none_of_the_old_tunnels_connections(
+    world: World, tunnel: InstalledTunnel, gone_by: str
+) -> None:
+    """A person's session ends, and their next session (same address, in a group whose scope is narrower now) gets
+    its peer in a later pass: no pass saw the seat's scope change, and the old tunnel's conntrack entries carried the
+    refused connection on under the new peer (review of the conntrack cut, ct13)."""
+    home, bystander = world.homes["home1"], world.homes["home2"]
+    others = {bystander.public_key: _peer(bystander, "S3", WIDE)}
+    tunnel.apply_all({home.public_key: _peer(home, "S1", WIDE), **others}, {})
+    held = _hold(world, home)
+    if gone_by == "its session's end":
+        tunnel.apply_sessions(PeerPlan({}, frozenset({"S1"}), frozenset({home.public_key})))
+    else:
+        if gone_by == "a full pass loading the table whole":
+            tunnel.peers = None  # as after a pass that failed, or a restart
+        tunnel.apply_all(others, world.backend.peer_configs(world.interface))
+    assert home.public_key not in world.backend.peers(world.interface)
+    back = {home.public_key: _peer(home, "S2", NARROW)}
+    tunnel.apply_sessions(PeerPlan(back, frozenset({"S2"}), frozenset(back)))
+    _cuts_done(tunnel)
+    _handshake_again(world, home, 1)
+    _carrying(world, home)
+    assert _ask(held) == "echoed silent"
