@@ -482,10 +482,10 @@ class InstalledTunnel:
 
     def _change_scope(self, removed: Seats, added: Seats, peers: Mapping[str, DesiredPeer]) -> None:
         """Delete and add map elements (at any number of seats cheaper than a whole load: docs/vpn.md); when nft refuses
-        (an element was removed by hand), load the table whole. Then the seats whose destinations changed lose the open
-        connections their new scope does not allow, and a seat whose peer went loses them all: should its address come
-        back later (its person's next session, in a group whose scope is narrower), no connection of the old tunnel
-        may go on under the new one."""
+        (an element was removed by hand), load the table whole, and cut as after any whole load. Otherwise the seats
+        whose destinations changed lose the open connections their new scope does not allow, and a seat whose peer
+        went loses them all: should its address come back later (its person's next session, in a group whose scope is
+        narrower), no connection of the old tunnel may go on under the new one."""
         if removed or added:
             try:
                 self._change_elements(removed, added)
@@ -497,6 +497,8 @@ class InstalledTunnel:
                     error,
                 )
                 self._load_whole(seats_of(peers.values()))
+                self._cut_out_of_scope_beside(peers)
+                return
         rescoped = {seat: added[seat] for seat in removed.keys() & added.keys() if removed[seat] != added[seat]}
         gone = dict.fromkeys(removed.keys() - added.keys(), ())
         if rescoped or gone:

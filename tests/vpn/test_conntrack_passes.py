@@ -146,3 +146,19 @@ def test_an_address_back_with_a_narrower_scope_in_a_later_pass_carries_none_of_t
     _handshake_again(world, home, 1)
     _carrying(world, home)
     assert _ask(held) == "echoed silent"
+
+
+def test_the_whole_load_after_nft_refused_an_element_change_cuts_every_seat(
+    world: World, tunnel: InstalledTunnel
+) -> None:
+    """Someone opened the tunnel by hand (a rule accepting everything from it) and deleted a seat's element: a seat
+    not rescoped opened a connection its scope refuses, and the pass whose element change nft then refused loads the
+    table whole; it cut only the rescoped seats' connections."""
+    home, other = world.homes["home1"], world.homes["home2"]
+    tunnel.apply_all({home.public_key: _peer(home, "S1", NARROW), other.public_key: _peer(other, "S2", NARROW)}, {})
+    world.lab.run(world.gw, "nft", "insert", "rule", "inet", "sohogw", "from_tunnel", "accept")
+    world.lab.run(world.gw, "nft", "delete", "element", "inet", "sohogw", "seats4", f"{{ {other.address} }}")
+    held = _hold(world, home)
+    tunnel.apply_sessions(PeerPlan({}, frozenset({"S2"}), frozenset({other.public_key})))
+    _cuts_done(tunnel)
+    assert _ask(held) == "echoed silent"
