@@ -295,6 +295,8 @@ class InstalledTunnel:
         self.pools = conntrack.Pools(
             (settings.pool4, settings.pool6), frozenset(address.ip for address in settings.gateway_addresses)
         )
+        self._cut_owed = False
+        """A cut failed since the last one of every installed seat: the next pass makes one (``_cut_beside``)."""
 
     def apply_all(self, peers: Mapping[str, DesiredPeer], live: Mapping[str, PeerSpec]) -> ReconcileResult:
         """Make the interface hold exactly ``peers`` and the scope allow exactly their destinations."""
@@ -311,6 +313,8 @@ class InstalledTunnel:
             if self.settings.firewall and known is not None and known is not peers and known != peers:
                 removed, added = scope_changes(seats_of(known.values()), seats_of(peers.values()))
                 self._change_scope(removed, added, peers)
+            elif self._cut_owed:  # the scope unchanged, but a cut failed since the last of every seat
+                self._cut_out_of_scope_beside(peers)
             self.backend.change(interface, PeerChanges(to_set=changes.to_set))
         self.peers = peers  # shared with the plan (never changed): the next pass expects these very specs
         if changes:
@@ -476,7 +480,8 @@ class InstalledTunnel:
         entry this view keeps that a later, narrower scope refuses is that pass's own cut (``_change_scope``), and
         one deleted by both is no error (``conntrack.cut_disallowed``). Until the cut has run, connections the scope
         refuses go on as they did before the pass. Measured at 10,000 peers (20,000 seats), this namespace's table
-        empty: 11-14 ms, nearly all of it the kernel's dump. A failure is logged."""
+        empty: 11-14 ms, nearly all of it the kernel's dump. A failure is logged, and the next pass cuts again."""
+        self._cut_owed = False
         # The seats are gathered on that thread too, off the pass (~4 ms at 10,000 peers).
         self._cut_beside(lambda: seats_of(peers.values()), "installed", self.pools)
 
@@ -485,7 +490,8 @@ class InstalledTunnel:
         (an element was removed by hand), load the table whole, and cut as after any whole load. Otherwise the seats
         whose destinations changed lose the open connections their new scope does not allow, and a seat whose peer
         went loses them all: should its address come back later (its person's next session, in a group whose scope is
-        narrower), no connection of the old tunnel may go on under the new one."""
+        narrower), no connection of the old tunnel may go on under the new one. When a cut failed before, every
+        installed seat is cut instead, as after a whole load."""
         if removed or added:
             try:
                 self._change_elements(removed, added)
@@ -499,6 +505,9 @@ class InstalledTunnel:
                 self._load_whole(seats_of(peers.values()))
                 self._cut_out_of_scope_beside(peers)
                 return
+        if self._cut_owed:
+            self._cut_out_of_scope_beside(peers)
+            return
         rescoped = {seat: added[seat] for seat in removed.keys() & added.keys() if removed[seat] != added[seat]}
         gone = dict.fromkeys(removed.keys() - added.keys(), ())
         if rescoped or gone:
@@ -507,7 +516,8 @@ class InstalledTunnel:
     def _cut_beside(self, seats: Callable[[], Seats], which: str, pools: conntrack.Pools | None = None) -> None:
         """``conntrack.cut_disallowed`` of the ``seats`` (gathered on that thread; ``which``: what they are, for the
         log) on ``_beside``, the pass not waiting: its elements are in, and every new connection is judged by them.
-        A failure is logged, not raised: the sets already refuse every new connection."""
+        A failure is logged, not raised, and leaves a cut owed: the next pass cuts every installed seat, as after a
+        whole load (it could not tell these seats from the others any more)."""
         netns = self.settings.netns
 
         def cut() -> None:
@@ -515,7 +525,8 @@ class InstalledTunnel:
                 gathered = seats()
                 count = conntrack.cut_disallowed(gathered, netns, pools)
             except Exception:  # nobody waits for this thread: whatever went wrong is logged here
-                log.exception("could not cut the open connections of the %s seats", which)
+                self._cut_owed = True
+                log.exception("could not cut the open connections of the %s seats; the next pass cuts again", which)
                 return
             if count:
                 log.info("cut %d open connections that %d %s seats may no longer hold", count, len(gathered), which)

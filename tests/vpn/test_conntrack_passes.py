@@ -5,6 +5,8 @@ Each test holds two connections from home1, to a port its scope keeps (``KEPT``)
 (``REFUSED``), then drives the passes; a fresh connection to ``KEPT`` tells that the tunnel carries packets again,
 and each held connection is then asked for one echo."""
 
+import errno
+import logging
 import signal
 import subprocess
 import sys
@@ -12,7 +14,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from pyroute2.netlink.exceptions import NetlinkError
 
+from gateway.vpn import conntrack
 from gateway.vpn.reconcile import DesiredPeer, InstalledTunnel, PeerPlan
 from gateway.vpn.scope import Destination
 from gateway.vpn.settings import VpnSettings
@@ -145,6 +149,42 @@ def test_an_address_back_with_a_narrower_scope_in_a_later_pass_carries_none_of_t
     _cuts_done(tunnel)
     _handshake_again(world, home, 1)
     _carrying(world, home)
+    assert _ask(held) == "echoed silent"
+
+
+@pytest.mark.parametrize("next_pass", ["an unchanged full pass", "another session's end"])
+def test_a_whole_loads_cut_that_failed_is_made_by_the_next_pass(
+    world: World,
+    tunnel: InstalledTunnel,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    next_pass: str,
+) -> None:
+    home, other = world.homes["home1"], world.homes["home2"]
+    others = {other.public_key: _peer(other, "S2", WIDE)}
+    tunnel.apply_all({home.public_key: _peer(home, "S1", WIDE), **others}, {})
+    held = _hold(world, home)
+    real, failures = conntrack._cut_disallowed, []
+
+    def fails_once(*args: object) -> int:
+        if not failures:
+            failures.append(True)
+            raise NetlinkError(errno.ENOBUFS)  # as a dump the socket's buffer overflows answers
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(conntrack, "_cut_disallowed", fails_once)
+    narrowed = {home.public_key: _peer(home, "S1", NARROW), **others}
+    tunnel.peers = None  # the scope narrowed while the tunnel's state was unknown: the pass loads it whole
+    with caplog.at_level(logging.ERROR, logger="gateway.vpn.reconcile"):
+        tunnel.apply_all(narrowed, world.backend.peer_configs(world.interface))
+        _cuts_done(tunnel)
+    assert failures and "the next pass cuts again" in caplog.text
+    assert _ask(held) == "echoed echoed"  # the failed cut left the refused connection open
+    if next_pass == "an unchanged full pass":
+        tunnel.apply_all(narrowed, world.backend.peer_configs(world.interface))
+    else:
+        tunnel.apply_sessions(PeerPlan({}, frozenset({"S2"}), frozenset(others)))
+    _cuts_done(tunnel)
     assert _ask(held) == "echoed silent"
 
 
