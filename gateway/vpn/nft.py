@@ -5,10 +5,11 @@ one chain per distinct scope (seats share the few scopes of their policy groups)
 hash element; a `from_tunnel` chain (jumped to from the forward and input hooks for packets arriving from the
 tunnel) that accepts established/related, drops what goes back into the tunnel (seat to seat, whether or not the
 other seat has its element yet), jumps to the sender's scope chain, and drops whatever that chain did not accept;
-and a `to_tunnel` chain that lets only replies into the tunnel. `Nftables.load` sends "table; delete table; table
-{...}" as one script: a single kernel transaction, so no packet ever sees half a rule set. Scripts run in this
-process through libnftables, the library the `nft` command is made of (``Nftables``). Seats' elements added to and
-deleted from the loaded table go over netlink instead, also in one transaction (``nft_elements.py``).
+and a `to_tunnel` chain that lets only replies into the tunnel (the output hook drops what the gateway itself would
+open there). `Nftables.load` sends "table; delete table; table {...}" as one script: a single kernel transaction, so
+no packet ever sees half a rule set. Scripts run in this process through libnftables, the library the `nft` command
+is made of (``Nftables``). Seats' elements added to and deleted from the loaded table go over netlink instead, also
+in one transaction (``nft_elements.py``).
 """
 
 import ctypes
@@ -138,6 +139,10 @@ def render(scope: TunnelScope) -> str:
             "  chain input {",
             "    type filter hook input priority filter; policy accept;",
             f"    iifname {iface} jump from_tunnel",
+            "  }",
+            "  chain output {",
+            "    type filter hook output priority filter; policy accept;",
+            f"    oifname {iface} ct state new drop",
             "  }",
             "  chain from_tunnel {",
             "    ct state established,related accept",

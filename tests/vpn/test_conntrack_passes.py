@@ -202,3 +202,63 @@ def test_the_whole_load_after_nft_refused_an_element_change_cuts_every_seat(
     tunnel.apply_sessions(PeerPlan({}, frozenset({"S2"}), frozenset({other.public_key})))
     _cuts_done(tunnel)
     assert _ask(held) == "echoed silent"
+
+
+GATEWAY, PUSHED = "10.77.0.1", 8084
+PUSH_SERVER = (
+    "import socket, sys, threading, time\n"
+    "server = socket.create_server((sys.argv[1], int(sys.argv[2])))\n"
+    "def push(peer):\n"
+    "    while True:\n"
+    "        time.sleep(0.1)\n"
+    "        peer.sendall(b'p')\n"
+    "def echo(peer):\n"
+    "    threading.Thread(target=push, args=(peer,), daemon=True).start()\n"
+    "    for data in iter(lambda: peer.recv(64), b''):\n"
+    "        peer.sendall(data.replace(b'p', b''))\n"
+    "while True:\n"
+    "    threading.Thread(target=echo, args=(server.accept()[0],), daemon=True).start()\n"
+)
+"""A service of the gateway's own that speaks unasked (a heartbeat every 0.1 s, as a WebSocket's or SSH's) and
+echoes what it is sent."""
+HELD_PUSHED = (
+    "import signal, socket, sys, time\n"
+    "peer = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)\n"
+    "def exchange(*_):\n"
+    "    peer.settimeout(1.5)\n"
+    "    try:\n"
+    "        peer.sendall(b'x')\n"
+    "        deadline = time.monotonic() + 1.5\n"
+    "        while b'x' not in peer.recv(64):\n"
+    "            if time.monotonic() > deadline:\n"
+    "                raise TimeoutError\n"
+    "        print('echoed', flush=True)\n"
+    "    except OSError:\n"
+    "        print('silent', flush=True)\n"
+    "signal.signal(signal.SIGUSR1, exchange)\n"
+    "print('ready', flush=True)\n"
+    "while True:\n"
+    "    signal.pause()\n"
+)
+
+
+def test_a_connection_to_the_gateways_own_service_narrowed_away_stays_cut_though_the_service_speaks_first(
+    world: World, tunnel: InstalledTunnel
+) -> None:
+    """The scope covers the gateway's own services too (the input hook). A cut connection's next packet from the
+    service (its heartbeat) left the gateway unfiltered, and conntrack picked it up mid-stream as a new connection
+    opened by the gateway's address, which no cut ever looks at: the home's packets were its replies, accepted as
+    established, and the connection the scope refuses went on for good."""
+    home = world.homes["home1"]
+    world.lab.spawn(world.gw, sys.executable, "-c", PUSH_SERVER, GATEWAY, str(PUSHED))
+    assert _within(lambda: world.reaches(world.gw, GATEWAY, PUSHED, 0.2), 10)
+    tunnel.apply_all({home.public_key: _peer(home, "S1", (*NARROW, Destination(f"{GATEWAY}/32", "tcp", PUSHED)))}, {})
+    _carrying(world, home)
+    held = world.lab.spawn(home.ns, sys.executable, "-c", HELD_PUSHED, GATEWAY, str(PUSHED))
+    assert held.stdout is not None and held.stdout.readline().strip() == b"ready"
+    assert _ask(held) == "echoed"
+    narrowed = {home.public_key: _peer(home, "S1", NARROW)}
+    tunnel.apply_sessions(PeerPlan(narrowed, frozenset({"S1"}), frozenset(narrowed)))
+    _cuts_done(tunnel)
+    time.sleep(0.5)  # a few heartbeats
+    assert _ask(held) == "silent"
