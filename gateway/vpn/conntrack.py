@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pyroute2 import Conntrack
 from pyroute2.conntrack import NFCTAttrTuple
 from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.nfnetlink.nfctsocket import nfct_msg
 
 from gateway.vpn.nft import enter_namespace
 from gateway.vpn.scope import Destination, Network, disjoint_boxes
@@ -76,11 +77,10 @@ def _cut_disallowed(seats: Mapping[str, Sequence[Destination]], pools: Pools | N
     cut after a whole load names all 20,000 seats of 10,000 peers, where parsing each seat's address first, and a dump
     per family, cost ~80 ms on an empty table)."""
     with Conntrack(nfgen_family=socket.AF_UNSPEC) as table:
-        entries = list(table.dump_entries())
+        origins = [_origin(message) for message in table.dump()]
     scopes: dict[str, tuple[Destination, ...] | None] = {}  # by source as the dump writes it
     doomed: dict[int, list[NFCTAttrTuple]] = {socket.AF_INET: [], socket.AF_INET6: []}
-    for entry in entries:
-        origin = entry.tuple_orig
+    for origin in origins:
         if origin.saddr not in scopes:
             scopes[origin.saddr] = _scope_of(seats, pools, origin.saddr)
         destinations = scopes[origin.saddr]
@@ -102,6 +102,19 @@ def _cut_disallowed(seats: Mapping[str, Sequence[Destination]], pools: Pools | N
                 else:
                     cut += 1
     return cut
+
+
+def _origin(message: nfct_msg) -> NFCTAttrTuple:
+    """A dumped entry's original tuple, as its deletion must name it. pyroute2 reads the ports of TCP and UDP alone,
+    but the kernel's tuple of every protocol it tracks with ports (GRE's keys, SCTP, DCCP, UDP-Lite) has them, and
+    refuses a deletion without them (EINVAL): such an entry from an address of the pools (one forged packet from
+    anybody who reaches the gateway makes one) ended every cut that named it."""
+    tuple_orig = message.get_attr("CTA_TUPLE_ORIG")
+    origin = NFCTAttrTuple.from_netlink(message["nfgen_family"], tuple_orig)
+    if origin.proto not in _PROTOCOLS:  # pyroute2 reads TCP's and UDP's ports, and ICMP's id, type and code
+        ports = tuple_orig.get_attr("CTA_TUPLE_PROTO")
+        origin.sport, origin.dport = ports.get_attr("CTA_PROTO_SRC_PORT"), ports.get_attr("CTA_PROTO_DST_PORT")
+    return origin
 
 
 def _scope_of(

@@ -8,12 +8,14 @@ and each held connection is then asked for one echo."""
 import errno
 import logging
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 
 import pytest
+from pyroute2 import Conntrack
 from pyroute2.netlink.exceptions import NetlinkError
 
 from gateway.vpn import conntrack
@@ -262,3 +264,44 @@ def test_a_connection_to_the_gateways_own_service_narrowed_away_stays_cut_though
     _cuts_done(tunnel)
     time.sleep(0.5)  # a few heartbeats
     assert _ask(held) == "silent"
+
+
+SPOOF_GRE = (
+    "import socket, struct, sys\n"
+    "source, target = (socket.inet_aton(address) for address in sys.argv[1:3])\n"
+    "header = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 24, 0, 0, 64, socket.IPPROTO_GRE, 0, source, target)\n"
+    "raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)\n"
+    "raw.sendto(header + struct.pack('!HH', 0, 0x0800), (sys.argv[2], 0))\n"
+)
+"""One GRE packet (RFC 1701, version 0) from a forged source address: the kernel fills in the IP header's sum."""
+
+
+def _gre_entries(world: World) -> int:
+    with Conntrack(nfgen_family=socket.AF_INET, netns=world.gw) as table:
+        return sum(entry.tuple_orig.proto == socket.IPPROTO_GRE for entry in table.dump_entries())
+
+
+def test_an_entry_of_a_pool_address_of_another_protocol_does_not_stop_every_cut(
+    world: World, tunnel: InstalledTunnel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anybody who reaches the gateway (here the trust host) makes an entry from an address of the pools with one
+    forged packet of a protocol whose tuple has ports in the kernel but not in pyroute2's (GRE; SCTP, DCCP, UDP-Lite
+    alike): the input hook leaves what does not come from the tunnel alone. Every cut after a whole load names it,
+    its deletion without ports was refused (EINVAL), which ended the cut and owed another, refused the same way at
+    every pass after: no cut was ever made again."""
+    home, other = world.homes["home1"], world.homes["home2"]
+    others = {other.public_key: _peer(other, "S2", WIDE)}
+    tunnel.apply_all({home.public_key: _peer(home, "S1", WIDE), **others}, {})
+    held = _hold(world, home)
+    world.lab.run(world.trust, sys.executable, "-c", SPOOF_GRE, "10.77.0.99", "172.30.0.1")
+    assert _gre_entries(world) == 1
+    narrowed = {home.public_key: _peer(home, "S1", NARROW), **others}
+    tunnel.peers = None  # the scope narrowed while the tunnel's state was unknown: the pass loads it whole
+    with caplog.at_level(logging.ERROR, logger="gateway.vpn.reconcile"):
+        tunnel.apply_all(narrowed, world.backend.peer_configs(world.interface))
+        _cuts_done(tunnel)
+        tunnel.apply_all(narrowed, world.backend.peer_configs(world.interface))
+        _cuts_done(tunnel)
+    assert "could not cut" not in caplog.text
+    assert _gre_entries(world) == 0
+    assert _ask(held) == "echoed silent"
