@@ -535,7 +535,9 @@ class InstalledTunnel:
 
     def _load_whole(self, seats: Seats) -> None:
         """Load the table whole with ``seats``: their elements and their scopes' chains."""
-        self._write_scope(lambda: self._nftables().load(TunnelScope(self.settings.interface, seats)), whole=True)
+        self._write_scope(
+            lambda: self._nftables().load(TunnelScope(self.settings.interface, seats, self.pools.networks)), whole=True
+        )
         self.chains = nft.chains_of(seats)
 
     def _change_elements(self, removed: Seats, added: Seats) -> None:

@@ -293,6 +293,8 @@ def test_an_entry_of_a_pool_address_of_another_protocol_does_not_stop_every_cut(
     others = {other.public_key: _peer(other, "S2", WIDE)}
     tunnel.apply_all({home.public_key: _peer(home, "S1", WIDE), **others}, {})
     held = _hold(world, home)
+    # such an entry outlives the table: one made before the gateway's life, when nothing dropped forged sources
+    world.lab.run(world.gw, "nft", "flush", "chain", "inet", "sohogw", "prerouting")
     world.lab.run(world.trust, sys.executable, "-c", SPOOF_GRE, "10.77.0.99", "172.30.0.1")
     assert _gre_entries(world) == 1
     narrowed = {home.public_key: _peer(home, "S1", NARROW), **others}
@@ -305,3 +307,25 @@ def test_an_entry_of_a_pool_address_of_another_protocol_does_not_stop_every_cut(
     assert "could not cut" not in caplog.text
     assert _gre_entries(world) == 0
     assert _ask(held) == "echoed silent"
+
+
+def test_a_connection_a_seats_scope_refuses_cannot_be_opened_for_it_from_outside_the_tunnel(
+    world: World, tunnel: InstalledTunnel
+) -> None:
+    """A host beside another interface of the gateway (here the home itself, on its underlay link) sends a SYN from
+    a seat's address to a destination the seat's scope refuses: the forward hook let it through, as it did not come
+    from the tunnel, and the server's SYN-ACK went into the tunnel as a reply, so the home carried on the connection
+    as established (security review of cut14). The prerouting hook drops a source of the pools from any other
+    interface."""
+    home = world.homes["home1"]
+    tunnel.apply_all({home.public_key: _peer(home, "S1", NARROW)}, {})
+    _carrying(world, home)
+    assert not world.reaches(home.ns, TRUST, REFUSED, 0.5)  # through the tunnel, the scope refuses it
+    underlay = world.lab.run(home.ns, "ip", "-4", "route", "get", "192.168.101.1").stdout.split("dev ")[1].split()[0]
+    # the SYN forged: its source the seat's address, out of the underlay link, the reply back through the tunnel
+    world.lab.run(home.ns, "ip", "route", "add", f"{TRUST}/32", "via", "192.168.101.1", "dev", underlay,
+                  "src", home.address)  # fmt: skip
+    assert not world.reaches(home.ns, TRUST, REFUSED, 0.5)
+    assert (
+        world.lab.run(world.gw, "nft", "list", "chain", "inet", "sohogw", "prerouting").stdout.count("packets 0 ") == 1
+    )  # the IPv4 rule counted the forged SYNs, the IPv6 one nothing
