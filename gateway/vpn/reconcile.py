@@ -20,6 +20,7 @@ last (no peer carries a packet before its scope is in force).
 import functools
 import json
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence, Set
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -295,6 +296,9 @@ class InstalledTunnel:
         self.pools = conntrack.Pools(
             (settings.pool4, settings.pool6), frozenset(address.ip for address in settings.gateway_addresses)
         )
+        self._cuts: list[tuple[Callable[[], Seats], str, conntrack.Pools | None]] = []
+        """The cuts asked for that ``_cut_waiting``, submitted at the first of them, has not taken yet."""
+        self._cuts_lock = threading.Lock()
         self._cut_owed = False
         """A cut failed since the last one of every installed seat: the next pass makes one (``_cut_beside``)."""
 
@@ -516,22 +520,36 @@ class InstalledTunnel:
     def _cut_beside(self, seats: Callable[[], Seats], which: str, pools: conntrack.Pools | None = None) -> None:
         """``conntrack.cut_disallowed`` of the ``seats`` (gathered on that thread; ``which``: what they are, for the
         log) on ``_beside``, the pass not waiting: its elements are in, and every new connection is judged by them.
-        A failure is logged, not raised, and leaves a cut owed: the next pass cuts every installed seat, as after a
-        whole load (it could not tell these seats from the others any more)."""
-        netns = self.settings.netns
+        Merged into the cut still waiting there, if one is (``_cut_waiting``). A failure is logged, not raised, and
+        leaves a cut owed: the next pass cuts every installed seat, as after a whole load (it could not tell these
+        seats from the others any more)."""
+        with self._cuts_lock:
+            waiting = bool(self._cuts)
+            self._cuts.append((seats, which, pools))
+        if not waiting:
+            self._beside.submit(self._cut_waiting)
 
-        def cut() -> None:
-            try:
-                gathered = seats()
-                count = conntrack.cut_disallowed(gathered, netns, pools)
-            except Exception:  # nobody waits for this thread: whatever went wrong is logged here
-                self._cut_owed = True
-                log.exception("could not cut the open connections of the %s seats; the next pass cuts again", which)
-                return
-            if count:
-                log.info("cut %d open connections that %d %s seats may no longer hold", count, len(gathered), which)
-
-        self._beside.submit(cut)
+    def _cut_waiting(self) -> None:
+        """Every cut asked for since this was submitted, in one dump: each end of a shift's last minutes queued a dump
+        of its own (9 ms or more each, the kernel walks the conntrack hash of every namespace), and a full pass adding
+        peers waited for them all (``_load_scope_beside_new_peers``). Sound for every cut merged: each was asked for
+        after its pass's peer removal and element change, and none has begun. Of a seat named twice the later pass's
+        view is taken: the scope in force by then."""
+        with self._cuts_lock:
+            cuts, self._cuts = self._cuts, []
+        which = " and ".join(dict.fromkeys(kind for _, kind, _ in cuts))
+        pools = next((pools for _, _, pools in cuts if pools is not None), None)
+        try:
+            gathered: dict[str, Sequence[Destination]] = {}
+            for seats, _, _ in cuts:
+                gathered.update(seats())
+            count = conntrack.cut_disallowed(gathered, self.settings.netns, pools)
+        except Exception:  # nobody waits for this thread: whatever went wrong is logged here
+            self._cut_owed = True
+            log.exception("could not cut the open connections of the %s seats; the next pass cuts again", which)
+            return
+        if count:
+            log.info("cut %d open connections that %d %s seats may no longer hold", count, len(gathered), which)
 
     def _load_whole(self, seats: Seats) -> None:
         """Load the table whole with ``seats``: their elements and their scopes' chains."""

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -22,6 +23,7 @@ from gateway.vpn import conntrack
 from gateway.vpn.reconcile import DesiredPeer, InstalledTunnel, PeerPlan
 from gateway.vpn.scope import Destination
 from gateway.vpn.settings import VpnSettings
+from tests.vpn.keys import key_pair
 from tests.vpn.netns import NetnsLab
 from tests.vpn.world import GATEWAY_PORT, Home, World, build
 
@@ -329,3 +331,40 @@ def test_a_connection_a_seats_scope_refuses_cannot_be_opened_for_it_from_outside
     assert (
         world.lab.run(world.gw, "nft", "list", "chain", "inet", "sohogw", "prerouting").stdout.count("packets 0 ") == 1
     )  # the IPv4 rule counted the forged SYNs, the IPv6 one nothing
+
+
+def _entries_from(world: World, *sources: str) -> int:
+    with Conntrack(nfgen_family=socket.AF_INET, netns=world.gw) as table:
+        return sum(entry.tuple_orig.saddr in sources for entry in table.dump_entries())
+
+
+def test_ends_queued_while_the_cutting_thread_is_busy_are_cut_in_one_dump(
+    world: World, tunnel: InstalledTunnel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At a shift's end hundreds of sessions end within seconds: each end queued a whole dump of the conntrack table
+    of its own, run one after the other, and a full pass adding peers waited behind them all (review of cut14). The
+    ends waiting for the thread are cut together, in one dump, and none of them waits for it."""
+    homes = [world.homes["home1"], world.homes["home2"]]
+    others = {key: DesiredPeer(f"X{n}", key, f"10.77.1.{n}", f"fd77::1:{n}", WIDE) for n, key in
+              ((n, key_pair()[1]) for n in range(2, 42))}  # fmt: skip
+    tunnel.apply_all({home.public_key: _peer(home, f"S{n}", WIDE) for n, home in enumerate(homes, 1)} | others, {})
+    for home in homes:
+        _hold(world, home)
+    assert _entries_from(world, *(home.address for home in homes)) >= 4  # the held ones, and the probes'
+    dumps: list[int] = []
+    dump = conntrack.Conntrack.dump
+
+    def counted(table: Conntrack, *args: object, **kwargs: object) -> object:
+        dumps.append(1)
+        return dump(table, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(conntrack.Conntrack, "dump", counted)
+    release = threading.Event()
+    busy = tunnel._beside.submit(release.wait, 30)
+    for session in ["S1", "S2", *(peer.session_id for peer in others.values())]:
+        tunnel.apply_sessions(PeerPlan({}, frozenset({session})))
+    assert not busy.done()  # every end's pass returned while the thread was held
+    release.set()
+    _cuts_done(tunnel)
+    assert len(dumps) == 1
+    assert _entries_from(world, *(home.address for home in homes)) == 0
