@@ -4,7 +4,8 @@
 a destination taken out of a live seat's scope would stay reachable over the connections already open to it.
 Deleting their conntrack entries turns the next packet either way into a new one, which the sets then judge (TCP
 included: with the kernel's default ``nf_conntrack_tcp_loose`` a mid-stream packet is picked up as new, and dropped
-as not allowed). Connections the seat's destinations still allow keep their entries.
+as not allowed). Connections the seat's destinations still allow keep their entries; a seat whose tunnel went (given
+no destination) keeps none, nor, when the pools are named, does any address of them that is no seat.
 """
 
 import errno
@@ -12,13 +13,15 @@ import ipaddress
 import socket
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from pyroute2 import Conntrack
 from pyroute2.conntrack import NFCTAttrTuple
 from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.nfnetlink.nfctsocket import nfct_msg
 
 from gateway.vpn.nft import enter_namespace
-from gateway.vpn.scope import Destination, disjoint_boxes
+from gateway.vpn.scope import Destination, Network, disjoint_boxes
 
 _PROTOCOLS = {
     socket.IPPROTO_TCP: "tcp",
@@ -29,29 +32,44 @@ _PROTOCOLS = {
 """Protocol numbers as the scope names them."""
 
 
-def cut_disallowed(seats: Mapping[str, Sequence[Destination]], netns: str | None = None) -> int:
+@dataclass(frozen=True)
+class Pools:
+    """The seats' address pools, less the gateway's own addresses in them: a source here that is no seat has no
+    tunnel (its peer went, in this life of the gateway or before it), so nothing it opened may go on."""
+
+    networks: tuple[Network, ...]
+    gateway: frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address]
+
+    def hold(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return address not in self.gateway and any(address in network for network in self.networks)
+
+
+def cut_disallowed(
+    seats: Mapping[str, Sequence[Destination]], netns: str | None = None, pools: Pools | None = None
+) -> int:
     """`_cut_disallowed` in ``netns``: on a thread of its own that enters it, as ``nft.Nftables`` does. pyroute2's
     ``netns=`` opens each socket in a forked child, and after a fork of the gateway's large process each page it
     writes next faults once (suspected of the safety-net pass that follows a whole load's cut: 36.5 → 45.6 ms median
     at 10,000 leases, within the noise); without the fork, 20,000 seats on an empty table take 11-14 ms, 15-16 with
     it."""
-    if not seats:
+    if not seats and pools is None:
         return 0
     if netns is None:
-        return _cut_disallowed(seats)
+        return _cut_disallowed(seats, pools)
 
     def entered() -> int:
         enter_namespace(netns)  # this thread alone, which ends with the cut
-        return _cut_disallowed(seats)
+        return _cut_disallowed(seats, pools)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="conntrack") as thread:
         return thread.submit(entered).result()
 
 
-def _cut_disallowed(seats: Mapping[str, Sequence[Destination]]) -> int:
-    """Delete the conntrack entries of connections opened from each of ``seats`` that its destinations do not allow;
-    how many were deleted. A seat is named by its address as ``str()`` of an ``ipaddress`` address writes it (IPAM's
-    leases do), with or without its /32 or /128.
+def _cut_disallowed(seats: Mapping[str, Sequence[Destination]], pools: Pools | None) -> int:
+    """Delete the conntrack entries of connections opened from each of ``seats`` that its destinations do not allow,
+    and, with ``pools``, every entry opened from an address of them that is no seat; how many were deleted. A seat is
+    named by its address as ``str()`` of an ``ipaddress`` address writes it (IPAM's leases do), with or without its
+    /32 or /128.
 
     Reads the namespace's whole connection table once, both address families in one dump (the kernel walks its
     conntrack hash, shared by every namespace, for each dump: ~9 ms here with this namespace's table empty), then
@@ -59,13 +77,12 @@ def _cut_disallowed(seats: Mapping[str, Sequence[Destination]]) -> int:
     cut after a whole load names all 20,000 seats of 10,000 peers, where parsing each seat's address first, and a dump
     per family, cost ~80 ms on an empty table)."""
     with Conntrack(nfgen_family=socket.AF_UNSPEC) as table:
-        entries = list(table.dump_entries())
+        origins = [_origin(message) for message in table.dump()]
     scopes: dict[str, tuple[Destination, ...] | None] = {}  # by source as the dump writes it
     doomed: dict[int, list[NFCTAttrTuple]] = {socket.AF_INET: [], socket.AF_INET6: []}
-    for entry in entries:
-        origin = entry.tuple_orig
+    for origin in origins:
         if origin.saddr not in scopes:
-            scopes[origin.saddr] = _scope_of(seats, origin.saddr)
+            scopes[origin.saddr] = _scope_of(seats, pools, origin.saddr)
         destinations = scopes[origin.saddr]
         if destinations is not None and not _allows(destinations, origin):
             doomed[socket.AF_INET6 if ":" in origin.saddr else socket.AF_INET].append(origin)
@@ -87,12 +104,30 @@ def _cut_disallowed(seats: Mapping[str, Sequence[Destination]]) -> int:
     return cut
 
 
-def _scope_of(seats: Mapping[str, Sequence[Destination]], source: str) -> tuple[Destination, ...] | None:
-    """The destinations of the seat a connection's source address is; None when it is no seat."""
+def _origin(message: nfct_msg) -> NFCTAttrTuple:
+    """A dumped entry's original tuple, as its deletion must name it. pyroute2 reads the ports of TCP and UDP alone,
+    but the kernel's tuple of every protocol it tracks with ports (GRE's keys, SCTP, DCCP, UDP-Lite) has them, and
+    refuses a deletion without them (EINVAL): such an entry from an address of the pools (one forged packet from
+    anybody who reaches the gateway makes one) ended every cut that named it."""
+    tuple_orig = message.get_attr("CTA_TUPLE_ORIG")
+    origin = NFCTAttrTuple.from_netlink(message["nfgen_family"], tuple_orig)
+    if origin.proto not in _PROTOCOLS:  # pyroute2 reads TCP's and UDP's ports, and ICMP's id, type and code
+        ports = tuple_orig.get_attr("CTA_TUPLE_PROTO")
+        origin.sport, origin.dport = ports.get_attr("CTA_PROTO_SRC_PORT"), ports.get_attr("CTA_PROTO_DST_PORT")
+    return origin
+
+
+def _scope_of(
+    seats: Mapping[str, Sequence[Destination]], pools: Pools | None, source: str
+) -> tuple[Destination, ...] | None:
+    """The destinations of the seat a connection's source address is; none for an address of ``pools`` that is no
+    seat; None (the connection is left alone) for any other source."""
     address = ipaddress.ip_address(source)
     text = str(address)
     destinations = seats.get(text, seats.get(f"{text}/{address.max_prefixlen}"))
-    return None if destinations is None else tuple(destinations)
+    if destinations is not None:
+        return tuple(destinations)
+    return () if pools is not None and pools.hold(address) else None
 
 
 def _allows(destinations: tuple[Destination, ...], origin: NFCTAttrTuple) -> bool:

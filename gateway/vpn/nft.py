@@ -5,10 +5,12 @@ one chain per distinct scope (seats share the few scopes of their policy groups)
 hash element; a `from_tunnel` chain (jumped to from the forward and input hooks for packets arriving from the
 tunnel) that accepts established/related, drops what goes back into the tunnel (seat to seat, whether or not the
 other seat has its element yet), jumps to the sender's scope chain, and drops whatever that chain did not accept;
-and a `to_tunnel` chain that lets only replies into the tunnel. `Nftables.load` sends "table; delete table; table
-{...}" as one script: a single kernel transaction, so no packet ever sees half a rule set. Scripts run in this
-process through libnftables, the library the `nft` command is made of (``Nftables``). Seats' elements added to and
-deleted from the loaded table go over netlink instead, also in one transaction (``nft_elements.py``).
+and a `to_tunnel` chain that lets only replies into the tunnel (the output hook drops what the gateway itself would
+open there), and a prerouting hook that drops a source of the pools not arriving on the tunnel (forged).
+`Nftables.load` sends "table; delete table; table {...}" as one script: a single kernel transaction, so
+no packet ever sees half a rule set. Scripts run in this process through libnftables, the library the `nft` command
+is made of (``Nftables``). Seats' elements added to and deleted from the loaded table go over netlink instead, also
+in one transaction (``nft_elements.py``).
 """
 
 import ctypes
@@ -122,6 +124,16 @@ def render(scope: TunnelScope) -> str:
             chains[key] = scope_chain(version, tuple(destinations))
         maps[f"seats{version}"].append(f"{address} : {_verdict(chains[key])}")
     iface = f'"{scope.interface}"'
+    # Not from the tunnel, a source of the pools is forged (the gateway's own addresses come back over lo): the
+    # forward hook would let it through, and the server's answer would go into the tunnel as a reply.
+    forged = [
+        f'    iifname != {{ {iface}, "lo" }} {ip} saddr {{ {", ".join(str(pool) for pool in pools)} }} counter drop'
+        for ip, pools in (
+            ("ip", [pool for pool in scope.pools if pool.version == 4]),
+            ("ip6", [pool for pool in scope.pools if pool.version == 6]),
+        )
+        if pools
+    ]
     used = sorted({chain for chain in chains.values() if chain is not None}, key=lambda chain: chain.name)
     return "\n".join(
         [
@@ -130,6 +142,10 @@ def render(scope: TunnelScope) -> str:
             f"table {TABLE} {{",
             _map("seats4", "ipv4_addr", maps["seats4"]),
             _map("seats6", "ipv6_addr", maps["seats6"]),
+            "  chain prerouting {",
+            "    type filter hook prerouting priority raw; policy accept;",
+            *forged,
+            "  }",
             "  chain forward {",
             "    type filter hook forward priority filter; policy accept;",
             f"    iifname {iface} jump from_tunnel",
@@ -138,6 +154,10 @@ def render(scope: TunnelScope) -> str:
             "  chain input {",
             "    type filter hook input priority filter; policy accept;",
             f"    iifname {iface} jump from_tunnel",
+            "  }",
+            "  chain output {",
+            "    type filter hook output priority filter; policy accept;",
+            f"    oifname {iface} ct state new drop",
             "  }",
             "  chain from_tunnel {",
             "    ct state established,related accept",

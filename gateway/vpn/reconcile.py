@@ -20,6 +20,7 @@ last (no peer carries a packet before its scope is in force).
 import functools
 import json
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence, Set
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -28,7 +29,6 @@ from datetime import datetime
 from operator import itemgetter
 
 import sqlalchemy as sa
-from pyroute2.netlink.exceptions import NetlinkError
 from sqlalchemy import or_
 from sqlmodel import Session, col
 
@@ -290,9 +290,17 @@ class InstalledTunnel:
         self._emptied_at: int | None = None
         """The generation right after ``load_scope_ahead`` loaded the table with no seat (None: it did not)."""
         self._beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vpn-scope")
-        """Adds a full pass's new seats' elements while wireguard-go creates their peers; kept from pass to pass, where
-        a thread of each pass's own was started at its first peers and joined after its last (0.3-1.1 ms after the
-        last peers at 10,000, load 3-4)."""
+        """Adds a full pass's new seats' elements while wireguard-go creates their peers, and cuts open connections
+        (``_cut_beside``); kept from pass to pass, where a thread of each pass's own was started at its first peers
+        and joined after its last (0.3-1.1 ms after the last peers at 10,000, load 3-4)."""
+        self.pools = conntrack.Pools(
+            (settings.pool4, settings.pool6), frozenset(address.ip for address in settings.gateway_addresses)
+        )
+        self._cuts: list[tuple[Callable[[], Seats], str, conntrack.Pools | None]] = []
+        """The cuts asked for that ``_cut_waiting``, submitted at the first of them, has not taken yet."""
+        self._cuts_lock = threading.Lock()
+        self._cut_owed = False
+        """A cut failed since the last one of every installed seat: the next pass makes one (``_cut_beside``)."""
 
     def apply_all(self, peers: Mapping[str, DesiredPeer], live: Mapping[str, PeerSpec]) -> ReconcileResult:
         """Make the interface hold exactly ``peers`` and the scope allow exactly their destinations."""
@@ -309,6 +317,8 @@ class InstalledTunnel:
             if self.settings.firewall and known is not None and known is not peers and known != peers:
                 removed, added = scope_changes(seats_of(known.values()), seats_of(peers.values()))
                 self._change_scope(removed, added, peers)
+            elif self._cut_owed:  # the scope unchanged, but a cut failed since the last of every seat
+                self._cut_out_of_scope_beside(peers)
             self.backend.change(interface, PeerChanges(to_set=changes.to_set))
         self.peers = peers  # shared with the plan (never changed): the next pass expects these very specs
         if changes:
@@ -460,10 +470,11 @@ class InstalledTunnel:
 
     def _cut_out_of_scope_beside(self, peers: Mapping[str, DesiredPeer]) -> None:
         """After the table was loaded whole, cut every installed seat's open connections that its scope does not
-        allow, on ``_beside`` while wireguard-go sets the peers: the pass does not wait for it. Nothing was cut while
-        the table's state was unknown (a scope narrowed while the gateway was restarting, or after a pass failed), and
-        conntrack outlives the process: an established TCP entry lives for days, and ``from_tunnel`` accepts its
-        packets before it looks at the sets.
+        allow, and every connection of an address of the pools that is no seat (its tunnel went), on ``_beside``
+        while wireguard-go sets the peers: the pass does not wait for it. Nothing was cut while the table's state was
+        unknown (a scope narrowed while the gateway was restarting, or after a pass failed, a peer removed by a pass
+        that failed or in a life before), and conntrack outlives the process: an established TCP entry lives for
+        days, and ``from_tunnel`` accepts its packets before it looks at the sets.
 
         Sound at any time after the load: from it on, every new connection is judged by these seats' sets, and a cut
         only deletes entries, whose next packet is then judged as new by the sets in force at that moment. A later
@@ -473,40 +484,78 @@ class InstalledTunnel:
         entry this view keeps that a later, narrower scope refuses is that pass's own cut (``_change_scope``), and
         one deleted by both is no error (``conntrack.cut_disallowed``). Until the cut has run, connections the scope
         refuses go on as they did before the pass. Measured at 10,000 peers (20,000 seats), this namespace's table
-        empty: 11-14 ms, nearly all of it the kernel's dump. A failure is logged."""
-        netns = self.settings.netns
-
-        def cut() -> None:
-            # The seats are gathered here too, off the pass (~4 ms at 10,000 peers).
-            try:
-                _cut_connections_out_of_scope(seats_of(peers.values()), netns, "installed")
-            except Exception:  # nobody waits for this thread: an unforeseen error would otherwise go unseen
-                log.exception("could not cut the open connections out of scope after loading the scope whole")
-
-        self._beside.submit(cut)
+        empty: 11-14 ms, nearly all of it the kernel's dump. A failure is logged, and the next pass cuts again."""
+        self._cut_owed = False
+        # The seats are gathered on that thread too, off the pass (~4 ms at 10,000 peers).
+        self._cut_beside(lambda: seats_of(peers.values()), "installed", self.pools)
 
     def _change_scope(self, removed: Seats, added: Seats, peers: Mapping[str, DesiredPeer]) -> None:
         """Delete and add map elements (at any number of seats cheaper than a whole load: docs/vpn.md); when nft refuses
-        (an element was removed by hand), load the table whole. Then the seats whose destinations changed lose the open
-        connections their new scope does not allow."""
-        if not (removed or added):
+        (an element was removed by hand), load the table whole, and cut as after any whole load. Otherwise the seats
+        whose destinations changed lose the open connections their new scope does not allow, and a seat whose peer
+        went loses them all: should its address come back later (its person's next session, in a group whose scope is
+        narrower), no connection of the old tunnel may go on under the new one. When a cut failed before, every
+        installed seat is cut instead, as after a whole load."""
+        if removed or added:
+            try:
+                self._change_elements(removed, added)
+            except nft.FirewallError as error:
+                log.warning(
+                    "nftables refused to remove %d and add %d seats (%s); loading the scope whole",
+                    len(removed),
+                    len(added),
+                    error,
+                )
+                self._load_whole(seats_of(peers.values()))
+                self._cut_out_of_scope_beside(peers)
+                return
+        if self._cut_owed:
+            self._cut_out_of_scope_beside(peers)
             return
-        try:
-            self._change_elements(removed, added)
-        except nft.FirewallError as error:
-            log.warning(
-                "nftables refused to remove %d and add %d seats (%s); loading the scope whole",
-                len(removed),
-                len(added),
-                error,
-            )
-            self._load_whole(seats_of(peers.values()))
         rescoped = {seat: added[seat] for seat in removed.keys() & added.keys() if removed[seat] != added[seat]}
-        _cut_connections_out_of_scope(rescoped, self.settings.netns, "rescoped")
+        gone = dict.fromkeys(removed.keys() - added.keys(), ())
+        if rescoped or gone:
+            self._cut_beside(lambda: rescoped | gone, "rescoped or gone")
+
+    def _cut_beside(self, seats: Callable[[], Seats], which: str, pools: conntrack.Pools | None = None) -> None:
+        """``conntrack.cut_disallowed`` of the ``seats`` (gathered on that thread; ``which``: what they are, for the
+        log) on ``_beside``, the pass not waiting: its elements are in, and every new connection is judged by them.
+        Merged into the cut still waiting there, if one is (``_cut_waiting``). A failure is logged, not raised, and
+        leaves a cut owed: the next pass cuts every installed seat, as after a whole load (it could not tell these
+        seats from the others any more)."""
+        with self._cuts_lock:
+            waiting = bool(self._cuts)
+            self._cuts.append((seats, which, pools))
+        if not waiting:
+            self._beside.submit(self._cut_waiting)
+
+    def _cut_waiting(self) -> None:
+        """Every cut asked for since this was submitted, in one dump: each end of a shift's last minutes queued a dump
+        of its own (9 ms or more each, the kernel walks the conntrack hash of every namespace), and a full pass adding
+        peers waited for them all (``_load_scope_beside_new_peers``). Sound for every cut merged: each was asked for
+        after its pass's peer removal and element change, and none has begun. Of a seat named twice the later pass's
+        view is taken: the scope in force by then."""
+        with self._cuts_lock:
+            cuts, self._cuts = self._cuts, []
+        which = " and ".join(dict.fromkeys(kind for _, kind, _ in cuts))
+        pools = next((pools for _, _, pools in cuts if pools is not None), None)
+        try:
+            gathered: dict[str, Sequence[Destination]] = {}
+            for seats, _, _ in cuts:
+                gathered.update(seats())
+            count = conntrack.cut_disallowed(gathered, self.settings.netns, pools)
+        except Exception:  # nobody waits for this thread: whatever went wrong is logged here
+            self._cut_owed = True
+            log.exception("could not cut the open connections of the %s seats; the next pass cuts again", which)
+            return
+        if count:
+            log.info("cut %d open connections that %d %s seats may no longer hold", count, len(gathered), which)
 
     def _load_whole(self, seats: Seats) -> None:
         """Load the table whole with ``seats``: their elements and their scopes' chains."""
-        self._write_scope(lambda: self._nftables().load(TunnelScope(self.settings.interface, seats)), whole=True)
+        self._write_scope(
+            lambda: self._nftables().load(TunnelScope(self.settings.interface, seats, self.pools.networks)), whole=True
+        )
         self.chains = nft.chains_of(seats)
 
     def _change_elements(self, removed: Seats, added: Seats) -> None:
@@ -540,18 +589,3 @@ class InstalledTunnel:
         after = self.ruleset.read()
         ours_alone = after == (before + 1) & 0xFFFFFFFF and (whole or before == known)
         self.scope_generation = after if ours_alone else None
-
-
-def _cut_connections_out_of_scope(seats: Seats, netns: str | None, which: str) -> None:
-    """``conntrack.cut_disallowed``, logged (``which`` seats: "rescoped", "installed"). A failure is logged, not
-    raised: the sets already refuse every new connection, and a retried pass could not tell these seats from the
-    others any more."""
-    if not seats:
-        return
-    try:
-        cut = conntrack.cut_disallowed(seats, netns)
-    except (OSError, NetlinkError, nft.FirewallError):  # the last: the namespace could not be entered
-        log.exception("could not cut the open connections of %d %s seats", len(seats), which)
-        return
-    if cut:
-        log.info("cut %d open connections that %d %s seats may no longer hold", cut, len(seats), which)

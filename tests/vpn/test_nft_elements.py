@@ -72,7 +72,7 @@ def test_elements_added_over_netlink_list_as_the_same_scope_loaded_as_text(table
     maps, chains = over_netlink
     assert f"10.77.0.2 : jump {chain_of(4, EVERY_KIND).name}" in maps["seats4"]
     assert "fd77::3 : continue" in maps["seats6"]  # a scope with nothing of its family: on to the drop
-    assert maps.keys() == set(nft.MAP_NAMES) and len(chains) == 3 + 4  # three scopes' chains, and our four
+    assert maps.keys() == set(nft.MAP_NAMES) and len(chains) == 3 + 6  # three scopes' chains, and our six
     assert any("172.31.0.0/16 . udp . 1000-2000" in chain for chain in chains)  # what is compared is there
 
 
