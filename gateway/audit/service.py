@@ -7,7 +7,7 @@ first row where any of that happened.
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     Insert,
     Select,
@@ -74,14 +75,15 @@ _GIVEN = ("at", "actor", "action", "target", "outcome", "source", "detail")
 """The fields the appender gives; the chain gives ``seq`` and ``prev_hash`` around them (`_HASHED_FIELDS`)."""
 
 
-def _appending_at_head(head: Select[Any], rows: int) -> Insert:
+def _appending_at_head(head: Select[Any], rows: int, carried: CTE | None) -> Insert:
     """PostgreSQL: the whole append of ``rows`` events in one statement. The head's row is locked and read
     (``head``), each row chained to the one before it, the head moved to the last one's sequence number and hash,
     and the rows written: each hash is taken in the server, over the JSON array `_digest` hashes, written as the
     row's given fields (``event_fields_<i>``, from Python) between its ``seq`` and the hash before it. The head is
     read ``FOR UPDATE``: a locking read waits for the appender before and returns the row as it committed it, and
     the ``UPDATE`` then moves that same version (the row as the statement's snapshot saw it is re-read once the lock
-    is ours)."""
+    is ours). ``carried``, written under `_HEAD_TAKEN`, runs in the statement too: the head's move counts its rows,
+    which puts it after the head's lock in the statement's ``WITH``, where its condition can name that lock."""
     link: Any = head.cte("locked_head")
     links = []
     for i in range(rows):
@@ -96,9 +98,12 @@ def _appending_at_head(head: Select[Any], rows: int) -> Insert:
             f"chained_{i}"
         )
         links.append(link)
+    carried_in = (
+        [] if carried is None else [sqlalchemy.select(func.count()).select_from(carried).scalar_subquery() >= 0]
+    )
     moved = (
         update(_HEADS)
-        .where(_HEADS.c.id == link.c.id)
+        .where(_HEADS.c.id == link.c.id, *carried_in)
         .values(seq=link.c.seq, hash=link.c.hash)
         .returning(_HEADS.c.id)
         .cte("moved_head")
@@ -124,9 +129,24 @@ they made, always true: the subquery is run once, for the head's row)."""
 
 
 @lru_cache(maxsize=16)
-def _append_at_head_statement(rows: int, notifying: bool) -> Insert:
-    """Built once for each number of rows (a sign-in that takes over a session appends two)."""
-    return _appending_at_head(_HEAD_LOCKED_NOTIFYING if notifying else _HEAD_LOCKED, rows)
+def _append_at_head_statement(rows: int, notifying: bool, carried: CTE | None) -> Insert:
+    """Built once for each number of rows (a sign-in that takes over a session appends two) and carried part."""
+    return _appending_at_head(_HEAD_LOCKED_NOTIFYING if notifying else _HEAD_LOCKED, rows, carried)
+
+
+_HEAD_TAKEN = "EXISTS (SELECT FROM locked_head)"
+"""In a part a transaction's first append carries (`Carried`): the chain's lock is taken. A part written under this
+condition takes its rows once the lock is the statement's, never while waiting for it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Carried:
+    """PostgreSQL: a data-modifying part of the caller's (``part(condition)``, a ``WITH`` whose rows are taken only
+    where the SQL ``condition`` holds) an append writes in its own statement, with its bound ``values``: the rows it
+    changes are taken after the chain's lock, and held to the commit for as short as the lock itself."""
+
+    part: Callable[[str], CTE]
+    values: Mapping[str, object]
 
 
 _HELD_HEAD = "sohogw.audit_head"
@@ -161,9 +181,11 @@ def record(
     record_all(db, [AuditEntry(actor, action, outcome, target, source, detail)], clock)
 
 
-def record_all(db: Session, entries: Sequence[AuditEntry], clock: Clock = utcnow) -> None:
+def record_all(
+    db: Session, entries: Sequence[AuditEntry], clock: Clock = utcnow, *, carrying: Carried | None = None
+) -> None:
     """Append events, in this order, in the caller's transaction; they commit or roll back with the action they
-    record.
+    record. ``carrying`` (PostgreSQL) is written with them, after the chain's lock is taken (`Carried`).
 
     The caller's pending rows are flushed first (one statement each at most) and its nudges go with the statement
     that takes the chain's lock: the lock, which every appender waits for, is taken after their row locks rather
@@ -190,8 +212,10 @@ def record_all(db: Session, entries: Sequence[AuditEntry], clock: Clock = utcnow
     held = _held_head(db)
     postgres = db.get_bind().dialect.name == "postgresql"
     if held is None and postgres:
-        seq, digest = _append_at_head(db, given)
+        seq, digest = _append_at_head(db, given, carrying)
     else:
+        if carrying is not None:  # PostgreSQL, the lock this transaction's already: the part in a statement of its own
+            db.execute(sqlalchemy.select(func.count()).select_from(carrying.part("TRUE")), carrying.values)
         if held is None:
             seq, digest = _take_head(db)
         else:
@@ -239,17 +263,20 @@ def _held_head(db: Session) -> tuple[int, str] | None:
     return seq + 1, digest
 
 
-def _append_at_head(db: Session, given: Sequence[Mapping[str, Any]]) -> tuple[int, str]:
-    """PostgreSQL, a transaction's first append: take the chain's lock, move the head and write the rows in one
-    round trip; returns the last row's sequence number and hash."""
+def _append_at_head(db: Session, given: Sequence[Mapping[str, Any]], carrying: Carried | None) -> tuple[int, str]:
+    """PostgreSQL, a transaction's first append: take the chain's lock, move the head and write the rows (and the
+    ``carrying`` part, under `_HEAD_TAKEN`) in one round trip; returns the last row's sequence number and hash."""
     values: dict[str, Any] = {}
     for i, fields in enumerate(given):
         hashed = json.dumps([_timestamp(fields["at"]), *(fields[name] for name in _GIVEN[1:])], **_JSON)[1:-1]
         values[f"event_fields_{i}"] = hashed
         values |= {f"event_{name}_{i}": fields[name] for name in _GIVEN}
     notes = unsent_notes(db)
-    statement = _append_at_head_statement(len(given), notifying=bool(notes))
-    rows = db.execute(statement, {**values, **notify_values(notes)} if notes else values).all()
+    carried = carrying.part(_HEAD_TAKEN) if carrying is not None else None
+    statement = _append_at_head_statement(len(given), bool(notes), carried)
+    if notes:
+        values |= notify_values(notes)
+    rows = db.execute(statement, values if carrying is None else {**values, **carrying.values}).all()
     if not rows:
         raise RuntimeError("the audit chain head is missing: run `sohogw db upgrade`")
     last = max(rows, key=lambda row: row.seq)

@@ -19,7 +19,7 @@ from certs.authority import Authority
 from certs.errors import CertificateError
 from certs.identity import CertificateIdentity
 from certs.revocation import HttpRevocationChecker
-from gateway.audit.service import AuditEntry, record, record_all
+from gateway.audit.service import AuditEntry, record
 from gateway.db import engine_of, session_scope
 from gateway.directory import Account, Directory, DirectoryUser, group_identifiers
 from gateway.directory.errors import AccountNotFound, DirectoryError, LoginRefused
@@ -34,6 +34,7 @@ from gateway.sessions.errors import LoginFailed, SecondFactorRefused, TooManyAtt
 from gateway.sessions.models import HomeSession, SessionState
 from gateway.sessions.service import (
     SESSION_STARTED,
+    audit_opening,
     end_replaced_sessions,
     new_home_session,
     open_session,
@@ -412,10 +413,7 @@ def _open_session(
         outcome="second_factor_pending" if effective.require_totp else "success",
         detail={**attempt.detail, "roles": session.roles, "person": user.person_id},
     )
-    if session.state is SessionState.ACTIVE:
-        _take_over(db, session, now, then=signed_in)
-    else:
-        record_all(db, [signed_in])
+    audit_opening(db, session, now, then=signed_in, give_back=given_back)
     return LoginResult(session, token, effective)
 
 
@@ -477,7 +475,6 @@ def complete_second_factor(
         raise
     session.state, session.second_factor, session.last_seen_at = SessionState.ACTIVE, True, now
     token = rotate_token(db, session)
-    throttle.forget(db, session.person_id)
     nudge_after_commit(db, SESSION_STARTED, session.id)  # before the audit rows, which send the nudges
     passed = AuditEntry(
         actor=session.login,
@@ -488,5 +485,7 @@ def complete_second_factor(
         detail={"person": session.person_id},
     )
     _take_over(db, session, now, then=passed)
+    # After the person's turn and the chain's lock, the order a sign-in's give-back takes the row in (`audit_opening`).
+    throttle.forget(db, session.person_id)
     codes = recovery_codes.replace_codes(db, session, now) if enrolled_now else []
     return SecondFactorPassed(token, codes)

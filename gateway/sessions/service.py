@@ -17,14 +17,14 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy import CTE, ColumnElement, Executable, Row, Update, bindparam, func, insert, update
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy import ColumnElement, Executable, Row, Update, bindparam, func, insert, update
+from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.base import manager_of_class
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
-from gateway.audit.service import AuditEntry, record, record_all
+from gateway.audit.service import AuditEntry, Carried, record, record_all
 from gateway.clock import as_utc
 from gateway.db import TAKE_TURN, serialize_on
 from gateway.events import nudge_after_commit
@@ -72,35 +72,12 @@ _INSERT_TAKING_TURN = TAKE_TURN.add_cte(_INSERT.cte("new_session"))
 take-over (`end_replaced_sessions`): one round trip fewer at every sign-in."""
 
 
-@lru_cache(maxsize=8)
-def _inserting_giving_back(given_back: CTE, taking_turn: bool) -> Executable:
-    """PostgreSQL: `_INSERT` or `_INSERT_TAKING_TURN` carrying a sign-in's `throttle.give_back` (``given_back``):
-    one round trip fewer at every sign-in. The throttle's rows are written first, before the turn is waited for
-    (the turn's one-time condition counts them), so that rows and turn are taken in the order a second factor's
-    `throttle.forget` and take-over take them, and no two sign-ins each hold what the other waits for."""
-    if not taking_turn:
-        return _INSERT.add_cte(given_back)
-    return TAKE_TURN.where(_written_first(given_back)).add_cte(_INSERT.cte("new_session"))
-
-
-def _written_first(given_back: CTE) -> ColumnElement[bool]:
-    """A condition that always holds and, put on a statement's WHERE, has ``given_back``'s rows written (and locked)
-    before that statement's select list (its turn) is evaluated."""
-    return sqlalchemy.select(func.count()).select_from(given_back).scalar_subquery() >= 0
-
-
-_WRITTEN = "EXISTS (SELECT FROM new_session)"
-"""In a statement of `_inserting_if`: the session's row was written."""
-
-
-@lru_cache(maxsize=16)
-def _inserting_if(still: ColumnElement[bool], given_back: CTE | None, taking_turn: bool) -> Executable:
+@lru_cache(maxsize=4)
+def _inserting_if(still: ColumnElement[bool], taking_turn: bool) -> Executable:
     """PostgreSQL: the session's row written only while ``still`` holds (the policy version its evaluation assumed
-    is still the newest: `policies.service.AssumedPolicy`), in one statement with a sign-in's give-back of its
-    attempts (``given_back``: `throttle.GiveBack.as_part` under `_WRITTEN`, so given back only with the row) and,
-    for an active session whose row was written, its person's turn, as `open_session` writes them; returns the number
-    of rows written
-    (``opened``). The give-back's rows are taken before the turn, as in `_inserting_giving_back`."""
+    is still the newest: `policies.service.AssumedPolicy`), in one statement with, for an active session whose row
+    was written, its person's turn, as `open_session` writes them; returns the number of rows written
+    (``opened``)."""
     new_row = sqlalchemy.select(*(bindparam(f"new_{column.name}", type_=column.type) for column in _SESSIONS.c))
     written = (
         insert(_SESSIONS)
@@ -110,15 +87,11 @@ def _inserting_if(still: ColumnElement[bool], given_back: CTE | None, taking_tur
     )
     rows_written = sqlalchemy.select(func.count()).select_from(written).scalar_subquery()
     opened = rows_written.label("opened")
-    # The turn with the row alone: a sign-in whose version was no longer the newest writes nothing and goes on to
-    # `open_session`, which takes the give-back's rows and then the turn; a turn taken here would be held across that,
-    # the other way round, and wait in a circle with a sign-in of the same person holding the rows.
+    # The turn with the row alone: a sign-in whose version was no longer the newest writes nothing, takes no turn and
+    # goes on to `open_session`.
     turn = sqlalchemy.case((rows_written > 0, TAKE_TURN.selected_columns[0])).label("turn")
     statement = sqlalchemy.select(turn, opened) if taking_turn else sqlalchemy.select(opened)
-    statement = statement.add_cte(written)
-    if given_back is None:
-        return statement
-    return statement.add_cte(given_back).where(_written_first(given_back))
+    return statement.add_cte(written)
 
 
 @lru_cache(maxsize=4)
@@ -153,6 +126,7 @@ def new_home_session(**fields: Any) -> HomeSession:
     unknown, missing = fields.keys() - HomeSession.model_fields.keys(), _REQUIRED_FIELDS - fields.keys()
     if unknown or missing:
         raise TypeError(f"HomeSession fields unknown: {sorted(unknown)}, missing: {sorted(missing)}")
+    configure_mappers()  # as the constructor does (~2 µs once done): a first sign-in may come before any query
     session = _MANAGER.new_instance()
     session.__dict__.update(_FIELD_DEFAULTS, **fields)
     return session
@@ -160,9 +134,11 @@ def new_home_session(**fields: Any) -> HomeSession:
 
 def open_session(db: Session, session: HomeSession, *, give_back: throttle.GiveBack | None = None) -> str:
     """Store a new session with a fresh token and CSRF secret; returns the token for the cookie. An active one also
-    takes its person's turn for the take-over, in the same statement on PostgreSQL, and a sign-in's ``give_back``
-    of its throttle's attempts is written there too (on SQLite, first, as `throttle.give_back`). The rows given
-    back then stay locked until the session's commit: a reservation on them meanwhile waits for it.
+    takes its person's turn for the take-over, in the same statement on PostgreSQL. A sign-in's ``give_back`` of
+    its throttle's attempts is written here on SQLite only, first, as `throttle.give_back` (its one writer: an
+    independent write after the row would wait for this transaction); on PostgreSQL the session's audit append
+    carries it (`audit_opening`), so that its rows, which every reservation on the person or the address waits for,
+    are held only from the chain's lock to the commit.
 
     The row is written by a table statement and the object then joins ``db`` as that row, persistent as if loaded:
     its later changes are flushed as updates. Adding it and flushing it through the ORM's unit of work cost ~0.5 ms
@@ -176,9 +152,10 @@ def open_session_under(
     db: Session, session: HomeSession, policy: AssumedPolicy, *, give_back: throttle.GiveBack | None = None
 ) -> str | None:
     """`open_session` for a session made under ``policy``, an evaluation of the version this process read last:
-    written, with its give-back and turn, only if that version is still the newest when the row is written (on
-    PostgreSQL in the same statement, which then reads the version instead of a statement of its own before). None,
-    with nothing written, when it is not: the caller reads the policy again and judges the sign-in anew."""
+    written, with its turn (on SQLite its give-back), only if that version is still the newest when the row is
+    written (on PostgreSQL in the same statement, which then reads the version instead of a statement of its own
+    before). None, with nothing written, when it is not: the caller reads the policy again and judges the sign-in
+    anew."""
     token = new_token()
     return token if _write(db, session, token, give_back, policy) else None
 
@@ -199,13 +176,9 @@ def _write(
     if postgres and taking_turn:
         row["turn_name"] = _take_over_turn(session.person_id)
     if postgres and policy is not None:
-        part = give_back.as_part(only_if=_WRITTEN) if give_back is not None else None
-        values = {**row, **policy.values, **(give_back.values if give_back is not None else {})}
-        if not db.connection().execute(_inserting_if(policy.still_newest, part, taking_turn), values).one().opened:
+        statement = _inserting_if(policy.still_newest, taking_turn)
+        if not db.connection().execute(statement, {**row, **policy.values}).one().opened:
             return False
-    elif postgres and give_back is not None:
-        statement = _inserting_giving_back(give_back.as_part(), taking_turn)
-        db.connection().execute(statement, {**row, **give_back.values})
     else:
         db.connection().execute(_INSERT_TAKING_TURN if postgres and taking_turn else _INSERT, row)
     if postgres and taking_turn:
@@ -315,11 +288,27 @@ def end_session(
     return session
 
 
-def end_replaced_sessions(db: Session, session: HomeSession, now: datetime, *, then: AuditEntry | None = None) -> None:
+def audit_opening(
+    db: Session, session: HomeSession, now: datetime, *, then: AuditEntry, give_back: throttle.GiveBack
+) -> None:
+    """The audit of a session `open_session` just wrote, ``then`` its sign-in's event: for an active one after its
+    take-over's (`end_replaced_sessions`). On PostgreSQL the append carries the sign-in's ``give_back`` (on SQLite
+    `open_session` gave it back first): the throttle's rows are taken after the person's turn and the chain's lock,
+    the order a second factor's `throttle.forget` takes them in."""
+    carrying = Carried(give_back.as_part, give_back.values) if db.get_bind().dialect.name == "postgresql" else None
+    if session.state is SessionState.ACTIVE:
+        end_replaced_sessions(db, session, now, then=then, carrying=carrying)
+    else:
+        record_all(db, [then], carrying=carrying)
+
+
+def end_replaced_sessions(
+    db: Session, session: HomeSession, now: datetime, *, then: AuditEntry | None = None, carrying: Carried | None = None
+) -> None:
     """The take-over: end the person's other live sessions as replaced by ``session`` (by its login, from its
     address), each audited and nudged as by `end_session`, found and marked in one statement. ``then``, the event
     of the step that took over (the sign-in), is audited after their rows and in the same append: on PostgreSQL one
-    statement for all of them, under the chain's lock.
+    statement for all of them, under the chain's lock, with what it is ``carrying`` (`audit.service.Carried`).
 
     Two sign-ins of one person at once take turns from here to their commit (`db.serialize_on`), before their audit
     rows take the chain's lock: else each could hold a session the other ends while waiting on the chain the other
@@ -334,7 +323,7 @@ def end_replaced_sessions(db: Session, session: HomeSession, now: datetime, *, t
     for ended in marked:
         nudge_after_commit(db, SESSION_ENDED, ended.id)  # before the append, as in `end_session`
     entries = [_ending_entry(ended, EndReason.REPLACED, session.login, session.source_ip, None) for ended in marked]
-    record_all(db, entries if then is None else [*entries, then])
+    record_all(db, entries if then is None else [*entries, then], carrying=carrying)
 
 
 def session_for_token(db: Session, token: str | None, now: datetime) -> HomeSession | None:

@@ -177,9 +177,9 @@ def give_back(db: Session, keys: Sequence[tuple[str, int]], *, forget_person: st
     one lower, or cleared), so no transaction binds it: on PostgreSQL it commits by itself, without the ``BEGIN``
     and ``COMMIT`` round trips. It takes the rows in the order ``reserve`` takes them in.
 
-    A sign-in on PostgreSQL writes it in its session row's statement instead (`GiveBack.as_part`,
-    `sessions.service.open_session`): one round trip fewer, for rows held until that commit (a reservation on the
-    same person or address waits for it) and kept counted should it fail.
+    A sign-in on PostgreSQL writes it in its audit append instead (`GiveBack.as_part`,
+    `sessions.service.audit_opening`): one round trip fewer, for rows held from the audit chain's lock to that
+    commit (a reservation on the same person or address waits for it) and kept counted should it fail.
     """
     given = GiveBack(keys, forget_person)
     with independent_writes(engine_of(db)) as own:
@@ -210,7 +210,7 @@ class GiveBack:
     def as_part(self, only_if: str = "") -> CTE:
         """PostgreSQL: `give_back`'s upsert as a data-modifying ``WITH`` of another statement (bound with
         ``values``), returning the keys it changed; a statement that references it (a count of its rows) has it
-        run first, in full. With ``only_if`` (a constant SQL condition of the caller's, which may name the
+        run in full. With ``only_if`` (a constant SQL condition of the caller's, which may name the
         statement's other parts) nothing is given back when the condition does not hold."""
         return _given_back_on_each(len(self.ordered_keys), only_if)
 

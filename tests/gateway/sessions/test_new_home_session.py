@@ -1,7 +1,10 @@
 """A sign-in's session object is made without the model's constructor (`new_home_session`), and must be the object
 the constructor would make: the same fields and defaults, written and read back as the same row."""
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,3 +58,15 @@ def test_a_new_session_is_written_and_its_later_changes_flushed(engine: Engine) 
             session.model_dump(exclude={"created_at", "last_seen_at", "last_checked_at", "expires_at"})
         )
         assert stored.display_name == "Agent One" and stored.second_factor is False
+
+
+def test_a_process_s_first_session_object_works_before_any_query_or_constructor() -> None:
+    """A gateway's first sign-in may make its session object before anything has configured the ORM's mappers (the
+    constructor does; `new_home_session` skips it): reading a field then failed ('NoneType' object has no attribute
+    'supports_population') and the sign-in answered 500. A fresh interpreter, as the test run's is not."""
+    fresh = (
+        "from tests.gateway.sessions.test_new_home_session import FIELDS\n"
+        "from gateway.sessions.service import new_home_session\n"
+        "assert new_home_session(**FIELDS).state.value == 'active'\n"
+    )
+    subprocess.run([sys.executable, "-c", fresh], check=True, cwd=Path(__file__).parents[3], timeout=60)

@@ -1,9 +1,8 @@
-"""A right guess gives its throttle attempts back in the statement that writes its session (PostgreSQL; SQLite
-first, on its own), and takes the throttle's rows before the person's turn for the take-over, the order a second
-factor's `throttle.forget` and take-over take them in: else the two could each hold what the other waits for."""
+"""A right guess gives its throttle attempts back in the statement that appends its audit rows (PostgreSQL; SQLite
+first, on its own), after the person's turn for the take-over and the audit chain's lock, the order a second
+factor's take-over and `throttle.forget` take them in: else the two could each hold what the other waits for."""
 
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from certs.revocation import HttpRevocationChecker
@@ -23,6 +22,7 @@ from gateway.directory.settings import DirectorySettings
 from gateway.policies.models import PolicyVersion
 from gateway.policies.service import import_policy
 from gateway.sessions import login as login_module
+from gateway.sessions import service as session_service
 from gateway.sessions import throttle
 from gateway.sessions.errors import LoginFailed
 from gateway.sessions.login import LoginRequest, LoginServices, login
@@ -125,46 +125,37 @@ def test_a_sign_in_waiting_for_its_second_factor_gives_its_attempt_back_and_keep
     assert sign_ins.counts() == {throttle.person_key(PERSON): 2, throttle.source_key(SOURCE): 2}
 
 
-def _waiting_on_a_lock(engine: Engine) -> int:
-    """The backend whose statement giving attempts back (the session row's) waits on a lock (a row another
-    transaction holds). Told by the session row's part: the give-back's may come past the 1,024 characters of a
-    statement the server shows."""
-    waiting = text(
-        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%new_session%' "
-        "AND pid <> pg_backend_pid()"
-    )
-    with engine.connect() as watcher:
-        for _ in range(200):
-            pid = watcher.execute(waiting).scalar()
-            if pid is not None:
-                return int(pid)
-            watcher.rollback()
-            time.sleep(0.05)
-    raise AssertionError("no sign-in waited on the throttle's row")
-
-
 @pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
-def test_a_sign_in_takes_the_throttle_rows_before_the_persons_turn(sign_ins: SignIns, engine: Engine) -> None:
+def test_a_reservation_does_not_wait_for_a_sign_in_that_has_not_taken_the_chains_lock(
+    sign_ins: SignIns, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every sign-in of the person, and from the address, reserves on the rows a right guess gives its attempts back
+    on. Given back in the session row's statement, they were held from there to the commit, through the take-over
+    and the wait for the audit chain's lock, and the next reservation waited that long; given back in the audit
+    append, after that lock, a reservation waits for none of it."""
     assert sign_ins.attempt("sup-one-pw") == "success"  # the first session, for the next to take over
-    sign_ins.directory.reached.clear()
-    sign_ins.directory.go.clear()
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    row_written, go_on = threading.Event(), threading.Event()
+    record_all = session_service.record_all
+
+    def after_a_pause(*args: Any, **kwargs: Any) -> None:
+        row_written.set()
+        assert go_on.wait(10)
+        record_all(*args, **kwargs)
+
+    monkeypatch.setattr(session_service, "record_all", after_a_pause)  # the take-over's append
+    keys = [(throttle.person_key(PERSON), 1000), (throttle.source_key(SOURCE), 1000)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
         signing_in = pool.submit(sign_ins.attempt, "sup-one-pw")
-        assert sign_ins.directory.reached.wait(10)  # reserved, at the bind
-        with Session(engine) as second_factor:  # a second factor's step, holding the person's row meanwhile
-            throttle.forget(second_factor, PERSON)
-            sign_ins.directory.go.set()
-            pid = _waiting_on_a_lock(engine)
-            with engine.connect() as watcher:
-                held = text("SELECT count(*) FROM pg_locks WHERE pid = :pid AND locktype = 'advisory' AND granted")
-                turns_held = watcher.execute(held, {"pid": pid}).scalar_one()
-            second_factor.commit()
+        try:
+            assert row_written.wait(10)  # the session's row, its turn and the take-over written, the audit rows not
+            with Session(engine) as other:
+                reserving = pool.submit(throttle.reserve, other, keys, datetime.now(UTC), sign_ins.services.limits, "")
+                reserving.result(timeout=5)
+        finally:
+            go_on.set()
         assert signing_in.result(timeout=10) == "success"
-    assert turns_held == 0  # it waits for the row holding no turn: the second factor's take-over can go on
-    with session_scope(engine) as db:
-        live = db.exec(select(HomeSession).where(HomeSession.state == SessionState.ACTIVE)).all()
-    assert len(live) == 1
-    assert sign_ins.counts() == {throttle.person_key(PERSON): 0, throttle.source_key(SOURCE): 0}
+    # the reservation counted on both; the sign-in, complete, then cleared the person's count
+    assert sign_ins.counts() == {throttle.person_key(PERSON): 0, throttle.source_key(SOURCE): 1}
 
 
 def test_a_right_guess_refused_by_a_policy_imported_during_its_bind_keeps_its_attempts(
