@@ -41,7 +41,7 @@ from sqlmodel import Session, col, select
 from bench.interleave import alternate, throughput
 from certs.authority import Authority, init_authority
 from gateway.db import make_engine, session_scope
-from gateway.events import listen, unlisten
+from gateway.events import Listener, listen, unlisten
 from gateway.nodes.gate import DatabaseClusterGate
 from gateway.nodes.listener import NudgeListener
 from gateway.pki.service import Actor, issue_agent_certificate, publication_urls
@@ -125,26 +125,36 @@ def nudge_latencies(admin_url: str, rounds: int) -> dict[str, list[float]]:
     url = fresh_database(admin_url)
     engine = make_engine(url)
     heard: dict[str, threading.Event] = {"remote": threading.Event(), "local": threading.Event()}
-    listener = NudgeListener(url, lambda topic, payload: heard["remote"].set(), origin="bench-node-b")
+    # Each round waits for its own session's ending: node b hears the same-node rounds' NOTIFYs too, and one of them
+    # arriving after the next cross-node round began would end that round's wait at once.
+    awaited: dict[str, str] = {}
+
+    def hearing(kind: str) -> Listener:
+        def hear(topic: str, payload: Any) -> None:
+            if topic == SESSION_ENDED and payload == awaited.get(kind):
+                heard[kind].set()
+
+        return hear
+
+    listener = NudgeListener(url, hearing("remote"), origin="bench-node-b")
     listener.start()
     while not listener.status.connected:
         time.sleep(0.01)
     ids = seed_tunnels(engine, "a", rounds * 2)
-
-    def local(topic: str, payload: Any) -> None:
-        heard["local"].set()
-
+    local = hearing("local")
     listen(SESSION_ENDED, local)
     pending = iter(ids)
 
     def one(kind: str) -> float:
         heard[kind].clear()
+        awaited[kind] = next(pending)
         with session_scope(engine) as db:
-            session = db.get(HomeSession, next(pending))
+            session = db.get(HomeSession, awaited[kind])
             assert session is not None
             end_session(db, session, EndReason.ADMIN, actor="bench", now=datetime.now(UTC))
             committing = time.perf_counter()  # the clock starts as the commit does (at the block's end)
-        heard[kind].wait(5)
+        if not heard[kind].wait(5):  # a nudge never heard is a broken path, not a latency of 5 s
+            raise RuntimeError(f"the {kind} nudge was not heard within 5 s")
         return time.perf_counter() - committing
 
     try:

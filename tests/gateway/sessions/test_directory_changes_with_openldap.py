@@ -9,14 +9,12 @@ subscription's connection goes through a relay that one test cuts.
 
 import json
 import secrets
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
-import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
@@ -24,23 +22,18 @@ from sqlmodel import select
 
 from certs.revocation import HttpRevocationChecker
 from gateway.adoption import LegacyAdoption
-from gateway.app import create_app
 from gateway.clock import utcnow
 from gateway.db import make_engine, session_scope
 from gateway.directory import open_directory, open_directory_watch
 from gateway.pki import service as pki
-from gateway.policies.service import import_policy
 from gateway.sessions.login import LoginServices
 from gateway.sessions.models import EndReason, HomeSession, SessionState
 from gateway.sessions.throttle import ThrottleLimits
 from gateway.sessions.workers import DirectoryChanges, session_workers
-from gateway.settings import load_settings
 from policy import DEFAULT_POLICY_FILE
 from tests.directory import slapd as openldap
 from tests.gateway.sessions.directory_change_checks import PATIENCE, subscription_audit, wait_for
-from tests.support import portal as whole
 from tests.support.portal import PROXY_SECRET, Portal, serving_portal, sign_in
-from tests.support.server import serving
 from tests.support.sqlite import copy_sqlite
 from tests.support.tcp_relay import TcpRelay, tcp_relay
 from tests.support.workers import running
@@ -239,56 +232,6 @@ def test_a_silent_server_is_noticed_by_the_heartbeat(world: World) -> None:
     assert world.subscription.watch.subscribed.wait(PATIENCE)
     _leave_group(world, agent)
     wait_for("the end of the session", lambda: world.session(agent).state is SessionState.ENDED)
-
-
-def _watch_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "directory-watch" and t.is_alive()]
-
-
-def test_the_app_runs_the_subscription_while_it_serves_and_stops_it_after(
-    slapd: openldap.Slapd, tmp_path: Path, sqlite_template: Path
-) -> None:
-    """``create_app`` with its jobs on (poll at an hour): a supervisor taken out of soho-supervisors loses the
-    session through the app's own subscription, and shutting the app down leaves no subscription thread."""
-    login = f"sup.{secrets.token_hex(3)}"
-    supervisors, dn = openldap.group_dn("soho-supervisors"), openldap.user_dn(login)
-    with slapd.admin() as admin:
-        person = {"objectClass": ["inetOrgPerson"], "uid": login, "cn": login, "sn": login}
-        assert admin.add(dn, attributes={**person, "userPassword": openldap.PASSWORD}), admin.result
-        assert admin.modify(supervisors, {"member": [(MODIFY_ADD, [dn])]}), admin.result
-    url = copy_sqlite(sqlite_template, tmp_path / "sohogw.db")
-    engine = make_engine(url)
-    policy = DEFAULT_POLICY_FILE.read_text(encoding="utf-8").replace(
-        "\n  SOHO-Supervisors:\n", f'\n  "{supervisors}":\n'
-    )
-    with session_scope(engine) as db:
-        import_policy(db, policy, actor="test", source="", now=datetime.now(UTC))
-    settings = load_settings(
-        data_dir=tmp_path, database_url=url, portal={"revalidate_seconds": 3600}, seats={"enabled": False}
-    )
-    directory = open_directory(slapd.settings())
-    before = len(_watch_threads())
-    try:
-        app = create_app(settings, engine=engine, directory=directory)
-        with serving(app) as base_url, httpx.Client(base_url=base_url) as client:
-            assert workers_wait_for(lambda: len(_watch_threads()) == before + 1, PATIENCE)
-            assert whole.sign_in(client, login, openldap.PASSWORD).status_code == 303
-            with session_scope(engine) as db:
-                session_id = db.exec(select(HomeSession).where(HomeSession.login == login)).one().id
-            with slapd.admin() as admin:
-                assert admin.modify(supervisors, {"member": [(MODIFY_DELETE, [dn])]}), admin.result
-
-            def ended() -> HomeSession:
-                with session_scope(engine) as db:
-                    session = db.get(HomeSession, session_id)
-                    assert session is not None
-                    return session
-
-            wait_for("the supervisor's session to end", lambda: ended().state is SessionState.ENDED)
-            assert ended().end_reason is EndReason.ROLE_REMOVED
-        assert len(_watch_threads()) == before
-    finally:
-        engine.dispose()
 
 
 def test_a_server_without_syncprov_is_reported_lost_once_and_never_restored() -> None:
