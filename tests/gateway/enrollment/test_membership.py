@@ -80,6 +80,13 @@ def _repair(portal: Portal) -> None:
     one_pass(portal.engine, worker)
 
 
+def _last_membership_outcome(portal: Portal, login: str) -> str | None:
+    """The outcome of the newest ``enrollment.membership`` audit row about ``login`` (by the chain's order)."""
+    with session_scope(portal.engine) as db:
+        query = select(AuditEvent.outcome).where(AuditEvent.action == "enrollment.membership")
+        return db.exec(query.where(AuditEvent.target == login).order_by(col(AuditEvent.seq).desc())).first()
+
+
 def _becomes(portal: Portal, login: str, member: bool, group: str = "SOHO-Agents") -> None:
     """Waits for the membership worker's nudged pass (it runs in its own thread after the commit)."""
     wait_for(lambda: _in_group(portal.directory, login, group) == member)
@@ -235,10 +242,8 @@ def test_in_samba_a_suspension_after_a_rename_still_takes_the_person_out_of_the_
         with session_scope(samba_portal.engine) as db:
             _suspend(db, samba_portal, service.get_application(db, application_id))
         _becomes(samba_portal, user_dn(renamed), False, group_dn(group))
-        with session_scope(samba_portal.engine) as db:
-            query = select(AuditEvent.outcome).where(AuditEvent.action == "enrollment.membership")
-            removed = db.exec(query.where(AuditEvent.target == login)).all()
-        assert removed[-1] == "removed"
+        # The worker audits after it changed the group, in a commit of its own: wait for that row too.
+        wait_for(lambda: _last_membership_outcome(samba_portal, login) == "removed")
     finally:
         admin.modify(user_dn(renamed), {"sAMAccountName": [(MODIFY_REPLACE, [login])]})
         admin.modify_dn(user_dn(renamed), f"CN={login}")
