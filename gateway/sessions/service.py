@@ -286,12 +286,14 @@ def end_sessions(
     now: datetime,
     source: str = "",
     detail: dict[str, object] | None = None,
+    details: Mapping[str, dict[str, object]] | None = None,
 ) -> int:
-    """`end_session` for each of several sessions, in this order; returns how many it ended. Every one is marked
-    before the first is audited, all in one append: the chain's lock, held to the commit once taken, is never held
-    while waiting for a session's row. A take-over holds the row of the session it ends while it waits for the
-    chain, and a pass audited ending by ending then waited for that row holding the chain (a deadlock; attacker
-    review, `test_sweep_beside_a_sign_in.py`)."""
+    """`end_session` for each of several sessions, in this order; returns how many it ended (``details``: a
+    session's own audit detail by its id, in place of ``detail``, as a dead node's pass names each one's node).
+    Every one is marked before the first is audited, all in one append: the chain's lock, held to the commit once
+    taken, is never held while waiting for a session's row. A take-over holds the row of the session it ends while
+    it waits for the chain, and a pass audited ending by ending then waited for that row holding the chain (a
+    deadlock; attacker review, `test_sweep_beside_a_sign_in.py`, `test_node_death_beside_a_sign_in.py`)."""
     entries = []
     for session, reason in endings:
         if session.state in OVER:
@@ -304,7 +306,8 @@ def end_sessions(
         # Nudged before the audit row, not after: the row sends the transaction's nudges first (on PostgreSQL in its
         # statement), and once it is written every other appender waits for this transaction's commit.
         nudge_after_commit(db, SESSION_ENDED, session.id)
-        entries.append(_ending_entry(marked[0], reason, actor, source, detail))
+        own = detail if details is None else details.get(session.id, detail)
+        entries.append(_ending_entry(marked[0], reason, actor, source, own))
     record_all(db, entries)
     return len(entries)
 
