@@ -64,7 +64,9 @@ def _seat_on(db: Session, session: HomeSession, node: str, now: datetime) -> Non
     db.flush()
 
 
+@pytest.mark.parametrize("agents_node", ["n1", "n3"], ids=["one dead node", "two dead nodes"])
 def test_a_dead_nodes_sessions_end_beside_its_agent_signing_in_on_a_survivor(
+    agents_node: str,
     engine: Engine,
     services: LoginServices,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
@@ -72,11 +74,14 @@ def test_a_dead_nodes_sessions_end_beside_its_agent_signing_in_on_a_survivor(
     """n1 went silent with two agents' seats on it, another person's (older) session and agent1's; agent1 signs in
     again (on n2) while n2 declares n1 dead. The survivor held the chain from the first ending's audit row and then
     waited for agent1's old session row, which the take-over had marked while it waited for the chain: PostgreSQL
-    ended one of them as a deadlock (the sign-in with the right password answered 500, or the declaration failed)."""
+    ended one of them as a deadlock (the sign-in with the right password answered 500, or the declaration failed).
+    With two dead nodes, agent1's seat on the second (n3): every dead node's sessions are marked before the first
+    audit row, not node by node."""
     certificate = _our_certificate(engine, services).cert
     now = datetime.now(UTC)
     with session_scope(engine) as db:
-        service.join(db, "n1", now - timedelta(minutes=10), dead_after=DEAD_AFTER, shared_database=True)
+        for node in sorted({"n1", agents_node}):
+            service.join(db, node, now - timedelta(minutes=10), dead_after=DEAD_AFTER, shared_database=True)
         earlier = now - timedelta(hours=1)
         other = {"person_id": "builtin:other", "login": "other", "created_at": earlier, "last_seen_at": earlier}
         first = new_home_session(**{**FIELDS, **other, "id": uuid.uuid4().hex, "expires_at": now + timedelta(days=1)})
@@ -84,7 +89,7 @@ def test_a_dead_nodes_sessions_end_beside_its_agent_signing_in_on_a_survivor(
         _seat_on(db, first, "n1", earlier)
         login(db, services, LoginRequest("agent1", PASSWORD, "198.51.100.7", "", certificate), now)
         old = db.exec(select(HomeSession).where(HomeSession.login == "agent1")).one()
-        _seat_on(db, old, "n1", now)
+        _seat_on(db, old, agents_node, now)
         old_id = old.id
     first_audit, go_on = threading.Event(), threading.Event()
     appending = session_service.record_all
@@ -127,7 +132,7 @@ def test_a_dead_nodes_sessions_end_beside_its_agent_signing_in_on_a_survivor(
         survivor.join(30)
         signer.join(30)
     assert not failures, [f"{type(error).__name__}: {str(error).splitlines()[0]}" for error in failures]
-    assert declared == ["n1"]
+    assert sorted(declared) == sorted({"n1", agents_node})
     with Session(engine) as db:
         sessions = {session.id: session for session in db.exec(select(HomeSession)).all()}
         assert verify_chain(db).first_bad_seq is None
