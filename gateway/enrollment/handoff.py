@@ -30,7 +30,7 @@ from gateway.pki.errors import CaNotReady
 from gateway.pki.models import CertificateKind, IssuedCertificate
 from gateway.sessions.login import certificate_matches
 from gateway.sessions.models import EndReason, HomeSession, SessionState
-from gateway.sessions.service import end_session
+from gateway.sessions.service import end_sessions
 from gateway.voice.numbers import mark_vetted
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def grant_seat(db: Session, application: Application, handoff: HandOff, *, actor
 def withdraw_seat(
     db: Session, application: Application, handoff: HandOff, *, actor: str, now: datetime, why: str
 ) -> None:
-    """Revoke certificates, end sessions, cancel certificate requests; the person leaves the group once the caller
+    """End sessions, revoke certificates, cancel certificate requests; the person leaves the group once the caller
     commits. Fails closed: a CA that is not ready stops the whole step rather than leaving a certificate valid.
     When the directory cannot say how the person is named now, the certificates of those names that carry no person
     are owed, and the membership pass revokes them once it answers (``finish_owed_revocations``)."""
@@ -100,17 +100,20 @@ def withdraw_seat(
         raise CaNotReady(
             "the certificate authority is not ready, so the certificates cannot be revoked; nothing changed"
         )
+    # By the person's directory id: a session opened under any spelling of the account ends (by name only for an
+    # application from before ids were kept, migration 0008). Every one marked before this transaction's first audit
+    # row, in one append, the revocations' after it: a take-over at the person's sign-in holds the row of the
+    # session it ends while it waits for the audit chain, and this held the chain from a revocation's audit row and
+    # then waited for that row (a deadlock; `test_suspension_beside_a_sign_in.py`).
+    person_id, login = application.person_id, application.login
+    theirs = HomeSession.person_id == person_id if person_id else HomeSession.login == login
+    sessions = db.exec(select(HomeSession).where(theirs, HomeSession.state != SessionState.ENDED)).all()
+    endings = [(session, EndReason.HR_SUSPENDED) for session in sessions]
+    end_sessions(db, endings, actor=actor, now=now, detail={"enrollment": why})
     _revoke(db, handoff, certificates, actor, now)
     if not found.directory_answered and application.person_id:  # a rename since would hide the new name's ones
         application.revocation_owed_since = now
         db.add(application)
-    # By the person's directory id: a session opened under any spelling of the account ends (by name only for an
-    # application from before ids were kept, migration 0008).
-    person_id, login = application.person_id, application.login
-    theirs = HomeSession.person_id == person_id if person_id else HomeSession.login == login
-    sessions = db.exec(select(HomeSession).where(theirs, HomeSession.state != SessionState.ENDED)).all()
-    for session in sessions:
-        end_session(db, session, EndReason.HR_SUSPENDED, actor=actor, now=now, detail={"enrollment": why})
     for request in db.exec(
         select(CertificateRequest).where(
             CertificateRequest.login == application.login, CertificateRequest.state == CertificateRequestState.OPEN

@@ -2,9 +2,11 @@
 
 A node that stops beating is declared dead by exactly one survivor: the rows of silent nodes are read ``FOR UPDATE
 SKIP LOCKED``, so a second survivor looking at the same moment skips the row the first one holds, and finds it dead
-already once the first commits. Everything the dead node owned ends through ``end_session`` with reason
-``node_lost`` in that same transaction, with its seat leases and the watches of its seats: nothing is left half-done,
-and the audit row of each ending commits with it or not at all.
+already once the first commits. Everything the dead node owned ends with reason ``node_lost`` in that
+same transaction, with its seat leases and the watches of its seats: nothing is left half-done, and the audit row of
+each ending commits with it or not at all. The sessions of every dead node are marked before the first audit row,
+all audited in one append (``end_sessions``): an agent of a dead node signing in again on a survivor has its old
+session marked by the take-over, held to its commit, while it waits for the audit chain.
 """
 
 import uuid
@@ -20,7 +22,7 @@ from gateway.seats.models import SeatEndReason, SeatLease
 from gateway.seats.service import LIVE as LIVE_SEAT
 from gateway.seats.service import end_seat
 from gateway.sessions.models import EndReason, HomeSession, SessionState
-from gateway.sessions.service import end_session
+from gateway.sessions.service import end_sessions
 from gateway.supervision.models import ScreenWatch
 from gateway.voice.models import CallLeg
 from gateway.voice.service import release_session
@@ -124,6 +126,14 @@ def declare_dead_nodes(db: Session, survivor: str, now: datetime, dead_after: ti
     ).all()
     owned = {node.name: sessions_owned_by(db, node.name) for node in silent}
     lock_addresses(db, {session.person_id for sessions in owned.values() for session in sessions})
+    # Every dead node's sessions marked before the first audit row, audited in one append (a take-over beside it).
+    end_sessions(
+        db,
+        [(session, EndReason.NODE_LOST) for node in silent for session in owned[node.name]],
+        actor=f"node:{survivor}",
+        now=now,
+        details={session.id: {"node": node.name} for node in reversed(silent) for session in owned[node.name]},
+    )
     for node in silent:
         node.state, node.declared_dead_at, node.declared_dead_by = NodeState.DEAD, now, survivor
         db.add(node)
@@ -156,17 +166,16 @@ def sessions_owned_by(db: Session, node: str) -> list[HomeSession]:
 
 
 def end_what_it_owned(db: Session, node: str, survivor: str, now: datetime, sessions: list[HomeSession]) -> int:
-    """End ``sessions``, those of ``node``'s seats and tunnels (`sessions_owned_by`), with ``node_lost``, its seat
-    leases, the watches of those sessions or served by ``node``, and release the voice legs ``node`` held; every
-    ending audited. The dead node's tunnel leases are retired here (their peers died with its WireGuard), so its
-    sessions can be marked ended once the survivors' reconcilers have hung up the legs, as for any ending. Returns
-    the number of sessions ended.
+    """End what ``node`` owned beside ``sessions``, those of its seats and tunnels (`sessions_owned_by`), which the
+    caller has ended with ``node_lost`` already (`declare_dead_nodes`: every dead node's, marked before the first
+    audit row, one append): its seat leases, the watches of those sessions or served by ``node``; and release the
+    voice legs ``node`` held; every ending audited. The dead node's tunnel leases are retired here (their peers died
+    with its WireGuard), so its sessions can be marked ended once the survivors' reconcilers have hung up the legs,
+    as for any ending. Returns the number of ``sessions`` (those ended for ``node``).
 
     The caller has locked the address rows of the sessions' persons (`lock_addresses`) before its first audit row:
     the retirement takes them, and the agent's new lease on a survivor holds its row while it waits for the audit
     chain's head, which the first audit row holds to the commit (taken after it, the two deadlocked)."""
-    for session in sessions:
-        end_session(db, session, EndReason.NODE_LOST, actor=f"node:{survivor}", now=now, detail={"node": node})
     for lease in db.exec(select(SeatLease).where(SeatLease.node == node, col(SeatLease.state).in_(LIVE_SEAT))):
         end_seat(db, lease, SeatEndReason.LOST, now, detail={"node": node, "reason": EndReason.NODE_LOST.value})
     ended_ids = [session.id for session in sessions]

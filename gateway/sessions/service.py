@@ -11,7 +11,7 @@ import hashlib
 import json
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -274,18 +274,42 @@ def end_session(
 ) -> HomeSession:
     """Mark the session ending with its reason and audit it; ending an ending or ended session changes nothing,
     also when another transaction ended it after ``session`` was read (it then says so, re-read)."""
-    if session.state in OVER:
-        return session
-    marked = _mark_ending(db, _MARK_ENDING_ONE, {"ended_session": session.id}, reason, actor, now)
-    if not marked:
-        db.refresh(session, _ENDED_FIELDS)
-        return session
-    _show_ending(session, reason, actor, now)  # also when ``session`` is not the object ``db`` holds
-    # Nudged before the audit row, not after: the row sends the transaction's nudges first (on PostgreSQL in its
-    # statement), and once it is written every other appender waits for this transaction's commit.
-    nudge_after_commit(db, SESSION_ENDED, session.id)
-    record_all(db, [_ending_entry(marked[0], reason, actor, source, detail)])
+    end_sessions(db, [(session, reason)], actor=actor, now=now, source=source, detail=detail)
     return session
+
+
+def end_sessions(
+    db: Session,
+    endings: Sequence[tuple[HomeSession, EndReason]],
+    *,
+    actor: str,
+    now: datetime,
+    source: str = "",
+    detail: dict[str, object] | None = None,
+    details: Mapping[str, dict[str, object]] | None = None,
+) -> int:
+    """`end_session` for each of several sessions, in this order; returns how many it ended (``details``: a
+    session's own audit detail by its id, in place of ``detail``, as a dead node's pass names each one's node).
+    Every one is marked before the first is audited, all in one append: the chain's lock, held to the commit once
+    taken, is never held while waiting for a session's row. A take-over holds the row of the session it ends while
+    it waits for the chain, and a pass audited ending by ending then waited for that row holding the chain (a
+    deadlock; attacker review, `test_sweep_beside_a_sign_in.py`, `test_node_death_beside_a_sign_in.py`)."""
+    entries = []
+    for session, reason in endings:
+        if session.state in OVER:
+            continue
+        marked = _mark_ending(db, _MARK_ENDING_ONE, {"ended_session": session.id}, reason, actor, now)
+        if not marked:  # ended meanwhile: it says so, re-read
+            db.refresh(session, _ENDED_FIELDS)
+            continue
+        _show_ending(session, reason, actor, now)  # also when ``session`` is not the object ``db`` holds
+        # Nudged before the audit row, not after: the row sends the transaction's nudges first (on PostgreSQL in its
+        # statement), and once it is written every other appender waits for this transaction's commit.
+        nudge_after_commit(db, SESSION_ENDED, session.id)
+        own = detail if details is None else details.get(session.id, detail)
+        entries.append(_ending_entry(marked[0], reason, actor, source, own))
+    record_all(db, entries)
+    return len(entries)
 
 
 def audit_opening(
@@ -373,19 +397,18 @@ def get_session(db: Session, session_id: str) -> HomeSession | None:
 
 
 def end_idle_and_expired(db: Session, now: datetime) -> int:
-    """The scheduled sweep: sessions nobody used within their idle timeout, or past their maximum length."""
-    ended = 0
+    """The scheduled sweep: sessions nobody used within their idle timeout, or past their maximum length; returns how
+    many it ended, all audited in one append (`end_sessions`: a take-over of one of them beside it)."""
+    due: list[tuple[HomeSession, EndReason]] = []
     for session in live_sessions(db) + list(
         db.exec(select(HomeSession).where(HomeSession.state == SessionState.PENDING_SECOND_FACTOR)).all()
     ):
         if now >= as_utc(session.expires_at):
-            end_session(db, session, EndReason.MAX_LENGTH, actor="system", now=now)
-            ended += 1
+            due.append((session, EndReason.MAX_LENGTH))
         elif now - as_utc(session.last_seen_at) > timedelta(seconds=session.idle_timeout_seconds):
-            reason = EndReason.IDLE if session.state is SessionState.ACTIVE else EndReason.SECOND_FACTOR_ABANDONED
-            end_session(db, session, reason, actor="system", now=now)
-            ended += 1
-    return ended
+            idle = EndReason.IDLE if session.state is SessionState.ACTIVE else EndReason.SECOND_FACTOR_ABANDONED
+            due.append((session, idle))
+    return end_sessions(db, due, actor="system", now=now)
 
 
 def landing_page(session: HomeSession | None) -> str:

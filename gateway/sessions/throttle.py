@@ -228,9 +228,10 @@ def forget(db: Session, person_id: str) -> None:
 
 
 def prune(db: Session, now: datetime, limits: ThrottleLimits) -> None:
-    """Delete the windows that have passed. A row a sign-in holds (PostgreSQL: its give-back is written by its
-    session row's statement, and held to its commit) is left to the next prune, not waited for: the sweep that prunes
-    holds the audit chain's lock, which that sign-in waits for before its commit (a deadlock; attacker review)."""
+    """Delete the windows that have passed. A row another transaction holds is left to the next prune, not waited
+    for: on PostgreSQL a sign-in's give-back (its audit append's, `sessions.service.audit_opening`) and a second
+    factor's `forget` hold their rows from the audit chain's lock to the commit, and the sweep that prunes may hold
+    a session row or the chain itself; skipping costs nothing but a row's wait for the next pass."""
     since = now - limits.window
     db.exec(delete(LoginAttempt).where(col(LoginAttempt.at) <= since))
     passed = select(LoginThrottle.key).where(col(LoginThrottle.window_started_at) <= since)

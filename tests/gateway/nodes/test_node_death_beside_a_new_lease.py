@@ -3,7 +3,8 @@ their config at that moment, never deadlock on PostgreSQL (nor fail on SQLite), 
 
 Every audit row holds the chain's head until its transaction commits, and the download holds the agent's address row
 (`ipam.assign`) while it waits for that head. The dead node's sessions were ended, audited, before the retirement of
-their leases took their persons' rows: the two waited for each other until PostgreSQL ended one."""
+their leases took their persons' rows: the two waited for each other until PostgreSQL ended one. The survivor locks
+those rows (`ipam.lock_addresses`) before its first audit row."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,8 +37,9 @@ def test_a_dead_nodes_sessions_end_beside_an_agents_new_lease_on_a_survivor(
     engine: Engine, monkeypatch: pytest.MonkeyPatch, dead: tuple[str, ...]
 ) -> None:
     """Each agent's tunnel was on a node that went silent; they signed in again on n2 (on SQLite, one node: n2 has
-    no row), and a config download writes an agent's new lease once n2 has ended the first old session, after its
-    audit row: with one dead node, that agent's; with two, the other one's, whose node n2 comes to next."""
+    no row), and a config download writes an agent's new lease once n2 has ended the dead nodes' sessions, after
+    their audit row (one append for all, `sessions.service.end_sessions`): with one dead node, that agent's; with
+    two, the agent of the node n2 comes to last."""
     old: dict[str, str] = {}
     new: dict[str, str] = {}
     with session_scope(engine) as db:
@@ -56,16 +58,15 @@ def test_a_dead_nodes_sessions_end_beside_an_agents_new_lease_on_a_survivor(
 
     failures: list[BaseException] = []
     beside: list[Any] = []
-    end_session = service.end_session
+    end_sessions = service.end_sessions
 
-    def end_with_a_download_beside(db: Session, session: HomeSession, *args: Any, **kwargs: Any) -> None:
-        end_session(db, session, *args, **kwargs)  # its audit row holds the chain's head
+    def end_with_a_download_beside(db: Session, *args: Any, **kwargs: Any) -> int:
+        ended = end_sessions(db, *args, **kwargs)  # its audit row holds the chain's head
         if not beside:
-            others = [login for login in old if old[login] != session.id]
-            login = others[0] if others else session.login
-            beside.append(run_beside(engine, lambda: download(login), failures))
+            beside.append(run_beside(engine, lambda: download(AGENTS[dead[-1]]), failures))
+        return ended
 
-    monkeypatch.setattr(service, "end_session", end_with_a_download_beside)
+    monkeypatch.setattr(service, "end_sessions", end_with_a_download_beside)
     with session_scope(engine) as db:
         assert sorted(service.declare_dead_nodes(db, "n2", NOW, DEAD_AFTER)) == list(dead)
     beside[0].join(30)

@@ -3,6 +3,7 @@ first, on its own), after the person's turn for the take-over and the audit chai
 factor's take-over and `throttle.forget` take them in: else the two could each hold what the other waits for."""
 
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -11,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
 from certs.revocation import HttpRevocationChecker
 from gateway.adoption import LegacyAdoption
+from gateway.audit.service import record
 from gateway.db import session_scope
 from gateway.directory import Account, Directory, DirectoryUser, open_directory
 from gateway.directory.settings import DirectorySettings
@@ -158,11 +160,42 @@ def test_a_reservation_does_not_wait_for_a_sign_in_that_has_not_taken_the_chains
     assert sign_ins.counts() == {throttle.person_key(PERSON): 0, throttle.source_key(SOURCE): 1}
 
 
+@pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_a_sign_in_waiting_for_the_chains_lock_holds_no_throttle_row(sign_ins: SignIns, engine: Engine) -> None:
+    """The give-back rides in the append's statement, whose part is written under the head's lock: a sign-in whose
+    append waits for that lock (another transaction audited and has not committed) holds neither the person's nor
+    the address's row, and a reservation on them goes through meanwhile (given back before the lock, it waited for
+    the whole of the other transaction)."""
+    assert sign_ins.attempt("sup-one-pw") == "success"  # the first session, for the next to take over
+    keys = [(throttle.person_key(PERSON), 1000), (throttle.source_key(SOURCE), 1000)]
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    with ThreadPoolExecutor(max_workers=2) as pool, Session(engine) as holder, engine.connect() as watcher:
+        record(holder, actor="test", action="test.hold", outcome="held")  # the chain's lock, to the commit
+        try:
+            signing_in = pool.submit(sign_ins.attempt, "sup-one-pw")
+            for _ in range(400):
+                if watcher.execute(waiting).scalar_one():
+                    break
+                watcher.rollback()
+                time.sleep(0.025)
+            else:
+                raise AssertionError("the sign-in never waited for the chain's lock")
+            with Session(engine) as other:
+                reserving = pool.submit(throttle.reserve, other, keys, datetime.now(UTC), sign_ins.services.limits, "")
+                reserving.result(timeout=5)
+        finally:
+            holder.commit()
+        assert signing_in.result(timeout=10) == "success"
+    assert sign_ins.counts() == {throttle.person_key(PERSON): 0, throttle.source_key(SOURCE): 1}
+
+
 def test_a_right_guess_refused_by_a_policy_imported_during_its_bind_keeps_its_attempts(
     sign_ins: SignIns, engine: Engine
 ) -> None:
     """The session row's statement confirms the policy version this process read last (`open_session_under`): once
-    another node's import has replaced it, nothing is written, the give-back in that statement included, and the
+    another node's import has replaced it, nothing is written (nor audited, which gives the attempts back), and the
     sign-in judged on the new version is refused with its attempts counted (given back, the person's would be 0)."""
     assert [sign_ins.attempt("wrong") for _ in range(2)] == ["directory.wrong_password"] * 2
     sign_ins.directory.reached.clear()
@@ -191,9 +224,9 @@ def test_a_sign_in_judged_again_holds_no_turn_another_sign_in_of_the_person_wait
     sign_ins: SignIns, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """X evaluated version 1; version 2 is imported during X's bind, so X's session statement writes nothing and X
-    is judged again. Y, the same person signing in meanwhile, takes the throttle's rows and then the person's turn:
-    it must not wait for a turn X took with nothing written, while X goes on to wait for Y's rows (PostgreSQL then
-    ended one of them as a deadlock)."""
+    is judged again. Y, the same person signing in meanwhile, takes the person's turn: it must not wait for a turn X
+    took with nothing written (X, judged again, then waits for Y's turn; with the give-back written before the turn,
+    for Y's throttle rows too, and PostgreSQL ended one of them as a deadlock)."""
     x_judged_again, y_done = threading.Event(), threading.Event()
     x_thread: list[int] = []
     admit = login_module._admit

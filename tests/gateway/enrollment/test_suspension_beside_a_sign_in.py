@@ -1,0 +1,130 @@
+"""HR suspending a person and that person signing in again at that moment never wait for each other in a circle, on
+PostgreSQL: the sign-in's take-over marks the person's old session (its row held to the commit) and waits for the
+audit chain; the suspension marks the person's sessions before its first audit row (`handoff.withdraw_seat`:
+`sessions.service.end_sessions`, then the certificates' revocation), so it never holds the chain while waiting for
+that row."""
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlmodel import Session, select
+
+from gateway.audit.models import AuditEvent
+from gateway.audit.service import verify_chain
+from gateway.db import make_engine, session_scope
+from gateway.enrollment.decisions import close
+from gateway.enrollment.handoff import HandOff
+from gateway.enrollment.models import Application, ApplicationState
+from gateway.pki import service as pki_service
+from gateway.pki.models import IssuedCertificate
+from gateway.sessions import service as session_service
+from gateway.sessions.login import LoginRequest, LoginServices, login
+from gateway.sessions.models import EndReason, HomeSession
+from tests.gateway.sessions.test_sign_in_sees_changes_at_once import (
+    PASSWORD,
+    _our_certificate,
+    services,  # noqa: F401 (the fixture)
+)
+from tests.support.beside import WAITING_FOR_A_LOCK
+from tests.support.postgres import create_database
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def engine(postgres_admin_url: str, postgres_template: str) -> Iterator[Engine]:
+    """PostgreSQL alone: SQLite has one writer, so a sign-in and the suspension take turns there."""
+    url = create_database(postgres_admin_url, f"sohogw_{uuid.uuid4().hex[:12]}", template=postgres_template)
+    made = make_engine(url)
+    yield made
+    made.dispose()
+
+
+def test_a_suspension_ends_the_sessions_beside_the_person_signing_in_again(
+    engine: Engine,
+    services: LoginServices,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """agent1, approved and signed in, signs in again while HR suspends them. The suspension audited the
+    certificate's revocation first, holding the chain, and then waited for agent1's old session row, which the
+    sign-in's take-over had marked while it waited for the chain: PostgreSQL ended one of them as a deadlock (the
+    sign-in with the right password answered 500, or HR's suspension failed)."""
+    certificate = _our_certificate(engine, services)
+    now = datetime.now(UTC)
+    person_id = services.directory.lookup("agent1").person_id
+    with session_scope(engine) as db:
+        request = LoginRequest("agent1", PASSWORD, "198.51.100.7", "", certificate.cert)
+        login(db, services, request, now)
+        old_id = db.exec(select(HomeSession.id).where(HomeSession.login == "agent1")).one()
+        application = Application(
+            login="agent1",
+            upn="agent1@corp.example",
+            person_id=person_id,
+            state=ApplicationState.APPROVED,
+            stage="approved",
+            started_by="hr1",
+            started_at=now - timedelta(days=30),
+            updated_at=now - timedelta(days=30),
+            approved_at=now - timedelta(days=30),
+        )
+        db.add(application)
+        db.flush()
+        application_id = application.id
+    handoff = HandOff(services.directory, services.authority, timedelta(days=1), "SOHO-Agents")
+    first_audit, go_on = threading.Event(), threading.Event()
+
+    def pausing_after_the_first(appending: Any) -> Any:
+        def append(*args: Any, **kwargs: Any) -> Any:
+            appended = appending(*args, **kwargs)
+            if threading.current_thread().name == "hr" and not first_audit.is_set():
+                first_audit.set()
+                assert go_on.wait(20)
+            return appended
+
+        return append
+
+    monkeypatch.setattr(session_service, "record_all", pausing_after_the_first(session_service.record_all))
+    monkeypatch.setattr(pki_service, "record", pausing_after_the_first(pki_service.record))
+    failures: list[BaseException] = []
+
+    def sign_in() -> None:
+        try:
+            with session_scope(engine) as db:
+                login(db, services, LoginRequest("agent1", PASSWORD, "198.51.100.7", "", certificate.cert), now)
+        except BaseException as error:  # noqa: BLE001 (reported by the assertion below)
+            failures.append(error)
+
+    def suspend() -> None:
+        try:
+            with session_scope(engine) as db:
+                suspended = db.get_one(Application, application_id)
+                close(db, suspended, ApplicationState.SUSPENDED, "left", handoff=handoff, actor="hr1", now=now)
+        except BaseException as error:  # noqa: BLE001
+            failures.append(error)
+
+    hr, signer = threading.Thread(target=suspend, name="hr"), threading.Thread(target=sign_in)
+    hr.start()
+    try:
+        assert first_audit.wait(20)
+        signer.start()
+        with engine.connect() as watcher:  # the sign-in waits: for HR's chain, or for the row HR marked
+            deadline = datetime.now(UTC) + timedelta(seconds=20)
+            while watcher.execute(text(WAITING_FOR_A_LOCK)).scalar_one() == 0 and datetime.now(UTC) < deadline:
+                watcher.rollback()
+    finally:
+        go_on.set()
+        hr.join(30)
+        signer.join(30)
+    assert not failures, [f"{type(error).__name__}: {str(error).splitlines()[0]}" for error in failures]
+    with Session(engine) as db:
+        assert verify_chain(db).first_bad_seq is None
+        assert db.get_one(HomeSession, old_id).end_reason is EndReason.HR_SUSPENDED
+        assert db.get_one(Application, application_id).state is ApplicationState.SUSPENDED
+        assert db.get_one(IssuedCertificate, certificate.row.id).revoked_at is not None
+        actions = [event.action for event in db.exec(select(AuditEvent).where(AuditEvent.actor == "hr1"))]
+    assert sorted(actions) == ["cert.revoke", "enrollment.handoff.withdraw", "enrollment.suspended", "session.end"]
