@@ -16,6 +16,7 @@ in one transaction (``nft_elements.py``).
 import ctypes
 import functools
 import hashlib
+import ipaddress
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -126,13 +127,14 @@ def render(scope: TunnelScope) -> str:
     iface = f'"{scope.interface}"'
     # Not from the tunnel, a source of the pools is forged (the gateway's own addresses come back over lo): the
     # forward hook would let it through, and the server's answer would go into the tunnel as a reply.
+    # Overlapping networks (a pool inside the prefix routed into the tunnel) are merged: nft refuses them in a set.
     forged = [
-        f'    iifname != {{ {iface}, "lo" }} {ip} saddr {{ {", ".join(str(pool) for pool in pools)} }} counter drop'
-        for ip, pools in (
-            ("ip", [pool for pool in scope.pools if pool.version == 4]),
-            ("ip6", [pool for pool in scope.pools if pool.version == 6]),
+        f'    iifname != {{ {iface}, "lo" }} {ip} saddr {{ {", ".join(map(str, networks))} }} counter drop'
+        for ip, networks in (
+            ("ip", list(ipaddress.collapse_addresses(pool for pool in scope.pools if pool.version == 4))),
+            ("ip6", list(ipaddress.collapse_addresses(pool for pool in scope.pools if pool.version == 6))),
         )
-        if pools
+        if networks
     ]
     used = sorted({chain for chain in chains.values() if chain is not None}, key=lambda chain: chain.name)
     return "\n".join(

@@ -296,6 +296,13 @@ class InstalledTunnel:
         self.pools = conntrack.Pools(
             (settings.pool4, settings.pool6), frozenset(address.ip for address in settings.gateway_addresses)
         )
+        self.tunnel_networks = (
+            *self.pools.networks,
+            *(address.network for address in settings.gateway_addresses),
+        )
+        """Every source the tunnel may carry: the pools, and the prefixes the gateway's addresses route into the tunnel
+        (a lease made before the pool narrowed keeps its address, its peer and its route). The prerouting hook drops
+        them from any other interface (``nft.render``)."""
         self._cuts: list[tuple[Callable[[], Seats], str, conntrack.Pools | None]] = []
         """The cuts asked for that ``_cut_waiting``, submitted at the first of them, has not taken yet."""
         self._cuts_lock = threading.Lock()
@@ -554,7 +561,7 @@ class InstalledTunnel:
     def _load_whole(self, seats: Seats) -> None:
         """Load the table whole with ``seats``: their elements and their scopes' chains."""
         self._write_scope(
-            lambda: self._nftables().load(TunnelScope(self.settings.interface, seats, self.pools.networks)), whole=True
+            lambda: self._nftables().load(TunnelScope(self.settings.interface, seats, self.tunnel_networks)), whole=True
         )
         self.chains = nft.chains_of(seats)
 

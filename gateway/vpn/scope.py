@@ -50,7 +50,8 @@ class TunnelScope:
     interface: str
     seats: Mapping[str, Sequence[Destination]]
     pools: tuple[Network, ...] = ()
-    """The seats' address pools: a packet from one of their addresses is only taken from the tunnel (``nft.render``)."""
+    """The seats' address pools and the prefixes the gateway's own addresses route into the tunnel: a packet from one
+    of their addresses is only taken from the tunnel (``nft.render``)."""
 
     def validate(self) -> None:
         """Raise ScopeError on anything that would make a wrong or unparsable rule; fail closed."""

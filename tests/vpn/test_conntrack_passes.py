@@ -368,3 +368,25 @@ def test_ends_queued_while_the_cutting_thread_is_busy_are_cut_in_one_dump(
     _cuts_done(tunnel)
     assert len(dumps) == 1
     assert _entries_from(world, *(home.address for home in homes)) == 0
+
+
+def test_a_seat_routed_into_the_tunnel_outside_the_pools_cannot_be_forged_from_outside_either(world: World) -> None:
+    """The pool narrowed (``vpn.pool4``) while leases made from the wider one still live: their seats keep their
+    peers, and the gateway's own prefix (10.77.0.1/16) still routes their addresses into the tunnel. The prerouting
+    hook dropped only a source of the pools, so a SYN forged with such a seat's address from another interface
+    reached a destination its scope refuses, and the SYN-ACK went into the tunnel as a reply (review of cut14)."""
+    narrowed = VpnSettings(enabled=True, interface=world.interface, netns=world.gw, pool4="10.77.0.0/31")
+    installed = InstalledTunnel(world.backend, narrowed)
+    try:
+        home = world.homes["home1"]  # 10.77.0.2: outside 10.77.0.0/31, inside the gateway's 10.77.0.0/16
+        installed.apply_all({home.public_key: _peer(home, "S1", NARROW)}, {})
+        _carrying(world, home)
+        assert not world.reaches(home.ns, TRUST, REFUSED, 0.5)
+        underlay = (
+            world.lab.run(home.ns, "ip", "-4", "route", "get", "192.168.101.1").stdout.split("dev ")[1].split()[0]
+        )
+        world.lab.run(home.ns, "ip", "route", "add", f"{TRUST}/32", "via", "192.168.101.1", "dev", underlay,
+                      "src", home.address)  # fmt: skip
+        assert not world.reaches(home.ns, TRUST, REFUSED, 0.5)
+    finally:
+        installed.close()
