@@ -34,8 +34,9 @@ _PROTOCOLS = {
 
 @dataclass(frozen=True)
 class Pools:
-    """The seats' address pools, less the gateway's own addresses in them: a source here that is no seat has no
-    tunnel (its peer went, in this life of the gateway or before it), so nothing it opened may go on."""
+    """The seats' address pools (and the prefixes routed into the tunnel, which hold a person's address kept from a
+    wider pool), less the gateway's own addresses in them: a source here that is no seat has no tunnel (its peer
+    went, in this life of the gateway or before it), so nothing it opened may go on."""
 
     networks: tuple[Network, ...]
     gateway: frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address]

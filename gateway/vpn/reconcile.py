@@ -294,15 +294,13 @@ class InstalledTunnel:
         (``_cut_beside``); kept from pass to pass, where a thread of each pass's own was started at its first peers
         and joined after its last (0.3-1.1 ms after the last peers at 10,000, load 3-4)."""
         self.pools = conntrack.Pools(
-            (settings.pool4, settings.pool6), frozenset(address.ip for address in settings.gateway_addresses)
-        )
-        self.tunnel_networks = (
-            *self.pools.networks,
-            *(address.network for address in settings.gateway_addresses),
+            (settings.pool4, settings.pool6, *(address.network for address in settings.gateway_addresses)),
+            frozenset(address.ip for address in settings.gateway_addresses),
         )
         """Every source the tunnel may carry: the pools, and the prefixes the gateway's addresses route into the tunnel
-        (a lease made before the pool narrowed keeps its address, its peer and its route). The prerouting hook drops
-        them from any other interface (``nft.render``)."""
+        (a person keeps their address when the pool narrows, ``ipam.assign``: their peer and its route with it). The
+        prerouting hook drops them from any other interface (``nft.render``), and a whole load's cut every connection
+        of theirs that is no seat's (``conntrack.Pools``)."""
         self._cuts: list[tuple[Callable[[], Seats], str, conntrack.Pools | None]] = []
         """The cuts asked for that ``_cut_waiting``, submitted at the first of them, has not taken yet."""
         self._cuts_lock = threading.Lock()
@@ -561,7 +559,7 @@ class InstalledTunnel:
     def _load_whole(self, seats: Seats) -> None:
         """Load the table whole with ``seats``: their elements and their scopes' chains."""
         self._write_scope(
-            lambda: self._nftables().load(TunnelScope(self.settings.interface, seats, self.tunnel_networks)), whole=True
+            lambda: self._nftables().load(TunnelScope(self.settings.interface, seats, self.pools.networks)), whole=True
         )
         self.chains = nft.chains_of(seats)
 

@@ -390,3 +390,30 @@ def test_a_seat_routed_into_the_tunnel_outside_the_pools_cannot_be_forged_from_o
         assert not world.reaches(home.ns, TRUST, REFUSED, 0.5)
     finally:
         installed.close()
+
+
+def test_an_address_outside_the_pools_back_after_a_whole_load_carries_none_of_the_old_tunnels_connections(
+    world: World,
+) -> None:
+    """As above, the pool narrowed under the gateway's prefix and the person's address kept (``ipam.assign`` gives a
+    person their own again): the whole load that removed the peer cut every connection of an address of the pools
+    that is no seat, but not of this one, and the refused connection went on under the person's next peer, whose
+    scope is narrower (review of cut14)."""
+    narrowed = VpnSettings(enabled=True, interface=world.interface, netns=world.gw, pool4="10.77.0.0/31")
+    installed = InstalledTunnel(world.backend, narrowed)
+    try:
+        home, bystander = world.homes["home1"], world.homes["home2"]
+        others = {bystander.public_key: _peer(bystander, "S3", WIDE)}
+        installed.apply_all({home.public_key: _peer(home, "S1", WIDE), **others}, {})
+        held = _hold(world, home)
+        installed.peers = None  # as after a pass that failed, or a restart
+        installed.apply_all(others, world.backend.peer_configs(world.interface))
+        assert home.public_key not in world.backend.peers(world.interface)
+        back = {home.public_key: _peer(home, "S2", NARROW)}
+        installed.apply_sessions(PeerPlan(back, frozenset({"S2"}), frozenset(back)))
+        _cuts_done(installed)
+        _handshake_again(world, home, 1)
+        _carrying(world, home)
+        assert _ask(held) == "echoed silent"
+    finally:
+        installed.close()
