@@ -6,7 +6,8 @@ hash element; a `from_tunnel` chain (jumped to from the forward and input hooks 
 tunnel) that accepts established/related, drops what goes back into the tunnel (seat to seat, whether or not the
 other seat has its element yet), jumps to the sender's scope chain, and drops whatever that chain did not accept;
 and a `to_tunnel` chain that lets only replies into the tunnel (the output hook drops what the gateway itself would
-open there), and a prerouting hook that drops a source of the pools not arriving on the tunnel (forged).
+open there, and what a process of this host sends from a source of the pools but its own), and a prerouting hook
+that drops a source of the pools not arriving on the tunnel (forged).
 `Nftables.load` sends "table; delete table; table {...}" as one script: a single kernel transaction, so
 no packet ever sees half a rule set. Scripts run in this process through libnftables, the library the `nft` command
 is made of (``Nftables``). Seats' elements added to and deleted from the loaded table go over netlink instead, also
@@ -25,7 +26,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from gateway.vpn.scope import Destination, TunnelScope, disjoint_boxes, seat_address
+from gateway.vpn.scope import Destination, Network, TunnelScope, disjoint_boxes, seat_address
 from netfilter import libnftables
 
 TABLE = "inet sohogw"
@@ -127,14 +128,21 @@ def render(scope: TunnelScope) -> str:
     iface = f'"{scope.interface}"'
     # Not from the tunnel, a source of the pools is forged (the gateway's own addresses come back over lo): the
     # forward hook would let it through, and the server's answer would go into the tunnel as a reply.
-    # Overlapping networks (a pool inside the prefix routed into the tunnel) are merged: nft refuses them in a set.
+    tunnel_sources = [
+        (ip, ", ".join(map(str, networks)), ", ".join(sorted(str(own) for own in scope.own if own.version == version)))
+        for version, ip in ((4, "ip"), (6, "ip6"))
+        if (networks := _merged(scope.pools, version))
+    ]
     forged = [
-        f'    iifname != {{ {iface}, "lo" }} {ip} saddr {{ {", ".join(map(str, networks))} }} counter drop'
-        for ip, networks in (
-            ("ip", list(ipaddress.collapse_addresses(pool for pool in scope.pools if pool.version == 4))),
-            ("ip6", list(ipaddress.collapse_addresses(pool for pool in scope.pools if pool.version == 6))),
-        )
-        if networks
+        f'    iifname != {{ {iface}, "lo" }} {ip} saddr {{ {networks} }} counter drop'
+        for ip, networks, _ in tunnel_sources
+    ]
+    # Nor may a process of this host send from them but from its own addresses (a raw socket, CAP_NET_RAW, can):
+    # sent over lo to a socket of its own, such a packet made conntrack take that socket's answers into the tunnel
+    # for replies.
+    forged_here = [
+        f"    {ip} saddr {{ {networks} }}{f' {ip} saddr != {{ {own} }}' if own else ''} counter drop"
+        for ip, networks, own in tunnel_sources
     ]
     used = sorted({chain for chain in chains.values() if chain is not None}, key=lambda chain: chain.name)
     return "\n".join(
@@ -160,6 +168,7 @@ def render(scope: TunnelScope) -> str:
             "  chain output {",
             "    type filter hook output priority filter; policy accept;",
             f"    oifname {iface} ct state new drop",
+            *forged_here,
             "  }",
             "  chain from_tunnel {",
             "    ct state established,related accept",
@@ -178,6 +187,13 @@ def render(scope: TunnelScope) -> str:
             "",
         ]
     )
+
+
+def _merged(networks: tuple[Network, ...], version: int) -> list[Network]:
+    """The ``networks`` of IP ``version``, those inside another merged into it (nft refuses overlaps in a set)."""
+    if version == 4:
+        return list(ipaddress.collapse_addresses(net for net in networks if isinstance(net, ipaddress.IPv4Network)))
+    return list(ipaddress.collapse_addresses(net for net in networks if isinstance(net, ipaddress.IPv6Network)))
 
 
 def _verdict(chain: ScopeChain | None) -> str:

@@ -559,7 +559,10 @@ class InstalledTunnel:
     def _load_whole(self, seats: Seats) -> None:
         """Load the table whole with ``seats``: their elements and their scopes' chains."""
         self._write_scope(
-            lambda: self._nftables().load(TunnelScope(self.settings.interface, seats, self.pools.networks)), whole=True
+            lambda: self._nftables().load(
+                TunnelScope(self.settings.interface, seats, self.pools.networks, tuple(self.pools.gateway))
+            ),
+            whole=True,
         )
         self.chains = nft.chains_of(seats)
 

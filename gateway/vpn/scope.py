@@ -52,6 +52,8 @@ class TunnelScope:
     pools: tuple[Network, ...] = ()
     """The seats' address pools and the prefixes the gateway's own addresses route into the tunnel: a packet from one
     of their addresses is only taken from the tunnel (``nft.render``)."""
+    own: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] = ()
+    """The gateway's own addresses in them: the only ones of them this host may send from (``nft.render``)."""
 
     def validate(self) -> None:
         """Raise ScopeError on anything that would make a wrong or unparsable rule; fail closed."""

@@ -417,3 +417,57 @@ def test_an_address_outside_the_pools_back_after_a_whole_load_carries_none_of_th
         assert _ask(held) == "echoed silent"
     finally:
         installed.close()
+
+
+UDP_LISTENER = (
+    "import socket, sys\n"
+    "sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "sock.bind((sys.argv[1], int(sys.argv[2])))\n"
+    "print('ready', flush=True)\n"
+    "while True:\n"
+    "    print(sock.recv(64).decode(), flush=True)\n"
+)
+RAW_INJECTION = (
+    "import socket, struct, sys\n"
+    "seat, gateway, port = sys.argv[1], sys.argv[2], int(sys.argv[3])\n"
+    "answerer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "answerer.bind((gateway, 0))\n"
+    "try:\n"
+    "    answerer.sendto(b'unasked', (seat, port))\n"
+    "    sys.exit('a new packet went into the tunnel')\n"
+    "except PermissionError:  # new into the tunnel: the output hook drops it\n"
+    "    pass\n"
+    "source, target = socket.inet_aton(seat), socket.inet_aton(gateway)\n"
+    "udp = struct.pack('!HHHH', port, answerer.getsockname()[1], 9, 0) + b'q'\n"
+    "header = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 0, 0, 64, socket.IPPROTO_UDP, 0, source, target)\n"
+    "raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)\n"
+    "try:\n"
+    "    raw.sendto(header + udp, (gateway, 0))  # the seat's address 'asks', over lo\n"
+    "    answerer.sendto(b'injected', (seat, port))  # and this is its 'reply'\n"
+    "except PermissionError:  # the output hook drops the first, and the second as new\n"
+    "    pass\n"
+)
+
+
+def test_a_process_of_the_gateway_with_raw_sockets_alone_cannot_send_into_a_tunnel_unasked(
+    world: World, tunnel: InstalledTunnel
+) -> None:
+    """The gateway's own services speak into the tunnel only in reply (the output hook). A process of the gateway
+    that may open raw sockets (CAP_NET_RAW, as ping or a container's default capabilities have; not CAP_NET_ADMIN,
+    which could change the table) sent a packet from a seat's address to a socket of its own on the gateway's
+    address, over lo, where the prerouting hook lets a source of the pools by: conntrack took it for the seat's
+    connection, and the socket's 'reply' went into the seat's tunnel (review of cut14)."""
+    home = world.homes["home1"]
+    tunnel.apply_all({home.public_key: _peer(home, "S1", WIDE)}, {})
+    _carrying(world, home)
+    listener = world.lab.spawn(home.ns, sys.executable, "-c", UDP_LISTENER, home.address, "9999")
+    assert listener.stdout is not None and listener.stdout.readline().strip() == b"ready"
+    done = world.lab.run(world.gw, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                         "--inh-caps=+net_raw", "--ambient-caps=+net_raw", "/usr/bin/python3", "-c", RAW_INJECTION,
+                         home.address, GATEWAY, "9999", check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(listener.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(1.5)
+    assert received == []
