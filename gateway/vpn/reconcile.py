@@ -538,8 +538,9 @@ class InstalledTunnel:
         """Every cut asked for since this was submitted, in one dump: each end of a shift's last minutes queued a dump
         of its own (9 ms or more each, the kernel walks the conntrack hash of every namespace), and a full pass adding
         peers waited for them all (``_load_scope_beside_new_peers``). Sound for every cut merged: each was asked for
-        after its pass's peer removal and element change, and none has begun. Of a seat named twice the later pass's
-        view is taken: the scope in force by then."""
+        after its pass's peer removal and element change (a full pass's new seats' elements, queued here before its
+        cut, may come after one it merged into: those seats opened nothing yet), and none has begun. Of a seat named
+        twice the later pass's view is taken: the scope in force by then."""
         with self._cuts_lock:
             cuts, self._cuts = self._cuts, []
         which = " and ".join(dict.fromkeys(kind for _, kind, _ in cuts))
