@@ -7,7 +7,7 @@ tunnel) that accepts established/related, drops what goes back into the tunnel (
 other seat has its element yet), jumps to the sender's scope chain, and drops whatever that chain did not accept;
 and a `to_tunnel` chain that lets only replies into the tunnel (the output hook drops what the gateway itself would
 open there, and what a process of this host sends from a source of the pools but its own), and a prerouting hook
-that drops a source of the pools not arriving on the tunnel (forged).
+that drops a source of the pools, or routed into the tunnel, not arriving on the tunnel (forged).
 `Nftables.load` sends "table; delete table; table {...}" as one script: a single kernel transaction, so
 no packet ever sees half a rule set. Scripts run in this process through libnftables, the library the `nft` command
 is made of (``Nftables``). Seats' elements added to and deleted from the loaded table go over netlink instead, also
@@ -126,8 +126,8 @@ def render(scope: TunnelScope) -> str:
             chains[key] = scope_chain(version, tuple(destinations))
         maps[f"seats{version}"].append(f"{address} : {_verdict(chains[key])}")
     iface = f'"{scope.interface}"'
-    # Not from the tunnel, a source of the pools is forged (the gateway's own addresses come back over lo): the
-    # forward hook would let it through, and the server's answer would go into the tunnel as a reply.
+    # Not from the tunnel, a source the tunnel carries is forged (the gateway's own addresses come back over lo):
+    # the forward hook would let it through, and the server's answer would go into the tunnel as a reply.
     tunnel_sources = [
         (ip, ", ".join(map(str, networks)), ", ".join(sorted(str(own) for own in scope.own if own.version == version)))
         for version, ip in ((4, "ip"), (6, "ip6"))
@@ -137,6 +137,9 @@ def render(scope: TunnelScope) -> str:
         f'    iifname != {{ {iface}, "lo" }} {ip} saddr {{ {networks} }} counter drop'
         for ip, networks, _ in tunnel_sources
     ]
+    # Nor a source of no pool whose route is the tunnel (a person keeps their address when the pool narrows, its peer
+    # and route with it; a more specific route, a network beside the gateway, is not the tunnel's).
+    forged.append(f'    iifname != {{ {iface}, "lo" }} fib saddr oifname {iface} counter drop')
     # Nor may a process of this host send from them but from its own addresses (a raw socket, CAP_NET_RAW, can):
     # sent over lo to a socket of its own, such a packet made conntrack take that socket's answers into the tunnel
     # for replies.

@@ -294,13 +294,11 @@ class InstalledTunnel:
         (``_cut_beside``); kept from pass to pass, where a thread of each pass's own was started at its first peers
         and joined after its last (0.3-1.1 ms after the last peers at 10,000, load 3-4)."""
         self.pools = conntrack.Pools(
-            (settings.pool4, settings.pool6, *(address.network for address in settings.gateway_addresses)),
+            (settings.pool4, settings.pool6),
             frozenset(address.ip for address in settings.gateway_addresses),
+            tuple(address.network for address in settings.gateway_addresses),
+            settings.interface,
         )
-        """Every source the tunnel may carry: the pools, and the prefixes the gateway's addresses route into the tunnel
-        (a person keeps their address when the pool narrows, ``ipam.assign``: their peer and its route with it). The
-        prerouting hook drops them from any other interface (``nft.render``), and a whole load's cut every connection
-        of theirs that is no seat's (``conntrack.Pools``)."""
         self._cuts: list[tuple[Callable[[], Seats], str, conntrack.Pools | None]] = []
         """The cuts asked for that ``_cut_waiting``, submitted at the first of them, has not taken yet."""
         self._cuts_lock = threading.Lock()
