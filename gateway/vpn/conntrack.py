@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from pyroute2 import Conntrack
+from pyroute2 import Conntrack, IPRoute
 from pyroute2.conntrack import NFCTAttrTuple
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.nfnetlink.nfctsocket import nfct_msg
@@ -39,9 +39,27 @@ class Pools:
 
     networks: tuple[Network, ...]
     gateway: frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address]
+    routed: tuple[Network, ...] = ()
+    """The prefixes of the gateway's addresses, which may be wider than the pools: a person keeps their address when
+    the pool narrows (``ipam.assign``), and a source of these outside the pools is held as one of them while its
+    route is the tunnel ``interface`` (a more specific route, a network beside the gateway, is not)."""
+    interface: str | None = None
 
     def hold(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return address not in self.gateway and any(address in network for network in self.networks)
+
+    def hold_routed(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        """Whether ``address``, of none of the pools, is of a prefix routed into the tunnel and routed there (asked
+        of the kernel in the calling thread's namespace)."""
+        if self.interface is None or address in self.gateway or not any(address in net for net in self.routed):
+            return False
+        with IPRoute() as routes:
+            index = routes.link_lookup(ifname=self.interface)
+            try:
+                found = routes.route("get", dst=str(address))
+            except NetlinkError:  # no route at all
+                return False
+        return bool(index and found) and found[0].get_attr("RTA_OIF") == index[0]
 
 
 def cut_disallowed(
@@ -127,7 +145,7 @@ def _scope_of(
     destinations = seats.get(text, seats.get(f"{text}/{address.max_prefixlen}"))
     if destinations is not None:
         return tuple(destinations)
-    return () if pools is not None and pools.hold(address) else None
+    return () if pools is not None and (pools.hold(address) or pools.hold_routed(address)) else None
 
 
 def _allows(destinations: tuple[Destination, ...], origin: NFCTAttrTuple) -> bool:

@@ -6,7 +6,8 @@ hash element; a `from_tunnel` chain (jumped to from the forward and input hooks 
 tunnel) that accepts established/related, drops what goes back into the tunnel (seat to seat, whether or not the
 other seat has its element yet), jumps to the sender's scope chain, and drops whatever that chain did not accept;
 and a `to_tunnel` chain that lets only replies into the tunnel (the output hook drops what the gateway itself would
-open there), and a prerouting hook that drops a source of the pools not arriving on the tunnel (forged).
+open there, and what a process of this host sends from a source of the pools but its own), and a prerouting hook
+that drops a source of the pools, or routed into the tunnel, not arriving on the tunnel (forged).
 `Nftables.load` sends "table; delete table; table {...}" as one script: a single kernel transaction, so
 no packet ever sees half a rule set. Scripts run in this process through libnftables, the library the `nft` command
 is made of (``Nftables``). Seats' elements added to and deleted from the loaded table go over netlink instead, also
@@ -16,6 +17,7 @@ in one transaction (``nft_elements.py``).
 import ctypes
 import functools
 import hashlib
+import ipaddress
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -24,7 +26,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from gateway.vpn.scope import Destination, TunnelScope, disjoint_boxes, seat_address
+from gateway.vpn.scope import Destination, Network, TunnelScope, disjoint_boxes, seat_address
 from netfilter import libnftables
 
 TABLE = "inet sohogw"
@@ -124,15 +126,26 @@ def render(scope: TunnelScope) -> str:
             chains[key] = scope_chain(version, tuple(destinations))
         maps[f"seats{version}"].append(f"{address} : {_verdict(chains[key])}")
     iface = f'"{scope.interface}"'
-    # Not from the tunnel, a source of the pools is forged (the gateway's own addresses come back over lo): the
-    # forward hook would let it through, and the server's answer would go into the tunnel as a reply.
+    # Not from the tunnel, a source the tunnel carries is forged (the gateway's own addresses come back over lo):
+    # the forward hook would let it through, and the server's answer would go into the tunnel as a reply.
+    tunnel_sources = [
+        (ip, ", ".join(map(str, networks)), ", ".join(sorted(str(own) for own in scope.own if own.version == version)))
+        for version, ip in ((4, "ip"), (6, "ip6"))
+        if (networks := _merged(scope.pools, version))
+    ]
     forged = [
-        f'    iifname != {{ {iface}, "lo" }} {ip} saddr {{ {", ".join(str(pool) for pool in pools)} }} counter drop'
-        for ip, pools in (
-            ("ip", [pool for pool in scope.pools if pool.version == 4]),
-            ("ip6", [pool for pool in scope.pools if pool.version == 6]),
-        )
-        if pools
+        f'    iifname != {{ {iface}, "lo" }} {ip} saddr {{ {networks} }} counter drop'
+        for ip, networks, _ in tunnel_sources
+    ]
+    # Nor a source of no pool whose route is the tunnel (a person keeps their address when the pool narrows, its peer
+    # and route with it; a more specific route, a network beside the gateway, is not the tunnel's).
+    forged.append(f'    iifname != {{ {iface}, "lo" }} fib saddr oifname {iface} counter drop')
+    # Nor may a process of this host send from them but from its own addresses (a raw socket, CAP_NET_RAW, can):
+    # sent over lo to a socket of its own, such a packet made conntrack take that socket's answers into the tunnel
+    # for replies.
+    forged_here = [
+        f"    {ip} saddr {{ {networks} }}{f' {ip} saddr != {{ {own} }}' if own else ''} counter drop"
+        for ip, networks, own in tunnel_sources
     ]
     used = sorted({chain for chain in chains.values() if chain is not None}, key=lambda chain: chain.name)
     return "\n".join(
@@ -158,6 +171,7 @@ def render(scope: TunnelScope) -> str:
             "  chain output {",
             "    type filter hook output priority filter; policy accept;",
             f"    oifname {iface} ct state new drop",
+            *forged_here,
             "  }",
             "  chain from_tunnel {",
             "    ct state established,related accept",
@@ -176,6 +190,13 @@ def render(scope: TunnelScope) -> str:
             "",
         ]
     )
+
+
+def _merged(networks: tuple[Network, ...], version: int) -> list[Network]:
+    """The ``networks`` of IP ``version``, those inside another merged into it (nft refuses overlaps in a set)."""
+    if version == 4:
+        return list(ipaddress.collapse_addresses(net for net in networks if isinstance(net, ipaddress.IPv4Network)))
+    return list(ipaddress.collapse_addresses(net for net in networks if isinstance(net, ipaddress.IPv6Network)))
 
 
 def _verdict(chain: ScopeChain | None) -> str:

@@ -294,7 +294,10 @@ class InstalledTunnel:
         (``_cut_beside``); kept from pass to pass, where a thread of each pass's own was started at its first peers
         and joined after its last (0.3-1.1 ms after the last peers at 10,000, load 3-4)."""
         self.pools = conntrack.Pools(
-            (settings.pool4, settings.pool6), frozenset(address.ip for address in settings.gateway_addresses)
+            (settings.pool4, settings.pool6),
+            frozenset(address.ip for address in settings.gateway_addresses),
+            tuple(address.network for address in settings.gateway_addresses),
+            settings.interface,
         )
         self._cuts: list[tuple[Callable[[], Seats], str, conntrack.Pools | None]] = []
         """The cuts asked for that ``_cut_waiting``, submitted at the first of them, has not taken yet."""
@@ -533,8 +536,9 @@ class InstalledTunnel:
         """Every cut asked for since this was submitted, in one dump: each end of a shift's last minutes queued a dump
         of its own (9 ms or more each, the kernel walks the conntrack hash of every namespace), and a full pass adding
         peers waited for them all (``_load_scope_beside_new_peers``). Sound for every cut merged: each was asked for
-        after its pass's peer removal and element change, and none has begun. Of a seat named twice the later pass's
-        view is taken: the scope in force by then."""
+        after its pass's peer removal and element change (a full pass's new seats' elements, queued here before its
+        cut, may come after one it merged into: those seats opened nothing yet), and none has begun. Of a seat named
+        twice the later pass's view is taken: the scope in force by then."""
         with self._cuts_lock:
             cuts, self._cuts = self._cuts, []
         which = " and ".join(dict.fromkeys(kind for _, kind, _ in cuts))
@@ -554,7 +558,10 @@ class InstalledTunnel:
     def _load_whole(self, seats: Seats) -> None:
         """Load the table whole with ``seats``: their elements and their scopes' chains."""
         self._write_scope(
-            lambda: self._nftables().load(TunnelScope(self.settings.interface, seats, self.pools.networks)), whole=True
+            lambda: self._nftables().load(
+                TunnelScope(self.settings.interface, seats, self.pools.networks, tuple(self.pools.gateway))
+            ),
+            whole=True,
         )
         self.chains = nft.chains_of(seats)
 

@@ -50,7 +50,10 @@ class TunnelScope:
     interface: str
     seats: Mapping[str, Sequence[Destination]]
     pools: tuple[Network, ...] = ()
-    """The seats' address pools: a packet from one of their addresses is only taken from the tunnel (``nft.render``)."""
+    """The seats' address pools: a packet from one of their addresses is only taken from the tunnel, and this host
+    sends from none but its own (``nft.render``)."""
+    own: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] = ()
+    """The gateway's own addresses in them: the only ones of them this host may send from (``nft.render``)."""
 
     def validate(self) -> None:
         """Raise ScopeError on anything that would make a wrong or unparsable rule; fail closed."""

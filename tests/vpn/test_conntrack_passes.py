@@ -329,8 +329,8 @@ def test_a_connection_a_seats_scope_refuses_cannot_be_opened_for_it_from_outside
                   "src", home.address)  # fmt: skip
     assert not world.reaches(home.ns, TRUST, REFUSED, 0.5)
     assert (
-        world.lab.run(world.gw, "nft", "list", "chain", "inet", "sohogw", "prerouting").stdout.count("packets 0 ") == 1
-    )  # the IPv4 rule counted the forged SYNs, the IPv6 one nothing
+        world.lab.run(world.gw, "nft", "list", "chain", "inet", "sohogw", "prerouting").stdout.count("packets 0 ") == 2
+    )  # the IPv4 pool's rule counted the forged SYNs, the IPv6 one and the route's nothing
 
 
 def _entries_from(world: World, *sources: str) -> int:
@@ -368,3 +368,106 @@ def test_ends_queued_while_the_cutting_thread_is_busy_are_cut_in_one_dump(
     _cuts_done(tunnel)
     assert len(dumps) == 1
     assert _entries_from(world, *(home.address for home in homes)) == 0
+
+
+def test_a_seat_routed_into_the_tunnel_outside_the_pools_cannot_be_forged_from_outside_either(world: World) -> None:
+    """The pool narrowed (``vpn.pool4``) while leases made from the wider one still live: their seats keep their
+    peers, and the gateway's own prefix (10.77.0.1/16) still routes their addresses into the tunnel. The prerouting
+    hook dropped only a source of the pools, so a SYN forged with such a seat's address from another interface
+    reached a destination its scope refuses, and the SYN-ACK went into the tunnel as a reply (review of cut14)."""
+    narrowed = VpnSettings(enabled=True, interface=world.interface, netns=world.gw, pool4="10.77.0.0/31")
+    installed = InstalledTunnel(world.backend, narrowed)
+    try:
+        home = world.homes["home1"]  # 10.77.0.2: outside 10.77.0.0/31, inside the gateway's 10.77.0.0/16
+        installed.apply_all({home.public_key: _peer(home, "S1", NARROW)}, {})
+        _carrying(world, home)
+        assert not world.reaches(home.ns, TRUST, REFUSED, 0.5)
+        underlay = (
+            world.lab.run(home.ns, "ip", "-4", "route", "get", "192.168.101.1").stdout.split("dev ")[1].split()[0]
+        )
+        world.lab.run(home.ns, "ip", "route", "add", f"{TRUST}/32", "via", "192.168.101.1", "dev", underlay,
+                      "src", home.address)  # fmt: skip
+        assert not world.reaches(home.ns, TRUST, REFUSED, 0.5)
+    finally:
+        installed.close()
+
+
+def test_an_address_outside_the_pools_back_after_a_whole_load_carries_none_of_the_old_tunnels_connections(
+    world: World,
+) -> None:
+    """As above, the pool narrowed under the gateway's prefix and the person's address kept (``ipam.assign`` gives a
+    person their own again): the whole load that removed the peer cut every connection of an address of the pools
+    that is no seat, but not of this one, and the refused connection went on under the person's next peer, whose
+    scope is narrower (review of cut14)."""
+    narrowed = VpnSettings(enabled=True, interface=world.interface, netns=world.gw, pool4="10.77.0.0/31")
+    installed = InstalledTunnel(world.backend, narrowed)
+    try:
+        home, bystander = world.homes["home1"], world.homes["home2"]
+        others = {bystander.public_key: _peer(bystander, "S3", WIDE)}
+        installed.apply_all({home.public_key: _peer(home, "S1", WIDE), **others}, {})
+        held = _hold(world, home)
+        installed.peers = None  # as after a pass that failed, or a restart
+        installed.apply_all(others, world.backend.peer_configs(world.interface))
+        assert home.public_key not in world.backend.peers(world.interface)
+        back = {home.public_key: _peer(home, "S2", NARROW)}
+        installed.apply_sessions(PeerPlan(back, frozenset({"S2"}), frozenset(back)))
+        _cuts_done(installed)
+        _handshake_again(world, home, 1)
+        _carrying(world, home)
+        assert _ask(held) == "echoed silent"
+    finally:
+        installed.close()
+
+
+UDP_LISTENER = (
+    "import socket, sys\n"
+    "sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "sock.bind((sys.argv[1], int(sys.argv[2])))\n"
+    "print('ready', flush=True)\n"
+    "while True:\n"
+    "    print(sock.recv(64).decode(), flush=True)\n"
+)
+RAW_INJECTION = (
+    "import socket, struct, sys\n"
+    "seat, gateway, port = sys.argv[1], sys.argv[2], int(sys.argv[3])\n"
+    "answerer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "answerer.bind((gateway, 0))\n"
+    "try:\n"
+    "    answerer.sendto(b'unasked', (seat, port))\n"
+    "    sys.exit('a new packet went into the tunnel')\n"
+    "except PermissionError:  # new into the tunnel: the output hook drops it\n"
+    "    pass\n"
+    "source, target = socket.inet_aton(seat), socket.inet_aton(gateway)\n"
+    "udp = struct.pack('!HHHH', port, answerer.getsockname()[1], 9, 0) + b'q'\n"
+    "header = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 0, 0, 64, socket.IPPROTO_UDP, 0, source, target)\n"
+    "raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)\n"
+    "try:\n"
+    "    raw.sendto(header + udp, (gateway, 0))  # the seat's address 'asks', over lo\n"
+    "    answerer.sendto(b'injected', (seat, port))  # and this is its 'reply'\n"
+    "except PermissionError:  # the output hook drops the first, and the second as new\n"
+    "    pass\n"
+)
+
+
+def test_a_process_of_the_gateway_with_raw_sockets_alone_cannot_send_into_a_tunnel_unasked(
+    world: World, tunnel: InstalledTunnel
+) -> None:
+    """The gateway's own services speak into the tunnel only in reply (the output hook). A process of the gateway
+    that may open raw sockets (CAP_NET_RAW, as ping or a container's default capabilities have; not CAP_NET_ADMIN,
+    which could change the table) sent a packet from a seat's address to a socket of its own on the gateway's
+    address, over lo, where the prerouting hook lets a source of the pools by: conntrack took it for the seat's
+    connection, and the socket's 'reply' went into the seat's tunnel (review of cut14)."""
+    home = world.homes["home1"]
+    tunnel.apply_all({home.public_key: _peer(home, "S1", WIDE)}, {})
+    _carrying(world, home)
+    listener = world.lab.spawn(home.ns, sys.executable, "-c", UDP_LISTENER, home.address, "9999")
+    assert listener.stdout is not None and listener.stdout.readline().strip() == b"ready"
+    done = world.lab.run(world.gw, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                         "--inh-caps=+net_raw", "--ambient-caps=+net_raw", "/usr/bin/python3", "-c", RAW_INJECTION,
+                         home.address, GATEWAY, "9999", check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(listener.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(1.5)
+    assert received == []
