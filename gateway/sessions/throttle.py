@@ -207,11 +207,11 @@ class GiveBack:
         values: dict[str, object] = {"forgotten": self.forgotten_key, "long_ago": _LONG_AGO}
         return values | {f"key_{i}": key for i, key in enumerate(self.ordered_keys)}
 
-    def as_part(self, only_if: str = "") -> CTE:
+    def as_part(self, only_if: str) -> CTE:
         """PostgreSQL: `give_back`'s upsert as a data-modifying ``WITH`` of another statement (bound with
         ``values``), returning the keys it changed; a statement that references it (a count of its rows) has it
-        run in full. With ``only_if`` (a constant SQL condition of the caller's, which may name the
-        statement's other parts) nothing is given back when the condition does not hold."""
+        run in full. Nothing is given back where ``only_if`` (a constant SQL condition of the caller's, which may
+        name the statement's other parts) does not hold."""
         return _given_back_on_each(len(self.ordered_keys), only_if)
 
 
