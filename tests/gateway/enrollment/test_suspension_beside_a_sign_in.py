@@ -4,14 +4,12 @@ audit chain; the suspension marks the person's sessions before its first audit r
 `sessions.service.end_sessions`, then the certificates' revocation), so it never holds the chain while waiting for
 that row."""
 
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from gateway.audit.models import AuditEvent
@@ -30,7 +28,7 @@ from tests.gateway.sessions.test_sign_in_sees_changes_at_once import (
     _our_certificate,
     services,  # noqa: F401 (the fixture)
 )
-from tests.support.beside import WAITING_FOR_A_LOCK
+from tests.support.beside import race_from_the_first_append
 from tests.support.postgres import create_database
 
 pytestmark = pytest.mark.postgres
@@ -76,50 +74,20 @@ def test_a_suspension_ends_the_sessions_beside_the_person_signing_in_again(
         db.flush()
         application_id = application.id
     handoff = HandOff(services.directory, services.authority, timedelta(days=1), "SOHO-Agents")
-    first_audit, go_on = threading.Event(), threading.Event()
-
-    def pausing_after_the_first(appending: Any) -> Any:
-        def append(*args: Any, **kwargs: Any) -> Any:
-            appended = appending(*args, **kwargs)
-            if threading.current_thread().name == "hr" and not first_audit.is_set():
-                first_audit.set()
-                assert go_on.wait(20)
-            return appended
-
-        return append
-
-    monkeypatch.setattr(session_service, "record_all", pausing_after_the_first(session_service.record_all))
-    monkeypatch.setattr(pki_service, "record", pausing_after_the_first(pki_service.record))
-    failures: list[BaseException] = []
 
     def sign_in() -> None:
-        try:
-            with session_scope(engine) as db:
-                login(db, services, LoginRequest("agent1", PASSWORD, "198.51.100.7", "", certificate.cert), now)
-        except BaseException as error:  # noqa: BLE001 (reported by the assertion below)
-            failures.append(error)
+        with session_scope(engine) as db:
+            login(db, services, LoginRequest("agent1", PASSWORD, "198.51.100.7", "", certificate.cert), now)
 
     def suspend() -> None:
-        try:
-            with session_scope(engine) as db:
-                suspended = db.get_one(Application, application_id)
-                close(db, suspended, ApplicationState.SUSPENDED, "left", handoff=handoff, actor="hr1", now=now)
-        except BaseException as error:  # noqa: BLE001
-            failures.append(error)
+        with session_scope(engine) as db:
+            suspended = db.get_one(Application, application_id)
+            close(db, suspended, ApplicationState.SUSPENDED, "left", handoff=handoff, actor="hr1", now=now)
 
-    hr, signer = threading.Thread(target=suspend, name="hr"), threading.Thread(target=sign_in)
-    hr.start()
-    try:
-        assert first_audit.wait(20)
-        signer.start()
-        with engine.connect() as watcher:  # the sign-in waits: for HR's chain, or for the row HR marked
-            deadline = datetime.now(UTC) + timedelta(seconds=20)
-            while watcher.execute(text(WAITING_FOR_A_LOCK)).scalar_one() == 0 and datetime.now(UTC) < deadline:
-                watcher.rollback()
-    finally:
-        go_on.set()
-        hr.join(30)
-        signer.join(30)
+    # The sign-in waits: for HR's chain, or for the row HR marked. HR's first append is a session's ending or a
+    # certificate's revocation, whichever the withdrawal audits first.
+    appenders = [(session_service, "record_all"), (pki_service, "record")]
+    failures = race_from_the_first_append(engine, monkeypatch, appenders, suspend, sign_in)
     assert not failures, [f"{type(error).__name__}: {str(error).splitlines()[0]}" for error in failures]
     with Session(engine) as db:
         assert verify_chain(db).first_bad_seq is None

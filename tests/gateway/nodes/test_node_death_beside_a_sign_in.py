@@ -3,14 +3,12 @@ wait for each other in a circle, on PostgreSQL: the sign-in's take-over marks th
 to the commit) and waits for the audit chain; the survivor marks every session the dead nodes owned before its first
 audit row (`sessions.service.end_sessions`, one append), so it never holds the chain while waiting for that row."""
 
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from gateway.audit.service import verify_chain
@@ -27,7 +25,7 @@ from tests.gateway.sessions.test_sign_in_sees_changes_at_once import (
     _our_certificate,
     services,  # noqa: F401 (the fixture)
 )
-from tests.support.beside import WAITING_FOR_A_LOCK
+from tests.support.beside import race_from_the_first_append
 from tests.support.postgres import create_database
 
 pytestmark = pytest.mark.postgres
@@ -91,46 +89,18 @@ def test_a_dead_nodes_sessions_end_beside_its_agent_signing_in_on_a_survivor(
         old = db.exec(select(HomeSession).where(HomeSession.login == "agent1")).one()
         _seat_on(db, old, agents_node, now)
         old_id = old.id
-    first_audit, go_on = threading.Event(), threading.Event()
-    appending = session_service.record_all
-
-    def after_the_first_append(*args: Any, **kwargs: Any) -> None:
-        appending(*args, **kwargs)
-        if threading.current_thread().name == "survivor" and not first_audit.is_set():
-            first_audit.set()
-            assert go_on.wait(20)
-
-    monkeypatch.setattr(session_service, "record_all", after_the_first_append)
-    failures: list[BaseException] = []
     declared: list[str] = []
 
     def sign_in() -> None:
-        try:
-            with session_scope(engine) as db:
-                login(db, services, LoginRequest("agent1", PASSWORD, "198.51.100.7", "", certificate), now)
-        except BaseException as error:  # noqa: BLE001 (reported by the assertion below)
-            failures.append(error)
+        with session_scope(engine) as db:
+            login(db, services, LoginRequest("agent1", PASSWORD, "198.51.100.7", "", certificate), now)
 
     def declare() -> None:
-        try:
-            with session_scope(engine) as db:
-                declared.extend(service.declare_dead_nodes(db, "n2", now, DEAD_AFTER))
-        except BaseException as error:  # noqa: BLE001
-            failures.append(error)
+        with session_scope(engine) as db:
+            declared.extend(service.declare_dead_nodes(db, "n2", now, DEAD_AFTER))
 
-    survivor, signer = threading.Thread(target=declare, name="survivor"), threading.Thread(target=sign_in)
-    survivor.start()
-    try:
-        assert first_audit.wait(20)
-        signer.start()
-        with engine.connect() as watcher:  # the sign-in waits: for the survivor's chain, or for the row it marked
-            deadline = datetime.now(UTC) + timedelta(seconds=20)
-            while watcher.execute(text(WAITING_FOR_A_LOCK)).scalar_one() == 0 and datetime.now(UTC) < deadline:
-                watcher.rollback()
-    finally:
-        go_on.set()
-        survivor.join(30)
-        signer.join(30)
+    # The sign-in waits: for the survivor's chain, or for the row the survivor marked.
+    failures = race_from_the_first_append(engine, monkeypatch, [(session_service, "record_all")], declare, sign_in)
     assert not failures, [f"{type(error).__name__}: {str(error).splitlines()[0]}" for error in failures]
     assert sorted(declared) == sorted({"n1", agents_node})
     with Session(engine) as db:

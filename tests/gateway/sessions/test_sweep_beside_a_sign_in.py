@@ -4,14 +4,12 @@ takes its throttle rows only once the chain is its own, and the prune skips a ro
 marks every session it ends before its first audit row, a take-over holding the row of one while it waits for the
 chain."""
 
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from gateway.audit.service import record
@@ -27,12 +25,10 @@ from tests.gateway.sessions.test_sign_in_sees_changes_at_once import (
     _our_certificate,
     services,  # noqa: F401 (the fixture)
 )
+from tests.support.beside import race_from_the_first_append, run_beside
 from tests.support.postgres import create_database
 
 pytestmark = pytest.mark.postgres
-WAITING_FOR_A_LOCK = (
-    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-)
 
 
 @pytest.fixture
@@ -50,19 +46,12 @@ def test_the_sweep_prunes_beside_a_sign_in_waiting_for_the_audit_chain(engine: E
     failures: list[BaseException] = []
 
     def sign_in() -> None:
-        try:
-            with session_scope(engine) as db:
-                login(db, services, LoginRequest("agent1", PASSWORD, "198.51.100.7", "", certificate), now)
-        except BaseException as error:  # noqa: BLE001 (reported by the assertion below)
-            failures.append(error)
+        with session_scope(engine) as db:
+            login(db, services, LoginRequest("agent1", PASSWORD, "198.51.100.7", "", certificate), now)
 
-    with Session(engine) as sweep, engine.connect() as watcher:
+    with Session(engine) as sweep:
         record(sweep, actor="system", action="session.end", outcome="idle", target="x")  # holds the chain's lock
-        signer = threading.Thread(target=sign_in)
-        signer.start()
-        deadline = datetime.now(UTC) + timedelta(seconds=20)
-        while watcher.execute(text(WAITING_FOR_A_LOCK)).scalar_one() == 0 and datetime.now(UTC) < deadline:
-            watcher.rollback()
+        signer = run_beside(engine, sign_in, failures)
         # The sign-in's session row is written: it waits for the chain (its give-back comes after it). Its window
         # has passed by the sweep's clock (one that began ~15 minutes before: steady traffic, or an attacker's guess).
         try:
@@ -91,45 +80,17 @@ def test_the_sweep_ends_an_idle_session_beside_a_sign_in_taking_it_over(
         other = {"person_id": "builtin:other", "login": "other", "created_at": earlier, "last_seen_at": earlier}
         open_session(db, new_home_session(**{**FIELDS, **other, "expires_at": now + timedelta(days=7)}))
         login(db, services, LoginRequest("agent1", PASSWORD, "198.51.100.7", "", certificate), now)
-    first_audit, go_on = threading.Event(), threading.Event()
-    appending = session_service.record_all
-
-    def after_the_first_append(*args: Any, **kwargs: Any) -> None:
-        appending(*args, **kwargs)
-        if threading.current_thread().name == "sweep" and not first_audit.is_set():
-            first_audit.set()
-            assert go_on.wait(20)
-
-    monkeypatch.setattr(session_service, "record_all", after_the_first_append)
-    failures: list[BaseException] = []
 
     def sign_in() -> None:
-        try:
-            with session_scope(engine) as db:
-                login(db, services, LoginRequest("agent1", PASSWORD, "198.51.100.7", "", certificate), now)
-        except BaseException as error:  # noqa: BLE001 (reported by the assertion below)
-            failures.append(error)
+        with session_scope(engine) as db:
+            login(db, services, LoginRequest("agent1", PASSWORD, "198.51.100.7", "", certificate), now)
 
     def sweep() -> None:
-        try:
-            with session_scope(engine) as db:
-                end_idle_and_expired(db, now + timedelta(days=2))  # both sessions idle by then
-        except BaseException as error:  # noqa: BLE001
-            failures.append(error)
+        with session_scope(engine) as db:
+            end_idle_and_expired(db, now + timedelta(days=2))  # both sessions idle by then
 
-    sweeper, signer = threading.Thread(target=sweep, name="sweep"), threading.Thread(target=sign_in)
-    sweeper.start()
-    try:
-        assert first_audit.wait(20)
-        signer.start()
-        with engine.connect() as watcher:  # the sign-in waits: for the sweep's chain, or for the row it marked
-            deadline = datetime.now(UTC) + timedelta(seconds=20)
-            while watcher.execute(text(WAITING_FOR_A_LOCK)).scalar_one() == 0 and datetime.now(UTC) < deadline:
-                watcher.rollback()
-    finally:
-        go_on.set()
-        sweeper.join(30)
-        signer.join(30)
+    # The sign-in waits: for the sweep's chain, or for the row the sweep marked.
+    failures = race_from_the_first_append(engine, monkeypatch, [(session_service, "record_all")], sweep, sign_in)
     assert not failures, [f"{type(error).__name__}: {str(error).splitlines()[0]}" for error in failures]
     with Session(engine) as db:
         live = db.exec(select(HomeSession).where(HomeSession.state == SessionState.ACTIVE)).all()
