@@ -16,6 +16,17 @@ from collections.abc import Iterator
 from types import TracebackType
 
 CLONE_NEWNET = 0x40000000
+ECHO_SERVER = (
+    "import socket, sys, threading\n"
+    "server = socket.create_server((sys.argv[1], int(sys.argv[2])))\n"
+    "def echo(peer):\n"
+    "    for data in iter(lambda: peer.recv(64), b''):\n"
+    "        peer.sendall(data)\n"
+    "while True:\n"
+    "    threading.Thread(target=echo, args=(server.accept()[0],), daemon=True).start()\n"
+)
+"""A TCP echo server for ``NetnsLab.spawn`` (``python -c ECHO_SERVER ADDRESS PORT``): what a home's held connection
+talks to, so a test can ask whether that connection still carries."""
 _libc = ctypes.CDLL(None, use_errno=True)
 
 

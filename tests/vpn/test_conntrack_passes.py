@@ -24,7 +24,7 @@ from gateway.vpn.reconcile import DesiredPeer, InstalledTunnel, PeerPlan
 from gateway.vpn.scope import Destination
 from gateway.vpn.settings import VpnSettings
 from tests.vpn.keys import key_pair
-from tests.vpn.netns import NetnsLab
+from tests.vpn.netns import ECHO_SERVER, NetnsLab
 from tests.vpn.world import GATEWAY_PORT, Home, World, build
 
 pytestmark = pytest.mark.e2e
@@ -32,15 +32,6 @@ TRUST = "172.30.0.2"
 KEPT, REFUSED = 8081, 8082
 WIDE = (Destination(f"{TRUST}/32", "tcp", KEPT), Destination(f"{TRUST}/32", "tcp", REFUSED))
 NARROW = (Destination(f"{TRUST}/32", "tcp", KEPT),)
-ECHO_SERVER = (
-    "import socket, sys, threading\n"
-    "server = socket.create_server((sys.argv[1], int(sys.argv[2])))\n"
-    "def echo(peer):\n"
-    "    for data in iter(lambda: peer.recv(64), b''):\n"
-    "        peer.sendall(data)\n"
-    "while True:\n"
-    "    threading.Thread(target=echo, args=(server.accept()[0],), daemon=True).start()\n"
-)
 HELD = (
     "import signal, socket, sys\n"
     "held = [socket.create_connection((sys.argv[1], int(port)), timeout=5) for port in sys.argv[2:]]\n"

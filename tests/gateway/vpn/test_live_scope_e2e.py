@@ -27,7 +27,7 @@ from tests.gateway.vpn.world import DEFAULT_POLICY, PORTAL, TRUST, Home, VpnWorl
 from tests.support.components import require_programs
 from tests.support.workers import one_pass
 from tests.vpn.conftest import VPN_PACKAGES, VPN_PROGRAMS
-from tests.vpn.netns import NetnsLab
+from tests.vpn.netns import ECHO_SERVER, NetnsLab
 
 pytestmark = pytest.mark.e2e
 PORTAL_LINE = f"{PORTAL[0]}/32 {PORTAL[1]}/tcp"
@@ -35,15 +35,6 @@ TRUST_LINE = f"{TRUST[0]}/32 {TRUST[1]}/tcp"
 TRUST_READERS = "Trust-Readers"
 ECHO_CUT, ECHO_KEPT = 8082, 8083
 CUT_LINE, KEPT_LINE = f"{TRUST[0]}/32 {ECHO_CUT}/tcp", f"{TRUST[0]}/32 {ECHO_KEPT}/tcp"
-ECHO_SERVER = (
-    "import socket, sys, threading\n"
-    "server = socket.create_server((sys.argv[1], int(sys.argv[2])))\n"
-    "def echo(peer):\n"
-    "    for data in iter(lambda: peer.recv(64), b''):\n"
-    "        peer.sendall(data)\n"
-    "while True:\n"
-    "    threading.Thread(target=echo, args=(server.accept()[0],), daemon=True).start()\n"
-)
 HELD_CONNECTION = (
     "import socket, sys, time\n"
     "peer = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)\n"
