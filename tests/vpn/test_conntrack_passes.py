@@ -20,6 +20,7 @@ from pyroute2 import Conntrack
 from pyroute2.netlink.exceptions import NetlinkError
 
 from gateway.vpn import conntrack
+from gateway.vpn.backend import PeerChanges
 from gateway.vpn.reconcile import DesiredPeer, InstalledTunnel, PeerPlan
 from gateway.vpn.scope import Destination
 from gateway.vpn.settings import VpnSettings
@@ -462,3 +463,39 @@ def test_a_process_of_the_gateway_with_raw_sockets_alone_cannot_send_into_a_tunn
     reader.start()
     reader.join(1.5)
     assert received == []
+
+
+@pytest.mark.parametrize("wireguard_go", ["ended by the new life", "left running"])
+def test_a_scope_narrowed_while_the_controller_was_killed_cuts_the_old_lifes_connections_after_the_restart(
+    world: World, wireguard_go: str
+) -> None:
+    """kill -9 of the controller (its InstalledTunnel dropped without close, its table left in the kernel), the
+    person's session ended and a new one in a narrower group meanwhile, then a new life (a new InstalledTunnel, nothing
+    known, as the controller starts it): the refused connection of the old life is cut (review rev14)."""
+    settings = VpnSettings(enabled=True, interface=world.interface, netns=world.gw)
+    home, other = world.homes["home1"], world.homes["home2"]
+    others = {other.public_key: _peer(other, "S3", WIDE)}
+    dead = InstalledTunnel(world.backend, settings)
+    try:
+        dead.apply_all({home.public_key: _peer(home, "S1", WIDE), **others}, {})
+        held = _hold(world, home)
+    finally:
+        dead._beside.shutdown(wait=True)  # killed: nothing of it runs any more (its sockets die with the process)
+    # while down, the dead life's table still holds the seat with its wide scope: the held connections go on
+    assert _ask(held) == "echoed echoed"
+    if wireguard_go == "ended by the new life":
+        world.backend.change(world.interface, PeerChanges(to_remove=list(world.backend.peer_configs(world.interface))))
+    restarted = InstalledTunnel(world.backend, settings)
+    try:
+        live = world.backend.peer_configs(world.interface)
+        restarted.load_scope_ahead(live)
+        restarted.apply_all({home.public_key: _peer(home, "S2", NARROW), **others}, live)
+        _cuts_done(restarted)
+        if wireguard_go == "ended by the new life":
+            _handshake_again(world, home, 1)
+        _carrying(world, home)
+        assert _ask(held) == "echoed silent"
+        assert not world.reaches(home.ns, TRUST, REFUSED, 0.5)
+    finally:
+        restarted.close()
+        dead.close()
