@@ -499,3 +499,27 @@ def test_a_scope_narrowed_while_the_controller_was_killed_cuts_the_old_lifes_con
     finally:
         restarted.close()
         dead.close()
+
+
+def test_a_seat_added_while_a_whole_loads_cut_waits_keeps_the_connections_its_scope_allows(
+    world: World, tunnel: InstalledTunnel
+) -> None:
+    """A whole load's cut (every address of the pools that is no seat of its pass) waits on the busy cutting thread;
+    the next pass adds a seat, whose person opens connections their scope allows before the cut runs: the merged cut
+    takes the seat for none and deletes their entries (logged: "cut 3"), but each connection's next packet from the
+    home is judged new by the sets in force and allowed (review rev14)."""
+    home, newcomer = world.homes["home1"], world.homes["home2"]
+    tunnel.apply_all({home.public_key: _peer(home, "S1", WIDE)}, {})
+    _cuts_done(tunnel)
+    busy = threading.Event()
+    tunnel._beside.submit(busy.wait, 30)
+    try:
+        tunnel.peers = None  # as after a failed pass: the next full pass loads the table whole and cuts every seat
+        tunnel.apply_all({home.public_key: _peer(home, "S1", WIDE)}, world.backend.peer_configs(world.interface))
+        coming = {newcomer.public_key: _peer(newcomer, "S2", WIDE)}
+        tunnel.apply_sessions(PeerPlan(coming, frozenset({"S2"}), frozenset(coming)))
+        held = _hold(world, newcomer)
+    finally:
+        busy.set()
+    _cuts_done(tunnel)
+    assert _ask(held) == "echoed echoed"
